@@ -1,0 +1,14 @@
+"""The TALON IR: typed primitives, the Graph, and the .t1c file format. Never imports torch."""
+
+from talon.errors import GraphValidationError, PrimitiveError, TalonError, TalonFormatError
+from talon.ir.node import Node, get_node_class, list_primitives, register_node
+from talon.ir.primitives import *  # noqa: F401,F403  (registers every built-in primitive)
+from talon.ir.primitives import __all__ as _primitive_names
+from talon.ir.graph import Graph
+from talon.ir.format import FORMAT_VERSION, read, read_version, write
+
+__all__ = [
+    "Node", "Graph", "register_node", "get_node_class", "list_primitives", "read", "write", "read_version",
+    "FORMAT_VERSION", "TalonError", "TalonFormatError", "GraphValidationError", "PrimitiveError",
+    *_primitive_names,
+]

@@ -1,0 +1,386 @@
+"""The Graph: ordered nodes and edges, structural checks, topological order, cycles and shape inference.
+
+A Graph is itself a Node (type "Graph"), so composite blocks nest. Edges are (src, dst) pairs; their order
+matters: a node with several inputs receives them in edge order, and a node with several outputs
+(ChannelSplit, a nested graph with several Output nodes) sends its k-th output along its k-th outgoing
+edge. Cycles are legal only through a stateful node: the edges leaving a stateful node inside a cycle
+carry that node's output from the previous timestep ("delayed" edges), which is what breaks the cycle.
+"""
+
+from __future__ import annotations
+
+import copy
+import heapq
+from typing import Any, Iterable, Iterator
+
+from talon.errors import GraphValidationError, PrimitiveError
+from talon.ir.node import Node, Shape, register_node, values_equal
+
+Edge = tuple[str, str]
+
+
+def check_name(name: Any) -> None:
+    """Names become HDF5 group names and CLI arguments: non-empty text without '/', NUL or dot-only."""
+    if not isinstance(name, str) or not name:
+        raise GraphValidationError(f"node name must be a non-empty string, got {name!r}")
+    if "/" in name or "\x00" in name or name in (".", ".."):
+        raise GraphValidationError(f"node name {name!r} is not allowed: it may not contain '/' or NUL, or be '.' or '..'")
+
+
+class Graph(Node):
+    """A graph of IR nodes. `dt` is the simulation timestep; `metadata` is free-form and round-trips.
+
+    `extras` keeps graph-level fields of the existing SDK's files (cyclic_config, quantization_config,
+    partition_metadata, target_hardware) verbatim so that they survive a read/write cycle.
+    """
+
+    type_name = "Graph"
+    max_inputs = None
+
+    def __init__(
+        self,
+        nodes: dict[str, Node] | Iterable[tuple[str, Node]] | None = None,
+        edges: Iterable[Edge] | None = None,
+        *,
+        dt: float = 1.0,
+        metadata: dict | None = None,
+        extras: dict | None = None,
+    ) -> None:
+        self.nodes: dict[str, Node] = {}
+        self.edges: list[Edge] = []
+        self.dt = float(dt)
+        if not self.dt > 0:
+            raise GraphValidationError(f"Graph.dt must be > 0, got {dt}")
+        self.metadata: dict = dict(metadata or {})
+        self.extras: dict = dict(extras or {})
+        self.input_shapes = None
+        self.output_shapes = None
+        items = nodes.items() if isinstance(nodes, dict) else (nodes or ())
+        for name, node in items:
+            self.add_node(name, node)
+        for src, dst in edges or ():
+            self.add_edge(src, dst)
+
+    # -- construction -----------------------------------------------------------------------------
+    def add_node(self, name: str, node: Node) -> Node:
+        check_name(name)
+        if not isinstance(node, Node):
+            raise GraphValidationError(f"node {name!r} must be a talon.ir Node, got {type(node).__name__}")
+        if name in self.nodes:
+            raise GraphValidationError(f"a node named {name!r} already exists")
+        self.nodes[name] = node
+        return node
+
+    def add_edge(self, src: str, dst: str) -> None:
+        """Append an edge; both ends must exist (use `Graph(nodes, edges)` or add nodes first)."""
+        for end in (src, dst):
+            if end not in self.nodes:
+                raise GraphValidationError(f"edge {src!r} -> {dst!r} refers to unknown node {end!r}")
+        self.edges.append((src, dst))
+
+    def chain(self, *names: str) -> None:
+        """Add edges a->b->c... between existing nodes."""
+        for a, b in zip(names, names[1:]):
+            self.add_edge(a, b)
+
+    def copy(self) -> "Graph":
+        """A deep copy: nodes, arrays and metadata are not shared with the original."""
+        return copy.deepcopy(self)
+
+    # -- Node protocol (a Graph nested inside another) ----------------------------------------------
+    @property
+    def stateful(self) -> bool:  # type: ignore[override]
+        return any(n.stateful for n in self.nodes.values())
+
+    @property
+    def num_outputs(self) -> int:
+        return max(1, len(self.output_names))
+
+    @classmethod
+    def field_specs(cls) -> dict:
+        return {}
+
+    def infer_output_shapes(self, input_shapes: list[Shape]) -> list[Shape]:
+        ins = self.input_names
+        if len(input_shapes) != len(ins):
+            raise PrimitiveError(f"nested graph has {len(ins)} Input nodes but receives {len(input_shapes)} inputs")
+        for name, shape in zip(ins, input_shapes):
+            declared = tuple(self.nodes[name].shape)
+            if declared != tuple(shape):
+                raise PrimitiveError(f"nested graph input {name!r} declares shape {declared}, receives {tuple(shape)}")
+        shapes = self.infer_shapes()
+        return [shapes[name][0] for name in self.output_names]
+
+    # -- queries ----------------------------------------------------------------------------------
+    @property
+    def input_names(self) -> list[str]:
+        return [n for n, node in self.nodes.items() if node.type_name == "Input"]
+
+    @property
+    def output_names(self) -> list[str]:
+        return [n for n, node in self.nodes.items() if node.type_name == "Output"]
+
+    # Aliases used across the SDK (the tutorial-era API names).
+    input_nodes = input_names
+    output_nodes = output_names
+
+    def predecessors(self, name: str) -> list[str]:
+        """Sources of the edges into `name`, in edge order (repeats kept)."""
+        return [s for s, d in self.edges if d == name]
+
+    def successors(self, name: str) -> list[str]:
+        return [d for s, d in self.edges if s == name]
+
+    def in_edges(self, name: str) -> list[Edge]:
+        return [e for e in self.edges if e[1] == name]
+
+    def out_edges(self, name: str) -> list[Edge]:
+        return [e for e in self.edges if e[0] == name]
+
+    def edge_output_index(self) -> list[int]:
+        """For each edge (in order), which output of its source it carries."""
+        seen: dict[str, int] = {}
+        out = []
+        for src, _ in self.edges:
+            k = seen.get(src, 0)
+            seen[src] = k + 1
+            out.append(k if self.nodes[src].num_outputs > 1 else 0)
+        return out
+
+    def _adjacency(self, skip: set[int] | None = None) -> dict[str, list[str]]:
+        adj: dict[str, list[str]] = {n: [] for n in self.nodes}
+        for i, (s, d) in enumerate(self.edges):
+            if skip and i in skip:
+                continue
+            if s in adj and d in self.nodes:
+                adj[s].append(d)
+        return adj
+
+    def strongly_connected_components(self) -> list[list[str]]:
+        """Tarjan's algorithm (iterative). Components in reverse topological order, nodes in graph order."""
+        adj = self._adjacency()
+        index: dict[str, int] = {}
+        low: dict[str, int] = {}
+        on_stack: set[str] = set()
+        stack: list[str] = []
+        comps: list[list[str]] = []
+        counter = 0
+        order = {n: i for i, n in enumerate(self.nodes)}
+        for root in self.nodes:
+            if root in index:
+                continue
+            work: list[tuple[str, Iterator[str]]] = [(root, iter(adj[root]))]
+            index[root] = low[root] = counter
+            counter += 1
+            stack.append(root)
+            on_stack.add(root)
+            while work:
+                v, it = work[-1]
+                advanced = False
+                for w in it:
+                    if w not in index:
+                        index[w] = low[w] = counter
+                        counter += 1
+                        stack.append(w)
+                        on_stack.add(w)
+                        work.append((w, iter(adj[w])))
+                        advanced = True
+                        break
+                    if w in on_stack:
+                        low[v] = min(low[v], index[w])
+                if advanced:
+                    continue
+                work.pop()
+                if work:
+                    low[work[-1][0]] = min(low[work[-1][0]], low[v])
+                if low[v] == index[v]:
+                    comp = []
+                    while True:
+                        w = stack.pop()
+                        on_stack.discard(w)
+                        comp.append(w)
+                        if w == v:
+                            break
+                    comps.append(sorted(comp, key=order.__getitem__))
+        return comps
+
+    def cycles(self) -> list[list[str]]:
+        """Strongly connected components that contain a cycle (including self-loops)."""
+        self_loops = {s for s, d in self.edges if s == d}
+        return [c for c in self.strongly_connected_components() if len(c) > 1 or c[0] in self_loops]
+
+    @property
+    def is_dag(self) -> bool:
+        return not self.cycles()
+
+    def delayed_edges(self) -> list[int]:
+        """Indices of edges that carry last step's output: those leaving a stateful node inside a cycle."""
+        member: dict[str, int] = {}
+        for i, comp in enumerate(self.cycles()):
+            for n in comp:
+                member[n] = i
+        return [
+            i
+            for i, (s, d) in enumerate(self.edges)
+            if s in member and member.get(d) == member[s] and self.nodes[s].stateful
+        ]
+
+    def topological_order(self) -> list[str]:
+        """Nodes so that every non-delayed edge points forward; ties keep graph insertion order.
+
+        Raises GraphValidationError naming the nodes of any cycle that no stateful node breaks.
+        """
+        delayed = set(self.delayed_edges())
+        adj = self._adjacency(delayed)
+        indeg = {n: 0 for n in self.nodes}
+        for succ in adj.values():
+            for d in succ:
+                indeg[d] += 1
+        position = {n: i for i, n in enumerate(self.nodes)}
+
+        ready = [(position[n], n) for n, k in indeg.items() if k == 0]
+        heapq.heapify(ready)
+        order: list[str] = []
+        while ready:
+            _, n = heapq.heappop(ready)
+            order.append(n)
+            for d in adj[n]:
+                indeg[d] -= 1
+                if indeg[d] == 0:
+                    heapq.heappush(ready, (position[d], d))
+        if len(order) != len(self.nodes):
+            stuck = [n for n in self.nodes if indeg[n] > 0]
+            raise GraphValidationError(
+                f"cycle without a stateful node through {stuck}: a recurrent loop needs a neuron (or Delay) to carry it from one step to the next"
+            )
+        return order
+
+    # -- shapes -----------------------------------------------------------------------------------
+    def infer_shapes(self) -> dict[str, list[Shape]]:
+        """Propagate shapes from the Input nodes; set each node's input_shapes/output_shapes.
+
+        Returns {name: output shapes}. Raises GraphValidationError naming the node and its producers.
+        """
+        order = self.topological_order()
+        out_idx = self.edge_output_index()
+        in_edges: dict[str, list[int]] = {n: [] for n in self.nodes}
+        for i, (_, d) in enumerate(self.edges):
+            in_edges[d].append(i)
+        outs: dict[str, list[Shape]] = {}
+        # Provisional passes let a stateful node shape itself before its delayed (recurrent) inputs are
+        # known, so nodes downstream of it inside the loop can be shaped; the final pass then checks
+        # every node against all of its inputs.
+        progress = True
+        while progress:
+            progress = False
+            for name in order:
+                if name not in outs and self._shape_node(name, in_edges[name], out_idx, outs, final=False):
+                    progress = True
+        for name in order:
+            self._shape_node(name, in_edges[name], out_idx, outs, final=True)
+        self.input_shapes = [outs[n][0] for n in self.input_names]
+        self.output_shapes = [outs[n][0] for n in self.output_names]
+        return outs
+
+    def _shape_node(self, name: str, edge_ids: list[int], out_idx: list[int], outs: dict, *, final: bool) -> bool:
+        node = self.nodes[name]
+        shapes = []
+        for i in edge_ids:
+            src = self.edges[i][0]
+            if src in outs:
+                src_out = outs[src]
+                k = out_idx[i]
+                if k >= len(src_out):
+                    raise GraphValidationError(f"edge {src!r} -> {name!r} takes output {k} of {src!r}, which has only {len(src_out)} outputs")
+                shapes.append(src_out[k])
+            elif final:
+                raise GraphValidationError(f"cannot infer the shape of {name!r}: its input {src!r} has no shape")
+            elif not node.stateful:
+                return False
+        if not final and node.stateful and not shapes and edge_ids:
+            return False
+        try:
+            result = node.infer_output_shapes([tuple(s) for s in shapes])
+        except PrimitiveError as exc:
+            producers = ", ".join(repr(self.edges[i][0]) for i in edge_ids) or "no inputs"
+            got = ", ".join(str(tuple(s)) for s in shapes) or "none"
+            raise GraphValidationError(f"node {name!r} ({node.type_name}) fed by {producers} with shapes {got}: {exc}") from None
+        if final:
+            node.input_shapes = [tuple(s) for s in shapes]
+            node.output_shapes = [tuple(s) for s in result]
+        outs[name] = [tuple(s) for s in result]
+        return True
+
+    # -- validation -------------------------------------------------------------------------------
+    def validate(self, *, shapes: bool = True) -> "Graph":
+        """Check names, edges, arity, cycles and (optionally) shapes; raise GraphValidationError.
+
+        Returns the graph so calls chain. Nested graphs are validated too.
+        """
+        for name in self.nodes:
+            check_name(name)
+        for s, d in self.edges:
+            for end in (s, d):
+                if end not in self.nodes:
+                    raise GraphValidationError(f"edge {s!r} -> {d!r} refers to unknown node {end!r}")
+        if not self.input_names:
+            raise GraphValidationError("graph has no Input node")
+        if not self.output_names:
+            raise GraphValidationError("graph has no Output node")
+        for name, node in self.nodes.items():
+            n_in = sum(1 for _, d in self.edges if d == name)
+            if n_in < node.min_inputs or (node.max_inputs is not None and n_in > node.max_inputs):
+                want = f"{node.min_inputs}" if node.max_inputs == node.min_inputs else f"{node.min_inputs}..{node.max_inputs or 'any'}"
+                raise GraphValidationError(f"node {name!r} ({node.type_name}) has {n_in} inputs, expected {want}")
+            if node.num_outputs > 1:
+                n_out = sum(1 for s, _ in self.edges if s == name)
+                if n_out != node.num_outputs:
+                    raise GraphValidationError(f"node {name!r} ({node.type_name}) has {node.num_outputs} outputs but {n_out} outgoing edges")
+            if isinstance(node, Graph):
+                try:
+                    node.validate(shapes=False)
+                except GraphValidationError as exc:
+                    raise GraphValidationError(f"in nested graph {name!r}: {exc}") from None
+        self.topological_order()
+        if shapes:
+            self.infer_shapes()
+        return self
+
+    # -- derived graphs ---------------------------------------------------------------------------
+    def subgraph(self, names: Iterable[str]) -> "Graph":
+        """A deep copy holding only `names` (kept in graph order) and the edges between them."""
+        keep = set(names)
+        unknown = keep - set(self.nodes)
+        if unknown:
+            raise GraphValidationError(f"subgraph: unknown nodes {sorted(unknown)}")
+        nodes = {n: copy.deepcopy(node) for n, node in self.nodes.items() if n in keep}
+        edges = [(s, d) for s, d in self.edges if s in keep and d in keep]
+        return Graph(nodes, edges, dt=self.dt, metadata=copy.deepcopy(self.metadata), extras=copy.deepcopy(self.extras))
+
+    # -- comparison -------------------------------------------------------------------------------
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Graph):
+            return NotImplemented
+        return (
+            list(self.nodes) == list(other.nodes)
+            and all(self.nodes[n] == other.nodes[n] for n in self.nodes)
+            and self.edges == other.edges
+            and self.dt == other.dt
+            and values_equal(self.metadata, other.metadata)
+            and values_equal(self.extras, other.extras)
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Graph({len(self.nodes)} nodes, {len(self.edges)} edges, dt={self.dt:g})"
+
+    def __deepcopy__(self, memo: dict) -> "Graph":
+        g = Graph.__new__(Graph)
+        memo[id(self)] = g
+        for k, v in self.__dict__.items():
+            setattr(g, k, copy.deepcopy(v, memo))
+        return g
+
+
+register_node(Graph)

@@ -1,0 +1,157 @@
+"""Stateful neuron primitives: LIF, IF, CubaLIF, LI, Integrator, plus Threshold and Delay.
+
+Time is discrete with step `dt` (graph metadata). Every per-neuron parameter array broadcasts to the
+neuron shape (the input shape, batch excluded). Inputs arriving on several edges are added, in edge
+order, to the quantity the neuron integrates. Decay factors and input gains are computed in float64
+from the stored constants and then cast to the simulation dtype:
+
+    beta = 1 - dt / tau              gain = dt * r / tau
+
+so a neuron exported from snnTorch (tau = dt / (1 - beta), r = tau / dt) reproduces snnTorch's float32
+beta exactly and has gain exactly 1. The reset `R` is the spike the neuron emitted on the previous step
+(`v_prev > v_threshold`), as in snnTorch. Reset modes:
+
+    subtract   v = beta*v + (1-beta)*v_leak + gain*I - R*v_threshold
+    zero       v = beta*where(R, v_reset, v) + (1-beta)*v_leak + gain*I      (snnTorch Leaky)
+    zero_post  v = where(R, v_reset, beta*v + (1-beta)*v_leak + gain*I)      (snnTorch Synaptic, RLeaky)
+    none       v = beta*v + (1-beta)*v_leak + gain*I
+
+Spike: s = (v > v_threshold) * graded_spikes_factor. With `reset_delay=False` (snnTorch's option) the
+reset of this step's spike is applied at once: D = s - R; subtract: v -= D*v_threshold; zero modes:
+v -= D*v. Files from the existing SDK carry no reset fields; they read as mode "zero" with v_reset 0,
+the behaviour that SDK documents.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from talon.errors import PrimitiveError
+from talon.ir.node import ANY_FLOAT, Node, Shape, array, boolean, primitive, real, string
+from talon.ir.primitives._shapes import check_broadcast, same_shapes
+
+RESET_MODES = ("subtract", "zero", "zero_post", "none")
+
+
+class _Neuron(Node):
+    """Shared shape rule: any number of same-shaped inputs, summed; output has the neuron shape."""
+
+    stateful = True
+    max_inputs = None
+
+    def infer_output_shapes(self, input_shapes: list[Shape]) -> list[Shape]:
+        shape = same_shapes(self.type_name, input_shapes)
+        for name, value in self.arrays():
+            check_broadcast(self.type_name, name, value, shape)
+        return [shape]
+
+    def _positive(self, *names: str) -> None:
+        for name in names:
+            value = getattr(self, name)
+            if value is not None and np.any(value <= 0):
+                raise PrimitiveError(f"{self.type_name}.{name} must be > 0 everywhere")
+
+
+@primitive
+class LIF(_Neuron):
+    """Leaky integrate-and-fire neuron (see the module docstring for the exact update)."""
+
+    tau: np.ndarray = array(ANY_FLOAT)
+    r: np.ndarray = array(ANY_FLOAT)
+    v_leak: np.ndarray = array(ANY_FLOAT)
+    v_threshold: np.ndarray = array(ANY_FLOAT)
+    v_reset: np.ndarray | None = array(ANY_FLOAT, optional=True, doc="membrane after a zero reset (None: 0)")
+    reset_mode: str = string("zero", choices=RESET_MODES, extension=True)
+    reset_delay: bool = boolean(True, extension=True)
+    graded_spikes_factor: float = real(1.0, extension=True)
+    spiking = True
+
+    def check(self) -> None:
+        self._positive("tau")
+
+
+@primitive
+class IF(_Neuron):
+    """Integrate-and-fire: v = v + dt*r*I (no leak), then spike and reset as LIF."""
+
+    v_threshold: np.ndarray = array(ANY_FLOAT)
+    r: np.ndarray | None = array(ANY_FLOAT, optional=True, doc="input gain per unit dt (None: 1)")
+    v_reset: np.ndarray | None = array(ANY_FLOAT, optional=True)
+    reset_mode: str = string("zero", choices=RESET_MODES, extension=True)
+    reset_delay: bool = boolean(True, extension=True)
+    graded_spikes_factor: float = real(1.0, extension=True)
+    spiking = True
+
+
+@primitive
+class CubaLIF(_Neuron):
+    """Current-based LIF: a synaptic current I filters the input, the membrane integrates I.
+
+        alpha = 1 - dt/tau_syn;  I = alpha*I + (dt*w_in/tau_syn)*x
+        beta = 1 - dt/tau_mem;   v = beta*v + (1-beta)*v_leak + (dt*r/tau_mem)*I,  reset and spike as LIF
+
+    Exported from snnTorch's Synaptic: tau_syn = dt/(1-alpha), w_in = tau_syn/dt, r = tau_mem/dt, so
+    both gains are exactly 1. In "zero_post" mode the membrane is cleared and I is kept.
+    """
+
+    tau_syn: np.ndarray = array(ANY_FLOAT)
+    tau_mem: np.ndarray = array(ANY_FLOAT)
+    r: np.ndarray = array(ANY_FLOAT)
+    v_leak: np.ndarray = array(ANY_FLOAT)
+    v_threshold: np.ndarray = array(ANY_FLOAT)
+    w_in: np.ndarray | None = array(ANY_FLOAT, optional=True, doc="input weight of the current (None: tau_syn/dt)")
+    v_reset: np.ndarray | None = array(ANY_FLOAT, optional=True)
+    reset_mode: str = string("zero_post", choices=RESET_MODES, extension=True)
+    reset_delay: bool = boolean(True, extension=True)
+    graded_spikes_factor: float = real(1.0, extension=True)
+    spiking = True
+
+    def check(self) -> None:
+        self._positive("tau_syn", "tau_mem")
+
+
+@primitive
+class LI(_Neuron):
+    """Leaky integrator (no spikes): v = beta*v + (1-beta)*v_leak + gain*I; outputs v."""
+
+    tau: np.ndarray = array(ANY_FLOAT)
+    r: np.ndarray = array(ANY_FLOAT)
+    v_leak: np.ndarray = array(ANY_FLOAT)
+
+    def check(self) -> None:
+        self._positive("tau")
+
+
+@primitive
+class Integrator(_Neuron):
+    """Integrator (no leak, no spikes): v = v + dt*r*I; outputs v."""
+
+    r: np.ndarray = array(ANY_FLOAT)
+
+
+@primitive
+class Threshold(Node):
+    """Stateless spike generator: s = (x > v_threshold)."""
+
+    v_threshold: np.ndarray = array(ANY_FLOAT)
+    spiking = True
+
+    def output_shape_for(self, shape: Shape) -> Shape:
+        check_broadcast("Threshold", "v_threshold", self.v_threshold, shape)
+        return tuple(shape)
+
+
+@primitive
+class Delay(Node):
+    """y[t] = x[t - delay] (zero before the first input arrives); `delay` in whole steps, per element."""
+
+    delay: np.ndarray = array("int64")
+    stateful = True
+
+    def check(self) -> None:
+        if np.any(self.delay < 0) or np.any(self.delay > 1_000_000):
+            raise PrimitiveError("Delay.delay must be between 0 and 1,000,000 steps")
+
+    def output_shape_for(self, shape: Shape) -> Shape:
+        check_broadcast("Delay", "delay", self.delay, shape)
+        return tuple(shape)

@@ -1,0 +1,91 @@
+"""Packaging: the built wheels ship talon plus the snnTorch shim, and the shim costs nothing at start-up.
+
+Each check runs in a fresh interpreter started with ``-S`` so that the unpacked wheel is the first site
+dir (ahead of whatever t1c-talon install the test venv already has); this interpreter's site-packages
+come after it so torch and snntorch stay importable.
+"""
+
+import site
+import subprocess
+import sys
+import textwrap
+import zipfile
+from pathlib import Path
+
+import pytest
+
+hatchling_build = pytest.importorskip("hatchling.build")
+
+REPO = Path(__file__).resolve().parents[1]
+
+ALIAS_CHECK = """
+import sys
+import snntorch
+assert "talon" not in sys.modules, "a plain `import snntorch` must not import talon"
+
+import snntorch.export_talonir as ex
+import snntorch.import_talonir as im
+assert ex.__name__ == "talon.bridge.export_talonir", ex.__name__
+assert im.__name__ == "talon.bridge.import_talonir", im.__name__
+assert ex.export_to_ir.__module__.startswith("talon."), ex.export_to_ir.__module__
+assert im.import_from_ir.__module__.startswith("talon."), im.import_from_ir.__module__
+assert snntorch.export_talonir is sys.modules["talon.bridge.export_talonir"]
+
+try:
+    import snntorch.no_such_module
+except ModuleNotFoundError:
+    pass
+else:
+    raise AssertionError("the shim answered for a name it does not own")
+
+import talon, _t1c_talon_snntorch
+print(talon.__file__)
+print(_t1c_talon_snntorch.__file__)
+"""
+
+
+def run_with_sites(site_dirs, code: str) -> list[str]:
+    """Run ``code`` in a fresh ``-S`` interpreter with exactly ``site_dirs`` as site dirs; return stdout lines."""
+    prelude = f"import site\nfor d in {[str(d) for d in site_dirs]!r}:\n    site.addsitedir(d)\n"
+    proc = subprocess.run(
+        [sys.executable, "-S", "-c", prelude + textwrap.dedent(code)],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.splitlines()
+
+
+def build_and_unpack(build, tmp_path: Path, monkeypatch) -> Path:
+    monkeypatch.chdir(REPO)  # hatchling builds the project in the current directory
+    (tmp_path / "dist").mkdir()
+    name = build(str(tmp_path / "dist"))
+    root = tmp_path / "site"
+    with zipfile.ZipFile(tmp_path / "dist" / name) as whl:
+        whl.extractall(root)
+    return root
+
+
+def test_wheel_ships_talon_and_snntorch_shim(tmp_path, monkeypatch):
+    root = build_and_unpack(hatchling_build.build_wheel, tmp_path, monkeypatch)
+    talon_file, shim_file = run_with_sites([root, *site.getsitepackages()], ALIAS_CHECK)[-2:]
+    assert Path(talon_file).is_relative_to(root)
+    assert Path(shim_file).parent == root
+
+
+def test_editable_wheel_ships_snntorch_shim(tmp_path, monkeypatch):
+    root = build_and_unpack(hatchling_build.build_editable, tmp_path, monkeypatch)
+    talon_file, shim_file = run_with_sites([root, *site.getsitepackages()], ALIAS_CHECK)[-2:]
+    assert Path(talon_file).is_relative_to(REPO / "src")
+    assert Path(shim_file).parent == root
+
+
+def test_shim_costs_nothing_at_startup():
+    out = run_with_sites([REPO / "src"], """
+        import sys
+        heavy = ["talon", "torch", "snntorch", "importlib.abc", "importlib.util"]
+        print([m for m in heavy if m in sys.modules])
+        import importlib, _t1c_talon_snntorch
+        importlib.reload(_t1c_talon_snntorch)  # a second install must not add a second finder
+        print(sum(getattr(f, "_t1c_talon_snntorch", False) for f in sys.meta_path))
+    """)
+    assert out == ["[]", "1"]
