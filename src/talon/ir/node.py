@@ -298,6 +298,8 @@ class Node:
     def __repr__(self) -> str:
         parts = []
         for name, value in self.field_values().items():
+            if name == "metadata":
+                continue
             if isinstance(value, np.ndarray):
                 parts.append(f"{name}=<{value.dtype}{list(value.shape)}>")
             elif value is not None:
