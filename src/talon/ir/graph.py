@@ -267,17 +267,19 @@ class Graph(Node):
         for i, (_, d) in enumerate(self.edges):
             in_edges[d].append(i)
         outs: dict[str, list[Shape]] = {}
-        # Provisional passes let a stateful node shape itself before its delayed (recurrent) inputs are
-        # known, so nodes downstream of it inside the loop can be shaped; the final pass then checks
-        # every node against all of its inputs.
+        # Provisional passes let a node inside a loop shape itself before its recurrent inputs are known,
+        # so the rest of the loop can be shaped; the final passes then check every node against all of
+        # its inputs.
         progress = True
         while progress:
             progress = False
             for name in order:
                 if name not in outs and self._shape_node(name, in_edges[name], out_idx, outs, final=False):
                     progress = True
-        for name in order:
-            self._shape_node(name, in_edges[name], out_idx, outs, final=True)
+        # A second final pass when loops exist: its delayed inputs then see their sources' final shapes.
+        for _ in range(2 if self.delayed_edges() else 1):
+            for name in order:
+                self._shape_node(name, in_edges[name], out_idx, outs, final=True)
         self.input_shapes = [outs[n][0] for n in self.input_names]
         self.output_shapes = [outs[n][0] for n in self.output_names]
         return outs
@@ -295,10 +297,17 @@ class Graph(Node):
                 shapes.append(src_out[k])
             elif final:
                 raise GraphValidationError(f"cannot infer the shape of {name!r}: its input {src!r} has no shape")
-            elif not node.stateful:
+        if not final and len(shapes) < len(edge_ids):
+            # Provisional: shape the node from the inputs known so far (inside a loop, the others wait
+            # on this very node); the final passes check it against all of its inputs.
+            if not shapes:
                 return False
-        if not final and node.stateful and not shapes and edge_ids:
-            return False
+            try:
+                result = node.infer_output_shapes([tuple(s) for s in shapes])
+            except PrimitiveError:
+                return False
+            outs[name] = [tuple(s) for s in result]
+            return True
         try:
             result = node.infer_output_shapes([tuple(s) for s in shapes])
         except PrimitiveError as exc:

@@ -1,0 +1,37 @@
+"""talon.sdk: analysis, profiling, linting, fingerprints, comparison, queries and transforms of IR graphs.
+
+Every function takes a `talon.ir.Graph` or a path to a .t1c file. Transforms return new graphs and never
+modify their argument. All counts come from one cost table, `talon.sdk.cost`. This package never imports
+torch, so command-line tools built on it start fast.
+"""
+
+from talon.sdk import cost
+from talon.sdk.analyze import GraphStats, LayerStats, analyze_graph
+from talon.sdk.compare import FieldDiff, GraphDiff, NodeDiff, assert_graphs_equal, compare_graphs
+from talon.sdk.convert import (
+    QuantizationReport,
+    TensorQuantization,
+    convert_to_spiking,
+    fold_batchnorm,
+    prune_disconnected,
+    quantize_weights,
+    remove_dropout,
+)
+from talon.sdk.cost import NodeCost, graph_costs, node_cost, register_cost
+from talon.sdk.fingerprint import fingerprint_graph, verify_fingerprint
+from talon.sdk.lint import CODES, LintIssue, LintResult, Severity, lint_graph
+from talon.sdk.profile import HardwareProfile, profile_graph
+from talon.sdk.query import ArrayInfo, NodeInfo, extract_subgraph, find_pattern, inspect_node, trace_path
+from talon.sdk.stamp import Stamp, get_stamp, stamp_graph
+
+__all__ = [
+    "analyze_graph", "GraphStats", "LayerStats",
+    "profile_graph", "HardwareProfile",
+    "lint_graph", "LintResult", "LintIssue", "Severity", "CODES",
+    "fingerprint_graph", "verify_fingerprint", "stamp_graph", "get_stamp", "Stamp",
+    "compare_graphs", "assert_graphs_equal", "GraphDiff", "NodeDiff", "FieldDiff",
+    "inspect_node", "trace_path", "find_pattern", "extract_subgraph", "NodeInfo", "ArrayInfo",
+    "convert_to_spiking", "quantize_weights", "fold_batchnorm", "remove_dropout", "prune_disconnected",
+    "QuantizationReport", "TensorQuantization",
+    "cost", "node_cost", "graph_costs", "register_cost", "NodeCost",
+]

@@ -1,0 +1,340 @@
+"""Interval bounds on every activation, for lint's "neuron can never fire" check.
+
+Starting from an assumed range for each graph input, every node maps elementwise lower and upper bounds
+on its inputs to sound bounds on its outputs (sound: every value the node can produce over any number of
+steps lies inside). Convolutions and pooling use per-channel bounds (looser, cheap). A node whose rule is
+unknown, or that sits on a recurrent edge, yields None and everything downstream is left unjudged.
+
+A leaky neuron started at v = 0 keeps its membrane inside the hull of 0 and its steady states
+v_leak + r * I (beta in [0, 1)): with gain = dt*r/tau = r*(1 - beta) each step is the convex combination
+v' = beta*v + (1 - beta)*(v_leak + r*I); resets only lower v (subtract) or follow a spike (zero). So it
+can never fire when max(0, v_leak + max(r*I)) <= v_threshold.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from talon.ir import Graph
+from talon.sdk._graph import Shape, Topology
+
+Bounds = tuple[np.ndarray, np.ndarray]
+GELU_MIN = -0.1701  # min over x of x * Phi(x) is about -0.16997
+
+
+def propagate(
+    graph: Graph,
+    shapes: dict[str, tuple[list[Shape], list[Shape]]],
+    input_range: tuple[float, float] | dict[str, tuple[float, float]],
+) -> tuple[dict[str, list[Bounds] | None], dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]]:
+    """Returns ({node: output bounds or None}, {neuron node: (never-fires mask, max membrane, threshold)})."""
+    topo = Topology.of(graph)
+    bounds: dict[str, list[Bounds] | None] = {}
+    neurons: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+    out_idx = graph.edge_output_index()
+    with np.errstate(all="ignore"):  # overflow to inf is a valid (loose) bound
+        for name in graph.topological_order():
+            _step(graph, name, shapes, input_range, topo, out_idx, bounds, neurons)
+    return bounds, neurons
+
+
+def _step(graph, name, shapes, input_range, topo, out_idx, bounds, neurons) -> None:
+    """Bounds of one node's outputs from its producers' (None: not judged)."""
+    node = graph.nodes[name]
+    ins, outs = shapes[name]
+    if node.type_name == "Input":
+        lo, hi = input_range[name] if isinstance(input_range, dict) else input_range
+        shape = outs[0]
+        bounds[name] = [(np.full(shape, float(lo)), np.full(shape, float(hi)))]
+        return
+    args: list[Bounds] | None = []
+    for i in topo.in_edge_ids[name]:
+        src = graph.edges[i][0]
+        b = None if i in topo.delayed else bounds.get(src)
+        if b is None:
+            args = None
+            break
+        args.append(b[out_idx[i]])
+    if args is None or not args:
+        bounds[name] = None
+        return
+    rule = _RULES.get(node.type_name)
+    try:
+        result = rule(node, args, outs, graph.dt, neurons, name) if rule else None
+    except (ValueError, FloatingPointError):
+        result = None
+    if result is not None:
+        result = [(np.broadcast_to(lo, s), np.broadcast_to(hi, s)) for (lo, hi), s in zip(result, outs)]
+    bounds[name] = result
+
+
+def _view(node, args, outs, dt, neurons, name):
+    lo, hi = args[0]
+    return [(lo.reshape(outs[0]), hi.reshape(outs[0]))]
+
+
+def _dense(node, args, outs, dt, neurons, name):
+    lo, hi = args[0]
+    w = node.weight.astype(np.float64)
+    wp, wn = np.maximum(w, 0), np.minimum(w, 0)
+    b = getattr(node, "bias", None)
+    b = 0.0 if b is None else b.astype(np.float64)
+    return [(lo @ wp.T + hi @ wn.T + b, hi @ wp.T + lo @ wn.T + b)]
+
+
+def _channel_bounds(lo: np.ndarray, hi: np.ndarray, zero: bool) -> Bounds:
+    c = lo.shape[0]
+    clo, chi = lo.reshape(c, -1).min(axis=1), hi.reshape(c, -1).max(axis=1)
+    if zero:  # zero padding contributes zeros to windows
+        clo, chi = np.minimum(clo, 0.0), np.maximum(chi, 0.0)
+    return clo, chi
+
+
+def _per_channel(values: np.ndarray, rank: int) -> np.ndarray:
+    return values.reshape((-1,) + (1,) * (rank - 1))
+
+
+def _conv_channels(weight: np.ndarray, bias: np.ndarray, groups: int, clo: np.ndarray, chi: np.ndarray) -> Bounds:
+    w = weight.astype(np.float64).reshape(weight.shape[0], weight.shape[1], -1)
+    wp, wn = np.maximum(w, 0).sum(axis=2), np.minimum(w, 0).sum(axis=2)  # (O, C/groups)
+    o, cg = wp.shape
+    group = np.arange(o) // (o // groups)
+    glo, ghi = clo.reshape(groups, cg)[group], chi.reshape(groups, cg)[group]
+    b = bias.astype(np.float64)
+    return b + (wp * glo).sum(1) + (wn * ghi).sum(1), b + (wp * ghi).sum(1) + (wn * glo).sum(1)
+
+
+def _conv(node, args, outs, dt, neurons, name):
+    lo, hi = args[0]
+    padding = node.padding if isinstance(node.padding, tuple) else (node.padding,)
+    clo, chi = _channel_bounds(lo, hi, any(padding))
+    olo, ohi = _conv_channels(node.weight, node.bias, node.groups, clo, chi)
+    rank = len(outs[0])
+    return [(_per_channel(olo, rank), _per_channel(ohi, rank))]
+
+
+def _sepconv(node, args, outs, dt, neurons, name):
+    lo, hi = args[0]
+    clo, chi = _channel_bounds(lo, hi, any(node.padding))
+    c = node.depthwise_weight.shape[0]
+    dlo, dhi = _conv_channels(node.depthwise_weight, node.depthwise_bias, c, clo, chi)
+    olo, ohi = _conv_channels(node.pointwise_weight, node.pointwise_bias, 1, dlo, dhi)
+    return [(_per_channel(olo, 3), _per_channel(ohi, 3))]
+
+
+def _monotone(fn: Callable[[np.ndarray], np.ndarray]):
+    def rule(node, args, outs, dt, neurons, name):
+        lo, hi = args[0]
+        return [(fn(lo), fn(hi))]
+
+    return rule
+
+
+def _relu(node, args, outs, dt, neurons, name):
+    s = node.negative_slope
+    if s < 0:
+        return None
+    return _monotone(lambda x: np.maximum(x, 0) + s * np.minimum(x, 0))(node, args, outs, dt, neurons, name)
+
+
+def _elu(node, args, outs, dt, neurons, name):
+    a = node.alpha
+    if a < 0:
+        return None
+    return _monotone(lambda x: np.where(x > 0, x, a * np.expm1(np.minimum(x, 0))))(node, args, outs, dt, neurons, name)
+
+
+def _gelu(node, args, outs, dt, neurons, name):
+    lo, hi = args[0]
+    return [(np.where(lo >= 0, 0.0, GELU_MIN), np.maximum(hi, 0.0))]
+
+
+def _softmax(node, args, outs, dt, neurons, name):
+    return [(np.zeros(outs[0]), np.ones(outs[0]))]
+
+
+def _prelu(node, args, outs, dt, neurons, name):
+    w = node.weight.astype(np.float64)
+    if np.any(w < 0):
+        return None
+    w = w if w.size == 1 else _per_channel(w, len(outs[0]))
+    return _monotone(lambda x: np.maximum(x, 0) + w * np.minimum(x, 0))(node, args, outs, dt, neurons, name)
+
+
+def _scale_interval(a: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> Bounds:
+    x, y = a * lo, a * hi
+    return np.minimum(x, y), np.maximum(x, y)
+
+
+def _scale(node, args, outs, dt, neurons, name):
+    lo, hi = args[0]
+    return [_scale_interval(node.scale.astype(np.float64), lo, hi)]
+
+
+def _batchnorm(node, args, outs, dt, neurons, name):
+    lo, hi = args[0]
+    rank = len(outs[0])
+    a = node.weight.astype(np.float64) / np.sqrt(node.running_var.astype(np.float64) + node.eps)
+    shift = node.bias.astype(np.float64) - a * node.running_mean.astype(np.float64)
+    slo, shi = _scale_interval(_per_channel(a, rank), lo, hi)
+    return [(slo + _per_channel(shift, rank), shi + _per_channel(shift, rank))]
+
+
+def _pool(kind: str):
+    def rule(node, args, outs, dt, neurons, name):
+        lo, hi = args[0]
+        pad = kind != "max" and any(getattr(node, "padding", (0, 0)))
+        if kind == "avg":
+            pad = pad and node.count_include_pad
+        clo, chi = _channel_bounds(lo, hi, pad)
+        if kind == "sum":  # kh*kw terms, each inside [clo, chi]
+            kk = node.kernel_size[0] * node.kernel_size[1]
+            clo, chi = kk * clo, kk * chi
+        return [(_per_channel(clo, 3), _per_channel(chi, 3))]
+
+    return rule
+
+
+def _upsample(node, args, outs, dt, neurons, name):
+    lo, hi = args[0]
+    clo, chi = _channel_bounds(lo, hi, False)
+    return [(_per_channel(clo, 3), _per_channel(chi, 3))]
+
+
+def _skip(node, args, outs, dt, neurons, name):
+    if node.skip_type == "passthrough":
+        return _view(node, args, outs, dt, neurons, name)
+    if node.skip_type == "residual":
+        return [(sum(a[0] for a in args), sum(a[1] for a in args))]
+    return [(np.concatenate([a[0] for a in args], 0), np.concatenate([a[1] for a in args], 0))]
+
+
+def _concat(node, args, outs, dt, neurons, name):
+    d = node.dim % len(outs[0])
+    return [(np.concatenate([a[0] for a in args], d), np.concatenate([a[1] for a in args], d))]
+
+
+def _split(node, args, outs, dt, neurons, name):
+    lo, hi = args[0]
+    d = node.dim % lo.ndim
+    cuts = np.cumsum(node.split_sections)[:-1]
+    return list(zip(np.split(lo, cuts, axis=d), np.split(hi, cuts, axis=d)))
+
+
+def _delay(node, args, outs, dt, neurons, name):
+    lo, hi = args[0]
+    return [(np.minimum(lo, 0), np.maximum(hi, 0))]
+
+
+def _summed(args: list[Bounds]) -> Bounds:
+    return sum(a[0] for a in args), sum(a[1] for a in args)
+
+
+def _arr(value, shape, default: float = 0.0) -> np.ndarray:
+    return np.broadcast_to(np.asarray(default if value is None else value, dtype=np.float64), shape)
+
+
+def _spikes(node, never: np.ndarray, shape) -> list[Bounds]:
+    g = float(getattr(node, "graded_spikes_factor", 1.0))
+    return [(np.where(never, 0.0, min(0.0, g)), np.where(never, 0.0, max(0.0, g)))]
+
+
+def _record(neurons, name, vmax, thr) -> np.ndarray:
+    # tolerance for float32 rounding of a membrane that approaches its bound
+    never = vmax + 1e-6 * (np.abs(vmax) + np.abs(thr)) <= thr
+    neurons[name] = (never, vmax, thr)
+    return never
+
+
+def _leaky_steady(r, v_leak, lo, hi) -> Bounds:
+    rlo, rhi = _scale_interval(r, lo, hi)
+    return np.minimum(0.0, v_leak + rlo), np.maximum(0.0, v_leak + rhi)
+
+
+def _lif(node, args, outs, dt, neurons, name):
+    shape = outs[0]
+    lo, hi = _summed(args)
+    tau = _arr(node.tau, shape)
+    _, vmax = _leaky_steady(_arr(node.r, shape), _arr(node.v_leak, shape), lo, hi)
+    thr = _arr(node.v_threshold, shape)
+    # beta < 0 (tau < dt) oscillates: no claim about those neurons
+    never = _record(neurons, name, np.where(tau >= dt, vmax, np.inf), thr)
+    return _spikes(node, never, shape)
+
+
+def _if(node, args, outs, dt, neurons, name):
+    shape = outs[0]
+    lo, hi = _summed(args)
+    _, rhi = _scale_interval(_arr(node.r, shape, 1.0) * dt, lo, hi)
+    thr = _arr(node.v_threshold, shape)
+    vmax = np.where(rhi <= 0, 0.0, np.inf)  # any positive drive accumulates without bound
+    return _spikes(node, _record(neurons, name, vmax, thr), shape)
+
+
+def _cubalif(node, args, outs, dt, neurons, name):
+    shape = outs[0]
+    lo, hi = _summed(args)
+    tau_syn = _arr(node.tau_syn, shape)
+    w_in = tau_syn / dt if node.w_in is None else _arr(node.w_in, shape)
+    ilo, ihi = _leaky_steady(w_in, np.zeros(shape), lo, hi)
+    _, vmax = _leaky_steady(_arr(node.r, shape), _arr(node.v_leak, shape), ilo, ihi)
+    ok = (tau_syn >= dt) & (_arr(node.tau_mem, shape) >= dt)
+    never = _record(neurons, name, np.where(ok, vmax, np.inf), _arr(node.v_threshold, shape))
+    return _spikes(node, never, shape)
+
+
+def _li(node, args, outs, dt, neurons, name):
+    shape = outs[0]
+    if np.any(_arr(node.tau, shape) < dt):
+        return None
+    lo, hi = _summed(args)
+    return [_leaky_steady(_arr(node.r, shape), _arr(node.v_leak, shape), lo, hi)]
+
+
+def _threshold(node, args, outs, dt, neurons, name):
+    shape = outs[0]
+    _, hi = args[0]
+    never = hi <= _arr(node.v_threshold, shape)
+    return [(np.zeros(shape), np.where(never, 0.0, 1.0))]
+
+
+_RULES: dict[str, Callable] = {
+    "Output": _view,
+    "Flatten": _view,
+    "Dropout": _view,
+    "HybridRegion": _view,
+    "Affine": _dense,
+    "Linear": _dense,
+    "SpikingAffine": _dense,
+    "Conv1d": _conv,
+    "Conv2d": _conv,
+    "SConv": _conv,
+    "SDConv": _conv,
+    "SepConv2d": _sepconv,
+    "ReLU": _relu,
+    "Sigmoid": _monotone(lambda x: 1.0 / (1.0 + np.exp(-x))),
+    "Tanh": _monotone(np.tanh),
+    "ELU": _elu,
+    "GELU": _gelu,
+    "Softmax": _softmax,
+    "PReLU": _prelu,
+    "Scale": _scale,
+    "BatchNorm1d": _batchnorm,
+    "BatchNorm2d": _batchnorm,
+    "MaxPool2d": _pool("max"),
+    "AvgPool2d": _pool("avg"),
+    "SumPool2d": _pool("sum"),
+    "Upsample": _upsample,
+    "Skip": _skip,
+    "Concat": _concat,
+    "ChannelSplit": _split,
+    "Delay": _delay,
+    "LIF": _lif,
+    "IF": _if,
+    "CubaLIF": _cubalif,
+    "LI": _li,
+    "Threshold": _threshold,
+}
+

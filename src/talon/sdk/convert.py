@@ -1,0 +1,320 @@
+"""Graph transforms: convert_to_spiking, quantize_weights, fold_batchnorm, remove_dropout, prune_disconnected.
+
+Every transform returns a new Graph and leaves its argument untouched. Node names, node order, edge
+order (and so the input order of multi-input nodes), dt and metadata are kept except where the transform
+says otherwise. The helpers that decide what can be folded or fused are shared with lint.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Iterable
+
+import numpy as np
+
+from talon.errors import GraphValidationError
+from talon.ir import Affine, Graph, Node, SpikingAffine
+from talon.sdk._graph import Shape, Topology, infer_shapes
+from talon.sdk._load import GraphLike, as_graph
+from talon.sdk.cost import cost_entry
+
+_ACCUMULATOR_WIDTHS = (16, 24, 32, 48, 64)
+_FOLD_INTO = ("Conv1d", "Conv2d", "SepConv2d", "Affine", "Linear")
+_AFFINE = ("Affine", "Linear")
+
+
+# -- shared helpers -------------------------------------------------------------------------------
+def symmetric_scale(max_abs: float, bits: int, power_of_two: bool = False) -> float:
+    """Scale s so that [-max_abs, max_abs] maps onto the integers [-(2^(bits-1)-1), 2^(bits-1)-1]."""
+    qmax = 2 ** (bits - 1) - 1
+    if not max_abs > 0 or qmax < 1:
+        return 1.0
+    s = max_abs / qmax
+    return 2.0 ** math.ceil(math.log2(s)) if power_of_two else s
+
+
+def _quantize_array(w: np.ndarray, bits: int, per_channel: bool, power_of_two: bool) -> tuple[np.ndarray, np.ndarray | float]:
+    """(dequantized array in w's dtype, scale: a float, or one per output channel)."""
+    qmax = 2 ** (bits - 1) - 1
+    w64 = w.astype(np.float64)
+    if per_channel and w.ndim >= 2:
+        peaks = np.abs(w64).reshape(w.shape[0], -1).max(axis=1)
+        scale = np.array([symmetric_scale(float(m), bits, power_of_two) for m in peaks])
+        s = scale.reshape((-1,) + (1,) * (w.ndim - 1))
+    else:
+        scale = symmetric_scale(float(np.abs(w64).max()) if w.size else 0.0, bits, power_of_two)
+        s = scale
+    q = np.clip(np.rint(w64 / s), -qmax, qmax)
+    return (q * s).astype(w.dtype), scale
+
+
+def int_accumulator_range(node: Node) -> tuple[int, int]:
+    """For a SpikingAffine with binary spike inputs: (largest |sum| in quantization steps, accumulator limit).
+
+    The weights are quantized symmetrically per tensor to weight_bits; the bias is added in the same units.
+    """
+    qmax = 2 ** (node.weight_bits - 1) - 1
+    w = node.weight.astype(np.float64)
+    finite = np.isfinite(w)
+    s = symmetric_scale(float(np.abs(w[finite]).max()) if finite.any() else 0.0, node.weight_bits)
+    q = np.clip(np.rint(np.where(finite, w, 0) / s), -qmax, qmax)
+    bias = np.nan_to_num(np.rint(node.bias.astype(np.float64) / s), posinf=0, neginf=0)
+    worst = int(np.max(np.abs(q).sum(axis=1) + np.abs(bias))) if q.size else 0
+    return worst, 2 ** (node.accumulator_bits - 1) - 1
+
+
+def accumulator_bits_for(worst: int) -> int:
+    """Signed bits needed to hold integers of magnitude up to `worst`."""
+    return max(2, math.ceil(math.log2(worst + 1)) + 1)
+
+
+def foldable_batchnorms(graph: Graph, shapes: dict[str, tuple[list[Shape], list[Shape]]] | None = None) -> list[tuple[str, str]]:
+    """(batch norm, layer it folds into) pairs: the BN's only input is a conv/affine layer whose only consumer
+    is the BN. An Affine/Linear qualifies only when its output is a vector (known shapes), because a batch
+    norm normalises dimension 0 while the affine map acts on the last one."""
+    topo = Topology.of(graph, with_delays=False)
+    out = []
+    for name, node in graph.nodes.items():
+        if node.type_name not in ("BatchNorm1d", "BatchNorm2d") or len(topo.preds[name]) != 1:
+            continue
+        prev = topo.preds[name][0]
+        p = graph.nodes[prev]
+        if p.type_name not in _FOLD_INTO or topo.succs[prev] != [name]:
+            continue
+        if p.type_name in _AFFINE and (shapes is None or len(shapes[prev][1][0]) != 1):
+            continue
+        out.append((name, prev))
+    return out
+
+
+def fusable_affine_pairs(graph: Graph) -> list[tuple[str, str]]:
+    """(first, second) Affine/Linear pairs joined by an edge that is the only way out of the first and in to
+    the second (no activation between them)."""
+    topo = Topology.of(graph, with_delays=False)
+    pairs = []
+    for a, node in graph.nodes.items():
+        if node.type_name in _AFFINE and len(topo.succs[a]) == 1:
+            b = topo.succs[a][0]
+            if b != a and graph.nodes[b].type_name in _AFFINE and topo.preds[b] == [a]:
+                pairs.append((a, b))
+    return pairs
+
+
+def _bypass(graph: Graph, name: str) -> None:
+    """Remove single-input node `name`, giving its outgoing edges (in place) to its producer."""
+    (src,) = [s for s, d in graph.edges if d == name]
+    edges = []
+    for s, d in graph.edges:
+        if d == name:
+            continue
+        edges.append((src, d) if s == name else (s, d))
+    del graph.nodes[name]
+    graph.edges[:] = edges
+
+
+def _check_names(graph: Graph, names: Iterable[str] | None, allowed: tuple[str, ...], what: str) -> list[str]:
+    if names is None:
+        return [n for n, node in graph.nodes.items() if node.type_name in allowed]
+    names = list(names)
+    for n in names:
+        if n not in graph.nodes:
+            raise GraphValidationError(f"{what}: no node named {n!r}")
+        if graph.nodes[n].type_name not in allowed:
+            raise GraphValidationError(f"{what}: {n!r} is a {graph.nodes[n].type_name}, expected one of {list(allowed)}")
+    return names
+
+
+# -- convert_to_spiking ---------------------------------------------------------------------------
+def convert_to_spiking(
+    graph: GraphLike,
+    weight_bits: int = 8,
+    accumulator_bits: int | None = None,
+    *,
+    nodes: Iterable[str] | None = None,
+) -> Graph:
+    """Replace Affine/Linear layers (all, or `nodes`) by SpikingAffine with `weight_bits`-bit weights.
+
+    The float weights are kept (the map is unchanged in float mode; use quantize_weights to snap them to
+    the grid). `accumulator_bits=None` picks, per layer, the narrowest of 16, 24, 32, 48, 64 bits that
+    cannot overflow with binary spike inputs (64 if none suffices; lint then reports ACCUMULATOR_OVERFLOW).
+    """
+    g = as_graph(graph).copy()
+    for name in _check_names(g, nodes, _AFFINE, "convert_to_spiking"):
+        old = g.nodes[name]
+        bias = old.bias if old.type_name == "Affine" else np.zeros(old.out_features, old.weight.dtype)
+        acc = accumulator_bits
+        if acc is None:
+            probe = SpikingAffine(weight=old.weight, bias=bias, weight_bits=weight_bits, accumulator_bits=64)
+            need = max(accumulator_bits_for(int_accumulator_range(probe)[0]), weight_bits)
+            acc = next((b for b in _ACCUMULATOR_WIDTHS if b >= need), 64)
+        g.nodes[name] = SpikingAffine(weight=old.weight, bias=bias, weight_bits=weight_bits, accumulator_bits=acc, metadata=old.metadata)
+    return g
+
+
+# -- quantize_weights -----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TensorQuantization:
+    """What quantizing one weight tensor did. Errors are of the dequantized weights against the originals."""
+
+    node: str
+    field: str
+    bits: int
+    per_channel: bool
+    scale: float | np.ndarray
+    max_abs_error: float
+    rms_error: float
+    relative_error: float  # ||w_q - w|| / ||w||
+
+
+@dataclass(frozen=True)
+class QuantizationReport:
+    bits: int
+    per_channel: bool
+    tensors: list[TensorQuantization] = field(default_factory=list)
+
+    @property
+    def max_abs_error(self) -> float:
+        return max((t.max_abs_error for t in self.tensors), default=0.0)
+
+    @property
+    def worst_relative_error(self) -> float:
+        return max((t.relative_error for t in self.tensors), default=0.0)
+
+    def __str__(self) -> str:
+        rows = [f"{t.node}.{t.field}: max |err| {t.max_abs_error:.3g}, rms {t.rms_error:.3g}, relative {t.relative_error:.3%}" for t in self.tensors]
+        return "\n".join([f"{self.bits}-bit symmetric {'per-channel' if self.per_channel else 'per-tensor'} quantization", *rows])
+
+
+def quantize_weights(
+    graph: GraphLike,
+    bits: int = 8,
+    *,
+    per_channel: bool = False,
+    power_of_two: bool = False,
+    nodes: Iterable[str] | None = None,
+    return_report: bool = False,
+) -> Graph | tuple[Graph, QuantizationReport]:
+    """Snap every synaptic weight tensor (the cost table's weight fields) to a symmetric `bits`-bit grid.
+
+    Per tensor, or per output channel (dimension 0) with `per_channel`; `power_of_two` rounds each scale up
+    to a power of two (shift-only hardware). Weights stay float arrays holding the dequantized values
+    q * scale; biases and neuron constants are unchanged; SpikingAffine.weight_bits is set to `bits`.
+    Nested graphs are quantized too ("outer/inner" in the report). With `return_report`, returns
+    (graph, QuantizationReport) giving each tensor's scale and error.
+    """
+    if not isinstance(bits, int) or not 2 <= bits <= 32:
+        raise GraphValidationError(f"quantize_weights: bits must be an integer from 2 to 32, got {bits!r}")
+    g = as_graph(graph).copy()
+    report = QuantizationReport(bits, per_channel)
+    selected = None if nodes is None else set(nodes)
+    if selected is not None:
+        missing = selected - set(g.nodes)
+        if missing:
+            raise GraphValidationError(f"quantize_weights: no nodes named {sorted(missing)}")
+    _quantize_into(g, "", bits, per_channel, power_of_two, selected, report.tensors)
+    return (g, report) if return_report else g
+
+
+def _quantize_into(g: Graph, prefix: str, bits: int, per_channel: bool, pow2: bool, selected: set | None, out: list) -> None:
+    for name, node in list(g.nodes.items()):
+        if selected is not None and name not in selected:
+            continue
+        if isinstance(node, Graph):
+            _quantize_into(node, f"{prefix}{name}/", bits, per_channel, pow2, None, out)
+            continue
+        entry = cost_entry(node.type_name)
+        if entry is None or not entry.weight_fields:
+            continue
+        changes = {}
+        for fname in entry.weight_fields:
+            w = getattr(node, fname)
+            if not np.all(np.isfinite(w)):
+                raise GraphValidationError(f"quantize_weights: {prefix}{name}.{fname} holds NaN or Inf")
+            wq, scale = _quantize_array(w, bits, per_channel, pow2)
+            err = wq.astype(np.float64) - w.astype(np.float64)
+            norm = float(np.linalg.norm(w.astype(np.float64)))
+            out.append(
+                TensorQuantization(
+                    node=prefix + name,
+                    field=fname,
+                    bits=bits,
+                    per_channel=per_channel and w.ndim >= 2,
+                    scale=scale,
+                    max_abs_error=float(np.abs(err).max()) if err.size else 0.0,
+                    rms_error=float(np.sqrt(np.mean(err**2))) if err.size else 0.0,
+                    relative_error=float(np.linalg.norm(err)) / norm if norm else 0.0,
+                )
+            )
+            changes[fname] = wq
+        if node.type_name == "SpikingAffine":
+            changes["weight_bits"] = bits
+            changes["accumulator_bits"] = max(node.accumulator_bits, bits)
+        g.nodes[name] = node.replace(**changes)
+
+
+# -- fold_batchnorm -------------------------------------------------------------------------------
+def fold_batchnorm(graph: GraphLike) -> Graph:
+    """Fold every batch norm that directly follows a Conv1d/Conv2d/SepConv2d/Affine/Linear (its only
+    consumer) into that layer's weights and bias, and remove it.
+
+    With a = weight / sqrt(running_var + eps): W' = a * W (per output channel), b' = a * (b - mean) + bias.
+    A folded Linear becomes an Affine. Arithmetic is float64, stored back in the layer's dtype.
+    """
+    src = as_graph(graph)
+    try:
+        shapes = infer_shapes(src)
+    except GraphValidationError:
+        shapes = None  # conv folds need no shapes; affine folds are skipped
+    g = src.copy()
+    for bn_name, prev in foldable_batchnorms(g, shapes):
+        bn, layer = g.nodes[bn_name], g.nodes[prev]
+        a = bn.weight.astype(np.float64) / np.sqrt(bn.running_var.astype(np.float64) + bn.eps)
+        mean, beta = bn.running_mean.astype(np.float64), bn.bias.astype(np.float64)
+        if layer.type_name == "SepConv2d":
+            w, b = layer.pointwise_weight, layer.pointwise_bias
+        else:
+            w = layer.weight
+            b = getattr(layer, "bias", None)
+        b64 = np.zeros(w.shape[0]) if b is None else b.astype(np.float64)
+        if a.shape[0] != w.shape[0]:
+            raise GraphValidationError(f"fold_batchnorm: {bn_name!r} has {a.shape[0]} channels but {prev!r} produces {w.shape[0]}")
+        w_new = (w.astype(np.float64) * a.reshape((-1,) + (1,) * (w.ndim - 1))).astype(w.dtype)
+        b_new = (a * (b64 - mean) + beta).astype(w.dtype if b is None else b.dtype)
+        if layer.type_name == "SepConv2d":
+            g.nodes[prev] = layer.replace(pointwise_weight=w_new, pointwise_bias=b_new)
+        elif layer.type_name == "Linear":
+            g.nodes[prev] = Affine(weight=w_new, bias=b_new, metadata=layer.metadata)
+        else:
+            g.nodes[prev] = layer.replace(weight=w_new, bias=b_new)
+        _bypass(g, bn_name)
+    return g
+
+
+# -- remove_dropout / prune_disconnected ----------------------------------------------------------
+def remove_dropout(graph: GraphLike) -> Graph:
+    """Remove every Dropout (the identity at inference), connecting its producer to its consumers.
+
+    A Dropout fed by a multi-output node (ChannelSplit) is kept: that node sends one edge per output.
+    """
+    g = as_graph(graph).copy()
+    for name in [n for n, node in g.nodes.items() if node.type_name == "Dropout"]:
+        preds = [s for s, d in g.edges if d == name]
+        if len(preds) == 1 and g.nodes[preds[0]].num_outputs == 1:
+            _bypass(g, name)
+    return g
+
+
+def prune_disconnected(graph: GraphLike) -> Graph:
+    """Keep the Input nodes and every node on a path from an Input to an Output; drop the rest.
+
+    Successors of a kept multi-output node are kept too (it needs one edge per output).
+    """
+    g = as_graph(graph)
+    topo = Topology.of(g, with_delays=False)
+    keep = topo.reachable(g.input_names) & topo.reachable(g.output_names, forward=False)
+    keep |= set(g.input_names)
+    for name in list(keep):
+        if g.nodes[name].num_outputs > 1:
+            keep |= set(topo.succs[name])
+    return g.subgraph([n for n in g.nodes if n in keep])

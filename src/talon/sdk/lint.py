@@ -1,0 +1,417 @@
+"""lint_graph: checks that catch real mistakes in a graph before it reaches hardware.
+
+Each check has a stable code (see CODES and docs/sdk.md). Errors make a graph unusable
+(`LintResult.is_valid` is False); warnings are probable mistakes; info notes are optimisation hints and
+naming notes. Nested graphs are linted too; their issues name the node as "outer/inner".
+"""
+
+from __future__ import annotations
+
+import builtins
+import keyword
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Iterable, Iterator
+
+import numpy as np
+
+from talon.errors import GraphValidationError
+from talon.ir import Graph
+from talon.sdk import _bounds
+from talon.sdk._graph import Shape, Topology, infer_shapes, shallow_copy
+from talon.sdk._load import GraphLike, as_graph
+from talon.sdk.convert import accumulator_bits_for, foldable_batchnorms, fusable_affine_pairs, int_accumulator_range, symmetric_scale
+from talon.sdk.cost import cost_entry
+
+
+class Severity(Enum):
+    ERROR = "error"
+    WARNING = "warning"
+    INFO = "info"
+
+    @property
+    def rank(self) -> int:
+        return ("error", "warning", "info").index(self.value)
+
+
+E, W, I = Severity.ERROR, Severity.WARNING, Severity.INFO
+
+#: Every code lint can report, with its severity and what it means. Codes never change meaning.
+CODES: dict[str, tuple[Severity, str]] = {
+    "NO_INPUT": (E, "the graph has no Input node"),
+    "NO_OUTPUT": (E, "the graph has no Output node"),
+    "DANGLING_EDGE": (E, "an edge names a node that does not exist"),
+    "WRONG_INPUT_COUNT": (E, "a node has more or fewer incoming edges than its type accepts"),
+    "WRONG_OUTPUT_COUNT": (E, "a multi-output node has a different number of outgoing edges than outputs"),
+    "CYCLE_WITHOUT_STATE": (E, "a cycle passes through no stateful node, so no step delays it"),
+    "SHAPE_MISMATCH": (E, "a node cannot accept the shapes its producers give it"),
+    "NONFINITE_PARAMETER": (E, "a parameter array holds NaN or Inf"),
+    "NONPOSITIVE_THRESHOLD": (E, "a spiking neuron has v_threshold <= 0"),
+    "TAU_BELOW_DT": (E, "a time constant is shorter than dt: beta = 1 - dt/tau < 0"),
+    "TAU_EQUALS_DT": (W, "a time constant equals dt: beta = 0, the neuron keeps no memory"),
+    "DISCONNECTED_NODE": (W, "a node has no edges at all"),
+    "UNREACHABLE_NODE": (W, "no Input reaches the node"),
+    "DEAD_END_NODE": (W, "the node reaches no Output: its result is never used"),
+    "NEURON_NEVER_FIRES": (W, "given the input range, the membrane can never exceed the threshold"),
+    "WEIGHT_INT8_RANGE": (W, "outlying weights force a per-tensor int8 scale that rounds most weights to zero"),
+    "ACCUMULATOR_OVERFLOW": (W, "a SpikingAffine sum can exceed its accumulator_bits"),
+    "DROPOUT_IN_INFERENCE": (W, "Dropout is the identity at inference and should be removed"),
+    "NAME_IS_KEYWORD": (W, "a node name is a Python keyword"),
+    "NAME_SHADOWS_BUILTIN": (W, "a node name is the name of a Python builtin"),
+    "UNMODELLED_COST": (W, "the node's type has no cost-table entry: its arithmetic is counted as zero"),
+    "FOLDABLE_BATCHNORM": (I, "a batch norm directly follows a conv/affine layer and can be folded into it"),
+    "FUSABLE_AFFINE": (I, "two affine layers follow each other with nothing in between and compose into one"),
+    "NAME_NOT_IDENTIFIER": (I, "a node name is not a Python identifier (normal for module paths like 'features.0')"),
+}
+
+_NEURONS_WITH_THRESHOLD = ("LIF", "IF", "CubaLIF")
+_TAUS = {"LIF": ("tau",), "CubaLIF": ("tau_syn", "tau_mem"), "LI": ("tau",)}
+
+
+@dataclass(frozen=True)
+class LintIssue:
+    severity: Severity
+    code: str
+    message: str
+    node: str | None = None
+
+    def __str__(self) -> str:
+        where = f" ({self.node})" if self.node else ""
+        return f"[{self.severity.value}] {self.code}{where}: {self.message}"
+
+
+@dataclass(frozen=True)
+class LintResult:
+    issues: list[LintIssue] = field(default_factory=list)
+
+    @property
+    def errors(self) -> list[LintIssue]:
+        return [i for i in self.issues if i.severity is Severity.ERROR]
+
+    @property
+    def warnings(self) -> list[LintIssue]:
+        return [i for i in self.issues if i.severity is Severity.WARNING]
+
+    @property
+    def infos(self) -> list[LintIssue]:
+        return [i for i in self.issues if i.severity is Severity.INFO]
+
+    @property
+    def is_valid(self) -> bool:
+        """No errors (warnings and info notes allowed)."""
+        return not self.errors
+
+    @property
+    def codes(self) -> list[str]:
+        return [i.code for i in self.issues]
+
+    def for_node(self, name: str) -> list[LintIssue]:
+        return [i for i in self.issues if i.node == name]
+
+    def __iter__(self) -> Iterator[LintIssue]:
+        return iter(self.issues)
+
+    def __len__(self) -> int:
+        return len(self.issues)
+
+    def __str__(self) -> str:
+        head = f"{len(self.errors)} error(s), {len(self.warnings)} warning(s), {len(self.infos)} note(s)"
+        return "\n".join([head, *map(str, self.issues)])
+
+
+def lint_graph(
+    graph: GraphLike,
+    *,
+    input_range: tuple[float, float] | dict[str, tuple[float, float]] = (0.0, 1.0),
+    ignore: Iterable[str] = (),
+    int8_zero_fraction: float = 0.25,
+) -> LintResult:
+    """Check `graph` (a Graph or a .t1c path); never raises for a bad graph, reports it.
+
+    input_range: assumed range of every graph input (or {input name: range}) for NEURON_NEVER_FIRES;
+    the default [0, 1] fits spike trains and normalised pixels. ignore: codes to leave out.
+    int8_zero_fraction: WEIGHT_INT8_RANGE fires when more than this fraction of a tensor's non-zero
+    weights would round to zero under a per-tensor int8 scale.
+    """
+    g = as_graph(graph)
+    skip = set(ignore)
+    unknown = skip - set(CODES)
+    if unknown:
+        raise GraphValidationError(f"lint_graph: unknown codes in ignore: {sorted(unknown)}")
+    issues = _Linter(g, "", input_range, int8_zero_fraction).run()
+    issues = [i for i in issues if i.code not in skip]
+    issues.sort(key=lambda i: i.severity.rank)  # stable: discovery order within a severity
+    return LintResult(issues)
+
+
+class _Linter:
+    def __init__(self, g: Graph, prefix: str, input_range, zero_fraction: float) -> None:
+        self.g = g
+        self.prefix = prefix
+        self.input_range = input_range
+        self.zero_fraction = zero_fraction
+        self.issues: list[LintIssue] = []
+
+    def add(self, code: str, message: str, node: str | None = None) -> None:
+        self.issues.append(LintIssue(CODES[code][0], code, message, self.prefix + node if node else (self.prefix.rstrip("/") or None)))
+
+    def run(self) -> list[LintIssue]:
+        g = self.g
+        bad_edges = [(s, d) for s, d in g.edges if s not in g.nodes or d not in g.nodes]
+        for s, d in bad_edges:
+            missing = s if s not in g.nodes else d
+            self.add("DANGLING_EDGE", f"edge {s!r} -> {d!r} refers to unknown node {missing!r}")
+        # work on a copy (node objects copied, arrays shared): shaping a nested graph writes to its nodes
+        clean = shallow_copy(Graph(g.nodes, [e for e in g.edges if e not in bad_edges], dt=g.dt))
+        self.g = clean
+        topo = Topology.of(clean, with_delays=False)
+        arity_bad = self._structure(topo)
+        acyclic = self._cycles()
+        shapes = self._shapes(topo, arity_bad) if acyclic else None
+        self._parameters()
+        self._patterns(shapes)
+        if shapes is not None:
+            self._never_fires(shapes)
+        self._names()
+        self._unmodelled()
+        for name, node in clean.nodes.items():
+            if isinstance(node, Graph):
+                self.issues += _Linter(node, f"{self.prefix}{name}/", None, self.zero_fraction).run()
+        return self.issues
+
+    # -- structure --------------------------------------------------------------------------------
+    def _structure(self, topo: Topology) -> set[str]:
+        g = self.g
+        inputs, outputs = g.input_names, g.output_names
+        if not inputs:
+            self.add("NO_INPUT", "the graph has no Input node: nothing feeds it")
+        if not outputs:
+            self.add("NO_OUTPUT", "the graph has no Output node: none of its results is exported")
+        arity_bad: set[str] = set()
+        for name, node in g.nodes.items():
+            n_in = len(topo.preds[name])
+            if n_in < node.min_inputs or (node.max_inputs is not None and n_in > node.max_inputs):
+                want = str(node.min_inputs) if node.max_inputs == node.min_inputs else f"{node.min_inputs} to {node.max_inputs or 'any'}"
+                self.add("WRONG_INPUT_COUNT", f"{node.type_name} node {name!r} has {n_in} incoming edges, expected {want}", name)
+                arity_bad.add(name)
+            if node.num_outputs > 1 and len(topo.succs[name]) != node.num_outputs:
+                self.add(
+                    "WRONG_OUTPUT_COUNT",
+                    f"{node.type_name} node {name!r} has {node.num_outputs} outputs but {len(topo.succs[name])} outgoing edges (one per output, in order)",
+                    name,
+                )
+                arity_bad.add(name)
+        from_inputs = topo.reachable(inputs) if inputs else set(g.nodes)
+        to_outputs = topo.reachable(outputs, forward=False) if outputs else set(g.nodes)
+        for name, node in g.nodes.items():
+            if len(g.nodes) > 1 and not topo.preds[name] and not topo.succs[name]:
+                self.add("DISCONNECTED_NODE", f"{node.type_name} node {name!r} has no edges (prune_disconnected removes it)", name)
+                continue
+            if name not in from_inputs:
+                self.add("UNREACHABLE_NODE", f"no Input reaches {node.type_name} node {name!r}: it never receives data", name)
+            if name not in to_outputs:
+                self.add("DEAD_END_NODE", f"{node.type_name} node {name!r} reaches no Output: its result is never used", name)
+        return arity_bad
+
+    def _cycles(self) -> bool:
+        g = self.g
+        delayed = set(g.delayed_edges())
+        rest = Graph(g.nodes, [e for i, e in enumerate(g.edges) if i not in delayed], dt=g.dt)
+        comps = rest.cycles()
+        for comp in comps:
+            self.add(
+                "CYCLE_WITHOUT_STATE",
+                f"cycle through {comp} has no stateful node (neuron or Delay) to carry it to the next step",
+                comp[0],
+            )
+        return not comps
+
+    def _shapes(self, topo: Topology, arity_bad: set[str]) -> dict[str, tuple[list[Shape], list[Shape]]] | None:
+        try:
+            return infer_shapes(self.g)
+        except GraphValidationError as exc:
+            first_error = exc
+        # attribute the failure: shape nodes one by one in schedule order, leaving the descendants of a
+        # failure unjudged; a second pass checks the recurrent inputs that were unknown the first time
+        g = self.g
+        delayed = set(g.delayed_edges())
+        out_idx = g.edge_output_index()
+        order = g.topological_order()
+        outs: dict[str, list[Shape]] = {}
+        reported: set[str] = set()
+        for final in (False, True):
+            for name in order:
+                if name in arity_bad or name in reported or (final and name not in outs):
+                    continue
+                shapes, known = [], True
+                for i in topo.in_edge_ids[name]:
+                    src = g.edges[i][0]
+                    if src in outs and out_idx[i] < len(outs[src]):
+                        shapes.append(outs[src][out_idx[i]])
+                    elif final or i not in delayed:
+                        known = False
+                if not known:
+                    continue
+                node = g.nodes[name]
+                try:
+                    outs[name] = [tuple(s) for s in node.infer_output_shapes(shapes)]
+                except GraphValidationError as exc:
+                    got = ", ".join(str(tuple(s)) for s in shapes) or "no inputs"
+                    producers = ", ".join(repr(g.edges[i][0]) for i in topo.in_edge_ids[name]) or "nothing"
+                    self.add("SHAPE_MISMATCH", f"{node.type_name} node {name!r} fed by {producers} with {got}: {exc}", name)
+                    reported.add(name)
+                    outs.pop(name, None)
+        if not reported and not arity_bad:
+            self.add("SHAPE_MISMATCH", f"shapes cannot be inferred: {first_error}")
+        return None
+
+    # -- parameters -------------------------------------------------------------------------------
+    def _parameters(self) -> None:
+        dt = self.g.dt
+        for name, node in self.g.nodes.items():
+            for field_name, arr in node.arrays():
+                if arr.dtype.kind == "f":
+                    bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
+                    if bad:
+                        self.add("NONFINITE_PARAMETER", f"{name}.{field_name} holds {bad} NaN/Inf value(s) out of {arr.size}", name)
+            if node.type_name in _NEURONS_WITH_THRESHOLD:
+                thr = np.asarray(node.v_threshold)
+                bad = int(np.count_nonzero(thr <= 0))
+                if bad:
+                    self.add(
+                        "NONPOSITIVE_THRESHOLD",
+                        f"{name}.v_threshold is <= 0 in {bad} of {thr.size} entries (min {float(thr.min()):g}): such a neuron fires "
+                        f"at rest, and a subtract reset would raise its membrane instead of lowering it",
+                        name,
+                    )
+            for tau_name in _TAUS.get(node.type_name, ()):
+                tau = np.asarray(getattr(node, tau_name), dtype=np.float64)
+                tol = 1e-7 * dt
+                below = int(np.count_nonzero(tau < dt - tol))
+                equal = int(np.count_nonzero(np.abs(tau - dt) <= tol))
+                if below:
+                    self.add(
+                        "TAU_BELOW_DT",
+                        f"{name}.{tau_name} < dt={dt:g} in {below} of {tau.size} entries (min {float(tau.min()):g}): "
+                        f"beta = 1 - dt/tau is negative and the state flips sign every step",
+                        name,
+                    )
+                if equal:
+                    self.add(
+                        "TAU_EQUALS_DT",
+                        f"{name}.{tau_name} == dt={dt:g} in {equal} of {tau.size} entries: beta = 0, the state is "
+                        f"forgotten every step (snnTorch beta=0)",
+                        name,
+                    )
+            self._weight_range(name, node)
+
+    def _weight_range(self, name: str, node) -> None:
+        entry = cost_entry(node.type_name)
+        bits = int(getattr(node, "weight_bits", 8))
+        for field_name in entry.weight_fields if entry else ():
+            w = getattr(node, field_name)
+            a = np.abs(w[np.isfinite(w)].astype(np.float64)).ravel()
+            nz = a[a > 0]
+            if nz.size < 2:
+                continue
+            scale = symmetric_scale(float(nz.max()), bits)
+            zeroed = float(np.count_nonzero(nz < scale / 2)) / nz.size
+            if zeroed > self.zero_fraction:
+                med = float(np.median(nz))
+                self.add(
+                    "WEIGHT_INT8_RANGE",
+                    f"{name}.{field_name}: max |w| {nz.max():.4g} is {nz.max() / med:.0f}x the median magnitude {med:.4g}; "
+                    f"with one int{bits} scale for the tensor ({scale:.3g}) {100 * zeroed:.0f}% of its non-zero weights round to "
+                    f"zero. Clip the outliers or quantize per channel (quantize_weights(per_channel=True))",
+                    name,
+                )
+        if node.type_name == "SpikingAffine":
+            worst, limit = int_accumulator_range(node)
+            if worst > limit:
+                self.add(
+                    "ACCUMULATOR_OVERFLOW",
+                    f"{name}: with {node.weight_bits}-bit weights and binary spike inputs a sum can reach {worst:,} "
+                    f"quantization steps, beyond the {node.accumulator_bits}-bit accumulator's {limit:,}; "
+                    f"use accumulator_bits >= {accumulator_bits_for(worst)}",
+                    name,
+                )
+
+    # -- patterns ---------------------------------------------------------------------------------
+    def _patterns(self, shapes) -> None:
+        g = self.g
+        for name, node in g.nodes.items():
+            if node.type_name == "Dropout":
+                self.add("DROPOUT_IN_INFERENCE", f"Dropout {name!r} (p={node.p:g}) is the identity at inference: remove it (remove_dropout)", name)
+        for bn, prev in foldable_batchnorms(g, shapes):
+            self.add(
+                "FOLDABLE_BATCHNORM",
+                f"{g.nodes[bn].type_name} {bn!r} directly follows {g.nodes[prev].type_name} {prev!r} and can be folded into its weights and bias (fold_batchnorm)",
+                bn,
+            )
+        for a, b in fusable_affine_pairs(g):
+            wa, wb = g.nodes[a].weight, g.nodes[b].weight
+            now = wa.size + wa.shape[0] + wb.size + wb.shape[0]
+            fused = wb.shape[0] * wa.shape[1] + wb.shape[0]
+            self.add(
+                "FUSABLE_AFFINE",
+                f"{a!r} -> {b!r}: two affine layers with nothing in between compose into one "
+                f"(W = W2 W1, b = W2 b1 + b2): {fused:,} parameters instead of {now:,}",
+                b,
+            )
+
+    def _never_fires(self, shapes) -> None:
+        if self.input_range is None:
+            return
+        _, neurons = _bounds.propagate(self.g, shapes, self.input_range)
+        rng = self.input_range
+        assumed = f"inputs in [{rng[0]:g}, {rng[1]:g}]" if not isinstance(rng, dict) else "the given input ranges"
+        for name, (never, vmax, thr) in neurons.items():
+            k = int(np.count_nonzero(never))
+            if not k:
+                continue
+            n = never.size
+            reach = float(np.max(np.where(never, vmax, -np.inf)))
+            who = f"all {n} neurons" if k == n else f"{k} of {n} neurons"
+            self.add(
+                "NEURON_NEVER_FIRES",
+                f"{self.g.nodes[name].type_name} {name!r}: {who} can never fire with {assumed}: their membrane cannot exceed "
+                f"{reach:.4g}, below v_threshold (min {float(np.min(np.where(never, thr, np.inf))):.4g})",
+                name,
+            )
+
+    def _unmodelled(self) -> None:
+        for name, node in self.g.nodes.items():
+            if not isinstance(node, Graph) and cost_entry(node.type_name) is None:
+                self.add(
+                    "UNMODELLED_COST",
+                    f"{node.type_name} node {name!r} has no cost-table entry: analyze/profile count its parameters and "
+                    f"activations but no arithmetic (add one with talon.sdk.cost.register_cost)",
+                    name,
+                )
+
+    # -- names ------------------------------------------------------------------------------------
+    def _names(self) -> None:
+        for name in self.g.nodes:
+            if keyword.iskeyword(name):
+                self.add("NAME_IS_KEYWORD", f"node name {name!r} is a Python keyword: generated code cannot use it as a variable", name)
+            elif name in _BUILTINS:
+                self.add(
+                    "NAME_SHADOWS_BUILTIN",
+                    f"node name {name!r} shadows the Python builtin {name!r} ({_builtin_kind(name)}, not a keyword): "
+                    f"generated code that uses node names as variables would hide it",
+                    name,
+                )
+            elif not name.isidentifier():
+                self.add("NAME_NOT_IDENTIFIER", f"node name {name!r} is not a Python identifier; code generators must sanitise it", name)
+
+
+_BUILTINS = frozenset(n for n in dir(builtins) if not n.startswith("_"))
+
+
+def _builtin_kind(name: str) -> str:
+    obj = getattr(builtins, name)
+    if isinstance(obj, type):
+        return "a builtin exception" if issubclass(obj, BaseException) else "a builtin type"
+    if callable(obj):
+        return "a builtin function"
+    return "a builtin constant"
