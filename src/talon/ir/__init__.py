@@ -10,5 +10,15 @@ from talon.ir.format import FORMAT_VERSION, read, read_version, write
 __all__ = [
     "Node", "Graph", "register_node", "get_node_class", "list_primitives", "read", "write", "read_version",
     "FORMAT_VERSION", "TalonError", "TalonFormatError", "GraphValidationError", "PrimitiveError",
+    "from_nir", "to_nir",
     *_primitive_names,
 ]
+
+
+def __getattr__(name: str):
+    # NIR interop is resolved lazily: talon.ir.nir imports the optional `nir` package only when called.
+    if name in ("from_nir", "to_nir"):
+        from talon.ir import nir as _nir
+
+        return getattr(_nir, name)
+    raise AttributeError(f"module 'talon.ir' has no attribute {name!r}")

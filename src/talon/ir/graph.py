@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import heapq
+import math
 from typing import Any, Iterable, Iterator
 
 from talon.errors import GraphValidationError, PrimitiveError
@@ -49,7 +50,7 @@ class Graph(Node):
         self.nodes: dict[str, Node] = {}
         self.edges: list[Edge] = []
         self.dt = float(dt)
-        if not self.dt > 0:
+        if not (math.isfinite(self.dt) and self.dt > 0):
             raise GraphValidationError(f"Graph.dt must be > 0, got {dt}")
         self.metadata: dict = dict(metadata or {})
         self.extras: dict = dict(extras or {})

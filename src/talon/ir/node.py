@@ -104,6 +104,8 @@ def _coerce(owner: str, name: str, spec: FieldSpec, value: Any) -> Any:
             return None
         raise PrimitiveError(f"{where} is required but was None")
     kind = spec.kind
+    if kind != STR and isinstance(value, (str, bytes)) or (kind == ARRAY and isinstance(value, (list, tuple)) and any(isinstance(v, (str, bytes)) for v in value)):
+        raise PrimitiveError(f"{where} must be numeric, got text {value!r}")
     try:
         if kind == ARRAY:
             if isinstance(value, np.ndarray) and value.dtype.kind not in "biuf":
@@ -115,7 +117,7 @@ def _coerce(owner: str, name: str, spec: FieldSpec, value: Any) -> Any:
                     arr = np.asarray(value, dtype=np.float64)
             else:
                 arr = np.asarray(value, dtype=np.dtype(spec.dtype))
-            return np.ascontiguousarray(arr)
+            return np.require(arr, requirements="C")  # keeps 0-d arrays 0-d, unlike ascontiguousarray
         if kind == INT:
             if isinstance(value, (bool, np.bool_)):
                 raise PrimitiveError(f"{where} must be an integer, got a bool")

@@ -63,7 +63,7 @@ class SumPool2d(_Pool2d):
 class Upsample(Node):
     """Spatial upsampling of a (C, H, W) input as torch.nn.Upsample: to `size` if given, else by `scale_factor`."""
 
-    scale_factor: float | int | None = number(2)
+    scale_factor: float | int | None = number(2, optional=True)
     size: tuple | None = ints(optional=True, length=2)
     mode: str = string("nearest", choices=("nearest", "bilinear"))
     align_corners: bool = boolean(False)

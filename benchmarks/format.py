@@ -1,0 +1,164 @@
+"""Benchmark: .t1c write/read against numpy.save/numpy.load of the same arrays.
+
+Run:  PYTHONPATH=src python benchmarks/format.py [--repeats 5] [--dir /tmp] [--profile]
+
+Builds a ~10M-parameter graph (Affine 784->2048, 2048->2048 twice, 2048->10, a per-neuron LIF after each,
+plus graph metadata), then times, after one warm-up of each:
+  * talon.ir.write(path, graph) and talon.ir.read(path);
+  * numpy.save of every array to its own .npy in a folder, and numpy.load of all of them.
+The four operations are timed round after round (interleaved, so all see the same machine state); each
+timing is the minimum over `--repeats` rounds, and the median of the per-round ratios is printed too.
+Prints file size / raw array bytes and the write- and read-time ratios against numpy, with the targets:
+size <= 1.01 x raw + 16 KiB, each time ratio <= 1.5. With --profile it also breaks the time down
+(shape inference, content digest, HDF5 dataset creation, per-array checksums, array copies, ...).
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import os
+import pstats
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from talon import ir
+
+TIME_TARGET = 1.5
+SIZE_SLACK, SIZE_FIXED = 1.01, 16 * 1024
+
+
+def build_graph(seed: int = 0) -> ir.Graph:
+    rng = np.random.default_rng(seed)
+    sizes = [784, 2048, 2048, 2048, 10]
+    nodes: dict[str, ir.Node] = {"input": ir.Input(shape=(sizes[0],))}
+    edges, prev = [], "input"
+    for k, (n_in, n_out) in enumerate(zip(sizes, sizes[1:])):
+        fc, lif = f"layers.{k}.fc", f"layers.{k}.lif"
+        nodes[fc] = ir.Affine(weight=(rng.standard_normal((n_out, n_in)) / np.sqrt(n_in)).astype(np.float32),
+                              bias=rng.standard_normal(n_out).astype(np.float32))
+        tau = rng.uniform(2.0, 20.0, n_out).astype(np.float32)
+        nodes[lif] = ir.LIF(tau=tau, r=tau.copy(), v_leak=np.zeros(n_out, np.float32),
+                            v_threshold=rng.uniform(0.5, 1.5, n_out).astype(np.float32), reset_mode="subtract")
+        edges += [(prev, fc), (fc, lif)]
+        prev = lif
+    nodes["output"] = ir.Output()
+    edges.append((prev, "output"))
+    return ir.Graph(nodes, edges, dt=1.0, metadata={"name": "bench-10M", "layers": sizes, "trained": {"epochs": 10, "acc": 0.97}})
+
+
+def arrays_of(graph: ir.Graph) -> dict[str, np.ndarray]:
+    return {f"{name}.{field}": arr for name, node in graph.nodes.items() for field, arr in node.arrays()}
+
+
+def best_of(fn: Callable[[], object], repeats: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def interleaved(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, list[float]]:
+    """Time each function once per round, round after round, so that all of them see the same machine."""
+    for fn in fns.values():
+        fn()  # warm-up
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(repeats):
+        for key, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[key].append(time.perf_counter() - t0)
+    return times
+
+
+def npy_save(folder: Path, arrays: dict[str, np.ndarray]) -> None:
+    for key, arr in arrays.items():
+        np.save(folder / f"{key}.npy", arr)
+
+
+def npy_load(folder: Path, keys: list[str]) -> dict[str, np.ndarray]:
+    return {key: np.load(folder / f"{key}.npy") for key in keys}
+
+
+def profile(label: str, fn: Callable[[], object], top: int = 18) -> None:
+    prof = cProfile.Profile()
+    prof.enable()
+    fn()
+    prof.disable()
+    out = io.StringIO()
+    pstats.Stats(prof, stream=out).sort_stats("tottime").print_stats(top)
+    print(f"\n--- profile: {label} (sorted by own time) ---")
+    lines = out.getvalue().splitlines()
+    start = next(i for i, line in enumerate(lines) if "ncalls" in line)
+    print("\n".join(lines[start : start + top + 1]))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--dir", default=None, help="scratch folder (default: a new temporary folder)")
+    ap.add_argument("--profile", action="store_true", help="profile one write and one read")
+    args = ap.parse_args()
+
+    graph = build_graph()
+    arrays = arrays_of(graph)
+    raw = sum(a.nbytes for a in arrays.values())
+    params = sum(a.size for a in arrays.values())
+    work = Path(tempfile.mkdtemp(prefix="talon-bench-", dir=args.dir))
+    try:
+        path = work / "model.t1c"
+        npy_dir = work / "npy"
+        npy_dir.mkdir()
+
+        times = interleaved({
+            "write": lambda: ir.write(path, graph),
+            "save": lambda: npy_save(npy_dir, arrays),
+            "read": lambda: ir.read(path),
+            "load": lambda: npy_load(npy_dir, list(arrays)),
+        }, args.repeats)
+        t_write, t_save, t_read, t_load = (min(times[k]) for k in ("write", "save", "read", "load"))
+        # Ratio of the same round's timings, median over rounds: a second view, robust to a noisy machine.
+        med = lambda xs: float(np.median(xs))  # noqa: E731
+        paired_w = med([a / b for a, b in zip(times["write"], times["save"])])
+        paired_r = med([a / b for a, b in zip(times["read"], times["load"])])
+
+        back = ir.read(path)
+        assert back == graph, "round trip changed the graph"
+        size = path.stat().st_size
+        npy_size = sum(p.stat().st_size for p in npy_dir.iterdir())
+        size_limit = raw * SIZE_SLACK + SIZE_FIXED
+
+        ok = lambda good: "OK" if good else "MISSED"  # noqa: E731
+        print(f"graph: {len(graph.nodes)} nodes, {params:,} parameters in {len(arrays)} arrays, {raw:,} raw bytes")
+        print(f"file size      {size:>14,} bytes  = raw x {size / raw:.4f} (+{size - raw:,} B)   "
+              f"target <= raw x {SIZE_SLACK} + {SIZE_FIXED // 1024} KiB: {ok(size <= size_limit)}   (.npy files: {npy_size:,} B)")
+        print(f"write          {t_write * 1e3:10.1f} ms   numpy.save {t_save * 1e3:8.1f} ms   ratio {t_write / t_save:5.2f}   "
+              f"target <= {TIME_TARGET}: {ok(t_write / t_save <= TIME_TARGET)}   (median per-round ratio {paired_w:.2f})")
+        print(f"read           {t_read * 1e3:10.1f} ms   numpy.load {t_load * 1e3:8.1f} ms   ratio {t_read / t_load:5.2f}   "
+              f"target <= {TIME_TARGET}: {ok(t_read / t_load <= TIME_TARGET)}   (median per-round ratio {paired_r:.2f})")
+
+        # Compression, for information (not a target).
+        gz = work / "model_gzip.t1c"
+        t_gz_write = best_of(lambda: ir.write(gz, graph, compression="gzip"), 1)
+        t_gz_read = best_of(lambda: ir.read(gz), 1)
+        print(f"gzip (info)    write {t_gz_write * 1e3:.1f} ms, read {t_gz_read * 1e3:.1f} ms, size {gz.stat().st_size:,} B "
+              f"({gz.stat().st_size / raw:.3f} x raw; random float32 weights barely compress)")
+
+        if args.profile:
+            profile("write", lambda: ir.write(path, graph))
+            profile("read", lambda: ir.read(path))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

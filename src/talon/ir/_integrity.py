@@ -1,0 +1,176 @@
+"""Integrity of .t1c files: the sealed index in the HDF5 user block, array digests, heap sanity checks.
+
+HDF5 leaves the first `userblock_size` bytes of a file to the application (h5py and the existing SDK's
+reader skip them). TALON writes there, after the HDF5 library has closed the file:
+
+    [0:8)    magic b"T1CINDX1"
+    [8:40)   SHA-256 over bytes [40:user block end) and every byte after the user block except the
+             array data ranges listed in the index
+    [40:48)  user block size (uint64 LE)       [48:56)  index length L (uint64 LE)
+    [56:56+L) index: UTF-8 JSON {"arrays": {hdf5 path: [offset, nbytes, dtype, shape, xxh3-64 hex]}}
+
+So every byte of the file is covered before HDF5 parses any of it: HDF5 structures, strings and
+scalars by the SHA-256 (checked first, so a damaged header or string heap can never reach the HDF5
+library, which may loop on some), and each array's bytes by its own xxh3 digest, checked as it is
+read. The index also lets the reader copy array bytes straight from the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import mmap
+import struct
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xxhash
+
+from talon.errors import TalonFormatError
+
+MAGIC = b"T1CINDX1"
+HEADER = 56
+_MIN_BLOCK = 512
+
+
+def array_digest(arr: np.ndarray) -> str:
+    """xxh3-64 of the array's C-order bytes: order-sensitive and faster than reading the data."""
+    return xxhash.xxh3_64_hexdigest(memoryview(np.require(arr, requirements="C")).cast("B"))
+
+
+def user_block_size(n_arrays: int, path_bytes: int) -> int:
+    """A power of two (HDF5's rule) large enough for the index of `n_arrays` arrays."""
+    need = HEADER + path_bytes + 160 * n_arrays + 64
+    size = _MIN_BLOCK
+    while size < need:
+        size *= 2
+    return size
+
+
+def _covered(view: memoryview, block: int, ranges: list[tuple[int, int]]) -> Any:
+    h = hashlib.sha256()
+    h.update(view[40:block])
+    pos = block
+    for offset, nbytes in ranges:
+        h.update(view[pos:offset])
+        pos = offset + nbytes
+    h.update(view[pos:])
+    return h.digest()
+
+
+def seal(path: Path, block: int, arrays: list[tuple[str, int, np.ndarray]], chunked: list[str] = ()) -> None:
+    """Write the array bytes at their offsets, then the index and its SHA-256 into the user block.
+
+    `chunked` names compressed datasets: their chunks carry HDF5's Fletcher-32 checksums, so they are
+    left out of the SHA-256 (index entries without a digest), which lets a damaged chunk be reported
+    by node and field when it is read instead of as an anonymous file checksum failure.
+    """
+    entries: dict[str, list] = {}
+    if chunked:
+        import h5py
+
+        with h5py.File(path, "r") as h:
+            for name in chunked:
+                dsid = h[name].id
+                for i in range(dsid.get_num_chunks()):
+                    info = dsid.get_chunk_info(i)
+                    entries[f"{name}#{i}"] = [info.byte_offset, info.size, None, None, None]
+    with open(path, "r+b") as f:
+        for name, offset, arr in arrays:
+            f.seek(offset)
+            f.write(memoryview(arr).cast("B"))
+            entries[name] = [offset, arr.nbytes, arr.dtype.str, list(arr.shape), array_digest(arr)]
+        index = json.dumps({"arrays": entries}, separators=(",", ":")).encode("utf-8")
+        if HEADER + len(index) > block:
+            raise TalonFormatError(f"{path.name}: index of {len(index)} bytes does not fit the {block}-byte user block")
+        f.seek(0)
+        f.write(MAGIC)
+        f.seek(40)
+        f.write(struct.pack("<QQ", block, len(index)) + index)
+    with open(path, "r+b") as f, mmap.mmap(f.fileno(), 0) as mm:
+        ranges = sorted((e[0], e[1]) for e in entries.values())
+        mm[8:40] = _covered(memoryview(mm), block, ranges)
+
+
+def verify(path: Path) -> dict | None:
+    """Check the sealed index of `path`; return {hdf5 path: entry} or None when the file has no index.
+
+    Raises TalonFormatError when the index or anything it covers does not match.
+    """
+    name = path.name
+    with open(path, "rb") as f:
+        if f.read(8) != MAGIC:
+            return None
+        size = path.stat().st_size
+        if size == 0:
+            return None
+        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+            view = memoryview(mm)
+            try:
+                block, length = struct.unpack("<QQ", mm[40:HEADER])
+                if block < _MIN_BLOCK or block & (block - 1) or block > size or HEADER + length > block:
+                    raise ValueError("bad user block header")
+                index = json.loads(bytes(mm[HEADER : HEADER + length]).decode("utf-8"))
+                entries = index["arrays"]
+                ranges = sorted((int(e[0]), int(e[1])) for e in entries.values())
+                end = block
+                for offset, nbytes in ranges:
+                    if offset < end or nbytes < 0 or offset + nbytes > size:
+                        raise ValueError("array ranges overlap or fall outside the file")
+                    end = offset + nbytes
+                ok = _covered(view, block, ranges) == bytes(mm[8:40])
+            except (ValueError, KeyError, TypeError, IndexError, AttributeError, UnicodeDecodeError, struct.error) as exc:
+                raise TalonFormatError(f"{name}: damaged TALON index ({exc})") from None
+            finally:
+                view.release()
+    if not ok:
+        raise TalonFormatError(f"{name}: checksum mismatch: the file was modified or corrupted after it was written")
+    return entries
+
+
+def check_global_heaps(path: Path) -> None:
+    """Reject malformed HDF5 global heap collections before h5py reads strings from them.
+
+    Used for files without a TALON index (the existing SDK's): HDF5 does not checksum these heaps and
+    can loop forever on a damaged object size. Walks every collection and checks each object fits.
+    """
+    with open(path, "rb") as f:
+        size = path.stat().st_size
+        if size == 0:
+            return
+        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+            pos = mm.find(b"GCOL")
+            while pos != -1:
+                if pos + 16 <= size and mm[pos + 4] == 1 and mm[pos + 5 : pos + 8] == b"\0\0\0":
+                    (coll,) = struct.unpack_from("<Q", mm, pos + 8)
+                    if coll < 16 or pos + coll > size:
+                        raise TalonFormatError(f"{path.name}: corrupt HDF5 string heap at byte {pos}")
+                    p, end = pos + 16, pos + coll
+                    while p + 16 <= end:
+                        idx, _, _, objsize = struct.unpack_from("<HHIQ", mm, p)
+                        if idx == 0:
+                            break  # free space closes the collection
+                        if objsize > end - p - 16:
+                            raise TalonFormatError(f"{path.name}: corrupt HDF5 string heap object at byte {p}")
+                        p += 16 + (objsize + 7) // 8 * 8
+                pos = mm.find(b"GCOL", pos + 4)
+
+
+def read_array(file: Any, entry: list, fail: Any) -> np.ndarray:
+    """Copy one indexed array straight from the open file and check its digest."""
+    offset, nbytes, dtype, shape, digest = entry
+    if digest is None:
+        raise fail("index entry of a chunk used as an array")
+    try:
+        arr = np.empty(tuple(int(d) for d in shape), dtype=np.dtype(str(dtype)))
+    except (TypeError, ValueError) as exc:
+        raise fail(f"index entry has a bad dtype or shape ({exc})") from None
+    if arr.nbytes != nbytes or arr.dtype.kind not in "biuf":
+        raise fail("index entry does not match its array")
+    file.seek(offset)
+    if file.readinto(memoryview(arr).cast("B")) != nbytes:
+        raise fail("array data is truncated")
+    if array_digest(arr) != digest:
+        raise fail("array data fails its checksum: the file is corrupted")
+    return arr
