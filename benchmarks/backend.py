@@ -1,0 +1,103 @@
+"""Instrumented CPU simulator vs the bare bridge executor on the same workload (target: ratio <= 1.2).
+
+Workload: the tutorial's hybrid ANN-SNN (Conv2d -> ReLU -> MaxPool -> Affine -> LIF -> Affine), the
+documented default stimulus (uniform [0, 1) seed 0, batch 1), N_STEPS steps, float mode.
+
+- bare: `ir_to_torch(graph, return_state=True)` then `executor.run(x_seq)` under inference_mode,
+  which is the same runtime doing the same work without counters.
+- simulate: `get_backend("cpu").simulate(graph, n_steps=N_STEPS)`: the whole call (stimulus, executor,
+  spike and event counters, output checks, result object).
+
+The two are timed interleaved (bare, simulate, bare, simulate, ...; REPEATS pairs after a warm-up) so
+that load from other processes hits both alike; the headline ratio is the median of the per-pair
+ratios (robust to load that drifts during the run); best over best is printed too. Also printed: fixed mode over float mode (information only: fixed
+mode runs a float calibration run plus a float64 run) and profile over simulate.
+Run: python benchmarks/backend.py [n_steps]
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import numpy as np
+import torch
+
+from talon import ir
+from talon.backend import get_backend
+from talon.backend.stimulus import default_stimulus
+from talon.bridge.executor import ir_to_torch
+
+N_STEPS = int(sys.argv[1]) if len(sys.argv) > 1 else 200
+REPEATS = 15
+
+
+def hybrid_graph(seed: int = 0) -> ir.Graph:
+    rng = np.random.default_rng(seed)
+    tau = np.full(64, 10.0)
+    nodes = {
+        "input": ir.Input(shape=(1, 28, 28)),
+        "conv1": ir.Conv2d(weight=rng.normal(0, 0.3, (16, 1, 3, 3)).astype(np.float32), bias=rng.normal(0, 0.1, 16).astype(np.float32), padding=(1, 1)),
+        "relu": ir.ReLU(),
+        "pool": ir.MaxPool2d(kernel_size=(2, 2), stride=(2, 2)),
+        "flatten": ir.Flatten(),
+        "fc1": ir.Affine(weight=rng.normal(0, 0.02, (64, 3136)).astype(np.float32), bias=rng.normal(0, 0.1, 64).astype(np.float32)),
+        "lif": ir.LIF(tau=tau, r=tau, v_leak=np.zeros(64), v_threshold=np.ones(64)),
+        "fc2": ir.Affine(weight=rng.normal(0, 0.1, (10, 64)).astype(np.float32), bias=np.zeros(10, np.float32)),
+        "output": ir.Output(),
+    }
+    g = ir.Graph(nodes)
+    g.chain(*nodes)
+    return g
+
+
+def best(fn, repeats: int = REPEATS) -> float:
+    fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def main() -> None:
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    g = hybrid_graph()
+    cpu = get_backend("cpu")
+    x = default_stimulus((1, 28, 28))
+
+    def bare() -> None:
+        ex = ir_to_torch(g, return_state=True)
+        with torch.inference_mode():
+            ex.run(x.unsqueeze(0).expand(N_STEPS, *x.shape), state=None)
+
+    def instrumented() -> None:
+        cpu.simulate(g, n_steps=N_STEPS)
+
+    bare()
+    instrumented()
+    pairs = []
+    for _ in range(REPEATS):
+        t0 = time.perf_counter()
+        bare()
+        t1 = time.perf_counter()
+        instrumented()
+        t2 = time.perf_counter()
+        pairs.append((t1 - t0, t2 - t1))
+    t_bare = min(p[0] for p in pairs)
+    t_sim = min(p[1] for p in pairs)
+    median_ratio = float(np.median([s / b for b, s in pairs]))
+    t_fixed = best(lambda: cpu.simulate(g, n_steps=N_STEPS, mode="fixed"), 3)
+    t_prof = best(lambda: cpu.profile(g, n_steps=N_STEPS), 3)
+    sim = cpu.simulate(g, n_steps=N_STEPS)
+    print(f"workload: hybrid ANN-SNN, {N_STEPS} steps, batch 1, torch threads {torch.get_num_threads()}; spikes {sim.spike_counts}")
+    print(f"bare executor (build + run)   {t_bare * 1e3:9.2f} ms (best)")
+    print(f"cpu.simulate (float)          {t_sim * 1e3:9.2f} ms (best)")
+    print(f"ratio simulate / bare         {median_ratio:9.3f}   (target <= 1.2; median of {REPEATS} interleaved pairs; best/best {t_sim / t_bare:.3f})")
+    print(f"fixed / float simulate        {t_fixed / t_sim:9.3f}   (information)")
+    print(f"profile / simulate            {t_prof / t_sim:9.3f}   (information)")
+
+
+if __name__ == "__main__":
+    main()

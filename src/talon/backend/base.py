@@ -1,0 +1,198 @@
+"""The Backend base class, its capabilities, and the result objects every backend returns.
+
+A backend is a class with a `name`, a `capabilities` record and any of `simulate`, `profile` and
+`compile`. What it does not support raises BackendError naming the capability, so callers can ask
+first (`backend.capabilities.simulate`) or just try.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from talon.errors import BackendError
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend can do. `modes` are the numeric modes `simulate`/`profile` accept."""
+
+    simulate: bool = False
+    profile: bool = False
+    compile: bool = False
+    modes: tuple[str, ...] = ()
+    energy_presets: bool = False
+    #: Runs on real hardware (False: a model of it).
+    hardware: bool = False
+    #: Primitive type names the backend can run (None: whatever the bridge runtime supports).
+    primitives: frozenset[str] | None = None
+    description: str = ""
+
+
+class Backend:
+    """Base of every backend. Subclasses set `name` and `capabilities` and override what they support."""
+
+    name: ClassVar[str] = "backend"
+    capabilities: ClassVar[Capabilities] = Capabilities()
+
+    def _unsupported(self, what: str) -> BackendError:
+        return BackendError(f"backend {self.name!r} does not support {what} (capabilities: {self.capabilities})")
+
+    def simulate(self, graph: Any, inputs: Any = None, n_steps: int | None = None, **kw: Any) -> "SimulationResult":
+        raise self._unsupported("simulate")
+
+    def profile(self, graph: Any, inputs: Any = None, n_steps: int | None = None, **kw: Any) -> "ProfileResult":
+        raise self._unsupported("profile")
+
+    def compile(self, graph: Any, **kw: Any) -> Any:
+        raise self._unsupported("compile")
+
+    def check_mode(self, mode: str) -> None:
+        if mode not in self.capabilities.modes:
+            raise BackendError(f"backend {self.name!r} has no numeric mode {mode!r}; it supports {list(self.capabilities.modes)}")
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r}>"
+
+
+@dataclass
+class SimulationResult:
+    """What `simulate` returns. Counts are summed over all timesteps and the whole batch.
+
+    - spike_counts[node]: spikes emitted by each spiking node (a graded spike counts once).
+    - firing_rates[node]: spike_counts / (neurons * timesteps * batch), in [0, 1].
+    - input_events[node]: non-zero input elements seen by each node with synaptic weights (for spike-fed
+      layers these are the spike events that drive its accumulates).
+    - outputs[name]: each Output node's value at every step, shape (T, B, *shape).
+    - outputs_valid: every output is finite and has the shape the graph declares.
+    - spikes / membranes: recorded (T, B, *shape) tensors for the recorded nodes (`record=`).
+    - agreement (fixed mode): per spiking node, the fraction of (step, sample, neuron) spike values equal
+      to the float simulation's on the same stimulus.
+    """
+
+    backend: str
+    mode: str
+    timesteps_run: int
+    batch_size: int
+    spike_counts: dict[str, int]
+    firing_rates: dict[str, float]
+    neurons: dict[str, int]
+    input_events: dict[str, int]
+    outputs: dict[str, Any]
+    outputs_valid: bool
+    spikes: dict[str, Any] = field(default_factory=dict)
+    membranes: dict[str, Any] = field(default_factory=dict)
+    agreement: dict[str, float] | None = None
+    fixed_point: Any = None
+    stimulus: str = ""
+    wall_time_s: float = 0.0
+
+    @property
+    def output(self) -> Any:
+        """The only Output's (T, B, ...) tensor (error when the graph has several)."""
+        if len(self.outputs) != 1:
+            raise BackendError(f"the graph has {len(self.outputs)} outputs {list(self.outputs)}: use .outputs[name]")
+        return next(iter(self.outputs.values()))
+
+    @property
+    def total_spikes(self) -> int:
+        return int(sum(self.spike_counts.values()))
+
+    def summary(self) -> str:
+        lines = [f"{self.backend} simulation ({self.mode}): {self.timesteps_run} steps, batch {self.batch_size}, outputs valid: {self.outputs_valid}"]
+        for name, count in self.spike_counts.items():
+            line = f"  {name:<16} {count:>10,} spikes  rate {self.firing_rates[name]:.4f}"
+            if self.agreement is not None and name in self.agreement:
+                line += f"  fixed/float agreement {self.agreement[name]:.4f}"
+            lines.append(line)
+        return "\n".join(lines)
+
+    __str__ = summary
+
+
+@dataclass(frozen=True)
+class LayerProfile:
+    """One node's share of a profile, for the whole run (all steps), per sample. Energies in microjoules."""
+
+    name: str
+    type_name: str
+    event_driven: bool
+    macs: int
+    accumulates: int
+    neuron_updates: int
+    elementwise_ops: int
+    sram_bytes: int
+    mac_energy_uj: float
+    spike_energy_uj: float
+    neuron_energy_uj: float
+    elementwise_energy_uj: float
+    sram_energy_uj: float
+    cycles: int
+    latency_us: float
+    input_events: int = 0
+
+    @property
+    def energy_uj(self) -> float:
+        return self.mac_energy_uj + self.spike_energy_uj + self.neuron_energy_uj + self.elementwise_energy_uj + self.sram_energy_uj
+
+
+@dataclass(frozen=True)
+class ProfileResult:
+    """What `profile` returns: the run's latency and energy per sample (all timesteps), and where they go.
+
+    energy_estimate_uj = mac_energy_uj + spike_energy_uj + neuron_energy_uj + elementwise_energy_uj
+    + sram_energy_uj. docs/energy.md derives every term.
+    """
+
+    backend: str
+    mode: str
+    energy_preset: str
+    timesteps: int
+    batch_size: int
+    total_latency_us: float
+    total_cycles: int
+    clock_mhz: float
+    energy_estimate_uj: float
+    mac_energy_uj: float
+    spike_energy_uj: float
+    neuron_energy_uj: float
+    elementwise_energy_uj: float
+    sram_energy_uj: float
+    peak_memory_bytes: int
+    layers: dict[str, LayerProfile]
+    op_costs_pj: dict[str, float]
+    derivation: dict[str, str]
+    simulation: SimulationResult | None = None
+
+    @property
+    def compute_energy_uj(self) -> float:
+        return self.mac_energy_uj + self.spike_energy_uj + self.neuron_energy_uj + self.elementwise_energy_uj
+
+    @property
+    def energy_per_step_uj(self) -> float:
+        return self.energy_estimate_uj / self.timesteps if self.timesteps else 0.0
+
+    def summary(self) -> str:
+        e = self.energy_estimate_uj or 1.0
+        lines = [
+            f"{self.backend} profile ({self.mode}, {self.energy_preset}): {self.timesteps} steps, per sample",
+            f"  latency      {self.total_latency_us:12.2f} us ({self.total_cycles:,} cycles at {self.clock_mhz:g} MHz)",
+            f"  energy       {self.energy_estimate_uj:12.6f} uJ",
+        ]
+        for label, v in (
+            ("MAC", self.mac_energy_uj),
+            ("spike (AC)", self.spike_energy_uj),
+            ("neuron", self.neuron_energy_uj),
+            ("elementwise", self.elementwise_energy_uj),
+            ("SRAM", self.sram_energy_uj),
+        ):
+            lines.append(f"    {label:<12} {v:12.6f} uJ  ({100 * v / e:5.1f}%)")
+        lines.append(f"  peak memory  {self.peak_memory_bytes:12,} bytes")
+        lines.append(f"  {'layer':<14} {'type':<10} {'energy uJ':>12} {'latency us':>12} {'MACs':>12} {'ACs':>10} {'SRAM B':>12}")
+        for lp in self.layers.values():
+            lines.append(
+                f"  {lp.name:<14} {lp.type_name:<10} {lp.energy_uj:12.6f} {lp.latency_us:12.3f} {lp.macs:12,} {lp.accumulates:10,} {lp.sram_bytes:12,}"
+            )
+        return "\n".join(lines)
+
+    __str__ = summary

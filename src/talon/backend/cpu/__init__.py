@@ -1,0 +1,123 @@
+"""The `cpu` backend: float and fixed-point simulation, energy/latency profiles, hardware descriptors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from talon.backend.base import Backend, Capabilities, ProfileResult, SimulationResult
+from talon.backend.cpu.fixed import FixedPointConfig, FixedPointPlan, plan_fixed_point
+from talon.backend.cpu.profiler import LatencyModel, profile_run
+from talon.backend.cpu.simulator import plan_for, simulate_graph
+from talon.backend.descriptor import HardwareDescriptor
+from talon.backend.energy import EnergyPreset
+from talon.errors import BackendError, TalonError
+from talon.ir import Graph
+
+__all__ = ["CPUBackend", "FixedPointConfig", "FixedPointPlan", "LatencyModel", "plan_fixed_point"]
+
+
+def _graph(graph: Any) -> Graph:
+    """A Graph, or the graph read from a .t1c path."""
+    from talon.sdk._load import as_graph
+
+    try:
+        return as_graph(graph)
+    except TalonError:
+        raise
+    except Exception as exc:
+        raise BackendError(f"cannot use {graph!r} as a graph: {exc}") from None
+
+
+class CPUBackend(Backend):
+    """Runs graphs on the CPU through the bridge runtime, with counters; see docs/backend.md."""
+
+    name = "cpu"
+    capabilities = Capabilities(
+        simulate=True,
+        profile=True,
+        compile=True,
+        modes=("float", "fixed"),
+        energy_presets=True,
+        hardware=False,
+        description="bridge runtime with spike/event counters; float32 or bit-exact fixed point (docs/fixed_point.md)",
+    )
+
+    def simulate(
+        self,
+        graph: Any,
+        inputs: Any = None,
+        n_steps: int | None = None,
+        mode: str = "float",
+        record: Any = None,
+        *,
+        fixed_config: FixedPointConfig | None = None,
+        calibration_inputs: Any = None,
+        compare: bool = True,
+        chunk_steps: int | None = None,
+        progress: bool | None = None,
+        batch_time: bool = True,
+    ) -> SimulationResult:
+        """Simulate `graph` (a Graph or .t1c path) for `n_steps` steps (default: the length of a
+        sequence input, else 10).
+
+        inputs: see talon.backend.stimulus (tensor, (T, B, ...) sequence, encoder, dict per Input, or
+        None for the documented default stimulus). mode "fixed" runs the hardware numerics of
+        docs/fixed_point.md, calibrated on a float run of `calibration_inputs` (default: `inputs`), and,
+        with compare=True, reports the per-layer spike agreement with that float run. record: True,
+        "spikes", "membranes" or node names. batch_time=False steps stateless layers one step at a
+        time (slower; bit-identical to per-step executor calls at every batch size, see docs/runtime.md).
+        """
+        self.check_mode(mode)
+        return simulate_graph(
+            _graph(graph), inputs, n_steps, mode, record,
+            fixed_config=fixed_config, calibration_inputs=calibration_inputs, compare=compare,
+            chunk_steps=chunk_steps, progress=progress, batch_time=batch_time, backend=self.name,
+        )  # fmt: skip
+
+    def profile(
+        self,
+        graph: Any,
+        inputs: Any = None,
+        n_steps: int | None = None,
+        energy_preset: str | EnergyPreset = "45nm_cmos",
+        *,
+        mode: str = "float",
+        latency: LatencyModel | None = None,
+        fixed_config: FixedPointConfig | None = None,
+        simulation: SimulationResult | None = None,
+        progress: bool | None = None,
+    ) -> ProfileResult:
+        """Latency, energy (and its parts) and peak memory of running `graph` for `n_steps` steps,
+        per sample. Spike-driven work is priced from the actual spikes of a simulation (run here, or
+        pass `simulation=` to reuse one). docs/energy.md derives every number."""
+        self.check_mode(mode)
+        g = _graph(graph)
+        sim = simulation
+        if sim is None:
+            sim = self.simulate(g, inputs, n_steps, mode, fixed_config=fixed_config, compare=False, progress=progress)
+        elif sim.mode != mode:
+            raise BackendError(f"simulation was run in mode {sim.mode!r} but the profile asks for {mode!r}")
+        cfg = None
+        if mode == "fixed":
+            cfg = sim.fixed_point.config if sim.fixed_point is not None else (fixed_config or FixedPointConfig())
+        return profile_run(g, sim, energy_preset=energy_preset, latency=latency, fixed_config=cfg)
+
+    def compile(
+        self,
+        graph: Any,
+        *,
+        fixed_config: FixedPointConfig | None = None,
+        calibration_inputs: Any = None,
+        n_steps: int | None = None,
+    ) -> HardwareDescriptor:
+        """The fixed-point hardware descriptor of `graph` (docs/backend.md), calibrated on a float run
+        of `calibration_inputs` (default: the default stimulus) for `n_steps` steps (default 10)."""
+        from talon.backend.compile import build_descriptor
+        from talon.backend.stimulus import make_stimulus
+
+        g = _graph(graph)
+        g.validate()
+        input_shapes = {n: tuple(g.nodes[n].shape) for n in g.input_names}
+        stim = make_stimulus(calibration_inputs, input_shapes, n_steps)
+        plan, _ = plan_for(g, stim, fixed_config)
+        return build_descriptor(g, plan)

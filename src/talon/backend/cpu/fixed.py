@@ -1,0 +1,546 @@
+"""Hardware (fixed-point) numerics: the plan that turns a float graph into integers, and the rounding
+that the CPU simulator applies around the bridge's runtime. docs/fixed_point.md is the specification;
+this module implements it and the FPGA kernels must agree with it bit for bit.
+
+How the simulator stays a single implementation of the maths: `plan_fixed_point` builds a *fixed-point
+graph*, an ordinary talon.ir Graph whose every constant (weights, biases, thresholds, leak and gain
+factors) lies exactly on its power-of-two grid. The bridge runtime runs that graph in float64, where
+every product and sum of such values is exact (the plan checks the bit budget, < 53 bits), so the
+runtime computes exactly the integer arithmetic of the specification scaled by powers of two. This
+module adds only what is not arithmetic of any primitive: saturation of accumulators, rounding of each
+node's output to its format, and rounding of neuron state between steps.
+
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from talon.bridge.modules import RUNTIME_BUILDERS, StatefulRuntime
+from talon.errors import BackendError
+from talon.ir import Graph, Node
+from talon.sdk.cost import cost_entry, graph_costs
+
+#: Fixed-point numerics version, recorded in hardware descriptors. Bump on any change of the rules.
+FIXED_POINT_VERSION = 1
+
+NEURON_TYPES = ("LIF", "IF", "LI", "Integrator")
+SPIKING_NEURONS = ("LIF", "IF")
+#: Nodes whose output lies on the grid of their (single) input: they keep its format.
+GRID_PRESERVING = ("Output", "Flatten", "Dropout", "HybridRegion", "ChannelSplit", "Delay", "MaxPool2d")
+#: Nodes whose output is re-rounded to their own calibrated activation format.
+REQUANTIZING = ("AvgPool2d", "SumPool2d", "Skip", "Concat", "ReLU", "Upsample")
+UNSUPPORTED_WHY = {
+    "CubaLIF": "its synaptic current feeds the membrane within the same step, which needs a rounding rule the runtime cannot apply yet",
+    "Sigmoid": "transcendental functions need a lookup-table specification",
+    "Tanh": "transcendental functions need a lookup-table specification",
+    "Softmax": "transcendental functions need a lookup-table specification",
+    "GELU": "transcendental functions need a lookup-table specification",
+    "ELU": "transcendental functions need a lookup-table specification",
+    "PReLU": "per-channel slopes are not specified in fixed point yet",
+    "Scale": "elementwise scales are not specified in fixed point yet",
+    "BatchNorm1d": "fold batch norm into the preceding layer first (sdk fold_batchnorm)",
+    "BatchNorm2d": "fold batch norm into the preceding layer first (sdk fold_batchnorm)",
+    "LayerNorm": "normalisation needs a division/square-root specification",
+}
+
+
+@dataclass(frozen=True)
+class FixedPointConfig:
+    """Bit widths of the hardware datapath (docs/fixed_point.md, section "Formats").
+
+    SpikingAffine nodes use their own `weight_bits` and `accumulator_bits` fields instead of the
+    defaults here. Limits keep the float64 emulation exact: weights <= 16 bits, activations and
+    membranes <= 24 bits, accumulators <= 48 bits, coefficients <= 20 fractional bits.
+    """
+
+    weight_bits: int = 8
+    activation_bits: int = 8
+    accumulator_bits: int = 32
+    bias_bits: int = 24
+    membrane_bits: int = 24
+    coefficient_frac_bits: int = 16
+    membrane_headroom_bits: int = 1
+
+    def __post_init__(self) -> None:
+        limits = {
+            "weight_bits": (2, 16),
+            "activation_bits": (2, 24),
+            "accumulator_bits": (4, 48),
+            "bias_bits": (2, 24),
+            "membrane_bits": (4, 24),
+            "coefficient_frac_bits": (1, 20),
+            "membrane_headroom_bits": (0, 8),
+        }
+        for name, (lo, hi) in limits.items():
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+                raise BackendError(f"FixedPointConfig.{name} must be an integer in [{lo}, {hi}], got {v!r}")
+
+    def to_dict(self) -> dict[str, int]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+@dataclass(frozen=True)
+class Format:
+    """A signed two's-complement fixed-point format: integers of `bits` bits, value = int * 2**-frac."""
+
+    bits: int
+    frac: int
+
+    @property
+    def lo(self) -> int:
+        return -(1 << (self.bits - 1))
+
+    @property
+    def hi(self) -> int:
+        return (1 << (self.bits - 1)) - 1
+
+    @property
+    def lsb(self) -> float:
+        return math.ldexp(1.0, -self.frac)
+
+    def to_list(self) -> list[int]:
+        return [self.bits, self.frac]
+
+    def __str__(self) -> str:
+        return f"Q{self.bits}.{self.frac}"
+
+
+def frac_for_range(max_abs: float, bits: int) -> int:
+    """Fractional bits so that `max_abs` fits `bits` signed bits: frac = bits - 1 - e, where
+    max_abs = m * 2**e with 0.5 <= m < 1 (math.frexp); 0 (or a non-finite value) gives frac = bits - 1."""
+    if not (max_abs > 0 and math.isfinite(max_abs)):
+        return bits - 1
+    _, e = math.frexp(float(max_abs))
+    return bits - 1 - e
+
+
+def quantize_array(x: np.ndarray, fmt: Format) -> np.ndarray:
+    """Offline constants: int64 = saturate(round_half_even(x * 2**frac))."""
+    scaled = np.ldexp(np.asarray(x, dtype=np.float64), fmt.frac)
+    return np.clip(np.rint(scaled), fmt.lo, fmt.hi).astype(np.int64)
+
+
+def dequantize(ints: np.ndarray, frac: int, dtype: Any = np.float64) -> np.ndarray:
+    return np.ldexp(np.asarray(ints, dtype=np.float64), -frac).astype(dtype)
+
+
+# -- neuron coefficient reproduction ------------------------------------------------------------------
+# The runtime derives beta = 1 - dt/tau and gain = dt*r/tau in float64 (ARCHITECTURE.md). We choose
+# tau and r so that those expressions give exactly the quantised coefficients.
+
+
+def _nudge(target: np.ndarray, start: np.ndarray, fn: Any, what: str) -> np.ndarray:
+    """Find x near `start` with fn(x) == target exactly, moving x one ulp at a time (vectorised)."""
+    x = start.astype(np.float64).copy()
+    for direction in (None, np.inf, -np.inf):
+        bad = fn(x) != target
+        if not bad.any():
+            return x
+        if direction is None:
+            continue
+        trial = start.astype(np.float64).copy()
+        for _ in range(256):
+            trial[bad] = np.nextafter(trial[bad], direction)
+            ok = bad & (fn(trial) == target)
+            x[ok] = trial[ok]
+            bad &= ~ok
+            if not bad.any():
+                return x
+    raise BackendError(f"cannot represent the quantised {what} exactly through the runtime's float64 formula")
+
+
+def tau_for_beta(beta_q: np.ndarray, dt: float) -> np.ndarray:
+    """tau with float64(1 - dt/tau) == beta_q exactly (beta_q == 1 gives tau = inf)."""
+    one_minus = 1.0 - beta_q
+    with np.errstate(divide="ignore"):
+        start = np.where(one_minus == 0, np.inf, dt / np.where(one_minus == 0, 1.0, one_minus))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return _nudge(beta_q, start, lambda t: 1.0 - dt / t, "leak factor beta")
+
+
+def r_for_gain(gain_q: np.ndarray, tau: np.ndarray | None, dt: float) -> np.ndarray:
+    """r with float64(dt*r/tau) == gain_q (or dt*r == gain_q when the neuron has no tau)."""
+    if tau is None:
+        return _nudge(gain_q, gain_q / dt, lambda r: dt * r, "input gain")
+    finite = np.isfinite(tau)
+    if not finite.all():
+        raise BackendError("a neuron with beta == 1 after quantisation (tau = inf) cannot carry a finite input gain; use IF/Integrator or a smaller tau")
+    with np.errstate(over="ignore"):
+        return _nudge(gain_q, gain_q * tau / dt, lambda r: dt * r / tau, "input gain")
+
+
+# -- the plan -----------------------------------------------------------------------------------------
+
+
+@dataclass
+class NodePlan:
+    """Everything hardware needs for one node in fixed point (docs/fixed_point.md, per node type)."""
+
+    name: str
+    type_name: str
+    kind: str  # input | synaptic | neuron | threshold | pass | requant
+    out_format: Format
+    in_formats: list[Format] = field(default_factory=list)
+    #: integer tensors (weights, biases, thresholds, leak and gain factors, ...)
+    ints: dict[str, np.ndarray] = field(default_factory=dict)
+    #: fractional bits of each integer tensor in `ints`
+    fracs: dict[str, int] = field(default_factory=dict)
+    acc_bits: int | None = None
+    acc_frac: int | None = None
+    membrane: Format | None = None
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "type": self.type_name,
+            "kind": self.kind,
+            "out_format": self.out_format.to_list(),
+            "in_formats": [f.to_list() for f in self.in_formats],
+            "fracs": dict(self.fracs),
+            "acc_bits": self.acc_bits,
+            "acc_frac": self.acc_frac,
+            "membrane": self.membrane.to_list() if self.membrane else None,
+            "attrs": dict(self.attrs),
+        }
+
+
+@dataclass
+class Calibration:
+    """Ranges observed in a float simulation: max |output| per node, max |state| per stateful node."""
+
+    max_abs_output: dict[str, float]
+    max_abs_state: dict[str, float]
+    description: str = ""
+
+
+@dataclass
+class FixedPointPlan:
+    """The fixed-point realisation of a graph: formats and integers per node, and the on-grid Graph
+    that the runtime executes in float64 (`graph`)."""
+
+    config: FixedPointConfig
+    nodes: dict[str, NodePlan]
+    order: list[str]
+    graph: Graph
+    calibration: Calibration
+
+    def format_of(self, name: str) -> Format:
+        return self.nodes[name].out_format
+
+    def summary(self) -> str:
+        rows = []
+        for name in self.order:
+            p = self.nodes[name]
+            extra = f" acc Q{p.acc_bits}.{p.acc_frac}" if p.acc_bits else ""
+            extra += f" membrane {p.membrane}" if p.membrane else ""
+            rows.append(f"{name:<16} {p.type_name:<12} {p.kind:<9} out {p.out_format}{extra}")
+        return "\n".join(rows)
+
+
+def check_supported(graph: Graph) -> None:
+    for name, node in graph.nodes.items():
+        t = node.type_name
+        if isinstance(node, Graph):
+            raise BackendError(f"fixed-point mode: node {name!r} is a nested graph; flatten it first")
+        if t in UNSUPPORTED_WHY:
+            raise BackendError(f"fixed-point mode does not support node {name!r} ({t}): {UNSUPPORTED_WHY[t]}; simulate it with mode='float'")
+        entry = cost_entry(t)
+        known = t in NEURON_TYPES or t in GRID_PRESERVING or t in REQUANTIZING or t in ("Input", "Threshold")
+        if not known and not (entry and entry.weight_fields):
+            raise BackendError(f"fixed-point mode does not support node {name!r} ({t}); simulate it with mode='float'")
+        if t == "Upsample" and node.mode != "nearest":
+            raise BackendError(f"fixed-point mode: Upsample {name!r} must use mode 'nearest' (bilinear interpolation is not specified)")
+
+
+def _neuron_coefficients(node: Node, dt: float) -> dict[str, np.ndarray]:
+    """beta (where the neuron leaks) and gain, in float64, as the neuron equations define them."""
+    t = node.type_name
+    out: dict[str, np.ndarray] = {}
+    if t in ("LIF", "LI"):
+        tau = np.asarray(node.tau, np.float64)
+        out["beta"] = 1.0 - dt / tau
+        out["gain"] = dt * np.asarray(node.r, np.float64) / tau
+    else:  # IF, Integrator: no leak
+        r = np.asarray(node.r, np.float64) if getattr(node, "r", None) is not None else np.ones(1)
+        out["gain"] = dt * r
+    return out
+
+
+def plan_fixed_point(graph: Graph, calibration: Calibration, config: FixedPointConfig | None = None) -> FixedPointPlan:
+    """Assign formats and quantise every constant of `graph` (docs/fixed_point.md, "Plan")."""
+    config = config or FixedPointConfig()
+    check_supported(graph)
+    costs = graph_costs(graph)
+    order = graph.topological_order()
+    dt = float(graph.dt)
+    c = config.coefficient_frac_bits
+    coef_fmt = Format(c + 2, c)  # coefficients in [-2, 2)
+    cal = calibration
+    succ: dict[str, list[str]] = {n: [] for n in graph.nodes}
+    for s, d in graph.edges:
+        succ[s].append(d)
+
+    # 1. membrane formats (they depend only on parameters and calibration)
+    membranes: dict[str, Format] = {}
+    for name, node in graph.nodes.items():
+        if node.type_name not in NEURON_TYPES:
+            continue
+        rng = [cal.max_abs_state.get(name, 0.0), cal.max_abs_output.get(name, 0.0) if node.type_name in ("LI", "Integrator") else 0.0]
+        for fld in ("v_threshold", "v_reset", "v_leak"):
+            v = getattr(node, fld, None)
+            if v is not None and np.size(v):
+                rng.append(float(np.max(np.abs(v))))
+        r = max(rng)
+        membranes[name] = Format(config.membrane_bits, frac_for_range(r, config.membrane_bits) - config.membrane_headroom_bits)
+
+    plans: dict[str, NodePlan] = {}
+    new_nodes: dict[str, Node] = {}
+    for name in order:
+        node = graph.nodes[name]
+        t = node.type_name
+        preds = graph.predecessors(name)
+        in_fmts = [plans[p].out_format for p in preds if p in plans]
+        if len(in_fmts) != len(preds):
+            raise BackendError(f"fixed-point mode: node {name!r} sits on a recurrent loop; recurrent graphs are not supported in fixed point yet")
+        observed = cal.max_abs_output.get(name, 0.0)
+        act_fmt = Format(config.activation_bits, frac_for_range(observed, config.activation_bits))
+        entry = cost_entry(t)
+        weight_fields = entry.weight_fields if entry else ()
+
+        if t == "Input":
+            plans[name] = NodePlan(name, t, "input", act_fmt)
+            new_nodes[name] = node
+        elif weight_fields:
+            plans[name], new_nodes[name] = _plan_synaptic(name, node, weight_fields, in_fmts[0], act_fmt, succ[name], membranes, graph, config, costs[name].fan_in)
+        elif t in NEURON_TYPES:
+            plans[name], new_nodes[name] = _plan_neuron(name, node, in_fmts, membranes[name], coef_fmt, dt, config)
+        elif t == "Threshold":
+            fin = in_fmts[0]
+            thr_i = quantize_array(node.v_threshold, Format(fin.bits + 1, fin.frac))
+            plans[name] = NodePlan(name, t, "threshold", Format(2, 0), in_fmts, {"v_threshold": thr_i}, {"v_threshold": fin.frac})
+            new_nodes[name] = node.replace(v_threshold=dequantize(thr_i, fin.frac, np.float32))
+        elif t in GRID_PRESERVING or (t == "ReLU" and node.negative_slope == 0.0) or (t == "Upsample") or (t == "Skip" and node.skip_type == "passthrough"):
+            fmt = in_fmts[0]
+            plans[name] = NodePlan(name, t, "pass", fmt, in_fmts)
+            new_nodes[name] = node
+        elif t in REQUANTIZING:
+            ints, fracs, changes = {}, {}, {}
+            if t == "ReLU":  # leaky ReLU: the slope is a coefficient
+                s_i = int(quantize_array(np.array([node.negative_slope]), coef_fmt)[0])
+                ints["negative_slope"], fracs["negative_slope"] = np.array([s_i]), c
+                changes["negative_slope"] = math.ldexp(float(s_i), -c)
+            plans[name] = NodePlan(name, t, "requant", act_fmt, in_fmts, ints, fracs)
+            new_nodes[name] = node.replace(**changes) if changes else node
+        else:  # pragma: no cover - check_supported covers every type
+            raise BackendError(f"fixed-point mode does not support node {name!r} ({t})")
+
+    qgraph = Graph({n: new_nodes[n] for n in graph.nodes}, list(graph.edges), dt=graph.dt, metadata={**graph.metadata, "fixed_point": config.to_dict()})
+    return FixedPointPlan(config, plans, order, qgraph, cal)
+
+
+def _plan_synaptic(name, node, weight_fields, fin, act_fmt, consumers, membranes, graph, config, fan_in):
+    t = node.type_name
+    wbits = getattr(node, "weight_bits", config.weight_bits) if t == "SpikingAffine" else config.weight_bits
+    abits = getattr(node, "accumulator_bits", config.accumulator_bits) if t == "SpikingAffine" else config.accumulator_bits
+    if wbits > 16 or abits > 48:
+        raise BackendError(
+            f"fixed-point mode: {name!r} has weight_bits={wbits}, accumulator_bits={abits}; the simulator supports "
+            f"at most 16 and 48 (docs/fixed_point.md, section 7)"
+        )
+    ints: dict[str, np.ndarray] = {}
+    fracs: dict[str, int] = {}
+    changes: dict[str, Any] = {}
+    frac_in = fin.frac
+    bias_for = {"weight": "bias", "depthwise_weight": "depthwise_bias", "pointwise_weight": "pointwise_bias"}
+    for wf in weight_fields:  # SepConv2d: depthwise then pointwise; the second stage reads the exact first
+        w = np.asarray(getattr(node, wf), np.float64)
+        wfmt = Format(wbits, frac_for_range(float(np.max(np.abs(w))) if w.size else 0.0, wbits))
+        wi = quantize_array(w, wfmt)
+        ints[wf], fracs[wf] = wi, wfmt.frac
+        changes[wf] = dequantize(wi, wfmt.frac, np.float32)
+        frac_in = frac_in + wfmt.frac
+        bf = bias_for.get(wf)
+        b = getattr(node, bf, None) if bf else None
+        if b is not None:
+            bfmt = Format(min(config.bias_bits, abits), frac_in)
+            bi = quantize_array(b, bfmt)
+            ints[bf], fracs[bf] = bi, frac_in
+            changes[bf] = dequantize(bi, frac_in, np.float32)
+    acc_frac = frac_in
+    # exactness of the float64 sums before saturation
+    need = fin.bits + sum(
+        (getattr(node, "weight_bits", config.weight_bits) if t == "SpikingAffine" else config.weight_bits) for _ in weight_fields
+    ) + math.ceil(math.log2(max(fan_in, 1.0) + 1)) + 2
+    if need > 53:
+        raise BackendError(f"fixed-point mode: {name!r} needs {need} bits of exact accumulation (> 53); reduce activation or weight bits")
+    neuron_consumers = [d for d in consumers if graph.nodes[d].type_name in NEURON_TYPES]
+    if consumers and len(neuron_consumers) == len(consumers):
+        out = Format(config.membrane_bits, min(membranes[d].frac for d in neuron_consumers))
+    else:
+        out = act_fmt
+    plan = NodePlan(name, t, "synaptic", out, [fin], ints, fracs, acc_bits=abits, acc_frac=acc_frac, attrs={"weight_bits": wbits})
+    return plan, node.replace(**changes)
+
+
+def _plan_neuron(name, node, in_fmts, mfmt, coef_fmt, dt, config):
+    t = node.type_name
+    c = coef_fmt.frac
+    coefs = _neuron_coefficients(node, dt)
+    ints: dict[str, np.ndarray] = {}
+    fracs: dict[str, int] = {}
+    changes: dict[str, Any] = {}
+    tau_q = None
+    if "beta" in coefs:
+        bi = quantize_array(coefs["beta"], coef_fmt)
+        beta_q = dequantize(bi, c)
+        ints["beta"], fracs["beta"] = bi, c
+        tau_q = tau_for_beta(beta_q, dt)
+        changes["tau"] = tau_q
+    gi = quantize_array(coefs["gain"], coef_fmt)
+    gain_q = dequantize(gi, c)
+    ints["gain"], fracs["gain"] = gi, c
+    changes["r"] = r_for_gain(gain_q, tau_q, dt)
+    if getattr(node, "v_leak", None) is not None:
+        # The leak enters as one constant per neuron, L = (1 - beta) * v_leak, in the membrane format;
+        # v_leak is chosen so that the runtime's float64 (1 - beta_q) * v_leak gives L exactly.
+        one_minus, v_leak = np.broadcast_arrays(1.0 - dequantize(ints["beta"], c), np.asarray(node.v_leak, np.float64))
+        li = quantize_array(one_minus * v_leak, mfmt)
+        lq = dequantize(li, mfmt.frac)
+        ints["leak"], fracs["leak"] = li, mfmt.frac
+        if np.any((one_minus == 0) & (lq != 0)):
+            raise BackendError(f"fixed-point mode: {name!r} has beta == 1 after quantisation but a non-zero leak")
+        safe = np.where(one_minus == 0, 1.0, one_minus)
+        found = _nudge(lq, lq / safe, lambda v: one_minus * v, "leak term")
+        changes["v_leak"] = np.where(one_minus == 0, 0.0, found)
+    for fld in ("v_threshold", "v_reset"):
+        v = getattr(node, fld, None)
+        if v is None:
+            continue
+        vi = quantize_array(v, mfmt)
+        ints[fld], fracs[fld] = vi, mfmt.frac
+        changes[fld] = dequantize(vi, mfmt.frac)
+    attrs: dict[str, Any] = {}
+    out = mfmt
+    if t in SPIKING_NEURONS:
+        gsf = float(node.graded_spikes_factor)
+        gfrac = 0
+        while gfrac < config.activation_bits - 1 and not float(math.ldexp(gsf, gfrac)).is_integer():
+            gfrac += 1
+        gfmt = Format(config.activation_bits, gfrac if float(math.ldexp(gsf, gfrac)).is_integer() else frac_for_range(abs(gsf), config.activation_bits))
+        gq = int(quantize_array(np.array([gsf]), gfmt)[0])
+        ints["graded_spikes_factor"], fracs["graded_spikes_factor"] = np.array([gq]), gfmt.frac
+        changes["graded_spikes_factor"] = math.ldexp(float(gq), -gfmt.frac)
+        out = gfmt
+        attrs = {"reset_mode": node.reset_mode, "reset_delay": bool(node.reset_delay)}
+        thr = ints.get("v_threshold")
+        if thr is not None and np.any(thr >= mfmt.hi):
+            raise BackendError(f"fixed-point mode: {name!r}: the threshold does not fit the membrane format {mfmt}")
+    # exactness of the float64 membrane update: coefficient (c+2 bits) times membrane or input values
+    widest_int = max([mfmt.bits - mfmt.frac] + [f.bits - f.frac for f in in_fmts])
+    finest = max([mfmt.frac] + [f.frac for f in in_fmts])
+    need = widest_int + finest + c + 3 + max(0, len(in_fmts) - 1)
+    if need > 53:
+        raise BackendError(
+            f"fixed-point mode: {name!r} needs {need} bits for an exact membrane update (> 53): its input formats "
+            f"{[str(f) for f in in_fmts]} are too far from its membrane format {mfmt}"
+        )
+    plan = NodePlan(name, t, "neuron", out, list(in_fmts), ints, fracs, membrane=mfmt, attrs=attrs)
+    return plan, node.replace(**changes)
+
+
+# -- rounding applied around the runtime (torch) ------------------------------------------------------
+
+
+def round_half_up(x: Any, fmt: Format) -> Any:
+    """Activation rounding: saturate(floor(x * 2**frac + 1/2)) * 2**-frac (exact in float64)."""
+    y = torch.floor(torch.ldexp(x, torch.tensor(fmt.frac, dtype=x.dtype)) + 0.5)
+    return torch.ldexp(y.clamp_(fmt.lo, fmt.hi), torch.tensor(-fmt.frac, dtype=x.dtype))
+
+
+def round_ceil(x: Any, fmt: Format) -> Any:
+    """Membrane rounding: saturate(ceil(x * 2**frac)) * 2**-frac (exact in float64)."""
+    y = torch.ceil(torch.ldexp(x, torch.tensor(fmt.frac, dtype=x.dtype)))
+    return torch.ldexp(y.clamp_(fmt.lo, fmt.hi), torch.tensor(-fmt.frac, dtype=x.dtype))
+
+
+def saturate_accumulator(x: Any, frac: int, bits: int) -> Any:
+    """Clamp an exact accumulator value (a multiple of 2**-frac) to `bits` signed bits."""
+    lim = math.ldexp(1.0, bits - 1 - frac)
+    return x.clamp(-lim, lim - math.ldexp(1.0, -frac))
+
+
+def synaptic_output(x: Any, plan: NodePlan) -> Any:
+    """Accumulator saturation then rounding to the output format (docs: "Synaptic layers")."""
+    return round_half_up(saturate_accumulator(x, plan.acc_frac, plan.acc_bits), plan.out_format)
+
+
+def to_ints(x: Any, fmt: Format) -> Any:
+    """Integer view (int64) of a tensor that lies on `fmt`'s grid."""
+    return torch.ldexp(x.to(torch.float64), torch.tensor(fmt.frac, dtype=torch.float64)).round().to(torch.int64)
+
+
+# -- runtime wrappers (fixed mode) --------------------------------------------------------------------
+# Built through the executor's node_map: each wraps the module the bridge builds for the on-grid graph
+# and applies only saturation/rounding to what that module returns.
+
+
+def fixed_node_map(plan: FixedPointPlan, on_state: Any = None) -> dict[str, Any]:
+    """node_map for talon.bridge.executor.ir_to_torch that realises `plan` around the bridge's modules.
+
+    `on_state(name, state)` (optional) is called with every neuron's rounded state after each step.
+    """
+    def default(node: Node, ctx: Any) -> Any:
+        return RUNTIME_BUILDERS[node.type_name](node, ctx)
+
+    out: dict[str, Any] = {}
+    for name, p in plan.nodes.items():
+        if p.kind == "synaptic":
+            out[name] = lambda node, ctx, p=p: FixedStateless(default(node, ctx), lambda y, p=p: synaptic_output(y, p))
+        elif p.kind == "requant":
+            out[name] = lambda node, ctx, p=p: FixedStateless(default(node, ctx), lambda y, f=p.out_format: round_half_up(y, f))
+        elif p.kind == "neuron":
+            out[name] = lambda node, ctx, p=p: FixedNeuron(default(node, ctx), p, on_state)
+    return out
+
+
+class FixedStateless(nn.Module):
+    """A stateless runtime module followed by a rounding function (saturation/requantisation)."""
+
+    def __init__(self, inner: nn.Module, post: Any) -> None:
+        super().__init__()
+        self.inner, self.post = inner, post
+
+    def forward(self, *inputs: Any) -> Any:
+        return self.post(self.inner(*inputs))
+
+
+class FixedNeuron(StatefulRuntime):
+    """A neuron runtime whose stored membrane is rounded up (ceil) to its format after every step;
+    integrating neurons (LI, Integrator) output that rounded membrane."""
+
+    def __init__(self, inner: nn.Module, plan: NodePlan, on_state: Any) -> None:
+        super().__init__()
+        self.inner, self.plan, self.on_state = inner, plan, on_state
+        self.spiking = plan.type_name in SPIKING_NEURONS
+
+    def init_state(self, inputs: Any) -> Any:
+        return self.inner.init_state(inputs)
+
+    def step(self, inputs: Any, state: Any) -> Any:
+        out, st = self.inner.step(inputs, state)
+        v = round_ceil(st[-1], self.plan.membrane)
+        st = (*st[:-1], v)
+        if not self.spiking:
+            out = v
+        if self.on_state is not None:
+            self.on_state(self.plan.name, st)
+        return out, st

@@ -1,0 +1,236 @@
+"""Energy and latency of a simulated run, from the cost table (talon.sdk.cost) and the simulator's counters.
+
+Every count below comes from `talon.sdk.cost` (per node, per sample, per step) or from the run itself
+(spike events); the energies per operation come from an EnergyPreset (talon.backend.energy) and the
+cycle counts from a LatencyModel. docs/energy.md derives each term; in short, per sample over T steps:
+
+- MAC energy: layers on real-valued input do every MAC: macs * T * E_mac.
+- spike (AC) energy: layers fed by spikes (sdk.profile_graph's spike_driven_layers) do one
+  accumulate per input spike per synapse it drives: input_events * fan_out * E_ac. No spikes, no energy.
+- neuron energy: neurons * T updates, each one multiply (the leak, or the gain without leak) and
+  (cost-table ops - 1) adds.
+- elementwise energy: the other operations of the cost table (activations, pooling comparisons, residual
+  adds; for event-driven layers the per-step bias adds) priced as adds.
+- SRAM energy: bytes moved, priced per 64-bit access from the SRAM size class of the memory that holds
+  them: weights (all of them per step for dense layers, one row per input spike for event-driven ones),
+  other parameters (once per step), neuron state (read and written every step), activations (written by
+  each producer and read by each consumer once per step; spike tensors are bitmaps, one bit each).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from talon.errors import BackendError
+from talon.ir import Graph
+from talon.sdk.cost import NodeCost, graph_costs
+from talon.sdk.profile import profile_graph
+
+from talon.backend.base import LayerProfile, ProfileResult, SimulationResult
+from talon.backend.energy import EnergyPreset, get_energy_preset, op_costs
+
+
+@dataclass(frozen=True)
+class LatencyModel:
+    """A layer-sequential accelerator: within a step the layers run one after another, each layer's
+    operations spread over its parallel units; per step a layer takes
+
+        compute = (ceil(MACs/mac_units) + ceil(ACs/ac_units) + ceil(neuron updates/neuron_units)
+                   + ceil(elementwise ops/elementwise_units)) * cycles_per_op
+        memory  = ceil(SRAM bytes / sram_bytes_per_cycle)
+        cycles  = max(compute, memory) + layer_overhead_cycles
+
+    (compute and memory traffic overlap; the slower bounds the layer). Event-driven work (ACs) is the
+    run's average per step. Steps run one after another; views and Input nodes take no cycles.
+    Defaults are assumptions of a small FPGA-class design (100 MHz, the clock of Fan & Levy 2025's
+    Artix-7 SNN, arXiv 2507.07284), not measurements; change them to match a design.
+    """
+
+    clock_mhz: float = 100.0
+    mac_units: int = 64
+    ac_units: int = 64
+    neuron_units: int = 64
+    elementwise_units: int = 64
+    cycles_per_op: int = 1
+    sram_bytes_per_cycle: int = 32
+    layer_overhead_cycles: int = 8
+
+    def __post_init__(self) -> None:
+        if not self.clock_mhz > 0:
+            raise BackendError(f"LatencyModel.clock_mhz must be > 0, got {self.clock_mhz}")
+        for name in ("mac_units", "ac_units", "neuron_units", "elementwise_units", "cycles_per_op", "sram_bytes_per_cycle"):
+            if getattr(self, name) < 1:
+                raise BackendError(f"LatencyModel.{name} must be >= 1")
+        if self.layer_overhead_cycles < 0:
+            raise BackendError("LatencyModel.layer_overhead_cycles must be >= 0")
+
+
+@dataclass(frozen=True)
+class Precision:
+    """Bytes per stored element in the profiled numeric mode."""
+
+    weight_bytes: float
+    param_bytes: float
+    activation_bytes: float
+    state_bytes: float
+    spike_bits: int = 1
+
+
+def precision_for(mode: str, fixed_config=None) -> Precision:
+    if mode == "float":
+        return Precision(4, 4, 4, 4)
+    cfg = fixed_config
+    return Precision(
+        weight_bytes=cfg.weight_bits / 8,
+        param_bytes=4,
+        activation_bytes=math.ceil(cfg.activation_bits / 8),
+        state_bytes=math.ceil(cfg.membrane_bits / 8),
+    )
+
+
+def _sram_pj(preset: EnergyPreset, nbytes: float, memory_bytes: int) -> float:
+    per_read, _ = preset.sram_read_pj(max(int(memory_bytes), 1))
+    return nbytes / 8.0 * per_read
+
+
+def profile_run(
+    graph: Graph,
+    sim: SimulationResult,
+    *,
+    energy_preset: str | EnergyPreset = "45nm_cmos",
+    latency: LatencyModel | None = None,
+    fixed_config=None,
+) -> ProfileResult:
+    """Price the run `sim` of `graph` (see the module docstring)."""
+    preset = get_energy_preset(energy_preset)
+    latency = latency or LatencyModel()
+    mode = sim.mode
+    if mode == "fixed" and fixed_config is None:
+        raise BackendError("profiling a fixed-point run needs its FixedPointConfig")
+    ops = op_costs(preset, mode, **({"weight_bits": fixed_config.weight_bits, "activation_bits": fixed_config.activation_bits} if mode == "fixed" else {}))
+    prec = precision_for(mode, fixed_config)
+    costs: dict[str, NodeCost] = graph_costs(graph)
+    if mode == "float":
+        hw = profile_graph(graph, activation_bytes=int(prec.activation_bytes), state_bytes=int(prec.state_bytes))
+        peak = hw.total_memory
+    else:
+        hw = profile_graph(graph, activation_bytes=int(prec.activation_bytes), state_bytes=int(prec.state_bytes), quantized_bits=(fixed_config.weight_bits,))
+        peak = hw.quantized_total_memory[fixed_config.weight_bits]
+    driven = set(hw.spike_driven_layers)
+    spike_valued = _spike_valued_outputs(graph, costs)
+    consumers: dict[str, int] = {n: 0 for n in graph.nodes}
+    for s, _ in graph.edges:
+        consumers[s] += 1
+
+    T, B = sim.timesteps_run, max(sim.batch_size, 1)
+    layers: dict[str, LayerProfile] = {}
+    total_cycles = 0
+    for name, node in graph.nodes.items():
+        c = costs[name]
+        event = name in driven and c.event_macs > 0
+        events = sim.input_events.get(name, 0) / B  # per sample, whole run
+        if event:
+            accumulates = events * c.fan_out
+            macs = (c.macs - c.event_macs) * T  # e.g. SepConv2d's pointwise stage
+        else:
+            accumulates = 0.0
+            macs = c.macs * T
+        neuron_updates = c.neurons * T if c.neurons and c.state_elements else 0
+        if neuron_updates:
+            neuron_ops = c.flops * T
+            neuron_pj = neuron_updates * ops.mult + max(neuron_ops - neuron_updates, 0) * ops.add
+        else:
+            neuron_ops, neuron_pj = 0, 0.0
+        elementwise = 0 if neuron_updates else max(c.flops - 2 * c.macs, 0) * T
+        if c.neurons and not c.state_elements:  # Threshold: comparisons
+            elementwise = c.flops * T
+        if event and getattr(node, "bias", None) is not None:
+            elementwise += c.activation_elements * T  # bias added once per output per step
+
+        # memory traffic (bytes per sample over the run)
+        weight_elems = c.weight_elements
+        if event:
+            weight_traffic = accumulates * prec.weight_bytes + (c.macs - c.event_macs) / max(c.macs, 1) * weight_elems * prec.weight_bytes * T
+        else:
+            weight_traffic = weight_elems * prec.weight_bytes * T if c.macs else 0.0
+        other_param_traffic = (c.params - weight_elems) * prec.param_bytes * T
+        state_traffic = 2 * c.state_elements * prec.state_bytes * T
+        if c.view:
+            act_traffic = 0.0
+        else:
+            out_bytes = c.activation_elements * (prec.spike_bits / 8 if spike_valued.get(name) else prec.activation_bytes)
+            in_bytes = sum(
+                costs[p].activation_elements * (prec.spike_bits / 8 if spike_valued.get(p) else prec.activation_bytes) for p in graph.predecessors(name)
+            )
+            act_traffic = (out_bytes + in_bytes) * T if node.type_name != "Input" else out_bytes * T
+        weight_mem = weight_elems * prec.weight_bytes
+        sram_pj = (
+            _sram_pj(preset, weight_traffic, weight_mem)
+            + _sram_pj(preset, other_param_traffic, (c.params - weight_elems) * prec.param_bytes)
+            + _sram_pj(preset, state_traffic, c.state_elements * prec.state_bytes)
+            + _sram_pj(preset, act_traffic, c.activation_elements * prec.activation_bytes)
+        )
+        sram_bytes = weight_traffic + other_param_traffic + state_traffic + act_traffic
+
+        # latency (cycles per sample): per step, with event-driven work averaged over the steps
+        if c.view or node.type_name == "Input" or T == 0:
+            cycles = 0
+        else:
+            compute = (
+                math.ceil(macs / T / latency.mac_units)
+                + math.ceil(accumulates / T / latency.ac_units)
+                + math.ceil(neuron_updates / T / latency.neuron_units)
+                + math.ceil(elementwise / T / latency.elementwise_units)
+            ) * latency.cycles_per_op
+            memory = math.ceil(sram_bytes / T / latency.sram_bytes_per_cycle)
+            cycles = (max(compute, memory) + latency.layer_overhead_cycles) * T
+        total_cycles += cycles
+
+        layers[name] = LayerProfile(
+            name=name,
+            type_name=node.type_name,
+            event_driven=event,
+            macs=int(macs),
+            accumulates=int(round(accumulates)),
+            neuron_updates=int(neuron_updates),
+            elementwise_ops=int(elementwise),
+            sram_bytes=int(round(sram_bytes)),
+            mac_energy_uj=macs * ops.mac * 1e-6,
+            spike_energy_uj=accumulates * ops.ac * 1e-6,
+            neuron_energy_uj=neuron_pj * 1e-6,
+            elementwise_energy_uj=elementwise * ops.add * 1e-6,
+            sram_energy_uj=sram_pj * 1e-6,
+            cycles=int(cycles),
+            latency_us=cycles / latency.clock_mhz,
+            input_events=int(round(events)),
+        )
+
+    tot = lambda attr: float(sum(getattr(lp, attr) for lp in layers.values()))  # noqa: E731
+    parts = {k: tot(k) for k in ("mac_energy_uj", "spike_energy_uj", "neuron_energy_uj", "elementwise_energy_uj", "sram_energy_uj")}
+    return ProfileResult(
+        backend=sim.backend,
+        mode=mode,
+        energy_preset=preset.name,
+        timesteps=T,
+        batch_size=B,
+        total_latency_us=total_cycles / latency.clock_mhz,
+        total_cycles=int(total_cycles),
+        clock_mhz=latency.clock_mhz,
+        energy_estimate_uj=sum(parts.values()),
+        peak_memory_bytes=int(peak),
+        layers=layers,
+        op_costs_pj={"mac": ops.mac, "ac": ops.ac, "add": ops.add, "mult": ops.mult},
+        derivation=dict(ops.derivation),
+        simulation=sim,
+        **parts,
+    )
+
+
+def _spike_valued_outputs(graph: Graph, costs: dict[str, NodeCost]) -> dict[str, bool]:
+    """Whether each node's output is spikes: the sdk's rule (spiking nodes, and spike-preserving nodes fed
+    only by spikes), not a copy of it."""
+    from talon.sdk._graph import Topology
+    from talon.sdk.profile import _spike_valued
+
+    return _spike_valued(graph, Topology.of(graph), graph.topological_order(), costs)

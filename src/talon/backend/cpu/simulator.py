@@ -1,0 +1,350 @@
+"""The CPU simulator: the bridge's runtime (talon.bridge.executor) run with counters.
+
+There is no arithmetic of any primitive here. The graph runs through `ir_to_torch`; an observer hook
+counts spikes and input events per node; an optional state probe (a thin wrapper installed through the
+executor's `node_map`) records membranes. In fixed mode the same runtime runs the plan's on-grid graph
+in float64 with the rounding wrappers of `talon.backend.cpu.fixed`.
+
+Long runs are cut into chunks of steps (state carried across, exactly as step-by-step calls); each
+chunk goes through `GraphExecutor.run`, which applies stateless layers to all its steps at once. A rich
+progress bar shows chunk progress when stderr is a terminal and the run is long.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+import torch
+from torch import nn
+
+from talon.backend.base import SimulationResult
+from talon.backend.cpu import fixed as fx
+from talon.backend.stimulus import ConstantEncoder, Stimulus, make_stimulus
+from talon.bridge.executor import ir_to_torch
+from talon.bridge.modules import RUNTIME_BUILDERS, StatefulRuntime
+from talon.errors import BackendError
+from talon.ir import Graph
+from talon.sdk.cost import cost_entry, graph_costs
+from talon.sdk.profile import profile_graph
+
+#: Runs of at least this many steps show a progress bar (when stderr is a terminal).
+PROGRESS_MIN_STEPS = 500
+#: Activation memory budget of one chunk of steps (bytes), which sets the chunk length.
+CHUNK_BYTES = 64 * 1024 * 1024
+NEURON_STATE_TYPES = ("LIF", "IF", "CubaLIF", "LI", "Integrator")
+
+
+@dataclass
+class RunRecord:
+    """What one instrumented run collected (counts as Python ints, recordings as (T, B, ...) tensors)."""
+
+    steps: int
+    batch: int
+    spike_counts: dict[str, int]
+    input_events: dict[str, int]
+    outputs: dict[str, torch.Tensor]
+    spikes: dict[str, torch.Tensor] = field(default_factory=dict)
+    membranes: dict[str, torch.Tensor] = field(default_factory=dict)
+    max_abs_output: dict[str, float] = field(default_factory=dict)
+    max_abs_state: dict[str, float] = field(default_factory=dict)
+
+
+class _StateProbe(StatefulRuntime):
+    """Wraps a neuron runtime to report its state after every step (instrumentation only)."""
+
+    def __init__(self, inner: nn.Module, name: str, sink: Any) -> None:
+        super().__init__()
+        self.inner, self.name, self.sink = inner, name, sink
+
+    def init_state(self, inputs: Any) -> Any:
+        return self.inner.init_state(inputs)
+
+    def step(self, inputs: Any, state: Any) -> Any:
+        out, st = self.inner.step(inputs, state)
+        self.sink(self.name, st)
+        return out, st
+
+
+def _normalize_record(record: Any, graph: Graph) -> tuple[set[str], set[str]]:
+    """(nodes whose spikes to record, nodes whose membranes to record)."""
+    spiking = {n for n, node in graph.nodes.items() if node.spiking}
+    neurons = {n for n, node in graph.nodes.items() if node.type_name in NEURON_STATE_TYPES}
+    if record in (None, False):
+        return set(), set()
+    if record is True or record == "all":
+        return spiking, neurons
+    if record == "spikes":
+        return spiking, set()
+    if record in ("membranes", "membrane"):
+        return set(), neurons
+    if isinstance(record, str):
+        record = [record]
+    try:
+        names = list(record)
+    except TypeError:
+        raise BackendError(f"record must be True, 'spikes', 'membranes' or a list of node names, got {record!r}") from None
+    unknown = [n for n in names if n not in graph.nodes]
+    if unknown:
+        raise BackendError(f"record names unknown nodes {unknown}; the graph has {list(graph.nodes)}")
+    chosen = set(names)
+    return chosen & spiking, chosen & neurons
+
+
+def spike_driven_layers(graph: Graph) -> list[str]:
+    """Synaptic layers whose inputs are all spikes (from the sdk profile, i.e. the cost table)."""
+    return [n for n in profile_graph(graph).spike_driven_layers if (e := cost_entry(graph.nodes[n].type_name)) is not None and e.weight_fields]
+
+
+def _chunk_steps(graph: Graph, batch: int, n_steps: int, requested: int | None, costs: dict | None = None) -> int:
+    if requested is not None:
+        if isinstance(requested, bool) or not isinstance(requested, int) or requested < 1:
+            raise BackendError(f"chunk_steps must be a positive integer, got {requested!r}")
+        return min(requested, n_steps)
+    per_step = sum(c.activation_elements for c in (costs or graph_costs(graph)).values()) * batch * 8
+    return max(1, min(n_steps, CHUNK_BYTES // max(per_step, 1)))
+
+
+def _progress(n_steps: int, progress: bool | None, console: Any = None) -> Any:
+    show = progress if progress is not None else (n_steps >= PROGRESS_MIN_STEPS and sys.stderr.isatty())
+    if not show:
+        return None
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    return Progress(
+        TextColumn("simulating"), BarColumn(), MofNCompleteColumn(), TextColumn("steps"), TimeRemainingColumn(),
+        console=console or Console(stderr=True), transient=True,
+    )
+
+
+def run_instrumented(
+    graph: Graph,
+    stim: Stimulus,
+    *,
+    record_spikes: Iterable[str] = (),
+    record_membranes: Iterable[str] = (),
+    calibrate: bool = False,
+    plan: fx.FixedPointPlan | None = None,
+    count_events: Iterable[str] | None = None,
+    chunk_steps: int | None = None,
+    progress: bool | None = None,
+    costs: dict | None = None,
+    batch_time: bool = True,
+) -> RunRecord:
+    """Run `graph` (or, with `plan`, its fixed-point realisation) on `stim` through the bridge runtime.
+
+    Spikes are counted for every spiking node; input events (non-zero inputs) for the nodes in
+    `count_events` (default: the synaptic layers fed by spikes, sdk.profile_graph's spike_driven_layers).
+    """
+    record_spikes, record_membranes = set(record_spikes), set(record_membranes)
+    run_graph = plan.graph if plan is not None else graph
+    spiking = [n for n, node in graph.nodes.items() if node.spiking]
+    synaptic = list(spike_driven_layers(graph) if count_events is None else count_events)
+    neurons = [n for n, node in graph.nodes.items() if node.type_name in NEURON_STATE_TYPES]
+
+    # counters live as tensors (no host sync per step); converted once at the end
+    zero = lambda: torch.zeros((), dtype=torch.int64)  # noqa: E731
+    spike_acc = {n: zero() for n in spiking}
+    event_acc = {n: zero() for n in synaptic}
+    spike_rec: dict[str, list] = {n: [] for n in record_spikes}
+    mem_rec: dict[str, list] = {n: [] for n in record_membranes}
+    max_out: dict[str, torch.Tensor] = {}
+    max_state: dict[str, torch.Tensor] = {}
+    watch_spikes, watch_events, outputs_set = set(spiking), set(synaptic), set(graph.output_names)
+    out_rec: dict[str, list] = {n: [] for n in graph.output_names}
+
+    per_step = not batch_time  # the observer then sees (B, ...) tensors, one call per step
+
+    def observe(name: str, node: Any, args: list, out: Any, state: Any) -> None:
+        if per_step and isinstance(out, torch.Tensor):
+            out = out.unsqueeze(0)
+        if name in watch_spikes:
+            spike_acc[name] += torch.count_nonzero(out)
+            if name in spike_rec:
+                spike_rec[name].append(out)
+        if name in watch_events:
+            for a in args:
+                event_acc[name] += torch.count_nonzero(a)
+        if calibrate and isinstance(out, torch.Tensor) and out.numel():
+            m = out.detach().abs().max().to(torch.float64)
+            max_out[name] = torch.maximum(max_out[name], m) if name in max_out else m
+        if name in outputs_set:
+            out_rec[name].append(out)
+
+    def on_state(name: str, st: Any) -> None:
+        v = st[-1]
+        if name in mem_rec:
+            mem_rec[name].append(v.unsqueeze(0))
+        if calibrate and v.numel():
+            m = v.detach().abs().max().to(torch.float64)
+            max_state[name] = torch.maximum(max_state[name], m) if name in max_state else m
+
+    probe_names = set(record_membranes) | (set(neurons) if calibrate else set())
+    if plan is not None:
+        node_map = fx.fixed_node_map(plan, on_state if probe_names else None)
+    else:
+        node_map = {
+            n: (lambda node, ctx, n=n: _StateProbe(RUNTIME_BUILDERS[node.type_name](node, ctx), n, on_state)) for n in probe_names
+        }
+    executor = ir_to_torch(run_graph, return_state=True, node_map=node_map, observer=observe)
+    if plan is not None:
+        executor = executor.double()
+
+    names = list(stim.shapes)
+    in_fmts = [plan.format_of(n) for n in names] if plan is not None else None
+    T, B = stim.n_steps, stim.batch_size
+    chunk = _chunk_steps(graph, B, T, chunk_steps, costs)
+    bar = _progress(T, progress)
+    state = None
+    with torch.inference_mode():
+        task = None
+        if bar is not None:
+            bar.start()
+            task = bar.add_task("simulate", total=T)
+        try:
+            for t0 in range(0, T, chunk):
+                t1 = min(T, t0 + chunk)
+                xs = [_chunk_input(stim, n, t0, t1) for n in names]
+                if calibrate:
+                    for n, x in zip(names, xs):
+                        m = x.detach().abs().max().to(torch.float64)
+                        max_out[n] = torch.maximum(max_out[n], m) if n in max_out else m
+                if in_fmts is not None:
+                    xs = [fx.round_half_up(x.to(torch.float64), f) for x, f in zip(xs, in_fmts)]
+                _, state = executor.run(*xs, state=state, batch_time=batch_time)
+                if bar is not None:
+                    bar.update(task, completed=t1)
+        finally:
+            if bar is not None:
+                bar.stop()
+
+    return RunRecord(
+        steps=T,
+        batch=B,
+        spike_counts={n: int(v) for n, v in spike_acc.items()},
+        input_events={n: int(v) for n, v in event_acc.items()},
+        outputs={n: torch.cat(v) if len(v) > 1 else v[0] for n, v in out_rec.items()},
+        spikes={n: torch.cat(v) if len(v) > 1 else v[0] for n, v in spike_rec.items() if v},
+        membranes={n: torch.cat(v) for n, v in mem_rec.items() if v},
+        max_abs_output={n: float(v) for n, v in max_out.items()},
+        max_abs_state={n: float(v) for n, v in max_state.items()},
+    )
+
+
+def _chunk_input(stim: Stimulus, name: str, t0: int, t1: int) -> torch.Tensor:
+    if name in stim.sequences:
+        return stim.sequences[name][t0:t1]
+    src = stim.sources[name]
+    if isinstance(src, ConstantEncoder):
+        x = stim.step(t0)[name]
+        return x.unsqueeze(0).expand(t1 - t0, *x.shape)
+    return torch.stack([stim.step(t)[name] for t in range(t0, t1)])
+
+
+def simulate_graph(
+    graph: Graph,
+    inputs: Any = None,
+    n_steps: int | None = None,
+    mode: str = "float",
+    record: Any = None,
+    *,
+    fixed_config: fx.FixedPointConfig | None = None,
+    calibration_inputs: Any = None,
+    compare: bool = True,
+    chunk_steps: int | None = None,
+    progress: bool | None = None,
+    batch_time: bool = True,
+    backend: str = "cpu",
+) -> SimulationResult:
+    """See CPUBackend.simulate."""
+    if mode not in ("float", "fixed"):
+        raise BackendError(f"mode must be 'float' or 'fixed', got {mode!r}")
+    started = time.perf_counter()
+    input_shapes = {n: tuple(graph.nodes[n].shape) for n in graph.input_names}
+    stim = make_stimulus(inputs, input_shapes, n_steps)
+    rec_spikes, rec_mems = _normalize_record(record, graph)
+    costs = graph_costs(graph)
+    spiking = [n for n, node in graph.nodes.items() if node.spiking]
+    common = {"count_events": spike_driven_layers(graph), "chunk_steps": chunk_steps, "progress": progress, "costs": costs, "batch_time": batch_time}
+
+    plan = None
+    agreement = None
+    if mode == "float":
+        run = run_instrumented(graph, stim, record_spikes=rec_spikes, record_membranes=rec_mems, **common)
+    else:
+        plan, reference = plan_for(graph, stim, fixed_config, calibration_inputs, compare_spikes=spiking if compare else (), chunk_steps=chunk_steps, progress=progress)
+        want_spikes = rec_spikes | (set(spiking) if compare else set())
+        run = run_instrumented(graph, stim, record_spikes=want_spikes, record_membranes=rec_mems, plan=plan, **common)
+        if compare:
+            agreement = {}
+            for n in spiking:
+                a, b = reference.spikes[n] != 0, run.spikes[n] != 0
+                agreement[n] = float((a == b).float().mean()) if a.numel() else 1.0
+            run.spikes = {n: v for n, v in run.spikes.items() if n in rec_spikes}
+
+    T, B = run.steps, run.batch
+    shapes = {n: _output_shape(costs[n], graph, n) for n in graph.output_names}
+    valid = True
+    for name in graph.output_names:
+        out = run.outputs[name]
+        want = (T, B, *shapes[name])
+        if not isinstance(out, torch.Tensor) or tuple(out.shape) != want or not bool(torch.isfinite(out).all()):
+            valid = False
+    neurons = {n: costs[n].activation_elements for n in spiking}
+    rates = {n: run.spike_counts[n] / (neurons[n] * T * B) if neurons[n] else 0.0 for n in spiking}
+    return SimulationResult(
+        backend=backend,
+        mode=mode,
+        timesteps_run=T,
+        batch_size=B,
+        spike_counts=run.spike_counts,
+        firing_rates=rates,
+        neurons=neurons,
+        input_events=run.input_events,
+        outputs=run.outputs,
+        outputs_valid=valid,
+        spikes=run.spikes,
+        membranes=run.membranes,
+        agreement=agreement,
+        fixed_point=plan,
+        stimulus=stim.description,
+        wall_time_s=time.perf_counter() - started,
+    )
+
+
+def _output_shape(cost: Any, graph: Graph, name: str) -> tuple[int, ...]:
+    """The declared sample shape of an Output node (shapes were inferred when the executor was built)."""
+    shape = graph.nodes[name].output_shape
+    return tuple(shape) if shape is not None else tuple(graph.infer_shapes()[name][0])
+
+
+def plan_for(
+    graph: Graph,
+    stim: Stimulus,
+    config: fx.FixedPointConfig | None,
+    calibration_inputs: Any = None,
+    *,
+    compare_spikes: Iterable[str] = (),
+    chunk_steps: int | None = None,
+    progress: bool | None = None,
+) -> tuple[fx.FixedPointPlan, RunRecord]:
+    """Calibrate on a float run (of `calibration_inputs`, default: the simulation's own stimulus) and plan.
+
+    Returns the plan and the float run on `stim` (for the agreement report)."""
+    fx.check_supported(graph)
+    if calibration_inputs is not None:
+        input_shapes = {n: tuple(graph.nodes[n].shape) for n in graph.input_names}
+        cal_stim = make_stimulus(calibration_inputs, input_shapes, None)
+        cal = run_instrumented(graph, cal_stim, calibrate=True, chunk_steps=chunk_steps, progress=progress)
+        reference = run_instrumented(graph, stim, record_spikes=compare_spikes, chunk_steps=chunk_steps, progress=progress) if compare_spikes else cal
+        description = cal_stim.description
+    else:
+        cal = reference = run_instrumented(graph, stim, record_spikes=compare_spikes, calibrate=True, chunk_steps=chunk_steps, progress=progress)
+        description = stim.description
+    for n in graph.input_names:  # inputs: the range of what is fed
+        cal.max_abs_output.setdefault(n, 0.0)
+    calibration = fx.Calibration(cal.max_abs_output, cal.max_abs_state, f"float run, {cal.steps} steps: {description}")
+    return fx.plan_fixed_point(graph, calibration, config), reference

@@ -1,0 +1,181 @@
+"""What a simulation is fed: the documented default stimulus, encoders, and input normalisation.
+
+`inputs` given to `simulate`/`profile` may be, for a graph with one Input node (or as a dict
+{input name: ...} for several):
+
+- a tensor of one sample's shape S, or (B, *S): the same input on every step;
+- a (T, B, *S) sequence: step t gets inputs[t] (n_steps defaults to T; more steps than T is an error);
+- an encoder: any callable `encoder(t) -> tensor (B, *S) or S` (see `ConstantEncoder`, `RateEncoder`);
+- None: the default stimulus below.
+
+Default stimulus (deterministic, documented): for the k-th Input node (graph order) of sample shape S,
+x = torch.rand((1, *S), generator=torch.Generator().manual_seed(k)) in float32, i.e. uniform in [0, 1)
+with seed k, presented unchanged on every step (a static image shown for n_steps steps, batch 1).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from talon.errors import BackendError
+
+DEFAULT_SEED = 0
+
+
+class ConstantEncoder:
+    """The same tensor (B, *S) on every step."""
+
+    def __init__(self, data: Any):
+        import torch
+
+        self.data = torch.as_tensor(data, dtype=torch.float32)
+
+    def __call__(self, t: int) -> Any:
+        return self.data
+
+    def __repr__(self) -> str:
+        return f"ConstantEncoder(shape={tuple(self.data.shape)})"
+
+
+class RateEncoder:
+    """Bernoulli rate coding: step t emits 1 where u < clamp(data, 0, 1), u uniform from a generator
+    seeded with `seed` and advanced once per step (so a run is reproducible step for step)."""
+
+    def __init__(self, data: Any, seed: int = DEFAULT_SEED):
+        import torch
+
+        self.rates = torch.as_tensor(data, dtype=torch.float32).clamp(0.0, 1.0)
+        self.seed = int(seed)
+        self._gen = torch.Generator().manual_seed(self.seed)
+        self._next_t = 0
+
+    def __call__(self, t: int) -> Any:
+        import torch
+
+        if t != self._next_t:  # random access (or a second run): replay from the seed
+            self._gen = torch.Generator().manual_seed(self.seed)
+            for _ in range(t):
+                torch.rand(self.rates.shape, generator=self._gen)
+        self._next_t = t + 1
+        return (torch.rand(self.rates.shape, generator=self._gen) < self.rates).float()
+
+    def __repr__(self) -> str:
+        return f"RateEncoder(shape={tuple(self.rates.shape)}, seed={self.seed})"
+
+
+def default_stimulus(shape: tuple[int, ...], index: int = 0) -> Any:
+    import torch
+
+    return torch.rand((1, *shape), generator=torch.Generator().manual_seed(DEFAULT_SEED + index), dtype=torch.float32)
+
+
+class Stimulus:
+    """Normalised inputs: `step(t)` returns {input name: (B, *S) float tensor}; `n_steps`, `batch_size`."""
+
+    def __init__(self, sources: dict[str, Callable[[int], Any]], shapes: dict[str, tuple[int, ...]], n_steps: int, description: str, sequences: dict[str, Any]):
+        self.sources = sources
+        self.shapes = shapes
+        self.n_steps = n_steps
+        self.description = description
+        self.sequences = sequences  # name -> (T, B, *S) tensor when the whole run is known up front
+        first = self.step(0) if n_steps > 0 else {n: default_stimulus(s) for n, s in shapes.items()}
+        sizes = {n: int(x.shape[0]) for n, x in first.items()}
+        if len(set(sizes.values())) > 1:
+            raise BackendError(f"inputs disagree on the batch size: {sizes}")
+        self.batch_size = next(iter(sizes.values()), 1)
+
+    def step(self, t: int) -> dict[str, Any]:
+        import torch
+
+        out = {}
+        for name, src in self.sources.items():
+            x = torch.as_tensor(src(t))
+            shape = self.shapes[name]
+            if tuple(x.shape) == tuple(shape):
+                x = x.unsqueeze(0)
+            if tuple(x.shape[1:]) != tuple(shape):
+                raise BackendError(f"input {name!r} at step {t} has shape {tuple(x.shape)}; expected (B, *{tuple(shape)})")
+            out[name] = x.to(torch.float32) if not x.is_floating_point() else x
+        return out
+
+    def sequence(self, name: str) -> Any:
+        """(T, B, *S) for input `name` over the whole run."""
+        import torch
+
+        if name in self.sequences:
+            return self.sequences[name][: self.n_steps]
+        return torch.stack([self.step(t)[name] for t in range(self.n_steps)])
+
+
+def make_stimulus(inputs: Any, input_shapes: dict[str, tuple[int, ...]], n_steps: int | None, default_steps: int = 10) -> Stimulus:
+    """Normalise `inputs` (see the module docstring) for a graph whose Input nodes have `input_shapes`."""
+    import torch
+
+    names = list(input_shapes)
+    if not names:
+        raise BackendError("the graph has no Input node to feed")
+    if inputs is None:
+        per = {n: default_stimulus(s, i) for i, (n, s) in enumerate(input_shapes.items())}
+        steps = default_steps if n_steps is None else n_steps
+        _check_steps(steps)
+        return Stimulus({n: ConstantEncoder(x) for n, x in per.items()}, input_shapes, steps, "default: uniform [0,1) seed k per input k, constant over steps, batch 1", {})
+    if not isinstance(inputs, dict):
+        if len(names) != 1:
+            raise BackendError(f"the graph has {len(names)} Input nodes {names}: pass inputs as a dict {{name: tensor or encoder}}")
+        inputs = {names[0]: inputs}
+    unknown = set(inputs) - set(names)
+    missing = set(names) - set(inputs)
+    if unknown or missing:
+        raise BackendError(f"inputs must cover exactly the Input nodes {names}; unknown {sorted(unknown)}, missing {sorted(missing)}")
+    sources: dict[str, Callable[[int], Any]] = {}
+    sequences: dict[str, Any] = {}
+    lengths: list[int] = []
+    kinds = []
+    for name in names:
+        value, shape = inputs[name], tuple(input_shapes[name])
+        if callable(value) and not isinstance(value, torch.Tensor):
+            sources[name] = value
+            kinds.append(f"{name}: encoder {value!r}")
+            continue
+        try:
+            x = torch.as_tensor(value)
+        except Exception as exc:
+            raise BackendError(f"input {name!r} is neither a tensor, an array nor an encoder: {exc}") from None
+        if not x.is_floating_point():
+            x = x.to(torch.float32)
+        if tuple(x.shape[-len(shape):] if shape else ()) != shape:
+            raise BackendError(f"input {name!r} has shape {tuple(x.shape)}; its trailing dimensions must be the Input shape {shape}")
+        lead = x.dim() - len(shape)
+        if lead == 0:
+            x = x.unsqueeze(0)
+            lead = 1
+        if lead == 1:
+            sources[name] = ConstantEncoder(x)
+            kinds.append(f"{name}: constant {tuple(x.shape)}")
+        elif lead == 2:
+            sequences[name] = x
+            sources[name] = _SequenceSource(name, x)
+            lengths.append(int(x.shape[0]))
+            kinds.append(f"{name}: sequence {tuple(x.shape)}")
+        else:
+            raise BackendError(f"input {name!r} has shape {tuple(x.shape)}: expected S, (B, *S) or (T, B, *S) with S = {shape}")
+    if n_steps is None:
+        n_steps = min(lengths) if lengths else default_steps
+    _check_steps(n_steps)
+    for name, seq in sequences.items():
+        if seq.shape[0] < n_steps:
+            raise BackendError(f"input {name!r} holds {seq.shape[0]} steps but n_steps={n_steps}")
+    return Stimulus(sources, input_shapes, n_steps, "; ".join(kinds), sequences)
+
+
+class _SequenceSource:
+    def __init__(self, name: str, seq: Any):
+        self.name, self.seq = name, seq
+
+    def __call__(self, t: int) -> Any:
+        return self.seq[t]
+
+
+def _check_steps(n_steps: Any) -> None:
+    if isinstance(n_steps, bool) or not isinstance(n_steps, int) or n_steps < 1:
+        raise BackendError(f"n_steps must be a positive integer, got {n_steps!r}")

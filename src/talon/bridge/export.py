@@ -1,0 +1,763 @@
+"""Export PyTorch and snnTorch models to a `talon.ir.Graph`: `to_ir` (alias `export_to_ir`).
+
+Owns the torch.fx tracing, the converters for torch.nn modules and for functional ops (flatten,
+view/reshape, relu, residual `+`, cat, ...), graph assembly and the `custom_map` extension point.
+snnTorch neurons are converted in `talon.bridge.snntorch`, imported lazily so that plain PyTorch
+models export without snnTorch installed. docs/bridge.md has the mapping table and the equations.
+"""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import inspect
+import math
+import operator
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator, Mapping, Union
+
+import numpy as np
+import torch
+import torch.fx as fx
+import torch.nn as nn
+import torch.nn.functional as F
+
+from talon.errors import GraphValidationError, TalonError, UnsupportedModuleError
+from talon.ir import (
+    ELU, GELU, Affine, AvgPool2d, BatchNorm1d, BatchNorm2d, Concat, Conv1d, Conv2d, Dropout, Flatten, Graph, Input,
+    LayerNorm, Linear, MaxPool2d, Node, Output, PReLU, ReLU, Scale, Sigmoid, Skip, Softmax, Tanh, Upsample,
+)
+
+__all__ = ["to_ir", "export_to_ir", "ExportContext", "Converter", "ConverterResult", "convert_module"]
+
+Shape = tuple[int, ...]
+#: What a converter returns: one node; a nested Graph (a composite block); or (neuron, recurrent connection).
+ConverterResult = Union[Node, Graph, tuple[Node, Node]]
+
+
+@dataclass(frozen=True)
+class ExportContext:
+    """What a converter knows about the module it converts. Shapes exclude the batch dimension.
+
+    `path` is the module's path in the model (also the IR node's name); `input_shapes` are the traced
+    shapes of its data inputs, in order; `output_shape` is the traced shape of its (first) output: for a
+    neuron, the neuron shape that per-neuron parameters are broadcast to.
+    """
+
+    path: str
+    input_shapes: tuple[Shape, ...]
+    output_shape: Shape
+    dt: float = 1.0
+
+    @property
+    def input_shape(self) -> Shape | None:
+        return self.input_shapes[0] if self.input_shapes else None
+
+    def unsupported(self, module: Any, reason: str) -> UnsupportedModuleError:
+        """The error a converter raises for a module (or a setting of it) the IR cannot express exactly."""
+        return unsupported(self.path, module, reason)
+
+
+Converter = Callable[[nn.Module, ExportContext], ConverterResult]
+
+
+def unsupported(path: str, module: Any, reason: str) -> UnsupportedModuleError:
+    t = type(module)
+    return UnsupportedModuleError(
+        f"cannot export module {path!r} ({t.__module__}.{t.__qualname__}): {reason}. "
+        f"To export it anyway, pass a converter: to_ir(model, sample, custom_map={{{t.__name__}: fn}}) "
+        f"or custom_map={{{path!r}: fn}}, where fn(module, ctx) returns a talon.ir Node (see docs/bridge.md)"
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# torch.nn module converters (exact types only: a subclass may change forward, so it needs custom_map)
+# --------------------------------------------------------------------------------------------------
+
+def _f32(t: torch.Tensor) -> np.ndarray:
+    return t.detach().cpu().to(torch.float32).numpy().copy()
+
+
+def _pair(v: Any) -> tuple[int, int]:
+    return (int(v), int(v)) if isinstance(v, int) else (int(v[0]), int(v[1]))
+
+
+def _features(ctx: ExportContext) -> int:
+    return int(math.prod(ctx.output_shape))
+
+
+def _linear(m: nn.Linear, ctx: ExportContext) -> Node:
+    if m.bias is None:
+        return Linear(weight=_f32(m.weight))
+    return Affine(weight=_f32(m.weight), bias=_f32(m.bias))
+
+
+def _conv_padding(m: nn.Module, ctx: ExportContext, ndim: int) -> tuple[int, ...]:
+    if m.padding_mode != "zeros":
+        raise ctx.unsupported(m, f"padding_mode={m.padding_mode!r}: the IR convolutions pad with zeros only")
+    if m.padding == "valid":
+        return (0,) * ndim
+    if m.padding == "same":
+        pads = []
+        for k, d in zip(m.kernel_size, m.dilation):
+            total = d * (k - 1)
+            if total % 2:
+                # PyTorch pads the extra element on the right only; IR padding is symmetric.
+                raise ctx.unsupported(m, f"padding='same' with kernel {m.kernel_size} and dilation {m.dilation} pads asymmetrically")
+            pads.append(total // 2)
+        return tuple(pads)
+    return tuple(int(p) for p in m.padding)
+
+
+def _conv_bias(m: nn.Module) -> np.ndarray:
+    return _f32(m.bias) if m.bias is not None else np.zeros(m.out_channels, dtype=np.float32)
+
+
+def _conv1d(m: nn.Conv1d, ctx: ExportContext) -> Node:
+    (pad,) = _conv_padding(m, ctx, 1)
+    return Conv1d(weight=_f32(m.weight), bias=_conv_bias(m), stride=m.stride[0], padding=pad,
+                  dilation=m.dilation[0], groups=m.groups)
+
+
+def _conv2d(m: nn.Conv2d, ctx: ExportContext) -> Node:
+    return Conv2d(weight=_f32(m.weight), bias=_conv_bias(m), stride=tuple(m.stride), padding=_conv_padding(m, ctx, 2),
+                  dilation=tuple(m.dilation), groups=m.groups)
+
+
+def _maxpool2d(m: nn.MaxPool2d, ctx: ExportContext) -> Node:
+    if m.return_indices:
+        raise ctx.unsupported(m, "return_indices=True has no IR equivalent")
+    return MaxPool2d(kernel_size=_pair(m.kernel_size), stride=_pair(m.stride if m.stride is not None else m.kernel_size),
+                     padding=_pair(m.padding), dilation=_pair(m.dilation), ceil_mode=bool(m.ceil_mode))
+
+
+def _avgpool2d(m: nn.AvgPool2d, ctx: ExportContext) -> Node:
+    if m.divisor_override is not None:
+        raise ctx.unsupported(m, "divisor_override has no IR equivalent")
+    return AvgPool2d(kernel_size=_pair(m.kernel_size), stride=_pair(m.stride if m.stride is not None else m.kernel_size),
+                     padding=_pair(m.padding), ceil_mode=bool(m.ceil_mode), count_include_pad=bool(m.count_include_pad))
+
+
+def _flatten_dims(start: int, end: int, full_rank: int) -> tuple[int, int] | None:
+    """IR (batch-free) dims for flattening full-tensor dims start..end, or None if the batch dim is touched."""
+    s = start + full_rank if start < 0 else start
+    e = end + full_rank if end < 0 else end
+    if s < 1 or e < s:
+        return None
+    return s - 1, (-1 if e == full_rank - 1 else e - 1)
+
+
+def _flatten(m: nn.Flatten, ctx: ExportContext) -> Node:
+    dims = _flatten_dims(m.start_dim, m.end_dim, len(ctx.input_shape) + 1)
+    if dims is None:
+        raise ctx.unsupported(m, f"Flatten(start_dim={m.start_dim}, end_dim={m.end_dim}) merges the batch dimension")
+    return Flatten(start_dim=dims[0], end_dim=dims[1])
+
+
+def _upsample(m: nn.Upsample, ctx: ExportContext) -> Node:
+    if m.mode not in ("nearest", "bilinear"):
+        raise ctx.unsupported(m, f"mode={m.mode!r}: the IR Upsample supports 'nearest' and 'bilinear'")
+    if m.size is not None:
+        # scale_factor keeps its default: the IR field is not optional, and `size` wins when set.
+        return Upsample(size=_pair(m.size), mode=m.mode, align_corners=bool(m.align_corners))
+    f = m.scale_factor
+    if isinstance(f, (tuple, list)):
+        if len(set(f)) != 1:
+            raise ctx.unsupported(m, f"scale_factor={f}: the IR Upsample takes one factor for both axes")
+        f = f[0]
+    return Upsample(scale_factor=f, mode=m.mode, align_corners=bool(m.align_corners))
+
+
+def _softmax_dim(dim: int | None, full_rank: int) -> int | None:
+    if dim is None:  # torch's legacy implicit choice
+        dim = 0 if full_rank in (0, 1, 3) else 1
+    d = dim + full_rank if dim < 0 else dim
+    return None if d < 1 else (dim if dim < 0 else dim - 1)
+
+
+def _softmax(m: nn.Softmax, ctx: ExportContext) -> Node:
+    d = _softmax_dim(m.dim, len(ctx.input_shape) + 1)
+    if d is None:
+        raise ctx.unsupported(m, f"Softmax(dim={m.dim}) normalizes across the batch")
+    return Softmax(dim=d, features=_features(ctx))
+
+
+def _batchnorm(m: nn.modules.batchnorm._BatchNorm, ctx: ExportContext) -> Node:
+    if m.running_mean is None or m.running_var is None:
+        raise ctx.unsupported(m, "track_running_stats=False normalizes with batch statistics; the IR BatchNorm is the inference form")
+    n = m.num_features
+    weight = _f32(m.weight) if m.weight is not None else np.ones(n, np.float32)
+    bias = _f32(m.bias) if m.bias is not None else np.zeros(n, np.float32)
+    cls = BatchNorm2d if isinstance(m, nn.BatchNorm2d) else BatchNorm1d
+    return cls(num_features=n, weight=weight, bias=bias, running_mean=_f32(m.running_mean), running_var=_f32(m.running_var),
+               eps=float(m.eps), momentum=float(m.momentum if m.momentum is not None else 0.1))
+
+
+def _layernorm(m: nn.LayerNorm, ctx: ExportContext) -> Node:
+    shape = tuple(m.normalized_shape)
+    weight = _f32(m.weight) if m.weight is not None else np.ones(shape, np.float32)
+    bias = _f32(m.bias) if m.bias is not None else np.zeros(shape, np.float32)
+    return LayerNorm(normalized_shape=shape, weight=weight, bias=bias, eps=float(m.eps))
+
+
+def _gelu(m: nn.GELU, ctx: ExportContext) -> Node:
+    return GELU(approximate=m.approximate == "tanh", features=_features(ctx))
+
+
+MODULE_CONVERTERS: dict[type, Converter] = {
+    nn.Linear: _linear,
+    nn.Conv1d: _conv1d,
+    nn.Conv2d: _conv2d,
+    nn.MaxPool2d: _maxpool2d,
+    nn.AvgPool2d: _avgpool2d,
+    nn.Flatten: _flatten,
+    nn.Upsample: _upsample,
+    nn.Identity: lambda m, ctx: Skip(skip_type="passthrough"),
+    nn.Dropout: lambda m, ctx: Dropout(p=float(m.p), features=_features(ctx)),
+    nn.ReLU: lambda m, ctx: ReLU(features=_features(ctx)),
+    nn.LeakyReLU: lambda m, ctx: ReLU(negative_slope=float(m.negative_slope), features=_features(ctx)),
+    nn.Sigmoid: lambda m, ctx: Sigmoid(features=_features(ctx)),
+    nn.Tanh: lambda m, ctx: Tanh(features=_features(ctx)),
+    nn.Softmax: _softmax,
+    nn.GELU: _gelu,
+    nn.ELU: lambda m, ctx: ELU(alpha=float(m.alpha), features=_features(ctx)),
+    nn.PReLU: lambda m, ctx: PReLU(weight=_f32(m.weight).reshape(-1), features=_features(ctx)),
+    nn.BatchNorm1d: _batchnorm,
+    nn.BatchNorm2d: _batchnorm,
+    nn.LayerNorm: _layernorm,
+}
+
+
+def _snn_bridge() -> Any:
+    """talon.bridge.snntorch, or None when snnTorch is not installed."""
+    try:
+        from talon.bridge import snntorch as snn_bridge
+    except ImportError:
+        return None
+    return snn_bridge
+
+
+def _builtin_converter(module: nn.Module) -> Converter | None:
+    conv = MODULE_CONVERTERS.get(type(module))
+    if conv is None:
+        snn_bridge = _snn_bridge()
+        if snn_bridge is not None:
+            conv = snn_bridge.CONVERTERS.get(type(module))
+    return conv
+
+
+def convert_module(module: nn.Module, ctx: ExportContext) -> ConverterResult:
+    """Convert one module with the built-in converters (for custom converters that wrap a built-in one)."""
+    conv = _builtin_converter(module)
+    if conv is None:
+        raise ctx.unsupported(module, "no built-in converter for this module type")
+    return conv(module, ctx)
+
+
+# --------------------------------------------------------------------------------------------------
+# custom_map, tracing and recording
+# --------------------------------------------------------------------------------------------------
+
+class _CustomMap:
+    """custom_map keys: a module path (str) or a module type (matched exactly first, then by isinstance)."""
+
+    def __init__(self, custom_map: Mapping[Any, Converter] | None) -> None:
+        self.paths: dict[str, Converter] = {}
+        self.types: dict[type, Converter] = {}
+        for key, fn in (custom_map or {}).items():
+            if not callable(fn):
+                raise TalonError(f"custom_map[{key!r}] must be callable(module, ctx), got {type(fn).__name__}")
+            if isinstance(key, str):
+                self.paths[key] = fn
+            elif isinstance(key, type) and issubclass(key, nn.Module):
+                self.types[key] = fn
+            else:
+                raise TalonError(f"custom_map keys must be module paths (str) or nn.Module subclasses, got {key!r}")
+
+    def find(self, path: str, module: nn.Module) -> Converter | None:
+        if path in self.paths:
+            return self.paths[path]
+        if type(module) in self.types:
+            return self.types[type(module)]
+        for cls in type(module).__mro__:
+            if cls in self.types:
+                return self.types[cls]
+        return None
+
+
+class _Tracer(fx.Tracer):
+    def __init__(self, custom: _CustomMap, snn_bridge: Any) -> None:
+        super().__init__()
+        self.custom = custom
+        self.snn_bridge = snn_bridge
+
+    def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
+        if self.custom.find(qualname, m) is not None or type(m) in MODULE_CONVERTERS:
+            return True
+        if self.snn_bridge is not None and self.snn_bridge.is_neuron(m):
+            return True
+        return super().is_leaf_module(m, qualname)
+
+
+def _concrete_args(module: nn.Module) -> dict[str, Any]:
+    """Every forward parameter after the first is fixed to its default (None for neuron states)."""
+    params = list(inspect.signature(module.forward).parameters.values())
+    concrete = {}
+    for p in params[1:]:
+        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            continue
+        if p.default is p.empty:
+            raise UnsupportedModuleError(
+                f"cannot export {type(module).__name__}: forward parameter {p.name!r} has no default; to_ir feeds one "
+                "sample tensor and fixes every other forward argument to its default (e.g. mem=None)"
+            )
+        concrete[p.name] = p.default
+    return concrete
+
+
+@contextlib.contextmanager
+def _preserved(model: nn.Module) -> Iterator[None]:
+    """Run the model in eval mode and put back its train flags, buffers and neuron state afterwards.
+
+    Tracing calls `init_leaky()` eagerly and the shape pass steps every neuron once: neither may leave a
+    trace in the user's model (a later snnTorch run must start from the state it had).
+    """
+    saved = []
+    for m in model.modules():
+        buffers = {k: (v, v.detach().clone()) for k, v in m._buffers.items() if v is not None}
+        tensors = {k: v for k, v in vars(m).items() if isinstance(v, torch.Tensor) and not k.startswith("_")}
+        saved.append((m, m.training, dict(m._buffers), buffers, tensors))
+    model.eval()
+    try:
+        with torch.no_grad():
+            yield
+    finally:
+        with torch.no_grad():
+            for m, training, buffer_refs, buffers, tensors in saved:
+                m.training = training
+                m._buffers.clear()
+                m._buffers.update(buffer_refs)
+                for ref, value in buffers.values():
+                    if ref.shape == value.shape:
+                        ref.copy_(value)
+                for k in [k for k, v in vars(m).items() if isinstance(v, torch.Tensor) and not k.startswith("_")]:
+                    if k not in tensors:
+                        delattr(m, k)
+                for k, v in tensors.items():
+                    setattr(m, k, v)
+
+
+class _Recorder(fx.Interpreter):
+    def __init__(self, gm: fx.GraphModule) -> None:
+        super().__init__(gm)
+        self.values: dict[fx.Node, Any] = {}
+
+    def run_node(self, n: fx.Node) -> Any:
+        value = super().run_node(n)
+        self.values[n] = value
+        return value
+
+
+# --------------------------------------------------------------------------------------------------
+# graph assembly
+# --------------------------------------------------------------------------------------------------
+
+class _Meta:
+    """A traced value that is not data: a shape, a constant, a concrete argument."""
+
+
+META = _Meta()
+
+
+@dataclass(frozen=True)
+class _State:
+    """A neuron's state output (membrane, synaptic current): internal to the IR neuron."""
+
+    neuron: str
+    index: int
+
+
+@dataclass(frozen=True)
+class _NeuronTuple:
+    """The whole (spike, state...) tuple a neuron returns; item 0 is the spike."""
+
+    neuron: str
+
+
+_ALIAS_METHODS = {"contiguous", "clone", "detach"}
+# Results that depend on a tensor's shape only (typically an initial neuron state such as
+# zeros_like(cur)); they are constants to the IR and an error if used as data.
+_SHAPE_ONLY = {torch.zeros_like, torch.ones_like, torch.empty_like, torch.full_like, torch.zeros, torch.ones,
+               torch.empty, torch.full, "new_zeros", "new_ones", "new_empty", "new_full"}
+
+_FUNCTION_OPS: dict[Any, str] = {
+    operator.add: "add", operator.iadd: "add", torch.add: "add",
+    operator.mul: "mul", operator.imul: "mul", torch.mul: "mul",
+    torch.flatten: "flatten", torch.reshape: "reshape",
+    torch.relu: "relu", F.relu: "relu", F.leaky_relu: "leaky_relu",
+    torch.sigmoid: "sigmoid", F.sigmoid: "sigmoid", torch.tanh: "tanh", F.tanh: "tanh",
+    torch.softmax: "softmax", F.softmax: "softmax", F.gelu: "gelu", F.elu: "elu", F.dropout: "dropout",
+    torch.cat: "cat", torch.concat: "cat", torch.concatenate: "cat",
+    operator.getitem: "getitem", builtins.getattr: "getattr",
+}
+_METHOD_OPS = {
+    "add": "add", "add_": "add", "mul": "mul", "mul_": "mul", "flatten": "flatten", "view": "reshape",
+    "reshape": "reshape", "relu": "relu", "relu_": "relu", "sigmoid": "sigmoid", "tanh": "tanh", "softmax": "softmax",
+}
+
+
+def _arg(n: fx.Node, index: int, name: str, default: Any = None) -> Any:
+    if len(n.args) > index:
+        return n.args[index]
+    return n.kwargs.get(name, default)
+
+
+def _shape_of(value: Any) -> Shape:
+    return tuple(int(d) for d in value.shape[1:])
+
+
+@dataclass
+class _Builder:
+    gm: fx.GraphModule
+    values: dict[fx.Node, Any]
+    custom: _CustomMap
+    snn_bridge: Any
+    dt: float = 1.0
+    nodes: dict[str, Node] = field(default_factory=dict)
+    edges: list[tuple[str, str]] = field(default_factory=list)
+    expected: dict[str, tuple[Shape, str]] = field(default_factory=dict)  # name -> (traced shape, module path)
+    refs: dict[fx.Node, Any] = field(default_factory=dict)
+    reserved: set[str] = field(default_factory=set)
+
+    # -- naming and emission ----------------------------------------------------------------------
+    def _unique(self, hint: str, own_reserved: bool) -> str:
+        """A fresh name; module paths were reserved up front so functional ops never take them."""
+        name, k = hint, 0
+        while name in self.nodes or (not own_reserved and name in self.reserved):
+            k += 1
+            name = f"{hint}_{k}"
+        return name
+
+    def _emit(self, hint: str, node: Node, inputs: list[str], shape: Shape, path: str, *, module_name: bool = False) -> str:
+        name = self._unique(hint, module_name)
+        self.nodes[name] = node
+        self.edges.extend((src, name) for src in inputs)
+        self.expected[name] = (shape, path)
+        return name
+
+    # -- inputs of a traced call ------------------------------------------------------------------
+    def _data_inputs(self, n: fx.Node, args: Any, where: str) -> list[str]:
+        found: list[fx.Node] = []
+        fx.node.map_arg(args, found.append)
+        names = []
+        for a in found:
+            ref = self.refs.get(a, META)
+            if isinstance(ref, str):
+                names.append(ref)
+            elif isinstance(ref, _State):
+                raise UnsupportedModuleError(
+                    f"{where} uses state output {ref.index} (membrane/current) of neuron {ref.neuron!r} as a value; IR "
+                    "neurons emit spikes only, their state stays inside the neuron"
+                )
+            elif isinstance(ref, _NeuronTuple):
+                raise UnsupportedModuleError(f"{where} takes the whole output tuple of neuron {ref.neuron!r}; index it ([0] is the spike)")
+            elif isinstance(self.values.get(a), torch.Tensor):
+                raise UnsupportedModuleError(f"{where} computes with the constant tensor {a.name!r}, which has no IR node; wrap it in a module and pass a converter in custom_map")
+        return names
+
+    # -- the passes -------------------------------------------------------------------------------
+    def build(self, sample: torch.Tensor, model: nn.Module) -> Graph:
+        graph_nodes = list(self.gm.graph.nodes)
+        self.reserved = {"input", "output"} | {str(n.target) for n in graph_nodes if n.op == "call_module"}
+        first_input = True
+        for n in graph_nodes:
+            if n.op == "placeholder":
+                if first_input:
+                    self.nodes["input"] = Input(shape=tuple(sample.shape[1:]))
+                    self.expected["input"] = (tuple(sample.shape[1:]), "input")
+                    self.refs[n] = "input"
+                    first_input = False
+                else:
+                    self.refs[n] = META
+            elif n.op == "get_attr":
+                self.refs[n] = META
+            elif n.op == "call_module":
+                self._call_module(n)
+            elif n.op in ("call_function", "call_method"):
+                self._call_op(n)
+            elif n.op == "output":
+                self._output(n, model)
+        return self._finish()
+
+    def _call_module(self, n: fx.Node) -> None:
+        path = str(n.target)
+        module = self.gm.get_submodule(path)
+        value = self.values[n]
+        is_neuron = self.snn_bridge is not None and self.snn_bridge.is_neuron(module)
+        if is_neuron:
+            data = [_arg(n, 0, "input_")]
+        else:
+            data = [n.args, n.kwargs]
+        inputs = self._data_inputs(n, data, f"module {path!r}")
+        first = value[0] if isinstance(value, (tuple, list)) and value and isinstance(value[0], torch.Tensor) else value
+        if not isinstance(first, torch.Tensor):
+            raise unsupported(path, module, f"it returned {type(value).__name__}, not a tensor")
+        shape = _shape_of(first)
+        in_shapes = []
+        found: list[fx.Node] = []
+        fx.node.map_arg(data, found.append)
+        for a in found:
+            v = self.values.get(a)
+            if isinstance(self.refs.get(a), str) and isinstance(v, torch.Tensor):
+                in_shapes.append(_shape_of(v))
+        ctx = ExportContext(path=path, input_shapes=tuple(in_shapes), output_shape=shape, dt=self.dt)
+        conv = self.custom.find(path, module) or _builtin_converter(module)
+        if conv is None:
+            raise unsupported(path, module, "no converter for this module type")
+        result = conv(module, ctx)
+        name = self._insert(path, result, inputs, shape, module, conv)
+        if isinstance(value, (tuple, list)):
+            self.refs[n] = _NeuronTuple(name)
+        else:
+            self.refs[n] = name
+
+    def _insert(self, path: str, result: Any, inputs: list[str], shape: Shape, module: nn.Module, conv: Any) -> str:
+        if isinstance(result, Node):  # Graph is a Node: a nested composite block
+            return self._emit(path, result, inputs, shape, path, module_name=True)
+        if isinstance(result, tuple) and len(result) == 2 and all(isinstance(r, Node) for r in result):
+            neuron, rec = result
+            if not neuron.stateful:
+                raise TalonError(f"converter {conv!r} for {path!r} returned a recurrent pair whose first node {neuron.type_name} is not stateful")
+            name = self._emit(path, neuron, inputs, shape, path, module_name=True)
+            rec_name = self._emit(f"{name}.recurrent", rec, [name], shape, path, module_name=True)
+            # Edge order makes the neuron's inputs [feed-forward, recurrent]: snnTorch adds them in that order.
+            self.edges.append((rec_name, name))
+            return name
+        raise TalonError(
+            f"converter {conv!r} for {path!r} returned {type(result).__name__}; expected a talon.ir Node, a Graph "
+            "or a (neuron Node, recurrent Node) tuple"
+        )
+
+    def _call_op(self, n: fx.Node) -> None:
+        value = self.values.get(n)
+        if n.op == "call_function":
+            op = _FUNCTION_OPS.get(n.target)
+            label = getattr(n.target, "__name__", str(n.target))
+        else:
+            op = "alias" if n.target in _ALIAS_METHODS else _METHOD_OPS.get(n.target)
+            label = f"Tensor.{n.target}"
+        where = f"functional op {label} (traced as {n.name!r})"
+        if op == "getitem":
+            return self._getitem(n)
+        if not isinstance(value, torch.Tensor) or n.target in _SHAPE_ONLY:
+            # Sizes, shapes, concrete-argument checks, zeros_like: they steer the trace but carry no data.
+            self.refs[n] = META
+            return
+        if op is None or op == "getattr":
+            if not self._touches_data(n):
+                self.refs[n] = META  # a constant, computed from constants
+                return
+            raise UnsupportedModuleError(f"{where} has no IR converter; wrap it in an nn.Module and pass a converter in custom_map")
+        shape = _shape_of(value)
+        args = list(n.args)
+        if op == "alias":
+            self.refs[n] = self._single(n, where)
+            return
+        if op == "cat":
+            tensors = _arg(n, 0, "tensors")
+            dim = _arg(n, 1, "dim", 0)
+            inputs = self._data_inputs(n, tensors, where)
+            if len(inputs) != len(tensors):
+                raise UnsupportedModuleError(f"{where} concatenates a tensor that is not computed from the input")
+            full = value.dim()
+            d = dim + full if dim < 0 else dim
+            if d < 1:
+                raise UnsupportedModuleError(f"{where} concatenates along the batch dimension")
+            self.refs[n] = self._emit("cat", Concat(num_inputs=len(inputs), dim=dim if dim < 0 else dim - 1), inputs, shape, n.name)
+            return
+        if op == "add":
+            if n.kwargs.get("alpha", 1) != 1:
+                raise UnsupportedModuleError(f"{where} with alpha != 1 has no IR equivalent")
+            inputs = self._data_inputs(n, args[:2], where)
+            if len(inputs) != 2 or not all(isinstance(self.values.get(a), torch.Tensor) and _shape_of(self.values[a]) == shape for a in args[:2]):
+                raise UnsupportedModuleError(f"{where} must add two computed tensors of the same shape (a residual connection); got shapes {[tuple(self.values[a].shape) if isinstance(a, fx.Node) else a for a in args[:2]]}")
+            self.refs[n] = self._emit("add", Skip(skip_type="residual"), inputs, shape, n.name)
+            return
+        if op == "mul":
+            inputs = self._data_inputs(n, args[:2], where)
+            scalars = [a for a in args[:2] if isinstance(a, (int, float)) and not isinstance(a, bool)]
+            if len(inputs) != 1 or len(scalars) != 1:
+                raise UnsupportedModuleError(f"{where}: only a tensor times a Python number maps to the IR (Scale)")
+            self.refs[n] = self._emit("mul", Scale(scale=np.asarray(scalars[0], dtype=np.float32)), inputs, shape, n.name)
+            return
+        src = self._single(n, where)
+        in_value = self.values[args[0]] if args and isinstance(args[0], fx.Node) else None
+        full = in_value.dim() if isinstance(in_value, torch.Tensor) else len(shape) + 1
+        features = int(math.prod(shape))
+        if op == "flatten":
+            start = _arg(n, 1, "start_dim", 0)
+            end = _arg(n, 2, "end_dim", -1)
+            dims = _flatten_dims(start, end, full)
+            if dims is None:
+                raise UnsupportedModuleError(f"{where}(start_dim={start}, end_dim={end}) merges the batch dimension")
+            node: Node = Flatten(start_dim=dims[0], end_dim=dims[1])
+        elif op == "reshape":
+            in_shape = _shape_of(in_value)
+            if in_value.shape[0] != value.shape[0]:
+                raise UnsupportedModuleError(f"{where} reshapes {tuple(in_value.shape)} to {tuple(value.shape)}, changing the batch dimension")
+            if in_shape == shape:
+                self.refs[n] = src
+                return
+            dims = _reshape_as_flatten(in_shape, shape)
+            if dims is None:
+                raise UnsupportedModuleError(f"{where} reshapes {in_shape} to {shape} (batch excluded); only reshapes that flatten a run of dimensions map to the IR (Flatten)")
+            node = Flatten(start_dim=dims[0], end_dim=dims[1])
+            op = "flatten"
+        elif op == "relu":
+            node = ReLU(features=features)
+        elif op == "leaky_relu":
+            node = ReLU(negative_slope=float(_arg(n, 1, "negative_slope", 0.01)), features=features)
+        elif op == "sigmoid":
+            node = Sigmoid(features=features)
+        elif op == "tanh":
+            node = Tanh(features=features)
+        elif op == "softmax":
+            d = _softmax_dim(_arg(n, 1, "dim", None), full)
+            if d is None:
+                raise UnsupportedModuleError(f"{where} normalizes across the batch")
+            node = Softmax(dim=d, features=features)
+        elif op == "gelu":
+            node = GELU(approximate=_arg(n, 1, "approximate", "none") == "tanh", features=features)
+        elif op == "elu":
+            node = ELU(alpha=float(_arg(n, 1, "alpha", 1.0)), features=features)
+        elif op == "dropout":
+            node = Dropout(p=float(_arg(n, 1, "p", 0.5)), features=features)
+        else:  # pragma: no cover - every op above is handled
+            raise AssertionError(op)
+        self.refs[n] = self._emit(op, node, [src], shape, n.name)
+
+    def _touches_data(self, n: fx.Node) -> bool:
+        found: list[fx.Node] = []
+        fx.node.map_arg([n.args, n.kwargs], found.append)
+        return any(not isinstance(self.refs.get(a, META), _Meta) for a in found)
+
+    def _single(self, n: fx.Node, where: str) -> str:
+        inputs = self._data_inputs(n, n.args[:1], where)
+        if len(inputs) != 1:
+            raise UnsupportedModuleError(f"{where} is not applied to a tensor computed from the input")
+        return inputs[0]
+
+    def _getitem(self, n: fx.Node) -> None:
+        src, index = n.args[0], n.args[1]
+        ref = self.refs.get(src, META) if isinstance(src, fx.Node) else META
+        if isinstance(ref, _NeuronTuple):
+            self.refs[n] = ref.neuron if index == 0 else _State(ref.neuron, index)
+        elif isinstance(ref, _Meta):
+            if isinstance(self.values.get(n), torch.Tensor) and self._touches_data(n):
+                raise UnsupportedModuleError(f"indexing {n.name!r} has no IR converter")
+            self.refs[n] = META
+        else:
+            raise UnsupportedModuleError(f"indexing or slicing a tensor ({n.name!r}: {src}[{index}]) has no IR converter")
+
+    def _output(self, n: fx.Node, model: nn.Module) -> None:
+        result = n.args[0]
+        while isinstance(result, (tuple, list)):
+            if not result:
+                raise UnsupportedModuleError(f"{type(model).__name__}.forward returns an empty tuple")
+            result = result[0]
+        ref = self.refs.get(result, META) if isinstance(result, fx.Node) else META
+        if isinstance(ref, _NeuronTuple):
+            ref = ref.neuron
+        if isinstance(ref, _State):
+            raise UnsupportedModuleError(
+                f"{type(model).__name__}.forward returns the state (output {ref.index}) of neuron {ref.neuron!r} first; "
+                "the IR graph outputs what forward returns first and neurons emit spikes only"
+            )
+        if not isinstance(ref, str):
+            raise UnsupportedModuleError(f"the first value {type(model).__name__}.forward returns is not computed from its input")
+        shape, _ = self.expected[ref]
+        self.nodes["output"] = Output(shape=shape)
+        self.edges.append((ref, "output"))
+        self.expected["output"] = (shape, "output")
+
+    def _finish(self) -> Graph:
+        # Keep what the output depends on: state outputs and unused branches leave no nodes behind.
+        preds: dict[str, list[str]] = {}
+        for s, d in self.edges:
+            preds.setdefault(d, []).append(s)
+        keep, stack = {"input"}, ["output"]
+        while stack:
+            name = stack.pop()
+            if name in keep and name != "input":
+                continue
+            keep.add(name)
+            stack.extend(preds.get(name, ()))
+        # A recurrent connection reaches the output only through its neuron, which the walk above covers.
+        nodes = {k: v for k, v in self.nodes.items() if k in keep}
+        edges = [(s, d) for s, d in self.edges if s in keep and d in keep]
+        graph = Graph(nodes, edges, dt=self.dt, metadata={"exporter": "talon.bridge.to_ir"})
+        graph.validate()
+        for name, node in graph.nodes.items():
+            want, path = self.expected[name]
+            got = node.output_shapes[0] if node.output_shapes else None
+            if got != want:
+                raise GraphValidationError(
+                    f"node {name!r} ({node.type_name}, from {path!r}) has IR output shape {got} but PyTorch produced {want}: "
+                    "its converter does not reproduce the module"
+                )
+        return graph
+
+
+def _reshape_as_flatten(src: Shape, dst: Shape) -> tuple[int, int] | None:
+    """IR Flatten dims that turn sample shape `src` into `dst`, if the reshape is a flatten."""
+    k = len(src) - len(dst)  # dimensions merged away
+    if k < 1:
+        return None
+    for s in range(len(dst)):
+        e = s + k
+        if src[:s] == dst[:s] and src[e + 1:] == dst[s + 1:] and math.prod(src[s:e + 1]) == dst[s]:
+            return s, (-1 if e == len(src) - 1 else e)
+    return None
+
+
+def to_ir(module: nn.Module, sample: torch.Tensor, custom_map: Mapping[Any, Converter] | None = None) -> Graph:
+    """Trace `module` with torch.fx on `sample` (batch first) and return the equivalent talon.ir.Graph.
+
+    Node names are module paths (`fc1`, `features.0`), `input` and `output`, and op names for functional
+    calls (`flatten`, `add`, `cat`, ...; made unique with `_1`, `_2`). The graph's output is the first value
+    `forward` returns; neuron state outputs stay inside the IR neurons. Every forward argument after the
+    first is fixed to its default, so `forward(x, mem=None)` runs `init_leaky()` eagerly. The model is left
+    exactly as it was (train flags, buffers, neuron state).
+
+    `custom_map` maps a module path or module type to `fn(module, ctx: ExportContext)` returning a Node, a
+    nested Graph, or a (neuron, recurrent connection) pair; it takes precedence over built-in converters.
+    Raises UnsupportedModuleError naming the module path and type for anything the IR cannot express exactly.
+    """
+    if not isinstance(module, nn.Module):
+        raise TalonError(f"to_ir expects a torch.nn.Module, got {type(module).__name__}")
+    if not isinstance(sample, torch.Tensor) or sample.dim() < 1:
+        raise TalonError("to_ir needs a sample tensor whose first dimension is the batch, e.g. torch.randn(1, 784)")
+    custom = _CustomMap(custom_map)
+    snn_bridge = _snn_bridge()
+    with _preserved(module):
+        tracer = _Tracer(custom, snn_bridge)
+        try:
+            fx_graph = tracer.trace(module, concrete_args=_concrete_args(module))
+        except TalonError:
+            raise
+        except Exception as exc:  # fx raises TraceError, TypeError, NotImplementedError, ...
+            raise UnsupportedModuleError(
+                f"torch.fx cannot trace {type(module).__name__}: {type(exc).__name__}: {exc}. Data-dependent control "
+                "flow must sit inside a module converted through custom_map (which makes it a leaf)"
+            ) from exc
+        gm = fx.GraphModule(tracer.root, fx_graph)
+        recorder = _Recorder(gm)
+        try:
+            recorder.run(sample)
+        except Exception as exc:  # the user's sample does not fit the model: say so in TALON's terms
+            raise TalonError(f"running the sample {tuple(sample.shape)} through {type(module).__name__} failed: {type(exc).__name__}: {exc}") from exc
+        builder = _Builder(gm, recorder.values, custom, snn_bridge)
+        return builder.build(sample, module)
+
+
+export_to_ir = to_ir

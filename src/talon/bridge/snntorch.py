@@ -1,0 +1,199 @@
+"""snnTorch neuron converters: Leaky, Synaptic, RLeaky, RSynaptic, Lapicque (and why not Alpha).
+
+The only module of talon.bridge that imports snntorch. Every mapping here is exact: the IR runtime
+(float32, coefficients derived in float64 and rounded once) reproduces snnTorch 1.0.0 spike for spike
+and bit for bit. docs/bridge.md derives each equation from the snnTorch source; docs/neurons.md has the
+bit-level facts this relies on (clamping, state_function binding, float grouping).
+
+Export units: the graph's dt is 1.0 and a decay b becomes tau = dt / (1 - float64(b)), with the input
+gain r = tau / dt, so the runtime's float64 `1 - dt/tau` rounds back to b and `dt*r/tau` to exactly 1.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import snntorch as snn
+import torch
+import torch.nn as nn
+
+from talon.bridge.export import ConverterResult, ExportContext, convert_module
+from talon.ir import IF, LIF, CubaLIF, Node, Scale
+
+__all__ = ["CONVERTERS", "is_neuron", "convert_leaky", "convert_synaptic", "convert_rleaky", "convert_rsynaptic",
+           "convert_lapicque", "convert_alpha"]
+
+Shape = tuple[int, ...]
+
+# snnTorch binds the integration once in __init__ (state_function); reset_mechanism_val is what its
+# reset_delay=False branch reads at run time. The IR reset mode follows the bound function.
+_STATE_FUNCTIONS = {"_base_sub": (0, "subtract"), "_base_zero": (1, "zero"), "_base_int": (2, "none")}
+
+
+def is_neuron(module: nn.Module) -> bool:
+    return isinstance(module, snn.SpikingNeuron)
+
+
+def _param(m: nn.Module, ctx: ExportContext, name: str, value: Any, shape: Shape) -> np.ndarray:
+    """A neuron parameter as float32 values broadcast to the neuron shape (float64 array of float32 values).
+
+    snnTorch computes with the float32 value: 0-dim parameters of any dtype take the membrane's dtype,
+    ints promote to float32. A per-neuron float64 tensor would promote the membrane to float64, which a
+    float32 runtime cannot reproduce.
+    """
+    t = torch.as_tensor(value).detach().cpu()
+    if t.dim() > 0 and t.dtype == torch.float64:
+        raise ctx.unsupported(m, f"per-neuron {name} is float64, which makes snnTorch integrate in float64; use float32 parameters")
+    arr = t.to(torch.float32).numpy().astype(np.float64)
+    while arr.ndim > len(shape) and arr.shape[0] == 1:  # a leading batch-like 1 broadcasts away
+        arr = arr[0]
+    try:
+        out = np.broadcast_to(arr, shape)
+    except ValueError:
+        raise ctx.unsupported(m, f"{name} has shape {tuple(t.shape)}, which does not broadcast to the neuron shape {shape}") from None
+    return np.ascontiguousarray(out, dtype=np.float64)
+
+
+def _decay(m: nn.Module, ctx: ExportContext, name: str, value: Any, shape: Shape) -> np.ndarray:
+    """A decay factor clamped to [0, 1] as snnTorch does on every use (the stored value may drift)."""
+    return np.clip(_param(m, ctx, name, value, shape), 0.0, 1.0)
+
+
+def _tau(b: np.ndarray, dt: float) -> np.ndarray:
+    with np.errstate(divide="ignore"):
+        return dt / (1.0 - b)
+
+
+def _check_common(m: nn.Module, ctx: ExportContext) -> tuple[str, float]:
+    """Refuse options with no IR equivalent; return (snnTorch reset mechanism, graded spike factor)."""
+    if getattr(m, "inhibition", False):
+        raise ctx.unsupported(m, "inhibition=True (only the neuron with the largest membrane per sample fires) has no IR equivalent")
+    if getattr(m, "state_quant", False):
+        raise ctx.unsupported(m, "state_quant quantizes the membrane to a fixed level set, which the IR neurons do not model")
+    fn = getattr(getattr(m, "state_function", None), "__name__", None)
+    if fn not in _STATE_FUNCTIONS:
+        raise ctx.unsupported(m, f"unknown integration function {fn!r}")
+    val, mechanism = _STATE_FUNCTIONS[fn]
+    if int(m.reset_mechanism_val) != val:
+        raise ctx.unsupported(
+            m, f"reset_mechanism was changed after construction: snnTorch still integrates with {mechanism!r} reset but "
+            f"its reset_delay branch uses {list(snn.SpikingNeuron.reset_dict)[int(m.reset_mechanism_val)]!r}"
+        )
+    gsf = torch.as_tensor(m.graded_spikes_factor).detach()
+    if gsf.numel() != 1:
+        raise ctx.unsupported(m, "a per-neuron graded_spikes_factor has no IR equivalent (the IR field is one number)")
+    return mechanism, float(gsf.to(torch.float32).item())
+
+
+def _lif_or_if(m: nn.Module, ctx: ExportContext, reset_mode: str, reset_delay: bool, gsf: float) -> Node:
+    """A Leaky-style membrane: LIF, or IF when beta is 1 everywhere (no decay)."""
+    shape = ctx.output_shape
+    beta = _decay(m, ctx, "beta", m.beta, shape)
+    threshold = _param(m, ctx, "threshold", m.threshold, shape)
+    common = dict(v_threshold=threshold, reset_mode=reset_mode, reset_delay=reset_delay, graded_spikes_factor=gsf)
+    if np.all(beta == 1.0):
+        return IF(**common)
+    if np.any(beta == 1.0):
+        raise ctx.unsupported(m, "beta is 1 for some neurons and below 1 for others: an LIF cannot hold tau = infinity, an IF layer cannot leak")
+    tau = _tau(beta, ctx.dt)
+    return LIF(tau=tau, r=tau / ctx.dt, v_leak=np.zeros(shape), **common)
+
+
+def _cuba(m: nn.Module, ctx: ExportContext, reset_mode: str, reset_delay: bool, gsf: float) -> Node:
+    shape = ctx.output_shape
+    alpha = _decay(m, ctx, "alpha", m.alpha, shape)
+    beta = _decay(m, ctx, "beta", m.beta, shape)
+    for name, v in (("alpha", alpha), ("beta", beta)):
+        if np.any(v == 1.0):
+            raise ctx.unsupported(m, f"{name} is 1 (no decay): the IR CubaLIF would need an infinite time constant")
+    tau_syn, tau_mem = _tau(alpha, ctx.dt), _tau(beta, ctx.dt)
+    return CubaLIF(tau_syn=tau_syn, tau_mem=tau_mem, r=tau_mem / ctx.dt, w_in=tau_syn / ctx.dt, v_leak=np.zeros(shape),
+                   v_threshold=_param(m, ctx, "threshold", m.threshold, shape), reset_mode=reset_mode,
+                   reset_delay=reset_delay, graded_spikes_factor=gsf)
+
+
+def _recurrent(m: nn.Module, ctx: ExportContext) -> Node:
+    """The recurrent connection of RLeaky/RSynaptic: Affine (linear), Conv2d, or Scale (one-to-one V)."""
+    rec = m.recurrent
+    rec_ctx = ExportContext(path=f"{ctx.path}.recurrent", input_shapes=(ctx.output_shape,), output_shape=ctx.output_shape, dt=ctx.dt)
+    if isinstance(rec, (nn.Linear, nn.Conv2d)):
+        node = convert_module(rec, rec_ctx)
+        assert isinstance(node, Node)
+        return node
+    if type(rec).__name__ == "RecurrentOneToOne":
+        # The forward multiplies by rec.V (which can differ from m.V after .to(): see docs/neurons.md).
+        v = _param(m, ctx, "V", rec.V, ctx.output_shape)
+        return Scale(scale=v.astype(np.float32))
+    raise ctx.unsupported(m, f"recurrent connection of type {type(rec).__name__}")
+
+
+def convert_leaky(m: snn.Leaky, ctx: ExportContext) -> ConverterResult:
+    mechanism, gsf = _check_common(m, ctx)
+    # Leaky's zero reset clears the previous membrane before integrating: IR "zero".
+    return _lif_or_if(m, ctx, mechanism, bool(m.reset_delay), gsf)
+
+
+def convert_synaptic(m: snn.Synaptic, ctx: ExportContext) -> ConverterResult:
+    mechanism, gsf = _check_common(m, ctx)
+    # Synaptic's zero reset clears the new membrane (input included) and keeps the current: IR "zero_post".
+    return _cuba(m, ctx, "zero_post" if mechanism == "zero" else mechanism, bool(m.reset_delay), gsf)
+
+
+def convert_rleaky(m: snn.RLeaky, ctx: ExportContext) -> ConverterResult:
+    mechanism, gsf = _check_common(m, ctx)
+    neuron = _lif_or_if(m, ctx, "zero_post" if mechanism == "zero" else mechanism, bool(m.reset_delay), gsf)
+    return neuron, _recurrent(m, ctx)
+
+
+def convert_rsynaptic(m: snn.RSynaptic, ctx: ExportContext) -> ConverterResult:
+    mechanism, gsf = _check_common(m, ctx)
+    # snnTorch 1.0.0's reset_delay=False branch only rebinds a local variable (or raises): the state it keeps
+    # is always the reset_delay=True one.
+    neuron = _cuba(m, ctx, "zero_post" if mechanism == "zero" else mechanism, True, gsf)
+    return neuron, _recurrent(m, ctx)
+
+
+def convert_lapicque(m: snn.Lapicque, ctx: ExportContext) -> ConverterResult:
+    mechanism, gsf = _check_common(m, ctx)
+    shape = ctx.output_shape
+    R, C, ts = (torch.as_tensor(v).detach().cpu() for v in (m.R, m.C, m.time_step))
+    if not (torch.all(R == 1) and torch.all(ts == 1)):
+        raise ctx.unsupported(
+            m, "Lapicque scales its input as ((x*R) * (1/(R*C))) * time_step, three float32 roundings one IR gain cannot "
+            "reproduce; only R == 1 and time_step == 1 (the beta-only construction) export exactly"
+        )
+    with torch.no_grad():
+        # The float32 coefficients snnTorch computes, with its own expressions: U = x*g + d*U_prev.
+        g = (1 / (R * C)).to(torch.float32)
+        d = (1 - (ts / (R * C))).to(torch.float32)
+    gain = _param(m, ctx, "1/C", g, shape)
+    decay = _param(m, ctx, "1 - 1/C", d, shape)
+    if np.any(decay >= 1.0):
+        raise ctx.unsupported(m, "its decay 1 - 1/C is 1 (C is infinite): the IR LIF would need an infinite time constant")
+    tau = _tau(decay, ctx.dt)
+    r = gain * tau / ctx.dt
+    # Guard the float64 round trip that makes the runtime's coefficients equal snnTorch's.
+    if not (np.array_equal((1 - ctx.dt / tau).astype(np.float32), decay.astype(np.float32))
+            and np.array_equal((ctx.dt * r / tau).astype(np.float32), gain.astype(np.float32))):
+        raise ctx.unsupported(m, "its coefficients do not round-trip through (tau, r) exactly")
+    return LIF(tau=tau, r=r, v_leak=np.zeros(shape), v_threshold=_param(m, ctx, "threshold", m.threshold, shape),
+               reset_mode="zero_post" if mechanism == "zero" else mechanism, reset_delay=True, graded_spikes_factor=gsf)
+
+
+def convert_alpha(m: snn.Alpha, ctx: ExportContext) -> ConverterResult:
+    _check_common(m, ctx)
+    raise ctx.unsupported(
+        m, "Alpha is not an LIF: its membrane U = tau_alpha*(E + N) has no U[t-1] term, is driven by two opposite-sign "
+        "synaptic traces whose reset depends on the membrane, and its subtract reset adds back the previous inhibitory trace"
+    )
+
+
+CONVERTERS = {
+    snn.Leaky: convert_leaky,
+    snn.Synaptic: convert_synaptic,
+    snn.RLeaky: convert_rleaky,
+    snn.RSynaptic: convert_rsynaptic,
+    snn.Lapicque: convert_lapicque,
+    snn.Alpha: convert_alpha,
+}

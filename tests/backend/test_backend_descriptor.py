@@ -1,0 +1,116 @@
+"""HardwareDescriptor: complete, versioned, exact round trips through JSON and the compact binary."""
+
+from __future__ import annotations
+
+import json
+import struct
+
+import numpy as np
+import pytest
+
+from talon.backend import HardwareDescriptor
+from talon.backend.descriptor import DESCRIPTOR_VERSION, MAGIC, smallest_int_dtype
+from talon.errors import BackendError
+
+from backend_graphs import build_mlp
+
+
+@pytest.fixture(scope="module")
+def desc(hybrid):
+    from talon.backend import get_backend
+
+    return get_backend("cpu").compile(hybrid, n_steps=4)
+
+
+def test_descriptor_is_complete(desc, hybrid):
+    m = desc.meta
+    assert m["format"] == "talon-hardware-descriptor" and m["descriptor_version"] == DESCRIPTOR_VERSION
+    assert m["fixed_point_version"] == 1 and m["talon_version"]
+    assert m["layer_order"] == list(hybrid.nodes) and m["edges"] == [list(e) for e in hybrid.edges]
+    assert m["inputs"] == ["input"] and m["outputs"] == ["output"]
+    assert m["fixed_point"]["accumulator_bits"] == 32
+    for name, node in desc.nodes.items():
+        assert {"type", "kind", "out_format", "in_formats", "input_shapes", "output_shape", "params", "arrays"} <= set(node)
+        for a in node["arrays"]:
+            assert desc.array(name, a).dtype.kind == "i"
+    w = desc.array("fc1", "weight")
+    assert w.shape == (64, 3136) and w.dtype == np.int8
+    assert desc.nodes["pool"]["params"]["kernel_size"] == [2, 2]
+    assert "fc1" in desc.summary()
+    with pytest.raises(BackendError):
+        desc.array("fc1", "nope")
+
+
+def test_json_and_binary_round_trip_exactly(desc, tmp_path):
+    j = desc.save(tmp_path / "d.json")
+    b = desc.save(tmp_path / "d.thd")
+    for path in (j, b):
+        back = HardwareDescriptor.load(path)
+        assert back == desc
+        for k, a in desc.arrays.items():
+            assert back.arrays[k].dtype == a.dtype and np.array_equal(back.arrays[k], a)
+    assert HardwareDescriptor.from_json(desc.to_json()) == desc
+    assert HardwareDescriptor.from_bytes(desc.to_bytes()) == desc
+    assert desc.to_bytes() == HardwareDescriptor.from_bytes(desc.to_bytes()).to_bytes()  # stable encoding
+    raw = (tmp_path / "d.thd").read_bytes()
+    assert raw.startswith(MAGIC)
+    weights = sum(a.nbytes for a in desc.arrays.values())
+    assert len(raw) < weights * 1.1 + 64 * 1024  # compact: close to the raw integers
+    json.loads((tmp_path / "d.json").read_text())  # plain JSON
+    assert desc.save(tmp_path / "x.bin", format="json") and HardwareDescriptor.load(tmp_path / "x.bin") == desc
+
+
+def test_equality_is_exact():
+    meta = {"format": "talon-hardware-descriptor", "descriptor_version": 1, "nodes": []}
+    a = HardwareDescriptor(meta, {"n/w": np.array([1, 2], np.int8)})
+    assert a == HardwareDescriptor(dict(meta), {"n/w": np.array([1, 2], np.int8)})
+    assert a != HardwareDescriptor(meta, {"n/w": np.array([1, 2], np.int16)})
+    assert a != HardwareDescriptor(meta, {"n/w": np.array([1, 3], np.int8)})
+    assert a != HardwareDescriptor({**meta, "x": 1}, {"n/w": np.array([1, 2], np.int8)})
+    assert smallest_int_dtype(np.array([-129, 0])) == np.int16
+    assert smallest_int_dtype(np.array([2**40])) == np.int64
+    empty = HardwareDescriptor(meta, {"n/e": np.zeros((0, 3), np.int32)})
+    assert HardwareDescriptor.from_bytes(empty.to_bytes()) == empty
+
+
+def test_corrupt_or_foreign_files_raise_backend_error(desc, tmp_path):
+    data = bytearray(desc.to_bytes())
+    flipped = bytearray(data)
+    flipped[len(flipped) // 2] ^= 0xFF
+    with pytest.raises(BackendError, match="CRC"):
+        HardwareDescriptor.from_bytes(bytes(flipped))
+    with pytest.raises(BackendError, match="magic"):
+        HardwareDescriptor.from_bytes(b"NOTATALONFILE" * 4)
+    with pytest.raises(BackendError):
+        HardwareDescriptor.from_bytes(bytes(data[:-10]))
+    newer = bytearray(data)
+    newer[len(MAGIC) : len(MAGIC) + 2] = struct.pack("<H", DESCRIPTOR_VERSION + 1)
+    import zlib
+
+    body = bytes(newer[:-4])
+    with pytest.raises(BackendError, match="newer"):
+        HardwareDescriptor.from_bytes(body + struct.pack("<I", zlib.crc32(body)))
+    doc = json.loads(desc.to_json())
+    doc["arrays"]["fc1/weight"]["dtype"] = "object"
+    with pytest.raises(BackendError, match="dtype"):
+        HardwareDescriptor.from_json(json.dumps(doc))
+    doc = json.loads(desc.to_json())
+    doc["arrays"]["fc1/weight"]["shape"] = [3, 3]
+    with pytest.raises(BackendError, match="bytes for shape"):
+        HardwareDescriptor.from_json(json.dumps(doc))
+    with pytest.raises(BackendError, match="malformed"):
+        HardwareDescriptor.from_json("{not json")
+    with pytest.raises(BackendError, match="format tag"):
+        HardwareDescriptor.from_json(json.dumps({"arrays": {}}))
+    p = tmp_path / "bad.thd"
+    p.write_bytes(bytes(flipped))
+    with pytest.raises(BackendError, match="bad.thd"):
+        HardwareDescriptor.load(p)
+    with pytest.raises(BackendError, match="cannot read"):
+        HardwareDescriptor.load(tmp_path / "missing.thd")
+
+
+def test_small_graph_descriptor_round_trip(cpu, tmp_path):
+    d = cpu.compile(build_mlp())
+    assert HardwareDescriptor.load(d.save(tmp_path / "m.thd")) == d
+    assert HardwareDescriptor.load(d.save(tmp_path / "m.json")) == d

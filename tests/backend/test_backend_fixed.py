@@ -1,0 +1,173 @@
+"""Fixed-point mode: bit-exact against the integer specification, deterministic, agreement reported."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from talon import ir
+from talon.backend.compile import build_descriptor
+from talon.backend.cpu import FixedPointConfig
+from talon.backend.cpu import fixed as fx
+from talon.errors import BackendError
+
+import backend_int_reference as ref
+from backend_graphs import build_hybrid, build_mlp, lif
+
+
+def _check_bit_exact(cpu, g, x, **kw):
+    """simulate(mode="fixed") == the integer reference driven only by the descriptor."""
+    sim = cpu.simulate(g, x, mode="fixed", record=True, **kw)
+    desc = build_descriptor(g, sim.fixed_point)
+    mems: dict = {}
+    outs = ref.run(desc, {g.input_names[0]: x.numpy()}, mems)
+    nodes = desc.nodes
+    for n in sim.spike_counts:
+        frac = nodes[n]["out_format"][1]
+        want = np.ldexp(np.stack(outs[n]).astype(np.float64), -frac)
+        assert np.array_equal(sim.spikes[n].numpy(), want), n
+        assert int(np.count_nonzero(want)) == sim.spike_counts[n]
+    assert set(sim.membranes) == set(mems)
+    for n, mem in sim.membranes.items():
+        want = np.ldexp(np.stack(mems[n]).astype(np.float64), -nodes[n]["membrane"][1])
+        assert np.array_equal(mem.numpy(), want), n
+    for n in g.output_names:
+        frac = nodes[n]["out_format"][1]
+        want = np.ldexp(np.stack(outs[n]).astype(np.float64), -frac)
+        assert np.array_equal(sim.outputs[n].numpy(), want), n
+    return sim, desc
+
+
+def test_hybrid_is_bit_exact_and_agrees_with_float(cpu, hybrid):
+    x = torch.rand((8, 2, 1, 28, 28), generator=torch.Generator().manual_seed(1)) * 2
+    sim, desc = _check_bit_exact(cpu, hybrid, x)
+    assert sim.mode == "fixed" and sim.outputs_valid
+    assert set(sim.agreement) == {"lif"} and 0.9 <= sim.agreement["lif"] <= 1.0
+    assert desc.array("fc1", "weight").dtype == np.int8
+    assert "agreement" in sim.summary()
+
+
+def _variants():
+    tau = np.full(3, 4.0)
+    yield "subtract", lif(3, reset_mode="subtract"), None
+    yield "zero", lif(3, reset_mode="zero"), None
+    yield "zero_post", lif(3, reset_mode="zero_post"), None
+    yield "none", lif(3, reset_mode="none"), None
+    yield "subtract_no_delay", lif(3, reset_mode="subtract", reset_delay=False), None
+    yield "zero_no_delay", lif(3, reset_mode="zero", reset_delay=False), None
+    yield "leak_reset_gain", ir.LIF(tau=tau, r=np.array([2.0, 3.0, 5.0]), v_leak=np.full(3, 0.3), v_threshold=np.array([0.8, 1.0, 1.3]),
+                                   v_reset=np.full(3, -0.2), reset_mode="zero"), None  # fmt: skip
+    yield "graded", lif(3, graded_spikes_factor=0.5), None
+    yield "if", ir.IF(v_threshold=np.ones(3), r=np.full(3, 0.75), reset_mode="subtract"), None
+    yield "li_out", lif(3), ir.LI(tau=np.full(2, 5.0), r=np.full(2, 5.0), v_leak=np.zeros(2))
+    yield "integrator_out", lif(3), ir.Integrator(r=np.full(2, 0.5))
+
+
+@pytest.mark.parametrize("case", list(_variants()), ids=lambda c: c[0])
+def test_neuron_variants_are_bit_exact(cpu, case):
+    _, n1, n2 = case
+    g = build_mlp(seed=2, neuron=n1, neuron2=n2)
+    x = torch.rand((25, 3, 4), generator=torch.Generator().manual_seed(4)) * 2 - 0.5
+    sim, desc = _check_bit_exact(cpu, g, x)
+    assert sum(sim.spike_counts.values()) > 0
+
+
+def test_dt_and_config_variants_are_bit_exact(cpu):
+    g = build_mlp(seed=3)
+    g.dt = 0.5
+    x = torch.rand((20, 2, 4), generator=torch.Generator().manual_seed(7)) * 3
+    _check_bit_exact(cpu, g, x)
+    cfg = FixedPointConfig(weight_bits=4, activation_bits=12, accumulator_bits=16, membrane_bits=16, coefficient_frac_bits=10)
+    sim, desc = _check_bit_exact(cpu, g, x, fixed_config=cfg)
+    assert desc.meta["fixed_point"]["weight_bits"] == 4
+    w = desc.array("fc1", "weight")
+    assert -8 <= int(w.min()) and int(w.max()) <= 7
+
+
+def test_more_node_types_are_bit_exact(cpu):
+    """Leaky ReLU, AvgPool2d, SpikingAffine (its own bit widths), Threshold and a residual Skip."""
+    rng = np.random.default_rng(5)
+    a = {
+        "inp": ir.Input(shape=(1, 6, 6)),
+        "conv": ir.Conv2d(weight=rng.normal(0, 0.5, (2, 1, 3, 3)).astype(np.float32), bias=rng.normal(0, 0.1, 2).astype(np.float32), padding=(1, 1)),
+        "lrelu": ir.ReLU(negative_slope=0.1),
+        "avg": ir.AvgPool2d(kernel_size=(3, 3), stride=(3, 3)),
+        "flat": ir.Flatten(),
+        "sfc": ir.SpikingAffine(weight=rng.normal(0, 0.5, (4, 8)).astype(np.float32), bias=np.full(4, 0.4, np.float32), weight_bits=4, accumulator_bits=16),
+        "lif": lif(4, threshold=0.05),
+        "out": ir.Output(),
+    }
+    ga = ir.Graph(a)
+    ga.chain(*a)
+    x = torch.rand((12, 2, 1, 6, 6), generator=torch.Generator().manual_seed(8)) * 2 - 0.3
+    sim, desc = _check_bit_exact(cpu, ga, x)
+    w = desc.array("sfc", "weight")
+    assert -8 <= int(w.min()) and int(w.max()) <= 7 and desc.nodes["sfc"]["acc_bits"] == 16
+    assert sim.spike_counts["lif"] > 0
+    b = {
+        "inp": ir.Input(shape=(4,)),
+        "fc1": ir.Affine(weight=rng.normal(0, 1, (4, 4)).astype(np.float32), bias=np.zeros(4, np.float32)),
+        "thr": ir.Threshold(v_threshold=np.full(4, 0.2)),
+        "fc2": ir.Affine(weight=rng.normal(0, 1, (4, 4)).astype(np.float32), bias=rng.normal(0, 0.1, 4).astype(np.float32)),
+        "res": ir.Skip(skip_type="residual"),
+        "out": ir.Output(),
+    }
+    gb = ir.Graph(b, [("inp", "fc1"), ("fc1", "thr"), ("thr", "fc2"), ("fc2", "res"), ("fc1", "res"), ("res", "out")])
+    x = torch.rand((10, 3, 4), generator=torch.Generator().manual_seed(9)) * 2 - 1
+    sim, _ = _check_bit_exact(cpu, gb, x)
+    assert sim.spike_counts["thr"] > 0 and sim.input_events["fc2"] == sim.spike_counts["thr"]
+
+
+def test_fixed_point_is_deterministic(cpu, hybrid):
+    a = cpu.simulate(hybrid, n_steps=6, mode="fixed", record=True)
+    b = cpu.simulate(hybrid, n_steps=6, mode="fixed", record=True)
+    assert torch.equal(a.output, b.output) and torch.equal(a.spikes["lif"], b.spikes["lif"])
+    assert torch.equal(a.membranes["lif"], b.membranes["lif"])
+    assert a.agreement == b.agreement
+    stepped = cpu.simulate(hybrid, n_steps=6, mode="fixed", record=True, batch_time=False, chunk_steps=4)
+    assert torch.equal(a.output, stepped.output) and torch.equal(a.membranes["lif"], stepped.membranes["lif"])
+    assert build_descriptor(hybrid, a.fixed_point) == build_descriptor(hybrid, b.fixed_point)
+    # outputs lie on their grid
+    frac = a.fixed_point.format_of("output").frac
+    scaled = torch.ldexp(a.output, torch.tensor(frac, dtype=torch.float64))
+    assert torch.equal(scaled, scaled.round())
+
+
+def test_membranes_round_up_and_saturate():
+    fmt = fx.Format(8, 4)
+    x = torch.tensor([0.01, -0.01, 0.0625, 100.0, -100.0], dtype=torch.float64)
+    assert fx.round_ceil(x, fmt).tolist() == [0.0625, 0.0, 0.0625, 127 / 16, -8.0]
+    assert fx.round_half_up(torch.tensor([0.03125, -0.03125, 0.09375], dtype=torch.float64), fmt).tolist() == [0.0625, 0.0, 0.125]
+    assert fx.frac_for_range(1.0, 8) == 6 and fx.frac_for_range(0.75, 8) == 7 and fx.frac_for_range(0.0, 8) == 7
+
+
+def test_unsupported_graphs_raise_backend_error(cpu):
+    g = build_mlp()
+    sig = ir.Graph({**{n: g.nodes[n] for n in ("inp", "fc1")}, "s": ir.Sigmoid(), "out": ir.Output()})
+    sig.chain("inp", "fc1", "s", "out")
+    with pytest.raises(BackendError, match="Sigmoid.*lookup-table"):
+        cpu.simulate(sig, n_steps=2, mode="fixed")
+    assert cpu.simulate(sig, n_steps=2).outputs_valid  # float mode runs it
+    cuba = build_mlp(neuron=ir.CubaLIF(tau_syn=np.full(3, 5.0), tau_mem=np.full(3, 10.0), r=np.full(3, 10.0), v_leak=np.zeros(3), v_threshold=np.ones(3)))
+    with pytest.raises(BackendError, match="CubaLIF"):
+        cpu.compile(cuba)
+    with pytest.raises(BackendError, match="weight_bits"):
+        FixedPointConfig(weight_bits=40)
+    with pytest.raises(BackendError):
+        FixedPointConfig(membrane_bits=True)
+
+
+def test_compile_matches_the_simulated_plan(cpu):
+    g = build_hybrid(seed=1)
+    x = torch.rand((5, 1, 1, 28, 28), generator=torch.Generator().manual_seed(2))
+    sim = cpu.simulate(g, x, mode="fixed")
+    desc = cpu.compile(g, calibration_inputs=x)
+    assert desc == build_descriptor(g, sim.fixed_point)
+    assert desc.layer_order == g.topological_order()
+    assert desc.meta["mapping"] == {"core_assignment": None, "routes": None}
+    conv = desc.nodes["conv1"]
+    assert conv["params"]["padding"] == [1, 1] and conv["output_shape"] == [16, 28, 28]
+    assert desc.nodes["lif"]["attrs"] == {"reset_mode": "zero", "reset_delay": True}
+    assert set(desc.nodes["lif"]["arrays"]) == {"beta", "gain", "v_threshold", "leak", "graded_spikes_factor"}
+    assert int(desc.array("lif", "beta")[0]) == round(0.9 * 2**16)

@@ -1,0 +1,493 @@
+"""to_ir structure: node names, types, edges and parameters; functional ops; errors; custom_map."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+snn = pytest.importorskip("snntorch")
+
+from talon import ir  # noqa: E402
+from talon.bridge.executor import ir_to_torch  # noqa: E402
+from talon.bridge.export import ExportContext, convert_module, export_to_ir, to_ir  # noqa: E402
+from talon.errors import TalonError, UnsupportedModuleError  # noqa: E402
+
+
+
+class SimpleSNN(nn.Module):
+    """The tutorial's model (section 1)."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(784, 128)
+        self.lif1 = snn.Leaky(beta=0.9)
+        self.fc2 = nn.Linear(128, 10)
+        self.lif2 = snn.Leaky(beta=0.9)
+
+    def forward(self, x, mem1=None, mem2=None):
+        if mem1 is None:
+            mem1 = self.lif1.init_leaky()
+        if mem2 is None:
+            mem2 = self.lif2.init_leaky()
+        cur1 = self.fc1(x)
+        spk1, mem1 = self.lif1(cur1, mem1)
+        cur2 = self.fc2(spk1)
+        spk2, mem2 = self.lif2(cur2, mem2)
+        return spk2, mem1, mem2
+
+
+class HybridSNN(nn.Module):
+    """The tutorial's hybrid model (section 6)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 16, 3, padding=1)
+        self.relu = nn.ReLU()
+        self.pool = nn.MaxPool2d(2)
+        self.flatten = nn.Flatten()
+        self.fc1 = nn.Linear(16 * 14 * 14, 64)
+        self.lif = snn.Leaky(beta=0.9)
+        self.fc2 = nn.Linear(64, 10)
+
+    def forward(self, x, mem=None):
+        if mem is None:
+            mem = self.lif.init_leaky()
+        x = self.pool(self.relu(self.conv1(x)))
+        x = self.fc1(self.flatten(x))
+        spk, mem = self.lif(x, mem)
+        return self.fc2(spk), mem
+
+
+def types(graph: ir.Graph) -> dict[str, str]:
+    return {name: type(node).__name__ for name, node in graph.nodes.items()}
+
+
+def chain(*names: str) -> list[tuple[str, str]]:
+    return list(zip(names, names[1:]))
+
+
+def same_outputs(model: nn.Module, graph: ir.Graph, x: torch.Tensor, steps: int = 3) -> None:
+    ex = ir_to_torch(graph)
+    with torch.no_grad():
+        for _ in range(steps):
+            ref = model(x)
+            ref = ref[0] if isinstance(ref, tuple) else ref
+            assert torch.equal(ex(x), ref)
+
+
+# -- the tutorial models ----------------------------------------------------------------------------
+
+def test_simple_snn_structure():
+    graph = export_to_ir(SimpleSNN(), torch.randn(1, 784))
+    assert types(graph) == {"input": "Input", "fc1": "Affine", "lif1": "LIF", "fc2": "Affine", "lif2": "LIF", "output": "Output"}
+    assert graph.edges == chain("input", "fc1", "lif1", "fc2", "lif2", "output")
+    assert graph.nodes["input"].shape == (784,) and graph.nodes["output"].shape == (10,)
+    lif = graph.nodes["lif1"]
+    assert lif.reset_mode == "subtract" and lif.reset_delay and lif.graded_spikes_factor == 1.0
+    assert lif.tau.shape == (128,) and lif.tau.dtype == np.float64
+    # float32(1 - dt/tau) is snnTorch's float32 beta, bit for bit; the input gain dt*r/tau is exactly 1.
+    assert np.all((1 - graph.dt / lif.tau).astype(np.float32) == np.float32(0.9))
+    assert np.all((graph.dt * lif.r / lif.tau).astype(np.float32) == 1.0)
+    assert np.all(lif.v_threshold == 1.0) and np.all(lif.v_leak == 0.0)
+
+
+def test_hybrid_snn_structure():
+    model = HybridSNN()
+    graph = to_ir(model, torch.randn(1, 1, 28, 28))
+    assert types(graph) == {
+        "input": "Input", "conv1": "Conv2d", "relu": "ReLU", "pool": "MaxPool2d", "flatten": "Flatten", "fc1": "Affine",
+        "lif": "LIF", "fc2": "Affine", "output": "Output",
+    }
+    assert graph.edges == chain(*graph.nodes)
+    assert graph.nodes["flatten"].start_dim == 0 and graph.nodes["flatten"].end_dim == -1
+    assert graph.nodes["pool"].kernel_size == (2, 2) and graph.nodes["pool"].stride == (2, 2)
+    assert graph.nodes["conv1"].padding == (1, 1)
+    assert graph.nodes["output"].shape == (10,)
+
+
+def test_to_ir_is_export_to_ir_and_the_snntorch_shim():
+    from snntorch.export_talonir import export_to_ir as shim
+
+    assert export_to_ir is to_ir and shim is to_ir
+
+
+# -- module mapping ---------------------------------------------------------------------------------
+
+def test_nested_sequential_names_and_init_hidden():
+    model = nn.Sequential()
+    model.features = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), snn.Leaky(beta=0.5, init_hidden=True))
+    model.pool = nn.AvgPool2d(2)
+    model.head = nn.Sequential(nn.Flatten(), nn.Linear(4 * 3 * 3, 5, bias=False), snn.Leaky(beta=0.7, init_hidden=True))
+    graph = to_ir(model, torch.randn(2, 1, 8, 8))
+    assert types(graph) == {
+        "input": "Input", "features.0": "Conv2d", "features.1": "BatchNorm2d", "features.2": "LIF", "pool": "AvgPool2d",
+        "head.0": "Flatten", "head.1": "Linear", "head.2": "LIF", "output": "Output",
+    }
+    assert graph.nodes["features.2"].tau.shape == (4, 6, 6)
+    same_outputs(model.eval(), graph, torch.randn(2, 1, 8, 8) * 3)
+
+
+def test_layer_mapping_parameters():
+    model = nn.Sequential(
+        nn.Conv1d(2, 3, 3, padding="same", bias=False),
+        nn.Flatten(1, -1),
+        nn.Dropout(0.25),
+        nn.LeakyReLU(0.2),
+        nn.Linear(24, 12),
+        nn.BatchNorm1d(12),
+        nn.LayerNorm(12),
+        nn.PReLU(),
+        nn.ELU(0.5),
+        nn.GELU(approximate="tanh"),
+        nn.Tanh(),
+        nn.Sigmoid(),
+        nn.Identity(),
+        nn.Softmax(dim=-1),
+    )
+    graph = to_ir(model, torch.randn(1, 2, 8))
+    assert list(types(graph).values())[1:-1] == [
+        "Conv1d", "Flatten", "Dropout", "ReLU", "Affine", "BatchNorm1d", "LayerNorm", "PReLU", "ELU", "GELU", "Tanh", "Sigmoid",
+        "Skip", "Softmax",
+    ]
+    n = graph.nodes
+    assert n["0"].padding == 1 and np.all(n["0"].bias == 0)
+    assert n["2"].p == 0.25 and n["3"].negative_slope == pytest.approx(0.2) and n["8"].alpha == 0.5
+    assert n["9"].approximate and n["12"].skip_type == "passthrough" and n["13"].dim == -1
+    same_outputs(model.eval(), graph, torch.randn(3, 2, 8))
+
+
+def test_conv2d_pool_upsample():
+    model = nn.Sequential(
+        nn.Conv2d(3, 4, (3, 5), stride=(1, 2), padding=(1, 2), dilation=1, groups=1),
+        nn.MaxPool2d(3, stride=2, padding=1, ceil_mode=True),
+        nn.Upsample(scale_factor=2),
+        nn.Conv2d(4, 4, 3, padding="same", groups=2),
+        nn.AvgPool2d(2, count_include_pad=False),
+        nn.Upsample(size=(5, 6), mode="bilinear"),
+    )
+    graph = to_ir(model, torch.randn(1, 3, 9, 10))
+    assert graph.nodes["0"].stride == (1, 2) and graph.nodes["1"].ceil_mode and graph.nodes["3"].groups == 2
+    assert graph.nodes["5"].size == (5, 6) and graph.nodes["5"].mode == "bilinear"
+    same_outputs(model, graph, torch.randn(2, 3, 9, 10))
+
+
+def test_neuron_parameters_exact():
+    beta = torch.rand(8) * 0.98
+    thr = torch.rand(8) + 0.3
+    neuron = snn.Leaky(beta=beta, threshold=thr, reset_mechanism="zero", reset_delay=False, graded_spikes_factor=0.5,
+                       init_hidden=True)
+    lif = to_ir(nn.Sequential(nn.Linear(4, 8), neuron), torch.randn(1, 4)).nodes["1"]
+    assert lif.reset_mode == "zero" and not lif.reset_delay and lif.graded_spikes_factor == 0.5
+    assert np.array_equal((1 - 1.0 / lif.tau).astype(np.float32), beta.numpy())
+    assert np.array_equal(lif.v_threshold.astype(np.float32), thr.numpy()) and lif.v_threshold.dtype == np.float64
+
+
+def test_synaptic_and_recurrent_mapping():
+    model = nn.Sequential(nn.Linear(4, 6), snn.Synaptic(alpha=0.8, beta=0.6, reset_mechanism="zero", init_hidden=True),
+                          nn.Linear(6, 6), snn.RLeaky(beta=0.9, linear_features=6, reset_mechanism="zero", init_hidden=True),
+                          snn.RSynaptic(alpha=0.9, beta=0.5, all_to_all=False, V=0.5, init_hidden=True))
+    graph = to_ir(model, torch.randn(1, 4))
+    assert types(graph) == {"input": "Input", "0": "Affine", "1": "CubaLIF", "2": "Affine", "3": "LIF",
+                            "3.recurrent": "Affine", "4": "CubaLIF", "4.recurrent": "Scale", "output": "Output"}
+    assert graph.nodes["1"].reset_mode == "zero_post" and graph.nodes["3"].reset_mode == "zero_post"
+    assert graph.edges == [("input", "0"), ("0", "1"), ("1", "2"), ("2", "3"), ("3", "3.recurrent"), ("3.recurrent", "3"),
+                           ("3", "4"), ("4", "4.recurrent"), ("4.recurrent", "4"), ("4", "output")]
+    assert graph.nodes["4.recurrent"].scale.shape == (6,)
+    assert not graph.is_dag
+
+
+def test_lapicque_beta_only():
+    graph = to_ir(nn.Sequential(nn.Linear(4, 5), snn.Lapicque(beta=0.8, init_hidden=True)), torch.randn(1, 4))
+    lif = graph.nodes["1"]
+    C = snn.Lapicque(beta=0.8).C  # snnTorch's own float32 C = time_step / ln(1/beta)
+    assert lif.reset_mode == "subtract"
+    # U = x*g + d*U_prev with g = fl(1/C), d = fl(1 - 1/C): not the analytic ln(1/beta)
+    assert np.all((1.0 * lif.r / lif.tau).astype(np.float32) == (1 / C).numpy())
+    assert np.all((1 - 1.0 / lif.tau).astype(np.float32) == (1 - 1 / C).numpy())
+
+
+# -- functional ops ---------------------------------------------------------------------------------
+
+class Functional(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(2, 4, 3, padding=1)
+        self.block = nn.Conv2d(4, 4, 3, padding=1)
+        self.fc = nn.Linear(8 * 4 * 6, 10)
+        self.lif = snn.Leaky(beta=0.8, init_hidden=True)
+
+    def forward(self, x):
+        a = F.relu(self.conv(x))
+        b = self.block(a) + a               # residual
+        c = torch.cat([a, b], dim=1)        # channel concat
+        c = c.view(c.size(0), 8, -1)        # flattening view
+        d = torch.flatten(c, 1)
+        d = d.reshape(d.shape[0], -1) * 2.0  # no-op reshape, then a scale
+        return self.lif(self.fc(d.relu()))
+
+
+def test_functional_ops():
+    model = Functional()
+    graph = to_ir(model, torch.randn(1, 2, 4, 6))
+    assert types(graph) == {
+        "input": "Input", "conv": "Conv2d", "relu": "ReLU", "block": "Conv2d", "add": "Skip", "cat": "Concat",
+        "flatten": "Flatten", "flatten_1": "Flatten", "mul": "Scale", "relu_1": "ReLU", "fc": "Affine", "lif": "LIF",
+        "output": "Output",
+    }
+    assert graph.predecessors("add") == ["block", "relu"] and graph.predecessors("cat") == ["relu", "add"]
+    assert graph.nodes["cat"].dim == 0 and graph.nodes["add"].skip_type == "residual"
+    assert (graph.nodes["flatten"].start_dim, graph.nodes["flatten"].end_dim) == (1, -1)
+    same_outputs(model, graph, torch.randn(3, 2, 4, 6) * 2, steps=5)
+
+
+def test_functional_names_do_not_take_module_paths():
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(12, 3)
+            self.flatten = nn.Identity()
+
+        def forward(self, x):
+            return self.fc(self.flatten(torch.flatten(x, 1)))
+
+    graph = to_ir(Net(), torch.randn(1, 3, 4))
+    assert list(graph.nodes) == ["input", "flatten_1", "flatten", "fc", "output"]
+    assert types(graph)["flatten"] == "Skip" and types(graph)["flatten_1"] == "Flatten"
+
+
+def test_state_outputs_and_unused_branches_leave_no_nodes():
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(4, 4)
+            self.lif = snn.Synaptic(alpha=0.5, beta=0.5)
+            self.aux = nn.Linear(4, 2)
+
+        def forward(self, x, syn=None, mem=None):
+            if syn is None:
+                syn, mem = self.lif.init_synaptic()
+            spk, syn, mem = self.lif(self.fc(x), syn, mem)
+            return spk, self.aux(spk), syn, mem
+
+    graph = to_ir(Net(), torch.randn(1, 4))
+    assert list(graph.nodes) == ["input", "fc", "lif", "output"]
+
+
+def test_zeros_like_initial_state():
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(4, 4)
+            self.lif = snn.Leaky(beta=0.5)
+
+        def forward(self, x, mem=None):
+            cur = self.fc(x)
+            if mem is None:
+                mem = torch.zeros_like(cur)
+            return self.lif(cur, mem)  # the whole (spk, mem) tuple: its first item is the output
+
+    graph = to_ir(Net(), torch.randn(1, 4))
+    assert list(graph.nodes) == ["input", "fc", "lif", "output"]
+
+
+# -- errors -----------------------------------------------------------------------------------------
+
+def export_error(model: nn.Module, sample: torch.Tensor, *fragments: str) -> str:
+    with pytest.raises(UnsupportedModuleError) as info:
+        to_ir(model, sample)
+    msg = str(info.value)
+    for f in fragments:
+        assert f in msg, msg
+    return msg
+
+
+@pytest.mark.parametrize(
+    "neuron,why",
+    [
+        (snn.Leaky(beta=0.9, inhibition=True, init_hidden=True), "inhibition"),
+        (snn.Synaptic(alpha=0.9, beta=0.8, state_quant=lambda x: x, init_hidden=True), "state_quant"),
+        (snn.Alpha(alpha=0.9, beta=0.8, init_hidden=True), "not an LIF"),
+        (snn.Lapicque(R=5.1, C=5e-3, time_step=1e-3, init_hidden=True), "R == 1"),
+        (snn.Leaky(beta=torch.tensor([0.5, 1.2, 0.9, 0.1]), init_hidden=True), "beta is 1 for some"),
+        (snn.Synaptic(alpha=1.0, beta=0.5, init_hidden=True), "alpha is 1"),
+        (snn.Leaky(beta=torch.tensor([0.5, 0.6, 0.7, 0.8], dtype=torch.float64), init_hidden=True), "float64"),
+    ],
+    ids=["inhibition", "state_quant", "alpha", "lapicque-rc", "mixed-beta-one", "synaptic-alpha-one", "float64"],
+)
+def test_unsupported_neurons_name_path_and_type(neuron, why):
+    model = nn.Sequential()
+    model.body = nn.Sequential(nn.Linear(3, 4), neuron)
+    msg = export_error(model, torch.randn(1, 3), "'body.1'", type(neuron).__qualname__, why, "custom_map")
+    assert f"custom_map={{{type(neuron).__name__}: fn}}" in msg
+
+
+def test_changed_reset_mechanism_is_refused():
+    neuron = snn.Leaky(beta=0.9, init_hidden=True)
+    neuron.reset_mechanism = "zero"  # snnTorch keeps integrating with the subtract function bound in __init__
+    export_error(nn.Sequential(nn.Linear(3, 4), neuron), torch.randn(1, 3), "'1'", "reset_mechanism was changed")
+
+
+def test_unknown_module():
+    model = nn.Sequential(nn.Linear(3, 4), nn.Hardswish())
+    export_error(model, torch.randn(1, 3), "'1'", "torch.nn.modules.activation.Hardswish", "custom_map={Hardswish: fn}")
+
+
+@pytest.mark.parametrize(
+    "model,sample,fragment",
+    [
+        (nn.Sequential(nn.Conv2d(1, 2, 3, padding=1, padding_mode="reflect")), torch.randn(1, 1, 5, 5), "padding_mode"),
+        (nn.Sequential(nn.Conv2d(1, 2, 4, padding="same")), torch.randn(1, 1, 5, 5), "asymmetrically"),
+        (nn.Sequential(nn.Flatten(0)), torch.randn(1, 3), "batch"),
+        (nn.Sequential(nn.BatchNorm1d(3, track_running_stats=False)), torch.randn(2, 3), "track_running_stats"),
+        (nn.Sequential(nn.MaxPool2d(2, return_indices=True)), torch.randn(1, 1, 4, 4), "return_indices"),
+    ],
+    ids=["reflect", "same-even", "flatten-batch", "bn-batch-stats", "indices"],
+)
+def test_unsupported_module_settings(model, sample, fragment):
+    export_error(model, sample, "'0'", fragment)
+
+
+class Unflatten(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 8)
+
+    def forward(self, x):
+        return self.fc(x).view(x.shape[0], 2, 4)
+
+
+class ReturnsMembrane(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+        self.lif = snn.Leaky(beta=0.9)
+
+    def forward(self, x, mem=None):
+        mem = self.lif.init_leaky() if mem is None else mem
+        spk, mem = self.lif(self.fc(x), mem)
+        return mem, spk
+
+
+class DataDependent(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, x):
+        y = self.fc(x)
+        return y if y.sum() > 0 else -y
+
+
+class NeedsTwoInputs(nn.Module):
+    def forward(self, x, y):
+        return x + y
+
+
+@pytest.mark.parametrize(
+    "model,fragment",
+    [
+        (Unflatten(), "only reshapes that flatten"),
+        (ReturnsMembrane(), "state (output 1) of neuron 'lif'"),
+        (DataDependent(), "torch.fx cannot trace"),
+        (NeedsTwoInputs(), "'y' has no default"),
+    ],
+    ids=["unflatten", "membrane-output", "control-flow", "two-inputs"],
+)
+def test_untranslatable_forward(model, fragment):
+    export_error(model, torch.randn(1, 4), fragment)
+
+
+def test_bad_sample():
+    with pytest.raises(TalonError):
+        to_ir(nn.Linear(2, 2), [1.0, 2.0])
+
+
+# -- custom_map -------------------------------------------------------------------------------------
+
+class Gain(nn.Module):
+    """A user module the bridge does not know: y = g * x."""
+
+    def __init__(self, n):
+        super().__init__()
+        self.g = nn.Parameter(torch.linspace(0.5, 2.0, n))
+
+    def forward(self, x):
+        return x * self.g
+
+
+def gain_to_scale(module: Gain, ctx: ExportContext) -> ir.Node:
+    assert ctx.input_shape == ctx.output_shape == (6,)
+    return ir.Scale(scale=module.g.detach().numpy())
+
+
+def test_custom_map_by_type():
+    model = nn.Sequential(nn.Linear(3, 6), Gain(6), snn.Leaky(beta=0.9, init_hidden=True))
+    with pytest.raises(UnsupportedModuleError, match="constant tensor"):
+        to_ir(model, torch.randn(1, 3))  # traced through, x * parameter has no IR node
+    graph = to_ir(model, torch.randn(1, 3), custom_map={Gain: gain_to_scale})
+    assert types(graph)["1"] == "Scale"
+    same_outputs(model, graph, torch.randn(2, 3) * 3, steps=5)
+
+
+def test_custom_map_by_path_overrides_builtin():
+    calls = []
+
+    def linear_without_bias(module: nn.Linear, ctx: ExportContext) -> ir.Node:
+        calls.append(ctx.path)
+        return ir.Linear(weight=module.weight.detach().numpy())
+
+    model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    graph = to_ir(model, torch.randn(1, 3), custom_map={"2": linear_without_bias})
+    assert calls == ["2"] and types(graph)["0"] == "Affine" and types(graph)["2"] == "Linear"
+
+
+def test_custom_map_for_an_unsupported_neuron_and_reuse_of_builtins():
+    """A converter may wrap a built-in one, e.g. export inhibition=True neurons as plain LIFs knowingly."""
+
+    def plain(module, ctx):
+        module.inhibition = False
+        try:
+            return convert_module(module, ctx)
+        finally:
+            module.inhibition = True
+
+    model = nn.Sequential(nn.Linear(3, 4), snn.Leaky(beta=0.9, inhibition=True, init_hidden=True))
+    graph = to_ir(model, torch.randn(1, 3), custom_map={snn.Leaky: plain})
+    assert types(graph)["1"] == "LIF"
+
+
+def test_custom_map_nested_graph():
+    def block(module: nn.Sequential, ctx: ExportContext) -> ir.Graph:
+        inner = ir.Graph()
+        inner.add_node("input", ir.Input(shape=ctx.input_shape))
+        inner.add_node("fc", ir.Affine(weight=module[0].weight.detach().numpy(), bias=module[0].bias.detach().numpy()))
+        inner.add_node("relu", ir.ReLU())
+        inner.add_node("output", ir.Output())
+        inner.chain("input", "fc", "relu", "output")
+        return inner
+
+    model = nn.Sequential(nn.Sequential(nn.Linear(3, 5), nn.ReLU()), nn.Linear(5, 2))
+    graph = to_ir(model, torch.randn(1, 3), custom_map={"0": block})
+    assert types(graph) == {"input": "Input", "0": "Graph", "1": "Affine", "output": "Output"}
+    same_outputs(model, graph, torch.randn(4, 3))
+
+
+def test_custom_map_bad_result_and_keys():
+    with pytest.raises(TalonError, match="expected a talon.ir Node"):
+        to_ir(nn.Sequential(nn.Linear(2, 2)), torch.randn(1, 2), custom_map={nn.Linear: lambda m, ctx: 42})
+    with pytest.raises(TalonError, match="keys"):
+        to_ir(nn.Sequential(nn.Linear(2, 2)), torch.randn(1, 2), custom_map={3: lambda m, ctx: None})
+
+
+def test_round_trip_file(tmp_path):
+    graph = to_ir(SimpleSNN(), torch.randn(1, 784))
+    ir.write(tmp_path / "m.t1c", graph)
+    assert ir.read(tmp_path / "m.t1c") == graph
+
+
+def test_sample_that_does_not_fit():
+    with pytest.raises(TalonError, match=r"running the sample \(1, 5\)"):
+        to_ir(nn.Sequential(nn.Linear(4, 2)), torch.randn(1, 5))
