@@ -1,0 +1,84 @@
+"""The `talon` click group: registers every command and applies the error policy of talon.cli._common."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from talon.cli import _common
+from talon.cli._common import EXIT_ERROR, EXIT_FAILED, CheckFailed, report_error
+
+
+class TalonGroup(click.Group):
+    """A click Group whose `main` turns every failure into one line on stderr and exit code 2.
+
+    CliRunner and the console script both go through `main`, so tests see exactly what users see.
+    """
+
+    def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None, standalone_mode: bool = True, **extra: Any) -> Any:
+        _common.STATE.verbose = False
+        if args is None:
+            args = sys.argv[1:]
+        args = list(args)
+        if any(a in ("-v", "--verbose") for a in args[: args.index("--") if "--" in args else len(args)]):
+            _common.STATE.verbose = True
+        try:
+            rv = super().main(args, prog_name or "talon", complete_var, standalone_mode=False, **extra)
+            code = rv if isinstance(rv, int) and not isinstance(rv, bool) else 0
+        except CheckFailed:
+            code = EXIT_FAILED
+        except click.exceptions.Abort:
+            click.echo("talon: aborted", err=True)
+            code = EXIT_ERROR
+        except click.exceptions.NoArgsIsHelpError as exc:
+            click.echo(exc.format_message(), err=True)
+            code = EXIT_ERROR
+        except click.ClickException as exc:
+            code = _usage_error(exc)
+        except KeyboardInterrupt:
+            click.echo("talon: interrupted", err=True)
+            code = 130
+        except Exception as exc:  # noqa: BLE001 - the policy: one line, exit 2, traceback under -v
+            code = report_error(exc)
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+
+def _usage_error(exc: click.ClickException) -> int:
+    msg = exc.format_message()
+    ctx = getattr(exc, "ctx", None)
+    where = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+    click.echo(f"talon: error: {msg}{where}", err=True)
+    return exc.exit_code if exc.exit_code != 1 else EXIT_ERROR
+
+
+@click.group(cls=TalonGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.option("-v", "--verbose", is_flag=True, help="Show full tracebacks on errors.")
+@click.version_option(package_name="t1c-talon", prog_name="talon", message="%(prog)s %(version)s")
+def cli(verbose: bool) -> None:
+    """TALON: carry spiking neural networks from snnTorch to neuromorphic hardware.
+
+    Exit codes: 0 success, 1 a check failed (lint --strict, validate, compare, hash --verify),
+    2 an error (one line on stderr; add -v for the traceback).
+    """
+    if verbose:
+        _common.STATE.verbose = True
+
+
+def main(argv: list[str] | None = None) -> Any:
+    """Console-script entry point."""
+    return cli.main(args=argv, prog_name="talon")
+
+
+def _register() -> None:
+    from talon.cli import analysis_cmds, convert_cmds, graph_cmds, map_cmds, run_cmds, viz_cmds
+
+    for module in (graph_cmds, analysis_cmds, convert_cmds, run_cmds, map_cmds, viz_cmds):
+        for command in module.COMMANDS:
+            cli.add_command(command)
+
+
+_register()

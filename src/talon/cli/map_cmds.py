@@ -1,0 +1,178 @@
+"""Mapping and whole-flow commands: map (talon.mapping; no torch) and pipeline (all stages)."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, Callable
+
+import click
+
+from talon.cli._common import command_options, console, emit_json, esc, graph_argument, json_option, load_graph, plot_option, save_figure
+
+
+def hardware_options(fn: Callable) -> Callable:
+    """--hardware FILE / --hw-preset NAME, overridden field by field by --mesh, --neurons-per-core, ..."""
+    opts = [
+        click.option("--hardware", "hardware_file", type=click.Path(exists=True, dir_okay=False, path_type=str), default=None, help="HardwareSpec as JSON (the fields of talon.mapping.HardwareSpec)."),
+        click.option("--hw-preset", default=None, metavar="NAME", help="A talon.mapping preset: small, loihi-like, truenorth-like, mesh-32x32."),
+        click.option("--mesh", default=None, metavar="ROWSxCOLS", help="Mesh size, e.g. 4x4."),
+        click.option("--neurons-per-core", type=click.IntRange(min=1), default=None),
+        click.option("--weight-memory", "weight_memory", type=click.IntRange(min=0), default=None, metavar="BYTES", help="Weight memory per core."),
+        click.option("--weight-bits", "hw_weight_bits", type=click.IntRange(1, 64), default=None, help="Bits per stored synapse."),
+    ]
+    for opt in reversed(opts):
+        fn = opt(fn)
+    return fn
+
+
+def build_hardware(hardware_file: str | None, hw_preset: str | None, mesh: str | None, neurons_per_core: int | None, weight_memory: int | None, hw_weight_bits: int | None) -> Any:
+    from talon.errors import TalonError
+    from talon.mapping import HardwareSpec, preset
+
+    if hardware_file and hw_preset:
+        raise click.UsageError("give --hardware or --hw-preset, not both")
+    if hardware_file:
+        try:
+            with open(hardware_file, encoding="utf-8") as fh:
+                doc = json.load(fh)
+        except (OSError, ValueError) as exc:
+            raise TalonError(f"cannot read hardware description {hardware_file!r}: {exc}") from None
+        doc = doc.get("hardware", doc) if isinstance(doc, dict) else doc  # also accepts a mapping.json
+        spec = HardwareSpec.from_dict(doc)
+    elif hw_preset:
+        spec = preset(hw_preset)
+    else:
+        spec = HardwareSpec()
+    changes: dict[str, Any] = {}
+    if mesh:
+        m = re.fullmatch(r"\s*(\d+)\s*[xX,]\s*(\d+)\s*", mesh)
+        if not m:
+            raise click.BadParameter(f"{mesh!r} is not ROWSxCOLS (e.g. 4x4)", param_hint="--mesh")
+        changes["mesh"] = (int(m.group(1)), int(m.group(2)))
+    if neurons_per_core is not None:
+        changes["neurons_per_core"] = neurons_per_core
+    if weight_memory is not None:
+        changes["weight_memory_bytes_per_core"] = weight_memory
+    if hw_weight_bits is not None:
+        changes["weight_bits"] = hw_weight_bits
+    if changes:
+        from dataclasses import replace
+
+        spec = replace(spec, **changes)
+    return spec
+
+
+@click.command("map")
+@graph_argument
+@hardware_options
+@click.option("--algorithm", type=click.Choice(["metis", "spectral", "greedy"]), default="metis", show_default=True, help="Partitioning algorithm.")
+@click.option("--rate", "default_rate", type=click.FloatRange(0.0, 1.0), default=1.0, show_default=True, help="Assumed spikes per neuron per step (1.0: worst case).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=str), default=None, help="Write the graph with the mapping in its metadata to this .t1c.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@plot_option("Save a core-utilisation heatmap to PATH.")
+@json_option
+@command_options
+def map_cmd(graph_path: str, hardware_file, hw_preset, mesh, neurons_per_core, weight_memory, hw_weight_bits, algorithm: str, default_rate: float,
+            output: str | None, seed: int, plot_path: str | None, as_json: bool) -> None:
+    """Partition, place and route MODEL.t1c on a mesh of cores. A graph that does not fit is an
+    error (exit 2) saying which resource, on which core, by how much."""
+    from talon.cli.pipeline import mapping_payload
+    from talon.mapping import map_graph
+
+    spec = build_hardware(hardware_file, hw_preset, mesh, neurons_per_core, weight_memory, hw_weight_bits)
+    g = load_graph(graph_path)
+    result = map_graph(g, spec, algorithm, default_rate=default_rate, seed=seed, attach=output is not None)
+    payload = {"file": graph_path, **mapping_payload(result), "output": output, "plot": None}
+    if output:
+        from talon.ir import write
+
+        write(output, g)
+    if plot_path:
+        from talon.viz.plots import core_utilisation
+
+        payload["plot"] = save_figure(core_utilisation(result), plot_path)
+    if as_json:
+        emit_json("map", payload)
+        return
+    from rich.table import Table
+
+    c = console()
+    c.print(result.summary(), markup=False)
+    t = Table(title="cores")
+    for col in ("core", "(row, col)", "neurons", "use", "weight bytes", "use ", "fan-in", "fan-out", "layers"):
+        t.add_column(col, justify="left" if col in ("(row, col)", "layers") else "right")
+    held: dict[int, list[str]] = {}
+    for layer, runs in payload["assignments"].items():
+        for r in runs:
+            held.setdefault(r["core"], []).append(f"{layer}[{r['start']}:{r['stop']}]")
+    for core in payload["cores"]:
+        mem = core["memory_utilisation"]
+        t.add_row(str(core["core"]), f"({core['row']}, {core['col']})", f"{core['neurons']:,}", f"{core['neuron_utilisation']:.0%}", f"{core['weight_bytes']:,}",
+                  f"{mem:.0%}" if mem is not None else "-", str(core["fan_in"]), str(core["fan_out"]), esc(", ".join(held.get(core["core"], []))))
+    c.print(t)
+    if output:
+        c.print(f"wrote {output} (mapping in its metadata)", markup=False)
+    if plot_path:
+        c.print(f"plot: {payload['plot']}", markup=False)
+
+
+@click.command("pipeline")
+@graph_argument
+@click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=str), help="Report folder (created).")
+@click.option("--input", "input_path", type=click.Path(exists=True, dir_okay=False, path_type=str), default=None, help="Stimulus (.npy/.npz) for both simulations; default: the documented uniform stimulus.")
+@click.option("--labels", "labels_path", type=click.Path(exists=True, dir_okay=False, path_type=str), default=None, help=".npy of one class per sample: report float and fixed-point accuracy.")
+@click.option("--calibrate", "calib_path", type=click.Path(exists=True, dir_okay=False, path_type=str), default=None, help="Calibration stimulus for the fixed-point formats (default: --input).")
+@click.option("--rate-encode", is_flag=True, help="Treat --input/--calibrate as firing probabilities (Bernoulli rate coding).")
+@click.option("--steps", "n_steps", type=click.IntRange(min=1), default=None, help="Timesteps (default: the input's length, else 10).")
+@click.option("--bits", "weight_bits", type=click.IntRange(2, 32), default=8, show_default=True, help="Convert to SpikingAffine with this many weight bits.")
+@click.option("--no-convert", is_flag=True, help="Run the graph as it is (no SpikingAffine conversion).")
+@hardware_options
+@click.option("--algorithm", type=click.Choice(["metis", "spectral", "greedy"]), default="metis", show_default=True)
+@click.option("--preset", "energy_preset", default="45nm_cmos", show_default=True, help="Energy preset.")
+@click.option("--backend", "backend_name", default="cpu", show_default=True)
+@click.option("--no-plots", is_flag=True, help="Skip the PNG plots and the HTML view.")
+@click.option("--allow-lint-errors", is_flag=True, help="Go on when lint reports errors.")
+@json_option
+@command_options
+def pipeline(graph_path: str, out_dir: str, input_path, labels_path, calib_path, rate_encode: bool, n_steps, weight_bits: int, no_convert: bool,
+             hardware_file, hw_preset, mesh, neurons_per_core, weight_memory, hw_weight_bits, algorithm: str, energy_preset: str, backend_name: str,
+             no_plots: bool, allow_lint_errors: bool, as_json: bool) -> None:
+    """load -> lint -> analyze -> convert -> map -> compile -> simulate (float and fixed) -> profile,
+    writing every result into a report folder (see docs/cli.md)."""
+    from talon.cli.pipeline import run_pipeline
+    from talon.cli.run_cmds import load_inputs
+
+    spec = build_hardware(hardware_file, hw_preset, mesh, neurons_per_core, weight_memory, hw_weight_bits)
+    g = load_graph(graph_path)
+    inputs = load_inputs(input_path, g, rate_encode)
+    calib = load_inputs(calib_path, g, rate_encode) if calib_path else None
+    labels = None
+    if labels_path:
+        import numpy as np
+
+        labels = np.load(labels_path, allow_pickle=False)
+    c = console(stderr=as_json)
+    import os
+
+    name = os.path.splitext(os.path.basename(graph_path))[0] or "model"
+    status = c.status("running the pipeline", spinner="dots") if c.is_terminal else None
+    if status is not None:
+        status.start()
+    try:
+        summary = run_pipeline(
+            g, out_dir, name=name, inputs=inputs, labels=labels, n_steps=n_steps, calibration_inputs=calib,
+            weight_bits=None if no_convert else weight_bits, hardware=spec, algorithm=algorithm, energy_preset=energy_preset,
+            backend=backend_name, plots=not no_plots, html=not no_plots, strict=not allow_lint_errors,
+            log=lambda msg: c.print(msg, markup=False),
+        )
+    finally:
+        if status is not None:
+            status.stop()
+    if as_json:
+        emit_json("pipeline", summary)
+        return
+    c.print(f"report: {summary['out_dir']}", markup=False)
+
+
+COMMANDS = [map_cmd, pipeline]

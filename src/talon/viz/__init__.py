@@ -1,0 +1,22 @@
+"""talon.viz: a self-contained HTML view of a graph and matplotlib plots. Never imports torch.
+
+    from talon.viz import export_html, plots
+    export_html(graph, "model.html", mapping=result)      # offline page, no external scripts
+    fig = plots.spike_raster(simulation)                  # matplotlib Figure (Agg-safe, no pyplot)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["export_html", "render_html", "plots"]
+
+
+def __getattr__(name: str) -> Any:  # lazy: `import talon.viz` stays cheap (no matplotlib until asked)
+    import importlib
+
+    if name in ("export_html", "render_html"):
+        return getattr(importlib.import_module("talon.viz.html"), name)
+    if name in ("plots", "html"):
+        return importlib.import_module(f"talon.viz.{name}")
+    raise AttributeError(f"module 'talon.viz' has no attribute {name!r}")

@@ -1,0 +1,380 @@
+"""A self-contained HTML view of a TALON graph: works offline, no external scripts, styles or fonts.
+
+    export_html(graph, "model.html", mapping=result, simulation=sim)
+
+The page holds the graph as JSON and ~200 lines of hand-written vanilla JavaScript (nothing vendored,
+nothing fetched). The layout is computed here in Python: a node's column is its topological depth
+(the longest path from an input, recurrent edges left out), its row its order within that column.
+Nodes are coloured by kind; clicking one shows its fields, shapes, parameter counts, cost, weight
+statistics and a heatmap of its weight matrix. With a talon.mapping result the mesh of cores is drawn,
+coloured by neuron use; clicking a core lists the layers it holds and clicking a layer lights up its
+cores. With a backend SimulationResult each spiking layer shows its firing rate.
+"""
+
+from __future__ import annotations
+
+import html as _html
+import json
+import math
+import os
+from typing import Any
+
+import numpy as np
+
+KIND_COLOURS = {
+    "io": "#9aa5b1",
+    "synaptic": "#4e79a7",
+    "neuron": "#e15759",
+    "activation": "#f28e2b",
+    "pooling": "#59a14f",
+    "norm": "#b07aa1",
+    "structure": "#76b7b2",
+    "graph": "#edc948",
+    "other": "#bab0ac",
+}
+_KINDS = {
+    "io": ("Input", "Output"),
+    "synaptic": ("Affine", "Linear", "SpikingAffine", "Conv1d", "Conv2d", "SConv", "SDConv", "SepConv2d", "Scale"),
+    "neuron": ("LIF", "IF", "CubaLIF", "LI", "Integrator", "Threshold", "Delay"),
+    "activation": ("ReLU", "Sigmoid", "Tanh", "ELU", "GELU", "PReLU", "Softmax"),
+    "pooling": ("MaxPool2d", "AvgPool2d", "SumPool2d", "Upsample"),
+    "norm": ("BatchNorm1d", "BatchNorm2d", "LayerNorm", "Dropout"),
+    "structure": ("Flatten", "Concat", "ChannelSplit", "Skip", "HybridRegion"),
+}
+HEATMAP_MAX = 64  # heatmaps are block-averaged down to at most this many rows and columns
+NODE_W, NODE_H, GAP_X, GAP_Y = 150, 46, 70, 26
+
+
+def node_kind(node: Any) -> str:
+    t = node.type_name
+    for kind, types in _KINDS.items():
+        if t in types:
+            return kind
+    if t == "Graph":
+        return "graph"
+    if getattr(node, "spiking", False) or getattr(node, "stateful", False):
+        return "neuron"
+    return "other"
+
+
+def layout(graph: Any) -> dict[str, tuple[int, int]]:
+    """{node: (column, row)}: column = longest path from the inputs once the edges that close a cycle
+    (found depth-first from the Input nodes, in edge order) are set aside, so a recurrent loop reads
+    left to right with one edge going back; row = order within the column (graph insertion order)."""
+    succ: dict[str, list[str]] = {n: [] for n in graph.nodes}
+    for s_, d in graph.edges:
+        if s_ in succ and d in succ:
+            succ[s_].append(d)
+    back: set[tuple[str, str]] = set()
+    state: dict[str, int] = {}  # 1 on the DFS stack, 2 done
+    roots = [n for n, node in graph.nodes.items() if node.type_name == "Input"] + list(graph.nodes)
+    for root in roots:
+        if root in state:
+            continue
+        state[root] = 1
+        stack = [(root, iter(succ[root]))]
+        while stack:
+            v, it = stack[-1]
+            for w in it:
+                if state.get(w) == 1:
+                    back.add((v, w))
+                elif w not in state:
+                    state[w] = 1
+                    stack.append((w, iter(succ[w])))
+                    break
+            else:
+                state[v] = 2
+                stack.pop()
+    preds: dict[str, list[str]] = {n: [] for n in graph.nodes}
+    indeg = {n: 0 for n in graph.nodes}
+    for s_, d in graph.edges:
+        if s_ in succ and d in succ and (s_, d) not in back:
+            preds[d].append(s_)
+            indeg[d] += 1
+    level = {n: 0 for n in graph.nodes}
+    ready = [n for n in graph.nodes if indeg[n] == 0]
+    while ready:  # Kahn's algorithm on the acyclic remainder
+        v = ready.pop(0)
+        for w in succ[v]:
+            if (v, w) in back:
+                continue
+            level[w] = max(level[w], level[v] + 1)
+            indeg[w] -= 1
+            if indeg[w] == 0:
+                ready.append(w)
+    columns: dict[int, list[str]] = {}
+    for name in graph.nodes:  # insertion order within a column
+        columns.setdefault(level[name], []).append(name)
+    return {n: (lv, names.index(n)) for lv, names in columns.items() for n in names}
+
+
+def _downsample(a: np.ndarray, limit: int = HEATMAP_MAX) -> np.ndarray:
+    """Block-average a 2-D array to at most limit x limit."""
+    rows, cols = a.shape
+    fr, fc = max(1, math.ceil(rows / limit)), max(1, math.ceil(cols / limit))
+    if fr == 1 and fc == 1:
+        return a
+    pr, pc = (-rows) % fr, (-cols) % fc
+    padded = np.pad(a, ((0, pr), (0, pc)), constant_values=np.nan)
+    blocks = padded.reshape(padded.shape[0] // fr, fr, padded.shape[1] // fc, fc)
+    with np.errstate(all="ignore"):
+        return np.nanmean(blocks, axis=(1, 3))
+
+
+def _heatmap(node: Any) -> dict[str, Any] | None:
+    w = getattr(node, "weight", None)
+    if w is None:
+        w = getattr(node, "pointwise_weight", None)
+    if not isinstance(w, np.ndarray) or w.size == 0 or w.dtype.kind not in "fiu":
+        return None
+    m = w.reshape(w.shape[0], -1) if w.ndim >= 2 else w.reshape(1, -1)
+    small = _downsample(m.astype(np.float64))
+    finite = small[np.isfinite(small)]
+    scale = float(np.abs(finite).max()) if finite.size else 1.0
+    return {
+        "shape": list(w.shape),
+        "rows": int(small.shape[0]),
+        "cols": int(small.shape[1]),
+        "scale": scale or 1.0,
+        "values": [[(round(float(v), 5) if np.isfinite(v) else None) for v in row] for row in small],
+        "downsampled": bool(small.shape != m.shape),
+    }
+
+
+def _stats(a: np.ndarray) -> dict[str, Any]:
+    f = a.astype(np.float64)
+    fin = f[np.isfinite(f)]
+    st = (lambda fn: float(fn(fin)) if fin.size else None)  # noqa: E731
+    return {"dtype": str(a.dtype), "shape": list(a.shape), "size": int(a.size), "min": st(np.min), "max": st(np.max), "mean": st(np.mean), "std": st(np.std), "nonzero": int(np.count_nonzero(a))}
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, (np.generic,)):
+        return v.item()
+    if isinstance(v, float) and not math.isfinite(v):
+        return str(v)
+    if isinstance(v, (list, tuple)):
+        return [_plain(x) for x in v]
+    if isinstance(v, dict):
+        return {str(k): _plain(x) for k, x in v.items()}
+    if v is None or isinstance(v, (bool, int, float, str)):
+        return v
+    return repr(v)
+
+
+def graph_data(graph: Any, *, mapping: Any = None, simulation: Any = None, title: str | None = None) -> dict[str, Any]:
+    """Everything the page shows, as plain JSON-able data (the layout included)."""
+    costs: dict[str, Any] = {}
+    shapes: dict[str, Any] = {}
+    try:
+        from talon.sdk import analyze_graph
+
+        stats = analyze_graph(graph)
+        for n, s in stats.layers.items():
+            c = s.cost
+            costs[n] = {"params": c.params, "param_bytes": c.param_bytes, "macs": c.macs, "flops": c.flops, "neurons": c.neurons, "state_elements": c.state_elements, "activation_elements": c.activation_elements}
+            shapes[n] = {"inputs": [list(x) for x in s.input_shapes], "outputs": [list(x) for x in s.output_shapes]}
+    except Exception:  # noqa: BLE001 - shapes and costs are optional for a graph that does not validate
+        pass
+    pos = layout(graph)
+    rates = dict(getattr(simulation, "firing_rates", {}) or {})
+    agreement = dict(getattr(simulation, "agreement", None) or {})
+    nodes = []
+    for name, node in graph.nodes.items():
+        col, row = pos[name]
+        fields, arrays = {}, {}
+        for fname, value in (node.field_values().items() if hasattr(node, "field_values") else []):
+            if fname == "metadata" or value is None:
+                continue
+            if isinstance(value, np.ndarray):
+                arrays[fname] = _stats(value)
+            else:
+                fields[fname] = _plain(value)
+        entry = {
+            "name": name, "type": node.type_name, "kind": node_kind(node), "col": col, "row": row,
+            "stateful": bool(node.stateful), "spiking": bool(getattr(node, "spiking", False)),
+            "fields": fields, "arrays": arrays, "cost": costs.get(name), "shapes": shapes.get(name),
+            "params": int(sum(a["size"] for a in arrays.values())), "heatmap": _heatmap(node),
+            "inputs": graph.predecessors(name), "outputs": graph.successors(name),
+        }
+        if name in rates:
+            entry["firing_rate"] = float(rates[name])
+        if name in agreement:
+            entry["agreement"] = float(agreement[name])
+        nodes.append(entry)
+    # an edge that does not go rightwards closes a loop: drawn as a dashed arc
+    edges = [{"src": s, "dst": d, "recurrent": bool(s in pos and d in pos and pos[d][0] <= pos[s][0])} for s, d in graph.edges]
+    data: dict[str, Any] = {
+        "title": title or "TALON graph",
+        "dt": graph.dt,
+        "nodes": nodes,
+        "edges": edges,
+        "colours": KIND_COLOURS,
+        "box": {"w": NODE_W, "h": NODE_H, "gx": GAP_X, "gy": GAP_Y},
+        "totals": {"nodes": len(graph.nodes), "edges": len(graph.edges), "params": int(sum(n["params"] for n in nodes))},
+        "mapping": _mapping_data(mapping) if mapping is not None else None,
+    }
+    m = data["mapping"]
+    if m is not None:  # a synaptic node's weights live on the cores of the neurons it feeds
+        m["node_cores"] = {}
+        for name in graph.nodes:
+            if name in m["layer_cores"]:
+                m["node_cores"][name] = {"cores": sorted(set(m["layer_cores"][name])), "via": []}
+                continue
+            via = [d for d in graph.successors(name) if d in m["layer_cores"]]
+            if via:
+                m["node_cores"][name] = {"cores": sorted({c for d in via for c in m["layer_cores"][d]}), "via": via}
+    return data
+
+
+def _mapping_data(mapping: Any) -> dict[str, Any]:
+    hw = mapping.hardware
+    c = mapping.cores
+    rows, cols = hw.mesh
+    per_core_layers: dict[int, list[dict[str, Any]]] = {}
+    layer_cores: dict[str, list[int]] = {}
+    for layer, a in mapping.assignments.items():
+        for k in range(len(a["core"])):
+            core = int(a["core"][k])
+            per_core_layers.setdefault(core, []).append({"layer": layer, "start": int(a["start"][k]), "stop": int(a["stop"][k])})
+            layer_cores.setdefault(layer, []).append(core)
+    cores = []
+    for i in range(len(c["row"])):
+        cores.append({
+            "core": i, "row": int(c["row"][i]), "col": int(c["col"][i]), "neurons": int(c["neurons"][i]),
+            "weight_bytes": int(c["weight_bytes"][i]), "synapses": int(c["synapses"][i]), "fan_in": int(c["fan_in"][i]), "fan_out": int(c["fan_out"][i]),
+            "neuron_use": float(c["neurons"][i]) / hw.neurons_per_core,
+            "memory_use": float(c["weight_bytes"][i]) / hw.weight_memory_bytes_per_core if hw.weight_memory_bytes_per_core else 0.0,
+            "layers": per_core_layers.get(i, []),
+        })
+    metrics = {k: _plain(v) for k, v in mapping.metrics.items()}
+    return {"rows": rows, "cols": cols, "hardware": _plain(hw.to_dict()), "cores": cores, "layer_cores": layer_cores, "metrics": metrics, "algorithm": mapping.algorithm}
+
+
+def render_html(graph: Any, *, mapping: Any = None, simulation: Any = None, title: str | None = None) -> str:
+    """The page as a string (see export_html)."""
+    data = graph_data(graph, mapping=mapping, simulation=simulation, title=title)
+    payload = json.dumps(data, allow_nan=False, separators=(",", ":"))
+    # JSON inside <script>: "</" and U+2028/9 could end or break the script element.
+    payload = payload.replace("</", "<\\/").replace("\u2028", "\\u2028").replace("\u2029", "\\u2029").replace("<!--", "<\\!--")
+    return _TEMPLATE.replace("__TITLE__", _html.escape(data["title"])).replace("__DATA__", payload).replace("__SCRIPT__", _SCRIPT).replace("__STYLE__", _STYLE)
+
+
+def export_html(graph: Any, path: str | os.PathLike, *, mapping: Any = None, simulation: Any = None, title: str | None = None) -> str:
+    """Write the self-contained page for `graph` (a Graph or .t1c path) to `path`; returns the path.
+
+    mapping: a talon.mapping.MappingResult (default: the one stored in the graph's metadata, if any).
+    simulation: a backend SimulationResult whose firing rates are shown per layer.
+    """
+    from talon.ir import Graph, read
+
+    g = graph if isinstance(graph, Graph) else read(graph)
+    if mapping is None and "talon_mapping" in g.metadata:
+        try:
+            from talon.mapping import MappingResult
+
+            mapping = MappingResult.from_graph(g)
+        except Exception:  # noqa: BLE001 - a page without the mesh beats no page
+            mapping = None
+    text = render_html(g, mapping=mapping, simulation=simulation, title=title)
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
+    return path
+
+
+_STYLE = """
+*{box-sizing:border-box}body{margin:0;font:13px/1.4 system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;color:#1d232a;background:#f6f7f9}
+header{padding:10px 16px;background:#1d232a;color:#fff;display:flex;gap:18px;align-items:baseline}header h1{font-size:16px;margin:0}
+header span{opacity:.75}main{display:flex;height:calc(100vh - 42px)}#canvas{flex:1;overflow:auto;position:relative;background:#fff}
+#side{width:400px;overflow:auto;border-left:1px solid #d8dde3;padding:12px 14px;background:#fbfcfd}
+svg text{pointer-events:none}.node rect{stroke:#1d232a;stroke-width:0;rx:7;cursor:pointer}.node:hover rect{stroke-width:1.5}
+.node.selected rect{stroke-width:3;stroke:#111}.node text{fill:#fff;font-size:12px}.node text.t{font-size:10.5px;opacity:.9}
+.edge{fill:none;stroke:#7b8794;stroke-width:1.4}.edge.rec{stroke-dasharray:5 4;stroke:#c9485b}.edge.hi{stroke:#111;stroke-width:2.4}
+table{border-collapse:collapse;width:100%;margin:4px 0 10px}td,th{padding:2px 6px;border-bottom:1px solid #e3e7eb;text-align:left;vertical-align:top}
+th{font-weight:600;background:#eef1f4}td.n{text-align:right;font-variant-numeric:tabular-nums}h2{font-size:15px;margin:4px 0 6px}
+h3{font-size:13px;margin:12px 0 4px;color:#3e4c59}.legend{display:flex;flex-wrap:wrap;gap:6px 12px;margin:6px 0 10px}
+.legend i{display:inline-block;width:11px;height:11px;border-radius:3px;margin-right:4px;vertical-align:-1px}.muted{color:#7b8794}
+#mesh{display:grid;gap:3px;margin:6px 0}.core{border-radius:4px;min-height:34px;font-size:10px;padding:2px;text-align:center;cursor:pointer;border:2px solid transparent}
+.core.on{border-color:#111}.core.idle{background:#e9edf1;color:#9aa5b1}canvas.heat{image-rendering:pixelated;border:1px solid #d8dde3;max-width:100%}
+"""
+
+_SCRIPT = r"""
+(function(){
+const D=JSON.parse(document.getElementById('talon-data').textContent);
+const NS='http://www.w3.org/2000/svg', B=D.box, byName={};
+D.nodes.forEach(n=>byName[n.name]=n);
+const side=document.getElementById('side');
+function el(tag,attrs,parent,text){const e=document.createElementNS(NS,tag);for(const k in attrs)e.setAttribute(k,attrs[k]);if(text!==undefined)e.textContent=text;if(parent)parent.appendChild(e);return e;}
+function h(tag,text,parent,cls){const e=document.createElement(tag);if(text!==undefined&&text!==null)e.textContent=text;if(cls)e.className=cls;if(parent)parent.appendChild(e);return e;}
+function fmt(v){if(v===null||v===undefined)return '-';if(typeof v==='number'){if(Number.isInteger(v))return v.toLocaleString('en-US');const a=Math.abs(v);return (a!==0&&(a<1e-3||a>=1e5))?v.toExponential(3):v.toPrecision(4).replace(/\.?0+$/,'');}if(Array.isArray(v))return '('+v.map(fmt).join(', ')+')';if(typeof v==='object')return JSON.stringify(v);return String(v);}
+function shp(list){return (list&&list.length)?list.map(s=>'('+s.join(', ')+')').join(' '):'-';}
+function table(rows,parent,head){const t=h('table',null,parent);if(head){const tr=h('tr',null,t);head.forEach(x=>h('th',x,tr));}rows.forEach(r=>{const tr=h('tr',null,t);r.forEach((c,i)=>{const td=h('td',fmt(c),tr);if(i>0&&typeof c==='number')td.className='n';});});return t;}
+// graph
+const cols=Math.max(...D.nodes.map(n=>n.col))+1, rows=Math.max(...D.nodes.map(n=>n.row))+1;
+const W=cols*(B.w+B.gx)+B.gx, H=rows*(B.h+B.gy)+B.gy+20;
+const svg=el('svg',{width:W,height:H,viewBox:'0 0 '+W+' '+H,id:'graph'},document.getElementById('canvas'));
+el('defs',{},svg).innerHTML='<marker id="arr" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse"><path d="M0,0L10,5L0,10z" fill="#7b8794"/></marker>';
+function xy(n){return [B.gx+n.col*(B.w+B.gx), B.gy+n.row*(B.h+B.gy)];}
+const edgeEls=[];
+D.edges.forEach(e=>{const a=byName[e.src],b=byName[e.dst];if(!a||!b)return;const [ax,ay]=xy(a),[bx,by]=xy(b);let d;
+ if(e.recurrent||b.col<=a.col){const x1=ax+B.w/2,y1=ay,x2=bx+B.w/2,y2=by,top=Math.min(y1,y2)-18-8*Math.abs(a.col-b.col);d=`M${x1},${y1}C${x1},${top} ${x2},${top} ${x2},${y2}`;}
+ else{const x1=ax+B.w,y1=ay+B.h/2,x2=bx,y2=by+B.h/2,m=(x1+x2)/2;d=`M${x1},${y1}C${m},${y1} ${m},${y2} ${x2},${y2}`;}
+ const p=el('path',{d:d,class:'edge'+(e.recurrent?' rec':''),'marker-end':'url(#arr)'},svg);p.dataset.src=e.src;p.dataset.dst=e.dst;edgeEls.push(p);});
+const nodeEls={};
+D.nodes.forEach(n=>{const [x,y]=xy(n);const g=el('g',{class:'node',transform:`translate(${x},${y})`,tabindex:0},svg);g.dataset.name=n.name;g.setAttribute('id','node-'+D.nodes.indexOf(n));
+ el('rect',{width:B.w,height:B.h,fill:D.colours[n.kind]||'#888'},g);el('title',{},g,n.name+' ('+n.type+')');
+ const label=n.name.length>20?n.name.slice(0,19)+'\u2026':n.name;el('text',{x:9,y:18},g,label);
+ let sub=n.type;if(n.shapes&&n.shapes.outputs.length)sub+=' '+shp(n.shapes.outputs);if(n.firing_rate!==undefined)sub+=' r='+n.firing_rate.toFixed(3);
+ el('text',{x:9,y:35,class:'t'},g,sub.length>26?sub.slice(0,25)+'\u2026':sub);
+ g.addEventListener('click',()=>select(n.name));g.addEventListener('keydown',ev=>{if(ev.key==='Enter')select(n.name);});nodeEls[n.name]=g;});
+// side panel
+function overview(){side.innerHTML='';h('h2',D.title,side);h('div',`${D.totals.nodes} nodes, ${D.totals.edges} edges, ${D.totals.params.toLocaleString('en-US')} parameters, dt ${D.dt}`,side,'muted');
+ const lg=h('div',null,side,'legend');Object.keys(D.colours).forEach(k=>{if(!D.nodes.some(n=>n.kind===k))return;const s=h('span',null,lg);const i=h('i',null,s);i.style.background=D.colours[k];s.appendChild(document.createTextNode(k));});
+ h('div','Click a node for its fields, shapes and weights; dashed red edges close a recurrent loop (one step of delay).',side,'muted');meshPanel(null);
+ h('h3','Nodes',side);table(D.nodes.map(n=>[n.name,n.type,n.params]),side,['name','type','params']);}
+function select(name){const n=byName[name];if(!n)return;Object.values(nodeEls).forEach(g=>g.classList.remove('selected'));nodeEls[name].classList.add('selected');
+ edgeEls.forEach(p=>p.classList.toggle('hi',p.dataset.src===name||p.dataset.dst===name));side.innerHTML='';
+ const back=h('a','\u2190 overview',side);back.href='#';back.addEventListener('click',ev=>{ev.preventDefault();Object.values(nodeEls).forEach(g=>g.classList.remove('selected'));edgeEls.forEach(p=>p.classList.remove('hi'));overview();});
+ const title=h('h2',n.name,side);title.id='panel-title';h('div',n.type+(n.stateful?' \u00b7 stateful':'')+(n.spiking?' \u00b7 spiking':''),side,'muted');
+ const info=[['inputs',n.inputs.join(', ')||'-'],['outputs',n.outputs.join(', ')||'-'],['input shapes',n.shapes?shp(n.shapes.inputs):'?'],['output shapes',n.shapes?shp(n.shapes.outputs):'?'],['parameters',n.params]];
+ if(n.firing_rate!==undefined)info.push(['firing rate',n.firing_rate]);if(n.agreement!==undefined)info.push(['fixed/float agreement',n.agreement]);table(info,side);
+ const fk=Object.keys(n.fields);if(fk.length){h('h3','Fields',side);table(fk.map(k=>[k,n.fields[k]]),side);}
+ if(n.cost){h('h3','Cost per sample per step',side);table(Object.keys(n.cost).map(k=>[k,n.cost[k]]),side);}
+ const ak=Object.keys(n.arrays);if(ak.length){h('h3','Arrays',side);table(ak.map(k=>{const a=n.arrays[k];return [k,a.dtype+' ('+a.shape.join(', ')+')',a.min,a.max,a.mean,a.std];}),side,['array','dtype shape','min','max','mean','std']);}
+ if(n.heatmap)heat(n.heatmap);meshPanel(name);}
+function colour(v,s){if(v===null)return [230,230,230];const t=Math.max(-1,Math.min(1,v/s));const a=Math.abs(t);return t>=0?[255-a*(255-178),255-a*(255-24),255-a*(255-43)]:[255-a*(255-33),255-a*(255-102),255-a*(255-172)];}
+function heat(m){h('h3','Weights '+(m.downsampled?`(block-averaged from (${m.shape.join(', ')}) to ${m.rows}\u00d7${m.cols})`:'('+m.shape.join(', ')+')'),side);
+ const c=h('canvas',null,side,'heat');c.id='heatmap';const px=Math.max(2,Math.min(10,Math.floor(360/Math.max(m.rows,m.cols))));c.width=m.cols*px;c.height=m.rows*px;const ctx=c.getContext('2d');
+ for(let i=0;i<m.rows;i++)for(let j=0;j<m.cols;j++){const [r,g,b]=colour(m.values[i][j],m.scale);ctx.fillStyle=`rgb(${r|0},${g|0},${b|0})`;ctx.fillRect(j*px,i*px,px,px);}
+ h('div',`rows: outputs, columns: inputs; blue \u2212${fmt(m.scale)} \u2026 white 0 \u2026 red +${fmt(m.scale)}`,side,'muted');}
+function meshPanel(layer){const M=D.mapping;if(!M)return;h('h3',`Mapping: ${M.rows}\u00d7${M.cols} mesh, ${M.metrics.cores_used} core(s) used (${M.algorithm})`,side);
+ const grid=h('div',null,side);grid.id='mesh';grid.style.gridTemplateColumns=`repeat(${M.cols},1fr)`;const at={};M.cores.forEach(c=>at[c.row+','+c.col]=c);
+ const nc=layer?M.node_cores[layer]:null;const lit=new Set(nc?nc.cores:[]);
+ const info=h('div',layer?(nc?(nc.via.length?`${layer}: weights on the ${lit.size} core(s) of ${nc.via.join(', ')}`:`${layer}: on ${lit.size} core(s)`):`${layer}: not on a core`):'Click a core for the layers it holds.',side,'muted');
+ for(let r=0;r<M.rows;r++)for(let c=0;c<M.cols;c++){const core=at[r+','+c];const d=h('div',null,grid,'core');d.dataset.row=r;d.dataset.col=c;
+  if(!core){d.classList.add('idle');d.textContent=`${r},${c}`;continue;}const u=core.neuron_use;const [R,G,Bc]=[255-u*200,255-u*120,255-u*40];d.style.background=`rgb(${R|0},${G|0},${Bc|0})`;d.style.color=u>0.6?'#fff':'#1d232a';
+  d.textContent=`${r},${c} \u00b7 ${Math.round(100*u)}%`;if(lit.has(core.core))d.classList.add('on');
+  d.addEventListener('click',()=>{info.textContent=`core ${core.core} at (${r}, ${c}): ${core.neurons} neurons (${Math.round(100*core.neuron_use)}%), ${core.weight_bytes.toLocaleString('en-US')} weight bytes (${Math.round(100*core.memory_use)}%), fan-in ${core.fan_in}, fan-out ${core.fan_out}; `+core.layers.map(l=>`${l.layer}[${l.start}:${l.stop}]`).join(', ');});}
+ table([['cores used',M.metrics.cores_used],['packet hops / step',M.metrics.packet_hops_per_step],['max link load',M.metrics.max_link_load],['max neuron use',M.metrics.max_neuron_utilisation],['max memory use',M.metrics.max_memory_utilisation]],side);}
+overview();window.talonSelect=select;
+// "#select=NAME" in the URL opens a node, through a real click event (used by links and headless tests)
+const m=/^#select=(.+)$/.exec(location.hash);if(m){const g=nodeEls[decodeURIComponent(m[1])];if(g)g.dispatchEvent(new MouseEvent('click',{bubbles:true}));}
+document.body.dataset.ready='1';
+})();
+"""
+
+_TEMPLATE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data:">
+<title>__TITLE__</title><style>__STYLE__</style></head>
+<body><header><h1>__TITLE__</h1><span>TALON graph view (offline)</span></header>
+<main><div id="canvas"></div><aside id="side"></aside></main>
+<script type="application/json" id="talon-data">__DATA__</script>
+<script>__SCRIPT__</script>
+</body></html>
+"""

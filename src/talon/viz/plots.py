@@ -1,0 +1,237 @@
+"""Matplotlib plots of simulations, profiles and mappings. Each returns a `matplotlib.figure.Figure`.
+
+Figures are built without pyplot (no global state, no GUI backend; they render with Agg), so they work
+headless and in notebooks alike. `save_figure(fig, path)` writes PNG/SVG/PDF by suffix. Arrays may be
+numpy arrays or CPU torch tensors (converted with numpy.asarray; torch is never imported here).
+
+- spike_raster(spikes)          spikes of recorded layers over time (one sample)
+- firing_rates(rates)           per-layer firing rate bars
+- energy_breakdown(profile)     energy by operation kind and by layer (a backend ProfileResult)
+- memory_breakdown(graph)       weights / activations / state, and weight bytes per layer
+- core_utilisation(mapping)     neuron and weight-memory use per core, drawn on the mesh
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Mapping
+
+import numpy as np
+
+_COLOURS = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac"]
+
+
+def _figure(width: float = 8.0, height: float = 4.5):
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), dpi=100, layout="constrained")
+
+
+def save_figure(fig: Any, path: str | os.PathLike, *, dpi: int = 120) -> str:
+    """Write `fig` to `path` (format from the suffix: .png, .svg, .pdf); returns the path."""
+    from talon.errors import TalonError
+
+    path = os.fspath(path)
+    suffix = os.path.splitext(path)[1].lower().lstrip(".") or "png"
+    if suffix not in ("png", "svg", "pdf", "jpg", "jpeg"):
+        raise TalonError(f"cannot save a plot as {path!r}: use a .png, .svg or .pdf file name")
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fig.savefig(path, dpi=dpi, format=suffix)
+    return path
+
+
+def _array(x: Any) -> np.ndarray:
+    if hasattr(x, "detach"):
+        x = x.detach().cpu()
+    return np.asarray(x)
+
+
+# -- spikes -------------------------------------------------------------------------------------------------
+
+def spike_raster(spikes: Any, *, sample: int = 0, max_neurons: int = 200, layers: list[str] | None = None, title: str | None = None):
+    """Raster of spikes: `spikes` is a SimulationResult (its recorded `spikes`) or {layer: (T, B, *shape)}.
+
+    One panel per layer (stacked in `layers` order, default the recorded order; shared time axis); at
+    most `max_neurons` neurons per layer are drawn.
+    """
+    data = getattr(spikes, "spikes", spikes)
+    if not isinstance(data, Mapping) or not data:
+        from talon.errors import TalonError
+
+        raise TalonError("spike_raster needs recorded spikes: simulate with record=True (or pass {layer: (T, B, ...)} arrays)")
+    layers = [n for n in (layers or list(data)) if n in data]
+    fig = _figure(9.0, max(2.5, 1.6 * len(layers) + 1.0))
+    axes = fig.subplots(len(layers), 1, sharex=True, squeeze=False)[:, 0]
+    for i, (ax, name) in enumerate(zip(axes, layers)):
+        s = _array(data[name])
+        if s.ndim < 2:
+            s = s.reshape(s.shape[0], 1, -1)
+        s = s[:, min(sample, s.shape[1] - 1)].reshape(s.shape[0], -1)
+        n = s.shape[1]
+        shown = s[:, :max_neurons]
+        t, k = np.nonzero(shown)
+        size = float(np.clip(3000.0 / max(shown.shape[1], 1), 4.0, 80.0))
+        ax.scatter(t, k, s=size, marker="|", color=_COLOURS[i % len(_COLOURS)], linewidths=1.0)
+        ax.set_xlim(-0.5, s.shape[0] - 0.5)
+        ax.set_ylim(-0.5, max(shown.shape[1], 1) - 0.5)
+        label = f"{name}\n({n} neurons" + (f", first {max_neurons})" if n > max_neurons else ")")
+        ax.set_ylabel(label, fontsize=8)
+        rate = float(s.astype(bool).mean()) if s.size else 0.0
+        ax.text(1.0, 1.0, f"rate {rate:.3f}", transform=ax.transAxes, ha="right", va="bottom", fontsize=8)
+    axes[-1].set_xlabel("timestep")
+    from matplotlib.ticker import MaxNLocator
+
+    axes[-1].xaxis.set_major_locator(MaxNLocator(integer=True))
+    fig.suptitle(title or f"spike raster (sample {sample})")
+    return fig
+
+
+def firing_rates(rates: Any, *, title: str | None = None):
+    """Per-layer firing rate bars: `rates` is a SimulationResult or {layer: rate in [0, 1]}; with a
+    second mapping under the key form {"float": {...}, "fixed": {...}} the bars are grouped."""
+    data = getattr(rates, "firing_rates", rates)
+    if data and all(isinstance(v, Mapping) for v in data.values()):
+        series = {str(k): dict(v) for k, v in data.items()}
+    else:
+        series = {"rate": dict(data)}
+    layers: list[str] = []
+    for s in series.values():
+        layers += [k for k in s if k not in layers]
+    fig = _figure(max(5.0, 0.8 * len(layers) + 3), 4.0)
+    ax = fig.add_subplot()
+    width = 0.8 / max(len(series), 1)
+    x = np.arange(len(layers))
+    for i, (label, s) in enumerate(series.items()):
+        vals = [float(s.get(n, 0.0)) for n in layers]
+        bars = ax.bar(x + (i - (len(series) - 1) / 2) * width, vals, width, label=label, color=_COLOURS[i % len(_COLOURS)])
+        for b, v in zip(bars, vals):
+            ax.annotate(f"{v:.3f}", (b.get_x() + b.get_width() / 2, v), ha="center", va="bottom", fontsize=7)
+    ax.set_xticks(x, layers, rotation=30 if len(layers) > 6 else 0, ha="right" if len(layers) > 6 else "center")
+    ax.set_ylabel("firing rate (spikes / neuron / step)")
+    top = max([float(v) for s in series.values() for v in s.values()] + [0.01])
+    ax.set_ylim(0, min(1.0, top * 1.25) if top < 0.8 else 1.05)
+    if len(series) > 1:
+        ax.legend()
+    ax.set_title(title or "per-layer firing rates")
+    return fig
+
+
+# -- energy and memory -------------------------------------------------------------------------------------
+
+_ENERGY_PARTS = (("MAC", "mac_energy_uj"), ("spike (AC)", "spike_energy_uj"), ("neuron", "neuron_energy_uj"), ("elementwise", "elementwise_energy_uj"), ("SRAM", "sram_energy_uj"))
+
+
+def energy_breakdown(profile: Any, *, title: str | None = None):
+    """Energy of a backend ProfileResult: totals by operation kind (left) and stacked per layer (right)."""
+    fig = _figure(10.0, 4.5)
+    ax1, ax2 = fig.subplots(1, 2, width_ratios=[1, 2.2])
+    totals = [float(getattr(profile, attr)) for _, attr in _ENERGY_PARTS]
+    labels = [label for label, _ in _ENERGY_PARTS]
+    bars = ax1.bar(labels, totals, color=_COLOURS[: len(labels)])
+    total = sum(totals) or 1.0
+    for b, v in zip(bars, totals):
+        ax1.annotate(f"{100 * v / total:.0f}%", (b.get_x() + b.get_width() / 2, v), ha="center", va="bottom", fontsize=8)
+    ax1.set_ylabel("energy per sample (uJ)")
+    ax1.tick_params(axis="x", rotation=30)
+    ax1.set_title(f"total {float(profile.energy_estimate_uj):.4g} uJ")
+
+    layers = list(profile.layers.values())
+    names = [lp.name for lp in layers]
+    bottom = np.zeros(len(layers))
+    for i, (label, attr) in enumerate(_ENERGY_PARTS):
+        vals = np.array([float(getattr(lp, attr)) for lp in layers])
+        ax2.bar(names, vals, bottom=bottom, label=label, color=_COLOURS[i])
+        bottom += vals
+    ax2.set_ylabel("energy per sample (uJ)")
+    ax2.tick_params(axis="x", rotation=30 if len(names) > 5 else 0)
+    ax2.legend(fontsize=8)
+    ax2.set_title("by layer")
+    preset = getattr(profile, "energy_preset", "")
+    fig.suptitle(title or f"energy breakdown ({getattr(profile, 'mode', '')}, {preset}, {getattr(profile, 'timesteps', '?')} steps, latency {float(getattr(profile, 'total_latency_us', 0.0)):.3g} us)")
+    return fig
+
+
+def memory_breakdown(graph: Any, *, profile: Any = None, title: str | None = None):
+    """Memory of a graph (talon.sdk.profile_graph): weights / peak activations / state (left, with the
+    8- and 4-bit weight alternatives) and parameter bytes per layer (right)."""
+    from talon.sdk import analyze_graph, profile_graph
+
+    p = profile if profile is not None else profile_graph(graph)
+    stats = analyze_graph(graph)
+    fig = _figure(10.0, 4.5)
+    ax1, ax2 = fig.subplots(1, 2, width_ratios=[1, 2.2])
+    kinds = ["weights", "activations", "state"]
+    vals = [p.weight_memory, p.activation_memory, p.state_memory]
+    variants = [("as stored", p.weight_memory)] + [(f"{b}-bit", m) for b, m in sorted(p.quantized_weight_memory.items(), reverse=True)]
+    x = np.arange(len(variants))
+    bottom = np.zeros(len(variants))
+    for i, (kind, v) in enumerate(zip(kinds, vals)):
+        row = np.array([w for _, w in variants], float) if kind == "weights" else np.full(len(variants), float(v))
+        ax1.bar(x, row, bottom=bottom, label=kind, color=_COLOURS[i])
+        bottom += row
+    ax1.set_xticks(x, [label for label, _ in variants])
+    ax1.set_ylabel("bytes")
+    ax1.legend(fontsize=8)
+    ax1.set_title(f"total {p.total_memory:,} B")
+    layers = [s for s in stats.layers.values() if s.param_bytes]
+    ax2.bar([s.name for s in layers], [s.param_bytes for s in layers], color=_COLOURS[0])
+    ax2.set_ylabel("parameter bytes")
+    ax2.tick_params(axis="x", rotation=30 if len(layers) > 5 else 0)
+    ax2.set_title("parameters by layer")
+    fig.suptitle(title or "memory breakdown (per sample)")
+    return fig
+
+
+# -- mapping -----------------------------------------------------------------------------------------------
+
+def core_utilisation(mapping: Any, *, title: str | None = None):
+    """Per-core utilisation drawn on the mesh. `mapping` is a talon.mapping result (anything with
+    `core_utilisation()` / `utilisation` giving {"neurons": (rows, cols), "weights": (rows, cols)}), or a
+    dict {metric: 2-D array of fractions in [0, 1]}, or a single 2-D array."""
+    grids = utilisation_grids(mapping)
+    fig = _figure(4.2 * len(grids) + 0.8, 4.2)
+    axes = fig.subplots(1, len(grids), squeeze=False)[0]
+    for ax, (metric, grid) in zip(axes, grids.items()):
+        im = ax.imshow(grid, cmap="viridis", vmin=0.0, vmax=max(1.0, float(np.nanmax(grid)) if grid.size else 1.0))
+        rows, cols = grid.shape
+        if rows * cols <= 256:
+            for r in range(rows):
+                for c in range(cols):
+                    v = grid[r, c]
+                    ax.text(c, r, f"{100 * v:.0f}%", ha="center", va="center", fontsize=7, color="white" if v < 0.6 else "black")
+        ax.set_xticks(range(cols))
+        ax.set_yticks(range(rows))
+        ax.set_xlabel("column (X)")
+        ax.set_ylabel("row (Y)")
+        ax.set_title(f"{metric} used")
+        fig.colorbar(im, ax=ax, shrink=0.8, label="fraction of core capacity")
+    fig.suptitle(title or "core utilisation")
+    return fig
+
+
+def utilisation_grids(mapping: Any) -> dict[str, np.ndarray]:
+    """{metric: (rows, cols) float array} from a mapping result, a dict of grids or one grid."""
+    from talon.errors import TalonError
+
+    cores, hw = getattr(mapping, "cores", None), getattr(mapping, "hardware", None)
+    if isinstance(cores, Mapping) and hw is not None:  # a talon.mapping.MappingResult
+        rows, cols = hw.mesh
+        grids = {"neurons": np.zeros((rows, cols)), "weight memory": np.zeros((rows, cols))}
+        r, c = np.asarray(cores["row"], int), np.asarray(cores["col"], int)
+        np.add.at(grids["neurons"], (r, c), np.asarray(cores["neurons"], float) / max(hw.neurons_per_core, 1))
+        if hw.weight_memory_bytes_per_core:
+            np.add.at(grids["weight memory"], (r, c), np.asarray(cores["weight_bytes"], float) / hw.weight_memory_bytes_per_core)
+        return grids
+    for attr in ("core_utilisation", "core_utilization", "utilisation", "utilization"):
+        value = getattr(mapping, attr, None)
+        if value is not None:
+            mapping = value() if callable(value) else value
+            break
+    if isinstance(mapping, Mapping):
+        grids = {str(k): np.atleast_2d(_array(v).astype(float)) for k, v in mapping.items()}
+    else:
+        grids = {"capacity": np.atleast_2d(_array(mapping).astype(float))}
+    if not grids or any(g.ndim != 2 for g in grids.values()):
+        raise TalonError("core_utilisation needs (rows, cols) grids of per-core use")
+    return grids
