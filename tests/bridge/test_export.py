@@ -491,3 +491,15 @@ def test_round_trip_file(tmp_path):
 def test_sample_that_does_not_fit():
     with pytest.raises(TalonError, match=r"running the sample \(1, 5\)"):
         to_ir(nn.Sequential(nn.Linear(4, 2)), torch.randn(1, 5))
+
+
+def test_export_after_running_under_inference_mode():
+    # snnTorch state buffers created under inference_mode are inference tensors; exporting must still
+    # restore them (regression: "Inplace update to inference tensor outside InferenceMode").
+    import snntorch as snn
+
+    net = nn.Sequential(nn.Linear(4, 3), snn.Leaky(beta=0.9, init_hidden=True))
+    with torch.inference_mode():
+        net(torch.ones(2, 4))
+    graph = to_ir(net, torch.ones(1, 4))
+    assert [type(n).__name__ for n in graph.nodes.values()] == ["Input", "Affine", "LIF", "Output"]

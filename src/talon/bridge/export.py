@@ -339,7 +339,9 @@ def _preserved(model: nn.Module) -> Iterator[None]:
                 m._buffers.update(buffer_refs)
                 for ref, value in buffers.values():
                     if ref.shape == value.shape:
-                        ref.copy_(value)
+                        # A buffer created under torch.inference_mode can only be written inside it.
+                        with torch.inference_mode(ref.is_inference()):
+                            ref.copy_(value)
                 for k in [k for k, v in vars(m).items() if isinstance(v, torch.Tensor) and not k.startswith("_")]:
                     if k not in tensors:
                         delattr(m, k)
