@@ -38,7 +38,7 @@ import os
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -799,7 +799,9 @@ def _restore(nir: Any, nn: Any, hint: dict, ttype: str, dt: float, where: str) -
         if not _nir_equal(again, nn):
             raise NIRConversionError("it does not re-export to the same NIR node (edited after export?)")
         return node
-    except (NIRConversionError, PrimitiveError, ValueError, TypeError, KeyError) as exc:
+    except MissingDependencyError:
+        raise
+    except Exception as exc:  # any failure to restore means: fall back to the plain conversion
         _warn(f"{where}: TALON hint ({ttype}) not used: {exc}")
         return None
 
@@ -892,14 +894,10 @@ def to_nir(graph: Graph) -> Any:
         raise NIRConversionError(f"to_nir expects a talon.ir.Graph, got {type(graph).__name__}")
     out = _export_graph(nir, graph, graph.dt, top=True, where="")
     try:  # other tools read NIR files with type checking on; say so if they would refuse this one
-        _check_types_copy(out)
+        out.check_types()
     except Exception as exc:  # pragma: no cover - depends on nir's checker
         _warn(f"nir's type checker rejects the exported graph ({exc}); other tools may need nir.read(..., type_check=False)")
     return out
-
-
-def _check_types_copy(g: Any) -> None:
-    g.check_types()
 
 
 def _input_successors(nn_graph: Any) -> dict[str, list]:
@@ -937,6 +935,7 @@ def _import_graph(nir: Any, ng: Any, dt: float, opts: dict, *, top: bool, where:
         raise NIRConversionError(f"{label}: not a NIR graph (no nodes dict)")
     ghint = _read_hint(getattr(ng, "metadata", None), label)
     edges: list[tuple[str, str]] = []
+    seen: set[tuple[str, str]] = set()
     for e in ng.edges:
         try:
             s, d = (x.decode() if isinstance(x, bytes) else str(x) for x in e)
@@ -945,8 +944,9 @@ def _import_graph(nir: Any, ng: Any, dt: float, opts: dict, *, top: bool, where:
         for end in (s, d):
             if end not in nodes_in:
                 raise NIRConversionError(f"{label}: edge {s!r} -> {d!r} refers to unknown node {end!r}")
-        if (s, d) in edges:
+        if (s, d) in seen:
             raise NIRConversionError(f"{label}: duplicate edge {s!r} -> {d!r} (NIR forbids them; its simulators disagree on their meaning)")
+        seen.add((s, d))
         edges.append((s, d))
 
     nodes: dict[str, Node] = {}
@@ -993,16 +993,18 @@ def _import_graph(nir: Any, ng: Any, dt: float, opts: dict, *, top: bool, where:
             edges.append((name, new))
 
     # Several edges into a node that takes one input: NIR sums them; TALON says so with a Skip(residual).
-    final_edges = list(edges)
-    sums: dict[str, str] = {}
+    indegree: dict[str, int] = {}
+    for _, d in edges:
+        indegree[d] = indegree.get(d, 0) + 1
+    sums: dict[str, str] = {}  # inserted sum node -> the node it feeds
+    into: dict[str, str] = {}
     for name, node in list(nodes.items()):
-        ins = [e for e in final_edges if e[1] == name]
-        if len(ins) > 1 and not _sums_inputs(node):
+        if indegree.get(name, 0) > 1 and not _sums_inputs(node):
             s_name = _fresh(f"{name}_sum", nodes)
             nodes[s_name] = P.Skip(skip_type="residual")
-            sums[s_name] = name
-            final_edges = [(s, s_name) if d == name else (s, d) for s, d in final_edges] + [(s_name, name)]
-    edges = final_edges
+            sums[s_name], into[name] = name, s_name
+    if into:
+        edges = [(s, into.get(d, d)) for s, d in edges] + [(s_name, name) for s_name, name in sums.items()]
 
     metadata: dict = {}
     extras: dict = {}
