@@ -14,51 +14,7 @@ from talon import ir  # noqa: E402
 from talon.bridge.executor import ir_to_torch  # noqa: E402
 from talon.bridge.export import ExportContext, convert_module, export_to_ir, to_ir  # noqa: E402
 from talon.errors import TalonError, UnsupportedModuleError  # noqa: E402
-
-
-
-class SimpleSNN(nn.Module):
-    """The tutorial's model (section 1)."""
-
-    def __init__(self):
-        super().__init__()
-        self.fc1 = nn.Linear(784, 128)
-        self.lif1 = snn.Leaky(beta=0.9)
-        self.fc2 = nn.Linear(128, 10)
-        self.lif2 = snn.Leaky(beta=0.9)
-
-    def forward(self, x, mem1=None, mem2=None):
-        if mem1 is None:
-            mem1 = self.lif1.init_leaky()
-        if mem2 is None:
-            mem2 = self.lif2.init_leaky()
-        cur1 = self.fc1(x)
-        spk1, mem1 = self.lif1(cur1, mem1)
-        cur2 = self.fc2(spk1)
-        spk2, mem2 = self.lif2(cur2, mem2)
-        return spk2, mem1, mem2
-
-
-class HybridSNN(nn.Module):
-    """The tutorial's hybrid model (section 6)."""
-
-    def __init__(self):
-        super().__init__()
-        self.conv1 = nn.Conv2d(1, 16, 3, padding=1)
-        self.relu = nn.ReLU()
-        self.pool = nn.MaxPool2d(2)
-        self.flatten = nn.Flatten()
-        self.fc1 = nn.Linear(16 * 14 * 14, 64)
-        self.lif = snn.Leaky(beta=0.9)
-        self.fc2 = nn.Linear(64, 10)
-
-    def forward(self, x, mem=None):
-        if mem is None:
-            mem = self.lif.init_leaky()
-        x = self.pool(self.relu(self.conv1(x)))
-        x = self.fc1(self.flatten(x))
-        spk, mem = self.lif(x, mem)
-        return self.fc2(spk), mem
+from tutorial_models import HybridSNN, SimpleSNN  # noqa: E402
 
 
 def types(graph: ir.Graph) -> dict[str, str]:

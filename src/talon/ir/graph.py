@@ -31,6 +31,8 @@ def check_name(name: Any) -> None:
 class Graph(Node):
     """A graph of IR nodes. `dt` is the simulation timestep; `metadata` is free-form and round-trips.
 
+    A nested graph runs on the clock of the graph that contains it: only the outermost `dt` is used.
+
     `extras` keeps graph-level fields of the existing SDK's files (cyclic_config, quantization_config,
     partition_metadata, target_hardware) verbatim so that they survive a read/write cycle.
     """

@@ -17,8 +17,8 @@ beta exactly and has gain exactly 1. The reset `R` is the spike the neuron emitt
     none       v = beta*v + (1-beta)*v_leak + gain*I
 
 Spike: s = (v > v_threshold) * graded_spikes_factor. With `reset_delay=False` (snnTorch's option) the
-reset of this step's spike is applied at once: D = s - R; subtract: v -= D*v_threshold; zero modes:
-v -= D*v. Files from the existing SDK carry no reset fields; they read as mode "zero" with v_reset 0,
+reset of this step's spike is applied at once, using the unscaled spike: D = (v > v_threshold) - R;
+subtract: v -= D*v_threshold; zero modes: v -= D*v. Files from the existing SDK carry no reset fields; they read as mode "zero" with v_reset 0,
 the behaviour that SDK documents.
 """
 

@@ -1,0 +1,32 @@
+"""talon.bridge: between PyTorch/snnTorch and the TALON IR.
+
+The runtime (this package's executor and modules) turns a Graph back into torch modules; the exporter
+(export.py, snntorch.py) turns torch models into Graphs. ``to_ir`` is resolved lazily so that importing
+the runtime never depends on the exporter.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from talon.bridge.executor import CyclicGraphExecutor, GraphExecutor, ir_to_torch
+from talon.bridge.modules import (
+    RUNTIME_BUILDERS,
+    RuntimeContext,
+    StatefulRuntime,
+    build_runtime,
+    register_runtime,
+)
+
+__all__ = [
+    "ir_to_torch", "GraphExecutor", "CyclicGraphExecutor", "RUNTIME_BUILDERS", "register_runtime",
+    "build_runtime", "RuntimeContext", "StatefulRuntime", "to_ir",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "to_ir":
+        from talon.bridge.export import to_ir
+
+        return to_ir
+    raise AttributeError(f"module 'talon.bridge' has no attribute {name!r}")

@@ -1,0 +1,624 @@
+"""The runtime of every IR primitive: exactly one torch implementation each, and their registry.
+
+This module owns what each primitive *computes*. The executors (executor.py) only decide when and on
+what; the CPU backend reuses these same modules with instrumentation. Nothing here may duplicate math
+that lives elsewhere: a change to a primitive's numerics is a change to this file only.
+
+Runtime protocol (what a builder must return):
+
+* stateless: an ``nn.Module`` whose ``forward(*inputs)`` takes the node's inputs in edge order, each
+  batch-first ``(B, *sample_shape)``, and returns one tensor, or a tuple of tensors for a node with
+  several outputs (ChannelSplit). It must treat dimension 0 as an arbitrary batch: multi-step execution
+  applies it once to a ``(T*B, ...)`` tensor.
+* stateful: a ``StatefulRuntime`` (or any module with ``init_state`` and ``step``):
+  ``init_state(inputs) -> state`` builds the zero state from the first inputs seen (batch, device and
+  dtype come from them); ``step(inputs, state) -> (output, new_state)`` advances one timestep without
+  modifying ``state`` (old states stay valid, so a caller may resume from any returned state).
+
+Neuron numerics follow src/talon/ir/primitives/neurons.py exactly, in float32, in the op order that
+reproduces snnTorch bit for bit (see docs/runtime.md): constants are computed in float64 from the stored
+fields and cast once; inputs are added one by one in edge order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from talon.errors import BackendError
+from talon.ir import primitives as P
+from talon.ir.node import Node
+
+State = Any  # a tuple of tensors for primitives, a dict for nested graphs
+
+
+@dataclass
+class RuntimeContext:
+    """What a builder may need beyond the node: its (qualified) name, the graph's dt, user overrides."""
+
+    name: str
+    dt: float = 1.0
+    node_map: dict[str, Any] = field(default_factory=dict)
+
+
+RuntimeBuilder = Callable[[Node, RuntimeContext], nn.Module]
+
+#: type name -> builder(node, ctx) returning the node's runtime module.
+RUNTIME_BUILDERS: dict[str, RuntimeBuilder] = {}
+
+
+def register_runtime(type_name: str, builder: RuntimeBuilder | None = None, *, replace: bool = False) -> Any:
+    """Register `builder(node, ctx) -> nn.Module` as the runtime of primitive `type_name`.
+
+    Usable as a decorator. Registering a second builder for a name is an error unless `replace=True`.
+    """
+
+    def decorate(b: RuntimeBuilder) -> RuntimeBuilder:
+        if not callable(b):
+            raise TypeError(f"register_runtime expects a callable builder, got {b!r}")
+        if type_name in RUNTIME_BUILDERS and RUNTIME_BUILDERS[type_name] is not b and not replace:
+            raise ValueError(f"a runtime for {type_name!r} is already registered; pass replace=True to override it")
+        RUNTIME_BUILDERS[type_name] = b
+        return b
+
+    return decorate(builder) if builder is not None else decorate
+
+
+def build_runtime(node: Node, ctx: RuntimeContext) -> nn.Module:
+    """The runtime module of `node`: a user override from ctx.node_map, else the registered builder.
+
+    node_map keys are node names (qualified as "outer/inner" inside nested graphs) or type names; a name
+    wins over a type. Values are ready ``nn.Module`` instances or builders ``(node, ctx) -> nn.Module``.
+    """
+    override = ctx.node_map.get(ctx.name, ctx.node_map.get(node.type_name))
+    if override is not None:
+        module = override if isinstance(override, nn.Module) else override(node, ctx)
+    else:
+        builder = RUNTIME_BUILDERS.get(node.type_name)
+        if builder is None:
+            raise BackendError(
+                f"node {ctx.name!r} ({node.type_name}) has no runtime: register one with "
+                f"talon.bridge.register_runtime({node.type_name!r}, builder) or pass node_map={{{ctx.name!r}: module}}"
+            )
+        module = builder(node, ctx)
+    if not isinstance(module, nn.Module):
+        raise BackendError(f"the runtime built for node {ctx.name!r} ({node.type_name}) is a {type(module).__name__}, not a torch.nn.Module")
+    return module
+
+
+def is_stateful(module: nn.Module) -> bool:
+    return callable(getattr(module, "init_state", None)) and callable(getattr(module, "step", None))
+
+
+# -- helpers ---------------------------------------------------------------------------------------
+
+
+def _param(arr: np.ndarray | None) -> nn.Parameter | None:
+    """Weights become frozen float32 Parameters: listed by .parameters(), moved by .to(), untracked."""
+    if arr is None:
+        return None
+    return nn.Parameter(torch.tensor(np.asarray(arr, dtype=np.float32)), requires_grad=False)
+
+
+def _const(module: nn.Module, name: str, value64: np.ndarray | float | None) -> None:
+    """Set a per-neuron constant, given in float64, cast once to float32.
+
+    An array whose entries are all equal becomes a Python float holding that exact float32 value (a
+    scalar operand gives the same float32 result and costs less); otherwise a buffer (moved by .to()).
+    None stays None, meaning "skip this term".
+    """
+    if value64 is None:
+        setattr(module, name, None)
+        return
+    arr = np.asarray(value64, dtype=np.float64).astype(np.float32)
+    if arr.size == 0:
+        raise BackendError(f"{type(module).__name__}.{name} is empty")
+    flat = arr.reshape(-1)
+    if np.all(flat == flat[0]) and not np.isnan(flat[0]):
+        setattr(module, name, float(flat[0]))
+    else:
+        module.register_buffer(name, torch.from_numpy(np.ascontiguousarray(arr)), persistent=True)
+
+
+def _unit_or(value64: np.ndarray | float) -> np.ndarray | None:
+    """None when a gain is exactly 1 in float32 everywhere (multiplying by 1.0 is exact: skip it)."""
+    arr = np.asarray(value64, dtype=np.float64)
+    return None if np.all(arr.astype(np.float32) == 1.0) else arr
+
+
+def _zero_or(value64: np.ndarray) -> np.ndarray | None:
+    """None when an additive term is 0 everywhere (adding +0.0 changes nothing but costs a pass)."""
+    arr = np.asarray(value64, dtype=np.float64)
+    return None if np.all(arr.astype(np.float32) == 0.0) else arr
+
+
+def _sample_dim(dim: int) -> int:
+    """IR dims count sample dimensions; runtime tensors carry a leading batch dimension."""
+    return dim + 1 if dim >= 0 else dim
+
+
+# -- stateless primitives --------------------------------------------------------------------------
+
+
+class Identity(nn.Module):
+    """Output, Dropout (inference), HybridRegion, Skip(passthrough)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x
+
+
+class AffineRuntime(nn.Module):
+    """Affine / Linear / SpikingAffine (float mode): y = x W^T + b via F.linear, as nn.Linear does."""
+
+    def __init__(self, weight: np.ndarray, bias: np.ndarray | None) -> None:
+        super().__init__()
+        self.weight = _param(weight)
+        self.bias = _param(bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.linear(x, self.weight, self.bias)
+
+
+class ScaleRuntime(nn.Module):
+    """y = x * scale (the operand order of snnTorch's RecurrentOneToOne; IEEE multiplication commutes)."""
+
+    def __init__(self, scale: np.ndarray) -> None:
+        super().__init__()
+        self.scale = _param(scale)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x * self.scale
+
+
+class ConvRuntime(nn.Module):
+    """Conv1d / Conv2d / SConv / SDConv through F.conv1d / F.conv2d (zero padding), as nn.ConvNd."""
+
+    def __init__(self, node: Node, dims: int) -> None:
+        super().__init__()
+        self.weight = _param(node.weight)
+        self.bias = _param(node.bias)
+        self.stride, self.padding, self.dilation, self.groups = node.stride, node.padding, node.dilation, node.groups
+        self.conv = F.conv1d if dims == 1 else F.conv2d
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.conv(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+
+
+class SepConv2dRuntime(nn.Module):
+    """Depthwise conv (groups = C, with stride/padding/dilation) then a pointwise 1x1 conv."""
+
+    def __init__(self, node: P.SepConv2d) -> None:
+        super().__init__()
+        self.dw_weight, self.dw_bias = _param(node.depthwise_weight), _param(node.depthwise_bias)
+        self.pw_weight, self.pw_bias = _param(node.pointwise_weight), _param(node.pointwise_bias)
+        self.stride, self.padding, self.dilation = node.stride, node.padding, node.dilation
+        self.channels = int(node.depthwise_weight.shape[0])
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = F.conv2d(x, self.dw_weight, self.dw_bias, self.stride, self.padding, self.dilation, self.channels)
+        return F.conv2d(y, self.pw_weight, self.pw_bias)
+
+
+class FunctionRuntime(nn.Module):
+    """A stateless primitive that is one torch function of its inputs with fixed keyword arguments."""
+
+    def __init__(self, fn: Callable[..., Tensor], label: str, **kwargs: Any) -> None:
+        super().__init__()
+        self.fn, self.label, self.kwargs = fn, label, kwargs
+
+    def forward(self, *inputs: Tensor) -> Tensor:
+        return self.fn(*inputs, **self.kwargs)
+
+    def extra_repr(self) -> str:
+        return f"{self.label}, {self.kwargs}"
+
+
+def _sum_pool2d(x: Tensor, kernel_size: tuple, stride: tuple, padding: tuple) -> Tensor:
+    # divisor_override=1 turns the window average into the plain window sum, zero padding included,
+    # with no count_include_pad correction to undo.
+    return F.avg_pool2d(x, kernel_size, stride, padding, ceil_mode=False, count_include_pad=True, divisor_override=1)
+
+
+def _residual(*inputs: Tensor) -> Tensor:
+    out = inputs[0]
+    for x in inputs[1:]:  # edge order fixes the float addition order
+        out = out + x
+    return out
+
+
+def _concat(*inputs: Tensor, dim: int) -> Tensor:
+    return torch.cat(inputs, dim=dim)
+
+
+def _threshold(x: Tensor, threshold: Any) -> Tensor:
+    return torch.gt(x, threshold).to(x.dtype)
+
+
+class ThresholdRuntime(nn.Module):
+    """Stateless spike generator s = (x > v_threshold) as 1.0 / 0.0."""
+
+    def __init__(self, node: P.Threshold) -> None:
+        super().__init__()
+        _const(self, "v_threshold", node.v_threshold)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return _threshold(x, self.v_threshold)
+
+
+class ChannelSplitRuntime(nn.Module):
+    """Chunks along `dim`; the executor sends chunk k along the node's k-th outgoing edge."""
+
+    def __init__(self, node: P.ChannelSplit) -> None:
+        super().__init__()
+        self.sections, self.dim = list(node.split_sections), _sample_dim(node.dim)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, ...]:
+        return torch.split(x, self.sections, dim=self.dim)
+
+
+class BatchNormRuntime(nn.Module):
+    """Inference batch norm with running statistics (F.batch_norm, training=False), as nn.BatchNormNd.eval()."""
+
+    def __init__(self, node: Node) -> None:
+        super().__init__()
+        self.weight, self.bias = _param(node.weight), _param(node.bias)
+        self.register_buffer("running_mean", torch.tensor(np.asarray(node.running_mean, dtype=np.float32)))
+        self.register_buffer("running_var", torch.tensor(np.asarray(node.running_var, dtype=np.float32)))
+        self.eps, self.momentum = node.eps, node.momentum
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, False, self.momentum, self.eps)
+
+
+class LayerNormRuntime(nn.Module):
+    def __init__(self, node: P.LayerNorm) -> None:
+        super().__init__()
+        self.shape = tuple(node.normalized_shape)
+        self.weight, self.bias, self.eps = _param(node.weight), _param(node.bias), node.eps
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.layer_norm(x, self.shape, self.weight, self.bias, self.eps)
+
+
+class PReLURuntime(nn.Module):
+    """F.prelu: one slope, or one per channel on dimension 1 of the batched input."""
+
+    def __init__(self, node: P.PReLU) -> None:
+        super().__init__()
+        self.weight = _param(node.weight)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.prelu(x, self.weight)
+
+
+def _upsample(node: P.Upsample, ctx: RuntimeContext) -> nn.Module:
+    kwargs: dict[str, Any] = {"mode": node.mode}
+    if node.size is not None:
+        kwargs["size"] = tuple(node.size)
+    else:
+        kwargs["scale_factor"] = float(node.scale_factor)
+    if node.mode == "bilinear":
+        kwargs["align_corners"] = node.align_corners
+    return FunctionRuntime(F.interpolate, "Upsample", **kwargs)
+
+
+def _flatten(x: Tensor, start_dim: int, end_dim: int) -> Tensor:
+    return torch.flatten(x, start_dim, end_dim)
+
+
+def _skip(node: P.Skip, ctx: RuntimeContext) -> nn.Module:
+    if node.skip_type == "passthrough":
+        return Identity()
+    if node.skip_type == "residual":
+        return FunctionRuntime(_residual, "Skip(residual)")
+    return FunctionRuntime(_concat, "Skip(concatenate)", dim=1)
+
+
+def _relu(node: P.ReLU, ctx: RuntimeContext) -> nn.Module:
+    if node.negative_slope == 0.0:
+        return FunctionRuntime(F.relu, "ReLU")
+    return FunctionRuntime(F.leaky_relu, "ReLU", negative_slope=node.negative_slope)
+
+
+def _unsupported(node: Node, ctx: RuntimeContext) -> nn.Module:
+    raise BackendError(
+        f"node {ctx.name!r} ({node.type_name}) is an existing-SDK detection block that TALON stores but cannot run; "
+        f"register a runtime with talon.bridge.register_runtime({node.type_name!r}, builder) or override it with node_map"
+    )
+
+
+# -- stateful primitives ---------------------------------------------------------------------------
+
+
+class StatefulRuntime(nn.Module):
+    """Base of runtimes that carry state across timesteps (see the module docstring for the protocol)."""
+
+    def init_state(self, inputs: Sequence[Tensor]) -> State:
+        raise NotImplementedError
+
+    def step(self, inputs: Sequence[Tensor], state: State) -> tuple[Any, State]:
+        raise NotImplementedError
+
+    def state_batch(self, state: State) -> int | None:
+        """The batch size a state was built for (lets the executor refuse a state from another batch)."""
+        first = state[0] if isinstance(state, (tuple, list)) and state else None
+        return first.shape[0] if isinstance(first, Tensor) and first.dim() else None
+
+    def run_seq(self, inputs: Sequence[Tensor], state: State) -> tuple[Any, State]:
+        """Whole sequences (T, B, ...) in, (outputs (T, B, ...), final state) out; by default a step loop."""
+        outs = []
+        for t in range(inputs[0].shape[0]):
+            out, state = self.step([x[t] for x in inputs], state)
+            outs.append(out)
+        if isinstance(outs[0], (tuple, list)):
+            return tuple(torch.stack(o) for o in zip(*outs)), state
+        return torch.stack(outs), state
+
+    def forward(self, inputs: Sequence[Tensor], state: State) -> tuple[Any, State]:
+        return self.step(inputs, state)
+
+
+class _SpikingNeuron(StatefulRuntime):
+    """Shared membrane update, reset and spike of LIF, IF and CubaLIF (the IR's reset modes).
+
+    Subclasses set beta (None: no decay), leak (None: no leak term), gain (None: unit gain) and the
+    spike constants; `_membrane` is the one place where the float op order is fixed:
+        v = beta*v;  v += leak;  v += gain*x_k for each input k in edge order
+    Resets use float 0/1 masks, never bool tensors or torch.where: for R in {0, 1} the products R*thr and
+    v*(1-R) are exact, so `v - R*thr` (however it is fused) and `v*(1-R)` round exactly like snnTorch's
+    `mem - reset*threshold`, `(1-reset)*mem` and `mem - reset*mem`, and float masks are several times
+    cheaper than bool ones on CPU.
+    """
+
+    def _spike_constants(self, node: Node) -> None:
+        _const(self, "v_threshold", node.v_threshold)
+        _const(self, "v_reset", None if node.v_reset is None else _zero_or(node.v_reset))
+        self.reset_mode = node.reset_mode
+        self.reset_delay = node.reset_delay
+        gsf = np.float32(node.graded_spikes_factor)
+        self.graded_spikes_factor = None if gsf == 1.0 else float(gsf)
+
+    def _membrane(self, v: Tensor, inputs: Sequence[Tensor]) -> Tensor:
+        beta, leak, gain = self.beta, self.leak, self.gain
+        # The first op allocates; the rest run in place on that fresh tensor (never on the caller's state).
+        u = torch.mul(v, beta) if beta is not None else None
+        if leak is not None:
+            u = torch.add(v, leak) if u is None else u.add_(leak)
+        for x in inputs:
+            if gain is not None:
+                x = x * gain
+            u = torch.add(v, x) if u is None else u.add_(x)
+        return u
+
+    def _zero(self, v: Tensor, keep: Tensor, in_place: bool) -> Tensor:
+        """where(R, v_reset, v) as arithmetic on keep = 1 - R: v*keep is v or +-0, exactly."""
+        v = v.mul_(keep) if in_place else torch.mul(v, keep)
+        v_reset = self.v_reset
+        if v_reset is not None:  # +-0 + v_reset is exactly v_reset; v + 0 is v
+            if isinstance(v_reset, float):
+                v.add_(torch.rsub(keep, 1.0), alpha=v_reset)
+            else:
+                v.addcmul_(torch.rsub(keep, 1.0), v_reset)
+        return v
+
+    def _reset_and_fire(
+        self, v_prev: Tensor, integrate: Callable[[Tensor], Tensor], spike_out: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """R from the stored membrane, reset by mode around `integrate`, spike; returns (spike, v).
+
+        `spike_out`, when given, receives the spikes (multi-step runs write straight into their output).
+        """
+        thr, mode = self.v_threshold, self.reset_mode
+        reset = keep = None
+        if mode == "subtract":
+            reset = torch.gt(v_prev, thr, out=torch.empty_like(v_prev))  # R: last step's spike
+            v = integrate(v_prev)
+            if isinstance(thr, float):
+                v.sub_(reset, alpha=thr)
+            else:
+                v.addcmul_(reset, thr, value=-1.0)
+        elif mode == "zero":  # snnTorch Leaky: clear the stored membrane, then integrate
+            keep = torch.le(v_prev, thr, out=torch.empty_like(v_prev))
+            v = integrate(self._zero(v_prev, keep, in_place=False))
+        elif mode == "zero_post":  # snnTorch Synaptic/RLeaky: clear the new membrane
+            keep = torch.le(v_prev, thr, out=torch.empty_like(v_prev))
+            v = self._zero(integrate(v_prev), keep, in_place=True)
+        else:
+            v = integrate(v_prev)
+        spike = torch.gt(v, thr, out=torch.empty_like(v) if spike_out is None else spike_out)
+        if not self.reset_delay and mode != "none":
+            # snnTorch: do_reset = spk/gsf - reset, where spk/gsf is exactly the unscaled spike.
+            do_reset = spike - (reset if reset is not None else torch.rsub(keep, 1.0))
+            v = v - do_reset * (thr if mode == "subtract" else v)
+        if self.graded_spikes_factor is not None:
+            spike.mul_(self.graded_spikes_factor)
+        return spike, v
+
+    def run_seq(self, inputs: Sequence[Tensor], state: State) -> tuple[Tensor, State]:
+        # Same step, but spikes land directly in the (T, B, ...) output instead of being stacked after.
+        out = torch.empty_like(inputs[0])
+        for t in range(out.shape[0]):
+            _, state = self.step([x[t] for x in inputs], state, out[t])
+        return out, state
+
+
+class LIFRuntime(_SpikingNeuron):
+    """LIF: beta = 1 - dt/tau, leak = (1-beta)*v_leak, gain = dt*r/tau (float64, cast to float32); state (v,)."""
+
+    def __init__(self, node: P.LIF, dt: float) -> None:
+        super().__init__()
+        tau = np.asarray(node.tau, dtype=np.float64)
+        beta = 1.0 - dt / tau
+        _const(self, "beta", beta)
+        _const(self, "leak", _zero_or((1.0 - beta) * np.asarray(node.v_leak, dtype=np.float64)))
+        _const(self, "gain", _unit_or(dt * np.asarray(node.r, dtype=np.float64) / tau))
+        self._spike_constants(node)
+
+    def init_state(self, inputs: Sequence[Tensor]) -> tuple[Tensor]:
+        return (torch.zeros_like(inputs[0]),)
+
+    def step(self, inputs: Sequence[Tensor], state: tuple[Tensor], spike_out: Tensor | None = None) -> tuple[Tensor, tuple[Tensor]]:
+        spike, v = self._reset_and_fire(state[0], lambda v: self._membrane(v, inputs), spike_out)
+        return spike, (v,)
+
+
+class IFRuntime(LIFRuntime):
+    """IF: LIF without decay or leak, gain = dt*r (r None: 1); state (v,)."""
+
+    def __init__(self, node: P.IF, dt: float) -> None:
+        StatefulRuntime.__init__(self)
+        r = np.asarray(1.0 if node.r is None else node.r, dtype=np.float64)
+        self.beta, self.leak = None, None
+        _const(self, "gain", _unit_or(dt * r))
+        self._spike_constants(node)
+
+
+class CubaLIFRuntime(_SpikingNeuron):
+    """Current-based LIF (snnTorch Synaptic): I = alpha*I + gain_in*x_k; v = beta*v + leak + gain*I; state (I, v)."""
+
+    def __init__(self, node: P.CubaLIF, dt: float) -> None:
+        super().__init__()
+        tau_syn = np.asarray(node.tau_syn, dtype=np.float64)
+        tau_mem = np.asarray(node.tau_mem, dtype=np.float64)
+        _const(self, "alpha", 1.0 - dt / tau_syn)
+        beta = 1.0 - dt / tau_mem
+        _const(self, "beta", beta)
+        _const(self, "leak", _zero_or((1.0 - beta) * np.asarray(node.v_leak, dtype=np.float64)))
+        _const(self, "gain", _unit_or(dt * np.asarray(node.r, dtype=np.float64) / tau_mem))
+        # w_in None means tau_syn/dt, i.e. a gain of exactly 1 by definition.
+        gain_in = None if node.w_in is None else _unit_or(dt * np.asarray(node.w_in, dtype=np.float64) / tau_syn)
+        _const(self, "gain_in", gain_in)
+        self._spike_constants(node)
+
+    def init_state(self, inputs: Sequence[Tensor]) -> tuple[Tensor, Tensor]:
+        return torch.zeros_like(inputs[0]), torch.zeros_like(inputs[0])
+
+    def step(
+        self, inputs: Sequence[Tensor], state: tuple[Tensor, Tensor], spike_out: Tensor | None = None
+    ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        current = torch.mul(state[0], self.alpha)
+        for x in inputs:
+            current.add_(x if self.gain_in is None else x * self.gain_in)
+        spike, v = self._reset_and_fire(state[1], lambda v: self._membrane(v, (current,)), spike_out)
+        return spike, (current, v)
+
+
+class LIRuntime(_SpikingNeuron):
+    run_seq = StatefulRuntime.run_seq  # outputs v, not spikes
+
+    """Leaky integrator: v = beta*v + leak + gain*x_k; outputs v; state (v,)."""
+
+    def __init__(self, node: P.LI, dt: float) -> None:
+        super().__init__()
+        tau = np.asarray(node.tau, dtype=np.float64)
+        beta = 1.0 - dt / tau
+        _const(self, "beta", beta)
+        _const(self, "leak", _zero_or((1.0 - beta) * np.asarray(node.v_leak, dtype=np.float64)))
+        _const(self, "gain", _unit_or(dt * np.asarray(node.r, dtype=np.float64) / tau))
+
+    def init_state(self, inputs: Sequence[Tensor]) -> tuple[Tensor]:
+        return (torch.zeros_like(inputs[0]),)
+
+    def step(self, inputs: Sequence[Tensor], state: tuple[Tensor]) -> tuple[Tensor, tuple[Tensor]]:
+        v = self._membrane(state[0], inputs)
+        return v, (v,)
+
+
+class IntegratorRuntime(LIRuntime):
+    """Integrator: v = v + dt*r*x_k; outputs v; state (v,)."""
+
+    def __init__(self, node: P.Integrator, dt: float) -> None:
+        StatefulRuntime.__init__(self)
+        self.beta, self.leak = None, None
+        _const(self, "gain", _unit_or(dt * np.asarray(node.r, dtype=np.float64)))
+
+
+class DelayRuntime(StatefulRuntime):
+    """y[t] = x[t - delay] per element. State (history,): the last max(delay)+1 inputs, newest first."""
+
+    def __init__(self, node: P.Delay) -> None:
+        super().__init__()
+        delay = np.asarray(node.delay, dtype=np.int64)
+        self.length = int(delay.max()) + 1 if delay.size else 1
+        flat = delay.reshape(-1)
+        if flat.size and np.all(flat == flat[0]):
+            self.uniform: int | None = int(flat[0])
+        else:
+            self.uniform = None
+            self.register_buffer("delay", torch.from_numpy(delay.copy()))
+
+    def init_state(self, inputs: Sequence[Tensor]) -> tuple[Tensor]:
+        x = inputs[0]
+        return (x.new_zeros((self.length, *x.shape)),)
+
+    def state_batch(self, state: tuple[Tensor]) -> int | None:
+        return state[0].shape[1]
+
+    def step(self, inputs: Sequence[Tensor], state: tuple[Tensor]) -> tuple[Tensor, tuple[Tensor]]:
+        (x,) = inputs
+        # A new history tensor each step (not a ring buffer written in place) keeps old states valid.
+        history = torch.cat((x.unsqueeze(0), state[0][:-1]), dim=0)
+        if self.uniform is not None:
+            return history[self.uniform], (history,)
+        index = self.delay.expand(x.shape).unsqueeze(0)
+        return history.gather(0, index).squeeze(0), (history,)
+
+
+# -- registry of the built-in primitives -----------------------------------------------------------
+
+
+def _register_builtins() -> None:
+    reg = register_runtime
+    for name in ("Output", "Dropout", "HybridRegion"):
+        reg(name, lambda node, ctx: Identity())
+    reg("Affine", lambda node, ctx: AffineRuntime(node.weight, node.bias))
+    reg("SpikingAffine", lambda node, ctx: AffineRuntime(node.weight, node.bias))
+    reg("Linear", lambda node, ctx: AffineRuntime(node.weight, None))
+    reg("Scale", lambda node, ctx: ScaleRuntime(node.scale))
+    reg("Conv1d", lambda node, ctx: ConvRuntime(node, 1))
+    for name in ("Conv2d", "SConv", "SDConv"):
+        reg(name, lambda node, ctx: ConvRuntime(node, 2))
+    reg("SepConv2d", lambda node, ctx: SepConv2dRuntime(node))
+    reg("MaxPool2d", lambda node, ctx: FunctionRuntime(
+        F.max_pool2d, "MaxPool2d", kernel_size=node.kernel_size, stride=node.stride, padding=node.padding,
+        dilation=node.dilation, ceil_mode=node.ceil_mode))
+    reg("AvgPool2d", lambda node, ctx: FunctionRuntime(
+        F.avg_pool2d, "AvgPool2d", kernel_size=node.kernel_size, stride=node.stride, padding=node.padding,
+        ceil_mode=node.ceil_mode, count_include_pad=node.count_include_pad))
+    reg("SumPool2d", lambda node, ctx: FunctionRuntime(
+        _sum_pool2d, "SumPool2d", kernel_size=node.kernel_size, stride=node.stride, padding=node.padding))
+    reg("Upsample", _upsample)
+    reg("Flatten", lambda node, ctx: FunctionRuntime(
+        _flatten, "Flatten", start_dim=_sample_dim(node.start_dim), end_dim=_sample_dim(node.end_dim)))
+    reg("Skip", _skip)
+    reg("Concat", lambda node, ctx: FunctionRuntime(_concat, "Concat", dim=_sample_dim(node.dim)))
+    reg("ChannelSplit", lambda node, ctx: ChannelSplitRuntime(node))
+    reg("BatchNorm1d", lambda node, ctx: BatchNormRuntime(node))
+    reg("BatchNorm2d", lambda node, ctx: BatchNormRuntime(node))
+    reg("LayerNorm", lambda node, ctx: LayerNormRuntime(node))
+    reg("ReLU", _relu)
+    reg("Sigmoid", lambda node, ctx: FunctionRuntime(torch.sigmoid, "Sigmoid"))
+    reg("Tanh", lambda node, ctx: FunctionRuntime(torch.tanh, "Tanh"))
+    reg("Softmax", lambda node, ctx: FunctionRuntime(F.softmax, "Softmax", dim=_sample_dim(node.dim)))
+    reg("GELU", lambda node, ctx: FunctionRuntime(F.gelu, "GELU", approximate="tanh" if node.approximate else "none"))
+    reg("ELU", lambda node, ctx: FunctionRuntime(F.elu, "ELU", alpha=node.alpha))
+    reg("PReLU", lambda node, ctx: PReLURuntime(node))
+    reg("Threshold", lambda node, ctx: ThresholdRuntime(node))
+    reg("LIF", lambda node, ctx: LIFRuntime(node, ctx.dt))
+    reg("IF", lambda node, ctx: IFRuntime(node, ctx.dt))
+    reg("CubaLIF", lambda node, ctx: CubaLIFRuntime(node, ctx.dt))
+    reg("LI", lambda node, ctx: LIRuntime(node, ctx.dt))
+    reg("Integrator", lambda node, ctx: IntegratorRuntime(node, ctx.dt))
+    reg("Delay", lambda node, ctx: DelayRuntime(node))
+    for name in ("SGhostConv", "SGhostEncoderLite", "GhostBasicBlock1", "GhostBasicBlock2", "SDDetect",
+                 "DFLDecode", "Dist2BBox", "NMS"):
+        reg(name, _unsupported)
+    # "Graph" (nested graphs) is registered by executor.py, which owns the sub-executor.
+
+
+_register_builtins()
