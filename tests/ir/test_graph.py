@@ -272,6 +272,16 @@ def test_two_loops_and_nested_cycles():
     assert g.nodes["join"].output_shape == (3,)
 
 
+def test_back_edges_cut_each_cycle_where_the_walk_from_the_roots_closes_it():
+    from talon.ir.graph import back_edges
+
+    succ = {"input": ["a"], "a": ["b"], "b": ["a", "c"], "c": ["c", "d"], "d": []}
+    assert back_edges(succ, ["input", *succ]) == {("b", "a"), ("c", "c")}
+    # The same cycle entered from b instead of input is cut at the other edge.
+    assert back_edges(succ, ["b", *succ]) == {("a", "b"), ("c", "c")}
+    assert back_edges({"x": ["y"], "y": []}, ["x", "y"]) == set()
+
+
 def test_shape_inference_through_a_recurrent_loop():
     # The LIF's parameters are scalars, so its shape must come from its feed-forward input; the
     # recurrent Affine is shaped from the LIF, and the LIF is then checked against both inputs.

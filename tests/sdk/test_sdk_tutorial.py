@@ -76,28 +76,9 @@ def test_sections_7_and_8_on_the_hand_built_hybrid():
 
 def test_sections_7_and_8_on_the_exported_hybrid():
     torch = pytest.importorskip("torch")
-    snn = pytest.importorskip("snntorch")
+    pytest.importorskip("snntorch")  # tutorial_models needs it
     export = pytest.importorskip("talon.bridge.export")
-    nn = torch.nn
-
-    class HybridSNN(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.conv1 = nn.Conv2d(1, 16, 3, padding=1)
-            self.relu = nn.ReLU()
-            self.pool = nn.MaxPool2d(2)
-            self.flatten = nn.Flatten()
-            self.fc1 = nn.Linear(16 * 14 * 14, 64)
-            self.lif = snn.Leaky(beta=0.9)
-            self.fc2 = nn.Linear(64, 10)
-
-        def forward(self, x, mem=None):
-            if mem is None:
-                mem = self.lif.init_leaky()
-            x = self.pool(self.relu(self.conv1(x)))
-            x = self.fc1(self.flatten(x))
-            spk, mem = self.lif(x, mem)
-            return self.fc2(spk), mem
+    from tutorial_models import HybridSNN
 
     try:
         graph = export.to_ir(HybridSNN(), torch.randn(1, 1, 28, 28))

@@ -35,7 +35,7 @@ import numpy as np
 
 from talon.errors import PrimitiveError, TalonError, TalonFormatError
 from talon.ir import _integrity
-from talon.ir.graph import Graph
+from talon.ir.graph import Graph, back_edges
 from talon.ir.node import ARRAY, BOOL, DICT, FLOAT, INT, INTS, NUMBER, STR, Node, get_node_class, list_primitives, values_equal
 
 FORMAT_VERSION = "0.1.0"
@@ -469,25 +469,7 @@ class _Reader:
         for s, d in edges:
             adj[s].append(d)
         starts = [n for n in names if nodes[n].type_name == "Input"] + names
-        state: dict[str, int] = {}
-        back: set[tuple[str, str]] = set()
-        for root in starts:
-            if root in state:
-                continue
-            state[root] = 1
-            stack = [(root, iter(sorted(adj[root])))]
-            while stack:
-                v, it = stack[-1]
-                for w in it:
-                    if state.get(w) == 1:
-                        back.add((v, w))
-                    elif w not in state:
-                        state[w] = 1
-                        stack.append((w, iter(sorted(adj[w]))))
-                        break
-                else:
-                    state[v] = 2
-                    stack.pop()
+        back = back_edges({n: sorted(succ) for n, succ in adj.items()}, starts)
         forward = [(s, d) for s, d in edges if (s, d) not in back]
         try:
             return Graph([(n, nodes[n]) for n in names], forward).topological_order()

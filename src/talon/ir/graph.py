@@ -28,6 +28,35 @@ def check_name(name: Any) -> None:
         raise GraphValidationError(f"node name {name!r} is not allowed: it may not contain '/' or NUL, or be '.' or '..'")
 
 
+def back_edges(successors: dict[str, list[str]], roots: Iterable[str]) -> set[Edge]:
+    """The edges that close a cycle in an iterative depth-first walk started from each unvisited root in
+    turn, successors taken in the order given: set them aside and the rest is acyclic.
+
+    Which edge of a cycle counts as its "back" edge depends on the walk, so callers choose the roots
+    (Input nodes first, so a recurrent loop is cut where it returns) and the successor order.
+    """
+    state: dict[str, int] = {}  # 1 on the DFS stack, 2 done
+    back: set[Edge] = set()
+    for root in roots:
+        if root in state:
+            continue
+        state[root] = 1
+        stack = [(root, iter(successors[root]))]
+        while stack:
+            v, it = stack[-1]
+            for w in it:
+                if state.get(w) == 1:
+                    back.add((v, w))
+                elif w not in state:
+                    state[w] = 1
+                    stack.append((w, iter(successors[w])))
+                    break
+            else:
+                state[v] = 2
+                stack.pop()
+    return back
+
+
 class Graph(Node):
     """A graph of IR nodes. `dt` is the simulation timestep; `metadata` is free-form and round-trips.
 

@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from talon.ir.graph import back_edges
+
 KIND_COLOURS = {
     "io": "#9aa5b1",
     "synaptic": "#4e79a7",
@@ -65,26 +67,8 @@ def layout(graph: Any) -> dict[str, tuple[int, int]]:
     for s_, d in graph.edges:
         if s_ in succ and d in succ:
             succ[s_].append(d)
-    back: set[tuple[str, str]] = set()
-    state: dict[str, int] = {}  # 1 on the DFS stack, 2 done
     roots = [n for n, node in graph.nodes.items() if node.type_name == "Input"] + list(graph.nodes)
-    for root in roots:
-        if root in state:
-            continue
-        state[root] = 1
-        stack = [(root, iter(succ[root]))]
-        while stack:
-            v, it = stack[-1]
-            for w in it:
-                if state.get(w) == 1:
-                    back.add((v, w))
-                elif w not in state:
-                    state[w] = 1
-                    stack.append((w, iter(succ[w])))
-                    break
-            else:
-                state[v] = 2
-                stack.pop()
+    back = back_edges(succ, roots)
     preds: dict[str, list[str]] = {n: [] for n in graph.nodes}
     indeg = {n: 0 for n in graph.nodes}
     for s_, d in graph.edges:

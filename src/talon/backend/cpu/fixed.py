@@ -133,7 +133,7 @@ def dequantize(ints: np.ndarray, frac: int, dtype: Any = np.float64) -> np.ndarr
 
 
 # -- neuron coefficient reproduction ------------------------------------------------------------------
-# The runtime derives beta = 1 - dt/tau and gain = dt*r/tau in float64 (ARCHITECTURE.md). We choose
+# The runtime derives beta = 1 - dt/tau and gain = dt*r/tau in float64 (docs/runtime.md). We choose
 # tau and r so that those expressions give exactly the quantised coefficients.
 
 
