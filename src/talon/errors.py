@@ -11,6 +11,10 @@ class TalonFormatError(TalonError):
     """A .t1c (or other model) file cannot be read or written; the message names file, node and field."""
 
 
+class TalonUsageError(TalonError, ValueError):
+    """A TALON API was called with arguments it cannot accept (an unknown name, a duplicate registration)."""
+
+
 class GraphValidationError(TalonError):
     """A graph's structure, names or shapes are inconsistent; the message names the nodes at fault."""
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import talon.ir as ir
-from talon.errors import GraphValidationError, PrimitiveError, TalonError
+from talon.errors import GraphValidationError, PrimitiveError, TalonError, TalonUsageError
 from talon.ir import Node, register_node
 from talon.ir.node import ANY_FLOAT, ARRAY, BOOL, FLOAT, INT, INTS, STR, integer, real, array, string
 
@@ -583,7 +583,7 @@ def test_register_under_explicit_name_and_duplicates(clean_registry):
         pass
 
     assert ir.get_node_class("Renamed") is Whatever and Whatever().type_name == "Renamed"
-    with pytest.raises(TypeError):
+    with pytest.raises(TalonUsageError, match="Node subclass"):
         register_node(int)
 
 

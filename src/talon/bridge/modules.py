@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from talon.errors import BackendError
+from talon.errors import BackendError, TalonUsageError
 from talon.ir import primitives as P
 from talon.ir.node import Node
 
@@ -60,9 +60,9 @@ def register_runtime(type_name: str, builder: RuntimeBuilder | None = None, *, r
 
     def decorate(b: RuntimeBuilder) -> RuntimeBuilder:
         if not callable(b):
-            raise TypeError(f"register_runtime expects a callable builder, got {b!r}")
+            raise TalonUsageError(f"register_runtime expects a callable builder, got {b!r}")
         if type_name in RUNTIME_BUILDERS and RUNTIME_BUILDERS[type_name] is not b and not replace:
-            raise ValueError(f"a runtime for {type_name!r} is already registered; pass replace=True to override it")
+            raise TalonUsageError(f"a runtime for {type_name!r} is already registered; pass replace=True to override it")
         RUNTIME_BUILDERS[type_name] = b
         return b
 

@@ -15,7 +15,7 @@ from typing import Any, Callable, ClassVar, Iterator
 
 import numpy as np
 
-from talon.errors import PrimitiveError
+from talon.errors import PrimitiveError, TalonUsageError
 
 Shape = tuple[int, ...]
 
@@ -321,10 +321,10 @@ def register_node(cls: type[Node] | None = None, *, name: str | None = None, rep
 
     def decorate(c: type[Node]) -> type[Node]:
         if not (isinstance(c, type) and issubclass(c, Node)):
-            raise TypeError(f"register_node expects a Node subclass, got {c!r}")
+            raise TalonUsageError(f"register_node expects a Node subclass, got {c!r}")
         type_name = name or c.__dict__.get("type_name") or c.__name__
         if type_name in _REGISTRY and _REGISTRY[type_name] is not c and not replace:
-            raise ValueError(f"a primitive named {type_name!r} is already registered ({_REGISTRY[type_name].__qualname__})")
+            raise TalonUsageError(f"a primitive named {type_name!r} is already registered ({_REGISTRY[type_name].__qualname__}); pass replace=True to replace it")
         c.type_name = type_name
         _REGISTRY[type_name] = c
         return c

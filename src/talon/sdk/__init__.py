@@ -20,13 +20,14 @@ from talon.sdk.convert import (
 from talon.sdk.cost import NodeCost, graph_costs, node_cost, register_cost
 from talon.sdk.fingerprint import fingerprint_graph, verify_fingerprint
 from talon.sdk.lint import CODES, LintIssue, LintResult, Severity, lint_graph
-from talon.sdk.profile import HardwareProfile, profile_graph
+from talon.sdk._load import as_graph
+from talon.sdk.profile import HardwareProfile, profile_graph, spike_valued_nodes
 from talon.sdk.query import ArrayInfo, NodeInfo, extract_subgraph, find_pattern, inspect_node, trace_path
 from talon.sdk.stamp import Stamp, get_stamp, stamp_graph
 
 __all__ = [
     "analyze_graph", "GraphStats", "LayerStats",
-    "profile_graph", "HardwareProfile",
+    "profile_graph", "HardwareProfile", "spike_valued_nodes", "as_graph",
     "lint_graph", "LintResult", "LintIssue", "Severity", "CODES",
     "fingerprint_graph", "verify_fingerprint", "stamp_graph", "get_stamp", "Stamp",
     "compare_graphs", "assert_graphs_equal", "GraphDiff", "NodeDiff", "FieldDiff",

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from talon.ir import Graph
 from talon.sdk._graph import Topology, infer_shapes
 from talon.sdk._load import GraphLike, as_graph
-from talon.sdk.cost import NodeCost, node_cost, quantized_bytes
+from talon.sdk.cost import NodeCost, graph_costs, node_cost, quantized_bytes
 
 ELEMENTWISE_TYPES = frozenset({"ReLU", "Sigmoid", "Tanh", "ELU", "GELU", "PReLU", "Scale", "BatchNorm1d", "BatchNorm2d"})
 SYNAPTIC_DENSE = frozenset({"Affine", "Linear"})
@@ -165,6 +165,13 @@ def _peak_activations(g: Graph, topo: Topology, order: list[str], costs: dict[st
         for b in frees.get(i, ()):
             live -= size[b]
     return peak, peak_node, saving
+
+
+def spike_valued_nodes(graph: GraphLike, costs: dict[str, NodeCost] | None = None) -> dict[str, bool]:
+    """Whether each node's output is spikes (see _spike_valued): the rule the backend's energy model uses."""
+    g = as_graph(graph)
+    costs = costs if costs is not None else graph_costs(g)
+    return _spike_valued(g, Topology.of(g), g.topological_order(), costs)
 
 
 def _spike_valued(g: Graph, topo: Topology, order: list[str], costs: dict[str, NodeCost]) -> dict[str, bool]:

@@ -18,7 +18,7 @@ __all__ = ["CPUBackend", "FixedPointConfig", "FixedPointPlan", "LatencyModel", "
 
 def _graph(graph: Any) -> Graph:
     """A Graph, or the graph read from a .t1c path."""
-    from talon.sdk._load import as_graph
+    from talon.sdk import as_graph
 
     try:
         return as_graph(graph)

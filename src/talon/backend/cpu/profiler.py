@@ -230,7 +230,6 @@ def profile_run(
 def _spike_valued_outputs(graph: Graph, costs: dict[str, NodeCost]) -> dict[str, bool]:
     """Whether each node's output is spikes: the sdk's rule (spiking nodes, and spike-preserving nodes fed
     only by spikes), not a copy of it."""
-    from talon.sdk._graph import Topology
-    from talon.sdk.profile import _spike_valued
+    from talon.sdk import spike_valued_nodes
 
-    return _spike_valued(graph, Topology.of(graph), graph.topological_order(), costs)
+    return spike_valued_nodes(graph, costs)
