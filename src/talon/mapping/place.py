@@ -1,0 +1,298 @@
+"""place(): put the cores of a Partition on mesh positions so that traffic x hop distance is small.
+
+Cost: C = sum over core pairs p != q of T[p, q] * hops(p, q), with T[p, q] the spike packets per step
+from p to q and hops the Manhattan distance of their positions (what XY routing travels).
+
+Heuristic ("auto", the default; docs/mapping.md has the details):
+
+1. Initial placement: the cheapest of row-major order, snake (boustrophedon) order, recursive spectral
+   bisection of the core traffic graph onto a near-square block of the mesh, and the slots the
+   partitioner suggests (METIS and spectral partitioning bisect the mesh together with the graph).
+   Starting from the cheapest, the result is never worse than row-major order.
+2. Iterated linear assignment: with all other cores held in place, the cost of core p on slot j is
+   sum_r S[p, r] * hops(j, slot(r)); every core moves at once to the optimal assignment of that cost
+   matrix (scipy.optimize.linear_sum_assignment); repeat while the true cost falls.
+3. Pairwise swaps over every pair of mesh slots (empty slots included, so a core can also move): the
+   gains of all N^2 swaps come from one sparse-dense product (`swap_gains`); each core's best partner
+   is taken best first, the batch is applied and checked against the exact cost (halved until it
+   improves); repeat until no swap gains or the time limit.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from talon.errors import MappingError
+from talon.mapping._spectral import fiedler, symmetric_traffic
+from talon.mapping.hardware import HardwareSpec
+from talon.mapping.partition import Partition, mesh_block
+
+METHODS = ("auto", "row-major", "snake", "spectral")
+#: Refinement over all slots (empty ones included) up to this many mesh slots; beyond, among used cores.
+DENSE_SLOTS = 4096
+
+
+@dataclass
+class Placement:
+    partition: Partition
+    slots: np.ndarray  # (K,) mesh slot (row * cols + col) of each core
+    method: str
+    seconds: float = 0.0
+    initial_cost: float = 0.0  # traffic x hops before refinement
+    swaps: int = 0
+
+    @property
+    def hardware(self) -> HardwareSpec:
+        return self.partition.hardware
+
+    @property
+    def positions(self) -> np.ndarray:
+        """(K, 2) (row, col) of each core."""
+        cols = self.hardware.cols
+        return np.stack([self.slots // cols, self.slots % cols], axis=1)
+
+    def cost(self) -> float:
+        """Packet-hops per step: sum of T[p, q] * Manhattan(p, q)."""
+        return traffic_hops(self.partition.core_traffic(), self.slots, self.hardware.cols)
+
+
+def traffic_hops(t: sp.spmatrix, slots: np.ndarray, cols: int) -> float:
+    t = sp.coo_matrix(t)
+    r, c = slots // cols, slots % cols
+    d = np.abs(r[t.row] - r[t.col]) + np.abs(c[t.row] - c[t.col])
+    return float(np.dot(t.data, d))
+
+
+def place(
+    partition: Partition,
+    hw: HardwareSpec | None = None,
+    *,
+    method: str = "auto",
+    refine: bool | None = None,
+    max_rounds: int = 200,
+    time_limit: float = 20.0,
+    seed: int = 0,
+) -> Placement:
+    """Mesh positions for the cores of `partition` (see the module docstring for the heuristic).
+
+    method: "auto" (best initial placement, then swap refinement), "row-major" (the naive baseline, not
+    refined unless refine=True), "snake" or "spectral" (that initial placement, refined by default).
+    """
+    t0 = time.perf_counter()
+    hw = hw or partition.hardware
+    if method not in METHODS:
+        raise MappingError(f"unknown placement method {method!r}; choose one of {list(METHODS)}")
+    k, m = partition.num_cores, hw.num_cores
+    if k > m:
+        from talon.mapping.allocate import raise_does_not_fit
+
+        raise_does_not_fit(partition, hw)
+    if refine is None:
+        refine = method != "row-major"
+    slots, best, initial = initial_placement(partition, hw, method=method, seed=seed)
+    s = symmetric_traffic(partition.core_traffic())
+    swaps = 0
+    if refine and k > 1 and s.nnz:
+        deadline = t0 + time_limit
+        slots = _lap_refine(s, slots, hw, max_rounds=max_rounds, deadline=t0 + 0.5 * time_limit)
+        slots, swaps = _refine(s, slots, hw, max_rounds=max_rounds, deadline=deadline)
+    label = method if method != "auto" else f"auto({best}{'+refined' if refine else ''})"
+    return Placement(partition, slots, label, time.perf_counter() - t0, initial_cost=initial, swaps=swaps)
+
+
+# -- initial placements ------------------------------------------------------------------------------
+
+
+def initial_placement(partition: Partition, hw: HardwareSpec, *, method: str = "auto", seed: int = 0) -> tuple[np.ndarray, str, float]:
+    """(slots, name, traffic x hops) of the cheapest initial placement that `method` allows."""
+    key = ("initial_placement", method, seed, hw)
+    if key in partition._cache:
+        return partition._cache[key]
+    k = partition.num_cores
+    s = symmetric_traffic(partition.core_traffic())
+    candidates: dict[str, np.ndarray] = {}
+    if method == "auto" and partition.slots is not None and len(partition.slots) == k:
+        candidates["bisection"] = np.asarray(partition.slots, dtype=np.int64)
+    if method in ("auto", "row-major"):
+        candidates["row-major"] = np.arange(k, dtype=np.int64)
+    if method in ("auto", "snake"):
+        candidates["snake"] = _snake(hw.rows, hw.cols)[:k]
+    if method in ("auto", "spectral"):
+        candidates["spectral"] = _bisection(s, hw.rows, hw.cols, seed)
+    costs = {name: traffic_hops(s, sl, hw.cols) / 2 for name, sl in candidates.items()}
+    best = min(costs, key=lambda n: (costs[n], list(candidates).index(n)))
+    partition._cache[key] = (candidates[best], best, costs[best])
+    return partition._cache[key]
+
+
+def _snake(rows: int, cols: int) -> np.ndarray:
+    grid = np.arange(rows * cols).reshape(rows, cols)
+    grid[1::2] = grid[1::2, ::-1]
+    return grid.ravel().astype(np.int64)
+
+
+def _bisection(s: sp.csr_matrix, rows: int, cols: int, seed: int) -> np.ndarray:
+    """Recursive spectral bisection of the cores onto a near-square block of the mesh."""
+    k = s.shape[0]
+    br, bc = mesh_block(k, rows, cols)
+    slots = np.full(k, -1, dtype=np.int64)
+    centre = np.tile(np.array([(br - 1) / 2.0, (bc - 1) / 2.0]), (k, 1))
+    queue = deque([(np.arange(k), 0, br, 0, bc)])
+    while queue:
+        parts, r0, r1, c0, c1 = queue.popleft()
+        m = len(parts)
+        area = (r1 - r0) * (c1 - c0)
+        if m == 0:
+            continue
+        if area == 1:
+            slots[parts] = r0 * cols + c0
+            continue
+        axis = 0 if (r1 - r0) >= (c1 - c0) else 1
+        if axis == 0:
+            mid = r0 + (r1 - r0) // 2
+            low, high = (r0, mid, c0, c1), (mid, r1, c0, c1)
+        else:
+            mid = c0 + (c1 - c0) // 2
+            low, high = (r0, r1, c0, mid), (r0, r1, mid, c1)
+        a1 = (low[1] - low[0]) * (low[3] - low[2])
+        m1 = int(round(m * a1 / area))
+        m1 = min(max(m1, m - (area - a1)), a1, m)
+        sub = s[parts][:, parts]
+        f = fiedler(sub, seed=seed) if m > 2 else np.arange(m, dtype=np.float64)
+        # Orient: cores pulled towards the low side (by traffic with cores outside this region) go low.
+        outside = s[parts]
+        split = (low[1] - 0.5) if axis == 0 else (low[3] - 0.5)
+        pos = centre[:, axis]
+        pull = outside @ (pos - split)
+        inside_mask = np.zeros(k, dtype=bool)
+        inside_mask[parts] = True
+        pull -= s[parts][:, inside_mask] @ (pos[inside_mask] - split)
+        if np.dot(f - f.mean(), pull) > 0:
+            f = -f
+        order = parts[np.argsort(f, kind="stable")]
+        first, second = order[:m1], order[m1:]
+        centre[first] = [(low[0] + low[1] - 1) / 2.0, (low[2] + low[3] - 1) / 2.0]
+        centre[second] = [(high[0] + high[1] - 1) / 2.0, (high[2] + high[3] - 1) / 2.0]
+        queue.append((first, *low))
+        queue.append((second, *high))
+    return slots
+
+
+# -- refinement ------------------------------------------------------------------------------------------
+
+
+def _slot_distance(rows: int, cols: int, slots: np.ndarray | None = None) -> np.ndarray:
+    idx = np.arange(rows * cols) if slots is None else slots
+    r, c = idx // cols, idx % cols
+    return (np.abs(r[:, None] - r[None, :]) + np.abs(c[:, None] - c[None, :])).astype(np.float64)
+
+
+def _lap_refine(s: sp.csr_matrix, slots: np.ndarray, hw: HardwareSpec, *, max_rounds: int, deadline: float) -> np.ndarray:
+    """Iterated linear assignment: with every other core held where it is, the cost of putting core p on
+    slot j is sum_r S[p, r] * hops(j, slot(r)); move all cores at once to the assignment that minimises
+    the sum (scipy's linear_sum_assignment), keep the best placement seen, stop when it stops improving."""
+    from scipy.optimize import linear_sum_assignment
+
+    m = hw.num_cores
+    if m > DENSE_SLOTS:
+        return slots
+    dslot = _slot_distance(hw.rows, hw.cols)
+    best, best_cost = slots.copy(), traffic_hops(s, slots, hw.cols)
+    cur = slots.copy()
+    for _ in range(max_rounds):
+        if time.perf_counter() > deadline:
+            break
+        cost = np.asarray(s @ dslot[cur, :])
+        rows, cols = linear_sum_assignment(cost)
+        new = np.empty_like(cur)
+        new[rows] = cols
+        c = traffic_hops(s, new, hw.cols)
+        if c < best_cost * (1 - 1e-4):
+            best, best_cost = new.copy(), c
+        elif np.array_equal(new, cur) or c >= best_cost:
+            break
+        cur = new
+    return best
+
+
+def swap_gains(s: sp.csr_matrix, d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Cost change of swapping the positions of items p and q, for all pairs at once.
+
+    s: symmetric traffic between items (zero diagonal); d: hop distance between the items' current
+    positions. With G = S @ D and c[p] = sum_r S[p, r] D[p, r] (p's current cost):
+    gain[p, q] = G[p, q] + G[q, p] - c[p] - c[q] + 2 S[p, q] D[p, q]  (negative: the swap helps).
+    Returns (gain, c)."""
+    g = np.asarray(s @ d)
+    sd = s.multiply(d).tocsr()
+    c = np.asarray(sd.sum(axis=1)).ravel()
+    gain = g + g.T
+    gain -= c[:, None]
+    gain -= c[None, :]
+    sdc = sd.tocoo()
+    gain[sdc.row, sdc.col] += 2 * sdc.data
+    np.fill_diagonal(gain, 0.0)
+    return gain, c
+
+
+def _items_cost(s_ext: sp.csr_matrix, item_slot: np.ndarray, cols: int) -> float:
+    return traffic_hops(s_ext, item_slot, cols)
+
+
+def _refine(s: sp.csr_matrix, slots: np.ndarray, hw: HardwareSpec, *, max_rounds: int, deadline: float) -> tuple[np.ndarray, int]:
+    """Pairwise swaps (see the module docstring): all gains at once, then for every core its best partner,
+    applied best first while the cores involved exchange no traffic with cores already swapped."""
+    k, m = s.shape[0], hw.num_cores
+    if m <= DENSE_SLOTS:
+        # items 0..k-1 are cores, k..m-1 stand for the empty slots
+        free = np.setdiff1d(np.arange(m), slots)
+        item_slot = np.concatenate([slots, free])
+        s_ext = sp.csr_matrix((s.data, s.indices, np.concatenate([s.indptr, np.full(m - k, s.indptr[-1])])), shape=(m, m))
+        dslot = _slot_distance(hw.rows, hw.cols)
+    else:
+        item_slot = slots.copy()
+        s_ext = sp.csr_matrix(s)
+        dslot = None
+    n_items = item_slot.shape[0]
+    total = 0
+    for _ in range(max_rounds):
+        if time.perf_counter() > deadline:
+            break
+        d = dslot[np.ix_(item_slot, item_slot)] if dslot is not None else _slot_distance(hw.rows, hw.cols, item_slot)
+        gain, c = swap_gains(s_ext, d)
+        partner = np.argmin(gain, axis=1)
+        best = gain[np.arange(n_items), partner]
+        threshold = -1e-9 * max(1.0, float(c.sum()))
+        cand = np.flatnonzero(best < threshold)
+        if cand.size == 0:
+            break
+        cand = cand[np.argsort(best[cand], kind="stable")]
+        # best first, each item in at most one swap
+        used = np.zeros(n_items, dtype=bool)
+        chosen = []
+        for p in cand:  # one step per core at most
+            q = int(partner[p])
+            if not (used[p] or used[q]):
+                used[p] = used[q] = True
+                chosen.append((int(p), q))
+        # Swaps that share traffic interact, so their gains need not add up: apply the batch, check the
+        # exact cost, and halve the batch until it improves (a single best swap always does).
+        pairs = np.asarray(chosen, dtype=np.int64).reshape(-1, 2)
+        current = _items_cost(s_ext, item_slot, hw.cols)
+        applied = 0
+        while len(pairs):
+            trial = item_slot.copy()
+            trial[pairs[:, 0]], trial[pairs[:, 1]] = item_slot[pairs[:, 1]], item_slot[pairs[:, 0]]
+            if _items_cost(s_ext, trial, hw.cols) < current - 1e-9 or len(pairs) == 1:
+                item_slot = trial
+                applied = len(pairs)
+                break
+            pairs = pairs[: len(pairs) // 2]
+        total += applied
+        if applied == 0:
+            break
+    return item_slot[:k].copy(), total

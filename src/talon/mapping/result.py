@@ -1,0 +1,296 @@
+"""map_graph() and MappingResult: partition, place and route in one call; store the result in a .t1c.
+
+The result lives in `graph.metadata["talon_mapping"]` as plain dicts, lists, strings, numbers and
+numeric numpy arrays (what the .t1c writer stores exactly): `MappingResult.to_metadata()` /
+`MappingResult.from_metadata()`; `result.attach(graph)` and `MappingResult.from_graph(graph)` do the
+dictionary step. `noc_profile(...)` gives the network-on-chip figures a backend profile needs.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from talon.errors import MappingError
+from talon.ir import Graph
+from talon.mapping.adapter import RatesLike
+from talon.mapping.allocate import allocate
+from talon.mapping.hardware import HardwareSpec, HardwareSpecError
+from talon.mapping.metrics import compute_metrics
+from talon.mapping.neurons import NeuronGraph
+from talon.mapping.partition import partition
+from talon.mapping.place import place
+from talon.mapping.route import route
+
+METADATA_KEY = "talon_mapping"
+FORMAT_VERSION = 1
+
+_CORE_FIELDS = ("row", "col", "neurons", "synapses", "weight_bytes", "fan_in", "fan_out", "routing_entries")
+_ASSIGN_FIELDS = ("core", "row", "col", "start", "stop")
+_ROUTING_FIELDS = ("core", "layer", "start", "stop", "dest_indptr", "dest")
+_FLOW_FIELDS = ("src", "dst", "packets", "hops")
+_LINK_FIELDS = ("east", "west", "south", "north")
+
+
+@dataclass
+class MappingResult:
+    """Where every neuron lives, how spikes travel, and what it costs.
+
+    assignments[layer] = {"core", "row", "col", "start", "stop"}: int64 arrays, one entry per run of the
+    layer's neurons (flat C-order indices [start, stop) of its output) on core `core` at (row, col).
+    cores = per-core arrays (row, col, neurons, synapses, weight_bytes, fan_in, fan_out, routing_entries).
+    routing = the routing tables (see talon.mapping.route.RoutingTables; layers by index into `layers`).
+    flows = (src, dst, packets, hops) per pair of cores exchanging packets; links = per-link loads.
+    """
+
+    hardware: HardwareSpec
+    algorithm: str
+    placement_method: str
+    layers: list[str]
+    assignments: dict[str, dict[str, np.ndarray]]
+    cores: dict[str, np.ndarray]
+    routing: dict[str, np.ndarray]
+    flows: dict[str, np.ndarray]
+    links: dict[str, np.ndarray]
+    metrics: dict[str, Any]
+    unmapped: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    # -- queries ----------------------------------------------------------------------------------
+    def node_assignment(self, name: str) -> list[tuple[tuple[int, int], int, int]]:
+        """[((row, col), start, stop), ...] for one layer."""
+        if name not in self.assignments:
+            raise MappingError(f"{name!r} is not a mapped layer; mapped: {self.layers}")
+        a = self.assignments[name]
+        return [((int(r), int(c)), int(s), int(e)) for r, c, s, e in zip(a["row"], a["col"], a["start"], a["stop"])]
+
+    def position_of(self, name: str, index: int) -> tuple[int, int]:
+        """Mesh position of neuron `index` (flat) of layer `name`."""
+        for pos, s, e in self.node_assignment(name):
+            if s <= index < e:
+                return pos
+        raise MappingError(f"layer {name!r} has no neuron {index}")
+
+    def routing_table(self, row: int, col: int) -> list[dict]:
+        """Routing entries of the core at (row, col): layer, neuron range and destination positions."""
+        k = np.flatnonzero((self.cores["row"] == row) & (self.cores["col"] == col))
+        if k.size == 0:
+            return []
+        core = int(k[0])
+        rt = self.routing
+        out = []
+        for e in np.flatnonzero(rt["core"] == core):
+            dests = rt["dest"][rt["dest_indptr"][e] : rt["dest_indptr"][e + 1]]
+            out.append(
+                {
+                    "layer": self.layers[int(rt["layer"][e])],
+                    "start": int(rt["start"][e]),
+                    "stop": int(rt["stop"][e]),
+                    "destinations": [(int(self.cores["row"][d]), int(self.cores["col"][d])) for d in dests],
+                }
+            )
+        return out
+
+    def noc_profile(self) -> dict[str, float]:
+        return noc_profile(self)
+
+    def summary(self) -> str:
+        m = self.metrics
+        hw = self.hardware
+        lines = [
+            f"mapping of {m['neurons']:,} neurons / {m['synapses']:,} synapses on {hw.describe()}",
+            f"algorithm {self.algorithm}, placement {self.placement_method}: {m['cores_used']} cores used",
+            f"spike packets/step {m['spike_packets_per_step']:,.1f} (local {m['local_spikes_per_step']:,.1f}), "
+            f"packet-hops/step {m['packet_hops_per_step']:,.1f}, hops avg {m['average_hops']:.2f} max {m['max_hops']}",
+            f"max link load {m['max_link_load']:,.1f} packets/step"
+            + (f" (congestion {m['congestion']:.2f})" if "congestion" in m else ""),
+            f"core use: neurons max {m['max_neuron_utilisation']:.0%} mean {m['mean_neuron_utilisation']:.0%}, "
+            f"weights max {m['max_memory_utilisation']:.0%} mean {m['mean_memory_utilisation']:.0%}",
+            f"NoC energy/step {m['noc_energy_per_step']:.3g} J, spike latency avg {m['average_spike_latency']:.3g} s max {m['max_spike_latency']:.3g} s",
+        ]
+        if self.unmapped:
+            lines.append(f"off-core synaptic nodes (feed no neuron layer): {self.unmapped}")
+        return "\n".join(lines)
+
+    __str__ = summary
+
+    # -- storage ----------------------------------------------------------------------------------
+    def to_metadata(self) -> dict:
+        """Plain dicts/lists/strings/numbers/numpy arrays, as the .t1c writer stores them exactly."""
+        return {
+            "version": FORMAT_VERSION,
+            "hardware": self.hardware.to_dict(),
+            "algorithm": self.algorithm,
+            "placement": self.placement_method,
+            "layers": list(self.layers),
+            "assignments": {n: {k: np.asarray(self.assignments[n][k], dtype=np.int64) for k in _ASSIGN_FIELDS} for n in self.layers},
+            "cores": {k: np.asarray(self.cores[k], dtype=np.int64) for k in _CORE_FIELDS},
+            "routing": {k: np.asarray(self.routing[k], dtype=np.int64) for k in _ROUTING_FIELDS},
+            "flows": {
+                "src": np.asarray(self.flows["src"], dtype=np.int64),
+                "dst": np.asarray(self.flows["dst"], dtype=np.int64),
+                "packets": np.asarray(self.flows["packets"], dtype=np.float64),
+                "hops": np.asarray(self.flows["hops"], dtype=np.int64),
+            },
+            "links": {k: np.asarray(self.links[k], dtype=np.float64) for k in _LINK_FIELDS},
+            "metrics": {k: (int(v) if isinstance(v, (int, np.integer)) else float(v)) for k, v in self.metrics.items()},
+            "unmapped": list(self.unmapped),
+            "timings": {k: float(v) for k, v in self.timings.items()},
+        }
+
+    @classmethod
+    def from_metadata(cls, d: dict) -> "MappingResult":
+        if not isinstance(d, dict):
+            raise MappingError(f"mapping metadata must be a dict, got {type(d).__name__}")
+        try:
+            version = d["version"]
+            if version != FORMAT_VERSION:
+                raise MappingError(f"mapping metadata version {version!r} is not supported (expected {FORMAT_VERSION})")
+            hw = HardwareSpec.from_dict(dict(d["hardware"]))
+            layers = [str(x) for x in d["layers"]]
+            assignments = {n: {k: _array(d["assignments"][n][k], np.int64, f"assignments[{n!r}][{k!r}]") for k in _ASSIGN_FIELDS} for n in layers}
+            cores = {k: _array(d["cores"][k], np.int64, f"cores[{k!r}]") for k in _CORE_FIELDS}
+            routing = {k: _array(d["routing"][k], np.int64, f"routing[{k!r}]") for k in _ROUTING_FIELDS}
+            flows = {
+                "src": _array(d["flows"]["src"], np.int64, "flows['src']"),
+                "dst": _array(d["flows"]["dst"], np.int64, "flows['dst']"),
+                "packets": _array(d["flows"]["packets"], np.float64, "flows['packets']"),
+                "hops": _array(d["flows"]["hops"], np.int64, "flows['hops']"),
+            }
+            links = {k: _array(d["links"][k], np.float64, f"links[{k!r}]", ndim=2) for k in _LINK_FIELDS}
+            metrics = dict(d["metrics"])
+            unmapped = [str(x) for x in (d.get("unmapped") or [])]
+            timings = {str(k): float(v) for k, v in (d.get("timings") or {}).items()}
+            algorithm, placement_method = str(d["algorithm"]), str(d["placement"])
+        except HardwareSpecError as exc:
+            raise MappingError(f"mapping metadata: {exc}") from None
+        except (KeyError, TypeError, ValueError) as exc:
+            raise MappingError(f"mapping metadata is malformed: missing or invalid {exc}") from None
+        k = cores["row"].shape[0]
+        if any(v.shape != (k,) for v in cores.values()):
+            raise MappingError("mapping metadata is malformed: per-core arrays differ in length")
+        return cls(hw, algorithm, placement_method, layers, assignments, cores, routing, flows, links, metrics, unmapped, timings)
+
+    def attach(self, graph: Graph) -> Graph:
+        """Store this result in graph.metadata["talon_mapping"] (written by talon.ir.write); returns graph."""
+        graph.metadata[METADATA_KEY] = self.to_metadata()
+        return graph
+
+    @classmethod
+    def from_graph(cls, graph: Graph) -> "MappingResult":
+        """The mapping stored in a graph's metadata (e.g. one read back from a .t1c file)."""
+        d = graph.metadata.get(METADATA_KEY)
+        if d is None:
+            raise MappingError("the graph carries no mapping (graph.metadata['talon_mapping'] is missing)")
+        return cls.from_metadata(d)
+
+
+def _array(v: Any, dtype, what: str, ndim: int = 1) -> np.ndarray:
+    arr = np.asarray(v if not isinstance(v, (list, tuple)) or len(v) else np.zeros(0), dtype=dtype)
+    if arr.ndim != ndim:
+        if ndim == 2 and arr.size == 0:
+            return arr.reshape(0, 0)
+        raise MappingError(f"mapping metadata: {what} should be {ndim}-D, got shape {arr.shape}")
+    return arr
+
+
+def noc_profile(source: "MappingResult | Graph | dict") -> dict[str, float]:
+    """Network-on-chip figures per timestep for a backend's profile: packets, packet-hops, energy
+    (packet-hops x energy_per_hop) and spike latency (hops x latency_per_hop)."""
+    if isinstance(source, Graph):
+        source = MappingResult.from_graph(source)
+    elif isinstance(source, dict):
+        source = MappingResult.from_metadata(source)
+    if not isinstance(source, MappingResult):
+        raise MappingError(f"noc_profile expects a MappingResult, a mapped Graph or mapping metadata, got {type(source).__name__}")
+    m, hw = source.metrics, source.hardware
+    return {
+        "spike_packets_per_step": float(m["spike_packets_per_step"]),
+        "packet_hops_per_step": float(m["packet_hops_per_step"]),
+        "average_hops": float(m["average_hops"]),
+        "max_hops": float(m["max_hops"]),
+        "max_link_load": float(m["max_link_load"]),
+        "energy_per_hop": hw.energy_per_hop,
+        "latency_per_hop": hw.latency_per_hop,
+        "noc_energy_per_step": float(m["noc_energy_per_step"]),
+        "average_spike_latency": float(m["average_spike_latency"]),
+        "max_spike_latency": float(m["max_spike_latency"]),
+    }
+
+
+def map_graph(
+    graph: Graph | NeuronGraph,
+    hw: HardwareSpec,
+    algorithm: str = "metis",
+    *,
+    rates: RatesLike = None,
+    default_rate: float = 1.0,
+    group_size: int | None = None,
+    placement: str = "auto",
+    fill: float = 0.97,
+    seed: int = 0,
+    time_limit: float = 20.0,
+    attach: bool = False,
+) -> MappingResult:
+    """Partition, place and route `graph` on `hw`; MappingError when it does not fit.
+
+    `algorithm`: "metis" (default), "spectral" or "greedy"; `placement` and `time_limit` (seconds for
+    placement refinement): see talon.mapping.place.
+    `rates`: expected spikes per neuron per step ({layer: value or array}, or one number); default 1.0
+    for every neuron (an upper bound). With `attach=True` (IR graphs only) the result is also stored
+    in graph.metadata["talon_mapping"].
+    """
+    t0 = time.perf_counter()
+    part = partition(graph, hw, algorithm, rates=rates, default_rate=default_rate, group_size=group_size, fill=fill, seed=seed)
+    t1 = time.perf_counter()
+    placed = place(part, hw, method=placement, seed=seed, time_limit=time_limit)
+    t2 = time.perf_counter()
+    routed = route(placed, hw)
+    alloc = allocate(placed, hw)
+    t3 = time.perf_counter()
+    result = result_from(routed, alloc)
+    result.timings = {"partition": t1 - t0, "place": t2 - t1, "route": t3 - t2, "total": time.perf_counter() - t0}
+    if attach:
+        if not isinstance(graph, Graph):
+            raise MappingError("attach=True needs an IR Graph to store the mapping in")
+        result.attach(graph)
+    return result
+
+
+def result_from(routed, alloc) -> MappingResult:
+    placed = routed.placement
+    part = placed.partition
+    ng = part.neurons
+    hw = placed.hardware
+    pos = placed.positions
+    assignments = {}
+    for name, runs in part.node_slices().items():
+        a = np.asarray(runs, dtype=np.int64).reshape(-1, 3)
+        assignments[name] = {"core": a[:, 0], "row": pos[a[:, 0], 0], "col": pos[a[:, 0], 1], "start": a[:, 1], "stop": a[:, 2]}
+    t = routed.tables
+    cores = {
+        "row": pos[:, 0],
+        "col": pos[:, 1],
+        "neurons": alloc.neurons,
+        "synapses": alloc.synapses,
+        "weight_bytes": alloc.weight_bytes,
+        "fan_in": alloc.fan_in,
+        "fan_out": alloc.fan_out,
+        "routing_entries": t.entries_per_core(part.num_cores),
+    }
+    return MappingResult(
+        hardware=hw,
+        algorithm=part.algorithm,
+        placement_method=placed.method,
+        layers=list(ng.layer_names),
+        assignments=assignments,
+        cores=cores,
+        routing={"core": t.core, "layer": t.layer, "start": t.start, "stop": t.stop, "dest_indptr": t.dest_indptr, "dest": t.dest},
+        flows={"src": routed.src, "dst": routed.dst, "packets": routed.packets, "hops": routed.hops},
+        links={"east": routed.links.east, "west": routed.links.west, "south": routed.links.south, "north": routed.links.north},
+        metrics=compute_metrics(routed, alloc),
+        unmapped=list(ng.unmapped),
+    )

@@ -1,0 +1,91 @@
+"""place(): valid permutations, never worse than row-major, the swap-gain formula, refinement."""
+
+import importlib
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from talon.errors import MappingError
+from talon.mapping import NeuronGraph, Partition, partition, place
+from talon.mapping.synthetic import layered_small_world
+
+from mapping_helpers import hw_small
+
+place_mod = importlib.import_module("talon.mapping.place")
+
+
+def chain_partition(k: int, hw) -> Partition:
+    """k cores in a chain: core i sends to core i+1 (one neuron per core)."""
+    adj = sp.csr_matrix((np.ones(k - 1), (np.arange(k - 1), np.arange(1, k))), shape=(k, k))
+    ng = NeuronGraph.from_csr(adj, layer_sizes=[1] * k, group_size=1)
+    return Partition(ng, np.arange(k), k, hw, "manual")
+
+
+def test_chain_is_laid_out_without_long_jumps():
+    hw = hw_small(mesh=(2, 4), neurons_per_core=1)
+    part = chain_partition(8, hw)
+    naive = place(part, hw, method="row-major")
+    assert naive.cost() == 6 * 1 + 4  # core 3 (0, 3) -> core 4 (1, 0) is 4 hops
+    best = place(part, hw)
+    assert best.cost() == 7  # a snake: every link one hop
+    assert sorted(best.slots.tolist()) == list(range(8))
+
+
+@pytest.mark.parametrize("algorithm", ["greedy", "metis", "spectral"])
+def test_placement_is_a_valid_injection_and_beats_row_major(algorithm):
+    ng = layered_small_world(4, 32, 32, group_size=16, seed=3, long_range=0.1)
+    hw = hw_small(mesh=(5, 5), neurons_per_core=256, weight_memory_bytes_per_core=1 << 16)
+    part = partition(ng, hw, algorithm)
+    pl = place(part, hw)
+    assert len(np.unique(pl.slots)) == part.num_cores
+    assert pl.slots.min() >= 0 and pl.slots.max() < hw.num_cores
+    assert pl.positions.shape == (part.num_cores, 2)
+    naive = place(part, hw, method="row-major")
+    assert pl.cost() <= naive.cost()
+    assert pl.cost() <= pl.initial_cost + 1e-9
+
+
+def test_heuristic_beats_naive_baseline_by_a_margin():
+    # 6 sheets of 576 neurons on 256-neuron cores: row-major order puts consecutive sheets far apart
+    ng = layered_small_world(6, 24, 24, group_size=16, seed=1, long_range=0.05)
+    hw = hw_small(mesh=(4, 4), neurons_per_core=256, weight_memory_bytes_per_core=1 << 16)
+    greedy = partition(ng, hw, "greedy")
+    naive = place(greedy, hw, method="row-major").cost()
+    assert place(greedy, hw).cost() < 0.8 * naive  # same partition, better placement
+    assert place(partition(ng, hw, "metis"), hw).cost() < 0.7 * naive
+
+
+def test_swap_gains_match_brute_force():
+    rng = np.random.default_rng(0)
+    n, rows, cols = 9, 3, 3
+    dense = np.triu(rng.random((n, n)) * (rng.random((n, n)) < 0.5), 1)
+    s = sp.csr_matrix(dense + dense.T)
+    slots = rng.permutation(rows * cols)[:n]
+    d = place_mod._slot_distance(rows, cols, slots)
+    gain, c = place_mod.swap_gains(s, d)
+    cost = lambda sl: place_mod.traffic_hops(s, sl, cols) / 2  # noqa: E731
+    base = cost(slots)
+    assert np.isclose(c.sum() / 2, base)
+    for p in range(n):
+        for q in range(n):
+            swapped = slots.copy()
+            swapped[p], swapped[q] = slots[q], slots[p]
+            assert np.isclose(gain[p, q], cost(swapped) - base), (p, q)
+
+
+def test_refinement_moves_cores_into_empty_slots():
+    hw = hw_small(mesh=(3, 3), neurons_per_core=1)
+    part = chain_partition(2, hw)
+    slots, _ = place_mod._refine(place_mod.symmetric_traffic(part.core_traffic()), np.array([0, 8]), hw, max_rounds=10, deadline=1e18)
+    r, c = np.divmod(slots, 3)
+    assert abs(r[0] - r[1]) + abs(c[0] - c[1]) == 1
+
+
+def test_bad_method_and_too_many_cores():
+    hw = hw_small(mesh=(2, 2), neurons_per_core=1)
+    part = chain_partition(3, hw)
+    with pytest.raises(MappingError, match="placement method"):
+        place(part, hw, method="random")
+    with pytest.raises(MappingError, match="does not fit"):
+        place(chain_partition(5, hw_small(mesh=(3, 3), neurons_per_core=1)), hw)
