@@ -452,11 +452,10 @@ class LIFRuntime(_SpikingNeuron):
 
     def __init__(self, node: P.LIF, dt: float) -> None:
         super().__init__()
-        tau = np.asarray(node.tau, dtype=np.float64)
-        beta = 1.0 - dt / tau
-        _const(self, "beta", beta)
-        _const(self, "leak", _zero_or((1.0 - beta) * np.asarray(node.v_leak, dtype=np.float64)))
-        _const(self, "gain", _unit_or(dt * np.asarray(node.r, dtype=np.float64) / tau))
+        c = P.coefficients(node, dt)
+        _const(self, "beta", c.beta)
+        _const(self, "leak", _zero_or(c.leak))
+        _const(self, "gain", _unit_or(c.gain))
         self._spike_constants(node)
 
     def init_state(self, inputs: Sequence[Tensor]) -> tuple[Tensor]:
@@ -472,9 +471,8 @@ class IFRuntime(LIFRuntime):
 
     def __init__(self, node: P.IF, dt: float) -> None:
         StatefulRuntime.__init__(self)
-        r = np.asarray(1.0 if node.r is None else node.r, dtype=np.float64)
         self.beta, self.leak = None, None
-        _const(self, "gain", _unit_or(dt * r))
+        _const(self, "gain", _unit_or(P.coefficients(node, dt).gain))
         self._spike_constants(node)
 
 
@@ -483,16 +481,12 @@ class CubaLIFRuntime(_SpikingNeuron):
 
     def __init__(self, node: P.CubaLIF, dt: float) -> None:
         super().__init__()
-        tau_syn = np.asarray(node.tau_syn, dtype=np.float64)
-        tau_mem = np.asarray(node.tau_mem, dtype=np.float64)
-        _const(self, "alpha", 1.0 - dt / tau_syn)
-        beta = 1.0 - dt / tau_mem
-        _const(self, "beta", beta)
-        _const(self, "leak", _zero_or((1.0 - beta) * np.asarray(node.v_leak, dtype=np.float64)))
-        _const(self, "gain", _unit_or(dt * np.asarray(node.r, dtype=np.float64) / tau_mem))
-        # w_in None means tau_syn/dt, i.e. a gain of exactly 1 by definition.
-        gain_in = None if node.w_in is None else _unit_or(dt * np.asarray(node.w_in, dtype=np.float64) / tau_syn)
-        _const(self, "gain_in", gain_in)
+        c = P.coefficients(node, dt)
+        _const(self, "alpha", c.alpha)
+        _const(self, "beta", c.beta)
+        _const(self, "leak", _zero_or(c.leak))
+        _const(self, "gain", _unit_or(c.gain))
+        _const(self, "gain_in", None if c.gain_in is None else _unit_or(c.gain_in))
         self._spike_constants(node)
 
     def init_state(self, inputs: Sequence[Tensor]) -> tuple[Tensor, Tensor]:
@@ -515,11 +509,10 @@ class LIRuntime(_SpikingNeuron):
 
     def __init__(self, node: P.LI, dt: float) -> None:
         super().__init__()
-        tau = np.asarray(node.tau, dtype=np.float64)
-        beta = 1.0 - dt / tau
-        _const(self, "beta", beta)
-        _const(self, "leak", _zero_or((1.0 - beta) * np.asarray(node.v_leak, dtype=np.float64)))
-        _const(self, "gain", _unit_or(dt * np.asarray(node.r, dtype=np.float64) / tau))
+        c = P.coefficients(node, dt)
+        _const(self, "beta", c.beta)
+        _const(self, "leak", _zero_or(c.leak))
+        _const(self, "gain", _unit_or(c.gain))
 
     def init_state(self, inputs: Sequence[Tensor]) -> tuple[Tensor]:
         return (torch.zeros_like(inputs[0]),)
@@ -535,7 +528,7 @@ class IntegratorRuntime(LIRuntime):
     def __init__(self, node: P.Integrator, dt: float) -> None:
         StatefulRuntime.__init__(self)
         self.beta, self.leak = None, None
-        _const(self, "gain", _unit_or(dt * np.asarray(node.r, dtype=np.float64)))
+        _const(self, "gain", _unit_or(P.coefficients(node, dt).gain))
 
 
 class DelayRuntime(StatefulRuntime):

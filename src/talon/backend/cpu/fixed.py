@@ -26,6 +26,7 @@ from talon.bridge.modules import RUNTIME_BUILDERS, StatefulRuntime
 from talon.errors import BackendError
 from talon.ir import Graph, Node
 from talon.sdk.cost import cost_entry, graph_costs
+from talon.ir.primitives.neurons import coefficients
 
 #: Fixed-point numerics version, recorded in hardware descriptors. Bump on any change of the rules.
 FIXED_POINT_VERSION = 1
@@ -263,16 +264,8 @@ def check_supported(graph: Graph) -> None:
 
 def _neuron_coefficients(node: Node, dt: float) -> dict[str, np.ndarray]:
     """beta (where the neuron leaks) and gain, in float64, as the neuron equations define them."""
-    t = node.type_name
-    out: dict[str, np.ndarray] = {}
-    if t in ("LIF", "LI"):
-        tau = np.asarray(node.tau, np.float64)
-        out["beta"] = 1.0 - dt / tau
-        out["gain"] = dt * np.asarray(node.r, np.float64) / tau
-    else:  # IF, Integrator: no leak
-        r = np.asarray(node.r, np.float64) if getattr(node, "r", None) is not None else np.ones(1)
-        out["gain"] = dt * r
-    return out
+    c = coefficients(node, dt)
+    return {"gain": c.gain} if c.beta is None else {"beta": c.beta, "gain": c.gain}
 
 
 def plan_fixed_point(graph: Graph, calibration: Calibration, config: FixedPointConfig | None = None) -> FixedPointPlan:

@@ -24,6 +24,8 @@ the behaviour that SDK documents.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from talon.errors import PrimitiveError
@@ -31,6 +33,42 @@ from talon.ir.node import ANY_FLOAT, Node, Shape, array, boolean, primitive, rea
 from talon.ir.primitives._shapes import check_broadcast, same_shapes
 
 RESET_MODES = ("subtract", "zero", "zero_post", "none")
+
+
+@dataclass(frozen=True)
+class NeuronCoefficients:
+    """Per-step constants of a neuron at a timestep, in float64 (cast once by whoever simulates).
+
+    beta/leak: membrane decay and (1-beta)*v_leak, None without a leak (IF, Integrator); gain: input
+    gain into the membrane; alpha/gain_in: CubaLIF's current decay and input gain (gain_in None means
+    exactly 1, the w_in = tau_syn/dt default).
+    """
+
+    gain: np.ndarray
+    beta: np.ndarray | None = None
+    leak: np.ndarray | None = None
+    alpha: np.ndarray | None = None
+    gain_in: np.ndarray | None = None
+
+
+def coefficients(node: Node, dt: float) -> NeuronCoefficients:
+    """The one derivation of beta = 1 - dt/tau, gain = dt*r/tau (and CubaLIF's alpha, gain_in)."""
+    f64 = lambda a: np.asarray(a, dtype=np.float64)  # noqa: E731
+    t = node.type_name
+    if t in ("LIF", "LI"):
+        tau = f64(node.tau)
+        beta = 1.0 - dt / tau
+        return NeuronCoefficients(gain=dt * f64(node.r) / tau, beta=beta, leak=(1.0 - beta) * f64(node.v_leak))
+    if t == "CubaLIF":
+        tau_syn, tau_mem = f64(node.tau_syn), f64(node.tau_mem)
+        beta = 1.0 - dt / tau_mem
+        return NeuronCoefficients(
+            gain=dt * f64(node.r) / tau_mem, beta=beta, leak=(1.0 - beta) * f64(node.v_leak), alpha=1.0 - dt / tau_syn,
+            gain_in=None if node.w_in is None else dt * f64(node.w_in) / tau_syn,
+        )
+    if t in ("IF", "Integrator"):
+        return NeuronCoefficients(gain=dt * f64(1.0 if node.r is None else node.r))
+    raise PrimitiveError(f"{t} has no neuron coefficients")
 
 
 class _Neuron(Node):
