@@ -86,3 +86,4 @@ def list_backends() -> list[str]:
 
 
 register_backend("cpu", "talon.backend.cpu:CPUBackend")
+register_backend("fpga", "talon.backend.fpga:FPGABackend")

@@ -1,0 +1,180 @@
+"""Latency and resource ESTIMATES of a generated HLS project (not synthesis results; docs/fpga.md).
+
+The model (one place, documented, deliberately simple):
+
+- Reuse factor R: every multiplier (or neuron-update lane) does R operations per timestep. A layer
+  with M multiply-accumulates gets P = ceil(M / R) parallel multipliers; element-wise layers and
+  neurons get ceil(N / R) lanes.
+- Latency in cycles per timestep, per layer = ceil(work / lanes) (loop trip count at II = 1) plus a
+  fixed pipeline depth (synaptic 5, neuron 6, pooling 3, other element-wise 2). The top function runs
+  its layers one after the other, so `latency_cycles` is their sum; `interval_cycles_dataflow` is the
+  largest layer (what `#pragma HLS DATAFLOW` would give between timesteps).
+- DSP: a multiplier whose operands fit the part's DSP slice (25x18 on Zynq-7000, 27x18 on UltraScale+)
+  costs one DSP per operand tile; products of at most 32 operand bits (e.g. 4-bit weights x 8-bit
+  activations) are built from LUTs (about w*x/2 LUTs); layers fed by binary spikes (a LIF/IF with
+  spike value 1 or a Threshold upstream, through MaxPool2d/Flatten/copies) need no multiplier (weight or 0). Neuron lanes: 2 multiplies (beta*V, gain*I).
+- BRAM18K: a weight or state array of more than 4096 bits goes to block RAM:
+  max(ceil(bits / 18432), ceil(lanes * word_bits / 36)) (two 18-bit ports per BRAM18K); smaller arrays
+  are LUTRAM/registers (counted as LUTs: bits / 64).
+- LUT: per lane one adder of the accumulator (or membrane) width, plus LUT multipliers, plus 100 LUTs
+  of control per layer.
+- R = "auto": the smallest power of two for which DSP and LUT fit 80 % of the part.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from talon.backend.descriptor import HardwareDescriptor
+from talon.backend.fpga.names import c_string
+from talon.backend.fpga.parts import PartPreset
+from talon.errors import BackendError
+
+MODEL = "talon-fpga-estimate-v1 (docs/fpga.md): cycles = ceil(work/lanes) + depth per layer, summed; lanes = ceil(work/R)"
+
+
+@dataclass(frozen=True)
+class LayerEstimate:
+    name: str
+    type: str
+    work: int
+    lanes: int
+    cycles: int
+    dsp: int
+    bram_18k: int
+    lut: int
+
+
+@dataclass
+class Estimates:
+    """ESTIMATES (see the module docstring for the model); not results of synthesis."""
+
+    part: str
+    clock_mhz: float
+    reuse_factor: int
+    latency_cycles: int
+    interval_cycles_dataflow: int
+    latency_us: float
+    dsp: int
+    bram_18k: int
+    lut: int
+    utilisation: dict[str, float]
+    layers: list[LayerEstimate] = field(default_factory=list)
+    model: str = MODEL
+    label: str = "estimate"
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["layers"] = [asdict(x) for x in self.layers]
+        return d
+
+    def to_markdown(self, heading: bool = True) -> str:
+        L = ["# Estimates (not synthesis results)\n"] if heading else []
+        L.append(f"Model: {self.model}. Part {self.part}, clock {self.clock_mhz:g} MHz, reuse factor {self.reuse_factor}.\n")
+        L.append(f"- latency: **{self.latency_cycles:,} cycles per timestep** (estimate), {self.latency_us:.3f} us; "
+                 f"with DATAFLOW the interval would be {self.interval_cycles_dataflow:,} cycles")  # fmt: skip
+        u = self.utilisation
+        L.append(f"- resources (estimate): DSP {self.dsp:,} ({u['dsp']:.1f} %), BRAM18K {self.bram_18k:,} ({u['bram_18k']:.1f} %), LUT {self.lut:,} ({u['lut']:.1f} %)\n")
+        L.append("| layer | type | work | lanes | cycles | DSP | BRAM18K | LUT |\n|---|---|---|---|---|---|---|---|")
+        for x in self.layers:
+            L.append(f"| {c_string(x.name)} | {x.type} | {x.work:,} | {x.lanes:,} | {x.cycles:,} | {x.dsp} | {x.bram_18k} | {x.lut:,} |")
+        return "\n".join(L) + "\n"
+
+
+def _bram(bits: int, lanes: int, word: int) -> tuple[int, int]:
+    """(BRAM18K, LUT) for an array of `bits` read by `lanes` lanes of `word` bits."""
+    if bits <= 4096:
+        return 0, math.ceil(bits / 64)
+    return max(math.ceil(bits / 18432), math.ceil(lanes * word / 36)), 0
+
+
+def _spike_fed(nodes: dict, nd: dict) -> bool:
+    """True when the layer's input is binary spikes: a LIF/IF (graded factor 1) or Threshold upstream,
+    through grid-preserving single-input nodes (MaxPool2d, Flatten, Dropout, ...)."""
+    seen = 0
+    while nd["inputs"] and seen < 10000:
+        src = nodes[nd["inputs"][0]]
+        if src["type"] == "Threshold" or (src["type"] in ("LIF", "IF") and src["params"].get("graded_spikes_factor", 1.0) == 1.0):
+            return True
+        if src["kind"] != "pass" or len(src["inputs"]) != 1 or src["type"] == "ReLU":
+            return False
+        nd, seen = src, seen + 1
+    return False
+
+
+def _layers(desc: HardwareDescriptor, preset: PartPreset, R: int) -> list[LayerEstimate]:
+    nodes = desc.nodes
+    dsp_a, dsp_b = (27, 18) if "zu" in preset.part else (25, 18)
+    out = []
+    for name in desc.layer_order:
+        nd = nodes[name]
+        t, kind = nd["type"], nd["kind"]
+        shape = nd["output_shape"] or []
+        N = int(np.prod(shape)) if shape else 1
+        dsp = bram = lut = 0
+        if kind == "synaptic":
+            W = desc.arrays[f"{name}/weight"]
+            wb = int(nd["attrs"].get("weight_bits", 8))
+            ib = int(nd["in_formats"][0][0])
+            macs = int(N * (W.size // W.shape[0]))
+            lanes = max(1, math.ceil(macs / R))
+            cycles = math.ceil(macs / lanes) + 5
+            spike_fed = _spike_fed(nodes, nd)
+            hi, lo = max(wb, ib), min(wb, ib)
+            if spike_fed:
+                lut += lanes * int(nd["acc_bits"])
+            elif wb * ib <= 32:
+                lut += lanes * (wb * ib // 2 + int(nd["acc_bits"]))
+            else:
+                dsp += lanes * math.ceil(hi / dsp_a) * math.ceil(lo / dsp_b)
+                lut += lanes * int(nd["acc_bits"])
+            b, lu = _bram(int(W.size) * wb, lanes, wb)
+            bram, lut = bram + b, lut + lu + 100
+            work = macs
+        elif kind == "neuron":
+            mb = int(nd["membrane"][0])
+            lanes = max(1, math.ceil(N / R))
+            cycles = math.ceil(N / lanes) + 6
+            dsp = 2 * lanes * math.ceil(mb / dsp_a)
+            lut = lanes * 4 * mb + 100
+            b1, l1 = _bram(N * mb, lanes, mb)  # membrane state
+            b2, l2 = _bram(N * 5 * 24, lanes, 5 * 24)  # beta, gain, leak, threshold, reset
+            bram, lut = b1 + b2, lut + l1 + l2
+            work = N
+        elif t in ("MaxPool2d", "AvgPool2d"):
+            k = nd["params"]["kernel_size"]
+            work = N * int(k[0]) * int(k[1])
+            lanes = max(1, math.ceil(work / R))
+            cycles = math.ceil(work / lanes) + 3
+            lut = lanes * 2 * int(nd["out_format"][0]) + 100
+        else:
+            work = N
+            lanes = max(1, math.ceil(N / R))
+            cycles = math.ceil(N / lanes) + 2
+            lut = lanes * int(nd["out_format"][0]) + (100 if t != "Input" else 20)
+        out.append(LayerEstimate(name, t, work, lanes, cycles, dsp, bram, lut))
+    return out
+
+
+def estimate_descriptor(desc: HardwareDescriptor, preset: PartPreset, *, reuse_factor: int | str = "auto", clock_mhz: float | None = None) -> Estimates:
+    """Estimates for the project generated from `desc` on `preset` (see the module docstring)."""
+    clock = float(clock_mhz or preset.clock_mhz)
+    if reuse_factor == "auto":
+        R = 1
+        while True:
+            layers = _layers(desc, preset, R)
+            if (sum(x.dsp for x in layers) <= 0.8 * preset.dsp and sum(x.lut for x in layers) <= 0.8 * preset.lut) or R >= 1 << 24:
+                break
+            R *= 2
+    elif isinstance(reuse_factor, int) and not isinstance(reuse_factor, bool) and reuse_factor >= 1:
+        R = reuse_factor
+        layers = _layers(desc, preset, R)
+    else:
+        raise BackendError(f"reuse_factor must be a positive integer or 'auto', got {reuse_factor!r}")
+    cyc = sum(x.cycles for x in layers)
+    dsp, bram, lut = sum(x.dsp for x in layers), sum(x.bram_18k for x in layers), sum(x.lut for x in layers)
+    util = {"dsp": round(100 * dsp / preset.dsp, 2), "bram_18k": round(100 * bram / preset.bram_18k, 2), "lut": round(100 * lut / preset.lut, 2)}
+    return Estimates(preset.part, clock, R, cyc, max((x.cycles for x in layers), default=0), round(cyc / clock, 6), dsp, bram, lut, util, layers)

@@ -1,0 +1,479 @@
+"""Generate a Vitis/Vivado HLS C++ project from a HardwareDescriptor (docs/fpga.md).
+
+Everything is derived from the descriptor's integers and formats (the quantised graph), never from a
+torch model. Output is deterministic: the same descriptor and options give byte-identical files.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from talon.backend.descriptor import HardwareDescriptor, smallest_int_dtype
+from talon.backend.fpga import kernels as K
+from talon.backend.fpga.names import c_identifiers, c_string
+from talon.backend.fpga.parts import PartPreset, resolve_part
+from talon.errors import BackendError
+
+PROJECT_VERSION = 1
+MANIFEST = "talon_project.json"
+_CTYPE = {"int8": "int8_t", "int16": "int16_t", "int32": "int32_t", "int64": "int64_t"}
+_MODES = {"none": 0, "subtract": 1, "zero": 2, "zero_post": 3}
+SUPPORTED = ("Input", "Affine", "Linear", "SpikingAffine", "Conv2d", "MaxPool2d", "AvgPool2d", "ReLU", "Threshold",
+             "Flatten", "Output", "Dropout", "Skip", "LIF", "IF", "LI", "Integrator")  # fmt: skip
+
+
+@dataclass
+class FPGAProject:
+    """A generated HLS project: its folder, the files written (relative paths, sorted), the manifest
+    (ports, formats, part, estimates) and the estimates."""
+
+    path: str
+    files: list[str]
+    manifest: dict[str, Any]
+    estimates: Any = None
+    descriptor: HardwareDescriptor | None = field(default=None, repr=False)
+
+    @property
+    def top(self) -> str:
+        return self.manifest["top"]
+
+    def __str__(self) -> str:
+        return f"HLS project {self.path} ({len(self.files)} files, top {self.top}, part {self.manifest['part']['part']})"
+
+
+def _size(shape) -> int:
+    return int(np.prod(shape, dtype=np.int64)) if shape else 1
+
+
+def _c_array(name: str, a: np.ndarray, dims: tuple[int, ...] | None = None) -> str:
+    """`static const T name[d0][d1]... = {...};` with the narrowest integer C type."""
+    a = np.asarray(a).astype(np.int64)
+    dt = smallest_int_dtype(a)
+    dims = tuple(a.shape) if dims is None else dims
+    flat = a.reshape(-1)
+    lines, row = [], []
+    for i, v in enumerate(flat.tolist()):
+        row.append(str(int(v)))
+        if len(row) == 16 or i == flat.size - 1:
+            lines.append("    " + ", ".join(row) + ",")
+            row = []
+    body = "\n".join(lines)
+    dims_s = "".join(f"[{d}]" for d in dims) if dims else "[1]"
+    return f"static const {_CTYPE[dt.name]} {name}{dims_s} = {{\n{body}\n}};\n"
+
+
+def _check_wide_sum(name: str, in_bits: int, w_bits: int, fan_in: int) -> None:
+    need = in_bits + w_bits + math.ceil(math.log2(fan_in + 1)) + 1
+    if need > 63:
+        raise BackendError(f"node {name!r}: an exact sum needs {need} bits, more than the kernels' int64_t accumulator")
+
+
+def generate(desc: HardwareDescriptor, out_dir: str | os.PathLike, *, part: str | PartPreset | None = None, top: str = "talon_top",
+             reuse_factor: int | str = "auto", clock_mhz: float | None = None) -> FPGAProject:  # fmt: skip
+    """Write the HLS project for `desc` into `out_dir` (created if needed) and return it."""
+    from talon.backend.fpga.estimate import estimate_descriptor
+
+    preset = resolve_part(part)
+    if not (isinstance(top, str) and top.isidentifier() and top.isascii()):
+        raise BackendError(f"top function name must be a C identifier, got {top!r}")
+    clock = float(clock_mhz) if clock_mhz is not None else preset.clock_mhz
+    nodes = desc.nodes
+    order = desc.layer_order
+    for n in order:
+        t = nodes[n]["type"]
+        if t not in SUPPORTED:
+            raise BackendError(f"the fpga backend has no kernel for node {n!r} of type {t} (supported: {', '.join(SUPPORTED)})")
+        if t in ("Skip",) and nodes[n]["params"].get("skip_type", "residual") == "concatenate":
+            raise BackendError(f"node {n!r}: Skip(concatenate) is not supported by the fpga backend yet")
+    ids = c_identifiers(order)
+    c = int(desc.meta["fixed_point"]["coefficient_frac_bits"])
+    est = estimate_descriptor(desc, preset, reuse_factor=reuse_factor, clock_mhz=clock)
+
+    files: dict[str, str] = {}
+    used_kernels: list[str] = []
+    weights_files: list[str] = []
+    body: list[str] = []
+    state_decl: list[str] = []
+    reset_lines: list[str] = []
+    typedefs: list[str] = []
+    ports_in, ports_out, taps_spk, taps_mem = [], [], [], []
+
+    def kernel(k: str) -> None:
+        if k not in used_kernels:
+            used_kernels.append(k)
+
+    def arr(n: str, key: str):
+        return desc.arrays.get(f"{n}/{key}")
+
+    for n in order:
+        nd = nodes[n]
+        t, kind, i = nd["type"], nd["kind"], ids[n]
+        shape = tuple(nd["output_shape"] or ())
+        N = _size(shape)
+        ob, of = nd["out_format"]
+        ins = [ids[p] for p in nd["inputs"]]
+        in_shapes = [tuple(s) for s in nd["input_shapes"]]
+        buf = f"b_{i}"
+        body.append(f"    // {c_string(n)}: {t} ({kind}), out Q{ob}.{of}, shape {list(shape)}")
+        body.append(f"    static int64_t {buf}[{N}];")
+        wlines: list[str] = []
+        if t == "Input":
+            typedefs.append(f"typedef TALON_PORT_T({ob}, {of}) {i}_in_t;")
+            ports_in.append({"name": n, "ident": i, "shape": list(shape), "format": [ob, of], "port": f"in_{i}", "type": f"{i}_in_t"})
+            body.append(f"    for (int k = 0; k < {N}; ++k) {buf}[k] = TALON_TO_I64(in_{i}[k]);")
+        elif kind == "synaptic":
+            W = arr(n, "weight")
+            B = arr(n, "bias")
+            if B is None:
+                B = np.zeros(W.shape[0], np.int64)
+            ib = nd["in_formats"][0][0]
+            shift = int(nd["acc_frac"]) - of
+            wlines.append(_c_array(f"w_{i}", W))
+            wlines.append(_c_array(f"bias_{i}", B))
+            if t in ("Affine", "Linear", "SpikingAffine"):
+                kernel("affine")
+                n_out, n_in = W.shape
+                _check_wide_sum(n, ib, int(nd["attrs"].get("weight_bits", 16)), n_in)
+                body.append(f"    k_affine<{n_in}, {n_out}, {nd['acc_bits']}, {shift}, {ob}>(b_{ins[0]}, w_{i}, bias_{i}, {buf});")
+            else:  # Conv2d
+                kernel("conv2d")
+                p = nd["params"]
+                C, H, Wd = in_shapes[0]
+                O, Cg, KH, KW = W.shape
+                _check_wide_sum(n, ib, int(nd["attrs"].get("weight_bits", 16)), Cg * KH * KW)
+                _, HO, WO = shape
+                sh, sw = p["stride"]
+                ph, pw = p["padding"] if not isinstance(p["padding"], str) else (None, None)
+                if ph is None:
+                    raise BackendError(f"node {n!r}: string padding {p['padding']!r} is not supported by the fpga backend")
+                dh, dw = p.get("dilation", [1, 1])
+                g = int(p.get("groups", 1))
+                body.append(f"    k_conv2d<{C}, {H}, {Wd}, {O}, {KH}, {KW}, {sh}, {sw}, {ph}, {pw}, {dh}, {dw}, {g}, {HO}, {WO}, "
+                            f"{nd['acc_bits']}, {shift}, {ob}>(b_{ins[0]}, w_{i}, bias_{i}, {buf});")  # fmt: skip
+        elif t == "MaxPool2d":
+            kernel("maxpool2d")
+            p = nd["params"]
+            if p.get("ceil_mode"):
+                raise BackendError(f"node {n!r}: MaxPool2d(ceil_mode=True) is not supported by the fpga backend")
+            C, H, Wd = in_shapes[0]
+            _, HO, WO = shape
+            (kh, kw), (sh, sw), (ph, pw) = p["kernel_size"], p["stride"], p.get("padding", [0, 0])
+            dh, dw = p.get("dilation", [1, 1])
+            body.append(f"    k_maxpool2d<{C}, {H}, {Wd}, {kh}, {kw}, {sh}, {sw}, {ph}, {pw}, {dh}, {dw}, {HO}, {WO}>(b_{ins[0]}, {buf});")
+        elif t == "AvgPool2d":
+            kernel("avgpool2d")
+            p = nd["params"]
+            if list(p.get("padding", [0, 0])) != [0, 0] or p.get("ceil_mode") or p.get("divisor_override") not in (None, 0):
+                raise BackendError(f"node {n!r}: AvgPool2d with padding, ceil_mode or divisor_override is not supported by the fpga backend")
+            C, H, Wd = in_shapes[0]
+            _, HO, WO = shape
+            (kh, kw), (sh, sw) = p["kernel_size"], p["stride"]
+            fi = nd["in_formats"][0][1]
+            up, down = (of - fi, 0) if of >= fi else (0, fi - of)
+            body.append(f"    k_avgpool2d<{C}, {H}, {Wd}, {kh}, {kw}, {sh}, {sw}, {HO}, {WO}, {up}, {down}, {ob}>(b_{ins[0]}, {buf});")
+        elif t == "ReLU":
+            kernel("relu")
+            if kind == "pass":
+                body.append(f"    k_relu<{N}>(b_{ins[0]}, {buf});")
+            else:
+                S = int(np.asarray(arr(n, "negative_slope")).reshape(-1)[0])
+                fi = nd["in_formats"][0][1]
+                body.append(f"    k_leaky_relu<{N}, {c}, {fi + c - of}, {ob}>(b_{ins[0]}, (int64_t){S}, {buf});")
+        elif t == "Threshold":
+            kernel("threshold")
+            wlines.append(_c_array(f"thr_{i}", np.broadcast_to(np.asarray(arr(n, "v_threshold")), shape).reshape(-1)))
+            body.append(f"    k_threshold<{N}>(b_{ins[0]}, thr_{i}, {buf});")
+            typedefs.append(f"typedef TALON_PORT_T({ob}, {of}) {i}_spk_t;")
+            taps_spk.append({"name": n, "ident": i, "shape": list(shape), "format": [ob, of], "port": f"spk_{i}", "type": f"{i}_spk_t", "buffer": buf})
+        elif t == "Skip" and kind == "requant":
+            kernel("align")
+            fr = [f for _, f in nd["in_formats"]]
+            F = max(fr)
+            body.append(f"    static int64_t acc_{i}[{N}];")
+            body.append(f"    for (int k = 0; k < {N}; ++k) acc_{i}[k] = 0;")
+            for src, f in zip(ins, fr):
+                body.append(f"    k_align_add<{N}, {F - f}>(b_{src}, acc_{i});")
+            body.append(f"    k_requant<{N}, {F - of}, {ob}>(acc_{i}, {buf});")
+        elif kind == "pass":  # Flatten, Output, Dropout, Skip(passthrough)
+            kernel("copy")
+            body.append(f"    k_copy<{N}>(b_{ins[0]}, {buf});")
+        elif kind == "neuron":
+            kernel("neuron")
+            mb, fv = nd["membrane"]
+            fr = [f for _, f in nd["in_formats"]]
+            Fm = max([fv] + fr)
+            spiking = t in ("LIF", "IF")
+            attrs = nd.get("attrs", {})
+            mode = attrs.get("reset_mode", "none") if spiking else "none"
+            if mode not in _MODES:
+                raise BackendError(f"node {n!r}: reset mode {mode!r} is not in the fixed-point contract")
+            delay = bool(attrs.get("reset_delay", True))
+
+            def full(key: str, default: int) -> np.ndarray:
+                a = arr(n, key)
+                a = np.asarray(default if a is None else a, np.int64)
+                return np.broadcast_to(a.reshape(a.shape) if a.ndim else a, shape).reshape(-1)
+
+            wlines.append(_c_array(f"beta_{i}", full("beta", 1 << c)))
+            wlines.append(_c_array(f"gain_{i}", full("gain", 0)))
+            wlines.append(_c_array(f"leak_{i}", full("leak", 0)))
+            wlines.append(_c_array(f"thr_{i}", full("v_threshold", 0)))
+            wlines.append(_c_array(f"vreset_{i}", full("v_reset", 0)))
+            gsa = arr(n, "graded_spikes_factor")
+            gs = int(np.asarray(gsa).reshape(-1)[0]) if gsa is not None else 1
+            if len(ins) == 1 and Fm == fr[0]:
+                src = f"b_{ins[0]}"
+            else:
+                kernel("align")
+                body.append(f"    static int64_t isum_{i}[{N}];")
+                body.append(f"    for (int k = 0; k < {N}; ++k) isum_{i}[k] = 0;")
+                for s, f in zip(ins, fr):
+                    body.append(f"    k_align_add<{N}, {Fm - f}>(b_{s}, isum_{i});")
+                src = f"isum_{i}"
+            state_decl.append(f"    static int64_t v_{i}[{N}];  // membrane of {c_string(n)}, Q{mb}.{fv}")
+            reset_lines.append(f"        for (int k = 0; k < {N}; ++k) v_{i}[k] = 0;")
+            body.append(f"    static int64_t m_{i}[{N}];")
+            body.append(f"    k_neuron<{N}, {_MODES[mode]}, {str(delay).lower()}, {str(spiking).lower()}, {mb}, {Fm - fv}, {Fm + c - fv}>"
+                        f"({src}, v_{i}, beta_{i}, gain_{i}, leak_{i}, thr_{i}, vreset_{i}, (int64_t){gs}, {buf}, m_{i});")  # fmt: skip
+            typedefs.append(f"typedef TALON_PORT_T({mb}, {fv}) {i}_mem_t;")
+            taps_mem.append({"name": n, "ident": i, "shape": list(shape), "format": [mb, fv], "port": f"mem_{i}", "type": f"{i}_mem_t", "buffer": f"m_{i}"})
+            if spiking:
+                typedefs.append(f"typedef TALON_PORT_T({ob}, {of}) {i}_spk_t;")
+                taps_spk.append({"name": n, "ident": i, "shape": list(shape), "format": [ob, of], "port": f"spk_{i}", "type": f"{i}_spk_t", "buffer": buf})
+        else:
+            raise BackendError(f"the fpga backend cannot realise node {n!r} ({t}, kind {kind})")
+        if t == "Output":
+            typedefs.append(f"typedef TALON_PORT_T({ob}, {of}) {i}_out_t;")
+            ports_out.append({"name": n, "ident": i, "shape": list(shape), "format": [ob, of], "port": f"out_{i}", "type": f"{i}_out_t", "buffer": buf})
+        if wlines:
+            rel = f"firmware/weights/{i}.h"
+            guard = f"TALON_W_{i.upper()}_H"
+            files[rel] = (f"// Constants of node {c_string(n)} ({t}): integers of the quantised graph. Generated by TALON; do not edit.\n"
+                          f"#ifndef {guard}\n#define {guard}\n#include <stdint.h>\n\n" + "\n".join(wlines) + f"\n#endif\n")  # fmt: skip
+            weights_files.append(rel)
+
+    for p in ports_out:
+        body.append(f"    for (int k = 0; k < {_size(p['shape'])}; ++k) {p['port']}[k] = {p['buffer']}[k];")
+    for p in taps_spk + taps_mem:
+        body.append(f"    for (int k = 0; k < {_size(p['shape'])}; ++k) {p['port']}[k] = {p['buffer']}[k];")
+
+    params = [f"const {p['type']} {p['port']}[{_size(p['shape'])}]" for p in ports_in]
+    params += [f"{p['type']} {p['port']}[{_size(p['shape'])}]" for p in ports_out + taps_spk + taps_mem]
+    params.append("bool reset")
+    signature = f"void {top}(\n    " + ",\n    ".join(params) + ")"
+
+    files["firmware/talon_fixed.h"] = K.FIXED_H.format(fpv=desc.meta.get("fixed_point_version"))
+    files["firmware/talon_types.h"] = K.TYPES_H.format(typedefs="\n".join(typedefs) + "\n#ifdef TALON_USE_AP_TYPES\n#define TALON_TO_I64(x) ((int64_t)(x).to_int64())\n#else\n#define TALON_TO_I64(x) ((int64_t)(x))\n#endif")
+    for k in used_kernels:
+        files[f"firmware/kernels/{k}.h"] = (f"// Kernel '{k}'. Generated by TALON; do not edit.\n#ifndef TALON_K_{k.upper()}_H\n#define TALON_K_{k.upper()}_H\n"
+                                            f'#include <stdint.h>\n#include "../talon_fixed.h"\n\n{K.KERNELS[k]}\n#endif\n')  # fmt: skip
+    files[f"firmware/{top}.h"] = (f"// Top function: advances the network by one timestep. Generated by TALON; do not edit.\n"
+                                  f"#ifndef TALON_TOP_H\n#define TALON_TOP_H\n#include <stdint.h>\n#include \"talon_types.h\"\n\n{signature};\n\n#endif\n")  # fmt: skip
+    pragmas = ["#pragma HLS INTERFACE s_axilite port=return"]
+    pragmas += [f"#pragma HLS INTERFACE bram port={p['port']}" for p in ports_in + ports_out + taps_spk + taps_mem]
+    pragmas.append("#pragma HLS INTERFACE s_axilite port=reset")
+    top_src = [
+        f"// {top}: one timestep of the quantised graph (fixed-point version {desc.meta.get('fixed_point_version')}).",
+        "// reset=true clears every membrane before the step (start of a new sample). Generated by TALON; do not edit.",
+        f'#include "{top}.h"',
+        '#include "talon_fixed.h"',
+        *[f'#include "kernels/{k}.h"' for k in used_kernels],
+        *[f'#include "{w[len("firmware/"):]}"' for w in weights_files],
+        "",
+        signature + " {",
+        *pragmas,
+        *state_decl,
+        "    if (reset) {",
+        *reset_lines,
+        "    }",
+        *body,
+        "}",
+        "",
+    ]
+    files[f"firmware/{top}.cpp"] = "\n".join(top_src)
+    files["tb/talon_tb.cpp"] = _testbench(top, ports_in, ports_out, taps_spk, taps_mem)
+    manifest = {
+        "format": "talon-hls-project",
+        "project_version": PROJECT_VERSION,
+        "top": top,
+        "part": preset.to_dict(),
+        "clock_mhz": clock,
+        "fixed_point_version": desc.meta.get("fixed_point_version"),
+        "talon_version": desc.meta.get("talon_version"),
+        "layer_order": order,
+        "identifiers": ids,
+        "inputs": ports_in,
+        "outputs": ports_out,
+        "spikes": taps_spk,
+        "membranes": taps_mem,
+        "estimates": est.to_dict(),
+    }
+    files[MANIFEST] = json.dumps(manifest, indent=1, sort_keys=True) + "\n"
+    files["descriptor.json"] = desc.to_json() + "\n"
+    files["estimates.md"] = est.to_markdown()
+    files["build_prj.tcl"] = _tcl(top, preset, clock, sorted(f for f in files if f.startswith("firmware/") and f.endswith(".cpp")))
+    files["README.md"] = _readme(top, preset, clock, manifest, est)
+
+    out = os.path.abspath(os.fspath(out_dir))
+    for sub in ("kernels", "weights"):  # headers left over from an earlier graph in the same folder
+        folder = os.path.join(out, "firmware", sub)
+        if os.path.isdir(folder):
+            for nm in sorted(os.listdir(folder)):
+                if nm.endswith(".h") and f"firmware/{sub}/{nm}" not in files:
+                    os.unlink(os.path.join(folder, nm))
+    for rel in sorted(files):
+        path = os.path.join(out, *rel.split("/"))
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        data = files[rel].encode("utf-8")
+        try:
+            with open(path, "rb") as f:
+                if f.read() == data:
+                    continue
+        except OSError:
+            pass
+        with open(path, "wb") as f:
+            f.write(data)
+    return FPGAProject(out, sorted(files), manifest, est, desc)
+
+
+def _testbench(top: str, ins, outs, spk, mem) -> str:
+    L = [
+        f"// C testbench of {top}: reads float64 inputs, quantises them (docs/fixed_point.md, Input), runs T steps",
+        "// per sample (reset at t = 0) and writes every output, spike and membrane tap as int64 (T, B, N) files.",
+        "// usage: talon_tb DATA_DIR T B   (DATA_DIR/in_<id>.bin: float64 (T, B, *shape), little-endian)",
+        "// Generated by TALON; do not edit.",
+        "#include <cstdio>\n#include <cstdlib>\n#include <string>\n#include <vector>",
+        f'#include "{top}.h"\n#include "talon_fixed.h"\n',
+        "static bool read_all(const std::string& path, void* data, size_t bytes) {",
+        '    FILE* f = std::fopen(path.c_str(), "rb");',
+        "    if (!f) return false;",
+        "    size_t got = std::fread(data, 1, bytes, f);",
+        "    std::fclose(f);",
+        "    return got == bytes;",
+        "}",
+        "static bool write_all(const std::string& path, const void* data, size_t bytes) {",
+        '    FILE* f = std::fopen(path.c_str(), "wb");',
+        "    if (!f) return false;",
+        "    size_t put = std::fwrite(data, 1, bytes, f);",
+        "    return std::fclose(f) == 0 && put == bytes;",
+        "}",
+        "",
+        "int main(int argc, char** argv) {",
+        '    if (argc != 4) { std::fprintf(stderr, "usage: %s DATA_DIR T B\\n", argv[0]); return 2; }',
+        "    const std::string dir = argv[1];",
+        "    const long T = std::atol(argv[2]), B = std::atol(argv[3]);",
+        '    if (T < 1 || B < 1) { std::fprintf(stderr, "T and B must be positive\\n"); return 2; }',
+    ]
+    for p in ins:
+        n = _size(p["shape"])
+        L.append(f"    std::vector<double> x_{p['ident']}((size_t)(T * B * {n}));")
+        L.append(f'    if (!read_all(dir + "/{p["port"]}.bin", x_{p["ident"]}.data(), x_{p["ident"]}.size() * sizeof(double))) {{ std::fprintf(stderr, "cannot read {p["port"]}.bin\\n"); return 1; }}')
+        L.append(f"    static {p['type']} {p['port']}[{n}];")
+    for p in outs + spk + mem:
+        n = _size(p["shape"])
+        L.append(f"    std::vector<long long> r_{p['port']}((size_t)(T * B * {n}));")
+        L.append(f"    static {p['type']} {p['port']}[{n}];")
+    L.append("    for (long b = 0; b < B; ++b) {")
+    L.append("        for (long t = 0; t < T; ++t) {")
+    for p in ins:
+        n = _size(p["shape"])
+        bits, frac = p["format"]
+        L.append(f"            for (int k = 0; k < {n}; ++k) {p['port']}[k] = talon::quantize_input(x_{p['ident']}[(size_t)((t * B + b) * {n} + k)], {bits}, {frac});")
+    args = [p["port"] for p in ins + outs + spk + mem] + ["t == 0"]
+    L.append(f"            {top}({', '.join(args)});")
+    for p in outs + spk + mem:
+        n = _size(p["shape"])
+        L.append(f"            for (int k = 0; k < {n}; ++k) r_{p['port']}[(size_t)((t * B + b) * {n} + k)] = (long long)TALON_TO_I64({p['port']}[k]);")
+    L.append("        }")
+    L.append("    }")
+    for p in outs + spk + mem:
+        L.append(f'    if (!write_all(dir + "/{p["port"]}.out.bin", r_{p["port"]}.data(), r_{p["port"]}.size() * sizeof(long long))) return 1;')
+    L.append('    std::printf("talon_tb: %ld steps x %ld samples done\\n", T, B);')
+    L.append("    return 0;")
+    L.append("}")
+    return "\n".join(L) + "\n"
+
+
+def _tcl(top: str, preset: PartPreset, clock: float, cpp_files: list[str]) -> str:
+    period = round(1000.0 / clock, 3)
+    lines = [
+        f"# Vitis HLS / Vivado HLS script for {top}. Generated by TALON; do not edit.",
+        "# usage: vitis_hls -f build_prj.tcl          (or: vivado_hls -f build_prj.tcl)",
+        "#   optional: -tclargs csim_data=DIR steps=T batch=B part=<part string> synth=1 cosim=0 export=0",
+        f"set part \"{preset.part}\"   ;# preset {preset.key}: {preset.family}",
+        "set csim_data \"data\"\nset steps 100\nset batch 1\nset synth 1\nset cosim 0\nset export 0",
+        "foreach arg $argv { if {[regexp {^([a-z_]+)=(.*)$} $arg -> k v]} { set $k $v } }",
+        f"open_project -reset {top}_prj",
+        f"set_top {top}",
+    ]
+    for f in cpp_files:
+        lines.append(f'add_files {f} -cflags "-std=c++14 -DTALON_USE_AP_TYPES -Ifirmware"')
+    lines += [
+        'add_files -tb tb/talon_tb.cpp -cflags "-std=c++14 -DTALON_USE_AP_TYPES -Ifirmware"',
+        "open_solution -reset solution1",
+        "set_part $part",
+        f"create_clock -period {period} -name default",
+        'csim_design -argv "[file normalize $csim_data] $steps $batch"',
+        "if {$synth} { csynth_design }",
+        'if {$cosim} { cosim_design -argv "[file normalize $csim_data] $steps $batch" }',
+        "if {$export} { export_design -format ip_catalog }",
+        "exit",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _readme(top: str, preset: PartPreset, clock: float, manifest: dict, est) -> str:
+    ports = "\n".join(f"| `{p['port']}` | {c_string(p['name'])} | {_size(p['shape'])} | Q{p['format'][0]}.{p['format'][1]} |"
+                      for p in manifest["inputs"] + manifest["outputs"] + manifest["spikes"] + manifest["membranes"])  # fmt: skip
+    return f"""# TALON HLS project: `{top}`
+
+Generated by TALON {manifest['talon_version']} from the quantised graph (fixed-point version
+{manifest['fixed_point_version']}, docs/fixed_point.md); `descriptor.json` is the exact hardware descriptor
+it was generated from. Do not edit the generated files: regenerate them with
+`get_backend("fpga").compile(graph, out_dir, part=...)`.
+
+## Layout
+
+- `firmware/{top}.cpp`, `firmware/{top}.h`: the top function; one call advances the network by one
+  timestep (`reset=true` clears the membranes first, i.e. starts a new sample).
+- `firmware/kernels/*.h`: one kernel per primitive family used; `firmware/talon_fixed.h`: the rounding and
+  saturation rules; `firmware/talon_types.h`: port types (`ap_int<b>` with `-DTALON_USE_AP_TYPES`).
+- `firmware/weights/*.h`: weights, biases and neuron constants as integer arrays.
+- `tb/talon_tb.cpp`: C testbench: `talon_tb DATA_DIR T B` reads `DATA_DIR/in_<id>.bin` (float64, shape
+  (T, B, *shape)) and writes `<port>.out.bin` (int64, (T, B, N)) for every output, spike and membrane port.
+- `build_prj.tcl`: the HLS script; `estimates.md`: latency and resource estimates; `talon_project.json`: ports,
+  formats, part and estimates (what `csim` reads).
+
+## Build
+
+C simulation without any Xilinx tool (what TALON's `csim`/`verify` do):
+
+    g++ -std=c++14 -O1 -Ifirmware firmware/{top}.cpp tb/talon_tb.cpp -o talon_tb
+    ./talon_tb data 100 1
+
+add `-DTALON_USE_AP_TYPES -I<dir holding ap_int.h>` to use the ap_types headers (hls4ml's wheel ships them:
+`pip install hls4ml`, then `hls4ml/templates/vivado/ap_types`).
+
+HLS (C simulation, synthesis, optionally co-simulation and IP export), part `{preset.part}` ({preset.family}),
+clock {clock:g} MHz:
+
+    vitis_hls -f build_prj.tcl -tclargs csim_data=data steps=100 batch=1 synth=1 cosim=0 export=0
+
+Other part: pass `part=<part string>` or regenerate with `part="zu9eg"` / `part="zynq7020"`.
+
+## Ports (integer words; value = word * 2^-frac)
+
+| port | node | elements | format |
+|---|---|---|---|
+{ports}
+
+## Estimates (not synthesis results)
+
+{est.to_markdown(heading=False)}
+"""
