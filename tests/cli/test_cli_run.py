@@ -63,6 +63,17 @@ def test_compile(run_cli, snn_file, tmp_path):
     assert code == 0 and HardwareDescriptor.load(tmp_path / "hw.thd") == HardwareDescriptor.load(tmp_path / "hw.json")
 
 
+@pytest.mark.skipif(__import__("shutil").which("g++") is None, reason="g++ not found: the FPGA C simulation cannot run")
+def test_compile_and_verify_fpga(run_cli, snn_file, tmp_path):
+    code, out, _ = run_cli("compile", snn_file, "--target", "fpga", "-o", tmp_path / "prj", "--json")
+    doc = _json(out)
+    assert code == 0 and doc["schema"] == "talon.compile/1" and doc["target"] == "fpga"
+    assert (tmp_path / "prj" / "build_prj.tcl").exists() and doc["estimates"]["label"] == "estimate"
+    code, out, _ = run_cli("verify", snn_file, "--steps", "100", "--json")
+    doc = _json(out)
+    assert code == 0 and doc["ok"] and doc["n_steps"] == 100 and set(doc["mismatches"].values()) == {0}
+
+
 def test_map(run_cli, snn_file, tmp_path):
     code, out, _ = run_cli("map", snn_file, "--mesh", "2x2", "--neurons-per-core", "8", "--json", "-o", tmp_path / "mapped.t1c", "--plot", tmp_path / "cores.png")
     doc = _json(out)

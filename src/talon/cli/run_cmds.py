@@ -217,23 +217,37 @@ def energy(graph_path: str, n_steps: int | None, input_path: str | None, rate_en
 
 @click.command("compile")
 @graph_argument
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=str), help="Descriptor file: .json (readable) or .thd (binary).")
-@click.option("--format", "fmt", type=click.Choice(["json", "binary"]), default=None, help="Default: by the output's suffix.")
+@click.option("-o", "--output", required=True, type=click.Path(path_type=str), help="cpu: descriptor file (.json readable, .thd binary); fpga: project folder.")
+@click.option("--target", type=click.Choice(["cpu", "fpga"]), default="cpu", show_default=True, help="cpu: hardware descriptor; fpga: an HLS C++ project.")
+@click.option("--part", default="zynq7020", show_default=True, help="fpga: part preset (zynq7020, zu9eg) or part string.")
+@click.option("--format", "fmt", type=click.Choice(["json", "binary"]), default=None, help="cpu: default by the output's suffix.")
 @click.option("--calibrate", "input_path", type=click.Path(exists=True, dir_okay=False, path_type=str), default=None, help="Calibration stimulus (.npy/.npz, as for simulate).")
 @steps_option
-@backend_option
 @json_option
 @command_options
-def compile_cmd(graph_path: str, output: str, fmt: str | None, input_path: str | None, n_steps: int | None, backend_name: str, as_json: bool) -> None:
-    """Compile MODEL.t1c to a fixed-point hardware descriptor (integer weights, formats, schedule)."""
+def compile_cmd(graph_path: str, output: str, target: str, part: str, fmt: str | None, input_path: str | None, n_steps: int | None, as_json: bool) -> None:
+    """Compile MODEL.t1c to a fixed-point hardware descriptor, or (--target fpga) an HLS C++ project."""
     g = load_graph(graph_path)
     inputs = load_inputs(input_path, g)
-    desc = get_backend(backend_name).compile(g, calibration_inputs=inputs, n_steps=n_steps)
+    if target == "fpga":
+        proj = get_backend("fpga").compile(g, output, part=part, calibration_inputs=inputs, n_steps=n_steps)
+        est = proj.estimates
+        payload = {"file": graph_path, "target": "fpga", "output": proj.path, "files": list(proj.files),
+                   "estimates": est.to_dict() if est is not None else None}
+        if as_json:
+            emit_json("compile", payload)
+            return
+        c = console()
+        c.print(str(proj), markup=False)
+        if est is not None:
+            c.print(est.to_markdown(heading=False), markup=False)
+        return
+    desc = get_backend("cpu").compile(g, calibration_inputs=inputs, n_steps=n_steps)
     path = desc.save(output, format=fmt)
     layers = [{"name": n["name"], "type": n["type"], "kind": n["kind"], "out_format": n.get("out_format"), "output_shape": n.get("output_shape")} for n in desc.meta["nodes"]]
     payload = {
         "file": graph_path,
-        "backend": backend_name,
+        "target": "cpu",
         "output": path,
         "format": fmt or ("json" if path.endswith(".json") else "binary"),
         "bytes": os.path.getsize(path),
@@ -249,4 +263,26 @@ def compile_cmd(graph_path: str, output: str, fmt: str | None, input_path: str |
     c.print(f"wrote {path} ({payload['bytes']:,} bytes)", markup=False)
 
 
-COMMANDS = [simulate, energy, compile_cmd]
+@click.command("verify")
+@graph_argument
+@click.option("--target", type=click.Choice(["fpga"]), default="fpga", show_default=True, help="What to verify against the CPU fixed-point simulator.")
+@click.option("--part", default="zynq7020", show_default=True, help="Part preset or part string.")
+@click.option("--input", "input_path", type=click.Path(exists=True, dir_okay=False, path_type=str), default=None, help="Stimulus (.npy/.npz, as for simulate).")
+@steps_option
+@json_option
+@command_options
+def verify_cmd(graph_path: str, target: str, part: str, input_path: str | None, n_steps: int | None, as_json: bool) -> None:
+    """Generate the FPGA project, run its C simulation with g++ and compare it bit for bit with
+    the CPU backend's fixed-point simulation. Exit 1 when anything differs."""
+    g = load_graph(graph_path)
+    result = get_backend(target).verify(g, load_inputs(input_path, g), n_steps, part=part)
+    if as_json:
+        emit_json("verify", {"file": graph_path, "target": target, "ok": result.ok, "n_steps": result.n_steps,
+                             "batch_size": result.batch_size, "compared": result.compared, "mismatches": result.mismatches})
+    else:
+        console().print(result.summary(), markup=False)
+    if not result.ok:
+        raise SystemExit(1)
+
+
+COMMANDS = [simulate, energy, compile_cmd, verify_cmd]
