@@ -141,7 +141,8 @@ class ProfileResult:
     """What `profile` returns: the run's latency and energy per sample (all timesteps), and where they go.
 
     energy_estimate_uj = mac_energy_uj + spike_energy_uj + neuron_energy_uj + elementwise_energy_uj
-    + sram_energy_uj. docs/energy.md derives every term.
+    + sram_energy_uj + noc_energy_uj. docs/energy.md derives every term. The network-on-chip terms are
+    zero unless the graph was mapped (talon.mapping); total_latency_us then includes noc_latency_us.
     """
 
     backend: str
@@ -163,6 +164,8 @@ class ProfileResult:
     op_costs_pj: dict[str, float]
     derivation: dict[str, str]
     simulation: SimulationResult | None = None
+    noc_energy_uj: float = 0.0
+    noc_latency_us: float = 0.0
 
     @property
     def compute_energy_uj(self) -> float:
@@ -185,6 +188,7 @@ class ProfileResult:
             ("neuron", self.neuron_energy_uj),
             ("elementwise", self.elementwise_energy_uj),
             ("SRAM", self.sram_energy_uj),
+            ("NoC", self.noc_energy_uj),
         ):
             lines.append(f"    {label:<12} {v:12.6f} uJ  ({100 * v / e:5.1f}%)")
         lines.append(f"  peak memory  {self.peak_memory_bytes:12,} bytes")

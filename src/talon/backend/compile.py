@@ -10,12 +10,13 @@ from talon.ir import Graph
 from talon.ir.node import ARRAY
 
 
-def build_descriptor(graph: Graph, plan, *, core_assignment: dict | None = None, routes: list | None = None) -> HardwareDescriptor:
+def build_descriptor(graph: Graph, plan, *, core_assignment: dict | None = None, routes: dict | None = None) -> HardwareDescriptor:
     """Describe `graph` realised by `plan` (a talon.backend.cpu.fixed.FixedPointPlan).
 
     Scalar fields of each primitive (stride, padding, kernel size, reset mode, ...) are copied as they
     are; array fields are replaced by the plan's integers (`<node>/<field>` arrays, each at the
-    narrowest integer dtype that holds it). Mapping results are None until talon.mapping provides them.
+    narrowest integer dtype that holds it). `core_assignment` and `routes` come from a talon.mapping result
+    (None for an unmapped graph).
     """
     from talon.backend.cpu.fixed import FIXED_POINT_VERSION
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from talon.backend.base import Backend, Capabilities, ProfileResult, SimulationResult
 from talon.backend.cpu.fixed import FixedPointConfig, FixedPointPlan, plan_fixed_point
-from talon.backend.cpu.profiler import LatencyModel, profile_run
+from talon.backend.cpu.profiler import LatencyModel, add_noc, profile_run, resolve_mapping
 from talon.backend.cpu.simulator import plan_for, simulate_graph
-from talon.backend.descriptor import HardwareDescriptor
+from talon.backend.descriptor import HardwareDescriptor, smallest_int_dtype
 from talon.backend.energy import EnergyPreset
 from talon.errors import BackendError, TalonError
 from talon.ir import Graph
@@ -86,10 +88,13 @@ class CPUBackend(Backend):
         fixed_config: FixedPointConfig | None = None,
         simulation: SimulationResult | None = None,
         progress: bool | None = None,
+        mapping: Any = None,
     ) -> ProfileResult:
         """Latency, energy (and its parts) and peak memory of running `graph` for `n_steps` steps,
         per sample. Spike-driven work is priced from the actual spikes of a simulation (run here, or
-        pass `simulation=` to reuse one). docs/energy.md derives every number."""
+        pass `simulation=` to reuse one). `mapping` (a talon.mapping.MappingResult; default: the one
+        stored in the graph, if any) adds network-on-chip hop energy and latency. docs/energy.md derives
+        every number."""
         self.check_mode(mode)
         g = _graph(graph)
         sim = simulation
@@ -100,7 +105,8 @@ class CPUBackend(Backend):
         cfg = None
         if mode == "fixed":
             cfg = sim.fixed_point.config if sim.fixed_point is not None else (fixed_config or FixedPointConfig())
-        return profile_run(g, sim, energy_preset=energy_preset, latency=latency, fixed_config=cfg)
+        result = profile_run(g, sim, energy_preset=energy_preset, latency=latency, fixed_config=cfg)
+        return add_noc(result, g, mapping)
 
     def compile(
         self,
@@ -109,9 +115,12 @@ class CPUBackend(Backend):
         fixed_config: FixedPointConfig | None = None,
         calibration_inputs: Any = None,
         n_steps: int | None = None,
+        mapping: Any = None,
     ) -> HardwareDescriptor:
         """The fixed-point hardware descriptor of `graph` (docs/backend.md), calibrated on a float run
-        of `calibration_inputs` (default: the default stimulus) for `n_steps` steps (default 10)."""
+        of `calibration_inputs` (default: the default stimulus) for `n_steps` steps (default 10).
+        With a mapping (`mapping=`, or one stored in the graph) it also carries each node's core
+        assignment and the per-core routing tables (arrays `mapping/routing/<field>`)."""
         from talon.backend.compile import build_descriptor
         from talon.backend.stimulus import make_stimulus
 
@@ -120,4 +129,15 @@ class CPUBackend(Backend):
         input_shapes = {n: tuple(g.nodes[n].shape) for n in g.input_names}
         stim = make_stimulus(calibration_inputs, input_shapes, n_steps)
         plan, _ = plan_for(g, stim, fixed_config)
-        return build_descriptor(g, plan)
+        mp = resolve_mapping(g, mapping)
+        if mp is None:
+            return build_descriptor(g, plan)
+        md = mp.to_metadata()
+        assignment = {n: {k: np.asarray(v).tolist() for k, v in md["assignments"][n].items()} for n in md["layers"]}
+        tables = {f"mapping/routing/{k}": np.asarray(a) for k, a in md["routing"].items()}
+        routes = {"hardware": md["hardware"], "algorithm": md["algorithm"], "placement": md["placement"],
+                  "routing_tables": sorted(tables), "metrics": md["metrics"]}
+        desc = build_descriptor(g, plan, core_assignment=assignment, routes=routes)
+        for key, a in tables.items():
+            desc.arrays[key] = a.astype(smallest_int_dtype(a))
+        return desc

@@ -19,7 +19,9 @@ cycle counts from a LatencyModel. docs/energy.md derives each term; in short, pe
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from typing import Any
 from dataclasses import dataclass
 
 from talon.errors import BackendError
@@ -233,3 +235,47 @@ def _spike_valued_outputs(graph: Graph, costs: dict[str, NodeCost]) -> dict[str,
     from talon.sdk import spike_valued_nodes
 
     return spike_valued_nodes(graph, costs)
+
+
+def resolve_mapping(graph: Graph, mapping: Any = None) -> Any:
+    """The MappingResult to use: the one given, else the one stored in the graph, else None."""
+    if mapping is not None or "talon_mapping" not in graph.metadata:
+        return mapping
+    from talon.mapping import MappingResult
+
+    return MappingResult.from_graph(graph)
+
+
+def add_noc(result: ProfileResult, graph: Graph, mapping: Any = None) -> ProfileResult:
+    """Add the network-on-chip part of a mapped graph to a profile.
+
+    `mapping` is a talon.mapping.MappingResult; None uses the mapping stored in graph.metadata (if any).
+    Per step the NoC carries the mapping's packet-hops (one packet per source neuron and destination
+    core, XY routes; talon.mapping.metrics), each hop costing the HardwareSpec's energy_per_hop; a step
+    waits for its longest route (max hops x latency_per_hop). The traffic is the one the mapping was
+    computed for: map with `rates=` from a simulation to make it follow the model's activity.
+    """
+    mapping = resolve_mapping(graph, mapping)
+    if mapping is None:
+        derivation = dict(result.derivation, noc="no mapping: network-on-chip traffic not modelled (map the graph with talon.mapping to add it)")
+        return dataclasses.replace(result, derivation=derivation)
+    noc = mapping.noc_profile()
+    steps = result.timesteps
+    energy_uj = noc["noc_energy_per_step"] * steps * 1e6
+    latency_us = noc["max_spike_latency"] * steps * 1e6
+    derivation = dict(
+        result.derivation,
+        noc=(
+            f"{noc['packet_hops_per_step']:,.1f} packet-hops/step x {noc['energy_per_hop'] * 1e12:g} pJ/hop x {steps} steps "
+            f"= {energy_uj:.6f} uJ; latency {noc['max_hops']:g} max hops x {noc['latency_per_hop'] * 1e9:g} ns/hop x {steps} steps "
+            f"= {latency_us:.3f} us (traffic at the rates the mapping was computed with)"
+        ),
+    )
+    return dataclasses.replace(
+        result,
+        noc_energy_uj=energy_uj,
+        noc_latency_us=latency_us,
+        energy_estimate_uj=result.energy_estimate_uj + energy_uj,
+        total_latency_us=result.total_latency_us + latency_us,
+        derivation=derivation,
+    )
