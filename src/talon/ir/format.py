@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
@@ -35,6 +34,7 @@ import numpy as np
 
 from talon.errors import PrimitiveError, TalonError, TalonFormatError
 from talon.ir import _integrity
+from talon.ir._atomic import atomic_path
 from talon.ir.graph import Graph, back_edges
 from talon.ir.node import ARRAY, BOOL, DICT, FLOAT, INT, INTS, NUMBER, STR, Node, get_node_class, list_primitives, values_equal
 
@@ -77,29 +77,14 @@ def write(path: str | os.PathLike, graph: Graph, *, compression: str | None = No
         return write_nir(path, graph, compression=compression)
     if compression not in (None, "gzip", "lzf"):
         raise TalonFormatError(f"write({str(path)!r}): compression must be None, 'gzip' or 'lzf', got {compression!r}")
-    path = Path(path)
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise TalonFormatError(f"cannot write {str(path)!r}: folder {str(folder)!r} does not exist")
     _try_infer_shapes(graph)
     opts: dict[str, Any] = {"compression": compression, "compression_opts": compression_level if compression == "gzip" else None, "pending": [], "chunked": []}
     block = _integrity.user_block_size(*_array_census(graph))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         with h5py.File(tmp, "w", libver=("v110", "latest"), userblock_size=block) as f:
             _write_str(f, "version", FORMAT_VERSION)
             _write_graph(f.create_group("graph"), graph, opts, where=str(path))
-        _integrity.seal(Path(tmp), block, opts["pending"], opts["chunked"])
-        os.replace(tmp, path)
-    except BaseException as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(exc, TalonError) or not isinstance(exc, Exception):
-            raise
-        raise TalonFormatError(f"cannot write {str(path)!r}: {type(exc).__name__}: {exc}") from exc
+        _integrity.seal(tmp, block, opts["pending"], opts["chunked"])
 
 
 def _array_census(graph: Graph) -> tuple[int, int]:

@@ -35,15 +35,15 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from talon.errors import GraphValidationError, MissingDependencyError, PrimitiveError, TalonError, TalonFormatError
+from talon.errors import GraphValidationError, MissingDependencyError, PrimitiveError, TalonFormatError
 from talon.ir import primitives as P
+from talon.ir._atomic import atomic_path
 from talon.ir.graph import Graph, check_name
 from talon.ir.node import ARRAY, Node, _coerce, get_node_class, values_equal
 
@@ -1225,20 +1225,5 @@ def write_nir(path: str | os.PathLike, graph: Graph, *, compression: str | None 
     if compression not in (None, "gzip", "lzf"):
         raise TalonFormatError(f"write_nir({str(path)!r}): compression must be None, 'gzip' or 'lzf', got {compression!r}")
     ng = to_nir(graph)
-    p = Path(path)
-    folder = p.parent if str(p.parent) else Path(".")
-    if not folder.is_dir():
-        raise TalonFormatError(f"cannot write {str(p)!r}: folder {str(folder)!r} does not exist")
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{p.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        nir.write(tmp, ng, compression=compression)
-        os.replace(tmp, p)
-    except BaseException as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(exc, TalonError) or not isinstance(exc, Exception):
-            raise
-        raise TalonFormatError(f"cannot write {str(p)!r}: {type(exc).__name__}: {exc}") from exc
+    with atomic_path(path) as tmp:
+        nir.write(str(tmp), ng, compression=compression)

@@ -10,7 +10,6 @@ import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
