@@ -341,3 +341,14 @@ def test_every_code_is_exercised_by_some_test():
     if len(SEEN) < 5:
         pytest.skip("run the whole module to check coverage of the codes")
     assert set(CODES) - SEEN == set()
+
+
+def test_fusable_affine_counts_only_stored_biases():
+    g = ir.Graph()
+    g.add_node("input", ir.Input(shape=(4,)))
+    g.add_node("a", ir.Linear(weight=np.ones((3, 4), np.float32)))
+    g.add_node("b", ir.Linear(weight=np.ones((2, 3), np.float32)))
+    g.add_node("output", ir.Output())
+    g.chain("input", "a", "b", "output")
+    (issue,) = [i for i in lint_graph(g).issues if i.code == "FUSABLE_AFFINE"]
+    assert "8 parameters instead of 18" in issue.message  # W2 W1 is 2x4; no bias on either side

@@ -350,8 +350,11 @@ class _Linter:
             )
         for a, b in fusable_affine_pairs(g):
             wa, wb = g.nodes[a].weight, g.nodes[b].weight
-            now = wa.size + wa.shape[0] + wb.size + wb.shape[0]
-            fused = wb.shape[0] * wa.shape[1] + wb.shape[0]
+            # Stored elements of both layers (a Linear has no bias); the fused layer keeps a bias
+            # whenever either had one (b = W2 b1 + b2).
+            has_bias = [getattr(g.nodes[n], "bias", None) is not None for n in (a, b)]
+            now = wa.size + wb.size + wa.shape[0] * has_bias[0] + wb.shape[0] * has_bias[1]
+            fused = wb.shape[0] * wa.shape[1] + wb.shape[0] * any(has_bias)
             self.add(
                 "FUSABLE_AFFINE",
                 f"{a!r} -> {b!r}: two affine layers with nothing in between compose into one "
