@@ -115,3 +115,20 @@ def test_export_html_and_visualize(run_cli, snn_file, tmp_path):
     assert "talon-data" in page and '"mapping":{' in page
     code, out, _ = run_cli("visualize", snn_file, "--no-open", "-o", tmp_path / "v.html", "--json")
     assert code == 0 and _json(out)["opened"] is False and (tmp_path / "v.html").exists()
+
+
+def test_convert_between_t1c_and_nir(run_cli, tmp_path):
+    pytest.importorskip("nir")
+    g = ir.Graph()
+    g.add_node("input", ir.Input(shape=(3,)))
+    g.add_node("fc", ir.Affine(weight=np.arange(6, dtype=np.float32).reshape(2, 3), bias=np.ones(2, np.float32)))
+    tau = np.full(2, 4.0)
+    g.add_node("lif", ir.LIF(tau=tau, r=tau, v_leak=np.zeros(2), v_threshold=np.ones(2)))  # NIR's reset: mode "zero"
+    g.add_node("output", ir.Output())
+    g.chain("input", "fc", "lif", "output")
+    ir.write(tmp_path / "m.t1c", g)
+    code, out, _ = run_cli("convert", tmp_path / "m.t1c", "-o", tmp_path / "m.nir")
+    assert code == 0 and "converted" in out
+    code, out, _ = run_cli("convert", tmp_path / "m.nir", "-o", tmp_path / "back.t1c", "--json")
+    assert code == 0 and _json(out)["schema"] == "talon.convert.format/1"
+    assert ir.read(tmp_path / "back.t1c") == g

@@ -43,9 +43,44 @@ def _finish(transform: str, src_path: str, out_path: str, before: Any, after: An
         c.print(text, markup=False)
 
 
-@click.group("convert")
+class _ConvertGroup(click.Group):
+    """`talon convert IN -o OUT` (no transform named) converts the file format by extension."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and not args[0].startswith("-") and args[0] not in self.commands:
+            args = ["format", *args]
+        return super().parse_args(ctx, args)
+
+
+@click.group("convert", cls=_ConvertGroup)
 def convert() -> None:
-    """Transform a graph and write the result: spiking, quantize, fold-batchnorm, prune, remove-dropout."""
+    """Transform a graph and write the result: spiking, quantize, fold-batchnorm, prune, remove-dropout;
+    or, as `talon convert IN -o OUT`, convert between .t1c and .nir (by the files' extensions)."""
+
+
+@convert.command("format")
+@click.argument("graph_path", metavar="IN", type=click.Path(exists=True, dir_okay=False, path_type=str))
+@output_option
+@click.option("--dt", type=float, default=None, help="NIR input only: the timestep to discretise with (default: the file's, else 1e-4).")
+@json_option
+@command_options
+def format_cmd(graph_path: str, output: str, dt: float | None, as_json: bool) -> None:
+    """Convert IN to OUT by extension: .t1c <-> .nir (NIR needs the `nir` extra)."""
+    from pathlib import Path
+
+    from talon.ir import nir as nir_io
+
+    if nir_io.is_nir_file(graph_path):
+        graph = nir_io.read_nir(graph_path, dt=dt)
+    else:
+        graph = load_graph(graph_path)
+    write_graph(output, graph)
+    payload = {"input": graph_path, "output": output, "from": Path(graph_path).suffix.lstrip(".") or "t1c",
+               "to": Path(output).suffix.lstrip(".") or "t1c", "nodes": len(graph.nodes), "edges": len(graph.edges)}
+    if as_json:
+        emit_json("convert.format", payload)
+        return
+    console().print(f"converted {graph_path} -> {output} ({payload['nodes']} nodes, {payload['edges']} edges)", markup=False)
 
 
 @convert.command("spiking")
