@@ -286,11 +286,11 @@ class _Reader:
             raise self.fail(f"{name!r} should be a dataset, found a group")
         return obj
 
-    def load(self, ds: h5py.Dataset) -> Any:
-        shape = ds.shape
+    def load(self, ds: h5py.Dataset, shape: Any = False, dtype: Any = None) -> Any:
+        if shape is False:  # callers that already asked HDF5 for shape and dtype pass them in
+            shape, dtype = ds.shape, ds.dtype
         if shape is None:
             return None
-        dtype = ds.dtype
         nbytes = float(np.prod(shape, dtype=np.float64)) * max(dtype.itemsize, 1)
         # Checked before reading so that a hostile header cannot make us allocate terabytes.
         if nbytes > self.size + 4096 and nbytes > (self.size * _COMPRESSION_SLACK if ds.compression else 0):
@@ -303,11 +303,12 @@ class _Reader:
         except OSError as exc:  # e.g. a Fletcher-32 mismatch in a compressed array
             raise self.fail(f"dataset {ds.name.rsplit('/', 1)[-1]!r} cannot be read, its data is corrupted ({exc})") from None
 
-    def string(self, group: h5py.Group, name: str) -> str:
-        ds = self.dataset(group, name)
-        if h5py.check_string_dtype(ds.dtype) is None or ds.shape != ():
-            raise self.fail(f"{name!r} should be a UTF-8 string, found {ds.dtype} {ds.shape}")
-        return self.decode(self.load(ds), name)
+    def string(self, group: h5py.Group, name: str, ds: h5py.Dataset | None = None) -> str:
+        ds = ds if ds is not None else self.dataset(group, name)
+        shape, dtype = ds.shape, ds.dtype
+        if h5py.check_string_dtype(dtype) is None or shape != ():
+            raise self.fail(f"{name!r} should be a UTF-8 string, found {dtype} {shape}")
+        return self.decode(self.load(ds, shape, dtype), name)
 
     def decode(self, raw: Any, name: str) -> str:
         if isinstance(raw, bytes):
@@ -326,34 +327,33 @@ class _Reader:
         return [self.decode(v, name) for v in self.load(ds)]
 
     # -- fields -------------------------------------------------------------------------------------
-    def field(self, group: h5py.Group, name: str, spec: Any) -> Any:
+    def field(self, group: h5py.Group, name: str, spec: Any, prefix: str | None = None) -> Any:
         if spec.kind == DICT:
             obj = group[name]
             if not isinstance(obj, h5py.Group):
                 raise self.fail(f"field {name!r} should be a group (a dict)")
             return self.value(obj)
         if spec.kind == ARRAY and self.index:
-            entry = self.index.get(f"{group.name}/{name}")
+            entry = self.index.get(f"{prefix if prefix is not None else group.name}/{name}")
             if entry is not None and entry[4] is not None:
                 return _integrity.read_array(self.raw, entry, self.fail)
         ds = self.dataset(group, name)
-        kind, dt = spec.kind, ds.dtype
-        is_str = h5py.check_string_dtype(dt) is not None
+        kind, dt, shape = spec.kind, ds.dtype, ds.shape
         if kind == STR:
-            return self.string(group, name)
-        if is_str or dt.kind not in "biuf":
+            return self.string(group, name, ds)
+        if h5py.check_string_dtype(dt) is not None or dt.kind not in "biuf":
             raise self.fail(f"field {name!r} should be numeric ({kind}), found dtype {dt}")
-        data = self.load(ds)
+        data = self.load(ds, shape, dt)
         if kind == ARRAY:
             if dt.kind == "b":
                 raise self.fail(f"field {name!r} should be a numeric array, found booleans")
             return np.asarray(data)
         if kind == INTS:
-            if dt.kind not in "iu" or len(ds.shape) > 1:
-                raise self.fail(f"field {name!r} should be integers, found {dt} {ds.shape}")
+            if dt.kind not in "iu" or len(shape) > 1:
+                raise self.fail(f"field {name!r} should be integers, found {dt} {shape}")
             return tuple(int(v) for v in np.atleast_1d(data))
-        if ds.shape not in ((), (1,)):
-            raise self.fail(f"field {name!r} should be a single {kind}, found shape {ds.shape}")
+        if shape not in ((), (1,)):
+            raise self.fail(f"field {name!r} should be a single {kind}, found shape {shape}")
         scalar = np.asarray(data).reshape(()).item()
         if kind == BOOL:
             if dt.kind != "b":
@@ -482,9 +482,12 @@ class _Reader:
                 raise self.fail(f"malformed ({exc})") from None
 
     def node(self, ng: h5py.Group) -> Node:
-        if "type" not in ng:
+        type_ds = ng.get("type")
+        if type_ds is None:
             raise self.fail("missing 'type'")
-        type_name = self.string(ng, "type")
+        if not isinstance(type_ds, h5py.Dataset):
+            raise self.fail("'type' should be a dataset, found a group")
+        type_name = self.string(ng, "type", type_ds)
         if type_name == "Graph":
             node: Node = self.graph(ng)
         else:
@@ -494,6 +497,7 @@ class _Reader:
                                 "A user-defined primitive must be registered with talon.ir.register_node before reading")
             specs = cls.field_specs()
             values: dict[str, Any] = {}
+            prefix = ng.name  # asked once: HDF5 computes an object's path on every request
             for name in ng:
                 if name == "type":
                     continue
@@ -501,8 +505,9 @@ class _Reader:
                     warnings.warn(f"{self.path.name}: {self.context[-1]} ({type_name}) has unknown field {name!r}, ignored", TalonFormatWarning, stacklevel=4)
                     continue
                 with self.at(f"field {name!r}"):
-                    values[name] = self.field(ng, name, specs[name])
-            missing = [n for n in specs if n not in values and n not in cls.field_defaults()]
+                    values[name] = self.field(ng, name, specs[name], prefix)
+            defaults = cls.field_defaults()
+            missing = [n for n in specs if n not in values and n not in defaults]
             if missing:
                 raise self.fail(f"missing required field {missing[0]!r} of {type_name}")
             try:

@@ -262,7 +262,13 @@ class Node:
 
     @classmethod
     def field_specs(cls) -> dict[str, FieldSpec]:
-        return {f.name: f.metadata["talon"] for f in dataclasses.fields(cls) if "talon" in f.metadata}
+        # Cached per class (in the class's own __dict__, so subclasses get their own): readers, the
+        # cost table and every pass ask for it per node.
+        cached = cls.__dict__.get("_field_specs_cache")
+        if cached is None:
+            cached = {f.name: f.metadata["talon"] for f in dataclasses.fields(cls) if "talon" in f.metadata}
+            cls._field_specs_cache = cached
+        return dict(cached)
 
     @classmethod
     def field_defaults(cls) -> dict[str, Any]:
