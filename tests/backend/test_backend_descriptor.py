@@ -114,3 +114,18 @@ def test_small_graph_descriptor_round_trip(cpu, tmp_path):
     d = cpu.compile(build_mlp())
     assert HardwareDescriptor.load(d.save(tmp_path / "m.thd")) == d
     assert HardwareDescriptor.load(d.save(tmp_path / "m.json")) == d
+
+
+def test_mapped_descriptor_round_trips_exactly(cpu, tmp_path):
+    from talon.mapping import HardwareSpec, map_graph
+
+    g = build_mlp()
+    mapping = map_graph(g, HardwareSpec(mesh=(4, 4), neurons_per_core=16, weight_memory_bytes_per_core=1 << 20), "greedy")
+    d = cpu.compile(g, mapping=mapping)
+    assert d.meta["mapping"]["core_assignment"] and d.meta["mapping"]["routes"]["routing_tables"]
+    for name in ("m.thd", "m.json"):
+        back = HardwareDescriptor.load(d.save(tmp_path / name))
+        assert back == d and back.meta["mapping"] == json.loads(json.dumps(d.meta["mapping"]))
+        for k, a in d.arrays.items():
+            assert back.arrays[k].dtype == a.dtype and np.array_equal(back.arrays[k], a)
+    assert HardwareDescriptor.from_bytes(d.to_bytes()).to_bytes() == d.to_bytes()

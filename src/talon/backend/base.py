@@ -112,7 +112,10 @@ class SimulationResult:
 
 @dataclass(frozen=True)
 class LayerProfile:
-    """One node's share of a profile, for the whole run (all steps), per sample. Energies in microjoules."""
+    """One node's share of a profile, for the whole run (all steps), per sample. Energies in microjoules.
+
+    noc_*: the network-on-chip packets this node's spikes sent, their hops and energy (mapped graphs only;
+    charged to the source layer)."""
 
     name: str
     type_name: str
@@ -130,10 +133,16 @@ class LayerProfile:
     cycles: int
     latency_us: float
     input_events: int = 0
+    noc_packets: int = 0
+    noc_packet_hops: int = 0
+    noc_energy_uj: float = 0.0
 
     @property
     def energy_uj(self) -> float:
-        return self.mac_energy_uj + self.spike_energy_uj + self.neuron_energy_uj + self.elementwise_energy_uj + self.sram_energy_uj
+        return (
+            self.mac_energy_uj + self.spike_energy_uj + self.neuron_energy_uj + self.elementwise_energy_uj + self.sram_energy_uj
+            + self.noc_energy_uj
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -142,7 +151,8 @@ class ProfileResult:
 
     energy_estimate_uj = mac_energy_uj + spike_energy_uj + neuron_energy_uj + elementwise_energy_uj
     + sram_energy_uj + noc_energy_uj. docs/energy.md derives every term. The network-on-chip terms are
-    zero unless the graph was mapped (talon.mapping); total_latency_us then includes noc_latency_us.
+    zero unless the graph was mapped (talon.mapping); total_latency_us then includes noc_latency_us, and
+    noc_packets / noc_packet_hops count the run's spike packets and their hops (per sample).
     """
 
     backend: str
@@ -166,6 +176,8 @@ class ProfileResult:
     simulation: SimulationResult | None = None
     noc_energy_uj: float = 0.0
     noc_latency_us: float = 0.0
+    noc_packets: float = 0.0
+    noc_packet_hops: float = 0.0
 
     @property
     def compute_energy_uj(self) -> float:
@@ -191,6 +203,10 @@ class ProfileResult:
             ("NoC", self.noc_energy_uj),
         ):
             lines.append(f"    {label:<12} {v:12.6f} uJ  ({100 * v / e:5.1f}%)")
+        if self.noc_packets or self.noc_energy_uj or self.noc_latency_us:
+            lines.append(
+                f"  NoC traffic  {self.noc_packets:12,.1f} packets, {self.noc_packet_hops:,.1f} packet-hops, latency {self.noc_latency_us:.3f} us"
+            )
         lines.append(f"  peak memory  {self.peak_memory_bytes:12,} bytes")
         lines.append(f"  {'layer':<14} {'type':<10} {'energy uJ':>12} {'latency us':>12} {'MACs':>12} {'ACs':>10} {'SRAM B':>12}")
         for lp in self.layers.values():

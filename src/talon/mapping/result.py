@@ -44,6 +44,8 @@ class MappingResult:
     cores = per-core arrays (row, col, neurons, synapses, weight_bytes, fan_in, fan_out, routing_entries).
     routing = the routing tables (see talon.mapping.route.RoutingTables; layers by index into `layers`).
     flows = (src, dst, packets, hops) per pair of cores exchanging packets; links = per-link loads.
+    layer_rates[k] = the mean firing rate (spikes per neuron per step) the mapping assumed for layers[k]
+    (None for results stored before it was recorded).
     """
 
     hardware: HardwareSpec
@@ -58,6 +60,7 @@ class MappingResult:
     metrics: dict[str, Any]
     unmapped: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    layer_rates: np.ndarray | None = None
 
     # -- queries ----------------------------------------------------------------------------------
     def node_assignment(self, name: str) -> list[tuple[tuple[int, int], int, int]]:
@@ -96,6 +99,10 @@ class MappingResult:
 
     def noc_profile(self) -> dict[str, float]:
         return noc_profile(self)
+
+    def layer_sizes(self) -> dict[str, int]:
+        """Neurons of each mapped layer (the end of its last assigned slice)."""
+        return {n: int(self.assignments[n]["stop"].max()) if self.assignments[n]["stop"].size else 0 for n in self.layers}
 
     def summary(self) -> str:
         m = self.metrics
@@ -139,6 +146,7 @@ class MappingResult:
             "metrics": {k: (int(v) if isinstance(v, (int, np.integer)) else float(v)) for k, v in self.metrics.items()},
             "unmapped": list(self.unmapped),
             "timings": {k: float(v) for k, v in self.timings.items()},
+            **({} if self.layer_rates is None else {"layer_rates": np.asarray(self.layer_rates, dtype=np.float64)}),
         }
 
     @classmethod
@@ -165,6 +173,7 @@ class MappingResult:
             unmapped = [str(x) for x in (d.get("unmapped") or [])]
             timings = {str(k): float(v) for k, v in (d.get("timings") or {}).items()}
             algorithm, placement_method = str(d["algorithm"]), str(d["placement"])
+            layer_rates = None if d.get("layer_rates") is None else _array(d["layer_rates"], np.float64, "layer_rates")
         except HardwareSpecError as exc:
             raise MappingError(f"mapping metadata: {exc}") from None
         except (KeyError, TypeError, ValueError) as exc:
@@ -172,7 +181,9 @@ class MappingResult:
         k = cores["row"].shape[0]
         if any(v.shape != (k,) for v in cores.values()):
             raise MappingError("mapping metadata is malformed: per-core arrays differ in length")
-        return cls(hw, algorithm, placement_method, layers, assignments, cores, routing, flows, links, metrics, unmapped, timings)
+        if layer_rates is not None and layer_rates.shape != (len(layers),):
+            raise MappingError("mapping metadata is malformed: layer_rates must have one value per layer")
+        return cls(hw, algorithm, placement_method, layers, assignments, cores, routing, flows, links, metrics, unmapped, timings, layer_rates)
 
     def attach(self, graph: Graph) -> Graph:
         """Store this result in graph.metadata["talon_mapping"] (written by talon.ir.write); returns graph."""
@@ -293,4 +304,7 @@ def result_from(routed, alloc) -> MappingResult:
         links={"east": routed.links.east, "west": routed.links.west, "south": routed.links.south, "north": routed.links.north},
         metrics=compute_metrics(routed, alloc),
         unmapped=list(ng.unmapped),
+        layer_rates=np.array(
+            [float(ng.rates[a:b].mean()) if b > a else 0.0 for a, b in zip(ng.layer_start[:-1], ng.layer_start[1:])], dtype=np.float64
+        ),
     )

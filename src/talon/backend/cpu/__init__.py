@@ -8,7 +8,7 @@ import numpy as np
 
 from talon.backend.base import Backend, Capabilities, ProfileResult, SimulationResult
 from talon.backend.cpu.fixed import FixedPointConfig, FixedPointPlan, plan_fixed_point
-from talon.backend.cpu.profiler import LatencyModel, add_noc, profile_run, resolve_mapping
+from talon.backend.cpu.profiler import LatencyModel, add_noc, noc_record_names, profile_run, resolve_mapping
 from talon.backend.cpu.simulator import plan_for, simulate_graph
 from talon.backend.descriptor import HardwareDescriptor, smallest_int_dtype
 from talon.backend.energy import EnergyPreset
@@ -97,16 +97,23 @@ class CPUBackend(Backend):
         every number."""
         self.check_mode(mode)
         g = _graph(graph)
+        mp = resolve_mapping(g, mapping)
         sim = simulation
         if sim is None:
-            sim = self.simulate(g, inputs, n_steps, mode, fixed_config=fixed_config, compare=False, progress=progress)
+            record = None
+            if mp is not None:  # per-neuron spikes of the mapped layers drive the NoC model
+                from talon.backend.stimulus import make_stimulus
+
+                stim = make_stimulus(inputs, {n: tuple(g.nodes[n].shape) for n in g.input_names}, n_steps)
+                record = noc_record_names(g, mp, stim.n_steps, stim.batch_size) or None
+            sim = self.simulate(g, inputs, n_steps, mode, record=record, fixed_config=fixed_config, compare=False, progress=progress)
         elif sim.mode != mode:
             raise BackendError(f"simulation was run in mode {sim.mode!r} but the profile asks for {mode!r}")
         cfg = None
         if mode == "fixed":
             cfg = sim.fixed_point.config if sim.fixed_point is not None else (fixed_config or FixedPointConfig())
         result = profile_run(g, sim, energy_preset=energy_preset, latency=latency, fixed_config=cfg)
-        return add_noc(result, g, mapping)
+        return add_noc(result, g, mp)
 
     def compile(
         self,
@@ -119,8 +126,11 @@ class CPUBackend(Backend):
     ) -> HardwareDescriptor:
         """The fixed-point hardware descriptor of `graph` (docs/backend.md), calibrated on a float run
         of `calibration_inputs` (default: the default stimulus) for `n_steps` steps (default 10).
-        With a mapping (`mapping=`, or one stored in the graph) it also carries each node's core
-        assignment and the per-core routing tables (arrays `mapping/routing/<field>`)."""
+        With a mapping (`mapping=`, or one stored in the graph) its `mapping` section carries each mapped
+        layer's core assignment (core, row, col and the flat neuron slice [start, stop) per run) and
+        `routes`: the hardware, algorithm, layer list (routing `layer` indexes it), metrics and the names
+        of the arrays `mapping/routing/<field>` (per-core routing tables), `mapping/cores/<field>` (core
+        positions and loads) and `mapping/flows/<field>` (core-to-core flows: packets per step, hops)."""
         from talon.backend.compile import build_descriptor
         from talon.backend.stimulus import make_stimulus
 
@@ -135,9 +145,18 @@ class CPUBackend(Backend):
         md = mp.to_metadata()
         assignment = {n: {k: np.asarray(v).tolist() for k, v in md["assignments"][n].items()} for n in md["layers"]}
         tables = {f"mapping/routing/{k}": np.asarray(a) for k, a in md["routing"].items()}
-        routes = {"hardware": md["hardware"], "algorithm": md["algorithm"], "placement": md["placement"],
-                  "routing_tables": sorted(tables), "metrics": md["metrics"]}
+        tables.update({f"mapping/cores/{k}": np.asarray(md["cores"][k]) for k in ("row", "col", "neurons", "routing_entries")})
+        tables.update({f"mapping/flows/{k}": np.asarray(md["flows"][k]) for k in ("src", "dst", "hops")})
+        routes = {
+            "hardware": md["hardware"], "algorithm": md["algorithm"], "placement": md["placement"],
+            "layers": list(md["layers"]), "unmapped": list(md["unmapped"]),
+            "routing_tables": sorted(k for k in tables if k.startswith("mapping/routing/")),
+            "cores": sorted(k for k in tables if k.startswith("mapping/cores/")),
+            "flows": sorted(k for k in tables if k.startswith("mapping/flows/")) + ["mapping/flows/packets"],
+            "metrics": md["metrics"],
+        }  # fmt: skip
         desc = build_descriptor(g, plan, core_assignment=assignment, routes=routes)
         for key, a in tables.items():
             desc.arrays[key] = a.astype(smallest_int_dtype(a))
+        desc.arrays["mapping/flows/packets"] = np.asarray(md["flows"]["packets"], dtype=np.float64)
         return desc

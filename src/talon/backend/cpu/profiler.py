@@ -24,6 +24,8 @@ import math
 from typing import Any
 from dataclasses import dataclass
 
+import numpy as np
+
 from talon.errors import BackendError
 from talon.ir import Graph
 from talon.sdk.cost import NodeCost, graph_costs
@@ -246,35 +248,152 @@ def resolve_mapping(graph: Graph, mapping: Any = None) -> Any:
     return MappingResult.from_graph(graph)
 
 
+#: Record per-neuron spikes of the mapped layers for the NoC model when a profile runs its own
+#: simulation and the recording stays below this many elements (T x B x neurons); above it the model
+#: spreads each layer's spike count evenly over its neurons.
+NOC_RECORD_LIMIT = 5_000_000
+
+
+def noc_record_names(graph: Graph, mapping: Any, n_steps: int, batch: int) -> list[str]:
+    """Mapped spiking layers whose spikes `profile` records for the NoC model (empty above the limit)."""
+    sizes = mapping.layer_sizes()
+    names = [n for n in mapping.layers if n in graph.nodes and graph.nodes[n].spiking]
+    return names if sum(sizes[n] for n in names) * max(n_steps, 1) * max(batch, 1) <= NOC_RECORD_LIMIT else []
+
+
+def _entry_routes(mapping: Any) -> dict[str, Any]:
+    """Per routing entry: remote destinations (other cores), their summed and maximum XY hops."""
+    rt, cores = mapping.routing, mapping.cores
+    E = int(rt["core"].shape[0])
+    lengths = np.diff(rt["dest_indptr"])
+    entry = np.repeat(np.arange(E), lengths)
+    src, dst = rt["core"][entry], rt["dest"]
+    hops = np.abs(cores["row"][src] - cores["row"][dst]) + np.abs(cores["col"][src] - cores["col"][dst])
+    remote = dst != src
+    n_remote = np.bincount(entry[remote], minlength=E).astype(np.float64)
+    hop_sum = np.bincount(entry[remote], weights=hops[remote], minlength=E).astype(np.float64)
+    hop_max = np.zeros(E, dtype=np.int64)
+    np.maximum.at(hop_max, entry[remote], hops[remote])
+    return {"layer": rt["layer"], "start": rt["start"], "stop": rt["stop"], "n_remote": n_remote, "hop_sum": hop_sum, "hop_max": hop_max}
+
+
+def _layer_activity(graph: Graph, sim: SimulationResult, mapping: Any, name: str, k: int, size: int):
+    """(per-neuron spikes per sample over the run, (T, B, n) bool spikes or None, how it was obtained)."""
+    T, B = sim.timesteps_run, max(sim.batch_size, 1)
+    rec = sim.spikes.get(name)
+    if rec is not None and int(np.prod(tuple(rec.shape[2:]), dtype=np.int64)) == size:
+        fired = np.asarray(rec.detach().cpu() != 0 if hasattr(rec, "detach") else np.asarray(rec) != 0).reshape(rec.shape[0], rec.shape[1], size)
+        return fired.sum(axis=(0, 1)).astype(np.float64) / B, fired, "recorded spikes"
+    if name in sim.spike_counts and sim.neurons.get(name, size) == size:
+        return np.full(size, sim.spike_counts[name] / B / max(size, 1)), None, "simulated spike count, spread evenly"
+    node = graph.nodes.get(name)
+    if node is not None and node.type_name == "Input":
+        # Non-zero input elements, as counted by a consumer that reads only this input.
+        for s in graph.successors(name):
+            if s in sim.input_events and graph.predecessors(s) == [name]:
+                return np.full(size, sim.input_events[s] / B / max(size, 1)), None, f"non-zero inputs counted at {s!r}, spread evenly"
+    if mapping.layer_rates is not None:
+        rate, how = float(mapping.layer_rates[k]), "rate the mapping assumed"
+    else:
+        rate, how = 1.0, "no simulated activity and no stored mapping rate: 1 spike/neuron/step (map_graph's default)"
+    return np.full(size, rate * T), None, how
+
+
+def noc_traffic(graph: Graph, sim: SimulationResult, mapping: Any) -> dict[str, Any]:
+    """NoC packets and packet-hops per sample over the run, per source layer, from the run's spikes.
+
+    Each spike of a source neuron sends one packet to every other core its routing entry lists
+    (multicast, XY routes, hops = Manhattan distance; deliveries to its own core are local). A step lasts
+    as long as its longest route that carried a packet: with recorded spikes that is found step by step
+    and sample by sample; otherwise every step is charged the longest route of any layer that fired.
+    """
+    T, B = sim.timesteps_run, max(sim.batch_size, 1)
+    routes = _entry_routes(mapping)
+    sizes = mapping.layer_sizes()
+    packets: dict[str, float] = {}
+    hops: dict[str, float] = {}
+    sources: dict[str, str] = {}
+    step_max = np.zeros((T, B), dtype=np.int64)
+    bound = 0
+    for k, name in enumerate(mapping.layers):
+        sel = np.flatnonzero(routes["layer"] == k)
+        size = sizes[name]
+        counts, fired, how = _layer_activity(graph, sim, mapping, name, k, size)
+        sources[name] = how
+        if sel.size == 0:
+            packets[name], hops[name] = 0.0, 0.0
+            continue
+        start, stop = routes["start"][sel], routes["stop"][sel]
+        cs = np.concatenate([[0.0], np.cumsum(counts)])
+        spikes = cs[stop] - cs[start]  # spikes per sample over the run, per entry
+        packets[name] = float(np.dot(spikes, routes["n_remote"][sel]))
+        hops[name] = float(np.dot(spikes, routes["hop_sum"][sel]))
+        hop_max = routes["hop_max"][sel]
+        if fired is not None:
+            if T and hop_max.any():
+                fc = np.concatenate([np.zeros((T, B, 1), dtype=np.int64), np.cumsum(fired, axis=2, dtype=np.int64)], axis=2)
+                active = (fc[:, :, stop] - fc[:, :, start]) > 0  # (T, B, entries)
+                step_max = np.maximum(step_max, np.where(active, hop_max, 0).max(axis=2))
+        elif spikes.sum() > 0:
+            bound = max(bound, int(hop_max[spikes > 0].max(initial=0)))
+    step_max = np.maximum(step_max, bound)
+    return {
+        "packets": packets,
+        "packet_hops": hops,
+        "sources": sources,
+        "latency_hops": float(step_max.sum()) / B,  # per sample, summed over the steps
+        "exact_latency": bound == 0,
+    }
+
+
 def add_noc(result: ProfileResult, graph: Graph, mapping: Any = None) -> ProfileResult:
-    """Add the network-on-chip part of a mapped graph to a profile.
+    """Add the network-on-chip part of a mapped graph to a profile (docs/energy.md).
 
     `mapping` is a talon.mapping.MappingResult; None uses the mapping stored in graph.metadata (if any).
-    Per step the NoC carries the mapping's packet-hops (one packet per source neuron and destination
-    core, XY routes; talon.mapping.metrics), each hop costing the HardwareSpec's energy_per_hop; a step
-    waits for its longest route (max hops x latency_per_hop). The traffic is the one the mapping was
-    computed for: map with `rates=` from a simulation to make it follow the model's activity.
+    The traffic comes from the run's spikes (noc_traffic): energy = packet-hops x energy_per_hop;
+    latency = the hops of each step's longest active route x latency_per_hop, summed over the steps.
     """
     mapping = resolve_mapping(graph, mapping)
     if mapping is None:
-        derivation = dict(result.derivation, noc="no mapping: network-on-chip traffic not modelled (map the graph with talon.mapping to add it)")
+        derivation = dict(result.derivation, noc="no mapping: NoC traffic not modelled (map the graph with talon.mapping to add it)")
         return dataclasses.replace(result, derivation=derivation)
-    noc = mapping.noc_profile()
-    steps = result.timesteps
-    energy_uj = noc["noc_energy_per_step"] * steps * 1e6
-    latency_us = noc["max_spike_latency"] * steps * 1e6
+    sim = result.simulation
+    if sim is None:
+        raise BackendError("the network-on-chip model needs the profile's simulation")
+    hw = mapping.hardware
+    traffic = noc_traffic(graph, sim, mapping)
+    e_hop, t_hop = hw.energy_per_hop, hw.latency_per_hop
+    layers = dict(result.layers)
+    for name, ph in traffic["packet_hops"].items():
+        if name in layers:
+            layers[name] = dataclasses.replace(
+                layers[name], noc_packets=int(round(traffic["packets"][name])), noc_packet_hops=int(round(ph)), noc_energy_uj=ph * e_hop * 1e6
+            )
+    total_hops = float(sum(traffic["packet_hops"].values()))
+    total_packets = float(sum(traffic["packets"].values()))
+    energy_uj = total_hops * e_hop * 1e6
+    latency_us = traffic["latency_hops"] * t_hop * 1e6
+    by_source: dict[str, list[str]] = {}
+    for name, how in traffic["sources"].items():
+        by_source.setdefault(how, []).append(name)
+    sources = "; ".join(f"{how}: {', '.join(names)}" for how, names in by_source.items())
     derivation = dict(
         result.derivation,
         noc=(
-            f"{noc['packet_hops_per_step']:,.1f} packet-hops/step x {noc['energy_per_hop'] * 1e12:g} pJ/hop x {steps} steps "
-            f"= {energy_uj:.6f} uJ; latency {noc['max_hops']:g} max hops x {noc['latency_per_hop'] * 1e9:g} ns/hop x {steps} steps "
-            f"= {latency_us:.3f} us (traffic at the rates the mapping was computed with)"
+            f"{total_packets:,.1f} packets, {total_hops:,.1f} packet-hops per sample over {result.timesteps} steps "
+            f"(one packet per spike per other destination core of its routing entry, XY hops) x {e_hop * 1e12:g} pJ/hop "
+            f"= {energy_uj:.6f} uJ; latency {traffic['latency_hops']:g} hops "
+            f"({'longest active route per step' if traffic['exact_latency'] else 'longest route of a firing layer, every step'}) "
+            f"x {t_hop * 1e9:g} ns/hop = {latency_us:.3f} us; mapping on {hw.describe()}; activity per source layer from {sources}"
         ),
     )
     return dataclasses.replace(
         result,
+        layers=layers,
         noc_energy_uj=energy_uj,
         noc_latency_us=latency_us,
+        noc_packets=total_packets,
+        noc_packet_hops=total_hops,
         energy_estimate_uj=result.energy_estimate_uj + energy_uj,
         total_latency_us=result.total_latency_us + latency_us,
         derivation=derivation,
