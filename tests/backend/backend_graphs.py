@@ -27,6 +27,43 @@ def build_mlp(seed: int = 0, neuron=None, neuron2=None, n_in: int = 4) -> ir.Gra
     return g
 
 
+def build_mixed_conv(rng: np.random.Generator) -> ir.Graph:
+    """Conv2d -> leaky ReLU -> AvgPool2d -> Flatten -> SpikingAffine (4-bit weights) -> LIF (fixed-point coverage)."""
+    nodes = {
+        "inp": ir.Input(shape=(1, 6, 6)),
+        "conv": ir.Conv2d(weight=rng.normal(0, 0.5, (2, 1, 3, 3)).astype(np.float32), bias=rng.normal(0, 0.1, 2).astype(np.float32), padding=(1, 1)),
+        "lrelu": ir.ReLU(negative_slope=0.1),
+        "avg": ir.AvgPool2d(kernel_size=(3, 3), stride=(3, 3)),
+        "flat": ir.Flatten(),
+        "sfc": ir.SpikingAffine(weight=rng.normal(0, 0.5, (4, 8)).astype(np.float32), bias=np.full(4, 0.4, np.float32), weight_bits=4, accumulator_bits=16),
+        "lif": lif(4, threshold=0.05),
+        "out": ir.Output(),
+    }
+    g = ir.Graph(nodes)
+    g.chain(*nodes)
+    return g
+
+
+def build_threshold_residual(rng: np.random.Generator, relu: bool = False) -> ir.Graph:
+    """fc1 -> Threshold -> fc2, added back to fc1 by a residual Skip (optionally followed by a ReLU)."""
+    nodes = {
+        "inp": ir.Input(shape=(4,)),
+        "fc1": ir.Affine(weight=rng.normal(0, 1, (4, 4)).astype(np.float32), bias=np.zeros(4, np.float32)),
+        "thr": ir.Threshold(v_threshold=np.full(4, 0.2)),
+        "fc2": ir.Affine(weight=rng.normal(0, 1, (4, 4)).astype(np.float32), bias=rng.normal(0, 0.1, 4).astype(np.float32)),
+        "res": ir.Skip(skip_type="residual"),
+    }
+    edges = [("inp", "fc1"), ("fc1", "thr"), ("thr", "fc2"), ("fc2", "res"), ("fc1", "res")]
+    last = "res"
+    if relu:
+        nodes["relu"] = ir.ReLU()
+        edges.append(("res", "relu"))
+        last = "relu"
+    nodes["out"] = ir.Output()
+    edges.append((last, "out"))
+    return ir.Graph(nodes, edges)
+
+
 def build_tiny() -> ir.Graph:
     """The hand-checked graph of docs/energy.md: Input(2) -> Affine(3x2) -> LIF(3) -> Linear(2x3) -> Output.
 

@@ -13,7 +13,7 @@ from talon.backend.cpu import fixed as fx
 from talon.errors import BackendError
 
 import backend_int_reference as ref
-from backend_graphs import build_hybrid, build_mlp, lif
+from backend_graphs import build_hybrid, build_mixed_conv, build_mlp, build_threshold_residual, lif
 
 
 def _check_bit_exact(cpu, g, x, **kw):
@@ -88,32 +88,13 @@ def test_dt_and_config_variants_are_bit_exact(cpu):
 def test_more_node_types_are_bit_exact(cpu):
     """Leaky ReLU, AvgPool2d, SpikingAffine (its own bit widths), Threshold and a residual Skip."""
     rng = np.random.default_rng(5)
-    a = {
-        "inp": ir.Input(shape=(1, 6, 6)),
-        "conv": ir.Conv2d(weight=rng.normal(0, 0.5, (2, 1, 3, 3)).astype(np.float32), bias=rng.normal(0, 0.1, 2).astype(np.float32), padding=(1, 1)),
-        "lrelu": ir.ReLU(negative_slope=0.1),
-        "avg": ir.AvgPool2d(kernel_size=(3, 3), stride=(3, 3)),
-        "flat": ir.Flatten(),
-        "sfc": ir.SpikingAffine(weight=rng.normal(0, 0.5, (4, 8)).astype(np.float32), bias=np.full(4, 0.4, np.float32), weight_bits=4, accumulator_bits=16),
-        "lif": lif(4, threshold=0.05),
-        "out": ir.Output(),
-    }
-    ga = ir.Graph(a)
-    ga.chain(*a)
+    ga = build_mixed_conv(rng)
     x = torch.rand((12, 2, 1, 6, 6), generator=torch.Generator().manual_seed(8)) * 2 - 0.3
     sim, desc = _check_bit_exact(cpu, ga, x)
     w = desc.array("sfc", "weight")
     assert -8 <= int(w.min()) and int(w.max()) <= 7 and desc.nodes["sfc"]["acc_bits"] == 16
     assert sim.spike_counts["lif"] > 0
-    b = {
-        "inp": ir.Input(shape=(4,)),
-        "fc1": ir.Affine(weight=rng.normal(0, 1, (4, 4)).astype(np.float32), bias=np.zeros(4, np.float32)),
-        "thr": ir.Threshold(v_threshold=np.full(4, 0.2)),
-        "fc2": ir.Affine(weight=rng.normal(0, 1, (4, 4)).astype(np.float32), bias=rng.normal(0, 0.1, 4).astype(np.float32)),
-        "res": ir.Skip(skip_type="residual"),
-        "out": ir.Output(),
-    }
-    gb = ir.Graph(b, [("inp", "fc1"), ("fc1", "thr"), ("thr", "fc2"), ("fc2", "res"), ("fc1", "res"), ("res", "out")])
+    gb = build_threshold_residual(rng)
     x = torch.rand((10, 3, 4), generator=torch.Generator().manual_seed(9)) * 2 - 1
     sim, _ = _check_bit_exact(cpu, gb, x)
     assert sim.spike_counts["thr"] > 0 and sim.input_events["fc2"] == sim.spike_counts["thr"]

@@ -15,7 +15,7 @@ from talon import ir
 from talon.backend import get_backend
 from talon.errors import BackendError
 
-from backend_graphs import build_mlp, lif
+from backend_graphs import build_mixed_conv, build_mlp, build_threshold_residual, lif
 
 fpga_mod = pytest.importorskip("talon.backend.fpga")
 HAS_GXX = fpga_mod.find_compiler() is not None
@@ -115,31 +115,11 @@ def test_more_node_types_are_bit_exact(fpga, tmp_path):
     from talon.backend.cpu import FixedPointConfig
 
     rng = np.random.default_rng(5)
-    a = {
-        "inp": ir.Input(shape=(1, 6, 6)),
-        "conv": ir.Conv2d(weight=rng.normal(0, 0.5, (2, 1, 3, 3)).astype(np.float32), bias=rng.normal(0, 0.1, 2).astype(np.float32), padding=(1, 1)),
-        "lrelu": ir.ReLU(negative_slope=0.1),
-        "avg": ir.AvgPool2d(kernel_size=(3, 3), stride=(3, 3)),
-        "flat": ir.Flatten(),
-        "sfc": ir.SpikingAffine(weight=rng.normal(0, 0.5, (4, 8)).astype(np.float32), bias=np.full(4, 0.4, np.float32), weight_bits=4, accumulator_bits=16),
-        "lif": lif(4, threshold=0.05),
-        "out": ir.Output(),
-    }
-    ga = ir.Graph(a)
-    ga.chain(*a)
+    ga = build_mixed_conv(rng)
     x = torch.rand((100, 2, 1, 6, 6), generator=torch.Generator().manual_seed(8)) * 2 - 0.3
     rep = fpga.verify(ga, x, work_dir=tmp_path / "a")
     assert rep.ok, rep.summary()
-    b = {
-        "inp": ir.Input(shape=(4,)),
-        "fc1": ir.Affine(weight=rng.normal(0, 1, (4, 4)).astype(np.float32), bias=np.zeros(4, np.float32)),
-        "thr": ir.Threshold(v_threshold=np.full(4, 0.2)),
-        "fc2": ir.Affine(weight=rng.normal(0, 1, (4, 4)).astype(np.float32), bias=rng.normal(0, 0.1, 4).astype(np.float32)),
-        "res": ir.Skip(skip_type="residual"),
-        "relu": ir.ReLU(),
-        "out": ir.Output(),
-    }
-    gb = ir.Graph(b, [("inp", "fc1"), ("fc1", "thr"), ("thr", "fc2"), ("fc2", "res"), ("fc1", "res"), ("res", "relu"), ("relu", "out")])
+    gb = build_threshold_residual(rng, relu=True)
     x = torch.rand((100, 3, 4), generator=torch.Generator().manual_seed(9)) * 2 - 1
     rep = fpga.verify(gb, x, work_dir=tmp_path / "b")
     assert rep.ok and "spikes/thr" in rep.compared, rep.summary()

@@ -322,6 +322,21 @@ def _metis_kway(ng: NeuronGraph, hw: HardwareSpec, s: sp.csr_matrix, k: int, see
     return np.asarray(res[1], dtype=np.int64)
 
 
+def halve_region(r0: int, r1: int, c0: int, c1: int) -> tuple[int, tuple[int, int, int, int], tuple[int, int, int, int], int]:
+    """Split mesh rows [r0, r1) x cols [c0, c1) across its longer side (axis 0: rows, 1: cols).
+
+    Returns (axis, low, high, cores in low).
+    """
+    axis = 0 if (r1 - r0) >= (c1 - c0) else 1
+    if axis == 0:
+        mid = r0 + (r1 - r0) // 2
+        low, high = (r0, mid, c0, c1), (mid, r1, c0, c1)
+    else:
+        mid = c0 + (c1 - c0) // 2
+        low, high = (r0, r1, c0, mid), (r0, r1, mid, c1)
+    return axis, low, high, (low[1] - low[0]) * (low[3] - low[2])
+
+
 def mesh_block(k: int, rows: int, cols: int) -> tuple[int, int]:
     """A near-square block of at least k slots that fits the mesh."""
     r = min(rows, max(1, math.isqrt(k - 1) + 1 if k > 1 else 1))
@@ -351,14 +366,7 @@ def recursive_bisection(s: sp.csr_matrix, load: np.ndarray, hw: HardwareSpec, k:
             # one core for this region: its slot nearest the region's centre
             unit_slot[units] = ((r0 + r1 - 1) // 2) * hw.cols + (c0 + c1 - 1) // 2
             continue
-        axis = 0 if (r1 - r0) >= (c1 - c0) else 1
-        if axis == 0:
-            mid = r0 + (r1 - r0) // 2
-            low, high = (r0, mid, c0, c1), (mid, r1, c0, c1)
-        else:
-            mid = c0 + (c1 - c0) // 2
-            low, high = (r0, r1, c0, mid), (r0, r1, mid, c1)
-        a1 = (low[1] - low[0]) * (low[3] - low[2])
+        axis, low, high, a1 = halve_region(r0, r1, c0, c1)
         n1 = min(max(int(round(count * a1 / area)), count - (area - a1)), a1, count)
         frac = n1 / count
         # pull < 0: the unit's traffic partners outside this region lie on the low side
@@ -463,19 +471,28 @@ def _repair(part: Partition, hw: HardwareSpec, s: sp.csr_matrix, *, max_cores: i
                 if load_n[c] <= cap_n and load_b[c] <= cap_b:
                     break
                 target = _target(s, u, unit_core, n[u], b[u], load_n, load_b, cap_n, cap_b, exclude=c)
-                if target is None:
-                    if k >= max_cores:
-                        continue
-                    load_n = np.append(load_n, 0.0)
-                    load_b = np.append(load_b, 0.0)
-                    target, k = k, k + 1
-                unit_core[u] = target
-                load_n[c] -= n[u]
-                load_b[c] -= b[u]
-                load_n[target] += n[u]
-                load_b[target] += b[u]
+                _, load_n, load_b, k = _move_unit(u, c, target, unit_core, n, b, load_n, load_b, k, max_cores)
     out = _with_cores(part, unit_core, k, s)
     return _repair_fan(out, hw, s=s, max_cores=max_cores)
+
+
+def _move_unit(u, c, target, unit_core, n, b, load_n, load_b, k, max_cores):
+    """Move unit u off core c onto `target` (a new core when None and one is left); update the loads.
+
+    Returns (moved, load_n, load_b, k): the load arrays grow when a core is opened.
+    """
+    if target is None:
+        if k >= max_cores:
+            return False, load_n, load_b, k
+        load_n = np.append(load_n, 0.0)
+        load_b = np.append(load_b, 0.0)
+        target, k = k, k + 1
+    unit_core[u] = target
+    load_n[c] -= n[u]
+    load_b[c] -= b[u]
+    load_n[target] += n[u]
+    load_b[target] += b[u]
+    return True, load_n, load_b, k
 
 
 def _repair_fan(part: Partition, hw: HardwareSpec, *, s: sp.csr_matrix | None = None, max_cores: int | None = None, rounds: int = 8) -> Partition:
@@ -509,18 +526,8 @@ def _repair_fan(part: Partition, hw: HardwareSpec, *, s: sp.csr_matrix | None = 
             internal = _affinity(s, units, unit_core, c)
             for u in units[np.argsort(internal, kind="stable")][:shed]:
                 target = _target(s, u, unit_core, n[u], b[u], load_n, load_b, hw.neurons_per_core, hw.weight_memory_bytes_per_core, exclude=c, prefer_empty=True)
-                if target is None:
-                    if k >= max_cores:
-                        continue
-                    load_n = np.append(load_n, 0.0)
-                    load_b = np.append(load_b, 0.0)
-                    target, k = k, k + 1
-                unit_core[u] = target
-                load_n[c] -= n[u]
-                load_b[c] -= b[u]
-                load_n[target] += n[u]
-                load_b[target] += b[u]
-                moved = True
+                done, load_n, load_b, k = _move_unit(u, c, target, unit_core, n, b, load_n, load_b, k, max_cores)
+                moved = moved or done
         if not moved:
             return part
         part = _with_cores(part, unit_core, k, s)

@@ -30,7 +30,7 @@ import scipy.sparse as sp
 from talon.errors import MappingError
 from talon.mapping._spectral import fiedler, symmetric_traffic
 from talon.mapping.hardware import HardwareSpec
-from talon.mapping.partition import Partition, mesh_block
+from talon.mapping.partition import Partition, halve_region, mesh_block
 
 METHODS = ("auto", "row-major", "snake", "spectral")
 #: Refinement over all slots (empty ones included) up to this many mesh slots; beyond, among used cores.
@@ -152,14 +152,7 @@ def _bisection(s: sp.csr_matrix, rows: int, cols: int, seed: int) -> np.ndarray:
         if area == 1:
             slots[parts] = r0 * cols + c0
             continue
-        axis = 0 if (r1 - r0) >= (c1 - c0) else 1
-        if axis == 0:
-            mid = r0 + (r1 - r0) // 2
-            low, high = (r0, mid, c0, c1), (mid, r1, c0, c1)
-        else:
-            mid = c0 + (c1 - c0) // 2
-            low, high = (r0, r1, c0, mid), (r0, r1, mid, c1)
-        a1 = (low[1] - low[0]) * (low[3] - low[2])
+        axis, low, high, a1 = halve_region(r0, r1, c0, c1)
         m1 = int(round(m * a1 / area))
         m1 = min(max(m1, m - (area - a1)), a1, m)
         sub = s[parts][:, parts]
