@@ -6,6 +6,9 @@ Builds a ~10M-parameter graph (Affine 784->2048, 2048->2048 twice, 2048->10, a p
 plus graph metadata), then times, after one warm-up of each:
   * talon.ir.write(path, graph) and talon.ir.read(path);
   * numpy.save of every array to its own .npy in a folder, and numpy.load of all of them.
+Writes are timed twice: over the previous round's files (a checkpoint saved again: .t1c replaces its
+file atomically by rename, numpy.save truncates each .npy in place) and to new paths (a first save).
+On ext4 the two differ: renaming over a file whose data the kernel is still writing back waits for it.
 The four operations are timed round after round (interleaved, so all see the same machine state); each
 timing is the minimum over `--repeats` rounds, and the median of the per-round ratios is printed too.
 Prints file size / raw array bytes and the write- and read-time ratios against numpy, with the targets:
@@ -67,17 +70,37 @@ def best_of(fn: Callable[[], object], repeats: int) -> float:
     return min(times)
 
 
-def interleaved(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, list[float]]:
-    """Time each function once per round, round after round, so that all of them see the same machine."""
+def interleaved(fns: dict[str, Callable[[int], object]], repeats: int) -> dict[str, list[float]]:
+    """Time each function once per round, round after round, so that all of them see the same machine.
+    Each call gets the round number (-1 for the warm-up)."""
     for fn in fns.values():
-        fn()  # warm-up
+        fn(-1)  # warm-up
     times: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(repeats):
+    for r in range(repeats):
         for key, fn in fns.items():
             t0 = time.perf_counter()
-            fn()
+            fn(r)
             times[key].append(time.perf_counter() - t0)
     return times
+
+
+class FreshPaths:
+    """A new target path per round for the first-save timings; files two rounds old are deleted
+    (outside the timed call) so that the disk does not fill up."""
+
+    def __init__(self, root: Path, kind: str) -> None:
+        self.root, self.kind = root, kind
+
+    def __call__(self, r: int) -> Path:
+        old = self.root / f"{self.kind}{r - 2}"
+        if old.is_dir():
+            shutil.rmtree(old)
+        elif old.exists():
+            old.unlink()
+        path = self.root / f"{self.kind}{r}"
+        if self.kind == "npy":
+            path.mkdir()
+        return path
 
 
 def npy_save(folder: Path, arrays: dict[str, np.ndarray]) -> None:
@@ -119,17 +142,31 @@ def main() -> None:
         npy_dir = work / "npy"
         npy_dir.mkdir()
 
-        times = interleaved({
-            "write": lambda: ir.write(path, graph),
-            "save": lambda: npy_save(npy_dir, arrays),
-            "read": lambda: ir.read(path),
-            "load": lambda: npy_load(npy_dir, list(arrays)),
+        fresh = work / "fresh"
+        fresh.mkdir()
+        new_t1c, new_npy = FreshPaths(fresh, "t1c"), FreshPaths(fresh, "npy")
+        targets: dict[str, Path] = {}
+
+        def timed_new(kind: str, save: Callable[[Path], object]) -> Callable[[int], object]:
+            return lambda r: save(targets[kind])  # the path `prepare` picked for this round
+
+        def prepare(r: int) -> None:  # untimed: pick (and clear) this round's fresh paths
+            targets["t1c"], targets["npy"] = new_t1c(r), new_npy(r)
+
+        rounds = interleaved({
+            "write": lambda r: ir.write(path, graph),
+            "save": lambda r: npy_save(npy_dir, arrays),
+            "read": lambda r: ir.read(path),
+            "load": lambda r: npy_load(npy_dir, list(arrays)),
+            "prepare": prepare,
+            "write_new": timed_new("t1c", lambda p: ir.write(p, graph)),
+            "save_new": timed_new("npy", lambda p: npy_save(p, arrays)),
         }, args.repeats)
-        t_write, t_save, t_read, t_load = (min(times[k]) for k in ("write", "save", "read", "load"))
+        times = {k: v for k, v in rounds.items() if k != "prepare"}
+        best = {k: min(v) for k, v in times.items()}
         # Ratio of the same round's timings, median over rounds: a second view, robust to a noisy machine.
         med = lambda xs: float(np.median(xs))  # noqa: E731
-        paired_w = med([a / b for a, b in zip(times["write"], times["save"])])
-        paired_r = med([a / b for a, b in zip(times["read"], times["load"])])
+        paired = {(a, b): med([x / y for x, y in zip(times[a], times[b])]) for a, b in (("write", "save"), ("write_new", "save_new"), ("read", "load"))}
 
         back = ir.read(path)
         assert back == graph, "round trip changed the graph"
@@ -141,10 +178,11 @@ def main() -> None:
         print(f"graph: {len(graph.nodes)} nodes, {params:,} parameters in {len(arrays)} arrays, {raw:,} raw bytes")
         print(f"file size      {size:>14,} bytes  = raw x {size / raw:.4f} (+{size - raw:,} B)   "
               f"target <= raw x {SIZE_SLACK} + {SIZE_FIXED // 1024} KiB: {ok(size <= size_limit)}   (.npy files: {npy_size:,} B)")
-        print(f"write          {t_write * 1e3:10.1f} ms   numpy.save {t_save * 1e3:8.1f} ms   ratio {t_write / t_save:5.2f}   "
-              f"target <= {TIME_TARGET}: {ok(t_write / t_save <= TIME_TARGET)}   (median per-round ratio {paired_w:.2f})")
-        print(f"read           {t_read * 1e3:10.1f} ms   numpy.load {t_load * 1e3:8.1f} ms   ratio {t_read / t_load:5.2f}   "
-              f"target <= {TIME_TARGET}: {ok(t_read / t_load <= TIME_TARGET)}   (median per-round ratio {paired_r:.2f})")
+        for label, ours, theirs, their_name in (("write (overwrite)", "write", "save", "numpy.save"), ("write (new path)", "write_new", "save_new", "numpy.save"),
+                                                ("read", "read", "load", "numpy.load")):
+            a, b = best[ours], best[theirs]
+            print(f"{label:18s} {a * 1e3:8.1f} ms   {their_name} {b * 1e3:8.1f} ms   ratio {a / b:5.2f}   "
+                  f"target <= {TIME_TARGET}: {ok(a / b <= TIME_TARGET)}   (median per-round ratio {paired[ours, theirs]:.2f})")
 
         # Compression, for information (not a target).
         gz = work / "model_gzip.t1c"

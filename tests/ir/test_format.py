@@ -9,6 +9,7 @@ import os
 import random
 import re
 import select
+import struct
 import subprocess
 import sys
 import textwrap
@@ -24,6 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import talon.ir as ir
+import talon.ir.format as ir_format
 from talon.errors import GraphValidationError, TalonError, TalonFormatError
 from talon.ir import Graph
 from talon.ir.format import TalonFileNotFoundError, TalonFormatWarning
@@ -38,9 +40,22 @@ PRIMITIVES = ir.list_primitives()  # every registered primitive, Graph included
 PROPERTY = settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
+def read_from_hdf5_objects(path: Path) -> Graph:
+    """Read `path` ignoring its content mirror: what the HDF5 objects alone say (the canonical content)."""
+    original = ir_format._Reader.mirrored_graph
+    ir_format._Reader.mirrored_graph = lambda self, g: None
+    try:
+        return ir.read(path)
+    finally:
+        ir_format._Reader.mirrored_graph = original
+
+
 def round_trip(path: Path, graph: Graph, **kw) -> Graph:
+    """Write and read back; the content mirror and the HDF5 objects must read as the same graph."""
     ir.write(path, graph, **kw)
-    return ir.read(path)
+    back = ir.read(path)
+    assert_same_graph(back, read_from_hdf5_objects(path), "mirror vs HDF5")
+    return back
 
 
 @pytest.fixture(scope="module")
@@ -242,6 +257,99 @@ def test_patched_file_fails_the_seal(tmp_path):
     assert p.name in str(info.value)
     unseal(p)
     assert ir.read(p).nodes["input"].shape == (3,)
+
+
+def reseal(p: Path) -> Path:
+    """Recompute the seal of a file patched with h5py: a hostile writer can always produce a valid one."""
+    from talon.ir import _integrity
+
+    with open(p, "r+b") as f:
+        data = bytearray(f.read())
+        block, length = struct.unpack("<QQ", data[40:56])
+        entries = json.loads(bytes(data[56 : 56 + length]))["arrays"]
+        ranges = sorted((e[0], e[1]) for e in entries.values())
+        f.seek(8)
+        f.write(_integrity._covered(memoryview(bytes(data)), block, ranges))
+    return p
+
+
+def _mirror_doc(p: Path) -> dict:
+    with h5py.File(p, "r") as f:
+        return json.loads(f["graph"].attrs["talon_mirror"])
+
+
+def _patch_mirror(p: Path, doc: dict | str) -> None:
+    with h5py.File(p, "r+") as f:
+        f["graph"].attrs.create("talon_mirror", data=doc if isinstance(doc, str) else json.dumps(doc), dtype=h5py.string_dtype("utf-8"))
+    reseal(p)
+
+
+def _mirror_graph() -> Graph:
+    return Graph({"input": ir.Input(shape=(3,)), "fc": ir.Affine(weight=f32(2, 3), bias=np.zeros(2, np.float32)),
+                  "lif": ir.LIF(tau=np.full(2, 5.0), r=np.full(2, 5.0), v_leak=np.zeros(2), v_threshold=np.ones(2)),
+                  "output": ir.Output()}, [("input", "fc"), ("fc", "lif"), ("lif", "output")],
+                 metadata={"k": [1, 2.5, None, ("a", np.arange(3))], "nan": float("nan")}, extras={"cyclic_config": {"z": 1}})
+
+
+def test_sealed_files_are_read_from_the_content_mirror(tmp_path, monkeypatch):
+    g, p = _mirror_graph(), tmp_path / "m.t1c"
+    ir.write(p, g)
+    monkeypatch.setattr(ir_format._Reader, "graph", lambda self, grp: pytest.fail("walked the HDF5 objects"))
+    assert_same_graph(g, ir.read(p))
+
+
+def test_files_without_a_usable_mirror_are_read_from_the_hdf5_objects(tmp_path):
+    g = _mirror_graph()
+    ir.write(tmp_path / "gz.t1c", g, compression="gzip")
+    with h5py.File(tmp_path / "gz.t1c", "r") as f:
+        assert "talon_mirror" not in f["graph"].attrs  # compressed arrays have no index entry to refer to
+    assert_same_graph(g, ir.read(tmp_path / "gz.t1c"))
+    # A mirror of a version this reader does not know is ignored: the HDF5 objects are canonical.
+    p = tmp_path / "v2.t1c"
+    ir.write(p, g)
+    _patch_mirror(p, {"v": 2, "graph": "something else"})
+    assert_same_graph(g, ir.read(p))
+
+
+@pytest.mark.parametrize("damage", [
+    "not json", "list", "no graph", "node type", "unknown field", "array path", "inline array", "value tag", "edges",
+    "dt", "metadata", "ints", "field value",
+])
+def test_malformed_mirror_in_a_sealed_file_is_a_format_error(tmp_path, damage):
+    p = tmp_path / "bad.t1c"
+    ir.write(p, _mirror_graph())
+    doc = _mirror_doc(p)
+    nodes = {n[0]: n for n in doc["graph"]["nodes"]}
+    if damage == "not json":
+        doc = "{not json"
+    elif damage == "list":
+        doc = {"v": 1, "graph": []}
+    elif damage == "no graph":
+        del doc["graph"]
+    elif damage == "node type":
+        nodes["fc"][1] = "NoSuchType"
+    elif damage == "unknown field":
+        nodes["fc"][2]["gain"] = 1.0
+    elif damage == "array path":
+        nodes["fc"][2]["weight"] = {"a": "/graph/nodes/elsewhere/weight"}
+    elif damage == "inline array":
+        nodes["fc"][2]["weight"] = {"x": ["<f4", [2, 3], "00"]}
+    elif damage == "value tag":
+        nodes["fc"][2]["weight"] = {"q": 1}
+    elif damage == "edges":
+        doc["graph"]["edges"].append(["fc", "ghost"])
+    elif damage == "dt":
+        doc["graph"]["dt"] = -1.0
+    elif damage == "metadata":
+        doc["graph"]["metadata"] = [1]
+    elif damage == "ints":
+        nodes["input"][2]["shape"] = [3.5]
+    elif damage == "field value":
+        nodes["lif"][2]["tau"] = "five"
+    _patch_mirror(p, doc)
+    with pytest.raises(TalonFormatError) as info:
+        ir.read(p)
+    assert "bad.t1c" in str(info.value)
 
 
 def test_version_handling(tmp_path):

@@ -33,7 +33,7 @@ import h5py
 import numpy as np
 
 from talon.errors import PrimitiveError, TalonError, TalonFormatError
-from talon.ir import _integrity
+from talon.ir import _integrity, _mirror
 from talon.ir._atomic import atomic_path
 from talon.ir.graph import Graph, back_edges
 from talon.ir.node import ARRAY, BOOL, DICT, FLOAT, INT, INTS, NUMBER, STR, Node, get_node_class, list_primitives, values_equal
@@ -78,13 +78,19 @@ def write(path: str | os.PathLike, graph: Graph, *, compression: str | None = No
     if compression not in (None, "gzip", "lzf"):
         raise TalonFormatError(f"write({str(path)!r}): compression must be None, 'gzip' or 'lzf', got {compression!r}")
     _try_infer_shapes(graph)
-    opts: dict[str, Any] = {"compression": compression, "compression_opts": compression_level if compression == "gzip" else None, "pending": [], "chunked": []}
+    opts: dict[str, Any] = {"compression": compression, "compression_opts": compression_level if compression == "gzip" else None, "sink": None, "chunked": []}
     block = _integrity.user_block_size(*_array_census(graph))
     with atomic_path(path) as tmp:
-        with h5py.File(tmp, "w", libver=("v110", "latest"), userblock_size=block) as f:
-            _write_str(f, "version", FORMAT_VERSION)
-            _write_graph(f.create_group("graph"), graph, opts, where=str(path))
-        _integrity.seal(tmp, block, opts["pending"], opts["chunked"])
+        with _integrity.ArraySink(tmp) as sink:
+            opts["sink"] = sink
+            with h5py.File(tmp, "w", libver=("v110", "latest"), userblock_size=block) as f:
+                _write_str(f, "version", FORMAT_VERSION)
+                root = f.create_group("graph")
+                mirror = _write_graph(root, graph, opts, where=str(path))
+                if not compression:  # compressed arrays have no index entry to refer to: no mirror
+                    root.attrs.create(_mirror.ATTR, data=_mirror.dumps(mirror), dtype=_STR)
+            arrays = sink.entries()
+        _integrity.seal(tmp, block, arrays, opts["chunked"])
 
 
 def _array_census(graph: Graph) -> tuple[int, int]:
@@ -125,17 +131,52 @@ def _try_infer_shapes(graph: Graph) -> None:
         pass  # storage of graphs that cannot (yet) be shaped is allowed; their shapes stay unknown
 
 
+# Small objects go through h5py's low-level API: Group.create_dataset/create_group cost ~4x more, and
+# a file holds one dataset per field. The settings are those h5py's high-level calls use (no object
+# timestamps, UTF-8 link names where needed), so files are the same.
+_TYPES: dict[Any, Any] = {}
+_DCPL = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+_DCPL.set_obj_track_times(False)
+_DCPL_EARLY = _DCPL.copy()  # contiguous arrays: space allocated at creation, never filled by HDF5
+_DCPL_EARLY.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
+_DCPL_EARLY.set_fill_time(h5py.h5d.FILL_TIME_NEVER)
+_LCPL_UTF8 = h5py.h5p.create(h5py.h5p.LINK_CREATE)
+_LCPL_UTF8.set_char_encoding(h5py.h5t.CSET_UTF8)
+
+
+def _link_name(name: str) -> tuple[bytes, Any]:
+    return (name.encode("ascii"), None) if name.isascii() else (name.encode("utf-8"), _LCPL_UTF8)
+
+
+def _dataset(group: h5py.Group, name: str, data: np.ndarray) -> Any:
+    """Create and fill a small dataset (scalar or 1-D); returns its low-level id."""
+    dtype = data.dtype
+    tid = _TYPES.get(dtype)
+    if tid is None:
+        tid = _TYPES[dtype] = h5py.h5t.py_create(dtype, logical=True)
+    bname, lcpl = _link_name(name)
+    dsid = h5py.h5d.create(group.id, bname, tid, h5py.h5s.create_simple(data.shape), dcpl=_DCPL, lcpl=lcpl)
+    dsid.write(h5py.h5s.ALL, h5py.h5s.ALL, data)
+    return dsid
+
+
+def _group(parent: h5py.Group, name: str) -> h5py.Group:
+    bname, lcpl = _link_name(name)
+    return h5py.Group(h5py.h5g.create(parent.id, bname, lcpl=lcpl))
+
+
 def _write_str(group: h5py.Group, name: str, value: str) -> None:
-    group.create_dataset(name, data=value, dtype=_STR)
+    _dataset(group, name, np.array(value, dtype=_STR))
 
 
-def _write_array(group: h5py.Group, name: str, arr: np.ndarray, opts: dict) -> None:
+def _write_array(group: h5py.Group, name: str, arr: np.ndarray, opts: dict) -> Any:
+    """Write one array; return its mirror encoding (None for compressed arrays, which have none)."""
     arr = np.require(arr, requirements="C")
     if arr.dtype.byteorder == ">":
         arr = arr.astype(arr.dtype.newbyteorder("<"))
     if arr.ndim == 0 or arr.size == 0:
         group.create_dataset(name, data=arr)  # no data range: covered by the file checksum
-        return
+        return _mirror.inline_array(arr)
     if opts.get("compression"):
         kw = {k: v for k, v in opts.items() if k in ("compression", "compression_opts") and v is not None}
         chunks = list(arr.shape)
@@ -143,28 +184,30 @@ def _write_array(group: h5py.Group, name: str, arr: np.ndarray, opts: dict) -> N
         while int(np.prod(chunks)) * arr.itemsize > _CHUNK_BYTES and chunks[0] > 1:
             chunks[0] = (chunks[0] + 1) // 2
         opts["chunked"].append(group.create_dataset(name, data=arr, chunks=tuple(chunks), fletcher32=True, **kw).name)
-        return
-    # Contiguous layout, as the existing SDK writes. The space is allocated now and the bytes are copied
-    # in by _integrity.seal after HDF5 closes the file: HDF5's own write path is about twice as slow.
-    dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
-    dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
-    dcpl.set_fill_time(h5py.h5d.FILL_TIME_NEVER)
-    space = h5py.h5s.create_simple(arr.shape)
-    dsid = h5py.h5d.create(group.id, name.encode("utf-8"), h5py.h5t.py_create(arr.dtype), space, dcpl=dcpl)
-    opts["pending"].append((h5py.Dataset(dsid).name, dsid.get_offset(), arr))
+        return None
+    # Contiguous layout, as the existing SDK writes. The space is allocated now and the sink copies the
+    # bytes in while HDF5 builds the rest of the file: HDF5's own write path is about twice as slow.
+    bname, lcpl = _link_name(name)
+    dsid = h5py.h5d.create(group.id, bname, h5py.h5t.py_create(arr.dtype), h5py.h5s.create_simple(arr.shape), dcpl=_DCPL_EARLY, lcpl=lcpl)
+    path = f"{group.name}/{name}"
+    opts["sink"].put(path, dsid.get_offset(), arr)
+    return {"a": path}
 
 
-def _write_graph(g: h5py.Group, graph: Graph, opts: dict, where: str) -> None:
+def _write_graph(g: h5py.Group, graph: Graph, opts: dict, where: str) -> dict:
+    """Write `graph` under `g`; return its mirror encoding (_mirror)."""
     _write_str(g, "type", "Graph")
     nodes = g.create_group("nodes")
     shapes: dict[str, list] = {}
+    mirror_nodes = []
     for name, node in graph.nodes.items():
-        ng = nodes.create_group(name)
+        ng = _group(nodes, name)
         if isinstance(node, Graph):
-            _write_graph(ng, node, opts, where=f"{where}: node {name!r}")
+            body = _write_graph(ng, node, opts, where=f"{where}: node {name!r}")
         else:
             _write_str(ng, "type", node.type_name)
-            _write_fields(ng, node, opts, where=f"{where}: node {name!r}")
+            body = _write_fields(ng, node, opts, where=f"{where}: node {name!r}")
+        mirror_nodes.append([name, node.type_name, body])
         if node.input_shapes is not None or node.output_shapes is not None:
             shapes[name] = [node.input_shapes, node.output_shapes]
     edges = g.create_group("edges")
@@ -174,79 +217,99 @@ def _write_graph(g: h5py.Group, graph: Graph, opts: dict, where: str) -> None:
     # One attribute for all nodes' shapes: a read costs one attribute access, not two per node.
     g.attrs.create("talon_shapes", data=json.dumps(shapes, separators=(",", ":")), dtype=_STR)
     g.attrs["talon_dt"] = np.float64(graph.dt)
-    _write_value(g, "metadata", graph.metadata, f"{where}: graph metadata", opts)
+    metadata = _write_value(g, "metadata", graph.metadata, f"{where}: graph metadata", opts)
     if not graph.is_dag:
         g.create_dataset("allow_cycles", data=np.bool_(True))
-    for key, value in graph.extras.items():
-        _write_value(g, key, value, f"{where}: graph field {key!r}", opts)
+    # In the order the HDF5 reader meets them: the group's links are indexed by name.
+    extras = {key: _write_value(g, key, graph.extras[key], f"{where}: graph field {key!r}", opts) for key in sorted(graph.extras)}
+    return {"nodes": mirror_nodes, "edges": [list(e) for e in graph.edges], "dt": _mirror.number(graph.dt),
+            "shapes": shapes, "metadata": metadata, "extras": extras}
 
 
-def _write_fields(group: h5py.Group, node: Node, opts: dict, where: str) -> None:
+def _write_fields(group: h5py.Group, node: Node, opts: dict, where: str) -> dict:
+    """Write the fields of `node` that differ from what a reader assumes; return their mirror encoding."""
     defaults = type(node).field_defaults()
+    mirror: dict[str, Any] = {}
     for name, spec in node.field_specs().items():
         value = getattr(node, name)
         if value is None or (spec.extension and name in defaults and values_equal(value, defaults[name])):
             continue
         kind = spec.kind
         if kind == ARRAY:
-            _write_array(group, name, value, opts)
+            enc = _write_array(group, name, value, opts)
         elif kind == INT:
-            group.create_dataset(name, data=np.int64(value))
-        elif kind == FLOAT:
-            group.create_dataset(name, data=np.float64(value))
+            enc = int(value)
+            _dataset(group, name, np.array(value, dtype=np.int64))
+        elif kind == FLOAT or (kind == NUMBER and not isinstance(value, int)):
+            enc = _mirror.number(value)
+            _dataset(group, name, np.array(value, dtype=np.float64))
         elif kind == NUMBER:
-            group.create_dataset(name, data=np.int64(value) if isinstance(value, int) else np.float64(value))
+            enc = int(value)
+            _dataset(group, name, np.array(value, dtype=np.int64))
         elif kind == BOOL:
-            group.create_dataset(name, data=np.bool_(value))
+            enc = bool(value)
+            _dataset(group, name, np.array(value, dtype=np.bool_))
         elif kind == STR:
+            enc = value
             _write_str(group, name, value)
         elif kind == INTS:
-            group.create_dataset(name, data=np.asarray(value, dtype=np.int64).reshape(len(value)))
-        elif kind == DICT:
-            _write_value(group, name, value, f"{where} field {name!r}", opts)
+            enc = [int(v) for v in value]
+            _dataset(group, name, np.asarray(value, dtype=np.int64).reshape(len(value)))
+        else:  # DICT
+            enc = _write_value(group, name, value, f"{where} field {name!r}", opts)
+        mirror[name] = enc
+    return mirror
 
 
-def _write_value(group: h5py.Group, key: str, value: Any, where: str, opts: dict) -> None:
-    """Write a free-form metadata value (nested dicts, lists, strings, numbers, arrays, None)."""
+def _write_value(group: h5py.Group, key: str, value: Any, where: str, opts: dict) -> Any:
+    """Write a free-form metadata value (nested dicts, lists, strings, numbers, arrays, None); return
+    the mirror encoding of what the HDF5 reader will read back."""
     if not isinstance(key, str) or not key or "/" in key or "\x00" in key or key in (".", ".."):
         raise TalonFormatError(f"{where}: key {key!r} cannot be stored (keys must be non-empty strings without '/' or NUL)")
     if isinstance(value, dict):
         sub = group.create_group(key, track_order=True)
-        for k, v in value.items():
-            _write_value(sub, k, v, f"{where}[{k!r}]", opts)
-    elif value is None:
+        return {"d": {k: _write_value(sub, k, v, f"{where}[{k!r}]", opts) for k, v in value.items()}}
+    if value is None:
         group.create_dataset(key, data=h5py.Empty("i1")).attrs[_KIND_ATTR] = "none"
-    elif isinstance(value, str):
+        return None
+    if isinstance(value, str):
         _write_str(group, key, value)
-    elif isinstance(value, (bool, np.bool_)):
-        group.create_dataset(key, data=np.bool_(value))
-    elif isinstance(value, (int, np.integer)):
+        return value
+    if isinstance(value, (bool, np.bool_)):
+        _dataset(group, key, np.array(value, dtype=np.bool_))
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
         if not -(2**63) <= int(value) < 2**63:
             raise TalonFormatError(f"{where}: integer {value} does not fit in 64 bits")
-        group.create_dataset(key, data=np.int64(value))
-    elif isinstance(value, (float, np.floating)):
-        group.create_dataset(key, data=np.float64(value))
-    elif isinstance(value, np.ndarray):
+        _dataset(group, key, np.array(value, dtype=np.int64))
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        _dataset(group, key, np.array(value, dtype=np.float64))
+        return _mirror.number(value)
+    if isinstance(value, np.ndarray):
         if value.dtype.kind not in "biuf":
             raise TalonFormatError(f"{where}: arrays of dtype {value.dtype} cannot be stored (numeric only, no pickle)")
-        _write_array(group, key, value, opts)
+        enc = _write_array(group, key, value, opts)
         if value.ndim == 0:
             group[key].attrs[_KIND_ATTR] = "ndarray"  # else it would read back as a Python scalar
-    elif isinstance(value, (list, tuple)):
-        kind = type(value).__name__
+        return enc
+    if isinstance(value, (list, tuple)):
+        kind = "tuple" if isinstance(value, tuple) else "list"  # subclasses (namedtuples) included
         if value and all(isinstance(v, str) for v in value):
             ds = group.create_dataset(key, data=list(value), dtype=_STR)
+            items = list(value)
         elif value and all(isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)) for v in value):
             ds = group.create_dataset(key, data=np.asarray(value, dtype=np.int64))
+            items = [int(v) for v in value]
         elif value and all(isinstance(v, (float, np.floating)) for v in value):
             ds = group.create_dataset(key, data=np.asarray(value, dtype=np.float64))
+            items = [_mirror.number(v) for v in value]
         else:
             ds = group.create_group(key, track_order=True)
-            for i, v in enumerate(value):
-                _write_value(ds, str(i), v, f"{where}[{i}]", opts)
+            items = [_write_value(ds, str(i), v, f"{where}[{i}]", opts) for i, v in enumerate(value)]
         ds.attrs[_KIND_ATTR] = kind
-    else:
-        raise TalonFormatError(f"{where}: values of type {type(value).__name__} cannot be stored (use dicts, lists, strings, numbers, numpy arrays)")
+        return {"l" if kind == "list" else "t": items}
+    raise TalonFormatError(f"{where}: values of type {type(value).__name__} cannot be stored (use dicts, lists, strings, numbers, numpy arrays)")
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -429,15 +492,72 @@ class _Reader:
         if "talon_dt" in g.attrs:
             with self.at("attribute 'talon_dt'"):
                 dt = self.attr_scalar(g, "talon_dt")
-                if not (np.isfinite(dt) and dt > 0):
-                    raise self.fail(f"dt must be a positive number, got {dt}")
         metadata = self.value(g["metadata"]) if isinstance(g.get("metadata"), h5py.Group) else {}
         extras = {k: self.value(g[k]) for k in g if k not in _GRAPH_KNOWN}
+        return self.make_graph({n: nodes[n] for n in order}, list(zip(src, dst)), dt, metadata, extras)
+
+    def make_graph(self, nodes: dict[str, Node], edges: list, dt: Any, metadata: Any, extras: dict) -> Graph:
+        if isinstance(dt, bool) or not isinstance(dt, (int, float)) or not (np.isfinite(dt) and dt > 0):
+            raise self.fail(f"dt must be a positive number, got {dt!r}")
+        if not isinstance(metadata, dict):
+            raise self.fail(f"graph metadata should be a dict, found {type(metadata).__name__}")
         try:
-            graph = Graph({n: nodes[n] for n in order}, list(zip(src, dst)), dt=dt, metadata=metadata, extras=extras)
+            return Graph(nodes, edges, dt=float(dt), metadata=metadata, extras=extras)
         except TalonError as exc:
             raise self.fail(str(exc)) from None
-        return graph
+
+    def mirrored_graph(self, g: h5py.Group) -> Graph | None:
+        """The graph from its sealed content mirror (_mirror), or None when the file has none to use."""
+        if not self.index or _mirror.ATTR not in g.attrs:
+            return None
+        with self.at(f"attribute {_mirror.ATTR!r}"):
+            try:
+                doc = json.loads(self.decode(g.attrs[_mirror.ATTR], _mirror.ATTR))
+            except ValueError as exc:
+                raise self.fail(f"malformed ({exc})") from None
+        if not isinstance(doc, dict) or doc.get("v") != _mirror.VERSION:
+            return None  # another mirror version: the HDF5 objects are the canonical content
+        decoder = _mirror.Decoder(self.indexed_array, self.fail)
+        try:
+            return self.graph_from_mirror(doc["graph"], decoder)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise self.fail(f"malformed content mirror ({type(exc).__name__}: {exc})") from None
+
+    def graph_from_mirror(self, doc: dict, decoder: _mirror.Decoder) -> Graph:
+        nodes: dict[str, Node] = {}
+        for name, type_name, body in doc["nodes"]:
+            with self.at(f"node {name!r}"):
+                if not isinstance(name, str) or name in nodes:
+                    raise self.fail("duplicate or malformed node name in the content mirror")
+                if type_name == "Graph":
+                    nodes[name] = self.graph_from_mirror(body, decoder)
+                    continue
+                cls = self.node_class(type_name)
+                specs = cls.field_specs()
+                values: dict[str, Any] = {}
+                for fname, enc in body.items():
+                    with self.at(f"field {fname!r}"):
+                        if fname not in specs:
+                            raise self.fail(f"content mirror holds unknown field {fname!r}")
+                        if specs[fname].kind != INTS:
+                            values[fname] = decoder.value(enc)
+                        elif isinstance(enc, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in enc):
+                            values[fname] = tuple(enc)
+                        else:
+                            raise self.fail(f"content mirror: {fname!r} should be a list of integers")
+                nodes[name] = self.build_node(cls, values)
+        self.apply_shapes(doc["shapes"], nodes)
+        edges = [(s, d) for s, d in doc["edges"]]
+        dt = decoder.value(doc["dt"])
+        metadata = decoder.value(doc["metadata"])
+        extras = {k: decoder.value(v) for k, v in doc["extras"].items()}
+        return self.make_graph(nodes, edges, dt, metadata, extras)
+
+    def indexed_array(self, path: str) -> np.ndarray:
+        entry = self.index.get(path)
+        if entry is None or entry[4] is None:
+            raise self.fail(f"the content mirror refers to array {path!r}, which the index does not hold")
+        return _integrity.read_array(self.raw, entry, self.fail)
 
     def node_order(self, g: h5py.Group, names: list[str], edges: list[tuple[str, str]], nodes: dict[str, Node]) -> list[str]:
         if "talon_node_order" in g.attrs:
@@ -474,12 +594,19 @@ class _Reader:
         with self.at("attribute 'talon_shapes'"):
             try:
                 table = json.loads(self.decode(g.attrs["talon_shapes"], "talon_shapes"))
-                for name, (ins, outs) in table.items():
-                    node = nodes[name]
-                    node.input_shapes = None if ins is None else [tuple(int(d) for d in s) for s in ins]
-                    node.output_shapes = None if outs is None else [tuple(int(d) for d in s) for s in outs]
-            except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            except ValueError as exc:
                 raise self.fail(f"malformed ({exc})") from None
+            self.apply_shapes(table, nodes)
+
+    def apply_shapes(self, table: Any, nodes: dict[str, Node]) -> None:
+        """Set each node's stored shapes from a {node: [input shapes, output shapes]} table."""
+        try:
+            for name, (ins, outs) in table.items():
+                node = nodes[name]
+                node.input_shapes = None if ins is None else [tuple(int(d) for d in s) for s in ins]
+                node.output_shapes = None if outs is None else [tuple(int(d) for d in s) for s in outs]
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise self.fail(f"malformed shapes table ({exc})") from None
 
     def node(self, ng: h5py.Group) -> Node:
         type_ds = ng.get("type")
@@ -491,10 +618,7 @@ class _Reader:
         if type_name == "Graph":
             node: Node = self.graph(ng)
         else:
-            cls = get_node_class(type_name)
-            if cls is None:
-                raise self.fail(f"unknown node type {type_name!r}; known types: {', '.join(list_primitives())}. "
-                                "A user-defined primitive must be registered with talon.ir.register_node before reading")
+            cls = self.node_class(type_name)
             specs = cls.field_specs()
             values: dict[str, Any] = {}
             prefix = ng.name  # asked once: HDF5 computes an object's path on every request
@@ -506,15 +630,25 @@ class _Reader:
                     continue
                 with self.at(f"field {name!r}"):
                     values[name] = self.field(ng, name, specs[name], prefix)
-            defaults = cls.field_defaults()
-            missing = [n for n in specs if n not in values and n not in defaults]
-            if missing:
-                raise self.fail(f"missing required field {missing[0]!r} of {type_name}")
-            try:
-                node = cls(**values)
-            except PrimitiveError as exc:
-                raise self.fail(str(exc)) from None
+            node = self.build_node(cls, values)
         return node
+
+    def node_class(self, type_name: Any) -> type[Node]:
+        cls = get_node_class(type_name) if isinstance(type_name, str) else None
+        if cls is None:
+            raise self.fail(f"unknown node type {type_name!r}; known types: {', '.join(list_primitives())}. "
+                            "A user-defined primitive must be registered with talon.ir.register_node before reading")
+        return cls
+
+    def build_node(self, cls: type[Node], values: dict[str, Any]) -> Node:
+        defaults = cls.field_defaults()
+        missing = [n for n in cls.field_specs() if n not in values and n not in defaults]
+        if missing:
+            raise self.fail(f"missing required field {missing[0]!r} of {cls.type_name}")
+        try:
+            return cls(**values)
+        except PrimitiveError as exc:
+            raise self.fail(str(exc)) from None
 
 
 from talon.ir.node import FieldSpec as _FieldSpec  # noqa: E402
@@ -604,8 +738,8 @@ def read(path: str | os.PathLike) -> Graph:
             g = f.get("graph")
             if not isinstance(g, h5py.Group):
                 raise reader.fail("missing 'graph' group")
-            graph = reader.graph(g)
-            return graph
+            graph = reader.mirrored_graph(g)
+            return graph if graph is not None else reader.graph(g)
         except TalonError:
             raise
         except Exception as exc:  # any other failure inside h5py or numpy means a damaged file

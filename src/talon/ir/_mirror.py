@@ -1,0 +1,103 @@
+"""The content mirror of a .t1c file: the graph's non-array content as one sealed JSON attribute.
+
+The HDF5 layout stays complete and canonical (it is what the existing SDK reads). Next to it, the
+writer stores `/graph/@talon_mirror`: the same content in one JSON document, produced in the same pass
+that writes the HDF5 objects, with each array replaced by a reference to its entry in the sealed index
+(_integrity). A reader that finds the mirror in a sealed file builds the Graph from it and copies the
+arrays by offset, without walking dozens of HDF5 objects one lookup at a time; files without it
+(the existing SDK's, compressed ones, older TALON ones) are read from the HDF5 objects.
+
+The mirror encodes what the HDF5 reader would return, not what was given to the writer: a list of
+numpy integers is written as an int64 dataset and reads back as Python ints, so its mirror holds ints.
+Tests compare both readers on every generated graph.
+
+Document (version 1):
+    {"v": 1, "graph": G}
+    G = {"nodes": [[name, type, F or G], ...], "edges": [[src, dst], ...], "dt": float,
+         "shapes": {name: [input shapes, output shapes]}, "metadata": V, "extras": {key: V}}
+    F = {field: value}; scalars as JSON scalars, int tuples as lists, arrays and dicts as V
+    V = null | bool | int | float | str | {"d": {key: V}} | {"l": [V]} | {"t": [V]}
+        | {"a": hdf5 path of an indexed array} | {"x": [dtype, shape, hex bytes]} | {"f": hex float64}
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import struct
+from typing import Any, Callable
+
+import numpy as np
+
+VERSION = 1
+ATTR = "talon_mirror"
+
+
+class Unmirrorable(Exception):
+    """The content has something the mirror does not describe (a compressed array): write none."""
+
+
+def inline_array(arr: np.ndarray) -> dict:
+    """An array stored without an index entry (0-d or empty): its bytes travel in the mirror."""
+    return {"x": [arr.dtype.str, list(arr.shape), arr.tobytes().hex()]}
+
+
+def number(value: float) -> Any:
+    """A float64 as JSON; NaNs as their bits, since JSON's NaN token drops sign and payload."""
+    value = float(value)
+    return {"f": struct.pack("<d", value).hex()} if math.isnan(value) else value
+
+
+def dumps(doc: dict) -> str:
+    return json.dumps({"v": VERSION, "graph": doc}, separators=(",", ":"), allow_nan=True)
+
+
+class Decoder:
+    """Builds values back from a mirror document. `array(path)` returns an indexed array (checked)."""
+
+    def __init__(self, array: Callable[[str], np.ndarray], fail: Callable[[str], Exception]) -> None:
+        self.array = array
+        self.fail = fail
+
+    def value(self, v: Any) -> Any:
+        if v is None or isinstance(v, (bool, int, float, str)):
+            return v
+        if not isinstance(v, dict) or len(v) != 1:
+            raise self.fail(f"mirror: malformed value {str(v)[:60]!r}")
+        (tag, body), = v.items()
+        if tag == "d":
+            if not isinstance(body, dict):
+                raise self.fail("mirror: malformed dict")
+            return {k: self.value(x) for k, x in body.items()}
+        if tag in ("l", "t"):
+            if not isinstance(body, list):
+                raise self.fail("mirror: malformed list")
+            items = [self.value(x) for x in body]
+            return items if tag == "l" else tuple(items)
+        if tag == "a":
+            if not isinstance(body, str):
+                raise self.fail("mirror: malformed array reference")
+            return self.array(body)
+        if tag == "x":
+            return self.inline(body)
+        if tag == "f":
+            return self.float_bits(body)
+        raise self.fail(f"mirror: unknown value tag {tag!r}")
+
+    def inline(self, body: Any) -> np.ndarray:
+        try:
+            dtype_str, shape, data = body
+            dtype = np.dtype(str(dtype_str))
+            shape = tuple(int(d) for d in shape)
+            raw = bytes.fromhex(data)
+        except (TypeError, ValueError) as exc:
+            raise self.fail(f"mirror: malformed inline array ({exc})") from None
+        if dtype.kind not in "biuf" or any(d < 0 for d in shape) or len(raw) != int(np.prod(shape, dtype=np.int64)) * dtype.itemsize:
+            raise self.fail("mirror: inline array does not match its dtype and shape")
+        return np.frombuffer(raw, dtype=dtype).reshape(shape).copy()
+
+    def float_bits(self, body: Any) -> float:
+        try:
+            return struct.unpack("<d", bytes.fromhex(body))[0]
+        except (TypeError, ValueError, struct.error) as exc:
+            raise self.fail(f"mirror: malformed float ({exc})") from None
