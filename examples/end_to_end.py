@@ -5,7 +5,7 @@
 1. trains a 64-128-10 leaky integrate-and-fire network with snnTorch on scikit-learn's digits data set
    (8x8 images shipped inside scikit-learn: nothing is downloaded), pixels rate-coded as spikes;
 2. exports it to the TALON IR (talon.bridge.to_ir) and stamps it (talon.sdk.stamp_graph);
-3. then talon.cli.pipeline.run_pipeline, the same code as `talon pipeline`: lints and analyzes it,
+3. then talon.pipeline.run_pipeline, the same code as `talon pipeline`: lints and analyzes it,
    converts it to 8-bit SpikingAffine layers, maps it onto a 4x4 mesh of cores, compiles the hardware
    descriptor, simulates float and fixed-point on the test split (accuracy of both), profiles energy and
    latency, and writes the report folder (.t1c files, hardware descriptor, JSON summaries, HTML view,
@@ -164,8 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from talon.bridge import to_ir
-    from talon.cli.pipeline import run_pipeline
     from talon.mapping import HardwareSpec
+    from talon.pipeline import run_pipeline
     from talon.sdk import stamp_graph
 
     torch.manual_seed(args.seed)

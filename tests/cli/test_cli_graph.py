@@ -22,8 +22,24 @@ def test_help_lists_every_command(run_cli):
 
 
 def test_version(run_cli):
+    import talon
+
     code, out, _ = run_cli("--version")
-    assert code == 0 and out.startswith("talon ")
+    assert code == 0 and out.strip() == f"talon {talon.__version__}"  # the one source of TALON's version
+
+
+def test_info_and_stamps_ask_one_version_lookup(run_cli, monkeypatch):
+    """`talon info` and stamp_graph read package versions through talon._versions.package_version."""
+    import talon._versions
+    from talon.sdk import stamp_graph
+
+    monkeypatch.setattr(talon._versions, "package_version", lambda dist: f"{dist}-v9")
+    code, out, _ = run_cli("info", "--json")
+    packages = _json(out)["talon"]["packages"]
+    assert code == 0 and packages["numpy"] == "numpy-v9" and packages["t1c-talon"] == "t1c-talon-v9"
+    stamp = stamp_graph(ir.Graph({"x": ir.Input(shape=(2,)), "y": ir.Output()}, [("x", "y")]), git=False)
+    versions = stamp.metadata["talon_stamp"]["versions"]
+    assert versions["numpy"] == "numpy-v9" and versions["torch"] == "torch-v9"
 
 
 def test_info_environment_and_model(run_cli, snn_file):

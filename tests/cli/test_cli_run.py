@@ -81,6 +81,11 @@ def test_map(run_cli, snn_file, tmp_path):
     assert sum(c["neurons"] for c in doc["cores"]) == doc["metrics"]["neurons"]
     assert all(c["neurons"] <= 8 for c in doc["cores"])
     assert "talon_mapping" in ir.read(tmp_path / "mapped.t1c").metadata and (tmp_path / "cores.png").exists()
+    from talon.mapping import MappingResult
+
+    stored = MappingResult.from_graph(ir.read(tmp_path / "mapped.t1c"))  # per-core use: the result's own
+    assert [c["neuron_utilisation"] for c in doc["cores"]] == stored.neuron_utilisation.tolist()
+    assert [c["memory_utilisation"] for c in doc["cores"]] == stored.memory_utilisation.tolist()
     code, out, _ = run_cli("map", snn_file, "--hw-preset", "small")
     assert code == 0 and "cores" in out
     code, _, err = run_cli("map", snn_file, "--mesh", "1x1", "--neurons-per-core", "4")
@@ -105,6 +110,36 @@ def test_pipeline(run_cli, snn_file, tmp_path):
     hw = ir.read(doc["files"]["hardware_graph"])
     assert hw.nodes["fc1"].type_name == "SpikingAffine" and "talon_mapping" in hw.metadata
     assert "lint:" in err and "profile:" in err  # with --json the stage lines go to stderr
+
+
+def test_pipeline_command_wraps_the_library_call(run_cli, snn_file, tmp_path, monkeypatch):
+    """`talon pipeline` parses options and hands over to talon.pipeline.run_pipeline; the library flow
+    lives outside the CLI package (examples/end_to_end.py imports it from there)."""
+    import importlib.util
+
+    import talon.pipeline
+
+    seen = {}
+
+    def fake_run_pipeline(model, out_dir, **kw):
+        seen.update(model=model, out_dir=out_dir, **kw)
+        return {"model": kw["name"], "out_dir": str(out_dir)}
+
+    monkeypatch.setattr(talon.pipeline, "run_pipeline", fake_run_pipeline)
+    code, out, err = run_cli("pipeline", snn_file, "-o", tmp_path / "r", "--bits", "6", "--mesh", "2x2", "--no-plots", "--json")
+    assert code == 0, err
+    assert _json(out)["model"] == "snn" and isinstance(seen["model"], ir.Graph)
+    assert seen["weight_bits"] == 6 and seen["hardware"].mesh == (2, 2) and seen["plots"] is False and seen["strict"] is True
+    assert importlib.util.find_spec("talon.cli.pipeline") is None
+
+
+def test_pipeline_library_does_not_import_the_cli():
+    import subprocess
+    import sys
+
+    code = "import sys, talon.pipeline; bad = [m for m in ('talon.cli', 'click', 'torch') if m in sys.modules]; assert not bad, bad"
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
 
 
 def test_export_html_and_visualize(run_cli, snn_file, tmp_path):

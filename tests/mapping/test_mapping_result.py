@@ -114,3 +114,25 @@ def test_presets_map_a_small_model():
     res = map_graph(dense_net(64, 32, 10), preset("loihi-like"))
     assert res.metrics["cores_used"] == 1 and res.hardware.name == "loihi-like"
     assert "loihi-like" in res.summary()
+
+
+def test_per_core_utilisation_is_defined_once(mapped):
+    """MappingResult exposes per-core use with the same definition as Allocation (one function); the
+    mesh grids lay the same numbers on (rows, cols)."""
+    from talon.mapping.allocate import memory_utilisation, neuron_utilisation
+
+    _, hw, res = mapped
+    assert np.array_equal(res.neuron_utilisation, res.cores["neurons"] / hw.neurons_per_core)
+    assert np.array_equal(res.memory_utilisation, res.cores["weight_bytes"] / hw.weight_memory_bytes_per_core)
+    assert np.array_equal(res.neuron_utilisation, neuron_utilisation(res.cores["neurons"], hw))
+    used = res.cores["neurons"] > 0
+    assert res.metrics["max_neuron_utilisation"] == pytest.approx(res.neuron_utilisation[used].max())
+    assert res.metrics["mean_memory_utilisation"] == pytest.approx(res.memory_utilisation[used].mean())
+    grids = res.utilisation_grids()
+    assert set(grids) == {"neurons", "weight memory"} and grids["neurons"].shape == hw.mesh
+    for k in range(len(res.cores["row"])):
+        r, c = int(res.cores["row"][k]), int(res.cores["col"][k])
+        assert grids["neurons"][r, c] == pytest.approx(res.neuron_utilisation[k])
+    # no weight memory at all: nothing of nothing is 0, weights that cannot fit are inf
+    bare = hw_small(weight_memory_bytes_per_core=0)
+    assert memory_utilisation(np.array([0, 5]), bare).tolist() == [0.0, np.inf]

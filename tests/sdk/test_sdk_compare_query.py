@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from talon import ir
-from talon.errors import GraphValidationError
+from talon.errors import GraphValidationError, TalonError, TalonUsageError
 from talon.sdk import (
     analyze_graph,
     assert_graphs_equal,
@@ -119,7 +119,7 @@ def test_inspect_node():
     lif_info = inspect_node(build_hybrid(), "lif")
     assert lif_info.stateful and lif_info.spiking and lif_info.fields["reset_mode"] == "zero"
     assert "fc1: Affine" in str(info)
-    with pytest.raises(GraphValidationError, match="no node named 'nope'"):
+    with pytest.raises(TalonUsageError, match="no node named 'nope'"):
         inspect_node(build_hybrid(), "nope")
 
 
@@ -138,9 +138,9 @@ def test_find_pattern():
     assert find_pattern(g, "*->Output") == [("fc2", "output")]
     assert find_pattern(g, "LIF|ReLU->*") == [("relu", "pool"), ("lif", "fc2")]
     assert find_pattern(g, "Conv2d->LIF") == []
-    with pytest.raises(GraphValidationError, match="unknown node type"):
+    with pytest.raises(TalonUsageError, match="unknown node type"):
         find_pattern(g, "Conv2D->LIF")
-    with pytest.raises(GraphValidationError, match="malformed"):
+    with pytest.raises(TalonUsageError, match="malformed"):
         find_pattern(g, "Conv2d->")
 
 
@@ -156,7 +156,7 @@ def test_extract_subgraph_by_names_and_by_endpoints():
     bare = extract_subgraph(g, ["conv1", "relu"], add_io=False)
     assert list(bare.nodes) == ["conv1", "relu"] and bare.edges == [("conv1", "relu")]
     assert g.nodes["fc1"] is not sub.nodes["fc1"]  # a copy
-    with pytest.raises(GraphValidationError, match="no path"):
+    with pytest.raises(TalonUsageError, match="no path"):
         extract_subgraph(g, start="lif", end="conv1")
 
 
@@ -171,3 +171,34 @@ def test_extract_subgraph_keeps_input_order_and_fresh_names():
     assert list(sub.nodes) == ["c_input", "r", "r_output"] and sub.nodes["c_input"].shape == (5,)
     g.add_node("c_input", ir.Input(shape=(1,)))  # a name already taken gets a suffix
     assert "c_input2" in extract_subgraph(g, ["r"]).nodes
+
+
+def test_argument_errors_are_usage_errors_not_graph_errors():
+    """A wrong argument is TalonUsageError (a TalonError and a ValueError); GraphValidationError is kept
+    for graphs that are invalid, so `except GraphValidationError` no longer hides a caller's typo."""
+    from talon.sdk import compare_graphs, lint_graph, quantize_weights, register_cost, stamp_graph
+    from talon.sdk.cost import Counts
+
+    g = build_hybrid()
+    calls = [
+        lambda: trace_path(g, "nope", "lif"),
+        lambda: inspect_node(g, "nope"),
+        lambda: find_pattern(g, "Conv2D->LIF"),
+        lambda: find_pattern(g, "->"),
+        lambda: extract_subgraph(g, ["fc1"], start="fc1", end="lif"),
+        lambda: extract_subgraph(g, start="fc1"),
+        lambda: extract_subgraph(g, start="lif", end="conv1"),
+        lambda: extract_subgraph(g, ["fc1", "nope"]),
+        lambda: lint_graph(g, ignore=["NOPE"]),
+        lambda: quantize_weights(g, 1),
+        lambda: quantize_weights(g, nodes=["nope"]),
+        lambda: compare_graphs(g, g, tolerance=-1.0),
+        lambda: stamp_graph(g, metadata={"k": [1, 2]}, git=False),
+        lambda: register_cost("Affine", lambda node, ins, outs: Counts()),
+        lambda: analyze_graph(42),
+    ]
+    for call in calls:
+        with pytest.raises(TalonUsageError) as info:
+            call()
+        assert not isinstance(info.value, GraphValidationError), info.value
+        assert isinstance(info.value, TalonError) and isinstance(info.value, ValueError)

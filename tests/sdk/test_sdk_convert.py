@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from talon import ir
-from talon.errors import GraphValidationError
+from talon.errors import GraphValidationError, TalonUsageError
 from talon.sdk import (
     analyze_graph,
     compare_graphs,
@@ -52,9 +52,9 @@ def test_convert_selected_nodes_and_linear():
     assert s.nodes["fc1"].type_name == "Affine"
     assert s.nodes["fc2"].type_name == "SpikingAffine" and s.nodes["fc2"].accumulator_bits == 32
     assert np.all(s.nodes["fc2"].bias == 0)
-    with pytest.raises(GraphValidationError, match="LIF"):
+    with pytest.raises(TalonUsageError, match="LIF"):
         convert_to_spiking(g, nodes=["lif1"])
-    with pytest.raises(GraphValidationError, match="no node named"):
+    with pytest.raises(TalonUsageError, match="no node named"):
         convert_to_spiking(g, nodes=["zz"])
 
 
@@ -96,7 +96,7 @@ def test_quantize_power_of_two_scales_and_spiking_affine_bits():
     for t in rep.tensors:
         assert np.log2(t.scale) == int(np.log2(t.scale))
     assert q.nodes["fc1"].weight_bits == 4 and g.nodes["fc1"].weight_bits == 8
-    with pytest.raises(GraphValidationError, match="bits"):
+    with pytest.raises(TalonUsageError, match="bits"):
         quantize_weights(g, 1)
 
 
@@ -192,3 +192,11 @@ def test_prune_disconnected():
     assert ("fc1", "dead") not in p.edges
     p.validate()
     assert compare_graphs(prune_disconnected(build_mlp()), build_mlp()).identical
+
+
+def test_convert_argument_errors_are_usage_errors():
+    g = build_mlp()
+    for call in (lambda: convert_to_spiking(g, nodes=["lif1"]), lambda: convert_to_spiking(g, nodes=["zz"])):
+        with pytest.raises(TalonUsageError) as info:
+            call()
+        assert not isinstance(info.value, GraphValidationError)

@@ -216,3 +216,11 @@ def test_every_entry_is_documented():
     for type_name in cost.cost_table():
         if not type_name.startswith("Sdk"):
             assert f"`{type_name}`" in doc, type_name
+
+
+def test_in_place_flag():
+    """Elementwise nodes may overwrite their input (profile's in-place advice reads this, not a type list)."""
+    for node in (ir.ReLU(), ir.Sigmoid(), ir.Scale(scale=np.ones(4, np.float32)), ir.Threshold(v_threshold=np.ones(4, np.float32))):
+        assert node_cost(node, [(4,)]).in_place, node.type_name
+    for node in (ir.Softmax(), ir.Flatten(), ir.Affine(weight=z(4, 4), bias=z(4))):
+        assert not node_cost(node, [(4,)]).in_place, node.type_name

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from talon import ir
-from talon.errors import GraphValidationError
+from talon.errors import GraphValidationError, TalonUsageError
 from talon.ir.node import Node, array, primitive
 from talon.sdk import CODES, LintResult, Severity, lint_graph
 from talon.sdk.cost import Counts, register_cost
@@ -289,7 +289,7 @@ def test_nested_graphs_are_linted_with_prefixed_names():
 
 def test_ignore_and_unknown_codes():
     assert lint_graph(build_hybrid(), ignore=["NAME_SHADOWS_BUILTIN"]).issues == []
-    with pytest.raises(GraphValidationError, match="unknown codes"):
+    with pytest.raises(TalonUsageError, match="unknown codes"):
         lint_graph(build_hybrid(), ignore=["NOPE"])
 
 
@@ -352,3 +352,24 @@ def test_fusable_affine_counts_only_stored_biases():
     g.chain("input", "a", "b", "output")
     (issue,) = [i for i in lint_graph(g).issues if i.code == "FUSABLE_AFFINE"]
     assert "8 parameters instead of 18" in issue.message  # W2 W1 is 2x4; no bias on either side
+
+
+@primitive(name="SdkLintLeaky")
+class _UserLeaky(Node):
+    """A user-registered leaky neuron: the flags and fields say what it is, not its type name."""
+
+    tau: np.ndarray = array()
+    v_threshold: np.ndarray = array()
+    stateful = True
+    spiking = True
+
+
+def test_neuron_checks_follow_class_flags_and_fields_not_type_names():
+    register_cost("SdkLintLeaky", lambda node, ins, outs: Counts(neurons=int(np.prod(outs[0]))), replace=True)
+    neuron = _UserLeaky(tau=np.array([0.5, 4.0], f32), v_threshold=np.array([-1.0, 1.0], f32))
+    g = chain({"x": ir.Input(shape=(2,)), "n": neuron, "y": ir.Output()})
+    by = {i.code: i for i in lint_graph(g)}
+    assert by["NONPOSITIVE_THRESHOLD"].node == "n" and by["TAU_BELOW_DT"].node == "n"
+    # a stateless threshold (ir.Threshold) has no reset to invert, and LI has no threshold
+    quiet = chain({"x": ir.Input(shape=(2,)), "t": ir.Threshold(v_threshold=np.array([-1.0, 1.0], f32)), "y": ir.Output()})
+    assert "NONPOSITIVE_THRESHOLD" not in lint_graph(quiet).codes

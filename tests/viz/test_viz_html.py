@@ -69,6 +69,8 @@ def test_mapping_panel_and_stored_mapping(branchy, branchy_mapping, tmp_path):
     assert (m["rows"], m["cols"]) == (3, 3) and len(m["cores"]) == branchy_mapping.metrics["cores_used"]
     assert sum(c["neurons"] for c in m["cores"]) == branchy_mapping.metrics["neurons"]
     assert set(m["layer_cores"]) == set(branchy_mapping.layers)
+    assert [c["neuron_use"] for c in m["cores"]] == branchy_mapping.neuron_utilisation.tolist()
+    assert [c["memory_use"] for c in m["cores"]] == branchy_mapping.memory_utilisation.tolist()
     assert m["node_cores"]["fc_b"]["via"] == ["lif_b"] and m["node_cores"]["fc_b"]["cores"] == sorted(set(m["layer_cores"]["lif_b"]))
     # a mapping stored in the graph's metadata is picked up from the file
     g = branchy.copy()
@@ -76,3 +78,29 @@ def test_mapping_panel_and_stored_mapping(branchy, branchy_mapping, tmp_path):
     ir.write(tmp_path / "mapped.t1c", g)
     path = export_html(tmp_path / "mapped.t1c", tmp_path / "page.html")
     assert _data(open(path, encoding="utf-8").read())["mapping"]["rows"] == 3
+
+
+def test_node_kind_reads_flags_and_the_cost_table():
+    """Kinds come from the class flags, the cost table and the primitive's family module, so user
+    primitives are coloured by what they are; built-ins keep their families."""
+    from talon.ir.node import Node, array, primitive
+    from talon.sdk.cost import Counts, register_cost
+    from talon.viz.html import node_kind
+
+    @primitive(name="VizTestSynapse")
+    class Synapse(Node):
+        weight: np.ndarray = array()
+
+    @primitive(name="VizTestNeuron")
+    class Neuron(Node):
+        stateful = True
+
+    register_cost("VizTestSynapse", lambda node, ins, outs: Counts(), weight_fields=("weight",), replace=True)
+    f32 = np.float32
+    assert node_kind(Synapse(weight=np.ones(2, f32))) == "synaptic" and node_kind(Neuron()) == "neuron"
+    expected = {
+        "io": ir.Input(shape=(2,)), "synaptic": ir.Scale(scale=np.ones(2, f32)), "neuron": ir.Delay(delay=np.ones(2, np.int64)),
+        "activation": ir.Softmax(), "pooling": ir.Upsample(scale_factor=2), "norm": ir.Dropout(), "structure": ir.Flatten(),
+        "graph": ir.Graph(),
+    }
+    assert {kind: node_kind(node) for kind, node in expected.items()} == {kind: kind for kind in expected}

@@ -40,6 +40,8 @@ def test_core_utilisation(branchy_mapping, tmp_path):
     assert set(grids) == {"neurons", "weight memory"} and grids["neurons"].shape == (3, 3)
     hw = branchy_mapping.hardware
     assert np.isclose(grids["neurons"].sum() * hw.neurons_per_core, branchy_mapping.metrics["neurons"])
+    expected = branchy_mapping.utilisation_grids()  # the plot draws the result's own numbers
+    assert all(np.array_equal(grids[k], expected[k]) for k in expected)
     fig = plots.core_utilisation(branchy_mapping)
     plots.save_figure(fig, tmp_path / "c.png")
     _png(tmp_path / "c.png")

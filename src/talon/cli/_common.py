@@ -13,9 +13,6 @@ Exit codes (every command):
 
 from __future__ import annotations
 
-import json
-import math
-import os
 import sys
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -25,8 +22,6 @@ import click
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_ERROR = 2
-
-SCHEMA_VERSION = 1
 
 
 @dataclass
@@ -75,57 +70,12 @@ def esc(text: Any) -> str:
     return escape(str(text))
 
 
-def jsonable(value: Any) -> Any:
-    """Plain JSON values: numpy scalars and arrays to Python, tuples to lists, NaN/Inf to null,
-    dataclasses to dicts (only where a command has not built its own stable dict)."""
-    if value is None or isinstance(value, (bool, str)):
-        return value
-    if isinstance(value, int):
-        return int(value)
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return [jsonable(v) for v in value]
-    if isinstance(value, os.PathLike):
-        return os.fspath(value)
-    np = sys.modules.get("numpy")
-    if np is not None:
-        if isinstance(value, np.bool_):
-            return bool(value)
-        if isinstance(value, np.integer):
-            return int(value)
-        if isinstance(value, np.floating):
-            return jsonable(float(value))
-        if isinstance(value, np.ndarray):
-            return jsonable(value.tolist())
-    torch = sys.modules.get("torch")
-    if torch is not None and isinstance(value, torch.Tensor):
-        return jsonable(value.detach().cpu().tolist())
-    import dataclasses
-    import enum
-
-    if isinstance(value, enum.Enum):
-        return jsonable(value.value)
-
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    return str(value)
-
-
 def emit_json(command: str, payload: dict) -> None:
-    """Print `payload` as the JSON document of `command`: {"schema": "talon.<command>/1", ...payload}."""
-    doc = {"schema": f"talon.{command}/{SCHEMA_VERSION}", **payload}
-    click.echo(json.dumps(jsonable(doc), indent=2, allow_nan=False))
+    """Print `payload` as the JSON document of `command`: {"schema": "talon.<command>/1", ...payload}
+    (talon.report.document; non-finite numbers become null, talon._json's policy)."""
+    from talon.report import document_text
 
-
-def write_json(path: str | os.PathLike, command: str, payload: dict) -> str:
-    doc = {"schema": f"talon.{command}/{SCHEMA_VERSION}", **payload}
-    with open(path, "w", encoding="utf-8") as fh:
-        json.dump(jsonable(doc), fh, indent=2, allow_nan=False)
-        fh.write("\n")
-    return os.fspath(path)
+    click.echo(document_text(command, payload))
 
 
 def shape_str(shape: Any) -> str:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import click
 
 from talon.cli._common import (
@@ -20,51 +18,10 @@ from talon.cli._common import (
     save_figure,
     shapes_str,
 )
+from talon.report import analyze_payload, lint_payload, profile_payload  # stdlib-only: analyze stays fast
 
 
 # -- analyze -----------------------------------------------------------------------------------------------
-
-def analyze_payload(stats: Any) -> dict[str, Any]:
-    return {
-        "totals": {
-            "params": stats.total_params,
-            "param_bytes": stats.total_bytes,
-            "macs": stats.total_macs,
-            "flops": stats.total_flops,
-            "synapses": stats.total_synapses,
-            "neurons": stats.num_neurons,
-            "depth": stats.depth,
-            "width": stats.width,
-            "num_nodes": stats.num_nodes,
-            "num_edges": stats.num_edges,
-            "spiking_layers": stats.num_spiking_layers,
-            "stateful_layers": stats.num_stateful_layers,
-        },
-        "dt": stats.dt,
-        "type_counts": dict(stats.type_counts),
-        "inputs": {k: list(v) for k, v in stats.input_shapes.items()},
-        "outputs": {k: list(v) for k, v in stats.output_shapes.items()},
-        "layers": [
-            {
-                "name": s.name,
-                "type": s.type_name,
-                "input_shapes": [list(x) for x in s.input_shapes],
-                "output_shapes": [list(x) for x in s.output_shapes],
-                "params": s.cost.params,
-                "param_bytes": s.cost.param_bytes,
-                "macs": s.cost.macs,
-                "flops": s.cost.flops,
-                "neurons": s.cost.neurons,
-                "state_elements": s.cost.state_elements,
-                "activation_elements": s.cost.activation_elements,
-                "synapses": s.cost.synapses,
-                "fan_in": s.cost.fan_in,
-                "fan_out": s.cost.fan_out,
-            }
-            for s in stats.layers.values()
-        ],
-    }
-
 
 @click.command("analyze")
 @graph_argument
@@ -97,27 +54,6 @@ def analyze(graph_path: str, as_json: bool) -> None:
 
 # -- profile -----------------------------------------------------------------------------------------------
 
-def profile_payload(p: Any) -> dict[str, Any]:
-    return {
-        "memory": {
-            "weights": p.weight_memory,
-            "activations": p.activation_memory,
-            "state": p.state_memory,
-            "total": p.total_memory,
-            "quantized_weights": {str(b): m for b, m in p.quantized_weight_memory.items()},
-            "quantized_total": {str(b): m for b, m in p.quantized_total_memory.items()},
-            "activation_bytes": p.activation_bytes,
-            "state_bytes": p.state_bytes,
-        },
-        "ops": {"macs": p.mac_ops, "spike_ops": p.spike_ops, "spike_events": p.spike_events},
-        "largest_layer": p.largest_layer,
-        "largest_layer_params": p.largest_layer_params,
-        "peak_activation_node": p.peak_activation_node,
-        "spike_driven_layers": list(p.spike_driven_layers),
-        "recommendations": list(p.recommendations),
-    }
-
-
 @click.command("profile")
 @graph_argument
 @click.option("--activation-bytes", type=click.IntRange(1, 8), default=4, show_default=True, help="Bytes per activation element.")
@@ -148,14 +84,6 @@ def profile(graph_path: str, activation_bytes: int, state_bytes: int, memory_bud
 
 
 # -- lint --------------------------------------------------------------------------------------------------
-
-def lint_payload(result: Any) -> dict[str, Any]:
-    return {
-        "valid": result.is_valid,
-        "counts": {"error": len(result.errors), "warning": len(result.warnings), "info": len(result.infos)},
-        "issues": [{"severity": i.severity.value, "code": i.code, "node": i.node, "message": i.message} for i in result.issues],
-    }
-
 
 def _parse_range(text: str) -> tuple[float, float]:
     try:

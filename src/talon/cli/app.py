@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+import talon
 from talon.cli import _common
 from talon.cli._common import EXIT_ERROR, EXIT_FAILED, CheckFailed, report_error
 
@@ -57,7 +58,8 @@ def _usage_error(exc: click.ClickException) -> int:
 
 @click.group(cls=TalonGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.option("-v", "--verbose", is_flag=True, help="Show full tracebacks on errors.")
-@click.version_option(package_name="t1c-talon", prog_name="talon", message="%(prog)s %(version)s")
+# talon.__version__, the one source of TALON's version (info and stamps report the same)
+@click.version_option(version=talon.__version__, prog_name="talon", message="%(prog)s %(version)s")
 def cli(verbose: bool) -> None:
     """TALON: carry spiking neural networks from snnTorch to neuromorphic hardware.
 

@@ -24,24 +24,16 @@ from talon.cli._common import (
 _PACKAGES = ("t1c-talon", "numpy", "h5py", "scipy", "torch", "snntorch", "click", "rich", "matplotlib", "pymetis", "nir", "hls4ml")
 
 
-def _version(dist: str) -> str | None:
-    from importlib import metadata
-
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return None
-
-
 def _environment() -> dict[str, Any]:
     import talon
+    from talon._versions import package_versions
     from talon.ir import list_primitives
 
     env: dict[str, Any] = {
         "version": talon.__version__,
         "python": platform.python_version(),
         "platform": platform.platform(),
-        "packages": {p: _version(p) for p in _PACKAGES},
+        "packages": package_versions(_PACKAGES),
         "primitives": len(list_primitives()),
     }
     try:  # the registry itself never imports torch (backends are registered lazily)
@@ -187,7 +179,7 @@ def primitive_info(type_name: str) -> dict[str, Any]:
 @command_options
 def primitives(type_name: str | None, as_json: bool) -> None:
     """List the registered IR primitives, or describe one TYPE (fields, defaults, cost formula)."""
-    from talon.errors import TalonError
+    from talon.errors import TalonUsageError
     from talon.ir import list_primitives
 
     names = list_primitives()
@@ -195,7 +187,7 @@ def primitives(type_name: str | None, as_json: bool) -> None:
         import difflib
 
         close = difflib.get_close_matches(type_name, names, n=3)
-        raise TalonError(f"unknown primitive {type_name!r}" + (f"; did you mean {', '.join(close)}?" if close else f"; see 'talon primitives'"))
+        raise TalonUsageError(f"unknown primitive {type_name!r}" + (f"; did you mean {', '.join(close)}?" if close else "; see 'talon primitives'"))
     infos = [primitive_info(n) for n in ([type_name] if type_name else names)]
     if as_json:
         emit_json("primitives", {"primitives": infos})
@@ -447,7 +439,7 @@ def node_payload(info: Any) -> dict[str, Any]:
 @command_options
 def node_cmd(graph_path: str, name: str, show_values: str | None, as_json: bool) -> None:
     """Everything about node NAME: fields, array statistics, neighbours, shapes and cost."""
-    from talon.errors import TalonError
+    from talon.errors import TalonUsageError
     from talon.sdk import inspect_node
 
     g = load_graph(graph_path)
@@ -456,7 +448,7 @@ def node_cmd(graph_path: str, name: str, show_values: str | None, as_json: bool)
     if show_values is not None:
         arr = getattr(g.nodes[name], show_values, None)
         if not hasattr(arr, "tolist"):
-            raise TalonError(f"node {name!r} has no array field {show_values!r} (arrays: {list(info.arrays)})")
+            raise TalonUsageError(f"node {name!r} has no array field {show_values!r} (arrays: {list(info.arrays)})")
         values = arr
     payload = node_payload(info)
     if as_json:

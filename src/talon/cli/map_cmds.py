@@ -1,4 +1,5 @@
-"""Mapping and whole-flow commands: map (talon.mapping; no torch) and pipeline (all stages)."""
+"""Mapping and whole-flow commands: map (talon.mapping; no torch) and pipeline (a thin wrapper around
+talon.pipeline.run_pipeline: options in, report folder out)."""
 
 from __future__ import annotations
 
@@ -77,8 +78,8 @@ def map_cmd(graph_path: str, hardware_file, hw_preset, mesh, neurons_per_core, w
             output: str | None, seed: int, plot_path: str | None, as_json: bool) -> None:
     """Partition, place and route MODEL.t1c on a mesh of cores. A graph that does not fit is an
     error (exit 2) saying which resource, on which core, by how much."""
-    from talon.cli.pipeline import mapping_payload
     from talon.mapping import map_graph
+    from talon.report import mapping_payload
 
     spec = build_hardware(hardware_file, hw_preset, mesh, neurons_per_core, weight_memory, hw_weight_bits)
     g = load_graph(graph_path)
@@ -140,8 +141,8 @@ def pipeline(graph_path: str, out_dir: str, input_path, labels_path, calib_path,
              no_plots: bool, allow_lint_errors: bool, as_json: bool) -> None:
     """load -> lint -> analyze -> convert -> map -> compile -> simulate (float and fixed) -> profile,
     writing every result into a report folder (see docs/cli.md)."""
-    from talon.cli.pipeline import run_pipeline
     from talon.cli.run_cmds import load_inputs
+    from talon.pipeline import run_pipeline
 
     spec = build_hardware(hardware_file, hw_preset, mesh, neurons_per_core, weight_memory, hw_weight_bits)
     g = load_graph(graph_path)

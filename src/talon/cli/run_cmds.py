@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from talon.cli._common import command_options, console, emit_json, graph_argument, json_option, load_graph, plot_option, save_figure
+from talon.report import energy_payload, simulation_payload
 
 backend_option = click.option("--backend", "backend_name", default="cpu", show_default=True, help="Backend to run on (see 'talon info').")
 steps_option = click.option("--steps", "n_steps", type=click.IntRange(min=1), default=None, help="Timesteps (default: the input's length, else 10).")
@@ -59,42 +60,6 @@ def get_backend(name: str) -> Any:
 
 
 # -- simulate ----------------------------------------------------------------------------------------------
-
-def simulation_payload(sim: Any) -> dict[str, Any]:
-    import numpy as np
-
-    layers = []
-    for name, count in sim.spike_counts.items():
-        layers.append({
-            "name": name,
-            "neurons": int(sim.neurons.get(name, 0)),
-            "spikes": int(count),
-            "firing_rate": float(sim.firing_rates.get(name, 0.0)),
-            "agreement": (sim.agreement or {}).get(name),
-        })
-    outputs = {}
-    for name, value in sim.outputs.items():
-        arr = np.asarray(value.detach().cpu() if hasattr(value, "detach") else value, dtype=np.float64)
-        summed = arr.sum(axis=0)  # over time: (B, *shape)
-        outputs[name] = {
-            "shape": list(arr.shape),
-            "sum_over_time": summed.tolist() if summed.size <= 4096 else None,
-            "argmax": summed.reshape(summed.shape[0], -1).argmax(axis=1).tolist() if summed.ndim >= 2 and summed.size else None,
-        }
-    return {
-        "backend": sim.backend,
-        "mode": sim.mode,
-        "steps": sim.timesteps_run,
-        "batch_size": sim.batch_size,
-        "stimulus": sim.stimulus,
-        "outputs_valid": sim.outputs_valid,
-        "total_spikes": sim.total_spikes,
-        "layers": layers,
-        "input_events": {k: int(v) for k, v in sim.input_events.items()},
-        "outputs": outputs,
-        "wall_time_s": sim.wall_time_s,
-    }
-
 
 @click.command("simulate")
 @graph_argument
@@ -148,38 +113,6 @@ def simulate(graph_path: str, n_steps: int | None, input_path: str | None, rate_
 
 
 # -- energy ------------------------------------------------------------------------------------------------
-
-def energy_payload(p: Any) -> dict[str, Any]:
-    return {
-        "backend": p.backend,
-        "mode": p.mode,
-        "energy_preset": p.energy_preset,
-        "timesteps": p.timesteps,
-        "batch_size": p.batch_size,
-        "latency_us": p.total_latency_us,
-        "cycles": p.total_cycles,
-        "clock_mhz": p.clock_mhz,
-        "energy_uj": {
-            "total": p.energy_estimate_uj,
-            "mac": p.mac_energy_uj,
-            "spike": p.spike_energy_uj,
-            "neuron": p.neuron_energy_uj,
-            "elementwise": p.elementwise_energy_uj,
-            "sram": p.sram_energy_uj,
-        },
-        "energy_per_step_uj": p.energy_per_step_uj,
-        "peak_memory_bytes": p.peak_memory_bytes,
-        "op_costs_pj": dict(p.op_costs_pj),
-        "layers": [
-            {
-                "name": lp.name, "type": lp.type_name, "event_driven": lp.event_driven, "energy_uj": lp.energy_uj, "latency_us": lp.latency_us,
-                "cycles": lp.cycles, "macs": lp.macs, "accumulates": lp.accumulates, "neuron_updates": lp.neuron_updates,
-                "elementwise_ops": lp.elementwise_ops, "sram_bytes": lp.sram_bytes, "input_events": lp.input_events,
-            }
-            for lp in p.layers.values()
-        ],
-    }
-
 
 @click.command("energy")
 @graph_argument

@@ -24,6 +24,19 @@ if TYPE_CHECKING:
     from talon.mapping.place import Placement
 
 
+def neuron_utilisation(neurons: np.ndarray, hw: HardwareSpec) -> np.ndarray:
+    """Per core: neurons held / neurons_per_core (the one definition; Allocation and MappingResult use it)."""
+    return np.asarray(neurons, dtype=np.float64) / hw.neurons_per_core
+
+
+def memory_utilisation(weight_bytes: np.ndarray, hw: HardwareSpec) -> np.ndarray:
+    """Per core: weight bytes / weight_memory_bytes_per_core. With no weight memory a core holding no
+    weights is 0 (nothing of nothing used) and one holding weights inf (it cannot fit)."""
+    b = np.asarray(weight_bytes, dtype=np.float64)
+    m = hw.weight_memory_bytes_per_core
+    return b / m if m else np.where(b > 0, np.inf, 0.0)
+
+
 @dataclass(frozen=True)
 class Violation:
     resource: str  # "neurons", "weight_memory", "fan_in", "fan_out", "cores"
@@ -61,12 +74,11 @@ class Allocation:
 
     @property
     def neuron_utilisation(self) -> np.ndarray:
-        return self.neurons / self.hardware.neurons_per_core
+        return neuron_utilisation(self.neurons, self.hardware)
 
     @property
     def memory_utilisation(self) -> np.ndarray:
-        m = self.hardware.weight_memory_bytes_per_core
-        return self.weight_bytes / m if m else np.where(self.weight_bytes > 0, np.inf, 0.0)
+        return memory_utilisation(self.weight_bytes, self.hardware)
 
     def violations(self) -> list[Violation]:
         hw = self.hardware

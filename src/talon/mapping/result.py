@@ -17,7 +17,7 @@ import numpy as np
 from talon.errors import MappingError
 from talon.ir import Graph
 from talon.mapping.adapter import RatesLike
-from talon.mapping.allocate import allocate
+from talon.mapping.allocate import allocate, memory_utilisation, neuron_utilisation
 from talon.mapping.hardware import HardwareSpec, HardwareSpecError
 from talon.mapping.metrics import compute_metrics
 from talon.mapping.neurons import NeuronGraph
@@ -99,6 +99,28 @@ class MappingResult:
 
     def noc_profile(self) -> dict[str, float]:
         return noc_profile(self)
+
+    @property
+    def neuron_utilisation(self) -> np.ndarray:
+        """Per core (indexed like `cores`): neurons held / neurons_per_core."""
+        return neuron_utilisation(self.cores["neurons"], self.hardware)
+
+    @property
+    def memory_utilisation(self) -> np.ndarray:
+        """Per core: weight bytes / weight_memory_bytes_per_core (inf for weights on a core without any)."""
+        return memory_utilisation(self.cores["weight_bytes"], self.hardware)
+
+    def utilisation_grids(self) -> dict[str, np.ndarray]:
+        """{"neurons", "weight memory"}: (rows, cols) arrays of the per-core utilisation laid on the mesh
+        (0 where no core is placed; cores sharing a position add up)."""
+        rows, cols = self.hardware.mesh
+        r, c = np.asarray(self.cores["row"], dtype=np.int64), np.asarray(self.cores["col"], dtype=np.int64)
+        grids = {}
+        for name, per_core in (("neurons", self.neuron_utilisation), ("weight memory", self.memory_utilisation)):
+            grid = np.zeros((rows, cols))
+            np.add.at(grid, (r, c), per_core)
+            grids[name] = grid
+        return grids
 
     def layer_sizes(self) -> dict[str, int]:
         """Neurons of each mapped layer (the end of its last assigned slice)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Union
 
-from talon.errors import TalonError
+from talon.errors import TalonUsageError
 from talon.ir import Graph, read
 
 GraphLike = Union[Graph, str, "os.PathLike[str]"]
@@ -17,4 +17,4 @@ def as_graph(graph: GraphLike) -> Graph:
         return graph
     if isinstance(graph, (str, os.PathLike)):
         return read(os.fspath(graph))
-    raise TalonError(f"expected a talon.ir.Graph or a path to a .t1c file, got {type(graph).__name__}")
+    raise TalonUsageError(f"expected a talon.ir.Graph or a path to a .t1c file, got {type(graph).__name__}")

@@ -13,15 +13,22 @@ from typing import Iterable
 
 import numpy as np
 
-from talon.errors import GraphValidationError
+from talon.errors import GraphValidationError, TalonUsageError
 from talon.ir import Affine, Graph, Node, SpikingAffine
 from talon.sdk._graph import Shape, Topology, infer_shapes
 from talon.sdk._load import GraphLike, as_graph
 from talon.sdk.cost import cost_entry
 
 _ACCUMULATOR_WIDTHS = (16, 24, 32, 48, 64)
-_FOLD_INTO = ("Conv1d", "Conv2d", "SepConv2d", "Affine", "Linear")
-_AFFINE = ("Affine", "Linear")
+# The layer types each transform knows how to rewrite. What it does to each is written out per type
+# below (weight layout, bias handling), so these are the transforms' own scope, not node properties
+# that a class flag could carry.
+_AFFINE = ("Affine", "Linear")  # float affine maps y = W x (+ b): fused, folded into, made spiking
+#: The batch norms fold_batchnorm folds (profile_graph counts them for its advice).
+BATCHNORMS = ("BatchNorm1d", "BatchNorm2d")
+_FOLD_INTO = ("Conv1d", "Conv2d", "SepConv2d", *_AFFINE)
+#: The layers convert_to_spiking replaces by SpikingAffine (profile_graph suggests converting them).
+SPIKING_CONVERTIBLE = _AFFINE
 
 
 # -- shared helpers -------------------------------------------------------------------------------
@@ -76,7 +83,7 @@ def foldable_batchnorms(graph: Graph, shapes: dict[str, tuple[list[Shape], list[
     topo = Topology.of(graph, with_delays=False)
     out = []
     for name, node in graph.nodes.items():
-        if node.type_name not in ("BatchNorm1d", "BatchNorm2d") or len(topo.preds[name]) != 1:
+        if node.type_name not in BATCHNORMS or len(topo.preds[name]) != 1:
             continue
         prev = topo.preds[name][0]
         p = graph.nodes[prev]
@@ -119,9 +126,9 @@ def _check_names(graph: Graph, names: Iterable[str] | None, allowed: tuple[str, 
     names = list(names)
     for n in names:
         if n not in graph.nodes:
-            raise GraphValidationError(f"{what}: no node named {n!r}")
+            raise TalonUsageError(f"{what}: no node named {n!r}")
         if graph.nodes[n].type_name not in allowed:
-            raise GraphValidationError(f"{what}: {n!r} is a {graph.nodes[n].type_name}, expected one of {list(allowed)}")
+            raise TalonUsageError(f"{what}: {n!r} is a {graph.nodes[n].type_name}, expected one of {list(allowed)}")
     return names
 
 
@@ -204,14 +211,14 @@ def quantize_weights(
     (graph, QuantizationReport) giving each tensor's scale and error.
     """
     if not isinstance(bits, int) or not 2 <= bits <= 32:
-        raise GraphValidationError(f"quantize_weights: bits must be an integer from 2 to 32, got {bits!r}")
+        raise TalonUsageError(f"quantize_weights: bits must be an integer from 2 to 32, got {bits!r}")
     g = as_graph(graph).copy()
     report = QuantizationReport(bits, per_channel)
     selected = None if nodes is None else set(nodes)
     if selected is not None:
         missing = selected - set(g.nodes)
         if missing:
-            raise GraphValidationError(f"quantize_weights: no nodes named {sorted(missing)}")
+            raise TalonUsageError(f"quantize_weights: no nodes named {sorted(missing)}")
     _quantize_into(g, "", bits, per_channel, power_of_two, selected, report.tensors)
     return (g, report) if return_report else g
 

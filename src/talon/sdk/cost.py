@@ -21,6 +21,8 @@ Definitions (n = output elements of the node, k = number of inputs):
 - neurons: output elements of neuron primitives. synapses: weighted connections used per step (= macs).
 - fan_in = macs / activation_elements; fan_out = event_macs / input_elements (averages over the layer).
 - view: the output is the input re-labelled (no new buffer). passes_spikes: spike inputs give spike outputs.
+- in_place: one input, output of the same shape, each output element computed from the input element at
+  the same position only: the node may overwrite its input buffer (what profile's in-place advice needs).
 
 Types without an entry get a documented zero-compute cost (`modelled=False`: params and activations
 counted, nothing else); lint reports them as UNMODELLED_COST. Register an entry for a user primitive
@@ -34,8 +36,8 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from talon.errors import GraphValidationError, TalonError
-from talon.ir import Graph, Node
+from talon.errors import GraphValidationError, TalonUsageError
+from talon.ir import Graph, Node, get_node_class
 from talon.sdk._graph import Shape, infer_shapes, numel
 from talon.sdk._load import GraphLike, as_graph
 
@@ -51,6 +53,7 @@ class Counts:
     event_macs: int | None = None  # None: equal to macs
     view: bool = False
     passes_spikes: bool = False
+    in_place: bool = False
 
 
 Rule = Callable[[Node, list[Shape], list[Shape]], Counts]
@@ -85,6 +88,7 @@ class NodeCost:
     view: bool = False
     spiking: bool = False
     passes_spikes: bool = False
+    in_place: bool = False
     stateful: bool = False
     weight_fields: tuple[str, ...] = ()
     modelled: bool = True
@@ -109,7 +113,7 @@ def register_cost(
 
     def add(fn: Rule) -> Rule:
         if type_name in _TABLE and not replace:
-            raise TalonError(f"a cost entry for {type_name!r} is already registered (pass replace=True)")
+            raise TalonUsageError(f"a cost entry for {type_name!r} is already registered (pass replace=True)")
         _TABLE[type_name] = CostEntry(type_name, fn, tuple(weight_fields), formula)
         return fn
 
@@ -174,6 +178,7 @@ def node_cost(node: Node, input_shapes: list[Shape] | None = None, output_shapes
         view=counts.view,
         spiking=bool(node.spiking),
         passes_spikes=counts.passes_spikes or counts.view,
+        in_place=counts.in_place,
         stateful=bool(node.stateful),
         weight_fields=weight_fields,
         modelled=entry is not None,
@@ -270,17 +275,19 @@ def _sepconv(node: Node, ins: list[Shape], outs: list[Shape]) -> Counts:
 ELEMENTWISE_FLOPS = {"Sigmoid": 4, "Tanh": 4, "ELU": 4, "GELU": 8, "Softmax": 5, "PReLU": 2, "Scale": 1, "Threshold": 1}
 
 
-def _elementwise(per: int) -> Rule:
-    return lambda node, ins, outs: Counts(flops=per * _n(outs))
+def _elementwise(per: int, in_place: bool = True) -> Rule:
+    return lambda node, ins, outs: Counts(flops=per * _n(outs), in_place=in_place)
 
 
-for _t in ("Sigmoid", "Tanh", "ELU", "GELU", "Softmax", "PReLU", "Scale"):
+for _t in ("Sigmoid", "Tanh", "ELU", "GELU", "PReLU", "Scale"):
     register_cost(_t, _elementwise(ELEMENTWISE_FLOPS[_t]), formula=f"flops = {ELEMENTWISE_FLOPS[_t]}*n")
+# Softmax normalises over a whole dimension: every output reads every input of its row, so not in place
+register_cost("Softmax", _elementwise(ELEMENTWISE_FLOPS["Softmax"], in_place=False), formula=f"flops = {ELEMENTWISE_FLOPS['Softmax']}*n")
 
 
 @register_cost("ReLU", formula="flops = n (2*n when negative_slope != 0)")
 def _relu(node: Node, ins: list[Shape], outs: list[Shape]) -> Counts:
-    return Counts(flops=(2 if node.negative_slope else 1) * _n(outs))
+    return Counts(flops=(2 if node.negative_slope else 1) * _n(outs), in_place=True)
 
 
 @register_cost("MaxPool2d", formula="flops = n*(kh*kw - 1) comparisons")
@@ -308,7 +315,7 @@ def _upsample(node: Node, ins: list[Shape], outs: list[Shape]) -> Counts:
 
 for _t in ("BatchNorm1d", "BatchNorm2d"):
     register_cost(_t, _elementwise(2), formula="flops = 2*n (folded scale and shift)")
-register_cost("LayerNorm", _elementwise(7), formula="flops = 7*n (mean, variance, normalise, scale, shift)")
+register_cost("LayerNorm", _elementwise(7, in_place=False), formula="flops = 7*n (mean, variance, normalise, scale, shift)")
 
 
 @register_cost("Skip", formula="residual: flops = (k-1)*n; passthrough: view; concatenate: 0 (copy)")
@@ -343,7 +350,8 @@ def _neuron(type_name: str) -> Rule:
 
 
 for _t in NEURON_FLOPS:
-    _reset = " (one less with reset_mode none)" if _t in ("LIF", "IF", "CubaLIF") else ""
+    # the neurons that can switch their reset off, read from their class's fields
+    _reset = " (one less with reset_mode none)" if "reset_mode" in get_node_class(_t).field_specs() else ""
     register_cost(
         _t,
         _neuron(_t),
@@ -353,7 +361,7 @@ for _t in NEURON_FLOPS:
 
 @register_cost("Threshold", formula="neurons = n; flops = n comparisons")
 def _threshold(node: Node, ins: list[Shape], outs: list[Shape]) -> Counts:
-    return Counts(flops=_n(outs), neurons=_n(outs))
+    return Counts(flops=_n(outs), neurons=_n(outs), in_place=True)
 
 
 @register_cost("Delay", formula="state = sum of delay over the n elements (a ring buffer per element)")

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from talon.errors import TalonError
+from talon.errors import TalonError, TalonUsageError
 from talon.ir import Graph, Node
 from talon.sdk._load import GraphLike, as_graph
 
@@ -50,14 +50,14 @@ def fingerprint_graph(graph: GraphLike, include_weights: bool = True) -> str:
 
 def verify_fingerprint(graph: GraphLike, expected: str | None = None, include_weights: bool = True) -> bool:
     """True if `graph` hashes to `expected`. With expected=None, checks against the fingerprint its stamp
-    recorded (see stamp_graph); raises TalonError if the graph carries no stamp."""
+    recorded (see stamp_graph); raises TalonUsageError if no fingerprint is given and the graph carries no stamp."""
     g = as_graph(graph)
     if expected is None:
         from talon.sdk.stamp import get_stamp
 
         stamp = get_stamp(g)
         if stamp is None:
-            raise TalonError("verify_fingerprint: no expected fingerprint given and the graph carries no stamp")
+            raise TalonUsageError("verify_fingerprint: no expected fingerprint given and the graph carries no stamp")
         expected = stamp.fingerprint if include_weights else stamp.structure_fingerprint
     return hmac.compare_digest(fingerprint_graph(g, include_weights).encode(), str(expected).lower().encode())
 

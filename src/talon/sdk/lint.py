@@ -15,7 +15,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from talon.errors import GraphValidationError
+from talon.errors import GraphValidationError, TalonUsageError
 from talon.ir import Graph
 from talon.sdk import _bounds
 from talon.sdk._graph import Shape, Topology, infer_shapes, shallow_copy
@@ -64,8 +64,19 @@ CODES: dict[str, tuple[Severity, str]] = {
     "NAME_NOT_IDENTIFIER": (I, "a node name is not a Python identifier (normal for module paths like 'features.0')"),
 }
 
-_NEURONS_WITH_THRESHOLD = ("LIF", "IF", "CubaLIF")
-_TAUS = {"LIF": ("tau",), "CubaLIF": ("tau_syn", "tau_mem"), "LI": ("tau",)}
+
+def _resetting_threshold(node) -> bool:
+    """A spiking neuron that holds state and resets by its threshold (LIF, IF, CubaLIF, and user neurons
+    declared the same way): read from the primitive's class flags and fields, not a list of type names."""
+    return bool(node.stateful and node.spiking) and "v_threshold" in node.field_specs()
+
+
+def _time_constants(node) -> list[str]:
+    """Fields of a stateful node that are time constants, from which beta = 1 - dt/tau is derived: by
+    the IR's naming convention `tau` or `tau_<what>` (LIF/LI `tau`, CubaLIF `tau_syn`, `tau_mem`)."""
+    if not node.stateful:
+        return []
+    return [f for f in node.field_specs() if f == "tau" or f.startswith("tau_")]
 
 
 @dataclass(frozen=True)
@@ -137,7 +148,7 @@ def lint_graph(
     skip = set(ignore)
     unknown = skip - set(CODES)
     if unknown:
-        raise GraphValidationError(f"lint_graph: unknown codes in ignore: {sorted(unknown)}")
+        raise TalonUsageError(f"lint_graph: unknown codes in ignore: {sorted(unknown)}")
     issues = _Linter(g, "", input_range, int8_zero_fraction).run()
     issues = [i for i in issues if i.code not in skip]
     issues.sort(key=lambda i: i.severity.rank)  # stable: discovery order within a severity
@@ -274,7 +285,7 @@ class _Linter:
                     bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
                     if bad:
                         self.add("NONFINITE_PARAMETER", f"{name}.{field_name} holds {bad} NaN/Inf value(s) out of {arr.size}", name)
-            if node.type_name in _NEURONS_WITH_THRESHOLD:
+            if _resetting_threshold(node):
                 thr = np.asarray(node.v_threshold)
                 bad = int(np.count_nonzero(thr <= 0))
                 if bad:
@@ -284,7 +295,7 @@ class _Linter:
                         f"at rest, and a subtract reset would raise its membrane instead of lowering it",
                         name,
                     )
-            for tau_name in _TAUS.get(node.type_name, ()):
+            for tau_name in _time_constants(node):
                 tau = np.asarray(getattr(node, tau_name), dtype=np.float64)
                 tol = 1e-7 * dt
                 below = int(np.count_nonzero(tau < dt - tol))

@@ -28,10 +28,8 @@ from dataclasses import dataclass, field
 from talon.ir import Graph
 from talon.sdk._graph import Topology, infer_shapes
 from talon.sdk._load import GraphLike, as_graph
+from talon.sdk.convert import BATCHNORMS, SPIKING_CONVERTIBLE
 from talon.sdk.cost import NodeCost, graph_costs, node_cost, quantized_bytes
-
-ELEMENTWISE_TYPES = frozenset({"ReLU", "Sigmoid", "Tanh", "ELU", "GELU", "PReLU", "Scale", "BatchNorm1d", "BatchNorm2d"})
-SYNAPTIC_DENSE = frozenset({"Affine", "Linear"})
 
 
 @dataclass(frozen=True)
@@ -160,7 +158,7 @@ def _peak_activations(g: Graph, topo: Topology, order: list[str], costs: dict[st
             peak, peak_node = live, name
             # an elementwise node whose input buffer dies here could overwrite it instead
             src = topo.preds[name][0] if len(topo.preds[name]) == 1 else None
-            can_inplace = g.nodes[name].type_name in ELEMENTWISE_TYPES and src is not None and last_use[buffer[src]] == i
+            can_inplace = costs[name].in_place and src is not None and last_use[buffer[src]] == i
             saving = size[name] if can_inplace else 0
         for b in frees.get(i, ()):
             live -= size[b]
@@ -226,14 +224,14 @@ def _recommend(
             f"only {100 * p.spike_ops / p.mac_ops:.1f}% of MACs ({p.spike_ops:,} of {p.mac_ops:,}) are driven by spikes; "
             f"the rest run on real-valued activations and gain nothing from spike sparsity"
         )
-    dense_on_spikes = [n for n in p.spike_driven_layers if g.nodes[n].type_name in SYNAPTIC_DENSE]
+    dense_on_spikes = [n for n in p.spike_driven_layers if g.nodes[n].type_name in SPIKING_CONVERTIBLE]
     if dense_on_spikes:
         verb = "receives" if len(dense_on_spikes) == 1 else "receive"
         recs.append(
             f"{', '.join(repr(n) for n in dense_on_spikes)} {verb} spikes: convert_to_spiking(graph, nodes=[...]) "
             f"makes {'it' if len(dense_on_spikes) == 1 else 'them'} SpikingAffine with fixed-point weights"
         )
-    folds = [n for n, node in g.nodes.items() if node.type_name in ("BatchNorm1d", "BatchNorm2d")]
+    folds = [n for n, node in g.nodes.items() if node.type_name in BATCHNORMS]
     if folds:
         recs.append(f"fold_batchnorm can remove {len(folds)} batch norm layer(s) ({', '.join(map(repr, folds))})")
     drops = [n for n, node in g.nodes.items() if node.type_name == "Dropout"]

@@ -9,7 +9,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from talon.errors import GraphValidationError
+from talon.errors import GraphValidationError, TalonUsageError
 from talon.ir import Graph, Input, Output, list_primitives
 from talon.sdk._graph import Shape, Topology, infer_shapes
 from talon.sdk._load import GraphLike, as_graph
@@ -113,7 +113,7 @@ def _node(g: Graph, name: str):
     try:
         return g.nodes[name]
     except KeyError:
-        raise GraphValidationError(f"no node named {name!r} (nodes: {list(g.nodes)[:20]})") from None
+        raise TalonUsageError(f"no node named {name!r} (nodes: {list(g.nodes)[:20]})") from None
 
 
 def trace_path(graph: GraphLike, source: str, target: str) -> list[str]:
@@ -146,7 +146,7 @@ def find_pattern(graph: GraphLike, pattern: str) -> list[tuple[str, ...]]:
     """Chains of nodes whose types match `pattern`, each joined to the next by an edge.
 
     Pattern syntax: type names joined by "->", e.g. "Conv2d->LIF"; "A|B" matches either type; "*" any
-    type. Unknown type names raise GraphValidationError (a typo would otherwise match nothing). Matches
+    type. Unknown type names raise TalonUsageError (a typo would otherwise match nothing). Matches
     come in graph order of their first node, then edge order.
     """
     g = as_graph(graph)
@@ -174,7 +174,7 @@ def find_pattern(graph: GraphLike, pattern: str) -> list[tuple[str, ...]]:
 def _parse_pattern(pattern: str) -> list[frozenset[str] | None]:
     parts = [p.strip() for p in re.split(r"->", pattern)]
     if not pattern.strip() or any(not p for p in parts):
-        raise GraphValidationError(f"find_pattern: malformed pattern {pattern!r}; write e.g. 'Conv2d->LIF' or 'Affine|Linear->*'")
+        raise TalonUsageError(f"find_pattern: malformed pattern {pattern!r}; write e.g. 'Conv2d->LIF' or 'Affine|Linear->*'")
     known = set(list_primitives())
     steps: list[frozenset[str] | None] = []
     for p in parts:
@@ -184,7 +184,7 @@ def _parse_pattern(pattern: str) -> list[frozenset[str] | None]:
         names = frozenset(x.strip() for x in p.split("|"))
         unknown = sorted(n for n in names if n not in known)
         if unknown:
-            raise GraphValidationError(f"find_pattern: unknown node type(s) {unknown} in {pattern!r}")
+            raise TalonUsageError(f"find_pattern: unknown node type(s) {unknown} in {pattern!r}")
         steps.append(names)
     return steps
 
@@ -207,18 +207,18 @@ def extract_subgraph(
     g = as_graph(graph)
     if nodes is not None:
         if start is not None or end is not None:
-            raise GraphValidationError("extract_subgraph: give either nodes or start/end, not both")
+            raise TalonUsageError("extract_subgraph: give either nodes or start/end, not both")
         keep = list(dict.fromkeys(nodes))
         for n in keep:
             _node(g, n)
     else:
         if start is None or end is None:
-            raise GraphValidationError("extract_subgraph: give nodes, or both start and end")
+            raise TalonUsageError("extract_subgraph: give nodes, or both start and end")
         _node(g, start), _node(g, end)
         topo = Topology.of(g, with_delays=False)
         between = topo.reachable([start]) & topo.reachable([end], forward=False)
         if not between:
-            raise GraphValidationError(f"extract_subgraph: no path from {start!r} to {end!r}")
+            raise TalonUsageError(f"extract_subgraph: no path from {start!r} to {end!r}")
         keep = [n for n in g.nodes if n in between]
     keep_set = set(keep)
     sub = g.subgraph(keep)

@@ -13,13 +13,13 @@ import platform
 import subprocess
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from importlib import metadata as importlib_metadata
 from typing import Any
 
 import numpy as np
 
 import talon
-from talon.errors import TalonError
+from talon._versions import package_versions
+from talon.errors import TalonError, TalonUsageError
 from talon.ir import Graph, write
 from talon.sdk._load import GraphLike, as_graph
 from talon.sdk.fingerprint import fingerprint_graph
@@ -129,27 +129,24 @@ def _plain(value: Any) -> Any:
 
 def _check_metadata(meta: dict, where: str) -> dict:
     if not isinstance(meta, dict):
-        raise TalonError(f"stamp_graph: {where} must be a dict, got {type(meta).__name__}")
+        raise TalonUsageError(f"stamp_graph: {where} must be a dict, got {type(meta).__name__}")
     out = {}
     for k, v in meta.items():
         if not isinstance(k, str) or not k or "/" in k:
-            raise TalonError(f"stamp_graph: {where} key {k!r} must be a non-empty string without '/'")
+            raise TalonUsageError(f"stamp_graph: {where} key {k!r} must be a non-empty string without '/'")
         if isinstance(v, dict):
             out[k] = _check_metadata(v, f"{where}[{k!r}]")
         elif isinstance(v, (str, int, float)) and not isinstance(v, bool):
             out[k] = v
         else:
-            raise TalonError(f"stamp_graph: {where}[{k!r}] is a {type(v).__name__}; stamps hold str, int, float or dicts of them")
+            raise TalonUsageError(f"stamp_graph: {where}[{k!r}] is a {type(v).__name__}; stamps hold str, int, float or dicts of them")
     return out
 
 
 def _versions() -> dict[str, str]:
     out = {"talon": talon.__version__, "python": platform.python_version()}
-    for pkg in _PACKAGES:
-        try:
-            out[pkg] = importlib_metadata.version(pkg)
-        except importlib_metadata.PackageNotFoundError:
-            pass
+    # packages that are not installed are left out: stamps hold str values only
+    out.update({pkg: v for pkg, v in package_versions(_PACKAGES).items() if v is not None})
     return out
 
 

@@ -14,14 +14,16 @@ cores. With a backend SimulationResult each spiking layer shows its firing rate.
 from __future__ import annotations
 
 import html as _html
-import json
 import math
 import os
 from typing import Any
 
 import numpy as np
 
+from talon._json import dumps, jsonable
+from talon.ir import Graph
 from talon.ir.graph import back_edges
+from talon.sdk.cost import cost_entry
 
 KIND_COLOURS = {
     "io": "#9aa5b1",
@@ -34,28 +36,31 @@ KIND_COLOURS = {
     "graph": "#edc948",
     "other": "#bab0ac",
 }
-_KINDS = {
-    "io": ("Input", "Output"),
-    "synaptic": ("Affine", "Linear", "SpikingAffine", "Conv1d", "Conv2d", "SConv", "SDConv", "SepConv2d", "Scale"),
-    "neuron": ("LIF", "IF", "CubaLIF", "LI", "Integrator", "Threshold", "Delay"),
-    "activation": ("ReLU", "Sigmoid", "Tanh", "ELU", "GELU", "PReLU", "Softmax"),
-    "pooling": ("MaxPool2d", "AvgPool2d", "SumPool2d", "Upsample"),
-    "norm": ("BatchNorm1d", "BatchNorm2d", "LayerNorm", "Dropout"),
-    "structure": ("Flatten", "Concat", "ChannelSplit", "Skip", "HybridRegion"),
+# Built-in primitives live one family per module of talon.ir.primitives (ARCHITECTURE.md); a node's
+# kind is its family's. Neurons and synaptic layers are recognised from the class flags and the cost
+# table first, so user primitives registered elsewhere are coloured by what they are.
+_FAMILY_KINDS = {
+    "io": "io", "linear": "synaptic", "conv": "synaptic", "neurons": "neuron", "activations": "activation",
+    "pooling": "pooling", "norm": "norm", "structure": "structure",
 }
+_PRIMITIVES_PACKAGE = "talon.ir.primitives."
 HEATMAP_MAX = 64  # heatmaps are block-averaged down to at most this many rows and columns
 NODE_W, NODE_H, GAP_X, GAP_Y = 150, 46, 70, 26
 
 
 def node_kind(node: Any) -> str:
-    t = node.type_name
-    for kind, types in _KINDS.items():
-        if t in types:
-            return kind
-    if t == "Graph":
+    """The colour group of a node: graph, neuron (stateful or spiking), synaptic (the cost table lists
+    weight tensors for its type), else the family module its class is defined in, else other."""
+    if isinstance(node, Graph):
         return "graph"
-    if getattr(node, "spiking", False) or getattr(node, "stateful", False):
+    if getattr(node, "stateful", False) or getattr(node, "spiking", False):
         return "neuron"
+    entry = cost_entry(node.type_name)
+    if entry is not None and entry.weight_fields:
+        return "synaptic"
+    module = type(node).__module__
+    if module.startswith(_PRIMITIVES_PACKAGE):
+        return _FAMILY_KINDS.get(module[len(_PRIMITIVES_PACKAGE):], "other")
     return "other"
 
 
@@ -132,20 +137,6 @@ def _stats(a: np.ndarray) -> dict[str, Any]:
     return {"dtype": str(a.dtype), "shape": list(a.shape), "size": int(a.size), "min": st(np.min), "max": st(np.max), "mean": st(np.mean), "std": st(np.std), "nonzero": int(np.count_nonzero(a))}
 
 
-def _plain(v: Any) -> Any:
-    if isinstance(v, (np.generic,)):
-        return v.item()
-    if isinstance(v, float) and not math.isfinite(v):
-        return str(v)
-    if isinstance(v, (list, tuple)):
-        return [_plain(x) for x in v]
-    if isinstance(v, dict):
-        return {str(k): _plain(x) for k, x in v.items()}
-    if v is None or isinstance(v, (bool, int, float, str)):
-        return v
-    return repr(v)
-
-
 def graph_data(graph: Any, *, mapping: Any = None, simulation: Any = None, title: str | None = None) -> dict[str, Any]:
     """Everything the page shows, as plain JSON-able data (the layout included)."""
     costs: dict[str, Any] = {}
@@ -173,7 +164,7 @@ def graph_data(graph: Any, *, mapping: Any = None, simulation: Any = None, title
             if isinstance(value, np.ndarray):
                 arrays[fname] = _stats(value)
             else:
-                fields[fname] = _plain(value)
+                fields[fname] = jsonable(value)
         entry = {
             "name": name, "type": node.type_name, "kind": node_kind(node), "col": col, "row": row,
             "stateful": bool(node.stateful), "spiking": bool(getattr(node, "spiking", False)),
@@ -222,23 +213,23 @@ def _mapping_data(mapping: Any) -> dict[str, Any]:
             core = int(a["core"][k])
             per_core_layers.setdefault(core, []).append({"layer": layer, "start": int(a["start"][k]), "stop": int(a["stop"][k])})
             layer_cores.setdefault(layer, []).append(core)
+    neuron_use, memory_use = mapping.neuron_utilisation, mapping.memory_utilisation
     cores = []
     for i in range(len(c["row"])):
         cores.append({
             "core": i, "row": int(c["row"][i]), "col": int(c["col"][i]), "neurons": int(c["neurons"][i]),
             "weight_bytes": int(c["weight_bytes"][i]), "synapses": int(c["synapses"][i]), "fan_in": int(c["fan_in"][i]), "fan_out": int(c["fan_out"][i]),
-            "neuron_use": float(c["neurons"][i]) / hw.neurons_per_core,
-            "memory_use": float(c["weight_bytes"][i]) / hw.weight_memory_bytes_per_core if hw.weight_memory_bytes_per_core else 0.0,
+            "neuron_use": float(neuron_use[i]), "memory_use": float(memory_use[i]),
             "layers": per_core_layers.get(i, []),
         })
-    metrics = {k: _plain(v) for k, v in mapping.metrics.items()}
-    return {"rows": rows, "cols": cols, "hardware": _plain(hw.to_dict()), "cores": cores, "layer_cores": layer_cores, "metrics": metrics, "algorithm": mapping.algorithm}
+    return {"rows": rows, "cols": cols, "hardware": jsonable(hw.to_dict()), "cores": cores, "layer_cores": layer_cores,
+            "metrics": jsonable(mapping.metrics), "algorithm": mapping.algorithm}
 
 
 def render_html(graph: Any, *, mapping: Any = None, simulation: Any = None, title: str | None = None) -> str:
     """The page as a string (see export_html)."""
     data = graph_data(graph, mapping=mapping, simulation=simulation, title=title)
-    payload = json.dumps(data, allow_nan=False, separators=(",", ":"))
+    payload = dumps(data, separators=(",", ":"))
     # JSON inside <script>: "</" and U+2028/9 could end or break the script element.
     payload = payload.replace("</", "<\\/").replace("\u2028", "\\u2028").replace("\u2029", "\\u2029").replace("<!--", "<\\!--")
     return _TEMPLATE.replace("__TITLE__", _html.escape(data["title"])).replace("__DATA__", payload).replace("__SCRIPT__", _SCRIPT).replace("__STYLE__", _STYLE)

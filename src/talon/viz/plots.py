@@ -29,12 +29,12 @@ def _figure(width: float = 8.0, height: float = 4.5):
 
 def save_figure(fig: Any, path: str | os.PathLike, *, dpi: int = 120) -> str:
     """Write `fig` to `path` (format from the suffix: .png, .svg, .pdf); returns the path."""
-    from talon.errors import TalonError
+    from talon.errors import TalonUsageError
 
     path = os.fspath(path)
     suffix = os.path.splitext(path)[1].lower().lstrip(".") or "png"
     if suffix not in ("png", "svg", "pdf", "jpg", "jpeg"):
-        raise TalonError(f"cannot save a plot as {path!r}: use a .png, .svg or .pdf file name")
+        raise TalonUsageError(f"cannot save a plot as {path!r}: use a .png, .svg or .pdf file name")
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     fig.savefig(path, dpi=dpi, format=suffix)
@@ -57,9 +57,9 @@ def spike_raster(spikes: Any, *, sample: int = 0, max_neurons: int = 200, layers
     """
     data = getattr(spikes, "spikes", spikes)
     if not isinstance(data, Mapping) or not data:
-        from talon.errors import TalonError
+        from talon.errors import TalonUsageError
 
-        raise TalonError("spike_raster needs recorded spikes: simulate with record=True (or pass {layer: (T, B, ...)} arrays)")
+        raise TalonUsageError("spike_raster needs recorded spikes: simulate with record=True (or pass {layer: (T, B, ...)} arrays)")
     layers = [n for n in (layers or list(data)) if n in data]
     fig = _figure(9.0, max(2.5, 1.6 * len(layers) + 1.0))
     axes = fig.subplots(len(layers), 1, sharex=True, squeeze=False)[:, 0]
@@ -186,9 +186,9 @@ def memory_breakdown(graph: Any, *, profile: Any = None, title: str | None = Non
 # -- mapping -----------------------------------------------------------------------------------------------
 
 def core_utilisation(mapping: Any, *, title: str | None = None):
-    """Per-core utilisation drawn on the mesh. `mapping` is a talon.mapping result (anything with
-    `core_utilisation()` / `utilisation` giving {"neurons": (rows, cols), "weights": (rows, cols)}), or a
-    dict {metric: 2-D array of fractions in [0, 1]}, or a single 2-D array."""
+    """Per-core utilisation drawn on the mesh. `mapping` is a talon.mapping.MappingResult (its
+    `utilisation_grids()`), anything with `core_utilisation()` / `utilisation` giving
+    {metric: (rows, cols) array}, a dict {metric: 2-D array of fractions in [0, 1]}, or one 2-D array."""
     grids = utilisation_grids(mapping)
     fig = _figure(4.2 * len(grids) + 0.8, 4.2)
     axes = fig.subplots(1, len(grids), squeeze=False)[0]
@@ -212,18 +212,9 @@ def core_utilisation(mapping: Any, *, title: str | None = None):
 
 def utilisation_grids(mapping: Any) -> dict[str, np.ndarray]:
     """{metric: (rows, cols) float array} from a mapping result, a dict of grids or one grid."""
-    from talon.errors import TalonError
+    from talon.errors import TalonUsageError
 
-    cores, hw = getattr(mapping, "cores", None), getattr(mapping, "hardware", None)
-    if isinstance(cores, Mapping) and hw is not None:  # a talon.mapping.MappingResult
-        rows, cols = hw.mesh
-        grids = {"neurons": np.zeros((rows, cols)), "weight memory": np.zeros((rows, cols))}
-        r, c = np.asarray(cores["row"], int), np.asarray(cores["col"], int)
-        np.add.at(grids["neurons"], (r, c), np.asarray(cores["neurons"], float) / max(hw.neurons_per_core, 1))
-        if hw.weight_memory_bytes_per_core:
-            np.add.at(grids["weight memory"], (r, c), np.asarray(cores["weight_bytes"], float) / hw.weight_memory_bytes_per_core)
-        return grids
-    for attr in ("core_utilisation", "core_utilization", "utilisation", "utilization"):
+    for attr in ("utilisation_grids", "core_utilisation", "core_utilization", "utilisation", "utilization"):
         value = getattr(mapping, attr, None)
         if value is not None:
             mapping = value() if callable(value) else value
@@ -233,5 +224,5 @@ def utilisation_grids(mapping: Any) -> dict[str, np.ndarray]:
     else:
         grids = {"capacity": np.atleast_2d(_array(mapping).astype(float))}
     if not grids or any(g.ndim != 2 for g in grids.values()):
-        raise TalonError("core_utilisation needs (rows, cols) grids of per-core use")
+        raise TalonUsageError("core_utilisation needs (rows, cols) grids of per-core use")
     return grids

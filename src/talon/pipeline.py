@@ -1,8 +1,13 @@
 """The whole flow in one call: load -> lint -> analyze -> convert -> map -> compile -> simulate -> profile,
-writing a report folder. Used by `talon pipeline` and by examples/end_to_end.py.
+writing a report folder. `talon pipeline` is a thin command-line wrapper around `run_pipeline`, and
+examples/end_to_end.py calls it directly.
 
-Every step calls the library's public API (talon.sdk, talon.mapping, talon.backend, talon.viz); this
-module only sequences them and writes what they return. The report folder holds:
+Layer: a library module beside talon.cli (layer 3 of ARCHITECTURE.md). It sequences the public APIs of
+talon.sdk, talon.mapping, talon.backend and talon.viz, so it cannot live in any of them: talon.sdk and
+talon.mapping never import torch, talon.backend may import only talon.ir, talon.sdk and talon.bridge,
+and talon.viz never imports torch. Every import of those packages happens inside `run_pipeline`, so
+importing this module costs nothing. It only sequences the stages and writes what they return, as the documents of
+talon.report (the same JSON the `talon` commands print). The report folder holds:
 
     <name>.t1c              the input graph (float)
     <name>_int<B>.t1c       the hardware graph: SpikingAffine layers, B-bit weights, mapping in metadata
@@ -19,55 +24,31 @@ import os
 import time
 from typing import Any, Callable
 
-from talon.cli._common import jsonable, write_json
+from talon.report import (
+    analyze_payload,
+    energy_payload,
+    lint_payload,
+    mapping_payload,
+    output_array,
+    profile_payload,
+    simulation_payload,
+    write_document,
+)
 
 Log = Callable[[str], None]
-
-
-def mapping_payload(result: Any) -> dict[str, Any]:
-    """The --json form of a talon.mapping.MappingResult (per-core use, assignments, metrics)."""
-    import numpy as np
-
-    hw = result.hardware
-    c = result.cores
-    cores = []
-    for i in range(len(c["row"])):
-        cores.append({
-            "core": i, "row": int(c["row"][i]), "col": int(c["col"][i]), "neurons": int(c["neurons"][i]), "synapses": int(c["synapses"][i]),
-            "weight_bytes": int(c["weight_bytes"][i]), "fan_in": int(c["fan_in"][i]), "fan_out": int(c["fan_out"][i]),
-            "routing_entries": int(c["routing_entries"][i]),
-            "neuron_utilisation": float(c["neurons"][i]) / hw.neurons_per_core,
-            "memory_utilisation": float(c["weight_bytes"][i]) / hw.weight_memory_bytes_per_core if hw.weight_memory_bytes_per_core else None,
-        })
-    assignments = {
-        layer: [{k: int(np.asarray(a[k])[j]) for k in ("core", "row", "col", "start", "stop")} for j in range(len(a["core"]))]
-        for layer, a in result.assignments.items()
-    }
-    return {
-        "hardware": hw.to_dict(),
-        "algorithm": result.algorithm,
-        "placement": result.placement_method,
-        "layers": list(result.layers),
-        "metrics": dict(result.metrics),
-        "cores": cores,
-        "assignments": assignments,
-        "unmapped": list(result.unmapped),
-        "timings": dict(result.timings),
-    }
 
 
 def accuracy(sim: Any, labels: Any) -> float:
     """Fraction of samples whose Output, summed over time, is largest at the label (spike-count decoding)."""
     import numpy as np
 
-    out = sim.output
-    out = np.asarray(out.detach().cpu() if hasattr(out, "detach") else out, dtype=np.float64)
+    out = output_array(sim.output)
     pred = out.sum(axis=0).reshape(out.shape[1], -1).argmax(axis=1)
     labels = np.asarray(labels).reshape(-1)
     if labels.shape[0] != pred.shape[0]:
-        from talon.errors import TalonError
+        from talon.errors import TalonUsageError
 
-        raise TalonError(f"{labels.shape[0]} labels for a batch of {pred.shape[0]} samples")
+        raise TalonUsageError(f"{labels.shape[0]} labels for a batch of {pred.shape[0]} samples")
     return float((pred == labels).mean())
 
 
@@ -112,8 +93,6 @@ def run_pipeline(
     (also written to summary.json).
     """
     from talon.backend import get_backend
-    from talon.cli.analysis_cmds import analyze_payload, lint_payload, profile_payload
-    from talon.cli.run_cmds import energy_payload, simulation_payload
     from talon.errors import GraphValidationError
     from talon.ir import Graph, read, write
     from talon.sdk import analyze_graph, convert_to_spiking, lint_graph, profile_graph, quantize_weights
@@ -149,7 +128,7 @@ def run_pipeline(
     # lint
     with stage("lint"):
         lint = lint_graph(graph)
-        write_json(path("lint.json", "lint"), "lint", {"file": files["graph"], **lint_payload(lint)})
+        write_document(path("lint.json", "lint"), "lint", {"file": files["graph"], **lint_payload(lint)})
         summary["lint"] = {"errors": len(lint.errors), "warnings": len(lint.warnings), "notes": len(lint.infos)}
         say(f"lint: {len(lint.errors)} error(s), {len(lint.warnings)} warning(s), {len(lint.infos)} note(s)")
         if strict and lint.errors:
@@ -158,9 +137,9 @@ def run_pipeline(
     with stage("analyze"):
         stats = analyze_graph(graph)
         an = analyze_payload(stats)
-        write_json(path("analyze.json", "analyze"), "analyze", {"file": files["graph"], **an})
+        write_document(path("analyze.json", "analyze"), "analyze", {"file": files["graph"], **an})
         prof = profile_graph(graph)
-        write_json(path("profile.json", "profile"), "profile", {"file": files["graph"], **profile_payload(prof)})
+        write_document(path("profile.json", "profile"), "profile", {"file": files["graph"], **profile_payload(prof)})
         summary["analyze"] = an["totals"]
         t = an["totals"]
         say(f"analyze: {t['params']:,} params, {t['macs']:,} MACs/step, {t['neurons']:,} neurons, depth {t['depth']}")
@@ -183,7 +162,7 @@ def run_pipeline(
         mapping = map_graph(hw_graph, spec, algorithm)
         mapping.attach(hw_graph)
         hw_path = path(f"{name}_int{weight_bits}.t1c" if weight_bits else f"{name}_hw.t1c", "hardware_graph")
-        write_json(path("mapping.json", "mapping"), "map", {"file": hw_path, **mapping_payload(mapping)})
+        write_document(path("mapping.json", "mapping"), "map", {"file": hw_path, **mapping_payload(mapping)})
         m = mapping.metrics
         summary["mapping"] = {
             "hardware": spec.name, "mesh": list(spec.mesh), "cores_used": m["cores_used"], "max_neuron_utilisation": m["max_neuron_utilisation"],
@@ -207,7 +186,7 @@ def run_pipeline(
         sim_float = be.simulate(graph, inputs, n_steps, "float")
         sim_fixed = be.simulate(hw_graph, inputs, n_steps, "fixed", calibration_inputs=cal)
         for key, sim in (("simulate_float", sim_float), ("simulate_fixed", sim_fixed)):
-            write_json(path(f"{key}.json", key), "simulate", {"file": files["graph" if sim is sim_float else "hardware_graph"], **simulation_payload(sim), "plots": {}})
+            write_document(path(f"{key}.json", key), "simulate", {"file": files["graph" if sim is sim_float else "hardware_graph"], **simulation_payload(sim), "plots": {}})
         summary["simulation"] = {
             "steps": sim_fixed.timesteps_run, "samples": sim_fixed.batch_size, "stimulus": sim_fixed.stimulus,
             "firing_rates_float": dict(sim_float.firing_rates), "firing_rates_fixed": dict(sim_fixed.firing_rates),
@@ -228,7 +207,7 @@ def run_pipeline(
     # profile
     with stage("profile"):
         energy = be.profile(hw_graph, energy_preset=energy_preset, mode="fixed", simulation=sim_fixed)
-        write_json(path("energy.json", "energy"), "energy", {"file": files["hardware_graph"], **energy_payload(energy), "plot": None})
+        write_document(path("energy.json", "energy"), "energy", {"file": files["hardware_graph"], **energy_payload(energy), "plot": None})
         summary["energy"] = {
             "preset": energy.energy_preset, "energy_per_sample_uj": energy.energy_estimate_uj, "latency_per_sample_us": energy.total_latency_us,
             "energy_per_step_uj": energy.energy_per_step_uj, "peak_memory_bytes": energy.peak_memory_bytes,
@@ -247,5 +226,5 @@ def run_pipeline(
     summary["timings_s"] = timings
     files["summary"] = os.path.join(out, "summary.json")
     summary["files"]["summary"] = files["summary"]
-    write_json(files["summary"], "pipeline", jsonable(summary))
+    write_document(files["summary"], "pipeline", summary)
     return summary

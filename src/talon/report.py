@@ -1,0 +1,222 @@
+"""The JSON documents TALON writes about its results (schemas in docs/cli.md): one function per result
+type, shared by the `talon` commands' --json output and the report folder of talon.pipeline, so a
+`talon analyze --json` document and a report's analyze.json are the same thing.
+
+Layer: beside talon.cli and talon.pipeline (it knows the result types of talon.sdk, talon.mapping and
+talon.backend), but it reads them by attribute only and imports nothing heavy, so `talon analyze` and
+`talon lint` stay fast. Non-finite numbers follow talon._json's policy (they become null).
+The documents only the CLI shows (node, compare, convert) are built next to their commands.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from talon._json import dump, dumps
+
+SCHEMA_VERSION = 1
+
+
+def document(command: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """The document of `command`: {"schema": "talon.<command>/1", **payload}."""
+    return {"schema": f"talon.{command}/{SCHEMA_VERSION}", **payload}
+
+
+def document_text(command: str, payload: dict[str, Any]) -> str:
+    """The document of `command` as indented JSON text."""
+    return dumps(document(command, payload), indent=2)
+
+
+def write_document(path: str | os.PathLike, command: str, payload: dict[str, Any]) -> str:
+    """Write the document of `command` to `path` (indented JSON and a final newline); returns the path."""
+    with open(path, "w", encoding="utf-8") as fh:
+        dump(document(command, payload), fh, indent=2)
+        fh.write("\n")
+    return os.fspath(path)
+
+
+# -- talon.sdk --------------------------------------------------------------------------------------------
+
+def analyze_payload(stats: Any) -> dict[str, Any]:
+    """talon.analyze/1 (without "file") of a talon.sdk.GraphStats."""
+    return {
+        "totals": {
+            "params": stats.total_params,
+            "param_bytes": stats.total_bytes,
+            "macs": stats.total_macs,
+            "flops": stats.total_flops,
+            "synapses": stats.total_synapses,
+            "neurons": stats.num_neurons,
+            "depth": stats.depth,
+            "width": stats.width,
+            "num_nodes": stats.num_nodes,
+            "num_edges": stats.num_edges,
+            "spiking_layers": stats.num_spiking_layers,
+            "stateful_layers": stats.num_stateful_layers,
+        },
+        "dt": stats.dt,
+        "type_counts": dict(stats.type_counts),
+        "inputs": {k: list(v) for k, v in stats.input_shapes.items()},
+        "outputs": {k: list(v) for k, v in stats.output_shapes.items()},
+        "layers": [
+            {
+                "name": s.name,
+                "type": s.type_name,
+                "input_shapes": [list(x) for x in s.input_shapes],
+                "output_shapes": [list(x) for x in s.output_shapes],
+                "params": s.cost.params,
+                "param_bytes": s.cost.param_bytes,
+                "macs": s.cost.macs,
+                "flops": s.cost.flops,
+                "neurons": s.cost.neurons,
+                "state_elements": s.cost.state_elements,
+                "activation_elements": s.cost.activation_elements,
+                "synapses": s.cost.synapses,
+                "fan_in": s.cost.fan_in,
+                "fan_out": s.cost.fan_out,
+            }
+            for s in stats.layers.values()
+        ],
+    }
+
+
+def profile_payload(p: Any) -> dict[str, Any]:
+    """talon.profile/1 (without "file" and "plot") of a talon.sdk.HardwareProfile."""
+    return {
+        "memory": {
+            "weights": p.weight_memory,
+            "activations": p.activation_memory,
+            "state": p.state_memory,
+            "total": p.total_memory,
+            "quantized_weights": {str(b): m for b, m in p.quantized_weight_memory.items()},
+            "quantized_total": {str(b): m for b, m in p.quantized_total_memory.items()},
+            "activation_bytes": p.activation_bytes,
+            "state_bytes": p.state_bytes,
+        },
+        "ops": {"macs": p.mac_ops, "spike_ops": p.spike_ops, "spike_events": p.spike_events},
+        "largest_layer": p.largest_layer,
+        "largest_layer_params": p.largest_layer_params,
+        "peak_activation_node": p.peak_activation_node,
+        "spike_driven_layers": list(p.spike_driven_layers),
+        "recommendations": list(p.recommendations),
+    }
+
+
+def lint_payload(result: Any) -> dict[str, Any]:
+    """talon.lint/1 (without "file") of a talon.sdk.LintResult."""
+    return {
+        "valid": result.is_valid,
+        "counts": {"error": len(result.errors), "warning": len(result.warnings), "info": len(result.infos)},
+        "issues": [{"severity": i.severity.value, "code": i.code, "node": i.node, "message": i.message} for i in result.issues],
+    }
+
+
+# -- talon.mapping ----------------------------------------------------------------------------------------
+
+def mapping_payload(result: Any) -> dict[str, Any]:
+    """talon.map/1 (without "file", "output", "plot") of a talon.mapping.MappingResult; per-core use is
+    the result's own neuron_utilisation / memory_utilisation."""
+    c = result.cores
+    neuron_use, memory_use = result.neuron_utilisation, result.memory_utilisation
+    cores = []
+    for i in range(len(c["row"])):
+        cores.append({
+            "core": i, "row": int(c["row"][i]), "col": int(c["col"][i]), "neurons": int(c["neurons"][i]), "synapses": int(c["synapses"][i]),
+            "weight_bytes": int(c["weight_bytes"][i]), "fan_in": int(c["fan_in"][i]), "fan_out": int(c["fan_out"][i]),
+            "routing_entries": int(c["routing_entries"][i]),
+            "neuron_utilisation": float(neuron_use[i]),
+            "memory_utilisation": float(memory_use[i]),  # inf (no weight memory at all) is written as null
+        })
+    assignments = {
+        layer: [{k: int(a[k][j]) for k in ("core", "row", "col", "start", "stop")} for j in range(len(a["core"]))]
+        for layer, a in result.assignments.items()
+    }
+    return {
+        "hardware": result.hardware.to_dict(),
+        "algorithm": result.algorithm,
+        "placement": result.placement_method,
+        "layers": list(result.layers),
+        "metrics": dict(result.metrics),
+        "cores": cores,
+        "assignments": assignments,
+        "unmapped": list(result.unmapped),
+        "timings": dict(result.timings),
+    }
+
+
+# -- talon.backend ----------------------------------------------------------------------------------------
+
+def output_array(value: Any) -> Any:
+    """A backend output (torch tensor or array) as a float64 numpy array, without importing torch."""
+    import numpy as np
+
+    return np.asarray(value.detach().cpu() if hasattr(value, "detach") else value, dtype=np.float64)
+
+
+def simulation_payload(sim: Any) -> dict[str, Any]:
+    """talon.simulate/1 (without "file", "plots", "saved_outputs") of a backend SimulationResult."""
+    layers = []
+    for name, count in sim.spike_counts.items():
+        layers.append({
+            "name": name,
+            "neurons": int(sim.neurons.get(name, 0)),
+            "spikes": int(count),
+            "firing_rate": float(sim.firing_rates.get(name, 0.0)),
+            "agreement": (sim.agreement or {}).get(name),
+        })
+    outputs = {}
+    for name, value in sim.outputs.items():
+        arr = output_array(value)
+        summed = arr.sum(axis=0)  # over time: (B, *shape)
+        outputs[name] = {
+            "shape": list(arr.shape),
+            "sum_over_time": summed.tolist() if summed.size <= 4096 else None,
+            "argmax": summed.reshape(summed.shape[0], -1).argmax(axis=1).tolist() if summed.ndim >= 2 and summed.size else None,
+        }
+    return {
+        "backend": sim.backend,
+        "mode": sim.mode,
+        "steps": sim.timesteps_run,
+        "batch_size": sim.batch_size,
+        "stimulus": sim.stimulus,
+        "outputs_valid": sim.outputs_valid,
+        "total_spikes": sim.total_spikes,
+        "layers": layers,
+        "input_events": {k: int(v) for k, v in sim.input_events.items()},
+        "outputs": outputs,
+        "wall_time_s": sim.wall_time_s,
+    }
+
+
+def energy_payload(p: Any) -> dict[str, Any]:
+    """talon.energy/1 (without "file" and "plot") of a backend energy profile."""
+    return {
+        "backend": p.backend,
+        "mode": p.mode,
+        "energy_preset": p.energy_preset,
+        "timesteps": p.timesteps,
+        "batch_size": p.batch_size,
+        "latency_us": p.total_latency_us,
+        "cycles": p.total_cycles,
+        "clock_mhz": p.clock_mhz,
+        "energy_uj": {
+            "total": p.energy_estimate_uj,
+            "mac": p.mac_energy_uj,
+            "spike": p.spike_energy_uj,
+            "neuron": p.neuron_energy_uj,
+            "elementwise": p.elementwise_energy_uj,
+            "sram": p.sram_energy_uj,
+        },
+        "energy_per_step_uj": p.energy_per_step_uj,
+        "peak_memory_bytes": p.peak_memory_bytes,
+        "op_costs_pj": dict(p.op_costs_pj),
+        "layers": [
+            {
+                "name": lp.name, "type": lp.type_name, "event_driven": lp.event_driven, "energy_uj": lp.energy_uj, "latency_us": lp.latency_us,
+                "cycles": lp.cycles, "macs": lp.macs, "accumulates": lp.accumulates, "neuron_updates": lp.neuron_updates,
+                "elementwise_ops": lp.elementwise_ops, "sram_bytes": lp.sram_bytes, "input_events": lp.input_events,
+            }
+            for lp in p.layers.values()
+        ],
+    }
