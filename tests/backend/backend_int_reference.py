@@ -57,22 +57,28 @@ def _maxpool(x, k, s):
     return out
 
 
-def run(desc, inputs: dict[str, np.ndarray], membranes: dict | None = None) -> dict[str, list[np.ndarray]]:
+def run(desc, inputs: dict[str, np.ndarray], membranes: dict | None = None, currents: dict | None = None) -> dict[str, list[np.ndarray]]:
     """inputs: {input name: (T, B, *S) float array}. Returns {node: [int64 output per step]}; when a
-    dict is passed as `membranes`, it receives {neuron: [int64 stored membrane per step]}."""
+    dict is passed as `membranes` (`currents`), it receives {neuron: [int64 stored membrane (CubaLIF
+    current) per step]}. Inputs listed in a node's `delayed_inputs` (recurrent loops) read their source's
+    output of the previous step, zeros at the first."""
     nodes = desc.nodes
     cfg = desc.meta["fixed_point"]
     c = cfg["coefficient_frac_bits"]
-    T = next(iter(inputs.values())).shape[0]
+    first = next(iter(inputs.values()))
+    T, batch = first.shape[0], first.shape[1]
     outs: dict[str, list] = {n: [] for n in desc.layer_order}
     state: dict[str, np.ndarray] = {}
+    current: dict[str, np.ndarray] = {}
+    prev: dict[str, np.ndarray] = {n: np.zeros((batch, *nodes[n]["output_shape"]), np.int64) for n in desc.layer_order}
     arr = lambda n, k: desc.arrays[f"{n}/{k}"].astype(np.int64)  # noqa: E731
     for t in range(T):
         cur: dict[str, np.ndarray] = {}
         for name in desc.layer_order:
             nd = nodes[name]
             typ, kind = nd["type"], nd["kind"]
-            ins = [cur[p] for p in nd["inputs"]]
+            late = set(nd["delayed_inputs"])
+            ins = [prev[p] if k in late else cur[p] for k, p in enumerate(nd["inputs"])]
             ob, of = nd["out_format"]
             if typ == "Input":
                 y = quantize_input(inputs[name][t], nd["out_format"])
@@ -82,6 +88,8 @@ def run(desc, inputs: dict[str, np.ndarray], membranes: dict | None = None) -> d
                     acc = x @ arr(name, "weight").T
                     if f"{name}/bias" in desc.arrays:
                         acc = acc + arr(name, "bias")
+                elif typ == "Scale":  # elementwise: a fan-in of one
+                    acc = x * arr(name, "scale")
                 elif typ == "Conv2d":
                     p = nd["params"]
                     assert p["groups"] == 1 and p["dilation"] == [1, 1]
@@ -131,12 +139,24 @@ def run(desc, inputs: dict[str, np.ndarray], membranes: dict | None = None) -> d
             elif kind == "neuron":
                 mb, fv = nd["membrane"]
                 in_fracs = [f for _, f in nd["in_formats"]]
+                if typ == "CubaLIF":  # the current first (round half up), then the membrane reads it
+                    ib, fi = nd["current"]
+                    Fi = c + max([fi] + in_fracs)
+                    I = current.get(name, np.zeros_like(ins[0]))
+                    Z = (arr(name, "alpha") * I) << (Fi - fi - c)
+                    for x, fk in zip(ins, in_fracs):
+                        Z = Z + ((arr(name, "gain_in") * x) << (Fi - fk - c))
+                    In = sat(shift_round_half_up(Z, Fi - fi), ib)
+                    current[name] = In
+                    if currents is not None:
+                        currents.setdefault(name, []).append(In)
+                    ins, in_fracs = [In], [fi]
                 F = c + max([fv] + in_fracs)
                 V = state.get(name, np.zeros_like(ins[0]))
                 B_ = arr(name, "beta") if f"{name}/beta" in desc.arrays else np.int64(1 << c)
                 G = arr(name, "gain")
                 L = arr(name, "leak") if f"{name}/leak" in desc.arrays else np.int64(0)
-                spiking = typ in ("LIF", "IF")
+                spiking = typ in ("LIF", "IF", "CubaLIF")
                 up = lambda v, f: np.asarray(v, np.int64) << (F - f)  # noqa: E731
                 if spiking:
                     thr = arr(name, "v_threshold")
@@ -167,4 +187,5 @@ def run(desc, inputs: dict[str, np.ndarray], membranes: dict | None = None) -> d
                 raise NotImplementedError(typ)
             cur[name] = y
             outs[name].append(y)
+        prev = cur
     return outs

@@ -15,7 +15,7 @@ from talon import ir
 from talon.backend import get_backend
 from talon.errors import BackendError
 
-from backend_graphs import build_mixed_conv, build_mlp, build_threshold_residual, lif
+from backend_graphs import CUBA_RESETS, build_cuba_mlp, build_mixed_conv, build_mlp, build_threshold_residual, cuba, lif, recurrent_cases
 
 fpga_mod = pytest.importorskip("talon.backend.fpga")
 HAS_GXX = fpga_mod.find_compiler() is not None
@@ -183,6 +183,62 @@ def test_csim_without_gxx_raises_backend_error(fpga, tmp_path, monkeypatch):
     monkeypatch.setattr(csim_mod, "find_compiler", lambda: None)
     with pytest.raises(BackendError, match="g\\+\\+"):
         fpga.csim(prj, n_steps=3)
+
+
+# -- CubaLIF and recurrent graphs ---------------------------------------------------------------------
+# Every sample of a batch starts with reset=true after the previous sample ran, so bit-exactness over
+# B > 1 samples also proves that reset clears currents and the previous-step values of the loops.
+
+
+@needs_gxx
+def test_cubalif_every_reset_mode_is_bit_exact_over_120_steps(fpga, tmp_path):
+    rep = fpga.verify(build_cuba_mlp(), _mlp_inputs(T=120), n_steps=120, work_dir=tmp_path)
+    assert rep.ok, rep.summary()
+    assert rep.n_steps == 120 and rep.batch_size == 3 and len(rep.compared) == 8 * 5
+    for label, _, _ in CUBA_RESETS + [("gains", None, None)]:
+        for layer in ("c1", "c2"):
+            assert int(np.count_nonzero(rep.csim.spikes[f"{layer}_{label}"])) > 0, (layer, label)
+    top = open(os.path.join(rep.project, "firmware", "talon_top.cpp")).read()
+    assert "k_current<" in top and "cur_n_c1_zero[k] = 0;" in top  # the current is state, cleared on reset
+
+
+@needs_gxx
+@pytest.mark.parametrize("case", list(recurrent_cases()), ids=lambda c: c[0])
+def test_recurrent_graphs_are_bit_exact_over_120_steps(fpga, case, tmp_path):
+    label, g, x = case
+    rep = fpga.verify(g, x, n_steps=120, work_dir=tmp_path)
+    assert rep.ok and rep.n_steps == 120, rep.summary()
+    assert int(rep.csim.spikes["rl"].sum()) > 0 and int(rep.csim.spikes["n2"].sum()) > 0
+    top = open(os.path.join(rep.project, "firmware", "talon_top.cpp")).read()
+    # the recurrence reads rl's output of the previous step from a static buffer, cleared on reset
+    assert "(b_p_n_rl, w_n_rl_recurrent" in top and "b_p_n_rl[k] = 0;" in top and "b_p_n_rl[k] = b_n_rl[k];" in top
+
+
+@needs_gxx
+def test_snntorch_recurrent_export_is_bit_exact(fpga, tmp_path):
+    pytest.importorskip("snntorch")
+    import snntorch as snn
+    from torch import nn
+
+    from talon.bridge import to_ir
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 6), snn.RLeaky(beta=0.9, linear_features=6, reset_mechanism="zero", init_hidden=True),
+                          nn.Linear(6, 6), snn.RSynaptic(alpha=0.9, beta=0.5, linear_features=6, init_hidden=True),
+                          nn.Linear(6, 6), snn.RLeaky(beta=0.8, all_to_all=False, V=torch.rand(6) - 0.3, init_hidden=True))  # fmt: skip
+    x = torch.rand((100, 2, 4), generator=torch.Generator().manual_seed(4)) * 3
+    rep = fpga.verify(to_ir(model, torch.randn(1, 4)), x, work_dir=tmp_path)
+    assert rep.ok and rep.n_steps == 100, rep.summary()
+    assert all(int(v.sum()) > 0 for v in rep.csim.spikes.values())
+
+
+def test_cubalif_estimate_counts_its_current(fpga):
+    """A CubaLIF lane multiplies twice more than a LIF lane (alpha*I, gain_in*x) and keeps two states."""
+    est = {t: fpga.estimate(build_mlp(neuron=n), reuse_factor=1) for t, n in (("lif", lif(3)), ("cuba", cuba(3)))}
+    n1 = {t: next(x for x in e.layers if x.name == "n1") for t, e in est.items()}
+    assert n1["cuba"].type == "CubaLIF" and n1["cuba"].dsp == 2 * n1["lif"].dsp and n1["cuba"].lut > n1["lif"].lut
+    # CubaLIF spikes are binary: the next layer needs no multiplier
+    assert next(x for x in est["cuba"].layers if x.name == "fc2").dsp == 0
 
 
 # -- the generated project ---------------------------------------------------------------------------

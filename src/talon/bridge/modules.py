@@ -492,13 +492,24 @@ class CubaLIFRuntime(_SpikingNeuron):
     def init_state(self, inputs: Sequence[Tensor]) -> tuple[Tensor, Tensor]:
         return torch.zeros_like(inputs[0]), torch.zeros_like(inputs[0])
 
+    def integrate_current(self, inputs: Sequence[Tensor], current: Tensor) -> Tensor:
+        """The new synaptic current alpha*I + gain_in*x_k (a fresh tensor; `current` is not modified)."""
+        current = torch.mul(current, self.alpha)
+        for x in inputs:
+            current.add_(x if self.gain_in is None else x * self.gain_in)
+        return current
+
+    def fire(self, current: Tensor, v: Tensor, spike_out: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """The membrane half of the step, driven by this step's current: returns (spike, new v)."""
+        return self._reset_and_fire(v, lambda u: self._membrane(u, (current,)), spike_out)
+
     def step(
         self, inputs: Sequence[Tensor], state: tuple[Tensor, Tensor], spike_out: Tensor | None = None
     ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
-        current = torch.mul(state[0], self.alpha)
-        for x in inputs:
-            current.add_(x if self.gain_in is None else x * self.gain_in)
-        spike, v = self._reset_and_fire(state[1], lambda v: self._membrane(v, (current,)), spike_out)
+        # Two public halves so that fixed-point mode can round the current between them
+        # (talon.backend.cpu.fixed) without a second copy of either formula.
+        current = self.integrate_current(inputs, state[0])
+        spike, v = self.fire(current, state[1], spike_out)
         return spike, (current, v)
 
 

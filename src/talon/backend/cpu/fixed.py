@@ -8,7 +8,13 @@ factors) lies exactly on its power-of-two grid. The bridge runtime runs that gra
 every product and sum of such values is exact (the plan checks the bit budget, < 53 bits), so the
 runtime computes exactly the integer arithmetic of the specification scaled by powers of two. This
 module adds only what is not arithmetic of any primitive: saturation of accumulators, rounding of each
-node's output to its format, and rounding of neuron state between steps.
+node's output to its format, and rounding of neuron state between steps (CubaLIF: of its current too,
+between the runtime's two public halves of the step, `integrate_current` and `fire`).
+
+Recurrent graphs need nothing here beyond formats: the bridge's CyclicGraphExecutor already feeds each
+delayed edge the source's previous output, which lies on the source's grid. Only neurons may carry a
+loop (their output format does not depend on their inputs, so every format in the loop is known
+before the loop is planned).
 
 """
 
@@ -31,21 +37,23 @@ from talon.ir.primitives.neurons import coefficients
 #: Fixed-point numerics version, recorded in hardware descriptors. Bump on any change of the rules.
 FIXED_POINT_VERSION = 1
 
-NEURON_TYPES = ("LIF", "IF", "LI", "Integrator")
-SPIKING_NEURONS = ("LIF", "IF")
+NEURON_TYPES = ("LIF", "IF", "CubaLIF", "LI", "Integrator")
+SPIKING_NEURONS = ("LIF", "IF", "CubaLIF")
 #: Nodes whose output lies on the grid of their (single) input: they keep its format.
 GRID_PRESERVING = ("Output", "Flatten", "Dropout", "HybridRegion", "ChannelSplit", "Delay", "MaxPool2d")
 #: Nodes whose output is re-rounded to their own calibrated activation format.
 REQUANTIZING = ("AvgPool2d", "SumPool2d", "Skip", "Concat", "ReLU", "Upsample")
+#: Elementwise products y = x * factor whose factor tensor is quantised like a synaptic weight (fan-in 1).
+#: The cost table counts them as elementwise operations, so it names no weight fields for them. Scale is
+#: snnTorch's one-to-one recurrence (RLeaky/RSynaptic with all_to_all=False).
+ELEMENTWISE_WEIGHTS = {"Scale": ("scale",)}
 UNSUPPORTED_WHY = {
-    "CubaLIF": "its synaptic current feeds the membrane within the same step, which needs a rounding rule the runtime cannot apply yet",
     "Sigmoid": "transcendental functions need a lookup-table specification",
     "Tanh": "transcendental functions need a lookup-table specification",
     "Softmax": "transcendental functions need a lookup-table specification",
     "GELU": "transcendental functions need a lookup-table specification",
     "ELU": "transcendental functions need a lookup-table specification",
     "PReLU": "per-channel slopes are not specified in fixed point yet",
-    "Scale": "elementwise scales are not specified in fixed point yet",
     "BatchNorm1d": "fold batch norm into the preceding layer first (sdk fold_batchnorm)",
     "BatchNorm2d": "fold batch norm into the preceding layer first (sdk fold_batchnorm)",
     "LayerNorm": "normalisation needs a division/square-root specification",
@@ -198,6 +206,15 @@ class NodePlan:
     acc_frac: int | None = None
     membrane: Format | None = None
     attrs: dict[str, Any] = field(default_factory=dict)
+    #: CubaLIF: the format of its synaptic current (the state its inputs are integrated into)
+    current: Format | None = None
+    #: positions (in edge order) of the inputs that carry their source's output of the previous step
+    delayed_inputs: list[int] = field(default_factory=list)
+
+    @property
+    def input_state(self) -> Format | None:
+        """The state a neuron integrates its inputs into: the current (CubaLIF) or the membrane."""
+        return self.current if self.current is not None else self.membrane
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -210,17 +227,21 @@ class NodePlan:
             "acc_bits": self.acc_bits,
             "acc_frac": self.acc_frac,
             "membrane": self.membrane.to_list() if self.membrane else None,
+            "current": self.current.to_list() if self.current else None,
             "attrs": dict(self.attrs),
+            "delayed_inputs": list(self.delayed_inputs),
         }
 
 
 @dataclass
 class Calibration:
-    """Ranges observed in a float simulation: max |output| per node, max |state| per stateful node."""
+    """Ranges observed in a float simulation: max |output| per node, max |membrane| per neuron and
+    max |synaptic current| per CubaLIF."""
 
     max_abs_output: dict[str, float]
     max_abs_state: dict[str, float]
     description: str = ""
+    max_abs_current: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -243,6 +264,7 @@ class FixedPointPlan:
             p = self.nodes[name]
             extra = f" acc Q{p.acc_bits}.{p.acc_frac}" if p.acc_bits else ""
             extra += f" membrane {p.membrane}" if p.membrane else ""
+            extra += f" current {p.current}" if p.current else ""
             rows.append(f"{name:<16} {p.type_name:<12} {p.kind:<9} out {p.out_format}{extra}")
         return "\n".join(rows)
 
@@ -255,17 +277,46 @@ def check_supported(graph: Graph) -> None:
         if t in UNSUPPORTED_WHY:
             raise BackendError(f"fixed-point mode does not support node {name!r} ({t}): {UNSUPPORTED_WHY[t]}; simulate it with mode='float'")
         entry = cost_entry(t)
-        known = t in NEURON_TYPES or t in GRID_PRESERVING or t in REQUANTIZING or t in ("Input", "Threshold")
+        known = t in NEURON_TYPES or t in GRID_PRESERVING or t in REQUANTIZING or t in ELEMENTWISE_WEIGHTS or t in ("Input", "Threshold")
         if not known and not (entry and entry.weight_fields):
             raise BackendError(f"fixed-point mode does not support node {name!r} ({t}); simulate it with mode='float'")
         if t == "Upsample" and node.mode != "nearest":
             raise BackendError(f"fixed-point mode: Upsample {name!r} must use mode 'nearest' (bilinear interpolation is not specified)")
+    for i in graph.delayed_edges():
+        src, dst = graph.edges[i]
+        t = graph.nodes[src].type_name
+        if t not in NEURON_TYPES:
+            # A Delay (the only other stateful node) keeps its input's format, which inside a loop would
+            # depend on its own output: no format could be fixed before the loop runs.
+            raise BackendError(
+                f"fixed-point mode: the recurrent loop {src!r} -> {dst!r} is carried by {src!r} ({t}); in fixed point only a "
+                f"neuron ({', '.join(NEURON_TYPES)}) may carry a loop: put the neuron at the point where the loop closes, "
+                f"or simulate it with mode='float'"
+            )
 
 
-def _neuron_coefficients(node: Node, dt: float) -> dict[str, np.ndarray]:
-    """beta (where the neuron leaks) and gain, in float64, as the neuron equations define them."""
-    c = coefficients(node, dt)
-    return {"gain": c.gain} if c.beta is None else {"beta": c.beta, "gain": c.gain}
+def _spike_format(node: Node, config: FixedPointConfig) -> Format:
+    """Gs's format: Q(activation_bits).g with the smallest g >= 0 that holds the graded spike factor
+    exactly (docs/fixed_point.md section 5, rule 5); spikes of factor 1 are the integer 1."""
+    gsf = float(node.graded_spikes_factor)
+    gfrac = 0
+    while gfrac < config.activation_bits - 1 and not float(math.ldexp(gsf, gfrac)).is_integer():
+        gfrac += 1
+    exact = float(math.ldexp(gsf, gfrac)).is_integer()
+    return Format(config.activation_bits, gfrac if exact else frac_for_range(abs(gsf), config.activation_bits))
+
+
+def _check_exact_update(name: str, state: Format, in_fmts: list[Format], c: int, what: str) -> None:
+    """The float64 update of a neuron state (coefficient of c+2 bits times the state or an input, summed)
+    must stay below 53 significant bits for the runtime to compute it exactly (section 7)."""
+    widest_int = max([state.bits - state.frac] + [f.bits - f.frac for f in in_fmts])
+    finest = max([state.frac] + [f.frac for f in in_fmts])
+    need = widest_int + finest + c + 3 + max(0, len(in_fmts) - 1)
+    if need > 53:
+        raise BackendError(
+            f"fixed-point mode: {name!r} needs {need} bits for an exact {what} update (> 53): its input formats "
+            f"{[str(f) for f in in_fmts]} are too far from its {what} format {state}; lower membrane_bits or coefficient_frac_bits"
+        )
 
 
 def plan_fixed_point(graph: Graph, calibration: Calibration, config: FixedPointConfig | None = None) -> FixedPointPlan:
@@ -279,11 +330,17 @@ def plan_fixed_point(graph: Graph, calibration: Calibration, config: FixedPointC
     coef_fmt = Format(c + 2, c)  # coefficients in [-2, 2)
     cal = calibration
     succ: dict[str, list[str]] = {n: [] for n in graph.nodes}
-    for s, d in graph.edges:
+    in_edges: dict[str, list[int]] = {n: [] for n in graph.nodes}
+    for i, (s, d) in enumerate(graph.edges):
         succ[s].append(d)
+        in_edges[d].append(i)
+    delayed = set(graph.delayed_edges())
 
-    # 1. membrane formats (they depend only on parameters and calibration)
+    # 1. neuron state formats and output formats (they depend only on parameters and calibration, so
+    #    the formats of every value carried around a recurrent loop are known before it is planned)
     membranes: dict[str, Format] = {}
+    currents: dict[str, Format] = {}
+    neuron_out: dict[str, Format] = {}
     for name, node in graph.nodes.items():
         if node.type_name not in NEURON_TYPES:
             continue
@@ -294,28 +351,42 @@ def plan_fixed_point(graph: Graph, calibration: Calibration, config: FixedPointC
                 rng.append(float(np.max(np.abs(v))))
         r = max(rng)
         membranes[name] = Format(config.membrane_bits, frac_for_range(r, config.membrane_bits) - config.membrane_headroom_bits)
+        if node.type_name == "CubaLIF":
+            ri = cal.max_abs_current.get(name, 0.0)
+            currents[name] = Format(config.membrane_bits, frac_for_range(ri, config.membrane_bits) - config.membrane_headroom_bits)
+        neuron_out[name] = _spike_format(node, config) if node.type_name in SPIKING_NEURONS else membranes[name]
+    # what a synaptic layer feeding this neuron delivers into: the current (CubaLIF) or the membrane
+    input_state = {n: currents.get(n, membranes[n]) for n in membranes}
 
     plans: dict[str, NodePlan] = {}
     new_nodes: dict[str, Node] = {}
     for name in order:
         node = graph.nodes[name]
         t = node.type_name
-        preds = graph.predecessors(name)
-        in_fmts = [plans[p].out_format for p in preds if p in plans]
-        if len(in_fmts) != len(preds):
-            raise BackendError(f"fixed-point mode: node {name!r} sits on a recurrent loop; recurrent graphs are not supported in fixed point yet")
+        srcs = [graph.edges[i][0] for i in in_edges[name]]
+        late = [k for k, i in enumerate(in_edges[name]) if i in delayed]
+        # a delayed input comes from a neuron planned later in the order: its format is known from step 1
+        in_fmts = [plans[s].out_format if s in plans else neuron_out[s] for s in srcs]
         observed = cal.max_abs_output.get(name, 0.0)
         act_fmt = Format(config.activation_bits, frac_for_range(observed, config.activation_bits))
         entry = cost_entry(t)
-        weight_fields = entry.weight_fields if entry else ()
+        weight_fields = ELEMENTWISE_WEIGHTS.get(t) or (entry.weight_fields if entry else ())
 
         if t == "Input":
             plans[name] = NodePlan(name, t, "input", act_fmt)
             new_nodes[name] = node
         elif weight_fields:
-            plans[name], new_nodes[name] = _plan_synaptic(name, node, weight_fields, in_fmts[0], act_fmt, succ[name], membranes, graph, config, costs[name].fan_in)
+            plans[name], new_nodes[name] = _plan_synaptic(name, node, weight_fields, in_fmts[0], act_fmt, succ[name], input_state, config, costs[name].fan_in)
         elif t in NEURON_TYPES:
-            plans[name], new_nodes[name] = _plan_neuron(name, node, in_fmts, membranes[name], coef_fmt, dt, config)
+            try:
+                plans[name], new_nodes[name] = _plan_neuron(name, node, in_fmts, membranes[name], currents.get(name), coef_fmt, dt, config)
+            except BackendError as exc:
+                if repr(name) in str(exc):
+                    raise
+                # the coefficient helpers do not know the node: name it
+                raise BackendError(f"fixed-point mode: node {name!r} ({t}): {exc}") from None
+            if plans[name].out_format != neuron_out[name]:  # pragma: no cover - both come from _spike_format
+                raise BackendError(f"fixed-point mode: internal error: {name!r} changed its output format while planned")
         elif t == "Threshold":
             fin = in_fmts[0]
             thr_i = quantize_array(node.v_threshold, Format(fin.bits + 1, fin.frac))
@@ -335,12 +406,16 @@ def plan_fixed_point(graph: Graph, calibration: Calibration, config: FixedPointC
             new_nodes[name] = node.replace(**changes) if changes else node
         else:  # pragma: no cover - check_supported covers every type
             raise BackendError(f"fixed-point mode does not support node {name!r} ({t})")
+        plans[name].delayed_inputs = late
 
     qgraph = Graph({n: new_nodes[n] for n in graph.nodes}, list(graph.edges), dt=graph.dt, metadata={**graph.metadata, "fixed_point": config.to_dict()})
     return FixedPointPlan(config, plans, order, qgraph, cal)
 
 
-def _plan_synaptic(name, node, weight_fields, fin, act_fmt, consumers, membranes, graph, config, fan_in):
+def _plan_synaptic(
+    name: str, node: Node, weight_fields: tuple[str, ...], fin: Format, act_fmt: Format, consumers: list[str],
+    input_state: dict[str, Format], config: FixedPointConfig, fan_in: float,
+) -> tuple[NodePlan, Node]:
     t = node.type_name
     wbits = getattr(node, "weight_bits", config.weight_bits) if t == "SpikingAffine" else config.weight_bits
     abits = getattr(node, "accumulator_bits", config.accumulator_bits) if t == "SpikingAffine" else config.accumulator_bits
@@ -375,33 +450,50 @@ def _plan_synaptic(name, node, weight_fields, fin, act_fmt, consumers, membranes
     ) + math.ceil(math.log2(max(fan_in, 1.0) + 1)) + 2
     if need > 53:
         raise BackendError(f"fixed-point mode: {name!r} needs {need} bits of exact accumulation (> 53); reduce activation or weight bits")
-    neuron_consumers = [d for d in consumers if graph.nodes[d].type_name in NEURON_TYPES]
+    neuron_consumers = [d for d in consumers if d in input_state]
     if consumers and len(neuron_consumers) == len(consumers):
-        out = Format(config.membrane_bits, min(membranes[d].frac for d in neuron_consumers))
+        # delivered at the precision of the state it is integrated into (membrane, or CubaLIF's current)
+        out = Format(config.membrane_bits, min(input_state[d].frac for d in neuron_consumers))
     else:
         out = act_fmt
     plan = NodePlan(name, t, "synaptic", out, [fin], ints, fracs, acc_bits=abits, acc_frac=acc_frac, attrs={"weight_bits": wbits})
     return plan, node.replace(**changes)
 
 
-def _plan_neuron(name, node, in_fmts, mfmt, coef_fmt, dt, config):
+def _plan_neuron(
+    name: str, node: Node, in_fmts: list[Format], mfmt: Format, cfmt: Format | None, coef_fmt: Format, dt: float, config: FixedPointConfig,
+) -> tuple[NodePlan, Node]:
+    """Quantise a neuron's coefficients and constants (docs/fixed_point.md section 5, rule 4) and choose
+    the on-grid node whose runtime coefficients are exactly those integers times 2^-c."""
     t = node.type_name
     c = coef_fmt.frac
-    coefs = _neuron_coefficients(node, dt)
+    co = coefficients(node, dt)  # the one derivation of beta, gain (and CubaLIF's alpha, gain_in)
     ints: dict[str, np.ndarray] = {}
     fracs: dict[str, int] = {}
     changes: dict[str, Any] = {}
     tau_q = None
-    if "beta" in coefs:
-        bi = quantize_array(coefs["beta"], coef_fmt)
+    if co.beta is not None:
+        bi = quantize_array(co.beta, coef_fmt)
         beta_q = dequantize(bi, c)
         ints["beta"], fracs["beta"] = bi, c
         tau_q = tau_for_beta(beta_q, dt)
-        changes["tau"] = tau_q
-    gi = quantize_array(coefs["gain"], coef_fmt)
+        changes["tau_mem" if t == "CubaLIF" else "tau"] = tau_q
+    gi = quantize_array(co.gain, coef_fmt)
     gain_q = dequantize(gi, c)
     ints["gain"], fracs["gain"] = gi, c
     changes["r"] = r_for_gain(gain_q, tau_q, dt)
+    if t == "CubaLIF":
+        # The current's decay alpha = 1 - dt/tau_syn and input gain dt*w_in/tau_syn, reproduced exactly
+        # through the same float64 formulas as beta and gain. w_in None means a gain of exactly 1.
+        ai = quantize_array(co.alpha, coef_fmt)
+        ints["alpha"], fracs["alpha"] = ai, c
+        tau_syn_q = tau_for_beta(dequantize(ai, c), dt)
+        changes["tau_syn"] = tau_syn_q
+        gain_in = np.ones(np.shape(co.alpha)) if co.gain_in is None else co.gain_in
+        gii = quantize_array(gain_in, coef_fmt)
+        ints["gain_in"], fracs["gain_in"] = gii, c
+        if node.w_in is not None:
+            changes["w_in"] = r_for_gain(dequantize(gii, c), tau_syn_q, dt)
     if getattr(node, "v_leak", None) is not None:
         # The leak enters as one constant per neuron, L = (1 - beta) * v_leak, in the membrane format;
         # v_leak is chosen so that the runtime's float64 (1 - beta_q) * v_leak gives L exactly.
@@ -424,12 +516,8 @@ def _plan_neuron(name, node, in_fmts, mfmt, coef_fmt, dt, config):
     attrs: dict[str, Any] = {}
     out = mfmt
     if t in SPIKING_NEURONS:
-        gsf = float(node.graded_spikes_factor)
-        gfrac = 0
-        while gfrac < config.activation_bits - 1 and not float(math.ldexp(gsf, gfrac)).is_integer():
-            gfrac += 1
-        gfmt = Format(config.activation_bits, gfrac if float(math.ldexp(gsf, gfrac)).is_integer() else frac_for_range(abs(gsf), config.activation_bits))
-        gq = int(quantize_array(np.array([gsf]), gfmt)[0])
+        gfmt = _spike_format(node, config)
+        gq = int(quantize_array(np.array([float(node.graded_spikes_factor)]), gfmt)[0])
         ints["graded_spikes_factor"], fracs["graded_spikes_factor"] = np.array([gq]), gfmt.frac
         changes["graded_spikes_factor"] = math.ldexp(float(gq), -gfmt.frac)
         out = gfmt
@@ -437,16 +525,13 @@ def _plan_neuron(name, node, in_fmts, mfmt, coef_fmt, dt, config):
         thr = ints.get("v_threshold")
         if thr is not None and np.any(thr >= mfmt.hi):
             raise BackendError(f"fixed-point mode: {name!r}: the threshold does not fit the membrane format {mfmt}")
-    # exactness of the float64 membrane update: coefficient (c+2 bits) times membrane or input values
-    widest_int = max([mfmt.bits - mfmt.frac] + [f.bits - f.frac for f in in_fmts])
-    finest = max([mfmt.frac] + [f.frac for f in in_fmts])
-    need = widest_int + finest + c + 3 + max(0, len(in_fmts) - 1)
-    if need > 53:
-        raise BackendError(
-            f"fixed-point mode: {name!r} needs {need} bits for an exact membrane update (> 53): its input formats "
-            f"{[str(f) for f in in_fmts]} are too far from its membrane format {mfmt}"
-        )
-    plan = NodePlan(name, t, "neuron", out, list(in_fmts), ints, fracs, membrane=mfmt, attrs=attrs)
+    if cfmt is not None:
+        # two exact updates: the current from the inputs, then the membrane from the rounded current
+        _check_exact_update(name, cfmt, in_fmts, c, "current")
+        _check_exact_update(name, mfmt, [cfmt], c, "membrane")
+    else:
+        _check_exact_update(name, mfmt, in_fmts, c, "membrane")
+    plan = NodePlan(name, t, "neuron", out, list(in_fmts), ints, fracs, membrane=mfmt, attrs=attrs, current=cfmt)
     return plan, node.replace(**changes)
 
 
@@ -518,7 +603,8 @@ class FixedStateless(nn.Module):
 
 class FixedNeuron(StatefulRuntime):
     """A neuron runtime whose stored membrane is rounded up (ceil) to its format after every step;
-    integrating neurons (LI, Integrator) output that rounded membrane."""
+    integrating neurons (LI, Integrator) output that rounded membrane. A CubaLIF's new current is
+    rounded half up to its format before the membrane reads it (docs/fixed_point.md, CubaLIF)."""
 
     def __init__(self, inner: nn.Module, plan: NodePlan, on_state: Any) -> None:
         super().__init__()
@@ -529,7 +615,13 @@ class FixedNeuron(StatefulRuntime):
         return self.inner.init_state(inputs)
 
     def step(self, inputs: Any, state: Any) -> Any:
-        out, st = self.inner.step(inputs, state)
+        if self.plan.current is not None:
+            # the runtime's own two halves (CubaLIFRuntime.integrate_current / fire), rounding between
+            current = round_half_up(self.inner.integrate_current(inputs, state[0]), self.plan.current)
+            out, v = self.inner.fire(current, state[1])
+            st = (current, v)
+        else:
+            out, st = self.inner.step(inputs, state)
         v = round_ceil(st[-1], self.plan.membrane)
         st = (*st[:-1], v)
         if not self.spiking:

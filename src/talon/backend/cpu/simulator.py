@@ -50,6 +50,7 @@ class RunRecord:
     membranes: dict[str, torch.Tensor] = field(default_factory=dict)
     max_abs_output: dict[str, float] = field(default_factory=dict)
     max_abs_state: dict[str, float] = field(default_factory=dict)
+    max_abs_current: dict[str, float] = field(default_factory=dict)
 
 
 class _StateProbe(StatefulRuntime):
@@ -153,6 +154,9 @@ def run_instrumented(
     mem_rec: dict[str, list] = {n: [] for n in record_membranes}
     max_out: dict[str, torch.Tensor] = {}
     max_state: dict[str, torch.Tensor] = {}
+    max_cur: dict[str, torch.Tensor] = {}
+    # CubaLIF's state is (current, membrane): the fixed-point plan needs the current's range too
+    with_current = {n for n, node in graph.nodes.items() if node.type_name == "CubaLIF"}
     watch_spikes, watch_events, outputs_set = set(spiking), set(synaptic), set(graph.output_names)
     out_rec: dict[str, list] = {n: [] for n in graph.output_names}
 
@@ -181,6 +185,9 @@ def run_instrumented(
         if calibrate and v.numel():
             m = v.detach().abs().max().to(torch.float64)
             max_state[name] = torch.maximum(max_state[name], m) if name in max_state else m
+            if name in with_current:
+                m = st[0].detach().abs().max().to(torch.float64)
+                max_cur[name] = torch.maximum(max_cur[name], m) if name in max_cur else m
 
     probe_names = set(record_membranes) | (set(neurons) if calibrate else set())
     if plan is not None:
@@ -231,6 +238,7 @@ def run_instrumented(
         membranes={n: torch.cat(v) for n, v in mem_rec.items() if v},
         max_abs_output={n: float(v) for n, v in max_out.items()},
         max_abs_state={n: float(v) for n, v in max_state.items()},
+        max_abs_current={n: float(v) for n, v in max_cur.items()},
     )
 
 
@@ -346,5 +354,5 @@ def plan_for(
         description = stim.description
     for n in graph.input_names:  # inputs: the range of what is fed
         cal.max_abs_output.setdefault(n, 0.0)
-    calibration = fx.Calibration(cal.max_abs_output, cal.max_abs_state, f"float run, {cal.steps} steps: {description}")
+    calibration = fx.Calibration(cal.max_abs_output, cal.max_abs_state, f"float run, {cal.steps} steps: {description}", cal.max_abs_current)
     return fx.plan_fixed_point(graph, calibration, config), reference

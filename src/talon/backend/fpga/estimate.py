@@ -12,13 +12,20 @@ The model (one place, documented, deliberately simple):
 - DSP: a multiplier whose operands fit the part's DSP slice (25x18 on Zynq-7000, 27x18 on UltraScale+)
   costs one DSP per operand tile; products of at most 32 operand bits (e.g. 4-bit weights x 8-bit
   activations) are built from LUTs (about w*x/2 LUTs); layers fed by binary spikes (a LIF/IF with
-  spike value 1 or a Threshold upstream, through MaxPool2d/Flatten/copies) need no multiplier (weight or 0). Neuron lanes: 2 multiplies (beta*V, gain*I).
+  spike value 1 or a Threshold upstream, through MaxPool2d/Flatten/copies) need no multiplier (weight or 0).
+  Neuron lanes: 2 multiplies (beta*V, gain*I); CubaLIF lanes 4 (alpha*I and gain_in*x too).
 - BRAM18K: a weight or state array of more than 4096 bits goes to block RAM:
   max(ceil(bits / 18432), ceil(lanes * word_bits / 36)) (two 18-bit ports per BRAM18K); smaller arrays
   are LUTRAM/registers (counted as LUTs: bits / 64).
 - LUT: per lane one adder of the accumulator (or membrane) width, plus LUT multipliers, plus 100 LUTs
   of control per layer.
 - R = "auto": the smallest power of two for which DSP and LUT fit 80 % of the part.
+- The generated kernels carry exactly this structure: each layer is one loop over its `work` items
+  (synaptic: every multiply-accumulate; pooling: every window position) with `#pragma HLS PIPELINE II=1`
+  and `#pragma HLS UNROLL factor=<lanes>`, and the arrays it touches are split by `ARRAY_PARTITION`
+  so that `lanes` consecutive elements sit in separate banks (talon.backend.fpga.hls.partition_pragmas).
+  Multi-input nodes run one such loop per input: Concat/Skip(concatenate) one per input's part,
+  residual Skip one per input plus the rounding pass.
 """
 
 from __future__ import annotations
@@ -78,6 +85,8 @@ class Estimates:
                  f"with DATAFLOW the interval would be {self.interval_cycles_dataflow:,} cycles")  # fmt: skip
         u = self.utilisation
         L.append(f"- resources (estimate): DSP {self.dsp:,} ({u['dsp']:.1f} %), BRAM18K {self.bram_18k:,} ({u['bram_18k']:.1f} %), LUT {self.lut:,} ({u['lut']:.1f} %)\n")
+        L.append(f"- pragmas: every layer loop is `PIPELINE II=1` with `UNROLL factor=<lanes>` (lanes = ceil(work / {self.reuse_factor})); "
+                 "its arrays are `ARRAY_PARTITION`ed for `lanes` accesses per cycle\n")  # fmt: skip
         L.append("| layer | type | work | lanes | cycles | DSP | BRAM18K | LUT |\n|---|---|---|---|---|---|---|---|")
         for x in self.layers:
             L.append(f"| {c_string(x.name)} | {x.type} | {x.work:,} | {x.lanes:,} | {x.cycles:,} | {x.dsp} | {x.bram_18k} | {x.lut:,} |")
@@ -97,7 +106,7 @@ def _spike_fed(nodes: dict, nd: dict) -> bool:
     seen = 0
     while nd["inputs"] and seen < 10000:
         src = nodes[nd["inputs"][0]]
-        if src["type"] == "Threshold" or (src["type"] in ("LIF", "IF") and src["params"].get("graded_spikes_factor", 1.0) == 1.0):
+        if src["type"] == "Threshold" or (src["type"] in ("LIF", "IF", "CubaLIF") and src["params"].get("graded_spikes_factor", 1.0) == 1.0):
             return True
         if src["kind"] != "pass" or len(src["inputs"]) != 1 or src["type"] == "ReLU":
             return False
@@ -116,7 +125,9 @@ def _layers(desc: HardwareDescriptor, preset: PartPreset, R: int) -> list[LayerE
         N = int(np.prod(shape)) if shape else 1
         dsp = bram = lut = 0
         if kind == "synaptic":
-            W = desc.arrays[f"{name}/weight"]
+            W = desc.arrays.get(f"{name}/weight")
+            if W is None:  # Scale: one factor per element, a fan-in of one
+                W = np.broadcast_to(desc.arrays[f"{name}/scale"], tuple(shape)).reshape(N, 1)
             wb = int(nd["attrs"].get("weight_bits", 8))
             ib = int(nd["in_formats"][0][0])
             macs = int(N * (W.size // W.shape[0]))
@@ -136,15 +147,18 @@ def _layers(desc: HardwareDescriptor, preset: PartPreset, R: int) -> list[LayerE
             work = macs
         elif kind == "neuron":
             mb = int(nd["membrane"][0])
+            # CubaLIF adds its current: a second state, alpha*I and gain_in*x, two more constants
+            cuba = nd.get("current") is not None
+            mults, adders, states, consts = (4, 6, 2, 7) if cuba else (2, 4, 1, 5)
             lanes = max(1, math.ceil(N / R))
             cycles = math.ceil(N / lanes) + 6
-            dsp = 2 * lanes * math.ceil(mb / dsp_a)
-            lut = lanes * 4 * mb + 100
-            b1, l1 = _bram(N * mb, lanes, mb)  # membrane state
-            b2, l2 = _bram(N * 5 * 24, lanes, 5 * 24)  # beta, gain, leak, threshold, reset
+            dsp = mults * lanes * math.ceil(mb / dsp_a)
+            lut = lanes * adders * mb + 100
+            b1, l1 = _bram(N * mb * states, lanes, mb * states)  # membrane (and current) state
+            b2, l2 = _bram(N * consts * 24, lanes, consts * 24)  # beta, gain, leak, threshold, reset (alpha, gain_in)
             bram, lut = b1 + b2, lut + l1 + l2
             work = N
-        elif t in ("MaxPool2d", "AvgPool2d"):
+        elif t in ("MaxPool2d", "AvgPool2d", "SumPool2d"):
             k = nd["params"]["kernel_size"]
             work = N * int(k[0]) * int(k[1])
             lanes = max(1, math.ceil(work / R))
@@ -153,7 +167,12 @@ def _layers(desc: HardwareDescriptor, preset: PartPreset, R: int) -> list[LayerE
         else:
             work = N
             lanes = max(1, math.ceil(N / R))
-            cycles = math.ceil(N / lanes) + 2
+            if t == "Concat" or (t == "Skip" and nd["params"].get("skip_type") == "concatenate"):  # one loop per input part
+                cycles = sum(math.ceil(int(np.prod(s)) / lanes) for s in nd["input_shapes"]) + 2
+            elif t == "Skip" and kind == "requant":  # residual: one aligning pass per input, one rounding pass
+                cycles = (len(nd["inputs"]) + 1) * math.ceil(N / lanes) + 2
+            else:
+                cycles = math.ceil(N / lanes) + 2
             lut = lanes * int(nd["out_format"][0]) + (100 if t != "Input" else 20)
         out.append(LayerEstimate(name, t, work, lanes, cycles, dsp, bram, lut))
     return out

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,8 +25,11 @@ PROJECT_VERSION = 1
 MANIFEST = "talon_project.json"
 _CTYPE = {"int8": "int8_t", "int16": "int16_t", "int32": "int32_t", "int64": "int64_t"}
 _MODES = {"none": 0, "subtract": 1, "zero": 2, "zero_post": 3}
-SUPPORTED = ("Input", "Affine", "Linear", "SpikingAffine", "Conv2d", "MaxPool2d", "AvgPool2d", "ReLU", "Threshold",
-             "Flatten", "Output", "Dropout", "Skip", "LIF", "IF", "LI", "Integrator")  # fmt: skip
+SUPPORTED = ("Input", "Affine", "Linear", "SpikingAffine", "Conv2d", "MaxPool2d", "AvgPool2d", "SumPool2d", "ReLU",
+             "Threshold", "Flatten", "Output", "Dropout", "Skip", "Concat", "Upsample", "LIF", "IF", "CubaLIF", "LI",
+             "Integrator", "Scale")  # fmt: skip
+#: `static` array declarations in generated code: name and dimensions (what the partition pragmas apply to)
+_DECL = re.compile(r"static (?:const )?\w+ (\w+)((?:\[\d+\])+)")
 
 
 @dataclass
@@ -74,6 +78,48 @@ def _check_wide_sum(name: str, in_bits: int, w_bits: int, fan_in: int) -> None:
         raise BackendError(f"node {name!r}: an exact sum needs {need} bits, more than the kernels' int64_t accumulator")
 
 
+def partition_pragmas(var: str, dims: tuple[int, ...], lanes: int) -> list[str]:
+    """`#pragma HLS ARRAY_PARTITION` lines that put any `lanes` consecutive (row-major) elements of `var` in
+    separate banks, so that a kernel running `lanes` lanes (UNROLL factor) can read or write them in one
+    cycle: dimensions are split from the innermost outwards, completely while the lanes span them, then
+    cyclically by the lanes left. One lane needs no partition (the estimate's R >= work end)."""
+    out: list[str] = []
+    need = int(lanes)
+    for d in range(len(dims) - 1, -1, -1):
+        if need <= 1:
+            break
+        size = int(dims[d])
+        if size <= 1:
+            continue
+        if need >= size:
+            out.append(f"#pragma HLS ARRAY_PARTITION variable={var} complete dim={d + 1}")
+            need = math.ceil(need / size)
+        else:
+            out.append(f"#pragma HLS ARRAY_PARTITION variable={var} cyclic factor={need} dim={d + 1}")
+            need = 1
+    return out
+
+
+def _upsample_map(name: str, params: dict[str, Any], hw_in: tuple[int, int], hw_out: tuple[int, int]) -> np.ndarray:
+    """Input pixel index (h * W + w) read by every output pixel of an Upsample(nearest), from the bridge
+    runtime run on the pixel indices themselves: torch computes its nearest scale in float32, and a second
+    copy of that rule here could drift from the one the simulator uses."""
+    import torch
+
+    from talon.bridge.modules import RuntimeContext, build_runtime
+    from talon.ir.node import get_node_class
+
+    node = get_node_class("Upsample")(**params)
+    if node.mode != "nearest":
+        raise BackendError(f"node {name!r}: Upsample mode {node.mode!r} has no fixed-point kernel; use mode='nearest'")
+    H, W = hw_in
+    with torch.inference_mode():
+        out = build_runtime(node, RuntimeContext(name))(torch.arange(H * W, dtype=torch.float64).reshape(1, 1, H, W))
+    if tuple(out.shape[2:]) != tuple(hw_out):
+        raise BackendError(f"node {name!r}: the runtime upsamples {hw_in} to {tuple(out.shape[2:])}, the graph says {tuple(hw_out)}")
+    return out.reshape(-1).to(torch.int64).numpy()
+
+
 def generate(desc: HardwareDescriptor, out_dir: str | os.PathLike, *, part: str | PartPreset | None = None, top: str = "talon_top",
              reuse_factor: int | str = "auto", clock_mhz: float | None = None) -> FPGAProject:  # fmt: skip
     """Write the HLS project for `desc` into `out_dir` (created if needed) and return it."""
@@ -89,11 +135,16 @@ def generate(desc: HardwareDescriptor, out_dir: str | os.PathLike, *, part: str 
         t = nodes[n]["type"]
         if t not in SUPPORTED:
             raise BackendError(f"the fpga backend has no kernel for node {n!r} of type {t} (supported: {', '.join(SUPPORTED)})")
-        if t in ("Skip",) and nodes[n]["params"].get("skip_type", "residual") == "concatenate":
-            raise BackendError(f"node {n!r}: Skip(concatenate) is not supported by the fpga backend yet")
     ids = c_identifiers(order)
     c = int(desc.meta["fixed_point"]["coefficient_frac_bits"])
     est = estimate_descriptor(desc, preset, reuse_factor=reuse_factor, clock_mhz=clock)
+    # The kernels run the estimate's lanes (UNROLL factor); a buffer is partitioned for the widest of its
+    # writer and its readers.
+    lanes = {x.name: x.lanes for x in est.layers}
+    buf_lanes = dict(lanes)
+    for n in order:
+        for p in nodes[n]["inputs"]:
+            buf_lanes[p] = max(buf_lanes[p], lanes[n])
 
     files: dict[str, str] = {}
     used_kernels: list[str] = []
@@ -101,6 +152,7 @@ def generate(desc: HardwareDescriptor, out_dir: str | os.PathLike, *, part: str 
     body: list[str] = []
     state_decl: list[str] = []
     reset_lines: list[str] = []
+    prev_bufs: dict[str, int] = {}  # recurrent-loop sources read one step late: name -> elements
     typedefs: list[str] = []
     ports_in, ports_out, taps_spk, taps_mem = [], [], [], []
 
@@ -117,16 +169,35 @@ def generate(desc: HardwareDescriptor, out_dir: str | os.PathLike, *, part: str 
         shape = tuple(nd["output_shape"] or ())
         N = _size(shape)
         ob, of = nd["out_format"]
-        ins = [ids[p] for p in nd["inputs"]]
+        # An input on a recurrent loop's delayed edge reads b_p_<src>: the source's output of the previous
+        # step (docs/fixed_point.md section 3, "Recurrent loops"), copied at the end of each step and
+        # cleared on reset. "b_p_..." never equals a node buffer "b_n_...".
+        late = set(nd.get("delayed_inputs", []))
+        ins = [("p_" if k in late else "") + ids[p] for k, p in enumerate(nd["inputs"])]
+        for k in sorted(late):
+            src = nd["inputs"][k]
+            if src not in prev_bufs:
+                prev_bufs[src] = _size(nodes[src]["output_shape"])
+                pi, pn = ids[src], prev_bufs[src]
+                state_decl.append(f"    static int64_t b_p_{pi}[{pn}];  // output of {c_string(src)} at the previous step (recurrent loop)")
+                reset_lines.append(f"        for (int k = 0; k < {pn}; ++k) b_p_{pi}[k] = 0;")
+                body.extend(partition_pragmas(f"b_p_{pi}", (pn,), buf_lanes[src]))  # banked like b_<src>
         in_shapes = [tuple(s) for s in nd["input_shapes"]]
         buf = f"b_{i}"
-        body.append(f"    // {c_string(n)}: {t} ({kind}), out Q{ob}.{of}, shape {list(shape)}")
+        L = lanes[n]
+        body_start, state_start = len(body), len(state_decl)
+        body.append(f"    // {c_string(n)}: {t} ({kind}), out Q{ob}.{of}, shape {list(shape)}, {L} lanes")
         body.append(f"    static int64_t {buf}[{N}];")
         wlines: list[str] = []
         if t == "Input":
             typedefs.append(f"typedef TALON_PORT_T({ob}, {of}) {i}_in_t;")
             ports_in.append({"name": n, "ident": i, "shape": list(shape), "format": [ob, of], "port": f"in_{i}", "type": f"{i}_in_t"})
             body.append(f"    for (int k = 0; k < {N}; ++k) {buf}[k] = TALON_TO_I64(in_{i}[k]);")
+        elif t == "Scale":  # synaptic with a fan-in of one: one factor per element
+            kernel("scale")
+            _check_wide_sum(n, nd["in_formats"][0][0], int(nd["attrs"].get("weight_bits", 16)), 1)
+            wlines.append(_c_array(f"w_{i}", np.broadcast_to(np.asarray(arr(n, "scale")), shape).reshape(-1)))
+            body.append(f"    k_scale<{N}, {nd['acc_bits']}, {int(nd['acc_frac']) - of}, {ob}, {L}>(b_{ins[0]}, w_{i}, {buf});")
         elif kind == "synaptic":
             W = arr(n, "weight")
             B = arr(n, "bias")
@@ -140,7 +211,7 @@ def generate(desc: HardwareDescriptor, out_dir: str | os.PathLike, *, part: str 
                 kernel("affine")
                 n_out, n_in = W.shape
                 _check_wide_sum(n, ib, int(nd["attrs"].get("weight_bits", 16)), n_in)
-                body.append(f"    k_affine<{n_in}, {n_out}, {nd['acc_bits']}, {shift}, {ob}>(b_{ins[0]}, w_{i}, bias_{i}, {buf});")
+                body.append(f"    k_affine<{n_in}, {n_out}, {nd['acc_bits']}, {shift}, {ob}, {L}>(b_{ins[0]}, w_{i}, bias_{i}, {buf});")
             else:  # Conv2d
                 kernel("conv2d")
                 p = nd["params"]
@@ -155,7 +226,7 @@ def generate(desc: HardwareDescriptor, out_dir: str | os.PathLike, *, part: str 
                 dh, dw = p.get("dilation", [1, 1])
                 g = int(p.get("groups", 1))
                 body.append(f"    k_conv2d<{C}, {H}, {Wd}, {O}, {KH}, {KW}, {sh}, {sw}, {ph}, {pw}, {dh}, {dw}, {g}, {HO}, {WO}, "
-                            f"{nd['acc_bits']}, {shift}, {ob}>(b_{ins[0]}, w_{i}, bias_{i}, {buf});")  # fmt: skip
+                            f"{nd['acc_bits']}, {shift}, {ob}, {L}>(b_{ins[0]}, w_{i}, bias_{i}, {buf});")  # fmt: skip
         elif t == "MaxPool2d":
             kernel("maxpool2d")
             p = nd["params"]
@@ -165,7 +236,7 @@ def generate(desc: HardwareDescriptor, out_dir: str | os.PathLike, *, part: str 
             _, HO, WO = shape
             (kh, kw), (sh, sw), (ph, pw) = p["kernel_size"], p["stride"], p.get("padding", [0, 0])
             dh, dw = p.get("dilation", [1, 1])
-            body.append(f"    k_maxpool2d<{C}, {H}, {Wd}, {kh}, {kw}, {sh}, {sw}, {ph}, {pw}, {dh}, {dw}, {HO}, {WO}>(b_{ins[0]}, {buf});")
+            body.append(f"    k_maxpool2d<{C}, {H}, {Wd}, {kh}, {kw}, {sh}, {sw}, {ph}, {pw}, {dh}, {dw}, {HO}, {WO}, {L}>(b_{ins[0]}, {buf});")
         elif t == "AvgPool2d":
             kernel("avgpool2d")
             p = nd["params"]
@@ -176,21 +247,45 @@ def generate(desc: HardwareDescriptor, out_dir: str | os.PathLike, *, part: str 
             (kh, kw), (sh, sw) = p["kernel_size"], p["stride"]
             fi = nd["in_formats"][0][1]
             up, down = (of - fi, 0) if of >= fi else (0, fi - of)
-            body.append(f"    k_avgpool2d<{C}, {H}, {Wd}, {kh}, {kw}, {sh}, {sw}, {HO}, {WO}, {up}, {down}, {ob}>(b_{ins[0]}, {buf});")
+            body.append(f"    k_avgpool2d<{C}, {H}, {Wd}, {kh}, {kw}, {sh}, {sw}, {HO}, {WO}, {up}, {down}, {ob}, {L}>(b_{ins[0]}, {buf});")
         elif t == "ReLU":
             kernel("relu")
             if kind == "pass":
-                body.append(f"    k_relu<{N}>(b_{ins[0]}, {buf});")
+                body.append(f"    k_relu<{N}, {L}>(b_{ins[0]}, {buf});")
             else:
                 S = int(np.asarray(arr(n, "negative_slope")).reshape(-1)[0])
                 fi = nd["in_formats"][0][1]
-                body.append(f"    k_leaky_relu<{N}, {c}, {fi + c - of}, {ob}>(b_{ins[0]}, (int64_t){S}, {buf});")
+                body.append(f"    k_leaky_relu<{N}, {c}, {fi + c - of}, {ob}, {L}>(b_{ins[0]}, (int64_t){S}, {buf});")
         elif t == "Threshold":
             kernel("threshold")
             wlines.append(_c_array(f"thr_{i}", np.broadcast_to(np.asarray(arr(n, "v_threshold")), shape).reshape(-1)))
-            body.append(f"    k_threshold<{N}>(b_{ins[0]}, thr_{i}, {buf});")
+            body.append(f"    k_threshold<{N}, {L}>(b_{ins[0]}, thr_{i}, {buf});")
             typedefs.append(f"typedef TALON_PORT_T({ob}, {of}) {i}_spk_t;")
             taps_spk.append({"name": n, "ident": i, "shape": list(shape), "format": [ob, of], "port": f"spk_{i}", "type": f"{i}_spk_t", "buffer": buf})
+        elif t == "SumPool2d":
+            kernel("sumpool2d")
+            p = nd["params"]
+            C, H, Wd = in_shapes[0]
+            _, HO, WO = shape
+            (kh, kw), (sh, sw), (ph, pw) = p["kernel_size"], p["stride"], p.get("padding", [0, 0])
+            fi = nd["in_formats"][0][1]
+            body.append(f"    k_sumpool2d<{C}, {H}, {Wd}, {kh}, {kw}, {sh}, {sw}, {ph}, {pw}, {HO}, {WO}, {fi - of}, {ob}, {L}>(b_{ins[0]}, {buf});")
+        elif t == "Upsample":  # grid-preserving gather
+            kernel("upsample")
+            C, H, Wd = in_shapes[0]
+            _, HO, WO = shape
+            wlines.append(_c_array(f"src_{i}", _upsample_map(n, nd["params"], (H, Wd), (HO, WO))))
+            body.append(f"    k_upsample<{C}, {H * Wd}, {HO * WO}, {L}>(b_{ins[0]}, src_{i}, {buf});")
+        elif t == "Concat" or (t == "Skip" and nd["params"].get("skip_type") == "concatenate"):
+            # Row-major (OUTER, TOTAL) view around the joined dimension d (Skip joins channels, dim 0): input k
+            # fills columns [offset, offset + INNER_k), each input rounded from its own format (requantising).
+            kernel("concat")
+            d = int(nd["params"].get("dim", 0)) % len(shape) if t == "Concat" else 0
+            outer, total, off = _size(shape[:d]), _size(shape[d:]), 0
+            for src, s_in, (_, f) in zip(ins, in_shapes, nd["in_formats"]):
+                inner = _size(s_in[d:])
+                body.append(f"    k_concat<{outer}, {inner}, {total}, {off}, {f - of}, {ob}, {L}>(b_{src}, {buf});")
+                off += inner
         elif t == "Skip" and kind == "requant":
             kernel("align")
             fr = [f for _, f in nd["in_formats"]]
@@ -198,17 +293,20 @@ def generate(desc: HardwareDescriptor, out_dir: str | os.PathLike, *, part: str 
             body.append(f"    static int64_t acc_{i}[{N}];")
             body.append(f"    for (int k = 0; k < {N}; ++k) acc_{i}[k] = 0;")
             for src, f in zip(ins, fr):
-                body.append(f"    k_align_add<{N}, {F - f}>(b_{src}, acc_{i});")
-            body.append(f"    k_requant<{N}, {F - of}, {ob}>(acc_{i}, {buf});")
+                body.append(f"    k_align_add<{N}, {F - f}, {L}>(b_{src}, acc_{i});")
+            body.append(f"    k_requant<{N}, {F - of}, {ob}, {L}>(acc_{i}, {buf});")
         elif kind == "pass":  # Flatten, Output, Dropout, Skip(passthrough)
             kernel("copy")
-            body.append(f"    k_copy<{N}>(b_{ins[0]}, {buf});")
+            body.append(f"    k_copy<{N}, {L}>(b_{ins[0]}, {buf});")
         elif kind == "neuron":
             kernel("neuron")
             mb, fv = nd["membrane"]
             fr = [f for _, f in nd["in_formats"]]
-            Fm = max([fv] + fr)
-            spiking = t in ("LIF", "IF")
+            # CubaLIF: the inputs drive its current (format Qib.fi), the current drives the membrane
+            cuba = nd.get("current") is not None
+            ib, fi = nd["current"] if cuba else (mb, fv)
+            Fm = max([fi] + fr)  # fraction of the aligned input sum
+            spiking = t in ("LIF", "IF", "CubaLIF")
             attrs = nd.get("attrs", {})
             mode = attrs.get("reset_mode", "none") if spiking else "none"
             if mode not in _MODES:
@@ -234,12 +332,22 @@ def generate(desc: HardwareDescriptor, out_dir: str | os.PathLike, *, part: str 
                 body.append(f"    static int64_t isum_{i}[{N}];")
                 body.append(f"    for (int k = 0; k < {N}; ++k) isum_{i}[k] = 0;")
                 for s, f in zip(ins, fr):
-                    body.append(f"    k_align_add<{N}, {Fm - f}>(b_{s}, isum_{i});")
+                    body.append(f"    k_align_add<{N}, {Fm - f}, {L}>(b_{s}, isum_{i});")
                 src = f"isum_{i}"
+            if cuba:
+                kernel("current")
+                wlines.append(_c_array(f"alpha_{i}", full("alpha", 0)))
+                wlines.append(_c_array(f"gin_{i}", full("gain_in", 1 << c)))
+                Fv = max(fv, fi)  # the membrane stage reads the current aligned to this fraction
+                state_decl.append(f"    static int64_t cur_{i}[{N}];  // synaptic current of {c_string(n)}, Q{ib}.{fi}")
+                reset_lines.append(f"        for (int k = 0; k < {N}; ++k) cur_{i}[k] = 0;")
+                body.append(f"    static int64_t y_{i}[{N}];")
+                body.append(f"    k_current<{N}, {ib}, {Fm - fi}, {c + Fm - fi}, {Fv - fi}, {L}>({src}, cur_{i}, alpha_{i}, gin_{i}, y_{i});")
+                src, Fm = f"y_{i}", Fv
             state_decl.append(f"    static int64_t v_{i}[{N}];  // membrane of {c_string(n)}, Q{mb}.{fv}")
             reset_lines.append(f"        for (int k = 0; k < {N}; ++k) v_{i}[k] = 0;")
             body.append(f"    static int64_t m_{i}[{N}];")
-            body.append(f"    k_neuron<{N}, {_MODES[mode]}, {str(delay).lower()}, {str(spiking).lower()}, {mb}, {Fm - fv}, {Fm + c - fv}>"
+            body.append(f"    k_neuron<{N}, {_MODES[mode]}, {str(delay).lower()}, {str(spiking).lower()}, {mb}, {Fm - fv}, {Fm + c - fv}, {L}>"
                         f"({src}, v_{i}, beta_{i}, gain_{i}, leak_{i}, thr_{i}, vreset_{i}, (int64_t){gs}, {buf}, m_{i});")  # fmt: skip
             typedefs.append(f"typedef TALON_PORT_T({mb}, {fv}) {i}_mem_t;")
             taps_mem.append({"name": n, "ident": i, "shape": list(shape), "format": [mb, fv], "port": f"mem_{i}", "type": f"{i}_mem_t", "buffer": f"m_{i}"})
@@ -251,6 +359,11 @@ def generate(desc: HardwareDescriptor, out_dir: str | os.PathLike, *, part: str 
         if t == "Output":
             typedefs.append(f"typedef TALON_PORT_T({ob}, {of}) {i}_out_t;")
             ports_out.append({"name": n, "ident": i, "shape": list(shape), "format": [ob, of], "port": f"out_{i}", "type": f"{i}_out_t", "buffer": buf})
+        # Partition every array this node declared (buffer, constants, state) for the lanes of its kernels.
+        for decl in wlines + body[body_start:] + state_decl[state_start:]:
+            for var, dims in _DECL.findall(decl):
+                shp = tuple(int(x) for x in re.findall(r"\d+", dims))
+                body.extend(partition_pragmas(var, shp, buf_lanes[n] if var == buf else L))
         if wlines:
             rel = f"firmware/weights/{i}.h"
             guard = f"TALON_W_{i.upper()}_H"
@@ -258,6 +371,8 @@ def generate(desc: HardwareDescriptor, out_dir: str | os.PathLike, *, part: str 
                           f"#ifndef {guard}\n#define {guard}\n#include <stdint.h>\n\n" + "\n".join(wlines) + f"\n#endif\n")  # fmt: skip
             weights_files.append(rel)
 
+    for src, pn in prev_bufs.items():  # after every node ran: what the loops read at the next step
+        body.append(f"    for (int k = 0; k < {pn}; ++k) b_p_{ids[src]}[k] = b_{ids[src]}[k];")
     for p in ports_out:
         body.append(f"    for (int k = 0; k < {_size(p['shape'])}; ++k) {p['port']}[k] = {p['buffer']}[k];")
     for p in taps_spk + taps_mem:
@@ -280,7 +395,8 @@ def generate(desc: HardwareDescriptor, out_dir: str | os.PathLike, *, part: str 
     pragmas.append("#pragma HLS INTERFACE s_axilite port=reset")
     top_src = [
         f"// {top}: one timestep of the quantised graph (fixed-point version {desc.meta.get('fixed_point_version')}).",
-        "// reset=true clears every membrane before the step (start of a new sample). Generated by TALON; do not edit.",
+        "// reset=true clears all state (membranes, currents, recurrent values) before the step (a new sample).",
+        "// Generated by TALON; do not edit.",
         f'#include "{top}.h"',
         '#include "talon_fixed.h"',
         *[f'#include "kernels/{k}.h"' for k in used_kernels],
@@ -441,7 +557,8 @@ it was generated from. Do not edit the generated files: regenerate them with
 ## Layout
 
 - `firmware/{top}.cpp`, `firmware/{top}.h`: the top function; one call advances the network by one
-  timestep (`reset=true` clears the membranes first, i.e. starts a new sample).
+  timestep (`reset=true` clears all state first: membranes, synaptic currents and the previous-step
+  values of recurrent loops, i.e. starts a new sample).
 - `firmware/kernels/*.h`: one kernel per primitive family used; `firmware/talon_fixed.h`: the rounding and
   saturation rules; `firmware/talon_types.h`: port types (`ap_int<b>` with `-DTALON_USE_AP_TYPES`).
 - `firmware/weights/*.h`: weights, biases and neuron constants as integer arrays.
