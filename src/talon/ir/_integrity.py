@@ -22,7 +22,7 @@ import json
 import mmap
 import os
 import struct
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -62,23 +62,24 @@ def _covered(view: memoryview, block: int, ranges: list[tuple[int, int]]) -> Any
 
 
 class ArraySink:
-    """Copies arrays into their preallocated ranges of the file being written, on worker threads.
+    """Copies arrays into the contiguous ranges HDF5 allocated for them, once HDF5 has closed the file.
 
-    The writer hands each contiguous array over as soon as HDF5 has allocated its space, so the copy
-    (and its digest) runs while HDF5 goes on building the rest of the file: file writes and xxh3
-    release the GIL. HDF5 never touches these ranges (no fill values), so the writers do not meet.
+    The writer hands each array over as HDF5 allocates its space (no fill values, so HDF5 never
+    writes there). `entries` then copies them all while a worker thread computes their digests:
+    file writes release the GIL, so on two cores the digests cost no wall time.
     """
 
     def __init__(self, path: Path) -> None:
         self.fd = os.open(path, os.O_RDWR)
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="talon-t1c-write")
-        self.jobs: list[tuple[str, int, np.ndarray, Future, Future]] = []
+        self.jobs: list[tuple[str, int, np.ndarray]] = []
 
     def put(self, name: str, offset: int, arr: np.ndarray) -> None:
-        self.jobs.append((name, offset, arr, self.pool.submit(array_digest, arr)))
+        self.jobs.append((name, offset, arr))
 
     def entries(self) -> dict[str, list]:
-        """Wait for every copy; the index entries {hdf5 path: [offset, nbytes, dtype, shape, digest]}."""
+        """Copy every array; the index entries {hdf5 path: [offset, nbytes, dtype, shape, digest]}."""
+        digests = [self.pool.submit(array_digest, arr) for _, _, arr in self.jobs]
         out = {}
         if self.jobs:
             # Reserving the blocks first makes the copies below about a third faster on ext4 than
@@ -89,9 +90,9 @@ class ArraySink:
                 os.posix_fallocate(self.fd, start, end - start)
             except OSError:
                 pass  # file systems without fallocate: the writes allocate as they go
-        for name, offset, arr, digest in self.jobs:
+        for name, offset, arr in self.jobs:
             _pwrite_all(self.fd, memoryview(arr).cast("B"), offset)
-        for name, offset, arr, digest in self.jobs:
+        for (name, offset, arr), digest in zip(self.jobs, digests):
             out[name] = [offset, arr.nbytes, arr.dtype.str, list(arr.shape), digest.result()]
         return out
 
@@ -208,8 +209,9 @@ def check_global_heaps(path: Path) -> None:
                 pos = mm.find(b"GCOL", pos + 4)
 
 
-def read_array(file: Any, entry: list, fail: Any) -> np.ndarray:
-    """Copy one indexed array straight from the open file and check its digest."""
+def read_array(file: Any, entry: list, fail: Any, check: bool = True) -> np.ndarray:
+    """Copy one indexed array straight from the open file and check its digest (or leave that to
+    the caller, `check=False`, who must call `check_digest` before using the array)."""
     offset, nbytes, dtype, shape, digest = entry
     if digest is None:
         raise fail("index entry of a chunk used as an array")
@@ -222,6 +224,11 @@ def read_array(file: Any, entry: list, fail: Any) -> np.ndarray:
     file.seek(offset)
     if file.readinto(memoryview(arr).cast("B")) != nbytes:
         raise fail("array data is truncated")
-    if array_digest(arr) != digest:
-        raise fail("array data fails its checksum: the file is corrupted")
+    if check:
+        check_digest(arr, entry, fail)
     return arr
+
+
+def check_digest(arr: np.ndarray, entry: list, fail: Any) -> None:
+    if array_digest(arr) != entry[4]:
+        raise fail("array data fails its checksum: the file is corrupted")

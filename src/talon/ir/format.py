@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import os
 import warnings
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
@@ -517,11 +518,27 @@ class _Reader:
                 raise self.fail(f"malformed ({exc})") from None
         if not isinstance(doc, dict) or doc.get("v") != _mirror.VERSION:
             return None  # another mirror version: the HDF5 objects are the canonical content
-        decoder = _mirror.Decoder(self.indexed_array, self.fail)
-        try:
-            return self.graph_from_mirror(doc["graph"], decoder)
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise self.fail(f"malformed content mirror ({type(exc).__name__}: {exc})") from None
+        # Each array's digest is checked on a worker thread while this one reads the next array (both
+        # release the GIL); the graph is returned only once every digest has been checked.
+        checks: list[tuple[Future, str]] = []
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="talon-t1c-read") as pool:
+
+            def array(path: str) -> np.ndarray:
+                entry = self.indexed_array_entry(path)
+                arr = _integrity.read_array(self.raw, entry, self.fail, check=False)
+                checks.append((pool.submit(_integrity.check_digest, arr, entry, self.fail), path))
+                return arr
+
+            decoder = _mirror.Decoder(array, self.fail)
+            try:
+                graph = self.graph_from_mirror(doc["graph"], decoder)
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                raise self.fail(f"malformed content mirror ({type(exc).__name__}: {exc})") from None
+            finally:
+                for check, path in checks:  # a damaged array wins over any other complaint
+                    with self.at(f"array {path!r}"):
+                        check.result()
+        return graph
 
     def graph_from_mirror(self, doc: dict, decoder: _mirror.Decoder) -> Graph:
         nodes: dict[str, Node] = {}
@@ -553,11 +570,11 @@ class _Reader:
         extras = {k: decoder.value(v) for k, v in doc["extras"].items()}
         return self.make_graph(nodes, edges, dt, metadata, extras)
 
-    def indexed_array(self, path: str) -> np.ndarray:
+    def indexed_array_entry(self, path: str) -> list:
         entry = self.index.get(path)
         if entry is None or entry[4] is None:
             raise self.fail(f"the content mirror refers to array {path!r}, which the index does not hold")
-        return _integrity.read_array(self.raw, entry, self.fail)
+        return entry
 
     def node_order(self, g: h5py.Group, names: list[str], edges: list[tuple[str, str]], nodes: dict[str, Node]) -> list[str]:
         if "talon_node_order" in g.attrs:
