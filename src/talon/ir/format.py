@@ -697,7 +697,7 @@ def _open(path: str | os.PathLike) -> Iterator["_Reader"]:
         f = h5py.File(p, "r")
     except Exception as exc:  # h5py raises OSError for most damage, others for some
         raise TalonFormatError(f"cannot read {p.name} as HDF5 (not a .t1c file, or truncated/corrupt): {exc}") from None
-    raw = open(p, "rb")
+    raw = open(p, "rb", buffering=0)  # arrays are read whole: no buffer to copy through
     try:
         yield _Reader(p, f, index, raw)
     finally:
