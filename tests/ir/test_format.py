@@ -175,6 +175,18 @@ def test_metadata_value_types_round_trip(tmp_path):
     assert_same(md, back.metadata)
 
 
+def test_long_numeric_lists_are_stored_like_arrays(tmp_path):
+    md = {"loss": [i / 3 for i in range(1000)], "ids": tuple(range(64)), "short": list(range(63)), "mixed": [1] * 70 + [2.5]}
+    p = tmp_path / "lists.t1c"
+    back = round_trip(p, Graph(metadata=md))
+    assert_same(md, back.metadata)
+    index = json.loads(p.read_bytes()[56 : 56 + struct.unpack("<Q", p.read_bytes()[48:56])[0]])["arrays"]
+    assert {"/graph/metadata/loss", "/graph/metadata/ids"} <= set(index)  # indexed, digested
+    assert not {"/graph/metadata/short", "/graph/metadata/mixed"} & set(index)
+    mirror = _mirror_doc(p)["graph"]["metadata"]["d"]
+    assert mirror["loss"] == {"l": {"a": "/graph/metadata/loss"}} and mirror["ids"] == {"t": {"a": "/graph/metadata/ids"}}
+
+
 def test_zero_dim_metadata_arrays_stay_arrays(tmp_path):
     md = {"scalar_array": np.array(1.5, dtype=np.float32), "int_scalar": np.array(3, dtype=np.int64)}
     back = round_trip(tmp_path / "md0.t1c", Graph(metadata=md))

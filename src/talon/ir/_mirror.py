@@ -18,6 +18,7 @@ Document (version 1):
     F = {field: value}; scalars as JSON scalars, int tuples as lists, arrays and dicts as V
     V = null | bool | int | float | str | {"d": {key: V}} | {"l": [V]} | {"t": [V]}
         | {"a": hdf5 path of an indexed array} | {"x": [dtype, shape, hex bytes]} | {"f": hex float64}
+    A long numeric list is {"l" or "t": {"a": path}}: stored as an int64/float64 array, read as a list.
 """
 
 from __future__ import annotations
@@ -70,9 +71,15 @@ class Decoder:
                 raise self.fail("mirror: malformed dict")
             return {k: self.value(x) for k, x in body.items()}
         if tag in ("l", "t"):
-            if not isinstance(body, list):
+            if isinstance(body, dict):  # a long numeric list, stored as a 1-D array
+                arr = self.value(body)
+                if not isinstance(arr, np.ndarray) or arr.ndim != 1 or arr.dtype.kind not in "if":
+                    raise self.fail("mirror: a list stored as an array must be a 1-D numeric array")
+                items = arr.tolist()
+            elif isinstance(body, list):
+                items = [self.value(x) for x in body]
+            else:
                 raise self.fail("mirror: malformed list")
-            items = [self.value(x) for x in body]
             return items if tag == "l" else tuple(items)
         if tag == "a":
             if not isinstance(body, str):

@@ -45,6 +45,7 @@ _READABLE = (0, 1)  # newest (major, minor) this reader understands
 _STR = h5py.string_dtype("utf-8")
 _CHUNK_BYTES = 1 << 30
 _KIND_ATTR = "talon_kind"  # marks lists, tuples and None inside metadata dicts
+_LIST_AS_ARRAY = 64  # numeric lists at least this long are indexed like arrays
 _GRAPH_KNOWN = {"type", "nodes", "edges", "metadata", "allow_cycles"}
 _GRAPH_EXTRAS = ("cyclic_config", "quantization_config", "partition_metadata", "target_hardware")
 # Above this many bytes an uncompressed dataset cannot be genuine in a file of the given size.
@@ -108,6 +109,11 @@ def _array_census(graph: Graph) -> tuple[int, int]:
             for k, v in value.items():
                 visit(v, depth_chars + len(str(k).encode()) + 1)
         elif isinstance(value, (list, tuple)):
+            if len(value) >= _LIST_AS_ARRAY and _numeric_list_kind(value):
+                pieces = 1 + 8 * len(value) // _CHUNK_BYTES
+                count += pieces
+                chars += depth_chars * pieces
+                return
             for i, v in enumerate(value):
                 visit(v, depth_chars + len(str(i)) + 1)
 
@@ -123,6 +129,16 @@ def _array_census(graph: Graph) -> tuple[int, int]:
 
     walk(graph, 16)
     return count, chars
+
+
+def _numeric_list_kind(value: list | tuple) -> str | None:
+    """"i" or "f" when a non-empty list holds only ints (not bools) or only floats: it is stored as one
+    int64 or float64 dataset, and reads back as Python ints or floats."""
+    if value and all(isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)) for v in value):
+        return "i"
+    if value and all(isinstance(v, (float, np.floating)) for v in value):
+        return "f"
+    return None
 
 
 def _try_infer_shapes(graph: Graph) -> None:
@@ -296,15 +312,17 @@ def _write_value(group: h5py.Group, key: str, value: Any, where: str, opts: dict
         return enc
     if isinstance(value, (list, tuple)):
         kind = "tuple" if isinstance(value, tuple) else "list"  # subclasses (namedtuples) included
+        numeric = _numeric_list_kind(value)
         if value and all(isinstance(v, str) for v in value):
             ds = group.create_dataset(key, data=list(value), dtype=_STR)
             items = list(value)
-        elif value and all(isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)) for v in value):
-            ds = group.create_dataset(key, data=np.asarray(value, dtype=np.int64))
-            items = [int(v) for v in value]
-        elif value and all(isinstance(v, (float, np.floating)) for v in value):
-            ds = group.create_dataset(key, data=np.asarray(value, dtype=np.float64))
-            items = [_mirror.number(v) for v in value]
+        elif numeric and len(value) >= _LIST_AS_ARRAY:
+            # Long lists (a loss history, say) are stored like arrays: indexed, and mirrored by reference.
+            items = _write_array(group, key, np.asarray(value, dtype=np.int64 if numeric == "i" else np.float64), opts)
+            ds = group[key]
+        elif numeric:
+            ds = group.create_dataset(key, data=np.asarray(value, dtype=np.int64 if numeric == "i" else np.float64))
+            items = [int(v) for v in value] if numeric == "i" else [_mirror.number(v) for v in value]
         else:
             ds = group.create_group(key, track_order=True)
             items = [_write_value(ds, str(i), v, f"{where}[{i}]", opts) for i, v in enumerate(value)]
