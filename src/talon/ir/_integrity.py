@@ -211,7 +211,7 @@ def check_global_heaps(path: Path) -> None:
 
 def read_array(file: Any, entry: list, fail: Any, check: bool = True) -> np.ndarray:
     """Copy one indexed array straight from the open file and check its digest (or leave that to
-    the caller, `check=False`, who must call `check_digest` before using the array)."""
+    the caller, `check=False`, who must compare `array_digest` with the entry before using it)."""
     offset, nbytes, dtype, shape, digest = entry
     if digest is None:
         raise fail("index entry of a chunk used as an array")
@@ -224,11 +224,6 @@ def read_array(file: Any, entry: list, fail: Any, check: bool = True) -> np.ndar
     file.seek(offset)
     if file.readinto(memoryview(arr).cast("B")) != nbytes:
         raise fail("array data is truncated")
-    if check:
-        check_digest(arr, entry, fail)
-    return arr
-
-
-def check_digest(arr: np.ndarray, entry: list, fail: Any) -> None:
-    if array_digest(arr) != entry[4]:
+    if check and array_digest(arr) != digest:
         raise fail("array data fails its checksum: the file is corrupted")
+    return arr

@@ -538,13 +538,13 @@ class _Reader:
             return None  # another mirror version: the HDF5 objects are the canonical content
         # Each array's digest is checked on a worker thread while this one reads the next array (both
         # release the GIL); the graph is returned only once every digest has been checked.
-        checks: list[tuple[Future, str]] = []
+        checks: list[tuple[Future, list, list[str]]] = []
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="talon-t1c-read") as pool:
 
             def array(path: str) -> np.ndarray:
                 entry = self.indexed_array_entry(path)
                 arr = _integrity.read_array(self.raw, entry, self.fail, check=False)
-                checks.append((pool.submit(_integrity.check_digest, arr, entry, self.fail), path))
+                checks.append((pool.submit(_integrity.array_digest, arr), entry, list(self.context)))
                 return arr
 
             decoder = _mirror.Decoder(array, self.fail)
@@ -553,9 +553,10 @@ class _Reader:
             except (KeyError, TypeError, ValueError, AttributeError) as exc:
                 raise self.fail(f"malformed content mirror ({type(exc).__name__}: {exc})") from None
             finally:
-                for check, path in checks:  # a damaged array wins over any other complaint
-                    with self.at(f"array {path!r}"):
-                        check.result()
+                for digest, entry, where in checks:  # a damaged array wins over any other complaint
+                    if digest.result() != entry[4]:
+                        self.context = where  # the node and field the array belongs to
+                        raise self.fail("array data fails its checksum: the file is corrupted")
         return graph
 
     def graph_from_mirror(self, doc: dict, decoder: _mirror.Decoder) -> Graph:
