@@ -11,6 +11,29 @@ from talon import ir
 from tutorial_graphs import affine, build_hybrid, lif  # noqa: F401  (re-exported for the backend tests)
 
 
+def chained(nodes: dict[str, ir.Node]) -> ir.Graph:
+    """The graph that runs `nodes` one after the other, in dict order."""
+    g = ir.Graph(nodes)
+    g.chain(*nodes)
+    return g
+
+
+def conv2d(out: int, inp: int, rng: np.random.Generator, scale: float = 0.6, *, k: int = 3, bias_scale: float = 0.1, **kw) -> ir.Conv2d:
+    """A k x k Conv2d with N(0, scale) weights and N(0, bias_scale) biases, drawn in that order."""
+    return ir.Conv2d(weight=rng.normal(0, scale, (out, inp, k, k)).astype(np.float32), bias=rng.normal(0, bias_scale, out).astype(np.float32), **kw)
+
+
+def dense(out: int, inp: int, rng: np.random.Generator, scale: float, bias_scale: float = 0.1) -> ir.Affine:
+    """An Affine with N(0, scale) weights and N(0, bias_scale) biases, drawn in that order."""
+    return ir.Affine(weight=rng.normal(0, scale, (out, inp)).astype(np.float32), bias=rng.normal(0, bias_scale, out).astype(np.float32))
+
+
+def lif_field(shape: int | tuple[int, ...], threshold: float = 0.5, **kw) -> ir.LIF:
+    """LIF neurons of any shape (a conv layer's (C, H, W) too): tau = r = 5 (beta 0.8, unit gain), no leak."""
+    tau = np.full(shape, 5.0, np.float32)
+    return ir.LIF(tau=tau, r=tau.copy(), v_leak=np.zeros(shape, np.float32), v_threshold=np.full(shape, threshold, np.float32), **kw)
+
+
 def build_mlp(seed: int = 0, neuron=None, neuron2=None, n_in: int = 4) -> ir.Graph:
     """Input(n_in) -> Affine(3) -> neuron(3) -> Affine(2) -> neuron2(2) -> Output."""
     rng = np.random.default_rng(seed)
@@ -182,3 +205,84 @@ def recurrent_cases(T: int = 120):
     yield "rleaky_one_to_one", build_recurrent(seed=0, one_to_one=True), x
     yield "rsynaptic_one_to_one", build_recurrent(seed=2, neuron=cuba(5, reset_mode="zero_post"), one_to_one=True), x
     yield "conv", build_conv_recurrent(seed=0), xc
+
+
+# -- resampling and joining (SumPool2d, Upsample, Concat, Skip(concatenate)) ------------------------
+
+#: the nodes of the resampling graphs that `taps=True` also routes to an Output of their own, so that the
+#: fixed-point tests compare them directly rather than only through the spikes downstream
+RESAMPLE_TAPS = ("sum", "up", "cat", "cat2")
+
+
+def _tap(nodes: dict, edges: list, taps: bool) -> ir.Graph:
+    if taps:
+        for n in RESAMPLE_TAPS:
+            nodes[f"o_{n}"] = ir.Output()
+            edges.append((n, f"o_{n}"))
+    return ir.Graph(nodes, edges)
+
+
+def _resample_net(seed: int, shape: tuple[int, int, int], channels: int, pool: ir.SumPool2d, up: ir.Upsample, cat: ir.Node, cat2: ir.Concat,
+                  *, pool_reads: str, cat2_reads: str, n_flat: int, n_out: int, resets: tuple[str, str], taps: bool) -> ir.Graph:  # fmt: skip
+    """inp -> conv -> lif1; <pool_reads> -> sum -> up; cat = (up, lif1); cat2 = (cat, <cat2_reads>) -> flat -> fc
+    -> lif2 -> out, the skeleton of the two graphs below."""
+    rng = np.random.default_rng(seed)
+    nodes = {
+        "inp": ir.Input(shape=shape),
+        "conv": conv2d(channels, shape[0], rng, padding=(1, 1)),
+        "lif1": lif_field((channels, *shape[1:]), reset_mode=resets[0]),
+        "sum": pool, "up": up, "cat": cat, "cat2": cat2,
+        "flat": ir.Flatten(),
+        "fc": dense(n_out, n_flat, rng, 0.3),
+        "lif2": lif_field((n_out,), reset_mode=resets[1]),
+        "out": ir.Output(),
+    }  # fmt: skip
+    edges = [("inp", "conv"), ("conv", "lif1"), (pool_reads, "sum"), ("sum", "up"), ("up", "cat"), ("lif1", "cat"), ("cat", "cat2"),
+             (cat2_reads, "cat2"), ("cat2", "flat"), ("flat", "fc"), ("fc", "lif2"), ("lif2", "out")]  # fmt: skip
+    return _tap(nodes, edges, taps)
+
+
+def build_resample_net(seed: int = 0, taps: bool = False) -> ir.Graph:
+    """conv -> LIF -> SumPool2d -> Upsample(x2) -> Skip(concatenate) with the LIF (skip branch) -> Concat
+    with the input -> Flatten -> Affine -> LIF: every new kernel, inputs of three different formats joined."""
+    return _resample_net(seed, (1, 8, 8), 3, ir.SumPool2d(kernel_size=(2, 2), stride=(2, 2)), ir.Upsample(scale_factor=2),
+                         ir.Skip(skip_type="concatenate"), ir.Concat(num_inputs=2, dim=0), pool_reads="lif1", cat2_reads="inp",
+                         n_flat=7 * 64, n_out=5, resets=("subtract", "zero"), taps=taps)  # fmt: skip
+
+
+def build_odd_resample_net(seed: int = 1, taps: bool = False) -> ir.Graph:
+    """Padded strided SumPool2d of the signed real-valued input (so its rounding shift is positive),
+    Upsample to an explicit non-multiple size, Concat along the last dimension (OUTER > 1) and a negative
+    dim: the index arithmetic and rounding of the kernels beyond the simple cases."""
+    return _resample_net(
+        seed, (2, 5, 5), 2,
+        ir.SumPool2d(kernel_size=(3, 3), stride=(2, 2), padding=(1, 1)),  # (2, 3, 3)
+        ir.Upsample(size=(5, 4)),  # nearest with scales 3/5 and 3/4
+        ir.Concat(num_inputs=2, dim=2),  # (2, 5, 4) + (2, 5, 5) -> (2, 5, 9)
+        ir.Concat(num_inputs=2, dim=-2),  # (2, 5, 9) + (2, 5, 9) -> (2, 10, 9)
+        pool_reads="inp", cat2_reads="cat", n_flat=180, n_out=4, resets=("zero_post", "subtract"), taps=taps,
+    )  # fmt: skip
+
+
+def build_skip_concat_rounding(seed: int = 2, taps: bool = False) -> ir.Graph:
+    """Skip(concatenate) of the signed input (range < 1, fine grid) with a conv of range > 1, so the input is
+    rounded half-up to the coarser joint grid; Upsample x3 of it, a padded SumPool2d, then Concat(dim=-1)
+    of the sum with itself -> Flatten -> Affine -> LIF. Complements the two graphs above, whose
+    Skip(concatenate) inputs only shift left."""
+    rng = np.random.default_rng(seed)
+    nodes = {
+        "inp": ir.Input(shape=(1, 4, 4)),
+        "conv": conv2d(2, 1, rng, 1.5, bias_scale=0.3, padding=(1, 1)),
+        "cat": ir.Skip(skip_type="concatenate"),  # (1 + 2, 4, 4)
+        "up": ir.Upsample(scale_factor=3),  # (3, 12, 12)
+        # each window reads 1 row/column of one upsampled pixel and 3 of the next: sums of any residue, not only ties
+        "sum": ir.SumPool2d(kernel_size=(4, 4), stride=(3, 3), padding=(1, 1)),  # (3, 4, 4)
+        "cat2": ir.Concat(num_inputs=2, dim=-1),  # (3, 4, 8)
+        "flat": ir.Flatten(),
+        "fc": dense(4, 96, rng, 0.1),
+        "lif": lif_field((4,), reset_mode="zero"),
+        "out": ir.Output(),
+    }
+    edges = [("inp", "cat"), ("inp", "conv"), ("conv", "cat"), ("cat", "up"), ("up", "sum"), ("sum", "cat2"), ("sum", "cat2"),
+             ("cat2", "flat"), ("flat", "fc"), ("fc", "lif"), ("lif", "out")]  # fmt: skip
+    return _tap(nodes, edges, taps)

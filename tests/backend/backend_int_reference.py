@@ -1,6 +1,9 @@
 """An independent integer (numpy int64) implementation of docs/fixed_point.md, driven only by a
 HardwareDescriptor: what an FPGA kernel must compute. The tests check that the CPU simulator's fixed
-mode agrees with it bit for bit. It covers the node types the tests use."""
+mode agrees with it bit for bit. It covers the node types the tests use: Input, the synaptic layers
+Affine/Linear/SpikingAffine/Scale/Conv2d (groups 1), ReLU (plain and leaky), AvgPool2d (no padding),
+SumPool2d, MaxPool2d (no padding), Upsample (nearest), Concat, Skip (residual, concatenate), Threshold,
+Flatten, Output and the neurons (LIF, IF, LI, Integrator, CubaLIF)."""
 
 from __future__ import annotations
 
@@ -45,6 +48,32 @@ def _conv2d(x, w, b, stride, padding):
             patch = xp[:, :, i : i + stride[0] * Ho : stride[0], j : j + stride[1] * Wo : stride[1]]
             out += np.einsum("bchw,oc->bohw", patch, w[:, :, i, j])
     return out + b[None, :, None, None]
+
+
+def _window_sum(x: np.ndarray, k: list[int], s: list[int], pad: list[int] | tuple[int, int] = (0, 0)) -> np.ndarray:
+    """Exact integer sum of every (k[0], k[1]) window at stride s; padding positions contribute 0."""
+    x = np.pad(x, ((0, 0), (0, 0), (pad[0], pad[0]), (pad[1], pad[1])))
+    B, C, H, W = x.shape
+    Ho, Wo = (H - k[0]) // s[0] + 1, (W - k[1]) // s[1] + 1
+    total = np.zeros((B, C, Ho, Wo), np.int64)
+    for i in range(k[0]):
+        for j in range(k[1]):
+            total += x[:, :, i : i + s[0] * Ho : s[0], j : j + s[1] * Wo : s[1]]
+    return total
+
+
+def nearest_index(n_out: int, n_in: int, scale_factor: float | None) -> np.ndarray:
+    """The input index each output index reads (docs/fixed_point.md, grid-preserving nodes): the same size
+    reads itself, twice the size reads i >> 1, otherwise min(floor(i * s), n_in - 1) evaluated in float32,
+    with s = 1 / scale_factor when the node gives a factor and n_in / n_out when it gives a size (torch's
+    rule for float32 tensors, which the runtime applies at every dtype)."""
+    i = np.arange(n_out, dtype=np.int64)
+    if n_out == n_in:
+        return i
+    if n_out == 2 * n_in:
+        return i >> 1
+    s = np.float32(1.0 / scale_factor) if scale_factor is not None else np.float32(n_in) / np.float32(n_out)
+    return np.minimum(np.floor(i.astype(np.float32) * s).astype(np.int64), n_in - 1)
 
 
 def _maxpool(x, k, s):
@@ -107,21 +136,35 @@ def run(desc, inputs: dict[str, np.ndarray], membranes: dict | None = None, curr
             elif typ == "AvgPool2d":  # floor(sum * 2^(f - f_in) / N + 1/2), N = kh * kw (no padding)
                 p, fi = nd["params"], nd["in_formats"][0][1]
                 assert p["padding"] == [0, 0]
-                k, st = p["kernel_size"], p["stride"]
+                k = p["kernel_size"]
                 N = k[0] * k[1]
-                x = ins[0]
-                Ho, Wo = (x.shape[2] - k[0]) // st[0] + 1, (x.shape[3] - k[1]) // st[1] + 1
-                total = np.zeros((x.shape[0], x.shape[1], Ho, Wo), np.int64)
-                for i in range(k[0]):
-                    for j in range(k[1]):
-                        total += x[:, :, i : i + st[0] * Ho : st[0], j : j + st[1] * Wo : st[1]]
+                total = _window_sum(ins[0], k, p["stride"])
                 if of >= fi:
                     y = (2 * (total << (of - fi)) + N) // (2 * N)
                 else:
                     D = N << (fi - of)
                     y = (2 * total + D) // (2 * D)
                 y = sat(y, ob)
-            elif typ in ("Skip", "Concat") and kind == "requant":  # residual: aligned exact sum, rounded
+            elif typ == "SumPool2d":  # requantising: the exact window sum (zero padding), rounded half up
+                p, fi = nd["params"], nd["in_formats"][0][1]
+                total = _window_sum(ins[0], p["kernel_size"], p["stride"], p.get("padding", [0, 0]))
+                y = sat(shift_round_half_up(total, fi - of), ob)
+            elif typ == "Upsample":  # grid-preserving: each output pixel is a copy of its nearest input pixel
+                p = nd["params"]
+                assert p.get("mode", "nearest") == "nearest"
+                (_, H, W), (_, Ho, Wo) = nd["input_shapes"][0], nd["output_shape"]
+                factor = None if p.get("size") is not None else float(p["scale_factor"])  # a size wins, as in torch
+                rows, cols = nearest_index(Ho, H, factor), nearest_index(Wo, W, factor)
+                y = ins[0][:, :, rows[:, None], cols[None, :]]
+            elif typ == "Concat" or (typ == "Skip" and nd["params"]["skip_type"] == "concatenate"):
+                # requantising: every input aligned exactly to the finest input fraction F, then rounded half up
+                # to the output format, then joined along dim (Skip: the channels, dim 0) in edge order
+                rank = len(nd["output_shape"])
+                axis = 1 + int(nd["params"]["dim"]) % rank if typ == "Concat" else 1  # axis 0 is the batch
+                fr = [f for _, f in nd["in_formats"]]
+                F = max(fr)
+                y = np.concatenate([sat(shift_round_half_up(x << (F - f), F - of), ob) for x, f in zip(ins, fr)], axis=axis)
+            elif typ == "Skip" and kind == "requant":  # residual: aligned exact sum, rounded
                 assert nd["params"].get("skip_type", "residual") == "residual"
                 fr = [f for _, f in nd["in_formats"]]
                 F = max(fr)

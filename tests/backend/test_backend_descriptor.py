@@ -129,3 +129,90 @@ def test_mapped_descriptor_round_trips_exactly(cpu, tmp_path):
         for k, a in d.arrays.items():
             assert back.arrays[k].dtype == a.dtype and np.array_equal(back.arrays[k], a)
     assert HardwareDescriptor.from_bytes(d.to_bytes()).to_bytes() == d.to_bytes()
+
+
+def test_fixed_point_version_lives_with_the_descriptor(desc):
+    from talon.backend import descriptor
+    from talon.backend.cpu import fixed
+
+    assert desc.meta["fixed_point_version"] == descriptor.FIXED_POINT_VERSION
+    assert not hasattr(fixed, "FIXED_POINT_VERSION")  # one definition, at the backend level
+
+
+def _mixed(**changes):
+    from backend_graphs import build_mixed_conv
+
+    g = build_mixed_conv(np.random.default_rng(0))
+    for name, fields in changes.items():
+        g.nodes[name] = g.nodes[name].replace(**fields)
+    return g
+
+
+@pytest.mark.parametrize(
+    "node, field, value",
+    [("lrelu", "negative_slope", float("nan")), ("lif", "graded_spikes_factor", float("inf")), ("lif", "graded_spikes_factor", float("-inf"))],
+)
+def test_compile_refuses_non_finite_scalar_fields(cpu, node, field, value):
+    g = _mixed(**{node: {field: value}})
+    with pytest.raises(BackendError, match=rf"node '{node}' field '{field}' is .*finite"):
+        cpu.compile(g, n_steps=2)
+
+
+def test_descriptor_values_follow_the_json_policy():
+    from talon import _json
+    from talon.backend import descriptor
+    from talon.backend.descriptor import descriptor_value
+
+    assert getattr(descriptor, "jsonable", _json.jsonable) is _json.jsonable  # no second converter
+    value = {"k": (1, np.int64(2), np.float32(0.5)), "on": np.bool_(True), 3: [np.array([1.5, 2.0])]}
+    assert descriptor_value("n", "hints", value) == _json.jsonable(value) == {"k": [1, 2, 0.5], "on": True, "3": [[1.5, 2.0]]}
+    assert descriptor_value("n", "obj", object) == str(object)  # the policy's fallback, not repr strings of numbers
+    for bad in (float("nan"), np.float64("inf"), (1.0, float("-inf")), {"deep": [np.array([0.0, np.nan])]}):
+        with pytest.raises(BackendError, match="node 'n' field 'f'"):
+            descriptor_value("n", "f", bad)
+
+
+def test_encoding_refuses_non_finite_or_non_json_meta():
+    meta = {"format": "talon-hardware-descriptor", "descriptor_version": 1, "nodes": [{"name": "fc", "params": {"x": float("nan")}}]}
+    d = HardwareDescriptor(meta, {})
+    for encode in (d.to_json, d.to_bytes, lambda: d == d):
+        with pytest.raises(BackendError, match=r"nodes\['fc'\]\.params\.x is nan"):
+            encode()
+    d.meta["nodes"][0]["params"]["x"] = np.int64(3)  # not a JSON value: named, not a TypeError
+    with pytest.raises(BackendError, match=r"params\.x holds a int64"):
+        d.to_json()
+    # strict JSON only: the non-standard NaN/Infinity tokens are refused when reading too
+    text = json.dumps({**meta, "nodes": [], "dt": float("inf"), "arrays": {}})
+    with pytest.raises(BackendError, match="Infinity"):
+        HardwareDescriptor.from_json(text)
+
+
+def test_compile_leaves_the_callers_graph_unchanged(cpu):
+    import copy
+
+    from talon.backend.compile import build_descriptor
+    from talon.ir.node import values_equal
+
+    g = _mixed()
+    g.metadata["note"] = {"owner": "me", "list": [1, 2]}
+    before = copy.deepcopy(g)
+    nodes_before = dict(g.nodes)
+
+    def check():
+        assert list(g.nodes) == list(before.nodes) and g.edges == before.edges and g.dt == before.dt
+        assert g.metadata == before.metadata and vars(g).keys() == vars(before).keys()
+        for name, node in g.nodes.items():
+            assert node is nodes_before[name]  # the same objects, not replaced
+            old = before.nodes[name]
+            assert (node.input_shapes, node.output_shapes) == (old.input_shapes, old.output_shapes) == (None, None)
+            assert vars(node).keys() == vars(old).keys()
+            assert all(values_equal(getattr(node, k), getattr(old, k)) for k in vars(old)), name
+        for k in ("input_shapes", "output_shapes"):
+            assert getattr(g, k, None) == getattr(before, k, None)
+
+    d = cpu.compile(g, n_steps=2)
+    check()
+    assert d.nodes["conv"]["output_shape"] == [2, 6, 6]  # the descriptor still has every shape
+    plan = cpu.simulate(g.copy(), n_steps=2, mode="fixed", compare=False).fixed_point
+    build_descriptor(g, plan)  # the shared builder alone does not infer shapes on its argument either
+    check()

@@ -14,7 +14,8 @@ from talon.errors import BackendError
 
 import backend_int_reference as ref
 from backend_graphs import (
-    CUBA_RESETS, build_cuba_mlp, build_hybrid, build_mixed_conv, build_mlp, build_threshold_residual, lif, recurrent_cases,
+    CUBA_RESETS, RESAMPLE_TAPS, build_cuba_mlp, build_hybrid, build_mixed_conv, build_mlp, build_odd_resample_net, build_resample_net,
+    build_skip_concat_rounding, build_threshold_residual, lif, recurrent_cases,
 )  # fmt: skip
 
 
@@ -140,6 +141,22 @@ def test_unsupported_graphs_raise_backend_error(cpu):
         FixedPointConfig(membrane_bits=True)
 
 
+def test_non_finite_constants_are_refused_by_name(cpu):
+    g = build_mlp()
+    bias = g.nodes["fc2"].bias.copy()
+    bias[1] = np.nan
+    g.nodes["fc2"] = g.nodes["fc2"].replace(bias=bias)
+    with pytest.raises(BackendError, match="'fc2' bias holds NaN or Inf"):
+        cpu.simulate(g, n_steps=2, mode="fixed")
+    g = build_mlp(neuron=lif(3).replace(v_threshold=np.array([1.0, np.inf, 1.0])))
+    with pytest.raises(BackendError, match="'n1' v_threshold holds NaN or Inf"):
+        cpu.simulate(g, n_steps=2, mode="fixed")
+    # An infinite time constant has finite coefficients (beta = 1, gain 0): it meets the plan's own rule.
+    g = build_mlp(neuron=lif(3).replace(tau=np.full(3, np.inf)))
+    with pytest.raises(BackendError, match="beta == 1 after quantisation"):
+        cpu.simulate(g, n_steps=2, mode="fixed")
+
+
 def test_compile_matches_the_simulated_plan(cpu):
     g = build_hybrid(seed=1)
     x = torch.rand((5, 1, 1, 28, 28), generator=torch.Generator().manual_seed(2))
@@ -244,3 +261,110 @@ def test_snntorch_recurrent_exports_are_bit_exact():
     assert desc.nodes["3.recurrent"]["delayed_inputs"] == [0] and desc.nodes["5"]["type"] == "CubaLIF"
     assert desc.nodes["7.recurrent"]["type"] == "Scale" and desc.nodes["7.recurrent"]["kind"] == "synaptic"
     assert all(v > 0 for v in sim.spike_counts.values()) and min(sim.agreement.values()) >= 0.9
+
+
+# -- resampling and joining: SumPool2d, Upsample, Concat, Skip(concatenate) ----------------------------
+
+#: (graph builder, input shape, input offset, {node: input positions whose format is finer than the node's
+#: output, i.e. that the node must round half up rather than only shift left})
+RESAMPLE_CASES = [
+    (build_resample_net, (1, 8, 8), 0.0, {"cat2": [1]}),
+    (build_odd_resample_net, (2, 5, 5), -0.3, {"sum": [0]}),
+    (build_skip_concat_rounding, (1, 4, 4), -1.0, {"cat": [0], "sum": [0]}),
+]
+
+
+@pytest.mark.parametrize("case", RESAMPLE_CASES, ids=lambda c: c[0].__name__)
+def test_resampling_and_joining_are_bit_exact(cpu, case):
+    """Each of SumPool2d, Upsample, Concat and Skip(concatenate) also feeds an Output of its own, so the
+    fixed simulator's words of every one of them are compared with the integer reference, not only the
+    spikes downstream."""
+    build, shape, offset, rounds = case
+    g = build(taps=True)
+    x = torch.rand((40, 2, *shape), generator=torch.Generator().manual_seed(3)) * 2 + offset
+    sim, desc = _check_bit_exact(cpu, g, x)
+    assert {f"o_{n}" for n in RESAMPLE_TAPS} <= set(sim.outputs)
+    for node, positions in rounds.items():  # the rounding path of the rule is exercised, not only shifts
+        nd = desc.nodes[node]
+        assert [k for k, (_, f) in enumerate(nd["in_formats"]) if f > nd["out_format"][1]] == positions, node
+    for n in RESAMPLE_TAPS:
+        assert desc.nodes[n]["kind"] == ("pass" if n == "up" else "requant"), n
+        assert int(torch.count_nonzero(sim.outputs[f"o_{n}"])) > 0, n
+    if offset < 0:  # signed inputs reach the joins: negative values round too
+        assert float(sim.outputs["o_cat2"].min()) < 0
+    assert all(v > 0 for v in sim.spike_counts.values()), sim.spike_counts
+
+
+def test_reference_nearest_index_is_torchs_rule():
+    """The reference's Upsample index rule equals F.interpolate(mode="nearest") on float32 images for every
+    size pair up to 24 -> 60 and for fractional factors. torch evaluates the rule in float64 for float64
+    tensors (2x2 -> 82x82 reads row 1 at output row 41, float32 row 0); the runtime, which fixed mode runs
+    in float64, applies the float32 map at every dtype, and so agrees with the reference there too."""
+    import torch.nn.functional as F
+
+    def torch_map(hw: tuple[int, int], dtype: torch.dtype, **kw) -> np.ndarray:
+        """The flat input pixel (h * W + w) each output pixel reads: the runtime run on pixel indices."""
+        idx = torch.arange(hw[0] * hw[1], dtype=dtype).reshape(1, 1, *hw)
+        return F.interpolate(idx, mode="nearest", **kw)[0, 0].long().numpy()
+
+    def ref_map(hw: tuple[int, int], out: tuple[int, int], factor: float | None) -> np.ndarray:
+        rows, cols = ref.nearest_index(out[0], hw[0], factor), ref.nearest_index(out[1], hw[1], factor)
+        return rows[:, None] * hw[1] + cols[None, :]
+
+    for n_in in range(1, 25):
+        for n_out in range(1, 61):
+            assert np.array_equal(ref_map((n_in, 1), (n_out, 1), None), torch_map((n_in, 1), torch.float32, size=(n_out, 1))), (n_in, n_out)
+        for factor in (1.5, 2.5, 3.0, 1 / 3, 0.7):
+            if int(n_in * factor):
+                want = torch_map((n_in, n_in), torch.float32, scale_factor=factor)
+                assert np.array_equal(ref_map((n_in, n_in), want.shape, factor), want), (n_in, factor)
+    assert ref_map((2, 2), (82, 82), None)[41, 0] == 0 and torch_map((2, 2), torch.float64, size=(82, 82))[41, 0] == 2
+    from talon.bridge.modules import RuntimeContext, build_runtime
+
+    up = build_runtime(ir.Upsample(size=(82, 82)), RuntimeContext("up"))
+    for dtype in (torch.float32, torch.float64):
+        image = torch.arange(4, dtype=dtype).reshape(1, 1, 2, 2)
+        assert np.array_equal(up(image)[0, 0].long().numpy(), ref_map((2, 2), (82, 82), None)), dtype
+    x = torch.randn(3, 2, 7, 5)
+    for kw in ({"size": (82, 13)}, {"scale_factor": 2.5}, {"scale_factor": 2}):
+        node = ir.Upsample(**kw)
+        assert torch.equal(build_runtime(node, RuntimeContext("up"))(x), F.interpolate(x, mode="nearest", **kw))
+    for hw, kw in (((3, 3), {"size": (5, 4)}), ((4, 4), {"scale_factor": 3.0}), ((4, 4), {"scale_factor": 2.0})):
+        want = torch_map(hw, torch.float64, **kw)
+        assert np.array_equal(ref_map(hw, want.shape, kw.get("scale_factor")), want), kw
+
+
+# peaks on both sides of every boundary of the power-of-two rule: exact powers of two, just below one
+# (max|w| * 2**frac in (2**(b-1) - 1, 2**(b-1)), where the sdk's old rule chose a coarser scale), tiny,
+# large, and an all-zero tensor
+RULE_PEAKS = (1.0, 0.75, 127.4 / 128, 127.6 / 128, 0.9999, 2.0**-20, 3000.0, 0.5 + 2.0**-12, 0.0)
+
+
+@pytest.mark.parametrize("bits", [2, 3, 4, 8, 12, 16])
+def test_quantize_weights_power_of_two_is_the_planners_rule(bits):
+    """sdk.quantize_weights(power_of_two=True) and the fixed-point plan give identical scales and
+    integers for the same ranges and bit widths (one rule: talon.sdk.fixed_point)."""
+    from talon.sdk import quantize_weights
+
+    rng = np.random.default_rng(bits)
+    for peak in RULE_PEAKS:
+        for sign in (1.0, -1.0):
+            w = (rng.uniform(-1, 1, (3, 5)) * peak * 0.9).astype(np.float64)
+            w[1, 2] = sign * peak  # the tensor's max |w|, of either sign
+            g = ir.Graph({"inp": ir.Input(shape=(5,)), "fc": ir.Affine(weight=w, bias=np.zeros(3)), "out": ir.Output()})
+            g.chain("inp", "fc", "out")
+            plan = fx.plan_fixed_point(g, fx.Calibration({}, {}), FixedPointConfig(weight_bits=bits))
+            q, rep = quantize_weights(g, bits, power_of_two=True, return_report=True)
+            frac = plan.nodes["fc"].fracs["weight"]
+            assert rep.tensors[0].scale == 2.0**-frac, (bits, peak, sign)
+            ints = np.ldexp(q.nodes["fc"].weight, frac)
+            assert np.array_equal(ints, plan.nodes["fc"].ints["weight"]), (bits, peak, sign)
+            # so a quantized graph is already on the hardware grid: planning it changes no weight
+            assert np.array_equal(plan.graph.nodes["fc"].weight.astype(np.float64), q.nodes["fc"].weight)
+            # per channel: each channel gets the planner's scale for that channel's range
+            _, per = quantize_weights(g, bits, power_of_two=True, per_channel=True, return_report=True)
+            for row, scale in zip(w, per.tensors[0].scale):
+                one = ir.Graph({"inp": ir.Input(shape=(5,)), "fc": ir.Affine(weight=row[None], bias=np.zeros(1)), "out": ir.Output()})
+                one.chain("inp", "fc", "out")
+                p1 = fx.plan_fixed_point(one, fx.Calibration({}, {}), FixedPointConfig(weight_bits=bits))
+                assert scale == 2.0 ** -p1.nodes["fc"].fracs["weight"]

@@ -15,21 +15,12 @@ from talon import ir
 from talon.backend import get_backend
 from talon.errors import BackendError
 
-from backend_graphs import CUBA_RESETS, build_cuba_mlp, build_mixed_conv, build_mlp, build_threshold_residual, cuba, lif, recurrent_cases
-
-fpga_mod = pytest.importorskip("talon.backend.fpga")
-HAS_GXX = fpga_mod.find_compiler() is not None
-needs_gxx = pytest.mark.skipif(not HAS_GXX, reason="g++ not found: the C simulation cannot run")
-
-
-@pytest.fixture(scope="module")
-def fpga():
-    return get_backend("fpga")
-
-
-def _clif(shape, threshold=0.5, **kw) -> ir.LIF:
-    tau = np.full(shape, 5.0, np.float32)
-    return ir.LIF(tau=tau, r=tau.copy(), v_leak=np.zeros(shape, np.float32), v_threshold=np.full(shape, threshold, np.float32), **kw)
+from backend_graphs import (
+    CUBA_RESETS, affine, build_cuba_mlp, build_mixed_conv, build_mlp, build_threshold_residual, chained, cuba, lif, lif_field, recurrent_cases,
+)  # fmt: skip
+from fpga_helpers import (
+    HAS_GXX, assert_hls4ml_output_is_the_simulators, assert_same_words, fpga_mod, hls4ml_build, kernel_calls, needs_gxx, top_source,
+)  # fmt: skip
 
 
 def build_conv_snn(seed: int = 1) -> ir.Graph:
@@ -39,19 +30,17 @@ def build_conv_snn(seed: int = 1) -> ir.Graph:
     nodes = {
         "inp": ir.Input(shape=(1, 8, 8)),
         "conv": ir.Conv2d(weight=rng.normal(0, 0.6, (4, 1, 3, 3)).astype(np.float32), bias=rng.normal(0, 0.1, 4).astype(np.float32), padding=(1, 1)),
-        "lif1": _clif((4, 8, 8), reset_mode="subtract"),
+        "lif1": lif_field((4, 8, 8), reset_mode="subtract"),
         "pool": ir.MaxPool2d(kernel_size=(2, 2), stride=(2, 2)),
         "conv2": ir.Conv2d(weight=rng.normal(0, 0.6, (4, 4, 3, 3)).astype(np.float32), bias=rng.normal(0, 0.1, 4).astype(np.float32),
                            stride=(2, 2), padding=(1, 1)),  # fmt: skip
-        "lif2": _clif((4, 2, 2), reset_mode="zero"),
+        "lif2": lif_field((4, 2, 2), reset_mode="zero"),
         "flat": ir.Flatten(),
         "fc": ir.Affine(weight=rng.normal(0, 0.5, (5, 16)).astype(np.float32), bias=rng.normal(0, 0.1, 5).astype(np.float32)),
-        "lif3": _clif((5,), reset_mode="zero_post"),
+        "lif3": lif_field((5,), reset_mode="zero_post"),
         "out": ir.Output(),
     }
-    g = ir.Graph(nodes)
-    g.chain(*nodes)
-    return g
+    return chained(nodes)
 
 
 def _mlp_inputs(T=120, B=3, seed=4):
@@ -141,8 +130,7 @@ def test_grouped_dilated_conv_and_padded_maxpool_are_bit_exact(fpga, tmp_path):
         "if": ir.IF(v_threshold=np.ones(5), r=np.full(5, 0.5), reset_mode="zero"),
         "out": ir.Output(),
     }
-    g = ir.Graph(nodes)
-    g.chain(*nodes)
+    g = chained(nodes)
     x = torch.rand((100, 2, 2, 9, 9), generator=torch.Generator().manual_seed(2)) * 2 - 0.5
     rep = fpga.verify(g, x, work_dir=tmp_path)
     assert rep.ok and int(rep.csim.spikes["if"].sum()) > 0, rep.summary()
@@ -156,9 +144,7 @@ def test_plain_cpp_and_ap_types_paths_agree(fpga, tmp_path):
     assert not plain.ap_types
     auto = fpga.csim(prj.path, x)  # a project folder works too
     assert auto.ap_types == (fpga_mod.find_ap_types() is not None)
-    for kind in ("spikes", "membranes", "outputs"):
-        for n, a in getattr(plain, kind).items():
-            assert np.array_equal(a, getattr(auto, kind)[n]), (kind, n)
+    assert_same_words(plain, auto)
     # csim straight from a graph (calibrated on these inputs) equals the project's own result
     direct = fpga.csim(build_mlp(seed=2), x, n_steps=30, work_dir=tmp_path / "direct")
     assert np.array_equal(direct.membranes["n1"], plain.membranes["n1"])
@@ -198,7 +184,7 @@ def test_cubalif_every_reset_mode_is_bit_exact_over_120_steps(fpga, tmp_path):
     for label, _, _ in CUBA_RESETS + [("gains", None, None)]:
         for layer in ("c1", "c2"):
             assert int(np.count_nonzero(rep.csim.spikes[f"{layer}_{label}"])) > 0, (layer, label)
-    top = open(os.path.join(rep.project, "firmware", "talon_top.cpp")).read()
+    top = top_source(rep.project)
     assert "k_current<" in top and "cur_n_c1_zero[k] = 0;" in top  # the current is state, cleared on reset
 
 
@@ -209,7 +195,7 @@ def test_recurrent_graphs_are_bit_exact_over_120_steps(fpga, case, tmp_path):
     rep = fpga.verify(g, x, n_steps=120, work_dir=tmp_path)
     assert rep.ok and rep.n_steps == 120, rep.summary()
     assert int(rep.csim.spikes["rl"].sum()) > 0 and int(rep.csim.spikes["n2"].sum()) > 0
-    top = open(os.path.join(rep.project, "firmware", "talon_top.cpp")).read()
+    top = top_source(rep.project)
     # the recurrence reads rl's output of the previous step from a static buffer, cleared on reset
     assert "(b_p_n_rl, w_n_rl_recurrent" in top and "b_p_n_rl[k] = 0;" in top and "b_p_n_rl[k] = b_n_rl[k];" in top
 
@@ -325,8 +311,7 @@ def test_names_are_sanitised(fpga, tmp_path):
         names[2]: lif(3),
         names[3]: ir.Output(),
     }
-    g = ir.Graph(nodes)
-    g.chain(*nodes)
+    g = chained(nodes)
     root = tmp_path / "prj"
     prj = fpga.compile(g, root)
     for f in prj.files:
@@ -383,6 +368,53 @@ def test_estimates_follow_the_documented_model(fpga, tmp_path):
         fpga.estimate(g, reuse_factor=0)
 
 
+def _two_format_mlp(second_input: bool) -> ir.Graph:
+    """build_mlp's shape with 3 inputs; second_input=True also wires the input straight into n1, so n1
+    sums fc's current (the membrane's Q24 format) and the raw input (Q8.7): two inputs, two formats."""
+    rng = np.random.default_rng(0)
+    nodes = {"inp": ir.Input(shape=(3,)), "fc": affine(3, 3, rng, 1.0), "n1": lif(3, threshold=0.5), "fc2": affine(2, 3, rng, 1.0), "n2": lif(2),
+             "out": ir.Output()}  # fmt: skip
+    edges = [("inp", "fc"), ("fc", "n1"), ("n1", "fc2"), ("fc2", "n2"), ("n2", "out")] + ([("inp", "n1")] if second_input else [])
+    return ir.Graph(nodes, edges)
+
+
+def test_estimates_count_the_neuron_input_alignment(fpga, tmp_path):
+    """A neuron whose inputs come in different formats runs one k_align_add pass per input before its
+    update (hls.py): the estimate adds those passes' cycles, adders and sum buffer, and claims exactly the
+    passes and lanes the generated top contains."""
+    from talon.backend.fpga.estimate import align_passes
+
+    one, two = fpga.descriptor(_two_format_mlp(False), n_steps=5), fpga.descriptor(_two_format_mlp(True), n_steps=5)
+    n1 = two.nodes["n1"]
+    assert n1["in_formats"] == [n1["membrane"], two.nodes["inp"]["out_format"]] and n1["in_formats"][0][1] > n1["in_formats"][1][1]
+    (mb, fv), (ib, fi) = n1["membrane"], n1["in_formats"][1]
+    word = max(mb, ib + fv - fi) + 1  # the input shifted up to the membrane's fraction, plus one carry
+    assert align_passes(one.nodes["n1"]) == (0, 0) and align_passes(n1) == (2, word) and word == 25
+    for R, lanes in ((1, 3), (2, 2), (4, 1)):
+        e1, e2 = ({x.name: x for x in fpga.estimate(d, reuse_factor=R).layers}["n1"] for d in (one, two))
+        assert e1.lanes == e2.lanes == lanes and e1.work == e2.work == 3
+        assert e1.cycles == -(-3 // lanes) + 6 and e2.cycles == e1.cycles + 2 * -(-3 // lanes)
+        # two passes of `lanes` adders of the aligned word, and the 3-word sum buffer in LUTRAM (75 bits / 64)
+        assert e2.lut - e1.lut == 2 * lanes * word + 2 and e2.dsp == e1.dsp and e2.bram_18k == e1.bram_18k == 0
+    # the estimate and the generated top agree, for this graph, for neurons (LIF, CubaLIF) with one input at
+    # the state's fraction, and for recurrent neurons with two or three inputs of one format: a project's
+    # estimate counts the passes it generates, each at the layer's lanes
+    cases = {"two": _two_format_mlp(True), "mlp": build_mlp(), "cuba": build_cuba_mlp()}
+    cases.update((label, g) for label, g, _ in recurrent_cases() if label in ("rleaky", "rsynaptic_subtract_feedback"))
+    seen = set()
+    for label, g in cases.items():
+        prj = fpga.compile(g, tmp_path / label, n_steps=5, reuse_factor=2)
+        calls, est = kernel_calls(top_source(prj.path)), {x.name: x for x in prj.estimates.layers}
+        for name, ident in prj.manifest["identifiers"].items():
+            nd = prj.descriptor.nodes[name]
+            if nd["kind"] == "neuron":
+                passes = align_passes(nd)[0]
+                assert [lanes for k, lanes in calls[ident] if k == "k_align_add"] == [est[name].lanes] * passes, (label, name)
+                assert est[name].cycles == (1 + passes) * -(-est[name].work // est[name].lanes) + 6, (label, name)
+                seen.add(passes)
+    assert seen == {0, 2, 3}  # rsynaptic_subtract_feedback: rl sums fc, its recurrence and the feedback
+
+
 def test_registered_lazily():
     from talon.backend import list_backends
 
@@ -413,9 +445,7 @@ def _ann() -> ir.Graph:
         "fc2": ir.Affine(weight=rng.normal(0, 0.5, (4, 8)).astype(np.float32), bias=rng.normal(0, 0.2, 4).astype(np.float32)),
         "out": ir.Output(),
     }
-    g = ir.Graph(nodes)
-    g.chain(*nodes)
-    return g
+    return chained(nodes)
 
 
 def test_hls4ml_config_from_the_plan(fpga):
@@ -435,25 +465,6 @@ def test_hls4ml_config_from_the_plan(fpga):
 
 @needs_gxx
 def test_hls4ml_build_matches_the_fixed_point_simulator(fpga, tmp_path):
-    import contextlib
-    import io
-
-    hls4ml = pytest.importorskip("hls4ml")
-    from talon.backend.compile import build_descriptor
-    from talon.backend.fpga import ir_to_hls4ml_config
-    from talon.backend.fpga.hls4ml_config import ir_to_torch_ann
-
-    g = _ann()
     x = torch.rand((1, 128, 6), generator=torch.Generator().manual_seed(0)) * 2.5 - 1.2
-    sim = get_backend("cpu").simulate(g, x, mode="fixed")
-    desc = build_descriptor(g, sim.fixed_point)
-    with contextlib.redirect_stdout(io.StringIO()):
-        model = hls4ml.converters.convert_from_pytorch_model(
-            ir_to_torch_ann(desc), output_dir=str(tmp_path / "hls4ml"), hls_config=ir_to_hls4ml_config(desc), backend="Vivado", part="xc7z020clg400-1"
-        )
-        model.compile()
-    y = model.predict(x[0].numpy().astype(np.float64))
-    want = sim.output[0].numpy()
-    lsb = 2.0 ** -desc.nodes["out"]["out_format"][1]
-    assert np.abs(y - want).max() <= lsb  # within the output precision; in practice identical:
-    assert np.array_equal(y, want)
+    model, sim, desc = hls4ml_build(_ann(), x, tmp_path / "hls4ml")
+    assert_hls4ml_output_is_the_simulators(model.predict(x[0].numpy().astype(np.float64)), sim, desc)

@@ -4,8 +4,6 @@ factor (and the estimates that claim them); the hls4ml path for channels-first c
 
 from __future__ import annotations
 
-import contextlib
-import io
 import os
 import re
 
@@ -17,64 +15,8 @@ from talon import ir
 from talon.backend import get_backend
 from talon.errors import BackendError
 
-fpga_mod = pytest.importorskip("talon.backend.fpga")
-HAS_GXX = fpga_mod.find_compiler() is not None
-needs_gxx = pytest.mark.skipif(not HAS_GXX, reason="g++ not found: the C simulation cannot run")
-
-
-@pytest.fixture(scope="module")
-def fpga():
-    return get_backend("fpga")
-
-
-def _lif(shape, threshold=0.5, **kw) -> ir.LIF:
-    tau = np.full(shape, 5.0, np.float32)
-    return ir.LIF(tau=tau, r=tau.copy(), v_leak=np.zeros(shape, np.float32), v_threshold=np.full(shape, threshold, np.float32), **kw)
-
-
-def build_resample_net(seed: int = 0) -> ir.Graph:
-    """conv -> LIF -> SumPool2d -> Upsample(x2) -> Skip(concatenate) with the LIF (skip branch) -> Concat
-    with the input -> Flatten -> Affine -> LIF: every new kernel, inputs of three different formats joined."""
-    rng = np.random.default_rng(seed)
-    nodes = {
-        "inp": ir.Input(shape=(1, 8, 8)),
-        "conv": ir.Conv2d(weight=rng.normal(0, 0.6, (3, 1, 3, 3)).astype(np.float32), bias=rng.normal(0, 0.1, 3).astype(np.float32), padding=(1, 1)),
-        "lif1": _lif((3, 8, 8), reset_mode="subtract"),
-        "sum": ir.SumPool2d(kernel_size=(2, 2), stride=(2, 2)),
-        "up": ir.Upsample(scale_factor=2),
-        "cat": ir.Skip(skip_type="concatenate"),
-        "cat2": ir.Concat(num_inputs=2, dim=0),
-        "flat": ir.Flatten(),
-        "fc": ir.Affine(weight=rng.normal(0, 0.3, (5, 7 * 64)).astype(np.float32), bias=rng.normal(0, 0.1, 5).astype(np.float32)),
-        "lif2": _lif((5,), reset_mode="zero"),
-        "out": ir.Output(),
-    }
-    edges = [("inp", "conv"), ("conv", "lif1"), ("lif1", "sum"), ("sum", "up"), ("up", "cat"), ("lif1", "cat"), ("cat", "cat2"),
-             ("inp", "cat2"), ("cat2", "flat"), ("flat", "fc"), ("fc", "lif2"), ("lif2", "out")]  # fmt: skip
-    return ir.Graph(nodes, edges)
-
-
-def build_odd_resample_net(seed: int = 1) -> ir.Graph:
-    """Padded strided SumPool2d of the signed real-valued input (so its rounding shift is positive),
-    Upsample to an explicit non-multiple size, Concat along the last dimension (OUTER > 1) and a negative
-    dim: the index arithmetic and rounding of the kernels beyond the simple cases."""
-    rng = np.random.default_rng(seed)
-    nodes = {
-        "inp": ir.Input(shape=(2, 5, 5)),
-        "conv": ir.Conv2d(weight=rng.normal(0, 0.6, (2, 2, 3, 3)).astype(np.float32), bias=rng.normal(0, 0.1, 2).astype(np.float32), padding=(1, 1)),
-        "lif1": _lif((2, 5, 5), reset_mode="zero_post"),
-        "sum": ir.SumPool2d(kernel_size=(3, 3), stride=(2, 2), padding=(1, 1)),  # (2, 3, 3)
-        "up": ir.Upsample(size=(5, 4)),  # nearest with scales 3/5 and 3/4
-        "cat": ir.Concat(num_inputs=2, dim=2),  # (2, 5, 4) + (2, 5, 5) -> (2, 5, 9)
-        "cat2": ir.Concat(num_inputs=2, dim=-2),  # (2, 5, 9) + (2, 5, 9) -> (2, 10, 9)
-        "flat": ir.Flatten(),
-        "fc": ir.Affine(weight=rng.normal(0, 0.3, (4, 180)).astype(np.float32), bias=rng.normal(0, 0.1, 4).astype(np.float32)),
-        "lif2": _lif((4,), reset_mode="subtract"),
-        "out": ir.Output(),
-    }
-    edges = [("inp", "conv"), ("conv", "lif1"), ("inp", "sum"), ("sum", "up"), ("up", "cat"), ("lif1", "cat"), ("cat", "cat2"),
-             ("cat", "cat2"), ("cat2", "flat"), ("flat", "fc"), ("fc", "lif2"), ("lif2", "out")]  # fmt: skip
-    return ir.Graph(nodes, edges)
+from backend_graphs import build_odd_resample_net, build_resample_net, chained
+from fpga_helpers import assert_hls4ml_output_is_the_simulators, assert_same_words, hls4ml_build, kernel_calls, needs_gxx, top_source
 
 
 def _x(shape, T=100, B=2, seed=3, scale=1.5):
@@ -104,7 +46,7 @@ def test_padded_sumpool_sized_upsample_and_inner_concat_are_bit_exact(fpga, tmp_
     rep = fpga.verify(g, x, n_steps=100, work_dir=tmp_path)
     assert rep.ok, rep.summary()
     assert int(rep.csim.spikes["lif1"].sum()) > 0 and int(rep.csim.spikes["lif2"].sum()) > 0
-    top = open(tmp_path / "firmware" / "talon_top.cpp").read()
+    top = top_source(tmp_path)
     # dim 2: (10, 4) and (10, 5) rows side by side in (10, 9); dim -2: (2, 45) twice in (2, 90)
     for call in ("k_concat<10, 4, 9, 0, ", "k_concat<10, 5, 9, 4, ", "k_concat<2, 45, 90, 0, ", "k_concat<2, 45, 90, 45, "):
         assert call in top, call
@@ -123,9 +65,7 @@ def test_upsample_index_map_is_the_runtimes(fpga, tmp_path):
 
 
 def test_bilinear_upsample_is_refused(fpga, tmp_path):
-    nodes = {"inp": ir.Input(shape=(1, 4, 4)), "up": ir.Upsample(scale_factor=2, mode="bilinear"), "out": ir.Output()}
-    g = ir.Graph(nodes)
-    g.chain(*nodes)
+    g = chained({"inp": ir.Input(shape=(1, 4, 4)), "up": ir.Upsample(scale_factor=2, mode="bilinear"), "out": ir.Output()})
     with pytest.raises(BackendError, match="nearest"):
         fpga.compile(g, tmp_path)
 
@@ -143,21 +83,6 @@ def test_estimates_of_the_new_node_types(fpga):
 # -- pragmas follow the reuse factor -----------------------------------------------------------------
 
 
-def _calls(top: str) -> dict[str, list[int]]:
-    """{identifier: [last template argument (LANES) of each of its kernel calls]} from the generated top:
-    a node's section starts with the declaration of its buffer b_<id>."""
-    out: dict[str, list[int]] = {}
-    ident = None
-    for line in top.splitlines():
-        m = re.match(r"    static int64_t b_(n_\w+)\[", line)
-        if m:
-            ident = m.group(1)
-        m = re.match(r"    k_\w+<([^>]*)>\(", line)
-        if m:
-            out.setdefault(ident, []).append(int(m.group(1).split(",")[-1]))
-    return out
-
-
 def test_pragmas_follow_the_reuse_factor(fpga, tmp_path):
     from talon.backend.fpga.hls import partition_pragmas
 
@@ -167,10 +92,10 @@ def test_pragmas_follow_the_reuse_factor(fpga, tmp_path):
         prjs[R] = fpga.compile(desc, tmp_path / f"r{R}", reuse_factor=R)
         ests[R] = prjs[R].estimates
         assert ests[R].reuse_factor == R
-        top = open(os.path.join(prjs[R].path, "firmware", "talon_top.cpp")).read()
+        top = top_source(prjs[R].path)
         lanes = {x.name: x.lanes for x in ests[R].layers}
         ids = prjs[R].manifest["identifiers"]
-        calls = _calls(top)
+        calls = {ident: [lanes for _, lanes in c] for ident, c in kernel_calls(top).items()}
         for name, ident in ids.items():
             if name == "inp":
                 continue
@@ -184,12 +109,12 @@ def test_pragmas_follow_the_reuse_factor(fpga, tmp_path):
         assert "UNROLL factor=<lanes>" in md and f"| fc | Affine | 2,240 | {lanes['fc']:,} |" in md
     assert ests[1].layers[-3].lanes == 2240 and ests[1 << 20].layers[-3].lanes == 1
     # R >= work: one lane, nothing partitioned; R = 1: the fc weights split completely
-    top_big = open(os.path.join(prjs[1 << 20].path, "firmware", "talon_top.cpp")).read()
+    top_big = top_source(prjs[1 << 20].path)
     assert "ARRAY_PARTITION" not in top_big
-    top_1 = open(os.path.join(prjs[1].path, "firmware", "talon_top.cpp")).read()
+    top_1 = top_source(prjs[1].path)
     assert "#pragma HLS ARRAY_PARTITION variable=w_n_fc complete dim=2" in top_1
     assert "#pragma HLS ARRAY_PARTITION variable=w_n_fc complete dim=1" in top_1
-    top_8 = open(os.path.join(prjs[8].path, "firmware", "talon_top.cpp")).read()
+    top_8 = top_source(prjs[8].path)
     assert "#pragma HLS ARRAY_PARTITION variable=w_n_fc cyclic factor=280 dim=2" in top_8  # ceil(2240 / 8)
     # estimates move consistently: fewer lanes, fewer resources, more cycles
     for a, b in ((1, 8), (8, 64), (64, 1 << 20)):
@@ -238,9 +163,7 @@ def test_pragmas_do_not_change_the_c_simulation(fpga, tmp_path):
 
     desc = build_descriptor(g, sim.fixed_point)
     res = [fpga.csim(fpga.compile(desc, tmp_path / f"r{R}", reuse_factor=R), x, use_ap_types=False) for R in (1, 1 << 20)]
-    for kind in ("spikes", "membranes", "outputs"):
-        for n, a in getattr(res[0], kind).items():
-            assert np.array_equal(a, getattr(res[1], kind)[n]), (kind, n)
+    assert_same_words(res[0], res[1])
     want = sim.spikes["lif2"].detach().numpy()
     assert np.array_equal(res[0].value("spikes", "lif2"), want) and want.sum() > 0
 
@@ -265,9 +188,7 @@ def _conv_ann(seed: int = 0) -> ir.Graph:
         "fc": ir.Affine(weight=rng.normal(0, 0.5, (5, 24)).astype(np.float32), bias=rng.normal(0, 0.2, 5).astype(np.float32)),
         "out": ir.Output(),
     }
-    g = ir.Graph(nodes)
-    g.chain(*nodes)
-    return g
+    return chained(nodes)
 
 
 def test_hls4ml_conv_config_structure(fpga):
@@ -303,8 +224,7 @@ def test_hls4ml_conv_config_structure(fpga):
     rng = np.random.default_rng(0)
     nodes = {"inp": ir.Input(shape=(2, 6, 6)), "c": ir.Conv2d(weight=rng.normal(0, 1, (2, 1, 3, 3)).astype(np.float32), bias=np.zeros(2, np.float32), groups=2),
              "flat": ir.Flatten(), "out": ir.Output()}  # fmt: skip
-    g = ir.Graph(nodes)
-    g.chain(*nodes)
+    g = chained(nodes)
     with pytest.raises(BackendError, match="'c'.*groups=1"):
         ir_to_hls4ml_config(g, n_steps=3)
     with pytest.raises(BackendError, match="reuse_factor"):
@@ -314,26 +234,12 @@ def test_hls4ml_conv_config_structure(fpga):
 @needs_gxx
 def test_hls4ml_conv_build_matches_the_fixed_point_simulator(fpga, tmp_path):
     """hls4ml 1.3 (g++ C simulation, about 6 s) on the channels-first conv chain equals simulate(mode='fixed')."""
-    hls4ml = pytest.importorskip("hls4ml")
-    from talon.backend.compile import build_descriptor
-    from talon.backend.fpga import ir_to_hls4ml_config, ir_to_torch_ann
-
-    g = _conv_ann()
     x = torch.rand((1, 96, 2, 8, 6), generator=torch.Generator().manual_seed(0)) * 2.5 - 1.2
-    sim = get_backend("cpu").simulate(g, x, mode="fixed")
-    desc = build_descriptor(g, sim.fixed_point)
-    with contextlib.redirect_stdout(io.StringIO()):
-        model = hls4ml.converters.convert_from_pytorch_model(
-            ir_to_torch_ann(desc), output_dir=str(tmp_path / "hls4ml"), hls_config=ir_to_hls4ml_config(desc), backend="Vivado", part="xc7z020clg400-1"
-        )
-        model.compile()
+    model, sim, desc = hls4ml_build(_conv_ann(), x, tmp_path / "hls4ml")
     # hls4ml stored the conv weights channels-last, as (kh, kw, cin, cout)
     conv2 = next(layer for layer in model.get_layers() if layer.name == "n_conv2")
     w = conv2.get_weights("weight").data
     assert w.shape == (3, 2, 3, 4)
     y = model.predict(x[0].numpy().astype(np.float64).reshape(96, -1))  # TALON's (C, H, W) order in
-    want = sim.output[0].numpy()
-    lsb = 2.0 ** -desc.nodes["out"]["out_format"][1]
-    assert np.abs(y - want).max() <= lsb  # within the output precision; in practice identical:
-    assert np.array_equal(y, want)
+    want = assert_hls4ml_output_is_the_simulators(y, sim, desc)
     assert len(np.unique(want)) > 10

@@ -100,6 +100,25 @@ def test_quantize_power_of_two_scales_and_spiking_affine_bits():
         quantize_weights(g, 1)
 
 
+def test_quantize_power_of_two_follows_the_fixed_point_rule():
+    """power_of_two uses docs/fixed_point.md's rule (talon.sdk.fixed_point), integers included."""
+    from talon.sdk.fixed_point import frac_for_range, quantize_to_ints
+
+    peak = 127.6 / 128  # * 2**7 lies in (127, 128): the old "round the linear scale up" rule took 2**-6
+    w = np.array([[peak, 0.25, 0.0], [-peak, 0.1, 0.0], [0.0, 0.0, 0.0]], f32)
+    g = ir.Graph({"x": ir.Input(shape=(3,)), "fc": ir.Affine(weight=w, bias=np.zeros(3, f32)), "y": ir.Output()})
+    g.chain("x", "fc", "y")
+    q, rep = quantize_weights(g, 8, power_of_two=True, return_report=True)
+    assert rep.tensors[0].scale == 2.0**-7 == 2.0 ** -frac_for_range(peak, 8)
+    ints = np.ldexp(q.nodes["fc"].weight.astype(np.float64), 7)
+    assert ints[0, 0] == 127 and ints[1, 0] == -128  # two's-complement saturation, as hardware
+    assert np.array_equal(ints, quantize_to_ints(w, 8, 7))
+    _, per = quantize_weights(g, 8, power_of_two=True, per_channel=True, return_report=True)
+    assert per.tensors[0].scale.tolist() == [2.0**-7, 2.0**-7, 2.0**-7]  # an all-zero channel: frac = bits - 1
+    peaks = np.array([0.0, 1.0, 0.75, peak, 3000.0, np.inf, np.nan])
+    assert frac_for_range(peaks, 8).tolist() == [frac_for_range(float(p), 8) for p in peaks] == [7, 6, 7, 7, -5, 7, 7]
+
+
 def test_quantize_refuses_nan():
     g = build_mlp()
     w = g.nodes["fc1"].weight.copy()

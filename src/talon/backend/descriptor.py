@@ -16,12 +16,20 @@ Two encodings, both exact round trips (`HardwareDescriptor.load(x.save(p)) == x`
 
 No pickle, no code: reading validates the magic, version, CRC, dtypes and sizes and raises
 BackendError naming what is wrong.
+
+Numbers in `meta`: a descriptor is configuration that hardware loads, where NaN or an infinity has no
+meaning, and JSON has no such numbers either. So `descriptor_value` refuses a non-finite node field
+with BackendError naming the node and the field (compile calls it on every scalar field), every other
+value is converted by the project's one JSON policy (talon._json.jsonable), and encoding a `meta` that
+still holds a non-finite number or a non-JSON value (one edited by hand) raises BackendError naming
+its key, rather than writing JSON that strict readers reject.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import math
 import os
 import struct
 import tempfile
@@ -31,9 +39,15 @@ from typing import Any
 
 import numpy as np
 
+from talon._json import jsonable
 from talon.errors import BackendError
 
 DESCRIPTOR_VERSION = 1
+#: Version of the fixed-point numerics (docs/fixed_point.md: talon.sdk.fixed_point's quantisation rule
+#: and talon.backend.cpu.fixed's plan and rounding), recorded in every descriptor whatever backend
+#: writes it; it lives here, with the descriptor format's own version, for that reason. Bump it on any
+#: change of those rules.
+FIXED_POINT_VERSION = 1
 MAGIC = b"TALONHWD"
 _ALLOWED_DTYPES = ("int8", "int16", "int32", "int64", "uint8", "float32", "float64")
 _MAX_HEADER = 256 * 1024 * 1024
@@ -104,12 +118,12 @@ class HardwareDescriptor:
             k: {"dtype": a.dtype.name, "shape": list(a.shape), "data": base64.b64encode(_le(a).tobytes()).decode("ascii")}
             for k, a in self.arrays.items()
         }
-        return json.dumps(doc, indent=indent, sort_keys=False, allow_nan=False)
+        return _encode_meta(doc, indent=indent, sort_keys=False)
 
     @classmethod
     def from_json(cls, text: str | bytes) -> "HardwareDescriptor":
         try:
-            doc = json.loads(text)
+            doc = json.loads(text, parse_constant=_refuse_constant)
         except (ValueError, UnicodeDecodeError) as exc:
             raise BackendError(f"hardware descriptor JSON is malformed: {exc}") from None
         if not isinstance(doc, dict) or not isinstance(doc.get("arrays"), dict):
@@ -135,7 +149,7 @@ class HardwareDescriptor:
             pad = (-len(raw)) % 8
             blobs.append(raw + b"\x00" * pad)
             offset += len(raw) + pad
-        header = json.dumps({**self.meta, "arrays": table}, separators=(",", ":"), allow_nan=False).encode("utf-8")
+        header = _encode_meta({**self.meta, "arrays": table}, separators=(",", ":")).encode("utf-8")
         header += b" " * ((-(len(MAGIC) + 8 + len(header))) % 8)
         body = MAGIC + struct.pack("<HHI", DESCRIPTOR_VERSION, 0, len(header)) + header + b"".join(blobs)
         return body + struct.pack("<I", zlib.crc32(body) & 0xFFFFFFFF)
@@ -155,7 +169,7 @@ class HardwareDescriptor:
         if hlen > _MAX_HEADER or start + hlen > len(body):
             raise BackendError(f"hardware descriptor header length {hlen} is inconsistent with the file size {len(data)}")
         try:
-            doc = json.loads(body[start : start + hlen].decode("utf-8"))
+            doc = json.loads(body[start : start + hlen].decode("utf-8"), parse_constant=_refuse_constant)
         except (ValueError, UnicodeDecodeError) as exc:
             raise BackendError(f"hardware descriptor header is malformed: {exc}") from None
         if not isinstance(doc, dict) or not isinstance(doc.get("arrays"), dict):
@@ -244,23 +258,76 @@ def _check_meta(doc: dict) -> None:
 
 
 def _canonical(meta: Any) -> str:
-    return json.dumps(meta, sort_keys=True, separators=(",", ":"))
+    return _encode_meta(meta, sort_keys=True, separators=(",", ":"))
 
 
-def jsonable(value: Any) -> Any:
-    """A JSON-compatible copy of a primitive's scalar field value (tuples become lists)."""
-    if isinstance(value, (bool, int, str)) or value is None:
-        return value
+def _refuse_constant(token: str) -> Any:
+    """json.loads hook for the non-standard NaN/Infinity/-Infinity tokens: a descriptor never holds them."""
+    raise BackendError(f"hardware descriptor holds the non-finite number {token}: descriptors hold only finite numbers")
+
+
+def _encode_meta(meta: Any, **kwargs: Any) -> str:
+    """json.dumps of `meta` after checking it holds only finite numbers and plain JSON values."""
+    _check_json(meta, "meta")
+    return json.dumps(meta, allow_nan=False, **kwargs)
+
+
+def _check_json(value: Any, where: str) -> None:
+    """Raise BackendError naming `where` (a key path) if `value` holds a non-finite number or anything
+    but dict (string keys), list, str, int, float, bool and None."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return
     if isinstance(value, float):
-        if value != value or value in (float("inf"), float("-inf")):
-            return repr(value)
-        return value
-    if isinstance(value, (tuple, list)):
-        return [jsonable(v) for v in value]
+        if not math.isfinite(value):
+            raise BackendError(f"hardware descriptor {where} is {value!r}: a descriptor holds only finite numbers")
+        return
+    if isinstance(value, list):
+        for i, v in enumerate(value):
+            # name node records by their node name rather than their position
+            key = f"[{v['name']!r}]" if where.endswith(".nodes") and isinstance(v, dict) and "name" in v else f"[{i}]"
+            _check_json(v, where + key)
+        return
     if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (np.floating,)):
-        return jsonable(float(value))
-    return repr(value)
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise BackendError(f"hardware descriptor {where} has the non-string key {k!r}: JSON keys are strings")
+            _check_json(v, f"{where}.{k}")
+        return
+    raise BackendError(
+        f"hardware descriptor {where} holds a {type(value).__name__} ({value!r}), which is not a JSON value: "
+        f"build meta from descriptor_value(...) or plain dicts, lists, strings, numbers, bools and None"
+    )
+
+
+def descriptor_value(node: str, field: str, value: Any) -> Any:
+    """A primitive's scalar field `value` as it is stored in a descriptor (talon._json's encoding:
+    tuples become lists, numpy scalars Python numbers). A non-finite number anywhere in it raises
+    BackendError naming `node` and `field`: hardware cannot load NaN or an infinity, and the JSON
+    policy's null would silently stand for a value the node does not have."""
+    bad = _non_finite(value)
+    if bad is not None:
+        raise BackendError(
+            f"node {node!r} field {field!r} is {bad!r}: a hardware descriptor holds only finite numbers; "
+            f"give {field!r} a finite value before compiling"
+        )
+    return jsonable(value)
+
+
+def _non_finite(value: Any) -> float | None:
+    """The first NaN or infinity in `value` (numbers, numpy scalars/arrays, nested lists/tuples/dicts)."""
+    if isinstance(value, (bool, np.bool_, int, np.integer, str)) or value is None:
+        return None
+    if isinstance(value, (float, np.floating)):
+        return None if math.isfinite(value) else float(value)
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind == "f" and not np.all(np.isfinite(value)):
+            return float(value[~np.isfinite(value)].flat[0])
+        return None
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, (list, tuple, set, frozenset)):
+        for v in value:
+            bad = _non_finite(v)
+            if bad is not None:
+                return bad
+    return None

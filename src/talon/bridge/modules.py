@@ -296,15 +296,41 @@ class PReLURuntime(nn.Module):
         return F.prelu(x, self.weight)
 
 
+class NearestUpsampleRuntime(nn.Module):
+    """Upsample(nearest) reading the source pixels F.interpolate reads for float32 input, at every dtype.
+
+    torch computes the nearest-neighbour scale in the input's precision, so a float64 run (the
+    fixed-point simulation) can read another source row than a float32 one (2x2 -> 82x82: output row
+    41). The pixel map is taken once per input size from F.interpolate on a float32 image of pixel
+    indices (exact below 2**24 pixels) and applied with a gather: identical to F.interpolate for
+    float32, the same pixels for every other dtype, and the table the FPGA kernel uses (`pixel_map`).
+    """
+
+    def __init__(self, size: tuple[int, int] | None, scale_factor: float | None) -> None:
+        super().__init__()
+        self.size, self.scale_factor = size, scale_factor
+        self._maps: dict[tuple[int, int, torch.device], Tensor] = {}
+
+    def pixel_map(self, h: int, w: int) -> Tensor:
+        """Flat source index (row * w + col) of every output pixel, shape (H_out, W_out), int64."""
+        image = torch.arange(h * w, dtype=torch.float32).reshape(1, 1, h, w)
+        return F.interpolate(image, size=self.size, scale_factor=self.scale_factor, mode="nearest")[0, 0].to(torch.int64)
+
+    def forward(self, x: Tensor) -> Tensor:
+        h, w = x.shape[-2:]
+        key = (h, w, x.device)
+        index = self._maps.get(key)
+        if index is None:
+            index = self._maps[key] = self.pixel_map(h, w).to(x.device)
+        return x.flatten(-2)[..., index.reshape(-1)].reshape(*x.shape[:-2], *index.shape)
+
+
 def _upsample(node: P.Upsample, ctx: RuntimeContext) -> nn.Module:
-    kwargs: dict[str, Any] = {"mode": node.mode}
-    if node.size is not None:
-        kwargs["size"] = tuple(node.size)
-    else:
-        kwargs["scale_factor"] = float(node.scale_factor)
-    if node.mode == "bilinear":
-        kwargs["align_corners"] = node.align_corners
-    return FunctionRuntime(F.interpolate, "Upsample", **kwargs)
+    size = tuple(node.size) if node.size is not None else None
+    scale = float(node.scale_factor) if size is None else None
+    if node.mode == "nearest":
+        return NearestUpsampleRuntime(size, scale)
+    return FunctionRuntime(F.interpolate, "Upsample", mode=node.mode, size=size, scale_factor=scale, align_corners=node.align_corners)
 
 
 def _flatten(x: Tensor, start_dim: int, end_dim: int) -> Tensor:

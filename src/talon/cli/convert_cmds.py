@@ -129,7 +129,7 @@ def _quant_report(rep: Any) -> dict[str, Any]:
 @output_option
 @click.option("--bits", type=click.IntRange(2, 32), default=8, show_default=True)
 @click.option("--per-channel", is_flag=True, help="One scale per output channel instead of per tensor.")
-@click.option("--power-of-two", is_flag=True, help="Round each scale up to a power of two.")
+@click.option("--power-of-two", is_flag=True, help="Use the hardware's power-of-two scale rule (docs/fixed_point.md section 5).")
 @nodes_option
 @json_option
 @command_options

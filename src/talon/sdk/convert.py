@@ -18,6 +18,7 @@ from talon.ir import Affine, Graph, Node, SpikingAffine
 from talon.sdk._graph import Shape, Topology, infer_shapes
 from talon.sdk._load import GraphLike, as_graph
 from talon.sdk.cost import cost_entry
+from talon.sdk.fixed_point import frac_for_range, quantize_to_ints
 
 _ACCUMULATOR_WIDTHS = (16, 24, 32, 48, 64)
 # The layer types each transform knows how to rewrite. What it does to each is written out per type
@@ -32,26 +33,40 @@ SPIKING_CONVERTIBLE = _AFFINE
 
 
 # -- shared helpers -------------------------------------------------------------------------------
-def symmetric_scale(max_abs: float, bits: int, power_of_two: bool = False) -> float:
-    """Scale s so that [-max_abs, max_abs] maps onto the integers [-(2^(bits-1)-1), 2^(bits-1)-1]."""
+def symmetric_scale(max_abs: float, bits: int) -> float:
+    """Linear scale s so that [-max_abs, max_abs] maps onto the integers [-(2^(bits-1)-1), 2^(bits-1)-1]."""
     qmax = 2 ** (bits - 1) - 1
     if not max_abs > 0 or qmax < 1:
         return 1.0
-    s = max_abs / qmax
-    return 2.0 ** math.ceil(math.log2(s)) if power_of_two else s
+    return max_abs / qmax
+
+
+def _peaks(w64: np.ndarray, per_channel: bool) -> np.ndarray:
+    """max|w| per output channel (dimension 0), or of the whole tensor as a 0-d array."""
+    if per_channel and w64.ndim >= 2:
+        return np.abs(w64).reshape(w64.shape[0], -1).max(axis=1)
+    return np.asarray(np.abs(w64).max() if w64.size else 0.0)
 
 
 def _quantize_array(w: np.ndarray, bits: int, per_channel: bool, power_of_two: bool) -> tuple[np.ndarray, np.ndarray | float]:
     """(dequantized array in w's dtype, scale: a float, or one per output channel)."""
-    qmax = 2 ** (bits - 1) - 1
     w64 = w.astype(np.float64)
-    if per_channel and w.ndim >= 2:
-        peaks = np.abs(w64).reshape(w.shape[0], -1).max(axis=1)
-        scale = np.array([symmetric_scale(float(m), bits, power_of_two) for m in peaks])
-        s = scale.reshape((-1,) + (1,) * (w.ndim - 1))
-    else:
-        scale = symmetric_scale(float(np.abs(w64).max()) if w.size else 0.0, bits, power_of_two)
+    peaks = _peaks(w64, per_channel)
+    if power_of_two:
+        # The hardware rule itself (talon.sdk.fixed_point, docs/fixed_point.md section 5), so that a
+        # per-tensor result is exactly the grid and the integers the fixed-point plan would choose.
+        frac = frac_for_range(peaks, bits)
+        f = frac if np.ndim(frac) == 0 else frac.reshape((-1,) + (1,) * (w.ndim - 1))
+        wq = np.ldexp(quantize_to_ints(w64, bits, f).astype(np.float64), -f)
+        scale_pow2 = np.ldexp(1.0, -frac)
+        return wq.astype(w.dtype), float(scale_pow2) if np.ndim(frac) == 0 else scale_pow2
+    qmax = 2 ** (bits - 1) - 1
+    if peaks.ndim == 0:
+        scale: np.ndarray | float = symmetric_scale(float(peaks), bits)
         s = scale
+    else:
+        scale = np.array([symmetric_scale(float(m), bits) for m in peaks])
+        s = scale.reshape((-1,) + (1,) * (w.ndim - 1))
     q = np.clip(np.rint(w64 / s), -qmax, qmax)
     return (q * s).astype(w.dtype), scale
 
@@ -204,9 +219,12 @@ def quantize_weights(
 ) -> Graph | tuple[Graph, QuantizationReport]:
     """Snap every synaptic weight tensor (the cost table's weight fields) to a symmetric `bits`-bit grid.
 
-    Per tensor, or per output channel (dimension 0) with `per_channel`; `power_of_two` rounds each scale up
-    to a power of two (shift-only hardware). Weights stay float arrays holding the dequantized values
-    q * scale; biases and neuron constants are unchanged; SpikingAffine.weight_bits is set to `bits`.
+    Per tensor, or per output channel (dimension 0) with `per_channel`. The scale is linear,
+    max|w| / (2^(bits-1) - 1), with integers in [-(2^(bits-1)-1), 2^(bits-1)-1]; with `power_of_two` it is
+    the fixed-point planner's power-of-two rule instead (talon.sdk.fixed_point, docs/fixed_point.md
+    section 5), so a per-tensor result is exactly what `compile` / mode="fixed" would load. Weights stay
+    float arrays holding the dequantized values q * scale; biases and neuron constants are unchanged;
+    SpikingAffine.weight_bits is set to `bits`.
     Nested graphs are quantized too ("outer/inner" in the report). With `return_report`, returns
     (graph, QuantizationReport) giving each tensor's scale and error.
     """

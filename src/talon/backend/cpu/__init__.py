@@ -131,11 +131,16 @@ class CPUBackend(Backend):
         `routes`: the hardware, algorithm, layer list (routing `layer` indexes it), metrics and the names
         of the arrays `mapping/routing/<field>` (per-core routing tables), `mapping/cores/<field>` (core
         positions and loads) and `mapping/flows/<field>` (core-to-core flows: packets per step, hops)."""
-        from talon.backend.compile import build_descriptor
+        from talon.backend.compile import build_descriptor, scalar_params
         from talon.backend.stimulus import make_stimulus
 
-        g = _graph(graph)
+        # Validation, the calibration run's executor and shape inference write inferred shapes onto the
+        # graph's nodes: work on a private copy so the caller's graph is left exactly as it was (a graph
+        # read from a path is already private).
+        g = graph.copy() if isinstance(graph, Graph) else _graph(graph)
         g.validate()
+        for name, node in g.nodes.items():  # refuse a non-finite field before the calibration run
+            scalar_params(name, node)
         input_shapes = {n: tuple(g.nodes[n].shape) for n in g.input_names}
         stim = make_stimulus(calibration_inputs, input_shapes, n_steps)
         plan, _ = plan_for(g, stim, fixed_config)

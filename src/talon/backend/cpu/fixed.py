@@ -32,10 +32,11 @@ from talon.bridge.modules import RUNTIME_BUILDERS, StatefulRuntime
 from talon.errors import BackendError
 from talon.ir import Graph, Node
 from talon.sdk.cost import cost_entry, graph_costs
+from talon.sdk.fixed_point import frac_for_range, quantize_to_ints
 from talon.ir.primitives.neurons import coefficients
 
-#: Fixed-point numerics version, recorded in hardware descriptors. Bump on any change of the rules.
-FIXED_POINT_VERSION = 1
+# The version of these rules is talon.backend.descriptor.FIXED_POINT_VERSION (every descriptor records
+# it, whatever backend wrote it): bump it with any change here or in talon.sdk.fixed_point.
 
 NEURON_TYPES = ("LIF", "IF", "CubaLIF", "LI", "Integrator")
 SPIKING_NEURONS = ("LIF", "IF", "CubaLIF")
@@ -122,19 +123,10 @@ class Format:
         return f"Q{self.bits}.{self.frac}"
 
 
-def frac_for_range(max_abs: float, bits: int) -> int:
-    """Fractional bits so that `max_abs` fits `bits` signed bits: frac = bits - 1 - e, where
-    max_abs = m * 2**e with 0.5 <= m < 1 (math.frexp); 0 (or a non-finite value) gives frac = bits - 1."""
-    if not (max_abs > 0 and math.isfinite(max_abs)):
-        return bits - 1
-    _, e = math.frexp(float(max_abs))
-    return bits - 1 - e
-
-
 def quantize_array(x: np.ndarray, fmt: Format) -> np.ndarray:
-    """Offline constants: int64 = saturate(round_half_even(x * 2**frac))."""
-    scaled = np.ldexp(np.asarray(x, dtype=np.float64), fmt.frac)
-    return np.clip(np.rint(scaled), fmt.lo, fmt.hi).astype(np.int64)
+    """Offline constants: int64 = saturate(round_half_even(x * 2**frac)) (talon.sdk.fixed_point's rule,
+    shared with quantize_weights)."""
+    return quantize_to_ints(x, fmt.bits, fmt.frac)
 
 
 def dequantize(ints: np.ndarray, frac: int, dtype: Any = np.float64) -> np.ndarray:
@@ -269,6 +261,23 @@ class FixedPointPlan:
         return "\n".join(rows)
 
 
+def _check_finite(name: str, node: Node, dt: float) -> None:
+    """Every constant that becomes an integer must be finite. Neurons are checked on their derived
+    coefficients, where an infinite tau is meaningful (beta = 1) and quantises fine."""
+    if node.type_name in NEURON_TYPES:
+        c = coefficients(node, dt)
+        values = {k: getattr(c, k) for k in ("beta", "leak", "gain", "alpha", "gain_in")}
+        values.update(v_threshold=getattr(node, "v_threshold", None), v_reset=getattr(node, "v_reset", None))
+    else:
+        values = node.field_values()
+    for key, value in values.items():
+        if isinstance(value, (float, np.floating, np.ndarray)) and not isinstance(value, bool):
+            arr = np.asarray(value)
+            if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
+                raise BackendError(f"fixed-point mode: node {name!r} {key} holds NaN or Inf, which has no fixed-point value; "
+                                   "give it finite values (or simulate with mode='float')")
+
+
 def check_supported(graph: Graph) -> None:
     for name, node in graph.nodes.items():
         t = node.type_name
@@ -282,6 +291,7 @@ def check_supported(graph: Graph) -> None:
             raise BackendError(f"fixed-point mode does not support node {name!r} ({t}); simulate it with mode='float'")
         if t == "Upsample" and node.mode != "nearest":
             raise BackendError(f"fixed-point mode: Upsample {name!r} must use mode 'nearest' (bilinear interpolation is not specified)")
+        _check_finite(name, node, float(graph.dt))
     for i in graph.delayed_edges():
         src, dst = graph.edges[i]
         t = graph.nodes[src].type_name

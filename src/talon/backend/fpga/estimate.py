@@ -14,6 +14,12 @@ The model (one place, documented, deliberately simple):
   activations) are built from LUTs (about w*x/2 LUTs); layers fed by binary spikes (a LIF/IF with
   spike value 1 or a Threshold upstream, through MaxPool2d/Flatten/copies) need no multiplier (weight or 0).
   Neuron lanes: 2 multiplies (beta*V, gain*I); CubaLIF lanes 4 (alpha*I and gain_in*x too).
+- Neuron input alignment: a neuron with several inputs, or with one input whose fraction is not that of
+  the aligned input sum (max of the state's and the inputs' fractions), first sums its inputs into a buffer
+  with one `k_align_add` pass per input (exactly when talon.backend.fpga.hls emits them; `align_passes`).
+  Each pass is another loop of N items at the neuron's lanes: + passes * ceil(N / lanes) cycles, and per
+  lane one adder of the aligned word (widest input shifted to the sum's fraction, plus ceil(log2(inputs))
+  carry bits) per pass; the N-word sum buffer is counted like any array (BRAM18K or LUTRAM).
 - BRAM18K: a weight or state array of more than 4096 bits goes to block RAM:
   max(ceil(bits / 18432), ceil(lanes * word_bits / 36)) (two 18-bit ports per BRAM18K); smaller arrays
   are LUTRAM/registers (counted as LUTs: bits / 64).
@@ -25,7 +31,7 @@ The model (one place, documented, deliberately simple):
   and `#pragma HLS UNROLL factor=<lanes>`, and the arrays it touches are split by `ARRAY_PARTITION`
   so that `lanes` consecutive elements sit in separate banks (talon.backend.fpga.hls.partition_pragmas).
   Multi-input nodes run one such loop per input: Concat/Skip(concatenate) one per input's part,
-  residual Skip one per input plus the rounding pass.
+  residual Skip one per input plus the rounding pass, a neuron one alignment pass per input (above).
 """
 
 from __future__ import annotations
@@ -40,7 +46,7 @@ from talon.backend.fpga.names import c_string
 from talon.backend.fpga.parts import PartPreset
 from talon.errors import BackendError
 
-MODEL = "talon-fpga-estimate-v1 (docs/fpga.md): cycles = ceil(work/lanes) + depth per layer, summed; lanes = ceil(work/R)"
+MODEL = "talon-fpga-estimate-v2 (docs/fpga.md): cycles = ceil(work/lanes) + depth per layer, summed; lanes = ceil(work/R)"
 
 
 @dataclass(frozen=True)
@@ -114,6 +120,20 @@ def _spike_fed(nodes: dict, nd: dict) -> bool:
     return False
 
 
+def align_passes(nd: dict) -> tuple[int, int]:
+    """(passes, word bits) of the input alignment that talon.backend.fpga.hls generates in front of a neuron
+    (node dict of a descriptor): one k_align_add pass per input unless the neuron has a single input already
+    at the fraction of the aligned input sum, Fm = max(state fraction, input fractions), where the state is
+    the membrane or, for a CubaLIF, the current its inputs drive. The word holds the widest input shifted
+    up to Fm plus the carries of summing them; (0, 0) when no alignment is generated."""
+    fmts = [(int(b), int(f)) for b, f in nd["in_formats"]]
+    state = nd["current"] if nd.get("current") is not None else nd["membrane"]
+    Fm = max([int(state[1])] + [f for _, f in fmts])
+    if not fmts or (len(fmts) == 1 and fmts[0][1] == Fm):
+        return 0, 0
+    return len(fmts), max(b + Fm - f for b, f in fmts) + math.ceil(math.log2(len(fmts)))
+
+
 def _layers(desc: HardwareDescriptor, preset: PartPreset, R: int) -> list[LayerEstimate]:
     nodes = desc.nodes
     dsp_a, dsp_b = (27, 18) if "zu" in preset.part else (25, 18)
@@ -157,6 +177,12 @@ def _layers(desc: HardwareDescriptor, preset: PartPreset, R: int) -> list[LayerE
             b1, l1 = _bram(N * mb * states, lanes, mb * states)  # membrane (and current) state
             b2, l2 = _bram(N * consts * 24, lanes, consts * 24)  # beta, gain, leak, threshold, reset (alpha, gain_in)
             bram, lut = b1 + b2, lut + l1 + l2
+            # inputs in several formats are summed first, pass by pass, like a residual Skip (hls.py's isum buffer)
+            passes, word = align_passes(nd)
+            if passes:
+                b3, l3 = _bram(N * word, lanes, word)
+                cycles += passes * math.ceil(N / lanes)
+                bram, lut = bram + b3, lut + passes * lanes * word + l3
             work = N
         elif t in ("MaxPool2d", "AvgPool2d", "SumPool2d"):
             k = nd["params"]["kernel_size"]

@@ -101,23 +101,18 @@ def partition_pragmas(var: str, dims: tuple[int, ...], lanes: int) -> list[str]:
 
 
 def _upsample_map(name: str, params: dict[str, Any], hw_in: tuple[int, int], hw_out: tuple[int, int]) -> np.ndarray:
-    """Input pixel index (h * W + w) read by every output pixel of an Upsample(nearest), from the bridge
-    runtime run on the pixel indices themselves: torch computes its nearest scale in float32, and a second
-    copy of that rule here could drift from the one the simulator uses."""
-    import torch
-
+    """Input pixel index (h * W + w) read by every output pixel of an Upsample(nearest): the bridge
+    runtime's own pixel map, which the simulator applies (torch's float32 rule at every dtype)."""
     from talon.bridge.modules import RuntimeContext, build_runtime
     from talon.ir.node import get_node_class
 
     node = get_node_class("Upsample")(**params)
     if node.mode != "nearest":
         raise BackendError(f"node {name!r}: Upsample mode {node.mode!r} has no fixed-point kernel; use mode='nearest'")
-    H, W = hw_in
-    with torch.inference_mode():
-        out = build_runtime(node, RuntimeContext(name))(torch.arange(H * W, dtype=torch.float64).reshape(1, 1, H, W))
-    if tuple(out.shape[2:]) != tuple(hw_out):
-        raise BackendError(f"node {name!r}: the runtime upsamples {hw_in} to {tuple(out.shape[2:])}, the graph says {tuple(hw_out)}")
-    return out.reshape(-1).to(torch.int64).numpy()
+    index = build_runtime(node, RuntimeContext(name)).pixel_map(*hw_in)
+    if tuple(index.shape) != tuple(hw_out):
+        raise BackendError(f"node {name!r}: the runtime upsamples {hw_in} to {tuple(index.shape)}, the graph says {tuple(hw_out)}")
+    return index.reshape(-1).numpy()
 
 
 def generate(desc: HardwareDescriptor, out_dir: str | os.PathLike, *, part: str | PartPreset | None = None, top: str = "talon_top",

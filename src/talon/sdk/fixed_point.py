@@ -1,0 +1,35 @@
+"""The power-of-two quantisation rule: one definition for the fixed-point planner
+(talon.backend.cpu.fixed) and for `quantize_weights(power_of_two=True)` (talon.sdk.convert).
+
+docs/fixed_point.md section 5 is the specification. It lives here, in the torch-free sdk layer, because
+the backend may import the sdk but the sdk may never import the backend (docs ARCHITECTURE.md, layers).
+A change to either function changes the integers hardware loads: bump
+talon.backend.descriptor.FIXED_POINT_VERSION with it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def frac_for_range(max_abs: float | np.ndarray, bits: int) -> int | np.ndarray:
+    """Fractional bits so that `max_abs` fits `bits` signed bits: frac = bits - 1 - e, where
+    max_abs = m * 2**e with 0.5 <= m < 1 (frexp); 0 (or a non-finite value) gives frac = bits - 1.
+
+    So `max_abs * 2**frac < 2**(bits - 1)`: the largest magnitude lands in the top half of the signed
+    range (it may round up to 2**(bits - 1), which saturation turns into 2**(bits - 1) - 1).
+    A scalar gives an int; an array (one range per channel, say) an int64 array of the same shape."""
+    r = np.asarray(max_abs, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        _, e = np.frexp(r)
+        frac = np.where((r > 0) & np.isfinite(r), bits - 1 - e.astype(np.int64), bits - 1)
+    return int(frac) if frac.ndim == 0 else frac.astype(np.int64)
+
+
+def quantize_to_ints(x: np.ndarray, bits: int, frac: int | np.ndarray) -> np.ndarray:
+    """Offline constants: int64 = saturate_bits(round_half_even(x * 2**frac)), saturating to the
+    two's-complement range [-2**(bits-1), 2**(bits-1) - 1]. `frac` may be an array broadcasting against
+    `x` (per-channel formats). Multiplying by 2**frac is exact in float64, so the integers do not depend
+    on the caller's float dtype."""
+    scaled = np.ldexp(np.asarray(x, dtype=np.float64), np.asarray(frac, dtype=np.int64))
+    return np.clip(np.rint(scaled), -(1 << (bits - 1)), (1 << (bits - 1)) - 1).astype(np.int64)
