@@ -207,6 +207,7 @@ def energy_payload(p: Any) -> dict[str, Any]:
             "neuron": p.neuron_energy_uj,
             "elementwise": p.elementwise_energy_uj,
             "sram": p.sram_energy_uj,
+            "noc": p.noc_energy_uj,
         },
         "energy_per_step_uj": p.energy_per_step_uj,
         "peak_memory_bytes": p.peak_memory_bytes,
@@ -218,5 +219,41 @@ def energy_payload(p: Any) -> dict[str, Any]:
                 "elementwise_ops": lp.elementwise_ops, "sram_bytes": lp.sram_bytes, "input_events": lp.input_events,
             }
             for lp in p.layers.values()
+        ],
+        "noc": noc_payload(p),
+    }
+
+
+def _link(link: Any) -> dict[str, list[int]] | None:
+    return None if link is None else {"from": list(link[0]), "to": list(link[1])}
+
+
+def noc_payload(p: Any) -> dict[str, Any] | None:
+    """The network-on-chip part of a profile of a mapped graph (None when the graph was not mapped):
+    traffic, latency and where packets queue, per step and over the run (docs/energy.md)."""
+    cg = getattr(p, "noc_congestion", None)
+    if cg is None:
+        return None
+    return {
+        "packets": p.noc_packets,
+        "packet_hops": p.noc_packet_hops,
+        "energy_uj": p.noc_energy_uj,
+        "latency_us": p.noc_latency_us,
+        "route_latency_us": cg.route_latency_us,
+        "congestion_latency_us": cg.congestion_latency_us,
+        "congested_steps": cg.congested_steps,
+        "over_bandwidth_steps": cg.over_bandwidth_steps,
+        "exact": cg.exact,
+        "latency_per_hop_ns": cg.latency_per_hop_ns,
+        "packet_time_ns": cg.packet_time_ns,
+        "busiest_link": _link(cg.busiest_link),
+        "max_link_load": cg.max_link_load,
+        "busiest_step": cg.busiest_step,
+        "top_links": [{"link": _link(t["link"]), "peak_load": t["peak_load"], "packets": t["packets"]} for t in cg.top_links(10)],
+        "steps": [
+            {"step": t, "latency_us": lat, "route_latency_us": route, "max_link_load": load, "busiest_link": _link(link)}
+            for t, (lat, route, load, link) in enumerate(
+                zip(cg.step_latency_us, cg.step_route_latency_us, cg.step_max_link_load, cg.step_busiest_link)
+            )
         ],
     }

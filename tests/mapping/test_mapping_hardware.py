@@ -55,6 +55,9 @@ def test_preset_override_and_unknown():
         ({"energy_per_hop": -1e-12}, "energy_per_hop"),
         ({"energy_per_hop": math.inf}, "energy_per_hop"),
         ({"latency_per_hop": None}, "latency_per_hop"),
+        ({"link_time_per_packet": -1e-9}, "link_time_per_packet"),
+        ({"link_time_per_packet": math.nan}, "link_time_per_packet"),
+        ({"link_time_per_packet": "fast"}, "link_time_per_packet"),
     ],
 )
 def test_silly_values_are_rejected(kw, field):
@@ -89,3 +92,13 @@ def test_smallest_mesh(cores, mesh):
     r, c = smallest_mesh(cores)
     assert (r, c) == mesh
     assert r * c >= cores and r <= c <= 2 * r
+
+
+def test_link_time_per_packet_defaults_to_the_hop_latency():
+    hw = HardwareSpec(latency_per_hop=4e-9)
+    assert hw.link_time_per_packet is None and hw.packet_time == 4e-9 and "per packet per link" not in hw.describe()
+    fast = HardwareSpec(latency_per_hop=4e-9, link_time_per_packet=1e-9)
+    assert fast.packet_time == 1e-9 and "1 ns per packet per link" in fast.describe()
+    assert HardwareSpec.from_dict(fast.to_dict()) == fast
+    old = {k: v for k, v in hw.to_dict().items() if k != "link_time_per_packet"}  # stored before the field existed
+    assert HardwareSpec.from_dict(old) == hw

@@ -7,7 +7,7 @@ import scipy.sparse as sp
 from talon.errors import MappingError
 from talon.mapping import NeuronGraph, Partition, place, route, xy_route
 from talon.mapping.place import Placement
-from talon.mapping.route import link_loads
+from talon.mapping.route import LinkLoads, link_endpoints, link_loads, num_links, route_links
 
 from mapping_helpers import hw_small
 
@@ -29,6 +29,38 @@ def test_link_loads_follow_the_xy_route(src, dst):
     for a, b in on_path:
         assert loads.link(a, b) == 2.5
     assert np.isclose(loads.all().sum(), 2.5 * len(on_path))
+
+
+def test_route_links_are_the_xy_paths_and_link_loads_sum_them():
+    rng = np.random.default_rng(3)
+    rows, cols, F = 5, 7, 300
+    r1, r2, c1, c2 = rng.integers(0, rows, F), rng.integers(0, rows, F), rng.integers(0, cols, F), rng.integers(0, cols, F)
+    w = rng.random(F)
+    hops = route_links(rows, cols, r1, c1, r2, c2)
+    assert np.array_equal(hops.hops, np.abs(r1 - r2) + np.abs(c1 - c2)) and hops.link.size == hops.hops.sum()
+    summed = np.bincount(hops.link, weights=w[hops.flow], minlength=num_links(rows, cols))
+    assert np.allclose(summed, link_loads(rows, cols, r1, c1, r2, c2, w).all())
+    fr, fc, tr, tc = link_endpoints(rows, cols, hops.link)
+    for f in range(20):  # hop by hop, in order, as xy_route lists the routers
+        sel = hops.flow == f
+        assert list(hops.index[sel]) == list(range(int(hops.hops[f])))
+        path = [(int(r1[f]), int(c1[f]))] + list(zip(tr[sel].tolist(), tc[sel].tolist()))
+        assert path == xy_route((r1[f], c1[f]), (r2[f], c2[f]))
+        assert list(zip(fr[sel].tolist(), fc[sel].tolist())) == path[:-1]
+
+
+def test_link_numbers_name_the_linkloads_links():
+    rows, cols = 3, 4
+    n = num_links(rows, cols)
+    assert n == 2 * 3 * 3 + 2 * 2 * 4
+    fr, fc, tr, tc = link_endpoints(rows, cols, np.arange(n))
+    for i in range(n):
+        loads = LinkLoads.from_flat(rows, cols, np.eye(n)[i])
+        assert loads.link((int(fr[i]), int(fc[i])), (int(tr[i]), int(tc[i]))) == 1.0 and loads.all()[i] == 1.0
+    with pytest.raises(MappingError):
+        link_endpoints(rows, cols, [n])
+    with pytest.raises(MappingError):
+        LinkLoads.from_flat(rows, cols, np.zeros(n + 1))
 
 
 def test_link_loads_add_up():

@@ -145,6 +145,65 @@ class LayerProfile:
         )  # fmt: skip
 
 
+Link = tuple[tuple[int, int], tuple[int, int]]  # a directed mesh link: (from (row, col), to (row, col))
+
+
+@dataclass(frozen=True)
+class NocCongestion:
+    """Where network-on-chip packets queue in a profiled run of a mapped graph (docs/energy.md, "Link
+    congestion"). Times in microseconds and loads in packets, per sample.
+
+    Per step t: `step_latency_us[t]`, the step's NoC latency (mean over the batch) = the larger of its
+    longest active route (`step_route_latency_us[t]`) and, over the links, the time the link's packets
+    need to reach it, cross it one after another and arrive; `step_max_link_load[t]`, the packets on the
+    busiest directed link (worst sample of the batch), and `step_busiest_link[t]`, that link (None when
+    no packet moved). Whole run: `busiest_link` carried `max_link_load` packets in step `busiest_step`,
+    the most of any link in any step; `link_packets`, packets per link over the run (a
+    talon.mapping.LinkLoads; summed over the links it equals the profile's noc_packet_hops);
+    `peak_link_loads`, each link's highest one-step load; `congestion_latency_us` = latency_us -
+    route_latency_us, what queueing adds over the longest routes alone, in `congested_steps` steps;
+    `over_bandwidth_steps`, steps whose busiest link exceeded HardwareSpec.link_bandwidth (None without
+    one). `exact`: every source layer's per-step activity was known (False: some layer's load is its
+    per-step upper bound, charged on every step).
+    """
+
+    mesh: tuple[int, int]
+    latency_per_hop_ns: float
+    packet_time_ns: float
+    step_latency_us: tuple[float, ...]
+    step_route_latency_us: tuple[float, ...]
+    step_max_link_load: tuple[float, ...]
+    step_busiest_link: tuple[Link | None, ...]
+    busiest_link: Link | None
+    busiest_step: int | None
+    max_link_load: float
+    latency_us: float
+    route_latency_us: float
+    congestion_latency_us: float
+    congested_steps: int
+    over_bandwidth_steps: int | None
+    exact: bool
+    link_packets: Any = field(default=None, compare=False)  # talon.mapping.LinkLoads (numpy arrays)
+    peak_link_loads: Any = field(default=None, compare=False)
+
+    def top_links(self, k: int = 5) -> list[dict[str, Any]]:
+        """The `k` links with the highest one-step load (ties: more packets over the run first):
+        [{"link", "peak_load", "packets"}]."""
+        if self.peak_link_loads is None or self.link_packets is None:
+            return []
+        from talon.mapping.route import link_endpoints
+
+        peak, total = self.peak_link_loads.all(), self.link_packets.all()
+        import numpy as np
+
+        order = [int(i) for i in np.lexsort((np.arange(peak.size), -total, -peak)) if peak[i] > 0][: max(k, 0)]
+        fr, fc, tr, tc = link_endpoints(*self.mesh, order)
+        return [
+            {"link": ((int(a), int(b)), (int(c), int(d))), "peak_load": float(peak[i]), "packets": float(total[i])}
+            for i, a, b, c, d in zip(order, fr, fc, tr, tc)
+        ]
+
+
 @dataclass(frozen=True)
 class ProfileResult:
     """What `profile` returns: the run's latency and energy per sample (all timesteps), and where they go.
@@ -152,7 +211,8 @@ class ProfileResult:
     energy_estimate_uj = mac_energy_uj + spike_energy_uj + neuron_energy_uj + elementwise_energy_uj
     + sram_energy_uj + noc_energy_uj. docs/energy.md derives every term. The network-on-chip terms are
     zero unless the graph was mapped (talon.mapping); total_latency_us then includes noc_latency_us, and
-    noc_packets / noc_packet_hops count the run's spike packets and their hops (per sample).
+    noc_packets / noc_packet_hops count the run's spike packets and their hops (per sample);
+    noc_congestion says, step by step, which link was busiest and what queueing cost (NocCongestion).
     """
 
     backend: str
@@ -178,6 +238,7 @@ class ProfileResult:
     noc_latency_us: float = 0.0
     noc_packets: float = 0.0
     noc_packet_hops: float = 0.0
+    noc_congestion: NocCongestion | None = None
 
     @property
     def compute_energy_uj(self) -> float:
@@ -206,6 +267,14 @@ class ProfileResult:
         if self.noc_packets or self.noc_energy_uj or self.noc_latency_us:
             lines.append(
                 f"  NoC traffic  {self.noc_packets:12,.1f} packets, {self.noc_packet_hops:,.1f} packet-hops, latency {self.noc_latency_us:.3f} us"
+            )
+        cg = self.noc_congestion
+        if cg is not None and cg.busiest_link is not None:
+            (a, b) = cg.busiest_link
+            lines.append(
+                f"  NoC links    busiest {a}->{b}: {cg.max_link_load:,.1f} packets in step {cg.busiest_step}; queueing adds "
+                f"{cg.congestion_latency_us:.3f} us in {cg.congested_steps} of {len(cg.step_latency_us)} steps"
+                + ("" if cg.exact else " (upper-bound loads)")
             )
         lines.append(f"  peak memory  {self.peak_memory_bytes:12,} bytes")
         lines.append(f"  {'layer':<14} {'type':<10} {'energy uJ':>12} {'latency us':>12} {'MACs':>12} {'ACs':>10} {'SRAM B':>12}")

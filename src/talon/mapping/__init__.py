@@ -6,8 +6,8 @@
 
 Steps, each usable on its own: `from_graph` (IR graph -> NeuronGraph, counts from talon.sdk.cost),
 `partition` (greedy / metis / spectral), `place` (cores onto mesh positions), `route` (XY routes, link
-loads, routing tables), `allocate` / `check_fit` (budgets; MappingError says what does not fit, where
-and by how much). Never imports torch. docs/mapping.md has the definitions.
+loads, routing tables; `route_links` lists every route's links hop by hop), `allocate` / `check_fit`
+(budgets; MappingError says what does not fit, where and by how much). Never imports torch. docs/mapping.md has the definitions.
 """
 
 from talon.errors import MappingError
@@ -19,11 +19,11 @@ from talon.mapping.neurons import NeuronGraph
 from talon.mapping.partition import ALGORITHMS, Partition, partition
 from talon.mapping.place import Placement, place
 from talon.mapping.result import METADATA_KEY, MappingResult, map_graph, noc_profile
-from talon.mapping.route import LinkLoads, Routing, RoutingTables, route, xy_route
+from talon.mapping.route import LinkLoads, RouteHops, Routing, RoutingTables, link_endpoints, num_links, route, route_links, xy_route
 
 __all__ = [
     "MappingError", "HardwareSpec", "HardwareSpecError", "PRESETS", "preset", "smallest_mesh", "NeuronGraph",
     "from_graph", "register_connectivity", "partition", "Partition", "ALGORITHMS", "place", "Placement", "route",
-    "Routing", "RoutingTables", "LinkLoads", "xy_route", "allocate", "check_fit", "Allocation", "Violation",
+    "Routing", "RoutingTables", "LinkLoads", "xy_route", "route_links", "RouteHops", "link_endpoints", "num_links", "allocate", "check_fit", "Allocation", "Violation",
     "map_graph", "MappingResult", "METADATA_KEY", "noc_profile",
 ]

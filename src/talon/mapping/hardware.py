@@ -6,7 +6,9 @@ weights (each synapse stored at `weight_bits`, with the weights living on the co
 neurons (its input axons) and emits at most `max_fan_out` (source neuron, destination core) pairs (its
 output axons). Cores sit on a `rows` x `cols` mesh; a spike packet travels by dimension-order (XY)
 routing, each hop costing `energy_per_hop` joules and `latency_per_hop` seconds; a directed link carries
-at most `link_bandwidth` packets per timestep (None: unlimited).
+at most `link_bandwidth` packets per timestep (None: unlimited) and is busy `link_time_per_packet`
+seconds with each packet it forwards (None: `latency_per_hop`, i.e. a link takes a new packet only once
+the previous one has made its hop; the backend's congestion model, docs/energy.md, reads it).
 
 Positions are (row, col); the core at (r, c) has index r * cols + c. X is the column axis, Y the row axis.
 """
@@ -43,6 +45,8 @@ class HardwareSpec:
     energy_per_hop: float = 3.5e-12
     latency_per_hop: float = 5.3e-9
     name: str = "custom"
+    # Declared after `name` so that positional construction from older code keeps its meaning.
+    link_time_per_packet: float | None = None
 
     def __post_init__(self) -> None:
         mesh = self.mesh
@@ -76,6 +80,11 @@ class HardwareSpec:
             if value < 0:
                 raise HardwareSpecError(f"HardwareSpec.{name} must be >= 0, got {value}")
             object.__setattr__(self, name, value)
+        if self.link_time_per_packet is not None:
+            lt = _real("link_time_per_packet", self.link_time_per_packet)
+            if lt < 0:
+                raise HardwareSpecError(f"HardwareSpec.link_time_per_packet must be >= 0 (or None for latency_per_hop), got {lt}")
+            object.__setattr__(self, "link_time_per_packet", lt)
         if not isinstance(self.name, str):
             raise HardwareSpecError(f"HardwareSpec.name must be a string, got {type(self.name).__name__}")
 
@@ -91,6 +100,12 @@ class HardwareSpec:
     @property
     def num_cores(self) -> int:
         return self.mesh[0] * self.mesh[1]
+
+    @property
+    def packet_time(self) -> float:
+        """Seconds a directed link is busy per packet: link_time_per_packet, or latency_per_hop when unset
+        (an assumption, not a measured figure: no preset's source gives link throughput)."""
+        return self.latency_per_hop if self.link_time_per_packet is None else self.link_time_per_packet
 
     @property
     def weight_bytes_per_synapse(self) -> float:
@@ -150,6 +165,7 @@ class HardwareSpec:
             f"{self.weight_memory_bytes_per_core:,} B weight memory per core ({self.weight_bits}-bit weights"
             f"{', ' + ', '.join(fan) if fan else ''}), links {bw}, "
             f"{self.energy_per_hop * 1e12:g} pJ and {self.latency_per_hop * 1e9:g} ns per hop"
+            + ("" if self.link_time_per_packet is None else f", {self.link_time_per_packet * 1e9:g} ns per packet per link")
         )
 
 

@@ -8,6 +8,11 @@ row); each step between neighbouring routers is one hop, so hops = Manhattan dis
 Routing tables: for every core, entries (layer, neuron range [start, stop), destination cores): runs of
 consecutive neurons of one layer with identical destination sets share an entry. Link loads: packets
 per step on each directed link, from the XY routes of all (source core, destination core) flows.
+
+`route_links` is the one definition of the XY path (every directed link a route crosses, in order);
+`xy_route` and the backend's per-step congestion model read it, and `link_loads` aggregates the same
+paths with difference arrays (a test checks the two agree). Directed links are numbered in the order of
+`LinkLoads.all()`: east, west, south, north, each raveled row-major (`link_endpoints` inverts it).
 """
 
 from __future__ import annotations
@@ -28,14 +33,86 @@ PORTS = ("east", "west", "south", "north")
 def xy_route(src: tuple[int, int], dst: tuple[int, int]) -> list[tuple[int, int]]:
     """Router positions a packet visits from `src` to `dst` (both included): X (columns) first, then Y."""
     (r1, c1), (r2, c2) = (int(src[0]), int(src[1])), (int(dst[0]), int(dst[1]))
-    path = [(r1, c1)]
-    step = 1 if c2 > c1 else -1
-    for c in range(c1 + step, c2 + step, step) if c2 != c1 else ():
-        path.append((r1, c))
-    step = 1 if r2 > r1 else -1
-    for r in range(r1 + step, r2 + step, step) if r2 != r1 else ():
-        path.append((r, c2))
-    return path
+    # Any mesh holding both ends numbers the links the same way along this path.
+    rows, cols = max(r1, r2) + 1, max(c1, c2) + 1
+    hops = route_links(rows, cols, [r1], [c1], [r2], [c2])
+    _, _, rr, cc = link_endpoints(rows, cols, hops.link)
+    return [(r1, c1)] + [(int(r), int(c)) for r, c in zip(rr, cc)]
+
+
+def num_links(rows: int, cols: int) -> int:
+    """Directed links of a rows x cols mesh (east + west + south + north)."""
+    return 2 * rows * (cols - 1) + 2 * (rows - 1) * cols
+
+
+@dataclass(frozen=True)
+class RouteHops:
+    """Every hop of a batch of routes: hop i belongs to route `flow[i]`, crosses directed link `link[i]`
+    (numbered as LinkLoads.all()) and is the `index[i]`-th hop of its route (0 = leaving the source)."""
+
+    flow: np.ndarray
+    link: np.ndarray
+    index: np.ndarray
+    hops: np.ndarray  # (F,) hops of each route (its Manhattan distance)
+
+
+def route_links(rows: int, cols: int, r1, c1, r2, c2) -> RouteHops:
+    """The directed links of the XY routes (r1, c1) -> (r2, c2), hop by hop, vectorized over routes.
+
+    X leg first, on the source row: east[r1, c] for c = c1 .. c2-1, or west[r1, c] for c = c1-1 .. c2;
+    then the Y leg on the destination column: south[r, c2] for r = r1 .. r2-1, or north[r, c2] for
+    r = r1-1 .. r2 (LinkLoads names the links). Work and memory are O(total hops).
+    """
+    r1, c1, r2, c2 = (np.asarray(a, dtype=np.int64).ravel() for a in (r1, c1, r2, c2))
+    nx, ny = np.abs(c2 - c1), np.abs(r2 - r1)
+    hops = nx + ny
+    F = r1.shape[0]
+    flow = np.repeat(np.arange(F, dtype=np.int64), hops)
+    first = np.cumsum(hops) - hops
+    index = np.arange(int(hops.sum()), dtype=np.int64) - np.repeat(first, hops)
+    h = cols - 1  # links per row of each horizontal direction
+    east0, west0, south0 = 0, rows * h, 2 * rows * h
+    north0 = south0 + (rows - 1) * cols
+    fr1, fc1, fr2, fc2, fnx = r1[flow], c1[flow], r2[flow], c2[flow], nx[flow]
+    on_x = index < fnx
+    # X leg: hop j leaves column c1 + j (east) or c1 - j (west)
+    east = on_x & (fc2 > fc1)
+    west = on_x & (fc2 < fc1)
+    # Y leg: hop j (counted from the turn) leaves row r1 + j (south) or r1 - j (north)
+    j = index - fnx
+    south = ~on_x & (fr2 > fr1)
+    north = ~on_x & (fr2 < fr1)
+    link = np.empty_like(index)
+    link[east] = east0 + fr1[east] * h + fc1[east] + index[east]
+    link[west] = west0 + fr1[west] * h + fc1[west] - index[west] - 1
+    link[south] = south0 + (fr1[south] + j[south]) * cols + fc2[south]
+    link[north] = north0 + (fr1[north] - j[north] - 1) * cols + fc2[north]
+    return RouteHops(flow=flow, link=link, index=index, hops=hops)
+
+
+def link_endpoints(rows: int, cols: int, link) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(from_row, from_col, to_row, to_col) of directed links numbered as LinkLoads.all()."""
+    link = np.asarray(link, dtype=np.int64)
+    if link.size and (link.min() < 0 or link.max() >= num_links(rows, cols)):
+        raise MappingError(f"link numbers must lie in [0, {num_links(rows, cols)}) on a {rows}x{cols} mesh")
+    h = cols - 1
+    west0, south0 = rows * h, 2 * rows * h
+    north0 = south0 + (rows - 1) * cols
+    fr, fc, tr, tc = (np.zeros_like(link) for _ in range(4))
+    for lo, hi, width, dr, dc, start_at_low in (
+        (0, west0, h, 0, 1, True),  # east[r, c]: (r, c) -> (r, c+1)
+        (west0, south0, h, 0, 1, False),  # west[r, c]: (r, c+1) -> (r, c)
+        (south0, north0, cols, 1, 0, True),  # south[r, c]: (r, c) -> (r+1, c)
+        (north0, num_links(rows, cols), cols, 1, 0, False),  # north[r, c]: (r+1, c) -> (r, c)
+    ):
+        sel = (link >= lo) & (link < hi)
+        if not sel.any():
+            continue
+        r, c = np.divmod(link[sel] - lo, width)
+        a = (r, c) if start_at_low else (r + dr, c + dc)
+        b = (r + dr, c + dc) if start_at_low else (r, c)
+        fr[sel], fc[sel], tr[sel], tc[sel] = a[0], a[1], b[0], b[1]
+    return fr, fc, tr, tc
 
 
 @dataclass
@@ -49,7 +126,20 @@ class LinkLoads:
     north: np.ndarray
 
     def all(self) -> np.ndarray:
+        """Every link's load, numbered as route_links numbers the links: east, west, south, north."""
         return np.concatenate([a.ravel() for a in (self.east, self.west, self.south, self.north)])
+
+    @classmethod
+    def from_flat(cls, rows: int, cols: int, values) -> "LinkLoads":
+        """The inverse of all(): per-link values numbered as route_links numbers the links."""
+        v = np.asarray(values, dtype=np.float64)
+        if v.shape != (num_links(rows, cols),):
+            raise MappingError(f"a {rows}x{cols} mesh has {num_links(rows, cols)} directed links, got {v.shape} values")
+        h, k = rows * (cols - 1), (rows - 1) * cols
+        return cls(
+            v[:h].reshape(rows, cols - 1), v[h : 2 * h].reshape(rows, cols - 1),
+            v[2 * h : 2 * h + k].reshape(rows - 1, cols), v[2 * h + k :].reshape(rows - 1, cols),
+        )  # fmt: skip
 
     @property
     def max(self) -> float:
@@ -146,7 +236,11 @@ def route(placement: Placement, hw: HardwareSpec | None = None) -> Routing:
 
 
 def link_loads(rows: int, cols: int, r1, c1, r2, c2, w) -> LinkLoads:
-    """Accumulate XY flows onto directed links with difference arrays (vectorized over flows)."""
+    """Accumulate XY flows onto directed links with difference arrays (vectorized over flows).
+
+    The same paths as route_links (X leg on the source row, Y leg on the destination column), summed in
+    O(flows + links) instead of O(total hops), so million-neuron mappings stay fast; a test checks it
+    against route_links hop by hop."""
     r1, c1, r2, c2 = (np.asarray(a, dtype=np.int64) for a in (r1, c1, r2, c2))
     w = np.asarray(w, dtype=np.float64)
 

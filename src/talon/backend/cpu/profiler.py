@@ -248,42 +248,74 @@ def resolve_mapping(graph: Graph, mapping: Any = None) -> Any:
     return MappingResult.from_graph(graph)
 
 
-#: Record per-neuron spikes of the mapped layers for the NoC model when a profile runs its own
-#: simulation and the recording stays below this many elements (T x B x neurons); above it the model
-#: spreads each layer's spike count evenly over its neurons.
+#: Record per-neuron spikes (and Input values) of the mapped layers for the NoC model when a profile runs
+#: its own simulation and the recording stays below this many elements (T x B x neurons); above it the
+#: model spreads each layer's spike count evenly over its neurons.
 NOC_RECORD_LIMIT = 5_000_000
+
+#: Per-step link loads are computed for this many (step, sample, link) values at a time (memory bound).
+_LOAD_CHUNK = 4_000_000
 
 
 def noc_record_names(graph: Graph, mapping: Any, n_steps: int, batch: int) -> list[str]:
-    """Mapped spiking layers whose spikes `profile` records for the NoC model (empty above the limit)."""
+    """Mapped layers whose per-step activity `profile` records for the NoC model: spiking layers and
+    Inputs (whose values the runtime received; empty above the limit)."""
     sizes = mapping.layer_sizes()
-    names = [n for n in mapping.layers if n in graph.nodes and graph.nodes[n].spiking]
+    names = [n for n in mapping.layers if n in graph.nodes and (graph.nodes[n].spiking or graph.nodes[n].type_name == "Input")]
     return names if sum(sizes[n] for n in names) * max(n_steps, 1) * max(batch, 1) <= NOC_RECORD_LIMIT else []
 
 
 def _entry_routes(mapping: Any) -> dict[str, Any]:
-    """Per routing entry: remote destinations (other cores), their summed and maximum XY hops."""
-    rt, cores = mapping.routing, mapping.cores
+    """Per routing entry: remote destinations (other cores), their summed and maximum XY hops, and the
+    packets one spike of the entry puts on each directed link.
+
+    The paths are talon.mapping.route.route_links (the router's own XY rule). One packet per remote
+    destination, each on its own path: a link shared by two destinations' paths carries two packets
+    (no multicast-tree replication, as route.link_loads counts them). `floor_hops[j]` = the fewest hops
+    any route crossing link links[j] makes before it, plus the fewest after it, plus the link itself.
+    """
+    from scipy import sparse
+
+    from talon.mapping.route import route_links
+
+    rt, cores, hw = mapping.routing, mapping.cores, mapping.hardware
     E = int(rt["core"].shape[0])
     lengths = np.diff(rt["dest_indptr"])
     entry = np.repeat(np.arange(E), lengths)
     src, dst = rt["core"][entry], rt["dest"]
-    hops = np.abs(cores["row"][src] - cores["row"][dst]) + np.abs(cores["col"][src] - cores["col"][dst])
     remote = dst != src
-    n_remote = np.bincount(entry[remote], minlength=E).astype(np.float64)
-    hop_sum = np.bincount(entry[remote], weights=hops[remote], minlength=E).astype(np.float64)
+    e_r, s_r, d_r = entry[remote], src[remote], dst[remote]
+    path = route_links(hw.rows, hw.cols, cores["row"][s_r], cores["col"][s_r], cores["row"][d_r], cores["col"][d_r])
+    hops = path.hops
+    n_remote = np.bincount(e_r, minlength=E).astype(np.float64)
+    hop_sum = np.bincount(e_r, weights=hops, minlength=E).astype(np.float64)
     hop_max = np.zeros(E, dtype=np.int64)
-    np.maximum.at(hop_max, entry[remote], hops[remote])
-    return {"layer": rt["layer"], "start": rt["start"], "stop": rt["stop"], "n_remote": n_remote, "hop_sum": hop_sum, "hop_max": hop_max}
+    np.maximum.at(hop_max, e_r, hops)
+    links, col = np.unique(path.link, return_inverse=True)
+    incidence = sparse.coo_matrix((np.ones(path.link.size), (e_r[path.flow], col)), shape=(E, links.size)).tocsr()  # duplicates add
+    big = np.iinfo(np.int64).max
+    before = np.full(links.size, big, dtype=np.int64)
+    after = np.full(links.size, big, dtype=np.int64)
+    np.minimum.at(before, col, path.index)
+    np.minimum.at(after, col, hops[path.flow] - path.index - 1)
+    return {
+        "layer": rt["layer"], "start": rt["start"], "stop": rt["stop"], "n_remote": n_remote, "hop_sum": hop_sum, "hop_max": hop_max,
+        "links": links, "incidence": incidence, "floor_hops": (before + after + 1).astype(np.float64),
+    }  # fmt: skip
 
 
 def _layer_activity(graph: Graph, sim: SimulationResult, mapping: Any, name: str, k: int, size: int):
-    """(per-neuron spikes per sample over the run, (T, B, n) bool spikes or None, how it was obtained)."""
+    """(per-neuron spikes per sample over the run, (T, B, n) bool spikes or None, how it was obtained).
+
+    A recorded Input is its values as the runtime received them: one packet per non-zero value per step
+    (a graded packet carrying the value, priced like a spike packet; zeros send nothing)."""
     T, B = sim.timesteps_run, max(sim.batch_size, 1)
     rec = sim.spikes.get(name)
     if rec is not None and int(np.prod(tuple(rec.shape[2:]), dtype=np.int64)) == size:
         fired = np.asarray(rec.detach().cpu() != 0 if hasattr(rec, "detach") else np.asarray(rec) != 0).reshape(rec.shape[0], rec.shape[1], size)
-        return fired.sum(axis=(0, 1)).astype(np.float64) / B, fired, "recorded spikes"
+        node = graph.nodes.get(name)
+        how = "recorded non-zero input values" if node is not None and node.type_name == "Input" else "recorded spikes"
+        return fired.sum(axis=(0, 1)).astype(np.float64) / B, fired, how
     if name in sim.spike_counts and sim.neurons.get(name, size) == size:
         return np.full(size, sim.spike_counts[name] / B / max(size, 1)), None, "simulated spike count, spread evenly"
     node = graph.nodes.get(name)
@@ -300,21 +332,33 @@ def _layer_activity(graph: Graph, sim: SimulationResult, mapping: Any, name: str
 
 
 def noc_traffic(graph: Graph, sim: SimulationResult, mapping: Any) -> dict[str, Any]:
-    """NoC packets and packet-hops per sample over the run, per source layer, from the run's spikes.
+    """NoC packets, packet-hops and per-step link loads per sample over the run, from the run's activity.
 
-    Each spike of a source neuron sends one packet to every other core its routing entry lists
-    (multicast, XY routes, hops = Manhattan distance; deliveries to its own core are local). A step lasts
-    as long as its longest route that carried a packet: with recorded spikes that is found step by step
-    and sample by sample; otherwise every step is charged the longest route of any layer that fired.
+    Each spike of a source neuron (each non-zero value of a recorded Input) sends one packet to every
+    other core its routing entry lists (XY routes, hops = Manhattan distance; deliveries to its own core
+    are local). With recorded activity every step and sample gets its own loads: packets per directed
+    link and the longest route that carried a packet. A layer known only by its count contributes an
+    upper bound to every step: each entry that fired at all sends min(its neurons, the batch's whole
+    count) packets per destination, over its longest route.
+
+    Returns per source layer `packets`, `packet_hops`, `sources` (how its activity was obtained); per
+    (step, sample), (T, B) arrays: `route_hops` (longest active route), `queue_s` (the queueing bound of
+    _step_loads, seconds), `busiest` (index into `links`) and `max_load`; per used link (`links`, numbered
+    as talon.mapping.route numbers them): `link_packets` (per sample over the run) and `peak_link_load`.
     """
     T, B = sim.timesteps_run, max(sim.batch_size, 1)
     routes = _entry_routes(mapping)
+    inc = routes["incidence"]
+    E = inc.shape[0]
     sizes = mapping.layer_sizes()
     packets: dict[str, float] = {}
     hops: dict[str, float] = {}
     sources: dict[str, str] = {}
-    step_max = np.zeros((T, B), dtype=np.int64)
+    route_hops = np.zeros((T, B), dtype=np.int64)
     bound = 0
+    entry_spikes = np.zeros(E)  # per sample over the run
+    upper = np.zeros(E)  # per-step upper bound of the packets each unrecorded entry sends
+    recorded: list[tuple[Any, np.ndarray]] = []  # (incidence^T of a layer's entries, (T*B, entries) spikes)
     for k, name in enumerate(mapping.layers):
         sel = np.flatnonzero(routes["layer"] == k)
         size = sizes[name]
@@ -326,32 +370,122 @@ def noc_traffic(graph: Graph, sim: SimulationResult, mapping: Any) -> dict[str, 
         start, stop = routes["start"][sel], routes["stop"][sel]
         cs = np.concatenate([[0.0], np.cumsum(counts)])
         spikes = cs[stop] - cs[start]  # spikes per sample over the run, per entry
+        entry_spikes[sel] = spikes
         packets[name] = float(np.dot(spikes, routes["n_remote"][sel]))
         hops[name] = float(np.dot(spikes, routes["hop_sum"][sel]))
         hop_max = routes["hop_max"][sel]
         if fired is not None:
             if T and hop_max.any():
                 fc = np.concatenate([np.zeros((T, B, 1), dtype=np.int64), np.cumsum(fired, axis=2, dtype=np.int64)], axis=2)
-                active = (fc[:, :, stop] - fc[:, :, start]) > 0  # (T, B, entries)
-                step_max = np.maximum(step_max, np.where(active, hop_max, 0).max(axis=2))
+                per_step = fc[:, :, stop] - fc[:, :, start]  # (T, B, entries): spikes of each entry in each step
+                route_hops = np.maximum(route_hops, np.where(per_step > 0, hop_max, 0).max(axis=2))
+                recorded.append((inc[sel].T.tocsr(), per_step.reshape(T * B, sel.size).astype(np.float64)))
         elif spikes.sum() > 0:
             bound = max(bound, int(hop_max[spikes > 0].max(initial=0)))
-    step_max = np.maximum(step_max, bound)
+            # at most one spike per neuron per step, and no more than the whole batch fired in the run
+            upper[sel] = np.where(spikes > 0, np.minimum(stop - start, spikes * B), 0.0)
+    route_hops = np.maximum(route_hops, bound)
+    loads = _step_loads(recorded, inc.T.tocsr() @ upper, routes["floor_hops"], T, B, mapping.hardware)
     return {
         "packets": packets,
         "packet_hops": hops,
         "sources": sources,
-        "latency_hops": float(step_max.sum()) / B,  # per sample, summed over the steps
-        "exact_latency": bound == 0,
+        "route_hops": route_hops,
+        "links": routes["links"],
+        "link_packets": inc.T.tocsr() @ entry_spikes,  # per sample over the run, per used link
+        "exact": bound == 0,
+        **loads,
     }
+
+
+def _step_loads(recorded: list, constant: np.ndarray, floor_hops: np.ndarray, T: int, B: int, hw: Any) -> dict[str, np.ndarray]:
+    """Per (step, sample): packets on every used link (recorded layers' spikes through their incidence,
+    plus the constant upper-bound load of unrecorded ones), the busiest link and its load, and the
+    queueing bound max over links of floor_hops x latency_per_hop + (packets - 1) x packet_time (seconds).
+    Worked in chunks of rows so that (rows x links) stays below _LOAD_CHUNK values."""
+    n_links = int(constant.shape[0])
+    rows = T * B
+    busiest = np.zeros(rows, dtype=np.int64)
+    load = np.zeros(rows)
+    queue_s = np.zeros(rows)
+    peak = np.zeros(n_links)
+    t_hop, t_pkt = hw.latency_per_hop, hw.packet_time
+    chunk = max(1, _LOAD_CHUNK // max(n_links, 1))
+    for r0 in range(0, rows if n_links else 0, chunk):
+        r1 = min(rows, r0 + chunk)
+        L = np.broadcast_to(constant, (r1 - r0, n_links)).copy()
+        for inc_t, S in recorded:
+            L += (inc_t @ S[r0:r1].T).T
+        j = L.argmax(axis=1)
+        busiest[r0:r1] = j
+        load[r0:r1] = L[np.arange(r1 - r0), j]
+        queue_s[r0:r1] = np.where(L > 0, floor_hops * t_hop + (L - 1.0) * t_pkt, 0.0).max(axis=1)
+        np.maximum(peak, L.max(axis=0), out=peak)
+    return {
+        "busiest": busiest.reshape(T, B),
+        "max_load": load.reshape(T, B),
+        "queue_s": queue_s.reshape(T, B),
+        "peak_link_load": peak,
+    }
+
+
+def noc_congestion(traffic: dict[str, Any], hw: Any) -> tuple[Any, np.ndarray]:
+    """The NocCongestion of a noc_traffic result, and the (T, B) NoC latency of every step and sample
+    (seconds): the larger of its longest active route and the busiest link's queueing bound."""
+    from talon.backend.base import NocCongestion
+    from talon.mapping.route import LinkLoads, link_endpoints, num_links
+
+    route_s = traffic["route_hops"] * hw.latency_per_hop
+    step_s = np.maximum(route_s, traffic["queue_s"])
+    T, B = step_s.shape
+    links = traffic["links"]
+
+    def full(values: np.ndarray) -> Any:
+        out = np.zeros(num_links(hw.rows, hw.cols))
+        out[links] = values
+        return LinkLoads.from_flat(hw.rows, hw.cols, out)
+
+    def link_at(j: int) -> tuple[tuple[int, int], tuple[int, int]]:
+        fr, fc, tr, tc = link_endpoints(hw.rows, hw.cols, [links[j]])
+        return (int(fr[0]), int(fc[0])), (int(tr[0]), int(tc[0]))
+
+    max_load, busiest = traffic["max_load"], traffic["busiest"]
+    worst = max_load.argmax(axis=1) if B else np.zeros(T, dtype=np.int64)  # the batch's worst sample per step
+    step_load = max_load[np.arange(T), worst] if T else np.zeros(0)
+    step_link = tuple(link_at(int(busiest[t, worst[t]])) if step_load[t] > 0 else None for t in range(T))
+    top = int(step_load.argmax()) if T and step_load.max() > 0 else None
+    over = None if hw.link_bandwidth is None else int(np.sum(step_load > hw.link_bandwidth))
+    latency_us, route_us = float(step_s.sum()) / B * 1e6, float(route_s.sum()) / B * 1e6
+    cg = NocCongestion(
+        mesh=(hw.rows, hw.cols),
+        latency_per_hop_ns=hw.latency_per_hop * 1e9,
+        packet_time_ns=hw.packet_time * 1e9,
+        step_latency_us=tuple(float(v) for v in step_s.mean(axis=1) * 1e6),
+        step_route_latency_us=tuple(float(v) for v in route_s.mean(axis=1) * 1e6),
+        step_max_link_load=tuple(float(v) for v in step_load),
+        step_busiest_link=step_link,
+        busiest_link=None if top is None else step_link[top],
+        busiest_step=top,
+        max_link_load=float(step_load[top]) if top is not None else 0.0,
+        latency_us=latency_us,
+        route_latency_us=route_us,
+        congestion_latency_us=latency_us - route_us,
+        congested_steps=int(np.sum((step_s > route_s).any(axis=1))),
+        over_bandwidth_steps=over,
+        exact=bool(traffic["exact"]),
+        link_packets=full(traffic["link_packets"]),
+        peak_link_loads=full(traffic["peak_link_load"]),
+    )
+    return cg, step_s
 
 
 def add_noc(result: ProfileResult, graph: Graph, mapping: Any = None) -> ProfileResult:
     """Add the network-on-chip part of a mapped graph to a profile (docs/energy.md).
 
     `mapping` is a talon.mapping.MappingResult; None uses the mapping stored in graph.metadata (if any).
-    The traffic comes from the run's spikes (noc_traffic): energy = packet-hops x energy_per_hop;
-    latency = the hops of each step's longest active route x latency_per_hop, summed over the steps.
+    The traffic comes from the run's activity (noc_traffic): energy = packet-hops x energy_per_hop;
+    latency = per step, the larger of the longest active route x latency_per_hop and the busiest link's
+    queueing bound (noc_congestion), summed over the steps.
     """
     mapping = resolve_mapping(graph, mapping)
     if mapping is None:
@@ -362,6 +496,7 @@ def add_noc(result: ProfileResult, graph: Graph, mapping: Any = None) -> Profile
         raise BackendError("the network-on-chip model needs the profile's simulation")
     hw = mapping.hardware
     traffic = noc_traffic(graph, sim, mapping)
+    cg, _ = noc_congestion(traffic, hw)
     e_hop, t_hop = hw.energy_per_hop, hw.latency_per_hop
     layers = dict(result.layers)
     for name, ph in traffic["packet_hops"].items():
@@ -372,19 +507,26 @@ def add_noc(result: ProfileResult, graph: Graph, mapping: Any = None) -> Profile
     total_hops = float(sum(traffic["packet_hops"].values()))
     total_packets = float(sum(traffic["packets"].values()))
     energy_uj = total_hops * e_hop * 1e6
-    latency_us = traffic["latency_hops"] * t_hop * 1e6
+    latency_us = cg.latency_us
     by_source: dict[str, list[str]] = {}
     for name, how in traffic["sources"].items():
         by_source.setdefault(how, []).append(name)
     sources = "; ".join(f"{how}: {', '.join(names)}" for how, names in by_source.items())
+    where = (
+        f"busiest link {cg.busiest_link[0]}->{cg.busiest_link[1]} with {cg.max_link_load:,.1f} packets in step {cg.busiest_step}"
+        if cg.busiest_link is not None else "no packets"
+    )  # fmt: skip
     derivation = dict(
         result.derivation,
         noc=(
             f"{total_packets:,.1f} packets, {total_hops:,.1f} packet-hops per sample over {result.timesteps} steps "
             f"(one packet per spike per other destination core of its routing entry, XY hops) x {e_hop * 1e12:g} pJ/hop "
-            f"= {energy_uj:.6f} uJ; latency {traffic['latency_hops']:g} hops "
-            f"({'longest active route per step' if traffic['exact_latency'] else 'longest route of a firing layer, every step'}) "
-            f"x {t_hop * 1e9:g} ns/hop = {latency_us:.3f} us; mapping on {hw.describe()}; activity per source layer from {sources}"
+            f"= {energy_uj:.6f} uJ; latency {latency_us:.3f} us = per step the larger of the longest active route "
+            f"x {t_hop * 1e9:g} ns/hop ({cg.route_latency_us:.3f} us in all) and the busiest link's queueing "
+            f"(hops to, across and from it x {t_hop * 1e9:g} ns + (packets - 1) x {hw.packet_time * 1e9:g} ns/packet), "
+            f"which adds {cg.congestion_latency_us:.3f} us in {cg.congested_steps} steps; {where}; "
+            f"{'per-step activity recorded' if cg.exact else 'upper bound: some layers charged their longest route and most packets every step'}; "
+            f"mapping on {hw.describe()}; activity per source layer from {sources}"
         ),
     )
     return dataclasses.replace(
@@ -394,6 +536,7 @@ def add_noc(result: ProfileResult, graph: Graph, mapping: Any = None) -> Profile
         noc_latency_us=latency_us,
         noc_packets=total_packets,
         noc_packet_hops=total_hops,
+        noc_congestion=cg,
         energy_estimate_uj=result.energy_estimate_uj + energy_uj,
         total_latency_us=result.total_latency_us + latency_us,
         derivation=derivation,

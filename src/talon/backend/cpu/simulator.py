@@ -91,7 +91,9 @@ def _normalize_record(record: Any, graph: Graph) -> tuple[set[str], set[str]]:
     if unknown:
         raise BackendError(f"record names unknown nodes {unknown}; the graph has {list(graph.nodes)}")
     chosen = set(names)
-    return chosen & spiking, chosen & neurons
+    # An Input named explicitly records the values the runtime received (the NoC model counts its packets).
+    inputs = {n for n, node in graph.nodes.items() if node.type_name == "Input"}
+    return chosen & (spiking | inputs), chosen & neurons
 
 
 def spike_driven_layers(graph: Graph) -> list[str]:
@@ -221,6 +223,9 @@ def run_instrumented(
                         max_out[n] = torch.maximum(max_out[n], m) if n in max_out else m
                 if in_fmts is not None:
                     xs = [fx.round_half_up(x.to(torch.float64), f) for x, f in zip(xs, in_fmts)]
+                for n, x in zip(names, xs):
+                    if n in spike_rec:  # after fixed-point rounding: what the graph actually sees
+                        spike_rec[n].append(x)
                 _, state = executor.run(*xs, state=state, batch_time=batch_time)
                 if bar is not None:
                     bar.update(task, completed=t1)
