@@ -127,11 +127,17 @@ def align_passes(nd: dict) -> tuple[int, int]:
     the membrane or, for a CubaLIF, the current its inputs drive. The word holds the widest input shifted
     up to Fm plus the carries of summing them; (0, 0) when no alignment is generated."""
     fmts = [(int(b), int(f)) for b, f in nd["in_formats"]]
-    state = nd["current"] if nd.get("current") is not None else nd["membrane"]
-    Fm = max([int(state[1])] + [f for _, f in fmts])
+    Fm = aligned_fraction(nd)
     if not fmts or (len(fmts) == 1 and fmts[0][1] == Fm):
         return 0, 0
     return len(fmts), max(b + Fm - f for b, f in fmts) + math.ceil(math.log2(len(fmts)))
+
+
+def aligned_fraction(nd: dict) -> int:
+    """Fm, the fraction a neuron's inputs are aligned to before they are summed: the finest of the state
+    they drive (the membrane, or a CubaLIF's current) and the inputs themselves."""
+    state = nd["current"] if nd.get("current") is not None else nd["membrane"]
+    return max([int(state[1])] + [int(f) for _, f in nd["in_formats"]])
 
 
 def _layers(desc: HardwareDescriptor, preset: PartPreset, R: int) -> list[LayerEstimate]:
