@@ -85,7 +85,7 @@ class EnergyPreset:
 
     def table(self) -> str:
         """The preset as a Markdown table (name, pJ, source)."""
-        rows = [f"| figure | pJ | source |", "|---|---|---|"]
+        rows = ["| figure | pJ | source |", "|---|---|---|"]
         for k, f in self.figures.items():
             src = f.source + (f" ({f.note})" if f.note else "")
             rows.append(f"| {k} | {f.value_pj:g} | {src} |")
