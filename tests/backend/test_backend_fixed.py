@@ -157,6 +157,28 @@ def test_non_finite_constants_are_refused_by_name(cpu):
         cpu.simulate(g, n_steps=2, mode="fixed")
 
 
+def test_constants_outside_their_formats_are_refused_not_saturated(cpu):
+    # graded spikes: exact values only (255/128 needs 9 bits at g = 7); a large factor uses g < 0 exactly
+    g = build_mlp(neuron=lif(3).replace(graded_spikes_factor=255 / 128))
+    with pytest.raises(BackendError, match="'n1' graded_spikes_factor 1.9921875 has no exact 8-bit value"):
+        cpu.simulate(g, n_steps=2, mode="fixed")
+    g = build_mlp(neuron=lif(3).replace(graded_spikes_factor=200.0))
+    desc = cpu.compile(g)
+    assert desc.arrays["n1/graded_spikes_factor"][0] * 2.0 ** -desc.nodes["n1"]["fracs"]["graded_spikes_factor"] == 200.0
+    g = build_mlp(neuron=lif(3).replace(graded_spikes_factor=np.inf))
+    with pytest.raises(BackendError, match="'n1' graded_spikes_factor holds NaN or Inf"):
+        cpu.simulate(g, n_steps=2, mode="fixed")
+    # coefficients are Q(c+2).c: a gain of 10 used to saturate to 1.99998 silently
+    g = build_mlp(neuron=ir.IF(r=np.full(3, 10.0), v_threshold=np.ones(3)))
+    with pytest.raises(BackendError, match="'n1' coefficient gain reaches 10, outside the coefficient range"):
+        cpu.simulate(g, n_steps=2, mode="fixed")
+    # a CubaLIF whose current does not decay names alpha and tau_syn, not beta and tau
+    cuba = ir.CubaLIF(tau_syn=np.full(3, np.inf), tau_mem=np.full(3, 10.0), r=np.full(3, 10.0), v_leak=np.zeros(3),
+                      v_threshold=np.ones(3), w_in=np.full(3, 1.0))
+    with pytest.raises(BackendError, match="alpha == 1 after quantisation \\(tau_syn = inf\\)"):
+        cpu.simulate(build_mlp(neuron=cuba), n_steps=2, mode="fixed")
+
+
 def test_compile_matches_the_simulated_plan(cpu):
     g = build_hybrid(seed=1)
     x = torch.rand((5, 1, 1, 28, 28), generator=torch.Generator().manual_seed(2))
@@ -325,10 +347,15 @@ def test_reference_nearest_index_is_torchs_rule():
     for dtype in (torch.float32, torch.float64):
         image = torch.arange(4, dtype=dtype).reshape(1, 1, 2, 2)
         assert np.array_equal(up(image)[0, 0].long().numpy(), ref_map((2, 2), (82, 82), None)), dtype
-    x = torch.randn(3, 2, 7, 5)
-    for kw in ({"size": (82, 13)}, {"scale_factor": 2.5}, {"scale_factor": 2}):
-        node = ir.Upsample(**kw)
-        assert torch.equal(build_runtime(node, RuntimeContext("up"))(x), F.interpolate(x, mode="nearest", **kw))
+    # the runtime maps rows and columns separately: the same pixels as F.interpolate's 2-D float32 rule
+    for h, w in ((7, 5), (3, 11), (1, 4)):
+        x = torch.randn(2, 2, h, w)
+        kws = [{"size": (ho, wo)} for ho in range(1, 25, 3) for wo in range(1, 30, 4)]
+        for kw in kws + [{"scale_factor": f} for f in (2, 2.5, 3.0, 1 / 3, 0.7, 1.5)]:
+            if "scale_factor" in kw and min(int(h * kw["scale_factor"]), int(w * kw["scale_factor"])) < 1:
+                continue
+            node = ir.Upsample(**kw)
+            assert torch.equal(build_runtime(node, RuntimeContext("up"))(x), F.interpolate(x, mode="nearest", **kw)), (h, w, kw)
     for hw, kw in (((3, 3), {"size": (5, 4)}), ((4, 4), {"scale_factor": 3.0}), ((4, 4), {"scale_factor": 2.0})):
         want = torch_map(hw, torch.float64, **kw)
         assert np.array_equal(ref_map(hw, want.shape, kw.get("scale_factor")), want), kw
@@ -359,8 +386,11 @@ def test_quantize_weights_power_of_two_is_the_planners_rule(bits):
             assert rep.tensors[0].scale == 2.0**-frac, (bits, peak, sign)
             ints = np.ldexp(q.nodes["fc"].weight, frac)
             assert np.array_equal(ints, plan.nodes["fc"].ints["weight"]), (bits, peak, sign)
-            # so a quantized graph is already on the hardware grid: planning it changes no weight
+            # so a quantized graph is already on the hardware grid: planning it changes no integer
             assert np.array_equal(plan.graph.nodes["fc"].weight.astype(np.float64), q.nodes["fc"].weight)
+            replanned = fx.plan_fixed_point(q, fx.Calibration({}, {}), FixedPointConfig(weight_bits=bits))
+            assert replanned.nodes["fc"].fracs["weight"] == frac, (bits, peak, sign)
+            assert np.array_equal(replanned.nodes["fc"].ints["weight"], plan.nodes["fc"].ints["weight"]), (bits, peak, sign)
             # per channel: each channel gets the planner's scale for that channel's range
             _, per = quantize_weights(g, bits, power_of_two=True, per_channel=True, return_report=True)
             for row, scale in zip(w, per.tensors[0].scale):

@@ -111,7 +111,9 @@ def test_quantize_power_of_two_follows_the_fixed_point_rule():
     q, rep = quantize_weights(g, 8, power_of_two=True, return_report=True)
     assert rep.tensors[0].scale == 2.0**-7 == 2.0 ** -frac_for_range(peak, 8)
     ints = np.ldexp(q.nodes["fc"].weight.astype(np.float64), 7)
-    assert ints[0, 0] == 127 and ints[1, 0] == -128  # two's-complement saturation, as hardware
+    assert ints[0, 0] == 127 and ints[1, 0] == -127  # symmetric saturation: the grid stays 2**-7
+    again, rep2 = quantize_weights(q, 8, power_of_two=True, return_report=True)
+    assert rep2.tensors[0].scale == 2.0**-7 and np.array_equal(again.nodes["fc"].weight, q.nodes["fc"].weight)
     assert np.array_equal(ints, quantize_to_ints(w, 8, 7))
     _, per = quantize_weights(g, 8, power_of_two=True, per_channel=True, return_report=True)
     assert per.tensors[0].scale.tolist() == [2.0**-7, 2.0**-7, 2.0**-7]  # an all-zero channel: frac = bits - 1

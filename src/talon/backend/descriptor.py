@@ -47,7 +47,7 @@ DESCRIPTOR_VERSION = 1
 #: and talon.backend.cpu.fixed's plan and rounding), recorded in every descriptor whatever backend
 #: writes it; it lives here, with the descriptor format's own version, for that reason. Bump it on any
 #: change of those rules.
-FIXED_POINT_VERSION = 1
+FIXED_POINT_VERSION = 2  # 2: offline constants saturate symmetrically (talon.sdk.fixed_point)
 MAGIC = b"TALONHWD"
 _ALLOWED_DTYPES = ("int8", "int16", "int32", "int64", "uint8", "float32", "float64")
 _MAX_HEADER = 256 * 1024 * 1024

@@ -301,8 +301,8 @@ class NearestUpsampleRuntime(nn.Module):
 
     torch computes the nearest-neighbour scale in the input's precision, so a float64 run (the
     fixed-point simulation) can read another source row than a float32 one (2x2 -> 82x82: output row
-    41). The pixel map is taken once per input size from F.interpolate on a float32 image of pixel
-    indices (exact below 2**24 pixels) and applied with a gather: identical to F.interpolate for
+    41). The pixel map is taken once per input size from F.interpolate on float32 lines of row and
+    column indices and applied with a gather: identical to F.interpolate for
     float32, the same pixels for every other dtype, and the table the FPGA kernel uses (`pixel_map`).
     """
 
@@ -313,8 +313,14 @@ class NearestUpsampleRuntime(nn.Module):
 
     def pixel_map(self, h: int, w: int) -> Tensor:
         """Flat source index (row * w + col) of every output pixel, shape (H_out, W_out), int64."""
-        image = torch.arange(h * w, dtype=torch.float32).reshape(1, 1, h, w)
-        return F.interpolate(image, size=self.size, scale_factor=self.scale_factor, mode="nearest")[0, 0].to(torch.int64)
+        return self._axis_map(h, 0)[:, None] * w + self._axis_map(w, 1)[None, :]
+
+    def _axis_map(self, n: int, axis: int) -> Tensor:
+        # Nearest is separable and torch applies the same per-axis rule in 1-D, so each axis is mapped on
+        # a line of its own indices: exact in float32 up to 2**24 pixels per axis, not per image.
+        kw: dict[str, Any] = {"size": self.size[axis]} if self.size is not None else {"scale_factor": self.scale_factor}
+        line = torch.arange(n, dtype=torch.float32).reshape(1, 1, n)
+        return F.interpolate(line, mode="nearest", **kw)[0, 0].to(torch.int64)
 
     def forward(self, x: Tensor) -> Tensor:
         h, w = x.shape[-2:]

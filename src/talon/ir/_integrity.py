@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import mmap
 import os
 import struct
@@ -79,7 +80,7 @@ class ArraySink:
 
     def entries(self) -> dict[str, list]:
         """Copy every array; the index entries {hdf5 path: [offset, nbytes, dtype, shape, digest]}."""
-        digests = [self.pool.submit(array_digest, arr) for _, _, arr in self.jobs]
+        digests = [submit(self.pool, array_digest, arr) for _, _, arr in self.jobs]
         out = {}
         if self.jobs:
             # Reserving the blocks first makes the copies below about a third faster on ext4 than
@@ -88,8 +89,8 @@ class ArraySink:
             end = max(job[1] + job[2].nbytes for job in self.jobs)
             try:
                 os.posix_fallocate(self.fd, start, end - start)
-            except OSError:
-                pass  # file systems without fallocate: the writes allocate as they go
+            except (OSError, AttributeError):
+                pass  # no fallocate (file system, or macOS/Windows): the writes allocate as they go
         for name, offset, arr in self.jobs:
             _pwrite_all(self.fd, memoryview(arr).cast("B"), offset)
         for (name, offset, arr), digest in zip(self.jobs, digests):
@@ -110,8 +111,29 @@ class ArraySink:
 def _pwrite_all(fd: int, data: Any, offset: int) -> None:
     view = memoryview(data)
     while view:
-        done = os.pwrite(fd, view, offset)
+        if hasattr(os, "pwrite"):
+            done = os.pwrite(fd, view, offset)
+        else:  # Windows
+            os.lseek(fd, offset, os.SEEK_SET)
+            done = os.write(fd, view)
         view, offset = view[done:], offset + done
+
+
+def submit(pool: ThreadPoolExecutor, fn: Any, *args: Any) -> Any:
+    """pool.submit, or the call made here and now where the pool cannot take it (at interpreter
+    shutdown, e.g. a model saved from an atexit handler); either way the result is `.result()`."""
+    try:
+        return pool.submit(fn, *args)
+    except RuntimeError:
+        return _Done(fn(*args))
+
+
+class _Done:
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def result(self) -> Any:
+        return self.value
 
 
 def seal(path: Path, block: int, entries: dict[str, list], chunked: list[str] = ()) -> None:
@@ -181,6 +203,11 @@ def verify(path: Path) -> dict | None:
     return entries
 
 
+def _read_at(file: Any, view: memoryview, pos: int) -> int:
+    file.seek(pos)
+    return file.readinto(view) or 0
+
+
 def check_global_heaps(path: Path) -> None:
     """Reject malformed HDF5 global heap collections before h5py reads strings from them.
 
@@ -216,14 +243,19 @@ def read_array(file: Any, entry: list, fail: Any, check: bool = True) -> np.ndar
     if digest is None:
         raise fail("index entry of a chunk used as an array")
     try:
-        arr = np.empty(tuple(int(d) for d in shape), dtype=np.dtype(str(dtype)))
-    except (TypeError, ValueError) as exc:
+        dims, dt = tuple(int(d) for d in shape), np.dtype(str(dtype))
+        # checked before allocating: verify() bounded nbytes by the file size, not the declared shape
+        if dt.kind not in "biuf" or min(dims, default=0) < 0 or math.prod(dims) * dt.itemsize != nbytes:
+            raise fail("index entry does not match its array")
+        arr = np.empty(dims, dtype=dt)
+    except (TypeError, ValueError, OverflowError) as exc:
         raise fail(f"index entry has a bad dtype or shape ({exc})") from None
-    if arr.nbytes != nbytes or arr.dtype.kind not in "biuf":
-        raise fail("index entry does not match its array")
-    file.seek(offset)
-    if file.readinto(memoryview(arr).cast("B")) != nbytes:
-        raise fail("array data is truncated")
+    view, pos = memoryview(arr).cast("B"), offset
+    while view:  # one read(2) returns at most ~2 GiB on Linux
+        done = os.preadv(file.fileno(), [view], pos) if hasattr(os, "preadv") else _read_at(file, view, pos)
+        if not done:
+            raise fail("array data is truncated")
+        view, pos = view[done:], pos + done
     if check and array_digest(arr) != digest:
         raise fail("array data fails its checksum: the file is corrupted")
     return arr

@@ -95,11 +95,13 @@ class Decoder:
         try:
             dtype_str, shape, data = body
             dtype = np.dtype(str(dtype_str))
+            if not isinstance(shape, list):
+                raise TypeError("the shape should be a list")
             shape = tuple(int(d) for d in shape)
             raw = bytes.fromhex(data)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, OverflowError) as exc:
             raise self.fail(f"mirror: malformed inline array ({exc})") from None
-        if dtype.kind not in "biuf" or any(d < 0 for d in shape) or len(raw) != int(np.prod(shape, dtype=np.int64)) * dtype.itemsize:
+        if dtype.kind not in "biuf" or any(d < 0 for d in shape) or len(raw) != math.prod(shape) * dtype.itemsize:
             raise self.fail("mirror: inline array does not match its dtype and shape")
         return np.frombuffer(raw, dtype=dtype).reshape(shape).copy()
 

@@ -79,9 +79,13 @@ def write(path: str | os.PathLike, graph: Graph, *, compression: str | None = No
         return write_nir(path, graph, compression=compression)
     if compression not in (None, "gzip", "lzf"):
         raise TalonFormatError(f"write({str(path)!r}): compression must be None, 'gzip' or 'lzf', got {compression!r}")
+    _check_extras(graph, str(path))
     _try_infer_shapes(graph)
     opts: dict[str, Any] = {"compression": compression, "compression_opts": compression_level if compression == "gzip" else None, "sink": None, "chunked": []}
-    block = _integrity.user_block_size(*_array_census(graph))
+    try:
+        block = _integrity.user_block_size(*_array_census(graph))
+    except RecursionError:
+        raise TalonFormatError(f"write({str(path)!r}): metadata nested too deeply, or containing itself") from None
     with atomic_path(path) as tmp:
         with _integrity.ArraySink(tmp) as sink:
             opts["sink"] = sink
@@ -93,6 +97,13 @@ def write(path: str | os.PathLike, graph: Graph, *, compression: str | None = No
                     root.attrs.create(_mirror.ATTR, data=_mirror.dumps(mirror), dtype=_STR)
             arrays = sink.entries()
         _integrity.seal(tmp, block, arrays, opts["chunked"])
+
+
+def _check_extras(graph: Graph, where: str) -> None:
+    for g in [graph] + [n for n in graph.nodes.values() if isinstance(n, Graph)]:
+        clash = sorted(set(g.extras) & _GRAPH_KNOWN)
+        if clash:
+            raise TalonFormatError(f"{where}: graph extras may not be named {clash} (the file's own graph objects)")
 
 
 def _array_census(graph: Graph) -> tuple[int, int]:
@@ -278,10 +289,15 @@ def _write_fields(group: h5py.Group, node: Node, opts: dict, where: str) -> dict
     return mirror
 
 
+def _storable_key(key: Any) -> bool:
+    """HDF5 link names: non-empty strings without '/' or NUL, not '.' or '..'."""
+    return isinstance(key, str) and bool(key) and "/" not in key and "\x00" not in key and key not in (".", "..")
+
+
 def _write_value(group: h5py.Group, key: str, value: Any, where: str, opts: dict) -> Any:
     """Write a free-form metadata value (nested dicts, lists, strings, numbers, arrays, None); return
     the mirror encoding of what the HDF5 reader will read back."""
-    if not isinstance(key, str) or not key or "/" in key or "\x00" in key or key in (".", ".."):
+    if not _storable_key(key):
         raise TalonFormatError(f"{where}: key {key!r} cannot be stored (keys must be non-empty strings without '/' or NUL)")
     if isinstance(value, dict):
         sub = group.create_group(key, track_order=True)
@@ -342,6 +358,7 @@ class _Reader:
     def __init__(self, path: Path, file: h5py.File, index: dict | None = None, raw: Any = None) -> None:
         self.path = path
         self.file = file
+        self.sealed = index is not None  # a sealed file may index no array at all
         self.index = index or {}
         self.raw = raw
         self.size = max(path.stat().st_size, 1)
@@ -418,7 +435,10 @@ class _Reader:
         if spec.kind == ARRAY and self.index:
             entry = self.index.get(f"{prefix if prefix is not None else group.name}/{name}")
             if entry is not None and entry[4] is not None:
-                return _integrity.read_array(self.raw, entry, self.fail)
+                arr = _integrity.read_array(self.raw, entry, self.fail)
+                if arr.dtype.kind == "b":
+                    raise self.fail(f"field {name!r} should be a numeric array, found booleans")
+                return arr
         ds = self.dataset(group, name)
         kind, dt, shape = spec.kind, ds.dtype, ds.shape
         if kind == STR:
@@ -527,30 +547,36 @@ class _Reader:
 
     def mirrored_graph(self, g: h5py.Group) -> Graph | None:
         """The graph from its sealed content mirror (_mirror), or None when the file has none to use."""
-        if not self.index or _mirror.ATTR not in g.attrs:
+        if not self.sealed or _mirror.ATTR not in g.attrs:
             return None
         with self.at(f"attribute {_mirror.ATTR!r}"):
             try:
                 doc = json.loads(self.decode(g.attrs[_mirror.ATTR], _mirror.ATTR))
-            except ValueError as exc:
+            except (ValueError, RecursionError) as exc:
                 raise self.fail(f"malformed ({exc})") from None
         if not isinstance(doc, dict) or doc.get("v") != _mirror.VERSION:
             return None  # another mirror version: the HDF5 objects are the canonical content
         # Each array's digest is checked on a worker thread while this one reads the next array (both
         # release the GIL); the graph is returned only once every digest has been checked.
         checks: list[tuple[Future, list, list[str]]] = []
+        used: set[str] = set()
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="talon-t1c-read") as pool:
 
             def array(path: str) -> np.ndarray:
+                # The writer refers to each array once; refusing repeats bounds what a hostile mirror can
+                # make us allocate by the file's own size.
+                if path in used:
+                    raise self.fail(f"the content mirror refers to array {path!r} twice")
+                used.add(path)
                 entry = self.indexed_array_entry(path)
                 arr = _integrity.read_array(self.raw, entry, self.fail, check=False)
-                checks.append((pool.submit(_integrity.array_digest, arr), entry, list(self.context)))
+                checks.append((_integrity.submit(pool, _integrity.array_digest, arr), entry, list(self.context)))
                 return arr
 
             decoder = _mirror.Decoder(array, self.fail)
             try:
                 graph = self.graph_from_mirror(doc["graph"], decoder)
-            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            except (KeyError, TypeError, ValueError, AttributeError, OverflowError, RecursionError) as exc:
                 raise self.fail(f"malformed content mirror ({type(exc).__name__}: {exc})") from None
             finally:
                 for digest, entry, where in checks:  # a damaged array wins over any other complaint
@@ -572,22 +598,47 @@ class _Reader:
                 specs = cls.field_specs()
                 values: dict[str, Any] = {}
                 for fname, enc in body.items():
+                    if fname not in specs:  # as the HDF5 path does: a newer version of a user primitive
+                        warnings.warn(f"{self.path.name}: node {name!r} ({type_name}) has unknown field {fname!r}, ignored",
+                                      TalonFormatWarning, stacklevel=5)
+                        continue
                     with self.at(f"field {fname!r}"):
-                        if fname not in specs:
-                            raise self.fail(f"content mirror holds unknown field {fname!r}")
-                        if specs[fname].kind != INTS:
-                            values[fname] = decoder.value(enc)
-                        elif isinstance(enc, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in enc):
+                        kind = specs[fname].kind
+                        if kind == INTS:
+                            if not (isinstance(enc, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in enc)):
+                                raise self.fail(f"content mirror: {fname!r} should be a list of integers")
                             values[fname] = tuple(enc)
-                        else:
-                            raise self.fail(f"content mirror: {fname!r} should be a list of integers")
+                            continue
+                        value = decoder.value(enc)
+                        if kind == ARRAY and isinstance(value, np.ndarray) and value.dtype.kind == "b":
+                            raise self.fail(f"field {fname!r} should be a numeric array, found booleans")
+                        if kind == DICT:
+                            self.check_free_form(value)
+                        values[fname] = value
                 nodes[name] = self.build_node(cls, values)
         self.apply_shapes(doc["shapes"], nodes)
         edges = [(s, d) for s, d in doc["edges"]]
         dt = decoder.value(doc["dt"])
         metadata = decoder.value(doc["metadata"])
         extras = {k: decoder.value(v) for k, v in doc["extras"].items()}
+        self.check_free_form(metadata)
+        self.check_free_form(extras)
+        if set(extras) & _GRAPH_KNOWN:
+            raise self.fail(f"content mirror: graph extras may not be named {sorted(set(extras) & _GRAPH_KNOWN)}")
         return self.make_graph(nodes, edges, dt, metadata, extras)
+
+    def check_free_form(self, value: Any) -> None:
+        """What the HDF5 layout can hold: keys as _write_value allows them, 64-bit integers."""
+        if isinstance(value, dict):
+            for k, v in value.items():
+                if not _storable_key(k):
+                    raise self.fail(f"content mirror: key {k!r} cannot be stored in a .t1c file")
+                self.check_free_form(v)
+        elif isinstance(value, (list, tuple)):
+            for v in value:
+                self.check_free_form(v)
+        elif isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**63:
+            raise self.fail(f"content mirror: integer {value} does not fit in 64 bits")
 
     def indexed_array_entry(self, path: str) -> list:
         entry = self.index.get(path)
@@ -638,10 +689,12 @@ class _Reader:
         """Set each node's stored shapes from a {node: [input shapes, output shapes]} table."""
         try:
             for name, (ins, outs) in table.items():
+                if not all(s is None or (isinstance(s, list) and all(isinstance(x, list) for x in s)) for s in (ins, outs)):
+                    raise TypeError(f"shapes of {name!r} should be lists of lists")
                 node = nodes[name]
                 node.input_shapes = None if ins is None else [tuple(int(d) for d in s) for s in ins]
                 node.output_shapes = None if outs is None else [tuple(int(d) for d in s) for s in outs]
-        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
             raise self.fail(f"malformed shapes table ({exc})") from None
 
     def node(self, ng: h5py.Group) -> Node:

@@ -9,6 +9,8 @@ talon.backend.descriptor.FIXED_POINT_VERSION with it.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 
@@ -17,7 +19,7 @@ def frac_for_range(max_abs: float | np.ndarray, bits: int) -> int | np.ndarray:
     max_abs = m * 2**e with 0.5 <= m < 1 (frexp); 0 (or a non-finite value) gives frac = bits - 1.
 
     So `max_abs * 2**frac < 2**(bits - 1)`: the largest magnitude lands in the top half of the signed
-    range (it may round up to 2**(bits - 1), which saturation turns into 2**(bits - 1) - 1).
+    range (it may round up to 2**(bits - 1), which saturation turns into 2**(bits - 1) - 1, of either sign).
     A scalar gives an int; an array (one range per channel, say) an int64 array of the same shape."""
     r = np.asarray(max_abs, dtype=np.float64)
     with np.errstate(invalid="ignore"):
@@ -27,9 +29,22 @@ def frac_for_range(max_abs: float | np.ndarray, bits: int) -> int | np.ndarray:
 
 
 def quantize_to_ints(x: np.ndarray, bits: int, frac: int | np.ndarray) -> np.ndarray:
-    """Offline constants: int64 = saturate_bits(round_half_even(x * 2**frac)), saturating to the
-    two's-complement range [-2**(bits-1), 2**(bits-1) - 1]. `frac` may be an array broadcasting against
-    `x` (per-channel formats). Multiplying by 2**frac is exact in float64, so the integers do not depend
-    on the caller's float dtype."""
+    """Offline constants: int64 = round_half_even(x * 2**frac) saturated to the symmetric range
+    [-(2**(bits-1) - 1), 2**(bits-1) - 1]. `frac` may be an array broadcasting against `x` (per-channel
+    formats). Multiplying by 2**frac is exact in float64, so the integers do not depend on the caller's
+    float dtype.
+
+    Symmetric, so that the rule is stable: the quantised constants' largest magnitude is at most
+    (2**(bits-1) - 1) * 2**-frac, for which frac_for_range gives `frac` again, so quantising an already
+    quantised tensor (or planning a graph quantised this way) changes no integer. -2**(bits-1) would
+    be a power of two, one grid step coarser."""
+    hi = (1 << (bits - 1)) - 1
     scaled = np.ldexp(np.asarray(x, dtype=np.float64), np.asarray(frac, dtype=np.int64))
-    return np.clip(np.rint(scaled), -(1 << (bits - 1)), (1 << (bits - 1)) - 1).astype(np.int64)
+    return np.clip(np.rint(scaled), -hi, hi).astype(np.int64)
+
+
+def exact_sum_bits(in_bits: int, weight_bits: int, fan_in: float) -> int:
+    """Bits that hold a synaptic layer's exact sum of `fan_in` products (plus the bias) without wrapping:
+    b_in + w + ceil(log2(fan_in + 1)) + 1 (docs/fixed_point.md section 2). `weight_bits` is the sum of
+    the widths of the factors after the input (SepConv2d multiplies two weights)."""
+    return in_bits + weight_bits + math.ceil(math.log2(max(fan_in, 1.0) + 1)) + 1

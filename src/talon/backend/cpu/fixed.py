@@ -32,7 +32,7 @@ from talon.bridge.modules import RUNTIME_BUILDERS, StatefulRuntime
 from talon.errors import BackendError
 from talon.ir import Graph, Node
 from talon.sdk.cost import cost_entry, graph_costs
-from talon.sdk.fixed_point import frac_for_range, quantize_to_ints
+from talon.sdk.fixed_point import exact_sum_bits, frac_for_range, quantize_to_ints
 from talon.ir.primitives.neurons import coefficients
 
 # The version of these rules is talon.backend.descriptor.FIXED_POINT_VERSION (every descriptor records
@@ -41,9 +41,9 @@ from talon.ir.primitives.neurons import coefficients
 NEURON_TYPES = ("LIF", "IF", "CubaLIF", "LI", "Integrator")
 SPIKING_NEURONS = ("LIF", "IF", "CubaLIF")
 #: Nodes whose output lies on the grid of their (single) input: they keep its format.
-GRID_PRESERVING = ("Output", "Flatten", "Dropout", "HybridRegion", "ChannelSplit", "Delay", "MaxPool2d")
+GRID_PRESERVING = ("Output", "Flatten", "Dropout", "HybridRegion", "ChannelSplit", "Delay", "MaxPool2d", "Upsample")
 #: Nodes whose output is re-rounded to their own calibrated activation format.
-REQUANTIZING = ("AvgPool2d", "SumPool2d", "Skip", "Concat", "ReLU", "Upsample")
+REQUANTIZING = ("AvgPool2d", "SumPool2d", "Skip", "Concat", "ReLU")
 #: Elementwise products y = x * factor whose factor tensor is quantised like a synaptic weight (fan-in 1).
 #: The cost table counts them as elementwise operations, so it names no weight fields for them. Scale is
 #: snnTorch's one-to-one recurrence (RLeaky/RSynaptic with all_to_all=False).
@@ -167,13 +167,15 @@ def tau_for_beta(beta_q: np.ndarray, dt: float) -> np.ndarray:
         return _nudge(beta_q, start, lambda t: 1.0 - dt / t, "leak factor beta")
 
 
-def r_for_gain(gain_q: np.ndarray, tau: np.ndarray | None, dt: float) -> np.ndarray:
-    """r with float64(dt*r/tau) == gain_q (or dt*r == gain_q when the neuron has no tau)."""
+def r_for_gain(gain_q: np.ndarray, tau: np.ndarray | None, dt: float, decay: str = "beta", tau_name: str = "tau") -> np.ndarray:
+    """r with float64(dt*r/tau) == gain_q (or dt*r == gain_q when the neuron has no tau). `decay` and
+    `tau_name` name the coefficient and field in errors (CubaLIF's current: alpha, tau_syn)."""
     if tau is None:
         return _nudge(gain_q, gain_q / dt, lambda r: dt * r, "input gain")
     finite = np.isfinite(tau)
     if not finite.all():
-        raise BackendError("a neuron with beta == 1 after quantisation (tau = inf) cannot carry a finite input gain; use IF/Integrator or a smaller tau")
+        raise BackendError(f"a neuron with {decay} == 1 after quantisation ({tau_name} = inf) cannot carry a finite input gain; "
+                           f"use IF/Integrator or a smaller {tau_name}")
     with np.errstate(over="ignore"):
         return _nudge(gain_q, gain_q * tau / dt, lambda r: dt * r / tau, "input gain")
 
@@ -267,7 +269,7 @@ def _check_finite(name: str, node: Node, dt: float) -> None:
     if node.type_name in NEURON_TYPES:
         c = coefficients(node, dt)
         values = {k: getattr(c, k) for k in ("beta", "leak", "gain", "alpha", "gain_in")}
-        values.update(v_threshold=getattr(node, "v_threshold", None), v_reset=getattr(node, "v_reset", None))
+        values.update({k: getattr(node, k, None) for k in ("v_threshold", "v_reset", "graded_spikes_factor")})
     else:
         values = node.field_values()
     for key, value in values.items():
@@ -305,15 +307,25 @@ def check_supported(graph: Graph) -> None:
             )
 
 
-def _spike_format(node: Node, config: FixedPointConfig) -> Format:
+def _spike_format(name: str, node: Node, config: FixedPointConfig) -> Format:
     """Gs's format: Q(activation_bits).g with the smallest g >= 0 that holds the graded spike factor
-    exactly (docs/fixed_point.md section 5, rule 5); spikes of factor 1 are the integer 1."""
-    gsf = float(node.graded_spikes_factor)
-    gfrac = 0
-    while gfrac < config.activation_bits - 1 and not float(math.ldexp(gsf, gfrac)).is_integer():
-        gfrac += 1
-    exact = float(math.ldexp(gsf, gfrac)).is_integer()
-    return Format(config.activation_bits, gfrac if exact else frac_for_range(abs(gsf), config.activation_bits))
+    exactly within the symmetric range, else the power-of-two rule's g when that is exact (large
+    factors, g < 0) (docs/fixed_point.md section 5, rule 5); spikes of factor 1 are the integer 1."""
+    gsf, bits = float(node.graded_spikes_factor), config.activation_bits
+    hi = (1 << (bits - 1)) - 1
+    candidates = [g for g in range(bits - 1) if math.ldexp(gsf, g).is_integer()][:1] + [frac_for_range(abs(gsf), bits)]
+    for g in candidates:
+        if math.ldexp(gsf, g).is_integer() and abs(math.ldexp(gsf, g)) <= hi:
+            return Format(bits, g)
+    raise BackendError(f"fixed-point mode: node {name!r} graded_spikes_factor {gsf!r} has no exact {bits}-bit value "
+                       "(a spike would change size); use a factor with fewer significant bits or raise activation_bits")
+
+
+def _check_coefficient(name: str, key: str, value: Any, c: int) -> None:
+    """Coefficients are Q(c+2).c words, [-2, 2): saturating a larger one would change the neuron."""
+    if value is not None and np.size(value) and float(np.max(np.abs(value))) >= 2.0:
+        raise BackendError(f"fixed-point mode: node {name!r} coefficient {key} reaches {float(np.max(np.abs(value))):g}, outside the "
+                           "coefficient range [-2, 2) (docs/fixed_point.md section 5); move the gain into the preceding layer's weights")
 
 
 def _check_exact_update(name: str, state: Format, in_fmts: list[Format], c: int, what: str) -> None:
@@ -364,7 +376,7 @@ def plan_fixed_point(graph: Graph, calibration: Calibration, config: FixedPointC
         if node.type_name == "CubaLIF":
             ri = cal.max_abs_current.get(name, 0.0)
             currents[name] = Format(config.membrane_bits, frac_for_range(ri, config.membrane_bits) - config.membrane_headroom_bits)
-        neuron_out[name] = _spike_format(node, config) if node.type_name in SPIKING_NEURONS else membranes[name]
+        neuron_out[name] = _spike_format(name, node, config) if node.type_name in SPIKING_NEURONS else membranes[name]
     # what a synaptic layer feeding this neuron delivers into: the current (CubaLIF) or the membrane
     input_state = {n: currents.get(n, membranes[n]) for n in membranes}
 
@@ -402,13 +414,14 @@ def plan_fixed_point(graph: Graph, calibration: Calibration, config: FixedPointC
             thr_i = quantize_array(node.v_threshold, Format(fin.bits + 1, fin.frac))
             plans[name] = NodePlan(name, t, "threshold", Format(2, 0), in_fmts, {"v_threshold": thr_i}, {"v_threshold": fin.frac})
             new_nodes[name] = node.replace(v_threshold=dequantize(thr_i, fin.frac, np.float32))
-        elif t in GRID_PRESERVING or (t == "ReLU" and node.negative_slope == 0.0) or (t == "Upsample") or (t == "Skip" and node.skip_type == "passthrough"):
+        elif t in GRID_PRESERVING or (t == "ReLU" and node.negative_slope == 0.0) or (t == "Skip" and node.skip_type == "passthrough"):
             fmt = in_fmts[0]
             plans[name] = NodePlan(name, t, "pass", fmt, in_fmts)
             new_nodes[name] = node
         elif t in REQUANTIZING:
             ints, fracs, changes = {}, {}, {}
             if t == "ReLU":  # leaky ReLU: the slope is a coefficient
+                _check_coefficient(name, "negative_slope", node.negative_slope, c)
                 s_i = int(quantize_array(np.array([node.negative_slope]), coef_fmt)[0])
                 ints["negative_slope"], fracs["negative_slope"] = np.array([s_i]), c
                 changes["negative_slope"] = math.ldexp(float(s_i), -c)
@@ -455,9 +468,7 @@ def _plan_synaptic(
             changes[bf] = dequantize(bi, frac_in, np.float32)
     acc_frac = frac_in
     # exactness of the float64 sums before saturation
-    need = fin.bits + sum(
-        (getattr(node, "weight_bits", config.weight_bits) if t == "SpikingAffine" else config.weight_bits) for _ in weight_fields
-    ) + math.ceil(math.log2(max(fan_in, 1.0) + 1)) + 2
+    need = exact_sum_bits(fin.bits, wbits * len(weight_fields), fan_in)
     if need > 53:
         raise BackendError(f"fixed-point mode: {name!r} needs {need} bits of exact accumulation (> 53); reduce activation or weight bits")
     neuron_consumers = [d for d in consumers if d in input_state]
@@ -482,6 +493,8 @@ def _plan_neuron(
     fracs: dict[str, int] = {}
     changes: dict[str, Any] = {}
     tau_q = None
+    for key in ("beta", "gain", "alpha", "gain_in"):
+        _check_coefficient(name, key, getattr(co, key), c)
     if co.beta is not None:
         bi = quantize_array(co.beta, coef_fmt)
         beta_q = dequantize(bi, c)
@@ -491,7 +504,7 @@ def _plan_neuron(
     gi = quantize_array(co.gain, coef_fmt)
     gain_q = dequantize(gi, c)
     ints["gain"], fracs["gain"] = gi, c
-    changes["r"] = r_for_gain(gain_q, tau_q, dt)
+    changes["r"] = r_for_gain(gain_q, tau_q, dt, tau_name="tau_mem" if t == "CubaLIF" else "tau")
     if t == "CubaLIF":
         # The current's decay alpha = 1 - dt/tau_syn and input gain dt*w_in/tau_syn, reproduced exactly
         # through the same float64 formulas as beta and gain. w_in None means a gain of exactly 1.
@@ -503,7 +516,7 @@ def _plan_neuron(
         gii = quantize_array(gain_in, coef_fmt)
         ints["gain_in"], fracs["gain_in"] = gii, c
         if node.w_in is not None:
-            changes["w_in"] = r_for_gain(dequantize(gii, c), tau_syn_q, dt)
+            changes["w_in"] = r_for_gain(dequantize(gii, c), tau_syn_q, dt, decay="alpha", tau_name="tau_syn")
     if getattr(node, "v_leak", None) is not None:
         # The leak enters as one constant per neuron, L = (1 - beta) * v_leak, in the membrane format;
         # v_leak is chosen so that the runtime's float64 (1 - beta_q) * v_leak gives L exactly.
@@ -526,7 +539,7 @@ def _plan_neuron(
     attrs: dict[str, Any] = {}
     out = mfmt
     if t in SPIKING_NEURONS:
-        gfmt = _spike_format(node, config)
+        gfmt = _spike_format(name, node, config)
         gq = int(quantize_array(np.array([float(node.graded_spikes_factor)]), gfmt)[0])
         ints["graded_spikes_factor"], fracs["graded_spikes_factor"] = np.array([gq]), gfmt.frac
         changes["graded_spikes_factor"] = math.ldexp(float(gq), -gfmt.frac)

@@ -13,7 +13,8 @@ The model (one place, documented, deliberately simple):
   costs one DSP per operand tile; products of at most 32 operand bits (e.g. 4-bit weights x 8-bit
   activations) are built from LUTs (about w*x/2 LUTs); layers fed by binary spikes (a LIF/IF with
   spike value 1 or a Threshold upstream, through MaxPool2d/Flatten/copies) need no multiplier (weight or 0).
-  Neuron lanes: 2 multiplies (beta*V, gain*I); CubaLIF lanes 4 (alpha*I and gain_in*x too).
+  Neuron lanes: 2 multiplies (beta*V, gain*I); CubaLIF lanes 4 (alpha*I and gain_in*x too), and a
+  CubaLIF runs two loops of N (its current, then its membrane) with an N-word buffer between them.
 - Neuron input alignment: a neuron with several inputs, or with one input whose fraction is not that of
   the aligned input sum (max of the state's and the inputs' fractions), first sums its inputs into a buffer
   with one `k_align_add` pass per input (exactly when talon.backend.fpga.hls emits them; `align_passes`).
@@ -28,8 +29,11 @@ The model (one place, documented, deliberately simple):
 - R = "auto": the smallest power of two for which DSP and LUT fit 80 % of the part.
 - The generated kernels carry exactly this structure: each layer is one loop over its `work` items
   (synaptic: every multiply-accumulate; pooling: every window position) with `#pragma HLS PIPELINE II=1`
-  and `#pragma HLS UNROLL factor=<lanes>`, and the arrays it touches are split by `ARRAY_PARTITION`
-  so that `lanes` consecutive elements sit in separate banks (talon.backend.fpga.hls.partition_pragmas).
+  and `#pragma HLS UNROLL factor=<lanes>`, and the arrays it touches are split cyclically by
+  `ARRAY_PARTITION` (talon.backend.fpga.hls.partition_pragmas) so that `lanes` consecutive elements of a
+  row sit in separate banks; where a flattened loop crosses a row whose length is not a multiple of
+  the banks, two of its lanes can meet in one bank, and HLS may then miss II = 1 (results are unchanged;
+  the estimate assumes II = 1).
   Multi-input nodes run one such loop per input: Concat/Skip(concatenate) one per input's part,
   residual Skip one per input plus the rounding pass, a neuron one alignment pass per input (above).
 """
@@ -45,6 +49,7 @@ from talon.backend.descriptor import HardwareDescriptor
 from talon.backend.fpga.names import c_string
 from talon.backend.fpga.parts import PartPreset
 from talon.errors import BackendError
+from talon.ir.node import get_node_class
 
 MODEL = "talon-fpga-estimate-v2 (docs/fpga.md): cycles = ceil(work/lanes) + depth per layer, summed; lanes = ceil(work/R)"
 
@@ -112,7 +117,7 @@ def _spike_fed(nodes: dict, nd: dict) -> bool:
     seen = 0
     while nd["inputs"] and seen < 10000:
         src = nodes[nd["inputs"][0]]
-        if src["type"] == "Threshold" or (src["type"] in ("LIF", "IF", "CubaLIF") and src["params"].get("graded_spikes_factor", 1.0) == 1.0):
+        if get_node_class(src["type"]).spiking and src["params"].get("graded_spikes_factor", 1.0) == 1.0:
             return True
         if src["kind"] != "pass" or len(src["inputs"]) != 1 or src["type"] == "ReLU":
             return False
@@ -177,10 +182,12 @@ def _layers(desc: HardwareDescriptor, preset: PartPreset, R: int) -> list[LayerE
             cuba = nd.get("current") is not None
             mults, adders, states, consts = (4, 6, 2, 7) if cuba else (2, 4, 1, 5)
             lanes = max(1, math.ceil(N / R))
-            cycles = math.ceil(N / lanes) + 6
+            # CubaLIF runs two loops of N (k_current, then k_neuron) with the new current in between
+            loops = 2 if cuba else 1
+            cycles = loops * math.ceil(N / lanes) + 6
             dsp = mults * lanes * math.ceil(mb / dsp_a)
             lut = lanes * adders * mb + 100
-            b1, l1 = _bram(N * mb * states, lanes, mb * states)  # membrane (and current) state
+            b1, l1 = _bram(N * mb * (states + loops - 1), lanes, mb * states)  # membrane (and current, its y buffer)
             b2, l2 = _bram(N * consts * 24, lanes, consts * 24)  # beta, gain, leak, threshold, reset (alpha, gain_in)
             bram, lut = b1 + b2, lut + l1 + l2
             # inputs in several formats are summed first, pass by pass, like a residual Skip (hls.py's isum buffer)

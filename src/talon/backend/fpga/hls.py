@@ -21,6 +21,8 @@ from talon.backend.fpga.estimate import align_passes, aligned_fraction
 from talon.backend.fpga.names import c_identifiers, c_string
 from talon.backend.fpga.parts import PartPreset, resolve_part
 from talon.errors import BackendError
+from talon.ir.node import get_node_class
+from talon.sdk.fixed_point import exact_sum_bits
 
 PROJECT_VERSION = 1
 MANIFEST = "talon_project.json"
@@ -74,7 +76,7 @@ def _c_array(name: str, a: np.ndarray, dims: tuple[int, ...] | None = None) -> s
 
 
 def _check_wide_sum(name: str, in_bits: int, w_bits: int, fan_in: int) -> None:
-    need = in_bits + w_bits + math.ceil(math.log2(fan_in + 1)) + 1
+    need = exact_sum_bits(in_bits, w_bits, fan_in)
     if need > 63:
         raise BackendError(f"node {name!r}: an exact sum needs {need} bits, more than the kernels' int64_t accumulator")
 
@@ -105,7 +107,6 @@ def _upsample_map(name: str, params: dict[str, Any], hw_in: tuple[int, int], hw_
     """Input pixel index (h * W + w) read by every output pixel of an Upsample(nearest): the bridge
     runtime's own pixel map, which the simulator applies (torch's float32 rule at every dtype)."""
     from talon.bridge.modules import RuntimeContext, build_runtime
-    from talon.ir.node import get_node_class
 
     node = get_node_class("Upsample")(**params)
     if node.mode != "nearest":
@@ -302,7 +303,7 @@ def generate(desc: HardwareDescriptor, out_dir: str | os.PathLike, *, part: str 
             cuba = nd.get("current") is not None
             ib, fi = nd["current"] if cuba else (mb, fv)
             Fm = aligned_fraction(nd)
-            spiking = t in ("LIF", "IF", "CubaLIF")
+            spiking = get_node_class(t).spiking
             attrs = nd.get("attrs", {})
             mode = attrs.get("reset_mode", "none") if spiking else "none"
             if mode not in _MODES:

@@ -39,6 +39,7 @@ import numpy as np
 from talon.backend.descriptor import HardwareDescriptor
 from talon.backend.fpga.names import c_identifiers
 from talon.errors import BackendError
+from talon.sdk.fixed_point import exact_sum_bits
 
 _ANN = ("Input", "Affine", "Linear", "Conv2d", "ReLU", "MaxPool2d", "AvgPool2d", "Flatten", "Dropout", "Output")
 #: the name hls4ml's channels-last conversion gives the transpose it inserts before layer `x`
@@ -95,7 +96,7 @@ def _synaptic_precision(desc: HardwareDescriptor, nd: dict) -> dict[str, str]:
     ib = int(nd["in_formats"][0][0])
     ab, af = int(nd["acc_bits"]), int(nd["acc_frac"])
     fan_in = int(W.size // W.shape[0])
-    wide = max(ab, ib + wb + math.ceil(math.log2(fan_in + 1)) + 2)
+    wide = max(ab, exact_sum_bits(ib, wb, fan_in))
     ob, of = nd["out_format"]
     return {"weight": _fx(wb, fw), "bias": _fx(ab, af), "accum": _fx(wide, af), "result": _fx(ob, of, True)}
 
