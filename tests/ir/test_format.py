@@ -367,6 +367,60 @@ def test_graph_extras_named_like_the_files_own_objects_are_refused(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+_json_leaves = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats(allow_nan=True) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
+    max_leaves=6,
+)
+
+
+def _json_paths(doc, prefix=()):
+    """Every position in a JSON document, as a path of keys and indices."""
+    yield prefix
+    if isinstance(doc, dict):
+        for k, v in doc.items():
+            yield from _json_paths(v, prefix + (k,))
+    elif isinstance(doc, list):
+        for i, v in enumerate(doc):
+            yield from _json_paths(v, prefix + (i,))
+
+
+@pytest.mark.filterwarnings("ignore::talon.ir.format.TalonFormatWarning")
+@settings(PROPERTY, max_examples=int(os.environ.get("TALON_MUTATION_EXAMPLES", 60)))
+@given(data=st.data())
+def test_any_resealed_mirror_mutation_reads_or_fails_cleanly(data, scratch):
+    """A hostile writer can change the mirror and recompute the seal: whatever it writes, reading gives a
+    Graph or a TalonFormatError naming the file, never another exception (or a hang)."""
+    p = scratch / "mut.t1c"
+    ir.write(p, _MUTATION_GRAPH)
+    doc = _mirror_doc(p)
+    paths = [q for q in _json_paths(doc) if q]
+    target = data.draw(st.sampled_from(paths), label="position")
+    parent = doc
+    for k in target[:-1]:
+        parent = parent[k]
+    if data.draw(st.booleans(), label="delete") and isinstance(parent, dict):
+        del parent[target[-1]]
+    else:
+        parent[target[-1]] = data.draw(_json_leaves, label="value")
+    _patch_mirror(p, json.dumps(doc, allow_nan=True))
+    try:
+        back = ir.read(p)
+    except TalonFormatError as exc:
+        assert p.name in str(exc)
+    else:
+        assert isinstance(back, Graph)
+
+
+_MUTATION_GRAPH = Graph(
+    {"input": ir.Input(shape=(3,)), "fc": ir.Affine(weight=np.arange(6, dtype=np.float32).reshape(2, 3), bias=np.zeros(2, np.float32)),
+     "lif": ir.LIF(tau=np.full(2, 5.0), r=np.full(2, 5.0), v_leak=np.zeros(2), v_threshold=np.ones(2)),
+     "c": ir.Conv2d(weight=np.ones((1, 1, 1, 1), np.float32), bias=np.zeros(1, np.float32), stride=(2, 2)), "output": ir.Output()},
+    [("input", "fc"), ("fc", "lif"), ("lif", "output")],
+    metadata={"k": [1, 2.5, None, ("a", np.arange(3))], "s": "x", "n": {"deep": [1, [2, {"z": 0.5}]]}},
+)
+
+
 def test_sealed_files_are_read_from_the_content_mirror(tmp_path, monkeypatch):
     g, p = _mirror_graph(), tmp_path / "m.t1c"
     ir.write(p, g)

@@ -638,3 +638,10 @@ def test_equality_across_types_and_hashing():
     assert make("ReLU") != "ReLU" and make("ReLU") != None  # noqa: E711
     with pytest.raises(TypeError):
         hash(make("ReLU"))
+
+
+def test_values_that_overflow_the_field_dtype_are_refused():
+    """1e300 in a float32 weight would silently become inf; an explicit inf stays what it is."""
+    with pytest.raises(PrimitiveError, match="Affine.weight.*overflow"):
+        ir.Affine(weight=np.full((2, 2), 1e300), bias=np.zeros(2, np.float32))
+    assert np.isinf(ir.Affine(weight=np.full((2, 2), np.inf), bias=np.zeros(2, np.float32)).weight).all()

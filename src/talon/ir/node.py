@@ -116,7 +116,8 @@ def _coerce(owner: str, name: str, spec: FieldSpec, value: Any) -> Any:
                 else:
                     arr = np.asarray(value, dtype=np.float64)
             else:
-                arr = np.asarray(value, dtype=np.dtype(spec.dtype))
+                with np.errstate(over="raise"):  # 1e300 into float32 would silently become inf
+                    arr = np.asarray(value, dtype=np.dtype(spec.dtype))
             return np.require(arr, requirements="C")  # keeps 0-d arrays 0-d, unlike ascontiguousarray
         if kind == INT:
             if isinstance(value, (bool, np.bool_)):
@@ -184,7 +185,7 @@ def _coerce(owner: str, name: str, spec: FieldSpec, value: Any) -> Any:
             return value
     except PrimitiveError:
         raise
-    except (TypeError, ValueError, OverflowError) as exc:
+    except (TypeError, ValueError, OverflowError, FloatingPointError) as exc:
         raise PrimitiveError(f"{where}: cannot convert {type(value).__name__} value: {exc}") from None
     raise AssertionError(f"unknown field kind {kind}")
 
