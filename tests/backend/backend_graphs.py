@@ -286,3 +286,57 @@ def build_skip_concat_rounding(seed: int = 2, taps: bool = False) -> ir.Graph:
     edges = [("inp", "cat"), ("inp", "conv"), ("conv", "cat"), ("cat", "up"), ("up", "sum"), ("sum", "cat2"), ("sum", "cat2"),
              ("cat2", "flat"), ("flat", "fc"), ("fc", "lif"), ("lif", "out")]  # fmt: skip
     return _tap(nodes, edges, taps)
+
+
+def build_delay_split_net(seed: int = 3) -> ir.Graph:
+    """inp (2, 12) -> Conv1d (groups 2, stride 1, dilation 2, padding 2) -> LIF -> Delay (per-element 0..5 steps)
+    -> HybridRegion -> ChannelSplit (channels 1 | 3) -> per chunk Flatten -> Affine -> LIF -> Output; and a
+    second strided Conv1d of the input joined to the first chunk by a residual-free path (its own Output):
+    the grid-preserving Delay/HybridRegion/ChannelSplit and Conv1d through the fpga kernels."""
+    rng = np.random.default_rng(seed)
+    delay = np.array([[0], [1], [3], [5]], np.int64)  # per channel, broadcast over the 12 positions
+    nodes = {
+        "inp": ir.Input(shape=(2, 12)),
+        "c1": ir.Conv1d(weight=rng.normal(0, 0.8, (4, 1, 3)).astype(np.float32), bias=rng.normal(0.2, 0.1, 4).astype(np.float32),
+                        padding=2, dilation=2, groups=2),
+        "lif1": lif_field((4, 12), threshold=0.4),
+        "dly": ir.Delay(delay=delay),
+        "hyb": ir.HybridRegion(mode="snn"),
+        "split": ir.ChannelSplit(split_sections=(1, 3), dim=0),
+        "fa": ir.Flatten(), "fb": ir.Flatten(),
+        "fca": dense(3, 12, rng, 0.5), "fcb": dense(3, 36, rng, 0.4),
+        "la": lif_field((3,), threshold=0.3), "lb": lif_field((3,), threshold=0.3, reset_mode="zero"),
+        "oa": ir.Output(), "ob": ir.Output(),
+        "c2": ir.Conv1d(weight=rng.normal(0, 0.6, (2, 2, 4)).astype(np.float32), bias=rng.normal(0, 0.1, 2).astype(np.float32), stride=3),
+        "lc": lif_field((2, 3), threshold=0.3), "oc": ir.Output(),
+    }  # fmt: skip
+    edges = [("inp", "c1"), ("c1", "lif1"), ("lif1", "dly"), ("dly", "hyb"), ("hyb", "split"), ("split", "fa"), ("split", "fb"),
+             ("fa", "fca"), ("fca", "la"), ("la", "oa"), ("fb", "fcb"), ("fcb", "lb"), ("lb", "ob"),
+             ("inp", "c2"), ("c2", "lc"), ("lc", "oc")]  # fmt: skip
+    return ir.Graph(nodes, edges)
+
+
+def sepconv(c: int, o: int, rng: np.random.Generator, k: int = 3, **kw) -> ir.SepConv2d:
+    """A SepConv2d C -> O with k x k depthwise and 1 x 1 pointwise N(0, 0.6) weights, N(0, 0.1) biases."""
+    return ir.SepConv2d(depthwise_weight=rng.normal(0, 0.6, (c, 1, k, k)).astype(np.float32), depthwise_bias=rng.normal(0, 0.1, c).astype(np.float32),
+                        pointwise_weight=rng.normal(0, 0.6, (o, c, 1, 1)).astype(np.float32), pointwise_bias=rng.normal(0, 0.1, o).astype(np.float32), **kw)  # fmt: skip
+
+
+def build_sepconv_split_net(seed: int = 4) -> ir.Graph:
+    """inp (2, 6, 6) -> SepConv2d (padding 1) -> LIF -> ChannelSplit along the last dimension (columns 2 | 4)
+    -> chunk 0: SepConv2d (stride 2, dilation 2, padding 2) -> LIF; chunk 1: Flatten -> Affine -> LIF;
+    each to an Output. SepConv2d's exact two-stage sum and a split that is not contiguous in memory."""
+    rng = np.random.default_rng(seed)
+    nodes = {
+        "inp": ir.Input(shape=(2, 6, 6)),
+        "sep1": sepconv(2, 3, rng, padding=(1, 1)),
+        "lif1": lif_field((3, 6, 6), threshold=0.4),
+        "split": ir.ChannelSplit(split_sections=(2, 4), dim=-1),
+        "sep2": sepconv(3, 2, rng, stride=(2, 2), padding=(2, 2), dilation=(2, 2)),  # (3, 6, 2) -> (2, 3, 1)
+        "la": lif_field((2, 3, 1), threshold=0.3),
+        "fb": ir.Flatten(), "fcb": dense(4, 72, rng, 0.3), "lb": lif_field((4,), threshold=0.3),
+        "oa": ir.Output(), "ob": ir.Output(),
+    }  # fmt: skip
+    edges = [("inp", "sep1"), ("sep1", "lif1"), ("lif1", "split"), ("split", "sep2"), ("split", "fb"), ("sep2", "la"), ("la", "oa"),
+             ("fb", "fcb"), ("fcb", "lb"), ("lb", "ob")]  # fmt: skip
+    return ir.Graph(nodes, edges)

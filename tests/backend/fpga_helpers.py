@@ -38,11 +38,12 @@ def top_source(project_dir: str | os.PathLike) -> str:
 
 def kernel_calls(top: str) -> dict[str, list[tuple[str, int]]]:
     """{identifier: [(kernel, LANES) of each of its kernel calls]} from a generated top: a node's section
-    starts with the declaration of its buffer b_<id>, and LANES is a kernel's last template argument."""
+    starts with the declaration of its buffer b_<id> (a ChannelSplit's: of its chunk buffers b_s<k>_<id>), and
+    LANES is a kernel's last template argument."""
     out: dict[str, list[tuple[str, int]]] = {}
     ident = None
     for line in top.splitlines():
-        m = re.match(r"    static int64_t b_(n_\w+)\[", line)
+        m = re.match(r"    static int64_t b_(?:s\d+_)?(n_\w+)\[", line)
         if m:
             ident = m.group(1)
         m = re.match(r"    (k_\w+)<([^>]*)>\(", line)

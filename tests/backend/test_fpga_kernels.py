@@ -15,7 +15,7 @@ from talon import ir
 from talon.backend import get_backend
 from talon.errors import BackendError
 
-from backend_graphs import build_odd_resample_net, build_resample_net, chained
+from backend_graphs import build_delay_split_net, build_odd_resample_net, build_resample_net, build_sepconv_split_net, chained
 from fpga_helpers import assert_hls4ml_output_is_the_simulators, assert_same_words, hls4ml_build, kernel_calls, needs_gxx, top_source
 
 
@@ -243,3 +243,71 @@ def test_hls4ml_conv_build_matches_the_fixed_point_simulator(fpga, tmp_path):
     y = model.predict(x[0].numpy().astype(np.float64).reshape(96, -1))  # TALON's (C, H, W) order in
     want = assert_hls4ml_output_is_the_simulators(y, sim, desc)
     assert len(np.unique(want)) > 10
+
+
+# -- Delay, HybridRegion, ChannelSplit, Conv1d, SepConv2d ------------------------------------------
+
+
+@needs_gxx
+def test_delay_hybrid_split_and_conv1d_are_bit_exact_over_100_steps(fpga, tmp_path):
+    rep = fpga.verify(build_delay_split_net(), _x((2, 12)), n_steps=100, work_dir=tmp_path)
+    assert rep.ok, rep.summary()
+    assert rep.n_steps == 100 and {"spikes/la", "spikes/lb", "spikes/lc", "outputs/oa", "outputs/ob"} <= set(rep.compared)
+    for n in ("lif1", "la", "lb", "lc"):
+        assert int(rep.csim.spikes[n].sum()) > 0, n
+    assert {"delay.h", "split.h", "conv2d.h", "copy.h"} <= set(os.listdir(tmp_path / "firmware" / "kernels"))
+    top = top_source(tmp_path)
+    # the ring holds max(delay) + 1 = 6 inputs of the 4 x 12 field, cleared on reset (sample 2 starts clean)
+    assert "static int64_t dl_n_dly[6][48];" in top and "dl_n_dly[s][k] = 0;" in top
+    assert "k_split<1, 12, 48, 0, " in top and "k_split<1, 36, 48, 12, " in top
+    # the delays matter: without them (all 0) lb, fed by channels 1, 3 and 5 steps late, spikes otherwise
+    g0 = build_delay_split_net()
+    g0.nodes["dly"] = ir.Delay(delay=np.zeros((4, 1), np.int64))
+    sim0 = get_backend("cpu").simulate(g0, _x((2, 12)), n_steps=100, mode="fixed", record=True)
+    assert not np.array_equal(sim0.spikes["lb"].numpy(), rep.csim.spikes["lb"])
+
+
+@needs_gxx
+def test_sepconv2d_and_strided_split_are_bit_exact_over_100_steps(fpga, tmp_path):
+    x = _x((2, 6, 6), seed=5, scale=2.0) - 0.4
+    rep = fpga.verify(build_sepconv_split_net(), x, n_steps=100, work_dir=tmp_path)
+    assert rep.ok, rep.summary()
+    for n in ("lif1", "la", "lb"):
+        assert int(rep.csim.spikes[n].sum()) > 0, n
+    top = top_source(tmp_path)
+    # dim -1 of (3, 6, 6): rows of 6, columns [0, 2) and [2, 6)
+    assert "k_split<18, 2, 6, 0, " in top and "k_split<18, 4, 6, 2, " in top
+    assert "static int64_t z_n_sep2[9];" in top  # C x Ho x Wo = 3 x 3 x 1 exact depthwise words of the strided, dilated stage
+    # one saturation and rounding at the end: the depthwise stage is never rounded (acc_frac = f_in + f_dw + f_pw)
+    p = rep.simulation.fixed_point.nodes["sep1"]
+    assert p.acc_frac == p.in_formats[0].frac + p.fracs["depthwise_weight"] + p.fracs["pointwise_weight"]
+
+
+def test_estimates_of_delay_split_and_sepconv_follow_the_kernels(fpga, tmp_path):
+    g = build_sepconv_split_net()
+    e = fpga.estimate(g, "zynq7020", reuse_factor=4)
+    by = {x.name: x for x in e.layers}
+    # SepConv2d: C*Ho*Wo*kh*kw depthwise + O*Ho*Wo*C pointwise MACs, two loops at the same lanes
+    dw, pw = 2 * 36 * 9, 3 * 36 * 2
+    assert by["sep1"].work == dw + pw and by["sep1"].lanes == (dw + pw) // 4
+    assert by["sep1"].cycles == -(-dw // by["sep1"].lanes) + -(-pw // by["sep1"].lanes) + 5
+    # ChannelSplit copies its whole (3, 6, 6) input, one loop per chunk (36 and 72 elements)
+    assert by["split"].work == 108 and by["split"].lanes == 27 and by["split"].cycles == 2 + 3 + 2
+    e2 = fpga.estimate(build_delay_split_net(), "zynq7020", reuse_factor=4)
+    d = {x.name: x for x in e2.layers}["dly"]
+    # ring 6 x 48 x 8 bits and 48 3-bit delays as LUTRAM, on top of the element-wise lanes
+    assert d.work == 48 and d.lanes == 12 and d.lut == 12 * 8 + 100 + 6 * 48 * 8 // 64 + -(-48 * 3 // 64)
+    # the generated kernels run exactly the estimate's lanes
+    prj = fpga.compile(g, tmp_path, n_steps=5, reuse_factor=4)
+    calls = kernel_calls(top_source(prj.path))
+    lanes = {x.name: x.lanes for x in prj.estimates.layers}
+    for n in ("sep1", "split", "sep2"):
+        assert calls[prj.manifest["identifiers"][n]] and all(l == lanes[n] for _, l in calls[prj.manifest["identifiers"][n]]), n
+
+
+def test_a_loop_carried_by_a_delay_stays_refused(fpga, tmp_path):
+    """Fixed mode refuses it (the Delay's format would be its own input's), so there is nothing to verify against."""
+    g = ir.Graph({"inp": ir.Input(shape=(3,)), "res": ir.Skip(skip_type="residual"), "d": ir.Delay(delay=np.array([1])), "out": ir.Output()},
+                 [("inp", "res"), ("res", "d"), ("d", "res"), ("d", "out")])  # fmt: skip
+    with pytest.raises(BackendError, match="carried by 'd' \\(Delay\\)"):
+        fpga.compile(g, tmp_path, n_steps=3)

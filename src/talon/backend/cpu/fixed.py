@@ -417,6 +417,10 @@ def plan_fixed_point(graph: Graph, calibration: Calibration, config: FixedPointC
         elif t in GRID_PRESERVING or (t == "ReLU" and node.negative_slope == 0.0) or (t == "Skip" and node.skip_type == "passthrough"):
             fmt = in_fmts[0]
             plans[name] = NodePlan(name, t, "pass", fmt, in_fmts)
+            if t == "Delay":
+                # not a rule, a record: hardware needs the per-element delays (whole steps, an integer array
+                # field that the descriptor carries only through the plan's integers)
+                plans[name].ints["delay"], plans[name].fracs["delay"] = np.asarray(node.delay, np.int64), 0
             new_nodes[name] = node
         elif t in REQUANTIZING:
             ints, fracs, changes = {}, {}, {}

@@ -34,6 +34,9 @@ The model (one place, documented, deliberately simple):
   row sit in separate banks; where a flattened loop crosses a row whose length is not a multiple of
   the banks, two of its lanes can meet in one bank, and HLS may then miss II = 1 (results are unchanged;
   the estimate assumes II = 1).
+  SepConv2d runs two loops at the same lanes (C*Ho*Wo*kh*kw depthwise, O*Ho*Wo*C pointwise) with its exact
+  depthwise words in a C*Ho*Wo buffer between them; ChannelSplit one loop per chunk over its whole input;
+  Delay one loop of N with a ring of (max(delay) + 1) x N words.
   Multi-input nodes run one such loop per input: Concat/Skip(concatenate) one per input's part,
   residual Skip one per input plus the rounding pass, a neuron one alignment pass per input (above).
 """
@@ -50,6 +53,7 @@ from talon.backend.fpga.names import c_string
 from talon.backend.fpga.parts import PartPreset
 from talon.errors import BackendError
 from talon.ir.node import get_node_class
+from talon.sdk.fixed_point import exact_sum_bits
 
 MODEL = "talon-fpga-estimate-v2 (docs/fpga.md): cycles = ceil(work/lanes) + depth per layer, summed; lanes = ceil(work/R)"
 
@@ -145,6 +149,36 @@ def aligned_fraction(nd: dict) -> int:
     return max([int(state[1])] + [int(f) for _, f in nd["in_formats"]])
 
 
+def split_chunks(nd: dict) -> list[tuple[int, int, int, int]]:
+    """ChannelSplit (node dict of a descriptor): (OUTER, INNER, TOTAL, OFFSET) of each chunk, in section order,
+    the row-major (OUTER, TOTAL) view of the input around the split dimension that hls.py's k_split copies
+    from (chunk k goes to the split's k-th outgoing edge, like the bridge's ChannelSplitRuntime)."""
+    shape = [int(v) for v in nd["input_shapes"][0]]
+    d = int(nd["params"].get("dim", 0)) % len(shape)
+    outer, row = int(np.prod(shape[:d], dtype=np.int64)), int(np.prod(shape[d + 1 :], dtype=np.int64))
+    out, off = [], 0
+    for sec in nd["params"]["split_sections"]:
+        out.append((outer, int(sec) * row, shape[d] * row, off * row))
+        off += int(sec)
+    return out
+
+
+def delay_length(desc: HardwareDescriptor, name: str) -> int:
+    """LEN of a Delay's ring buffer: max(delay) + 1 steps (the bridge's DelayRuntime history length)."""
+    d = np.asarray(desc.arrays[f"{name}/delay"])
+    return int(d.max()) + 1 if d.size else 1
+
+
+def sepconv_z_bits(desc: HardwareDescriptor, nd: dict) -> int:
+    """Width of a SepConv2d's exact depthwise word Z (sum of kh*kw products plus the depthwise bias, never
+    rounded): the exact-sum rule of the depthwise stage, or the bias word (bias_bits, at most acc_bits)
+    plus a carry when that is wider."""
+    dw = desc.arrays[f"{nd['name']}/depthwise_weight"]
+    wb = int(nd["attrs"].get("weight_bits", 8))
+    bias = min(int(desc.meta["fixed_point"]["bias_bits"]), int(nd["acc_bits"]))
+    return max(exact_sum_bits(int(nd["in_formats"][0][0]), wb, int(dw.shape[2] * dw.shape[3])), bias + 1)
+
+
 def _layers(desc: HardwareDescriptor, preset: PartPreset, R: int) -> list[LayerEstimate]:
     nodes = desc.nodes
     dsp_a, dsp_b = (27, 18) if "zu" in preset.part else (25, 18)
@@ -155,7 +189,27 @@ def _layers(desc: HardwareDescriptor, preset: PartPreset, R: int) -> list[LayerE
         shape = nd["output_shape"] or []
         N = int(np.prod(shape)) if shape else 1
         dsp = bram = lut = 0
-        if kind == "synaptic":
+        if t == "SepConv2d":
+            # two loops (depthwise, then pointwise over the exact Z buffer) at the same lanes, like k_sepconv2d
+            DW, PW = desc.arrays[f"{name}/depthwise_weight"], desc.arrays[f"{name}/pointwise_weight"]
+            O, HO, WO = (int(v) for v in shape)
+            C = int(DW.shape[0])
+            dw_work, pw_work = C * HO * WO * int(DW.shape[2] * DW.shape[3]), O * HO * WO * C
+            wb, zb = int(nd["attrs"].get("weight_bits", 8)), sepconv_z_bits(desc, nd)
+            work = dw_work + pw_work
+            lanes = max(1, math.ceil(work / R))
+            cycles = math.ceil(dw_work / lanes) + math.ceil(pw_work / lanes) + 5
+            # a lane's multiplier must take the wider pointwise product, W x Z (Z is never binary spikes)
+            hi, lo = max(wb, zb), min(wb, zb)
+            if wb * zb <= 32:
+                lut += lanes * (wb * zb // 2 + int(nd["acc_bits"]))
+            else:
+                dsp += lanes * math.ceil(hi / dsp_a) * math.ceil(lo / dsp_b)
+                lut += lanes * int(nd["acc_bits"])
+            b1, l1 = _bram(int(DW.size + PW.size) * wb, lanes, wb)
+            b2, l2 = _bram(C * HO * WO * zb, lanes, zb)  # the Z buffer between the loops
+            bram, lut = b1 + b2, lut + l1 + l2 + 100
+        elif kind == "synaptic":
             W = desc.arrays.get(f"{name}/weight")
             if W is None:  # Scale: one factor per element, a fan-in of one
                 W = np.broadcast_to(desc.arrays[f"{name}/scale"], tuple(shape)).reshape(N, 1)
@@ -204,15 +258,24 @@ def _layers(desc: HardwareDescriptor, preset: PartPreset, R: int) -> list[LayerE
             cycles = math.ceil(work / lanes) + 3
             lut = lanes * 2 * int(nd["out_format"][0]) + 100
         else:
+            if t == "ChannelSplit":  # copies its whole input, one loop per chunk (output_shape is chunk 0's only)
+                N = int(np.prod(nd["input_shapes"][0]))
             work = N
             lanes = max(1, math.ceil(N / R))
-            if t == "Concat" or (t == "Skip" and nd["params"].get("skip_type") == "concatenate"):  # one loop per input part
+            if t == "ChannelSplit":
+                cycles = sum(math.ceil(outer * inner / lanes) for outer, inner, _, _ in split_chunks(nd)) + 2
+            elif t == "Concat" or (t == "Skip" and nd["params"].get("skip_type") == "concatenate"):  # one loop per input part
                 cycles = sum(math.ceil(int(np.prod(s)) / lanes) for s in nd["input_shapes"]) + 2
             elif t == "Skip" and kind == "requant":  # residual: one aligning pass per input, one rounding pass
                 cycles = (len(nd["inputs"]) + 1) * math.ceil(N / lanes) + 2
             else:
                 cycles = math.ceil(N / lanes) + 2
             lut = lanes * int(nd["out_format"][0]) + (100 if t != "Input" else 20)
+            if t == "Delay":  # the ring of LEN x N words (static state) and the per-element delays
+                ln, ob = delay_length(desc, name), int(nd["out_format"][0])
+                b1, l1 = _bram(ln * N * ob, lanes, ob)
+                b2, l2 = _bram(N * ln.bit_length(), lanes, ln.bit_length())
+                bram, lut = b1 + b2, lut + l1 + l2
         out.append(LayerEstimate(name, t, work, lanes, cycles, dsp, bram, lut))
     return out
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from talon.backend.descriptor import HardwareDescriptor, smallest_int_dtype
 from talon.backend.fpga import kernels as K
-from talon.backend.fpga.estimate import align_passes, aligned_fraction
+from talon.backend.fpga.estimate import align_passes, aligned_fraction, delay_length, sepconv_z_bits, split_chunks
 from talon.backend.fpga.names import c_identifiers, c_string
 from talon.backend.fpga.parts import PartPreset, resolve_part
 from talon.errors import BackendError
@@ -30,7 +30,7 @@ _CTYPE = {"int8": "int8_t", "int16": "int16_t", "int32": "int32_t", "int64": "in
 _MODES = {"none": 0, "subtract": 1, "zero": 2, "zero_post": 3}
 SUPPORTED = ("Input", "Affine", "Linear", "SpikingAffine", "Conv2d", "MaxPool2d", "AvgPool2d", "SumPool2d", "ReLU",
              "Threshold", "Flatten", "Output", "Dropout", "Skip", "Concat", "Upsample", "LIF", "IF", "CubaLIF", "LI",
-             "Integrator", "Scale")  # fmt: skip
+             "Integrator", "Scale", "Conv1d", "SepConv2d", "ChannelSplit", "Delay", "HybridRegion")  # fmt: skip
 #: `static` array declarations in generated code: name and dimensions (what the partition pragmas apply to)
 _DECL = re.compile(r"static (?:const )?\w+ (\w+)((?:\[\d+\])+)")
 
@@ -153,6 +153,16 @@ def generate(desc: HardwareDescriptor, out_dir: str | os.PathLike, *, part: str 
     typedefs: list[str] = []
     ports_in, ports_out, taps_spk, taps_mem = [], [], [], []
 
+    # Which output of its source each edge carries (the IR's Graph.edge_output_index rule): a node fed by
+    # chunk k of a ChannelSplit reads that chunk's buffer b_s<k>_<id> ("b_s..." never equals "b_n_...").
+    seen: dict[str, int] = {}
+    edge_src: dict[str, list[str]] = {n: [] for n in order}
+    for s_, d_ in desc.meta["edges"]:
+        k_ = seen.get(s_, 0)
+        seen[s_] = k_ + 1
+        if d_ in edge_src:
+            edge_src[d_].append(f"s{k_}_{ids[s_]}" if nodes[s_]["type"] == "ChannelSplit" else ids[s_])
+
     def kernel(k: str) -> None:
         if k not in used_kernels:
             used_kernels.append(k)
@@ -170,7 +180,7 @@ def generate(desc: HardwareDescriptor, out_dir: str | os.PathLike, *, part: str 
         # step (docs/fixed_point.md section 3, "Recurrent loops"), copied at the end of each step and
         # cleared on reset. "b_p_..." never equals a node buffer "b_n_...".
         late = set(nd.get("delayed_inputs", []))
-        ins = [("p_" if k in late else "") + ids[p] for k, p in enumerate(nd["inputs"])]
+        ins = [("p_" if k in late else "") + src for k, src in enumerate(edge_src[n])]
         for k in sorted(late):
             src = nd["inputs"][k]
             if src not in prev_bufs:
@@ -183,8 +193,10 @@ def generate(desc: HardwareDescriptor, out_dir: str | os.PathLike, *, part: str 
         buf = f"b_{i}"
         L = lanes[n]
         body_start, state_start = len(body), len(state_decl)
-        body.append(f"    // {c_string(n)}: {t} ({kind}), out Q{ob}.{of}, shape {list(shape)}, {L} lanes")
-        body.append(f"    static int64_t {buf}[{N}];")
+        shape_note = f"chunks of {list(in_shapes[0])}" if t == "ChannelSplit" else f"shape {list(shape)}"  # output_shape is chunk 0's
+        body.append(f"    // {c_string(n)}: {t} ({kind}), out Q{ob}.{of}, {shape_note}, {L} lanes")
+        if t != "ChannelSplit":  # a split writes one buffer per chunk instead
+            body.append(f"    static int64_t {buf}[{N}];")
         wlines: list[str] = []
         if t == "Input":
             typedefs.append(f"typedef TALON_PORT_T({ob}, {of}) {i}_in_t;")
@@ -196,15 +208,43 @@ def generate(desc: HardwareDescriptor, out_dir: str | os.PathLike, *, part: str 
             wlines.append(_c_array(f"w_{i}", np.broadcast_to(np.asarray(arr(n, "scale")), shape).reshape(-1)))
             body.append(f"    k_scale<{N}, {nd['acc_bits']}, {int(nd['acc_frac']) - of}, {ob}, {L}>(b_{ins[0]}, w_{i}, {buf});")
         elif kind == "synaptic":
-            W = arr(n, "weight")
-            B = arr(n, "bias")
-            if B is None:
-                B = np.zeros(W.shape[0], np.int64)
             ib = nd["in_formats"][0][0]
             shift = int(nd["acc_frac"]) - of
-            wlines.append(_c_array(f"w_{i}", W))
-            wlines.append(_c_array(f"bias_{i}", B))
-            if t in ("Affine", "Linear", "SpikingAffine"):
+            W = arr(n, "weight")
+            if W is not None:  # SepConv2d has its two pairs of constants instead
+                B = arr(n, "bias")
+                if B is None:
+                    B = np.zeros(W.shape[0], np.int64)
+                wlines.append(_c_array(f"w_{i}", W))
+                wlines.append(_c_array(f"bias_{i}", B))
+            if t == "SepConv2d":
+                kernel("sepconv2d")
+                p = nd["params"]
+                DW, DB, PW, PB = (arr(n, k) for k in ("depthwise_weight", "depthwise_bias", "pointwise_weight", "pointwise_bias"))
+                C, H, Wd = in_shapes[0]
+                O, HO, WO = shape
+                KH, KW = int(DW.shape[2]), int(DW.shape[3])
+                wb = int(nd["attrs"].get("weight_bits", 16))
+                zb = sepconv_z_bits(desc, nd)
+                _check_wide_sum(n, ib, wb, KH * KW)
+                _check_wide_sum(n, zb, wb, C)  # the pointwise stage sums W x Z, Z exact
+                wlines[:] = [_c_array(f"dw_{i}", DW), _c_array(f"db_{i}", np.zeros(C, np.int64) if DB is None else DB),
+                             _c_array(f"pw_{i}", PW), _c_array(f"pb_{i}", np.zeros(O, np.int64) if PB is None else PB)]  # fmt: skip
+                (sh, sw), (ph, pw), (dh, dw) = p["stride"], p["padding"], p.get("dilation", [1, 1])
+                body.append(f"    static int64_t z_{i}[{C * HO * WO}];  // exact depthwise sums of {c_string(n)}")
+                body.append(f"    k_sepconv2d<{C}, {H}, {Wd}, {O}, {KH}, {KW}, {sh}, {sw}, {ph}, {pw}, {dh}, {dw}, {HO}, {WO}, "
+                            f"{nd['acc_bits']}, {shift}, {ob}, {L}>(b_{ins[0]}, dw_{i}, db_{i}, pw_{i}, pb_{i}, z_{i}, {buf});")  # fmt: skip
+            elif t == "Conv1d":  # Conv2d's kernel on a (C, 1, L) image with (1, K) windows: one source of the rule
+                kernel("conv2d")
+                p = nd["params"]
+                C, Ln = in_shapes[0]
+                O, Cg, KW = W.shape
+                _check_wide_sum(n, ib, int(nd["attrs"].get("weight_bits", 16)), Cg * KW)
+                _, LO = shape
+                wlines[0] = _c_array(f"w_{i}", W, (O, Cg, 1, KW))
+                body.append(f"    k_conv2d<{C}, 1, {Ln}, {O}, 1, {KW}, 1, {int(p['stride'])}, 0, {int(p['padding'])}, 1, {int(p['dilation'])}, "
+                            f"{int(p.get('groups', 1))}, 1, {LO}, {nd['acc_bits']}, {shift}, {ob}, {L}>(b_{ins[0]}, w_{i}, bias_{i}, {buf});")  # fmt: skip
+            elif t in ("Affine", "Linear", "SpikingAffine"):
                 kernel("affine")
                 n_out, n_in = W.shape
                 _check_wide_sum(n, ib, int(nd["attrs"].get("weight_bits", 16)), n_in)
@@ -292,7 +332,22 @@ def generate(desc: HardwareDescriptor, out_dir: str | os.PathLike, *, part: str 
             for src, f in zip(ins, fr):
                 body.append(f"    k_align_add<{N}, {F - f}, {L}>(b_{src}, acc_{i});")
             body.append(f"    k_requant<{N}, {F - of}, {ob}, {L}>(acc_{i}, {buf});")
-        elif kind == "pass":  # Flatten, Output, Dropout, Skip(passthrough)
+        elif t == "ChannelSplit":  # grid-preserving: chunk k of the input into b_s<k>_<id>, read by the k-th out-edge
+            kernel("split")
+            for k, (outer, inner, total, off) in enumerate(split_chunks(nd)):
+                body.append(f"    static int64_t b_s{k}_{i}[{outer * inner}];")
+                body.append(f"    k_split<{outer}, {inner}, {total}, {off}, {L}>(b_{ins[0]}, b_s{k}_{i});")
+        elif t == "Delay":  # grid-preserving: the input of `delay` steps ago, from a ring of static state
+            kernel("delay")
+            ln = delay_length(desc, n)
+            wlines.append(_c_array(f"d_{i}", np.broadcast_to(np.asarray(arr(n, "delay")), shape).reshape(-1)))
+            state_decl.append(f"    static int64_t dl_{i}[{ln}][{N}];  // the last {ln} inputs of {c_string(n)} (ring)")
+            state_decl.append(f"    static int dh_{i} = 0;  // ring slot of this step's input")
+            reset_lines.append(f"        for (int s = 0; s < {ln}; ++s) for (int k = 0; k < {N}; ++k) dl_{i}[s][k] = 0;")
+            reset_lines.append(f"        dh_{i} = 0;")
+            body.append(f"    k_delay<{N}, {ln}, {L}>(b_{ins[0]}, dl_{i}, dh_{i}, d_{i}, {buf});")
+            body.append(f"    dh_{i} = (dh_{i} + 1) % {ln};")
+        elif kind == "pass":  # Flatten, Output, Dropout, HybridRegion, Skip(passthrough)
             kernel("copy")
             body.append(f"    k_copy<{N}, {L}>(b_{ins[0]}, {buf});")
         elif kind == "neuron":
@@ -360,7 +415,7 @@ def generate(desc: HardwareDescriptor, out_dir: str | os.PathLike, *, part: str 
         for decl in wlines + body[body_start:] + state_decl[state_start:]:
             for var, dims in _DECL.findall(decl):
                 shp = tuple(int(x) for x in re.findall(r"\d+", dims))
-                body.extend(partition_pragmas(var, shp, buf_lanes[n] if var == buf else L))
+                body.extend(partition_pragmas(var, shp, buf_lanes[n] if var == buf or var.startswith("b_s") else L))
         if wlines:
             rel = f"firmware/weights/{i}.h"
             guard = f"TALON_W_{i.upper()}_H"
