@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from talon.errors import BackendError
+from talon.errors import BackendError, TalonError
 
 
 @dataclass(frozen=True)
@@ -285,3 +285,16 @@ class ProfileResult:
         return "\n".join(lines)
 
     __str__ = summary
+
+
+def load_graph(graph: Any) -> Any:
+    """A talon.ir.Graph, or the graph read from a .t1c path: what every backend entry point accepts.
+    Failures other than TalonError (a wrong type, say) become a BackendError naming the argument."""
+    from talon.sdk import as_graph
+
+    try:
+        return as_graph(graph)
+    except TalonError:
+        raise
+    except Exception as exc:
+        raise BackendError(f"cannot use {graph!r} as a graph: {exc}") from None

@@ -6,28 +6,16 @@ from typing import Any
 
 import numpy as np
 
-from talon.backend.base import Backend, Capabilities, ProfileResult, SimulationResult
+from talon.backend.base import Backend, Capabilities, load_graph, ProfileResult, SimulationResult
 from talon.backend.cpu.fixed import FixedPointConfig, FixedPointPlan, plan_fixed_point
 from talon.backend.cpu.profiler import LatencyModel, add_noc, noc_record_names, profile_run, resolve_mapping
 from talon.backend.cpu.simulator import plan_for, simulate_graph
 from talon.backend.descriptor import HardwareDescriptor, smallest_int_dtype
 from talon.backend.energy import EnergyPreset
-from talon.errors import BackendError, TalonError
+from talon.errors import BackendError
 from talon.ir import Graph
 
 __all__ = ["CPUBackend", "FixedPointConfig", "FixedPointPlan", "LatencyModel", "plan_fixed_point"]
-
-
-def _graph(graph: Any) -> Graph:
-    """A Graph, or the graph read from a .t1c path."""
-    from talon.sdk import as_graph
-
-    try:
-        return as_graph(graph)
-    except TalonError:
-        raise
-    except Exception as exc:
-        raise BackendError(f"cannot use {graph!r} as a graph: {exc}") from None
 
 
 class CPUBackend(Backend):
@@ -71,7 +59,7 @@ class CPUBackend(Backend):
         """
         self.check_mode(mode)
         return simulate_graph(
-            _graph(graph), inputs, n_steps, mode, record,
+            load_graph(graph), inputs, n_steps, mode, record,
             fixed_config=fixed_config, calibration_inputs=calibration_inputs, compare=compare,
             chunk_steps=chunk_steps, progress=progress, batch_time=batch_time, backend=self.name,
         )  # fmt: skip
@@ -96,7 +84,7 @@ class CPUBackend(Backend):
         stored in the graph, if any) adds network-on-chip hop energy and latency. docs/energy.md derives
         every number."""
         self.check_mode(mode)
-        g = _graph(graph)
+        g = load_graph(graph)
         mp = resolve_mapping(g, mapping)
         sim = simulation
         if sim is None:
@@ -137,7 +125,7 @@ class CPUBackend(Backend):
         # Validation, the calibration run's executor and shape inference write inferred shapes onto the
         # graph's nodes: work on a private copy so the caller's graph is left exactly as it was (a graph
         # read from a path is already private).
-        g = graph.copy() if isinstance(graph, Graph) else _graph(graph)
+        g = graph.copy() if isinstance(graph, Graph) else load_graph(graph)
         g.validate()
         for name, node in g.nodes.items():  # refuse a non-finite field before the calibration run
             scalar_params(name, node)

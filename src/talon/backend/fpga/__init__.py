@@ -17,13 +17,13 @@ from typing import Any
 
 import numpy as np
 
-from talon.backend.base import Backend, Capabilities
+from talon.backend.base import Backend, Capabilities, load_graph
 from talon.backend.descriptor import HardwareDescriptor
 from talon.backend.fpga.csim import AP_TYPES_HINT, CSimResult, find_ap_types, find_compiler, run_csim
 from talon.backend.fpga.estimate import Estimates, estimate_descriptor
 from talon.backend.fpga.hls import MANIFEST, SUPPORTED, FPGAProject, generate
 from talon.backend.fpga.parts import PARTS, PartPreset, resolve_part
-from talon.errors import BackendError, TalonError
+from talon.errors import BackendError
 
 __all__ = [
     "CSimResult", "Estimates", "FPGABackend", "FPGAProject", "PARTS", "PartPreset", "VerifyResult",
@@ -67,17 +67,6 @@ class VerifyResult:
     __str__ = summary
 
 
-def _graph(graph: Any):
-    from talon.sdk._load import as_graph
-
-    try:
-        return as_graph(graph)
-    except TalonError:
-        raise
-    except Exception as exc:
-        raise BackendError(f"cannot use {graph!r} as a graph: {exc}") from None
-
-
 def _is_project_dir(x: Any) -> bool:
     return isinstance(x, (str, os.PathLike)) and os.path.isfile(os.path.join(os.fspath(x), MANIFEST))
 
@@ -101,7 +90,7 @@ class FPGABackend(Backend):
             return graph
         from talon.backend.registry import get_backend
 
-        return get_backend("cpu").compile(_graph(graph), fixed_config=fixed_config, calibration_inputs=calibration_inputs, n_steps=n_steps)
+        return get_backend("cpu").compile(load_graph(graph), fixed_config=fixed_config, calibration_inputs=calibration_inputs, n_steps=n_steps)
 
     def compile(
         self,
@@ -191,7 +180,7 @@ class FPGABackend(Backend):
         from talon.backend.compile import build_descriptor
         from talon.backend.registry import get_backend
 
-        g = _graph(graph)
+        g = load_graph(graph)
         shapes = {n: tuple(g.nodes[n].shape) for n in g.input_names}
         if n_steps is None:  # the length of a sequence input, else 100
             n_steps = None if _sequences_len(inputs, shapes) else 100
