@@ -352,6 +352,7 @@ def test_write_and_read_from_an_atexit_handler(tmp_path):
                      [("input", "fc"), ("fc", "output")])
         def save():
             ir.write({str(tmp_path / "exit.t1c")!r}, g)
+            ir.write({str(tmp_path / "exit.t1c")!r}, g)  # over the first: the replaced file is closed here and now
             assert ir.read({str(tmp_path / "exit.t1c")!r}) == g
             print("saved and read")
         atexit.register(save)
@@ -1161,6 +1162,97 @@ def test_write_to_a_missing_folder(tmp_path):
         ir.write(tmp_path / "missing" / "model.t1c", _small_graph())
     assert info.type is TalonFormatError and "missing" in str(info.value)
     assert list(tmp_path.iterdir()) == []
+
+
+def _fsync_log(monkeypatch) -> list[str]:
+    """Record fsync calls (on a file or a folder) and renames, in order."""
+    import stat as stat_mod
+
+    log: list[str] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        log.append("fsync folder" if stat_mod.S_ISDIR(os.fstat(fd).st_mode) else "fsync file")
+        real_fsync(fd)
+
+    def replace(src, dst):
+        log.append("rename")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    return log
+
+
+def test_durable_write_flushes_the_file_before_the_rename_and_the_folder_after(tmp_path, monkeypatch):
+    log = _fsync_log(monkeypatch)
+    path, g = tmp_path / "model.t1c", _small_graph(v=1)
+    ir.write(path, g)
+    assert log == ["rename"]  # the default, like numpy.save: no flush
+    log.clear()
+    ir.write(path, _small_graph(v=2), durable=True)
+    expected = ["fsync file", "rename"] + (["fsync folder"] if os.name == "posix" else [])
+    assert log == expected
+    assert ir.read(path).metadata == {"v": 2}
+
+
+def test_durable_nir_write_flushes_too(tmp_path, monkeypatch):
+    pytest.importorskip("nir")
+    log = _fsync_log(monkeypatch)
+    g = _small_graph()
+    ir.write(tmp_path / "model.nir", g, durable=True)
+    assert log[:2] == ["fsync file", "rename"]
+    assert list(ir.read(tmp_path / "model.nir").nodes) == list(g.nodes)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="folders are flushed on POSIX only")
+def test_durable_write_reports_a_folder_that_cannot_be_flushed(tmp_path, monkeypatch):
+    import stat as stat_mod
+
+    real_fsync = os.fsync
+
+    def fsync(fd):
+        if stat_mod.S_ISDIR(os.fstat(fd).st_mode):
+            raise OSError(5, "Input/output error")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    path, g = tmp_path / "model.t1c", _small_graph()
+    with pytest.raises(TalonError) as info:
+        ir.write(path, g, durable=True)
+    assert info.type is TalonFormatError
+    assert "was written" in str(info.value) and "power cut" in str(info.value)
+    assert ir.read(path) == g  # the rename happened; only its durability is in doubt
+    assert [p.name for p in tmp_path.iterdir()] == ["model.t1c"]
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc to list open files")
+def test_replaced_files_are_released(tmp_path):
+    """The writer holds the file it replaces open across the rename; it must close it afterwards."""
+    from talon.ir import _atomic
+
+    path = tmp_path / "model.t1c"
+    for i in range(5):
+        ir.write(path, _small_graph(i=i))
+    if _atomic._releaser is not None:
+        _atomic._releaser.submit(lambda: None).result()  # the closes queued before it are done
+    held = [os.readlink(f"/proc/self/fd/{fd}") for fd in os.listdir("/proc/self/fd") if os.path.islink(f"/proc/self/fd/{fd}")]
+    assert not [h for h in held if str(tmp_path) in h], held
+    assert ir.read(path).metadata == {"i": 4}
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
+def test_writing_over_a_fifo_or_a_symlink_replaces_it(tmp_path):
+    """Only a regular file is held open before it is replaced: opening a FIFO could block forever."""
+    fifo, link, real = tmp_path / "pipe.t1c", tmp_path / "link.t1c", tmp_path / "real.t1c"
+    os.mkfifo(fifo)
+    ir.write(fifo, _small_graph(k="fifo"))
+    ir.write(real, _small_graph(k="real"))
+    link.symlink_to(real)
+    ir.write(link, _small_graph(k="link"))
+    assert fifo.is_file() and ir.read(fifo).metadata == {"k": "fifo"}
+    assert not link.is_symlink() and ir.read(link).metadata == {"k": "link"}
+    assert ir.read(real).metadata == {"k": "real"}  # os.replace replaces the link, not what it points to
 
 
 def test_write_relative_path_in_cwd(tmp_path, monkeypatch):

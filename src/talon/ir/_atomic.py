@@ -1,22 +1,45 @@
-"""Atomic file replacement shared by every writer of model files (.t1c, .nir)."""
+"""Atomic file replacement shared by every writer of model files (.t1c, .nir).
+
+A model is written to a temporary file in the target's folder and renamed over the target, so a reader
+(or a crash of this process) only ever sees the old file or the complete new one.
+
+Two costs of renaming over a file on Linux are kept off the caller's time, and one guarantee is made
+explicit instead of accidental:
+
+* ext4's `auto_da_alloc` starts writing back the new file's delayed-allocation pages inside `rename`
+  (10-20 ms per 40 MB on a virtual disk). Reserving the temporary file's blocks before the rename
+  (`posix_fallocate`) leaves it nothing to do; the kernel writes the data back in its own time, as it
+  does for `numpy.save` or `torch.save`.
+* The replaced file's blocks are freed when its last reference goes. The writer holds the old file open
+  across the rename and closes it on a worker thread, so the caller does not wait for that.
+* `durable=True` makes the replacement survive a power cut: the new file is fsync'ed before the rename
+  and the folder after it, on every file system (ext4's heuristic is neither portable nor a guarantee).
+"""
 
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
 from talon.errors import TalonError, TalonFormatError
 
+_releaser: ThreadPoolExecutor | None = None
+_releaser_lock = threading.Lock()
+
 
 @contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+def atomic_path(path: str | os.PathLike, *, durable: bool = False) -> Iterator[Path]:
     """Yield a temporary path in the target's folder; rename it over `path` when the block succeeds.
 
     On any failure the temporary file is removed, a file already at `path` is left untouched, and
-    errors other than TalonError become TalonFormatError naming the path.
+    errors other than TalonError become TalonFormatError naming the path. With `durable`, the data and
+    the rename are on stable storage when the block exits.
     """
     target = Path(path)
     folder = target.parent if str(target.parent) else Path(".")
@@ -26,7 +49,13 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp)
-        os.replace(tmp, target)
+        _settle(tmp, durable)
+        old = _hold_replaced(target)
+        try:
+            os.replace(tmp, target)
+        finally:
+            if old is not None:
+                _release(old)
     except BaseException as exc:
         try:
             os.unlink(tmp)
@@ -35,3 +64,60 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         if isinstance(exc, TalonError) or not isinstance(exc, Exception):
             raise
         raise TalonFormatError(f"cannot write {str(target)!r}: {type(exc).__name__}: {exc}") from exc
+    if durable:
+        try:
+            _fsync_folder(folder)
+        except OSError as exc:
+            raise TalonFormatError(f"{str(target)!r} was written, but flushing its folder {str(folder)!r} to disk failed "
+                                   f"({exc}); the new file may not survive a power cut") from exc
+
+
+def _settle(tmp: str, durable: bool) -> None:
+    """Make the finished temporary file ready to be renamed: on disk (durable), or fully allocated."""
+    fd = os.open(tmp, os.O_RDWR)
+    try:
+        if durable:
+            os.fsync(fd)
+            return
+        try:
+            os.posix_fallocate(fd, 0, os.fstat(fd).st_size)
+        except (OSError, AttributeError):
+            pass  # no fallocate (file system, or macOS/Windows): nothing to settle
+    finally:
+        os.close(fd)
+
+
+def _hold_replaced(target: Path) -> int | None:
+    """A read-only descriptor on the regular file about to be replaced, when closing it later is what
+    frees it (POSIX only: Windows refuses to replace an open file)."""
+    if os.name != "posix":
+        return None
+    try:
+        st = os.lstat(target)
+        if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
+            return None
+        return os.open(target, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return None  # gone, unreadable, or replaced by something else meanwhile: nothing to hold
+
+
+def _release(fd: int) -> None:
+    """Close `fd` on the worker thread (here and now when the interpreter is shutting down)."""
+    global _releaser
+    try:
+        with _releaser_lock:
+            if _releaser is None:
+                _releaser = ThreadPoolExecutor(max_workers=1, thread_name_prefix="talon-release")
+        _releaser.submit(os.close, fd)
+    except RuntimeError:
+        os.close(fd)
+
+
+def _fsync_folder(folder: Path) -> None:
+    if os.name != "posix":
+        return  # Windows has no folder handles to flush; NTFS journals the rename itself
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -65,18 +65,22 @@ class TalonFileNotFoundError(TalonFormatError, FileNotFoundError):
 # ----------------------------------------------------------------------------------------------------
 
 
-def write(path: str | os.PathLike, graph: Graph, *, compression: str | None = None, compression_level: int | None = None) -> None:
-    """Write `graph` to `path` atomically.
+def write(path: str | os.PathLike, graph: Graph, *, compression: str | None = None, compression_level: int | None = None,
+          durable: bool = False) -> None:
+    """Write `graph` to `path` atomically: readers see the old file or the whole new one, never a mix.
 
     `compression` may be "gzip" or "lzf" (lossless); default none, which keeps the file within 1% +
     16 KiB of the raw array bytes. Shapes are inferred (when the graph allows) and stored per node.
+    `durable=True` also flushes the file and the rename to disk before returning (fsync), so the new
+    file survives a power cut; without it, as with `numpy.save` or `torch.save`, the kernel writes the
+    data back in its own time.
     """
     if not isinstance(graph, Graph):
         raise TalonFormatError(f"write({str(path)!r}): expected a talon.ir.Graph, got {type(graph).__name__}")
     if Path(path).suffix.lower() == ".nir":  # NIR interop (optional `nir` package), see talon.ir.nir
         from talon.ir.nir import write_nir
 
-        return write_nir(path, graph, compression=compression)
+        return write_nir(path, graph, compression=compression, durable=durable)
     if compression not in (None, "gzip", "lzf"):
         raise TalonFormatError(f"write({str(path)!r}): compression must be None, 'gzip' or 'lzf', got {compression!r}")
     _check_extras(graph, str(path))
@@ -86,7 +90,7 @@ def write(path: str | os.PathLike, graph: Graph, *, compression: str | None = No
         block = _integrity.user_block_size(*_array_census(graph))
     except RecursionError:
         raise TalonFormatError(f"write({str(path)!r}): metadata nested too deeply, or containing itself") from None
-    with atomic_path(path) as tmp:
+    with atomic_path(path, durable=durable) as tmp:
         with _integrity.ArraySink(tmp) as sink:
             opts["sink"] = sink
             with h5py.File(tmp, "w", libver=("v110", "latest"), userblock_size=block) as f:

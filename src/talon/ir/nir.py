@@ -1216,14 +1216,15 @@ def read_nir(path: str | os.PathLike, *, dt: float | None = None, strip_batch: b
         raise NIRConversionError(f"{p.name}: {exc}") from None
 
 
-def write_nir(path: str | os.PathLike, graph: Graph, *, compression: str | None = None) -> None:
+def write_nir(path: str | os.PathLike, graph: Graph, *, compression: str | None = None, durable: bool = False) -> None:
     """Write `graph` as a `.nir` file (atomically: a temporary file in the same folder, then renamed).
 
     compression: None, "gzip" or "lzf" for the arrays (NIR's writer applies it to every array).
+    durable: flush the file and the rename to disk before returning (see talon.ir.write).
     """
     nir = _require_nir()
     if compression not in (None, "gzip", "lzf"):
         raise TalonFormatError(f"write_nir({str(path)!r}): compression must be None, 'gzip' or 'lzf', got {compression!r}")
     ng = to_nir(graph)
-    with atomic_path(path) as tmp:
+    with atomic_path(path, durable=durable) as tmp:
         nir.write(str(tmp), ng, compression=compression)
