@@ -8,7 +8,8 @@ plus graph metadata), then times, after one warm-up of each:
   * numpy.save of every array to its own .npy in a folder, and numpy.load of all of them.
 Writes are timed twice: over the previous round's files (a checkpoint saved again: .t1c replaces its
 file atomically by rename, numpy.save truncates each .npy in place) and to new paths (a first save).
-On ext4 the two differ: renaming over a file whose data the kernel is still writing back waits for it.
+Both should cost about the same: the writer reserves the new file's blocks before the rename (so ext4
+does not start writing it back inside `rename`) and closes the replaced file on a worker thread.
 The four operations are timed round after round (interleaved, so all see the same machine state); each
 timing is the minimum over `--repeats` rounds, and the median of the per-round ratios is printed too.
 Prints file size / raw array bytes and the write- and read-time ratios against numpy, with the targets:

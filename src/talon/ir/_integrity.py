@@ -66,36 +66,43 @@ class ArraySink:
     """Copies arrays into the contiguous ranges HDF5 allocated for them, once HDF5 has closed the file.
 
     The writer hands each array over as HDF5 allocates its space (no fill values, so HDF5 never
-    writes there). `entries` then copies them all while a worker thread computes their digests:
-    file writes release the GIL, so on two cores the digests cost no wall time.
+    writes there). `entries` starts copying them all on a worker thread and computes their digests
+    here meanwhile; `finish` waits for the copies. That way round the two overlap on two cores: a file
+    write releases the GIL for its whole length, while xxh3 holds it.
     """
 
     def __init__(self, path: Path) -> None:
         self.fd = os.open(path, os.O_RDWR)
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="talon-t1c-write")
         self.jobs: list[tuple[str, int, np.ndarray]] = []
+        self.copied: Any = None
 
     def put(self, name: str, offset: int, arr: np.ndarray) -> None:
         self.jobs.append((name, offset, arr))
 
     def entries(self) -> dict[str, list]:
-        """Copy every array; the index entries {hdf5 path: [offset, nbytes, dtype, shape, digest]}."""
-        digests = [submit(self.pool, array_digest, arr) for _, _, arr in self.jobs]
-        out = {}
-        if self.jobs:
-            # Reserving the blocks first makes the copies below about a third faster on ext4 than
-            # filling the holes HDF5 left (no delayed allocation per write).
-            start = min(job[1] for job in self.jobs)
-            end = max(job[1] + job[2].nbytes for job in self.jobs)
-            try:
-                os.posix_fallocate(self.fd, start, end - start)
-            except (OSError, AttributeError):
-                pass  # no fallocate (file system, or macOS/Windows): the writes allocate as they go
-        for name, offset, arr in self.jobs:
+        """Start the copies; the index entries {hdf5 path: [offset, nbytes, dtype, shape, digest]}."""
+        self.copied = submit(self.pool, self._copy_all)
+        return {name: [offset, arr.nbytes, arr.dtype.str, list(arr.shape), array_digest(arr)] for name, offset, arr in self.jobs}
+
+    def finish(self) -> None:
+        """Wait for the copies `entries` started; raises what they raised (a full disk, say)."""
+        if self.copied is not None:
+            self.copied.result()
+
+    def _copy_all(self) -> None:
+        if not self.jobs:
+            return
+        # Reserving the blocks first makes the copies below about a third faster on ext4 than
+        # filling the holes HDF5 left (no delayed allocation per write).
+        start = min(job[1] for job in self.jobs)
+        end = max(job[1] + job[2].nbytes for job in self.jobs)
+        try:
+            os.posix_fallocate(self.fd, start, end - start)
+        except (OSError, AttributeError):
+            pass  # no fallocate (file system, or macOS/Windows): the writes allocate as they go
+        for _, offset, arr in self.jobs:
             _pwrite_all(self.fd, memoryview(arr).cast("B"), offset)
-        for (name, offset, arr), digest in zip(self.jobs, digests):
-            out[name] = [offset, arr.nbytes, arr.dtype.str, list(arr.shape), digest.result()]
-        return out
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)

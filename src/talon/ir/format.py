@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import os
 import warnings
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
@@ -58,6 +58,14 @@ class TalonFormatWarning(UserWarning):
 
 class TalonFileNotFoundError(TalonFormatError, FileNotFoundError):
     """The .t1c path does not exist."""
+
+
+class _ArrayReadError(Exception):
+    """An indexed array could not be read (on the reader's worker thread, which knows no node)."""
+
+
+def _read_unchecked(raw: Any, entry: list) -> np.ndarray:
+    return _integrity.read_array(raw, entry, _ArrayReadError, check=False)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -99,8 +107,8 @@ def write(path: str | os.PathLike, graph: Graph, *, compression: str | None = No
                 mirror = _write_graph(root, graph, opts, where=str(path))
                 if not compression:  # compressed arrays have no index entry to refer to: no mirror
                     root.attrs.create(_mirror.ATTR, data=_mirror.dumps(mirror), dtype=_STR)
-            arrays = sink.entries()
-        _integrity.seal(tmp, block, arrays, opts["chunked"])
+            _integrity.seal(tmp, block, sink.entries(), opts["chunked"])  # the arrays are copied meanwhile
+            sink.finish()
 
 
 def _check_extras(graph: Graph, where: str) -> None:
@@ -560,11 +568,14 @@ class _Reader:
                 raise self.fail(f"malformed ({exc})") from None
         if not isinstance(doc, dict) or doc.get("v") != _mirror.VERSION:
             return None  # another mirror version: the HDF5 objects are the canonical content
-        # Each array's digest is checked on a worker thread while this one reads the next array (both
-        # release the GIL); the graph is returned only once every digest has been checked.
-        checks: list[tuple[Future, list, list[str]]] = []
+        # A worker thread reads the indexed arrays, in file order, while this one checks the digest of
+        # the array before (xxh3 holds the GIL, a read does not), so the checks cost little wall time.
+        # Every array is checked before the graph that holds it is returned.
         used: set[str] = set()
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="talon-t1c-read") as pool:
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="talon-t1c-read")
+        try:
+            reads = {path: _integrity.submit(pool, _read_unchecked, self.raw, entry)
+                     for path, entry in sorted(self.index.items(), key=lambda item: item[1][0]) if entry[4] is not None}
 
             def array(path: str) -> np.ndarray:
                 # The writer refers to each array once; refusing repeats bounds what a hostile mirror can
@@ -573,21 +584,21 @@ class _Reader:
                     raise self.fail(f"the content mirror refers to array {path!r} twice")
                 used.add(path)
                 entry = self.indexed_array_entry(path)
-                arr = _integrity.read_array(self.raw, entry, self.fail, check=False)
-                checks.append((_integrity.submit(pool, _integrity.array_digest, arr), entry, list(self.context)))
+                try:
+                    arr = reads[path].result()
+                except (_ArrayReadError, OSError) as exc:
+                    raise self.fail(str(exc)) from None
+                if _integrity.array_digest(arr) != entry[4]:
+                    raise self.fail("array data fails its checksum: the file is corrupted")
                 return arr
 
             decoder = _mirror.Decoder(array, self.fail)
             try:
-                graph = self.graph_from_mirror(doc["graph"], decoder)
+                return self.graph_from_mirror(doc["graph"], decoder)
             except (KeyError, TypeError, ValueError, AttributeError, OverflowError, RecursionError) as exc:
                 raise self.fail(f"malformed content mirror ({type(exc).__name__}: {exc})") from None
-            finally:
-                for digest, entry, where in checks:  # a damaged array wins over any other complaint
-                    if digest.result() != entry[4]:
-                        self.context = where  # the node and field the array belongs to
-                        raise self.fail("array data fails its checksum: the file is corrupted")
-        return graph
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def graph_from_mirror(self, doc: dict, decoder: _mirror.Decoder) -> Graph:
         nodes: dict[str, Node] = {}
