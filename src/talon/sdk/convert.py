@@ -72,16 +72,20 @@ def _quantize_array(w: np.ndarray, bits: int, per_channel: bool, power_of_two: b
 
 
 def int_accumulator_range(node: Node) -> tuple[int, int]:
-    """For a SpikingAffine with binary spike inputs: (largest |sum| in quantization steps, accumulator limit).
+    """For a SpikingAffine with binary spike inputs: (largest |sum| in accumulator integers, accumulator limit).
 
-    The weights are quantized symmetrically per tensor to weight_bits; the bias is added in the same units.
+    The hardware's rule (talon.sdk.fixed_point; docs/fixed_point.md section 5), as the fixed-point
+    simulator applies it: the weights are quantised per tensor to `weight_bits` on the power-of-two grid
+    of their largest magnitude, a spike is the integer 1, so a sum is in the weights' units, and the
+    bias is added in those units (saturated here at the accumulator's width; the simulator's `bias_bits`
+    can only make it smaller). Non-finite weights count as zero.
     """
-    qmax = 2 ** (node.weight_bits - 1) - 1
     w = node.weight.astype(np.float64)
     finite = np.isfinite(w)
-    s = symmetric_scale(float(np.abs(w[finite]).max()) if finite.any() else 0.0, node.weight_bits)
-    q = np.clip(np.rint(np.where(finite, w, 0) / s), -qmax, qmax)
-    bias = np.nan_to_num(np.rint(node.bias.astype(np.float64) / s), posinf=0, neginf=0)
+    frac = frac_for_range(float(np.abs(w[finite]).max()) if finite.any() else 0.0, node.weight_bits)
+    q = quantize_to_ints(np.where(finite, w, 0.0), node.weight_bits, frac)
+    b = node.bias.astype(np.float64)
+    bias = quantize_to_ints(np.where(np.isfinite(b), b, 0.0), node.accumulator_bits, frac)
     worst = int(np.max(np.abs(q).sum(axis=1) + np.abs(bias))) if q.size else 0
     return worst, 2 ** (node.accumulator_bits - 1) - 1
 

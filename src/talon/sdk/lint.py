@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import builtins
 import keyword
+import math
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Iterable, Iterator
@@ -20,8 +21,9 @@ from talon.ir import Graph
 from talon.sdk import _bounds
 from talon.sdk._graph import Shape, Topology, infer_shapes, shallow_copy
 from talon.sdk._load import GraphLike, as_graph
-from talon.sdk.convert import accumulator_bits_for, foldable_batchnorms, fusable_affine_pairs, int_accumulator_range, symmetric_scale
+from talon.sdk.convert import accumulator_bits_for, foldable_batchnorms, fusable_affine_pairs, int_accumulator_range
 from talon.sdk.cost import cost_entry
+from talon.sdk.fixed_point import frac_for_range
 
 
 class Severity(Enum):
@@ -53,7 +55,7 @@ CODES: dict[str, tuple[Severity, str]] = {
     "UNREACHABLE_NODE": (W, "no Input reaches the node"),
     "DEAD_END_NODE": (W, "the node reaches no Output: its result is never used"),
     "NEURON_NEVER_FIRES": (W, "given the input range, the membrane can never exceed the threshold"),
-    "WEIGHT_INT8_RANGE": (W, "outlying weights force a per-tensor int8 scale that rounds most weights to zero"),
+    "WEIGHT_INT8_RANGE": (W, "outlying weights set the hardware's per-tensor int8 step so coarse that most weights round to zero"),
     "ACCUMULATOR_OVERFLOW": (W, "a SpikingAffine sum can exceed its accumulator_bits"),
     "DROPOUT_IN_INFERENCE": (W, "Dropout is the identity at inference and should be removed"),
     "NAME_IS_KEYWORD": (W, "a node name is a Python keyword"),
@@ -142,7 +144,7 @@ def lint_graph(
     input_range: assumed range of every graph input (or {input name: range}) for NEURON_NEVER_FIRES;
     the default [0, 1] fits spike trains and normalised pixels. ignore: codes to leave out.
     int8_zero_fraction: WEIGHT_INT8_RANGE fires when more than this fraction of a tensor's non-zero
-    weights would round to zero under a per-tensor int8 scale.
+    weights would round to zero on the hardware's per-tensor int8 grid (talon.sdk.fixed_point).
     """
     g = as_graph(graph)
     skip = set(ignore)
@@ -325,15 +327,17 @@ class _Linter:
             nz = a[a > 0]
             if nz.size < 2:
                 continue
-            scale = symmetric_scale(float(nz.max()), bits)
-            zeroed = float(np.count_nonzero(nz < scale / 2)) / nz.size
+            # the hardware's grid (talon.sdk.fixed_point): one power-of-two step for the whole tensor
+            frac = frac_for_range(float(nz.max()), bits)
+            zeroed = float(np.count_nonzero(np.rint(np.ldexp(nz, frac)) == 0)) / nz.size
             if zeroed > self.zero_fraction:
                 med = float(np.median(nz))
                 self.add(
                     "WEIGHT_INT8_RANGE",
                     f"{name}.{field_name}: max |w| {nz.max():.4g} is {nz.max() / med:.0f}x the median magnitude {med:.4g}; "
-                    f"with one int{bits} scale for the tensor ({scale:.3g}) {100 * zeroed:.0f}% of its non-zero weights round to "
-                    f"zero. Clip the outliers or quantize per channel (quantize_weights(per_channel=True))",
+                    f"on the hardware's int{bits} grid for the tensor (step 2^-{frac} = {math.ldexp(1.0, -frac):.3g}) "
+                    f"{100 * zeroed:.0f}% of its non-zero weights round to zero. Clip the outliers, which set the step "
+                    f"(e.g. to a high percentile of |w|), or train with a weight penalty",
                     name,
                 )
         if node.type_name == "SpikingAffine":
