@@ -296,6 +296,90 @@ def reseal(p: Path) -> Path:
     return p
 
 
+def _patch_index(p: Path, change) -> Path:
+    """Apply `change` to the sealed index's array entries ({hdf5 path: entry}) and reseal."""
+    with open(p, "r+b") as f:
+        data = f.read()
+        block, length = struct.unpack("<QQ", data[40:56])
+        index = json.loads(bytes(data[56 : 56 + length]))
+        change(index["arrays"])
+        new = json.dumps(index).encode()
+        assert 56 + len(new) <= block
+        f.seek(40)
+        f.write(struct.pack("<QQ", block, len(new)) + new)
+    return reseal(p)
+
+
+def test_index_entries_of_the_wrong_form_are_refused(tmp_path):
+    p = tmp_path / "short_entry.t1c"
+    ir.write(p, _mirror_graph())
+    _patch_index(p, lambda arrays: arrays.__setitem__("/graph/nodes/fc/weight", arrays["/graph/nodes/fc/weight"][:4]))
+    with pytest.raises(TalonError) as info:
+        ir.read(p)
+    assert info.type is TalonFormatError and "damaged TALON index" in str(info.value) and p.name in str(info.value)
+
+
+def test_a_bad_index_entry_names_its_node_and_field_even_at_exit(tmp_path):
+    """Arrays are read on a worker thread; at interpreter shutdown (no new threads) they are read in
+    place. Either way a bad entry is reported against the node and field that refer to it."""
+    p = tmp_path / "bad_entry.t1c"
+    ir.write(p, _mirror_graph())
+    _patch_index(p, lambda arrays: arrays["/graph/nodes/fc/weight"].__setitem__(2, "<f8"))
+    with pytest.raises(TalonFormatError) as info:
+        ir.read(p)
+    message = str(info.value)
+    assert "'fc'" in message and "'weight'" in message and "does not match its array" in message
+    script = textwrap.dedent(f"""
+        import atexit, talon.ir as ir
+        def load():
+            try:
+                ir.read({str(p)!r})
+            except ir.TalonFormatError as exc:
+                print("ERR", exc)
+        atexit.register(load)
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == f"ERR {message}"
+
+
+@pytest.mark.skipif(not hasattr(os, "fork") or not Path("/proc/self/fd").is_dir(), reason="needs fork and /proc")
+def test_files_replaced_in_a_forked_child_are_released(tmp_path):
+    """multiprocessing forks on Linux: the child's writes must release the files they replace too."""
+    script = textwrap.dedent(f"""
+        import os, threading, numpy as np, talon.ir as ir
+        g = ir.Graph({{"input": ir.Input(shape=(4,)), "fc": ir.Affine(weight=np.ones((3, 4), np.float32), bias=np.zeros(3, np.float32)), "output": ir.Output()}},
+                     [("input", "fc"), ("fc", "output")])
+        path = {str(tmp_path / "m.t1c")!r}
+        ir.write(path, g); ir.write(path, g)
+        pid = os.fork()
+        if pid == 0:
+            for _ in range(10):
+                ir.write(path, g)
+            for t in threading.enumerate():
+                if t.name == "talon-release":
+                    t.join()
+            held = [os.readlink(f"/proc/self/fd/{{fd}}") for fd in os.listdir("/proc/self/fd") if os.path.islink(f"/proc/self/fd/{{fd}}")]
+            print("deleted", sum("(deleted)" in h for h in held), flush=True)
+            os._exit(0)
+        os.waitpid(pid, 0)
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "deleted 0", (out.stdout, out.stderr)
+
+
+def test_write_into_a_folder_that_refuses_new_files(tmp_path, monkeypatch):
+    import tempfile
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    with pytest.raises(TalonError) as info:
+        ir.write(tmp_path / "model.t1c", _small_graph())
+    assert info.type is TalonFormatError and "model.t1c" in str(info.value) and "Permission denied" in str(info.value)
+
+
 def _mirror_doc(p: Path) -> dict:
     with h5py.File(p, "r") as f:
         return json.loads(f["graph"].attrs["talon_mirror"])
@@ -1229,13 +1313,14 @@ def test_durable_write_reports_a_folder_that_cannot_be_flushed(tmp_path, monkeyp
 @pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc to list open files")
 def test_replaced_files_are_released(tmp_path):
     """The writer holds the file it replaces open across the rename; it must close it afterwards."""
-    from talon.ir import _atomic
+    import threading
 
     path = tmp_path / "model.t1c"
     for i in range(5):
         ir.write(path, _small_graph(i=i))
-    if _atomic._releaser is not None:
-        _atomic._releaser.submit(lambda: None).result()  # the closes queued before it are done
+    for t in threading.enumerate():
+        if t.name == "talon-release":
+            t.join()
     held = [os.readlink(f"/proc/self/fd/{fd}") for fd in os.listdir("/proc/self/fd") if os.path.islink(f"/proc/self/fd/{fd}")]
     assert not [h for h in held if str(tmp_path) in h], held
     assert ir.read(path).metadata == {"i": 4}

@@ -11,26 +11,29 @@ explicit instead of accidental:
   (`posix_fallocate`) leaves it nothing to do; the kernel writes the data back in its own time, as it
   does for `numpy.save` or `torch.save`.
 * The replaced file's blocks are freed when its last reference goes. The writer holds the old file open
-  across the rename and closes it on a worker thread, so the caller does not wait for that.
-* `durable=True` makes the replacement survive a power cut: the new file is fsync'ed before the rename
-  and the folder after it, on every file system (ext4's heuristic is neither portable nor a guarantee).
+  across the rename and closes it on a short-lived thread, so the caller does not wait for that.
+* `durable=True` makes the replacement survive a power cut: the new file is flushed to stable storage
+  before the rename (fsync; F_FULLFSYNC on macOS) and the folder after it. ext4's heuristic is neither
+  portable nor a guarantee.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 import tempfile
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
 from talon.errors import TalonError, TalonFormatError
 
-_releaser: ThreadPoolExecutor | None = None
-_releaser_lock = threading.Lock()
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None  # type: ignore[assignment]
 
 
 @contextmanager
@@ -45,7 +48,10 @@ def atomic_path(path: str | os.PathLike, *, durable: bool = False) -> Iterator[P
     folder = target.parent if str(target.parent) else Path(".")
     if not folder.is_dir():
         raise TalonFormatError(f"cannot write {str(target)!r}: folder {str(folder)!r} does not exist")
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{target.name}.", suffix=".tmp")
+    except OSError as exc:  # a read-only folder, say
+        raise TalonFormatError(f"cannot write {str(target)!r}: cannot create a file in {str(folder)!r} ({exc})") from None
     os.close(fd)
     try:
         yield Path(tmp)
@@ -77,7 +83,7 @@ def _settle(tmp: str, durable: bool) -> None:
     fd = os.open(tmp, os.O_RDWR)
     try:
         if durable:
-            os.fsync(fd)
+            _flush(fd)
             return
         try:
             os.posix_fallocate(fd, 0, os.fstat(fd).st_size)
@@ -96,28 +102,41 @@ def _hold_replaced(target: Path) -> int | None:
         st = os.lstat(target)
         if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
             return None
-        return os.open(target, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+        return os.open(target, flags)
     except OSError:
         return None  # gone, unreadable, or replaced by something else meanwhile: nothing to hold
 
 
 def _release(fd: int) -> None:
-    """Close `fd` on the worker thread (here and now when the interpreter is shutting down)."""
-    global _releaser
+    """Close `fd` on a thread of its own (here and now when no thread can start: interpreter shutdown).
+    One short-lived thread per replaced file, not a pool: a pool's idle worker would not survive
+    os.fork, and files replaced in the child would never be released."""
     try:
-        with _releaser_lock:
-            if _releaser is None:
-                _releaser = ThreadPoolExecutor(max_workers=1, thread_name_prefix="talon-release")
-        _releaser.submit(os.close, fd)
+        threading.Thread(target=os.close, args=(fd,), name="talon-release").start()
     except RuntimeError:
         os.close(fd)
+
+
+def _flush(fd: int) -> None:
+    """Data to stable storage: fsync, or on macOS F_FULLFSYNC (its fsync stops at the drive's cache)."""
+    if hasattr(fcntl, "F_FULLFSYNC"):
+        try:
+            fcntl.fcntl(fd, fcntl.F_FULLFSYNC)
+            return
+        except OSError:
+            pass  # not supported by this file system: fsync is the best there is
+    os.fsync(fd)
 
 
 def _fsync_folder(folder: Path) -> None:
     if os.name != "posix":
         return  # Windows has no folder handles to flush; NTFS journals the rename itself
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
     try:
         os.fsync(fd)
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP):
+            raise  # some file systems cannot flush a folder at all: their rename is as durable as it gets
     finally:
         os.close(fd)

@@ -132,14 +132,20 @@ def submit(pool: ThreadPoolExecutor, fn: Any, *args: Any) -> Any:
     try:
         return pool.submit(fn, *args)
     except RuntimeError:
+        pass
+    try:
         return _Done(fn(*args))
+    except Exception as exc:  # raised by .result(), as a future would
+        return _Done(error=exc)
 
 
 class _Done:
-    def __init__(self, value: Any) -> None:
-        self.value = value
+    def __init__(self, value: Any = None, error: Exception | None = None) -> None:
+        self.value, self.error = value, error
 
     def result(self) -> Any:
+        if self.error is not None:
+            raise self.error
         return self.value
 
 
@@ -194,6 +200,8 @@ def verify(path: Path) -> dict | None:
                     raise ValueError("bad user block header")
                 index = json.loads(bytes(mm[HEADER : HEADER + length]).decode("utf-8"))
                 entries = index["arrays"]
+                if not isinstance(entries, dict) or not all(isinstance(e, list) and len(e) == 5 for e in entries.values()):
+                    raise ValueError("malformed array entries")
                 ranges = sorted((int(e[0]), int(e[1])) for e in entries.values())
                 end = block
                 for offset, nbytes in ranges:
