@@ -401,26 +401,34 @@ def test_quantize_weights_power_of_two_is_the_planners_rule(bits):
 
 
 @pytest.mark.parametrize("weight_bits", [4, 8, 12])
-def test_lint_accumulator_range_is_what_the_simulator_adds(weight_bits):
-    """lint's ACCUMULATOR_OVERFLOW figure (sdk.convert.int_accumulator_range) is the largest sum of the
-    integers the fixed-point plan loads for a SpikingAffine under binary spikes: same rule, same grid."""
-    from talon.sdk.convert import int_accumulator_range
+@pytest.mark.parametrize("fed_by", ["spikes", "input"])
+def test_lint_accumulator_range_is_what_the_simulator_adds(weight_bits, fed_by):
+    """lint's ACCUMULATOR_OVERFLOW figure (sdk.convert.accumulator_ranges) is the largest sum of the
+    integers the fixed-point plan adds for a SpikingAffine: weights and bias as the plan loads them,
+    inputs at their format's largest word (a spike is 1; an input calibrated to [0, 1] is Q8.6, up to 64)."""
+    from talon.sdk.convert import accumulator_ranges
 
     rng = np.random.default_rng(weight_bits)
     for peak in RULE_PEAKS:
         w = rng.uniform(-1, 1, (6, 40)) * peak
         b = rng.uniform(-1, 1, 6) * peak * 3
         sa = ir.SpikingAffine(weight=w.astype(np.float32), bias=b.astype(np.float32), weight_bits=weight_bits, accumulator_bits=24)
-        lif = ir.LIF(tau=np.full(40, 5.0, np.float32), r=np.full(40, 5.0, np.float32), v_leak=np.zeros(40, np.float32),
-                     v_threshold=np.ones(40, np.float32))
-        g = ir.Graph({"inp": ir.Input(shape=(40,)), "lif": lif, "fc": sa, "out": ir.Output()})
-        g.chain("inp", "lif", "fc", "out")
-        plan = fx.plan_fixed_point(g, fx.Calibration({}, {}), FixedPointConfig())
+        if fed_by == "spikes":
+            lif = ir.LIF(tau=np.full(40, 5.0, np.float32), r=np.full(40, 5.0, np.float32), v_leak=np.zeros(40, np.float32),
+                         v_threshold=np.ones(40, np.float32))
+            g = ir.Graph({"inp": ir.Input(shape=(40,)), "lif": lif, "fc": sa, "out": ir.Output()})
+            g.chain("inp", "lif", "fc", "out")
+        else:
+            g = ir.Graph({"inp": ir.Input(shape=(40,)), "fc": sa, "out": ir.Output()})
+            g.chain("inp", "fc", "out")
+        plan = fx.plan_fixed_point(g, fx.Calibration({"inp": 1.0}, {}), FixedPointConfig())
         p = plan.nodes["fc"]
-        assert p.in_formats[0].frac == 0  # the LIF's spikes are the integer 1
-        assert p.fracs["bias"] == p.fracs["weight"]  # binary spikes: the bias is in the weights' units
-        expected = int(np.max(np.abs(p.ints["weight"]).sum(axis=1) + np.abs(p.ints["bias"])))
-        assert int_accumulator_range(sa) == (expected, 2**23 - 1), peak
+        x_word = {"spikes": 1, "input": 64}[fed_by]
+        assert p.in_formats[0].frac == {"spikes": 0, "input": 6}[fed_by]
+        assert p.fracs["bias"] == p.fracs["weight"] + p.in_formats[0].frac  # the bias is at the accumulator's precision
+        expected = int(np.max(np.abs(p.ints["weight"]).sum(axis=1) * x_word + np.abs(p.ints["bias"])))
+        acc = accumulator_ranges(g, input_range=(0.0, 1.0))["fc"]
+        assert (acc.worst, acc.limit) == (expected, 2**23 - 1), peak
 
 
 def test_cubalif_currents_are_bit_identical_to_the_integer_reference(cpu):

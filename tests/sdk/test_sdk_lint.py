@@ -234,14 +234,30 @@ def test_weight_outliers_for_int8():
 def test_accumulator_overflow():
     w = np.ones((2, 3136), f32)
     sa = ir.SpikingAffine(weight=w, bias=np.zeros(2, f32), weight_bits=8, accumulator_bits=16)
-    g = ir.Graph({"x": ir.Input(shape=(3136,)), "fc": sa, "y": ir.Output()})
-    g.chain("x", "fc", "y")
+    lif = ir.LIF(tau=np.full(3136, 5.0, f32), r=np.full(3136, 5.0, f32), v_leak=np.zeros(3136, f32), v_threshold=np.ones(3136, f32))
+    g = ir.Graph({"x": ir.Input(shape=(3136,)), "lif": lif, "fc": sa, "y": ir.Output()})
+    g.chain("x", "lif", "fc", "y")
     r = lint_graph(g)
     (issue,) = [i for i in r if i.code == "ACCUMULATOR_OVERFLOW"]
     SEEN.add(issue.code)
-    # max |w| = 1 sits at 2^6 on the 8-bit power-of-two grid: 3136 * 64 = 200,704 < 2^18
-    assert "200,704" in issue.message and "accumulator_bits >= 19" in issue.message
+    # spikes are the integer 1; max |w| = 1 sits at 2^6 on the 8-bit power-of-two grid: 3136 * 64 = 200,704 < 2^18
+    assert "200,704" in issue.message and "accumulator_bits >= 19" in issue.message and "binary spikes from 'lif'" in issue.message
     g.nodes["fc"] = sa.replace(accumulator_bits=19)
+    assert "ACCUMULATOR_OVERFLOW" not in lint_graph(g).codes
+
+
+def test_accumulator_overflow_with_real_valued_inputs():
+    """A layer fed by the graph input adds 8-bit words fitted to the input's range, not spikes: inputs
+    in [0, 1] are Q8.6 words up to 64, so the same layer needs 6 more bits."""
+    sa = ir.SpikingAffine(weight=np.ones((2, 3136), f32), bias=np.zeros(2, f32), weight_bits=8, accumulator_bits=24)
+    g = ir.Graph({"x": ir.Input(shape=(3136,)), "fc": sa, "y": ir.Output()})
+    g.chain("x", "fc", "y")
+    (issue,) = [i for i in lint_graph(g) if i.code == "ACCUMULATOR_OVERFLOW"]
+    assert "12,845,056" in issue.message and "accumulator_bits >= 25" in issue.message and "|x| <= 1" in issue.message
+    # a wider input range: |x| <= 3 is a Q8.5 word up to 96
+    (issue,) = [i for i in lint_graph(g, input_range=(-3.0, 3.0)) if i.code == "ACCUMULATOR_OVERFLOW"]
+    assert f"{3136 * 64 * 96:,}" in issue.message
+    g.nodes["fc"] = sa.replace(accumulator_bits=25)
     assert "ACCUMULATOR_OVERFLOW" not in lint_graph(g).codes
 
 
@@ -376,3 +392,26 @@ def test_neuron_checks_follow_class_flags_and_fields_not_type_names():
     # a stateless threshold (ir.Threshold) has no reset to invert, and LI has no threshold
     quiet = chain({"x": ir.Input(shape=(2,)), "t": ir.Threshold(v_threshold=np.array([-1.0, 1.0], f32)), "y": ir.Output()})
     assert "NONPOSITIVE_THRESHOLD" not in lint_graph(quiet).codes
+
+
+def test_convert_to_spiking_picks_accumulators_the_simulator_cannot_overflow():
+    """The tutorial's first layer is fed by the graph input (8-bit words), the second by spikes: the
+    chosen widths hold each layer's worst sum, and lint agrees."""
+    from talon import sdk
+
+    rng = np.random.default_rng(0)
+    lif1 = ir.LIF(tau=np.full(128, 5.0, f32), r=np.full(128, 5.0, f32), v_leak=np.zeros(128, f32), v_threshold=np.ones(128, f32))
+    g = ir.Graph({"x": ir.Input(shape=(784,)), "fc1": affine(128, 784, rng), "lif1": lif1, "fc2": affine(10, 128, rng), "y": ir.Output()})
+    g.chain("x", "fc1", "lif1", "fc2", "y")
+    sp = sdk.convert_to_spiking(g)
+    ranges = sdk.accumulator_ranges(sp)
+    assert "|x| <= 1" in ranges["fc1"].inputs and "spikes from 'lif1'" in ranges["fc2"].inputs
+    for name in ("fc1", "fc2"):
+        bits = sp.nodes[name].accumulator_bits
+        assert bits in (16, 24, 32, 48, 64) and not ranges[name].overflows
+        assert bits == 16 or ranges[name].bits_needed > {24: 16, 32: 24, 48: 32, 64: 48}[bits]  # the narrowest that fits
+    assert sp.nodes["fc1"].accumulator_bits > sp.nodes["fc2"].accumulator_bits
+    assert "ACCUMULATOR_OVERFLOW" not in lint_graph(sp).codes
+    narrow = sp.copy()
+    narrow.nodes["fc1"] = narrow.nodes["fc1"].replace(accumulator_bits=16)
+    assert "ACCUMULATOR_OVERFLOW" in lint_graph(narrow).codes

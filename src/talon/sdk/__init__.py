@@ -9,8 +9,10 @@ from talon.sdk import cost
 from talon.sdk.analyze import GraphStats, LayerStats, analyze_graph
 from talon.sdk.compare import FieldDiff, GraphDiff, NodeDiff, assert_graphs_equal, compare_graphs
 from talon.sdk.convert import (
+    AccumulatorRange,
     QuantizationReport,
     TensorQuantization,
+    accumulator_ranges,
     convert_to_spiking,
     fold_batchnorm,
     prune_disconnected,
@@ -33,6 +35,6 @@ __all__ = [
     "compare_graphs", "assert_graphs_equal", "GraphDiff", "NodeDiff", "FieldDiff",
     "inspect_node", "trace_path", "find_pattern", "extract_subgraph", "NodeInfo", "ArrayInfo",
     "convert_to_spiking", "quantize_weights", "fold_batchnorm", "remove_dropout", "prune_disconnected",
-    "QuantizationReport", "TensorQuantization",
+    "QuantizationReport", "TensorQuantization", "accumulator_ranges", "AccumulatorRange",
     "cost", "node_cost", "graph_costs", "register_cost", "NodeCost",
 ]

@@ -15,10 +15,11 @@ import numpy as np
 
 from talon.errors import GraphValidationError, TalonUsageError
 from talon.ir import Affine, Graph, Node, SpikingAffine
+from talon.sdk import _bounds
 from talon.sdk._graph import Shape, Topology, infer_shapes
 from talon.sdk._load import GraphLike, as_graph
 from talon.sdk.cost import cost_entry
-from talon.sdk.fixed_point import frac_for_range, quantize_to_ints
+from talon.sdk.fixed_point import GRID_PRESERVING, frac_for_range, quantize_to_ints, spike_frac
 
 _ACCUMULATOR_WIDTHS = (16, 24, 32, 48, 64)
 # The layer types each transform knows how to rewrite. What it does to each is written out per type
@@ -71,23 +72,87 @@ def _quantize_array(w: np.ndarray, bits: int, per_channel: bool, power_of_two: b
     return (q * s).astype(w.dtype), scale
 
 
-def int_accumulator_range(node: Node) -> tuple[int, int]:
-    """For a SpikingAffine with binary spike inputs: (largest |sum| in accumulator integers, accumulator limit).
+@dataclass(frozen=True)
+class AccumulatorRange:
+    """The largest sum a SpikingAffine's accumulator must hold, in the accumulator's integer units."""
 
-    The hardware's rule (talon.sdk.fixed_point; docs/fixed_point.md section 5), as the fixed-point
-    simulator applies it: the weights are quantised per tensor to `weight_bits` on the power-of-two grid
-    of their largest magnitude, a spike is the integer 1, so a sum is in the weights' units, and the
-    bias is added in those units (saturated here at the accumulator's width; the simulator's `bias_bits`
-    can only make it smaller). Non-finite weights count as zero.
+    worst: int
+    #: the accumulator's largest magnitude, 2^(accumulator_bits - 1) - 1
+    limit: int
+    #: what the layer's inputs were taken to be, for messages
+    inputs: str
+
+    @property
+    def overflows(self) -> bool:
+        return self.worst > self.limit
+
+    @property
+    def bits_needed(self) -> int:
+        return accumulator_bits_for(self.worst)
+
+
+def accumulator_ranges(
+    graph: Graph, input_range: tuple[float, float] | dict[str, tuple[float, float]] | None = (0.0, 1.0), activation_bits: int = 8,
+) -> dict[str, AccumulatorRange]:
+    """{SpikingAffine node: AccumulatorRange}: the integers the fixed-point simulator adds (docs/fixed_point.md).
+
+    The weights are quantised per tensor to `weight_bits` on the power-of-two grid of their largest
+    magnitude (talon.sdk.fixed_point). Each input arrives as an integer in its own format:
+      - a spike (from a spiking neuron, possibly through nodes that keep its grid) is the integer 1, or its
+        graded factor's integer (spike_frac);
+      - anything else (a graph input, a pooled or summed activation) is an `activation_bits` word whose
+        format the calibration fits to the input's range: here the sound bound that `input_range`
+        implies (talon.sdk._bounds), or the full word when no bound is known (`input_range=None`: none).
+    The bias is added at the accumulator's precision (input frac + weight frac), saturated here at the
+    accumulator's width (the simulator's `bias_bits` can only make it smaller). Non-finite values count
+    as zero.
     """
-    w = node.weight.astype(np.float64)
-    finite = np.isfinite(w)
-    frac = frac_for_range(float(np.abs(w[finite]).max()) if finite.any() else 0.0, node.weight_bits)
-    q = quantize_to_ints(np.where(finite, w, 0.0), node.weight_bits, frac)
-    b = node.bias.astype(np.float64)
-    bias = quantize_to_ints(np.where(np.isfinite(b), b, 0.0), node.accumulator_bits, frac)
-    worst = int(np.max(np.abs(q).sum(axis=1) + np.abs(bias))) if q.size else 0
-    return worst, 2 ** (node.accumulator_bits - 1) - 1
+    names = [n for n, node in graph.nodes.items() if node.type_name == "SpikingAffine"]
+    if not names:
+        return {}
+    topo = Topology.of(graph)
+    bounds: dict = {}
+    if input_range is not None:
+        try:
+            bounds = _bounds.propagate(graph, infer_shapes(graph), input_range)[0]
+        except GraphValidationError:
+            pass  # shapes cannot be inferred: no bounds, so full-scale inputs
+    out_idx = graph.edge_output_index()
+    word = (1 << (activation_bits - 1)) - 1
+    ranges = {}
+    for name in names:
+        node = graph.nodes[name]
+        x_int, f_in, inputs = word, frac_for_range(1.0, activation_bits), f"full-scale {activation_bits}-bit activations"
+        if topo.in_edge_ids[name]:
+            edge = topo.in_edge_ids[name][0]
+            src = graph.edges[edge][0]
+            producer = src
+            while graph.nodes[producer].type_name in GRID_PRESERVING and len(topo.preds[producer]) == 1:
+                producer = topo.preds[producer][0]
+            pnode = graph.nodes[producer]
+            g = spike_frac(getattr(pnode, "graded_spikes_factor", 1.0), activation_bits) if pnode.spiking else None
+            b = bounds.get(src)
+            if g is not None:
+                f_in = g
+                x_int = int(abs(math.ldexp(float(getattr(pnode, "graded_spikes_factor", 1.0)), g)))
+                inputs = f"binary spikes from {producer!r}"
+            elif b is not None:
+                lo, hi = b[out_idx[edge]]
+                x_max = float(max(np.max(np.abs(lo), initial=0.0), np.max(np.abs(hi), initial=0.0)))
+                if math.isfinite(x_max):
+                    f_in = frac_for_range(x_max, activation_bits)
+                    x_int = min(word, math.ceil(math.ldexp(x_max, f_in)))
+                    inputs = f"{activation_bits}-bit inputs with |x| <= {x_max:.4g}"
+        w = node.weight.astype(np.float64)
+        finite = np.isfinite(w)
+        frac = frac_for_range(float(np.abs(w[finite]).max()) if finite.any() else 0.0, node.weight_bits)
+        q = quantize_to_ints(np.where(finite, w, 0.0), node.weight_bits, frac)
+        bias = node.bias.astype(np.float64)
+        # saturated at the accumulator's width (at most 62 bits: int64 words, exact in the clip)
+        bias_q = quantize_to_ints(np.where(np.isfinite(bias), bias, 0.0), min(node.accumulator_bits, 62), frac + f_in)
+        worst = int(np.max(np.abs(q).sum(axis=1) * x_int + np.abs(bias_q))) if q.size else 0
+        ranges[name] = AccumulatorRange(worst, (1 << (node.accumulator_bits - 1)) - 1, inputs)
+    return ranges
 
 
 def accumulator_bits_for(worst: int) -> int:
@@ -158,23 +223,28 @@ def convert_to_spiking(
     accumulator_bits: int | None = None,
     *,
     nodes: Iterable[str] | None = None,
+    input_range: tuple[float, float] | dict[str, tuple[float, float]] = (0.0, 1.0),
 ) -> Graph:
     """Replace Affine/Linear layers (all, or `nodes`) by SpikingAffine with `weight_bits`-bit weights.
 
     The float weights are kept (the map is unchanged in float mode; use quantize_weights to snap them to
     the grid). `accumulator_bits=None` picks, per layer, the narrowest of 16, 24, 32, 48, 64 bits that
-    cannot overflow with binary spike inputs (64 if none suffices; lint then reports ACCUMULATOR_OVERFLOW).
+    cannot overflow in the fixed-point simulator (accumulator_ranges: spikes are the integer 1, other
+    inputs 8-bit words fitted to the bound `input_range` implies, as lint assumes); 64 if none suffices,
+    and lint then reports ACCUMULATOR_OVERFLOW.
     """
     g = as_graph(graph).copy()
-    for name in _check_names(g, nodes, _AFFINE, "convert_to_spiking"):
+    converted = _check_names(g, nodes, _AFFINE, "convert_to_spiking")
+    for name in converted:
         old = g.nodes[name]
         bias = old.bias if old.type_name == "Affine" else np.zeros(old.out_features, old.weight.dtype)
-        acc = accumulator_bits
-        if acc is None:
-            probe = SpikingAffine(weight=old.weight, bias=bias, weight_bits=weight_bits, accumulator_bits=64)
-            need = max(accumulator_bits_for(int_accumulator_range(probe)[0]), weight_bits)
-            acc = next((b for b in _ACCUMULATOR_WIDTHS if b >= need), 64)
-        g.nodes[name] = SpikingAffine(weight=old.weight, bias=bias, weight_bits=weight_bits, accumulator_bits=acc, metadata=old.metadata)
+        g.nodes[name] = SpikingAffine(weight=old.weight, bias=bias, weight_bits=weight_bits,
+                                      accumulator_bits=accumulator_bits or 64, metadata=old.metadata)
+    if accumulator_bits is None:
+        ranges = accumulator_ranges(g, input_range)
+        for name in converted:
+            need = max(ranges[name].bits_needed, weight_bits)
+            g.nodes[name] = g.nodes[name].replace(accumulator_bits=next((b for b in _ACCUMULATOR_WIDTHS if b >= need), 64))
     return g
 
 

@@ -13,6 +13,9 @@ import math
 
 import numpy as np
 
+#: Nodes whose output lies on the grid of their (single) input: they keep its format.
+GRID_PRESERVING = ("Output", "Flatten", "Dropout", "HybridRegion", "ChannelSplit", "Delay", "MaxPool2d", "Upsample")
+
 
 def frac_for_range(max_abs: float | np.ndarray, bits: int) -> int | np.ndarray:
     """Fractional bits so that `max_abs` fits `bits` signed bits: frac = bits - 1 - e, where
@@ -48,3 +51,17 @@ def exact_sum_bits(in_bits: int, weight_bits: int, fan_in: float) -> int:
     b_in + w + ceil(log2(fan_in + 1)) + 1 (docs/fixed_point.md section 2). `weight_bits` is the sum of
     the widths of the factors after the input (SepConv2d multiplies two weights)."""
     return in_bits + weight_bits + math.ceil(math.log2(max(fan_in, 1.0) + 1)) + 1
+
+
+def spike_frac(graded_spikes_factor: float, bits: int) -> int | None:
+    """Fractional bits g of a spike's format Q(bits).g: the smallest g >= 0 that holds the graded spike
+    factor exactly within the symmetric range, else the power-of-two rule's g when that is exact (large
+    factors, g < 0); None when no g does (docs/fixed_point.md section 5, rule 5). A spike of factor 1 is
+    the integer 1 (g = 0)."""
+    gsf = float(graded_spikes_factor)
+    hi = (1 << (bits - 1)) - 1
+    candidates = [g for g in range(bits - 1) if math.ldexp(gsf, g).is_integer()][:1] + [frac_for_range(abs(gsf), bits)]
+    for g in candidates:
+        if math.ldexp(gsf, g).is_integer() and abs(math.ldexp(gsf, g)) <= hi:
+            return g
+    return None

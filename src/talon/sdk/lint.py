@@ -16,12 +16,12 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from talon.errors import GraphValidationError, TalonUsageError
+from talon.errors import GraphValidationError, TalonError, TalonUsageError
 from talon.ir import Graph
 from talon.sdk import _bounds
 from talon.sdk._graph import Shape, Topology, infer_shapes, shallow_copy
 from talon.sdk._load import GraphLike, as_graph
-from talon.sdk.convert import accumulator_bits_for, foldable_batchnorms, fusable_affine_pairs, int_accumulator_range
+from talon.sdk.convert import accumulator_ranges, foldable_batchnorms, fusable_affine_pairs
 from talon.sdk.cost import cost_entry
 from talon.sdk.fixed_point import frac_for_range
 
@@ -185,6 +185,8 @@ class _Linter:
         self._patterns(shapes)
         if shapes is not None:
             self._never_fires(shapes)
+        if acyclic:
+            self._accumulators()
         self._names()
         self._unmodelled()
         for name, node in clean.nodes.items():
@@ -340,14 +342,20 @@ class _Linter:
                     f"(e.g. to a high percentile of |w|), or train with a weight penalty",
                     name,
                 )
-        if node.type_name == "SpikingAffine":
-            worst, limit = int_accumulator_range(node)
-            if worst > limit:
+
+    def _accumulators(self) -> None:
+        try:
+            ranges = accumulator_ranges(self.g, self.input_range)
+        except TalonError:
+            return  # the structural checks report what is wrong with the graph
+        for name, acc in ranges.items():
+            node = self.g.nodes[name]
+            if acc.overflows:
                 self.add(
                     "ACCUMULATOR_OVERFLOW",
-                    f"{name}: with {node.weight_bits}-bit weights and binary spike inputs a sum can reach {worst:,} "
-                    f"quantization steps, beyond the {node.accumulator_bits}-bit accumulator's {limit:,}; "
-                    f"use accumulator_bits >= {accumulator_bits_for(worst)}",
+                    f"{name}: with {node.weight_bits}-bit weights and {acc.inputs}, a sum can reach {acc.worst:,} "
+                    f"accumulator steps, beyond the {node.accumulator_bits}-bit accumulator's {acc.limit:,}; "
+                    f"use accumulator_bits >= {acc.bits_needed}",
                     name,
                 )
 

@@ -32,7 +32,7 @@ from talon.bridge.modules import RUNTIME_BUILDERS, StatefulRuntime
 from talon.errors import BackendError
 from talon.ir import Graph, Node
 from talon.sdk.cost import cost_entry, graph_costs
-from talon.sdk.fixed_point import exact_sum_bits, frac_for_range, quantize_to_ints
+from talon.sdk.fixed_point import GRID_PRESERVING, exact_sum_bits, frac_for_range, quantize_to_ints, spike_frac
 from talon.ir.primitives.neurons import coefficients
 
 # The version of these rules is talon.backend.descriptor.FIXED_POINT_VERSION (every descriptor records
@@ -40,8 +40,6 @@ from talon.ir.primitives.neurons import coefficients
 
 NEURON_TYPES = ("LIF", "IF", "CubaLIF", "LI", "Integrator")
 SPIKING_NEURONS = ("LIF", "IF", "CubaLIF")
-#: Nodes whose output lies on the grid of their (single) input: they keep its format.
-GRID_PRESERVING = ("Output", "Flatten", "Dropout", "HybridRegion", "ChannelSplit", "Delay", "MaxPool2d", "Upsample")
 #: Nodes whose output is re-rounded to their own calibrated activation format.
 REQUANTIZING = ("AvgPool2d", "SumPool2d", "Skip", "Concat", "ReLU")
 #: Elementwise products y = x * factor whose factor tensor is quantised like a synaptic weight (fan-in 1).
@@ -308,17 +306,13 @@ def check_supported(graph: Graph) -> None:
 
 
 def _spike_format(name: str, node: Node, config: FixedPointConfig) -> Format:
-    """Gs's format: Q(activation_bits).g with the smallest g >= 0 that holds the graded spike factor
-    exactly within the symmetric range, else the power-of-two rule's g when that is exact (large
-    factors, g < 0) (docs/fixed_point.md section 5, rule 5); spikes of factor 1 are the integer 1."""
-    gsf, bits = float(node.graded_spikes_factor), config.activation_bits
-    hi = (1 << (bits - 1)) - 1
-    candidates = [g for g in range(bits - 1) if math.ldexp(gsf, g).is_integer()][:1] + [frac_for_range(abs(gsf), bits)]
-    for g in candidates:
-        if math.ldexp(gsf, g).is_integer() and abs(math.ldexp(gsf, g)) <= hi:
-            return Format(bits, g)
-    raise BackendError(f"fixed-point mode: node {name!r} graded_spikes_factor {gsf!r} has no exact {bits}-bit value "
-                       "(a spike would change size); use a factor with fewer significant bits or raise activation_bits")
+    """A spike's format Q(activation_bits).g (talon.sdk.fixed_point.spike_frac; spikes of factor 1 are the integer 1)."""
+    g = spike_frac(node.graded_spikes_factor, config.activation_bits)
+    if g is None:
+        raise BackendError(f"fixed-point mode: node {name!r} graded_spikes_factor {float(node.graded_spikes_factor)!r} has no exact "
+                           f"{config.activation_bits}-bit value (a spike would change size); use a factor with fewer significant "
+                           "bits or raise activation_bits")
+    return Format(config.activation_bits, g)
 
 
 def _check_coefficient(name: str, key: str, value: Any, c: int) -> None:
