@@ -18,6 +18,8 @@ def test_mlp_every_count():
     s = analyze_graph(build_mlp())
     # fc1 12+3, lif1 4 arrays x 3, fc2 6+2, lif2 4 x 2
     assert s.total_params == 43 and s.total_bytes == 172
+    assert s.neuron_params == 12 + 8  # what torch's parameters() would leave out: 43 - 20 = fc1 15 + fc2 8
+    assert "20 of them neuron constants" in s.summary()
     assert s.total_macs == 18 and s.total_synapses == 18
     # 2*12 + 6*3 + 2*6 + 6*2
     assert s.total_flops == 66

@@ -70,6 +70,9 @@ class GraphStats:
     num_stateful_layers: int
     dt: float
     layers: dict[str, LayerStats] = field(repr=False)
+    #: the part of total_params held by neurons (time constants, thresholds, ...): a framework's
+    #: parameter count (torch's `numel` over `parameters()`) leaves these out when they are not trained
+    neuron_params: int = 0
 
     def summary(self) -> str:
         rows = [f"{'name':<16} {'type':<14} {'output':<16} {'params':>10} {'MACs':>12} {'FLOPs':>12}"]
@@ -77,7 +80,7 @@ class GraphStats:
             out = ",".join(str(tuple(x)) for x in s.output_shapes)
             rows.append(f"{s.name:<16} {s.type_name:<14} {out:<16} {s.params:>10,} {s.macs:>12,} {s.flops:>12,}")
         rows.append(
-            f"total: {self.total_params:,} params ({self.total_bytes:,} bytes), {self.total_macs:,} MACs, "
+            f"total: {self.total_params:,} params ({self.neuron_params:,} of them neuron constants; {self.total_bytes:,} bytes), {self.total_macs:,} MACs, "
             f"{self.total_flops:,} FLOPs, depth {self.depth}, width {self.width}, {self.num_neurons:,} neurons"
         )
         return "\n".join(rows)
@@ -117,6 +120,7 @@ def analyze_graph(graph: GraphLike) -> GraphStats:
         num_stateful_layers=sum(1 for c in costs if c.stateful),
         dt=g.dt,
         layers=layers,
+        neuron_params=sum(c.params for c in costs if c.neurons),
     )
 
 
