@@ -142,6 +142,52 @@ def test_outputs_valid_false_on_non_finite(cpu):
     assert cpu.simulate(bad, torch.ones(4) * 3, n_steps=3).outputs_valid is False
 
 
+@pytest.mark.parametrize("mode", ["float", "fixed"])
+def test_non_finite_stimulus_is_refused(cpu, mode):
+    """An all-NaN (or partly inf) stimulus never yields 'valid' outputs or energy figures: it is refused,
+    naming the input, the count of non-finite values and the first one's index."""
+    g = build_mlp()
+    nan = np.full((4,), np.nan, np.float32)
+    with pytest.raises(BackendError, match=re.escape("input 'inp' holds 4 non-finite value(s) (NaN or ±inf) out of 4; the first is nan at index (0,)")):
+        cpu.simulate(g, nan, n_steps=3, mode=mode)
+    seq = np.zeros((5, 2, 4), np.float32)
+    seq[3, 1, 2] = np.inf
+    seq[4, 0, 0] = -np.inf
+    with pytest.raises(BackendError, match=re.escape("input 'inp' holds 2 non-finite value(s) (NaN or ±inf) out of 40; the first is inf at index (3, 1, 2)")):
+        cpu.simulate(g, seq, mode=mode)
+    with pytest.raises(BackendError, match="input 'inp' holds 4 non-finite"):
+        cpu.profile(g, nan, n_steps=3, mode=mode)
+    if mode == "fixed":  # the calibration run is fed its own stimulus
+        with pytest.raises(BackendError, match="input 'inp' holds 4 non-finite"):
+            cpu.simulate(g, n_steps=3, mode=mode, calibration_inputs=nan)
+    with pytest.raises(BackendError, match=re.escape("input 'inp' (from its encoder, step 2) holds 1 non-finite")):
+        cpu.simulate(g, lambda t: torch.tensor([[0.0, 1.0, 0.0, float("nan") if t == 2 else 0.0]]), n_steps=4, mode=mode)
+
+
+def test_non_finite_stimulus_is_refused_by_compile_and_named_inputs(cpu):
+    nodes = {"a": ir.Input(shape=(3,)), "b": ir.Input(shape=(3,)), "sum": ir.Skip(skip_type="residual"), "n": lif(3), "o": ir.Output()}
+    g = ir.Graph(nodes, [("a", "sum"), ("b", "sum"), ("sum", "n"), ("n", "o")])
+    with pytest.raises(BackendError, match=re.escape("input 'b' holds 1 non-finite value(s) (NaN or ±inf) out of 3; the first is nan at index (1,)")):
+        cpu.simulate(g, {"a": torch.ones(3), "b": torch.tensor([0.0, float("nan"), 1.0])}, n_steps=2)
+    with pytest.raises(BackendError, match="input 'a' holds 3 non-finite"):
+        cpu.compile(g, calibration_inputs={"a": torch.full((3,), float("inf")), "b": torch.ones(3)})
+
+
+def test_rate_encoder_takes_probabilities_in_unit_interval(cpu):
+    g = build_mlp()
+    with pytest.raises(BackendError, match=re.escape("rate-encoded input 'inp' holds values in [0, 5] (2 of 4 outside [0, 1])")):
+        RateEncoder(np.array([0.0, 5.0, 2.0, 1.0], np.float32), name="inp")
+    with pytest.raises(BackendError, match=re.escape("rate-encoded input holds values in [-0.25, 0.5] (1 of 2 outside [0, 1])")):
+        RateEncoder(torch.tensor([-0.25, 0.5]))
+    with pytest.raises(BackendError, match=re.escape("rate-encoded input holds 1 non-finite value(s) (NaN or ±inf) out of 3; the first is nan at index (2,)")):
+        RateEncoder([0.5, 1.0, float("nan")])
+    with pytest.raises(BackendError, match="rate-encoded input holds 1 non-finite"):
+        RateEncoder([0.5, float("inf")])
+    edges = RateEncoder(np.array([[0.0, 1.0, 1.0, 0.0]], np.float32), seed=3)  # the bounds themselves are fine
+    r = cpu.simulate(g, edges, n_steps=4, record=["inp"])
+    assert torch.equal(r.spikes["inp"], torch.tensor([[[0.0, 1.0, 1.0, 0.0]]]).expand(4, 1, 4))
+
+
 def test_multiple_inputs_and_t1c_path(cpu, tmp_path):
     nodes = {
         "a": ir.Input(shape=(3,)),

@@ -13,7 +13,7 @@ snn = pytest.importorskip("snntorch")
 from talon import ir  # noqa: E402
 from talon.bridge.executor import ir_to_torch  # noqa: E402
 from talon.bridge.export import ExportContext, convert_module, export_to_ir, to_ir  # noqa: E402
-from talon.errors import TalonError, UnsupportedModuleError  # noqa: E402
+from talon.errors import TalonError, TalonUsageError, UnsupportedModuleError  # noqa: E402
 from tutorial_models import HybridSNN, SimpleSNN  # noqa: E402
 
 
@@ -64,10 +64,12 @@ def test_hybrid_snn_structure():
     assert graph.nodes["output"].shape == (10,)
 
 
-def test_to_ir_is_export_to_ir_and_the_snntorch_shim():
+def test_export_to_ir_is_the_snntorch_shim_and_exports_like_to_ir():
     from snntorch.export_talonir import export_to_ir as shim
 
-    assert export_to_ir is to_ir and shim is to_ir
+    assert shim is export_to_ir
+    model, sample = SimpleSNN(), torch.randn(1, 784)
+    assert export_to_ir(model, sample) == to_ir(model, sample)
 
 
 # -- module mapping ---------------------------------------------------------------------------------
@@ -445,8 +447,156 @@ def test_round_trip_file(tmp_path):
 
 
 def test_sample_that_does_not_fit():
-    with pytest.raises(TalonError, match=r"running the sample \(1, 5\)"):
+    with pytest.raises(TalonUsageError, match=r"running the sample \(1, 5\)"):
         to_ir(nn.Sequential(nn.Linear(4, 2)), torch.randn(1, 5))
+
+
+# -- clear messages: layers without an IR equivalent, the function called, wrong sample shapes ---------
+
+class WithLayer(nn.Module):
+    """Linear -> <layer> -> Leaky: a small model around one layer."""
+
+    def __init__(self, layer: nn.Module, unpack: bool):
+        super().__init__()
+        self.fc = nn.Linear(4, 8)
+        self.layer = layer
+        self.lif = snn.Leaky(beta=0.9)
+        self.unpack = unpack
+
+    def forward(self, x):
+        y = self.fc(x)
+        y = self.layer(y)[0] if self.unpack else self.layer(y)
+        return self.lif(y)[0]
+
+
+class SubclassedGRU(nn.GRU):
+    pass
+
+
+NO_EQUIVALENT = [
+    (lambda: nn.GRU(8, 8, batch_first=True), True, "GRU", "recurrent layers"),
+    (lambda: nn.LSTM(8, 8, batch_first=True), True, "LSTM", "recurrent layers"),
+    (lambda: nn.RNN(8, 8, batch_first=True), True, "RNN", "recurrent layers"),
+    (lambda: nn.GRUCell(8, 8), False, "GRUCell", "recurrent layers"),
+    (lambda: SubclassedGRU(8, 8, batch_first=True), True, "SubclassedGRU", "recurrent layers"),
+    (lambda: nn.TransformerEncoderLayer(8, 2, 16, batch_first=True), False, "TransformerEncoderLayer", "attention and Transformer"),
+]
+
+
+@pytest.mark.parametrize("make,unpack,type_name,why", NO_EQUIVALENT, ids=[t for _, _, t, _ in NO_EQUIVALENT])
+@pytest.mark.parametrize("api", [to_ir, export_to_ir], ids=["to_ir", "export_to_ir"])
+def test_layers_without_ir_equivalent_get_no_converter_message(make, unpack, type_name, why, api):
+    with pytest.raises(UnsupportedModuleError) as info:
+        api(WithLayer(make(), unpack), torch.randn(1, 3, 4) if unpack else torch.randn(1, 4))
+    msg = str(info.value)
+    assert f"cannot export module 'layer' (" in msg and f".{type_name}): no converter for this module type: {why}" in msg
+    assert f"{api.__name__}(model, sample, custom_map={{{type_name}: fn}}) or custom_map={{'layer': fn}}" in msg
+    assert "torch.fx" not in msg and "control flow" not in msg
+
+
+class Attention(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.att = nn.MultiheadAttention(8, 2, batch_first=True)
+
+    def forward(self, x):
+        return self.att(x, x, x)[0]
+
+
+@pytest.mark.parametrize(
+    "model,sample,path,type_name",
+    [
+        (nn.GRU(4, 8), torch.randn(1, 3, 4), "gru", "GRU"),  # the model is itself the layer
+        (nn.LSTM(4, 8), torch.randn(1, 3, 4), "lstm", "LSTM"),
+        (Attention(), torch.randn(1, 3, 8), "att", "MultiheadAttention"),
+        (nn.Sequential(nn.Linear(4, 8), nn.Transformer(8, 2, 1, 1, 16, batch_first=True)), torch.randn(1, 3, 4), "1", "Transformer"),
+    ],
+    ids=["gru-root", "lstm-root", "attention", "transformer-needs-tgt"],
+)
+def test_recurrent_and_attention_models_name_path_and_type(model, sample, path, type_name):
+    from snntorch.export_talonir import export_to_ir as shim
+
+    with pytest.raises(UnsupportedModuleError) as info:
+        shim(model, sample)
+    msg = str(info.value)
+    assert f"cannot export module {path!r} (" in msg and f".{type_name}): no converter" in msg
+    assert f"export_to_ir(model, sample, custom_map={{{type_name}: fn}})" in msg
+    assert "to_ir(" not in msg.replace("export_to_ir(", "") and "torch.fx" not in msg
+
+
+def test_a_single_layer_model_exports_and_takes_custom_map():
+    graph = to_ir(snn.Leaky(beta=0.5), torch.randn(1, 4))
+    assert types(graph) == {"input": "Input", "leaky": "LIF", "output": "Output"}
+    lin = nn.Linear(4, 3)
+    graph = to_ir(lin, torch.randn(2, 4))
+    assert types(graph) == {"input": "Input", "linear": "Affine", "output": "Output"}
+    same_outputs(lin, graph, torch.randn(2, 4))
+    gru = nn.GRU(4, 4)
+    graph = to_ir(gru, torch.randn(1, 2, 4), custom_map={nn.GRU: lambda m, ctx: ir.Skip(skip_type="passthrough")})
+    assert types(graph) == {"input": "Input", "gru": "Skip", "output": "Output"}
+
+
+def test_unsupported_module_errors_name_the_function_called():
+    model = nn.Sequential(nn.Linear(3, 4), nn.Hardswish())
+    for api in (to_ir, export_to_ir):
+        with pytest.raises(UnsupportedModuleError, match=rf"\b{api.__name__}\(model, sample, custom_map=\{{Hardswish: fn\}}\)"):
+            api(model, torch.randn(1, 3))
+    neuron = snn.Leaky(beta=0.9, inhibition=True, init_hidden=True)  # a converter's own refusal (ctx.unsupported)
+    with pytest.raises(UnsupportedModuleError, match=r"inhibition.*export_to_ir\(model, sample, custom_map=\{Leaky: fn\}\)"):
+        export_to_ir(nn.Sequential(nn.Linear(3, 4), neuron), torch.randn(1, 3))
+    with pytest.raises(UnsupportedModuleError, match="'y' has no default; export_to_ir feeds one sample"):
+        export_to_ir(NeedsTwoInputs(), torch.randn(1, 4))
+    with pytest.raises(TalonUsageError, match="export_to_ir expects a torch.nn.Module"):
+        export_to_ir(lambda x: x, torch.randn(1, 4))
+
+
+class SmallSNN(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 3)
+        self.lif = snn.Leaky(beta=0.9)
+
+    def forward(self, x):
+        return self.lif(self.fc(x))[0]
+
+
+@pytest.mark.parametrize(
+    "model,sample,expected",
+    [
+        (SmallSNN(), torch.randn(1, 5),
+         "export_to_ir: running the sample (1, 5) through SmallSNN failed at module 'fc' (Linear): it expects an input of "
+         "shape (1, 4) (last dimension = in_features 4) but the sample has shape (1, 5); pass a batch-first sample of shape (1, 4)"),
+        (nn.Sequential(nn.Conv2d(1, 4, 3), nn.Flatten(), nn.Linear(4 * 6 * 6, 2)), torch.randn(1, 2, 8, 8),
+         "export_to_ir: running the sample (1, 2, 8, 8) through Sequential failed at module '0' (Conv2d): it expects an input of "
+         "shape (1, 1, 8, 8) ((B, C, H, W) with C = in_channels 1) but the sample has shape (1, 2, 8, 8); pass a batch-first "
+         "sample of shape (1, 1, 8, 8)"),
+        (nn.Sequential(nn.Flatten(), nn.Linear(64, 2)), torch.randn(1, 1, 8, 7),
+         "export_to_ir: running the sample (1, 1, 8, 7) through Sequential failed at module '1' (Linear): it expects an input of "
+         "shape (1, 64) (last dimension = in_features 64) but got (1, 56), computed from the sample (1, 1, 8, 7); check the "
+         "sample's shape against the input the model was built for"),
+        (nn.Sequential(nn.Conv2d(1, 4, 3)), torch.randn(1, 8, 8),
+         "export_to_ir: module '0' (Conv2d) got an input of shape (1, 8, 8), but it expects (B, C, H, W) with C = in_channels 1; "
+         "the sample must be batch-first: add the batch dimension, e.g. sample.unsqueeze(0) of shape (1, 1, 8, 8)"),
+    ],
+    ids=["linear-first", "conv-channels", "downstream-linear", "no-batch-dim"],
+)
+def test_wrong_sample_shape_names_expected_and_given(model, sample, expected):
+    with pytest.raises(TalonUsageError) as info:
+        export_to_ir(model, sample)
+    assert str(info.value) == expected
+    assert "tlparse" not in str(info.value) and "While executing" not in str(info.value)
+
+
+def test_wrong_sample_shape_elsewhere_keeps_the_torch_reason_without_fx_noise():
+    class Reshape(nn.Module):
+        def forward(self, x):
+            return x.view(x.shape[0], 4, 4)
+
+    with pytest.raises(TalonUsageError) as info:
+        to_ir(nn.Sequential(nn.Linear(3, 15), Reshape()), torch.randn(1, 3))
+    msg = str(info.value)
+    assert msg.startswith("to_ir: running the sample (1, 3) through Sequential failed at Tensor.view (traced as 'view'): RuntimeError: ")
+    assert "\n" not in msg and "tlparse" not in msg
 
 
 def test_export_after_running_under_inference_mode():

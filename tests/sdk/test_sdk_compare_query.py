@@ -26,7 +26,8 @@ f32 = np.float32
 def test_identical_graphs():
     d = compare_graphs(build_mlp(), build_mlp())
     assert d.identical and not d.nodes_modified and d.max_weight_diff == 0.0
-    assert "identical" in str(d)
+    assert d.arrays_compared == 12 and d.arrays_not_compared == []  # 2 x (weight, bias) + 2 x (tau, r, v_leak, v_threshold)
+    assert "identical" in str(d) and "max weight difference 0 over 12 compared arrays" in str(d)
     assert_graphs_equal(build_hybrid(), build_hybrid())
 
 
@@ -107,6 +108,75 @@ def test_negative_zero_counts_as_a_difference():
     w2[0, 0] = -0.0
     b.nodes["fc1"] = b.nodes["fc1"].replace(weight=w2)
     assert not compare_graphs(a, b).identical and fingerprint_graph(a) != fingerprint_graph(b)
+
+
+def test_type_change_still_compares_shared_arrays():
+    """Affine -> SpikingAffine (convert_to_spiking + quantize_weights): weight and bias are compared across
+    the type change, and the reported max difference is the one two SpikingAffine versions give."""
+    from talon.sdk import convert_to_spiking, quantize_weights
+
+    a = build_mlp()
+    spiking = convert_to_spiking(a)
+    quantized = quantize_weights(spiking)
+    across = compare_graphs(a, quantized)
+    same_type = compare_graphs(spiking, quantized)
+    assert same_type.max_weight_diff > 0
+    assert across.max_weight_diff == same_type.max_weight_diff
+    assert across.arrays_compared == same_type.arrays_compared == 12  # 2 x (weight, bias) + 2 x (tau, r, v_leak, v_threshold)
+    fc1 = across.nodes_modified["fc1"]
+    assert (fc1.type_a, fc1.type_b) == ("Affine", "SpikingAffine")
+    assert fc1.fields == ["<type>", "weight"]
+    kinds = {d.field: d for d in fc1.diffs}
+    assert kinds["weight"].kind == "values" and kinds["weight"].max_abs_diff == pytest.approx(
+        float(np.abs(a.nodes["fc1"].weight.astype(np.float64) - quantized.nodes["fc1"].weight).max())
+    )
+    assert "shared arrays compared: weight, bias" in kinds["<type>"].detail
+    assert "only in SpikingAffine: weight_bits, accumulator_bits, spike_mode" in kinds["<type>"].detail
+    text = across.summary()
+    assert f"max weight difference {across.max_weight_diff:.3g} over 12 compared arrays (tolerance 0)" in text
+    assert "max weight difference 0 " not in text
+    # within a tolerance above the quantisation error, only the type change remains
+    loose = compare_graphs(a, quantized, tolerance=1.0)
+    assert loose.nodes_modified["fc1"].fields == ["<type>"] and not loose.identical
+
+
+def test_arrays_not_compared_are_named_never_reported_as_zero():
+    a = build_mlp()
+    b = build_mlp()
+    b.nodes["fc2"] = ir.Linear(weight=np.ascontiguousarray(b.nodes["fc2"].weight.T))  # shape (2, 3) -> (3, 2)
+    d = compare_graphs(a, b)
+    assert d.arrays_not_compared == ["fc2.weight (shape (2, 3) -> (3, 2))", "fc2.bias (only in Affine)"]
+    fc2 = d.nodes_modified["fc2"]
+    assert [x.kind for x in fc2.diffs] == ["type", "shape"]
+    assert "no shared array compared" in fc2.diffs[0].detail
+    assert "not compared: fc2.weight (shape (2, 3) -> (3, 2)), fc2.bias (only in Affine)" in d.summary()
+
+    def io_only():
+        g = ir.Graph({"i": ir.Input(shape=(2,)), "o": ir.Output()})
+        g.chain("i", "o")
+        return g
+
+    d = compare_graphs(io_only(), io_only())
+    assert d.identical and d.arrays_compared == 0 and d.max_weight_diff is None
+    assert "no arrays compared" in d.summary() and "difference 0" not in d.summary()
+
+
+def test_nested_graphs_count_their_arrays():
+    def outer(inner):
+        g = ir.Graph({"i": ir.Input(shape=(4,)), "blk": inner, "o": ir.Output()})
+        g.chain("i", "blk", "o")
+        return g
+
+    a, b = build_mlp(), build_mlp()
+    b.nodes["fc1"] = b.nodes["fc1"].replace(weight=b.nodes["fc1"].weight + f32(0.5))
+    d = compare_graphs(outer(a), outer(b))
+    assert d.arrays_compared == 12 and d.max_weight_diff == pytest.approx(0.5)
+    assert d.nodes_modified["blk"].diffs[0].kind == "graph"
+    flat = outer(ir.Affine(weight=np.ones((2, 4), f32), bias=np.zeros(2, f32)))
+    d = compare_graphs(outer(a), flat)
+    assert d.arrays_compared == 0 and d.max_weight_diff is None
+    assert d.arrays_not_compared == ["blk.weight (only in B: Graph -> Affine)", "blk.bias (only in B: Graph -> Affine)"]
+    assert "nothing compared" in d.nodes_modified["blk"].diffs[0].detail
 
 
 # -- queries --------------------------------------------------------------------------------------

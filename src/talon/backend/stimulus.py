@@ -8,6 +8,10 @@
 - an encoder: any callable `encoder(t) -> tensor (B, *S) or S` (see `ConstantEncoder`, `RateEncoder`);
 - None: the default stimulus below.
 
+Every stimulus must be finite: an array or sequence holding NaN or ±inf is refused up front (BackendError
+naming the input, how many values are non-finite and the first one's index), and so is an encoder's
+step that produces one, so no simulation, profile or energy figure is ever computed from them.
+
 Default stimulus (deterministic, documented): for the k-th Input node (graph order) of sample shape S,
 x = torch.rand((1, *S), generator=torch.Generator().manual_seed(k)) in float32, i.e. uniform in [0, 1)
 with seed k, presented unchanged on every step (a static image shown for n_steps steps, batch 1).
@@ -38,13 +42,28 @@ class ConstantEncoder:
 
 
 class RateEncoder:
-    """Bernoulli rate coding: step t emits 1 where u < clamp(data, 0, 1), u uniform from a generator
-    seeded with `seed` and advanced once per step (so a run is reproducible step for step)."""
+    """Bernoulli rate coding: step t emits 1 where u < data, u uniform from a generator seeded with
+    `seed` and advanced once per step (so a run is reproducible step for step).
 
-    def __init__(self, data: Any, seed: int = DEFAULT_SEED):
+    `data` are firing probabilities: every value must be finite and in [0, 1]; anything else raises
+    BackendError naming the range found (`name`, if given, says which input in that message)."""
+
+    def __init__(self, data: Any, seed: int = DEFAULT_SEED, name: str | None = None):
         import torch
 
-        self.rates = torch.as_tensor(data, dtype=torch.float32).clamp(0.0, 1.0)
+        rates = torch.as_tensor(data, dtype=torch.float32)
+        what = f"rate-encoded input {name!r}" if name is not None else "rate-encoded input"
+        if rates.numel():
+            lo, hi = (float(v) for v in torch.aminmax(rates))  # one pass; NaN propagates into lo/hi
+            if not (lo >= 0.0 and hi <= 1.0):
+                check_finite(rates, what)
+                n_out = int(((rates < 0) | (rates > 1)).sum())
+                raise BackendError(
+                    f"{what} holds values in [{lo:g}, {hi:g}] ({n_out} of {rates.numel()} outside [0, 1]); rate encoding "
+                    f"takes firing probabilities in [0, 1]: scale the data into that range first (e.g. x / x.max() for "
+                    f"non-negative data)"
+                )
+        self.rates = rates
         self.seed = int(seed)
         self._gen = torch.Generator().manual_seed(self.seed)
         self._next_t = 0
@@ -61,6 +80,33 @@ class RateEncoder:
 
     def __repr__(self) -> str:
         return f"RateEncoder(shape={tuple(self.rates.shape)}, seed={self.seed})"
+
+
+def check_finite(x: Any, what: str) -> None:
+    """Raise BackendError unless every element of tensor `x` is finite; `what` names it ("input 'x'")."""
+    import torch
+
+    if not x.is_floating_point() and not x.is_complex():
+        return
+    finite = torch.isfinite(x)
+    if bool(finite.all()):
+        return
+    bad = ~finite
+    flat = int(bad.reshape(-1).nonzero()[0])
+    index = tuple(int(i) for i in _unravel(flat, tuple(x.shape)))
+    value = x.reshape(-1)[flat].item()
+    raise BackendError(
+        f"{what} holds {int(bad.sum())} non-finite value(s) (NaN or ±inf) out of {x.numel()}; the first is {value} at "
+        f"index {index}: replace or mask them with finite values before simulating or profiling"
+    )
+
+
+def _unravel(flat: int, shape: tuple[int, ...]) -> list[int]:
+    out = []
+    for dim in reversed(shape):
+        out.append(flat % dim)
+        flat //= dim
+    return out[::-1]
 
 
 def default_stimulus(shape: tuple[int, ...], index: int = 0) -> Any:
@@ -95,6 +141,8 @@ class Stimulus:
                 x = x.unsqueeze(0)
             if tuple(x.shape[1:]) != tuple(shape):
                 raise BackendError(f"input {name!r} at step {t} has shape {tuple(x.shape)}; expected (B, *{tuple(shape)})")
+            if name not in self.sequences:  # whole sequences were checked once by make_stimulus
+                check_finite(x, f"input {name!r} (from its encoder, step {t})")
             out[name] = x.to(torch.float32) if not x.is_floating_point() else x
         return out
 
@@ -145,6 +193,7 @@ def make_stimulus(inputs: Any, input_shapes: dict[str, tuple[int, ...]], n_steps
             x = x.to(torch.float32)
         if tuple(x.shape[-len(shape):] if shape else ()) != shape:
             raise BackendError(f"input {name!r} has shape {tuple(x.shape)}; its trailing dimensions must be the Input shape {shape}")
+        check_finite(x, f"input {name!r}")
         lead = x.dim() - len(shape)
         if lead == 0:
             x = x.unsqueeze(0)

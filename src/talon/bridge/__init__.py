@@ -1,7 +1,7 @@
 """talon.bridge: between PyTorch/snnTorch and the TALON IR.
 
 The runtime (this package's executor and modules) turns a Graph back into torch modules; the exporter
-(export.py, snntorch.py) turns torch models into Graphs. ``to_ir`` is resolved lazily so that importing
+(export.py, snntorch.py) turns torch models into Graphs. ``to_ir`` and ``export_to_ir`` are resolved lazily so that importing
 the runtime never depends on the exporter.
 """
 
@@ -20,13 +20,13 @@ from talon.bridge.modules import (
 
 __all__ = [
     "ir_to_torch", "GraphExecutor", "CyclicGraphExecutor", "RUNTIME_BUILDERS", "register_runtime",
-    "build_runtime", "RuntimeContext", "StatefulRuntime", "to_ir",
+    "build_runtime", "RuntimeContext", "StatefulRuntime", "to_ir", "export_to_ir",
 ]
 
 
 def __getattr__(name: str) -> Any:
-    if name == "to_ir":
-        from talon.bridge.export import to_ir
+    if name in ("to_ir", "export_to_ir"):
+        from talon.bridge import export
 
-        return to_ir
+        return getattr(export, name)
     raise AttributeError(f"module 'talon.bridge' has no attribute {name!r}")

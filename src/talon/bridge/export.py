@@ -1,4 +1,5 @@
-"""Export PyTorch and snnTorch models to a `talon.ir.Graph`: `to_ir` (alias `export_to_ir`).
+"""Export PyTorch and snnTorch models to a `talon.ir.Graph`: `to_ir`, and `export_to_ir` (snnTorch's name: the
+same export, with error messages that show `export_to_ir(...)` calls).
 
 Owns the torch.fx tracing, the converters for torch.nn modules and for functional ops (flatten,
 view/reshape, relu, residual `+`, cat, ...), graph assembly and the `custom_map` extension point.
@@ -22,7 +23,7 @@ import torch.fx as fx
 import torch.nn as nn
 import torch.nn.functional as F
 
-from talon.errors import GraphValidationError, TalonError, UnsupportedModuleError
+from talon.errors import GraphValidationError, TalonError, TalonUsageError, UnsupportedModuleError
 from talon.ir import (
     ELU, GELU, Affine, AvgPool2d, BatchNorm1d, BatchNorm2d, Concat, Conv1d, Conv2d, Dropout, Flatten, Graph, Input,
     LayerNorm, Linear, MaxPool2d, Node, Output, PReLU, ReLU, Scale, Sigmoid, Skip, Softmax, Tanh, Upsample,
@@ -48,6 +49,8 @@ class ExportContext:
     input_shapes: tuple[Shape, ...]
     output_shape: Shape
     dt: float = 1.0
+    #: The export function the user called ("to_ir" or "export_to_ir"): error messages show that call.
+    api: str = "to_ir"
 
     @property
     def input_shape(self) -> Shape | None:
@@ -55,19 +58,38 @@ class ExportContext:
 
     def unsupported(self, module: Any, reason: str) -> UnsupportedModuleError:
         """The error a converter raises for a module (or a setting of it) the IR cannot express exactly."""
-        return unsupported(self.path, module, reason)
+        return unsupported(self.path, module, reason, self.api)
 
 
 Converter = Callable[[nn.Module, ExportContext], ConverterResult]
 
 
-def unsupported(path: str, module: Any, reason: str) -> UnsupportedModuleError:
+def unsupported(path: str, module: Any, reason: str, api: str = "to_ir") -> UnsupportedModuleError:
+    """The error for module `path` that cannot be exported; `api` is the function the user called."""
     t = type(module)
     return UnsupportedModuleError(
         f"cannot export module {path!r} ({t.__module__}.{t.__qualname__}): {reason}. "
-        f"To export it anyway, pass a converter: to_ir(model, sample, custom_map={{{t.__name__}: fn}}) "
+        f"To export it anyway, pass a converter: {api}(model, sample, custom_map={{{t.__name__}: fn}}) "
         f"or custom_map={{{path!r}: fn}}, where fn(module, ctx) returns a talon.ir Node (see docs/bridge.md)"
     )
+
+
+#: Layers with no IR equivalent at all. They are always leaves of the trace (a subclass too), so the export
+#: stops with "no converter" for them rather than tracing into their internals (whose data-dependent
+#: control flow torch.fx cannot follow).
+NO_IR_EQUIVALENT: tuple[type, ...] = (
+    nn.RNNBase, nn.RNNCellBase, nn.MultiheadAttention, nn.Transformer, nn.TransformerEncoder,
+    nn.TransformerDecoder, nn.TransformerEncoderLayer, nn.TransformerDecoderLayer,
+)
+
+
+def _no_converter_reason(module: nn.Module) -> str:
+    if isinstance(module, (nn.RNNBase, nn.RNNCellBase)):
+        return ("no converter for this module type: recurrent layers (RNN, LSTM, GRU and their cells) have no IR "
+                "equivalent; for spiking recurrence use snnTorch's RLeaky or RSynaptic")
+    if isinstance(module, NO_IR_EQUIVALENT):
+        return "no converter for this module type: attention and Transformer layers have no IR equivalent"
+    return "no converter for this module type"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -292,14 +314,14 @@ class _Tracer(fx.Tracer):
         self.snn_bridge = snn_bridge
 
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
-        if self.custom.find(qualname, m) is not None or type(m) in MODULE_CONVERTERS:
+        if self.custom.find(qualname, m) is not None or type(m) in MODULE_CONVERTERS or isinstance(m, NO_IR_EQUIVALENT):
             return True
         if self.snn_bridge is not None and self.snn_bridge.is_neuron(m):
             return True
         return super().is_leaf_module(m, qualname)
 
 
-def _concrete_args(module: nn.Module) -> dict[str, Any]:
+def _concrete_args(module: nn.Module, api: str = "to_ir") -> dict[str, Any]:
     """Every forward parameter after the first is fixed to its default (None for neuron states)."""
     params = list(inspect.signature(module.forward).parameters.values())
     concrete = {}
@@ -308,7 +330,7 @@ def _concrete_args(module: nn.Module) -> dict[str, Any]:
             continue
         if p.default is p.empty:
             raise UnsupportedModuleError(
-                f"cannot export {type(module).__name__}: forward parameter {p.name!r} has no default; to_ir feeds one "
+                f"cannot export {type(module).__name__}: forward parameter {p.name!r} has no default; {api} feeds one "
                 "sample tensor and fixes every other forward argument to its default (e.g. mem=None)"
             )
         concrete[p.name] = p.default
@@ -350,14 +372,95 @@ def _preserved(model: nn.Module) -> Iterator[None]:
 
 
 class _Recorder(fx.Interpreter):
+    """Runs the traced graph on the sample, keeping every value; `failed` is the node that raised, if any."""
+
     def __init__(self, gm: fx.GraphModule) -> None:
         super().__init__(gm)
+        self.extra_traceback = False  # no "While executing ... Use tlparse" appended to the user's error
         self.values: dict[fx.Node, Any] = {}
+        self.failed: fx.Node | None = None
 
     def run_node(self, n: fx.Node) -> Any:
-        value = super().run_node(n)
+        try:
+            value = super().run_node(n)
+        except Exception:
+            self.failed = n
+            raise
         self.values[n] = value
         return value
+
+
+class _Root(nn.Module):
+    """Wraps a model that is itself a single layer (nn.Linear, snn.Leaky, nn.GRU, ...) so that the trace sees
+    it as one module call named `name` (torch.fx traces a root's own forward, never its leaf call)."""
+
+    def __init__(self, name: str, module: nn.Module) -> None:
+        super().__init__()
+        self.add_module(name, module)
+        self._name = name
+
+    def forward(self, x: torch.Tensor) -> Any:
+        return getattr(self, self._name)(x)
+
+
+_CHANNEL_RANKS: dict[type, tuple[int, ...]] = {nn.Conv1d: (3,), nn.Conv2d: (4,), nn.BatchNorm1d: (2, 3), nn.BatchNorm2d: (4,)}
+_RANK_FORMS = {2: "(B, C)", 3: "(B, C, L)", 4: "(B, C, H, W)"}
+
+
+def _expected_input(m: nn.Module, got: Shape) -> tuple[Shape | None, str] | None:
+    """(the input shape module `m` needs, as close to `got` as can be known, and why) for layers that fix
+    their input size; the shape is None when only its form is known (a wrong rank). None when `m` does not
+    fix its input size or `got` already fits."""
+    want = list(got)
+    if type(m) is nn.Linear:
+        why = f"last dimension = in_features {m.in_features}"
+        want = want[:-1] + [m.in_features] if len(want) > 1 else [1, m.in_features]
+    elif type(m) in _CHANNEL_RANKS:
+        ranks = _CHANNEL_RANKS[type(m)]
+        is_conv = isinstance(m, (nn.Conv1d, nn.Conv2d))
+        channels = m.in_channels if is_conv else m.num_features
+        why = f"{' or '.join(_RANK_FORMS[r] for r in ranks)} with C = {'in_channels' if is_conv else 'num_features'} {channels}"
+        if len(want) not in ranks:
+            return None, why
+        want[1] = channels
+    elif type(m) is nn.LayerNorm:
+        tail = [int(d) for d in m.normalized_shape]
+        why = f"trailing dimensions = normalized_shape {tuple(tail)}"
+        want = want[: max(len(want) - len(tail), 1)] + tail
+    else:
+        return None
+    return (tuple(want), why) if tuple(want) != tuple(got) else None
+
+
+def _sample_error(model: nn.Module, sample: torch.Tensor, gm: fx.GraphModule, rec: _Recorder, exc: Exception, api: str) -> str:
+    """Why the sample could not run through the model, in TALON's terms: which module, which shape it
+    needs against the one it got (when the module fixes its input size), and the original error's first line."""
+    head = f"{api}: running the sample {tuple(sample.shape)} through {type(model).__name__} failed"
+    detail = str(exc).split("\n\nWhile executing")[0].strip().splitlines()
+    cause = f"{type(exc).__name__}: {detail[0] if detail else ''}".rstrip(": ")
+    n = rec.failed
+    if n is None:
+        return f"{head}: {cause}"
+    if n.op != "call_module":
+        label = getattr(n.target, "__name__", str(n.target)) if n.op == "call_function" else f"Tensor.{n.target}"
+        return f"{head} at {label} (traced as {n.name!r}): {cause}"
+    path, m = str(n.target), gm.get_submodule(str(n.target))
+    where = f"{head} at module {path!r} ({type(m).__name__})"
+    arg = n.args[0] if n.args else None
+    value = rec.values.get(arg) if isinstance(arg, fx.Node) else None
+    if not isinstance(value, torch.Tensor):
+        return f"{where}: {cause}"
+    got = tuple(value.shape)
+    expected = _expected_input(m, got)
+    if expected is None:
+        return f"{where}: {cause}"
+    want, why = expected
+    need = f"it expects an input of shape {want} ({why})" if want is not None else f"it expects an input shaped {why}"
+    if arg.op == "placeholder":
+        fix = f"pass a batch-first sample of shape {want}" if want is not None else f"pass a batch-first sample shaped {why}"
+        return f"{where}: {need} but the sample has shape {got}; {fix}"
+    return (f"{where}: {need} but got {got}, computed from the sample {tuple(sample.shape)}; check the sample's shape "
+            f"against the input the model was built for")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -425,6 +528,7 @@ class _Builder:
     custom: _CustomMap
     snn_bridge: Any
     dt: float = 1.0
+    api: str = "to_ir"
     nodes: dict[str, Node] = field(default_factory=dict)
     edges: list[tuple[str, str]] = field(default_factory=list)
     expected: dict[str, tuple[Shape, str]] = field(default_factory=dict)  # name -> (traced shape, module path)
@@ -503,7 +607,7 @@ class _Builder:
         inputs = self._data_inputs(n, data, f"module {path!r}")
         first = value[0] if isinstance(value, (tuple, list)) and value and isinstance(value[0], torch.Tensor) else value
         if not isinstance(first, torch.Tensor):
-            raise unsupported(path, module, f"it returned {type(value).__name__}, not a tensor")
+            raise unsupported(path, module, f"it returned {type(value).__name__}, not a tensor", self.api)
         shape = _shape_of(first)
         in_shapes = []
         found: list[fx.Node] = []
@@ -512,16 +616,28 @@ class _Builder:
             v = self.values.get(a)
             if isinstance(self.refs.get(a), str) and isinstance(v, torch.Tensor):
                 in_shapes.append(_shape_of(v))
-        ctx = ExportContext(path=path, input_shapes=tuple(in_shapes), output_shape=shape, dt=self.dt)
+                self._check_rank(path, module, a, v)
+        ctx = ExportContext(path=path, input_shapes=tuple(in_shapes), output_shape=shape, dt=self.dt, api=self.api)
         conv = self.custom.find(path, module) or _builtin_converter(module)
         if conv is None:
-            raise unsupported(path, module, "no converter for this module type")
+            raise unsupported(path, module, _no_converter_reason(module), self.api)
         result = conv(module, ctx)
         name = self._insert(path, result, inputs, shape, module, conv)
         if isinstance(value, (tuple, list)):
             self.refs[n] = _NeuronTuple(name)
         else:
             self.refs[n] = name
+
+    def _check_rank(self, path: str, module: nn.Module, arg: fx.Node, value: torch.Tensor) -> None:
+        """A convolution or batch norm that torch ran on an unbatched input (a sample without its batch
+        dimension): the IR layer, batch-first, cannot match it."""
+        expected = _expected_input(module, tuple(value.shape)) if type(module) in _CHANNEL_RANKS else None
+        if expected is None or expected[0] is not None:
+            return
+        head = f"{self.api}: module {path!r} ({type(module).__name__}) got an input of shape {tuple(value.shape)}, but it expects {expected[1]}"
+        if arg.op == "placeholder":
+            raise TalonUsageError(f"{head}; the sample must be batch-first: add the batch dimension, e.g. sample.unsqueeze(0) of shape {(1, *value.shape)}")
+        raise TalonUsageError(f"{head}, batch first; check the sample's shape against the input the model was built for")
 
     def _insert(self, path: str, result: Any, inputs: list[str], shape: Shape, module: nn.Module, conv: Any) -> str:
         if isinstance(result, Node):  # Graph is a Node: a nested composite block
@@ -733,33 +849,51 @@ def to_ir(module: nn.Module, sample: torch.Tensor, custom_map: Mapping[Any, Conv
 
     `custom_map` maps a module path or module type to `fn(module, ctx: ExportContext)` returning a Node, a
     nested Graph, or a (neuron, recurrent connection) pair; it takes precedence over built-in converters.
-    Raises UnsupportedModuleError naming the module path and type for anything the IR cannot express exactly.
+    Raises UnsupportedModuleError naming the module path and type for anything the IR cannot express exactly
+    (recurrent and attention layers included), and TalonUsageError for a sample that does not fit the model
+    (naming the module and, where the layer fixes it, the expected against the given shape). A model that is
+    itself one layer exports as one node named after its type in lower case (`linear`, `leaky`).
     """
+    return _export(module, sample, custom_map, "to_ir")
+
+
+def export_to_ir(module: nn.Module, sample: torch.Tensor, custom_map: Mapping[Any, Converter] | None = None) -> Graph:
+    """snnTorch's name for `to_ir` (`from snntorch.export_talonir import export_to_ir`): the same export;
+    its error messages show calls to `export_to_ir`."""
+    return _export(module, sample, custom_map, "export_to_ir")
+
+
+def _export(module: nn.Module, sample: torch.Tensor, custom_map: Mapping[Any, Converter] | None, api: str) -> Graph:
     if not isinstance(module, nn.Module):
-        raise TalonError(f"to_ir expects a torch.nn.Module, got {type(module).__name__}")
+        raise TalonUsageError(f"{api} expects a torch.nn.Module, got {type(module).__name__}")
     if not isinstance(sample, torch.Tensor) or sample.dim() < 1:
-        raise TalonError("to_ir needs a sample tensor whose first dimension is the batch, e.g. torch.randn(1, 784)")
+        raise TalonUsageError(f"{api} needs a sample tensor whose first dimension is the batch, e.g. torch.randn(1, 784)")
     custom = _CustomMap(custom_map)
     snn_bridge = _snn_bridge()
     with _preserved(module):
         tracer = _Tracer(custom, snn_bridge)
+        # A model that is itself one layer is traced as a call of that layer (named after its type).
+        root = _Root(type(module).__name__.lower(), module) if tracer.is_leaf_module(module, "") else module
         try:
-            fx_graph = tracer.trace(module, concrete_args=_concrete_args(module))
+            fx_graph = tracer.trace(root, concrete_args=_concrete_args(root, api))
         except TalonError:
             raise
         except Exception as exc:  # fx raises TraceError, TypeError, NotImplementedError, ...
             raise UnsupportedModuleError(
                 f"torch.fx cannot trace {type(module).__name__}: {type(exc).__name__}: {exc}. Data-dependent control "
-                "flow must sit inside a module converted through custom_map (which makes it a leaf)"
+                f"flow must sit inside a module converted through custom_map (which makes it a leaf): "
+                f"{api}(model, sample, custom_map={{ModuleType: fn}})"
             ) from exc
         gm = fx.GraphModule(tracer.root, fx_graph)
+        for n in fx_graph.nodes:  # a layer nothing converts: say so before running anything
+            if n.op == "call_module":
+                sub = gm.get_submodule(str(n.target))
+                if custom.find(str(n.target), sub) is None and _builtin_converter(sub) is None:
+                    raise unsupported(str(n.target), sub, _no_converter_reason(sub), api)
         recorder = _Recorder(gm)
         try:
             recorder.run(sample)
         except Exception as exc:  # the user's sample does not fit the model: say so in TALON's terms
-            raise TalonError(f"running the sample {tuple(sample.shape)} through {type(module).__name__} failed: {type(exc).__name__}: {exc}") from exc
-        builder = _Builder(gm, recorder.values, custom, snn_bridge)
+            raise TalonUsageError(_sample_error(module, sample, gm, recorder, exc, api)) from exc
+        builder = _Builder(gm, recorder.values, custom, snn_bridge, api=api)
         return builder.build(sample, module)
-
-
-export_to_ir = to_ir
