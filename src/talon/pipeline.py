@@ -13,15 +13,24 @@ talon.report (the same JSON the `talon` commands print). The report folder holds
     <name>_int<B>.t1c       the hardware graph: SpikingAffine layers, B-bit weights, mapping in metadata
     hardware.json           the hardware descriptor (talon.backend compile)
     lint.json analyze.json profile.json mapping.json simulate_float.json simulate_fixed.json energy.json
-    summary.json            the headline numbers and every file written (schema talon.pipeline/1)
+    summary.json            the headline numbers and every file written (schema talon.pipeline/1);
+                            "status" is "complete", or "failed" with the stage and error that stopped it
     model.html              the offline graph view, with the mapping on the mesh
     memory.png cores.png raster.png firing_rates.png energy.png
+    <backend>_project/      with a backend whose compile writes a project folder (fpga: the HLS project)
+
+Everything that can be checked without running a stage is checked before the first one (the backend and
+what it needs, the stimulus, the labels, the energy preset, the report folder), so bad arguments fail
+before any file is written. A stage that fails leaves the files written so far and a summary.json whose
+"status" is "failed"; a summary.json left by an earlier run in the same folder is removed first.
 """
 
 from __future__ import annotations
 
+import inspect
 import os
 import time
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from talon.report import (
@@ -63,6 +72,103 @@ def _first_sample(inputs: Any) -> Any:
     return inputs
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """What the preflight settled: the compile stage's backend and its extra arguments (a project folder
+    for a backend whose compile writes one), the backend of the simulations and the energy profile, and
+    the stimulus's batch size."""
+
+    compiler: Any
+    runner: Any
+    compile_kw: dict[str, Any]
+    project_dir: str | None
+    batch_size: int
+
+
+def _converted_types(graph: Any, weight_bits: int | None) -> set[str]:
+    """The primitive types of the hardware graph the convert stage will make (Affine/Linear become
+    SpikingAffine when converting)."""
+    types = {node.type_name for node in graph.nodes.values()}
+    if weight_bits:
+        types = {"SpikingAffine" if t in ("Affine", "Linear") else t for t in types}
+    return types
+
+
+def _check_labels(labels: Any, graph: Any, batch_size: int) -> None:
+    import numpy as np
+
+    from talon.errors import TalonUsageError
+
+    arr = np.asarray(labels)
+    if len(graph.output_names) != 1:
+        raise TalonUsageError(f"labels need a graph with one Output (accuracy decodes it); this one has {len(graph.output_names)}: {graph.output_names}")
+    if arr.dtype.kind not in "iub" and not (arr.dtype.kind == "f" and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr))):
+        raise TalonUsageError(f"labels must be whole class numbers, got an array of {arr.dtype}")
+    n = int(arr.reshape(-1).shape[0])
+    if n != batch_size:
+        raise TalonUsageError(f"{n} labels for a stimulus of {batch_size} sample(s): give one label per sample")
+
+
+def _preflight(graph: Any, out: str, *, inputs: Any, labels: Any, n_steps: int | None, calibration_inputs: Any, weight_bits: int | None,
+               energy_preset: str, backend: str, compile_dir: str | os.PathLike | None, compile_options: dict[str, Any] | None) -> _Plan:
+    """Check everything that can be checked before the first stage runs; raise a TalonError naming the
+    argument at fault. Returns the backends and compile arguments the stages will use."""
+    from talon.backend import get_backend, list_backends
+    from talon.backend.energy import list_energy_presets
+    from talon.backend.stimulus import make_stimulus
+    from talon.errors import BackendError, TalonUsageError
+
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise TalonUsageError(f"the report folder {out} is a file")
+    # the backend: it must compile; a compile that writes a project folder gets one in the report folder
+    be = get_backend(backend)
+    caps = be.capabilities
+    if not caps.compile:
+        able = [n for n in list_backends() if _can(n, "compile")]
+        raise BackendError(f"backend {backend!r} cannot compile, which the pipeline's compile stage needs; backends that can: {able}")
+    if caps.primitives is not None:
+        missing = sorted(_converted_types(graph, weight_bits) - set(caps.primitives))
+        if missing:
+            raise BackendError(f"backend {backend!r} cannot compile primitives {missing} of this graph; it supports {sorted(caps.primitives)}")
+    params = inspect.signature(be.compile).parameters
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    compile_kw = dict(compile_options or {})
+    unknown = sorted(k for k in compile_kw if k not in params and not takes_any)
+    if unknown:
+        raise TalonUsageError(f"backend {backend!r}: compile takes no option {unknown}")
+    project_dir = None
+    if "out_dir" in params:
+        project_dir = os.fspath(compile_dir) if compile_dir is not None else os.path.join(out, f"{backend}_project")
+        if os.path.exists(project_dir) and not os.path.isdir(project_dir):
+            raise TalonUsageError(f"the {backend} project folder {project_dir} is a file")
+        compile_kw["out_dir"] = project_dir
+    elif compile_dir is not None:
+        raise TalonUsageError(f"compile_dir: backend {backend!r} writes no project folder (its compile returns a hardware descriptor)")
+    # the simulations (float and fixed point) and the energy profile: on the backend when it can run
+    # them, else on the cpu backend, whose fixed-point numerics are the hardware's (docs/fixed_point.md)
+    runs = caps.simulate and caps.profile and {"float", "fixed"} <= set(caps.modes)
+    runner = be if runs else get_backend("cpu")
+    if energy_preset not in list_energy_presets():
+        raise BackendError(f"unknown energy preset {energy_preset!r}; available: {list_energy_presets()}")
+    # the stimulus (shapes, steps), the calibration stimulus and the labels
+    shapes = {n: tuple(graph.nodes[n].shape) for n in graph.input_names}
+    stim = make_stimulus(inputs, shapes, n_steps)
+    if calibration_inputs is not None:
+        make_stimulus(calibration_inputs, shapes, n_steps)
+    if labels is not None:
+        _check_labels(labels, graph, stim.batch_size)
+    return _Plan(be, runner, compile_kw, project_dir, stim.batch_size)
+
+
+def _can(name: str, operation: str) -> bool:
+    from talon.backend import get_backend
+
+    try:
+        return bool(getattr(get_backend(name).capabilities, operation, False))
+    except Exception:  # noqa: BLE001 - a backend that does not load cannot do it
+        return False
+
+
 def run_pipeline(
     model: Any,
     out_dir: str | os.PathLike,
@@ -81,6 +187,8 @@ def run_pipeline(
     html: bool = True,
     strict: bool = True,
     log: Log | None = None,
+    compile_dir: str | os.PathLike | None = None,
+    compile_options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Run every stage on `model` (a Graph or .t1c path) and write the report folder `out_dir`.
 
@@ -89,20 +197,63 @@ def run_pipeline(
     calibration_inputs: what the fixed-point formats are calibrated on (default: `inputs`).
     weight_bits: convert Affine/Linear to SpikingAffine with weights quantized to this many bits
     (None: run the graph as it is). hardware: a talon.mapping.HardwareSpec (default HardwareSpec()).
-    strict: stop (GraphValidationError) when lint reports errors. Returns the summary dict
-    (also written to summary.json).
+    strict: stop (GraphValidationError) when lint reports errors.
+    backend: the compile stage's backend. One whose compile writes a project folder (fpga) writes it to
+    `compile_dir` (default `<out_dir>/<backend>_project`); `compile_options` are further keyword
+    arguments of its compile (fpga: {"part": "zu9eg"}). The simulations and the energy profile run on
+    the backend when it can simulate and profile in float and fixed point, else on the cpu backend.
+
+    Everything checkable is checked before the first stage (TalonError, nothing written). When a stage
+    fails, summary.json says "status": "failed", the stage and the error, and the error is raised.
+    Returns the summary dict (also written to summary.json).
     """
-    from talon.backend import get_backend
-    from talon.errors import GraphValidationError
-    from talon.ir import Graph, read, write
-    from talon.sdk import analyze_graph, convert_to_spiking, lint_graph, profile_graph, quantize_weights
+    from talon.ir import Graph, read
 
     say = log or (lambda msg: None)
     out = os.fspath(out_dir)
+    graph = model if isinstance(model, Graph) else read(model)
+    plan = _preflight(graph, out, inputs=inputs, labels=labels, n_steps=n_steps, calibration_inputs=calibration_inputs, weight_bits=weight_bits,
+                      energy_preset=energy_preset, backend=backend, compile_dir=compile_dir, compile_options=compile_options)
     os.makedirs(out, exist_ok=True)
+    summary_path = os.path.join(out, "summary.json")
+    if os.path.lexists(summary_path):  # an earlier run's: this run's summary replaces it, complete or failed
+        os.remove(summary_path)
     files: dict[str, str] = {}
     timings: dict[str, float] = {}
-    summary: dict[str, Any] = {"model": name, "out_dir": os.path.abspath(out)}
+    summary: dict[str, Any] = {"model": name, "out_dir": os.path.abspath(out), "status": "running"}
+    current = {"stage": "load"}
+    try:
+        _stages(graph, out, name, summary, files, timings, current, plan, say, inputs=inputs, labels=labels, n_steps=n_steps,
+                calibration_inputs=calibration_inputs, weight_bits=weight_bits, hardware=hardware, algorithm=algorithm,
+                energy_preset=energy_preset, plots=plots, html=html, strict=strict)
+    except BaseException as exc:
+        lines = str(exc).strip().splitlines()
+        summary.update(status="failed", failed_stage=current["stage"], error=f"{type(exc).__name__}: {lines[0] if lines else ''}".rstrip(": "))
+        summary["files"] = dict(files, summary=summary_path)
+        summary["timings_s"] = timings
+        try:
+            write_document(summary_path, "pipeline", summary)
+            say(f"{current['stage']}: failed; {summary_path} marks the report as failed")
+        except OSError:
+            pass
+        raise
+    summary["status"] = "complete"
+    summary["files"] = dict(files)
+    summary["timings_s"] = timings
+    files["summary"] = summary_path
+    summary["files"]["summary"] = files["summary"]
+    write_document(files["summary"], "pipeline", summary)
+    return summary
+
+
+def _stages(graph: Any, out: str, name: str, summary: dict[str, Any], files: dict[str, str], timings: dict[str, float], current: dict[str, str],
+            plan: _Plan, say: Log, *, inputs: Any, labels: Any, n_steps: int | None, calibration_inputs: Any, weight_bits: int | None, hardware: Any,
+            algorithm: str, energy_preset: str, plots: bool, html: bool, strict: bool) -> None:
+    """The stages, in order, filling `summary`, `files` and `timings`; `current["stage"]` names the one running."""
+    from talon.backend.descriptor import HardwareDescriptor
+    from talon.errors import GraphValidationError
+    from talon.ir import write
+    from talon.sdk import analyze_graph, convert_to_spiking, lint_graph, profile_graph, quantize_weights
 
     def path(fname: str, key: str) -> str:
         p = os.path.join(out, fname)
@@ -112,6 +263,7 @@ def run_pipeline(
     def stage(label: str):
         class _Stage:
             def __enter__(self):
+                current["stage"] = label
                 self.t0 = time.perf_counter()
                 return self
 
@@ -123,7 +275,6 @@ def run_pipeline(
 
     # load
     with stage("load"):
-        graph = model if isinstance(model, Graph) else read(model)
         write(path(f"{name}.t1c", "graph"), graph)
     # lint
     with stage("lint"):
@@ -162,7 +313,7 @@ def run_pipeline(
         mapping = map_graph(hw_graph, spec, algorithm)
         mapping.attach(hw_graph)
         hw_path = path(f"{name}_int{weight_bits}.t1c" if weight_bits else f"{name}_hw.t1c", "hardware_graph")
-        write_document(path("mapping.json", "mapping"), "map", {"file": hw_path, **mapping_payload(mapping)})
+        write_document(path("mapping.json", "mapping"), "map", {"file": hw_path, **mapping_payload(mapping, hw_graph)})
         m = mapping.metrics
         summary["mapping"] = {
             "hardware": spec.name, "mesh": list(spec.mesh), "cores_used": m["cores_used"], "max_neuron_utilisation": m["max_neuron_utilisation"],
@@ -174,17 +325,30 @@ def run_pipeline(
             from talon.viz.plots import core_utilisation, save_figure
 
             files["cores_plot"] = save_figure(core_utilisation(mapping), os.path.join(out, "cores.png"))
-    be = get_backend(backend)
+    be = plan.runner
     cal = calibration_inputs if calibration_inputs is not None else inputs
+    summary["backends"] = {"compile": plan.compiler.name, "simulate": be.name, "profile": be.name}
     # compile
     with stage("compile"):
-        desc = be.compile(hw_graph, calibration_inputs=cal, n_steps=n_steps)
-        desc.save(path("hardware.json", "descriptor"), format="json")
-        say(f"compile: hardware descriptor, {len(desc.meta['nodes'])} layers, {sum(a.nbytes for a in desc.arrays.values()):,} bytes of integer arrays")
+        built = plan.compiler.compile(hw_graph, calibration_inputs=cal, n_steps=n_steps, **plan.compile_kw)
+        desc = built if isinstance(built, HardwareDescriptor) else getattr(built, "descriptor", None)
+        if desc is not None:
+            desc.save(path("hardware.json", "descriptor"), format="json")
+            say(f"compile: hardware descriptor, {len(desc.meta['nodes'])} layers, {sum(a.nbytes for a in desc.arrays.values()):,} bytes of integer arrays")
+        if plan.project_dir is not None:
+            files["project"] = getattr(built, "path", plan.project_dir)
+            est = getattr(built, "estimates", None)
+            summary["compile"] = {
+                "backend": plan.compiler.name, "project": files["project"], "files": len(getattr(built, "files", []) or []),
+                "estimates": est.to_dict() if hasattr(est, "to_dict") else None,
+            }
+            say(f"compile: {plan.compiler.name} project in {files['project']}" + (f" ({est.latency_cycles:,} cycles per step, estimate)" if hasattr(est, "latency_cycles") else ""))
+        if be is not plan.compiler:
+            say(f"compile: simulations and the energy profile run on the {be.name} backend ({plan.compiler.name} cannot simulate in float and fixed point)")
     # simulate
     with stage("simulate"):
-        sim_float = be.simulate(graph, inputs, n_steps, "float")
-        sim_fixed = be.simulate(hw_graph, inputs, n_steps, "fixed", calibration_inputs=cal)
+        sim_float = be.simulate(graph, inputs, n_steps, mode="float")
+        sim_fixed = be.simulate(hw_graph, inputs, n_steps, mode="fixed", calibration_inputs=cal)
         for key, sim in (("simulate_float", sim_float), ("simulate_fixed", sim_fixed)):
             write_document(path(f"{key}.json", key), "simulate", {"file": files["graph" if sim is sim_float else "hardware_graph"], **simulation_payload(sim), "plots": {}})
         summary["simulation"] = {
@@ -200,7 +364,7 @@ def run_pipeline(
         if plots:
             from talon.viz.plots import firing_rates, save_figure, spike_raster
 
-            raster_sim = be.simulate(hw_graph, _first_sample(inputs), n_steps, "float", record="spikes")
+            raster_sim = be.simulate(hw_graph, _first_sample(inputs), n_steps, mode="float", record="spikes")
             files["raster_plot"] = save_figure(spike_raster(raster_sim, layers=list(hw_graph.nodes), title="spike raster (hardware graph, first sample)"), os.path.join(out, "raster.png"))
             rates = {"float": sim_float.firing_rates, "fixed": sim_fixed.firing_rates}
             files["rates_plot"] = save_figure(firing_rates(rates), os.path.join(out, "firing_rates.png"))
@@ -222,9 +386,3 @@ def run_pipeline(
             from talon.viz.html import export_html
 
             files["html"] = export_html(hw_graph, os.path.join(out, "model.html"), mapping=mapping, simulation=sim_fixed, title=f"{name} (hardware graph)")
-    summary["files"] = dict(files)
-    summary["timings_s"] = timings
-    files["summary"] = os.path.join(out, "summary.json")
-    summary["files"]["summary"] = files["summary"]
-    write_document(files["summary"], "pipeline", summary)
-    return summary

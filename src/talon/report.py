@@ -81,8 +81,25 @@ def analyze_payload(stats: Any) -> dict[str, Any]:
     }
 
 
-def profile_payload(p: Any) -> dict[str, Any]:
-    """talon.profile/1 (without "file" and "plot") of a talon.sdk.HardwareProfile."""
+def budget_payload(p: Any, budget: int | None) -> dict[str, Any] | None:
+    """The memory-budget check of a talon.sdk.HardwareProfile: the budget in bytes, the total memory it
+    is checked against, whether it fits, by how much it is over, and the weight bit widths whose
+    quantized total would fit. None without a budget."""
+    if budget is None:
+        return None
+    total = int(p.total_memory)
+    return {
+        "bytes": int(budget),
+        "total": total,
+        "fits": total <= budget,
+        "over_by": max(total - int(budget), 0),
+        "fits_with_quantized_weights": sorted((int(b) for b, m in p.quantized_total_memory.items() if m <= budget), reverse=True),
+    }
+
+
+def profile_payload(p: Any, budget: int | None = None) -> dict[str, Any]:
+    """talon.profile/1 (without "file" and "plot") of a talon.sdk.HardwareProfile; `budget` (bytes)
+    adds the memory-budget check (budget_payload; null without one)."""
     return {
         "memory": {
             "weights": p.weight_memory,
@@ -100,6 +117,7 @@ def profile_payload(p: Any) -> dict[str, Any]:
         "peak_activation_node": p.peak_activation_node,
         "spike_driven_layers": list(p.spike_driven_layers),
         "recommendations": list(p.recommendations),
+        "budget": budget_payload(p, budget),
     }
 
 
@@ -114,9 +132,21 @@ def lint_payload(result: Any) -> dict[str, Any]:
 
 # -- talon.mapping ----------------------------------------------------------------------------------------
 
-def mapping_payload(result: Any) -> dict[str, Any]:
+def placed_counts(result: Any, graph: Any) -> dict[str, int]:
+    """What a mapping places on cores, split by kind: {"total", "inputs", "neurons"}. The mapping places
+    every Input's elements as spike sources beside the neurons (docs/mapping.md), so its metrics' and
+    cores' "neurons" count both: total = inputs + neurons."""
+    sizes = result.layer_sizes()
+    inputs = set(graph.input_names)
+    n_in = sum(v for k, v in sizes.items() if k in inputs)
+    n_neurons = sum(v for k, v in sizes.items() if k not in inputs)
+    return {"total": int(n_in + n_neurons), "inputs": int(n_in), "neurons": int(n_neurons)}
+
+
+def mapping_payload(result: Any, graph: Any = None) -> dict[str, Any]:
     """talon.map/1 (without "file", "output", "plot") of a talon.mapping.MappingResult; per-core use is
-    the result's own neuron_utilisation / memory_utilisation."""
+    the result's own neuron_utilisation / memory_utilisation. With the mapped `graph`, "placed" splits
+    what was placed into input elements and neurons (placed_counts; null without the graph)."""
     c = result.cores
     neuron_use, memory_use = result.neuron_utilisation, result.memory_utilisation
     cores = []
@@ -138,6 +168,7 @@ def mapping_payload(result: Any) -> dict[str, Any]:
         "placement": result.placement_method,
         "layers": list(result.layers),
         "metrics": dict(result.metrics),
+        "placed": placed_counts(result, graph) if graph is not None else None,
         "cores": cores,
         "assignments": assignments,
         "unmapped": list(result.unmapped),

@@ -128,3 +128,116 @@ def test_analyze_starts_fast(snn_file):
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     assert res.returncode == 0
     assert cpu < 1.0, f"talon analyze used {cpu:.2f} s of CPU"
+
+
+def test_profile_budget_sizes_and_exit_status(run_cli, snn_file):
+    """--budget takes sizes (1e6, 1KB, 64KiB, 1MB); the result says whether the model fits and exits 1 when not."""
+    total = _json(run_cli("profile", snn_file, "--json")[1])["memory"]["total"]
+    assert _json(run_cli("profile", snn_file, "--json")[1])["budget"] is None
+    for text, expected in (("1e6", 10**6), ("1KB", 1000), ("64KiB", 65536), ("1MB", 10**6), ("2 KiB", 2048), ("1500", 1500)):
+        code, out, err = run_cli("profile", snn_file, "--budget", text, "--json")
+        b = _json(out)["budget"]
+        assert b["bytes"] == expected and b["total"] == total, text
+        assert b["fits"] is (total <= expected) and code == (0 if b["fits"] else 1), (text, err)
+    code, out, _ = run_cli("profile", snn_file, "--budget", "1KB", "--json")  # total is 1,376 bytes
+    b = _json(out)["budget"]
+    assert code == 1 and not b["fits"] and b["over_by"] == total - 1000 and b["fits_with_quantized_weights"] == [8, 4]
+    code, out, _ = run_cli("profile", snn_file, "--budget", "1KB")
+    assert code == 1 and "does not fit the budget" in out and f"by {total - 1000:,}" in out
+    code, out, _ = run_cli("profile", snn_file, "--budget", "1MB")
+    assert code == 0 and "fits the budget" in out and "does not fit" not in out
+    for bad in ("0", "1.5B", "12XB", "-5", "lots"):
+        code, out, err = run_cli("profile", snn_file, "--budget", bad)
+        assert code == 2 and out == "" and err.count("\n") == 1 and "--budget" in err, bad
+
+
+def test_parse_size():
+    import pytest
+
+    from talon.cli._common import parse_size
+
+    assert parse_size("1e6") == 1_000_000 and parse_size("1.5KB") == 1500 and parse_size("1GiB") == 2**30 and parse_size("3kib") == 3072
+    with pytest.raises(ValueError):
+        parse_size("0.5")
+
+
+def test_lint_warnings_as_errors_alone_fails_on_warnings(run_cli, snn_file, foldable_file):
+    """--warnings-as-errors implies --strict: warnings make the exit status 1 without --strict too."""
+    assert run_cli("lint", foldable_file)[0] == 0  # warnings only, no flag: 0
+    code, out, _ = run_cli("lint", foldable_file, "--warnings-as-errors")
+    assert code == 1 and "warning" in out
+    assert run_cli("lint", foldable_file, "--warnings-as-errors", "--ignore", "DEAD_END_NODE", "--ignore", "FOLDABLE_BATCHNORM",
+                   "--ignore", "DROPOUT_IN_INFERENCE", "--ignore", "NEURON_NEVER_FIRES")[0] == 0
+    code, out, _ = run_cli("lint", snn_file, "--json", "--warnings-as-errors")
+    assert code == (1 if _json(out)["counts"]["warning"] else 0)
+
+
+def test_lint_ignore_unknown_code_lists_valid_codes(run_cli, foldable_file):
+    from talon.sdk import CODES
+
+    code, out, err = run_cli("lint", foldable_file, "--ignore", "FOO")
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert "FOO" in err and all(c in err for c in CODES)
+    code, _, err = run_cli("lint", foldable_file, "--ignore", "dead_end_node")
+    assert code == 2 and "did you mean DEAD_END_NODE?" in err
+
+
+def test_warnings_are_one_line(run_cli, snn_file, monkeypatch):
+    """A Python warning raised while a command runs is one line on stderr: `talon: warning: <message>`,
+    with no source path or source line (the CLI's policy, docs/cli.md)."""
+    import warnings
+
+    import talon.ir
+    from talon.ir.format import TalonFormatWarning
+
+    real_read = talon.ir.read
+
+    def read_with_warning(path, *a, **kw):
+        warnings.warn("snn.t1c: node 'fc1' (Affine) has unknown field 'bogus',\n  ignored", TalonFormatWarning, stacklevel=2)
+        return real_read(path, *a, **kw)
+
+    monkeypatch.setattr(talon.ir, "read", read_with_warning)
+    for _ in range(2):  # every run shows it, not only the first in a process
+        code, out, err = run_cli("validate", snn_file)
+        assert code == 0 and "valid" in out
+        assert err == "talon: warning: snn.t1c: node 'fc1' (Affine) has unknown field 'bogus', ignored\n"
+    code, _, err = run_cli("-v", "validate", snn_file)
+    assert err.count("\n") == 1 and err.startswith("talon: warning:") and "TalonFormatWarning" in err
+
+
+EXTRA_FIELD = Path(__file__).resolve().parents[2].parent / "shared" / "compat" / "corrupt" / "extra_field.t1c"
+
+
+def test_format_warning_of_a_real_file_is_one_line(run_cli):
+    import pytest
+
+    if not EXTRA_FIELD.exists():
+        pytest.skip(f"sample file not found: {EXTRA_FIELD}")
+    code, out, err = run_cli("validate", EXTRA_FIELD)
+    assert code == 0 and err.count("\n") == 1 and err.startswith("talon: warning: ") and "bogus" in err
+    assert "_common.py" not in err and "return read" not in err
+
+
+def test_error_messages_use_cli_options(run_cli, foldable_file, snn_file, tmp_path):
+    """Library advice worded for Python ("mode='float'", "sdk fold_batchnorm", "n_steps=") is said
+    as the command line's options."""
+    code, out, err = run_cli("simulate", foldable_file, "--mode", "fixed")
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert "--mode float" in err and "'talon convert fold-batchnorm'" in err and "mode='float'" not in err and "sdk fold_batchnorm" not in err
+    code, _, err = run_cli("compile", foldable_file, "-o", tmp_path / "hw.json")
+    assert code == 2 and "'talon simulate --mode float'" in err
+    import numpy as np
+
+    np.save(tmp_path / "x5.npy", np.zeros((5, 1, 8), np.float32))
+    code, _, err = run_cli("simulate", snn_file, "--input", tmp_path / "x5.npy", "--steps", "8")
+    assert code == 2 and "holds 5 steps but --steps is 8" in err and "n_steps" not in err
+
+
+def test_cli_wording():
+    from talon.cli._common import cli_wording
+
+    msg = "input 'x' holds 5 steps but n_steps=8"
+    assert cli_wording(msg, "energy") == "input 'x' holds 5 steps but --steps is 8 (give --steps 5 or fewer)"
+    assert cli_wording("simulate with mode='float'", "energy") == "simulate with --mode float"
+    assert cli_wording("so pass dt= in that unit (e.g. dt=1e-3 for", "convert format") == "so give --dt in that unit (e.g. --dt 1e-3 for"
+    assert cli_wording("nothing to change", "simulate") == "nothing to change"

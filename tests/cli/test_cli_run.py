@@ -167,3 +167,221 @@ def test_convert_between_t1c_and_nir(run_cli, tmp_path):
     code, out, _ = run_cli("convert", tmp_path / "m.nir", "-o", tmp_path / "back.t1c", "--json")
     assert code == 0 and _json(out)["schema"] == "talon.convert.format/1"
     assert ir.read(tmp_path / "back.t1c") == g
+
+
+# -- backends and what they can do ---------------------------------------------------------------------------
+
+def test_simulate_and_energy_refuse_a_backend_that_cannot(run_cli, snn_file):
+    """The fpga backend compiles but neither simulates nor profiles: refused up front, naming the
+    backend and the command that can, in one line (not a TypeError)."""
+    code, out, err = run_cli("simulate", snn_file, "--backend", "fpga")
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert "backend 'fpga' cannot simulate" in err and "talon verify" in err and "TypeError" not in err
+    code, out, err = run_cli("energy", snn_file, "--backend", "fpga", "--json")
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert "backend 'fpga' cannot profile" in err and "talon compile" in err and "--target fpga" in err
+    code, _, err = run_cli("simulate", snn_file, "--backend", "no-such-backend")
+    assert code == 2 and "no-such-backend" in err and "cpu" in err and "fpga" in err
+
+
+@pytest.fixture
+def fixed_only_backend(monkeypatch):
+    """A backend registered for one test: simulates and profiles through the cpu backend, fixed point only,
+    with the base class's signatures (mode and the rest by keyword); records every call."""
+    from talon.backend import registry
+    from talon.backend.base import Backend, Capabilities
+
+    calls = []
+
+    class FixedOnly(Backend):
+        name = "fixed-only"
+        capabilities = Capabilities(simulate=True, profile=True, modes=("fixed",))
+
+        def simulate(self, graph, inputs=None, n_steps=None, **kw):
+            calls.append(("simulate", kw))
+            return registry.get_backend("cpu").simulate(graph, inputs, n_steps, **kw)
+
+        def profile(self, graph, inputs=None, n_steps=None, **kw):
+            calls.append(("profile", kw))
+            return registry.get_backend("cpu").profile(graph, inputs, n_steps, **kw)
+
+    monkeypatch.setitem(registry._REGISTRY, "fixed-only", FixedOnly)
+    monkeypatch.delitem(registry._INSTANCES, "fixed-only", raising=False)
+    yield calls
+    registry._INSTANCES.pop("fixed-only", None)
+
+
+def test_simulate_and_energy_call_any_backend_by_keyword(run_cli, snn_file, fixed_only_backend):
+    code, out, err = run_cli("simulate", snn_file, "--backend", "fixed-only", "--mode", "fixed", "--steps", "4", "--json")
+    assert code == 0, err
+    assert _json(out)["mode"] == "fixed" and fixed_only_backend[0] == ("simulate", {"mode": "fixed", "record": None})
+    code, out, err = run_cli("energy", snn_file, "--backend", "fixed-only", "--mode", "fixed", "--steps", "4", "--json")
+    assert code == 0, err
+    assert _json(out)["mode"] == "fixed" and fixed_only_backend[-1] == ("profile", {"energy_preset": "45nm_cmos", "mode": "fixed"})
+    n = len(fixed_only_backend)
+    code, _, err = run_cli("simulate", snn_file, "--backend", "fixed-only")  # --mode float by default
+    assert code == 2 and "backend 'fixed-only' has no --mode float" in err and len(fixed_only_backend) == n
+
+
+def test_verify_steps_default_is_100_in_help(run_cli):
+    code, out, _ = run_cli("verify", "--help")
+    assert code == 0 and "else 100" in " ".join(out.split()) and "else 10)" not in " ".join(out.split())
+
+
+@pytest.mark.skipif(__import__("shutil").which("g++") is None, reason="g++ not found: the FPGA C simulation cannot run")
+def test_verify_runs_100_steps_by_default(run_cli, snn_file):
+    code, out, _ = run_cli("verify", snn_file, "--json")
+    doc = _json(out)
+    assert code == 0 and doc["ok"] and doc["n_steps"] == 100
+
+
+# -- output files ----------------------------------------------------------------------------------------------
+
+@pytest.fixture
+def no_simulation(monkeypatch):
+    """Records every simulation the cpu backend is asked for (the test expects none)."""
+    from talon.backend.cpu import CPUBackend
+
+    calls = []
+    real = CPUBackend.simulate
+
+    def simulate(self, *a, **kw):
+        calls.append(a)
+        return real(self, *a, **kw)
+
+    monkeypatch.setattr(CPUBackend, "simulate", simulate)
+    yield calls
+    assert calls == [], "simulated although the command should have stopped first"
+
+
+def test_save_outputs_reports_the_file_it_writes(run_cli, snn_file, tmp_path):
+    code, out, _ = run_cli("simulate", snn_file, "--steps", "3", "--save-outputs", tmp_path / "o3.txt", "--json")
+    assert code == 0 and _json(out)["saved_outputs"] == f"{tmp_path / 'o3.txt.npz'}"
+    assert np.load(tmp_path / "o3.txt.npz")["out"].shape == (3, 1, 4) and not (tmp_path / "o3.txt").exists()
+    code, out, _ = run_cli("simulate", snn_file, "--steps", "3", "--save-outputs", tmp_path / "new" / "deeper" / "o.npz")
+    assert code == 0 and f"saved outputs: {tmp_path / 'new' / 'deeper' / 'o.npz'}" in out
+    assert np.load(tmp_path / "new" / "deeper" / "o.npz")["out"].shape == (3, 1, 4)
+
+
+def test_output_paths_are_checked_before_simulating(run_cli, snn_file, tmp_path, no_simulation):
+    (tmp_path / "afile").write_text("x")
+    code, out, err = run_cli("simulate", snn_file, "--save-outputs", tmp_path / "afile" / "o.npz")
+    assert code == 2 and out == "" and err.count("\n") == 1 and "--save-outputs" in err
+    code, _, err = run_cli("simulate", snn_file, "--plot", tmp_path / "raster.txt")
+    assert code == 2 and "--plot" in err and ".png" in err
+    code, _, err = run_cli("simulate", snn_file, "--rates-plot", tmp_path / "afile" / "r.png")
+    assert code == 2 and "--rates-plot" in err
+    code, _, err = run_cli("energy", snn_file, "--plot", tmp_path / "e.csv")
+    assert code == 2 and "--plot" in err
+
+
+def test_stimulus_that_is_not_an_array_file(run_cli, snn_file, tmp_path):
+    (tmp_path / "text.t1c").write_text("just some text\n")
+    code, out, err = run_cli("simulate", snn_file, "--input", tmp_path / "text.t1c")
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert "not a .npy/.npz array file" in err and "text.t1c" in err and "pickle" not in err
+    np.save(tmp_path / "obj.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    code, _, err = run_cli("simulate", snn_file, "--input", tmp_path / "obj.npy")
+    assert code == 2 and "obj.npy" in err and "allow_pickle" not in err
+
+
+# -- map counts -------------------------------------------------------------------------------------------------
+
+def test_map_says_what_it_counts(run_cli, snn_file):
+    """The mapping places the 8 input elements beside the 20 neurons: the output says 28 = 8 + 20."""
+    neurons = _json(run_cli("analyze", snn_file, "--json")[1])["totals"]["neurons"]
+    code, out, _ = run_cli("map", snn_file, "--json")
+    doc = _json(out)
+    assert code == 0 and doc["placed"] == {"total": 28, "inputs": 8, "neurons": neurons} and doc["metrics"]["neurons"] == 28
+    code, out, _ = run_cli("map", snn_file)
+    assert code == 0 and "mapping of 28 placed elements (8 input elements + 20 neurons)" in out
+    assert "mapping of 28 neurons" not in out
+
+
+# -- pipeline: checks first, failures marked ---------------------------------------------------------------------
+
+def _stimulus(tmp_path, batch=6, labels=6):
+    rng = np.random.default_rng(1)
+    np.save(tmp_path / "x.npy", (rng.random((10, batch, 8)) < 0.5).astype(np.float32))
+    np.save(tmp_path / "y.npy", rng.integers(0, 4, labels))
+    return tmp_path / "x.npy", tmp_path / "y.npy"
+
+
+def test_pipeline_checks_inputs_before_the_first_stage(run_cli, snn_file, tmp_path, monkeypatch):
+    import talon.sdk
+
+    linted = []
+    real_lint = talon.sdk.lint_graph
+    monkeypatch.setattr(talon.sdk, "lint_graph", lambda *a, **kw: linted.append(a) or real_lint(*a, **kw))
+    x, y = _stimulus(tmp_path, batch=6, labels=5)
+    out_dir = tmp_path / "report"
+    code, out, err = run_cli("pipeline", snn_file, "-o", out_dir, "--input", x, "--labels", y)
+    assert code == 2 and err.count("\n") == 1 and "--labels" in err and "5 labels" in err and "6 sample" in err
+    assert not out_dir.exists()
+    code, _, err = run_cli("pipeline", snn_file, "-o", out_dir, "--input", x, "--steps", "12")
+    assert code == 2 and "--steps" in err and not out_dir.exists()
+    code, _, err = run_cli("pipeline", snn_file, "-o", out_dir, "--preset", "no-such-preset")
+    assert code == 2 and "no-such-preset" in err and not out_dir.exists()
+    code, _, err = run_cli("pipeline", snn_file, "-o", out_dir, "--backend", "no-such-backend")
+    assert code == 2 and "no-such-backend" in err and not out_dir.exists()
+    code, _, err = run_cli("pipeline", snn_file, "-o", out_dir, "--part", "zu9eg")
+    assert code == 2 and "--part" in err and not out_dir.exists()
+    code, _, err = run_cli("pipeline", snn_file, "-o", out_dir, "--backend", "fpga", "--part", "no-such-part")
+    assert code == 2 and "no-such-part" in err and not out_dir.exists()
+    code, _, err = run_cli("pipeline", snn_file, "-o", out_dir, "--labels", tmp_path / "missing.npy")
+    assert code == 2 and "missing.npy" in err and not out_dir.exists()
+    np.save(tmp_path / "bad.npy", np.zeros((2, 5), np.float32))  # the Input takes 8 values
+    code, _, err = run_cli("pipeline", snn_file, "-o", out_dir, "--input", tmp_path / "bad.npy")
+    assert code == 2 and "(8,)" in err and not out_dir.exists()
+    assert linted == []  # no stage ran
+    code, _, err = run_cli("pipeline", snn_file, "-o", out_dir, "--no-plots")
+    assert code == 0 and len(linted) == 1  # the spy sees the lint stage when it does run
+
+
+def test_run_pipeline_checks_labels_before_the_first_stage(snn_file, tmp_path):
+    from talon.errors import TalonUsageError
+    from talon.pipeline import run_pipeline
+
+    x = (np.random.default_rng(0).random((5, 3, 8)) < 0.5).astype(np.float32)
+    with pytest.raises(TalonUsageError, match="2 labels for a stimulus of 3 sample"):
+        run_pipeline(snn_file, tmp_path / "r", inputs=x, labels=np.array([0, 1]))
+    assert not (tmp_path / "r").exists()
+
+
+def test_pipeline_failure_marks_the_report_failed(run_cli, snn_file, tmp_path, monkeypatch):
+    """A stage that fails leaves summary.json with status "failed", the stage and the error; a
+    summary of an earlier complete run in the same folder does not survive."""
+    from talon.backend.cpu import CPUBackend
+    from talon.errors import BackendError
+
+    out_dir = tmp_path / "report"
+    code, out, err = run_cli("pipeline", snn_file, "-o", out_dir, "--no-plots", "--json")
+    assert code == 0 and _json(out)["status"] == "complete"
+    assert json.loads((out_dir / "summary.json").read_text())["status"] == "complete"
+
+    def broken(self, *a, **kw):
+        raise BackendError("the simulator broke")
+
+    monkeypatch.setattr(CPUBackend, "simulate", broken)
+    code, out, err = run_cli("pipeline", snn_file, "-o", out_dir, "--no-plots")
+    assert code == 2 and err.strip() == "talon: error: the simulator broke"
+    assert "simulate: failed" in out and "summary.json marks the report as failed" in out
+    summary = json.loads((out_dir / "summary.json").read_text())
+    assert summary["status"] == "failed" and summary["failed_stage"] == "simulate" and "the simulator broke" in summary["error"]
+    assert "simulate_float" not in summary["files"] and "mapping" in summary["files"] and "energy" not in summary
+
+
+def test_pipeline_with_the_fpga_backend(run_cli, snn_file, tmp_path):
+    """--backend fpga: the compile stage writes the HLS project into the report folder; the simulations and
+    the energy profile run on cpu (fpga cannot simulate), as the summary records."""
+    x, y = _stimulus(tmp_path)
+    out_dir = tmp_path / "report"
+    code, out, err = run_cli("pipeline", snn_file, "-o", out_dir, "--backend", "fpga", "--part", "zu9eg", "--input", x, "--labels", y, "--no-plots", "--json")
+    assert code == 0, err
+    doc = _json(out)
+    assert doc["status"] == "complete" and doc["backends"] == {"compile": "fpga", "simulate": "cpu", "profile": "cpu"}
+    project = out_dir / "fpga_project"
+    assert doc["files"]["project"] == str(project) and doc["compile"]["project"] == str(project)
+    assert (project / "build_prj.tcl").exists() and (out_dir / "hardware.json").exists()
+    assert json.loads((project / "talon_project.json").read_text())["part"]["part"].startswith("xczu9eg")
+    assert doc["compile"]["estimates"]["label"] == "estimate" and set(doc["accuracy"]) == {"float", "fixed"}

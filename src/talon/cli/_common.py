@@ -6,9 +6,13 @@ function that needs it, so `talon analyze` and `talon lint` never import torch a
 Exit codes (every command):
     0  success
     1  the command ran and its check failed (lint --strict with errors, validate on an invalid graph,
-       compare on differing graphs, hash --verify on a mismatch, ...)
+       compare on differing graphs, hash --verify on a mismatch, profile --budget over budget, ...)
     2  error: bad usage, unreadable file, a TalonError from the library, ... One line on stderr;
        the traceback only with -v/--verbose.
+
+Python warnings raised while a command runs are shown as one line each on stderr, `talon: warning:
+<message>` (show_warning). Library messages keep their text, except Python-API advice that has a
+command-line equivalent (cli_wording: "mode='float'" becomes "--mode float", ...).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ EXIT_ERROR = 2
 class _State:
     verbose: bool = False
     quiet: bool = False
+    command: str = ""  # the command being run ("simulate", "convert fold-batchnorm", ...), for error wording
 
 
 STATE = _State()
@@ -122,6 +127,75 @@ def plot_option(help_text: str = "Save a plot of the result to PATH (PNG, SVG or
     return click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=str), default=None, help=help_text)
 
 
+PLOT_SUFFIXES = (".png", ".svg", ".pdf", ".jpg", ".jpeg", "")  # no suffix: PNG (talon.viz.plots.save_figure)
+
+
+def prepare_output(path: str | None, option: str, suffixes: tuple[str, ...] | None = None) -> str | None:
+    """Check an output file option before any work is done: its suffix (when `suffixes` is given) and its
+    folder, created when missing (the policy of every file-writing option: --plot, --save-outputs, ...).
+    Returns the path unchanged; a path that cannot be written is a one-line error naming the option."""
+    import os
+
+    from talon.errors import TalonUsageError
+
+    if path is None:
+        return None
+    if suffixes is not None and os.path.splitext(path)[1].lower() not in suffixes:
+        raise TalonUsageError(f"{option} {path}: use a file name ending in {', '.join(x for x in suffixes if x)}")
+    if os.path.isdir(path):
+        raise TalonUsageError(f"{option} {path}: is a folder; give a file name")
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as exc:
+        raise TalonUsageError(f"{option} {path}: cannot create the folder {folder} ({exc.strerror or exc})") from None
+    if not os.access(folder, os.W_OK):
+        raise TalonUsageError(f"{option} {path}: the folder {folder} is not writable")
+    return path
+
+
+def prepare_plot(path: str | None, option: str = "--plot") -> str | None:
+    """prepare_output for a plot file (.png, .svg, .pdf, .jpg)."""
+    return prepare_output(path, option, PLOT_SUFFIXES)
+
+
+# -- option types -------------------------------------------------------------------------------------------
+
+_SIZE_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "kib": 1024, "m": 1000**2, "mb": 1000**2, "mib": 1024**2,
+               "g": 1000**3, "gb": 1000**3, "gib": 1024**3}
+
+
+def parse_size(text: str) -> int:
+    """Bytes from "1000", "1e6", "1.5KB", "64KiB", "1MB", "2 GiB" (KB/MB/GB powers of 1000, KiB/MiB/GiB of
+    1024; case-insensitive). ValueError unless it is a positive whole number of bytes."""
+    import math
+    import re
+
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([A-Za-z]*)\s*", str(text))
+    if not m or m.group(2).lower() not in _SIZE_UNITS:
+        raise ValueError(f"{text!r} is not a size: use bytes (1000, 1e6) or a unit: KB, MB, GB (x1000) or KiB, MiB, GiB (x1024)")
+    value = float(m.group(1)) * _SIZE_UNITS[m.group(2).lower()]
+    if not math.isfinite(value) or value < 1 or value != int(value):
+        raise ValueError(f"{text!r} is not a positive whole number of bytes")
+    return int(value)
+
+
+class ByteSize(click.ParamType):
+    """A click parameter of bytes, written as parse_size accepts."""
+
+    name = "size"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            if value < 1:
+                self.fail(f"{value} is not a positive number of bytes", param, ctx)
+            return value
+        try:
+            return parse_size(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
 def save_figure(fig: Any, path: str) -> str:
     """Save a matplotlib figure made by talon.viz.plots and close it."""
     from talon.viz.plots import save_figure as _save
@@ -162,8 +236,53 @@ def report_error(exc: BaseException) -> int:
     hint = ""
     if not STATE.verbose and not _expected(exc):
         hint = " (run with -v for the traceback)"
-    click.echo(f"talon: error: {error_line(exc)}{hint}", err=True)
+    line = error_line(exc)
+    if _expected(exc):
+        line = cli_wording(line, STATE.command)
+    click.echo(f"talon: error: {line}{hint}", err=True)
     return EXIT_ERROR
+
+
+def cli_wording(message: str, command: str = "") -> str:
+    """A library message with its Python-API advice said as the command line's options.
+
+    The library (talon.backend, talon.sdk) words its advice for Python callers ("simulate it with
+    mode='float'"); on the command line the same advice is an option or a command. Only the phrases below
+    are rewritten; everything else is shown as the library wrote it."""
+    import re
+
+    runs = command.split(" ")[0] in ("simulate", "energy")
+    float_mode = "--mode float" if runs else "'talon simulate --mode float'"
+    rules = (
+        (r"simulate (it )?with mode='float'", lambda m: f"simulate {m.group(1) or ''}with {float_mode}"),
+        (r"\(sdk fold_batchnorm\)", lambda m: "('talon convert fold-batchnorm')"),
+        (r"holds (\d+) steps but n_steps=(\d+)", lambda m: f"holds {m.group(1)} steps but --steps is {m.group(2)} (give --steps {m.group(1)} or fewer)"),
+    )
+    if command.split(" ")[0] == "convert":  # the NIR reader's timestep advice: its option is --dt
+        rules += (
+            (r"\bpass dt= in", lambda m: "give --dt in"),
+            (r"\be\.g\. dt=", lambda m: "e.g. --dt "),
+        )
+    for pattern, repl in rules:
+        message = re.sub(pattern, repl, message)
+    return message
+
+
+# -- warnings ---------------------------------------------------------------------------------------------
+
+def warning_line(message: Warning | str) -> str:
+    """The one line a Python warning is shown as on the command line."""
+    text = " ".join(str(message).split())
+    return f"talon: warning: {cli_wording(text, STATE.command)}"
+
+
+def show_warning(message: Warning | str, category: type, filename: str, lineno: int, file: Any = None, line: str | None = None) -> None:
+    """warnings.showwarning for the CLI: `talon: warning: <message>`, one line on stderr (with -v, the
+    warning's category and where it was raised follow on the same line)."""
+    text = warning_line(message)
+    if STATE.verbose:
+        text += f" ({category.__name__} at {filename}:{lineno})"
+    click.echo(text, err=True)
 
 
 def _expected(exc: BaseException) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import warnings
 from typing import Any
 
 import click
@@ -25,8 +26,13 @@ class TalonGroup(click.Group):
         args = list(args)
         if any(a in ("-v", "--verbose") for a in args[: args.index("--") if "--" in args else len(args)]):
             _common.STATE.verbose = True
+        _common.STATE.command = _command_words(args)
         try:
-            rv = super().main(args, prog_name or "talon", complete_var, standalone_mode=False, **extra)
+            # Python warnings (a TalonFormatWarning on reading a file, ...) are one line each on stderr,
+            # `talon: warning: <message>`; the filters (-W, PYTHONWARNINGS) still decide which are shown
+            with warnings.catch_warnings():
+                warnings.showwarning = _common.show_warning
+                rv = super().main(args, prog_name or "talon", complete_var, standalone_mode=False, **extra)
             code = rv if isinstance(rv, int) and not isinstance(rv, bool) else 0
         except CheckFailed:
             code = EXIT_FAILED
@@ -48,6 +54,17 @@ class TalonGroup(click.Group):
         return code
 
 
+def _command_words(args: list[str]) -> str:
+    """The command (and sub-command) named in `args`: "simulate", "convert fold-batchnorm", or ""."""
+    words = [a for a in args if not a.startswith("-")][:2]
+    if not words or words[0] not in cli.commands:
+        return ""
+    group = cli.commands[words[0]]
+    if isinstance(group, click.Group) and len(words) > 1 and words[1] in group.commands:
+        return " ".join(words)
+    return words[0]
+
+
 def _usage_error(exc: click.ClickException) -> int:
     msg = exc.format_message()
     ctx = getattr(exc, "ctx", None)
@@ -63,8 +80,8 @@ def _usage_error(exc: click.ClickException) -> int:
 def cli(verbose: bool) -> None:
     """TALON: carry spiking neural networks from snnTorch to neuromorphic hardware.
 
-    Exit codes: 0 success, 1 a check failed (lint --strict, validate, compare, hash --verify),
-    2 an error (one line on stderr; add -v for the traceback).
+    Exit codes: 0 success, 1 a check failed (lint --strict, validate, compare, hash --verify,
+    profile --budget), 2 an error (one line on stderr; add -v for the traceback).
     """
     if verbose:
         _common.STATE.verbose = True

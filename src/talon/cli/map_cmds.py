@@ -9,7 +9,18 @@ from typing import Any, Callable
 
 import click
 
-from talon.cli._common import command_options, console, emit_json, esc, graph_argument, json_option, load_graph, plot_option, save_figure
+from talon.cli._common import (
+    command_options,
+    console,
+    emit_json,
+    esc,
+    graph_argument,
+    json_option,
+    load_graph,
+    plot_option,
+    prepare_plot,
+    save_figure,
+)
 
 
 def hardware_options(fn: Callable) -> Callable:
@@ -77,14 +88,18 @@ def build_hardware(hardware_file: str | None, hw_preset: str | None, mesh: str |
 def map_cmd(graph_path: str, hardware_file, hw_preset, mesh, neurons_per_core, weight_memory, hw_weight_bits, algorithm: str, default_rate: float,
             output: str | None, seed: int, plot_path: str | None, as_json: bool) -> None:
     """Partition, place and route MODEL.t1c on a mesh of cores. A graph that does not fit is an
-    error (exit 2) saying which resource, on which core, by how much."""
+    error (exit 2) saying which resource, on which core, by how much.
+
+    Each Input's elements are placed on cores as spike sources beside the neurons, so the counts of
+    placed elements (per core and in total) are input elements + neurons (docs/mapping.md)."""
     from talon.mapping import map_graph
     from talon.report import mapping_payload
 
     spec = build_hardware(hardware_file, hw_preset, mesh, neurons_per_core, weight_memory, hw_weight_bits)
+    prepare_plot(plot_path)
     g = load_graph(graph_path)
     result = map_graph(g, spec, algorithm, default_rate=default_rate, seed=seed, attach=output is not None)
-    payload = {"file": graph_path, **mapping_payload(result), "output": output, "plot": None}
+    payload = {"file": graph_path, **mapping_payload(result, g), "output": output, "plot": None}
     if output:
         from talon.ir import write
 
@@ -99,9 +114,19 @@ def map_cmd(graph_path: str, hardware_file, hw_preset, mesh, neurons_per_core, w
     from rich.table import Table
 
     c = console()
-    c.print(result.summary(), markup=False)
-    t = Table(title="cores")
-    for col in ("core", "(row, col)", "neurons", "use", "weight bytes", "use ", "fan-in", "fan-out", "layers"):
+    placed = payload["placed"]
+    lines = result.summary().splitlines()
+    m = payload["metrics"]
+    # the library's first line says "mapping of N neurons", N counting the input elements too: say what N counts
+    head = (f"mapping of {placed['total']:,} placed elements ({placed['inputs']:,} input elements + {placed['neurons']:,} neurons), "
+                f"{m['synapses']:,} synapses, on {result.hardware.describe()}")
+    if lines and lines[0].startswith("mapping of "):
+        lines[0] = head
+    else:
+        lines.insert(0, head)
+    c.print("\n".join(lines), markup=False)
+    t = Table(title="cores (placed: input elements + neurons)")
+    for col in ("core", "(row, col)", "placed", "use", "weight bytes", "use ", "fan-in", "fan-out", "layers"):
         t.add_column(col, justify="left" if col in ("(row, col)", "layers") else "right")
     held: dict[int, list[str]] = {}
     for layer, runs in payload["assignments"].items():
@@ -131,31 +156,44 @@ def map_cmd(graph_path: str, hardware_file, hw_preset, mesh, neurons_per_core, w
 @hardware_options
 @click.option("--algorithm", type=click.Choice(["metis", "spectral", "greedy"]), default="metis", show_default=True)
 @click.option("--preset", "energy_preset", default="45nm_cmos", show_default=True, help="Energy preset.")
-@click.option("--backend", "backend_name", default="cpu", show_default=True)
+@click.option("--backend", "backend_name", default="cpu", show_default=True,
+              help="Backend of the compile stage (see 'talon info'). fpga writes the HLS project to DIR/fpga_project; "
+                   "a backend that cannot simulate leaves the simulations and the energy profile to cpu.")
+@click.option("--part", default=None, metavar="PART", help="--backend fpga: part preset or part string (default zynq7020).")
 @click.option("--no-plots", is_flag=True, help="Skip the PNG plots and the HTML view.")
 @click.option("--allow-lint-errors", is_flag=True, help="Go on when lint reports errors.")
 @json_option
 @command_options
 def pipeline(graph_path: str, out_dir: str, input_path, labels_path, calib_path, rate_encode: bool, n_steps, weight_bits: int, no_convert: bool,
              hardware_file, hw_preset, mesh, neurons_per_core, weight_memory, hw_weight_bits, algorithm: str, energy_preset: str, backend_name: str,
-             no_plots: bool, allow_lint_errors: bool, as_json: bool) -> None:
+             part: str | None, no_plots: bool, allow_lint_errors: bool, as_json: bool) -> None:
     """load -> lint -> analyze -> convert -> map -> compile -> simulate (float and fixed) -> profile,
-    writing every result into a report folder (see docs/cli.md)."""
-    from talon.cli.run_cmds import load_inputs
+    writing every result into a report folder (see docs/cli.md).
+
+    The inputs (files, stimulus shapes and steps, labels, backend, energy preset) are checked before the
+    first stage. A stage that fails exits 2 and leaves DIR/summary.json with "status": "failed"."""
+    import os
+
+    from talon.cli.run_cmds import _read_arrays, load_inputs
     from talon.pipeline import run_pipeline
 
     spec = build_hardware(hardware_file, hw_preset, mesh, neurons_per_core, weight_memory, hw_weight_bits)
     g = load_graph(graph_path)
-    inputs = load_inputs(input_path, g, rate_encode)
-    calib = load_inputs(calib_path, g, rate_encode) if calib_path else None
+    inputs = load_inputs(input_path, g, rate_encode, n_steps=n_steps)
+    calib = load_inputs(calib_path, g, rate_encode, n_steps=n_steps, option="--calibrate") if calib_path else None
     labels = None
     if labels_path:
-        import numpy as np
+        labels = _read_arrays(labels_path, "--labels")
+        _check_labels(labels, labels_path, inputs, input_path, g)
+    compile_options = None
+    if part is not None:
+        if backend_name != "fpga":
+            raise click.UsageError(f"--part is for --backend fpga (the backend here is {backend_name})")
+        from talon.backend.fpga.parts import resolve_part
 
-        labels = np.load(labels_path, allow_pickle=False)
+        resolve_part(part)  # an unknown part is an error now, not after five stages
+        compile_options = {"part": part}
     c = console(stderr=as_json)
-    import os
-
     name = os.path.splitext(os.path.basename(graph_path))[0] or "model"
     status = c.status("running the pipeline", spinner="dots") if c.is_terminal else None
     if status is not None:
@@ -165,7 +203,7 @@ def pipeline(graph_path: str, out_dir: str, input_path, labels_path, calib_path,
             g, out_dir, name=name, inputs=inputs, labels=labels, n_steps=n_steps, calibration_inputs=calib,
             weight_bits=None if no_convert else weight_bits, hardware=spec, algorithm=algorithm, energy_preset=energy_preset,
             backend=backend_name, plots=not no_plots, html=not no_plots, strict=not allow_lint_errors,
-            log=lambda msg: c.print(msg, markup=False),
+            log=lambda msg: c.print(msg, markup=False), compile_options=compile_options,
         )
     finally:
         if status is not None:
@@ -174,6 +212,45 @@ def pipeline(graph_path: str, out_dir: str, input_path, labels_path, calib_path,
         emit_json("pipeline", summary)
         return
     c.print(f"report: {summary['out_dir']}", markup=False)
+
+
+def _batch_size(inputs: Any, graph: Any) -> int | None:
+    """Samples in a stimulus read from --input (1 for the default stimulus); None when it cannot be told
+    from the arrays' shapes (the backend checks those)."""
+    if inputs is None:
+        return 1
+    if not isinstance(inputs, dict):
+        inputs = {graph.input_names[0]: inputs}
+    sizes = set()
+    for name, value in inputs.items():
+        arr = getattr(value, "rates", value)  # a RateEncoder holds its probabilities as `rates`
+        shape = getattr(graph.nodes[name], "shape", None)
+        if shape is None or not hasattr(arr, "shape"):
+            return None
+        lead = len(arr.shape) - len(shape)
+        if lead == 0:
+            sizes.add(1)
+        elif lead in (1, 2):
+            sizes.add(int(arr.shape[lead - 1]))
+        else:
+            return None
+    return sizes.pop() if len(sizes) == 1 else None
+
+
+def _check_labels(labels: Any, labels_path: str, inputs: Any, input_path: str | None, graph: Any) -> None:
+    """--labels holds one whole class number per sample of --input."""
+    import numpy as np
+
+    from talon.errors import TalonUsageError
+
+    if isinstance(labels, dict):
+        raise TalonUsageError(f"--labels {labels_path}: give a .npy of class numbers, not a .npz")
+    arr = np.asarray(labels)
+    n = int(arr.size)
+    batch = _batch_size(inputs, graph)
+    if batch is not None and n != batch:
+        where = f"--input {input_path}" if input_path else "the default stimulus"
+        raise TalonUsageError(f"--labels {labels_path}: {n} labels, but {where} has {batch} sample(s); give one label per sample")
 
 
 COMMANDS = [map_cmd, pipeline]

@@ -8,7 +8,18 @@ from typing import Any
 
 import click
 
-from talon.cli._common import command_options, console, emit_json, graph_argument, json_option, load_graph, plot_option, save_figure
+from talon.cli._common import (
+    command_options,
+    console,
+    emit_json,
+    graph_argument,
+    json_option,
+    load_graph,
+    plot_option,
+    prepare_output,
+    prepare_plot,
+    save_figure,
+)
 from talon.report import energy_payload, simulation_payload
 
 backend_option = click.option("--backend", "backend_name", default="cpu", show_default=True, help="Backend to run on (see 'talon info').")
@@ -20,29 +31,67 @@ input_option = click.option(
 rate_option = click.option("--rate-encode", is_flag=True, help="Treat --input as firing probabilities in [0, 1] (Bernoulli rate coding).")
 mode_option = click.option("--mode", type=click.Choice(["float", "fixed"]), default="float", show_default=True, help="Float32 or hardware fixed-point numerics.")
 
+_NPY_MAGIC = b"\x93NUMPY"
+_ZIP_MAGIC = b"PK\x03\x04"
 
-def load_inputs(path: str | None, graph: Any, rate_encode: bool = False, seed: int = 0) -> Any:
-    """Numpy arrays from --input, as the backend's `inputs` argument (torch imported by the backend)."""
-    if path is None:
-        if rate_encode:
-            raise click.BadParameter("needs --input", param_hint="--rate-encode")
-        return None
+
+def _read_arrays(path: str, option: str) -> Any:
+    """The array (.npy) or {name: array} (.npz) in `path`; TalonError naming `option` for anything else."""
     import numpy as np
 
     from talon.errors import TalonError
 
+    what = f"{option} {path}"
+    try:
+        with open(path, "rb") as fh:
+            magic = fh.read(6)
+    except OSError as exc:
+        raise TalonError(f"{what}: cannot read the file ({exc.strerror or exc})") from None
+    if not (magic.startswith(_NPY_MAGIC) or magic.startswith(_ZIP_MAGIC)):
+        raise TalonError(f"{what}: not a .npy/.npz array file (save stimuli with numpy.save or numpy.savez)")
     try:
         data = np.load(path, allow_pickle=False)
-    except Exception as exc:  # noqa: BLE001
-        raise TalonError(f"cannot read stimulus {path!r}: {exc}") from None
-    if isinstance(data, np.lib.npyio.NpzFile):
-        arrays = {k: data[k] for k in data.files}
-        unknown = set(arrays) - set(graph.input_names)
+        if isinstance(data, np.lib.npyio.NpzFile):
+            with data:
+                return {k: data[k] for k in data.files}
+        return data
+    except ValueError as exc:
+        if "pickle" in str(exc):
+            raise TalonError(f"{what}: holds Python objects, not numbers; a stimulus is a numeric .npy/.npz array") from None
+        raise TalonError(f"{what}: not a readable .npy/.npz array file ({exc})") from None
+    except Exception as exc:  # noqa: BLE001 - a damaged file: say which and why, in one line
+        raise TalonError(f"{what}: not a readable .npy/.npz array file ({exc})") from None
+
+
+def load_inputs(path: str | None, graph: Any, rate_encode: bool = False, seed: int = 0, *, n_steps: int | None = None, option: str = "--input") -> Any:
+    """Numpy arrays from --input, as the backend's `inputs` argument (torch imported by the backend).
+
+    Checks what the command line can check before anything runs: the file is an array file, a .npy
+    feeds a graph with one Input, a .npz names Input nodes, and a (T, B, *S) sequence holds the
+    --steps asked for."""
+    if path is None:
+        if rate_encode:
+            raise click.BadParameter("needs --input", param_hint="--rate-encode")
+        return None
+    from talon.errors import TalonError
+
+    data = _read_arrays(path, option)
+    names = list(graph.input_names)
+    if isinstance(data, dict):
+        unknown = set(data) - set(names)
         if unknown:
-            raise TalonError(f"{path}: arrays {sorted(unknown)} name no Input node (inputs: {graph.input_names})")
-        inputs: Any = arrays
+            raise TalonError(f"{option} {path}: arrays {sorted(unknown)} name no Input node (inputs: {names})")
+        inputs: Any = data
     else:
+        if len(names) != 1:
+            raise TalonError(f"{option} {path}: the graph has {len(names)} Input nodes {names}; give a .npz with one array per Input node, named after it")
         inputs = data
+    if n_steps is not None and not rate_encode:
+        arrays = inputs if isinstance(inputs, dict) else {names[0]: inputs}
+        for name, arr in arrays.items():
+            shape = getattr(graph.nodes[name], "shape", None)
+            if shape is not None and arr.ndim == len(shape) + 2 and arr.shape[0] < n_steps:
+                raise TalonError(f"{option} {path}: input {name!r} holds {arr.shape[0]} steps but --steps is {n_steps} (give --steps {arr.shape[0]} or fewer)")
     if rate_encode:
         from talon.backend.stimulus import RateEncoder
 
@@ -59,6 +108,50 @@ def get_backend(name: str) -> Any:
     return _get(name)
 
 
+#: What to use instead when a backend cannot do what a command asks.
+_INSTEAD = {
+    ("fpga", "simulate"): "'talon verify MODEL.t1c' runs the fpga project's C simulation (bit-exact with "
+                          "'talon simulate --backend cpu --mode fixed')",
+    ("fpga", "profile"): "'talon compile MODEL.t1c --target fpga -o DIR' prints the fpga latency and resource estimates; "
+                         "'talon energy --backend cpu --mode fixed' prices a run from its spikes",
+}  # fmt: skip
+_OPERATION_WORDS = {"simulate": "simulate", "profile": "profile energy and latency", "compile": "compile"}
+
+
+def backend_for(name: str, operation: str, command: str, mode: str | None = None) -> Any:
+    """The backend `name`, checked before anything runs: it exists, it can do `operation` ("simulate",
+    "profile", "compile"; its capabilities say) and, when given, numeric `mode`. The error names the
+    backend, the command and what can do it instead."""
+    from talon.backend.registry import list_backends
+    from talon.errors import BackendError, TalonUsageError
+
+    names = list_backends()
+    if name not in names:
+        raise TalonUsageError(f"--backend {name}: no such backend; available: {', '.join(names)} (see 'talon info')")
+    be = get_backend(name)
+    if not getattr(be.capabilities, operation, False):
+        able = []
+        for other in names:
+            try:
+                if getattr(get_backend(other).capabilities, operation, False):
+                    able.append(other)
+            except Exception:  # noqa: BLE001 - a backend that does not load cannot do it either
+                continue
+        instead = _INSTEAD.get((name, operation))
+        hint = instead or (f"use --backend {' or --backend '.join(able)}" if able else "no installed backend can")
+        raise BackendError(f"backend {name!r} cannot {_OPERATION_WORDS.get(operation, operation)}, which 'talon {command}' needs: {hint}")
+    if mode is not None and mode not in be.capabilities.modes:
+        raise BackendError(f"backend {name!r} has no --mode {mode}; it supports {', '.join(be.capabilities.modes)}")
+    return be
+
+
+def _npz_path(path: str | None) -> str | None:
+    """Where numpy.savez writes `path`: '.npz' is appended unless the name ends with it."""
+    if path is None:
+        return None
+    return path if path.endswith(".npz") else path + ".npz"
+
+
 # -- simulate ----------------------------------------------------------------------------------------------
 
 @click.command("simulate")
@@ -69,7 +162,7 @@ def get_backend(name: str) -> Any:
 @mode_option
 @backend_option
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of --rate-encode.")
-@click.option("--save-outputs", type=click.Path(dir_okay=False, path_type=str), default=None, help="Save every Output's (T, B, ...) values to this .npz file.")
+@click.option("--save-outputs", type=click.Path(dir_okay=False, path_type=str), default=None, help="Save every Output's (T, B, ...) values to this .npz file ('.npz' is added when the name lacks it).")
 @plot_option("Save a spike raster to PATH.")
 @click.option("--rates-plot", type=click.Path(dir_okay=False, path_type=str), default=None, help="Save per-layer firing rates to PATH.")
 @json_option
@@ -79,10 +172,13 @@ def simulate(graph_path: str, n_steps: int | None, input_path: str | None, rate_
     """Run MODEL.t1c step by step on a backend; report spikes, firing rates and outputs.
 
     With --mode fixed, also the per-layer spike agreement with a float run on the same stimulus."""
+    backend = backend_for(backend_name, "simulate", "simulate", mode)
+    save_outputs = prepare_output(_npz_path(save_outputs), "--save-outputs")
+    prepare_plot(plot_path)
+    prepare_plot(rates_plot, "--rates-plot")
     g = load_graph(graph_path)
-    inputs = load_inputs(input_path, g, rate_encode, seed)
-    backend = get_backend(backend_name)
-    sim = backend.simulate(g, inputs, n_steps, mode, record="spikes" if plot_path else None)
+    inputs = load_inputs(input_path, g, rate_encode, seed, n_steps=n_steps)
+    sim = backend.simulate(g, inputs, n_steps, mode=mode, record="spikes" if plot_path else None)
     payload = simulation_payload(sim)
     payload["file"] = graph_path
     payload["plots"] = {}
@@ -108,6 +204,8 @@ def simulate(graph_path: str, n_steps: int | None, input_path: str | None, rate_
     for name, o in payload["outputs"].items():
         if o["argmax"] is not None and len(o["argmax"]) <= 16:
             c.print(f"output {name}: shape {tuple(o['shape'])}, argmax of the sum over time {o['argmax']}", markup=False)
+    if save_outputs:
+        c.print(f"saved outputs: {save_outputs}", markup=False)
     for kind, path in payload["plots"].items():
         c.print(f"{kind} plot: {path}", markup=False)
 
@@ -129,9 +227,12 @@ def simulate(graph_path: str, n_steps: int | None, input_path: str | None, rate_
 def energy(graph_path: str, n_steps: int | None, input_path: str | None, rate_encode: bool, mode: str, backend_name: str,
            energy_preset: str, seed: int, plot_path: str | None, as_json: bool) -> None:
     """Energy and latency per sample of running MODEL.t1c, priced from a simulation's actual spikes."""
+    backend = backend_for(backend_name, "profile", "energy", mode)
+    _check_energy_preset(energy_preset)
+    prepare_plot(plot_path)
     g = load_graph(graph_path)
-    inputs = load_inputs(input_path, g, rate_encode, seed)
-    prof = get_backend(backend_name).profile(g, inputs, n_steps, energy_preset, mode=mode)
+    inputs = load_inputs(input_path, g, rate_encode, seed, n_steps=n_steps)
+    prof = backend.profile(g, inputs, n_steps, energy_preset=energy_preset, mode=mode)
     payload = {"file": graph_path, **energy_payload(prof), "plot": None}
     if plot_path:
         from talon.viz.plots import energy_breakdown
@@ -144,6 +245,15 @@ def energy(graph_path: str, n_steps: int | None, input_path: str | None, rate_en
     c.print(prof.summary(), markup=False)
     if plot_path:
         c.print(f"plot: {payload['plot']}", markup=False)
+
+
+def _check_energy_preset(name: str) -> None:
+    from talon.backend.energy import list_energy_presets
+    from talon.errors import TalonUsageError
+
+    presets = list_energy_presets()
+    if name not in presets:
+        raise TalonUsageError(f"--preset {name}: no such energy preset; available: {', '.join(presets)} (see 'talon info')")
 
 
 # -- compile -----------------------------------------------------------------------------------------------
@@ -161,7 +271,7 @@ def energy(graph_path: str, n_steps: int | None, input_path: str | None, rate_en
 def compile_cmd(graph_path: str, output: str, target: str, part: str, fmt: str | None, input_path: str | None, n_steps: int | None, as_json: bool) -> None:
     """Compile MODEL.t1c to a fixed-point hardware descriptor, or (--target fpga) an HLS C++ project."""
     g = load_graph(graph_path)
-    inputs = load_inputs(input_path, g)
+    inputs = load_inputs(input_path, g, n_steps=n_steps, option="--calibrate")
     if target == "fpga":
         proj = get_backend("fpga").compile(g, output, part=part, calibration_inputs=inputs, n_steps=n_steps)
         est = proj.estimates
@@ -201,14 +311,14 @@ def compile_cmd(graph_path: str, output: str, target: str, part: str, fmt: str |
 @click.option("--target", type=click.Choice(["fpga"]), default="fpga", show_default=True, help="What to verify against the CPU fixed-point simulator.")
 @click.option("--part", default="zynq7020", show_default=True, help="Part preset or part string.")
 @click.option("--input", "input_path", type=click.Path(exists=True, dir_okay=False, path_type=str), default=None, help="Stimulus (.npy/.npz, as for simulate).")
-@steps_option
+@click.option("--steps", "n_steps", type=click.IntRange(min=1), default=None, help="Timesteps (default: the input's length, else 100).")
 @json_option
 @command_options
 def verify_cmd(graph_path: str, target: str, part: str, input_path: str | None, n_steps: int | None, as_json: bool) -> None:
     """Generate the FPGA project, run its C simulation with g++ and compare it bit for bit with
     the CPU backend's fixed-point simulation. Exit 1 when anything differs."""
     g = load_graph(graph_path)
-    result = get_backend(target).verify(g, load_inputs(input_path, g), n_steps, part=part)
+    result = get_backend(target).verify(g, load_inputs(input_path, g, n_steps=n_steps), n_steps, part=part)
     if as_json:
         emit_json("verify", {"file": graph_path, "target": target, "ok": result.ok, "n_steps": result.n_steps,
                              "batch_size": result.batch_size, "compared": result.compared, "mismatches": result.mismatches})
