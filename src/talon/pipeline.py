@@ -348,7 +348,12 @@ def _stages(graph: Any, out: str, name: str, summary: dict[str, Any], files: dic
     # simulate
     with stage("simulate"):
         sim_float = be.simulate(graph, inputs, n_steps, mode="float")
-        sim_fixed = be.simulate(hw_graph, inputs, n_steps, mode="fixed", calibration_inputs=cal)
+        # the mapped layers' per-step activity is recorded (as `talon energy` records it), so that the energy
+        # profile below routes each neuron's own spikes (exact NoC traffic) instead of spreading a layer's count
+        from talon.backend.cpu.profiler import noc_record_names
+
+        record = noc_record_names(hw_graph, mapping, sim_float.timesteps_run, max(sim_float.batch_size, 1)) or None
+        sim_fixed = be.simulate(hw_graph, inputs, n_steps, mode="fixed", calibration_inputs=cal, record=record)
         for key, sim in (("simulate_float", sim_float), ("simulate_fixed", sim_fixed)):
             write_document(path(f"{key}.json", key), "simulate", {"file": files["graph" if sim is sim_float else "hardware_graph"], **simulation_payload(sim), "plots": {}})
         summary["simulation"] = {

@@ -110,6 +110,8 @@ def test_pipeline(run_cli, snn_file, tmp_path):
     hw = ir.read(doc["files"]["hardware_graph"])
     assert hw.nodes["fc1"].type_name == "SpikingAffine" and "talon_mapping" in hw.metadata
     assert "lint:" in err and "profile:" in err  # with --json the stage lines go to stderr
+    energy = json.loads((out_dir / "energy.json").read_text())
+    assert energy["noc"]["exact"] is True  # each neuron's own spikes routed, as `talon energy` does
 
 
 def test_pipeline_command_wraps_the_library_call(run_cli, snn_file, tmp_path, monkeypatch):

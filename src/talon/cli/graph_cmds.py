@@ -515,6 +515,8 @@ def diff_payload(d: Any) -> dict[str, Any]:
         "identical": d.identical,
         "tolerance": d.tolerance,
         "max_weight_diff": d.max_weight_diff,
+        "arrays_compared": d.arrays_compared,
+        "arrays_not_compared": list(d.arrays_not_compared),
         "dt": list(d.dt) if d.dt else None,
         "nodes_added": list(d.nodes_added),
         "nodes_removed": list(d.nodes_removed),

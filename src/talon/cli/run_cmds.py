@@ -96,9 +96,9 @@ def load_inputs(path: str | None, graph: Any, rate_encode: bool = False, seed: i
         from talon.backend.stimulus import RateEncoder
 
         if isinstance(inputs, dict):
-            inputs = {k: RateEncoder(v, seed=seed) for k, v in inputs.items()}
+            inputs = {k: RateEncoder(v, seed=seed, name=k) for k, v in inputs.items()}
         else:
-            inputs = RateEncoder(inputs, seed=seed)
+            inputs = RateEncoder(inputs, seed=seed, name=graph.input_names[0])
     return inputs
 
 

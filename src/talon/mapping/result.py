@@ -130,7 +130,8 @@ class MappingResult:
         m = self.metrics
         hw = self.hardware
         lines = [
-            f"mapping of {m['neurons']:,} neurons / {m['synapses']:,} synapses on {hw.describe()}",
+            f"mapping of {m['neurons']:,} placed elements (neurons, and the graph inputs' elements as spike sources) / "
+            f"{m['synapses']:,} synapses on {hw.describe()}",
             f"algorithm {self.algorithm}, placement {self.placement_method}: {m['cores_used']} cores used",
             f"spike packets/step {m['spike_packets_per_step']:,.1f} (local {m['local_spikes_per_step']:,.1f}), "
             f"packet-hops/step {m['packet_hops_per_step']:,.1f}, hops avg {m['average_hops']:.2f} max {m['max_hops']}",
