@@ -37,6 +37,9 @@ def test_profile(run_cli, snn_file):
     assert any("budget" in r for r in doc["recommendations"])
     code, out, _ = run_cli("profile", snn_file)
     assert code == 0 and "weight memory" in out
+    # the library's advice names Python transforms; the command line names its own commands
+    assert "('talon convert quantize')" in out and "(quantize_weights)" not in out
+    assert "(quantize_weights)" in " ".join(doc["recommendations"])  # the JSON keeps the library's text
 
 
 def test_lint_exit_codes(run_cli, snn_file, bad_file, foldable_file):

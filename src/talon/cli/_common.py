@@ -268,6 +268,23 @@ def cli_wording(message: str, command: str = "") -> str:
     return message
 
 
+_TRANSFORM_ADVICE = (
+    (r"\(quantize_weights\)", "('talon convert quantize')"),
+    (r"convert_to_spiking\(graph, nodes=\[\.\.\.\]\)", "'talon convert spiking --node NAME'"),
+    (r"\bfold_batchnorm can remove", "'talon convert fold-batchnorm' can remove"),
+    (r"\(remove_dropout\)", "('talon convert remove-dropout')"),
+)
+
+
+def cli_advice(text: str) -> str:
+    """talon.sdk.profile's recommendations name the Python transforms; on the command line, the commands."""
+    import re
+
+    for pattern, repl in _TRANSFORM_ADVICE:
+        text = re.sub(pattern, repl, text)
+    return text
+
+
 # -- warnings ---------------------------------------------------------------------------------------------
 
 def warning_line(message: Warning | str) -> str:

@@ -7,6 +7,7 @@ import click
 from talon.cli._common import (
     ByteSize,
     CheckFailed,
+    cli_advice,
     command_options,
     console,
     emit_json,
@@ -86,7 +87,7 @@ def profile(graph_path: str, activation_bytes: int, state_bytes: int, memory_bud
         emit_json("profile", {"file": graph_path, **payload})
     else:
         c = console()
-        c.print(p.summary(), markup=False)
+        c.print(cli_advice(p.summary()), markup=False)
         if budget is not None:
             size = f"{budget['bytes']:,} bytes" + (f" ({human_bytes(budget['bytes'])})" if budget["bytes"] >= 1024 else "")
             if budget["fits"]:
