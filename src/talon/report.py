@@ -43,6 +43,7 @@ def analyze_payload(stats: Any) -> dict[str, Any]:
     return {
         "totals": {
             "params": stats.total_params,
+            "neuron_params": stats.neuron_params,
             "param_bytes": stats.total_bytes,
             "macs": stats.total_macs,
             "flops": stats.total_flops,

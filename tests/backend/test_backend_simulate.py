@@ -236,3 +236,33 @@ def test_batch_time_false_equals_per_step_executor_calls(cpu, hybrid):
             out, state = ex(x[t], state)
             outs.append(out)
     assert torch.equal(sim.output, torch.stack(outs))
+
+
+def test_stimuli_beyond_float32_and_empty_batches_are_refused(cpu):
+    """A float64 value beyond float32's range would become inf in a float32 run; a batch of no samples
+    has nothing to simulate. Both are refused up front with BackendError, in every form of input."""
+    g = build_mlp()
+    shape = tuple(g.nodes["inp"].shape)
+    big = np.full((5, 2, *shape), 1e39)
+    with pytest.raises(BackendError, match="beyond float32's range"):
+        cpu.simulate(g, big)
+    with pytest.raises(BackendError, match="beyond float32's range"):
+        cpu.simulate(g, big[0])
+    with pytest.raises(BackendError, match="no samples"):
+        cpu.simulate(g, np.zeros((0, *shape), np.float32), n_steps=3)
+
+
+def test_our_encoders_are_not_rechecked_every_step(cpu, monkeypatch):
+    """Arrays and our own encoders are checked once, up front; only a user's encoder is checked per step."""
+    from talon.backend import stimulus
+
+    calls = []
+    real = stimulus.check_finite
+    monkeypatch.setattr(stimulus, "check_finite", lambda x, what: (calls.append(what), real(x, what)))
+    g = build_mlp()
+    shape = tuple(g.nodes["inp"].shape)
+    cpu.simulate(g, stimulus.RateEncoder(np.full((2, *shape), 0.5)), n_steps=6)
+    cpu.simulate(g, np.full((2, *shape), 0.5, np.float32), n_steps=6)
+    assert not [c for c in calls if "step" in c]
+    cpu.simulate(g, {"inp": lambda t: np.full((2, *shape), 0.5, np.float32)}, n_steps=6)
+    assert len([c for c in calls if "step" in c]) >= 6

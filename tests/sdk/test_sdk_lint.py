@@ -247,17 +247,16 @@ def test_accumulator_overflow():
 
 
 def test_accumulator_overflow_with_real_valued_inputs():
-    """A layer fed by the graph input adds 8-bit words fitted to the input's range, not spikes: inputs
-    in [0, 1] are Q8.6 words up to 64, so the same layer needs 6 more bits."""
+    """A layer fed by the graph input adds 8-bit words, not spikes. Words saturate at 127 whatever the
+    calibration fits them to, so that is what the check counts: 7 more bits than spikes need."""
     sa = ir.SpikingAffine(weight=np.ones((2, 3136), f32), bias=np.zeros(2, f32), weight_bits=8, accumulator_bits=24)
     g = ir.Graph({"x": ir.Input(shape=(3136,)), "fc": sa, "y": ir.Output()})
     g.chain("x", "fc", "y")
     (issue,) = [i for i in lint_graph(g) if i.code == "ACCUMULATOR_OVERFLOW"]
-    assert "12,845,056" in issue.message and "accumulator_bits >= 25" in issue.message and "|x| <= 1" in issue.message
-    # a wider input range: |x| <= 3 is a Q8.5 word up to 96
+    assert f"{3136 * 64 * 127:,}" in issue.message and "accumulator_bits >= 26" in issue.message and "|x| <= 1" in issue.message
     (issue,) = [i for i in lint_graph(g, input_range=(-3.0, 3.0)) if i.code == "ACCUMULATOR_OVERFLOW"]
-    assert f"{3136 * 64 * 96:,}" in issue.message
-    g.nodes["fc"] = sa.replace(accumulator_bits=25)
+    assert f"{3136 * 64 * 127:,}" in issue.message and "|x| <= 3" in issue.message
+    g.nodes["fc"] = sa.replace(accumulator_bits=26)
     assert "ACCUMULATOR_OVERFLOW" not in lint_graph(g).codes
 
 

@@ -29,10 +29,11 @@ DEFAULT_SEED = 0
 class ConstantEncoder:
     """The same tensor (B, *S) on every step."""
 
-    def __init__(self, data: Any):
+    def __init__(self, data: Any, name: str | None = None):
         import torch
 
         self.data = torch.as_tensor(data, dtype=torch.float32)
+        check_finite(self.data, f"input {name!r}" if name is not None else "constant input")
 
     def __call__(self, t: int) -> Any:
         return self.data
@@ -83,20 +84,24 @@ class RateEncoder:
 
 
 def check_finite(x: Any, what: str) -> None:
-    """Raise BackendError unless every element of tensor `x` is finite; `what` names it ("input 'x'")."""
+    """Raise BackendError unless every element of tensor `x` is finite, and within float32's range (a
+    float64 value beyond it becomes inf in a float32 run); `what` names it ("input 'x'")."""
     import torch
 
     if not x.is_floating_point() and not x.is_complex():
         return
     finite = torch.isfinite(x)
+    if x.dtype == torch.float64:
+        finite &= x.abs() <= torch.finfo(torch.float32).max
     if bool(finite.all()):
         return
     bad = ~finite
     flat = int(bad.reshape(-1).nonzero()[0])
     index = tuple(int(i) for i in _unravel(flat, tuple(x.shape)))
     value = x.reshape(-1)[flat].item()
+    kinds = "NaN, ±inf, or beyond float32's range" if x.dtype == torch.float64 else "NaN or ±inf"
     raise BackendError(
-        f"{what} holds {int(bad.sum())} non-finite value(s) (NaN or ±inf) out of {x.numel()}; the first is {value} at "
+        f"{what} holds {int(bad.sum())} non-finite value(s) ({kinds}) out of {x.numel()}; the first is {value} at "
         f"index {index}: replace or mask them with finite values before simulating or profiling"
     )
 
@@ -129,6 +134,8 @@ class Stimulus:
         if len(set(sizes.values())) > 1:
             raise BackendError(f"inputs disagree on the batch size: {sizes}")
         self.batch_size = next(iter(sizes.values()), 1)
+        if self.batch_size == 0:
+            raise BackendError(f"the inputs hold no samples (batch size 0: shapes {[tuple(x.shape) for x in first.values()]}); give at least one")
 
     def step(self, t: int) -> dict[str, Any]:
         import torch
@@ -141,7 +148,8 @@ class Stimulus:
                 x = x.unsqueeze(0)
             if tuple(x.shape[1:]) != tuple(shape):
                 raise BackendError(f"input {name!r} at step {t} has shape {tuple(x.shape)}; expected (B, *{tuple(shape)})")
-            if name not in self.sequences:  # whole sequences were checked once by make_stimulus
+            if name not in self.sequences and not isinstance(src, (ConstantEncoder, RateEncoder)):
+                # a user's encoder, step by step (arrays, sequences and our encoders were checked once, up front)
                 check_finite(x, f"input {name!r} (from its encoder, step {t})")
             out[name] = x.to(torch.float32) if not x.is_floating_point() else x
         return out
@@ -193,13 +201,13 @@ def make_stimulus(inputs: Any, input_shapes: dict[str, tuple[int, ...]], n_steps
             x = x.to(torch.float32)
         if tuple(x.shape[-len(shape):] if shape else ()) != shape:
             raise BackendError(f"input {name!r} has shape {tuple(x.shape)}; its trailing dimensions must be the Input shape {shape}")
-        check_finite(x, f"input {name!r}")
+        check_finite(x, f"input {name!r}")  # once, here: the encoders below do not check again
         lead = x.dim() - len(shape)
         if lead == 0:
             x = x.unsqueeze(0)
             lead = 1
         if lead == 1:
-            sources[name] = ConstantEncoder(x)
+            sources[name] = ConstantEncoder(x, name)
             kinds.append(f"{name}: constant {tuple(x.shape)}")
         elif lead == 2:
             sequences[name] = x

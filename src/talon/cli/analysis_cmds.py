@@ -50,7 +50,8 @@ def analyze(graph_path: str, as_json: bool) -> None:
     c.print(t)
     tot = payload["totals"]
     c.print(
-        f"total: {tot['params']:,} params ({human_bytes(tot['param_bytes'])}), {tot['macs']:,} MACs, {tot['flops']:,} FLOPs, "
+        f"total: {tot['params']:,} params ({tot['neuron_params']:,} of them neuron constants; {human_bytes(tot['param_bytes'])}), "
+        f"{tot['macs']:,} MACs, {tot['flops']:,} FLOPs, "
         f"{tot['neurons']:,} neurons in {tot['spiking_layers']} spiking layer(s); depth {tot['depth']}, width {tot['width']}; per sample per step (dt {stats.dt:g})"
     )
 

@@ -99,13 +99,16 @@ def accumulator_ranges(
     The weights are quantised per tensor to `weight_bits` on the power-of-two grid of their largest
     magnitude (talon.sdk.fixed_point). Each input arrives as an integer in its own format:
       - a spike (from a spiking neuron, possibly through nodes that keep its grid) is the integer 1, or its
-        graded factor's integer (spike_frac);
+        graded factor's integer (spike_frac): exact;
       - anything else (a graph input, a pooled or summed activation) is an `activation_bits` word whose
-        format the calibration fits to the input's range: here the sound bound that `input_range`
-        implies (talon.sdk._bounds), or the full word when no bound is known (`input_range=None`: none).
-    The bias is added at the accumulator's precision (input frac + weight frac), saturated here at the
-    accumulator's width (the simulator's `bias_bits` can only make it smaller). Non-finite values count
-    as zero.
+        format the calibration fits to the range it observes. Words saturate, so the largest is
+        2^(activation_bits-1) - 1 whatever the calibration: that is what is counted.
+    The bias is added at the accumulator's precision (input frac + weight frac). For a non-spike input
+    that frac is the one a calibration observing at least half of the input's bound gives (the bound
+    `input_range` implies, talon.sdk._bounds; |x| <= 1 where none is known, `input_range=None`): a
+    calibration that sees less makes the format finer and the bias's integer larger. The bias is
+    saturated at the accumulator's width (the simulator's `bias_bits` can only make it smaller).
+    Non-finite values count as zero.
     """
     names = [n for n, node in graph.nodes.items() if node.type_name == "SpikingAffine"]
     if not names:
@@ -122,7 +125,8 @@ def accumulator_ranges(
     ranges = {}
     for name in names:
         node = graph.nodes[name]
-        x_int, f_in, inputs = word, frac_for_range(1.0, activation_bits), f"full-scale {activation_bits}-bit activations"
+        x_int, x_max, inputs = word, 1.0, f"{activation_bits}-bit input words (range unknown, |x| <= 1 assumed for the bias)"
+        spike_g = None
         if topo.in_edge_ids[name]:
             edge = topo.in_edge_ids[name][0]
             src = graph.edges[edge][0]
@@ -130,19 +134,20 @@ def accumulator_ranges(
             while graph.nodes[producer].type_name in GRID_PRESERVING and len(topo.preds[producer]) == 1:
                 producer = topo.preds[producer][0]
             pnode = graph.nodes[producer]
-            g = spike_frac(getattr(pnode, "graded_spikes_factor", 1.0), activation_bits) if pnode.spiking else None
+            gsf = float(getattr(pnode, "graded_spikes_factor", 1.0))
+            spike_g = spike_frac(gsf, activation_bits) if pnode.spiking else None
             b = bounds.get(src)
-            if g is not None:
-                f_in = g
-                x_int = int(abs(math.ldexp(float(getattr(pnode, "graded_spikes_factor", 1.0)), g)))
+            if spike_g is not None:
+                x_int = int(abs(math.ldexp(gsf, spike_g)))
                 inputs = f"binary spikes from {producer!r}"
             elif b is not None:
                 lo, hi = b[out_idx[edge]]
-                x_max = float(max(np.max(np.abs(lo), initial=0.0), np.max(np.abs(hi), initial=0.0)))
-                if math.isfinite(x_max):
-                    f_in = frac_for_range(x_max, activation_bits)
-                    x_int = min(word, math.ceil(math.ldexp(x_max, f_in)))
-                    inputs = f"{activation_bits}-bit inputs with |x| <= {x_max:.4g}"
+                bound = float(max(np.max(np.abs(lo), initial=0.0), np.max(np.abs(hi), initial=0.0)))
+                if math.isfinite(bound):
+                    x_max = bound
+                    inputs = f"{activation_bits}-bit input words (|x| <= {bound:.4g})"
+        # a spike's format is exact; any other input's is the one a calibration seeing >= half its bound gives
+        f_in = spike_g if spike_g is not None else frac_for_range(x_max, activation_bits) + 1
         w = node.weight.astype(np.float64)
         finite = np.isfinite(w)
         frac = frac_for_range(float(np.abs(w[finite]).max()) if finite.any() else 0.0, node.weight_bits)
