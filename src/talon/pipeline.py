@@ -148,6 +148,10 @@ def _preflight(graph: Any, out: str, *, inputs: Any, labels: Any, n_steps: int |
     # them, else on the cpu backend, whose fixed-point numerics are the hardware's (docs/fixed_point.md)
     runs = caps.simulate and caps.profile and {"float", "fixed"} <= set(caps.modes)
     runner = be if runs else get_backend("cpu")
+    if runner.name == "cpu":  # the fixed-point simulation: every node must have a fixed-point rule
+        from talon.backend.cpu.fixed import check_supported
+
+        check_supported(graph)
     if energy_preset not in list_energy_presets():
         raise BackendError(f"unknown energy preset {energy_preset!r}; available: {list_energy_presets()}")
     # the stimulus (shapes, steps), the calibration stimulus and the labels

@@ -309,7 +309,7 @@ def _stimulus(tmp_path, batch=6, labels=6):
     return tmp_path / "x.npy", tmp_path / "y.npy"
 
 
-def test_pipeline_checks_inputs_before_the_first_stage(run_cli, snn_file, tmp_path, monkeypatch):
+def test_pipeline_checks_inputs_before_the_first_stage(run_cli, snn_file, foldable_file, tmp_path, monkeypatch):
     import talon.sdk
 
     linted = []
@@ -335,6 +335,8 @@ def test_pipeline_checks_inputs_before_the_first_stage(run_cli, snn_file, tmp_pa
     np.save(tmp_path / "bad.npy", np.zeros((2, 5), np.float32))  # the Input takes 8 values
     code, _, err = run_cli("pipeline", snn_file, "-o", out_dir, "--input", tmp_path / "bad.npy")
     assert code == 2 and "(8,)" in err and not out_dir.exists()
+    code, _, err = run_cli("pipeline", foldable_file, "-o", out_dir)  # a batch norm has no fixed-point rule
+    assert code == 2 and "fold-batchnorm" in err and not out_dir.exists()
     assert linted == []  # no stage ran
     code, _, err = run_cli("pipeline", snn_file, "-o", out_dir, "--no-plots")
     assert code == 0 and len(linted) == 1  # the spy sees the lint stage when it does run
