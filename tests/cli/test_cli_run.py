@@ -389,3 +389,22 @@ def test_pipeline_with_the_fpga_backend(run_cli, snn_file, tmp_path):
     assert (project / "build_prj.tcl").exists() and (out_dir / "hardware.json").exists()
     assert json.loads((project / "talon_project.json").read_text())["part"]["part"].startswith("xczu9eg")
     assert doc["compile"]["estimates"]["label"] == "estimate" and set(doc["accuracy"]) == {"float", "fixed"}
+
+
+def test_stimulus_errors_name_the_option_and_file(run_cli, snn_file, tmp_path):
+    bad = np.zeros((2, 8), np.float32)
+    bad[1, 3] = np.nan
+    np.save(tmp_path / "nan.npy", bad)
+    np.save(tmp_path / "big.npy", np.full((2, 8), 5.0, np.float32))
+    code, _, err = run_cli("compile", snn_file, "-o", tmp_path / "hw.json", "--calibrate", tmp_path / "nan.npy")
+    assert code == 2 and "--calibrate" in err and "nan.npy" in err and "1 non-finite" in err
+    code, _, err = run_cli("simulate", snn_file, "--input", tmp_path / "big.npy", "--rate-encode")
+    assert code == 2 and "--input" in err and "big.npy" in err and "--rate-encode" in err and "[5, 5]" in err
+
+
+def test_output_paths_under_a_file_and_absurd_budgets_are_refused(run_cli, snn_file, tmp_path):
+    (tmp_path / "afile").write_text("x")
+    code, _, err = run_cli("simulate", snn_file, "--plot", tmp_path / "afile" / "x.png")
+    assert code == 2 and "is a file, not a folder" in err
+    code, _, err = run_cli("profile", snn_file, "--budget", "1e100")
+    assert code == 2 and "1 EiB" in err

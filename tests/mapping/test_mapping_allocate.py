@@ -25,7 +25,7 @@ def test_graph_that_does_not_fit_says_what_where_and_by_how_much():
     assert "cores on the mesh: 8 cores > budget 4 (over by 4" in msg
     # greedy fills core 0 with the 10 inputs and 15 units of 16 lif neurons (250), cores 1-2 with 256
     # each; the remaining 1,248 would have to share core 3
-    assert "neurons on core 3 at (1, 1): 1,248 neurons > budget 256 (over by 992" in msg
+    assert "neurons on core 3 at (1, 1): 1,248 placed elements (neurons + input elements) > budget 256 (over by 992" in msg
 
 
 def test_weight_memory_that_no_mesh_can_hold():
@@ -55,7 +55,7 @@ def test_allocate_strict_names_each_broken_budget():
     alloc = allocate(everything_on_one_core, strict=False)
     kinds = {v.resource for v in alloc.violations()}
     assert kinds == {"neurons", "fan_in"}
-    with pytest.raises(MappingError, match=r"neurons on core 0 at \(0, 0\): 556 neurons > budget 256 \(over by 300"):
+    with pytest.raises(MappingError, match=r"neurons on core 0 at \(0, 0\): 556 placed elements \(neurons \+ input elements\) > budget 256 \(over by 300"):
         allocate(everything_on_one_core)
 
 

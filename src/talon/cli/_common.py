@@ -145,6 +145,11 @@ def prepare_output(path: str | None, option: str, suffixes: tuple[str, ...] | No
     if os.path.isdir(path):
         raise TalonUsageError(f"{option} {path}: is a folder; give a file name")
     folder = os.path.dirname(os.path.abspath(path))
+    existing = folder
+    while not os.path.exists(existing) and os.path.dirname(existing) != existing:
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise TalonUsageError(f"{option} {path}: {existing} is a file, not a folder")
     try:
         os.makedirs(folder, exist_ok=True)
     except OSError as exc:
@@ -177,6 +182,8 @@ def parse_size(text: str) -> int:
     value = float(m.group(1)) * _SIZE_UNITS[m.group(2).lower()]
     if not math.isfinite(value) or value < 1 or value != int(value):
         raise ValueError(f"{text!r} is not a positive whole number of bytes")
+    if value > 2**60:
+        raise ValueError(f"{text!r} is more memory than any machine has (over 1 EiB)")
     return int(value)
 
 

@@ -67,12 +67,14 @@ def load_inputs(path: str | None, graph: Any, rate_encode: bool = False, seed: i
     """Numpy arrays from --input, as the backend's `inputs` argument (torch imported by the backend).
 
     Checks what the command line can check before anything runs: the file is an array file, a .npy
-    feeds a graph with one Input, a .npz names Input nodes, and a (T, B, *S) sequence holds the
-    --steps asked for."""
+    feeds a graph with one Input, a .npz names Input nodes, its values are finite (and, rate-encoded,
+    in [0, 1]), and a (T, B, *S) sequence holds the --steps asked for."""
     if path is None:
         if rate_encode:
             raise click.BadParameter("needs --input", param_hint="--rate-encode")
         return None
+    import numpy as np
+
     from talon.errors import TalonError
 
     data = _read_arrays(path, option)
@@ -86,19 +88,28 @@ def load_inputs(path: str | None, graph: Any, rate_encode: bool = False, seed: i
         if len(names) != 1:
             raise TalonError(f"{option} {path}: the graph has {len(names)} Input nodes {names}; give a .npz with one array per Input node, named after it")
         inputs = data
+    arrays = inputs if isinstance(inputs, dict) else {names[0]: inputs}
+    for name, arr in arrays.items():
+        if arr.dtype.kind in "fc":
+            bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
+            if bad:
+                raise TalonError(f"{option} {path}: input {name!r} holds {bad} non-finite value(s) (NaN or ±inf) of {arr.size}; replace or mask them")
     if n_steps is not None and not rate_encode:
-        arrays = inputs if isinstance(inputs, dict) else {names[0]: inputs}
         for name, arr in arrays.items():
             shape = getattr(graph.nodes[name], "shape", None)
             if shape is not None and arr.ndim == len(shape) + 2 and arr.shape[0] < n_steps:
                 raise TalonError(f"{option} {path}: input {name!r} holds {arr.shape[0]} steps but --steps is {n_steps} (give --steps {arr.shape[0]} or fewer)")
     if rate_encode:
         from talon.backend.stimulus import RateEncoder
+        from talon.errors import BackendError
 
-        if isinstance(inputs, dict):
-            inputs = {k: RateEncoder(v, seed=seed, name=k) for k, v in inputs.items()}
-        else:
-            inputs = RateEncoder(inputs, seed=seed, name=graph.input_names[0])
+        try:
+            if isinstance(inputs, dict):
+                inputs = {k: RateEncoder(v, seed=seed, name=k) for k, v in inputs.items()}
+            else:
+                inputs = RateEncoder(inputs, seed=seed, name=graph.input_names[0])
+        except BackendError as exc:  # values outside [0, 1]: say which file and option
+            raise TalonError(f"{option} {path} with --rate-encode: {exc}") from None
     return inputs
 
 

@@ -50,7 +50,7 @@ class Violation:
         return self.used - self.budget
 
     def __str__(self) -> str:
-        unit = {"neurons": "neurons", "weight_memory": "bytes", "fan_in": "presynaptic neurons", "fan_out": "(neuron, core) pairs", "cores": "cores"}[self.resource]
+        unit = {"neurons": "placed elements (neurons + input elements)", "weight_memory": "bytes", "fan_in": "presynaptic neurons", "fan_out": "(neuron, core) pairs", "cores": "cores"}[self.resource]
         where = f"core {self.core} at {self.position}" if self.position is not None else "the mesh"
         pct = f", {100 * self.excess / self.budget:.0f}%" if self.budget else ""
         return f"{self.resource.replace('_', ' ')} on {where}: {self.used:,.0f} {unit} > budget {self.budget:,.0f} (over by {self.excess:,.0f}{pct})"
