@@ -361,6 +361,8 @@ def test_untranslatable_forward(model, fragment):
 def test_bad_sample():
     with pytest.raises(TalonError):
         to_ir(nn.Linear(2, 2), [1.0, 2.0])
+    with pytest.raises(TalonUsageError, match=r"unsqueeze\(0\) of shape \(1, 4\)"):
+        export_to_ir(nn.Sequential(nn.Linear(4, 3)), torch.randn(4))
 
 
 # -- custom_map -------------------------------------------------------------------------------------

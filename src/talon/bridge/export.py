@@ -868,6 +868,10 @@ def _export(module: nn.Module, sample: torch.Tensor, custom_map: Mapping[Any, Co
         raise TalonUsageError(f"{api} expects a torch.nn.Module, got {type(module).__name__}")
     if not isinstance(sample, torch.Tensor) or sample.dim() < 1:
         raise TalonUsageError(f"{api} needs a sample tensor whose first dimension is the batch, e.g. torch.randn(1, 784)")
+    if sample.dim() == 1:
+        # (N,) would be N samples of nothing: almost always one sample missing its batch dimension
+        raise TalonUsageError(f"{api}: the sample has shape {tuple(sample.shape)}, with no dimension after the batch; the sample "
+                              f"must be batch-first: add the batch dimension, e.g. sample.unsqueeze(0) of shape {(1, *sample.shape)}")
     custom = _CustomMap(custom_map)
     snn_bridge = _snn_bridge()
     with _preserved(module):
