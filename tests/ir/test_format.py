@@ -1441,3 +1441,27 @@ def test_import_talon_ir_does_not_import_torch():
     code = "import sys, talon.ir, talon.ir.format; bad = [m for m in ('torch', 'snntorch', 'talon.bridge') if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permissions")
+def test_written_files_get_the_usual_permissions(tmp_path):
+    """A new file gets 0666 less the umask, as open() gives; a replaced file keeps its own mode."""
+    old = os.umask(0o022)
+    try:
+        path = tmp_path / "model.t1c"
+        ir.write(path, _small_graph())
+        assert stat_mode(path) == 0o644
+        os.chmod(path, 0o640)
+        ir.write(path, _small_graph())
+        assert stat_mode(path) == 0o640
+        os.umask(0o077)
+        ir.write(tmp_path / "private.t1c", _small_graph())
+        assert stat_mode(tmp_path / "private.t1c") == 0o600
+    finally:
+        os.umask(old)
+
+
+def stat_mode(p: Path) -> int:
+    import stat as stat_mod
+
+    return stat_mod.S_IMODE(p.stat().st_mode)

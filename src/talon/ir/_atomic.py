@@ -55,6 +55,7 @@ def atomic_path(path: str | os.PathLike, *, durable: bool = False) -> Iterator[P
     os.close(fd)
     try:
         yield Path(tmp)
+        _set_mode(tmp, target)
         _settle(tmp, durable)
         old = _hold_replaced(target)
         try:
@@ -76,6 +77,29 @@ def atomic_path(path: str | os.PathLike, *, durable: bool = False) -> Iterator[P
         except OSError as exc:
             raise TalonFormatError(f"{str(target)!r} was written, but flushing its folder {str(folder)!r} to disk failed "
                                    f"({exc}); the new file may not survive a power cut") from exc
+
+
+def _set_mode(tmp: str, target: Path) -> None:
+    """Give the new file the permissions a plain open() would: the replaced file's, else 0666 less the
+    umask (mkstemp creates 0600, which would hide a model from colleagues on a shared machine)."""
+    try:
+        mode = stat.S_IMODE(os.stat(target).st_mode)
+    except OSError:
+        mode = 0o666 & ~_umask()
+    os.chmod(tmp, mode)
+
+
+def _umask() -> int:
+    try:  # Linux: read it without changing it (os.umask would change it for every thread for a moment)
+        with open("/proc/self/status", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _settle(tmp: str, durable: bool) -> None:
