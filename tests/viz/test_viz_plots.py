@@ -57,6 +57,15 @@ def test_energy_breakdown(tmp_path):
     fig = plots.energy_breakdown(prof)
     plots.save_figure(fig, tmp_path / "e.png")
     _png(tmp_path / "e.png")
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["MAC", "spike (AC)", "neuron", "elementwise", "SRAM"]
+    # a mapped graph's network-on-chip energy is part of the total: it gets its own bar, and the shares count it
+    prof.noc_energy_uj, prof.energy_estimate_uj = 2.3, 10.0
+    prof.layers["a"].noc_energy_uj = 2.3
+    fig = plots.energy_breakdown(prof)
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()][-1] == "NoC"
+    shares = [t.get_text() for t in fig.axes[0].texts]
+    assert shares == ["30%", "15%", "2%", "0%", "30%", "23%"]
+    assert "NoC" in [t.get_text() for t in fig.axes[1].get_legend().get_texts()]
 
 
 def test_save_rejects_unknown_suffix(tmp_path):

@@ -126,8 +126,10 @@ def energy_breakdown(profile: Any, *, title: str | None = None):
     """Energy of a backend ProfileResult: totals by operation kind (left) and stacked per layer (right)."""
     fig = _figure(10.0, 4.5)
     ax1, ax2 = fig.subplots(1, 2, width_ratios=[1, 2.2])
-    totals = [float(getattr(profile, attr)) for _, attr in _ENERGY_PARTS]
-    labels = [label for label, _ in _ENERGY_PARTS]
+    # the network-on-chip part exists only for a mapped graph; it is part of the total either way
+    parts = _ENERGY_PARTS + ((("NoC", "noc_energy_uj"),) if float(getattr(profile, "noc_energy_uj", 0.0)) > 0 else ())
+    totals = [float(getattr(profile, attr)) for _, attr in parts]
+    labels = [label for label, _ in parts]
     bars = ax1.bar(labels, totals, color=_COLOURS[: len(labels)])
     total = sum(totals) or 1.0
     for b, v in zip(bars, totals):
@@ -139,8 +141,8 @@ def energy_breakdown(profile: Any, *, title: str | None = None):
     layers = list(profile.layers.values())
     names = [lp.name for lp in layers]
     bottom = np.zeros(len(layers))
-    for i, (label, attr) in enumerate(_ENERGY_PARTS):
-        vals = np.array([float(getattr(lp, attr)) for lp in layers])
+    for i, (label, attr) in enumerate(parts):
+        vals = np.array([float(getattr(lp, attr, 0.0)) for lp in layers])
         ax2.bar(names, vals, bottom=bottom, label=label, color=_COLOURS[i])
         bottom += vals
     ax2.set_ylabel("energy per sample (uJ)")
