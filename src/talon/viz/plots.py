@@ -192,23 +192,29 @@ def core_utilisation(mapping: Any, *, title: str | None = None):
     `utilisation_grids()`), anything with `core_utilisation()` / `utilisation` giving
     {metric: (rows, cols) array}, a dict {metric: 2-D array of fractions in [0, 1]}, or one 2-D array."""
     grids = utilisation_grids(mapping)
-    fig = _figure(4.2 * len(grids) + 0.8, 4.2)
+    rows, cols = next(iter(grids.values())).shape
+    # panels sized to the mesh's aspect; a value is written in each cell only while cells stay legible
+    pw, ph = min(7.0, max(3.0, 0.42 * cols)), min(6.0, max(2.6, 0.42 * rows))
+    fig = _figure((pw + 1.4) * len(grids), ph + 1.2)
     axes = fig.subplots(1, len(grids), squeeze=False)[0]
     for ax, (metric, grid) in zip(axes, grids.items()):
         im = ax.imshow(grid, cmap="viridis", vmin=0.0, vmax=max(1.0, float(np.nanmax(grid)) if grid.size else 1.0))
         rows, cols = grid.shape
-        if rows * cols <= 256:
+        if cols <= 16 and rows * cols <= 256:
+            size = 7 if cols <= 8 else 6
             for r in range(rows):
                 for c in range(cols):
                     v = grid[r, c]
-                    ax.text(c, r, f"{100 * v:.0f}%", ha="center", va="center", fontsize=7, color="white" if v < 0.6 else "black")
-        ax.set_xticks(range(cols))
-        ax.set_yticks(range(rows))
+                    ax.text(c, r, f"{100 * v:.0f}", ha="center", va="center", fontsize=size, color="white" if v < 0.6 else "black")
+        ax.set_xticks(range(0, cols, max(1, -(-cols // 16))))
+        ax.set_yticks(range(0, rows, max(1, -(-rows // 16))))
         ax.set_xlabel("column (X)")
         ax.set_ylabel("row (Y)")
-        ax.set_title(f"{metric} used")
-        fig.colorbar(im, ax=ax, shrink=0.8, label="fraction of core capacity")
-    fig.suptitle(title or "core utilisation")
+        # a mapping places each Input's elements beside the neurons (docs/mapping.md): say so
+        ax.set_title("neurons + input elements" if metric == "neurons" else metric)
+        fig.colorbar(im, ax=ax, fraction=0.046 * max(rows / max(cols, 1), 0.3), pad=0.03, label="% of core capacity",
+                     format=lambda x, _: f"{100 * x:.0f}")
+    fig.suptitle(title or "core utilisation (% of each core's capacity)")
     return fig
 
 
