@@ -80,8 +80,9 @@ def _usage_error(exc: click.ClickException) -> int:
 def cli(verbose: bool) -> None:
     """TALON: carry spiking neural networks from snnTorch to neuromorphic hardware.
 
-    Exit codes: 0 success, 1 a check failed (lint --strict, validate, compare, hash --verify,
-    profile --budget), 2 an error (one line on stderr; add -v for the traceback).
+    Exit codes: 0 success, 1 a check failed (lint --strict or --warnings-as-errors, validate,
+    compare, hash --verify or --check-stamp, trace without a path, verify on a mismatch,
+    profile --budget over budget), 2 an error (one line on stderr; add -v for the traceback).
     """
     if verbose:
         _common.STATE.verbose = True
