@@ -184,7 +184,7 @@ def run_pipeline(
     calibration_inputs: Any = None,
     weight_bits: int | None = 8,
     hardware: Any = None,
-    algorithm: str = "metis",
+    algorithm: str = "auto",
     energy_preset: str = "45nm_cmos",
     backend: str = "cpu",
     plots: bool = True,

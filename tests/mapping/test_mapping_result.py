@@ -136,3 +136,16 @@ def test_per_core_utilisation_is_defined_once(mapped):
     # no weight memory at all: nothing of nothing is 0, weights that cannot fit are inf
     bare = hw_small(weight_memory_bytes_per_core=0)
     assert memory_utilisation(np.array([0, 5]), bare).tolist() == [0.0, np.inf]
+
+
+def test_auto_keeps_the_mapping_with_the_least_traffic():
+    """The default tries each partitioner and keeps the fewest packet-hops per step; on this small graph
+    METIS's balanced cut spreads a layer over every core and loses to another split."""
+    g = dense_net(100, 300, 50)
+    hw = hw_small(mesh=(3, 3), neurons_per_core=128, link_bandwidth=50.0)
+    hops = {a: map_graph(g, hw, a).metrics["packet_hops_per_step"] for a in ("metis", "spectral", "greedy")}
+    best = map_graph(g, hw)
+    assert best.metrics["packet_hops_per_step"] == min(hops.values())
+    assert best.algorithm == min(hops, key=lambda a: (hops[a], ("metis", "spectral", "greedy").index(a)))
+    with pytest.raises(MappingError, match="'auto'"):
+        map_graph(g, hw, "fastest")

@@ -78,7 +78,8 @@ def build_hardware(hardware_file: str | None, hw_preset: str | None, mesh: str |
 @click.command("map")
 @graph_argument
 @hardware_options
-@click.option("--algorithm", type=click.Choice(["metis", "spectral", "greedy"]), default="metis", show_default=True, help="Partitioning algorithm.")
+@click.option("--algorithm", type=click.Choice(["auto", "metis", "spectral", "greedy"]), default="auto", show_default=True,
+              help="Partitioning algorithm; auto tries each and keeps the mapping with the fewest packet-hops per step.")
 @click.option("--rate", "default_rate", type=click.FloatRange(0.0, 1.0), default=1.0, show_default=True, help="Assumed spikes per neuron per step (1.0: worst case).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=str), default=None, help="Write the graph with the mapping in its metadata to this .t1c.")
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -154,7 +155,8 @@ def map_cmd(graph_path: str, hardware_file, hw_preset, mesh, neurons_per_core, w
 @click.option("--bits", "weight_bits", type=click.IntRange(2, 32), default=8, show_default=True, help="Convert to SpikingAffine with this many weight bits.")
 @click.option("--no-convert", is_flag=True, help="Run the graph as it is (no SpikingAffine conversion).")
 @hardware_options
-@click.option("--algorithm", type=click.Choice(["metis", "spectral", "greedy"]), default="metis", show_default=True)
+@click.option("--algorithm", type=click.Choice(["auto", "metis", "spectral", "greedy"]), default="auto", show_default=True,
+              help="Partitioning algorithm (see talon map).")
 @click.option("--preset", "energy_preset", default="45nm_cmos", show_default=True, help="Energy preset.")
 @click.option("--backend", "backend_name", default="cpu", show_default=True,
               help="Backend of the compile stage (see 'talon info'). fpga writes the HLS project to DIR/fpga_project; "

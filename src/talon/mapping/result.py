@@ -21,7 +21,7 @@ from talon.mapping.allocate import allocate, memory_utilisation, neuron_utilisat
 from talon.mapping.hardware import HardwareSpec, HardwareSpecError
 from talon.mapping.metrics import compute_metrics
 from talon.mapping.neurons import NeuronGraph
-from talon.mapping.partition import partition
+from talon.mapping.partition import ALGORITHMS, partition
 from talon.mapping.place import place
 from talon.mapping.route import route
 
@@ -255,10 +255,14 @@ def noc_profile(source: "MappingResult | Graph | dict") -> dict[str, float]:
     }
 
 
+#: What algorithm="auto" tries, in order of preference when two give the same traffic.
+AUTO_ALGORITHMS = ("metis", "spectral", "greedy")
+
+
 def map_graph(
     graph: Graph | NeuronGraph,
     hw: HardwareSpec,
-    algorithm: str = "metis",
+    algorithm: str = "auto",
     *,
     rates: RatesLike = None,
     default_rate: float = 1.0,
@@ -271,12 +275,19 @@ def map_graph(
 ) -> MappingResult:
     """Partition, place and route `graph` on `hw`; MappingError when it does not fit.
 
-    `algorithm`: "metis" (default), "spectral" or "greedy"; `placement` and `time_limit` (seconds for
-    placement refinement): see talon.mapping.place.
+    `algorithm`: "metis", "spectral", "greedy", or "auto" (default): each of those, keeping the mapping
+    with the fewest packet-hops per step (METIS's balanced cut can spread a small layer over every
+    core, and on small graphs a simpler split often sends fewer packets); `result.algorithm` names the
+    one kept. `placement` and `time_limit` (seconds for placement refinement): see talon.mapping.place.
     `rates`: expected spikes per neuron per step ({layer: value or array}, or one number); default 1.0
     for every neuron (an upper bound). With `attach=True` (IR graphs only) the result is also stored
     in graph.metadata["talon_mapping"].
     """
+    if algorithm not in (*ALGORITHMS, "auto"):
+        raise MappingError(f"unknown mapping algorithm {algorithm!r}; choose one of {[*ALGORITHMS, 'auto']}")
+    if algorithm == "auto":
+        return _best_mapping(graph, hw, rates=rates, default_rate=default_rate, group_size=group_size, placement=placement,
+                             fill=fill, seed=seed, time_limit=time_limit, attach=attach)
     t0 = time.perf_counter()
     part = partition(graph, hw, algorithm, rates=rates, default_rate=default_rate, group_size=group_size, fill=fill, seed=seed)
     t1 = time.perf_counter()
@@ -292,6 +303,25 @@ def map_graph(
             raise MappingError("attach=True needs an IR Graph to store the mapping in")
         result.attach(graph)
     return result
+
+
+def _best_mapping(graph: Graph | NeuronGraph, hw: HardwareSpec, *, attach: bool, **kw: Any) -> MappingResult:
+    t0 = time.perf_counter()
+    results, first_error = [], None
+    for algorithm in AUTO_ALGORITHMS:
+        try:
+            results.append(map_graph(graph, hw, algorithm, **kw))
+        except MappingError as exc:  # e.g. a partitioner that cannot meet a core's budget: the others may
+            first_error = first_error or exc
+    if not results:
+        raise first_error
+    best = min(results, key=lambda r: (r.metrics["packet_hops_per_step"], AUTO_ALGORITHMS.index(r.algorithm)))
+    best.timings = {**best.timings, "total": time.perf_counter() - t0}
+    if attach:
+        if not isinstance(graph, Graph):
+            raise MappingError("attach=True needs an IR Graph to store the mapping in")
+        best.attach(graph)
+    return best
 
 
 def result_from(routed, alloc) -> MappingResult:
