@@ -86,7 +86,10 @@ def _set_mode(tmp: str, target: Path) -> None:
         mode = stat.S_IMODE(os.stat(target).st_mode)
     except OSError:
         mode = 0o666 & ~_umask()
-    os.chmod(tmp, mode)
+    try:
+        os.chmod(tmp, mode)
+    except OSError:
+        pass  # a file system without POSIX modes (FAT, some network shares): nothing to set
 
 
 def _umask() -> int:
