@@ -169,6 +169,14 @@ def test_convert_between_t1c_and_nir(run_cli, tmp_path):
     code, out, _ = run_cli("convert", tmp_path / "m.nir", "-o", tmp_path / "back.t1c", "--json")
     assert code == 0 and _json(out)["schema"] == "talon.convert.format/1"
     assert ir.read(tmp_path / "back.t1c") == g
+    # a .nir that does not say its timestep: outside convert, the advice is to convert it with --dt
+    import nir
+
+    ng = nir.read(str(tmp_path / "m.nir"))
+    ng.metadata = {}
+    nir.write(str(tmp_path / "plain.nir"), ng)
+    code, _, err = run_cli("analyze", tmp_path / "plain.nir")
+    assert code == 0 and "talon: warning:" in err and "talon convert MODEL.nir -o MODEL.t1c --dt DT" in err and "pass dt=" not in err
 
 
 # -- backends and what they can do ---------------------------------------------------------------------------

@@ -270,6 +270,11 @@ def cli_wording(message: str, command: str = "") -> str:
             (r"\bpass dt= in", lambda m: "give --dt in"),
             (r"\be\.g\. dt=", lambda m: "e.g. --dt "),
         )
+    elif command:  # other commands read a .nir with the default dt: the timestep is set by converting it first
+        rules += (
+            (r"\bso pass dt= in that unit \(e\.g\. dt=([^ ]+) ",
+             lambda m: f"so convert the file first with the timestep in that unit, 'talon convert MODEL.nir -o MODEL.t1c --dt DT' (e.g. --dt {m.group(1)} "),
+        )
     for pattern, repl in rules:
         message = re.sub(pattern, repl, message)
     return message
