@@ -308,6 +308,13 @@ def test_map_says_what_it_counts(run_cli, snn_file):
     assert "mapping of 28 neurons" not in out
 
 
+def test_map_weight_memory_takes_units(run_cli, snn_file):
+    code, out, _ = run_cli("map", snn_file, "--weight-memory", "64KiB", "--json")
+    assert code == 0 and _json(out)["hardware"]["weight_memory_bytes_per_core"] == 65536
+    code, _, err = run_cli("map", snn_file, "--weight-memory", "lots")
+    assert code == 2 and "not a size" in err
+
+
 # -- pipeline: checks first, failures marked ---------------------------------------------------------------------
 
 def _stimulus(tmp_path, batch=6, labels=6):

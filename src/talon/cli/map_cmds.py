@@ -10,6 +10,7 @@ from typing import Any, Callable
 import click
 
 from talon.cli._common import (
+    ByteSize,
     command_options,
     console,
     emit_json,
@@ -30,7 +31,7 @@ def hardware_options(fn: Callable) -> Callable:
         click.option("--hw-preset", default=None, metavar="NAME", help="A talon.mapping preset: small, loihi-like, truenorth-like, mesh-32x32."),
         click.option("--mesh", default=None, metavar="ROWSxCOLS", help="Mesh size, e.g. 4x4."),
         click.option("--neurons-per-core", type=click.IntRange(min=1), default=None),
-        click.option("--weight-memory", "weight_memory", type=click.IntRange(min=0), default=None, metavar="BYTES", help="Weight memory per core."),
+        click.option("--weight-memory", "weight_memory", type=ByteSize(), default=None, metavar="SIZE", help="Weight memory per core: bytes, or with a unit (64KiB, 1MB)."),
         click.option("--weight-bits", "hw_weight_bits", type=click.IntRange(1, 64), default=None, help="Bits per stored synapse."),
     ]
     for opt in reversed(opts):
