@@ -27,6 +27,12 @@ def test_spike_raster_and_rates(tmp_path):
     assert (tmp_path / "rates.svg").read_text().lstrip().startswith("<?xml")
     with pytest.raises(Exception, match="record"):
         plots.spike_raster({})
+    # a big layer: the neurons shown are spread over all of it, not its first ones
+    big = np.zeros((4, 1, 1000), bool)
+    big[:, 0, 990:] = True  # only the last neurons fire
+    fig = plots.spike_raster({"conv": big}, max_neurons=100)
+    assert "100 evenly spaced" in fig.axes[0].get_ylabel()
+    assert fig.axes[0].collections[0].get_offsets().shape[0] > 0  # the last neurons are among those drawn
 
 
 def test_memory_breakdown(branchy, tmp_path):

@@ -53,7 +53,8 @@ def spike_raster(spikes: Any, *, sample: int = 0, max_neurons: int = 200, layers
     """Raster of spikes: `spikes` is a SimulationResult (its recorded `spikes`) or {layer: (T, B, *shape)}.
 
     One panel per layer (stacked in `layers` order, default the recorded order; shared time axis); at
-    most `max_neurons` neurons per layer are drawn.
+    most `max_neurons` neurons per layer are drawn, evenly spaced over the layer (the first ones of a
+    conv layer are one corner of one channel, rarely representative).
     """
     data = getattr(spikes, "spikes", spikes)
     if not isinstance(data, Mapping) or not data:
@@ -69,16 +70,17 @@ def spike_raster(spikes: Any, *, sample: int = 0, max_neurons: int = 200, layers
             s = s.reshape(s.shape[0], 1, -1)
         s = s[:, min(sample, s.shape[1] - 1)].reshape(s.shape[0], -1)
         n = s.shape[1]
-        shown = s[:, :max_neurons]
+        picked = np.unique(np.linspace(0, n - 1, max_neurons).round().astype(int)) if n > max_neurons else np.arange(n)
+        shown = s[:, picked]
         t, k = np.nonzero(shown)
         size = float(np.clip(3000.0 / max(shown.shape[1], 1), 4.0, 80.0))
         ax.scatter(t, k, s=size, marker="|", color=_COLOURS[i % len(_COLOURS)], linewidths=1.0)
         ax.set_xlim(-0.5, s.shape[0] - 0.5)
         ax.set_ylim(-0.5, max(shown.shape[1], 1) - 0.5)
-        label = f"{name}\n({n} neurons" + (f", first {max_neurons})" if n > max_neurons else ")")
+        label = f"{name}\n({n} neurons" + (f", {len(picked)} evenly spaced)" if n > max_neurons else ")")
         ax.set_ylabel(label, fontsize=8)
         rate = float(s.astype(bool).mean()) if s.size else 0.0
-        ax.text(1.0, 1.0, f"rate {rate:.3f}", transform=ax.transAxes, ha="right", va="bottom", fontsize=8)
+        ax.text(1.0, 1.0, f"rate {rate:.3f} spikes/neuron/step", transform=ax.transAxes, ha="right", va="bottom", fontsize=8)
     axes[-1].set_xlabel("timestep")
     from matplotlib.ticker import MaxNLocator
 
