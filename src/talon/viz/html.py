@@ -267,14 +267,14 @@ _STYLE = """
 header{padding:10px 16px;background:#1d232a;color:#fff;display:flex;gap:18px;align-items:baseline}header h1{font-size:16px;margin:0}
 header span{opacity:.75}main{display:flex;height:calc(100vh - 42px)}#canvas{flex:1;overflow:auto;position:relative;background:#fff}
 #side{width:400px;overflow:auto;border-left:1px solid #d8dde3;padding:12px 14px;background:#fbfcfd}
-svg text{pointer-events:none}.node rect{stroke:#1d232a;stroke-width:0;rx:7;cursor:pointer}.node:hover rect{stroke-width:1.5}
+#graph{max-width:100%;height:auto}svg text{pointer-events:none}.node rect{stroke:#1d232a;stroke-width:0;rx:7;cursor:pointer}.node:hover rect{stroke-width:1.5}
 .node.selected rect{stroke-width:3;stroke:#111}.node text{fill:#fff;font-size:12px}.node text.t{font-size:10.5px;opacity:.9}
 .edge{fill:none;stroke:#7b8794;stroke-width:1.4}.edge.rec{stroke-dasharray:5 4;stroke:#c9485b}.edge.hi{stroke:#111;stroke-width:2.4}
 table{border-collapse:collapse;width:100%;margin:4px 0 10px}td,th{padding:2px 6px;border-bottom:1px solid #e3e7eb;text-align:left;vertical-align:top}
 th{font-weight:600;background:#eef1f4}td.n{text-align:right;font-variant-numeric:tabular-nums}h2{font-size:15px;margin:4px 0 6px}
 h3{font-size:13px;margin:12px 0 4px;color:#3e4c59}.legend{display:flex;flex-wrap:wrap;gap:6px 12px;margin:6px 0 10px}
 .legend i{display:inline-block;width:11px;height:11px;border-radius:3px;margin-right:4px;vertical-align:-1px}.muted{color:#7b8794}
-#mesh{display:grid;gap:3px;margin:6px 0}.core{border-radius:4px;min-height:34px;font-size:10px;padding:2px;text-align:center;cursor:pointer;border:2px solid transparent}
+#mesh{display:grid;gap:3px;margin:6px 0;font-size:10px}.core{border-radius:4px;min-height:34px;font-size:inherit;padding:2px;text-align:center;cursor:pointer;border:2px solid transparent;overflow:hidden;min-width:0}
 .core.on{border-color:#111}.core.idle{background:#e9edf1;color:#9aa5b1}canvas.heat{image-rendering:pixelated;border:1px solid #d8dde3;max-width:100%}
 """
 
@@ -328,14 +328,14 @@ function heat(m){h('h3','Weights '+(m.downsampled?`(block-averaged from (${m.sha
  for(let i=0;i<m.rows;i++)for(let j=0;j<m.cols;j++){const [r,g,b]=colour(m.values[i][j],m.scale);ctx.fillStyle=`rgb(${r|0},${g|0},${b|0})`;ctx.fillRect(j*px,i*px,px,px);}
  h('div',`rows: outputs, columns: inputs; blue \u2212${fmt(m.scale)} \u2026 white 0 \u2026 red +${fmt(m.scale)}`,side,'muted');}
 function meshPanel(layer){const M=D.mapping;if(!M)return;h('h3',`Mapping: ${M.rows}\u00d7${M.cols} mesh, ${M.metrics.cores_used} core(s) used (${M.algorithm})`,side);
- const grid=h('div',null,side);grid.id='mesh';grid.style.gridTemplateColumns=`repeat(${M.cols},1fr)`;const at={};M.cores.forEach(c=>at[c.row+','+c.col]=c);
+ const grid=h('div',null,side);grid.id='mesh';grid.style.gridTemplateColumns=`repeat(${M.cols},minmax(0,1fr))`;if(M.cols>8)grid.style.fontSize=M.cols>12?'7px':'8.5px';const at={};M.cores.forEach(c=>at[c.row+','+c.col]=c);
  const nc=layer?M.node_cores[layer]:null;const lit=new Set(nc?nc.cores:[]);
  const info=h('div',layer?(nc?(nc.via.length?`${layer}: weights on the ${lit.size} core(s) of ${nc.via.join(', ')}`:`${layer}: on ${lit.size} core(s)`):`${layer}: not on a core`):'Click a core for the layers it holds.',side,'muted');
  for(let r=0;r<M.rows;r++)for(let c=0;c<M.cols;c++){const core=at[r+','+c];const d=h('div',null,grid,'core');d.dataset.row=r;d.dataset.col=c;
   if(!core){d.classList.add('idle');d.textContent=`${r},${c}`;continue;}const u=core.neuron_use;const [R,G,Bc]=[255-u*200,255-u*120,255-u*40];d.style.background=`rgb(${R|0},${G|0},${Bc|0})`;d.style.color=u>0.6?'#fff':'#1d232a';
   d.textContent=`${r},${c} \u00b7 ${Math.round(100*u)}%`;if(lit.has(core.core))d.classList.add('on');
   d.addEventListener('click',()=>{info.textContent=`core ${core.core} at (${r}, ${c}): ${core.neurons} neurons (${Math.round(100*core.neuron_use)}%), ${core.weight_bytes.toLocaleString('en-US')} weight bytes (${Math.round(100*core.memory_use)}%), fan-in ${core.fan_in}, fan-out ${core.fan_out}; `+core.layers.map(l=>`${l.layer}[${l.start}:${l.stop}]`).join(', ');});}
- table([['cores used',M.metrics.cores_used],['packet hops / step',M.metrics.packet_hops_per_step],['max link load',M.metrics.max_link_load],['max neuron use',M.metrics.max_neuron_utilisation],['max memory use',M.metrics.max_memory_utilisation]],side);}
+ table([['cores used',M.metrics.cores_used],['packet hops / step',M.metrics.packet_hops_per_step],['max link load',M.metrics.max_link_load],['max neuron use',Math.round(100*M.metrics.max_neuron_utilisation)+'%'],['max memory use',Math.round(100*M.metrics.max_memory_utilisation)+'%']],side);}
 overview();window.talonSelect=select;
 // "#select=NAME" in the URL opens a node, through a real click event (used by links and headless tests)
 const m=/^#select=(.+)$/.exec(location.hash);if(m){const g=nodeEls[decodeURIComponent(m[1])];if(g)g.dispatchEvent(new MouseEvent('click',{bubbles:true}));}
