@@ -177,6 +177,12 @@ def test_convert_between_t1c_and_nir(run_cli, tmp_path):
     nir.write(str(tmp_path / "plain.nir"), ng)
     code, _, err = run_cli("analyze", tmp_path / "plain.nir")
     assert code == 0 and "talon: warning:" in err and "talon convert MODEL.nir -o MODEL.t1c --dt DT" in err and "pass dt=" not in err
+    # writing for a reader's time unit: the file says dt = 1e-4 and its time constants are scaled to it
+    code, _, err = run_cli("convert", tmp_path / "m.t1c", "-o", tmp_path / "m4.nir", "--dt", "1e-4")
+    assert code == 0, err
+    assert float(nir.read(str(tmp_path / "m4.nir")).metadata["dt"]) == 1e-4 and ir.read(tmp_path / "m4.nir").dt == 1e-4
+    code, _, err = run_cli("convert", tmp_path / "m.t1c", "-o", tmp_path / "m2.t1c", "--dt", "1e-4")
+    assert code == 2 and "--dt applies to .nir files" in err
 
 
 # -- backends and what they can do ---------------------------------------------------------------------------

@@ -91,6 +91,41 @@ def test_mlp_with_every_dense_and_neuron_primitive_round_trips(tmp_path):
     assert isinstance(lif, nir.LIF) and lif.tau.shape == (n,) and np.all(lif.v_reset == -0.1)  # one value per neuron
 
 
+def test_writing_for_another_time_unit_keeps_the_dynamics(tmp_path):
+    """write_nir(..., dt=1e-4): the file is what a reader stepping by 1e-4 needs (snnTorch's importer):
+    every neuron's per-step coefficients are the same, time constants scaled, delays still whole steps."""
+    from talon.ir.primitives.neurons import coefficients
+
+    n = 4
+    g = seq(
+        ("fc", ir.Affine(weight=f32(n, 8), bias=f32(n))),
+        ("lif", ir.LIF(tau=np.array([2.0, 5.0, 10.0, 20.0]), r=np.full(n, 1.5), v_leak=np.zeros(()), v_threshold=np.ones(1))),
+        ("cuba", ir.CubaLIF(tau_syn=np.full(n, 4.0, np.float32), tau_mem=np.array(5.0), r=np.ones(n), v_leak=np.zeros(n),
+                            v_threshold=np.full(n, 0.8), reset_mode="zero")),
+        ("if", ir.IF(v_threshold=np.ones(n), reset_mode="zero")),
+        ("li", ir.LI(tau=np.full(n, 8.0), r=np.full(n, 2.0), v_leak=np.full(n, 0.1))),
+        ("int", ir.Integrator(r=np.full((), 3.0))),
+        ("delay", ir.Delay(delay=np.array(2))),
+        dt=1.0,
+    )
+    path = tmp_path / "for_snntorch.nir"
+    write_nir(path, g, dt=1e-4)
+    raw = nir.read(str(path))
+    assert float(raw.metadata["dt"]) == 1e-4
+    assert np.allclose(raw.nodes["lif"].tau, g.nodes["lif"].tau * 1e-4)
+    back = ir.read(path)
+    assert back.dt == 1e-4 and np.array_equal(back.nodes["delay"].delay, g.nodes["delay"].delay)
+    for name in ("lif", "cuba", "if", "li", "int"):
+        want, got = coefficients(g.nodes[name], g.dt), coefficients(back.nodes[name], back.dt)
+        for key in ("beta", "gain", "alpha", "gain_in", "leak"):
+            a, b = getattr(want, key, None), getattr(got, key, None)
+            assert (a is None) == (b is None), (name, key)
+            if a is not None:
+                np.testing.assert_allclose(np.broadcast_to(b, np.shape(a)) if np.ndim(b) < np.ndim(a) else b, a, rtol=1e-12, atol=1e-15, err_msg=f"{name}.{key}")
+    with pytest.raises(NIRConversionError, match="dt must be a positive number"):
+        to_nir(g, dt=0.0)
+
+
 def test_conv_pool_flatten_round_trip(tmp_path):
     g = seq(
         ("conv", ir.Conv2d(weight=f32(4, 2, 3, 3), bias=f32(4), stride=(1, 2), padding=(1, 0), dilation=(1, 1))),

@@ -298,3 +298,18 @@ def test_snntorch_model_through_a_nir_file_spikes_as_snntorch(tmp_path):
     default = torch.nn.Sequential(torch.nn.Linear(6, 4), snn.Leaky(beta=0.9, init_hidden=True))
     with pytest.raises(NIRConversionError, match="subtract"):
         ir.to_nir(to_ir(default, xs[0]))
+
+    # written for snnTorch's time unit (dt = 1e-4) and read as a tool that ignores TALON's metadata would:
+    # same spikes as snnTorch
+    from talon.ir.nir import write_nir
+
+    write_nir(tmp_path / "for_1e-4.nir", graph, dt=1e-4)
+    plain = nir.read(str(tmp_path / "for_1e-4.nir"))
+    plain.metadata = {}
+    for node in plain.nodes.values():
+        node.metadata = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "the NIR graph does not say which timestep": the default 1e-4 is meant
+        foreign = from_nir(plain)
+    assert foreign.dt == 1e-4
+    np.testing.assert_array_equal(run_talon(foreign, xs.numpy()), want)

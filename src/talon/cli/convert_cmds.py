@@ -61,7 +61,9 @@ def convert() -> None:
 @convert.command("format")
 @click.argument("graph_path", metavar="IN", type=click.Path(exists=True, dir_okay=False, path_type=str))
 @output_option
-@click.option("--dt", type=float, default=None, help="NIR input only: the timestep to discretise with (default: the file's, else 1e-4).")
+@click.option("--dt", type=float, default=None,
+              help="Reading .nir: the timestep to discretise with (default: the file's, else 1e-4). Writing .nir: the timestep, "
+                   "in the reader's time unit, to write the time constants for (e.g. 1e-4 for snnTorch's importer; default: the graph's own).")
 @json_option
 @command_options
 def format_cmd(graph_path: str, output: str, dt: float | None, as_json: bool) -> None:
@@ -70,11 +72,16 @@ def format_cmd(graph_path: str, output: str, dt: float | None, as_json: bool) ->
 
     from talon.ir import nir as nir_io
 
-    if nir_io.is_nir_file(graph_path):
-        graph = nir_io.read_nir(graph_path, dt=dt)
+    reading_nir = nir_io.is_nir_file(graph_path)
+    if dt is not None and not reading_nir and Path(output).suffix.lower() != ".nir":
+        from talon.errors import TalonUsageError
+
+        raise TalonUsageError("--dt applies to .nir files (reading one, or writing one); neither IN nor OUT is")
+    graph = nir_io.read_nir(graph_path, dt=dt) if reading_nir else load_graph(graph_path)
+    if Path(output).suffix.lower() == ".nir":
+        nir_io.write_nir(output, graph, dt=None if reading_nir else dt)
     else:
-        graph = load_graph(graph_path)
-    write_graph(output, graph)
+        write_graph(output, graph)
     payload = {"input": graph_path, "output": output, "from": Path(graph_path).suffix.lstrip(".") or "t1c",
                "to": Path(output).suffix.lstrip(".") or "t1c", "nodes": len(graph.nodes), "edges": len(graph.edges)}
     if as_json:

@@ -34,6 +34,7 @@ Semantics (docs/nir.md has the full table):
 from __future__ import annotations
 
 import json
+import math
 import os
 import warnings
 from pathlib import Path
@@ -881,23 +882,37 @@ def _export_graph(nir: Any, g: Graph, dt: float, *, top: bool, where: str) -> An
     return out
 
 
-def to_nir(graph: Graph) -> Any:
+def to_nir(graph: Graph, *, dt: float | None = None) -> Any:
     """The `nir.NIRGraph` computing exactly what `graph` computes.
 
     Node names, edges and their order are kept. Neuron parameters are broadcast to one value per neuron
     (NIR's convention); time constants keep their units, and `graph.dt` is recorded in the metadata.
+    `dt`: write the graph for a reader that steps by `dt` in its own time unit instead (snnTorch's NIR
+    importer assumes 1e-4): time constants are scaled by dt/graph.dt and IF/Integrator gains by its
+    inverse (primitives.neurons.in_time_unit), so the dynamics are the same up to rounding.
     Raises NIRConversionError naming the node for anything NIR cannot express exactly (reset modes
     subtract/zero_post, MaxPool2d, activations, normalisation, ...), and MissingDependencyError without `nir`.
     """
     nir = _require_nir()
     if not isinstance(graph, Graph):
         raise NIRConversionError(f"to_nir expects a talon.ir.Graph, got {type(graph).__name__}")
+    if dt is not None:
+        if not (isinstance(dt, (int, float)) and not isinstance(dt, bool) and math.isfinite(dt) and dt > 0):
+            raise NIRConversionError(f"to_nir: dt must be a positive number, got {dt!r}")
+        graph = _in_time_unit(graph, float(dt))
     out = _export_graph(nir, graph, graph.dt, top=True, where="")
     try:  # other tools read NIR files with type checking on; say so if they would refuse this one
         out.check_types()
     except Exception as exc:  # pragma: no cover - depends on nir's checker
         _warn(f"nir's type checker rejects the exported graph ({exc}); other tools may need nir.read(..., type_check=False)")
     return out
+
+
+def _in_time_unit(graph: Graph, dt: float) -> Graph:
+    """`graph` stepped by `dt`: every neuron (nested graphs included) in the new time unit."""
+    k = dt / graph.dt
+    nodes = {n: (_in_time_unit(node, node.dt * k) if isinstance(node, Graph) else P.in_time_unit(node, k)) for n, node in graph.nodes.items()}
+    return Graph(nodes, list(graph.edges), dt=dt, metadata=graph.metadata, extras=graph.extras)
 
 
 def _input_successors(nn_graph: Any) -> dict[str, list]:
@@ -1216,15 +1231,16 @@ def read_nir(path: str | os.PathLike, *, dt: float | None = None, strip_batch: b
         raise NIRConversionError(f"{p.name}: {exc}") from None
 
 
-def write_nir(path: str | os.PathLike, graph: Graph, *, compression: str | None = None, durable: bool = False) -> None:
+def write_nir(path: str | os.PathLike, graph: Graph, *, compression: str | None = None, durable: bool = False, dt: float | None = None) -> None:
     """Write `graph` as a `.nir` file (atomically: a temporary file in the same folder, then renamed).
 
     compression: None, "gzip" or "lzf" for the arrays (NIR's writer applies it to every array).
     durable: flush the file and the rename to disk before returning (see talon.ir.write).
+    dt: the timestep, in the reader's time unit, to write the time constants for (see to_nir).
     """
     nir = _require_nir()
     if compression not in (None, "gzip", "lzf"):
         raise TalonFormatError(f"write_nir({str(path)!r}): compression must be None, 'gzip' or 'lzf', got {compression!r}")
-    ng = to_nir(graph)
+    ng = to_nir(graph, dt=dt)
     with atomic_path(path, durable=durable) as tmp:
         nir.write(str(tmp), ng, compression=compression)

@@ -71,6 +71,23 @@ def coefficients(node: Node, dt: float) -> NeuronCoefficients:
     raise PrimitiveError(f"{t} has no neuron coefficients")
 
 
+def in_time_unit(node: Node, k: float) -> Node:
+    """The same neuron for a timestep k times as long (another time unit): `coefficients` gives the same
+    beta, gain, alpha and gain_in, up to rounding. Time constants scale by k; IF's and Integrator's r, a
+    gain per unit time, by 1/k; CubaLIF's w_in is a pure number. Other nodes are returned unchanged
+    (a Delay counts steps). Scaled fields become float64: k is rarely a power of two, and float32 would
+    round the new values by more than the coefficients can absorb."""
+    f64 = lambda a: np.asarray(a, dtype=np.float64)  # noqa: E731
+    t = node.type_name
+    if t in ("LIF", "LI"):
+        return node.replace(tau=f64(node.tau) * k)
+    if t == "CubaLIF":
+        return node.replace(tau_syn=f64(node.tau_syn) * k, tau_mem=f64(node.tau_mem) * k)
+    if t in ("IF", "Integrator"):
+        return node.replace(r=f64(1.0 if node.r is None else node.r) / k)
+    return node
+
+
 class _Neuron(Node):
     """Shared shape rule: any number of same-shaped inputs, summed; output has the neuron shape."""
 
