@@ -113,8 +113,9 @@ def _preflight(graph: Any, out: str, *, inputs: Any, labels: Any, n_steps: int |
                energy_preset: str, backend: str, compile_dir: str | os.PathLike | None, compile_options: dict[str, Any] | None) -> _Plan:
     """Check everything that can be checked before the first stage runs; raise a TalonError naming the
     argument at fault. Returns the backends and compile arguments the stages will use."""
-    from talon.backend import get_backend, list_backends
+    from talon.backend import get_backend
     from talon.backend.energy import list_energy_presets
+    from talon.backend.registry import backends_that_can
     from talon.backend.stimulus import make_stimulus
     from talon.errors import BackendError, TalonUsageError
 
@@ -124,7 +125,7 @@ def _preflight(graph: Any, out: str, *, inputs: Any, labels: Any, n_steps: int |
     be = get_backend(backend)
     caps = be.capabilities
     if not caps.compile:
-        able = [n for n in list_backends() if _can(n, "compile")]
+        able = backends_that_can("compile")
         raise BackendError(f"backend {backend!r} cannot compile, which the pipeline's compile stage needs; backends that can: {able}")
     if caps.primitives is not None:
         missing = sorted(_converted_types(graph, weight_bits) - set(caps.primitives))
@@ -162,15 +163,6 @@ def _preflight(graph: Any, out: str, *, inputs: Any, labels: Any, n_steps: int |
     if labels is not None:
         _check_labels(labels, graph, stim.batch_size)
     return _Plan(be, runner, compile_kw, project_dir, stim.batch_size)
-
-
-def _can(name: str, operation: str) -> bool:
-    from talon.backend import get_backend
-
-    try:
-        return bool(getattr(get_backend(name).capabilities, operation, False))
-    except Exception:  # noqa: BLE001 - a backend that does not load cannot do it
-        return False
 
 
 def run_pipeline(

@@ -83,3 +83,10 @@ def test_importing_talon_backend_does_not_import_torch():
     code = "import sys, talon.backend; talon.backend.list_backends(); print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_backends_that_can():
+    from talon.backend.registry import backends_that_can
+
+    assert "cpu" in backends_that_can("simulate") and "fpga" not in backends_that_can("simulate")
+    assert {"cpu", "fpga"} <= set(backends_that_can("compile"))

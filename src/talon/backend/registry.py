@@ -85,5 +85,18 @@ def list_backends() -> list[str]:
     return list(_REGISTRY)
 
 
+def backends_that_can(operation: str) -> list[str]:
+    """Registered backends whose capabilities include `operation` ("simulate", "profile", "compile");
+    a backend that does not load cannot do anything."""
+    able = []
+    for name in list_backends():
+        try:
+            if getattr(get_backend(name).capabilities, operation, False):
+                able.append(name)
+        except Exception:  # noqa: BLE001 - an uninstallable backend (missing dependency, broken plugin)
+            continue
+    return able
+
+
 register_backend("cpu", "talon.backend.cpu:CPUBackend")
 register_backend("fpga", "talon.backend.fpga:FPGABackend")

@@ -89,6 +89,7 @@ def load_inputs(path: str | None, graph: Any, rate_encode: bool = False, seed: i
             raise TalonError(f"{option} {path}: the graph has {len(names)} Input nodes {names}; give a .npz with one array per Input node, named after it")
         inputs = data
     arrays = inputs if isinstance(inputs, dict) else {names[0]: inputs}
+    # the backend refuses non-finite stimuli too (stimulus.check_finite), but cannot name the option and file
     for name, arr in arrays.items():
         if arr.dtype.kind in "fc":
             bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
@@ -133,7 +134,7 @@ def backend_for(name: str, operation: str, command: str, mode: str | None = None
     """The backend `name`, checked before anything runs: it exists, it can do `operation` ("simulate",
     "profile", "compile"; its capabilities say) and, when given, numeric `mode`. The error names the
     backend, the command and what can do it instead."""
-    from talon.backend.registry import list_backends
+    from talon.backend.registry import backends_that_can, list_backends
     from talon.errors import BackendError, TalonUsageError
 
     names = list_backends()
@@ -141,13 +142,7 @@ def backend_for(name: str, operation: str, command: str, mode: str | None = None
         raise TalonUsageError(f"--backend {name}: no such backend; available: {', '.join(names)} (see 'talon info')")
     be = get_backend(name)
     if not getattr(be.capabilities, operation, False):
-        able = []
-        for other in names:
-            try:
-                if getattr(get_backend(other).capabilities, operation, False):
-                    able.append(other)
-            except Exception:  # noqa: BLE001 - a backend that does not load cannot do it either
-                continue
+        able = backends_that_can(operation)
         instead = _INSTEAD.get((name, operation))
         hint = instead or (f"use --backend {' or --backend '.join(able)}" if able else "no installed backend can")
         raise BackendError(f"backend {name!r} cannot {_OPERATION_WORDS.get(operation, operation)}, which 'talon {command}' needs: {hint}")
