@@ -33,6 +33,7 @@ Semantics (docs/nir.md has the full table):
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -55,6 +56,8 @@ __all__ = [
 
 #: The timestep assumed for a NIR graph that says nothing about it: snnTorch's exporter hard-codes it.
 DEFAULT_DT = 1e-4
+#: The oldest `nir` TALON works with (pyproject.toml's `nir` extra says the same).
+NIR_MIN_VERSION = "1.0.8"
 HINT_KEY = "talon"
 _HINT_VERSION = 1
 _INSTALL = 'NIR support needs the optional "nir" package: pip install "t1c-talon[nir]"'
@@ -73,7 +76,33 @@ def _require_nir() -> Any:
         import nir  # the optional dependency; absolute import, not this module
     except ImportError as exc:
         raise MissingDependencyError(_INSTALL) from exc
+    _check_nir_version(getattr(nir, "__version__", None))
     return nir
+
+
+def _version_tuple(version: str) -> tuple[int, ...]:
+    """(1, 0, 8) from "1.0.8", "1.0.8.dev3", "1.0.8rc1": the leading release numbers."""
+    out = []
+    for part in str(version).split("."):
+        digits = "".join(itertools.takewhile(str.isdigit, part))
+        if not digits:
+            break
+        out.append(int(digits))
+        if len(digits) != len(part):
+            break
+    return tuple(out)
+
+
+def _check_nir_version(version: str | None) -> None:
+    """Older `nir` lacks what TALON writes (v_reset on LIF/IF/CubaLIF came in 1.0.6, write(compression=) in
+    1.0.8) and would fail with a bare TypeError deep inside a conversion; say which version is needed instead."""
+    if version is None:
+        return  # a source checkout without metadata: nothing to compare; trust it
+    if _version_tuple(version) < _version_tuple(NIR_MIN_VERSION):
+        raise MissingDependencyError(
+            f"NIR support needs nir>={NIR_MIN_VERSION}, but nir {version} is installed (older nir has no v_reset on its "
+            f'neurons and no compressed writing): pip install "nir>={NIR_MIN_VERSION}" (or "t1c-talon[nir]"). Some tools pin '
+            "an older nir (sinabs: nir<=1.0.4); install TALON in its own environment if they conflict")
 
 
 def _warn(msg: str) -> None:
