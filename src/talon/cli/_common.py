@@ -269,6 +269,8 @@ def cli_wording(message: str, command: str = "") -> str:
         rules += (
             (r"\bpass dt= in", lambda m: "give --dt in"),
             (r"\be\.g\. dt=", lambda m: "e.g. --dt "),
+            (r"\bpass dt=([0-9.e+-]+)", lambda m: f"give --dt {m.group(1)}"),
+            (r"approximate_resets=True \(talon convert --approximate-resets\)", lambda m: "--approximate-resets"),
         )
     elif command:  # other commands read a .nir with the default dt: the timestep is set by converting it first
         rules += (

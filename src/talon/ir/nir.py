@@ -4,8 +4,8 @@ NIR (the optional `nir` package, `.nir` HDF5 files) is how Norse, Sinabs, Rockpo
 Xylo and snnTorch exchange spiking networks. The public functions are
 
     from_nir(nir_graph_or_path, *, dt=None, strip_batch=None) -> Graph
-    to_nir(graph) -> nir.NIRGraph
-    read_nir(path, *, dt=None, strip_batch=None) -> Graph      write_nir(path, graph) -> None
+    to_nir(graph, *, dt=None, approximate_resets=False, measure=None) -> nir.NIRGraph
+    read_nir(path, *, dt=None, strip_batch=None) -> Graph      write_nir(path, graph, ...) -> None
     is_nir_file(path) -> bool
 
 `talon.ir.read`/`talon.ir.write` call read_nir/write_nir for `.nir` paths (and read NIR content under
@@ -20,7 +20,7 @@ Semantics (docs/nir.md has the full table):
 * NIR's reset ("v = v_reset when v > v_threshold", applied at once) is TALON's reset_mode "zero" with
   reset_delay=True: TALON keeps the pre-reset membrane and replaces it by v_reset before the next
   integration, which yields the same spikes. subtract and zero_post have no NIR equivalent: to_nir
-  raises. reset_mode "none" is exported exactly as LI (or I, CubaLI) followed by Threshold.
+  raises, unless approximate_resets=True (nir_resets.py) writes NIR's reset with a measured warning. reset_mode "none" is exported exactly as LI (or I, CubaLI) followed by Threshold.
 * NIR carries no timestep. from_nir takes `dt`, else the `dt` entry of the graph's metadata (written by
   to_nir), else 1e-4 (snnTorch's export convention) with a NIRConversionWarning.
 * Several edges into one NIR node are summed. A cycle must pass through exactly one stateful node
@@ -48,6 +48,7 @@ from talon.ir import primitives as P
 from talon.ir._atomic import atomic_path
 from talon.ir.graph import Graph, check_name
 from talon.ir.node import ARRAY, Node, _coerce, get_node_class, values_equal
+from talon.ir.nir_resets import ResetMeasure, approximated, approximation_message, needs_approximation, reset_approximation, reset_measure
 
 __all__ = [
     "from_nir", "to_nir", "read_nir", "write_nir", "is_nir_file", "DEFAULT_DT", "NIRConversionError",
@@ -308,12 +309,14 @@ def _spike_reset_ok(name: str, node: Node) -> None:
     mode = node.reset_mode
     if mode == "subtract":
         raise _no_nir(name, node, "reset_mode 'subtract' (v -= v_threshold after a spike, snnTorch's default) has no NIR "
-                      "equivalent: NIR neurons reset to v_reset. Retrain or re-export with reset_mechanism='zero', or keep "
-                      "the model in .t1c")
+                      "equivalent: NIR neurons reset to v_reset. Pass approximate_resets=True (talon convert "
+                      "--approximate-resets) to write NIR's reset anyway, with the effect on the spikes measured; or retrain "
+                      "with reset_mechanism='zero'; or keep the model in .t1c")
     if mode == "zero_post":
         raise _no_nir(name, node, "reset_mode 'zero_post' (the membrane after the step following a spike is cleared, "
                       "snnTorch Synaptic/RLeaky 'zero') has no NIR equivalent: NIR resets at the spike and integrates the "
-                      "next input from v_reset")
+                      "next input from v_reset. Pass approximate_resets=True (talon convert --approximate-resets) to write "
+                      "NIR's reset anyway, with the effect on the spikes measured")
     if not node.reset_delay and mode == "zero":
         v_reset_zero = node.v_reset is None or bool(np.all(node.v_reset == 0))
         if not (v_reset_zero and bool(np.all(node.v_threshold > 0))):
@@ -360,7 +363,9 @@ def _chain(nir: Any, shape: tuple, parts: list[tuple[str, Any]]) -> Any:
     return nir.NIRGraph(nodes=nodes, edges=list(zip(names, names[1:])), metadata={}, type_check=False)
 
 
-def _export_neuron(nir: Any, name: str, node: Node, shape: tuple, dt: float) -> Any:
+def _export_neuron(nir: Any, name: str, node: Node, shape: tuple, dt: float, approx: bool = False) -> Any:
+    if approx and needs_approximation(node):
+        node = approximated(node)  # the hint still records the true reset (_node_hint compares with the original)
     _spike_reset_ok(name, node)
     gsf = [] if _gsf_exact(node) else [("scale", nir.Scale(scale=np.full(shape, np.float32(node.graded_spikes_factor), dtype=np.float32)))]
     if node.reset_mode == "zero":
@@ -386,8 +391,10 @@ def _set_types(nnode: Any, in_shape: tuple | None, out_shape: tuple | None) -> A
     return nnode
 
 
-def _export_node(nir: Any, name: str, node: Node, in_shape: tuple | None, out_shape: tuple | None, dt: float) -> Any:
-    """The NIR node computing exactly what `node` computes, given its (sample) input and output shapes."""
+def _export_node(nir: Any, name: str, node: Node, in_shape: tuple | None, out_shape: tuple | None, dt: float,
+                 approx: bool = False) -> Any:
+    """The NIR node computing exactly what `node` computes, given its (sample) input and output shapes
+    (approx: subtract/zero_post neurons as NIR's reset, see nir_resets)."""
     t = node.type_name
 
     def need(shape: tuple | None, rank: int | None = None) -> tuple:
@@ -450,7 +457,7 @@ def _export_node(nir: Any, name: str, node: Node, in_shape: tuple | None, out_sh
     if t == "Flatten":
         return nir.Flatten(input_type={"input": np.array(need(in_shape), dtype=np.int64)}, start_dim=node.start_dim, end_dim=node.end_dim)
     if t in _EXACT_NEURONS:
-        return _export_neuron(nir, name, node, need(in_shape), dt)
+        return _export_neuron(nir, name, node, need(in_shape), dt, approx)
     if t == "LI":
         shape = need(in_shape)
         return nir.LI(tau=_full(node.tau, shape), r=_full(node.r, shape), v_leak=_full(node.v_leak, shape))
@@ -464,7 +471,7 @@ def _export_node(nir: Any, name: str, node: Node, in_shape: tuple | None, out_sh
         # The identity: NIR sums the edges into a node, so Scale(1) is an exact residual sum as well.
         return nir.Scale(scale=np.ones(need(in_shape), dtype=np.float32))
     if t == "Graph":
-        return _export_graph(nir, node, dt, top=False, where=name)
+        return _export_graph(nir, node, dt, top=False, where=name, approx=approx)
     hints = {
         "ReLU": "NIR has no activation functions besides Threshold",
         "Sigmoid": "NIR has no activation functions besides Threshold",
@@ -825,7 +832,8 @@ def _restore(nir: Any, nn: Any, hint: dict, ttype: str, dt: float, where: str) -
         node = _apply_hint(base, hint, ttype, where)
         shape = _nir_in_shape(nn)
         out_shape = _declared(getattr(nn, "output_type", None), "output_type") if ttype == "Output" else None
-        again = _export_node(nir, where, node, shape, out_shape, dt)
+        # approx: a neuron whose hint names a reset NIR cannot hold was written approximated; so is its re-export
+        again = _export_node(nir, where, node, shape, out_shape, dt, approx=True)
         if not _nir_equal(again, nn):
             raise NIRConversionError("it does not re-export to the same NIR node (edited after export?)")
         return node
@@ -870,7 +878,7 @@ def _check_cycles(g: Graph, where: str) -> None:
                 "so that one neuron (or a nested graph) carries the recurrence")
 
 
-def _export_graph(nir: Any, g: Graph, dt: float, *, top: bool, where: str) -> Any:
+def _export_graph(nir: Any, g: Graph, dt: float, *, top: bool, where: str, approx: bool = False) -> Any:
     try:
         g.validate()
     except GraphValidationError as exc:
@@ -887,7 +895,7 @@ def _export_graph(nir: Any, g: Graph, dt: float, *, top: bool, where: str) -> An
         here = f"{where}/{name}" if where else name
         in_shape = node.input_shapes[0] if node.input_shapes else None
         out_shape = node.output_shapes[0] if node.output_shapes else None
-        nn = _export_node(nir, here, node, in_shape, out_shape, dt)
+        nn = _export_node(nir, here, node, in_shape, out_shape, dt, approx)
         if not isinstance(node, Graph):
             hint = _node_hint(node, nn, dt, here)
             md = _nir_metadata_out(node.metadata)
@@ -911,7 +919,7 @@ def _export_graph(nir: Any, g: Graph, dt: float, *, top: bool, where: str) -> An
     return out
 
 
-def to_nir(graph: Graph, *, dt: float | None = None) -> Any:
+def to_nir(graph: Graph, *, dt: float | None = None, approximate_resets: bool = False, measure: ResetMeasure | None = None) -> Any:
     """The `nir.NIRGraph` computing exactly what `graph` computes.
 
     Node names, edges and their order are kept. Neuron parameters are broadcast to one value per neuron
@@ -919,22 +927,39 @@ def to_nir(graph: Graph, *, dt: float | None = None) -> Any:
     `dt`: write the graph for a reader that steps by `dt` in its own time unit instead (snnTorch's NIR
     importer assumes 1e-4): time constants are scaled by dt/graph.dt and IF/Integrator gains by its
     inverse (primitives.neurons.in_time_unit), so the dynamics are the same up to rounding.
+    `approximate_resets=True`: write neurons with reset modes NIR cannot express (subtract, snnTorch's default;
+    zero_post) as NIR's reset to v_reset instead of refusing them, and warn (NIRConversionWarning) with the
+    effect on the spikes, measured by `measure(graph, approximated graph)` (default: the one TALON's runtime
+    registers, talon.bridge.reset_effect). The true reset travels in TALON's metadata: from_nir restores it
+    exactly; readers that ignore the metadata run NIR's reset (nir_resets.reset_approximation).
     Raises NIRConversionError naming the node for anything NIR cannot express exactly (reset modes
-    subtract/zero_post, MaxPool2d, activations, normalisation, ...), and MissingDependencyError without `nir`.
+    subtract/zero_post unless approximated, MaxPool2d, activations, normalisation, ...), and
+    MissingDependencyError without `nir`.
     """
     nir = _require_nir()
     if not isinstance(graph, Graph):
         raise NIRConversionError(f"to_nir expects a talon.ir.Graph, got {type(graph).__name__}")
+    if approximate_resets:
+        _warn_approximation(graph, measure)
     if dt is not None:
         if not (isinstance(dt, (int, float)) and not isinstance(dt, bool) and math.isfinite(dt) and dt > 0):
             raise NIRConversionError(f"to_nir: dt must be a positive number, got {dt!r}")
         graph = _in_time_unit(graph, float(dt))
-    out = _export_graph(nir, graph, graph.dt, top=True, where="")
+    out = _export_graph(nir, graph, graph.dt, top=True, where="", approx=bool(approximate_resets))
     try:  # other tools read NIR files with type checking on; say so if they would refuse this one
         out.check_types()
     except Exception as exc:  # pragma: no cover - depends on nir's checker
         _warn(f"nir's type checker rejects the exported graph ({exc}); other tools may need nir.read(..., type_check=False)")
     return out
+
+
+def _warn_approximation(graph: Graph, measure: ResetMeasure | None) -> None:
+    approx_graph, changed = reset_approximation(graph)
+    if not changed:
+        return
+    measure = measure if measure is not None else reset_measure()
+    effect = None if measure is None else measure(graph, approx_graph)
+    warnings.warn(approximation_message(changed, effect), NIRConversionWarning, stacklevel=3)
 
 
 def _in_time_unit(graph: Graph, dt: float) -> Graph:
@@ -1260,16 +1285,18 @@ def read_nir(path: str | os.PathLike, *, dt: float | None = None, strip_batch: b
         raise NIRConversionError(f"{p.name}: {exc}") from None
 
 
-def write_nir(path: str | os.PathLike, graph: Graph, *, compression: str | None = None, durable: bool = False, dt: float | None = None) -> None:
+def write_nir(path: str | os.PathLike, graph: Graph, *, compression: str | None = None, durable: bool = False, dt: float | None = None,
+              approximate_resets: bool = False, measure: ResetMeasure | None = None) -> None:
     """Write `graph` as a `.nir` file (atomically: a temporary file in the same folder, then renamed).
 
     compression: None, "gzip" or "lzf" for the arrays (NIR's writer applies it to every array).
     durable: flush the file and the rename to disk before returning (see talon.ir.write).
     dt: the timestep, in the reader's time unit, to write the time constants for (see to_nir).
+    approximate_resets, measure: write resets NIR cannot express as NIR's, with a measured warning (see to_nir).
     """
     nir = _require_nir()
     if compression not in (None, "gzip", "lzf"):
         raise TalonFormatError(f"write_nir({str(path)!r}): compression must be None, 'gzip' or 'lzf', got {compression!r}")
-    ng = to_nir(graph, dt=dt)
+    ng = to_nir(graph, dt=dt, approximate_resets=approximate_resets, measure=measure)
     with atomic_path(path, durable=durable) as tmp:
         nir.write(str(tmp), ng, compression=compression)
