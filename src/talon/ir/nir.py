@@ -48,6 +48,7 @@ from talon.ir import primitives as P
 from talon.ir._atomic import atomic_path
 from talon.ir.graph import Graph, check_name
 from talon.ir.node import ARRAY, Node, _coerce, get_node_class, values_equal
+from talon.ir.nir_units import TimeUnitAdvice, advise_dt
 from talon.ir.nir_resets import ResetMeasure, approximated, approximation_message, needs_approximation, reset_approximation, reset_measure
 
 __all__ = [
@@ -1150,7 +1151,7 @@ def _pretty_order(g: Graph, sums: dict[str, str], topological: bool) -> list[str
     return out
 
 
-def _resolve_dt(ng: Any, dt: float | None) -> float:
+def _resolve_dt(ng: Any, dt: float | None, advice: TimeUnitAdvice | None = None) -> float:
     if dt is not None:
         value = float(dt)
         if not (np.isfinite(value) and value > 0):
@@ -1165,25 +1166,39 @@ def _resolve_dt(ng: Any, dt: float | None) -> float:
         except Exception:
             pass
         _warn(f"ignoring the NIR graph's metadata dt={md['dt']!r}: not a positive number")
+    if advice is not None:
+        _warn(advice.message(DEFAULT_DT))
+        return DEFAULT_DT
     _warn(f"the NIR graph does not say which timestep it was made for; using dt={DEFAULT_DT:g} (snnTorch's export "
-          "convention). NIR time constants are in the exporter's time unit, so pass dt= in that unit (e.g. dt=1e-3 for a "
-          "Norse model in seconds with 1 ms steps)")
+          "convention). NIR time constants are in the exporter's time unit, so pass dt= in that unit (e.g. dt=1e-3 for "
+          "Norse after 1.1, whose time constants are in seconds, run with its default 1 ms step; files from Norse 1.1 "
+          "need dt=1e-6 and files from sinabs, in steps, dt=1)")
     return DEFAULT_DT
 
 
-def _check_stability(g: Graph, dt: float, where: str = "") -> None:
+def _foreign_time_unit(ng: Any) -> TimeUnitAdvice | None:
+    """What a file without TALON's record of dt says about its time unit (nir_units)."""
+    md = getattr(ng, "metadata", None)
+    if isinstance(md, dict) and ("dt" in md or HINT_KEY in md):
+        return None
+    return advise_dt(ng)
+
+
+def _check_stability(g: Graph, dt: float, where: str = "", advice: TimeUnitAdvice | None = None) -> None:
     """Forward Euler with dt > tau overshoots (beta < 0): legal, but rarely what the exporter meant.
     (Nested graphs run with their parent's dt.)"""
     for name, node in g.nodes.items():
         here = f"{where}/{name}" if where else name
         if isinstance(node, Graph):
-            _check_stability(node, dt, here)
+            _check_stability(node, dt, here, advice)
             continue
         for field in ("tau", "tau_syn", "tau_mem"):
             tau = getattr(node, field, None)
             if isinstance(tau, np.ndarray) and tau.size and np.any(dt > tau):
+                better = (f"; {advice.evidence}: pass dt={advice.dt:g}" if advice is not None and advice.dt < dt
+                          else "; choose a smaller dt")
                 _warn(f"{here}: dt={dt:g} exceeds {field}={float(np.min(tau)):g}, so beta = 1 - dt/{field} < 0 and the "
-                      "discretised neuron oscillates; choose a smaller dt")
+                      f"discretised neuron oscillates{better}")
                 break
 
 
@@ -1210,10 +1225,11 @@ def from_nir(nir_graph_or_path: Any, *, dt: float | None = None, strip_batch: bo
         except Exception as exc:
             raise NIRConversionError(f"cannot wrap the single {type(ng).__name__} node into a graph ({exc}); wrap it in a "
                                      "nir.NIRGraph with Input and Output nodes") from None
-    step = _resolve_dt(ng, dt)
+    advice = _foreign_time_unit(ng)
+    step = _resolve_dt(ng, dt, advice)
     g = _import_graph(nir, ng, step, {"strip_batch": strip_batch, "reorder": _reorder}, top=True, where="")
     g.dt = step
-    _check_stability(g, step)
+    _check_stability(g, step, advice=advice)
     return g
 
 
