@@ -62,8 +62,10 @@ def convert() -> None:
 @click.argument("graph_path", metavar="IN", type=click.Path(exists=True, dir_okay=False, path_type=str))
 @output_option
 @click.option("--dt", type=float, default=None,
-              help="Reading .nir: the timestep to discretise with (default: the file's, else 1e-4). Writing .nir: the timestep, "
-                   "in the reader's time unit, to write the time constants for (e.g. 1e-4 for snnTorch's importer; default: the graph's own).")
+              help="Reading .nir: the timestep to discretise with, in the unit of the file's time constants (default: the "
+                   "file's, else 1e-4, snnTorch's; Norse 1.1 files need 1e-6, sinabs files, in steps, 1; TALON warns with the "
+                   "value when the file shows it). Writing .nir: the timestep, in the reader's time unit, to write the time "
+                   "constants for (e.g. 1e-4 for snnTorch's importer; default: the graph's own).")
 @click.option("--approximate-resets", is_flag=True,
               help="Writing .nir: write neurons whose reset NIR cannot express (snnTorch's default subtract reset; "
                    "Synaptic/RLeaky 'zero') as NIR's reset to v_reset instead of refusing them, and report the measured "

@@ -120,22 +120,23 @@ def advise_dt(ng: Any) -> TimeUnitAdvice | None:
     named = producer[0] if producer else None
     if leaky:
         lo, hi = float(taus.min()), float(taus.max())
+        span = f"{lo:g}" if lo == hi else f"{lo:g} to {hi:g}"
         norse_old = named == "norse" and bool(producer[1]) and producer[1][:2] <= (1, 1)
         if hi <= SNNTORCH_DT or norse_old:
             return TimeUnitAdvice(1e-6, "Norse 1.1", (
-                f"its time constants ({lo:g} to {hi:g}, with r = 1) are what Norse 1.1 writes: tau = dt/tau_mem_inv with "
+                f"its time constants ({span}, with r = 1) are what Norse 1.1 writes: tau = dt/tau_mem_inv with "
                 "Norse's dt = 1e-3, seconds times dt. Its neurons step by 1e-3*tau_mem_inv, which TALON reproduces with "
                 "dt = 1e-6 (Norse's dt squared; for a Norse model run with another dt d, pass d squared)"
                 + (". Its IF neurons add their input once per step in Norse, which no single dt reproduces together with "
                    "the LIF neurons" if integrating else "")))
         if lo >= 1 or named == "sinabs":
             return TimeUnitAdvice(1.0, "sinabs", (
-                f"its time constants ({lo:g} to {hi:g}, with r = 1) are in steps, as sinabs writes them (tau_mem in steps, "
+                f"its time constants ({span}, with r = 1) are in steps, as sinabs writes them (tau_mem in steps, "
                 f"IAF as IF with r = 1); with dt={SNNTORCH_DT:g} each step would add at most {SNNTORCH_DT / lo:.2g} of the "
                 "input, so the neurons would almost never spike"))
         if named == "norse":
             return TimeUnitAdvice(1e-3, "Norse", (
-                f"it names Norse as its producer and its time constants ({lo:g} to {hi:g}, r = 1) are in seconds "
+                f"it names Norse as its producer and its time constants ({span}, r = 1) are in seconds "
                 "(tau = 1/tau_mem_inv): Norse's default step is 1e-3 s"))
         return None
     return TimeUnitAdvice(1.0, "steps", (
