@@ -45,9 +45,11 @@ def _snntorch_spikes(net, xs):
         return np.stack([net(xs[t]).numpy() for t in range(xs.shape[0])]).astype(np.float64)
 
 
-def _copy_weights(src, dst):
-    dst.load_state_dict(src.state_dict())
-    return dst
+def _leaky_net(reset: str | None = None):
+    kw = {} if reset is None else {"reset_mechanism": reset}
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Linear(6, 10), snn.Leaky(beta=0.9, init_hidden=True, **kw),
+                               torch.nn.Linear(10, 4), snn.Leaky(beta=0.8, init_hidden=True, **kw))
 
 
 def _without_talon_metadata(path):
@@ -164,3 +166,21 @@ def test_talon_convert_approximate_resets(tmp_path, stimulus):
     np.testing.assert_array_equal(run_talon(ir.read(tmp_path / "back.t1c"), stimulus.numpy()), _snntorch_spikes(net, stimulus))
     misuse = run("convert", tmp_path / "net.t1c", "-o", tmp_path / "x.t1c", "--approximate-resets")
     assert misuse.exit_code == 2 and "applies to writing a .nir" in misuse.stderr
+
+
+def test_written_for_snntorchs_time_unit_other_readers_get_snntorchs_zero_reset(tmp_path, stimulus):
+    """write_nir(dt=1e-4, approximate_resets=True) for snnTorch's importer: a reader ignoring TALON's metadata runs
+    snnTorch's Leaky(reset_mechanism="zero") with the same weights; TALON still reads back the subtract reset."""
+    net, zero_net = _leaky_net(), _leaky_net("zero")  # same seed: same weights
+    graph = to_ir(net, stimulus[0])
+    with pytest.warns(NIRConversionWarning, match="Measured effect"):
+        write_nir(tmp_path / "for_snntorch.nir", graph, dt=1e-4, approximate_resets=True)
+    back = read_nir(tmp_path / "for_snntorch.nir")
+    assert back.dt == 1e-4 and [n.reset_mode for n in back.nodes.values() if hasattr(n, "reset_mode")] == ["subtract"] * 2
+    np.testing.assert_array_equal(run_talon(back, stimulus.numpy()), _snntorch_spikes(net, stimulus))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NIRConversionWarning)  # no dt in the file: the default 1e-4 is meant
+        foreign = from_nir(_without_talon_metadata(tmp_path / "for_snntorch.nir"))
+    want_zero = _snntorch_spikes(zero_net, stimulus)
+    assert want_zero.sum() > 0
+    np.testing.assert_array_equal(run_talon(foreign, stimulus.numpy()), want_zero)

@@ -20,7 +20,8 @@ Semantics (docs/nir.md has the full table):
 * NIR's reset ("v = v_reset when v > v_threshold", applied at once) is TALON's reset_mode "zero" with
   reset_delay=True: TALON keeps the pre-reset membrane and replaces it by v_reset before the next
   integration, which yields the same spikes. subtract and zero_post have no NIR equivalent: to_nir
-  raises, unless approximate_resets=True (nir_resets.py) writes NIR's reset with a measured warning. reset_mode "none" is exported exactly as LI (or I, CubaLI) followed by Threshold.
+  raises, unless approximate_resets=True (nir_resets.py) writes NIR's reset with a measured warning.
+  reset_mode "none" is exported exactly as LI (or I, CubaLI) followed by Threshold.
 * NIR carries no timestep. from_nir takes `dt`, else the `dt` entry of the graph's metadata (written by
   to_nir), else 1e-4 (snnTorch's export convention) with a NIRConversionWarning.
 * Several edges into one NIR node are summed. A cycle must pass through exactly one stateful node
@@ -940,13 +941,14 @@ def to_nir(graph: Graph, *, dt: float | None = None, approximate_resets: bool = 
     nir = _require_nir()
     if not isinstance(graph, Graph):
         raise NIRConversionError(f"to_nir expects a talon.ir.Graph, got {type(graph).__name__}")
-    if approximate_resets:
-        _warn_approximation(graph, measure)
+    original = graph
     if dt is not None:
         if not (isinstance(dt, (int, float)) and not isinstance(dt, bool) and math.isfinite(dt) and dt > 0):
             raise NIRConversionError(f"to_nir: dt must be a positive number, got {dt!r}")
         graph = _in_time_unit(graph, float(dt))
     out = _export_graph(nir, graph, graph.dt, top=True, where="", approx=bool(approximate_resets))
+    if approximate_resets:  # measured once the export succeeded, on the graph as the caller gave it
+        _warn_approximation(original, measure)
     try:  # other tools read NIR files with type checking on; say so if they would refuse this one
         out.check_types()
     except Exception as exc:  # pragma: no cover - depends on nir's checker
