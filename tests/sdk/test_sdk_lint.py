@@ -47,13 +47,43 @@ def test_clean_graph_has_no_issues():
     assert r.issues == [] and r.is_valid and len(r) == 0 and str(r).startswith("0 error(s)")
 
 
-def test_tutorial_hybrid_reports_only_the_builtin_name():
+def test_tutorial_hybrid_is_clean_its_input_name_is_generated():
+    """The exporter names a graph's Input "input": a builtin's name, but TALON's choice, not the user's."""
     r = lint_graph(build_hybrid())
-    assert codes(r) == ["NAME_SHADOWS_BUILTIN"]
-    issue = r.issues[0]
-    assert issue.severity is Severity.WARNING and issue.severity.value == "warning" and issue.node == "input"
+    assert r.issues == [] and r.is_valid
+
+
+def test_builtin_names_a_user_chose_still_warn():
+    g = small()
+    g = chain({"sum": ir.Input(shape=(4,)), "input": g.nodes["fc"], "lif": g.nodes["lif"], "output": ir.Output()})
+    r = lint_graph(g)
+    assert [(i.code, i.node) for i in r] == [("NAME_SHADOWS_BUILTIN", "sum"), ("NAME_SHADOWS_BUILTIN", "input")]
+    issue = r.issues[1]
+    assert issue.severity is Severity.WARNING and issue.severity.value == "warning"
     assert "builtin" in issue.message and "not a keyword" in issue.message
-    assert r.is_valid and r.warnings == [issue] and r.errors == []
+    codes(r)
+
+
+def test_a_fresh_snntorch_export_passes_lint_warnings_as_errors(tmp_path):
+    """`talon lint --warnings-as-errors` on what to_ir writes: the exporter's own names must not fail it."""
+    torch = pytest.importorskip("torch")
+    snn = pytest.importorskip("snntorch")
+    from click.testing import CliRunner
+
+    from talon.bridge import to_ir
+    from talon.cli import cli
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(6, 12), snn.Leaky(beta=0.9, init_hidden=True), torch.nn.Linear(12, 4),
+                              snn.Leaky(beta=0.8, init_hidden=True, output=True))
+    with torch.no_grad():  # every neuron can fire on inputs in [0, 1] (else NEURON_NEVER_FIRES, rightly)
+        for layer in (net[0], net[2]):
+            layer.weight.uniform_(0.1, 0.5)
+    graph = to_ir(net, torch.rand(1, 6))
+    assert "input" in graph.nodes and lint_graph(graph).warnings == []
+    ir.write(tmp_path / "net.t1c", graph)
+    result = CliRunner().invoke(cli, ["lint", str(tmp_path / "net.t1c"), "--warnings-as-errors"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
 
 
 def test_names():

@@ -18,9 +18,15 @@ from talon.bridge.modules import (
     register_runtime,
 )
 
+from talon.bridge.reset_effect import measure_reset_effect
+from talon.ir.nir_resets import register_reset_measure
+
+# talon.ir cannot run graphs: give to_nir(..., approximate_resets=True) the runtime's measure of the effect.
+register_reset_measure(measure_reset_effect)
+
 __all__ = [
     "ir_to_torch", "GraphExecutor", "CyclicGraphExecutor", "RUNTIME_BUILDERS", "register_runtime",
-    "build_runtime", "RuntimeContext", "StatefulRuntime", "to_ir", "export_to_ir",
+    "build_runtime", "RuntimeContext", "StatefulRuntime", "to_ir", "export_to_ir", "measure_reset_effect",
 ]
 
 

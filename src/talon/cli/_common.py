@@ -269,11 +269,15 @@ def cli_wording(message: str, command: str = "") -> str:
         rules += (
             (r"\bpass dt= in", lambda m: "give --dt in"),
             (r"\be\.g\. dt=", lambda m: "e.g. --dt "),
+            (r"\bpass dt=([0-9.e+-]*[0-9])", lambda m: f"give --dt {m.group(1)}"),
+            (r"approximate_resets=True \(talon convert --approximate-resets\)", lambda m: "--approximate-resets"),
         )
     elif command:  # other commands read a .nir with the default dt: the timestep is set by converting it first
         rules += (
             (r"\bso pass dt= in that unit \(e\.g\. dt=([^ ]+) ",
              lambda m: f"so convert the file first with the timestep in that unit, 'talon convert MODEL.nir -o MODEL.t1c --dt DT' (e.g. --dt {m.group(1)} "),
+            (r"\bpass dt=([0-9.e+-]*[0-9])",
+             lambda m: f"convert the file first with that timestep, 'talon convert MODEL.nir -o MODEL.t1c --dt {m.group(1)}'"),
         )
     for pattern, repl in rules:
         message = re.sub(pattern, repl, message)

@@ -62,32 +62,56 @@ def convert() -> None:
 @click.argument("graph_path", metavar="IN", type=click.Path(exists=True, dir_okay=False, path_type=str))
 @output_option
 @click.option("--dt", type=float, default=None,
-              help="Reading .nir: the timestep to discretise with (default: the file's, else 1e-4). Writing .nir: the timestep, "
-                   "in the reader's time unit, to write the time constants for (e.g. 1e-4 for snnTorch's importer; default: the graph's own).")
+              help="Reading .nir: the timestep to discretise with, in the unit of the file's time constants (default: the "
+                   "file's, else 1e-4, snnTorch's; Norse 1.1 files need 1e-6, sinabs files, in steps, 1; TALON warns with the "
+                   "value when the file shows it). Writing .nir: the timestep, in the reader's time unit, to write the time "
+                   "constants for (e.g. 1e-4 for snnTorch's importer; default: the graph's own).")
+@click.option("--approximate-resets", is_flag=True,
+              help="Writing .nir: write neurons whose reset NIR cannot express (snnTorch's default subtract reset; "
+                   "Synaptic/RLeaky 'zero') as NIR's reset to v_reset instead of refusing them, and report the measured "
+                   "spike agreement. TALON reads such a file back exactly; other tools run the approximation.")
 @json_option
 @command_options
-def format_cmd(graph_path: str, output: str, dt: float | None, as_json: bool) -> None:
+def format_cmd(graph_path: str, output: str, dt: float | None, approximate_resets: bool, as_json: bool) -> None:
     """Convert IN to OUT by extension: .t1c <-> .nir (NIR needs the `nir` extra)."""
     from pathlib import Path
 
+    from talon.errors import TalonUsageError
     from talon.ir import nir as nir_io
 
     reading_nir = nir_io.is_nir_file(graph_path)
-    if dt is not None and not reading_nir and Path(output).suffix.lower() != ".nir":
-        from talon.errors import TalonUsageError
-
+    writing_nir = Path(output).suffix.lower() == ".nir"
+    if dt is not None and not reading_nir and not writing_nir:
         raise TalonUsageError("--dt applies to .nir files (reading one, or writing one); neither IN nor OUT is")
+    if approximate_resets and not writing_nir:
+        raise TalonUsageError("--approximate-resets applies to writing a .nir file; OUT is not one")
     graph = nir_io.read_nir(graph_path, dt=dt) if reading_nir else load_graph(graph_path)
-    if Path(output).suffix.lower() == ".nir":
-        nir_io.write_nir(output, graph, dt=None if reading_nir else dt)
+    effects: list = []
+    if writing_nir:
+        measure = _recording_measure(effects) if approximate_resets else None
+        nir_io.write_nir(output, graph, dt=None if reading_nir else dt, approximate_resets=approximate_resets, measure=measure)
     else:
         write_graph(output, graph)
     payload = {"input": graph_path, "output": output, "from": Path(graph_path).suffix.lstrip(".") or "t1c",
-               "to": Path(output).suffix.lstrip(".") or "t1c", "nodes": len(graph.nodes), "edges": len(graph.edges)}
+               "to": Path(output).suffix.lstrip(".") or "t1c", "nodes": len(graph.nodes), "edges": len(graph.edges),
+               "approximated_resets": effects[0].to_dict() if effects else None}
     if as_json:
         emit_json("convert.format", payload)
         return
     console().print(f"converted {graph_path} -> {output} ({payload['nodes']} nodes, {payload['edges']} edges)", markup=False)
+    if effects:
+        console().print(f"approximated resets (NIR's reset to v_reset): {effects[0]}", markup=False)
+
+
+def _recording_measure(effects: list) -> Callable:
+    """talon.bridge's measure of an approximated reset (torch), keeping the result for the report."""
+    from talon.bridge.reset_effect import measure_reset_effect
+
+    def measure(true_graph: Any, approx_graph: Any) -> Any:
+        effects.append(measure_reset_effect(true_graph, approx_graph))
+        return effects[-1]
+
+    return measure
 
 
 @convert.command("spiking")

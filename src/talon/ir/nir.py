@@ -4,8 +4,8 @@ NIR (the optional `nir` package, `.nir` HDF5 files) is how Norse, Sinabs, Rockpo
 Xylo and snnTorch exchange spiking networks. The public functions are
 
     from_nir(nir_graph_or_path, *, dt=None, strip_batch=None) -> Graph
-    to_nir(graph) -> nir.NIRGraph
-    read_nir(path, *, dt=None, strip_batch=None) -> Graph      write_nir(path, graph) -> None
+    to_nir(graph, *, dt=None, approximate_resets=False, measure=None) -> nir.NIRGraph
+    read_nir(path, *, dt=None, strip_batch=None) -> Graph      write_nir(path, graph, ...) -> None
     is_nir_file(path) -> bool
 
 `talon.ir.read`/`talon.ir.write` call read_nir/write_nir for `.nir` paths (and read NIR content under
@@ -20,7 +20,8 @@ Semantics (docs/nir.md has the full table):
 * NIR's reset ("v = v_reset when v > v_threshold", applied at once) is TALON's reset_mode "zero" with
   reset_delay=True: TALON keeps the pre-reset membrane and replaces it by v_reset before the next
   integration, which yields the same spikes. subtract and zero_post have no NIR equivalent: to_nir
-  raises. reset_mode "none" is exported exactly as LI (or I, CubaLI) followed by Threshold.
+  raises, unless approximate_resets=True (nir_resets.py) writes NIR's reset with a measured warning.
+  reset_mode "none" is exported exactly as LI (or I, CubaLI) followed by Threshold.
 * NIR carries no timestep. from_nir takes `dt`, else the `dt` entry of the graph's metadata (written by
   to_nir), else 1e-4 (snnTorch's export convention) with a NIRConversionWarning.
 * Several edges into one NIR node are summed. A cycle must pass through exactly one stateful node
@@ -33,6 +34,7 @@ Semantics (docs/nir.md has the full table):
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -47,6 +49,8 @@ from talon.ir import primitives as P
 from talon.ir._atomic import atomic_path
 from talon.ir.graph import Graph, check_name
 from talon.ir.node import ARRAY, Node, _coerce, get_node_class, values_equal
+from talon.ir.nir_units import TimeUnitAdvice, advise_dt
+from talon.ir.nir_resets import ResetMeasure, approximated, approximation_message, needs_approximation, reset_approximation, reset_measure
 
 __all__ = [
     "from_nir", "to_nir", "read_nir", "write_nir", "is_nir_file", "DEFAULT_DT", "NIRConversionError",
@@ -55,6 +59,8 @@ __all__ = [
 
 #: The timestep assumed for a NIR graph that says nothing about it: snnTorch's exporter hard-codes it.
 DEFAULT_DT = 1e-4
+#: The oldest `nir` TALON works with (pyproject.toml's `nir` extra says the same).
+NIR_MIN_VERSION = "1.0.8"
 HINT_KEY = "talon"
 _HINT_VERSION = 1
 _INSTALL = 'NIR support needs the optional "nir" package: pip install "t1c-talon[nir]"'
@@ -73,7 +79,33 @@ def _require_nir() -> Any:
         import nir  # the optional dependency; absolute import, not this module
     except ImportError as exc:
         raise MissingDependencyError(_INSTALL) from exc
+    _check_nir_version(getattr(nir, "__version__", None))
     return nir
+
+
+def _version_tuple(version: str) -> tuple[int, ...]:
+    """(1, 0, 8) from "1.0.8", "1.0.8.dev3", "1.0.8rc1": the leading release numbers."""
+    out = []
+    for part in str(version).split("."):
+        digits = "".join(itertools.takewhile(str.isdigit, part))
+        if not digits:
+            break
+        out.append(int(digits))
+        if len(digits) != len(part):
+            break
+    return tuple(out)
+
+
+def _check_nir_version(version: str | None) -> None:
+    """Older `nir` lacks what TALON writes (v_reset on LIF/IF/CubaLIF came in 1.0.6, write(compression=) in
+    1.0.8) and would fail with a bare TypeError deep inside a conversion; say which version is needed instead."""
+    if version is None:
+        return  # a source checkout without metadata: nothing to compare; trust it
+    if _version_tuple(version) < _version_tuple(NIR_MIN_VERSION):
+        raise MissingDependencyError(
+            f"NIR support needs nir>={NIR_MIN_VERSION}, but nir {version} is installed (older nir has no v_reset on its "
+            f'neurons and no compressed writing): pip install "nir>={NIR_MIN_VERSION}" (or "t1c-talon[nir]"). Some tools pin '
+            "an older nir (sinabs: nir<=1.0.4); install TALON in its own environment if they conflict")
 
 
 def _warn(msg: str) -> None:
@@ -279,12 +311,14 @@ def _spike_reset_ok(name: str, node: Node) -> None:
     mode = node.reset_mode
     if mode == "subtract":
         raise _no_nir(name, node, "reset_mode 'subtract' (v -= v_threshold after a spike, snnTorch's default) has no NIR "
-                      "equivalent: NIR neurons reset to v_reset. Retrain or re-export with reset_mechanism='zero', or keep "
-                      "the model in .t1c")
+                      "equivalent: NIR neurons reset to v_reset. Pass approximate_resets=True (talon convert "
+                      "--approximate-resets) to write NIR's reset anyway, with the effect on the spikes measured; or retrain "
+                      "with reset_mechanism='zero'; or keep the model in .t1c")
     if mode == "zero_post":
         raise _no_nir(name, node, "reset_mode 'zero_post' (the membrane after the step following a spike is cleared, "
                       "snnTorch Synaptic/RLeaky 'zero') has no NIR equivalent: NIR resets at the spike and integrates the "
-                      "next input from v_reset")
+                      "next input from v_reset. Pass approximate_resets=True (talon convert --approximate-resets) to write "
+                      "NIR's reset anyway, with the effect on the spikes measured")
     if not node.reset_delay and mode == "zero":
         v_reset_zero = node.v_reset is None or bool(np.all(node.v_reset == 0))
         if not (v_reset_zero and bool(np.all(node.v_threshold > 0))):
@@ -331,7 +365,9 @@ def _chain(nir: Any, shape: tuple, parts: list[tuple[str, Any]]) -> Any:
     return nir.NIRGraph(nodes=nodes, edges=list(zip(names, names[1:])), metadata={}, type_check=False)
 
 
-def _export_neuron(nir: Any, name: str, node: Node, shape: tuple, dt: float) -> Any:
+def _export_neuron(nir: Any, name: str, node: Node, shape: tuple, dt: float, approx: bool = False) -> Any:
+    if approx and needs_approximation(node):
+        node = approximated(node)  # the hint still records the true reset (_node_hint compares with the original)
     _spike_reset_ok(name, node)
     gsf = [] if _gsf_exact(node) else [("scale", nir.Scale(scale=np.full(shape, np.float32(node.graded_spikes_factor), dtype=np.float32)))]
     if node.reset_mode == "zero":
@@ -357,8 +393,10 @@ def _set_types(nnode: Any, in_shape: tuple | None, out_shape: tuple | None) -> A
     return nnode
 
 
-def _export_node(nir: Any, name: str, node: Node, in_shape: tuple | None, out_shape: tuple | None, dt: float) -> Any:
-    """The NIR node computing exactly what `node` computes, given its (sample) input and output shapes."""
+def _export_node(nir: Any, name: str, node: Node, in_shape: tuple | None, out_shape: tuple | None, dt: float,
+                 approx: bool = False) -> Any:
+    """The NIR node computing exactly what `node` computes, given its (sample) input and output shapes
+    (approx: subtract/zero_post neurons as NIR's reset, see nir_resets)."""
     t = node.type_name
 
     def need(shape: tuple | None, rank: int | None = None) -> tuple:
@@ -421,7 +459,7 @@ def _export_node(nir: Any, name: str, node: Node, in_shape: tuple | None, out_sh
     if t == "Flatten":
         return nir.Flatten(input_type={"input": np.array(need(in_shape), dtype=np.int64)}, start_dim=node.start_dim, end_dim=node.end_dim)
     if t in _EXACT_NEURONS:
-        return _export_neuron(nir, name, node, need(in_shape), dt)
+        return _export_neuron(nir, name, node, need(in_shape), dt, approx)
     if t == "LI":
         shape = need(in_shape)
         return nir.LI(tau=_full(node.tau, shape), r=_full(node.r, shape), v_leak=_full(node.v_leak, shape))
@@ -435,7 +473,7 @@ def _export_node(nir: Any, name: str, node: Node, in_shape: tuple | None, out_sh
         # The identity: NIR sums the edges into a node, so Scale(1) is an exact residual sum as well.
         return nir.Scale(scale=np.ones(need(in_shape), dtype=np.float32))
     if t == "Graph":
-        return _export_graph(nir, node, dt, top=False, where=name)
+        return _export_graph(nir, node, dt, top=False, where=name, approx=approx)
     hints = {
         "ReLU": "NIR has no activation functions besides Threshold",
         "Sigmoid": "NIR has no activation functions besides Threshold",
@@ -796,7 +834,8 @@ def _restore(nir: Any, nn: Any, hint: dict, ttype: str, dt: float, where: str) -
         node = _apply_hint(base, hint, ttype, where)
         shape = _nir_in_shape(nn)
         out_shape = _declared(getattr(nn, "output_type", None), "output_type") if ttype == "Output" else None
-        again = _export_node(nir, where, node, shape, out_shape, dt)
+        # approx: a neuron whose hint names a reset NIR cannot hold was written approximated; so is its re-export
+        again = _export_node(nir, where, node, shape, out_shape, dt, approx=True)
         if not _nir_equal(again, nn):
             raise NIRConversionError("it does not re-export to the same NIR node (edited after export?)")
         return node
@@ -841,7 +880,7 @@ def _check_cycles(g: Graph, where: str) -> None:
                 "so that one neuron (or a nested graph) carries the recurrence")
 
 
-def _export_graph(nir: Any, g: Graph, dt: float, *, top: bool, where: str) -> Any:
+def _export_graph(nir: Any, g: Graph, dt: float, *, top: bool, where: str, approx: bool = False) -> Any:
     try:
         g.validate()
     except GraphValidationError as exc:
@@ -858,7 +897,7 @@ def _export_graph(nir: Any, g: Graph, dt: float, *, top: bool, where: str) -> An
         here = f"{where}/{name}" if where else name
         in_shape = node.input_shapes[0] if node.input_shapes else None
         out_shape = node.output_shapes[0] if node.output_shapes else None
-        nn = _export_node(nir, here, node, in_shape, out_shape, dt)
+        nn = _export_node(nir, here, node, in_shape, out_shape, dt, approx)
         if not isinstance(node, Graph):
             hint = _node_hint(node, nn, dt, here)
             md = _nir_metadata_out(node.metadata)
@@ -882,7 +921,7 @@ def _export_graph(nir: Any, g: Graph, dt: float, *, top: bool, where: str) -> An
     return out
 
 
-def to_nir(graph: Graph, *, dt: float | None = None) -> Any:
+def to_nir(graph: Graph, *, dt: float | None = None, approximate_resets: bool = False, measure: ResetMeasure | None = None) -> Any:
     """The `nir.NIRGraph` computing exactly what `graph` computes.
 
     Node names, edges and their order are kept. Neuron parameters are broadcast to one value per neuron
@@ -890,22 +929,40 @@ def to_nir(graph: Graph, *, dt: float | None = None) -> Any:
     `dt`: write the graph for a reader that steps by `dt` in its own time unit instead (snnTorch's NIR
     importer assumes 1e-4): time constants are scaled by dt/graph.dt and IF/Integrator gains by its
     inverse (primitives.neurons.in_time_unit), so the dynamics are the same up to rounding.
+    `approximate_resets=True`: write neurons with reset modes NIR cannot express (subtract, snnTorch's default;
+    zero_post) as NIR's reset to v_reset instead of refusing them, and warn (NIRConversionWarning) with the
+    effect on the spikes, measured by `measure(graph, approximated graph)` (default: the one TALON's runtime
+    registers, talon.bridge.reset_effect). The true reset travels in TALON's metadata: from_nir restores it
+    exactly; readers that ignore the metadata run NIR's reset (nir_resets.reset_approximation).
     Raises NIRConversionError naming the node for anything NIR cannot express exactly (reset modes
-    subtract/zero_post, MaxPool2d, activations, normalisation, ...), and MissingDependencyError without `nir`.
+    subtract/zero_post unless approximated, MaxPool2d, activations, normalisation, ...), and
+    MissingDependencyError without `nir`.
     """
     nir = _require_nir()
     if not isinstance(graph, Graph):
         raise NIRConversionError(f"to_nir expects a talon.ir.Graph, got {type(graph).__name__}")
+    original = graph
     if dt is not None:
         if not (isinstance(dt, (int, float)) and not isinstance(dt, bool) and math.isfinite(dt) and dt > 0):
             raise NIRConversionError(f"to_nir: dt must be a positive number, got {dt!r}")
         graph = _in_time_unit(graph, float(dt))
-    out = _export_graph(nir, graph, graph.dt, top=True, where="")
+    out = _export_graph(nir, graph, graph.dt, top=True, where="", approx=bool(approximate_resets))
+    if approximate_resets:  # measured once the export succeeded, on the graph as the caller gave it
+        _warn_approximation(original, measure)
     try:  # other tools read NIR files with type checking on; say so if they would refuse this one
         out.check_types()
     except Exception as exc:  # pragma: no cover - depends on nir's checker
         _warn(f"nir's type checker rejects the exported graph ({exc}); other tools may need nir.read(..., type_check=False)")
     return out
+
+
+def _warn_approximation(graph: Graph, measure: ResetMeasure | None) -> None:
+    approx_graph, changed = reset_approximation(graph)
+    if not changed:
+        return
+    measure = measure if measure is not None else reset_measure()
+    effect = None if measure is None else measure(graph, approx_graph)
+    warnings.warn(approximation_message(changed, effect), NIRConversionWarning, stacklevel=3)
 
 
 def _in_time_unit(graph: Graph, dt: float) -> Graph:
@@ -1096,7 +1153,7 @@ def _pretty_order(g: Graph, sums: dict[str, str], topological: bool) -> list[str
     return out
 
 
-def _resolve_dt(ng: Any, dt: float | None) -> float:
+def _resolve_dt(ng: Any, dt: float | None, advice: TimeUnitAdvice | None = None) -> float:
     if dt is not None:
         value = float(dt)
         if not (np.isfinite(value) and value > 0):
@@ -1111,25 +1168,39 @@ def _resolve_dt(ng: Any, dt: float | None) -> float:
         except Exception:
             pass
         _warn(f"ignoring the NIR graph's metadata dt={md['dt']!r}: not a positive number")
+    if advice is not None:
+        _warn(advice.message(DEFAULT_DT))
+        return DEFAULT_DT
     _warn(f"the NIR graph does not say which timestep it was made for; using dt={DEFAULT_DT:g} (snnTorch's export "
-          "convention). NIR time constants are in the exporter's time unit, so pass dt= in that unit (e.g. dt=1e-3 for a "
-          "Norse model in seconds with 1 ms steps)")
+          "convention). NIR time constants are in the exporter's time unit, so pass dt= in that unit (e.g. dt=1e-3 for "
+          "Norse after 1.1, whose time constants are in seconds, run with its default 1 ms step; files from Norse 1.1 "
+          "need dt=1e-6 and files from sinabs, in steps, dt=1)")
     return DEFAULT_DT
 
 
-def _check_stability(g: Graph, dt: float, where: str = "") -> None:
+def _foreign_time_unit(ng: Any) -> TimeUnitAdvice | None:
+    """What a file without TALON's record of dt says about its time unit (nir_units)."""
+    md = getattr(ng, "metadata", None)
+    if isinstance(md, dict) and ("dt" in md or HINT_KEY in md):
+        return None
+    return advise_dt(ng)
+
+
+def _check_stability(g: Graph, dt: float, where: str = "", advice: TimeUnitAdvice | None = None) -> None:
     """Forward Euler with dt > tau overshoots (beta < 0): legal, but rarely what the exporter meant.
     (Nested graphs run with their parent's dt.)"""
     for name, node in g.nodes.items():
         here = f"{where}/{name}" if where else name
         if isinstance(node, Graph):
-            _check_stability(node, dt, here)
+            _check_stability(node, dt, here, advice)
             continue
         for field in ("tau", "tau_syn", "tau_mem"):
             tau = getattr(node, field, None)
             if isinstance(tau, np.ndarray) and tau.size and np.any(dt > tau):
+                better = (f"; {advice.evidence}: pass dt={advice.dt:g}" if advice is not None and advice.dt < dt
+                          else "; choose a smaller dt")
                 _warn(f"{here}: dt={dt:g} exceeds {field}={float(np.min(tau)):g}, so beta = 1 - dt/{field} < 0 and the "
-                      "discretised neuron oscillates; choose a smaller dt")
+                      f"discretised neuron oscillates{better}")
                 break
 
 
@@ -1156,10 +1227,11 @@ def from_nir(nir_graph_or_path: Any, *, dt: float | None = None, strip_batch: bo
         except Exception as exc:
             raise NIRConversionError(f"cannot wrap the single {type(ng).__name__} node into a graph ({exc}); wrap it in a "
                                      "nir.NIRGraph with Input and Output nodes") from None
-    step = _resolve_dt(ng, dt)
+    advice = _foreign_time_unit(ng)
+    step = _resolve_dt(ng, dt, advice)
     g = _import_graph(nir, ng, step, {"strip_batch": strip_batch, "reorder": _reorder}, top=True, where="")
     g.dt = step
-    _check_stability(g, step)
+    _check_stability(g, step, advice=advice)
     return g
 
 
@@ -1231,16 +1303,18 @@ def read_nir(path: str | os.PathLike, *, dt: float | None = None, strip_batch: b
         raise NIRConversionError(f"{p.name}: {exc}") from None
 
 
-def write_nir(path: str | os.PathLike, graph: Graph, *, compression: str | None = None, durable: bool = False, dt: float | None = None) -> None:
+def write_nir(path: str | os.PathLike, graph: Graph, *, compression: str | None = None, durable: bool = False, dt: float | None = None,
+              approximate_resets: bool = False, measure: ResetMeasure | None = None) -> None:
     """Write `graph` as a `.nir` file (atomically: a temporary file in the same folder, then renamed).
 
     compression: None, "gzip" or "lzf" for the arrays (NIR's writer applies it to every array).
     durable: flush the file and the rename to disk before returning (see talon.ir.write).
     dt: the timestep, in the reader's time unit, to write the time constants for (see to_nir).
+    approximate_resets, measure: write resets NIR cannot express as NIR's, with a measured warning (see to_nir).
     """
     nir = _require_nir()
     if compression not in (None, "gzip", "lzf"):
         raise TalonFormatError(f"write_nir({str(path)!r}): compression must be None, 'gzip' or 'lzf', got {compression!r}")
-    ng = to_nir(graph, dt=dt)
+    ng = to_nir(graph, dt=dt, approximate_resets=approximate_resets, measure=measure)
     with atomic_path(path, durable=durable) as tmp:
         nir.write(str(tmp), ng, compression=compression)

@@ -417,10 +417,10 @@ class _Linter:
 
     # -- names ------------------------------------------------------------------------------------
     def _names(self) -> None:
-        for name in self.g.nodes:
+        for name, node in self.g.nodes.items():
             if keyword.iskeyword(name):
                 self.add("NAME_IS_KEYWORD", f"node name {name!r} is a Python keyword: generated code cannot use it as a variable", name)
-            elif name in _BUILTINS:
+            elif name in _BUILTINS and not _generated_name(name, node):
                 self.add(
                     "NAME_SHADOWS_BUILTIN",
                     f"node name {name!r} shadows the Python builtin {name!r} ({_builtin_kind(name)}, not a keyword): "
@@ -432,6 +432,13 @@ class _Linter:
 
 
 _BUILTINS = frozenset(n for n in dir(builtins) if not n.startswith("_"))
+#: Names TALON itself gives nodes (talon.bridge.to_ir, talon.ir.nir, nested neuron chains): the canonical
+#: name of a graph's Input/Output. They are not the user's choice, and code generators know them.
+_GENERATED_NAMES = {"input": "Input", "output": "Output"}
+
+
+def _generated_name(name: str, node) -> bool:
+    return _GENERATED_NAMES.get(name) == getattr(node, "type_name", None)
 
 
 def _builtin_kind(name: str) -> str:
