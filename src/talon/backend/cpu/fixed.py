@@ -32,7 +32,10 @@ from talon.bridge.modules import RUNTIME_BUILDERS, StatefulRuntime
 from talon.errors import BackendError
 from talon.ir import Graph, Node
 from talon.sdk.cost import cost_entry, graph_costs
-from talon.sdk.fixed_point import GRID_PRESERVING, exact_sum_bits, frac_for_range, quantize_to_ints, spike_frac
+from talon.sdk.fixed_point import (
+    DEFAULT_BITS, GRID_PRESERVING, MIN_WEIGHT_BITS_FOR_BIAS, bias_to_ints, exact_sum_bits, frac_for_range, quantize_to_ints, saturation,
+    saturation_message, spike_frac, weight_frac_holding_bias,
+)
 from talon.ir.primitives.neurons import coefficients
 
 # The version of these rules is talon.backend.descriptor.FIXED_POINT_VERSION (every descriptor records
@@ -68,12 +71,12 @@ class FixedPointConfig:
     membranes <= 24 bits, accumulators <= 48 bits, coefficients <= 20 fractional bits.
     """
 
-    weight_bits: int = 8
-    activation_bits: int = 8
-    accumulator_bits: int = 32
-    bias_bits: int = 24
-    membrane_bits: int = 24
-    coefficient_frac_bits: int = 16
+    weight_bits: int = DEFAULT_BITS["weight_bits"]
+    activation_bits: int = DEFAULT_BITS["activation_bits"]
+    accumulator_bits: int = DEFAULT_BITS["accumulator_bits"]
+    bias_bits: int = DEFAULT_BITS["bias_bits"]
+    membrane_bits: int = DEFAULT_BITS["membrane_bits"]
+    coefficient_frac_bits: int = DEFAULT_BITS["coefficient_frac_bits"]
     membrane_headroom_bits: int = 1
 
     def __post_init__(self) -> None:
@@ -405,6 +408,9 @@ def plan_fixed_point(graph: Graph, calibration: Calibration, config: FixedPointC
                 raise BackendError(f"fixed-point mode: internal error: {name!r} changed its output format while planned")
         elif t == "Threshold":
             fin = in_fmts[0]
+            msg = saturation_message(name, "v_threshold", node.v_threshold, fin.bits + 1, fin.frac, f"the comparison word, twice the input format {fin},")
+            if msg:
+                raise BackendError(f"fixed-point mode: {msg}; the threshold exceeds every input the calibration saw: calibrate on inputs that reach it")
             thr_i = quantize_array(node.v_threshold, Format(fin.bits + 1, fin.frac))
             plans[name] = NodePlan(name, t, "threshold", Format(2, 0), in_fmts, {"v_threshold": thr_i}, {"v_threshold": fin.frac})
             new_nodes[name] = node.replace(v_threshold=dequantize(thr_i, fin.frac, np.float32))
@@ -433,6 +439,23 @@ def plan_fixed_point(graph: Graph, calibration: Calibration, config: FixedPointC
     return FixedPointPlan(config, plans, order, qgraph, cal)
 
 
+def _refuse_bias(name: str, field_name: str, b: Any, acc_bits: int, acc_frac: int) -> None:
+    """BackendError for a bias that no weight grid lets the accumulator hold (talon.sdk.fixed_point)."""
+    why = (f"its {acc_bits}-bit accumulator, whose step 2^-{acc_frac} is set by the input format and the weights' "
+           f"({acc_frac} fractional bits),")
+    msg = saturation_message(name, field_name, b, acc_bits, acc_frac, why)
+    raise BackendError(f"fixed-point mode: {msg}; a coarser weight grid would leave the largest weight fewer than "
+                       f"{MIN_WEIGHT_BITS_FOR_BIAS} significant bits: raise accumulator_bits")
+
+
+def _bias_ints(name: str, field_name: str, b: Any, unit_frac: int, bias_bits: int, acc_bits: int) -> tuple[np.ndarray, int]:
+    """A bias in the accumulator's units (talon.sdk.fixed_point.bias_to_ints: never saturated to
+    `bias_bits`, only rounded; the weights' grid was chosen so that the accumulator holds it)."""
+    if saturation(b, acc_bits, unit_frac) is not None:  # pragma: no cover - weight_frac_holding_bias chose unit_frac
+        _refuse_bias(name, field_name, b, acc_bits, unit_frac)
+    return bias_to_ints(b, unit_frac, bias_bits, acc_bits)
+
+
 def _plan_synaptic(
     name: str, node: Node, weight_fields: tuple[str, ...], fin: Format, act_fmt: Format, consumers: list[str],
     input_state: dict[str, Format], config: FixedPointConfig, fan_in: float,
@@ -449,24 +472,31 @@ def _plan_synaptic(
     fracs: dict[str, int] = {}
     changes: dict[str, Any] = {}
     frac_in = fin.frac
+    bias_width = 0  # bits of the widest bias integer: the exact sum must hold it too
+    grids: dict[str, int] = {}  # each bias's grid 2^-f_b (its integers are in the accumulator's units)
     bias_for = {"weight": "bias", "depthwise_weight": "depthwise_bias", "pointwise_weight": "pointwise_bias"}
     for wf in weight_fields:  # SepConv2d: depthwise then pointwise; the second stage reads the exact first
         w = np.asarray(getattr(node, wf), np.float64)
-        wfmt = Format(wbits, frac_for_range(float(np.max(np.abs(w))) if w.size else 0.0, wbits))
+        bf = bias_for.get(wf)
+        b = getattr(node, bf, None) if bf else None
+        w_max = float(np.max(np.abs(w))) if w.size else 0.0
+        b_max = float(np.max(np.abs(b))) if b is not None and np.size(b) else 0.0
+        f_w, ok = weight_frac_holding_bias(w_max, b_max, wbits, abits, frac_in)
+        if not ok:
+            _refuse_bias(name, bf, b, abits, frac_in + frac_for_range(w_max, wbits))
+        wfmt = Format(wbits, f_w)
         wi = quantize_array(w, wfmt)
         ints[wf], fracs[wf] = wi, wfmt.frac
         changes[wf] = dequantize(wi, wfmt.frac, np.float32)
         frac_in = frac_in + wfmt.frac
-        bf = bias_for.get(wf)
-        b = getattr(node, bf, None) if bf else None
         if b is not None:
-            bfmt = Format(min(config.bias_bits, abits), frac_in)
-            bi = quantize_array(b, bfmt)
+            bi, grids[f"{bf}_grid_frac"] = _bias_ints(name, bf, b, frac_in, min(config.bias_bits, abits), abits)
             ints[bf], fracs[bf] = bi, frac_in
             changes[bf] = dequantize(bi, frac_in, np.float32)
+            bias_width = max(bias_width, int(np.max(np.abs(bi), initial=0)).bit_length() + 1)
     acc_frac = frac_in
     # exactness of the float64 sums before saturation
-    need = exact_sum_bits(fin.bits, wbits * len(weight_fields), fan_in)
+    need = max(exact_sum_bits(fin.bits, wbits * len(weight_fields), fan_in), bias_width + 1)
     if need > 53:
         raise BackendError(f"fixed-point mode: {name!r} needs {need} bits of exact accumulation (> 53); reduce activation or weight bits")
     neuron_consumers = [d for d in consumers if d in input_state]
@@ -475,7 +505,7 @@ def _plan_synaptic(
         out = Format(config.membrane_bits, min(input_state[d].frac for d in neuron_consumers))
     else:
         out = act_fmt
-    plan = NodePlan(name, t, "synaptic", out, [fin], ints, fracs, acc_bits=abits, acc_frac=acc_frac, attrs={"weight_bits": wbits})
+    plan = NodePlan(name, t, "synaptic", out, [fin], ints, fracs, acc_bits=abits, acc_frac=acc_frac, attrs={"weight_bits": wbits, **grids})
     return plan, node.replace(**changes)
 
 
@@ -519,6 +549,9 @@ def _plan_neuron(
         # The leak enters as one constant per neuron, L = (1 - beta) * v_leak, in the membrane format;
         # v_leak is chosen so that the runtime's float64 (1 - beta_q) * v_leak gives L exactly.
         one_minus, v_leak = np.broadcast_arrays(1.0 - dequantize(ints["beta"], c), np.asarray(node.v_leak, np.float64))
+        msg = saturation_message(name, "leak (1 - beta) * v_leak", one_minus * v_leak, mfmt.bits, mfmt.frac, f"the membrane format {mfmt}")
+        if msg:
+            raise BackendError(f"fixed-point mode: {msg}; raise membrane_bits or membrane_headroom_bits")
         li = quantize_array(one_minus * v_leak, mfmt)
         lq = dequantize(li, mfmt.frac)
         ints["leak"], fracs["leak"] = li, mfmt.frac
