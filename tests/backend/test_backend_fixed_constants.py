@@ -142,6 +142,8 @@ def _grids(plan: fx.FixedPointPlan) -> dict[tuple[str, str], int]:
         out[(name, "out")] = p.out_format.frac
         if p.membrane is not None:
             out[(name, "membrane")] = p.membrane.frac
+        if p.acc_frac is not None:
+            out[(name, "accumulator")] = p.acc_frac
         for k, f in p.fracs.items():
             out[(name, k)] = f
         for k, f in p.attrs.items():
@@ -156,7 +158,7 @@ def _grids(plan: fx.FixedPointPlan) -> dict[tuple[str, str], int]:
 )  # fmt: skip
 def test_raising_a_bit_width_never_coarsens_any_grid(seed, bias_scale, field, data):
     """Formats are chosen by frac_for_range, which grows with the width: the plan's every format and
-    constant grid is at least as fine with one more bit. (Spike agreement itself is not monotone in
+    constant grid is at least as fine with more bits (weights excepted when activation_bits rises). (Spike agreement itself is not monotone in
     general: docs/fixed_point.md section 8 says why.)"""
     rng = np.random.default_rng(seed)
     g = build_mlp(seed=seed)
@@ -172,7 +174,10 @@ def test_raising_a_bit_width_never_coarsens_any_grid(seed, bias_scale, field, da
         return  # too narrow to hold a constant: refused, not saturated
     fine = fx.plan_fixed_point(g, cal, FixedPointConfig(**{**base.to_dict(), field: b}))
     gc, gf = _grids(coarse), _grids(fine)
-    assert all(gf[k] >= gc[k] for k in gc), {k: (gc[k], gf[k]) for k in gc if gf[k] < gc[k]}
+    # one trade: a finer input step makes the accumulator's step finer, which (rule 2) may make the weights'
+    # grid coarser so that the accumulator still holds the bias; their product's grid (the accumulator) is finer
+    keys = [k for k in gc if not (field == "activation_bits" and k[1].endswith("weight"))]
+    assert all(gf[k] >= gc[k] for k in keys), {k: (gc[k], gf[k]) for k in keys if gf[k] < gc[k]}
 
 
 @pytest.mark.parametrize("field,widths", [("weight_bits", (4, 8, 12, 16)), ("activation_bits", (8, 12, 16)), ("accumulator_bits", (24, 32, 48))])
