@@ -14,6 +14,7 @@ from talon.backend.compile import build_descriptor
 from talon.backend.cpu import FixedPointConfig
 from talon.backend.cpu import fixed as fx
 from talon.errors import BackendError
+from talon.ir.primitives.neurons import coefficients
 from talon.sdk import lint_graph
 from talon.sdk.fixed_point import bias_to_ints, saturation
 
@@ -67,6 +68,56 @@ def test_braille_like_recurrent_cubalif_does_not_lose_agreement_with_more_activa
     for n in ("lif1", "lif2"):
         assert agree[16][n] >= agree[8][n] - 0.005, (n, agree)
     assert agree[16]["lif1"] >= 0.97
+
+
+def _braille_nir(dt: float, seed: int = 0, n_in: int = 12, n_h: int = 38, n_out: int = 7):
+    """build_braille_like written the way snnTorch's NIR export writes an RSynaptic network: a nir.NIRGraph
+    with time constants in seconds (dt = 1e-4), r = tau_mem / dt, w_in = tau_syn / dt, and the recurrence
+    as an edge lif1 -> w_rec -> lif1."""
+    nir = pytest.importorskip("nir")
+    rng = np.random.default_rng(seed)
+
+    def cuba(n: int):
+        alpha, beta = rng.uniform(0.7, 0.9, n), rng.uniform(0.9, 0.97, n)
+        tau_syn, tau_mem = dt / (1 - alpha), dt / (1 - beta)
+        return nir.CubaLIF(tau_syn=tau_syn, tau_mem=tau_mem, r=tau_mem / dt, w_in=tau_syn / dt, v_leak=np.zeros(n), v_threshold=np.ones(n))
+
+    nodes = {
+        "input": nir.Input(input_type={"input": np.array([n_in])}),
+        "fc1": nir.Affine(weight=rng.normal(0, 0.01, (n_h, n_in)).astype(np.float32), bias=rng.uniform(0.15, 0.3, n_h).astype(np.float32)),
+        "lif1": cuba(n_h),
+        "w_rec": nir.Linear(weight=rng.normal(0, 0.002, (n_h, n_h)).astype(np.float32)),
+        "fc2": nir.Linear(weight=rng.normal(0, 0.1, (n_out, n_h)).astype(np.float32)),
+        "lif2": cuba(n_out),
+        "output": nir.Output(output_type={"output": np.array([n_out])}),
+    }
+    edges = [("input", "fc1"), ("fc1", "lif1"), ("lif1", "w_rec"), ("w_rec", "lif1"), ("lif1", "fc2"), ("fc2", "lif2"), ("lif2", "output")]
+    return nir.NIRGraph(nodes=nodes, edges=edges)
+
+
+def test_a_nir_recurrent_cubalif_network_runs_in_fixed_point(cpu):
+    """NIR's time unit (dt = 1e-4 s) left no float64 w_in for which dt*w_in/tau_syn is exactly the
+    quantised gain 1 ("cannot represent the quantised input gain exactly"): the plan now also moves
+    tau_syn among the values that give the same alpha."""
+    import warnings
+
+    from talon.ir import from_nir
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # NIR metadata notes
+        g = from_nir(_braille_nir(1e-4), dt=1e-4)
+    x = _events(T=60)
+    agree = {}
+    for bits in (8, 16):
+        sim = cpu.simulate(g, x, mode="fixed", record=True, fixed_config=FixedPointConfig(activation_bits=bits))
+        _bit_exact(g, x, sim)
+        agree[bits] = sim.agreement
+        qg = sim.fixed_point.graph
+        co = coefficients(qg.nodes["lif1"], 1e-4)  # what the runtime derives from the on-grid graph
+        p = sim.fixed_point.nodes["lif1"]
+        assert np.array_equal(co.gain_in, np.ldexp(p.ints["gain_in"].astype(np.float64), -p.fracs["gain_in"]))
+        assert np.array_equal(co.alpha, np.ldexp(p.ints["alpha"].astype(np.float64), -p.fracs["alpha"]))
+    assert all(agree[16][n] >= agree[8][n] - 0.005 for n in agree[8]) and agree[8]["lif1"] >= 0.99
 
 
 def _spiking_affine_graph(bias: float, accumulator_bits: int = 8) -> ir.Graph:

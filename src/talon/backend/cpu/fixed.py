@@ -181,6 +181,52 @@ def r_for_gain(gain_q: np.ndarray, tau: np.ndarray | None, dt: float, decay: str
         return _nudge(gain_q, gain_q * tau / dt, lambda r: dt * r / tau, "input gain")
 
 
+def _exact_r(gain_q: np.ndarray, tau: np.ndarray, dt: float, tries: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    """(r, found): r within `tries` ulps of gain_q * tau / dt with float64(dt*r/tau) == gain_q, where one is."""
+    start = gain_q * tau / dt
+    out, found = start.copy(), np.zeros(start.shape, bool)
+    for direction in (np.inf, -np.inf):
+        trial = start.copy()
+        for _ in range(tries):
+            hit = ~found & (dt * trial / tau == gain_q)
+            out[hit], found = trial[hit], found | hit
+            trial = np.nextafter(trial, direction)
+    return out, found
+
+
+def tau_and_r(beta_q: np.ndarray, gain_q: np.ndarray, dt: float, decay: str = "beta", tau_name: str = "tau", search: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+    """(tau, r) with float64(1 - dt/tau) == beta_q and float64(dt*r/tau) == gain_q exactly.
+
+    tau_for_beta's tau usually admits such an r. When it does not (the products dt*r step past the value
+    the division needs: NIR graphs with dt = 1e-4 hit this), many tau give the same beta, since 1 - dt/tau
+    rounds: the search walks them, nearest first, for one that admits an exact r."""
+    tau = tau_for_beta(beta_q, dt)
+    try:
+        return tau, r_for_gain(gain_q, tau, dt, decay, tau_name)
+    except BackendError:
+        if not np.all(np.isfinite(tau)):
+            raise
+    tau, gain_q, beta_q = (np.array(a, dtype=np.float64) for a in np.broadcast_arrays(tau, gain_q, beta_q))
+    r, todo = _exact_r(gain_q, tau, dt)
+    todo = ~todo
+    for direction in (np.inf, -np.inf):
+        trial, alive = tau.copy(), todo.copy()
+        for _ in range(search):
+            if not alive.any():
+                break
+            trial = np.nextafter(trial, direction)
+            alive &= 1.0 - dt / trial == beta_q  # past the tau that give beta_q: this direction is done
+            r_try, ok = _exact_r(gain_q, trial, dt, tries=2)
+            hit = alive & ok
+            tau[hit], r[hit] = trial[hit], r_try[hit]
+            todo &= ~hit
+            alive &= ~hit
+    if todo.any():
+        raise BackendError(f"cannot represent the quantised {decay} and its input gain exactly through the runtime's float64 formulas "
+                           f"(1 - dt/{tau_name}, dt*r/{tau_name}) for {int(todo.sum())} neuron(s); try another dt (a power of two is exact)")
+    return tau, r
+
+
 # -- the plan -----------------------------------------------------------------------------------------
 
 
@@ -520,31 +566,32 @@ def _plan_neuron(
     ints: dict[str, np.ndarray] = {}
     fracs: dict[str, int] = {}
     changes: dict[str, Any] = {}
-    tau_q = None
     for key in ("beta", "gain", "alpha", "gain_in"):
         _check_coefficient(name, key, getattr(co, key), c)
     if co.beta is not None:
         bi = quantize_array(co.beta, coef_fmt)
         beta_q = dequantize(bi, c)
         ints["beta"], fracs["beta"] = bi, c
-        tau_q = tau_for_beta(beta_q, dt)
-        changes["tau_mem" if t == "CubaLIF" else "tau"] = tau_q
     gi = quantize_array(co.gain, coef_fmt)
     gain_q = dequantize(gi, c)
     ints["gain"], fracs["gain"] = gi, c
-    changes["r"] = r_for_gain(gain_q, tau_q, dt, tau_name="tau_mem" if t == "CubaLIF" else "tau")
+    if co.beta is not None:
+        tau_q, changes["r"] = tau_and_r(beta_q, gain_q, dt, tau_name="tau_mem" if t == "CubaLIF" else "tau")
+        changes["tau_mem" if t == "CubaLIF" else "tau"] = tau_q
+    else:
+        changes["r"] = r_for_gain(gain_q, None, dt)
     if t == "CubaLIF":
         # The current's decay alpha = 1 - dt/tau_syn and input gain dt*w_in/tau_syn, reproduced exactly
         # through the same float64 formulas as beta and gain. w_in None means a gain of exactly 1.
         ai = quantize_array(co.alpha, coef_fmt)
         ints["alpha"], fracs["alpha"] = ai, c
-        tau_syn_q = tau_for_beta(dequantize(ai, c), dt)
-        changes["tau_syn"] = tau_syn_q
         gain_in = np.ones(np.shape(co.alpha)) if co.gain_in is None else co.gain_in
         gii = quantize_array(gain_in, coef_fmt)
         ints["gain_in"], fracs["gain_in"] = gii, c
         if node.w_in is not None:
-            changes["w_in"] = r_for_gain(dequantize(gii, c), tau_syn_q, dt, decay="alpha", tau_name="tau_syn")
+            changes["tau_syn"], changes["w_in"] = tau_and_r(dequantize(ai, c), dequantize(gii, c), dt, decay="alpha", tau_name="tau_syn")
+        else:
+            changes["tau_syn"] = tau_for_beta(dequantize(ai, c), dt)
     if getattr(node, "v_leak", None) is not None:
         # The leak enters as one constant per neuron, L = (1 - beta) * v_leak, in the membrane format;
         # v_leak is chosen so that the runtime's float64 (1 - beta_q) * v_leak gives L exactly.
