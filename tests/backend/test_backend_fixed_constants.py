@@ -242,3 +242,20 @@ def test_more_bits_do_not_lower_agreement_on_the_issue_models(cpu, field, widths
             if prev is not None:
                 assert mean >= prev - 0.01, (field, w, mean, prev)
             prev = mean
+
+
+def test_the_fpga_kernels_reproduce_wide_biases_and_coarsened_weights_bit_for_bit(tmp_path):
+    """Version 3's biases (wider than bias_bits, in the accumulator's units) and weight grids coarsened to
+    hold them go through the generated C++ unchanged: the C simulation equals the CPU simulator."""
+    helpers = pytest.importorskip("fpga_helpers")
+    if not helpers.HAS_GXX:
+        pytest.skip("g++ not found: the C simulation cannot run")
+    from talon.backend import get_backend
+
+    fpga = get_backend("fpga")
+    rep = fpga.verify(build_bias_example(), _bias_inputs(40), n_steps=40, work_dir=tmp_path / "bias")
+    assert rep.ok, rep.summary()
+    spikes = (torch.rand((40, 2, 3), generator=torch.Generator().manual_seed(2)) < 0.5).float()
+    rep = fpga.verify(_spiking_affine_graph(bias=5.0, accumulator_bits=16), spikes, n_steps=40, work_dir=tmp_path / "capped")
+    assert rep.ok, rep.summary()
+    assert int(rep.csim.spikes["n1"].sum()) > 0
