@@ -64,7 +64,8 @@ def saturating_constants(g: Graph, input_range: Any) -> list[tuple[str, str]]:
             continue
         t = node.type_name
         if t in _NEURONS:
-            co = coefficients(node, float(g.dt))
+            with np.errstate(divide="ignore", invalid="ignore"):  # tau == 0 is NONFINITE/TAU_BELOW_DT's to report
+                co = coefficients(node, float(g.dt))
             for key in ("beta", "gain", "alpha", "gain_in"):
                 v = getattr(co, key, None)
                 if v is None or not np.all(np.isfinite(v)):

@@ -109,9 +109,12 @@ def bias_to_ints(b: np.ndarray, unit_frac: int, bias_bits: int, acc_bits: int) -
     Returns (integers, f_b); f_b == unit_frac whenever the bias fits `bias_bits` bits there."""
     b = np.asarray(b, dtype=np.float64)
     f_b = min(int(unit_frac), frac_for_range(float(np.max(np.abs(b))) if b.size else 0.0, bias_bits))
-    hi = (1 << (acc_bits - 1)) - 1
+    shift = int(unit_frac) - f_b
+    # the accumulator's largest value on the bias grid: a bias rounding up past the accumulator's range
+    # stays on its grid, so it keeps at most bias_bits significant bits (float32 on-grid graphs hold it)
+    hi = math.ldexp(math.floor(math.ldexp((1 << (acc_bits - 1)) - 1, -shift)), shift)
     # float64 is exact here: the integers times a power of two, clipped below 2**47
-    scaled = np.ldexp(quantize_to_ints(b, bias_bits, f_b).astype(np.float64), int(unit_frac) - f_b)
+    scaled = np.ldexp(quantize_to_ints(b, bias_bits, f_b).astype(np.float64), shift)
     return np.clip(scaled, -hi, hi).astype(np.int64), f_b
 
 
