@@ -259,3 +259,17 @@ def test_the_fpga_kernels_reproduce_wide_biases_and_coarsened_weights_bit_for_bi
     rep = fpga.verify(_spiking_affine_graph(bias=5.0, accumulator_bits=16), spikes, n_steps=40, work_dir=tmp_path / "capped")
     assert rep.ok, rep.summary()
     assert int(rep.csim.spikes["n1"].sum()) > 0
+
+
+def test_the_fixed_point_docs_examples_run(capsys):
+    import pathlib
+    import re
+
+    doc = (pathlib.Path(__file__).resolve().parents[2] / "docs" / "fixed_point.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```python\n(.*?)```", doc, re.S)
+    assert blocks
+    for block in blocks:
+        exec(compile(block, "docs/fixed_point.md", "exec"), {})
+    out = capsys.readouterr().out
+    assert "CONSTANT_SATURATES (fc): node 'fc' bias 5 saturates in hardware" in out
+    assert "fixed-point mode: node 'fc' bias 5 saturates in hardware" in out
