@@ -167,6 +167,12 @@ def test_lint_reports_the_issue_example_only_when_it_would_saturate():
     assert [i.node for i in issues] == ["n1"] and "gain 10" in issues[0].message
 
 
+def test_a_coefficient_outside_its_word_names_the_nearest_value(cpu):
+    g = build_mlp(neuron=ir.IF(r=np.full(3, 10.0), v_threshold=np.ones(3)))
+    with pytest.raises(BackendError, match="'n1' coefficient gain reaches 10, .* nearest representable value is 1.99998"):
+        cpu.simulate(g, n_steps=2, mode="fixed")
+
+
 def test_bias_to_ints_shifts_a_wide_bias_instead_of_saturating():
     b = np.array([0.5, -0.3, 1e-9])
     ints, f_b = bias_to_ints(b, unit_frac=26, bias_bits=8, acc_bits=32)

@@ -358,17 +358,23 @@ def _spike_format(name: str, node: Node, config: FixedPointConfig) -> Format:
     """A spike's format Q(activation_bits).g (talon.sdk.fixed_point.spike_frac; spikes of factor 1 are the integer 1)."""
     g = spike_frac(node.graded_spikes_factor, config.activation_bits)
     if g is None:
-        raise BackendError(f"fixed-point mode: node {name!r} graded_spikes_factor {float(node.graded_spikes_factor)!r} has no exact "
-                           f"{config.activation_bits}-bit value (a spike would change size); use a factor with fewer significant "
-                           "bits or raise activation_bits")
+        gsf = float(node.graded_spikes_factor)
+        g_near = frac_for_range(abs(gsf), config.activation_bits)
+        nearest = math.ldexp(float(quantize_to_ints(np.array([gsf]), config.activation_bits, g_near)[0]), -g_near)
+        raise BackendError(f"fixed-point mode: node {name!r} graded_spikes_factor {gsf!r} has no exact "
+                           f"{config.activation_bits}-bit value (a spike would change size; the nearest is {nearest!r}); use a factor with "
+                           "fewer significant bits or raise activation_bits")
     return Format(config.activation_bits, g)
 
 
 def _check_coefficient(name: str, key: str, value: Any, c: int) -> None:
     """Coefficients are Q(c+2).c words, [-2, 2): saturating a larger one would change the neuron."""
     if value is not None and np.size(value) and float(np.max(np.abs(value))) >= 2.0:
-        raise BackendError(f"fixed-point mode: node {name!r} coefficient {key} reaches {float(np.max(np.abs(value))):g}, outside the "
-                           "coefficient range [-2, 2) (docs/fixed_point.md section 5); move the gain into the preceding layer's weights")
+        worst = float(np.asarray(value, np.float64).ravel()[int(np.argmax(np.abs(value)))])
+        nearest = math.copysign(math.ldexp((1 << (c + 1)) - 1, -c), worst)
+        raise BackendError(f"fixed-point mode: node {name!r} coefficient {key} reaches {abs(worst):g}, outside the "
+                           f"coefficient range [-2, 2) (docs/fixed_point.md section 5), where the nearest representable value is {nearest:.6g}; "
+                           "move the gain into the preceding layer's weights")
 
 
 def _check_exact_update(name: str, state: Format, in_fmts: list[Format], c: int, what: str) -> None:
