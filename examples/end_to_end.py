@@ -200,6 +200,8 @@ def main(argv: list[str] | None = None) -> int:
     energy = summary["energy"]
     log("")
     log(f"accuracy on {len(y_test)} test images: float {acc['float']:.2%}, {args.bits}-bit fixed point {acc['fixed']:.2%} (snnTorch {acc_snntorch:.2%})")
+    agreement = summary["simulation"]["fixed_float_agreement"]
+    log("fixed/float spike agreement per layer: " + ", ".join(f"{n} {a:.4f}" for n, a in agreement.items()))
     log(f"per image: {energy['energy_per_sample_uj']:.4g} uJ, {energy['latency_per_sample_us']:.4g} us ({energy['preset']} energy model)")
     log(f"report: {os.path.abspath(args.out)}  ({time.perf_counter() - started:.1f} s in all)")
     np.save(os.path.join(args.out, "test_labels.npy"), np.asarray(y_test))

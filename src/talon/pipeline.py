@@ -94,6 +94,20 @@ def _converted_types(graph: Any, weight_bits: int | None) -> set[str]:
     return types
 
 
+def fold_for_hardware(graph: Any) -> tuple[Any, dict[str, str]]:
+    """`graph` with every batch norm that follows a conv/affine layer folded into it (talon.sdk
+    fold_batchnorm: the same affine map, computed in float64 and stored in the layer's dtype), and
+    {batch norm: layer it was folded into}. Fixed-point hardware has no batch-norm rule; folded, the layer
+    is an ordinary synaptic layer. A graph without batch norms is returned as it is."""
+    from talon.sdk.convert import BATCHNORMS, fold_batchnorm
+
+    if not any(node.type_name in BATCHNORMS for node in graph.nodes.values()):
+        return graph, {}
+    folded = fold_batchnorm(graph)
+    into = {n: next(s for s, d in graph.edges if d == n) for n, node in graph.nodes.items() if node.type_name in BATCHNORMS and n not in folded.nodes}
+    return folded, into
+
+
 def _check_labels(labels: Any, graph: Any, batch_size: int) -> None:
     import numpy as np
 
@@ -152,7 +166,7 @@ def _preflight(graph: Any, out: str, *, inputs: Any, labels: Any, n_steps: int |
     if runner.name == "cpu":  # the fixed-point simulation: every node must have a fixed-point rule
         from talon.backend.cpu.fixed import check_supported
 
-        check_supported(graph)
+        check_supported(fold_for_hardware(graph)[0])  # the convert stage folds batch norms first
     if energy_preset not in list_energy_presets():
         raise BackendError(f"unknown energy preset {energy_preset!r}; available: {list_energy_presets()}")
     # the stimulus (shapes, steps), the calibration stimulus and the labels
@@ -296,9 +310,13 @@ def _stages(graph: Any, out: str, name: str, summary: dict[str, Any], files: dic
             files["memory_plot"] = save_figure(memory_breakdown(graph, profile=prof), os.path.join(out, "memory.png"))
     # convert
     with stage("convert"):
-        hw_graph = graph
+        hw_graph, folded = fold_for_hardware(graph)
+        if folded:
+            summary["folded_batchnorms"] = folded
+            say("convert: folded " + ", ".join(f"{bn!r} into {layer!r}" for bn, layer in folded.items()) +
+                " (batch norm has no fixed-point rule; folded, the layer computes the same affine map in float)")
         if weight_bits:
-            hw_graph, qrep = quantize_weights(convert_to_spiking(graph, weight_bits), weight_bits, return_report=True)
+            hw_graph, qrep = quantize_weights(convert_to_spiking(hw_graph, weight_bits), weight_bits, return_report=True)
             summary["quantization"] = {"bits": weight_bits, "max_abs_error": qrep.max_abs_error, "worst_relative_error": qrep.worst_relative_error}
             say(f"convert: SpikingAffine with {weight_bits}-bit weights (worst relative weight error {qrep.worst_relative_error:.2%})")
     # map
@@ -362,6 +380,10 @@ def _stages(graph: Any, out: str, name: str, summary: dict[str, Any], files: dic
             say(f"simulate: accuracy float {summary['accuracy']['float']:.2%}, fixed-point {summary['accuracy']['fixed']:.2%} on {sim_fixed.batch_size} samples x {sim_fixed.timesteps_run} steps")
         else:
             say(f"simulate: {sim_fixed.batch_size} sample(s) x {sim_fixed.timesteps_run} steps, {sim_float.total_spikes:,} spikes float, {sim_fixed.total_spikes:,} fixed")
+        if sim_fixed.agreement:
+            say("simulate: fixed/float spike agreement per layer: " + ", ".join(f"{n} {a:.4f}" for n, a in sim_fixed.agreement.items()))
+        if sim_fixed.fixed_point is not None:
+            summary["simulation"]["calibration"] = sim_fixed.fixed_point.calibration.description
         if plots:
             from talon.viz.plots import firing_rates, save_figure, spike_raster
 

@@ -340,3 +340,51 @@ def build_sepconv_split_net(seed: int = 4) -> ir.Graph:
     edges = [("inp", "sep1"), ("sep1", "lif1"), ("lif1", "split"), ("split", "sep2"), ("split", "fb"), ("sep2", "la"), ("la", "oa"),
              ("fb", "fcb"), ("fcb", "lb"), ("lb", "ob")]  # fmt: skip
     return ir.Graph(nodes, edges)
+
+
+# -- constants that the fixed-point formats must hold (issue 15) ------------------------------------
+
+
+def build_bias_example() -> ir.Graph:
+    """Issue 15's example: Affine(4 -> 8) with weights 0.01 and bias 0.5 into LIF(tau 10, threshold 1),
+    fed inputs in [0, 0.01). Before fixed-point version 3 the default formats saturated the bias to 0.125."""
+    nodes = {
+        "inp": ir.Input(shape=(4,)),
+        "fc": ir.Affine(weight=np.full((8, 4), 0.01, np.float32), bias=np.full(8, 0.5, np.float32)),
+        "lif": ir.LIF(tau=np.full(8, 10.0, np.float32), r=np.full(8, 10.0, np.float32), v_leak=np.zeros(8, np.float32),
+                      v_threshold=np.ones(8, np.float32)),
+        "out": ir.Output(),
+    }  # fmt: skip
+    return chained(nodes)
+
+
+def _nir_cubalif(n: int, rng: np.random.Generator) -> ir.CubaLIF:
+    """CubaLIF as NIR's importer writes a trained snnTorch RSynaptic: per-neuron tau_syn and tau_mem,
+    r = tau_mem and w_in = tau_syn (unit gains), subtract reset."""
+    alpha, beta = rng.uniform(0.7, 0.9, n), rng.uniform(0.9, 0.97, n)
+    tau_syn, tau_mem = 1.0 / (1.0 - alpha), 1.0 / (1.0 - beta)
+    return ir.CubaLIF(tau_syn=tau_syn, tau_mem=tau_mem, r=tau_mem.copy(), w_in=tau_syn.copy(), v_leak=np.zeros(n), v_threshold=np.ones(n),
+                      reset_mode="subtract")  # fmt: skip
+
+
+def build_braille_like(seed: int = 0, n_in: int = 12, n_hidden: int = 38, n_out: int = 7) -> ir.Graph:
+    """The shape of the NIR braille network (12 event channels -> 38 recurrent CubaLIF -> 7 CubaLIF):
+    small input weights and positive biases, so the input layer's bias is large against its weight step.
+    With activation_bits 16 the input format's fraction grows by 8 bits and (fixed-point version 2) the
+    bias saturated at 24 bits."""
+    rng = np.random.default_rng(seed)
+
+    def layer(o: int, i: int, w: float, b: float) -> ir.Affine:
+        return ir.Affine(weight=rng.normal(0, w, (o, i)).astype(np.float32), bias=rng.uniform(0.5 * b, b, o).astype(np.float32))
+
+    nodes = {
+        "inp": ir.Input(shape=(n_in,)),
+        "fc1": layer(n_hidden, n_in, 0.01, 0.3),
+        "lif1": _nir_cubalif(n_hidden, rng),
+        "lif1.recurrent": layer(n_hidden, n_hidden, 0.002, 0.0),
+        "fc2": layer(n_out, n_hidden, 0.1, 0.0),
+        "lif2": _nir_cubalif(n_out, rng),
+        "out": ir.Output(),
+    }
+    edges = [("inp", "fc1"), ("fc1", "lif1"), ("lif1", "lif1.recurrent"), ("lif1.recurrent", "lif1"), ("lif1", "fc2"), ("fc2", "lif2"), ("lif2", "out")]
+    return ir.Graph(nodes, edges)

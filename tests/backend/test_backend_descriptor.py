@@ -25,7 +25,7 @@ def desc(hybrid):
 def test_descriptor_is_complete(desc, hybrid):
     m = desc.meta
     assert m["format"] == "talon-hardware-descriptor" and m["descriptor_version"] == DESCRIPTOR_VERSION
-    assert m["fixed_point_version"] == 2 and m["talon_version"]
+    assert m["fixed_point_version"] == 3 and m["talon_version"]
     assert m["layer_order"] == list(hybrid.nodes) and m["edges"] == [list(e) for e in hybrid.edges]
     assert m["inputs"] == ["input"] and m["outputs"] == ["output"]
     assert m["fixed_point"]["accumulator_bits"] == 32

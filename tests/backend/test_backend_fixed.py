@@ -160,7 +160,7 @@ def test_non_finite_constants_are_refused_by_name(cpu):
 def test_constants_outside_their_formats_are_refused_not_saturated(cpu):
     # graded spikes: exact values only (255/128 needs 9 bits at g = 7); a large factor uses g < 0 exactly
     g = build_mlp(neuron=lif(3).replace(graded_spikes_factor=255 / 128))
-    with pytest.raises(BackendError, match="'n1' graded_spikes_factor 1.9921875 has no exact 8-bit value"):
+    with pytest.raises(BackendError, match=r"'n1' graded_spikes_factor 1.9921875 has no exact 8-bit value \(a spike would change size; the nearest is 1.984375\)"):
         cpu.simulate(g, n_steps=2, mode="fixed")
     g = build_mlp(neuron=lif(3).replace(graded_spikes_factor=200.0))
     desc = cpu.compile(g)

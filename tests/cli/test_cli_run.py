@@ -356,11 +356,69 @@ def test_pipeline_checks_inputs_before_the_first_stage(run_cli, snn_file, foldab
     np.save(tmp_path / "bad.npy", np.zeros((2, 5), np.float32))  # the Input takes 8 values
     code, _, err = run_cli("pipeline", snn_file, "-o", out_dir, "--input", tmp_path / "bad.npy")
     assert code == 2 and "(8,)" in err and not out_dir.exists()
-    code, _, err = run_cli("pipeline", foldable_file, "-o", out_dir)  # a batch norm has no fixed-point rule
+    unfoldable = tmp_path / "bn_first.t1c"  # a batch norm on the input: nothing to fold it into, no fixed-point rule
+    g = ir.read(foldable_file)
+    ir.write(unfoldable, ir.Graph({"inp": g.nodes["inp"], "bn": g.nodes["bn"].replace(num_features=6, weight=np.ones(6), bias=np.zeros(6),
+                                                                                          running_mean=np.zeros(6), running_var=np.ones(6)),
+                                   "fc": g.nodes["fc"], "lif": g.nodes["lif"], "out": g.nodes["out"]},
+                                  [("inp", "bn"), ("bn", "fc"), ("fc", "lif"), ("lif", "out")]))  # fmt: skip
+    code, _, err = run_cli("pipeline", unfoldable, "-o", out_dir)
     assert code == 2 and "fold-batchnorm" in err and not out_dir.exists()
     assert linted == []  # no stage ran
     code, _, err = run_cli("pipeline", snn_file, "-o", out_dir, "--no-plots")
     assert code == 0 and len(linted) == 1  # the spy sees the lint stage when it does run
+
+
+def test_pipeline_folds_a_batch_norm_and_reports_agreement_and_calibration(run_cli, foldable_file, tmp_path):
+    """Fixed point has no batch-norm rule: the convert stage folds it (issue 15) and says so; the stage lines
+    give the per-layer fixed/float agreement, and --calibrate is what the formats were calibrated on."""
+    rng = np.random.default_rng(3)
+    np.save(tmp_path / "x.npy", rng.random((8, 2, 6)).astype(np.float32))
+    np.save(tmp_path / "cal.npy", rng.random((8, 5, 6)).astype(np.float32))
+    out_dir = tmp_path / "report"
+    code, out, err = run_cli("pipeline", foldable_file, "-o", out_dir, "--input", tmp_path / "x.npy", "--calibrate", tmp_path / "cal.npy",
+                             "--no-plots", "--json")  # fmt: skip
+    assert code == 0, err
+    doc = _json(out)
+    assert doc["folded_batchnorms"] == {"bn": "fc"} and "convert: folded 'bn' into 'fc'" in err
+    assert "bn" not in ir.read(doc["files"]["hardware_graph"]).nodes
+    assert set(doc["simulation"]["fixed_float_agreement"]) == {"lif"} and "fixed/float spike agreement per layer: lif " in err
+    assert doc["simulation"]["calibration"] == "float run, 8 steps: inp: sequence (8, 5, 6)"
+
+
+def test_energy_prices_a_hardware_graph_in_fixed_point_by_default(run_cli, snn_file, tmp_path):
+    from talon.sdk import convert_to_spiking
+
+    hw = tmp_path / "hw.t1c"
+    ir.write(hw, convert_to_spiking(ir.read(snn_file), 8))
+    code, out, _ = run_cli("energy", hw, "--steps", "5", "--json")
+    doc = _json(out)
+    assert code == 0 and doc["mode"] == "fixed" and "SpikingAffine" in doc["mode_reason"]
+    code, out, _ = run_cli("energy", hw, "--steps", "5")
+    assert code == 0 and out.startswith("mode: fixed (") and "profile (fixed" in out
+    code, out, _ = run_cli("energy", hw, "--steps", "5", "--mode", "float", "--json")
+    assert _json(out)["mode"] == "float"
+    code, out, _ = run_cli("energy", snn_file, "--steps", "5", "--json")  # a float graph: float, and it says why
+    assert _json(out)["mode"] == "float" and "not quantized" in _json(out)["mode_reason"]
+    np.save(tmp_path / "cal.npy", np.random.default_rng(0).random((5, 3, 8)).astype(np.float32))
+    code, out, _ = run_cli("energy", hw, "--steps", "5", "--calibrate", tmp_path / "cal.npy", "--json")
+    assert code == 0 and _json(out)["mode"] == "fixed"
+    code, _, err = run_cli("energy", snn_file, "--calibrate", tmp_path / "cal.npy")
+    assert code == 2 and "--calibrate" in err
+
+
+def test_simulate_calibrates_on_the_given_stimulus(run_cli, snn_file, tmp_path):
+    rng = np.random.default_rng(4)
+    np.save(tmp_path / "x.npy", rng.random((6, 2, 8)).astype(np.float32))
+    np.save(tmp_path / "cal.npy", (rng.random((6, 7, 8)) * 3).astype(np.float32))
+    code, out, err = run_cli("simulate", snn_file, "--mode", "fixed", "--input", tmp_path / "x.npy", "--calibrate", tmp_path / "cal.npy", "--json")
+    assert code == 0, err
+    doc = _json(out)
+    assert doc["calibration"] == "float run, 6 steps: inp: sequence (6, 7, 8)" and all(layer["agreement"] is not None for layer in doc["layers"])
+    code, out, _ = run_cli("simulate", snn_file, "--mode", "fixed", "--input", tmp_path / "x.npy", "--calibrate", tmp_path / "cal.npy")
+    assert code == 0 and "fixed-point formats calibrated on: " in out and "agreement" in out
+    code, _, err = run_cli("simulate", snn_file, "--calibrate", tmp_path / "cal.npy")
+    assert code == 2 and "--mode fixed" in err
 
 
 def test_run_pipeline_checks_labels_before_the_first_stage(snn_file, tmp_path):

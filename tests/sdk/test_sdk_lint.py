@@ -290,6 +290,23 @@ def test_accumulator_overflow_with_real_valued_inputs():
     assert "ACCUMULATOR_OVERFLOW" not in lint_graph(g).codes
 
 
+def test_constant_saturates_names_node_field_value_and_nearest():
+    """A bias that no weight grid lets the accumulator hold, and a neuron gain outside the coefficient word:
+    hardware mode would refuse them (talon.backend.cpu.fixed raises the same message), lint says so first."""
+    spikes = ir.IF(r=np.ones(3, f32), v_threshold=np.ones(3, f32))
+    sa = ir.SpikingAffine(weight=np.full((2, 3), 0.01, f32), bias=np.array([5.0, 0.1], f32), weight_bits=8, accumulator_bits=8)
+    g = chain({"x": ir.Input(shape=(3,)), "n0": spikes, "fc": sa, "y": ir.Output()})
+    (issue,) = [i for i in lint_graph(g) if i.code == "CONSTANT_SATURATES"]
+    SEEN.add(issue.code)
+    assert issue.severity is Severity.ERROR and issue.node == "fc"
+    assert "node 'fc' bias 5 saturates in hardware" in issue.message and "nearest representable value is 0.0155029" in issue.message
+    g.nodes["fc"] = sa.replace(accumulator_bits=16)  # the weight grid coarsens by one bit and the bias fits
+    assert "CONSTANT_SATURATES" not in lint_graph(g).codes
+    g.nodes["n0"] = ir.IF(r=np.full(3, 10.0, f32), v_threshold=np.ones(3, f32))
+    (issue,) = [i for i in lint_graph(g) if i.code == "CONSTANT_SATURATES"]
+    assert issue.node == "n0" and "gain 10 saturates in hardware" in issue.message
+
+
 def test_dropout_batchnorm_and_affine_fusion():
     rng = np.random.default_rng(0)
     bn = ir.BatchNorm2d(num_features=2, weight=np.ones(2, f32), bias=np.zeros(2, f32), running_mean=np.zeros(2, f32), running_var=np.ones(2, f32))

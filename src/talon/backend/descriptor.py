@@ -47,7 +47,9 @@ DESCRIPTOR_VERSION = 1
 #: and talon.backend.cpu.fixed's plan and rounding), recorded in every descriptor whatever backend
 #: writes it; it lives here, with the descriptor format's own version, for that reason. Bump it on any
 #: change of those rules.
-FIXED_POINT_VERSION = 2  # 2: offline constants saturate symmetrically (talon.sdk.fixed_point)
+FIXED_POINT_VERSION = 3  # 2: offline constants saturate symmetrically (talon.sdk.fixed_point); 3: a bias wider than
+# bias_bits at the accumulator fraction keeps bias_bits significant bits on a coarser grid instead of saturating;
+# constants no format holds raise BackendError
 MAGIC = b"TALONHWD"
 _ALLOWED_DTYPES = ("int8", "int16", "int32", "int64", "uint8", "float32", "float64")
 _MAX_HEADER = 256 * 1024 * 1024

@@ -167,27 +167,35 @@ def _npz_path(path: str | None) -> str | None:
 @rate_option
 @mode_option
 @backend_option
+@click.option("--calibrate", "calib_path", type=click.Path(exists=True, dir_okay=False, path_type=str), default=None,
+              help="--mode fixed: calibration stimulus of the fixed-point formats (.npy/.npz, as --input; default: --input).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of --rate-encode.")
 @click.option("--save-outputs", type=click.Path(dir_okay=False, path_type=str), default=None, help="Save every Output's (T, B, ...) values to this .npz file ('.npz' is added when the name lacks it).")
 @plot_option("Save a spike raster to PATH.")
 @click.option("--rates-plot", type=click.Path(dir_okay=False, path_type=str), default=None, help="Save per-layer firing rates to PATH.")
 @json_option
 @command_options
-def simulate(graph_path: str, n_steps: int | None, input_path: str | None, rate_encode: bool, mode: str, backend_name: str, seed: int,
-             save_outputs: str | None, plot_path: str | None, rates_plot: str | None, as_json: bool) -> None:
+def simulate(graph_path: str, n_steps: int | None, input_path: str | None, rate_encode: bool, mode: str, backend_name: str, calib_path: str | None,
+             seed: int, save_outputs: str | None, plot_path: str | None, rates_plot: str | None, as_json: bool) -> None:
     """Run MODEL.t1c step by step on a backend; report spikes, firing rates and outputs.
 
-    With --mode fixed, also the per-layer spike agreement with a float run on the same stimulus."""
+    With --mode fixed, also the per-layer spike agreement with a float run on the same stimulus; the
+    fixed-point formats are calibrated on --calibrate (default: the stimulus itself)."""
     backend = backend_for(backend_name, "simulate", "simulate", mode)
+    if calib_path and mode != "fixed":
+        raise click.UsageError("--calibrate sets the fixed-point formats: it needs --mode fixed")
     save_outputs = prepare_output(_npz_path(save_outputs), "--save-outputs")
     prepare_plot(plot_path)
     prepare_plot(rates_plot, "--rates-plot")
     g = load_graph(graph_path)
     inputs = load_inputs(input_path, g, rate_encode, seed, n_steps=n_steps)
-    sim = backend.simulate(g, inputs, n_steps, mode=mode, record="spikes" if plot_path else None)
+    kw = {"calibration_inputs": load_inputs(calib_path, g, rate_encode, seed, n_steps=n_steps, option="--calibrate")} if calib_path else {}
+    sim = backend.simulate(g, inputs, n_steps, mode=mode, record="spikes" if plot_path else None, **kw)
     payload = simulation_payload(sim)
     payload["file"] = graph_path
     payload["plots"] = {}
+    if sim.fixed_point is not None:
+        payload["calibration"] = sim.fixed_point.calibration.description
     if save_outputs:
         import numpy as np
 
@@ -207,6 +215,8 @@ def simulate(graph_path: str, n_steps: int | None, input_path: str | None, rate_
     c = console()
     c.print(sim.summary(), markup=False)
     c.print(f"stimulus: {sim.stimulus}; {sim.wall_time_s:.2f} s", markup=False)
+    if sim.fixed_point is not None:
+        c.print(f"fixed-point formats calibrated on: {sim.fixed_point.calibration.description}", markup=False)
     for name, o in payload["outputs"].items():
         if o["argmax"] is not None and len(o["argmax"]) <= 16:
             c.print(f"output {name}: shape {tuple(o['shape'])}, argmax of the sum over time {o['argmax']}", markup=False)
@@ -218,28 +228,48 @@ def simulate(graph_path: str, n_steps: int | None, input_path: str | None, rate_
 
 # -- energy ------------------------------------------------------------------------------------------------
 
+def hardware_mode(graph: Any) -> str | None:
+    """'fixed' when `graph` targets fixed-point hardware (it holds SpikingAffine layers, whose weight_bits
+    and accumulator_bits are the hardware's: `talon convert spiking`, the pipeline's <name>_int<B>.t1c),
+    else None."""
+    return "fixed" if any(node.type_name == "SpikingAffine" for node in graph.nodes.values()) else None
+
+
 @click.command("energy")
 @graph_argument
 @steps_option
 @input_option
 @rate_option
-@mode_option
+@click.option("--mode", type=click.Choice(["float", "fixed"]), default=None,
+              help="Float32 or hardware fixed-point numerics. Default: fixed for a graph with SpikingAffine layers (quantized for "
+                   "hardware), else float; the output says which.")
+@click.option("--calibrate", "calib_path", type=click.Path(exists=True, dir_okay=False, path_type=str), default=None,
+              help="--mode fixed: calibration stimulus of the fixed-point formats (.npy/.npz, as --input; default: --input).")
 @backend_option
 @click.option("--preset", "energy_preset", default="45nm_cmos", show_default=True, help="Energy preset (see 'talon info').")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of --rate-encode.")
 @plot_option("Save an energy-breakdown plot to PATH.")
 @json_option
 @command_options
-def energy(graph_path: str, n_steps: int | None, input_path: str | None, rate_encode: bool, mode: str, backend_name: str,
-           energy_preset: str, seed: int, plot_path: str | None, as_json: bool) -> None:
-    """Energy and latency per sample of running MODEL.t1c, priced from a simulation's actual spikes."""
-    backend = backend_for(backend_name, "profile", "energy", mode)
+def energy(graph_path: str, n_steps: int | None, input_path: str | None, rate_encode: bool, mode: str | None, calib_path: str | None,
+           backend_name: str, energy_preset: str, seed: int, plot_path: str | None, as_json: bool) -> None:
+    """Energy and latency per sample of running MODEL.t1c, priced from a simulation's actual spikes.
+
+    A graph quantized for hardware (SpikingAffine layers) is priced in fixed point unless --mode float."""
+    g = load_graph(graph_path)
+    chosen = mode or hardware_mode(g) or "float"
+    backend = backend_for(backend_name, "profile", "energy", chosen)
     _check_energy_preset(energy_preset)
     prepare_plot(plot_path)
-    g = load_graph(graph_path)
+    if calib_path and chosen != "fixed":
+        raise click.UsageError("--calibrate sets the fixed-point formats: it needs --mode fixed")
     inputs = load_inputs(input_path, g, rate_encode, seed, n_steps=n_steps)
-    prof = backend.profile(g, inputs, n_steps, energy_preset=energy_preset, mode=mode)
-    payload = {"file": graph_path, **energy_payload(prof), "plot": None}
+    calib = load_inputs(calib_path, g, rate_encode, seed, n_steps=n_steps, option="--calibrate") if calib_path else None
+    kw = {"calibration_inputs": calib} if calib is not None else {}  # a backend without the option is not asked for it
+    prof = backend.profile(g, inputs, n_steps, energy_preset=energy_preset, mode=chosen, **kw)
+    why = "as asked (--mode)" if mode else ("the graph's SpikingAffine layers target fixed-point hardware; --mode float prices float32"
+                                           if chosen == "fixed" else "the graph is not quantized for hardware; --mode fixed prices fixed point")
+    payload = {"file": graph_path, **energy_payload(prof), "mode_reason": why, "plot": None}
     if plot_path:
         from talon.viz.plots import energy_breakdown
 
@@ -248,6 +278,7 @@ def energy(graph_path: str, n_steps: int | None, input_path: str | None, rate_en
         emit_json("energy", payload)
         return
     c = console()
+    c.print(f"mode: {chosen} ({why})", markup=False)
     c.print(prof.summary(), markup=False)
     if plot_path:
         c.print(f"plot: {payload['plot']}", markup=False)

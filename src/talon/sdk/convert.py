@@ -107,7 +107,9 @@ def accumulator_ranges(
     that frac is the one a calibration observing at least half of the input's bound gives (the bound
     `input_range` implies, talon.sdk._bounds; |x| <= 1 where none is known, `input_range=None`): a
     calibration that sees less makes the format finer and the bias's integer larger. The bias is
-    saturated at the accumulator's width (the simulator's `bias_bits` can only make it smaller).
+    saturated at the accumulator's width (a bias wider than that makes the plan coarsen the layer's weight
+    grid instead, fixed-point version 3, docs/fixed_point.md section 5 rule 2; lint's CONSTANT_SATURATES reports
+    the biases no grid can hold).
     Non-finite values count as zero.
     """
     names = [n for n, node in graph.nodes.items() if node.type_name == "SpikingAffine"]

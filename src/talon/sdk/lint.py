@@ -19,6 +19,7 @@ import numpy as np
 from talon.errors import GraphValidationError, TalonError, TalonUsageError
 from talon.ir import Graph
 from talon.sdk import _bounds
+from talon.sdk._hardware_constants import saturating_constants
 from talon.sdk._graph import Shape, Topology, infer_shapes, shallow_copy
 from talon.sdk._load import GraphLike, as_graph
 from talon.sdk.convert import accumulator_ranges, foldable_batchnorms, fusable_affine_pairs
@@ -57,6 +58,7 @@ CODES: dict[str, tuple[Severity, str]] = {
     "NEURON_NEVER_FIRES": (W, "given the input range, the membrane can never exceed the threshold"),
     "WEIGHT_INT8_RANGE": (W, "outlying weights set the hardware's per-tensor int8 step so coarse that most weights round to zero"),
     "ACCUMULATOR_OVERFLOW": (W, "a SpikingAffine sum can exceed its accumulator_bits"),
+    "CONSTANT_SATURATES": (E, "a constant (bias, neuron coefficient) lies outside the fixed-point word that must hold it: hardware mode refuses the graph"),
     "DROPOUT_IN_INFERENCE": (W, "Dropout is the identity at inference and should be removed"),
     "NAME_IS_KEYWORD": (W, "a node name is a Python keyword"),
     "NAME_SHADOWS_BUILTIN": (W, "a node name is the name of a Python builtin"),
@@ -187,6 +189,7 @@ class _Linter:
             self._never_fires(shapes)
         if acyclic:
             self._accumulators()
+        self._hardware_constants()
         self._names()
         self._unmodelled()
         for name, node in clean.nodes.items():
@@ -358,6 +361,14 @@ class _Linter:
                     f"use accumulator_bits >= {acc.bits_needed}",
                     name,
                 )
+
+    def _hardware_constants(self) -> None:
+        try:
+            found = saturating_constants(self.g, self.input_range)
+        except TalonError:
+            return  # the structural and parameter checks report what is wrong with the graph
+        for name, message in found:
+            self.add("CONSTANT_SATURATES", message, name)
 
     # -- patterns ---------------------------------------------------------------------------------
     def _patterns(self, shapes) -> None:

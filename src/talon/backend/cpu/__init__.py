@@ -77,12 +77,13 @@ class CPUBackend(Backend):
         simulation: SimulationResult | None = None,
         progress: bool | None = None,
         mapping: Any = None,
+        calibration_inputs: Any = None,
     ) -> ProfileResult:
         """Latency, energy (and its parts) and peak memory of running `graph` for `n_steps` steps,
         per sample. Spike-driven work is priced from the actual spikes of a simulation (run here, or
         pass `simulation=` to reuse one). `mapping` (a talon.mapping.MappingResult; default: the one
         stored in the graph, if any) adds network-on-chip hop energy and latency. docs/energy.md derives
-        every number."""
+        every number. mode "fixed" calibrates its formats on `calibration_inputs` (default: `inputs`)."""
         self.check_mode(mode)
         g = load_graph(graph)
         mp = resolve_mapping(g, mapping)
@@ -94,7 +95,8 @@ class CPUBackend(Backend):
 
                 stim = make_stimulus(inputs, {n: tuple(g.nodes[n].shape) for n in g.input_names}, n_steps)
                 record = noc_record_names(g, mp, stim.n_steps, stim.batch_size) or None
-            sim = self.simulate(g, inputs, n_steps, mode, record=record, fixed_config=fixed_config, compare=False, progress=progress)
+            sim = self.simulate(g, inputs, n_steps, mode, record=record, fixed_config=fixed_config, compare=False, progress=progress,
+                                calibration_inputs=calibration_inputs)
         elif sim.mode != mode:
             raise BackendError(f"simulation was run in mode {sim.mode!r} but the profile asks for {mode!r}")
         cfg = None

@@ -32,7 +32,10 @@ from talon.bridge.modules import RUNTIME_BUILDERS, StatefulRuntime
 from talon.errors import BackendError
 from talon.ir import Graph, Node
 from talon.sdk.cost import cost_entry, graph_costs
-from talon.sdk.fixed_point import GRID_PRESERVING, exact_sum_bits, frac_for_range, quantize_to_ints, spike_frac
+from talon.sdk.fixed_point import (
+    DEFAULT_BITS, GRID_PRESERVING, MIN_WEIGHT_BITS_FOR_BIAS, bias_to_ints, exact_sum_bits, frac_for_range, quantize_to_ints, saturation,
+    saturation_message, spike_frac, weight_frac_holding_bias,
+)
 from talon.ir.primitives.neurons import coefficients
 
 # The version of these rules is talon.backend.descriptor.FIXED_POINT_VERSION (every descriptor records
@@ -68,12 +71,12 @@ class FixedPointConfig:
     membranes <= 24 bits, accumulators <= 48 bits, coefficients <= 20 fractional bits.
     """
 
-    weight_bits: int = 8
-    activation_bits: int = 8
-    accumulator_bits: int = 32
-    bias_bits: int = 24
-    membrane_bits: int = 24
-    coefficient_frac_bits: int = 16
+    weight_bits: int = DEFAULT_BITS["weight_bits"]
+    activation_bits: int = DEFAULT_BITS["activation_bits"]
+    accumulator_bits: int = DEFAULT_BITS["accumulator_bits"]
+    bias_bits: int = DEFAULT_BITS["bias_bits"]
+    membrane_bits: int = DEFAULT_BITS["membrane_bits"]
+    coefficient_frac_bits: int = DEFAULT_BITS["coefficient_frac_bits"]
     membrane_headroom_bits: int = 1
 
     def __post_init__(self) -> None:
@@ -176,6 +179,52 @@ def r_for_gain(gain_q: np.ndarray, tau: np.ndarray | None, dt: float, decay: str
                            f"use IF/Integrator or a smaller {tau_name}")
     with np.errstate(over="ignore"):
         return _nudge(gain_q, gain_q * tau / dt, lambda r: dt * r / tau, "input gain")
+
+
+def _exact_r(gain_q: np.ndarray, tau: np.ndarray, dt: float, tries: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    """(r, found): r within `tries` ulps of gain_q * tau / dt with float64(dt*r/tau) == gain_q, where one is."""
+    start = gain_q * tau / dt
+    out, found = start.copy(), np.zeros(start.shape, bool)
+    for direction in (np.inf, -np.inf):
+        trial = start.copy()
+        for _ in range(tries):
+            hit = ~found & (dt * trial / tau == gain_q)
+            out[hit], found = trial[hit], found | hit
+            trial = np.nextafter(trial, direction)
+    return out, found
+
+
+def tau_and_r(beta_q: np.ndarray, gain_q: np.ndarray, dt: float, decay: str = "beta", tau_name: str = "tau", search: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+    """(tau, r) with float64(1 - dt/tau) == beta_q and float64(dt*r/tau) == gain_q exactly.
+
+    tau_for_beta's tau usually admits such an r. When it does not (the products dt*r step past the value
+    the division needs: NIR graphs with dt = 1e-4 hit this), many tau give the same beta, since 1 - dt/tau
+    rounds: the search walks them, nearest first, for one that admits an exact r."""
+    tau = tau_for_beta(beta_q, dt)
+    try:
+        return tau, r_for_gain(gain_q, tau, dt, decay, tau_name)
+    except BackendError:
+        if not np.all(np.isfinite(tau)):
+            raise
+    tau, gain_q, beta_q = (np.array(a, dtype=np.float64) for a in np.broadcast_arrays(tau, gain_q, beta_q))
+    r, todo = _exact_r(gain_q, tau, dt)
+    todo = ~todo
+    for direction in (np.inf, -np.inf):
+        trial, alive = tau.copy(), todo.copy()
+        for _ in range(search):
+            if not alive.any():
+                break
+            trial = np.nextafter(trial, direction)
+            alive &= 1.0 - dt / trial == beta_q  # past the tau that give beta_q: this direction is done
+            r_try, ok = _exact_r(gain_q, trial, dt, tries=2)
+            hit = alive & ok
+            tau[hit], r[hit] = trial[hit], r_try[hit]
+            todo &= ~hit
+            alive &= ~hit
+    if todo.any():
+        raise BackendError(f"cannot represent the quantised {decay} and its input gain exactly through the runtime's float64 formulas "
+                           f"(1 - dt/{tau_name}, dt*r/{tau_name}) for {int(todo.sum())} neuron(s); try another dt (a power of two is exact)")
+    return tau, r
 
 
 # -- the plan -----------------------------------------------------------------------------------------
@@ -309,17 +358,23 @@ def _spike_format(name: str, node: Node, config: FixedPointConfig) -> Format:
     """A spike's format Q(activation_bits).g (talon.sdk.fixed_point.spike_frac; spikes of factor 1 are the integer 1)."""
     g = spike_frac(node.graded_spikes_factor, config.activation_bits)
     if g is None:
-        raise BackendError(f"fixed-point mode: node {name!r} graded_spikes_factor {float(node.graded_spikes_factor)!r} has no exact "
-                           f"{config.activation_bits}-bit value (a spike would change size); use a factor with fewer significant "
-                           "bits or raise activation_bits")
+        gsf = float(node.graded_spikes_factor)
+        g_near = frac_for_range(abs(gsf), config.activation_bits)
+        nearest = math.ldexp(float(quantize_to_ints(np.array([gsf]), config.activation_bits, g_near)[0]), -g_near)
+        raise BackendError(f"fixed-point mode: node {name!r} graded_spikes_factor {gsf!r} has no exact "
+                           f"{config.activation_bits}-bit value (a spike would change size; the nearest is {nearest!r}); use a factor with "
+                           "fewer significant bits or raise activation_bits")
     return Format(config.activation_bits, g)
 
 
 def _check_coefficient(name: str, key: str, value: Any, c: int) -> None:
     """Coefficients are Q(c+2).c words, [-2, 2): saturating a larger one would change the neuron."""
     if value is not None and np.size(value) and float(np.max(np.abs(value))) >= 2.0:
-        raise BackendError(f"fixed-point mode: node {name!r} coefficient {key} reaches {float(np.max(np.abs(value))):g}, outside the "
-                           "coefficient range [-2, 2) (docs/fixed_point.md section 5); move the gain into the preceding layer's weights")
+        worst = float(np.asarray(value, np.float64).ravel()[int(np.argmax(np.abs(value)))])
+        nearest = math.copysign(math.ldexp((1 << (c + 1)) - 1, -c), worst)
+        raise BackendError(f"fixed-point mode: node {name!r} coefficient {key} reaches {abs(worst):g}, outside the "
+                           f"coefficient range [-2, 2) (docs/fixed_point.md section 5), where the nearest representable value is {nearest:.6g}; "
+                           "move the gain into the preceding layer's weights")
 
 
 def _check_exact_update(name: str, state: Format, in_fmts: list[Format], c: int, what: str) -> None:
@@ -405,6 +460,9 @@ def plan_fixed_point(graph: Graph, calibration: Calibration, config: FixedPointC
                 raise BackendError(f"fixed-point mode: internal error: {name!r} changed its output format while planned")
         elif t == "Threshold":
             fin = in_fmts[0]
+            msg = saturation_message(name, "v_threshold", node.v_threshold, fin.bits + 1, fin.frac, f"the comparison word, twice the input format {fin},")
+            if msg:
+                raise BackendError(f"fixed-point mode: {msg}; the threshold exceeds every input the calibration saw: calibrate on inputs that reach it")
             thr_i = quantize_array(node.v_threshold, Format(fin.bits + 1, fin.frac))
             plans[name] = NodePlan(name, t, "threshold", Format(2, 0), in_fmts, {"v_threshold": thr_i}, {"v_threshold": fin.frac})
             new_nodes[name] = node.replace(v_threshold=dequantize(thr_i, fin.frac, np.float32))
@@ -433,6 +491,23 @@ def plan_fixed_point(graph: Graph, calibration: Calibration, config: FixedPointC
     return FixedPointPlan(config, plans, order, qgraph, cal)
 
 
+def _refuse_bias(name: str, field_name: str, b: Any, acc_bits: int, acc_frac: int) -> None:
+    """BackendError for a bias that no weight grid lets the accumulator hold (talon.sdk.fixed_point)."""
+    why = (f"its {acc_bits}-bit accumulator, whose step 2^-{acc_frac} is set by the input format and the weights' "
+           f"({acc_frac} fractional bits),")
+    msg = saturation_message(name, field_name, b, acc_bits, acc_frac, why)
+    raise BackendError(f"fixed-point mode: {msg}; a coarser weight grid would leave the largest weight fewer than "
+                       f"{MIN_WEIGHT_BITS_FOR_BIAS} significant bits: raise accumulator_bits")
+
+
+def _bias_ints(name: str, field_name: str, b: Any, unit_frac: int, bias_bits: int, acc_bits: int) -> tuple[np.ndarray, int]:
+    """A bias in the accumulator's units (talon.sdk.fixed_point.bias_to_ints: never saturated to
+    `bias_bits`, only rounded; the weights' grid was chosen so that the accumulator holds it)."""
+    if saturation(b, acc_bits, unit_frac) is not None:  # pragma: no cover - weight_frac_holding_bias chose unit_frac
+        _refuse_bias(name, field_name, b, acc_bits, unit_frac)
+    return bias_to_ints(b, unit_frac, bias_bits, acc_bits)
+
+
 def _plan_synaptic(
     name: str, node: Node, weight_fields: tuple[str, ...], fin: Format, act_fmt: Format, consumers: list[str],
     input_state: dict[str, Format], config: FixedPointConfig, fan_in: float,
@@ -449,24 +524,31 @@ def _plan_synaptic(
     fracs: dict[str, int] = {}
     changes: dict[str, Any] = {}
     frac_in = fin.frac
+    bias_width = 0  # bits of the widest bias integer: the exact sum must hold it too
+    grids: dict[str, int] = {}  # each bias's grid 2^-f_b (its integers are in the accumulator's units)
     bias_for = {"weight": "bias", "depthwise_weight": "depthwise_bias", "pointwise_weight": "pointwise_bias"}
     for wf in weight_fields:  # SepConv2d: depthwise then pointwise; the second stage reads the exact first
         w = np.asarray(getattr(node, wf), np.float64)
-        wfmt = Format(wbits, frac_for_range(float(np.max(np.abs(w))) if w.size else 0.0, wbits))
+        bf = bias_for.get(wf)
+        b = getattr(node, bf, None) if bf else None
+        w_max = float(np.max(np.abs(w))) if w.size else 0.0
+        b_max = float(np.max(np.abs(b))) if b is not None and np.size(b) else 0.0
+        f_w, ok = weight_frac_holding_bias(w_max, b_max, wbits, abits, frac_in)
+        if not ok:
+            _refuse_bias(name, bf, b, abits, frac_in + frac_for_range(w_max, wbits))
+        wfmt = Format(wbits, f_w)
         wi = quantize_array(w, wfmt)
         ints[wf], fracs[wf] = wi, wfmt.frac
         changes[wf] = dequantize(wi, wfmt.frac, np.float32)
         frac_in = frac_in + wfmt.frac
-        bf = bias_for.get(wf)
-        b = getattr(node, bf, None) if bf else None
         if b is not None:
-            bfmt = Format(min(config.bias_bits, abits), frac_in)
-            bi = quantize_array(b, bfmt)
+            bi, grids[f"{bf}_grid_frac"] = _bias_ints(name, bf, b, frac_in, min(config.bias_bits, abits), abits)
             ints[bf], fracs[bf] = bi, frac_in
             changes[bf] = dequantize(bi, frac_in, np.float32)
+            bias_width = max(bias_width, int(np.max(np.abs(bi), initial=0)).bit_length() + 1)
     acc_frac = frac_in
     # exactness of the float64 sums before saturation
-    need = exact_sum_bits(fin.bits, wbits * len(weight_fields), fan_in)
+    need = max(exact_sum_bits(fin.bits, wbits * len(weight_fields), fan_in), bias_width + 1)
     if need > 53:
         raise BackendError(f"fixed-point mode: {name!r} needs {need} bits of exact accumulation (> 53); reduce activation or weight bits")
     neuron_consumers = [d for d in consumers if d in input_state]
@@ -475,7 +557,7 @@ def _plan_synaptic(
         out = Format(config.membrane_bits, min(input_state[d].frac for d in neuron_consumers))
     else:
         out = act_fmt
-    plan = NodePlan(name, t, "synaptic", out, [fin], ints, fracs, acc_bits=abits, acc_frac=acc_frac, attrs={"weight_bits": wbits})
+    plan = NodePlan(name, t, "synaptic", out, [fin], ints, fracs, acc_bits=abits, acc_frac=acc_frac, attrs={"weight_bits": wbits, **grids})
     return plan, node.replace(**changes)
 
 
@@ -490,35 +572,39 @@ def _plan_neuron(
     ints: dict[str, np.ndarray] = {}
     fracs: dict[str, int] = {}
     changes: dict[str, Any] = {}
-    tau_q = None
     for key in ("beta", "gain", "alpha", "gain_in"):
         _check_coefficient(name, key, getattr(co, key), c)
     if co.beta is not None:
         bi = quantize_array(co.beta, coef_fmt)
         beta_q = dequantize(bi, c)
         ints["beta"], fracs["beta"] = bi, c
-        tau_q = tau_for_beta(beta_q, dt)
-        changes["tau_mem" if t == "CubaLIF" else "tau"] = tau_q
     gi = quantize_array(co.gain, coef_fmt)
     gain_q = dequantize(gi, c)
     ints["gain"], fracs["gain"] = gi, c
-    changes["r"] = r_for_gain(gain_q, tau_q, dt, tau_name="tau_mem" if t == "CubaLIF" else "tau")
+    if co.beta is not None:
+        tau_q, changes["r"] = tau_and_r(beta_q, gain_q, dt, tau_name="tau_mem" if t == "CubaLIF" else "tau")
+        changes["tau_mem" if t == "CubaLIF" else "tau"] = tau_q
+    else:
+        changes["r"] = r_for_gain(gain_q, None, dt)
     if t == "CubaLIF":
         # The current's decay alpha = 1 - dt/tau_syn and input gain dt*w_in/tau_syn, reproduced exactly
         # through the same float64 formulas as beta and gain. w_in None means a gain of exactly 1.
         ai = quantize_array(co.alpha, coef_fmt)
         ints["alpha"], fracs["alpha"] = ai, c
-        tau_syn_q = tau_for_beta(dequantize(ai, c), dt)
-        changes["tau_syn"] = tau_syn_q
         gain_in = np.ones(np.shape(co.alpha)) if co.gain_in is None else co.gain_in
         gii = quantize_array(gain_in, coef_fmt)
         ints["gain_in"], fracs["gain_in"] = gii, c
         if node.w_in is not None:
-            changes["w_in"] = r_for_gain(dequantize(gii, c), tau_syn_q, dt, decay="alpha", tau_name="tau_syn")
+            changes["tau_syn"], changes["w_in"] = tau_and_r(dequantize(ai, c), dequantize(gii, c), dt, decay="alpha", tau_name="tau_syn")
+        else:
+            changes["tau_syn"] = tau_for_beta(dequantize(ai, c), dt)
     if getattr(node, "v_leak", None) is not None:
         # The leak enters as one constant per neuron, L = (1 - beta) * v_leak, in the membrane format;
         # v_leak is chosen so that the runtime's float64 (1 - beta_q) * v_leak gives L exactly.
         one_minus, v_leak = np.broadcast_arrays(1.0 - dequantize(ints["beta"], c), np.asarray(node.v_leak, np.float64))
+        msg = saturation_message(name, "leak (1 - beta) * v_leak", one_minus * v_leak, mfmt.bits, mfmt.frac, f"the membrane format {mfmt}")
+        if msg:
+            raise BackendError(f"fixed-point mode: {msg}; raise membrane_bits or membrane_headroom_bits")
         li = quantize_array(one_minus * v_leak, mfmt)
         lq = dequantize(li, mfmt.frac)
         ints["leak"], fracs["leak"] = li, mfmt.frac

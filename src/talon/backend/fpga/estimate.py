@@ -171,11 +171,13 @@ def delay_length(desc: HardwareDescriptor, name: str) -> int:
 
 def sepconv_z_bits(desc: HardwareDescriptor, nd: dict) -> int:
     """Width of a SepConv2d's exact depthwise word Z (sum of kh*kw products plus the depthwise bias, never
-    rounded): the exact-sum rule of the depthwise stage, or the bias word (bias_bits, at most acc_bits)
-    plus a carry when that is wider."""
+    rounded): the exact-sum rule of the depthwise stage, or the depthwise bias integers' width (at most
+    acc_bits; fixed-point version 3 shifts a wide bias up rather than saturating it to bias_bits) plus a
+    carry when that is wider."""
     dw = desc.arrays[f"{nd['name']}/depthwise_weight"]
     wb = int(nd["attrs"].get("weight_bits", 8))
-    bias = min(int(desc.meta["fixed_point"]["bias_bits"]), int(nd["acc_bits"]))
+    db = desc.arrays.get(f"{nd['name']}/depthwise_bias")
+    bias = int(np.max(np.abs(np.asarray(db, np.int64)), initial=0)).bit_length() + 1 if db is not None else 1
     return max(exact_sum_bits(int(nd["in_formats"][0][0]), wb, int(dw.shape[2] * dw.shape[3])), bias + 1)
 
 
