@@ -224,3 +224,11 @@ def test_fpga_estimate_gives_a_spike_fed_first_layer_no_multipliers(fpga):
     spiking = {x.name: x for x in fpga.estimate(demo_mlp(True), "zynq7020", reuse_factor=64).layers}
     assert dense["fc1"].dsp > 0 and spiking["fc1"].dsp == 0
     assert dense["fc2"].dsp == spiking["fc2"].dsp == 0 and spiking["lif1"].dsp == dense["lif1"].dsp
+
+
+def test_an_all_zero_stimulus_is_no_evidence_of_spikes(cpu):
+    p = cpu.profile(demo_mlp(), torch.zeros(T, B, IN), T)
+    assert p.simulation.spike_inputs == {} and p.layers["fc1"].macs == IN * HID * T
+    # declared, all zeros is spikes (none of them): the first layer does nothing
+    p = cpu.profile(demo_mlp(True), torch.zeros(T, B, IN), T)
+    assert p.layers["fc1"].event_driven and p.layers["fc1"].accumulates == 0

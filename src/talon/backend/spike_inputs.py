@@ -3,8 +3,8 @@
 - An Input that declares spikes must be fed spikes: a stimulus known to hold another value is refused
   (BackendError naming the input, the value and where it is), since pricing it as spikes would
   undercount its layers' work; a user's encoder is checked step by step as the run goes.
-- An Input that does not declare spikes but whose stimulus is binary (every value 0 or 1, or a
-  RateEncoder) is priced as spikes too, and the run says so (`SimulationResult.spike_inputs`).
+- An Input that does not declare spikes but whose stimulus is binary (every value 0 or 1, some of them
+  1; or a RateEncoder) is priced as spikes too, and the run says so (`SimulationResult.spike_inputs`).
 
 The simulation itself is unchanged: only what the run counts (the input events of the layers the Inputs
 feed) and how the profile prices them follow from this.

@@ -18,8 +18,9 @@ with seed k, presented unchanged on every step (a static image shown for n_steps
 An Input that declares spikes (`Input.spikes`) gets that x rate-coded instead: RateEncoder(x, seed=k).
 
 Spikes: `Stimulus.binary[name]` says whether input `name` is known to be spikes (every value 0 or 1):
-True for arrays and sequences whose values are all 0 or 1 and for RateEncoder, False for other arrays
-and the uniform default, None for a user's encoder (its values are known only as it runs).
+True for arrays and sequences whose values are all 0 or 1, some of them 1 (all zeros is no evidence of
+spikes), and for RateEncoder; False for other arrays and the uniform default; None for a user's encoder
+(its values are known only as it runs).
 `talon.backend.spike_inputs` turns that into how the run is priced.
 """
 
@@ -231,7 +232,7 @@ def make_stimulus(inputs: Any, input_shapes: dict[str, tuple[int, ...]], n_steps
         if tuple(x.shape[-len(shape):] if shape else ()) != shape:
             raise BackendError(f"input {name!r} has shape {tuple(x.shape)}; its trailing dimensions must be the Input shape {shape}")
         check_finite(x, f"input {name!r}")  # once, here: the encoders below do not check again
-        binary[name] = is_binary(x)
+        binary[name] = is_binary(x) and bool(x.any())  # all zeros is no evidence of spikes
         lead = x.dim() - len(shape)
         if lead == 0:
             x = x.unsqueeze(0)
