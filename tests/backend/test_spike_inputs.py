@@ -18,6 +18,7 @@ from talon.backend.stimulus import RateEncoder
 from talon.errors import BackendError, TalonUsageError
 from talon.mapping import HardwareSpec, map_graph
 from talon.sdk import analyze_graph, graph_costs, profile_graph
+from fpga_helpers import needs_gxx
 from tutorial_graphs import affine, lif
 
 COMPAT = Path(__file__).resolve().parents[2].parent / "shared" / "compat"
@@ -232,3 +233,18 @@ def test_an_all_zero_stimulus_is_no_evidence_of_spikes(cpu):
     # declared, all zeros is spikes (none of them): the first layer does nothing
     p = cpu.profile(demo_mlp(True), torch.zeros(T, B, IN), T)
     assert p.layers["fc1"].event_driven and p.layers["fc1"].accumulates == 0
+
+
+@needs_gxx
+def test_spiking_input_verifies_bit_exact_on_the_default_stimulus(fpga, tmp_path):
+    """The C simulation gets the same rate-coded default stimulus as the CPU simulation."""
+    rng = np.random.default_rng(1)
+    g = ir.Graph()
+    g.add_node("input", ir.Input(shape=(12,), spikes=True))
+    g.add_node("fc1", affine(6, 12, rng, scale=0.8))
+    g.add_node("lif1", lif(6))
+    g.add_node("output", ir.Output())
+    g.chain("input", "fc1", "lif1", "output")
+    rep = fpga.verify(g, n_steps=12, work_dir=tmp_path / "prj")
+    assert rep.ok, rep.summary()
+    assert rep.simulation.spike_inputs == {"input": "declared (Input.spikes)"}
