@@ -195,14 +195,14 @@ def make_stimulus(inputs: Any, input_shapes: dict[str, tuple[int, ...]], n_steps
         steps = default_steps if n_steps is None else n_steps
         _check_steps(steps)
         spiking = set(spike_inputs)
-        sources: dict[str, Callable[[int], Any]] = {}
+        defaults: dict[str, Callable[[int], Any]] = {}
         for i, (n, s) in enumerate(input_shapes.items()):
             x = default_stimulus(s, i)
-            sources[n] = RateEncoder(x, seed=DEFAULT_SEED + i, name=n) if n in spiking else ConstantEncoder(x)
+            defaults[n] = RateEncoder(x, seed=DEFAULT_SEED + i, name=n) if n in spiking else ConstantEncoder(x)
         what = "default: uniform [0,1) seed k per input k, constant over steps, batch 1"
         if spiking:
             what += f"; rate-coded (seed k) for the spike inputs {sorted(spiking)}"
-        return Stimulus(sources, input_shapes, steps, what, {}, {n: n in spiking for n in names})
+        return Stimulus(defaults, input_shapes, steps, what, {}, {n: n in spiking for n in names})
     if not isinstance(inputs, dict):
         if len(names) != 1:
             raise BackendError(f"the graph has {len(names)} Input nodes {names}: pass inputs as a dict {{name: tensor or encoder}}")
