@@ -381,6 +381,7 @@ def _stages(graph: Any, out: str, name: str, summary: dict[str, Any], files: dic
         summary["energy"] = {
             "preset": energy.energy_preset, "energy_per_sample_uj": energy.energy_estimate_uj, "latency_per_sample_us": energy.total_latency_us,
             "energy_per_step_uj": energy.energy_per_step_uj, "peak_memory_bytes": energy.peak_memory_bytes,
+            "spike_inputs": dict(sim_fixed.spike_inputs),
         }
         say(f"profile: {energy.energy_estimate_uj:.4g} uJ and {energy.total_latency_us:.4g} us per sample ({energy.timesteps} steps, {energy.energy_preset})")
         for name, why in sim_fixed.spike_inputs.items():

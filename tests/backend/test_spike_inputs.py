@@ -248,3 +248,26 @@ def test_spiking_input_verifies_bit_exact_on_the_default_stimulus(fpga, tmp_path
     rep = fpga.verify(g, n_steps=12, work_dir=tmp_path / "prj")
     assert rep.ok, rep.summary()
     assert rep.simulation.spike_inputs == {"input": "declared (Input.spikes)"}
+
+
+def test_snntorch_user_flow_with_spikegen_rate(cpu):
+    """A user's flow: an snnTorch MLP exported as it is, fed snntorch.spikegen.rate spike trains."""
+    snn = pytest.importorskip("snntorch")
+    from snntorch import spikegen
+
+    from talon.bridge import to_ir
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(IN, HID), snn.Leaky(beta=0.9, init_hidden=True),
+                              torch.nn.Linear(HID, OUT), snn.Leaky(beta=0.9, init_hidden=True, output=True))
+    g = to_ir(net, torch.zeros(1, IN))
+    images = torch.rand(B, IN, generator=torch.Generator().manual_seed(1))
+    spk_in = spikegen.rate(images, num_steps=T)  # (T, B, 784) of 0/1
+    half = spikegen.rate(images * 0.5, num_steps=T)
+    p, q = cpu.profile(g, spk_in), cpu.profile(g, half)
+    first = next(iter(g.successors("input")))
+    assert p.simulation.spike_inputs == {"input": "binary stimulus (every value 0 or 1)"}
+    for prof, x in ((p, spk_in), (q, half)):
+        assert prof.layers[first].event_driven and prof.layers[first].accumulates * B == int(x.sum()) * HID
+    # half the rate, about half the first layer's synaptic ops (Bernoulli draws: within 10 %)
+    assert q.layers[first].accumulates / p.layers[first].accumulates == pytest.approx(0.5, rel=0.1)
