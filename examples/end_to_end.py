@@ -185,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     acc_snntorch = snntorch_accuracy(model, test_spikes, y_test)
     log(f"train: done in {time.perf_counter() - t0:.1f} s; snnTorch test accuracy {acc_snntorch:.2%}")
 
-    graph = to_ir(model, torch.zeros(1, 64))
+    graph = to_ir(model, torch.zeros(1, 64), spiking_input=True)  # it is fed rate-coded spikes: price fc1 per spike
     graph = stamp_graph(graph, notes="examples/end_to_end.py: snnTorch digits SNN", metadata={
         "dataset": "sklearn digits", "epochs": args.epochs, "steps": args.steps, "hidden": args.hidden, "seed": args.seed,
     })

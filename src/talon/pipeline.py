@@ -130,6 +130,7 @@ def _preflight(graph: Any, out: str, *, inputs: Any, labels: Any, n_steps: int |
     from talon.backend import get_backend
     from talon.backend.energy import list_energy_presets
     from talon.backend.registry import backends_that_can
+    from talon.backend.spike_inputs import priced_spike_inputs
     from talon.backend.stimulus import make_stimulus
     from talon.errors import BackendError, TalonUsageError
 
@@ -172,6 +173,7 @@ def _preflight(graph: Any, out: str, *, inputs: Any, labels: Any, n_steps: int |
     # the stimulus (shapes, steps), the calibration stimulus and the labels
     shapes = {n: tuple(graph.nodes[n].shape) for n in graph.input_names}
     stim = make_stimulus(inputs, shapes, n_steps)
+    priced_spike_inputs(graph, stim)  # refuses a stimulus that is not spikes for an Input that declares them
     if calibration_inputs is not None:
         make_stimulus(calibration_inputs, shapes, n_steps)
     if labels is not None:
@@ -304,6 +306,9 @@ def _stages(graph: Any, out: str, name: str, summary: dict[str, Any], files: dic
         summary["analyze"] = an["totals"]
         t = an["totals"]
         say(f"analyze: {t['params']:,} params, {t['macs']:,} MACs/step, {t['neurons']:,} neurons, depth {t['depth']}")
+        if prof.spike_inputs:
+            say(f"analyze: input(s) {', '.join(map(repr, prof.spike_inputs))} carry spikes: {prof.spike_ops:,} of the MACs/step are driven by spikes "
+                f"(layers {', '.join(prof.spike_driven_layers)}), priced per spike")
         if plots:
             from talon.viz.plots import memory_breakdown, save_figure
 
@@ -398,8 +403,11 @@ def _stages(graph: Any, out: str, name: str, summary: dict[str, Any], files: dic
         summary["energy"] = {
             "preset": energy.energy_preset, "energy_per_sample_uj": energy.energy_estimate_uj, "latency_per_sample_us": energy.total_latency_us,
             "energy_per_step_uj": energy.energy_per_step_uj, "peak_memory_bytes": energy.peak_memory_bytes,
+            "spike_inputs": dict(sim_fixed.spike_inputs),
         }
         say(f"profile: {energy.energy_estimate_uj:.4g} uJ and {energy.total_latency_us:.4g} us per sample ({energy.timesteps} steps, {energy.energy_preset})")
+        for name, why in sim_fixed.spike_inputs.items():
+            say(f"profile: input {name!r} priced as spikes ({why})")
         if plots:
             from talon.viz.plots import energy_breakdown, save_figure
 

@@ -59,6 +59,7 @@ def analyze_payload(stats: Any) -> dict[str, Any]:
         "dt": stats.dt,
         "type_counts": dict(stats.type_counts),
         "inputs": {k: list(v) for k, v in stats.input_shapes.items()},
+        "spike_inputs": list(stats.spike_inputs),
         "outputs": {k: list(v) for k, v in stats.output_shapes.items()},
         "layers": [
             {
@@ -117,6 +118,7 @@ def profile_payload(p: Any, budget: int | None = None) -> dict[str, Any]:
         "largest_layer_params": p.largest_layer_params,
         "peak_activation_node": p.peak_activation_node,
         "spike_driven_layers": list(p.spike_driven_layers),
+        "spike_inputs": list(p.spike_inputs),
         "recommendations": list(p.recommendations),
         "budget": budget_payload(p, budget),
     }
@@ -212,6 +214,7 @@ def simulation_payload(sim: Any) -> dict[str, Any]:
         "steps": sim.timesteps_run,
         "batch_size": sim.batch_size,
         "stimulus": sim.stimulus,
+        "spike_inputs": dict(sim.spike_inputs),
         "outputs_valid": sim.outputs_valid,
         "total_spikes": sim.total_spikes,
         "layers": layers,
@@ -243,6 +246,7 @@ def energy_payload(p: Any) -> dict[str, Any]:
         },
         "energy_per_step_uj": p.energy_per_step_uj,
         "peak_memory_bytes": p.peak_memory_bytes,
+        "spike_inputs": dict(p.simulation.spike_inputs) if p.simulation is not None else {},
         "op_costs_pj": dict(p.op_costs_pj),
         "layers": [
             {

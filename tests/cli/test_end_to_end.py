@@ -25,3 +25,8 @@ def test_end_to_end_short(tmp_path):
                  "energy.json", "raster.png", "firing_rates.png", "energy.png", "memory.png", "cores.png"):
         assert (out / name).exists(), name
     assert summary["energy"]["energy_per_sample_uj"] > 0 and summary["mapping"]["cores_used"] >= 1
+    # the demo declares its Bernoulli input: the first layer is priced per input spike
+    assert summary["energy"]["spike_inputs"] == {"input": "declared (Input.spikes)"}
+    fc1 = next(layer for layer in json.loads((out / "energy.json").read_text())["layers"] if layer["name"] == "fc1")
+    assert fc1["event_driven"] and fc1["macs"] == 0 and fc1["accumulates"] > 0
+    assert "input 'input' priced as spikes" in text

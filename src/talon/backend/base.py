@@ -68,6 +68,8 @@ class SimulationResult:
     - spikes / membranes: recorded (T, B, *shape) tensors for the recorded nodes (`record=`).
     - agreement (fixed mode): per spiking node, the fraction of (step, sample, neuron) spike values equal
       to the float simulation's on the same stimulus.
+    - spike_inputs: the Inputs priced as spikes and why (declared `Input.spikes`, or a binary stimulus):
+      the layers they feed count input events and are priced as event-driven.
     """
 
     backend: str
@@ -86,6 +88,8 @@ class SimulationResult:
     fixed_point: Any = None
     stimulus: str = ""
     wall_time_s: float = 0.0
+    #: {Input name: why it was priced as spikes} (talon.backend.spike_inputs): declared, or a binary stimulus
+    spike_inputs: dict[str, str] = field(default_factory=dict)
 
     @property
     def output(self) -> Any:
@@ -105,9 +109,14 @@ class SimulationResult:
             if self.agreement is not None and name in self.agreement:
                 line += f"  fixed/float agreement {self.agreement[name]:.4f}"
             lines.append(line)
+        lines += [f"  {line}" for line in _spike_input_lines(self.spike_inputs)]
         return "\n".join(lines)
 
     __str__ = summary
+
+
+def _spike_input_lines(priced: dict[str, str]) -> list[str]:
+    return [f"input {n!r} priced as spikes ({why}): the layers it feeds are event-driven" for n, why in priced.items()]
 
 
 @dataclass(frozen=True)
@@ -277,6 +286,8 @@ class ProfileResult:
                 + ("" if cg.exact else " (upper-bound loads)")
             )
         lines.append(f"  peak memory  {self.peak_memory_bytes:12,} bytes")
+        if self.simulation is not None:
+            lines += [f"  {line}" for line in _spike_input_lines(self.simulation.spike_inputs)]
         lines.append(f"  {'layer':<14} {'type':<10} {'energy uJ':>12} {'latency us':>12} {'MACs':>12} {'ACs':>10} {'SRAM B':>12}")
         for lp in self.layers.values():
             lines.append(

@@ -15,6 +15,13 @@ step that produces one, so no simulation, profile or energy figure is ever compu
 Default stimulus (deterministic, documented): for the k-th Input node (graph order) of sample shape S,
 x = torch.rand((1, *S), generator=torch.Generator().manual_seed(k)) in float32, i.e. uniform in [0, 1)
 with seed k, presented unchanged on every step (a static image shown for n_steps steps, batch 1).
+An Input that declares spikes (`Input.spikes`) gets that x rate-coded instead: RateEncoder(x, seed=k).
+
+Spikes: `Stimulus.binary[name]` says whether input `name` is known to be spikes (every value 0 or 1):
+True for arrays and sequences whose values are all 0 or 1, some of them 1 (all zeros is no evidence of
+spikes), and for RateEncoder; False for other arrays and the uniform default; None for a user's encoder
+(its values are known only as it runs).
+`talon.backend.spike_inputs` turns that into how the run is priced.
 """
 
 from __future__ import annotations
@@ -83,6 +90,17 @@ class RateEncoder:
         return f"RateEncoder(shape={tuple(self.rates.shape)}, seed={self.seed})"
 
 
+def is_binary(x: Any) -> bool:
+    """Every element of tensor `x` is 0 or 1 (an empty tensor counts as binary)."""
+    return bool(((x == 0) | (x == 1)).all())
+
+
+def first_non_binary(x: Any) -> tuple[tuple[int, ...], float]:
+    """(index, value) of the first element of tensor `x` that is neither 0 nor 1 (x must hold one)."""
+    flat = int((~((x == 0) | (x == 1))).reshape(-1).nonzero()[0])
+    return tuple(int(i) for i in _unravel(flat, tuple(x.shape))), float(x.reshape(-1)[flat])
+
+
 def check_finite(x: Any, what: str) -> None:
     """Raise BackendError unless every element of tensor `x` is finite, and within float32's range (a
     float64 value beyond it becomes inf in a float32 run); `what` names it ("input 'x'")."""
@@ -123,8 +141,10 @@ def default_stimulus(shape: tuple[int, ...], index: int = 0) -> Any:
 class Stimulus:
     """Normalised inputs: `step(t)` returns {input name: (B, *S) float tensor}; `n_steps`, `batch_size`."""
 
-    def __init__(self, sources: dict[str, Callable[[int], Any]], shapes: dict[str, tuple[int, ...]], n_steps: int, description: str, sequences: dict[str, Any]):
+    def __init__(self, sources: dict[str, Callable[[int], Any]], shapes: dict[str, tuple[int, ...]], n_steps: int, description: str, sequences: dict[str, Any],
+                 binary: dict[str, bool | None] | None = None):
         self.sources = sources
+        self.binary = dict(binary or {})  # see the module docstring
         self.shapes = shapes
         self.n_steps = n_steps
         self.description = description
@@ -163,18 +183,26 @@ class Stimulus:
         return torch.stack([self.step(t)[name] for t in range(self.n_steps)])
 
 
-def make_stimulus(inputs: Any, input_shapes: dict[str, tuple[int, ...]], n_steps: int | None, default_steps: int = 10) -> Stimulus:
-    """Normalise `inputs` (see the module docstring) for a graph whose Input nodes have `input_shapes`."""
+def make_stimulus(inputs: Any, input_shapes: dict[str, tuple[int, ...]], n_steps: int | None, default_steps: int = 10, *, spike_inputs: Any = ()) -> Stimulus:
+    """Normalise `inputs` (see the module docstring) for a graph whose Input nodes have `input_shapes`;
+    `spike_inputs` names the Inputs that declare spikes (their default stimulus is rate-coded)."""
     import torch
 
     names = list(input_shapes)
     if not names:
         raise BackendError("the graph has no Input node to feed")
     if inputs is None:
-        per = {n: default_stimulus(s, i) for i, (n, s) in enumerate(input_shapes.items())}
         steps = default_steps if n_steps is None else n_steps
         _check_steps(steps)
-        return Stimulus({n: ConstantEncoder(x) for n, x in per.items()}, input_shapes, steps, "default: uniform [0,1) seed k per input k, constant over steps, batch 1", {})
+        spiking = set(spike_inputs)
+        defaults: dict[str, Callable[[int], Any]] = {}
+        for i, (n, s) in enumerate(input_shapes.items()):
+            x = default_stimulus(s, i)
+            defaults[n] = RateEncoder(x, seed=DEFAULT_SEED + i, name=n) if n in spiking else ConstantEncoder(x)
+        what = "default: uniform [0,1) seed k per input k, constant over steps, batch 1"
+        if spiking:
+            what += f"; rate-coded (seed k) for the spike inputs {sorted(spiking)}"
+        return Stimulus(defaults, input_shapes, steps, what, {}, {n: n in spiking for n in names})
     if not isinstance(inputs, dict):
         if len(names) != 1:
             raise BackendError(f"the graph has {len(names)} Input nodes {names}: pass inputs as a dict {{name: tensor or encoder}}")
@@ -185,12 +213,14 @@ def make_stimulus(inputs: Any, input_shapes: dict[str, tuple[int, ...]], n_steps
         raise BackendError(f"inputs must cover exactly the Input nodes {names}; unknown {sorted(unknown)}, missing {sorted(missing)}")
     sources: dict[str, Callable[[int], Any]] = {}
     sequences: dict[str, Any] = {}
+    binary: dict[str, bool | None] = {}
     lengths: list[int] = []
     kinds = []
     for name in names:
         value, shape = inputs[name], tuple(input_shapes[name])
         if callable(value) and not isinstance(value, torch.Tensor):
             sources[name] = value
+            binary[name] = True if isinstance(value, RateEncoder) else None
             kinds.append(f"{name}: encoder {value!r}")
             continue
         try:
@@ -202,6 +232,7 @@ def make_stimulus(inputs: Any, input_shapes: dict[str, tuple[int, ...]], n_steps
         if tuple(x.shape[-len(shape):] if shape else ()) != shape:
             raise BackendError(f"input {name!r} has shape {tuple(x.shape)}; its trailing dimensions must be the Input shape {shape}")
         check_finite(x, f"input {name!r}")  # once, here: the encoders below do not check again
+        binary[name] = is_binary(x) and bool(x.any())  # all zeros is no evidence of spikes
         lead = x.dim() - len(shape)
         if lead == 0:
             x = x.unsqueeze(0)
@@ -222,7 +253,7 @@ def make_stimulus(inputs: Any, input_shapes: dict[str, tuple[int, ...]], n_steps
     for name, seq in sequences.items():
         if seq.shape[0] < n_steps:
             raise BackendError(f"input {name!r} holds {seq.shape[0]} steps but n_steps={n_steps}")
-    return Stimulus(sources, input_shapes, n_steps, "; ".join(kinds), sequences)
+    return Stimulus(sources, input_shapes, n_steps, "; ".join(kinds), sequences, binary)
 
 
 class _SequenceSource:

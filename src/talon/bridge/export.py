@@ -28,6 +28,7 @@ from talon.ir import (
     ELU, GELU, Affine, AvgPool2d, BatchNorm1d, BatchNorm2d, Concat, Conv1d, Conv2d, Dropout, Flatten, Graph, Input,
     LayerNorm, Linear, MaxPool2d, Node, Output, PReLU, ReLU, Scale, Sigmoid, Skip, Softmax, Tanh, Upsample,
 )
+from talon.ir.spike_inputs import with_spike_inputs
 
 __all__ = ["to_ir", "export_to_ir", "ExportContext", "Converter", "ConverterResult", "convert_module"]
 
@@ -838,7 +839,7 @@ def _reshape_as_flatten(src: Shape, dst: Shape) -> tuple[int, int] | None:
     return None
 
 
-def to_ir(module: nn.Module, sample: torch.Tensor, custom_map: Mapping[Any, Converter] | None = None) -> Graph:
+def to_ir(module: nn.Module, sample: torch.Tensor, custom_map: Mapping[Any, Converter] | None = None, *, spiking_input: bool = False) -> Graph:
     """Trace `module` with torch.fx on `sample` (batch first) and return the equivalent talon.ir.Graph.
 
     Node names are module paths (`fc1`, `features.0`), `input` and `output`, and op names for functional
@@ -853,8 +854,12 @@ def to_ir(module: nn.Module, sample: torch.Tensor, custom_map: Mapping[Any, Conv
     (recurrent and attention layers included), and TalonUsageError for a sample that does not fit the model
     (naming the module and, where the layer fixes it, the expected against the given shape). A model that is
     itself one layer exports as one node named after its type in lower case (`linear`, `leaky`).
+
+    `spiking_input=True` declares that the model is fed spikes (0/1 values, e.g. rate-coded pixels): the
+    Input node gets `spikes=True`, and the layers it feeds are priced as event-driven (docs/cost_model.md).
     """
-    return _export(module, sample, custom_map, "to_ir")
+    graph = _export(module, sample, custom_map, "to_ir")
+    return with_spike_inputs(graph) if spiking_input else graph
 
 
 def export_to_ir(module: nn.Module, sample: torch.Tensor, custom_map: Mapping[Any, Converter] | None = None) -> Graph:

@@ -33,6 +33,7 @@ from talon.report import analyze_payload, lint_payload, profile_payload  # stdli
 def analyze(graph_path: str, as_json: bool) -> None:
     """Size and arithmetic: parameters, MACs, FLOPs, neurons, depth, width, and the layer table."""
     from talon.sdk import analyze_graph
+    from talon.sdk.analyze import spike_input_note
 
     stats = analyze_graph(load_graph(graph_path))
     payload = analyze_payload(stats)
@@ -54,6 +55,8 @@ def analyze(graph_path: str, as_json: bool) -> None:
         f"{tot['macs']:,} MACs, {tot['flops']:,} FLOPs, "
         f"{tot['neurons']:,} neurons in {tot['spiking_layers']} spiking layer(s); depth {tot['depth']}, width {tot['width']}; per sample per step (dt {stats.dt:g})"
     )
+    for name in stats.spike_inputs:
+        c.print(spike_input_note(name), markup=False)
 
 
 # -- profile -----------------------------------------------------------------------------------------------

@@ -6,11 +6,12 @@ from talon.ir.primitives import *  # noqa: F401,F403  (registers every built-in 
 from talon.ir.primitives import __all__ as _primitive_names
 from talon.ir.graph import Graph
 from talon.ir.format import FORMAT_VERSION, read, read_version, write
+from talon.ir.spike_inputs import spike_inputs, with_spike_inputs
 
 __all__ = [
     "Node", "Graph", "register_node", "get_node_class", "list_primitives", "read", "write", "read_version",
     "FORMAT_VERSION", "TalonError", "TalonFormatError", "GraphValidationError", "PrimitiveError",
-    "from_nir", "to_nir",
+    "from_nir", "to_nir", "spike_inputs", "with_spike_inputs",
     *_primitive_names,
 ]
 

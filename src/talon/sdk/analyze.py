@@ -73,6 +73,8 @@ class GraphStats:
     #: the part of total_params held by neurons (time constants, thresholds, ...): a framework's
     #: parameter count (torch's `numel` over `parameters()`) leaves these out when they are not trained
     neuron_params: int = 0
+    #: Inputs that declare spikes (`Input.spikes`): the MACs of the layers they feed are event-driven
+    spike_inputs: tuple[str, ...] = ()
 
     def summary(self) -> str:
         rows = [f"{'name':<16} {'type':<14} {'output':<16} {'params':>10} {'MACs':>12} {'FLOPs':>12}"]
@@ -83,6 +85,7 @@ class GraphStats:
             f"total: {self.total_params:,} params ({self.neuron_params:,} of them neuron constants; {self.total_bytes:,} bytes), {self.total_macs:,} MACs, "
             f"{self.total_flops:,} FLOPs, depth {self.depth}, width {self.width}, {self.num_neurons:,} neurons"
         )
+        rows += [spike_input_note(n) for n in self.spike_inputs]
         return "\n".join(rows)
 
     __str__ = summary
@@ -121,7 +124,14 @@ def analyze_graph(graph: GraphLike) -> GraphStats:
         dt=g.dt,
         layers=layers,
         neuron_params=sum(c.params for c in costs if c.neurons),
+        spike_inputs=tuple(n for n, s in layers.items() if s.cost.spike_source),
     )
+
+
+def spike_input_note(name: str) -> str:
+    """What analyze says about an Input that declares spikes."""
+    return (f"input {name!r} carries spikes (Input.spikes): the MACs of the layers it feeds are accumulates triggered by its "
+            f"spikes, so their cost follows its rate (talon profile: spike operations)")
 
 
 def depth_and_width(graph: Graph) -> tuple[int, int]:

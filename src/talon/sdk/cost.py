@@ -21,6 +21,8 @@ Definitions (n = output elements of the node, k = number of inputs):
 - neurons: output elements of neuron primitives. synapses: weighted connections used per step (= macs).
 - fan_in = macs / activation_elements; fan_out = event_macs / input_elements (averages over the layer).
 - view: the output is the input re-labelled (no new buffer). passes_spikes: spike inputs give spike outputs.
+- spike_source: the output is spikes though the node is no neuron: an Input declared as spikes
+  (`Input.spikes`). Its spikes drive the layers it feeds like a spiking layer's (sdk.profile's rule).
 - in_place: one input, output of the same shape, each output element computed from the input element at
   the same position only: the node may overwrite its input buffer (what profile's in-place advice needs).
 
@@ -54,6 +56,7 @@ class Counts:
     view: bool = False
     passes_spikes: bool = False
     in_place: bool = False
+    spike_source: bool = False
 
 
 Rule = Callable[[Node, list[Shape], list[Shape]], Counts]
@@ -89,6 +92,7 @@ class NodeCost:
     spiking: bool = False
     passes_spikes: bool = False
     in_place: bool = False
+    spike_source: bool = False
     stateful: bool = False
     weight_fields: tuple[str, ...] = ()
     modelled: bool = True
@@ -179,6 +183,7 @@ def node_cost(node: Node, input_shapes: list[Shape] | None = None, output_shapes
         spiking=bool(node.spiking),
         passes_spikes=counts.passes_spikes or counts.view,
         in_place=counts.in_place,
+        spike_source=counts.spike_source,
         stateful=bool(node.stateful),
         weight_fields=weight_fields,
         modelled=entry is not None,
@@ -232,7 +237,11 @@ def _free(view: bool = False, passes_spikes: bool = False) -> Rule:
     return lambda node, ins, outs: Counts(view=view, passes_spikes=passes_spikes)
 
 
-register_cost("Input", _free(), formula="0 (allocates its n elements)")
+register_cost(
+    "Input",
+    lambda node, ins, outs: Counts(spike_source=bool(node.spikes)),
+    formula="0 (allocates its n elements); spike_source when it declares spikes",
+)
 register_cost("Output", _free(view=True), formula="0, view")
 register_cost("Flatten", _free(view=True), formula="0, view")
 register_cost("Dropout", _free(view=True), formula="0, view (identity at inference)")

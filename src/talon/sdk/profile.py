@@ -13,10 +13,12 @@ Definitions (per sample, per timestep; docs/cost_model.md has the worked example
 - quantized_weight_memory[b]: synaptic weight tensors packed at b bits plus one float32 scale per tensor,
   every other array as stored; quantized_total_memory[b] adds the same activation and state memory.
 - mac_ops: every MAC of one dense evaluation of the graph (= analyze_graph's total_macs).
-- spike_events: neurons of spiking layers = most spikes one step can emit.
-- spike_ops: synaptic operations triggered when every spiking neuron fires once in a step: the event
-  MACs of every synaptic layer whose input is spikes (through views, max-pooling, delays, concatenation),
-  which equals the sum over spiking neurons of their fan-out. At firing rate r an event-driven core does
+- spike_events: neurons of spiking layers, plus the elements of Inputs declared as spikes = most spikes
+  one step can emit.
+- spike_ops: synaptic operations triggered when every spiking neuron (and every element of an Input
+  declared as spikes, `Input.spikes`) fires once in a step: the event MACs of every synaptic layer whose
+  input is spikes (through views, max-pooling, delays, concatenation), which equals the sum over those
+  spike sources of their fan-out. At firing rate r an event-driven core does
   r * spike_ops accumulates instead of those MACs.
 """
 
@@ -50,6 +52,8 @@ class HardwareProfile:
     recommendations: list[str] = field(default_factory=list)
     activation_bytes: int = 4
     state_bytes: int = 4
+    #: Inputs that declare spikes (`Input.spikes`): the layers they feed are priced as event-driven
+    spike_inputs: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         q = ", ".join(f"{b}-bit {m:,}" for b, m in self.quantized_weight_memory.items())
@@ -62,6 +66,7 @@ class HardwareProfile:
             f"spike operations  {self.spike_ops:>14,} (at most {self.spike_events:,} spikes per step)",
             f"largest layer     {self.largest_layer} ({self.largest_layer_params:,} params)",
         ]
+        lines += [f"input {n!r} carries spikes (Input.spikes): the layers it feeds are event-driven, their cost follows its rate" for n in self.spike_inputs]
         lines += [f"- {r}" for r in self.recommendations]
         return "\n".join(lines)
 
@@ -97,7 +102,7 @@ def profile_graph(
     spike_valued = _spike_valued(g, topo, order, costs)
     driven = [n for n, c in costs.items() if c.event_macs and topo.preds[n] and all(spike_valued[p] for p in topo.preds[n])]
     spike_ops = sum(costs[n].event_macs for n in driven)
-    spike_events = sum(c.neurons for c in costs.values() if c.spiking)
+    spike_events = sum(c.neurons for c in costs.values() if c.spiking) + sum(c.activation_elements for c in costs.values() if c.spike_source)
     mac_ops = sum(c.macs for c in costs.values())
 
     largest, largest_params = None, 0
@@ -121,6 +126,7 @@ def profile_graph(
         spike_driven_layers=driven,
         activation_bytes=activation_bytes,
         state_bytes=state_bytes,
+        spike_inputs=[n for n, c in costs.items() if c.spike_source],
     )
     recs = _recommend(g, prof, costs, topo, freed_at_peak * activation_bytes, memory_budget)
     return dataclasses.replace(prof, recommendations=recs)
@@ -173,12 +179,13 @@ def spike_valued_nodes(graph: GraphLike, costs: dict[str, NodeCost] | None = Non
 
 
 def _spike_valued(g: Graph, topo: Topology, order: list[str], costs: dict[str, NodeCost]) -> dict[str, bool]:
-    """Whether each node's output is spikes: spiking nodes, and spike-preserving nodes fed only by spikes."""
+    """Whether each node's output is spikes: spiking nodes, Inputs declared as spikes, and spike-preserving
+    nodes fed only by spikes."""
     out: dict[str, bool] = {}
     for name in order:
         c = costs[name]
         preds = [p for p in topo.preds[name] if p in out]
-        out[name] = c.spiking or (c.passes_spikes and bool(preds) and all(out[p] for p in preds))
+        out[name] = c.spiking or c.spike_source or (c.passes_spikes and bool(preds) and all(out[p] for p in preds))
     return out
 
 

@@ -13,7 +13,7 @@ from talon.backend.cpu.simulator import plan_for, simulate_graph
 from talon.backend.descriptor import HardwareDescriptor, smallest_int_dtype
 from talon.backend.energy import EnergyPreset
 from talon.errors import BackendError
-from talon.ir import Graph
+from talon.ir import Graph, spike_inputs
 
 __all__ = ["CPUBackend", "FixedPointConfig", "FixedPointPlan", "LatencyModel", "plan_fixed_point"]
 
@@ -132,7 +132,7 @@ class CPUBackend(Backend):
         for name, node in g.nodes.items():  # refuse a non-finite field before the calibration run
             scalar_params(name, node)
         input_shapes = {n: tuple(g.nodes[n].shape) for n in g.input_names}
-        stim = make_stimulus(calibration_inputs, input_shapes, n_steps)
+        stim = make_stimulus(calibration_inputs, input_shapes, n_steps, spike_inputs=spike_inputs(g))
         plan, _ = plan_for(g, stim, fixed_config)
         mp = resolve_mapping(g, mapping)
         if mp is None:

@@ -7,6 +7,8 @@ cycle counts from a LatencyModel. docs/energy.md derives each term; in short, pe
 - MAC energy: layers on real-valued input do every MAC: macs * T * E_mac.
 - spike (AC) energy: layers fed by spikes (sdk.profile_graph's spike_driven_layers) do one
   accumulate per input spike per synapse it drives: input_events * fan_out * E_ac. No spikes, no energy.
+  An Input carries spikes when it declares them (`Input.spikes`) or the run fed it a binary stimulus
+  (`SimulationResult.spike_inputs`, talon.backend.spike_inputs): the first layer is then event-driven.
 - neuron energy: neurons * T updates, each one multiply (the leak, or the gain without leak) and
   (cost-table ops - 1) adds.
 - elementwise energy: the other operations of the cost table (activations, pooling comparisons, residual
@@ -33,6 +35,7 @@ from talon.sdk.profile import profile_graph
 
 from talon.backend.base import LayerProfile, ProfileResult, SimulationResult
 from talon.backend.energy import EnergyPreset, get_energy_preset, op_costs
+from talon.backend.spike_inputs import pricing_graph
 
 
 @dataclass(frozen=True)
@@ -114,6 +117,8 @@ def profile_run(
         raise BackendError("profiling a fixed-point run needs its FixedPointConfig")
     ops = op_costs(preset, mode, **({"weight_bits": fixed_config.weight_bits, "activation_bits": fixed_config.activation_bits} if mode == "fixed" else {}))
     prec = precision_for(mode, fixed_config)
+    # the Inputs the run found to carry spikes (declared, or fed a binary stimulus) are priced as spikes
+    graph = pricing_graph(graph, sim.spike_inputs)
     costs: dict[str, NodeCost] = graph_costs(graph)
     if mode == "float":
         hw = profile_graph(graph, activation_bytes=int(prec.activation_bytes), state_bytes=int(prec.state_bytes))

@@ -22,11 +22,13 @@ from torch import nn
 
 from talon.backend.base import SimulationResult
 from talon.backend.cpu import fixed as fx
+from talon.backend.spike_inputs import check_spikes as spike_check
+from talon.backend.spike_inputs import priced_spike_inputs, pricing_graph
 from talon.backend.stimulus import ConstantEncoder, Stimulus, make_stimulus
 from talon.bridge.executor import ir_to_torch
 from talon.bridge.modules import RUNTIME_BUILDERS, StatefulRuntime
 from talon.errors import BackendError
-from talon.ir import Graph
+from talon.ir import Graph, spike_inputs
 from talon.sdk.cost import cost_entry, graph_costs
 from talon.sdk.profile import profile_graph
 
@@ -136,12 +138,16 @@ def run_instrumented(
     progress: bool | None = None,
     costs: dict | None = None,
     batch_time: bool = True,
+    check_spikes: Iterable[str] = (),
 ) -> RunRecord:
     """Run `graph` (or, with `plan`, its fixed-point realisation) on `stim` through the bridge runtime.
 
     Spikes are counted for every spiking node; input events (non-zero inputs) for the nodes in
     `count_events` (default: the synaptic layers fed by spikes, sdk.profile_graph's spike_driven_layers).
+    The inputs named in `check_spikes` (spike-declaring Inputs fed by a user's encoder) are refused as
+    soon as a step holds a value other than 0 or 1 (talon.backend.spike_inputs).
     """
+    check_spikes = set(check_spikes)
     record_spikes, record_membranes = set(record_spikes), set(record_membranes)
     run_graph = plan.graph if plan is not None else graph
     spiking = [n for n, node in graph.nodes.items() if node.spiking]
@@ -217,6 +223,9 @@ def run_instrumented(
             for t0 in range(0, T, chunk):
                 t1 = min(T, t0 + chunk)
                 xs = [_chunk_input(stim, n, t0, t1) for n in names]
+                for n, x in zip(names, xs):
+                    if n in check_spikes:
+                        spike_check(n, x, f" (from its encoder, steps {t0} to {t1 - 1})")
                 if calibrate:
                     for n, x in zip(names, xs):
                         m = x.detach().abs().max().to(torch.float64)
@@ -277,11 +286,14 @@ def simulate_graph(
         raise BackendError(f"mode must be 'float' or 'fixed', got {mode!r}")
     started = time.perf_counter()
     input_shapes = {n: tuple(graph.nodes[n].shape) for n in graph.input_names}
-    stim = make_stimulus(inputs, input_shapes, n_steps)
+    stim = make_stimulus(inputs, input_shapes, n_steps, spike_inputs=spike_inputs(graph))
+    priced = priced_spike_inputs(graph, stim)
+    unchecked = [n for n in priced if stim.binary.get(n) is None]
     rec_spikes, rec_mems = _normalize_record(record, graph)
     costs = graph_costs(graph)
     spiking = [n for n, node in graph.nodes.items() if node.spiking]
-    common = {"count_events": spike_driven_layers(graph), "chunk_steps": chunk_steps, "progress": progress, "costs": costs, "batch_time": batch_time}
+    common = {"count_events": spike_driven_layers(pricing_graph(graph, priced)), "chunk_steps": chunk_steps, "progress": progress, "costs": costs,
+              "batch_time": batch_time, "check_spikes": unchecked}
 
     plan = None
     agreement = None
@@ -325,6 +337,7 @@ def simulate_graph(
         fixed_point=plan,
         stimulus=stim.description,
         wall_time_s=time.perf_counter() - started,
+        spike_inputs=priced,
     )
 
 
@@ -350,7 +363,7 @@ def plan_for(
     fx.check_supported(graph)
     if calibration_inputs is not None:
         input_shapes = {n: tuple(graph.nodes[n].shape) for n in graph.input_names}
-        cal_stim = make_stimulus(calibration_inputs, input_shapes, None)
+        cal_stim = make_stimulus(calibration_inputs, input_shapes, None, spike_inputs=spike_inputs(graph))
         cal = run_instrumented(graph, cal_stim, calibrate=True, chunk_steps=chunk_steps, progress=progress)
         reference = run_instrumented(graph, stim, record_spikes=compare_spikes, chunk_steps=chunk_steps, progress=progress) if compare_spikes else cal
         description = cal_stim.description

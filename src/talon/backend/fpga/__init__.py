@@ -24,6 +24,7 @@ from talon.backend.fpga.estimate import Estimates, estimate_descriptor
 from talon.backend.fpga.hls import MANIFEST, SUPPORTED, FPGAProject, generate
 from talon.backend.fpga.parts import PARTS, PartPreset, resolve_part
 from talon.errors import BackendError
+from talon.ir import spike_inputs
 
 __all__ = [
     "CSimResult", "Estimates", "FPGABackend", "FPGAProject", "PARTS", "PartPreset", "VerifyResult",
@@ -155,7 +156,8 @@ class FPGABackend(Backend):
             return run_csim(path, seqs, T, use_ap_types=use_ap_types)
         desc = self.descriptor(project_or_graph, fixed_config=fixed_config, calibration_inputs=inputs, n_steps=n_steps)
         shapes = {n["name"]: tuple(n["output_shape"]) for n in desc.meta["nodes"] if n["type"] == "Input"}
-        seqs, T = _sequences(inputs, shapes, n_steps)
+        spiking = [n["name"] for n in desc.meta["nodes"] if n["type"] == "Input" and n["params"].get("spikes")]
+        seqs, T = _sequences(inputs, shapes, n_steps, spiking)
         if work_dir is not None:
             prj = generate(desc, work_dir, part=part)
             return run_csim(prj.path, seqs, T, use_ap_types=use_ap_types)
@@ -186,7 +188,7 @@ class FPGABackend(Backend):
             n_steps = None if _sequences_len(inputs, shapes) else 100
         sim = get_backend("cpu").simulate(g, inputs, n_steps, mode="fixed", record=True, fixed_config=fixed_config, compare=False)
         desc = build_descriptor(g, sim.fixed_point)
-        seqs, T = _sequences(inputs, shapes, sim.timesteps_run)
+        seqs, T = _sequences(inputs, shapes, sim.timesteps_run, spike_inputs(g))
 
         def run(folder: str) -> CSimResult:
             prj = generate(desc, folder, part=part)
@@ -215,11 +217,12 @@ class FPGABackend(Backend):
         return VerifyResult(ok, cs.n_steps, cs.batch_size, compared, mism, cs, sim, cs.project if work_dir is not None else "")
 
 
-def _sequences(inputs: Any, shapes: dict[str, tuple[int, ...]], n_steps: int | None) -> tuple[dict[str, np.ndarray], int]:
-    """{input: float64 (T, B, *S)} from anything `simulate` accepts, materialised step by step."""
+def _sequences(inputs: Any, shapes: dict[str, tuple[int, ...]], n_steps: int | None, spiking: Any = ()) -> tuple[dict[str, np.ndarray], int]:
+    """{input: float64 (T, B, *S)} from anything `simulate` accepts, materialised step by step (`spiking`:
+    the Inputs that declare spikes, whose default stimulus is rate-coded as in `simulate`)."""
     from talon.backend.stimulus import make_stimulus
 
-    stim = make_stimulus(inputs, shapes, n_steps)
+    stim = make_stimulus(inputs, shapes, n_steps, spike_inputs=spiking)
     out = {}
     for name in shapes:
         x = stim.sequence(name)

@@ -12,7 +12,8 @@ The model (one place, documented, deliberately simple):
 - DSP: a multiplier whose operands fit the part's DSP slice (25x18 on Zynq-7000, 27x18 on UltraScale+)
   costs one DSP per operand tile; products of at most 32 operand bits (e.g. 4-bit weights x 8-bit
   activations) are built from LUTs (about w*x/2 LUTs); layers fed by binary spikes (a LIF/IF with
-  spike value 1 or a Threshold upstream, through MaxPool2d/Flatten/copies) need no multiplier (weight or 0).
+  spike value 1, a Threshold or an Input declared as spikes upstream, through MaxPool2d/Flatten/copies)
+  need no multiplier (weight or 0).
   Neuron lanes: 2 multiplies (beta*V, gain*I); CubaLIF lanes 4 (alpha*I and gain_in*x too), and a
   CubaLIF runs two loops of N (its current, then its membrane) with an N-word buffer between them.
 - Neuron input alignment: a neuron with several inputs, or with one input whose fraction is not that of
@@ -116,11 +117,14 @@ def _bram(bits: int, lanes: int, word: int) -> tuple[int, int]:
 
 
 def _spike_fed(nodes: dict, nd: dict) -> bool:
-    """True when the layer's input is binary spikes: a LIF/IF (graded factor 1) or Threshold upstream,
-    through grid-preserving single-input nodes (MaxPool2d, Flatten, Dropout, ...)."""
+    """True when the layer's input is binary spikes: a LIF/IF (graded factor 1), a Threshold or an Input
+    declared as spikes (`Input.spikes`) upstream, through grid-preserving single-input nodes (MaxPool2d,
+    Flatten, Dropout, ...)."""
     seen = 0
     while nd["inputs"] and seen < 10000:
         src = nodes[nd["inputs"][0]]
+        if src["type"] == "Input":
+            return bool(src["params"].get("spikes", False))
         if get_node_class(src["type"]).spiking and src["params"].get("graded_spikes_factor", 1.0) == 1.0:
             return True
         if src["kind"] != "pass" or len(src["inputs"]) != 1 or src["type"] == "ReLU":

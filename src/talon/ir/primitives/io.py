@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 from talon.errors import PrimitiveError
-from talon.ir.node import Node, Shape, ints, primitive
+from talon.ir.node import Node, Shape, boolean, ints, primitive
 
 
 @primitive
 class Input(Node):
-    """Graph input. `shape` is one sample's shape, batch dimension excluded."""
+    """Graph input. `shape` is one sample's shape, batch dimension excluded.
+
+    `spikes`: the input carries spikes (every value 0 or 1), e.g. rate-coded pixels. The layers it feeds
+    are then event-driven: their cost follows the input's rate (docs/cost_model.md). A TALON addition,
+    stored only when true, which the existing SDK's reader ignores.
+    """
 
     shape: tuple = ints()
+    spikes: bool = boolean(False, extension=True, doc="the input carries spikes (0/1 values)")
     min_inputs = 0
     max_inputs = 0
 
