@@ -49,8 +49,8 @@ def latency_encode(x: Any, steps: int, *, threshold: float = 0.01, clip: bool = 
     """(steps, *x.shape): each value fires once, brighter earlier (snnTorch's linear normalised latency)."""
     d = _unit_range(x, "latency_encode")
     T = _steps(steps)
-    if not 0.0 <= threshold <= 1.0:
-        raise TalonError(f"latency_encode: threshold must lie in [0, 1], got {threshold}")
+    if not 0.0 < threshold < 1.0:  # snnTorch's bounds
+        raise TalonError(f"latency_encode: threshold must lie strictly between 0 and 1, got {threshold}")
     tau = T - 1
     # float32 throughout, as snnTorch computes it, so the rounding of every spike time agrees
     spike_time = np.minimum(np.float32(-tau) * (d - np.float32(1)), np.float32(-tau * (threshold - 1)))
