@@ -109,6 +109,12 @@ class SimulationResult:
 
     __str__ = summary
 
+    def _repr_html_(self) -> str:
+        """Jupyter's rich display (talon.backend._display)."""
+        from talon.backend._display import simulation_html
+
+        return simulation_html(self)
+
 
 @dataclass(frozen=True)
 class LayerProfile:
@@ -285,6 +291,12 @@ class ProfileResult:
         return "\n".join(lines)
 
     __str__ = summary
+
+    def _repr_html_(self) -> str:
+        """Jupyter's rich display (talon.backend._display)."""
+        from talon.backend._display import profile_html
+
+        return profile_html(self)
 
 
 def load_graph(graph: Any) -> Any:
