@@ -165,3 +165,18 @@ def test_import_talon_io_stays_torch_free():
 
     code = "import sys, talon.io; assert 'torch' not in sys.modules and 'tonic' not in sys.modules, sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'tonic'))"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_metavision_compound_layout_reads_when_uncompressed(tmp_path):
+    """Metavision's /CD/events (x u16, y u16, p i16, t i64), here without its ECF codec."""
+    ev = random_events(800, seed=9)
+    cd = np.zeros(len(ev), dtype=[("x", "<u2"), ("y", "<u2"), ("p", "<i2"), ("t", "<i8")])
+    for k in ("x", "y", "p", "t"):
+        cd[k] = ev[k]
+    with h5py.File(tmp_path / "mv.hdf5", "w") as f:
+        f.create_dataset("CD/events", data=cd, chunks=(256,))
+        f.attrs["geometry"] = "64x48"
+    rec = io.read_events(tmp_path / "mv.hdf5")
+    same(rec.events, ev)
+    assert rec.sensor_size == (64, 48, 2)
+    same(np.concatenate(list(io.iter_events(tmp_path / "mv.hdf5", chunk_size=300))), ev)

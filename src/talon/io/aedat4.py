@@ -46,7 +46,7 @@ def iter_chunks(path: str, chunk_size: int, stream: int | None = None) -> Iterat
     decoder = _decoder(path)
     sid, _ = _event_stream(decoder, path, stream)
     pending: list[np.ndarray] = []
-    held = 0
+    held = read = 0
     try:
         for packet in decoder:
             if packet["stream_id"] != sid or "events" not in packet:
@@ -54,6 +54,7 @@ def iter_chunks(path: str, chunk_size: int, stream: int | None = None) -> Iterat
             ev = as_events(packet["events"], what=path)
             pending.append(ev)
             held += len(ev)
+            read += len(ev)
             while held >= chunk_size:
                 block = np.concatenate(pending)
                 yield block[:chunk_size]
@@ -62,6 +63,6 @@ def iter_chunks(path: str, chunk_size: int, stream: int | None = None) -> Iterat
     except TalonError:
         raise
     except Exception as exc:  # noqa: BLE001 - a truncated or corrupt packet
-        raise TalonError(f"{path}: damaged AEDAT4 data after {held} buffered events ({exc}); the file is truncated or corrupt") from None
+        raise TalonError(f"{path}: damaged AEDAT4 data after {read} events ({exc}); the file is truncated or corrupt") from None
     if held:
         yield np.concatenate(pending)

@@ -1,7 +1,7 @@
 """Event HDF5 files: read, stream and write (h5py).
 
-Layout (the common one of event-camera HDF5 files, DSEC's and the Prophesee tooling's uncompressed
-export among them; the existing SDK documents none of its own):
+Layout (the common one of event-camera HDF5 files, DSEC's among them; the existing SDK documents none
+of its own):
 
     /events/x   (N,) integer   column of each event
     /events/y   (N,) integer   row
@@ -10,6 +10,8 @@ export among them; the existing SDK documents none of its own):
     /events/@width, /events/@height    sensor size (optional; written by talon.io)
     /t_offset   scalar integer          added to every t (optional; DSEC writes it)
 
+Metavision's layout, a compound dataset /CD/events with fields x, y, p, t (and the root attribute
+`geometry`, "WxH"), reads too when h5py can decompress it (its ECF codec is an HDF5 plugin).
 Reading accepts any dtype that holds the values exactly (checked by talon.io.events.as_events). Writing
 stores x, y as uint16, t as int64, p as uint8, chunked and gzip-compressed, atomically.
 """
@@ -36,7 +38,25 @@ def _open(path: str) -> Any:
         raise TalonError(f"{path}: not a readable HDF5 file ({exc}); event HDF5 files hold /events/x, y, t, p (docs/io.md)") from None
 
 
+class _Field:
+    """One field of a compound event dataset (Metavision's /CD/events), read slice by slice."""
+
+    def __init__(self, ds: Any, name: str):
+        self.ds, self.name = ds, name
+        self.dtype = ds.dtype[name]
+        self.shape = ds.shape
+
+    def __getitem__(self, index: Any) -> np.ndarray:
+        return self.ds.fields(self.name)[index]
+
+
 def _columns(f: Any, path: str) -> tuple[dict[str, Any], int]:
+    cd = f.get("CD/events") if "CD" in f else None
+    if cd is not None and getattr(cd.dtype, "names", None) and "events" not in f:
+        missing = [k for k in FIELDS if k not in cd.dtype.names]
+        if missing:
+            raise TalonError(f"{path}: /CD/events has fields {list(cd.dtype.names)}, missing {missing}")
+        return {k: _Field(cd, k) for k in FIELDS}, int(cd.shape[0])
     group = f.get("events")
     if group is None or not hasattr(group, "keys"):
         raise TalonError(f"{path}: an HDF5 file without an 'events' group (it holds {sorted(f.keys())}); talon.io reads /events/x, y, t, p (docs/io.md)")
@@ -69,6 +89,12 @@ def _sensor(f: Any) -> tuple[int, int, int] | None:
     attrs = f["events"].attrs if "events" in f else {}
     if "width" in attrs and "height" in attrs:
         return int(attrs["width"]), int(attrs["height"]), 2
+    geometry = f.attrs.get("geometry")  # Metavision: "1280x720"
+    if geometry is not None:
+        text = geometry.decode() if isinstance(geometry, bytes) else str(geometry)
+        w, _, h = text.partition("x")
+        if w.isdigit() and h.isdigit():
+            return int(w), int(h), 2
     return None
 
 
@@ -87,8 +113,12 @@ def _chunk(cols: dict[str, Any], start: int, stop: int, offset: int, path: str) 
     if cols["t"].dtype.kind == "f":  # as_events refuses fractional times; keep them to say so
         dtypes[2] = ("t", cols["t"].dtype)
     tmp = np.empty(stop - start, dtype=dtypes)
-    for k in FIELDS:
-        tmp[k] = cols[k][start:stop]
+    try:
+        for k in FIELDS:
+            tmp[k] = cols[k][start:stop]
+    except OSError as exc:  # a compression filter h5py lacks (Metavision's ECF), or a damaged chunk
+        hint = " (Metavision's ECF codec: install its HDF5 plugin, hdf5_ecf, or convert the file to EVT3)" if "filter" in str(exc).lower() else ""
+        raise TalonError(f"{path}: cannot read events {start}..{stop} ({exc}){hint}") from None
     tmp["t"] += offset
     return as_events(tmp, what=f"{path} (events {start}..{stop})")
 
