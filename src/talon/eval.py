@@ -203,7 +203,7 @@ def evaluate(
     (argmax of the Output summed over steps), "last", or f((T, B, K) outputs) -> (B,) classes.
     calibration: (T, B, *S) inputs the fixed-point formats are calibrated on (default: the first batch).
     """
-    from talon.backend import get_backend
+    from talon.backend import get_backend, get_energy_preset
     from talon.sdk import as_graph
 
     started = time.perf_counter()
@@ -214,6 +214,7 @@ def evaluate(
     g = as_graph(model)
     be = get_backend(backend)
     be.check_mode(mode)
+    get_energy_preset(energy_preset)  # an unknown preset fails here, before any simulation
     inputs = list(g.input_names)
     if len(inputs) != 1:
         raise TalonError(f"evaluate feeds one Input; the graph has {len(inputs)}: {inputs}")

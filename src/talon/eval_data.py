@@ -164,7 +164,7 @@ class Framing:
 def label_of(y: Any, index: int, where: str) -> int:
     arr = np.asarray(y)
     if arr.size != 1 or arr.dtype.kind not in "iub" and not (arr.dtype.kind == "f" and float(arr.reshape(-1)[0]).is_integer()):
-        raise TalonError(f"{where}, sample {index}: label {y!r} is not a whole class number; labels are integers 0..K-1")
+        raise TalonError(f"{where}, sample {index}: label {y!r} is not a whole class number; labels are integers 0..K-1 (map class names to numbers first, e.g. with a tonic data set's target_transform)")
     return int(arr.reshape(-1)[0])
 
 

@@ -151,6 +151,10 @@ def test_bad_data_is_refused_with_its_name(tmp_path, data):
         evaluate(g, {"x": x, "y": y[:5]}, progress=False)
     with pytest.raises(TalonError, match="not a whole class number"):
         evaluate(g, [(x[0], 1.5)], progress=False)
+    with pytest.raises(TalonError, match="unknown energy preset 'nope'"):
+        evaluate(g, (x, y), energy_preset="nope", progress=False)
+    with pytest.raises(TalonError, match="not a whole class number.*target_transform"):
+        evaluate(g, [(x[0], "cat")], progress=False)
     with pytest.raises(TalonError, match="mode must be one of float, fixed"):
         evaluate(g, (x, y), mode="int8", progress=False)
     with pytest.raises(TalonError, match="event data need a model whose Input is \\(C, H, W\\)"):
