@@ -180,3 +180,21 @@ def test_metavision_compound_layout_reads_when_uncompressed(tmp_path):
     same(rec.events, ev)
     assert rec.sensor_size == (64, 48, 2)
     same(np.concatenate(list(io.iter_events(tmp_path / "mv.hdf5", chunk_size=300))), ev)
+
+
+@pytest.mark.parametrize("fmt, field, value, match", [
+    ("evt3", "t", [0, 10, 9000], r"EVT3 as expelliarmus encodes it cannot hold them exactly: event 2 \(t=9000.*reads back as"),
+    ("evt2", "x", [0, 3000, 5], r"EVT2 .* event 1 \(t=.*, x=3000.*x, y <= 2047"),
+    ("dat", "y", [0, 20000, 5], r"DAT .* event 1 .*y=20000"),
+])
+def test_writes_the_encoding_cannot_hold_are_refused(tmp_path, fmt, field, value, match):
+    ev = np.zeros(3, dtype=io.EVENT_DTYPE)
+    ev["t"] = [0, 10, 20]
+    ev[field] = value
+    with pytest.raises(TalonError, match=match):
+        io.write_events(tmp_path / WRITERS[fmt], ev, format=fmt)
+    assert not list(tmp_path.iterdir())  # neither the target nor the temporary file is left
+    with pytest.raises(TalonError, match="no events"):
+        io.write_events(tmp_path / WRITERS[fmt], ev[:0], format=fmt)
+    io.write_events(tmp_path / "ok.h5", ev)  # HDF5 holds them
+    same(io.read_events(tmp_path / "ok.h5").events, ev)

@@ -105,14 +105,25 @@ def iter_chunks(path: str, encoding: str, chunk_size: int) -> Iterator[np.ndarra
         yield _checked(chunk, path, encoding)
 
 
+#: What expelliarmus' encoders hold exactly (measured by round trips; the write check below is the rule).
+LIMITS = {
+    "evt2": "x, y <= 2047 and t < 2**32 us",
+    "evt3": "x, y <= 2047 and less than 4096 us between consecutive events",
+    "dat": "x, y <= 16383 and less than 2**32 us between consecutive events",
+}
+
+
 def write(path: str | os.PathLike, events: Any, encoding: str) -> str:
-    """Encode `events` to `path` with expelliarmus, atomically (a temporary file in the same folder)."""
+    """Encode `events` to `path` with expelliarmus, atomically (a temporary file in the same folder),
+    then read the file back: an event the encoding cannot hold exactly is an error, never a silent change."""
     from expelliarmus import Wizard
 
     path = os.fspath(path)
     if os.path.splitext(path)[1].lower() != SUFFIX[encoding]:
         raise TalonError(f"{path}: {encoding.upper()} files must be named *{SUFFIX[encoding]} (expelliarmus' rule, and the camera software's)")
     ev = as_events(events, what=f"events for {path}")
+    if len(ev) == 0:
+        raise TalonError(f"events for {path}: no events; expelliarmus writes no empty {encoding.upper()} file (HDF5 holds empty recordings)")
     if len(ev) > 1 and np.any(np.diff(ev["t"]) < 0):
         raise TalonError(f"events for {path}: timestamps are not sorted; {encoding.upper()} stores them in time order (sort with np.argsort(events['t'], kind='stable'))")
     arr = np.empty(len(ev), dtype=[("t", np.int64), ("x", np.int16), ("y", np.int16), ("p", np.uint8)])
@@ -124,8 +135,36 @@ def write(path: str | os.PathLike, events: Any, encoding: str) -> str:
     os.close(fd)
     try:
         Wizard(encoding=encoding).save(tmp, arr)
+        _verify(tmp, ev, encoding, path)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
     return path
+
+
+def _verify(tmp: str, ev: np.ndarray, encoding: str, path: str) -> None:
+    back = _read_back(tmp, encoding)
+    same = back is not None and len(back) == len(ev)
+    if same:
+        diff = np.zeros(len(ev), dtype=bool)
+        for k in ("t", "x", "y", "p"):
+            diff |= back[k].astype(np.int64) != ev[k].astype(np.int64)
+        same = not diff.any()
+    if same:
+        return
+    if back is None or len(back) != len(ev):
+        what = f"{0 if back is None else len(back)} of {len(ev)} events read back"
+    else:
+        i = int(np.argmax(diff))
+        what = f"event {i} (t={ev['t'][i]}, x={ev['x'][i]}, y={ev['y'][i]}, p={int(ev['p'][i])}) reads back as (t={back['t'][i]}, x={back['x'][i]}, y={back['y'][i]}, p={back['p'][i]})"
+    raise TalonError(
+        f"events for {path}: {encoding.upper()} as expelliarmus encodes it cannot hold them exactly: {what}. It holds {LIMITS[encoding]}; "
+        f"write HDF5 (format='hdf5') for anything else"
+    )
+
+
+def _read_back(path: str, encoding: str) -> Any:
+    from expelliarmus import Wizard
+
+    return Wizard(encoding=encoding).read(path)
