@@ -6,6 +6,7 @@ import os
 import h5py
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from aedat4_writer import write_aedat4
 from conftest import random_events
@@ -198,3 +199,16 @@ def test_writes_the_encoding_cannot_hold_are_refused(tmp_path, fmt, field, value
         io.write_events(tmp_path / WRITERS[fmt], ev[:0], format=fmt)
     io.write_events(tmp_path / "ok.h5", ev)  # HDF5 holds them
     same(io.read_events(tmp_path / "ok.h5").events, ev)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(n=st.integers(1, 300), seed=st.integers(0, 2**16), fmt=st.sampled_from(["hdf5", "evt2", "dat"]))
+def test_round_trip_property(tmp_path, n, seed, fmt):
+    rng = np.random.default_rng(seed)
+    ev = np.empty(n, dtype=io.EVENT_DTYPE)
+    ev["t"] = np.sort(rng.integers(0, 2**31, n))
+    ev["x"], ev["y"] = rng.integers(0, 2048, n), rng.integers(0, 2048, n)
+    ev["p"] = rng.integers(0, 2, n).astype(bool)
+    path = tmp_path / f"p{seed}_{n}{WRITERS[fmt][3:]}"
+    io.write_events(path, ev, format=fmt)
+    same(io.read_events(path).events, ev)
