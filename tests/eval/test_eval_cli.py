@@ -57,3 +57,14 @@ def test_eval_errors_are_one_line(files):
     assert code == 2 and "wrong.npz, sample 0: label" in err and "does not match the model" in err
     code, out, err = run("eval", tmp / "m.t1c", tmp / "seq.npz", "-o", tmp / "out.txt")
     assert code == 2 and "--output" in err and ".json" in err
+
+
+def test_eval_calibrate_option_is_the_library_calibration(files):
+    tmp, x, y = files
+    cal = np.ascontiguousarray(x[:3].transpose(1, 0, 2))
+    np.save(tmp / "cal.npy", cal)
+    code, out, err = run("eval", tmp / "m.t1c", tmp / "seq.npz", "--mode", "fixed", "--calibrate", tmp / "cal.npy", "--batch-size", "4", "--json")
+    assert code == 0, err
+    ref = evaluate(str(tmp / "m.t1c"), str(tmp / "seq.npz"), mode="fixed", calibration=cal, progress=False)
+    assert json.loads(out)["fixed"]["confusion"] == ref.confusion.tolist()
+    assert json.loads(out)["calibration"] == "the given calibration inputs"

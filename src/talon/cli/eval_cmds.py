@@ -18,13 +18,15 @@ from talon.cli._common import command_options, console, emit_json, graph_argumen
 @click.option("--readout", type=click.Choice(["count", "last"]), default="count", show_default=True, help="count: argmax of the output summed over steps; last: of the last step.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of --encode rate.")
 @click.option("--preset", "energy_preset", default="45nm_cmos", show_default=True, help="Energy preset (see 'talon info').")
+@click.option("--calibrate", "calibrate_path", type=click.Path(exists=True, dir_okay=False, path_type=str), default=None,
+              help="--mode fixed: calibrate the fixed-point formats on this (T, B, *S) .npy (default: the first batch of DATA).")
 @click.option("--max-samples", type=click.IntRange(min=1), default=None, help="Evaluate only the first N samples.")
 @click.option("-o", "--output", "out_path", type=click.Path(dir_okay=False, path_type=str), default=None, help="Also write the JSON document to this file.")
 @plot_option("Save the confusion matrix to PATH.")
 @json_option
 @command_options
 def eval_cmd(graph_path: str, data: str, mode: str, n_steps: int | None, encode: str | None, dt: float | None, batch_size: int, readout: str,
-             seed: int, energy_preset: str, max_samples: int | None, out_path: str | None, plot_path: str | None, as_json: bool) -> None:
+             seed: int, energy_preset: str, calibrate_path: str | None, max_samples: int | None, out_path: str | None, plot_path: str | None, as_json: bool) -> None:
     """Accuracy of MODEL.t1c on DATA: an .npz holding x (N, T, *S) or (N, *S) with --encode, and y (N,)
     labels; or a folder of event files ROOT/<class>/<file> (tonic's layout) framed with --steps and --dt.
 
@@ -36,8 +38,13 @@ def eval_cmd(graph_path: str, data: str, mode: str, n_steps: int | None, encode:
     prepare_plot(plot_path)
     out_path = prepare_output(out_path, "--output", (".json",))
     g = load_graph(graph_path)
+    calibration = None
+    if calibrate_path is not None:
+        from talon.cli.run_cmds import load_inputs
+
+        calibration = load_inputs(calibrate_path, g, option="--calibrate")
     res = evaluate(g, data, mode, n_steps, encode=encode, dt=dt, batch_size=batch_size, readout=readout, seed=seed,
-                   energy_preset=energy_preset, max_samples=max_samples)  # fmt: skip
+                   energy_preset=energy_preset, calibration=calibration, max_samples=max_samples)  # fmt: skip
     payload = {"file": graph_path, **res.to_dict(), "plot": None, "output": out_path}
     if plot_path:
         payload["plot"] = save_figure(res.plot_confusion(), plot_path)
