@@ -212,3 +212,12 @@ def test_round_trip_property(tmp_path, n, seed, fmt):
     path = tmp_path / f"p{seed}_{n}{WRITERS[fmt][3:]}"
     io.write_events(path, ev, format=fmt)
     same(io.read_events(path).events, ev)
+
+
+def test_missing_library_names_the_extra(tmp_path, events, monkeypatch):
+    import sys
+
+    io.write_events(tmp_path / "r.raw", events, format="evt2")
+    monkeypatch.setitem(sys.modules, "expelliarmus", None)  # as if the io extra were not installed
+    with pytest.raises(TalonError, match=r"reading EVT2 needs the 'expelliarmus' package: pip install 't1c-talon\[io\]'"):
+        io.read_events(tmp_path / "r.raw")

@@ -12,11 +12,12 @@ from typing import Any, Iterator
 import numpy as np
 
 from talon.errors import TalonError
+from talon.io._deps import require
 from talon.io.events import as_events
 
 
 def _decoder(path: str) -> Any:
-    import aedat
+    aedat = require("aedat", "reading AEDAT4")
 
     try:
         return aedat.Decoder(path)

@@ -17,6 +17,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from talon.errors import TalonError
+from talon.io._deps import require
 from talon.io.events import as_events
 
 ENCODINGS = ("evt2", "evt3", "dat")
@@ -80,7 +81,7 @@ def _check(path: str, encoding: str) -> None:
 
 
 def _wizard(path: str, encoding: str, chunk_size: int | None = None) -> Any:
-    from expelliarmus import Wizard
+    Wizard = require("expelliarmus", f"reading {encoding.upper()}").Wizard
 
     kw = {"chunk_size": chunk_size} if chunk_size else {}
     return Wizard(encoding=encoding, fpath=path, **kw)
@@ -116,7 +117,7 @@ LIMITS = {
 def write(path: str | os.PathLike, events: Any, encoding: str) -> str:
     """Encode `events` to `path` with expelliarmus, atomically (a temporary file in the same folder),
     then read the file back: an event the encoding cannot hold exactly is an error, never a silent change."""
-    from expelliarmus import Wizard
+    Wizard = require("expelliarmus", f"writing {encoding.upper()}").Wizard
 
     path = os.fspath(path)
     if os.path.splitext(path)[1].lower() != SUFFIX[encoding]:
@@ -165,6 +166,5 @@ def _verify(tmp: str, ev: np.ndarray, encoding: str, path: str) -> None:
 
 
 def _read_back(path: str, encoding: str) -> Any:
-    from expelliarmus import Wizard
-
+    Wizard = require("expelliarmus", f"reading {encoding.upper()}").Wizard
     return Wizard(encoding=encoding).read(path)
