@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
@@ -68,7 +68,6 @@ class EvaluationResult:
     class_names: dict[int, str] | None = None
     wall_time_s: float = 0.0
     calibration: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def accuracy(self) -> float:

@@ -163,6 +163,11 @@ class Framing:
 
 def label_of(y: Any, index: int, where: str) -> int:
     arr = np.asarray(y)
+    if arr.size > 1:
+        raise TalonError(
+            f"{where}, item {index}: the label holds {arr.size} values; evaluate takes one (x, y) sample per item, not batches "
+            f"(pass a DataLoader's dataset, or batch_size=None to the DataLoader)"
+        )
     if arr.size != 1 or arr.dtype.kind not in "iub" and not (arr.dtype.kind == "f" and float(arr.reshape(-1)[0]).is_integer()):
         raise TalonError(f"{where}, sample {index}: label {y!r} is not a whole class number; labels are integers 0..K-1 (map class names to numbers first, e.g. with a tonic data set's target_transform)")
     return int(arr.reshape(-1)[0])
@@ -179,11 +184,12 @@ def batches(source: Source, framing: Framing, batch_size: int, limit: int | None
             x, y = item
         except (TypeError, ValueError):
             raise TalonError(f"{source.where}, sample {i}: expected an (x, y) pair, got {type(item).__name__}") from None
+        label = label_of(y, i, source.where)
         seq = framing.sequence(x, i, source.where)
         if xs and seq.shape[0] != xs[0].shape[0]:
             raise TalonError(f"{source.where}, sample {i}: {seq.shape[0]} steps where earlier samples have {xs[0].shape[0]}; give steps= to cut every sample to one length")
         xs.append(seq)
-        ys.append(label_of(y, i, source.where))
+        ys.append(label)
         if len(xs) == batch_size:
             yield np.stack(xs, axis=1), np.asarray(ys)
             xs, ys = [], []

@@ -155,6 +155,11 @@ def test_bad_data_is_refused_with_its_name(tmp_path, data):
         evaluate(g, (x, y), energy_preset="nope", progress=False)
     with pytest.raises(TalonError, match="not a whole class number.*target_transform"):
         evaluate(g, [(x[0], "cat")], progress=False)
+    loader = torch.utils.data.DataLoader(list(zip(torch.from_numpy(x), torch.from_numpy(y))), batch_size=4)
+    with pytest.raises(TalonError, match=r"item 0: the label holds 4 values; evaluate takes one \(x, y\) sample per item, not batches"):
+        evaluate(g, loader, progress=False)
+    unbatched = torch.utils.data.DataLoader(list(zip(torch.from_numpy(x), torch.from_numpy(y))), batch_size=None)
+    np.testing.assert_array_equal(evaluate(g, unbatched, progress=False).scores["float"].predictions, evaluate(g, (x, y), progress=False).scores["float"].predictions)
     with pytest.raises(TalonError, match="mode must be one of float, fixed"):
         evaluate(g, (x, y), mode="int8", progress=False)
     with pytest.raises(TalonError, match="event data need a model whose Input is \\(C, H, W\\)"):
