@@ -28,7 +28,8 @@ def test_round_trip_every_event(tmp_path, events, fmt):
     io.write_events(path, events, format=fmt, sensor_size=(64, 48, 2))
     assert io.detect_format(path) == fmt
     rec = io.read_events(path)
-    assert rec.format == fmt and rec.events.dtype == io.EVENT_DTYPE
+    assert rec.format == fmt and rec.events.dtype == io.EVENT_DTYPE and len(rec) == len(events)
+    assert rec.duration_us == events["t"][-1] - events["t"][0]
     same(rec.events, events)
     if fmt == "hdf5":
         assert rec.sensor_size == (64, 48, 2)

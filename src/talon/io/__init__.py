@@ -12,7 +12,7 @@ Events are tonic's structured array (talon.io.EVENT_DTYPE), so tonic's transform
 
 from talon.io.datasets import EventFolder
 from talon.io.encoders import ENCODINGS, delta_encode, encode, events_to_frames, latency_encode, rate_encode
-from talon.io.events import EVENT_DTYPE, EventRecording, as_events, make_events, sensor_size_of
+from talon.io.events import EVENT_DTYPE, EventRecording, as_events, make_events
 from talon.io.files import FORMATS, WRITABLE, detect_format, iter_events, read_events, sensor_size, write_events
 
 __all__ = [
@@ -33,6 +33,5 @@ __all__ = [
     "rate_encode",
     "read_events",
     "sensor_size",
-    "sensor_size_of",
     "write_events",
 ]

@@ -14,7 +14,7 @@ inputs once samples are stacked on axis 1.
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 
@@ -161,7 +161,3 @@ def _grow(counts: np.ndarray, n: int) -> np.ndarray:
     out[: counts.shape[0]] = counts
     return out
 
-
-def stack_steps(samples: Iterable[np.ndarray]) -> np.ndarray:
-    """(T, *S) sequences stacked into the backend's (T, B, *S) layout."""
-    return np.stack(list(samples), axis=1)

@@ -87,9 +87,3 @@ def make_events(x: Any, y: Any, t: Any, p: Any) -> np.ndarray:
         tmp[name] = c
     return as_events(tmp)
 
-
-def sensor_size_of(events: np.ndarray) -> tuple[int, int, int]:
-    """The smallest sensor (width, height, 2) holding `events` (for files that do not state theirs)."""
-    if len(events) == 0:
-        raise TalonError("cannot infer a sensor size from an empty event array: give sensor_size=(width, height, 2)")
-    return int(events["x"].max()) + 1, int(events["y"].max()) + 1, 2
