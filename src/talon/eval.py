@@ -155,7 +155,7 @@ def _readout(readout: str | Callable) -> Callable[[np.ndarray], np.ndarray]:
 
 def _scores(preds: np.ndarray, labels: np.ndarray, K: int, spikes: float, energy: float, silent: int) -> Scores:
     conf = np.zeros((K, K), dtype=np.int64)
-    np.add.at(conf, (labels, np.clip(preds, 0, K - 1)), 1)
+    np.add.at(conf, (labels, preds), 1)
     totals = conf.sum(axis=1)
     per = {k: (float(conf[k, k] / totals[k]) if totals[k] else None) for k in range(K)}
     n = len(labels)
@@ -249,7 +249,7 @@ def evaluate(
                 sim = be.simulate(g, xb, T, mode=m, progress=False, **kw)
                 prof = be.profile(g, xb, T, energy_preset=energy_preset, mode=m, simulation=sim)
                 out = np.asarray(sim.outputs[out_name].detach().cpu(), dtype=np.float64).reshape(T, xb.shape[1], -1)
-                preds[m].append(decide(out))
+                preds[m].append(_checked_predictions(decide(out), xb.shape[1], K))
                 spikes[m] += sim.total_spikes
                 energy[m] += prof.energy_estimate_uj * xb.shape[1]
                 silent[m] += int((~out.any(axis=(0, 2))).sum())
@@ -267,6 +267,15 @@ def evaluate(
     cal_what = "" if mode == "float" else ("the first batch" if calibration is None else "the given calibration inputs")
     return EvaluationResult(mode, len(y), int(T), K, y, scores, agreement, readout if isinstance(readout, str) else getattr(readout, "__name__", "custom"),
                             energy_preset, source.where, source.class_names, time.perf_counter() - started, cal_what)  # fmt: skip
+
+
+def _checked_predictions(pred: np.ndarray, batch: int, K: int) -> np.ndarray:
+    """A readout's classes: one whole number in 0..K-1 per sample (a custom readout's mistakes named)."""
+    if pred.shape != (batch,):
+        raise TalonError(f"the readout returned {pred.shape[0]} classes for a batch of {batch} samples; it must return one class per sample")
+    if pred.size and (pred.min() < 0 or pred.max() >= K):
+        raise TalonError(f"the readout returned classes in [{pred.min()}, {pred.max()}]; the Output has {K} values, classes 0..{K - 1}")
+    return pred
 
 
 def _output_name(g: Any, output: str | None) -> str:

@@ -105,6 +105,10 @@ def test_encoders_and_readouts(data):
     np.testing.assert_array_equal(last.scores["float"].predictions, sim.output[-1].argmax(1).numpy())
     custom = evaluate(g, (x, y), readout=lambda out: np.zeros(out.shape[1], int), progress=False)
     assert custom.accuracy == pytest.approx(np.mean(y == 0))
+    with pytest.raises(TalonError, match=r"the readout returned classes in \[7, 7\]; the Output has 4 values"):
+        evaluate(g, (x, y), readout=lambda out: np.full(out.shape[1], 7), progress=False)
+    with pytest.raises(TalonError, match="returned 1 classes for a batch of 23 samples"):
+        evaluate(g, (x, y), readout=lambda out: [0], progress=False)
     cut = evaluate(g, (x, y), steps=5, progress=False)
     assert cut.steps == 5
 
