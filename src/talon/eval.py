@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
@@ -143,6 +143,27 @@ class EvaluationResult:
         )  # fmt: skip
 
 
+@dataclass
+class _Tally:
+    """One numeric mode's running totals over the batches."""
+
+    preds: list = field(default_factory=list)
+    spikes: float = 0.0
+    energy: float = 0.0
+    silent: int = 0
+
+    def add(self, be: Any, g: Any, xb: np.ndarray, mode: str, kw: dict, energy_preset: str, out_name: str, decide: Callable) -> None:
+        """Simulate one (T, B, *S) batch in `mode` on backend `be`, price it, and count it in."""
+        T, B = xb.shape[:2]
+        sim = be.simulate(g, xb, T, mode=mode, progress=False, **kw)
+        prof = be.profile(g, xb, T, energy_preset=energy_preset, mode=mode, simulation=sim)
+        out = np.asarray(sim.outputs[out_name].detach().cpu(), dtype=np.float64).reshape(T, B, -1)
+        self.preds.append(decide(out))
+        self.spikes += sim.total_spikes
+        self.energy += prof.energy_estimate_uj * B
+        self.silent += int((~out.any(axis=(0, 2))).sum())
+
+
 def _readout(readout: str | Callable) -> Callable[[np.ndarray], np.ndarray]:
     if callable(readout):
         return lambda out: np.asarray(readout(out)).reshape(-1).astype(np.int64)
@@ -223,10 +244,7 @@ def evaluate(
     source = open_source(data)
     framing = Framing(tuple(int(d) for d in g.nodes[inputs[0]].shape), steps, encode, dt, seed, threshold)
     runs = ["float"] + (["fixed"] if mode == "fixed" else [])
-    preds: dict[str, list[np.ndarray]] = {m: [] for m in runs}
-    spikes = dict.fromkeys(runs, 0.0)
-    energy = dict.fromkeys(runs, 0.0)
-    silent = dict.fromkeys(runs, 0)
+    tallies = {m: _Tally() for m in runs}
     labels: list[np.ndarray] = []
     T = None
     cal = calibration
@@ -246,13 +264,7 @@ def evaluate(
                 cal = xb
             for m in runs:
                 kw = {"calibration_inputs": cal, "compare": False, "fixed_config": fixed_config} if m == "fixed" else {}
-                sim = be.simulate(g, xb, T, mode=m, progress=False, **kw)
-                prof = be.profile(g, xb, T, energy_preset=energy_preset, mode=m, simulation=sim)
-                out = np.asarray(sim.outputs[out_name].detach().cpu(), dtype=np.float64).reshape(T, xb.shape[1], -1)
-                preds[m].append(_checked_predictions(decide(out), xb.shape[1], K))
-                spikes[m] += sim.total_spikes
-                energy[m] += prof.energy_estimate_uj * xb.shape[1]
-                silent[m] += int((~out.any(axis=(0, 2))).sum())
+                tallies[m].add(be, g, xb, m, kw, energy_preset, out_name, lambda out: _checked_predictions(decide(out), xb.shape[1], K))
             labels.append(yb)
             if bar is not None:
                 bar.update(task, advance=len(yb))
@@ -262,7 +274,7 @@ def evaluate(
     if not labels:
         raise TalonError(f"{source.where}: holds no samples to evaluate")
     y = np.concatenate(labels)
-    scores = {m: _scores(np.concatenate(preds[m]), y, K, spikes[m], energy[m], silent[m]) for m in runs}
+    scores = {m: _scores(np.concatenate(t.preds), y, K, t.spikes, t.energy, t.silent) for m, t in tallies.items()}
     agreement = float(np.mean(scores["fixed"].predictions == scores["float"].predictions)) if mode == "fixed" else None
     cal_what = "" if mode == "float" else ("the first batch" if calibration is None else "the given calibration inputs")
     return EvaluationResult(mode, len(y), int(T), K, y, scores, agreement, readout if isinstance(readout, str) else getattr(readout, "__name__", "custom"),
