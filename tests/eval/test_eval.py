@@ -180,3 +180,10 @@ def test_result_renders(data):
     assert "float/fixed agreement" in res.summary()
     fig = res.plot_confusion("float")
     assert fig.axes[0].get_title().startswith("float: accuracy")
+
+
+def test_progress_bar_counts_samples(data, capsys):
+    x, y = data
+    res = evaluate(mlp_graph(), (x, y), batch_size=10, progress=True)
+    assert res.n_samples == 23  # the bar ran (on stderr) and left the result unchanged
+    np.testing.assert_array_equal(res.scores["float"].predictions, evaluate(mlp_graph(), (x, y), progress=False).scores["float"].predictions)
