@@ -114,6 +114,12 @@ class SimulationResult:
 
     __str__ = summary
 
+    def _repr_html_(self) -> str:
+        """Jupyter's rich display (talon.backend._display)."""
+        from talon.backend._display import simulation_html
+
+        return simulation_html(self)
+
 
 def _spike_input_lines(priced: dict[str, str]) -> list[str]:
     return [f"input {n!r} priced as spikes ({why}): the layers it feeds are event-driven" for n, why in priced.items()]
@@ -296,6 +302,12 @@ class ProfileResult:
         return "\n".join(lines)
 
     __str__ = summary
+
+    def _repr_html_(self) -> str:
+        """Jupyter's rich display (talon.backend._display)."""
+        from talon.backend._display import profile_html
+
+        return profile_html(self)
 
 
 def load_graph(graph: Any) -> Any:

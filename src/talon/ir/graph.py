@@ -416,6 +416,12 @@ class Graph(Node):
     def __repr__(self) -> str:
         return f"Graph({len(self.nodes)} nodes, {len(self.edges)} edges, dt={self.dt:g})"
 
+    def _repr_html_(self) -> str:
+        """Jupyter's rich display (talon.ir._display)."""
+        from talon.ir._display import graph_html
+
+        return graph_html(self)
+
     def __deepcopy__(self, memo: dict) -> "Graph":
         g = Graph.__new__(Graph)
         memo[id(self)] = g

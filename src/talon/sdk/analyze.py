@@ -90,6 +90,12 @@ class GraphStats:
 
     __str__ = summary
 
+    def _repr_html_(self) -> str:
+        """Jupyter's rich display (talon.sdk._display)."""
+        from talon.sdk._display import stats_html
+
+        return stats_html(self)
+
 
 def analyze_graph(graph: GraphLike) -> GraphStats:
     """Sizes and arithmetic of `graph` (a Graph or a .t1c path). Raises GraphValidationError when the

@@ -72,6 +72,12 @@ class HardwareProfile:
 
     __str__ = summary
 
+    def _repr_html_(self) -> str:
+        """Jupyter's rich display (talon.sdk._display)."""
+        from talon.sdk._display import hardware_profile_html
+
+        return hardware_profile_html(self)
+
 
 def profile_graph(
     graph: GraphLike,

@@ -1,0 +1,89 @@
+"""The in-memory form of event-camera data: tonic's structured event array, and a recording around it.
+
+Every reader in talon.io returns events as a numpy structured array of `EVENT_DTYPE`, which is tonic's own
+(`tonic.io.events_struct`: x, y int16; t int64 in microseconds; p bool), so tonic's transforms
+(`ToFrame`, `Denoise`, `Downsample`, ...) apply to them unchanged. `as_events` converts the arrays of the
+other libraries (expelliarmus' t/x/y/p, aedat's t/x/y/on) and refuses anything it would have to guess.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from talon.errors import TalonError
+
+#: tonic's event dtype (tonic.io.events_struct): x, y int16; t int64 (microseconds); p bool.
+EVENT_DTYPE = np.dtype([("x", np.int16), ("y", np.int16), ("t", np.int64), ("p", bool)])
+_INT16_MAX = np.iinfo(np.int16).max
+
+
+@dataclass
+class EventRecording:
+    """Events of one file: `events` (EVENT_DTYPE, in file order), `sensor_size` (width, height, 2) when the
+    file states it (else None), the `path` and `format` it was read from."""
+
+    events: np.ndarray
+    sensor_size: tuple[int, int, int] | None = None
+    path: str | None = None
+    format: str | None = None
+
+    def __len__(self) -> int:
+        return len(self.events)
+
+    @property
+    def duration_us(self) -> int:
+        """Time from the first to the last event (0 for fewer than two events)."""
+        t = self.events["t"]
+        return int(t[-1] - t[0]) if len(t) > 1 else 0
+
+    def __repr__(self) -> str:
+        return f"EventRecording({len(self)} events, sensor_size={self.sensor_size}, format={self.format!r}, path={self.path!r})"
+
+
+def as_events(array: Any, *, what: str = "events") -> np.ndarray:
+    """`array` (any structured array with fields x, y, t and p or on) as an EVENT_DTYPE array.
+
+    Values that do not fit (negative times, coordinates beyond int16, polarities other than 0/1) raise
+    TalonError naming `what`: they are never clipped."""
+    arr = np.asarray(array)
+    names = arr.dtype.names
+    if names is None:
+        raise TalonError(f"{what}: expected a structured array with fields x, y, t, p (tonic's layout), got a plain {arr.dtype} array of shape {arr.shape}")
+    pol = "p" if "p" in names else "on" if "on" in names else None
+    missing = [f for f in ("x", "y", "t") if f not in names] + ([] if pol else ["p"])
+    if missing:
+        raise TalonError(f"{what}: the structured array has fields {list(names)}, missing {missing}; events need x, y, t and p (polarity)")
+    arr = arr.reshape(-1)
+    out = np.empty(arr.shape[0], dtype=EVENT_DTYPE)
+    for field in ("x", "y"):
+        v = arr[field]
+        if v.size and (v.min() < 0 or v.max() > _INT16_MAX):
+            raise TalonError(f"{what}: {field} holds values in [{v.min()}, {v.max()}]; coordinates must lie in [0, {_INT16_MAX}]")
+        out[field] = v
+    t = arr["t"]
+    if t.dtype.kind == "f" and t.size and not np.array_equal(t, np.round(t)):
+        raise TalonError(f"{what}: t holds fractional values; timestamps are whole microseconds (multiply seconds by 1e6 and round first)")
+    if t.size and t.min() < 0:
+        raise TalonError(f"{what}: t holds negative timestamps (min {t.min()}); timestamps are microseconds from the start of the recording")
+    out["t"] = t
+    p = arr[pol]
+    if p.dtype != bool and p.size and not np.isin(p, (0, 1)).all():
+        bad = np.unique(p[~np.isin(p, (0, 1))])[:5]
+        raise TalonError(f"{what}: polarity {pol!r} holds values {bad.tolist()}; polarities are 0 (off) or 1 (on): map them first")
+    out["p"] = p.astype(bool)
+    return out
+
+
+def make_events(x: Any, y: Any, t: Any, p: Any) -> np.ndarray:
+    """An EVENT_DTYPE array from four equal-length columns (checked as in `as_events`)."""
+    cols = [np.asarray(c).reshape(-1) for c in (x, y, t, p)]
+    if len({c.shape[0] for c in cols}) != 1:
+        raise TalonError(f"make_events: x, y, t, p have different lengths {[c.shape[0] for c in cols]}")
+    tmp = np.empty(cols[0].shape[0], dtype=[("x", np.int64), ("y", np.int64), ("t", cols[2].dtype), ("p", cols[3].dtype)])
+    for name, c in zip(("x", "y", "t", "p"), cols):
+        tmp[name] = c
+    return as_events(tmp)
+

@@ -1,0 +1,170 @@
+"""Prophesee event files (EVT2 and EVT3 `.raw`, `.dat`) through expelliarmus.
+
+expelliarmus decodes and encodes the three formats; it wants the file suffix `.raw` (EVT2/EVT3) or `.dat`,
+and on a damaged file prints to stderr and returns None instead of raising. This module adds what a
+caller needs around it: a check that the encoded payload is a whole number of words (a file cut short
+mid-word decodes to fewer events without complaint otherwise), errors that name the file, the sensor
+size from the header, and atomic writes.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from typing import Any, Iterator
+
+import numpy as np
+
+from talon.errors import TalonError
+from talon.io._deps import require
+from talon.io.events import as_events
+
+ENCODINGS = ("evt2", "evt3", "dat")
+SUFFIX = {"evt2": ".raw", "evt3": ".raw", "dat": ".dat"}
+#: bytes per word of the encoded payload after the header (DAT: one 8-byte event per word)
+WORD_BYTES = {"evt2": 4, "evt3": 2, "dat": 8}
+
+
+def header(path: str) -> tuple[list[str], int]:
+    """The ASCII header lines ("% key value") and the byte offset where the payload starts."""
+    lines, pos = [], 0
+    with open(path, "rb") as fh:
+        while True:
+            line = fh.readline()
+            if not line.startswith(b"%"):
+                break
+            pos += len(line)
+            lines.append(line[1:].strip().decode("latin-1"))
+            if line.strip() == b"% end":
+                break
+    return lines, pos
+
+
+def sniff(lines: list[str]) -> str | None:
+    """'evt2', 'evt3' or 'dat' from a header, or None when it does not say."""
+    text = "\n".join(lines).lower()
+    if re.search(r"^evt 3\.0|format evt3", text, re.M):
+        return "evt3"
+    if re.search(r"^evt 2\.0|format evt2", text, re.M):
+        return "evt2"
+    if "data file containing cd events" in text:
+        return "dat"
+    return None
+
+
+def sensor_size(lines: list[str]) -> tuple[int, int, int] | None:
+    """(width, height, 2) from "% geometry WxH", "% format ...;width=W;height=H" or DAT's "% Width"/"% Height"."""
+    text = "\n".join(lines)
+    m = re.search(r"geometry\s+(\d+)x(\d+)", text)
+    if m:
+        return int(m.group(1)), int(m.group(2)), 2
+    w = re.search(r"(?:width[=\s]+)(\d+)", text, re.I)
+    h = re.search(r"(?:height[=\s]+)(\d+)", text, re.I)
+    if w and h:
+        return int(w.group(1)), int(h.group(1)), 2
+    return None
+
+
+def _check(path: str, encoding: str) -> None:
+    if os.path.splitext(path)[1].lower() != SUFFIX[encoding]:
+        raise TalonError(
+            f"{path}: expelliarmus reads {encoding.upper()} only from files named *{SUFFIX[encoding]}; rename or link the file with that suffix"
+        )
+    _, start = header(path)
+    payload = os.path.getsize(path) - start - (2 if encoding == "dat" else 0)  # DAT: event type and size bytes
+    if payload < 0 or payload % WORD_BYTES[encoding]:
+        raise TalonError(
+            f"{path}: the {encoding.upper()} payload is {payload} bytes, not a whole number of {WORD_BYTES[encoding]}-byte words: "
+            f"the file is truncated or not {encoding.upper()}; re-export it from the camera software"
+        )
+
+
+def _wizard(path: str, encoding: str, chunk_size: int | None = None) -> Any:
+    Wizard = require("expelliarmus", f"reading {encoding.upper()}").Wizard
+
+    kw = {"chunk_size": chunk_size} if chunk_size else {}
+    return Wizard(encoding=encoding, fpath=path, **kw)
+
+
+def _checked(arr: Any, path: str, encoding: str) -> np.ndarray:
+    if arr is None:
+        raise TalonError(f"{path}: expelliarmus could not decode it as {encoding.upper()} (corrupt, or another encoding: pass format='evt2', 'evt3' or 'dat')")
+    return as_events(arr, what=path)
+
+
+def read(path: str, encoding: str) -> np.ndarray:
+    _check(path, encoding)
+    return _checked(_wizard(path, encoding).read(path), path, encoding)
+
+
+def iter_chunks(path: str, encoding: str, chunk_size: int) -> Iterator[np.ndarray]:
+    """Events `chunk_size` at a time (expelliarmus may return up to 12 more per chunk)."""
+    _check(path, encoding)
+    wizard = _wizard(path, encoding, chunk_size)
+    for chunk in wizard.read_chunk():
+        yield _checked(chunk, path, encoding)
+
+
+#: What expelliarmus' encoders hold exactly (measured by round trips; the write check below is the rule).
+LIMITS = {
+    "evt2": "x, y <= 2047 and t < 2**32 us",
+    "evt3": "x, y <= 2047 and less than 4096 us between consecutive events",
+    "dat": "x, y <= 16383 and less than 2**32 us between consecutive events",
+}
+
+
+def write(path: str | os.PathLike, events: Any, encoding: str) -> str:
+    """Encode `events` to `path` with expelliarmus, atomically (a temporary file in the same folder),
+    then read the file back: an event the encoding cannot hold exactly is an error, never a silent change."""
+    Wizard = require("expelliarmus", f"writing {encoding.upper()}").Wizard
+
+    path = os.fspath(path)
+    if os.path.splitext(path)[1].lower() != SUFFIX[encoding]:
+        raise TalonError(f"{path}: {encoding.upper()} files must be named *{SUFFIX[encoding]} (expelliarmus' rule, and the camera software's)")
+    ev = as_events(events, what=f"events for {path}")
+    if len(ev) == 0:
+        raise TalonError(f"events for {path}: no events; expelliarmus writes no empty {encoding.upper()} file (HDF5 holds empty recordings)")
+    if len(ev) > 1 and np.any(np.diff(ev["t"]) < 0):
+        raise TalonError(f"events for {path}: timestamps are not sorted; {encoding.upper()} stores them in time order (sort with np.argsort(events['t'], kind='stable'))")
+    arr = np.empty(len(ev), dtype=[("t", np.int64), ("x", np.int16), ("y", np.int16), ("p", np.uint8)])
+    for k in ("t", "x", "y"):
+        arr[k] = ev[k]
+    arr["p"] = ev["p"]
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=SUFFIX[encoding])
+    os.close(fd)
+    try:
+        Wizard(encoding=encoding).save(tmp, arr)
+        _verify(tmp, ev, encoding, path)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+def _verify(tmp: str, ev: np.ndarray, encoding: str, path: str) -> None:
+    back = _read_back(tmp, encoding)
+    same = back is not None and len(back) == len(ev)
+    if same:
+        diff = np.zeros(len(ev), dtype=bool)
+        for k in ("t", "x", "y", "p"):
+            diff |= back[k].astype(np.int64) != ev[k].astype(np.int64)
+        same = not diff.any()
+    if same:
+        return
+    if back is None or len(back) != len(ev):
+        what = f"{0 if back is None else len(back)} of {len(ev)} events read back"
+    else:
+        i = int(np.argmax(diff))
+        what = f"event {i} (t={ev['t'][i]}, x={ev['x'][i]}, y={ev['y'][i]}, p={int(ev['p'][i])}) reads back as (t={back['t'][i]}, x={back['x'][i]}, y={back['y'][i]}, p={back['p'][i]})"
+    raise TalonError(
+        f"events for {path}: {encoding.upper()} as expelliarmus encodes it cannot hold them exactly: {what}. It holds {LIMITS[encoding]}; "
+        f"write HDF5 (format='hdf5') for anything else"
+    )
+
+
+def _read_back(path: str, encoding: str) -> Any:
+    Wizard = require("expelliarmus", f"reading {encoding.upper()}").Wizard
+    return Wizard(encoding=encoding).read(path)
