@@ -14,6 +14,7 @@ import contextlib
 import inspect
 import math
 import operator
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Mapping, Union
 
@@ -23,13 +24,19 @@ import torch.fx as fx
 import torch.nn as nn
 import torch.nn.functional as F
 
+from talon.bridge._loops import TimeLoop, find_time_loop
 from talon.errors import GraphValidationError, TalonError, TalonUsageError, UnsupportedModuleError
 from talon.ir import (
     ELU, GELU, Affine, AvgPool2d, BatchNorm1d, BatchNorm2d, Concat, Conv1d, Conv2d, Dropout, Flatten, Graph, Input,
     LayerNorm, Linear, MaxPool2d, Node, Output, PReLU, ReLU, Scale, Sigmoid, Skip, Softmax, Tanh, Upsample,
 )
 
-__all__ = ["to_ir", "export_to_ir", "ExportContext", "Converter", "ConverterResult", "convert_module"]
+__all__ = ["to_ir", "export_to_ir", "ExportContext", "Converter", "ConverterResult", "convert_module", "ExportWarning"]
+
+
+class ExportWarning(UserWarning):
+    """The export is exact for the model as it will run, but differs from how it is set up now (a layer in
+    training mode), or the model computes something other than it seems to (a neuron reset on every call)."""
 
 Shape = tuple[int, ...]
 #: What a converter returns: one node; a nested Graph (a composite block); or (neuron, recurrent connection).
@@ -83,7 +90,23 @@ NO_IR_EQUIVALENT: tuple[type, ...] = (
 )
 
 
+#: Neuron libraries whose modules torch.fx cannot trace and TALON does not convert: they have their own NIR export.
+FOREIGN_SNN = {"norse": ("Norse", "norse.to_nir(model, sample)"),
+               "spikingjelly": ("SpikingJelly", "SpikingJelly's NIR exporter (spikingjelly.activation_based.nir_exchange)")}
+
+
+def _foreign_snn(module: nn.Module) -> tuple[str, str] | None:
+    root = type(module).__module__.split(".")[0]
+    return FOREIGN_SNN.get(root)
+
+
 def _no_converter_reason(module: nn.Module) -> str:
+    foreign = _foreign_snn(module)
+    if foreign is not None:
+        library, exporter = foreign
+        return (f"no converter for this module type: {library} neurons are not converted by to_ir; export the model "
+                f"to NIR with {exporter}, then import that with talon.ir.from_nir(nir_graph) or "
+                "talon.ir.nir.read_nir('model.nir') (see docs/nir.md)")
     if isinstance(module, (nn.RNNBase, nn.RNNCellBase)):
         return ("no converter for this module type: recurrent layers (RNN, LSTM, GRU and their cells) have no IR "
                 "equivalent; for spiking recurrence use snnTorch's RLeaky or RSynaptic")
@@ -160,6 +183,30 @@ def _avgpool2d(m: nn.AvgPool2d, ctx: ExportContext) -> Node:
                      padding=_pair(m.padding), ceil_mode=bool(m.ceil_mode), count_include_pad=bool(m.count_include_pad))
 
 
+def _adaptive_avg_kernel(output_size: Any, in_shape: Shape) -> tuple[int, int] | str:
+    """The AvgPool2d kernel (= stride) that computes adaptive average pooling to `output_size` exactly,
+    or the reason there is none."""
+    if len(in_shape) != 3:
+        return f"it expects an input (C, H, W), got {in_shape}"
+    size = (output_size, output_size) if isinstance(output_size, int) else tuple(output_size)
+    out = tuple(in_shape[1 + i] if o is None else int(o) for i, o in enumerate(size))
+    h, w = in_shape[1], in_shape[2]
+    if h % out[0] or w % out[1]:
+        return (f"output size {out} does not divide the input {(h, w)}: its windows overlap or differ in size, which "
+                "AvgPool2d cannot express")
+    if out == (1, 1) and h * w > 1:
+        return ("output size (1, 1) is a global mean, which torch sums in another order than AvgPool2d (results differ "
+                "in the last bit); use nn.AvgPool2d(kernel_size=(H, W)) or x.mean via a custom_map converter")
+    return h // out[0], w // out[1]
+
+
+def _adaptive_avgpool2d(m: nn.AdaptiveAvgPool2d, ctx: ExportContext) -> Node:
+    kernel = _adaptive_avg_kernel(m.output_size, ctx.input_shape)
+    if isinstance(kernel, str):
+        raise ctx.unsupported(m, kernel)
+    return AvgPool2d(kernel_size=kernel, stride=kernel)
+
+
 def _flatten_dims(start: int, end: int, full_rank: int) -> tuple[int, int] | None:
     """IR (batch-free) dims for flattening full-tensor dims start..end, or None if the batch dim is touched."""
     s = start + full_rank if start < 0 else start
@@ -232,6 +279,7 @@ MODULE_CONVERTERS: dict[type, Converter] = {
     nn.Conv2d: _conv2d,
     nn.MaxPool2d: _maxpool2d,
     nn.AvgPool2d: _avgpool2d,
+    nn.AdaptiveAvgPool2d: _adaptive_avgpool2d,
     nn.Flatten: _flatten,
     nn.Upsample: _upsample,
     nn.Identity: lambda m, ctx: Skip(skip_type="passthrough"),
@@ -314,7 +362,8 @@ class _Tracer(fx.Tracer):
         self.snn_bridge = snn_bridge
 
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
-        if self.custom.find(qualname, m) is not None or type(m) in MODULE_CONVERTERS or isinstance(m, NO_IR_EQUIVALENT):
+        if (self.custom.find(qualname, m) is not None or type(m) in MODULE_CONVERTERS or isinstance(m, NO_IR_EQUIVALENT)
+                or _foreign_snn(m) is not None):
             return True
         if self.snn_bridge is not None and self.snn_bridge.is_neuron(m):
             return True
@@ -503,6 +552,8 @@ _FUNCTION_OPS: dict[Any, str] = {
     torch.sigmoid: "sigmoid", F.sigmoid: "sigmoid", torch.tanh: "tanh", F.tanh: "tanh",
     torch.softmax: "softmax", F.softmax: "softmax", F.gelu: "gelu", F.elu: "elu", F.dropout: "dropout",
     torch.cat: "cat", torch.concat: "cat", torch.concatenate: "cat",
+    F.max_pool2d: "max_pool2d", torch.max_pool2d: "max_pool2d", F.avg_pool2d: "avg_pool2d",
+    F.adaptive_avg_pool2d: "adaptive_avg_pool2d",
     operator.getitem: "getitem", builtins.getattr: "getattr",
 }
 _METHOD_OPS = {
@@ -534,6 +585,12 @@ class _Builder:
     expected: dict[str, tuple[Shape, str]] = field(default_factory=dict)  # name -> (traced shape, module path)
     refs: dict[fx.Node, Any] = field(default_factory=dict)
     reserved: set[str] = field(default_factory=set)
+    #: The time loop inside forward, reduced to one step (None: forward is one step).
+    loop: TimeLoop | None = None
+    #: forward takes optional arguments (`mem=None`): a state it initialises can come from the caller.
+    takes_state: bool = False
+    neurons: dict[str, tuple[nn.Module, ExportContext]] = field(default_factory=dict)
+    neuron_calls: dict[str, int] = field(default_factory=dict)
 
     # -- naming and emission ----------------------------------------------------------------------
     def _unique(self, hint: str, own_reserved: bool) -> str:
@@ -573,18 +630,21 @@ class _Builder:
 
     # -- the passes -------------------------------------------------------------------------------
     def build(self, sample: torch.Tensor, model: nn.Module) -> Graph:
-        graph_nodes = list(self.gm.graph.nodes)
+        loop = self.loop
+        graph_nodes = loop.nodes if loop is not None else list(self.gm.graph.nodes)
         self.reserved = {"input", "output"} | {str(n.target) for n in graph_nodes if n.op == "call_module"}
         first_input = True
+        # A (T, B, ...) input read as x[step]: the IR input is one step of it.
+        step_shape = tuple(sample.shape[2:]) if loop is not None and loop.step_input is not None else None
         for n in graph_nodes:
             if n.op == "placeholder":
-                if first_input:
-                    self.nodes["input"] = Input(shape=tuple(sample.shape[1:]))
-                    self.expected["input"] = (tuple(sample.shape[1:]), "input")
-                    self.refs[n] = "input"
-                    first_input = False
+                if first_input and step_shape is None:
+                    self._input(n, tuple(sample.shape[1:]))
                 else:
                     self.refs[n] = META
+                first_input = False
+            elif loop is not None and n is loop.step_input:
+                self._input(n, step_shape)
             elif n.op == "get_attr":
                 self.refs[n] = META
             elif n.op == "call_module":
@@ -592,8 +652,15 @@ class _Builder:
             elif n.op in ("call_function", "call_method"):
                 self._call_op(n)
             elif n.op == "output":
-                self._output(n, model)
+                self._output(_first_result(n), model)
+        if loop is not None:
+            self._output(loop.output, model)
         return self._finish()
+
+    def _input(self, n: fx.Node, shape: Shape) -> None:
+        self.nodes["input"] = Input(shape=shape)
+        self.expected["input"] = (shape, "input")
+        self.refs[n] = "input"
 
     def _call_module(self, n: fx.Node) -> None:
         path = str(n.target)
@@ -621,12 +688,71 @@ class _Builder:
         conv = self.custom.find(path, module) or _builtin_converter(module)
         if conv is None:
             raise unsupported(path, module, _no_converter_reason(module), self.api)
+        if is_neuron:
+            self.neurons[path] = (module, ctx)
+            if self._restarted(n, path, module) and self.custom.find(path, module) is None:
+                conv = self._memoryless(path)
         result = conv(module, ctx)
         name = self._insert(path, result, inputs, shape, module, conv)
         if isinstance(value, (tuple, list)):
             self.refs[n] = _NeuronTuple(name)
         else:
             self.refs[n] = name
+
+    # -- neuron states ------------------------------------------------------------------------------
+    def _restarted(self, n: fx.Node, path: str, module: nn.Module) -> bool:
+        """Check the state arguments of a neuron call; True when forward restarts the neuron from a zero
+        state of its own making on every call (so each call is memoryless).
+
+        The IR neuron starts from zero and then continues from its own state: a state argument that is
+        anything else (non-zero, computed from the input, another neuron's state) would be ignored.
+        """
+        count = self.neuron_calls[path] = self.neuron_calls.get(path, 0) + 1
+        per = "per time step of the loop in forward" if self.loop is not None else "in one forward"
+        if count > 1:
+            raise unsupported(path, module, f"it is called {count} times {per}: in snnTorch every call continues from "
+                              "the state the previous call left (one shared membrane), which one IR neuron cannot express; "
+                              "give each call its own neuron module", self.api)
+        try:
+            params = list(inspect.signature(module.forward).parameters)
+        except (TypeError, ValueError):
+            params = []
+        bound = {params[i] if i < len(params) else f"argument {i}": v for i, v in enumerate(n.args)}
+        bound.update(n.kwargs)
+        initialised = False
+        for key, v in bound.items():
+            if (params and key == params[0]) or v is None:
+                continue
+            ref = self.refs.get(v, META) if isinstance(v, fx.Node) else META
+            why = None
+            if isinstance(ref, _State):
+                why = f"it starts from the state (output {ref.index}) of neuron {ref.neuron!r}"
+            elif isinstance(ref, _NeuronTuple):
+                why = f"its state argument {key!r} is the whole output tuple of neuron {ref.neuron!r}"
+            elif isinstance(ref, str):
+                why = f"its state argument {key!r} is computed from the input ({v.name!r})"
+            else:
+                value = self.values.get(v) if isinstance(v, fx.Node) else v
+                if isinstance(value, torch.Tensor) and value.numel() and bool(torch.any(value != 0)):
+                    why = f"it starts from a non-zero initial {key} built in forward"
+                initialised = True
+            if why is not None:
+                raise unsupported(path, module, f"{why}, but an IR neuron starts from zero and continues from its own state. "
+                                  "Start it from zero (init_leaky()), or keep the state out of forward and pass it to the "
+                                  "executor: ir_to_torch(graph, return_state=True)(x, {name: (mem,)})", self.api)
+        return initialised and self.loop is None and not self.takes_state
+
+    def _memoryless(self, path: str) -> Converter:
+        def convert(module: nn.Module, ctx: ExportContext) -> ConverterResult:
+            node = self.snn_bridge.memoryless(module, ctx)
+            warnings.warn(
+                f"{self.api}: forward sets the state of neuron {path!r} on every call (e.g. mem = init_leaky()) and takes "
+                "no state argument, so in snnTorch each call starts from zero and the neuron keeps nothing from one call "
+                f"to the next: it is exported as what it computes, a Threshold. To keep the membrane across time steps, "
+                "loop over time inside forward, take the state as an argument (forward(self, x, mem=None)), or use "
+                "init_hidden=True", ExportWarning, stacklevel=4)
+            return node
+        return convert
 
     def _check_rank(self, path: str, module: nn.Module, arg: fx.Node, value: torch.Tensor) -> None:
         """A convolution or batch norm that torch ran on an unbatched input (a sample without its batch
@@ -750,9 +876,24 @@ class _Builder:
             node = ELU(alpha=float(_arg(n, 1, "alpha", 1.0)), features=features)
         elif op == "dropout":
             node = Dropout(p=float(_arg(n, 1, "p", 0.5)), features=features)
+        elif op in ("max_pool2d", "avg_pool2d", "adaptive_avg_pool2d"):
+            node = _functional_pool(op, n, _shape_of(in_value), where)
         else:  # pragma: no cover - every op above is handled
             raise AssertionError(op)
         self.refs[n] = self._emit(op, node, [src], shape, n.name)
+
+    def _readout(self, ref: _State, model: nn.Module) -> str:
+        """forward returns a neuron's state first: exact only as a readout neuron (a reset-free Leaky's
+        membrane is an LI) whose spikes feed nothing."""
+        name = ref.neuron
+        module, ctx = self.neurons[name]
+        users = [d for s, d in self.edges if s == name]
+        if users:
+            raise unsupported(name, module, f"forward returns its state (output {ref.index}) first while its spikes also "
+                              f"feed {users[0]!r}; an IR neuron outputs either spikes or (as a readout) its membrane", self.api)
+        node = self.snn_bridge.membrane_readout(module, ctx, ref.index)
+        self.nodes[name] = node
+        return name
 
     def _touches_data(self, n: fx.Node) -> bool:
         found: list[fx.Node] = []
@@ -777,20 +918,14 @@ class _Builder:
         else:
             raise UnsupportedModuleError(f"indexing or slicing a tensor ({n.name!r}: {src}[{index}]) has no IR converter")
 
-    def _output(self, n: fx.Node, model: nn.Module) -> None:
-        result = n.args[0]
-        while isinstance(result, (tuple, list)):
-            if not result:
-                raise UnsupportedModuleError(f"{type(model).__name__}.forward returns an empty tuple")
-            result = result[0]
+    def _output(self, result: Any, model: nn.Module) -> None:
+        if result is _EMPTY:
+            raise UnsupportedModuleError(f"{type(model).__name__}.forward returns an empty tuple")
         ref = self.refs.get(result, META) if isinstance(result, fx.Node) else META
         if isinstance(ref, _NeuronTuple):
             ref = ref.neuron
         if isinstance(ref, _State):
-            raise UnsupportedModuleError(
-                f"{type(model).__name__}.forward returns the state (output {ref.index}) of neuron {ref.neuron!r} first; "
-                "the IR graph outputs what forward returns first and neurons emit spikes only"
-            )
+            ref = self._readout(ref, model)
         if not isinstance(ref, str):
             raise UnsupportedModuleError(f"the first value {type(model).__name__}.forward returns is not computed from its input")
         shape, _ = self.expected[ref]
@@ -824,6 +959,43 @@ class _Builder:
                     "its converter does not reproduce the module"
                 )
         return graph
+
+
+_EMPTY = object()
+
+
+def _functional_pool(op: str, n: fx.Node, in_shape: Shape, where: str) -> Node:
+    """F.max_pool2d, F.avg_pool2d, F.adaptive_avg_pool2d: the IR node their nn module would give."""
+    if op == "adaptive_avg_pool2d":
+        kernel = _adaptive_avg_kernel(_arg(n, 1, "output_size"), in_shape)
+        if isinstance(kernel, str):
+            raise UnsupportedModuleError(f"{where}: {kernel}")
+        return AvgPool2d(kernel_size=kernel, stride=kernel)
+    if len(in_shape) != 3:
+        raise UnsupportedModuleError(f"{where} expects a batched input (B, C, H, W), got a sample shape {in_shape}")
+    kernel = _pair(_arg(n, 1, "kernel_size"))
+    stride = _arg(n, 2, "stride", None)
+    stride = kernel if stride is None or (isinstance(stride, (list, tuple)) and not stride) else _pair(stride)
+    padding = _pair(_arg(n, 3, "padding", 0))
+    if op == "max_pool2d":
+        if _arg(n, 6, "return_indices", False):
+            raise UnsupportedModuleError(f"{where} with return_indices=True has no IR equivalent")
+        return MaxPool2d(kernel_size=kernel, stride=stride, padding=padding, dilation=_pair(_arg(n, 4, "dilation", 1)),
+                         ceil_mode=bool(_arg(n, 5, "ceil_mode", False)))
+    if _arg(n, 6, "divisor_override", None) is not None:
+        raise UnsupportedModuleError(f"{where} with divisor_override has no IR equivalent")
+    return AvgPool2d(kernel_size=kernel, stride=stride, padding=padding, ceil_mode=bool(_arg(n, 4, "ceil_mode", False)),
+                     count_include_pad=bool(_arg(n, 5, "count_include_pad", True)))
+
+
+def _first_result(n: fx.Node) -> Any:
+    """The first value an fx output node returns (tuples unpacked); _EMPTY for an empty tuple."""
+    result = n.args[0]
+    while isinstance(result, (tuple, list)):
+        if not result:
+            return _EMPTY
+        result = result[0]
+    return result
 
 
 def _reshape_as_flatten(src: Shape, dst: Shape) -> tuple[int, int] | None:
@@ -899,5 +1071,37 @@ def _export(module: nn.Module, sample: torch.Tensor, custom_map: Mapping[Any, Co
             recorder.run(sample)
         except Exception as exc:  # the user's sample does not fit the model: say so in TALON's terms
             raise TalonUsageError(_sample_error(module, sample, gm, recorder, exc, api)) from exc
-        builder = _Builder(gm, recorder.values, custom, snn_bridge, api=api)
-        return builder.build(sample, module)
+        loop = _time_loop(gm, recorder.values, snn_bridge, api)
+        _warn_training(module, api)
+        builder = _Builder(gm, recorder.values, custom, snn_bridge, api=api, loop=loop, takes_state=_takes_state(root))
+        graph = builder.build(sample, module)
+        if loop is not None:
+            graph.metadata["num_steps"] = loop.num_steps
+            graph.metadata["time_loop"] = {"input": "static" if loop.step_input is None else "indexed",
+                                           "output": "last" if loop.last_only else "stacked"}
+        return graph
+
+
+def _time_loop(gm: fx.GraphModule, values: dict[fx.Node, Any], snn_bridge: Any, api: str) -> TimeLoop | None:
+    if snn_bridge is None:
+        is_neuron, state_index = (lambda m: False), (lambda m, p: None)
+    else:
+        is_neuron, state_index = snn_bridge.is_neuron, snn_bridge.state_index
+    return find_time_loop(gm, values, is_neuron=is_neuron, state_index=state_index,
+                          unsupported=lambda path, m, reason: unsupported(path, m, reason, api))
+
+
+def _takes_state(root: nn.Module) -> bool:
+    """forward has optional arguments after the input (`mem=None`): the caller can hand a state in."""
+    params = list(inspect.signature(root.forward).parameters.values())[1:]
+    return any(p.default is None for p in params if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD))
+
+
+def _warn_training(model: nn.Module, api: str) -> None:
+    """Dropout in training mode drops activations at random; the IR's Dropout is the inference identity."""
+    for path, m in model.named_modules():
+        if isinstance(m, nn.modules.dropout._DropoutNd) and m.training and m.p > 0:
+            warnings.warn(
+                f"{api}: module {path or type(m).__name__.lower()!r} ({type(m).__name__}, p={m.p}) is in training mode, "
+                "where it zeroes activations at random; the IR Dropout is the identity (inference). The export matches "
+                "the model in eval mode: call model.eval() before comparing", ExportWarning, stacklevel=4)
