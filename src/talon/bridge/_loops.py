@@ -134,6 +134,7 @@ class _Loop:
         it = self.assign(a, p, T)
         body = [[n for n in self.nodes if it[n] == k and n.op != "get_attr"] for k in range(T)]
         rel = {n: i for blk in body for i, n in enumerate(blk)}
+        self._no_data_across_steps(it, T)
         first = body[0]
         for k in range(1, T):
             blk = body[k]
@@ -152,6 +153,21 @@ class _Loop:
         output, last_only = self._output(it, body, rel, T)
         nodes = [n for n in self.nodes if it[n] in (PROLOGUE, 0)]
         return TimeLoop(num_steps=T, nodes=nodes, step_input=step_input, output=output, last_only=last_only)
+
+    def _no_data_across_steps(self, it: dict, T: int) -> None:
+        """Only neuron states may go from one iteration to a later one (the record goes to the epilogue)."""
+        for n in self.nodes:
+            j = it[n]
+            if not 0 <= j < T:
+                continue
+            for u in n.users:
+                if not it[u] > j or it[u] == EPILOGUE:
+                    continue
+                if u.op == "call_module" and self.is_neuron(self.module(u)) and (not u.args or u.args[0] is not n):
+                    continue  # a state argument: checked against the neuron's own state in _carried
+                where = f"module {str(u.target)!r}" if u.op == "call_module" else repr(u.name)
+                raise _NotALoop(f"{where} reads {n.name!r}, a value computed in the previous iteration: only a neuron's "
+                                "own state may cross time steps in the IR")
 
     def _same_args(self, n0: fx.Node, nk: fx.Node, k: int, it: dict, rel: dict) -> None:
         params = self._params(nk)
@@ -291,16 +307,22 @@ def find_time_loop(
         try:
             return loop.check(a, p, T)
         except _NotALoop as exc:
-            reasons.append(str(exc))
+            reasons.append((-T * p, p, str(exc)))
         except _Refused as exc:
             raise unsupported(exc.path, exc.module, exc.reason) from None
     repeated = _repeated_neurons(loop)
     if repeated:
         path, count = repeated[0]
         module = gm.get_submodule(path)
-        why = f"; as a time loop: {reasons[0]}" if reasons else ""
-        raise unsupported(path, module, f"it is called {count} times in one forward and these calls do not form a time "
-                          f"loop the IR can hold as one step{why}")
+        best = min(reasons) if reasons else None
+        if best is not None and -best[0] // best[1] >= 3:
+            raise unsupported(path, module, f"it is called {count} times in one forward, in a loop over time whose steps "
+                              f"are not one IR step repeated: {best[2]}. The IR graph is one time step: every step of the "
+                              "loop must repeat the first one and pass on nothing but each neuron's own state (for recurrent "
+                              "connections use snn.RLeaky or snn.RSynaptic)")
+        raise unsupported(path, module, f"it is called {count} times in one forward: in snnTorch every call continues "
+                          "from the state the previous call left (one shared membrane), which one IR neuron cannot "
+                          "express; give each call its own neuron module")
     return None
 
 

@@ -63,17 +63,21 @@ class ExportContext:
     def input_shape(self) -> Shape | None:
         return self.input_shapes[0] if self.input_shapes else None
 
-    def unsupported(self, module: Any, reason: str) -> UnsupportedModuleError:
-        """The error a converter raises for a module (or a setting of it) the IR cannot express exactly."""
-        return unsupported(self.path, module, reason, self.api)
+    def unsupported(self, module: Any, reason: str, *, converter_hint: bool = True) -> UnsupportedModuleError:
+        """The error a converter raises for a module (or a setting of it) the IR cannot express exactly;
+        `converter_hint=False` leaves out the custom_map advice where a converter would not help."""
+        return unsupported(self.path, module, reason, self.api, converter_hint=converter_hint)
 
 
 Converter = Callable[[nn.Module, ExportContext], ConverterResult]
 
 
-def unsupported(path: str, module: Any, reason: str, api: str = "to_ir") -> UnsupportedModuleError:
-    """The error for module `path` that cannot be exported; `api` is the function the user called."""
+def unsupported(path: str, module: Any, reason: str, api: str = "to_ir", *, converter_hint: bool = True) -> UnsupportedModuleError:
+    """The error for module `path` that cannot be exported; `api` is the function the user called.
+    `converter_hint=False` for how a module is used (called twice, its state), which no converter changes."""
     t = type(module)
+    if not converter_hint:
+        return UnsupportedModuleError(f"cannot export module {path!r} ({t.__module__}.{t.__qualname__}): {reason}")
     return UnsupportedModuleError(
         f"cannot export module {path!r} ({t.__module__}.{t.__qualname__}): {reason}. "
         f"To export it anyway, pass a converter: {api}(model, sample, custom_map={{{t.__name__}: fn}}) "
@@ -712,7 +716,7 @@ class _Builder:
         if count > 1:
             raise unsupported(path, module, f"it is called {count} times {per}: in snnTorch every call continues from "
                               "the state the previous call left (one shared membrane), which one IR neuron cannot express; "
-                              "give each call its own neuron module", self.api)
+                              "give each call its own neuron module", self.api, converter_hint=False)
         try:
             params = list(inspect.signature(module.forward).parameters)
         except (TypeError, ValueError):
@@ -739,7 +743,7 @@ class _Builder:
             if why is not None:
                 raise unsupported(path, module, f"{why}, but an IR neuron starts from zero and continues from its own state. "
                                   "Start it from zero (init_leaky()), or keep the state out of forward and pass it to the "
-                                  "executor: ir_to_torch(graph, return_state=True)(x, {name: (mem,)})", self.api)
+                                  "executor: ir_to_torch(graph, return_state=True)(x, {name: (mem,)})", self.api, converter_hint=False)
         return initialised and self.loop is None and not self.takes_state
 
     def _memoryless(self, path: str) -> Converter:
@@ -890,7 +894,8 @@ class _Builder:
         users = [d for s, d in self.edges if s == name]
         if users:
             raise unsupported(name, module, f"forward returns its state (output {ref.index}) first while its spikes also "
-                              f"feed {users[0]!r}; an IR neuron outputs either spikes or (as a readout) its membrane", self.api)
+                              f"feed {users[0]!r}; an IR neuron outputs either spikes or (as a readout) its membrane", self.api,
+                              converter_hint=False)
         node = self.snn_bridge.membrane_readout(module, ctx, ref.index)
         self.nodes[name] = node
         return name
@@ -1046,6 +1051,7 @@ def _export(module: nn.Module, sample: torch.Tensor, custom_map: Mapping[Any, Co
                               f"must be batch-first: add the batch dimension, e.g. sample.unsqueeze(0) of shape {(1, *sample.shape)}")
     custom = _CustomMap(custom_map)
     snn_bridge = _snn_bridge()
+    _warn_training(module, api)
     with _preserved(module):
         tracer = _Tracer(custom, snn_bridge)
         # A model that is itself one layer is traced as a call of that layer (named after its type).
@@ -1072,7 +1078,6 @@ def _export(module: nn.Module, sample: torch.Tensor, custom_map: Mapping[Any, Co
         except Exception as exc:  # the user's sample does not fit the model: say so in TALON's terms
             raise TalonUsageError(_sample_error(module, sample, gm, recorder, exc, api)) from exc
         loop = _time_loop(gm, recorder.values, snn_bridge, api)
-        _warn_training(module, api)
         builder = _Builder(gm, recorder.values, custom, snn_bridge, api=api, loop=loop, takes_state=_takes_state(root))
         graph = builder.build(sample, module)
         if loop is not None:
@@ -1088,7 +1093,7 @@ def _time_loop(gm: fx.GraphModule, values: dict[fx.Node, Any], snn_bridge: Any, 
     else:
         is_neuron, state_index = snn_bridge.is_neuron, snn_bridge.state_index
     return find_time_loop(gm, values, is_neuron=is_neuron, state_index=state_index,
-                          unsupported=lambda path, m, reason: unsupported(path, m, reason, api))
+                          unsupported=lambda path, m, reason: unsupported(path, m, reason, api, converter_hint=False))
 
 
 def _takes_state(root: nn.Module) -> bool:
@@ -1104,4 +1109,4 @@ def _warn_training(model: nn.Module, api: str) -> None:
             warnings.warn(
                 f"{api}: module {path or type(m).__name__.lower()!r} ({type(m).__name__}, p={m.p}) is in training mode, "
                 "where it zeroes activations at random; the IR Dropout is the identity (inference). The export matches "
-                "the model in eval mode: call model.eval() before comparing", ExportWarning, stacklevel=4)
+                "the model in eval mode: call model.eval() before comparing", ExportWarning, stacklevel=3)

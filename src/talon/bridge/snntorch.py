@@ -77,18 +77,20 @@ def membrane_readout(m: nn.Module, ctx: ExportContext, index: int) -> Node:
     what = names[index] if index < len(names) else f"output {index}"
     if type(m) is not snn.Leaky or what != "mem":
         raise ctx.unsupported(m, f"forward returns its state {what!r}; only the membrane of a Leaky with "
-                              "reset_mechanism='none' has an IR equivalent (LI): return the spikes, or use that readout")
+                              "reset_mechanism='none' has an IR equivalent (LI): return the spikes, or use that readout",
+                              converter_hint=False)
     mechanism, _ = _check_common(m, ctx)
     if mechanism != "none":
         raise ctx.unsupported(m, f"forward returns its membrane, which its {mechanism!r} reset changes on every spike; the "
                               "IR's readout (LI) has no reset: use snn.Leaky(..., reset_mechanism='none') as the readout "
-                              "layer, or return the spikes")
+                              "layer, or return the spikes", converter_hint=False)
     shape = ctx.output_shape
     beta = _decay(m, ctx, "beta", m.beta, shape)
     if np.all(beta == 1.0):
         return Integrator(r=np.ones(shape))
     if np.any(beta == 1.0):
-        raise ctx.unsupported(m, "beta is 1 for some neurons and below 1 for others: an LI cannot hold tau = infinity")
+        raise ctx.unsupported(m, "beta is 1 for some neurons and below 1 for others: an LI cannot hold tau = infinity",
+                              converter_hint=False)
     tau = _tau(beta, ctx.dt)
     return LI(tau=tau, r=tau / ctx.dt, v_leak=np.zeros(shape))
 

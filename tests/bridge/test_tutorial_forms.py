@@ -1,0 +1,615 @@
+"""snnTorch models written the way snnTorch's tutorials write them, exported and run against snnTorch itself.
+
+Each model is a `class Net(nn.Module)` as in tutorials 5-7 and the regression tutorials: neurons built in
+`__init__`, states initialised in `forward` (`mem1 = self.lif1.init_leaky()`), a `for step in range(num_steps)`
+loop whose outputs are appended to a list and returned as `torch.stack(spk2_rec, dim=0)`. The exported
+graph is one step; stepping the executor T times must reproduce the stacked record spike for spike (and
+bit for bit). Forms the IR cannot hold are refused with UnsupportedModuleError naming the module.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+snn = pytest.importorskip("snntorch")
+from snntorch import utils  # noqa: E402
+
+from talon import ir  # noqa: E402
+from talon.bridge.executor import ir_to_torch  # noqa: E402
+from talon.bridge.export import ExportWarning, export_to_ir, to_ir  # noqa: E402
+from talon.errors import UnsupportedModuleError  # noqa: E402
+
+num_steps = 25
+batch_size = 4
+beta = 0.9
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def boost(model: nn.Module, gain: float = 3.0) -> nn.Module:
+    """Scale the weights so that neurons fire often: a comparison with no spikes would prove little."""
+    torch.manual_seed(0)
+    for m in model.modules():
+        if isinstance(m, (nn.Linear, nn.Conv2d)):
+            nn.init.uniform_(m.weight, -1.0, 1.0)
+            with torch.no_grad():
+                m.weight.mul_(gain / m.weight.shape[1] ** 0.5)
+    return model
+
+
+def run_steps(graph: ir.Graph, steps: list[torch.Tensor], tmp_path=None) -> torch.Tensor:
+    """The executor of `graph` (through a .t1c file when tmp_path is given) stepped once per input."""
+    if tmp_path is not None:
+        ir.write(tmp_path / "model.t1c", graph)
+        loaded = ir.read(tmp_path / "model.t1c")
+        assert loaded == graph and loaded.metadata.get("num_steps") == graph.metadata.get("num_steps")
+        graph = loaded
+    ex = ir_to_torch(graph)
+    with torch.no_grad():
+        return torch.stack([ex(x) for x in steps])
+
+
+def assert_spike_exact(got: torch.Tensor, want: torch.Tensor, min_rate: float = 0.02) -> None:
+    assert got.shape == want.shape
+    mismatches = int((got != want).sum())
+    assert mismatches == 0, f"{mismatches} mismatches of {want.numel()}"
+    rate = float((want != 0).float().mean())
+    assert min_rate <= rate <= 0.98, f"activity {rate:.3f}: the comparison would prove little"
+
+
+def export_error(model: nn.Module, sample: torch.Tensor, *fragments: str) -> str:
+    with pytest.raises(UnsupportedModuleError) as info:
+        to_ir(model, sample)
+    msg = str(info.value)
+    for f in fragments:
+        assert f in msg, msg
+    return msg
+
+
+# -- tutorial 5: a loop over time inside forward, static input --------------------------------------
+
+class Net(nn.Module):
+    """Tutorial 5's network, verbatim apart from the sizes."""
+
+    def __init__(self, num_inputs=20, num_hidden=30, num_outputs=10):
+        super().__init__()
+        self.fc1 = nn.Linear(num_inputs, num_hidden)
+        self.lif1 = snn.Leaky(beta=beta)
+        self.fc2 = nn.Linear(num_hidden, num_outputs)
+        self.lif2 = snn.Leaky(beta=beta)
+
+    def forward(self, x):
+        mem1 = self.lif1.init_leaky()
+        mem2 = self.lif2.init_leaky()
+        spk2_rec = []
+        mem2_rec = []
+        for step in range(num_steps):
+            cur1 = self.fc1(x)
+            spk1, mem1 = self.lif1(cur1, mem1)
+            cur2 = self.fc2(spk1)
+            spk2, mem2 = self.lif2(cur2, mem2)
+            spk2_rec.append(spk2)
+            mem2_rec.append(mem2)
+        return torch.stack(spk2_rec, dim=0), torch.stack(mem2_rec, dim=0)
+
+
+def test_tutorial5_loop_exports_one_step_and_reproduces_the_record(tmp_path):
+    net = boost(Net())
+    x = torch.rand(batch_size, 20) * 2
+    graph = to_ir(net, x)
+    assert list(graph.nodes) == ["input", "fc1", "lif1", "fc2", "lif2", "output"]
+    assert graph.metadata["num_steps"] == num_steps
+    assert graph.metadata["time_loop"] == {"input": "static", "output": "stacked"}
+    with torch.no_grad():
+        spk2_rec, _ = net(x)
+    assert_spike_exact(run_steps(graph, [x] * num_steps, tmp_path), spk2_rec)
+    # The executor's multi-step run gives the same record from the repeated static input.
+    with torch.no_grad():
+        assert torch.equal(ir_to_torch(graph).run(x.expand(num_steps, *x.shape), batch_time=False), spk2_rec)
+
+
+def test_export_to_ir_and_a_second_export_give_the_same_graph():
+    net = boost(Net())
+    x = torch.rand(batch_size, 20) * 2
+    assert export_to_ir(net, x) == to_ir(net, x)
+
+
+class IndexedNet(nn.Module):
+    """The loop over a (T, B, ...) input, `x[step]` (tutorial 7's data layout)."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(12, 16)
+        self.lif1 = snn.Leaky(beta=0.8, reset_mechanism="zero")
+        self.fc2 = nn.Linear(16, 6)
+        self.lif2 = snn.Leaky(beta=0.7, threshold=0.5)
+
+    def forward(self, x):
+        mem1 = self.lif1.init_leaky()
+        mem2 = self.lif2.init_leaky()
+        spk2_rec = []
+        for step in range(num_steps):
+            cur1 = self.fc1(x[step])
+            spk1, mem1 = self.lif1(cur1, mem1)
+            cur2 = self.fc2(spk1)
+            spk2, mem2 = self.lif2(cur2, mem2)
+            spk2_rec.append(spk2)
+        return torch.stack(spk2_rec)
+
+
+class SlicedNet(IndexedNet):
+    """The same loop reading `x[step, :, :]` (the regression tutorials' spelling)."""
+
+    def forward(self, x):
+        mem1 = self.lif1.init_leaky()
+        mem2 = self.lif2.init_leaky()
+        spk2_rec = []
+        for step in range(num_steps):
+            spk1, mem1 = self.lif1(self.fc1(x[step, :, :]), mem1)
+            spk2, mem2 = self.lif2(self.fc2(spk1), mem2)
+            spk2_rec.append(spk2)
+        return torch.stack(spk2_rec, dim=0)
+
+
+@pytest.mark.parametrize("cls", [IndexedNet, SlicedNet])
+def test_loop_over_a_time_major_input(cls, tmp_path):
+    net = boost(cls())
+    x = torch.rand(num_steps, batch_size, 12) * 2
+    graph = to_ir(net, x)
+    assert list(graph.nodes) == ["input", "fc1", "lif1", "fc2", "lif2", "output"]
+    assert graph.nodes["input"].shape == (12,)
+    assert graph.metadata["num_steps"] == num_steps and graph.metadata["time_loop"]["input"] == "indexed"
+    with torch.no_grad():
+        want = net(x)
+    assert_spike_exact(run_steps(graph, list(x), tmp_path), want)
+    with torch.no_grad():
+        assert torch.equal(ir_to_torch(graph).run(x, batch_time=False), want)
+
+
+class LastStepNet(Net):
+    """A loop that returns only the last step's spikes and membrane."""
+
+    def forward(self, x):
+        mem1 = self.lif1.init_leaky()
+        mem2 = self.lif2.init_leaky()
+        for step in range(num_steps):
+            spk1, mem1 = self.lif1(self.fc1(x), mem1)
+            spk2, mem2 = self.lif2(self.fc2(spk1), mem2)
+        return spk2, mem2
+
+
+def test_loop_returning_the_last_step_keeps_names_and_records_the_length():
+    net = boost(LastStepNet())
+    x = torch.rand(batch_size, 20) * 2
+    graph = to_ir(net, x)
+    assert list(graph.nodes) == ["input", "fc1", "lif1", "fc2", "lif2", "output"]
+    assert graph.metadata["num_steps"] == num_steps
+    assert graph.metadata["time_loop"] == {"input": "static", "output": "last"}
+    full_net = Net()
+    full_net.load_state_dict(net.state_dict())
+    with torch.no_grad():
+        spk2, _ = net(x)
+        full = full_net(x)[0]
+    got = run_steps(graph, [x] * num_steps)
+    assert torch.equal(got[-1], spk2)
+    assert_spike_exact(got, full)
+
+
+class SynapticRecurrentNet(nn.Module):
+    """Synaptic and RLeaky in a loop, every state passed explicitly (spk, syn, mem)."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(10, 16)
+        self.syn1 = snn.Synaptic(alpha=0.6, beta=0.8)
+        self.fc2 = nn.Linear(16, 8)
+        self.rlif2 = snn.RLeaky(beta=0.85, linear_features=8, reset_mechanism="zero")
+
+    def forward(self, x):
+        syn1, mem1 = self.syn1.init_synaptic()
+        spk2, mem2 = self.rlif2.init_rleaky()
+        spk2_rec = []
+        for step in range(num_steps):
+            spk1, syn1, mem1 = self.syn1(self.fc1(x[step]), syn1, mem1)
+            spk2, mem2 = self.rlif2(self.fc2(spk1), spk2, mem2)
+            spk2_rec.append(spk2)
+        return torch.stack(spk2_rec, dim=0)
+
+
+def test_synaptic_and_rleaky_states_carried_through_the_loop():
+    net = boost(SynapticRecurrentNet())
+    x = torch.rand(num_steps, batch_size, 10) * 2
+    graph = to_ir(net, x)
+    assert list(graph.nodes) == ["input", "fc1", "syn1", "fc2", "rlif2", "rlif2.recurrent", "output"]
+    with torch.no_grad():
+        want = net(x)
+    assert_spike_exact(run_steps(graph, list(x)), want)
+
+
+class HiddenStateNet(nn.Module):
+    """init_hidden neurons in a loop, the network reset at the start of forward."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(10, 16)
+        self.lif1 = snn.Leaky(beta=0.9, init_hidden=True)
+        self.fc2 = nn.Linear(16, 4)
+        self.lif2 = snn.Leaky(beta=0.9, init_hidden=True, output=True)
+
+    def forward(self, x):
+        utils.reset(self)
+        spk_rec = []
+        for step in range(num_steps):
+            spk, mem = self.lif2(self.fc2(self.lif1(self.fc1(x[step]))))
+            spk_rec.append(spk)
+        return torch.stack(spk_rec)
+
+
+def test_init_hidden_neurons_in_a_loop():
+    net = boost(HiddenStateNet())
+    x = torch.rand(num_steps, batch_size, 10) * 2
+    graph = to_ir(net, x)
+    assert list(graph.nodes) == ["input", "fc1", "lif1", "fc2", "lif2", "output"]
+    with torch.no_grad():
+        want = net(x)
+    assert_spike_exact(run_steps(graph, list(x)), want)
+
+
+def test_a_stateless_loop_is_one_step_too():
+    class Readout(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(6, 3)
+
+        def forward(self, x):
+            out = []
+            for step in range(5):
+                out.append(torch.relu(self.fc(x[step])))
+            return torch.stack(out)
+
+    net = Readout()
+    x = torch.randn(5, batch_size, 6)
+    graph = to_ir(net, x)
+    assert list(graph.nodes) == ["input", "fc", "relu", "output"] and graph.metadata["num_steps"] == 5
+    with torch.no_grad():
+        assert torch.equal(run_steps(graph, list(x)), net(x))
+
+
+# -- what a loop must not do ------------------------------------------------------------------------
+
+class TwiceHidden(nn.Module):
+    """One init_hidden neuron module called twice per step: snnTorch shares its one membrane."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(10, 10)
+        self.lif = snn.Leaky(beta=0.9, init_hidden=True)
+        self.fc2 = nn.Linear(10, 10)
+
+    def forward(self, x):
+        utils.reset(self)
+        rec = []
+        for step in range(num_steps):
+            rec.append(self.lif(self.fc2(self.lif(self.fc1(x)))))
+        return torch.stack(rec)
+
+
+class TwiceExplicit(nn.Module):
+    """The same neuron called twice in one step, its membrane passed from one call to the next."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(10, 10)
+        self.lif = snn.Leaky(beta=0.9)
+
+    def forward(self, x, mem=None):
+        mem = self.lif.init_leaky() if mem is None else mem
+        spk, mem = self.lif(self.fc(x), mem)
+        spk, mem = self.lif(self.fc(spk), mem)
+        return spk, mem
+
+
+@pytest.mark.parametrize("model", [TwiceHidden(), TwiceExplicit()], ids=["init_hidden-loop", "explicit-one-step"])
+def test_one_neuron_called_twice_per_step_is_refused(model):
+    export_error(model, torch.randn(batch_size, 10), "'lif'", "called 2 times", "its own neuron module")
+
+
+class FeedbackNet(nn.Module):
+    """A loop feeding last step's output spikes back into a layer: data crossing steps, not a neuron state."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(8, 8)
+        self.lif1 = snn.Leaky(beta=0.9)
+
+    def forward(self, x):
+        mem1 = self.lif1.init_leaky()
+        spk1 = torch.zeros_like(x)
+        rec = []
+        for step in range(num_steps):
+            spk1, mem1 = self.lif1(self.fc1(x + spk1), mem1)
+            rec.append(spk1)
+        return torch.stack(rec)
+
+
+def test_data_fed_back_across_steps_is_refused():
+    msg = export_error(FeedbackNet(), torch.randn(batch_size, 8), "'lif1'", "called 25 times")
+    assert "previous iteration" in msg
+
+
+class CrossedStates(nn.Module):
+    """lif2 started from lif1's membrane (the state argument would be ignored)."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(6, 6)
+        self.lif1 = snn.Leaky(beta=0.9)
+        self.fc2 = nn.Linear(6, 6)
+        self.lif2 = snn.Leaky(beta=0.9)
+
+    def forward(self, x, mem1=None):
+        mem1 = self.lif1.init_leaky() if mem1 is None else mem1
+        spk1, mem1 = self.lif1(self.fc1(x), mem1)
+        spk2, mem2 = self.lif2(self.fc2(spk1), mem1)
+        return spk2, mem2
+
+
+class NonZeroStart(nn.Module):
+    """A non-zero initial membrane built in forward."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(6, 6)
+        self.lif = snn.Leaky(beta=0.9)
+
+    def forward(self, x, mem=None):
+        cur = self.fc(x)
+        if mem is None:
+            mem = torch.full_like(cur, 0.5)
+        return self.lif(cur, mem)
+
+
+class LoopFromInput(nn.Module):
+    """A loop whose membrane starts from the input."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(6, 6)
+        self.lif = snn.Leaky(beta=0.9)
+
+    def forward(self, x):
+        mem = self.fc(x)
+        rec = []
+        for step in range(4):
+            spk, mem = self.lif(self.fc(x), mem)
+            rec.append(spk)
+        return torch.stack(rec)
+
+
+@pytest.mark.parametrize("model,fragment", [
+    (CrossedStates(), "starts from the state (output 1) of neuron 'lif1'"),
+    (NonZeroStart(), "non-zero initial mem"),
+    (LoopFromInput(), "computed from the input"),
+], ids=["other-neuron", "non-zero", "from-input"])
+def test_initial_states_the_ir_cannot_carry_are_refused(model, fragment):
+    msg = export_error(model, torch.randn(batch_size, 6), fragment)
+    assert "an IR neuron starts from zero" in msg and "return_state=True" in msg
+
+
+# -- a one-step forward that resets its neurons on every call ------------------------------------
+
+class ConvNet(nn.Module):
+    """Tutorial 6's class-based network, verbatim: one step, states initialised in forward."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 12, 5)
+        self.lif1 = snn.Leaky(beta=beta)
+        self.conv2 = nn.Conv2d(12, 64, 5)
+        self.lif2 = snn.Leaky(beta=beta)
+        self.fc1 = nn.Linear(64 * 4 * 4, 10)
+        self.lif3 = snn.Leaky(beta=beta)
+
+    def forward(self, x):
+        mem1 = self.lif1.init_leaky()
+        mem2 = self.lif2.init_leaky()
+        mem3 = self.lif3.init_leaky()
+        cur1 = F.max_pool2d(self.conv1(x), 2)
+        spk1, mem1 = self.lif1(cur1, mem1)
+        cur2 = F.max_pool2d(self.conv2(spk1), 2)
+        spk2, mem2 = self.lif2(cur2, mem2)
+        cur3 = self.fc1(spk2.view(batch_size, -1))
+        spk3, mem3 = self.lif3(cur3, mem3)
+        return spk3, mem3
+
+
+def test_tutorial6_class_net_is_memoryless_and_exported_as_what_it_computes():
+    net = boost(ConvNet(), gain=4.0)
+    x = torch.rand(batch_size, 1, 28, 28)
+    with pytest.warns(ExportWarning, match="'lif1'.*Threshold"):
+        graph = to_ir(net, x)
+    assert [type(n).__name__ for n in graph.nodes.values()] == [
+        "Input", "Conv2d", "MaxPool2d", "Threshold", "Conv2d", "MaxPool2d", "Threshold", "Flatten", "Affine",
+        "Threshold", "Output"]
+    xs = [torch.rand(batch_size, 1, 28, 28) * 2 for _ in range(6)]
+    with torch.no_grad():
+        want = torch.stack([net(x)[0] for x in xs])
+    assert_spike_exact(run_steps(graph, xs), want)
+
+
+def test_memoryless_graded_spikes_and_refusals():
+    class Graded(nn.Module):
+        def __init__(self, neuron):
+            super().__init__()
+            self.fc = nn.Linear(6, 6)
+            self.lif = neuron
+
+        def forward(self, x):
+            mem = self.lif.init_leaky()
+            spk, mem = self.lif(self.fc(x), mem)
+            return spk
+
+    net = boost(Graded(snn.Leaky(beta=0.9, graded_spikes_factor=2.5)))
+    with pytest.warns(ExportWarning):
+        graph = to_ir(net, torch.randn(1, 6))
+    xs = [torch.randn(batch_size, 6) for _ in range(5)]
+    with torch.no_grad():
+        want = torch.stack([net(x) for x in xs])
+    assert_spike_exact(run_steps(graph, xs), want)
+    export_error(Graded(snn.Leaky(beta=0.9, threshold=-0.5)), torch.randn(1, 6), "'lif'", "negative threshold")
+
+    class Recurrent(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(6, 6)
+            self.lif = snn.RLeaky(beta=0.9, linear_features=6)
+
+        def forward(self, x):
+            spk, mem = self.lif.init_rleaky()
+            spk, mem = self.lif(self.fc(x), spk, mem)
+            return spk
+
+    export_error(Recurrent(), torch.randn(1, 6), "'lif'", "memoryless", "loop over time inside forward")
+
+
+# -- tutorial 6 layers inside a loop ---------------------------------------------------------------
+
+class PoolNet(nn.Module):
+    """F.max_pool2d, F.avg_pool2d, nn.AdaptiveAvgPool2d and x.view(B, -1) in a time loop."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 6, 3, padding=1)
+        self.lif1 = snn.Leaky(beta=beta)
+        self.conv2 = nn.Conv2d(6, 8, 3, padding=1)
+        self.lif2 = snn.Leaky(beta=beta)
+        self.pool = nn.AdaptiveAvgPool2d((2, 2))
+        self.fc1 = nn.Linear(8 * 2 * 2, 5)
+        self.lif3 = snn.Leaky(beta=beta)
+
+    def forward(self, x):
+        mem1 = self.lif1.init_leaky()
+        mem2 = self.lif2.init_leaky()
+        mem3 = self.lif3.init_leaky()
+        spk3_rec = []
+        for step in range(num_steps):
+            cur1 = F.max_pool2d(self.conv1(x[step]), 2)
+            spk1, mem1 = self.lif1(cur1, mem1)
+            cur2 = F.avg_pool2d(self.conv2(spk1), kernel_size=2, stride=2)
+            spk2, mem2 = self.lif2(cur2, mem2)
+            cur3 = self.fc1(self.pool(spk2).view(x.size(1), -1))
+            spk3, mem3 = self.lif3(cur3, mem3)
+            spk3_rec.append(spk3)
+        return torch.stack(spk3_rec, dim=0)
+
+
+def test_pooling_and_view_in_a_loop():
+    net = boost(PoolNet(), gain=5.0)
+    x = torch.rand(num_steps, batch_size, 1, 16, 16) * 2
+    graph = to_ir(net, x)
+    assert [type(n).__name__ for n in graph.nodes.values()] == [
+        "Input", "Conv2d", "MaxPool2d", "LIF", "Conv2d", "AvgPool2d", "LIF", "AvgPool2d", "Flatten", "Affine", "LIF",
+        "Output"]
+    assert graph.nodes["pool"].kernel_size == (2, 2)
+    with torch.no_grad():
+        want = net(x)
+    assert_spike_exact(run_steps(graph, list(x)), want)
+
+
+@pytest.mark.parametrize("size,fragment", [((3, 3), "does not divide"), (1, "global mean")])
+def test_adaptive_pooling_that_avgpool_cannot_reproduce(size, fragment):
+    model = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.AdaptiveAvgPool2d(size), nn.Flatten())
+    export_error(model, torch.randn(1, 1, 8, 8), "'1'", fragment)
+
+
+# -- the regression tutorials' readout: the membrane of a reset-free Leaky -----------------------
+
+class Regression(nn.Module):
+    def __init__(self, readout_beta=0.8, reset="none"):
+        super().__init__()
+        self.fc1 = nn.Linear(8, 16)
+        self.lif1 = snn.Leaky(beta=0.9)
+        self.fc2 = nn.Linear(16, 1)
+        self.li = snn.Leaky(beta=readout_beta, reset_mechanism=reset)
+
+    def forward(self, x):
+        mem1 = self.lif1.init_leaky()
+        mem2 = self.li.init_leaky()
+        mem2_rec = []
+        for step in range(num_steps):
+            spk1, mem1 = self.lif1(self.fc1(x[step]), mem1)
+            spk2, mem2 = self.li(self.fc2(spk1), mem2)
+            mem2_rec.append(mem2)
+        return torch.stack(mem2_rec)
+
+
+@pytest.mark.parametrize("readout_beta,kind", [(0.8, "LI"), (1.0, "Integrator")])
+def test_membrane_of_a_reset_free_leaky_is_an_exact_readout(readout_beta, kind, tmp_path):
+    net = boost(Regression(readout_beta))
+    x = torch.rand(num_steps, batch_size, 8) * 2
+    graph = to_ir(net, x)
+    assert type(graph.nodes["li"]).__name__ == kind
+    with torch.no_grad():
+        want = net(x)
+    got = run_steps(graph, list(x), tmp_path)
+    assert torch.equal(got, want) and float(want.abs().max()) > 0
+
+
+def test_membrane_readout_of_a_resetting_leaky_is_refused():
+    export_error(Regression(reset="subtract"), torch.rand(num_steps, batch_size, 8), "'li'", "reset_mechanism='none'")
+
+
+# -- warnings and foreign libraries ---------------------------------------------------------------
+
+def test_dropout_in_training_mode_warns():
+    class WithDropout(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(6, 6)
+            self.drop = nn.Dropout(0.3)
+            self.lif = snn.Leaky(beta=0.9, init_hidden=True)
+
+        def forward(self, x):
+            return self.lif(self.drop(self.fc(x)))
+
+    model = WithDropout()
+    with pytest.warns(ExportWarning, match="'drop'.*training mode"):
+        to_ir(model, torch.randn(1, 6))
+    assert model.training  # the model is left as it was
+    model.eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        to_ir(model, torch.randn(1, 6))
+
+
+def _foreign(module_name: str, class_name: str) -> type:
+    """A stand-in for a Norse or SpikingJelly neuron: a module whose class lives in that package and whose
+    forward (a state tuple, data-dependent branches) torch.fx cannot trace."""
+
+    def forward(self, x, state=None):
+        if state is None or bool((x > 0).any()):
+            state = torch.zeros_like(x)
+        return x + state, state
+
+    return type(class_name, (nn.Module,), {"__module__": module_name, "forward": forward})
+
+
+@pytest.mark.parametrize("module_name,class_name,library", [
+    ("norse.torch.module.lif", "LIFCell", "Norse"),
+    ("spikingjelly.activation_based.neuron", "LIFNode", "SpikingJelly"),
+])
+def test_norse_and_spikingjelly_modules_are_named_and_pointed_to_nir(module_name, class_name, library):
+    model = nn.Sequential(nn.Linear(4, 4), _foreign(module_name, class_name)())
+    export_error(model, torch.randn(1, 4), "'1'", f"{module_name}.{class_name}", library, "NIR", "from_nir")
+    export_error(_foreign(module_name, class_name)(), torch.randn(1, 4), library, "NIR")
