@@ -613,3 +613,21 @@ def test_norse_and_spikingjelly_modules_are_named_and_pointed_to_nir(module_name
     model = nn.Sequential(nn.Linear(4, 4), _foreign(module_name, class_name)())
     export_error(model, torch.randn(1, 4), "'1'", f"{module_name}.{class_name}", library, "NIR", "from_nir")
     export_error(_foreign(module_name, class_name)(), torch.randn(1, 4), library, "NIR")
+
+
+def test_functional_dropout_that_always_drops_is_refused():
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(6, 6)
+
+        def forward(self, x):
+            return F.dropout(self.fc(x), 0.2)  # training=True by default: random even in eval mode
+
+    export_error(Net(), torch.randn(1, 6), "training=True", "training=self.training")
+
+    class Fixed(Net):
+        def forward(self, x):
+            return F.dropout(self.fc(x), 0.2, training=self.training)
+
+    assert "Dropout" in [type(n).__name__ for n in to_ir(Fixed(), torch.randn(1, 6)).nodes.values()]

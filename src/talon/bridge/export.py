@@ -754,7 +754,7 @@ class _Builder:
                 "no state argument, so in snnTorch each call starts from zero and the neuron keeps nothing from one call "
                 f"to the next: it is exported as what it computes, a Threshold. To keep the membrane across time steps, "
                 "loop over time inside forward, take the state as an argument (forward(self, x, mem=None)), or use "
-                "init_hidden=True", ExportWarning, stacklevel=4)
+                "init_hidden=True", ExportWarning, stacklevel=6)
             return node
         return convert
 
@@ -879,7 +879,12 @@ class _Builder:
         elif op == "elu":
             node = ELU(alpha=float(_arg(n, 1, "alpha", 1.0)), features=features)
         elif op == "dropout":
-            node = Dropout(p=float(_arg(n, 1, "p", 0.5)), features=features)
+            p = float(_arg(n, 1, "p", 0.5))
+            if p > 0 and _arg(n, 2, "training", True) is not False:
+                raise UnsupportedModuleError(
+                    f"{where}: F.dropout with training=True (its default) zeroes activations at random even in eval "
+                    "mode; the IR Dropout is the identity. Write F.dropout(x, p, training=self.training) or use nn.Dropout")
+            node = Dropout(p=p, features=features)
         elif op in ("max_pool2d", "avg_pool2d", "adaptive_avg_pool2d"):
             node = _functional_pool(op, n, _shape_of(in_value), where)
         else:  # pragma: no cover - every op above is handled
@@ -1051,7 +1056,7 @@ def _export(module: nn.Module, sample: torch.Tensor, custom_map: Mapping[Any, Co
                               f"must be batch-first: add the batch dimension, e.g. sample.unsqueeze(0) of shape {(1, *sample.shape)}")
     custom = _CustomMap(custom_map)
     snn_bridge = _snn_bridge()
-    _warn_training(module, api)
+    training = _training_dropout(module)
     with _preserved(module):
         tracer = _Tracer(custom, snn_bridge)
         # A model that is itself one layer is traced as a call of that layer (named after its type).
@@ -1080,6 +1085,7 @@ def _export(module: nn.Module, sample: torch.Tensor, custom_map: Mapping[Any, Co
         loop = _time_loop(gm, recorder.values, snn_bridge, api)
         builder = _Builder(gm, recorder.values, custom, snn_bridge, api=api, loop=loop, takes_state=_takes_state(root))
         graph = builder.build(sample, module)
+        _warn_training(training, graph, api)
         if loop is not None:
             graph.metadata["num_steps"] = loop.num_steps
             graph.metadata["time_loop"] = {"input": "static" if loop.step_input is None else "indexed",
@@ -1102,11 +1108,17 @@ def _takes_state(root: nn.Module) -> bool:
     return any(p.default is None for p in params if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD))
 
 
-def _warn_training(model: nn.Module, api: str) -> None:
+def _training_dropout(model: nn.Module) -> list[str]:
+    """Paths of the dropout layers left in training mode (before the export puts the model in eval mode)."""
+    return [path or type(m).__name__.lower() for path, m in model.named_modules()
+            if isinstance(m, nn.modules.dropout._DropoutNd) and m.training and m.p > 0]
+
+
+def _warn_training(paths: list[str], graph: Graph, api: str) -> None:
     """Dropout in training mode drops activations at random; the IR's Dropout is the inference identity."""
-    for path, m in model.named_modules():
-        if isinstance(m, nn.modules.dropout._DropoutNd) and m.training and m.p > 0:
-            warnings.warn(
-                f"{api}: module {path or type(m).__name__.lower()!r} ({type(m).__name__}, p={m.p}) is in training mode, "
-                "where it zeroes activations at random; the IR Dropout is the identity (inference). The export matches "
-                "the model in eval mode: call model.eval() before comparing", ExportWarning, stacklevel=3)
+    exported = [p for p in paths if p in graph.nodes]
+    if exported:
+        warnings.warn(
+            f"{api}: {', '.join(repr(p) for p in exported)} (Dropout) {'is' if len(exported) == 1 else 'are'} in training "
+            "mode, where dropout zeroes activations at random; the IR Dropout is the identity (inference). The graph "
+            "matches the model in eval mode: call model.eval() before comparing", ExportWarning, stacklevel=4)
