@@ -631,3 +631,33 @@ def test_functional_dropout_that_always_drops_is_refused():
             return F.dropout(self.fc(x), 0.2, training=self.training)
 
     assert "Dropout" in [type(n).__name__ for n in to_ir(Fixed(), torch.randn(1, 6)).nodes.values()]
+
+
+class SizedLoop(nn.Module):
+    """The loop length read from the input: range(x.size(0)), range(len(x)), range(x.shape[0])."""
+
+    def __init__(self, form):
+        super().__init__()
+        self.form = form
+        self.fc1 = nn.Linear(5, 6)
+        self.lif1 = snn.Leaky(beta=0.9)
+
+    def forward(self, x):
+        mem1 = self.lif1.init_leaky()
+        spk1_rec = []
+        steps = {"size": x.size(0), "len": len(x), "shape": x.shape[0]}[self.form]
+        for step in range(steps):
+            spk1, mem1 = self.lif1(self.fc1(x[step].view(x.size(1), -1)), mem1)
+            spk1_rec.append(spk1)
+        return torch.stack(spk1_rec)
+
+
+@pytest.mark.parametrize("form", ["size", "len", "shape"])
+def test_loop_length_read_from_the_input(form):
+    net = boost(SizedLoop(form))
+    x = torch.rand(7, batch_size, 5) * 2
+    graph = to_ir(net, x)
+    assert list(graph.nodes) == ["input", "fc1", "lif1", "output"] and graph.metadata["num_steps"] == 7
+    with torch.no_grad():
+        want = net(x)
+    assert_spike_exact(run_steps(graph, list(x)), want)

@@ -359,11 +359,42 @@ class _CustomMap:
         return None
 
 
+class _SampleProxy(fx.Proxy):
+    """The model's input during tracing: its sizes are the sample's, so `for step in range(x.size(0))`,
+    `range(len(x))` and `x.shape[0]` unroll a time loop as `range(num_steps)` does (fx's own proxies
+    would make them symbolic, and `range` of a symbol cannot be traced)."""
+
+    def __init__(self, node: fx.Node, tracer: fx.Tracer, shape: torch.Size) -> None:
+        super().__init__(node, tracer)
+        self._sample_shape = shape
+
+    def size(self, dim: int | None = None) -> Any:
+        return self._sample_shape if dim is None else self._sample_shape[dim]
+
+    @property
+    def shape(self) -> torch.Size:
+        return self._sample_shape
+
+    def dim(self) -> int:
+        return len(self._sample_shape)
+
+    def __len__(self) -> int:
+        return self._sample_shape[0]
+
+
 class _Tracer(fx.Tracer):
-    def __init__(self, custom: _CustomMap, snn_bridge: Any) -> None:
+    def __init__(self, custom: _CustomMap, snn_bridge: Any, sample_shape: torch.Size | None = None) -> None:
         super().__init__()
         self.custom = custom
         self.snn_bridge = snn_bridge
+        self.sample_shape = sample_shape
+        self._first_placeholder = True
+
+    def proxy(self, node: fx.Node) -> fx.Proxy:
+        if node.op == "placeholder" and self._first_placeholder and self.sample_shape is not None:
+            self._first_placeholder = False
+            return _SampleProxy(node, self, self.sample_shape)
+        return super().proxy(node)
 
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
         if (self.custom.find(qualname, m) is not None or type(m) in MODULE_CONVERTERS or isinstance(m, NO_IR_EQUIVALENT)
@@ -1058,7 +1089,7 @@ def _export(module: nn.Module, sample: torch.Tensor, custom_map: Mapping[Any, Co
     snn_bridge = _snn_bridge()
     training = _training_dropout(module)
     with _preserved(module):
-        tracer = _Tracer(custom, snn_bridge)
+        tracer = _Tracer(custom, snn_bridge, sample.shape)
         # A model that is itself one layer is traced as a call of that layer (named after its type).
         root = _Root(type(module).__name__.lower(), module) if tracer.is_leaf_module(module, "") else module
         try:
