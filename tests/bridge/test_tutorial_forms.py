@@ -661,3 +661,49 @@ def test_loop_length_read_from_the_input(form):
     with torch.no_grad():
         want = net(x)
     assert_spike_exact(run_steps(graph, list(x)), want)
+
+
+class RestartedEveryStep(nn.Module):
+    """init_leaky() inside the loop: snnTorch restarts the neuron on every step."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(6, 6)
+        self.lif1 = snn.Leaky(beta=0.9)
+
+    def forward(self, x):
+        spk1_rec = []
+        for step in range(num_steps):
+            mem1 = self.lif1.init_leaky()
+            spk1, mem1 = self.lif1(self.fc1(x), mem1)
+            spk1_rec.append(spk1)
+        return torch.stack(spk1_rec)
+
+
+def test_a_neuron_restarted_on_every_step_is_refused():
+    export_error(RestartedEveryStep(), torch.randn(batch_size, 6), "'lif1'", "set anew on every step", "before the loop")
+
+
+class HoistedNet(Net):
+    """Tutorial 5 with the first layer's current computed once, before the loop."""
+
+    def forward(self, x):
+        mem1 = self.lif1.init_leaky()
+        mem2 = self.lif2.init_leaky()
+        cur1 = self.fc1(x.flatten(1))
+        spk2_rec = []
+        for step in range(num_steps):
+            spk1, mem1 = self.lif1(cur1, mem1)
+            spk2, mem2 = self.lif2(self.fc2(spk1), mem2)
+            spk2_rec.append(spk2)
+        return torch.stack(spk2_rec, dim=0)
+
+
+def test_work_before_the_loop_is_part_of_every_step():
+    net = boost(HoistedNet())
+    x = torch.rand(batch_size, 4, 5) * 2
+    graph = to_ir(net, x)
+    assert list(graph.nodes) == ["input", "flatten", "fc1", "lif1", "fc2", "lif2", "output"]
+    with torch.no_grad():
+        want = net(x)
+    assert_spike_exact(run_steps(graph, [x] * num_steps), want)

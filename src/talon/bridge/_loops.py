@@ -177,6 +177,7 @@ class _Loop:
             raise _NotALoop(f"{nk.name!r} is called with other arguments than in the first iteration")
         for key in args0:
             a0, ak = args0[key], argsk[key]
+            self._not_restarted(nk, key, ak, it, k)
             flat0: list = []
             flatk: list = []
             fx.node.map_aggregate(a0, flat0.append)
@@ -200,6 +201,19 @@ class _Loop:
             raise _NotALoop(f"argument {key!r} of {nk.name!r} in iteration {k} is not the first iteration's {v0.name!r} again")
         if isinstance(v0, fx.Node) or isinstance(vk, fx.Node) or not _equal(v0, vk):
             raise _NotALoop(f"argument {key!r} of {nk.name!r} in iteration {k} is {vk!r}, in the first iteration {v0!r}")
+
+    def _not_restarted(self, nk: fx.Node, key: Any, ak: Any, it: dict, k: int) -> None:
+        """A neuron whose state argument is set anew in every iteration restarts on every step."""
+        if nk.op != "call_module" or ak is None or not isinstance(key, str):
+            return
+        module = self.module(nk)
+        if not self.is_neuron(module) or self.state_index(module, key) is None:
+            return
+        if isinstance(ak, fx.Node) and it[ak] != PROLOGUE:
+            return
+        raise _Refused(str(nk.target), module, f"in the time loop its state argument {key!r} is set anew on every step, "
+                       f"so snnTorch restarts it from that state at each step while the IR neuron carries its state on; "
+                       f"initialise the state once, before the loop, and pass the returned {key} back in")
 
     def _carried(self, n0: fx.Node, nk: fx.Node, key: Any, v0: Any, vk: fx.Node, it: dict, k: int) -> None:
         """A value iteration k-1 hands to iteration k: only a neuron's own state, fed back to itself."""
