@@ -2,7 +2,9 @@
 same export, with error messages that show `export_to_ir(...)` calls).
 
 Owns the torch.fx tracing, the converters for torch.nn modules and for functional ops (flatten,
-view/reshape, relu, residual `+`, cat, ...), graph assembly and the `custom_map` extension point.
+view/reshape, relu, residual `+`, cat, pooling, ...), graph assembly, the checks on neuron state arguments
+and the `custom_map` extension point. Time loops inside forward are reduced to one step by
+`talon.bridge._loops`.
 snnTorch neurons are converted in `talon.bridge.snntorch`, imported lazily so that plain PyTorch
 models export without snnTorch installed. docs/bridge.md has the mapping table and the equations.
 """
@@ -1059,6 +1061,11 @@ def to_ir(module: nn.Module, sample: torch.Tensor, custom_map: Mapping[Any, Conv
     `forward` returns; neuron state outputs stay inside the IR neurons. Every forward argument after the
     first is fixed to its default, so `forward(x, mem=None)` runs `init_leaky()` eagerly. The model is left
     exactly as it was (train flags, buffers, neuron state).
+
+    A time loop inside forward (`for step in range(num_steps)`, over a static input or `x[step]` of a
+    (T, B, ...) sample, returning `torch.stack(rec, dim=0)` or the last step) is exported as one step, its
+    length in `graph.metadata["num_steps"]`; stepping the executor that many times reproduces forward's
+    record. Neuron state arguments the IR cannot carry are refused, never dropped (docs/bridge.md).
 
     `custom_map` maps a module path or module type to `fn(module, ctx: ExportContext)` returning a Node, a
     nested Graph, or a (neuron, recurrent connection) pair; it takes precedence over built-in converters.
