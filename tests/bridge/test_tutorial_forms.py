@@ -707,3 +707,47 @@ def test_work_before_the_loop_is_part_of_every_step():
     with torch.no_grad():
         want = net(x)
     assert_spike_exact(run_steps(graph, [x] * num_steps), want)
+
+
+class TwoReads(nn.Module):
+    """x[step] read twice in one step: one IR input."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(5, 6)
+        self.fc2 = nn.Linear(5, 6)
+        self.lif1 = snn.Leaky(beta=0.9)
+
+    def forward(self, x):
+        mem1 = self.lif1.init_leaky()
+        spk1_rec = []
+        for step in range(6):
+            spk1, mem1 = self.lif1(self.fc1(x[step]) + self.fc2(x[step]), mem1)
+            spk1_rec.append(spk1)
+        return torch.stack(spk1_rec)
+
+
+def test_the_step_input_read_twice():
+    net = boost(TwoReads())
+    x = torch.rand(6, batch_size, 5) * 2
+    graph = to_ir(net, x)
+    assert graph.predecessors("fc1") == ["input"] and graph.predecessors("fc2") == ["input"]
+    with torch.no_grad():
+        want = net(x)
+    assert_spike_exact(run_steps(graph, list(x)), want)
+
+
+def test_memoryless_membrane_readout_is_refused():
+    class Readout(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(6, 6)
+            self.li = snn.Leaky(beta=0.9, reset_mechanism="none")
+
+        def forward(self, x):
+            mem = self.li.init_leaky()
+            spk, mem = self.li(self.fc(x), mem)
+            return mem
+
+    with pytest.warns(ExportWarning):
+        export_error(Readout(), torch.randn(1, 6), "'li'", "restarts it on every call")

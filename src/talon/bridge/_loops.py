@@ -33,14 +33,14 @@ PROLOGUE, EPILOGUE = -1, 1 << 30
 class TimeLoop:
     """One step of a loop unrolled by torch.fx.
 
-    `nodes`: the fx nodes of one step (prologue, then the first iteration) in graph order; `step_input`:
-    the first iteration's `x[0]` (None for a static input); `output`: the first iteration's node whose
+    `nodes`: the fx nodes of one step (prologue, then the first iteration) in graph order; `step_inputs`:
+    the first iteration's reads of `x[0]` (none for a static input); `output`: the first iteration's node whose
     per-step value forward returns first; `last_only`: forward returns the last step's value, not the record.
     """
 
     num_steps: int
     nodes: list[fx.Node]
-    step_input: fx.Node | None
+    step_inputs: tuple[fx.Node, ...]
     output: fx.Node
     last_only: bool
 
@@ -148,11 +148,20 @@ class _Loop:
                         raise _NotALoop(f"iteration {k} reads {nk.name!r} where the first reads x[0]")
                     continue
                 self._same_args(n0, nk, k, it, rel)
-        step_input = next((n for n in first if _is_step_index(n, self.placeholder, 0)), None)
-        self._check_prologue(it, step_input)
+        step_inputs = tuple(n for n in first if _is_step_index(n, self.placeholder, 0))
+        self._check_prologue(it, bool(step_inputs))
+        self._check_whole_input(first, step_inputs)
         output, last_only = self._output(it, body, rel, T)
         nodes = [n for n in self.nodes if it[n] in (PROLOGUE, 0)]
-        return TimeLoop(num_steps=T, nodes=nodes, step_input=step_input, output=output, last_only=last_only)
+        return TimeLoop(num_steps=T, nodes=nodes, step_inputs=step_inputs, output=output, last_only=last_only)
+
+    def _check_whole_input(self, first: list[fx.Node], step_inputs: tuple[fx.Node, ...]) -> None:
+        if not step_inputs:
+            return
+        for n in first:
+            if n not in step_inputs and self._reads_placeholder(n):
+                raise _NotALoop(f"{n.name!r} reads the whole input while the loop also reads x[step]; the IR graph has "
+                                "one input: read x[step] only")
 
     def _no_data_across_steps(self, it: dict, T: int) -> None:
         """Only neuron states may go from one iteration to a later one (the record goes to the epilogue)."""
@@ -247,14 +256,14 @@ class _Loop:
         out.update(n.kwargs)
         return out
 
-    def _check_prologue(self, it: dict, step_input: fx.Node | None) -> None:
+    def _check_prologue(self, it: dict, indexed: bool) -> None:
         for n in self.nodes:
             if it[n] != PROLOGUE or n.op in ("placeholder", "get_attr"):
                 continue
             if n.op == "call_module" and self.is_neuron(self.module(n)):
                 raise _Refused(str(n.target), self.module(n), "it is called once before the time loop whose steps "
                                "the IR graph is: move it into the loop, or out of the model")
-            if step_input is not None and self._reads_placeholder(n):
+            if indexed and self._reads_placeholder(n):
                 raise _NotALoop(f"{n.name!r} computes on the whole (T, B, ...) input before the loop; the IR graph "
                                 "sees one step x[step] at a time: move it into the loop, applied to x[step]")
 

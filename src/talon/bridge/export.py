@@ -628,6 +628,7 @@ class _Builder:
     takes_state: bool = False
     neurons: dict[str, tuple[nn.Module, ExportContext]] = field(default_factory=dict)
     neuron_calls: dict[str, int] = field(default_factory=dict)
+    memoryless: set[str] = field(default_factory=set)
 
     # -- naming and emission ----------------------------------------------------------------------
     def _unique(self, hint: str, own_reserved: bool) -> str:
@@ -672,7 +673,7 @@ class _Builder:
         self.reserved = {"input", "output"} | {str(n.target) for n in graph_nodes if n.op == "call_module"}
         first_input = True
         # A (T, B, ...) input read as x[step]: the IR input is one step of it.
-        step_shape = tuple(sample.shape[2:]) if loop is not None and loop.step_input is not None else None
+        step_shape = tuple(sample.shape[2:]) if loop is not None and loop.step_inputs else None
         for n in graph_nodes:
             if n.op == "placeholder":
                 if first_input and step_shape is None:
@@ -680,7 +681,7 @@ class _Builder:
                 else:
                     self.refs[n] = META
                 first_input = False
-            elif loop is not None and n is loop.step_input:
+            elif loop is not None and n in loop.step_inputs:
                 self._input(n, step_shape)
             elif n.op == "get_attr":
                 self.refs[n] = META
@@ -695,6 +696,9 @@ class _Builder:
         return self._finish()
 
     def _input(self, n: fx.Node, shape: Shape) -> None:
+        if "input" in self.nodes:  # x[step] read twice in one step: the same input
+            self.refs[n] = "input"
+            return
         self.nodes["input"] = Input(shape=shape)
         self.expected["input"] = (shape, "input")
         self.refs[n] = "input"
@@ -782,6 +786,7 @@ class _Builder:
     def _memoryless(self, path: str) -> Converter:
         def convert(module: nn.Module, ctx: ExportContext) -> ConverterResult:
             node = self.snn_bridge.memoryless(module, ctx)
+            self.memoryless.add(path)
             warnings.warn(
                 f"{self.api}: forward sets the state of neuron {path!r} on every call (e.g. mem = init_leaky()) and takes "
                 "no state argument, so in snnTorch each call starts from zero and the neuron keeps nothing from one call "
@@ -930,6 +935,10 @@ class _Builder:
         name = ref.neuron
         module, ctx = self.neurons[name]
         users = [d for s, d in self.edges if s == name]
+        if name in self.memoryless:
+            raise unsupported(name, module, "forward returns its state, and restarts it on every call (no state argument in "
+                              "forward's signature), so that state is just this call's input; return the spikes, or take "
+                              "the state as an argument (forward(self, x, mem=None))", self.api, converter_hint=False)
         if users:
             raise unsupported(name, module, f"forward returns its state (output {ref.index}) first while its spikes also "
                               f"feed {users[0]!r}; an IR neuron outputs either spikes or (as a readout) its membrane", self.api,
@@ -1126,7 +1135,7 @@ def _export(module: nn.Module, sample: torch.Tensor, custom_map: Mapping[Any, Co
         _warn_training(training, graph, api)
         if loop is not None:
             graph.metadata["num_steps"] = loop.num_steps
-            graph.metadata["time_loop"] = {"input": "static" if loop.step_input is None else "indexed",
+            graph.metadata["time_loop"] = {"input": "indexed" if loop.step_inputs else "static",
                                            "output": "last" if loop.last_only else "stacked"}
         return graph
 
