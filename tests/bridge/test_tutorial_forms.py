@@ -634,7 +634,7 @@ def test_functional_dropout_that_always_drops_is_refused():
 
 
 class SizedLoop(nn.Module):
-    """The loop length read from the input: range(x.size(0)), range(len(x)), range(x.shape[0])."""
+    """The loop length read from the input: range(x.size(0)), range(len(x)), range(x.shape[0]), for x_t in x."""
 
     def __init__(self, form):
         super().__init__()
@@ -645,6 +645,11 @@ class SizedLoop(nn.Module):
     def forward(self, x):
         mem1 = self.lif1.init_leaky()
         spk1_rec = []
+        if self.form == "iter":
+            for x_t in x:
+                spk1, mem1 = self.lif1(self.fc1(x_t), mem1)
+                spk1_rec.append(spk1)
+            return torch.stack(spk1_rec)
         steps = {"size": x.size(0), "len": len(x), "shape": x.shape[0]}[self.form]
         for step in range(steps):
             spk1, mem1 = self.lif1(self.fc1(x[step].view(x.size(1), -1)), mem1)
@@ -652,7 +657,7 @@ class SizedLoop(nn.Module):
         return torch.stack(spk1_rec)
 
 
-@pytest.mark.parametrize("form", ["size", "len", "shape"])
+@pytest.mark.parametrize("form", ["size", "len", "shape", "iter"])
 def test_loop_length_read_from_the_input(form):
     net = boost(SizedLoop(form))
     x = torch.rand(7, batch_size, 5) * 2

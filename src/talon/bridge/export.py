@@ -97,8 +97,9 @@ NO_IR_EQUIVALENT: tuple[type, ...] = (
 
 
 #: Neuron libraries whose modules torch.fx cannot trace and TALON does not convert: they have their own NIR export.
-FOREIGN_SNN = {"norse": ("Norse", "norse.to_nir(model, sample)"),
-               "spikingjelly": ("SpikingJelly", "SpikingJelly's NIR exporter (spikingjelly.activation_based.nir_exchange)")}
+FOREIGN_SNN = {"norse": ("Norse", "norse.torch.to_nir(model, sample)"),
+               "spikingjelly": ("SpikingJelly", "SpikingJelly's NIR exporter (the libraries and their exporters are listed at "
+                                "neuroir.org)")}
 
 
 def _foreign_snn(module: nn.Module) -> tuple[str, str] | None:
@@ -363,8 +364,8 @@ class _CustomMap:
 
 class _SampleProxy(fx.Proxy):
     """The model's input during tracing: its sizes are the sample's, so `for step in range(x.size(0))`,
-    `range(len(x))` and `x.shape[0]` unroll a time loop as `range(num_steps)` does (fx's own proxies
-    would make them symbolic, and `range` of a symbol cannot be traced)."""
+    `range(len(x))`, `x.shape[0]` and `for x_t in x` unroll a time loop as `range(num_steps)` does (fx's
+    own proxies would make them symbolic, and `range` of a symbol cannot be traced)."""
 
     def __init__(self, node: fx.Node, tracer: fx.Tracer, shape: torch.Size) -> None:
         super().__init__(node, tracer)
@@ -382,6 +383,10 @@ class _SampleProxy(fx.Proxy):
 
     def __len__(self) -> int:
         return self._sample_shape[0]
+
+    def __iter__(self) -> Iterator[fx.Proxy]:
+        # `for x_t in x:` over a time-major input: the steps x[0], x[1], ... (fx cannot iterate a proxy)
+        return (self[i] for i in range(self._sample_shape[0]))
 
 
 class _Tracer(fx.Tracer):
