@@ -756,3 +756,30 @@ def test_memoryless_membrane_readout_is_refused():
 
     with pytest.warns(ExportWarning):
         export_error(Readout(), torch.randn(1, 6), "'li'", "restarts it on every call")
+
+
+def test_the_way_forward_for_a_non_zero_start_works():
+    """The refusal says: keep the state out of forward and give it to the executor. That is exact."""
+    model = boost(NonZeroStart())
+    x = torch.randn(batch_size, 6)
+    msg = export_error(model, x, "{'lif': (mem,)}")
+    assert "ir_to_torch(graph, return_state=True)" in msg
+
+    class Stepper(NonZeroStart):
+        def forward(self, x, mem=None):
+            return self.lif(self.fc(x), mem)
+
+    stepper = Stepper()
+    stepper.load_state_dict(model.state_dict())
+    ex = ir_to_torch(to_ir(stepper, x), return_state=True)
+    state = {"lif": (torch.full((batch_size, 6), 0.5),)}
+    mem = torch.full((batch_size, 6), 0.5)
+    xs = [torch.randn(batch_size, 6) for _ in range(8)]
+    got, want = [], []
+    with torch.no_grad():
+        for x_t in xs:
+            out, state = ex(x_t, state)
+            spk, mem = stepper(x_t, mem)
+            got.append(out)
+            want.append(spk)
+    assert_spike_exact(torch.stack(got), torch.stack(want))

@@ -784,8 +784,9 @@ class _Builder:
                 initialised = True
             if why is not None:
                 raise unsupported(path, module, f"{why}, but an IR neuron starts from zero and continues from its own state. "
-                                  "Start it from zero (init_leaky()), or keep the state out of forward and pass it to the "
-                                  "executor: ir_to_torch(graph, return_state=True)(x, {name: (mem,)})", self.api, converter_hint=False)
+                                  "Start it from zero (init_leaky()), or keep the state out of forward and give it to the "
+                                  f"executor: ir_to_torch(graph, return_state=True)(x, {{{path!r}: (mem,)}})", self.api,
+                                  converter_hint=False)
         return initialised and self.loop is None and not self.takes_state
 
     def _memoryless(self, path: str) -> Converter:
