@@ -783,3 +783,54 @@ def test_the_way_forward_for_a_non_zero_start_works():
             got.append(out)
             want.append(spk)
     assert_spike_exact(torch.stack(got), torch.stack(want))
+
+
+class RegressionNet(nn.Module):
+    """The regression tutorial's network (part 1), as written there: per-neuron learnable β and θ, an x[step, :, :]
+    loop, and a reset-free Leaky output whose membrane is the prediction."""
+
+    def __init__(self, timesteps, hidden):
+        super().__init__()
+        self.timesteps = timesteps
+        self.hidden = hidden
+        beta_in = torch.rand(self.hidden)
+        thr_in = torch.rand(self.hidden)
+        self.fc_in = torch.nn.Linear(in_features=1, out_features=self.hidden)
+        self.lif_in = snn.Leaky(beta=beta_in, threshold=thr_in, learn_beta=True)
+        beta_hidden = torch.rand(self.hidden)
+        thr_hidden = torch.rand(self.hidden)
+        self.fc_hidden = torch.nn.Linear(in_features=self.hidden, out_features=self.hidden)
+        self.lif_hidden = snn.Leaky(beta=beta_hidden, threshold=thr_hidden, learn_beta=True)
+        beta_out = torch.rand(1)
+        self.fc_out = torch.nn.Linear(in_features=self.hidden, out_features=1)
+        self.li_out = snn.Leaky(beta=beta_out, threshold=1.0, learn_beta=True, reset_mechanism="none")
+
+    def forward(self, x):
+        mem_1 = self.lif_in.init_leaky()
+        mem_2 = self.lif_hidden.init_leaky()
+        mem_3 = self.li_out.init_leaky()
+        mem_3_rec = []
+        for step in range(self.timesteps):
+            x_timestep = x[step, :, :]
+            cur_in = self.fc_in(x_timestep)
+            spk_in, mem_1 = self.lif_in(cur_in, mem_1)
+            cur_hidden = self.fc_hidden(spk_in)
+            spk_hidden, mem_2 = self.lif_hidden(cur_hidden, mem_2)
+            cur_out = self.fc_out(spk_hidden)
+            _, mem_3 = self.li_out(cur_out, mem_3)
+            mem_3_rec.append(mem_3)
+        return torch.stack(mem_3_rec)
+
+
+def test_regression_tutorial_network(tmp_path):
+    torch.manual_seed(3)
+    net = RegressionNet(timesteps=40, hidden=32)
+    x = torch.rand(40, batch_size, 1) * 3
+    graph = to_ir(net, x)
+    assert [type(n).__name__ for n in graph.nodes.values()] == [
+        "Input", "Affine", "LIF", "Affine", "LIF", "Affine", "LI", "Output"]
+    assert graph.metadata["num_steps"] == 40
+    with torch.no_grad():
+        want = net(x)
+    got = run_steps(graph, list(x), tmp_path)
+    assert torch.equal(got, want) and float(want.abs().max()) > 0
