@@ -18,7 +18,7 @@ import snntorch as snn
 import torch
 import torch.nn as nn
 
-from talon.bridge.export import ConverterResult, ExportContext, convert_module
+from talon.bridge.converters import MODULE_CONVERTERS, ConverterResult, ExportContext
 from talon.ir import IF, LI, LIF, CubaLIF, Graph, Input, Integrator, Node, Output, Scale, Threshold
 
 __all__ = ["CONVERTERS", "is_neuron", "state_index", "memoryless", "membrane_readout", "convert_leaky", "convert_synaptic", "convert_rleaky", "convert_rsynaptic",
@@ -177,8 +177,8 @@ def _recurrent(m: nn.Module, ctx: ExportContext) -> Node:
     """The recurrent connection of RLeaky/RSynaptic: Affine (linear), Conv2d, or Scale (one-to-one V)."""
     rec = m.recurrent
     rec_ctx = ExportContext(path=f"{ctx.path}.recurrent", input_shapes=(ctx.output_shape,), output_shape=ctx.output_shape, dt=ctx.dt)
-    if isinstance(rec, (nn.Linear, nn.Conv2d)):
-        node = convert_module(rec, rec_ctx)
+    if type(rec) in (nn.Linear, nn.Conv2d):
+        node = MODULE_CONVERTERS[type(rec)](rec, rec_ctx)
         assert isinstance(node, Node)
         return node
     if type(rec).__name__ == "RecurrentOneToOne":
