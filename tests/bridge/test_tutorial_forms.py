@@ -834,3 +834,12 @@ def test_regression_tutorial_network(tmp_path):
         want = net(x)
     got = run_steps(graph, list(x), tmp_path)
     assert torch.equal(got, want) and float(want.abs().max()) > 0
+
+
+def test_a_loop_whose_result_is_reduced_inside_forward_is_refused():
+    class Counts(Net):
+        def forward(self, x):
+            spk2_rec, _ = super().forward(x)
+            return spk2_rec.sum(dim=0)
+
+    export_error(Counts(), torch.rand(batch_size, 20), "'lif1'", "called 25 times", "reduce it, e.g. .sum(0), outside")

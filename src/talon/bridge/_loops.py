@@ -290,7 +290,8 @@ class _Loop:
                             "along dim 0 in step order")
         name = result.name if isinstance(result, fx.Node) else repr(result)
         raise _NotALoop(f"the first value forward returns ({name}) is neither torch.stack(record, dim=0) of a per-step "
-                        "value nor the last step's value")
+                        "value nor the last step's value (return the record first, and reduce it, e.g. .sum(0), outside "
+                        "the model)")
 
 
 class _NotALoop(Exception):
