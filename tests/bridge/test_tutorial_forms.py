@@ -843,3 +843,51 @@ def test_a_loop_whose_result_is_reduced_inside_forward_is_refused():
             return spk2_rec.sum(dim=0)
 
     export_error(Counts(), torch.rand(batch_size, 20), "'lif1'", "called 25 times", "reduce it, e.g. .sum(0), outside")
+
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+class AnyLoop(nn.Module):
+    """A tutorial-style loop over any length, reset mechanism and input layout."""
+
+    def __init__(self, steps, reset, indexed, synaptic):
+        super().__init__()
+        self.steps, self.indexed = steps, indexed
+        self.fc1 = nn.Linear(5, 7)
+        self.lif1 = snn.Synaptic(alpha=0.7, beta=0.8, reset_mechanism=reset) if synaptic else \
+            snn.Leaky(beta=0.85, reset_mechanism=reset)
+        self.fc2 = nn.Linear(7, 3)
+        self.lif2 = snn.Leaky(beta=0.6, threshold=0.7, reset_mechanism=reset)
+
+    def forward(self, x):
+        synaptic = isinstance(self.lif1, snn.Synaptic)
+        syn1, mem1 = self.lif1.init_synaptic() if synaptic else (None, self.lif1.init_leaky())
+        mem2 = self.lif2.init_leaky()
+        spk2_rec = []
+        for step in range(self.steps):
+            cur1 = self.fc1(x[step] if self.indexed else x)
+            if synaptic:
+                spk1, syn1, mem1 = self.lif1(cur1, syn1, mem1)
+            else:
+                spk1, mem1 = self.lif1(cur1, mem1)
+            spk2, mem2 = self.lif2(self.fc2(spk1), mem2)
+            spk2_rec.append(spk2)
+        return torch.stack(spk2_rec, dim=0)
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(steps=st.integers(2, 12), reset=st.sampled_from(["subtract", "zero", "none"]), indexed=st.booleans(),
+       synaptic=st.booleans(), seed=st.integers(0, 2**16))
+def test_any_loop_length_and_layout_is_exact(steps, reset, indexed, synaptic, seed):
+    torch.manual_seed(seed)
+    net = boost(AnyLoop(steps, reset, indexed, synaptic))
+    x = torch.rand(steps, 3, 5) * 3 if indexed else torch.rand(3, 5) * 3
+    graph = to_ir(net, x)
+    assert graph.metadata["num_steps"] == steps
+    assert list(graph.nodes) == ["input", "fc1", "lif1", "fc2", "lif2", "output"]
+    with torch.no_grad():
+        want = net(x)
+    got = run_steps(graph, list(x) if indexed else [x] * steps)
+    assert torch.equal(got, want)
