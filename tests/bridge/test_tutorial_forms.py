@@ -572,19 +572,20 @@ def test_membrane_readout_of_a_resetting_leaky_is_refused():
 
 # -- warnings and foreign libraries ---------------------------------------------------------------
 
-def test_dropout_in_training_mode_warns():
+def test_dropout_and_batchnorm_in_training_mode_warn():
     class WithDropout(nn.Module):
         def __init__(self):
             super().__init__()
             self.fc = nn.Linear(6, 6)
             self.drop = nn.Dropout(0.3)
+            self.bn = nn.BatchNorm1d(6)
             self.lif = snn.Leaky(beta=0.9, init_hidden=True)
 
         def forward(self, x):
-            return self.lif(self.drop(self.fc(x)))
+            return self.lif(self.bn(self.drop(self.fc(x))))
 
     model = WithDropout()
-    with pytest.warns(ExportWarning, match="'drop'.*training mode"):
+    with pytest.warns(ExportWarning, match="training mode.*'drop': dropout.*'bn': batch norm"):
         to_ir(model, torch.randn(1, 6))
     assert model.training  # the model is left as it was
     model.eval()

@@ -883,7 +883,7 @@ def _export(module: nn.Module, sample: torch.Tensor, custom_map: Mapping[Any, Co
                               f"must be batch-first: add the batch dimension, e.g. sample.unsqueeze(0) of shape {(1, *sample.shape)}")
     custom = _CustomMap(custom_map)
     snn_bridge = _snn_bridge()
-    training = _training_dropout(module)
+    training = _training_layers(module)
     with _preserved(module):
         tracer = _Tracer(custom, snn_bridge, sample.shape)
         # A model that is itself one layer is traced as a call of that layer (named after its type).
@@ -935,17 +935,33 @@ def _takes_state(root: nn.Module) -> bool:
     return any(p.default is None for p in params if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD))
 
 
-def _training_dropout(model: nn.Module) -> list[str]:
-    """Paths of the dropout layers left in training mode (before the export puts the model in eval mode)."""
-    return [path or type(m).__name__.lower() for path, m in model.named_modules()
-            if isinstance(m, nn.modules.dropout._DropoutNd) and m.training and m.p > 0]
+#: Layers whose training mode computes something other than the IR node (the inference form).
+_TRAINING_FORMS: tuple[tuple[type, str], ...] = (
+    (nn.modules.dropout._DropoutNd, "dropout zeroes activations at random; the IR Dropout is the identity"),
+    (nn.modules.batchnorm._BatchNorm, "batch norm normalizes with the batch's own statistics; the IR BatchNorm uses the "
+                                      "running statistics"),
+)
 
 
-def _warn_training(paths: list[str], graph: Graph, api: str) -> None:
-    """Dropout in training mode drops activations at random; the IR's Dropout is the inference identity."""
-    exported = [p for p in paths if p in graph.nodes]
+def _training_layers(model: nn.Module) -> list[tuple[str, str]]:
+    """(path, what differs) of the layers left in training mode, read before the export puts the model in eval mode."""
+    found = []
+    for path, m in model.named_modules():
+        if not m.training or (isinstance(m, nn.modules.dropout._DropoutNd) and m.p == 0):
+            continue
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.running_mean is None:
+            continue  # refused by its converter anyway
+        for cls, why in _TRAINING_FORMS:
+            if isinstance(m, cls):
+                found.append((path or type(m).__name__.lower(), why))
+    return found
+
+
+def _warn_training(layers: list[tuple[str, str]], graph: Graph, api: str) -> None:
+    """One warning for the exported layers that compute differently in training mode than in the graph."""
+    exported = [(p, why) for p, why in layers if p in graph.nodes]
     if exported:
+        what = "; ".join(f"{p!r}: {why}" for p, why in exported)
         warnings.warn(
-            f"{api}: {', '.join(repr(p) for p in exported)} (Dropout) {'is' if len(exported) == 1 else 'are'} in training "
-            "mode, where dropout zeroes activations at random; the IR Dropout is the identity (inference). The graph "
-            "matches the model in eval mode: call model.eval() before comparing", ExportWarning, stacklevel=4)
+            f"{api}: layers left in training mode compute differently from the graph ({what}). The graph matches the "
+            "model in eval mode: call model.eval() before comparing", ExportWarning, stacklevel=4)
