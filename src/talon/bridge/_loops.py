@@ -143,12 +143,11 @@ class _Loop:
             for n0, nk in zip(first, blk):
                 if (n0.op, n0.target) != (nk.op, nk.target):
                     raise _NotALoop(f"iteration {k} runs {nk.name!r} where the first runs {n0.name!r}")
-                if _is_step_index(n0, self.placeholder, 0):
-                    if not _is_step_index(nk, self.placeholder, k):
-                        raise _NotALoop(f"iteration {k} reads {nk.name!r} where the first reads x[0]")
-                    continue
+                if _is_step_index(n0, self.placeholder, 0) and _is_step_index(nk, self.placeholder, k):
+                    continue  # x[step]
                 self._same_args(n0, nk, k, it, rel)
-        step_inputs = tuple(n for n in first if _is_step_index(n, self.placeholder, 0))
+        step_inputs = tuple(n0 for n0, n1 in zip(first, body[1]) if _is_step_index(n0, self.placeholder, 0)
+                            and _is_step_index(n1, self.placeholder, 1))
         self._check_prologue(it, bool(step_inputs))
         self._check_whole_input(first, step_inputs)
         output, last_only = self._output(it, body, rel, T)
