@@ -892,3 +892,9 @@ def test_any_loop_length_and_layout_is_exact(steps, reset, indexed, synaptic, se
         want = net(x)
     got = run_steps(graph, list(x) if indexed else [x] * steps)
     assert torch.equal(got, want)
+
+
+def test_one_neuron_object_twice_in_a_sequential_is_refused():
+    lif = snn.Leaky(beta=0.9, init_hidden=True)
+    model = nn.Sequential(nn.Linear(10, 10), lif, nn.Linear(10, 10), lif)
+    export_error(model, torch.randn(batch_size, 10), "'1'", "called 2 times")
