@@ -312,6 +312,9 @@ def _equal(a: Any, b: Any) -> bool:
         return False
 
 
+_MAX_CHECKS = 32
+
+
 def find_time_loop(
     gm: fx.GraphModule, values: dict[fx.Node, Any], *, is_neuron: Callable[[nn.Module], bool],
     state_index: Callable[[nn.Module, str], int | None], unsupported: Callable[[str, nn.Module, str], Exception],
@@ -326,7 +329,9 @@ def find_time_loop(
     if loop.placeholder is None:
         return None
     reasons = []
-    for a, p, T in loop.candidates():
+    # Shortest period first: the loop body itself; longer periods are whole multiples of it (bounded: each
+    # check walks the whole graph).
+    for a, p, T in loop.candidates()[:_MAX_CHECKS]:
         try:
             return loop.check(a, p, T)
         except _NotALoop as exc:
