@@ -898,3 +898,25 @@ def test_one_neuron_object_twice_in_a_sequential_is_refused():
     lif = snn.Leaky(beta=0.9, init_hidden=True)
     model = nn.Sequential(nn.Linear(10, 10), lif, nn.Linear(10, 10), lif)
     export_error(model, torch.randn(batch_size, 10), "'1'", "called 2 times")
+
+
+def test_memoryless_synaptic_is_a_threshold_too():
+    class OneStep(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(6, 8)
+            self.syn = snn.Synaptic(alpha=0.8, beta=0.7, threshold=0.4)
+
+        def forward(self, x):
+            syn, mem = self.syn.init_synaptic()
+            spk, syn, mem = self.syn(self.fc(x), syn, mem)
+            return spk
+
+    net = boost(OneStep())
+    with pytest.warns(ExportWarning, match="'syn'"):
+        graph = to_ir(net, torch.randn(1, 6))
+    assert type(graph.nodes["syn"]).__name__ == "Threshold"
+    xs = [torch.randn(batch_size, 6) for _ in range(6)]
+    with torch.no_grad():
+        want = torch.stack([net(x) for x in xs])
+    assert_spike_exact(run_steps(graph, xs), want)
