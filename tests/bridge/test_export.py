@@ -348,7 +348,7 @@ class NeedsTwoInputs(nn.Module):
     "model,fragment",
     [
         (Unflatten(), "only reshapes that flatten"),
-        (ReturnsMembrane(), "state (output 1) of neuron 'lif'"),
+        (ReturnsMembrane(), "forward returns its membrane, which its 'subtract' reset changes"),
         (DataDependent(), "torch.fx cannot trace"),
         (NeedsTwoInputs(), "'y' has no default"),
     ],

@@ -1,8 +1,10 @@
 """Export PyTorch and snnTorch models to a `talon.ir.Graph`: `to_ir`, and `export_to_ir` (snnTorch's name: the
 same export, with error messages that show `export_to_ir(...)` calls).
 
-Owns the torch.fx tracing, the converters for torch.nn modules and for functional ops (flatten,
-view/reshape, relu, residual `+`, cat, ...), graph assembly and the `custom_map` extension point.
+Owns the torch.fx tracing, the converters for functional ops (flatten, view/reshape, relu, residual `+`,
+cat, pooling, ...), graph assembly, the checks on neuron state arguments and the `custom_map` extension
+point. The torch.nn module converters and the converter contract (`ExportContext`) live in
+`talon.bridge.converters`; time loops inside forward are reduced to one step by `talon.bridge._loops`.
 snnTorch neurons are converted in `talon.bridge.snntorch`, imported lazily so that plain PyTorch
 models export without snnTorch installed. docs/bridge.md has the mapping table and the equations.
 """
@@ -14,8 +16,9 @@ import contextlib
 import inspect
 import math
 import operator
+import warnings
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Mapping, Union
+from typing import Any, Iterator, Mapping
 
 import numpy as np
 import torch
@@ -23,57 +26,24 @@ import torch.fx as fx
 import torch.nn as nn
 import torch.nn.functional as F
 
+from talon.bridge._loops import TimeLoop, find_time_loop
+from talon.bridge.converters import (
+    MODULE_CONVERTERS, Converter, ConverterResult, ExportContext, Shape, _adaptive_avg_kernel, _flatten_dims, _pair,
+    _softmax_dim, unsupported,
+)
 from talon.errors import GraphValidationError, TalonError, TalonUsageError, UnsupportedModuleError
 from talon.ir import (
-    ELU, GELU, Affine, AvgPool2d, BatchNorm1d, BatchNorm2d, Concat, Conv1d, Conv2d, Dropout, Flatten, Graph, Input,
-    LayerNorm, Linear, MaxPool2d, Node, Output, PReLU, ReLU, Scale, Sigmoid, Skip, Softmax, Tanh, Upsample,
+    ELU, GELU, AvgPool2d, Concat, Dropout, Flatten, Graph, Input, MaxPool2d, Node, Output, ReLU, Scale, Sigmoid, Skip,
+    Softmax, Tanh,
 )
 from talon.ir.spike_inputs import with_spike_inputs
 
-__all__ = ["to_ir", "export_to_ir", "ExportContext", "Converter", "ConverterResult", "convert_module"]
-
-Shape = tuple[int, ...]
-#: What a converter returns: one node; a nested Graph (a composite block); or (neuron, recurrent connection).
-ConverterResult = Union[Node, Graph, tuple[Node, Node]]
+__all__ = ["to_ir", "export_to_ir", "ExportContext", "Converter", "ConverterResult", "convert_module", "ExportWarning"]
 
 
-@dataclass(frozen=True)
-class ExportContext:
-    """What a converter knows about the module it converts. Shapes exclude the batch dimension.
-
-    `path` is the module's path in the model (also the IR node's name); `input_shapes` are the traced
-    shapes of its data inputs, in order; `output_shape` is the traced shape of its (first) output: for a
-    neuron, the neuron shape that per-neuron parameters are broadcast to.
-    """
-
-    path: str
-    input_shapes: tuple[Shape, ...]
-    output_shape: Shape
-    dt: float = 1.0
-    #: The export function the user called ("to_ir" or "export_to_ir"): error messages show that call.
-    api: str = "to_ir"
-
-    @property
-    def input_shape(self) -> Shape | None:
-        return self.input_shapes[0] if self.input_shapes else None
-
-    def unsupported(self, module: Any, reason: str) -> UnsupportedModuleError:
-        """The error a converter raises for a module (or a setting of it) the IR cannot express exactly."""
-        return unsupported(self.path, module, reason, self.api)
-
-
-Converter = Callable[[nn.Module, ExportContext], ConverterResult]
-
-
-def unsupported(path: str, module: Any, reason: str, api: str = "to_ir") -> UnsupportedModuleError:
-    """The error for module `path` that cannot be exported; `api` is the function the user called."""
-    t = type(module)
-    return UnsupportedModuleError(
-        f"cannot export module {path!r} ({t.__module__}.{t.__qualname__}): {reason}. "
-        f"To export it anyway, pass a converter: {api}(model, sample, custom_map={{{t.__name__}: fn}}) "
-        f"or custom_map={{{path!r}: fn}}, where fn(module, ctx) returns a talon.ir Node (see docs/bridge.md)"
-    )
-
+class ExportWarning(UserWarning):
+    """The export is exact for the model as it will run, but differs from how it is set up now (a layer in
+    training mode), or the model computes something other than it seems to (a neuron reset on every call)."""
 
 #: Layers with no IR equivalent at all. They are always leaves of the trace (a subclass too), so the export
 #: stops with "no converter" for them rather than tracing into their internals (whose data-dependent
@@ -84,171 +54,30 @@ NO_IR_EQUIVALENT: tuple[type, ...] = (
 )
 
 
+#: Neuron libraries whose modules torch.fx cannot trace and TALON does not convert: they have their own NIR export.
+FOREIGN_SNN = {"norse": ("Norse", "norse.torch.to_nir(model, sample)"),
+               "spikingjelly": ("SpikingJelly", "SpikingJelly's NIR exporter (the libraries and their exporters are listed at "
+                                "neuroir.org)")}
+
+
+def _foreign_snn(module: nn.Module) -> tuple[str, str] | None:
+    root = type(module).__module__.split(".")[0]
+    return FOREIGN_SNN.get(root)
+
+
 def _no_converter_reason(module: nn.Module) -> str:
+    foreign = _foreign_snn(module)
+    if foreign is not None:
+        library, exporter = foreign
+        return (f"no converter for this module type: {library} neurons are not converted by to_ir; export the model "
+                f"to NIR with {exporter}, then import that with talon.ir.from_nir(nir_graph) or "
+                "talon.ir.nir.read_nir('model.nir') (see docs/nir.md)")
     if isinstance(module, (nn.RNNBase, nn.RNNCellBase)):
         return ("no converter for this module type: recurrent layers (RNN, LSTM, GRU and their cells) have no IR "
                 "equivalent; for spiking recurrence use snnTorch's RLeaky or RSynaptic")
     if isinstance(module, NO_IR_EQUIVALENT):
         return "no converter for this module type: attention and Transformer layers have no IR equivalent"
     return "no converter for this module type"
-
-
-# --------------------------------------------------------------------------------------------------
-# torch.nn module converters (exact types only: a subclass may change forward, so it needs custom_map)
-# --------------------------------------------------------------------------------------------------
-
-def _f32(t: torch.Tensor) -> np.ndarray:
-    return t.detach().cpu().to(torch.float32).numpy().copy()
-
-
-def _pair(v: Any) -> tuple[int, int]:
-    return (int(v), int(v)) if isinstance(v, int) else (int(v[0]), int(v[1]))
-
-
-def _features(ctx: ExportContext) -> int:
-    return int(math.prod(ctx.output_shape))
-
-
-def _linear(m: nn.Linear, ctx: ExportContext) -> Node:
-    if m.bias is None:
-        return Linear(weight=_f32(m.weight))
-    return Affine(weight=_f32(m.weight), bias=_f32(m.bias))
-
-
-def _conv_padding(m: nn.Module, ctx: ExportContext, ndim: int) -> tuple[int, ...]:
-    if m.padding_mode != "zeros":
-        raise ctx.unsupported(m, f"padding_mode={m.padding_mode!r}: the IR convolutions pad with zeros only")
-    if m.padding == "valid":
-        return (0,) * ndim
-    if m.padding == "same":
-        pads = []
-        for k, d in zip(m.kernel_size, m.dilation):
-            total = d * (k - 1)
-            if total % 2:
-                # PyTorch pads the extra element on the right only; IR padding is symmetric.
-                raise ctx.unsupported(m, f"padding='same' with kernel {m.kernel_size} and dilation {m.dilation} pads asymmetrically")
-            pads.append(total // 2)
-        return tuple(pads)
-    return tuple(int(p) for p in m.padding)
-
-
-def _conv_bias(m: nn.Module) -> np.ndarray:
-    return _f32(m.bias) if m.bias is not None else np.zeros(m.out_channels, dtype=np.float32)
-
-
-def _conv1d(m: nn.Conv1d, ctx: ExportContext) -> Node:
-    (pad,) = _conv_padding(m, ctx, 1)
-    return Conv1d(weight=_f32(m.weight), bias=_conv_bias(m), stride=m.stride[0], padding=pad,
-                  dilation=m.dilation[0], groups=m.groups)
-
-
-def _conv2d(m: nn.Conv2d, ctx: ExportContext) -> Node:
-    return Conv2d(weight=_f32(m.weight), bias=_conv_bias(m), stride=tuple(m.stride), padding=_conv_padding(m, ctx, 2),
-                  dilation=tuple(m.dilation), groups=m.groups)
-
-
-def _maxpool2d(m: nn.MaxPool2d, ctx: ExportContext) -> Node:
-    if m.return_indices:
-        raise ctx.unsupported(m, "return_indices=True has no IR equivalent")
-    return MaxPool2d(kernel_size=_pair(m.kernel_size), stride=_pair(m.stride if m.stride is not None else m.kernel_size),
-                     padding=_pair(m.padding), dilation=_pair(m.dilation), ceil_mode=bool(m.ceil_mode))
-
-
-def _avgpool2d(m: nn.AvgPool2d, ctx: ExportContext) -> Node:
-    if m.divisor_override is not None:
-        raise ctx.unsupported(m, "divisor_override has no IR equivalent")
-    return AvgPool2d(kernel_size=_pair(m.kernel_size), stride=_pair(m.stride if m.stride is not None else m.kernel_size),
-                     padding=_pair(m.padding), ceil_mode=bool(m.ceil_mode), count_include_pad=bool(m.count_include_pad))
-
-
-def _flatten_dims(start: int, end: int, full_rank: int) -> tuple[int, int] | None:
-    """IR (batch-free) dims for flattening full-tensor dims start..end, or None if the batch dim is touched."""
-    s = start + full_rank if start < 0 else start
-    e = end + full_rank if end < 0 else end
-    if s < 1 or e < s:
-        return None
-    return s - 1, (-1 if e == full_rank - 1 else e - 1)
-
-
-def _flatten(m: nn.Flatten, ctx: ExportContext) -> Node:
-    dims = _flatten_dims(m.start_dim, m.end_dim, len(ctx.input_shape) + 1)
-    if dims is None:
-        raise ctx.unsupported(m, f"Flatten(start_dim={m.start_dim}, end_dim={m.end_dim}) merges the batch dimension")
-    return Flatten(start_dim=dims[0], end_dim=dims[1])
-
-
-def _upsample(m: nn.Upsample, ctx: ExportContext) -> Node:
-    if m.mode not in ("nearest", "bilinear"):
-        raise ctx.unsupported(m, f"mode={m.mode!r}: the IR Upsample supports 'nearest' and 'bilinear'")
-    if m.size is not None:
-        # scale_factor keeps its default: the IR field is not optional, and `size` wins when set.
-        return Upsample(size=_pair(m.size), mode=m.mode, align_corners=bool(m.align_corners))
-    f = m.scale_factor
-    if isinstance(f, (tuple, list)):
-        if len(set(f)) != 1:
-            raise ctx.unsupported(m, f"scale_factor={f}: the IR Upsample takes one factor for both axes")
-        f = f[0]
-    return Upsample(scale_factor=f, mode=m.mode, align_corners=bool(m.align_corners))
-
-
-def _softmax_dim(dim: int | None, full_rank: int) -> int | None:
-    if dim is None:  # torch's legacy implicit choice
-        dim = 0 if full_rank in (0, 1, 3) else 1
-    d = dim + full_rank if dim < 0 else dim
-    return None if d < 1 else (dim if dim < 0 else dim - 1)
-
-
-def _softmax(m: nn.Softmax, ctx: ExportContext) -> Node:
-    d = _softmax_dim(m.dim, len(ctx.input_shape) + 1)
-    if d is None:
-        raise ctx.unsupported(m, f"Softmax(dim={m.dim}) normalizes across the batch")
-    return Softmax(dim=d, features=_features(ctx))
-
-
-def _batchnorm(m: nn.modules.batchnorm._BatchNorm, ctx: ExportContext) -> Node:
-    if m.running_mean is None or m.running_var is None:
-        raise ctx.unsupported(m, "track_running_stats=False normalizes with batch statistics; the IR BatchNorm is the inference form")
-    n = m.num_features
-    weight = _f32(m.weight) if m.weight is not None else np.ones(n, np.float32)
-    bias = _f32(m.bias) if m.bias is not None else np.zeros(n, np.float32)
-    cls = BatchNorm2d if isinstance(m, nn.BatchNorm2d) else BatchNorm1d
-    return cls(num_features=n, weight=weight, bias=bias, running_mean=_f32(m.running_mean), running_var=_f32(m.running_var),
-               eps=float(m.eps), momentum=float(m.momentum if m.momentum is not None else 0.1))
-
-
-def _layernorm(m: nn.LayerNorm, ctx: ExportContext) -> Node:
-    shape = tuple(m.normalized_shape)
-    weight = _f32(m.weight) if m.weight is not None else np.ones(shape, np.float32)
-    bias = _f32(m.bias) if m.bias is not None else np.zeros(shape, np.float32)
-    return LayerNorm(normalized_shape=shape, weight=weight, bias=bias, eps=float(m.eps))
-
-
-def _gelu(m: nn.GELU, ctx: ExportContext) -> Node:
-    return GELU(approximate=m.approximate == "tanh", features=_features(ctx))
-
-
-MODULE_CONVERTERS: dict[type, Converter] = {
-    nn.Linear: _linear,
-    nn.Conv1d: _conv1d,
-    nn.Conv2d: _conv2d,
-    nn.MaxPool2d: _maxpool2d,
-    nn.AvgPool2d: _avgpool2d,
-    nn.Flatten: _flatten,
-    nn.Upsample: _upsample,
-    nn.Identity: lambda m, ctx: Skip(skip_type="passthrough"),
-    nn.Dropout: lambda m, ctx: Dropout(p=float(m.p), features=_features(ctx)),
-    nn.ReLU: lambda m, ctx: ReLU(features=_features(ctx)),
-    nn.LeakyReLU: lambda m, ctx: ReLU(negative_slope=float(m.negative_slope), features=_features(ctx)),
-    nn.Sigmoid: lambda m, ctx: Sigmoid(features=_features(ctx)),
-    nn.Tanh: lambda m, ctx: Tanh(features=_features(ctx)),
-    nn.Softmax: _softmax,
-    nn.GELU: _gelu,
-    nn.ELU: lambda m, ctx: ELU(alpha=float(m.alpha), features=_features(ctx)),
-    nn.PReLU: lambda m, ctx: PReLU(weight=_f32(m.weight).reshape(-1), features=_features(ctx)),
-    nn.BatchNorm1d: _batchnorm,
-    nn.BatchNorm2d: _batchnorm,
-    nn.LayerNorm: _layernorm,
-}
 
 
 def _snn_bridge() -> Any:
@@ -308,14 +137,50 @@ class _CustomMap:
         return None
 
 
+class _SampleProxy(fx.Proxy):
+    """The model's input during tracing: its sizes are the sample's, so `for step in range(x.size(0))`,
+    `range(len(x))`, `x.shape[0]` and `for x_t in x` unroll a time loop as `range(num_steps)` does (fx's
+    own proxies would make them symbolic, and `range` of a symbol cannot be traced)."""
+
+    def __init__(self, node: fx.Node, tracer: fx.Tracer, shape: torch.Size) -> None:
+        super().__init__(node, tracer)
+        self._sample_shape = shape
+
+    def size(self, dim: int | None = None) -> Any:
+        return self._sample_shape if dim is None else self._sample_shape[dim]
+
+    @property
+    def shape(self) -> torch.Size:
+        return self._sample_shape
+
+    def dim(self) -> int:
+        return len(self._sample_shape)
+
+    def __len__(self) -> int:
+        return self._sample_shape[0]
+
+    def __iter__(self) -> Iterator[fx.Proxy]:
+        # `for x_t in x:` over a time-major input: the steps x[0], x[1], ... (fx cannot iterate a proxy)
+        return (self[i] for i in range(self._sample_shape[0]))
+
+
 class _Tracer(fx.Tracer):
-    def __init__(self, custom: _CustomMap, snn_bridge: Any) -> None:
+    def __init__(self, custom: _CustomMap, snn_bridge: Any, sample_shape: torch.Size | None = None) -> None:
         super().__init__()
         self.custom = custom
         self.snn_bridge = snn_bridge
+        self.sample_shape = sample_shape
+        self._first_placeholder = True
+
+    def proxy(self, node: fx.Node) -> fx.Proxy:
+        if node.op == "placeholder" and self._first_placeholder and self.sample_shape is not None:
+            self._first_placeholder = False
+            return _SampleProxy(node, self, self.sample_shape)
+        return super().proxy(node)
 
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
-        if self.custom.find(qualname, m) is not None or type(m) in MODULE_CONVERTERS or isinstance(m, NO_IR_EQUIVALENT):
+        if (self.custom.find(qualname, m) is not None or type(m) in MODULE_CONVERTERS or isinstance(m, NO_IR_EQUIVALENT)
+                or _foreign_snn(m) is not None):
             return True
         if self.snn_bridge is not None and self.snn_bridge.is_neuron(m):
             return True
@@ -504,6 +369,8 @@ _FUNCTION_OPS: dict[Any, str] = {
     torch.sigmoid: "sigmoid", F.sigmoid: "sigmoid", torch.tanh: "tanh", F.tanh: "tanh",
     torch.softmax: "softmax", F.softmax: "softmax", F.gelu: "gelu", F.elu: "elu", F.dropout: "dropout",
     torch.cat: "cat", torch.concat: "cat", torch.concatenate: "cat",
+    F.max_pool2d: "max_pool2d", torch.max_pool2d: "max_pool2d", F.avg_pool2d: "avg_pool2d",
+    F.adaptive_avg_pool2d: "adaptive_avg_pool2d",
     operator.getitem: "getitem", builtins.getattr: "getattr",
 }
 _METHOD_OPS = {
@@ -535,6 +402,13 @@ class _Builder:
     expected: dict[str, tuple[Shape, str]] = field(default_factory=dict)  # name -> (traced shape, module path)
     refs: dict[fx.Node, Any] = field(default_factory=dict)
     reserved: set[str] = field(default_factory=set)
+    #: The time loop inside forward, reduced to one step (None: forward is one step).
+    loop: TimeLoop | None = None
+    #: forward takes optional arguments (`mem=None`): a state it initialises can come from the caller.
+    takes_state: bool = False
+    neurons: dict[str, tuple[nn.Module, ExportContext]] = field(default_factory=dict)
+    neuron_calls: dict[str, int] = field(default_factory=dict)
+    memoryless: set[str] = field(default_factory=set)
 
     # -- naming and emission ----------------------------------------------------------------------
     def _unique(self, hint: str, own_reserved: bool) -> str:
@@ -574,18 +448,21 @@ class _Builder:
 
     # -- the passes -------------------------------------------------------------------------------
     def build(self, sample: torch.Tensor, model: nn.Module) -> Graph:
-        graph_nodes = list(self.gm.graph.nodes)
+        loop = self.loop
+        graph_nodes = loop.nodes if loop is not None else list(self.gm.graph.nodes)
         self.reserved = {"input", "output"} | {str(n.target) for n in graph_nodes if n.op == "call_module"}
         first_input = True
+        # A (T, B, ...) input read as x[step]: the IR input is one step of it.
+        step_shape = tuple(sample.shape[2:]) if loop is not None and loop.step_inputs else None
         for n in graph_nodes:
             if n.op == "placeholder":
-                if first_input:
-                    self.nodes["input"] = Input(shape=tuple(sample.shape[1:]))
-                    self.expected["input"] = (tuple(sample.shape[1:]), "input")
-                    self.refs[n] = "input"
-                    first_input = False
+                if first_input and step_shape is None:
+                    self._input(n, tuple(sample.shape[1:]))
                 else:
                     self.refs[n] = META
+                first_input = False
+            elif loop is not None and n in loop.step_inputs:
+                self._input(n, step_shape)
             elif n.op == "get_attr":
                 self.refs[n] = META
             elif n.op == "call_module":
@@ -593,8 +470,18 @@ class _Builder:
             elif n.op in ("call_function", "call_method"):
                 self._call_op(n)
             elif n.op == "output":
-                self._output(n, model)
+                self._output(_first_result(n), model)
+        if loop is not None:
+            self._output(loop.output, model)
         return self._finish()
+
+    def _input(self, n: fx.Node, shape: Shape) -> None:
+        if "input" in self.nodes:  # x[step] read twice in one step: the same input
+            self.refs[n] = "input"
+            return
+        self.nodes["input"] = Input(shape=shape)
+        self.expected["input"] = (shape, "input")
+        self.refs[n] = "input"
 
     def _call_module(self, n: fx.Node) -> None:
         path = str(n.target)
@@ -622,12 +509,73 @@ class _Builder:
         conv = self.custom.find(path, module) or _builtin_converter(module)
         if conv is None:
             raise unsupported(path, module, _no_converter_reason(module), self.api)
+        if is_neuron:
+            self.neurons[path] = (module, ctx)
+            if self._restarted(n, path, module) and self.custom.find(path, module) is None:
+                conv = self._memoryless(path)
         result = conv(module, ctx)
         name = self._insert(path, result, inputs, shape, module, conv)
         if isinstance(value, (tuple, list)):
             self.refs[n] = _NeuronTuple(name)
         else:
             self.refs[n] = name
+
+    # -- neuron states ------------------------------------------------------------------------------
+    def _restarted(self, n: fx.Node, path: str, module: nn.Module) -> bool:
+        """Check the state arguments of a neuron call; True when forward restarts the neuron from a zero
+        state of its own making on every call (so each call is memoryless).
+
+        The IR neuron starts from zero and then continues from its own state: a state argument that is
+        anything else (non-zero, computed from the input, another neuron's state) would be ignored.
+        """
+        count = self.neuron_calls[path] = self.neuron_calls.get(path, 0) + 1
+        per = "per time step of the loop in forward" if self.loop is not None else "in one forward"
+        if count > 1:
+            raise unsupported(path, module, f"it is called {count} times {per}: in snnTorch every call continues from "
+                              "the state the previous call left (one shared membrane), which one IR neuron cannot express; "
+                              "give each call its own neuron module", self.api, converter_hint=False)
+        try:
+            params = list(inspect.signature(module.forward).parameters)
+        except (TypeError, ValueError):
+            params = []
+        bound = {params[i] if i < len(params) else f"argument {i}": v for i, v in enumerate(n.args)}
+        bound.update(n.kwargs)
+        initialised = False
+        for key, v in bound.items():
+            if (params and key == params[0]) or v is None:
+                continue
+            ref = self.refs.get(v, META) if isinstance(v, fx.Node) else META
+            why = None
+            if isinstance(ref, _State):
+                why = f"it starts from the state (output {ref.index}) of neuron {ref.neuron!r}"
+            elif isinstance(ref, _NeuronTuple):
+                why = f"its state argument {key!r} is the whole output tuple of neuron {ref.neuron!r}"
+            elif isinstance(ref, str):
+                why = f"its state argument {key!r} is computed from the input ({v.name!r})"
+            else:
+                value = self.values.get(v) if isinstance(v, fx.Node) else v
+                if isinstance(value, torch.Tensor) and value.numel() and bool(torch.any(value != 0)):
+                    why = f"it starts from a non-zero initial {key} built in forward"
+                initialised = True
+            if why is not None:
+                raise unsupported(path, module, f"{why}, but an IR neuron starts from zero and continues from its own state. "
+                                  "Start it from zero (init_leaky()), or keep the state out of forward and give it to the "
+                                  f"executor: ir_to_torch(graph, return_state=True)(x, {{{path!r}: (mem,)}})", self.api,
+                                  converter_hint=False)
+        return initialised and self.loop is None and not self.takes_state
+
+    def _memoryless(self, path: str) -> Converter:
+        def convert(module: nn.Module, ctx: ExportContext) -> ConverterResult:
+            node = self.snn_bridge.memoryless(module, ctx)
+            self.memoryless.add(path)
+            warnings.warn(
+                f"{self.api}: forward sets the state of neuron {path!r} on every call (e.g. mem = init_leaky()) and takes "
+                "no state argument, so in snnTorch each call starts from zero and the neuron keeps nothing from one call "
+                f"to the next: it is exported as what it computes, a Threshold. To keep the membrane across time steps, "
+                "loop over time inside forward, take the state as an argument (forward(self, x, mem=None)), or use "
+                "init_hidden=True", ExportWarning, stacklevel=6)
+            return node
+        return convert
 
     def _check_rank(self, path: str, module: nn.Module, arg: fx.Node, value: torch.Tensor) -> None:
         """A convolution or batch norm that torch ran on an unbatched input (a sample without its batch
@@ -750,10 +698,35 @@ class _Builder:
         elif op == "elu":
             node = ELU(alpha=float(_arg(n, 1, "alpha", 1.0)), features=features)
         elif op == "dropout":
-            node = Dropout(p=float(_arg(n, 1, "p", 0.5)), features=features)
+            p = float(_arg(n, 1, "p", 0.5))
+            if p > 0 and _arg(n, 2, "training", True) is not False:
+                raise UnsupportedModuleError(
+                    f"{where}: F.dropout with training=True (its default) zeroes activations at random even in eval "
+                    "mode; the IR Dropout is the identity. Write F.dropout(x, p, training=self.training) or use nn.Dropout")
+            node = Dropout(p=p, features=features)
+        elif op in ("max_pool2d", "avg_pool2d", "adaptive_avg_pool2d"):
+            node = _functional_pool(op, n, _shape_of(in_value), where)
         else:  # pragma: no cover - every op above is handled
             raise AssertionError(op)
         self.refs[n] = self._emit(op, node, [src], shape, n.name)
+
+    def _readout(self, ref: _State, model: nn.Module) -> str:
+        """forward returns a neuron's state first: exact only as a readout neuron (a reset-free Leaky's
+        membrane is an LI) whose spikes feed nothing."""
+        name = ref.neuron
+        module, ctx = self.neurons[name]
+        users = [d for s, d in self.edges if s == name]
+        if name in self.memoryless:
+            raise unsupported(name, module, "forward returns its state, and restarts it on every call (no state argument in "
+                              "forward's signature), so that state is just this call's input; return the spikes, or take "
+                              "the state as an argument (forward(self, x, mem=None))", self.api, converter_hint=False)
+        if users:
+            raise unsupported(name, module, f"forward returns its state (output {ref.index}) first while its spikes also "
+                              f"feed {users[0]!r}; an IR neuron outputs either spikes or (as a readout) its membrane", self.api,
+                              converter_hint=False)
+        node = self.snn_bridge.membrane_readout(module, ctx, ref.index)
+        self.nodes[name] = node
+        return name
 
     def _touches_data(self, n: fx.Node) -> bool:
         found: list[fx.Node] = []
@@ -778,20 +751,14 @@ class _Builder:
         else:
             raise UnsupportedModuleError(f"indexing or slicing a tensor ({n.name!r}: {src}[{index}]) has no IR converter")
 
-    def _output(self, n: fx.Node, model: nn.Module) -> None:
-        result = n.args[0]
-        while isinstance(result, (tuple, list)):
-            if not result:
-                raise UnsupportedModuleError(f"{type(model).__name__}.forward returns an empty tuple")
-            result = result[0]
+    def _output(self, result: Any, model: nn.Module) -> None:
+        if result is _EMPTY:
+            raise UnsupportedModuleError(f"{type(model).__name__}.forward returns an empty tuple")
         ref = self.refs.get(result, META) if isinstance(result, fx.Node) else META
         if isinstance(ref, _NeuronTuple):
             ref = ref.neuron
         if isinstance(ref, _State):
-            raise UnsupportedModuleError(
-                f"{type(model).__name__}.forward returns the state (output {ref.index}) of neuron {ref.neuron!r} first; "
-                "the IR graph outputs what forward returns first and neurons emit spikes only"
-            )
+            ref = self._readout(ref, model)
         if not isinstance(ref, str):
             raise UnsupportedModuleError(f"the first value {type(model).__name__}.forward returns is not computed from its input")
         shape, _ = self.expected[ref]
@@ -827,6 +794,43 @@ class _Builder:
         return graph
 
 
+_EMPTY = object()
+
+
+def _functional_pool(op: str, n: fx.Node, in_shape: Shape, where: str) -> Node:
+    """F.max_pool2d, F.avg_pool2d, F.adaptive_avg_pool2d: the IR node their nn module would give."""
+    if op == "adaptive_avg_pool2d":
+        kernel = _adaptive_avg_kernel(_arg(n, 1, "output_size"), in_shape)
+        if isinstance(kernel, str):
+            raise UnsupportedModuleError(f"{where}: {kernel}")
+        return AvgPool2d(kernel_size=kernel, stride=kernel)
+    if len(in_shape) != 3:
+        raise UnsupportedModuleError(f"{where} expects a batched input (B, C, H, W), got a sample shape {in_shape}")
+    kernel = _pair(_arg(n, 1, "kernel_size"))
+    stride = _arg(n, 2, "stride", None)
+    stride = kernel if stride is None or (isinstance(stride, (list, tuple)) and not stride) else _pair(stride)
+    padding = _pair(_arg(n, 3, "padding", 0))
+    if op == "max_pool2d":
+        if _arg(n, 6, "return_indices", False):
+            raise UnsupportedModuleError(f"{where} with return_indices=True has no IR equivalent")
+        return MaxPool2d(kernel_size=kernel, stride=stride, padding=padding, dilation=_pair(_arg(n, 4, "dilation", 1)),
+                         ceil_mode=bool(_arg(n, 5, "ceil_mode", False)))
+    if _arg(n, 6, "divisor_override", None) is not None:
+        raise UnsupportedModuleError(f"{where} with divisor_override has no IR equivalent")
+    return AvgPool2d(kernel_size=kernel, stride=stride, padding=padding, ceil_mode=bool(_arg(n, 4, "ceil_mode", False)),
+                     count_include_pad=bool(_arg(n, 5, "count_include_pad", True)))
+
+
+def _first_result(n: fx.Node) -> Any:
+    """The first value an fx output node returns (tuples unpacked); _EMPTY for an empty tuple."""
+    result = n.args[0]
+    while isinstance(result, (tuple, list)):
+        if not result:
+            return _EMPTY
+        result = result[0]
+    return result
+
+
 def _reshape_as_flatten(src: Shape, dst: Shape) -> tuple[int, int] | None:
     """IR Flatten dims that turn sample shape `src` into `dst`, if the reshape is a flatten."""
     k = len(src) - len(dst)  # dimensions merged away
@@ -847,6 +851,11 @@ def to_ir(module: nn.Module, sample: torch.Tensor, custom_map: Mapping[Any, Conv
     `forward` returns; neuron state outputs stay inside the IR neurons. Every forward argument after the
     first is fixed to its default, so `forward(x, mem=None)` runs `init_leaky()` eagerly. The model is left
     exactly as it was (train flags, buffers, neuron state).
+
+    A time loop inside forward (`for step in range(num_steps)`, over a static input or `x[step]` of a
+    (T, B, ...) sample, returning `torch.stack(rec, dim=0)` or the last step) is exported as one step, its
+    length in `graph.metadata["num_steps"]`; stepping the executor that many times reproduces forward's
+    record. Neuron state arguments the IR cannot carry are refused, never dropped (docs/bridge.md).
 
     `custom_map` maps a module path or module type to `fn(module, ctx: ExportContext)` returning a Node, a
     nested Graph, or a (neuron, recurrent connection) pair; it takes precedence over built-in converters.
@@ -879,8 +888,9 @@ def _export(module: nn.Module, sample: torch.Tensor, custom_map: Mapping[Any, Co
                               f"must be batch-first: add the batch dimension, e.g. sample.unsqueeze(0) of shape {(1, *sample.shape)}")
     custom = _CustomMap(custom_map)
     snn_bridge = _snn_bridge()
+    training = _training_layers(module)
     with _preserved(module):
-        tracer = _Tracer(custom, snn_bridge)
+        tracer = _Tracer(custom, snn_bridge, sample.shape)
         # A model that is itself one layer is traced as a call of that layer (named after its type).
         root = _Root(type(module).__name__.lower(), module) if tracer.is_leaf_module(module, "") else module
         try:
@@ -904,5 +914,59 @@ def _export(module: nn.Module, sample: torch.Tensor, custom_map: Mapping[Any, Co
             recorder.run(sample)
         except Exception as exc:  # the user's sample does not fit the model: say so in TALON's terms
             raise TalonUsageError(_sample_error(module, sample, gm, recorder, exc, api)) from exc
-        builder = _Builder(gm, recorder.values, custom, snn_bridge, api=api)
-        return builder.build(sample, module)
+        loop = _time_loop(gm, recorder.values, snn_bridge, api)
+        builder = _Builder(gm, recorder.values, custom, snn_bridge, api=api, loop=loop, takes_state=_takes_state(root))
+        graph = builder.build(sample, module)
+        _warn_training(training, graph, api)
+        if loop is not None:
+            graph.metadata["num_steps"] = loop.num_steps
+            graph.metadata["time_loop"] = {"input": "indexed" if loop.step_inputs else "static",
+                                           "output": "last" if loop.last_only else "stacked"}
+        return graph
+
+
+def _time_loop(gm: fx.GraphModule, values: dict[fx.Node, Any], snn_bridge: Any, api: str) -> TimeLoop | None:
+    if snn_bridge is None:
+        is_neuron, state_index = (lambda m: False), (lambda m, p: None)
+    else:
+        is_neuron, state_index = snn_bridge.is_neuron, snn_bridge.state_index
+    return find_time_loop(gm, values, is_neuron=is_neuron, state_index=state_index,
+                          unsupported=lambda path, m, reason: unsupported(path, m, reason, api, converter_hint=False))
+
+
+def _takes_state(root: nn.Module) -> bool:
+    """forward has optional arguments after the input (`mem=None`): the caller can hand a state in."""
+    params = list(inspect.signature(root.forward).parameters.values())[1:]
+    return any(p.default is None for p in params if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD))
+
+
+#: Layers whose training mode computes something other than the IR node (the inference form).
+_TRAINING_FORMS: tuple[tuple[type, str], ...] = (
+    (nn.modules.dropout._DropoutNd, "dropout zeroes activations at random; the IR Dropout is the identity"),
+    (nn.modules.batchnorm._BatchNorm, "batch norm normalizes with the batch's own statistics; the IR BatchNorm uses the "
+                                      "running statistics"),
+)
+
+
+def _training_layers(model: nn.Module) -> list[tuple[str, str]]:
+    """(path, what differs) of the layers left in training mode, read before the export puts the model in eval mode."""
+    found = []
+    for path, m in model.named_modules():
+        if not m.training or (isinstance(m, nn.modules.dropout._DropoutNd) and m.p == 0):
+            continue
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.running_mean is None:
+            continue  # refused by its converter anyway
+        for cls, why in _TRAINING_FORMS:
+            if isinstance(m, cls):
+                found.append((path or type(m).__name__.lower(), why))
+    return found
+
+
+def _warn_training(layers: list[tuple[str, str]], graph: Graph, api: str) -> None:
+    """One warning for the exported layers that compute differently in training mode than in the graph."""
+    exported = [(p, why) for p, why in layers if p in graph.nodes]
+    if exported:
+        what = "; ".join(f"{p!r}: {why}" for p, why in exported)
+        warnings.warn(
+            f"{api}: layers left in training mode compute differently from the graph ({what}). The graph matches the "
+            "model in eval mode: call model.eval() before comparing", ExportWarning, stacklevel=4)

@@ -18,10 +18,10 @@ import snntorch as snn
 import torch
 import torch.nn as nn
 
-from talon.bridge.export import ConverterResult, ExportContext, convert_module
-from talon.ir import IF, LIF, CubaLIF, Node, Scale
+from talon.bridge.converters import MODULE_CONVERTERS, ConverterResult, ExportContext
+from talon.ir import IF, LI, LIF, CubaLIF, Graph, Input, Integrator, Node, Output, Scale, Threshold
 
-__all__ = ["CONVERTERS", "is_neuron", "convert_leaky", "convert_synaptic", "convert_rleaky", "convert_rsynaptic",
+__all__ = ["CONVERTERS", "is_neuron", "state_index", "memoryless", "membrane_readout", "convert_leaky", "convert_synaptic", "convert_rleaky", "convert_rsynaptic",
            "convert_lapicque", "convert_alpha"]
 
 Shape = tuple[int, ...]
@@ -33,6 +33,66 @@ _STATE_FUNCTIONS = {"_base_sub": (0, "subtract"), "_base_zero": (1, "zero"), "_b
 
 def is_neuron(module: nn.Module) -> bool:
     return isinstance(module, snn.SpikingNeuron)
+
+
+# What each neuron's forward returns, by name: a state argument `mem` is carried over when it is output `mem`.
+_OUTPUTS: dict[type, tuple[str, ...]] = {
+    snn.Leaky: ("spk", "mem"), snn.Lapicque: ("spk", "mem"), snn.Synaptic: ("spk", "syn", "mem"),
+    snn.RLeaky: ("spk", "mem"), snn.RSynaptic: ("spk", "syn", "mem"),
+}
+
+
+def state_index(module: nn.Module, param: str) -> int | None:
+    """The index in the neuron's output tuple of the state that its forward argument `param` takes back."""
+    names = _OUTPUTS.get(type(module), ())
+    return names.index(param) if param in names else None
+
+
+def memoryless(m: nn.Module, ctx: ExportContext) -> ConverterResult:
+    """What a neuron computes when forward restarts it from zero on every call: with U[t-1] = 0 (and no
+    previous spike, as θ >= 0), Leaky's and Synaptic's membrane is exactly the input, so S = (x > θ)*gsf:
+    a Threshold (and a Scale for gsf != 1). Anything else is refused with the reason."""
+    mechanism, gsf = _check_common(m, ctx)
+    fix = ("loop over time inside forward, take the state as a forward argument (forward(self, x, mem=None)), or "
+           "use init_hidden=True, so that the membrane carries over from step to step")
+    if type(m) not in (snn.Leaky, snn.Synaptic):
+        raise ctx.unsupported(m, f"forward restarts it from its initial state on every call, so it is memoryless, and a "
+                              f"memoryless {type(m).__name__} is not a threshold the IR can express; {fix}")
+    threshold = _param(m, ctx, "threshold", m.threshold, ctx.output_shape)
+    if np.any(threshold < 0):
+        raise ctx.unsupported(m, f"forward restarts it on every call and a negative threshold resets it at once; {fix}")
+    node = Threshold(v_threshold=threshold.astype(np.float32))
+    if np.float32(gsf) == 1.0:
+        return node
+    shape = ctx.output_shape
+    return Graph({"input": Input(shape=shape), "threshold": node,
+                  "gsf": Scale(scale=np.asarray(gsf, dtype=np.float32)), "output": Output(shape=shape)},
+                 [("input", "threshold"), ("threshold", "gsf"), ("gsf", "output")])
+
+
+def membrane_readout(m: nn.Module, ctx: ExportContext, index: int) -> Node:
+    """The neuron whose output `index` (a state) forward returns, when it can be that output exactly: a
+    reset-free Leaky's membrane U = β*U[t-1] + x is an LI (an Integrator when β = 1)."""
+    names = _OUTPUTS.get(type(m), ())
+    what = names[index] if index < len(names) else f"output {index}"
+    if type(m) is not snn.Leaky or what != "mem":
+        raise ctx.unsupported(m, f"forward returns its state {what!r}; only the membrane of a Leaky with "
+                              "reset_mechanism='none' has an IR equivalent (LI): return the spikes, or use that readout",
+                              converter_hint=False)
+    mechanism, _ = _check_common(m, ctx)
+    if mechanism != "none":
+        raise ctx.unsupported(m, f"forward returns its membrane, which its {mechanism!r} reset changes on every spike; the "
+                              "IR's readout (LI) has no reset: use snn.Leaky(..., reset_mechanism='none') as the readout "
+                              "layer, or return the spikes", converter_hint=False)
+    shape = ctx.output_shape
+    beta = _decay(m, ctx, "beta", m.beta, shape)
+    if np.all(beta == 1.0):
+        return Integrator(r=np.ones(shape))
+    if np.any(beta == 1.0):
+        raise ctx.unsupported(m, "beta is 1 for some neurons and below 1 for others: an LI cannot hold tau = infinity",
+                              converter_hint=False)
+    tau = _tau(beta, ctx.dt)
+    return LI(tau=tau, r=tau / ctx.dt, v_leak=np.zeros(shape))
 
 
 def _param(m: nn.Module, ctx: ExportContext, name: str, value: Any, shape: Shape) -> np.ndarray:
@@ -117,8 +177,8 @@ def _recurrent(m: nn.Module, ctx: ExportContext) -> Node:
     """The recurrent connection of RLeaky/RSynaptic: Affine (linear), Conv2d, or Scale (one-to-one V)."""
     rec = m.recurrent
     rec_ctx = ExportContext(path=f"{ctx.path}.recurrent", input_shapes=(ctx.output_shape,), output_shape=ctx.output_shape, dt=ctx.dt)
-    if isinstance(rec, (nn.Linear, nn.Conv2d)):
-        node = convert_module(rec, rec_ctx)
+    if type(rec) in (nn.Linear, nn.Conv2d):
+        node = MODULE_CONVERTERS[type(rec)](rec, rec_ctx)
         assert isinstance(node, Node)
         return node
     if type(rec).__name__ == "RecurrentOneToOne":

@@ -1,0 +1,365 @@
+"""Time loops inside `forward`: find the loop torch.fx unrolled and reduce it to one step.
+
+snnTorch's tutorials write `for step in range(num_steps): ... spk_rec.append(spk)` inside forward and
+return `torch.stack(spk_rec, dim=0)`. torch.fx unrolls the loop, so the traced graph calls every module
+once per iteration. This module finds the repetition (the same module calls, in the same order, T times
+in a row), checks that every iteration computes the same thing as the first one, and that the only values
+one iteration hands to the next are the neurons' own states, and returns the prologue plus the first
+iteration: the graph of one step. Anything else that crosses iterations (a value fed back, a module called
+once per iteration whose input changes otherwise) is refused with the module named, never dropped.
+
+Loop forms recognised: a static input `x` (B, ...) read in every iteration, or a (T, B, ...) input read as
+`x[step]`; the first returned value is `torch.stack(rec, dim=0)` of one per-step value, or the last
+iteration's value alone.
+"""
+
+from __future__ import annotations
+
+import inspect
+import operator
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+import torch.fx as fx
+import torch.nn as nn
+
+from talon.errors import UnsupportedModuleError
+
+PROLOGUE, EPILOGUE = -1, 1 << 30
+
+
+@dataclass
+class TimeLoop:
+    """One step of a loop unrolled by torch.fx.
+
+    `nodes`: the fx nodes of one step (prologue, then the first iteration) in graph order; `step_inputs`:
+    the first iteration's reads of `x[0]` (none for a static input); `output`: the first iteration's node whose
+    per-step value forward returns first; `last_only`: forward returns the last step's value, not the record.
+    """
+
+    num_steps: int
+    nodes: list[fx.Node]
+    step_inputs: tuple[fx.Node, ...]
+    output: fx.Node
+    last_only: bool
+
+
+def _is_step_index(n: fx.Node, placeholder: fx.Node, k: int) -> bool:
+    """`x[k]`, `x[k, :, :]` or `x[k, ...]` of the model's input."""
+    if not (n.op == "call_function" and n.target is operator.getitem and len(n.args) == 2 and n.args[0] is placeholder):
+        return False
+    index = n.args[1]
+    if isinstance(index, tuple) and index:
+        rest = index[1:]
+        if not all(r is Ellipsis or r == slice(None) for r in rest):
+            return False
+        index = index[0]
+    return type(index) is int and index == k
+
+
+class _Loop:
+    def __init__(self, gm: fx.GraphModule, values: dict[fx.Node, Any], state_index: Callable[[nn.Module, str], int | None],
+                 is_neuron: Callable[[nn.Module], bool]) -> None:
+        self.gm = gm
+        self.values = values
+        self.state_index = state_index
+        self.is_neuron = is_neuron
+        self.nodes = list(gm.graph.nodes)
+        self.pos = {n: i for i, n in enumerate(self.nodes)}
+        self.calls = [n for n in self.nodes if n.op == "call_module"]
+        self.placeholder = next((n for n in self.nodes if n.op == "placeholder"), None)
+
+    def module(self, n: fx.Node) -> nn.Module:
+        return self.gm.get_submodule(str(n.target))
+
+    # -- where the loop is --------------------------------------------------------------------------
+    def candidates(self) -> list[tuple[int, int, int]]:
+        """(start call index, period, T) for each periodic run of module calls covering every neuron call."""
+        targets = [str(n.target) for n in self.calls]
+        neuron_idx = [i for i, n in enumerate(self.calls) if self.is_neuron(self.module(n))]
+        lo, hi = (min(neuron_idx), max(neuron_idx)) if neuron_idx else (None, None)
+        found = []
+        for p in range(1, len(targets) // 2 + 1):
+            i = 0
+            while i + p < len(targets):
+                if targets[i] != targets[i + p]:
+                    i += 1
+                    continue
+                s = i
+                while i + p < len(targets) and targets[i] == targets[i + p]:
+                    i += 1
+                length = i + p - s  # calls s .. i+p-1 are periodic
+                T = length // p
+                if T >= 2:
+                    for a in range(s, s + length - T * p + 1):
+                        if lo is None or (a <= lo and hi < a + T * p):
+                            found.append((a, p, T))
+        return found
+
+    def assign(self, a: int, p: int, T: int) -> dict[fx.Node, int]:
+        """The iteration of every node: module calls by block, other ops by what they read (or, reading
+        nothing of the loop, by the next module call); PROLOGUE / EPILOGUE around the loop."""
+        it: dict[fx.Node, int] = {}
+        for j, n in enumerate(self.calls):
+            it[n] = PROLOGUE if j < a else (j - a) // p if j < a + T * p else EPILOGUE
+        end = self.pos[self.calls[a + T * p - 1]]
+        next_call: dict[int, int] = {}
+        nxt = EPILOGUE
+        for n in reversed(self.nodes):
+            if n.op == "call_module":
+                nxt = it[n]
+            next_call[self.pos[n]] = nxt
+        for n in self.nodes:
+            if n.op in ("placeholder", "get_attr"):
+                it[n] = PROLOGUE
+            elif n.op == "output":
+                it[n] = EPILOGUE
+            elif n.op != "call_module":
+                reads: set[int] = set()
+                fx.node.map_arg((n.args, n.kwargs), lambda a: reads.add(it[a]))
+                loop_reads = {r for r in reads if 0 <= r < T}
+                if EPILOGUE in reads:
+                    it[n] = EPILOGUE
+                elif len(loop_reads) > 1 and self.pos[n] > end:
+                    it[n] = EPILOGUE  # reads several iterations after the loop: the record
+                elif loop_reads:
+                    it[n] = max(loop_reads)
+                else:
+                    it[n] = next_call[self.pos[n]]
+        return it
+
+    # -- is every iteration the first one again? -----------------------------------------------------
+    def check(self, a: int, p: int, T: int) -> TimeLoop:
+        it = self.assign(a, p, T)
+        body = [[n for n in self.nodes if it[n] == k and n.op != "get_attr"] for k in range(T)]
+        rel = {n: i for blk in body for i, n in enumerate(blk)}
+        self._no_data_across_steps(it, T)
+        first = body[0]
+        for k in range(1, T):
+            blk = body[k]
+            if len(blk) != len(first):
+                raise _NotALoop(f"iteration {k} of the loop runs {len(blk)} operations, the first runs {len(first)}")
+            for n0, nk in zip(first, blk):
+                if (n0.op, n0.target) != (nk.op, nk.target):
+                    raise _NotALoop(f"iteration {k} runs {nk.name!r} where the first runs {n0.name!r}")
+                if _is_step_index(n0, self.placeholder, 0) and _is_step_index(nk, self.placeholder, k):
+                    continue  # x[step]
+                self._same_args(n0, nk, k, it, rel)
+        step_inputs = tuple(n0 for n0, n1 in zip(first, body[1]) if _is_step_index(n0, self.placeholder, 0)
+                            and _is_step_index(n1, self.placeholder, 1))
+        self._check_prologue(it, bool(step_inputs))
+        self._check_whole_input(first, step_inputs)
+        output, last_only = self._output(it, body, rel, T)
+        nodes = [n for n in self.nodes if it[n] in (PROLOGUE, 0)]
+        return TimeLoop(num_steps=T, nodes=nodes, step_inputs=step_inputs, output=output, last_only=last_only)
+
+    def _check_whole_input(self, first: list[fx.Node], step_inputs: tuple[fx.Node, ...]) -> None:
+        if not step_inputs:
+            return
+        for n in first:
+            if n not in step_inputs and self._reads_placeholder(n):
+                raise _NotALoop(f"{n.name!r} reads the whole input while the loop also reads x[step]; the IR graph has "
+                                "one input: read x[step] only")
+
+    def _no_data_across_steps(self, it: dict, T: int) -> None:
+        """Only neuron states may go from one iteration to a later one (the record goes to the epilogue)."""
+        for n in self.nodes:
+            j = it[n]
+            if not 0 <= j < T:
+                continue
+            for u in n.users:
+                if not it[u] > j or it[u] == EPILOGUE:
+                    continue
+                if u.op == "call_module" and self.is_neuron(self.module(u)) and (not u.args or u.args[0] is not n):
+                    continue  # a state argument: checked against the neuron's own state in _carried
+                where = f"module {str(u.target)!r}" if u.op == "call_module" else repr(u.name)
+                raise _NotALoop(f"{where} reads {n.name!r}, a value computed in the previous iteration: only a neuron's "
+                                "own state may cross time steps in the IR")
+
+    def _same_args(self, n0: fx.Node, nk: fx.Node, k: int, it: dict, rel: dict) -> None:
+        params = self._params(nk)
+        args0 = self._bind(n0, params)
+        argsk = self._bind(nk, params)
+        if args0.keys() != argsk.keys():
+            raise _NotALoop(f"{nk.name!r} is called with other arguments than in the first iteration")
+        for key in args0:
+            a0, ak = args0[key], argsk[key]
+            self._not_restarted(nk, key, ak, it, k)
+            flat0: list = []
+            flatk: list = []
+            fx.node.map_aggregate(a0, flat0.append)
+            fx.node.map_aggregate(ak, flatk.append)
+            if len(flat0) != len(flatk):
+                raise _NotALoop(f"{nk.name!r} takes a different argument {key!r} in iteration {k}")
+            for v0, vk in zip(flat0, flatk):
+                self._same_value(n0, nk, key, v0, vk, k, it, rel)
+
+    def _same_value(self, n0: fx.Node, nk: fx.Node, key: Any, v0: Any, vk: Any, k: int, it: dict, rel: dict) -> None:
+        if isinstance(vk, fx.Node) and it[vk] == k - 1 and 0 <= it[vk]:
+            self._carried(n0, nk, key, v0, vk, it, k)
+            return
+        if isinstance(v0, fx.Node) and isinstance(vk, fx.Node):
+            if it[v0] == 0 and it[vk] == k and rel[v0] == rel[vk]:
+                return
+            if v0 is vk and it[v0] == PROLOGUE:
+                return
+            if v0.op == "get_attr" and vk.op == "get_attr" and _equal(self.values.get(v0), self.values.get(vk)):
+                return
+            raise _NotALoop(f"argument {key!r} of {nk.name!r} in iteration {k} is not the first iteration's {v0.name!r} again")
+        if isinstance(v0, fx.Node) or isinstance(vk, fx.Node) or not _equal(v0, vk):
+            raise _NotALoop(f"argument {key!r} of {nk.name!r} in iteration {k} is {vk!r}, in the first iteration {v0!r}")
+
+    def _not_restarted(self, nk: fx.Node, key: Any, ak: Any, it: dict, k: int) -> None:
+        """A neuron whose state argument is set anew in every iteration restarts on every step."""
+        if nk.op != "call_module" or ak is None or not isinstance(key, str):
+            return
+        module = self.module(nk)
+        if not self.is_neuron(module) or self.state_index(module, key) is None:
+            return
+        if isinstance(ak, fx.Node) and it[ak] != PROLOGUE:
+            return
+        raise _Refused(str(nk.target), module, f"in the time loop its state argument {key!r} is set anew on every step, "
+                       f"so snnTorch restarts it from that state at each step while the IR neuron carries its state on; "
+                       f"initialise the state once, before the loop, and pass the returned {key} back in")
+
+    def _carried(self, n0: fx.Node, nk: fx.Node, key: Any, v0: Any, vk: fx.Node, it: dict, k: int) -> None:
+        """A value iteration k-1 hands to iteration k: only a neuron's own state, fed back to itself."""
+        path = str(nk.target)
+        if nk.op == "call_module" and self.is_neuron(self.module(nk)) and isinstance(key, str):
+            want = self.state_index(self.module(nk), key)
+            src = vk.args[0] if vk.op == "call_function" and vk.target is operator.getitem else None
+            if (want is not None and isinstance(src, fx.Node) and src.op == "call_module" and str(src.target) == path
+                    and vk.args[1] == want and (v0 is None or not isinstance(v0, fx.Node) or it[v0] == PROLOGUE)):
+                return
+            module = self.module(nk)
+            raise _Refused(path, module, f"in the time loop its state argument {key!r} is not its own {key} from the "
+                           f"previous step ({vk.name!r}); the IR neuron always continues from its own state")
+        where = f"module {path!r}" if nk.op == "call_module" else f"{nk.name!r}"
+        raise _NotALoop(f"{where} reads {vk.name!r}, a value computed in the previous iteration: only a neuron's own "
+                        "state may cross time steps in the IR")
+
+    def _params(self, n: fx.Node) -> list[str] | None:
+        if n.op != "call_module":
+            return None
+        try:
+            return [p for p in inspect.signature(self.module(n).forward).parameters]
+        except (TypeError, ValueError):
+            return None
+
+    @staticmethod
+    def _bind(n: fx.Node, params: list[str] | None) -> dict[Any, Any]:
+        out: dict[Any, Any] = {}
+        for i, v in enumerate(n.args):
+            out[params[i] if params and i < len(params) else i] = v
+        out.update(n.kwargs)
+        return out
+
+    def _check_prologue(self, it: dict, indexed: bool) -> None:
+        for n in self.nodes:
+            if it[n] != PROLOGUE or n.op in ("placeholder", "get_attr"):
+                continue
+            if n.op == "call_module" and self.is_neuron(self.module(n)):
+                raise _Refused(str(n.target), self.module(n), "it is called once before the time loop whose steps "
+                               "the IR graph is: move it into the loop, or out of the model")
+            if indexed and self._reads_placeholder(n):
+                raise _NotALoop(f"{n.name!r} computes on the whole (T, B, ...) input before the loop; the IR graph "
+                                "sees one step x[step] at a time: move it into the loop, applied to x[step]")
+
+    def _reads_placeholder(self, n: fx.Node) -> bool:
+        found: list[fx.Node] = []
+        fx.node.map_arg((n.args, n.kwargs), found.append)
+        return self.placeholder in found
+
+    def _output(self, it: dict, body: list[list[fx.Node]], rel: dict, T: int) -> tuple[fx.Node, bool]:
+        out = next(n for n in self.nodes if n.op == "output")
+        result = out.args[0]
+        while isinstance(result, (tuple, list)) and result:
+            result = result[0]
+        if isinstance(result, fx.Node) and it.get(result) == T - 1:
+            return body[0][rel[result]], True
+        if (isinstance(result, fx.Node) and result.op == "call_function" and result.target is torch.stack
+                and isinstance(result.args[0], (list, tuple))):
+            items = list(result.args[0])
+            dim = result.args[1] if len(result.args) > 1 else result.kwargs.get("dim", 0)
+            if (dim == 0 and len(items) == T and all(isinstance(v, fx.Node) for v in items)
+                    and all(it[v] == k for k, v in enumerate(items)) and len({rel[v] for v in items}) == 1):
+                return body[0][rel[items[0]]], False
+            raise _NotALoop(f"forward returns {result.name!r}, a torch.stack that is not one value per step stacked "
+                            "along dim 0 in step order")
+        name = result.name if isinstance(result, fx.Node) else repr(result)
+        raise _NotALoop(f"the first value forward returns ({name}) is neither torch.stack(record, dim=0) of a per-step "
+                        "value nor the last step's value (return the record first, and reduce it, e.g. .sum(0), outside "
+                        "the model)")
+
+
+class _NotALoop(Exception):
+    """The repeated calls are not a time loop the IR can hold as one step (the reason is the message)."""
+
+
+class _Refused(Exception):
+    def __init__(self, path: str, module: nn.Module, reason: str) -> None:
+        super().__init__(reason)
+        self.path, self.module, self.reason = path, module, reason
+
+
+def _equal(a: Any, b: Any) -> bool:
+    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
+        return isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.shape == b.shape and torch.equal(a, b)
+    try:
+        return bool(a == b) and type(a) is type(b)
+    except Exception:  # noqa: BLE001 - values that cannot be compared are not equal
+        return False
+
+
+_MAX_CHECKS = 32
+
+
+def find_time_loop(
+    gm: fx.GraphModule, values: dict[fx.Node, Any], *, is_neuron: Callable[[nn.Module], bool],
+    state_index: Callable[[nn.Module, str], int | None], unsupported: Callable[[str, nn.Module, str], Exception],
+) -> TimeLoop | None:
+    """The time loop of a traced forward, reduced to one step; None when forward is one step already.
+
+    Raises (via `unsupported(path, module, reason)` or UnsupportedModuleError) when the repeated calls
+    include a neuron but do not form a loop whose steps are all the same, rather than exporting the
+    unrolled copies as separate layers.
+    """
+    loop = _Loop(gm, values, state_index, is_neuron)
+    if loop.placeholder is None:
+        return None
+    reasons = []
+    # Shortest period first: the loop body itself; longer periods are whole multiples of it (bounded: each
+    # check walks the whole graph).
+    for a, p, T in loop.candidates()[:_MAX_CHECKS]:
+        try:
+            return loop.check(a, p, T)
+        except _NotALoop as exc:
+            reasons.append((-T * p, p, str(exc)))
+        except _Refused as exc:
+            raise unsupported(exc.path, exc.module, exc.reason) from None
+    repeated = _repeated_neurons(loop)
+    if repeated:
+        path, count = repeated[0]
+        module = gm.get_submodule(path)
+        best = min(reasons) if reasons else None
+        if best is not None and -best[0] // best[1] >= 3:
+            raise unsupported(path, module, f"it is called {count} times in one forward, in a loop over time whose steps "
+                              f"are not one IR step repeated: {best[2]}. The IR graph is one time step: every step of the "
+                              "loop must repeat the first one and pass on nothing but each neuron's own state (for recurrent "
+                              "connections use snn.RLeaky or snn.RSynaptic)")
+        raise unsupported(path, module, f"it is called {count} times in one forward: in snnTorch every call continues "
+                          "from the state the previous call left (one shared membrane), which one IR neuron cannot "
+                          "express; give each call its own neuron module")
+    return None
+
+
+def _repeated_neurons(loop: _Loop) -> list[tuple[str, int]]:
+    counts: dict[str, int] = {}
+    for n in loop.calls:
+        if loop.is_neuron(loop.module(n)):
+            counts[str(n.target)] = counts.get(str(n.target), 0) + 1
+    return [(p, c) for p, c in counts.items() if c > 1]
+
+
+__all__ = ["TimeLoop", "find_time_loop", "UnsupportedModuleError"]

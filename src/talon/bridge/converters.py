@@ -1,0 +1,254 @@
+"""The converter contract and the torch.nn module converters of the export.
+
+Owns `ExportContext` (what a converter is told), `unsupported` (the error every refusal raises), the
+`Converter`/`ConverterResult` types and `MODULE_CONVERTERS`, one exact converter per torch.nn layer type.
+`talon.bridge.export` (tracing, graph assembly) and `talon.bridge.snntorch` (the neurons) both build on
+this module, which imports neither of them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Callable, Union
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from talon.errors import UnsupportedModuleError
+from talon.ir import (
+    ELU, GELU, Affine, AvgPool2d, BatchNorm1d, BatchNorm2d, Conv1d, Conv2d, Dropout, Flatten, Graph, LayerNorm, Linear,
+    MaxPool2d, Node, PReLU, ReLU, Sigmoid, Skip, Softmax, Tanh, Upsample,
+)
+
+__all__ = ["ExportContext", "Converter", "ConverterResult", "unsupported", "MODULE_CONVERTERS"]
+
+Shape = tuple[int, ...]
+#: What a converter returns: one node; a nested Graph (a composite block); or (neuron, recurrent connection).
+ConverterResult = Union[Node, Graph, tuple[Node, Node]]
+
+
+@dataclass(frozen=True)
+class ExportContext:
+    """What a converter knows about the module it converts. Shapes exclude the batch dimension.
+
+    `path` is the module's path in the model (also the IR node's name); `input_shapes` are the traced
+    shapes of its data inputs, in order; `output_shape` is the traced shape of its (first) output: for a
+    neuron, the neuron shape that per-neuron parameters are broadcast to.
+    """
+
+    path: str
+    input_shapes: tuple[Shape, ...]
+    output_shape: Shape
+    dt: float = 1.0
+    #: The export function the user called ("to_ir" or "export_to_ir"): error messages show that call.
+    api: str = "to_ir"
+
+    @property
+    def input_shape(self) -> Shape | None:
+        return self.input_shapes[0] if self.input_shapes else None
+
+    def unsupported(self, module: Any, reason: str, *, converter_hint: bool = True) -> UnsupportedModuleError:
+        """The error a converter raises for a module (or a setting of it) the IR cannot express exactly;
+        `converter_hint=False` leaves out the custom_map advice where a converter would not help."""
+        return unsupported(self.path, module, reason, self.api, converter_hint=converter_hint)
+
+
+Converter = Callable[[nn.Module, ExportContext], ConverterResult]
+
+
+def unsupported(path: str, module: Any, reason: str, api: str = "to_ir", *, converter_hint: bool = True) -> UnsupportedModuleError:
+    """The error for module `path` that cannot be exported; `api` is the function the user called.
+    `converter_hint=False` for how a module is used (called twice, its state), which no converter changes."""
+    t = type(module)
+    if not converter_hint:
+        return UnsupportedModuleError(f"cannot export module {path!r} ({t.__module__}.{t.__qualname__}): {reason}")
+    return UnsupportedModuleError(
+        f"cannot export module {path!r} ({t.__module__}.{t.__qualname__}): {reason}. "
+        f"To export it anyway, pass a converter: {api}(model, sample, custom_map={{{t.__name__}: fn}}) "
+        f"or custom_map={{{path!r}: fn}}, where fn(module, ctx) returns a talon.ir Node (see docs/bridge.md)"
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# torch.nn module converters (exact types only: a subclass may change forward, so it needs custom_map)
+# --------------------------------------------------------------------------------------------------
+
+def _f32(t: torch.Tensor) -> np.ndarray:
+    return t.detach().cpu().to(torch.float32).numpy().copy()
+
+
+def _pair(v: Any) -> tuple[int, int]:
+    return (int(v), int(v)) if isinstance(v, int) else (int(v[0]), int(v[1]))
+
+
+def _features(ctx: ExportContext) -> int:
+    return int(math.prod(ctx.output_shape))
+
+
+def _linear(m: nn.Linear, ctx: ExportContext) -> Node:
+    if m.bias is None:
+        return Linear(weight=_f32(m.weight))
+    return Affine(weight=_f32(m.weight), bias=_f32(m.bias))
+
+
+def _conv_padding(m: nn.Module, ctx: ExportContext, ndim: int) -> tuple[int, ...]:
+    if m.padding_mode != "zeros":
+        raise ctx.unsupported(m, f"padding_mode={m.padding_mode!r}: the IR convolutions pad with zeros only")
+    if m.padding == "valid":
+        return (0,) * ndim
+    if m.padding == "same":
+        pads = []
+        for k, d in zip(m.kernel_size, m.dilation):
+            total = d * (k - 1)
+            if total % 2:
+                # PyTorch pads the extra element on the right only; IR padding is symmetric.
+                raise ctx.unsupported(m, f"padding='same' with kernel {m.kernel_size} and dilation {m.dilation} pads asymmetrically")
+            pads.append(total // 2)
+        return tuple(pads)
+    return tuple(int(p) for p in m.padding)
+
+
+def _conv_bias(m: nn.Module) -> np.ndarray:
+    return _f32(m.bias) if m.bias is not None else np.zeros(m.out_channels, dtype=np.float32)
+
+
+def _conv1d(m: nn.Conv1d, ctx: ExportContext) -> Node:
+    (pad,) = _conv_padding(m, ctx, 1)
+    return Conv1d(weight=_f32(m.weight), bias=_conv_bias(m), stride=m.stride[0], padding=pad,
+                  dilation=m.dilation[0], groups=m.groups)
+
+
+def _conv2d(m: nn.Conv2d, ctx: ExportContext) -> Node:
+    return Conv2d(weight=_f32(m.weight), bias=_conv_bias(m), stride=tuple(m.stride), padding=_conv_padding(m, ctx, 2),
+                  dilation=tuple(m.dilation), groups=m.groups)
+
+
+def _maxpool2d(m: nn.MaxPool2d, ctx: ExportContext) -> Node:
+    if m.return_indices:
+        raise ctx.unsupported(m, "return_indices=True has no IR equivalent")
+    return MaxPool2d(kernel_size=_pair(m.kernel_size), stride=_pair(m.stride if m.stride is not None else m.kernel_size),
+                     padding=_pair(m.padding), dilation=_pair(m.dilation), ceil_mode=bool(m.ceil_mode))
+
+
+def _avgpool2d(m: nn.AvgPool2d, ctx: ExportContext) -> Node:
+    if m.divisor_override is not None:
+        raise ctx.unsupported(m, "divisor_override has no IR equivalent")
+    return AvgPool2d(kernel_size=_pair(m.kernel_size), stride=_pair(m.stride if m.stride is not None else m.kernel_size),
+                     padding=_pair(m.padding), ceil_mode=bool(m.ceil_mode), count_include_pad=bool(m.count_include_pad))
+
+
+def _adaptive_avg_kernel(output_size: Any, in_shape: Shape) -> tuple[int, int] | str:
+    """The AvgPool2d kernel (= stride) that computes adaptive average pooling to `output_size` exactly,
+    or the reason there is none."""
+    if len(in_shape) != 3:
+        return f"it expects an input (C, H, W), got {in_shape}"
+    size = (output_size, output_size) if isinstance(output_size, int) else tuple(output_size)
+    out = tuple(in_shape[1 + i] if o is None else int(o) for i, o in enumerate(size))
+    h, w = in_shape[1], in_shape[2]
+    if h % out[0] or w % out[1]:
+        return (f"output size {out} does not divide the input {(h, w)}: its windows overlap or differ in size, which "
+                "AvgPool2d cannot express")
+    if out == (1, 1) and h * w > 1:
+        return ("output size (1, 1) is a global mean, which torch sums in another order than AvgPool2d (results differ "
+                "in the last bit); use nn.AvgPool2d(kernel_size=(H, W)) or x.mean via a custom_map converter")
+    return h // out[0], w // out[1]
+
+
+def _adaptive_avgpool2d(m: nn.AdaptiveAvgPool2d, ctx: ExportContext) -> Node:
+    kernel = _adaptive_avg_kernel(m.output_size, ctx.input_shape)
+    if isinstance(kernel, str):
+        raise ctx.unsupported(m, kernel)
+    return AvgPool2d(kernel_size=kernel, stride=kernel)
+
+
+def _flatten_dims(start: int, end: int, full_rank: int) -> tuple[int, int] | None:
+    """IR (batch-free) dims for flattening full-tensor dims start..end, or None if the batch dim is touched."""
+    s = start + full_rank if start < 0 else start
+    e = end + full_rank if end < 0 else end
+    if s < 1 or e < s:
+        return None
+    return s - 1, (-1 if e == full_rank - 1 else e - 1)
+
+
+def _flatten(m: nn.Flatten, ctx: ExportContext) -> Node:
+    dims = _flatten_dims(m.start_dim, m.end_dim, len(ctx.input_shape) + 1)
+    if dims is None:
+        raise ctx.unsupported(m, f"Flatten(start_dim={m.start_dim}, end_dim={m.end_dim}) merges the batch dimension")
+    return Flatten(start_dim=dims[0], end_dim=dims[1])
+
+
+def _upsample(m: nn.Upsample, ctx: ExportContext) -> Node:
+    if m.mode not in ("nearest", "bilinear"):
+        raise ctx.unsupported(m, f"mode={m.mode!r}: the IR Upsample supports 'nearest' and 'bilinear'")
+    if m.size is not None:
+        # scale_factor keeps its default: the IR field is not optional, and `size` wins when set.
+        return Upsample(size=_pair(m.size), mode=m.mode, align_corners=bool(m.align_corners))
+    f = m.scale_factor
+    if isinstance(f, (tuple, list)):
+        if len(set(f)) != 1:
+            raise ctx.unsupported(m, f"scale_factor={f}: the IR Upsample takes one factor for both axes")
+        f = f[0]
+    return Upsample(scale_factor=f, mode=m.mode, align_corners=bool(m.align_corners))
+
+
+def _softmax_dim(dim: int | None, full_rank: int) -> int | None:
+    if dim is None:  # torch's legacy implicit choice
+        dim = 0 if full_rank in (0, 1, 3) else 1
+    d = dim + full_rank if dim < 0 else dim
+    return None if d < 1 else (dim if dim < 0 else dim - 1)
+
+
+def _softmax(m: nn.Softmax, ctx: ExportContext) -> Node:
+    d = _softmax_dim(m.dim, len(ctx.input_shape) + 1)
+    if d is None:
+        raise ctx.unsupported(m, f"Softmax(dim={m.dim}) normalizes across the batch")
+    return Softmax(dim=d, features=_features(ctx))
+
+
+def _batchnorm(m: nn.modules.batchnorm._BatchNorm, ctx: ExportContext) -> Node:
+    if m.running_mean is None or m.running_var is None:
+        raise ctx.unsupported(m, "track_running_stats=False normalizes with batch statistics; the IR BatchNorm is the inference form")
+    n = m.num_features
+    weight = _f32(m.weight) if m.weight is not None else np.ones(n, np.float32)
+    bias = _f32(m.bias) if m.bias is not None else np.zeros(n, np.float32)
+    cls = BatchNorm2d if isinstance(m, nn.BatchNorm2d) else BatchNorm1d
+    return cls(num_features=n, weight=weight, bias=bias, running_mean=_f32(m.running_mean), running_var=_f32(m.running_var),
+               eps=float(m.eps), momentum=float(m.momentum if m.momentum is not None else 0.1))
+
+
+def _layernorm(m: nn.LayerNorm, ctx: ExportContext) -> Node:
+    shape = tuple(m.normalized_shape)
+    weight = _f32(m.weight) if m.weight is not None else np.ones(shape, np.float32)
+    bias = _f32(m.bias) if m.bias is not None else np.zeros(shape, np.float32)
+    return LayerNorm(normalized_shape=shape, weight=weight, bias=bias, eps=float(m.eps))
+
+
+def _gelu(m: nn.GELU, ctx: ExportContext) -> Node:
+    return GELU(approximate=m.approximate == "tanh", features=_features(ctx))
+
+
+MODULE_CONVERTERS: dict[type, Converter] = {
+    nn.Linear: _linear,
+    nn.Conv1d: _conv1d,
+    nn.Conv2d: _conv2d,
+    nn.MaxPool2d: _maxpool2d,
+    nn.AvgPool2d: _avgpool2d,
+    nn.AdaptiveAvgPool2d: _adaptive_avgpool2d,
+    nn.Flatten: _flatten,
+    nn.Upsample: _upsample,
+    nn.Identity: lambda m, ctx: Skip(skip_type="passthrough"),
+    nn.Dropout: lambda m, ctx: Dropout(p=float(m.p), features=_features(ctx)),
+    nn.ReLU: lambda m, ctx: ReLU(features=_features(ctx)),
+    nn.LeakyReLU: lambda m, ctx: ReLU(negative_slope=float(m.negative_slope), features=_features(ctx)),
+    nn.Sigmoid: lambda m, ctx: Sigmoid(features=_features(ctx)),
+    nn.Tanh: lambda m, ctx: Tanh(features=_features(ctx)),
+    nn.Softmax: _softmax,
+    nn.GELU: _gelu,
+    nn.ELU: lambda m, ctx: ELU(alpha=float(m.alpha), features=_features(ctx)),
+    nn.PReLU: lambda m, ctx: PReLU(weight=_f32(m.weight).reshape(-1), features=_features(ctx)),
+    nn.BatchNorm1d: _batchnorm,
+    nn.BatchNorm2d: _batchnorm,
+    nn.LayerNorm: _layernorm,
+}
