@@ -136,6 +136,9 @@ def test_exporter_declares_spikes_when_told():
     g = to_ir(net, torch.zeros(1, IN), spiking_input=True)
     assert ir.spike_inputs(g) == ["input"]
     assert profile_graph(g).spike_driven_layers == ["fc1", "fc2"]
+    from snntorch.export_talonir import export_to_ir  # snnTorch's name takes the same keyword
+
+    assert export_to_ir(net, torch.zeros(1, IN), spiking_input=True) == g
 
 
 # -- the cost table and its consumers ------------------------------------------------------------------

@@ -871,10 +871,11 @@ def to_ir(module: nn.Module, sample: torch.Tensor, custom_map: Mapping[Any, Conv
     return with_spike_inputs(graph) if spiking_input else graph
 
 
-def export_to_ir(module: nn.Module, sample: torch.Tensor, custom_map: Mapping[Any, Converter] | None = None) -> Graph:
-    """snnTorch's name for `to_ir` (`from snntorch.export_talonir import export_to_ir`): the same export;
-    its error messages show calls to `export_to_ir`."""
-    return _export(module, sample, custom_map, "export_to_ir")
+def export_to_ir(module: nn.Module, sample: torch.Tensor, custom_map: Mapping[Any, Converter] | None = None, *, spiking_input: bool = False) -> Graph:
+    """snnTorch's name for `to_ir` (`from snntorch.export_talonir import export_to_ir`): the same export,
+    `spiking_input` included; its error messages show calls to `export_to_ir`."""
+    graph = _export(module, sample, custom_map, "export_to_ir")
+    return with_spike_inputs(graph) if spiking_input else graph
 
 
 def _export(module: nn.Module, sample: torch.Tensor, custom_map: Mapping[Any, Converter] | None, api: str) -> Graph:
