@@ -231,8 +231,11 @@ class _Linter:
     def _cycles(self) -> bool:
         g = self.g
         delayed = set(g.delayed_edges())
-        rest = Graph(g.nodes, [e for i, e in enumerate(g.edges) if i not in delayed], dt=g.dt)
-        comps = rest.cycles()
+        if delayed:
+            rest = Graph(g.nodes, [e for i, e in enumerate(g.edges) if i not in delayed], dt=g.dt)
+            comps = rest.cycles()
+        else:
+            comps = g.cycles()
         for comp in comps:
             self.add(
                 "CYCLE_WITHOUT_STATE",
@@ -388,7 +391,8 @@ class _Linter:
     def _never_fires(self, shapes) -> None:
         if self.input_range is None:
             return
-        _, neurons = _bounds.propagate(self.g, shapes, self.input_range)
+        stateful = [n for n, node in self.g.nodes.items() if node.stateful or getattr(node, "spiking", False)]
+        _, neurons = _bounds.propagate(self.g, shapes, self.input_range, only_for=stateful)
         rng = self.input_range
         assumed = f"inputs in [{rng[0]:g}, {rng[1]:g}]" if not isinstance(rng, dict) else "the given input ranges"
         for name, (never, vmax, thr) in neurons.items():
