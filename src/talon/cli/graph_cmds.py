@@ -10,6 +10,7 @@ import click
 
 from talon.cli._common import (
     CheckFailed,
+    InputFile,
     command_options,
     console,
     emit_json,
@@ -17,6 +18,7 @@ from talon.cli._common import (
     graph_argument,
     json_option,
     load_graph,
+    safe_text,
     shape_str,
     shapes_str,
 )
@@ -90,7 +92,7 @@ def model_summary(path: str, graph: Any) -> dict[str, Any]:
 # -- info --------------------------------------------------------------------------------------------------
 
 @click.command("info")
-@click.argument("graph_path", metavar="[MODEL.t1c]", required=False, type=click.Path(dir_okay=False, path_type=str))
+@click.argument("graph_path", metavar="[MODEL.t1c]", required=False, type=InputFile())
 @json_option
 @command_options
 def info(graph_path: str | None, as_json: bool) -> None:
@@ -293,7 +295,7 @@ def hash_cmd(graph_path: str, structure: bool, expected: str | None, check_stamp
         line = f"{chosen}  {graph_path}"
         if verified is not None:
             line += "  OK" if verified else "  MISMATCH"
-        click.echo(line)
+        click.echo(safe_text(line))
     if verified is False:
         raise CheckFailed("fingerprint mismatch")
 
@@ -329,9 +331,12 @@ def stamp(graph_path: str, output: str | None, notes: str, meta: tuple[str, ...]
     """Record provenance in the model: fingerprints, UTC time, versions, git commit, notes."""
     from talon.sdk import get_stamp, stamp_graph
 
+    from talon.ir._atomic import replacing_input
+
     metadata = _parse_meta(meta)
     target = output or graph_path
-    g = stamp_graph(load_graph(graph_path), notes=notes, metadata=metadata, git=not no_git, output=target)
+    with replacing_input(graph_path):  # stamping in place is what the command is for
+        g = stamp_graph(load_graph(graph_path), notes=notes, metadata=metadata, git=not no_git, output=target)
     st = get_stamp(g)
     if as_json:
         emit_json("stamp", {"file": target, "stamp": st.to_dict() if st else None})
@@ -533,8 +538,8 @@ def diff_payload(d: Any) -> dict[str, Any]:
 
 
 @click.command("compare")
-@click.argument("a_path", metavar="A.t1c", type=click.Path(dir_okay=False, path_type=str))
-@click.argument("b_path", metavar="B.t1c", type=click.Path(dir_okay=False, path_type=str))
+@click.argument("a_path", metavar="A.t1c", type=InputFile())
+@click.argument("b_path", metavar="B.t1c", type=InputFile())
 @click.option("--tolerance", type=float, default=0.0, show_default=True, help="Arrays differing by at most this much count as equal.")
 @json_option
 @command_options

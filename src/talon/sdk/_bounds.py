@@ -69,10 +69,10 @@ def _step(graph, name, shapes, input_range, topo, out_idx, bounds, neurons) -> N
     rule = _RULES.get(node.type_name)
     try:
         result = rule(node, args, outs, graph.dt, neurons, name) if rule else None
-    except (ValueError, FloatingPointError):
-        result = None
-    if result is not None:
-        result = [(np.broadcast_to(lo, s), np.broadcast_to(hi, s)) for (lo, hi), s in zip(result, outs)]
+        if result is not None:
+            result = [(np.broadcast_to(lo, s), np.broadcast_to(hi, s)) for (lo, hi), s in zip(result, outs)]
+    except (ValueError, FloatingPointError, OverflowError, MemoryError):
+        result = None  # e.g. a shape too large for an array (padding 10**9): left unjudged
     bounds[name] = result
 
 
