@@ -19,6 +19,7 @@ import html as _html
 import math
 import os
 import re
+from collections import deque
 from typing import Any
 
 import numpy as np
@@ -84,9 +85,9 @@ def layout(graph: Any) -> dict[str, tuple[int, int]]:
             preds[d].append(s_)
             indeg[d] += 1
     level = {n: 0 for n in graph.nodes}
-    ready = [n for n in graph.nodes if indeg[n] == 0]
+    ready = deque(n for n in graph.nodes if indeg[n] == 0)
     while ready:  # Kahn's algorithm on the acyclic remainder
-        v = ready.pop(0)
+        v = ready.popleft()
         for w in succ[v]:
             if (v, w) in back:
                 continue
@@ -97,7 +98,7 @@ def layout(graph: Any) -> dict[str, tuple[int, int]]:
     columns: dict[int, list[str]] = {}
     for name in graph.nodes:  # insertion order within a column
         columns.setdefault(level[name], []).append(name)
-    return {n: (lv, names.index(n)) for lv, names in columns.items() for n in names}
+    return {n: (lv, row) for lv, names in columns.items() for row, n in enumerate(names)}
 
 
 def _downsample(a: np.ndarray, limit: int = HEATMAP_MAX) -> np.ndarray:
@@ -324,7 +325,7 @@ function fmt(v){if(v===null||v===undefined)return '-';if(typeof v==='number'){if
 function shp(list){return (list&&list.length)?list.map(s=>'('+s.join(', ')+')').join(' '):'-';}
 function table(rows,parent,head){const t=h('table',null,parent);if(head){const tr=h('tr',null,t);head.forEach(x=>h('th',x,tr));}rows.forEach(r=>{const tr=h('tr',null,t);r.forEach((c,i)=>{const td=h('td',fmt(c),tr);if(i>0&&typeof c==='number')td.className='n';});});return t;}
 // graph
-const cols=Math.max(...D.nodes.map(n=>n.col))+1, rows=Math.max(...D.nodes.map(n=>n.row))+1;
+const cols=D.nodes.reduce((m,n)=>Math.max(m,n.col),0)+1, rows=D.nodes.reduce((m,n)=>Math.max(m,n.row),0)+1;
 const W=cols*(B.w+B.gx)+B.gx, H=rows*(B.h+B.gy)+B.gy+20;
 const svg=el('svg',{width:W,height:H,viewBox:'0 0 '+W+' '+H,id:'graph'},document.getElementById('canvas'));
 el('defs',{},svg).innerHTML='<marker id="arr" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse"><path d="M0,0L10,5L0,10z" fill="#7b8794"/></marker>';
@@ -335,7 +336,7 @@ D.edges.forEach(e=>{const a=byName[e.src],b=byName[e.dst];if(!a||!b)return;const
  else{const x1=ax+B.w,y1=ay+B.h/2,x2=bx,y2=by+B.h/2,m=(x1+x2)/2;d=`M${x1},${y1}C${m},${y1} ${m},${y2} ${x2},${y2}`;}
  const p=el('path',{d:d,class:'edge'+(e.recurrent?' rec':''),'marker-end':'url(#arr)'},svg);p.dataset.src=e.src;p.dataset.dst=e.dst;edgeEls.push(p);});
 const nodeEls={};
-D.nodes.forEach(n=>{const [x,y]=xy(n);const g=el('g',{class:'node',transform:`translate(${x},${y})`,tabindex:0},svg);g.dataset.name=n.name;g.setAttribute('id','node-'+D.nodes.indexOf(n));
+D.nodes.forEach((n,i)=>{const [x,y]=xy(n);const g=el('g',{class:'node',transform:`translate(${x},${y})`,tabindex:0},svg);g.dataset.name=n.name;g.setAttribute('id','node-'+i);
  el('rect',{width:B.w,height:B.h,fill:D.colours[n.kind]||'#888'},g);el('title',{},g,n.name+' ('+n.type+')');
  const label=n.name.length>20?n.name.slice(0,19)+'\u2026':n.name;el('text',{x:9,y:18},g,label);
  let sub=n.type;if(n.shapes&&n.shapes.outputs.length)sub+=' '+shp(n.shapes.outputs);if(n.firing_rate!==undefined)sub+=' r='+n.firing_rate.toFixed(3);
