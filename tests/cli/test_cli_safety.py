@@ -122,6 +122,22 @@ def test_control_characters_in_names_never_reach_the_terminal(run_cli, tmp_path,
         assert "evil\\x1b[2J" in out
 
 
+@pytest.mark.parametrize("command", ["inspect", "analyze"])
+def test_large_tables_are_plain_text_with_the_same_escapes(run_cli, tmp_path, monkeypatch, command):
+    """Past RICH_TABLE_ROWS rows a table is printed as aligned plain text (rich takes ~1 ms a row)."""
+    import talon.cli._common as common
+
+    monkeypatch.setattr(common, "RICH_TABLE_ROWS", 1)
+    path = tmp_path / "ansi.t1c"
+    ir.write(path, _ansi_graph())
+    code, out, err = run_cli(command, path)
+    assert code == 0, err
+    assert "\x1b" not in out and "evil\\x1b[2J\\x1b[31m\\rname\\x07" in out
+    lines = out.splitlines()
+    assert lines[1].split()[:3] == (["#", "name", "type"] if command == "inspect" else ["name", "type", "output"])
+    assert any(line.split()[:2] == (["0", "inp"] if command == "inspect" else ["inp", "Input"]) for line in lines)
+
+
 def test_safe_text_escapes_only_what_cannot_be_printed():
     from talon.cli._common import safe_text
 

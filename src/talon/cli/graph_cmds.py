@@ -18,6 +18,7 @@ from talon.cli._common import (
     graph_argument,
     json_option,
     load_graph,
+    print_table,
     safe_text,
     shape_str,
     shapes_str,
@@ -348,13 +349,12 @@ def stamp(graph_path: str, output: str | None, notes: str, meta: tuple[str, ...]
 
 def _graph_shapes(g: Any) -> dict[str, tuple[list, list]] | None:
     from talon.errors import GraphValidationError
+    from talon.sdk._graph import infer_shapes
 
-    try:
-        c = g.copy()
-        c.infer_shapes()
+    try:  # on a shallow copy (arrays shared): a deep copy of a large model costs more than the shapes
+        return infer_shapes(g)
     except GraphValidationError:
         return None
-    return {n: (node.input_shapes, node.output_shapes) for n, node in c.nodes.items()}
 
 
 @click.command("inspect")
@@ -393,7 +393,6 @@ def inspect_cmd(graph_path: str, pattern: str | None, as_json: bool) -> None:
             "edges": [list(e) for e in g.edges], "metadata_keys": sorted(map(str, g.metadata)), "pattern": pattern, "matches": matches,
         })
         return
-    from rich.table import Table
 
     c = console()
     if matches is not None:
@@ -401,16 +400,15 @@ def inspect_cmd(graph_path: str, pattern: str | None, as_json: bool) -> None:
         for m in matches:
             c.print("  " + " -> ".join(m), markup=False)
         return
-    t = Table(title=f"{esc(graph_path)}: {len(g.nodes)} nodes, {len(g.edges)} edges, dt {g.dt:g}" + ("" if shapes else " (shapes not inferable)"))
-    for col in ("#", "name", "type", "inputs", "in shape", "out shape", "fields"):
-        t.add_column(col)
+    rows = []
     for i, n in enumerate(nodes):
         fs = ", ".join(
             f"{k}={v['dtype']}{v['shape']}" if isinstance(v, dict) and "dtype" in v else f"{k}={v!r}" for k, v in n["fields"].items()
         )
         flags = (" *" if n["stateful"] else "")
-        t.add_row(str(i), esc(n["name"] + flags), n["type"], esc(", ".join(n["inputs"])), shapes_str(n["input_shapes"]), shapes_str(n["output_shapes"]), esc(fs))
-    c.print(t)
+        rows.append([str(i), n["name"] + flags, n["type"], ", ".join(n["inputs"]), shapes_str(n["input_shapes"]), shapes_str(n["output_shapes"]), fs])
+    title = f"{graph_path}: {len(g.nodes)} nodes, {len(g.edges)} edges, dt {g.dt:g}" + ("" if shapes else " (shapes not inferable)")
+    print_table(c, title, ["#", "name", "type", "inputs", "in shape", "out shape", "fields"], rows)
     c.print("[dim]* stateful[/dim]")
 
 
