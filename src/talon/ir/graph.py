@@ -69,6 +69,9 @@ class _EdgeList(list):
     def _bump(self) -> None:
         self._version = next(_VERSIONS)
 
+    def __reduce__(self):  # copies and pickles carry the edges, not the caches kept on the list
+        return (_EdgeList, (list(self),))
+
     @property
     def version(self) -> int:
         """A number no other state of any edge list has had (so a cache key never matches a stale list)."""
@@ -130,10 +133,10 @@ class Graph(Node):
         """The index of the current edges, rebuilt only when the edge list changed (O(edges) once)."""
         edges = self._edges
         key = (edges.version, len(edges))
-        cached = self.__dict__.get("_index_cache")
+        cached = edges.__dict__.get("index_cache")
         if cached is None or cached[0] != key:
             cached = (key, _EdgeIndex(edges))
-            self.__dict__["_index_cache"] = cached
+            edges.__dict__["index_cache"] = cached
         return cached[1]
 
     def __init__(
@@ -266,7 +269,7 @@ class Graph(Node):
     def _cached(self, what: str, key: tuple, compute):
         """One structural result per (what, key): validate, analyze and lint each ask for the same
         components and order several times; a large graph computes them once."""
-        cache = self.__dict__.setdefault("_structure_cache", {})
+        cache = self._edges.__dict__.setdefault("structure_cache", {})  # on the list: vars(graph) stays as it was
         hit = cache.get(what)
         if hit is not None and hit[0] == key:
             return hit[1]
@@ -539,8 +542,7 @@ class Graph(Node):
         g = Graph.__new__(Graph)
         memo[id(self)] = g
         for k, v in self.__dict__.items():
-            if k not in ("_index_cache", "_structure_cache"):
-                setattr(g, k, copy.deepcopy(v, memo))
+            setattr(g, k, copy.deepcopy(v, memo))
         return g
 
 
