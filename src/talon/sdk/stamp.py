@@ -176,8 +176,9 @@ def _safe_git(cwd: str | None) -> list[str]:
     """git with the repository's program-running settings disabled, its filters included (listing the
     configuration runs nothing)."""
     cmd = list(_SAFE_GIT)
-    listed = subprocess.run([*_SAFE_GIT, "config", "--null", "--name-only", "--list"], cwd=cwd, capture_output=True, timeout=5)
-    names = listed.stdout.decode("utf-8", "replace").split("\0") if listed.returncode == 0 else []
+    listed = subprocess.run([*_SAFE_GIT, "--no-optional-locks", "config", "--null", "--name-only", "--list"],
+                            cwd=cwd, capture_output=True, text=True, errors="replace", timeout=5)
+    names = listed.stdout.split("\0") if listed.returncode == 0 else []
     filters = {n[len("filter."):].rsplit(".", 1)[0] for n in names if n.lower().startswith("filter.") and n.count(".") >= 2}
     for name in sorted(filters):
         for key in ("clean", "smudge", "process"):
