@@ -146,3 +146,22 @@ def test_copies_and_renamed_nodes_do_not_share_cached_results():
     g.nodes = dict([nodes[0], ("zz", nodes[1][1]), *nodes[2:]])
     g.edges = [("in", "zz"), ("zz", "r1"), ("r1", "r2"), ("r2", "out")]
     assert g.topological_order() == ["in", "zz", "r1", "r2", "out"]
+
+
+def test_shape_failures_are_collected_in_one_pass_and_lint_reports_each():
+    """infer_shapes(failures=) records every node that cannot be shaped and leaves what is downstream of
+    it unjudged; lint reports exactly those nodes (it uses the graph's inference, not a copy of it)."""
+    from talon.sdk.lint import lint_graph
+
+    w = lambda o, i: ir.Linear(weight=np.ones((o, i), np.float32))  # noqa: E731
+    g = Graph({"in": ir.Input(shape=(4,)), "a1": w(3, 5), "a2": w(2, 3), "b1": w(3, 4), "b2": w(2, 7), "b3": ir.ReLU(),
+               "cat": ir.Concat(dim=0), "out": ir.Output()},
+              [("in", "a1"), ("a1", "a2"), ("in", "b1"), ("b1", "b2"), ("b2", "b3"), ("a2", "cat"), ("b3", "cat"), ("cat", "out")])
+    with pytest.raises(GraphValidationError, match="a1"):
+        g.copy().infer_shapes()
+    failures: dict = {}
+    outs = g.copy().infer_shapes(failures=failures)
+    assert sorted(failures) == ["a1", "b2"] and failures["a1"][0] == [(4,)] and failures["b2"][0] == [(3,)]
+    assert set(outs) == {"in", "b1"}
+    issues = [i for i in lint_graph(g).issues if i.code == "SHAPE_MISMATCH"]
+    assert [i.node for i in issues] == ["a1", "b2"] and "fed by 'in' with (4,)" in issues[0].message

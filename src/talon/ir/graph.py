@@ -396,10 +396,13 @@ class Graph(Node):
         return order, indeg
 
     # -- shapes -----------------------------------------------------------------------------------
-    def infer_shapes(self) -> dict[str, list[Shape]]:
+    def infer_shapes(self, *, failures: dict | None = None, skip: Iterable[str] = ()) -> dict[str, list[Shape]]:
         """Propagate shapes from the Input nodes; set each node's input_shapes/output_shapes.
 
         Returns {name: output shapes}. Raises GraphValidationError naming the node and its producers.
+        With `failures` (a dict), a node that cannot be shaped is recorded there instead, as
+        {name: (its input shapes, the GraphValidationError)}, and left out of the result with every node
+        downstream of it; so are the nodes in `skip` (lint reports them all in one pass this way).
         """
         order = self.topological_order()
         out_idx = self.edge_output_index()
@@ -410,6 +413,7 @@ class Graph(Node):
         # {node: (input shapes, output shapes)} of every successful call: a nested graph is shaped once
         # per distinct input, not once per pass (passes per level would multiply: 2**depth).
         memo: dict[str, tuple[tuple, list]] = {}
+        blocked = set(skip)
         # Provisional passes let a node inside a loop shape itself before its recurrent inputs are known,
         # so the rest of the loop can be shaped; the final passes then check every node against all of
         # its inputs.
@@ -418,15 +422,40 @@ class Graph(Node):
         while progress:
             progress = False
             for name in order:
-                if name not in outs and self._shape_node(name, in_edges[name], out_idx, outs, memo, final=False):
+                if name not in outs and name not in blocked and self._shape_node(name, in_edges[name], out_idx, outs, memo, final=False):
                     progress = True
         # A second final pass when loops exist: its delayed inputs then see their sources' final shapes.
         for _ in range(2 if delayed else 1):
             for name in order:
-                self._shape_node(name, in_edges[name], out_idx, outs, memo, final=True)
-        self.input_shapes = [outs[n][0] for n in self.input_names]
-        self.output_shapes = [outs[n][0] for n in self.output_names]
+                if failures is None:
+                    self._shape_node(name, in_edges[name], out_idx, outs, memo, final=True)
+                else:
+                    self._shape_or_record(name, in_edges[name], out_idx, outs, memo, blocked, failures)
+        if failures is None:
+            self.input_shapes = [outs[n][0] for n in self.input_names]
+            self.output_shapes = [outs[n][0] for n in self.output_names]
         return outs
+
+    def _shape_or_record(self, name: str, edge_ids: list[int], out_idx: list[int], outs: dict, memo: dict, blocked: set, failures: dict) -> None:
+        """A final pass over one node that records a failure instead of raising (infer_shapes(failures=))."""
+        shapes = []
+        for i in edge_ids:
+            src = self.edges[i][0]
+            if name in blocked or src not in outs or out_idx[i] >= len(outs[src]):
+                outs.pop(name, None)  # unjudged: an input is unknown (or failed upstream)
+                return
+            shapes.append(outs[src][out_idx[i]])
+        node = self.nodes[name]
+        try:
+            result = self._node_shapes(name, shapes, memo)
+        except GraphValidationError as exc:
+            failures.setdefault(name, ([tuple(s) for s in shapes], exc))
+            blocked.add(name)
+            outs.pop(name, None)
+            return
+        node.input_shapes = [tuple(s) for s in shapes]
+        node.output_shapes = [tuple(s) for s in result]
+        outs[name] = [tuple(s) for s in result]
 
     def _shape_node(self, name: str, edge_ids: list[int], out_idx: list[int], outs: dict, memo: dict, *, final: bool) -> bool:
         node = self.nodes[name]
@@ -448,7 +477,7 @@ class Graph(Node):
                 return False
             try:
                 result = self._node_shapes(name, shapes, memo)
-            except PrimitiveError:
+            except GraphValidationError:  # PrimitiveError, or a nested graph's: the final pass reports it
                 return False
             outs[name] = [tuple(s) for s in result]
             return True
