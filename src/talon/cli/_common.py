@@ -158,9 +158,9 @@ class InputFile(click.Path):
         except OSError:
             return path  # missing: the reader says so, naming the file
         if not stat.S_ISREG(mode):
-            from talon.ir._atomic import _kind
+            from talon.ir._atomic import file_kind
 
-            self.fail(f"{path!r} is {_kind(mode)}, not a regular file: give the path of a model or data file", param, ctx)
+            self.fail(f"{path!r} is {file_kind(mode)}, not a regular file: give the path of a model or data file", param, ctx)
         from talon.ir._atomic import protect_input
 
         protect_input(path)

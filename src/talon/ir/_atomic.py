@@ -59,7 +59,7 @@ except ImportError:  # Windows
 
 STALE_AFTER_S = 60.0  # a temporary file of a dead process of this host, untouched this long, is removed
 STALE_ANY_S = 24 * 3600.0  # any temporary file of ours untouched this long is removed (other hosts)
-_TMP_NAME = re.compile(r"^\..*\.talon-(?P<pid>[0-9]+)-(?P<host>[0-9a-f]{8})-[a-z0-9_]{6,}\.tmp$")
+_TMP_NAME = re.compile(r"^\..*\.talon-(?P<pid>[0-9]+)-(?P<host>[0-9a-f]{8})-[a-z0-9_]{6,}\.tmp$", re.S)
 _PROTECTED: contextvars.ContextVar[frozenset] = contextvars.ContextVar("talon_protected_inputs", default=frozenset())
 
 
@@ -121,14 +121,15 @@ def check_target(path: str | os.PathLike, inputs: Iterable[str | os.PathLike] = 
         raise TalonFormatError(f"cannot write {target!r}: {exc.strerror or exc}") from None
     if not stat.S_ISREG(st.st_mode):
         link = " (through a symlink)" if os.path.islink(target) else ""
-        raise TalonFormatError(f"refusing to write {target!r}: it is {_kind(st.st_mode)}{link}, not a regular file; "
+        raise TalonFormatError(f"refusing to write {target!r}: it is {file_kind(st.st_mode)}{link}, not a regular file; "
                                f"give the path of a file to create or replace")
     ident = (st.st_dev, st.st_ino)
     if ident in _PROTECTED.get() or ident in {i for i in map(_identity, inputs) if i is not None}:
         raise TalonFormatError(f"refusing to write {target!r}: it is the input file being read; give another output path")
 
 
-def _kind(mode: int) -> str:
+def file_kind(mode: int) -> str:
+    """What a non-regular file is, in words, from its st_mode ("a FIFO (named pipe)", "a folder", ...)."""
     for test, name in ((stat.S_ISDIR, "a folder"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
                        (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket")):
         if test(mode):
