@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from talon._json import dump, dumps
+from talon._json import dumps
 
 SCHEMA_VERSION = 1
 
@@ -29,11 +29,11 @@ def document_text(command: str, payload: dict[str, Any]) -> str:
 
 
 def write_document(path: str | os.PathLike, command: str, payload: dict[str, Any]) -> str:
-    """Write the document of `command` to `path` (indented JSON and a final newline); returns the path."""
-    with open(path, "w", encoding="utf-8") as fh:
-        dump(document(command, payload), fh, indent=2)
-        fh.write("\n")
-    return os.fspath(path)
+    """Write the document of `command` to `path` (indented JSON and a final newline), atomically
+    (talon.ir._atomic); returns the path."""
+    from talon.ir._atomic import atomic_write_text
+
+    return atomic_write_text(path, document_text(command, payload) + "\n")
 
 
 # -- talon.sdk --------------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ import os
 import random
 import re
 import select
+import stat
 import struct
 import subprocess
 import sys
@@ -1327,15 +1328,17 @@ def test_replaced_files_are_released(tmp_path):
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
-def test_writing_over_a_fifo_or_a_symlink_replaces_it(tmp_path):
-    """Only a regular file is held open before it is replaced: opening a FIFO could block forever."""
+def test_writing_over_a_fifo_is_refused_and_a_symlink_is_replaced(tmp_path):
+    """A FIFO (or device) is never replaced nor opened (opening could block forever); a symlink to a
+    regular file is replaced by the new file, the file it pointed to left alone."""
     fifo, link, real = tmp_path / "pipe.t1c", tmp_path / "link.t1c", tmp_path / "real.t1c"
     os.mkfifo(fifo)
-    ir.write(fifo, _small_graph(k="fifo"))
+    with pytest.raises(TalonFormatError, match="FIFO"):
+        ir.write(fifo, _small_graph(k="fifo"))
     ir.write(real, _small_graph(k="real"))
     link.symlink_to(real)
     ir.write(link, _small_graph(k="link"))
-    assert fifo.is_file() and ir.read(fifo).metadata == {"k": "fifo"}
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
     assert not link.is_symlink() and ir.read(link).metadata == {"k": "link"}
     assert ir.read(real).metadata == {"k": "real"}  # os.replace replaces the link, not what it points to
 

@@ -77,3 +77,53 @@ def test_click_a_node_dump_dom(page, branchy):
     assert re.search(r'<g class="node selected"[^>]*data-name="fc_b"', dom)
     assert re.search(r'id="panel-title">fc_b<', dom)
     assert 'id="heatmap"' in dom and dom.count('class="core') == 9
+
+
+# -- hostile names, title and metadata (tests/viz/hostile.py) -------------------------------------------------
+
+def _dump_dom(url: str) -> subprocess.CompletedProcess:
+    return subprocess.run([CHROMIUM, *FLAGS, "--virtual-time-budget=5000", "--dump-dom", url], capture_output=True, text=True, timeout=60)
+
+
+def test_hostile_page_runs_nothing_and_draws_every_node(tmp_path):
+    """No injected handler or script runs (it would set window.__pwned, which the page below reports), the
+    page is not blanked, and every hostile name is drawn as text."""
+    import html as html_lib
+
+    from hostile import HOSTILE_NAMES, HOSTILE_TITLE, build_hostile
+
+    g = build_hostile()
+    page = export_html(g, tmp_path / "hostile.html", title=HOSTILE_TITLE)
+    # The escaping is tested without the page's Content-Security-Policy (which would also stop injected
+    # code): a probe script added at the end records in the DOM whether any injected code has run.
+    text = open(page, encoding="utf-8").read()
+    text = re.sub(r'<meta http-equiv="Content-Security-Policy"[^>]*>', "", text)
+    assert text.count("</body>") == 1
+    text = text.replace("</body>", "<script>setTimeout(()=>{document.body.dataset.pwned=String(window.__pwned||'none')},1000)</script></body>")
+    probe = tmp_path / "probe.html"
+    probe.write_text(text, encoding="utf-8")
+    res = _dump_dom("file://" + str(probe))
+    dom = res.stdout
+    assert 'data-ready="1"' in dom, res.stderr[-2000:]
+    assert 'data-pwned="none"' in dom, re.findall(r"<body[^>]*>", dom)
+    names = [html_lib.unescape(n) for n in re.findall(r'<g class="node[^"]*"[^>]*data-name="([^"]*)"', dom)]
+    assert sorted(names) == sorted(g.nodes)
+    assert not re.search(r"<img[^>]*onerror", dom) and "<svg onload" not in dom
+    h1 = re.search(r"<h1>(.*?)</h1>", dom, re.S).group(1)
+    assert html_lib.unescape(h1) == HOSTILE_TITLE
+    for name in HOSTILE_NAMES:
+        assert html_lib.escape(name, quote=False) in dom or name in html_lib.unescape(dom)
+
+
+def test_hostile_node_opens_in_the_side_panel(tmp_path):
+    from urllib.parse import quote
+
+    from hostile import HOSTILE_NAMES, build_hostile
+
+    page = export_html(build_hostile(), tmp_path / "hostile.html")
+    target = HOSTILE_NAMES[0]
+    res = _dump_dom("file://" + os.path.abspath(page) + "#select=" + quote(target, safe=""))
+    import html as html_lib
+
+    title = re.search(r'id="panel-title">(.*?)</h2>', res.stdout, re.S)
+    assert title and html_lib.unescape(title.group(1)) == target, res.stderr[-2000:]

@@ -32,7 +32,6 @@ import json
 import math
 import os
 import struct
-import tempfile
 import zlib
 from dataclasses import dataclass, field
 from typing import Any
@@ -196,17 +195,9 @@ class HardwareDescriptor:
         if fmt not in ("json", "binary"):
             raise BackendError(f"descriptor format must be 'json' or 'binary', got {fmt!r}")
         payload = self.to_json().encode("utf-8") if fmt == "json" else self.to_bytes()
-        folder = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".thd")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(payload)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
-        return path
+        from talon.ir._atomic import atomic_write_bytes
+
+        return atomic_write_bytes(path, payload)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "HardwareDescriptor":

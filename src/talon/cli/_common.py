@@ -59,20 +59,53 @@ def command_options(fn: Callable) -> Callable:
 # -- output -----------------------------------------------------------------------------------------------
 
 def console(stderr: bool = False):
-    """A rich Console on stdout (or stderr). Wide and plain when not writing to a terminal."""
+    """A rich Console on stdout (or stderr). Wide and plain when not writing to a terminal. Text given
+    to its print is made safe_text first: names read from a model never reach the terminal as control
+    characters (table cells go through esc, which does the same)."""
     from rich.console import Console
 
-    c = Console(stderr=stderr, highlight=False)
+    class SafeConsole(Console):
+        def print(self, *objects: Any, **kwargs: Any) -> None:
+            super().print(*(safe_text(o) if isinstance(o, str) else o for o in objects), **kwargs)
+
+    c = SafeConsole(stderr=stderr, highlight=False)
     if not c.is_terminal:
-        c = Console(stderr=stderr, highlight=False, width=max(c.width, 140), soft_wrap=True)
+        c = SafeConsole(stderr=stderr, highlight=False, width=max(c.width, 140), soft_wrap=True)
     return c
 
 
 def esc(text: Any) -> str:
-    """User text (node names, paths) made safe inside rich markup."""
+    """User text (node names, paths) made safe inside rich markup and on the terminal (safe_text)."""
     from rich.markup import escape
 
-    return escape(str(text))
+    return escape(safe_text(text))
+
+
+RICH_TABLE_ROWS = 2000  # larger tables are printed as plain aligned text: rich lays out ~1 ms per row
+
+
+def print_table(c: Any, title: str, columns: list[str], rows: list[list[str]], right: tuple[str, ...] = ()) -> None:
+    """A table of user text (cells are raw strings: escaped here) on console `c`: a rich Table, or for
+    more than RICH_TABLE_ROWS rows the same columns as plain aligned text (linear, fast on 100,000 rows)."""
+    if len(rows) <= RICH_TABLE_ROWS:
+        from rich.table import Table
+
+        t = Table(title=esc(title))
+        for col in columns:
+            t.add_column(col, justify="right" if col in right else "left")
+        for row in rows:
+            t.add_row(*(esc(x) for x in row))
+        c.print(t)
+        return
+    cells = [[safe_text(x) for x in row] for row in rows]
+    widths = [max(len(col), *(len(r[i]) for r in cells)) for i, col in enumerate(columns)]
+
+    def line(row: list[str]) -> str:
+        return "  ".join(x.rjust(w) if col in right else x.ljust(w) for x, w, col in zip(row, widths, columns)).rstrip()
+
+    out = [safe_text(title), line(columns), line(["-" * w for w in widths]), *map(line, cells)]
+    c.file.write("\n".join(out) + "\n")
+    c.file.flush()
 
 
 def emit_json(command: str, payload: dict) -> None:
@@ -107,7 +140,50 @@ def human_bytes(n: float) -> str:
 
 # -- inputs -----------------------------------------------------------------------------------------------
 
-graph_argument = click.argument("graph_path", metavar="MODEL.t1c", type=click.Path(dir_okay=False, path_type=str))
+class InputFile(click.Path):
+    """An input file option or argument: when the path exists it must be a regular file (a FIFO, device
+    or socket would block the command or feed it endless data), and no output of the command may replace
+    it (talon.ir._atomic.protect_input). `exists=True` also requires it to exist."""
+
+    def __init__(self, exists: bool = False) -> None:
+        super().__init__(exists=exists, dir_okay=False, path_type=str)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        import os
+        import stat
+
+        path = super().convert(value, param, ctx)
+        try:
+            mode = os.stat(path).st_mode
+        except OSError:
+            return path  # missing: the reader says so, naming the file
+        if not stat.S_ISREG(mode):
+            from talon.ir._atomic import file_kind
+
+            self.fail(f"{path!r} is {file_kind(mode)}, not a regular file: give the path of a model or data file", param, ctx)
+        from talon.ir._atomic import protect_input
+
+        protect_input(path)
+        return path
+
+
+graph_argument = click.argument("graph_path", metavar="MODEL.t1c", type=InputFile())
+
+MAX_STEPS = 10_000_000  # --steps above this is refused: a typo (1e12) would otherwise run for days
+STEPS = click.IntRange(1, MAX_STEPS)
+MAX_SEED = 2**63 - 1  # numpy's and torch's generators both take seeds in [0, 2**63)
+SEED = click.IntRange(0, MAX_SEED)
+
+
+def safe_text(text: Any) -> str:
+    """User text (node names, paths, metadata) made safe to print on a terminal: control characters
+    (ANSI escapes, carriage returns, ...) and other non-printable characters become their repr-style
+    escapes (\\x1b, \\r, \\u202e), so a hostile name cannot move the cursor, recolour or rewrite
+    what the terminal shows. Printable text, non-ASCII letters included, is unchanged."""
+    s = str(text)
+    if s.isprintable():
+        return s
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in s)
 
 
 def load_graph(path: str):
@@ -156,6 +232,13 @@ def prepare_output(path: str | None, option: str, suffixes: tuple[str, ...] | No
         raise TalonUsageError(f"{option} {path}: cannot create the folder {folder} ({exc.strerror or exc})") from None
     if not os.access(folder, os.W_OK):
         raise TalonUsageError(f"{option} {path}: the folder {folder} is not writable")
+    from talon.errors import TalonFormatError
+    from talon.ir._atomic import check_target
+
+    try:  # a device, FIFO or the command's own input: refused before any work is done
+        check_target(path)
+    except TalonFormatError as exc:
+        raise TalonUsageError(f"{option} {exc}") from None
     return path
 
 
@@ -246,7 +329,7 @@ def report_error(exc: BaseException) -> int:
     line = error_line(exc)
     if _expected(exc):
         line = cli_wording(line, STATE.command)
-    click.echo(f"talon: error: {line}{hint}", err=True)
+    click.echo(safe_text(f"talon: error: {line}{hint}"), err=True)
     return EXIT_ERROR
 
 
@@ -306,7 +389,7 @@ def cli_advice(text: str) -> str:
 def warning_line(message: Warning | str) -> str:
     """The one line a Python warning is shown as on the command line."""
     text = " ".join(str(message).split())
-    return f"talon: warning: {cli_wording(text, STATE.command)}"
+    return safe_text(f"talon: warning: {cli_wording(text, STATE.command)}")
 
 
 def show_warning(message: Warning | str, category: type, filename: str, lineno: int, file: Any = None, line: str | None = None) -> None:

@@ -18,6 +18,7 @@ from talon.cli._common import (
     load_graph,
     plot_option,
     prepare_plot,
+    print_table,
     save_figure,
     shapes_str,
 )
@@ -40,15 +41,10 @@ def analyze(graph_path: str, as_json: bool) -> None:
     if as_json:
         emit_json("analyze", {"file": graph_path, **payload})
         return
-    from rich.table import Table
-
     c = console()
-    t = Table(title=esc(graph_path))
-    for col in ("name", "type", "output", "params", "MACs", "FLOPs", "neurons"):
-        t.add_column(col, justify="right" if col in ("params", "MACs", "FLOPs", "neurons") else "left")
-    for s in stats.layers.values():
-        t.add_row(esc(s.name), s.type_name, shapes_str(s.output_shapes), f"{s.params:,}", f"{s.macs:,}", f"{s.flops:,}", f"{s.neurons:,}" if s.neurons else "")
-    c.print(t)
+    rows = [[s.name, s.type_name, shapes_str(s.output_shapes), f"{s.params:,}", f"{s.macs:,}", f"{s.flops:,}", f"{s.neurons:,}" if s.neurons else ""]
+            for s in stats.layers.values()]
+    print_table(c, graph_path, ["name", "type", "output", "params", "MACs", "FLOPs", "neurons"], rows, right=("params", "MACs", "FLOPs", "neurons"))
     tot = payload["totals"]
     c.print(
         f"total: {tot['params']:,} params ({tot['neuron_params']:,} of them neuron constants; {human_bytes(tot['param_bytes'])}), "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import sys
 import warnings
 from typing import Any
@@ -32,7 +33,9 @@ class TalonGroup(click.Group):
             # `talon: warning: <message>`; the filters (-W, PYTHONWARNINGS) still decide which are shown
             with warnings.catch_warnings():
                 warnings.showwarning = _common.show_warning
-                rv = super().main(args, prog_name or "talon", complete_var, standalone_mode=False, **extra)
+                # in a context of its own: the inputs the command protects from its outputs
+                # (talon.ir._atomic.protect_input) are forgotten when it returns
+                rv = contextvars.copy_context().run(super().main, args, prog_name or "talon", complete_var, standalone_mode=False, **extra)
             code = rv if isinstance(rv, int) and not isinstance(rv, bool) else 0
         except CheckFailed:
             code = EXIT_FAILED

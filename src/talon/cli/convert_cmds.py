@@ -6,7 +6,7 @@ from typing import Any, Callable
 
 import click
 
-from talon.cli._common import command_options, console, emit_json, graph_argument, json_option, load_graph, write_graph
+from talon.cli._common import InputFile, command_options, console, emit_json, graph_argument, json_option, load_graph, write_graph
 
 output_option = click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=str), help="Where to write the converted .t1c file.")
 nodes_option = click.option("--node", "nodes", multiple=True, metavar="NAME", help="Only these nodes (repeatable; default: all that apply).")
@@ -59,7 +59,7 @@ def convert() -> None:
 
 
 @convert.command("format")
-@click.argument("graph_path", metavar="IN", type=click.Path(exists=True, dir_okay=False, path_type=str))
+@click.argument("graph_path", metavar="IN", type=InputFile(exists=True))
 @output_option
 @click.option("--dt", type=float, default=None,
               help="Reading .nir: the timestep to discretise with, in the unit of the file's time constants (default: the "

@@ -4,21 +4,21 @@ from __future__ import annotations
 
 import click
 
-from talon.cli._common import command_options, console, emit_json, graph_argument, json_option, load_graph, plot_option, prepare_output, prepare_plot, save_figure
+from talon.cli._common import SEED, STEPS, InputFile, command_options, console, emit_json, graph_argument, json_option, load_graph, plot_option, prepare_output, prepare_plot, save_figure
 
 
 @click.command("eval")
 @graph_argument
 @click.argument("data", metavar="DATA", type=click.Path(exists=True, path_type=str))
 @click.option("--mode", type=click.Choice(["float", "fixed"]), default="float", show_default=True, help="fixed: the hardware's fixed point, with the float run and their agreement beside it.")
-@click.option("--steps", "n_steps", type=click.IntRange(min=1), default=None, help="Timesteps per sample (sequences are cut to it; needed with --encode and for event files).")
+@click.option("--steps", "n_steps", type=STEPS, default=None, help="Timesteps per sample (sequences are cut to it; needed with --encode and for event files).")
 @click.option("--encode", type=click.Choice(["rate", "latency", "delta", "direct"]), default=None, help="How (N, *S) samples become spike trains (delta: of (N, T, *S) sequences).")
 @click.option("--dt", type=click.FloatRange(min=0, min_open=True), default=None, help="Event files: microseconds per step (default: --steps equal bins over each recording).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True, help="Samples simulated together.")
 @click.option("--readout", type=click.Choice(["count", "last"]), default="count", show_default=True, help="count: argmax of the output summed over steps; last: of the last step.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of --encode rate.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of --encode rate.")
 @click.option("--preset", "energy_preset", default="45nm_cmos", show_default=True, help="Energy preset (see 'talon info').")
-@click.option("--calibrate", "calibrate_path", type=click.Path(exists=True, dir_okay=False, path_type=str), default=None,
+@click.option("--calibrate", "calibrate_path", type=InputFile(exists=True), default=None,
               help="--mode fixed: calibrate the fixed-point formats on this (T, B, *S) .npy (default: the first batch of DATA).")
 @click.option("--max-samples", type=click.IntRange(min=1), default=None, help="Evaluate only the first N samples.")
 @click.option("-o", "--output", "out_path", type=click.Path(dir_okay=False, path_type=str), default=None, help="Also write the JSON document to this file.")

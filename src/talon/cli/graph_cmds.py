@@ -10,6 +10,7 @@ import click
 
 from talon.cli._common import (
     CheckFailed,
+    InputFile,
     command_options,
     console,
     emit_json,
@@ -17,6 +18,8 @@ from talon.cli._common import (
     graph_argument,
     json_option,
     load_graph,
+    print_table,
+    safe_text,
     shape_str,
     shapes_str,
 )
@@ -90,7 +93,7 @@ def model_summary(path: str, graph: Any) -> dict[str, Any]:
 # -- info --------------------------------------------------------------------------------------------------
 
 @click.command("info")
-@click.argument("graph_path", metavar="[MODEL.t1c]", required=False, type=click.Path(dir_okay=False, path_type=str))
+@click.argument("graph_path", metavar="[MODEL.t1c]", required=False, type=InputFile())
 @json_option
 @command_options
 def info(graph_path: str | None, as_json: bool) -> None:
@@ -293,7 +296,7 @@ def hash_cmd(graph_path: str, structure: bool, expected: str | None, check_stamp
         line = f"{chosen}  {graph_path}"
         if verified is not None:
             line += "  OK" if verified else "  MISMATCH"
-        click.echo(line)
+        click.echo(safe_text(line))
     if verified is False:
         raise CheckFailed("fingerprint mismatch")
 
@@ -329,9 +332,12 @@ def stamp(graph_path: str, output: str | None, notes: str, meta: tuple[str, ...]
     """Record provenance in the model: fingerprints, UTC time, versions, git commit, notes."""
     from talon.sdk import get_stamp, stamp_graph
 
+    from talon.ir._atomic import replacing_input
+
     metadata = _parse_meta(meta)
     target = output or graph_path
-    g = stamp_graph(load_graph(graph_path), notes=notes, metadata=metadata, git=not no_git, output=target)
+    with replacing_input(graph_path):  # stamping in place is what the command is for
+        g = stamp_graph(load_graph(graph_path), notes=notes, metadata=metadata, git=not no_git, output=target)
     st = get_stamp(g)
     if as_json:
         emit_json("stamp", {"file": target, "stamp": st.to_dict() if st else None})
@@ -343,13 +349,12 @@ def stamp(graph_path: str, output: str | None, notes: str, meta: tuple[str, ...]
 
 def _graph_shapes(g: Any) -> dict[str, tuple[list, list]] | None:
     from talon.errors import GraphValidationError
+    from talon.sdk._graph import infer_shapes
 
-    try:
-        c = g.copy()
-        c.infer_shapes()
+    try:  # on a shallow copy (arrays shared): a deep copy of a large model costs more than the shapes
+        return infer_shapes(g)
     except GraphValidationError:
         return None
-    return {n: (node.input_shapes, node.output_shapes) for n, node in c.nodes.items()}
 
 
 @click.command("inspect")
@@ -388,7 +393,6 @@ def inspect_cmd(graph_path: str, pattern: str | None, as_json: bool) -> None:
             "edges": [list(e) for e in g.edges], "metadata_keys": sorted(map(str, g.metadata)), "pattern": pattern, "matches": matches,
         })
         return
-    from rich.table import Table
 
     c = console()
     if matches is not None:
@@ -396,16 +400,15 @@ def inspect_cmd(graph_path: str, pattern: str | None, as_json: bool) -> None:
         for m in matches:
             c.print("  " + " -> ".join(m), markup=False)
         return
-    t = Table(title=f"{esc(graph_path)}: {len(g.nodes)} nodes, {len(g.edges)} edges, dt {g.dt:g}" + ("" if shapes else " (shapes not inferable)"))
-    for col in ("#", "name", "type", "inputs", "in shape", "out shape", "fields"):
-        t.add_column(col)
+    rows = []
     for i, n in enumerate(nodes):
         fs = ", ".join(
             f"{k}={v['dtype']}{v['shape']}" if isinstance(v, dict) and "dtype" in v else f"{k}={v!r}" for k, v in n["fields"].items()
         )
         flags = (" *" if n["stateful"] else "")
-        t.add_row(str(i), esc(n["name"] + flags), n["type"], esc(", ".join(n["inputs"])), shapes_str(n["input_shapes"]), shapes_str(n["output_shapes"]), esc(fs))
-    c.print(t)
+        rows.append([str(i), n["name"] + flags, n["type"], ", ".join(n["inputs"]), shapes_str(n["input_shapes"]), shapes_str(n["output_shapes"]), fs])
+    title = f"{graph_path}: {len(g.nodes)} nodes, {len(g.edges)} edges, dt {g.dt:g}" + ("" if shapes else " (shapes not inferable)")
+    print_table(c, title, ["#", "name", "type", "inputs", "in shape", "out shape", "fields"], rows)
     c.print("[dim]* stateful[/dim]")
 
 
@@ -533,8 +536,8 @@ def diff_payload(d: Any) -> dict[str, Any]:
 
 
 @click.command("compare")
-@click.argument("a_path", metavar="A.t1c", type=click.Path(dir_okay=False, path_type=str))
-@click.argument("b_path", metavar="B.t1c", type=click.Path(dir_okay=False, path_type=str))
+@click.argument("a_path", metavar="A.t1c", type=InputFile())
+@click.argument("b_path", metavar="B.t1c", type=InputFile())
 @click.option("--tolerance", type=float, default=0.0, show_default=True, help="Arrays differing by at most this much count as equal.")
 @json_option
 @command_options

@@ -10,7 +10,10 @@ from typing import Any, Callable
 import click
 
 from talon.cli._common import (
+    SEED,
+    STEPS,
     ByteSize,
+    InputFile,
     command_options,
     console,
     emit_json,
@@ -27,7 +30,7 @@ from talon.cli._common import (
 def hardware_options(fn: Callable) -> Callable:
     """--hardware FILE / --hw-preset NAME, overridden field by field by --mesh, --neurons-per-core, ..."""
     opts = [
-        click.option("--hardware", "hardware_file", type=click.Path(exists=True, dir_okay=False, path_type=str), default=None, help="HardwareSpec as JSON (the fields of talon.mapping.HardwareSpec)."),
+        click.option("--hardware", "hardware_file", type=InputFile(exists=True), default=None, help="HardwareSpec as JSON (the fields of talon.mapping.HardwareSpec)."),
         click.option("--hw-preset", default=None, metavar="NAME", help="A talon.mapping preset: small, loihi-like, truenorth-like, mesh-32x32."),
         click.option("--mesh", default=None, metavar="ROWSxCOLS", help="Mesh size, e.g. 4x4."),
         click.option("--neurons-per-core", type=click.IntRange(min=1), default=None),
@@ -51,8 +54,15 @@ def build_hardware(hardware_file: str | None, hw_preset: str | None, mesh: str |
                 doc = json.load(fh)
         except (OSError, ValueError) as exc:
             raise TalonError(f"cannot read hardware description {hardware_file!r}: {exc}") from None
+        except RecursionError:
+            raise click.BadParameter(f"{hardware_file}: JSON nested too deeply to be a hardware description", param_hint="--hardware") from None
         doc = doc.get("hardware", doc) if isinstance(doc, dict) else doc  # also accepts a mapping.json
-        spec = HardwareSpec.from_dict(doc)
+        try:
+            spec = HardwareSpec.from_dict(doc)
+        except TalonError:
+            raise
+        except (TypeError, ValueError, KeyError, AttributeError, RecursionError) as exc:
+            raise click.BadParameter(f"{hardware_file}: not a hardware description ({type(exc).__name__}: {str(exc)[:200]})", param_hint="--hardware") from None
     elif hw_preset:
         spec = preset(hw_preset)
     else:
@@ -83,7 +93,7 @@ def build_hardware(hardware_file: str | None, hw_preset: str | None, mesh: str |
               help="Partitioning algorithm; auto tries each and keeps the mapping with the fewest packet-hops per step.")
 @click.option("--rate", "default_rate", type=click.FloatRange(0.0, 1.0), default=1.0, show_default=True, help="Assumed spikes per neuron per step (1.0: worst case).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=str), default=None, help="Write the graph with the mapping in its metadata to this .t1c.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @plot_option("Save a core-utilisation heatmap to PATH.")
 @json_option
 @command_options
@@ -148,11 +158,11 @@ def map_cmd(graph_path: str, hardware_file, hw_preset, mesh, neurons_per_core, w
 @click.command("pipeline")
 @graph_argument
 @click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=str), help="Report folder (created).")
-@click.option("--input", "input_path", type=click.Path(exists=True, dir_okay=False, path_type=str), default=None, help="Stimulus (.npy/.npz) for both simulations; default: the documented uniform stimulus.")
-@click.option("--labels", "labels_path", type=click.Path(exists=True, dir_okay=False, path_type=str), default=None, help=".npy of one class per sample: report float and fixed-point accuracy.")
-@click.option("--calibrate", "calib_path", type=click.Path(exists=True, dir_okay=False, path_type=str), default=None, help="Calibration stimulus for the fixed-point formats (default: --input).")
+@click.option("--input", "input_path", type=InputFile(exists=True), default=None, help="Stimulus (.npy/.npz) for both simulations; default: the documented uniform stimulus.")
+@click.option("--labels", "labels_path", type=InputFile(exists=True), default=None, help=".npy of one class per sample: report float and fixed-point accuracy.")
+@click.option("--calibrate", "calib_path", type=InputFile(exists=True), default=None, help="Calibration stimulus for the fixed-point formats (default: --input).")
 @click.option("--rate-encode", is_flag=True, help="Treat --input/--calibrate as firing probabilities (Bernoulli rate coding).")
-@click.option("--steps", "n_steps", type=click.IntRange(min=1), default=None, help="Timesteps (default: the input's length, else 10).")
+@click.option("--steps", "n_steps", type=STEPS, default=None, help="Timesteps, at most 10,000,000 (default: the input's length, else 10).")
 @click.option("--bits", "weight_bits", type=click.IntRange(2, 32), default=8, show_default=True, help="Convert to SpikingAffine with this many weight bits.")
 @click.option("--no-convert", is_flag=True, help="Run the graph as it is (no SpikingAffine conversion).")
 @hardware_options

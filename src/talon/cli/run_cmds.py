@@ -9,6 +9,9 @@ from typing import Any
 import click
 
 from talon.cli._common import (
+    SEED,
+    STEPS,
+    InputFile,
     command_options,
     console,
     emit_json,
@@ -23,9 +26,9 @@ from talon.cli._common import (
 from talon.report import energy_payload, simulation_payload
 
 backend_option = click.option("--backend", "backend_name", default="cpu", show_default=True, help="Backend to run on (see 'talon info').")
-steps_option = click.option("--steps", "n_steps", type=click.IntRange(min=1), default=None, help="Timesteps (default: the input's length, else 10).")
+steps_option = click.option("--steps", "n_steps", type=STEPS, default=None, help="Timesteps, at most 10,000,000 (default: the input's length, else 10).")
 input_option = click.option(
-    "--input", "input_path", type=click.Path(exists=True, dir_okay=False, path_type=str), default=None,
+    "--input", "input_path", type=InputFile(exists=True), default=None,
     help="Stimulus: .npy of shape S, (B, *S) or (T, B, *S); or .npz with one array per Input node. Default: the documented uniform [0, 1) stimulus.",
 )
 rate_option = click.option("--rate-encode", is_flag=True, help="Treat --input as firing probabilities in [0, 1] (Bernoulli rate coding).")
@@ -167,9 +170,9 @@ def _npz_path(path: str | None) -> str | None:
 @rate_option
 @mode_option
 @backend_option
-@click.option("--calibrate", "calib_path", type=click.Path(exists=True, dir_okay=False, path_type=str), default=None,
+@click.option("--calibrate", "calib_path", type=InputFile(exists=True), default=None,
               help="--mode fixed: calibration stimulus of the fixed-point formats (.npy/.npz, as --input; default: --input).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of --rate-encode.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of --rate-encode.")
 @click.option("--save-outputs", type=click.Path(dir_okay=False, path_type=str), default=None, help="Save every Output's (T, B, ...) values to this .npz file ('.npz' is added when the name lacks it).")
 @plot_option("Save a spike raster to PATH.")
 @click.option("--rates-plot", type=click.Path(dir_okay=False, path_type=str), default=None, help="Save per-layer firing rates to PATH.")
@@ -199,7 +202,10 @@ def simulate(graph_path: str, n_steps: int | None, input_path: str | None, rate_
     if save_outputs:
         import numpy as np
 
-        np.savez(save_outputs, **{k: np.asarray(v.detach().cpu() if hasattr(v, "detach") else v) for k, v in sim.outputs.items()})
+        from talon.ir._atomic import atomic_path
+
+        with atomic_path(save_outputs) as tmp, open(tmp, "wb") as fh:  # a file object: savez adds no suffix
+            np.savez(fh, **{k: np.asarray(v.detach().cpu() if hasattr(v, "detach") else v) for k, v in sim.outputs.items()})
         payload["saved_outputs"] = save_outputs
     if plot_path:
         from talon.viz.plots import spike_raster
@@ -243,11 +249,11 @@ def hardware_mode(graph: Any) -> str | None:
 @click.option("--mode", type=click.Choice(["float", "fixed"]), default=None,
               help="Float32 or hardware fixed-point numerics. Default: fixed for a graph with SpikingAffine layers (quantized for "
                    "hardware), else float; the output says which.")
-@click.option("--calibrate", "calib_path", type=click.Path(exists=True, dir_okay=False, path_type=str), default=None,
+@click.option("--calibrate", "calib_path", type=InputFile(exists=True), default=None,
               help="--mode fixed: calibration stimulus of the fixed-point formats (.npy/.npz, as --input; default: --input).")
 @backend_option
 @click.option("--preset", "energy_preset", default="45nm_cmos", show_default=True, help="Energy preset (see 'talon info').")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of --rate-encode.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of --rate-encode.")
 @plot_option("Save an energy-breakdown plot to PATH.")
 @json_option
 @command_options
@@ -301,7 +307,7 @@ def _check_energy_preset(name: str) -> None:
 @click.option("--target", type=click.Choice(["cpu", "fpga"]), default="cpu", show_default=True, help="cpu: hardware descriptor; fpga: an HLS C++ project.")
 @click.option("--part", default="zynq7020", show_default=True, help="fpga: part preset (zynq7020, zu9eg) or part string.")
 @click.option("--format", "fmt", type=click.Choice(["json", "binary"]), default=None, help="cpu: default by the output's suffix.")
-@click.option("--calibrate", "input_path", type=click.Path(exists=True, dir_okay=False, path_type=str), default=None, help="Calibration stimulus (.npy/.npz, as for simulate).")
+@click.option("--calibrate", "input_path", type=InputFile(exists=True), default=None, help="Calibration stimulus (.npy/.npz, as for simulate).")
 @steps_option
 @json_option
 @command_options
@@ -347,8 +353,8 @@ def compile_cmd(graph_path: str, output: str, target: str, part: str, fmt: str |
 @graph_argument
 @click.option("--target", type=click.Choice(["fpga"]), default="fpga", show_default=True, help="What to verify against the CPU fixed-point simulator.")
 @click.option("--part", default="zynq7020", show_default=True, help="Part preset or part string.")
-@click.option("--input", "input_path", type=click.Path(exists=True, dir_okay=False, path_type=str), default=None, help="Stimulus (.npy/.npz, as for simulate).")
-@click.option("--steps", "n_steps", type=click.IntRange(min=1), default=None, help="Timesteps (default: the input's length, else 100).")
+@click.option("--input", "input_path", type=InputFile(exists=True), default=None, help="Stimulus (.npy/.npz, as for simulate).")
+@click.option("--steps", "n_steps", type=STEPS, default=None, help="Timesteps, at most 10,000,000 (default: the input's length, else 100).")
 @json_option
 @command_options
 def verify_cmd(graph_path: str, target: str, part: str, input_path: str | None, n_steps: int | None, as_json: bool) -> None:

@@ -15,18 +15,39 @@ explicit instead of accidental:
 * `durable=True` makes the replacement survive a power cut: the new file is flushed to stable storage
   before the rename (fsync; F_FULLFSYNC on macOS) and the folder after it. ext4's heuristic is neither
   portable nor a guarantee.
+
+Every file TALON writes (models, NIR files, HTML pages, JSON reports, plots, descriptors, FPGA project
+files, saved outputs) goes through `atomic_path` / `atomic_write_bytes` / `atomic_write_text`, which also
+make writing safe next to files one does not trust (docs/format.md, "Writing outputs safely"):
+
+* the temporary file has a fresh random name, created exclusively (O_CREAT|O_EXCL|O_NOFOLLOW, by tempfile.mkstemp): a file or
+  symlink planted under a predictable name is never followed or reused;
+* a target that exists and is not a regular file (a device such as /dev/null, a FIFO, a socket, a
+  folder, or a symlink to one of those) is refused: renaming over it would replace the device node or
+  the link instead of writing to it;
+* a target that is one of the inputs being read (`inputs=`, or the paths given to `protect_inputs`,
+  as the command line does for its model argument) is refused, whatever path (link, hard link) names it;
+* temporary files of ours left by a killed write (`.NAME.talon-PID-HOST-XXXXXXXX.tmp`) are removed by the next
+  write into the same folder once they are stale: their process is gone (same host) and they have not
+  changed for STALE_AFTER_S seconds, or they have not changed for STALE_ANY_S (any host). A live
+  writer's temporary file is never touched.
 """
 
 from __future__ import annotations
 
+import contextvars
 import errno
 import os
+import re
+import socket
 import stat
 import tempfile
 import threading
+import time
+import zlib
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 from talon.errors import TalonError, TalonFormatError
 
@@ -36,25 +57,157 @@ except ImportError:  # Windows
     fcntl = None  # type: ignore[assignment]
 
 
+STALE_AFTER_S = 60.0  # a temporary file of a dead process of this host, untouched this long, is removed
+STALE_ANY_S = 24 * 3600.0  # any temporary file of ours untouched this long is removed (other hosts)
+_TMP_NAME = re.compile(r"^\..*\.talon-(?P<pid>[0-9]+)-(?P<host>[0-9a-f]{8})-[a-z0-9_]{6,}\.tmp$", re.S)
+_PROTECTED: contextvars.ContextVar[frozenset] = contextvars.ContextVar("talon_protected_inputs", default=frozenset())
+
+
+def _host_tag() -> str:
+    return f"{zlib.crc32(socket.gethostname().encode('utf-8', 'replace')):08x}"
+
+
+def _identity(path: str | os.PathLike) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return (st.st_dev, st.st_ino)
+
+
 @contextmanager
-def atomic_path(path: str | os.PathLike, *, durable: bool = False) -> Iterator[Path]:
+def protect_inputs(paths: Iterable[str | os.PathLike]) -> Iterator[None]:
+    """Inside the block, every atomic write refuses to replace the files at `paths` (the inputs being
+    read), by identity: another name, a symlink or a hard link of the same file is refused as well."""
+    ids = {i for i in map(_identity, paths) if i is not None}
+    token = _PROTECTED.set(_PROTECTED.get() | frozenset(ids))
+    try:
+        yield
+    finally:
+        _PROTECTED.reset(token)
+
+
+def protect_input(path: str | os.PathLike) -> None:
+    """Add `path` to the protected inputs of the current context (until the context's protect_inputs
+    block, or the process, ends): the command line calls it for each model it is given."""
+    ident = _identity(path)
+    if ident is not None:
+        _PROTECTED.set(_PROTECTED.get() | {ident})
+
+
+@contextmanager
+def replacing_input(path: str | os.PathLike) -> Iterator[None]:
+    """Allow the writes inside the block to replace `path` although it is a protected input (an
+    in-place update that is asked for: `talon stamp MODEL.t1c`)."""
+    ident = _identity(path)
+    token = _PROTECTED.set(_PROTECTED.get() - {ident})
+    try:
+        yield
+    finally:
+        _PROTECTED.reset(token)
+
+
+def check_target(path: str | os.PathLike, inputs: Iterable[str | os.PathLike] = ()) -> None:
+    """Raise TalonFormatError unless `path` may be replaced by a new file: it does not exist yet, or it is
+    a regular file (or a symlink to one) that is not one of `inputs` or the protected inputs."""
+    target = os.fspath(path)
+    try:
+        st = os.stat(target)
+    except (FileNotFoundError, NotADirectoryError):
+        if os.path.islink(target):
+            raise TalonFormatError(f"refusing to write {target!r}: it is a symlink to a missing file; remove it or give another path") from None
+        return
+    except OSError as exc:
+        raise TalonFormatError(f"cannot write {target!r}: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(st.st_mode):
+        link = " (through a symlink)" if os.path.islink(target) else ""
+        raise TalonFormatError(f"refusing to write {target!r}: it is {file_kind(st.st_mode)}{link}, not a regular file; "
+                               f"give the path of a file to create or replace")
+    ident = (st.st_dev, st.st_ino)
+    if ident in _PROTECTED.get() or ident in {i for i in map(_identity, inputs) if i is not None}:
+        raise TalonFormatError(f"refusing to write {target!r}: it is the input file being read; give another output path")
+
+
+def file_kind(mode: int) -> str:
+    """What a non-regular file is, in words, from its st_mode ("a FIFO (named pipe)", "a folder", ...)."""
+    for test, name in ((stat.S_ISDIR, "a folder"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def _create_temporary(folder: Path, target: Path) -> Path:
+    """A new empty file, created exclusively (mkstemp: O_CREAT|O_EXCL|O_NOFOLLOW, mode 0600) under a
+    random name that says whose it is."""
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{target.name[:100]}.talon-{os.getpid()}-{_host_tag()}-", suffix=".tmp")
+    os.close(fd)
+    return Path(tmp)
+
+
+def remove_stale_temporaries(folder: str | os.PathLike, *, now: float | None = None) -> list[str]:
+    """Remove the temporary files our writers left in `folder` when they were killed (see the module
+    docstring for "stale"); returns their paths. Never raises: cleaning is a courtesy."""
+    now = time.time() if now is None else now
+    host = _host_tag()
+    removed = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        m = _TMP_NAME.match(entry.name)
+        if m is None:
+            continue
+        try:
+            st = entry.stat(follow_symlinks=False)
+            if not stat.S_ISREG(st.st_mode):
+                continue
+            age = now - st.st_mtime
+            dead = m.group("host") == host and not _alive(int(m.group("pid")))
+            if (dead and age > STALE_AFTER_S) or age > STALE_ANY_S:
+                os.unlink(entry.path)
+                removed.append(entry.path)
+        except OSError:
+            continue
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError, OverflowError):
+        return True  # someone else's live process (or cannot tell): keep its file
+    return True
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike, *, durable: bool = False, inputs: Iterable[str | os.PathLike] = ()) -> Iterator[Path]:
     """Yield a temporary path in the target's folder; rename it over `path` when the block succeeds.
 
     On any failure the temporary file is removed, a file already at `path` is left untouched, and
     errors other than TalonError become TalonFormatError naming the path. With `durable`, the data and
-    the rename are on stable storage when the block exits.
+    the rename are on stable storage when the block exits. A target that is not a regular file, or is
+    one of `inputs` (or a protected input), is refused before anything is written (check_target).
     """
     target = Path(path)
     folder = target.parent if str(target.parent) else Path(".")
     if not folder.is_dir():
         raise TalonFormatError(f"cannot write {str(target)!r}: folder {str(folder)!r} does not exist")
+    inputs = list(inputs)
+    check_target(target, inputs)
+    remove_stale_temporaries(folder)
     try:
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{target.name}.", suffix=".tmp")
+        tmp = str(_create_temporary(folder, target))
     except OSError as exc:  # a read-only folder, say
         raise TalonFormatError(f"cannot write {str(target)!r}: cannot create a file in {str(folder)!r} ({exc})") from None
-    os.close(fd)
     try:
         yield Path(tmp)
+        check_target(target, inputs)  # the target may have changed while the data was produced
         _set_mode(tmp, target)
         _settle(tmp, durable)
         old = _hold_replaced(target)
@@ -77,6 +230,19 @@ def atomic_path(path: str | os.PathLike, *, durable: bool = False) -> Iterator[P
         except OSError as exc:
             raise TalonFormatError(f"{str(target)!r} was written, but flushing its folder {str(folder)!r} to disk failed "
                                    f"({exc}); the new file may not survive a power cut") from exc
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, durable: bool = False, inputs: Iterable[str | os.PathLike] = ()) -> str:
+    """Write `data` to `path` atomically (atomic_path); returns the path."""
+    with atomic_path(path, durable=durable, inputs=inputs) as tmp:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+    return os.fspath(path)
+
+
+def atomic_write_text(path: str | os.PathLike, text: str, *, durable: bool = False, inputs: Iterable[str | os.PathLike] = ()) -> str:
+    """Write `text` as UTF-8 to `path` atomically (atomic_path); returns the path."""
+    return atomic_write_bytes(path, text.encode("utf-8"), durable=durable, inputs=inputs)
 
 
 def _set_mode(tmp: str, target: Path) -> None:
@@ -135,14 +301,44 @@ def _hold_replaced(target: Path) -> int | None:
         return None  # gone, unreadable, or replaced by something else meanwhile: nothing to hold
 
 
+_PENDING: set[int] = set()  # descriptors a release thread is about to close
+_PENDING_LOCK = threading.Lock()
+
+
 def _release(fd: int) -> None:
     """Close `fd` on a thread of its own (here and now when no thread can start: interpreter shutdown).
     One short-lived thread per replaced file, not a pool: a pool's idle worker would not survive
-    os.fork, and files replaced in the child would never be released."""
+    os.fork, and files replaced in the child would never be released. A child forked while a release
+    is pending closes that descriptor itself (its copy of the thread does not exist)."""
+    with _PENDING_LOCK:
+        _PENDING.add(fd)
     try:
-        threading.Thread(target=os.close, args=(fd,), name="talon-release").start()
+        threading.Thread(target=_close_pending, args=(fd,), name="talon-release").start()
     except RuntimeError:
-        os.close(fd)
+        _close_pending(fd)
+
+
+def _close_pending(fd: int) -> None:
+    with _PENDING_LOCK:
+        if fd not in _PENDING:
+            return
+        _PENDING.discard(fd)
+    os.close(fd)
+
+
+def _close_all_pending_in_child() -> None:
+    global _PENDING_LOCK
+    _PENDING_LOCK = threading.Lock()  # the parent's may have been held by a thread that is not here
+    for fd in list(_PENDING):
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    _PENDING.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_close_all_pending_in_child)
 
 
 def _flush(fd: int) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import heapq
+import itertools
 import math
 from typing import Any, Iterable, Iterator
 
@@ -57,6 +58,57 @@ def back_edges(successors: dict[str, list[str]], roots: Iterable[str]) -> set[Ed
     return back
 
 
+_VERSIONS = itertools.count(1)
+
+
+class _EdgeList(list):
+    """The edge list of a Graph: a plain list that counts its changes, so the Graph can keep an index
+    of its edges (predecessors, successors, in-edge ids) and rebuild it only after a change, instead of
+    scanning every edge for every query (quadratic on large graphs)."""
+
+    def _bump(self) -> None:
+        self._version = next(_VERSIONS)
+
+    def __reduce__(self):  # copies and pickles carry the edges, not the caches kept on the list
+        return (_EdgeList, (list(self),))
+
+    @property
+    def version(self) -> int:
+        """A number no other state of any edge list has had (so a cache key never matches a stale list)."""
+        v = getattr(self, "_version", None)
+        if v is None:
+            v = self._version = next(_VERSIONS)
+        return v
+
+
+def _changes(method: str):
+    base = getattr(list, method)
+
+    def changed(self, *args, **kwargs):
+        self._bump()
+        return base(self, *args, **kwargs)
+
+    changed.__name__ = method
+    return changed
+
+
+for _m in ("append", "extend", "insert", "pop", "remove", "clear", "sort", "reverse",
+           "__setitem__", "__delitem__", "__iadd__", "__imul__"):
+    setattr(_EdgeList, _m, _changes(_m))
+del _m
+
+
+class _EdgeIndex:
+    """Adjacency of one version of an edge list, edges to unknown nodes included (in edge order)."""
+
+    def __init__(self, edges: list[Edge]) -> None:
+        self.in_ids: dict[str, list[int]] = {}
+        self.out_ids: dict[str, list[int]] = {}
+        for i, (s, d) in enumerate(edges):
+            self.out_ids.setdefault(s, []).append(i)
+            self.in_ids.setdefault(d, []).append(i)
+
+
 class Graph(Node):
     """A graph of IR nodes. `dt` is the simulation timestep; `metadata` is free-form and round-trips.
 
@@ -69,6 +121,24 @@ class Graph(Node):
     type_name = "Graph"
     max_inputs = None
 
+    @property
+    def edges(self) -> list[Edge]:
+        return self._edges
+
+    @edges.setter
+    def edges(self, value: Iterable[Edge]) -> None:
+        self._edges = value if isinstance(value, _EdgeList) else _EdgeList(value)
+
+    def _edge_index(self) -> _EdgeIndex:
+        """The index of the current edges, rebuilt only when the edge list changed (O(edges) once)."""
+        edges = self._edges
+        key = (edges.version, len(edges))
+        cached = edges.__dict__.get("index_cache")
+        if cached is None or cached[0] != key:
+            cached = (key, _EdgeIndex(edges))
+            edges.__dict__["index_cache"] = cached
+        return cached[1]
+
     def __init__(
         self,
         nodes: dict[str, Node] | Iterable[tuple[str, Node]] | None = None,
@@ -79,7 +149,7 @@ class Graph(Node):
         extras: dict | None = None,
     ) -> None:
         self.nodes: dict[str, Node] = {}
-        self.edges: list[Edge] = []
+        self.edges = _EdgeList()
         self.dt = float(dt)
         if not (math.isfinite(self.dt) and self.dt > 0):
             raise GraphValidationError(f"Graph.dt must be > 0, got {dt}")
@@ -90,8 +160,11 @@ class Graph(Node):
         items = nodes.items() if isinstance(nodes, dict) else (nodes or ())
         for name, node in items:
             self.add_node(name, node)
-        for src, dst in edges or ():
-            self.add_edge(src, dst)
+        edge_list = [(src, dst) for src, dst in edges or ()]
+        for src, dst in edge_list:
+            if src not in self.nodes or dst not in self.nodes:
+                self.add_edge(src, dst)  # raises, naming the unknown end
+        self.edges = edge_list
 
     # -- construction -----------------------------------------------------------------------------
     def add_node(self, name: str, node: Node) -> Node:
@@ -158,16 +231,16 @@ class Graph(Node):
 
     def predecessors(self, name: str) -> list[str]:
         """Sources of the edges into `name`, in edge order (repeats kept)."""
-        return [s for s, d in self.edges if d == name]
+        return [self._edges[i][0] for i in self._edge_index().in_ids.get(name, ())]
 
     def successors(self, name: str) -> list[str]:
-        return [d for s, d in self.edges if s == name]
+        return [self._edges[i][1] for i in self._edge_index().out_ids.get(name, ())]
 
     def in_edges(self, name: str) -> list[Edge]:
-        return [e for e in self.edges if e[1] == name]
+        return [self._edges[i] for i in self._edge_index().in_ids.get(name, ())]
 
     def out_edges(self, name: str) -> list[Edge]:
-        return [e for e in self.edges if e[0] == name]
+        return [self._edges[i] for i in self._edge_index().out_ids.get(name, ())]
 
     def edge_output_index(self) -> list[int]:
         """For each edge (in order), which output of its source it carries."""
@@ -188,8 +261,28 @@ class Graph(Node):
                 adj[s].append(d)
         return adj
 
+    def _structure_key(self) -> tuple:
+        """What the structural results (components, order) depend on: the node names and the edges."""
+        edges = self._edges
+        return (edges.version, len(edges), tuple(self.nodes))
+
+    def _cached(self, what: str, key: tuple, compute):
+        """One structural result per (what, key): validate, analyze and lint each ask for the same
+        components and order several times; a large graph computes them once."""
+        cache = self._edges.__dict__.setdefault("structure_cache", {})  # on the list: vars(graph) stays as it was
+        hit = cache.get(what)
+        if hit is not None and hit[0] == key:
+            return hit[1]
+        value = compute()
+        cache[what] = (key, value)
+        return value
+
     def strongly_connected_components(self) -> list[list[str]]:
         """Tarjan's algorithm (iterative). Components in reverse topological order, nodes in graph order."""
+        comps = self._cached("scc", self._structure_key(), self._tarjan)
+        return [list(c) for c in comps]
+
+    def _tarjan(self) -> list[list[str]]:
         adj = self._adjacency()
         index: dict[str, int] = {}
         low: dict[str, int] = {}
@@ -233,13 +326,17 @@ class Graph(Node):
                         comp.append(w)
                         if w == v:
                             break
-                    comps.append(sorted(comp, key=order.__getitem__))
+                    comps.append(sorted(comp, key=order.__getitem__) if len(comp) > 1 else comp)
         return comps
 
     def cycles(self) -> list[list[str]]:
         """Strongly connected components that contain a cycle (including self-loops)."""
+        key = self._structure_key()
+        if len(self._cached("plain_order", key, lambda: self._kahn_order(set())[0])) == len(self.nodes):
+            return []  # a complete topological order: no cycle (the common case, cheaper than Tarjan)
         self_loops = {s for s, d in self.edges if s == d}
-        return [c for c in self.strongly_connected_components() if len(c) > 1 or c[0] in self_loops]
+        comps = self._cached("scc", key, self._tarjan)
+        return [list(c) for c in comps if len(c) > 1 or c[0] in self_loops]
 
     @property
     def is_dag(self) -> bool:
@@ -262,7 +359,23 @@ class Graph(Node):
 
         Raises GraphValidationError naming the nodes of any cycle that no stateful node breaks.
         """
-        delayed = set(self.delayed_edges())
+        delayed = self.delayed_edges()
+        key = (*self._structure_key(), tuple(delayed))
+        if not delayed:
+            order = self._cached("plain_order", key[:-1], lambda: self._kahn_order(set())[0])
+        else:
+            order = self._cached("order", key, lambda: self._kahn_order(set(delayed))[0])
+        if len(order) != len(self.nodes):
+            indeg = self._kahn_order(set(delayed))[1]
+            stuck = [n for n in self.nodes if indeg[n] > 0]
+            raise GraphValidationError(
+                f"cycle without a stateful node through {stuck}: a recurrent loop needs a neuron (or Delay) to carry it from one step to the next"
+            )
+        return list(order)
+
+    def _kahn_order(self, delayed: set[int]) -> tuple[list[str], dict[str, int]]:
+        """Kahn's algorithm without the `delayed` edges, ties in insertion order: (the nodes it could
+        order, the remaining in-degrees); fewer nodes than the graph's when a cycle remains."""
         adj = self._adjacency(delayed)
         indeg = {n: 0 for n in self.nodes}
         for succ in adj.values():
@@ -280,18 +393,16 @@ class Graph(Node):
                 indeg[d] -= 1
                 if indeg[d] == 0:
                     heapq.heappush(ready, (position[d], d))
-        if len(order) != len(self.nodes):
-            stuck = [n for n in self.nodes if indeg[n] > 0]
-            raise GraphValidationError(
-                f"cycle without a stateful node through {stuck}: a recurrent loop needs a neuron (or Delay) to carry it from one step to the next"
-            )
-        return order
+        return order, indeg
 
     # -- shapes -----------------------------------------------------------------------------------
-    def infer_shapes(self) -> dict[str, list[Shape]]:
+    def infer_shapes(self, *, failures: dict | None = None, skip: Iterable[str] = ()) -> dict[str, list[Shape]]:
         """Propagate shapes from the Input nodes; set each node's input_shapes/output_shapes.
 
         Returns {name: output shapes}. Raises GraphValidationError naming the node and its producers.
+        With `failures` (a dict), a node that cannot be shaped is recorded there instead, as
+        {name: (its input shapes, the GraphValidationError)}, and left out of the result with every node
+        downstream of it; so are the nodes in `skip` (lint reports them all in one pass this way).
         """
         order = self.topological_order()
         out_idx = self.edge_output_index()
@@ -299,24 +410,54 @@ class Graph(Node):
         for i, (_, d) in enumerate(self.edges):
             in_edges[d].append(i)
         outs: dict[str, list[Shape]] = {}
+        # {node: (input shapes, output shapes)} of every successful call: a nested graph is shaped once
+        # per distinct input, not once per pass (passes per level would multiply: 2**depth).
+        memo: dict[str, tuple[tuple, list]] = {}
+        blocked = set(skip)
         # Provisional passes let a node inside a loop shape itself before its recurrent inputs are known,
         # so the rest of the loop can be shaped; the final passes then check every node against all of
         # its inputs.
-        progress = True
+        delayed = self.delayed_edges()
+        progress = bool(delayed)  # without loops, one final pass in schedule order shapes everything
         while progress:
             progress = False
             for name in order:
-                if name not in outs and self._shape_node(name, in_edges[name], out_idx, outs, final=False):
+                if name not in outs and name not in blocked and self._shape_node(name, in_edges[name], out_idx, outs, memo, final=False):
                     progress = True
         # A second final pass when loops exist: its delayed inputs then see their sources' final shapes.
-        for _ in range(2 if self.delayed_edges() else 1):
+        for _ in range(2 if delayed else 1):
             for name in order:
-                self._shape_node(name, in_edges[name], out_idx, outs, final=True)
-        self.input_shapes = [outs[n][0] for n in self.input_names]
-        self.output_shapes = [outs[n][0] for n in self.output_names]
+                if failures is None:
+                    self._shape_node(name, in_edges[name], out_idx, outs, memo, final=True)
+                else:
+                    self._shape_or_record(name, in_edges[name], out_idx, outs, memo, blocked, failures)
+        if failures is None:
+            self.input_shapes = [outs[n][0] for n in self.input_names]
+            self.output_shapes = [outs[n][0] for n in self.output_names]
         return outs
 
-    def _shape_node(self, name: str, edge_ids: list[int], out_idx: list[int], outs: dict, *, final: bool) -> bool:
+    def _shape_or_record(self, name: str, edge_ids: list[int], out_idx: list[int], outs: dict, memo: dict, blocked: set, failures: dict) -> None:
+        """A final pass over one node that records a failure instead of raising (infer_shapes(failures=))."""
+        shapes = []
+        for i in edge_ids:
+            src = self.edges[i][0]
+            if name in blocked or src not in outs or out_idx[i] >= len(outs[src]):
+                outs.pop(name, None)  # unjudged: an input is unknown (or failed upstream)
+                return
+            shapes.append(outs[src][out_idx[i]])
+        node = self.nodes[name]
+        try:
+            result = self._node_shapes(name, shapes, memo)
+        except GraphValidationError as exc:
+            failures.setdefault(name, ([tuple(s) for s in shapes], exc))
+            blocked.add(name)
+            outs.pop(name, None)
+            return
+        node.input_shapes = [tuple(s) for s in shapes]
+        node.output_shapes = [tuple(s) for s in result]
+        outs[name] = [tuple(s) for s in result]
+
+    def _shape_node(self, name: str, edge_ids: list[int], out_idx: list[int], outs: dict, memo: dict, *, final: bool) -> bool:
         node = self.nodes[name]
         shapes = []
         for i in edge_ids:
@@ -335,13 +476,13 @@ class Graph(Node):
             if not shapes:
                 return False
             try:
-                result = node.infer_output_shapes([tuple(s) for s in shapes])
-            except PrimitiveError:
+                result = self._node_shapes(name, shapes, memo)
+            except GraphValidationError:  # PrimitiveError, or a nested graph's: the final pass reports it
                 return False
             outs[name] = [tuple(s) for s in result]
             return True
         try:
-            result = node.infer_output_shapes([tuple(s) for s in shapes])
+            result = self._node_shapes(name, shapes, memo)
         except PrimitiveError as exc:
             producers = ", ".join(repr(self.edges[i][0]) for i in edge_ids) or "no inputs"
             got = ", ".join(str(tuple(s)) for s in shapes) or "none"
@@ -351,6 +492,15 @@ class Graph(Node):
             node.output_shapes = [tuple(s) for s in result]
         outs[name] = [tuple(s) for s in result]
         return True
+
+    def _node_shapes(self, name: str, shapes: list, memo: dict) -> list:
+        key = tuple(tuple(s) for s in shapes)
+        hit = memo.get(name)
+        if hit is not None and hit[0] == key:
+            return hit[1]
+        result = self.nodes[name].infer_output_shapes(list(key))
+        memo[name] = (key, result)
+        return result
 
     # -- validation -------------------------------------------------------------------------------
     def validate(self, *, shapes: bool = True) -> "Graph":
@@ -368,13 +518,14 @@ class Graph(Node):
             raise GraphValidationError("graph has no Input node")
         if not self.output_names:
             raise GraphValidationError("graph has no Output node")
+        index = self._edge_index()
         for name, node in self.nodes.items():
-            n_in = sum(1 for _, d in self.edges if d == name)
+            n_in = len(index.in_ids.get(name, ()))
             if n_in < node.min_inputs or (node.max_inputs is not None and n_in > node.max_inputs):
                 want = f"{node.min_inputs}" if node.max_inputs == node.min_inputs else f"{node.min_inputs}..{node.max_inputs or 'any'}"
                 raise GraphValidationError(f"node {name!r} ({node.type_name}) has {n_in} inputs, expected {want}")
             if node.num_outputs > 1:
-                n_out = sum(1 for s, _ in self.edges if s == name)
+                n_out = len(index.out_ids.get(name, ()))
                 if n_out != node.num_outputs:
                     raise GraphValidationError(f"node {name!r} ({node.type_name}) has {node.num_outputs} outputs but {n_out} outgoing edges")
             if isinstance(node, Graph):

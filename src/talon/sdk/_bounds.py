@@ -28,15 +28,21 @@ def propagate(
     graph: Graph,
     shapes: dict[str, tuple[list[Shape], list[Shape]]],
     input_range: tuple[float, float] | dict[str, tuple[float, float]],
+    only_for: list[str] | None = None,
 ) -> tuple[dict[str, list[Bounds] | None], dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]]:
-    """Returns ({node: output bounds or None}, {neuron node: (never-fires mask, max membrane, threshold)})."""
+    """Returns ({node: output bounds or None}, {neuron node: (never-fires mask, max membrane, threshold)}).
+
+    only_for: the nodes whose bounds are wanted; only they and the nodes upstream of them are bounded
+    (default: every node)."""
     topo = Topology.of(graph)
     bounds: dict[str, list[Bounds] | None] = {}
     neurons: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
     out_idx = graph.edge_output_index()
+    wanted = None if only_for is None else topo.reachable(list(only_for), forward=False)
     with np.errstate(all="ignore"):  # overflow to inf is a valid (loose) bound
         for name in graph.topological_order():
-            _step(graph, name, shapes, input_range, topo, out_idx, bounds, neurons)
+            if wanted is None or name in wanted:
+                _step(graph, name, shapes, input_range, topo, out_idx, bounds, neurons)
     return bounds, neurons
 
 
@@ -63,10 +69,10 @@ def _step(graph, name, shapes, input_range, topo, out_idx, bounds, neurons) -> N
     rule = _RULES.get(node.type_name)
     try:
         result = rule(node, args, outs, graph.dt, neurons, name) if rule else None
-    except (ValueError, FloatingPointError):
-        result = None
-    if result is not None:
-        result = [(np.broadcast_to(lo, s), np.broadcast_to(hi, s)) for (lo, hi), s in zip(result, outs)]
+        if result is not None:
+            result = [(np.broadcast_to(lo, s), np.broadcast_to(hi, s)) for (lo, hi), s in zip(result, outs)]
+    except (ValueError, FloatingPointError, OverflowError, MemoryError):
+        result = None  # e.g. a shape too large for an array (padding 10**9): left unjudged
     bounds[name] = result
 
 

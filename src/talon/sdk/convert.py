@@ -119,7 +119,8 @@ def accumulator_ranges(
     bounds: dict = {}
     if input_range is not None:
         try:
-            bounds = _bounds.propagate(graph, infer_shapes(graph), input_range)[0]
+            feeding = [s for n in names for s in topo.preds[n]]
+            bounds = _bounds.propagate(graph, infer_shapes(graph), input_range, only_for=feeding)[0]
         except GraphValidationError:
             pass  # shapes cannot be inferred: no bounds, so full-scale inputs
     out_idx = graph.edge_output_index()
@@ -171,14 +172,16 @@ def foldable_batchnorms(graph: Graph, shapes: dict[str, tuple[list[Shape], list[
     """(batch norm, layer it folds into) pairs: the BN's only input is a conv/affine layer whose only consumer
     is the BN. An Affine/Linear qualifies only when its output is a vector (known shapes), because a batch
     norm normalises dimension 0 while the affine map acts on the last one."""
-    topo = Topology.of(graph, with_delays=False)
     out = []
     for name, node in graph.nodes.items():
-        if node.type_name not in BATCHNORMS or len(topo.preds[name]) != 1:
+        if node.type_name not in BATCHNORMS:
             continue
-        prev = topo.preds[name][0]
+        preds = graph.predecessors(name)
+        if len(preds) != 1 or preds[0] not in graph.nodes:
+            continue
+        prev = preds[0]
         p = graph.nodes[prev]
-        if p.type_name not in _FOLD_INTO or topo.succs[prev] != [name]:
+        if p.type_name not in _FOLD_INTO or graph.successors(prev) != [name]:
             continue
         if p.type_name in _AFFINE and (shapes is None or len(shapes[prev][1][0]) != 1):
             continue
@@ -189,12 +192,14 @@ def foldable_batchnorms(graph: Graph, shapes: dict[str, tuple[list[Shape], list[
 def fusable_affine_pairs(graph: Graph) -> list[tuple[str, str]]:
     """(first, second) Affine/Linear pairs joined by an edge that is the only way out of the first and in to
     the second (no activation between them)."""
-    topo = Topology.of(graph, with_delays=False)
     pairs = []
     for a, node in graph.nodes.items():
-        if node.type_name in _AFFINE and len(topo.succs[a]) == 1:
-            b = topo.succs[a][0]
-            if b != a and graph.nodes[b].type_name in _AFFINE and topo.preds[b] == [a]:
+        if node.type_name not in _AFFINE:
+            continue
+        succs = graph.successors(a)
+        if len(succs) == 1 and succs[0] in graph.nodes:
+            b = succs[0]
+            if b != a and graph.nodes[b].type_name in _AFFINE and graph.predecessors(b) == [a]:
                 pairs.append((a, b))
     return pairs
 

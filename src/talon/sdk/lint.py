@@ -234,8 +234,11 @@ class _Linter:
     def _cycles(self) -> bool:
         g = self.g
         delayed = set(g.delayed_edges())
-        rest = Graph(g.nodes, [e for i, e in enumerate(g.edges) if i not in delayed], dt=g.dt)
-        comps = rest.cycles()
+        if delayed:
+            rest = Graph(g.nodes, [e for i, e in enumerate(g.edges) if i not in delayed], dt=g.dt)
+            comps = rest.cycles()
+        else:
+            comps = g.cycles()
         for comp in comps:
             self.add(
                 "CYCLE_WITHOUT_STATE",
@@ -249,36 +252,20 @@ class _Linter:
             return infer_shapes(self.g)
         except GraphValidationError as exc:
             first_error = exc
-        # attribute the failure: shape nodes one by one in schedule order, leaving the descendants of a
-        # failure unjudged; a second pass checks the recurrent inputs that were unknown the first time
+        # attribute the failure: the graph's own shape inference, recording each node that cannot be
+        # shaped and leaving its descendants unjudged
         g = self.g
-        delayed = set(g.delayed_edges())
-        out_idx = g.edge_output_index()
-        order = g.topological_order()
-        outs: dict[str, list[Shape]] = {}
-        reported: set[str] = set()
-        for final in (False, True):
-            for name in order:
-                if name in arity_bad or name in reported or (final and name not in outs):
-                    continue
-                shapes, known = [], True
-                for i in topo.in_edge_ids[name]:
-                    src = g.edges[i][0]
-                    if src in outs and out_idx[i] < len(outs[src]):
-                        shapes.append(outs[src][out_idx[i]])
-                    elif final or i not in delayed:
-                        known = False
-                if not known:
-                    continue
-                node = g.nodes[name]
-                try:
-                    outs[name] = [tuple(s) for s in node.infer_output_shapes(shapes)]
-                except GraphValidationError as exc:
-                    got = ", ".join(str(tuple(s)) for s in shapes) or "no inputs"
-                    producers = ", ".join(repr(g.edges[i][0]) for i in topo.in_edge_ids[name]) or "nothing"
-                    self.add("SHAPE_MISMATCH", f"{node.type_name} node {name!r} fed by {producers} with {got}: {exc}", name)
-                    reported.add(name)
-                    outs.pop(name, None)
+        failures: dict = {}
+        try:
+            g.infer_shapes(failures=failures, skip=arity_bad)
+        except GraphValidationError:
+            pass  # the schedule itself fails: the structural checks report why
+        for name, (shapes, exc) in failures.items():
+            node = g.nodes[name]
+            got = ", ".join(str(tuple(s)) for s in shapes) or "no inputs"
+            producers = ", ".join(repr(g.edges[i][0]) for i in topo.in_edge_ids[name]) or "nothing"
+            self.add("SHAPE_MISMATCH", f"{node.type_name} node {name!r} fed by {producers} with {got}: {exc}", name)
+        reported = set(failures)
         if not reported and not arity_bad:
             self.add("SHAPE_MISMATCH", f"shapes cannot be inferred: {first_error}")
         return None
@@ -399,7 +386,8 @@ class _Linter:
     def _never_fires(self, shapes) -> None:
         if self.input_range is None:
             return
-        _, neurons = _bounds.propagate(self.g, shapes, self.input_range)
+        stateful = [n for n, node in self.g.nodes.items() if node.stateful or getattr(node, "spiking", False)]
+        _, neurons = _bounds.propagate(self.g, shapes, self.input_range, only_for=stateful)
         rng = self.input_range
         assumed = f"inputs in [{rng[0]:g}, {rng[1]:g}]" if not isinstance(rng, dict) else "the given input ranges"
         for name, (never, vmax, thr) in neurons.items():

@@ -153,13 +153,35 @@ def _versions() -> dict[str, str]:
 def _git_state(repo: str | os.PathLike | None) -> tuple[str, bool | None]:
     cwd = os.fspath(repo) if repo is not None else None
     try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=5)
+        git = _safe_git(cwd)
+        head = subprocess.run([*git, "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=5)
         if head.returncode != 0:
             return "", None
         status = subprocess.run(
-            ["git", "--no-optional-locks", "status", "--porcelain", "--untracked-files=no"], cwd=cwd, capture_output=True, text=True, timeout=5
+            [*git, "--no-optional-locks", "status", "--porcelain", "--untracked-files=no"], cwd=cwd, capture_output=True, text=True, timeout=5
         )
     except (OSError, subprocess.SubprocessError):
         return "", None
     dirty = bool(status.stdout.strip()) if status.returncode == 0 else None
     return head.stdout.strip(), dirty
+
+
+# The repository being stamped is not trusted: its configuration can name programs that `git status`
+# would run (core.fsmonitor, hooks, clean/smudge filters). They are switched off on the command line,
+# which takes precedence over every configuration file.
+_SAFE_GIT = ("git", "-c", "core.fsmonitor=false", "-c", "core.hooksPath=/dev/null", "-c", "core.untrackedCache=false")
+
+
+def _safe_git(cwd: str | None) -> list[str]:
+    """git with the repository's program-running settings disabled, its filters included (listing the
+    configuration runs nothing)."""
+    cmd = list(_SAFE_GIT)
+    listed = subprocess.run([*_SAFE_GIT, "--no-optional-locks", "config", "--null", "--name-only", "--list"],
+                            cwd=cwd, capture_output=True, text=True, errors="replace", timeout=5)
+    names = listed.stdout.split("\0") if listed.returncode == 0 else []
+    filters = {n[len("filter."):].rsplit(".", 1)[0] for n in names if n.lower().startswith("filter.") and n.count(".") >= 2}
+    for name in sorted(filters):
+        for key in ("clean", "smudge", "process"):
+            cmd += ["-c", f"filter.{name}.{key}="]
+        cmd += ["-c", f"filter.{name}.required=false"]
+    return cmd

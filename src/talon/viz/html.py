@@ -13,9 +13,13 @@ cores. With a backend SimulationResult each spiking layer shows its firing rate.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import html as _html
 import math
 import os
+import re
+from collections import deque
 from typing import Any
 
 import numpy as np
@@ -81,9 +85,9 @@ def layout(graph: Any) -> dict[str, tuple[int, int]]:
             preds[d].append(s_)
             indeg[d] += 1
     level = {n: 0 for n in graph.nodes}
-    ready = [n for n in graph.nodes if indeg[n] == 0]
+    ready = deque(n for n in graph.nodes if indeg[n] == 0)
     while ready:  # Kahn's algorithm on the acyclic remainder
-        v = ready.pop(0)
+        v = ready.popleft()
         for w in succ[v]:
             if (v, w) in back:
                 continue
@@ -94,7 +98,7 @@ def layout(graph: Any) -> dict[str, tuple[int, int]]:
     columns: dict[int, list[str]] = {}
     for name in graph.nodes:  # insertion order within a column
         columns.setdefault(level[name], []).append(name)
-    return {n: (lv, names.index(n)) for lv, names in columns.items() for n in names}
+    return {n: (lv, row) for lv, names in columns.items() for row, n in enumerate(names)}
 
 
 def _downsample(a: np.ndarray, limit: int = HEATMAP_MAX) -> np.ndarray:
@@ -227,12 +231,43 @@ def _mapping_data(mapping: Any) -> dict[str, Any]:
 
 
 def render_html(graph: Any, *, mapping: Any = None, simulation: Any = None, title: str | None = None) -> str:
-    """The page as a string (see export_html)."""
+    """The page as a string (see export_html).
+
+    The template is filled in one pass (a placeholder inside a filled-in value is never filled again),
+    each value escaped for where it goes: the title as HTML text, the data as JSON inside a <script>
+    element with `<`, `>`, `&` and U+2028/9 written as \\u escapes (no `</script>` or `<!--` can end or
+    break it), the page's own script and style verbatim. The Content-Security-Policy lets only the page's
+    own script run (by its hash), so markup smuggled into the page anyway would stay inert.
+    """
     data = graph_data(graph, mapping=mapping, simulation=simulation, title=title)
-    payload = dumps(data, separators=(",", ":"))
-    # JSON inside <script>: "</" and U+2028/9 could end or break the script element.
-    payload = payload.replace("</", "<\\/").replace("\u2028", "\\u2028").replace("\u2029", "\\u2029").replace("<!--", "<\\!--")
-    return _TEMPLATE.replace("__TITLE__", _html.escape(data["title"])).replace("__DATA__", payload).replace("__SCRIPT__", _SCRIPT).replace("__STYLE__", _STYLE)
+    data["title"] = _printable(str(data["title"]))
+    values = {
+        "TITLE": _html.escape(data["title"], quote=True),
+        "DATA": script_json(data),
+        "SCRIPT": _SCRIPT,
+        "STYLE": _STYLE,
+        "SCRIPT_HASH": _script_hash(),
+    }
+    return _PLACEHOLDER.sub(lambda m: values[m.group(1)], _TEMPLATE)
+
+
+_PLACEHOLDER = re.compile(r"__(TITLE|DATA|SCRIPT|STYLE|SCRIPT_HASH)__")
+_JSON_IN_SCRIPT = {ord("<"): "\\u003c", ord(">"): "\\u003e", ord("&"): "\\u0026", 0x2028: "\\u2028", 0x2029: "\\u2029"}
+
+
+def script_json(value: Any) -> str:
+    """`value` as JSON safe inside an HTML <script> element: the characters that could close the element
+    or open a comment are \\u escapes (inside JSON strings, the only place they can occur)."""
+    return dumps(value, separators=(",", ":")).translate(_JSON_IN_SCRIPT)
+
+
+def _printable(text: str) -> str:
+    """Text that encodes as UTF-8: a file name's undecodable bytes (surrogate escapes) become \\x.. escapes."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _script_hash() -> str:
+    return base64.b64encode(hashlib.sha256(_SCRIPT.encode("utf-8")).digest()).decode("ascii")
 
 
 def export_html(graph: Any, path: str | os.PathLike, *, mapping: Any = None, simulation: Any = None, title: str | None = None) -> str:
@@ -240,8 +275,11 @@ def export_html(graph: Any, path: str | os.PathLike, *, mapping: Any = None, sim
 
     mapping: a talon.mapping.MappingResult (default: the one stored in the graph's metadata, if any).
     simulation: a backend SimulationResult whose firing rates are shown per layer.
+    The page is written atomically (talon.ir.atomic_write: never through a symlink, never over a device,
+    a folder or the model being read).
     """
     from talon.ir import Graph, read
+    from talon.ir._atomic import atomic_write_text
 
     g = graph if isinstance(graph, Graph) else read(graph)
     if mapping is None and "talon_mapping" in g.metadata:
@@ -253,12 +291,9 @@ def export_html(graph: Any, path: str | os.PathLike, *, mapping: Any = None, sim
             mapping = None
     text = render_html(g, mapping=mapping, simulation=simulation, title=title)
     path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    sources = [] if isinstance(graph, Graph) else [graph]
+    atomic_write_text(path, text, inputs=sources)
     return path
 
 
@@ -290,7 +325,7 @@ function fmt(v){if(v===null||v===undefined)return '-';if(typeof v==='number'){if
 function shp(list){return (list&&list.length)?list.map(s=>'('+s.join(', ')+')').join(' '):'-';}
 function table(rows,parent,head){const t=h('table',null,parent);if(head){const tr=h('tr',null,t);head.forEach(x=>h('th',x,tr));}rows.forEach(r=>{const tr=h('tr',null,t);r.forEach((c,i)=>{const td=h('td',fmt(c),tr);if(i>0&&typeof c==='number')td.className='n';});});return t;}
 // graph
-const cols=Math.max(...D.nodes.map(n=>n.col))+1, rows=Math.max(...D.nodes.map(n=>n.row))+1;
+const cols=D.nodes.reduce((m,n)=>Math.max(m,n.col),0)+1, rows=D.nodes.reduce((m,n)=>Math.max(m,n.row),0)+1;
 const W=cols*(B.w+B.gx)+B.gx, H=rows*(B.h+B.gy)+B.gy+20;
 const svg=el('svg',{width:W,height:H,viewBox:'0 0 '+W+' '+H,id:'graph'},document.getElementById('canvas'));
 el('defs',{},svg).innerHTML='<marker id="arr" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse"><path d="M0,0L10,5L0,10z" fill="#7b8794"/></marker>';
@@ -301,7 +336,7 @@ D.edges.forEach(e=>{const a=byName[e.src],b=byName[e.dst];if(!a||!b)return;const
  else{const x1=ax+B.w,y1=ay+B.h/2,x2=bx,y2=by+B.h/2,m=(x1+x2)/2;d=`M${x1},${y1}C${m},${y1} ${m},${y2} ${x2},${y2}`;}
  const p=el('path',{d:d,class:'edge'+(e.recurrent?' rec':''),'marker-end':'url(#arr)'},svg);p.dataset.src=e.src;p.dataset.dst=e.dst;edgeEls.push(p);});
 const nodeEls={};
-D.nodes.forEach(n=>{const [x,y]=xy(n);const g=el('g',{class:'node',transform:`translate(${x},${y})`,tabindex:0},svg);g.dataset.name=n.name;g.setAttribute('id','node-'+D.nodes.indexOf(n));
+D.nodes.forEach((n,i)=>{const [x,y]=xy(n);const g=el('g',{class:'node',transform:`translate(${x},${y})`,tabindex:0},svg);g.dataset.name=n.name;g.setAttribute('id','node-'+i);
  el('rect',{width:B.w,height:B.h,fill:D.colours[n.kind]||'#888'},g);el('title',{},g,n.name+' ('+n.type+')');
  const label=n.name.length>20?n.name.slice(0,19)+'\u2026':n.name;el('text',{x:9,y:18},g,label);
  let sub=n.type;if(n.shapes&&n.shapes.outputs.length)sub+=' '+shp(n.shapes.outputs);if(n.firing_rate!==undefined)sub+=' r='+n.firing_rate.toFixed(3);
@@ -345,7 +380,7 @@ document.body.dataset.ready='1';
 
 _TEMPLATE = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data:">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; script-src 'sha256-__SCRIPT_HASH__'; style-src 'unsafe-inline'; img-src data:">
 <title>__TITLE__</title><style>__STYLE__</style></head>
 <body><header><h1>__TITLE__</h1><span>TALON graph view (offline)</span></header>
 <main><div id="canvas"></div><aside id="side"></aside></main>

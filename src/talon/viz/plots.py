@@ -35,9 +35,12 @@ def save_figure(fig: Any, path: str | os.PathLike, *, dpi: int = 120) -> str:
     suffix = os.path.splitext(path)[1].lower().lstrip(".") or "png"
     if suffix not in ("png", "svg", "pdf", "jpg", "jpeg"):
         raise TalonUsageError(f"cannot save a plot as {path!r}: use a .png, .svg or .pdf file name")
+    from talon.ir._atomic import atomic_path
+
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fig.savefig(path, dpi=dpi, format=suffix)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=dpi, format=suffix)
     return path
 
 

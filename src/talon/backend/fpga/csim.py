@@ -88,11 +88,17 @@ def _build(project: str, manifest: dict, ap_dir: str | None) -> tuple[str, str]:
     exe = os.path.join(build, f"talon_tb_{h.hexdigest()[:16]}")
     if os.path.isfile(exe):
         return exe, "(cached build)"
-    tmp = exe + f".tmp{os.getpid()}"
-    proc = subprocess.run([cxx, *flags, *srcs, "-o", tmp], capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise BackendError(f"g++ failed to build the C simulation of {project}:\n{proc.stderr[-4000:]}")
-    os.replace(tmp, exe)
+    # a fresh, exclusively created name (a predictable one could be a planted symlink), renamed into place
+    fd, tmp = tempfile.mkstemp(dir=build, prefix=f".{os.path.basename(exe)}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        proc = subprocess.run([cxx, *flags, *srcs, "-o", tmp], capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise BackendError(f"g++ failed to build the C simulation of {project}:\n{proc.stderr[-4000:]}")
+        os.replace(tmp, exe)
+    finally:
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
     return exe, proc.stderr
 
 

@@ -21,6 +21,7 @@ from talon.backend.fpga.estimate import align_passes, aligned_fraction, delay_le
 from talon.backend.fpga.names import c_identifiers, c_string
 from talon.backend.fpga.parts import PartPreset, resolve_part
 from talon.errors import BackendError
+from talon.ir._atomic import atomic_write_bytes
 from talon.ir.node import get_node_class
 from talon.sdk.fixed_point import exact_sum_bits
 
@@ -505,8 +506,7 @@ def generate(desc: HardwareDescriptor, out_dir: str | os.PathLike, *, part: str 
                     continue
         except OSError:
             pass
-        with open(path, "wb") as f:
-            f.write(data)
+        atomic_write_bytes(path, data)
     return FPGAProject(out, sorted(files), manifest, est, desc)
 
 
