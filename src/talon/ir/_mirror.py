@@ -18,6 +18,7 @@ Document (version 1):
     F = {field: value}; scalars as JSON scalars, int tuples as lists, arrays and dicts as V
     V = null | bool | int | float | str | {"d": {key: V}} | {"l": [V]} | {"t": [V]}
         | {"a": hdf5 path of an indexed array} | {"x": [dtype, shape, hex bytes]} | {"f": hex float64}
+        | {"q": [V of integers k, f, float dtype]}: the floats k * 2**-f (an integer form, talon.ir._compact)
     A long numeric list is {"l" or "t": {"a": path}}: stored as an int64/float64 array, read as a list.
 """
 
@@ -29,6 +30,8 @@ import struct
 from typing import Any, Callable
 
 import numpy as np
+
+from talon.ir._compact import decode
 
 VERSION = 1
 ATTR = "talon_mirror"
@@ -89,6 +92,16 @@ class Decoder:
             return self.inline(body)
         if tag == "f":
             return self.float_bits(body)
+        if tag == "q":
+            if not (isinstance(body, list) and len(body) == 3):
+                raise self.fail("mirror: malformed integer form")
+            ints = self.value(body[0])
+            if not isinstance(ints, np.ndarray) or isinstance(body[1], bool) or not isinstance(body[1], int):
+                raise self.fail("mirror: malformed integer form")
+            try:
+                return decode(ints, np.int64(body[1]), body[2])
+            except (ValueError, TypeError, OverflowError) as exc:
+                raise self.fail(f"mirror: malformed integer form ({exc})") from None
         raise self.fail(f"mirror: unknown value tag {tag!r}")
 
     def inline(self, body: Any) -> np.ndarray:

@@ -34,13 +34,17 @@ import h5py
 import numpy as np
 
 from talon.errors import PrimitiveError, TalonError, TalonFormatError
-from talon.ir import _integrity, _mirror
+from talon.ir import _compact, _integrity, _mirror
 from talon.ir._atomic import atomic_path
 from talon.ir.graph import Graph, back_edges
 from talon.ir.node import ARRAY, BOOL, DICT, FLOAT, INT, INTS, NUMBER, STR, Node, get_node_class, list_primitives, values_equal
 
 FORMAT_VERSION = "0.1.0"
-_READABLE = (0, 1)  # newest (major, minor) this reader understands
+#: written instead of FORMAT_VERSION by files holding integer-form arrays (_compact), which 0.1 readers
+#: would take for the integers themselves: they refuse the newer version instead.
+INTEGER_ARRAYS_VERSION = "0.2.0"
+_READABLE = (0, 2)  # newest (major, minor) this reader understands
+_INLINE_BYTES = 256  # metadata arrays up to this size live in their object header and the mirror, not the index
 
 _STR = h5py.string_dtype("utf-8")
 _CHUNK_BYTES = 1 << 30
@@ -74,14 +78,15 @@ def _read_unchecked(raw: Any, entry: list) -> np.ndarray:
 
 
 def write(path: str | os.PathLike, graph: Graph, *, compression: str | None = None, compression_level: int | None = None,
-          durable: bool = False) -> None:
+          durable: bool = False, integer_arrays: bool = True) -> None:
     """Write `graph` to `path` atomically: readers see the old file or the whole new one, never a mix.
 
     `compression` may be "gzip" or "lzf" (lossless); default none, which keeps the file within 1% +
     16 KiB of the raw array bytes. Shapes are inferred (when the graph allows) and stored per node.
     `durable=True` also flushes the file and the rename to disk before returning (fsync), so the new
     file survives a power cut; without it, as with `numpy.save` or `torch.save`, the kernel writes the
-    data back in its own time.
+    data back in its own time. `integer_arrays=False` keeps quantized arrays as floats (their integer
+    form, the default, is smaller and exact, but the existing SDK would read the integers: docs/format.md).
     """
     if not isinstance(graph, Graph):
         raise TalonFormatError(f"write({str(path)!r}): expected a talon.ir.Graph, got {type(graph).__name__}")
@@ -93,7 +98,8 @@ def write(path: str | os.PathLike, graph: Graph, *, compression: str | None = No
         raise TalonFormatError(f"write({str(path)!r}): compression must be None, 'gzip' or 'lzf', got {compression!r}")
     _check_extras(graph, str(path))
     _try_infer_shapes(graph)
-    opts: dict[str, Any] = {"compression": compression, "compression_opts": compression_level if compression == "gzip" else None, "sink": None, "chunked": []}
+    opts: dict[str, Any] = {"compression": compression, "compression_opts": compression_level if compression == "gzip" else None, "sink": None, "chunked": [],
+                            "integers": integer_arrays, "version": FORMAT_VERSION}
     try:
         block = _integrity.user_block_size(*_array_census(graph))
     except RecursionError:
@@ -102,9 +108,9 @@ def write(path: str | os.PathLike, graph: Graph, *, compression: str | None = No
         with _integrity.ArraySink(tmp) as sink:
             opts["sink"] = sink
             with h5py.File(tmp, "w", libver=("v110", "latest"), userblock_size=block) as f:
-                _write_str(f, "version", FORMAT_VERSION)
                 root = f.create_group("graph")
                 mirror = _write_graph(root, graph, opts, where=str(path))
+                _write_str(f, "version", opts["version"])  # known once the arrays are written
                 if not compression:  # compressed arrays have no index entry to refer to: no mirror
                     root.attrs.create(_mirror.ATTR, data=_mirror.dumps(mirror), dtype=_STR)
             _integrity.seal(tmp, block, sink.entries(), opts["chunked"])  # the arrays are copied meanwhile
@@ -177,7 +183,10 @@ def _try_infer_shapes(graph: Graph) -> None:
 _TYPES: dict[Any, Any] = {}
 _DCPL = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
 _DCPL.set_obj_track_times(False)
-_DCPL_EARLY = _DCPL.copy()  # contiguous arrays: space allocated at creation, never filled by HDF5
+_DCPL_EARLY = _DCPL.copy()
+# Small datasets keep their data in their object header (compact layout): no separate allocation, and a
+# file of scalars needs no 2 KiB small-data block. Readers see no difference.
+_DCPL.set_layout(h5py.h5d.COMPACT)  # contiguous arrays: space allocated at creation, never filled by HDF5
 _DCPL_EARLY.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
 _DCPL_EARLY.set_fill_time(h5py.h5d.FILL_TIME_NEVER)
 _LCPL_UTF8 = h5py.h5p.create(h5py.h5p.LINK_CREATE)
@@ -195,7 +204,8 @@ def _dataset(group: h5py.Group, name: str, data: np.ndarray) -> Any:
     if tid is None:
         tid = _TYPES[dtype] = h5py.h5t.py_create(dtype, logical=True)
     bname, lcpl = _link_name(name)
-    dsid = h5py.h5d.create(group.id, bname, tid, h5py.h5s.create_simple(data.shape), dcpl=_DCPL, lcpl=lcpl)
+    space = h5py.h5s.create_simple(data.shape) if data.shape else h5py.h5s.create(h5py.h5s.SCALAR)
+    dsid = h5py.h5d.create(group.id, bname, tid, space, dcpl=_DCPL if data.size else _DCPL_EARLY, lcpl=lcpl)
     dsid.write(h5py.h5s.ALL, h5py.h5s.ALL, data)
     return dsid
 
@@ -209,13 +219,13 @@ def _write_str(group: h5py.Group, name: str, value: str) -> None:
     _dataset(group, name, np.array(value, dtype=_STR))
 
 
-def _write_array(group: h5py.Group, name: str, arr: np.ndarray, opts: dict) -> Any:
+def _write_array(group: h5py.Group, name: str, arr: np.ndarray, opts: dict, inline_small: bool = False) -> Any:
     """Write one array; return its mirror encoding (None for compressed arrays, which have none)."""
     arr = np.require(arr, requirements="C")
     if arr.dtype.byteorder == ">":
         arr = arr.astype(arr.dtype.newbyteorder("<"))
-    if arr.ndim == 0 or arr.size == 0:
-        group.create_dataset(name, data=arr)  # no data range: covered by the file checksum
+    if arr.ndim == 0 or arr.size == 0 or (inline_small and arr.nbytes <= _INLINE_BYTES and not opts.get("compression")):
+        _dataset(group, name, arr)  # in its object header: covered by the file checksum
         return _mirror.inline_array(arr)
     if opts.get("compression"):
         kw = {k: v for k, v in opts.items() if k in ("compression", "compression_opts") and v is not None}
@@ -276,7 +286,7 @@ def _write_fields(group: h5py.Group, node: Node, opts: dict, where: str) -> dict
             continue
         kind = spec.kind
         if kind == ARRAY:
-            enc = _write_array(group, name, value, opts)
+            enc = _write_field_array(group, name, value, opts)
         elif kind == INT:
             enc = int(value)
             _dataset(group, name, np.array(value, dtype=np.int64))
@@ -299,6 +309,20 @@ def _write_fields(group: h5py.Group, node: Node, opts: dict, where: str) -> dict
             enc = _write_value(group, name, value, f"{where} field {name!r}", opts)
         mirror[name] = enc
     return mirror
+
+
+def _write_field_array(group: h5py.Group, name: str, arr: np.ndarray, opts: dict) -> Any:
+    """A node's array field: its integer form (_compact) where it has one, else the array as it is."""
+    form = _compact.integer_form(arr) if opts["integers"] else None
+    if form is None:
+        return _write_array(group, name, arr, opts)
+    ints, exp = form
+    enc = _write_array(group, name, ints, opts)
+    attrs = group[name].attrs
+    attrs[_compact.EXP_ATTR] = np.int64(exp)
+    attrs.create(_compact.DTYPE_ATTR, data=np.bytes_(arr.dtype.str))
+    opts["version"] = INTEGER_ARRAYS_VERSION
+    return {"q": [enc, exp, arr.dtype.str]}
 
 
 def _storable_key(key: Any) -> bool:
@@ -334,7 +358,7 @@ def _write_value(group: h5py.Group, key: str, value: Any, where: str, opts: dict
     if isinstance(value, np.ndarray):
         if value.dtype.kind not in "biuf":
             raise TalonFormatError(f"{where}: arrays of dtype {value.dtype} cannot be stored (numeric only, no pickle)")
-        enc = _write_array(group, key, value, opts)
+        enc = _write_array(group, key, value, opts, inline_small=True)
         if value.ndim == 0:
             group[key].attrs[_KIND_ATTR] = "ndarray"  # else it would read back as a Python scalar
         return enc
@@ -450,7 +474,7 @@ class _Reader:
                 arr = _integrity.read_array(self.raw, entry, self.fail)
                 if arr.dtype.kind == "b":
                     raise self.fail(f"field {name!r} should be a numeric array, found booleans")
-                return arr
+                return self.integer_form(group[name], arr) if arr.dtype.kind in "iu" else arr
         ds = self.dataset(group, name)
         kind, dt, shape = spec.kind, ds.dtype, ds.shape
         if kind == STR:
@@ -461,7 +485,7 @@ class _Reader:
         if kind == ARRAY:
             if dt.kind == "b":
                 raise self.fail(f"field {name!r} should be a numeric array, found booleans")
-            return np.asarray(data)
+            return self.integer_form(ds, np.asarray(data)) if dt.kind in "iu" else np.asarray(data)
         if kind == INTS:
             if dt.kind not in "iu" or len(shape) > 1:
                 raise self.fail(f"field {name!r} should be integers, found {dt} {shape}")
@@ -478,6 +502,15 @@ class _Reader:
         if kind == INT and dt.kind == "f":
             raise self.fail(f"field {name!r} should be an integer, found {dt}")
         return scalar
+
+    def integer_form(self, ds: h5py.Dataset, ints: np.ndarray) -> np.ndarray:
+        """An integer array field, or the floats it stands for when it is an integer form (_compact)."""
+        if _compact.EXP_ATTR not in ds.attrs:
+            return ints
+        try:
+            return _compact.decode(ints, ds.attrs[_compact.EXP_ATTR], ds.attrs.get(_compact.DTYPE_ATTR))
+        except ValueError as exc:
+            raise self.fail(f"malformed integer form ({exc})") from None
 
     def value(self, obj: h5py.Group | h5py.Dataset) -> Any:
         """Read a free-form metadata value written by _write_value (or by the existing SDK)."""
@@ -843,7 +876,11 @@ def read(path: str | os.PathLike) -> Graph:
             if not isinstance(g, h5py.Group):
                 raise reader.fail("missing 'graph' group")
             graph = reader.mirrored_graph(g)
-            return graph if graph is not None else reader.graph(g)
+            if graph is None:
+                graph = reader.graph(g)
+                if "talon_node_order" not in g.attrs:  # the existing SDK's file: flat per-neuron arrays
+                    _compact.adopt_flat_neuron_layouts(graph)
+            return graph
         except TalonError:
             raise
         except Exception as exc:  # any other failure inside h5py or numpy means a damaged file
