@@ -298,7 +298,9 @@ def _stages(graph: Any, out: str, name: str, summary: dict[str, Any], files: dic
     with stage("convert"):
         hw_graph = graph
         if weight_bits:
-            hw_graph, qrep = quantize_weights(convert_to_spiking(graph, weight_bits), weight_bits, return_report=True)
+            # On the hardware's power-of-two grid (the integers fixed-point mode loads), which the .t1c file
+            # stores as those integers and their exponent: exact, and a quarter of the float32 bytes.
+            hw_graph, qrep = quantize_weights(convert_to_spiking(graph, weight_bits), weight_bits, power_of_two=True, return_report=True)
             summary["quantization"] = {"bits": weight_bits, "max_abs_error": qrep.max_abs_error, "worst_relative_error": qrep.worst_relative_error}
             say(f"convert: SpikingAffine with {weight_bits}-bit weights (worst relative weight error {qrep.worst_relative_error:.2%})")
     # map

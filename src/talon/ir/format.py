@@ -34,7 +34,7 @@ import h5py
 import numpy as np
 
 from talon.errors import PrimitiveError, TalonError, TalonFormatError
-from talon.ir import _compact, _integrity, _mirror
+from talon.ir import _compact, _h5space, _integrity, _mirror
 from talon.ir._atomic import atomic_path
 from talon.ir.graph import Graph, back_edges
 from talon.ir.node import ARRAY, BOOL, DICT, FLOAT, INT, INTS, NUMBER, STR, Node, get_node_class, list_primitives, values_equal
@@ -108,6 +108,7 @@ def write(path: str | os.PathLike, graph: Graph, *, compression: str | None = No
         with _integrity.ArraySink(tmp) as sink:
             opts["sink"] = sink
             with h5py.File(tmp, "w", libver=("v110", "latest"), userblock_size=block) as f:
+                _h5space.minimize_dataset_headers(f)
                 root = f.create_group("graph")
                 mirror = _write_graph(root, graph, opts, where=str(path))
                 _write_str(f, "version", opts["version"])  # known once the arrays are written
@@ -131,6 +132,8 @@ def _array_census(graph: Graph) -> tuple[int, int]:
     def visit(value: Any, depth_chars: int) -> None:
         nonlocal count, chars
         if isinstance(value, np.ndarray):
+            if value.ndim == 0 or value.size == 0:
+                return  # inline in the mirror, never indexed
             pieces = 1 + value.nbytes // _CHUNK_BYTES  # compressed arrays may be split into chunks
             count += pieces
             chars += depth_chars * pieces
@@ -261,8 +264,8 @@ def _write_graph(g: h5py.Group, graph: Graph, opts: dict, where: str) -> dict:
         if node.input_shapes is not None or node.output_shapes is not None:
             shapes[name] = [node.input_shapes, node.output_shapes]
     edges = g.create_group("edges")
-    edges.create_dataset("src", data=[s for s, _ in graph.edges], dtype=_STR, shape=(len(graph.edges),))
-    edges.create_dataset("dst", data=[d for _, d in graph.edges], dtype=_STR, shape=(len(graph.edges),))
+    for key, ends in (("src", [s for s, _ in graph.edges]), ("dst", [d for _, d in graph.edges])):
+        _dataset(edges, key, np.array(ends, dtype=_STR).reshape(len(ends)))
     g.attrs.create("talon_node_order", data=list(graph.nodes), dtype=_STR, shape=(len(graph.nodes),))
     # One attribute for all nodes' shapes: a read costs one attribute access, not two per node.
     g.attrs.create("talon_shapes", data=json.dumps(shapes, separators=(",", ":")), dtype=_STR)
