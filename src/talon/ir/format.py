@@ -34,7 +34,7 @@ import h5py
 import numpy as np
 
 from talon.errors import PrimitiveError, TalonError, TalonFormatError
-from talon.ir import _compact, _h5space, _integrity, _mirror
+from talon.ir import _compact, _h5space, _integrity, _metajson, _mirror
 from talon.ir._atomic import atomic_path
 from talon.ir.graph import Graph, back_edges
 from talon.ir.node import ARRAY, BOOL, DICT, FLOAT, INT, INTS, NUMBER, STR, Node, get_node_class, list_primitives, values_equal
@@ -129,17 +129,17 @@ def _array_census(graph: Graph) -> tuple[int, int]:
     """(number of arrays, bytes of their HDF5 paths, over-estimated) for sizing the index."""
     count = chars = 0
 
-    def visit(value: Any, depth_chars: int) -> None:
+    def visit(value: Any, depth_chars: int, metadata: bool = False) -> None:
         nonlocal count, chars
         if isinstance(value, np.ndarray):
-            if value.ndim == 0 or value.size == 0:
-                return  # inline in the mirror, never indexed
+            if value.ndim == 0 or value.size == 0 or (metadata and value.nbytes <= _INLINE_BYTES):
+                return  # inline in the mirror (or a JSON entry), never indexed
             pieces = 1 + value.nbytes // _CHUNK_BYTES  # compressed arrays may be split into chunks
             count += pieces
             chars += depth_chars * pieces
         elif isinstance(value, dict):
             for k, v in value.items():
-                visit(v, depth_chars + len(str(k).encode()) + 1)
+                visit(v, depth_chars + len(str(k).encode()) + 1, metadata)
         elif isinstance(value, (list, tuple)):
             if len(value) >= _LIST_AS_ARRAY and _numeric_list_kind(value):
                 pieces = 1 + 8 * len(value) // _CHUNK_BYTES
@@ -147,10 +147,10 @@ def _array_census(graph: Graph) -> tuple[int, int]:
                 chars += depth_chars * pieces
                 return
             for i, v in enumerate(value):
-                visit(v, depth_chars + len(str(i)) + 1)
+                visit(v, depth_chars + len(str(i)) + 1, metadata)
 
     def walk(g: Graph, prefix: int) -> None:
-        visit(g.metadata, prefix + 16)
+        visit(g.metadata, prefix + 16, metadata=True)
         visit(g.extras, prefix + 16)
         for name, node in g.nodes.items():
             here = prefix + len(name.encode()) + 8
@@ -189,6 +189,8 @@ _DCPL.set_obj_track_times(False)
 _DCPL_EARLY = _DCPL.copy()
 # Small datasets keep their data in their object header (compact layout): no separate allocation, and a
 # file of scalars needs no 2 KiB small-data block. Readers see no difference.
+_DCPL_EMPTY = _DCPL.copy()  # empty or large datasets: contiguous
+_COMPACT_BYTES = 16 * 1024
 _DCPL.set_layout(h5py.h5d.COMPACT)  # contiguous arrays: space allocated at creation, never filled by HDF5
 _DCPL_EARLY.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
 _DCPL_EARLY.set_fill_time(h5py.h5d.FILL_TIME_NEVER)
@@ -208,7 +210,8 @@ def _dataset(group: h5py.Group, name: str, data: np.ndarray) -> Any:
         tid = _TYPES[dtype] = h5py.h5t.py_create(dtype, logical=True)
     bname, lcpl = _link_name(name)
     space = h5py.h5s.create_simple(data.shape) if data.shape else h5py.h5s.create(h5py.h5s.SCALAR)
-    dsid = h5py.h5d.create(group.id, bname, tid, space, dcpl=_DCPL if data.size else _DCPL_EARLY, lcpl=lcpl)
+    small = data.size and data.nbytes <= _COMPACT_BYTES  # compact datasets must fit a 64 KiB object header
+    dsid = h5py.h5d.create(group.id, bname, tid, space, dcpl=_DCPL if small else _DCPL_EMPTY, lcpl=lcpl)
     dsid.write(h5py.h5s.ALL, h5py.h5s.ALL, data)
     return dsid
 
@@ -270,7 +273,7 @@ def _write_graph(g: h5py.Group, graph: Graph, opts: dict, where: str) -> dict:
     # One attribute for all nodes' shapes: a read costs one attribute access, not two per node.
     g.attrs.create("talon_shapes", data=json.dumps(shapes, separators=(",", ":")), dtype=_STR)
     g.attrs["talon_dt"] = np.float64(graph.dt)
-    metadata = _write_value(g, "metadata", graph.metadata, f"{where}: graph metadata", opts)
+    metadata = _write_value(g, "metadata", graph.metadata, f"{where}: graph metadata", opts, json_entries=True)
     if not graph.is_dag:
         g.create_dataset("allow_cycles", data=np.bool_(True))
     # In the order the HDF5 reader meets them: the group's links are indexed by name.
@@ -333,14 +336,28 @@ def _storable_key(key: Any) -> bool:
     return isinstance(key, str) and bool(key) and "/" not in key and "\x00" not in key and key not in (".", "..")
 
 
-def _write_value(group: h5py.Group, key: str, value: Any, where: str, opts: dict) -> Any:
+def _write_entry(group: h5py.Group, key: str, value: Any, where: str, opts: dict) -> Any:
+    """A graph metadata entry: one JSON document when that saves HDF5 objects (_metajson), else a tree."""
+    enc = _metajson.encode(value) if _storable_key(key) and not opts.get("compression") else None
+    if enc is None:
+        return _write_value(group, key, value, where, opts)
+    # A fixed-length string: a document of kilobytes in the global heap would open a second 4 KiB collection.
+    text = _metajson.dumps(enc).encode("utf-8")
+    _dataset(group, key, np.array(text, dtype=h5py.string_dtype("utf-8", len(text))))
+    group[key].attrs[_KIND_ATTR] = _metajson.KIND
+    return {"j": f"{group.name}/{key}"}  # the mirror refers to the document rather than repeat it
+
+
+def _write_value(group: h5py.Group, key: str, value: Any, where: str, opts: dict, json_entries: bool = False) -> Any:
     """Write a free-form metadata value (nested dicts, lists, strings, numbers, arrays, None); return
-    the mirror encoding of what the HDF5 reader will read back."""
+    the mirror encoding of what the HDF5 reader will read back. With `json_entries`, the dict's large
+    entries are written as one JSON document each (_metajson)."""
     if not _storable_key(key):
         raise TalonFormatError(f"{where}: key {key!r} cannot be stored (keys must be non-empty strings without '/' or NUL)")
     if isinstance(value, dict):
         sub = group.create_group(key, track_order=True)
-        return {"d": {k: _write_value(sub, k, v, f"{where}[{k!r}]", opts) for k, v in value.items()}}
+        return {"d": {k: _write_entry(sub, k, v, f"{where}[{k!r}]", opts) if json_entries else _write_value(sub, k, v, f"{where}[{k!r}]", opts)
+                      for k, v in value.items()}}
     if value is None:
         group.create_dataset(key, data=h5py.Empty("i1")).attrs[_KIND_ATTR] = "none"
         return None
@@ -527,6 +544,12 @@ class _Reader:
             return {k: self.value(obj[k]) for k in obj}
         if kind == "none":
             return None
+        if kind == _metajson.KIND:
+            if h5py.check_string_dtype(obj.dtype) is None or obj.shape != ():
+                raise self.fail(f"{obj.name!r} should hold a JSON string")
+            value = _metajson.loads(self.decode(self.load(obj), obj.name), self.fail)
+            self.check_free_form(value)
+            return value
         if h5py.check_string_dtype(obj.dtype) is not None:
             raw = self.load(obj)
             if obj.shape == ():
@@ -628,13 +651,23 @@ class _Reader:
                     raise self.fail("array data fails its checksum: the file is corrupted")
                 return arr
 
-            decoder = _mirror.Decoder(array, self.fail)
+            decoder = _mirror.Decoder(array, self.fail, document=self.json_entry)
             try:
                 return self.graph_from_mirror(doc["graph"], decoder)
             except (KeyError, TypeError, ValueError, AttributeError, OverflowError, RecursionError) as exc:
                 raise self.fail(f"malformed content mirror ({type(exc).__name__}: {exc})") from None
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
+
+    def json_entry(self, path: str) -> Any:
+        """A metadata entry stored as a JSON document (_metajson), which the mirror refers to by path."""
+        if not path.startswith("/graph/") or "/metadata/" not in path:
+            raise self.fail(f"the content mirror refers to {path!r}, which is not a metadata entry")
+        obj = self.file.get(path)
+        kind = obj.attrs.get(_KIND_ATTR) if isinstance(obj, h5py.Dataset) else None
+        if (kind.decode("utf-8", "replace") if isinstance(kind, bytes) else kind) != _metajson.KIND:
+            raise self.fail(f"the content mirror refers to {path!r}, which is not a JSON metadata entry")
+        return self.value(obj)
 
     def graph_from_mirror(self, doc: dict, decoder: _mirror.Decoder) -> Graph:
         nodes: dict[str, Node] = {}
