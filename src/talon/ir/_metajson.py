@@ -5,7 +5,9 @@ one HDF5 object per value in the tree layout (~300 bytes each with its link), se
 values themselves. An entry of the graph's metadata that would take at least MIN_OBJECTS objects is
 instead written as one UTF-8 string dataset, marked `talon_kind = "json"`, holding the entry in the
 content mirror's value encoding (_mirror: dicts, lists, tuples, numbers with NaNs by their bits,
-numpy arrays inline with dtype and shape), so it reads back exactly as the tree would. Entries the
+numpy arrays inline with dtype and shape), so it reads back exactly as the tree would. A document
+of 512 bytes or more that zlib shrinks by a fifth is stored compressed instead, as a uint8 dataset
+marked `talon_kind = "json+zlib"` (the pipeline's mapping: 3.4 KB of JSON in 1.3 KB). Entries the
 encoding cannot hold (a large array, an unstorable key, an integer beyond 64 bits) keep the tree
 layout, whose writer reports what is wrong. The existing SDK reads such an entry as a string.
 """
@@ -13,6 +15,7 @@ layout, whose writer reports what is wrong. The existing SDK reads such an entry
 from __future__ import annotations
 
 import json
+import zlib
 from typing import Any, Callable
 
 import numpy as np
@@ -20,6 +23,8 @@ import numpy as np
 from talon.ir import _mirror
 
 KIND = "json"
+ZKIND = "json+zlib"  # the same document, zlib-compressed, as a uint8 dataset (when that saves a fifth or more)
+_ZLIB_FROM = 512  # documents shorter than this are not worth compressing
 MIN_OBJECTS = 4
 _MAX_ARRAY_BYTES = 4096  # larger arrays keep their own (indexed) dataset
 
@@ -103,6 +108,33 @@ def encode(value: Any) -> Any | None:
 
 def dumps(enc: Any) -> str:
     return json.dumps(enc, separators=(",", ":"), allow_nan=True)
+
+
+def stored_form(enc: Any) -> tuple[str, np.ndarray]:
+    """(kind, data) to write: the UTF-8 JSON as a fixed-length string, or zlib-compressed as uint8."""
+    text = dumps(enc).encode("utf-8")
+    if len(text) >= _ZLIB_FROM:
+        packed = zlib.compress(text, 9)
+        if len(packed) <= 0.8 * len(text):
+            return ZKIND, np.frombuffer(packed, dtype=np.uint8)
+    return KIND, np.array(text, dtype=f"S{len(text)}")
+
+
+def inflate(data: np.ndarray, limit: int, fail: Callable[[str], Exception]) -> str:
+    """The JSON text of a ZKIND dataset, refusing more than `limit` bytes (a zlib bomb) or damage."""
+    if data.dtype != np.uint8 or data.ndim != 1:
+        raise fail(f"compressed JSON metadata should be a 1-D uint8 array, found {data.dtype} {data.shape}")
+    d = zlib.decompressobj()
+    try:
+        text = d.decompress(data.tobytes(), limit)
+    except zlib.error as exc:
+        raise fail(f"compressed JSON metadata is damaged ({exc})") from None
+    if d.unconsumed_tail or not d.eof:
+        raise fail(f"compressed JSON metadata is damaged or expands beyond {limit:,} bytes")
+    try:
+        return text.decode("utf-8")
+    except UnicodeDecodeError:
+        raise fail("JSON metadata is not valid UTF-8") from None
 
 
 def loads(text: str, fail: Callable[[str], Exception]) -> Any:

@@ -341,10 +341,10 @@ def _write_entry(group: h5py.Group, key: str, value: Any, where: str, opts: dict
     enc = _metajson.encode(value) if _storable_key(key) and not opts.get("compression") else None
     if enc is None:
         return _write_value(group, key, value, where, opts)
-    # A fixed-length string: a document of kilobytes in the global heap would open a second 4 KiB collection.
-    text = _metajson.dumps(enc).encode("utf-8")
-    _dataset(group, key, np.array(text, dtype=h5py.string_dtype("utf-8", len(text))))
-    group[key].attrs[_KIND_ATTR] = _metajson.KIND
+    # Not a variable-length string: a document of kilobytes in the global heap would open a second 4 KiB collection.
+    kind, data = _metajson.stored_form(enc)
+    _dataset(group, key, data.astype(h5py.string_dtype("utf-8", data.dtype.itemsize)) if kind == _metajson.KIND else data)
+    group[key].attrs[_KIND_ATTR] = kind
     return {"j": f"{group.name}/{key}"}  # the mirror refers to the document rather than repeat it
 
 
@@ -544,10 +544,14 @@ class _Reader:
             return {k: self.value(obj[k]) for k in obj}
         if kind == "none":
             return None
-        if kind == _metajson.KIND:
-            if h5py.check_string_dtype(obj.dtype) is None or obj.shape != ():
+        if kind in (_metajson.KIND, _metajson.ZKIND):
+            if kind == _metajson.ZKIND:
+                text = _metajson.inflate(np.asarray(self.load(obj)), _COMPRESSION_SLACK * self.size, self.fail)
+            elif h5py.check_string_dtype(obj.dtype) is None or obj.shape != ():
                 raise self.fail(f"{obj.name!r} should hold a JSON string")
-            value = _metajson.loads(self.decode(self.load(obj), obj.name), self.fail)
+            else:
+                text = self.decode(self.load(obj), obj.name)
+            value = _metajson.loads(text, self.fail)
             self.check_free_form(value)
             return value
         if h5py.check_string_dtype(obj.dtype) is not None:
@@ -665,7 +669,7 @@ class _Reader:
             raise self.fail(f"the content mirror refers to {path!r}, which is not a metadata entry")
         obj = self.file.get(path)
         kind = obj.attrs.get(_KIND_ATTR) if isinstance(obj, h5py.Dataset) else None
-        if (kind.decode("utf-8", "replace") if isinstance(kind, bytes) else kind) != _metajson.KIND:
+        if (kind.decode("utf-8", "replace") if isinstance(kind, bytes) else kind) not in (_metajson.KIND, _metajson.ZKIND):
             raise self.fail(f"the content mirror refers to {path!r}, which is not a JSON metadata entry")
         return self.value(obj)
 
