@@ -135,12 +135,13 @@ def test_large_metadata_entries_are_one_json_dataset_and_read_back_exactly(tmp_p
         "scalar_array": np.array(3.0), "big_list": list(range(100)),
     }
     w = np.random.default_rng(0).normal(size=(3, 4)).astype(np.float32)
-    g = _mlp(w, {"talon_mapping": entry, "small": {"a": 1}, "text": "hello"})
+    g = _mlp(w, {"talon_mapping": entry, "small": {"a": 1}, "text": "hello", "short": {"a": [1, 2], "b": None, "c": "x"}})
     path = tmp_path / "m.t1c"
     ir.write(path, g)
     with h5py.File(path, "r") as f:
         ds = f["graph/metadata/talon_mapping"]
-        assert isinstance(ds, h5py.Dataset) and ds.attrs["talon_kind"] == "json"
+        assert isinstance(ds, h5py.Dataset) and ds.attrs["talon_kind"] == "json+zlib"  # 0.9 KB of JSON, compressed
+        assert f["graph/metadata/short"].attrs["talon_kind"] == "json"  # too short to compress
         assert isinstance(f["graph/metadata/small"], h5py.Group)  # one value: kept as a group
     a, b = ir.read(path), ir.read(_unsealed(path))
     for back in (a, b):
@@ -153,15 +154,30 @@ def test_large_metadata_entries_are_one_json_dataset_and_read_back_exactly(tmp_p
             assert _same_bits(got["cores"][key], entry["cores"][key]), key
         assert isinstance(got["scalar_array"], np.ndarray) and got["scalar_array"].shape == ()
         assert back.metadata["small"] == {"a": 1} and back.metadata["text"] == "hello"
+        assert back.metadata["short"] == {"a": [1, 2], "b": None, "c": "x"}
     assert list(a.metadata["talon_mapping"]) == list(entry)
 
 
-# -- the existing SDK's flat per-neuron arrays ----------------------------------------------------
-def test_smallest_broadcast_and_neuron_layout():
-    full = np.broadcast_to(np.arange(4, dtype=np.float32).reshape(4, 1, 1), (4, 3, 3))
-    assert smallest_broadcast(full).shape == (4, 1, 1)
-    assert smallest_broadcast(np.full((4, 3, 3), 0.5, np.float32)).shape == ()
-    assert smallest_broadcast(np.array([0.0, -0.0])).shape == (2,)  # -0.0 is not 0.0, bit for bit
-    flat = np.arange(12.0)
-    assert as_neuron_layout(flat, (3, 2, 2)).shape == (3, 2, 2)
-    assert as_neuron_layout(flat, (12,)) is None and as_neuron_layout(flat[:11], (3, 2, 2)) is None
+def test_damaged_compressed_json_metadata_is_refused(tmp_path):
+    w = np.random.default_rng(0).normal(size=(3, 4)).astype(np.float32)
+    path = tmp_path / "m.t1c"
+    ir.write(path, _mlp(w, {"entry": {f"k{i}": i for i in range(200)}}))
+    bad = _unsealed(path)
+    with h5py.File(bad, "r+") as f:
+        data = f["graph/metadata/entry"][()]
+        assert f["graph/metadata/entry"].attrs["talon_kind"] == "json+zlib"
+        data[len(data) // 2] ^= 0xFF
+        f["graph/metadata/entry"][...] = data
+    with pytest.raises(TalonFormatError, match="'entry'|JSON metadata"):
+        ir.read(bad)
+
+
+def test_inflating_json_metadata_is_bounded():
+    import zlib
+
+    from talon.ir._metajson import inflate
+
+    packed = np.frombuffer(zlib.compress(b"[" + b"0," * 100_000 + b"0]", 9), dtype=np.uint8)
+    with pytest.raises(TalonFormatError, match="expands beyond 1,000 bytes"):
+        inflate(packed, 1000, TalonFormatError)
+    assert inflate(packed, 10**6, TalonFormatError).startswith("[0,0")
