@@ -10,7 +10,7 @@ importing this module costs nothing. It only sequences the stages and writes wha
 talon.report (the same JSON the `talon` commands print). The report folder holds:
 
     <name>.t1c              the input graph (float)
-    <name>_int<B>.t1c       the hardware graph: SpikingAffine layers, B-bit weights, mapping in metadata
+    <name>_int<B>.t1c       the hardware graph: SpikingAffine layers, B-bit weights (stored as integers), mapping in metadata
     hardware.json           the hardware descriptor (talon.backend compile)
     lint.json analyze.json profile.json mapping.json simulate_float.json simulate_fixed.json energy.json
     summary.json            the headline numbers and every file written (schema talon.pipeline/1);

@@ -15,8 +15,6 @@ from talon.ir import Graph
 from talon.ir._compact import as_neuron_layout, integer_form, smallest_broadcast, stored_nbytes
 from talon.sdk import analyze_graph, quantize_weights
 
-S = h5py.string_dtype("utf-8")
-
 
 def _mlp(w: np.ndarray, meta: dict | None = None) -> Graph:
     g = Graph({"input": ir.Input(shape=(w.shape[1],)), "fc": ir.Affine(weight=w, bias=np.zeros(w.shape[0], w.dtype)), "output": ir.Output()},

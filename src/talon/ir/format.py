@@ -40,9 +40,10 @@ from talon.ir.graph import Graph, back_edges
 from talon.ir.node import ARRAY, BOOL, DICT, FLOAT, INT, INTS, NUMBER, STR, Node, get_node_class, list_primitives, values_equal
 
 FORMAT_VERSION = "0.1.0"
-#: written instead of FORMAT_VERSION by files holding integer-form arrays (_compact), which 0.1 readers
-#: would take for the integers themselves: they refuse the newer version instead.
-INTEGER_ARRAYS_VERSION = "0.2.0"
+#: written instead of FORMAT_VERSION by files holding integer-form arrays (_compact) or JSON metadata
+#: entries (_metajson), which 0.1 readers would take for integers and strings: they refuse the newer
+#: version instead. Files without either keep 0.1.0 (readable by TALON 0.1).
+COMPACT_VERSION = "0.2.0"
 _READABLE = (0, 2)  # newest (major, minor) this reader understands
 _INLINE_BYTES = 256  # metadata arrays up to this size live in their object header and the mirror, not the index
 
@@ -186,12 +187,12 @@ def _try_infer_shapes(graph: Graph) -> None:
 _TYPES: dict[Any, Any] = {}
 _DCPL = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
 _DCPL.set_obj_track_times(False)
-_DCPL_EARLY = _DCPL.copy()
+_DCPL_EARLY = _DCPL.copy()  # contiguous arrays: space allocated at creation, never filled by HDF5
+_DCPL_EMPTY = _DCPL.copy()  # empty or large small-path datasets: contiguous
 # Small datasets keep their data in their object header (compact layout): no separate allocation, and a
 # file of scalars needs no 2 KiB small-data block. Readers see no difference.
-_DCPL_EMPTY = _DCPL.copy()  # empty or large datasets: contiguous
-_COMPACT_BYTES = 16 * 1024
-_DCPL.set_layout(h5py.h5d.COMPACT)  # contiguous arrays: space allocated at creation, never filled by HDF5
+_DCPL.set_layout(h5py.h5d.COMPACT)
+_COMPACT_BYTES = 16 * 1024  # an object header holds at most 64 KiB
 _DCPL_EARLY.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
 _DCPL_EARLY.set_fill_time(h5py.h5d.FILL_TIME_NEVER)
 _LCPL_UTF8 = h5py.h5p.create(h5py.h5p.LINK_CREATE)
@@ -327,7 +328,7 @@ def _write_field_array(group: h5py.Group, name: str, arr: np.ndarray, opts: dict
     attrs = group[name].attrs
     attrs[_compact.EXP_ATTR] = np.int64(exp)
     attrs.create(_compact.DTYPE_ATTR, data=np.bytes_(arr.dtype.str))
-    opts["version"] = INTEGER_ARRAYS_VERSION
+    opts["version"] = COMPACT_VERSION
     return {"q": [enc, exp, arr.dtype.str]}
 
 
@@ -345,6 +346,7 @@ def _write_entry(group: h5py.Group, key: str, value: Any, where: str, opts: dict
     kind, data = _metajson.stored_form(enc)
     _dataset(group, key, data.astype(h5py.string_dtype("utf-8", data.dtype.itemsize)) if kind == _metajson.KIND else data)
     group[key].attrs[_KIND_ATTR] = kind
+    opts["version"] = COMPACT_VERSION
     return {"j": f"{group.name}/{key}"}  # the mirror refers to the document rather than repeat it
 
 
