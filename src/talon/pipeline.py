@@ -10,7 +10,7 @@ importing this module costs nothing. It only sequences the stages and writes wha
 talon.report (the same JSON the `talon` commands print). The report folder holds:
 
     <name>.t1c              the input graph (float)
-    <name>_int<B>.t1c       the hardware graph: SpikingAffine layers, B-bit weights, mapping in metadata
+    <name>_int<B>.t1c       the hardware graph: SpikingAffine layers, B-bit weights (stored as integers), mapping in metadata
     hardware.json           the hardware descriptor (talon.backend compile)
     lint.json analyze.json profile.json mapping.json simulate_float.json simulate_fixed.json energy.json
     summary.json            the headline numbers and every file written (schema talon.pipeline/1);
@@ -321,7 +321,9 @@ def _stages(graph: Any, out: str, name: str, summary: dict[str, Any], files: dic
             say("convert: folded " + ", ".join(f"{bn!r} into {layer!r}" for bn, layer in folded.items()) +
                 " (batch norm has no fixed-point rule; folded, the layer computes the same affine map in float)")
         if weight_bits:
-            hw_graph, qrep = quantize_weights(convert_to_spiking(hw_graph, weight_bits), weight_bits, return_report=True)
+            # On the hardware's power-of-two grid (the integers fixed-point mode loads), which the .t1c file
+            # stores as those integers and their exponent: exact, and a quarter of the float32 bytes.
+            hw_graph, qrep = quantize_weights(convert_to_spiking(hw_graph, weight_bits), weight_bits, power_of_two=True, return_report=True)
             summary["quantization"] = {"bits": weight_bits, "max_abs_error": qrep.max_abs_error, "worst_relative_error": qrep.worst_relative_error}
             say(f"convert: SpikingAffine with {weight_bits}-bit weights (worst relative weight error {qrep.worst_relative_error:.2%})")
     # map

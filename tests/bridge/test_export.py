@@ -43,10 +43,13 @@ def test_simple_snn_structure():
     assert graph.nodes["input"].shape == (784,) and graph.nodes["output"].shape == (10,)
     lif = graph.nodes["lif1"]
     assert lif.reset_mode == "subtract" and lif.reset_delay and lif.graded_spikes_factor == 1.0
-    assert lif.tau.shape == (128,) and lif.tau.dtype == np.float64
-    # float32(1 - dt/tau) is snnTorch's float32 beta, bit for bit; the input gain dt*r/tau is exactly 1.
-    assert np.all((1 - graph.dt / lif.tau).astype(np.float32) == np.float32(0.9))
-    assert np.all((graph.dt * lif.r / lif.tau).astype(np.float32) == 1.0)
+    # Constants at the shape they vary over (snnTorch's scalar beta: one value), in float32 where exact.
+    for name in ("tau", "r", "v_leak", "v_threshold"):
+        assert getattr(lif, name).shape == () and getattr(lif, name).dtype == np.float32, name
+    tau, r = lif.tau.astype(np.float64), lif.r.astype(np.float64)
+    # float32(1 - dt/tau), computed in float64, is snnTorch's float32 beta, bit for bit; dt*r/tau is exactly 1.
+    assert np.all((1 - graph.dt / tau).astype(np.float32) == np.float32(0.9))
+    assert np.all(graph.dt * r / tau == 1.0)
     assert np.all(lif.v_threshold == 1.0) and np.all(lif.v_leak == 0.0)
 
 
@@ -84,7 +87,7 @@ def test_nested_sequential_names_and_init_hidden():
         "input": "Input", "features.0": "Conv2d", "features.1": "BatchNorm2d", "features.2": "LIF", "pool": "AvgPool2d",
         "head.0": "Flatten", "head.1": "Linear", "head.2": "LIF", "output": "Output",
     }
-    assert graph.nodes["features.2"].tau.shape == (4, 6, 6)
+    assert graph.nodes["features.2"].tau.shape == ()  # one beta for the layer: one constant, not 4x6x6
     same_outputs(model.eval(), graph, torch.randn(2, 1, 8, 8) * 3)
 
 
@@ -139,8 +142,9 @@ def test_neuron_parameters_exact():
                        init_hidden=True)
     lif = to_ir(nn.Sequential(nn.Linear(4, 8), neuron), torch.randn(1, 4)).nodes["1"]
     assert lif.reset_mode == "zero" and not lif.reset_delay and lif.graded_spikes_factor == 0.5
-    assert np.array_equal((1 - 1.0 / lif.tau).astype(np.float32), beta.numpy())
-    assert np.array_equal(lif.v_threshold.astype(np.float32), thr.numpy()) and lif.v_threshold.dtype == np.float64
+    assert lif.tau.shape == (8,)
+    assert np.array_equal((1 - 1.0 / lif.tau.astype(np.float64)).astype(np.float32), beta.numpy())
+    assert np.array_equal(lif.v_threshold, thr.numpy()) and lif.v_threshold.dtype == np.float32
 
 
 def test_synaptic_and_recurrent_mapping():
@@ -153,7 +157,7 @@ def test_synaptic_and_recurrent_mapping():
     assert graph.nodes["1"].reset_mode == "zero_post" and graph.nodes["3"].reset_mode == "zero_post"
     assert graph.edges == [("input", "0"), ("0", "1"), ("1", "2"), ("2", "3"), ("3", "3.recurrent"), ("3.recurrent", "3"),
                            ("3", "4"), ("4", "4.recurrent"), ("4.recurrent", "4"), ("4", "output")]
-    assert graph.nodes["4.recurrent"].scale.shape == (6,)
+    assert graph.nodes["4.recurrent"].scale.shape == ()  # V = 0.5 for every neuron
     assert not graph.is_dag
 
 

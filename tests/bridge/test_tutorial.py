@@ -62,6 +62,10 @@ def test_sections_1_to_6(tmp_path):
     for name, kind in [("input", "Input"), ("fc1", "Affine"), ("lif1", "LIF"), ("fc2", "Affine"), ("lif2", "LIF"), ("output", "Output")]:
         assert re.search(rf"^ {name} +→ {kind}$", out, re.M), (name, kind)
     assert "Loaded: 6 nodes, 5 edges" in out
+    # The file: within 1 % + 16 KiB of the weights' raw bytes, and smaller than the existing SDK's 420,864 B.
+    saved = int(re.search(r"^Saved: ([\d,]+) bytes$", out, re.M).group(1).replace(",", ""))
+    raw = 101_770 * 4
+    assert saved <= raw * 1.01 + 16 * 1024 and saved < 420_864, f"{saved:,} bytes for {raw:,} raw bytes"
     assert len(re.findall(r"output=torch\.Size\(\[1, 10\]\), spikes=\d+/10", out)) == 10
     assert "Nodes match: True" in out and "Edges match: True" in out
     assert out.count("type=✓") == 6 and "✗" not in out

@@ -86,6 +86,12 @@ def test_sections_7_and_8_on_the_exported_hybrid():
         pytest.skip(f"exporter not ready: {exc}")
     text = run_sections(graph)
     assert " MAC operations: 314,240" in text and " Depth: 8" in text
+    # The exporter stores the LIF's constants at the shape they vary over, in float32: an all-float32
+    # graph, whose memory is 4 bytes per parameter, and whose parameters are torch's plus 4 LIF scalars.
+    params = int(re.search(r" Parameters: ([\d,]+)", text).group(1).replace(",", ""))
+    memory = int(re.search(r" Memory: ([\d,]+) bytes", text).group(1).replace(",", ""))
+    assert params == 201_578 + 4 and memory == 4 * params
+    assert f" Weight memory: {memory:,} bytes" in text
     assert "Lint issues: 0\n" in text and "NAME_SHADOWS_BUILTIN" not in text
 
 

@@ -7,6 +7,8 @@ bit-level facts this relies on (clamping, state_function binding, float grouping
 
 Export units: the graph's dt is 1.0 and a decay b becomes tau = dt / (1 - float64(b)), with the input
 gain r = tau / dt, so the runtime's float64 `1 - dt/tau` rounds back to b and `dt*r/tau` to exactly 1.
+Constants are stored at the shape they vary over (a scalar for snnTorch's usual scalar beta), in float32
+where a float32 value does the same (tau: a float32 whose float64 `1 - dt/tau` still rounds to b).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import torch.nn as nn
 
 from talon.bridge.converters import MODULE_CONVERTERS, ConverterResult, ExportContext
 from talon.ir import IF, LI, LIF, CubaLIF, Graph, Input, Integrator, Node, Output, Scale, Threshold
+from talon.ir._compact import float32_if_exact, smallest_broadcast
 
 __all__ = ["CONVERTERS", "is_neuron", "state_index", "memoryless", "membrane_readout", "convert_leaky", "convert_synaptic", "convert_rleaky", "convert_rsynaptic",
            "convert_lapicque", "convert_alpha"]
@@ -96,7 +99,8 @@ def membrane_readout(m: nn.Module, ctx: ExportContext, index: int) -> Node:
 
 
 def _param(m: nn.Module, ctx: ExportContext, name: str, value: Any, shape: Shape) -> np.ndarray:
-    """A neuron parameter as float32 values broadcast to the neuron shape (float64 array of float32 values).
+    """A neuron parameter as float32 at the shape it varies over (talon.ir smallest_broadcast: a scalar, one
+    per channel, or one per neuron), broadcasting to the neuron shape.
 
     snnTorch computes with the float32 value: 0-dim parameters of any dtype take the membrane's dtype,
     ints promote to float32. A per-neuron float64 tensor would promote the membrane to float64, which a
@@ -105,14 +109,14 @@ def _param(m: nn.Module, ctx: ExportContext, name: str, value: Any, shape: Shape
     t = torch.as_tensor(value).detach().cpu()
     if t.dim() > 0 and t.dtype == torch.float64:
         raise ctx.unsupported(m, f"per-neuron {name} is float64, which makes snnTorch integrate in float64; use float32 parameters")
-    arr = t.to(torch.float32).numpy().astype(np.float64)
+    arr = t.to(torch.float32).numpy()
     while arr.ndim > len(shape) and arr.shape[0] == 1:  # a leading batch-like 1 broadcasts away
         arr = arr[0]
     try:
-        out = np.broadcast_to(arr, shape)
+        np.broadcast_to(arr, shape)
     except ValueError:
         raise ctx.unsupported(m, f"{name} has shape {tuple(t.shape)}, which does not broadcast to the neuron shape {shape}") from None
-    return np.ascontiguousarray(out, dtype=np.float64)
+    return smallest_broadcast(arr).astype(np.float32)
 
 
 def _decay(m: nn.Module, ctx: ExportContext, name: str, value: Any, shape: Shape) -> np.ndarray:
@@ -121,8 +125,23 @@ def _decay(m: nn.Module, ctx: ExportContext, name: str, value: Any, shape: Shape
 
 
 def _tau(b: np.ndarray, dt: float) -> np.ndarray:
+    """tau = dt / (1 - b) such that the runtime's float64 1 - dt/tau rounds back to the float32 b: in float32
+    when a float32 tau per neuron does (the nearest, or a neighbour of it), else the float64 quotient."""
+    target = np.asarray(b, dtype=np.float32)
     with np.errstate(divide="ignore"):
-        return dt / (1.0 - b)
+        tau = dt / (1.0 - np.asarray(b, dtype=np.float64))
+        t32 = tau.astype(np.float32)
+        chosen, done = t32.copy(), np.zeros(t32.shape, dtype=bool)
+        for cand in (t32, np.nextafter(t32, np.float32(np.inf)), np.nextafter(t32, np.float32(-np.inf))):
+            ok = ~done & ((1.0 - dt / cand.astype(np.float64)).astype(np.float32) == target)
+            chosen = np.where(ok, cand, chosen)
+            done |= ok
+    return chosen.astype(np.float32) if np.all(done) else tau
+
+
+def _per_dt(tau: np.ndarray, dt: float) -> np.ndarray:
+    """tau / dt in float64 (the input gains r and w_in), stored as float32 where that is exact."""
+    return float32_if_exact(np.asarray(tau, dtype=np.float64) / dt)
 
 
 def _check_common(m: nn.Module, ctx: ExportContext) -> tuple[str, float]:
@@ -157,7 +176,7 @@ def _lif_or_if(m: nn.Module, ctx: ExportContext, reset_mode: str, reset_delay: b
     if np.any(beta == 1.0):
         raise ctx.unsupported(m, "beta is 1 for some neurons and below 1 for others: an LIF cannot hold tau = infinity, an IF layer cannot leak")
     tau = _tau(beta, ctx.dt)
-    return LIF(tau=tau, r=tau / ctx.dt, v_leak=np.zeros(shape), **common)
+    return LIF(tau=tau, r=_per_dt(tau, ctx.dt), v_leak=np.zeros((), np.float32), **common)
 
 
 def _cuba(m: nn.Module, ctx: ExportContext, reset_mode: str, reset_delay: bool, gsf: float) -> Node:
@@ -168,7 +187,7 @@ def _cuba(m: nn.Module, ctx: ExportContext, reset_mode: str, reset_delay: bool, 
         if np.any(v == 1.0):
             raise ctx.unsupported(m, f"{name} is 1 (no decay): the IR CubaLIF would need an infinite time constant")
     tau_syn, tau_mem = _tau(alpha, ctx.dt), _tau(beta, ctx.dt)
-    return CubaLIF(tau_syn=tau_syn, tau_mem=tau_mem, r=tau_mem / ctx.dt, w_in=tau_syn / ctx.dt, v_leak=np.zeros(shape),
+    return CubaLIF(tau_syn=tau_syn, tau_mem=tau_mem, r=_per_dt(tau_mem, ctx.dt), w_in=_per_dt(tau_syn, ctx.dt), v_leak=np.zeros((), np.float32),
                    v_threshold=_param(m, ctx, "threshold", m.threshold, shape), reset_mode=reset_mode,
                    reset_delay=reset_delay, graded_spikes_factor=gsf)
 
@@ -231,13 +250,13 @@ def convert_lapicque(m: snn.Lapicque, ctx: ExportContext) -> ConverterResult:
     decay = _param(m, ctx, "1 - 1/C", d, shape)
     if np.any(decay >= 1.0):
         raise ctx.unsupported(m, "its decay 1 - 1/C is 1 (C is infinite): the IR LIF would need an infinite time constant")
-    tau = _tau(decay, ctx.dt)
-    r = gain * tau / ctx.dt
+    tau = np.asarray(_tau(decay, ctx.dt), dtype=np.float64)
+    r = gain.astype(np.float64) * tau / ctx.dt
     # Guard the float64 round trip that makes the runtime's coefficients equal snnTorch's.
     if not (np.array_equal((1 - ctx.dt / tau).astype(np.float32), decay.astype(np.float32))
             and np.array_equal((ctx.dt * r / tau).astype(np.float32), gain.astype(np.float32))):
         raise ctx.unsupported(m, "its coefficients do not round-trip through (tau, r) exactly")
-    return LIF(tau=tau, r=r, v_leak=np.zeros(shape), v_threshold=_param(m, ctx, "threshold", m.threshold, shape),
+    return LIF(tau=float32_if_exact(tau), r=float32_if_exact(r), v_leak=np.zeros((), np.float32), v_threshold=_param(m, ctx, "threshold", m.threshold, shape),
                reset_mode="zero_post" if mechanism == "zero" else mechanism, reset_delay=True, graded_spikes_factor=gsf)
 
 

@@ -18,6 +18,9 @@ Document (version 1):
     F = {field: value}; scalars as JSON scalars, int tuples as lists, arrays and dicts as V
     V = null | bool | int | float | str | {"d": {key: V}} | {"l": [V]} | {"t": [V]}
         | {"a": hdf5 path of an indexed array} | {"x": [dtype, shape, hex bytes]} | {"f": hex float64}
+        | {"q": [V of integers k, f, float dtype]}: the floats k * 2**-f (an integer form, talon.ir._compact)
+        | {"n": [dtype, shape, [numbers]]}: a small array, values as JSON numbers (finite floats only)
+        | {"j": hdf5 path}: a graph metadata entry stored as one JSON document of V (talon.ir._metajson)
     A long numeric list is {"l" or "t": {"a": path}}: stored as an int64/float64 array, read as a list.
 """
 
@@ -29,6 +32,8 @@ import struct
 from typing import Any, Callable
 
 import numpy as np
+
+from talon.ir._compact import decode
 
 VERSION = 1
 ATTR = "talon_mirror"
@@ -56,9 +61,11 @@ def dumps(doc: dict) -> str:
 class Decoder:
     """Builds values back from a mirror document. `array(path)` returns an indexed array (checked)."""
 
-    def __init__(self, array: Callable[[str], np.ndarray], fail: Callable[[str], Exception]) -> None:
+    def __init__(self, array: Callable[[str], np.ndarray], fail: Callable[[str], Exception],
+                 document: Callable[[str], Any] | None = None) -> None:
         self.array = array
         self.fail = fail
+        self.document = document  # reads a metadata entry stored as a JSON document (_metajson)
 
     def value(self, v: Any) -> Any:
         if v is None or isinstance(v, (bool, int, float, str)):
@@ -89,6 +96,22 @@ class Decoder:
             return self.inline(body)
         if tag == "f":
             return self.float_bits(body)
+        if tag == "n":
+            return self.numbers(body)
+        if tag == "j":
+            if not isinstance(body, str) or self.document is None:
+                raise self.fail("mirror: malformed or unexpected reference to a JSON metadata entry")
+            return self.document(body)
+        if tag == "q":
+            if not (isinstance(body, list) and len(body) == 3):
+                raise self.fail("mirror: malformed integer form")
+            ints = self.value(body[0])
+            if not isinstance(ints, np.ndarray) or isinstance(body[1], bool) or not isinstance(body[1], int):
+                raise self.fail("mirror: malformed integer form")
+            try:
+                return decode(ints, np.int64(body[1]), body[2])
+            except (ValueError, TypeError, OverflowError) as exc:
+                raise self.fail(f"mirror: malformed integer form ({exc})") from None
         raise self.fail(f"mirror: unknown value tag {tag!r}")
 
     def inline(self, body: Any) -> np.ndarray:
@@ -104,6 +127,26 @@ class Decoder:
         if dtype.kind not in "biuf" or any(d < 0 for d in shape) or len(raw) != math.prod(shape) * dtype.itemsize:
             raise self.fail("mirror: inline array does not match its dtype and shape")
         return np.frombuffer(raw, dtype=dtype).reshape(shape).copy()
+
+    def numbers(self, body: Any) -> np.ndarray:
+        """{"n": [dtype, shape, [values]]}: a small array with its values as JSON numbers (finite floats
+        by their shortest round-trip form, which the cast back to the dtype makes exact)."""
+        try:
+            dtype_str, shape, values = body
+            dtype = np.dtype(str(dtype_str))
+            if not isinstance(shape, list) or not isinstance(values, list) or dtype.kind not in "biuf":
+                raise TypeError("expected a numeric dtype, a shape list and a value list")
+            shape = tuple(int(d) for d in shape)
+            if any(d < 0 for d in shape) or len(values) != math.prod(shape):
+                raise ValueError("the values do not fill the shape")
+            if not all(isinstance(v, int) and not isinstance(v, bool) or (dtype.kind == "f" and isinstance(v, float) and math.isfinite(v)) for v in values):
+                raise TypeError("the values should be integers (or finite numbers, for a float array)")
+            info = np.iinfo(dtype) if dtype.kind in "iu" else None
+            if info is not None and values and not (info.min <= min(values) and max(values) <= info.max):
+                raise ValueError(f"values out of range for {dtype}")
+            return np.array(values, dtype=dtype).reshape(shape)
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise self.fail(f"mirror: malformed integer array ({exc})") from None
 
     def float_bits(self, body: Any) -> float:
         try:

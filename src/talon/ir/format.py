@@ -34,13 +34,18 @@ import h5py
 import numpy as np
 
 from talon.errors import PrimitiveError, TalonError, TalonFormatError
-from talon.ir import _integrity, _mirror
+from talon.ir import _compact, _h5space, _integrity, _metajson, _mirror
 from talon.ir._atomic import atomic_path
 from talon.ir.graph import Graph, back_edges
 from talon.ir.node import ARRAY, BOOL, DICT, FLOAT, INT, INTS, NUMBER, STR, Node, get_node_class, list_primitives, values_equal
 
 FORMAT_VERSION = "0.1.0"
-_READABLE = (0, 1)  # newest (major, minor) this reader understands
+#: written instead of FORMAT_VERSION by files holding integer-form arrays (_compact) or JSON metadata
+#: entries (_metajson), which 0.1 readers would take for integers and strings: they refuse the newer
+#: version instead. Files without either keep 0.1.0 (readable by TALON 0.1).
+COMPACT_VERSION = "0.2.0"
+_READABLE = (0, 2)  # newest (major, minor) this reader understands
+_INLINE_BYTES = 256  # metadata arrays up to this size live in their object header and the mirror, not the index
 
 _STR = h5py.string_dtype("utf-8")
 _CHUNK_BYTES = 1 << 30
@@ -74,14 +79,15 @@ def _read_unchecked(raw: Any, entry: list) -> np.ndarray:
 
 
 def write(path: str | os.PathLike, graph: Graph, *, compression: str | None = None, compression_level: int | None = None,
-          durable: bool = False) -> None:
+          durable: bool = False, integer_arrays: bool = True) -> None:
     """Write `graph` to `path` atomically: readers see the old file or the whole new one, never a mix.
 
     `compression` may be "gzip" or "lzf" (lossless); default none, which keeps the file within 1% +
     16 KiB of the raw array bytes. Shapes are inferred (when the graph allows) and stored per node.
     `durable=True` also flushes the file and the rename to disk before returning (fsync), so the new
     file survives a power cut; without it, as with `numpy.save` or `torch.save`, the kernel writes the
-    data back in its own time.
+    data back in its own time. `integer_arrays=False` keeps quantized arrays as floats (their integer
+    form, the default, is smaller and exact, but the existing SDK would read the integers: docs/format.md).
     """
     if not isinstance(graph, Graph):
         raise TalonFormatError(f"write({str(path)!r}): expected a talon.ir.Graph, got {type(graph).__name__}")
@@ -93,7 +99,8 @@ def write(path: str | os.PathLike, graph: Graph, *, compression: str | None = No
         raise TalonFormatError(f"write({str(path)!r}): compression must be None, 'gzip' or 'lzf', got {compression!r}")
     _check_extras(graph, str(path))
     _try_infer_shapes(graph)
-    opts: dict[str, Any] = {"compression": compression, "compression_opts": compression_level if compression == "gzip" else None, "sink": None, "chunked": []}
+    opts: dict[str, Any] = {"compression": compression, "compression_opts": compression_level if compression == "gzip" else None, "sink": None, "chunked": [],
+                            "integers": integer_arrays, "version": FORMAT_VERSION}
     try:
         block = _integrity.user_block_size(*_array_census(graph))
     except RecursionError:
@@ -102,9 +109,10 @@ def write(path: str | os.PathLike, graph: Graph, *, compression: str | None = No
         with _integrity.ArraySink(tmp) as sink:
             opts["sink"] = sink
             with h5py.File(tmp, "w", libver=("v110", "latest"), userblock_size=block) as f:
-                _write_str(f, "version", FORMAT_VERSION)
+                _h5space.minimize_dataset_headers(f)
                 root = f.create_group("graph")
                 mirror = _write_graph(root, graph, opts, where=str(path))
+                _write_str(f, "version", opts["version"])  # known once the arrays are written
                 if not compression:  # compressed arrays have no index entry to refer to: no mirror
                     root.attrs.create(_mirror.ATTR, data=_mirror.dumps(mirror), dtype=_STR)
             _integrity.seal(tmp, block, sink.entries(), opts["chunked"])  # the arrays are copied meanwhile
@@ -122,15 +130,17 @@ def _array_census(graph: Graph) -> tuple[int, int]:
     """(number of arrays, bytes of their HDF5 paths, over-estimated) for sizing the index."""
     count = chars = 0
 
-    def visit(value: Any, depth_chars: int) -> None:
+    def visit(value: Any, depth_chars: int, metadata: bool = False) -> None:
         nonlocal count, chars
         if isinstance(value, np.ndarray):
+            if value.ndim == 0 or value.size == 0 or (metadata and value.nbytes <= _INLINE_BYTES):
+                return  # inline in the mirror (or a JSON entry), never indexed
             pieces = 1 + value.nbytes // _CHUNK_BYTES  # compressed arrays may be split into chunks
             count += pieces
             chars += depth_chars * pieces
         elif isinstance(value, dict):
             for k, v in value.items():
-                visit(v, depth_chars + len(str(k).encode()) + 1)
+                visit(v, depth_chars + len(str(k).encode()) + 1, metadata)
         elif isinstance(value, (list, tuple)):
             if len(value) >= _LIST_AS_ARRAY and _numeric_list_kind(value):
                 pieces = 1 + 8 * len(value) // _CHUNK_BYTES
@@ -138,10 +148,10 @@ def _array_census(graph: Graph) -> tuple[int, int]:
                 chars += depth_chars * pieces
                 return
             for i, v in enumerate(value):
-                visit(v, depth_chars + len(str(i)) + 1)
+                visit(v, depth_chars + len(str(i)) + 1, metadata)
 
     def walk(g: Graph, prefix: int) -> None:
-        visit(g.metadata, prefix + 16)
+        visit(g.metadata, prefix + 16, metadata=True)
         visit(g.extras, prefix + 16)
         for name, node in g.nodes.items():
             here = prefix + len(name.encode()) + 8
@@ -178,6 +188,11 @@ _TYPES: dict[Any, Any] = {}
 _DCPL = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
 _DCPL.set_obj_track_times(False)
 _DCPL_EARLY = _DCPL.copy()  # contiguous arrays: space allocated at creation, never filled by HDF5
+_DCPL_EMPTY = _DCPL.copy()  # empty or large small-path datasets: contiguous
+# Small datasets keep their data in their object header (compact layout): no separate allocation, and a
+# file of scalars needs no 2 KiB small-data block. Readers see no difference.
+_DCPL.set_layout(h5py.h5d.COMPACT)
+_COMPACT_BYTES = 16 * 1024  # an object header holds at most 64 KiB
 _DCPL_EARLY.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
 _DCPL_EARLY.set_fill_time(h5py.h5d.FILL_TIME_NEVER)
 _LCPL_UTF8 = h5py.h5p.create(h5py.h5p.LINK_CREATE)
@@ -195,7 +210,9 @@ def _dataset(group: h5py.Group, name: str, data: np.ndarray) -> Any:
     if tid is None:
         tid = _TYPES[dtype] = h5py.h5t.py_create(dtype, logical=True)
     bname, lcpl = _link_name(name)
-    dsid = h5py.h5d.create(group.id, bname, tid, h5py.h5s.create_simple(data.shape), dcpl=_DCPL, lcpl=lcpl)
+    space = h5py.h5s.create_simple(data.shape) if data.shape else h5py.h5s.create(h5py.h5s.SCALAR)
+    small = data.size and data.nbytes <= _COMPACT_BYTES  # compact datasets must fit a 64 KiB object header
+    dsid = h5py.h5d.create(group.id, bname, tid, space, dcpl=_DCPL if small else _DCPL_EMPTY, lcpl=lcpl)
     dsid.write(h5py.h5s.ALL, h5py.h5s.ALL, data)
     return dsid
 
@@ -209,13 +226,13 @@ def _write_str(group: h5py.Group, name: str, value: str) -> None:
     _dataset(group, name, np.array(value, dtype=_STR))
 
 
-def _write_array(group: h5py.Group, name: str, arr: np.ndarray, opts: dict) -> Any:
+def _write_array(group: h5py.Group, name: str, arr: np.ndarray, opts: dict, inline_small: bool = False) -> Any:
     """Write one array; return its mirror encoding (None for compressed arrays, which have none)."""
     arr = np.require(arr, requirements="C")
     if arr.dtype.byteorder == ">":
         arr = arr.astype(arr.dtype.newbyteorder("<"))
-    if arr.ndim == 0 or arr.size == 0:
-        group.create_dataset(name, data=arr)  # no data range: covered by the file checksum
+    if arr.ndim == 0 or arr.size == 0 or (inline_small and arr.nbytes <= _INLINE_BYTES and not opts.get("compression")):
+        _dataset(group, name, arr)  # in its object header: covered by the file checksum
         return _mirror.inline_array(arr)
     if opts.get("compression"):
         kw = {k: v for k, v in opts.items() if k in ("compression", "compression_opts") and v is not None}
@@ -251,13 +268,13 @@ def _write_graph(g: h5py.Group, graph: Graph, opts: dict, where: str) -> dict:
         if node.input_shapes is not None or node.output_shapes is not None:
             shapes[name] = [node.input_shapes, node.output_shapes]
     edges = g.create_group("edges")
-    edges.create_dataset("src", data=[s for s, _ in graph.edges], dtype=_STR, shape=(len(graph.edges),))
-    edges.create_dataset("dst", data=[d for _, d in graph.edges], dtype=_STR, shape=(len(graph.edges),))
+    for key, ends in (("src", [s for s, _ in graph.edges]), ("dst", [d for _, d in graph.edges])):
+        _dataset(edges, key, np.array(ends, dtype=_STR).reshape(len(ends)))
     g.attrs.create("talon_node_order", data=list(graph.nodes), dtype=_STR, shape=(len(graph.nodes),))
     # One attribute for all nodes' shapes: a read costs one attribute access, not two per node.
     g.attrs.create("talon_shapes", data=json.dumps(shapes, separators=(",", ":")), dtype=_STR)
     g.attrs["talon_dt"] = np.float64(graph.dt)
-    metadata = _write_value(g, "metadata", graph.metadata, f"{where}: graph metadata", opts)
+    metadata = _write_value(g, "metadata", graph.metadata, f"{where}: graph metadata", opts, json_entries=True)
     if not graph.is_dag:
         g.create_dataset("allow_cycles", data=np.bool_(True))
     # In the order the HDF5 reader meets them: the group's links are indexed by name.
@@ -276,7 +293,7 @@ def _write_fields(group: h5py.Group, node: Node, opts: dict, where: str) -> dict
             continue
         kind = spec.kind
         if kind == ARRAY:
-            enc = _write_array(group, name, value, opts)
+            enc = _write_field_array(group, name, value, opts)
         elif kind == INT:
             enc = int(value)
             _dataset(group, name, np.array(value, dtype=np.int64))
@@ -301,19 +318,48 @@ def _write_fields(group: h5py.Group, node: Node, opts: dict, where: str) -> dict
     return mirror
 
 
+def _write_field_array(group: h5py.Group, name: str, arr: np.ndarray, opts: dict) -> Any:
+    """A node's array field: its integer form (_compact) where it has one, else the array as it is."""
+    form = _compact.integer_form(arr) if opts["integers"] else None
+    if form is None:
+        return _write_array(group, name, arr, opts)
+    ints, exp = form
+    enc = _write_array(group, name, ints, opts)
+    attrs = group[name].attrs
+    attrs[_compact.EXP_ATTR] = np.int64(exp)
+    attrs.create(_compact.DTYPE_ATTR, data=np.bytes_(arr.dtype.str))
+    opts["version"] = COMPACT_VERSION
+    return {"q": [enc, exp, arr.dtype.str]}
+
+
 def _storable_key(key: Any) -> bool:
     """HDF5 link names: non-empty strings without '/' or NUL, not '.' or '..'."""
     return isinstance(key, str) and bool(key) and "/" not in key and "\x00" not in key and key not in (".", "..")
 
 
-def _write_value(group: h5py.Group, key: str, value: Any, where: str, opts: dict) -> Any:
+def _write_entry(group: h5py.Group, key: str, value: Any, where: str, opts: dict) -> Any:
+    """A graph metadata entry: one JSON document when that saves HDF5 objects (_metajson), else a tree."""
+    enc = _metajson.encode(value) if _storable_key(key) and not opts.get("compression") else None
+    if enc is None:
+        return _write_value(group, key, value, where, opts)
+    # Not a variable-length string: a document of kilobytes in the global heap would open a second 4 KiB collection.
+    kind, data = _metajson.stored_form(enc)
+    _dataset(group, key, data.astype(h5py.string_dtype("utf-8", data.dtype.itemsize)) if kind == _metajson.KIND else data)
+    group[key].attrs[_KIND_ATTR] = kind
+    opts["version"] = COMPACT_VERSION
+    return {"j": f"{group.name}/{key}"}  # the mirror refers to the document rather than repeat it
+
+
+def _write_value(group: h5py.Group, key: str, value: Any, where: str, opts: dict, json_entries: bool = False) -> Any:
     """Write a free-form metadata value (nested dicts, lists, strings, numbers, arrays, None); return
-    the mirror encoding of what the HDF5 reader will read back."""
+    the mirror encoding of what the HDF5 reader will read back. With `json_entries`, the dict's large
+    entries are written as one JSON document each (_metajson)."""
     if not _storable_key(key):
         raise TalonFormatError(f"{where}: key {key!r} cannot be stored (keys must be non-empty strings without '/' or NUL)")
     if isinstance(value, dict):
         sub = group.create_group(key, track_order=True)
-        return {"d": {k: _write_value(sub, k, v, f"{where}[{k!r}]", opts) for k, v in value.items()}}
+        return {"d": {k: _write_entry(sub, k, v, f"{where}[{k!r}]", opts) if json_entries else _write_value(sub, k, v, f"{where}[{k!r}]", opts)
+                      for k, v in value.items()}}
     if value is None:
         group.create_dataset(key, data=h5py.Empty("i1")).attrs[_KIND_ATTR] = "none"
         return None
@@ -334,7 +380,7 @@ def _write_value(group: h5py.Group, key: str, value: Any, where: str, opts: dict
     if isinstance(value, np.ndarray):
         if value.dtype.kind not in "biuf":
             raise TalonFormatError(f"{where}: arrays of dtype {value.dtype} cannot be stored (numeric only, no pickle)")
-        enc = _write_array(group, key, value, opts)
+        enc = _write_array(group, key, value, opts, inline_small=True)
         if value.ndim == 0:
             group[key].attrs[_KIND_ATTR] = "ndarray"  # else it would read back as a Python scalar
         return enc
@@ -450,7 +496,7 @@ class _Reader:
                 arr = _integrity.read_array(self.raw, entry, self.fail)
                 if arr.dtype.kind == "b":
                     raise self.fail(f"field {name!r} should be a numeric array, found booleans")
-                return arr
+                return self.integer_form(group[name], arr) if arr.dtype.kind in "iu" else arr
         ds = self.dataset(group, name)
         kind, dt, shape = spec.kind, ds.dtype, ds.shape
         if kind == STR:
@@ -461,7 +507,7 @@ class _Reader:
         if kind == ARRAY:
             if dt.kind == "b":
                 raise self.fail(f"field {name!r} should be a numeric array, found booleans")
-            return np.asarray(data)
+            return self.integer_form(ds, np.asarray(data)) if dt.kind in "iu" else np.asarray(data)
         if kind == INTS:
             if dt.kind not in "iu" or len(shape) > 1:
                 raise self.fail(f"field {name!r} should be integers, found {dt} {shape}")
@@ -479,6 +525,15 @@ class _Reader:
             raise self.fail(f"field {name!r} should be an integer, found {dt}")
         return scalar
 
+    def integer_form(self, ds: h5py.Dataset, ints: np.ndarray) -> np.ndarray:
+        """An integer array field, or the floats it stands for when it is an integer form (_compact)."""
+        if _compact.EXP_ATTR not in ds.attrs:
+            return ints
+        try:
+            return _compact.decode(ints, ds.attrs[_compact.EXP_ATTR], ds.attrs.get(_compact.DTYPE_ATTR))
+        except ValueError as exc:
+            raise self.fail(f"malformed integer form ({exc})") from None
+
     def value(self, obj: h5py.Group | h5py.Dataset) -> Any:
         """Read a free-form metadata value written by _write_value (or by the existing SDK)."""
         kind = obj.attrs.get(_KIND_ATTR)
@@ -491,6 +546,16 @@ class _Reader:
             return {k: self.value(obj[k]) for k in obj}
         if kind == "none":
             return None
+        if kind in (_metajson.KIND, _metajson.ZKIND):
+            if kind == _metajson.ZKIND:
+                text = _metajson.inflate(np.asarray(self.load(obj)), _COMPRESSION_SLACK * self.size, self.fail)
+            elif h5py.check_string_dtype(obj.dtype) is None or obj.shape != ():
+                raise self.fail(f"{obj.name!r} should hold a JSON string")
+            else:
+                text = self.decode(self.load(obj), obj.name)
+            value = _metajson.loads(text, self.fail)
+            self.check_free_form(value)
+            return value
         if h5py.check_string_dtype(obj.dtype) is not None:
             raw = self.load(obj)
             if obj.shape == ():
@@ -592,13 +657,23 @@ class _Reader:
                     raise self.fail("array data fails its checksum: the file is corrupted")
                 return arr
 
-            decoder = _mirror.Decoder(array, self.fail)
+            decoder = _mirror.Decoder(array, self.fail, document=self.json_entry)
             try:
                 return self.graph_from_mirror(doc["graph"], decoder)
             except (KeyError, TypeError, ValueError, AttributeError, OverflowError, RecursionError) as exc:
                 raise self.fail(f"malformed content mirror ({type(exc).__name__}: {exc})") from None
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
+
+    def json_entry(self, path: str) -> Any:
+        """A metadata entry stored as a JSON document (_metajson), which the mirror refers to by path."""
+        if not path.startswith("/graph/") or "/metadata/" not in path:
+            raise self.fail(f"the content mirror refers to {path!r}, which is not a metadata entry")
+        obj = self.file.get(path)
+        kind = obj.attrs.get(_KIND_ATTR) if isinstance(obj, h5py.Dataset) else None
+        if (kind.decode("utf-8", "replace") if isinstance(kind, bytes) else kind) not in (_metajson.KIND, _metajson.ZKIND):
+            raise self.fail(f"the content mirror refers to {path!r}, which is not a JSON metadata entry")
+        return self.value(obj)
 
     def graph_from_mirror(self, doc: dict, decoder: _mirror.Decoder) -> Graph:
         nodes: dict[str, Node] = {}
@@ -843,7 +918,11 @@ def read(path: str | os.PathLike) -> Graph:
             if not isinstance(g, h5py.Group):
                 raise reader.fail("missing 'graph' group")
             graph = reader.mirrored_graph(g)
-            return graph if graph is not None else reader.graph(g)
+            if graph is None:
+                graph = reader.graph(g)
+                if "talon_node_order" not in g.attrs:  # the existing SDK's file: flat per-neuron arrays
+                    _compact.adopt_flat_neuron_layouts(graph)
+            return graph
         except TalonError:
             raise
         except Exception as exc:  # any other failure inside h5py or numpy means a damaged file

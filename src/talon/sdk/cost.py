@@ -7,7 +7,9 @@ written out in docs/cost_model.md; each entry also carries a one-line `formula` 
 Definitions (n = output elements of the node, k = number of inputs):
 
 - params / param_bytes: elements / bytes of every array field the node stores (weights, biases, neuron
-  constants, batch-norm statistics), at the dtype it is stored with. Scalars (stride, reset mode) are free.
+  constants, batch-norm statistics), as a .t1c file stores them: at their dtype, or as the integers of
+  their integer form (talon.ir._compact: quantized weights on a power-of-two grid, 1 byte each at 8
+  bits). Scalars (stride, reset mode) are free.
 - weight_elements: elements of the synaptic weight tensors (`CostEntry.weight_fields`): what weight
   quantization applies to.
 - macs: multiply-accumulates against stored synaptic weights (dense and convolutional layers only),
@@ -40,6 +42,7 @@ import numpy as np
 
 from talon.errors import GraphValidationError, TalonUsageError
 from talon.ir import Graph, Node, get_node_class
+from talon.ir._compact import stored_nbytes
 from talon.sdk._graph import Shape, infer_shapes, numel
 from talon.sdk._load import GraphLike, as_graph
 
@@ -158,7 +161,7 @@ def node_cost(node: Node, input_shapes: list[Shape] | None = None, output_shapes
     params = param_bytes = weight_elements = 0
     for name, arr in node.arrays():
         params += int(arr.size)
-        param_bytes += int(arr.nbytes)
+        param_bytes += stored_nbytes(arr)
         if name in weight_fields:
             weight_elements += int(arr.size)
     n_in = sum(numel(s) for s in input_shapes)
@@ -391,5 +394,5 @@ def quantized_bytes(node: Node, bits: int) -> int:
         if name in weight_fields:
             total += -(-int(arr.size) * bits // 8) + 4
         else:
-            total += int(arr.nbytes)
+            total += stored_nbytes(arr)
     return total
