@@ -92,8 +92,9 @@ VALID: dict[str, Callable[[], dict]] = {
 
 
 def builtin_primitives() -> list[str]:
-    """Registered primitive names (except Graph, which is not built from fields)."""
-    return [n for n in ir.list_primitives() if n != "Graph"]
+    """TALON's own registered primitive names (except Graph, which is not built from fields); primitives
+    that other test modules register (collected earlier in some orders) are not built-ins."""
+    return [n for n in ir.list_primitives() if n != "Graph" and ir.get_node_class(n).__module__.startswith("talon.")]
 
 
 def make(type_name: str, **changes: Any) -> Node:
