@@ -34,7 +34,7 @@ import h5py
 import numpy as np
 
 from talon.errors import PrimitiveError, TalonError, TalonFormatError
-from talon.ir import _integrity, _mirror
+from talon.ir import _hdf5_safety, _integrity, _mirror
 from talon.ir._atomic import atomic_path
 from talon.ir.graph import Graph, back_edges
 from talon.ir.node import ARRAY, BOOL, DICT, FLOAT, INT, INTS, NUMBER, STR, Node, get_node_class, list_primitives, values_equal
@@ -367,14 +367,17 @@ def _write_value(group: h5py.Group, key: str, value: Any, where: str, opts: dict
 class _Reader:
     """Reads one file defensively; every failure becomes a TalonFormatError naming file, node, field."""
 
-    def __init__(self, path: Path, file: h5py.File, index: dict | None = None, raw: Any = None) -> None:
+    def __init__(self, path: Path, file: h5py.File, index: dict | None = None, raw: Any = None, size: int = 1) -> None:
         self.path = path
         self.file = file
         self.sealed = index is not None  # a sealed file may index no array at all
         self.index = index or {}
         self.raw = raw
-        self.size = max(path.stat().st_size, 1)
+        self.size = max(size, 1)
         self.context: list[str] = []
+        self.census = _hdf5_safety.Census()
+        self.arrays: dict[str, np.ndarray] = {}  # indexed arrays already read and checked (the mirror's)
+        self.depth = 0  # of nested graphs being read
 
     def fail(self, message: str) -> TalonFormatError:
         where = " ".join(self.context)
@@ -769,30 +772,19 @@ def _parse_version(text: str) -> tuple[int, ...] | None:
 
 @contextmanager
 def _open(path: str | os.PathLike) -> Iterator["_Reader"]:
+    """Open `path` once and check it (_hdf5_safety, _integrity) before any dataset is read from it."""
     p = Path(path)
     if not p.exists():
         raise TalonFileNotFoundError(f"{str(p)!r}: no such file")
     if p.is_dir():
         raise TalonFormatError(f"{str(p)!r} is a folder, not a .t1c file")
-    try:
-        index = _integrity.verify(p)
-        if index is None:
-            _integrity.check_global_heaps(p)
-    except OSError as exc:
-        raise TalonFormatError(f"cannot read {p.name}: {exc}") from None
-    try:
-        f = h5py.File(p, "r")
-    except Exception as exc:  # h5py raises OSError for most damage, others for some
-        raise TalonFormatError(f"cannot read {p.name} as HDF5 (not a .t1c file, or truncated/corrupt): {exc}") from None
-    raw = open(p, "rb", buffering=0)  # arrays are read whole: no buffer to copy through
-    try:
-        yield _Reader(p, f, index, raw)
-    finally:
-        raw.close()
-        try:
-            f.close()
-        except Exception:
-            pass
+    with _hdf5_safety.opened(p) as (raw, mm):
+        index = _integrity.verify(mm, p.name)  # before HDF5 parses any byte
+        with _hdf5_safety.hdf5_file(raw, p) as f:
+            reader = _Reader(p, f, index, raw, size=len(mm))
+            reader.census = _hdf5_safety.inspect(f, reader.fail)
+            _integrity.check_global_heaps(mm, p.name, reader.census.numeric_ranges)
+            yield reader
 
 
 def _version(reader: _Reader) -> str:
