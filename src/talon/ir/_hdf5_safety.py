@@ -122,7 +122,7 @@ def no_plugins() -> Iterator[None]:
 class Census:
     """What the walk found: datasets by HDF5 path, and where numeric datasets keep their raw bytes."""
 
-    datasets: dict[str, Any] = field(default_factory=dict)  # path -> low-level DatasetID
+    datasets: dict[str, tuple[Any, int]] = field(default_factory=dict)  # path -> (low-level DatasetID, layout)
     numeric_ranges: list[tuple[int, int]] = field(default_factory=list)  # (offset, nbytes), sorted
 
 
@@ -176,7 +176,7 @@ def _check_dataset(dsid: Any, name: str, fail: Callable[[str], Exception], censu
             if code not in BUILTIN_FILTERS:
                 raise fail(f"dataset {name!r} uses filter {code}, which is not built into HDF5: refused "
                            f"(allowed: {', '.join(sorted(BUILTIN_FILTERS.values()))}); TALON loads no HDF5 plugins")
-        census.datasets[name] = dsid
+        census.datasets[name] = (dsid, layout)
         if dsid.get_type().get_class() not in (h5py.h5t.INTEGER, h5py.h5t.FLOAT, h5py.h5t.ENUM):
             return  # strings: their heap references are the bytes the heap check must not skip
         if layout == h5py.h5d.CONTIGUOUS:

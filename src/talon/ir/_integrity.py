@@ -249,15 +249,18 @@ def check_global_heaps(mm: Any, name: str, skip: list[tuple[int, int]] = ()) -> 
     again inside. Used for every file, sealed or not: anyone can recompute a seal.
     """
     size = len(mm)
-    ranges = list(skip)
-    k = 0
-    pos = mm.find(b"GCOL")
+    start = 0
+    for offset, nbytes in sorted(skip) + [(size, 0)]:
+        if offset > start:  # search the gap before this range only: array bytes are not even paged in
+            start = _check_heaps_in(mm, name, start, offset)
+        start = max(start, offset + nbytes)
+
+
+def _check_heaps_in(mm: Any, name: str, start: int, stop: int) -> int:
+    """Check the collections that start in [start, stop); return the first byte not yet covered."""
+    size, done = len(mm), start
+    pos = mm.find(b"GCOL", start, min(size, stop + 3))
     while pos != -1:
-        while k < len(ranges) and ranges[k][0] + ranges[k][1] <= pos:
-            k += 1
-        if k < len(ranges) and ranges[k][0] <= pos:
-            pos = mm.find(b"GCOL", ranges[k][0] + ranges[k][1])
-            continue
         nxt = pos + 4
         if pos + _GCOL_HEADER <= size and mm[pos + 4] == 1 and mm[pos + 5 : pos + 8] == b"\0\0\0":
             (coll,) = struct.unpack_from("<Q", mm, pos + 8)
@@ -265,7 +268,9 @@ def check_global_heaps(mm: Any, name: str, skip: list[tuple[int, int]] = ()) -> 
             if problem:
                 raise TalonFormatError(f"{name}: corrupt HDF5 string heap at byte {pos} ({problem})")
             nxt = pos + coll
-        pos = mm.find(b"GCOL", nxt)
+        done = max(done, nxt)
+        pos = mm.find(b"GCOL", nxt, min(size, stop + 3)) if nxt < stop else -1
+    return done
 
 
 def _collection_problem(mm: Any, pos: int, coll: int, size: int) -> str | None:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import struct
 from typing import Any, Callable
 
@@ -47,6 +48,15 @@ def number(value: float) -> Any:
     """A float64 as JSON; NaNs as their bits, since JSON's NaN token drops sign and payload."""
     value = float(value)
     return {"f": struct.pack("<d", value).hex()} if math.isnan(value) else value
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def may_hold_surrogates(text: str) -> bool:
+    """Whether a mirror's JSON text has \\u escapes of surrogates (pairs for emoji, or lone ones, which
+    no UTF-8 tool can write back): only then is the decoded document worth checking for lone ones."""
+    return _SURROGATE_ESCAPE.search(text) is not None
 
 
 def dumps(doc: dict) -> str:
