@@ -28,11 +28,20 @@ from typing import Any, BinaryIO, Callable, Iterator
 import h5py
 
 from talon.errors import TalonFormatError
+from talon.ir import _integrity
 
+COMPRESSION_SLACK = 1100  # gzip's best case is ~1:1032: a compressed dataset can declare this many times the file
 # HDF5's built-in filters, plus LZF, which h5py registers itself (TALON writes it): deflate, shuffle,
 # fletcher32, szip, nbit, scaleoffset, lzf. Anything else would need a plugin.
 BUILTIN_FILTERS = {1: "deflate", 2: "shuffle", 3: "fletcher32", 4: "szip", 5: "nbit", 6: "scaleoffset", 32000: "lzf"}
+# Graphs nested in graphs (composite blocks) at most this deep, in .t1c and .nir files alike: shape
+# inference and every command walk nested graphs recursively, and a file must not keep them busy.
+MAX_GRAPH_DEPTH = 8
 MAX_LINKS = 1_000_000  # far above any model; bounds the walk of a file that claims billions of links
+
+
+class TalonFileNotFoundError(TalonFormatError, FileNotFoundError):
+    """The model file's path does not exist."""
 
 
 def open_file(path: Path) -> BinaryIO:
@@ -69,6 +78,37 @@ def opened(path: Path) -> Iterator[tuple[BinaryIO, Any]]:
                 mm.close()
     finally:
         raw.close()
+
+
+@contextmanager
+def checked_hdf5(path: Path) -> Iterator[tuple[h5py.File, "Census", int]]:
+    """(h5py file, census, file size) of an unsealed HDF5 file (.nir), checked as a .t1c is: links,
+    datasets, global heaps, declared sizes."""
+    def fail(message: str) -> TalonFormatError:
+        return TalonFormatError(f"{path.name}: {message}")
+
+    with opened(path) as (raw, mm):
+        with hdf5_file(raw, path) as f:
+            census = inspect(f, fail)
+            _integrity.check_global_heaps(mm, path.name, census.numeric_ranges)
+            check_declared_sizes(census, len(mm), fail)
+            yield f, census, len(mm)
+
+
+def check_declared_sizes(census: "Census", size: int, fail: Callable[[str], Exception]) -> None:
+    """Refuse datasets that declare more bytes than a file of `size` bytes can hold (compressed ones:
+    more than the best compression ratio allows), before anything allocates them."""
+    for name, (dsid, _) in census.datasets.items():
+        try:
+            count = 1
+            for d in dsid.shape or ():
+                count *= int(d)
+            nbytes = count * max(dsid.get_type().get_size(), 1)
+            compressed = dsid.get_create_plist().get_nfilters() > 0
+        except Exception as exc:
+            raise fail(f"cannot inspect dataset {name!r} ({type(exc).__name__}: {exc})") from None
+        if nbytes > size + 4096 and nbytes > (size * COMPRESSION_SLACK if compressed else 0):
+            raise fail(f"dataset {name!r} declares {nbytes:,} bytes, more than the file can hold ({size:,} bytes)")
 
 
 @contextmanager

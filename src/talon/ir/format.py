@@ -48,19 +48,16 @@ _KIND_ATTR = "talon_kind"  # marks lists, tuples and None inside metadata dicts
 _LIST_AS_ARRAY = 64  # numeric lists at least this long are indexed like arrays
 _GRAPH_KNOWN = {"type", "nodes", "edges", "metadata", "allow_cycles"}
 _GRAPH_EXTRAS = ("cyclic_config", "quantization_config", "partition_metadata", "target_hardware")
-# Graphs nested in graphs (composite blocks) at most this deep: shape inference and every command walk
-# nested graphs recursively, and a hostile file must not keep them busy (docs/format.md).
-MAX_GRAPH_DEPTH = 8
+MAX_GRAPH_DEPTH = _hdf5_safety.MAX_GRAPH_DEPTH
 # Above this many bytes an uncompressed dataset cannot be genuine in a file of the given size.
-_COMPRESSION_SLACK = 1100  # gzip's best case is ~1:1032
+_COMPRESSION_SLACK = _hdf5_safety.COMPRESSION_SLACK
 
 
 class TalonFormatWarning(UserWarning):
     """A file read correctly but held something TALON ignored (an unknown field, say)."""
 
 
-class TalonFileNotFoundError(TalonFormatError, FileNotFoundError):
-    """The .t1c path does not exist."""
+TalonFileNotFoundError = _hdf5_safety.TalonFileNotFoundError
 
 
 class _ArrayReadError(Exception):
@@ -952,9 +949,9 @@ def read(path: str | os.PathLike) -> Graph:
         f = reader.file
         try:
             if "graph" not in f and isinstance(f.get("node"), h5py.Group):  # NIR content under another name
-                from talon.ir.nir import read_nir
+                from talon.ir.nir import read_nir_hdf5
 
-                return read_nir(reader.path)
+                return read_nir_hdf5(f, reader.path, reader.census, reader.size)
             text = _version(reader)
             parsed = _parse_version(text)
             if parsed[:2] > _READABLE:
