@@ -113,14 +113,10 @@ def check_declared_sizes(census: "Census", size: int, fail: Callable[[str], Exce
 
 @contextmanager
 def hdf5_file(raw: BinaryIO, path: Path) -> Iterator[h5py.File]:
-    """h5py's view of the already open file `raw` (the same inode, whatever has happened to the path).
-
-    On Linux HDF5 opens /proc/self/fd/N, which is the open file itself, with its native driver;
-    elsewhere h5py reads through the Python file object.
-    """
-    proc = f"/proc/self/fd/{raw.fileno()}"
+    """h5py's view of the already open file `raw` (the same inode, whatever has happened to the path
+    since: HDF5 reads through the Python file object)."""
     try:
-        f = h5py.File(proc, "r") if os.path.exists(proc) else h5py.File(raw, "r")
+        f = h5py.File(raw, "r")
     except Exception as exc:  # h5py raises OSError for most damage, others for some
         raise TalonFormatError(f"cannot read {path.name} as HDF5 (not a model file, or truncated/corrupt): {exc}") from None
     try:
