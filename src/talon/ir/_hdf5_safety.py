@@ -113,10 +113,21 @@ def check_declared_sizes(census: "Census", size: int, fail: Callable[[str], Exce
 
 @contextmanager
 def hdf5_file(raw: BinaryIO, path: Path) -> Iterator[h5py.File]:
-    """h5py's view of the already open file `raw` (the same inode, whatever has happened to the path
-    since: HDF5 reads through the Python file object)."""
+    """h5py's view of the already open file `raw`: the same inode, whatever has happened to the path.
+
+    On Linux HDF5 opens /proc/self/fd/N, the open file itself, with its native driver. HDF5 refuses
+    that when the path was replaced meanwhile (it checks the file's real path); then, and on other
+    systems, it reads through the Python file object (about 10x slower per HDF5 object).
+    """
+    proc = f"/proc/self/fd/{raw.fileno()}"
+    f = None
+    if os.path.exists(proc):
+        try:
+            f = h5py.File(proc, "r")
+        except Exception:
+            f = None
     try:
-        f = h5py.File(raw, "r")
+        f = f if f is not None else h5py.File(raw, "r")
     except Exception as exc:  # h5py raises OSError for most damage, others for some
         raise TalonFormatError(f"cannot read {path.name} as HDF5 (not a model file, or truncated/corrupt): {exc}") from None
     try:
