@@ -470,3 +470,27 @@ def test_fuzz_mutated_files_read_or_fail_cleanly(fuzz_bases, worker, sealed, res
 @given(sealed=st.booleans(), reseal_it=st.booleans(), mutations=_mutations())
 def test_fuzz_mutated_files_read_or_fail_cleanly_long(fuzz_bases, worker, sealed, reseal_it, mutations):
     _fuzz(fuzz_bases, worker, sealed, reseal_it, mutations)
+
+
+def _deep_metadata(levels: int) -> dict:
+    md: dict = {"leaf": np.arange(3)}
+    for _ in range(levels - 1):
+        md = {"x": md}
+    return md
+
+
+def test_metadata_nesting_has_a_documented_limit(tmp_path, monkeypatch):
+    limit = ir_format.MAX_VALUE_DEPTH
+    ok = Graph({"input": ir.Input(shape=(2,)), "output": ir.Output()}, [("input", "output")], metadata=_deep_metadata(limit))
+    ir.write(tmp_path / "ok.t1c", ok)
+    assert_same_graph(ok, ir.read(tmp_path / "ok.t1c"))
+    deep = Graph({"input": ir.Input(shape=(2,)), "output": ir.Output()}, [("input", "output")], metadata=_deep_metadata(limit + 1))
+    with pytest.raises(TalonFormatError, match=f"metadata nested more than {limit} levels deep"):
+        ir.write(tmp_path / "deep.t1c", deep)
+    assert f"at most {limit} levels" in (Path(__file__).resolve().parents[2] / "docs" / "format.md").read_text()
+    # Written by another tool: refused at read, from the mirror and from the HDF5 objects alike.
+    monkeypatch.setattr(ir_format, "_check_depth", lambda *a: None)
+    ir.write(tmp_path / "deep.t1c", deep)
+    for p in (tmp_path / "deep.t1c", unseal(tmp_path / "deep.t1c")):
+        with pytest.raises(TalonFormatError, match=f"metadata nested more than {limit} levels deep"):
+            ir.read(p)

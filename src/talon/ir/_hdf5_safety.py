@@ -37,7 +37,10 @@ BUILTIN_FILTERS = {1: "deflate", 2: "shuffle", 3: "fletcher32", 4: "szip", 5: "n
 # Graphs nested in graphs (composite blocks) at most this deep, in .t1c and .nir files alike: shape
 # inference and every command walk nested graphs recursively, and a file must not keep them busy.
 MAX_GRAPH_DEPTH = 8
+# Metadata (dicts, lists) nested at most this deep: read recursively, like nested graphs.
+MAX_VALUE_DEPTH = 100
 MAX_LINKS = 1_000_000  # far above any model; bounds the walk of a file that claims billions of links
+MAX_OBJECT_DEPTH = 1000  # groups inside groups: far deeper than any file TALON writes
 
 
 class TalonFileNotFoundError(TalonFormatError, FileNotFoundError):
@@ -174,38 +177,53 @@ class Census:
 
 
 def inspect(file: h5py.File, fail: Callable[[str], Exception]) -> Census:
-    """Check every link and dataset of `file` before anything is read from it (see the module doc)."""
-    fid = file.id
-    links: list[tuple[bytes, int, Any]] = []
+    """Check every link and dataset of `file` before anything is read from it (see the module doc).
 
-    def visit(name: bytes, info: Any) -> Any:
-        links.append((name, info.type, info.u if info.type == h5py.h5l.TYPE_HARD else None))  # h5py reuses `info`
-        return True if len(links) > MAX_LINKS else None
-
+    Group by group, with a stack of our own (HDF5's recursive visit could exhaust the C stack on a
+    file of deeply nested groups), at most MAX_OBJECT_DEPTH groups deep and MAX_LINKS links in all.
+    """
+    census, count = Census(), 0
     try:
-        root = h5py.h5g.open(fid, b"/")  # held: the link proxy does not keep its group alive
-        root.links.visit(visit, info=True)
-    except Exception as exc:  # damaged link storage: HDF5 raises; the caller reports it as a format error
-        raise fail(f"cannot list the file's objects ({type(exc).__name__}: {exc})") from None
-    if len(links) > MAX_LINKS:
-        raise fail(f"more than {MAX_LINKS:,} links: not a model file")
-    census = Census()
-    seen: dict[Any, str] = {}
-    for bname, kind, address in links:
-        name = "/" + bname.decode("utf-8", "replace")
-        if kind == h5py.h5l.TYPE_EXTERNAL:
-            raise fail(f"{name!r} is an external link to another file: refused (a model file must be self-contained)")
-        if kind != h5py.h5l.TYPE_HARD:
-            raise fail(f"{name!r} is a soft or user-defined link: refused (TALON and the existing SDK write only plain objects)")
-        if address in seen:
-            raise fail(f"{name!r} and {seen[address]!r} are the same object: refused (a model file holds each object once)")
-        seen[address] = name
+        root = h5py.h5g.open(file.id, b"/")
+        seen: dict[Any, str] = {h5py.h5o.get_info(root).addr: "/"}
+    except Exception as exc:
+        raise fail(f"cannot open the root group ({type(exc).__name__}: {exc})") from None
+    stack: list[tuple[bytes, Any, int]] = [(b"", root, 0)]
+    while stack:
+        prefix, gid, depth = stack.pop()
+        links: list[tuple[bytes, int, Any]] = []
+
+        def visit(name: bytes, info: Any) -> Any:
+            links.append((name, info.type, info.u if info.type == h5py.h5l.TYPE_HARD else None))  # h5py reuses `info`
+            return True if count + len(links) > MAX_LINKS else None
+
         try:
-            oid = h5py.h5o.open(fid, bname)
-        except Exception as exc:
-            raise fail(f"cannot open {name!r} ({type(exc).__name__}: {exc})") from None
-        if isinstance(oid, h5py.h5d.DatasetID):
-            _check_dataset(oid, name, fail, census)
+            gid.links.iterate(visit, info=True)
+        except Exception as exc:  # damaged link storage: HDF5 raises; the caller reports it as a format error
+            raise fail(f"cannot list the objects in {(prefix or b'/').decode('utf-8', 'replace')!r} ({type(exc).__name__}: {exc})") from None
+        count += len(links)
+        if count > MAX_LINKS:
+            raise fail(f"more than {MAX_LINKS:,} links: not a model file")
+        for bname, kind, address in links:
+            path = prefix + b"/" + bname
+            name = path.decode("utf-8", "replace")
+            if kind == h5py.h5l.TYPE_EXTERNAL:
+                raise fail(f"{name!r} is an external link to another file: refused (a model file must be self-contained)")
+            if kind != h5py.h5l.TYPE_HARD:
+                raise fail(f"{name!r} is a soft or user-defined link: refused (TALON and the existing SDK write only plain objects)")
+            if address in seen:
+                raise fail(f"{name!r} and {seen[address]!r} are the same object: refused (a model file holds each object once)")
+            seen[address] = name
+            try:
+                oid = h5py.h5o.open(gid, bname)
+            except Exception as exc:
+                raise fail(f"cannot open {name!r} ({type(exc).__name__}: {exc})") from None
+            if isinstance(oid, h5py.h5g.GroupID):
+                if depth + 1 > MAX_OBJECT_DEPTH:
+                    raise fail(f"{name!r}: groups nested more than {MAX_OBJECT_DEPTH} deep: not a model file")
+                stack.append((path, oid, depth + 1))
+            elif isinstance(oid, h5py.h5d.DatasetID):
+                _check_dataset(oid, name, fail, census)
     census.numeric_ranges.sort()
     return census
 

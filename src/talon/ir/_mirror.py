@@ -66,13 +66,27 @@ def dumps(doc: dict) -> str:
 class Decoder:
     """Builds values back from a mirror document. `array(path)` returns an indexed array (checked)."""
 
-    def __init__(self, array: Callable[[str], np.ndarray], fail: Callable[[str], Exception]) -> None:
+    def __init__(self, array: Callable[[str], np.ndarray], fail: Callable[[str], Exception], max_depth: int = 100,
+                 too_deep: Callable[[], Exception] | None = None) -> None:
         self.array = array
         self.fail = fail
+        self.max_depth, self.depth = max_depth, 0
+        self.too_deep = too_deep or (lambda: fail(f"mirror: values nested more than {max_depth} levels deep"))
 
     def value(self, v: Any) -> Any:
         if v is None or isinstance(v, (bool, int, float, str)):
             return v
+        if not (isinstance(v, dict) and ("d" in v or "l" in v or "t" in v)):
+            return self._value(v)  # leaves (arrays, floats by their bits) are no level of nesting
+        if self.depth >= self.max_depth:
+            raise self.too_deep()
+        self.depth += 1
+        try:
+            return self._value(v)
+        finally:
+            self.depth -= 1
+
+    def _value(self, v: Any) -> Any:
         if not isinstance(v, dict) or len(v) != 1:
             raise self.fail(f"mirror: malformed value {str(v)[:60]!r}")
         (tag, body), = v.items()

@@ -49,6 +49,7 @@ _LIST_AS_ARRAY = 64  # numeric lists at least this long are indexed like arrays
 _GRAPH_KNOWN = {"type", "nodes", "edges", "metadata", "allow_cycles"}
 _GRAPH_EXTRAS = ("cyclic_config", "quantization_config", "partition_metadata", "target_hardware")
 MAX_GRAPH_DEPTH = _hdf5_safety.MAX_GRAPH_DEPTH
+MAX_VALUE_DEPTH = _hdf5_safety.MAX_VALUE_DEPTH
 # Above this many bytes an uncompressed dataset cannot be genuine in a file of the given size.
 _COMPRESSION_SLACK = _hdf5_safety.COMPRESSION_SLACK
 
@@ -133,9 +134,33 @@ def depth_error(where: str) -> TalonFormatError:
                             "flatten some composite blocks")
 
 
+def value_depth_error(where: str) -> TalonFormatError:
+    return TalonFormatError(f"{where}: metadata nested more than {MAX_VALUE_DEPTH} levels deep (the .t1c limit, see docs/format.md)")
+
+
+def _value_depth(value: Any, limit: int = MAX_VALUE_DEPTH + 1) -> int:
+    """Levels of dicts, lists and tuples in `value`, counted up to `limit`."""
+    if not isinstance(value, (dict, list, tuple)) or limit <= 0:
+        return 0
+    items = value.values() if isinstance(value, dict) else value
+    return 1 + max((_value_depth(v, limit - 1) for v in items), default=0)
+
+
 def _check_depth(graph: Graph, where: str) -> None:
     if graph_depth(graph) > MAX_GRAPH_DEPTH:
         raise depth_error(f"write({where!r})")
+
+    def values(g: Graph) -> Iterator[Any]:
+        yield g.metadata
+        yield g.extras
+        for node in g.nodes.values():
+            if isinstance(node, Graph):
+                yield from values(node)
+            else:
+                yield from (v for v in node.field_values().values() if isinstance(v, dict))
+
+    if any(_value_depth(v) > MAX_VALUE_DEPTH + (1 if v is graph.extras else 0) for v in values(graph)):
+        raise value_depth_error(f"write({where!r})")
 
 
 def _array_census(graph: Graph) -> tuple[int, int]:
@@ -399,6 +424,7 @@ class _Reader:
         self.arrays: dict[str, np.ndarray] = {}  # indexed arrays already read and checked (the mirror's)
         self.entries_checked: set[str] = set()
         self.depth = 0  # of nested graphs being read
+        self.value_depth = 0  # of metadata groups being read
 
     def fail(self, message: str) -> TalonFormatError:
         where = " ".join(self.context)
@@ -540,6 +566,17 @@ class _Reader:
 
     def value(self, obj: h5py.Group | h5py.Dataset) -> Any:
         """Read a free-form metadata value written by _write_value (or by the existing SDK)."""
+        if not isinstance(obj, h5py.Group):
+            return self._value(obj)
+        if self.value_depth >= MAX_VALUE_DEPTH:
+            raise value_depth_error(self.path.name)
+        self.value_depth += 1
+        try:
+            return self._value(obj)
+        finally:
+            self.value_depth -= 1
+
+    def _value(self, obj: h5py.Group | h5py.Dataset) -> Any:
         kind = obj.attrs.get(_KIND_ATTR)
         if isinstance(kind, bytes):
             kind = kind.decode("utf-8", "replace")
@@ -666,7 +703,7 @@ class _Reader:
                 self.arrays[path] = arr
                 return arr
 
-            decoder = _mirror.Decoder(array, self.fail)
+            decoder = _mirror.Decoder(array, self.fail, MAX_VALUE_DEPTH, lambda: value_depth_error(self.path.name))
             try:
                 graph = self.graph_from_mirror(doc["graph"], decoder)
             except (KeyError, TypeError, ValueError, AttributeError, OverflowError, RecursionError) as exc:
