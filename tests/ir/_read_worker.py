@@ -18,6 +18,7 @@ def _serve(conn: Any) -> None:
     from talon.errors import TalonFormatError
 
     warnings.simplefilter("ignore")
+    conn.send("ready")  # imports done: the parent's per-read timeout starts now
     while True:
         path = conn.recv()
         if path is None:
@@ -44,6 +45,8 @@ class ReadWorker:
         self.proc = self.ctx.Process(target=_serve, args=(child,), daemon=True)
         self.proc.start()
         child.close()
+        if not self.conn.poll(300) or self.conn.recv() != "ready":
+            raise RuntimeError("the reader process did not start")
 
     def read(self, path: Any) -> str:
         try:

@@ -459,7 +459,7 @@ def _fuzz(fuzz_bases, worker, sealed, reseal_it, mutations):
     assert not outcome.startswith("BAD"), f"{mutations}: {outcome}"
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
 @given(sealed=st.booleans(), reseal_it=st.booleans(), mutations=_mutations())
 def test_fuzz_mutated_files_read_or_fail_cleanly(fuzz_bases, worker, sealed, reseal_it, mutations):
     _fuzz(fuzz_bases, worker, sealed, reseal_it, mutations)
