@@ -4,8 +4,9 @@ The HDF5 layout stays complete and canonical (it is what the existing SDK reads)
 writer stores `/graph/@talon_mirror`: the same content in one JSON document, produced in the same pass
 that writes the HDF5 objects, with each array replaced by a reference to its entry in the sealed index
 (_integrity). A reader that finds the mirror in a sealed file builds the Graph from it and copies the
-arrays by offset, without walking dozens of HDF5 objects one lookup at a time; files without it
-(the existing SDK's, compressed ones, older TALON ones) are read from the HDF5 objects.
+arrays by offset (overlapping the copies with their digests), then checks it against the HDF5 objects,
+since anyone can recompute a seal; files without it (the existing SDK's, compressed ones, older TALON
+ones) are read from the HDF5 objects.
 
 The mirror encodes what the HDF5 reader would return, not what was given to the writer: a list of
 numpy integers is written as an int64 dataset and reads back as Python ints, so its mirror holds ints.
