@@ -437,20 +437,28 @@ def _mutate(data: bytes, mutations: list) -> bytes:
 
 @pytest.fixture(scope="module")
 def fuzz_bases(tmp_path_factory):
+    """Small valid files: sealed and unsealed .t1c, and .nir (when the nir package is there)."""
     d = tmp_path_factory.mktemp("fuzz")
     bases = {}
     for sealed in (True, False):
         p = d / f"base_{sealed}.t1c"
         ir.write(p, _nested(1))
         bases[sealed] = (p if sealed else unseal(p)).read_bytes()
+    try:
+        import nir  # noqa: F401
+
+        ir.write(d / "base.nir", _graph())
+        bases["nir"] = (d / "base.nir").read_bytes()
+    except ImportError:
+        bases["nir"] = bases[False]
     return d, bases
 
 
 def _fuzz(fuzz_bases, worker, sealed, reseal_it, mutations):
     d, bases = fuzz_bases
-    p = d / "mutant.t1c"
+    p = d / ("mutant.nir" if sealed == "nir" else "mutant.t1c")
     p.write_bytes(_mutate(bases[sealed], mutations))
-    if sealed and reseal_it:
+    if sealed is True and reseal_it:
         try:
             reseal(p)
         except Exception:
@@ -460,14 +468,14 @@ def _fuzz(fuzz_bases, worker, sealed, reseal_it, mutations):
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
-@given(sealed=st.booleans(), reseal_it=st.booleans(), mutations=_mutations())
+@given(sealed=st.sampled_from([True, False, "nir"]), reseal_it=st.booleans(), mutations=_mutations())
 def test_fuzz_mutated_files_read_or_fail_cleanly(fuzz_bases, worker, sealed, reseal_it, mutations):
     _fuzz(fuzz_bases, worker, sealed, reseal_it, mutations)
 
 
 @pytest.mark.slow
 @settings(max_examples=1500, deadline=None, suppress_health_check=list(HealthCheck))
-@given(sealed=st.booleans(), reseal_it=st.booleans(), mutations=_mutations())
+@given(sealed=st.sampled_from([True, False, "nir"]), reseal_it=st.booleans(), mutations=_mutations())
 def test_fuzz_mutated_files_read_or_fail_cleanly_long(fuzz_bases, worker, sealed, reseal_it, mutations):
     _fuzz(fuzz_bases, worker, sealed, reseal_it, mutations)
 
