@@ -180,75 +180,125 @@ def seal(path: Path, block: int, entries: dict[str, list], chunked: list[str] = 
         os.close(fd)
 
 
-def verify(path: Path) -> dict | None:
-    """Check the sealed index of `path`; return {hdf5 path: entry} or None when the file has no index.
+_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
+
+def verify(mm: Any, name: str) -> dict | None:
+    """Check the sealed index of the file whose bytes are `mm` (an mmap of the one open descriptor);
+    return {hdf5 path: entry}, or None when the file has no seal.
+
+    A file has no seal when it starts with HDF5's own signature (no user block) or when its first 8
+    bytes are zero (the documented way to drop a seal). Anything else in front of an HDF5 file is a
+    damaged seal, refused: one flipped bit in the magic must not silently drop every checksum.
     Raises TalonFormatError when the index or anything it covers does not match.
     """
-    name = path.name
-    with open(path, "rb") as f:
-        if f.read(8) != MAGIC:
-            return None
-        size = path.stat().st_size
-        if size == 0:
-            return None
-        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-            view = memoryview(mm)
-            try:
-                block, length = struct.unpack("<QQ", mm[40:HEADER])
-                if block < _MIN_BLOCK or block & (block - 1) or block > size or HEADER + length > block:
-                    raise ValueError("bad user block header")
-                index = json.loads(bytes(mm[HEADER : HEADER + length]).decode("utf-8"))
-                entries = index["arrays"]
-                if not isinstance(entries, dict) or not all(isinstance(e, list) and len(e) == 5 for e in entries.values()):
-                    raise ValueError("malformed array entries")
-                ranges = sorted((int(e[0]), int(e[1])) for e in entries.values())
-                end = block
-                for offset, nbytes in ranges:
-                    if offset < end or nbytes < 0 or offset + nbytes > size:
-                        raise ValueError("array ranges overlap or fall outside the file")
-                    end = offset + nbytes
-                ok = _covered(view, block, ranges) == bytes(mm[8:40])
-            except (ValueError, KeyError, TypeError, IndexError, AttributeError, UnicodeDecodeError, struct.error) as exc:
-                raise TalonFormatError(f"{name}: damaged TALON index ({exc})") from None
-            finally:
-                view.release()
+    size = len(mm)
+    head = bytes(mm[0:8])
+    if head != MAGIC:
+        if head in (_HDF5_SIGNATURE, bytes(8)) or not _has_user_block(mm):
+            return None  # not sealed (or not HDF5 at all, which the HDF5 library reports)
+        raise TalonFormatError(f"{name}: damaged TALON seal (the file's first 8 bytes are {head!r}, not {MAGIC!r}); "
+                               "if the file was edited on purpose, zero its first 8 bytes to read it without the seal")
+    view = memoryview(mm)
+    try:
+        block, length = struct.unpack("<QQ", mm[40:HEADER])
+        if block < _MIN_BLOCK or block & (block - 1) or block > size or HEADER + length > block:
+            raise ValueError("bad user block header")
+        index = json.loads(bytes(mm[HEADER : HEADER + length]).decode("utf-8"))
+        entries = index["arrays"]
+        if not isinstance(entries, dict) or not all(isinstance(e, list) and len(e) == 5 for e in entries.values()):
+            raise ValueError("malformed array entries")
+        ranges = sorted((int(e[0]), int(e[1])) for e in entries.values())
+        end = block
+        for offset, nbytes in ranges:
+            if offset < end or nbytes < 0 or offset + nbytes > size:
+                raise ValueError("array ranges overlap or fall outside the file")
+            end = offset + nbytes
+        ok = _covered(view, block, ranges) == bytes(mm[8:40])
+    except (ValueError, KeyError, TypeError, IndexError, AttributeError, UnicodeDecodeError, struct.error, RecursionError) as exc:
+        raise TalonFormatError(f"{name}: damaged TALON index ({type(exc).__name__}: {exc})") from None
+    finally:
+        view.release()
     if not ok:
         raise TalonFormatError(f"{name}: checksum mismatch: the file was modified or corrupted after it was written")
     return entries
 
 
+def _has_user_block(mm: Any) -> bool:
+    """HDF5 looks for its superblock at 0, 512, 1024, 2048, ...: one past 0 means a user block."""
+    pos = _MIN_BLOCK
+    while pos + 8 <= len(mm):
+        if mm[pos : pos + 8] == _HDF5_SIGNATURE:
+            return True
+        pos *= 2
+    return False
+
+
+HEAP_MAGIC = b"GCOL"  # starts an HDF5 global heap collection
+_GCOL_HEADER = 16  # "GCOL", version 1, 3 reserved bytes, 8-byte collection size
+_OBJ_HEADER = 16  # heap object: index (2), reference count (2), reserved (4), size (8)
+
+
+def check_global_heaps(mm: Any, name: str, skip: list[tuple[int, int]] = ()) -> None:
+    """Refuse malformed HDF5 global heap collections before HDF5 reads strings from them.
+
+    HDF5 does not checksum these heaps, and its parser loops forever on some damaged object sizes (a
+    free-space object of size 0, say). Every collection is walked the way HDF5 walks it, free space
+    included; each object must fit and each step moves forward, so the walk is bounded by the file
+    size. `skip` lists (offset, nbytes) ranges holding numeric dataset data (sorted): bytes there that
+    happen to read "GCOL" are array values, not a heap. A collection checked whole is not searched
+    again inside. Used for every file, sealed or not: anyone can recompute a seal.
+    """
+    size = len(mm)
+    start = 0
+    for offset, nbytes in sorted(skip) + [(size, 0)]:
+        if offset > start:  # search the gap before this range only: array bytes are not even paged in
+            start = _check_heaps_in(mm, name, start, offset)
+        start = max(start, offset + nbytes)
+
+
+def _check_heaps_in(mm: Any, name: str, start: int, stop: int) -> int:
+    """Check the collections that start in [start, stop); return the first byte not yet covered."""
+    size, done = len(mm), start
+    pos = mm.find(HEAP_MAGIC, start, min(size, stop + 3))
+    while pos != -1:
+        nxt = pos + 4
+        if pos + _GCOL_HEADER <= size and mm[pos + 4] == 1 and mm[pos + 5 : pos + 8] == b"\0\0\0":
+            (coll,) = struct.unpack_from("<Q", mm, pos + 8)
+            problem = _collection_problem(mm, pos, coll, size)
+            if problem:
+                raise TalonFormatError(f"{name}: corrupt HDF5 string heap at byte {pos} ({problem})")
+            nxt = pos + coll
+        done = max(done, nxt)
+        pos = mm.find(HEAP_MAGIC, nxt, min(size, stop + 3)) if nxt < stop else -1
+    return done
+
+
+def _collection_problem(mm: Any, pos: int, coll: int, size: int) -> str | None:
+    if coll < _GCOL_HEADER or coll > size - pos:
+        return f"collection size {coll} does not fit the file"
+    p, end = pos + _GCOL_HEADER, pos + coll
+    while p < end:
+        if p + _OBJ_HEADER > end:
+            break  # too small for an object header: HDF5 counts it as free space
+        idx, _, _, objsize = struct.unpack_from("<HHIQ", mm, p)
+        if idx == 0:  # free space: its size counts its own header
+            if objsize < _OBJ_HEADER or objsize > end - p:
+                return f"free-space object at byte {p} has size {objsize}"
+            need = objsize
+        else:
+            if objsize > end - p - _OBJ_HEADER:
+                return f"object {idx} at byte {p} has size {objsize}, past the end of its collection"
+            need = _OBJ_HEADER + (objsize + 7) // 8 * 8
+            if need > end - p:
+                return f"object {idx} at byte {p} does not fit its collection"
+        p += need
+    return None
+
+
 def _read_at(file: Any, view: memoryview, pos: int) -> int:
     file.seek(pos)
     return file.readinto(view) or 0
-
-
-def check_global_heaps(path: Path) -> None:
-    """Reject malformed HDF5 global heap collections before h5py reads strings from them.
-
-    Used for files without a TALON index (the existing SDK's): HDF5 does not checksum these heaps and
-    can loop forever on a damaged object size. Walks every collection and checks each object fits.
-    """
-    with open(path, "rb") as f:
-        size = path.stat().st_size
-        if size == 0:
-            return
-        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-            pos = mm.find(b"GCOL")
-            while pos != -1:
-                if pos + 16 <= size and mm[pos + 4] == 1 and mm[pos + 5 : pos + 8] == b"\0\0\0":
-                    (coll,) = struct.unpack_from("<Q", mm, pos + 8)
-                    if coll < 16 or pos + coll > size:
-                        raise TalonFormatError(f"{path.name}: corrupt HDF5 string heap at byte {pos}")
-                    p, end = pos + 16, pos + coll
-                    while p + 16 <= end:
-                        idx, _, _, objsize = struct.unpack_from("<HHIQ", mm, p)
-                        if idx == 0:
-                            break  # free space closes the collection
-                        if objsize > end - p - 16:
-                            raise TalonFormatError(f"{path.name}: corrupt HDF5 string heap object at byte {p}")
-                        p += 16 + (objsize + 7) // 8 * 8
-                pos = mm.find(b"GCOL", pos + 4)
 
 
 def read_array(file: Any, entry: list, fail: Any, check: bool = True) -> np.ndarray:

@@ -4,8 +4,9 @@ The HDF5 layout stays complete and canonical (it is what the existing SDK reads)
 writer stores `/graph/@talon_mirror`: the same content in one JSON document, produced in the same pass
 that writes the HDF5 objects, with each array replaced by a reference to its entry in the sealed index
 (_integrity). A reader that finds the mirror in a sealed file builds the Graph from it and copies the
-arrays by offset, without walking dozens of HDF5 objects one lookup at a time; files without it
-(the existing SDK's, compressed ones, older TALON ones) are read from the HDF5 objects.
+arrays by offset (overlapping the copies with their digests), then checks it against the HDF5 objects,
+since anyone can recompute a seal; files without it (the existing SDK's, compressed ones, older TALON
+ones) are read from the HDF5 objects.
 
 The mirror encodes what the HDF5 reader would return, not what was given to the writer: a list of
 numpy integers is written as an int64 dataset and reads back as Python ints, so its mirror holds ints.
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import struct
 from typing import Any, Callable
 
@@ -54,6 +56,15 @@ def number(value: float) -> Any:
     return {"f": struct.pack("<d", value).hex()} if math.isnan(value) else value
 
 
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def may_hold_surrogates(text: str) -> bool:
+    """Whether a mirror's JSON text has \\u escapes of surrogates (pairs for emoji, or lone ones, which
+    no UTF-8 tool can write back): only then is the decoded document worth checking for lone ones."""
+    return _SURROGATE_ESCAPE.search(text) is not None
+
+
 def dumps(doc: dict) -> str:
     return json.dumps({"v": VERSION, "graph": doc}, separators=(",", ":"), allow_nan=True)
 
@@ -61,15 +72,28 @@ def dumps(doc: dict) -> str:
 class Decoder:
     """Builds values back from a mirror document. `array(path)` returns an indexed array (checked)."""
 
-    def __init__(self, array: Callable[[str], np.ndarray], fail: Callable[[str], Exception],
-                 document: Callable[[str], Any] | None = None) -> None:
+    def __init__(self, array: Callable[[str], np.ndarray], fail: Callable[[str], Exception], max_depth: int = 100,
+                 too_deep: Callable[[], Exception] | None = None, document: Callable[[str], Any] | None = None) -> None:
         self.array = array
         self.fail = fail
         self.document = document  # reads a metadata entry stored as a JSON document (_metajson)
+        self.max_depth, self.depth = max_depth, 0
+        self.too_deep = too_deep or (lambda: fail(f"mirror: values nested more than {max_depth} levels deep"))
 
     def value(self, v: Any) -> Any:
         if v is None or isinstance(v, (bool, int, float, str)):
             return v
+        if not (isinstance(v, dict) and ("d" in v or "l" in v or "t" in v)):
+            return self._value(v)  # leaves (arrays, floats by their bits) are no level of nesting
+        if self.depth >= self.max_depth:
+            raise self.too_deep()
+        self.depth += 1
+        try:
+            return self._value(v)
+        finally:
+            self.depth -= 1
+
+    def _value(self, v: Any) -> Any:
         if not isinstance(v, dict) or len(v) != 1:
             raise self.fail(f"mirror: malformed value {str(v)[:60]!r}")
         (tag, body), = v.items()

@@ -34,7 +34,7 @@ import h5py
 import numpy as np
 
 from talon.errors import PrimitiveError, TalonError, TalonFormatError
-from talon.ir import _compact, _h5space, _integrity, _metajson, _mirror
+from talon.ir import _compact, _h5space, _hdf5_safety, _integrity, _metajson, _mirror
 from talon.ir._atomic import atomic_path
 from talon.ir.graph import Graph, back_edges
 from talon.ir.node import ARRAY, BOOL, DICT, FLOAT, INT, INTS, NUMBER, STR, Node, get_node_class, list_primitives, values_equal
@@ -53,16 +53,17 @@ _KIND_ATTR = "talon_kind"  # marks lists, tuples and None inside metadata dicts
 _LIST_AS_ARRAY = 64  # numeric lists at least this long are indexed like arrays
 _GRAPH_KNOWN = {"type", "nodes", "edges", "metadata", "allow_cycles"}
 _GRAPH_EXTRAS = ("cyclic_config", "quantization_config", "partition_metadata", "target_hardware")
+MAX_GRAPH_DEPTH = _hdf5_safety.MAX_GRAPH_DEPTH
+MAX_VALUE_DEPTH = _hdf5_safety.MAX_VALUE_DEPTH
 # Above this many bytes an uncompressed dataset cannot be genuine in a file of the given size.
-_COMPRESSION_SLACK = 1100  # gzip's best case is ~1:1032
+_COMPRESSION_SLACK = _hdf5_safety.COMPRESSION_SLACK
 
 
 class TalonFormatWarning(UserWarning):
     """A file read correctly but held something TALON ignored (an unknown field, say)."""
 
 
-class TalonFileNotFoundError(TalonFormatError, FileNotFoundError):
-    """The .t1c path does not exist."""
+TalonFileNotFoundError = _hdf5_safety.TalonFileNotFoundError
 
 
 class _ArrayReadError(Exception):
@@ -98,6 +99,7 @@ def write(path: str | os.PathLike, graph: Graph, *, compression: str | None = No
     if compression not in (None, "gzip", "lzf"):
         raise TalonFormatError(f"write({str(path)!r}): compression must be None, 'gzip' or 'lzf', got {compression!r}")
     _check_extras(graph, str(path))
+    _check_depth(graph, str(path))
     _try_infer_shapes(graph)
     opts: dict[str, Any] = {"compression": compression, "compression_opts": compression_level if compression == "gzip" else None, "sink": None, "chunked": [],
                             "integers": integer_arrays, "version": FORMAT_VERSION}
@@ -124,6 +126,49 @@ def _check_extras(graph: Graph, where: str) -> None:
         clash = sorted(set(g.extras) & _GRAPH_KNOWN)
         if clash:
             raise TalonFormatError(f"{where}: graph extras may not be named {clash} (the file's own graph objects)")
+
+
+def graph_depth(graph: Graph, limit: int = MAX_GRAPH_DEPTH + 1) -> int:
+    """How many graphs are nested inside one another below `graph` (0: no nested graph), counted up
+    to `limit` (a graph that contains itself would otherwise never end)."""
+    inner = [n for n in graph.nodes.values() if isinstance(n, Graph)]
+    if not inner or limit <= 0:
+        return 0
+    return 1 + max(graph_depth(n, limit - 1) for n in inner)
+
+
+def depth_error(where: str) -> TalonFormatError:
+    return TalonFormatError(f"{where}: graphs nested more than {MAX_GRAPH_DEPTH} levels deep (the .t1c limit, see docs/format.md); "
+                            "flatten some composite blocks")
+
+
+def value_depth_error(where: str) -> TalonFormatError:
+    return TalonFormatError(f"{where}: metadata nested more than {MAX_VALUE_DEPTH} levels deep (the .t1c limit, see docs/format.md)")
+
+
+def _value_depth(value: Any, limit: int = MAX_VALUE_DEPTH + 1) -> int:
+    """Levels of dicts, lists and tuples in `value`, counted up to `limit`."""
+    if not isinstance(value, (dict, list, tuple)) or limit <= 0:
+        return 0
+    items = value.values() if isinstance(value, dict) else value
+    return 1 + max((_value_depth(v, limit - 1) for v in items), default=0)
+
+
+def _check_depth(graph: Graph, where: str) -> None:
+    if graph_depth(graph) > MAX_GRAPH_DEPTH:
+        raise depth_error(f"write({where!r})")
+
+    def values(g: Graph) -> Iterator[Any]:
+        yield g.metadata
+        yield g.extras
+        for node in g.nodes.values():
+            if isinstance(node, Graph):
+                yield from values(node)
+            else:
+                yield from (v for v in node.field_values().values() if isinstance(v, dict))
+
+    if any(_value_depth(v) > MAX_VALUE_DEPTH + (1 if v is graph.extras else 0) for v in values(graph)):
+        raise value_depth_error(f"write({where!r})")
 
 
 def _array_census(graph: Graph) -> tuple[int, int]:
@@ -212,6 +257,10 @@ def _dataset(group: h5py.Group, name: str, data: np.ndarray) -> Any:
     bname, lcpl = _link_name(name)
     space = h5py.h5s.create_simple(data.shape) if data.shape else h5py.h5s.create(h5py.h5s.SCALAR)
     small = data.size and data.nbytes <= _COMPACT_BYTES  # compact datasets must fit a 64 KiB object header
+    if small and data.dtype.kind != "O" and _integrity.HEAP_MAGIC in data.tobytes():
+        # Compact data lies inside the object header, where the heap check (which skips only contiguous
+        # array data) would take these bytes for a damaged string heap: keep them contiguous.
+        small = False
     dsid = h5py.h5d.create(group.id, bname, tid, space, dcpl=_DCPL if small else _DCPL_EMPTY, lcpl=lcpl)
     dsid.write(h5py.h5s.ALL, h5py.h5s.ALL, data)
     return dsid
@@ -413,14 +462,19 @@ def _write_value(group: h5py.Group, key: str, value: Any, where: str, opts: dict
 class _Reader:
     """Reads one file defensively; every failure becomes a TalonFormatError naming file, node, field."""
 
-    def __init__(self, path: Path, file: h5py.File, index: dict | None = None, raw: Any = None) -> None:
+    def __init__(self, path: Path, file: h5py.File, index: dict | None = None, raw: Any = None, size: int = 1) -> None:
         self.path = path
         self.file = file
         self.sealed = index is not None  # a sealed file may index no array at all
         self.index = index or {}
         self.raw = raw
-        self.size = max(path.stat().st_size, 1)
+        self.size = max(size, 1)
         self.context: list[str] = []
+        self.census = _hdf5_safety.Census()
+        self.arrays: dict[str, np.ndarray] = {}  # indexed arrays already read and checked (the mirror's)
+        self.entries_checked: set[str] = set()
+        self.depth = 0  # of nested graphs being read
+        self.value_depth = 0  # of metadata groups being read
 
     def fail(self, message: str) -> TalonFormatError:
         where = " ".join(self.context)
@@ -452,13 +506,43 @@ class _Reader:
         # Checked before reading so that a hostile header cannot make us allocate terabytes.
         if nbytes > self.size + 4096 and nbytes > (self.size * _COMPRESSION_SLACK if ds.compression else 0):
             raise self.fail(f"dataset {ds.name.rsplit('/', 1)[-1]!r} declares {int(nbytes):,} bytes, more than the file can hold ({self.size:,} bytes)")
-        entry = self.index.get(ds.name) if shape and nbytes else None
-        if entry is not None and entry[4] is not None:
-            return _integrity.read_array(self.raw, entry, self.fail)
+        if shape and nbytes and self.index:
+            arr = self.indexed(ds.name)
+            if arr is not None:
+                return arr
         try:
             return ds[()]
         except OSError as exc:  # e.g. a Fletcher-32 mismatch in a compressed array
             raise self.fail(f"dataset {ds.name.rsplit('/', 1)[-1]!r} cannot be read, its data is corrupted ({exc})") from None
+
+    def indexed(self, path: str) -> np.ndarray | None:
+        """The array of dataset `path` copied by its index entry (None when it has none), once the entry
+        is known to describe the bytes HDF5 itself would read there."""
+        entry = self.index.get(path)
+        if entry is None or entry[4] is None:
+            return None
+        self.check_entry(path, entry)
+        arr = self.arrays.get(path)
+        return arr if arr is not None else _integrity.read_array(self.raw, entry, self.fail)
+
+    def check_entry(self, path: str, entry: list) -> None:
+        """An index entry must give the offset, size, dtype and shape HDF5 has for the dataset: else
+        h5py and the existing SDK would read other bytes than TALON, two models in one file."""
+        if path in self.entries_checked:
+            return
+        found = self.census.datasets.get(path)
+        if found is None:
+            raise self.fail(f"the index lists array {path!r}, which the file does not hold as a dataset")
+        dsid, layout = found
+        try:
+            ok = (layout == h5py.h5d.CONTIGUOUS and dsid.get_offset() == entry[0] and dsid.get_storage_size() == entry[1]
+                  and list(dsid.shape) == entry[3] and dsid.dtype == np.dtype(str(entry[2])))
+        except (TypeError, ValueError) as exc:
+            raise self.fail(f"index entry of array {path!r} is malformed ({exc})") from None
+        if not ok:
+            raise self.fail(f"the index entry of array {path!r} does not describe the dataset the file holds there "
+                            "(offset, size, dtype or shape): the file would read differently in other HDF5 readers")
+        self.entries_checked.add(path)
 
     def string(self, group: h5py.Group, name: str, ds: h5py.Dataset | None = None) -> str:
         ds = ds if ds is not None else self.dataset(group, name)
@@ -466,6 +550,12 @@ class _Reader:
         if h5py.check_string_dtype(dtype) is None or shape != ():
             raise self.fail(f"{name!r} should be a UTF-8 string, found {dtype} {shape}")
         return self.decode(self.load(ds, shape, dtype), name)
+
+    def link_name(self, name: Any) -> str:
+        """A node name or metadata key as stored: valid UTF-8 (h5py hands over undecodable ones as bytes)."""
+        if isinstance(name, bytes) or not _encodable(name):
+            raise self.fail(f"name {name!r} is not valid UTF-8")
+        return name
 
     def decode(self, raw: Any, name: str) -> str:
         if isinstance(raw, bytes):
@@ -491,9 +581,8 @@ class _Reader:
                 raise self.fail(f"field {name!r} should be a group (a dict)")
             return self.value(obj)
         if spec.kind == ARRAY and self.index:
-            entry = self.index.get(f"{prefix if prefix is not None else group.name}/{name}")
-            if entry is not None and entry[4] is not None:
-                arr = _integrity.read_array(self.raw, entry, self.fail)
+            arr = self.indexed(f"{prefix if prefix is not None else group.name}/{name}")
+            if arr is not None:
                 if arr.dtype.kind == "b":
                     raise self.fail(f"field {name!r} should be a numeric array, found booleans")
                 return self.integer_form(group[name], arr) if arr.dtype.kind in "iu" else arr
@@ -536,6 +625,17 @@ class _Reader:
 
     def value(self, obj: h5py.Group | h5py.Dataset) -> Any:
         """Read a free-form metadata value written by _write_value (or by the existing SDK)."""
+        if not isinstance(obj, h5py.Group):
+            return self._value(obj)
+        if self.value_depth >= MAX_VALUE_DEPTH:
+            raise value_depth_error(self.path.name)
+        self.value_depth += 1
+        try:
+            return self._value(obj)
+        finally:
+            self.value_depth -= 1
+
+    def _value(self, obj: h5py.Group | h5py.Dataset) -> Any:
         kind = obj.attrs.get(_KIND_ATTR)
         if isinstance(kind, bytes):
             kind = kind.decode("utf-8", "replace")
@@ -543,7 +643,7 @@ class _Reader:
             if kind in ("list", "tuple"):
                 items = [self.value(obj[k]) for k in sorted(obj, key=lambda s: int(s) if s.isdigit() else -1)]
                 return items if kind == "list" else tuple(items)
-            return {k: self.value(obj[k]) for k in obj}
+            return {self.link_name(k): self.value(obj[k]) for k in obj}
         if kind == "none":
             return None
         if kind in (_metajson.KIND, _metajson.ZKIND):
@@ -554,6 +654,8 @@ class _Reader:
             else:
                 text = self.decode(self.load(obj), obj.name)
             value = _metajson.loads(text, self.fail)
+            if self.value_depth + _value_depth(value) > MAX_VALUE_DEPTH:  # value_depth counts the dicts holding it
+                raise value_depth_error(self.path.name)
             self.check_free_form(value)
             return value
         if h5py.check_string_dtype(obj.dtype) is not None:
@@ -576,6 +678,16 @@ class _Reader:
         return np.asarray(data)
 
     # -- graph --------------------------------------------------------------------------------------
+    @contextmanager
+    def nested(self) -> Iterator[None]:
+        if self.depth >= MAX_GRAPH_DEPTH:
+            raise depth_error(self.path.name)
+        self.depth += 1
+        try:
+            yield
+        finally:
+            self.depth -= 1
+
     def graph(self, g: h5py.Group) -> Graph:
         gtype = self.string(g, "type") if "type" in g else "Graph"
         if gtype != "Graph":
@@ -590,7 +702,7 @@ class _Reader:
             src, dst = self.strings(edges_group, "src"), self.strings(edges_group, "dst")
             if len(src) != len(dst):
                 raise self.fail(f"'src' has {len(src)} entries but 'dst' has {len(dst)}")
-        names = list(nodes_group)
+        names = [self.link_name(n) for n in nodes_group]
         nodes: dict[str, Node] = {}
         for name in names:
             with self.at(f"node {name!r}"):
@@ -628,11 +740,14 @@ class _Reader:
             return None
         with self.at(f"attribute {_mirror.ATTR!r}"):
             try:
-                doc = json.loads(self.decode(g.attrs[_mirror.ATTR], _mirror.ATTR))
+                text = self.decode(g.attrs[_mirror.ATTR], _mirror.ATTR)
+                doc = json.loads(text)
             except (ValueError, RecursionError) as exc:
                 raise self.fail(f"malformed ({exc})") from None
         if not isinstance(doc, dict) or doc.get("v") != _mirror.VERSION:
             return None  # another mirror version: the HDF5 objects are the canonical content
+        if _mirror.may_hold_surrogates(text) and not _encodable(doc):
+            raise self.fail(f"attribute {_mirror.ATTR!r}: a name or string is not valid Unicode (a lone surrogate)")
         # A worker thread reads the indexed arrays, in file order, while this one checks the digest of
         # the array before (xxh3 holds the GIL, a read does not), so the checks cost little wall time.
         # Every array is checked before the graph that holds it is returned.
@@ -649,21 +764,38 @@ class _Reader:
                     raise self.fail(f"the content mirror refers to array {path!r} twice")
                 used.add(path)
                 entry = self.indexed_array_entry(path)
+                self.check_entry(path, entry)
                 try:
                     arr = reads[path].result()
                 except (_ArrayReadError, OSError) as exc:
                     raise self.fail(str(exc)) from None
                 if _integrity.array_digest(arr) != entry[4]:
                     raise self.fail("array data fails its checksum: the file is corrupted")
+                self.arrays[path] = arr
                 return arr
 
-            decoder = _mirror.Decoder(array, self.fail, document=self.json_entry)
+            decoder = _mirror.Decoder(array, self.fail, MAX_VALUE_DEPTH, lambda: value_depth_error(self.path.name), document=self.json_entry)
             try:
-                return self.graph_from_mirror(doc["graph"], decoder)
+                graph = self.graph_from_mirror(doc["graph"], decoder)
             except (KeyError, TypeError, ValueError, AttributeError, OverflowError, RecursionError) as exc:
                 raise self.fail(f"malformed content mirror ({type(exc).__name__}: {exc})") from None
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
+        self.check_mirror(graph, g)
+        return graph
+
+    def check_mirror(self, graph: Graph, g: h5py.Group) -> None:
+        """The mirror must describe the HDF5 objects, which h5py and the existing SDK read: anyone can
+        recompute a seal, so a file could otherwise hold one model for TALON and another for them. The
+        objects are read (their arrays are the ones just checked, by the index entries that describe
+        them) and compared."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", TalonFormatWarning)  # the mirror's reading has warned already
+            objects = self.graph(g)
+        diff = _difference(graph, objects)
+        if diff:
+            raise self.fail(f"the content mirror disagrees with the HDF5 objects ({diff}): h5py and the existing SDK "
+                            "would read another model than TALON; refused")
 
     def json_entry(self, path: str) -> Any:
         """A metadata entry stored as a JSON document (_metajson), which the mirror refers to by path."""
@@ -682,7 +814,8 @@ class _Reader:
                 if not isinstance(name, str) or name in nodes:
                     raise self.fail("duplicate or malformed node name in the content mirror")
                 if type_name == "Graph":
-                    nodes[name] = self.graph_from_mirror(body, decoder)
+                    with self.nested():
+                        nodes[name] = self.graph_from_mirror(body, decoder)
                     continue
                 cls = self.node_class(type_name)
                 specs = cls.field_specs()
@@ -795,7 +928,8 @@ class _Reader:
             raise self.fail("'type' should be a dataset, found a group")
         type_name = self.string(ng, "type", type_ds)
         if type_name == "Graph":
-            node: Node = self.graph(ng)
+            with self.nested():
+                node: Node = self.graph(ng)
         else:
             cls = self.node_class(type_name)
             specs = cls.field_specs()
@@ -830,6 +964,46 @@ class _Reader:
             raise self.fail(str(exc)) from None
 
 
+def _encodable(value: Any) -> bool:
+    """True when every string in `value` (a JSON document or a name) can be written as UTF-8."""
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    except (TypeError, ValueError):
+        return True  # not JSON (never the case for a mirror or a name): nothing to say about its strings
+    return True
+
+
+def _difference(a: Graph, b: Graph, where: str = "") -> str | None:
+    """Where two graphs differ (nodes, fields, stored shapes, edges, dt, metadata), or None."""
+    if list(a.nodes) != list(b.nodes):
+        return f"{where}node names or order"
+    for name, node in a.nodes.items():
+        other = b.nodes[name]
+        label = f"{where}node {name!r}"
+        if type(node) is not type(other):
+            return f"{label}: type"
+        if isinstance(node, Graph):
+            inner = _difference(node, other, f"{label}: ")
+            if inner:
+                return inner
+        else:
+            for f in node.field_specs():
+                x, y = getattr(node, f), getattr(other, f)
+                if x is not y and not values_equal(x, y):  # arrays are shared when both read the same bytes
+                    return f"{label}: field {f!r}"
+        if node.input_shapes != other.input_shapes or node.output_shapes != other.output_shapes:
+            return f"{label}: stored shapes"
+    for label, x, y in (("edges", a.edges, b.edges), ("dt", a.dt, b.dt)):
+        if x != y:
+            return f"{where}{label}"
+    for label, x, y in (("metadata", a.metadata, b.metadata), ("graph fields", a.extras, b.extras)):
+        if not values_equal(x, y):
+            return f"{where}{label}"
+    return None
+
+
 from talon.ir.node import FieldSpec as _FieldSpec  # noqa: E402
 
 _FLOAT_SPEC = _FieldSpec(FLOAT)
@@ -844,30 +1018,19 @@ def _parse_version(text: str) -> tuple[int, ...] | None:
 
 @contextmanager
 def _open(path: str | os.PathLike) -> Iterator["_Reader"]:
+    """Open `path` once and check it (_hdf5_safety, _integrity) before any dataset is read from it."""
     p = Path(path)
     if not p.exists():
         raise TalonFileNotFoundError(f"{str(p)!r}: no such file")
     if p.is_dir():
         raise TalonFormatError(f"{str(p)!r} is a folder, not a .t1c file")
-    try:
-        index = _integrity.verify(p)
-        if index is None:
-            _integrity.check_global_heaps(p)
-    except OSError as exc:
-        raise TalonFormatError(f"cannot read {p.name}: {exc}") from None
-    try:
-        f = h5py.File(p, "r")
-    except Exception as exc:  # h5py raises OSError for most damage, others for some
-        raise TalonFormatError(f"cannot read {p.name} as HDF5 (not a .t1c file, or truncated/corrupt): {exc}") from None
-    raw = open(p, "rb", buffering=0)  # arrays are read whole: no buffer to copy through
-    try:
-        yield _Reader(p, f, index, raw)
-    finally:
-        raw.close()
-        try:
-            f.close()
-        except Exception:
-            pass
+    with _hdf5_safety.opened(p) as (raw, mm):
+        index = _integrity.verify(mm, p.name)  # before HDF5 parses any byte
+        with _hdf5_safety.hdf5_file(raw, p) as f:
+            reader = _Reader(p, f, index, raw, size=len(mm))
+            reader.census = _hdf5_safety.inspect(f, reader.fail)
+            _integrity.check_global_heaps(mm, p.name, reader.census.numeric_ranges)
+            yield reader
 
 
 def _version(reader: _Reader) -> str:
@@ -904,9 +1067,9 @@ def read(path: str | os.PathLike) -> Graph:
         f = reader.file
         try:
             if "graph" not in f and isinstance(f.get("node"), h5py.Group):  # NIR content under another name
-                from talon.ir.nir import read_nir
+                from talon.ir.nir import read_nir_hdf5
 
-                return read_nir(reader.path)
+                return read_nir_hdf5(f, reader.path, reader.census, reader.size)
             text = _version(reader)
             parsed = _parse_version(text)
             if parsed[:2] > _READABLE:

@@ -46,6 +46,7 @@ import numpy as np
 
 from talon.errors import GraphValidationError, MissingDependencyError, PrimitiveError, TalonFormatError
 from talon.ir import primitives as P
+from talon.ir._hdf5_safety import MAX_GRAPH_DEPTH
 from talon.ir._atomic import atomic_path
 from talon.ir.graph import Graph, check_name
 from talon.ir.node import ARRAY, Node, _coerce, get_node_class, values_equal
@@ -1249,22 +1250,21 @@ def is_nir_file(path: str | os.PathLike) -> bool:
         return False
     import h5py
 
-    try:
-        with h5py.File(p, "r") as f:
-            return "graph" not in f and isinstance(f.get("node"), h5py.Group)
+    from talon.ir import _hdf5_safety
+
+    try:  # links are looked at, never followed: an external link may name a FIFO
+        with _hdf5_safety.opened(p) as (raw, _), _hdf5_safety.hdf5_file(raw, p) as f:
+            return "graph" not in f and isinstance(f.get("node", getlink=True), h5py.HardLink) and isinstance(f.get("node"), h5py.Group)
     except Exception:
         return False
 
 
-def _nir_read(nir: Any, p: Path) -> Any:
+def _nir_read(nir: Any, f: Any) -> Any:
     """nir.read with type checking off at every level (nested graphs too): TALON checks shapes itself, and
-    files from older exporters often carry inconsistent declared types."""
+    files from older exporters often carry inconsistent declared types. `f` is an open, checked h5py file."""
     import h5py
 
-    try:
-        from nir.serialization import hdf2dict
-    except ImportError:  # pragma: no cover - older or newer nir layouts
-        return nir.read(p, type_check=False)
+    from nir.serialization import hdf2dict
 
     def no_check(d: dict) -> None:
         if isinstance(d, dict) and d.get("type") in ("NIRGraph", b"NIRGraph"):
@@ -1272,29 +1272,54 @@ def _nir_read(nir: Any, p: Path) -> Any:
             for child in (d.get("nodes") or {}).values():
                 no_check(child)
 
-    with h5py.File(p, "r") as f:
-        if not isinstance(f.get("node"), h5py.Group):
-            raise ValueError("no top-level 'node' group")
-        data = hdf2dict(f["node"])
+    if not isinstance(f.get("node"), h5py.Group):
+        raise ValueError("no top-level 'node' group")
+    data = hdf2dict(f["node"])
+    if _nir_depth(data) > MAX_GRAPH_DEPTH:
+        raise TalonFormatError(f"graphs nested more than {MAX_GRAPH_DEPTH} levels deep (the limit, see docs/format.md)")
     no_check(data)
     return nir.dict2NIRNode(data)
+
+
+def _nir_depth(d: Any, limit: int = MAX_GRAPH_DEPTH + 1) -> int:
+    """How deep NIRGraphs nest inside the NIRGraph dict `d` (counted up to `limit`)."""
+    inner = [c for c in ((d.get("nodes") if isinstance(d, dict) else None) or {}).values()
+             if isinstance(c, dict) and c.get("type") in ("NIRGraph", b"NIRGraph")]
+    if not inner or limit <= 0:
+        return 0
+    return 1 + max(_nir_depth(c, limit - 1) for c in inner)
 
 
 def read_nir(path: str | os.PathLike, *, dt: float | None = None, strip_batch: bool | None = None) -> Graph:
     """Read a `.nir` file into a talon.ir Graph (see from_nir for dt and strip_batch).
 
+    The file is opened once and checked as a .t1c is (docs/format.md, "Opening untrusted files").
     Raises TalonFormatError (NIRConversionError for a readable file TALON cannot convert exactly), naming the file.
     """
-    from talon.ir.format import TalonFileNotFoundError
+    from talon.ir import _hdf5_safety
 
     p = Path(path)
     if not p.exists():
-        raise TalonFileNotFoundError(f"{str(p)!r}: no such file")
+        raise _hdf5_safety.TalonFileNotFoundError(f"{str(p)!r}: no such file")
     if p.is_dir():
         raise TalonFormatError(f"{str(p)!r} is a folder, not a .nir file")
+    _require_nir()
+    with _hdf5_safety.checked_hdf5(p) as (f, census, size):
+        return read_nir_hdf5(f, p, census, size, dt=dt, strip_batch=strip_batch, checked=True)
+
+
+def read_nir_hdf5(f: Any, p: Path, census: Any, size: int, *, dt: float | None = None, strip_batch: bool | None = None,
+                  checked: bool = False) -> Graph:
+    """The Graph in an open HDF5 file holding NIR content, whose links and heaps `census` has checked."""
+    from talon.ir import _hdf5_safety
+
     nir = _require_nir()
+    if not checked:
+        _hdf5_safety.check_declared_sizes(census, size, lambda m: TalonFormatError(f"{p.name}: {m}"))
     try:
-        ng = _nir_read(nir, p)
+        ng = _nir_read(nir, f)
+    except TalonFormatError as exc:
+        raise TalonFormatError(f"{p.name}: {exc}") from None
     except Exception as exc:
         raise TalonFormatError(f"cannot read {p.name} as a NIR file: {type(exc).__name__}: {exc}") from None
     try:
