@@ -301,7 +301,10 @@ def _hold_replaced(target: Path) -> int | None:
         return None  # gone, unreadable, or replaced by something else meanwhile: nothing to hold
 
 
-_PENDING: set[int] = set()  # descriptors a release thread is about to close
+# Descriptors a release thread will close, and those it is closing, with the file each one is on. A
+# child forked between the two states would otherwise inherit an fd that no thread of its own closes.
+_PENDING: dict[int, tuple[int, int]] = {}
+_CLOSING: dict[int, tuple[int, int]] = {}
 _PENDING_LOCK = threading.Lock()
 
 
@@ -309,9 +312,13 @@ def _release(fd: int) -> None:
     """Close `fd` on a thread of its own (here and now when no thread can start: interpreter shutdown).
     One short-lived thread per replaced file, not a pool: a pool's idle worker would not survive
     os.fork, and files replaced in the child would never be released. A child forked while a release
-    is pending closes that descriptor itself (its copy of the thread does not exist)."""
+    is pending or under way closes that descriptor itself (its copy of the thread does not exist)."""
+    try:
+        st = os.fstat(fd)
+    except OSError:
+        return
     with _PENDING_LOCK:
-        _PENDING.add(fd)
+        _PENDING[fd] = (st.st_dev, st.st_ino)
     try:
         threading.Thread(target=_close_pending, args=(fd,), name="talon-release").start()
     except RuntimeError:
@@ -322,19 +329,29 @@ def _close_pending(fd: int) -> None:
     with _PENDING_LOCK:
         if fd not in _PENDING:
             return
-        _PENDING.discard(fd)
-    os.close(fd)
+        _CLOSING[fd] = _PENDING.pop(fd)
+    try:
+        os.close(fd)  # the slow part (freeing the replaced file) runs without the lock
+    finally:
+        with _PENDING_LOCK:
+            _CLOSING.pop(fd, None)
 
 
 def _close_all_pending_in_child() -> None:
+    """In a forked child: close the inherited descriptors of the parent's pending and ongoing releases.
+    An fd the parent had already closed may have been reused by then, so only one still on the same
+    file is closed."""
     global _PENDING_LOCK
     _PENDING_LOCK = threading.Lock()  # the parent's may have been held by a thread that is not here
-    for fd in list(_PENDING):
+    for fd, ident in [*_PENDING.items(), *_CLOSING.items()]:
         try:
-            os.close(fd)
+            st = os.fstat(fd)
+            if (st.st_dev, st.st_ino) == ident:
+                os.close(fd)
         except OSError:
             pass
     _PENDING.clear()
+    _CLOSING.clear()
 
 
 if hasattr(os, "register_at_fork"):
