@@ -61,8 +61,6 @@ def gain_type(monkeypatch):
     """FpgaTestGain, y = weight * x element-wise: a user primitive with a runtime and a cost entry (whose
     weight field makes fixed-point mode plan it as synaptic), registered for this test only."""
     monkeypatch.setattr(node_module, "_REGISTRY", dict(node_module._REGISTRY))
-    monkeypatch.setattr(cost_module, "_TABLE", dict(cost_module._TABLE))
-    monkeypatch.setattr(bridge_modules, "RUNTIME_BUILDERS", dict(bridge_modules.RUNTIME_BUILDERS))
 
     @ir.register_node
     @dataclasses.dataclass(eq=False, repr=False)
@@ -72,10 +70,15 @@ def gain_type(monkeypatch):
         def output_shape_for(self, shape):
             return tuple(shape)
 
-    bridge_modules.register_runtime("FpgaTestGain", lambda node, ctx: GainRuntime(node.weight))
-    register_cost("FpgaTestGain", lambda node, ins, outs: Counts(macs=int(np.prod(outs[0]))), weight_fields=("weight",))
-    yield FpgaTestGain
-    unregister_emitter("FpgaTestGain")
+    # the runtime and cost tables are held by reference elsewhere (fixed mode): add and remove in place
+    bridge_modules.register_runtime("FpgaTestGain", lambda node, ctx: GainRuntime(node.weight), replace=True)
+    register_cost("FpgaTestGain", lambda node, ins, outs: Counts(macs=int(np.prod(outs[0]))), weight_fields=("weight",), replace=True)
+    try:
+        yield FpgaTestGain
+    finally:
+        unregister_emitter("FpgaTestGain")
+        bridge_modules.RUNTIME_BUILDERS.pop("FpgaTestGain", None)
+        cost_module._TABLE.pop("FpgaTestGain", None)
 
 
 def _gain_graph(gain_cls) -> ir.Graph:
