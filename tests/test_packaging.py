@@ -5,6 +5,7 @@ dir (ahead of whatever t1c-talon install the test venv already has); this interp
 come after it so torch and snntorch stay importable.
 """
 
+import os
 import site
 import subprocess
 import sys
@@ -47,9 +48,10 @@ print(_t1c_talon_snntorch.__file__)
 def run_with_sites(site_dirs, code: str) -> list[str]:
     """Run ``code`` in a fresh ``-S`` interpreter with exactly ``site_dirs`` as site dirs; return stdout lines."""
     prelude = f"import site\nfor d in {[str(d) for d in site_dirs]!r}:\n    site.addsitedir(d)\n"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # a source tree on PYTHONPATH would win
     proc = subprocess.run(
         [sys.executable, "-S", "-c", prelude + textwrap.dedent(code)],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True, text=True, timeout=120, env=env,
     )
     assert proc.returncode == 0, proc.stderr
     return proc.stdout.splitlines()
