@@ -5,6 +5,7 @@ dir (ahead of whatever t1c-talon install the test venv already has); this interp
 come after it so torch and snntorch stay importable.
 """
 
+import os
 import site
 import subprocess
 import sys
@@ -47,9 +48,10 @@ print(_t1c_talon_snntorch.__file__)
 def run_with_sites(site_dirs, code: str) -> list[str]:
     """Run ``code`` in a fresh ``-S`` interpreter with exactly ``site_dirs`` as site dirs; return stdout lines."""
     prelude = f"import site\nfor d in {[str(d) for d in site_dirs]!r}:\n    site.addsitedir(d)\n"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # a source tree on PYTHONPATH would win
     proc = subprocess.run(
         [sys.executable, "-S", "-c", prelude + textwrap.dedent(code)],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True, text=True, timeout=120, env=env,
     )
     assert proc.returncode == 0, proc.stderr
     return proc.stdout.splitlines()
@@ -89,3 +91,23 @@ def test_shim_costs_nothing_at_startup():
         print(sum(getattr(f, "_t1c_talon_snntorch", False) for f in sys.meta_path))
     """)
     assert out == ["[]", "1"]
+
+
+def test_wheel_ships_the_fpga_templates(tmp_path, monkeypatch):
+    """The C++ kernels are package data: every template in the source tree is in the wheel, and the
+    installed backend reads them from there (not from the source tree)."""
+    root = build_and_unpack(hatchling_build.build_wheel, tmp_path, monkeypatch)
+    src = REPO / "src" / "talon" / "backend" / "fpga" / "templates"
+    want = sorted(p.relative_to(src).as_posix() for p in src.rglob("*") if p.is_file())
+    assert "kernels/affine.h" in want and "talon_fixed.h" in want
+    shipped = root / "talon" / "backend" / "fpga" / "templates"
+    assert sorted(p.relative_to(shipped).as_posix() for p in shipped.rglob("*") if p.is_file()) == want
+    code = """
+    from importlib import resources
+    from talon.backend.fpga import kernels
+    print(resources.files("talon.backend.fpga"))
+    print(kernels.builtin_kernel("affine").splitlines()[0])
+    """
+    where, first = run_with_sites([root, *site.getsitepackages()], code)[-2:]
+    assert Path(where).is_relative_to(root)
+    assert first.startswith("// Affine")
