@@ -20,12 +20,12 @@ from talon.sdk.convert import (
     remove_dropout,
 )
 from talon.sdk.cost import NodeCost, graph_costs, node_cost, register_cost
-from talon.sdk.fingerprint import fingerprint_graph, verify_fingerprint
+from talon.sdk.fingerprint import fingerprint_graph
 from talon.sdk.lint import CODES, LintIssue, LintResult, Severity, lint_graph
 from talon.sdk._load import as_graph
 from talon.sdk.profile import HardwareProfile, profile_graph, spike_valued_nodes
 from talon.sdk.query import ArrayInfo, NodeInfo, extract_subgraph, find_pattern, inspect_node, trace_path
-from talon.sdk.stamp import Stamp, get_stamp, stamp_graph
+from talon.sdk.stamp import Stamp, get_stamp, stamp_graph, verify_fingerprint
 
 __all__ = [
     "analyze_graph", "GraphStats", "LayerStats",

@@ -1,4 +1,4 @@
-"""fingerprint_graph: a canonical SHA-256 of what a graph computes, and verify_fingerprint.
+"""fingerprint_graph: a canonical SHA-256 of what a graph computes (checked against a stamp by stamp.verify_fingerprint).
 
 The hash covers, in this order (format "talon-fingerprint/1"; docs/sdk.md has the byte layout):
 
@@ -20,13 +20,12 @@ shapes. It changes with any field, weight bit, dtype, shape, name, type, edge or
 from __future__ import annotations
 
 import hashlib
-import hmac
 import struct
 from typing import Any
 
 import numpy as np
 
-from talon.errors import TalonError, TalonUsageError
+from talon.errors import TalonError
 from talon.ir import Graph, Node
 from talon.sdk._load import GraphLike, as_graph
 
@@ -46,20 +45,6 @@ def fingerprint_graph(graph: GraphLike, include_weights: bool = True) -> str:
     h.update(b"\x01" if include_weights else b"\x00")
     _graph(h, g, include_weights)
     return h.hexdigest()
-
-
-def verify_fingerprint(graph: GraphLike, expected: str | None = None, include_weights: bool = True) -> bool:
-    """True if `graph` hashes to `expected`. With expected=None, checks against the fingerprint its stamp
-    recorded (see stamp_graph); raises TalonUsageError if no fingerprint is given and the graph carries no stamp."""
-    g = as_graph(graph)
-    if expected is None:
-        from talon.sdk.stamp import get_stamp
-
-        stamp = get_stamp(g)
-        if stamp is None:
-            raise TalonUsageError("verify_fingerprint: no expected fingerprint given and the graph carries no stamp")
-        expected = stamp.fingerprint if include_weights else stamp.structure_fingerprint
-    return hmac.compare_digest(fingerprint_graph(g, include_weights).encode(), str(expected).lower().encode())
 
 
 def _graph(h: Any, g: Graph, weights: bool) -> None:

@@ -8,6 +8,7 @@ against the fingerprint taken when it was stamped.
 
 from __future__ import annotations
 
+import hmac
 import os
 import platform
 import subprocess
@@ -91,6 +92,18 @@ def stamp_graph(
     if target is not None:
         write(os.fspath(target), stamped)
     return stamped
+
+
+def verify_fingerprint(graph: GraphLike, expected: str | None = None, include_weights: bool = True) -> bool:
+    """True if `graph` hashes to `expected`. With expected=None, checks against the fingerprint its stamp
+    recorded (see stamp_graph); raises TalonUsageError if no fingerprint is given and the graph carries no stamp."""
+    g = as_graph(graph)
+    if expected is None:
+        stamp = get_stamp(g)
+        if stamp is None:
+            raise TalonUsageError("verify_fingerprint: no expected fingerprint given and the graph carries no stamp")
+        expected = stamp.fingerprint if include_weights else stamp.structure_fingerprint
+    return hmac.compare_digest(fingerprint_graph(g, include_weights).encode(), str(expected).lower().encode())
 
 
 def get_stamp(graph: GraphLike) -> Stamp | None:
