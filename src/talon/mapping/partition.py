@@ -170,6 +170,9 @@ def partition(
     if not 0.1 <= fill <= 1.0:
         raise MappingError(f"fill must be between 0.1 and 1, got {fill}")
     t0 = time.perf_counter()
+    from talon.mapping.capacity import check_capacity
+
+    check_capacity(graph, hw)  # totals first: a graph that cannot fit is refused before any partitioning
     ng = graph if isinstance(graph, NeuronGraph) else from_graph(graph, hw, rates=rates, default_rate=default_rate, group_size=group_size)
     from talon.mapping.allocate import check_units_fit, raise_does_not_fit
 

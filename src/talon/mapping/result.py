@@ -307,10 +307,20 @@ def map_graph(
 
 def _best_mapping(graph: Graph | NeuronGraph, hw: HardwareSpec, *, attach: bool, **kw: Any) -> MappingResult:
     t0 = time.perf_counter()
+    if isinstance(graph, Graph):
+        # one NeuronGraph for every algorithm tried (capacity first, so a graph that cannot fit is refused at once)
+        from talon.mapping.adapter import from_graph
+        from talon.mapping.capacity import check_capacity
+
+        check_capacity(graph, hw)
+        kw = dict(kw)
+        ng = from_graph(graph, hw, rates=kw.pop("rates"), default_rate=kw.pop("default_rate"), group_size=kw.pop("group_size"))
+    else:
+        ng = graph
     results, first_error = [], None
     for algorithm in AUTO_ALGORITHMS:
         try:
-            results.append(map_graph(graph, hw, algorithm, **kw))
+            results.append(map_graph(ng, hw, algorithm, **kw))
         except MappingError as exc:  # e.g. a partitioner that cannot meet a core's budget: the others may
             first_error = first_error or exc
     if not results:
