@@ -26,28 +26,66 @@ PICK_CHECK = 256
 LOCAL_RADIUS = 2
 
 
-def pair_gains(s: sp.csr_matrix, item_slot: np.ndarray, cols: int, p: np.ndarray, q: np.ndarray) -> np.ndarray:
+def pair_gains(s: sp.csr_matrix, item_slot: np.ndarray, cols: int, p: np.ndarray, q: np.ndarray,
+               table: "CostTable | None" = None) -> np.ndarray:
     """Exact cost change (traffic x hops) of swapping the slots of items p[e] and q[e], for each e.
 
-    s: symmetric traffic between items (zero diagonal). Negative: the swap helps. The traffic between p
-    and q themselves keeps its distance, so it is left out of both sums."""
-    return _moved(s, item_slot, cols, p, q) + _moved(s, item_slot, cols, q, p)
+    s: symmetric traffic between items (zero diagonal). Negative: the swap helps. With f_p(j) the cost
+    of item p on slot j (others held), gain = f_p(slot q) - f_p(slot p) + f_q(slot p) - f_q(slot q)
+    + 2 S[p, q] hops(p, q): the traffic between p and q keeps its distance."""
+    table = table or CostTable(s, item_slot, cols)
+    sp_, sq_ = item_slot[p], item_slot[q]
+    d_pq = np.abs(sp_ // cols - sq_ // cols) + np.abs(sp_ % cols - sq_ % cols)
+    return (table.cost(p, sq_) - table.cost(p, sp_) + table.cost(q, sp_) - table.cost(q, sq_)
+            + 2 * table.traffic(p, q) * d_pq)
 
 
-def _moved(s: sp.csr_matrix, item_slot: np.ndarray, cols: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """sum over r != b of S[a, r] * (hops(slot b, slot r) - hops(slot a, slot r)), per pair."""
-    starts = s.indptr[a]
-    lens = s.indptr[a + 1] - starts
-    total = int(lens.sum())
-    e = np.repeat(np.arange(len(a), dtype=np.int64), lens)
-    idx = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(lens) - lens, lens) + np.repeat(starts, lens)
-    nb = s.indices[idx]
-    w = s.data[idx] * (nb != b[e])
-    sl_r = item_slot[nb]
-    rr, rc = sl_r // cols, sl_r % cols
-    sa, sb = item_slot[a][e], item_slot[b][e]
-    d = np.abs(sb // cols - rr) + np.abs(sb % cols - rc) - np.abs(sa // cols - rr) - np.abs(sa % cols - rc)
-    return np.bincount(e, weights=w * d, minlength=len(a))
+class CostTable:
+    """f_p(j) = sum_r S[p, r] hops(j, slot r) for any item p and slot j in O(log degree): hops are
+    |row| + |col| distances, so each axis is a weighted sum of |x - x_r| over p's partners, read from
+    prefix sums of their coordinates sorted per item (one sort of the traffic's entries per round)."""
+
+    def __init__(self, s: sp.csr_matrix, item_slot: np.ndarray, cols: int) -> None:
+        self.s, self.cols = s, cols
+        n = s.shape[0]
+        owner = np.repeat(np.arange(n, dtype=np.int64), np.diff(s.indptr))
+        partner = item_slot[s.indices]
+        self.n = n
+        self._tkey: np.ndarray | None = None
+        self._tval: np.ndarray | None = None
+        self.axes = [self._axis(owner, partner // cols, s.data), self._axis(owner, partner % cols, s.data)]
+
+    def _axis(self, owner: np.ndarray, x: np.ndarray, w: np.ndarray):
+        span = int(x.max()) + 2 if x.size else 2
+        key = owner * span + x
+        order = np.argsort(key, kind="stable")
+        key, xs, ws = key[order], x[order], w[order]
+        cw = np.concatenate([[0.0], np.cumsum(ws)])
+        cxw = np.concatenate([[0.0], np.cumsum(ws * xs)])
+        return span, key, cw, cxw
+
+    def cost(self, item: np.ndarray, slot: np.ndarray) -> np.ndarray:
+        lo, hi = self.s.indptr[item], self.s.indptr[item + 1]
+        out = np.zeros(len(item))
+        for (span, key, cw, cxw), x in zip(self.axes, (slot // self.cols, slot % self.cols)):
+            # entries of `item` with coordinate <= x are [lo, mid)
+            mid = np.searchsorted(key, item * span + np.minimum(x, span - 1), side="right")
+            w_le, xw_le = cw[mid] - cw[lo], cxw[mid] - cxw[lo]
+            w_gt, xw_gt = cw[hi] - cw[mid], cxw[hi] - cxw[mid]
+            out += x * w_le - xw_le + xw_gt - x * w_gt
+        return out
+
+    def traffic(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """S[a, b] per pair."""
+        if self._tkey is None:
+            key = np.repeat(np.arange(self.n, dtype=np.int64), np.diff(self.s.indptr)) * self.n + self.s.indices
+            order = np.argsort(key, kind="stable")
+            self._tkey, self._tval = key[order], self.s.data[order]
+        if self._tkey.size == 0:
+            return np.zeros(len(a))
+        want = a * self.n + b
+        at = np.minimum(np.searchsorted(self._tkey, want), self._tkey.size - 1)
+        return np.where(self._tkey[at] == want, self._tval[at], 0.0)
 
 
 def items_cost(coo: sp.coo_matrix, item_slot: np.ndarray, cols: int) -> float:
@@ -126,9 +164,10 @@ def refine_swaps(s: sp.csr_matrix, slots: np.ndarray, rows: int, cols: int, *, m
             break
         p, q = _candidates(s_ext, item_slot, k, rows, cols)
         gain = np.empty(len(p))
+        table = CostTable(s_ext, item_slot, cols)
         done = 0
         for lo in range(0, len(p), BLOCK):
-            gain[lo : lo + BLOCK] = pair_gains(s_ext, item_slot, cols, p[lo : lo + BLOCK], q[lo : lo + BLOCK])
+            gain[lo : lo + BLOCK] = pair_gains(s_ext, item_slot, cols, p[lo : lo + BLOCK], q[lo : lo + BLOCK], table)
             done = min(len(p), lo + BLOCK)
             if done < len(p) and now() > deadline:
                 expired = True  # use the gains computed so far, then stop
