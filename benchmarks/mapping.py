@@ -16,7 +16,8 @@ every ratio stands its floor:
 - traffic x hops (packet-hops per step) against the naive baseline: the greedy layer-order partition
   placed row-major without refinement (target: METIS at most 0.7 of it);
 - time against METIS's own time on the same unit graph (one k-way pymetis call, the least any
-  METIS mapping can take; target: METIS mapping under 60 s on 2 cores).
+  METIS mapping can take), in CPU seconds, which other jobs on a shared machine disturb less than wall
+  seconds (target: METIS mapping under 60 s wall on 2 cores).
 
 The peak resident memory of the process (building the network included) is printed at the end.
 
@@ -60,15 +61,15 @@ def timed(fn):
     return out, time.perf_counter() - w, time.process_time() - c
 
 
-def metis_floor(ng: NeuronGraph, hw: HardwareSpec, seed: int) -> float:
-    """Seconds of one METIS k-way call on the unit graph with the core count METIS mapping starts from."""
+def metis_floor(ng: NeuronGraph, hw: HardwareSpec, seed: int) -> tuple[float, float]:
+    """(wall, CPU) seconds of one METIS k-way call on the unit graph with the core count METIS mapping starts from."""
     from talon.mapping._spectral import symmetric_traffic
     from talon.mapping.partition import _metis_kway, min_cores
 
     s = symmetric_traffic(ng.unit_traffic())
     k = max(1, min(hw.num_cores, ng.num_units, min_cores(ng, hw, 0.97)))
-    _, wall, _ = timed(lambda: _metis_kway(ng, hw, s, k, seed))
-    return wall
+    _, wall, cpu = timed(lambda: _metis_kway(ng, hw, s, k, seed))
+    return wall, cpu
 
 
 def main() -> int:
@@ -102,9 +103,9 @@ def main() -> int:
     del adj
     print(f"network: {ng.summary()}")
     print(f"  built in {t1 - t0:.1f} s (sparse), grouped into units in {t2 - t1:.1f} s; peak memory so far {peak_rss_gb():.2f} GB")
-    floor = metis_floor(ng, hw, args.seed) if "metis" in args.algorithms.split(",") else None
+    floor, floor_cpu = metis_floor(ng, hw, args.seed) if "metis" in args.algorithms.split(",") else (None, None)
     if floor is not None:
-        print(f"  METIS alone (one k-way call on the unit graph): {floor:.1f} s")
+        print(f"  METIS alone (one k-way call on the unit graph): {floor:.1f} s wall, {floor_cpu:.1f} s CPU")
 
     rows = []
     runs = [("naive", "greedy", "row-major")] + [(a, a, "auto") for a in args.algorithms.split(",")]
@@ -129,7 +130,7 @@ def main() -> int:
     print("-" * len(head))
     for r in rows:
         r["ratio"] = r["packet_hops_per_step"] / base
-        r["time_over_metis"] = r["seconds"] / floor if floor else None
+        r["time_over_metis"] = r["cpu_seconds"] / floor_cpu if floor_cpu else None
         tm = f"{r['time_over_metis']:8.1f}" if floor else f"{'-':>8s}"
         print(
             f"{r['name']:9s} {r['seconds']:9.1f} {r['seconds_min']:9.1f} {r['cpu_seconds']:8.1f} {tm} {r['cores_used']:6d} "
@@ -137,7 +138,7 @@ def main() -> int:
             f"{r['max_link_load']:9,.0f} {r['max_neuron_utilisation']:9.0%}"
         )
     if floor:
-        print(f"(x METIS: median wall time over METIS alone, {floor:.1f} s; x naive: packet-hops over the naive baseline's)")
+        print(f"(x METIS: median CPU time over METIS alone's, {floor_cpu:.1f} s (wall {floor:.1f} s); x naive: packet-hops over the naive baseline's)")
     peak = peak_rss_gb()
     print(f"peak resident memory: {peak:.2f} GB")
     print()
@@ -147,11 +148,12 @@ def main() -> int:
         t_ok = metis["seconds"] < TARGET_SECONDS
         r_ok = metis["ratio"] <= TARGET_RATIO
         ok = t_ok and r_ok
-        print(f"target METIS time < {TARGET_SECONDS:.0f} s: median {metis['seconds']:.1f} s (min {metis['seconds_min']:.1f}; METIS alone {floor:.1f})  {'PASS' if t_ok else 'FAIL'}")
+        print(f"target METIS time < {TARGET_SECONDS:.0f} s: median {metis['seconds']:.1f} s wall (min {metis['seconds_min']:.1f}; "
+              f"CPU {metis['cpu_seconds']:.1f} s; METIS alone {floor:.1f} s wall, {floor_cpu:.1f} s CPU)  {'PASS' if t_ok else 'FAIL'}")
         print(f"target METIS traffic x hops <= {TARGET_RATIO} x naive: {metis['ratio']:.3f}  {'PASS' if r_ok else 'FAIL'}")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"hardware": hw.to_dict(), "network": ng.summary(), "build_seconds": t2 - t0, "metis_alone_seconds": floor,
+            json.dump({"hardware": hw.to_dict(), "network": ng.summary(), "build_seconds": t2 - t0, "metis_alone_seconds": floor, "metis_alone_cpu_seconds": floor_cpu,
                        "peak_rss_gb": peak, "rows": rows}, f, indent=2)
     return 0 if ok else 1
 
