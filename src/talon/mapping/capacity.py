@@ -81,7 +81,8 @@ def _needs_of_ir_graph(graph: Graph) -> dict:
         senders += int(np.count_nonzero(np.diff(r.indptr)))
     sampled = fan_in[n_layers:]
     worst_fan = int(np.argmax(sampled)) if sampled.size else 0
-    per_neuron = layer_syn / np.array([pop_size[p] for p in pops], dtype=np.float64)
+    # the synapses _build charges each layer (rounded per layer), spread evenly: some neuron holds at least the mean
+    per_neuron = np.rint(layer_syn) / np.array([pop_size[p] for p in pops], dtype=np.float64)
     worst_syn = int(np.argmax(per_neuron))
     return {
         "neurons": int(sum(pop_size.values())),
