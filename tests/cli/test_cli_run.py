@@ -487,3 +487,50 @@ def test_output_paths_under_a_file_and_absurd_budgets_are_refused(run_cli, snn_f
     assert code == 2 and "is a file, not a folder" in err
     code, _, err = run_cli("profile", snn_file, "--budget", "1e100")
     assert code == 2 and "1 EiB" in err
+
+
+class _RecordingStatus:
+    def __init__(self, log: list) -> None:
+        self.log = log
+
+    def start(self) -> None:
+        self.log.append("start")
+
+    def update(self, text: str) -> None:
+        self.log.append(text)
+
+    def stop(self) -> None:
+        self.log.append("stop")
+
+
+def _terminal_console(log: list):
+    """A console that says it is a terminal and records the status spinner's steps."""
+    import io
+
+    from rich.console import Console
+
+    class Terminal(Console):
+        def status(self, *args, **kwargs):
+            log.append(("status", args[0]))
+            return _RecordingStatus(log)
+
+    return lambda stderr=False: Terminal(file=io.StringIO(), force_terminal=True, width=140)
+
+
+def test_map_shows_its_steps_on_a_terminal_only(run_cli, snn_file, monkeypatch):
+    import talon.cli.map_cmds as map_cmds
+
+    log: list = []
+    monkeypatch.setattr(map_cmds, "console", _terminal_console(log))
+    code, _, _ = run_cli("map", snn_file, "--hw-preset", "small", "--algorithm", "greedy")
+    assert code == 0
+    assert log[:2] == [("status", "mapping"), "start"] and log[-1] == "stop"
+    assert "mapping: greedy: partitioning" in log and "mapping: greedy: routing" in log
+    assert any(str(x).startswith("mapping: greedy: placing") for x in log)
+    log.clear()
+    code, out, _ = run_cli("map", snn_file, "--hw-preset", "small", "--algorithm", "greedy", "--json")
+    assert code == 0 and log == [] and out.lstrip().startswith("{")  # --json: no spinner, stdout is the document
+    log.clear()
+    monkeypatch.undo()
+    code, out, _ = run_cli("map", snn_file, "--hw-preset", "small", "--algorithm", "greedy")  # not a terminal
+    assert code == 0 and "mapping: greedy" not in out

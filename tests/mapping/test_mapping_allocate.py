@@ -11,26 +11,29 @@ from mapping_helpers import dense_net, hw_small
 
 def test_graph_that_does_not_fit_says_what_where_and_by_how_much():
     hw = hw_small(mesh=(2, 2), neurons_per_core=256)
-    g = dense_net(10, 2000)  # 2,010 neurons: 8 cores of 256
+    g = dense_net(10, 2000)  # 2,010 neurons: 8 cores of 256, the mesh has 4: refused before partitioning
     for algorithm in ("greedy", "metis", "spectral"):
         with pytest.raises(MappingError) as info:
             check_fit(g, hw, algorithm)
         msg = str(info.value)
-        assert "does not fit the 2x2 mesh" in msg, msg
-        assert "smallest mesh that fits is 2x4 (8 cores" in msg, msg
+        assert "does not fit the 2x2 mesh" in msg and "under any partition" in msg, msg
+        assert "neurons: 2,010 placed elements (neurons + input elements) on the whole mesh > 1,024 (over by 986, 96%)" in msg, msg
+        assert "at least 8 cores: the smallest mesh that could fit it is 2x4" in msg, msg
         assert "in total it has 2,010 neurons (mesh: 1,024)" in msg, msg
+    # 1,020 placed elements fit the mesh's 1,024 in total, but not as greedy packs them
     with pytest.raises(MappingError) as info:
-        check_fit(g, hw, "greedy")
+        check_fit(dense_net(10, 1010), hw, "greedy")
     msg = str(info.value)
-    assert "cores on the mesh: 8 cores > budget 4 (over by 4" in msg
+    assert "cores on the mesh: 5 cores > budget 4 (over by 1" in msg
     # greedy fills core 0 with the 10 inputs and 15 units of 16 lif neurons (250), cores 1-2 with 256
-    # each; the remaining 1,248 would have to share core 3
-    assert "neurons on core 3 at (1, 1): 1,248 placed elements (neurons + input elements) > budget 256 (over by 992" in msg
+    # each; the remaining 258 would have to share core 3
+    assert "neurons on core 3 at (1, 1): 258 placed elements (neurons + input elements) > budget 256 (over by 2" in msg
+    assert "smallest mesh that fits is 2x3 (5 cores needed by the greedy partitioner)" in msg
 
 
 def test_weight_memory_that_no_mesh_can_hold():
     hw = hw_small(weight_memory_bytes_per_core=50)
-    with pytest.raises(MappingError, match=r"needs 100 bytes of weights .*\(over by 50\): no mesh fits"):
+    with pytest.raises(MappingError, match=r"weight memory: 100 bytes of weights for one neuron of layer 'lif0' .* > 50 \(over by 50, 100%\): no mesh fits"):
         check_fit(dense_net(100, 4), hw)
 
 

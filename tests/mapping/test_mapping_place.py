@@ -13,6 +13,7 @@ from talon.mapping.synthetic import layered_small_world
 from mapping_helpers import hw_small
 
 place_mod = importlib.import_module("talon.mapping.place")
+swaps_mod = importlib.import_module("talon.mapping._swaps")
 
 
 def chain_partition(k: int, hw) -> Partition:
@@ -58,20 +59,70 @@ def test_heuristic_beats_naive_baseline_by_a_margin():
 
 def test_swap_gains_match_brute_force():
     rng = np.random.default_rng(0)
-    n, rows, cols = 9, 3, 3
+    n, rows, cols = 9, 3, 4  # 9 items on 12 slots
     dense = np.triu(rng.random((n, n)) * (rng.random((n, n)) < 0.5), 1)
     s = sp.csr_matrix(dense + dense.T)
     slots = rng.permutation(rows * cols)[:n]
-    d = place_mod._slot_distance(rows, cols, slots)
-    gain, c = place_mod.swap_gains(s, d)
     cost = lambda sl: place_mod.traffic_hops(s, sl, cols) / 2  # noqa: E731
     base = cost(slots)
-    assert np.isclose(c.sum() / 2, base)
-    for p in range(n):
-        for q in range(n):
-            swapped = slots.copy()
-            swapped[p], swapped[q] = slots[q], slots[p]
-            assert np.isclose(gain[p, q], cost(swapped) - base), (p, q)
+    p, q = np.divmod(np.arange(n * n), n)
+    gain = swaps_mod.pair_gains(s, slots, cols, p, q)
+    for e in range(n * n):
+        swapped = slots.copy()
+        swapped[p[e]], swapped[q[e]] = slots[q[e]], slots[p[e]]
+        assert np.isclose(gain[e], cost(swapped) - base), (p[e], q[e])
+
+
+class CountingClock:
+    """A deterministic clock: every reading advances it by one second."""
+
+    def __init__(self) -> None:
+        self.t = 0.0
+        self.readings: list[float] = []
+
+    def __call__(self) -> float:
+        self.t += 1.0
+        self.readings.append(self.t)
+        return self.t
+
+
+def _big_partition():
+    # 64 cores on a 40x40 mesh: past ALL_PAIRS, so candidates are local and the round is cut in blocks
+    ng = layered_small_world(4, 16, 16, group_size=16, seed=2, long_range=0.5)
+    hw = hw_small(mesh=(40, 40), neurons_per_core=16, weight_memory_bytes_per_core=1 << 16)
+    return partition(ng, hw, "greedy"), hw
+
+
+def test_the_deadline_holds_within_a_round(monkeypatch):
+    part, hw = _big_partition()
+    s = place_mod.symmetric_traffic(part.core_traffic())
+    start = np.random.default_rng(0).permutation(hw.num_cores)[: part.num_cores]  # a poor start: much to gain
+    monkeypatch.setattr(swaps_mod, "BLOCK", 16)  # many blocks per round
+    for limit in (1.5, 2.5, 4.5):
+        clock = CountingClock()
+        monkeypatch.setattr(place_mod, "_now", clock)
+        slots, _ = place_mod._refine(s, start.copy(), hw, max_rounds=1000, deadline=limit)
+        # the refinement reads the clock at least once per block and stops at the first reading past the deadline
+        assert clock.readings[-1] == np.floor(limit) + 1, (limit, clock.readings)
+        assert len(np.unique(slots)) == part.num_cores
+        assert place_mod.traffic_hops(s, slots, hw.cols) <= place_mod.traffic_hops(s, start, hw.cols)
+    # with time to spare, the same refinement goes much further (rounds of many blocks)
+    clock = CountingClock()
+    monkeypatch.setattr(place_mod, "_now", clock)
+    far, swaps = place_mod._refine(s, start.copy(), hw, max_rounds=1000, deadline=1e9)
+    assert swaps > 0 and len(clock.readings) > 10
+    assert place_mod.traffic_hops(s, far, hw.cols) < place_mod.traffic_hops(s, start, hw.cols)
+
+
+def test_place_time_limit_is_read_from_the_clock(monkeypatch):
+    part, hw = _big_partition()
+    clock = CountingClock()
+    monkeypatch.setattr(place_mod, "_now", clock)
+    pl = place(part, hw, time_limit=3.0)
+    # one reading at the start, at most one past the deadline, one for the elapsed time
+    past = [t for t in clock.readings if t > 1.0 + 3.0]
+    assert len(past) <= 2 and pl.seconds <= 3.0 + 2.0
+    assert len(np.unique(pl.slots)) == part.num_cores
 
 
 def test_refinement_moves_cores_into_empty_slots():

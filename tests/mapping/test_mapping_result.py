@@ -149,3 +149,12 @@ def test_auto_keeps_the_mapping_with_the_least_traffic():
     assert best.algorithm == min(hops, key=lambda a: (hops[a], ("metis", "spectral", "greedy").index(a)))
     with pytest.raises(MappingError, match="'auto'"):
         map_graph(g, hw, "fastest")
+
+
+def test_map_graph_reports_its_steps():
+    steps: list = []
+    map_graph(dense_net(20, 30), hw_small(), "auto", progress=steps.append)
+    assert steps[0] == "checking capacity and building the neuron graph"
+    for algorithm in ("metis", "spectral", "greedy"):
+        i = steps.index(f"{algorithm}: partitioning")
+        assert steps[i + 1].startswith(f"{algorithm}: placing") and steps[i + 2] == f"{algorithm}: routing"

@@ -110,7 +110,17 @@ def map_cmd(graph_path: str, hardware_file, hw_preset, mesh, neurons_per_core, w
     spec = build_hardware(hardware_file, hw_preset, mesh, neurons_per_core, weight_memory, hw_weight_bits)
     prepare_plot(plot_path)
     g = load_graph(graph_path)
-    result = map_graph(g, spec, algorithm, default_rate=default_rate, seed=seed, attach=output is not None)
+    # a spinner with the current step, only on a terminal and never with --json (stdout stays the document)
+    term = console()
+    status = term.status("mapping", spinner="dots") if (not as_json and term.is_terminal) else None
+    if status is not None:
+        status.start()
+    try:
+        result = map_graph(g, spec, algorithm, default_rate=default_rate, seed=seed, attach=output is not None,
+                           progress=None if status is None else (lambda msg: status.update(f"mapping: {msg}")))
+    finally:
+        if status is not None:
+            status.stop()
     payload = {"file": graph_path, **mapping_payload(result, g), "output": output, "plot": None}
     if output:
         from talon.ir import write

@@ -82,25 +82,8 @@ def from_graph(
     """
     if not isinstance(graph, Graph):
         raise MappingError(f"from_graph expects a talon.ir.Graph, got {type(graph).__name__}")
-    g = _shaped_copy(graph)
-    costs = {}
-    for name, node in g.nodes.items():
-        try:
-            costs[name] = cost_table.node_cost(node, node.input_shapes, node.output_shapes)
-        except TalonError as exc:
-            raise MappingError(f"node {name!r} ({node.type_name}): {exc}") from exc
-    order = g.topological_order()
-    pops = [n for n in order if g.nodes[n].type_name == "Input" or costs[n].neurons > 0]
-    if not pops:
-        raise MappingError("the graph has no neuron layers and no inputs to map")
-    pop_size = {n: (costs[n].activation_elements if g.nodes[n].type_name == "Input" else costs[n].neurons) for n in pops}
-    for n in pops:
-        if pop_size[n] != numel(g.nodes[n].output_shapes[0]):
-            raise MappingError(f"layer {n!r}: the cost table counts {pop_size[n]} neurons but its output has {numel(g.nodes[n].output_shapes[0])} elements")
+    g, costs, order, pops, pop_size, in_edges = prepare(graph)
     is_pop = set(pops)
-    in_edges: dict[str, list[tuple[str, int]]] = defaultdict(list)
-    for (s, d), k in zip(g.edges, g.edge_output_index()):
-        in_edges[d].append((s, k))
 
     # Pre-pass: an upper bound of each layer's synapses per neuron, to size its units.
     base = group_size_for(hw, group_size)
@@ -134,18 +117,35 @@ def from_graph(
             sizes[pops[i]] = max(1, sizes[pops[i]] // 2)
 
 
-def _build(g: Graph, pops: list[str], pop_size: dict, sizes: dict, in_edges, is_pop: set, costs: dict, order: list[str], rate_arr: np.ndarray) -> NeuronGraph:
-    """The NeuronGraph for the given unit size per layer (see from_graph)."""
-    layer_start = np.concatenate([[0], np.cumsum([pop_size[n] for n in pops])]).astype(np.int64)
-    unit_bounds = []
-    for i, n in enumerate(pops):
-        unit_bounds.append(np.arange(0, pop_size[n], sizes[n], dtype=np.int64) + layer_start[i])
-    unit_start = np.concatenate(unit_bounds + [[layer_start[-1]]]).astype(np.int64)
-    num_units = len(unit_start) - 1
-    layer_units = np.searchsorted(unit_start, layer_start)  # unit range of each layer
-    neuron_unit = np.repeat(np.arange(num_units, dtype=np.int64), np.diff(unit_start))
+def prepare(graph: Graph) -> tuple[Graph, dict, list[str], list[str], dict, dict]:
+    """(shaped copy, cost per node, topological order, neuron layers and inputs, their sizes, in-edges)."""
+    g = _shaped_copy(graph)
+    costs = {}
+    for name, node in g.nodes.items():
+        try:
+            costs[name] = cost_table.node_cost(node, node.input_shapes, node.output_shapes)
+        except TalonError as exc:
+            raise MappingError(f"node {name!r} ({node.type_name}): {exc}") from exc
+    order = g.topological_order()
+    pops = [n for n in order if g.nodes[n].type_name == "Input" or costs[n].neurons > 0]
+    if not pops:
+        raise MappingError("the graph has no neuron layers and no inputs to map")
+    pop_size = {n: (costs[n].activation_elements if g.nodes[n].type_name == "Input" else costs[n].neurons) for n in pops}
+    for n in pops:
+        if pop_size[n] != numel(g.nodes[n].output_shapes[0]):
+            raise MappingError(f"layer {n!r}: the cost table counts {pop_size[n]} neurons but its output has {numel(g.nodes[n].output_shapes[0])} elements")
+    in_edges: dict[str, list[tuple[str, int]]] = defaultdict(list)
+    for (s, d), k in zip(g.edges, g.edge_output_index()):
+        in_edges[d].append((s, k))
+    return g, costs, order, pops, pop_size, in_edges
 
-    # Seeds: each layer's input is "reaches my own unit".
+
+def propagate(g: Graph, pops: list[str], seeds: list[sp.csr_matrix], in_edges, costs: dict, order: list[str]) -> tuple[dict, dict]:
+    """Push each layer's seed (its neurons x columns) backwards through the nodes between layers.
+
+    Returns ({layer: (its neurons x columns) reach}, {synaptic node: (its outputs x columns) reach}):
+    neuron i of a layer reaches column u when it has a synapse onto a neuron whose seed row marks u."""
+    is_pop = set(pops)
     pending: dict[str, dict[int, sp.csr_matrix]] = defaultdict(dict)
     reach: dict[str, sp.csr_matrix] = {}
 
@@ -156,11 +156,7 @@ def _build(g: Graph, pops: list[str], pop_size: dict, sizes: dict, in_edges, is_
             cur = pending[src].get(k)
             pending[src][k] = y if cur is None else cur + y
 
-    for i, b in enumerate(pops):
-        lo, hi = layer_start[i], layer_start[i + 1]
-        seed = sp.csr_matrix(
-            (np.ones(hi - lo, np.float32), neuron_unit[lo:hi], np.arange(hi - lo + 1)), shape=(hi - lo, num_units)
-        )
+    for b, seed in zip(pops, seeds):
         for s, k in in_edges[b]:
             push(s, k, seed)
 
@@ -192,6 +188,26 @@ def _build(g: Graph, pops: list[str], pop_size: dict, sizes: dict, in_edges, is_
         if any(pending.values()):
             stuck = [n for n, v in pending.items() if v]
             raise MappingError(f"a cycle through {stuck} contains no neuron layer: mapping needs a neuron on every loop")
+    return reach, synaptic_reach
+
+
+def _build(g: Graph, pops: list[str], pop_size: dict, sizes: dict, in_edges, is_pop: set, costs: dict, order: list[str], rate_arr: np.ndarray) -> NeuronGraph:
+    """The NeuronGraph for the given unit size per layer (see from_graph)."""
+    layer_start = np.concatenate([[0], np.cumsum([pop_size[n] for n in pops])]).astype(np.int64)
+    unit_bounds = []
+    for i, n in enumerate(pops):
+        unit_bounds.append(np.arange(0, pop_size[n], sizes[n], dtype=np.int64) + layer_start[i])
+    unit_start = np.concatenate(unit_bounds + [[layer_start[-1]]]).astype(np.int64)
+    num_units = len(unit_start) - 1
+    layer_units = np.searchsorted(unit_start, layer_start)  # unit range of each layer
+    neuron_unit = np.repeat(np.arange(num_units, dtype=np.int64), np.diff(unit_start))
+
+    # Seeds: each layer's input is "reaches my own unit".
+    seeds = []
+    for i in range(len(pops)):
+        lo, hi = layer_start[i], layer_start[i + 1]
+        seeds.append(sp.csr_matrix((np.ones(hi - lo, np.float32), neuron_unit[lo:hi], np.arange(hi - lo + 1)), shape=(hi - lo, num_units)))
+    reach, synaptic_reach = propagate(g, pops, seeds, in_edges, costs, order)
 
     blocks = []
     for i, n in enumerate(pops):
@@ -200,22 +216,8 @@ def _build(g: Graph, pops: list[str], pop_size: dict, sizes: dict, in_edges, is_
         blocks.append(binarize(r) if r is not None else sp.csr_matrix((size, num_units), dtype=np.float32))
     reach_all = sp.vstack(blocks, format="csr").astype(np.bool_)
 
-    # Synapses (weights) charged to the layers each synaptic node reaches.
     unit_layer = np.searchsorted(layer_start, unit_start[:-1], side="right") - 1
-    layer_syn = np.zeros(len(pops), dtype=np.float64)
-    unmapped = []
-    for name, node in g.nodes.items():
-        c = costs[name]
-        if c.synapses <= 0 or name in is_pop:
-            continue
-        y = synaptic_reach.get(name)
-        if y is None:
-            unmapped.append(name)
-            continue
-        rows = np.repeat(np.arange(y.shape[0]), np.diff(y.indptr))
-        pairs = np.unique(rows * len(pops) + unit_layer[y.indices])
-        frac = np.bincount(pairs % len(pops), minlength=len(pops)) / max(y.shape[0], 1)
-        layer_syn += c.synapses * frac
+    layer_syn, unmapped = charged_synapses(g, pops, costs, synaptic_reach, unit_layer)
     unit_syn = np.zeros(num_units, dtype=np.int64)
     for i, n in enumerate(pops):
         lo, hi = layer_units[i], layer_units[i + 1]
@@ -233,6 +235,28 @@ def _build(g: Graph, pops: list[str], pop_size: dict, sizes: dict, in_edges, is_
         layer_shapes=[tuple(g.nodes[n].output_shapes[0]) for n in pops],
         unmapped=unmapped,
     )
+
+
+def charged_synapses(g: Graph, pops: list[str], costs: dict, synaptic_reach: dict, col_layer: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """Synapses (weights) charged to each layer by the synaptic nodes that reach it (in proportion to the
+    share of the node's outputs that reach the layer), and the synaptic nodes that reach no layer.
+    `col_layer`: the layer of each column of the reach matrices."""
+    is_pop = set(pops)
+    layer_syn = np.zeros(len(pops), dtype=np.float64)
+    unmapped = []
+    for name, node in g.nodes.items():
+        c = costs[name]
+        if c.synapses <= 0 or name in is_pop:
+            continue
+        y = synaptic_reach.get(name)
+        if y is None:
+            unmapped.append(name)
+            continue
+        rows = np.repeat(np.arange(y.shape[0]), np.diff(y.indptr))
+        pairs = np.unique(rows * len(pops) + col_layer[y.indices])
+        frac = np.bincount(pairs % len(pops), minlength=len(pops)) / max(y.shape[0], 1)
+        layer_syn += c.synapses * frac
+    return layer_syn, unmapped
 
 
 def _upstream_synaptic(pop: str, in_edges, is_pop, costs) -> set[str]:

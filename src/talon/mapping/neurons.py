@@ -109,7 +109,7 @@ class NeuronGraph:
         if cached is not None:
             return cached
         r = self.reach
-        weighted = sp.csr_matrix((self.rates[_row_ids(r)], r.indices, r.indptr), shape=r.shape)
+        weighted = sp.csr_matrix((np.repeat(self.rates, np.diff(r.indptr)), r.indices, r.indptr), shape=r.shape)
         agg = sp.csr_matrix(
             (np.ones(self.num_neurons), self.neuron_unit, np.arange(self.num_neurons + 1)), shape=(self.num_neurons, self.num_units)
         ).T.tocsr()
@@ -162,8 +162,12 @@ class NeuronGraph:
         unit_start = group_units(layer_start, group_size, syn_in, max_group_synapses)
         r = rates_array(rates, n)
         # Reach at unit granularity: bool(adj) @ G^T, with G the neuron -> unit indicator.
-        neuron_unit = np.repeat(np.arange(len(unit_start) - 1, dtype=np.int64), np.diff(unit_start))
-        reach = sp.csr_matrix((np.ones(adj.nnz, dtype=np.bool_), neuron_unit[adj.indices], adj.indptr), shape=(n, len(unit_start) - 1))
+        # int32 unit numbers and a copy of adj's indptr only (sum_duplicates works in place): the largest
+        # arrays of a big graph are one entry per (neuron, target) pair
+        units = len(unit_start) - 1
+        neuron_unit = np.repeat(np.arange(units, dtype=np.int32 if units < 2**31 else np.int64), np.diff(unit_start))
+        reach = sp.csr_matrix((np.ones(adj.nnz, dtype=np.bool_), neuron_unit[adj.indices], adj.indptr.copy()), shape=(n, units))
+        del neuron_unit
         reach.sum_duplicates()
         unit_syn = np.add.reduceat(syn_in, unit_start[:-1])
         return cls(reach, r, unit_start, unit_syn, layer_start, names)
@@ -201,6 +205,3 @@ def group_units(layer_start: np.ndarray, group_size: int, syn_in: np.ndarray | N
     cut[layer_start[:-1]] = True
     return np.concatenate([np.flatnonzero(cut), [n]]).astype(np.int64)
 
-
-def _row_ids(m: sp.csr_matrix) -> np.ndarray:
-    return np.repeat(np.arange(m.shape[0], dtype=np.int64), np.diff(m.indptr))

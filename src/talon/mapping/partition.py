@@ -131,14 +131,12 @@ class Partition:
 
 
 def core_reach(reach: sp.csr_matrix, unit_core: np.ndarray, num_cores: int) -> sp.csr_matrix:
-    """reach (n x U) @ one-hot(unit_core) (U x K), binarized: which cores each neuron sends spikes to."""
-    onehot = sp.csr_matrix(
-        (np.ones(len(unit_core), dtype=np.float32), unit_core, np.arange(len(unit_core) + 1)), shape=(len(unit_core), num_cores)
-    )
-    rc = (reach.astype(np.float32) @ onehot).tocsr()
+    """Which cores each neuron sends spikes to: reach (n x U) with every unit replaced by its core,
+    duplicates merged (bool, sorted indices; int32 indices, no float copy of reach)."""
+    cores = np.asarray(unit_core, dtype=np.int32 if num_cores < 2**31 else np.int64)[reach.indices]
+    # sum_duplicates works in place: the indptr must be our own
+    rc = sp.csr_matrix((np.ones(cores.size, dtype=np.bool_), cores, reach.indptr.copy()), shape=(reach.shape[0], num_cores))
     rc.sum_duplicates()
-    rc.data = np.ones(rc.nnz, dtype=np.bool_)
-    rc = sp.csr_matrix((rc.data, rc.indices, rc.indptr), shape=rc.shape)
     return rc
 
 
@@ -170,6 +168,9 @@ def partition(
     if not 0.1 <= fill <= 1.0:
         raise MappingError(f"fill must be between 0.1 and 1, got {fill}")
     t0 = time.perf_counter()
+    from talon.mapping.capacity import check_capacity
+
+    check_capacity(graph, hw)  # totals first: a graph that cannot fit is refused before any partitioning
     ng = graph if isinstance(graph, NeuronGraph) else from_graph(graph, hw, rates=rates, default_rate=default_rate, group_size=group_size)
     from talon.mapping.allocate import check_units_fit, raise_does_not_fit
 

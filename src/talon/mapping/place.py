@@ -12,10 +12,12 @@ Heuristic ("auto", the default; docs/mapping.md has the details):
 2. Iterated linear assignment: with all other cores held in place, the cost of core p on slot j is
    sum_r S[p, r] * hops(j, slot(r)); every core moves at once to the optimal assignment of that cost
    matrix (scipy.optimize.linear_sum_assignment); repeat while the true cost falls.
-3. Pairwise swaps over every pair of mesh slots (empty slots included, so a core can also move): the
-   gains of all N^2 swaps come from one sparse-dense product (`swap_gains`); each core's best partner
+   Only on meshes of up to LAP_SLOTS (1,024) slots: its cost matrix is dense (cores x slots).
+3. Pairwise swaps (talon.mapping._swaps), with sparse traffic and no dense matrix: each core's candidate
+   partners are every item on a small mesh, otherwise the cores and empty slots within 2 hops and around
+   its ideal position (the traffic-weighted median of its partners' positions); each core's best swap
    is taken best first, the batch is applied and checked against the exact cost (halved until it
-   improves); repeat until no swap gains or the time limit.
+   improves); repeat until no swap gains or the time limit, which is read within a round too.
 """
 
 from __future__ import annotations
@@ -29,12 +31,18 @@ import scipy.sparse as sp
 
 from talon.errors import MappingError
 from talon.mapping._spectral import fiedler, symmetric_traffic
+from talon.mapping._swaps import refine_swaps
 from talon.mapping.hardware import HardwareSpec
 from talon.mapping.partition import Partition, halve_region, mesh_block
 
 METHODS = ("auto", "row-major", "snake", "spectral")
-#: Refinement over all slots (empty ones included) up to this many mesh slots; beyond, among used cores.
-DENSE_SLOTS = 4096
+#: Iterated linear assignment (a dense cores x slots cost matrix, 8 MB at most) up to this many mesh slots.
+LAP_SLOTS = 1024
+
+
+def _now() -> float:
+    """The clock the refinement deadline is read from (the tests replace it with a counting one)."""
+    return time.perf_counter()
 
 
 @dataclass
@@ -83,7 +91,7 @@ def place(
     method: "auto" (best initial placement, then swap refinement), "row-major" (the naive baseline, not
     refined unless refine=True), "snake" or "spectral" (that initial placement, refined by default).
     """
-    t0 = time.perf_counter()
+    t0 = _now()
     hw = hw or partition.hardware
     if method not in METHODS:
         raise MappingError(f"unknown placement method {method!r}; choose one of {list(METHODS)}")
@@ -102,7 +110,7 @@ def place(
         slots = _lap_refine(s, slots, hw, max_rounds=max_rounds, deadline=t0 + 0.5 * time_limit)
         slots, swaps = _refine(s, slots, hw, max_rounds=max_rounds, deadline=deadline)
     label = method if method != "auto" else f"auto({best}{'+refined' if refine else ''})"
-    return Placement(partition, slots, label, time.perf_counter() - t0, initial_cost=initial, swaps=swaps)
+    return Placement(partition, slots, label, _now() - t0, initial_cost=initial, swaps=swaps)
 
 
 # -- initial placements ------------------------------------------------------------------------------
@@ -155,16 +163,14 @@ def _bisection(s: sp.csr_matrix, rows: int, cols: int, seed: int) -> np.ndarray:
         axis, low, high, a1 = halve_region(r0, r1, c0, c1)
         m1 = int(round(m * a1 / area))
         m1 = min(max(m1, m - (area - a1)), a1, m)
-        sub = s[parts][:, parts]
+        rows = s[parts]  # sliced once per region: fancy indexing dominates this loop on large meshes
+        sub = rows[:, parts]
         f = fiedler(sub, seed=seed) if m > 2 else np.arange(m, dtype=np.float64)
         # Orient: cores pulled towards the low side (by traffic with cores outside this region) go low.
-        outside = s[parts]
         split = (low[1] - 0.5) if axis == 0 else (low[3] - 0.5)
-        pos = centre[:, axis]
-        pull = outside @ (pos - split)
-        inside_mask = np.zeros(k, dtype=bool)
-        inside_mask[parts] = True
-        pull -= s[parts][:, inside_mask] @ (pos[inside_mask] - split)
+        outside = np.ones(k, dtype=bool)
+        outside[parts] = False
+        pull = rows @ np.where(outside, centre[:, axis] - split, 0.0)
         if np.dot(f - f.mean(), pull) > 0:
             f = -f
         order = parts[np.argsort(f, kind="stable")]
@@ -192,13 +198,13 @@ def _lap_refine(s: sp.csr_matrix, slots: np.ndarray, hw: HardwareSpec, *, max_ro
     from scipy.optimize import linear_sum_assignment
 
     m = hw.num_cores
-    if m > DENSE_SLOTS:
+    if m > LAP_SLOTS:
         return slots
     dslot = _slot_distance(hw.rows, hw.cols)
     best, best_cost = slots.copy(), traffic_hops(s, slots, hw.cols)
     cur = slots.copy()
     for _ in range(max_rounds):
-        if time.perf_counter() > deadline:
+        if _now() > deadline:
             break
         cost = np.asarray(s @ dslot[cur, :])
         rows, cols = linear_sum_assignment(cost)
@@ -213,79 +219,6 @@ def _lap_refine(s: sp.csr_matrix, slots: np.ndarray, hw: HardwareSpec, *, max_ro
     return best
 
 
-def swap_gains(s: sp.csr_matrix, d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Cost change of swapping the positions of items p and q, for all pairs at once.
-
-    s: symmetric traffic between items (zero diagonal); d: hop distance between the items' current
-    positions. With G = S @ D and c[p] = sum_r S[p, r] D[p, r] (p's current cost):
-    gain[p, q] = G[p, q] + G[q, p] - c[p] - c[q] + 2 S[p, q] D[p, q]  (negative: the swap helps).
-    Returns (gain, c)."""
-    g = np.asarray(s @ d)
-    sd = s.multiply(d).tocsr()
-    c = np.asarray(sd.sum(axis=1)).ravel()
-    gain = g + g.T
-    gain -= c[:, None]
-    gain -= c[None, :]
-    sdc = sd.tocoo()
-    gain[sdc.row, sdc.col] += 2 * sdc.data
-    np.fill_diagonal(gain, 0.0)
-    return gain, c
-
-
-def _items_cost(s_ext: sp.csr_matrix, item_slot: np.ndarray, cols: int) -> float:
-    return traffic_hops(s_ext, item_slot, cols)
-
-
 def _refine(s: sp.csr_matrix, slots: np.ndarray, hw: HardwareSpec, *, max_rounds: int, deadline: float) -> tuple[np.ndarray, int]:
-    """Pairwise swaps (see the module docstring): all gains at once, then for every core its best partner,
-    applied best first while the cores involved exchange no traffic with cores already swapped."""
-    k, m = s.shape[0], hw.num_cores
-    if m <= DENSE_SLOTS:
-        # items 0..k-1 are cores, k..m-1 stand for the empty slots
-        free = np.setdiff1d(np.arange(m), slots)
-        item_slot = np.concatenate([slots, free])
-        s_ext = sp.csr_matrix((s.data, s.indices, np.concatenate([s.indptr, np.full(m - k, s.indptr[-1])])), shape=(m, m))
-        dslot = _slot_distance(hw.rows, hw.cols)
-    else:
-        item_slot = slots.copy()
-        s_ext = sp.csr_matrix(s)
-        dslot = None
-    n_items = item_slot.shape[0]
-    total = 0
-    for _ in range(max_rounds):
-        if time.perf_counter() > deadline:
-            break
-        d = dslot[np.ix_(item_slot, item_slot)] if dslot is not None else _slot_distance(hw.rows, hw.cols, item_slot)
-        gain, c = swap_gains(s_ext, d)
-        partner = np.argmin(gain, axis=1)
-        best = gain[np.arange(n_items), partner]
-        threshold = -1e-9 * max(1.0, float(c.sum()))
-        cand = np.flatnonzero(best < threshold)
-        if cand.size == 0:
-            break
-        cand = cand[np.argsort(best[cand], kind="stable")]
-        # best first, each item in at most one swap
-        used = np.zeros(n_items, dtype=bool)
-        chosen = []
-        for p in cand:  # one step per core at most
-            q = int(partner[p])
-            if not (used[p] or used[q]):
-                used[p] = used[q] = True
-                chosen.append((int(p), q))
-        # Swaps that share traffic interact, so their gains need not add up: apply the batch, check the
-        # exact cost, and halve the batch until it improves (a single best swap always does).
-        pairs = np.asarray(chosen, dtype=np.int64).reshape(-1, 2)
-        current = _items_cost(s_ext, item_slot, hw.cols)
-        applied = 0
-        while len(pairs):
-            trial = item_slot.copy()
-            trial[pairs[:, 0]], trial[pairs[:, 1]] = item_slot[pairs[:, 1]], item_slot[pairs[:, 0]]
-            if _items_cost(s_ext, trial, hw.cols) < current - 1e-9 or len(pairs) == 1:
-                item_slot = trial
-                applied = len(pairs)
-                break
-            pairs = pairs[: len(pairs) // 2]
-        total += applied
-        if applied == 0:
-            break
-    return item_slot[:k].copy(), total
+    """Pairwise swaps with sparse traffic (talon.mapping._swaps); the deadline is read within rounds."""
+    return refine_swaps(s, slots, hw.rows, hw.cols, max_rounds=max_rounds, deadline=deadline, now=_now)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -272,6 +272,7 @@ def map_graph(
     seed: int = 0,
     time_limit: float = 20.0,
     attach: bool = False,
+    progress: Callable[[str], None] | None = None,
 ) -> MappingResult:
     """Partition, place and route `graph` on `hw`; MappingError when it does not fit.
 
@@ -281,18 +282,23 @@ def map_graph(
     one kept. `placement` and `time_limit` (seconds for placement refinement): see talon.mapping.place.
     `rates`: expected spikes per neuron per step ({layer: value or array}, or one number); default 1.0
     for every neuron (an upper bound). With `attach=True` (IR graphs only) the result is also stored
-    in graph.metadata["talon_mapping"].
+    in graph.metadata["talon_mapping"]. `progress`, if given, is called with a short description of
+    each step as it starts (the CLI shows it on a terminal).
     """
     if algorithm not in (*ALGORITHMS, "auto"):
         raise MappingError(f"unknown mapping algorithm {algorithm!r}; choose one of {[*ALGORITHMS, 'auto']}")
     if algorithm == "auto":
         return _best_mapping(graph, hw, rates=rates, default_rate=default_rate, group_size=group_size, placement=placement,
-                             fill=fill, seed=seed, time_limit=time_limit, attach=attach)
+                             fill=fill, seed=seed, time_limit=time_limit, attach=attach, progress=progress)
+    say = progress or (lambda _msg: None)
     t0 = time.perf_counter()
+    say(f"{algorithm}: partitioning")
     part = partition(graph, hw, algorithm, rates=rates, default_rate=default_rate, group_size=group_size, fill=fill, seed=seed)
     t1 = time.perf_counter()
+    say(f"{algorithm}: placing {part.num_cores} cores (at most {time_limit:g} s)")
     placed = place(part, hw, method=placement, seed=seed, time_limit=time_limit)
     t2 = time.perf_counter()
+    say(f"{algorithm}: routing")
     routed = route(placed, hw)
     alloc = allocate(placed, hw)
     t3 = time.perf_counter()
@@ -307,10 +313,22 @@ def map_graph(
 
 def _best_mapping(graph: Graph | NeuronGraph, hw: HardwareSpec, *, attach: bool, **kw: Any) -> MappingResult:
     t0 = time.perf_counter()
+    if isinstance(graph, Graph):
+        if kw.get("progress"):
+            kw["progress"]("checking capacity and building the neuron graph")
+        # one NeuronGraph for every algorithm tried (capacity first, so a graph that cannot fit is refused at once)
+        from talon.mapping.adapter import from_graph
+        from talon.mapping.capacity import check_capacity
+
+        check_capacity(graph, hw)
+        kw = dict(kw)
+        ng = from_graph(graph, hw, rates=kw.pop("rates"), default_rate=kw.pop("default_rate"), group_size=kw.pop("group_size"))
+    else:
+        ng = graph
     results, first_error = [], None
     for algorithm in AUTO_ALGORITHMS:
         try:
-            results.append(map_graph(graph, hw, algorithm, **kw))
+            results.append(map_graph(ng, hw, algorithm, **kw))
         except MappingError as exc:  # e.g. a partitioner that cannot meet a core's budget: the others may
             first_error = first_error or exc
     if not results:

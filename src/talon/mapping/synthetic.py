@@ -17,6 +17,10 @@ import scipy.sparse as sp
 from talon.mapping.neurons import NeuronGraph
 
 
+#: Source neurons drawn at a time (bounds the temporaries: a few arrays of CHUNK x synapses per neuron).
+CHUNK = 1 << 18
+
+
 def layered_small_world_csr(
     layers: int = 16,
     rows: int = 250,
@@ -30,34 +34,51 @@ def layered_small_world_csr(
     rate_sigma: float = 0.5,
     seed: int = 0,
 ) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray]:
-    """(adjacency n x n CSR of synapse counts, rates (n,), layer sizes)."""
+    """(adjacency n x n CSR of synapse counts, rates (n,), layer sizes).
+
+    Written row by row straight into the CSR arrays (int32 indices where they fit), a chunk of source
+    neurons at a time: no coordinate list and no int64 copy of the synapses is ever held."""
     rng = np.random.default_rng(seed)
     per = rows * cols
     n = layers * per
-    src_parts, dst_parts = [], []
+    n_ff = (layers - 1) * per  # sources with a next sheet
+    extra = rng.poisson(long_range, n) if long_range > 0 else np.zeros(n, dtype=np.int64)
+    counts = np.full(n, lateral, dtype=np.int64) + extra
+    counts[:n_ff] += feedforward
+    indptr = np.concatenate([[0], np.cumsum(counts)])
+    idx = np.int32 if max(int(indptr[-1]), n) < 2**31 else np.int64
+    indptr = indptr.astype(idx)
+    indices = np.empty(int(indptr[-1]), dtype=idx)
 
-    def local(src: np.ndarray, k: int, layer_shift: int) -> None:
-        if k <= 0 or src.size == 0:
-            return
-        s = np.repeat(src, k)
-        layer, rem = np.divmod(s, per)
+    def local(src: np.ndarray, k: int, layer_shift: int) -> np.ndarray:
+        """(len(src), k) targets within `radius` of each source's position, `layer_shift` sheets on."""
+        layer, rem = np.divmod(src, per)
         r, c = np.divmod(rem, cols)
-        r = np.clip(r + rng.integers(-radius, radius + 1, s.size), 0, rows - 1)
-        c = np.clip(c + rng.integers(-radius, radius + 1, s.size), 0, cols - 1)
-        src_parts.append(s.astype(np.int32))
-        dst_parts.append(((layer + layer_shift) * per + r * cols + c).astype(np.int32))
+        r = np.clip(r[:, None] + rng.integers(-radius, radius + 1, (src.size, k)), 0, rows - 1)
+        c = np.clip(c[:, None] + rng.integers(-radius, radius + 1, (src.size, k)), 0, cols - 1)
+        return ((layer + layer_shift)[:, None] * per + r * cols + c).astype(idx)
 
-    all_idx = np.arange(n, dtype=np.int64)
-    local(all_idx[: (layers - 1) * per], feedforward, 1)
-    local(all_idx, lateral, 0)
-    if long_range > 0:
-        s = np.repeat(all_idx, rng.poisson(long_range, n))
-        src_parts.append(s.astype(np.int32))
-        dst_parts.append(rng.integers(0, n, s.size).astype(np.int32))
-    src = np.concatenate(src_parts)
-    dst = np.concatenate(dst_parts)
-    del src_parts, dst_parts
-    adj = sp.csr_matrix((np.ones(src.size, dtype=np.int32), (src, dst)), shape=(n, n))
+    for lo in range(0, n, CHUNK):
+        hi = min(n, lo + CHUNK)
+        src = np.arange(lo, hi, dtype=np.int64)
+        start = indptr[lo:hi].astype(np.int64)  # where each row's entries begin
+        ff = src < n_ff
+        k_ff = np.where(ff, feedforward, 0)
+        if feedforward > 0 and ff.any():
+            pos = start[ff][:, None] + np.arange(feedforward)
+            indices[pos] = local(src[ff], feedforward, 1)
+        if lateral > 0:
+            pos = (start + k_ff)[:, None] + np.arange(lateral)
+            indices[pos] = local(src, lateral, 0)
+        m = extra[lo:hi]
+        if m.sum():
+            rank = np.arange(int(m.sum())) - np.repeat(np.cumsum(m) - m, m)
+            pos = np.repeat(start + k_ff + lateral, m) + rank
+            indices[pos] = rng.integers(0, n, pos.size).astype(idx)
+    # repeated draws merge into one connection whose value counts them; a row has at most counts.max() draws
+    data = np.ones(indices.size, dtype=np.int16 if counts.max() < 2**15 else np.int32)
+    del counts
+    adj = sp.csr_matrix((data, indices, indptr), shape=(n, n))
     adj.sum_duplicates()
     rates = mean_rate * rng.lognormal(-0.5 * rate_sigma**2, rate_sigma, n)
     return adj, rates, np.full(layers, per, dtype=np.int64)
