@@ -51,7 +51,7 @@ def trained_graph(kind: str, epochs: int, steps: int, seed: int):
 
 def points_of(out: str) -> list[dict]:
     with open(os.path.join(out, "results.json"), encoding="utf-8") as f:
-        return [{k: v for k, v in p.items() if k != "seconds"} for p in json.load(f)["points"]]
+        return [{k: v for k, v in p.items() if k not in ("seconds", "seconds_prepare")} for p in json.load(f)["points"]]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,6 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--samples", type=int, default=None, help="test images (default: the whole split, 450)")
     p.add_argument("--shard-size", type=int, default=128)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--cost", type=int, default=None, metavar="N",
+                   help="instead: the cost per point of N samples (the test images repeated, each rate-coded anew), in-process, on the first --cost-points points")
+    p.add_argument("--cost-points", type=int, default=2)
     args = p.parse_args(argv)
     import ray
 
@@ -75,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     data = {"x": x.astype(np.float32), "y": np.asarray(y)}
     print(f"digits {args.model}: trained {args.epochs} epoch(s) in {time.perf_counter() - t0:.1f} s; {len(y)} test images x {args.steps} steps; "
           f"load {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")  # fmt: skip
+    if args.cost:
+        return cost(graph, data, args)
     kw = dict(steps=args.steps, encode="rate", batch_size=64, shard_size=args.shard_size, plots=False, progress=False, seed=args.seed)
     with tempfile.TemporaryDirectory() as tmp:
         t = time.perf_counter()
@@ -103,6 +108,27 @@ def main(argv: list[str] | None = None) -> int:
           f"results identical point for point: {same}; Ray task time {sum(q['seconds'] for q in on_ray.points):.1f} s")  # fmt: skip
     print(f"load after: {os.getloadavg()[0]:.2f}")
     return 0 if same else 1
+
+
+def cost(graph, data: dict, args: argparse.Namespace) -> int:
+    """Seconds per point on `args.cost` samples: the float reference once, then each point's convert and map
+    (independent of the data) and its fixed-point simulation and profile (linear in the samples)."""
+    from talon.sweep import sweep
+
+    reps = -(-args.cost // len(data["y"]))
+    big = {"x": np.concatenate([data["x"]] * reps)[: args.cost], "y": np.concatenate([data["y"]] * reps)[: args.cost]}
+    grid = {"weight_bits": [4, 8][: args.cost_points], "algorithm": ["metis"]}
+    with tempfile.TemporaryDirectory() as tmp:
+        t = time.perf_counter()
+        res = sweep(graph, big, grid, tmp, steps=args.steps, encode="rate", batch_size=64, shard_size=args.shard_size, plots=False, progress=False, seed=args.seed)
+        wall = time.perf_counter() - t
+    print(f"{args.cost} samples x {args.steps} steps, {len(res.points)} points in {wall:.1f} s (encoding the data included); "
+          f"float reference {res.reference['seconds']:.1f} s")  # fmt: skip
+    for q in res.points:
+        print(f"  {q['id']}: {q['seconds']:.1f} s = convert + map {q['seconds_prepare']:.2f} s + simulate and profile {q['seconds'] - q['seconds_prepare']:.1f} s "
+              f"({(q['seconds'] - q['seconds_prepare']) / args.cost * 1e3:.2f} ms per sample); accuracy {q['metrics']['accuracy']:.2%}")  # fmt: skip
+    print(f"load after: {os.getloadavg()[0]:.2f}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -32,4 +32,4 @@ def data(n: int = 24, n_in: int = 8, seed: int = 1) -> dict[str, np.ndarray]:
 
 def strip_timings(points: list[dict]) -> list[dict]:
     """The points without their wall times (the only field that differs between two runs)."""
-    return [{k: v for k, v in p.items() if k != "seconds"} for p in points]
+    return [{k: v for k, v in p.items() if k not in ("seconds", "seconds_prepare")} for p in points]

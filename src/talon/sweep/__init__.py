@@ -319,7 +319,7 @@ def _record(point: Point, prep: Prepared, shards: list[ShardResult] | None, erro
     status = "ok" if shards is not None else ("does-not-fit" if not prep.fits else "error")
     return {"id": point.id, "params": dict(point.params), "settings": point.settings, "status": status, "fits": prep.fits,
             "reason": prep.reason or error, "metrics": metrics, "mapping": prep.mapping, "accumulator_bits": prep.accumulator_bits,
-            "samples": n, "seconds": seconds}  # fmt: skip
+            "samples": n, "seconds": seconds, "seconds_prepare": getattr(prep, "seconds", 0.0)}  # fmt: skip
 
 
 def _best(points: list[dict[str, Any]]) -> dict[str, Any] | None:
