@@ -106,7 +106,7 @@ def sweep(
     points = expand(parse_grid(grid))
     decide = readout_function(readout)
     job, settings = _job(model, data, steps, encode, dt, batch_size, shard_size, decide, output, seed, threshold, energy_preset, max_samples, backend)
-    settings["readout"] = readout if isinstance(readout, str) else getattr(readout, "__name__", "custom")
+    settings["readout"] = readout if isinstance(readout, str) else f"function {getattr(readout, '__qualname__', type(readout).__name__)}"
     if ray:
         _import_ray()  # a missing Ray fails here, before anything is written
     os.makedirs(out, exist_ok=True)

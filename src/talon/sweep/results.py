@@ -40,7 +40,8 @@ def load(out: str, settings: dict[str, Any]) -> dict[str, Any] | None:
     if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
         raise TalonError(f"{path}: not a {SCHEMA} results file; remove it or choose another --out")
     old = doc.get("settings", {})
-    diff = sorted(k for k in set(old) | set(settings) if old.get(k) != settings.get(k))
+    # the data's path may change (a copy, another working folder): its SHA-256 as encoded says if it is the same
+    diff = sorted(k for k in set(old) | set(settings) if k != "data" and old.get(k) != settings.get(k))
     if diff:
         raise TalonError(f"{path} holds a different sweep (it differs in {', '.join(diff)}); choose another --out, or remove it to start again")
     return doc
