@@ -100,6 +100,12 @@ def test_a_different_sweep_in_the_same_folder_is_refused(run):
     assert (out / "results.json").read_bytes() == before
 
 
+def test_out_must_be_a_folder(tmp_path):
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(TalonError, match="is a file; the sweep writes a folder"):
+        sweep(mlp_graph(), data(), ["weight_bits=8"], str(tmp_path / "f"), **KW)
+
+
 def test_ray_missing_says_how_to_install_it(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
     with pytest.raises(TalonError, match=r"pip install 't1c-talon\[distributed\]'"):

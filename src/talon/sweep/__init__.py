@@ -109,6 +109,8 @@ def sweep(
     settings["readout"] = readout if isinstance(readout, str) else f"function {getattr(readout, '__qualname__', type(readout).__name__)}"
     if ray:
         _import_ray()  # a missing Ray fails here, before anything is written
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise TalonError(f"--out {out!r} is a file; the sweep writes a folder (results.json, results.csv, pareto.csv, pareto.png)")
     os.makedirs(out, exist_ok=True)
     doc = load(out, settings) or {"schema": SCHEMA, "settings": settings, "reference": None, "points": []}
     done = {p["id"]: p for p in doc["points"]}
