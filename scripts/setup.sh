@@ -6,4 +6,4 @@ cd "$(dirname "$0")/.."
 
 [ -x .venv/bin/python ] || python3 -m venv .venv
 # constraints.txt pins torch so pip never swaps in a different (multi-GB) build.
-.venv/bin/pip install -q -c constraints.txt -e ".[dev,nir,hls4ml,io]"
+.venv/bin/pip install -q -c constraints.txt -e ".[dev,nir,hls4ml,io,distributed]"

@@ -97,9 +97,9 @@ def main(argv: list[str] | None = None) -> Any:
 
 
 def _register() -> None:
-    from talon.cli import analysis_cmds, convert_cmds, eval_cmds, graph_cmds, map_cmds, run_cmds, viz_cmds
+    from talon.cli import analysis_cmds, convert_cmds, eval_cmds, graph_cmds, map_cmds, run_cmds, sweep_cmds, viz_cmds
 
-    for module in (graph_cmds, analysis_cmds, convert_cmds, run_cmds, map_cmds, viz_cmds, eval_cmds):
+    for module in (graph_cmds, analysis_cmds, convert_cmds, run_cmds, map_cmds, viz_cmds, eval_cmds, sweep_cmds):
         for command in module.COMMANDS:
             cli.add_command(command)
 

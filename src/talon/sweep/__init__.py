@@ -1,0 +1,367 @@
+"""`talon.sweep`: which weight width, accumulator width, core budget and mesh reach the accuracy you need
+at the lowest energy? (docs/sweep.md)
+
+    from talon.sweep import sweep
+    res = sweep("model.t1c", "test.npz", {"weight_bits": [4, 6, 8], "accumulator_bits": [16, 24]}, "out/sweep",
+                steps=20, encode="rate")
+    res.points[0]["metrics"]["accuracy"], res.pareto
+
+For every point of the grid: convert (talon.sdk), check the fit and map (talon.mapping: cores, packet-hops),
+simulate in fixed point on the data set and price it (talon.backend: accuracy, agreement with the float
+model, energy, latency). The data set is encoded once and cut into shards of `shard_size` samples; a point
+is one `prepare` and one `run_shard` per shard (talon.sweep.point), run in this process or, with
+`ray=True`, as Ray tasks spread over a cluster's workers. Both run the same shards and add them up in the
+same order, so the results are identical point for point. Layer 3: ray is imported only inside functions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from talon.errors import TalonError
+from talon.sweep.grid import DEFAULTS, PARAMETERS, Point, expand, parse_grid
+from talon.sweep.point import Prepared, ShardResult, fixed_config, prepare, readout_function, run_shard
+from talon.sweep.results import SCHEMA, load, pareto_front, plot, write_all
+
+__all__ = ["sweep", "SweepResult", "parse_grid", "expand", "pareto_front", "PARAMETERS", "DEFAULTS"]
+
+RAY_HINT = "pip install 't1c-talon[distributed]'  (or: pip install 'ray>=2.9')"
+
+
+@dataclass
+class SweepResult:
+    """What `sweep` returns: the points in grid order (as in results.json), the Pareto front, the files."""
+
+    points: list[dict[str, Any]]
+    pareto: list[dict[str, Any]]
+    out: str
+    files: dict[str, str]
+    skipped: int = 0  # points read back from an earlier run instead of run again
+    wall_time_s: float = 0.0
+    reference: dict[str, Any] = field(default_factory=dict)
+
+    def best(self) -> dict[str, Any] | None:
+        """The most accurate measured point (the lower energy on a tie)."""
+        return _best(self.points)
+
+
+@dataclass
+class _Job:
+    """What every task of a sweep shares: the model, the encoded shards and how to decide and price."""
+
+    graph: Any
+    shards: list[np.ndarray]
+    labels: np.ndarray
+    calibration: np.ndarray
+    output: str
+    batch_size: int
+    readout: Callable
+    energy_preset: str
+    backend: str
+
+
+def sweep(
+    model: Any,
+    data: Any,
+    grid: Any,
+    out: str,
+    *,
+    steps: int | None = None,
+    encode: str | None = None,
+    dt: float | None = None,
+    batch_size: int = 64,
+    shard_size: int = 256,
+    readout: str | Callable = "count",
+    output: str | None = None,
+    seed: int = 0,
+    threshold: float | None = None,
+    energy_preset: str = "45nm_cmos",
+    max_samples: int | None = None,
+    ray: bool = False,
+    ray_address: str | None = None,
+    workers: int | None = None,
+    retries: int = 3,
+    progress: bool | None = None,
+    log: Callable[[str], None] | None = None,
+    plots: bool = True,
+    backend: str = "cpu",
+) -> SweepResult:
+    """Run every point of `grid` (talon.sweep.grid.parse_grid: a dict or "key=v1,v2" strings) on `data`
+    (as talon.eval.evaluate takes it), writing `out`/results.json as each point finishes. Points already in
+    an earlier results.json of the same sweep are skipped. ray=True runs the tasks on Ray (ray_address: an
+    existing cluster; else a local one of `workers` CPUs, started and stopped here); `retries`: how often a
+    task whose worker died is run again. progress: a bar on stderr (default: when stderr is a terminal);
+    log: called with one line per finished point."""
+    started = time.perf_counter()
+    for name, v, lo in (("batch_size", batch_size, 1), ("shard_size", shard_size, 1), ("retries", retries, 0)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+            raise TalonError(f"{name} must be a whole number >= {lo}, got {v!r}")
+    points = expand(parse_grid(grid))
+    decide = readout_function(readout)
+    job, settings = _job(model, data, steps, encode, dt, batch_size, shard_size, decide, output, seed, threshold, energy_preset, max_samples, backend)
+    settings["readout"] = readout if isinstance(readout, str) else f"function {getattr(readout, '__qualname__', type(readout).__name__)}"
+    if ray:
+        _import_ray()  # a missing Ray fails here, before anything is written
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise TalonError(f"--out {out!r} is a file; the sweep writes a folder (results.json, results.csv, pareto.csv, pareto.png)")
+    os.makedirs(out, exist_ok=True)
+    doc = load(out, settings) or {"schema": SCHEMA, "settings": settings, "reference": None, "points": []}
+    done = {p["id"]: p for p in doc["points"]}
+    todo = [p for p in points if p.id not in done]
+    keys = list(dict.fromkeys(k for p in points for k, _ in p.params))
+    order = {p.id: i for i, p in enumerate(points)}
+    bar = _Progress(len(points), len(points) - len(todo), progress, log, _best(list(done.values())))
+
+    def finish(point: Point, prep: Prepared, shards: list[ShardResult] | None, error: str | None) -> None:
+        rec = _record(point, prep, shards, error, doc["reference"], job)
+        doc["points"] = sorted([*(q for q in doc["points"] if q["id"] != rec["id"]), rec], key=lambda q: order.get(q["id"], len(order)))
+        write_all(out, doc, keys)
+        bar.point(rec)
+
+    def set_reference(results: list[ShardResult]) -> None:
+        doc["reference"] = _reference(results, job)
+        write_all(out, doc, keys)
+
+    try:
+        if todo or doc["reference"] is None:
+            runner = _run_ray if ray else _run_local
+            runner(job, todo, doc["reference"] is None, finish, set_reference, **({"address": ray_address, "workers": workers, "retries": retries} if ray else {}))
+        else:
+            write_all(out, doc, keys)
+    finally:
+        bar.close()
+    files = {k: os.path.join(out, k) for k in ("results.json", "results.csv", "pareto.csv")}
+    if plots:
+        files["pareto.png"] = plot(doc["points"], os.path.join(out, "pareto.png"))
+    by_id = {q["id"]: q for q in doc["points"]}
+    current = [by_id[p.id] for p in points]
+    return SweepResult(current, pareto_front(current), out, files, len(points) - len(todo), time.perf_counter() - started, doc["reference"])
+
+
+def _job(model: Any, data: Any, steps: int | None, encode: str | None, dt: float | None, batch_size: int, shard_size: int, decide: Callable,
+         output: str | None, seed: int, threshold: float | None, energy_preset: str, max_samples: int | None, backend: str) -> tuple[_Job, dict[str, Any]]:  # fmt: skip
+    """Load the model, check it, encode the data set once into shards, and fingerprint the sweep's settings."""
+    from talon.backend import get_backend, get_energy_preset
+    from talon.eval import _check_labels, _n_classes, _output_name
+    from talon.eval_data import Framing, batches, open_source
+    from talon.sdk import as_graph, fingerprint_graph
+
+    g = as_graph(model)
+    get_backend(backend).check_mode("fixed")
+    get_energy_preset(energy_preset)
+    inputs = list(g.input_names)
+    if len(inputs) != 1:
+        raise TalonError(f"a sweep feeds one Input; the graph has {len(inputs)}: {inputs}")
+    out_name = _output_name(g, output)
+    K = _n_classes(g, out_name)
+    source = open_source(data)
+    framing = Framing(tuple(int(d) for d in g.nodes[inputs[0]].shape), steps, encode, dt, seed, threshold)
+    shards, labels, h = [], [], hashlib.sha256()
+    for x, y in batches(source, framing, shard_size, max_samples):
+        _check_labels(y, K, source, sum(len(v) for v in labels))
+        if shards and x.shape[0] != shards[0].shape[0]:
+            raise TalonError(f"{source.where}: samples of {x.shape[0]} steps after samples of {shards[0].shape[0]}; give steps= to cut every sample to one length")
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        h.update(x.tobytes())
+        h.update(np.asarray(y, np.int64).tobytes())
+        shards.append(x)
+        labels.append(np.asarray(y, np.int64))
+    if not shards:
+        raise TalonError(f"{source.where}: holds no samples to sweep over")
+    y_all = np.concatenate(labels)
+    cal = shards[0][:, :batch_size]  # the first batch, as talon.eval calibrates: one set of formats for every shard
+    settings = {"model": fingerprint_graph(g), "data": source.where, "data_sha256": h.hexdigest(), "samples": int(len(y_all)), "steps": int(shards[0].shape[0]),
+                "encode": encode, "dt": dt, "seed": seed, "threshold": threshold, "batch_size": batch_size, "shard_size": shard_size, "output": out_name,
+                "energy_preset": energy_preset, "backend": backend}  # fmt: skip
+    return _Job(g, shards, y_all, cal, out_name, batch_size, decide, energy_preset, backend), settings
+
+
+def _shard_kw(job: _Job) -> dict[str, Any]:
+    return {"batch_size": job.batch_size, "readout": job.readout, "output": job.output, "energy_preset": job.energy_preset, "backend": job.backend}
+
+
+def _run_local(job: _Job, todo: list[Point], need_reference: bool, finish: Callable, set_reference: Callable) -> None:
+    kw = _shard_kw(job)
+    if need_reference:
+        set_reference([_timed(run_shard, job.graph, x, "float", **kw) for x in job.shards])
+    for point in todo:
+        prep = _timed(prepare, job.graph, point.settings)
+        if not prep.fits:
+            finish(point, prep, None, None)
+            continue
+        try:
+            shards = [_timed(run_shard, prep.graph, x, "fixed", calibration=job.calibration, config=fixed_config(point.settings), **kw) for x in job.shards]
+        except TalonError as exc:
+            finish(point, prep, None, f"simulate: {exc}")
+            continue
+        finish(point, prep, shards, None)
+
+
+def _timed(fn: Callable, *args: Any, **kw: Any) -> Any:
+    """fn(*args, **kw) with its wall time in `.seconds` (the per-point cost results.json reports)."""
+    t0 = time.perf_counter()
+    res = fn(*args, **kw)
+    res.seconds = time.perf_counter() - t0
+    return res
+
+
+def _import_ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise TalonError(f"--ray needs Ray, which is not installed: {RAY_HINT}") from None
+    return ray
+
+
+def _run_ray(job: _Job, todo: list[Point], need_reference: bool, finish: Callable, set_reference: Callable, *, address: str | None,
+             workers: int | None, retries: int) -> None:  # fmt: skip
+    """The same tasks as _run_local, as Ray tasks: prepares and shards of every point in flight at once."""
+    ray = _import_ray()
+    started_here = not ray.is_initialized()
+    if started_here:
+        kw: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
+        if address is None:
+            kw["num_cpus"] = workers or os.cpu_count() or 1
+        # a local cluster's workers import talon as this process does
+        kw["runtime_env"] = {"env_vars": {k: os.environ[k] for k in ("PYTHONPATH", "OMP_NUM_THREADS") if k in os.environ}}
+        ray.init(address=address, **kw)
+    try:
+        _ray_loop(ray, job, todo, need_reference, finish, set_reference, retries)
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+def _ray_loop(ray: Any, job: _Job, todo: list[Point], need_reference: bool, finish: Callable, set_reference: Callable, retries: int) -> None:
+    prep_task = ray.remote(num_cpus=1, max_retries=retries)(_timed)
+    shard_task = ray.remote(num_cpus=1, max_retries=retries)(_timed)
+    graph = ray.put(job.graph)
+    shards = [ray.put(x) for x in job.shards]
+    kw = _shard_kw(job)
+    cal = ray.put(job.calibration)
+    pending: dict[Any, tuple[str, Any, int]] = {}
+    if need_reference:
+        for i, x in enumerate(shards):
+            pending[shard_task.remote(run_shard, graph, x, "float", **kw)] = ("reference", None, i)
+    for point in todo:
+        pending[prep_task.remote(prepare, graph, point.settings)] = ("prepare", point, 0)
+    ref: list[Any] = [None] * len(shards) if need_reference else []
+    state: dict[str, dict[str, Any]] = {}  # point id -> {"point", "prep", "shards": [...], "error"}
+    waiting: list[str] = []  # points measured before the reference was complete
+    while pending:
+        ready, _ = ray.wait(list(pending), num_returns=1)
+        what, point, i = pending.pop(ready[0])
+        try:
+            res = ray.get(ready[0])
+        except TalonError as exc:  # Ray re-raises a task's exception as its own class: a point's refusal to simulate
+            if what != "shard":
+                raise
+            st = state[point.id]
+            st["error"] = st["error"] or f"simulate: {exc}"
+            res = None
+        if what == "reference":
+            ref[i] = res
+            if all(r is not None for r in ref):
+                set_reference(ref)
+                for pid in waiting:
+                    st = state[pid]
+                    finish(st["point"], st["prep"], st["shards"], st["error"])
+                waiting.clear()
+            continue
+        if what == "prepare":
+            st = state[point.id] = {"point": point, "prep": res, "shards": [None] * len(shards), "left": len(shards), "error": None}
+            if res.fits:
+                g = ray.put(res.graph)
+                for j, x in enumerate(shards):
+                    pending[shard_task.remote(run_shard, g, x, "fixed", calibration=cal, config=fixed_config(point.settings), **kw)] = ("shard", point, j)
+                continue
+        else:
+            st = state[point.id]
+            st["shards"][i] = res
+            st["left"] -= 1
+            if st["left"]:
+                continue
+        done_shards = None if st["error"] or not st["prep"].fits else st["shards"]
+        if need_reference and any(r is None for r in ref):
+            st["shards"] = done_shards
+            waiting.append(point.id)
+        else:
+            finish(point, st["prep"], done_shards, st["error"])
+
+
+def _reference(results: list[ShardResult], job: _Job) -> dict[str, Any]:
+    """The float model's run: its predictions (the agreement's reference) and accuracy."""
+    preds = np.concatenate([r.predictions for r in results])
+    return {"accuracy": float(np.mean(preds == job.labels)), "predictions": preds.tolist(),
+            "energy_uj": sum(r.energy_uj for r in results) / len(preds), "seconds": sum(getattr(r, "seconds", 0.0) for r in results)}  # fmt: skip
+
+
+def _record(point: Point, prep: Prepared, shards: list[ShardResult] | None, error: str | None, reference: dict[str, Any], job: _Job) -> dict[str, Any]:
+    n = len(job.labels)
+    metrics: dict[str, Any] = {"fits": prep.fits, "accuracy": None, "float_accuracy": reference["accuracy"], "agreement": None, "energy_uj": None,
+                               "latency_us": None, "spikes_per_sample": None, "cores": prep.mapping.get("cores"),
+                               "packet_hops_per_step": prep.mapping.get("packet_hops_per_step")}  # fmt: skip
+    seconds = getattr(prep, "seconds", 0.0)
+    if shards is not None:
+        preds = np.concatenate([s.predictions for s in shards])
+        # sums over shards in shard order: the same floating-point additions in-process and on Ray
+        energy = latency = spikes = 0.0
+        for s in shards:
+            energy, latency, spikes = energy + s.energy_uj, latency + s.latency_us, spikes + s.spikes
+            seconds += getattr(s, "seconds", 0.0)
+        metrics.update(accuracy=float(np.mean(preds == job.labels)), agreement=float(np.mean(preds == np.asarray(reference["predictions"]))),
+                       energy_uj=energy / n, latency_us=latency / n, spikes_per_sample=spikes / n)  # fmt: skip
+    status = "ok" if shards is not None else ("does-not-fit" if not prep.fits else "error")
+    return {"id": point.id, "params": dict(point.params), "settings": point.settings, "status": status, "fits": prep.fits,
+            "reason": prep.reason or error, "metrics": metrics, "mapping": prep.mapping, "accumulator_bits": prep.accumulator_bits,
+            "samples": n, "seconds": seconds, "seconds_prepare": getattr(prep, "seconds", 0.0)}  # fmt: skip
+
+
+def _best(points: list[dict[str, Any]]) -> dict[str, Any] | None:
+    ok = [p for p in points if p and p["status"] == "ok"]
+    return min(ok, key=lambda p: (-p["metrics"]["accuracy"], p["metrics"]["energy_uj"]), default=None)
+
+
+class _Progress:
+    """Points done, the current best and the time left: a rich bar on stderr, and/or one line per point."""
+
+    def __init__(self, total: int, done: int, show: bool | None, log: Callable[[str], None] | None, best: dict[str, Any] | None) -> None:
+        self.total, self.done, self.log, self.best = total, done, log, best
+        self.start, self.first = time.perf_counter(), done
+        self.bar = None
+        if show if show is not None else sys.stderr.isatty():
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.bar = Progress(TextColumn("sweep"), BarColumn(), MofNCompleteColumn(), TextColumn("points"), TimeRemainingColumn(),
+                                TextColumn("{task.description}"), console=Console(stderr=True), transient=True)  # fmt: skip
+            self.task = self.bar.add_task(self._best_text(), total=total, completed=done)
+            self.bar.start()
+
+    def _best_text(self) -> str:
+        b = self.best
+        return "" if b is None else f"best {b['metrics']['accuracy']:.2%} at {b['metrics']['energy_uj']:.4g} uJ ({b['id']})"
+
+    def point(self, rec: dict[str, Any]) -> None:
+        self.done += 1
+        self.best = _best([self.best, rec])
+        if self.bar is not None:
+            self.bar.update(self.task, advance=1, description=self._best_text())
+        if self.log is not None:
+            m = rec["metrics"]
+            what = (f"accuracy {m['accuracy']:.2%}, agreement {m['agreement']:.2%}, {m['energy_uj']:.4g} uJ, {m['latency_us']:.4g} us, {m['cores']} cores"
+                    if rec["status"] == "ok" else f"{rec['status']}: {rec['reason']}")  # fmt: skip
+            ran = self.done - self.first
+            left = (time.perf_counter() - self.start) / ran * (self.total - self.done)
+            self.log(f"[{self.done}/{self.total}] {rec['id']}: {what}; {self._best_text() or 'no measured point yet'}; about {left:.0f} s left")
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
