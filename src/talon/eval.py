@@ -238,8 +238,8 @@ def evaluate(
     inputs = list(g.input_names)
     if len(inputs) != 1:
         raise TalonError(f"evaluate feeds one Input; the graph has {len(inputs)}: {inputs}")
-    out_name = _output_name(g, output)
-    K = _n_classes(g, out_name)
+    out_name = readout_output(g, output)
+    K = class_count(g, out_name)
     decide = _readout(readout)
     source = open_source(data)
     framing = Framing(tuple(int(d) for d in g.nodes[inputs[0]].shape), steps, encode, dt, seed, threshold)
@@ -255,7 +255,7 @@ def evaluate(
         bar.start()
     try:
         for xb, yb in batches(source, framing, batch_size, max_samples):
-            _check_labels(yb, K, source, sum(len(y) for y in labels))
+            check_labels(yb, K, source, sum(len(y) for y in labels))
             if T is None:
                 T = int(xb.shape[0])
             elif xb.shape[0] != T:
@@ -290,7 +290,8 @@ def _checked_predictions(pred: np.ndarray, batch: int, K: int) -> np.ndarray:
     return pred
 
 
-def _output_name(g: Any, output: str | None) -> str:
+def readout_output(g: Any, output: str | None) -> str:
+    """The Output whose values are read out: `output`, checked, or the graph's only Output."""
     outs = list(g.output_names)
     if output is not None:
         if output not in outs:
@@ -301,14 +302,16 @@ def _output_name(g: Any, output: str | None) -> str:
     return outs[0]
 
 
-def _n_classes(g: Any, name: str) -> int:
+def class_count(g: Any, name: str) -> int:
+    """Classes a readout of Output `name` can tell apart (its element count)."""
     shape = g.nodes[name].output_shape
     if shape is None:
         shape = g.infer_shapes()[name][0]
     return int(np.prod(shape))
 
 
-def _check_labels(y: np.ndarray, K: int, source: Source, offset: int) -> None:
+def check_labels(y: np.ndarray, K: int, source: Source, offset: int) -> None:
+    """Refuse labels outside 0..K-1, naming the data source and the first bad sample."""
     bad = (y < 0) | (y >= K)
     if bad.any():
         i = int(np.argmax(bad))

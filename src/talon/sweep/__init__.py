@@ -149,7 +149,7 @@ def _job(model: Any, data: Any, steps: int | None, encode: str | None, dt: float
          output: str | None, seed: int, threshold: float | None, energy_preset: str, max_samples: int | None, backend: str) -> tuple[_Job, dict[str, Any]]:  # fmt: skip
     """Load the model, check it, encode the data set once into shards, and fingerprint the sweep's settings."""
     from talon.backend import get_backend, get_energy_preset
-    from talon.eval import _check_labels, _n_classes, _output_name
+    from talon.eval import check_labels, class_count, readout_output
     from talon.eval_data import Framing, batches, open_source
     from talon.sdk import as_graph, fingerprint_graph
 
@@ -159,13 +159,13 @@ def _job(model: Any, data: Any, steps: int | None, encode: str | None, dt: float
     inputs = list(g.input_names)
     if len(inputs) != 1:
         raise TalonError(f"a sweep feeds one Input; the graph has {len(inputs)}: {inputs}")
-    out_name = _output_name(g, output)
-    K = _n_classes(g, out_name)
+    out_name = readout_output(g, output)
+    K = class_count(g, out_name)
     source = open_source(data)
     framing = Framing(tuple(int(d) for d in g.nodes[inputs[0]].shape), steps, encode, dt, seed, threshold)
     shards, labels, h = [], [], hashlib.sha256()
     for x, y in batches(source, framing, shard_size, max_samples):
-        _check_labels(y, K, source, sum(len(v) for v in labels))
+        check_labels(y, K, source, sum(len(v) for v in labels))
         if shards and x.shape[0] != shards[0].shape[0]:
             raise TalonError(f"{source.where}: samples of {x.shape[0]} steps after samples of {shards[0].shape[0]}; give steps= to cut every sample to one length")
         x = np.ascontiguousarray(x, dtype=np.float32)
