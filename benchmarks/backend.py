@@ -28,7 +28,7 @@ from talon.backend import get_backend
 from talon.backend.stimulus import default_stimulus
 from talon.bridge.executor import ir_to_torch
 
-N_STEPS = int(sys.argv[1]) if len(sys.argv) > 1 else 200
+N_STEPS = 200  # main() takes another from the command line
 REPEATS = 15
 
 
@@ -62,6 +62,9 @@ def best(fn, repeats: int = REPEATS) -> float:
 
 
 def main() -> None:
+    global N_STEPS
+    if len(sys.argv) > 1:
+        N_STEPS = int(sys.argv[1])
     torch.set_num_threads(max(1, torch.get_num_threads()))
     g = hybrid_graph()
     cpu = get_backend("cpu")

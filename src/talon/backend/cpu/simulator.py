@@ -164,16 +164,28 @@ def run_instrumented(
 
     per_step = not batch_time  # the observer then sees (B, ...) tensors, one call per step
 
+    # A layer's input events are usually the spikes of the neuron before it, already counted: each tensor
+    # is counted once (by identity, the tensor kept alive beside its count; cleared every chunk).
+    counted: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def nonzeros(x: torch.Tensor) -> torch.Tensor:
+        hit = counted.get(id(x))
+        if hit is not None and hit[0] is x:
+            return hit[1]
+        n = torch.count_nonzero(x)
+        counted[id(x)] = (x, n)
+        return n
+
     def observe(name: str, node: Any, args: list, out: Any, state: Any) -> None:
-        if per_step and isinstance(out, torch.Tensor):
-            out = out.unsqueeze(0)
         if name in watch_spikes:
-            spike_acc[name] += torch.count_nonzero(out)
-            if name in spike_rec:
-                spike_rec[name].append(out)
+            spike_acc[name] += nonzeros(out)
         if name in watch_events:
             for a in args:
-                event_acc[name] += torch.count_nonzero(a)
+                event_acc[name] += nonzeros(a)
+        if per_step and isinstance(out, torch.Tensor):
+            out = out.unsqueeze(0)
+        if name in spike_rec:
+            spike_rec[name].append(out)
         if calibrate and isinstance(out, torch.Tensor) and out.numel():
             m = out.detach().abs().max().to(torch.float64)
             max_out[name] = torch.maximum(max_out[name], m) if name in max_out else m
@@ -227,6 +239,7 @@ def run_instrumented(
                     if n in spike_rec:  # after fixed-point rounding: what the graph actually sees
                         spike_rec[n].append(x)
                 _, state = executor.run(*xs, state=state, batch_time=batch_time)
+                counted.clear()
                 if bar is not None:
                     bar.update(task, completed=t1)
         finally:
