@@ -719,7 +719,8 @@ def _synaptic_runtime(inner: nn.Module, p: NodePlan) -> nn.Module:
         return FixedStateless(inner, post)
     fin = p.in_formats[0]
     single = exact_products.float32_exact(p.ints, p.fracs, fin.bits, fin.frac, p.acc_frac)
-    return exact_products.ExactSynaptic(inner, post, single)
+    cache = p.__dict__.setdefault("_derived_weights", {})  # shared by every run of this plan
+    return exact_products.ExactSynaptic(inner, post, single, cache)
 
 
 class FixedStateless(nn.Module):

@@ -172,7 +172,7 @@ def run_instrumented(
         hit = counted.get(id(x))
         if hit is not None and hit[0] is x:
             return hit[1]
-        n = torch.count_nonzero(x)
+        n = torch.ne(x, 0).sum()  # what count_nonzero counts (NaN yes, -0.0 no), several times faster on CPU
         counted[id(x)] = (x, n)
         return n
 
