@@ -88,3 +88,16 @@ def test_conv_products_in_float32_are_bit_exact():
     fast = xp.ExactSynaptic(inner, lambda y: y, True)
     x = torch.from_numpy(np.ldexp(rng.integers(-128, 128, (4, 2, 9, 9)).astype(np.float64), -5))
     assert torch.equal(fast(x), inner(x))
+
+
+@pytest.mark.gpu
+def test_exact_products_on_cuda_match_cpu():
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    rng = np.random.default_rng(9)
+    w, b = rng.integers(-127, 128, (20, 50)), rng.integers(-100, 100, 20)
+    inner = AffineRuntime(np.ldexp(w.astype(np.float64), -7), np.ldexp(b.astype(np.float64), -11)).double()
+    x = torch.from_numpy(np.ldexp((rng.integers(0, 2, (30, 50)) * (rng.random((30, 50)) < 0.05)).astype(np.float64), -4))
+    want = xp.ExactSynaptic(inner, lambda y: y, True)(x)
+    gpu = xp.ExactSynaptic(inner, lambda y: y, True).to("cuda")
+    assert torch.equal(gpu(x.cuda()).cpu(), want)
