@@ -507,6 +507,16 @@ class LIFRuntime(_SpikingNeuron):
         return (torch.zeros_like(inputs[0]),)
 
     def step(self, inputs: Sequence[Tensor], state: tuple[Tensor], spike_out: Tensor | None = None) -> tuple[Tensor, tuple[Tensor]]:
+        if self.reset_mode == "subtract" and self.reset_delay:
+            # snnTorch Leaky's default, spelled out: _reset_and_fire's ops in its order, fewer Python hops
+            v_prev, thr = state[0], self._op_v_threshold
+            reset = torch.gt(v_prev, thr, out=torch.empty_like(v_prev))
+            v = self._membrane(v_prev, inputs)
+            _subtract_reset(v, reset, self.v_threshold, thr)
+            spike = torch.gt(v, thr, out=torch.empty_like(v) if spike_out is None else spike_out)
+            if self.graded_spikes_factor is not None:
+                spike.mul_(self.graded_spikes_factor)
+            return spike, (v,)
         spike, v = self._reset_and_fire(state[0], lambda v: self._membrane(v, inputs), spike_out)
         return spike, (v,)
 
@@ -528,7 +538,8 @@ class LIFRuntime(_SpikingNeuron):
         v = state[0].clone()
         reset = torch.gt(v, thr, out=torch.empty_like(v)) if mode == "subtract" else None
         keep = torch.empty_like(v) if mode in ("zero", "zero_post") else None
-        for t in range(out.shape[0]):
+        steps = [x.unbind(0) for x in inputs]  # all per-step views at once: cheaper than x[t] in the loop
+        for t, out_t in enumerate(out.unbind(0)):
             if keep is not None:
                 torch.le(v, thr, out=keep)
                 if mode == "zero":
@@ -537,15 +548,15 @@ class LIFRuntime(_SpikingNeuron):
                 v.mul_(beta)
             if leak is not None:
                 v.add_(leak)
-            for x in inputs:
+            for x in steps:
                 v.add_(x[t])
             if reset is not None:
                 _subtract_reset(v, reset, self.v_threshold, thr)
-                reset = torch.gt(v, thr, out=out[t])
+                reset = torch.gt(v, thr, out=out_t)
                 continue
             if mode == "zero_post":
                 self._zero(v, keep, in_place=True)
-            torch.gt(v, thr, out=out[t])
+            torch.gt(v, thr, out=out_t)
         if self.graded_spikes_factor is not None:
             out.mul_(self.graded_spikes_factor)
         return out, (v,)

@@ -301,7 +301,7 @@ def simulate_graph(
     if mode == "float":
         run = run_instrumented(graph, stim, record_spikes=rec_spikes, record_membranes=rec_mems, **common)
     else:
-        plan, reference = plan_for(graph, stim, fixed_config, calibration_inputs, compare_spikes=spiking if compare else (), chunk_steps=chunk_steps, progress=progress)
+        plan, reference = plan_for(graph, stim, fixed_config, calibration_inputs, compare_spikes=spiking if compare else (), chunk_steps=chunk_steps, progress=progress, costs=costs)
         want_spikes = rec_spikes | (set(spiking) if compare else set())
         run = run_instrumented(graph, stim, record_spikes=want_spikes, record_membranes=rec_mems, plan=plan, **common)
         if compare:
@@ -356,19 +356,22 @@ def plan_for(
     compare_spikes: Iterable[str] = (),
     chunk_steps: int | None = None,
     progress: bool | None = None,
+    costs: dict | None = None,
 ) -> tuple[fx.FixedPointPlan, RunRecord]:
     """Calibrate on a float run (of `calibration_inputs`, default: the simulation's own stimulus) and plan.
 
-    Returns the plan and the float run on `stim` (for the agreement report)."""
+    Returns the plan and the float run on `stim` (for the agreement report: its spikes and ranges; these
+    runs count no input events). `costs`: graph_costs(graph), when the caller has it already."""
     fx.check_supported(graph)
+    common = {"chunk_steps": chunk_steps, "progress": progress, "count_events": (), "costs": costs if costs is not None else graph_costs(graph)}
     if calibration_inputs is not None:
         input_shapes = {n: tuple(graph.nodes[n].shape) for n in graph.input_names}
         cal_stim = make_stimulus(calibration_inputs, input_shapes, None)
-        cal = run_instrumented(graph, cal_stim, calibrate=True, chunk_steps=chunk_steps, progress=progress)
-        reference = run_instrumented(graph, stim, record_spikes=compare_spikes, chunk_steps=chunk_steps, progress=progress) if compare_spikes else cal
+        cal = run_instrumented(graph, cal_stim, calibrate=True, **common)
+        reference = run_instrumented(graph, stim, record_spikes=compare_spikes, **common) if compare_spikes else cal
         description = cal_stim.description
     else:
-        cal = reference = run_instrumented(graph, stim, record_spikes=compare_spikes, calibrate=True, chunk_steps=chunk_steps, progress=progress)
+        cal = reference = run_instrumented(graph, stim, record_spikes=compare_spikes, calibrate=True, **common)
         description = stim.description
     for n in graph.input_names:  # inputs: the range of what is fed
         cal.max_abs_output.setdefault(n, 0.0)
