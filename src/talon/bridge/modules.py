@@ -114,6 +114,7 @@ def _const(module: nn.Module, name: str, value64: np.ndarray | float | None) -> 
     """
     if value64 is None:
         setattr(module, name, None)
+        setattr(module, "_op_" + name, None)
         return
     arr = np.asarray(value64, dtype=np.float64).astype(np.float32)
     if arr.size == 0:
@@ -121,8 +122,15 @@ def _const(module: nn.Module, name: str, value64: np.ndarray | float | None) -> 
     flat = arr.reshape(-1)
     if np.all(flat == flat[0]) and not np.isnan(flat[0]):
         setattr(module, name, float(flat[0]))
+        op = torch.tensor(flat[0])
     else:
-        module.register_buffer(name, torch.from_numpy(np.ascontiguousarray(arr)), persistent=True)
+        op = torch.from_numpy(np.ascontiguousarray(arr))
+        module.register_buffer(name, op, persistent=True)
+        op = op.clone()
+    # The tensor operand of the same value, "_op_<name>": a 0-d tensor costs a fraction of a Python float
+    # operand per op (no scalar wrapped and converted on every call) and rounds identically, since both are
+    # the same float32 value. Not persistent: state_dict keeps its fields; .to()/.double() move it.
+    module.register_buffer("_op_" + name, op, persistent=False)
 
 
 def _unit_or(value64: np.ndarray | float) -> np.ndarray | None:
@@ -416,7 +424,7 @@ class _SpikingNeuron(StatefulRuntime):
         self.graded_spikes_factor = None if gsf == 1.0 else float(gsf)
 
     def _membrane(self, v: Tensor, inputs: Sequence[Tensor]) -> Tensor:
-        beta, leak, gain = self.beta, self.leak, self.gain
+        beta, leak, gain = self._op_beta, self._op_leak, self._op_gain
         # The first op allocates; the rest run in place on that fresh tensor (never on the caller's state).
         u = torch.mul(v, beta) if beta is not None else None
         if leak is not None:
@@ -445,15 +453,12 @@ class _SpikingNeuron(StatefulRuntime):
 
         `spike_out`, when given, receives the spikes (multi-step runs write straight into their output).
         """
-        thr, mode = self.v_threshold, self.reset_mode
+        thr, mode = self._op_v_threshold, self.reset_mode
         reset = keep = None
         if mode == "subtract":
             reset = torch.gt(v_prev, thr, out=torch.empty_like(v_prev))  # R: last step's spike
             v = integrate(v_prev)
-            if isinstance(thr, float):
-                v.sub_(reset, alpha=thr)
-            else:
-                v.addcmul_(reset, thr, value=-1.0)
+            _subtract_reset(v, reset, self.v_threshold, thr)
         elif mode == "zero":  # snnTorch Leaky: clear the stored membrane, then integrate
             keep = torch.le(v_prev, thr, out=torch.empty_like(v_prev))
             v = integrate(self._zero(v_prev, keep, in_place=False))
@@ -479,6 +484,14 @@ class _SpikingNeuron(StatefulRuntime):
         return out, state
 
 
+def _subtract_reset(v: Tensor, reset: Tensor, thr: Any, thr_op: Tensor) -> None:
+    """v -= R*thr in place; R in {0, 1} makes the product exact, so fused or not it rounds like snnTorch."""
+    if isinstance(thr, float):
+        v.sub_(reset, alpha=thr)
+    else:
+        v.addcmul_(reset, thr_op, value=-1.0)
+
+
 class LIFRuntime(_SpikingNeuron):
     """LIF: beta = 1 - dt/tau, leak = (1-beta)*v_leak, gain = dt*r/tau (float64, cast to float32); state (v,)."""
 
@@ -494,8 +507,59 @@ class LIFRuntime(_SpikingNeuron):
         return (torch.zeros_like(inputs[0]),)
 
     def step(self, inputs: Sequence[Tensor], state: tuple[Tensor], spike_out: Tensor | None = None) -> tuple[Tensor, tuple[Tensor]]:
+        if self.reset_mode == "subtract" and self.reset_delay:
+            # snnTorch Leaky's default, spelled out: _reset_and_fire's ops in its order, fewer Python hops
+            v_prev, thr = state[0], self._op_v_threshold
+            reset = torch.gt(v_prev, thr, out=torch.empty_like(v_prev))
+            v = self._membrane(v_prev, inputs)
+            _subtract_reset(v, reset, self.v_threshold, thr)
+            spike = torch.gt(v, thr, out=torch.empty_like(v) if spike_out is None else spike_out)
+            if self.graded_spikes_factor is not None:
+                spike.mul_(self.graded_spikes_factor)
+            return spike, (v,)
         spike, v = self._reset_and_fire(state[0], lambda v: self._membrane(v, inputs), spike_out)
         return spike, (v,)
+
+    def run_seq(self, inputs: Sequence[Tensor], state: tuple[Tensor]) -> tuple[Tensor, tuple[Tensor]]:
+        """The step loop fused for the delayed reset (snnTorch's default; any reset mode).
+
+        One membrane tensor is updated in place across the steps (the caller's state is copied once,
+        never modified) and spikes land in the output; subtraction's reset mask of step t is step t-1's
+        unscaled spike, which is exactly gt(v_{t-1}, threshold). Every op and operand is the one `step`
+        uses, in the same order, so the results are bit for bit those of T `step` calls.
+        """
+        mode = self.reset_mode
+        if mode != "none" and not self.reset_delay:
+            return super().run_seq(inputs, state)
+        beta, leak, gain, thr = self._op_beta, self._op_leak, self._op_gain, self._op_v_threshold
+        if gain is not None:  # elementwise: the same products the steps would take one by one
+            inputs = [x * gain for x in inputs]
+        out = torch.empty_like(inputs[0])
+        v = state[0].clone()
+        reset = torch.gt(v, thr, out=torch.empty_like(v)) if mode == "subtract" else None
+        keep = torch.empty_like(v) if mode in ("zero", "zero_post") else None
+        steps = [x.unbind(0) for x in inputs]  # all per-step views at once: cheaper than x[t] in the loop
+        for t, out_t in enumerate(out.unbind(0)):
+            if keep is not None:
+                torch.le(v, thr, out=keep)
+                if mode == "zero":
+                    self._zero(v, keep, in_place=True)
+            if beta is not None:
+                v.mul_(beta)
+            if leak is not None:
+                v.add_(leak)
+            for x in steps:
+                v.add_(x[t])
+            if reset is not None:
+                _subtract_reset(v, reset, self.v_threshold, thr)
+                reset = torch.gt(v, thr, out=out_t)
+                continue
+            if mode == "zero_post":
+                self._zero(v, keep, in_place=True)
+            torch.gt(v, thr, out=out_t)
+        if self.graded_spikes_factor is not None:
+            out.mul_(self.graded_spikes_factor)
+        return out, (v,)
 
 
 class IFRuntime(LIFRuntime):
@@ -503,7 +567,8 @@ class IFRuntime(LIFRuntime):
 
     def __init__(self, node: P.IF, dt: float) -> None:
         StatefulRuntime.__init__(self)
-        self.beta, self.leak = None, None
+        _const(self, "beta", None)
+        _const(self, "leak", None)
         _const(self, "gain", _unit_or(P.coefficients(node, dt).gain))
         self._spike_constants(node)
 
@@ -526,9 +591,10 @@ class CubaLIFRuntime(_SpikingNeuron):
 
     def integrate_current(self, inputs: Sequence[Tensor], current: Tensor) -> Tensor:
         """The new synaptic current alpha*I + gain_in*x_k (a fresh tensor; `current` is not modified)."""
-        current = torch.mul(current, self.alpha)
+        current = torch.mul(current, self._op_alpha)
+        gain_in = self._op_gain_in
         for x in inputs:
-            current.add_(x if self.gain_in is None else x * self.gain_in)
+            current.add_(x if gain_in is None else x * gain_in)
         return current
 
     def fire(self, current: Tensor, v: Tensor, spike_out: Tensor | None = None) -> tuple[Tensor, Tensor]:
@@ -570,7 +636,8 @@ class IntegratorRuntime(LIRuntime):
 
     def __init__(self, node: P.Integrator, dt: float) -> None:
         StatefulRuntime.__init__(self)
-        self.beta, self.leak = None, None
+        _const(self, "beta", None)
+        _const(self, "leak", None)
         _const(self, "gain", _unit_or(P.coefficients(node, dt).gain))
 
 

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from talon.backend.cpu import exact_products
 from talon.bridge.modules import RUNTIME_BUILDERS, StatefulRuntime
 from talon.errors import BackendError
 from talon.ir import Graph, Node
@@ -645,16 +646,25 @@ def _plan_neuron(
 # -- rounding applied around the runtime (torch) ------------------------------------------------------
 
 
+# Scaling by 2**frac is a multiplication by a Python float holding that power of two: exactly what
+# torch.ldexp computes (x * 2**frac), without building an exponent tensor and a pow on every call. Each
+# function allocates once and works in place on its own result (never on the caller's tensor).
+
+
 def round_half_up(x: Any, fmt: Format) -> Any:
     """Activation rounding: saturate(floor(x * 2**frac + 1/2)) * 2**-frac (exact in float64)."""
-    y = torch.floor(torch.ldexp(x, torch.tensor(fmt.frac, dtype=x.dtype)) + 0.5)
-    return torch.ldexp(y.clamp_(fmt.lo, fmt.hi), torch.tensor(-fmt.frac, dtype=x.dtype))
+    return _round_half_up_(torch.mul(x, math.ldexp(1.0, fmt.frac)), fmt)
+
+
+def _round_half_up_(scaled: Any, fmt: Format) -> Any:
+    """round_half_up in place on a tensor already multiplied by 2**frac."""
+    return scaled.add_(0.5).floor_().clamp_(fmt.lo, fmt.hi).mul_(math.ldexp(1.0, -fmt.frac))
 
 
 def round_ceil(x: Any, fmt: Format) -> Any:
     """Membrane rounding: saturate(ceil(x * 2**frac)) * 2**-frac (exact in float64)."""
-    y = torch.ceil(torch.ldexp(x, torch.tensor(fmt.frac, dtype=x.dtype)))
-    return torch.ldexp(y.clamp_(fmt.lo, fmt.hi), torch.tensor(-fmt.frac, dtype=x.dtype))
+    y = torch.mul(x, math.ldexp(1.0, fmt.frac)).ceil_()
+    return y.clamp_(fmt.lo, fmt.hi).mul_(math.ldexp(1.0, -fmt.frac))
 
 
 def saturate_accumulator(x: Any, frac: int, bits: int) -> Any:
@@ -665,7 +675,11 @@ def saturate_accumulator(x: Any, frac: int, bits: int) -> Any:
 
 def synaptic_output(x: Any, plan: NodePlan) -> Any:
     """Accumulator saturation then rounding to the output format (docs: "Synaptic layers")."""
-    return round_half_up(saturate_accumulator(x, plan.acc_frac, plan.acc_bits), plan.out_format)
+    lim = math.ldexp(1.0, plan.acc_bits - 1 - plan.acc_frac)
+    fmt = plan.out_format
+    # clamp allocates; scaling and rounding then run in place on that fresh tensor
+    y = x.clamp(-lim, lim - math.ldexp(1.0, -plan.acc_frac)).mul_(math.ldexp(1.0, fmt.frac))
+    return _round_half_up_(y, fmt)
 
 
 def to_ints(x: Any, fmt: Format) -> Any:
@@ -689,12 +703,24 @@ def fixed_node_map(plan: FixedPointPlan, on_state: Any = None) -> dict[str, Any]
     out: dict[str, Any] = {}
     for name, p in plan.nodes.items():
         if p.kind == "synaptic":
-            out[name] = lambda node, ctx, p=p: FixedStateless(default(node, ctx), lambda y, p=p: synaptic_output(y, p))
+            out[name] = lambda node, ctx, p=p: _synaptic_runtime(default(node, ctx), p)
         elif p.kind == "requant":
             out[name] = lambda node, ctx, p=p: FixedStateless(default(node, ctx), lambda y, f=p.out_format: round_half_up(y, f))
         elif p.kind == "neuron":
             out[name] = lambda node, ctx, p=p: FixedNeuron(default(node, ctx), p, on_state)
     return out
+
+
+def _synaptic_runtime(inner: nn.Module, p: NodePlan) -> nn.Module:
+    """The synaptic module followed by saturation and rounding; its products in float32 and/or on the
+    non-zero inputs only where that is provably exact (talon.backend.cpu.exact_products)."""
+    post = lambda y, p=p: synaptic_output(y, p)  # noqa: E731
+    if not exact_products.is_candidate(inner) or len(p.in_formats) != 1:
+        return FixedStateless(inner, post)
+    fin = p.in_formats[0]
+    single = exact_products.float32_exact(p.ints, p.fracs, fin.bits, fin.frac, p.acc_frac)
+    cache = p.__dict__.setdefault("_derived_weights", {})  # shared by every run of this plan
+    return exact_products.ExactSynaptic(inner, post, single, cache)
 
 
 class FixedStateless(nn.Module):

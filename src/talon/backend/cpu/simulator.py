@@ -170,16 +170,28 @@ def run_instrumented(
 
     per_step = not batch_time  # the observer then sees (B, ...) tensors, one call per step
 
+    # A layer's input events are usually the spikes of the neuron before it, already counted: each tensor
+    # is counted once (by identity, the tensor kept alive beside its count; cleared every chunk).
+    counted: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def nonzeros(x: torch.Tensor) -> torch.Tensor:
+        hit = counted.get(id(x))
+        if hit is not None and hit[0] is x:
+            return hit[1]
+        n = torch.ne(x, 0).sum()  # what count_nonzero counts (NaN yes, -0.0 no), several times faster on CPU
+        counted[id(x)] = (x, n)
+        return n
+
     def observe(name: str, node: Any, args: list, out: Any, state: Any) -> None:
-        if per_step and isinstance(out, torch.Tensor):
-            out = out.unsqueeze(0)
         if name in watch_spikes:
-            spike_acc[name] += torch.count_nonzero(out)
-            if name in spike_rec:
-                spike_rec[name].append(out)
+            spike_acc[name] += nonzeros(out)
         if name in watch_events:
             for a in args:
-                event_acc[name] += torch.count_nonzero(a)
+                event_acc[name] += nonzeros(a)
+        if per_step and isinstance(out, torch.Tensor):
+            out = out.unsqueeze(0)
+        if name in spike_rec:
+            spike_rec[name].append(out)
         if calibrate and isinstance(out, torch.Tensor) and out.numel():
             m = out.detach().abs().max().to(torch.float64)
             max_out[name] = torch.maximum(max_out[name], m) if name in max_out else m
@@ -236,6 +248,7 @@ def run_instrumented(
                     if n in spike_rec:  # after fixed-point rounding: what the graph actually sees
                         spike_rec[n].append(x)
                 _, state = executor.run(*xs, state=state, batch_time=batch_time)
+                counted.clear()
                 if bar is not None:
                     bar.update(task, completed=t1)
         finally:
@@ -300,7 +313,7 @@ def simulate_graph(
     if mode == "float":
         run = run_instrumented(graph, stim, record_spikes=rec_spikes, record_membranes=rec_mems, **common)
     else:
-        plan, reference = plan_for(graph, stim, fixed_config, calibration_inputs, compare_spikes=spiking if compare else (), chunk_steps=chunk_steps, progress=progress)
+        plan, reference = plan_for(graph, stim, fixed_config, calibration_inputs, compare_spikes=spiking if compare else (), chunk_steps=chunk_steps, progress=progress, costs=costs)
         want_spikes = rec_spikes | (set(spiking) if compare else set())
         run = run_instrumented(graph, stim, record_spikes=want_spikes, record_membranes=rec_mems, plan=plan, **common)
         if compare:
@@ -356,19 +369,22 @@ def plan_for(
     compare_spikes: Iterable[str] = (),
     chunk_steps: int | None = None,
     progress: bool | None = None,
+    costs: dict | None = None,
 ) -> tuple[fx.FixedPointPlan, RunRecord]:
     """Calibrate on a float run (of `calibration_inputs`, default: the simulation's own stimulus) and plan.
 
-    Returns the plan and the float run on `stim` (for the agreement report)."""
+    Returns the plan and the float run on `stim` (for the agreement report: its spikes and ranges; these
+    runs count no input events). `costs`: graph_costs(graph), when the caller has it already."""
     fx.check_supported(graph)
+    common = {"chunk_steps": chunk_steps, "progress": progress, "count_events": (), "costs": costs if costs is not None else graph_costs(graph)}
     if calibration_inputs is not None:
         input_shapes = {n: tuple(graph.nodes[n].shape) for n in graph.input_names}
         cal_stim = make_stimulus(calibration_inputs, input_shapes, None, spike_inputs=spike_inputs(graph))
-        cal = run_instrumented(graph, cal_stim, calibrate=True, chunk_steps=chunk_steps, progress=progress)
-        reference = run_instrumented(graph, stim, record_spikes=compare_spikes, chunk_steps=chunk_steps, progress=progress) if compare_spikes else cal
+        cal = run_instrumented(graph, cal_stim, calibrate=True, **common)
+        reference = run_instrumented(graph, stim, record_spikes=compare_spikes, **common) if compare_spikes else cal
         description = cal_stim.description
     else:
-        cal = reference = run_instrumented(graph, stim, record_spikes=compare_spikes, calibrate=True, chunk_steps=chunk_steps, progress=progress)
+        cal = reference = run_instrumented(graph, stim, record_spikes=compare_spikes, calibrate=True, **common)
         description = stim.description
     for n in graph.input_names:  # inputs: the range of what is fed
         cal.max_abs_output.setdefault(n, 0.0)

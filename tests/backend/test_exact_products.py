@@ -1,0 +1,103 @@
+"""Fixed mode's cheap synaptic products (float32, event-driven) give the bits of float64 products."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings, strategies as st
+
+from talon import ir
+from talon.backend.cpu import exact_products as xp
+from talon.backend.cpu import fixed as fx
+from talon.bridge.modules import AffineRuntime, ConvRuntime
+
+
+def _old_round_half_up(x, fmt):  # the ldexp formulation the in-place one replaced
+    y = torch.floor(torch.ldexp(x, torch.tensor(fmt.frac, dtype=x.dtype)) + 0.5)
+    return torch.ldexp(y.clamp_(fmt.lo, fmt.hi), torch.tensor(-fmt.frac, dtype=x.dtype))
+
+
+def _old_round_ceil(x, fmt):
+    y = torch.ceil(torch.ldexp(x, torch.tensor(fmt.frac, dtype=x.dtype)))
+    return torch.ldexp(y.clamp_(fmt.lo, fmt.hi), torch.tensor(-fmt.frac, dtype=x.dtype))
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(2, 24), st.integers(-8, 30), st.integers(0, 2**16))
+def test_rounding_equals_ldexp_formulas(bits, frac, seed):
+    fmt = fx.Format(bits, frac)
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(257, generator=g, dtype=torch.float64) * math.ldexp(1.0, bits - 1 - frac)
+    ties = (torch.randint(-(2 ** bits), 2 ** bits, (64,), generator=g).double() + 0.5) * math.ldexp(1.0, -frac)
+    x = torch.cat([x, ties, torch.tensor([0.0, -0.0])])
+    kept = x.clone()
+    assert torch.equal(fx.round_half_up(x, fmt), _old_round_half_up(x, fmt))
+    assert torch.equal(fx.round_ceil(x, fmt), _old_round_ceil(x, fmt))
+    assert torch.equal(x, kept)  # the caller's tensor is not rounded in place
+
+
+def test_float32_bound_uses_the_actual_weights():
+    w = np.full((3, 100), 127, np.int64)
+    fr = {"weight": 7, "bias": 14}
+    assert xp.float32_exact({"weight": w}, fr, 8, 7, 14)  # 100 * 127 * 128 < 2^24
+    assert not xp.float32_exact({"weight": np.full((3, 2000), 127, np.int64)}, fr, 8, 7, 14)
+    edge = np.zeros((1, 1), np.int64) + 1
+    assert xp.float32_exact({"weight": edge, "bias": np.array([2**24 - 2**7 - 1])}, fr, 8, 7, 14)
+    assert not xp.float32_exact({"weight": edge, "bias": np.array([2**24 - 2**7])}, fr, 8, 7, 14)
+
+
+def _affine_on_grid(rng, n_in, n_out, w_max, b_max, w_frac=6):
+    w = rng.integers(-w_max, w_max + 1, (n_out, n_in))
+    b = rng.integers(-b_max, b_max + 1, n_out)
+    return w, b
+
+
+@pytest.mark.parametrize("density", [0.0, 0.02, 0.5])
+@pytest.mark.parametrize("near_bound", [False, True])
+def test_affine_products_are_bit_exact(density, near_bound):
+    rng = np.random.default_rng(3)
+    n_in, n_out, in_bits, in_frac, w_frac = 300, 40, 8, 4, 6
+    w_max = (2**24 - 1) // (n_in * 2 ** (in_bits - 1)) if near_bound else 127
+    w, b = _affine_on_grid(rng, n_in, n_out, w_max, 1000)
+    acc_frac = in_frac + w_frac
+    ints, fracs = {"weight": w, "bias": b}, {"weight": w_frac, "bias": acc_frac}
+    single = xp.float32_exact(ints, fracs, in_bits, in_frac, acc_frac)
+    assert single == (np.abs(w).sum(1).max() * 128 + np.abs(b).max() < 2**24)
+    inner = AffineRuntime(np.ldexp(w.astype(np.float64), -w_frac), np.ldexp(b.astype(np.float64), -acc_frac)).double()
+    fast = xp.ExactSynaptic(inner, lambda y: y, single)
+    xi = rng.integers(-128, 128, (64, n_in)) * (rng.random((64, n_in)) < density)
+    if density:
+        xi[0] = 127 * np.sign(w[0])  # the largest reachable sum (row 0)
+    x = torch.from_numpy(np.ldexp(xi.astype(np.float64), -in_frac))
+    want = torch.nn.functional.linear(x, inner.weight, inner.bias)
+    got = fast(x)
+    assert got.dtype == torch.float64 and torch.equal(got, want)
+
+
+def test_conv_products_in_float32_are_bit_exact():
+    rng = np.random.default_rng(5)
+    w = rng.integers(-127, 128, (6, 2, 3, 3))
+    b = rng.integers(-500, 500, 6)
+    ints, fracs = {"weight": w, "bias": b}, {"weight": 7, "bias": 12}
+    assert xp.float32_exact(ints, fracs, 8, 5, 12)
+    node = ir.Conv2d(weight=np.ldexp(w.astype(np.float32), -7), bias=np.ldexp(b.astype(np.float32), -12), padding=(1, 1))
+    inner = ConvRuntime(node, 2).double()
+    fast = xp.ExactSynaptic(inner, lambda y: y, True)
+    x = torch.from_numpy(np.ldexp(rng.integers(-128, 128, (4, 2, 9, 9)).astype(np.float64), -5))
+    assert torch.equal(fast(x), inner(x))
+
+
+@pytest.mark.gpu
+def test_exact_products_on_cuda_match_cpu():
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    rng = np.random.default_rng(9)
+    w, b = rng.integers(-127, 128, (20, 50)), rng.integers(-100, 100, 20)
+    inner = AffineRuntime(np.ldexp(w.astype(np.float64), -7), np.ldexp(b.astype(np.float64), -11)).double()
+    x = torch.from_numpy(np.ldexp((rng.integers(0, 2, (30, 50)) * (rng.random((30, 50)) < 0.05)).astype(np.float64), -4))
+    want = xp.ExactSynaptic(inner, lambda y: y, True)(x)
+    gpu = xp.ExactSynaptic(inner, lambda y: y, True).to("cuda")
+    assert torch.equal(gpu(x.cuda()).cpu(), want)
