@@ -138,9 +138,5 @@ def _cycles() -> list[list[str]]:
     return found
 
 
-# Cycles known and not yet broken (issue 16); a new cycle, or one of these broken, fails the test.
-KNOWN_CYCLES = [["talon.mapping.allocate", "talon.mapping.partition", "talon.mapping.place"]]
-
-
 def test_no_import_cycles_between_modules():
-    assert sorted(_cycles()) == KNOWN_CYCLES
+    assert _cycles() == []

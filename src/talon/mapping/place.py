@@ -32,8 +32,9 @@ import scipy.sparse as sp
 from talon.errors import MappingError
 from talon.mapping._spectral import fiedler, symmetric_traffic
 from talon.mapping._swaps import refine_swaps
+from talon.mapping.assignment import Partition, halve_region, mesh_block
+from talon.mapping.budgets import raise_does_not_fit
 from talon.mapping.hardware import HardwareSpec
-from talon.mapping.partition import Partition, halve_region, mesh_block
 
 METHODS = ("auto", "row-major", "snake", "spectral")
 #: Iterated linear assignment (a dense cores x slots cost matrix, 8 MB at most) up to this many mesh slots.
@@ -97,8 +98,6 @@ def place(
         raise MappingError(f"unknown placement method {method!r}; choose one of {list(METHODS)}")
     k, m = partition.num_cores, hw.num_cores
     if k > m:
-        from talon.mapping.allocate import raise_does_not_fit
-
         raise_does_not_fit(partition, hw)
     if refine is None:
         refine = method != "row-major"
