@@ -41,10 +41,6 @@ VERSION = 1
 ATTR = "talon_mirror"
 
 
-class Unmirrorable(Exception):
-    """The content has something the mirror does not describe (a compressed array): write none."""
-
-
 def inline_array(arr: np.ndarray) -> dict:
     """An array stored without an index entry (0-d or empty): its bytes travel in the mirror."""
     return {"x": [arr.dtype.str, list(arr.shape), arr.tobytes().hex()]}
