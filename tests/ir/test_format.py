@@ -16,7 +16,6 @@ import sys
 import textwrap
 import time
 import tracemalloc
-import warnings
 from pathlib import Path
 
 import h5py

@@ -6,7 +6,6 @@ The tutorial's hybrid graph and the lif/affine builders are shared with the back
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from talon import ir
 from tutorial_graphs import affine, build_hybrid, lif  # noqa: F401  (re-exported for the sdk tests)

@@ -14,7 +14,7 @@ from typing import Iterable
 import numpy as np
 
 from talon.errors import GraphValidationError, TalonUsageError
-from talon.ir import Affine, Graph, Node, SpikingAffine
+from talon.ir import Affine, Graph, SpikingAffine
 from talon.sdk import _bounds
 from talon.sdk._graph import Shape, Topology, infer_shapes
 from talon.sdk._load import GraphLike, as_graph
