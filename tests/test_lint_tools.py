@@ -27,3 +27,8 @@ def _run_tool(module: str, *args: str) -> subprocess.CompletedProcess:
 def test_ruff_finds_nothing_in_src_and_tests():
     r = _run_tool("ruff", "check", "--no-cache", "src", "tests")
     assert r.returncode == 0, f"ruff check src tests:\n{r.stdout}{r.stderr}"
+
+
+def test_mypy_finds_nothing_in_ir_and_sdk():
+    r = _run_tool("mypy", "--no-incremental", f"--cache-dir={os.devnull}", "src/talon/ir", "src/talon/sdk")
+    assert r.returncode == 0, f"mypy src/talon/ir src/talon/sdk:\n{r.stdout}{r.stderr}"

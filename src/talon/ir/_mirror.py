@@ -46,7 +46,7 @@ def inline_array(arr: np.ndarray) -> dict:
     return {"x": [arr.dtype.str, list(arr.shape), arr.tobytes().hex()]}
 
 
-def number(value: float) -> Any:
+def number(value: float | np.floating) -> Any:
     """A float64 as JSON; NaNs as their bits, since JSON's NaN token drops sign and payload."""
     value = float(value)
     return {"f": struct.pack("<d", value).hex()} if math.isnan(value) else value
