@@ -15,10 +15,9 @@ import pytest
 import torch
 
 from talon import ir
+from talon.backend import fpga as fpga_mod
 from talon.backend import get_backend
 
-# Importing this module skips the importing test module when the fpga backend is unavailable.
-fpga_mod = pytest.importorskip("talon.backend.fpga")
 HAS_GXX = fpga_mod.find_compiler() is not None
 needs_gxx = pytest.mark.skipif(not HAS_GXX, reason="g++ not found: the C simulation cannot run")
 

@@ -253,7 +253,8 @@ def test_more_bits_do_not_lower_agreement_on_the_issue_models(cpu, field, widths
 def test_the_fpga_kernels_reproduce_wide_biases_and_coarsened_weights_bit_for_bit(tmp_path):
     """Version 3's biases (wider than bias_bits, in the accumulator's units) and weight grids coarsened to
     hold them go through the generated C++ unchanged: the C simulation equals the CPU simulator."""
-    helpers = pytest.importorskip("fpga_helpers")
+    import fpga_helpers as helpers
+
     if not helpers.HAS_GXX:
         pytest.skip("g++ not found: the C simulation cannot run")
     from talon.backend import get_backend

@@ -204,10 +204,7 @@ def test_multiple_inputs_and_t1c_path(cpu, tmp_path):
     d = cpu.simulate(g, n_steps=2)  # default stimulus: seed 0 for 'a', seed 1 for 'b'
     assert d.outputs_valid
     path = tmp_path / "m.t1c"
-    try:
-        ir.write(str(path), g)
-    except NotImplementedError:
-        pytest.skip("ir.write not available")
+    ir.write(str(path), g)
     assert cpu.simulate(str(path), {"a": torch.ones(3), "b": torch.ones(3)}, n_steps=4).spike_counts == r.spike_counts
 
 

@@ -302,7 +302,7 @@ def test_estimates_of_delay_split_and_sepconv_follow_the_kernels(fpga, tmp_path)
     calls = kernel_calls(top_source(prj.path))
     lanes = {x.name: x.lanes for x in prj.estimates.layers}
     for n in ("sep1", "split", "sep2"):
-        assert calls[prj.manifest["identifiers"][n]] and all(l == lanes[n] for _, l in calls[prj.manifest["identifiers"][n]]), n
+        assert calls[prj.manifest["identifiers"][n]] and all(k == lanes[n] for _, k in calls[prj.manifest["identifiers"][n]]), n
 
 
 def test_a_loop_carried_by_a_delay_stays_refused(fpga, tmp_path):

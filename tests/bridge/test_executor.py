@@ -678,10 +678,7 @@ def test_grad_mode_lets_gradients_reach_inputs():
 def test_reads_t1c_path(tmp_path):
     g = mixed_graph()
     path = tmp_path / "m.t1c"
-    try:
-        ir.write(path, g)
-    except NotImplementedError:  # pragma: no cover - format still being written
-        pytest.skip("talon.ir.write is not implemented yet")
+    ir.write(path, g)
     xs = torch.randn(5, 2, 2, 8, 8)
     with torch.no_grad():
         a = ir_to_torch(str(path)).run(xs)

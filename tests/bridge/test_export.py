@@ -495,7 +495,7 @@ def test_layers_without_ir_equivalent_get_no_converter_message(make, unpack, typ
     with pytest.raises(UnsupportedModuleError) as info:
         api(WithLayer(make(), unpack), torch.randn(1, 3, 4) if unpack else torch.randn(1, 4))
     msg = str(info.value)
-    assert f"cannot export module 'layer' (" in msg and f".{type_name}): no converter for this module type: {why}" in msg
+    assert "cannot export module 'layer' (" in msg and f".{type_name}): no converter for this module type: {why}" in msg
     assert f"{api.__name__}(model, sample, custom_map={{{type_name}: fn}}) or custom_map={{'layer': fn}}" in msg
     assert "torch.fx" not in msg and "control flow" not in msg
 

@@ -75,7 +75,7 @@ def compare(
 
     xs = torch.randn(steps, B, *sample_shape) * x_scale
     state = None
-    mismatches, spikes, n_out = 0, 0.0, 0
+    mismatches, spikes = 0, 0.0
     with torch.no_grad():
         for t in range(steps):
             ref, ref_states = step(xs[t])

@@ -7,7 +7,6 @@ not importable. Each run is a fresh interpreter, started the way a user's script
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import subprocess
@@ -74,11 +73,6 @@ def test_sections_1_to_6(tmp_path):
         assert re.search(rf"^ {name} +→ {kind}$", out, re.M), (name, kind)
 
 
-def _missing_layers() -> list[str]:
-    return [name for name in ("talon.sdk", "talon.backend") if importlib.util.find_spec(name) is None]
-
-
-@pytest.mark.skipif(bool(_missing_layers()), reason=f"sections 7-9 need {', '.join(_missing_layers())}, not built yet")
 def test_full_tutorial(tmp_path):
     out = run_script(example_code(), tmp_path)
     assert "Nodes match: True" in out

@@ -141,6 +141,10 @@ def assert_same_node(a: Node, b: Node, path: str = "node") -> None:
     assert a == b, f"{path}: == disagrees with the field-by-field comparison"
 
 
+def _shape_list(shapes: Any) -> list[tuple] | None:
+    return None if shapes is None else [tuple(t) for t in shapes]
+
+
 def assert_same_graph(a: Graph, b: Graph, path: str = "graph", shapes: bool = True) -> None:
     """Node order, nodes (exactly), edges, dt, metadata, extras and each node's stored shapes."""
     assert list(a.nodes) == list(b.nodes), f"{path}: node order {list(a.nodes)} vs {list(b.nodes)}"
@@ -149,8 +153,7 @@ def assert_same_graph(a: Graph, b: Graph, path: str = "graph", shapes: bool = Tr
         if shapes:
             for attr in ("input_shapes", "output_shapes"):
                 x, y = getattr(a.nodes[name], attr), getattr(b.nodes[name], attr)
-                norm = (lambda s: None if s is None else [tuple(t) for t in s])
-                assert norm(x) == norm(y), f"{path}.nodes[{name!r}].{attr}: {x} vs {y}"
+                assert _shape_list(x) == _shape_list(y), f"{path}.nodes[{name!r}].{attr}: {x} vs {y}"
     assert a.edges == b.edges, f"{path}: edges {a.edges} vs {b.edges}"
     assert_same(a.dt, b.dt, f"{path}.dt")
     assert_same(a.metadata, b.metadata, f"{path}.metadata")
@@ -287,7 +290,7 @@ def _neuron_recipe(positive: tuple[str, ...]) -> Recipe:
     def fn(draw):
         shape = _shape(draw, 1, 3, 1, 4)
         choices = [shape, (), (1,), shape[-1:]]
-        return {"__neuron_shape__": shape, "__shape_choices__": choices, "__positive__": positive}
+        return {"__shape_choices__": choices, "__positive__": positive}
 
     return fn
 
@@ -385,7 +388,6 @@ def node_of(draw: Any, type_name: str) -> Node:
     cls = ir.get_node_class(type_name)
     specs = cls.field_specs()
     plan = RECIPES[type_name](draw) if type_name in RECIPES else {}
-    neuron_shape = plan.pop("__neuron_shape__", None)
     choices = plan.pop("__shape_choices__", None)
     positive = plan.pop("__positive__", ())
     kwargs: dict[str, Any] = {}

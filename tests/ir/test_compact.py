@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from talon import ir
 from talon.errors import TalonFormatError
 from talon.ir import Graph
-from talon.ir._compact import as_neuron_layout, integer_form, smallest_broadcast, stored_nbytes
+from talon.ir._compact import integer_form, stored_nbytes
 from talon.sdk import analyze_graph, quantize_weights
 
 

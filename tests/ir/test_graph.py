@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import talon.ir as ir
-from talon.errors import GraphValidationError, PrimitiveError
+from talon.errors import GraphValidationError
 from talon.ir import Graph
 
 from ._gen import f32

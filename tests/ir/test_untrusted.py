@@ -376,7 +376,6 @@ def test_nir_files_get_the_same_checks(tmp_path):
     p = _nir_file(tmp_path)
     assert isinstance(ir.read(p), Graph)
     with h5py.File(p, "r+") as f:
-        w = f["node/nodes/fc/weight"]
         del f["node/nodes/fc/weight"]
         f["node/nodes/fc"].create_dataset("weight", shape=(len(SECRET) // 4,), dtype="<f4", external=[(str(secret), 0, len(SECRET))])
     with pytest.raises(TalonFormatError, match="external files"):

@@ -9,7 +9,7 @@ from talon import ir
 from talon.errors import GraphValidationError, TalonError
 from talon.sdk import analyze_graph, profile_graph
 
-from sdk_graphs import affine, build_hybrid, build_mlp, lif, needs_io
+from sdk_graphs import affine, build_hybrid, build_mlp, lif
 
 f32 = np.float32
 
@@ -162,7 +162,6 @@ def test_non_spiking_graph_recommendation_and_dropout_bn():
     assert "no spiking layers" in text and "fold_batchnorm" in text and "remove 'drop'" in text
 
 
-@needs_io
 def test_path_arguments(tmp_path):
     path = tmp_path / "hybrid.t1c"
     ir.write(str(path), build_hybrid())
@@ -170,7 +169,6 @@ def test_path_arguments(tmp_path):
     assert profile_graph(str(path)).spike_ops == 640
 
 
-@needs_io
 def test_every_function_accepts_a_path(tmp_path):
     from talon import sdk
 

@@ -13,7 +13,7 @@ from talon import ir
 from talon.errors import TalonError
 from talon.sdk import compare_graphs, fingerprint_graph, get_stamp, stamp_graph, verify_fingerprint
 
-from sdk_graphs import build_hybrid, build_mlp, lif, needs_io
+from sdk_graphs import build_hybrid, build_mlp, lif
 
 f32 = np.float32
 
@@ -162,7 +162,6 @@ def test_get_stamp_of_unstamped_graph_is_none():
 
 
 # -- round trips through .t1c ---------------------------------------------------------------------
-@needs_io
 def test_identical_after_write_and_read(tmp_path):
     g = build_hybrid()
     path = tmp_path / "h.t1c"
@@ -171,7 +170,6 @@ def test_identical_after_write_and_read(tmp_path):
     assert compare_graphs(g, path).identical
 
 
-@needs_io
 def test_stamp_survives_the_file(tmp_path):
     path = tmp_path / "m.t1c"
     ir.write(str(path), build_mlp())
@@ -224,7 +222,6 @@ def test_sensitive_to_any_single_weight_change(g, data):
     assert not compare_graphs(g, g2).identical and name in compare_graphs(g, g2).nodes_modified
 
 
-@needs_io
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(graphs)
 def test_stable_under_round_trip(tmp_path, g):

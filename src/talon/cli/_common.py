@@ -23,7 +23,6 @@ from typing import Any, Callable
 
 import click
 
-EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_ERROR = 2
 
@@ -31,7 +30,6 @@ EXIT_ERROR = 2
 @dataclass
 class _State:
     verbose: bool = False
-    quiet: bool = False
     command: str = ""  # the command being run ("simulate", "convert fold-batchnorm", ...), for error wording
 
 

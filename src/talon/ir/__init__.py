@@ -11,7 +11,7 @@ from talon.ir.spike_inputs import spike_inputs, with_spike_inputs
 __all__ = [
     "Node", "Graph", "register_node", "get_node_class", "list_primitives", "read", "write", "read_version",
     "FORMAT_VERSION", "TalonError", "TalonFormatError", "GraphValidationError", "PrimitiveError",
-    "from_nir", "to_nir", "spike_inputs", "with_spike_inputs",
+    "from_nir", "to_nir", "spike_inputs", "with_spike_inputs",  # noqa: F405 (from_nir/to_nir: module __getattr__, lazily)
     *_primitive_names,
 ]
 

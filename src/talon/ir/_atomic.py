@@ -145,12 +145,12 @@ def _create_temporary(folder: Path, target: Path) -> Path:
     return Path(tmp)
 
 
-def remove_stale_temporaries(folder: str | os.PathLike, *, now: float | None = None) -> list[str]:
+def remove_stale_temporaries(folder: str | os.PathLike[str], *, now: float | None = None) -> list[str]:
     """Remove the temporary files our writers left in `folder` when they were killed (see the module
     docstring for "stale"); returns their paths. Never raises: cleaning is a courtesy."""
     now = time.time() if now is None else now
     host = _host_tag()
-    removed = []
+    removed: list[str] = []
     try:
         entries = list(os.scandir(folder))
     except OSError:

@@ -25,7 +25,7 @@ import os
 import struct
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import xxhash
@@ -149,7 +149,7 @@ class _Done:
         return self.value
 
 
-def seal(path: Path, block: int, entries: dict[str, list], chunked: list[str] = ()) -> None:
+def seal(path: Path, block: int, entries: dict[str, list], chunked: Sequence[str] = ()) -> None:
     """Write the index (the arrays' `entries`, from ArraySink) and its SHA-256 into the user block.
 
     `chunked` names compressed datasets: their chunks carry HDF5's Fletcher-32 checksums, so they are
@@ -239,7 +239,7 @@ _GCOL_HEADER = 16  # "GCOL", version 1, 3 reserved bytes, 8-byte collection size
 _OBJ_HEADER = 16  # heap object: index (2), reference count (2), reserved (4), size (8)
 
 
-def check_global_heaps(mm: Any, name: str, skip: list[tuple[int, int]] = ()) -> None:
+def check_global_heaps(mm: Any, name: str, skip: Sequence[tuple[int, int]] = ()) -> None:
     """Refuse malformed HDF5 global heap collections before HDF5 reads strings from them.
 
     HDF5 does not checksum these heaps, and its parser loops forever on some damaged object sizes (a

@@ -41,16 +41,12 @@ VERSION = 1
 ATTR = "talon_mirror"
 
 
-class Unmirrorable(Exception):
-    """The content has something the mirror does not describe (a compressed array): write none."""
-
-
 def inline_array(arr: np.ndarray) -> dict:
     """An array stored without an index entry (0-d or empty): its bytes travel in the mirror."""
     return {"x": [arr.dtype.str, list(arr.shape), arr.tobytes().hex()]}
 
 
-def number(value: float) -> Any:
+def number(value: float | np.floating) -> Any:
     """A float64 as JSON; NaNs as their bits, since JSON's NaN token drops sign and payload."""
     value = float(value)
     return {"f": struct.pack("<d", value).hex()} if math.isnan(value) else value

@@ -984,7 +984,7 @@ def _difference(a: Graph, b: Graph, where: str = "") -> str | None:
         label = f"{where}node {name!r}"
         if type(node) is not type(other):
             return f"{label}: type"
-        if isinstance(node, Graph):
+        if isinstance(node, Graph) and isinstance(other, Graph):  # (same type, checked above)
             inner = _difference(node, other, f"{label}: ")
             if inner:
                 return inner

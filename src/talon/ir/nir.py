@@ -570,7 +570,7 @@ def _fields_from_nir(nn: Any, ttype: str, dt: float, where: str) -> dict | None:
     if nt in ("SumPool2d", "AvgPool2d"):
         if ttype != nt:
             return None
-        out = {"kernel_size": _ints(nn.kernel_size, 2, f"{where}.kernel_size"), "stride": _ints(nn.stride, 2, f"{where}.stride"),
+        out: dict[str, Any] = {"kernel_size": _ints(nn.kernel_size, 2, f"{where}.kernel_size"), "stride": _ints(nn.stride, 2, f"{where}.stride"),
                "padding": _ints(nn.padding, 2, f"{where}.padding")}
         if nt == "AvgPool2d":
             out.update(ceil_mode=False, count_include_pad=True)  # NIR: SumPool2d then Scale(1/area)
@@ -1145,7 +1145,7 @@ def _pretty_order(g: Graph, sums: dict[str, str], topological: bool) -> list[str
     inserted sum nodes just before the node they feed."""
     order = [n for n in (g.topological_order() if topological else g.nodes) if n not in sums]
     out: list[str] = []
-    feeds = {}
+    feeds: dict[str, list[str]] = {}
     for s, d in sums.items():
         feeds.setdefault(d, []).append(s)
     for n in order:

@@ -121,7 +121,7 @@ def advise_dt(ng: Any) -> TimeUnitAdvice | None:
     if leaky:
         lo, hi = float(taus.min()), float(taus.max())
         span = f"{lo:g}" if lo == hi else f"{lo:g} to {hi:g}"
-        norse_old = named == "norse" and bool(producer[1]) and producer[1][:2] <= (1, 1)
+        norse_old = producer is not None and named == "norse" and bool(producer[1]) and producer[1][:2] <= (1, 1)
         if hi <= SNNTORCH_DT or norse_old:
             return TimeUnitAdvice(1e-6, "Norse 1.1", (
                 f"its time constants ({span}, with r = 1) are what Norse 1.1 writes: tau = dt/tau_mem_inv with "

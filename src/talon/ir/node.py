@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import MISSING, dataclass, field
-from typing import Any, Callable, ClassVar, Iterator
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterator, dataclass_transform
 
 import numpy as np
 
@@ -140,10 +140,10 @@ def _coerce(owner: str, name: str, spec: FieldSpec, value: Any) -> Any:
                 value = value.reshape(()).item()
             if isinstance(value, (bool, np.bool_)):
                 raise PrimitiveError(f"{where} must be a number, got a bool")
-            out = float(value)
-            if spec.minimum is not None and not out >= spec.minimum:
-                raise PrimitiveError(f"{where} must be >= {spec.minimum:g}, got {out}")
-            return out
+            real = float(value)
+            if spec.minimum is not None and not real >= spec.minimum:
+                raise PrimitiveError(f"{where} must be >= {spec.minimum:g}, got {real}")
+            return real
         if kind == NUMBER:
             if isinstance(value, np.ndarray) and value.size == 1:
                 value = value.reshape(()).item()
@@ -167,18 +167,16 @@ def _coerce(owner: str, name: str, spec: FieldSpec, value: Any) -> Any:
                 raise PrimitiveError(f"{where} must be one of {list(spec.choices)}, got {value!r}")
             return value
         if kind == INTS:
+            items: Any = value
             if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)):
-                if spec.length is None:
-                    value = (value,)
-                else:
-                    value = (value,) * spec.length
-            seq = np.asarray(value)
+                items = (value,) if spec.length is None else (value,) * spec.length
+            seq = np.asarray(items)
             if seq.ndim != 1 or (seq.size and seq.dtype.kind not in "iu"):
-                raise PrimitiveError(f"{where} must be a sequence of integers, got {value!r}")
-            out = tuple(int(v) for v in seq)
-            if spec.length is not None and len(out) != spec.length:
-                raise PrimitiveError(f"{where} must have {spec.length} entries, got {len(out)}")
-            return out
+                raise PrimitiveError(f"{where} must be a sequence of integers, got {items!r}")
+            ints = tuple(int(v) for v in seq)
+            if spec.length is not None and len(ints) != spec.length:
+                raise PrimitiveError(f"{where} must have {spec.length} entries, got {len(ints)}")
+            return ints
         if kind == DICT:
             if not isinstance(value, dict):
                 raise PrimitiveError(f"{where} must be a dict, got {type(value).__name__}")
@@ -223,7 +221,14 @@ class Node:
     min_inputs: ClassVar[int] = 1
     max_inputs: ClassVar[int | None] = 1
 
+    _field_specs_cache: ClassVar[dict[str, FieldSpec]]  # per class, set by field_specs()
+
     metadata: dict | None = mapping(kw_only=True, doc="free-form per-node metadata")
+
+    if TYPE_CHECKING:
+        # Passes reach a node's fields by name once its type_name says which primitive it is: type
+        # checkers read any attribute of a plain Node as Any (at run time a missing one still raises).
+        def __getattr__(self, name: str) -> Any: ...
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -348,6 +353,7 @@ def list_primitives() -> list[str]:
     return list(_REGISTRY)
 
 
+@dataclass_transform(eq_default=False)  # type checkers see each primitive's fields as __init__ parameters
 def primitive(cls: type | None = None, *, name: str | None = None) -> Callable[[type], type[Node]] | type[Node]:
     """Declare and register a built-in primitive: `@primitive class Affine(Node): ...`."""
 

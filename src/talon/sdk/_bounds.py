@@ -13,6 +13,8 @@ can never fire when max(0, v_leak + max(r*I)) <= v_threshold.
 
 from __future__ import annotations
 
+import functools
+import operator
 from typing import Callable
 
 import numpy as np
@@ -55,15 +57,15 @@ def _step(graph, name, shapes, input_range, topo, out_idx, bounds, neurons) -> N
         shape = outs[0]
         bounds[name] = [(np.full(shape, float(lo)), np.full(shape, float(hi)))]
         return
-    args: list[Bounds] | None = []
+    args: list[Bounds] = []
     for i in topo.in_edge_ids[name]:
         src = graph.edges[i][0]
         b = None if i in topo.delayed else bounds.get(src)
         if b is None:
-            args = None
+            args = []  # an input without bounds: none for this node either
             break
         args.append(b[out_idx[i]])
-    if args is None or not args:
+    if not args:
         bounds[name] = None
         return
     rule = _RULES.get(node.type_name)
@@ -235,7 +237,7 @@ def _delay(node, args, outs, dt, neurons, name):
 
 
 def _summed(args: list[Bounds]) -> Bounds:
-    return sum(a[0] for a in args), sum(a[1] for a in args)
+    return functools.reduce(operator.add, (a[0] for a in args)), functools.reduce(operator.add, (a[1] for a in args))
 
 
 def _arr(value, shape, default: float = 0.0) -> np.ndarray:

@@ -91,7 +91,7 @@ def saturating_constants(g: Graph, input_range: Any) -> list[tuple[str, str]]:
             w_max = float(np.max(np.abs(w)))
             b_max = float(np.max(np.abs(b))) if b is not None and np.size(b) else 0.0
             f_w, ok = weight_frac_holding_bias(w_max, b_max, wbits, abits, frac)
-            if not ok:
+            if not ok and b is not None:  # not ok needs a nonzero bias
                 acc_frac = frac + frac_for_range(w_max, wbits)
                 why = f"its {abits}-bit accumulator, whose step 2^-{acc_frac} is set by the input format and the weights' ({acc_frac} fractional bits),"
                 msg = saturation_message(name, _BIAS_OF[wf], b, abits, acc_frac, why)

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Any, Iterable
 
 import numpy as np
 
 from talon.errors import GraphValidationError, TalonUsageError
-from talon.ir import Affine, Graph, Node, SpikingAffine
+from talon.ir import Affine, Graph, SpikingAffine
 from talon.sdk import _bounds
 from talon.sdk._graph import Shape, Topology, infer_shapes
 from talon.sdk._load import GraphLike, as_graph
@@ -57,7 +57,7 @@ def _quantize_array(w: np.ndarray, bits: int, per_channel: bool, power_of_two: b
         # The hardware rule itself (talon.sdk.fixed_point, docs/fixed_point.md section 5), so that a
         # per-tensor result is exactly the grid and the integers the fixed-point plan would choose.
         frac = frac_for_range(peaks, bits)
-        f = frac if np.ndim(frac) == 0 else frac.reshape((-1,) + (1,) * (w.ndim - 1))
+        f = frac if np.ndim(frac) == 0 else np.reshape(frac, (-1,) + (1,) * (w.ndim - 1))
         wq = np.ldexp(quantize_to_ints(w64, bits, f).astype(np.float64), -f)
         scale_pow2 = np.ldexp(1.0, -frac)
         return wq.astype(w.dtype), float(scale_pow2) if np.ndim(frac) == 0 else scale_pow2
@@ -337,7 +337,7 @@ def _quantize_into(g: Graph, prefix: str, bits: int, per_channel: bool, pow2: bo
         entry = cost_entry(node.type_name)
         if entry is None or not entry.weight_fields:
             continue
-        changes = {}
+        changes: dict[str, Any] = {}
         for fname in entry.weight_fields:
             w = getattr(node, fname)
             if not np.all(np.isfinite(w)):

@@ -36,7 +36,7 @@ with `register_cost`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Iterable
+from typing import Callable, Iterable, overload
 
 import numpy as np
 
@@ -104,6 +104,10 @@ class NodeCost:
 _TABLE: dict[str, CostEntry] = {}
 
 
+@overload
+def register_cost(type_name: str, rule: Rule, *, weight_fields: Iterable[str] = (), formula: str = "", replace: bool = False) -> Rule: ...
+@overload
+def register_cost(type_name: str, rule: None = None, *, weight_fields: Iterable[str] = (), formula: str = "", replace: bool = False) -> Callable[[Rule], Rule]: ...
 def register_cost(
     type_name: str,
     rule: Rule | None = None,
@@ -363,7 +367,8 @@ def _neuron(type_name: str) -> Rule:
 
 for _t in NEURON_FLOPS:
     # the neurons that can switch their reset off, read from their class's fields
-    _reset = " (one less with reset_mode none)" if "reset_mode" in get_node_class(_t).field_specs() else ""
+    _cls = get_node_class(_t)
+    _reset = " (one less with reset_mode none)" if _cls is not None and "reset_mode" in _cls.field_specs() else ""
     register_cost(
         _t,
         _neuron(_t),

@@ -10,6 +10,7 @@ talon.backend.descriptor.FIXED_POINT_VERSION with it.
 from __future__ import annotations
 
 import math
+from typing import overload
 
 import numpy as np
 
@@ -17,6 +18,10 @@ import numpy as np
 GRID_PRESERVING = ("Output", "Flatten", "Dropout", "HybridRegion", "ChannelSplit", "Delay", "MaxPool2d", "Upsample")
 
 
+@overload
+def frac_for_range(max_abs: float, bits: int) -> int: ...
+@overload
+def frac_for_range(max_abs: np.ndarray, bits: int) -> int | np.ndarray: ...
 def frac_for_range(max_abs: float | np.ndarray, bits: int) -> int | np.ndarray:
     """Fractional bits so that `max_abs` fits `bits` signed bits: frac = bits - 1 - e, where
     max_abs = m * 2**e with 0.5 <= m < 1 (frexp); 0 (or a non-finite value) gives frac = bits - 1.

@@ -260,11 +260,11 @@ class _Linter:
             g.infer_shapes(failures=failures, skip=arity_bad)
         except GraphValidationError:
             pass  # the schedule itself fails: the structural checks report why
-        for name, (shapes, exc) in failures.items():
+        for name, (shapes, why) in failures.items():
             node = g.nodes[name]
             got = ", ".join(str(tuple(s)) for s in shapes) or "no inputs"
             producers = ", ".join(repr(g.edges[i][0]) for i in topo.in_edge_ids[name]) or "nothing"
-            self.add("SHAPE_MISMATCH", f"{node.type_name} node {name!r} fed by {producers} with {got}: {exc}", name)
+            self.add("SHAPE_MISMATCH", f"{node.type_name} node {name!r} fed by {producers} with {got}: {why}", name)
         reported = set(failures)
         if not reported and not arity_bad:
             self.add("SHAPE_MISMATCH", f"shapes cannot be inferred: {first_error}")

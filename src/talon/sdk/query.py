@@ -72,11 +72,15 @@ def inspect_node(graph: GraphLike, name: str) -> NodeInfo:
             arrays[fname] = _array_info(value)
         else:
             fields[fname] = value
+    ins: list[Shape] | None
+    outs: list[Shape] | None
+    cost: NodeCost | None
     try:
         ins, outs = infer_shapes(g)[name]
         cost = node_cost(node, ins, outs)
     except GraphValidationError:
-        ins = outs = cost = None
+        ins = outs = None
+        cost = None
     return NodeInfo(
         name=name,
         type_name=node.type_name,

@@ -143,7 +143,7 @@ def _plain(value: Any) -> Any:
 def _check_metadata(meta: dict, where: str) -> dict:
     if not isinstance(meta, dict):
         raise TalonUsageError(f"stamp_graph: {where} must be a dict, got {type(meta).__name__}")
-    out = {}
+    out: dict[str, Any] = {}
     for k, v in meta.items():
         if not isinstance(k, str) or not k or "/" in k:
             raise TalonUsageError(f"stamp_graph: {where} key {k!r} must be a non-empty string without '/'")

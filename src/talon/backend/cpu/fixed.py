@@ -682,11 +682,6 @@ def synaptic_output(x: Any, plan: NodePlan) -> Any:
     return _round_half_up_(y, fmt)
 
 
-def to_ints(x: Any, fmt: Format) -> Any:
-    """Integer view (int64) of a tensor that lies on `fmt`'s grid."""
-    return torch.ldexp(x.to(torch.float64), torch.tensor(fmt.frac, dtype=torch.float64)).round().to(torch.int64)
-
-
 # -- runtime wrappers (fixed mode) --------------------------------------------------------------------
 # Built through the executor's node_map: each wraps the module the bridge builds for the on-grid graph
 # and applies only saturation/rounding to what that module returns.

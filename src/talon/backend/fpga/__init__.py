@@ -19,7 +19,7 @@ import numpy as np
 
 from talon.backend.base import Backend, Capabilities, load_graph
 from talon.backend.descriptor import HardwareDescriptor
-from talon.backend.fpga.csim import AP_TYPES_HINT, CSimResult, find_ap_types, find_compiler, run_csim
+from talon.backend.fpga.csim import CSimResult, find_ap_types, find_compiler, run_csim
 from talon.backend.fpga.estimate import Estimates, estimate_descriptor
 from talon.backend.fpga.hls import MANIFEST, SUPPORTED, FPGAProject, generate
 from talon.backend.fpga.parts import PARTS, PartPreset, resolve_part
