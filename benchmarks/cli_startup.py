@@ -4,7 +4,7 @@ Run:  PYTHONPATH=src python benchmarks/cli_startup.py [--runs 15] [--baseline OT
 
 Writes a small model (Input -> Affine -> LIF -> Affine -> LIF -> Output) to a temporary .t1c file and
 times fresh interpreters, each contender once per round in turn (so they share the machine's background
-load): `python -c pass`, the floor `python -c "import numpy, h5py"` (the two libraries any .t1c reader
+load), with the modules byte-compiled as in an installed package: `python -c pass`, the floor `python -c "import numpy, h5py"` (the two libraries any .t1c reader
 needs), and `python -m talon.cli analyze/lint MODEL`. With --baseline, the two commands also run from
 another source tree (e.g. an older checkout's src) in the same rounds, for a before/after comparison.
 Prints the median and minimum wall time of each and the load average before and after.
@@ -44,7 +44,8 @@ def write_model(path: str) -> None:
 
 
 def run_once(argv: list[str], src: str | None) -> float:
-    env = dict(os.environ)
+    # byte-compiled modules, as an installed package has: the warm-up run writes them
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     if src is not None:
         env["PYTHONPATH"] = src
     t0 = time.perf_counter()
