@@ -7,13 +7,15 @@ times fresh interpreters, each contender once per round in turn (so they share t
 load), with the modules byte-compiled as in an installed package: `python -c pass`, the floor `python -c "import numpy, h5py"` (the two libraries any .t1c reader
 needs), and `python -m talon.cli analyze/lint MODEL`. With --baseline, the two commands also run from
 another source tree (e.g. an older checkout's src) in the same rounds, for a before/after comparison.
-Prints the median and minimum wall time of each and the load average before and after.
+Prints the median and minimum wall time and CPU time (user + system, less disturbed by other processes on
+a loaded machine) of each, and the load average before and after.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -43,17 +45,21 @@ def write_model(path: str) -> None:
     ir.write(path, g)
 
 
-def run_once(argv: list[str], src: str | None) -> float:
+def run_once(argv: list[str], src: str | None) -> tuple[float, float]:
+    """Wall seconds and CPU seconds (user + system) of one run."""
     # byte-compiled modules, as an installed package has: the warm-up run writes them
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     if src is not None:
         env["PYTHONPATH"] = src
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     res = subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     elapsed = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if res.returncode != 0:
         raise SystemExit(f"{' '.join(argv)} failed (exit {res.returncode}): {res.stderr.strip()}")
-    return elapsed
+    return elapsed, cpu
 
 
 def main() -> None:
@@ -76,14 +82,16 @@ def main() -> None:
         for argv, src in contenders.values():  # warm the OS file cache
             run_once(argv, src)
         load_before = os.getloadavg()
-        times: dict[str, list[float]] = {name: [] for name in contenders}
+        times: dict[str, list[tuple[float, float]]] = {name: [] for name in contenders}
         for _ in range(args.runs):
             for name, (argv, src) in contenders.items():
                 times[name].append(run_once(argv, src))
         load_after = os.getloadavg()
     print(f"{args.runs} rounds; load average before {load_before[0]:.2f}, after {load_after[0]:.2f} ({os.cpu_count()} CPUs)")
+    print(f"  {'':<32} {'wall median':>11} {'wall min':>9} {'CPU median':>11} {'CPU min':>8}  (ms)")
     for name, ts in times.items():
-        print(f"  {name:<32} median {statistics.median(ts) * 1000:6.0f} ms   min {min(ts) * 1000:6.0f} ms")
+        wall, cpu = [t[0] * 1000 for t in ts], [t[1] * 1000 for t in ts]
+        print(f"  {name:<32} {statistics.median(wall):11.0f} {min(wall):9.0f} {statistics.median(cpu):11.0f} {min(cpu):8.0f}")
 
 
 if __name__ == "__main__":

@@ -286,3 +286,16 @@ def test_cli_wording():
     assert cli_wording("simulate with mode='float'", "energy") == "simulate with --mode float"
     assert cli_wording("so pass dt= in that unit (e.g. dt=1e-3 for", "convert format") == "so give --dt in that unit (e.g. --dt 1e-3 for"
     assert cli_wording("nothing to change", "simulate") == "nothing to change"
+
+
+def test_names_with_emoji_codes_are_shown_as_they_are(run_cli, tmp_path):
+    """rich would turn ':smile:' in a node name into an emoji; the name must be printed unchanged."""
+    g = ir.Graph()
+    g.add_node("in:smile:", ir.Input(shape=(2,)))
+    g.add_node("out", ir.Output())
+    g.chain("in:smile:", "out")
+    path = tmp_path / "emoji.t1c"
+    ir.write(path, g)
+    for command in ("analyze", "lint"):
+        code, out, _ = run_cli(command, str(path))
+        assert code == 0 and "in:smile:" in out and "\N{SMILING FACE WITH OPEN MOUTH AND SMILING EYES}" not in out
