@@ -66,9 +66,11 @@ def console(stderr: bool = False):
         def print(self, *objects: Any, **kwargs: Any) -> None:
             super().print(*(safe_text(o) if isinstance(o, str) else o for o in objects), **kwargs)
 
-    c = SafeConsole(stderr=stderr, highlight=False)
+    # emoji=False: a node named "a:smile:b" is shown as it is, not with an emoji in it (and rich's emoji
+    # table, ~3 ms to import, stays unloaded)
+    c = SafeConsole(stderr=stderr, highlight=False, emoji=False)
     if not c.is_terminal:
-        c = SafeConsole(stderr=stderr, highlight=False, width=max(c.width, 140), soft_wrap=True)
+        c = SafeConsole(stderr=stderr, highlight=False, emoji=False, width=max(c.width, 140), soft_wrap=True)
     return c
 
 

@@ -39,9 +39,7 @@ import contextvars
 import errno
 import os
 import re
-import socket
 import stat
-import tempfile
 import threading
 import time
 import zlib
@@ -64,6 +62,10 @@ _PROTECTED: contextvars.ContextVar[frozenset] = contextvars.ContextVar("talon_pr
 
 
 def _host_tag() -> str:
+    # socket and tempfile are imported where writing needs them: reading a file (talon analyze, lint)
+    # does not, and they cost several ms of start-up (docs/performance.md)
+    import socket
+
     return f"{zlib.crc32(socket.gethostname().encode('utf-8', 'replace')):08x}"
 
 
@@ -140,6 +142,8 @@ def file_kind(mode: int) -> str:
 def _create_temporary(folder: Path, target: Path) -> Path:
     """A new empty file, created exclusively (mkstemp: O_CREAT|O_EXCL|O_NOFOLLOW, mode 0600) under a
     random name that says whose it is."""
+    import tempfile
+
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{target.name[:100]}.talon-{os.getpid()}-{_host_tag()}-", suffix=".tmp")
     os.close(fd)
     return Path(tmp)
