@@ -162,19 +162,6 @@ def test_static_commands_leave_heavy_modules_unimported(snn_file, command):
     assert not _within(as_json, (*_NOT_FOR_STATIC_COMMANDS, "rich"))
 
 
-def test_analyze_starts_fast(snn_file):
-    """CPU time, not wall time: robust to a loaded machine. ~0.25 s on a 2-core box."""
-    import resource
-
-    _run_script(["analyze", snn_file])  # warm the OS file cache
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    res = _run_script(["analyze", snn_file, "--json"])
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    assert res.returncode == 0
-    assert cpu < 1.0, f"talon analyze used {cpu:.2f} s of CPU"
-
-
 def test_profile_budget_sizes_and_exit_status(run_cli, snn_file):
     """--budget takes sizes (1e6, 1KB, 64KiB, 1MB); the result says whether the model fits and exits 1 when not."""
     total = _json(run_cli("profile", snn_file, "--json")[1])["memory"]["total"]
