@@ -172,7 +172,7 @@ def energy_breakdown(profile: Any, *, title: str | None = None):
     ax2.legend(fontsize=8, ncols=min(len(parts), 3), loc="upper right")
     ax2.set_title("by layer")
     preset = getattr(profile, "energy_preset", "")
-    fig.suptitle(title or f"energy breakdown ({getattr(profile, 'mode', '')}, {preset}, {getattr(profile, 'timesteps', '?')} steps, latency {float(getattr(profile, "total_latency_us", 0.0)):.3g} µs)")
+    fig.suptitle(title or f"energy breakdown ({getattr(profile, 'mode', '')}, {preset}, {getattr(profile, 'timesteps', '?')} steps, latency {float(getattr(profile, 'total_latency_us', 0.0)):.3g} µs)")
     return fig
 
 
