@@ -250,3 +250,20 @@ document.getElementById('fit').click();out.fit=vb();document.body.dataset.probe=
     assert (w2, h2) == (w1, h1) and x2 > x1 and y2 > y1  # dragged up-left: the view moves down-right
     fx, fy, fw, fh = out["fit"]
     assert fx <= 0 and fy <= 0 and fx + fw >= data["size"]["w"] and fy + fh >= data["size"]["h"]
+
+
+def test_select_pans_a_far_node_into_view(big_page):
+    """#select= on the last node of a 62-node graph (far below the first view) opens it and brings it on
+    screen, still at a readable size."""
+    import html as html_lib
+    import json
+
+    g, page = big_page
+    res = subprocess.run([CHROMIUM, *FLAGS, "--window-size=1400,900", "--virtual-time-budget=5000", "--dump-dom",
+                          "file://" + os.path.abspath(page) + "#select=output&measure"], capture_output=True, text=True, timeout=90)
+    assert re.search(r'id="panel-title">output<', res.stdout), res.stderr[-2000:]
+    ms = json.loads(html_lib.unescape(re.search(r'data-measure="([^"]*)"', res.stdout).group(1)))
+    (node,) = [n for n in ms["nodes"] if n["name"] == "output"]
+    x, y, w, h = node["box"]
+    cx, cy, cw, ch = ms["canvas"]
+    assert cx <= x and x + w <= cx + cw and cy <= y and y + h <= cy + ch and w >= 60

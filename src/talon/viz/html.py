@@ -385,7 +385,9 @@ function overview(){side.innerHTML='';h('h2',D.title,side);h('div',`${D.totals.n
  const lg=h('div',null,side,'legend');Object.keys(D.colours).forEach(k=>{if(!D.nodes.some(n=>n.kind===k))return;const s=h('span',null,lg);const i=h('i',null,s);i.style.background=D.colours[k];s.appendChild(document.createTextNode(k));});
  h('div','Click a node for its fields, shapes and weights; dashed red edges close a recurrent loop (one step of delay).',side,'muted');meshPanel(null);
  h('h3','Nodes',side);table(D.nodes.map(n=>[n.name,n.type,n.params]),side,['name','type','params']);}
-function select(name){const n=byName[name];if(!n)return;Object.values(nodeEls).forEach(g=>g.classList.remove('selected'));nodeEls[name].classList.add('selected');
+function reveal(n){const cw=canvas.clientWidth||800,ch=canvas.clientHeight||600,vw=cw/view.s,vh=ch/view.s;
+ if(n.x<view.x||n.y<view.y||n.x+B.w>view.x+vw||n.y+B.h>view.y+vh){view.x=n.x+B.w/2-vw/2;view.y=n.y+B.h/2-vh/2;show();}}
+function select(name){const n=byName[name];if(!n)return;Object.values(nodeEls).forEach(g=>g.classList.remove('selected'));nodeEls[name].classList.add('selected');reveal(n);
  edgeEls.forEach(p=>p.classList.toggle('hi',p.dataset.src===name||p.dataset.dst===name));side.innerHTML='';
  const back=h('a','\u2190 overview',side);back.href='#';back.addEventListener('click',ev=>{ev.preventDefault();Object.values(nodeEls).forEach(g=>g.classList.remove('selected'));edgeEls.forEach(p=>p.classList.remove('hi'));overview();});
  const title=h('h2',n.name,side);title.id='panel-title';h('div',n.type+(n.stateful?' \u00b7 stateful':'')+(n.spiking?' \u00b7 spiking':''),side,'muted');
@@ -414,11 +416,11 @@ function meshPanel(layer){const M=D.mapping;if(!M)return;h('h3',`Mapping: ${M.ro
  table([['cores used',M.metrics.cores_used],['packet hops / step',M.metrics.packet_hops_per_step],['max link load',M.metrics.max_link_load],['max neuron use',Math.round(100*M.metrics.max_neuron_utilisation)+'%'],['max memory use',Math.round(100*M.metrics.max_memory_utilisation)+'%']],side);}
 overview();window.talonSelect=select;
 // "#select=NAME" in the URL opens a node, through a real click event (used by links and headless tests)
-const m=/^#select=(.+)$/.exec(location.hash);if(m){const g=nodeEls[decodeURIComponent(m[1])];if(g)g.dispatchEvent(new MouseEvent('click',{bubbles:true}));}
+const m=/^#select=([^&]+)/.exec(location.hash);if(m){const g=nodeEls[decodeURIComponent(m[1])];if(g)g.dispatchEvent(new MouseEvent('click',{bubbles:true}));}
 // "#measure" in the URL: the page writes what a person sees (on-screen boxes and font sizes, in CSS px) into
 // data-measure on <body>, for the headless tests; nothing is written otherwise
 function box(e){const r=e.getBoundingClientRect();return [r.left,r.top,r.width,r.height];}
-if(/(^#|&)measure(&|$)/.test(location.hash)){const ms={scale:view.s,viewport:[canvas.clientWidth,canvas.clientHeight],nodes:[],cells:[]};
+if(/(^#|&)measure(&|$)/.test(location.hash)){const ms={scale:view.s,canvas:box(canvas),nodes:[],cells:[]};
  D.nodes.forEach(n=>{const g=nodeEls[n.name];ms.nodes.push({name:n.name,box:box(g.querySelector('rect')),labels:[...g.querySelectorAll('text')].map(t=>({box:box(t),font:parseFloat(getComputedStyle(t).fontSize)*t.getScreenCTM().a,text:t.textContent}))});});
  document.querySelectorAll('#mesh .core').forEach(c=>ms.cells.push({box:box(c),font:parseFloat(getComputedStyle(c).fontSize),text:c.textContent,fits:c.scrollWidth<=c.clientWidth&&c.scrollHeight<=c.clientHeight,title:c.title}));
  document.body.dataset.measure=JSON.stringify(ms);}
