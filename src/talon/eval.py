@@ -38,6 +38,8 @@ class Scores:
     spikes_per_sample: float
     energy_per_sample_uj: float
     silent_samples: int  # samples whose Output never fired (their class is 0 by argmax's tie rule)
+    # (T,): the accuracy had the run stopped after step t (the readout on steps 0..t); None for a custom readout
+    accuracy_by_step: np.ndarray | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -47,6 +49,7 @@ class Scores:
             "spikes_per_sample": self.spikes_per_sample,
             "energy_per_sample_uj": self.energy_per_sample_uj,
             "silent_samples": self.silent_samples,
+            "accuracy_by_step": None if self.accuracy_by_step is None else self.accuracy_by_step.tolist(),
         }
 
 
@@ -123,6 +126,12 @@ class EvaluationResult:
         names = [self._name(k) for k in range(self.n_classes)]
         return confusion_matrix(self.scores[m].confusion, names, title=f"{m}: accuracy {self.scores[m].accuracy:.1%} ({self.n_samples} samples)")
 
+    def plot_accuracy_by_step(self) -> Any:
+        """A matplotlib Figure of the accuracy against the number of steps run, per numeric mode."""
+        from talon.viz.accuracy import accuracy_by_step
+
+        return accuracy_by_step(self, title=f"accuracy against steps ({self.n_samples} samples, readout {self.readout})")
+
     def _repr_html_(self) -> str:
         from talon._html import card, table
 
@@ -148,6 +157,7 @@ class _Tally:
     """One numeric mode's running totals over the batches."""
 
     preds: list = field(default_factory=list)
+    step_preds: list = field(default_factory=list)  # (T, B) classes per step, for the built-in readouts
     spikes: float = 0.0
     energy: float = 0.0
     silent: int = 0
@@ -159,6 +169,9 @@ class _Tally:
         prof = be.profile(g, xb, T, energy_preset=energy_preset, mode=mode, simulation=sim)
         out = np.asarray(sim.outputs[out_name].detach().cpu(), dtype=np.float64).reshape(T, B, -1)
         self.preds.append(decide(out))
+        by_step = getattr(decide, "by_step", None)
+        if by_step is not None:
+            self.step_preds.append(by_step(out))
         self.spikes += sim.total_spikes
         self.energy += prof.energy_estimate_uj * B
         self.silent += int((~out.any(axis=(0, 2))).sum())
@@ -167,10 +180,13 @@ class _Tally:
 def _readout(readout: str | Callable) -> Callable[[np.ndarray], np.ndarray]:
     if callable(readout):
         return lambda out: np.asarray(readout(out)).reshape(-1).astype(np.int64)
-    if readout == "count":
-        return lambda out: out.sum(axis=0).argmax(axis=1)
-    if readout == "last":
-        return lambda out: out[-1].argmax(axis=1)
+    if readout in ("count", "last"):
+        def decide(out: np.ndarray) -> np.ndarray:
+            return (out.sum(axis=0) if readout == "count" else out[-1]).argmax(axis=1)
+
+        # the same readout on the first t+1 steps, for every t: the accuracy-against-steps curve
+        decide.by_step = (lambda out: np.cumsum(out, axis=0).argmax(axis=2)) if readout == "count" else (lambda out: out.argmax(axis=2))  # type: ignore[attr-defined]
+        return decide
     raise TalonError(f"unknown readout {readout!r}; readouts: {', '.join(READOUTS)} or a function of the (T, B, K) outputs")
 
 
@@ -264,7 +280,9 @@ def evaluate(
                 cal = xb
             for m in runs:
                 kw = {"calibration_inputs": cal, "compare": False, "fixed_config": fixed_config} if m == "fixed" else {}
-                tallies[m].add(be, g, xb, m, kw, energy_preset, out_name, lambda out: _checked_predictions(decide(out), xb.shape[1], K))
+                checked = lambda out: _checked_predictions(decide(out), xb.shape[1], K)  # noqa: E731
+                checked.by_step = getattr(decide, "by_step", None)  # type: ignore[attr-defined]
+                tallies[m].add(be, g, xb, m, kw, energy_preset, out_name, checked)
             labels.append(yb)
             if bar is not None:
                 bar.update(task, advance=len(yb))
@@ -275,6 +293,9 @@ def evaluate(
         raise TalonError(f"{source.where}: holds no samples to evaluate")
     y = np.concatenate(labels)
     scores = {m: _scores(np.concatenate(t.preds), y, K, t.spikes, t.energy, t.silent) for m, t in tallies.items()}
+    for m, t in tallies.items():
+        if t.step_preds:
+            scores[m].accuracy_by_step = (np.concatenate(t.step_preds, axis=1) == y[None, :]).mean(axis=1)
     agreement = float(np.mean(scores["fixed"].predictions == scores["float"].predictions)) if mode == "fixed" else None
     cal_what = "" if mode == "float" else ("the first batch" if calibration is None else "the given calibration inputs")
     return EvaluationResult(mode, len(y), int(T), K, y, scores, agreement, readout if isinstance(readout, str) else getattr(readout, "__name__", "custom"),

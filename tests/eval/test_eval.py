@@ -187,3 +187,29 @@ def test_progress_bar_counts_samples(data, capsys):
     res = evaluate(mlp_graph(), (x, y), batch_size=10, progress=True)
     assert res.n_samples == 23  # the bar ran (on stderr) and left the result unchanged
     np.testing.assert_array_equal(res.scores["float"].predictions, evaluate(mlp_graph(), (x, y), progress=False).scores["float"].predictions)
+
+
+def test_accuracy_by_step_equals_the_readout_on_the_first_steps(data):
+    """Per step t: the accuracy of the readout on steps 0..t, computed by hand from one simulation; the last
+    step is the reported accuracy; a custom readout has no curve (and its plot says why)."""
+    x, y = data
+    g = mlp_graph()
+    res = evaluate(g, (x, y), mode="fixed", batch_size=5, progress=False)
+    _, _, sim = by_hand(g, x, y)
+    out = sim.output.numpy()
+    expected = np.array([np.mean(out[: t + 1].sum(0).argmax(1) == y) for t in range(out.shape[0])])
+    curve = res.scores["float"].accuracy_by_step
+    np.testing.assert_allclose(curve, expected, rtol=0, atol=1e-12)
+    assert curve[-1] == pytest.approx(res.scores["float"].accuracy) and res.scores["fixed"].accuracy_by_step[-1] == pytest.approx(res.scores["fixed"].accuracy)
+    assert res.to_dict()["float"]["accuracy_by_step"] == curve.tolist()
+    last = evaluate(g, (x, y), readout="last", progress=False).scores["float"].accuracy_by_step
+    np.testing.assert_allclose(last, [np.mean(out[t].argmax(1) == y) for t in range(out.shape[0])], rtol=0, atol=1e-12)
+    fig = res.plot_accuracy_by_step()
+    ax = fig.axes[0]
+    assert [ln.get_label().split(" ")[0] for ln in ax.get_lines()] == ["float", "fixed"]
+    np.testing.assert_allclose(ax.get_lines()[0].get_ydata(), 100 * curve)
+    assert ax.get_xlabel() == "steps run (timesteps)" and ax.get_ylabel() == "accuracy (%)"
+    custom = evaluate(g, (x, y), readout=lambda o: np.zeros(o.shape[1], int), progress=False)
+    assert custom.scores["float"].accuracy_by_step is None
+    with pytest.raises(TalonError, match="custom readout"):
+        custom.plot_accuracy_by_step()

@@ -29,7 +29,7 @@ def files(tmp_path):
 
 def test_eval_json_is_the_library_result(files):
     tmp, x, y = files
-    code, out, err = run("eval", tmp / "m.t1c", tmp / "seq.npz", "--mode", "fixed", "--json", "-o", tmp / "r" / "eval.json", "--plot", tmp / "c.png")
+    code, out, err = run("eval", tmp / "m.t1c", tmp / "seq.npz", "--mode", "fixed", "--json", "-o", tmp / "r" / "eval.json", "--plot", tmp / "c.png", "--plot-steps", tmp / "s.svg")
     assert code == 0, err
     doc = json.loads(out)
     ref = evaluate(str(tmp / "m.t1c"), str(tmp / "seq.npz"), mode="fixed", progress=False)
@@ -38,6 +38,8 @@ def test_eval_json_is_the_library_result(files):
     assert doc["agreement"] == pytest.approx(ref.agreement)
     assert json.loads((tmp / "r" / "eval.json").read_text())["accuracy"] == doc["accuracy"]
     assert (tmp / "c.png").stat().st_size > 0 and doc["plot"] == str(tmp / "c.png")
+    assert doc["plot_steps"] == str(tmp / "s.svg") and "accuracy (%)" in (tmp / "s.svg").read_text()
+    assert doc["fixed"]["accuracy_by_step"] == ref.scores["fixed"].accuracy_by_step.tolist()
 
 
 def test_eval_text_with_encoding(files):

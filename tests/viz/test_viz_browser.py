@@ -127,3 +127,143 @@ def test_hostile_node_opens_in_the_side_panel(tmp_path):
 
     title = re.search(r'id="panel-title">(.*?)</h2>', res.stdout, re.S)
     assert title and html_lib.unescape(title.group(1)) == target, res.stderr[-2000:]
+
+
+# -- what a person sees on big graphs: the page's "#measure" mode reports on-screen boxes in CSS pixels -----
+
+def _measure(page: str, tmp_path=None) -> dict:
+    import html as html_lib
+    import json
+
+    res = subprocess.run([CHROMIUM, *FLAGS, "--window-size=1400,900", "--virtual-time-budget=5000", "--dump-dom", "file://" + os.path.abspath(page) + "#measure"],
+                         capture_output=True, text=True, timeout=90)
+    m = re.search(r'data-measure="([^"]*)"', res.stdout)
+    assert m, res.stderr[-2000:]
+    return json.loads(html_lib.unescape(m.group(1)))
+
+
+def _overlap(a, b, slack=0.5) -> bool:
+    ax, ay, aw, ah = a
+    bx, by, bw, bh = b
+    return ax + aw - slack > bx and bx + bw - slack > ax and ay + ah - slack > by and by + bh - slack > ay
+
+
+def _inside(inner, outer, slack=1.0) -> bool:
+    ix, iy, iw, ih = inner
+    ox, oy, ow, oh = outer
+    return ix >= ox - slack and iy >= oy - slack and ix + iw <= ox + ow + slack and iy + ih <= oy + oh + slack
+
+
+@pytest.fixture(scope="module")
+def big_page(tmp_path_factory):
+    from viz_graphs import build_staged
+
+    from talon.mapping import HardwareSpec, map_graph
+
+    g = build_staged()
+    mapping = map_graph(g, HardwareSpec(mesh=(32, 32), neurons_per_core=2))
+    return g, export_html(g, tmp_path_factory.mktemp("big") / "big.html", mapping=mapping)
+
+
+def test_big_graph_is_readable_at_the_first_view(big_page):
+    """62 nodes: every box at least 60x24 px on screen, every label at least 10 px and inside its own box,
+    no two boxes and no two labels overlapping, long names cut with an ellipsis rather than spilling."""
+    g, page = big_page
+    ms = _measure(page)
+    assert [n["name"] for n in ms["nodes"]] == list(g.nodes)
+    boxes = [n["box"] for n in ms["nodes"]]
+    assert min(b[2] for b in boxes) >= 60 and min(b[3] for b in boxes) >= 24, ms["scale"]
+    labels = [lab for n in ms["nodes"] for lab in n["labels"]]
+    assert min(lab["font"] for lab in labels) >= 10
+    for n in ms["nodes"]:
+        for lab in n["labels"]:
+            assert _inside(lab["box"], n["box"]), (n["name"], lab)
+    for i in range(len(boxes)):
+        for j in range(i + 1, len(boxes)):
+            assert not _overlap(boxes[i], boxes[j]), (ms["nodes"][i]["name"], ms["nodes"][j]["name"])
+    label_boxes = [lab["box"] for lab in labels]
+    overlaps = [(i, j) for i in range(len(label_boxes)) for j in range(i + 1, len(label_boxes)) if _overlap(label_boxes[i], label_boxes[j])]
+    assert overlaps == []
+    names = {n["name"]: n["labels"][0]["text"] for n in ms["nodes"]}
+    assert names["input"] == "input" and names["stage11_branch1_leaky"].endswith("\u2026")
+    assert "stage11_branch1_leaky".startswith(names["stage11_branch1_leaky"][:-1])
+
+
+def test_32x32_mesh_cells_are_legible(big_page):
+    """A 32x32 mesh: 1024 cells of at least 14 px (the panel scrolls), drawn as a heatmap without text that
+    would be too small, every core described by its tooltip; a 3x3 mesh writes its values, and they fit."""
+    _, page = big_page
+    cells = _measure(page)["cells"]
+    assert len(cells) == 1024
+    assert min(c["box"][2] for c in cells) >= 14 and min(c["box"][3] for c in cells) >= 14
+    assert all(c["text"] == "" for c in cells) and all(c["title"] for c in cells)
+    assert sum(c["title"].startswith("core ") for c in cells) > 0
+
+
+def test_small_mesh_values_fit(page):
+    cells = _measure(page)["cells"]
+    assert len(cells) == 9 and any(c["text"] for c in cells)
+    assert all(c["fits"] and c["font"] >= 10 for c in cells if c["text"])
+
+
+def test_invalid_graph_shows_a_red_banner(branchy, tmp_path):
+    from talon import ir
+
+    branchy.add_node("stray", ir.Output())
+    page = export_html(branchy, tmp_path / "bad.html")
+    dom = _dump_dom("file://" + os.path.abspath(page)).stdout
+    banner = re.search(r'<div id="banner" role="alert">(.*?)</div>', dom, re.S)
+    assert banner and "does not validate" in banner.group(1) and "stray" in banner.group(1)
+    assert len(re.findall(r'<g class="node', dom)) == len(branchy.nodes)  # the graph is still drawn
+
+
+def test_wheel_zooms_at_the_pointer_drag_pans_and_fit_shows_everything(big_page, tmp_path):
+    """Real wheel, pointer and click events, dispatched by a probe script added to a copy of the page
+    (without its Content-Security-Policy, which would block the probe)."""
+    import json
+
+    _, page = big_page
+    text = open(page, encoding="utf-8").read()
+    text = re.sub(r'<meta http-equiv="Content-Security-Policy"[^>]*>', "", text)
+    probe = """<script>setTimeout(()=>{const svg=document.getElementById('graph'),vb=()=>svg.getAttribute('viewBox').split(' ').map(Number),out={};
+out.start=vb();const r=svg.getBoundingClientRect();out.width=r.width;out.height=r.height;
+svg.dispatchEvent(new WheelEvent('wheel',{deltaY:-300,clientX:r.left+100,clientY:r.top+100,bubbles:true,cancelable:true}));out.zoomed=vb();
+svg.dispatchEvent(new PointerEvent('pointerdown',{button:0,clientX:300,clientY:300,bubbles:true}));
+window.dispatchEvent(new PointerEvent('pointermove',{clientX:200,clientY:250,bubbles:true}));window.dispatchEvent(new PointerEvent('pointerup',{bubbles:true}));out.panned=vb();
+document.getElementById('fit').click();out.fit=vb();document.body.dataset.probe=JSON.stringify(out);},300)</script></body>"""
+    probed = tmp_path / "probe.html"
+    probed.write_text(text.replace("</body>", probe), encoding="utf-8")
+    res = subprocess.run([CHROMIUM, *FLAGS, "--window-size=1400,900", "--virtual-time-budget=5000", "--dump-dom", "file://" + str(probed)], capture_output=True, text=True, timeout=90)
+    m = re.search(r'data-probe="([^"]*)"', res.stdout)
+    assert m, res.stderr[-2000:]
+    import html as html_lib
+
+    out = json.loads(html_lib.unescape(m.group(1)))
+    data = json.loads(html_lib.unescape(re.search(r'id="talon-data">(.*?)</script>', text, re.S).group(1)))
+    (x0, y0, w0, h0), (x1, y1, w1, h1) = out["start"], out["zoomed"]
+    assert w1 < w0 and h1 < h0  # zoomed in ...
+    # ... about the pointer: the page point under it (100 px from the corner) stays under it, to within the
+    # rounding of the canvas to whole pixels
+    cw, ch = out["width"], out["height"]
+    assert abs((x0 + 100 * w0 / cw) - (x1 + 100 * w1 / cw)) < 0.5 and abs((y0 + 100 * h0 / ch) - (y1 + 100 * h1 / ch)) < 0.5
+    x2, y2, w2, h2 = out["panned"]
+    assert (w2, h2) == (w1, h1) and x2 > x1 and y2 > y1  # dragged up-left: the view moves down-right
+    fx, fy, fw, fh = out["fit"]
+    assert fx <= 0 and fy <= 0 and fx + fw >= data["size"]["w"] and fy + fh >= data["size"]["h"]
+
+
+def test_select_pans_a_far_node_into_view(big_page):
+    """#select= on the last node of a 62-node graph (far below the first view) opens it and brings it on
+    screen, still at a readable size."""
+    import html as html_lib
+    import json
+
+    g, page = big_page
+    res = subprocess.run([CHROMIUM, *FLAGS, "--window-size=1400,900", "--virtual-time-budget=5000", "--dump-dom",
+                          "file://" + os.path.abspath(page) + "#select=output&measure"], capture_output=True, text=True, timeout=90)
+    assert re.search(r'id="panel-title">output<', res.stdout), res.stderr[-2000:]
+    ms = json.loads(html_lib.unescape(re.search(r'data-measure="([^"]*)"', res.stdout).group(1)))
+    (node,) = [n for n in ms["nodes"] if n["name"] == "output"]
+    x, y, w, h = node["box"]
+    cx, cy, cw, ch = ms["canvas"]
+    assert cx <= x and x + w <= cx + cw and cy <= y and y + h <= cy + ch and w >= 60

@@ -104,3 +104,54 @@ def test_node_kind_reads_flags_and_the_cost_table():
         "graph": ir.Graph(),
     }
     assert {kind: node_kind(node) for kind, node in expected.items()} == {kind: kind for kind in expected}
+
+
+def _chain(n: int) -> ir.Graph:
+    g = ir.Graph()
+    g.add_node("n0", ir.Input(shape=(2,)))
+    for i in range(1, n - 1):
+        g.add_node(f"n{i}", ir.ReLU())
+    g.add_node(f"n{n - 1}", ir.Output())
+    g.chain(*[f"n{i}" for i in range(n)])
+    return g
+
+
+def test_long_chain_snakes_into_bands():
+    """40 nodes in a chain: not one 40-column row but bands of at most BAND_COLS columns, every other one
+    running right to left, each step to a neighbouring slot, no two boxes overlapping."""
+    from talon.viz.html import GAP_X, NODE_H, NODE_W
+    from talon.viz.layout import BAND_COLS
+
+    data = graph_data(_chain(40))
+    nodes = data["nodes"]
+    bands = sorted({n["band"] for n in nodes})
+    assert bands == list(range(8)) and max(n["x"] for n in nodes) == GAP_X + (BAND_COLS - 1) * (NODE_W + GAP_X)
+    assert data["size"]["w"] < data["size"]["h"]  # a readable aspect, not a thin strip
+    for a, b in zip(nodes, nodes[1:]):
+        if a["band"] == b["band"]:
+            step = NODE_W + GAP_X
+            assert b["x"] - a["x"] == (step if a["band"] % 2 == 0 else -step) and b["y"] == a["y"]
+        else:  # the turn: straight down into the next band
+            assert b["band"] == a["band"] + 1 and b["x"] == a["x"] and b["y"] > a["y"] + NODE_H
+    boxes = {(n["x"], n["y"]) for n in nodes}
+    assert len(boxes) == len(nodes)
+    assert all(0 <= n["x"] and n["x"] + NODE_W <= data["size"]["w"] and n["y"] + NODE_H <= data["size"]["h"] for n in nodes)
+
+
+def test_snake_keeps_stacked_nodes_apart():
+    from viz_graphs import build_staged
+
+    from talon.viz.html import NODE_H, NODE_W
+
+    nodes = graph_data(build_staged())["nodes"]
+    for i, a in enumerate(nodes):
+        for b in nodes[i + 1:]:
+            assert abs(a["x"] - b["x"]) >= NODE_W or abs(a["y"] - b["y"]) >= NODE_H, (a["name"], b["name"])
+
+
+def test_validation_errors_reach_the_page():
+    g = _chain(4)
+    assert graph_data(g)["errors"] == []
+    g.add_node("stray", ir.Output())
+    errors = graph_data(g)["errors"]
+    assert len(errors) == 1 and errors[0].startswith("GraphValidationError") and "'stray'" in errors[0]

@@ -33,3 +33,27 @@ def build_branchy(seed: int = 0) -> ir.Graph:
     g.add_edge("lif_b", "cat")
     g.chain("lif_a", "rec", "lif_a")
     return g
+
+
+def build_staged(stages: int = 12, branches: int = 2, width: int = 4, seed: int = 0) -> ir.Graph:
+    """A branching graph of 2 + stages * (2 * branches + 1) nodes (60 for the defaults): Input, then per
+    stage `branches` parallel Affine -> LIF paths joined by a Concat, then Output. Long node names, as a
+    converted model has."""
+    rng = np.random.default_rng(seed)
+    g = ir.Graph()
+    g.add_node("input", ir.Input(shape=(width,)))
+    prev, dim = "input", width
+    for s in range(stages):
+        cat = f"stage{s}_concat"
+        for b in range(branches):
+            fc, neuron = f"stage{s}_branch{b}_linear", f"stage{s}_branch{b}_leaky"
+            g.add_node(fc, ir.Affine(weight=rng.normal(0, 0.5, (width, dim)).astype(np.float32), bias=np.zeros(width, np.float32)))
+            g.add_node(neuron, lif(width))
+            g.chain(prev, fc, neuron)
+        g.add_node(cat, ir.Concat(dim=0))
+        for b in range(branches):
+            g.add_edge(f"stage{s}_branch{b}_leaky", cat)
+        prev, dim = cat, width * branches
+    g.add_node("output", ir.Output())
+    g.add_edge(prev, "output")
+    return g

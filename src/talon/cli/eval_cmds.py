@@ -23,10 +23,12 @@ from talon.cli._common import SEED, STEPS, InputFile, command_options, console, 
 @click.option("--max-samples", type=click.IntRange(min=1), default=None, help="Evaluate only the first N samples.")
 @click.option("-o", "--output", "out_path", type=click.Path(dir_okay=False, path_type=str), default=None, help="Also write the JSON document to this file.")
 @plot_option("Save the confusion matrix to PATH.")
+@click.option("--plot-steps", "steps_plot_path", type=click.Path(dir_okay=False, path_type=str), default=None,
+              help="Save the accuracy against the number of steps run to PATH (PNG, SVG or PDF).")
 @json_option
 @command_options
 def eval_cmd(graph_path: str, data: str, mode: str, n_steps: int | None, encode: str | None, dt: float | None, batch_size: int, readout: str,
-             seed: int, energy_preset: str, calibrate_path: str | None, max_samples: int | None, out_path: str | None, plot_path: str | None, as_json: bool) -> None:
+             seed: int, energy_preset: str, calibrate_path: str | None, max_samples: int | None, out_path: str | None, plot_path: str | None, steps_plot_path: str | None, as_json: bool) -> None:
     """Accuracy of MODEL.t1c on DATA: an .npz holding x (N, T, *S) or (N, *S) with --encode, and y (N,)
     labels; or a folder of event files ROOT/<class>/<file> (tonic's layout) framed with --steps and --dt.
 
@@ -36,6 +38,7 @@ def eval_cmd(graph_path: str, data: str, mode: str, n_steps: int | None, encode:
     from talon.report import write_document
 
     prepare_plot(plot_path)
+    prepare_plot(steps_plot_path, "--plot-steps")
     out_path = prepare_output(out_path, "--output", (".json",))
     g = load_graph(graph_path)
     calibration = None
@@ -45,9 +48,11 @@ def eval_cmd(graph_path: str, data: str, mode: str, n_steps: int | None, encode:
         calibration = load_inputs(calibrate_path, g, option="--calibrate")
     res = evaluate(g, data, mode, n_steps, encode=encode, dt=dt, batch_size=batch_size, readout=readout, seed=seed,
                    energy_preset=energy_preset, calibration=calibration, max_samples=max_samples)  # fmt: skip
-    payload = {"file": graph_path, **res.to_dict(), "plot": None, "output": out_path}
+    payload = {"file": graph_path, **res.to_dict(), "plot": None, "plot_steps": None, "output": out_path}
     if plot_path:
         payload["plot"] = save_figure(res.plot_confusion(), plot_path)
+    if steps_plot_path:
+        payload["plot_steps"] = save_figure(res.plot_accuracy_by_step(), steps_plot_path)
     if out_path:
         write_document(out_path, "eval", payload)
     if as_json:
@@ -60,7 +65,7 @@ def eval_cmd(graph_path: str, data: str, mode: str, n_steps: int | None, encode:
     c.print("confusion matrix (rows: label, columns: predicted):", markup=False)
     for i, row in enumerate(conf):
         c.print(f"  {i:>3} " + "".join(f"{int(v):>{width}}" for v in row), markup=False)
-    for what, path in (("plot", payload["plot"]), ("wrote", out_path)):
+    for what, path in (("plot", payload["plot"]), ("plot", payload["plot_steps"]), ("wrote", out_path)):
         if path:
             c.print(f"{what}: {path}", markup=False)
 

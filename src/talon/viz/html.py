@@ -25,9 +25,11 @@ from typing import Any
 import numpy as np
 
 from talon._json import dumps, jsonable
+from talon.errors import TalonError
 from talon.ir import Graph
 from talon.ir.graph import back_edges
 from talon.sdk.cost import cost_entry
+from talon.viz.layout import snake
 
 KIND_COLOURS = {
     "io": "#9aa5b1",
@@ -156,11 +158,13 @@ def graph_data(graph: Any, *, mapping: Any = None, simulation: Any = None, title
     except Exception:  # noqa: BLE001 - shapes and costs are optional for a graph that does not validate
         pass
     pos = layout(graph)
+    placed = snake(pos, w=NODE_W, h=NODE_H, gx=GAP_X, gy=GAP_Y)
     rates = dict(getattr(simulation, "firing_rates", {}) or {})
     agreement = dict(getattr(simulation, "agreement", None) or {})
     nodes = []
     for name, node in graph.nodes.items():
         col, row = pos[name]
+        xy = placed["pos"][name]
         fields, arrays = {}, {}
         for fname, value in (node.field_values().items() if hasattr(node, "field_values") else []):
             if fname == "metadata" or value is None:
@@ -170,7 +174,7 @@ def graph_data(graph: Any, *, mapping: Any = None, simulation: Any = None, title
             else:
                 fields[fname] = jsonable(value)
         entry = {
-            "name": name, "type": node.type_name, "kind": node_kind(node), "col": col, "row": row,
+            "name": name, "type": node.type_name, "kind": node_kind(node), "col": col, "row": row, "x": xy["x"], "y": xy["y"], "band": xy["band"],
             "stateful": bool(node.stateful), "spiking": bool(getattr(node, "spiking", False)),
             "fields": fields, "arrays": arrays, "cost": costs.get(name), "shapes": shapes.get(name),
             "params": int(sum(a["size"] for a in arrays.values())), "heatmap": _heatmap(node),
@@ -190,6 +194,8 @@ def graph_data(graph: Any, *, mapping: Any = None, simulation: Any = None, title
         "edges": edges,
         "colours": KIND_COLOURS,
         "box": {"w": NODE_W, "h": NODE_H, "gx": GAP_X, "gy": GAP_Y},
+        "size": {"w": placed["w"], "h": placed["h"]},
+        "errors": validation_errors(graph),
         "totals": {"nodes": len(graph.nodes), "edges": len(graph.edges), "params": int(sum(n["params"] for n in nodes))},
         "mapping": _mapping_data(mapping) if mapping is not None else None,
     }
@@ -204,6 +210,15 @@ def graph_data(graph: Any, *, mapping: Any = None, simulation: Any = None, title
             if via:
                 m["node_cores"][name] = {"cores": sorted({c for d in via for c in m["layer_cores"][d]}), "via": via}
     return data
+
+
+def validation_errors(graph: Any) -> list[str]:
+    """The graph's validation error (Graph.validate stops at the first), shown as a banner; [] if valid."""
+    try:
+        graph.validate()
+    except TalonError as exc:  # GraphValidationError, or a shape rule that refuses the node's input
+        return [f"{type(exc).__name__}: {exc}"]
+    return []
 
 
 def _mapping_data(mapping: Any) -> dict[str, Any]:
@@ -300,16 +315,19 @@ def export_html(graph: Any, path: str | os.PathLike, *, mapping: Any = None, sim
 _STYLE = """
 *{box-sizing:border-box}body{margin:0;font:13px/1.4 system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;color:#1d232a;background:#f6f7f9}
 header{padding:10px 16px;background:#1d232a;color:#fff;display:flex;gap:18px;align-items:baseline}header h1{font-size:16px;margin:0}
-header span{opacity:.75}main{display:flex;height:calc(100vh - 42px)}#canvas{flex:1;overflow:auto;position:relative;background:#fff}
+header span{opacity:.75}body{display:flex;flex-direction:column;height:100vh}main{display:flex;flex:1;min-height:0}#canvas{flex:1;overflow:hidden;position:relative;background:#fff;min-width:0}
 #side{width:400px;overflow:auto;border-left:1px solid #d8dde3;padding:12px 14px;background:#fbfcfd}
-#graph{max-width:100%;height:auto}svg text{pointer-events:none}.node rect{stroke:#1d232a;stroke-width:0;rx:7;cursor:pointer}.node:hover rect{stroke-width:1.5}
-.node.selected rect{stroke-width:3;stroke:#111}.node text{fill:#fff;font-size:12px}.node text.t{font-size:10.5px;opacity:.9}
+#graph{width:100%;height:100%;display:block;cursor:grab;touch-action:none}#graph.drag{cursor:grabbing}
+.tools{position:absolute;bottom:10px;right:10px;display:flex;gap:4px;align-items:center;background:rgba(255,255,255,.9);padding:3px;border-radius:6px;border:1px solid #d8dde3}
+.tools button{font:12px system-ui,sans-serif;padding:2px 8px;cursor:pointer}.tools span{font-size:11px;color:#52606d;min-width:38px;text-align:right}
+#banner{background:#c62828;color:#fff;padding:8px 16px;font-size:13px}#banner span{margin-left:6px}svg text{pointer-events:none}.node rect{stroke:#1d232a;stroke-width:0;rx:7;cursor:pointer}.node:hover rect{stroke-width:1.5}
+.node.selected rect{stroke-width:3;stroke:#111}.node text{fill:#fff;font-size:13px}.node text.t{font-size:12px;opacity:.9}
 .edge{fill:none;stroke:#7b8794;stroke-width:1.4}.edge.rec{stroke-dasharray:5 4;stroke:#c9485b}.edge.hi{stroke:#111;stroke-width:2.4}
 table{border-collapse:collapse;width:100%;margin:4px 0 10px}td,th{padding:2px 6px;border-bottom:1px solid #e3e7eb;text-align:left;vertical-align:top}
 th{font-weight:600;background:#eef1f4}td.n{text-align:right;font-variant-numeric:tabular-nums}h2{font-size:15px;margin:4px 0 6px}
 h3{font-size:13px;margin:12px 0 4px;color:#3e4c59}.legend{display:flex;flex-wrap:wrap;gap:6px 12px;margin:6px 0 10px}
 .legend i{display:inline-block;width:11px;height:11px;border-radius:3px;margin-right:4px;vertical-align:-1px}.muted{color:#7b8794}
-#mesh{display:grid;gap:3px;margin:6px 0;font-size:10px}.core{border-radius:4px;min-height:34px;font-size:inherit;padding:2px;text-align:center;cursor:pointer;border:2px solid transparent;overflow:hidden;min-width:0}
+.meshwrap{overflow:auto;max-height:70vh}#mesh{display:grid;gap:3px;margin:6px 0;font-size:10px}#mesh.dense{gap:1px}#mesh.dense .core{min-height:14px;border-radius:2px;border-width:1px;padding:0}.core{border-radius:4px;min-height:34px;font-size:inherit;padding:2px;text-align:center;cursor:pointer;border:2px solid transparent;overflow:hidden;min-width:0}
 .core.on{border-color:#111}.core.idle{background:#e9edf1;color:#9aa5b1}canvas.heat{image-rendering:pixelated;border:1px solid #d8dde3;max-width:100%}
 """
 
@@ -324,30 +342,52 @@ function h(tag,text,parent,cls){const e=document.createElement(tag);if(text!==un
 function fmt(v){if(v===null||v===undefined)return '-';if(typeof v==='number'){if(Number.isInteger(v))return v.toLocaleString('en-US');const a=Math.abs(v);return (a!==0&&(a<1e-3||a>=1e5))?v.toExponential(3):v.toPrecision(4).replace(/\.?0+$/,'');}if(Array.isArray(v))return '('+v.map(fmt).join(', ')+')';if(typeof v==='object')return JSON.stringify(v);return String(v);}
 function shp(list){return (list&&list.length)?list.map(s=>'('+s.join(', ')+')').join(' '):'-';}
 function table(rows,parent,head){const t=h('table',null,parent);if(head){const tr=h('tr',null,t);head.forEach(x=>h('th',x,tr));}rows.forEach(r=>{const tr=h('tr',null,t);r.forEach((c,i)=>{const td=h('td',fmt(c),tr);if(i>0&&typeof c==='number')td.className='n';});});return t;}
-// graph
-const cols=D.nodes.reduce((m,n)=>Math.max(m,n.col),0)+1, rows=D.nodes.reduce((m,n)=>Math.max(m,n.row),0)+1;
-const W=cols*(B.w+B.gx)+B.gx, H=rows*(B.h+B.gy)+B.gy+20;
-const svg=el('svg',{width:W,height:H,viewBox:'0 0 '+W+' '+H,id:'graph'},document.getElementById('canvas'));
+// graph: drawn at the positions computed in Python, in an SVG whose viewBox is the zoom and pan
+const canvas=document.getElementById('canvas'), W=D.size.w, H=D.size.h;
+if(D.errors&&D.errors.length){const b=h('div',null,null);b.id='banner';b.setAttribute('role','alert');h('b','This graph does not validate: ',b);D.errors.forEach(t=>h('span',t,b));document.body.insertBefore(b,document.querySelector('main'));}
+const svg=el('svg',{id:'graph',preserveAspectRatio:'xMinYMin meet'},canvas);
 el('defs',{},svg).innerHTML='<marker id="arr" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse"><path d="M0,0L10,5L0,10z" fill="#7b8794"/></marker>';
-function xy(n){return [B.gx+n.col*(B.w+B.gx), B.gy+n.row*(B.h+B.gy)];}
+function xy(n){return [n.x,n.y];}
 const edgeEls=[];
 D.edges.forEach(e=>{const a=byName[e.src],b=byName[e.dst];if(!a||!b)return;const [ax,ay]=xy(a),[bx,by]=xy(b);let d;
- if(e.recurrent||b.col<=a.col){const x1=ax+B.w/2,y1=ay,x2=bx+B.w/2,y2=by,top=Math.min(y1,y2)-18-8*Math.abs(a.col-b.col);d=`M${x1},${y1}C${x1},${top} ${x2},${top} ${x2},${y2}`;}
- else{const x1=ax+B.w,y1=ay+B.h/2,x2=bx,y2=by+B.h/2,m=(x1+x2)/2;d=`M${x1},${y1}C${m},${y1} ${m},${y2} ${x2},${y2}`;}
+ if(e.recurrent){const x1=ax+B.w/2,y1=ay,x2=bx+B.w/2,y2=by,top=Math.min(y1,y2)-18-8*Math.abs(a.col-b.col);d=`M${x1},${y1}C${x1},${top} ${x2},${top} ${x2},${y2}`;}
+ else if(a.band!==b.band){// leaves the band on its turning side, runs down beside it, enters the next band from above
+  const r=a.band%2===0,x1=r?ax+B.w:ax,y1=ay+B.h/2,out=r?x1+B.gx/2:x1-B.gx/2,x2=bx+B.w/2,y2=by,top=y2-B.gy/2-8;d=`M${x1},${y1}L${out},${y1}L${out},${top}L${x2},${top}L${x2},${y2}`;}
+ else{const r=bx>=ax,x1=r?ax+B.w:ax,y1=ay+B.h/2,x2=r?bx:bx+B.w,y2=by+B.h/2,m=(x1+x2)/2;d=`M${x1},${y1}C${m},${y1} ${m},${y2} ${x2},${y2}`;}
  const p=el('path',{d:d,class:'edge'+(e.recurrent?' rec':''),'marker-end':'url(#arr)'},svg);p.dataset.src=e.src;p.dataset.dst=e.dst;edgeEls.push(p);});
+// a label is cut (with an ellipsis) to the width of its box, measured in the page's own font
+function fitText(t,text,maxW){t.textContent=text;if(t.getComputedTextLength()<=maxW)return;let lo=0,hi=text.length;while(lo<hi){const k=(lo+hi+1)>>1;t.textContent=text.slice(0,k)+'\u2026';if(t.getComputedTextLength()<=maxW)lo=k;else hi=k-1;}t.textContent=text.slice(0,lo)+'\u2026';}
 const nodeEls={};
 D.nodes.forEach((n,i)=>{const [x,y]=xy(n);const g=el('g',{class:'node',transform:`translate(${x},${y})`,tabindex:0},svg);g.dataset.name=n.name;g.setAttribute('id','node-'+i);
  el('rect',{width:B.w,height:B.h,fill:D.colours[n.kind]||'#888'},g);el('title',{},g,n.name+' ('+n.type+')');
- const label=n.name.length>20?n.name.slice(0,19)+'\u2026':n.name;el('text',{x:9,y:18},g,label);
+ fitText(el('text',{x:9,y:19,class:'l'},g),n.name,B.w-18);
  let sub=n.type;if(n.shapes&&n.shapes.outputs.length)sub+=' '+shp(n.shapes.outputs);if(n.firing_rate!==undefined)sub+=' r='+n.firing_rate.toFixed(3);
- el('text',{x:9,y:35,class:'t'},g,sub.length>26?sub.slice(0,25)+'\u2026':sub);
- g.addEventListener('click',()=>select(n.name));g.addEventListener('keydown',ev=>{if(ev.key==='Enter')select(n.name);});nodeEls[n.name]=g;});
+ fitText(el('text',{x:9,y:37,class:'t'},g),sub,B.w-18);
+ g.addEventListener('click',ev=>{if(dragged){ev.stopPropagation();return;}select(n.name);});g.addEventListener('keydown',ev=>{if(ev.key==='Enter')select(n.name);});nodeEls[n.name]=g;});
+// zoom (wheel, at the pointer) and pan (drag); the first view never shrinks boxes below a readable size
+const MIN_START=0.85;let view={x:0,y:0,s:1},dragged=false;
+function show(){const cw=canvas.clientWidth||800,ch=canvas.clientHeight||600;svg.setAttribute('viewBox',`${view.x} ${view.y} ${cw/view.s} ${ch/view.s}`);zl.textContent=Math.round(100*view.s)+'%';}
+function zoomAt(f,px,py){const s=Math.max(0.05,Math.min(8,view.s*f));view.x+=px/view.s-px/s;view.y+=py/view.s-py/s;view.s=s;show();}
+function fit(){const cw=canvas.clientWidth||800,ch=canvas.clientHeight||600;view.s=Math.min(cw/W,ch/H,2);view.x=-(cw/view.s-W)/2;view.y=-(ch/view.s-H)/2;show();}
+function start(){const cw=canvas.clientWidth||800,ch=canvas.clientHeight||600;view.s=Math.max(MIN_START,Math.min(1,cw/W,ch/H));view.x=0;view.y=0;show();}
+const bar=h('div',null,canvas,'tools');const zl=h('span','',null);
+[['fit','fit the whole graph in view',fit],['\u2212','zoom out',()=>zoomAt(1/1.25,canvas.clientWidth/2,canvas.clientHeight/2)],['+','zoom in',()=>zoomAt(1.25,canvas.clientWidth/2,canvas.clientHeight/2)],['1:1','readable size',start]].forEach(([t,tip,f])=>{const b=h('button',t,bar);b.title=tip;b.type='button';b.addEventListener('click',f);});
+bar.appendChild(zl);bar.querySelector('button').id='fit';
+svg.addEventListener('wheel',ev=>{ev.preventDefault();const r=svg.getBoundingClientRect();zoomAt(Math.exp(-ev.deltaY*0.0015),ev.clientX-r.left,ev.clientY-r.top);},{passive:false});
+let drag=null;
+svg.addEventListener('pointerdown',ev=>{if(ev.button!==0)return;drag={x:ev.clientX,y:ev.clientY,vx:view.x,vy:view.y};dragged=false;});
+window.addEventListener('pointermove',ev=>{if(!drag)return;const dx=ev.clientX-drag.x,dy=ev.clientY-drag.y;if(Math.abs(dx)+Math.abs(dy)>4){dragged=true;svg.classList.add('drag');}if(dragged){view.x=drag.vx-dx/view.s;view.y=drag.vy-dy/view.s;show();}});
+window.addEventListener('pointerup',()=>{drag=null;svg.classList.remove('drag');setTimeout(()=>{dragged=false;},0);});
+window.addEventListener('resize',show);
+start();
 // side panel
 function overview(){side.innerHTML='';h('h2',D.title,side);h('div',`${D.totals.nodes} nodes, ${D.totals.edges} edges, ${D.totals.params.toLocaleString('en-US')} parameters, dt ${D.dt}`,side,'muted');
  const lg=h('div',null,side,'legend');Object.keys(D.colours).forEach(k=>{if(!D.nodes.some(n=>n.kind===k))return;const s=h('span',null,lg);const i=h('i',null,s);i.style.background=D.colours[k];s.appendChild(document.createTextNode(k));});
  h('div','Click a node for its fields, shapes and weights; dashed red edges close a recurrent loop (one step of delay).',side,'muted');meshPanel(null);
  h('h3','Nodes',side);table(D.nodes.map(n=>[n.name,n.type,n.params]),side,['name','type','params']);}
-function select(name){const n=byName[name];if(!n)return;Object.values(nodeEls).forEach(g=>g.classList.remove('selected'));nodeEls[name].classList.add('selected');
+function reveal(n){const cw=canvas.clientWidth||800,ch=canvas.clientHeight||600,vw=cw/view.s,vh=ch/view.s;
+ if(n.x<view.x||n.y<view.y||n.x+B.w>view.x+vw||n.y+B.h>view.y+vh){view.x=n.x+B.w/2-vw/2;view.y=n.y+B.h/2-vh/2;show();}}
+function select(name){const n=byName[name];if(!n)return;Object.values(nodeEls).forEach(g=>g.classList.remove('selected'));nodeEls[name].classList.add('selected');reveal(n);
  edgeEls.forEach(p=>p.classList.toggle('hi',p.dataset.src===name||p.dataset.dst===name));side.innerHTML='';
  const back=h('a','\u2190 overview',side);back.href='#';back.addEventListener('click',ev=>{ev.preventDefault();Object.values(nodeEls).forEach(g=>g.classList.remove('selected'));edgeEls.forEach(p=>p.classList.remove('hi'));overview();});
  const title=h('h2',n.name,side);title.id='panel-title';h('div',n.type+(n.stateful?' \u00b7 stateful':'')+(n.spiking?' \u00b7 spiking':''),side,'muted');
@@ -363,17 +403,27 @@ function heat(m){h('h3','Weights '+(m.downsampled?`(block-averaged from (${m.sha
  for(let i=0;i<m.rows;i++)for(let j=0;j<m.cols;j++){const [r,g,b]=colour(m.values[i][j],m.scale);ctx.fillStyle=`rgb(${r|0},${g|0},${b|0})`;ctx.fillRect(j*px,i*px,px,px);}
  h('div',`rows: outputs, columns: inputs; blue \u2212${fmt(m.scale)} \u2026 white 0 \u2026 red +${fmt(m.scale)}`,side,'muted');}
 function meshPanel(layer){const M=D.mapping;if(!M)return;h('h3',`Mapping: ${M.rows}\u00d7${M.cols} mesh, ${M.metrics.cores_used} core(s) used (${M.algorithm})`,side);
- const grid=h('div',null,side);grid.id='mesh';grid.style.gridTemplateColumns=`repeat(${M.cols},minmax(0,1fr))`;if(M.cols>8)grid.style.fontSize=M.cols>12?'7px':'8.5px';const at={};M.cores.forEach(c=>at[c.row+','+c.col]=c);
+ const wrap=h('div',null,side,'meshwrap');const grid=h('div',null,wrap);grid.id='mesh';
+ // values are written only while a cell can hold them at a legible size; a big mesh is a heatmap with a tooltip per core
+ const text=M.cols<=4?'full':(M.cols<=8?'pct':'none');if(text==='none')grid.classList.add('dense');grid.style.gridTemplateColumns=`repeat(${M.cols},minmax(${text==='none'?14:0}px,1fr))`;const at={};M.cores.forEach(c=>at[c.row+','+c.col]=c);
  const nc=layer?M.node_cores[layer]:null;const lit=new Set(nc?nc.cores:[]);
  const info=h('div',layer?(nc?(nc.via.length?`${layer}: weights on the ${lit.size} core(s) of ${nc.via.join(', ')}`:`${layer}: on ${lit.size} core(s)`):`${layer}: not on a core`):'Click a core for the layers it holds.',side,'muted');
  for(let r=0;r<M.rows;r++)for(let c=0;c<M.cols;c++){const core=at[r+','+c];const d=h('div',null,grid,'core');d.dataset.row=r;d.dataset.col=c;
-  if(!core){d.classList.add('idle');d.textContent=`${r},${c}`;continue;}const u=core.neuron_use;const [R,G,Bc]=[255-u*200,255-u*120,255-u*40];d.style.background=`rgb(${R|0},${G|0},${Bc|0})`;d.style.color=u>0.6?'#fff':'#1d232a';
-  d.textContent=`${r},${c} \u00b7 ${Math.round(100*u)}%`;if(lit.has(core.core))d.classList.add('on');
+  if(!core){d.classList.add('idle');d.title=`(${r}, ${c}): idle`;if(text==='full')d.textContent=`${r},${c}`;continue;}const u=core.neuron_use;const [R,G,Bc]=[255-u*200,255-u*120,255-u*40];d.style.background=`rgb(${R|0},${G|0},${Bc|0})`;d.style.color=u>0.6?'#fff':'#1d232a';
+  if(text==='full')d.textContent=`${r},${c} \u00b7 ${Math.round(100*u)}%`;else if(text==='pct')d.textContent=`${Math.round(100*u)}%`;if(lit.has(core.core))d.classList.add('on');
+  d.title=`core ${core.core} at (${r}, ${c}): ${Math.round(100*u)}% of its neurons, `+(core.layers.map(l=>l.layer).join(', ')||'no layer');
   d.addEventListener('click',()=>{info.textContent=`core ${core.core} at (${r}, ${c}): ${core.neurons} neurons (${Math.round(100*core.neuron_use)}%), ${core.weight_bytes.toLocaleString('en-US')} weight bytes (${Math.round(100*core.memory_use)}%), fan-in ${core.fan_in}, fan-out ${core.fan_out}; `+core.layers.map(l=>`${l.layer}[${l.start}:${l.stop}]`).join(', ');});}
  table([['cores used',M.metrics.cores_used],['packet hops / step',M.metrics.packet_hops_per_step],['max link load',M.metrics.max_link_load],['max neuron use',Math.round(100*M.metrics.max_neuron_utilisation)+'%'],['max memory use',Math.round(100*M.metrics.max_memory_utilisation)+'%']],side);}
 overview();window.talonSelect=select;
 // "#select=NAME" in the URL opens a node, through a real click event (used by links and headless tests)
-const m=/^#select=(.+)$/.exec(location.hash);if(m){const g=nodeEls[decodeURIComponent(m[1])];if(g)g.dispatchEvent(new MouseEvent('click',{bubbles:true}));}
+const m=/^#select=([^&]+)/.exec(location.hash);if(m){const g=nodeEls[decodeURIComponent(m[1])];if(g)g.dispatchEvent(new MouseEvent('click',{bubbles:true}));}
+// "#measure" in the URL: the page writes what a person sees (on-screen boxes and font sizes, in CSS px) into
+// data-measure on <body>, for the headless tests; nothing is written otherwise
+function box(e){const r=e.getBoundingClientRect();return [r.left,r.top,r.width,r.height];}
+if(/(^#|&)measure(&|$)/.test(location.hash)){const ms={scale:view.s,canvas:box(canvas),nodes:[],cells:[]};
+ D.nodes.forEach(n=>{const g=nodeEls[n.name];ms.nodes.push({name:n.name,box:box(g.querySelector('rect')),labels:[...g.querySelectorAll('text')].map(t=>({box:box(t),font:parseFloat(getComputedStyle(t).fontSize)*t.getScreenCTM().a,text:t.textContent}))});});
+ document.querySelectorAll('#mesh .core').forEach(c=>ms.cells.push({box:box(c),font:parseFloat(getComputedStyle(c).fontSize),text:c.textContent,fits:c.scrollWidth<=c.clientWidth&&c.scrollHeight<=c.clientHeight,title:c.title}));
+ document.body.dataset.measure=JSON.stringify(ms);}
 document.body.dataset.ready='1';
 })();
 """

@@ -44,6 +44,18 @@ def save_figure(fig: Any, path: str | os.PathLike, *, dpi: int = 120) -> str:
     return path
 
 
+def _category_ticks(ax: Any, labels: list[str]) -> None:
+    """Category tick labels that never run into each other: slanted and anchored at their tick once
+    they are many or long (matplotlib centres a rotated label on its tick, so neighbours overlap)."""
+    crowded = len(labels) > 4 or sum(len(t) for t in labels) > 28
+    ax.set_xticks(range(len(labels)), labels, rotation=35 if crowded else 0, ha="right" if crowded else "center", rotation_mode="anchor" if crowded else "default")
+
+
+def _headroom(ax: Any, top: float, frac: float = 0.15) -> None:
+    """Room above the tallest bar for its annotation, so neither touches the frame."""
+    ax.set_ylim(0, (top if top > 0 else 1.0) * (1 + frac))
+
+
 def _array(x: Any) -> np.ndarray:
     if hasattr(x, "detach"):
         x = x.detach().cpu()
@@ -80,11 +92,11 @@ def spike_raster(spikes: Any, *, sample: int = 0, max_neurons: int = 200, layers
         ax.scatter(t, k, s=size, marker="|", color=_COLOURS[i % len(_COLOURS)], linewidths=1.0)
         ax.set_xlim(-0.5, s.shape[0] - 0.5)
         ax.set_ylim(-0.5, max(shown.shape[1], 1) - 0.5)
-        label = f"{name}\n({n} neurons" + (f", {len(picked)} evenly spaced)" if n > max_neurons else ")")
+        label = f"{name}\nneuron index\n({n} neurons" + (f", {len(picked)} evenly spaced)" if n > max_neurons else ")")
         ax.set_ylabel(label, fontsize=8)
         rate = float(s.astype(bool).mean()) if s.size else 0.0
         ax.text(1.0, 1.0, f"rate {rate:.3f} spikes/neuron/step", transform=ax.transAxes, ha="right", va="bottom", fontsize=8)
-    axes[-1].set_xlabel("timestep")
+    axes[-1].set_xlabel("timestep (steps of dt)")
     from matplotlib.ticker import MaxNLocator
 
     axes[-1].xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -112,7 +124,8 @@ def firing_rates(rates: Any, *, title: str | None = None):
         bars = ax.bar(x + (i - (len(series) - 1) / 2) * width, vals, width, label=label, color=_COLOURS[i % len(_COLOURS)])
         for b, v in zip(bars, vals):
             ax.annotate(f"{v:.3f}", (b.get_x() + b.get_width() / 2, v), ha="center", va="bottom", fontsize=7)
-    ax.set_xticks(x, layers, rotation=30 if len(layers) > 6 else 0, ha="right" if len(layers) > 6 else "center")
+    _category_ticks(ax, layers)
+    ax.set_xlabel("layer")
     ax.set_ylabel("firing rate (spikes / neuron / step)")
     top = max([float(v) for s in series.values() for v in s.values()] + [0.01])
     ax.set_ylim(0, min(1.0, top * 1.25) if top < 0.8 else 1.05)
@@ -135,27 +148,31 @@ def energy_breakdown(profile: Any, *, title: str | None = None):
     parts = _ENERGY_PARTS + ((("NoC", "noc_energy_uj"),) if float(getattr(profile, "noc_energy_uj", 0.0)) > 0 else ())
     totals = [float(getattr(profile, attr)) for _, attr in parts]
     labels = [label for label, _ in parts]
-    bars = ax1.bar(labels, totals, color=_COLOURS[: len(labels)])
+    bars = ax1.bar(range(len(labels)), totals, color=_COLOURS[: len(labels)])
     total = sum(totals) or 1.0
     for b, v in zip(bars, totals):
         ax1.annotate(f"{100 * v / total:.0f}%", (b.get_x() + b.get_width() / 2, v), ha="center", va="bottom", fontsize=8)
-    ax1.set_ylabel("energy per sample (uJ)")
-    ax1.tick_params(axis="x", rotation=30)
-    ax1.set_title(f"total {float(profile.energy_estimate_uj):.4g} uJ")
+    _category_ticks(ax1, labels)
+    _headroom(ax1, max(totals))
+    ax1.set_xlabel("operation kind")
+    ax1.set_ylabel("energy per sample (µJ)")
+    ax1.set_title(f"total {float(profile.energy_estimate_uj):.4g} µJ")
 
     layers = list(profile.layers.values())
     names = [lp.name for lp in layers]
     bottom = np.zeros(len(layers))
     for i, (label, attr) in enumerate(parts):
         vals = np.array([float(getattr(lp, attr, 0.0)) for lp in layers])
-        ax2.bar(names, vals, bottom=bottom, label=label, color=_COLOURS[i])
+        ax2.bar(range(len(names)), vals, bottom=bottom, label=label, color=_COLOURS[i])
         bottom += vals
-    ax2.set_ylabel("energy per sample (uJ)")
-    ax2.tick_params(axis="x", rotation=30 if len(names) > 5 else 0)
-    ax2.legend(fontsize=8)
+    _category_ticks(ax2, names)
+    _headroom(ax2, float(bottom.max()) if bottom.size else 0.0, 0.25)  # the legend sits in the headroom
+    ax2.set_xlabel("layer")
+    ax2.set_ylabel("energy per sample (µJ)")
+    ax2.legend(fontsize=8, ncols=min(len(parts), 3), loc="upper right")
     ax2.set_title("by layer")
     preset = getattr(profile, "energy_preset", "")
-    fig.suptitle(title or f"energy breakdown ({getattr(profile, 'mode', '')}, {preset}, {getattr(profile, 'timesteps', '?')} steps, latency {float(getattr(profile, 'total_latency_us', 0.0)):.3g} us)")
+    fig.suptitle(title or f"energy breakdown ({getattr(profile, 'mode', '')}, {preset}, {getattr(profile, 'timesteps', '?')} steps, latency {float(getattr(profile, 'total_latency_us', 0.0)):.3g} µs)")
     return fig
 
 
@@ -178,15 +195,20 @@ def memory_breakdown(graph: Any, *, profile: Any = None, title: str | None = Non
         ax1.bar(x, row, bottom=bottom, label=kind, color=_COLOURS[i])
         bottom += row
     ax1.set_xticks(x, [label for label, _ in variants])
-    ax1.set_ylabel("bytes")
+    _headroom(ax1, float(bottom.max()))
+    ax1.set_xlabel("weight precision")
+    ax1.set_ylabel("memory (bytes)")
     ax1.legend(fontsize=8)
     ax1.set_title(f"total {p.total_memory:,} B")
     layers = [s for s in stats.layers.values() if s.param_bytes]
-    ax2.bar([s.name for s in layers], [s.param_bytes for s in layers], color=_COLOURS[0])
-    ax2.set_ylabel("parameter bytes")
-    ax2.tick_params(axis="x", rotation=30 if len(layers) > 5 else 0)
+    ax2.bar(range(len(layers)), [s.param_bytes for s in layers], color=_COLOURS[0])
+    _category_ticks(ax2, [s.name for s in layers])
+    _headroom(ax2, float(max([s.param_bytes for s in layers], default=0)))
+    ax2.set_xlabel("layer")
+    ax2.set_ylabel("parameter memory (bytes)")
     ax2.set_title("parameters by layer")
-    fig.suptitle(title or "memory breakdown (per sample)")
+    # weights are stored once for the model; activations and state are held for each sample in flight
+    fig.suptitle(title or "memory breakdown (weights per model; activations and state for one sample)")
     return fig
 
 
@@ -213,8 +235,8 @@ def core_utilisation(mapping: Any, *, title: str | None = None):
                     ax.text(c, r, f"{100 * v:.0f}", ha="center", va="center", fontsize=size, color="white" if v < 0.6 else "black")
         ax.set_xticks(range(0, cols, max(1, -(-cols // 16))))
         ax.set_yticks(range(0, rows, max(1, -(-rows // 16))))
-        ax.set_xlabel("column (X)")
-        ax.set_ylabel("row (Y)")
+        ax.set_xlabel("mesh column X (core)")
+        ax.set_ylabel("mesh row Y (core)")
         # a mapping places each Input's elements beside the neurons (docs/mapping.md): say so
         ax.set_title("neurons + input elements" if metric == "neurons" else metric)
         fig.colorbar(im, ax=ax, fraction=0.046 * max(rows / max(cols, 1), 0.3), pad=0.03, label="% of core capacity",
