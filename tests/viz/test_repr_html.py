@@ -57,3 +57,17 @@ def test_simulation_profile_and_evaluation_html():
     assert "energy per sample" in prof._repr_html_()
     res = evaluate(g, (np.ones((4, 5, 4), np.float32), np.array([0, 1, 2, 0])), progress=False)
     assert "TALON evaluation (float)" in res._repr_html_()
+
+
+def test_the_interactive_view_shows_inline_in_a_sandboxed_iframe():
+    import html
+    import re
+
+    from talon.viz import render_html, show
+
+    g = ir.Graph({"input": ir.Input(shape=(2,)), "<img src=x onerror=alert(1)>": ir.Affine(weight=np.ones((2, 2), np.float32), bias=np.zeros(2, np.float32)), "output": ir.Output()})
+    g.chain("input", "<img src=x onerror=alert(1)>", "output")
+    frame = show(g)._repr_html_()
+    m = re.fullmatch(r'<iframe sandbox="allow-scripts" style="[^"]*" srcdoc="([^"]*)"></iframe>', frame)
+    assert m, frame[:200]
+    assert html.unescape(m.group(1)) == render_html(g)  # the exported page itself, attribute-escaped

@@ -2,6 +2,7 @@
 
     from talon.viz import export_html, plots
     export_html(graph, "model.html", mapping=result)      # offline page, no external scripts
+    show(graph)                                           # the same view inline in Jupyter
     fig = plots.spike_raster(simulation)                  # matplotlib Figure (Agg-safe, no pyplot)
     fig = accuracy.accuracy_by_step(evaluation)           # and confusion.confusion_matrix(matrix)
 """
@@ -10,13 +11,13 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["export_html", "render_html", "plots", "confusion", "accuracy"]
+__all__ = ["export_html", "render_html", "show", "plots", "confusion", "accuracy"]
 
 
 def __getattr__(name: str) -> Any:  # lazy: `import talon.viz` stays cheap (no matplotlib until asked)
     import importlib
 
-    if name in ("export_html", "render_html"):
+    if name in ("export_html", "render_html", "show"):
         return getattr(importlib.import_module("talon.viz.html"), name)
     if name in ("plots", "html", "layout", "confusion", "accuracy"):
         return importlib.import_module(f"talon.viz.{name}")

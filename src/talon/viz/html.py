@@ -293,17 +293,10 @@ def export_html(graph: Any, path: str | os.PathLike, *, mapping: Any = None, sim
     The page is written atomically (talon.ir.atomic_write: never through a symlink, never over a device,
     a folder or the model being read).
     """
-    from talon.ir import Graph, read
+    from talon.ir import Graph
     from talon.ir._atomic import atomic_write_text
 
-    g = graph if isinstance(graph, Graph) else read(graph)
-    if mapping is None and "talon_mapping" in g.metadata:
-        try:
-            from talon.mapping import MappingResult
-
-            mapping = MappingResult.from_graph(g)
-        except Exception:  # noqa: BLE001 - a page without the mesh beats no page
-            mapping = None
+    g, mapping = _graph_and_mapping(graph, mapping)
     text = render_html(g, mapping=mapping, simulation=simulation, title=title)
     path = os.fspath(path)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
@@ -438,3 +431,39 @@ _TEMPLATE = """<!DOCTYPE html>
 <script>__SCRIPT__</script>
 </body></html>
 """
+
+
+class GraphView:
+    """The interactive view of a graph inline in Jupyter (`talon.viz.show(graph)`): the same page as
+    export_html, in a sandboxed iframe (`srcdoc`, scripts allowed, no same-origin access to the notebook),
+    so its own Content-Security-Policy and escaping hold there too."""
+
+    def __init__(self, page: str, height: int = 640) -> None:
+        self.page = page
+        self.height = height
+
+    def _repr_html_(self) -> str:
+        return (f'<iframe sandbox="allow-scripts" style="width:100%;height:{int(self.height)}px;border:1px solid #ccc" '
+                f'srcdoc="{_html.escape(self.page, quote=True)}"></iframe>')
+
+
+def show(graph: Any, *, mapping: Any = None, simulation: Any = None, title: str | None = None, height: int = 640) -> GraphView:
+    """The interactive graph view to display inline in a notebook (a Graph or .t1c path)."""
+    g, mapping = _graph_and_mapping(graph, mapping)
+    return GraphView(render_html(g, mapping=mapping, simulation=simulation, title=title), height)
+
+
+def _graph_and_mapping(graph: Any, mapping: Any) -> tuple[Any, Any]:
+    """The Graph (read from a path), and the mapping to show: the given one, else the one stored in the
+    graph's metadata, if any."""
+    from talon.ir import Graph, read
+
+    g = graph if isinstance(graph, Graph) else read(graph)
+    if mapping is None and "talon_mapping" in g.metadata:
+        try:
+            from talon.mapping import MappingResult
+
+            mapping = MappingResult.from_graph(g)
+        except Exception:  # noqa: BLE001 - a page without the mesh beats no page
+            mapping = None
+    return g, mapping
