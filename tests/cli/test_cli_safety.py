@@ -145,6 +145,18 @@ def test_safe_text_escapes_only_what_cannot_be_printed():
     assert safe_text("a\x1b[31mb\r\n\t\u202e\x7f") == "a\\x1b[31mb\\r\\n\\t\\u202e\\x7f"
 
 
+def test_summaries_print_as_lines_with_names_still_escaped(run_cli, tmp_path):
+    """A multi-line summary (simulate, energy, eval, ...) keeps its line breaks; names in it stay escaped."""
+    from talon.cli._common import safe_lines
+
+    assert safe_lines("a\x1b[31m\nb\r") == "a\\x1b[31m\nb\\r"
+    path = tmp_path / "ansi.t1c"
+    ir.write(path, _ansi_graph())
+    code, out, err = run_cli("simulate", path, "--steps", "3")
+    assert code == 0, err
+    assert "\\n" not in out and len(out.splitlines()) > 2 and "\x1b" not in out
+
+
 def test_lint_survives_an_absurd_padding(run_cli, tmp_path):
     g = ir.Graph()
     g.add_node("inp", ir.Input(shape=(1, 4, 4)))

@@ -64,7 +64,7 @@ def console(stderr: bool = False):
 
     class SafeConsole(Console):
         def print(self, *objects: Any, **kwargs: Any) -> None:
-            super().print(*(safe_text(o) if isinstance(o, str) else o for o in objects), **kwargs)
+            super().print(*(safe_lines(o) if isinstance(o, str) else o for o in objects), **kwargs)
 
     # emoji=False: a node named "a:smile:b" is shown as it is, not with an emoji in it (and rich's emoji
     # table, ~3 ms to import, stays unloaded)
@@ -184,6 +184,12 @@ def safe_text(text: Any) -> str:
     if s.isprintable():
         return s
     return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in s)
+
+
+def safe_lines(text: str) -> str:
+    """safe_text for a message of several lines: its line breaks stay line breaks (a summary prints as
+    lines), every other control character is escaped."""
+    return "\n".join(safe_text(line) for line in text.split("\n"))
 
 
 def load_graph(path: str):
