@@ -123,6 +123,9 @@ class EvaluationResult:
         from talon.viz.confusion import confusion_matrix
 
         m = mode or self.mode
+        if m not in self.scores:
+            raise TalonError(f"plot_confusion: no {m!r} results in this evaluation (it has {sorted(self.scores)}); "
+                             "evaluate with mode='fixed' to get both")
         names = [self._name(k) for k in range(self.n_classes)]
         return confusion_matrix(self.scores[m].confusion, names, title=f"{m}: accuracy {self.scores[m].accuracy:.1%} ({self.n_samples} samples)")
 

@@ -49,6 +49,13 @@ def test_float_numbers_equal_a_hand_computation(data):
     assert res.agreement is None and "fixed" not in res.scores
 
 
+def test_plotting_a_mode_that_was_not_evaluated_says_so(data):
+    x, y = data
+    res = evaluate(mlp_graph(), (x, y))
+    with pytest.raises(TalonError, match="no 'fixed' results in this evaluation"):
+        res.plot_confusion(mode="fixed")
+
+
 def test_fixed_calibrated_once_so_batching_changes_nothing(data):
     x, y = data
     g = mlp_graph()

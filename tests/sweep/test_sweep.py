@@ -106,6 +106,18 @@ def test_out_must_be_a_folder(tmp_path):
         sweep(mlp_graph(), data(), ["weight_bits=8"], str(tmp_path / "f"), **KW)
 
 
+def test_out_none_and_an_unreachable_ray_address_are_refused_clearly(tmp_path):
+    with pytest.raises(TalonError, match="out must be the folder"):
+        sweep(mlp_graph(), data(), ["weight_bits=8"], None, **KW)
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on: Ray itself would retry it without end
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(TalonError, match="cannot reach a Ray head there"):
+        sweep(mlp_graph(), data(), ["weight_bits=8"], str(tmp_path / "o"), ray=True, ray_address=f"127.0.0.1:{port}", **KW)
+
+
 def test_ray_missing_says_how_to_install_it(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
     with pytest.raises(TalonError, match=r"pip install 't1c-talon\[distributed\]'"):

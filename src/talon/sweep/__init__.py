@@ -109,6 +109,8 @@ def sweep(
     settings["readout"] = readout if isinstance(readout, str) else f"function {getattr(readout, '__qualname__', type(readout).__name__)}"
     if ray:
         _import_ray()  # a missing Ray fails here, before anything is written
+    if not isinstance(out, (str, os.PathLike)):
+        raise TalonError(f"out must be the folder to write the results in (a path), got {out!r}")
     if os.path.exists(out) and not os.path.isdir(out):
         raise TalonError(f"--out {out!r} is a file; the sweep writes a folder (results.json, results.csv, pareto.csv, pareto.png)")
     os.makedirs(out, exist_ok=True)
@@ -220,6 +222,18 @@ def _import_ray() -> Any:
     return ray
 
 
+def _check_reachable(address: str, timeout: float = 10.0) -> None:
+    """Refuse a --ray-address whose head cannot be reached: Ray itself retries it without end."""
+    import socket
+
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    try:
+        socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout).close()
+    except (OSError, ValueError) as exc:
+        raise TalonError(f"--ray-address {address!r}: cannot reach a Ray head there ({exc}); give the address its "
+                         "`ray start --head` printed (host:port), or leave --ray-address out to start a local cluster") from None
+
+
 def _run_ray(job: _Job, todo: list[Point], need_reference: bool, finish: Callable, set_reference: Callable, *, address: str | None,
              workers: int | None, retries: int) -> None:  # fmt: skip
     """The same tasks as _run_local, as Ray tasks: prepares and shards of every point in flight at once."""
@@ -231,6 +245,8 @@ def _run_ray(job: _Job, todo: list[Point], need_reference: bool, finish: Callabl
             kw["num_cpus"] = workers or os.cpu_count() or 1
         # a local cluster's workers import talon as this process does
         kw["runtime_env"] = {"env_vars": {k: os.environ[k] for k in ("PYTHONPATH", "OMP_NUM_THREADS") if k in os.environ}}
+        if address not in (None, "auto", "local"):
+            _check_reachable(address)
         ray.init(address=address, **kw)
     try:
         _ray_loop(ray, job, todo, need_reference, finish, set_reference, retries)
