@@ -26,6 +26,7 @@ import torch.fx as fx
 import torch.nn as nn
 import torch.nn.functional as F
 
+from talon.bridge._inplace import check_inplace
 from talon.bridge._loops import TimeLoop, find_time_loop
 from talon.bridge.converters import (
     MODULE_CONVERTERS, Converter, ConverterResult, ExportContext, Shape, _adaptive_avg_kernel, _flatten_dims, _pair,
@@ -910,6 +911,7 @@ def _export(module: nn.Module, sample: torch.Tensor, custom_map: Mapping[Any, Co
                 sub = gm.get_submodule(str(n.target))
                 if custom.find(str(n.target), sub) is None and _builtin_converter(sub) is None:
                     raise unsupported(str(n.target), sub, _no_converter_reason(sub), api)
+        check_inplace(gm, snn_bridge.is_neuron if snn_bridge is not None else (lambda m: False), api)
         recorder = _Recorder(gm)
         try:
             recorder.run(sample)
