@@ -27,6 +27,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from talon.bridge._inplace import check_inplace
+from talon.bridge import _state_writes
 from talon.bridge._loops import TimeLoop, find_time_loop
 from talon.bridge.converters import (
     MODULE_CONVERTERS, Converter, ConverterResult, ExportContext, Shape, _adaptive_avg_kernel, _flatten_dims, _pair,
@@ -895,8 +896,10 @@ def _export(module: nn.Module, sample: torch.Tensor, custom_map: Mapping[Any, Co
         tracer = _Tracer(custom, snn_bridge, sample.shape)
         # A model that is itself one layer is traced as a call of that layer (named after its type).
         root = _Root(type(module).__name__.lower(), module) if tracer.is_leaf_module(module, "") else module
+        is_neuron = snn_bridge.is_neuron if snn_bridge is not None else (lambda m: False)
         try:
-            fx_graph = tracer.trace(root, concrete_args=_concrete_args(root, api))
+            with _state_writes.recording(root, tracer, is_neuron) as state_writes:
+                fx_graph = tracer.trace(root, concrete_args=_concrete_args(root, api))
         except TalonError:
             raise
         except Exception as exc:  # fx raises TraceError, TypeError, NotImplementedError, ...
@@ -911,13 +914,14 @@ def _export(module: nn.Module, sample: torch.Tensor, custom_map: Mapping[Any, Co
                 sub = gm.get_submodule(str(n.target))
                 if custom.find(str(n.target), sub) is None and _builtin_converter(sub) is None:
                     raise unsupported(str(n.target), sub, _no_converter_reason(sub), api)
-        check_inplace(gm, snn_bridge.is_neuron if snn_bridge is not None else (lambda m: False), api)
+        check_inplace(gm, is_neuron, api)
         recorder = _Recorder(gm)
         try:
             recorder.run(sample)
         except Exception as exc:  # the user's sample does not fit the model: say so in TALON's terms
             raise TalonUsageError(_sample_error(module, sample, gm, recorder, exc, api)) from exc
         loop = _time_loop(gm, recorder.values, snn_bridge, api)
+        _state_writes.check(state_writes, gm, loop is not None, api)
         builder = _Builder(gm, recorder.values, custom, snn_bridge, api=api, loop=loop, takes_state=_takes_state(root))
         graph = builder.build(sample, module)
         _warn_training(training, graph, api)
