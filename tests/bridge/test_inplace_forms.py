@@ -117,3 +117,43 @@ def test_relu_inplace_after_a_layer_is_exact():
 def test_relu_inplace_whose_input_is_read_again_is_refused():
     with pytest.raises(UnsupportedModuleError, match=r"'act'.*inplace=True.*inplace=False"):
         export_to_ir(ReluNet(reuse=True).eval(), torch.rand(3, 20))
+
+
+class AugNet(nn.Module):
+    """`c += c2` inside tutorial 5's loop; `alias` keeps a second name for c and feeds that to the neuron."""
+
+    def __init__(self, alias: bool):
+        super().__init__()
+        self.alias = alias
+        self.fc1 = nn.Linear(20, 30)
+        self.fc1b = nn.Linear(20, 30)
+        self.lif1 = snn.Leaky(beta=0.9)
+
+    def forward(self, x):
+        mem1 = self.lif1.init_leaky()
+        rec = []
+        for step in range(T):
+            c = self.fc1(x)
+            kept = c
+            c += self.fc1b(x)
+            spk1, mem1 = self.lif1(kept if self.alias else c, mem1)
+            rec.append(spk1)
+        return torch.stack(rec)
+
+
+def test_augmented_add_on_a_fresh_tensor_is_exact():
+    torch.manual_seed(1)
+    net = AugNet(alias=False).eval()
+    x = torch.rand(3, 20) * 3
+    graph = export_to_ir(net, x)
+    ex = ir_to_torch(graph)
+    with torch.no_grad():
+        want = net(x)
+        got = torch.stack([ex(x) for _ in range(T)])
+    assert 0 < want.mean() < 1
+    assert torch.equal(got, want)
+
+
+def test_augmented_add_whose_tensor_is_read_through_another_name_is_refused():
+    with pytest.raises(UnsupportedModuleError, match=r"a \+= b.*read again afterwards.*a = a \+ b"):
+        export_to_ir(AugNet(alias=True).eval(), torch.rand(3, 20))

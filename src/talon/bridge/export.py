@@ -139,7 +139,18 @@ class _CustomMap:
         return None
 
 
-class _SampleProxy(fx.Proxy):
+class _Proxy(fx.Proxy):
+    """fx's proxy, but `a += b` and `a *= b` are traced as operator.iadd / imul (fx records them as `a + b`),
+    so that the export can check that the overwritten tensor is read nowhere else (talon.bridge._inplace)."""
+
+    def __iadd__(self, other: Any) -> fx.Proxy:
+        return self.tracer.create_proxy("call_function", operator.iadd, (self, other), {})
+
+    def __imul__(self, other: Any) -> fx.Proxy:
+        return self.tracer.create_proxy("call_function", operator.imul, (self, other), {})
+
+
+class _SampleProxy(_Proxy):
     """The model's input during tracing: its sizes are the sample's, so `for step in range(x.size(0))`,
     `range(len(x))`, `x.shape[0]` and `for x_t in x` unroll a time loop as `range(num_steps)` does (fx's
     own proxies would make them symbolic, and `range` of a symbol cannot be traced)."""
@@ -178,7 +189,7 @@ class _Tracer(fx.Tracer):
         if node.op == "placeholder" and self._first_placeholder and self.sample_shape is not None:
             self._first_placeholder = False
             return _SampleProxy(node, self, self.sample_shape)
-        return super().proxy(node)
+        return _Proxy(node, self)
 
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
         if (self.custom.find(qualname, m) is not None or type(m) in MODULE_CONVERTERS or isinstance(m, NO_IR_EQUIVALENT)
