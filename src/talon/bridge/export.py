@@ -26,6 +26,8 @@ import torch.fx as fx
 import torch.nn as nn
 import torch.nn.functional as F
 
+from talon.bridge._inplace import check_inplace
+from talon.bridge import _state_writes
 from talon.bridge._loops import TimeLoop, find_time_loop
 from talon.bridge.converters import (
     MODULE_CONVERTERS, Converter, ConverterResult, ExportContext, Shape, _adaptive_avg_kernel, _flatten_dims, _pair,
@@ -137,7 +139,18 @@ class _CustomMap:
         return None
 
 
-class _SampleProxy(fx.Proxy):
+class _Proxy(fx.Proxy):
+    """fx's proxy, but `a += b` and `a *= b` are traced as operator.iadd / imul (fx records them as `a + b`),
+    so that the export can check that the overwritten tensor is read nowhere else (talon.bridge._inplace)."""
+
+    def __iadd__(self, other: Any) -> fx.Proxy:
+        return self.tracer.create_proxy("call_function", operator.iadd, (self, other), {})
+
+    def __imul__(self, other: Any) -> fx.Proxy:
+        return self.tracer.create_proxy("call_function", operator.imul, (self, other), {})
+
+
+class _SampleProxy(_Proxy):
     """The model's input during tracing: its sizes are the sample's, so `for step in range(x.size(0))`,
     `range(len(x))`, `x.shape[0]` and `for x_t in x` unroll a time loop as `range(num_steps)` does (fx's
     own proxies would make them symbolic, and `range` of a symbol cannot be traced)."""
@@ -176,7 +189,7 @@ class _Tracer(fx.Tracer):
         if node.op == "placeholder" and self._first_placeholder and self.sample_shape is not None:
             self._first_placeholder = False
             return _SampleProxy(node, self, self.sample_shape)
-        return super().proxy(node)
+        return _Proxy(node, self)
 
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
         if (self.custom.find(qualname, m) is not None or type(m) in MODULE_CONVERTERS or isinstance(m, NO_IR_EQUIVALENT)
@@ -894,8 +907,10 @@ def _export(module: nn.Module, sample: torch.Tensor, custom_map: Mapping[Any, Co
         tracer = _Tracer(custom, snn_bridge, sample.shape)
         # A model that is itself one layer is traced as a call of that layer (named after its type).
         root = _Root(type(module).__name__.lower(), module) if tracer.is_leaf_module(module, "") else module
+        is_neuron = snn_bridge.is_neuron if snn_bridge is not None else (lambda m: False)
         try:
-            fx_graph = tracer.trace(root, concrete_args=_concrete_args(root, api))
+            with _state_writes.recording(root, tracer, is_neuron) as state_writes:
+                fx_graph = tracer.trace(root, concrete_args=_concrete_args(root, api))
         except TalonError:
             raise
         except Exception as exc:  # fx raises TraceError, TypeError, NotImplementedError, ...
@@ -910,12 +925,14 @@ def _export(module: nn.Module, sample: torch.Tensor, custom_map: Mapping[Any, Co
                 sub = gm.get_submodule(str(n.target))
                 if custom.find(str(n.target), sub) is None and _builtin_converter(sub) is None:
                     raise unsupported(str(n.target), sub, _no_converter_reason(sub), api)
+        check_inplace(gm, is_neuron, api)
         recorder = _Recorder(gm)
         try:
             recorder.run(sample)
         except Exception as exc:  # the user's sample does not fit the model: say so in TALON's terms
             raise TalonUsageError(_sample_error(module, sample, gm, recorder, exc, api)) from exc
         loop = _time_loop(gm, recorder.values, snn_bridge, api)
+        _state_writes.check(state_writes, gm, loop is not None, api)
         builder = _Builder(gm, recorder.values, custom, snn_bridge, api=api, loop=loop, takes_state=_takes_state(root))
         graph = builder.build(sample, module)
         _warn_training(training, graph, api)
