@@ -62,7 +62,14 @@ def synaptic_estimate(e: NodeEstimate) -> LayerEstimate:
     return LayerEstimate(e.name, nd["type"], macs, lanes, cycles, dsp, b, lut + lu + 100)
 
 
-class AffineEmitter(Emitter):
+class SynapticEmitter(Emitter):
+    """A layer whose resources and latency follow its multiply-accumulates (synaptic_estimate)."""
+
+    def estimate(self, e: NodeEstimate) -> LayerEstimate:
+        return synaptic_estimate(e)
+
+
+class AffineEmitter(SynapticEmitter):
     """Affine / Linear / SpikingAffine: k_affine."""
 
     def emit(self, code: NodeCode) -> None:
@@ -73,11 +80,8 @@ class AffineEmitter(Emitter):
         i, nd, (ob, _) = code.ident, code.nd, code.out_format
         code.body.append(f"    k_affine<{n_in}, {n_out}, {nd['acc_bits']}, {shift}, {ob}, {code.lanes}>({code.inputs[0]}, w_{i}, bias_{i}, {code.buf});")
 
-    def estimate(self, e: NodeEstimate) -> LayerEstimate:
-        return synaptic_estimate(e)
 
-
-class Conv2dEmitter(Emitter):
+class Conv2dEmitter(SynapticEmitter):
     """Conv2d (CHW, zero padding, stride, dilation, groups): k_conv2d."""
 
     def emit(self, code: NodeCode) -> None:
@@ -98,11 +102,8 @@ class Conv2dEmitter(Emitter):
         code.body.append(f"    k_conv2d<{C}, {H}, {Wd}, {O}, {KH}, {KW}, {sh}, {sw}, {ph}, {pw}, {dh}, {dw}, {g}, {HO}, {WO}, "
                          f"{nd['acc_bits']}, {shift}, {ob}, {code.lanes}>({code.inputs[0]}, w_{i}, bias_{i}, {code.buf});")  # fmt: skip
 
-    def estimate(self, e: NodeEstimate) -> LayerEstimate:
-        return synaptic_estimate(e)
 
-
-class Conv1dEmitter(Emitter):
+class Conv1dEmitter(SynapticEmitter):
     """Conv1d: Conv2d's kernel on a (C, 1, L) image with (1, K) windows (one source of the rule)."""
 
     def emit(self, code: NodeCode) -> None:
@@ -117,9 +118,6 @@ class Conv1dEmitter(Emitter):
         code.consts[0] = c_array(f"w_{i}", W, (O, Cg, 1, KW))
         code.body.append(f"    k_conv2d<{C}, 1, {Ln}, {O}, 1, {KW}, 1, {int(p['stride'])}, 0, {int(p['padding'])}, 1, {int(p['dilation'])}, "
                          f"{int(p.get('groups', 1))}, 1, {LO}, {nd['acc_bits']}, {shift}, {ob}, {code.lanes}>({code.inputs[0]}, w_{i}, bias_{i}, {code.buf});")  # fmt: skip
-
-    def estimate(self, e: NodeEstimate) -> LayerEstimate:
-        return synaptic_estimate(e)
 
 
 class SepConv2dEmitter(Emitter):
@@ -171,7 +169,7 @@ class SepConv2dEmitter(Emitter):
         return LayerEstimate(name, nd["type"], work, lanes, cycles, dsp, b1 + b2, lut + l1 + l2 + 100)
 
 
-class ScaleEmitter(Emitter):
+class ScaleEmitter(SynapticEmitter):
     """Scale (y = x * s elementwise): the synaptic rule with a fan-in of one (k_scale)."""
 
     def emit(self, code: NodeCode) -> None:
@@ -180,9 +178,6 @@ class ScaleEmitter(Emitter):
         check_wide_sum(code.name, nd["in_formats"][0][0], _weight_bits(nd), 1)
         code.consts.append(c_array(f"w_{i}", np.broadcast_to(np.asarray(code.arr("scale")), code.shape).reshape(-1)))
         code.body.append(f"    k_scale<{code.N}, {nd['acc_bits']}, {int(nd['acc_frac']) - of}, {ob}, {code.lanes}>({code.inputs[0]}, w_{i}, {code.buf});")
-
-    def estimate(self, e: NodeEstimate) -> LayerEstimate:
-        return synaptic_estimate(e)
 
 
 for _t in ("Affine", "Linear", "SpikingAffine"):
