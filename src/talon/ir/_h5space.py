@@ -72,6 +72,7 @@ def create_file(path: str | os.PathLike, userblock: int, root_links: list[bytes]
     fcpl.set_obj_track_times(False)
     fcpl.set_userblock(userblock)
     _estimate_links(fcpl, root_links)
-    f = h5py.File(h5py.h5f.create(os.fsencode(path), h5py.h5f.ACC_TRUNC, fcpl=fcpl, fapl=fapl))
+    name = os.fspath(path).encode("utf-8") if os.name == "nt" else os.fsencode(path)  # as h5py.File does: HDF5 takes UTF-8 on Windows
+    f = h5py.File(h5py.h5f.create(name, h5py.h5f.ACC_TRUNC, fcpl=fcpl, fapl=fapl))
     minimize_dataset_headers(f)
     return f
