@@ -249,3 +249,5 @@ refuse_nir_export("Softmax", "NIR has no softmax")
 for _t in ("BatchNorm1d", "BatchNorm2d"):
     refuse_nir_export(_t, "NIR has no normalisation; fold the batch norm into the preceding Affine/Conv first")
 refuse_nir_export("LayerNorm", "NIR has no normalisation")
+for _t in ("DFLDecode", "Dist2BBox", "GhostBasicBlock1", "GhostBasicBlock2", "NMS", "SDDetect", "SGhostConv", "SGhostEncoderLite"):
+    refuse_nir_export(_t, "a detection block of the existing SDK, which NIR has no primitive for; keep the model in .t1c")
