@@ -111,6 +111,8 @@ def test_refusal_reason_and_registration_errors(gain_type):
         to_nir(_graph(gain_type))
     with pytest.raises(TalonUsageError, match="already registered"):
         register_nir_export("LIF", lambda node, ctx: None)
+    with pytest.raises(TalonUsageError, match="'MaxPool2d' is registered as having no NIR equivalent"):
+        register_nir_export("MaxPool2d", lambda node, ctx: None)
     with pytest.raises(TalonUsageError, match="already becomes 'LIF' by default"):
         register_nir_import("LIF", "NirTestGain", lambda nn, ctx: {}, default=True)
     with pytest.raises(TalonUsageError, match="must be a function"):

@@ -113,7 +113,10 @@ def register_nir_export(type_name: str, fn: ExportFn | None = None, *, replace: 
     def add(f: ExportFn) -> ExportFn:
         if not callable(f):
             raise TalonUsageError(f"the NIR export of {type_name!r} must be a function fn(node, ctx), got {f!r}")
-        if not replace and (_EXPORTS.get(type_name, f) is not f or type_name in _REFUSED):
+        if not replace and type_name in _REFUSED:
+            raise TalonUsageError(f"{type_name!r} is registered as having no NIR equivalent ({_REFUSED[type_name]}); "
+                                  "pass replace=True to register an export instead")
+        if not replace and _EXPORTS.get(type_name, f) is not f:
             raise TalonUsageError(f"a NIR export for {type_name!r} is already registered (pass replace=True)")
         _REFUSED.pop(type_name, None)
         _EXPORTS[type_name] = f
@@ -206,4 +209,4 @@ def nir_support(type_name: str) -> dict[str, Any]:
     """What the registries say about `type_name`: {"export": bool, "refused": reason or None,
     "imports_from": [NIR classes that can become it]} (for `talon primitives`)."""
     return {"export": type_name in _EXPORTS, "refused": _REFUSED.get(type_name),
-            "imports_from": [c for c, types in _IMPORTS.items() if type_name in types]}
+            "imports_from": sorted(c for c, types in _IMPORTS.items() if type_name in types)}
