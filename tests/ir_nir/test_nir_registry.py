@@ -132,8 +132,8 @@ def test_unknown_nir_class_says_how_to_register_an_import():
 
 def test_every_built_in_primitive_has_a_nir_export_or_a_reason():
     for type_name in ir.list_primitives():
-        if type_name == "Graph":
-            continue  # nested graphs export as nested NIRGraphs
+        if type_name == "Graph" or not ir.get_node_class(type_name).__module__.startswith("talon.ir."):
+            continue  # nested graphs export as nested NIRGraphs; other tests' primitives may still be registered
         support = nir_support(type_name)
         assert support["export"] or support["refused"], type_name
     assert {"LIF", "IF", "CubaLIF", "Affine", "Conv2d", "SepConv2d"} <= set(nir_export_types())
