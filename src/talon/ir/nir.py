@@ -41,13 +41,13 @@ from talon.ir.nir_common import DEFAULT_DT, NIR_MIN_VERSION, NIRConversionError,
 from talon.ir.nir_export import to_nir, write_nir
 from talon.ir.nir_import import from_nir, is_nir_file, read_nir, read_nir_hdf5
 from talon.ir.nir_registry import (
-    ExportContext, ImportContext, nir_default_type, nir_export_types, nir_import_classes, nir_support, refuse_nir_export,
+    NIRExportContext, NIRImportContext, nir_default_type, nir_export_types, nir_import_classes, nir_support, refuse_nir_export,
     register_nir_export, register_nir_import, unregister_nir_export, unregister_nir_import,
 )
 
 __all__ = [
     "from_nir", "to_nir", "read_nir", "write_nir", "is_nir_file", "read_nir_hdf5", "DEFAULT_DT", "NIR_MIN_VERSION",
-    "NIRConversionError", "NIRConversionWarning", "ExportContext", "ImportContext", "register_nir_export",
+    "NIRConversionError", "NIRConversionWarning", "NIRExportContext", "NIRImportContext", "register_nir_export",
     "register_nir_import", "refuse_nir_export", "unregister_nir_export", "unregister_nir_import", "nir_export_types",
     "nir_import_classes", "nir_default_type", "nir_support",
 ]

@@ -25,7 +25,7 @@ from talon.ir.nir_common import (
     HINT_KEY, HINT_VERSION, NIRConversionError, NIRConversionWarning, Unencodable, check_cycles, encode, nir_metadata_out,
     reduce_to, require_nir, warn_nir,
 )
-from talon.ir.nir_registry import ExportContext, ImportContext, nir_default_type, nir_exporter, nir_importer
+from talon.ir.nir_registry import NIRExportContext, NIRImportContext, nir_default_type, nir_exporter, nir_importer
 from talon.ir.nir_resets import ResetMeasure, approximation_message, reset_approximation, reset_measure
 from talon.ir.node import ARRAY, Node, _coerce, get_node_class, values_equal
 
@@ -38,7 +38,7 @@ def export_node(nir: Any, name: str, node: Node, in_shape: tuple | None, out_sha
     (approx: subtract/zero_post neurons as NIR's reset, see nir_resets)."""
     if isinstance(node, Graph):
         return _export_graph(nir, node, dt, top=False, where=name, approx=approx)
-    ctx = ExportContext(nir, name, node.type_name, None if in_shape is None else tuple(in_shape),
+    ctx = NIRExportContext(nir, name, node.type_name, None if in_shape is None else tuple(in_shape),
                         None if out_shape is None else tuple(out_shape), dt, bool(approx))
     return nir_exporter(node.type_name, ctx)(node, ctx)
 
@@ -46,7 +46,7 @@ def export_node(nir: Any, name: str, node: Node, in_shape: tuple | None, out_sha
 def imported_fields(nir: Any, nn: Any, type_name: str, dt: float, where: str) -> dict | None:
     """The fields of a `type_name` node that NIR node `nn` determines (its registered import), None if none."""
     fn = nir_importer(type(nn).__name__, type_name)
-    out = None if fn is None else fn(nn, ImportContext(nir, dt, where))
+    out = None if fn is None else fn(nn, NIRImportContext(nir, dt, where))
     return out if isinstance(out, dict) else None
 
 

@@ -23,7 +23,7 @@ from talon.ir.nir_common import (
     reduce_to, require_nir, warn_nir,
 )
 from talon.ir.nir_export import coerced_fields, export_node, imported_fields
-from talon.ir.nir_registry import ImportContext, nir_default_type, nir_import_classes, nir_importer
+from talon.ir.nir_registry import NIRImportContext, nir_default_type, nir_import_classes, nir_importer
 from talon.ir.nir_units import TimeUnitAdvice, advise_dt
 from talon.ir.node import Node, get_node_class
 
@@ -126,7 +126,7 @@ def _import_node(nir: Any, name: str, nn: Any, dt: float, opts: dict, where: str
     if natural is None:
         return _import_graph(nir, nn, dt, opts, top=False, where=where)
     importer = nir_importer(nt, natural)
-    made = None if importer is None else importer(nn, ImportContext(nir, dt, where, natural=True))
+    made = None if importer is None else importer(nn, NIRImportContext(nir, dt, where, natural=True))
     if isinstance(made, Node):  # a NIR primitive TALON builds from several of its own (a nested Graph)
         return made
     if made is None:

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from talon.ir.nir_common import NIRConversionError, declared_shape, int_of, ints_of
-from talon.ir.nir_registry import ExportContext, ImportContext, refuse_nir_export, register_nir_export, register_nir_import
+from talon.ir.nir_registry import NIRExportContext, NIRImportContext, refuse_nir_export, register_nir_export, register_nir_import
 from talon.ir.node import Node
 
 
@@ -31,21 +31,21 @@ def _grouped(conv: Any, in_shape: tuple) -> Any:
 # -- io ------------------------------------------------------------------------------------------------
 
 
-def _export_output(node: Node, ctx: ExportContext) -> Any:
+def _export_output(node: Node, ctx: NIRExportContext) -> Any:
     shape = ctx.out_shape if ctx.out_shape is not None else node.shape
     if shape is None:
         raise ctx.refuse("its shape is unknown")
     return ctx.nir.Output(output_type={"output": np.array(shape, dtype=np.int64)})
 
 
-def _input_fields(nn: Any, ctx: ImportContext) -> dict:
+def _input_fields(nn: Any, ctx: NIRImportContext) -> dict:
     shape = declared_shape(nn.input_type, f"{ctx.where}.input_type")
     if shape is None:
         raise NIRConversionError(f"{ctx.where}: Input has no shape")
     return {"shape": shape}
 
 
-def _output_fields(nn: Any, ctx: ImportContext) -> dict:
+def _output_fields(nn: Any, ctx: NIRImportContext) -> dict:
     # Declared NIR output shapes are often stale: from another tool, the shape is set by shape inference later.
     return {"shape": None if ctx.natural else declared_shape(nn.output_type, f"{ctx.where}.output_type")}
 
@@ -59,24 +59,24 @@ register_nir_import("Output", "Output", _output_fields, default=True)
 # -- linear --------------------------------------------------------------------------------------------
 
 
-def _weight(nn: Any, ctx: ImportContext) -> np.ndarray:
+def _weight(nn: Any, ctx: NIRImportContext) -> np.ndarray:
     w = ctx.get(nn, "weight")
     if w.ndim != 2:
         raise NIRConversionError(f"{ctx.where}: {type(nn).__name__} weight must be 2-D (out, in), got shape {w.shape}")
     return w
 
 
-def _export_affine(node: Node, ctx: ExportContext) -> Any:
+def _export_affine(node: Node, ctx: NIRExportContext) -> Any:
     ctx.need(1, "Affine/Linear")
     return ctx.nir.Affine(weight=node.weight.copy(), bias=node.bias.copy())
 
 
-def _export_linear(node: Node, ctx: ExportContext) -> Any:
+def _export_linear(node: Node, ctx: NIRExportContext) -> Any:
     ctx.need(1, "Affine/Linear")
     return ctx.nir.Linear(weight=node.weight.copy())
 
 
-def _affine_fields(nn: Any, ctx: ImportContext) -> dict:
+def _affine_fields(nn: Any, ctx: NIRImportContext) -> dict:
     return {"weight": _weight(nn, ctx), "bias": ctx.get(nn, "bias")}
 
 
@@ -92,20 +92,20 @@ register_nir_import("Scale", "Scale", lambda nn, ctx: {"scale": ctx.get(nn, "sca
 # -- conv ----------------------------------------------------------------------------------------------
 
 
-def _export_conv1d(node: Node, ctx: ExportContext) -> Any:
+def _export_conv1d(node: Node, ctx: NIRExportContext) -> Any:
     shape = ctx.need(2, "Conv1d")
     return _grouped(ctx.nir.Conv1d(input_shape=int(shape[1]), weight=node.weight.copy(), stride=node.stride, padding=node.padding,
                                    dilation=node.dilation, groups=node.groups, bias=node.bias.copy()), shape)
 
 
-def _export_conv2d(node: Node, ctx: ExportContext) -> Any:
+def _export_conv2d(node: Node, ctx: NIRExportContext) -> Any:
     shape = ctx.need(3, "Conv2d")
     return _grouped(ctx.nir.Conv2d(input_shape=tuple(int(s) for s in shape[1:]), weight=node.weight.copy(), stride=tuple(node.stride),
                                    padding=tuple(node.padding), dilation=tuple(node.dilation), groups=node.groups,
                                    bias=node.bias.copy()), shape)
 
 
-def _export_sepconv2d(node: Node, ctx: ExportContext) -> Any:
+def _export_sepconv2d(node: Node, ctx: NIRExportContext) -> Any:
     """A depthwise then a pointwise NIR Conv2d, as a small NIRGraph."""
     nir, shape = ctx.nir, ctx.need(3, "Conv2d")
     c = int(node.depthwise_weight.shape[0])
@@ -139,7 +139,7 @@ def _conv_padding(value: Any, kernel: tuple, stride: tuple, dilation: tuple, whe
 
 
 def _conv_fields(n: int) -> Any:
-    def fields(nn: Any, ctx: ImportContext) -> dict:
+    def fields(nn: Any, ctx: NIRImportContext) -> dict:
         w = ctx.get(nn, "weight")
         if w.ndim != n + 2:
             raise NIRConversionError(f"{ctx.where}: {type(nn).__name__} weight must be {n + 2}-D, got shape {w.shape}")
@@ -156,7 +156,7 @@ def _conv_fields(n: int) -> Any:
     return fields
 
 
-def _sepconv2d_fields(nn: Any, ctx: ImportContext) -> dict | None:
+def _sepconv2d_fields(nn: Any, ctx: NIRImportContext) -> dict | None:
     inner = {k: v for k, v in nn.nodes.items() if type(v).__name__ not in ("Input", "Output")}
     if {k: type(v).__name__ for k, v in inner.items()} != {"depthwise": "Conv2d", "pointwise": "Conv2d"}:
         return None
@@ -180,12 +180,12 @@ register_nir_import("NIRGraph", "SepConv2d", _sepconv2d_fields)
 # -- pooling -------------------------------------------------------------------------------------------
 
 
-def _export_sumpool(node: Node, ctx: ExportContext) -> Any:
+def _export_sumpool(node: Node, ctx: NIRExportContext) -> Any:
     return _types(ctx.nir.SumPool2d(kernel_size=np.array(node.kernel_size), stride=np.array(node.stride), padding=np.array(node.padding)),
                   ctx.in_shape, ctx.out_shape)
 
 
-def _export_avgpool(node: Node, ctx: ExportContext) -> Any:
+def _export_avgpool(node: Node, ctx: NIRExportContext) -> Any:
     if node.ceil_mode:
         raise ctx.refuse("ceil_mode=True: NIR's AvgPool2d rounds its output size down")
     if not node.count_include_pad and any(node.padding):
@@ -195,7 +195,7 @@ def _export_avgpool(node: Node, ctx: ExportContext) -> Any:
                   ctx.in_shape, ctx.out_shape)
 
 
-def _pool_fields(nn: Any, ctx: ImportContext) -> dict:
+def _pool_fields(nn: Any, ctx: NIRImportContext) -> dict:
     w = ctx.where
     return {"kernel_size": ints_of(nn.kernel_size, 2, f"{w}.kernel_size"), "stride": ints_of(nn.stride, 2, f"{w}.stride"),
             "padding": ints_of(nn.padding, 2, f"{w}.padding")}
@@ -217,12 +217,12 @@ refuse_nir_export("Upsample", "NIR has no upsampling primitive")
 _CONCAT = "NIR has no concatenation (edges into a NIR node are summed)"
 
 
-def _identity(node: Node, ctx: ExportContext) -> Any:
+def _identity(node: Node, ctx: NIRExportContext) -> Any:
     """The identity in inference, as Scale(1): NIR sums the edges into a node, so it is an exact residual sum too."""
     return ctx.nir.Scale(scale=np.ones(ctx.need(), dtype=np.float32))
 
 
-def _export_skip(node: Node, ctx: ExportContext) -> Any:
+def _export_skip(node: Node, ctx: NIRExportContext) -> Any:
     if node.skip_type not in ("residual", "passthrough"):
         raise ctx.refuse(_CONCAT)
     return _identity(node, ctx)

@@ -16,17 +16,17 @@ import numpy as np
 
 from talon.ir.graph import Graph
 from talon.ir.nir_common import NIRConversionError, broadcast_full, chain, foreign_metadata
-from talon.ir.nir_registry import ExportContext, ImportContext, register_nir_export, register_nir_import
+from talon.ir.nir_registry import NIRExportContext, NIRImportContext, register_nir_export, register_nir_import
 from talon.ir.nir_resets import approximated, needs_approximation
 from talon.ir.node import Node, get_node_class
 
 __all__ = ["spike_reset_ok", "spiking_neuron_export", "composite_neuron_fields"]
 
 #: (fn(node, ctx, shape) -> NIR node): one part of a neuron, its parameters broadcast to `shape`.
-Part = Callable[[Node, ExportContext, tuple], Any]
+Part = Callable[[Node, NIRExportContext, tuple], Any]
 
 
-def spike_reset_ok(node: Node, ctx: ExportContext) -> None:
+def spike_reset_ok(node: Node, ctx: NIRExportContext) -> None:
     """reset_mode "zero" (NIR's reset) or "none"; reset_delay=False only where it changes no spike."""
     mode = node.reset_mode
     if mode == "subtract":
@@ -46,13 +46,13 @@ def spike_reset_ok(node: Node, ctx: ExportContext) -> None:
                              "from NIR's reset; only reset_delay=False with v_reset 0 and positive thresholds is exact")
 
 
-def spiking_neuron_export(core_name: str, core: Part, integrator_name: str, integrator: Part) -> Callable[[Node, ExportContext], Any]:
+def spiking_neuron_export(core_name: str, core: Part, integrator_name: str, integrator: Part) -> Callable[[Node, NIRExportContext], Any]:
     """The export of a spiking neuron with fields reset_mode, reset_delay, v_threshold, v_reset and
     graded_spikes_factor: `core` (NIR's neuron with its reset, for reset "zero") or `integrator` then a
     Threshold (reset "none"), followed by a Scale for graded spikes; parts named `core_name`,
     `integrator_name`, "threshold" and "scale" (composite_neuron_fields reads them back)."""
 
-    def export(node: Node, ctx: ExportContext) -> Any:
+    def export(node: Node, ctx: NIRExportContext) -> Any:
         shape = ctx.need()
         if ctx.approximate_resets and needs_approximation(node):
             node = approximated(node)  # the hint still records the true reset (the hint compares with the original)
@@ -71,12 +71,12 @@ def spiking_neuron_export(core_name: str, core: Part, integrator_name: str, inte
 
 
 def composite_neuron_fields(type_name: str, core_name: str, core_class: str, integrator_name: str, integrator_class: str,
-                            integrator_fields: tuple[str, ...]) -> Callable[[Any, ImportContext], dict | None]:
+                            integrator_fields: tuple[str, ...]) -> Callable[[Any, NIRImportContext], dict | None]:
     """The import of a `type_name` neuron from the NIRGraph spiking_neuron_export writes: its core (`core_name`, a
     NIR `core_class`, read by the import registered for it) or its integrator (`integrator_name`, a NIR
     `integrator_class` whose `integrator_fields` become the neuron's) then "threshold"; "scale" optionally."""
 
-    def fields(nn: Any, ctx: ImportContext) -> dict | None:
+    def fields(nn: Any, ctx: NIRImportContext) -> dict | None:
         inner = {k: v for k, v in nn.nodes.items() if type(v).__name__ not in ("Input", "Output")}
         kinds = {k: type(v).__name__ for k, v in inner.items()}
         out: dict = {}
@@ -103,8 +103,8 @@ def composite_neuron_fields(type_name: str, core_name: str, core_class: str, int
     return fields
 
 
-def _part(ctx: ImportContext, name: str) -> ImportContext:
-    return ImportContext(ctx.nir, ctx.dt, f"{ctx.where}/{name}", ctx.natural)
+def _part(ctx: NIRImportContext, name: str) -> NIRImportContext:
+    return NIRImportContext(ctx.nir, ctx.dt, f"{ctx.where}/{name}", ctx.natural)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -118,13 +118,13 @@ def _thr_reset(node: Node, shape: tuple) -> tuple[np.ndarray, np.ndarray]:
     return thr, v_reset
 
 
-def _lif_core(node: Node, ctx: ExportContext, shape: tuple) -> Any:
+def _lif_core(node: Node, ctx: NIRExportContext, shape: tuple) -> Any:
     thr, v_reset = _thr_reset(node, shape)
     return ctx.nir.LIF(tau=broadcast_full(node.tau, shape), r=broadcast_full(node.r, shape), v_leak=broadcast_full(node.v_leak, shape),
                        v_threshold=thr, v_reset=v_reset)
 
 
-def _li(node: Node, ctx: ExportContext, shape: tuple) -> Any:
+def _li(node: Node, ctx: NIRExportContext, shape: tuple) -> Any:
     return ctx.nir.LI(tau=broadcast_full(node.tau, shape), r=broadcast_full(node.r, shape), v_leak=broadcast_full(node.v_leak, shape))
 
 
@@ -132,27 +132,27 @@ def _if_r(node: Node) -> np.ndarray:
     return np.ones((), dtype=node.v_threshold.dtype) if node.r is None else node.r
 
 
-def _if_core(node: Node, ctx: ExportContext, shape: tuple) -> Any:
+def _if_core(node: Node, ctx: NIRExportContext, shape: tuple) -> Any:
     thr, v_reset = _thr_reset(node, shape)
     return ctx.nir.IF(r=broadcast_full(_if_r(node), shape), v_threshold=thr, v_reset=v_reset)
 
 
-def _i(node: Node, ctx: ExportContext, shape: tuple) -> Any:
+def _i(node: Node, ctx: NIRExportContext, shape: tuple) -> Any:
     return ctx.nir.I(r=broadcast_full(_if_r(node), shape))
 
 
-def _w_in(node: Node, ctx: ExportContext) -> np.ndarray:
+def _w_in(node: Node, ctx: NIRExportContext) -> np.ndarray:
     return np.asarray(np.asarray(node.tau_syn, dtype=np.float64) / ctx.dt if node.w_in is None else node.w_in)
 
 
-def _cubalif_core(node: Node, ctx: ExportContext, shape: tuple) -> Any:
+def _cubalif_core(node: Node, ctx: NIRExportContext, shape: tuple) -> Any:
     thr, v_reset = _thr_reset(node, shape)
     return ctx.nir.CubaLIF(tau_syn=broadcast_full(node.tau_syn, shape), tau_mem=broadcast_full(node.tau_mem, shape),
                            r=broadcast_full(node.r, shape), v_leak=broadcast_full(node.v_leak, shape), v_threshold=thr,
                            v_reset=v_reset, w_in=broadcast_full(_w_in(node, ctx), shape))
 
 
-def _cubali(node: Node, ctx: ExportContext, shape: tuple) -> Any:
+def _cubali(node: Node, ctx: NIRExportContext, shape: tuple) -> Any:
     return ctx.nir.CubaLI(tau_syn=broadcast_full(node.tau_syn, shape), tau_mem=broadcast_full(node.tau_mem, shape),
                           r=broadcast_full(node.r, shape), v_leak=broadcast_full(node.v_leak, shape),
                           w_in=broadcast_full(_w_in(node, ctx), shape))
@@ -163,28 +163,28 @@ def _cubali(node: Node, ctx: ExportContext, shape: tuple) -> Any:
 # ----------------------------------------------------------------------------------------------------
 
 
-def _v_reset(nn: Any, ctx: ImportContext) -> np.ndarray:
+def _v_reset(nn: Any, ctx: NIRImportContext) -> np.ndarray:
     v = getattr(nn, "v_reset", None)
     return np.zeros_like(ctx.get(nn, "v_threshold")) if v is None else ctx.get(nn, "v_reset")
 
 
-def _lif_fields(nn: Any, ctx: ImportContext) -> dict:
+def _lif_fields(nn: Any, ctx: NIRImportContext) -> dict:
     g = lambda a: ctx.get(nn, a)  # noqa: E731
     return {"tau": g("tau"), "r": g("r"), "v_leak": g("v_leak"), "v_threshold": g("v_threshold"),
             "v_reset": _v_reset(nn, ctx), "reset_mode": "zero"}
 
 
-def _if_fields(nn: Any, ctx: ImportContext) -> dict:
+def _if_fields(nn: Any, ctx: NIRImportContext) -> dict:
     return {"r": ctx.get(nn, "r"), "v_threshold": ctx.get(nn, "v_threshold"), "v_reset": _v_reset(nn, ctx), "reset_mode": "zero"}
 
 
-def _cubalif_fields(nn: Any, ctx: ImportContext) -> dict:
+def _cubalif_fields(nn: Any, ctx: NIRImportContext) -> dict:
     g = lambda a: ctx.get(nn, a)  # noqa: E731
     return {"tau_syn": g("tau_syn"), "tau_mem": g("tau_mem"), "r": g("r"), "v_leak": g("v_leak"), "v_threshold": g("v_threshold"),
             "w_in": g("w_in"), "v_reset": _v_reset(nn, ctx), "reset_mode": "zero"}
 
 
-def _delay_fields(nn: Any, ctx: ImportContext) -> dict:
+def _delay_fields(nn: Any, ctx: NIRImportContext) -> dict:
     raw = ctx.get(nn, "delay")
     d = raw.astype(np.float64) / ctx.dt
     steps = np.rint(d)
@@ -201,7 +201,7 @@ def _node_class(type_name: str) -> Any:
     return cls
 
 
-def _cubali_graph(nn: Any, ctx: ImportContext) -> Graph:
+def _cubali_graph(nn: Any, ctx: NIRImportContext) -> Graph:
     """NIR CubaLI (no TALON primitive) as a nested graph: synaptic LI (tau_syn, r=w_in, v_leak=0), then membrane LI."""
     li, inp, outp = (_node_class(t) for t in ("LI", "Input", "Output"))
     tau_syn, w_in = ctx.get(nn, "tau_syn"), ctx.get(nn, "w_in")

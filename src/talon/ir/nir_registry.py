@@ -27,7 +27,7 @@ from talon.errors import TalonUsageError
 from talon.ir.nir_common import NIRConversionError, array_of, broadcast_full
 
 __all__ = [
-    "ExportContext", "ImportContext", "register_nir_export", "register_nir_import", "refuse_nir_export",
+    "NIRExportContext", "NIRImportContext", "register_nir_export", "register_nir_import", "refuse_nir_export",
     "unregister_nir_export", "unregister_nir_import", "nir_exporter", "nir_importer", "nir_default_type",
     "nir_export_types", "nir_import_classes", "nir_support",
 ]
@@ -36,7 +36,7 @@ _DOC = "docs/nir.md, 'Adding a primitive'"
 
 
 @dataclass(frozen=True)
-class ExportContext:
+class NIRExportContext:
     """What an export function knows besides the node: the `nir` module, the node's name (its path in nested
     graphs), its sample input and output shapes (None when unknown), the graph's dt, and whether the caller
     asked for resets NIR cannot express to be approximated (to_nir's approximate_resets)."""
@@ -68,7 +68,7 @@ class ExportContext:
 
 
 @dataclass(frozen=True)
-class ImportContext:
+class NIRImportContext:
     """What an import function knows besides the NIR node: the `nir` module, the timestep, the node's path (for
     messages), and `natural`: True when converting without TALON's hint (the node came from another tool)."""
 
@@ -86,12 +86,12 @@ class ImportContext:
         fn = nir_importer(type(nn).__name__, type_name)
         if fn is None:
             return None
-        out = fn(nn, ImportContext(self.nir, self.dt, where, self.natural))
+        out = fn(nn, NIRImportContext(self.nir, self.dt, where, self.natural))
         return out if isinstance(out, dict) else None
 
 
-ExportFn = Callable[[Any, ExportContext], Any]
-ImportFn = Callable[[Any, ImportContext], Any]
+ExportFn = Callable[[Any, NIRExportContext], Any]
+ImportFn = Callable[[Any, NIRImportContext], Any]
 
 _EXPORTS: dict[str, ExportFn] = {}
 _REFUSED: dict[str, str] = {}
@@ -173,7 +173,7 @@ def unregister_nir_import(nir_class: str, type_name: str) -> None:
         del _DEFAULTS[nir_class]
 
 
-def nir_exporter(type_name: str, ctx: ExportContext) -> ExportFn:
+def nir_exporter(type_name: str, ctx: NIRExportContext) -> ExportFn:
     """The export function of `type_name`; NIRConversionError naming the node when NIR cannot express the type
     (with the recorded reason) or none is registered (saying how to register one)."""
     fn = _EXPORTS.get(type_name)
