@@ -291,7 +291,14 @@ def _run_ray(job: _Job, todo: list[Point], need_reference: bool, finish: Callabl
         kw["runtime_env"] = {"env_vars": {k: os.environ[k] for k in ("PYTHONPATH", "OMP_NUM_THREADS") if k in os.environ}}
         if address not in (None, "auto", "local"):
             _check_reachable(address)
-        ray.init(address=address, **kw)
+        try:
+            ray.init(address=address, **kw)
+        except (ConnectionError, RuntimeError) as exc:
+            if address is None:
+                raise
+            raise TalonError(f"--ray-address {address!r}: Ray could not connect ({str(exc).splitlines()[0]}). A cluster with token authentication "
+                             "needs RAY_AUTH_MODE=token and its token (RAY_AUTH_TOKEN, or ~/.ray/auth_token) in this process's environment, "
+                             "as every Ray client does (docs/sweep.md)") from exc
     try:
         _ray_loop(ray, job, todo, need_reference, finish, set_reference, retries)
     finally:
