@@ -43,6 +43,22 @@ class EventRecording:
         return f"EventRecording({len(self)} events, sensor_size={self.sensor_size}, format={self.format!r}, path={self.path!r})"
 
 
+def check_sensor_size(sensor_size: Any, events: np.ndarray, *, what: str = "events") -> tuple[int, int, int]:
+    """`sensor_size` ((width, height) or tonic's (width, height, 2)) as (width, height, 2), checked: whole
+    numbers >= 1, and every event inside it. Files store width and height; the 2 is the two polarities."""
+    size = tuple(sensor_size) if isinstance(sensor_size, (tuple, list, np.ndarray)) else None
+    ok = size is not None and len(size) in (2, 3) and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in size)
+    if not ok or not all(int(v) >= 1 for v in size) or (len(size) == 3 and int(size[2]) != 2):
+        raise TalonError(f"{what}: sensor_size must be (width, height) or (width, height, 2) in whole numbers >= 1, got {sensor_size!r}")
+    w, h = int(size[0]), int(size[1])
+    for axis, limit in (("x", w), ("y", h)):
+        if len(events) and int(events[axis].max()) >= limit:
+            i = int(np.argmax(events[axis] >= limit))
+            raise TalonError(f"{what}: event {i} has {axis}={int(events[axis][i])}, outside the sensor_size {w}x{h} ({axis} < {limit}); "
+                             "give the sensor's real size")
+    return w, h, 2
+
+
 def as_events(array: Any, *, what: str = "events") -> np.ndarray:
     """`array` (any structured array with fields x, y, t and p or on) as an EVENT_DTYPE array.
 
