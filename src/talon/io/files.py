@@ -12,6 +12,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from talon._text import plain
 from talon.errors import TalonError
 from talon.io import aedat4, hdf5, prophesee
 from talon.io.events import EVENT_DTYPE, EventRecording
@@ -64,7 +65,7 @@ def iter_events(path: str | os.PathLike, *, format: str | None = None, chunk_siz
     path = os.fspath(path)
     fmt = _format(path, format)
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
-        raise TalonError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+        raise TalonError(f"chunk_size must be a positive integer, got {plain(chunk_size)}")
     if fmt == "hdf5":
         yield from hdf5.iter_chunks(path, chunk_size)
     elif fmt == "aedat4":
