@@ -76,7 +76,7 @@ def test_the_price_is_one_run_of_the_whole_data_set(conv, tmp_path):
 def test_the_data_digest_does_not_depend_on_the_shard_size(tmp_path):
     digests = set()
     for s in (1, 5, 24):
-        res = sweep(mlp_graph(), data(), ["weight_bits=8", "mesh=1x1"], str(tmp_path / str(s)), steps=4, encode="rate", shard_size=s, plots=False)
+        sweep(mlp_graph(), data(), ["weight_bits=8", "mesh=1x1"], str(tmp_path / str(s)), steps=4, encode="rate", shard_size=s, plots=False)
         digests.add(json.loads((tmp_path / str(s) / "results.json").read_text())["settings"]["data_sha256"])
     assert len(digests) == 1
     other = sweep(mlp_graph(), data(seed=2), ["weight_bits=8", "mesh=1x1"], str(tmp_path / "o"), steps=4, encode="rate", plots=False)
