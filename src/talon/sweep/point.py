@@ -166,12 +166,10 @@ def price(graph: Any, shards: list[ShardResult], mode: str, *, energy_preset: st
     sim = SimulationResult(backend=be.name, mode=mode, timesteps_run=T, batch_size=n, spike_counts=counts, firing_rates=rates,
                            neurons=dict(neurons), input_events=events, outputs={}, outputs_valid=True, spike_inputs=spike_inputs)  # fmt: skip
     prof = be.profile(graph, None, T, energy_preset=energy_preset, mode=mode, simulation=sim, fixed_config=config, progress=False)
-    mapping = graph.metadata.get("talon_mapping") if hasattr(graph, "metadata") else None
     pricing: dict[str, Any] = {"energy_preset": prof.energy_preset}
-    if mapping is not None:
-        spec = hardware_of(graph)
-        if spec is not None:
-            pricing.update(hardware=spec.name, energy_per_hop_pj=spec.energy_per_hop * 1e12, latency_per_hop_ns=spec.latency_per_hop * 1e9)
+    spec = hardware_of(graph)
+    if spec is not None:  # a mapped graph: its network-on-chip hops are priced with the hardware's figures
+        pricing.update(hardware=spec.name, energy_per_hop_pj=spec.energy_per_hop * 1e12, latency_per_hop_ns=spec.latency_per_hop * 1e9)
     return Priced(float(prof.energy_estimate_uj), float(prof.total_latency_us), sum(counts.values()) / n, pricing)
 
 
