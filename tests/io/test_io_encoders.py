@@ -7,7 +7,7 @@ import torch
 from hypothesis import given, settings, strategies as st
 from hypothesis.extra.numpy import arrays
 
-from conftest import random_events
+from io_events import random_events
 from talon import io
 from talon.errors import TalonError
 

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from aedat4_writer import write_aedat4
-from conftest import random_events
+from io_events import random_events
 from talon import io
 from talon.errors import TalonError
 
