@@ -165,7 +165,7 @@ def _preflight(graph: Any, out: str, *, inputs: Any, labels: Any, n_steps: int |
     runs = caps.simulate and caps.profile and {"float", "fixed"} <= set(caps.modes)
     runner = be if runs else get_backend("cpu")
     if runner.name == "cpu":  # the fixed-point simulation: every node must have a fixed-point rule
-        from talon.backend.cpu.fixed import check_supported
+        from talon.backend.cpu.fixed_plan import check_supported
 
         check_supported(fold_for_hardware(graph)[0])  # the convert stage folds batch norms first
     if energy_preset not in list_energy_presets():
