@@ -88,9 +88,11 @@ class _Plan:
 def _converted_types(graph: Any, weight_bits: int | None) -> set[str]:
     """The primitive types of the hardware graph the convert stage will make (Affine/Linear become
     SpikingAffine when converting)."""
+    from talon.sdk.convert import SPIKING_CONVERTIBLE
+
     types = {node.type_name for node in graph.nodes.values()}
     if weight_bits:
-        types = {"SpikingAffine" if t in ("Affine", "Linear") else t for t in types}
+        types = {"SpikingAffine" if t in SPIKING_CONVERTIBLE else t for t in types}
     return types
 
 

@@ -294,17 +294,14 @@ def _sepconv(node: Node, ins: list[Shape], outs: list[Shape]) -> Counts:
 
 
 # Elementwise activations: nominal operations per element (a transcendental function counts as one).
-ELEMENTWISE_FLOPS = {"Sigmoid": 4, "Tanh": 4, "ELU": 4, "GELU": 8, "Softmax": 5, "PReLU": 2, "Scale": 1, "Threshold": 1}
-
-
 def _elementwise(per: int, in_place: bool = True) -> Rule:
     return lambda node, ins, outs: Counts(flops=per * _n(outs), in_place=in_place)
 
 
-for _t in ("Sigmoid", "Tanh", "ELU", "GELU", "PReLU", "Scale"):
-    register_cost(_t, _elementwise(ELEMENTWISE_FLOPS[_t]), formula=f"flops = {ELEMENTWISE_FLOPS[_t]}*n")
+for _t, _per in (("Sigmoid", 4), ("Tanh", 4), ("ELU", 4), ("GELU", 8), ("PReLU", 2), ("Scale", 1)):
+    register_cost(_t, _elementwise(_per), formula=f"flops = {_per}*n")
 # Softmax normalises over a whole dimension: every output reads every input of its row, so not in place
-register_cost("Softmax", _elementwise(ELEMENTWISE_FLOPS["Softmax"], in_place=False), formula=f"flops = {ELEMENTWISE_FLOPS['Softmax']}*n")
+register_cost("Softmax", _elementwise(5, in_place=False), formula="flops = 5*n")
 
 
 @register_cost("ReLU", formula="flops = n (2*n when negative_slope != 0)")
