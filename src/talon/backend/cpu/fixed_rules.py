@@ -257,6 +257,9 @@ def _plan_neuron(
     if fields.synaptic_tau is not None:
         # The current's decay alpha = 1 - dt/tau_syn and input gain dt*w_in/tau_syn, reproduced exactly
         # through the same float64 formulas as beta and gain. w_in None means a gain of exactly 1.
+        if co.alpha is None or fields.synaptic_gain is None:
+            raise BackendError(f"fixed-point mode: {name!r} ({t}): a synaptic-current rule needs the class's coefficients to give "
+                               "alpha and the rule to name the current's input-weight field (synaptic_gain)")
         ai = quantize_array(co.alpha, coef_fmt)
         ints["alpha"], fracs["alpha"] = ai, c
         gain_in = np.ones(np.shape(co.alpha)) if co.gain_in is None else co.gain_in
@@ -397,6 +400,8 @@ class NeuronRule(FixedRule):
             st = (current, v)
         else:
             out, st = inner.step(inputs, state)
+        if plan.membrane is None:  # pragma: no cover - NeuronRule.plan always sets it
+            raise BackendError(f"fixed-point mode: {plan.name!r} was planned without a membrane format")
         v = rnd.ceil(st[-1], plan.membrane)
         st = (*st[:-1], v)
         cls = get_node_class(plan.type_name)
