@@ -18,6 +18,7 @@ from talon.backend.cpu.fixed_registry import FixedRule, fixed_rule_for, fixed_ru
 from talon.backend.cpu.fixed_rules import NeuronRule, SynapticRule
 from talon.bridge import modules as bridge_modules
 from talon.errors import BackendError, TalonUsageError
+from talon.ir import node as node_module
 from talon.ir.node import array, primitive
 from talon.sdk import cost as cost_module
 from talon.sdk.cost import Counts, cost_entry, register_cost
@@ -25,18 +26,6 @@ from talon.sdk.cost import Counts, cost_entry, register_cost
 from backend_graphs import affine, build_cuba_mlp, lif
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "talon" / "backend" / "cpu"
-
-
-@primitive(name="FixedRulesUserCuba")
-class UserCuba(ir.CubaLIF):
-    """A user's current-based neuron: CubaLIF's fields and traits under another type name."""
-
-
-@primitive(name="FixedRulesGain")
-class Gain(ir.Node):
-    """y = x * factor, elementwise (a user primitive like Scale)."""
-
-    factor: np.ndarray = array()
 
 
 class GainRuntime(nn.Module):
@@ -48,21 +37,39 @@ class GainRuntime(nn.Module):
         return x * self.factor.to(x.dtype)
 
 
+def _declare_user_types():
+    """Declared per test and removed after it, so that no other test sees them among the primitives."""
+
+    @primitive(name="FixedRulesUserCuba")
+    class UserCuba(ir.CubaLIF):
+        """A user's current-based neuron: CubaLIF's fields and traits under another type name."""
+
+    @primitive(name="FixedRulesGain")
+    class Gain(ir.Node):
+        """y = x * factor, elementwise (a user primitive like Scale)."""
+
+        factor: np.ndarray = array()
+
+    return UserCuba, Gain
+
+
 @pytest.fixture
 def user_types():
+    types = _declare_user_types()
     bridge_modules.register_runtime("FixedRulesUserCuba", bridge_modules.RUNTIME_BUILDERS["CubaLIF"], replace=True)
     bridge_modules.register_runtime("FixedRulesGain", lambda node, ctx: GainRuntime(node.factor), replace=True)
     register_cost("FixedRulesGain", lambda node, ins, outs: Counts(flops=int(np.prod(outs[0]))), replace=True)
     try:
-        yield
+        yield types
     finally:
         for t in ("FixedRulesUserCuba", "FixedRulesGain"):
             bridge_modules.RUNTIME_BUILDERS.pop(t, None)
             unregister_fixed_rule(t)
+            node_module._REGISTRY.pop(t, None)
         cost_module._TABLE.pop("FixedRulesGain", None)
 
 
-def _as_user_cuba(g: ir.Graph) -> ir.Graph:
+def _as_user_cuba(g: ir.Graph, UserCuba) -> ir.Graph:
     nodes = {n: UserCuba(**node.field_values()) if node.type_name == "CubaLIF" else node for n, node in g.nodes.items()}
     return ir.Graph(nodes, list(g.edges), dt=g.dt)
 
@@ -78,7 +85,7 @@ def _same_run(a, b) -> None:
 def test_a_user_neuron_gets_fixed_mode_by_registration(cpu, user_types):
     g = build_cuba_mlp()
     x = torch.rand((30, 2, 4), generator=torch.Generator().manual_seed(0)) * 2
-    user = _as_user_cuba(g)
+    user = _as_user_cuba(g, user_types[0])
     # float mode needs no rule; the cost comes from the class's traits (a synaptic current and a membrane)
     assert cost_entry("FixedRulesUserCuba").formula == cost_entry("CubaLIF").formula
     with pytest.raises(BackendError, match=r"no fixed-point rule for node 'c1_\w+' of type FixedRulesUserCuba.*register_fixed_rule\('FixedRulesUserCuba'"):
@@ -97,7 +104,7 @@ def test_a_user_synaptic_primitive_gets_fixed_mode_by_registration(cpu, user_typ
         return ir.Graph(nodes, [("x", "fc"), ("fc", "g"), ("g", "lif"), ("lif", "y")])
 
     x = torch.rand((20, 2, 4), generator=torch.Generator().manual_seed(2)) * 2
-    user = graph(Gain(factor=factor))
+    user = graph(user_types[1](factor=factor))
     with pytest.raises(BackendError, match=r"node 'g' of type FixedRulesGain.*register_fixed_rule"):
         fx.check_supported(user)
     # the factor quantised like a synaptic weight, exactly as the built-in Scale's rule does it

@@ -8,6 +8,7 @@ import pytest
 
 from talon import ir
 from talon.errors import PrimitiveError
+from talon.ir import node as node_module
 from talon.ir.node import ANY_FLOAT, array, primitive
 from talon.ir.primitives.neurons import NeuronCoefficients, coefficients, in_time_unit
 from talon.sdk.cost import cost_entry, cost_table, node_cost
@@ -27,20 +28,25 @@ def test_builtin_neuron_traits():
     assert grid == {"Output", "Flatten", "Dropout", "HybridRegion", "ChannelSplit", "Delay", "MaxPool2d", "Upsample"}
 
 
-@primitive(name="TraitsTwoState")
-class TwoState(ir.Node):
-    """A user neuron declared by its traits alone: two state variables, two neurons per element."""
+@pytest.fixture
+def TwoState():
+    @primitive(name="TraitsTwoState")
+    class TwoState(ir.Node):
+        """A user neuron declared by its traits alone: two state variables, two neurons per element."""
 
-    tau: np.ndarray = array(ANY_FLOAT)
-    stateful = True
-    spiking = True
-    max_inputs = None
-    state_fields = ("a", "v")
-    neurons_per_element = 2
-    ops_per_step = 7
+        tau: np.ndarray = array(ANY_FLOAT)
+        stateful = True
+        spiking = True
+        max_inputs = None
+        state_fields = ("a", "v")
+        neurons_per_element = 2
+        ops_per_step = 7
+
+    yield TwoState
+    node_module._REGISTRY.pop("TraitsTwoState", None)  # no other test sees it among the primitives
 
 
-def test_a_user_neuron_is_costed_from_its_traits():
+def test_a_user_neuron_is_costed_from_its_traits(TwoState):
     entry = cost_entry("TraitsTwoState")
     assert entry is not None and "TraitsTwoState" in cost_table()
     assert entry.formula == "neurons = 2*n; state = 2*n; flops = 7*n + (k-1)*n"
@@ -49,7 +55,7 @@ def test_a_user_neuron_is_costed_from_its_traits():
     assert cost_entry("Delay").formula.startswith("state")  # a registered entry wins over traits
 
 
-def test_neuron_coefficients_come_from_the_class():
+def test_neuron_coefficients_come_from_the_class(TwoState):
     lif = ir.LIF(tau=np.array([2.0, 4.0]), r=np.array([2.0, 4.0]), v_leak=np.zeros(2), v_threshold=np.ones(2))
     c = coefficients(lif, 1.0)
     assert isinstance(c, NeuronCoefficients) and np.array_equal(c.beta, [0.5, 0.75]) and np.array_equal(c.gain, [1.0, 1.0])
