@@ -11,11 +11,16 @@ Recurrent graphs need nothing here beyond formats: the bridge's CyclicGraphExecu
 delayed edge the source's previous output, which lies on the source's grid. Only a node whose rule fixes
 its formats before planning (a neuron: its output format does not depend on its inputs) may carry a loop,
 so every format in the loop is known before the loop is planned.
+
+Rules are registered by importing the modules that register them: the built-in rules
+(talon.backend.cpu.fixed_rules) and the FPGA emitter modules (talon.backend.fpga.emitters), so that a
+primitive's fixed-point rule can live beside the emitter whose kernel must agree with it bit for bit.
 """
 
 from __future__ import annotations
 
-from talon.backend.cpu import fixed_rules as _builtin_rules  # noqa: F401  (the built-in primitives register their rules)
+import talon.backend.cpu.fixed_rules  # noqa: F401  (the built-in primitives register their rules)
+import talon.backend.fpga.emitters  # noqa: F401  (a primitive family's fixed rules may sit beside its FPGA emitters)
 from talon.backend.cpu.fixed_format import Calibration, FixedPointConfig, FixedPointPlan, Format, NodePlan
 from talon.backend.cpu.fixed_registry import NeuronFormats, PlanContext, fixed_rule_for, fixed_rule_types
 from talon.errors import BackendError
