@@ -353,7 +353,12 @@ class NeuronRule(FixedRule):
     current half up before the membrane reads it (docs/fixed_point.md section 5).
 
     membrane_tau: the field holding the membrane time constant (None: no leak, as IF); synaptic_tau and
-    synaptic_gain: the current's time constant and input-weight fields (None: no synaptic current)."""
+    synaptic_gain: the current's time constant and input-weight fields (None: no synaptic current).
+
+    What it reads of a class, besides `coefficients(dt)`: the fields `r`, `v_leak`, `v_threshold`,
+    `v_reset` where present; a spiking class also `graded_spikes_factor`, `reset_mode` and `reset_delay`;
+    the traits `spiking` and `has_current`. Its runtime's state is (membrane,) or (current, membrane), with
+    `integrate_current` and `fire` halves when it has a current (as CubaLIFRuntime)."""
 
     carries_loops = True
 
