@@ -32,7 +32,7 @@ import scipy.sparse as sp
 from talon.errors import MappingError
 from talon.mapping._spectral import fiedler, symmetric_traffic
 from talon.mapping._swaps import refine_swaps
-from talon.mapping.assignment import Partition, halve_region, mesh_block
+from talon.mapping.assignment import Partition, halve_region, mesh_block, region_pull
 from talon.mapping.budgets import raise_does_not_fit
 from talon.mapping.hardware import HardwareSpec
 
@@ -150,6 +150,7 @@ def _bisection(s: sp.csr_matrix, rows: int, cols: int, seed: int) -> np.ndarray:
     slots = np.full(k, -1, dtype=np.int64)
     centre = np.tile(np.array([(br - 1) / 2.0, (bc - 1) / 2.0]), (k, 1))
     queue = deque([(np.arange(k), 0, br, 0, bc)])
+    local = np.full(k, -1, dtype=np.int64)  # scratch for region_pull
     while queue:
         parts, r0, r1, c0, c1 = queue.popleft()
         m = len(parts)
@@ -162,14 +163,10 @@ def _bisection(s: sp.csr_matrix, rows: int, cols: int, seed: int) -> np.ndarray:
         axis, low, high, a1 = halve_region(r0, r1, c0, c1)
         m1 = int(round(m * a1 / area))
         m1 = min(max(m1, m - (area - a1)), a1, m)
-        rows = s[parts]  # sliced once per region: fancy indexing dominates this loop on large meshes
-        sub = rows[:, parts]
-        f = fiedler(sub, seed=seed) if m > 2 else np.arange(m, dtype=np.float64)
         # Orient: cores pulled towards the low side (by traffic with cores outside this region) go low.
         split = (low[1] - 0.5) if axis == 0 else (low[3] - 0.5)
-        outside = np.ones(k, dtype=bool)
-        outside[parts] = False
-        pull = rows @ np.where(outside, centre[:, axis] - split, 0.0)
+        pull, sub = region_pull(s, parts, centre[:, axis], split, local)
+        f = fiedler(sub, seed=seed) if m > 2 else np.arange(m, dtype=np.float64)
         if np.dot(f - f.mean(), pull) > 0:
             f = -f
         order = parts[np.argsort(f, kind="stable")]
