@@ -7,7 +7,8 @@ Heuristic ("auto", the default; docs/mapping.md has the details):
 
 1. Initial placement: the cheapest of row-major order, snake (boustrophedon) order, recursive spectral
    bisection of the core traffic graph onto a near-square block of the mesh, and the slots the
-   partitioner suggests (METIS and spectral partitioning bisect the mesh together with the graph).
+   partitioner suggests (METIS and spectral partitioning bisect the mesh together with the graph;
+   beside those slots the spectral bisection is tried only up to SPECTRAL_BESIDE_HINT cores).
    Starting from the cheapest, the result is never worse than row-major order.
 2. Iterated linear assignment: with all other cores held in place, the cost of core p on slot j is
    sum_r S[p, r] * hops(j, slot(r)); every core moves at once to the optimal assignment of that cost
@@ -37,6 +38,11 @@ from talon.mapping.budgets import raise_does_not_fit
 from talon.mapping.hardware import HardwareSpec
 
 METHODS = ("auto", "row-major", "snake", "spectral")
+#: The spectral initial placement is also tried beside the partitioner's slots up to this many cores.
+#: Those slots come from a recursive bisection of the mesh made together with the partition; a second
+#: recursive bisection of the same cores (hundreds of eigenvectors, several CPU seconds at 10,000 cores)
+#: lost to them on every network measured (docs/mapping.md), so large partitions with slots skip it.
+SPECTRAL_BESIDE_HINT = 1024
 #: Iterated linear assignment (a dense cores x slots cost matrix, 8 MB at most) up to this many mesh slots.
 LAP_SLOTS = 1024
 
@@ -129,7 +135,7 @@ def initial_placement(partition: Partition, hw: HardwareSpec, *, method: str = "
         candidates["row-major"] = np.arange(k, dtype=np.int64)
     if method in ("auto", "snake"):
         candidates["snake"] = _snake(hw.rows, hw.cols)[:k]
-    if method in ("auto", "spectral"):
+    if method == "spectral" or (method == "auto" and ("bisection" not in candidates or k <= SPECTRAL_BESIDE_HINT)):
         candidates["spectral"] = _bisection(s, hw.rows, hw.cols, seed)
     costs = {name: traffic_hops(s, sl, hw.cols) / 2 for name, sl in candidates.items()}
     best = min(costs, key=lambda n: (costs[n], list(candidates).index(n)))
