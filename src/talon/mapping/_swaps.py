@@ -25,7 +25,7 @@ BLOCK = 1 << 14
 PICK_CHECK = 256
 LOCAL_RADIUS = 2
 #: _weighted_median sums weights into a dense (groups x values) table up to this many cells.
-HISTOGRAM_CELLS = 1 << 24
+HISTOGRAM_CELLS = 1 << 22  # 4M cells: about 100 MB of temporaries at most
 
 
 def pair_gains(s: sp.csr_matrix, item_slot: np.ndarray, cols: int, p: np.ndarray, q: np.ndarray,
