@@ -176,7 +176,7 @@ _OPS = st.lists(st.tuples(st.sampled_from(["width", "input", "replace", "insert"
 @given(_OPS)
 def test_any_sequence_of_changes_gives_what_a_fresh_pass_gives(ops):
     g = mlp()
-    for op, k, w in ops:
+    for step, (op, k, w) in enumerate(ops):
         names = list(g.nodes)
         inner = [n for n in names if n not in ("in", "out")]
         if op == "width" and inner:
@@ -188,7 +188,7 @@ def test_any_sequence_of_changes_gives_what_a_fresh_pass_gives(ops):
             n = inner[k % len(inner)]
             g.nodes[n] = lin(w, g.nodes[n].weight.shape[1])
         elif op == "insert":
-            name = f"n{len(names)}_{k}"
+            name = f"n{step}"
             src, dst = g.edges[k % len(g.edges)]
             g.add_node(name, lin(w, w))
             g.edges[k % len(g.edges)] = (src, name)
