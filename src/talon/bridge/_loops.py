@@ -15,6 +15,7 @@ iteration's value alone.
 
 from __future__ import annotations
 
+import difflib
 import inspect
 import operator
 from dataclasses import dataclass
@@ -24,9 +25,13 @@ import torch
 import torch.fx as fx
 import torch.nn as nn
 
+from talon.bridge._source import index_expr, source_line
 from talon.errors import UnsupportedModuleError
 
 PROLOGUE, EPILOGUE = -1, 1 << 30
+
+#: Calls that make a tensor from a shape alone; an all-zero one used as a neuron state is a zero start.
+_ZERO_MAKERS = {torch.zeros_like, torch.zeros, torch.full_like, torch.full, "new_zeros", "new_full"}
 
 
 @dataclass
@@ -43,19 +48,42 @@ class TimeLoop:
     step_inputs: tuple[fx.Node, ...]
     output: fx.Node
     last_only: bool
+    #: The input's time dimension for `x[step]` (0, time-major) or `x[:, step]` (1, batch-first).
+    time_dim: int = 0
 
 
-def _is_step_index(n: fx.Node, placeholder: fx.Node, k: int) -> bool:
-    """`x[k]`, `x[k, :, :]` or `x[k, ...]` of the model's input."""
-    if not (n.op == "call_function" and n.target is operator.getitem and len(n.args) == 2 and n.args[0] is placeholder):
-        return False
-    index = n.args[1]
-    if isinstance(index, tuple) and index:
-        rest = index[1:]
-        if not all(r is Ellipsis or r == slice(None) for r in rest):
-            return False
-        index = index[0]
-    return type(index) is int and index == k
+def _indexes_input(n: fx.Node, placeholder: fx.Node | None) -> bool:
+    return n.op == "call_function" and n.target is operator.getitem and len(n.args) == 2 and n.args[0] is placeholder
+
+
+def _step_dim(n: fx.Node, placeholder: fx.Node | None, k: int) -> int | None:
+    """The time dimension of `x[k]`, `x[k, :, :]`, `x[k, ...]` (0) or `x[:, k]`, `x[:, k, ...]` (1) of the
+    model's input; None for any other expression."""
+    if placeholder is None or not _indexes_input(n, placeholder):
+        return None
+    index = n.args[1] if isinstance(n.args[1], tuple) else (n.args[1],)
+    dim = 1 if len(index) >= 2 and index[0] == slice(None) and type(index[1]) is int else 0
+    if not all(r is Ellipsis or r == slice(None) for r in index[dim + 1:]):
+        return None
+    return dim if type(index[dim]) is int and index[dim] == k else None
+
+
+def _is_step_index(n: fx.Node, placeholder: fx.Node | None, k: int) -> bool:
+    return _step_dim(n, placeholder, k) is not None
+
+
+def _at(n: fx.Node) -> str:
+    line = source_line(n)
+    return f" (at {line})" if line else ""
+
+
+def _what(n: fx.Node) -> str:
+    """A traced value as the user wrote it: its source line, else fx's node name."""
+    line = source_line(n)
+    return f"the value of {line}" if line else repr(n.name)
+
+
+_STEP_FORMS = ("`x[step]`, `x[step, ...]` (a time-major (T, B, ...) input) or `x[:, step]` (batch-first (B, T, ...))")
 
 
 class _Loop:
@@ -127,7 +155,43 @@ class _Loop:
                     it[n] = max(loop_reads)
                 else:
                     it[n] = next_call[self.pos[n]]
+        self._hoist_invariant(it, T)
+        self._hoist_lazy_zeros(it, T)
         return it
+
+    def _hoist_invariant(self, it: dict[fx.Node, int], T: int) -> None:
+        """An op that reads nothing of the loop (`x = F.relu(self.fc0(x))`, `x = x.flatten(1)` before it) and
+        whose value more than one step uses is computed once, before the loop: the prologue, not step 0."""
+        invariant: set[fx.Node] = set()
+        for n in self.nodes:
+            if n.op in ("call_function", "call_method") and 0 <= it[n] < T:
+                reads: list[fx.Node] = []
+                fx.node.map_arg((n.args, n.kwargs), reads.append)
+                if all(it[r] == PROLOGUE or r in invariant for r in reads):
+                    invariant.add(n)
+        for n in reversed(self.nodes):
+            if n in invariant and any(it[u] == PROLOGUE or (0 <= it[u] < T and it[u] != it[n]) for u in n.users):
+                it[n] = PROLOGUE
+
+    def _hoist_lazy_zeros(self, it: dict[fx.Node, int], T: int) -> None:
+        """A zero state made from a shape inside the loop (`if mem is None: mem = torch.zeros_like(cur)`) is a
+        constant start, like `init_leaky()` before the loop: the prologue. Made in every step, it restarts the
+        neuron each step, which the restart check then refuses."""
+        lazy: set[fx.Node] = set()
+        for n in reversed(self.nodes):
+            if not (0 <= it[n] < T) or n.op not in ("call_function", "call_method") or not n.users:
+                continue
+            value = self.values.get(n)
+            if isinstance(value, torch.Tensor):
+                if n.target not in _ZERO_MAKERS or value.numel() == 0 or bool(torch.any(value != 0)):
+                    continue
+                if all(u.op == "call_module" and self.is_neuron(self.module(u)) and n not in u.args[:1]
+                       and u.kwargs.get("input_") is not n for u in n.users):
+                    lazy.add(n)
+            elif all(u in lazy for u in n.users):
+                lazy.add(n)  # a shape or size the zero state is made from
+        for n in lazy:
+            it[n] = PROLOGUE
 
     # -- is every iteration the first one again? -----------------------------------------------------
     def check(self, a: int, p: int, T: int) -> TimeLoop:
@@ -138,28 +202,35 @@ class _Loop:
         first = body[0]
         for k in range(1, T):
             blk = body[k]
-            if len(blk) != len(first):
-                raise _NotALoop(f"iteration {k} of the loop runs {len(blk)} operations, the first runs {len(first)}")
+            if len(blk) != len(first) or any((n0.op, n0.target) != (nk.op, nk.target) for n0, nk in zip(first, blk)):
+                raise _NotALoop(_differs(first, blk, k))
             for n0, nk in zip(first, blk):
-                if (n0.op, n0.target) != (nk.op, nk.target):
-                    raise _NotALoop(f"iteration {k} runs {nk.name!r} where the first runs {n0.name!r}")
                 if _is_step_index(n0, self.placeholder, 0) and _is_step_index(nk, self.placeholder, k):
                     continue  # x[step]
+                if _indexes_input(n0, self.placeholder) and n0.args[1] != nk.args[1]:
+                    raise _NotALoop(f"the loop reads the input as `{index_expr(nk)}` in step {k} (`{index_expr(n0)}` in "
+                                    f"step 0){_at(nk)}: the IR graph takes one step of the input, read as {_STEP_FORMS}; "
+                                    "index the input in one of these forms")
                 self._same_args(n0, nk, k, it, rel)
         step_inputs = tuple(n0 for n0, n1 in zip(first, body[1]) if _is_step_index(n0, self.placeholder, 0)
                             and _is_step_index(n1, self.placeholder, 1))
+        dims = {_step_dim(n, self.placeholder, 0) for n in step_inputs}
+        if len(dims) > 1:
+            raise _NotALoop(f"the loop reads the input both as `x[step]` and `x[:, step]`{_at(step_inputs[0])}: the IR "
+                            "graph's input is one step along one time dimension; read it one way")
         self._check_prologue(it, bool(step_inputs))
         self._check_whole_input(first, step_inputs)
         output, last_only = self._output(it, body, rel, T)
         nodes = [n for n in self.nodes if it[n] in (PROLOGUE, 0)]
-        return TimeLoop(num_steps=T, nodes=nodes, step_inputs=step_inputs, output=output, last_only=last_only)
+        return TimeLoop(num_steps=T, nodes=nodes, step_inputs=step_inputs, output=output, last_only=last_only,
+                        time_dim=dims.pop() if dims else 0)
 
     def _check_whole_input(self, first: list[fx.Node], step_inputs: tuple[fx.Node, ...]) -> None:
         if not step_inputs:
             return
         for n in first:
             if n not in step_inputs and self._reads_placeholder(n):
-                raise _NotALoop(f"{n.name!r} reads the whole input while the loop also reads x[step]; the IR graph has "
+                raise _NotALoop(f"{_what(n)} reads the whole input while the loop also reads x[step]; the IR graph has "
                                 "one input: read x[step] only")
 
     def _no_data_across_steps(self, it: dict, T: int) -> None:
@@ -173,8 +244,8 @@ class _Loop:
                     continue
                 if u.op == "call_module" and self.is_neuron(self.module(u)) and (not u.args or u.args[0] is not n):
                     continue  # a state argument: checked against the neuron's own state in _carried
-                where = f"module {str(u.target)!r}" if u.op == "call_module" else repr(u.name)
-                raise _NotALoop(f"{where} reads {n.name!r}, a value computed in the previous iteration: only a neuron's "
+                where = f"module {str(u.target)!r}" if u.op == "call_module" else _what(u)
+                raise _NotALoop(f"{where} reads {_what(n)}, computed in an earlier step of the loop: only a neuron's "
                                 "own state may cross time steps in the IR")
 
     def _same_args(self, n0: fx.Node, nk: fx.Node, k: int, it: dict, rel: dict) -> None:
@@ -182,7 +253,7 @@ class _Loop:
         args0 = self._bind(n0, params)
         argsk = self._bind(nk, params)
         if args0.keys() != argsk.keys():
-            raise _NotALoop(f"{nk.name!r} is called with other arguments than in the first iteration")
+            raise _NotALoop(f"{_what(nk)} is called with other arguments than in step 0")
         for key in args0:
             a0, ak = args0[key], argsk[key]
             self._not_restarted(nk, key, ak, it, k)
@@ -191,7 +262,7 @@ class _Loop:
             fx.node.map_aggregate(a0, flat0.append)
             fx.node.map_aggregate(ak, flatk.append)
             if len(flat0) != len(flatk):
-                raise _NotALoop(f"{nk.name!r} takes a different argument {key!r} in iteration {k}")
+                raise _NotALoop(f"{_what(nk)} takes a different argument {key!r} in step {k} than in step 0")
             for v0, vk in zip(flat0, flatk):
                 self._same_value(n0, nk, key, v0, vk, k, it, rel)
 
@@ -206,9 +277,10 @@ class _Loop:
                 return
             if v0.op == "get_attr" and vk.op == "get_attr" and _equal(self.values.get(v0), self.values.get(vk)):
                 return
-            raise _NotALoop(f"argument {key!r} of {nk.name!r} in iteration {k} is not the first iteration's {v0.name!r} again")
+            raise _NotALoop(f"argument {key!r} of {_what(nk)} in step {k} is not step 0's {_what(v0)} again")
         if isinstance(v0, fx.Node) or isinstance(vk, fx.Node) or not _equal(v0, vk):
-            raise _NotALoop(f"argument {key!r} of {nk.name!r} in iteration {k} is {vk!r}, in the first iteration {v0!r}")
+            raise _NotALoop(f"argument {key!r} of {_what(nk)} is {vk!r} in step {k} and {v0!r} in step 0: every step must "
+                            "compute the same thing (the IR graph is one step, repeated)")
 
     def _not_restarted(self, nk: fx.Node, key: Any, ak: Any, it: dict, k: int) -> None:
         """A neuron whose state argument is set anew in every iteration restarts on every step."""
@@ -234,9 +306,9 @@ class _Loop:
                 return
             module = self.module(nk)
             raise _Refused(path, module, f"in the time loop its state argument {key!r} is not its own {key} from the "
-                           f"previous step ({vk.name!r}); the IR neuron always continues from its own state")
-        where = f"module {path!r}" if nk.op == "call_module" else f"{nk.name!r}"
-        raise _NotALoop(f"{where} reads {vk.name!r}, a value computed in the previous iteration: only a neuron's own "
+                           f"previous step ({_what(vk)}); the IR neuron always continues from its own state")
+        where = f"module {path!r}" if nk.op == "call_module" else _what(nk)
+        raise _NotALoop(f"{where} reads {_what(vk)}, computed in the previous step of the loop: only a neuron's own "
                         "state may cross time steps in the IR")
 
     def _params(self, n: fx.Node) -> list[str] | None:
@@ -263,7 +335,7 @@ class _Loop:
                 raise _Refused(str(n.target), self.module(n), "it is called once before the time loop whose steps "
                                "the IR graph is: move it into the loop, or out of the model")
             if indexed and self._reads_placeholder(n):
-                raise _NotALoop(f"{n.name!r} computes on the whole (T, B, ...) input before the loop; the IR graph "
+                raise _NotALoop(f"{_what(n)} computes on the whole (T, B, ...) input before the loop; the IR graph "
                                 "sees one step x[step] at a time: move it into the loop, applied to x[step]")
 
     def _reads_placeholder(self, n: fx.Node) -> bool:
@@ -285,12 +357,31 @@ class _Loop:
             if (dim == 0 and len(items) == T and all(isinstance(v, fx.Node) for v in items)
                     and all(it[v] == k for k, v in enumerate(items)) and len({rel[v] for v in items}) == 1):
                 return body[0][rel[items[0]]], False
-            raise _NotALoop(f"forward returns {result.name!r}, a torch.stack that is not one value per step stacked "
+            raise _NotALoop(f"forward returns {_what(result)}, a torch.stack that is not one value per step stacked "
                             "along dim 0 in step order")
-        name = result.name if isinstance(result, fx.Node) else repr(result)
+        name = _what(result) if isinstance(result, fx.Node) else repr(result)
         raise _NotALoop(f"the first value forward returns ({name}) is neither torch.stack(record, dim=0) of a per-step "
                         "value nor the last step's value (return the record first, and reduce it, e.g. .sum(0), outside "
                         "the model)")
+
+
+def _differs(first: list[fx.Node], blk: list[fx.Node], k: int) -> str:
+    """Why step k does not repeat step 0: the first operation one of them runs and the other does not."""
+    keys0 = [(n.op, n.target) for n in first]
+    keysk = [(n.op, n.target) for n in blk]
+    for tag, i0, i1, j0, j1 in difflib.SequenceMatcher(None, keys0, keysk, autojunk=False).get_opcodes():
+        if tag == "equal":
+            continue
+        if i1 > i0:
+            what = f"step 0 runs {_what(first[i0])}, which step {k} does not"
+        else:
+            what = f"step {k} runs {_what(blk[j0])}, which step 0 does not"
+        break
+    else:  # pragma: no cover - the blocks differ
+        what = f"step {k} runs {len(blk)} operations, step 0 runs {len(first)}"
+    return (f"{what}: every step must run the same operations (a branch on the step, such as `if step == 0:` or "
+            "`if mem is None:` around anything but a state initialisation, makes the steps differ); do the one-off work "
+            "before the loop, e.g. initialise states there (mem = self.lif.init_leaky())")
 
 
 class _NotALoop(Exception):

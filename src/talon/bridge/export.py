@@ -28,7 +28,8 @@ import torch.nn.functional as F
 
 from talon.bridge._inplace import check_inplace
 from talon.bridge import _state_writes
-from talon.bridge._loops import TimeLoop, find_time_loop
+from talon.bridge._loops import _STEP_FORMS, TimeLoop, find_time_loop
+from talon.bridge._source import at, exception_line, index_expr
 from talon.bridge.converters import (
     MODULE_CONVERTERS, Converter, ConverterResult, ExportContext, Shape, _adaptive_avg_kernel, _flatten_dims, _pair,
     _softmax_dim, unsupported,
@@ -184,6 +185,20 @@ class _Tracer(fx.Tracer):
         self.snn_bridge = snn_bridge
         self.sample_shape = sample_shape
         self._first_placeholder = True
+        self.record_stack_traces = True  # error messages quote the user's line, not fx's node names
+        #: The path of the innermost module whose forward was being traced when tracing failed.
+        self.failed_path: str | None = None
+
+    def call_module(self, m: nn.Module, forward: Any, args: Any, kwargs: Any) -> Any:
+        try:
+            return super().call_module(m, forward, args, kwargs)
+        except BaseException:
+            if self.failed_path is None:
+                try:
+                    self.failed_path = self.path_of_module(m)
+                except Exception:  # noqa: BLE001 - a module outside the root: name none
+                    self.failed_path = None
+            raise
 
     def proxy(self, node: fx.Node) -> fx.Proxy:
         if node.op == "placeholder" and self._first_placeholder and self.sample_shape is not None:
@@ -368,7 +383,11 @@ class _NeuronTuple:
     neuron: str
 
 
-_ALIAS_METHODS = {"contiguous", "clone", "detach"}
+_ALIAS_METHODS = {"contiguous", "clone", "detach", "detach_", "requires_grad_"}
+#: dtype and device conversions: the identity when they change nothing, refused otherwise.
+_CONVERSIONS = {"cpu", "to", "float", "type", "type_as", "double", "half", "bfloat16", "bool", "int", "long", "cuda"}
+#: Methods that read a tensor's values into Python.
+_TO_PYTHON = {"item", "tolist", "numpy"}
 # Results that depend on a tensor's shape only (typically an initial neuron state such as
 # zeros_like(cur)); they are constants to the IR and an error if used as data.
 _SHAPE_ONLY = {torch.zeros_like, torch.ones_like, torch.empty_like, torch.full_like, torch.zeros, torch.ones,
@@ -383,7 +402,7 @@ _FUNCTION_OPS: dict[Any, str] = {
     torch.softmax: "softmax", F.softmax: "softmax", F.gelu: "gelu", F.elu: "elu", F.dropout: "dropout",
     torch.cat: "cat", torch.concat: "cat", torch.concatenate: "cat",
     F.max_pool2d: "max_pool2d", torch.max_pool2d: "max_pool2d", F.avg_pool2d: "avg_pool2d",
-    F.adaptive_avg_pool2d: "adaptive_avg_pool2d",
+    F.adaptive_avg_pool2d: "adaptive_avg_pool2d", torch.clone: "alias", torch.detach: "alias",
     operator.getitem: "getitem", builtins.getattr: "getattr",
 }
 _METHOD_OPS = {
@@ -629,6 +648,12 @@ class _Builder:
         where = f"functional op {label} (traced as {n.name!r})"
         if op == "getitem":
             return self._getitem(n)
+        if n.op == "call_method" and n.target in _CONVERSIONS:
+            return self._conversion(n, value, label)
+        if n.op == "call_method" and n.target in _TO_PYTHON and self._touches_data(n):
+            raise UnsupportedModuleError(
+                f"{label}(){at(n)} reads a tensor's values into Python, which the IR graph cannot do (it computes on "
+                "tensors, one step at a time); do it on the executor's outputs, outside the model")
         if not isinstance(value, torch.Tensor) or n.target in _SHAPE_ONLY:
             # Sizes, shapes, concrete-argument checks, zeros_like: they steer the trace but carry no data.
             self.refs[n] = META
@@ -723,6 +748,22 @@ class _Builder:
             raise AssertionError(op)
         self.refs[n] = self._emit(op, node, [src], shape, n.name)
 
+    def _conversion(self, n: fx.Node, value: Any, label: str) -> None:
+        """`.cpu()`, `.to(...)`, `.float()`, ...: the identity when they change neither dtype nor device (the
+        usual case at inference), else refused: the IR computes in float32 on one device."""
+        src = n.args[0] if n.args else None
+        before = self.values.get(src) if isinstance(src, fx.Node) else None
+        if not isinstance(value, torch.Tensor) or not isinstance(before, torch.Tensor) or not self._touches_data(n):
+            self.refs[n] = META
+            return
+        if value.dtype == before.dtype and value.device == before.device:
+            self.refs[n] = self._single(n, f"{label}{at(n)}")
+            return
+        raise UnsupportedModuleError(
+            f"{label}(){at(n)} converts a {before.dtype} tensor on {before.device} to {value.dtype} on {value.device}; the "
+            "IR computes in float32 throughout, so the conversion has no IR equivalent. Remove it from forward (a "
+            "conversion that changes nothing, e.g. .float() of a float32 tensor, is exported as the identity)")
+
     def _readout(self, ref: _State, model: nn.Module) -> str:
         """forward returns a neuron's state first: exact only as a readout neuron (a reset-free Leaky's
         membrane is an LI) whose spikes feed nothing."""
@@ -757,12 +798,18 @@ class _Builder:
         ref = self.refs.get(src, META) if isinstance(src, fx.Node) else META
         if isinstance(ref, _NeuronTuple):
             self.refs[n] = ref.neuron if index == 0 else _State(ref.neuron, index)
-        elif isinstance(ref, _Meta):
-            if isinstance(self.values.get(n), torch.Tensor) and self._touches_data(n):
-                raise UnsupportedModuleError(f"indexing {n.name!r} has no IR converter")
+        elif isinstance(ref, _Meta) and not (isinstance(self.values.get(n), torch.Tensor) and self._touches_data(n)):
             self.refs[n] = META
         else:
-            raise UnsupportedModuleError(f"indexing or slicing a tensor ({n.name!r}: {src}[{index}]) has no IR converter")
+            forms = "the spike and states of a neuron's output tuple (`spk, mem = self.lif(cur, mem)`, `out[0]`)"
+            if self.loop is None:
+                forms += f", and one time step of the input inside a loop over time in forward: {_STEP_FORMS}"
+            else:
+                forms += f", and one time step of the input per step of the loop: {_STEP_FORMS}"
+            raise UnsupportedModuleError(
+                f"indexing `{index_expr(n)}`{at(n)} selects part of a tensor, which the IR cannot express (it has no "
+                f"slice or select node). Supported indexing: {forms}. Do other slicing outside the model, or in a "
+                f"module of its own converted through custom_map: {self.api}(model, sample, custom_map={{ModuleType: fn}})")
 
     def _output(self, result: Any, model: nn.Module) -> None:
         if result is _EMPTY:
@@ -914,11 +961,7 @@ def _export(module: nn.Module, sample: torch.Tensor, custom_map: Mapping[Any, Co
         except TalonError:
             raise
         except Exception as exc:  # fx raises TraceError, TypeError, NotImplementedError, ...
-            raise UnsupportedModuleError(
-                f"torch.fx cannot trace {type(module).__name__}: {type(exc).__name__}: {exc}. Data-dependent control "
-                f"flow must sit inside a module converted through custom_map (which makes it a leaf): "
-                f"{api}(model, sample, custom_map={{ModuleType: fn}})"
-            ) from exc
+            raise UnsupportedModuleError(_trace_error(module, root, tracer, exc, api)) from exc
         gm = fx.GraphModule(tracer.root, fx_graph)
         for n in fx_graph.nodes:  # a layer nothing converts: say so before running anything
             if n.op == "call_module":
@@ -930,6 +973,8 @@ def _export(module: nn.Module, sample: torch.Tensor, custom_map: Mapping[Any, Co
         try:
             recorder.run(sample)
         except Exception as exc:  # the user's sample does not fit the model: say so in TALON's terms
+            if _runs_eagerly(module, sample):
+                raise UnsupportedModuleError(_replay_error(module, sample, gm, recorder, exc, api)) from exc
             raise TalonUsageError(_sample_error(module, sample, gm, recorder, exc, api)) from exc
         loop = _time_loop(gm, recorder.values, snn_bridge, api)
         _state_writes.check(state_writes, gm, loop is not None, api)
@@ -940,7 +985,57 @@ def _export(module: nn.Module, sample: torch.Tensor, custom_map: Mapping[Any, Co
             graph.metadata["num_steps"] = loop.num_steps
             graph.metadata["time_loop"] = {"input": "indexed" if loop.step_inputs else "static",
                                            "output": "last" if loop.last_only else "stacked"}
+            if loop.step_inputs:
+                graph.metadata["time_loop"]["time_dim"] = loop.time_dim
         return graph
+
+
+def _trace_error(model: nn.Module, root: nn.Module, tracer: _Tracer, exc: Exception, api: str) -> str:
+    """What torch.fx could not trace: the module whose forward it was in, the user's line, fx's reason, and what to do."""
+    path = tracer.failed_path
+    if path:
+        sub = root.get_submodule(path)
+        where = f"the forward of module {path!r} ({type(sub).__name__})"
+        leaf = f"{api}(model, sample, custom_map={{{type(sub).__name__}: fn}}) or custom_map={{{path!r}: fn}}"
+    else:
+        where = f"{type(model).__name__}.forward"
+        leaf = f"{api}(model, sample, custom_map={{ModuleType: fn}})"
+    line = exception_line(exc.__traceback__)
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return (f"torch.fx cannot trace {where}{f' at {line}' if line else ''}: {type(exc).__name__}: {reason}. The export "
+            "traces forward with symbolic tensors, so Python code that needs a tensor's value (if/while on a tensor, "
+            "int()/float()/.item()/.tolist(), iterating over a computed tensor, range() of a computed size) cannot run. "
+            "Way forward: compute that outside the model (the sample's own sizes, x.shape / x.size(0) / len(x), are "
+            f"concrete and fine), or put the code in a module of its own and give that module a converter, {leaf}, "
+            "which makes it a leaf of the trace (docs/bridge.md, custom_map)")
+
+
+def _runs_eagerly(model: nn.Module, sample: torch.Tensor) -> bool:
+    """The model itself runs on the sample (state restored afterwards): a failure of the traced graph is the trace's."""
+    try:
+        with _preserved(model):
+            model(sample)
+    except Exception:  # noqa: BLE001 - any failure: the sample is at fault, reported as such
+        return False
+    return True
+
+
+def _replay_error(model: nn.Module, sample: torch.Tensor, gm: fx.GraphModule, rec: _Recorder, exc: Exception, api: str) -> str:
+    """The model runs on the sample, but the graph torch.fx recorded from it does not: a trace problem, not the sample's."""
+    n = rec.failed
+    if n is not None and n.op == "call_module":
+        what = f"module {str(n.target)!r} ({type(gm.get_submodule(str(n.target))).__name__})"
+    elif n is not None:
+        what = f"{getattr(n.target, '__name__', str(n.target))}"
+    else:
+        what = "the traced graph"
+    detail = str(exc).split("\n\nWhile executing")[0].strip().splitlines()
+    cause = f"{type(exc).__name__}: {detail[0] if detail else ''}".rstrip(": ")
+    return (f"{api}: {type(model).__name__} runs on the sample {tuple(sample.shape)}, but the graph torch.fx traced from "
+            f"its forward fails at {what}{at(n)}: {cause}. The trace froze a Python value that the real run computes "
+            "(a tensor built from constants, a size read from something other than the input, a branch taken on a "
+            "traced value); compute it from the input inside forward (torch.zeros_like(cur), x.size(0)), or put that "
+            f"code in a module of its own converted through custom_map: {api}(model, sample, custom_map={{ModuleType: fn}})")
 
 
 def _time_loop(gm: fx.GraphModule, values: dict[fx.Node, Any], snn_bridge: Any, api: str) -> TimeLoop | None:

@@ -1,0 +1,82 @@
+"""Where a traced value comes from in the user's code: the source line of an fx node, an indexing expression
+written as the user wrote it (`x[:, step]`), and the user frame of an exception raised while tracing.
+
+Error messages name these instead of torch.fx's internal node names (`getitem_5`), which the user never wrote.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import traceback
+from types import TracebackType
+from typing import Any
+
+import torch
+import torch.fx as fx
+
+_LIBRARY_DIRS = tuple(os.path.dirname(os.path.abspath(m.__file__)) + os.sep for m in (torch, fx) if m.__file__)
+_TALON_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+_FRAME = re.compile(r'File "(?P<file>[^"]+)", line (?P<line>\d+), in (?P<func>\S+)\n(?P<code>[^\n]*)')
+
+
+def _is_library(path: str) -> bool:
+    path = os.path.abspath(path)
+    if path.startswith(_LIBRARY_DIRS) or path.startswith(_TALON_DIR):
+        return True
+    return f"{os.sep}snntorch{os.sep}" in path or f"{os.sep}site-packages{os.sep}" in path
+
+
+def _format(file: str, line: int | str, code: str) -> str:
+    return f"`{code.strip()}` ({os.path.basename(file)}:{line})"
+
+
+def source_line(n: fx.Node | None) -> str | None:
+    """The user's line that created `n`, as "`code` (file.py:12)"; None when fx recorded no stack."""
+    trace = getattr(n, "stack_trace", None) if n is not None else None
+    if not trace:
+        return None
+    for m in _FRAME.finditer(trace):
+        if not _is_library(m["file"]):
+            return _format(m["file"], m["line"], m["code"])
+    return None
+
+
+def at(n: fx.Node | None) -> str:
+    """" at `code` (file.py:12)" for a message, or "" when the line is unknown."""
+    line = source_line(n)
+    return f" at {line}" if line else ""
+
+
+def exception_line(tb: TracebackType | None) -> str | None:
+    """The innermost frame of the user's own code in a traceback, as "`code` (file.py:12)"."""
+    found = None
+    for frame in traceback.extract_tb(tb):
+        if not _is_library(frame.filename) and frame.line:
+            found = _format(frame.filename, frame.lineno or 0, frame.line)
+    return found
+
+
+def _index_item(i: Any) -> str:
+    if i is Ellipsis:
+        return "..."
+    if i is None:
+        return "None"
+    if isinstance(i, slice):
+        parts = ["" if v is None else _index_item(v) for v in (i.start, i.stop)]
+        text = ":".join(parts)
+        return text + (f":{_index_item(i.step)}" if i.step is not None else "")
+    if isinstance(i, fx.Node):
+        return i.name
+    return repr(i)
+
+
+def index_expr(n: fx.Node) -> str:
+    """`x[:, 3]` for a traced `operator.getitem(x, (slice(None), 3))`, with x the name the value has in the graph."""
+    src, index = n.args[0], n.args[1]
+    base = src.name if isinstance(src, fx.Node) else repr(src)
+    items = index if isinstance(index, tuple) else (index,)
+    return f"{base}[{', '.join(_index_item(i) for i in items)}]"
+
+
+__all__ = ["source_line", "at", "exception_line", "index_expr"]
