@@ -77,6 +77,11 @@ def _at(n: fx.Node) -> str:
     return f" (at {line})" if line else ""
 
 
+def _code(n: fx.Node) -> str:
+    """The user's line that computed `n` ("`code` (file.py:12)"), else fx's node name."""
+    return source_line(n) or repr(n.name)
+
+
 def _what(n: fx.Node) -> str:
     """A traced value as the user wrote it: its source line, else fx's node name."""
     line = source_line(n)
@@ -346,6 +351,10 @@ class _Loop:
     def _output(self, it: dict, body: list[list[fx.Node]], rel: dict, T: int) -> tuple[fx.Node, bool]:
         out = next(n for n in self.nodes if n.op == "output")
         result = out.args[0]
+        first = result[0] if isinstance(result, tuple) and result else result
+        if isinstance(first, list):
+            raise _NotALoop("the first value forward returns is a Python list of per-step values, which is not a tensor: "
+                            "return torch.stack(spk_rec, dim=0)")
         while isinstance(result, (tuple, list)) and result:
             result = result[0]
         if isinstance(result, fx.Node) and it.get(result) == T - 1:
@@ -373,9 +382,9 @@ def _differs(first: list[fx.Node], blk: list[fx.Node], k: int) -> str:
         if tag == "equal":
             continue
         if i1 > i0:
-            what = f"step 0 runs {_what(first[i0])}, which step {k} does not"
+            what = f"step 0 runs {_code(first[i0])}, which step {k} does not"
         else:
-            what = f"step {k} runs {_what(blk[j0])}, which step 0 does not"
+            what = f"step {k} runs {_code(blk[j0])}, which step 0 does not"
         break
     else:  # pragma: no cover - the blocks differ
         what = f"step {k} runs {len(blk)} operations, step 0 runs {len(first)}"

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from talon.bridge._inplace import check_inplace
 from talon.bridge import _state_writes
 from talon.bridge._loops import _STEP_FORMS, TimeLoop, find_time_loop
-from talon.bridge._source import at, exception_line, index_expr
+from talon.bridge._source import at, exception_line, index_expr, source_line
 from talon.bridge.converters import (
     MODULE_CONVERTERS, Converter, ConverterResult, ExportContext, Shape, _adaptive_avg_kernel, _flatten_dims, _pair,
     _softmax_dim, unsupported,
@@ -475,7 +475,11 @@ class _Builder:
             elif isinstance(ref, _NeuronTuple):
                 raise UnsupportedModuleError(f"{where} takes the whole output tuple of neuron {ref.neuron!r}; index it ([0] is the spike)")
             elif isinstance(self.values.get(a), torch.Tensor):
-                raise UnsupportedModuleError(f"{where} computes with the constant tensor {a.name!r}, which has no IR node; wrap it in a module and pass a converter in custom_map")
+                made = source_line(a)
+                raise UnsupportedModuleError(
+                    f"{where} computes with a tensor that does not come from the input ({f'made at {made}' if made else repr(a.name)}): "
+                    "the IR has no constant tensors. Make it a parameter of a module of your own and pass a converter, "
+                    f"{self.api}(model, sample, custom_map={{YourModule: fn}}), or leave it out of forward")
         return names
 
     # -- the passes -------------------------------------------------------------------------------
@@ -645,7 +649,7 @@ class _Builder:
         else:
             op = "alias" if n.target in _ALIAS_METHODS else _METHOD_OPS.get(n.target)
             label = f"Tensor.{n.target}"
-        where = f"functional op {label} (traced as {n.name!r})"
+        where = f"functional op {label}{at(n) or f' (traced as {n.name!r})'}"
         if op == "getitem":
             return self._getitem(n)
         if n.op == "call_method" and n.target in _CONVERSIONS:
@@ -662,7 +666,10 @@ class _Builder:
             if not self._touches_data(n):
                 self.refs[n] = META  # a constant, computed from constants
                 return
-            raise UnsupportedModuleError(f"{where} has no IR converter; wrap it in an nn.Module and pass a converter in custom_map")
+            raise UnsupportedModuleError(
+                f"{where} has no IR equivalent (the functional ops TALON exports are listed in docs/bridge.md); do it "
+                "outside the model, on the executor's outputs, or wrap it in an nn.Module of your own and pass a converter: "
+                f"{self.api}(model, sample, custom_map={{YourModule: fn}})")
         shape = _shape_of(value)
         args = list(n.args)
         if op == "alias":

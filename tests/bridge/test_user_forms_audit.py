@@ -1,0 +1,695 @@
+"""A new user's audit: snnTorch models written the way tutorials 1-7 and common GitHub code write them.
+
+Each case is a model as a user would write it (class nets with `spk_rec`/`mem_rec` lists, `nn.Sequential` with
+`init_hidden=True` neurons and `utils.reset`, surrogate gradients, learnable and tensor constants, every reset
+mechanism, Synaptic/RLeaky/RSynaptic, conv nets with `F.max_pool2d`, `spikegen.rate` data, ...). Every case must
+either export spike-exact against snnTorch running the same weights (the executor stepped over the same inputs,
+after a .t1c round trip) or be refused with an UnsupportedModuleError that names the thing at fault and a way
+forward. Where a refusal gives a way forward, a companion case applies it and must be exact.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+snn = pytest.importorskip("snntorch")
+from snntorch import spikegen, surrogate, utils  # noqa: E402
+
+from talon import ir  # noqa: E402
+from talon.bridge.executor import ir_to_torch  # noqa: E402
+from talon.bridge.export import to_ir  # noqa: E402
+from talon.errors import UnsupportedModuleError  # noqa: E402
+
+T = 8          # time steps
+B = 3          # batch
+beta = 0.9
+num_steps = T
+batch_size = B
+spike_grad = surrogate.fast_sigmoid(slope=25)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def boost(model: nn.Module, gain: float = 3.0) -> nn.Module:
+    """Weights large enough that neurons fire often: a comparison without spikes proves little."""
+    torch.manual_seed(0)
+    for m in model.modules():
+        if isinstance(m, (nn.Linear, nn.Conv2d)):
+            nn.init.uniform_(m.weight, -1.0, 1.0)
+            with torch.no_grad():
+                m.weight.mul_(gain / (m.weight[0].numel()) ** 0.5)
+    return model
+
+
+# ------------------------------------------------------------------------------------------------
+# loop-inside-forward models (tutorials 5 and 6, GitHub training scripts)
+# ------------------------------------------------------------------------------------------------
+
+class Tut5(nn.Module):
+    """Tutorial 5, with a fast-sigmoid surrogate and both records returned."""
+
+    def __init__(self, **lif):
+        super().__init__()
+        self.fc1 = nn.Linear(12, 10)
+        self.lif1 = snn.Leaky(beta=beta, spike_grad=spike_grad, **lif)
+        self.fc2 = nn.Linear(10, 4)
+        self.lif2 = snn.Leaky(beta=beta, spike_grad=spike_grad, **lif)
+
+    def forward(self, x):
+        mem1 = self.lif1.init_leaky()
+        mem2 = self.lif2.init_leaky()
+        spk2_rec = []
+        mem2_rec = []
+        for step in range(num_steps):
+            cur1 = self.fc1(x)
+            spk1, mem1 = self.lif1(cur1, mem1)
+            cur2 = self.fc2(spk1)
+            spk2, mem2 = self.lif2(cur2, mem2)
+            spk2_rec.append(spk2)
+            mem2_rec.append(mem2)
+        return torch.stack(spk2_rec, dim=0), torch.stack(mem2_rec, dim=0)
+
+
+class Tut5Tensors(Tut5):
+    """Per-neuron β and θ tensors, learnable."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(1)
+        self.lif1 = snn.Leaky(beta=torch.rand(10) * 0.5 + 0.45, threshold=torch.rand(10) * 0.5 + 0.5,
+                              learn_beta=True, learn_threshold=True, spike_grad=surrogate.atan())
+        self.lif2 = snn.Leaky(beta=torch.tensor(0.8), threshold=torch.tensor(0.7), learn_beta=True)
+
+
+class Tut6Conv(nn.Module):
+    """Tutorial 6's class-based conv net, with the loop inside forward (GitHub's usual form)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 4, 3)
+        self.lif1 = snn.Leaky(beta=beta, spike_grad=spike_grad)
+        self.conv2 = nn.Conv2d(4, 8, 3)
+        self.lif2 = snn.Leaky(beta=beta, spike_grad=spike_grad)
+        self.fc1 = nn.Linear(8 * 1 * 1, 5)
+        self.lif3 = snn.Leaky(beta=beta, spike_grad=spike_grad)
+
+    def forward(self, x):
+        mem1 = self.lif1.init_leaky()
+        mem2 = self.lif2.init_leaky()
+        mem3 = self.lif3.init_leaky()
+        spk3_rec = []
+        mem3_rec = []
+        for step in range(num_steps):
+            cur1 = F.max_pool2d(self.conv1(x), 2)
+            spk1, mem1 = self.lif1(cur1, mem1)
+            cur2 = F.max_pool2d(self.conv2(spk1), 1)
+            spk2, mem2 = self.lif2(cur2, mem2)
+            cur3 = self.fc1(spk2.view(batch_size, -1))
+            spk3, mem3 = self.lif3(cur3, mem3)
+            spk3_rec.append(spk3)
+            mem3_rec.append(mem3)
+        return torch.stack(spk3_rec), torch.stack(mem3_rec)
+
+
+class ConvBN(nn.Module):
+    """conv -> batch norm -> LIF -> avg pool -> flatten -> linear -> LIF, time-major input read as x[step]."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3, padding=1)
+        self.bn = nn.BatchNorm2d(4)
+        self.lif1 = snn.Leaky(beta=0.95, reset_mechanism="zero")
+        self.pool = nn.AvgPool2d(2)
+        self.fc = nn.Linear(4 * 4 * 4, 5)
+        self.lif2 = snn.Leaky(beta=0.95)
+
+    def forward(self, x):
+        mem1, mem2 = self.lif1.init_leaky(), self.lif2.init_leaky()
+        spk_rec = []
+        for step in range(x.size(0)):
+            spk1, mem1 = self.lif1(self.bn(self.conv(x[step])), mem1)
+            spk2, mem2 = self.lif2(self.fc(self.pool(spk1).flatten(1)), mem2)
+            spk_rec.append(spk2)
+        return torch.stack(spk_rec, dim=0)
+
+
+class Prefix(nn.Module):
+    """Work done once before the loop on a static input: `x = F.relu(self.fc0(x))`, `x * 2`, `x.view(B, -1)`."""
+
+    def __init__(self, prefix: str):
+        super().__init__()
+        self.prefix = prefix
+        self.fc0 = nn.Linear(12, 12)
+        self.fc1 = nn.Linear(12, 6)
+        self.lif1 = snn.Leaky(beta=beta)
+
+    def forward(self, x):
+        if self.prefix == "relu":
+            x = F.relu(self.fc0(x))
+        elif self.prefix == "scale":
+            x = x * 2
+        elif self.prefix == "view":
+            x = x.view(batch_size, -1)
+        elif self.prefix == "flatten_relu":
+            x = self.fc0(x.flatten(1)).relu() * 0.5
+        mem1 = self.lif1.init_leaky()
+        spk_rec = []
+        for step in range(num_steps):
+            spk1, mem1 = self.lif1(self.fc1(x), mem1)
+            spk_rec.append(spk1)
+        return torch.stack(spk_rec)
+
+
+class LazyInit(nn.Module):
+    """States initialised lazily inside the loop, or `mem = None` handed to the neuron on the first step."""
+
+    def __init__(self, how: str):
+        super().__init__()
+        self.how = how
+        self.fc1 = nn.Linear(12, 6)
+        self.lif1 = snn.Leaky(beta=beta)
+
+    def forward(self, x):
+        mem = None
+        spk_rec = []
+        for step in range(num_steps):
+            cur = self.fc1(x)
+            if self.how == "init_leaky":
+                if mem is None:
+                    mem = self.lif1.init_leaky()
+            elif self.how == "zeros_like":
+                if mem is None:
+                    mem = torch.zeros_like(cur)
+            elif self.how == "new_zeros":
+                if step == 0:
+                    mem = cur.new_zeros(cur.shape)
+            elif self.how == "zeros_every_step":
+                mem = torch.zeros_like(cur)
+            spk, mem = self.lif1(cur, mem)
+            spk_rec.append(spk)
+        return torch.stack(spk_rec)
+
+
+class Recorded(nn.Module):
+    """What users do to the recorded values: .detach(), .clone(), .cpu(), .to(dtype), .float(), .item()."""
+
+    def __init__(self, op: str):
+        super().__init__()
+        self.op = op
+        self.fc1 = nn.Linear(12, 6)
+        self.lif1 = snn.Leaky(beta=beta)
+
+    def forward(self, x):
+        mem1 = self.lif1.init_leaky()
+        spk_rec = []
+        for step in range(num_steps):
+            spk1, mem1 = self.lif1(self.fc1(x), mem1)
+            if self.op == "detach":
+                spk1 = spk1.detach()
+            elif self.op == "clone":
+                spk1 = spk1.clone()
+            elif self.op == "cpu":
+                spk1 = spk1.cpu()
+            elif self.op == "to_float32":
+                spk1 = spk1.to(torch.float32)
+            elif self.op == "float":
+                spk1 = spk1.float()
+            elif self.op == "contiguous":
+                spk1 = spk1.contiguous()
+            elif self.op == "to_half":
+                spk1 = spk1.to(torch.float16)
+            elif self.op == "item":
+                spk1 = spk1 * spk1.sum().item()
+            spk_rec.append(spk1)
+        return torch.stack(spk_rec)
+
+
+class SynapticNet(nn.Module):
+    def __init__(self, reset: str = "subtract"):
+        super().__init__()
+        self.fc1 = nn.Linear(12, 8)
+        self.syn1 = snn.Synaptic(alpha=0.8, beta=0.9, reset_mechanism=reset, spike_grad=spike_grad)
+        self.fc2 = nn.Linear(8, 4)
+        self.syn2 = snn.Synaptic(alpha=0.7, beta=0.85)
+
+    def forward(self, x):
+        syn1, mem1 = self.syn1.init_synaptic()
+        syn2, mem2 = self.syn2.init_synaptic()
+        spk2_rec, mem2_rec = [], []
+        for step in range(num_steps):
+            spk1, syn1, mem1 = self.syn1(self.fc1(x), syn1, mem1)
+            spk2, syn2, mem2 = self.syn2(self.fc2(spk1), syn2, mem2)
+            spk2_rec.append(spk2)
+            mem2_rec.append(mem2)
+        return torch.stack(spk2_rec, dim=0), torch.stack(mem2_rec, dim=0)
+
+
+class RLeakyNet(nn.Module):
+    def __init__(self, all_to_all: bool = True):
+        super().__init__()
+        self.fc1 = nn.Linear(12, 8)
+        if all_to_all:
+            self.rlif1 = snn.RLeaky(beta=beta, linear_features=8, spike_grad=spike_grad)
+        else:
+            self.rlif1 = snn.RLeaky(beta=beta, all_to_all=False, V=0.5)
+        self.fc2 = nn.Linear(8, 4)
+        self.lif2 = snn.Leaky(beta=beta)
+
+    def forward(self, x):
+        spk1, mem1 = self.rlif1.init_rleaky()
+        mem2 = self.lif2.init_leaky()
+        spk2_rec = []
+        for step in range(x.shape[0]):
+            spk1, mem1 = self.rlif1(self.fc1(x[step]), spk1, mem1)
+            spk2, mem2 = self.lif2(self.fc2(spk1), mem2)
+            spk2_rec.append(spk2)
+        return torch.stack(spk2_rec)
+
+
+class RSynapticNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(12, 8)
+        self.rsyn1 = snn.RSynaptic(alpha=0.8, beta=0.9, linear_features=8)
+
+    def forward(self, x):
+        spk1, syn1, mem1 = self.rsyn1.init_rsynaptic()
+        spk_rec = []
+        for step in range(num_steps):
+            spk1, syn1, mem1 = self.rsyn1(self.fc1(x), spk1, syn1, mem1)
+            spk_rec.append(spk1)
+        return torch.stack(spk_rec)
+
+
+class Regression(nn.Module):
+    """The regression tutorial: a reset-free Leaky whose membrane is the output."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(12, 8)
+        self.lif1 = snn.Leaky(beta=beta)
+        self.fc2 = nn.Linear(8, 1)
+        self.lif2 = snn.Leaky(beta=beta, reset_mechanism="none")
+
+    def forward(self, x):
+        mem1, mem2 = self.lif1.init_leaky(), self.lif2.init_leaky()
+        mem2_rec = []
+        for step in range(num_steps):
+            spk1, mem1 = self.lif1(self.fc1(x), mem1)
+            _, mem2 = self.lif2(self.fc2(spk1), mem2)
+            mem2_rec.append(mem2)
+        return torch.stack(mem2_rec)
+
+
+class LapicqueNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(12, 6)
+        self.lif1 = snn.Lapicque(beta=0.9)
+
+    def forward(self, x):
+        mem = self.lif1.init_lapicque()
+        spk_rec = []
+        for step in range(num_steps):
+            spk, mem = self.lif1(self.fc1(x), mem)
+            spk_rec.append(spk)
+        return torch.stack(spk_rec)
+
+
+class HiddenLoop(nn.Module):
+    """init_hidden neurons in a class net, `utils.reset(self)` before the loop (tutorial 7 in a class)."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(12, 8)
+        self.lif1 = snn.Leaky(beta=beta, init_hidden=True, spike_grad=spike_grad)
+        self.fc2 = nn.Linear(8, 4)
+        self.lif2 = snn.Leaky(beta=beta, init_hidden=True, output=True)
+
+    def forward(self, x):
+        utils.reset(self)
+        spk_rec = []
+        for step in range(num_steps):
+            spk, mem = self.lif2(self.fc2(self.lif1(self.fc1(x))))
+            spk_rec.append(spk)
+        return torch.stack(spk_rec)
+
+
+class Tut7Wrapper(nn.Module):
+    """Tutorial 7's `forward_pass(net, num_steps, data)` written as a module around an nn.Sequential."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(nn.Conv2d(1, 4, 3), nn.MaxPool2d(2),
+                                 snn.Leaky(beta=0.5, spike_grad=surrogate.atan(), init_hidden=True),
+                                 nn.Flatten(), nn.Linear(4 * 3 * 3, 5),
+                                 snn.Leaky(beta=0.5, spike_grad=surrogate.atan(), init_hidden=True, output=True))
+
+    def forward(self, data):
+        spk_rec = []
+        utils.reset(self.net)
+        for step in range(data.size(0)):
+            spk_out, mem_out = self.net(data[step])
+            spk_rec.append(spk_out)
+        return torch.stack(spk_rec)
+
+
+class BatchFirst(nn.Module):
+    """A (B, T, F) input read as x[:, step] (the layout of many data loaders)."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(12, 6)
+        self.lif1 = snn.Leaky(beta=beta)
+
+    def forward(self, x):
+        mem1 = self.lif1.init_leaky()
+        spk_rec = []
+        for step in range(x.size(1)):
+            spk1, mem1 = self.lif1(self.fc1(x[:, step]), mem1)
+            spk_rec.append(spk1)
+        return torch.stack(spk_rec)
+
+
+class IterSteps(nn.Module):
+    """`for x_t in x:` over a time-major input, returning the last step only."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(12, 6)
+        self.lif1 = snn.Leaky(beta=beta, reset_mechanism="zero")
+
+    def forward(self, x):
+        mem1 = self.lif1.init_leaky()
+        for x_t in x:
+            spk1, mem1 = self.lif1(self.fc1(x_t), mem1)
+        return spk1
+
+
+class Unsupported(nn.Module):
+    """Forms the IR cannot hold; each is refused with a named reason."""
+
+    def __init__(self, form: str):
+        super().__init__()
+        self.form = form
+        self.fc1 = nn.Linear(12, 6)
+        self.lif1 = snn.Leaky(beta=beta)
+
+    def forward(self, x):
+        mem1 = self.lif1.init_leaky()
+        spk_rec = []
+        for step in range(num_steps):
+            if self.form == "slice_features":
+                cur = self.fc1(x[:, :12])[:, :3]
+            else:
+                cur = self.fc1(x)
+            spk1, mem1 = self.lif1(cur, mem1)
+            spk_rec.append(spk1)
+        if self.form == "sum0":
+            return torch.stack(spk_rec).sum(0)
+        if self.form == "stack_dim1":
+            return torch.stack(spk_rec, dim=1)
+        if self.form == "lists":
+            return spk_rec, mem1
+        return torch.stack(spk_rec)
+
+
+class DataDependent(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(12, 6)
+        self.lif1 = snn.Leaky(beta=beta)
+
+    def forward(self, x):
+        mem1 = self.lif1.init_leaky()
+        spk_rec = []
+        for step in range(num_steps):
+            spk1, mem1 = self.lif1(self.fc1(x), mem1)
+            if spk1.sum() > 0:
+                spk_rec.append(spk1)
+        return torch.stack(spk_rec)
+
+
+class WrongIndex(nn.Module):
+    """The input indexed per step in a form that is not one step of it (x[step % 2], x[:, :, step])."""
+
+    def __init__(self, form: str):
+        super().__init__()
+        self.form = form
+        self.fc1 = nn.Linear(4, 6)
+        self.lif1 = snn.Leaky(beta=beta)
+
+    def forward(self, x):
+        mem1 = self.lif1.init_leaky()
+        spk_rec = []
+        for step in range(num_steps):
+            xt = x[:, :, step] if self.form == "dim2" else x[:, step, :4]
+            spk1, mem1 = self.lif1(self.fc1(xt), mem1)
+            spk_rec.append(spk1)
+        return torch.stack(spk_rec)
+
+
+# ------------------------------------------------------------------------------------------------
+# one-step models the caller steps (tutorial 7's Sequential, the seed tutorial's explicit states)
+# ------------------------------------------------------------------------------------------------
+
+class ExplicitStates(nn.Module):
+    """forward(x, mem1=None, mem2=None), states handed back by the caller's loop."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(12, 8)
+        self.lif1 = snn.Leaky(beta=beta, reset_mechanism="zero")
+        self.fc2 = nn.Linear(8, 4)
+        self.lif2 = snn.Leaky(beta=beta)
+
+    def forward(self, x, mem1=None, mem2=None):
+        if mem1 is None:
+            mem1 = self.lif1.init_leaky()
+        if mem2 is None:
+            mem2 = self.lif2.init_leaky()
+        spk1, mem1 = self.lif1(self.fc1(x), mem1)
+        spk2, mem2 = self.lif2(self.fc2(spk1), mem2)
+        return spk2, mem1, mem2
+
+
+def sequential_mlp() -> nn.Module:
+    return nn.Sequential(nn.Flatten(), nn.Linear(12, 8), snn.Leaky(beta=beta, init_hidden=True, spike_grad=spike_grad),
+                         nn.Linear(8, 4), snn.Leaky(beta=beta, init_hidden=True, output=True))
+
+
+def sequential_synaptic() -> nn.Module:
+    return nn.Sequential(nn.Linear(12, 8), snn.Synaptic(alpha=0.9, beta=0.8, init_hidden=True),
+                         nn.Linear(8, 4), snn.Synaptic(alpha=0.9, beta=0.8, init_hidden=True, output=True))
+
+
+def sequential_dropout_train() -> nn.Module:
+    model = nn.Sequential(nn.Linear(12, 8), nn.Dropout(0.2), snn.Leaky(beta=beta, init_hidden=True, output=True))
+    return model.train()
+
+
+def sequential_reset_none() -> nn.Module:
+    return nn.Sequential(nn.Linear(12, 8), snn.Leaky(beta=0.8, init_hidden=True, reset_mechanism="none"),
+                         nn.Linear(8, 4), snn.Leaky(beta=0.8, init_hidden=True, reset_mechanism="zero", output=True))
+
+
+def sequential_rleaky() -> nn.Module:
+    return nn.Sequential(nn.Linear(12, 8), snn.RLeaky(beta=beta, linear_features=8, init_hidden=True),
+                         nn.Linear(8, 4), snn.Leaky(beta=beta, init_hidden=True, output=True))
+
+
+def sequential_conv() -> nn.Module:
+    """Tutorial 7's network, at a small size."""
+    return nn.Sequential(nn.Conv2d(1, 4, 3), nn.MaxPool2d(2),
+                         snn.Leaky(beta=0.5, spike_grad=surrogate.atan(), init_hidden=True),
+                         nn.Conv2d(4, 6, 2), nn.MaxPool2d(1),
+                         snn.Leaky(beta=0.5, spike_grad=surrogate.atan(), init_hidden=True),
+                         nn.Flatten(), nn.Linear(6 * 2 * 2, 5),
+                         snn.Leaky(beta=0.5, spike_grad=surrogate.atan(), init_hidden=True, output=True))
+
+
+# ------------------------------------------------------------------------------------------------
+# the cases
+# ------------------------------------------------------------------------------------------------
+
+torch.manual_seed(0)
+_STATIC = torch.rand(B, 12)
+_IMAGE = torch.rand(B, 1, 8, 8)
+_SEQ = torch.rand(T, B, 12)
+_RATE = spikegen.rate(torch.rand(B, 12), num_steps=T)         # tutorial 1's rate code: (T, B, 12) spikes
+_RATE_IMG = spikegen.rate(torch.rand(B, 1, 8, 8), num_steps=T)
+
+
+@dataclass
+class Case:
+    name: str
+    build: Callable[[], nn.Module]
+    data: torch.Tensor                    # loop: forward's input; stepped: (T, B, ...) steps fed one by one
+    stepped: bool = False                 # a one-step forward that the caller steps
+    refused: tuple[str, ...] | None = None  # fragments of the expected UnsupportedModuleError
+    gain: float = 3.0
+    explicit_state: bool = False
+
+
+CASES = [
+    Case("tut5_fast_sigmoid", Tut5, _STATIC),
+    Case("tut5_reset_zero", lambda: Tut5(reset_mechanism="zero"), _STATIC),
+    Case("tut5_reset_none", lambda: Tut5(reset_mechanism="none"), _STATIC),
+    Case("tut5_threshold_tensor", lambda: Tut5(threshold=torch.tensor(0.6)), _STATIC),
+    Case("tut5_learn_beta_threshold", lambda: Tut5(learn_beta=True, learn_threshold=True), _STATIC),
+    Case("tut5_per_neuron_tensors", Tut5Tensors, _STATIC),
+    Case("tut5_graded_spikes", lambda: Tut5(graded_spikes_factor=0.5), _STATIC),
+    Case("tut5_reset_delay_false", lambda: Tut5(reset_delay=False), _STATIC),
+    Case("tut6_conv_max_pool2d_view", Tut6Conv, _IMAGE),
+    Case("conv_bn_avgpool_rate_input", ConvBN, _RATE_IMG),
+    Case("prefix_relu_fc0", lambda: Prefix("relu"), _STATIC),
+    Case("prefix_scale", lambda: Prefix("scale"), _STATIC),
+    Case("prefix_view", lambda: Prefix("view"), _STATIC),
+    Case("prefix_flatten_relu_scale", lambda: Prefix("flatten_relu"), _STATIC),
+    Case("lazy_init_leaky", lambda: LazyInit("init_leaky"), _STATIC),
+    Case("lazy_zeros_like", lambda: LazyInit("zeros_like"), _STATIC),
+    Case("lazy_new_zeros_step0", lambda: LazyInit("new_zeros"), _STATIC),
+    Case("mem_none_passed", lambda: LazyInit("none"), _STATIC),
+    Case("zeros_like_every_step", lambda: LazyInit("zeros_every_step"), _STATIC,
+         refused=("'lif1'", "set anew on every step", "initialise the state once, before the loop")),
+    Case("record_detach", lambda: Recorded("detach"), _STATIC),
+    Case("record_clone", lambda: Recorded("clone"), _STATIC),
+    Case("record_cpu", lambda: Recorded("cpu"), _STATIC),
+    Case("record_to_float32", lambda: Recorded("to_float32"), _STATIC),
+    Case("record_float", lambda: Recorded("float"), _STATIC),
+    Case("record_contiguous", lambda: Recorded("contiguous"), _STATIC),
+    Case("record_to_half", lambda: Recorded("to_half"), _STATIC,
+         refused=("Tensor.to()", "spk1 = spk1.to(torch.float16)", "torch.float32 tensor", "Remove it")),
+    Case("record_item", lambda: Recorded("item"), _STATIC,
+         refused=("Tensor.sum", "spk1 = spk1 * spk1.sum().item()", "outside the model", "custom_map")),
+    Case("synaptic_subtract", SynapticNet, _STATIC),
+    Case("synaptic_zero", lambda: SynapticNet("zero"), _STATIC),
+    Case("rleaky_linear_features", RLeakyNet, _SEQ),
+    Case("rleaky_one_to_one_V", lambda: RLeakyNet(all_to_all=False), _RATE),
+    Case("rsynaptic_linear_features", RSynapticNet, _STATIC),
+    Case("regression_mem_readout", Regression, _STATIC),
+    Case("lapicque", LapicqueNet, _STATIC, gain=30.0),
+    Case("init_hidden_class_utils_reset", HiddenLoop, _STATIC),
+    Case("tut7_forward_pass_module", Tut7Wrapper, _RATE_IMG, gain=8.0),
+    Case("batch_first_x_colon_step", BatchFirst, _SEQ.transpose(0, 1).contiguous()),
+    Case("for_x_t_in_x_last_step", IterSteps, _SEQ, gain=6.0),
+    Case("stack_sum0_readout", lambda: Unsupported("sum0"), _STATIC,
+         refused=("'lif1'", "torch.stack(record, dim=0)", ".sum(0)", "outside")),
+    Case("stack_dim1", lambda: Unsupported("stack_dim1"), _STATIC,
+         refused=("'lif1'", "torch.stack(spk_rec, dim=1)", "along dim 0")),
+    Case("return_list_of_steps", lambda: Unsupported("lists"), _STATIC,
+         refused=("'lif1'", "Python list of per-step values", "torch.stack(spk_rec, dim=0)")),
+    Case("slice_features", lambda: Unsupported("slice_features"), torch.rand(B, 14),
+         refused=("self.fc1(x[:, :12])[:, :3]", "no slice or select node", "x[:, step]")),
+    Case("index_dim2", lambda: WrongIndex("dim2"), torch.rand(B, 4, T),
+         refused=("x[:, :, 1]", "xt = x[:, :, step]", "x[step]", "x[:, step]")),
+    Case("index_step_and_slice", lambda: WrongIndex("slice"), torch.rand(B, T, 6),
+         refused=("x[:, 1, :4]", "x[step]")),
+    Case("data_dependent_if", DataDependent, _STATIC,
+         refused=("DataDependent.forward", "if spk1.sum() > 0:", "custom_map")),
+    Case("explicit_states_caller_loop", ExplicitStates, _SEQ, stepped=True, explicit_state=True),
+    Case("sequential_mlp_init_hidden", sequential_mlp, _RATE, stepped=True),
+    Case("sequential_synaptic", sequential_synaptic, _SEQ, stepped=True),
+    Case("sequential_reset_none_zero", sequential_reset_none, _SEQ, stepped=True),
+    Case("sequential_rleaky", sequential_rleaky, _SEQ, stepped=True),
+    Case("sequential_tut7_conv", sequential_conv, _RATE_IMG, stepped=True, gain=8.0),
+]
+
+
+def _first(out: Any) -> torch.Tensor:
+    while isinstance(out, (tuple, list)):
+        out = out[0]
+    return out
+
+
+def reference(case: Case, model: nn.Module) -> torch.Tensor:
+    """What snnTorch computes: forward's first returned value, or the stepped outputs stacked."""
+    with torch.no_grad():
+        if not case.stepped:
+            return _first(model(case.data))
+        utils.reset(model)
+        outs, state = [], ()
+        for x in case.data:
+            out = model(x, *state)
+            if case.explicit_state:
+                state = tuple(out[1:])
+            outs.append(_first(out))
+        return torch.stack(outs)
+
+
+def talon_steps(case: Case, graph: ir.Graph) -> tuple[torch.Tensor, bool]:
+    """The executor stepped over the inputs the model saw; (outputs, only the last step is forward's value)."""
+    loop = graph.metadata.get("time_loop")
+    if case.stepped:
+        steps = list(case.data)
+    elif loop is None:
+        steps = [case.data]
+    elif loop["input"] == "static":
+        steps = [case.data] * graph.metadata["num_steps"]
+    else:
+        steps = list(case.data.unbind(loop.get("time_dim", 0)))
+    ex = ir_to_torch(graph)
+    with torch.no_grad():
+        out = torch.stack([ex(x) for x in steps])
+    return out, bool(loop and loop["output"] == "last")
+
+
+def export(model: nn.Module, case: Case) -> ir.Graph:
+    sample = case.data[0] if case.stepped else case.data
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return to_ir(model, sample)
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.refused is None], ids=lambda c: c.name)
+def test_exports_spike_exact(case: Case, tmp_path) -> None:
+    model = boost(case.build(), case.gain).eval()
+    graph = export(model, case)
+    ir.write(tmp_path / "m.t1c", graph)
+    graph = ir.read(tmp_path / "m.t1c")
+    want = reference(case, model)
+    got, last_only = talon_steps(case, graph)
+    if last_only:
+        got = got[-1]
+    assert got.shape == want.shape
+    mismatches = int((got != want).sum())
+    assert mismatches == 0, f"{case.name}: {mismatches} of {want.numel()} values differ"
+    if case.name != "regression_mem_readout":  # spikes: the comparison must see some, and not only spikes
+        rate = float((want != 0).float().mean())
+        assert 0.02 <= rate <= 0.98, f"{case.name}: activity {rate:.3f} proves little"
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.refused is not None], ids=lambda c: c.name)
+def test_refused_with_reason(case: Case) -> None:
+    model = case.build().eval()
+    with pytest.raises(UnsupportedModuleError) as info:
+        export(model, case)
+    msg = str(info.value)
+    for fragment in case.refused:
+        assert fragment in msg, msg
+    assert "getitem" not in msg and "iteration" not in msg, msg  # fx's internals, not the user's code
+
+
+def test_dropout_left_in_training_mode_warns_and_matches_eval() -> None:
+    """nn.Dropout in train mode: a warning at export; the graph is the eval-mode model, exactly."""
+    model = boost(sequential_dropout_train())
+    with pytest.warns(UserWarning, match="training mode"):
+        graph = to_ir(model, _SEQ[0])
+    assert model.training  # the export leaves the model as it was
+    case = Case("dropout", sequential_dropout_train, _SEQ, stepped=True)
+    want = reference(case, model.eval())
+    got, _ = talon_steps(case, graph)
+    assert torch.equal(got, want)
