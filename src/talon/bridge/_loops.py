@@ -50,26 +50,63 @@ class TimeLoop:
     last_only: bool
     #: The input's time dimension for `x[step]` (0, time-major) or `x[:, step]` (1, batch-first).
     time_dim: int = 0
+    #: Views of the input that forward indexes per step (`x.transpose(0, 1)`): no IR node, the IR input is one step.
+    input_views: frozenset = frozenset()
 
 
-def _indexes_input(n: fx.Node, placeholder: fx.Node | None) -> bool:
-    return n.op == "call_function" and n.target is operator.getitem and len(n.args) == 2 and n.args[0] is placeholder
+def _indexes_input(n: fx.Node, views: dict[fx.Node, bool]) -> bool:
+    return (n.op == "call_function" and n.target is operator.getitem and len(n.args) == 2
+            and isinstance(n.args[0], fx.Node) and n.args[0] in views)
 
 
-def _step_dim(n: fx.Node, placeholder: fx.Node | None, k: int) -> int | None:
-    """The time dimension of `x[k]`, `x[k, :, :]`, `x[k, ...]` (0) or `x[:, k]`, `x[:, k, ...]` (1) of the
-    model's input; None for any other expression."""
-    if placeholder is None or not _indexes_input(n, placeholder):
+def _step_dim(n: fx.Node, views: dict[fx.Node, bool], k: int) -> int | None:
+    """The model input's time dimension read by `x[k]`, `x[k, :, :]`, `x[k, ...]` (0) or `x[:, k]`, `x[:, k, ...]`
+    (1), where x is the input or a view of it (`x.transpose(0, 1)` swaps the two); None for any other expression."""
+    if not _indexes_input(n, views):
         return None
     index = n.args[1] if isinstance(n.args[1], tuple) else (n.args[1],)
     dim = 1 if len(index) >= 2 and index[0] == slice(None) and type(index[1]) is int else 0
     if not all(r is Ellipsis or r == slice(None) for r in index[dim + 1:]):
         return None
-    return dim if type(index[dim]) is int and index[dim] == k else None
+    if not (type(index[dim]) is int and index[dim] == k):
+        return None
+    return 1 - dim if views[n.args[0]] else dim
 
 
-def _is_step_index(n: fx.Node, placeholder: fx.Node | None, k: int) -> bool:
-    return _step_dim(n, placeholder, k) is not None
+def _is_step_index(n: fx.Node, views: dict[fx.Node, bool], k: int) -> bool:
+    return _step_dim(n, views, k) is not None
+
+
+#: Tensor methods that leave a float32 input as it is (checked on the traced values).
+_IDENTITY_METHODS = {"detach", "clone", "contiguous", "float", "to", "cpu", "type", "type_as"}
+
+
+def _input_views(nodes: list[fx.Node], values: dict[fx.Node, Any]) -> dict[fx.Node, bool]:
+    """The model input and the views of it that forward indexes per step: identity conversions (`x.float()`,
+    `x.to(device)`) keep its layout; `x.transpose(0, 1)`, `x.permute(1, 0, ...)`, `x.swapaxes(0, 1)` swap time
+    and batch (True)."""
+    views: dict[fx.Node, bool] = {}
+    for n in nodes:
+        if n.op == "placeholder":
+            if not views:
+                views[n] = False
+            continue
+        if n.op not in ("call_method", "call_function") or not n.args or n.args[0] not in views:
+            continue
+        src, value, before = n.args[0], values.get(n), values.get(n.args[0])
+        if not isinstance(value, torch.Tensor) or not isinstance(before, torch.Tensor):
+            continue
+        name = n.target if n.op == "call_method" else getattr(n.target, "__name__", "")
+        same = value.shape == before.shape and value.dtype == before.dtype and value.device == before.device
+        if name in _IDENTITY_METHODS and same:
+            views[n] = views[src]
+        elif name in ("transpose", "swapaxes", "swapdims") and sorted(n.args[1:3]) == [0, 1]:
+            views[n] = not views[src]
+        elif name == "permute":
+            dims = n.args[1] if len(n.args) == 2 and isinstance(n.args[1], (tuple, list)) else n.args[1:]
+            if list(dims) == [1, 0, *range(2, value.dim())]:
+                views[n] = not views[src]
+    return views
 
 
 def _at(n: fx.Node) -> str:
@@ -102,6 +139,7 @@ class _Loop:
         self.pos = {n: i for i, n in enumerate(self.nodes)}
         self.calls = [n for n in self.nodes if n.op == "call_module"]
         self.placeholder = next((n for n in self.nodes if n.op == "placeholder"), None)
+        self.views = _input_views(self.nodes, values)
 
     def module(self, n: fx.Node) -> nn.Module:
         return self.gm.get_submodule(str(n.target))
@@ -174,9 +212,14 @@ class _Loop:
                 fx.node.map_arg((n.args, n.kwargs), reads.append)
                 if all(it[r] == PROLOGUE or r in invariant for r in reads):
                     invariant.add(n)
-        for n in reversed(self.nodes):
-            if n in invariant and any(it[u] == PROLOGUE or (0 <= it[u] < T and it[u] != it[n]) for u in n.users):
+        for n in reversed(self.nodes):  # users first: each invariant op goes where its users are
+            if n not in invariant:
+                continue
+            used = {it[u] for u in n.users if it[u] == PROLOGUE or 0 <= it[u] < T}
+            if PROLOGUE in used or len(used) > 1:
                 it[n] = PROLOGUE
+            elif used:
+                it[n] = used.pop()
 
     def _hoist_lazy_zeros(self, it: dict[fx.Node, int], T: int) -> None:
         """A zero state made from a shape inside the loop (`if mem is None: mem = torch.zeros_like(cur)`) is a
@@ -210,16 +253,16 @@ class _Loop:
             if len(blk) != len(first) or any((n0.op, n0.target) != (nk.op, nk.target) for n0, nk in zip(first, blk)):
                 raise _NotALoop(_differs(first, blk, k))
             for n0, nk in zip(first, blk):
-                if _is_step_index(n0, self.placeholder, 0) and _is_step_index(nk, self.placeholder, k):
+                if _is_step_index(n0, self.views, 0) and _is_step_index(nk, self.views, k):
                     continue  # x[step]
-                if _indexes_input(n0, self.placeholder) and n0.args[1] != nk.args[1]:
+                if _indexes_input(n0, self.views) and n0.args[1] != nk.args[1]:
                     raise _NotALoop(f"the loop reads the input as `{index_expr(nk)}` in step {k} (`{index_expr(n0)}` in "
                                     f"step 0){_at(nk)}: the IR graph takes one step of the input, read as {_STEP_FORMS}; "
                                     "index the input in one of these forms")
                 self._same_args(n0, nk, k, it, rel)
-        step_inputs = tuple(n0 for n0, n1 in zip(first, body[1]) if _is_step_index(n0, self.placeholder, 0)
-                            and _is_step_index(n1, self.placeholder, 1))
-        dims = {_step_dim(n, self.placeholder, 0) for n in step_inputs}
+        step_inputs = tuple(n0 for n0, n1 in zip(first, body[1]) if _is_step_index(n0, self.views, 0)
+                            and _is_step_index(n1, self.views, 1))
+        dims = {_step_dim(n, self.views, 0) for n in step_inputs}
         if len(dims) > 1:
             raise _NotALoop(f"the loop reads the input both as `x[step]` and `x[:, step]`{_at(step_inputs[0])}: the IR "
                             "graph's input is one step along one time dimension; read it one way")
@@ -227,8 +270,9 @@ class _Loop:
         self._check_whole_input(first, step_inputs)
         output, last_only = self._output(it, body, rel, T)
         nodes = [n for n in self.nodes if it[n] in (PROLOGUE, 0)]
+        views = frozenset(v for v in self.views if v is not self.placeholder) if step_inputs else frozenset()
         return TimeLoop(num_steps=T, nodes=nodes, step_inputs=step_inputs, output=output, last_only=last_only,
-                        time_dim=dims.pop() if dims else 0)
+                        time_dim=dims.pop() if dims else 0, input_views=views)
 
     def _check_whole_input(self, first: list[fx.Node], step_inputs: tuple[fx.Node, ...]) -> None:
         if not step_inputs:
@@ -344,9 +388,12 @@ class _Loop:
                                 "sees one step x[step] at a time: move it into the loop, applied to x[step]")
 
     def _reads_placeholder(self, n: fx.Node) -> bool:
+        """`n` computes on the whole input (or a view of it that is not itself read one step at a time)."""
+        if n in self.views:
+            return False
         found: list[fx.Node] = []
         fx.node.map_arg((n.args, n.kwargs), found.append)
-        return self.placeholder in found
+        return any(f in self.views for f in found)
 
     def _output(self, it: dict, body: list[list[fx.Node]], rel: dict, T: int) -> tuple[fx.Node, bool]:
         out = next(n for n in self.nodes if n.op == "output")

@@ -499,6 +499,8 @@ class _Builder:
                 first_input = False
             elif loop is not None and n in loop.step_inputs:
                 self._input(n, step_shape)
+            elif loop is not None and n in loop.input_views:
+                self.refs[n] = META  # x.transpose(0, 1) read one step at a time: the IR input is the step
             elif n.op == "get_attr":
                 self.refs[n] = META
             elif n.op == "call_module":
