@@ -489,6 +489,12 @@ def find_time_loop(
     if repeated:
         path, count = repeated[0]
         module = gm.get_submodule(path)
+        later = _in_a_later_loop(loop, path)
+        if later:
+            raise unsupported(path, module, f"it is called {count} times in one loop over time and {later!r} in another "
+                              "loop after it: the IR graph is one time step of one loop, so a second loop that reads the "
+                              "first one's record has no IR form. Write one loop that calls every layer once per step "
+                              "(pass each step's spikes straight on), or export the two parts as two models")
         best = min(reasons) if reasons else None
         if best is not None and -best[0] // best[1] >= 3:
             raise unsupported(path, module, f"it is called {count} times in one forward, in a loop over time whose steps "
@@ -498,6 +504,16 @@ def find_time_loop(
         raise unsupported(path, module, f"it is called {count} times in one forward: in snnTorch every call continues "
                           "from the state the previous call left (one shared membrane), which one IR neuron cannot "
                           "express; give each call its own neuron module")
+    return None
+
+
+def _in_a_later_loop(loop: _Loop, path: str) -> str | None:
+    """A repeated neuron whose every call comes after the last call of `path`: a second time loop."""
+    calls = [(i, str(n.target)) for i, n in enumerate(loop.calls) if loop.is_neuron(loop.module(n))]
+    last = max(i for i, p in calls if p == path)
+    for p, _ in _repeated_neurons(loop):
+        if p != path and min(i for i, q in calls if q == p) > last:
+            return p
     return None
 
 

@@ -985,7 +985,7 @@ def _export(module: nn.Module, sample: torch.Tensor, custom_map: Mapping[Any, Co
             if _runs_eagerly(module, sample):
                 raise UnsupportedModuleError(_replay_error(module, sample, gm, recorder, exc, api)) from exc
             raise TalonUsageError(_sample_error(module, sample, gm, recorder, exc, api)) from exc
-        loop = _time_loop(gm, recorder.values, snn_bridge, api)
+        loop = _time_loop(gm, recorder.values, snn_bridge, api, custom)
         _state_writes.check(state_writes, gm, loop is not None, api)
         builder = _Builder(gm, recorder.values, custom, snn_bridge, api=api, loop=loop, takes_state=_takes_state(root))
         graph = builder.build(sample, module)
@@ -1047,13 +1047,41 @@ def _replay_error(model: nn.Module, sample: torch.Tensor, gm: fx.GraphModule, re
             f"code in a module of its own converted through custom_map: {api}(model, sample, custom_map={{ModuleType: fn}})")
 
 
-def _time_loop(gm: fx.GraphModule, values: dict[fx.Node, Any], snn_bridge: Any, api: str) -> TimeLoop | None:
+def _time_loop(gm: fx.GraphModule, values: dict[fx.Node, Any], snn_bridge: Any, api: str, custom: _CustomMap) -> TimeLoop | None:
     if snn_bridge is None:
         is_neuron, state_index = (lambda m: False), (lambda m, p: None)
     else:
         is_neuron, state_index = snn_bridge.is_neuron, snn_bridge.state_index
-    return find_time_loop(gm, values, is_neuron=is_neuron, state_index=state_index,
-                          unsupported=lambda path, m, reason: unsupported(path, m, reason, api, converter_hint=False))
+
+    def refuse(path: str, m: nn.Module, reason: str) -> UnsupportedModuleError:
+        # A neuron its converter refuses anyway (snn.Alpha, inhibition=True): that is the reason to give.
+        return _converter_refusal(gm, values, custom, path, m, api) or unsupported(path, m, reason, api, converter_hint=False)
+
+    return find_time_loop(gm, values, is_neuron=is_neuron, state_index=state_index, unsupported=refuse)
+
+
+def _converter_refusal(gm: fx.GraphModule, values: dict[fx.Node, Any], custom: _CustomMap, path: str, m: nn.Module,
+                       api: str) -> UnsupportedModuleError | None:
+    """The error the module's converter raises for it on its first call's shapes, if it refuses the module."""
+    if custom.find(path, m) is not None:
+        return None  # the user's converter decides; it is not called twice
+    conv = _builtin_converter(m)
+    call = next((n for n in gm.graph.nodes if n.op == "call_module" and str(n.target) == path), None)
+    if conv is None or call is None:
+        return None
+    value = values.get(call)
+    first = value[0] if isinstance(value, (tuple, list)) and value else value
+    arg = values.get(call.args[0]) if call.args and isinstance(call.args[0], fx.Node) else None
+    if not isinstance(first, torch.Tensor) or not isinstance(arg, torch.Tensor):
+        return None
+    ctx = ExportContext(path=path, input_shapes=(_shape_of(arg),), output_shape=_shape_of(first), dt=1.0, api=api)
+    try:
+        conv(m, ctx)
+    except UnsupportedModuleError as exc:
+        return exc
+    except Exception:  # noqa: BLE001 - a converter that fails here fails again, with its own error, in the build
+        return None
+    return None
 
 
 def _takes_state(root: nn.Module) -> bool:
