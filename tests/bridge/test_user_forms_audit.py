@@ -462,6 +462,150 @@ class WrongIndex(nn.Module):
         return torch.stack(spk_rec)
 
 
+class InputViews(nn.Module):
+    """Views of the input taken before the loop and read one step at a time (GitHub code for (B, T, ...) loaders)."""
+
+    def __init__(self, form: str):
+        super().__init__()
+        self.form = form
+        self.fc1 = nn.Linear(16, 6)
+        self.lif1 = snn.Leaky(beta=beta)
+
+    def forward(self, x, num_steps=num_steps):
+        if self.form == "float":
+            x = x.float()
+        elif self.form == "transpose":
+            x = x.transpose(0, 1)                     # (B, T, F) -> (T, B, F)
+        elif self.form == "permute":
+            x = x.permute(1, 0, 2, 3)
+        elif self.form == "view_T":
+            x = x.view(x.size(0), x.size(1), -1)      # flatten every step at once: refused
+        mem1 = self.lif1.init_leaky()
+        spk_rec = []
+        for step in range(num_steps):
+            xt = x[step]
+            if self.form in ("permute", "view_T_fixed"):
+                xt = xt.flatten(1)                    # the way forward for view_T
+            spk1, mem1 = self.lif1(self.fc1(xt), mem1)
+            spk_rec.append(spk1)
+        return torch.stack(spk_rec, dim=0)
+
+
+class Records(nn.Module):
+    """What users return after the loop."""
+
+    def __init__(self, form: str):
+        super().__init__()
+        self.form = form
+        self.fc1 = nn.Linear(12, 6)
+        self.lif1 = snn.Leaky(beta=beta)
+        self.fc2 = nn.Linear(6, 4)
+        self.lif2 = snn.Leaky(beta=beta)
+
+    def forward(self, x):
+        mem1, mem2 = self.lif1.init_leaky(), self.lif2.init_leaky()
+        spk_rec, mem_rec = [], []
+        if self.form == "prealloc":
+            out = torch.zeros(num_steps, batch_size, 6)
+        for step in range(num_steps):
+            spk1, mem1 = self.lif1(self.fc1(x), mem1)
+            if self.form == "prealloc":
+                out[step] = spk1
+            spk_rec.append(spk1)
+            mem_rec.append(mem1)
+        if self.form == "two_loops":
+            spk2_rec = []
+            for step in range(num_steps):
+                spk2, mem2 = self.lif2(self.fc2(spk_rec[step]), mem2)
+                spk2_rec.append(spk2)
+            return torch.stack(spk2_rec)
+        if self.form == "prealloc":
+            return out
+        if self.form == "mem_first":
+            return torch.stack(mem_rec), torch.stack(spk_rec)
+        if self.form == "mean0":
+            return torch.stack(spk_rec).mean(0)
+        if self.form == "cat":
+            return torch.cat(spk_rec)
+        if self.form == "dict":
+            return {"spk": torch.stack(spk_rec)}
+        if self.form == "stack_last":
+            return torch.stack(spk_rec)[-1]
+        spk_rec = torch.stack(spk_rec, dim=0)          # "stacked_then_returned"
+        return spk_rec, torch.stack(mem_rec, dim=0)
+
+
+class OtherNeurons(nn.Module):
+    def __init__(self, kind: str):
+        super().__init__()
+        self.kind = kind
+        self.fc1 = nn.Linear(12, 4)
+        self.lif1 = {"inhibition": snn.Leaky(beta=0.9, inhibition=True), "alpha": snn.Alpha(alpha=0.9, beta=0.8),
+                     "slstm": snn.SLSTM(4, 4)}[kind]
+
+    def forward(self, x):
+        spk_rec = []
+        if self.kind == "alpha":
+            syn_exc, syn_inh, mem = self.lif1.init_alpha()
+        elif self.kind == "slstm":
+            syn, mem = self.lif1.init_slstm()
+        else:
+            mem = self.lif1.init_leaky()
+        for step in range(num_steps):
+            if self.kind == "alpha":
+                spk, syn_exc, syn_inh, mem = self.lif1(self.fc1(x), syn_exc, syn_inh, mem)
+            elif self.kind == "slstm":
+                spk, syn, mem = self.lif1(self.fc1(x), syn, mem)
+            else:
+                spk, mem = self.lif1(self.fc1(x), mem)
+            spk_rec.append(spk)
+        return torch.stack(spk_rec)
+
+
+class TwoInputs(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(12, 4)
+        self.lif1 = snn.Leaky(beta=beta, init_hidden=True)
+
+    def forward(self, x, bias):
+        return self.lif1(self.fc1(x) + bias)
+
+
+class Gate(nn.Module):
+    def forward(self, x):
+        if x.mean() > 0.5:
+            return x * 2
+        return x
+
+
+class GatedNet(nn.Module):
+    """Data-dependent control flow inside a submodule's forward."""
+
+    def __init__(self):
+        super().__init__()
+        self.gate = Gate()
+        self.fc1 = nn.Linear(12, 4)
+        self.lif1 = snn.Leaky(beta=beta, init_hidden=True)
+
+    def forward(self, x):
+        return self.lif1(self.fc1(self.gate(x)))
+
+
+class ProxyCheck(nn.Module):
+    """Runs on the sample, but its trace takes another branch: fx's proxy is not a torch.Tensor."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(12, 4)
+        self.lif1 = snn.Leaky(beta=beta, init_hidden=True)
+
+    def forward(self, x):
+        if not isinstance(x, torch.Tensor):
+            x = x.view(-1, 24)
+        return self.lif1(self.fc1(x))
+
+
 # ------------------------------------------------------------------------------------------------
 # one-step models the caller steps (tutorial 7's Sequential, the seed tutorial's explicit states)
 # ------------------------------------------------------------------------------------------------
@@ -600,6 +744,33 @@ CASES = [
          refused=("x[:, 1, :4]", "x[step]")),
     Case("data_dependent_if", DataDependent, _STATIC,
          refused=("DataDependent.forward", "if spk1.sum() > 0:", "custom_map")),
+    Case("input_float_before_loop", lambda: InputViews("float"), torch.rand(T, B, 16)),
+    Case("input_transpose_before_loop", lambda: InputViews("transpose"), torch.rand(B, T, 16)),
+    Case("input_permute_before_loop", lambda: InputViews("permute"), torch.rand(B, T, 4, 4)),
+    Case("input_view_T_before_loop", lambda: InputViews("view_T"), torch.rand(T, B, 4, 4),
+         refused=("'lif1'", "x = x.view(x.size(0), x.size(1), -1)", "computed before the loop from the whole input",
+                  "x[step].flatten(1)")),
+    Case("input_view_T_fixed", lambda: InputViews("view_T_fixed"), torch.rand(T, B, 4, 4)),
+    Case("stacked_then_returned", lambda: Records("stacked"), _STATIC),
+    Case("preallocated_record", lambda: Records("prealloc"), _STATIC,
+         refused=("item assignment", "out[step] = spk1", "torch.stack(spk_rec, dim=0)")),
+    Case("two_loops", lambda: Records("two_loops"), _STATIC,
+         refused=("'lif1'", "'lif2' in another loop", "one loop that calls every layer once per step")),
+    Case("membrane_record_first", lambda: Records("mem_first"), _STATIC,
+         refused=("'lif1'", "returns its membrane", "reset_mechanism='none'", "return the spikes")),
+    Case("mean0_readout", lambda: Records("mean0"), _STATIC, refused=("torch.stack(spk_rec).mean(0)", "outside the model")),
+    Case("cat_record", lambda: Records("cat"), _STATIC, refused=("torch.cat(spk_rec)", "torch.stack(record, dim=0)")),
+    Case("dict_output", lambda: Records("dict"), _STATIC, refused=("returns a dict", "torch.stack(spk_rec, dim=0)")),
+    Case("stack_then_index_last", lambda: Records("stack_last"), _STATIC,
+         refused=("torch.stack(spk_rec)[-1]", "last step's value")),
+    Case("inhibition", lambda: OtherNeurons("inhibition"), _STATIC, refused=("'lif1'", "inhibition=True", "custom_map")),
+    Case("alpha_neuron", lambda: OtherNeurons("alpha"), _STATIC, refused=("'lif1'", "Alpha is not an LIF", "custom_map")),
+    Case("slstm_neuron", lambda: OtherNeurons("slstm"), _STATIC, refused=("'lif1'", "SLSTM", "no converter", "custom_map")),
+    Case("two_forward_inputs", TwoInputs, _STATIC, refused=("TwoInputs", "'bias' has no default")),
+    Case("data_dependent_submodule", GatedNet, _STATIC,
+         refused=("module 'gate' (Gate)", "if x.mean() > 0.5:", "custom_map={Gate: fn}")),
+    Case("trace_only_failure", ProxyCheck, _STATIC,
+         refused=("ProxyCheck runs on the sample (3, 12)", "x = x.view(-1, 24)", "custom_map")),
     Case("explicit_states_caller_loop", ExplicitStates, _SEQ, stepped=True, explicit_state=True),
     Case("sequential_mlp_init_hidden", sequential_mlp, _RATE, stepped=True),
     Case("sequential_synaptic", sequential_synaptic, _SEQ, stepped=True),

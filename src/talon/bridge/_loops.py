@@ -198,9 +198,21 @@ class _Loop:
                     it[n] = max(loop_reads)
                 else:
                     it[n] = next_call[self.pos[n]]
+        self._hoist_arguments(it)
         self._hoist_invariant(it, T)
         self._hoist_lazy_zeros(it, T)
         return it
+
+    def _hoist_arguments(self, it: dict[fx.Node, int]) -> None:
+        """The checks torch.fx adds for forward's fixed arguments (`num_steps=25`: `eq`, `_assert`) run once."""
+        fixed = {n for n in self.nodes if n.op == "placeholder" and n is not self.placeholder}
+        for n in self.nodes:
+            if n.op in ("call_function", "call_method"):
+                reads: list[fx.Node] = []
+                fx.node.map_arg((n.args, n.kwargs), reads.append)
+                if reads and all(r in fixed for r in reads):
+                    fixed.add(n)
+                    it[n] = PROLOGUE
 
     def _hoist_invariant(self, it: dict[fx.Node, int], T: int) -> None:
         """An op that reads nothing of the loop (`x = F.relu(self.fc0(x))`, `x = x.flatten(1)` before it) and
@@ -255,6 +267,13 @@ class _Loop:
             for n0, nk in zip(first, blk):
                 if _is_step_index(n0, self.views, 0) and _is_step_index(nk, self.views, k):
                     continue  # x[step]
+                if (n0.target is operator.getitem and nk.target is operator.getitem and n0.args[0] is nk.args[0]
+                        and isinstance(n0.args[0], fx.Node) and n0.args[0] not in self.views
+                        and it[n0.args[0]] == PROLOGUE and n0.args[1] != nk.args[1]):
+                    raise _NotALoop(f"the loop reads `{index_expr(nk)}` in step {k}{_at(nk)}, a step of "
+                                    f"{_what(n0.args[0])}, computed before the loop from the whole input: the IR graph's "
+                                    f"input is one step, read as {_STEP_FORMS}; index the input itself and apply the op "
+                                    "to the step inside the loop (e.g. self.fc1(x[step].flatten(1)))")
                 if _indexes_input(n0, self.views) and n0.args[1] != nk.args[1]:
                     raise _NotALoop(f"the loop reads the input as `{index_expr(nk)}` in step {k} (`{index_expr(n0)}` in "
                                     f"step 0){_at(nk)}: the IR graph takes one step of the input, read as {_STEP_FORMS}; "
@@ -399,6 +418,9 @@ class _Loop:
         out = next(n for n in self.nodes if n.op == "output")
         result = out.args[0]
         first = result[0] if isinstance(result, tuple) and result else result
+        if isinstance(first, dict):
+            raise _NotALoop("forward returns a dict; return the record (torch.stack(spk_rec, dim=0)) first, as a tensor "
+                            "or the first item of a tuple")
         if isinstance(first, list):
             raise _NotALoop("the first value forward returns is a Python list of per-step values, which is not a tensor: "
                             "return torch.stack(spk_rec, dim=0)")

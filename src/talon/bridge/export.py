@@ -897,6 +897,9 @@ def _first_result(n: fx.Node) -> Any:
         if not result:
             return _EMPTY
         result = result[0]
+    if isinstance(result, dict):
+        raise UnsupportedModuleError("forward returns a dict; the graph's output is the first value forward returns, so "
+                                     "return the output tensor itself or as the first item of a tuple")
     return result
 
 
