@@ -864,3 +864,29 @@ def test_dropout_left_in_training_mode_warns_and_matches_eval() -> None:
     want = reference(case, model.eval())
     got, _ = talon_steps(case, graph)
     assert torch.equal(got, want)
+
+
+class FixedBatch(nn.Module):
+    """Tutorial 6 writes `spk2.view(batch_size, -1)` with the training batch size (128)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 4, 3)
+        self.lif1 = snn.Leaky(beta=beta)
+        self.fc1 = nn.Linear(4 * 3 * 3, 5)
+        self.lif2 = snn.Leaky(beta=beta)
+
+    def forward(self, x):
+        mem1, mem2 = self.lif1.init_leaky(), self.lif2.init_leaky()
+        spk1, mem1 = self.lif1(F.max_pool2d(self.conv1(x), 2), mem1)
+        spk2, mem2 = self.lif2(self.fc1(spk1.view(128, -1)), mem2)
+        return spk2, mem2
+
+
+def test_a_fixed_batch_size_names_the_line_and_both_fixes() -> None:
+    from talon.errors import TalonUsageError
+    with pytest.raises(TalonUsageError) as info:
+        to_ir(FixedBatch(), torch.rand(1, 1, 8, 8))
+    msg = str(info.value)
+    for fragment in ("spk1.view(128, -1)", "fixes the batch size to 128", "sample with batch 128", ".view(x.size(0), -1)"):
+        assert fragment in msg, msg

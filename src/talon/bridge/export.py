@@ -337,7 +337,7 @@ def _sample_error(model: nn.Module, sample: torch.Tensor, gm: fx.GraphModule, re
         return f"{head}: {cause}"
     if n.op != "call_module":
         label = getattr(n.target, "__name__", str(n.target)) if n.op == "call_function" else f"Tensor.{n.target}"
-        return f"{head} at {label} (traced as {n.name!r}): {cause}"
+        return f"{head} at {label}{at(n) or f' (traced as {n.name!r})'}: {cause}{_fixed_batch(n, sample)}"
     path, m = str(n.target), gm.get_submodule(str(n.target))
     where = f"{head} at module {path!r} ({type(m).__name__})"
     arg = n.args[0] if n.args else None
@@ -360,6 +360,17 @@ def _sample_error(model: nn.Module, sample: torch.Tensor, gm: fx.GraphModule, re
 # --------------------------------------------------------------------------------------------------
 # graph assembly
 # --------------------------------------------------------------------------------------------------
+
+def _fixed_batch(n: fx.Node, sample: torch.Tensor) -> str:
+    """A hint for `x.view(batch_size, -1)` with a batch size other than the sample's."""
+    if n.op != "call_method" or n.target not in ("view", "reshape") or len(n.args) < 2:
+        return ""
+    first = n.args[1][0] if isinstance(n.args[1], (tuple, list)) and n.args[1] else n.args[1]
+    if type(first) is not int or first in (-1, sample.shape[0]):
+        return ""
+    return (f"; forward fixes the batch size to {first} here, the sample has batch {sample.shape[0]}: pass a sample "
+            f"with batch {first}, or write .{n.target}(x.size(0), -1) so that any batch works")
+
 
 class _Meta:
     """A traced value that is not data: a shape, a constant, a concrete argument."""
