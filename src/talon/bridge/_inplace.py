@@ -25,7 +25,7 @@ from talon.bridge.converters import unsupported
 from talon.errors import UnsupportedModuleError
 
 #: Tensor methods ending in `_` that change no values.
-_HARMLESS = {"requires_grad_", "share_memory_", "retain_grad"}
+_HARMLESS = {"requires_grad_", "share_memory_", "retain_grad", "detach_"}
 #: Modules whose output is (or may be) their input tensor itself.
 _PASS_THROUGH = (nn.Identity, nn.Flatten, nn.Unflatten, nn.modules.dropout._DropoutNd)
 

@@ -199,7 +199,7 @@ class _Loop:
                 else:
                     it[n] = next_call[self.pos[n]]
         self._hoist_arguments(it)
-        self._hoist_invariant(it, T)
+        self._hoist_invariant(it, T, self.pos[self.calls[a]])
         self._hoist_lazy_zeros(it, T)
         return it
 
@@ -214,9 +214,11 @@ class _Loop:
                     fixed.add(n)
                     it[n] = PROLOGUE
 
-    def _hoist_invariant(self, it: dict[fx.Node, int], T: int) -> None:
+    def _hoist_invariant(self, it: dict[fx.Node, int], T: int, start: int) -> None:
         """An op that reads nothing of the loop (`x = F.relu(self.fc0(x))`, `x = x.flatten(1)` before it) and
-        whose value more than one step uses is computed once, before the loop: the prologue, not step 0."""
+        whose value more than one step uses is computed once, before the loop: the prologue, not step 0. One
+        computed inside the loop (after its first layer call) and read by later steps is data crossing steps
+        (`h = h * 0.5` every step): it stays in its step, where the crossing is refused by name."""
         invariant: set[fx.Node] = set()
         for n in self.nodes:
             if n.op in ("call_function", "call_method") and 0 <= it[n] < T:
@@ -228,9 +230,9 @@ class _Loop:
             if n not in invariant:
                 continue
             used = {it[u] for u in n.users if it[u] == PROLOGUE or 0 <= it[u] < T}
-            if PROLOGUE in used or len(used) > 1:
+            if PROLOGUE in used or (len(used) > 1 and self.pos[n] < start):
                 it[n] = PROLOGUE
-            elif used:
+            elif len(used) == 1:
                 it[n] = used.pop()
 
     def _hoist_lazy_zeros(self, it: dict[fx.Node, int], T: int) -> None:
@@ -321,7 +323,7 @@ class _Loop:
         args0 = self._bind(n0, params)
         argsk = self._bind(nk, params)
         if args0.keys() != argsk.keys():
-            raise _NotALoop(f"{_what(nk)} is called with other arguments than in step 0")
+            raise _NotALoop(f"{_code(nk)} is called with other arguments than in step 0")
         for key in args0:
             a0, ak = args0[key], argsk[key]
             self._not_restarted(nk, key, ak, it, k)
@@ -330,7 +332,7 @@ class _Loop:
             fx.node.map_aggregate(a0, flat0.append)
             fx.node.map_aggregate(ak, flatk.append)
             if len(flat0) != len(flatk):
-                raise _NotALoop(f"{_what(nk)} takes a different argument {key!r} in step {k} than in step 0")
+                raise _NotALoop(f"{_code(nk)} takes a different argument {key!r} in step {k} than in step 0")
             for v0, vk in zip(flat0, flatk):
                 self._same_value(n0, nk, key, v0, vk, k, it, rel)
 
@@ -345,9 +347,10 @@ class _Loop:
                 return
             if v0.op == "get_attr" and vk.op == "get_attr" and _equal(self.values.get(v0), self.values.get(vk)):
                 return
-            raise _NotALoop(f"argument {key!r} of {_what(nk)} in step {k} is not step 0's {_what(v0)} again")
+            raise _NotALoop(f"argument {key!r} of {_code(nk)} in step {k} is not step 0's {_what(v0)} again: every step "
+                            "must compute the same thing (the IR graph is one step, repeated)")
         if isinstance(v0, fx.Node) or isinstance(vk, fx.Node) or not _equal(v0, vk):
-            raise _NotALoop(f"argument {key!r} of {_what(nk)} is {vk!r} in step {k} and {v0!r} in step 0: every step must "
+            raise _NotALoop(f"argument {key!r} of {_code(nk)} is {vk!r} in step {k} and {v0!r} in step 0: every step must "
                             "compute the same thing (the IR graph is one step, repeated)")
 
     def _not_restarted(self, nk: fx.Node, key: Any, ak: Any, it: dict, k: int) -> None:
