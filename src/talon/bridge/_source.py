@@ -6,8 +6,11 @@ Error messages name these instead of torch.fx's internal node names (`getitem_5`
 
 from __future__ import annotations
 
+import functools
+import linecache
 import os
 import re
+import sys
 import traceback
 from types import TracebackType
 from typing import Any
@@ -17,6 +20,8 @@ import torch.fx as fx
 
 _LIBRARY_DIRS = tuple(os.path.dirname(os.path.abspath(m.__file__)) + os.sep for m in (torch, fx) if m.__file__)
 _TALON_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+#: fx node meta key holding (file, line) of the user's code that created the node.
+META_KEY = "talon_user_frame"
 _FRAME = re.compile(r'File "(?P<file>[^"]+)", line (?P<line>\d+), in (?P<func>\S+)\n(?P<code>[^\n]*)')
 
 
@@ -31,12 +36,32 @@ def _format(file: str, line: int | str, code: str) -> str:
     return f"`{code.strip()}` ({os.path.basename(file)}:{line})"
 
 
+@functools.lru_cache(maxsize=4096)
+def _library_file(path: str) -> bool:
+    return _is_library(path)
+
+
+def user_frame() -> tuple[str, int] | None:
+    """(file, line) of the innermost caller outside torch, snnTorch and TALON: where the user's forward is.
+    Cheap enough to call for every traced node (fx's own record_stack_traces formats whole tracebacks)."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        if not _library_file(frame.f_code.co_filename):
+            return frame.f_code.co_filename, frame.f_lineno
+        frame = frame.f_back
+    return None
+
+
 def source_line(n: fx.Node | None) -> str | None:
-    """The user's line that created `n`, as "`code` (file.py:12)"; None when fx recorded no stack."""
-    trace = getattr(n, "stack_trace", None) if n is not None else None
-    if not trace:
+    """The user's line that created `n`, as "`code` (file.py:12)"; None when it is not known."""
+    if n is None:
         return None
-    for m in _FRAME.finditer(trace):
+    where = n.meta.get(META_KEY)
+    if where is not None:
+        code = linecache.getline(where[0], where[1])
+        return _format(where[0], where[1], code) if code.strip() else None
+    trace = getattr(n, "stack_trace", None)
+    for m in _FRAME.finditer(trace or ""):
         if not _is_library(m["file"]):
             return _format(m["file"], m["line"], m["code"])
     return None
@@ -79,4 +104,4 @@ def index_expr(n: fx.Node) -> str:
     return f"{base}[{', '.join(_index_item(i) for i in items)}]"
 
 
-__all__ = ["source_line", "at", "exception_line", "index_expr"]
+__all__ = ["source_line", "at", "exception_line", "index_expr", "user_frame", "META_KEY"]

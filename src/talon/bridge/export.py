@@ -29,7 +29,8 @@ import torch.nn.functional as F
 from talon.bridge._inplace import check_inplace
 from talon.bridge import _state_writes
 from talon.bridge._loops import _STEP_FORMS, TimeLoop, find_time_loop
-from talon.bridge._source import at, exception_line, index_expr, source_line
+from talon.bridge._source import META_KEY as SOURCE_KEY
+from talon.bridge._source import at, exception_line, index_expr, source_line, user_frame
 from talon.bridge.converters import (
     MODULE_CONVERTERS, Converter, ConverterResult, ExportContext, Shape, _adaptive_avg_kernel, _flatten_dims, _pair,
     _softmax_dim, unsupported,
@@ -185,9 +186,13 @@ class _Tracer(fx.Tracer):
         self.snn_bridge = snn_bridge
         self.sample_shape = sample_shape
         self._first_placeholder = True
-        self.record_stack_traces = True  # error messages quote the user's line, not fx's node names
         #: The path of the innermost module whose forward was being traced when tracing failed.
         self.failed_path: str | None = None
+
+    def create_node(self, *args: Any, **kwargs: Any) -> fx.Node:
+        node = super().create_node(*args, **kwargs)
+        node.meta[SOURCE_KEY] = user_frame()  # error messages quote the user's line, not fx's node names
+        return node
 
     def call_module(self, m: nn.Module, forward: Any, args: Any, kwargs: Any) -> Any:
         try:
