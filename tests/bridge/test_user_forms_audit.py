@@ -606,6 +606,45 @@ class ProxyCheck(nn.Module):
         return self.lif1(self.fc1(x))
 
 
+class RateInside(nn.Module):
+    """spikegen.rate called inside forward (tutorial 1's encoder moved into the model)."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(12, 6)
+        self.lif1 = snn.Leaky(beta=beta)
+
+    def forward(self, x):
+        spk_in = spikegen.rate(x, num_steps=num_steps)
+        mem1 = self.lif1.init_leaky()
+        spk_rec = []
+        for step in range(num_steps):
+            spk1, mem1 = self.lif1(self.fc1(spk_in[step]), mem1)
+            spk_rec.append(spk1)
+        return torch.stack(spk_rec)
+
+
+class AttributeState(nn.Module):
+    """The membrane kept between calls in an attribute of the model (`self.mem1`), or (the way forward) in the
+    neuron itself, called without a state argument."""
+
+    def __init__(self, in_attribute: bool = True):
+        super().__init__()
+        self.in_attribute = in_attribute
+        self.fc1 = nn.Linear(12, 6)
+        self.lif1 = snn.Leaky(beta=beta)
+        self.mem1 = None
+
+    def forward(self, x):
+        if not self.in_attribute:
+            spk1, _ = self.lif1(self.fc1(x))
+            return spk1
+        if self.mem1 is None:
+            self.mem1 = self.lif1.init_leaky()
+        spk1, self.mem1 = self.lif1(self.fc1(x), self.mem1)
+        return spk1
+
+
 # ------------------------------------------------------------------------------------------------
 # one-step models the caller steps (tutorial 7's Sequential, the seed tutorial's explicit states)
 # ------------------------------------------------------------------------------------------------
@@ -771,6 +810,11 @@ CASES = [
          refused=("module 'gate' (Gate)", "if x.mean() > 0.5:", "custom_map={Gate: fn}")),
     Case("trace_only_failure", ProxyCheck, _STATIC,
          refused=("ProxyCheck runs on the sample (3, 12)", "x = x.view(-1, 24)", "custom_map")),
+    Case("spikegen_rate_inside_forward", RateInside, _STATIC,
+         refused=("spk_in = spikegen.rate(x, num_steps=num_steps)", "belongs outside the model")),
+    Case("state_in_model_attribute", AttributeState, _SEQ, stepped=True,
+         refused=("self.mem1", "reads back", "init_hidden=True", "def forward(self, x, mem1=None)")),
+    Case("state_in_neuron_no_argument", lambda: AttributeState(in_attribute=False), _SEQ, stepped=True),
     Case("explicit_states_caller_loop", ExplicitStates, _SEQ, stepped=True, explicit_state=True),
     Case("sequential_mlp_init_hidden", sequential_mlp, _RATE, stepped=True),
     Case("sequential_synaptic", sequential_synaptic, _SEQ, stepped=True),
@@ -851,6 +895,8 @@ def test_refused_with_reason(case: Case) -> None:
     msg = str(info.value)
     for fragment in case.refused:
         assert fragment in msg, msg
+    if case.stepped:  # the refused export leaves the model as it was: snnTorch still runs it
+        reference(case, model)
     assert "getitem" not in msg and "iteration" not in msg, msg  # fx's internals, not the user's code
 
 

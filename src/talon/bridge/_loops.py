@@ -275,7 +275,8 @@ class _Loop:
                     raise _NotALoop(f"the loop reads `{index_expr(nk)}` in step {k}{_at(nk)}, a step of "
                                     f"{_what(n0.args[0])}, computed before the loop from the whole input: the IR graph's "
                                     f"input is one step, read as {_STEP_FORMS}; index the input itself and apply the op "
-                                    "to the step inside the loop (e.g. self.fc1(x[step].flatten(1)))")
+                                    "to the step inside the loop (e.g. self.fc1(x[step].flatten(1))); an encoder such as "
+                                    "spikegen.rate belongs outside the model: pass its (T, B, ...) output in")
                 if _indexes_input(n0, self.views) and n0.args[1] != nk.args[1]:
                     raise _NotALoop(f"the loop reads the input as `{index_expr(nk)}` in step {k} (`{index_expr(n0)}` in "
                                     f"step 0){_at(nk)}: the IR graph takes one step of the input, read as {_STEP_FORMS}; "

@@ -27,7 +27,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from talon.bridge._inplace import check_inplace
-from talon.bridge import _state_writes
+from talon.bridge import _attr_state, _state_writes
 from talon.bridge._loops import _STEP_FORMS, TimeLoop, find_time_loop
 from talon.bridge._source import META_KEY as SOURCE_KEY
 from talon.bridge._source import at, exception_line, index_expr, source_line, user_frame
@@ -247,14 +247,15 @@ def _preserved(model: nn.Module) -> Iterator[None]:
     for m in model.modules():
         buffers = {k: (v, v.detach().clone()) for k, v in m._buffers.items() if v is not None}
         tensors = {k: v for k, v in vars(m).items() if isinstance(v, torch.Tensor) and not k.startswith("_")}
-        saved.append((m, m.training, dict(m._buffers), buffers, tensors))
+        saved.append((m, m.training, dict(m._buffers), buffers, tensors, dict(vars(m))))
     model.eval()
     try:
         with torch.no_grad():
             yield
     finally:
         with torch.no_grad():
-            for m, training, buffer_refs, buffers, tensors in saved:
+            for m, training, buffer_refs, buffers, tensors, attrs in saved:
+                _attr_state.restore(m, attrs)  # `self.mem1 = mem1` in forward leaves fx proxies behind
                 m.training = training
                 m._buffers.clear()
                 m._buffers.update(buffer_refs)
@@ -983,6 +984,7 @@ def _export(module: nn.Module, sample: torch.Tensor, custom_map: Mapping[Any, Co
         # A model that is itself one layer is traced as a call of that layer (named after its type).
         root = _Root(type(module).__name__.lower(), module) if tracer.is_leaf_module(module, "") else module
         is_neuron = snn_bridge.is_neuron if snn_bridge is not None else (lambda m: False)
+        before = _attr_state.attributes(root)
         try:
             with _state_writes.recording(root, tracer, is_neuron) as state_writes:
                 fx_graph = tracer.trace(root, concrete_args=_concrete_args(root, api))
@@ -990,6 +992,7 @@ def _export(module: nn.Module, sample: torch.Tensor, custom_map: Mapping[Any, Co
             raise
         except Exception as exc:  # fx raises TraceError, TypeError, NotImplementedError, ...
             raise UnsupportedModuleError(_trace_error(module, root, tracer, exc, api)) from exc
+        _attr_state.check(root, before, is_neuron, api)
         gm = fx.GraphModule(tracer.root, fx_graph)
         for n in fx_graph.nodes:  # a layer nothing converts: say so before running anything
             if n.op == "call_module":
