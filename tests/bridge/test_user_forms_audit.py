@@ -645,6 +645,87 @@ class AttributeState(nn.Module):
         return spk1
 
 
+class LayerLists(nn.Module):
+    """Layers in nn.ModuleList, states in a Python list indexed per layer (common in GitHub code)."""
+
+    def __init__(self):
+        super().__init__()
+        self.fcs = nn.ModuleList([nn.Linear(12, 8), nn.Linear(8, 4)])
+        self.lifs = nn.ModuleList([snn.Leaky(beta=beta, spike_grad=spike_grad) for _ in range(2)])
+
+    def forward(self, x):
+        mems = [lif.init_leaky() for lif in self.lifs]
+        spk_rec = []
+        for step in range(num_steps):
+            h = x
+            for i, (fc, lif) in enumerate(zip(self.fcs, self.lifs)):
+                h, mems[i] = lif(fc(h), mems[i])
+            spk_rec.append(h)
+        return torch.stack(spk_rec)
+
+
+class Block(nn.Module):
+    def __init__(self, n_in: int, n_out: int):
+        super().__init__()
+        self.fc = nn.Linear(n_in, n_out)
+        self.lif = snn.Leaky(beta=0.85)
+
+    def forward(self, x, mem):
+        return self.lif(self.fc(x), mem)
+
+
+class Blocks(nn.Module):
+    """fc + neuron blocks, each a module of its own taking and returning the state."""
+
+    def __init__(self):
+        super().__init__()
+        self.block1 = Block(12, 8)
+        self.block2 = Block(8, 4)
+
+    def forward(self, x):
+        mem1, mem2 = self.block1.lif.init_leaky(), self.block2.lif.init_leaky()
+        spk_rec = []
+        for step in range(num_steps):
+            spk1, mem1 = self.block1(x, mem1)
+            spk2, mem2 = self.block2(spk1, mem2)
+            spk_rec.append(spk2)
+        return torch.stack(spk_rec)
+
+
+class ResidualCat(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(12, 8)
+        self.lif1 = snn.Leaky(beta=beta)
+        self.fc2 = nn.Linear(8, 8)
+        self.lif2 = snn.Leaky(beta=beta, reset_mechanism="zero")
+
+    def forward(self, x):
+        mem1, mem2 = self.lif1.init_leaky(), self.lif2.init_leaky()
+        spk_rec = []
+        for step in range(num_steps):
+            spk1, mem1 = self.lif1(self.fc1(x), mem1)
+            spk2, mem2 = self.lif2(self.fc2(spk1), mem2)
+            spk_rec.append(torch.cat([spk1 + spk2, spk1], dim=1))
+        return torch.stack(spk_rec)
+
+
+class SynapticReadout(nn.Module):
+    def __init__(self, unsqueeze_cat: bool = False):
+        super().__init__()
+        self.unsqueeze_cat = unsqueeze_cat
+        self.fc1 = nn.Linear(12, 4)
+        self.syn1 = snn.Synaptic(alpha=0.9, beta=0.8, reset_mechanism="none")
+
+    def forward(self, x):
+        syn, mem = self.syn1.init_synaptic()
+        rec = []
+        for step in range(num_steps):
+            spk, syn, mem = self.syn1(self.fc1(x), syn, mem)
+            rec.append(spk.unsqueeze(0) if self.unsqueeze_cat else mem)
+        return torch.cat(rec, dim=0) if self.unsqueeze_cat else torch.stack(rec)
+
+
 # ------------------------------------------------------------------------------------------------
 # one-step models the caller steps (tutorial 7's Sequential, the seed tutorial's explicit states)
 # ------------------------------------------------------------------------------------------------
@@ -815,6 +896,13 @@ CASES = [
     Case("state_in_model_attribute", AttributeState, _SEQ, stepped=True,
          refused=("self.mem1", "reads back", "init_hidden=True", "def forward(self, x, mem1=None)")),
     Case("state_in_neuron_no_argument", lambda: AttributeState(in_attribute=False), _SEQ, stepped=True),
+    Case("module_list_layers", LayerLists, _STATIC),
+    Case("blocks_with_state_arguments", Blocks, _STATIC, gain=5.0),
+    Case("residual_and_cat_per_step", ResidualCat, _STATIC),
+    Case("synaptic_membrane_readout", SynapticReadout, _STATIC,
+         refused=("'syn1'", "returns its state 'mem'", "reset_mechanism='none'", "return the spikes")),
+    Case("unsqueeze_then_cat_record", lambda: SynapticReadout(unsqueeze_cat=True), _STATIC,
+         refused=("torch.cat(rec, dim=0)", "torch.stack(record, dim=0)")),
     Case("explicit_states_caller_loop", ExplicitStates, _SEQ, stepped=True, explicit_state=True),
     Case("sequential_mlp_init_hidden", sequential_mlp, _RATE, stepped=True),
     Case("sequential_synaptic", sequential_synaptic, _SEQ, stepped=True),
