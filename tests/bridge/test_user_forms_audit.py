@@ -69,7 +69,7 @@ class Tut5(nn.Module):
         self.lif2 = snn.Leaky(beta=beta, spike_grad=spike_grad, **lif)
 
     def forward(self, x):
-        mem1 = self.lif1.init_leaky()
+        mem1 = self.lif1.init_leaky().to(x.device)
         mem2 = self.lif2.init_leaky()
         spk2_rec = []
         mem2_rec = []
@@ -198,6 +198,12 @@ class LazyInit(nn.Module):
                     mem = cur.new_zeros(cur.shape)
             elif self.how == "zeros_every_step":
                 mem = torch.zeros_like(cur)
+            elif self.how == "init_to_device":
+                if mem is None:
+                    mem = self.lif1.init_leaky().to(x.device)
+            elif self.how == "zeros_device":
+                if mem is None:
+                    mem = torch.zeros(x.size(0), 6, device=x.device)
             spk, mem = self.lif1(cur, mem)
             spk_rec.append(spk)
         return torch.stack(spk_rec)
@@ -826,6 +832,8 @@ CASES = [
     Case("lazy_init_leaky", lambda: LazyInit("init_leaky"), _STATIC),
     Case("lazy_zeros_like", lambda: LazyInit("zeros_like"), _STATIC),
     Case("lazy_new_zeros_step0", lambda: LazyInit("new_zeros"), _STATIC),
+    Case("lazy_init_leaky_to_device", lambda: LazyInit("init_to_device"), _STATIC),
+    Case("lazy_zeros_on_input_device", lambda: LazyInit("zeros_device"), _STATIC),
     Case("mem_none_passed", lambda: LazyInit("none"), _STATIC),
     Case("zeros_like_every_step", lambda: LazyInit("zeros_every_step"), _STATIC,
          refused=("'lif1'", "set anew on every step", "initialise the state once, before the loop")),

@@ -240,12 +240,18 @@ class _Loop:
         constant start, like `init_leaky()` before the loop: the prologue. Made in every step, it restarts the
         neuron each step, which the restart check then refuses."""
         lazy: set[fx.Node] = set()
+        lazy_sources = {n for n in self.nodes if n.op in ("call_function", "call_method") and n.target in _ZERO_MAKERS}
         for n in reversed(self.nodes):
             if not (0 <= it[n] < T) or n.op not in ("call_function", "call_method") or not n.users:
                 continue
             value = self.values.get(n)
             if isinstance(value, torch.Tensor):
-                if n.target not in _ZERO_MAKERS or value.numel() == 0 or bool(torch.any(value != 0)):
+                src = n.args[0] if n.args else None
+                # zeros_like(cur), or a conversion of a constant start (`self.lif.init_leaky().to(x.device)`)
+                made = n.target in _ZERO_MAKERS or (
+                    n.op == "call_method" and n.target in _IDENTITY_METHODS and isinstance(src, fx.Node)
+                    and (src.op == "get_attr" or src in lazy_sources))
+                if not made or bool(torch.any(value != 0)):
                     continue
                 if all(u.op == "call_module" and self.is_neuron(self.module(u)) and n not in u.args[:1]
                        and u.kwargs.get("input_") is not n for u in n.users):
