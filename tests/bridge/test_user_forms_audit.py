@@ -732,6 +732,46 @@ class SynapticReadout(nn.Module):
         return torch.cat(rec, dim=0) if self.unsqueeze_cat else torch.stack(rec)
 
 
+class NeuronVariant(nn.Module):
+    """One hidden layer of a given neuron configuration, its state carried by hand in the loop."""
+
+    def __init__(self, make: Callable[[], nn.Module], conv: bool = False):
+        super().__init__()
+        self.conv = conv
+        self.fc1 = nn.Conv2d(1, 4, 3, padding=1) if conv else nn.Linear(12, 8)
+        self.lif1 = make()
+        self.fc2 = nn.Linear(4 * 8 * 8 if conv else 8, 4)
+        self.lif2 = snn.Leaky(beta=beta)
+
+    def forward(self, x):
+        states = self._init(self.lif1)
+        mem2 = self.lif2.init_leaky()
+        spk_rec = []
+        for step in range(num_steps):
+            out = self.lif1(self.fc1(x), *states)
+            spk1, states = out[0], self._next(self.lif1, out)
+            spk2, mem2 = self.lif2(self.fc2(spk1.flatten(1)), mem2)
+            spk_rec.append(spk2)
+        return torch.stack(spk_rec)
+
+    @staticmethod
+    def _init(n: nn.Module) -> tuple:
+        if isinstance(n, snn.RSynaptic):
+            return n.init_rsynaptic()
+        if isinstance(n, snn.RLeaky):
+            return n.init_rleaky()
+        if isinstance(n, snn.Synaptic):
+            return n.init_synaptic()
+        return (n.init_leaky(),)
+
+    @staticmethod
+    def _next(n: nn.Module, out: Any) -> tuple:
+        """The states to hand back (RLeaky/RSynaptic take their spike too); `out` is traced: index, never iterate."""
+        size = 3 if isinstance(n, (snn.Synaptic, snn.RSynaptic)) else 2
+        first = 0 if isinstance(n, (snn.RLeaky, snn.RSynaptic)) else 1
+        return tuple(out[i] for i in range(first, size))
+
+
 # ------------------------------------------------------------------------------------------------
 # one-step models the caller steps (tutorial 7's Sequential, the seed tutorial's explicit states)
 # ------------------------------------------------------------------------------------------------
@@ -911,6 +951,18 @@ CASES = [
          refused=("'syn1'", "returns its state 'mem'", "reset_mechanism='none'", "return the spikes")),
     Case("unsqueeze_then_cat_record", lambda: SynapticReadout(unsqueeze_cat=True), _STATIC,
          refused=("torch.cat(rec, dim=0)", "torch.stack(record, dim=0)")),
+    Case("rleaky_reset_zero", lambda: NeuronVariant(lambda: snn.RLeaky(beta=beta, linear_features=8,
+                                                                        reset_mechanism="zero")), _STATIC),
+    Case("rleaky_conv2d_channels", lambda: NeuronVariant(lambda: snn.RLeaky(beta=beta, conv2d_channels=4, kernel_size=3),
+                                                         conv=True), _IMAGE),
+    Case("rsynaptic_one_to_one", lambda: NeuronVariant(lambda: snn.RSynaptic(alpha=0.8, beta=beta, all_to_all=False,
+                                                                             V=torch.full((8,), 0.3))), _STATIC),
+    Case("synaptic_per_neuron_learnable", lambda: NeuronVariant(lambda: snn.Synaptic(
+        alpha=torch.linspace(0.5, 0.9, 8), beta=torch.linspace(0.6, 0.95, 8), learn_alpha=True, learn_beta=True)), _STATIC),
+    Case("leaky_graded_learnable", lambda: NeuronVariant(lambda: snn.Leaky(
+        beta=beta, graded_spikes_factor=2.0, learn_graded_spikes_factor=True)), _STATIC),
+    Case("leaky_conv_per_channel_beta", lambda: NeuronVariant(lambda: snn.Leaky(beta=torch.rand(4, 1, 1) * 0.5 + 0.4),
+                                                              conv=True), _IMAGE),
     Case("explicit_states_caller_loop", ExplicitStates, _SEQ, stepped=True, explicit_state=True),
     Case("sequential_mlp_init_hidden", sequential_mlp, _RATE, stepped=True),
     Case("sequential_synaptic", sequential_synaptic, _SEQ, stepped=True),

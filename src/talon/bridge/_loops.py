@@ -125,7 +125,7 @@ def _what(n: fx.Node) -> str:
     return f"the value of {line}" if line else repr(n.name)
 
 
-_STEP_FORMS = ("`x[step]`, `x[step, ...]` (a time-major (T, B, ...) input) or `x[:, step]` (batch-first (B, T, ...))")
+STEP_FORMS = ("`x[step]`, `x[step, ...]` (a time-major (T, B, ...) input) or `x[:, step]` (batch-first (B, T, ...))")
 
 
 class _Loop:
@@ -278,14 +278,14 @@ class _Loop:
                 if (n0.target is operator.getitem and nk.target is operator.getitem and n0.args[0] is nk.args[0]
                         and isinstance(n0.args[0], fx.Node) and n0.args[0] not in self.views
                         and it[n0.args[0]] == PROLOGUE and n0.args[1] != nk.args[1]):
-                    raise _NotALoop(f"the loop reads `{index_expr(nk)}` in step {k}{_at(nk)}, a step of "
-                                    f"{_what(n0.args[0])}, computed before the loop from the whole input: the IR graph's "
-                                    f"input is one step, read as {_STEP_FORMS}; index the input itself and apply the op "
+                    raise _NotALoop(f"the loop indexes {_what(n0.args[0])} one step at a time{_at(nk)}; that value is "
+                                    "computed before the loop from the whole input, while the IR graph's "
+                                    f"input is one step, read as {STEP_FORMS}; index the input itself and apply the op "
                                     "to the step inside the loop (e.g. self.fc1(x[step].flatten(1))); an encoder such as "
                                     "spikegen.rate belongs outside the model: pass its (T, B, ...) output in")
                 if _indexes_input(n0, self.views) and n0.args[1] != nk.args[1]:
                     raise _NotALoop(f"the loop reads the input as `{index_expr(nk)}` in step {k} (`{index_expr(n0)}` in "
-                                    f"step 0){_at(nk)}: the IR graph takes one step of the input, read as {_STEP_FORMS}; "
+                                    f"step 0){_at(nk)}: the IR graph takes one step of the input, read as {STEP_FORMS}; "
                                     "index the input in one of these forms")
                 self._same_args(n0, nk, k, it, rel)
         step_inputs = tuple(n0 for n0, n1 in zip(first, body[1]) if _is_step_index(n0, self.views, 0)
@@ -557,4 +557,4 @@ def _repeated_neurons(loop: _Loop) -> list[tuple[str, int]]:
     return [(p, c) for p, c in counts.items() if c > 1]
 
 
-__all__ = ["TimeLoop", "find_time_loop", "UnsupportedModuleError"]
+__all__ = ["TimeLoop", "find_time_loop", "STEP_FORMS", "UnsupportedModuleError"]

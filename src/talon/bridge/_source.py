@@ -92,14 +92,20 @@ def _index_item(i: Any) -> str:
         text = ":".join(parts)
         return text + (f":{_index_item(i.step)}" if i.step is not None else "")
     if isinstance(i, fx.Node):
-        return i.name
+        return "<tensor>"  # an index computed in forward
     return repr(i)
 
 
 def index_expr(n: fx.Node) -> str:
-    """`x[:, 3]` for a traced `operator.getitem(x, (slice(None), 3))`, with x the name the value has in the graph."""
+    """`x[:, 3]` for a traced `operator.getitem(x, (slice(None), 3))`: x is forward's argument name, a layer call
+    `self.fc1(...)`, or `...` for another intermediate value."""
     src, index = n.args[0], n.args[1]
-    base = src.name if isinstance(src, fx.Node) else repr(src)
+    if isinstance(src, fx.Node) and src.op == "placeholder":
+        base = src.name  # forward's own argument name
+    elif isinstance(src, fx.Node) and src.op == "call_module":
+        base = f"self.{src.target}(...)"
+    else:
+        base = "..."  # an intermediate value: the quoted source line shows which (fx's names are not the user's)
     items = index if isinstance(index, tuple) else (index,)
     return f"{base}[{', '.join(_index_item(i) for i in items)}]"
 

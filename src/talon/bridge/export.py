@@ -28,7 +28,7 @@ import torch.nn.functional as F
 
 from talon.bridge._inplace import check_inplace
 from talon.bridge import _attr_state, _state_writes
-from talon.bridge._loops import _STEP_FORMS, TimeLoop, find_time_loop
+from talon.bridge._loops import STEP_FORMS, TimeLoop, find_time_loop
 from talon.bridge._source import META_KEY as SOURCE_KEY
 from talon.bridge._source import at, exception_line, index_expr, source_line, user_frame
 from talon.bridge.converters import (
@@ -829,9 +829,9 @@ class _Builder:
         else:
             forms = "the spike and states of a neuron's output tuple (`spk, mem = self.lif(cur, mem)`, `out[0]`)"
             if self.loop is None:
-                forms += f", and one time step of the input inside a loop over time in forward: {_STEP_FORMS}"
+                forms += f", and one time step of the input inside a loop over time in forward: {STEP_FORMS}"
             else:
-                forms += f", and one time step of the input per step of the loop: {_STEP_FORMS}"
+                forms += f", and one time step of the input per step of the loop: {STEP_FORMS}"
             raise UnsupportedModuleError(
                 f"indexing `{index_expr(n)}`{at(n)} selects part of a tensor, which the IR cannot express (it has no "
                 f"slice or select node). Supported indexing: {forms}. Do other slicing outside the model, or in a "
