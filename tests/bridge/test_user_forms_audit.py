@@ -772,6 +772,25 @@ class NeuronVariant(nn.Module):
         return tuple(out[i] for i in range(first, size))
 
 
+class RecurrentByHand(nn.Module):
+    """Recurrence written by hand: last step's spikes through a Linear (snn.RLeaky is the form the IR carries)."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(12, 8)
+        self.rec1 = nn.Linear(8, 8)
+        self.lif1 = snn.Leaky(beta=beta)
+
+    def forward(self, x):
+        mem1 = self.lif1.init_leaky()
+        spk1 = torch.zeros(x.size(0), 8)
+        spk_rec = []
+        for step in range(num_steps):
+            spk1, mem1 = self.lif1(self.fc1(x) + self.rec1(spk1), mem1)
+            spk_rec.append(spk1)
+        return torch.stack(spk_rec)
+
+
 # ------------------------------------------------------------------------------------------------
 # one-step models the caller steps (tutorial 7's Sequential, the seed tutorial's explicit states)
 # ------------------------------------------------------------------------------------------------
@@ -963,6 +982,8 @@ CASES = [
         beta=beta, graded_spikes_factor=2.0, learn_graded_spikes_factor=True)), _STATIC),
     Case("leaky_conv_per_channel_beta", lambda: NeuronVariant(lambda: snn.Leaky(beta=torch.rand(4, 1, 1) * 0.5 + 0.4),
                                                               conv=True), _IMAGE),
+    Case("recurrence_by_hand", RecurrentByHand, _STATIC,
+         refused=("'lif1'", "self.lif1(self.fc1(x) + self.rec1(spk1), mem1)", "earlier step", "snn.RLeaky")),
     Case("explicit_states_caller_loop", ExplicitStates, _SEQ, stepped=True, explicit_state=True),
     Case("sequential_mlp_init_hidden", sequential_mlp, _RATE, stepped=True),
     Case("sequential_synaptic", sequential_synaptic, _SEQ, stepped=True),

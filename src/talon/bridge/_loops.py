@@ -322,7 +322,7 @@ class _Loop:
                 if u.op == "call_module" and self.is_neuron(self.module(u)) and (not u.args or u.args[0] is not n):
                     continue  # a state argument: checked against the neuron's own state in _carried
                 where = f"module {str(u.target)!r}" if u.op == "call_module" else _what(u)
-                raise _NotALoop(f"{where} reads {_what(n)}, computed in an earlier step of the loop: only a neuron's "
+                raise _Crossing(f"{where} reads {_what(n)}, computed in an earlier step of the loop: only a neuron's "
                                 "own state may cross time steps in the IR")
 
     def _same_args(self, n0: fx.Node, nk: fx.Node, k: int, it: dict, rel: dict) -> None:
@@ -386,7 +386,7 @@ class _Loop:
             raise _Refused(path, module, f"in the time loop its state argument {key!r} is not its own {key} from the "
                            f"previous step ({_what(vk)}); the IR neuron always continues from its own state")
         where = f"module {path!r}" if nk.op == "call_module" else _what(nk)
-        raise _NotALoop(f"{where} reads {_what(vk)}, computed in the previous step of the loop: only a neuron's own "
+        raise _Crossing(f"{where} reads {_what(vk)}, computed in the previous step of the loop: only a neuron's own "
                         "state may cross time steps in the IR")
 
     def _params(self, n: fx.Node) -> list[str] | None:
@@ -476,6 +476,10 @@ class _NotALoop(Exception):
     """The repeated calls are not a time loop the IR can hold as one step (the reason is the message)."""
 
 
+class _Crossing(_NotALoop):
+    """A value other than a neuron's own state crosses steps (recurrence written by hand)."""
+
+
 class _Refused(Exception):
     def __init__(self, path: str, module: nn.Module, reason: str) -> None:
         super().__init__(reason)
@@ -514,7 +518,7 @@ def find_time_loop(
         try:
             return loop.check(a, p, T)
         except _NotALoop as exc:
-            reasons.append((-T * p, p, str(exc)))
+            reasons.append((-T * p, p, str(exc), isinstance(exc, _Crossing)))
         except _Refused as exc:
             raise unsupported(exc.path, exc.module, exc.reason) from None
     repeated = _repeated_neurons(loop)
@@ -531,8 +535,9 @@ def find_time_loop(
         if best is not None and -best[0] // best[1] >= 3:
             raise unsupported(path, module, f"it is called {count} times in one forward, in a loop over time whose steps "
                               f"are not one IR step repeated: {best[2]}. The IR graph is one time step: every step of the "
-                              "loop must repeat the first one and pass on nothing but each neuron's own state (for recurrent "
-                              "connections use snn.RLeaky or snn.RSynaptic)")
+                              "loop must repeat the first one and pass on nothing but each neuron's own state"
+                              + (" (for recurrent connections use snn.RLeaky or snn.RSynaptic, whose recurrence the IR "
+                                 "carries)" if best[3] else ""))
         raise unsupported(path, module, f"it is called {count} times in one forward: in snnTorch every call continues "
                           "from the state the previous call left (one shared membrane), which one IR neuron cannot "
                           "express; give each call its own neuron module")
