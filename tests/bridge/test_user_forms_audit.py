@@ -791,6 +791,20 @@ class RecurrentByHand(nn.Module):
         return torch.stack(spk_rec)
 
 
+class Squeezed(nn.Module):
+    """A (B, 1, F) input squeezed before the layers (data loaders that keep a channel dimension)."""
+
+    def __init__(self, form: str):
+        super().__init__()
+        self.form = form
+        self.fc1 = nn.Linear(12, 6)
+        self.lif1 = snn.Leaky(beta=beta, init_hidden=True)
+
+    def forward(self, x):
+        x = x.squeeze(1) if self.form == "dim" else x.squeeze()
+        return self.lif1(self.fc1(x))
+
+
 # ------------------------------------------------------------------------------------------------
 # one-step models the caller steps (tutorial 7's Sequential, the seed tutorial's explicit states)
 # ------------------------------------------------------------------------------------------------
@@ -984,6 +998,9 @@ CASES = [
                                                               conv=True), _IMAGE),
     Case("recurrence_by_hand", RecurrentByHand, _STATIC,
          refused=("'lif1'", "self.lif1(self.fc1(x) + self.rec1(spk1), mem1)", "earlier step", "snn.RLeaky")),
+    Case("squeeze_dim", lambda: Squeezed("dim"), _SEQ.unsqueeze(2), stepped=True),
+    Case("squeeze_no_dim_batch_1", lambda: Squeezed("all"), torch.rand(T, 1, 1, 12), stepped=True,
+         refused=("x = x.squeeze(1) if", "changing the batch dimension", "x.squeeze(1)")),
     Case("explicit_states_caller_loop", ExplicitStates, _SEQ, stepped=True, explicit_state=True),
     Case("sequential_mlp_init_hidden", sequential_mlp, _RATE, stepped=True),
     Case("sequential_synaptic", sequential_synaptic, _SEQ, stepped=True),

@@ -413,7 +413,7 @@ _SHAPE_ONLY = {torch.zeros_like, torch.ones_like, torch.empty_like, torch.full_l
 _FUNCTION_OPS: dict[Any, str] = {
     operator.add: "add", operator.iadd: "add", torch.add: "add",
     operator.mul: "mul", operator.imul: "mul", torch.mul: "mul",
-    torch.flatten: "flatten", torch.reshape: "reshape",
+    torch.flatten: "flatten", torch.reshape: "reshape", torch.squeeze: "reshape", torch.unsqueeze: "reshape",
     torch.relu: "relu", F.relu: "relu", F.leaky_relu: "leaky_relu",
     torch.sigmoid: "sigmoid", F.sigmoid: "sigmoid", torch.tanh: "tanh", F.tanh: "tanh",
     torch.softmax: "softmax", F.softmax: "softmax", F.gelu: "gelu", F.elu: "elu", F.dropout: "dropout",
@@ -424,7 +424,7 @@ _FUNCTION_OPS: dict[Any, str] = {
 }
 _METHOD_OPS = {
     "add": "add", "add_": "add", "mul": "mul", "mul_": "mul", "flatten": "flatten", "view": "reshape",
-    "reshape": "reshape", "relu": "relu", "relu_": "relu", "sigmoid": "sigmoid", "tanh": "tanh", "softmax": "softmax",
+    "reshape": "reshape", "squeeze": "reshape", "unsqueeze": "reshape", "relu": "relu", "relu_": "relu", "sigmoid": "sigmoid", "tanh": "tanh", "softmax": "softmax",
 }
 
 
@@ -734,8 +734,11 @@ class _Builder:
             node: Node = Flatten(start_dim=dims[0], end_dim=dims[1])
         elif op == "reshape":
             in_shape = _shape_of(in_value)
-            if in_value.shape[0] != value.shape[0]:
-                raise UnsupportedModuleError(f"{where} reshapes {tuple(in_value.shape)} to {tuple(value.shape)}, changing the batch dimension")
+            if value.dim() == 0 or in_value.shape[0] != value.shape[0]:
+                hint = ("; squeeze() without a dim also drops a batch of 1: name the dim, x.squeeze(1)"
+                        if n.target in ("squeeze", torch.squeeze) and len(n.args) < 2 and "dim" not in n.kwargs else "")
+                raise UnsupportedModuleError(f"{where} reshapes {tuple(in_value.shape)} to {tuple(value.shape)}, changing the "
+                                             f"batch dimension{hint}")
             if in_shape == shape:
                 self.refs[n] = src
                 return
