@@ -18,7 +18,7 @@ from __future__ import annotations
 import difflib
 import inspect
 import operator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import torch
@@ -52,6 +52,9 @@ class TimeLoop:
     time_dim: int = 0
     #: Views of the input that forward indexes per step (`x.transpose(0, 1)`): no IR node, the IR input is one step.
     input_views: frozenset = frozenset()
+    #: For ops after the loop that read the last step (`return self.fc_out(spk)`): each last-step node they read,
+    #: mapped to the same node of the first step, which the step graph holds.
+    last_alias: dict = field(default_factory=dict)
 
 
 def _indexes_input(n: fx.Node, views: dict[fx.Node, bool]) -> bool:
@@ -198,10 +201,21 @@ class _Loop:
                     it[n] = max(loop_reads)
                 else:
                     it[n] = next_call[self.pos[n]]
+        self._after_loop(it, a, p, T, end)
         self._hoist_arguments(it)
         self._hoist_invariant(it, T, self.pos[self.calls[a]])
         self._hoist_lazy_zeros(it, T)
         return it
+
+    def _after_loop(self, it: dict[fx.Node, int], a: int, p: int, T: int, end: int) -> None:
+        """Ops after the loop that read only the last step (`return self.fc_out(spk * 2)`) read like the last step's
+        own trailing ops; the ones beyond the count that every step has after its last layer call are after the loop."""
+        last_call0 = self.pos[self.calls[a + p - 1]]
+        ops = ("call_function", "call_method")
+        trailing0 = sum(1 for n in self.nodes if it[n] == 0 and self.pos[n] > last_call0 and n.op in ops)
+        trailing = [n for n in self.nodes if it[n] == T - 1 and self.pos[n] > end and n.op in ops]
+        for n in trailing[trailing0:]:
+            it[n] = EPILOGUE
 
     def _hoist_arguments(self, it: dict[fx.Node, int]) -> None:
         """The checks torch.fx adds for forward's fixed arguments (`num_steps=25`: `eq`, `_assert`) run once."""
@@ -297,10 +311,35 @@ class _Loop:
         self._check_prologue(it, bool(step_inputs))
         self._check_whole_input(first, step_inputs)
         output, last_only = self._output(it, body, rel, T)
-        nodes = [n for n in self.nodes if it[n] in (PROLOGUE, 0)]
+        tail = self._last_step_tail(output, it, T) if it.get(output) == EPILOGUE else []
+        nodes = [n for n in self.nodes if it[n] in (PROLOGUE, 0)] + tail
+        last_alias = {n: body[0][rel[n]] for t in tail for n in _reads(t) if it.get(n) == T - 1 and n in rel}
         views = frozenset(v for v in self.views if v is not self.placeholder) if step_inputs else frozenset()
         return TimeLoop(num_steps=T, nodes=nodes, step_inputs=step_inputs, output=output, last_only=last_only,
-                        time_dim=dims.pop() if dims else 0, input_views=views)
+                        time_dim=dims.pop() if dims else 0, input_views=views, last_alias=last_alias)
+
+    def _last_step_tail(self, result: fx.Node, it: dict, T: int) -> list[fx.Node]:
+        """The ops after the loop that compute forward's result from the last step alone (`return self.fc_out(spk)`),
+        in graph order; they join the step graph, whose output at the last step is then that result. Anything
+        else they read (the record, an earlier step, a neuron called after the loop) is refused."""
+        tail: set[fx.Node] = set()
+        stack = [result]
+        while stack:
+            n = stack.pop()
+            if n in tail:
+                continue
+            if n.op == "call_module" and self.is_neuron(self.module(n)):
+                raise _Refused(str(n.target), self.module(n), "it is called after the time loop, once, where the IR graph "
+                               "(one step of the loop) would call it on every step: call it inside the loop")
+            if n.op not in ("call_function", "call_method", "call_module"):
+                raise _NotALoop(f"forward returns {_what(result)}, which the IR graph cannot compute from one step")
+            tail.add(n)
+            for a in _reads(n):
+                if it.get(a) == EPILOGUE:
+                    stack.append(a)
+                elif it.get(a) not in (PROLOGUE, T - 1):
+                    raise _NotALoop(_neither(_what(result)) + f"; it reads {_what(a)} of an earlier step")
+        return [n for n in self.nodes if n in tail]
 
     def _check_whole_input(self, first: list[fx.Node], step_inputs: tuple[fx.Node, ...]) -> None:
         if not step_inputs:
@@ -447,10 +486,22 @@ class _Loop:
                 return body[0][rel[items[0]]], False
             raise _NotALoop(f"forward returns {_what(result)}, a torch.stack that is not one value per step stacked "
                             "along dim 0 in step order")
+        if isinstance(result, fx.Node) and it.get(result) == EPILOGUE and result.target is not torch.stack:
+            return result, True  # a function of the last step, checked by _last_step_tail
         name = _what(result) if isinstance(result, fx.Node) else repr(result)
-        raise _NotALoop(f"the first value forward returns ({name}) is neither torch.stack(record, dim=0) of a per-step "
-                        "value nor the last step's value (return the record first, and reduce it, e.g. .sum(0), outside "
-                        "the model)")
+        raise _NotALoop(_neither(name))
+
+
+def _neither(name: str) -> str:
+    return (f"the first value forward returns ({name}) is neither torch.stack(record, dim=0) of a per-step value nor "
+            "the last step's value, nor computed from the last step alone (return the record first, and reduce it, "
+            "e.g. .sum(0), outside the model)")
+
+
+def _reads(n: fx.Node) -> list[fx.Node]:
+    found: list[fx.Node] = []
+    fx.node.map_arg((n.args, n.kwargs), found.append)
+    return found
 
 
 def _differs(first: list[fx.Node], blk: list[fx.Node], k: int) -> str:
@@ -525,6 +576,12 @@ def find_time_loop(
     if repeated:
         path, count = repeated[0]
         module = gm.get_submodule(path)
+        once = _called_once_outside(loop, path)
+        if once is not None:
+            where, other = once
+            raise unsupported(other, gm.get_submodule(other), f"it is called once, {where} the time loop in which {path!r} "
+                              f"is called {count} times: the IR graph is one step of the loop, so every neuron must be "
+                              "called once per step; call it inside the loop")
         later = _in_a_later_loop(loop, path)
         if later:
             raise unsupported(path, module, f"it is called {count} times in one loop over time and {later!r} in another "
@@ -541,6 +598,19 @@ def find_time_loop(
         raise unsupported(path, module, f"it is called {count} times in one forward: in snnTorch every call continues "
                           "from the state the previous call left (one shared membrane), which one IR neuron cannot "
                           "express; give each call its own neuron module")
+    return None
+
+
+def _called_once_outside(loop: _Loop, path: str) -> tuple[str, str] | None:
+    """("before" | "after", path) of a neuron called once outside the run of `path`'s calls."""
+    calls = [(i, str(n.target)) for i, n in enumerate(loop.calls) if loop.is_neuron(loop.module(n))]
+    mine = [i for i, p in calls if p == path]
+    counts: dict[str, int] = {}
+    for _, p in calls:
+        counts[p] = counts.get(p, 0) + 1
+    for i, p in calls:
+        if counts[p] == 1 and (i < mine[0] or i > mine[-1]):
+            return ("before" if i < mine[0] else "after"), p
     return None
 
 

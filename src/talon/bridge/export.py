@@ -508,6 +508,11 @@ class _Builder:
         # A (T, B, ...) input read as x[step]: the IR input is one step of it.
         step_shape = tuple(sample.shape[2:]) if loop is not None and loop.step_inputs else None
         for n in graph_nodes:
+            if loop is not None and loop.last_alias:
+                # ops after the loop on the last step (return self.fc_out(spk)) read the step graph's nodes
+                for last, first in loop.last_alias.items():
+                    if last not in self.refs and first in self.refs:
+                        self.refs[last] = self.refs[first]
             if n.op == "placeholder":
                 if first_input and step_shape is None:
                     self._input(n, tuple(sample.shape[1:]))
