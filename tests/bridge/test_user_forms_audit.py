@@ -1155,3 +1155,14 @@ def test_a_fixed_batch_size_names_the_line_and_both_fixes() -> None:
     msg = str(info.value)
     for fragment in ("spk1.view(128, -1)", "fixes the batch size to 128", "sample with batch 128", ".view(x.size(0), -1)"):
         assert fragment in msg, msg
+
+
+def test_a_float64_model_is_rounded_with_a_warning() -> None:
+    """The IR is float32: exporting a `.double()` model rounds it, which must not pass silently."""
+    from talon.bridge.export import ExportWarning
+    model = nn.Sequential(nn.Linear(12, 4), nn.ReLU())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ExportWarning)
+        to_ir(model, _STATIC)  # float32: no warning
+    with pytest.warns(ExportWarning, match="float64"):
+        to_ir(model.double(), _STATIC.double())

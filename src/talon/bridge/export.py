@@ -1020,6 +1020,7 @@ def _export(module: nn.Module, sample: torch.Tensor, custom_map: Mapping[Any, Co
         builder = _Builder(gm, recorder.values, custom, snn_bridge, api=api, loop=loop, takes_state=_takes_state(root))
         graph = builder.build(sample, module)
         _warn_training(training, graph, api)
+        _warn_float64(module, sample, api)
         if loop is not None:
             graph.metadata["num_steps"] = loop.num_steps
             graph.metadata["time_loop"] = {"input": "indexed" if loop.step_inputs else "static",
@@ -1140,6 +1141,18 @@ def _training_layers(model: nn.Module) -> list[tuple[str, str]]:
             if isinstance(m, cls):
                 found.append((path or type(m).__name__.lower(), why))
     return found
+
+
+def _warn_float64(model: nn.Module, sample: torch.Tensor, api: str) -> None:
+    """The IR stores and computes float32: a float64 model or sample is rounded, which may move spikes."""
+    wide = [name for name, t in list(model.named_parameters()) + list(model.named_buffers()) if t.dtype == torch.float64]
+    if not wide and sample.dtype != torch.float64:
+        return
+    what = f"parameters such as {wide[0]!r}" if wide else "the sample"
+    warnings.warn(
+        f"{api}: the model computes in float64 ({what}), the IR in float32: weights and constants are rounded to "
+        "float32, so spikes may differ from the float64 model where a membrane lands near the threshold. Export the "
+        "float32 model (model.float(), sample.float()) to compare spike for spike", ExportWarning, stacklevel=4)
 
 
 def _warn_training(layers: list[tuple[str, str]], graph: Graph, api: str) -> None:
