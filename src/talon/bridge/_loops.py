@@ -8,9 +8,13 @@ one iteration hands to the next are the neurons' own states, and returns the pro
 iteration: the graph of one step. Anything else that crosses iterations (a value fed back, a module called
 once per iteration whose input changes otherwise) is refused with the module named, never dropped.
 
-Loop forms recognised: a static input `x` (B, ...) read in every iteration, or a (T, B, ...) input read as
-`x[step]`; the first returned value is `torch.stack(rec, dim=0)` of one per-step value, or the last
-iteration's value alone.
+Loop forms recognised: a static input `x` (B, ...) read in every iteration (ops on it before the loop are
+the prologue, recomputed each step from the same input), or a (T, B, ...) input read as `x[step]` / a
+(B, T, ...) one read as `x[:, step]` (also through `x.transpose(0, 1)` or an identity `x.float()` taken
+before the loop); zero states made lazily inside the loop (`if mem is None: mem = torch.zeros_like(cur)`)
+are the start of the sequence. The first returned value is `torch.stack(rec, dim=0)` of one per-step
+value, the last iteration's value, or ops after the loop on the last iteration alone (`self.fc_out(spk)`),
+which join the step. Refusals quote the user's line (talon.bridge._source), not fx's node names.
 """
 
 from __future__ import annotations
