@@ -856,6 +856,23 @@ class ExplicitStates(nn.Module):
         return spk2, mem1, mem2
 
 
+class ChangedState(nn.Module):
+    """The state handed in is changed before the neuron uses it (`mem1 = mem1 * 0.5`), or only detached."""
+
+    def __init__(self, change: bool):
+        super().__init__()
+        self.change = change
+        self.fc1 = nn.Linear(12, 8)
+        self.lif1 = snn.Leaky(beta=beta)
+
+    def forward(self, x, mem1=None):
+        if mem1 is None:
+            mem1 = self.lif1.init_leaky()
+        mem1 = mem1 * 0.5 if self.change else mem1.detach()
+        spk1, mem1 = self.lif1(self.fc1(x), mem1)
+        return spk1, mem1
+
+
 def sequential_mlp() -> nn.Module:
     return nn.Sequential(nn.Flatten(), nn.Linear(12, 8), snn.Leaky(beta=beta, init_hidden=True, spike_grad=spike_grad),
                          nn.Linear(8, 4), snn.Leaky(beta=beta, init_hidden=True, output=True))
@@ -1034,6 +1051,9 @@ CASES = [
          refused=("'lif_out'", "called once, after the time loop", "call it inside the loop")),
     Case("readout_of_first_step", lambda: ReadoutAfterLoop("first"), _STATIC,
          refused=("self.fc_out(spk_rec[0])", "of an earlier step", "outside the model")),
+    Case("state_changed_on_the_way_in", lambda: ChangedState(True), _SEQ, stepped=True, explicit_state=True,
+         refused=("'lif1'", "mem1 = mem1 * 0.5 if self.change", "Pass the state to the neuron unchanged")),
+    Case("state_detached_on_the_way_in", lambda: ChangedState(False), _SEQ, stepped=True, explicit_state=True),
     Case("explicit_states_caller_loop", ExplicitStates, _SEQ, stepped=True, explicit_state=True),
     Case("sequential_mlp_init_hidden", sequential_mlp, _RATE, stepped=True),
     Case("sequential_synaptic", sequential_synaptic, _SEQ, stepped=True),

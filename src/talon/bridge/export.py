@@ -27,7 +27,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from talon.bridge._inplace import check_inplace
-from talon.bridge import _attr_state, _state_writes
+from talon.bridge import _attr_state, _state_args, _state_writes
 from talon.bridge._loops import STEP_FORMS, TimeLoop, find_time_loop
 from talon.bridge._source import META_KEY as SOURCE_KEY
 from talon.bridge._source import at, exception_line, index_expr, source_line, user_frame
@@ -1001,6 +1001,9 @@ def _export(module: nn.Module, sample: torch.Tensor, custom_map: Mapping[Any, Co
         except Exception as exc:  # fx raises TraceError, TypeError, NotImplementedError, ...
             raise UnsupportedModuleError(_trace_error(module, root, tracer, exc, api)) from exc
         _attr_state.check(root, before, is_neuron, api)
+        if snn_bridge is not None:
+            _state_args.check(root, _Tracer(custom, snn_bridge, sample.shape), _concrete_args(root, api), is_neuron,
+                              snn_bridge.state_index, api)
         gm = fx.GraphModule(tracer.root, fx_graph)
         for n in fx_graph.nodes:  # a layer nothing converts: say so before running anything
             if n.op == "call_module":
