@@ -999,7 +999,7 @@ def _export(module: nn.Module, sample: torch.Tensor, custom_map: Mapping[Any, Co
             raise UnsupportedModuleError(_trace_error(module, root, tracer, exc, api)) from exc
         _attr_state.check(root, before, is_neuron, api)
         if snn_bridge is not None:
-            _state_args.check(root, _Tracer(custom, snn_bridge, sample.shape), _concrete_args(root, api), is_neuron,
+            _state_args.check(root, _Tracer(converters, snn_bridge, sample.shape), _concrete_args(root, api), is_neuron,
                               snn_bridge.state_index, api)
         gm = fx.GraphModule(tracer.root, fx_graph)
         for n in fx_graph.nodes:  # a layer nothing converts: say so before running anything
@@ -1015,7 +1015,7 @@ def _export(module: nn.Module, sample: torch.Tensor, custom_map: Mapping[Any, Co
             if _runs_eagerly(module, sample):
                 raise UnsupportedModuleError(_replay_error(module, sample, gm, recorder, exc, api)) from exc
             raise TalonUsageError(_sample_error(module, sample, gm, recorder, exc, api)) from exc
-        loop = _time_loop(gm, recorder.values, snn_bridge, api, custom)
+        loop = _time_loop(gm, recorder.values, snn_bridge, api, converters)
         _state_writes.check(state_writes, gm, loop is not None, api)
         builder = _Builder(gm, recorder.values, converters, snn_bridge, api=api, loop=loop, takes_state=_takes_state(root))
         graph = builder.build(sample, module)
@@ -1078,7 +1078,7 @@ def _replay_error(model: nn.Module, sample: torch.Tensor, gm: fx.GraphModule, re
             f"code in a module of its own converted through custom_map: {api}(model, sample, custom_map={{ModuleType: fn}})")
 
 
-def _time_loop(gm: fx.GraphModule, values: dict[fx.Node, Any], snn_bridge: Any, api: str, custom: _CustomMap) -> TimeLoop | None:
+def _time_loop(gm: fx.GraphModule, values: dict[fx.Node, Any], snn_bridge: Any, api: str, converters: _Converters) -> TimeLoop | None:
     if snn_bridge is None:
         is_neuron, state_index = (lambda m: False), (lambda m, p: None)
     else:
@@ -1086,17 +1086,17 @@ def _time_loop(gm: fx.GraphModule, values: dict[fx.Node, Any], snn_bridge: Any, 
 
     def refuse(path: str, m: nn.Module, reason: str) -> UnsupportedModuleError:
         # A neuron its converter refuses anyway (snn.Alpha, inhibition=True): that is the reason to give.
-        return _converter_refusal(gm, values, custom, path, m, api) or unsupported(path, m, reason, api, converter_hint=False)
+        return _converter_refusal(gm, values, converters, path, m, api) or unsupported(path, m, reason, api, converter_hint=False)
 
     return find_time_loop(gm, values, is_neuron=is_neuron, state_index=state_index, unsupported=refuse)
 
 
-def _converter_refusal(gm: fx.GraphModule, values: dict[fx.Node, Any], custom: _CustomMap, path: str, m: nn.Module,
+def _converter_refusal(gm: fx.GraphModule, values: dict[fx.Node, Any], converters: _Converters, path: str, m: nn.Module,
                        api: str) -> UnsupportedModuleError | None:
     """The error the module's converter raises for it on its first call's shapes, if it refuses the module."""
-    if custom.find(path, m) is not None:
+    if converters.custom(path, m) is not None:
         return None  # the user's converter decides; it is not called twice
-    conv = _builtin_converter(m)
+    conv = converter_for(m)
     call = next((n for n in gm.graph.nodes if n.op == "call_module" and str(n.target) == path), None)
     if conv is None or call is None:
         return None
