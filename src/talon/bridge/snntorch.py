@@ -279,6 +279,12 @@ CONVERTERS = {
     snn.Lapicque: convert_lapicque,
     snn.Alpha: convert_alpha,
 }
+_RECURRENT = ("Linear", "Affine", "Conv2d", "Scale")  # what _recurrent returns
+#: The IR types each converter returns (a recurrent pair's two nodes included); Alpha's converter refuses.
+PRODUCES: dict[type, tuple[str, ...]] = {
+    snn.Leaky: ("LIF", "IF"), snn.Synaptic: ("CubaLIF",), snn.RLeaky: ("LIF", "IF", *_RECURRENT),
+    snn.RSynaptic: ("CubaLIF", *_RECURRENT), snn.Lapicque: ("LIF",), snn.Alpha: (),
+}
 # The snnTorch neurons register exactly as a user's module type would (talon.bridge.converters).
 for _type, _fn in CONVERTERS.items():
-    register_converter(_type, _fn)
+    register_converter(_type, _fn, produces=PRODUCES[_type])

@@ -356,6 +356,12 @@ def register_node(cls: type[Node] | None = None, *, name: str | None = None, rep
     return decorate(cls) if cls is not None else decorate
 
 
+def unregister_node(type_name: str) -> None:
+    """Remove the primitive registered as `type_name` (a no-op when there is none), e.g. after a test.
+    The other registries keyed by the type name (runtime, cost, ...) have unregister calls of their own."""
+    _REGISTRY.pop(type_name, None)
+
+
 def get_node_class(type_name: str) -> type[Node] | None:
     return _REGISTRY.get(type_name)
 
