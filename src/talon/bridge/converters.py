@@ -317,36 +317,25 @@ def _gelu(m: nn.GELU, ctx: ExportContext) -> Node:
     return GELU(approximate=m.approximate == "tanh", features=_features(ctx))
 
 
-_TORCH_NN: dict[type, Converter] = {
-    nn.Linear: _linear,
-    nn.Conv1d: _conv1d,
-    nn.Conv2d: _conv2d,
-    nn.MaxPool2d: _maxpool2d,
-    nn.AvgPool2d: _avgpool2d,
-    nn.AdaptiveAvgPool2d: _adaptive_avgpool2d,
-    nn.Flatten: _flatten,
-    nn.Upsample: _upsample,
-    nn.Identity: lambda m, ctx: Skip(skip_type="passthrough"),
-    nn.Dropout: lambda m, ctx: Dropout(p=float(m.p), features=_features(ctx)),
-    nn.ReLU: lambda m, ctx: ReLU(features=_features(ctx)),
-    nn.LeakyReLU: lambda m, ctx: ReLU(negative_slope=float(m.negative_slope), features=_features(ctx)),
-    nn.Sigmoid: lambda m, ctx: Sigmoid(features=_features(ctx)),
-    nn.Tanh: lambda m, ctx: Tanh(features=_features(ctx)),
-    nn.Softmax: _softmax,
-    nn.GELU: _gelu,
-    nn.ELU: lambda m, ctx: ELU(alpha=float(m.alpha), features=_features(ctx)),
-    nn.PReLU: lambda m, ctx: PReLU(weight=_f32(m.weight).reshape(-1), features=_features(ctx)),
-    nn.BatchNorm1d: _batchnorm,
-    nn.BatchNorm2d: _batchnorm,
-    nn.LayerNorm: _layernorm,
-}
-#: What each torch.nn converter above returns (every branch of it).
-_TORCH_NN_PRODUCES: dict[type, tuple[str, ...]] = {
-    nn.Linear: ("Linear", "Affine"), nn.Conv1d: ("Conv1d",), nn.Conv2d: ("Conv2d",), nn.MaxPool2d: ("MaxPool2d",),
-    nn.AvgPool2d: ("AvgPool2d",), nn.AdaptiveAvgPool2d: ("AvgPool2d",), nn.Flatten: ("Flatten",), nn.Upsample: ("Upsample",),
-    nn.Identity: ("Skip",), nn.Dropout: ("Dropout",), nn.ReLU: ("ReLU",), nn.LeakyReLU: ("ReLU",), nn.Sigmoid: ("Sigmoid",),
-    nn.Tanh: ("Tanh",), nn.Softmax: ("Softmax",), nn.GELU: ("GELU",), nn.ELU: ("ELU",), nn.PReLU: ("PReLU",),
-    nn.BatchNorm1d: ("BatchNorm1d",), nn.BatchNorm2d: ("BatchNorm2d",), nn.LayerNorm: ("LayerNorm",),
-}
-for _type, _fn in _TORCH_NN.items():
-    register_converter(_type, _fn, produces=_TORCH_NN_PRODUCES[_type])
+# Each torch.nn converter with the IR types it returns (every branch of it), through the call a user makes.
+register_converter(nn.Linear, _linear, produces=("Linear", "Affine"))
+register_converter(nn.Conv1d, _conv1d, produces=("Conv1d",))
+register_converter(nn.Conv2d, _conv2d, produces=("Conv2d",))
+register_converter(nn.MaxPool2d, _maxpool2d, produces=("MaxPool2d",))
+register_converter(nn.AvgPool2d, _avgpool2d, produces=("AvgPool2d",))
+register_converter(nn.AdaptiveAvgPool2d, _adaptive_avgpool2d, produces=("AvgPool2d",))
+register_converter(nn.Flatten, _flatten, produces=("Flatten",))
+register_converter(nn.Upsample, _upsample, produces=("Upsample",))
+register_converter(nn.Identity, lambda m, ctx: Skip(skip_type="passthrough"), produces=("Skip",))
+register_converter(nn.Dropout, lambda m, ctx: Dropout(p=float(m.p), features=_features(ctx)), produces=("Dropout",))
+register_converter(nn.ReLU, lambda m, ctx: ReLU(features=_features(ctx)), produces=("ReLU",))
+register_converter(nn.LeakyReLU, lambda m, ctx: ReLU(negative_slope=float(m.negative_slope), features=_features(ctx)), produces=("ReLU",))
+register_converter(nn.Sigmoid, lambda m, ctx: Sigmoid(features=_features(ctx)), produces=("Sigmoid",))
+register_converter(nn.Tanh, lambda m, ctx: Tanh(features=_features(ctx)), produces=("Tanh",))
+register_converter(nn.Softmax, _softmax, produces=("Softmax",))
+register_converter(nn.GELU, _gelu, produces=("GELU",))
+register_converter(nn.ELU, lambda m, ctx: ELU(alpha=float(m.alpha), features=_features(ctx)), produces=("ELU",))
+register_converter(nn.PReLU, lambda m, ctx: PReLU(weight=_f32(m.weight).reshape(-1), features=_features(ctx)), produces=("PReLU",))
+register_converter(nn.BatchNorm1d, _batchnorm, produces=("BatchNorm1d",))
+register_converter(nn.BatchNorm2d, _batchnorm, produces=("BatchNorm2d",))
+register_converter(nn.LayerNorm, _layernorm, produces=("LayerNorm",))
