@@ -122,10 +122,10 @@ def support(type_name: str) -> dict[str, dict[str, str]]:
         s["connectivity"] = _entry("none", "a neuron layer: mapping places it as a population")
     else:
         s["connectivity"] = _entry("missing")
-    if per > 0:
+    if per > 0 and entry is not None:
         s["mapping"] = _entry("traits", f"places {per} neuron{'s' if per > 1 else ''} per output element")
-    elif (cls.stateful or cls.spiking) and entry is None:
-        s["mapping"] = _entry("refused", "a stateful or spiking primitive with no cost rule: mapping cannot count its neurons")
+    elif (per > 0 or cls.stateful or cls.spiking) and entry is None:
+        s["mapping"] = _entry("refused", "a neuron by its traits with no cost rule: mapping cannot count its neurons")
     elif cls.stateful and cls.spiking:
         s["mapping"] = _entry("registered", "the neurons its cost rule counts")
     else:
