@@ -79,7 +79,9 @@ def support(type_name: str) -> dict[str, dict[str, str]]:
     s: dict[str, dict[str, str]] = {}
 
     builder = RUNTIME_BUILDERS.get(type_name)
-    s["runtime"] = (_entry("missing") if builder is None
+    source = cls.max_inputs == 0  # takes no inputs: the executor feeds it the graph's input
+    s["runtime"] = (_entry("none", "a graph input: the executor feeds it") if builder is None and source
+                    else _entry("missing") if builder is None
                     else _entry("refused", "stored but not run (an existing-SDK detection block)") if builder is _unsupported
                     else _entry("registered"))
 
@@ -116,6 +118,10 @@ def support(type_name: str) -> dict[str, dict[str, str]]:
         s["mapping"] = _entry("refused", "a nested graph: inline its nodes first")
         return s
     per = int(cls.neurons_per_element)
+    if source:
+        s["connectivity"] = _entry("none", "a graph input: mapping places it as a population")
+        s["mapping"] = _entry("traits", "places one input per output element")
+        return s
     if connectivity_rule(type_name) is not None:
         s["connectivity"] = _entry("registered")
     elif per > 0:

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from talon.backend.base import Backend, Capabilities, load_graph, ProfileResult, SimulationResult
-from talon.backend.cpu.fixed import FixedPointConfig, FixedPointPlan, plan_fixed_point
+from talon.backend.cpu.fixed import FixedPointConfig
 from talon.backend.cpu.profiler import LatencyModel, add_noc, noc_record_names, profile_run, resolve_mapping
 from talon.backend.cpu.simulator import plan_for, simulate_graph
 from talon.backend.descriptor import HardwareDescriptor, smallest_int_dtype
