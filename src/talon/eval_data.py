@@ -54,6 +54,10 @@ def open_source(data: Any) -> Source:
     if isinstance(data, tuple) and len(data) == 2 and _is_label_column(data[1], data[0]):
         y = np.asarray(data[1])
         raise TalonError(f"the (x, y) arrays: y has shape {y.shape}, a column; pass (N,) labels, one per sample: y.reshape(-1)")
+    if type(data).__name__ == "DataLoader" and getattr(data, "batch_size", None) is not None:
+        # its items are batches with a leading batch axis, which would read as a time axis or a wrong shape
+        raise TalonError(f"a DataLoader with batch_size={data.batch_size} yields batches; evaluate takes one (x, y) sample per item and batches "
+                         "itself (batch_size=): pass the DataLoader's dataset, or DataLoader(dataset, batch_size=None)")
     if hasattr(data, "__len__") and hasattr(data, "__getitem__"):
         return Source(_Indexed(data), len(data), type(data).__name__, getattr(data, "class_names", None))
     if hasattr(data, "__iter__"):

@@ -1,0 +1,32 @@
+"""What a new user tries first: torch DataLoaders, tonic-style data sets, event samples as tonic gives them."""
+
+import numpy as np
+import pytest
+import torch
+
+from eval_models import mlp_graph
+from talon.errors import TalonError
+from talon.eval import evaluate
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(2)
+    return rng.random((9, 6, 8)).astype(np.float32), rng.integers(0, 4, 9)
+
+
+def test_dataloader_over_single_samples_equals_the_arrays(data):
+    x, y = data
+    g = mlp_graph()
+    ref = evaluate(g, (x, y), progress=False).scores["float"].predictions
+    ds = torch.utils.data.TensorDataset(torch.from_numpy(x), torch.from_numpy(y))
+    got = evaluate(g, torch.utils.data.DataLoader(ds, batch_size=None), progress=False).scores["float"].predictions
+    np.testing.assert_array_equal(got, ref)
+
+
+@pytest.mark.parametrize("batch_size", [1, 4])
+def test_a_batching_dataloader_is_refused_with_the_way_forward(data, batch_size):
+    x, y = data
+    ds = torch.utils.data.TensorDataset(torch.from_numpy(x), torch.from_numpy(y))
+    with pytest.raises(TalonError, match=rf"DataLoader with batch_size={batch_size} yields batches.*batch_size=None"):
+        evaluate(mlp_graph(), torch.utils.data.DataLoader(ds, batch_size=batch_size), progress=False)
