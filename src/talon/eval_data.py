@@ -185,6 +185,9 @@ class Framing:
         S = self.shape
         if len(S) != 3 or S[0] not in (1, 2):
             raise TalonError(f"{where}: event data need a model whose Input is (C, H, W) with C = 2 (polarities) or 1; this one's is {S}")
+        if self.encode is not None:
+            raise TalonError(f"{where}, sample {index}: an event recording, and encode={self.encode!r} (--encode) encodes arrays; events are "
+                             "framed into steps bins of dt microseconds instead: leave out encode")
         if self.steps is None:
             raise TalonError(f"{where}: framing events needs steps (--steps), and dt (--dt, microseconds per step) or else steps bins over each recording")
         from talon.io.events import as_events

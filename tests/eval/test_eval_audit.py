@@ -30,3 +30,19 @@ def test_a_batching_dataloader_is_refused_with_the_way_forward(data, batch_size)
     ds = torch.utils.data.TensorDataset(torch.from_numpy(x), torch.from_numpy(y))
     with pytest.raises(TalonError, match=rf"DataLoader with batch_size={batch_size} yields batches.*batch_size=None"):
         evaluate(mlp_graph(), torch.utils.data.DataLoader(ds, batch_size=batch_size), progress=False)
+
+
+def test_encode_with_event_data_is_refused_not_ignored(tmp_path):
+    from talon.io.synthetic import write_gesture_dataset
+    from talon import ir
+
+    write_gesture_dataset(tmp_path / "g", 1, format="hdf5", size=8, duration_us=20_000)
+    g = ir.Graph()
+    g.add_node("input", ir.Input(shape=(2, 8, 8)))
+    g.add_node("flat", ir.Flatten(start_dim=0))
+    g.add_node("fc", ir.Affine(weight=np.ones((4, 128), np.float32), bias=np.zeros(4, np.float32)))
+    g.add_node("output", ir.Output(shape=(4,)))
+    g.chain("input", "flat", "fc", "output")
+    with pytest.raises(TalonError, match=r"event recording, and encode='rate'.*leave out encode"):
+        evaluate(g, str(tmp_path / "g"), steps=4, dt=5000, encode="rate", progress=False)
+    assert evaluate(g, str(tmp_path / "g"), steps=4, dt=5000, progress=False).n_samples == 4
