@@ -394,7 +394,7 @@ def _record(point: Point, prep: Prepared, shards: list[ShardResult] | None, erro
         pricing = priced.pricing
         metrics.update(accuracy=float(np.mean(preds == job.labels)), agreement=float(np.mean(preds == np.asarray(reference["predictions"]))),
                        energy_uj=priced.energy_uj, latency_us=priced.latency_us, spikes_per_sample=priced.spikes_per_sample)  # fmt: skip
-    status = "ok" if shards is not None else ("does-not-fit" if not prep.fits else "error")
+    status = "ok" if shards is not None else ("does-not-fit" if prep.fits is False else "error")
     return {"id": point.id, "params": dict(point.params), "settings": point.settings, "status": status, "fits": prep.fits,
             "reason": prep.reason or error, "metrics": metrics, "mapping": prep.mapping, "pricing": pricing, "accumulator_bits": prep.accumulator_bits,
             "samples": n, "seconds": seconds, "seconds_prepare": getattr(prep, "seconds", 0.0)}  # fmt: skip
