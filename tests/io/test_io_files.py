@@ -255,3 +255,21 @@ def test_a_sensor_size_events_do_not_fit_is_refused(tmp_path, events, fmt, size,
     with pytest.raises(TalonError, match=re.escape(words)):
         io.write_events(path, events, format=fmt, sensor_size=size)
     assert not os.listdir(tmp_path)
+
+
+def test_aedat4_second_stream_reads_its_own_sensor_size(tmp_path, events):
+    from aedat4_writer import MAGIC, event_packet, ioheader
+
+    small = events[events["x"] < 32]
+    small = small[small["y"] < 16]
+    path = tmp_path / "two.aedat4"
+    with open(path, "wb") as f:
+        f.write(MAGIC + ioheader([(0, 64, 48), (1, 32, 16)]) + event_packet(0, events[:500]) + event_packet(1, small) + event_packet(0, events[500:]))
+    rec = io.read_events(path, stream=1)
+    same(rec.events, small)
+    assert rec.sensor_size == (32, 16, 2) and io.sensor_size(path, stream=1) == (32, 16, 2)
+    assert io.read_events(path).sensor_size == (64, 48, 2)
+    h5 = tmp_path / "one.h5"
+    io.write_events(h5, events)
+    with pytest.raises(TalonError, match="stream=1 picks an AEDAT4 event stream.*hdf5"):
+        io.read_events(h5, stream=1)
