@@ -46,3 +46,24 @@ def test_encode_with_event_data_is_refused_not_ignored(tmp_path):
     with pytest.raises(TalonError, match=r"event recording, and encode='rate'.*leave out encode"):
         evaluate(g, str(tmp_path / "g"), steps=4, dt=5000, encode="rate", progress=False)
     assert evaluate(g, str(tmp_path / "g"), steps=4, dt=5000, progress=False).n_samples == 4
+
+
+@pytest.mark.parametrize("kw, match", [
+    ({"steps": 3.0}, r"steps must be a positive integer, got 3\.0"),
+    ({"encode": "rate", "steps": 3, "seed": -1}, r"seed must be a whole number >= 0 .*got -1"),
+    ({"encode": "rate", "steps": 3, "threshold": 0.5}, r"threshold sets the 'latency' and 'delta' encoders; with encode='rate'"),
+    ({"threshold": 0.5}, r"threshold sets .* with encode=None"),
+    ({"max_samples": -1}, r"max_samples must be a positive whole number"),
+    ({"readout": lambda out: out.sum(0).argmax(1) + 0.5}, r"readout returned \[.*0\.5.*whole class numbers"),
+])
+def test_options_that_would_be_ignored_or_truncated_are_refused(data, kw, match):
+    x, y = data
+    xs = x[:, 0] if "encode" in kw else x
+    with pytest.raises(TalonError, match=match):
+        evaluate(mlp_graph(), (xs, y), progress=False, **kw)
+
+
+def test_one_hot_labels_say_how_to_convert():
+    x = np.zeros((5, 6, 8), np.float32)
+    with pytest.raises(TalonError, match=r"y has shape \(5, 4\).*y\.argmax\(axis=1\)"):
+        evaluate(mlp_graph(), (x, np.eye(4)[[0, 1, 2, 3, 0]]), progress=False)

@@ -184,7 +184,9 @@ def hardware_of(graph: Any) -> Any:
 def readout_function(readout: str | Callable) -> Callable[[np.ndarray], np.ndarray]:
     """The class decision of talon.eval: "count" (argmax of summed outputs), "last", or a function."""
     if callable(readout):
-        return readout
+        from talon.eval import whole_classes
+
+        return lambda out: whole_classes(readout(out))  # fractional classes refused, not truncated
     if readout == "count":
         return _count
     if readout == "last":
