@@ -273,3 +273,29 @@ def test_aedat4_second_stream_reads_its_own_sensor_size(tmp_path, events):
     io.write_events(h5, events)
     with pytest.raises(TalonError, match="stream=1 picks an AEDAT4 event stream.*hdf5"):
         io.read_events(h5, stream=1)
+
+
+@pytest.mark.parametrize("t, offset", [(np.array([2**63 + 5], np.uint64), None), (np.array([2**62], np.int64), 2**62)])
+def test_hdf5_timestamps_beyond_int64_are_refused_not_wrapped(tmp_path, t, offset):
+    import h5py
+
+    path = tmp_path / "big.h5"
+    with h5py.File(path, "w") as f:
+        g = f.create_group("events")
+        g["x"], g["y"], g["p"], g["t"] = np.array([1], np.uint16), np.array([1], np.uint16), np.array([1], np.uint8), t
+        if offset is not None:
+            f["t_offset"] = np.int64(offset)
+    with pytest.raises(TalonError, match="beyond the int64 microseconds"):
+        io.read_events(path)
+
+
+@pytest.mark.parametrize("t", [np.array([2**63 + 1], np.uint64), np.array([2.0**63]), np.array([1e20])])
+def test_event_times_beyond_int64_are_refused_not_wrapped(t):
+    with pytest.raises(TalonError, match="beyond the int64 microseconds"):
+        io.make_events([1], [1], t, [1])
+
+
+@pytest.mark.parametrize("fmt, name", [("evt3", "a.raw"), ("evt2", "a.raw"), ("dat", "a.dat"), ("hdf5", "a.h5")])
+def test_writing_into_a_missing_folder_says_so(tmp_path, events, fmt, name):
+    with pytest.raises(TalonError, match="does not exist"):
+        io.write_events(tmp_path / "nodir" / name, events, format=fmt)

@@ -141,6 +141,8 @@ def write(path: str | os.PathLike, events: Any, encoding: str, sensor_size: Any 
         arr[k] = ev[k]
     arr["p"] = ev["p"]
     folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise TalonError(f"cannot write {path!r}: folder {os.path.dirname(path) or folder!r} does not exist")
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=SUFFIX[encoding])
     os.close(fd)
     try:
