@@ -105,8 +105,10 @@ def read(path: str, encoding: str) -> np.ndarray:
 def iter_chunks(path: str, encoding: str, chunk_size: int) -> Iterator[np.ndarray]:
     """Events `chunk_size` at a time (expelliarmus may return up to 12 more per chunk)."""
     _check(path, encoding)
-    if encoding == "evt3":  # about one word per event: chunks of chunk_size words
-        yield from evt3.iter_decode(path, header(path)[1], chunk_size)
+    if encoding == "evt3":  # a vector word holds up to 12 events: chunks are cut to chunk_size events
+        for block in evt3.iter_decode(path, header(path)[1], chunk_size):
+            for i in range(0, len(block), chunk_size):
+                yield block[i : i + chunk_size]
         return
     wizard = _wizard(path, encoding, chunk_size)
     for chunk in wizard.read_chunk():
