@@ -61,3 +61,18 @@ def test_evt3_beyond_what_fillers_can_hold_is_refused(tmp_path):
     with pytest.raises(TalonError, match="filler TIME_HIGH words.*hdf5"):
         io.write_events(tmp_path / "h.raw", ev, format="evt3")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_evt3_written_by_expelliarmus_reads_with_its_times(tmp_path):
+    # expelliarmus (and talon.io before) wrote no TIME_HIGH steps: a falling TIME_LOW meant +4096 µs
+    from expelliarmus import Wizard
+
+    ev = random_events(3000, 64, 48, seed=5, t_max=60_000)
+    arr = np.empty(len(ev), dtype=[("t", np.int64), ("x", np.int16), ("y", np.int16), ("p", np.uint8)])
+    for k in ("t", "x", "y", "p"):
+        arr[k] = ev[k]
+    path = str(tmp_path / "old.raw")
+    Wizard(encoding="evt3").save(path, arr)
+    assert np.array_equal(io.read_events(path).events, ev)
+    for size in (7, 100):
+        assert np.array_equal(np.concatenate(list(io.iter_events(path, chunk_size=size))), ev)

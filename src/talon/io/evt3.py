@@ -14,7 +14,9 @@ Metavision as soon as two events are in different 4096 µs periods. (EVT2 and DA
     0x8 TIME_HIGH     time bits 12..23 (TIME_LOW reads as 0 until the next TIME_LOW)
     0x7, 0xA, 0xE, 0xF continued / trigger / other words: no CD event
 
-The 24-bit time wraps every 2^24 µs: a TIME_HIGH that falls by at least 4085 (Metavision's rule, 10
+Files without TIME_HIGH steps (expelliarmus' encoder; talon.io before this module) read as they were
+meant: a TIME_LOW below the previous one with no TIME_HIGH between them is 4096 µs later, which a
+camera's file never contains. The 24-bit time wraps every 2^24 µs: a TIME_HIGH that falls by at least 4085 (Metavision's rule, 10
 periods of tolerance) starts the next loop. The encoder therefore writes TIME_HIGH for every period an
 event falls in and, across longer silences, one at least every 8 periods, so that any gap decodes exactly.
 """
@@ -43,6 +45,8 @@ class State:
     loops: int = 0
     base: int = 0  # time of the last TIME_HIGH, loops included
     low: int = 0
+    seg_low: int = -1  # last TIME_LOW since the last TIME_HIGH (-1: none)
+    seg_wraps: int = 0  # TIME_LOW wraps since the last TIME_HIGH (files without TIME_HIGH steps, see decode)
     y: int = 0
     vect_x: int = 0
     vect_p: int = 0
@@ -70,7 +74,21 @@ def decode(words: np.ndarray, state: State) -> np.ndarray:
     th, tl = _last(is_th), _last(is_tl)
     base = np.where(th >= 0, full[np.maximum(th, 0)], state.base)
     low = np.where(tl > th, lows[np.maximum(tl, 0)], np.where(th >= 0, 0, state.low))
-    t = base + low
+    # A TIME_LOW below the previous one with no TIME_HIGH between them cannot happen in a camera's file
+    # (time only grows, and a new high part comes with its TIME_HIGH); files written by expelliarmus (and
+    # by talon.io before it encoded EVT3 itself) carry no TIME_HIGH steps and mean "4096 µs later" by it.
+    tl_idx = np.flatnonzero(is_tl)
+    prev_tl = np.concatenate([[-1], tl_idx[:-1]])
+    same_seg = (prev_tl > th[tl_idx]) if tl_idx.size else np.zeros(0, bool)
+    prev_val = np.where(prev_tl >= 0, val[np.maximum(prev_tl, 0)], -1)
+    first_in_chunk_seg = ~same_seg & (th[tl_idx] < 0) if tl_idx.size else same_seg
+    prev_val = np.where(first_in_chunk_seg, state.seg_low, prev_val)
+    wrapped = ((same_seg | first_in_chunk_seg) & (prev_val >= 0) & (val[tl_idx] < prev_val)).astype(np.int64)
+    count = np.zeros(n, np.int64)
+    count[tl_idx] = wrapped
+    c = np.cumsum(count)
+    wraps = np.where(th >= 0, c - c[np.maximum(th, 0)], state.seg_wraps + c)
+    t = base + low + (wraps << 12)
     is_y = typ == 0x0
     ys = _last(is_y)
     y = np.where(ys >= 0, (val & 0x7FF)[np.maximum(ys, 0)], state.y)
@@ -103,6 +121,8 @@ def decode(words: np.ndarray, state: State) -> np.ndarray:
         if hv.size:
             state.high_raw, state.loops = int(hv[-1]), int(loops[-1])
         state.base, state.low, state.y = int(base[-1]), int(low[-1]), int(y[-1])
+        state.seg_wraps = int(wraps[-1])
+        state.seg_low = int(val[tl[-1]]) if tl[-1] > th[-1] else (-1 if th[-1] >= 0 else state.seg_low)
         if vb[-1] >= 0:
             state.vect_x, state.vect_p = int((val & 0x7FF)[vb[-1]] + cinc[-1] - before[vb[-1]]), int(val[vb[-1]] >> 11)
         else:
