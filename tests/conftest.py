@@ -8,13 +8,42 @@ the variables are only set when absent.
 from __future__ import annotations
 
 import os
+import shutil
+import sys
+import tempfile
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 
+_CSIM_CC_DIR: str | None = None
+
+
+def _install_csim_cc() -> None:
+    """$CXX for the session: g++ behind tests/csim_cc.py (precompiled ap_types headers, builds reused across
+    identical projects); a $CXX the user set is kept as it is."""
+    global _CSIM_CC_DIR
+    gxx = shutil.which("g++")
+    if os.environ.get("CXX") or gxx is None:
+        return
+    _CSIM_CC_DIR = tempfile.mkdtemp(prefix="talon-test-cxx-")
+    script = os.path.join(_CSIM_CC_DIR, "g++")
+    here = os.path.join(os.path.dirname(os.path.abspath(__file__)), "csim_cc.py")
+    with open(script, "w") as f:
+        f.write(f'#!/bin/sh\nexec "{sys.executable}" "{here}" "{_CSIM_CC_DIR}" "{gxx}" "$@"\n')
+    os.chmod(script, 0o755)
+    os.environ["CXX"] = script
+
+
+def pytest_unconfigure(config) -> None:
+    if _CSIM_CC_DIR is not None:
+        os.environ.pop("CXX", None)
+        shutil.rmtree(_CSIM_CC_DIR, ignore_errors=True)
+
+
 def pytest_configure(config) -> None:
+    _install_csim_cc()
     try:
         import torch
     except ImportError:  # the torch-free layers' tests still run
