@@ -107,8 +107,12 @@ def _synaptic_runtime(inner: nn.Module, p: NodePlan) -> nn.Module:
         return FixedStateless(inner, post)
     fin = p.in_formats[0]
     single = exact_products.float32_exact(p.ints, p.fracs, fin.bits, fin.frac, p.acc_frac)
+    post32 = None
+    if single:
+        bound = exact_products.accumulator_bound(p.ints, p.fracs, fin.bits, p.acc_frac)
+        post32 = exact_products.float32_post(bound, p.acc_bits, p.acc_frac, p.out_format.bits, p.out_format.frac)
     cache = p.__dict__.setdefault("_derived_weights", {})  # shared by every run of this plan
-    return exact_products.ExactSynaptic(inner, post, single, cache)
+    return exact_products.ExactSynaptic(inner, post, single, cache, post32)
 
 
 class FixedStateless(nn.Module):
