@@ -49,6 +49,11 @@ def round_half_up(x: Any, fmt: Format) -> Any:
     return _round_half_up_(torch.mul(x, math.ldexp(1.0, fmt.frac)), fmt)
 
 
+def round_half_up_(x: Any, fmt: Format) -> Any:
+    """round_half_up in place, on a tensor the caller owns (no second allocation of a large input)."""
+    return _round_half_up_(x.mul_(math.ldexp(1.0, fmt.frac)), fmt)
+
+
 def _round_half_up_(scaled: Any, fmt: Format) -> Any:
     """round_half_up in place on a tensor already multiplied by 2**frac."""
     return scaled.add_(0.5).floor_().clamp_(fmt.lo, fmt.hi).mul_(math.ldexp(1.0, -fmt.frac))
