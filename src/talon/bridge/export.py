@@ -258,8 +258,10 @@ def _preserved(model: nn.Module) -> Iterator[None]:
                 m._buffers.update(buffer_refs)
                 for ref, value in buffers.values():
                     if ref.shape == value.shape:
-                        # A buffer created under torch.inference_mode can only be written inside it.
-                        with torch.inference_mode(ref.is_inference()):
+                        # A buffer created under torch.inference_mode can only be written inside it;
+                        # inference_mode(False) turns grad mode back on, so no_grad again (a neuron constant
+                        # passed as nn.Parameter without learn_* is a buffer that requires grad).
+                        with torch.inference_mode(ref.is_inference()), torch.no_grad():
                             ref.copy_(value)
                 for k in [k for k, v in vars(m).items() if isinstance(v, torch.Tensor) and not k.startswith("_")]:
                     if k not in tensors:

@@ -1,0 +1,70 @@
+"""An independent audit of `to_ir`: forms the earlier audits did not try, each run against snnTorch itself.
+
+Every case either exports exactly (the executor stepped, and `run()`, after a .t1c round trip, reproduce
+snnTorch value for value) or is refused with a TALON error that names the thing at fault; never a crash
+with a torch/Python exception.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+import torch.nn as nn
+
+snn = pytest.importorskip("snntorch")
+from snntorch import utils  # noqa: E402
+
+from talon import ir  # noqa: E402
+from talon.bridge.executor import ir_to_torch  # noqa: E402
+from talon.bridge.export import to_ir  # noqa: E402
+
+T, B = 30, 3
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _boost(model: nn.Module, gain: float = 3.0) -> nn.Module:
+    torch.manual_seed(0)
+    for m in model.modules():
+        if isinstance(m, nn.Linear):
+            nn.init.uniform_(m.weight, -1.0, 1.0)
+            with torch.no_grad():
+                m.weight.mul_(gain / m.weight[0].numel() ** 0.5)
+    return model.eval()
+
+
+def _assert_stepped_exact(model: nn.Module, seq: torch.Tensor, tmp_path) -> None:
+    """A one-step model (init_hidden neurons) stepped over seq by snnTorch and by the exported graph."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        graph = to_ir(model, seq[0])
+    ir.write(tmp_path / "m.t1c", graph)
+    graph = ir.read(tmp_path / "m.t1c")
+    with torch.no_grad():
+        utils.reset(model)
+        want = torch.stack([model(x) for x in seq])
+        ex = ir_to_torch(graph)
+        stepped = torch.stack([ex(x) for x in seq])
+        run = ir_to_torch(graph).run(seq, batch_time=False)
+    assert torch.equal(stepped, want)
+    assert torch.equal(run, want)
+    assert 0.02 < float(want.mean()) < 0.98, "the comparison needs spikes"
+
+
+@pytest.mark.parametrize("constant", ["threshold", "beta"])
+def test_a_neuron_constant_passed_as_nn_parameter_exports(constant, tmp_path):
+    """`snn.Leaky(threshold=nn.Parameter(...))` without learn_threshold keeps a buffer that requires grad:
+    the export used to crash with torch's "leaf Variable ... in-place operation" while restoring it."""
+    kwargs = {"beta": 0.9, constant: nn.Parameter(torch.tensor(0.6 if constant == "threshold" else 0.8))}
+    model = _boost(nn.Sequential(nn.Linear(12, 8), snn.Leaky(init_hidden=True, **kwargs)))
+    torch.manual_seed(1)
+    _assert_stepped_exact(model, torch.rand(T, B, 12), tmp_path)
+    assert getattr(model[1], constant).requires_grad  # left as it was
