@@ -68,3 +68,38 @@ def test_a_neuron_constant_passed_as_nn_parameter_exports(constant, tmp_path):
     torch.manual_seed(1)
     _assert_stepped_exact(model, torch.rand(T, B, 12), tmp_path)
     assert getattr(model[1], constant).requires_grad  # left as it was
+
+
+class _EventFrames(nn.Module):
+    """tonic frames arrive as uint8 (or bool spikes); forward converts them first."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(12, 8)
+        self.lif = snn.Leaky(beta=0.9, init_hidden=True)
+
+    def forward(self, x):
+        x = x.float()
+        return self.lif(self.fc(x))
+
+
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.bool])
+def test_an_integer_input_converted_in_forward_gets_a_way_forward_that_works(dtype, tmp_path):
+    from talon.errors import UnsupportedModuleError
+    model = _boost(_EventFrames(), gain=2.0)
+    torch.manual_seed(2)
+    frames = (torch.rand(T, B, 12) * 3).to(dtype)
+    with pytest.raises(UnsupportedModuleError) as info:
+        to_ir(model, frames[0])
+    msg = str(info.value)
+    for fragment in ("x = x.float()", f"a {dtype} sample", "to_ir(model, sample.float())", "x.float()"):
+        assert fragment in msg, msg
+    graph = to_ir(model, frames[0].float())  # the advice, followed
+    ir.write(tmp_path / "m.t1c", graph)
+    ex = ir_to_torch(ir.read(tmp_path / "m.t1c"))
+    with torch.no_grad():
+        utils.reset(model)
+        want = torch.stack([model(x) for x in frames])
+        got = torch.stack([ex(x.float()) for x in frames])
+    assert torch.equal(got, want)
+    assert 0.02 < float(want.mean()) < 0.98

@@ -792,6 +792,12 @@ class _Builder:
         if value.dtype == before.dtype and value.device == before.device:
             self.refs[n] = self._single(n, f"{label}{at(n)}")
             return
+        if isinstance(src, fx.Node) and src.op == "placeholder" and value.dtype == torch.float32:
+            # uint8 event frames, bool spikes: keeping the line is right; only the sample's dtype is in the way.
+            raise UnsupportedModuleError(
+                f"{label}(){at(n)} converts the input, a {before.dtype} sample, to float32; the IR's input is float32, "
+                f"so export with a float32 sample, on which this line changes nothing: {self.api}(model, "
+                "sample.float()), and feed the executor float32 inputs (x.float())")
         raise UnsupportedModuleError(
             f"{label}(){at(n)} converts a {before.dtype} tensor on {before.device} to {value.dtype} on {value.device}; the "
             "IR computes in float32 throughout, so the conversion has no IR equivalent. Remove it from forward (a "
