@@ -103,3 +103,62 @@ def test_an_integer_input_converted_in_forward_gets_a_way_forward_that_works(dty
         got = torch.stack([ex(x.float()) for x in frames])
     assert torch.equal(got, want)
     assert 0.02 < float(want.mean()) < 0.98
+
+
+class _Loop(nn.Module):
+    """Tutorial 5's net, with one of the loop variants users write."""
+
+    def __init__(self, variant: str = ""):
+        super().__init__()
+        self.variant = variant
+        self.fc1, self.lif1 = nn.Linear(12, 8), snn.Leaky(beta=0.9)
+        self.fc2, self.lif2 = nn.Linear(8, 4), snn.Leaky(beta=0.9)
+
+    def forward(self, x):
+        mem1, mem2 = self.lif1.init_leaky(), self.lif2.init_leaky()
+        spk2_rec = []
+        for step in range(x.shape[0]):
+            if self.variant == "restart" and step == 15:
+                mem1, mem2 = self.lif1.init_leaky(), self.lif2.init_leaky()
+            spk1, mem1 = self.lif1(self.fc1(x[step]), mem1)
+            if self.variant == "skip" and step == 0:
+                spk2 = torch.zeros_like(spk1[:, :4])
+            else:
+                spk2, mem2 = self.lif2(self.fc2(spk1), mem2)
+            spk2_rec.append(spk2)
+        return torch.stack(spk2_rec)
+
+
+def test_a_neuron_skipped_in_some_steps_is_named_not_the_one_called_every_step():
+    from talon.errors import UnsupportedModuleError
+    with pytest.raises(UnsupportedModuleError) as info:
+        to_ir(_Loop("skip"), torch.rand(T, B, 12))
+    msg = str(info.value)
+    for fragment in ("'lif2'", f"called {T - 1} times", f"'lif1' {T} times", "if step > 0:", "once in every step"):
+        assert fragment in msg, msg
+
+
+def test_a_restart_part_way_through_the_loop_says_where_and_the_way_forward_works(tmp_path):
+    from talon.errors import UnsupportedModuleError
+    model = _boost(_Loop("restart"), gain=4.0)
+    torch.manual_seed(3)
+    x = torch.rand(T, B, 12)
+    with pytest.raises(UnsupportedModuleError) as info:
+        to_ir(model, x)
+    msg = str(info.value)
+    for fragment in ("'lif1'", "set anew in step 15", "reset() at that step"):
+        assert fragment in msg, msg
+    plain = _Loop()
+    plain.load_state_dict(model.state_dict())
+    graph = to_ir(plain, x)  # the advice: export without the restart, reset the executor at step 15
+    ir.write(tmp_path / "m.t1c", graph)
+    ex = ir_to_torch(ir.read(tmp_path / "m.t1c"))
+    with torch.no_grad():
+        want = model(x)
+        got = []
+        for step, xt in enumerate(x):
+            if step == 15:
+                ex.reset()
+            got.append(ex(xt))
+    assert torch.equal(torch.stack(got), want)
+    assert 0.02 < float(want.mean()) < 0.98
