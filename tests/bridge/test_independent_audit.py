@@ -162,3 +162,33 @@ def test_a_restart_part_way_through_the_loop_says_where_and_the_way_forward_work
             got.append(ex(xt))
     assert torch.equal(torch.stack(got), want)
     assert 0.02 < float(want.mean()) < 0.98
+
+
+class _Pieces(nn.Module):
+    def __init__(self, form: str):
+        super().__init__()
+        self.form = form
+        self.fc = nn.Linear(12, 8)
+        self.lif = snn.Leaky(beta=0.9, init_hidden=True)
+
+    def forward(self, x):
+        h = self.fc(x)
+        if self.form == "chunk":
+            a, b = h.chunk(2, dim=1)
+        elif self.form == "split":
+            a, b = torch.split(h, 4, dim=1)
+        else:
+            a = b = h.max(dim=1, keepdim=True)[0] * torch.ones(1, 4)
+        return self.lif(torch.cat([b, a], dim=1))
+
+
+@pytest.mark.parametrize("form, fragment", [("chunk", "Tensor.chunk at `a, b = h.chunk(2, dim=1)`"),
+                                            ("split", "split at `a, b = torch.split(h, 4, dim=1)`"),
+                                            ("max", "Tensor.max at `a = b = h.max(dim=1, keepdim=True)[0]")])
+def test_an_op_that_returns_pieces_is_named_itself_not_blamed_on_a_constant(form, fragment):
+    from talon.errors import UnsupportedModuleError
+    with pytest.raises(UnsupportedModuleError) as info:
+        to_ir(_Pieces(form), torch.rand(B, 12))
+    msg = str(info.value)
+    assert fragment in msg and "has no IR equivalent" in msg, msg
+    assert "does not come from the input" not in msg, msg

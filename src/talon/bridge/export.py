@@ -681,6 +681,13 @@ class _Builder:
             raise UnsupportedModuleError(
                 f"{label}(){at(n)} reads a tensor's values into Python, which the IR graph cannot do (it computes on "
                 "tensors, one step at a time); do it on the executor's outputs, outside the model")
+        if (op is None and isinstance(value, (tuple, list)) and any(isinstance(v, torch.Tensor) for v in value)
+                and self._touches_data(n)):
+            # chunk/split/max(dim): refused here, by name, not later as a "constant" at the op reading the pieces.
+            raise UnsupportedModuleError(
+                f"{where} has no IR equivalent (the functional ops TALON exports are listed in docs/bridge.md); do it "
+                "outside the model, on the executor's outputs, or wrap it in an nn.Module of your own and pass a converter: "
+                f"{self.api}(model, sample, custom_map={{YourModule: fn}})")
         if not isinstance(value, torch.Tensor) or n.target in _SHAPE_ONLY:
             # Sizes, shapes, concrete-argument checks, zeros_like: they steer the trace but carry no data.
             self.refs[n] = META
