@@ -412,6 +412,12 @@ class _Loop:
             return
         if isinstance(ak, fx.Node) and it[ak] != PROLOGUE:
             return
+        if k > 1:  # `if step == 15: mem = self.lif.init_leaky()`: a restart part-way through the sequence
+            raise _Refused(str(nk.target), module, f"in the time loop its state argument {key!r} is set anew in step {k} "
+                           "(after carrying on in the steps before), so snnTorch restarts it there while the IR neuron "
+                           f"carries its state on; initialise the state once, before the loop, and pass the returned {key} "
+                           "back in. To restart part-way, export without the restart and call the executor's reset() at "
+                           "that step")
         raise _Refused(str(nk.target), module, f"in the time loop its state argument {key!r} is set anew on every step, "
                        f"so snnTorch restarts it from that state at each step while the IR neuron carries its state on; "
                        f"initialise the state once, before the loop, and pass the returned {key} back in")
@@ -592,6 +598,12 @@ def find_time_loop(
                               "loop after it: the IR graph is one time step of one loop, so a second loop that reads the "
                               "first one's record has no IR form. Write one loop that calls every layer once per step "
                               "(pass each step's spikes straight on), or export the two parts as two models")
+        (most, busy), (c, q) = max((c, q) for q, c in repeated), min((c, q) for q, c in repeated)
+        if c < most:  # `if step > 0: spk2, mem2 = self.lif2(...)`: a neuron skipped in some steps
+            raise unsupported(q, gm.get_submodule(q), f"it is called {c} times in the time loop, but {busy!r} {most} "
+                              "times: a branch on the step (`if step > 0:`, `if step % 2 == 0:`) skips it in some steps, "
+                              "and the IR graph is one step in which every layer runs. Call every neuron once in every "
+                              "step (and keep the branch out of forward)")
         best = min(reasons) if reasons else None
         if best is not None and -best[0] // best[1] >= 3:
             raise unsupported(path, module, f"it is called {count} times in one forward, in a loop over time whose steps "

@@ -258,8 +258,10 @@ def _preserved(model: nn.Module) -> Iterator[None]:
                 m._buffers.update(buffer_refs)
                 for ref, value in buffers.values():
                     if ref.shape == value.shape:
-                        # A buffer created under torch.inference_mode can only be written inside it.
-                        with torch.inference_mode(ref.is_inference()):
+                        # A buffer created under torch.inference_mode can only be written inside it;
+                        # inference_mode(False) turns grad mode back on, so no_grad again (a neuron constant
+                        # passed as nn.Parameter without learn_* is a buffer that requires grad).
+                        with torch.inference_mode(ref.is_inference()), torch.no_grad():
                             ref.copy_(value)
                 for k in [k for k, v in vars(m).items() if isinstance(v, torch.Tensor) and not k.startswith("_")]:
                     if k not in tensors:
@@ -681,6 +683,13 @@ class _Builder:
             raise UnsupportedModuleError(
                 f"{label}(){at(n)} reads a tensor's values into Python, which the IR graph cannot do (it computes on "
                 "tensors, one step at a time); do it on the executor's outputs, outside the model")
+        if (op is None and isinstance(value, (tuple, list)) and any(isinstance(v, torch.Tensor) for v in value)
+                and self._touches_data(n)):
+            # chunk/split/max(dim): refused here, by name, not later as a "constant" at the op reading the pieces.
+            raise UnsupportedModuleError(
+                f"{where} has no IR equivalent (the functional ops TALON exports are listed in docs/bridge.md); do it "
+                "outside the model, on the executor's outputs, or wrap it in an nn.Module of your own and pass a converter: "
+                f"{self.api}(model, sample, custom_map={{YourModule: fn}})")
         if not isinstance(value, torch.Tensor) or n.target in _SHAPE_ONLY:
             # Sizes, shapes, concrete-argument checks, zeros_like: they steer the trace but carry no data.
             self.refs[n] = META
@@ -792,6 +801,12 @@ class _Builder:
         if value.dtype == before.dtype and value.device == before.device:
             self.refs[n] = self._single(n, f"{label}{at(n)}")
             return
+        if isinstance(src, fx.Node) and src.op == "placeholder" and value.dtype == torch.float32:
+            # uint8 event frames, bool spikes: keeping the line is right; only the sample's dtype is in the way.
+            raise UnsupportedModuleError(
+                f"{label}(){at(n)} converts the input, a {before.dtype} sample, to float32; the IR's input is float32, "
+                f"so export with a float32 sample, on which this line changes nothing: {self.api}(model, "
+                "sample.float()), and feed the executor float32 inputs (x.float())")
         raise UnsupportedModuleError(
             f"{label}(){at(n)} converts a {before.dtype} tensor on {before.device} to {value.dtype} on {value.device}; the "
             "IR computes in float32 throughout, so the conversion has no IR equivalent. Remove it from forward (a "
