@@ -52,10 +52,13 @@ class Alpha(Node):
     stateful = True
     spiking = True
     max_inputs = None
-    #: operations per neuron and step (two trace updates of two ops each, sum, gain, compare, 3 reset ops)
-    ops_per_neuron = 10
-    #: values carried per neuron from step to step: E, N, U
-    state_per_neuron = 3
+    neurons_per_element = 1
+    #: the state the runtime carries per neuron, membrane last (snnTorch's names)
+    state_fields = ("syn_exc", "syn_inh", "mem")
+    #: its inputs drive traces (state_fields[0] the excitatory one), not the membrane
+    has_current = True
+    #: two trace updates (multiply, add), their sum, the gain, the spike compare, three reset operations
+    ops_per_step = 10
 
     def infer_output_shapes(self, input_shapes: list[Shape]) -> list[Shape]:
         shape = same_shapes(self.type_name, input_shapes)
