@@ -165,3 +165,12 @@ def test_node_validation():
     # tau_alpha derived when not stored: ln(0.9) / (ln(0.8) - ln(0.9)) + 1
     from talon.ir.primitives.alpha import alpha_coefficients
     assert alpha_coefficients(node, 1.0)[2] == pytest.approx(np.log(0.9) / (np.log(0.8) - np.log(0.9)) + 1)
+
+
+def test_alpha_doc_code_blocks_run(tmp_path, monkeypatch):
+    """docs/neurons/alpha.md's example runs as a reader pastes it (and asserts spike-for-spike agreement)."""
+    from doc_blocks import run_blocks
+
+    monkeypatch.chdir(tmp_path)
+    count, _ = run_blocks("neurons/alpha.md")
+    assert count >= 1

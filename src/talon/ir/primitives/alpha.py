@@ -30,6 +30,7 @@ from __future__ import annotations
 import numpy as np
 
 from talon.errors import PrimitiveError
+from talon.ir.nir_registry import refuse_nir_export
 from talon.ir.node import ANY_FLOAT, Node, Shape, array, primitive, real, string
 from talon.ir.primitives._shapes import check_broadcast, same_shapes
 
@@ -75,13 +76,20 @@ class Alpha(Node):
         if not np.all(np.isfinite(tau_inh)):
             raise PrimitiveError("Alpha.tau_inh must be finite (beta = 1 makes tau_alpha divide by zero, as in snnTorch)")
         try:
-            ordered = np.all(tau_exc > tau_inh)
+            ordered = bool(np.all(tau_exc > tau_inh))
         except ValueError:  # shapes that do not broadcast are reported by the shape check
             ordered = True
         if not ordered:
             raise PrimitiveError("Alpha needs tau_exc > tau_inh everywhere (alpha > beta, as snnTorch requires)")
         if self.tau_alpha is not None and not np.all(np.isfinite(self.tau_alpha)):
             raise PrimitiveError("Alpha.tau_alpha must be finite")
+
+
+refuse_nir_export("Alpha", (
+    "NIR has no Alpha neuron, and no graph of NIR nodes computes it: NIR's neurons (LIF, CubaLIF, IF, LI, I) each "
+    "integrate their own membrane, while Alpha's membrane is a memoryless sum of two opposite traces (LI nodes could "
+    "filter them), and its reset clears or shifts those traces on the membrane's previous spike, a feedback no NIR "
+    "edge carries; keep the model in .t1c"))
 
 
 def alpha_coefficients(node: Alpha, dt: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
