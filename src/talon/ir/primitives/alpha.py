@@ -113,7 +113,8 @@ def membrane_bounds(node: Alpha, dt: float, lo: np.ndarray, hi: np.ndarray) -> t
     so U lies in tau_alpha*W*[min(lo, 0), max(hi, 0)]. subtract clears N and lowers E by v_threshold
     (raises it when the threshold is negative): E and N are bounded separately, with U's added N[t-1].
     """
-    alpha, beta, tau_alpha = alpha_coefficients(node, dt)
+    # the coefficients as the runtime holds them (cast once to float32), so that the bound is the computed neuron's
+    alpha, beta, tau_alpha = (np.asarray(c, np.float64).astype(np.float32).astype(np.float64) for c in alpha_coefficients(node, dt))
     alpha, beta = np.clip(alpha, 0.0, 1.0), np.clip(beta, 0.0, 1.0)
     with np.errstate(divide="ignore", invalid="ignore"):
         e_gain = np.where(alpha < 1.0, 1.0 / (1.0 - alpha), np.inf)
