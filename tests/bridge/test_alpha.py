@@ -141,6 +141,24 @@ def test_exported_fields_are_snntorchs_values():
     assert np.ndim(node.tau_exc) == 0 and np.ndim(node.v_threshold) == 0  # stored at the shape they vary over
 
 
+def test_graded_spikes_factor_set_after_construction_is_exported():
+    """Alpha takes no graded_spikes_factor argument, but has the buffer: a value set later scales its spikes."""
+    ref = snn.Alpha(alpha=0.9, beta=0.6, threshold=0.3, reset_mechanism="subtract")
+    ref.graded_spikes_factor = torch.tensor(0.75)
+    node = _node_of(ref)
+    assert node.graded_spikes_factor == 0.75
+    rt = AlphaRuntime(node, 1.0)
+    xs = torch.rand(30, 2, N, generator=torch.Generator().manual_seed(8))
+    se, si, mem = (torch.zeros(2, N) for _ in range(3))
+    state = rt.init_state([xs[0]])
+    with torch.no_grad():
+        for t in range(30):
+            spk, se, si, mem = ref(xs[t], se, si, mem)
+            out, state = rt.step([xs[t]], state)
+            assert torch.equal(spk, out) and torch.equal(mem, state[2])
+    assert float(spk.max()) == 0.75
+
+
 def test_learn_alpha_is_refused_by_snntorch_itself():
     """snnTorch 1.0.0 cannot build Alpha(learn_alpha=True) (it assigns a plain tensor to the parameter)."""
     with pytest.raises(TypeError):
