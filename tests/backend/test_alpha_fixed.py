@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from talon.backend.alpha import FixedAlpha, plan_alpha
-from talon.backend.cpu.fixed import FixedPointConfig, Format
+from talon.backend.fpga.emitters.alpha import AlphaRule, alpha_formats, plan_alpha
+from talon.backend.cpu.fixed import ROUNDING, FixedPointConfig, Format
 from talon.backend.fpga import kernels
 from talon.bridge.alpha import AlphaRuntime
 from talon.errors import BackendError
@@ -36,19 +36,22 @@ def _inputs(fin: Format, seed: int = 0) -> np.ndarray:
     return np.rint((g.random((T, N)) * 1.6 - 0.4) * 2.0 ** fin.frac).astype(np.int64)
 
 
-def _plan(mode: str, fin: Format):
-    return plan_alpha("a", _node(mode), [fin], in_max=1.2, dt=1.0, config=FixedPointConfig())
+def _plan(mode: str, fin: Format, node: Alpha | None = None):
+    """Formats as a calibration with max|U| = 2 and max|E| = 4 gives them, then the plan."""
+    node = _node(mode) if node is None else node
+    config = FixedPointConfig()
+    return plan_alpha("a", node, [fin], alpha_formats("a", node, config, u_max=2.0, e_max=4.0), 1.0, config)
 
 
 def simulate(plan, on_grid: Alpha, X: np.ndarray, fin: Format) -> dict[str, np.ndarray]:
-    """FixedAlpha in float64, converted back to integers."""
-    rt = FixedAlpha(AlphaRuntime(on_grid, 1.0).double(), plan)
+    """The rule's step around AlphaRuntime (on the on-grid node, in float64), converted back to integers."""
+    rt, rule = AlphaRuntime(on_grid, 1.0).double(), AlphaRule()
     x = torch.from_numpy(np.ldexp(X.astype(np.float64), -fin.frac))
     state = rt.init_state([x[0:1]])
     out = {k: [] for k in ("spk", "e", "n", "u")}
     with torch.no_grad():
         for t in range(T):
-            s, state = rt.step([x[t:t + 1]], state)
+            s, state = rule.step(rt, [x[t:t + 1]], state, plan, ROUNDING)
             for k, v, f in (("spk", s, plan.out_format.frac), ("e", state[0], plan.current.frac), ("n", state[1], plan.current.frac),
                             ("u", state[2], plan.membrane.frac)):
                 w = np.ldexp(v.numpy()[0], f)
@@ -172,7 +175,7 @@ def test_fixed_point_spikes_follow_the_float_neuron():
     """Quantisation changes the neuron little: at 24-bit states nearly every spike of the float run remains."""
     fin = Format(24, 20)
     node = _node("subtract")
-    plan, on_grid = plan_alpha("a", node, [fin], in_max=1.2, dt=1.0, config=FixedPointConfig())
+    plan, on_grid = _plan("subtract", fin, node)
     X = _inputs(fin, seed=9)
     fixed = simulate(plan, on_grid, X, fin)["spk"]
     rt, x = AlphaRuntime(node, 1.0).double(), torch.from_numpy(np.ldexp(X.astype(np.float64), -fin.frac))
@@ -187,8 +190,8 @@ def test_fixed_point_spikes_follow_the_float_neuron():
 def test_plan_refuses_what_it_cannot_hold_exactly():
     fin = Format(24, 20)
     close = Alpha(tau_exc=np.float64(1 / (1 - 0.90001)), tau_inh=np.float64(1 / (1 - 0.9)), v_threshold=np.float32(1.0))
-    with pytest.raises(BackendError, match="tau_alpha reaches|not 1 > alpha > beta"):
-        plan_alpha("a", close, [fin], in_max=1.0, dt=1.0, config=FixedPointConfig())
-    no_decay = Alpha(tau_exc=np.float64(np.inf), tau_inh=np.float32(2.0), v_threshold=np.float32(1.0))
-    with pytest.raises(BackendError, match="alpha is 1"):
-        plan_alpha("a", no_decay, [fin], in_max=1.0, dt=1.0, config=FixedPointConfig())
+    with pytest.raises(BackendError, match="'a' \\(Alpha\\).*(tau_alpha reaches|not 1 >= alpha > beta)"):
+        _plan("zero", fin, close)
+    graded = Alpha(tau_exc=np.float32(10.0), tau_inh=np.float32(2.0), v_threshold=np.float32(1.0), graded_spikes_factor=0.1)
+    with pytest.raises(BackendError, match="graded_spikes_factor"):
+        _plan("zero", fin, graded)

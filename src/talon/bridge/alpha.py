@@ -8,7 +8,7 @@ its order and with its operands, so the spikes and all three states equal snnTor
 
 Resets use float 0/1 masks R, which make every product with R exact. The step has two public halves,
 `traces` (the new traces before any reset) and `fire` (membrane, reset, spike), so that fixed-point mode
-can round the traces between them without a second copy of either formula (talon.backend.alpha).
+can round the traces between them without a second copy of either formula (talon.backend.fpga.emitters.alpha).
 State: (E, N, U), membrane last.
 """
 

@@ -21,23 +21,26 @@ arithmetic is exact (checked below 53 bits), so it computes these integers scale
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
-from talon.backend.cpu.fixed import Format, NodePlan, dequantize, quantize_array, round_ceil, round_half_up, tau_for_beta
+from talon.backend.cpu.fixed_format import FixedPointConfig, Format, NodePlan, dequantize, quantize_array
+from talon.backend.cpu.fixed_registry import FixedRule, NeuronFormats, PlanContext, Rounding, check_finite, register_fixed_rule
+from talon.backend.cpu.fixed_rules import tau_for_beta
 from talon.backend.fpga.cgen import c_array
-from talon.backend.fpga.emitters.context import NodeCode, NodeEstimate
 from talon.backend.fpga.emitters.registry import Emitter, register_emitter
 from talon.backend.fpga.model import LayerEstimate, align_passes, aligned_fraction, bram
 from talon.backend.fpga.names import c_string
-from talon.bridge.modules import StatefulRuntime
 from talon.errors import BackendError
-from talon.ir.primitives.alpha import Alpha, alpha_coefficients, membrane_bounds
+from talon.ir import Node
+from talon.ir.primitives.alpha import Alpha, alpha_coefficients
 from talon.sdk.fixed_point import frac_for_range, spike_frac
 
-__all__ = ["plan_alpha", "FixedAlpha", "AlphaEmitter", "TAU_ALPHA_BITS"]
+if TYPE_CHECKING:
+    from talon.backend.fpga.emitters.context import NodeCode, NodeEstimate
+
+__all__ = ["AlphaRule", "AlphaEmitter", "alpha_formats", "plan_alpha", "TAU_ALPHA_BITS"]
 
 #: width of T, the membrane gain: 24 bits keep it exact in the runtime's float32 constants
 TAU_ALPHA_BITS = 24
@@ -52,30 +55,31 @@ def _max(a: Any) -> float:
     return float(np.max(np.abs(a))) if np.size(a) else 0.0
 
 
-def plan_alpha(name: str, node: Alpha, in_fmts: list[Format], in_max: float, dt: float, config: Any,
-               u_max: float | None = None, trace_max: float | None = None) -> tuple[NodePlan, Alpha]:
-    """The NodePlan of an Alpha node and its on-grid copy.
+def alpha_formats(name: str, node: Alpha, config: FixedPointConfig, u_max: float, e_max: float) -> NeuronFormats:
+    """The membrane, trace and spike formats from the calibrated max|U| and max|E|.
 
-    `in_max`: the largest |summed input| per step (calibrated). `u_max` / `trace_max`: calibrated ranges
-    of U and of the traces, when known; otherwise the sound bounds of talon.ir.primitives.alpha (the
-    traces: |E| <= (in_max + |Θ|)/(1 - alpha), |N| <= in_max/(1 - beta)), so that nothing saturates."""
-    m, c, head = config.membrane_bits, config.coefficient_frac_bits, config.membrane_headroom_bits
+    The inhibitory trace is not calibrated on its own: where no reset intervenes N = U/tau_alpha - E with
+    tau_alpha >= 1, so |N| <= |U| + |E|; the traces' range is that (plus |Θ| with a subtract reset, which
+    moves E by Θ), with one bit more headroom than the membrane's for the pre-reset traces of reset steps,
+    which the calibration never stores."""
+    m, head = config.membrane_bits, config.membrane_headroom_bits
+    thr = _max(node.v_threshold)
+    membrane = Format(m, frac_for_range(max(u_max, thr), m) - head)
+    traces = u_max + e_max + (thr if node.reset_mode == "subtract" else 0.0)
+    trace = Format(m, frac_for_range(max(traces, thr if node.reset_mode == "subtract" else 0.0), m) - head - 1)
+    g = spike_frac(node.graded_spikes_factor, config.activation_bits)
+    if g is None:
+        raise _fail(name, f"graded_spikes_factor {node.graded_spikes_factor!r} has no exact {config.activation_bits}-bit value "
+                    "(a spike would change size): use a factor with fewer significant bits or raise activation_bits")
+    return NeuronFormats(membrane, Format(config.activation_bits, g), trace)
+
+
+def plan_alpha(name: str, node: Alpha, in_fmts: list[Format], formats: NeuronFormats, dt: float, config: FixedPointConfig) -> tuple[NodePlan, Alpha]:
+    """The NodePlan of an Alpha node (its integers) and its on-grid copy, for the given formats."""
+    c = config.coefficient_frac_bits
+    membrane, trace, out = formats.membrane, formats.current, formats.out
     alpha, beta, tau_alpha = alpha_coefficients(node, dt)
-    thr = np.asarray(node.v_threshold, np.float64)
     subtract = node.reset_mode == "subtract"
-    if trace_max is None:
-        with np.errstate(divide="ignore"):
-            e = (in_max + (_max(thr) if subtract else 0.0)) / (1.0 - np.clip(alpha, 0.0, 1.0))
-            trace_max = max(_max(e), _max(in_max / (1.0 - np.clip(beta, 0.0, 1.0))))
-        if not math.isfinite(trace_max):
-            raise _fail(name, "alpha is 1 (no decay), so its excitatory trace has no bound: calibrate the traces, or use tau_exc < inf")
-    if u_max is None:
-        lo, hi = membrane_bounds(node, dt, np.asarray(-in_max), np.asarray(in_max))
-        u_max = max(_max(lo), _max(hi))
-    f_i = frac_for_range(max(trace_max, _max(thr) if subtract else 0.0), m) - head
-    f_v = frac_for_range(max(u_max, _max(thr)), m) - head
-    trace, membrane = Format(m, f_i), Format(m, f_v)
-
     coef = Format(c + 2, c)
     for key, v in (("alpha", alpha), ("beta", beta)):
         if _max(v) >= 2.0:
@@ -87,27 +91,25 @@ def plan_alpha(name: str, node: Alpha, in_fmts: list[Format], in_max: float, dt:
             "tau_alpha": quantize_array(tau_alpha, Format(TAU_ALPHA_BITS, c))}
     a_q, b_q = dequantize(ints["alpha"], c), dequantize(ints["beta"], c)
     if np.any(b_q >= 1.0) or np.any(a_q <= b_q):
-        raise _fail(name, f"alpha and beta at {c} fractional bits are not 1 > alpha > beta (tau_inh too long or the "
+        raise _fail(name, f"alpha and beta at {c} fractional bits are not 1 >= alpha > beta (tau_inh too long or the "
                     "two decays too close): raise coefficient_frac_bits")
-    # the threshold lies on the coarser grid, so that both formats hold it exactly
-    f_t = min(f_i, f_v) if subtract else f_v
-    theta = quantize_array(thr, Format(m, f_t))
-    ints["v_threshold"] = theta * (1 << (f_v - f_t))
-    ints["v_threshold_trace"] = theta * (1 << (f_i - f_t))
-    if np.any(ints["v_threshold"] >= membrane.hi) or np.any(ints["v_threshold_trace"] >= trace.hi):
+    # with a subtract reset the threshold moves E too: it lies on the coarser grid, so both formats hold it
+    f_t = min(trace.frac, membrane.frac) if subtract else membrane.frac
+    theta = quantize_array(node.v_threshold, Format(membrane.bits, f_t))
+    ints["v_threshold"] = theta * (1 << (membrane.frac - f_t))
+    ints["v_threshold_trace"] = theta * (1 << max(0, trace.frac - f_t)) if subtract else np.zeros_like(theta)
+    if np.any(np.abs(ints["v_threshold"]) >= membrane.hi) or np.any(np.abs(ints["v_threshold_trace"]) >= trace.hi):
         raise _fail(name, f"the threshold does not fit the membrane format {membrane} and trace format {trace}")
-    g = spike_frac(node.graded_spikes_factor, config.activation_bits)
-    if g is None:
-        raise _fail(name, f"graded_spikes_factor {node.graded_spikes_factor!r} has no exact {config.activation_bits}-bit value")
-    gs = int(quantize_array(np.array([float(node.graded_spikes_factor)]), Format(config.activation_bits, g))[0])
+    gs = int(quantize_array(np.array([float(node.graded_spikes_factor)]), out)[0])
     ints["graded_spikes_factor"] = np.array([gs])
-    fracs = {"alpha": c, "beta": c, "tau_alpha": c, "v_threshold": f_v, "v_threshold_trace": f_i, "graded_spikes_factor": g}
+    fracs = {"alpha": c, "beta": c, "tau_alpha": c, "v_threshold": membrane.frac, "v_threshold_trace": trace.frac,
+             "graded_spikes_factor": out.frac}
     _check_exact(name, trace, membrane, in_fmts, c)
-    plan = NodePlan(name, "Alpha", "neuron", Format(config.activation_bits, g), list(in_fmts), ints, fracs,
-                    membrane=membrane, current=trace, attrs={"reset_mode": node.reset_mode})
+    plan = NodePlan(name, "Alpha", "neuron", out, list(in_fmts), ints, fracs, membrane=membrane, current=trace,
+                    attrs={"reset_mode": node.reset_mode})
     on_grid = node.replace(
         tau_exc=tau_for_beta(a_q, dt), tau_inh=tau_for_beta(b_q, dt), tau_alpha=dequantize(ints["tau_alpha"], c),
-        v_threshold=dequantize(theta, f_t), graded_spikes_factor=math.ldexp(float(gs), -g),
+        v_threshold=dequantize(theta, f_t), graded_spikes_factor=math.ldexp(float(gs), -out.frac),
     )
     return plan, on_grid
 
@@ -125,27 +127,32 @@ def _check_exact(name: str, trace: Format, membrane: Format, in_fmts: list[Forma
                     f"{trace} and membrane {membrane} are too far apart; lower membrane_bits or coefficient_frac_bits")
 
 
-class FixedAlpha(StatefulRuntime):
-    """The bridge's AlphaRuntime (on the on-grid node, in float64) with the rounding of the rule: traces
-    rounded half up (and saturated) between `traces` and `fire`, the membrane rounded up after."""
+class AlphaRule(FixedRule):
+    """Alpha's fixed-point rule (module docstring): formats from the calibration, integers and the on-grid
+    node, and the step: the bridge's AlphaRuntime with the traces rounded half up (and saturated) between
+    its halves `traces` and `fire`, the membrane rounded up after."""
 
-    def __init__(self, inner: Any, plan: NodePlan, on_state: Any = None) -> None:
-        super().__init__()
-        self.inner, self.plan, self.on_state = inner, plan, on_state
+    carries_loops = True
+
+    def check(self, name: str, node: Node, dt: float) -> None:
+        # on the derived coefficients: tau_exc = inf (alpha = 1) is meaningful and quantises fine
+        alpha, beta, tau_alpha = alpha_coefficients(node, dt)
+        check_finite(name, {"alpha": alpha, "beta": beta, "tau_alpha": tau_alpha, "v_threshold": node.v_threshold,
+                            "graded_spikes_factor": node.graded_spikes_factor})
+
+    def formats(self, name: str, node: Node, config: FixedPointConfig, calibration: Any) -> NeuronFormats:
+        return alpha_formats(name, node, config, calibration.max_abs_state.get(name, 0.0), calibration.max_abs_current.get(name, 0.0))
+
+    def plan(self, name: str, node: Node, in_fmts: list[Format], act_fmt: Format, ctx: PlanContext) -> tuple[NodePlan, Node]:
+        return plan_alpha(name, node, in_fmts, ctx.neurons[name], ctx.dt, ctx.config)
+
+    def step(self, inner: Any, inputs: Any, state: Any, plan: NodePlan, rnd: Rounding) -> tuple[Any, Any]:
+        e, n = inner.traces(inputs, state)
+        e, n = rnd.half_up(e, plan.current), rnd.half_up(n, plan.current)
+        spike, (e, n, u) = inner.fire(e, n, state)
         t = plan.current
-        self.trace_lo, self.trace_hi = math.ldexp(t.lo, -t.frac), math.ldexp(t.hi, -t.frac)
-
-    def init_state(self, inputs: Any) -> Any:
-        return self.inner.init_state(inputs)
-
-    def step(self, inputs: Any, state: Any) -> Any:
-        e, n = self.inner.traces(inputs, state)
-        e, n = round_half_up(e, self.plan.current), round_half_up(n, self.plan.current)
-        spike, (e, n, u) = self.inner.fire(e, n, state)
-        st = (torch.clamp(e, self.trace_lo, self.trace_hi), n, round_ceil(u, self.plan.membrane))
-        if self.on_state is not None:
-            self.on_state(self.plan.name, st)
-        return spike, st
+        e = e.clamp(math.ldexp(t.lo, -t.frac), math.ldexp(t.hi, -t.frac))  # E - R*Θ may leave the range
+        return spike, (e, n, rnd.ceil(u, plan.membrane))
 
 
 class AlphaEmitter(Emitter):
@@ -211,4 +218,5 @@ class AlphaEmitter(Emitter):
         return LayerEstimate(e.name, nd["type"], N, lanes, cycles, dsp, brams, lut)
 
 
+register_fixed_rule("Alpha", AlphaRule())
 register_emitter("Alpha", AlphaEmitter())
