@@ -159,6 +159,21 @@ def test_graded_spikes_factor_set_after_construction_is_exported():
     assert float(spk.max()) == 0.75
 
 
+def test_time_unit_change_keeps_the_coefficients_and_nir_refuses_by_name():
+    from talon.ir.nir import NIRConversionError
+    from talon.ir.primitives import in_time_unit
+    from talon.ir.primitives.alpha import alpha_coefficients
+
+    node = Alpha(tau_exc=np.float32(10.0), tau_inh=np.float32(4.0), v_threshold=np.float32(1.0))
+    moved = in_time_unit(node, 1e-3)
+    for a, b in zip(alpha_coefficients(node, 1.0), alpha_coefficients(moved, 1e-3)):
+        assert np.allclose(a, b, rtol=1e-12, atol=0)
+    g = ir.Graph({"x": ir.Input(shape=(3,)), "a": node, "y": ir.Output()}, [("x", "a"), ("a", "y")])
+    for dt in (None, 1e-4):
+        with pytest.raises(NIRConversionError, match=r"'a' \(Alpha\).*NIR has no Alpha neuron"):
+            ir.to_nir(g) if dt is None else ir.to_nir(g, dt=dt)
+
+
 def test_learn_alpha_is_refused_by_snntorch_itself():
     """snnTorch 1.0.0 cannot build Alpha(learn_alpha=True) (it assigns a plain tensor to the parameter)."""
     with pytest.raises(TypeError):
