@@ -84,7 +84,7 @@ class Alpha(Node):
         if self.tau_alpha is not None and not np.all(np.isfinite(self.tau_alpha)):
             raise PrimitiveError("Alpha.tau_alpha must be finite")
 
-    def in_time_unit(self, k: float) -> "Alpha":
+    def in_time_unit(self, k: float) -> Node:
         """The same neuron for a timestep k times as long: both time constants scale by k (in float64, as
         for LIF), so alpha and beta, and the tau_alpha derived from them, stay the same; a stored
         tau_alpha is a pure number and stays as it is."""
