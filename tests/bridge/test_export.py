@@ -271,7 +271,7 @@ def export_error(model: nn.Module, sample: torch.Tensor, *fragments: str) -> str
     [
         (snn.Leaky(beta=0.9, inhibition=True, init_hidden=True), "inhibition"),
         (snn.Synaptic(alpha=0.9, beta=0.8, state_quant=lambda x: x, init_hidden=True), "state_quant"),
-        (snn.Alpha(alpha=0.9, beta=0.8, init_hidden=True), "not an LIF"),
+        (snn.Alpha(alpha=0.0, beta=-0.5, init_hidden=True), "alpha <= beta after snnTorch's clamp"),
         (snn.Lapicque(R=5.1, C=5e-3, time_step=1e-3, init_hidden=True), "R == 1"),
         (snn.Leaky(beta=torch.tensor([0.5, 1.2, 0.9, 0.1]), init_hidden=True), "beta is 1 for some"),
         (snn.Synaptic(alpha=1.0, beta=0.5, init_hidden=True), "alpha is 1"),

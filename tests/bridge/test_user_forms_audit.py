@@ -1009,7 +1009,7 @@ CASES = [
     Case("stack_then_index_last", lambda: Records("stack_last"), _STATIC,
          refused=("torch.stack(spk_rec)[-1]", "last step's value")),
     Case("inhibition", lambda: OtherNeurons("inhibition"), _STATIC, refused=("'lif1'", "inhibition=True", "custom_map")),
-    Case("alpha_neuron", lambda: OtherNeurons("alpha"), _STATIC, refused=("'lif1'", "Alpha is not an LIF", "custom_map")),
+    Case("alpha_neuron", lambda: OtherNeurons("alpha"), _STATIC),  # exported exactly since issue 16 (docs/neurons/alpha.md)
     Case("slstm_neuron", lambda: OtherNeurons("slstm"), _STATIC, refused=("'lif1'", "SLSTM", "no converter", "custom_map")),
     Case("two_forward_inputs", TwoInputs, _STATIC, refused=("TwoInputs", "'bias' has no default")),
     Case("data_dependent_submodule", GatedNet, _STATIC,

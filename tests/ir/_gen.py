@@ -56,6 +56,7 @@ VALID: dict[str, Callable[[], dict]] = {
     "LIF": lambda: dict(_neuron(), reset_mode="subtract"),
     "IF": lambda: dict(v_threshold=np.ones(4)),
     "CubaLIF": lambda: dict(tau_syn=pos(4), tau_mem=pos(4), r=pos(4), v_leak=np.zeros(4), v_threshold=np.ones(4)),
+    "Alpha": lambda: dict(tau_exc=pos(4) + 10.0, tau_inh=pos(4), v_threshold=np.ones(4), tau_alpha=pos(4), reset_mode="subtract"),
     "LI": lambda: dict(tau=pos(4), r=pos(4), v_leak=np.zeros(4)),
     "Integrator": lambda: dict(r=pos(4)),
     "Threshold": lambda: dict(v_threshold=np.ones(4)),
@@ -301,6 +302,18 @@ RECIPES["CubaLIF"] = _neuron_recipe(("tau_syn", "tau_mem"))
 RECIPES["IF"] = _neuron_recipe(())
 RECIPES["Integrator"] = _neuron_recipe(())
 RECIPES["Threshold"] = _neuron_recipe(())
+
+
+@recipe("Alpha")
+def _alpha(draw):
+    # tau_exc > tau_inh > 0 with tau_inh finite (alpha > beta, beta != 1); any float dtype, any broadcast shape
+    shape = _shape(draw, 1, 3, 1, 4)
+    s_inh, s_exc = draw(st.sampled_from([shape, (), (1,), shape[-1:]])), draw(st.sampled_from([shape, (), (1,), shape[-1:]]))
+    dt_inh, dt_exc = (np.dtype(draw(st.sampled_from(["float32", "float64"]))) for _ in range(2))
+    inh = draw(hnp.arrays(dt_inh, s_inh, elements=st.floats(0.125, 1e6, width=dt_inh.itemsize * 8)))
+    gap = draw(hnp.arrays(np.float64, s_exc, elements=st.one_of(st.floats(1.0, 1e6), st.just(math.inf))))
+    exc = (np.max(inh.astype(np.float64), initial=0.0) + gap).astype(dt_exc)
+    return {"tau_inh": ("raw", inh), "tau_exc": ("raw", exc)}
 
 
 @recipe("Delay")

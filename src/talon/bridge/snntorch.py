@@ -1,4 +1,4 @@
-"""snnTorch neuron converters: Leaky, Synaptic, RLeaky, RSynaptic, Lapicque (and why not Alpha).
+"""snnTorch neuron converters: Leaky, Synaptic, RLeaky, RSynaptic, Lapicque, Alpha.
 
 The only module of talon.bridge that imports snntorch. Every mapping here is exact: the IR runtime
 (float32, coefficients derived in float64 and rounded once) reproduces snnTorch 1.0.0 spike for spike
@@ -23,6 +23,7 @@ import torch.nn as nn
 from talon.bridge.converters import ConverterResult, ExportContext, converter_for, register_converter
 from talon.ir import IF, LI, LIF, CubaLIF, Graph, Input, Integrator, Node, Output, Scale, Threshold
 from talon.ir._compact import float32_if_exact, smallest_broadcast
+from talon.ir.primitives.alpha import Alpha
 
 __all__ = ["CONVERTERS", "is_neuron", "state_index", "memoryless", "membrane_readout", "convert_leaky", "convert_synaptic", "convert_rleaky", "convert_rsynaptic",
            "convert_lapicque", "convert_alpha"]
@@ -41,7 +42,7 @@ def is_neuron(module: nn.Module) -> bool:
 # What each neuron's forward returns, by name: a state argument `mem` is carried over when it is output `mem`.
 _OUTPUTS: dict[type, tuple[str, ...]] = {
     snn.Leaky: ("spk", "mem"), snn.Lapicque: ("spk", "mem"), snn.Synaptic: ("spk", "syn", "mem"),
-    snn.RLeaky: ("spk", "mem"), snn.RSynaptic: ("spk", "syn", "mem"),
+    snn.RLeaky: ("spk", "mem"), snn.RSynaptic: ("spk", "syn", "mem"), snn.Alpha: ("spk", "syn_exc", "syn_inh", "mem"),
 }
 
 
@@ -263,11 +264,22 @@ def convert_lapicque(m: snn.Lapicque, ctx: ExportContext) -> ConverterResult:
 
 
 def convert_alpha(m: snn.Alpha, ctx: ExportContext) -> ConverterResult:
-    _check_common(m, ctx)
-    raise ctx.unsupported(
-        m, "Alpha is not an LIF: its membrane U = tau_alpha*(E + N) has no U[t-1] term, is driven by two opposite-sign "
-        "synaptic traces whose reset depends on the membrane, and its subtract reset adds back the previous inhibitory trace"
-    )
+    """snnTorch's Alpha, exactly: its clamped alpha and beta as time constants (as for Synaptic), and the
+    membrane gain tau_alpha as the float32 value snnTorch computes from them on every step."""
+    mechanism, gsf = _check_common(m, ctx)
+    shape = ctx.output_shape
+    alpha = _decay(m, ctx, "alpha", m.alpha, shape)
+    beta = _decay(m, ctx, "beta", m.beta, shape)
+    if np.any(beta == 1.0):
+        raise ctx.unsupported(m, "beta is 1, which snnTorch's tau_alpha = ln(alpha)/(ln(beta) - ln(alpha)) + 1 divides by zero")
+    if np.any(alpha <= beta):
+        raise ctx.unsupported(m, "alpha <= beta after snnTorch's clamp to [0, 1]: the Alpha neuron needs alpha > beta")
+    with torch.no_grad():  # snnTorch's own expression, in the parameters' dtype (cast to float32 where it is used)
+        a = torch.as_tensor(m.alpha).detach().cpu().clamp(0, 1)
+        b = torch.as_tensor(m.beta).detach().cpu().clamp(0, 1)
+        tau_alpha = torch.log(a) / (torch.log(b) - torch.log(a)) + 1
+    return Alpha(tau_exc=_tau(alpha, ctx.dt), tau_inh=_tau(beta, ctx.dt), v_threshold=_param(m, ctx, "threshold", m.threshold, shape),
+                 tau_alpha=_param(m, ctx, "tau_alpha", tau_alpha, shape), reset_mode=mechanism, graded_spikes_factor=gsf)
 
 
 #: The snnTorch neuron types this module converts (each registered with register_converter below).

@@ -30,6 +30,7 @@ import numpy as np
 
 from talon.errors import TalonUsageError
 from talon.ir import Graph, Node
+from talon.ir.primitives.alpha import membrane_bounds
 from talon.sdk._graph import Shape, Topology
 
 Bounds = tuple[np.ndarray, np.ndarray]
@@ -297,6 +298,14 @@ def _if(node, args, outs, dt, neurons, name):
     return _spikes(node, record_never(neurons, name, vmax, thr), shape)
 
 
+def _alpha(node, args, outs, dt, neurons, name):
+    # the Alpha primitive's own bounds on its membrane (talon.ir.primitives.alpha.membrane_bounds)
+    shape = outs[0]
+    lo, hi = _summed(args)
+    _, vmax = membrane_bounds(node, dt, lo, hi)
+    return _spikes(node, record_never(neurons, name, np.broadcast_to(vmax, shape), _arr(node.v_threshold, shape)), shape)
+
+
 def _cubalif(node, args, outs, dt, neurons, name):
     shape = outs[0]
     lo, hi = _summed(args)
@@ -398,6 +407,7 @@ register_bounds("Delay", _delay)
 register_bounds("LIF", _lif)
 register_bounds("IF", _if)
 register_bounds("CubaLIF", _cubalif)
+register_bounds("Alpha", _alpha)
 register_bounds("LI", _li)
 register_bounds("Integrator", _integrator)
 register_bounds("Threshold", _threshold)
