@@ -1,0 +1,221 @@
+"""The ALIF neuron (Lava-DL's adaptive-threshold LIF) end to end: IR, runtime, export, fixed point, C++ kernel.
+
+References are written from Lava-DL's equations in alif_reference.py (not from TALON's code)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from talon import ir
+from talon.backend.alif import DECAY_FRAC, FixedALIFRuntime, plan_alif, state_format
+from talon.backend.cpu.fixed import FixedPointConfig, Format
+from talon.bridge.alif import ALIF, ALIFRuntime, convert_alif
+from talon.errors import PrimitiveError
+from talon.ir.primitives.alif import ALIF as ALIFNode
+
+from alif_reference import alif_float32, alif_lava_int
+
+PARAMS = dict(threshold=1.0, threshold_step=0.5, current_decay=0.25, voltage_decay=0.1, threshold_decay=0.05, refractory_decay=0.2)
+
+
+def _params(n: int, seed: int = 0) -> dict:
+    """Per-neuron parameters, some on Lava-DL's grids (1/64, 1/4096), some not."""
+    g = np.random.default_rng(seed)
+    return dict(
+        threshold=g.uniform(0.5, 2.0, n).astype(np.float32),
+        threshold_step=g.uniform(0.0, 1.0, n).astype(np.float32),
+        current_decay=g.uniform(0.0, 1.0, n).astype(np.float32),
+        voltage_decay=g.uniform(0.0, 0.5, n).astype(np.float32),
+        threshold_decay=g.uniform(0.0, 0.3, n).astype(np.float32),
+        refractory_decay=g.uniform(0.05, 1.0, n).astype(np.float32),
+    )
+
+
+def _run(rt, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    state = rt.init_state([x[0]])
+    spikes, volts = [], []
+    for xt in x:
+        s, state = rt.step([xt], state)
+        spikes.append(s)
+        volts.append(state[-1])
+    return torch.stack(spikes).numpy(), torch.stack(volts).numpy()
+
+
+# -- IR ---------------------------------------------------------------------------------------------
+
+
+def test_the_node_validates_its_decays_and_shapes():
+    with pytest.raises(PrimitiveError, match="ALIF.voltage_decay must lie in"):
+        ALIFNode(**{**PARAMS, "voltage_decay": 1.5})
+    with pytest.raises(PrimitiveError, match="current_decay"):
+        ALIFNode(**{**PARAMS, "current_decay": float("nan")})
+    node = ALIFNode(**{**PARAMS, "threshold": np.ones(3)})
+    assert node.infer_output_shapes([(3,), (3,)]) == [(3,)]
+    with pytest.raises(PrimitiveError, match="threshold"):
+        node.infer_output_shapes([(4,)])
+    assert node.stateful and node.spiking and node.in_time_unit(10.0) is node
+
+
+def test_a_graph_with_an_alif_round_trips_through_t1c(tmp_path):
+    p = _params(5)
+    g = ir.Graph({"inp": ir.Input(shape=(5,)), "alif": ALIFNode(**p), "out": ir.Output()}, [("inp", "alif"), ("alif", "out")])
+    path = tmp_path / "alif.t1c"
+    ir.write(path, g)
+    back = ir.read(path)
+    assert back.nodes["alif"] == g.nodes["alif"] and list(back.nodes) == list(g.nodes)
+
+
+# -- float runtime against the equations --------------------------------------------------------------
+
+
+def test_the_runtime_is_the_equations_spike_for_spike():
+    p = _params(32, seed=1)
+    x = torch.rand((300, 4, 32), generator=torch.Generator().manual_seed(2)) * 0.6
+    want_s, want_v = alif_float32(x.numpy(), **p)
+    got_s, got_v = _run(ALIFRuntime(ALIFNode(**p)), x)
+    assert np.array_equal(got_s, want_s) and np.array_equal(got_v, want_v)
+    assert 0 < want_s.mean() < 0.5
+
+
+def test_the_threshold_adapts():
+    """Under a constant drive the threshold climbs with each spike, so spikes come further apart."""
+    x = torch.full((300, 1, 1), 0.05)
+    s, _ = _run(ALIFRuntime(ALIFNode(**{**PARAMS, "refractory_decay": 0.5})), x)
+    gaps = np.diff(np.flatnonzero(s[:, 0, 0]))
+    assert len(gaps) > 10 and gaps[-1] > gaps[0]
+    flat, _ = _run(ALIFRuntime(ALIFNode(**{**PARAMS, "refractory_decay": 0.5, "threshold_step": 0.0})), x)
+    assert flat.sum() > 2 * s.sum()
+
+
+# -- the torch module and its export -------------------------------------------------------------------
+
+
+class Net(nn.Module):
+    """A user's model: Linear -> ALIF -> Linear -> ALIF, one step per call."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.fc1 = nn.Linear(6, 16)
+        self.alif1 = ALIF(**{**PARAMS, "threshold": torch.linspace(0.5, 1.5, 16)})
+        self.fc2 = nn.Linear(16, 4)
+        self.alif2 = ALIF(threshold=0.4, threshold_step=0.3, current_decay=0.5, voltage_decay=0.2, threshold_decay=0.1, refractory_decay=0.3)
+
+    def forward(self, x):
+        return self.alif2(self.fc2(self.alif1(self.fc1(x))))
+
+
+def test_the_module_is_the_runtime():
+    p = _params(8, seed=3)
+    m = ALIF(**p)
+    x = torch.rand((50, 2, 8), generator=torch.Generator().manual_seed(4))
+    got = torch.stack([m(xt) for xt in x]).numpy()
+    want, _ = alif_float32(x.numpy(), **p)
+    assert np.array_equal(got, want)
+    m.reset_state()
+    assert np.array_equal(torch.stack([m(xt) for xt in x]).numpy(), want)
+
+
+def test_from_lava_dl_device_params_and_arguments():
+    dev = {"vThMant": 80, "vThStep": 40, "iDecay": 1024, "vDecay": 410, "thDecay": 205, "refDecay": 819}
+    node = ALIF.from_lava_dl(dev).to_node()
+    assert float(node.threshold) == 80 / 64 and float(node.threshold_step) == 40 / 64
+    assert float(node.current_decay) == np.float32(1024 / 4096) and float(node.refractory_decay) == np.float32(819 / 4096)
+    assert ALIF.from_lava_dl(PARAMS).to_node() == ALIF(**PARAMS).to_node()
+
+
+# -- fixed point: Lava-DL's integer model ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("frac", [12, 9])
+def test_fixed_point_is_lava_dls_integer_model(frac):
+    """On the state grid 2^-frac, TALON's fixed-point ALIF is Lava-DL's integer ALIF with s_scale = 2^frac
+    (Lava-DL's default scale 64 is frac 12), input on the grid."""
+    n = 24
+    g = np.random.default_rng(5)
+    dev = dict(du=g.integers(0, 4097, n), dv=g.integers(0, 2048, n), dth=g.integers(0, 1024, n), dr=g.integers(100, 4097, n))
+    th0 = g.integers(32, 128, n) / 64.0
+    step = g.integers(0, 64, n) / 64.0
+    node = ALIFNode(threshold=th0, threshold_step=step, current_decay=dev["du"] / 4096, voltage_decay=dev["dv"] / 4096,
+                    threshold_decay=dev["dth"] / 4096, refractory_decay=dev["dr"] / 4096)
+    sfmt = Format(24, frac)
+    plan, grid = plan_alif("a", node, [Format(8, 6)], sfmt, FixedPointConfig())
+    assert all(np.array_equal(plan.ints[k], dev[d]) for k, d in zip(("current_decay", "voltage_decay", "threshold_decay", "refractory_decay"), dev))
+    # inputs: weights on 1/64 times spikes, summed: on the grid of every frac >= 6
+    x = (g.integers(-40, 90, (200, 3, n)) / 64.0)
+    want_s, want_v = alif_lava_int(x, 1 << frac, np.rint(th0 * (1 << frac)).astype(np.int64), np.rint(step * (1 << frac)).astype(np.int64),
+                                   dev["du"], dev["dv"], dev["dth"], dev["dr"])
+    rt = FixedALIFRuntime(grid, sfmt).double()
+    got_s, got_v = _run(rt, torch.tensor(x, dtype=torch.float64))
+    assert np.array_equal(got_s, want_s)
+    assert np.array_equal(np.ldexp(got_v, frac).astype(np.int64), want_v)
+    assert 0 < want_s.mean() < 0.6
+
+
+def test_state_format_covers_the_threshold_and_the_calibrated_range():
+    node = ALIFNode(**PARAMS)
+    cfg = FixedPointConfig()
+    f = state_format(node, 3.0, cfg)
+    assert f.bits == 24 and 3.0 * 2 ** f.frac < 2 ** 23
+    assert state_format(node, 0.0, cfg).frac == state_format(node, 1.5, cfg).frac  # threshold + step = 1.5
+
+
+# -- the C++ kernel against the fixed-point runtime ---------------------------------------------------------
+
+KERNEL_TB = r"""
+#include <stdio.h>
+#include <stdint.h>
+#include "talon_fixed.h"
+#include "alif.h"
+#define N %(N)d
+int main() {
+    static int64_t ku[N], kv[N], kth[N], kr[N], th0[N], stp[N], u[N], th[N], rf[N], v[N], x[N], out[N], mem[N];
+    int T;
+    for (int n = 0; n < N; ++n) if (scanf("%%ld %%ld %%ld %%ld %%ld %%ld", &ku[n], &kv[n], &kth[n], &kr[n], &th0[n], &stp[n]) != 6) return 2;
+    for (int n = 0; n < N; ++n) { u[n] = 0; v[n] = 0; rf[n] = 0; th[n] = th0[n]; }
+    if (scanf("%%d", &T) != 1) return 2;
+    for (int t = 0; t < T; ++t) {
+        for (int n = 0; n < N; ++n) if (scanf("%%ld", &x[n]) != 1) return 2;
+        k_alif<N, %(MB)d, %(SH)d>(x, u, th, rf, v, ku, kv, kth, kr, th0, stp, out, mem);
+        for (int n = 0; n < N; ++n) printf("%%ld %%ld\n", out[n], mem[n]);
+    }
+    return 0;
+}
+"""
+
+
+@pytest.mark.skipif(shutil.which("g++") is None, reason="g++ not found")
+def test_the_kernel_template_is_the_fixed_point_runtime_bit_for_bit(tmp_path):
+    from talon.backend.fpga.kernels import builtin_kernel, fixed_header
+
+    n, T, frac, fin = 16, 150, 10, 12  # inputs finer than the state: the kernel rounds them half up
+    p = _params(n, seed=7)
+    sfmt = Format(16, frac)  # narrow states: saturation happens and must agree too
+    plan, grid = plan_alif("a", ALIFNode(**p), [Format(16, fin)], sfmt, FixedPointConfig())
+    g = np.random.default_rng(8)
+    xi = g.integers(-3000, 9000, (T, 1, n))
+    rt = FixedALIFRuntime(grid, sfmt).double()
+    want_s, want_v = _run(rt, torch.tensor(np.ldexp(xi.astype(np.float64), -fin)))
+    (tmp_path / "talon_fixed.h").write_text(fixed_header(3))
+    (tmp_path / "alif.h").write_text(builtin_kernel("alif"))
+    (tmp_path / "tb.cpp").write_text(KERNEL_TB % {"N": n, "MB": sfmt.bits, "SH": fin - frac})
+    exe = tmp_path / "tb"
+    subprocess.run(["g++", "-std=c++14", "-O1", "-I", str(tmp_path), str(tmp_path / "tb.cpp"), "-o", str(exe)], check=True)
+    k = [4096 - plan.ints[d] for d in ("current_decay", "voltage_decay", "threshold_decay", "refractory_decay")]
+    th0 = np.broadcast_to(plan.ints["threshold"], (n,))
+    stp = np.broadcast_to(plan.ints["threshold_step"], (n,))
+    lines = [" ".join(str(int(a[j])) for a in (*k, th0, stp)) for j in range(n)] + [str(T)]
+    lines += [" ".join(str(int(v)) for v in xi[t, 0]) for t in range(T)]
+    res = subprocess.run([str(exe)], input="\n".join(lines) + "\n", capture_output=True, text=True, check=True)
+    got = np.array([[int(w) for w in ln.split()] for ln in res.stdout.split("\n") if ln]).reshape(T, n, 2)
+    assert np.array_equal(got[..., 0], want_s[:, 0].astype(np.int64))
+    assert np.array_equal(got[..., 1], np.ldexp(want_v[:, 0], frac).astype(np.int64))
+    assert 0 < want_s.mean() < 0.9
+    assert np.abs(got[..., 1]).max() == (1 << 15) - 1 or np.abs(got[..., 1]).max() == 1 << 15  # saturated at least once
