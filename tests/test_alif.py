@@ -14,10 +14,10 @@ import torch
 from torch import nn
 
 from talon import ir
-from talon.backend.alif import DECAY_FRAC, FixedALIFRuntime, plan_alif, state_format
+from talon.backend.alif import fixed_step, plan_alif, state_format
 from talon.backend.cpu.fixed import FixedPointConfig, Format
 from talon.bridge.alif import ALIF, ALIFRuntime, convert_alif
-from talon.errors import PrimitiveError
+from talon.errors import BackendError, PrimitiveError
 from talon.ir.primitives.alif import ALIF as ALIFNode
 
 from alif_reference import alif_float32, alif_lava_int
@@ -38,11 +38,12 @@ def _params(n: int, seed: int = 0) -> dict:
     )
 
 
-def _run(rt, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+def _run(rt, x: torch.Tensor, fmt: Format | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Spikes and voltages of runtime `rt` over x (T, B, ...): float mode, or fixed point at state format `fmt`."""
     state = rt.init_state([x[0]])
     spikes, volts = [], []
     for xt in x:
-        s, state = rt.step([xt], state)
+        s, state = rt.step([xt], state) if fmt is None else fixed_step(rt, [xt], state, fmt)
         spikes.append(s)
         volts.append(state[-1])
     return torch.stack(spikes).numpy(), torch.stack(volts).numpy()
@@ -152,19 +153,20 @@ def test_fixed_point_is_lava_dls_integer_model(frac):
     x = (g.integers(-40, 90, (200, 3, n)) / 64.0)
     want_s, want_v = alif_lava_int(x, 1 << frac, np.rint(th0 * (1 << frac)).astype(np.int64), np.rint(step * (1 << frac)).astype(np.int64),
                                    dev["du"], dev["dv"], dev["dth"], dev["dr"])
-    rt = FixedALIFRuntime(grid, sfmt).double()
-    got_s, got_v = _run(rt, torch.tensor(x, dtype=torch.float64))
+    got_s, got_v = _run(ALIFRuntime(grid).double(), torch.tensor(x, dtype=torch.float64), sfmt)
     assert np.array_equal(got_s, want_s)
     assert np.array_equal(np.ldexp(got_v, frac).astype(np.int64), want_v)
     assert 0 < want_s.mean() < 0.6
 
 
-def test_state_format_covers_the_threshold_and_the_calibrated_range():
-    node = ALIFNode(**PARAMS)
+def test_state_format_bounds_the_threshold_and_refractory_state():
+    node = ALIFNode(**PARAMS)  # threshold 1, step 0.5
     cfg = FixedPointConfig()
-    f = state_format(node, 3.0, cfg)
-    assert f.bits == 24 and 3.0 * 2 ** f.frac < 2 ** 23
-    assert state_format(node, 0.0, cfg).frac == state_format(node, 1.5, cfg).frac  # threshold + step = 1.5
+    f = state_format("a", node, 3.0, 1.0, cfg)  # th <= 3.5, r <= 6.5
+    assert f.bits == 24 and f.frac == 23 - 3 - 1  # 6.5 < 2^3, one bit of headroom
+    assert state_format("a", node, 0.0, 9.0, cfg).frac == 23 - 4 - 1
+    with pytest.raises(BackendError, match="negative threshold"):
+        state_format("a", ALIFNode(**{**PARAMS, "threshold_step": -0.1}), 1.0, 1.0, cfg)
 
 
 # -- the C++ kernel against the fixed-point runtime ---------------------------------------------------------
@@ -201,8 +203,7 @@ def test_the_kernel_template_is_the_fixed_point_runtime_bit_for_bit(tmp_path):
     plan, grid = plan_alif("a", ALIFNode(**p), [Format(16, fin)], sfmt, FixedPointConfig())
     g = np.random.default_rng(8)
     xi = g.integers(-3000, 9000, (T, 1, n))
-    rt = FixedALIFRuntime(grid, sfmt).double()
-    want_s, want_v = _run(rt, torch.tensor(np.ldexp(xi.astype(np.float64), -fin)))
+    want_s, want_v = _run(ALIFRuntime(grid).double(), torch.tensor(np.ldexp(xi.astype(np.float64), -fin)), sfmt)
     (tmp_path / "talon_fixed.h").write_text(fixed_header(3))
     (tmp_path / "alif.h").write_text(builtin_kernel("alif"))
     (tmp_path / "tb.cpp").write_text(KERNEL_TB % {"N": n, "MB": sfmt.bits, "SH": fin - frac})
@@ -219,3 +220,21 @@ def test_the_kernel_template_is_the_fixed_point_runtime_bit_for_bit(tmp_path):
     assert np.array_equal(got[..., 1], np.ldexp(want_v[:, 0], frac).astype(np.int64))
     assert 0 < want_s.mean() < 0.9
     assert np.abs(got[..., 1]).max() == (1 << 15) - 1 or np.abs(got[..., 1]).max() == 1 << 15  # saturated at least once
+
+
+def test_a_model_with_alif_modules_exports_exactly():
+    from talon.bridge import ir_to_torch, to_ir
+
+    net = Net()
+    g = to_ir(net, torch.zeros(1, 6), custom_map={ALIF: convert_alif})
+    assert [n.type_name for n in g.nodes.values()].count("ALIF") == 2
+    x = torch.rand((120, 3, 6), generator=torch.Generator().manual_seed(9)) * 2.0
+    want = torch.stack([net(xt) for xt in x])
+    assert want[:, :, :].sum() > 0
+    ex = ir_to_torch(g, return_state=True)
+    got, state = [], None
+    with torch.no_grad():
+        for xt in x:
+            y, state = ex(xt, state=state)
+            got.append(y)
+    assert torch.equal(torch.stack(got), want)

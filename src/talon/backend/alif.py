@@ -8,7 +8,7 @@ threshold_step are quantised to the state grid. Lava-DL's state scale s_scale is
 scale = 64, is f = 12). The summed input is rounded half up to the state grid (exact for inputs already
 on it, as spikes through weights on the grid are) and every state saturates to membrane_bits (Loihi's
 24-bit states), which Lava-DL's int64 emulation never does. templates/kernels/alif.h is the same rule in
-C++; `FixedALIFRuntime` is talon.bridge.alif's one update with these roundings as its hooks.
+C++; `fixed_step` runs talon.bridge.alif's one update with these roundings.
 """
 
 from __future__ import annotations
@@ -35,11 +35,21 @@ from talon.sdk.fixed_point import frac_for_range, saturation_message
 DECAY_FRAC = 12
 
 
-def state_format(node: ALIF, max_abs_state: float, config: FixedPointConfig) -> Format:
-    """The one format of u, th, r and v: the calibrated range of the states, and the threshold's reach."""
-    thr = np.abs(np.asarray(node.threshold, np.float64))
-    reach = float(np.max(thr + np.abs(np.asarray(node.threshold_step, np.float64)), initial=0.0))
-    r = max(float(max_abs_state), reach)
+def state_format(name: str, node: ALIF, max_abs_voltage: float, max_abs_current: float, config: FixedPointConfig) -> Format:
+    """The one format of u, th, r and v, from the calibrated voltage and current ranges.
+
+    The threshold and the refractory state are not calibrated, they are bounded: with threshold >= 0 and
+    threshold_step >= 0, th >= threshold >= 0 and r >= 0, and a spike needs v >= th + r, so th only rises
+    (by the step) while th <= v, and r only rises (by 2 th) while r <= v - th. Hence th <= max(threshold,
+    V + step) and r <= V + max th, with V the largest voltage."""
+    th0 = np.asarray(node.threshold, np.float64)
+    step = np.asarray(node.threshold_step, np.float64)
+    if np.any(th0 < 0) or np.any(step < 0):
+        raise BackendError(f"fixed-point mode: ALIF {name!r} has a negative threshold or threshold_step; its fixed-point state range "
+                           "is bounded only for threshold >= 0 and threshold_step >= 0 (simulate it with mode='float')")
+    v = float(max_abs_voltage)
+    th_max = max(float(np.max(th0, initial=0.0)), v + float(np.max(step, initial=0.0)))
+    r = max(v, float(max_abs_current), th_max, v + th_max)
     return Format(config.membrane_bits, frac_for_range(r, config.membrane_bits) - config.membrane_headroom_bits)
 
 
@@ -73,24 +83,20 @@ def plan_alif(name: str, node: ALIF, in_fmts: list[Format], sfmt: Format, config
     return plan, node.replace(**changes)
 
 
-class FixedALIFRuntime(ALIFRuntime):
-    """The ALIF update of talon.bridge.alif on the on-grid node, in float64, with Lava-DL's integer roundings
-    as its hooks: every value is an integer times 2^-f, and every product is exact in float64."""
+def fixed_step(inner: ALIFRuntime, inputs: Sequence[Tensor], state: Any, fmt: Format) -> tuple[Tensor, Any]:
+    """The fixed-point step: talon.bridge.alif's one update (`inner`, built for the on-grid node, run in
+    float64) on the input sum rounded half up to the state grid, with Lava-DL's decay rstz(S * (4096 - D))
+    and saturation to the state format. Every value is an integer times 2^-f and every product is exact."""
+    up, down = math.ldexp(1.0, fmt.frac), math.ldexp(1.0, -fmt.frac)
+    lo, hi = fmt.lo * down, fmt.hi * down
 
-    def __init__(self, node: ALIF, state: Format) -> None:
-        super().__init__(node)
-        self.fmt = state
-        self._up, self._down = math.ldexp(1.0, state.frac), math.ldexp(1.0, -state.frac)
-        self._lo, self._hi = state.lo * self._down, state.hi * self._down
+    def decay(s: Tensor, keep: Any) -> Tensor:
+        return torch.mul(s, keep).mul_(up).trunc_().mul_(down)  # S*K/4096 towards zero, on the grid
 
-    def _input(self, inputs: Sequence[Tensor]) -> Tensor:
-        return round_half_up(super()._input(inputs), self.fmt)
+    def sat(s: Tensor) -> Tensor:
+        return s.clamp(lo, hi)
 
-    def _decay(self, state: Tensor, keep: Any) -> Tensor:
-        return torch.mul(state, keep).mul_(self._up).trunc_().mul_(self._down)  # rstz(S * K, 12)
-
-    def _sat(self, state: Tensor) -> Tensor:
-        return state.clamp(self._lo, self._hi)
+    return inner.advance(round_half_up(inner.sum_inputs(inputs), fmt), state, decay=decay, sat=sat)
 
 
 # -- the HLS emitter ------------------------------------------------------------------------------------

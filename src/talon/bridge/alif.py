@@ -2,10 +2,10 @@
 the `ALIF` module a user puts in a PyTorch model, its export converter, and the import of Lava-DL's
 ALIF parameters.
 
-`ALIFRuntime.step` is the update, written once. Three hooks carry everything the numerics mode changes:
-`_input` (the summed input), `_decay` (a state times its retention factor) and `_sat` (a new state); the
-float mode leaves them exact float32 arithmetic, and the fixed-point mode (talon.backend.alif) overrides
-them with Lava-DL's integer rounding. The user-facing `ALIF` module steps through the same function, so
+`alif_step` is the update, written once. Two arguments carry everything a numerics mode changes: `decay`
+(a state times its retention factor) and `sat` (applied to each new state); the float mode leaves them
+exact float32 arithmetic, and the fixed-point rule (talon.backend.alif) passes Lava-DL's integer rounding
+through `ALIFRuntime.advance`, on the summed input it rounded to the state grid. The user-facing `ALIF` module steps through the same function, so
 an exported model is reproduced bit for bit.
 """
 
@@ -25,14 +25,19 @@ from talon.ir.primitives.alif import DECAYS
 State = tuple[Tensor, Tensor, Tensor, Tensor]  # (u, th, r, v)
 
 
+def _exact(t: Tensor) -> Tensor:
+    return t
+
+
 def alif_step(
     x: Tensor, state: State, keep: Sequence[Any], threshold: Any, threshold_step: Any,
-    decay: Callable[[Tensor, Any], Tensor] = torch.mul, sat: Callable[[Tensor], Tensor] = lambda t: t,
+    decay: Callable[[Tensor, Any], Tensor] = torch.mul, sat: Callable[[Tensor], Tensor] | None = None,
 ) -> tuple[Tensor, State]:
     """One ALIF step (talon.ir.primitives.alif): `keep` = (1-current_decay, 1-voltage_decay,
     1-threshold_decay, 1-refractory_decay). Returns (spike, (u, th, r, v)); `state` is not modified."""
     u0, th0, r0, v0 = state
     ku, kv, kth, kr = keep
+    sat = sat or _exact
     u = sat(decay(u0, ku) + x)
     v = sat(decay(v0, kv) + u)
     th = sat(decay(th0 - threshold, kth) + threshold)
@@ -72,27 +77,27 @@ class ALIFRuntime(StatefulRuntime):
     def _get(self, op: Any) -> Any:
         return getattr(self, op) if isinstance(op, str) else op
 
-    # hooks: exact float arithmetic here; talon.backend.alif's fixed-point runtime overrides them
-    def _input(self, inputs: Sequence[Tensor]) -> Tensor:
+    def sum_inputs(self, inputs: Sequence[Tensor]) -> Tensor:
+        """x: the inputs added in edge order (a fresh tensor)."""
         x = inputs[0]
         for y in inputs[1:]:
             x = x + y
         return x
 
-    def _decay(self, state: Tensor, keep: Any) -> Tensor:
-        return state * keep
-
-    def _sat(self, state: Tensor) -> Tensor:
-        return state
-
     def init_state(self, inputs: Sequence[Tensor]) -> State:
         z = torch.zeros_like(inputs[0])
         return z, torch.zeros_like(z).add_(self._get(self._threshold)), torch.zeros_like(z), torch.zeros_like(z)
 
-    def step(self, inputs: Sequence[Tensor], state: State) -> tuple[Tensor, State]:
+    def advance(self, x: Tensor, state: State, decay: Callable[[Tensor, Any], Tensor] = torch.mul,
+                sat: Callable[[Tensor], Tensor] = _exact) -> tuple[Tensor, State]:
+        """One step on the summed input `x`. `decay(state, keep)` and `sat(state)` are the arithmetic a
+        numerics mode chooses: exact float products and no saturation here; the fixed-point rule
+        (talon.backend.alif) passes Lava-DL's integer rounding and saturation."""
         keep = [self._get(k) for k in self._keep]
-        return alif_step(self._input(inputs), state, keep, self._get(self._threshold), self._get(self._threshold_step),
-                         decay=self._decay, sat=self._sat)
+        return alif_step(x, state, keep, self._get(self._threshold), self._get(self._threshold_step), decay=decay, sat=sat)
+
+    def step(self, inputs: Sequence[Tensor], state: State) -> tuple[Tensor, State]:
+        return self.advance(self.sum_inputs(inputs), state)
 
 
 register_runtime("ALIF", lambda node, ctx: ALIFRuntime(node))
