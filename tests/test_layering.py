@@ -25,6 +25,7 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     "talon.errors": ("talon",),
     "talon._json": ("talon",),
     "talon._versions": ("talon",),
+    "talon._text": ("talon",),
     "talon._html": ("talon",),
     "talon.ir": TORCH + ABOVE_IR,
     "talon.sdk": TORCH + ("talon.mapping", "talon.bridge", "talon.backend", "talon.viz", "talon.io", "talon.cli") + LAYER3,

@@ -20,6 +20,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from talon._text import plain
 from talon.errors import TalonError
 from talon.eval_data import Framing, Source, batches, open_source
 
@@ -249,7 +250,7 @@ def evaluate(
     if mode not in MODES:
         raise TalonError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise TalonError(f"batch_size must be a positive integer, got {batch_size!r}")
+        raise TalonError(f"batch_size must be a positive integer, got {plain(batch_size)}")
     g = as_graph(model)
     be = get_backend(backend)
     be.check_mode(mode)

@@ -20,6 +20,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from talon._text import plain
 from talon.errors import TalonError
 from talon.io.encoders import ENCODINGS, delta_encode, encode as encode_sample, events_to_frames
 
@@ -50,6 +51,9 @@ def open_source(data: Any) -> Source:
         return _arrays(data, "the data dict")
     if isinstance(data, tuple) and len(data) == 2 and _is_label_vector(data[1], data[0]):
         return _arrays({"x": data[0], "y": data[1]}, "the (x, y) arrays")
+    if isinstance(data, tuple) and len(data) == 2 and _is_label_column(data[1], data[0]):
+        y = np.asarray(data[1])
+        raise TalonError(f"the (x, y) arrays: y has shape {y.shape}, a column; pass (N,) labels, one per sample: y.reshape(-1)")
     if hasattr(data, "__len__") and hasattr(data, "__getitem__"):
         return Source(_Indexed(data), len(data), type(data).__name__, getattr(data, "class_names", None))
     if hasattr(data, "__iter__"):
@@ -74,6 +78,15 @@ def _is_label_vector(y: Any, x: Any) -> bool:
     return ya.ndim == 1 and ya.shape[0] == n and getattr(np.asarray(x), "ndim", 0) >= 2
 
 
+def _is_label_column(y: Any, x: Any) -> bool:
+    """y is (N, 1) for N samples of x: labels as a column."""
+    try:
+        ya, n = np.asarray(y), len(x)
+    except Exception:  # noqa: BLE001 - not arrays
+        return False
+    return ya.ndim == 2 and ya.shape == (n, 1) and getattr(np.asarray(x), "ndim", 0) >= 2
+
+
 def _read_npz(path: str) -> dict[str, np.ndarray]:
     try:
         with np.load(path, allow_pickle=False) as f:
@@ -91,6 +104,8 @@ def _arrays(d: dict[str, Any], where: str) -> Source:
     if missing:
         raise TalonError(f"{where}: lacks {missing} (it holds {sorted(d)}); give x (N, T, *S) or (N, *S) and y (N,) labels")
     x, y = np.asarray(d["x"]), np.asarray(d["y"])
+    if y.ndim == 2 and y.shape[1] == 1 and x.ndim >= 1 and x.shape[0] == y.shape[0]:
+        raise TalonError(f"{where}: y has shape {y.shape}, a column; pass (N,) labels, one per sample: y.reshape(-1)")
     if y.ndim != 1 or x.ndim < 1 or x.shape[0] != y.shape[0]:
         raise TalonError(f"{where}: x has shape {x.shape} and y {y.shape}; y must be (N,) labels, one per sample of x (N, ...)")
     return Source(zip(x, y), int(y.shape[0]), where)
@@ -115,7 +130,20 @@ class Framing:
         arr = np.asarray(x)
         if arr.dtype.names is not None:
             return self._frames(arr, index, where)
+        if self.dt is not None:
+            raise TalonError(f"{where}, sample {index}: dt (--dt, microseconds per step) frames event data, and this sample is an array "
+                             f"of shape {arr.shape}, not events; leave out dt (steps and encode say how arrays become steps)")
+        if arr.dtype.kind not in "biuf":
+            raise TalonError(f"{where}, sample {index}: x holds {_kind(arr.dtype)} values; inputs must be numbers (bool, int or float): "
+                             f"convert them first (e.g. x.astype(np.float32) for numbers stored as text)")
         arr = arr.astype(np.float32, copy=False)
+        finite = np.isfinite(arr)
+        if not finite.all():
+            pos = tuple(int(i) for i in np.unravel_index(int(np.argmin(finite)), arr.shape))
+            v = float(arr[pos])
+            what = "NaN" if np.isnan(v) else ("+inf" if v > 0 else "-inf")
+            raise TalonError(f"{where}: x contains {what} at sample {index} (element {pos}; {int(arr.size - finite.sum())} of its {arr.size} values are not finite); "
+                             "replace or drop such samples before evaluating")
         S, n = self.shape, len(self.shape)
         if arr.shape == S:
             if self.encode in (None, "delta"):
@@ -127,7 +155,10 @@ class Framing:
             if self.steps is None:
                 raise TalonError(f"{where}: encoding samples needs steps (--steps)")
             seed = [self.seed, index]
-            return encode_sample(arr, self.encode, self.steps, seed=seed, threshold=self.threshold)  # type: ignore[arg-type]
+            try:
+                return encode_sample(arr, self.encode, self.steps, seed=seed, threshold=self.threshold)  # type: ignore[arg-type]
+            except TalonError as exc:
+                raise TalonError(f"{where}, sample {index}: {exc}") from None
         if arr.ndim == n + 1 and arr.shape[1:] == S:
             if self.encode == "delta":
                 arr = delta_encode(arr, **({} if self.threshold is None else {"threshold": self.threshold}))
@@ -161,6 +192,10 @@ class Framing:
             raise TalonError(f"{where}, sample {index}: {exc}") from None
 
 
+def _kind(dtype: np.dtype) -> str:
+    return {"U": "text", "S": "bytes", "O": "Python object", "M": "datetime", "m": "timedelta", "c": "complex"}.get(dtype.kind, str(dtype)) + f" ({dtype})"
+
+
 def label_of(y: Any, index: int, where: str) -> int:
     arr = np.asarray(y)
     if arr.size > 1:
@@ -169,7 +204,7 @@ def label_of(y: Any, index: int, where: str) -> int:
             f"(pass a DataLoader's dataset, or batch_size=None to the DataLoader)"
         )
     if arr.size != 1 or arr.dtype.kind not in "iub" and not (arr.dtype.kind == "f" and float(arr.reshape(-1)[0]).is_integer()):
-        raise TalonError(f"{where}, sample {index}: label {y!r} is not a whole class number; labels are integers 0..K-1 (map class names to numbers first, e.g. with a tonic data set's target_transform)")
+        raise TalonError(f"{where}, sample {index}: label {plain(y)} is not a whole class number; labels are integers 0..K-1 (map class names to numbers first, e.g. with a tonic data set's target_transform)")
     return int(arr.reshape(-1)[0])
 
 

@@ -88,9 +88,11 @@ class _Plan:
 def _converted_types(graph: Any, weight_bits: int | None) -> set[str]:
     """The primitive types of the hardware graph the convert stage will make (Affine/Linear become
     SpikingAffine when converting)."""
+    from talon.sdk.convert import SPIKING_CONVERTIBLE
+
     types = {node.type_name for node in graph.nodes.values()}
     if weight_bits:
-        types = {"SpikingAffine" if t in ("Affine", "Linear") else t for t in types}
+        types = {"SpikingAffine" if t in SPIKING_CONVERTIBLE else t for t in types}
     return types
 
 
@@ -165,7 +167,7 @@ def _preflight(graph: Any, out: str, *, inputs: Any, labels: Any, n_steps: int |
     runs = caps.simulate and caps.profile and {"float", "fixed"} <= set(caps.modes)
     runner = be if runs else get_backend("cpu")
     if runner.name == "cpu":  # the fixed-point simulation: every node must have a fixed-point rule
-        from talon.backend.cpu.fixed import check_supported
+        from talon.backend.cpu.fixed_plan import check_supported
 
         check_supported(fold_for_hardware(graph)[0])  # the convert stage folds batch norms first
     if energy_preset not in list_energy_presets():

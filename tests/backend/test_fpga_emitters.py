@@ -19,6 +19,8 @@ from talon.backend.fpga.emitters import (
     Emitter, LayerEstimate, NodeCode, ProjectCode, emitter_for, emitter_types, register_emitter, unregister_emitter,
 )  # fmt: skip
 from talon.backend.fpga.hls import SUPPORTED
+from talon.backend.cpu.fixed_registry import register_fixed_rule, unregister_fixed_rule
+from talon.backend.cpu.fixed_rules import SynapticRule
 from talon.bridge import modules as bridge_modules
 from talon.errors import BackendError, TalonUsageError
 from talon.ir import node as node_module
@@ -73,10 +75,12 @@ def gain_type(monkeypatch):
     # the runtime and cost tables are held by reference elsewhere (fixed mode): add and remove in place
     bridge_modules.register_runtime("FpgaTestGain", lambda node, ctx: GainRuntime(node.weight), replace=True)
     register_cost("FpgaTestGain", lambda node, ins, outs: Counts(macs=int(np.prod(outs[0]))), weight_fields=("weight",), replace=True)
+    register_fixed_rule("FpgaTestGain", SynapticRule(), replace=True)  # hardware mode: an elementwise weight, like Scale
     try:
         yield FpgaTestGain
     finally:
         unregister_emitter("FpgaTestGain")
+        unregister_fixed_rule("FpgaTestGain")
         bridge_modules.RUNTIME_BUILDERS.pop("FpgaTestGain", None)
         cost_module._TABLE.pop("FpgaTestGain", None)
 

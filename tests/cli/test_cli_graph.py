@@ -63,8 +63,11 @@ def test_primitives(run_cli):
     fields = {f["name"]: f for f in lif["fields"]}
     assert fields["tau"]["required"] and fields["reset_mode"]["choices"]
     assert lif["stateful"] and lif["spiking"]
+    assert lif["nir"] == {"export": True, "refused": None, "imports_from": ["LIF", "NIRGraph"]}
     code, out, _ = run_cli("primitives", "LIF")
-    assert code == 0 and "reset_mode" in out
+    assert code == 0 and "reset_mode" in out and "NIR: exported; read from NIR LIF, NIRGraph" in out
+    code, out, _ = run_cli("primitives", "MaxPool2d")
+    assert code == 0 and "NIR: refused (NIR has no max pooling" in out
     code, _, err = run_cli("primitives", "LIFF")
     assert code == 2 and "did you mean LIF" in err
 

@@ -15,7 +15,7 @@ def test_folder_in_tonic_layout(tmp_path):
     ev, label = ds[3]
     assert label == 1 and ev.dtype == io.EVENT_DTYPE
     np.testing.assert_array_equal(ev, io.read_events(files[3]).events)
-    assert ds.sensor_size is None  # EVT3 from expelliarmus states none; HDF5 does
+    assert ds.sensor_size == (16, 16, 2)  # talon.io writes the sensor size into the EVT3 header
     assert io.EventFolder(tmp_path, transform=lambda e: e[:5])[0][0].shape == (5,)
 
 

@@ -1,12 +1,13 @@
 """Encoders against snnTorch's spikegen (latency, delta: spike for spike), framing against tonic's ToFrame."""
 
+import re
 import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings, strategies as st
 from hypothesis.extra.numpy import arrays
 
-from conftest import random_events
+from io_events import random_events
 from talon import io
 from talon.errors import TalonError
 
@@ -47,8 +48,12 @@ def test_rate_is_bernoulli_seeded_and_checked():
     assert not np.array_equal(a, io.rate_encode(np.tile(x, (500, 1)), 40, seed=4))
     with pytest.raises(TalonError, match=r"rate_encode: values lie in \[-0.5, 1\]"):
         io.rate_encode(np.array([-0.5, 1.0]), 4)
-    with pytest.raises(TalonError, match="values lie in"):
-        io.latency_encode(np.array([np.nan]), 4)
+    with pytest.raises(TalonError, match=re.escape("latency_encode: x contains NaN at index (1,)")):
+        io.latency_encode(np.array([0.5, np.nan]), 4)
+    with pytest.raises(TalonError, match=re.escape("rate_encode: x contains -inf at index (0, 1)")):
+        io.rate_encode(np.array([[0.5, -np.inf]]), 4)
+    with pytest.raises(TalonError, match=re.escape("rate_encode: x holds <U3 values")):
+        io.rate_encode(np.array(["0.5"]), 4)
     with pytest.raises(TalonError, match="steps must be a positive integer"):
         io.rate_encode(x, 0)
 

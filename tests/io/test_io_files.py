@@ -2,6 +2,7 @@
 for event, whole and in chunks; bad files raise TalonError naming the file."""
 
 import os
+import re
 
 import h5py
 import numpy as np
@@ -9,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from aedat4_writer import write_aedat4
-from conftest import random_events
+from io_events import random_events
 from talon import io
 from talon.errors import TalonError
 
@@ -31,8 +32,7 @@ def test_round_trip_every_event(tmp_path, events, fmt):
     assert rec.format == fmt and rec.events.dtype == io.EVENT_DTYPE and len(rec) == len(events)
     assert rec.duration_us == events["t"][-1] - events["t"][0]
     same(rec.events, events)
-    if fmt == "hdf5":
-        assert rec.sensor_size == (64, 48, 2)
+    assert rec.sensor_size == (64, 48, 2) and io.sensor_size(path) == (64, 48, 2)  # every format keeps it
     chunks = list(io.iter_events(path, chunk_size=700))
     assert len(chunks) >= 4 and max(len(c) for c in chunks) <= 700 + 12  # expelliarmus: up to 12 more
     same(np.concatenate(chunks), events)
@@ -222,3 +222,36 @@ def test_missing_library_names_the_extra(tmp_path, events, monkeypatch):
     monkeypatch.setitem(sys.modules, "expelliarmus", None)  # as if the io extra were not installed
     with pytest.raises(TalonError, match=r"reading EVT2 needs the 'expelliarmus' package: pip install 't1c-talon\[io\]'"):
         io.read_events(tmp_path / "r.raw")
+
+
+@pytest.mark.parametrize("fmt", sorted(WRITERS))
+@pytest.mark.parametrize("size", [(64, 48), (64, 48, 2), (1280, 720, 2)])
+def test_every_format_round_trips_the_sensor_size(tmp_path, events, fmt, size):
+    path = tmp_path / WRITERS[fmt]
+    io.write_events(path, events, format=fmt, sensor_size=size)
+    assert io.read_events(path).sensor_size == (size[0], size[1], 2)
+    io.write_events(path, events, format=fmt)  # none given: none stated
+    assert io.read_events(path).sensor_size is None
+
+
+@pytest.mark.parametrize("fmt, lines", [("evt3", ["format EVT3;height=48;width=64", "geometry 64x48"]),
+                                        ("evt2", ["format EVT2;height=48;width=64", "geometry 64x48"]), ("dat", ["Width 64", "Height 48"])])
+def test_the_prophesee_header_states_the_size_as_metavision_writes_it(tmp_path, events, fmt, lines):
+    """docs.prophesee.ai's RAW header example: '% format EVT3;height=720;width=1280' and '% geometry 1280x720'."""
+    path = tmp_path / WRITERS[fmt]
+    io.write_events(path, events, format=fmt, sensor_size=(64, 48))
+    from talon.io.prophesee import header
+
+    found = header(str(path))[0]
+    assert all(line in found for line in lines), found
+
+
+@pytest.mark.parametrize("fmt", sorted(WRITERS))
+@pytest.mark.parametrize("size, words", [((32, 48), "event 1 has x=63, outside the sensor_size 32x48"), ((64, 40), "has y=47, outside the sensor_size 64x40"),
+                                         ((64, 48, 3), "sensor_size must be (width, height)"), ((64.0, 48), "whole numbers"),
+                                         ((0, 48), "whole numbers >= 1"), ("64x48", "sensor_size must be")])
+def test_a_sensor_size_events_do_not_fit_is_refused(tmp_path, events, fmt, size, words):
+    path = tmp_path / WRITERS[fmt]
+    with pytest.raises(TalonError, match=re.escape(words)):
+        io.write_events(path, events, format=fmt, sensor_size=size)
+    assert not os.listdir(tmp_path)

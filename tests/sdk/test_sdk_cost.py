@@ -214,7 +214,8 @@ def test_every_entry_is_documented():
 
     doc = (Path(__file__).resolve().parents[2] / "docs" / "cost_model.md").read_text()
     for type_name in cost.cost_table():
-        if not type_name.startswith("Sdk"):
+        cls = ir.get_node_class(type_name)  # the built-ins (other tests register user types, some costed by traits)
+        if not type_name.startswith("Sdk") and cls is not None and cls.__module__.startswith("talon."):
             assert f"`{type_name}`" in doc, type_name
 
 

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from talon import ir
 from talon.errors import GraphValidationError, TalonUsageError
 from talon.ir.node import Node, array, primitive
-from talon.sdk import CODES, LintResult, Severity, lint_graph
+from talon.sdk import CODES, LintResult, Severity, _bounds, bounds_types, lint_graph, register_bounds
 from talon.sdk.cost import Counts, register_cost
 
 from sdk_graphs import affine, build_hybrid, build_mlp, lif
@@ -342,6 +342,38 @@ def test_unmodelled_cost_warning():
     assert codes(r) == ["UNMODELLED_COST"] and "register_cost" in r.issues[0].message
     register_cost("SdkLintGadget", lambda node, ins, outs: Counts())
     assert lint_graph(g2).issues == []
+
+
+def test_a_type_without_bounds_rule_is_reported_then_bounded_once_registered():
+    @primitive(name="SdkLintHalver")
+    class Halver(Node):
+        """y = x / 2 (a user primitive with a cost entry but, at first, no value-bounds rule)."""
+
+    register_cost("SdkLintHalver", lambda node, ins, outs: Counts(flops=int(np.prod(outs[0]))), replace=True)
+    # I <= 0.04 before the halver, so neither the halved nor the raw drive can reach the threshold
+    quiet = ir.Affine(weight=np.full((3, 4), 0.01, f32), bias=np.zeros(3, f32))
+    g = chain({"x": ir.Input(shape=(4,)), "fc": quiet, "half": Halver(), "lif": lif(3), "y": ir.Output()})
+    r = lint_graph(g)
+    assert codes(r) == ["NO_BOUNDS_RULE"]
+    issue = r.issues[0]
+    assert issue.node == "half" and "SdkLintHalver" in issue.message and "register_bounds('SdkLintHalver'" in issue.message
+    try:
+        register_bounds("SdkLintHalver", lambda node, args, outs, dt, neurons, name: [(args[0][0] / 2, args[0][1] / 2)])
+        assert "SdkLintHalver" in bounds_types()
+        (never,) = [i for i in lint_graph(g) if i.code == "NEURON_NEVER_FIRES"]
+        assert never.node == "lif" and "0.2" in never.message  # r*I <= 10 * 0.02
+        with pytest.raises(TalonUsageError, match="already registered"):
+            register_bounds("SdkLintHalver", lambda *a: None)
+    finally:
+        _bounds._RULES.pop("SdkLintHalver", None)
+
+
+def test_a_spiking_type_without_bounds_rule_is_bounded_by_its_spikes():
+    neuron = _UserLeaky(tau=np.array([4.0, 4.0], f32), v_threshold=np.array([1.0, 1.0], f32))
+    g = chain({"x": ir.Input(shape=(2,)), "n": neuron, "fc": ir.Affine(weight=np.full((2, 2), 0.01, f32), bias=np.zeros(2, f32)),
+               "lif": lif(2), "y": ir.Output()})  # fmt: skip
+    assert "NO_BOUNDS_RULE" not in lint_graph(g).codes
+    assert [i.node for i in lint_graph(g) if i.code == "NEURON_NEVER_FIRES"] == ["lif"]  # spikes <= 1: I <= 0.02
 
 
 def test_nested_graphs_are_linted_with_prefixed_names():

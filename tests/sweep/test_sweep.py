@@ -52,7 +52,7 @@ def test_every_point_is_talon_eval_on_the_converted_model(run):
         assert m["latency_us"] > 0 and m["packet_hops_per_step"] >= 0
     # the narrow accumulator saturates: 8-bit weights into 10 bits cannot match the float model everywhere
     by = {p["id"]: p["metrics"] for p in measured}
-    assert by["weight_bits=8 accumulator_bits=24 neurons_per_core=64 mesh=1x1"]["agreement"] > by["weight_bits=8 accumulator_bits=10 neurons_per_core=64 mesh=1x1"]["agreement"]
+    assert by["weight_bits=8 accumulator_bits=24 mesh=1x1 neurons_per_core=64"]["agreement"] > by["weight_bits=8 accumulator_bits=10 mesh=1x1 neurons_per_core=64"]["agreement"]
 
 
 def test_a_point_that_does_not_fit_is_a_result(run):
@@ -68,7 +68,7 @@ def test_a_point_that_does_not_fit_is_a_result(run):
 def test_files_csv_and_pareto(run):
     out, res, lines = run
     doc = json.loads((out / "results.json").read_text())
-    assert doc["schema"] == "talon.sweep/1" and [p["id"] for p in doc["points"]] == [p["id"] for p in res.points]
+    assert doc["schema"] == "talon.sweep/2" and [p["id"] for p in doc["points"]] == [p["id"] for p in res.points]
     assert doc["settings"]["samples"] == 24 and doc["settings"]["steps"] == 6
     assert not [f for f in os.listdir(out) if f.endswith(".tmp")]
     rows = (out / "results.csv").read_text().splitlines()

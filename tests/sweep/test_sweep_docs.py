@@ -25,6 +25,10 @@ def test_sweep_doc_code_runs_and_the_cli_agrees(tmp_path, monkeypatch):
     ir.write("model.t1c", ns["g"])
     command = re.search(r"^talon sweep (.*)$", text, re.M).group(1).split()
     command[command.index("--out") + 1] = "cli_out"
+    # every option the Python block passes, the command line passes with the same value
+    for key, value in re.findall(r"\b(steps|encode|batch_size|shard_size|seed)=\"?(\w+)\"?", blocks[0]):
+        flag = "--" + key.replace("_", "-")
+        assert flag in command and command[command.index(flag) + 1] == value, (flag, value)
     r = CliRunner().invoke(cli, ["sweep", *command, "--json"], catch_exceptions=False)
     assert r.exit_code == 0, r.stderr
     doc = json.loads(r.stdout)

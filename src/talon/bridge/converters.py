@@ -1,8 +1,10 @@
-"""The converter contract and the torch.nn module converters of the export.
+"""The converter contract, the converter registry, and the torch.nn module converters of the export.
 
 Owns `ExportContext` (what a converter is told), `unsupported` (the error every refusal raises), the
-`Converter`/`ConverterResult` types and `MODULE_CONVERTERS`, one exact converter per torch.nn layer type.
-`talon.bridge.export` (tracing, graph assembly) and `talon.bridge.snntorch` (the neurons) both build on
+`Converter`/`ConverterResult` types and the registry of converters by module type:
+`register_converter(module_type, fn)`, through which the torch.nn layers below and the snnTorch neurons
+(`talon.bridge.snntorch`) register exactly as a user's module type does (docs/bridge.md, "Registering a
+converter"). `talon.bridge.export` (tracing, graph assembly) and `talon.bridge.snntorch` both build on
 this module, which imports neither of them.
 """
 
@@ -16,13 +18,14 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from talon.errors import UnsupportedModuleError
+from talon.errors import TalonUsageError, UnsupportedModuleError
 from talon.ir import (
     ELU, GELU, Affine, AvgPool2d, BatchNorm1d, BatchNorm2d, Conv1d, Conv2d, Dropout, Flatten, Graph, LayerNorm, Linear,
     MaxPool2d, Node, PReLU, ReLU, Sigmoid, Skip, Softmax, Tanh, Upsample,
 )
 
-__all__ = ["ExportContext", "Converter", "ConverterResult", "unsupported", "MODULE_CONVERTERS"]
+__all__ = ["ExportContext", "Converter", "ConverterResult", "unsupported", "register_converter", "unregister_converter",
+           "converter_for", "MODULE_CONVERTERS"]
 
 Shape = tuple[int, ...]
 #: What a converter returns: one node; a nested Graph (a composite block); or (neuron, recurrent connection).
@@ -67,12 +70,51 @@ def unsupported(path: str, module: Any, reason: str, api: str = "to_ir", *, conv
     return UnsupportedModuleError(
         f"cannot export module {path!r} ({t.__module__}.{t.__qualname__}): {reason}. "
         f"To export it anyway, pass a converter: {api}(model, sample, custom_map={{{t.__name__}: fn}}) "
-        f"or custom_map={{{path!r}: fn}}, where fn(module, ctx) returns a talon.ir Node (see docs/bridge.md)"
+        f"or custom_map={{{path!r}: fn}}, where fn(module, ctx) returns a talon.ir Node; or, for every export, "
+        f"talon.bridge.converters.register_converter({t.__name__}, fn) (see docs/bridge.md)"
     )
 
 
 # --------------------------------------------------------------------------------------------------
-# torch.nn module converters (exact types only: a subclass may change forward, so it needs custom_map)
+# The registry: one converter per module type, matched exactly (a subclass may change forward, so it
+# needs its own registration or a custom_map entry)
+# --------------------------------------------------------------------------------------------------
+
+#: Module type -> its converter. Read it through converter_for and change it through register_converter.
+MODULE_CONVERTERS: dict[type, Converter] = {}
+
+
+def register_converter(module_type: type, converter: Converter | None = None, *, replace: bool = False) -> Any:
+    """Make `converter(module, ctx) -> Node | Graph | (neuron, recurrent)` how `to_ir` exports modules of
+    exactly `module_type` (subclasses are not matched: they may change forward). Usable as a decorator
+    (`@register_converter(MyModule)`). A per-call `custom_map` entry still takes precedence. Returns `converter`."""
+    if not (isinstance(module_type, type) and issubclass(module_type, nn.Module)):
+        raise TalonUsageError(f"register_converter needs an nn.Module subclass, got {module_type!r}")
+
+    def add(fn: Converter) -> Converter:
+        if not callable(fn):
+            raise TalonUsageError(f"the converter for {module_type.__qualname__} must be callable(module, ctx), got {fn!r}")
+        if not replace and MODULE_CONVERTERS.get(module_type, fn) is not fn:
+            raise TalonUsageError(f"a converter for {module_type.__module__}.{module_type.__qualname__} is already registered "
+                                  "(pass replace=True, or a custom_map entry for one export)")
+        MODULE_CONVERTERS[module_type] = fn
+        return fn
+
+    return add if converter is None else add(converter)
+
+
+def unregister_converter(module_type: type) -> None:
+    """Remove the converter of `module_type` (a no-op when there is none)."""
+    MODULE_CONVERTERS.pop(module_type, None)
+
+
+def converter_for(module: nn.Module) -> Converter | None:
+    """The converter registered for `type(module)` exactly, or None."""
+    return MODULE_CONVERTERS.get(type(module))
+
+
+# --------------------------------------------------------------------------------------------------
+# torch.nn module converters
 # --------------------------------------------------------------------------------------------------
 
 def _f32(t: torch.Tensor) -> np.ndarray:
@@ -229,7 +271,7 @@ def _gelu(m: nn.GELU, ctx: ExportContext) -> Node:
     return GELU(approximate=m.approximate == "tanh", features=_features(ctx))
 
 
-MODULE_CONVERTERS: dict[type, Converter] = {
+_TORCH_NN: dict[type, Converter] = {
     nn.Linear: _linear,
     nn.Conv1d: _conv1d,
     nn.Conv2d: _conv2d,
@@ -252,3 +294,5 @@ MODULE_CONVERTERS: dict[type, Converter] = {
     nn.BatchNorm2d: _batchnorm,
     nn.LayerNorm: _layernorm,
 }
+for _type, _fn in _TORCH_NN.items():
+    register_converter(_type, _fn)

@@ -30,8 +30,8 @@ from talon.bridge._inplace import check_inplace
 from talon.bridge import _state_writes
 from talon.bridge._loops import TimeLoop, find_time_loop
 from talon.bridge.converters import (
-    MODULE_CONVERTERS, Converter, ConverterResult, ExportContext, Shape, _adaptive_avg_kernel, _flatten_dims, _pair,
-    _softmax_dim, unsupported,
+    Converter, ConverterResult, ExportContext, Shape, _adaptive_avg_kernel, _flatten_dims, _pair, _softmax_dim, converter_for,
+    unsupported,
 )
 from talon.errors import GraphValidationError, TalonError, TalonUsageError, UnsupportedModuleError
 from talon.ir import (
@@ -91,20 +91,12 @@ def _snn_bridge() -> Any:
     return snn_bridge
 
 
-def _builtin_converter(module: nn.Module) -> Converter | None:
-    conv = MODULE_CONVERTERS.get(type(module))
-    if conv is None:
-        snn_bridge = _snn_bridge()
-        if snn_bridge is not None:
-            conv = snn_bridge.CONVERTERS.get(type(module))
-    return conv
-
-
 def convert_module(module: nn.Module, ctx: ExportContext) -> ConverterResult:
-    """Convert one module with the built-in converters (for custom converters that wrap a built-in one)."""
-    conv = _builtin_converter(module)
+    """Convert one module with the converter registered for its type (for custom converters that wrap one)."""
+    _snn_bridge()  # the snnTorch neurons register their converters when their module is imported
+    conv = converter_for(module)
     if conv is None:
-        raise ctx.unsupported(module, "no built-in converter for this module type")
+        raise ctx.unsupported(module, "no registered converter for this module type")
     return conv(module, ctx)
 
 
@@ -112,8 +104,9 @@ def convert_module(module: nn.Module, ctx: ExportContext) -> ConverterResult:
 # custom_map, tracing and recording
 # --------------------------------------------------------------------------------------------------
 
-class _CustomMap:
-    """custom_map keys: a module path (str) or a module type (matched exactly first, then by isinstance)."""
+class _Converters:
+    """The one lookup of a module's converter: the call's custom_map first (keys: a module path (str) or a
+    module type, matched exactly first, then by isinstance), then the registry (register_converter, exact type)."""
 
     def __init__(self, custom_map: Mapping[Any, Converter] | None) -> None:
         self.paths: dict[str, Converter] = {}
@@ -129,6 +122,10 @@ class _CustomMap:
                 raise TalonError(f"custom_map keys must be module paths (str) or nn.Module subclasses, got {key!r}")
 
     def find(self, path: str, module: nn.Module) -> Converter | None:
+        return self.custom(path, module) or converter_for(module)
+
+    def custom(self, path: str, module: nn.Module) -> Converter | None:
+        """The custom_map entry for this module, if any."""
         if path in self.paths:
             return self.paths[path]
         if type(module) in self.types:
@@ -178,9 +175,9 @@ class _SampleProxy(_Proxy):
 
 
 class _Tracer(fx.Tracer):
-    def __init__(self, custom: _CustomMap, snn_bridge: Any, sample_shape: torch.Size | None = None) -> None:
+    def __init__(self, converters: _Converters, snn_bridge: Any, sample_shape: torch.Size | None = None) -> None:
         super().__init__()
-        self.custom = custom
+        self.converters = converters
         self.snn_bridge = snn_bridge
         self.sample_shape = sample_shape
         self._first_placeholder = True
@@ -192,7 +189,7 @@ class _Tracer(fx.Tracer):
         return _Proxy(node, self)
 
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
-        if (self.custom.find(qualname, m) is not None or type(m) in MODULE_CONVERTERS or isinstance(m, NO_IR_EQUIVALENT)
+        if (self.converters.find(qualname, m) is not None or isinstance(m, NO_IR_EQUIVALENT)
                 or _foreign_snn(m) is not None):
             return True
         if self.snn_bridge is not None and self.snn_bridge.is_neuron(m):
@@ -406,7 +403,7 @@ def _shape_of(value: Any) -> Shape:
 class _Builder:
     gm: fx.GraphModule
     values: dict[fx.Node, Any]
-    custom: _CustomMap
+    converters: _Converters
     snn_bridge: Any
     dt: float = 1.0
     api: str = "to_ir"
@@ -519,12 +516,12 @@ class _Builder:
                 in_shapes.append(_shape_of(v))
                 self._check_rank(path, module, a, v)
         ctx = ExportContext(path=path, input_shapes=tuple(in_shapes), output_shape=shape, dt=self.dt, api=self.api)
-        conv = self.custom.find(path, module) or _builtin_converter(module)
+        conv = self.converters.find(path, module)
         if conv is None:
             raise unsupported(path, module, _no_converter_reason(module), self.api)
         if is_neuron:
             self.neurons[path] = (module, ctx)
-            if self._restarted(n, path, module) and self.custom.find(path, module) is None:
+            if self._restarted(n, path, module) and self.converters.custom(path, module) is None:
                 conv = self._memoryless(path)
         result = conv(module, ctx)
         name = self._insert(path, result, inputs, shape, module, conv)
@@ -900,11 +897,11 @@ def _export(module: nn.Module, sample: torch.Tensor, custom_map: Mapping[Any, Co
         # (N,) would be N samples of nothing: almost always one sample missing its batch dimension
         raise TalonUsageError(f"{api}: the sample has shape {tuple(sample.shape)}, with no dimension after the batch; the sample "
                               f"must be batch-first: add the batch dimension, e.g. sample.unsqueeze(0) of shape {(1, *sample.shape)}")
-    custom = _CustomMap(custom_map)
+    converters = _Converters(custom_map)
     snn_bridge = _snn_bridge()
     training = _training_layers(module)
     with _preserved(module):
-        tracer = _Tracer(custom, snn_bridge, sample.shape)
+        tracer = _Tracer(converters, snn_bridge, sample.shape)
         # A model that is itself one layer is traced as a call of that layer (named after its type).
         root = _Root(type(module).__name__.lower(), module) if tracer.is_leaf_module(module, "") else module
         is_neuron = snn_bridge.is_neuron if snn_bridge is not None else (lambda m: False)
@@ -923,7 +920,7 @@ def _export(module: nn.Module, sample: torch.Tensor, custom_map: Mapping[Any, Co
         for n in fx_graph.nodes:  # a layer nothing converts: say so before running anything
             if n.op == "call_module":
                 sub = gm.get_submodule(str(n.target))
-                if custom.find(str(n.target), sub) is None and _builtin_converter(sub) is None:
+                if converters.find(str(n.target), sub) is None:
                     raise unsupported(str(n.target), sub, _no_converter_reason(sub), api)
         check_inplace(gm, is_neuron, api)
         recorder = _Recorder(gm)
@@ -933,7 +930,7 @@ def _export(module: nn.Module, sample: torch.Tensor, custom_map: Mapping[Any, Co
             raise TalonUsageError(_sample_error(module, sample, gm, recorder, exc, api)) from exc
         loop = _time_loop(gm, recorder.values, snn_bridge, api)
         _state_writes.check(state_writes, gm, loop is not None, api)
-        builder = _Builder(gm, recorder.values, custom, snn_bridge, api=api, loop=loop, takes_state=_takes_state(root))
+        builder = _Builder(gm, recorder.values, converters, snn_bridge, api=api, loop=loop, takes_state=_takes_state(root))
         graph = builder.build(sample, module)
         _warn_training(training, graph, api)
         if loop is not None:

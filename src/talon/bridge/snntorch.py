@@ -20,7 +20,7 @@ import snntorch as snn
 import torch
 import torch.nn as nn
 
-from talon.bridge.converters import MODULE_CONVERTERS, ConverterResult, ExportContext
+from talon.bridge.converters import ConverterResult, ExportContext, converter_for, register_converter
 from talon.ir import IF, LI, LIF, CubaLIF, Graph, Input, Integrator, Node, Output, Scale, Threshold
 from talon.ir._compact import float32_if_exact, smallest_broadcast
 
@@ -197,7 +197,9 @@ def _recurrent(m: nn.Module, ctx: ExportContext) -> Node:
     rec = m.recurrent
     rec_ctx = ExportContext(path=f"{ctx.path}.recurrent", input_shapes=(ctx.output_shape,), output_shape=ctx.output_shape, dt=ctx.dt)
     if type(rec) in (nn.Linear, nn.Conv2d):
-        node = MODULE_CONVERTERS[type(rec)](rec, rec_ctx)
+        convert = converter_for(rec)
+        assert convert is not None
+        node = convert(rec, rec_ctx)
         assert isinstance(node, Node)
         return node
     if type(rec).__name__ == "RecurrentOneToOne":
@@ -268,6 +270,7 @@ def convert_alpha(m: snn.Alpha, ctx: ExportContext) -> ConverterResult:
     )
 
 
+#: The snnTorch neuron types this module converts (each registered with register_converter below).
 CONVERTERS = {
     snn.Leaky: convert_leaky,
     snn.Synaptic: convert_synaptic,
@@ -276,3 +279,6 @@ CONVERTERS = {
     snn.Lapicque: convert_lapicque,
     snn.Alpha: convert_alpha,
 }
+# The snnTorch neurons register exactly as a user's module type would (talon.bridge.converters).
+for _type, _fn in CONVERTERS.items():
+    register_converter(_type, _fn)

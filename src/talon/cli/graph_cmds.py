@@ -148,6 +148,7 @@ def primitive_info(type_name: str) -> dict[str, Any]:
     import inspect
 
     from talon.ir import get_node_class
+    from talon.ir.nir import nir_support
     from talon.sdk.cost import cost_entry
 
     cls = get_node_class(type_name)
@@ -173,6 +174,7 @@ def primitive_info(type_name: str) -> dict[str, Any]:
         "fields": fields,
         "cost_formula": entry.formula if entry else None,
         "weight_fields": list(entry.weight_fields) if entry else [],
+        "nir": nir_support(type_name),
     }
 
 
@@ -222,6 +224,9 @@ def primitives(type_name: str | None, as_json: bool) -> None:
     c.print(t)
     if p["cost_formula"]:
         c.print(f"cost: {p['cost_formula']}", markup=False)
+    nir = p["nir"]
+    c.print("NIR: " + ("exported" if nir["export"] else f"refused ({nir['refused']})" if nir["refused"] else "no export registered")
+            + (f"; read from NIR {', '.join(nir['imports_from'])}" if nir["imports_from"] else ""), markup=False)
 
 
 # -- validate ----------------------------------------------------------------------------------------------

@@ -19,6 +19,8 @@ from talon.cli._common import command_options, console, emit_json, graph_argumen
 @click.option("--dt", type=click.FloatRange(min=0, min_open=True), default=None, help="Event files: microseconds per step.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True, help="Samples simulated together.")
 @click.option("--shard-size", type=click.IntRange(min=1), default=256, show_default=True, help="Samples per task: the unit Ray spreads over workers.")
+@click.option("--calibration-samples", type=click.IntRange(min=1), default=64, show_default=True,
+              help="The fixed-point formats are calibrated on the data set's first N samples.")
 @click.option("--readout", type=click.Choice(["count", "last"]), default="count", show_default=True, help="count: argmax of the output summed over steps; last: of the last step.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of --encode rate.")
 @click.option("--preset", "energy_preset", default="45nm_cmos", show_default=True, help="Energy preset (see 'talon info').")
@@ -31,7 +33,7 @@ from talon.cli._common import command_options, console, emit_json, graph_argumen
 @json_option
 @command_options
 def sweep_cmd(graph_path: str, more_grid: tuple[str, ...], data: str, grid: tuple[str, ...], out: str, n_steps: int | None, encode: str | None, dt: float | None,
-              batch_size: int, shard_size: int, readout: str, seed: int, energy_preset: str, max_samples: int | None, use_ray: bool, ray_address: str | None,
+              batch_size: int, shard_size: int, calibration_samples: int, readout: str, seed: int, energy_preset: str, max_samples: int | None, use_ray: bool, ray_address: str | None,
               workers: int | None, retries: int, no_plot: bool, as_json: bool) -> None:  # fmt: skip
     """Convert, map, simulate in fixed point and profile MODEL.t1c at every point of a grid of weight width,
     accumulator width, hardware preset, mesh, core size and mapping algorithm; write results.json (every
@@ -45,12 +47,13 @@ def sweep_cmd(graph_path: str, more_grid: tuple[str, ...], data: str, grid: tupl
         raise click.UsageError("give the grid: --grid KEY=V1,V2 [KEY=V1,V2 ...]")
     g = load_graph(graph_path)
     err = console(stderr=True)
+    # on a terminal the bar shows progress, and the notes come with the table below
     log = None if as_json or err.is_terminal else (lambda line: err.print(line, markup=False))
     res = sweep(g, data, [*grid, *more_grid], out, steps=n_steps, encode=encode, dt=dt, batch_size=batch_size, shard_size=shard_size, readout=readout,
                 seed=seed, energy_preset=energy_preset, max_samples=max_samples, ray=use_ray or ray_address is not None, ray_address=ray_address,
-                workers=workers, retries=retries, progress=None if not as_json else False, log=log, plots=not no_plot)  # fmt: skip
+                workers=workers, retries=retries, calibration_samples=calibration_samples, progress=None if not as_json else False, log=log, plots=not no_plot)  # fmt: skip
     payload = {"file": graph_path, "out": out, "points": res.points, "pareto": [p["id"] for p in res.pareto], "skipped": res.skipped,
-               "float_accuracy": res.reference.get("accuracy"), "files": res.files, "wall_time_s": res.wall_time_s}  # fmt: skip
+               "float_accuracy": res.reference.get("accuracy"), "files": res.files, "wall_time_s": res.wall_time_s, "notes": res.notes}  # fmt: skip
     if as_json:
         emit_json("sweep", payload)
         return
@@ -66,6 +69,8 @@ def sweep_cmd(graph_path: str, more_grid: tuple[str, ...], data: str, grid: tupl
         else:
             c.print(f"{mark} {p['id']:<50} {p['status']}: {p['reason']}", markup=False)
     c.print("* on the Pareto front (accuracy against energy)", markup=False)
+    for note in res.notes if log is None else []:
+        c.print(note, markup=False)
     for name, path in res.files.items():
         c.print(f"wrote: {path}", markup=False)
 

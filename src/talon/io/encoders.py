@@ -18,13 +18,23 @@ from typing import Any
 
 import numpy as np
 
+from talon._text import plain
 from talon.errors import TalonError
+from talon.io.events import check_sensor_size
 
 ENCODINGS = ("rate", "latency", "delta", "direct")
 
 
 def _unit_range(x: Any, what: str) -> np.ndarray:
-    arr = np.asarray(x, dtype=np.float32)
+    arr = np.asarray(x)
+    if arr.dtype.kind not in "biuf":
+        raise TalonError(f"{what}: x holds {arr.dtype} values; it takes numbers in [0, 1]")
+    arr = arr.astype(np.float32, copy=False)
+    finite = np.isfinite(arr)
+    if not finite.all():
+        pos = tuple(int(i) for i in np.unravel_index(int(np.argmin(finite)), arr.shape))
+        v = float(arr[pos])
+        raise TalonError(f"{what}: x contains {'NaN' if np.isnan(v) else ('+inf' if v > 0 else '-inf')} at index {pos}; it takes values in [0, 1]")
     if arr.size:
         lo, hi = float(np.min(arr)), float(np.max(arr))
         if not (lo >= 0.0 and hi <= 1.0):  # NaN fails both
@@ -34,7 +44,7 @@ def _unit_range(x: Any, what: str) -> np.ndarray:
 
 def _steps(steps: Any) -> int:
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
-        raise TalonError(f"steps must be a positive integer, got {steps!r}")
+        raise TalonError(f"steps must be a positive integer, got {plain(steps)}")
     return int(steps)
 
 
@@ -112,9 +122,7 @@ def events_to_frames(
     the first bin (default: the first event's time). steps: how many bins (default: up to the last
     event); events after the last bin are not counted. binary: 1 where a bin holds any event (spikes).
     An event outside the sensor raises TalonError: nothing is dropped silently."""
-    if len(sensor_size) < 2:
-        raise TalonError(f"sensor_size must be (width, height) or (width, height, 2), got {sensor_size!r}")
-    W, H = int(sensor_size[0]), int(sensor_size[1])
+    W, H, _ = check_sensor_size(sensor_size, None, what="events_to_frames")
     if steps is not None:
         steps = _steps(steps)
     chunks = [events] if isinstance(events, np.ndarray) else events
@@ -126,7 +134,7 @@ def events_to_frames(
         start = int(events["t"][0]) if t0 is None else int(t0)
         dt = max(int(events["t"].max()) - start + 1, 1) / steps
     if not dt > 0:
-        raise TalonError(f"dt must be a positive number of microseconds, got {dt!r}")
+        raise TalonError(f"dt must be a positive number of microseconds, got {plain(dt)}")
     C = 2 if polarity else 1
     counts: np.ndarray | None = None if steps is None else np.zeros((steps, C, H, W), dtype=np.float32)
     for chunk in chunks:

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from talon._text import plain
 from talon.errors import TalonError
 
 #: tonic's event dtype (tonic.io.events_struct): x, y int16; t int64 (microseconds); p bool.
@@ -43,6 +44,36 @@ class EventRecording:
         return f"EventRecording({len(self)} events, sensor_size={self.sensor_size}, format={self.format!r}, path={self.path!r})"
 
 
+def check_sensor_size(sensor_size: Any, events: np.ndarray | None, *, what: str = "events") -> tuple[int, int, int]:
+    """`sensor_size` ((width, height) or tonic's (width, height, 2)) as (width, height, 2), checked: whole
+    numbers >= 1, and every event inside it. Files store width and height; the 2 is the two polarities."""
+    size = tuple(sensor_size) if isinstance(sensor_size, (tuple, list, np.ndarray)) else None
+    ok = size is not None and len(size) in (2, 3) and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in size)
+    if not ok or not all(int(v) >= 1 for v in size) or (len(size) == 3 and int(size[2]) != 2):
+        raise TalonError(f"{what}: sensor_size must be (width, height) or (width, height, 2) in whole numbers >= 1, got {plain(sensor_size)}")
+    w, h = int(size[0]), int(size[1])
+    for axis, limit in (("x", w), ("y", h)):
+        if events is not None and len(events) and int(events[axis].max()) >= limit:
+            i = int(np.argmax(events[axis] >= limit))
+            raise TalonError(f"{what}: event {i} has {axis}={int(events[axis][i])}, outside the sensor_size {w}x{h} ({axis} < {limit}); "
+                             "give the sensor's real size")
+    return w, h, 2
+
+
+def _check_finite_whole(v: np.ndarray, field: str, what: str) -> None:
+    """A float column of events holds only finite whole numbers (coordinates in pixels, times in µs)."""
+    if v.dtype.kind != "f" or not v.size:
+        return
+    bad = ~np.isfinite(v)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise TalonError(f"{what}: {field} contains {'NaN' if np.isnan(v[i]) else 'inf'} at event {i}; every event needs finite x, y and t")
+    frac = v != np.round(v)
+    if frac.any() and field != "t":  # t has its own message below
+        i = int(np.argmax(frac))
+        raise TalonError(f"{what}: {field} holds the fractional value {float(v[i]):g} at event {i}; coordinates are whole pixels")
+
+
 def as_events(array: Any, *, what: str = "events") -> np.ndarray:
     """`array` (any structured array with fields x, y, t and p or on) as an EVENT_DTYPE array.
 
@@ -58,6 +89,8 @@ def as_events(array: Any, *, what: str = "events") -> np.ndarray:
         raise TalonError(f"{what}: the structured array has fields {list(names)}, missing {missing}; events need x, y, t and p (polarity)")
     arr = arr.reshape(-1)
     out = np.empty(arr.shape[0], dtype=EVENT_DTYPE)
+    for field in ("x", "y", "t"):
+        _check_finite_whole(arr[field], field, what)
     for field in ("x", "y"):
         v = arr[field]
         if v.size and (v.min() < 0 or v.max() > _INT16_MAX):
@@ -72,7 +105,7 @@ def as_events(array: Any, *, what: str = "events") -> np.ndarray:
     p = arr[pol]
     if p.dtype != bool and p.size and not np.isin(p, (0, 1)).all():
         bad = np.unique(p[~np.isin(p, (0, 1))])[:5]
-        raise TalonError(f"{what}: polarity {pol!r} holds values {bad.tolist()}; polarities are 0 (off) or 1 (on): map them first")
+        raise TalonError(f"{what}: polarity {pol!r} holds values {plain(bad)}; polarities are 0 (off) or 1 (on): map them first")
     out["p"] = p.astype(bool)
     return out
 

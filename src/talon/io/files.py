@@ -12,6 +12,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from talon._text import plain
 from talon.errors import TalonError
 from talon.io import aedat4, hdf5, prophesee
 from talon.io.events import EVENT_DTYPE, EventRecording
@@ -64,7 +65,7 @@ def iter_events(path: str | os.PathLike, *, format: str | None = None, chunk_siz
     path = os.fspath(path)
     fmt = _format(path, format)
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
-        raise TalonError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+        raise TalonError(f"chunk_size must be a positive integer, got {plain(chunk_size)}")
     if fmt == "hdf5":
         yield from hdf5.iter_chunks(path, chunk_size)
     elif fmt == "aedat4":
@@ -100,7 +101,9 @@ def write_events(path: str | os.PathLike, events: Any, *, format: str | None = N
     """Write `events` (an EVENT_DTYPE array, tonic's, expelliarmus' or any with x, y, t, p) to `path`.
 
     format: "hdf5", "evt2", "evt3" or "dat"; default by suffix (.h5/.hdf5: hdf5, .dat: dat; .raw needs
-    an explicit evt2 or evt3). AEDAT4 has no writer (aedat decodes only). `sensor_size` is stored by HDF5."""
+    an explicit evt2 or evt3). AEDAT4 has no writer (aedat decodes only). `sensor_size` ((width, height) or
+    (width, height, 2)) is stored in every format (HDF5 attributes, the Prophesee header) and read back by
+    read_events; events outside it are refused."""
     path = os.fspath(path)
     if format is None:
         suffix = os.path.splitext(path)[1].lower()
@@ -112,4 +115,4 @@ def write_events(path: str | os.PathLike, events: Any, *, format: str | None = N
         raise TalonError(f"{path}: talon.io cannot write {format!r}{why}; writable formats: {', '.join(WRITABLE)}")
     if format == "hdf5":
         return hdf5.write(path, events, sensor_size)
-    return prophesee.write(path, events, format)
+    return prophesee.write(path, events, format, sensor_size)

@@ -24,7 +24,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from talon.errors import TalonError
-from talon.io.events import as_events
+from talon.io.events import as_events, check_sensor_size
 
 FIELDS = ("x", "y", "t", "p")
 
@@ -135,6 +135,7 @@ def write(path: str | os.PathLike, events: Any, sensor_size: tuple[int, ...] | N
     from talon.ir._atomic import atomic_path
 
     ev = as_events(events, what=f"events for {os.fspath(path)}")
+    size = None if sensor_size is None else check_sensor_size(sensor_size, ev, what=f"events for {os.fspath(path)}")
     dtypes = {"x": np.uint16, "y": np.uint16, "t": np.int64, "p": np.uint8}
     with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as f:
@@ -143,7 +144,7 @@ def write(path: str | os.PathLike, events: Any, sensor_size: tuple[int, ...] | N
                 data = ev[k].astype(dtypes[k])
                 kw = {"chunks": (min(len(data), 1 << 16),), "compression": "gzip", "compression_opts": 1} if len(data) else {}
                 g.create_dataset(k, data=data, **kw)
-            if sensor_size is not None:
-                g.attrs["width"], g.attrs["height"] = int(sensor_size[0]), int(sensor_size[1])
+            if size is not None:
+                g.attrs["width"], g.attrs["height"] = size[0], size[1]
     return os.fspath(path)
 

@@ -4,7 +4,7 @@ expelliarmus decodes and encodes the three formats; it wants the file suffix `.r
 and on a damaged file prints to stderr and returns None instead of raising. This module adds what a
 caller needs around it: a check that the encoded payload is a whole number of words (a file cut short
 mid-word decodes to fewer events without complaint otherwise), errors that name the file, the sensor
-size from the header, and atomic writes.
+size read from and written to the header (expelliarmus writes none), and atomic writes.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import numpy as np
 
 from talon.errors import TalonError
 from talon.io._deps import require
-from talon.io.events import as_events
+from talon.io.events import as_events, check_sensor_size
 
 ENCODINGS = ("evt2", "evt3", "dat")
 SUFFIX = {"evt2": ".raw", "evt3": ".raw", "dat": ".dat"}
@@ -114,9 +114,10 @@ LIMITS = {
 }
 
 
-def write(path: str | os.PathLike, events: Any, encoding: str) -> str:
+def write(path: str | os.PathLike, events: Any, encoding: str, sensor_size: Any = None) -> str:
     """Encode `events` to `path` with expelliarmus, atomically (a temporary file in the same folder),
-    then read the file back: an event the encoding cannot hold exactly is an error, never a silent change."""
+    then read the file back: an event the encoding cannot hold exactly is an error, never a silent change.
+    `sensor_size` goes into the header as Metavision writes it (geometry_lines); expelliarmus writes none."""
     Wizard = require("expelliarmus", f"writing {encoding.upper()}").Wizard
 
     path = os.fspath(path)
@@ -125,6 +126,7 @@ def write(path: str | os.PathLike, events: Any, encoding: str) -> str:
     ev = as_events(events, what=f"events for {path}")
     if len(ev) == 0:
         raise TalonError(f"events for {path}: no events; expelliarmus writes no empty {encoding.upper()} file (HDF5 holds empty recordings)")
+    size = None if sensor_size is None else check_sensor_size(sensor_size, ev, what=f"events for {path}")
     if len(ev) > 1 and np.any(np.diff(ev["t"]) < 0):
         raise TalonError(f"events for {path}: timestamps are not sorted; {encoding.upper()} stores them in time order (sort with np.argsort(events['t'], kind='stable'))")
     arr = np.empty(len(ev), dtype=[("t", np.int64), ("x", np.int16), ("y", np.int16), ("p", np.uint8)])
@@ -136,12 +138,41 @@ def write(path: str | os.PathLike, events: Any, encoding: str) -> str:
     os.close(fd)
     try:
         Wizard(encoding=encoding).save(tmp, arr)
+        if size is not None:
+            _add_header_lines(tmp, geometry_lines(encoding, size[0], size[1]))
         _verify(tmp, ev, encoding, path)
+        if sensor_size_of(tmp) != size:
+            raise TalonError(f"{path}: the sensor size {size} written into the {encoding.upper()} header reads back as {sensor_size_of(tmp)}")
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
     return path
+
+
+def geometry_lines(encoding: str, width: int, height: int) -> list[str]:
+    """The header lines that state the sensor size, as Metavision writes them: RAW (EVT2/EVT3) files
+    "% format EVT3;height=H;width=W" and "% geometry WxH" (docs.prophesee.ai, RAW file format); DAT files
+    "% Width W" and "% Height H"."""
+    if encoding == "dat":
+        return [f"% Width {width}", f"% Height {height}"]
+    return [f"% format {encoding.upper()};height={height};width={width}", f"% geometry {width}x{height}"]
+
+
+def sensor_size_of(path: str) -> tuple[int, int, int] | None:
+    return sensor_size(header(path)[0])
+
+
+def _add_header_lines(path: str, lines: list[str]) -> None:
+    """Insert `lines` at the end of the ASCII header of `path` (before any "% end"), payload untouched."""
+    old, start = header(path)
+    with open(path, "rb") as fh:
+        data = fh.read()
+    head = data[:start]
+    end = b"% end\n"
+    body = head[: -len(end)] if head.endswith(end) else head
+    with open(path, "wb") as fh:
+        fh.write(body + "".join(line + "\n" for line in lines).encode("ascii") + (end if head.endswith(end) else b"") + data[start:])
 
 
 def _verify(tmp: str, ev: np.ndarray, encoding: str, path: str) -> None:

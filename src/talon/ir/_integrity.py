@@ -42,9 +42,10 @@ def array_digest(arr: np.ndarray) -> str:
     return xxhash.xxh3_64_hexdigest(memoryview(np.require(arr, requirements="C")).cast("B"))
 
 
-def user_block_size(n_arrays: int, path_bytes: int) -> int:
-    """A power of two (HDF5's rule) large enough for the index of `n_arrays` arrays."""
-    need = HEADER + path_bytes + 160 * n_arrays + 64
+def user_block_size(index_bytes: int) -> int:
+    """The smallest power of two (HDF5's rule: 512 or more) holding the header and an index whose
+    entries take at most `index_bytes`."""
+    need = HEADER + len(b'{"arrays":{}}') + index_bytes
     size = _MIN_BLOCK
     while size < need:
         size *= 2

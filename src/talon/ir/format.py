@@ -104,15 +104,14 @@ def write(path: str | os.PathLike, graph: Graph, *, compression: str | None = No
     opts: dict[str, Any] = {"compression": compression, "compression_opts": compression_level if compression == "gzip" else None, "sink": None, "chunked": [],
                             "integers": integer_arrays, "version": FORMAT_VERSION}
     try:
-        block = _integrity.user_block_size(*_array_census(graph))
+        block = _integrity.user_block_size(_index_bytes(graph))
     except RecursionError:
         raise TalonFormatError(f"write({str(path)!r}): metadata nested too deeply, or containing itself") from None
     with atomic_path(path, durable=durable) as tmp:
         with _integrity.ArraySink(tmp) as sink:
             opts["sink"] = sink
-            with h5py.File(tmp, "w", libver=("v110", "latest"), userblock_size=block) as f:
-                _h5space.minimize_dataset_headers(f)
-                root = f.create_group("graph")
+            with _h5space.create_file(tmp, block, [b"graph", b"version"]) as f:
+                root = _group(f, "graph", _graph_links(graph))
                 mirror = _write_graph(root, graph, opts, where=str(path))
                 _write_str(f, "version", opts["version"])  # known once the arrays are written
                 if not compression:  # compressed arrays have no index entry to refer to: no mirror
@@ -171,42 +170,50 @@ def _check_depth(graph: Graph, where: str) -> None:
         raise value_depth_error(f"write({where!r})")
 
 
-def _array_census(graph: Graph) -> tuple[int, int]:
-    """(number of arrays, bytes of their HDF5 paths, over-estimated) for sizing the index."""
-    count = chars = 0
+# The longest index entry values (_integrity.seal): a 20-digit offset, 16 hex digits of digest; a chunk's
+# entry has a size where an array has its dtype and shape.
+_MAX_OFFSET = 2**64 - 1
+_CHUNK_ENTRY = len(json.dumps([_MAX_OFFSET, _MAX_OFFSET, None, None, None], separators=(",", ":")))
 
-    def visit(value: Any, depth_chars: int, metadata: bool = False) -> None:
-        nonlocal count, chars
+
+def _index_bytes(graph: Graph) -> int:
+    """An upper bound on the bytes of the sealed index of `graph`'s arrays (_integrity.seal's JSON), from
+    the HDF5 path, size, dtype and shape of every array the writer may index: the user block is sized to it."""
+    total = 0
+
+    def entry(path: str, shape: tuple, dtype: np.dtype, nbytes: int) -> None:
+        nonlocal total
+        pieces = 1 + nbytes // _CHUNK_BYTES  # compressed arrays may be split into chunks
+        array = len(json.dumps([_MAX_OFFSET, nbytes, dtype.str, list(shape), "0" * 16], separators=(",", ":")))
+        # (path as JSON) ":" entry ","; a compressed array's chunks are named path#i
+        total += pieces * (len(json.dumps(f"{path}#{pieces}")) + max(array, _CHUNK_ENTRY) + 2)
+
+    def visit(value: Any, path: str, metadata: bool = False) -> None:
         if isinstance(value, np.ndarray):
             if value.ndim == 0 or value.size == 0 or (metadata and value.nbytes <= _INLINE_BYTES):
                 return  # inline in the mirror (or a JSON entry), never indexed
-            pieces = 1 + value.nbytes // _CHUNK_BYTES  # compressed arrays may be split into chunks
-            count += pieces
-            chars += depth_chars * pieces
+            entry(path, value.shape, value.dtype, value.nbytes)
         elif isinstance(value, dict):
             for k, v in value.items():
-                visit(v, depth_chars + len(str(k).encode()) + 1, metadata)
+                visit(v, f"{path}/{k}", metadata)
         elif isinstance(value, (list, tuple)):
             if len(value) >= _LIST_AS_ARRAY and _numeric_list_kind(value):
-                pieces = 1 + 8 * len(value) // _CHUNK_BYTES
-                count += pieces
-                chars += depth_chars * pieces
+                entry(path, (len(value),), np.dtype(np.float64), 8 * len(value))
                 return
             for i, v in enumerate(value):
-                visit(v, depth_chars + len(str(i)) + 1, metadata)
+                visit(v, f"{path}/{i}", metadata)
 
-    def walk(g: Graph, prefix: int) -> None:
-        visit(g.metadata, prefix + 16, metadata=True)
-        visit(g.extras, prefix + 16)
+    def walk(g: Graph, path: str) -> None:
+        visit(g.metadata, f"{path}/metadata", metadata=True)
+        visit(g.extras, path)
         for name, node in g.nodes.items():
-            here = prefix + len(name.encode()) + 8
             if isinstance(node, Graph):
-                walk(node, here)
+                walk(node, f"{path}/nodes/{name}")
             else:
-                visit(node.field_values(), here)
+                visit(node.field_values(), f"{path}/nodes/{name}")
 
-    walk(graph, 16)
-    return count, chars
+    walk(graph, "/graph")
+    return total
 
 
 def _numeric_list_kind(value: list | tuple) -> str | None:
@@ -266,9 +273,16 @@ def _dataset(group: h5py.Group, name: str, data: np.ndarray) -> Any:
     return dsid
 
 
-def _group(parent: h5py.Group, name: str) -> h5py.Group:
+def _group(parent: h5py.Group, name: str, links: list[str], track_order: bool = False) -> h5py.Group:
+    """A new group whose object header is sized for the links it will hold (_h5space)."""
     bname, lcpl = _link_name(name)
-    return h5py.Group(h5py.h5g.create(parent.id, bname, lcpl=lcpl))
+    gcpl = _h5space.group_plist([_link_name(k)[0] for k in links], track_order)
+    return h5py.Group(h5py.h5g.create(parent.id, bname, lcpl=lcpl, gcpl=gcpl))
+
+
+def _graph_links(graph: Graph) -> list[str]:
+    """The links of a graph's group, as _write_graph writes them."""
+    return ["type", "nodes", "edges", "metadata"] + ([] if graph.is_dag else ["allow_cycles"]) + sorted(graph.extras)
 
 
 def _write_str(group: h5py.Group, name: str, value: str) -> None:
@@ -303,20 +317,21 @@ def _write_array(group: h5py.Group, name: str, arr: np.ndarray, opts: dict, inli
 def _write_graph(g: h5py.Group, graph: Graph, opts: dict, where: str) -> dict:
     """Write `graph` under `g`; return its mirror encoding (_mirror)."""
     _write_str(g, "type", "Graph")
-    nodes = g.create_group("nodes")
+    nodes = _group(g, "nodes", list(graph.nodes))
     shapes: dict[str, list] = {}
     mirror_nodes = []
     for name, node in graph.nodes.items():
-        ng = _group(nodes, name)
         if isinstance(node, Graph):
-            body = _write_graph(ng, node, opts, where=f"{where}: node {name!r}")
+            body = _write_graph(_group(nodes, name, _graph_links(node)), node, opts, where=f"{where}: node {name!r}")
         else:
+            fields = _stored_fields(node)
+            ng = _group(nodes, name, ["type", *fields])
             _write_str(ng, "type", node.type_name)
-            body = _write_fields(ng, node, opts, where=f"{where}: node {name!r}")
+            body = _write_fields(ng, fields, opts, where=f"{where}: node {name!r}")
         mirror_nodes.append([name, node.type_name, body])
         if node.input_shapes is not None or node.output_shapes is not None:
             shapes[name] = [node.input_shapes, node.output_shapes]
-    edges = g.create_group("edges")
+    edges = _group(g, "edges", ["src", "dst"])
     for key, ends in (("src", [s for s, _ in graph.edges]), ("dst", [d for _, d in graph.edges])):
         _dataset(edges, key, np.array(ends, dtype=_STR).reshape(len(ends)))
     g.attrs.create("talon_node_order", data=list(graph.nodes), dtype=_STR, shape=(len(graph.nodes),))
@@ -332,14 +347,22 @@ def _write_graph(g: h5py.Group, graph: Graph, opts: dict, where: str) -> dict:
             "shapes": shapes, "metadata": metadata, "extras": extras}
 
 
-def _write_fields(group: h5py.Group, node: Node, opts: dict, where: str) -> dict:
-    """Write the fields of `node` that differ from what a reader assumes; return their mirror encoding."""
+def _stored_fields(node: Node) -> dict[str, tuple[Any, Any]]:
+    """{field: (spec, value)} of the fields of `node` that differ from what a reader assumes."""
     defaults = type(node).field_defaults()
-    mirror: dict[str, Any] = {}
+    out = {}
     for name, spec in node.field_specs().items():
         value = getattr(node, name)
         if value is None or (spec.extension and name in defaults and values_equal(value, defaults[name])):
             continue
+        out[name] = (spec, value)
+    return out
+
+
+def _write_fields(group: h5py.Group, fields: dict[str, tuple[Any, Any]], opts: dict, where: str) -> dict:
+    """Write a node's `fields` (_stored_fields); return their mirror encoding."""
+    mirror: dict[str, Any] = {}
+    for name, (spec, value) in fields.items():
         kind = spec.kind
         if kind == ARRAY:
             enc = _write_field_array(group, name, value, opts)
@@ -406,7 +429,7 @@ def _write_value(group: h5py.Group, key: str, value: Any, where: str, opts: dict
     if not _storable_key(key):
         raise TalonFormatError(f"{where}: key {key!r} cannot be stored (keys must be non-empty strings without '/' or NUL)")
     if isinstance(value, dict):
-        sub = group.create_group(key, track_order=True)
+        sub = _group(group, key, [str(k) for k in value if _storable_key(k)], track_order=True)
         return {"d": {k: _write_entry(sub, k, v, f"{where}[{k!r}]", opts) if json_entries else _write_value(sub, k, v, f"{where}[{k!r}]", opts)
                       for k, v in value.items()}}
     if value is None:
@@ -447,7 +470,7 @@ def _write_value(group: h5py.Group, key: str, value: Any, where: str, opts: dict
             ds = group.create_dataset(key, data=np.asarray(value, dtype=np.int64 if numeric == "i" else np.float64))
             items = [int(v) for v in value] if numeric == "i" else [_mirror.number(v) for v in value]
         else:
-            ds = group.create_group(key, track_order=True)
+            ds = _group(group, key, [str(i) for i in range(len(value))], track_order=True)
             items = [_write_value(ds, str(i), v, f"{where}[{i}]", opts) for i, v in enumerate(value)]
         ds.attrs[_KIND_ATTR] = kind
         return {"l" if kind == "list" else "t": items}

@@ -217,6 +217,18 @@ class Node:
     stateful: ClassVar[bool] = False
     #: Emits spikes (0/1, times a graded factor) rather than real values.
     spiking: ClassVar[bool] = False
+    #: Neurons per output element: what the cost table counts as `neurons` and mapping places.
+    neurons_per_element: ClassVar[int] = 0
+    #: A neuron's per-element state variables, in the order its runtime holds them; the last is the
+    #: membrane (what a neuron that does not spike outputs). Empty: no neuron state.
+    state_fields: ClassVar[tuple[str, ...]] = ()
+    #: Integrates its inputs into a synaptic current (state_fields[0]) that the membrane then integrates.
+    has_current: ClassVar[bool] = False
+    #: A neuron's operations per element and step, inputs summed separately (the cost table's flops).
+    ops_per_step: ClassVar[int] = 0
+    #: Every output value is a copy of an input value (a view, a selection, a delay): the output lies on
+    #: the fixed-point grid of its single input and keeps its format.
+    grid_preserving: ClassVar[bool] = False
     #: Number of inputs accepted (None: any number >= min_inputs).
     min_inputs: ClassVar[int] = 1
     max_inputs: ClassVar[int | None] = 1

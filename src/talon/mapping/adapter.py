@@ -126,6 +126,8 @@ def prepare(graph: Graph) -> tuple[Graph, dict, list[str], list[str], dict, dict
             costs[name] = cost_table.node_cost(node, node.input_shapes, node.output_shapes)
         except TalonError as exc:
             raise MappingError(f"node {name!r} ({node.type_name}): {exc}") from exc
+    for name, node in g.nodes.items():
+        _check_neurons_counted(name, node, costs[name])
     order = g.topological_order()
     pops = [n for n in order if g.nodes[n].type_name == "Input" or costs[n].neurons > 0]
     if not pops:
@@ -138,6 +140,25 @@ def prepare(graph: Graph) -> tuple[Graph, dict, list[str], list[str], dict, dict
     for (s, d), k in zip(g.edges, g.edge_output_index()):
         in_edges[d].append((s, k))
     return g, costs, order, pops, pop_size, in_edges
+
+
+def _check_neurons_counted(name: str, node: Node, cost: Any) -> None:
+    """Mapping places the neurons the cost table counts: a node that behaves like a neuron (a stateful or
+    spiking primitive) but is counted none would silently get no place, so it is refused by name."""
+    if cost.neurons > 0 or not (node.stateful or node.spiking):
+        return
+    kind = " and ".join(t for t, on in (("stateful", node.stateful), ("spiking", node.spiking)) if on)
+    if not cost.modelled:
+        raise MappingError(
+            f"node {name!r} ({node.type_name}) is a {kind} primitive with no cost rule, so mapping cannot tell how many neurons "
+            f"it holds and would place none: register one with talon.sdk.cost.register_cost({node.type_name!r}, rule), the "
+            f"rule returning Counts(neurons=...) (and, for a node between neuron layers, a connectivity rule with "
+            f"talon.mapping.register_connectivity) (docs/mapping.md, 'User primitives')")
+    if node.stateful and node.spiking:
+        raise MappingError(
+            f"node {name!r} ({node.type_name}) is a stateful spiking primitive, but its cost rule counts no neurons, so mapping "
+            f"would place none: make the rule registered with talon.sdk.cost.register_cost({node.type_name!r}, ...) return "
+            "Counts(neurons=...) (docs/mapping.md, 'User primitives')")
 
 
 def propagate(g: Graph, pops: list[str], seeds: list[sp.csr_matrix], in_edges, costs: dict, order: list[str]) -> tuple[dict, dict]:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the same names, for type checkers, readers and the import-cycle checks
     from talon.sdk import cost
+    from talon.sdk._bounds import bounds_types, register_bounds
     from talon.sdk.analyze import GraphStats, LayerStats, analyze_graph
     from talon.sdk.compare import FieldDiff, GraphDiff, NodeDiff, assert_graphs_equal, compare_graphs
     from talon.sdk.convert import (
@@ -48,6 +49,7 @@ _HOME = {
     "fingerprint_graph": "fingerprint",
     **dict.fromkeys(("CODES", "LintIssue", "LintResult", "Severity", "lint_graph"), "lint"),
     "as_graph": "_load",
+    **dict.fromkeys(("bounds_types", "register_bounds"), "_bounds"),
     **dict.fromkeys(("HardwareProfile", "profile_graph", "spike_valued_nodes"), "profile"),
     **dict.fromkeys(("ArrayInfo", "NodeInfo", "extract_subgraph", "find_pattern", "inspect_node", "trace_path"), "query"),
     **dict.fromkeys(("Stamp", "get_stamp", "stamp_graph", "verify_fingerprint"), "stamp"),
@@ -62,7 +64,7 @@ __all__ = [
     "inspect_node", "trace_path", "find_pattern", "extract_subgraph", "NodeInfo", "ArrayInfo",
     "convert_to_spiking", "quantize_weights", "fold_batchnorm", "remove_dropout", "prune_disconnected",
     "QuantizationReport", "TensorQuantization", "accumulator_ranges", "AccumulatorRange",
-    "cost", "node_cost", "graph_costs", "register_cost", "NodeCost",
+    "cost", "node_cost", "graph_costs", "register_cost", "NodeCost", "register_bounds", "bounds_types",
 ]
 
 

@@ -2,8 +2,17 @@
 
 Starting from an assumed range for each graph input, every node maps elementwise lower and upper bounds
 on its inputs to sound bounds on its outputs (sound: every value the node can produce over any number of
-steps lies inside). Convolutions and pooling use per-channel bounds (looser, cheap). A node whose rule is
-unknown, or that sits on a recurrent edge, yields None and everything downstream is left unjudged.
+steps lies inside). Convolutions and pooling use per-channel bounds (looser, cheap). A node on a recurrent
+edge, or whose rule makes no claim, yields None and everything downstream is left unjudged.
+
+The rules form a registry keyed by primitive type (`register_bounds`); the built-in primitives register
+theirs below through the same call. A spiking type without a rule still gets the bounds its spikes imply
+(0 or its graded factor, no claim about firing). Any other type without a rule is not skipped silently:
+`propagate` lists it in `unbounded` (lint reports it as NO_BOUNDS_RULE).
+
+A rule is `rule(node, args, outs, dt, neurons, name) -> [(lo, hi) per output] or None`: `args` are the
+(lo, hi) bounds of its inputs in edge order, `outs` its output shapes; a neuron that can prove some of its
+neurons never fire records `neurons[name] = (never mask, max membrane, threshold)` (see `record_never`).
 
 A leaky neuron started at v = 0 keeps its membrane inside the hull of 0 and its steady states
 v_leak + r * I (beta in [0, 1)): with gain = dt*r/tau = r*(1 - beta) each step is the convex combination
@@ -19,10 +28,12 @@ from typing import Callable
 
 import numpy as np
 
-from talon.ir import Graph
+from talon.errors import TalonUsageError
+from talon.ir import Graph, Node
 from talon.sdk._graph import Shape, Topology
 
 Bounds = tuple[np.ndarray, np.ndarray]
+BoundsRule = Callable[..., "list[Bounds] | None"]
 GELU_MIN = -0.1701  # min over x of x * Phi(x) is about -0.16997
 
 
@@ -31,11 +42,13 @@ def propagate(
     shapes: dict[str, tuple[list[Shape], list[Shape]]],
     input_range: tuple[float, float] | dict[str, tuple[float, float]],
     only_for: list[str] | None = None,
+    unbounded: dict[str, str] | None = None,
 ) -> tuple[dict[str, list[Bounds] | None], dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]]:
     """Returns ({node: output bounds or None}, {neuron node: (never-fires mask, max membrane, threshold)}).
 
     only_for: the nodes whose bounds are wanted; only they and the nodes upstream of them are bounded
-    (default: every node)."""
+    (default: every node). unbounded: filled with {node: type} for every node reached whose type has no
+    bounds rule."""
     topo = Topology.of(graph)
     bounds: dict[str, list[Bounds] | None] = {}
     neurons: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
@@ -44,11 +57,11 @@ def propagate(
     with np.errstate(all="ignore"):  # overflow to inf is a valid (loose) bound
         for name in graph.topological_order():
             if wanted is None or name in wanted:
-                _step(graph, name, shapes, input_range, topo, out_idx, bounds, neurons)
+                _step(graph, name, shapes, input_range, topo, out_idx, bounds, neurons, unbounded)
     return bounds, neurons
 
 
-def _step(graph, name, shapes, input_range, topo, out_idx, bounds, neurons) -> None:
+def _step(graph, name, shapes, input_range, topo, out_idx, bounds, neurons, unbounded) -> None:
     """Bounds of one node's outputs from its producers' (None: not judged)."""
     node = graph.nodes[name]
     ins, outs = shapes[name]
@@ -65,10 +78,12 @@ def _step(graph, name, shapes, input_range, topo, out_idx, bounds, neurons) -> N
             args = []  # an input without bounds: none for this node either
             break
         args.append(b[out_idx[i]])
+    rule = bounds_rule(node)
+    if rule is None and unbounded is not None:
+        unbounded[name] = node.type_name
     if not args:
         bounds[name] = None
         return
-    rule = _RULES.get(node.type_name)
     try:
         result = rule(node, args, outs, graph.dt, neurons, name) if rule else None
         if result is not None:
@@ -249,7 +264,8 @@ def _spikes(node, never: np.ndarray, shape) -> list[Bounds]:
     return [(np.where(never, 0.0, min(0.0, g)), np.where(never, 0.0, max(0.0, g)))]
 
 
-def _record(neurons, name, vmax, thr) -> np.ndarray:
+def record_never(neurons: dict, name: str, vmax: np.ndarray, thr: np.ndarray) -> np.ndarray:
+    """Record which neurons of `name` can never fire (max membrane `vmax` at or below threshold `thr`)."""
     # tolerance for float32 rounding of a membrane that approaches its bound
     never = vmax + 1e-6 * (np.abs(vmax) + np.abs(thr)) <= thr
     neurons[name] = (never, vmax, thr)
@@ -268,7 +284,7 @@ def _lif(node, args, outs, dt, neurons, name):
     _, vmax = _leaky_steady(_arr(node.r, shape), _arr(node.v_leak, shape), lo, hi)
     thr = _arr(node.v_threshold, shape)
     # beta < 0 (tau < dt) oscillates: no claim about those neurons
-    never = _record(neurons, name, np.where(tau >= dt, vmax, np.inf), thr)
+    never = record_never(neurons, name, np.where(tau >= dt, vmax, np.inf), thr)
     return _spikes(node, never, shape)
 
 
@@ -278,7 +294,7 @@ def _if(node, args, outs, dt, neurons, name):
     _, rhi = _scale_interval(_arr(node.r, shape, 1.0) * dt, lo, hi)
     thr = _arr(node.v_threshold, shape)
     vmax = np.where(rhi <= 0, 0.0, np.inf)  # any positive drive accumulates without bound
-    return _spikes(node, _record(neurons, name, vmax, thr), shape)
+    return _spikes(node, record_never(neurons, name, vmax, thr), shape)
 
 
 def _cubalif(node, args, outs, dt, neurons, name):
@@ -289,7 +305,7 @@ def _cubalif(node, args, outs, dt, neurons, name):
     ilo, ihi = _leaky_steady(w_in, np.zeros(shape), lo, hi)
     _, vmax = _leaky_steady(_arr(node.r, shape), _arr(node.v_leak, shape), ilo, ihi)
     ok = (tau_syn >= dt) & (_arr(node.tau_mem, shape) >= dt)
-    never = _record(neurons, name, np.where(ok, vmax, np.inf), _arr(node.v_threshold, shape))
+    never = record_never(neurons, name, np.where(ok, vmax, np.inf), _arr(node.v_threshold, shape))
     return _spikes(node, never, shape)
 
 
@@ -301,6 +317,14 @@ def _li(node, args, outs, dt, neurons, name):
     return [_leaky_steady(_arr(node.r, shape), _arr(node.v_leak, shape), lo, hi)]
 
 
+def _integrator(node, args, outs, dt, neurons, name):
+    # v starts at 0 and adds dt*r*I each step: bounded on a side only where no step can push it that way
+    shape = outs[0]
+    lo, hi = _summed(args)
+    rlo, rhi = _scale_interval(_arr(node.r, shape) * dt, lo, hi)
+    return [(np.where(rlo >= 0, 0.0, -np.inf), np.where(rhi <= 0, 0.0, np.inf))]
+
+
 def _threshold(node, args, outs, dt, neurons, name):
     shape = outs[0]
     _, hi = args[0]
@@ -308,41 +332,72 @@ def _threshold(node, args, outs, dt, neurons, name):
     return [(np.zeros(shape), np.where(never, 0.0, 1.0))]
 
 
-_RULES: dict[str, Callable] = {
-    "Output": _view,
-    "Flatten": _view,
-    "Dropout": _view,
-    "HybridRegion": _view,
-    "Affine": _dense,
-    "Linear": _dense,
-    "SpikingAffine": _dense,
-    "Conv1d": _conv,
-    "Conv2d": _conv,
-    "SConv": _conv,
-    "SDConv": _conv,
-    "SepConv2d": _sepconv,
-    "ReLU": _relu,
-    "Sigmoid": _monotone(lambda x: 1.0 / (1.0 + np.exp(-x))),
-    "Tanh": _monotone(np.tanh),
-    "ELU": _elu,
-    "GELU": _gelu,
-    "Softmax": _softmax,
-    "PReLU": _prelu,
-    "Scale": _scale,
-    "BatchNorm1d": _batchnorm,
-    "BatchNorm2d": _batchnorm,
-    "MaxPool2d": _pool("max"),
-    "AvgPool2d": _pool("avg"),
-    "SumPool2d": _pool("sum"),
-    "Upsample": _upsample,
-    "Skip": _skip,
-    "Concat": _concat,
-    "ChannelSplit": _split,
-    "Delay": _delay,
-    "LIF": _lif,
-    "IF": _if,
-    "CubaLIF": _cubalif,
-    "LI": _li,
-    "Threshold": _threshold,
-}
+_RULES: dict[str, BoundsRule] = {}
 
+
+def register_bounds(type_name: str, rule: BoundsRule, *, replace: bool = False) -> BoundsRule:
+    """Give `type_name` its value-bounds rule (module docstring: the contract); returns the rule."""
+    if not callable(rule):
+        raise TalonUsageError(f"register_bounds({type_name!r}, ...) needs a callable rule, got {type(rule).__name__}")
+    if type_name in _RULES and _RULES[type_name] is not rule and not replace:
+        raise TalonUsageError(f"a bounds rule for {type_name!r} is already registered (pass replace=True)")
+    _RULES[type_name] = rule
+    return rule
+
+
+def bounds_types() -> list[str]:
+    """The types with a registered bounds rule, in registration order."""
+    return list(_RULES)
+
+
+def _spikes_only(node, args, outs, dt, neurons, name):
+    """A spiking node's outputs are 0 or its graded factor, whatever it computes (no claim about firing)."""
+    g = float(getattr(node, "graded_spikes_factor", 1.0))
+    return [(np.full(s, min(0.0, g)), np.full(s, max(0.0, g))) for s in outs]
+
+
+def bounds_rule(node: Node) -> BoundsRule | None:
+    """The rule bounding `node`'s outputs: its type's registered rule, else the spike bounds of a spiking
+    type, else None (a nested graph or a type without a rule)."""
+    rule = _RULES.get(node.type_name)
+    if rule is None and node.spiking and not isinstance(node, Graph):
+        return _spikes_only
+    return rule
+
+
+register_bounds("Output", _view)
+register_bounds("Flatten", _view)
+register_bounds("Dropout", _view)
+register_bounds("HybridRegion", _view)
+register_bounds("Affine", _dense)
+register_bounds("Linear", _dense)
+register_bounds("SpikingAffine", _dense)
+register_bounds("Conv1d", _conv)
+register_bounds("Conv2d", _conv)
+register_bounds("SConv", _conv)
+register_bounds("SDConv", _conv)
+register_bounds("SepConv2d", _sepconv)
+register_bounds("ReLU", _relu)
+register_bounds("Sigmoid", _monotone(lambda x: 1.0 / (1.0 + np.exp(-x))))
+register_bounds("Tanh", _monotone(np.tanh))
+register_bounds("ELU", _elu)
+register_bounds("GELU", _gelu)
+register_bounds("Softmax", _softmax)
+register_bounds("PReLU", _prelu)
+register_bounds("Scale", _scale)
+register_bounds("BatchNorm1d", _batchnorm)
+register_bounds("BatchNorm2d", _batchnorm)
+register_bounds("MaxPool2d", _pool("max"))
+register_bounds("AvgPool2d", _pool("avg"))
+register_bounds("SumPool2d", _pool("sum"))
+register_bounds("Upsample", _upsample)
+register_bounds("Skip", _skip)
+register_bounds("Concat", _concat)
+register_bounds("ChannelSplit", _split)
+register_bounds("Delay", _delay)
+register_bounds("LIF", _lif)
+register_bounds("IF", _if)
+register_bounds("CubaLIF", _cubalif)
+register_bounds("LI", _li)
+register_bounds("Integrator", _integrator)
+register_bounds("Threshold", _threshold)

@@ -19,10 +19,9 @@ from talon.ir import Graph
 from talon.ir.primitives.neurons import coefficients
 from talon.sdk.cost import cost_entry
 from talon.sdk.fixed_point import (
-    DEFAULT_BITS, GRID_PRESERVING, MIN_WEIGHT_BITS_FOR_BIAS, frac_for_range, saturation_message, spike_frac, weight_frac_holding_bias,
+    DEFAULT_BITS, MIN_WEIGHT_BITS_FOR_BIAS, frac_for_range, saturation_message, spike_frac, weight_frac_holding_bias,
 )
 
-_NEURONS = ("LIF", "IF", "CubaLIF", "LI", "Integrator")
 _BIAS_OF = {"weight": "bias", "depthwise_weight": "depthwise_bias", "pointwise_weight": "pointwise_bias"}
 
 
@@ -44,9 +43,9 @@ def _static_frac(g: Graph, name: str, preds: dict[str, list[str]], input_range: 
     if t == "Input":
         peak = _input_peak(name, input_range)
         return None if peak is None else frac_for_range(peak, bits)
-    if t in ("LIF", "IF", "CubaLIF") and getattr(node, "graded_spikes_factor", None) is not None:
+    if node.spiking and getattr(node, "graded_spikes_factor", None) is not None:
         return spike_frac(node.graded_spikes_factor, bits)
-    if t in GRID_PRESERVING and len(preds[name]) == 1:
+    if node.grid_preserving and len(preds[name]) == 1:
         return _static_frac(g, preds[name][0], preds, input_range, seen)
     return None
 
@@ -63,7 +62,9 @@ def saturating_constants(g: Graph, input_range: Any) -> list[tuple[str, str]]:
         if isinstance(node, Graph):
             continue
         t = node.type_name
-        if t in _NEURONS:
+        if node.state_fields:
+            if not hasattr(type(node), "coefficients"):
+                continue  # a neuron without the leak/gain form: its fixed rule checks its own constants
             with np.errstate(divide="ignore", invalid="ignore"):  # tau == 0 is NONFINITE/TAU_BELOW_DT's to report
                 co = coefficients(node, float(g.dt))
             for key in ("beta", "gain", "alpha", "gain_in"):

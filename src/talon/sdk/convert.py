@@ -19,7 +19,7 @@ from talon.sdk import _bounds
 from talon.sdk._graph import Shape, Topology, infer_shapes
 from talon.sdk._load import GraphLike, as_graph
 from talon.sdk.cost import cost_entry
-from talon.sdk.fixed_point import GRID_PRESERVING, frac_for_range, quantize_to_ints, spike_frac
+from talon.sdk.fixed_point import frac_for_range, quantize_to_ints, spike_frac
 
 _ACCUMULATOR_WIDTHS = (16, 24, 32, 48, 64)
 # The layer types each transform knows how to rewrite. What it does to each is written out per type
@@ -134,7 +134,7 @@ def accumulator_ranges(
             edge = topo.in_edge_ids[name][0]
             src = graph.edges[edge][0]
             producer = src
-            while graph.nodes[producer].type_name in GRID_PRESERVING and len(topo.preds[producer]) == 1:
+            while graph.nodes[producer].grid_preserving and len(topo.preds[producer]) == 1:
                 producer = topo.preds[producer][0]
             pnode = graph.nodes[producer]
             gsf = float(getattr(pnode, "graded_spikes_factor", 1.0))

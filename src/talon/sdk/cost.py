@@ -41,7 +41,7 @@ from typing import Callable, Iterable, overload
 import numpy as np
 
 from talon.errors import GraphValidationError, TalonUsageError
-from talon.ir import Graph, Node, get_node_class
+from talon.ir import Graph, Node, get_node_class, list_primitives
 from talon.ir._compact import stored_nbytes
 from talon.sdk._graph import Shape, infer_shapes, numel
 from talon.sdk._load import GraphLike, as_graph
@@ -132,12 +132,18 @@ def register_cost(
 
 
 def cost_entry(type_name: str) -> CostEntry | None:
-    return _TABLE.get(type_name)
+    """The registered entry of `type_name`, else the one its class's neuron traits define, else None."""
+    entry = _TABLE.get(type_name)
+    return entry if entry is not None else _neuron_entry(type_name)
 
 
 def cost_table() -> dict[str, CostEntry]:
-    """A copy of the table, in registration order."""
-    return dict(_TABLE)
+    """A copy of the table, in registration order, then the entries neuron classes' traits define."""
+    table = dict(_TABLE)
+    for t in list_primitives():
+        if t not in table and (entry := _neuron_entry(t)) is not None:
+            table[t] = entry
+    return table
 
 
 def node_cost(node: Node, input_shapes: list[Shape] | None = None, output_shapes: list[Shape] | None = None) -> NodeCost:
@@ -156,7 +162,7 @@ def node_cost(node: Node, input_shapes: list[Shape] | None = None, output_shapes
         output_shapes = node.infer_output_shapes(input_shapes)
     output_shapes = [tuple(int(d) for d in s) for s in output_shapes]
 
-    entry = _TABLE.get(node.type_name)
+    entry = cost_entry(node.type_name)
     if isinstance(node, Graph):
         return _graph_cost(node, input_shapes, output_shapes)
     counts = entry.rule(node, input_shapes, output_shapes) if entry else Counts()
@@ -288,17 +294,14 @@ def _sepconv(node: Node, ins: list[Shape], outs: list[Shape]) -> Counts:
 
 
 # Elementwise activations: nominal operations per element (a transcendental function counts as one).
-ELEMENTWISE_FLOPS = {"Sigmoid": 4, "Tanh": 4, "ELU": 4, "GELU": 8, "Softmax": 5, "PReLU": 2, "Scale": 1, "Threshold": 1}
-
-
 def _elementwise(per: int, in_place: bool = True) -> Rule:
     return lambda node, ins, outs: Counts(flops=per * _n(outs), in_place=in_place)
 
 
-for _t in ("Sigmoid", "Tanh", "ELU", "GELU", "PReLU", "Scale"):
-    register_cost(_t, _elementwise(ELEMENTWISE_FLOPS[_t]), formula=f"flops = {ELEMENTWISE_FLOPS[_t]}*n")
+for _t, _per in (("Sigmoid", 4), ("Tanh", 4), ("ELU", 4), ("GELU", 8), ("PReLU", 2), ("Scale", 1)):
+    register_cost(_t, _elementwise(_per), formula=f"flops = {_per}*n")
 # Softmax normalises over a whole dimension: every output reads every input of its row, so not in place
-register_cost("Softmax", _elementwise(ELEMENTWISE_FLOPS["Softmax"], in_place=False), formula=f"flops = {ELEMENTWISE_FLOPS['Softmax']}*n")
+register_cost("Softmax", _elementwise(5, in_place=False), formula="flops = 5*n")
 
 
 @register_cost("ReLU", formula="flops = n (2*n when negative_slope != 0)")
@@ -343,37 +346,32 @@ def _skip(node: Node, ins: list[Shape], outs: list[Shape]) -> Counts:
     return Counts(passes_spikes=True)
 
 
-# Neurons: operations per neuron per step, plus (k-1) adds to sum k input edges.
-NEURON_FLOPS = {
-    "LIF": 6,  # decay multiply, leak add, gain multiply, input add, threshold compare, reset
-    "IF": 4,  # gain multiply, input add, threshold compare, reset
-    "CubaLIF": 9,  # current: decay multiply, gain multiply, add; membrane: as LIF
-    "LI": 4,  # decay multiply, leak add, gain multiply, input add
-    "Integrator": 2,  # gain multiply, input add
-}
-NEURON_STATE = {"LIF": 1, "IF": 1, "CubaLIF": 2, "LI": 1, "Integrator": 1}
+# Neurons: their cost comes from their class's traits (ops_per_step, state_fields, neurons_per_element),
+# so a neuron needs no entry of its own: `cost_entry` derives one for any class that declares neuron state.
 
 
-def _neuron(type_name: str) -> Rule:
-    per, state = NEURON_FLOPS[type_name], NEURON_STATE[type_name]
+def neuron_rule(cls: type[Node]) -> Rule:
+    """Operations per neuron per step (one less with reset_mode "none"), plus (k-1) adds to sum k inputs."""
+    per, state, count = int(cls.ops_per_step), len(cls.state_fields), int(cls.neurons_per_element)
 
     def rule(node: Node, ins: list[Shape], outs: list[Shape]) -> Counts:
         n = _n(outs)
         ops = per - (1 if getattr(node, "reset_mode", None) == "none" else 0)
-        return Counts(flops=ops * n + (len(ins) - 1) * n, state_elements=state * n, neurons=n)
+        return Counts(flops=ops * n + (len(ins) - 1) * n, state_elements=state * n, neurons=count * n)
 
     return rule
 
 
-for _t in NEURON_FLOPS:
+def _neuron_entry(type_name: str) -> CostEntry | None:
+    """The cost entry a neuron class's traits define (None for a class without neuron state)."""
+    cls = get_node_class(type_name)
+    if cls is None or not cls.state_fields:
+        return None
     # the neurons that can switch their reset off, read from their class's fields
-    _cls = get_node_class(_t)
-    _reset = " (one less with reset_mode none)" if _cls is not None and "reset_mode" in _cls.field_specs() else ""
-    register_cost(
-        _t,
-        _neuron(_t),
-        formula=f"neurons = n; state = {NEURON_STATE[_t]}*n; flops = {NEURON_FLOPS[_t]}*n{_reset} + (k-1)*n",
-    )
+    reset = " (one less with reset_mode none)" if "reset_mode" in cls.field_specs() else ""
+    per_neuron = "" if cls.neurons_per_element == 1 else f"{cls.neurons_per_element}*"
+    formula = f"neurons = {per_neuron}n; state = {len(cls.state_fields)}*n; flops = {cls.ops_per_step}*n{reset} + (k-1)*n"
+    return CostEntry(type_name, neuron_rule(cls), (), formula)
 
 
 @register_cost("Threshold", formula="neurons = n; flops = n comparisons")
@@ -392,7 +390,7 @@ def quantized_bytes(node: Node, bits: int) -> int:
     scale per tensor) and every other array as stored. Nested graphs sum their nodes."""
     if isinstance(node, Graph):
         return sum(quantized_bytes(n, bits) for n in node.nodes.values())
-    entry = _TABLE.get(node.type_name)
+    entry = cost_entry(node.type_name)
     weight_fields = entry.weight_fields if entry else ()
     total = 0
     for name, arr in node.arrays():

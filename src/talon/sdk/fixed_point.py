@@ -14,10 +14,6 @@ from typing import overload
 
 import numpy as np
 
-#: Nodes whose output lies on the grid of their (single) input: they keep its format.
-GRID_PRESERVING = ("Output", "Flatten", "Dropout", "HybridRegion", "ChannelSplit", "Delay", "MaxPool2d", "Upsample")
-
-
 @overload
 def frac_for_range(max_abs: float, bits: int) -> int: ...
 @overload

@@ -56,6 +56,7 @@ CODES: dict[str, tuple[Severity, str]] = {
     "UNREACHABLE_NODE": (W, "no Input reaches the node"),
     "DEAD_END_NODE": (W, "the node reaches no Output: its result is never used"),
     "NEURON_NEVER_FIRES": (W, "given the input range, the membrane can never exceed the threshold"),
+    "NO_BOUNDS_RULE": (I, "the node's type has no value-bounds rule (register_bounds): NEURON_NEVER_FIRES judges nothing it feeds"),
     "WEIGHT_INT8_RANGE": (W, "outlying weights set the hardware's per-tensor int8 step so coarse that most weights round to zero"),
     "ACCUMULATOR_OVERFLOW": (W, "a SpikingAffine sum can exceed its accumulator_bits"),
     "CONSTANT_SATURATES": (E, "a constant (bias, neuron coefficient) lies outside the fixed-point word that must hold it: hardware mode refuses the graph"),
@@ -387,7 +388,12 @@ class _Linter:
         if self.input_range is None:
             return
         stateful = [n for n, node in self.g.nodes.items() if node.stateful or getattr(node, "spiking", False)]
-        _, neurons = _bounds.propagate(self.g, shapes, self.input_range, only_for=stateful)
+        unbounded: dict[str, str] = {}
+        _, neurons = _bounds.propagate(self.g, shapes, self.input_range, only_for=stateful, unbounded=unbounded)
+        for name, t in unbounded.items():
+            what = "a nested graph" if isinstance(self.g.nodes[name], Graph) else f"type {t} has no value-bounds rule"
+            self.add("NO_BOUNDS_RULE", f"{name!r}: {what}, so the neurons it feeds are not checked for NEURON_NEVER_FIRES; "
+                     f"register one with talon.sdk.register_bounds({t!r}, rule) (docs/primitives.md)", name)
         rng = self.input_range
         assumed = f"inputs in [{rng[0]:g}, {rng[1]:g}]" if not isinstance(rng, dict) else "the given input ranges"
         for name, (never, vmax, thr) in neurons.items():

@@ -10,8 +10,9 @@ For every point of the grid: convert (talon.sdk), check the fit and map (talon.m
 simulate in fixed point on the data set and price it (talon.backend: accuracy, agreement with the float
 model, energy, latency). The data set is encoded once and cut into shards of `shard_size` samples; a point
 is one `prepare` and one `run_shard` per shard (talon.sweep.point), run in this process or, with
-`ray=True`, as Ray tasks spread over a cluster's workers. Both run the same shards and add them up in the
-same order, so the results are identical point for point. Layer 3: ray is imported only inside functions.
+`ray=True`, as Ray tasks spread over a cluster's workers; `price` then prices the shards' summed integer
+counts as one run of the data set. No metric depends on the shard or batch size or on where a task ran,
+so the results are identical point for point. Layer 3: ray is imported only inside functions.
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ from typing import Any, Callable
 import numpy as np
 
 from talon.errors import TalonError
-from talon.sweep.grid import DEFAULTS, PARAMETERS, Point, expand, parse_grid
-from talon.sweep.point import Prepared, ShardResult, fixed_config, prepare, readout_function, run_shard
+from talon.sweep.grid import DEFAULTS, PARAMETERS, Point, expand, parse_grid, point_key
+from talon.sweep.point import Prepared, ShardResult, fixed_config, prepare, price, readout_function, run_shard
 from talon.sweep.results import SCHEMA, load, pareto_front, plot, write_all
 
 __all__ = ["sweep", "SweepResult", "parse_grid", "expand", "pareto_front", "PARAMETERS", "DEFAULTS"]
@@ -46,6 +47,7 @@ class SweepResult:
     skipped: int = 0  # points read back from an earlier run instead of run again
     wall_time_s: float = 0.0
     reference: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # what the reader of the numbers should know (e.g. how hardware presets are priced)
 
     def best(self) -> dict[str, Any] | None:
         """The most accurate measured point (the lower energy on a tie)."""
@@ -88,6 +90,7 @@ def sweep(
     ray_address: str | None = None,
     workers: int | None = None,
     retries: int = 3,
+    calibration_samples: int = 64,
     progress: bool | None = None,
     log: Callable[[str], None] | None = None,
     plots: bool = True,
@@ -97,15 +100,19 @@ def sweep(
     (as talon.eval.evaluate takes it), writing `out`/results.json as each point finishes. Points already in
     an earlier results.json of the same sweep are skipped. ray=True runs the tasks on Ray (ray_address: an
     existing cluster; else a local one of `workers` CPUs, started and stopped here); `retries`: how often a
-    task whose worker died is run again. progress: a bar on stderr (default: when stderr is a terminal);
-    log: called with one line per finished point."""
+    task whose worker died is run again. calibration_samples: the fixed-point formats of every point are
+    calibrated on the data set's first calibration_samples samples. No metric depends on batch_size or
+    shard_size (they set how much is simulated at once and how the data set is spread over Ray tasks).
+    progress: a bar on stderr (default: when stderr is a terminal); log: called with one line per finished
+    point."""
     started = time.perf_counter()
-    for name, v, lo in (("batch_size", batch_size, 1), ("shard_size", shard_size, 1), ("retries", retries, 0)):
+    for name, v, lo in (("batch_size", batch_size, 1), ("shard_size", shard_size, 1), ("retries", retries, 0), ("calibration_samples", calibration_samples, 1)):
         if isinstance(v, bool) or not isinstance(v, int) or v < lo:
             raise TalonError(f"{name} must be a whole number >= {lo}, got {v!r}")
     points = expand(parse_grid(grid))
     decide = readout_function(readout)
-    job, settings = _job(model, data, steps, encode, dt, batch_size, shard_size, decide, output, seed, threshold, energy_preset, max_samples, backend)
+    job, settings = _job(model, data, steps, encode, dt, batch_size, shard_size, decide, output, seed, threshold, energy_preset, max_samples, backend,
+                         calibration_samples)
     settings["readout"] = readout if isinstance(readout, str) else f"function {getattr(readout, '__qualname__', type(readout).__name__)}"
     if ray:
         _import_ray()  # a missing Ray fails here, before anything is written
@@ -115,15 +122,19 @@ def sweep(
         raise TalonError(f"--out {out!r} is a file; the sweep writes a folder (results.json, results.csv, pareto.csv, pareto.png)")
     os.makedirs(out, exist_ok=True)
     doc = load(out, settings) or {"schema": SCHEMA, "settings": settings, "reference": None, "points": []}
-    done = {p["id"]: p for p in doc["points"]}
-    todo = [p for p in points if p.id not in done]
+    # a point is its parameters as a mapping: a grid with its keys in another order finds the same points
+    done = {point_key(p["params"]): p for p in doc["points"]}
+    todo = [p for p in points if p.key not in done]
     keys = list(dict.fromkeys(k for p in points for k, _ in p.params))
-    order = {p.id: i for i, p in enumerate(points)}
+    order = {p.key: i for i, p in enumerate(points)}
+    notes = [_hardware_note(points, job.energy_preset)] if "hardware" in keys else []
+    for note in notes if log is not None else []:
+        log(note)
     bar = _Progress(len(points), len(points) - len(todo), progress, log, _best(list(done.values())))
 
     def finish(point: Point, prep: Prepared, shards: list[ShardResult] | None, error: str | None) -> None:
         rec = _record(point, prep, shards, error, doc["reference"], job)
-        doc["points"] = sorted([*(q for q in doc["points"] if q["id"] != rec["id"]), rec], key=lambda q: order.get(q["id"], len(order)))
+        doc["points"] = sorted([*(q for q in doc["points"] if point_key(q["params"]) != point.key), rec], key=lambda q: order.get(point_key(q["params"]), len(order)))
         write_all(out, doc, keys)
         bar.point(rec)
 
@@ -142,13 +153,14 @@ def sweep(
     files = {k: os.path.join(out, k) for k in ("results.json", "results.csv", "pareto.csv")}
     if plots:
         files["pareto.png"] = plot(doc["points"], os.path.join(out, "pareto.png"))
-    by_id = {q["id"]: q for q in doc["points"]}
-    current = [by_id[p.id] for p in points]
-    return SweepResult(current, pareto_front(current), out, files, len(points) - len(todo), time.perf_counter() - started, doc["reference"])
+    by_key = {point_key(q["params"]): q for q in doc["points"]}
+    current = [by_key[p.key] for p in points]
+    return SweepResult(current, pareto_front(current), out, files, len(points) - len(todo), time.perf_counter() - started, doc["reference"], notes)
 
 
 def _job(model: Any, data: Any, steps: int | None, encode: str | None, dt: float | None, batch_size: int, shard_size: int, decide: Callable,
-         output: str | None, seed: int, threshold: float | None, energy_preset: str, max_samples: int | None, backend: str) -> tuple[_Job, dict[str, Any]]:  # fmt: skip
+         output: str | None, seed: int, threshold: float | None, energy_preset: str, max_samples: int | None, backend: str,
+         calibration_samples: int) -> tuple[_Job, dict[str, Any]]:  # fmt: skip
     """Load the model, check it, encode the data set once into shards, and fingerprint the sweep's settings."""
     from talon.backend import get_backend, get_energy_preset
     from talon.eval import check_labels, class_count, readout_output
@@ -165,28 +177,60 @@ def _job(model: Any, data: Any, steps: int | None, encode: str | None, dt: float
     K = class_count(g, out_name)
     source = open_source(data)
     framing = Framing(tuple(int(d) for d in g.nodes[inputs[0]].shape), steps, encode, dt, seed, threshold)
-    shards, labels, h = [], [], hashlib.sha256()
+    shards, labels = [], []
     for x, y in batches(source, framing, shard_size, max_samples):
         check_labels(y, K, source, sum(len(v) for v in labels))
         if shards and x.shape[0] != shards[0].shape[0]:
             raise TalonError(f"{source.where}: samples of {x.shape[0]} steps after samples of {shards[0].shape[0]}; give steps= to cut every sample to one length")
         x = np.ascontiguousarray(x, dtype=np.float32)
-        h.update(x.tobytes())
-        h.update(np.asarray(y, np.int64).tobytes())
         shards.append(x)
         labels.append(np.asarray(y, np.int64))
     if not shards:
         raise TalonError(f"{source.where}: holds no samples to sweep over")
     y_all = np.concatenate(labels)
-    cal = shards[0][:, :batch_size]  # the first batch, as talon.eval calibrates: one set of formats for every shard
-    settings = {"model": fingerprint_graph(g), "data": source.where, "data_sha256": h.hexdigest(), "samples": int(len(y_all)), "steps": int(shards[0].shape[0]),
-                "encode": encode, "dt": dt, "seed": seed, "threshold": threshold, "batch_size": batch_size, "shard_size": shard_size, "output": out_name,
-                "energy_preset": energy_preset, "backend": backend}  # fmt: skip
+    # one set of formats for every shard and point, from the data set's first samples however it is cut
+    cal = _first_samples(shards, calibration_samples)
+    settings = {"model": fingerprint_graph(g), "data": source.where, "data_sha256": data_digest(shards, y_all), "samples": int(len(y_all)),
+                "steps": int(shards[0].shape[0]), "encode": encode, "dt": dt, "seed": seed, "threshold": threshold, "calibration_samples": calibration_samples,
+                "batch_size": batch_size, "shard_size": shard_size, "output": out_name, "energy_preset": energy_preset, "backend": backend}  # fmt: skip
     return _Job(g, shards, y_all, cal, out_name, batch_size, decide, energy_preset, backend), settings
 
 
+def data_digest(shards: list[np.ndarray], labels: np.ndarray) -> str:
+    """SHA-256 of the encoded data set, sample by sample ((T, *S) float32 each, then the int64 labels and
+    the shape): the same for any cut into shards."""
+    h = hashlib.sha256()
+    for x in shards:
+        for j in range(x.shape[1]):
+            h.update(np.ascontiguousarray(x[:, j], dtype=np.float32).tobytes())
+    h.update(np.asarray(labels, np.int64).tobytes())
+    h.update(repr((int(shards[0].shape[0]), tuple(int(d) for d in shards[0].shape[2:]), int(len(labels)))).encode())
+    return h.hexdigest()
+
+
+def _first_samples(shards: list[np.ndarray], n: int) -> np.ndarray:
+    """The data set's first `n` samples (T, n, *S), whatever the shard size."""
+    parts, have = [], 0
+    for x in shards:
+        if have >= n:
+            break
+        parts.append(x[:, : n - have])
+        have += parts[-1].shape[1]
+    return np.ascontiguousarray(np.concatenate(parts, axis=1))
+
+
+def _hardware_note(points: list[Point], energy_preset: str) -> str:
+    """What differs in energy between hardware presets: only the network-on-chip hops (docs/sweep.md)."""
+    from talon.mapping.hardware import PRESETS
+
+    names = sorted({p.settings["hardware"] for p in points})
+    hops = ", ".join(f"{n} {PRESETS[n].energy_per_hop * 1e12:g} pJ/{PRESETS[n].latency_per_hop * 1e9:g} ns" for n in names)
+    return (f"note: every hardware preset is priced with the energy preset {energy_preset!r} (operations and memory); presets differ in "
+            f"capacity and in network-on-chip hops only (per hop: {hops}), so their energies differ only by the packet-hops of their mappings")
+
+
 def _shard_kw(job: _Job) -> dict[str, Any]:
-    return {"batch_size": job.batch_size, "readout": job.readout, "output": job.output, "energy_preset": job.energy_preset, "backend": job.backend}
+    return {"batch_size": job.batch_size, "readout": job.readout, "output": job.output, "backend": job.backend}
 
 
 def _run_local(job: _Job, todo: list[Point], need_reference: bool, finish: Callable, set_reference: Callable) -> None:
@@ -247,7 +291,14 @@ def _run_ray(job: _Job, todo: list[Point], need_reference: bool, finish: Callabl
         kw["runtime_env"] = {"env_vars": {k: os.environ[k] for k in ("PYTHONPATH", "OMP_NUM_THREADS") if k in os.environ}}
         if address not in (None, "auto", "local"):
             _check_reachable(address)
-        ray.init(address=address, **kw)
+        try:
+            ray.init(address=address, **kw)
+        except (ConnectionError, RuntimeError) as exc:
+            if address is None:
+                raise
+            raise TalonError(f"--ray-address {address!r}: Ray could not connect ({str(exc).splitlines()[0]}). A cluster with token authentication "
+                             "needs RAY_AUTH_MODE=token and its token (RAY_AUTH_TOKEN, or ~/.ray/auth_token) in this process's environment, "
+                             "as every Ray client does (docs/sweep.md)") from exc
     try:
         _ray_loop(ray, job, todo, need_reference, finish, set_reference, retries)
     finally:
@@ -313,10 +364,14 @@ def _ray_loop(ray: Any, job: _Job, todo: list[Point], need_reference: bool, fini
 
 
 def _reference(results: list[ShardResult], job: _Job) -> dict[str, Any]:
-    """The float model's run: its predictions (the agreement's reference) and accuracy."""
+    """The float model's run: its predictions (the agreement's reference), accuracy and price."""
     preds = np.concatenate([r.predictions for r in results])
-    return {"accuracy": float(np.mean(preds == job.labels)), "predictions": preds.tolist(),
-            "energy_uj": sum(r.energy_uj for r in results) / len(preds), "seconds": sum(getattr(r, "seconds", 0.0) for r in results)}  # fmt: skip
+    t0 = time.perf_counter()
+    priced = price(job.graph, results, "float", energy_preset=job.energy_preset, backend=job.backend)
+    priced_s = time.perf_counter() - t0
+    return {"accuracy": float(np.mean(preds == job.labels)), "predictions": preds.tolist(), "energy_uj": priced.energy_uj,
+            "latency_us": priced.latency_us, "spikes_per_sample": priced.spikes_per_sample, "pricing": priced.pricing,
+            "seconds": sum(getattr(r, "seconds", 0.0) for r in results) + priced_s}  # fmt: skip
 
 
 def _record(point: Point, prep: Prepared, shards: list[ShardResult] | None, error: str | None, reference: dict[str, Any], job: _Job) -> dict[str, Any]:
@@ -325,18 +380,23 @@ def _record(point: Point, prep: Prepared, shards: list[ShardResult] | None, erro
                                "latency_us": None, "spikes_per_sample": None, "cores": prep.mapping.get("cores"),
                                "packet_hops_per_step": prep.mapping.get("packet_hops_per_step")}  # fmt: skip
     seconds = getattr(prep, "seconds", 0.0)
+    pricing: dict[str, Any] = {"energy_preset": job.energy_preset}
     if shards is not None:
         preds = np.concatenate([s.predictions for s in shards])
-        # sums over shards in shard order: the same floating-point additions in-process and on Ray
-        energy = latency = spikes = 0.0
-        for s in shards:
-            energy, latency, spikes = energy + s.energy_uj, latency + s.latency_us, spikes + s.spikes
-            seconds += getattr(s, "seconds", 0.0)
+        seconds += sum(getattr(s, "seconds", 0.0) for s in shards)
+        t0 = time.perf_counter()
+        try:
+            priced = price(prep.graph, shards, "fixed", energy_preset=job.energy_preset, config=fixed_config(point.settings), backend=job.backend)
+        except TalonError as exc:
+            shards, error = None, f"price: {exc}"
+        seconds += time.perf_counter() - t0
+    if shards is not None:
+        pricing = priced.pricing
         metrics.update(accuracy=float(np.mean(preds == job.labels)), agreement=float(np.mean(preds == np.asarray(reference["predictions"]))),
-                       energy_uj=energy / n, latency_us=latency / n, spikes_per_sample=spikes / n)  # fmt: skip
+                       energy_uj=priced.energy_uj, latency_us=priced.latency_us, spikes_per_sample=priced.spikes_per_sample)  # fmt: skip
     status = "ok" if shards is not None else ("does-not-fit" if not prep.fits else "error")
     return {"id": point.id, "params": dict(point.params), "settings": point.settings, "status": status, "fits": prep.fits,
-            "reason": prep.reason or error, "metrics": metrics, "mapping": prep.mapping, "accumulator_bits": prep.accumulator_bits,
+            "reason": prep.reason or error, "metrics": metrics, "mapping": prep.mapping, "pricing": pricing, "accumulator_bits": prep.accumulator_bits,
             "samples": n, "seconds": seconds, "seconds_prepare": getattr(prep, "seconds", 0.0)}  # fmt: skip
 
 

@@ -3,8 +3,10 @@
     parse_grid(["weight_bits=4,6,8", "accumulator_bits=16,24", "hardware=small,loihi-like"])
     expand(grid) -> [Point({"weight_bits": 4, "accumulator_bits": 16, "hardware": "small"}), ...]
 
-The order of the points is the product of the values in the order given (last key fastest), and a point's
-`id` ("weight_bits=4 accumulator_bits=16 hardware=small") names it in results.json and for resuming.
+The order of the points is the product of the values in the order given (last key fastest). A point is
+its parameters as a mapping: its `id` ("weight_bits=4 accumulator_bits=16 hardware=small") writes them in
+the canonical order of PARAMETERS, whatever order the grid gave its keys in, and names it in results.json
+and for resuming.
 """
 
 from __future__ import annotations
@@ -67,15 +69,29 @@ PARAMETERS: dict[str, Callable[[str, Any], Any]] = {
 DEFAULTS: dict[str, Any] = {"weight_bits": 8, "accumulator_bits": None, "hardware": "small", "mesh": None, "neurons_per_core": None, "algorithm": "auto"}
 
 
+def point_key(params: Mapping[str, Any]) -> str:
+    """The words of a point's parameters in the canonical order of PARAMETERS (its id): the same mapping,
+    given in any order, has the same key."""
+    unknown = [k for k in params if k not in PARAMETERS]
+    if unknown:
+        raise TalonError(f"sweep point: unknown parameter(s) {unknown}; parameters: {', '.join(PARAMETERS)}")
+    return " ".join(f"{k}={params[k]}" for k in PARAMETERS if k in params)
+
+
 @dataclass(frozen=True)
 class Point:
-    """One point of the grid: the swept parameters (in grid order); `settings` adds the defaults."""
+    """One point of the grid: the swept parameters (in grid order, the CSV's columns); `settings` adds the
+    defaults; `id`/`key` name the point whatever the order of the grid's keys."""
 
     params: tuple[tuple[str, Any], ...]
 
     @property
+    def key(self) -> str:
+        return point_key(dict(self.params))
+
+    @property
     def id(self) -> str:
-        return " ".join(f"{k}={v}" for k, v in self.params)
+        return self.key
 
     @property
     def settings(self) -> dict[str, Any]:

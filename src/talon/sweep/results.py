@@ -1,9 +1,10 @@
 """A sweep's output folder: results.json (rewritten atomically as each point finishes), results.csv,
 pareto.csv and pareto.png (accuracy against energy), and reading an earlier run back to resume it.
 
-results.json: {"schema": "talon.sweep/1", "settings": {...}, "reference": {...}, "points": [...]}; each
+results.json: {"schema": "talon.sweep/2", "settings": {...}, "reference": {...}, "points": [...]}; each
 point: {"id", "params", "status" ("ok", "does-not-fit", "error"), "fits", "reason", "metrics": {accuracy,
-agreement, energy_uj, latency_us, cores, packet_hops_per_step, ...}, "seconds"}.
+agreement, energy_uj, latency_us, cores, packet_hops_per_step, ...}, "pricing", "seconds", "seconds_prepare"}
+(docs/sweep.md). A point is matched on resuming by its parameters as a mapping (talon.sweep.grid.point_key).
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from typing import Any
 from talon.errors import TalonError
 from talon.ir._atomic import atomic_path
 
-SCHEMA = "talon.sweep/1"
+SCHEMA = "talon.sweep/2"
+#: settings that change how the work is cut, not a result: a sweep resumed with others is the same sweep
+RUN_ONLY = ("data", "batch_size", "shard_size")
 CSV_METRICS = ("accuracy", "float_accuracy", "agreement", "energy_uj", "latency_us", "spikes_per_sample", "cores", "packet_hops_per_step")
 
 
@@ -41,7 +44,7 @@ def load(out: str, settings: dict[str, Any]) -> dict[str, Any] | None:
         raise TalonError(f"{path}: not a {SCHEMA} results file; remove it or choose another --out")
     old = doc.get("settings", {})
     # the data's path may change (a copy, another working folder): its SHA-256 as encoded says if it is the same
-    diff = sorted(k for k in set(old) | set(settings) if k != "data" and old.get(k) != settings.get(k))
+    diff = sorted(k for k in set(old) | set(settings) if k not in RUN_ONLY and old.get(k) != settings.get(k))
     if diff:
         raise TalonError(f"{path} holds a different sweep (it differs in {', '.join(diff)}); choose another --out, or remove it to start again")
     return doc

@@ -8,7 +8,10 @@ nothing fetched). The layout is computed here in Python: a node's column is its 
 Nodes are coloured by kind; clicking one shows its fields, shapes, parameter counts, cost, weight
 statistics and a heatmap of its weight matrix. With a talon.mapping result the mesh of cores is drawn,
 coloured by neuron use; clicking a core lists the layers it holds and clicking a layer lights up its
-cores. With a backend SimulationResult each spiking layer shows its firing rate.
+cores. With a backend SimulationResult each spiking layer shows its firing rate. The overview lists the
+graph's metadata (dt, num_steps, exporter, its stamp, any other entries), the file it was read from with
+its format version, and the talon version that drew the page. Keys: + and - zoom, 0 returns to the
+readable size, f fits the whole graph, the arrow keys pan.
 """
 
 from __future__ import annotations
@@ -143,7 +146,65 @@ def _stats(a: np.ndarray) -> dict[str, Any]:
     return {"dtype": str(a.dtype), "shape": list(a.shape), "size": int(a.size), "min": st(np.min), "max": st(np.max), "mean": st(np.mean), "std": st(np.std), "nonzero": int(np.count_nonzero(a))}
 
 
-def graph_data(graph: Any, *, mapping: Any = None, simulation: Any = None, title: str | None = None) -> dict[str, Any]:
+#: metadata rows shown at most, and characters of one value (the rest is cut with an ellipsis)
+META_ROWS, META_CHARS = 60, 300
+#: metadata drawn elsewhere (the mesh panel), not listed
+_META_SKIP = ("talon_mapping",)
+
+
+def graph_meta(graph: Any, source: str | os.PathLike | None = None) -> list[list[Any]]:
+    """[[key, value], ...]: dt, then the graph's metadata (nested entries as dotted keys, arrays by dtype
+    and shape, long text cut), then the source file and its format version, then the talon that drew it."""
+    from talon import __version__
+
+    rows: list[list[Any]] = [["dt", _meta_value(graph.dt)]]
+    flat: list[tuple[str, Any]] = []
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(f"{prefix}.{k}" if prefix else str(k), v)
+        else:
+            flat.append((prefix, value))
+
+    for key, value in graph.metadata.items():
+        if key not in _META_SKIP:
+            walk(str(key), value)
+    first = [k for k in ("num_steps", "exporter") if k in dict(flat)]
+    flat.sort(key=lambda kv: (kv[0] not in first, first.index(kv[0]) if kv[0] in first else 0))
+    rows += [[_meta_text(k), _meta_value(v)] for k, v in flat[:META_ROWS]]
+    if len(flat) > META_ROWS:
+        rows.append(["\u2026", f"{len(flat) - META_ROWS} more metadata entries"])
+    if source is not None:
+        from talon.ir.format import read_version
+
+        rows.append(["source", _meta_text(os.fspath(source))])
+        try:
+            rows.append(["format version", read_version(source)])
+        except TalonError:
+            pass
+    rows.append(["drawn by", f"talon {__version__}"])
+    return rows
+
+
+def _meta_text(text: str) -> str:
+    text = _printable(str(text))
+    return text if len(text) <= META_CHARS else text[:META_CHARS] + "\u2026"
+
+
+def _meta_value(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return f"array {value.dtype} {tuple(value.shape)}" if value.size > 8 else _meta_text(str(value.tolist()))
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, bool) or value is None:
+        return str(value)
+    if isinstance(value, (int, float)):
+        return value if math.isfinite(value) else str(value)
+    return _meta_text(str(value))
+
+
+def graph_data(graph: Any, *, mapping: Any = None, simulation: Any = None, title: str | None = None, source: str | os.PathLike | None = None) -> dict[str, Any]:
     """Everything the page shows, as plain JSON-able data (the layout included)."""
     costs: dict[str, Any] = {}
     shapes: dict[str, Any] = {}
@@ -190,6 +251,7 @@ def graph_data(graph: Any, *, mapping: Any = None, simulation: Any = None, title
     data: dict[str, Any] = {
         "title": title or "TALON graph",
         "dt": graph.dt,
+        "meta": graph_meta(graph, source),
         "nodes": nodes,
         "edges": edges,
         "colours": KIND_COLOURS,
@@ -245,7 +307,7 @@ def _mapping_data(mapping: Any) -> dict[str, Any]:
             "metrics": jsonable(mapping.metrics), "algorithm": mapping.algorithm}
 
 
-def render_html(graph: Any, *, mapping: Any = None, simulation: Any = None, title: str | None = None) -> str:
+def render_html(graph: Any, *, mapping: Any = None, simulation: Any = None, title: str | None = None, source: str | os.PathLike | None = None) -> str:
     """The page as a string (see export_html).
 
     The template is filled in one pass (a placeholder inside a filled-in value is never filled again),
@@ -254,7 +316,7 @@ def render_html(graph: Any, *, mapping: Any = None, simulation: Any = None, titl
     break it), the page's own script and style verbatim. The Content-Security-Policy lets only the page's
     own script run (by its hash), so markup smuggled into the page anyway would stay inert.
     """
-    data = graph_data(graph, mapping=mapping, simulation=simulation, title=title)
+    data = graph_data(graph, mapping=mapping, simulation=simulation, title=title, source=source)
     data["title"] = _printable(str(data["title"]))
     values = {
         "TITLE": _html.escape(data["title"], quote=True),
@@ -297,7 +359,7 @@ def export_html(graph: Any, path: str | os.PathLike, *, mapping: Any = None, sim
     from talon.ir._atomic import atomic_write_text
 
     g, mapping = _graph_and_mapping(graph, mapping)
-    text = render_html(g, mapping=mapping, simulation=simulation, title=title)
+    text = render_html(g, mapping=mapping, simulation=simulation, title=title, source=None if isinstance(graph, Graph) else graph)
     path = os.fspath(path)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     sources = [] if isinstance(graph, Graph) else [graph]
@@ -365,18 +427,30 @@ function fit(){const cw=canvas.clientWidth||800,ch=canvas.clientHeight||600;view
 function start(){const cw=canvas.clientWidth||800,ch=canvas.clientHeight||600;view.s=Math.max(MIN_START,Math.min(1,cw/W,ch/H));view.x=0;view.y=0;show();}
 const bar=h('div',null,canvas,'tools');const zl=h('span','',null);
 [['fit','fit the whole graph in view',fit],['\u2212','zoom out',()=>zoomAt(1/1.25,canvas.clientWidth/2,canvas.clientHeight/2)],['+','zoom in',()=>zoomAt(1.25,canvas.clientWidth/2,canvas.clientHeight/2)],['1:1','readable size',start]].forEach(([t,tip,f])=>{const b=h('button',t,bar);b.title=tip;b.type='button';b.addEventListener('click',f);});
-bar.appendChild(zl);bar.querySelector('button').id='fit';
+bar.appendChild(zl);bar.querySelector('button').id='fit';bar.title='keys: + and - zoom, 0 readable size, f fit, arrows pan';
 svg.addEventListener('wheel',ev=>{ev.preventDefault();const r=svg.getBoundingClientRect();zoomAt(Math.exp(-ev.deltaY*0.0015),ev.clientX-r.left,ev.clientY-r.top);},{passive:false});
 let drag=null;
 svg.addEventListener('pointerdown',ev=>{if(ev.button!==0)return;drag={x:ev.clientX,y:ev.clientY,vx:view.x,vy:view.y};dragged=false;});
 window.addEventListener('pointermove',ev=>{if(!drag)return;const dx=ev.clientX-drag.x,dy=ev.clientY-drag.y;if(Math.abs(dx)+Math.abs(dy)>4){dragged=true;svg.classList.add('drag');}if(dragged){view.x=drag.vx-dx/view.s;view.y=drag.vy-dy/view.s;show();}});
 window.addEventListener('pointerup',()=>{drag=null;svg.classList.remove('drag');setTimeout(()=>{dragged=false;},0);});
 window.addEventListener('resize',show);
+// keys: + / - zoom at the centre, 0 the readable size, f fit, arrows pan a fifth of the view; not while
+// typing, not with Ctrl/Cmd/Alt (the browser's own zoom), not inside the side panel (it scrolls)
+const KEYS={'+':()=>zoomAt(1.25,canvas.clientWidth/2,canvas.clientHeight/2),'=':()=>zoomAt(1.25,canvas.clientWidth/2,canvas.clientHeight/2),
+ '-':()=>zoomAt(1/1.25,canvas.clientWidth/2,canvas.clientHeight/2),'_':()=>zoomAt(1/1.25,canvas.clientWidth/2,canvas.clientHeight/2),'0':start,'f':fit,
+ ArrowLeft:()=>pan(-1,0),ArrowRight:()=>pan(1,0),ArrowUp:()=>pan(0,-1),ArrowDown:()=>pan(0,1)};
+function pan(dx,dy){const cw=canvas.clientWidth||800,ch=canvas.clientHeight||600;view.x+=dx*0.2*cw/view.s;view.y+=dy*0.2*ch/view.s;show();}
+window.addEventListener('keydown',ev=>{const f=KEYS[ev.key],t=ev.target;if(!f||ev.ctrlKey||ev.metaKey||ev.altKey)return;
+ if(t&&t.closest&&(t.closest('#side')||t.closest('input,textarea,select,[contenteditable]')))return;ev.preventDefault();f();});
 start();
+// the header sums up the metadata; the overview lists it
+const MD={};(D.meta||[]).forEach(([k,v])=>MD[k]=v);
+const hs=h('span',['num_steps','dt','exporter','drawn by'].filter(k=>k in MD).map(k=>(k==='drawn by'?'':k+' ')+fmt(MD[k])).join(' \u00b7 '),document.querySelector('header'));hs.id='meta-summary';
 // side panel
 function overview(){side.innerHTML='';h('h2',D.title,side);h('div',`${D.totals.nodes} nodes, ${D.totals.edges} edges, ${D.totals.params.toLocaleString('en-US')} parameters, dt ${D.dt}`,side,'muted');
  const lg=h('div',null,side,'legend');Object.keys(D.colours).forEach(k=>{if(!D.nodes.some(n=>n.kind===k))return;const s=h('span',null,lg);const i=h('i',null,s);i.style.background=D.colours[k];s.appendChild(document.createTextNode(k));});
- h('div','Click a node for its fields, shapes and weights; dashed red edges close a recurrent loop (one step of delay).',side,'muted');meshPanel(null);
+ h('div','Click a node for its fields, shapes and weights; dashed red edges close a recurrent loop (one step of delay). Keys: + and \u2212 zoom, 0 readable size, f fit, arrows pan.',side,'muted');
+ if(D.meta&&D.meta.length){h('h3','Graph',side);table(D.meta,side).id='meta';}meshPanel(null);
  h('h3','Nodes',side);table(D.nodes.map(n=>[n.name,n.type,n.params]),side,['name','type','params']);}
 function reveal(n){const cw=canvas.clientWidth||800,ch=canvas.clientHeight||600,vw=cw/view.s,vh=ch/view.s;
  if(n.x<view.x||n.y<view.y||n.x+B.w>view.x+vw||n.y+B.h>view.y+vh){view.x=n.x+B.w/2-vw/2;view.y=n.y+B.h/2-vh/2;show();}}
@@ -450,7 +524,7 @@ class GraphView:
 def show(graph: Any, *, mapping: Any = None, simulation: Any = None, title: str | None = None, height: int = 640) -> GraphView:
     """The interactive graph view to display inline in a notebook (a Graph or .t1c path)."""
     g, mapping = _graph_and_mapping(graph, mapping)
-    return GraphView(render_html(g, mapping=mapping, simulation=simulation, title=title), height)
+    return GraphView(render_html(g, mapping=mapping, simulation=simulation, title=title, source=None if isinstance(graph, Graph) else graph), height)
 
 
 def _graph_and_mapping(graph: Any, mapping: Any) -> tuple[Any, Any]:

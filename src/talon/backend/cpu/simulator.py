@@ -36,7 +36,6 @@ from talon.sdk.profile import profile_graph
 PROGRESS_MIN_STEPS = 500
 #: Activation memory budget of one chunk of steps (bytes), which sets the chunk length.
 CHUNK_BYTES = 64 * 1024 * 1024
-NEURON_STATE_TYPES = ("LIF", "IF", "CubaLIF", "LI", "Integrator")
 
 
 @dataclass
@@ -74,7 +73,7 @@ class _StateProbe(StatefulRuntime):
 def _normalize_record(record: Any, graph: Graph) -> tuple[set[str], set[str]]:
     """(nodes whose spikes to record, nodes whose membranes to record)."""
     spiking = {n for n, node in graph.nodes.items() if node.spiking}
-    neurons = {n for n, node in graph.nodes.items() if node.type_name in NEURON_STATE_TYPES}
+    neurons = {n for n, node in graph.nodes.items() if node.state_fields}
     if record in (None, False):
         return set(), set()
     if record is True or record == "all":
@@ -152,7 +151,7 @@ def run_instrumented(
     run_graph = plan.graph if plan is not None else graph
     spiking = [n for n, node in graph.nodes.items() if node.spiking]
     synaptic = list(spike_driven_layers(graph) if count_events is None else count_events)
-    neurons = [n for n, node in graph.nodes.items() if node.type_name in NEURON_STATE_TYPES]
+    neurons = [n for n, node in graph.nodes.items() if node.state_fields]
 
     # counters live as tensors (no host sync per step); converted once at the end
     zero = lambda: torch.zeros((), dtype=torch.int64)  # noqa: E731
@@ -163,8 +162,8 @@ def run_instrumented(
     max_out: dict[str, torch.Tensor] = {}
     max_state: dict[str, torch.Tensor] = {}
     max_cur: dict[str, torch.Tensor] = {}
-    # CubaLIF's state is (current, membrane): the fixed-point plan needs the current's range too
-    with_current = {n for n, node in graph.nodes.items() if node.type_name == "CubaLIF"}
+    # a neuron with a synaptic current holds (current, ..., membrane): the fixed-point plan needs the current's range too
+    with_current = {n for n, node in graph.nodes.items() if node.has_current}
     watch_spikes, watch_events, outputs_set = set(spiking), set(synaptic), set(graph.output_names)
     out_rec: dict[str, list] = {n: [] for n in graph.output_names}
 

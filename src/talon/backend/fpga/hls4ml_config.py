@@ -27,23 +27,61 @@ transpose of the (C, H, W) input (wiring only in io_parallel) and, before a Flat
 (C, H, W) order that it folds into the next Dense's weights (RemoveTransposeBeforeFlatten), so the Dense
 weights keep TALON's channels-first Flatten order. The model therefore takes TALON's (C, H, W) inputs and
 returns TALON's output order; `hls4ml_layout` lists what the conversion does for a given graph.
+
+Each supported primitive type is an `Hls4mlLayer` registered with `register_hls4ml_layer`: its node
+limits, its layers' precisions, its torch module and its layout note. A type without one is refused.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Callable
 
 import numpy as np
 
 from talon.backend.descriptor import HardwareDescriptor
 from talon.backend.fpga.names import c_identifiers
-from talon.errors import BackendError
+from talon.errors import BackendError, TalonUsageError
 from talon.sdk.fixed_point import exact_sum_bits
 
-_ANN = ("Input", "Affine", "Linear", "Conv2d", "ReLU", "MaxPool2d", "AvgPool2d", "Flatten", "Dropout", "Output")
 #: the name hls4ml's channels-last conversion gives the transpose it inserts before layer `x`
 _TRANSPOSE = "transpose_input_for_{}"
+
+#: (layer name, precision, whether the layer takes the reuse factor)
+LayerConfig = tuple[str, dict[str, str], bool]
+
+
+@dataclass(frozen=True)
+class Hls4mlLayer:
+    """How one primitive type goes through hls4ml. Every callable gets the descriptor and the node's entry
+    `nd` (talon.backend.descriptor); `name` is the layer's sanitised identifier ("x" for the Input).
+
+    check(n, nd): raise BackendError for what hls4ml cannot realise. config(desc, nd, name): the
+    layers' precisions. module(desc, nd): the torch module of ir_to_torch_ann (None: an identity).
+    layout(desc, nd, name): a line for hls4ml_layout, or None."""
+
+    config: Callable[[HardwareDescriptor, dict, str], list[LayerConfig]]
+    check: Callable[[str, dict], None] | None = None
+    module: Callable[[HardwareDescriptor, dict], Any] | None = None
+    layout: Callable[[HardwareDescriptor, dict, str], str | None] | None = None
+
+
+_LAYERS: dict[str, Hls4mlLayer] = {}
+
+
+def register_hls4ml_layer(type_name: str, layer: Hls4mlLayer, *, replace: bool = False) -> Hls4mlLayer:
+    """Let `type_name` go through the hls4ml path; returns the layer."""
+    if not isinstance(layer, Hls4mlLayer):
+        raise TalonUsageError(f"register_hls4ml_layer({type_name!r}, ...) needs an Hls4mlLayer, got {type(layer).__name__}")
+    if type_name in _LAYERS and _LAYERS[type_name] is not layer and not replace:
+        raise TalonUsageError(f"an hls4ml layer for {type_name!r} is already registered (pass replace=True)")
+    _LAYERS[type_name] = layer
+    return layer
+
+
+def hls4ml_layer_types() -> list[str]:
+    return list(_LAYERS)
 
 
 def _fx(bits: int, frac: int, rnd_sat: bool = False) -> str:
@@ -52,21 +90,12 @@ def _fx(bits: int, frac: int, rnd_sat: bool = False) -> str:
 
 def _check_node(n: str, nd: dict) -> None:
     """The node-level limits of the hls4ml path (what its PyTorch front end and Vivado kernels realise)."""
-    t, p = nd["type"], nd["params"]
-    if t not in _ANN or (t == "ReLU" and nd["kind"] != "pass"):
-        raise BackendError(f"ir_to_hls4ml_config covers ANN-only parts ({', '.join(_ANN)}, plain ReLU); node {n!r} is a "
-                           f"{t}: compile spiking graphs with get_backend('fpga').compile")  # fmt: skip
-    if t == "Conv2d" and (int(p.get("groups", 1)) != 1 or list(p.get("dilation", [1, 1])) != [1, 1] or isinstance(p.get("padding"), str)):
-        raise BackendError(f"ir_to_hls4ml_config: Conv2d {n!r} must have groups=1, dilation 1 and numeric padding for hls4ml; "
-                           "compile it with get_backend('fpga').compile instead")  # fmt: skip
-    if t == "MaxPool2d" and (list(p.get("dilation", [1, 1])) != [1, 1] or p.get("ceil_mode")):
-        raise BackendError(f"ir_to_hls4ml_config: MaxPool2d {n!r} with dilation or ceil_mode has no hls4ml layer")
-    if t == "AvgPool2d" and (list(p.get("padding", [0, 0])) != [0, 0] or p.get("ceil_mode") or p.get("divisor_override") not in (None, 0)):
-        raise BackendError(f"ir_to_hls4ml_config: AvgPool2d {n!r} must have no padding, ceil_mode or divisor_override")
-    if t == "Flatten" and len(nd["output_shape"]) != 1:
-        raise BackendError(f"ir_to_hls4ml_config: Flatten {n!r} must flatten to a vector, got shape {nd['output_shape']}")
-    if t in ("Affine", "Linear") and len(nd["input_shapes"][0]) != 1:
-        raise BackendError(f"ir_to_hls4ml_config: {t} {n!r} needs a vector input; put a Flatten before it")
+    layer = _LAYERS.get(nd["type"])
+    if layer is None:
+        raise BackendError(f"ir_to_hls4ml_config covers ANN-only parts ({', '.join(_LAYERS)}, plain ReLU); node {n!r} is a "
+                           f"{nd['type']}: compile spiking graphs with get_backend('fpga').compile")  # fmt: skip
+    if layer.check is not None:
+        layer.check(n, nd)
 
 
 def _chain(desc: HardwareDescriptor) -> list[dict]:
@@ -121,27 +150,10 @@ def ir_to_hls4ml_config(graph: Any, *, reuse_factor: int = 1, strategy: str = "L
     chain = _chain(desc)
     ids = c_identifiers(desc.layer_order)
     layers: dict[str, Any] = {}
-
-    def add(name: str, precision: dict[str, str], reuse: bool = True) -> None:
-        layers[name] = {"Trace": False, **({"ReuseFactor": int(reuse_factor)} if reuse else {}), "Precision": precision}
-
     for nd in chain:
-        t, (ob, of) = nd["type"], nd["out_format"]
-        name = "x" if t == "Input" else ids[nd["name"]]
-        if t == "Input":
-            add("x", {"result": _fx(ob, of, True)}, reuse=False)
-            if len(nd["output_shape"]) > 1:  # hls4ml's (C, H, W) -> (H, W, C) transpose of the input
-                add(_TRANSPOSE.format("x"), {"result": _fx(ob, of)}, reuse=False)
-        elif t in ("Affine", "Linear", "Conv2d"):
-            add(name, _synaptic_precision(desc, nd))
-        elif t == "AvgPool2d":
-            add(name, _avgpool_precision(nd))
-        elif t in ("ReLU", "MaxPool2d"):
-            add(name, {"result": _fx(ob, of)} if t == "ReLU" else {"accum": _fx(ob, of), "result": _fx(ob, of)})
-        elif t == "Flatten" and len(nd["input_shapes"][0]) > 1:
-            # the transpose back to channels-first order (folded into the next Dense when there is one)
-            add(_TRANSPOSE.format(name), {"result": _fx(ob, of)}, reuse=False)
-            add(name, {"result": _fx(ob, of)}, reuse=False)
+        name = "x" if nd["type"] == "Input" else ids[nd["name"]]
+        for layer_name, precision, reuse in _LAYERS[nd["type"]].config(desc, nd, name):
+            layers[layer_name] = {"Trace": False, **({"ReuseFactor": int(reuse_factor)} if reuse else {}), "Precision": precision}
     in_shape = list(chain[0]["output_shape"])
     return {
         # "full": hls4ml transposes Conv2D weights to channels-last, the input on the way in, and restores the
@@ -161,62 +173,29 @@ def hls4ml_layout(graph: Any, **descriptor_kw: Any) -> list[str]:
     ids = c_identifiers(desc.layer_order)
     out = []
     for nd in chain:
-        t, name = nd["type"], ids.get(nd["name"], nd["name"])
-        if t == "Input" and len(nd["output_shape"]) == 3:
-            C, H, W = nd["output_shape"]
-            out.append(f"x: input ({C}, {H}, {W}) transposed to ({H}, {W}, {C}) by {_TRANSPOSE.format('x')}")
-        elif t == "Conv2d":
-            O, Cg, KH, KW = desc.arrays[f"{nd['name']}/weight"].shape
-            out.append(f"{name}: weight (O, C, kh, kw) = ({O}, {Cg}, {KH}, {KW}) stored as (kh, kw, C, O) = ({KH}, {KW}, {Cg}, {O})")
-        elif t == "Flatten" and len(nd["input_shapes"][0]) == 3:
-            C, H, W = nd["input_shapes"][0]
-            out.append(f"{name}: ({H}, {W}, {C}) transposed back to ({C}, {H}, {W}) before flattening (folded into the next Dense)")
+        layout = _LAYERS[nd["type"]].layout
+        line = layout(desc, nd, ids.get(nd["name"], nd["name"])) if layout is not None else None
+        if line is not None:
+            out.append(line)
     return out
 
 
 def ir_to_torch_ann(graph: Any, **descriptor_kw: Any) -> Any:
     """A torch.nn.Module (traceable by torch.fx) computing the ANN chain with the plan's on-grid weights
     (W_int * 2^-f_w, B_int * 2^-acc_frac), its submodules named like ir_to_hls4ml_config's layers."""
-    import torch
     from torch import nn
 
     desc = _descriptor(graph, **descriptor_kw)
     chain = _chain(desc)
     ids = c_identifiers(desc.layer_order)
 
-    def on_grid(module: nn.Module, nd: dict) -> nn.Module:
-        W = desc.arrays[f"{nd['name']}/weight"].astype(np.float64)
-        b = desc.arrays.get(f"{nd['name']}/bias")
-        b = np.zeros(W.shape[0]) if b is None else b.astype(np.float64)
-        with torch.no_grad():
-            module.weight.copy_(torch.from_numpy(np.ldexp(W, -int(nd["fracs"]["weight"]))))
-            module.bias.copy_(torch.from_numpy(np.ldexp(b, -int(nd["acc_frac"]))))
-        return module
-
-    def build(nd: dict) -> nn.Module | None:
-        t, p = nd["type"], nd["params"]
-        if t in ("Affine", "Linear"):
-            W = desc.arrays[f"{nd['name']}/weight"]
-            return on_grid(nn.Linear(W.shape[1], W.shape[0], bias=True), nd)
-        if t == "Conv2d":
-            O, Cg, KH, KW = desc.arrays[f"{nd['name']}/weight"].shape
-            return on_grid(nn.Conv2d(Cg, O, (KH, KW), stride=tuple(p["stride"]), padding=tuple(p["padding"]), bias=True), nd)
-        if t == "ReLU":
-            return nn.ReLU()
-        if t == "MaxPool2d":
-            return nn.MaxPool2d(tuple(p["kernel_size"]), tuple(p["stride"]), tuple(p.get("padding", [0, 0])))
-        if t == "AvgPool2d":
-            return nn.AvgPool2d(tuple(p["kernel_size"]), tuple(p["stride"]))
-        if t == "Flatten" and len(nd["input_shapes"][0]) > 1:
-            return nn.Flatten()
-        return None  # Input, Output, Dropout (inference) and Flatten of a vector are identities
-
     class TalonANN(nn.Module):
         def __init__(self) -> None:
             super().__init__()
             self.order: list[str] = []
             for nd in chain:
-                m = build(nd)
+                build = _LAYERS[nd["type"]].module
+                m = build(desc, nd) if build is not None else None  # None: an identity
                 if m is not None:
                     setattr(self, ids[nd["name"]], m)
                     self.order.append(ids[nd["name"]])
@@ -227,3 +206,155 @@ def ir_to_torch_ann(graph: Any, **descriptor_kw: Any) -> Any:
             return x
 
     return TalonANN().eval()
+
+
+# -- the built-in layers ---------------------------------------------------------------------------------
+
+
+def _on_grid(desc: HardwareDescriptor, module: Any, nd: dict) -> Any:
+    import torch
+
+    W = desc.arrays[f"{nd['name']}/weight"].astype(np.float64)
+    b = desc.arrays.get(f"{nd['name']}/bias")
+    b = np.zeros(W.shape[0]) if b is None else b.astype(np.float64)
+    with torch.no_grad():
+        module.weight.copy_(torch.from_numpy(np.ldexp(W, -int(nd["fracs"]["weight"]))))
+        module.bias.copy_(torch.from_numpy(np.ldexp(b, -int(nd["acc_frac"]))))
+    return module
+
+
+def _result(nd: dict, rnd_sat: bool = False) -> dict[str, str]:
+    ob, of = nd["out_format"]
+    return {"result": _fx(ob, of, rnd_sat)}
+
+
+def _input_config(desc: HardwareDescriptor, nd: dict, name: str) -> list[LayerConfig]:
+    out = [("x", _result(nd, True), False)]
+    if len(nd["output_shape"]) > 1:  # hls4ml's (C, H, W) -> (H, W, C) transpose of the input
+        out.append((_TRANSPOSE.format("x"), _result(nd), False))
+    return out
+
+
+def _input_layout(desc: HardwareDescriptor, nd: dict, name: str) -> str | None:
+    if len(nd["output_shape"]) != 3:
+        return None
+    C, H, W = nd["output_shape"]
+    return f"x: input ({C}, {H}, {W}) transposed to ({H}, {W}, {C}) by {_TRANSPOSE.format('x')}"
+
+
+def _dense_check(n: str, nd: dict) -> None:
+    if len(nd["input_shapes"][0]) != 1:
+        raise BackendError(f"ir_to_hls4ml_config: {nd['type']} {n!r} needs a vector input; put a Flatten before it")
+
+
+def _dense_module(desc: HardwareDescriptor, nd: dict) -> Any:
+    from torch import nn
+
+    W = desc.arrays[f"{nd['name']}/weight"]
+    return _on_grid(desc, nn.Linear(W.shape[1], W.shape[0], bias=True), nd)
+
+
+def _synaptic_config(desc: HardwareDescriptor, nd: dict, name: str) -> list[LayerConfig]:
+    return [(name, _synaptic_precision(desc, nd), True)]
+
+
+def _conv_check(n: str, nd: dict) -> None:
+    p = nd["params"]
+    if int(p.get("groups", 1)) != 1 or list(p.get("dilation", [1, 1])) != [1, 1] or isinstance(p.get("padding"), str):
+        raise BackendError(f"ir_to_hls4ml_config: Conv2d {n!r} must have groups=1, dilation 1 and numeric padding for hls4ml; "
+                           "compile it with get_backend('fpga').compile instead")  # fmt: skip
+
+
+def _conv_module(desc: HardwareDescriptor, nd: dict) -> Any:
+    from torch import nn
+
+    p = nd["params"]
+    O, Cg, KH, KW = desc.arrays[f"{nd['name']}/weight"].shape
+    return _on_grid(desc, nn.Conv2d(Cg, O, (KH, KW), stride=tuple(p["stride"]), padding=tuple(p["padding"]), bias=True), nd)
+
+
+def _conv_layout(desc: HardwareDescriptor, nd: dict, name: str) -> str:
+    O, Cg, KH, KW = desc.arrays[f"{nd['name']}/weight"].shape
+    return f"{name}: weight (O, C, kh, kw) = ({O}, {Cg}, {KH}, {KW}) stored as (kh, kw, C, O) = ({KH}, {KW}, {Cg}, {O})"
+
+
+def _relu_check(n: str, nd: dict) -> None:
+    if nd["kind"] != "pass":  # a leaky ReLU (re-rounded) has no plain hls4ml ReLU
+        raise BackendError(f"ir_to_hls4ml_config covers ANN-only parts ({', '.join(_LAYERS)}, plain ReLU); node {n!r} is a "
+                           "leaky ReLU: compile it with get_backend('fpga').compile")  # fmt: skip
+
+
+def _relu_module(desc: HardwareDescriptor, nd: dict) -> Any:
+    from torch import nn
+
+    return nn.ReLU()
+
+
+def _maxpool_check(n: str, nd: dict) -> None:
+    p = nd["params"]
+    if list(p.get("dilation", [1, 1])) != [1, 1] or p.get("ceil_mode"):
+        raise BackendError(f"ir_to_hls4ml_config: MaxPool2d {n!r} with dilation or ceil_mode has no hls4ml layer")
+
+
+def _maxpool_module(desc: HardwareDescriptor, nd: dict) -> Any:
+    from torch import nn
+
+    p = nd["params"]
+    return nn.MaxPool2d(tuple(p["kernel_size"]), tuple(p["stride"]), tuple(p.get("padding", [0, 0])))
+
+
+def _avgpool_check(n: str, nd: dict) -> None:
+    p = nd["params"]
+    if list(p.get("padding", [0, 0])) != [0, 0] or p.get("ceil_mode") or p.get("divisor_override") not in (None, 0):
+        raise BackendError(f"ir_to_hls4ml_config: AvgPool2d {n!r} must have no padding, ceil_mode or divisor_override")
+
+
+def _avgpool_module(desc: HardwareDescriptor, nd: dict) -> Any:
+    from torch import nn
+
+    p = nd["params"]
+    return nn.AvgPool2d(tuple(p["kernel_size"]), tuple(p["stride"]))
+
+
+def _flatten_check(n: str, nd: dict) -> None:
+    if len(nd["output_shape"]) != 1:
+        raise BackendError(f"ir_to_hls4ml_config: Flatten {n!r} must flatten to a vector, got shape {nd['output_shape']}")
+
+
+def _flatten_config(desc: HardwareDescriptor, nd: dict, name: str) -> list[LayerConfig]:
+    if len(nd["input_shapes"][0]) <= 1:
+        return []
+    # the transpose back to channels-first order (folded into the next Dense when there is one)
+    return [(_TRANSPOSE.format(name), _result(nd), False), (name, _result(nd), False)]
+
+
+def _flatten_module(desc: HardwareDescriptor, nd: dict) -> Any:
+    from torch import nn
+
+    return nn.Flatten() if len(nd["input_shapes"][0]) > 1 else None  # flattening a vector is an identity
+
+
+def _flatten_layout(desc: HardwareDescriptor, nd: dict, name: str) -> str | None:
+    if len(nd["input_shapes"][0]) != 3:
+        return None
+    C, H, W = nd["input_shapes"][0]
+    return f"{name}: ({H}, {W}, {C}) transposed back to ({C}, {H}, {W}) before flattening (folded into the next Dense)"
+
+
+def _no_layers(desc: HardwareDescriptor, nd: dict, name: str) -> list[LayerConfig]:
+    return []  # an identity at inference (Output, Dropout)
+
+
+register_hls4ml_layer("Input", Hls4mlLayer(_input_config, layout=_input_layout))
+for _t in ("Affine", "Linear"):
+    register_hls4ml_layer(_t, Hls4mlLayer(_synaptic_config, check=_dense_check, module=_dense_module))
+register_hls4ml_layer("Conv2d", Hls4mlLayer(_synaptic_config, check=_conv_check, module=_conv_module, layout=_conv_layout))
+register_hls4ml_layer("ReLU", Hls4mlLayer(lambda desc, nd, name: [(name, _result(nd), True)], check=_relu_check, module=_relu_module))
+register_hls4ml_layer("MaxPool2d", Hls4mlLayer(
+    lambda desc, nd, name: [(name, {"accum": _result(nd)["result"], **_result(nd)}, True)], check=_maxpool_check, module=_maxpool_module,
+))  # fmt: skip
+register_hls4ml_layer("AvgPool2d", Hls4mlLayer(lambda desc, nd, name: [(name, _avgpool_precision(nd), True)], check=_avgpool_check,
+                                               module=_avgpool_module))  # fmt: skip
+register_hls4ml_layer("Flatten", Hls4mlLayer(_flatten_config, check=_flatten_check, module=_flatten_module, layout=_flatten_layout))
+for _t in ("Dropout", "Output"):
+    register_hls4ml_layer(_t, Hls4mlLayer(_no_layers))

@@ -34,6 +34,8 @@ class Input(Node):
 class Output(Node):
     """Graph output: passes its input through. `shape` records the output sample shape."""
 
+    grid_preserving = True
+
     shape: tuple = ints(optional=True)
 
     def output_shape_for(self, shape: Shape) -> Shape:

@@ -25,6 +25,7 @@ the behaviour that SDK documents.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -51,41 +52,36 @@ class NeuronCoefficients:
     gain_in: np.ndarray | None = None
 
 
+def _f64(a: object) -> np.ndarray:
+    return np.asarray(a, dtype=np.float64)
+
+
 def coefficients(node: Node, dt: float) -> NeuronCoefficients:
-    """The one derivation of beta = 1 - dt/tau, gain = dt*r/tau (and CubaLIF's alpha, gain_in)."""
-    f64 = lambda a: np.asarray(a, dtype=np.float64)  # noqa: E731
-    t = node.type_name
-    if t in ("LIF", "LI"):
-        tau = f64(node.tau)
-        beta = 1.0 - dt / tau
-        return NeuronCoefficients(gain=dt * f64(node.r) / tau, beta=beta, leak=(1.0 - beta) * f64(node.v_leak))
-    if t == "CubaLIF":
-        tau_syn, tau_mem = f64(node.tau_syn), f64(node.tau_mem)
-        beta = 1.0 - dt / tau_mem
-        return NeuronCoefficients(
-            gain=dt * f64(node.r) / tau_mem, beta=beta, leak=(1.0 - beta) * f64(node.v_leak), alpha=1.0 - dt / tau_syn,
-            gain_in=None if node.w_in is None else dt * f64(node.w_in) / tau_syn,
-        )
-    if t in ("IF", "Integrator"):
-        return NeuronCoefficients(gain=dt * f64(1.0 if node.r is None else node.r))
-    raise PrimitiveError(f"{t} has no neuron coefficients")
+    """The one derivation of beta = 1 - dt/tau, gain = dt*r/tau (and CubaLIF's alpha, gain_in): each
+    neuron class's own `coefficients(dt)`."""
+    derive = getattr(type(node), "coefficients", None)
+    if derive is None:
+        raise PrimitiveError(f"{node.type_name} has no neuron coefficients (its class defines no coefficients(dt))")
+    return derive(node, dt)
 
 
 def in_time_unit(node: Node, k: float) -> Node:
     """The same neuron for a timestep k times as long (another time unit): `coefficients` gives the same
-    beta, gain, alpha and gain_in, up to rounding. Time constants scale by k; IF's and Integrator's r, a
-    gain per unit time, by 1/k; CubaLIF's w_in is a pure number. Other nodes are returned unchanged
-    (a Delay counts steps). Scaled fields become float64: k is rarely a power of two, and float32 would
-    round the new values by more than the coefficients can absorb."""
-    f64 = lambda a: np.asarray(a, dtype=np.float64)  # noqa: E731
-    t = node.type_name
-    if t in ("LIF", "LI"):
-        return node.replace(tau=f64(node.tau) * k)
-    if t == "CubaLIF":
-        return node.replace(tau_syn=f64(node.tau_syn) * k, tau_mem=f64(node.tau_mem) * k)
-    if t in ("IF", "Integrator"):
-        return node.replace(r=f64(1.0 if node.r is None else node.r) / k)
+    beta, gain, alpha and gain_in, up to rounding (each neuron class's own `in_time_unit(k)`). Nodes
+    without neuron state are returned unchanged (a Delay counts steps); a neuron class without the method
+    is refused rather than left on the wrong time scale."""
+    rescale = getattr(type(node), "in_time_unit", None)
+    if rescale is not None:
+        return rescale(node, k)
+    if node.state_fields:
+        raise PrimitiveError(f"{node.type_name} defines no in_time_unit(k): its time constants cannot be moved to another dt")
     return node
+
+
+def _leaky(tau: np.ndarray, r: np.ndarray, v_leak: np.ndarray, dt: float) -> NeuronCoefficients:
+    tau = _f64(tau)
+    beta = 1.0 - dt / tau
+    return NeuronCoefficients(gain=dt * _f64(r) / tau, beta=beta, leak=(1.0 - beta) * _f64(v_leak))
 
 
 class _Neuron(Node):
@@ -93,6 +89,8 @@ class _Neuron(Node):
 
     stateful = True
     max_inputs = None
+    neurons_per_element = 1
+    state_fields: ClassVar[tuple[str, ...]] = ("v",)
 
     def infer_output_shapes(self, input_shapes: list[Shape]) -> list[Shape]:
         shape = same_shapes(self.type_name, input_shapes)
@@ -120,9 +118,17 @@ class LIF(_Neuron):
     reset_delay: bool = boolean(True, extension=True)
     graded_spikes_factor: float = real(1.0, extension=True)
     spiking = True
+    ops_per_step = 6  # decay multiply, leak add, gain multiply, input add, threshold compare, reset
 
     def check(self) -> None:
         self._positive("tau")
+
+    def coefficients(self, dt: float) -> NeuronCoefficients:
+        return _leaky(self.tau, self.r, self.v_leak, dt)
+
+    def in_time_unit(self, k: float) -> Node:
+        """Time constants scale by k."""
+        return self.replace(tau=_f64(self.tau) * k)
 
 
 @primitive
@@ -136,6 +142,14 @@ class IF(_Neuron):
     reset_delay: bool = boolean(True, extension=True)
     graded_spikes_factor: float = real(1.0, extension=True)
     spiking = True
+    ops_per_step = 4  # gain multiply, input add, threshold compare, reset
+
+    def coefficients(self, dt: float) -> NeuronCoefficients:
+        return NeuronCoefficients(gain=dt * _f64(1.0 if self.r is None else self.r))
+
+    def in_time_unit(self, k: float) -> Node:
+        """r is a gain per unit time: it scales by 1/k (float64: k is rarely a power of two)."""
+        return self.replace(r=_f64(1.0 if self.r is None else self.r) / k)
 
 
 @primitive
@@ -160,9 +174,24 @@ class CubaLIF(_Neuron):
     reset_delay: bool = boolean(True, extension=True)
     graded_spikes_factor: float = real(1.0, extension=True)
     spiking = True
+    state_fields = ("i", "v")
+    has_current = True
+    ops_per_step = 9  # current: decay multiply, gain multiply, add; membrane: as LIF
 
     def check(self) -> None:
         self._positive("tau_syn", "tau_mem")
+
+    def coefficients(self, dt: float) -> NeuronCoefficients:
+        tau_syn = _f64(self.tau_syn)
+        c = _leaky(self.tau_mem, self.r, self.v_leak, dt)
+        return NeuronCoefficients(
+            gain=c.gain, beta=c.beta, leak=c.leak, alpha=1.0 - dt / tau_syn,
+            gain_in=None if self.w_in is None else dt * _f64(self.w_in) / tau_syn,
+        )
+
+    def in_time_unit(self, k: float) -> Node:
+        """Time constants scale by k; w_in is a pure number."""
+        return self.replace(tau_syn=_f64(self.tau_syn) * k, tau_mem=_f64(self.tau_mem) * k)
 
 
 @primitive
@@ -172,9 +201,16 @@ class LI(_Neuron):
     tau: np.ndarray = array(ANY_FLOAT)
     r: np.ndarray = array(ANY_FLOAT)
     v_leak: np.ndarray = array(ANY_FLOAT)
+    ops_per_step = 4  # decay multiply, leak add, gain multiply, input add
 
     def check(self) -> None:
         self._positive("tau")
+
+    def coefficients(self, dt: float) -> NeuronCoefficients:
+        return _leaky(self.tau, self.r, self.v_leak, dt)
+
+    def in_time_unit(self, k: float) -> Node:
+        return self.replace(tau=_f64(self.tau) * k)
 
 
 @primitive
@@ -182,6 +218,13 @@ class Integrator(_Neuron):
     """Integrator (no leak, no spikes): v = v + dt*r*I; outputs v."""
 
     r: np.ndarray = array(ANY_FLOAT)
+    ops_per_step = 2  # gain multiply, input add
+
+    def coefficients(self, dt: float) -> NeuronCoefficients:
+        return NeuronCoefficients(gain=dt * _f64(self.r))
+
+    def in_time_unit(self, k: float) -> Node:
+        return self.replace(r=_f64(self.r) / k)
 
 
 @primitive
@@ -190,6 +233,7 @@ class Threshold(Node):
 
     v_threshold: np.ndarray = array(ANY_FLOAT)
     spiking = True
+    neurons_per_element = 1
 
     def output_shape_for(self, shape: Shape) -> Shape:
         check_broadcast("Threshold", "v_threshold", self.v_threshold, shape)
@@ -199,6 +243,8 @@ class Threshold(Node):
 @primitive
 class Delay(Node):
     """y[t] = x[t - delay] (zero before the first input arrives); `delay` in whole steps, per element."""
+
+    grid_preserving = True
 
     delay: np.ndarray = array("int64")
     stateful = True

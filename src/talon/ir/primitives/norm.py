@@ -82,6 +82,8 @@ class LayerNorm(Node):
 class Dropout(Node):
     """Identity at inference; `p` is the training drop probability (lint flags it in inference graphs)."""
 
+    grid_preserving = True
+
     features: int | None = integer(optional=True)
     p: float = real(0.5, minimum=0.0)
 

@@ -23,6 +23,8 @@ class _Pool2d(Node):
 class MaxPool2d(_Pool2d):
     """y = max over each window (as torch.nn.MaxPool2d, padding with -inf)."""
 
+    grid_preserving = True
+
     kernel_size: tuple = ints(length=2)
     stride: tuple = ints(length=2)
     padding: tuple = ints((0, 0), length=2)
@@ -62,6 +64,8 @@ class SumPool2d(_Pool2d):
 @primitive
 class Upsample(Node):
     """Spatial upsampling of a (C, H, W) input as torch.nn.Upsample: to `size` if given, else by `scale_factor`."""
+
+    grid_preserving = True  # in mode 'nearest' (the fixed-point plan refuses bilinear)
 
     scale_factor: float | int | None = number(2, optional=True)
     size: tuple | None = ints(optional=True, length=2)

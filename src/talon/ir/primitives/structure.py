@@ -18,6 +18,8 @@ from talon.ir.primitives._shapes import norm_dim, same_shapes
 class Flatten(Node):
     """Merge sample dimensions start_dim..end_dim into one."""
 
+    grid_preserving = True
+
     start_dim: int = integer(0)
     end_dim: int = integer(-1)
 
@@ -74,6 +76,8 @@ class Concat(Node):
 class ChannelSplit(Node):
     """Split the input along `dim` into chunks of `split_sections`; chunk k goes to the k-th outgoing edge."""
 
+    grid_preserving = True
+
     split_sections: tuple = ints()
     dim: int = integer(0)
 
@@ -98,6 +102,8 @@ class ChannelSplit(Node):
 @primitive
 class HybridRegion(Node):
     """Identity marker: what follows runs as `mode` ("ann" or "snn") until the next marker."""
+
+    grid_preserving = True
 
     mode: str = string("snn", choices=("ann", "snn"))
     features: int | None = integer(optional=True)
