@@ -15,10 +15,10 @@ from torch import nn
 
 from talon import ir
 from talon.backend.alif import fixed_step, plan_alif, state_format
-from talon.backend.cpu.fixed import FixedPointConfig, Format
+from talon.backend.cpu.fixed import FixedPointConfig, Format, round_half_up
 from talon.bridge.alif import ALIF, ALIFRuntime, convert_alif
 from talon.errors import BackendError, PrimitiveError
-from talon.ir.primitives.alif import ALIF as ALIFNode
+from talon.ir.primitives.neurons import ALIF as ALIFNode
 
 from alif_reference import alif_float32, alif_lava_int
 
@@ -43,7 +43,7 @@ def _run(rt, x: torch.Tensor, fmt: Format | None = None) -> tuple[np.ndarray, np
     state = rt.init_state([x[0]])
     spikes, volts = [], []
     for xt in x:
-        s, state = rt.step([xt], state) if fmt is None else fixed_step(rt, [xt], state, fmt)
+        s, state = rt.step([xt], state) if fmt is None else fixed_step(rt, [xt], state, fmt, round_half_up)
         spikes.append(s)
         volts.append(state[-1])
     return torch.stack(spikes).numpy(), torch.stack(volts).numpy()
@@ -222,19 +222,95 @@ def test_the_kernel_template_is_the_fixed_point_runtime_bit_for_bit(tmp_path):
     assert np.abs(got[..., 1]).max() == (1 << 15) - 1 or np.abs(got[..., 1]).max() == 1 << 15  # saturated at least once
 
 
-def test_a_model_with_alif_modules_exports_exactly():
-    from talon.bridge import ir_to_torch, to_ir
+def _net_and_graph() -> tuple[Net, ir.Graph]:
+    from talon.bridge import to_ir
 
     net = Net()
-    g = to_ir(net, torch.zeros(1, 6), custom_map={ALIF: convert_alif})
-    assert [n.type_name for n in g.nodes.values()].count("ALIF") == 2
-    x = torch.rand((120, 3, 6), generator=torch.Generator().manual_seed(9)) * 2.0
-    want = torch.stack([net(xt) for xt in x])
-    assert want[:, :, :].sum() > 0
+    return net, to_ir(net, torch.zeros(1, 6))  # ALIF's converter is registered: no custom_map
+
+
+def _executor_run(g: ir.Graph, x: torch.Tensor) -> torch.Tensor:
+    from talon.bridge import ir_to_torch
+
     ex = ir_to_torch(g, return_state=True)
     got, state = [], None
     with torch.no_grad():
         for xt in x:
             y, state = ex(xt, state=state)
             got.append(y)
-    assert torch.equal(torch.stack(got), want)
+    return torch.stack(got)
+
+
+def test_a_model_with_alif_modules_exports_exactly():
+    net, g = _net_and_graph()
+    assert [n.type_name for n in g.nodes.values()] == ["Input", "Affine", "ALIF", "Affine", "ALIF", "Output"]
+    x = torch.rand((120, 3, 6), generator=torch.Generator().manual_seed(9)) * 2.0
+    want = torch.stack([net(xt) for xt in x])
+    assert want.sum() > 0
+    assert torch.equal(_executor_run(g, x), want)
+
+
+def test_to_nir_refuses_alif_by_name_with_the_reason():
+    pytest.importorskip("nir")
+    from talon.ir.nir import NIRConversionError, to_nir
+
+    _, g = _net_and_graph()
+    with pytest.raises(NIRConversionError, match=r"node 'alif1' \(ALIF\) cannot be exported to NIR: NIR has no adaptive-threshold neuron"):
+        to_nir(g)
+
+
+def test_lint_knows_when_an_alif_can_never_fire():
+    from talon.sdk import lint_graph
+
+    quiet = ALIFNode(**{**PARAMS, "threshold": np.array([1.0, 100.0])})  # |x| <= 1: u <= 4, v <= 40
+    g = ir.Graph({"inp": ir.Input(shape=(2,)), "a": quiet, "out": ir.Output()}, [("inp", "a"), ("a", "out")])
+    res = lint_graph(g, input_range=(-1.0, 1.0))
+    never = [i for i in res.issues if i.code == "NEURON_NEVER_FIRES"]
+    assert len(never) == 1 and "a" in never[0].message and "1 of 2" in never[0].message
+
+
+@pytest.mark.skipif(shutil.which("g++") is None, reason="g++ not found")
+def test_alif_end_to_end(tmp_path):
+    """torch model with ALIF modules -> export -> executor exact -> .t1c -> analyze/profile -> fixed-point
+    simulation -> FPGA C simulation bit-exact with it -> map_graph places every ALIF neuron."""
+    from talon.backend import get_backend
+    from talon.mapping import HardwareSpec, map_graph
+    from talon.sdk import analyze_graph, profile_graph
+    from talon.sdk.cost import node_cost
+
+    net, g = _net_and_graph()
+    x = torch.rand((80, 2, 6), generator=torch.Generator().manual_seed(11)) * 2.0
+    want = torch.stack([net(xt) for xt in x])
+    assert torch.equal(_executor_run(g, x), want)
+
+    path = tmp_path / "alif.t1c"
+    ir.write(path, g)
+    g2 = ir.read(path)
+    assert list(g2.nodes) == list(g.nodes) and all(g2.nodes[n] == g.nodes[n] for n in g.nodes)
+    assert torch.equal(_executor_run(g2, x), want)
+
+    cost = node_cost(g2.nodes["alif1"], [(16,)])
+    assert (cost.neurons, cost.state_elements, cost.flops) == (16, 4 * 16, 13 * 16)
+    stats = analyze_graph(g2)
+    assert stats.num_neurons == 20 and stats.num_spiking_layers == 2 and stats.layers["alif1"].flops == 13 * 16
+    prof = profile_graph(g2)
+    assert prof.state_memory == 4 * 20 * prof.state_bytes  # four state words per ALIF neuron
+
+    cpu, fpga = get_backend("cpu"), get_backend("fpga")
+    fl = cpu.simulate(g2, x, mode="float", record=True)
+    assert torch.equal(fl.spikes["alif2"], want) and fl.membranes["alif1"].shape == (80, 2, 16)
+    fx = cpu.simulate(g2, x, mode="fixed", record=True)
+    p = fx.fixed_point.nodes["alif1"]
+    assert p.type_name == "ALIF" and p.membrane.bits == 24 and set(p.ints) >= {"current_decay", "threshold"}
+    assert fx.spike_counts["alif1"] > 0 and fx.spike_counts["alif2"] > 0
+
+    rep = fpga.verify(g2, x, work_dir=tmp_path / "prj")
+    assert rep.ok, rep.summary()
+    assert {"spikes/alif1", "spikes/alif2", "membranes/alif1", "membranes/alif2"} <= set(rep.compared)
+    assert np.array_equal(rep.csim.value("spikes", "alif2"), fx.spikes["alif2"].numpy())
+
+    hw = HardwareSpec(mesh=(2, 2), neurons_per_core=8, weight_memory_bytes_per_core=1 << 16, weight_bits=8)
+    res = map_graph(g2, hw, "greedy")
+    for layer, n in (("alif1", 16), ("alif2", 4)):
+        a = res.assignments[layer]
+        assert int(np.sum(a["stop"] - a["start"])) == n

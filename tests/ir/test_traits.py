@@ -17,10 +17,11 @@ from talon.sdk.cost import cost_entry, cost_table, node_cost
 def test_builtin_neuron_traits():
     builtin = {t: ir.get_node_class(t) for t in ir.list_primitives() if ir.get_node_class(t).__module__.startswith("talon.")}
     neurons = {t: c for t, c in builtin.items() if c.state_fields}
-    assert set(neurons) == {"LIF", "IF", "CubaLIF", "LI", "Integrator"}
+    assert set(neurons) == {"LIF", "IF", "CubaLIF", "LI", "Integrator", "ALIF"}
     assert ir.CubaLIF.state_fields == ("i", "v") and ir.CubaLIF.has_current
-    assert all(c.state_fields == ("v",) and not c.has_current for t, c in neurons.items() if t != "CubaLIF")
-    assert {t for t, c in neurons.items() if c.spiking} == {"LIF", "IF", "CubaLIF"}
+    assert ir.get_node_class("ALIF").state_fields == ("u", "th", "r", "v") and ir.get_node_class("ALIF").has_current
+    assert all(c.state_fields == ("v",) and not c.has_current for t, c in neurons.items() if t not in ("CubaLIF", "ALIF"))
+    assert {t for t, c in neurons.items() if c.spiking} == {"LIF", "IF", "CubaLIF", "ALIF"}
     assert all(c.stateful and c.neurons_per_element == 1 and c.ops_per_step > 0 for c in neurons.values())
     # a Delay carries state but no neuron; a Threshold is a neuron without state
     assert ir.Delay.stateful and not ir.Delay.state_fields and ir.Threshold.neurons_per_element == 1

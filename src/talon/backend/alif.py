@@ -8,28 +8,33 @@ threshold_step are quantised to the state grid. Lava-DL's state scale s_scale is
 scale = 64, is f = 12). The summed input is rounded half up to the state grid (exact for inputs already
 on it, as spikes through weights on the grid are) and every state saturates to membrane_bits (Loihi's
 24-bit states), which Lava-DL's int64 emulation never does. templates/kernels/alif.h is the same rule in
-C++; `fixed_step` runs talon.bridge.alif's one update with these roundings.
+C++; `fixed_step` runs talon.bridge.alif's one update with these roundings; `ALIFRule` registers it. The
+value-bounds rule (lint) registers here too; cost and mapping follow from the class's traits.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
-import torch
-from torch import Tensor
 
-from talon.backend.cpu.fixed import FixedPointConfig, Format, NodePlan, dequantize, quantize_array, round_half_up
+from talon.backend.cpu.fixed_format import Calibration, FixedPointConfig, Format, NodePlan, dequantize, quantize_array
+from talon.backend.cpu.fixed_registry import FixedRule, NeuronFormats, PlanContext, Rounding, register_fixed_rule
 from talon.backend.fpga.cgen import c_array
 from talon.backend.fpga.emitters.context import NodeCode, NodeEstimate
 from talon.backend.fpga.emitters.registry import Emitter, register_emitter
 from talon.backend.fpga.model import LayerEstimate, align_passes, aligned_fraction, bram
 from talon.backend.fpga.names import c_string
-from talon.bridge.alif import ALIFRuntime
 from talon.errors import BackendError
-from talon.ir.primitives.alif import ALIF, DECAYS
+from talon.ir.primitives.neurons import ALIF, DECAYS
+from talon.sdk import register_bounds
 from talon.sdk.fixed_point import frac_for_range, saturation_message
+
+if TYPE_CHECKING:  # the runtime is torch's; this module only calls methods of what it is handed
+    from torch import Tensor
+
+    from talon.bridge.alif import ALIFRuntime
 
 #: Lava-DL's and Loihi's decay precision: decays are integers of 12 bits, D / 4096.
 DECAY_FRAC = 12
@@ -83,20 +88,63 @@ def plan_alif(name: str, node: ALIF, in_fmts: list[Format], sfmt: Format, config
     return plan, node.replace(**changes)
 
 
-def fixed_step(inner: ALIFRuntime, inputs: Sequence[Tensor], state: Any, fmt: Format) -> tuple[Tensor, Any]:
+def fixed_step(inner: "ALIFRuntime", inputs: Sequence["Tensor"], state: Any, fmt: Format,
+               half_up: Callable[[Any, Format], Any]) -> tuple["Tensor", Any]:
     """The fixed-point step: talon.bridge.alif's one update (`inner`, built for the on-grid node, run in
-    float64) on the input sum rounded half up to the state grid, with Lava-DL's decay rstz(S * (4096 - D))
-    and saturation to the state format. Every value is an integer times 2^-f and every product is exact."""
+    float64) on the input sum rounded half up to the state grid (`half_up`, the simulator's rounding),
+    with Lava-DL's decay rstz(S * (4096 - D)) and saturation to the state format. Every value is an integer
+    times 2^-f and every product is exact."""
     up, down = math.ldexp(1.0, fmt.frac), math.ldexp(1.0, -fmt.frac)
     lo, hi = fmt.lo * down, fmt.hi * down
 
-    def decay(s: Tensor, keep: Any) -> Tensor:
-        return torch.mul(s, keep).mul_(up).trunc_().mul_(down)  # S*K/4096 towards zero, on the grid
+    def decay(s: "Tensor", keep: Any) -> "Tensor":
+        return s.mul(keep).mul_(up).trunc_().mul_(down)  # S*K/4096 towards zero, on the grid
 
-    def sat(s: Tensor) -> Tensor:
+    def sat(s: "Tensor") -> "Tensor":
         return s.clamp(lo, hi)
 
-    return inner.advance(round_half_up(inner.sum_inputs(inputs), fmt), state, decay=decay, sat=sat)
+    return inner.advance(half_up(inner.sum_inputs(inputs), fmt), state, decay=decay, sat=sat)
+
+
+class ALIFRule(FixedRule):
+    """The fixed-point rule of ALIF (talon.backend.cpu.fixed_registry's contract)."""
+
+    carries_loops = True  # its formats follow from its parameters and the calibration alone
+
+    def formats(self, name: str, node: ALIF, config: FixedPointConfig, calibration: Calibration) -> NeuronFormats:
+        sfmt = state_format(name, node, calibration.max_abs_state.get(name, 0.0), calibration.max_abs_current.get(name, 0.0), config)
+        return NeuronFormats(sfmt, Format(config.activation_bits, 0))  # a spike is the integer 1
+
+    def plan(self, name: str, node: ALIF, in_fmts: list[Format], act_fmt: Format, ctx: PlanContext) -> tuple[NodePlan, ALIF]:
+        return plan_alif(name, node, in_fmts, ctx.neurons[name].membrane, ctx.config)
+
+    def step(self, inner: Any, inputs: Any, state: Any, plan: NodePlan, rnd: Rounding) -> tuple[Any, Any]:
+        return fixed_step(inner, inputs, state, plan.membrane, rnd.half_up)
+
+
+register_fixed_rule("ALIF", ALIFRule())
+
+
+def alif_bounds(node: ALIF, args: list, outs: list, dt: float, neurons: dict, name: str) -> list:
+    """Value bounds (lint's NEURON_NEVER_FIRES): u stays in the hull of 0 and x / current_decay, v in the
+    hull of 0 and u / voltage_decay; with threshold >= 0 and threshold_step >= 0, th >= threshold and r >= 0,
+    so a neuron whose largest voltage stays below its threshold never fires. Output: spikes in [0, 1]."""
+    shape = outs[0]
+    hi = sum(a[1] for a in args)
+    full = lambda v: np.broadcast_to(np.asarray(v, np.float64), shape)  # noqa: E731
+    du, dv, th0, step = full(node.current_decay), full(node.voltage_decay), full(node.threshold), full(node.threshold_step)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        umax = np.where(hi <= 0, 0.0, np.where(du > 0, hi / du, np.inf))
+        vmax = np.where(umax <= 0, 0.0, np.where(dv > 0, umax / dv, np.inf))
+    vmax = np.where((th0 >= 0) & (step >= 0), vmax, np.inf)
+    # s = v >= th fires at equality, so unlike record_never's LIF rule (v > th) silence needs vmax < th,
+    # with record_never's tolerance for float32 rounding of a voltage that approaches its bound
+    never = vmax + 1e-6 * (np.abs(vmax) + np.abs(th0)) < th0
+    neurons[name] = (never, vmax, th0)
+    return [(np.zeros(shape), np.where(never, 0.0, 1.0))]
+
+
+register_bounds("ALIF", alif_bounds)
 
 
 # -- the HLS emitter ------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The ALIF neuron in torch: its runtime (the one implementation of talon.ir.primitives.alif's update),
+"""The ALIF neuron in torch: its runtime (the one implementation of talon.ir.primitives.neurons.ALIF's update),
 the `ALIF` module a user puts in a PyTorch model, its export converter, and the import of Lava-DL's
 ALIF parameters.
 
@@ -17,10 +17,11 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from talon.bridge.modules import RuntimeContext, StatefulRuntime, register_runtime
+from talon.bridge.converters import register_converter
+from talon.bridge.modules import StatefulRuntime, register_runtime
 from talon.errors import TalonUsageError
-from talon.ir.primitives.alif import ALIF as ALIFNode
-from talon.ir.primitives.alif import DECAYS
+from talon.ir.primitives.neurons import ALIF as ALIFNode
+from talon.ir.primitives.neurons import DECAYS
 
 State = tuple[Tensor, Tensor, Tensor, Tensor]  # (u, th, r, v)
 
@@ -33,7 +34,7 @@ def alif_step(
     x: Tensor, state: State, keep: Sequence[Any], threshold: Any, threshold_step: Any,
     decay: Callable[[Tensor, Any], Tensor] = torch.mul, sat: Callable[[Tensor], Tensor] | None = None,
 ) -> tuple[Tensor, State]:
-    """One ALIF step (talon.ir.primitives.alif): `keep` = (1-current_decay, 1-voltage_decay,
+    """One ALIF step (talon.ir.primitives.neurons.ALIF): `keep` = (1-current_decay, 1-voltage_decay,
     1-threshold_decay, 1-refractory_decay). Returns (spike, (u, th, r, v)); `state` is not modified."""
     u0, th0, r0, v0 = state
     ku, kv, kth, kr = keep
@@ -115,8 +116,8 @@ class ALIF(nn.Module):
         alif.reset_state()       # start the next sequence from rest
 
     Parameters are scalars or tensors broadcasting to the neuron shape. The state lives in buffers (u, th,
-    r, v) sized on the first call. `to_ir` exports it exactly as an IR ALIF node (its converter is
-    `convert_alif`; pass `custom_map={ALIF: convert_alif}` where the converter registry is not available).
+    r, v) sized on the first call. `to_ir` exports it exactly as an IR ALIF node (`convert_alif`, registered
+    as its converter).
     """
 
     def __init__(self, threshold: Any, threshold_step: Any, current_decay: Any, voltage_decay: Any,
@@ -177,3 +178,6 @@ def convert_alif(module: ALIF, ctx: Any) -> ALIFNode:
     if not isinstance(module, ALIF):
         raise ctx.unsupported(module, "convert_alif converts talon.bridge.alif.ALIF modules only")
     return module.to_node()
+
+
+register_converter(ALIF, convert_alif)

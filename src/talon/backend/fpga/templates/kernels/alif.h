@@ -10,9 +10,11 @@ static inline int64_t talon_alif_rstz(int64_t p) {
     return p >= 0 ? (p >> 12) : -((-p) >> 12);
 }
 
-template <int N, int MBITS, int SH_IN, int LANES = 1, typename KT, typename CT>
+// Each constant array has its own element type (the generator stores each at its narrowest integer type).
+template <int N, int MBITS, int SH_IN, int LANES = 1, typename KU, typename KV, typename KTH, typename KR, typename T0T,
+          typename STT>
 void k_alif(const int64_t isum[N], int64_t u[N], int64_t th[N], int64_t rf[N], int64_t v[N],
-            const KT ku[N], const KT kv[N], const KT kth[N], const KT kr[N], const CT th0[N], const CT step[N],
+            const KU ku[N], const KV kv[N], const KTH kth[N], const KR kr[N], const T0T th0[N], const STT step[N],
             int64_t out[N], int64_t mem[N]) {
 ALIF:
     for (int n = 0; n < N; ++n) {
