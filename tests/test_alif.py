@@ -314,3 +314,11 @@ def test_alif_end_to_end(tmp_path):
     for layer, n in (("alif1", 16), ("alif2", 4)):
         a = res.assignments[layer]
         assert int(np.sum(a["stop"] - a["start"])) == n
+
+
+@pytest.mark.skipif(shutil.which("g++") is None, reason="g++ not found")
+def test_the_docs_page_runs():
+    from doc_blocks import run_blocks
+
+    n, ns = run_blocks("neurons/alif.md")
+    assert n == 4 and ns["report"].ok and ns["spikes"].sum() > 0
