@@ -322,3 +322,24 @@ def test_the_docs_page_runs():
 
     n, ns = run_blocks("neurons/alif.md")
     assert n == 4 and ns["report"].ok and ns["spikes"].sum() > 0
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+
+@settings(max_examples=25, deadline=None)
+@given(frac=st.integers(6, 10), seed=st.integers(0, 2**31 - 1))
+def test_fixed_point_is_lava_dls_integer_model_for_any_grid(frac, seed):
+    """Property: for any state grid 2^-frac and 12-bit decays, the fixed-point step is Lava-DL's integer step.
+    (40 steps of |x| <= 2 keep every state below 2^13, inside Q24.10: no saturation, which Lava-DL lacks.)"""
+    n, g = 6, np.random.default_rng(seed)
+    d = [g.integers(0, 4097, n) for _ in range(4)]
+    th0, step = g.integers(0, 200, n) / 64.0, g.integers(0, 100, n) / 64.0
+    node = ALIFNode(threshold=th0, threshold_step=step, current_decay=d[0] / 4096, voltage_decay=d[1] / 4096,
+                    threshold_decay=d[2] / 4096, refractory_decay=d[3] / 4096)
+    sfmt = Format(24, frac)
+    _, grid = plan_alif("a", node, [Format(8, 6)], sfmt, FixedPointConfig())
+    x = g.integers(-64, 128, (40, 2, n)) / 64.0
+    want_s, want_v = alif_lava_int(x, 1 << frac, np.rint(th0 * (1 << frac)).astype(np.int64), np.rint(step * (1 << frac)).astype(np.int64), *d)
+    got_s, got_v = _run(ALIFRuntime(grid).double(), torch.tensor(x), sfmt)
+    assert np.array_equal(got_s, want_s) and np.array_equal(np.ldexp(got_v, frac).astype(np.int64), want_v)
