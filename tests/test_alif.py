@@ -11,6 +11,7 @@ import subprocess
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings, strategies as st
 from torch import nn
 
 from talon import ir
@@ -323,8 +324,6 @@ def test_the_docs_page_runs():
     n, ns = run_blocks("neurons/alif.md")
     assert n == 4 and ns["report"].ok and ns["spikes"].sum() > 0
 
-
-from hypothesis import given, settings, strategies as st  # noqa: E402
 
 
 @settings(max_examples=25, deadline=None)
