@@ -4,7 +4,6 @@ References are written from Lava-DL's equations in alif_reference.py (not from T
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 
@@ -17,7 +16,7 @@ from torch import nn
 from talon import ir
 from talon.backend.alif import fixed_step, plan_alif, state_format
 from talon.backend.cpu.fixed import FixedPointConfig, Format, round_half_up
-from talon.bridge.alif import ALIF, ALIFRuntime, convert_alif
+from talon.bridge.alif import ALIF, ALIFRuntime
 from talon.errors import BackendError, PrimitiveError
 from talon.ir.primitives.neurons import ALIF as ALIFNode
 
