@@ -14,9 +14,9 @@ from hypothesis import given, settings, strategies as st
 from torch import nn
 
 from talon import ir
-from talon.backend.alif import fixed_step, plan_alif, state_format
+from talon.backend.fpga.emitters.neurons import fixed_step, plan_alif, state_format
 from talon.backend.cpu.fixed import FixedPointConfig, Format, round_half_up
-from talon.bridge.alif import ALIF, ALIFRuntime
+from talon.bridge.modules import ALIF, ALIFRuntime
 from talon.errors import BackendError, PrimitiveError
 from talon.ir.primitives.neurons import ALIF as ALIFNode
 

@@ -19,7 +19,6 @@ from talon.bridge.modules import (
 )
 
 from talon.bridge.reset_effect import measure_reset_effect
-from talon.bridge import alif as _alif  # noqa: F401  (registers the ALIF runtime and its export converter)
 from talon.ir.nir_resets import register_reset_measure
 
 # talon.ir cannot run graphs: give to_nir(..., approximate_resets=True) the runtime's measure of the effect.

@@ -523,6 +523,3 @@ register_fixed_rule("PReLU", Unsupported("per-channel slopes are not specified i
 for _t in ("BatchNorm1d", "BatchNorm2d"):
     register_fixed_rule(_t, Unsupported("fold batch norm into the preceding layer first (sdk fold_batchnorm)"))
 register_fixed_rule("LayerNorm", Unsupported("normalisation needs a division/square-root specification"))
-
-# Neurons that keep all their backend concerns in one module register there (fixed rule, emitter, bounds).
-from talon.backend import alif as _alif  # noqa: E402,F401

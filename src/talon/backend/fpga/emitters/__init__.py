@@ -15,7 +15,6 @@ whose type has no emitter fails with a BackendError naming it (docs/fpga.md, "Ad
 from talon.backend.fpga.emitters.context import NodeCode, NodeEstimate, ProjectCode
 from talon.backend.fpga.emitters.registry import Emitter, emitter_for, emitter_types, register_emitter, unregister_emitter
 from talon.backend.fpga.emitters import elementwise, neurons, pooling, synaptic  # noqa: E402,F401  (built-ins register)
-from talon.backend import alif as _alif  # noqa: E402,F401  (ALIF registers its emitter with its fixed-point rule)
 from talon.backend.fpga.emitters.elementwise import elementwise_estimate
 from talon.backend.fpga.emitters.synaptic import synaptic_estimate
 from talon.backend.fpga.model import LayerEstimate
