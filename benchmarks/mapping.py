@@ -112,10 +112,15 @@ def main() -> int:
     for label, algorithm, placement in runs:
         walls, cpus = [], []
         for _ in range(args.repeat):
-            res, wall, cpu = timed(lambda: map_graph(ng, hw, algorithm, placement=placement, seed=args.seed))
+            marks: list[tuple[str, float]] = []  # (step, CPU clock at its start), from map_graph's progress calls
+            progress = lambda msg: marks.append((msg.split(": ", 1)[-1].split(" ", 1)[0], time.process_time()))  # noqa: E731
+            res, wall, cpu = timed(lambda: map_graph(ng, hw, algorithm, placement=placement, seed=args.seed, progress=progress))
+            end = time.process_time()
+            stage_cpu = {name: (marks[i + 1][1] if i + 1 < len(marks) else end) - t for i, (name, t) in enumerate(marks)}
             walls.append(wall)
             cpus.append(cpu)
-            print(f"  {label:8s} done in {wall:6.1f} s wall, {cpu:6.1f} s CPU  ({', '.join(f'{k} {v:.1f}' for k, v in res.timings.items())})")
+            print(f"  {label:8s} done in {wall:6.1f} s wall, {cpu:6.1f} s CPU  ({', '.join(f'{k} {v:.1f}' for k, v in res.timings.items())}; "
+                  f"CPU {', '.join(f'{k} {v:.1f}' for k, v in stage_cpu.items())}; {res.placement_method})")
         m = res.metrics
         rows.append({"name": label, "seconds": statistics.median(walls), "seconds_min": min(walls), "cpu_seconds": statistics.median(cpus),
                      "cpu_seconds_min": min(cpus), "placement": res.placement_method, **{k: m[k] for k in (

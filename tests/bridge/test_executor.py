@@ -747,3 +747,41 @@ def test_cuda_matches_cpu():
     keeper(xs[0])
     keeper.to("cuda")  # the kept state moves with the module
     keeper(xs[1].cuda())
+
+
+def test_state_checks_name_the_entry_at_fault_and_accept_any_mapping():
+    """The per-step checks of a passed-in state: a mapping of any kind, unknown keys refused, and a
+    state from another batch size refused by its key, for a neuron, a recurrent output and a nested graph."""
+    import types
+
+    ex = ir_to_torch(mixed_graph(), return_state=True)
+    x4, x2 = torch.randn(B, 2, 8, 8), torch.randn(2, 2, 8, 8)
+    with torch.no_grad():
+        want, state = ex(x4, None)
+        got, _ = ex(x4, types.MappingProxyType(state))  # read-only mapping: as good as the dict
+        assert all(torch.equal(a, b) for a, b in zip(ex(x4, state)[0], got))
+        with pytest.raises(BackendError, match=r"'nope'"):
+            ex(x4, {**state, "nope": None})
+        with pytest.raises(BackendError, match="must be the dict"):
+            ex(x4, [state])
+        for key in ("lif1", "lif2/output"):
+            assert key in state
+            with pytest.raises(BackendError, match=rf"state\['{key}'\] holds batch size {B}, but the input has batch size 2"):
+                ex(x2, {key: state[key]})
+        inner = chain(("i", ir.Input(shape=(N,))), ("lif", lif(0.9)), ("o", ir.Output()))
+        outer = ir_to_torch(chain(("x", ir.Input(shape=(N,))), ("block", inner), ("y", ir.Output())), return_state=True)
+        _, st = outer(torch.randn(B, N), None)
+        with pytest.raises(BackendError, match=r"state\['block/lif'\] holds batch size"):
+            outer(torch.randn(3, N), st)
+
+
+def test_inputs_follow_the_executor_dtype_after_to():
+    ex = ir_to_torch(mixed_graph(), return_state=True)
+    x = torch.randn(B, 2, 8, 8)
+    with torch.no_grad():
+        (y32, _), _ = ex(x, None)
+        ex.double()
+        (y64, _), _ = ex(x, None)  # a float32 input is cast to the executor's float64
+        ex.float()
+        (back, _), _ = ex(x.double(), None)
+    assert y32.dtype == torch.float32 and y64.dtype == torch.float64 and back.dtype == torch.float32

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from talon import ir
 from talon.errors import TalonFormatError
 from talon.ir import Graph
-from talon.ir._compact import integer_form, stored_nbytes
+from talon.ir._compact import _grid, integer_form, stored_nbytes
 from talon.sdk import analyze_graph, quantize_weights
 
 
@@ -111,6 +111,31 @@ def test_integer_form_round_trips_any_grid(k, f, f64):
     assert form is not None and form[0].dtype == np.int8
     ints, exp = form
     assert _same_bits(np.ldexp(ints.astype(np.float64), -exp).astype(arr.dtype), arr)
+
+
+@settings(max_examples=80, deadline=None)
+@given(k=st.lists(st.integers(-40000, 40000), min_size=257, max_size=600), f=st.integers(-5, 30),
+       bad=st.sampled_from([None, "late_fraction", "late_peak", "nan", "negzero", "early_fraction"]), f64=st.booleans())
+def test_the_sample_check_refuses_only_arrays_without_an_integer_form(k, f, bad, f64):
+    """integer_form first tries the leading values; its answer equals the full check's on the whole array,
+    whatever the rest holds (values off the grid, a larger peak, NaN or -0.0 after the sample)."""
+    dtype = np.float64 if f64 else np.float32
+    a = np.ldexp(np.array(k, np.float64), -f)
+    if bad == "late_fraction":
+        a[-1] += 2.0 ** (-f - 40)
+    elif bad == "late_peak":
+        a[-1] = 2.0 ** (40 - f)
+    elif bad == "nan":
+        a[-1] = np.nan
+    elif bad == "negzero":
+        a[-1] = -0.0
+    elif bad == "early_fraction":
+        a[0] += 2.0 ** (-f - 40)
+    a = a.astype(dtype)
+    got, full = integer_form(a), _grid(a, a.dtype.itemsize)
+    assert (got is None) == (full is None)
+    if got is not None:
+        assert got[1] == full[1] and got[0].dtype == full[0].dtype and np.array_equal(got[0], full[0])
 
 
 def test_a_damaged_integer_form_is_a_format_error(tmp_path):

@@ -140,3 +140,25 @@ def test_bad_method_and_too_many_cores():
         place(part, hw, method="random")
     with pytest.raises(MappingError, match="does not fit"):
         place(chain_partition(5, hw_small(mesh=(3, 3), neurons_per_core=1)), hw)
+
+
+@pytest.mark.parametrize("beside_hint", [0, 1 << 20])
+def test_large_partitions_with_slots_skip_the_spectral_candidate(beside_hint, monkeypatch):
+    """Beside the partitioner's slots the spectral bisection is tried only up to SPECTRAL_BESIDE_HINT
+    cores; without slots (greedy) it is always tried; either way the start is never worse than row-major."""
+    ng = layered_small_world(4, 32, 32, group_size=16, seed=3, long_range=0.1)
+    hw = hw_small(mesh=(5, 5), neurons_per_core=256, weight_memory_bytes_per_core=1 << 16)
+    monkeypatch.setattr(place_mod, "SPECTRAL_BESIDE_HINT", beside_hint)
+    calls = []
+    real = place_mod._bisection
+    monkeypatch.setattr(place_mod, "_bisection", lambda *a: calls.append(1) or real(*a))
+    hinted = partition(ng, hw, "metis")
+    calls.clear()
+    hinted._cache.clear()
+    slots, best, cost = place_mod.initial_placement(hinted, hw)
+    assert hinted.slots is not None and len(calls) == (1 if beside_hint else 0)
+    assert best in ("bisection", "row-major", "snake", "spectral") and cost <= place(hinted, hw, method="row-major").initial_cost
+    greedy = partition(ng, hw, "greedy")
+    calls.clear()
+    place_mod.initial_placement(greedy, hw)
+    assert len(calls) == 1

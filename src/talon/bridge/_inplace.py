@@ -20,11 +20,12 @@ import torch
 import torch.fx as fx
 import torch.nn as nn
 
+from talon.bridge._source import source_line
 from talon.bridge.converters import unsupported
 from talon.errors import UnsupportedModuleError
 
 #: Tensor methods ending in `_` that change no values.
-_HARMLESS = {"requires_grad_", "share_memory_", "retain_grad"}
+_HARMLESS = {"requires_grad_", "share_memory_", "retain_grad", "detach_"}
 #: Modules whose output is (or may be) their input tensor itself.
 _PASS_THROUGH = (nn.Identity, nn.Flatten, nn.Unflatten, nn.modules.dropout._DropoutNd)
 
@@ -46,6 +47,8 @@ def _inplace_op(n: fx.Node) -> str | None:
     """A description of the in-place operation `n` performs, or None."""
     if n.op == "call_method":
         name = str(n.target)
+        if name == "__setitem__":  # item assignment into a tensor made in forward (a preallocated record)
+            return "item assignment (x[...] = ...)"
         if name.endswith("_") and not name.endswith("__") and name not in _HARMLESS and hasattr(torch.Tensor, name):
             return f"Tensor.{name}"
     elif n.op == "call_function":
@@ -97,6 +100,11 @@ def _augmented_exact(n: fx.Node, gm: fx.GraphModule, is_neuron: Callable[[nn.Mod
     return a.op == "call_method" and str(a.target) not in _ALIAS_METHODS and _inplace_op(a) is None
 
 
+def _where(n: fx.Node) -> str:
+    line = source_line(n)
+    return f"at {line}" if line else f"traced as {n.name!r}"
+
+
 def check_inplace(gm: fx.GraphModule, is_neuron: Callable[[nn.Module], bool], api: str) -> None:
     """Raise UnsupportedModuleError for the first in-place operation the export cannot reproduce exactly."""
     for n in gm.graph.nodes:
@@ -116,7 +124,7 @@ def check_inplace(gm: fx.GraphModule, is_neuron: Callable[[nn.Module], bool], ap
                 continue
             sign = _AUGMENTED[n.target]
             raise UnsupportedModuleError(
-                f"cannot export the in-place operation a {sign} b (traced as {n.name!r}) on {n.args[0].name!r}: the "
+                f"cannot export the in-place operation a {sign} b ({_where(n)}) on {n.args[0].name!r}: the "
                 "tensor it overwrites is read again afterwards, is the model's input, or shares memory with another "
                 f"value (a view, a neuron's output), and the graph would read the value before the overwrite. Write "
                 f"a = a {sign[0]} b (a new tensor) instead")
@@ -124,11 +132,18 @@ def check_inplace(gm: fx.GraphModule, is_neuron: Callable[[nn.Module], bool], ap
         if what is None:
             continue
         target = n.args[0].name if n.args and isinstance(n.args[0], fx.Node) else "its argument"
-        plain = f"{str(n.target)[:-1]}" if n.op == "call_method" else None
-        hint = (f"write y = y.{plain}(...) (e.g. y = y * 2.0 instead of y.mul_(2.0))" if plain else
-                "write y = op(y, ...) without inplace (e.g. y = F.relu(y) instead of F.relu(y, inplace=True) "
-                "or torch.relu_(y))")
+        plain = f"{str(n.target)[:-1]}" if n.op == "call_method" and n.target != "__setitem__" else None
+        if what.startswith("item assignment"):
+            hint = ("collect per-step values in a list and return torch.stack(spk_rec, dim=0) instead of writing "
+                    "into a preallocated tensor (spk_rec[step] = spk); build other tensors with torch.cat")
+        elif plain:
+            hint = f"write y = y.{plain}(...) (e.g. y = y * 2.0 instead of y.mul_(2.0))"
+        else:
+            hint = ("write y = op(y, ...) without inplace (e.g. y = F.relu(y) instead of F.relu(y, inplace=True) "
+                    "or torch.relu_(y))")
+        line = source_line(n)
         raise UnsupportedModuleError(
-            f"cannot export the in-place operation {what} (traced as {n.name!r}) on {target!r}: it overwrites a tensor "
+            f"cannot export the in-place operation {what} ({f'at {line}' if line else f'traced as {n.name!r}'}) on "
+            f"{target!r}: it overwrites a tensor "
             f"in place, which the IR cannot express (the graph carries values, not mutations: the overwrite would be "
             f"dropped). Compute a new tensor instead: {hint}")

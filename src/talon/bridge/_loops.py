@@ -8,25 +8,34 @@ one iteration hands to the next are the neurons' own states, and returns the pro
 iteration: the graph of one step. Anything else that crosses iterations (a value fed back, a module called
 once per iteration whose input changes otherwise) is refused with the module named, never dropped.
 
-Loop forms recognised: a static input `x` (B, ...) read in every iteration, or a (T, B, ...) input read as
-`x[step]`; the first returned value is `torch.stack(rec, dim=0)` of one per-step value, or the last
-iteration's value alone.
+Loop forms recognised: a static input `x` (B, ...) read in every iteration (ops on it before the loop are
+the prologue, recomputed each step from the same input), or a (T, B, ...) input read as `x[step]` / a
+(B, T, ...) one read as `x[:, step]` (also through `x.transpose(0, 1)` or an identity `x.float()` taken
+before the loop); zero states made lazily inside the loop (`if mem is None: mem = torch.zeros_like(cur)`)
+are the start of the sequence. The first returned value is `torch.stack(rec, dim=0)` of one per-step
+value, the last iteration's value, or ops after the loop on the last iteration alone (`self.fc_out(spk)`),
+which join the step. Refusals quote the user's line (talon.bridge._source), not fx's node names.
 """
 
 from __future__ import annotations
 
+import difflib
 import inspect
 import operator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import torch
 import torch.fx as fx
 import torch.nn as nn
 
+from talon.bridge._source import index_expr, source_line
 from talon.errors import UnsupportedModuleError
 
 PROLOGUE, EPILOGUE = -1, 1 << 30
+
+#: Calls that make a tensor from a shape alone; an all-zero one used as a neuron state is a zero start.
+_ZERO_MAKERS = {torch.zeros_like, torch.zeros, torch.full_like, torch.full, "new_zeros", "new_full"}
 
 
 @dataclass
@@ -43,19 +52,87 @@ class TimeLoop:
     step_inputs: tuple[fx.Node, ...]
     output: fx.Node
     last_only: bool
+    #: The input's time dimension for `x[step]` (0, time-major) or `x[:, step]` (1, batch-first).
+    time_dim: int = 0
+    #: Views of the input that forward indexes per step (`x.transpose(0, 1)`): no IR node, the IR input is one step.
+    input_views: frozenset = frozenset()
+    #: For ops after the loop that read the last step (`return self.fc_out(spk)`): each last-step node they read,
+    #: mapped to the same node of the first step, which the step graph holds.
+    last_alias: dict = field(default_factory=dict)
 
 
-def _is_step_index(n: fx.Node, placeholder: fx.Node, k: int) -> bool:
-    """`x[k]`, `x[k, :, :]` or `x[k, ...]` of the model's input."""
-    if not (n.op == "call_function" and n.target is operator.getitem and len(n.args) == 2 and n.args[0] is placeholder):
-        return False
-    index = n.args[1]
-    if isinstance(index, tuple) and index:
-        rest = index[1:]
-        if not all(r is Ellipsis or r == slice(None) for r in rest):
-            return False
-        index = index[0]
-    return type(index) is int and index == k
+def _indexes_input(n: fx.Node, views: dict[fx.Node, bool]) -> bool:
+    return (n.op == "call_function" and n.target is operator.getitem and len(n.args) == 2
+            and isinstance(n.args[0], fx.Node) and n.args[0] in views)
+
+
+def _step_dim(n: fx.Node, views: dict[fx.Node, bool], k: int) -> int | None:
+    """The model input's time dimension read by `x[k]`, `x[k, :, :]`, `x[k, ...]` (0) or `x[:, k]`, `x[:, k, ...]`
+    (1), where x is the input or a view of it (`x.transpose(0, 1)` swaps the two); None for any other expression."""
+    if not _indexes_input(n, views):
+        return None
+    index = n.args[1] if isinstance(n.args[1], tuple) else (n.args[1],)
+    dim = 1 if len(index) >= 2 and index[0] == slice(None) and type(index[1]) is int else 0
+    if not all(r is Ellipsis or r == slice(None) for r in index[dim + 1:]):
+        return None
+    if not (type(index[dim]) is int and index[dim] == k):
+        return None
+    return 1 - dim if views[n.args[0]] else dim
+
+
+def _is_step_index(n: fx.Node, views: dict[fx.Node, bool], k: int) -> bool:
+    return _step_dim(n, views, k) is not None
+
+
+#: Tensor methods that leave a float32 input as it is (checked on the traced values).
+_IDENTITY_METHODS = {"detach", "clone", "contiguous", "float", "to", "cpu", "type", "type_as"}
+
+
+def _input_views(nodes: list[fx.Node], values: dict[fx.Node, Any]) -> dict[fx.Node, bool]:
+    """The model input and the views of it that forward indexes per step: identity conversions (`x.float()`,
+    `x.to(device)`) keep its layout; `x.transpose(0, 1)`, `x.permute(1, 0, ...)`, `x.swapaxes(0, 1)` swap time
+    and batch (True)."""
+    views: dict[fx.Node, bool] = {}
+    for n in nodes:
+        if n.op == "placeholder":
+            if not views:
+                views[n] = False
+            continue
+        if n.op not in ("call_method", "call_function") or not n.args or n.args[0] not in views:
+            continue
+        src, value, before = n.args[0], values.get(n), values.get(n.args[0])
+        if not isinstance(value, torch.Tensor) or not isinstance(before, torch.Tensor):
+            continue
+        name = n.target if n.op == "call_method" else getattr(n.target, "__name__", "")
+        same = value.shape == before.shape and value.dtype == before.dtype and value.device == before.device
+        if name in _IDENTITY_METHODS and same:
+            views[n] = views[src]
+        elif name in ("transpose", "swapaxes", "swapdims") and sorted(n.args[1:3]) == [0, 1]:
+            views[n] = not views[src]
+        elif name == "permute":
+            dims = n.args[1] if len(n.args) == 2 and isinstance(n.args[1], (tuple, list)) else n.args[1:]
+            if list(dims) == [1, 0, *range(2, value.dim())]:
+                views[n] = not views[src]
+    return views
+
+
+def _at(n: fx.Node) -> str:
+    line = source_line(n)
+    return f" (at {line})" if line else ""
+
+
+def _code(n: fx.Node) -> str:
+    """The user's line that computed `n` ("`code` (file.py:12)"), else fx's node name."""
+    return source_line(n) or repr(n.name)
+
+
+def _what(n: fx.Node) -> str:
+    """A traced value as the user wrote it: its source line, else fx's node name."""
+    line = source_line(n)
+    return f"the value of {line}" if line else repr(n.name)
+
+
+STEP_FORMS = ("`x[step]`, `x[step, ...]` (a time-major (T, B, ...) input) or `x[:, step]` (batch-first (B, T, ...))")
 
 
 class _Loop:
@@ -69,6 +146,7 @@ class _Loop:
         self.pos = {n: i for i, n in enumerate(self.nodes)}
         self.calls = [n for n in self.nodes if n.op == "call_module"]
         self.placeholder = next((n for n in self.nodes if n.op == "placeholder"), None)
+        self.views = _input_views(self.nodes, values)
 
     def module(self, n: fx.Node) -> nn.Module:
         return self.gm.get_submodule(str(n.target))
@@ -127,7 +205,79 @@ class _Loop:
                     it[n] = max(loop_reads)
                 else:
                     it[n] = next_call[self.pos[n]]
+        self._after_loop(it, a, p, T, end)
+        self._hoist_arguments(it)
+        self._hoist_invariant(it, T, self.pos[self.calls[a]])
+        self._hoist_lazy_zeros(it, T)
         return it
+
+    def _after_loop(self, it: dict[fx.Node, int], a: int, p: int, T: int, end: int) -> None:
+        """Ops after the loop that read only the last step (`return self.fc_out(spk * 2)`) read like the last step's
+        own trailing ops; the ones beyond the count that every step has after its last layer call are after the loop."""
+        last_call0 = self.pos[self.calls[a + p - 1]]
+        ops = ("call_function", "call_method")
+        trailing0 = sum(1 for n in self.nodes if it[n] == 0 and self.pos[n] > last_call0 and n.op in ops)
+        trailing = [n for n in self.nodes if it[n] == T - 1 and self.pos[n] > end and n.op in ops]
+        for n in trailing[trailing0:]:
+            it[n] = EPILOGUE
+
+    def _hoist_arguments(self, it: dict[fx.Node, int]) -> None:
+        """The checks torch.fx adds for forward's fixed arguments (`num_steps=25`: `eq`, `_assert`) run once."""
+        fixed = {n for n in self.nodes if n.op == "placeholder" and n is not self.placeholder}
+        for n in self.nodes:
+            if n.op in ("call_function", "call_method"):
+                reads: list[fx.Node] = []
+                fx.node.map_arg((n.args, n.kwargs), reads.append)
+                if reads and all(r in fixed for r in reads):
+                    fixed.add(n)
+                    it[n] = PROLOGUE
+
+    def _hoist_invariant(self, it: dict[fx.Node, int], T: int, start: int) -> None:
+        """An op that reads nothing of the loop (`x = F.relu(self.fc0(x))`, `x = x.flatten(1)` before it) and
+        whose value more than one step uses is computed once, before the loop: the prologue, not step 0. One
+        computed inside the loop (after its first layer call) and read by later steps is data crossing steps
+        (`h = h * 0.5` every step): it stays in its step, where the crossing is refused by name."""
+        invariant: set[fx.Node] = set()
+        for n in self.nodes:
+            if n.op in ("call_function", "call_method") and 0 <= it[n] < T:
+                reads: list[fx.Node] = []
+                fx.node.map_arg((n.args, n.kwargs), reads.append)
+                if all(it[r] == PROLOGUE or r in invariant for r in reads):
+                    invariant.add(n)
+        for n in reversed(self.nodes):  # users first: each invariant op goes where its users are
+            if n not in invariant:
+                continue
+            used = {it[u] for u in n.users if it[u] == PROLOGUE or 0 <= it[u] < T}
+            if PROLOGUE in used or (len(used) > 1 and self.pos[n] < start):
+                it[n] = PROLOGUE
+            elif len(used) == 1:
+                it[n] = used.pop()
+
+    def _hoist_lazy_zeros(self, it: dict[fx.Node, int], T: int) -> None:
+        """A zero state made from a shape inside the loop (`if mem is None: mem = torch.zeros_like(cur)`) is a
+        constant start, like `init_leaky()` before the loop: the prologue. Made in every step, it restarts the
+        neuron each step, which the restart check then refuses."""
+        lazy: set[fx.Node] = set()
+        lazy_sources = {n for n in self.nodes if n.op in ("call_function", "call_method") and n.target in _ZERO_MAKERS}
+        for n in reversed(self.nodes):
+            if not (0 <= it[n] < T) or n.op not in ("call_function", "call_method") or not n.users:
+                continue
+            value = self.values.get(n)
+            if isinstance(value, torch.Tensor):
+                src = n.args[0] if n.args else None
+                # zeros_like(cur), or a conversion of a constant start (`self.lif.init_leaky().to(x.device)`)
+                made = n.target in _ZERO_MAKERS or (
+                    n.op == "call_method" and n.target in _IDENTITY_METHODS and isinstance(src, fx.Node)
+                    and (src.op == "get_attr" or src in lazy_sources))
+                if not made or bool(torch.any(value != 0)):
+                    continue
+                if all(u.op == "call_module" and self.is_neuron(self.module(u)) and n not in u.args[:1]
+                       and u.kwargs.get("input_") is not n for u in n.users):
+                    lazy.add(n)
+            elif all(u in lazy for u in n.users):
+                lazy.add(n)  # a shape or size the zero state is made from
+        for n in lazy:
+            it[n] = PROLOGUE
 
     # -- is every iteration the first one again? -----------------------------------------------------
     def check(self, a: int, p: int, T: int) -> TimeLoop:
@@ -138,28 +288,69 @@ class _Loop:
         first = body[0]
         for k in range(1, T):
             blk = body[k]
-            if len(blk) != len(first):
-                raise _NotALoop(f"iteration {k} of the loop runs {len(blk)} operations, the first runs {len(first)}")
+            if len(blk) != len(first) or any((n0.op, n0.target) != (nk.op, nk.target) for n0, nk in zip(first, blk)):
+                raise _NotALoop(_differs(first, blk, k))
             for n0, nk in zip(first, blk):
-                if (n0.op, n0.target) != (nk.op, nk.target):
-                    raise _NotALoop(f"iteration {k} runs {nk.name!r} where the first runs {n0.name!r}")
-                if _is_step_index(n0, self.placeholder, 0) and _is_step_index(nk, self.placeholder, k):
+                if _is_step_index(n0, self.views, 0) and _is_step_index(nk, self.views, k):
                     continue  # x[step]
+                if (n0.target is operator.getitem and nk.target is operator.getitem and n0.args[0] is nk.args[0]
+                        and isinstance(n0.args[0], fx.Node) and n0.args[0] not in self.views
+                        and it[n0.args[0]] == PROLOGUE and n0.args[1] != nk.args[1]):
+                    raise _NotALoop(f"the loop indexes {_what(n0.args[0])} one step at a time{_at(nk)}; that value is "
+                                    "computed before the loop from the whole input, while the IR graph's "
+                                    f"input is one step, read as {STEP_FORMS}; index the input itself and apply the op "
+                                    "to the step inside the loop (e.g. self.fc1(x[step].flatten(1))); an encoder such as "
+                                    "spikegen.rate belongs outside the model: pass its (T, B, ...) output in")
+                if _indexes_input(n0, self.views) and n0.args[1] != nk.args[1]:
+                    raise _NotALoop(f"the loop reads the input as `{index_expr(nk)}` in step {k} (`{index_expr(n0)}` in "
+                                    f"step 0){_at(nk)}: the IR graph takes one step of the input, read as {STEP_FORMS}; "
+                                    "index the input in one of these forms")
                 self._same_args(n0, nk, k, it, rel)
-        step_inputs = tuple(n0 for n0, n1 in zip(first, body[1]) if _is_step_index(n0, self.placeholder, 0)
-                            and _is_step_index(n1, self.placeholder, 1))
+        step_inputs = tuple(n0 for n0, n1 in zip(first, body[1]) if _is_step_index(n0, self.views, 0)
+                            and _is_step_index(n1, self.views, 1))
+        dims = {_step_dim(n, self.views, 0) for n in step_inputs}
+        if len(dims) > 1:
+            raise _NotALoop(f"the loop reads the input both as `x[step]` and `x[:, step]`{_at(step_inputs[0])}: the IR "
+                            "graph's input is one step along one time dimension; read it one way")
         self._check_prologue(it, bool(step_inputs))
         self._check_whole_input(first, step_inputs)
         output, last_only = self._output(it, body, rel, T)
-        nodes = [n for n in self.nodes if it[n] in (PROLOGUE, 0)]
-        return TimeLoop(num_steps=T, nodes=nodes, step_inputs=step_inputs, output=output, last_only=last_only)
+        tail = self._last_step_tail(output, it, T) if it.get(output) == EPILOGUE else []
+        nodes = [n for n in self.nodes if it[n] in (PROLOGUE, 0)] + tail
+        last_alias = {n: body[0][rel[n]] for t in tail for n in _reads(t) if it.get(n) == T - 1 and n in rel}
+        views = frozenset(v for v in self.views if v is not self.placeholder) if step_inputs else frozenset()
+        return TimeLoop(num_steps=T, nodes=nodes, step_inputs=step_inputs, output=output, last_only=last_only,
+                        time_dim=dims.pop() if dims else 0, input_views=views, last_alias=last_alias)
+
+    def _last_step_tail(self, result: fx.Node, it: dict, T: int) -> list[fx.Node]:
+        """The ops after the loop that compute forward's result from the last step alone (`return self.fc_out(spk)`),
+        in graph order; they join the step graph, whose output at the last step is then that result. Anything
+        else they read (the record, an earlier step, a neuron called after the loop) is refused."""
+        tail: set[fx.Node] = set()
+        stack = [result]
+        while stack:
+            n = stack.pop()
+            if n in tail:
+                continue
+            if n.op == "call_module" and self.is_neuron(self.module(n)):
+                raise _Refused(str(n.target), self.module(n), "it is called after the time loop, once, where the IR graph "
+                               "(one step of the loop) would call it on every step: call it inside the loop")
+            if n.op not in ("call_function", "call_method", "call_module"):
+                raise _NotALoop(f"forward returns {_what(result)}, which the IR graph cannot compute from one step")
+            tail.add(n)
+            for a in _reads(n):
+                if it.get(a) == EPILOGUE:
+                    stack.append(a)
+                elif it.get(a) not in (PROLOGUE, T - 1):
+                    raise _NotALoop(_neither(_what(result)) + f"; it reads {_what(a)} of an earlier step")
+        return [n for n in self.nodes if n in tail]
 
     def _check_whole_input(self, first: list[fx.Node], step_inputs: tuple[fx.Node, ...]) -> None:
         if not step_inputs:
             return
         for n in first:
             if n not in step_inputs and self._reads_placeholder(n):
-                raise _NotALoop(f"{n.name!r} reads the whole input while the loop also reads x[step]; the IR graph has "
+                raise _NotALoop(f"{_what(n)} reads the whole input while the loop also reads x[step]; the IR graph has "
                                 "one input: read x[step] only")
 
     def _no_data_across_steps(self, it: dict, T: int) -> None:
@@ -173,8 +364,8 @@ class _Loop:
                     continue
                 if u.op == "call_module" and self.is_neuron(self.module(u)) and (not u.args or u.args[0] is not n):
                     continue  # a state argument: checked against the neuron's own state in _carried
-                where = f"module {str(u.target)!r}" if u.op == "call_module" else repr(u.name)
-                raise _NotALoop(f"{where} reads {n.name!r}, a value computed in the previous iteration: only a neuron's "
+                where = f"module {str(u.target)!r}" if u.op == "call_module" else _what(u)
+                raise _Crossing(f"{where} reads {_what(n)}, computed in an earlier step of the loop: only a neuron's "
                                 "own state may cross time steps in the IR")
 
     def _same_args(self, n0: fx.Node, nk: fx.Node, k: int, it: dict, rel: dict) -> None:
@@ -182,7 +373,7 @@ class _Loop:
         args0 = self._bind(n0, params)
         argsk = self._bind(nk, params)
         if args0.keys() != argsk.keys():
-            raise _NotALoop(f"{nk.name!r} is called with other arguments than in the first iteration")
+            raise _NotALoop(f"{_code(nk)} is called with other arguments than in step 0")
         for key in args0:
             a0, ak = args0[key], argsk[key]
             self._not_restarted(nk, key, ak, it, k)
@@ -191,7 +382,7 @@ class _Loop:
             fx.node.map_aggregate(a0, flat0.append)
             fx.node.map_aggregate(ak, flatk.append)
             if len(flat0) != len(flatk):
-                raise _NotALoop(f"{nk.name!r} takes a different argument {key!r} in iteration {k}")
+                raise _NotALoop(f"{_code(nk)} takes a different argument {key!r} in step {k} than in step 0")
             for v0, vk in zip(flat0, flatk):
                 self._same_value(n0, nk, key, v0, vk, k, it, rel)
 
@@ -206,9 +397,11 @@ class _Loop:
                 return
             if v0.op == "get_attr" and vk.op == "get_attr" and _equal(self.values.get(v0), self.values.get(vk)):
                 return
-            raise _NotALoop(f"argument {key!r} of {nk.name!r} in iteration {k} is not the first iteration's {v0.name!r} again")
+            raise _NotALoop(f"argument {key!r} of {_code(nk)} in step {k} is not step 0's {_what(v0)} again: every step "
+                            "must compute the same thing (the IR graph is one step, repeated)")
         if isinstance(v0, fx.Node) or isinstance(vk, fx.Node) or not _equal(v0, vk):
-            raise _NotALoop(f"argument {key!r} of {nk.name!r} in iteration {k} is {vk!r}, in the first iteration {v0!r}")
+            raise _NotALoop(f"argument {key!r} of {_code(nk)} is {vk!r} in step {k} and {v0!r} in step 0: every step must "
+                            "compute the same thing (the IR graph is one step, repeated)")
 
     def _not_restarted(self, nk: fx.Node, key: Any, ak: Any, it: dict, k: int) -> None:
         """A neuron whose state argument is set anew in every iteration restarts on every step."""
@@ -234,9 +427,9 @@ class _Loop:
                 return
             module = self.module(nk)
             raise _Refused(path, module, f"in the time loop its state argument {key!r} is not its own {key} from the "
-                           f"previous step ({vk.name!r}); the IR neuron always continues from its own state")
-        where = f"module {path!r}" if nk.op == "call_module" else f"{nk.name!r}"
-        raise _NotALoop(f"{where} reads {vk.name!r}, a value computed in the previous iteration: only a neuron's own "
+                           f"previous step ({_what(vk)}); the IR neuron always continues from its own state")
+        where = f"module {path!r}" if nk.op == "call_module" else _what(nk)
+        raise _Crossing(f"{where} reads {_what(vk)}, computed in the previous step of the loop: only a neuron's own "
                         "state may cross time steps in the IR")
 
     def _params(self, n: fx.Node) -> list[str] | None:
@@ -263,17 +456,27 @@ class _Loop:
                 raise _Refused(str(n.target), self.module(n), "it is called once before the time loop whose steps "
                                "the IR graph is: move it into the loop, or out of the model")
             if indexed and self._reads_placeholder(n):
-                raise _NotALoop(f"{n.name!r} computes on the whole (T, B, ...) input before the loop; the IR graph "
+                raise _NotALoop(f"{_what(n)} computes on the whole (T, B, ...) input before the loop; the IR graph "
                                 "sees one step x[step] at a time: move it into the loop, applied to x[step]")
 
     def _reads_placeholder(self, n: fx.Node) -> bool:
+        """`n` computes on the whole input (or a view of it that is not itself read one step at a time)."""
+        if n in self.views:
+            return False
         found: list[fx.Node] = []
         fx.node.map_arg((n.args, n.kwargs), found.append)
-        return self.placeholder in found
+        return any(f in self.views for f in found)
 
     def _output(self, it: dict, body: list[list[fx.Node]], rel: dict, T: int) -> tuple[fx.Node, bool]:
         out = next(n for n in self.nodes if n.op == "output")
         result = out.args[0]
+        first = result[0] if isinstance(result, tuple) and result else result
+        if isinstance(first, dict):
+            raise _NotALoop("forward returns a dict; return the record (torch.stack(spk_rec, dim=0)) first, as a tensor "
+                            "or the first item of a tuple")
+        if isinstance(first, list):
+            raise _NotALoop("the first value forward returns is a Python list of per-step values, which is not a tensor: "
+                            "return torch.stack(spk_rec, dim=0)")
         while isinstance(result, (tuple, list)) and result:
             result = result[0]
         if isinstance(result, fx.Node) and it.get(result) == T - 1:
@@ -285,16 +488,51 @@ class _Loop:
             if (dim == 0 and len(items) == T and all(isinstance(v, fx.Node) for v in items)
                     and all(it[v] == k for k, v in enumerate(items)) and len({rel[v] for v in items}) == 1):
                 return body[0][rel[items[0]]], False
-            raise _NotALoop(f"forward returns {result.name!r}, a torch.stack that is not one value per step stacked "
+            raise _NotALoop(f"forward returns {_what(result)}, a torch.stack that is not one value per step stacked "
                             "along dim 0 in step order")
-        name = result.name if isinstance(result, fx.Node) else repr(result)
-        raise _NotALoop(f"the first value forward returns ({name}) is neither torch.stack(record, dim=0) of a per-step "
-                        "value nor the last step's value (return the record first, and reduce it, e.g. .sum(0), outside "
-                        "the model)")
+        if isinstance(result, fx.Node) and it.get(result) == EPILOGUE and result.target is not torch.stack:
+            return result, True  # a function of the last step, checked by _last_step_tail
+        name = _what(result) if isinstance(result, fx.Node) else repr(result)
+        raise _NotALoop(_neither(name))
+
+
+def _neither(name: str) -> str:
+    return (f"the first value forward returns ({name}) is neither torch.stack(record, dim=0) of a per-step value nor "
+            "the last step's value, nor computed from the last step alone (return the record first, and reduce it, "
+            "e.g. .sum(0), outside the model)")
+
+
+def _reads(n: fx.Node) -> list[fx.Node]:
+    found: list[fx.Node] = []
+    fx.node.map_arg((n.args, n.kwargs), found.append)
+    return found
+
+
+def _differs(first: list[fx.Node], blk: list[fx.Node], k: int) -> str:
+    """Why step k does not repeat step 0: the first operation one of them runs and the other does not."""
+    keys0 = [(n.op, n.target) for n in first]
+    keysk = [(n.op, n.target) for n in blk]
+    for tag, i0, i1, j0, j1 in difflib.SequenceMatcher(None, keys0, keysk, autojunk=False).get_opcodes():
+        if tag == "equal":
+            continue
+        if i1 > i0:
+            what = f"step 0 runs {_code(first[i0])}, which step {k} does not"
+        else:
+            what = f"step {k} runs {_code(blk[j0])}, which step 0 does not"
+        break
+    else:  # pragma: no cover - the blocks differ
+        what = f"step {k} runs {len(blk)} operations, step 0 runs {len(first)}"
+    return (f"{what}: every step must run the same operations (a branch on the step, such as `if step == 0:` or "
+            "`if mem is None:` around anything but a state initialisation, makes the steps differ); do the one-off work "
+            "before the loop, e.g. initialise states there (mem = self.lif.init_leaky())")
 
 
 class _NotALoop(Exception):
     """The repeated calls are not a time loop the IR can hold as one step (the reason is the message)."""
+
+
+class _Crossing(_NotALoop):
+    """A value other than a neuron's own state crosses steps (recurrence written by hand)."""
 
 
 class _Refused(Exception):
@@ -335,22 +573,58 @@ def find_time_loop(
         try:
             return loop.check(a, p, T)
         except _NotALoop as exc:
-            reasons.append((-T * p, p, str(exc)))
+            reasons.append((-T * p, p, str(exc), isinstance(exc, _Crossing)))
         except _Refused as exc:
             raise unsupported(exc.path, exc.module, exc.reason) from None
     repeated = _repeated_neurons(loop)
     if repeated:
         path, count = repeated[0]
         module = gm.get_submodule(path)
+        once = _called_once_outside(loop, path)
+        if once is not None:
+            where, other = once
+            raise unsupported(other, gm.get_submodule(other), f"it is called once, {where} the time loop in which {path!r} "
+                              f"is called {count} times: the IR graph is one step of the loop, so every neuron must be "
+                              "called once per step; call it inside the loop")
+        later = _in_a_later_loop(loop, path)
+        if later:
+            raise unsupported(path, module, f"it is called {count} times in one loop over time and {later!r} in another "
+                              "loop after it: the IR graph is one time step of one loop, so a second loop that reads the "
+                              "first one's record has no IR form. Write one loop that calls every layer once per step "
+                              "(pass each step's spikes straight on), or export the two parts as two models")
         best = min(reasons) if reasons else None
         if best is not None and -best[0] // best[1] >= 3:
             raise unsupported(path, module, f"it is called {count} times in one forward, in a loop over time whose steps "
                               f"are not one IR step repeated: {best[2]}. The IR graph is one time step: every step of the "
-                              "loop must repeat the first one and pass on nothing but each neuron's own state (for recurrent "
-                              "connections use snn.RLeaky or snn.RSynaptic)")
+                              "loop must repeat the first one and pass on nothing but each neuron's own state"
+                              + (" (for recurrent connections use snn.RLeaky or snn.RSynaptic, whose recurrence the IR "
+                                 "carries)" if best[3] else ""))
         raise unsupported(path, module, f"it is called {count} times in one forward: in snnTorch every call continues "
                           "from the state the previous call left (one shared membrane), which one IR neuron cannot "
                           "express; give each call its own neuron module")
+    return None
+
+
+def _called_once_outside(loop: _Loop, path: str) -> tuple[str, str] | None:
+    """("before" | "after", path) of a neuron called once outside the run of `path`'s calls."""
+    calls = [(i, str(n.target)) for i, n in enumerate(loop.calls) if loop.is_neuron(loop.module(n))]
+    mine = [i for i, p in calls if p == path]
+    counts: dict[str, int] = {}
+    for _, p in calls:
+        counts[p] = counts.get(p, 0) + 1
+    for i, p in calls:
+        if counts[p] == 1 and (i < mine[0] or i > mine[-1]):
+            return ("before" if i < mine[0] else "after"), p
+    return None
+
+
+def _in_a_later_loop(loop: _Loop, path: str) -> str | None:
+    """A repeated neuron whose every call comes after the last call of `path`: a second time loop."""
+    calls = [(i, str(n.target)) for i, n in enumerate(loop.calls) if loop.is_neuron(loop.module(n))]
+    last = max(i for i, p in calls if p == path)
+    for p, _ in _repeated_neurons(loop):
+        if p != path and min(i for i, q in calls if q == p) > last:
+            return p
     return None
 
 
@@ -362,4 +636,4 @@ def _repeated_neurons(loop: _Loop) -> list[tuple[str, int]]:
     return [(p, c) for p, c in counts.items() if c > 1]
 
 
-__all__ = ["TimeLoop", "find_time_loop", "UnsupportedModuleError"]
+__all__ = ["TimeLoop", "find_time_loop", "STEP_FORMS", "UnsupportedModuleError"]

@@ -79,8 +79,10 @@ def check(writes: list[StateWrite], gm: fx.GraphModule, has_loop: bool, api: str
     """Raise UnsupportedModuleError for the first state write that the IR neuron would not see."""
     order = {n: i for i, n in enumerate(gm.graph.nodes)}
     for w in writes:
-        module = gm.get_submodule(w.path)
         calls = [n for n in gm.graph.nodes if n.op == "call_module" and str(n.target) == w.path]
+        if not calls:
+            continue  # a neuron forward initialises but never calls: not in the graph
+        module = gm.get_submodule(w.path)
         before = sum(1 for n in calls if order[n] < w.nodes_before)
         if before < len(calls) and _passes(calls[before], module, w.attr):
             continue  # the next call takes its state from its argument

@@ -14,6 +14,7 @@ Execution model (docs/runtime.md has the long form):
 
 from __future__ import annotations
 
+import collections.abc
 import math
 import os
 from typing import Any, Callable, Mapping, Sequence
@@ -30,6 +31,9 @@ Observer = Callable[[str, Node, list, Any, Any], None]
 StateDict = dict  # {node name: state tuple (dict for a nested graph), "<src>/output": previous outputs}
 
 _MISSING = object()
+# isinstance against the abc directly: typing.Mapping's check goes through typing's own hooks first,
+# a few microseconds on every step.
+_Mapping = collections.abc.Mapping
 _OUTPUT_KEY = "/output"  # '/' never occurs in node names, so these keys cannot collide with one
 
 
@@ -88,6 +92,7 @@ class GraphExecutor(nn.Module):
         self._observer: Observer | None = None
         self.observer = observer
         self.register_buffer("_anchor", torch.zeros(()), persistent=False)  # follows .to(): input dtype
+        self._input_dtype = self._anchor.dtype  # read on every call: a plain attribute, kept in step by _apply
 
     # -- plan ---------------------------------------------------------------------------------------
     def _compile(self, runtimes: dict[str, nn.Module]) -> None:
@@ -136,6 +141,15 @@ class GraphExecutor(nn.Module):
             reads = [(slot, k, tuple(shapes[src][k])) for (s, k), slot in delayed_slot.items() if s == src]
             self._delayed.append((src + _OUTPUT_KEY, base[src], len(shapes[src]), reads))
         self._state_keys = {c.name for c in self._calls if c.stateful} | {d[0] for d in self._delayed}
+        # Per state key, what tells the batch size of its value (_check_batch): a nested executor, or a
+        # function of the value.
+        self._batch_probes: dict[str, Any] = {key: _delayed_batch for key, *_ in self._delayed}
+        for c in self._calls:
+            if c.stateful:
+                if isinstance(c.module, StatefulSubgraph):
+                    self._batch_probes[c.name] = c.module.executor
+                elif callable(getattr(c.module, "state_batch", None)):
+                    self._batch_probes[c.name] = c.module.state_batch
         # Bytes of float32 activations one sample produces in one step, all nodes together.
         self._step_bytes = 4 * sum(math.prod(shape) for outs in shapes.values() for shape in outs)
         self._blocks = self._time_blocks(order, runtimes)
@@ -190,6 +204,7 @@ class GraphExecutor(nn.Module):
     def _apply(self, fn: Callable, recurse: bool = True) -> "GraphExecutor":
         # .to()/.cuda()/.double() move the kept state with the weights, as snnTorch's state buffers move.
         super()._apply(fn, recurse)
+        self._input_dtype = self._anchor.dtype
         if self._state is not None:
             self._state = _map_tensors(fn, self._state)
         return self
@@ -211,7 +226,7 @@ class GraphExecutor(nn.Module):
 
     # -- inputs -----------------------------------------------------------------------------------
     def _inputs(self, args: Sequence[Any], seq: bool) -> list[Tensor]:
-        if len(args) == 1 and isinstance(args[0], Mapping):
+        if len(args) == 1 and not isinstance(args[0], Tensor) and isinstance(args[0], _Mapping):
             given = args[0]
             missing = [n for n in self._input_names if n not in given]
             if missing:
@@ -219,22 +234,23 @@ class GraphExecutor(nn.Module):
             args = [given[n] for n in self._input_names]
         if len(args) != len(self._input_names):
             raise BackendError(f"the graph has {len(self._input_names)} inputs {self._input_names}, got {len(args)} tensors")
-        dtype = self._anchor.dtype
+        dtype = self._input_dtype
         lead = 2 if seq else 1
         out = []
         for name, shape, x in zip(self._input_names, self._input_shapes, args):
             if not isinstance(x, Tensor):
                 x = torch.as_tensor(x)
-            if x.shape[lead:] != shape or x.dim() != len(shape) + lead:
+            if x.dim() != len(shape) + lead or x.shape[lead:] != shape:
                 want = ("(T, B, " if seq else "(B, ") + ", ".join(map(str, shape)) + ")"
                 raise BackendError(f"input {name!r} expects shape {want}, got {tuple(x.shape)}")
             if x.dtype != dtype:
                 x = x.to(dtype)
             out.append(x)
-        batch = out[0].shape[lead - 1]
-        for name, x in zip(self._input_names, out):
-            if x.shape[lead - 1] != batch:
-                raise BackendError(f"input {name!r} has batch size {x.shape[lead - 1]}, but {self._input_names[0]!r} has {batch}")
+        if len(out) > 1:
+            batch = out[0].shape[lead - 1]
+            for name, x in zip(self._input_names, out):
+                if x.shape[lead - 1] != batch:
+                    raise BackendError(f"input {name!r} has batch size {x.shape[lead - 1]}, but {self._input_names[0]!r} has {batch}")
         return out
 
     def _begin(self, state: Any, batch: int) -> StateDict:
@@ -247,29 +263,27 @@ class GraphExecutor(nn.Module):
             return self._state
         if state is None or state is _MISSING:
             return {}
-        if not isinstance(state, Mapping):
+        if type(state) is not dict and not isinstance(state, _Mapping):
             raise BackendError(f"state must be the dict returned by a previous call (or None), got {type(state).__name__}")
-        unknown = set(state) - self._state_keys
-        if unknown:
+        if not self._state_keys.issuperset(state):
+            unknown = set(state) - self._state_keys
             raise BackendError(f"state has entries {sorted(unknown)} for no stateful node of this graph; expected keys {sorted(self._state_keys)}")
         self._check_batch(state, batch, "")
         return state
 
     def _check_batch(self, state: Mapping, batch: int, prefix: str) -> None:
         """A state from another batch size would broadcast silently; refuse it by name."""
+        probes = self._batch_probes
         for key, value in state.items():
             if value is None:
                 continue
-            if key.endswith(_OUTPUT_KEY):
-                got = value[0].shape[0] if value and isinstance(value[0], Tensor) else None
-            else:
-                call = self._by_name.get(key)
-                module = call.module if call is not None else None
-                if isinstance(module, StatefulSubgraph):
-                    module.executor._check_batch(value, batch, prefix + key + "/")
-                    continue
-                probe = getattr(module, "state_batch", None)
-                got = probe(value) if probe is not None else None
+            probe = probes.get(key)
+            if probe is None:
+                continue
+            if isinstance(probe, GraphExecutor):  # a nested graph's state
+                probe._check_batch(value, batch, prefix + key + "/")
+                continue
+            got = probe(value)
             if got is not None and got != batch:
                 raise BackendError(f"state[{prefix + key!r}] holds batch size {got}, but the input has batch size {batch}")
 
@@ -477,6 +491,11 @@ class CyclicGraphExecutor(GraphExecutor):
 
 
 # -- nested graphs ---------------------------------------------------------------------------------
+
+
+def _delayed_batch(value: Any) -> int | None:
+    """The batch size of a "<src>/output" state entry (last step's outputs)."""
+    return value[0].shape[0] if value and isinstance(value[0], Tensor) else None
 
 
 class _SubgraphMixin:

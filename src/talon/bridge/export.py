@@ -27,8 +27,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from talon.bridge._inplace import check_inplace
-from talon.bridge import _state_writes
-from talon.bridge._loops import TimeLoop, find_time_loop
+from talon.bridge import _attr_state, _state_args, _state_writes
+from talon.bridge._loops import STEP_FORMS, TimeLoop, find_time_loop
+from talon.bridge._source import META_KEY as SOURCE_KEY
+from talon.bridge._source import at, exception_line, index_expr, source_line, user_frame
 from talon.bridge.converters import (
     Converter, ConverterResult, ExportContext, Shape, _adaptive_avg_kernel, _flatten_dims, _pair, _softmax_dim, converter_for,
     unsupported,
@@ -181,6 +183,24 @@ class _Tracer(fx.Tracer):
         self.snn_bridge = snn_bridge
         self.sample_shape = sample_shape
         self._first_placeholder = True
+        #: The path of the innermost module whose forward was being traced when tracing failed.
+        self.failed_path: str | None = None
+
+    def create_node(self, *args: Any, **kwargs: Any) -> fx.Node:
+        node = super().create_node(*args, **kwargs)
+        node.meta[SOURCE_KEY] = user_frame()  # error messages quote the user's line, not fx's node names
+        return node
+
+    def call_module(self, m: nn.Module, forward: Any, args: Any, kwargs: Any) -> Any:
+        try:
+            return super().call_module(m, forward, args, kwargs)
+        except BaseException:
+            if self.failed_path is None:
+                try:
+                    self.failed_path = self.path_of_module(m)
+                except Exception:  # noqa: BLE001 - a module outside the root: name none
+                    self.failed_path = None
+            raise
 
     def proxy(self, node: fx.Node) -> fx.Proxy:
         if node.op == "placeholder" and self._first_placeholder and self.sample_shape is not None:
@@ -224,14 +244,15 @@ def _preserved(model: nn.Module) -> Iterator[None]:
     for m in model.modules():
         buffers = {k: (v, v.detach().clone()) for k, v in m._buffers.items() if v is not None}
         tensors = {k: v for k, v in vars(m).items() if isinstance(v, torch.Tensor) and not k.startswith("_")}
-        saved.append((m, m.training, dict(m._buffers), buffers, tensors))
+        saved.append((m, m.training, dict(m._buffers), buffers, tensors, dict(vars(m))))
     model.eval()
     try:
         with torch.no_grad():
             yield
     finally:
         with torch.no_grad():
-            for m, training, buffer_refs, buffers, tensors in saved:
+            for m, training, buffer_refs, buffers, tensors, attrs in saved:
+                _attr_state.restore(m, attrs)  # `self.mem1 = mem1` in forward leaves fx proxies behind
                 m.training = training
                 m._buffers.clear()
                 m._buffers.update(buffer_refs)
@@ -319,7 +340,7 @@ def _sample_error(model: nn.Module, sample: torch.Tensor, gm: fx.GraphModule, re
         return f"{head}: {cause}"
     if n.op != "call_module":
         label = getattr(n.target, "__name__", str(n.target)) if n.op == "call_function" else f"Tensor.{n.target}"
-        return f"{head} at {label} (traced as {n.name!r}): {cause}"
+        return f"{head} at {label}{at(n) or f' (traced as {n.name!r})'}: {cause}{_fixed_batch(n, sample)}"
     path, m = str(n.target), gm.get_submodule(str(n.target))
     where = f"{head} at module {path!r} ({type(m).__name__})"
     arg = n.args[0] if n.args else None
@@ -343,6 +364,17 @@ def _sample_error(model: nn.Module, sample: torch.Tensor, gm: fx.GraphModule, re
 # graph assembly
 # --------------------------------------------------------------------------------------------------
 
+def _fixed_batch(n: fx.Node, sample: torch.Tensor) -> str:
+    """A hint for `x.view(batch_size, -1)` with a batch size other than the sample's."""
+    if n.op != "call_method" or n.target not in ("view", "reshape") or len(n.args) < 2:
+        return ""
+    first = n.args[1][0] if isinstance(n.args[1], (tuple, list)) and n.args[1] else n.args[1]
+    if type(first) is not int or first in (-1, sample.shape[0]):
+        return ""
+    return (f"; forward fixes the batch size to {first} here, the sample has batch {sample.shape[0]}: pass a sample "
+            f"with batch {first}, or write .{n.target}(x.size(0), -1) so that any batch works")
+
+
 class _Meta:
     """A traced value that is not data: a shape, a constant, a concrete argument."""
 
@@ -365,7 +397,11 @@ class _NeuronTuple:
     neuron: str
 
 
-_ALIAS_METHODS = {"contiguous", "clone", "detach"}
+_ALIAS_METHODS = {"contiguous", "clone", "detach", "detach_", "requires_grad_"}
+#: dtype and device conversions: the identity when they change nothing, refused otherwise.
+_CONVERSIONS = {"cpu", "to", "float", "type", "type_as", "double", "half", "bfloat16", "bool", "int", "long", "cuda"}
+#: Methods that read a tensor's values into Python.
+_TO_PYTHON = {"item", "tolist", "numpy"}
 # Results that depend on a tensor's shape only (typically an initial neuron state such as
 # zeros_like(cur)); they are constants to the IR and an error if used as data.
 _SHAPE_ONLY = {torch.zeros_like, torch.ones_like, torch.empty_like, torch.full_like, torch.zeros, torch.ones,
@@ -374,18 +410,18 @@ _SHAPE_ONLY = {torch.zeros_like, torch.ones_like, torch.empty_like, torch.full_l
 _FUNCTION_OPS: dict[Any, str] = {
     operator.add: "add", operator.iadd: "add", torch.add: "add",
     operator.mul: "mul", operator.imul: "mul", torch.mul: "mul",
-    torch.flatten: "flatten", torch.reshape: "reshape",
+    torch.flatten: "flatten", torch.reshape: "reshape", torch.squeeze: "reshape", torch.unsqueeze: "reshape",
     torch.relu: "relu", F.relu: "relu", F.leaky_relu: "leaky_relu",
     torch.sigmoid: "sigmoid", F.sigmoid: "sigmoid", torch.tanh: "tanh", F.tanh: "tanh",
     torch.softmax: "softmax", F.softmax: "softmax", F.gelu: "gelu", F.elu: "elu", F.dropout: "dropout",
     torch.cat: "cat", torch.concat: "cat", torch.concatenate: "cat",
     F.max_pool2d: "max_pool2d", torch.max_pool2d: "max_pool2d", F.avg_pool2d: "avg_pool2d",
-    F.adaptive_avg_pool2d: "adaptive_avg_pool2d",
+    F.adaptive_avg_pool2d: "adaptive_avg_pool2d", torch.clone: "alias", torch.detach: "alias",
     operator.getitem: "getitem", builtins.getattr: "getattr",
 }
 _METHOD_OPS = {
     "add": "add", "add_": "add", "mul": "mul", "mul_": "mul", "flatten": "flatten", "view": "reshape",
-    "reshape": "reshape", "relu": "relu", "relu_": "relu", "sigmoid": "sigmoid", "tanh": "tanh", "softmax": "softmax",
+    "reshape": "reshape", "squeeze": "reshape", "unsqueeze": "reshape", "relu": "relu", "relu_": "relu", "sigmoid": "sigmoid", "tanh": "tanh", "softmax": "softmax",
 }
 
 
@@ -453,7 +489,11 @@ class _Builder:
             elif isinstance(ref, _NeuronTuple):
                 raise UnsupportedModuleError(f"{where} takes the whole output tuple of neuron {ref.neuron!r}; index it ([0] is the spike)")
             elif isinstance(self.values.get(a), torch.Tensor):
-                raise UnsupportedModuleError(f"{where} computes with the constant tensor {a.name!r}, which has no IR node; wrap it in a module and pass a converter in custom_map")
+                made = source_line(a)
+                raise UnsupportedModuleError(
+                    f"{where} computes with a tensor that does not come from the input ({f'made at {made}' if made else repr(a.name)}): "
+                    "the IR has no constant tensors. Make it a parameter of a module of your own and pass a converter, "
+                    f"{self.api}(model, sample, custom_map={{YourModule: fn}}), or leave it out of forward")
         return names
 
     # -- the passes -------------------------------------------------------------------------------
@@ -465,6 +505,11 @@ class _Builder:
         # A (T, B, ...) input read as x[step]: the IR input is one step of it.
         step_shape = tuple(sample.shape[2:]) if loop is not None and loop.step_inputs else None
         for n in graph_nodes:
+            if loop is not None and loop.last_alias:
+                # ops after the loop on the last step (return self.fc_out(spk)) read the step graph's nodes
+                for last, first in loop.last_alias.items():
+                    if last not in self.refs and first in self.refs:
+                        self.refs[last] = self.refs[first]
             if n.op == "placeholder":
                 if first_input and step_shape is None:
                     self._input(n, tuple(sample.shape[1:]))
@@ -473,6 +518,8 @@ class _Builder:
                 first_input = False
             elif loop is not None and n in loop.step_inputs:
                 self._input(n, step_shape)
+            elif loop is not None and n in loop.input_views:
+                self.refs[n] = META  # x.transpose(0, 1) read one step at a time: the IR input is the step
             elif n.op == "get_attr":
                 self.refs[n] = META
             elif n.op == "call_module":
@@ -623,9 +670,15 @@ class _Builder:
         else:
             op = "alias" if n.target in _ALIAS_METHODS else _METHOD_OPS.get(n.target)
             label = f"Tensor.{n.target}"
-        where = f"functional op {label} (traced as {n.name!r})"
+        where = f"functional op {label}{at(n) or f' (traced as {n.name!r})'}"
         if op == "getitem":
             return self._getitem(n)
+        if n.op == "call_method" and n.target in _CONVERSIONS:
+            return self._conversion(n, value, label)
+        if n.op == "call_method" and n.target in _TO_PYTHON and self._touches_data(n):
+            raise UnsupportedModuleError(
+                f"{label}(){at(n)} reads a tensor's values into Python, which the IR graph cannot do (it computes on "
+                "tensors, one step at a time); do it on the executor's outputs, outside the model")
         if not isinstance(value, torch.Tensor) or n.target in _SHAPE_ONLY:
             # Sizes, shapes, concrete-argument checks, zeros_like: they steer the trace but carry no data.
             self.refs[n] = META
@@ -634,7 +687,10 @@ class _Builder:
             if not self._touches_data(n):
                 self.refs[n] = META  # a constant, computed from constants
                 return
-            raise UnsupportedModuleError(f"{where} has no IR converter; wrap it in an nn.Module and pass a converter in custom_map")
+            raise UnsupportedModuleError(
+                f"{where} has no IR equivalent (the functional ops TALON exports are listed in docs/bridge.md); do it "
+                "outside the model, on the executor's outputs, or wrap it in an nn.Module of your own and pass a converter: "
+                f"{self.api}(model, sample, custom_map={{YourModule: fn}})")
         shape = _shape_of(value)
         args = list(n.args)
         if op == "alias":
@@ -680,8 +736,11 @@ class _Builder:
             node: Node = Flatten(start_dim=dims[0], end_dim=dims[1])
         elif op == "reshape":
             in_shape = _shape_of(in_value)
-            if in_value.shape[0] != value.shape[0]:
-                raise UnsupportedModuleError(f"{where} reshapes {tuple(in_value.shape)} to {tuple(value.shape)}, changing the batch dimension")
+            if value.dim() == 0 or in_value.shape[0] != value.shape[0]:
+                hint = ("; squeeze() without a dim also drops a batch of 1: name the dim, x.squeeze(1)"
+                        if n.target in ("squeeze", torch.squeeze) and len(n.args) < 2 and "dim" not in n.kwargs else "")
+                raise UnsupportedModuleError(f"{where} reshapes {tuple(in_value.shape)} to {tuple(value.shape)}, changing the "
+                                             f"batch dimension{hint}")
             if in_shape == shape:
                 self.refs[n] = src
                 return
@@ -720,6 +779,22 @@ class _Builder:
             raise AssertionError(op)
         self.refs[n] = self._emit(op, node, [src], shape, n.name)
 
+    def _conversion(self, n: fx.Node, value: Any, label: str) -> None:
+        """`.cpu()`, `.to(...)`, `.float()`, ...: the identity when they change neither dtype nor device (the
+        usual case at inference), else refused: the IR computes in float32 on one device."""
+        src = n.args[0] if n.args else None
+        before = self.values.get(src) if isinstance(src, fx.Node) else None
+        if not isinstance(value, torch.Tensor) or not isinstance(before, torch.Tensor) or not self._touches_data(n):
+            self.refs[n] = META
+            return
+        if value.dtype == before.dtype and value.device == before.device:
+            self.refs[n] = self._single(n, f"{label}{at(n)}")
+            return
+        raise UnsupportedModuleError(
+            f"{label}(){at(n)} converts a {before.dtype} tensor on {before.device} to {value.dtype} on {value.device}; the "
+            "IR computes in float32 throughout, so the conversion has no IR equivalent. Remove it from forward (a "
+            "conversion that changes nothing, e.g. .float() of a float32 tensor, is exported as the identity)")
+
     def _readout(self, ref: _State, model: nn.Module) -> str:
         """forward returns a neuron's state first: exact only as a readout neuron (a reset-free Leaky's
         membrane is an LI) whose spikes feed nothing."""
@@ -754,12 +829,18 @@ class _Builder:
         ref = self.refs.get(src, META) if isinstance(src, fx.Node) else META
         if isinstance(ref, _NeuronTuple):
             self.refs[n] = ref.neuron if index == 0 else _State(ref.neuron, index)
-        elif isinstance(ref, _Meta):
-            if isinstance(self.values.get(n), torch.Tensor) and self._touches_data(n):
-                raise UnsupportedModuleError(f"indexing {n.name!r} has no IR converter")
+        elif isinstance(ref, _Meta) and not (isinstance(self.values.get(n), torch.Tensor) and self._touches_data(n)):
             self.refs[n] = META
         else:
-            raise UnsupportedModuleError(f"indexing or slicing a tensor ({n.name!r}: {src}[{index}]) has no IR converter")
+            forms = "the spike and states of a neuron's output tuple (`spk, mem = self.lif(cur, mem)`, `out[0]`)"
+            if self.loop is None:
+                forms += f", and one time step of the input inside a loop over time in forward: {STEP_FORMS}"
+            else:
+                forms += f", and one time step of the input per step of the loop: {STEP_FORMS}"
+            raise UnsupportedModuleError(
+                f"indexing `{index_expr(n)}`{at(n)} selects part of a tensor, which the IR cannot express (it has no "
+                f"slice or select node). Supported indexing: {forms}. Do other slicing outside the model, or in a "
+                f"module of its own converted through custom_map: {self.api}(model, sample, custom_map={{ModuleType: fn}})")
 
     def _output(self, result: Any, model: nn.Module) -> None:
         if result is _EMPTY:
@@ -838,6 +919,9 @@ def _first_result(n: fx.Node) -> Any:
         if not result:
             return _EMPTY
         result = result[0]
+    if isinstance(result, dict):
+        raise UnsupportedModuleError("forward returns a dict; the graph's output is the first value forward returns, so "
+                                     "return the output tensor itself or as the first item of a tuple")
     return result
 
 
@@ -905,17 +989,18 @@ def _export(module: nn.Module, sample: torch.Tensor, custom_map: Mapping[Any, Co
         # A model that is itself one layer is traced as a call of that layer (named after its type).
         root = _Root(type(module).__name__.lower(), module) if tracer.is_leaf_module(module, "") else module
         is_neuron = snn_bridge.is_neuron if snn_bridge is not None else (lambda m: False)
+        before = _attr_state.attributes(root)
         try:
             with _state_writes.recording(root, tracer, is_neuron) as state_writes:
                 fx_graph = tracer.trace(root, concrete_args=_concrete_args(root, api))
         except TalonError:
             raise
         except Exception as exc:  # fx raises TraceError, TypeError, NotImplementedError, ...
-            raise UnsupportedModuleError(
-                f"torch.fx cannot trace {type(module).__name__}: {type(exc).__name__}: {exc}. Data-dependent control "
-                f"flow must sit inside a module converted through custom_map (which makes it a leaf): "
-                f"{api}(model, sample, custom_map={{ModuleType: fn}})"
-            ) from exc
+            raise UnsupportedModuleError(_trace_error(module, root, tracer, exc, api)) from exc
+        _attr_state.check(root, before, is_neuron, api)
+        if snn_bridge is not None:
+            _state_args.check(root, _Tracer(converters, snn_bridge, sample.shape), _concrete_args(root, api), is_neuron,
+                              snn_bridge.state_index, api)
         gm = fx.GraphModule(tracer.root, fx_graph)
         for n in fx_graph.nodes:  # a layer nothing converts: say so before running anything
             if n.op == "call_module":
@@ -927,26 +1012,107 @@ def _export(module: nn.Module, sample: torch.Tensor, custom_map: Mapping[Any, Co
         try:
             recorder.run(sample)
         except Exception as exc:  # the user's sample does not fit the model: say so in TALON's terms
+            if _runs_eagerly(module, sample):
+                raise UnsupportedModuleError(_replay_error(module, sample, gm, recorder, exc, api)) from exc
             raise TalonUsageError(_sample_error(module, sample, gm, recorder, exc, api)) from exc
-        loop = _time_loop(gm, recorder.values, snn_bridge, api)
+        loop = _time_loop(gm, recorder.values, snn_bridge, api, converters)
         _state_writes.check(state_writes, gm, loop is not None, api)
         builder = _Builder(gm, recorder.values, converters, snn_bridge, api=api, loop=loop, takes_state=_takes_state(root))
         graph = builder.build(sample, module)
         _warn_training(training, graph, api)
+        _warn_float64(module, sample, api)
         if loop is not None:
             graph.metadata["num_steps"] = loop.num_steps
             graph.metadata["time_loop"] = {"input": "indexed" if loop.step_inputs else "static",
                                            "output": "last" if loop.last_only else "stacked"}
+            if loop.step_inputs:
+                graph.metadata["time_loop"]["time_dim"] = loop.time_dim
         return graph
 
 
-def _time_loop(gm: fx.GraphModule, values: dict[fx.Node, Any], snn_bridge: Any, api: str) -> TimeLoop | None:
+def _trace_error(model: nn.Module, root: nn.Module, tracer: _Tracer, exc: Exception, api: str) -> str:
+    """What torch.fx could not trace: the module whose forward it was in, the user's line, fx's reason, and what to do."""
+    path = tracer.failed_path
+    if path:
+        sub = root.get_submodule(path)
+        where = f"the forward of module {path!r} ({type(sub).__name__})"
+        leaf = f"{api}(model, sample, custom_map={{{type(sub).__name__}: fn}}) or custom_map={{{path!r}: fn}}"
+    else:
+        where = f"{type(model).__name__}.forward"
+        leaf = f"{api}(model, sample, custom_map={{ModuleType: fn}})"
+    line = exception_line(exc.__traceback__)
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return (f"torch.fx cannot trace {where}{f' at {line}' if line else ''}: {type(exc).__name__}: {reason}. The export "
+            "traces forward with symbolic tensors, so Python code that needs a tensor's value (if/while on a tensor, "
+            "int()/float()/.item()/.tolist(), iterating over a computed tensor, range() of a computed size) cannot run. "
+            "Way forward: compute that outside the model (the sample's own sizes, x.shape / x.size(0) / len(x), are "
+            f"concrete and fine), or put the code in a module of its own and give that module a converter, {leaf}, "
+            "which makes it a leaf of the trace (docs/bridge.md, custom_map)")
+
+
+def _runs_eagerly(model: nn.Module, sample: torch.Tensor) -> bool:
+    """The model itself runs on the sample (state restored afterwards): a failure of the traced graph is the trace's."""
+    try:
+        with _preserved(model):
+            model(sample)
+    except Exception:  # noqa: BLE001 - any failure: the sample is at fault, reported as such
+        return False
+    return True
+
+
+def _replay_error(model: nn.Module, sample: torch.Tensor, gm: fx.GraphModule, rec: _Recorder, exc: Exception, api: str) -> str:
+    """The model runs on the sample, but the graph torch.fx recorded from it does not: a trace problem, not the sample's."""
+    n = rec.failed
+    if n is not None and n.op == "call_module":
+        what = f"module {str(n.target)!r} ({type(gm.get_submodule(str(n.target))).__name__})"
+    elif n is not None:
+        what = f"{getattr(n.target, '__name__', str(n.target))}"
+    else:
+        what = "the traced graph"
+    detail = str(exc).split("\n\nWhile executing")[0].strip().splitlines()
+    cause = f"{type(exc).__name__}: {detail[0] if detail else ''}".rstrip(": ")
+    return (f"{api}: {type(model).__name__} runs on the sample {tuple(sample.shape)}, but the graph torch.fx traced from "
+            f"its forward fails at {what}{at(n)}: {cause}. The trace froze a Python value that the real run computes "
+            "(a tensor built from constants, a size read from something other than the input, a branch taken on a "
+            "traced value); compute it from the input inside forward (torch.zeros_like(cur), x.size(0)), or put that "
+            f"code in a module of its own converted through custom_map: {api}(model, sample, custom_map={{ModuleType: fn}})")
+
+
+def _time_loop(gm: fx.GraphModule, values: dict[fx.Node, Any], snn_bridge: Any, api: str, converters: _Converters) -> TimeLoop | None:
     if snn_bridge is None:
         is_neuron, state_index = (lambda m: False), (lambda m, p: None)
     else:
         is_neuron, state_index = snn_bridge.is_neuron, snn_bridge.state_index
-    return find_time_loop(gm, values, is_neuron=is_neuron, state_index=state_index,
-                          unsupported=lambda path, m, reason: unsupported(path, m, reason, api, converter_hint=False))
+
+    def refuse(path: str, m: nn.Module, reason: str) -> UnsupportedModuleError:
+        # A neuron its converter refuses anyway (snn.Alpha, inhibition=True): that is the reason to give.
+        return _converter_refusal(gm, values, converters, path, m, api) or unsupported(path, m, reason, api, converter_hint=False)
+
+    return find_time_loop(gm, values, is_neuron=is_neuron, state_index=state_index, unsupported=refuse)
+
+
+def _converter_refusal(gm: fx.GraphModule, values: dict[fx.Node, Any], converters: _Converters, path: str, m: nn.Module,
+                       api: str) -> UnsupportedModuleError | None:
+    """The error the module's converter raises for it on its first call's shapes, if it refuses the module."""
+    if converters.custom(path, m) is not None:
+        return None  # the user's converter decides; it is not called twice
+    conv = converter_for(m)
+    call = next((n for n in gm.graph.nodes if n.op == "call_module" and str(n.target) == path), None)
+    if conv is None or call is None:
+        return None
+    value = values.get(call)
+    first = value[0] if isinstance(value, (tuple, list)) and value else value
+    arg = values.get(call.args[0]) if call.args and isinstance(call.args[0], fx.Node) else None
+    if not isinstance(first, torch.Tensor) or not isinstance(arg, torch.Tensor):
+        return None
+    ctx = ExportContext(path=path, input_shapes=(_shape_of(arg),), output_shape=_shape_of(first), dt=1.0, api=api)
+    try:
+        conv(m, ctx)
+    except UnsupportedModuleError as exc:
+        return exc
+    except Exception:  # noqa: BLE001 - a converter that fails here fails again, with its own error, in the build
+        return None
+    return None
 
 
 def _takes_state(root: nn.Module) -> bool:
@@ -975,6 +1141,18 @@ def _training_layers(model: nn.Module) -> list[tuple[str, str]]:
             if isinstance(m, cls):
                 found.append((path or type(m).__name__.lower(), why))
     return found
+
+
+def _warn_float64(model: nn.Module, sample: torch.Tensor, api: str) -> None:
+    """The IR stores and computes float32: a float64 model or sample is rounded, which may move spikes."""
+    wide = [name for name, t in list(model.named_parameters()) + list(model.named_buffers()) if t.dtype == torch.float64]
+    if not wide and sample.dtype != torch.float64:
+        return
+    what = f"parameters such as {wide[0]!r}" if wide else "the sample"
+    warnings.warn(
+        f"{api}: the model computes in float64 ({what}), the IR in float32: weights and constants are rounded to "
+        "float32, so spikes may differ from the float64 model where a membrane lands near the threshold. Export the "
+        "float32 model (model.float(), sample.float()) to compare spike for spike", ExportWarning, stacklevel=4)
 
 
 def _warn_training(layers: list[tuple[str, str]], graph: Graph, api: str) -> None:

@@ -29,8 +29,8 @@ MIN_INTEGER_ELEMENTS = 256
 #: HDF5 attributes of an integer-form dataset: the exponent f (values are k * 2**-f) and the float dtype.
 EXP_ATTR = "talon_pow2_frac"
 DTYPE_ATTR = "talon_float_dtype"
-#: (integer dtype, largest magnitude) tried in order: the first that holds the grid wins.
-_INT_TYPES = ((np.int8, 127), (np.int16, 32767), (np.int32, 2**31 - 1))
+#: (integer dtype, largest magnitude, bits) tried in order: the first that holds the grid wins.
+_INT_TYPES = ((np.int8, 127, 8), (np.int16, 32767, 16), (np.int32, 2**31 - 1, 32))
 
 
 def _bits(arr: np.ndarray) -> np.ndarray:
@@ -43,15 +43,27 @@ def integer_form(arr: np.ndarray) -> tuple[np.ndarray, int] | None:
     is smaller than `arr`'s dtype; None when there is none (or `arr` is too small to gain)."""
     if arr.dtype.kind != "f" or arr.ndim == 0 or arr.size < MIN_INTEGER_ELEMENTS:
         return None
+    # A subset of an array with an integer form has one too (its peak is no larger, so its grid is no
+    # coarser): a few values refuse most float arrays (trained weights) without copying the whole.
+    if arr.size > 4 * _SAMPLE and _grid(np.ascontiguousarray(arr).reshape(-1)[:_SAMPLE], arr.dtype.itemsize) is None:
+        return None
+    return _grid(arr, arr.dtype.itemsize)
+
+
+#: Values tried first by integer_form.
+_SAMPLE = 64
+
+
+def _grid(arr: np.ndarray, itemsize: int) -> tuple[np.ndarray, int] | None:
     a64 = arr.astype(np.float64)
     if not np.all(np.isfinite(a64)) or np.any(np.signbit(a64) & (a64 == 0)):
         return None  # -0.0 has no integer form
     peak = float(np.abs(a64).max())
     exp = 0 if peak == 0 else int(np.frexp(peak)[1])  # peak < 2**exp
-    for itype, hi in _INT_TYPES:
-        if np.dtype(itype).itemsize >= arr.dtype.itemsize:
+    for itype, hi, bits in _INT_TYPES:
+        if bits // 8 >= itemsize:
             return None
-        f = (np.iinfo(itype).bits - 1) - exp  # the finest grid on which the peak still fits
+        f = (bits - 1) - exp  # the finest grid on which the peak still fits
         scaled = np.ldexp(a64, f)
         k = np.rint(scaled)
         if np.array_equal(k, scaled) and np.abs(k).max() <= hi:

@@ -13,10 +13,13 @@ import copy
 import heapq
 import itertools
 import math
+import operator
 from typing import Any, Iterable, Iterator
 
+import numpy as np
+
 from talon.errors import GraphValidationError, PrimitiveError
-from talon.ir.node import Node, Shape, register_node, values_equal
+from talon.ir.node import DICT, Node, Shape, register_node, values_equal
 
 Edge = tuple[str, str]
 
@@ -277,6 +280,17 @@ class Graph(Node):
         cache[what] = (key, value)
         return value
 
+    def _shape_key(self) -> tuple:
+        """Everything `infer_shapes` reads: the edges, the node names in order and each node's shape state
+        (`_node_shape_key`), nested graphs recursively. Equal keys give equal shapes, so a cached
+        result is reused only while no edge, node or shape-relevant field has changed."""
+        edges = self._edges
+        parts: list = [edges.version, len(edges)]
+        for name, node in self.nodes.items():
+            parts.append(name)
+            parts.append(_node_shape_key(node))
+        return tuple(parts)
+
     def strongly_connected_components(self) -> list[list[str]]:
         """Tarjan's algorithm (iterative). Components in reverse topological order, nodes in graph order."""
         comps = self._cached("scc", self._structure_key(), self._tarjan)
@@ -344,8 +358,11 @@ class Graph(Node):
 
     def delayed_edges(self) -> list[int]:
         """Indices of edges that carry last step's output: those leaving a stateful node inside a cycle."""
+        comps = self.cycles()  # cached; a graph without cycles (the common case) has no delayed edge
+        if not comps:
+            return []
         member: dict[str, int] = {}
-        for i, comp in enumerate(self.cycles()):
+        for i, comp in enumerate(comps):
             for n in comp:
                 member[n] = i
         return [
@@ -403,7 +420,56 @@ class Graph(Node):
         With `failures` (a dict), a node that cannot be shaped is recorded there instead, as
         {name: (its input shapes, the GraphValidationError)}, and left out of the result with every node
         downstream of it; so are the nodes in `skip` (lint reports them all in one pass this way).
+
+        The result is cached until the graph changes (`_shape_key`): a repeated call sets the same
+        shapes on the nodes again without re-running every node's shape rule.
         """
+        if failures is None and not skip:
+            key = self._shape_key()
+            hit = self._cached_shapes(key)
+            if hit is None:
+                outs = self._infer_shapes(None, ())
+                self._store_shapes(key, outs)
+                return {n: list(s) for n, s in outs.items()}
+            table, outs = hit
+            for name, node in self.nodes.items():
+                if isinstance(node, Graph):
+                    node.infer_shapes()  # its own nodes' shapes, as the nested call of a full pass sets them
+                ins_n, outs_n = table[name]
+                node.input_shapes = list(ins_n)
+                node.output_shapes = list(outs_n)
+            self.input_shapes = [outs[n][0] for n in self.input_names]
+            self.output_shapes = [outs[n][0] for n in self.output_names]
+            return {n: list(s) for n, s in outs.items()}
+        return self._infer_shapes(failures, skip)
+
+    def shape_table(self) -> dict[str, tuple[list[Shape], list[Shape]]]:
+        """{name: (input shapes, output shapes)} of every node, without writing to the graph or its nodes.
+
+        Cached like `infer_shapes` (the two share one cache). Raises GraphValidationError as it does.
+        """
+        key = self._shape_key()
+        hit = self._cached_shapes(key)
+        if hit is None:
+            copy_ = _shallow_copy(self)
+            self._store_shapes(key, copy_.infer_shapes(), copy_)
+            hit = self._cached_shapes(key)
+            assert hit is not None
+        return {n: (list(ins), list(outs)) for n, (ins, outs) in hit[0].items()}
+
+    def _cached_shapes(self, key: tuple):
+        hit = self._edges.__dict__.get("structure_cache", {}).get("shapes")
+        return hit[1] if hit is not None and hit[0] == key else None
+
+    def _store_shapes(self, key: tuple, outs: dict, shaped: "Graph | None" = None) -> None:
+        """Cache {name: (input shapes, output shapes)} as a full pass left them on `shaped`'s nodes (this
+        graph's, or a shallow copy's), with the `outs` that pass returned."""
+        nodes = (shaped or self).nodes
+        table = {n: (tuple(nodes[n].input_shapes or ()), tuple(nodes[n].output_shapes or ())) for n in self.nodes}
+        frozen = {n: tuple(s) for n, s in outs.items()}
+        self._edges.__dict__.setdefault("structure_cache", {})["shapes"] = (key, (table, frozen))
+
+    def _infer_shapes(self, failures: dict | None, skip: Iterable[str]) -> dict[str, list[Shape]]:
         order = self.topological_order()
         out_idx = self.edge_output_index()
         in_edges: dict[str, list[int]] = {n: [] for n in self.nodes}
@@ -579,6 +645,48 @@ class Graph(Node):
         for k, v in self.__dict__.items():
             setattr(g, k, copy.deepcopy(v, memo))
         return g
+
+
+def _shallow_copy(graph: Graph) -> Graph:
+    """A Graph with copies of the node objects (arrays shared), so shape inference can write to them."""
+    nodes: dict[str, Node] = {}
+    for name, node in graph.nodes.items():
+        if isinstance(node, Graph):
+            nodes[name] = _shallow_copy(node)
+        else:
+            new = object.__new__(type(node))
+            new.__dict__.update(node.__dict__)
+            nodes[name] = new
+    return Graph(nodes, graph.edges, dt=graph.dt)
+
+
+#: Per primitive class: a getter of its type name and of every field a shape rule may read (all but dicts).
+_SHAPE_FIELDS: dict[type, operator.attrgetter] = {}
+#: Arrays up to this size enter the shape key by value too, not only by dtype and shape.
+_SMALL_ARRAY = 16
+_IMMUTABLE = frozenset((int, float, str, bool, tuple, type(None)))
+
+
+def _node_shape_key(node: Node) -> tuple:
+    """What a node's shape rule may read (the contract of `Node.infer_output_shapes`): its type and every
+    field except dict fields (free-form metadata and hints), arrays by dtype and shape, small arrays by
+    value too. Field values other than arrays are immutable (numbers, strings, tuples), so a change to
+    them is a new value; an array changed in place keeps its dtype and shape, which is all a shape rule
+    reads of it; replacing a node or a field changes its entry."""
+    if isinstance(node, Graph):
+        return (Graph, node._shape_key())
+    cls = type(node)
+    getter = _SHAPE_FIELDS.get(cls)
+    if getter is None:
+        names = [n for n, spec in cls.field_specs().items() if spec.kind != DICT]
+        getter = _SHAPE_FIELDS[cls] = operator.attrgetter("type_name", *names)  # always a tuple
+    return (cls, *[v if type(v) in _IMMUTABLE else _value_key(v) for v in getter(node)])
+
+
+def _value_key(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return (value.dtype, value.shape, value.tobytes() if value.size <= _SMALL_ARRAY else None)
+    return (type(value), copy.deepcopy(value))  # a mutable value set directly on the node (a list): a copy
 
 
 register_node(Graph)

@@ -256,7 +256,11 @@ class Node:
         """Validate field values against each other; raise PrimitiveError naming the field."""
 
     def infer_output_shapes(self, input_shapes: list[Shape]) -> list[Shape]:
-        """Output shape(s) (batch dimension excluded) for the given input shapes."""
+        """Output shape(s) (batch dimension excluded) for the given input shapes.
+
+        A shape rule reads the node's fields only, and array fields (of more than 16 values) only by
+        dtype and shape: Graph caches inferred shapes on exactly that (`Graph.infer_shapes`).
+        """
         if len(input_shapes) != 1:
             raise PrimitiveError(f"{self.type_name} takes one input, got {len(input_shapes)}")
         return [self.output_shape_for(input_shapes[0])]

@@ -24,6 +24,8 @@ BLOCK = 1 << 14
 #: Swaps picked between two readings of the clock.
 PICK_CHECK = 256
 LOCAL_RADIUS = 2
+#: _weighted_median sums weights into a dense (groups x values) table up to this many cells.
+HISTOGRAM_CELLS = 1 << 22  # 4M cells: about 100 MB of temporaries at most
 
 
 def pair_gains(s: sp.csr_matrix, item_slot: np.ndarray, cols: int, p: np.ndarray, q: np.ndarray,
@@ -94,9 +96,23 @@ def items_cost(coo: sp.coo_matrix, item_slot: np.ndarray, cols: int) -> float:
 
 
 def _weighted_median(group: np.ndarray, value: np.ndarray, weight: np.ndarray, n: int) -> np.ndarray:
-    """Per group, the weighted median of its values (-1 for groups without entries)."""
+    """Per group, the weighted median of its values (-1 for groups without entries): the smallest value
+    at which the group's cumulative weight (values in increasing order) reaches half its total.
+
+    Values are small non-negative integers (mesh coordinates): the weights are summed per (group, value)
+    into an (n x span) table when it is small enough (one pass, no sort), else sorted by (group, value)."""
     out = np.full(n, -1, dtype=np.int64)
     if group.size == 0:
+        return out
+    span = int(value.max()) + 1
+    if n * span <= HISTOGRAM_CELLS:
+        key = group * span + value
+        present = np.bincount(key, minlength=n * span).reshape(n, span) > 0  # values the group holds
+        cum = np.cumsum(np.bincount(key, weights=weight, minlength=n * span).reshape(n, span), axis=1)
+        tot = cum[:, -1]
+        reached = (cum >= (tot / 2 - 1e-12 * tot)[:, None]) & present
+        has = present.any(axis=1)
+        out[has] = np.argmax(reached[has], axis=1)
         return out
     order = np.lexsort((value, group))
     g, v, w = group[order], value[order], weight[order]

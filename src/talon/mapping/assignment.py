@@ -71,12 +71,7 @@ class Partition:
     def core_traffic(self) -> sp.csr_matrix:
         """(cores x cores) spike packets per step from core p to core q (diagonal: local deliveries)."""
         if "core_traffic" not in self._cache:
-            rc = self.core_reach()
-            rows = np.repeat(self.neuron_core, np.diff(rc.indptr))
-            rates = np.repeat(self.neurons.rates, np.diff(rc.indptr))
-            t = sp.csr_matrix((rates, (rows, rc.indices)), shape=(self.num_cores, self.num_cores))
-            t.sum_duplicates()
-            self._cache["core_traffic"] = t
+            self._cache["core_traffic"] = core_traffic(self.core_reach(), self.neuron_core, self.neurons.rates, self.num_cores)
         return self._cache["core_traffic"]
 
     def node_slices(self) -> dict[str, list[tuple[int, int, int]]]:
@@ -112,6 +107,58 @@ def core_reach(reach: sp.csr_matrix, unit_core: np.ndarray, num_cores: int) -> s
     rc = sp.csr_matrix((np.ones(cores.size, dtype=np.bool_), cores, reach.indptr.copy()), shape=(reach.shape[0], num_cores))
     rc.sum_duplicates()
     return rc
+
+def core_traffic(rc: sp.csr_matrix, neuron_core: np.ndarray, rates: np.ndarray, num_cores: int) -> sp.csr_matrix:
+    """T[p, q] = sum of the rates of the neurons on core p that reach core q: the product P @ rc with
+    P[p, i] = rates[i] for each neuron i on core p (a sparse product, one pass over rc's entries,
+    instead of expanding rc to one (row, column, rate) triple per entry and sorting them)."""
+    n = rc.shape[0]
+    p = sp.csr_matrix((np.asarray(rates, dtype=np.float64), (neuron_core, np.arange(n))), shape=(num_cores, n))
+    reach = sp.csr_matrix((np.ones(rc.nnz, dtype=np.float64), rc.indices, rc.indptr), shape=rc.shape)
+    t = sp.csr_matrix(p @ reach)
+    t.sum_duplicates()  # canonical: sorted indices, no duplicates
+    return t
+
+
+#: Regions of up to this many vertices are cut out of the matrix entry by entry (region_pull).
+SMALL_REGION = 256
+
+
+def region_pull(s: sp.csr_matrix, units: np.ndarray, position: np.ndarray, split: float, local: np.ndarray) -> tuple[np.ndarray, sp.csr_matrix]:
+    """(pull, sub) for the vertices `units` of a region (distinct indices) of the symmetric matrix `s`:
+
+    pull[i] = sum over j outside the region of s[units[i], j] * (position[j] - split), exactly what
+    `s[units] @ where(inside, 0, position - split)` gives, and sub = s[units][:, units], entry for entry
+    what scipy's indexing gives (the same order, so every sum over it rounds the same).
+
+    Recursive bisection asks this of every region (tens of thousands on a large mesh); most are small,
+    and for them scipy's fancy indexing and a vector over every vertex cost far more than the region's
+    own entries: small regions are cut out of the selected rows' entries alone. `local` is scratch: an
+    int array of -1 with one entry per vertex, returned as it came.
+    """
+    m = len(units)
+    local[units] = np.arange(m)
+    try:
+        if m > SMALL_REGION:
+            rows = s[units]
+            pull = rows @ np.where(local >= 0, 0.0, position - split)
+            return pull, rows[:, units]
+        indptr = s.indptr
+        starts = indptr[units]
+        lens = indptr[units + 1] - starts
+        pos = np.arange(int(lens.sum()), dtype=np.int64) + np.repeat((starts - (np.cumsum(lens) - lens)).astype(np.int64), lens)
+        cols, vals = s.indices[pos], s.data[pos]
+        row = np.repeat(np.arange(m), lens)
+        loc = local[cols]
+    finally:
+        local[units] = -1
+    inside = loc >= 0
+    pull = np.bincount(row, weights=vals * np.where(inside, 0.0, position[cols] - split), minlength=m).astype(np.float64, copy=False)
+    sub_ptr = np.zeros(m + 1, dtype=indptr.dtype)
+    np.cumsum(np.bincount(row[inside], minlength=m), out=sub_ptr[1:])
+    sub = sp.csr_matrix((vals[inside], loc[inside].astype(s.indices.dtype), sub_ptr), shape=(m, m))
+    return pull, sub
+
 
 def halve_region(r0: int, r1: int, c0: int, c1: int) -> tuple[int, tuple[int, int, int, int], tuple[int, int, int, int], int]:
     """Split mesh rows [r0, r1) x cols [c0, c1) across its longer side (axis 0: rows, 1: cols).

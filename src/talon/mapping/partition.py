@@ -40,7 +40,7 @@ from talon.errors import MappingError
 from talon.ir import Graph
 from talon.mapping._spectral import fiedler, symmetric_traffic
 from talon.mapping.adapter import RatesLike, from_graph
-from talon.mapping.assignment import Partition, core_reach, halve_region, mesh_block  # noqa: F401  (re-exported)
+from talon.mapping.assignment import Partition, core_reach, halve_region, mesh_block, region_pull  # noqa: F401  (re-exported)
 from talon.mapping.budgets import check_units_fit, raise_does_not_fit
 from talon.mapping.capacity import check_capacity
 from talon.mapping.fill import greedy_fill, min_cores, unit_loads
@@ -179,7 +179,7 @@ def recursive_bisection(s: sp.csr_matrix, load: np.ndarray, hw: HardwareSpec, k:
     unit_slot = np.full(n_units, -1, dtype=np.int64)
     centre = np.tile(np.array([(br - 1) / 2.0, (bc - 1) / 2.0]), (n_units, 1))
     queue = deque([(np.arange(n_units), k, 0, br, 0, bc)])
-    inside = np.zeros(n_units, dtype=bool)
+    local = np.full(n_units, -1, dtype=np.int64)  # scratch for region_pull
     while queue:
         units, count, r0, r1, c0, c1 = queue.popleft()
         area = (r1 - r0) * (c1 - c0)
@@ -194,12 +194,7 @@ def recursive_bisection(s: sp.csr_matrix, load: np.ndarray, hw: HardwareSpec, k:
         frac = n1 / count
         # pull < 0: the unit's traffic partners outside this region lie on the low side
         split = (low[1] if axis == 0 else low[3]) - 0.5
-        rows = s[units]
-        inside[units] = True
-        offset = centre[:, axis] - split
-        pull = rows @ np.where(inside, 0.0, offset)
-        inside[units] = False
-        sub = rows[:, units]
+        pull, sub = region_pull(s, units, centre[:, axis], split, local)
         first = _bisect(sub, load[units], pull, frac, algorithm, seed) if 0 < n1 < count else np.full(len(units), n1 == count)
         a, b = units[first], units[~first]
         centre[a] = [(low[0] + low[1] - 1) / 2.0, (low[2] + low[3] - 1) / 2.0]

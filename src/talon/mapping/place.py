@@ -7,7 +7,8 @@ Heuristic ("auto", the default; docs/mapping.md has the details):
 
 1. Initial placement: the cheapest of row-major order, snake (boustrophedon) order, recursive spectral
    bisection of the core traffic graph onto a near-square block of the mesh, and the slots the
-   partitioner suggests (METIS and spectral partitioning bisect the mesh together with the graph).
+   partitioner suggests (METIS and spectral partitioning bisect the mesh together with the graph;
+   beside those slots the spectral bisection is tried only up to SPECTRAL_BESIDE_HINT cores).
    Starting from the cheapest, the result is never worse than row-major order.
 2. Iterated linear assignment: with all other cores held in place, the cost of core p on slot j is
    sum_r S[p, r] * hops(j, slot(r)); every core moves at once to the optimal assignment of that cost
@@ -32,11 +33,16 @@ import scipy.sparse as sp
 from talon.errors import MappingError
 from talon.mapping._spectral import fiedler, symmetric_traffic
 from talon.mapping._swaps import refine_swaps
-from talon.mapping.assignment import Partition, halve_region, mesh_block
+from talon.mapping.assignment import Partition, halve_region, mesh_block, region_pull
 from talon.mapping.budgets import raise_does_not_fit
 from talon.mapping.hardware import HardwareSpec
 
 METHODS = ("auto", "row-major", "snake", "spectral")
+#: The spectral initial placement is also tried beside the partitioner's slots up to this many cores.
+#: Those slots come from a recursive bisection of the mesh made together with the partition; a second
+#: recursive bisection of the same cores (hundreds of eigenvectors, several CPU seconds at 10,000 cores)
+#: lost to them on every network measured (docs/mapping.md), so large partitions with slots skip it.
+SPECTRAL_BESIDE_HINT = 1024
 #: Iterated linear assignment (a dense cores x slots cost matrix, 8 MB at most) up to this many mesh slots.
 LAP_SLOTS = 1024
 
@@ -129,7 +135,7 @@ def initial_placement(partition: Partition, hw: HardwareSpec, *, method: str = "
         candidates["row-major"] = np.arange(k, dtype=np.int64)
     if method in ("auto", "snake"):
         candidates["snake"] = _snake(hw.rows, hw.cols)[:k]
-    if method in ("auto", "spectral"):
+    if method == "spectral" or (method == "auto" and ("bisection" not in candidates or k <= SPECTRAL_BESIDE_HINT)):
         candidates["spectral"] = _bisection(s, hw.rows, hw.cols, seed)
     costs = {name: traffic_hops(s, sl, hw.cols) / 2 for name, sl in candidates.items()}
     best = min(costs, key=lambda n: (costs[n], list(candidates).index(n)))
@@ -150,6 +156,7 @@ def _bisection(s: sp.csr_matrix, rows: int, cols: int, seed: int) -> np.ndarray:
     slots = np.full(k, -1, dtype=np.int64)
     centre = np.tile(np.array([(br - 1) / 2.0, (bc - 1) / 2.0]), (k, 1))
     queue = deque([(np.arange(k), 0, br, 0, bc)])
+    local = np.full(k, -1, dtype=np.int64)  # scratch for region_pull
     while queue:
         parts, r0, r1, c0, c1 = queue.popleft()
         m = len(parts)
@@ -162,14 +169,10 @@ def _bisection(s: sp.csr_matrix, rows: int, cols: int, seed: int) -> np.ndarray:
         axis, low, high, a1 = halve_region(r0, r1, c0, c1)
         m1 = int(round(m * a1 / area))
         m1 = min(max(m1, m - (area - a1)), a1, m)
-        rows = s[parts]  # sliced once per region: fancy indexing dominates this loop on large meshes
-        sub = rows[:, parts]
-        f = fiedler(sub, seed=seed) if m > 2 else np.arange(m, dtype=np.float64)
         # Orient: cores pulled towards the low side (by traffic with cores outside this region) go low.
         split = (low[1] - 0.5) if axis == 0 else (low[3] - 0.5)
-        outside = np.ones(k, dtype=bool)
-        outside[parts] = False
-        pull = rows @ np.where(outside, centre[:, axis] - split, 0.0)
+        pull, sub = region_pull(s, parts, centre[:, axis], split, local)
+        f = fiedler(sub, seed=seed) if m > 2 else np.arange(m, dtype=np.float64)
         if np.dot(f - f.mean(), pull) > 0:
             f = -f
         order = parts[np.argsort(f, kind="stable")]

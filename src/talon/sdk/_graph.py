@@ -65,10 +65,9 @@ def _copy_node(node: Node) -> Node:
 
 
 def infer_shapes(graph: Graph) -> dict[str, tuple[list[Shape], list[Shape]]]:
-    """{name: (input shapes, output shapes)} without touching `graph`. Raises GraphValidationError."""
-    g = shallow_copy(graph)
-    g.infer_shapes()
-    return {n: (list(node.input_shapes or []), list(node.output_shapes or [])) for n, node in g.nodes.items()}
+    """{name: (input shapes, output shapes)} without touching `graph` (cached on it until it changes).
+    Raises GraphValidationError."""
+    return graph.shape_table()
 
 
 def numel(shape: Shape) -> int:
