@@ -17,7 +17,7 @@ from talon import ir
 from talon.backend.fpga.emitters.neurons import fixed_step, plan_alif, state_format
 from talon.backend.cpu.fixed import FixedPointConfig, Format, round_half_up
 from talon.bridge.modules import ALIF, ALIFRuntime
-from talon.errors import BackendError, PrimitiveError
+from talon.errors import BackendError, PrimitiveError, TalonUsageError
 from talon.ir.primitives.neurons import ALIF as ALIFNode
 
 from alif_reference import alif_float32, alif_lava_int
@@ -130,6 +130,8 @@ def test_from_lava_dl_device_params_and_arguments():
     assert float(node.threshold) == 80 / 64 and float(node.threshold_step) == 40 / 64
     assert float(node.current_decay) == np.float32(1024 / 4096) and float(node.refractory_decay) == np.float32(819 / 4096)
     assert ALIF.from_lava_dl(PARAMS).to_node() == ALIF(**PARAMS).to_node()
+    with pytest.raises(TalonUsageError, match="graded spikes"):
+        ALIF.from_lava_dl({**dev, "gradedSpike": True})
 
 
 # -- fixed point: Lava-DL's integer model ------------------------------------------------------------------

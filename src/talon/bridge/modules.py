@@ -872,6 +872,9 @@ class ALIF(nn.Module):
         `neuron_params` scaling: thresholds / scale, decays / 4096). Lava-DL rounds a neuron's threshold
         and step down to multiples of 1/scale and its decays to multiples of 1/4096: its device parameters
         are already on those grids; keyword arguments are taken as given."""
+        if params.get("gradedSpike") or params.get("graded_spike"):
+            raise TalonUsageError("ALIF.from_lava_dl: Lava-DL's graded spikes (spike = v / scale) have no TALON equivalent; "
+                                  "use binary spikes (graded_spike=False)")
         if "vThMant" in params:
             missing = [k for k in ("vThMant", "iDecay", "vDecay", "thDecay", "refDecay") if k not in params]
             if missing:
