@@ -1,6 +1,6 @@
 """Benchmark: fixed-point simulation against float simulation, and how its cost follows input activity.
 
-Run:  PYTHONPATH=src python benchmarks/fixed_point.py [--steps 100] [--batch 32] [--repeats 5] [--threads 1]
+Run:  PYTHONPATH=src python benchmarks/fixed_point.py [--steps 100] [--batch 32] [--repeats 5] [--threads 1] [--cpu]
 
 Workloads (fixed weights, seed 0):
   * hybrid: the tutorial's ANN-SNN (Conv2d-ReLU-MaxPool-Affine-LIF-Affine, benchmarks/backend.py), the
@@ -10,7 +10,8 @@ Contenders, taking turns in every round so that they share the machine's backgro
   * `simulate(mode="float")` and `simulate(mode="fixed")`: whole calls. A fixed call includes one float
     run (calibration, also the reference for the agreement report), so its ratio to float is >= 1 plus
     the fixed run's own share;
-  * the fixed run alone, given the plan (what the ratio above is made of beyond the float run).
+  * the fixed run alone, given the plan (what the ratio above is made of beyond the float run), and the
+    float run alone (the same runtime call without a plan): the fair floor of the fixed run.
 Printed: medians and minimums of each, the ratios (median of per-round ratios and min/min) with their
 floors beside them, and the load average. Every fixed run's spikes and outputs are compared with the
 same run on plain float64 products (the simulator's reference arithmetic): any difference exits non-zero.
@@ -60,15 +61,18 @@ def load() -> str:
     return "load average " + " ".join(f"{v:.2f}" for v in os.getloadavg()) + f" on {os.cpu_count()} cores"
 
 
+CLOCK = time.perf_counter  # --cpu: time.process_time (this process's CPU seconds, what a loaded machine leaves)
+
+
 def interleaved(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, list[float]]:
     for fn in fns.values():
         fn()
     times: dict[str, list[float]] = {k: [] for k in fns}
     for _ in range(repeats):
         for k, fn in fns.items():
-            t0 = time.perf_counter()
+            t0 = CLOCK()
             fn()
-            times[k].append(time.perf_counter() - t0)
+            times[k].append(CLOCK() - t0)
     return times
 
 
@@ -111,10 +115,15 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--cpu", action="store_true", help="time CPU seconds of this process instead of wall seconds")
     args = parser.parse_args()
+    global CLOCK
+    if args.cpu:
+        CLOCK = time.process_time
     torch.set_num_threads(args.threads)
     cpu = get_backend("cpu")
-    print(f"torch {torch.__version__}, {args.threads} intra-op threads, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}")
+    print(f"torch {torch.__version__}, {args.threads} intra-op threads, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}, "
+          f"{'CPU' if args.cpu else 'wall'} time")
 
     g = hybrid_graph()
     stim = make_stimulus(None, {"input": (1, 28, 28)}, 200)
@@ -125,8 +134,10 @@ def main() -> None:
         "simulate float": lambda: cpu.simulate(g, n_steps=200),
         "simulate fixed": lambda: cpu.simulate(g, n_steps=200, mode="fixed"),
         "fixed run alone (plan given)": lambda: run_instrumented(g, stim, plan=plan),
+        "float run alone": lambda: run_instrumented(g, stim),
     }, args.repeats)
     show(times, [("fixed simulate / float simulate", "simulate fixed", "simulate float", 1.5),
+                 ("fixed run alone / float run alone", "fixed run alone (plan given)", "float run alone", 1.5),
                  ("fixed run alone / float simulate", "fixed run alone (plan given)", "simulate float", None)])
     print(f"  after: {load()}")
 
@@ -142,6 +153,7 @@ def main() -> None:
         fns[f"fixed {p:.0%}"] = lambda seq=seq: cpu.simulate(g, inputs=seq, mode="fixed")
         seq_stim = make_stimulus(seq, {"input": (784,)}, None)
         fns[f"fixed run alone {p:.0%}"] = lambda s=seq_stim, pl=res.fixed_point: run_instrumented(g, s, plan=pl)
+        fns[f"float run alone {p:.0%}"] = lambda s=seq_stim: run_instrumented(g, s)
     print(f"\n== 784-512-512-10 LIF MLP, {args.steps} steps, batch {args.batch}, Bernoulli spike input ({load()})")
     times = interleaved(fns, args.repeats)
     show(times, [
@@ -149,6 +161,8 @@ def main() -> None:
         ("fixed simulate 5% / 40%", "fixed 5%", "fixed 40%", 0.5),
         ("fixed run alone 5% / 40%", "fixed run alone 5%", "fixed run alone 40%", 0.5),
         ("float simulate 5% / 40% (floor: dense, exact)", "float 5%", "float 40%", None),
+        ("fixed run alone / float run alone, 40%", "fixed run alone 40%", "float run alone 40%", 1.5),
+        ("fixed run alone / float run alone, 5%", "fixed run alone 5%", "float run alone 5%", None),
         ("fixed run alone 40% / float simulate 40%", "fixed run alone 40%", "float 40%", None),
     ])
     print(f"  after: {load()}")

@@ -183,7 +183,7 @@ class _Tally:
 
 def _readout(readout: str | Callable) -> Callable[[np.ndarray], np.ndarray]:
     if callable(readout):
-        return lambda out: np.asarray(readout(out)).reshape(-1).astype(np.int64)
+        return lambda out: whole_classes(readout(out))
     if readout in ("count", "last"):
         def decide(out: np.ndarray) -> np.ndarray:
             return (out.sum(axis=0) if readout == "count" else out[-1]).argmax(axis=1)
@@ -192,6 +192,15 @@ def _readout(readout: str | Callable) -> Callable[[np.ndarray], np.ndarray]:
         decide.by_step = (lambda out: np.cumsum(out, axis=0).argmax(axis=2)) if readout == "count" else (lambda out: out.argmax(axis=2))  # type: ignore[attr-defined]
         return decide
     raise TalonError(f"unknown readout {readout!r}; readouts: {', '.join(READOUTS)} or a function of the (T, B, K) outputs")
+
+
+def whole_classes(pred: Any) -> np.ndarray:
+    """A custom readout's classes as int64; fractional or non-numeric values are refused, not truncated."""
+    arr = np.asarray(pred).reshape(-1)
+    if arr.dtype.kind not in "biuf" or (arr.dtype.kind == "f" and not np.array_equal(arr, np.round(arr))):
+        bad = arr[:5] if arr.dtype.kind not in "biuf" else arr[arr != np.round(arr)][:5]
+        raise TalonError(f"the readout returned {plain(bad)} ({arr.dtype}); it must return whole class numbers, one per sample (e.g. scores.argmax(axis=1))")
+    return arr.astype(np.int64)
 
 
 def _scores(preds: np.ndarray, labels: np.ndarray, K: int, spikes: float, energy: float, silent: int) -> Scores:
@@ -251,6 +260,8 @@ def evaluate(
         raise TalonError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise TalonError(f"batch_size must be a positive integer, got {plain(batch_size)}")
+    if max_samples is not None and (isinstance(max_samples, bool) or not isinstance(max_samples, (int, np.integer)) or max_samples < 1):
+        raise TalonError(f"max_samples must be a positive whole number (or None for every sample), got {plain(max_samples)}")
     g = as_graph(model)
     be = get_backend(backend)
     be.check_mode(mode)

@@ -54,6 +54,13 @@ def open_source(data: Any) -> Source:
     if isinstance(data, tuple) and len(data) == 2 and _is_label_column(data[1], data[0]):
         y = np.asarray(data[1])
         raise TalonError(f"the (x, y) arrays: y has shape {y.shape}, a column; pass (N,) labels, one per sample: y.reshape(-1)")
+    if isinstance(data, tuple) and len(data) == 2 and _is_label_table(data[1], data[0]):
+        y = np.asarray(data[1])
+        raise TalonError(f"the (x, y) arrays: y has shape {y.shape}; labels are (N,) class numbers, one per sample (one-hot labels: y.argmax(axis=1))")
+    if type(data).__name__ == "DataLoader" and getattr(data, "batch_size", None) is not None:
+        # its items are batches with a leading batch axis, which would read as a time axis or a wrong shape
+        raise TalonError(f"a DataLoader with batch_size={data.batch_size} yields batches; evaluate takes one (x, y) sample per item and batches "
+                         "itself (batch_size=): pass the DataLoader's dataset, or DataLoader(dataset, batch_size=None)")
     if hasattr(data, "__len__") and hasattr(data, "__getitem__"):
         return Source(_Indexed(data), len(data), type(data).__name__, getattr(data, "class_names", None))
     if hasattr(data, "__iter__"):
@@ -85,6 +92,15 @@ def _is_label_column(y: Any, x: Any) -> bool:
     except Exception:  # noqa: BLE001 - not arrays
         return False
     return ya.ndim == 2 and ya.shape == (n, 1) and getattr(np.asarray(x), "ndim", 0) >= 2
+
+
+def _is_label_table(y: Any, x: Any) -> bool:
+    """y is (N, K) numbers for N samples of x: one-hot or score labels rather than class numbers."""
+    try:
+        ya, xa = np.asarray(y), np.asarray(x)
+    except Exception:  # noqa: BLE001 - not arrays
+        return False
+    return ya.ndim == 2 and ya.dtype.kind in "biuf" and xa.ndim >= 2 and ya.shape[0] == xa.shape[0] and ya.shape[1] > 1
 
 
 def _read_npz(path: str) -> dict[str, np.ndarray]:
@@ -125,6 +141,12 @@ class Framing:
     def __post_init__(self) -> None:
         if self.encode is not None and self.encode not in ENCODINGS:
             raise TalonError(f"unknown encoding {self.encode!r}; encodings: {', '.join(ENCODINGS)}")
+        if self.steps is not None and (isinstance(self.steps, bool) or not isinstance(self.steps, (int, np.integer)) or self.steps < 1):
+            raise TalonError(f"steps must be a positive integer, got {plain(self.steps)}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
+            raise TalonError(f"seed must be a whole number >= 0 (numpy's seeds), got {plain(self.seed)}")
+        if self.threshold is not None and self.encode not in ("latency", "delta"):
+            raise TalonError(f"threshold sets the 'latency' and 'delta' encoders; with encode={self.encode!r} it would change nothing: leave it out")
 
     def sequence(self, x: Any, index: int, where: str) -> np.ndarray:
         arr = np.asarray(x)
@@ -181,6 +203,9 @@ class Framing:
         S = self.shape
         if len(S) != 3 or S[0] not in (1, 2):
             raise TalonError(f"{where}: event data need a model whose Input is (C, H, W) with C = 2 (polarities) or 1; this one's is {S}")
+        if self.encode is not None:
+            raise TalonError(f"{where}, sample {index}: an event recording, and encode={self.encode!r} (--encode) encodes arrays; events are "
+                             "framed into steps bins of dt microseconds instead: leave out encode")
         if self.steps is None:
             raise TalonError(f"{where}: framing events needs steps (--steps), and dt (--dt, microseconds per step) or else steps bins over each recording")
         from talon.io.events import as_events

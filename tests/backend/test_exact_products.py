@@ -101,3 +101,60 @@ def test_exact_products_on_cuda_match_cpu():
     want = xp.ExactSynaptic(inner, lambda y: y, True)(x)
     gpu = xp.ExactSynaptic(inner, lambda y: y, True).to("cuda")
     assert torch.equal(gpu(x.cuda()).cpu(), want)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(1, 40), st.sampled_from([1, 10, 70]), st.sampled_from([0.0, 0.03, 0.3, 1.0]), st.booleans(), st.booleans(), st.booleans())
+def test_event_driven_equals_dense_on_spikes(seed, n_in, n_out, density, near_bound, single, graded):
+    """The event-driven path gives the dense product's bits on binary inputs (and on 8-bit values), all-zero
+    and all-one steps included, in float32 (bound < 2^24) and in float64 weights alike."""
+    rng = np.random.default_rng(seed)
+    in_bits, in_frac, w_frac = 8, 0, 7
+    w_max = max(1, (2**24 - 1 - 1000) // (n_in * 2 ** (in_bits - 1))) if near_bound else 127
+    w, b = _affine_on_grid(rng, n_in, n_out, w_max, 1000)
+    acc_frac = in_frac + w_frac
+    ints, fracs = {"weight": w, "bias": b}, {"weight": w_frac, "bias": acc_frac}
+    assert xp.float32_exact(ints, fracs, in_bits, in_frac, acc_frac)
+    inner = AffineRuntime(np.ldexp(w.astype(np.float64), -w_frac), np.ldexp(b.astype(np.float64), -acc_frac)).double()
+    x = (rng.random((12, n_in)) < density).astype(np.float64)
+    x[0], x[1] = 0.0, 1.0  # an all-zero step and an all-one step (the largest sums of the spikes)
+    x[2] = (w[0] > 0).astype(np.float64)  # row 0's largest reachable sum on spikes
+    if graded:  # 8-bit values instead of spikes: the per-input weights of the bags
+        x = x * rng.integers(-128, 128, x.shape)
+        x[3] = -128.0 * np.sign(w[0])
+    x = torch.from_numpy(x)
+    want = torch.nn.functional.linear(x, inner.weight, inner.bias)
+    weight = inner.weight.float() if single else inner.weight
+    bias = inner.bias.float() if single else inner.bias
+    got = xp.sparse_linear(x, weight.t().contiguous(), bias)
+    assert got.dtype == weight.dtype and torch.equal(got.double(), want)
+    assert torch.equal(xp.sparse_linear(torch.zeros_like(x), weight.t().contiguous(), bias).double(), inner.bias.expand_as(want))
+    for below in (2.0, -1.0):  # forced event-driven, forced dense: the same bits through the module
+        saved = xp.SPARSE_BELOW
+        xp.SPARSE_BELOW = below
+        try:
+            mod = xp.ExactSynaptic(inner, lambda y: y, single)
+        finally:
+            xp.SPARSE_BELOW = saved
+        assert mod._sparse(x) == (mod.sparse_below > 1.0)  # a fraction of non-zeros is never above 1
+        assert torch.equal(mod(x), want)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(1, 24), st.integers(-20, 30), st.integers(2, 25), st.integers(-20, 30), st.integers(16, 48))
+def test_float32_post_equals_float64_rounding(seed, bound_bits, acc_frac, out_bits, out_frac, acc_bits):
+    """Saturation and rounding in float32, where float32_post allows it, give synaptic_output's float64 bits."""
+    bound = (1 << bound_bits) - 1
+    post32 = xp.float32_post(bound, acc_bits, acc_frac, out_bits, out_frac)
+    if post32 is None:
+        d = acc_frac - out_frac
+        assert bound >= (1 << (acc_bits - 1)) - 1 or out_bits > 25 or (d > 0 and bound + (1 << (d - 1)) >= 1 << 24)
+        return
+    rng = np.random.default_rng(seed)
+    acc = rng.integers(-bound, bound + 1, 500)
+    acc[:4] = [bound, -bound, 0, 1]
+    y64 = torch.from_numpy(np.ldexp(acc.astype(np.float64), -acc_frac))
+    plan = fx.NodePlan("n", "Affine", "synaptic", fx.Format(out_bits, out_frac), acc_bits=acc_bits, acc_frac=acc_frac)
+    want = fx.synaptic_output(y64, plan)
+    got = post32(y64.float()).double()
+    assert torch.equal(got, want)

@@ -628,7 +628,7 @@ def test_observer_sees_every_node_once_per_call():
     assert seen == []
 
 
-def test_node_map_and_registered_runtime():
+def test_node_map_and_registered_runtime(registries):
     class Doubler(nn.Module):
         def forward(self, x):
             return 2 * x

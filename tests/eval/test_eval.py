@@ -167,7 +167,7 @@ def test_bad_data_is_refused_with_its_name(tmp_path, data):
     with pytest.raises(TalonError, match="not a whole class number.*target_transform"):
         evaluate(g, [(x[0], "cat")], progress=False)
     loader = torch.utils.data.DataLoader(list(zip(torch.from_numpy(x), torch.from_numpy(y))), batch_size=4)
-    with pytest.raises(TalonError, match=r"item 0: the label holds 4 values; evaluate takes one \(x, y\) sample per item, not batches"):
+    with pytest.raises(TalonError, match=r"DataLoader with batch_size=4 yields batches; evaluate takes one \(x, y\) sample per item"):
         evaluate(g, loader, progress=False)
     unbatched = torch.utils.data.DataLoader(list(zip(torch.from_numpy(x), torch.from_numpy(y))), batch_size=None)
     np.testing.assert_array_equal(evaluate(g, unbatched, progress=False).scores["float"].predictions, evaluate(g, (x, y), progress=False).scores["float"].predictions)

@@ -52,3 +52,17 @@ def test_synthetic_gestures_are_deterministic_and_distinct():
     assert cols(frames[0])[-1] > cols(frames[0])[1] and cols(frames[1])[-1] < cols(frames[1])[1]
     with pytest.raises(TalonError, match="no gesture class 7"):
         gesture_events(7)
+
+
+@pytest.mark.parametrize("names, match", [(("1", "01"), r"\['01', '1'\] name the same class number"), (("²",), None)])
+def test_class_folder_names_that_are_not_plain_numbers(tmp_path, names, match):
+    from io_events import random_events
+
+    for name in names:
+        (tmp_path / name).mkdir()
+        io.write_events(tmp_path / name / "a.h5", random_events(20))
+    if match:
+        with pytest.raises(TalonError, match=match):
+            io.EventFolder(tmp_path)
+    else:  # not an ASCII number: labelled by its index, as any other name
+        assert io.EventFolder(tmp_path).targets == [0]

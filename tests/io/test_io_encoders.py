@@ -98,3 +98,25 @@ def test_encode_dispatch():
     np.testing.assert_array_equal(io.encode(x, "latency", 6), io.latency_encode(x, 6))
     with pytest.raises(TalonError, match="unknown encoding 'poisson'"):
         io.encode(x, "poisson", 3)
+
+
+def test_frames_keep_every_microsecond_of_huge_timestamps():
+    base = 2**62
+    ev = io.make_events(x=[0, 0, 0], y=[0, 0, 0], t=[base + 1, base + 3, base + 5], p=[1, 1, 1])
+    assert io.events_to_frames(ev, (1, 1), dt=2, steps=3)[:, 1, 0, 0].tolist() == [1, 1, 1]
+    assert io.events_to_frames(ev, (1, 1), steps=3)[:, 1, 0, 0].tolist() == [1, 1, 1]
+
+
+def test_frames_of_unsorted_events_count_every_event():
+    ev = io.make_events(x=[0, 0, 0], y=[0, 0, 0], t=[50, 10, 30], p=[1, 1, 1])
+    frames = io.events_to_frames(ev, (1, 1), dt=10)
+    assert frames.sum() == 3 and frames[:, 1, 0, 0].tolist() == [1, 0, 1, 0, 1]
+    with pytest.raises(TalonError, match="not in time order"):
+        io.events_to_frames([ev[:1], ev[1:]], (1, 1), dt=10, steps=5)
+
+
+@pytest.mark.parametrize("p, match", [(-1, r"polarit.*\[-1\]"), (2, r"polarit.*\[2\]")])
+def test_frames_refuse_polarities_other_than_0_1(p, match):
+    ev = np.array([(0, 0, 0, p)], dtype=[("x", int), ("y", int), ("t", int), ("p", int)])
+    with pytest.raises(TalonError, match=match):
+        io.events_to_frames(ev, (2, 2), dt=1)

@@ -185,7 +185,7 @@ def test_metavision_compound_layout_reads_when_uncompressed(tmp_path):
 
 
 @pytest.mark.parametrize("fmt, field, value, match", [
-    ("evt3", "t", [0, 10, 9000], r"EVT3 as expelliarmus encodes it cannot hold them exactly: event 2 \(t=9000.*reads back as"),
+    ("evt3", "x", [0, 3000, 5], r"EVT3 holds x, y <= 2047.*x=3000"),
     ("evt2", "x", [0, 3000, 5], r"EVT2 .* event 1 \(t=.*, x=3000.*x, y <= 2047"),
     ("dat", "y", [0, 20000, 5], r"DAT .* event 1 .*y=20000"),
 ])
@@ -255,3 +255,47 @@ def test_a_sensor_size_events_do_not_fit_is_refused(tmp_path, events, fmt, size,
     with pytest.raises(TalonError, match=re.escape(words)):
         io.write_events(path, events, format=fmt, sensor_size=size)
     assert not os.listdir(tmp_path)
+
+
+def test_aedat4_second_stream_reads_its_own_sensor_size(tmp_path, events):
+    from aedat4_writer import MAGIC, event_packet, ioheader
+
+    small = events[events["x"] < 32]
+    small = small[small["y"] < 16]
+    path = tmp_path / "two.aedat4"
+    with open(path, "wb") as f:
+        f.write(MAGIC + ioheader([(0, 64, 48), (1, 32, 16)]) + event_packet(0, events[:500]) + event_packet(1, small) + event_packet(0, events[500:]))
+    rec = io.read_events(path, stream=1)
+    same(rec.events, small)
+    assert rec.sensor_size == (32, 16, 2) and io.sensor_size(path, stream=1) == (32, 16, 2)
+    assert io.read_events(path).sensor_size == (64, 48, 2)
+    h5 = tmp_path / "one.h5"
+    io.write_events(h5, events)
+    with pytest.raises(TalonError, match="stream=1 picks an AEDAT4 event stream.*hdf5"):
+        io.read_events(h5, stream=1)
+
+
+@pytest.mark.parametrize("t, offset", [(np.array([2**63 + 5], np.uint64), None), (np.array([2**62], np.int64), 2**62)])
+def test_hdf5_timestamps_beyond_int64_are_refused_not_wrapped(tmp_path, t, offset):
+    import h5py
+
+    path = tmp_path / "big.h5"
+    with h5py.File(path, "w") as f:
+        g = f.create_group("events")
+        g["x"], g["y"], g["p"], g["t"] = np.array([1], np.uint16), np.array([1], np.uint16), np.array([1], np.uint8), t
+        if offset is not None:
+            f["t_offset"] = np.int64(offset)
+    with pytest.raises(TalonError, match="beyond the int64 microseconds"):
+        io.read_events(path)
+
+
+@pytest.mark.parametrize("t", [np.array([2**63 + 1], np.uint64), np.array([2.0**63]), np.array([1e20])])
+def test_event_times_beyond_int64_are_refused_not_wrapped(t):
+    with pytest.raises(TalonError, match="beyond the int64 microseconds"):
+        io.make_events([1], [1], t, [1])
+
+
+@pytest.mark.parametrize("fmt, name", [("evt3", "a.raw"), ("evt2", "a.raw"), ("dat", "a.dat"), ("hdf5", "a.h5")])
+def test_writing_into_a_missing_folder_says_so(tmp_path, events, fmt, name):
+    with pytest.raises(TalonError, match="does not exist"):
+        io.write_events(tmp_path / "nodir" / name, events, format=fmt)

@@ -399,7 +399,9 @@ def node_of(draw: Any, type_name: str) -> Node:
     """A valid node of `type_name`, every field drawn from its FieldSpec (constrained parts by RECIPES)."""
     cls = ir.get_node_class(type_name)
     specs = cls.field_specs()
-    plan = RECIPES[type_name](draw) if type_name in RECIPES else {}
+    # A subclass of a built-in primitive (class MyLIF(CubaLIF)) keeps its base's constraints.
+    recipe = next((RECIPES[c.type_name] for c in cls.__mro__ if c.__dict__.get("type_name") in RECIPES), None)
+    plan = recipe(draw) if recipe is not None else {}
     choices = plan.pop("__shape_choices__", None)
     positive = plan.pop("__positive__", ())
     kwargs: dict[str, Any] = {}

@@ -68,3 +68,35 @@ def test_neuron_coefficients_come_from_the_class(TwoState):
         in_time_unit(TwoState(tau=np.ones(1)), 2.0)
     d = ir.Delay(delay=np.array([2]))
     assert in_time_unit(d, 2.0) is d
+
+
+def test_sums_inputs_trait():
+    """Which nodes add their several inputs themselves (NIR import inserts a sum before any other)."""
+    from talon.ir.node import node_sums_inputs
+
+    tau = np.full(2, 4.0, np.float32)
+    lif = ir.LIF(tau=tau, r=tau, v_leak=np.zeros(2, np.float32), v_threshold=np.ones(2, np.float32))
+    assert node_sums_inputs(lif) and node_sums_inputs(ir.Skip(skip_type="residual"))
+    assert not node_sums_inputs(ir.Skip(skip_type="passthrough")) and not node_sums_inputs(ir.Skip(skip_type="concatenate"))
+    assert not node_sums_inputs(ir.Concat()) and not node_sums_inputs(ir.Graph())
+    assert not node_sums_inputs(ir.ReLU())  # one input
+
+
+def test_a_subclass_of_a_builtin_primitive_round_trips(registries, tmp_path):
+    """`class MyLIF(CubaLIF)` registered under its own name reads back as itself, fields and all."""
+    import dataclasses
+
+    @ir.register_node
+    @dataclasses.dataclass(eq=False, repr=False)
+    class MyCuba(ir.CubaLIF):
+        """A user's current-based neuron: CubaLIF's fields and traits under another type name."""
+
+    tau = np.full(3, 4.0, np.float32)
+    node = MyCuba(tau_syn=tau, tau_mem=tau * 2, r=tau * 2, w_in=tau, v_leak=np.zeros(3, np.float32),
+                  v_threshold=np.ones(3, np.float32), reset_mode="subtract")
+    g = ir.Graph({"x": ir.Input(shape=(3,)), "n": node, "y": ir.Output()}, [("x", "n"), ("n", "y")]).validate()
+    ir.write(tmp_path / "sub.t1c", g)
+    back = ir.read(tmp_path / "sub.t1c")
+    assert type(back.nodes["n"]) is MyCuba and back.nodes["n"] == node and MyCuba.state_fields == ("i", "v")
+    ir.unregister_node("MyCuba")
+    assert ir.get_node_class("MyCuba") is None

@@ -24,7 +24,7 @@ def registries(monkeypatch):
     monkeypatch.setattr(cost_module, "_TABLE", dict(cost_module._TABLE))
 
 
-def _neuron_type(stateful=True, spiking=True):
+def _neuron_type(stateful=True, spiking=True, neurons=0):
     @ir.register_node
     @dataclasses.dataclass(eq=False, repr=False)
     class MapTestNeuron(ir.Node):
@@ -33,7 +33,7 @@ def _neuron_type(stateful=True, spiking=True):
         def output_shape_for(self, shape):
             return tuple(shape)
 
-    MapTestNeuron.stateful, MapTestNeuron.spiking = stateful, spiking
+    MapTestNeuron.stateful, MapTestNeuron.spiking, MapTestNeuron.neurons_per_element = stateful, spiking, neurons
     return MapTestNeuron
 
 
@@ -52,9 +52,9 @@ def _graph(cls, readout=False):
     return ir.Graph(nodes, edges)
 
 
-@pytest.mark.parametrize("stateful, spiking", [(True, True), (True, False), (False, True)])
-def test_neuron_like_primitive_without_cost_rule_is_refused_by_name(registries, stateful, spiking):
-    g = _graph(_neuron_type(stateful, spiking))
+@pytest.mark.parametrize("stateful, spiking, neurons", [(True, True, 0), (True, False, 0), (False, True, 0), (False, False, 1)])
+def test_neuron_like_primitive_without_cost_rule_is_refused_by_name(registries, stateful, spiking, neurons):
+    g = _graph(_neuron_type(stateful, spiking, neurons))
     for call in (lambda: tm.map_graph(g, tm.HardwareSpec(), algorithm="greedy"), lambda: tm.map_graph(g, tm.HardwareSpec()),
                  lambda: tm.from_graph(g)):
         with pytest.raises(MappingError, match=r"node 'n' \(MapTestNeuron\) is a .*no cost rule.*register_cost\('MapTestNeuron'"):
@@ -64,7 +64,7 @@ def test_neuron_like_primitive_without_cost_rule_is_refused_by_name(registries, 
 def test_stateful_spiking_primitive_counted_no_neurons_is_refused(registries):
     cls = _neuron_type()
     register_cost("MapTestNeuron", lambda node, ins, outs: Counts(state_elements=6))
-    with pytest.raises(MappingError, match=r"'n' \(MapTestNeuron\) is a stateful spiking primitive, but its cost rule counts no neurons"):
+    with pytest.raises(MappingError, match=r"'n' \(MapTestNeuron\) is a stateful and spiking primitive, but its cost rule counts no neurons"):
         tm.map_graph(_graph(cls), tm.HardwareSpec(), algorithm="greedy")
 
 

@@ -161,17 +161,16 @@ def test_nested_graph_costs_the_sum_of_its_nodes():
     assert c.activation_elements == 2 and c.modelled
 
 
-@primitive(name="SdkTestMystery")
-class Mystery(Node):
-    gain: np.ndarray = array()
+def test_unknown_type_gets_documented_zero_compute_entry(registries):
+    @primitive(name="SdkTestMystery")
+    class Mystery(Node):
+        gain: np.ndarray = array()
 
-
-def test_unknown_type_gets_documented_zero_compute_entry():
     c = node_cost(Mystery(gain=z(7)), [(7,)])
     assert not c.modelled and c.params == 7 and c.activation_elements == 7 and c.macs == 0 and c.flops == 0
 
 
-def test_register_cost_for_a_user_primitive():
+def test_register_cost_for_a_user_primitive(registries):
     @primitive(name="SdkTestDoubler")
     class Doubler(Node):
         gain: np.ndarray = array()

@@ -330,7 +330,7 @@ def test_dropout_batchnorm_and_affine_fusion():
     assert r.is_valid
 
 
-def test_unmodelled_cost_warning():
+def test_unmodelled_cost_warning(registries):
     @primitive(name="SdkLintGadget")
     class Gadget(Node):
         k: np.ndarray = array()
@@ -344,7 +344,7 @@ def test_unmodelled_cost_warning():
     assert lint_graph(g2).issues == []
 
 
-def test_a_type_without_bounds_rule_is_reported_then_bounded_once_registered():
+def test_a_type_without_bounds_rule_is_reported_then_bounded_once_registered(registries):
     @primitive(name="SdkLintHalver")
     class Halver(Node):
         """y = x / 2 (a user primitive with a cost entry but, at first, no value-bounds rule)."""
@@ -368,8 +368,22 @@ def test_a_type_without_bounds_rule_is_reported_then_bounded_once_registered():
         _bounds._RULES.pop("SdkLintHalver", None)
 
 
-def test_a_spiking_type_without_bounds_rule_is_bounded_by_its_spikes():
-    neuron = _UserLeaky(tau=np.array([4.0, 4.0], f32), v_threshold=np.array([1.0, 1.0], f32))
+@pytest.fixture
+def UserLeaky(registries):
+    @primitive(name="SdkLintLeaky")
+    class _UserLeaky(Node):
+        """A user-registered leaky neuron: the flags and fields say what it is, not its type name."""
+
+        tau: np.ndarray = array()
+        v_threshold: np.ndarray = array()
+        stateful = True
+        spiking = True
+
+    return _UserLeaky
+
+
+def test_a_spiking_type_without_bounds_rule_is_bounded_by_its_spikes(UserLeaky):
+    neuron = UserLeaky(tau=np.array([4.0, 4.0], f32), v_threshold=np.array([1.0, 1.0], f32))
     g = chain({"x": ir.Input(shape=(2,)), "n": neuron, "fc": ir.Affine(weight=np.full((2, 2), 0.01, f32), bias=np.zeros(2, f32)),
                "lif": lif(2), "y": ir.Output()})  # fmt: skip
     assert "NO_BOUNDS_RULE" not in lint_graph(g).codes
@@ -451,19 +465,9 @@ def test_fusable_affine_counts_only_stored_biases():
     assert "8 parameters instead of 18" in issue.message  # W2 W1 is 2x4; no bias on either side
 
 
-@primitive(name="SdkLintLeaky")
-class _UserLeaky(Node):
-    """A user-registered leaky neuron: the flags and fields say what it is, not its type name."""
-
-    tau: np.ndarray = array()
-    v_threshold: np.ndarray = array()
-    stateful = True
-    spiking = True
-
-
-def test_neuron_checks_follow_class_flags_and_fields_not_type_names():
+def test_neuron_checks_follow_class_flags_and_fields_not_type_names(UserLeaky):
     register_cost("SdkLintLeaky", lambda node, ins, outs: Counts(neurons=int(np.prod(outs[0]))), replace=True)
-    neuron = _UserLeaky(tau=np.array([0.5, 4.0], f32), v_threshold=np.array([-1.0, 1.0], f32))
+    neuron = UserLeaky(tau=np.array([0.5, 4.0], f32), v_threshold=np.array([-1.0, 1.0], f32))
     g = chain({"x": ir.Input(shape=(2,)), "n": neuron, "y": ir.Output()})
     by = {i.code: i for i in lint_graph(g)}
     assert by["NONPOSITIVE_THRESHOLD"].node == "n" and by["TAU_BELOW_DT"].node == "n"

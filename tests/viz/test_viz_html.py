@@ -80,7 +80,7 @@ def test_mapping_panel_and_stored_mapping(branchy, branchy_mapping, tmp_path):
     assert _data(open(path, encoding="utf-8").read())["mapping"]["rows"] == 3
 
 
-def test_node_kind_reads_flags_and_the_cost_table():
+def test_node_kind_reads_flags_and_the_cost_table(registries):
     """Kinds come from the class flags, the cost table and the primitive's family module, so user
     primitives are coloured by what they are; built-ins keep their families."""
     from talon.ir.node import Node, array, primitive

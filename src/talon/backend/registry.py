@@ -98,5 +98,5 @@ def backends_that_can(operation: str) -> list[str]:
     return able
 
 
-register_backend("cpu", "talon.backend.cpu:CPUBackend")
+register_backend("cpu", "talon.backend.cpu.backend:CPUBackend")
 register_backend("fpga", "talon.backend.fpga:FPGABackend")

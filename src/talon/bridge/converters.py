@@ -12,20 +12,20 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Callable, Union
+from typing import Any, Callable, Iterable, Union
 
 import numpy as np
 import torch
 import torch.nn as nn
 
-from talon.errors import TalonUsageError, UnsupportedModuleError
+from talon.errors import TalonError, TalonUsageError, UnsupportedModuleError
 from talon.ir import (
     ELU, GELU, Affine, AvgPool2d, BatchNorm1d, BatchNorm2d, Conv1d, Conv2d, Dropout, Flatten, Graph, LayerNorm, Linear,
     MaxPool2d, Node, PReLU, ReLU, Sigmoid, Skip, Softmax, Tanh, Upsample,
 )
 
 __all__ = ["ExportContext", "Converter", "ConverterResult", "unsupported", "register_converter", "unregister_converter",
-           "converter_for", "MODULE_CONVERTERS"]
+           "converter_for", "declared_products", "producers_of", "undeclared_converters", "check_produced", "MODULE_CONVERTERS"]
 
 Shape = tuple[int, ...]
 #: What a converter returns: one node; a nested Graph (a composite block); or (neuron, recurrent connection).
@@ -82,14 +82,25 @@ def unsupported(path: str, module: Any, reason: str, api: str = "to_ir", *, conv
 
 #: Module type -> its converter. Read it through converter_for and change it through register_converter.
 MODULE_CONVERTERS: dict[type, Converter] = {}
+#: Module type -> the IR type names its registered converter may return (declared with `produces=`).
+_PRODUCES: dict[type, tuple[str, ...]] = {}
 
 
-def register_converter(module_type: type, converter: Converter | None = None, *, replace: bool = False) -> Any:
+def register_converter(module_type: type, converter: Converter | None = None, *, replace: bool = False,
+                       produces: Iterable[str] | None = None) -> Any:
     """Make `converter(module, ctx) -> Node | Graph | (neuron, recurrent)` how `to_ir` exports modules of
     exactly `module_type` (subclasses are not matched: they may change forward). Usable as a decorator
-    (`@register_converter(MyModule)`). A per-call `custom_map` entry still takes precedence. Returns `converter`."""
+    (`@register_converter(MyModule)`). A per-call `custom_map` entry still takes precedence. Returns `converter`.
+
+    `produces` names the IR types the converter may return (a recurrent pair's two nodes included): `talon
+    primitives` lists the module types that produce each primitive from these declarations, and an export
+    whose converter returns an undeclared type stops with a TalonError naming it, so a declaration cannot
+    drift from its converter. A converter registered without one is listed as undeclared."""
     if not (isinstance(module_type, type) and issubclass(module_type, nn.Module)):
         raise TalonUsageError(f"register_converter needs an nn.Module subclass, got {module_type!r}")
+    declared = None if produces is None else tuple(produces)
+    if declared is not None and (isinstance(produces, str) or not all(isinstance(t, str) and t for t in declared)):
+        raise TalonUsageError(f"register_converter({module_type.__qualname__}, produces=...) needs IR type names, got {produces!r}")
 
     def add(fn: Converter) -> Converter:
         if not callable(fn):
@@ -98,6 +109,10 @@ def register_converter(module_type: type, converter: Converter | None = None, *,
             raise TalonUsageError(f"a converter for {module_type.__module__}.{module_type.__qualname__} is already registered "
                                   "(pass replace=True, or a custom_map entry for one export)")
         MODULE_CONVERTERS[module_type] = fn
+        if declared is None:
+            _PRODUCES.pop(module_type, None)
+        else:
+            _PRODUCES[module_type] = declared
         return fn
 
     return add if converter is None else add(converter)
@@ -106,11 +121,42 @@ def register_converter(module_type: type, converter: Converter | None = None, *,
 def unregister_converter(module_type: type) -> None:
     """Remove the converter of `module_type` (a no-op when there is none)."""
     MODULE_CONVERTERS.pop(module_type, None)
+    _PRODUCES.pop(module_type, None)
 
 
 def converter_for(module: nn.Module) -> Converter | None:
     """The converter registered for `type(module)` exactly, or None."""
     return MODULE_CONVERTERS.get(type(module))
+
+
+def declared_products(module_type: type) -> tuple[str, ...] | None:
+    """The IR types the registered converter of `module_type` declared it produces (None: undeclared)."""
+    return _PRODUCES.get(module_type)
+
+
+def producers_of(type_name: str) -> list[type]:
+    """The module types whose registered converter declares that it produces `type_name`."""
+    return [t for t, names in _PRODUCES.items() if type_name in names and t in MODULE_CONVERTERS]
+
+
+def undeclared_converters() -> list[type]:
+    """The module types with a registered converter that declares nothing it produces."""
+    return [t for t in MODULE_CONVERTERS if t not in _PRODUCES]
+
+
+def check_produced(module: nn.Module, path: str, result: Any) -> None:
+    """Stop when the registered converter of `type(module)` returned an IR type it did not declare."""
+    declared = _PRODUCES.get(type(module))
+    if declared is None:
+        return
+    nodes = result if isinstance(result, tuple) else (result,)
+    wrong = [n.type_name for n in nodes if isinstance(n, Node) and n.type_name not in declared]
+    if wrong:
+        t = type(module)
+        raise TalonError(
+            f"the converter registered for {t.__module__}.{t.__qualname__} returned {', '.join(wrong)} for module {path!r}, "
+            f"but declared produces={list(declared)}: add the type to its register_converter(..., produces=...) call"
+        )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -271,28 +317,25 @@ def _gelu(m: nn.GELU, ctx: ExportContext) -> Node:
     return GELU(approximate=m.approximate == "tanh", features=_features(ctx))
 
 
-_TORCH_NN: dict[type, Converter] = {
-    nn.Linear: _linear,
-    nn.Conv1d: _conv1d,
-    nn.Conv2d: _conv2d,
-    nn.MaxPool2d: _maxpool2d,
-    nn.AvgPool2d: _avgpool2d,
-    nn.AdaptiveAvgPool2d: _adaptive_avgpool2d,
-    nn.Flatten: _flatten,
-    nn.Upsample: _upsample,
-    nn.Identity: lambda m, ctx: Skip(skip_type="passthrough"),
-    nn.Dropout: lambda m, ctx: Dropout(p=float(m.p), features=_features(ctx)),
-    nn.ReLU: lambda m, ctx: ReLU(features=_features(ctx)),
-    nn.LeakyReLU: lambda m, ctx: ReLU(negative_slope=float(m.negative_slope), features=_features(ctx)),
-    nn.Sigmoid: lambda m, ctx: Sigmoid(features=_features(ctx)),
-    nn.Tanh: lambda m, ctx: Tanh(features=_features(ctx)),
-    nn.Softmax: _softmax,
-    nn.GELU: _gelu,
-    nn.ELU: lambda m, ctx: ELU(alpha=float(m.alpha), features=_features(ctx)),
-    nn.PReLU: lambda m, ctx: PReLU(weight=_f32(m.weight).reshape(-1), features=_features(ctx)),
-    nn.BatchNorm1d: _batchnorm,
-    nn.BatchNorm2d: _batchnorm,
-    nn.LayerNorm: _layernorm,
-}
-for _type, _fn in _TORCH_NN.items():
-    register_converter(_type, _fn)
+# Each torch.nn converter with the IR types it returns (every branch of it), through the call a user makes.
+register_converter(nn.Linear, _linear, produces=("Linear", "Affine"))
+register_converter(nn.Conv1d, _conv1d, produces=("Conv1d",))
+register_converter(nn.Conv2d, _conv2d, produces=("Conv2d",))
+register_converter(nn.MaxPool2d, _maxpool2d, produces=("MaxPool2d",))
+register_converter(nn.AvgPool2d, _avgpool2d, produces=("AvgPool2d",))
+register_converter(nn.AdaptiveAvgPool2d, _adaptive_avgpool2d, produces=("AvgPool2d",))
+register_converter(nn.Flatten, _flatten, produces=("Flatten",))
+register_converter(nn.Upsample, _upsample, produces=("Upsample",))
+register_converter(nn.Identity, lambda m, ctx: Skip(skip_type="passthrough"), produces=("Skip",))
+register_converter(nn.Dropout, lambda m, ctx: Dropout(p=float(m.p), features=_features(ctx)), produces=("Dropout",))
+register_converter(nn.ReLU, lambda m, ctx: ReLU(features=_features(ctx)), produces=("ReLU",))
+register_converter(nn.LeakyReLU, lambda m, ctx: ReLU(negative_slope=float(m.negative_slope), features=_features(ctx)), produces=("ReLU",))
+register_converter(nn.Sigmoid, lambda m, ctx: Sigmoid(features=_features(ctx)), produces=("Sigmoid",))
+register_converter(nn.Tanh, lambda m, ctx: Tanh(features=_features(ctx)), produces=("Tanh",))
+register_converter(nn.Softmax, _softmax, produces=("Softmax",))
+register_converter(nn.GELU, _gelu, produces=("GELU",))
+register_converter(nn.ELU, lambda m, ctx: ELU(alpha=float(m.alpha), features=_features(ctx)), produces=("ELU",))
+register_converter(nn.PReLU, lambda m, ctx: PReLU(weight=_f32(m.weight).reshape(-1), features=_features(ctx)), produces=("PReLU",))
+register_converter(nn.BatchNorm1d, _batchnorm, produces=("BatchNorm1d",))
+register_converter(nn.BatchNorm2d, _batchnorm, produces=("BatchNorm2d",))
+register_converter(nn.LayerNorm, _layernorm, produces=("LayerNorm",))

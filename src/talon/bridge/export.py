@@ -32,7 +32,7 @@ from talon.bridge._loops import STEP_FORMS, TimeLoop, find_time_loop
 from talon.bridge._source import META_KEY as SOURCE_KEY
 from talon.bridge._source import at, exception_line, index_expr, source_line, user_frame
 from talon.bridge.converters import (
-    Converter, ConverterResult, ExportContext, Shape, _adaptive_avg_kernel, _flatten_dims, _pair, _softmax_dim, converter_for,
+    Converter, ConverterResult, ExportContext, Shape, _adaptive_avg_kernel, _flatten_dims, _pair, _softmax_dim, check_produced, converter_for,
     unsupported,
 )
 from talon.errors import GraphValidationError, TalonError, TalonUsageError, UnsupportedModuleError
@@ -571,6 +571,8 @@ class _Builder:
             if self._restarted(n, path, module) and self.converters.custom(path, module) is None:
                 conv = self._memoryless(path)
         result = conv(module, ctx)
+        if conv is converter_for(module):
+            check_produced(module, path, result)
         name = self._insert(path, result, inputs, shape, module, conv)
         if isinstance(value, (tuple, list)):
             self.refs[n] = _NeuronTuple(name)

@@ -279,6 +279,13 @@ CONVERTERS = {
     snn.Lapicque: convert_lapicque,
     snn.Alpha: convert_alpha,
 }
-# The snnTorch neurons register exactly as a user's module type would (talon.bridge.converters).
-for _type, _fn in CONVERTERS.items():
-    register_converter(_type, _fn)
+# The snnTorch neurons register exactly as a user's module type would (talon.bridge.converters), each with
+# the IR types its converter returns: a recurrent pair's connection is Linear, Affine, Conv2d or Scale
+# (_recurrent). Alpha's converter refuses here; it declares the Alpha primitive its exact export returns
+# (the alpha branch of issue 16), so that the declaration holds once that lands.
+register_converter(snn.Leaky, convert_leaky, produces=("LIF", "IF"))
+register_converter(snn.Synaptic, convert_synaptic, produces=("CubaLIF",))
+register_converter(snn.RLeaky, convert_rleaky, produces=("LIF", "IF", "Linear", "Affine", "Conv2d", "Scale"))
+register_converter(snn.RSynaptic, convert_rsynaptic, produces=("CubaLIF", "Linear", "Affine", "Conv2d", "Scale"))
+register_converter(snn.Lapicque, convert_lapicque, produces=("LIF",))
+register_converter(snn.Alpha, convert_alpha, produces=("Alpha",))

@@ -147,6 +147,7 @@ def primitive_info(type_name: str) -> dict[str, Any]:
     import dataclasses
     import inspect
 
+    from talon.cli import _support
     from talon.ir import get_node_class
     from talon.ir.nir import nir_support
     from talon.sdk.cost import cost_entry
@@ -175,6 +176,8 @@ def primitive_info(type_name: str) -> dict[str, Any]:
         "cost_formula": entry.formula if entry else None,
         "weight_fields": list(entry.weight_fields) if entry else [],
         "nir": nir_support(type_name),
+        "traits": _support.traits(cls),
+        "support": _support.support(type_name),
     }
 
 
@@ -183,7 +186,8 @@ def primitive_info(type_name: str) -> dict[str, Any]:
 @json_option
 @command_options
 def primitives(type_name: str | None, as_json: bool) -> None:
-    """List the registered IR primitives, or describe one TYPE (fields, defaults, cost formula)."""
+    """The support matrix of every registered IR primitive (which concerns each has), or one TYPE in detail
+    (fields, defaults, traits, cost formula, and each concern's registration)."""
     from talon.errors import TalonUsageError
     from talon.ir import list_primitives
 
@@ -193,23 +197,30 @@ def primitives(type_name: str | None, as_json: bool) -> None:
 
         close = difflib.get_close_matches(type_name, names, n=3)
         raise TalonUsageError(f"unknown primitive {type_name!r}" + (f"; did you mean {', '.join(close)}?" if close else "; see 'talon primitives'"))
+    from talon.cli import _support
+
     infos = [primitive_info(n) for n in ([type_name] if type_name else names)]
     if as_json:
-        emit_json("primitives", {"primitives": infos})
+        emit_json("primitives", {"concerns": list(_support.CONCERNS), "primitives": infos,
+                                 "undeclared_converters": _support.undeclared_converters()})
         return
     from rich.table import Table
 
     c = console()
     if type_name is None:
-        t = Table(title=f"{len(infos)} primitives")
-        for col in ("type", "family", "state", "spikes", "fields", "summary"):
-            t.add_column(col)
+        t = Table(title=f"{len(infos)} primitives: support matrix", caption=(
+            "yes: registered; traits: from the class's traits; refused: registered as a refusal; -: missing; n/a: does not apply. "
+            "Traits: st stateful, sp spiking, cur synaptic current, grid grid-preserving, sum sums its inputs, nK neurons per element. "
+            "'talon primitives TYPE' for details"))
+        for col in ("type", "traits", *_support.CONCERNS):
+            t.add_column(_support.HEADERS.get(col, col), overflow="fold")
         for p in infos:
-            t.add_row(
-                p["name"], p["module"].rsplit(".", 1)[-1], "yes" if p["stateful"] else "", "yes" if p["spiking"] else "",
-                ", ".join(f["name"] for f in p["fields"]), esc(p["summary"]),
-            )
+            t.add_row(p["name"], _trait_flags(p["traits"]),
+                      *(_support.SHORT[p["support"][k]["status"]] for k in _support.CONCERNS))
         c.print(t)
+        undeclared = _support.undeclared_converters()
+        if undeclared:
+            c.print(f"converters that declare no produced types (not in the matrix): {', '.join(undeclared)}", markup=False)
         return
     p = infos[0]
     c.print(f"[bold]{p['name']}[/bold] ({p['module']})" + (" stateful" if p["stateful"] else "") + (" spiking" if p["spiking"] else ""))
@@ -227,6 +238,22 @@ def primitives(type_name: str | None, as_json: bool) -> None:
     nir = p["nir"]
     c.print("NIR: " + ("exported" if nir["export"] else f"refused ({nir['refused']})" if nir["refused"] else "no export registered")
             + (f"; read from NIR {', '.join(nir['imports_from'])}" if nir["imports_from"] else ""), markup=False)
+    c.print("traits: " + ", ".join(f"{k}={v}" for k, v in p["traits"].items()), markup=False)
+    t = Table(title="support")
+    for col in ("concern", "status", "detail"):
+        t.add_column(col)
+    for k in _support.CONCERNS:
+        e = p["support"][k]
+        t.add_row(k, e["status"], esc(e["detail"]))
+    c.print(t)
+
+
+def _trait_flags(traits: dict[str, Any]) -> str:
+    flags = [short for name, short in (("stateful", "st"), ("spiking", "sp"), ("has_current", "cur"), ("grid_preserving", "grid"),
+                                       ("sums_inputs", "sum")) if traits.get(name) is True]
+    if traits.get("neurons_per_element"):
+        flags.append(f"n{traits['neurons_per_element']}")
+    return " ".join(flags)
 
 
 # -- validate ----------------------------------------------------------------------------------------------

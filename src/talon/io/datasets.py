@@ -37,7 +37,10 @@ class EventFolder:
         self.classes = [e for e in entries if os.path.isdir(os.path.join(self.root, e)) and not e.startswith(".")]
         if not self.classes:
             raise TalonError(f"{self.root}: no class folders; an event data set is a folder ROOT/<class>/<file> (docs/io.md)")
-        numeric = all(c.isdigit() for c in self.classes)
+        numeric = all(c.isascii() and c.isdigit() for c in self.classes)
+        if numeric and len({int(c) for c in self.classes}) < len(self.classes):
+            same = sorted((c for c in self.classes if sum(int(d) == int(c) for d in self.classes) > 1), key=int)
+            raise TalonError(f"{self.root}: the class folders {same} name the same class number; merge them or rename one")
         self.files: list[str] = []
         self.targets: list[int] = []
         for index, name in enumerate(self.classes):

@@ -20,7 +20,7 @@ import numpy as np
 
 from talon._text import plain
 from talon.errors import TalonError
-from talon.io.events import check_sensor_size
+from talon.io.events import as_events, check_sensor_size
 
 ENCODINGS = ("rate", "latency", "delta", "direct")
 
@@ -119,7 +119,7 @@ def events_to_frames(
     events: an EVENT_DTYPE array, or an iterable of such chunks (talon.io.iter_events: a file larger
     than memory is framed chunk by chunk; then give `steps` and `dt`). sensor_size: (width, height[, 2]).
     dt: bin width in microseconds; without it, `steps` bins of equal width span the events. t0: start of
-    the first bin (default: the first event's time). steps: how many bins (default: up to the last
+    the first bin (default: the earliest event's time; chunks must then come in time order). steps: how many bins (default: up to the last
     event); events after the last bin are not counted. binary: 1 where a bin holds any event (spikes).
     An event outside the sensor raises TalonError: nothing is dropped silently."""
     W, H, _ = check_sensor_size(sensor_size, None, what="events_to_frames")
@@ -131,13 +131,18 @@ def events_to_frames(
             raise TalonError("events_to_frames: give dt (microseconds per step); without it, give an event array and steps")
         if len(events) == 0:
             raise TalonError("events_to_frames: no events to span; give dt")
-        start = int(events["t"][0]) if t0 is None else int(t0)
-        dt = max(int(events["t"].max()) - start + 1, 1) / steps
+        t_all = as_events(events, what="events_to_frames")["t"]
+        start = int(t_all.min()) if t0 is None else int(t0)
+        dt = max(int(t_all.max()) - start + 1, 1) / steps
     if not dt > 0:
         raise TalonError(f"dt must be a positive number of microseconds, got {plain(dt)}")
     C = 2 if polarity else 1
     counts: np.ndarray | None = None if steps is None else np.zeros((steps, C, H, W), dtype=np.float32)
+    default_t0 = t0 is None
+    if default_t0 and isinstance(events, np.ndarray) and len(events):
+        t0 = int(as_events(events, what="events_to_frames")["t"].min())  # unsorted events: none before the first bin
     for chunk in chunks:
+        chunk = as_events(chunk, what="events_to_frames")  # polarity 0/1, whole coordinates and times: checked, never guessed
         if len(chunk) == 0:
             continue
         if t0 is None:
@@ -148,7 +153,12 @@ def events_to_frames(
                 f"events lie at x in [{x.min()}, {x.max()}], y in [{y.min()}, {y.max()}], outside the {W}x{H} sensor: "
                 f"give the recording's sensor_size, or crop/downsample the events first (tonic.transforms.Downsample)"
             )
-        k = np.floor((chunk["t"].astype(np.float64) - t0) / dt).astype(np.int64)
+        rel = chunk["t"].astype(np.int64) - np.int64(t0)  # in int64: timestamps beyond 2**53 µs keep every microsecond
+        if default_t0 and rel.size and rel.min() < 0:
+            i = int(np.argmax(rel < 0))
+            raise TalonError(f"events_to_frames: event {i} of a chunk (t={int(chunk['t'][i])}) comes before the first event's time {t0}: the "
+                             "chunks are not in time order; sort the events, or give t0")
+        k = rel // int(dt) if float(dt).is_integer() else np.floor(rel / dt).astype(np.int64)
         if counts is None:
             counts = _grow(np.zeros((0, C, H, W), np.float32), int(k.max()) + 1)
         elif steps is None and k.max() >= counts.shape[0]:

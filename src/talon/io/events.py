@@ -99,6 +99,9 @@ def as_events(array: Any, *, what: str = "events") -> np.ndarray:
     t = arr["t"]
     if t.dtype.kind == "f" and t.size and not np.array_equal(t, np.round(t)):
         raise TalonError(f"{what}: t holds fractional values; timestamps are whole microseconds (multiply seconds by 1e6 and round first)")
+    if t.size and (t.max() >= 2.0**63 if t.dtype.kind == "f" else t.dtype.kind == "u" and int(t.max()) > np.iinfo(np.int64).max):  # uint64 or float values that int64 microseconds cannot hold: never wrapped
+        raise TalonError(f"{what}: t reaches {plain(t.max())}, beyond the int64 microseconds events hold ({np.iinfo(np.int64).max}); "
+                         "timestamps are microseconds from the start of the recording")
     if t.size and t.min() < 0:
         raise TalonError(f"{what}: t holds negative timestamps (min {t.min()}); timestamps are microseconds from the start of the recording")
     out["t"] = t

@@ -64,6 +64,7 @@ def iter_events(path: str | os.PathLike, *, format: str | None = None, chunk_siz
     can be framed or filtered chunk by chunk. `stream`: which AEDAT4 event stream (default: the first)."""
     path = os.fspath(path)
     fmt = _format(path, format)
+    _check_stream(path, fmt, stream)
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
         raise TalonError(f"chunk_size must be a positive integer, got {plain(chunk_size)}")
     if fmt == "hdf5":
@@ -74,14 +75,21 @@ def iter_events(path: str | os.PathLike, *, format: str | None = None, chunk_siz
         yield from prophesee.iter_chunks(path, fmt, chunk_size)
 
 
-def sensor_size(path: str | os.PathLike, *, format: str | None = None) -> tuple[int, int, int] | None:
-    """(width, height, 2) as the file states it, or None when it does not."""
+def _check_stream(path: str, fmt: str, stream: int | None) -> None:
+    if stream is not None and fmt != "aedat4":
+        raise TalonError(f"{path}: stream={stream} picks an AEDAT4 event stream, and this is a {fmt} file (one stream); leave out stream")
+
+
+def sensor_size(path: str | os.PathLike, *, format: str | None = None, stream: int | None = None) -> tuple[int, int, int] | None:
+    """(width, height, 2) as the file states it (an AEDAT4 file: of `stream`, default the first event
+    stream), or None when it does not."""
     path = os.fspath(path)
     fmt = _format(path, format)
+    _check_stream(path, fmt, stream)
     if fmt == "hdf5":
         return hdf5.sensor_size(path)
     if fmt == "aedat4":
-        return aedat4.sensor_size(path)
+        return aedat4.sensor_size(path, stream)
     return prophesee.sensor_size(prophesee.header(path)[0])
 
 
@@ -89,12 +97,13 @@ def read_events(path: str | os.PathLike, *, format: str | None = None, stream: i
     """Every event of `path`, with the sensor size the file states (EventRecording)."""
     path = os.fspath(path)
     fmt = _format(path, format)
+    _check_stream(path, fmt, stream)
     if fmt in prophesee.ENCODINGS:
         events = prophesee.read(path, fmt)
     else:
         chunks = list(iter_events(path, format=fmt, stream=stream))
         events = np.concatenate(chunks) if chunks else np.empty(0, EVENT_DTYPE)
-    return EventRecording(events, sensor_size(path, format=fmt), path, fmt)
+    return EventRecording(events, sensor_size(path, format=fmt, stream=stream), path, fmt)
 
 
 def write_events(path: str | os.PathLike, events: Any, *, format: str | None = None, sensor_size: tuple[int, ...] | None = None) -> str:

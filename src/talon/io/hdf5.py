@@ -27,6 +27,7 @@ from talon.errors import TalonError
 from talon.io.events import as_events, check_sensor_size
 
 FIELDS = ("x", "y", "t", "p")
+_INT64_MAX = int(np.iinfo(np.int64).max)
 
 
 def _open(path: str) -> Any:
@@ -115,7 +116,11 @@ def _chunk(cols: dict[str, Any], start: int, stop: int, offset: int, path: str) 
     tmp = np.empty(stop - start, dtype=dtypes)
     try:
         for k in FIELDS:
-            tmp[k] = cols[k][start:stop]
+            col = cols[k][start:stop]
+            if k == "t" and col.dtype.kind in "iu" and col.size and int(col.max()) > _INT64_MAX - max(offset, 0):
+                raise TalonError(f"{path}: /events/t reaches {int(col.max())}" + (f" (+ /t_offset {offset})" if offset else "")
+                                 + f" µs, beyond the int64 microseconds events hold ({_INT64_MAX}); the timestamps are not microseconds, or are damaged")
+            tmp[k] = col
     except OSError as exc:  # a compression filter h5py lacks (Metavision's ECF), or a damaged chunk
         hint = " (Metavision's ECF codec: install its HDF5 plugin, hdf5_ecf, or convert the file to EVT3)" if "filter" in str(exc).lower() else ""
         raise TalonError(f"{path}: cannot read events {start}..{stop} ({exc}){hint}") from None

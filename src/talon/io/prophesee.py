@@ -18,7 +18,8 @@ import numpy as np
 
 from talon.errors import TalonError
 from talon.io._deps import require
-from talon.io.events import as_events, check_sensor_size
+from talon.io import evt3
+from talon.io.events import EVENT_DTYPE, as_events, check_sensor_size
 
 ENCODINGS = ("evt2", "evt3", "dat")
 SUFFIX = {"evt2": ".raw", "evt3": ".raw", "dat": ".dat"}
@@ -95,12 +96,20 @@ def _checked(arr: Any, path: str, encoding: str) -> np.ndarray:
 
 def read(path: str, encoding: str) -> np.ndarray:
     _check(path, encoding)
+    if encoding == "evt3":
+        chunks = list(evt3.iter_decode(path, header(path)[1], 1 << 22))
+        return np.concatenate(chunks) if chunks else np.empty(0, EVENT_DTYPE)
     return _checked(_wizard(path, encoding).read(path), path, encoding)
 
 
 def iter_chunks(path: str, encoding: str, chunk_size: int) -> Iterator[np.ndarray]:
     """Events `chunk_size` at a time (expelliarmus may return up to 12 more per chunk)."""
     _check(path, encoding)
+    if encoding == "evt3":  # a vector word holds up to 12 events: chunks are cut to chunk_size events
+        for block in evt3.iter_decode(path, header(path)[1], chunk_size):
+            for i in range(0, len(block), chunk_size):
+                yield block[i : i + chunk_size]
+        return
     wizard = _wizard(path, encoding, chunk_size)
     for chunk in wizard.read_chunk():
         yield _checked(chunk, path, encoding)
@@ -109,7 +118,7 @@ def iter_chunks(path: str, encoding: str, chunk_size: int) -> Iterator[np.ndarra
 #: What expelliarmus' encoders hold exactly (measured by round trips; the write check below is the rule).
 LIMITS = {
     "evt2": "x, y <= 2047 and t < 2**32 us",
-    "evt3": "x, y <= 2047 and less than 4096 us between consecutive events",
+    "evt3": "x, y <= 2047 (any timestamps; long silences cost a TIME_HIGH word per 8 x 4096 us)",
     "dat": "x, y <= 16383 and less than 2**32 us between consecutive events",
 }
 
@@ -134,10 +143,16 @@ def write(path: str | os.PathLike, events: Any, encoding: str, sensor_size: Any 
         arr[k] = ev[k]
     arr["p"] = ev["p"]
     folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise TalonError(f"cannot write {path!r}: folder {os.path.dirname(path) or folder!r} does not exist")
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=SUFFIX[encoding])
     os.close(fd)
     try:
-        Wizard(encoding=encoding).save(tmp, arr)
+        if encoding == "evt3":  # the specification's encoding (talon.io.evt3: expelliarmus' omits TIME_HIGH words)
+            with open(tmp, "wb") as fh:
+                fh.write(b"% evt 3.0\n% end\n" + evt3.encode(ev, f"events for {path}").tobytes())
+        else:
+            Wizard(encoding=encoding).save(tmp, arr)
         if size is not None:
             _add_header_lines(tmp, geometry_lines(encoding, size[0], size[1]))
         _verify(tmp, ev, encoding, path)
@@ -197,5 +212,7 @@ def _verify(tmp: str, ev: np.ndarray, encoding: str, path: str) -> None:
 
 
 def _read_back(path: str, encoding: str) -> Any:
+    if encoding == "evt3":
+        return read(path, encoding)
     Wizard = require("expelliarmus", f"reading {encoding.upper()}").Wizard
     return Wizard(encoding=encoding).read(path)

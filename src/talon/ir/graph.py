@@ -123,6 +123,7 @@ class Graph(Node):
 
     type_name = "Graph"
     max_inputs = None
+    sums_inputs = False  # its Input nodes take its inputs one each
 
     @property
     def edges(self) -> list[Edge]:

@@ -25,7 +25,7 @@ from talon.ir.nir_common import (
 from talon.ir.nir_export import coerced_fields, export_node, imported_fields
 from talon.ir.nir_registry import NIRImportContext, nir_default_type, nir_import_classes, nir_importer
 from talon.ir.nir_units import TimeUnitAdvice, advise_dt
-from talon.ir.node import Node, get_node_class
+from talon.ir.node import Node, get_node_class, node_sums_inputs
 
 __all__ = ["from_nir", "read_nir", "read_nir_hdf5", "is_nir_file"]
 
@@ -184,11 +184,6 @@ def _batch_leak(shape: tuple, successors: list) -> bool:
     return False
 
 
-def _sums_inputs(node: Node) -> bool:
-    return (node.max_inputs is None and not isinstance(node, Graph) and node.type_name not in ("Concat", "Skip")) or (
-        node.type_name == "Skip" and node.skip_type == "residual")
-
-
 def _import_graph(nir: Any, ng: Any, dt: float, opts: dict, *, top: bool, where: str) -> Graph:
     label = where or "NIR graph"
     nodes_in = getattr(ng, "nodes", None)
@@ -260,7 +255,7 @@ def _import_graph(nir: Any, ng: Any, dt: float, opts: dict, *, top: bool, where:
     sums: dict[str, str] = {}  # inserted sum node -> the node it feeds
     into: dict[str, str] = {}
     for name, node in list(nodes.items()):
-        if indegree.get(name, 0) > 1 and not _sums_inputs(node):
+        if indegree.get(name, 0) > 1 and not node_sums_inputs(node):
             s_name = _fresh(f"{name}_sum", nodes)
             nodes[s_name] = P.Skip(skip_type="residual")
             sums[s_name], into[name] = name, s_name

@@ -229,6 +229,10 @@ class Node:
     #: Every output value is a copy of an input value (a view, a selection, a delay): the output lies on
     #: the fixed-point grid of its single input and keeps its format.
     grid_preserving: ClassVar[bool] = False
+    #: Adds its inputs elementwise, so that several edges into it need no sum node of their own (NIR
+    #: import inserts one before any other node with several inputs). None: follows `max_inputs` (a node
+    #: that takes any number of inputs sums them); a class may make it a property of the node's fields.
+    sums_inputs: ClassVar[bool | None] = None
     #: Number of inputs accepted (None: any number >= min_inputs).
     min_inputs: ClassVar[int] = 1
     max_inputs: ClassVar[int | None] = 1
@@ -358,6 +362,18 @@ def register_node(cls: type[Node] | None = None, *, name: str | None = None, rep
         return c
 
     return decorate(cls) if cls is not None else decorate
+
+
+def node_sums_inputs(node: Node) -> bool:
+    """Whether `node` adds its inputs elementwise (the `sums_inputs` trait, resolved)."""
+    declared = node.sums_inputs
+    return node.max_inputs is None if declared is None else bool(declared)
+
+
+def unregister_node(type_name: str) -> None:
+    """Remove the primitive registered as `type_name` (a no-op when there is none), e.g. after a test.
+    The other registries keyed by the type name (runtime, cost, ...) have unregister calls of their own."""
+    _REGISTRY.pop(type_name, None)
 
 
 def get_node_class(type_name: str) -> type[Node] | None:

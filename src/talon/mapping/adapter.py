@@ -143,20 +143,22 @@ def prepare(graph: Graph) -> tuple[Graph, dict, list[str], list[str], dict, dict
 
 
 def _check_neurons_counted(name: str, node: Node, cost: Any) -> None:
-    """Mapping places the neurons the cost table counts: a node that behaves like a neuron (a stateful or
-    spiking primitive) but is counted none would silently get no place, so it is refused by name."""
-    if cost.neurons > 0 or not (node.stateful or node.spiking):
+    """Mapping places the neurons the cost table counts: a node that is a neuron by its traits (it declares
+    neurons_per_element, or is a stateful or spiking primitive) but is counted none would silently get no
+    place, so it is refused by name."""
+    if cost.neurons > 0 or not (node.neurons_per_element > 0 or node.stateful or node.spiking):
         return
-    kind = " and ".join(t for t, on in (("stateful", node.stateful), ("spiking", node.spiking)) if on)
+    traits = (("stateful", node.stateful), ("spiking", node.spiking), (f"{node.neurons_per_element}-neuron-per-element", node.neurons_per_element > 0))
+    kind = " and ".join(t for t, on in traits if on)
     if not cost.modelled:
         raise MappingError(
             f"node {name!r} ({node.type_name}) is a {kind} primitive with no cost rule, so mapping cannot tell how many neurons "
             f"it holds and would place none: register one with talon.sdk.cost.register_cost({node.type_name!r}, rule), the "
             f"rule returning Counts(neurons=...) (and, for a node between neuron layers, a connectivity rule with "
             f"talon.mapping.register_connectivity) (docs/mapping.md, 'User primitives')")
-    if node.stateful and node.spiking:
+    if node.neurons_per_element > 0 or (node.stateful and node.spiking):
         raise MappingError(
-            f"node {name!r} ({node.type_name}) is a stateful spiking primitive, but its cost rule counts no neurons, so mapping "
+            f"node {name!r} ({node.type_name}) is a {kind} primitive, but its cost rule counts no neurons, so mapping "
             f"would place none: make the rule registered with talon.sdk.cost.register_cost({node.type_name!r}, ...) return "
             "Counts(neurons=...) (docs/mapping.md, 'User primitives')")
 

@@ -113,7 +113,7 @@ def sweep(
     decide = readout_function(readout)
     job, settings = _job(model, data, steps, encode, dt, batch_size, shard_size, decide, output, seed, threshold, energy_preset, max_samples, backend,
                          calibration_samples)
-    settings["readout"] = readout if isinstance(readout, str) else f"function {getattr(readout, '__qualname__', type(readout).__name__)}"
+    settings["readout"] = readout if isinstance(readout, str) else _function_id(readout)
     if ray:
         _import_ray()  # a missing Ray fails here, before anything is written
     if not isinstance(out, (str, os.PathLike)):
@@ -194,6 +194,16 @@ def _job(model: Any, data: Any, steps: int | None, encode: str | None, dt: float
                 "steps": int(shards[0].shape[0]), "encode": encode, "dt": dt, "seed": seed, "threshold": threshold, "calibration_samples": calibration_samples,
                 "batch_size": batch_size, "shard_size": shard_size, "output": out_name, "energy_preset": energy_preset, "backend": backend}  # fmt: skip
     return _Job(g, shards, y_all, cal, out_name, batch_size, decide, energy_preset, backend), settings
+
+
+def _function_id(fn: Callable) -> str:
+    """A custom readout's name and a digest of its code, so that a sweep resumed with another function (two
+    lambdas share the name "<lambda>") is refused as a different sweep instead of keeping the old points."""
+    import marshal
+
+    code = getattr(fn, "__code__", None) or getattr(getattr(fn, "__call__", None), "__code__", None)
+    digest = hashlib.sha256(marshal.dumps(code)).hexdigest()[:16] if code is not None else "no code"
+    return f"function {getattr(fn, '__qualname__', type(fn).__name__)} ({digest})"
 
 
 def data_digest(shards: list[np.ndarray], labels: np.ndarray) -> str:
@@ -394,7 +404,7 @@ def _record(point: Point, prep: Prepared, shards: list[ShardResult] | None, erro
         pricing = priced.pricing
         metrics.update(accuracy=float(np.mean(preds == job.labels)), agreement=float(np.mean(preds == np.asarray(reference["predictions"]))),
                        energy_uj=priced.energy_uj, latency_us=priced.latency_us, spikes_per_sample=priced.spikes_per_sample)  # fmt: skip
-    status = "ok" if shards is not None else ("does-not-fit" if not prep.fits else "error")
+    status = "ok" if shards is not None else ("does-not-fit" if prep.fits is False else "error")
     return {"id": point.id, "params": dict(point.params), "settings": point.settings, "status": status, "fits": prep.fits,
             "reason": prep.reason or error, "metrics": metrics, "mapping": prep.mapping, "pricing": pricing, "accumulator_bits": prep.accumulator_bits,
             "samples": n, "seconds": seconds, "seconds_prepare": getattr(prep, "seconds", 0.0)}  # fmt: skip

@@ -25,7 +25,7 @@ class Prepared:
     """A point converted and mapped: `graph` is None when it does not fit (`reason` says why)."""
 
     graph: Any
-    fits: bool
+    fits: bool | None  # None: the conversion refused the point, so its fit was never checked
     reason: str | None
     mapping: dict[str, Any]
     accumulator_bits: list[int]
@@ -62,8 +62,8 @@ def prepare(graph: Any, settings: dict[str, Any]) -> Prepared:
     try:
         hw, _ = fold_for_hardware(graph)
         hw = quantize_weights(convert_to_spiking(hw, settings["weight_bits"], settings.get("accumulator_bits")), settings["weight_bits"])
-    except TalonError as exc:
-        return Prepared(None, False, f"convert: {exc}", {}, [])
+    except TalonError as exc:  # e.g. accumulators narrower than the weights: not a question of fitting the hardware
+        return Prepared(None, None, f"convert: {exc}", {}, [])
     acc = sorted({int(n.accumulator_bits) for n in hw.nodes.values() if n.type_name == "SpikingAffine"})
     try:
         spec = hardware_spec(settings)
@@ -184,7 +184,9 @@ def hardware_of(graph: Any) -> Any:
 def readout_function(readout: str | Callable) -> Callable[[np.ndarray], np.ndarray]:
     """The class decision of talon.eval: "count" (argmax of summed outputs), "last", or a function."""
     if callable(readout):
-        return readout
+        from talon.eval import whole_classes
+
+        return lambda out: whole_classes(readout(out))  # fractional classes refused, not truncated
     if readout == "count":
         return _count
     if readout == "last":

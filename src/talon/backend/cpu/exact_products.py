@@ -10,7 +10,10 @@ summation exact. Two cheaper ways give the same bits, chosen per node from the p
   ``exact_sum_bits`` (it uses the actual weights), so most 8-bit layers qualify.
 * event-driven (Affine/Linear/SpikingAffine): where few inputs are non-zero (spikes, in any format), only
   the non-zero inputs are multiplied (a bag of weight rows per input row, summed), exact for the
-  same reason. The density is measured on each call, so cost follows activity.
+  same reason. The density is estimated on each call (a sample of its rows), so cost follows activity;
+  the threshold depends on the layer's width (SPARSE_BELOW, measured).
+* saturation and rounding of a float32 accumulator run in float32 where each step is provably exact
+  (float32_post), converting to float64 once at the end.
 
 Neither changes a single bit of the result: tests/backend check it against the float64 products and the
 FPGA kernels' C++ simulation. Convolutions use float32 only; SepConv2d (two stages) stays in float64.
@@ -19,7 +22,7 @@ FPGA kernels' C++ simulation. Convolutions use float32 only; SepConv2d (two stag
 from __future__ import annotations
 
 import copy
-import warnings
+import math
 from typing import Any, Callable
 
 import numpy as np
@@ -29,39 +32,82 @@ from torch import Tensor, nn
 
 from talon.bridge.modules import AffineRuntime, ConvRuntime
 
-#: Use the non-zero inputs only below this fraction of non-zeros (dense float32 products win above it;
-#: measured on a 2-core x86 for 3200x784 @ 784x512: ~0.4 of dense at 5%, ~0.6 at 12%, ~1.6x at 40%).
-SPARSE_BELOW = 0.15
+#: Event-driven products pay a pass that finds the non-zeros (``nonzero``, per input element) and then
+#: one row of weights per non-zero; a dense product pays every weight for every input. Measured on the
+#: shared 2-core x86 (docs/performance.md, 3200 input rows, float32, one thread): dense 32.8 ms against
+#: 11.3 ms at 5% (784 -> 512), 21.6 against 13.7 at 12% and 20.5 against 20.5 at 20% (512 -> 512); the
+#: non-zero pass alone costs about what a dense product with ~90 outputs costs. So the inputs' density
+#: must stay below SPARSE_BELOW - SPARSE_PER_OUTPUT / n_out (0.15 at 512 outputs; never at <= 64 outputs).
+SPARSE_BELOW = 0.2
+SPARSE_PER_OUTPUT = 27.0
+#: The density is estimated on every SAMPLE_EVERY-th input row (the choice changes only the speed: both
+#: ways give the same bits); a full count costs as much as a fifth of the sparse product.
+SAMPLE_EVERY = 16
 #: Exponent range where float32 scaling stays exact (its normal range is 2^-126 .. 2^127).
 _FLOAT32_EXP = 100
 
 
-def float32_exact(ints: dict[str, np.ndarray], fracs: dict[str, int], in_bits: int, in_frac: int, acc_frac: int) -> bool:
-    """True when every partial sum of the node's products fits float32 exactly (see the module docstring)."""
+def accumulator_bound(ints: dict[str, np.ndarray], fracs: dict[str, int], in_bits: int, acc_frac: int) -> int | None:
+    """The largest |accumulator| (in units of 2^-acc_frac) the node can reach on any input of `in_bits`
+    signed bits, ``max_i sum_j |W_ij| * 2^(in_bits-1) + |b_i|``; None when the node is not one weight
+    (and an optional bias on the accumulator's grid)."""
     w = ints.get("weight")
     if w is None or w.size == 0 or set(ints) - {"weight", "bias"}:
-        return False
-    if max(abs(in_frac), abs(fracs["weight"]), abs(acc_frac)) > _FLOAT32_EXP:
-        return False
+        return None
     l1 = np.abs(w.astype(np.int64)).reshape(w.shape[0], -1).sum(axis=1)
     bound = l1 * (1 << (in_bits - 1))
     b = ints.get("bias")
     if b is not None:
         if fracs.get("bias", acc_frac) != acc_frac:
-            return False
+            return None
         bound = bound + np.abs(np.asarray(b, np.int64)).reshape(-1)
-    return int(bound.max()) < (1 << 24)
+    return int(bound.max())
+
+
+def float32_exact(ints: dict[str, np.ndarray], fracs: dict[str, int], in_bits: int, in_frac: int, acc_frac: int) -> bool:
+    """True when every partial sum of the node's products fits float32 exactly (see the module docstring)."""
+    if "weight" not in fracs or max(abs(in_frac), abs(fracs["weight"]), abs(acc_frac)) > _FLOAT32_EXP:
+        return False
+    bound = accumulator_bound(ints, fracs, in_bits, acc_frac)
+    return bound is not None and bound < (1 << 24)
+
+
+def float32_post(bound: int, acc_bits: int, acc_frac: int, out_bits: int, out_frac: int) -> Callable[[Tensor], Tensor] | None:
+    """Saturation and rounding (talon.backend.cpu.fixed.synaptic_output) of a float32 accumulator, in
+    float32 and in place, when that is provably the same value; None otherwise.
+
+    With |A| <= bound < 2^24 (A the accumulator in units of 2^-acc_frac): saturation is a no-op when
+    bound < 2^(acc_bits-1); with d = acc_frac - out_frac <= 0, rounding half up to the output grid is
+    the identity and leaves the clamp to the output range (whose ends hold in float32 for out_bits <= 25);
+    with d > 0 every step of ``floor(y * 2^out_frac + 1/2)`` is exact while bound + 2^(d-1) < 2^24."""
+    if bound >= (1 << 24) or bound >= (1 << (acc_bits - 1)) - 1 or out_bits > 25:
+        return None
+    if max(abs(acc_frac), abs(out_frac)) > _FLOAT32_EXP:
+        return None
+    d = acc_frac - out_frac
+    lo, hi = -(1 << (out_bits - 1)), (1 << (out_bits - 1)) - 1
+    up, down = math.ldexp(1.0, out_frac), math.ldexp(1.0, -out_frac)
+    if d <= 0:
+        y_lo, y_hi = lo * down, hi * down
+        return lambda y: y.clamp_(y_lo, y_hi)
+    if bound + (1 << (d - 1)) >= (1 << 24):
+        return None
+    return lambda y: y.mul_(up).add_(0.5).floor_().clamp_(lo, hi).mul_(down)
 
 
 class ExactSynaptic(nn.Module):
     """An Affine/Conv runtime's products in float32 and/or on sparse inputs, then `post` (saturation and
-    rounding, in float64). `inner` stays the module the executor moves and converts; the float32 copy
-    is rebuilt from it when its device changes."""
+    rounding, in float64; or `post32` in float32 where float32_post proved it the same). `inner` stays
+    the module the executor moves and converts; the float32 copy is rebuilt from it when its device
+    changes."""
 
-    def __init__(self, inner: nn.Module, post: Callable[[Tensor], Tensor], single: bool, cache: dict | None = None) -> None:
+    def __init__(self, inner: nn.Module, post: Callable[[Tensor], Tensor], single: bool, cache: dict | None = None,
+                 post32: Callable[[Tensor], Tensor] | None = None) -> None:
         super().__init__()
-        self.inner, self.post, self.single = inner, post, single
+        self.inner, self.post, self.single, self.post32 = inner, post, single, post32 if single else None
         self.event_driven = isinstance(inner, AffineRuntime)
+        n_out = inner.weight.shape[0] if self.event_driven else 0
+        self.sparse_below = SPARSE_BELOW - SPARSE_PER_OUTPUT / max(n_out, 1)
         # Derived weights (float32 copy, transposed): a plain dict, so .to()/.double() do not touch it;
         # `cache` lets every executor built for one plan share them (the plan's weights never change).
         self._copy: dict[Any, Any] = {} if cache is None else cache
@@ -80,28 +126,37 @@ class ExactSynaptic(nn.Module):
             wt = self._copy[key] = weight.t().contiguous()
         return wt
 
+    def _sparse(self, x: Tensor) -> bool:
+        if not (self.event_driven and self.sparse_below > 0 and x.dim() == 2 and x.numel() and x.layout == torch.strided):
+            return False
+        sample = x[:: SAMPLE_EVERY]
+        return int(torch.ne(sample, 0).sum()) < self.sparse_below * sample.numel()
+
     def forward(self, x: Tensor) -> Tensor:
         out_dtype = x.dtype
-        if self.single and out_dtype == torch.float64:
-            mod, x = self._float32(), x.float()
+        mod = self._float32() if self.single and out_dtype == torch.float64 else self.inner
+        if self._sparse(x):
+            y = sparse_linear(x, self._transposed(mod.weight), mod.bias)
         else:
-            mod = self.inner
-        if self.event_driven and x.dim() == 2 and x.numel() and x.layout == torch.strided:
-            nz = int(torch.ne(x, 0).sum())  # count_nonzero's count, several times faster on CPU
-            if nz < SPARSE_BELOW * x.numel():
-                y = _sparse_linear(x, self._transposed(mod.weight), mod.bias)
-                return self.post(y.to(out_dtype))
-        return self.post(mod(x).to(out_dtype))
+            y = mod(x if x.dtype == mod.weight.dtype else x.to(mod.weight.dtype))
+        if self.post32 is not None and y.dtype == torch.float32:
+            return self.post32(y).to(out_dtype)
+        return self.post(y.to(out_dtype))
 
 
-def _sparse_linear(x: Tensor, weight_t: Tensor, bias: Tensor | None) -> Tensor:
-    """x @ weight_t (+ bias) over the non-zero entries of x only: each row of x is a bag of the rows of
-    weight_t its non-zeros select, weighted by their values (embedding_bag's sum, a tuned CPU kernel;
-    about 1.5-2x faster than a CSR product here)."""
-    with warnings.catch_warnings():  # torch flags sparse CSR as beta on first use; nothing to act on
-        warnings.simplefilter("ignore")
-        rows = x.to_sparse_csr()
-    y = F.embedding_bag(rows.col_indices(), weight_t, rows.crow_indices()[:-1], mode="sum", per_sample_weights=rows.values())
+def sparse_linear(x: Tensor, weight_t: Tensor, bias: Tensor | None) -> Tensor:
+    """x @ weight_t (+ bias) over the non-zero entries of the 2-D x only, in weight_t's dtype: each row
+    of x is a bag of the rows of weight_t its non-zeros select (embedding_bag's sum, a tuned CPU kernel,
+    faster here than a CSR product), weighted by their values unless all of them are 1 (spikes).
+    Exact whenever every partial sum is (the caller's bound): the order of the terms is then free."""
+    rows, cols = x.nonzero().unbind(1)
+    if rows.numel():
+        offsets = torch.searchsorted(rows, torch.arange(x.shape[0], device=x.device))
+        vals = x[rows, cols]
+        weights = None if bool(torch.eq(vals, 1).all()) else vals.to(weight_t.dtype)
+        y = F.embedding_bag(cols, weight_t, offsets, mode="sum", per_sample_weights=weights)
+    else:  # an all-zero input: every bag is empty
+        y = weight_t.new_zeros((x.shape[0], weight_t.shape[1]))
     return y if bias is None else y.add_(bias)
 
 

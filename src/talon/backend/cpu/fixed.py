@@ -49,6 +49,11 @@ def round_half_up(x: Any, fmt: Format) -> Any:
     return _round_half_up_(torch.mul(x, math.ldexp(1.0, fmt.frac)), fmt)
 
 
+def round_half_up_(x: Any, fmt: Format) -> Any:
+    """round_half_up in place, on a tensor the caller owns (no second allocation of a large input)."""
+    return _round_half_up_(x.mul_(math.ldexp(1.0, fmt.frac)), fmt)
+
+
 def _round_half_up_(scaled: Any, fmt: Format) -> Any:
     """round_half_up in place on a tensor already multiplied by 2**frac."""
     return scaled.add_(0.5).floor_().clamp_(fmt.lo, fmt.hi).mul_(math.ldexp(1.0, -fmt.frac))
@@ -107,8 +112,12 @@ def _synaptic_runtime(inner: nn.Module, p: NodePlan) -> nn.Module:
         return FixedStateless(inner, post)
     fin = p.in_formats[0]
     single = exact_products.float32_exact(p.ints, p.fracs, fin.bits, fin.frac, p.acc_frac)
+    post32 = None
+    if single:
+        bound = exact_products.accumulator_bound(p.ints, p.fracs, fin.bits, p.acc_frac)
+        post32 = exact_products.float32_post(bound, p.acc_bits, p.acc_frac, p.out_format.bits, p.out_format.frac)
     cache = p.__dict__.setdefault("_derived_weights", {})  # shared by every run of this plan
-    return exact_products.ExactSynaptic(inner, post, single, cache)
+    return exact_products.ExactSynaptic(inner, post, single, cache, post32)
 
 
 class FixedStateless(nn.Module):

@@ -242,7 +242,7 @@ def run_instrumented(
                         m = x.detach().abs().max().to(torch.float64)
                         max_out[n] = torch.maximum(max_out[n], m) if n in max_out else m
                 if in_fmts is not None:
-                    xs = [fx.round_half_up(x.to(torch.float64), f) for x, f in zip(xs, in_fmts)]
+                    xs = [fx.round_half_up_(x.to(torch.float64, copy=True), f) for x, f in zip(xs, in_fmts)]
                 for n, x in zip(names, xs):
                     if n in spike_rec:  # after fixed-point rounding: what the graph actually sees
                         spike_rec[n].append(x)

@@ -41,6 +41,10 @@ class Skip(Node):
     skip_type: str = string("residual", choices=("residual", "passthrough", "concatenate"))
     max_inputs = None
 
+    @property
+    def sums_inputs(self) -> bool:  # type: ignore[override]
+        return self.skip_type == "residual"
+
     def infer_output_shapes(self, input_shapes: list[Shape]) -> list[Shape]:
         if self.skip_type == "passthrough":
             if len(input_shapes) != 1:
@@ -58,6 +62,7 @@ class Concat(Node):
     num_inputs: int = integer(2, minimum=1)
     dim: int = integer(0)
     max_inputs = None
+    sums_inputs = False  # joins its inputs
 
     def infer_output_shapes(self, input_shapes: list[Shape]) -> list[Shape]:
         if len(input_shapes) != self.num_inputs:
