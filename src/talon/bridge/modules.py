@@ -897,4 +897,4 @@ def convert_alif(module: ALIF, ctx: Any) -> ALIFNode:
     return module.to_node()
 
 
-register_converter(ALIF, convert_alif)
+register_converter(ALIF, convert_alif, produces=("ALIF",))
