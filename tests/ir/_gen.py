@@ -59,6 +59,8 @@ VALID: dict[str, Callable[[], dict]] = {
     "Alpha": lambda: dict(tau_exc=pos(4) + 10.0, tau_inh=pos(4), v_threshold=np.ones(4), tau_alpha=pos(4), reset_mode="subtract"),
     "LI": lambda: dict(tau=pos(4), r=pos(4), v_leak=np.zeros(4)),
     "Integrator": lambda: dict(r=pos(4)),
+    "ALIF": lambda: dict(threshold=np.ones(4), threshold_step=pos(4), current_decay=np.full(4, 0.25), voltage_decay=np.linspace(0, 1, 4),
+                         threshold_decay=np.full(4, 0.05), refractory_decay=np.full(4, 0.2)),
     "Threshold": lambda: dict(v_threshold=np.ones(4)),
     "Delay": lambda: dict(delay=np.array([0, 1, 2, 3], dtype=np.int64)),
     "ReLU": lambda: dict(negative_slope=0.1),
@@ -316,6 +318,14 @@ def _alpha(draw):
     return {"tau_inh": ("raw", inh), "tau_exc": ("raw", exc)}
 
 
+@recipe("ALIF")
+def _alif(draw):
+    shape = _shape(draw, 1, 3, 1, 4)
+    choices = [shape, (), (1,), shape[-1:]]
+    decays = ("current_decay", "voltage_decay", "threshold_decay", "refractory_decay")
+    return {"__shape_choices__": choices, **{d: A(draw(st.sampled_from(choices)), "fraction") for d in decays}}
+
+
 @recipe("Delay")
 def _delay(draw):
     shape = _shape(draw, 0, 3, 0, 4)
@@ -359,6 +369,8 @@ def _elements(kind: str | None, dtype: np.dtype) -> st.SearchStrategy | None:
         return st.one_of(st.floats(min_value=0.0, exclude_min=True, width=width), st.just(math.inf), st.just(math.nan))
     if kind == "nonneg":
         return st.one_of(st.floats(min_value=0.0, width=width), st.just(math.inf), st.just(math.nan))
+    if kind == "fraction":
+        return st.floats(min_value=0.0, max_value=1.0, width=width)
     raise AssertionError(kind)
 
 

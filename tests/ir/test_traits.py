@@ -17,12 +17,13 @@ from talon.sdk.cost import cost_entry, cost_table, node_cost
 def test_builtin_neuron_traits():
     builtin = {t: ir.get_node_class(t) for t in ir.list_primitives() if ir.get_node_class(t).__module__.startswith("talon.")}
     neurons = {t: c for t, c in builtin.items() if c.state_fields}
-    assert set(neurons) == {"LIF", "IF", "CubaLIF", "LI", "Integrator", "Alpha"}
+    assert set(neurons) == {"LIF", "IF", "CubaLIF", "LI", "Integrator", "Alpha", "ALIF"}
     assert ir.CubaLIF.state_fields == ("i", "v") and ir.CubaLIF.has_current
     # Alpha's inputs drive its excitatory trace first (snnTorch's syn_exc, syn_inh, mem)
     assert ir.Alpha.state_fields == ("syn_exc", "syn_inh", "mem") and ir.Alpha.has_current
-    assert all(c.state_fields == ("v",) and not c.has_current for t, c in neurons.items() if t not in ("CubaLIF", "Alpha"))
-    assert {t for t, c in neurons.items() if c.spiking} == {"LIF", "IF", "CubaLIF", "Alpha"}
+    assert ir.get_node_class("ALIF").state_fields == ("u", "th", "r", "v") and ir.get_node_class("ALIF").has_current
+    assert all(c.state_fields == ("v",) and not c.has_current for t, c in neurons.items() if t not in ("CubaLIF", "Alpha", "ALIF"))
+    assert {t for t, c in neurons.items() if c.spiking} == {"LIF", "IF", "CubaLIF", "Alpha", "ALIF"}
     assert all(c.stateful and c.neurons_per_element == 1 and c.ops_per_step > 0 for c in neurons.values())
     # a Delay carries state but no neuron; a Threshold is a neuron without state
     assert ir.Delay.stateful and not ir.Delay.state_fields and ir.Threshold.neurons_per_element == 1

@@ -326,6 +326,23 @@ def _li(node, args, outs, dt, neurons, name):
     return [_leaky_steady(_arr(node.r, shape), _arr(node.v_leak, shape), lo, hi)]
 
 
+def _alif(node, args, outs, dt, neurons, name):
+    """ALIF (docs/neurons/alif.md): u stays in the hull of 0 and x / current_decay, v in the hull of 0 and
+    u / voltage_decay; with threshold >= 0 and threshold_step >= 0, th >= threshold and r >= 0, so a neuron
+    whose largest voltage stays below its threshold never fires (s = v >= th + r: equality fires)."""
+    shape = outs[0]
+    _, hi = _summed(args)
+    du, dv = _arr(node.current_decay, shape), _arr(node.voltage_decay, shape)
+    th0, step = _arr(node.threshold, shape), _arr(node.threshold_step, shape)
+    umax = np.where(hi <= 0, 0.0, np.where(du > 0, hi / np.where(du > 0, du, 1.0), np.inf))
+    vmax = np.where(umax <= 0, 0.0, np.where(dv > 0, umax / np.where(dv > 0, dv, 1.0), np.inf))
+    vmax = np.where((th0 >= 0) & (step >= 0), vmax, np.inf)
+    # record_never's tolerance, with a strict comparison: a voltage reaching the threshold fires
+    never = vmax + 1e-6 * (np.abs(vmax) + np.abs(th0)) < th0
+    neurons[name] = (never, vmax, th0)
+    return _spikes(node, never, shape)
+
+
 def _integrator(node, args, outs, dt, neurons, name):
     # v starts at 0 and adds dt*r*I each step: bounded on a side only where no step can push it that way
     shape = outs[0]
@@ -409,5 +426,6 @@ register_bounds("IF", _if)
 register_bounds("CubaLIF", _cubalif)
 register_bounds("Alpha", _alpha)
 register_bounds("LI", _li)
+register_bounds("ALIF", _alif)
 register_bounds("Integrator", _integrator)
 register_bounds("Threshold", _threshold)

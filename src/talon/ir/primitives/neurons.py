@@ -1,4 +1,4 @@
-"""Stateful neuron primitives: LIF, IF, CubaLIF, LI, Integrator, plus Threshold and Delay.
+"""Stateful neuron primitives: LIF, IF, CubaLIF, LI, Integrator, ALIF, plus Threshold and Delay.
 
 Time is discrete with step `dt` (graph metadata). Every per-neuron parameter array broadcasts to the
 neuron shape (the input shape, batch excluded). Inputs arriving on several edges are added, in edge
@@ -31,6 +31,7 @@ import numpy as np
 
 from talon.errors import PrimitiveError
 from talon.ir.node import ANY_FLOAT, Node, Shape, array, boolean, primitive, real, string
+from talon.ir.nir_registry import refuse_nir_export
 from talon.ir.primitives._shapes import check_broadcast, same_shapes
 
 RESET_MODES = ("subtract", "zero", "zero_post", "none")
@@ -256,3 +257,76 @@ class Delay(Node):
     def output_shape_for(self, shape: Shape) -> Shape:
         check_broadcast("Delay", "delay", self.delay, shape)
         return tuple(shape)
+
+
+# -- ALIF ---------------------------------------------------------------------------------------------
+
+DECAYS = ("current_decay", "voltage_decay", "threshold_decay", "refractory_decay")
+#: Why NIR cannot carry an ALIF (nir 1.0: Affine, Linear, Scale, Conv1d/2d, Delay, Flatten, I, IF, LI, LIF,
+#: CubaLI, CubaLIF, Threshold, SumPool2d, AvgPool2d): none has a threshold that moves with the spikes.
+NO_NIR = ("NIR has no adaptive-threshold neuron: its LIF/CubaLIF thresholds are constants and reset the membrane, "
+          "while an ALIF never resets its voltage and raises its threshold (and a refractory term) with every spike; "
+          "keep the graph in .t1c, or replace the ALIF by a CubaLIF before exporting to NIR")
+
+
+@primitive
+class ALIF(Node):
+    """Adaptive-threshold LIF: Lava-DL's `alif` neuron (lava.lib.dl.slayer.neuron.alif), which Loihi 2 runs.
+
+    From lava-nc/lava-dl src/lava/lib/dl/slayer/neuron/alif.py (docstring, `dynamics`, `spike`) and
+    neuron/dynamics/{leaky_integrator,adaptive_threshold}.py (`_li_dynamics_fwd` without a threshold, so
+    no voltage reset; `_ath_dynamics_fwd`). Per step, x the inputs summed in edge order, every decay a
+    fraction per step (the neuron counts steps, as Loihi does: dt does not enter):
+
+        u  = (1 - current_decay) * u + x
+        v  = (1 - voltage_decay) * v + u                           (never reset)
+        th = (1 - threshold_decay) * (th - threshold) + threshold
+        r  = (1 - refractory_decay) * r
+        s  = v >= th + r                                           (>=, as Lava-DL)
+        r  = r + 2 * th * s;   th = th + threshold_step * s        (r reads th before its increase)
+
+    State (u, th, r, v) starts at (0, threshold, 0, 0); the output is s. Lava-DL computes these equations
+    in integers (states in units of 1/s_scale, decays round(4096 * decay), products shifted right by 12
+    towards zero): TALON's float mode runs them in real arithmetic, its fixed-point mode runs Lava-DL's
+    integers (docs/neurons/alif.md).
+    """
+
+    threshold: np.ndarray = array(ANY_FLOAT, doc="resting threshold (Lava-DL threshold, vThMant / scale)")
+    threshold_step: np.ndarray = array(ANY_FLOAT, doc="threshold increase per spike (Lava-DL threshold_step)")
+    current_decay: np.ndarray = array(ANY_FLOAT, doc="fraction of the current lost per step, [0, 1] (iDecay / 4096)")
+    voltage_decay: np.ndarray = array(ANY_FLOAT, doc="fraction of the voltage lost per step, [0, 1] (vDecay / 4096)")
+    threshold_decay: np.ndarray = array(ANY_FLOAT, doc="fraction of (th - threshold) lost per step, [0, 1] (thDecay / 4096)")
+    refractory_decay: np.ndarray = array(ANY_FLOAT, doc="fraction of the refractory state lost per step, [0, 1] (refDecay / 4096)")
+
+    stateful = True
+    spiking = True
+    max_inputs = None
+    neurons_per_element: ClassVar[int] = 1
+    state_fields: ClassVar[tuple[str, ...]] = ("u", "th", "r", "v")
+    has_current: ClassVar[bool] = True
+    #: u: multiply, add; v: multiply, add; th: subtract, multiply, add; r: multiply; spike: add, compare;
+    #: after a spike: threshold add, refractory multiply-add (counted every step, as hardware runs them)
+    ops_per_step: ClassVar[int] = 13
+
+    def check(self) -> None:
+        for name in DECAYS:
+            value = getattr(self, name)
+            if not np.all((value >= 0) & (value <= 1)):
+                raise PrimitiveError(f"ALIF.{name} must lie in [0, 1] (a fraction of decay per step), got {value.min()}..{value.max()}")
+
+    def infer_output_shapes(self, input_shapes: list[Shape]) -> list[Shape]:
+        shape = same_shapes(self.type_name, input_shapes)
+        for name, value in self.arrays():
+            check_broadcast(self.type_name, name, value, shape)
+        return [shape]
+
+    def keep_factors(self) -> dict[str, np.ndarray]:
+        """The per-step retention factors 1 - decay, in float64 (the one derivation every mode casts)."""
+        return {name: 1.0 - np.asarray(getattr(self, name), np.float64) for name in DECAYS}
+
+    def in_time_unit(self, k: float) -> "ALIF":
+        """Unchanged: its decays are per step, so another time unit leaves every per-step factor as it is."""
+        return self
+
+
+refuse_nir_export("ALIF", NO_NIR)
