@@ -90,6 +90,8 @@ def support(type_name: str) -> dict[str, dict[str, str]]:
                  else _entry("registered" if type_name in _TABLE else "traits", entry.formula))
 
     s["bounds"] = (_entry("registered") if type_name in bounds_types()
+                   else _entry("traits", "its class's membrane_bounds: proves neurons that never fire")
+                   if cls.spiking and callable(getattr(cls, "membrane_bounds", None))
                    else _entry("traits", "spikes lie in [0, graded factor]; no proof of silence") if cls.spiking
                    else _entry("missing"))
 

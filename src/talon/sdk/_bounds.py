@@ -30,7 +30,6 @@ import numpy as np
 
 from talon.errors import TalonUsageError
 from talon.ir import Graph, Node
-from talon.ir.primitives.alpha import membrane_bounds
 from talon.sdk._graph import Shape, Topology
 
 Bounds = tuple[np.ndarray, np.ndarray]
@@ -298,14 +297,6 @@ def _if(node, args, outs, dt, neurons, name):
     return _spikes(node, record_never(neurons, name, vmax, thr), shape)
 
 
-def _alpha(node, args, outs, dt, neurons, name):
-    # the Alpha primitive's own bounds on its membrane (talon.ir.primitives.alpha.membrane_bounds)
-    shape = outs[0]
-    lo, hi = _summed(args)
-    _, vmax = membrane_bounds(node, dt, lo, hi)
-    return _spikes(node, record_never(neurons, name, np.broadcast_to(vmax, shape), _arr(node.v_threshold, shape)), shape)
-
-
 def _cubalif(node, args, outs, dt, neurons, name):
     shape = outs[0]
     lo, hi = _summed(args)
@@ -382,11 +373,24 @@ def _spikes_only(node, args, outs, dt, neurons, name):
     return [(np.full(s, min(0.0, g)), np.full(s, max(0.0, g))) for s in outs]
 
 
+def _own_membrane_bounds(node, args, outs, dt, neurons, name):
+    """A spiking neuron whose class bounds its own membrane: `membrane_bounds(dt, lo, hi) -> (lo, hi)` of
+    its membrane given each step's summed input in [lo, hi]; it never fires where that maximum stays at or
+    below its v_threshold."""
+    shape = outs[0]
+    lo, hi = _summed(args)
+    _, vmax = node.membrane_bounds(dt, lo, hi)
+    return _spikes(node, record_never(neurons, name, np.broadcast_to(vmax, shape), _arr(node.v_threshold, shape)), shape)
+
+
 def bounds_rule(node: Node) -> BoundsRule | None:
-    """The rule bounding `node`'s outputs: its type's registered rule, else the spike bounds of a spiking
-    type, else None (a nested graph or a type without a rule)."""
+    """The rule bounding `node`'s outputs: its type's registered rule; else, for a spiking type, its class's
+    own `membrane_bounds` (with a `v_threshold`) when it defines one, or the bounds its spikes imply; else
+    None (a nested graph or a type without a rule)."""
     rule = _RULES.get(node.type_name)
     if rule is None and node.spiking and not isinstance(node, Graph):
+        if callable(getattr(type(node), "membrane_bounds", None)) and hasattr(node, "v_threshold"):
+            return _own_membrane_bounds
         return _spikes_only
     return rule
 
@@ -424,7 +428,6 @@ register_bounds("Delay", _delay)
 register_bounds("LIF", _lif)
 register_bounds("IF", _if)
 register_bounds("CubaLIF", _cubalif)
-register_bounds("Alpha", _alpha)
 register_bounds("LI", _li)
 register_bounds("ALIF", _alif)
 register_bounds("Integrator", _integrator)

@@ -90,6 +90,11 @@ class Alpha(Node):
         tau_alpha is a pure number and stays as it is."""
         return self.replace(tau_exc=np.asarray(self.tau_exc, np.float64) * k, tau_inh=np.asarray(self.tau_inh, np.float64) * k)
 
+    def membrane_bounds(self, dt: float, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Sound bounds on the membrane given each step's summed input in [lo, hi]; lint's bounds rule for
+        spiking nodes calls this (talon.sdk._bounds), so Alpha needs no rule of its own there."""
+        return membrane_bounds(self, dt, lo, hi)
+
 
 refuse_nir_export("Alpha", (
     "NIR has no Alpha neuron, and no graph of NIR nodes computes it: NIR's neurons (LIF, CubaLIF, IF, LI, I) each "
