@@ -28,6 +28,8 @@ REGISTRIES = (
     ("talon.ir.nir_registry", "_DEFAULTS"),
     ("talon.bridge.converters", "MODULE_CONVERTERS"),
     ("talon.bridge.converters", "_PRODUCES"),
+    ("talon.bridge.converters", "_OUTPUT_NAMES"),
+    ("talon.bridge.converters", "_PENDING"),
 )
 #: Modules whose import registers built-ins: loaded first, so that the snapshot holds them.
 BUILTINS = ("talon.ir", "talon.ir.nir", "talon.bridge", "talon.bridge.export", "talon.backend.cpu.fixed_rules",

@@ -84,3 +84,52 @@ def test_subclasses_are_not_matched_and_replacing_needs_replace():
     assert type(to_ir(nn.Sequential(Gain(3)), torch.rand(1, 3)).nodes["0"]).__name__ == "Skip"
     unregister_converter(Gain)
     assert converter_for(Gain(3)) is None
+
+
+def _fake_library(monkeypatch, name: str):
+    """A library `name` whose class Mod lives in `name`._impl and is re-exported as `name`.Mod (as snn.Alpha is)."""
+    import sys
+    import types
+
+    pkg, impl = types.ModuleType(name), types.ModuleType(f"{name}._impl")
+    mod = type("Mod", (Gain,), {"__module__": impl.__name__})
+    impl.Mod = pkg.Mod = mod
+    pkg._impl = impl
+    return pkg, impl, mod, lambda: (monkeypatch.setitem(sys.modules, name, pkg), monkeypatch.setitem(sys.modules, impl.__name__, impl))
+
+
+def test_a_converter_registered_by_name_binds_once_its_library_is_imported(monkeypatch):
+    monkeypatch.setattr(converters, "_PENDING", {})
+    monkeypatch.setattr(converters, "_PRODUCES", dict(converters._PRODUCES))
+    monkeypatch.setattr(converters, "_OUTPUT_NAMES", dict(converters._OUTPUT_NAMES))
+    pkg, impl, mod, load = _fake_library(monkeypatch, "talon_fake_lib_a")
+    register_converter("talon_fake_lib_a.Mod", gain_to_scale, produces=("Scale",), outputs=("out",))
+    assert mod not in converters.MODULE_CONVERTERS  # the library is not imported: nothing is imported for it
+    load()
+    assert converter_for(mod(3)) is gain_to_scale
+    assert converters.declared_products(mod) == ("Scale",) and converters.output_names(mod) == ("out",)
+    # its home name names the same class: registering it again is the same registration
+    register_converter("talon_fake_lib_a._impl.Mod", gain_to_scale, produces=("Scale",))
+    with pytest.raises(TalonUsageError, match="already registered"):
+        register_converter("talon_fake_lib_a._impl.Mod", lambda m, c: None)
+    unregister_converter("talon_fake_lib_a.Mod")
+    assert converter_for(mod(3)) is None
+
+
+def test_a_name_that_resolves_to_no_module_class_is_refused(monkeypatch):
+    monkeypatch.setattr(converters, "_PENDING", {})
+    pkg, impl, mod, load = _fake_library(monkeypatch, "talon_fake_lib_b")
+    load()
+    for name in ("talon_fake_lib_b.Missing", "talon_fake_lib_b._impl"):
+        with pytest.raises(TalonUsageError, match="exactly one nn.Module subclass"):
+            register_converter(name, gain_to_scale)
+    with pytest.raises(TalonUsageError, match="dotted class name"):
+        register_converter("Mod", gain_to_scale)
+
+
+def test_snntorch_alpha_is_registered_by_name_from_its_own_module():
+    from talon.bridge import alpha
+
+    assert converter_for(snn.Alpha(alpha=0.9, beta=0.8)) is alpha.convert_alpha
+    assert converters.declared_products(snn.Alpha) == ("Alpha",)
+    assert talon.bridge.snntorch.state_index(snn.Alpha(alpha=0.9, beta=0.8), "mem") == 3

@@ -10,6 +10,9 @@ Resets use float 0/1 masks R, which make every product with R exact. The step ha
 `traces` (the new traces before any reset) and `fire` (membrane, reset, spike), so that fixed-point mode
 can round the traces between them without a second copy of either formula (talon.backend.fpga.emitters.alpha).
 State: (E, N, U), membrane last.
+
+Also the exporter's converter of `snn.Alpha`, registered by name ("snntorch.Alpha"), so that this module
+never imports snntorch: the registry binds it once snnTorch is imported (talon.bridge.converters).
 """
 
 from __future__ import annotations
@@ -18,12 +21,15 @@ from typing import Sequence
 
 import numpy as np
 import torch
+import torch.nn as nn
 from torch import Tensor
+
+from talon.bridge.converters import ConverterResult, ExportContext, register_converter
 
 from talon.bridge.modules import StatefulRuntime, register_runtime
 from talon.ir.primitives.alpha import Alpha, alpha_coefficients
 
-__all__ = ["AlphaRuntime"]
+__all__ = ["AlphaRuntime", "convert_alpha"]
 
 
 class AlphaRuntime(StatefulRuntime):
@@ -76,3 +82,29 @@ class AlphaRuntime(StatefulRuntime):
 
 
 register_runtime("Alpha", lambda node, ctx: AlphaRuntime(node, ctx.dt))
+
+
+def convert_alpha(m: nn.Module, ctx: ExportContext) -> ConverterResult:
+    """snnTorch's Alpha, exactly: its clamped alpha and beta as time constants (as for Synaptic), and the
+    membrane gain tau_alpha as the float32 value snnTorch computes from them on every step."""
+    # snnTorch's helpers: an snn.Alpha exists, so snnTorch is imported (only talon.bridge.snntorch imports it)
+    from talon.bridge.snntorch import _check_common, _decay, _param, _tau
+
+    mechanism, gsf = _check_common(m, ctx)
+    shape = ctx.output_shape
+    alpha = _decay(m, ctx, "alpha", m.alpha, shape)
+    beta = _decay(m, ctx, "beta", m.beta, shape)
+    if np.any(beta == 1.0):
+        raise ctx.unsupported(m, "beta is 1, which snnTorch's tau_alpha = ln(alpha)/(ln(beta) - ln(alpha)) + 1 divides by zero")
+    if np.any(alpha <= beta):
+        raise ctx.unsupported(m, "alpha <= beta after snnTorch's clamp to [0, 1]: the Alpha neuron needs alpha > beta")
+    with torch.no_grad():  # snnTorch's own expression, in the parameters' dtype (cast to float32 where it is used)
+        a = torch.as_tensor(m.alpha).detach().cpu().clamp(0, 1)
+        b = torch.as_tensor(m.beta).detach().cpu().clamp(0, 1)
+        tau_alpha = torch.log(a) / (torch.log(b) - torch.log(a)) + 1
+    return Alpha(tau_exc=_tau(alpha, ctx.dt), tau_inh=_tau(beta, ctx.dt), v_threshold=_param(m, ctx, "threshold", m.threshold, shape),
+                 tau_alpha=_param(m, ctx, "tau_alpha", tau_alpha, shape), reset_mode=mechanism, graded_spikes_factor=gsf)
+
+
+#: what snn.Alpha's forward returns, in order: a state argument is carried over when it is output of its name
+register_converter("snntorch.Alpha", convert_alpha, produces=("Alpha",), outputs=("spk", "syn_exc", "syn_inh", "mem"))

@@ -10,7 +10,9 @@ this module, which imports neither of them.
 
 from __future__ import annotations
 
+import importlib
 import math
+import sys
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Union
 
@@ -25,7 +27,7 @@ from talon.ir import (
 )
 
 __all__ = ["ExportContext", "Converter", "ConverterResult", "unsupported", "register_converter", "unregister_converter",
-           "converter_for", "declared_products", "producers_of", "undeclared_converters", "check_produced", "MODULE_CONVERTERS"]
+           "converter_for", "declared_products", "producers_of", "undeclared_converters", "check_produced", "output_names", "MODULE_CONVERTERS"]
 
 Shape = tuple[int, ...]
 #: What a converter returns: one node; a nested Graph (a composite block); or (neuron, recurrent connection).
@@ -84,68 +86,143 @@ def unsupported(path: str, module: Any, reason: str, api: str = "to_ir", *, conv
 MODULE_CONVERTERS: dict[type, Converter] = {}
 #: Module type -> the IR type names its registered converter may return (declared with `produces=`).
 _PRODUCES: dict[type, tuple[str, ...]] = {}
+#: Module type -> the names of what its forward returns (declared with `outputs=`).
+_OUTPUT_NAMES: dict[type, tuple[str, ...]] = {}
+#: Dotted class name -> (converter, produces, outputs, replace), until that class's library is imported.
+_PENDING: dict[str, tuple[Converter, tuple[str, ...] | None, tuple[str, ...] | None, bool]] = {}
 
 
-def register_converter(module_type: type, converter: Converter | None = None, *, replace: bool = False,
-                       produces: Iterable[str] | None = None) -> Any:
+def register_converter(module_type: type | str, converter: Converter | None = None, *, replace: bool = False,
+                       produces: Iterable[str] | None = None, outputs: Iterable[str] | None = None) -> Any:
     """Make `converter(module, ctx) -> Node | Graph | (neuron, recurrent)` how `to_ir` exports modules of
     exactly `module_type` (subclasses are not matched: they may change forward). Usable as a decorator
     (`@register_converter(MyModule)`). A per-call `custom_map` entry still takes precedence. Returns `converter`.
 
+    `module_type` may be a dotted name instead of the class ("snntorch.Alpha": its public alias, or its
+    defining `__module__.__qualname__`), so that a module can register a converter without importing the
+    library: the name is resolved with importlib, to exactly one class, once that library's top-level package
+    is in sys.modules (at once when it already is); a name that then resolves to no nn.Module subclass raises.
+
     `produces` names the IR types the converter may return (a recurrent pair's two nodes included): `talon
     primitives` lists the module types that produce each primitive from these declarations, and an export
     whose converter returns an undeclared type stops with a TalonError naming it, so a declaration cannot
-    drift from its converter. A converter registered without one is listed as undeclared."""
-    if not (isinstance(module_type, type) and issubclass(module_type, nn.Module)):
-        raise TalonUsageError(f"register_converter needs an nn.Module subclass, got {module_type!r}")
+    drift from its converter. A converter registered without one is listed as undeclared. `outputs` names
+    what a stateful module's forward returns, in order (e.g. ("spk", "mem")): the export carries a state
+    argument over when its forward takes back the output of that name."""
     declared = None if produces is None else tuple(produces)
+    what = module_type if isinstance(module_type, str) else getattr(module_type, "__qualname__", module_type)
     if declared is not None and (isinstance(produces, str) or not all(isinstance(t, str) and t for t in declared)):
-        raise TalonUsageError(f"register_converter({module_type.__qualname__}, produces=...) needs IR type names, got {produces!r}")
+        raise TalonUsageError(f"register_converter({what}, produces=...) needs IR type names, got {produces!r}")
+    names = None if outputs is None else tuple(outputs)
+    if names is not None and (isinstance(outputs, str) or not all(isinstance(t, str) and t for t in names)):
+        raise TalonUsageError(f"register_converter({what}, outputs=...) needs output names, got {outputs!r}")
+    if isinstance(module_type, str):
+        parts = module_type.split(".")
+        if len(parts) < 2 or not all(p.isidentifier() for p in parts):
+            raise TalonUsageError(f"register_converter({module_type!r}, ...) needs a dotted class name such as 'snntorch.Alpha'")
+    elif not (isinstance(module_type, type) and issubclass(module_type, nn.Module)):
+        raise TalonUsageError(f"register_converter needs an nn.Module subclass or its dotted name, got {module_type!r}")
 
     def add(fn: Converter) -> Converter:
         if not callable(fn):
-            raise TalonUsageError(f"the converter for {module_type.__qualname__} must be callable(module, ctx), got {fn!r}")
-        if not replace and MODULE_CONVERTERS.get(module_type, fn) is not fn:
-            raise TalonUsageError(f"a converter for {module_type.__module__}.{module_type.__qualname__} is already registered "
-                                  "(pass replace=True, or a custom_map entry for one export)")
-        MODULE_CONVERTERS[module_type] = fn
-        if declared is None:
-            _PRODUCES.pop(module_type, None)
-        else:
-            _PRODUCES[module_type] = declared
+            raise TalonUsageError(f"the converter for {what} must be callable(module, ctx), got {fn!r}")
+        if isinstance(module_type, str):
+            _PENDING[module_type] = (fn, declared, names, replace)
+            _resolve_pending()
+            return fn
+        _add(module_type, fn, declared, names, replace)
         return fn
 
     return add if converter is None else add(converter)
 
 
-def unregister_converter(module_type: type) -> None:
-    """Remove the converter of `module_type` (a no-op when there is none)."""
+def _add(module_type: type, fn: Converter, declared: tuple[str, ...] | None, names: tuple[str, ...] | None,
+         replace: bool) -> None:
+    if not replace and MODULE_CONVERTERS.get(module_type, fn) is not fn:
+        raise TalonUsageError(f"a converter for {module_type.__module__}.{module_type.__qualname__} is already registered "
+                              "(pass replace=True, or a custom_map entry for one export)")
+    MODULE_CONVERTERS[module_type] = fn
+    for table, value in ((_PRODUCES, declared), (_OUTPUT_NAMES, names)):
+        if value is None:
+            table.pop(module_type, None)
+        else:
+            table[module_type] = value
+
+
+def _resolve_name(name: str) -> type:
+    """The one class a dotted name names: every split into an importable module and an attribute path is
+    tried; they must agree on one nn.Module subclass (its public alias and its home name do)."""
+    parts = name.split(".")
+    found: set[type] = set()
+    for i in range(len(parts) - 1, 0, -1):
+        try:
+            obj: Any = importlib.import_module(".".join(parts[:i]))
+        except ImportError:
+            continue
+        for attr in parts[i:]:
+            obj = getattr(obj, attr, None)
+        if isinstance(obj, type):
+            found.add(obj)
+    classes = [c for c in found if issubclass(c, nn.Module)]
+    if len(classes) != 1 or len(found) != 1:
+        got = ", ".join(sorted(f"{c.__module__}.{c.__qualname__}" for c in found)) or "nothing"
+        raise TalonUsageError(f"register_converter({name!r}, ...): the name must resolve to exactly one nn.Module "
+                              f"subclass, and resolves to {got}: name the class as '<package>.<Class>'")
+    return classes[0]
+
+
+def _resolve_pending() -> None:
+    """Bind the converters registered by name whose library is now imported (the registry's readers call this)."""
+    for name in [n for n in _PENDING if n.split(".", 1)[0] in sys.modules]:
+        fn, declared, names, replace = _PENDING.pop(name)
+        _add(_resolve_name(name), fn, declared, names, replace)
+
+
+def unregister_converter(module_type: type | str) -> None:
+    """Remove the converter of `module_type` (a class or a name registered lazily; a no-op when there is none)."""
+    if isinstance(module_type, str):
+        _PENDING.pop(module_type, None)
+        if module_type.split(".", 1)[0] not in sys.modules:
+            return
+        module_type = _resolve_name(module_type)
     MODULE_CONVERTERS.pop(module_type, None)
     _PRODUCES.pop(module_type, None)
+    _OUTPUT_NAMES.pop(module_type, None)
 
 
 def converter_for(module: nn.Module) -> Converter | None:
     """The converter registered for `type(module)` exactly, or None."""
+    _resolve_pending()
     return MODULE_CONVERTERS.get(type(module))
+
+
+def output_names(module_type: type) -> tuple[str, ...] | None:
+    """What the forward of `module_type` returns, by name, as its converter's registration declared (None: undeclared)."""
+    _resolve_pending()
+    return _OUTPUT_NAMES.get(module_type)
 
 
 def declared_products(module_type: type) -> tuple[str, ...] | None:
     """The IR types the registered converter of `module_type` declared it produces (None: undeclared)."""
+    _resolve_pending()
     return _PRODUCES.get(module_type)
 
 
 def producers_of(type_name: str) -> list[type]:
     """The module types whose registered converter declares that it produces `type_name`."""
+    _resolve_pending()
     return [t for t, names in _PRODUCES.items() if type_name in names and t in MODULE_CONVERTERS]
 
 
 def undeclared_converters() -> list[type]:
     """The module types with a registered converter that declares nothing it produces."""
+    _resolve_pending()
     return [t for t in MODULE_CONVERTERS if t not in _PRODUCES]
 
 
 def check_produced(module: nn.Module, path: str, result: Any) -> None:
     """Stop when the registered converter of `type(module)` returned an IR type it did not declare."""
+    _resolve_pending()
     declared = _PRODUCES.get(type(module))
     if declared is None:
         return

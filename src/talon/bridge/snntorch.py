@@ -1,4 +1,4 @@
-"""snnTorch neuron converters: Leaky, Synaptic, RLeaky, RSynaptic, Lapicque, Alpha.
+"""snnTorch neuron converters: Leaky, Synaptic, RLeaky, RSynaptic, Lapicque (Alpha's: talon.bridge.alpha).
 
 The only module of talon.bridge that imports snntorch. Every mapping here is exact: the IR runtime
 (float32, coefficients derived in float64 and rounded once) reproduces snnTorch 1.0.0 spike for spike
@@ -20,13 +20,12 @@ import snntorch as snn
 import torch
 import torch.nn as nn
 
-from talon.bridge.converters import ConverterResult, ExportContext, converter_for, register_converter
+from talon.bridge.converters import ConverterResult, ExportContext, converter_for, output_names, register_converter
 from talon.ir import IF, LI, LIF, CubaLIF, Graph, Input, Integrator, Node, Output, Scale, Threshold
 from talon.ir._compact import float32_if_exact, smallest_broadcast
-from talon.ir.primitives.alpha import Alpha
 
 __all__ = ["CONVERTERS", "is_neuron", "state_index", "memoryless", "membrane_readout", "convert_leaky", "convert_synaptic", "convert_rleaky", "convert_rsynaptic",
-           "convert_lapicque", "convert_alpha"]
+           "convert_lapicque"]
 
 Shape = tuple[int, ...]
 
@@ -40,15 +39,16 @@ def is_neuron(module: nn.Module) -> bool:
 
 
 # What each neuron's forward returns, by name: a state argument `mem` is carried over when it is output `mem`.
+# A neuron registered elsewhere declares its names with register_converter(..., outputs=...).
 _OUTPUTS: dict[type, tuple[str, ...]] = {
     snn.Leaky: ("spk", "mem"), snn.Lapicque: ("spk", "mem"), snn.Synaptic: ("spk", "syn", "mem"),
-    snn.RLeaky: ("spk", "mem"), snn.RSynaptic: ("spk", "syn", "mem"), snn.Alpha: ("spk", "syn_exc", "syn_inh", "mem"),
+    snn.RLeaky: ("spk", "mem"), snn.RSynaptic: ("spk", "syn", "mem"),
 }
 
 
 def state_index(module: nn.Module, param: str) -> int | None:
     """The index in the neuron's output tuple of the state that its forward argument `param` takes back."""
-    names = _OUTPUTS.get(type(module), ())
+    names = _OUTPUTS.get(type(module)) or output_names(type(module)) or ()
     return names.index(param) if param in names else None
 
 
@@ -77,7 +77,7 @@ def memoryless(m: nn.Module, ctx: ExportContext) -> ConverterResult:
 def membrane_readout(m: nn.Module, ctx: ExportContext, index: int) -> Node:
     """The neuron whose output `index` (a state) forward returns, when it can be that output exactly: a
     reset-free Leaky's membrane U = β*U[t-1] + x is an LI (an Integrator when β = 1)."""
-    names = _OUTPUTS.get(type(m), ())
+    names = _OUTPUTS.get(type(m)) or output_names(type(m)) or ()
     what = names[index] if index < len(names) else f"output {index}"
     if type(m) is not snn.Leaky or what != "mem":
         raise ctx.unsupported(m, f"forward returns its state {what!r}; only the membrane of a Leaky with "
@@ -263,25 +263,6 @@ def convert_lapicque(m: snn.Lapicque, ctx: ExportContext) -> ConverterResult:
                reset_mode="zero_post" if mechanism == "zero" else mechanism, reset_delay=True, graded_spikes_factor=gsf)
 
 
-def convert_alpha(m: snn.Alpha, ctx: ExportContext) -> ConverterResult:
-    """snnTorch's Alpha, exactly: its clamped alpha and beta as time constants (as for Synaptic), and the
-    membrane gain tau_alpha as the float32 value snnTorch computes from them on every step."""
-    mechanism, gsf = _check_common(m, ctx)
-    shape = ctx.output_shape
-    alpha = _decay(m, ctx, "alpha", m.alpha, shape)
-    beta = _decay(m, ctx, "beta", m.beta, shape)
-    if np.any(beta == 1.0):
-        raise ctx.unsupported(m, "beta is 1, which snnTorch's tau_alpha = ln(alpha)/(ln(beta) - ln(alpha)) + 1 divides by zero")
-    if np.any(alpha <= beta):
-        raise ctx.unsupported(m, "alpha <= beta after snnTorch's clamp to [0, 1]: the Alpha neuron needs alpha > beta")
-    with torch.no_grad():  # snnTorch's own expression, in the parameters' dtype (cast to float32 where it is used)
-        a = torch.as_tensor(m.alpha).detach().cpu().clamp(0, 1)
-        b = torch.as_tensor(m.beta).detach().cpu().clamp(0, 1)
-        tau_alpha = torch.log(a) / (torch.log(b) - torch.log(a)) + 1
-    return Alpha(tau_exc=_tau(alpha, ctx.dt), tau_inh=_tau(beta, ctx.dt), v_threshold=_param(m, ctx, "threshold", m.threshold, shape),
-                 tau_alpha=_param(m, ctx, "tau_alpha", tau_alpha, shape), reset_mode=mechanism, graded_spikes_factor=gsf)
-
-
 #: The snnTorch neuron types this module converts (each registered with register_converter below).
 CONVERTERS = {
     snn.Leaky: convert_leaky,
@@ -289,15 +270,12 @@ CONVERTERS = {
     snn.RLeaky: convert_rleaky,
     snn.RSynaptic: convert_rsynaptic,
     snn.Lapicque: convert_lapicque,
-    snn.Alpha: convert_alpha,
 }
 # The snnTorch neurons register exactly as a user's module type would (talon.bridge.converters), each with
 # the IR types its converter returns: a recurrent pair's connection is Linear, Affine, Conv2d or Scale
-# (_recurrent). Alpha's converter refuses here; it declares the Alpha primitive its exact export returns
-# (the alpha branch of issue 16), so that the declaration holds once that lands.
+# (_recurrent). snn.Alpha's converter lives with its primitive (talon.bridge.alpha), registered by name.
 register_converter(snn.Leaky, convert_leaky, produces=("LIF", "IF"))
 register_converter(snn.Synaptic, convert_synaptic, produces=("CubaLIF",))
 register_converter(snn.RLeaky, convert_rleaky, produces=("LIF", "IF", "Linear", "Affine", "Conv2d", "Scale"))
 register_converter(snn.RSynaptic, convert_rsynaptic, produces=("CubaLIF", "Linear", "Affine", "Conv2d", "Scale"))
 register_converter(snn.Lapicque, convert_lapicque, produces=("LIF",))
-register_converter(snn.Alpha, convert_alpha, produces=("Alpha",))
