@@ -13,7 +13,7 @@ import torch
 from talon.backend.fpga.emitters.alpha import AlphaRule, alpha_formats, plan_alpha
 from talon.backend.cpu.fixed import ROUNDING, FixedPointConfig, Format
 from talon.backend.fpga import kernels
-from talon.bridge.alpha import AlphaRuntime
+from talon.bridge.primitives.alpha import AlphaRuntime
 from talon.errors import BackendError
 from talon.ir.primitives.alpha import Alpha
 

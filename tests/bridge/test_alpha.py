@@ -12,7 +12,7 @@ import torch.nn as nn
 snn = pytest.importorskip("snntorch")
 
 from talon import ir  # noqa: E402
-from talon.bridge.alpha import AlphaRuntime  # noqa: E402
+from talon.bridge.primitives.alpha import AlphaRuntime  # noqa: E402
 from talon.bridge.executor import ir_to_torch  # noqa: E402
 from talon.bridge.export import export_to_ir, to_ir  # noqa: E402
 from talon.errors import PrimitiveError, UnsupportedModuleError  # noqa: E402

@@ -128,7 +128,7 @@ def test_a_name_that_resolves_to_no_module_class_is_refused(monkeypatch):
 
 
 def test_snntorch_alpha_is_registered_by_name_from_its_own_module():
-    from talon.bridge import alpha
+    from talon.bridge.primitives import alpha
 
     assert converter_for(snn.Alpha(alpha=0.9, beta=0.8)) is alpha.convert_alpha
     assert converters.declared_products(snn.Alpha) == ("Alpha",)

@@ -315,7 +315,11 @@ def _alpha(draw):
     inh = draw(hnp.arrays(dt_inh, s_inh, elements=st.floats(0.125, 1e6, width=dt_inh.itemsize * 8)))
     gap = draw(hnp.arrays(np.float64, s_exc, elements=st.one_of(st.floats(1.0, 1e6), st.just(math.inf))))
     exc = (np.max(inh.astype(np.float64), initial=0.0) + gap).astype(dt_exc)
-    return {"tau_inh": ("raw", inh), "tau_exc": ("raw", exc)}
+    # tau_alpha: None (derived) or any finite gain, at any float dtype and broadcast shape
+    dt_ta = np.dtype(draw(st.sampled_from(["float32", "float64"])))
+    s_ta = draw(st.sampled_from([shape, (), (1,), shape[-1:]]))
+    ta = draw(st.one_of(st.none(), hnp.arrays(dt_ta, s_ta, elements=st.floats(-1e6, 1e6, width=dt_ta.itemsize * 8))))
+    return {"tau_inh": ("raw", inh), "tau_exc": ("raw", exc), "tau_alpha": ("raw", ta)}
 
 
 @recipe("ALIF")

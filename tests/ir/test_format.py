@@ -781,7 +781,7 @@ def test_all_primitives_sample_is_storage_only():
     from talon.ir.primitives import __all__ as builtin
 
     assert {n.type_name for n in g.nodes.values()} >= set(builtin) - {"RESET_MODES"} - {
-        "Graph", "Linear", "Scale", "SumPool2d", "CubaLIF", "LI", "Integrator", "Threshold", "Delay", "Alpha"}
+        "Graph", "Linear", "Scale", "SumPool2d", "CubaLIF", "LI", "Integrator", "Threshold", "Delay", "Alpha", "ALIF"}
 
 
 _LAYOUT = re.compile(r"^([\w-]+)\[([\d, ]*)\]$")

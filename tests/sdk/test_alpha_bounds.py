@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from talon import ir
-from talon.bridge.alpha import AlphaRuntime
+from talon.bridge.primitives.alpha import AlphaRuntime
 from talon.ir.primitives.alpha import Alpha, membrane_bounds
 from talon.sdk import lint_graph
 

@@ -18,7 +18,7 @@ from talon.bridge.modules import (
     register_runtime,
 )
 
-from talon.bridge import alpha as _alpha  # noqa: F401  (registers the Alpha runtime)
+from talon.bridge import primitives as _primitives  # noqa: F401  (its modules register their runtimes, converters)
 from talon.bridge.reset_effect import measure_reset_effect
 from talon.ir.nir_resets import register_reset_measure
 

@@ -1,4 +1,4 @@
-"""snnTorch neuron converters: Leaky, Synaptic, RLeaky, RSynaptic, Lapicque (Alpha's: talon.bridge.alpha).
+"""snnTorch neuron converters: Leaky, Synaptic, RLeaky, RSynaptic, Lapicque (Alpha's: talon.bridge.primitives.alpha).
 
 The only module of talon.bridge that imports snntorch. Every mapping here is exact: the IR runtime
 (float32, coefficients derived in float64 and rounded once) reproduces snnTorch 1.0.0 spike for spike
@@ -273,7 +273,7 @@ CONVERTERS = {
 }
 # The snnTorch neurons register exactly as a user's module type would (talon.bridge.converters), each with
 # the IR types its converter returns: a recurrent pair's connection is Linear, Affine, Conv2d or Scale
-# (_recurrent). snn.Alpha's converter lives with its primitive (talon.bridge.alpha), registered by name.
+# (_recurrent). snn.Alpha's converter lives with its primitive (talon.bridge.primitives.alpha), registered by name.
 register_converter(snn.Leaky, convert_leaky, produces=("LIF", "IF"))
 register_converter(snn.Synaptic, convert_synaptic, produces=("CubaLIF",))
 register_converter(snn.RLeaky, convert_rleaky, produces=("LIF", "IF", "Linear", "Affine", "Conv2d", "Scale"))
