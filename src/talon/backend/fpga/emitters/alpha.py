@@ -30,7 +30,7 @@ from talon.backend.cpu.fixed_registry import FixedRule, NeuronFormats, PlanConte
 from talon.backend.cpu.fixed_rules import tau_for_beta
 from talon.backend.fpga.cgen import c_array
 from talon.backend.fpga.emitters.registry import Emitter, register_emitter
-from talon.backend.fpga.model import LayerEstimate, align_passes, aligned_fraction, bram
+from talon.backend.fpga.model import LayerEstimate, align_passes, aligned_fraction
 from talon.backend.fpga.names import c_string
 from talon.errors import BackendError
 from talon.ir import Node
@@ -204,18 +204,9 @@ class AlphaEmitter(Emitter):
         mb = int(nd["membrane"][0])
         mults, adders, states, consts = 3, 9, 3, 5
         lanes = max(1, math.ceil(N / e.R))
-        cycles = math.ceil(N / lanes) + 6
-        dsp = mults * lanes * math.ceil(mb / e.dsp_tile[0])
-        lut = lanes * adders * mb + 100
-        b1, l1 = bram(N * mb * (states + 1), lanes, mb * states)  # E, N, U and the membrane tap
-        b2, l2 = bram(N * consts * 24, lanes, consts * 24)
-        brams, lut = b1 + b2, lut + l1 + l2
-        passes, word = align_passes(nd)
-        if passes:
-            b3, l3 = bram(N * word, lanes, word)
-            cycles += passes * math.ceil(N / lanes)
-            brams, lut = brams + b3, lut + passes * lanes * word + l3
-        return LayerEstimate(e.name, nd["type"], N, lanes, cycles, dsp, brams, lut)
+        # E, N, U and the membrane tap; the constants at 24 bits
+        return e.neuron_layer(lanes, math.ceil(N / lanes) + 6, mults=mults, adders=adders, state_bits=mb * (states + 1),
+                              state_width=mb * states, const_bits=consts * 24, const_width=consts * 24)
 
 
 register_fixed_rule("Alpha", AlphaRule())

@@ -3,6 +3,7 @@ NodeCode (the same node while the top function is written, with the lists its co
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -10,6 +11,7 @@ import numpy as np
 
 from talon.backend.descriptor import HardwareDescriptor
 from talon.backend.fpga import kernels as K
+from talon.backend.fpga.model import LayerEstimate, align_passes, bram
 from talon.errors import BackendError
 
 
@@ -41,6 +43,25 @@ class NodeEstimate:
     @property
     def N(self) -> int:
         return _size(self.shape)
+
+    def neuron_layer(self, lanes: int, cycles: int, *, mults: int, adders: int, state_bits: int, state_width: int,
+                     const_bits: int, const_width: int) -> LayerEstimate:
+        """A neuron layer's resources from its datapath: `mults` multiplies and `adders` adders per lane at the
+        membrane width, its state and constant memories (bits per neuron, bits read per lane), and the passes
+        that first sum inputs arriving in several formats (the isum buffer), as its kernel runs them."""
+        nd, N = self.nd, self.N
+        mb = int(nd["membrane"][0])
+        dsp = mults * lanes * math.ceil(mb / self.dsp_tile[0])
+        lut = lanes * adders * mb + 100
+        b1, l1 = bram(N * state_bits, lanes, state_width)
+        b2, l2 = bram(N * const_bits, lanes, const_width)
+        brams, lut = b1 + b2, lut + l1 + l2
+        passes, word = align_passes(nd)
+        if passes:
+            b3, l3 = bram(N * word, lanes, word)
+            cycles += passes * math.ceil(N / lanes)
+            brams, lut = brams + b3, lut + passes * lanes * word + l3
+        return LayerEstimate(self.name, nd["type"], N, lanes, cycles, dsp, brams, lut)
 
 
 @dataclass
@@ -92,6 +113,25 @@ class NodeCode:
     @property
     def N(self) -> int:
         return _size(self.shape)
+
+    def neuron_layer(self, lanes: int, cycles: int, *, mults: int, adders: int, state_bits: int, state_width: int,
+                     const_bits: int, const_width: int) -> LayerEstimate:
+        """A neuron layer's resources from its datapath: `mults` multiplies and `adders` adders per lane at the
+        membrane width, its state and constant memories (bits per neuron, bits read per lane), and the passes
+        that first sum inputs arriving in several formats (the isum buffer), as its kernel runs them."""
+        nd, N = self.nd, self.N
+        mb = int(nd["membrane"][0])
+        dsp = mults * lanes * math.ceil(mb / self.dsp_tile[0])
+        lut = lanes * adders * mb + 100
+        b1, l1 = bram(N * state_bits, lanes, state_width)
+        b2, l2 = bram(N * const_bits, lanes, const_width)
+        brams, lut = b1 + b2, lut + l1 + l2
+        passes, word = align_passes(nd)
+        if passes:
+            b3, l3 = bram(N * word, lanes, word)
+            cycles += passes * math.ceil(N / lanes)
+            brams, lut = brams + b3, lut + passes * lanes * word + l3
+        return LayerEstimate(self.name, nd["type"], N, lanes, cycles, dsp, brams, lut)
 
     @property
     def out_format(self) -> tuple[int, int]:

@@ -15,7 +15,7 @@ from talon.backend.cpu.fixed_registry import FixedRule, NeuronFormats, PlanConte
 from talon.backend.fpga.cgen import c_array
 from talon.backend.fpga.emitters.context import NodeCode, NodeEstimate
 from talon.backend.fpga.emitters.registry import Emitter, register_emitter
-from talon.backend.fpga.model import LayerEstimate, align_passes, aligned_fraction, bram
+from talon.backend.fpga.model import LayerEstimate, align_passes, aligned_fraction
 from talon.backend.fpga.names import c_string
 from talon.errors import BackendError
 from talon.ir.node import get_node_class
@@ -94,7 +94,6 @@ class NeuronEmitter(Emitter):
 
     def estimate(self, e: NodeEstimate) -> LayerEstimate:
         nd, N = e.nd, e.N
-        dsp_a = e.dsp_tile[0]
         mb = int(nd["membrane"][0])
         # CubaLIF adds its current: a second state, alpha*I and gain_in*x, two more constants
         cuba = nd.get("current") is not None
@@ -102,19 +101,9 @@ class NeuronEmitter(Emitter):
         lanes = max(1, math.ceil(N / e.R))
         # CubaLIF runs two loops of N (k_current, then k_neuron) with the new current in between
         loops = 2 if cuba else 1
-        cycles = loops * math.ceil(N / lanes) + 6
-        dsp = mults * lanes * math.ceil(mb / dsp_a)
-        lut = lanes * adders * mb + 100
-        b1, l1 = bram(N * mb * (states + loops - 1), lanes, mb * states)  # membrane (and current, its y buffer)
-        b2, l2 = bram(N * consts * 24, lanes, consts * 24)  # beta, gain, leak, threshold, reset (alpha, gain_in)
-        brams, lut = b1 + b2, lut + l1 + l2
-        # inputs in several formats are summed first, pass by pass, like a residual Skip (the isum buffer)
-        passes, word = align_passes(nd)
-        if passes:
-            b3, l3 = bram(N * word, lanes, word)
-            cycles += passes * math.ceil(N / lanes)
-            brams, lut = brams + b3, lut + passes * lanes * word + l3
-        return LayerEstimate(e.name, nd["type"], N, lanes, cycles, dsp, brams, lut)
+        # the membrane (and the current, with its y buffer); beta, gain, leak, threshold, reset (alpha, gain_in)
+        return e.neuron_layer(lanes, loops * math.ceil(N / lanes) + 6, mults=mults, adders=adders, state_bits=mb * (states + loops - 1),
+                              state_width=mb * states, const_bits=consts * 24, const_width=consts * 24)
 
 
 for _t in ("LIF", "IF", "LI", "Integrator", "CubaLIF"):
@@ -273,18 +262,8 @@ class ALIFEmitter(Emitter):
         lanes = max(1, math.ceil(N / e.R))
         # four decay multiplies (state x 13-bit multiplier); 2*T*S and STEP*S are selects, not multiplies
         mults, adders, states, consts = 4, 8, 4, 6
-        cycles = math.ceil(N / lanes) + 6
-        dsp = mults * lanes * math.ceil(mb / e.dsp_tile[0])
-        lut = lanes * adders * mb + 100
-        b1, l1 = bram(N * mb * states, lanes, mb * states)
-        b2, l2 = bram(N * consts * mb, lanes, consts * mb)
-        brams, lut = b1 + b2, lut + l1 + l2
-        passes, word = align_passes(nd)
-        if passes:
-            b3, l3 = bram(N * word, lanes, word)
-            cycles += passes * math.ceil(N / lanes)
-            brams, lut = brams + b3, lut + passes * lanes * word + l3
-        return LayerEstimate(e.name, nd["type"], N, lanes, cycles, dsp, brams, lut)
+        return e.neuron_layer(lanes, math.ceil(N / lanes) + 6, mults=mults, adders=adders, state_bits=mb * states, state_width=mb * states,
+                              const_bits=consts * mb, const_width=consts * mb)
 
 
 register_emitter("ALIF", ALIFEmitter())
