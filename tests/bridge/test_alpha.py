@@ -22,14 +22,6 @@ MODES = ("subtract", "zero", "none")
 N = 24
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _params(kind: str):
     g = torch.Generator().manual_seed(5)
     if kind == "scalar":

@@ -25,16 +25,6 @@ T, B = 200, 4
 N_IN, N = 16, 32
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Hundreds of tiny steps: thread hand-offs cost more than they save, and on a busy 2-core machine
-    # oversubscribed intra-op threads make the file 10x slower.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def roundtrip(model: nn.Module, sample: torch.Tensor, tmp_path) -> ir.Graph:
     graph = to_ir(model, sample)
     path = tmp_path / "model.t1c"

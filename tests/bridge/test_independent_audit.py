@@ -20,25 +20,13 @@ from talon import ir  # noqa: E402
 from talon.bridge.executor import ir_to_torch  # noqa: E402
 from talon.bridge.export import to_ir  # noqa: E402
 
+from firing import boost  # noqa: E402
+
 T, B = 30, 3
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def _boost(model: nn.Module, gain: float = 3.0) -> nn.Module:
-    torch.manual_seed(0)
-    for m in model.modules():
-        if isinstance(m, nn.Linear):
-            nn.init.uniform_(m.weight, -1.0, 1.0)
-            with torch.no_grad():
-                m.weight.mul_(gain / m.weight[0].numel() ** 0.5)
-    return model.eval()
+def _boost_linear(model: nn.Module, gain: float = 3.0) -> nn.Module:
+    return boost(model, gain, layers=(nn.Linear,)).eval()
 
 
 def _assert_stepped_exact(model: nn.Module, seq: torch.Tensor, tmp_path) -> None:
@@ -64,7 +52,7 @@ def test_a_neuron_constant_passed_as_nn_parameter_exports(constant, tmp_path):
     """`snn.Leaky(threshold=nn.Parameter(...))` without learn_threshold keeps a buffer that requires grad:
     the export used to crash with torch's "leaf Variable ... in-place operation" while restoring it."""
     kwargs = {"beta": 0.9, constant: nn.Parameter(torch.tensor(0.6 if constant == "threshold" else 0.8))}
-    model = _boost(nn.Sequential(nn.Linear(12, 8), snn.Leaky(init_hidden=True, **kwargs)))
+    model = _boost_linear(nn.Sequential(nn.Linear(12, 8), snn.Leaky(init_hidden=True, **kwargs)))
     torch.manual_seed(1)
     _assert_stepped_exact(model, torch.rand(T, B, 12), tmp_path)
     assert getattr(model[1], constant).requires_grad  # left as it was
@@ -86,7 +74,7 @@ class _EventFrames(nn.Module):
 @pytest.mark.parametrize("dtype", [torch.uint8, torch.bool])
 def test_an_integer_input_converted_in_forward_gets_a_way_forward_that_works(dtype, tmp_path):
     from talon.errors import UnsupportedModuleError
-    model = _boost(_EventFrames(), gain=2.0)
+    model = _boost_linear(_EventFrames(), gain=2.0)
     torch.manual_seed(2)
     frames = (torch.rand(T, B, 12) * 3).to(dtype)
     with pytest.raises(UnsupportedModuleError) as info:
@@ -140,7 +128,7 @@ def test_a_neuron_skipped_in_some_steps_is_named_not_the_one_called_every_step()
 
 def test_a_restart_part_way_through_the_loop_says_where_and_the_way_forward_works(tmp_path):
     from talon.errors import UnsupportedModuleError
-    model = _boost(_Loop("restart"), gain=4.0)
+    model = _boost_linear(_Loop("restart"), gain=4.0)
     torch.manual_seed(3)
     x = torch.rand(T, B, 12)
     with pytest.raises(UnsupportedModuleError) as info:
@@ -322,16 +310,6 @@ EXACT = {  # name: (build, data, one-step model stepped by the caller?, weight g
 }
 
 
-def _boost_all(model: nn.Module, gain: float) -> nn.Module:
-    torch.manual_seed(0)
-    for m in model.modules():
-        if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d)):
-            nn.init.uniform_(m.weight, -1.0, 1.0)
-            with torch.no_grad():
-                m.weight.mul_(gain / m.weight[0].numel() ** 0.5)
-    return model.eval()
-
-
 def _spikes(out):
     return out[0] if isinstance(out, tuple) else out
 
@@ -339,7 +317,7 @@ def _spikes(out):
 @pytest.mark.parametrize("name", list(EXACT))
 def test_new_forms_are_exact(name, tmp_path):
     build, data, stepped, gain = EXACT[name]
-    model = _boost_all(build(), gain)
+    model = boost(build(), layers=(nn.Linear, nn.Conv1d, nn.Conv2d), gain=gain).eval()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         graph = to_ir(model, data[0] if stepped else data)

@@ -24,28 +24,15 @@ from talon.bridge.executor import ir_to_torch  # noqa: E402
 from talon.bridge.export import ExportWarning, export_to_ir, to_ir  # noqa: E402
 from talon.errors import UnsupportedModuleError  # noqa: E402
 
+from firing import boost as _boost  # noqa: E402
+
 num_steps = 25
 batch_size = 4
 beta = 0.9
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def boost(model: nn.Module, gain: float = 3.0) -> nn.Module:
-    """Scale the weights so that neurons fire often: a comparison with no spikes would prove little."""
-    torch.manual_seed(0)
-    for m in model.modules():
-        if isinstance(m, (nn.Linear, nn.Conv2d)):
-            nn.init.uniform_(m.weight, -1.0, 1.0)
-            with torch.no_grad():
-                m.weight.mul_(gain / m.weight.shape[1] ** 0.5)
-    return model
+    return _boost(model, gain, fan_in="channels")
 
 
 def run_steps(graph: ir.Graph, steps: list[torch.Tensor], tmp_path=None) -> torch.Tensor:

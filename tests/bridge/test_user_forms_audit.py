@@ -27,31 +27,14 @@ from talon.bridge.executor import ir_to_torch  # noqa: E402
 from talon.bridge.export import to_ir  # noqa: E402
 from talon.errors import UnsupportedModuleError  # noqa: E402
 
+from firing import boost  # noqa: E402
+
 T = 8          # time steps
 B = 3          # batch
 beta = 0.9
 num_steps = T
 batch_size = B
 spike_grad = surrogate.fast_sigmoid(slope=25)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def boost(model: nn.Module, gain: float = 3.0) -> nn.Module:
-    """Weights large enough that neurons fire often: a comparison without spikes proves little."""
-    torch.manual_seed(0)
-    for m in model.modules():
-        if isinstance(m, (nn.Linear, nn.Conv2d)):
-            nn.init.uniform_(m.weight, -1.0, 1.0)
-            with torch.no_grad():
-                m.weight.mul_(gain / (m.weight[0].numel()) ** 0.5)
-    return model
 
 
 # ------------------------------------------------------------------------------------------------
