@@ -30,7 +30,7 @@ from talon.backend.cpu.fixed_registry import FixedRule, NeuronFormats, PlanConte
 from talon.backend.cpu.fixed_rules import tau_for_beta
 from talon.backend.fpga.cgen import c_array
 from talon.backend.fpga.emitters.registry import Emitter, register_emitter
-from talon.backend.fpga.model import LayerEstimate, align_passes, aligned_fraction
+from talon.backend.fpga.model import LayerEstimate, aligned_fraction
 from talon.backend.fpga.names import c_string
 from talon.errors import BackendError
 from talon.ir import Node
@@ -179,15 +179,7 @@ class AlphaEmitter(Emitter):
         for key, cname in (("alpha", "alpha"), ("beta", "beta"), ("tau_alpha", "talpha"), ("v_threshold", "thr"), ("v_threshold_trace", "thre")):
             code.consts.append(c_array(f"{cname}_{i}", full(key)))
         gs = int(np.asarray(code.arr("graded_spikes_factor")).reshape(-1)[0])
-        if align_passes(nd)[0] == 0:
-            src = code.inputs[0]
-        else:
-            code.kernel("align")
-            code.body.append(f"    static int64_t isum_{i}[{N}];")
-            code.body.append(f"    for (int k = 0; k < {N}; ++k) isum_{i}[k] = 0;")
-            for s, (_, f) in zip(code.inputs, nd["in_formats"]):
-                code.body.append(f"    k_align_add<{N}, {Fm - int(f)}, {L}>({s}, isum_{i});")
-            src = f"isum_{i}"
+        src = code.aligned_input(Fm)
         for st, what in (("e", f"excitatory trace, Q{ib}.{fi}"), ("nn", f"inhibitory trace, Q{ib}.{fi}"), ("u", f"membrane, Q{mb}.{fv}")):
             code.state.append(f"    static int64_t {st}_{i}[{N}];  // {what} of {c_string(n)}")
             code.reset.append(f"        for (int k = 0; k < {N}; ++k) {st}_{i}[k] = 0;")

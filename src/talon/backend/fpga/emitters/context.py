@@ -114,25 +114,6 @@ class NodeCode:
     def N(self) -> int:
         return _size(self.shape)
 
-    def neuron_layer(self, lanes: int, cycles: int, *, mults: int, adders: int, state_bits: int, state_width: int,
-                     const_bits: int, const_width: int) -> LayerEstimate:
-        """A neuron layer's resources from its datapath: `mults` multiplies and `adders` adders per lane at the
-        membrane width, its state and constant memories (bits per neuron, bits read per lane), and the passes
-        that first sum inputs arriving in several formats (the isum buffer), as its kernel runs them."""
-        nd, N = self.nd, self.N
-        mb = int(nd["membrane"][0])
-        dsp = mults * lanes * math.ceil(mb / self.dsp_tile[0])
-        lut = lanes * adders * mb + 100
-        b1, l1 = bram(N * state_bits, lanes, state_width)
-        b2, l2 = bram(N * const_bits, lanes, const_width)
-        brams, lut = b1 + b2, lut + l1 + l2
-        passes, word = align_passes(nd)
-        if passes:
-            b3, l3 = bram(N * word, lanes, word)
-            cycles += passes * math.ceil(N / lanes)
-            brams, lut = brams + b3, lut + passes * lanes * word + l3
-        return LayerEstimate(self.name, nd["type"], N, lanes, cycles, dsp, brams, lut)
-
     @property
     def out_format(self) -> tuple[int, int]:
         ob, of = self.nd["out_format"]
@@ -153,6 +134,20 @@ class NodeCode:
     def arr(self, key: str) -> Any:
         """The descriptor's integer array `<name>/<key>`, or None."""
         return self.desc.arrays.get(f"{self.name}/{key}")
+
+    def aligned_input(self, frac: int) -> str:
+        """The buffer a neuron reads: its one input when that already has fraction `frac`, else the sum of its
+        inputs, each shifted to `frac`, pass by pass like a residual Skip (the estimate counts the same
+        passes: talon.backend.fpga.model.align_passes)."""
+        if align_passes(self.nd)[0] == 0:
+            return self.inputs[0]
+        i, N, L = self.ident, self.N, self.lanes
+        self.kernel("align")
+        self.body.append(f"    static int64_t isum_{i}[{N}];")
+        self.body.append(f"    for (int k = 0; k < {N}; ++k) isum_{i}[k] = 0;")
+        for s, (_, f) in zip(self.inputs, self.nd["in_formats"]):
+            self.body.append(f"    k_align_add<{N}, {frac - int(f)}, {L}>({s}, isum_{i});")
+        return f"isum_{i}"
 
     def kernel(self, name: str, source: str | None = None) -> None:
         """Use kernel `name`: a built-in (templates/kernels/<name>.h) when `source` is None, else the C++

@@ -15,7 +15,7 @@ from talon.backend.cpu.fixed_registry import FixedRule, NeuronFormats, PlanConte
 from talon.backend.fpga.cgen import c_array
 from talon.backend.fpga.emitters.context import NodeCode, NodeEstimate
 from talon.backend.fpga.emitters.registry import Emitter, register_emitter
-from talon.backend.fpga.model import LayerEstimate, align_passes, aligned_fraction
+from talon.backend.fpga.model import LayerEstimate, aligned_fraction
 from talon.backend.fpga.names import c_string
 from talon.errors import BackendError
 from talon.ir.node import get_node_class
@@ -40,7 +40,6 @@ class NeuronEmitter(Emitter):
         code.kernel("neuron")
         N, L, c, shape, buf = code.N, code.lanes, code.coef_frac, code.shape, code.buf
         mb, fv = nd["membrane"]
-        fr = [f for _, f in nd["in_formats"]]
         # CubaLIF: the inputs drive its current (format Qib.fi), the current drives the membrane
         cuba = nd.get("current") is not None
         ib, fi = nd["current"] if cuba else (mb, fv)
@@ -64,15 +63,7 @@ class NeuronEmitter(Emitter):
         code.consts.append(c_array(f"vreset_{i}", full("v_reset", 0)))
         gsa = code.arr("graded_spikes_factor")
         gs = int(np.asarray(gsa).reshape(-1)[0]) if gsa is not None else 1
-        if align_passes(nd)[0] == 0:  # one input, already at Fm (the estimate counts the same passes)
-            src = code.inputs[0]
-        else:
-            code.kernel("align")
-            code.body.append(f"    static int64_t isum_{i}[{N}];")
-            code.body.append(f"    for (int k = 0; k < {N}; ++k) isum_{i}[k] = 0;")
-            for s, f in zip(code.inputs, fr):
-                code.body.append(f"    k_align_add<{N}, {Fm - f}, {L}>({s}, isum_{i});")
-            src = f"isum_{i}"
+        src = code.aligned_input(Fm)
         if cuba:
             code.kernel("current")
             code.consts.append(c_array(f"alpha_{i}", full("alpha", 0)))
@@ -238,15 +229,7 @@ class ALIFEmitter(Emitter):
             code.consts.append(c_array(f"{c}_{i}", (1 << DECAY_FRAC) - full(key)))
         code.consts.append(c_array(f"th0_{i}", full("threshold")))
         code.consts.append(c_array(f"thstep_{i}", full("threshold_step")))
-        if align_passes(nd)[0] == 0:
-            src = code.inputs[0]
-        else:
-            code.kernel("align")
-            code.body.append(f"    static int64_t isum_{i}[{N}];")
-            code.body.append(f"    for (int k = 0; k < {N}; ++k) isum_{i}[k] = 0;")
-            for s, (_, f) in zip(code.inputs, nd["in_formats"]):
-                code.body.append(f"    k_align_add<{N}, {Fm - int(f)}, {L}>({s}, isum_{i});")
-            src = f"isum_{i}"
+        src = code.aligned_input(Fm)
         for st, what in (("u", "current"), ("th", "threshold"), ("rf", "refractory state"), ("v", "voltage")):
             code.state.append(f"    static int64_t {st}_{i}[{N}];  // {what} of {c_string(n)}, Q{mb}.{fv}")
         code.reset.append(f"        for (int k = 0; k < {N}; ++k) {{ u_{i}[k] = 0; v_{i}[k] = 0; rf_{i}[k] = 0; th_{i}[k] = th0_{i}[k]; }}")
