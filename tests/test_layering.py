@@ -26,6 +26,7 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     "talon._json": ("talon",),
     "talon._versions": ("talon",),
     "talon._text": ("talon",),
+    "talon._registry": TORCH + ("talon.ir",) + ABOVE_IR,
     "talon._html": ("talon",),
     "talon.ir": TORCH + ABOVE_IR,
     "talon.sdk": TORCH + ("talon.mapping", "talon.bridge", "talon.backend", "talon.viz", "talon.io", "talon.cli") + LAYER3,

@@ -28,6 +28,7 @@ from typing import Callable
 
 import numpy as np
 
+from talon._registry import put
 from talon.errors import TalonUsageError
 from talon.ir import Graph, Node
 from talon.sdk._graph import Shape, Topology
@@ -356,10 +357,7 @@ def register_bounds(type_name: str, rule: BoundsRule, *, replace: bool = False) 
     """Give `type_name` its value-bounds rule (module docstring: the contract); returns the rule."""
     if not callable(rule):
         raise TalonUsageError(f"register_bounds({type_name!r}, ...) needs a callable rule, got {type(rule).__name__}")
-    if type_name in _RULES and _RULES[type_name] is not rule and not replace:
-        raise TalonUsageError(f"a bounds rule for {type_name!r} is already registered (pass replace=True)")
-    _RULES[type_name] = rule
-    return rule
+    return put(_RULES, type_name, rule, what="a bounds rule", replace=replace)
 
 
 def bounds_types() -> list[str]:

@@ -17,6 +17,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from talon._registry import put
 from talon.backend.cpu.fixed_format import Calibration, FixedPointConfig, Format, NodePlan
 from talon.errors import BackendError, TalonUsageError
 from talon.ir import Graph, Node, get_node_class
@@ -108,10 +109,7 @@ def register_fixed_rule(type_name: str, rule: FixedRule, *, replace: bool = Fals
         raise TalonUsageError(f"register_fixed_rule needs a primitive type name, got {type_name!r}")
     if not isinstance(rule, FixedRule):
         raise TalonUsageError(f"register_fixed_rule({type_name!r}, ...) needs a FixedRule instance, got {type(rule).__name__}")
-    if type_name in _RULES and _RULES[type_name] is not rule and not replace:
-        raise TalonUsageError(f"a fixed-point rule for {type_name!r} is already registered (pass replace=True)")
-    _RULES[type_name] = rule
-    return rule
+    return put(_RULES, type_name, rule, what="a fixed-point rule", replace=replace)
 
 
 def unregister_fixed_rule(type_name: str) -> None:

@@ -40,6 +40,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from talon._registry import put
 from talon.backend.descriptor import HardwareDescriptor
 from talon.backend.fpga.names import c_identifiers
 from talon.errors import BackendError, TalonUsageError
@@ -74,10 +75,7 @@ def register_hls4ml_layer(type_name: str, layer: Hls4mlLayer, *, replace: bool =
     """Let `type_name` go through the hls4ml path; returns the layer."""
     if not isinstance(layer, Hls4mlLayer):
         raise TalonUsageError(f"register_hls4ml_layer({type_name!r}, ...) needs an Hls4mlLayer, got {type(layer).__name__}")
-    if type_name in _LAYERS and _LAYERS[type_name] is not layer and not replace:
-        raise TalonUsageError(f"an hls4ml layer for {type_name!r} is already registered (pass replace=True)")
-    _LAYERS[type_name] = layer
-    return layer
+    return put(_LAYERS, type_name, layer, what="an hls4ml layer", replace=replace)
 
 
 def hls4ml_layer_types() -> list[str]:

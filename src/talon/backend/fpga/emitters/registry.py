@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from talon._registry import put
 from talon.errors import BackendError, TalonUsageError
 
 if TYPE_CHECKING:
@@ -42,10 +43,7 @@ def register_emitter(type_name: str, emitter: Emitter, *, replace: bool = False)
         raise TalonUsageError(f"register_emitter needs a primitive type name, got {type_name!r}")
     if not (callable(getattr(emitter, "emit", None)) and callable(getattr(emitter, "estimate", None))):
         raise TalonUsageError(f"the emitter for {type_name!r} must have emit(code) and estimate(e) methods, got {emitter!r}")
-    if type_name in _EMITTERS and not replace and _EMITTERS[type_name] is not emitter:
-        raise TalonUsageError(f"an fpga emitter for {type_name!r} is already registered (pass replace=True)")
-    _EMITTERS[type_name] = emitter
-    return emitter
+    return put(_EMITTERS, type_name, emitter, what="an fpga emitter", replace=replace)
 
 
 def unregister_emitter(type_name: str) -> None:
