@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from talon.backend.cpu import exact_products
+from talon.backend.cpu import exact_products, fixed_lif_seq
 from talon.backend.cpu.fixed_format import (
     Calibration, FixedPointConfig, FixedPointPlan, Format, NodePlan, dequantize, quantize_array,
 )
@@ -146,6 +146,8 @@ class FixedNeuron(StatefulRuntime):
         super().__init__()
         self.inner, self.plan, self.on_state = inner, plan, on_state
         self.rule = rule if rule is not None else fixed_rule_for(plan.type_name, plan.name)
+        # whole chunks in one fused loop where that gives the step loop's bits (talon.backend.cpu.fixed_lif_seq)
+        self._fused = fixed_lif_seq.fused_run_seq(inner, plan, self.rule) if on_state is None else None
 
     def init_state(self, inputs: Any) -> Any:
         return self.inner.init_state(inputs)
@@ -155,3 +157,8 @@ class FixedNeuron(StatefulRuntime):
         if self.on_state is not None:
             self.on_state(self.plan.name, st)
         return out, st
+
+    def run_seq(self, inputs: Any, state: Any) -> Any:
+        if self._fused is not None and fixed_lif_seq.ENABLED:
+            return self._fused(inputs, state)
+        return super().run_seq(inputs, state)

@@ -1,0 +1,116 @@
+"""Fixed-point LIF and IF neurons over a whole chunk of steps in one fused loop: the bits of
+FixedNeuron's step loop (NeuronRule.step around LIFRuntime.step, then the membrane's ceil rounding,
+docs/fixed_point.md section 5) with fewer passes per step.
+
+The step loop runs, per step, the runtime's ``u = beta*v; u += leak; u += gain*x_k; u -= R*thr;
+s = u > thr`` and then ``v = clamp(ceil(u * 2^f), lo, hi) * 2^-f``. Here, with the same operands:
+
+* the membrane is kept scaled by 2^f (the membrane format's fractional bits). Multiplying by a power of
+  two is exact in binary floating point, so every op on scaled operands gives exactly the scaled result
+  of the same op: ceil and clamp run on the state in place, and the two scalings per step go;
+* the input terms (leak + gain*x_k, scaled) are summed for the whole chunk at once, and each step is
+  ``V = beta*V + S_t`` in one op. The plan proved every product and sum of the update exact in float64
+  (fixed_rules._check_exact_update: at most 53 significant bits), so any order gives the same value,
+  signed zeros included (an exact sum is -0 only when every term is);
+* subtraction's reset mask R of step t+1 is step t's spike: ``u > thr`` equals ``v > thr`` for the
+  rounded v whenever thr lies on the membrane grid inside [lo, hi) (ceil to a grid point and clamping
+  keep either side of a grid point), which is checked per call; otherwise the mask is computed again.
+
+Float32 instead of float64 where the update is provably exact in 24 bits (float32_update_exact: the
+bound of every partial sum below 2^24 units of its finest grid); with the default 24-bit membranes and
+16-bit coefficients the product beta*v alone needs 42 bits, so that happens only for narrow datapaths.
+
+Only the default reset (subtraction, delayed, snnTorch Leaky's default) of LIF and IF runtimes whose
+rule is NeuronRule's own step, without a state observer, takes this path; everything else keeps the
+step loop. ENABLED = False turns it off (benchmarks/fixed_point.py compares both ways bit for bit).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Sequence
+
+import torch
+from torch import Tensor
+
+from talon.backend.cpu.fixed_format import Format, NodePlan
+from talon.backend.cpu.fixed_rules import NeuronRule
+from talon.bridge.modules import IFRuntime, LIFRuntime
+
+#: Off: every fixed-point neuron runs the step loop (the reference the fused loop must equal).
+ENABLED = True
+#: Exponent range where float32 scaling stays exact (its normal range is 2^-126 .. 2^127).
+_FLOAT32_EXP = 100
+
+
+def float32_update_exact(membrane: Format, in_formats: Sequence[Format], coef_frac: int) -> bool:
+    """True when every value of the fused update ``beta*v + leak + sum_k gain*x_k - R*thr`` (and each of
+    its partial sums) is an integer multiple of the finest grid 2^-(F+c) below 2^24 of them, so float32
+    holds it exactly: coefficients are below 2 in magnitude (Q(c+2).c), the membrane, its leak and
+    threshold within the membrane format, each input within its own format."""
+    fm = membrane.frac
+    fine = max([fm] + [f.frac for f in in_formats])
+    if max(abs(fine + coef_frac - fm), abs(fm)) > _FLOAT32_EXP:  # the scaled state's finest unit, its scale
+        return False
+    # in units of 2^-(fine + c): beta*v < 2^(c+mb+fine-fm), leak and R*thr < 2^(c+mb-1+fine-fm) each,
+    # gain*x_k < 2^(c+bk+fine-fk)
+    units = (1 << (membrane.bits + 1 + fine - fm)) + sum(1 << (f.bits + fine - f.frac) for f in in_formats)
+    return (units << coef_frac) <= (1 << 24)
+
+
+def fused_run_seq(inner: Any, plan: NodePlan, rule: Any) -> Callable[[Sequence[Tensor], Any], tuple[Tensor, Any]] | None:
+    """The fused run_seq of a fixed-point neuron, or None where it does not apply (see the docstring)."""
+    if type(inner) not in (LIFRuntime, IFRuntime) or type(rule).step is not NeuronRule.step:
+        return None
+    if plan.current is not None or plan.membrane is None or inner.reset_mode != "subtract" or not inner.reset_delay:
+        return None
+    coef_frac = plan.fracs.get("gain")  # every coefficient's fractional bits (Q(c+2).c)
+    single = coef_frac is not None and float32_update_exact(plan.membrane, plan.in_formats, coef_frac)
+    return lambda inputs, state: _run(inner, plan.membrane, single, inputs, state)
+
+
+def _run(inner: Any, fmt: Format, single: bool, inputs: Sequence[Tensor], state: Any) -> tuple[Tensor, Any]:
+    v0 = state[0]
+    dtype = torch.float32 if single else v0.dtype
+    up, down = math.ldexp(1.0, fmt.frac), math.ldexp(1.0, -fmt.frac)
+    gain, leak, beta_op = inner._op_gain, inner._op_leak, inner._op_beta
+    # S = leak + sum_k gain*x_k, scaled: each gain*x_k is the runtime's own product, then scaled exactly
+    s = None
+    for x in inputs:
+        term = torch.mul(x, gain).mul_(up) if gain is not None else torch.mul(x, up)
+        s = term if s is None else s.add_(term)
+    if leak is not None:
+        s.add_(leak * up)
+    if s.dtype != dtype:
+        s = s.to(dtype)
+    v = torch.mul(v0, up).to(dtype)
+    thr = inner.v_threshold
+    thr_s: Any = thr * up if isinstance(thr, float) else (inner._op_v_threshold * up).to(dtype)
+    lo, hi = fmt.lo, fmt.hi
+    # the spike is the next step's reset mask when thr is on the grid, inside [lo, hi) (module docstring)
+    thr_t = torch.as_tensor(thr_s, dtype=torch.float64)
+    spike_is_mask = bool(((thr_t == thr_t.floor()) & (thr_t >= lo) & (thr_t < hi)).all())
+    beta = inner.beta if isinstance(inner.beta, float) else None
+    beta_t = None if beta_op is None or beta is not None else beta_op.to(dtype)
+    out = torch.empty(s.shape, dtype=dtype, device=s.device)
+    reset = torch.gt(v, thr_s, out=torch.empty_like(v))
+    spare = torch.empty_like(v) if not spike_is_mask else None
+    for s_t, o in zip(s.unbind(0), out.unbind(0)):
+        if beta is not None:
+            torch.add(s_t, v, alpha=beta, out=v)
+        elif beta_t is not None:
+            v.mul_(beta_t).add_(s_t)
+        else:  # IF: no decay
+            v.add_(s_t)
+        if isinstance(thr_s, float):
+            v.sub_(reset, alpha=thr_s)
+        else:
+            v.addcmul_(reset, thr_s, value=-1.0)
+        torch.gt(v, thr_s, out=o)
+        v.ceil_().clamp_(lo, hi)
+        reset = o if spike_is_mask else torch.gt(v, thr_s, out=spare)
+    if out.dtype != v0.dtype:
+        out = out.to(v0.dtype)
+    if inner.graded_spikes_factor is not None:
+        out.mul_(inner.graded_spikes_factor)
+    return out, (v.to(v0.dtype).mul_(down),)
