@@ -158,3 +158,31 @@ def test_float32_post_equals_float64_rounding(seed, bound_bits, acc_frac, out_bi
     want = fx.synaptic_output(y64, plan)
     got = post32(y64.float()).double()
     assert torch.equal(got, want)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(2, 24), st.integers(-4, 30), st.sampled_from([torch.float32, torch.float64]))
+def test_spike_input_rounding_is_the_full_rounding(seed, bits, frac, dtype):
+    """round_input on spikes (0, 1 and -0.0) gives round_half_up's bits wherever it takes the short way,
+    and never changes the caller's tensor."""
+    fmt = fx.Format(bits, frac)
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randint(0, 2, (7, 3, 11), generator=g).to(dtype)
+    x[0, 0, :3] = torch.tensor([-0.0, 0.0, 1.0])
+    kept = x.clone()
+    got = fx.round_input(x, fmt, spikes=True)
+    want = fx.round_half_up(x.double(), fmt)
+    assert got.dtype == torch.float64 and torch.equal(got, want)
+    assert torch.equal(torch.signbit(got), torch.signbit(want))  # -0.0 became +0.0 both ways
+    assert torch.equal(x, kept) and torch.equal(fx.round_input(x, fmt), want)
+
+
+def test_counts_and_positions_of_non_zeros_match_torch():
+    from talon.backend.cpu.counting import count_nonzero
+
+    x = torch.tensor([0.0, -0.0, 1.0, float("nan"), -2.5, 0.0, float("inf"), 1e-300], dtype=torch.float64)
+    for t in (x, x.float(), x.reshape(2, 4).t(), (x != 0), x[::3], torch.tensor([3, 0, -1], dtype=torch.int16)):
+        assert count_nonzero(t) == int(torch.count_nonzero(t))
+        flat = t.reshape(-1)
+        assert torch.equal(xp.flat_nonzero(flat), flat.nonzero().squeeze(1))
+    assert count_nonzero(torch.zeros(0)) == 0 and xp.flat_nonzero(torch.zeros(0)).numel() == 0

@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from talon.backend.cpu.counting import _NUMPY_DTYPES
 from talon.bridge.modules import AffineRuntime, ConvRuntime
 
 #: Event-driven products pay a pass that finds the non-zeros (``nonzero``, per input element) and then
@@ -148,16 +149,30 @@ def sparse_linear(x: Tensor, weight_t: Tensor, bias: Tensor | None) -> Tensor:
     """x @ weight_t (+ bias) over the non-zero entries of the 2-D x only, in weight_t's dtype: each row
     of x is a bag of the rows of weight_t its non-zeros select (embedding_bag's sum, a tuned CPU kernel,
     faster here than a CSR product), weighted by their values unless all of them are 1 (spikes).
-    Exact whenever every partial sum is (the caller's bound): the order of the terms is then free."""
-    rows, cols = x.nonzero().unbind(1)
-    if rows.numel():
-        offsets = torch.searchsorted(rows, torch.arange(x.shape[0], device=x.device))
-        vals = x[rows, cols]
+    Exact whenever every partial sum is (the caller's bound): the order of the terms is then free.
+
+    The non-zeros are found as flat positions (flat_nonzero), in row-major order: a row's bag starts at
+    the first position at or past row * n_in, and a position's column is its remainder by n_in."""
+    n_rows, n_in = x.shape
+    flat = x.reshape(-1)
+    idx = flat_nonzero(flat)
+    if idx.numel():
+        starts = torch.arange(0, n_rows * n_in, n_in, device=x.device)
+        offsets = torch.searchsorted(idx, starts)
+        vals = flat.index_select(0, idx)
         weights = None if bool(torch.eq(vals, 1).all()) else vals.to(weight_t.dtype)
-        y = F.embedding_bag(cols, weight_t, offsets, mode="sum", per_sample_weights=weights)
+        y = F.embedding_bag(idx.remainder_(n_in), weight_t, offsets, mode="sum", per_sample_weights=weights)
     else:  # an all-zero input: every bag is empty
-        y = weight_t.new_zeros((x.shape[0], weight_t.shape[1]))
+        y = weight_t.new_zeros((n_rows, weight_t.shape[1]))
     return y if bias is None else y.add_(bias)
+
+
+def flat_nonzero(flat: Tensor) -> Tensor:
+    """The positions of the non-zeros of a 1-D tensor, ascending, as int64 (torch.nonzero's: NaN counts,
+    -0.0 does not). On the CPU numpy's compare-then-flatnonzero does it in about half torch's time."""
+    if flat.device.type == "cpu" and flat.dtype in _NUMPY_DTYPES and not flat.is_neg():
+        return torch.from_numpy(np.flatnonzero(flat.detach().numpy() != 0).astype(np.int64, copy=False))
+    return flat.nonzero().squeeze(1)
 
 
 def is_candidate(inner: nn.Module) -> bool:

@@ -22,6 +22,7 @@ from torch import nn
 
 from talon.backend.base import SimulationResult
 from talon.backend.cpu import fixed as fx
+from talon.backend.cpu.counting import count_nonzero
 from talon.backend.spike_inputs import check_spikes as spike_check
 from talon.backend.spike_inputs import priced_spike_inputs, pricing_graph
 from talon.backend.stimulus import ConstantEncoder, Stimulus, make_stimulus
@@ -177,7 +178,7 @@ def run_instrumented(
         hit = counted.get(id(x))
         if hit is not None and hit[0] is x:
             return hit[1]
-        n = torch.ne(x, 0).sum()  # what count_nonzero counts (NaN yes, -0.0 no), several times faster on CPU
+        n = count_nonzero(x)
         counted[id(x)] = (x, n)
         return n
 
@@ -242,7 +243,8 @@ def run_instrumented(
                         m = x.detach().abs().max().to(torch.float64)
                         max_out[n] = torch.maximum(max_out[n], m) if n in max_out else m
                 if in_fmts is not None:
-                    xs = [fx.round_half_up_(x.to(torch.float64, copy=True), f) for x, f in zip(xs, in_fmts)]
+                    spikes = [stim.binary.get(n) is True or n in check_spikes for n in names]  # checked just above
+                    xs = [fx.round_input(x, f, s) for x, f, s in zip(xs, in_fmts, spikes)]
                 for n, x in zip(names, xs):
                     if n in spike_rec:  # after fixed-point rounding: what the graph actually sees
                         spike_rec[n].append(x)
