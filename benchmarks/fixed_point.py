@@ -5,16 +5,27 @@ Run:  PYTHONPATH=src python benchmarks/fixed_point.py [--steps 100] [--batch 32]
 Workloads (fixed weights, seed 0):
   * hybrid: the tutorial's ANN-SNN (Conv2d-ReLU-MaxPool-Affine-LIF-Affine, benchmarks/backend.py), the
     default stimulus, batch 1, 200 steps;
-  * mlp: a 784-512-512-10 LIF MLP fed Bernoulli spikes (RateEncoder) at 5% and at 40% activity.
+  * mlp: a 784-512-512-10 LIF MLP fed Bernoulli spikes (RateEncoder) at 5% and at 40% activity; its
+    hidden layers fire at 12-35% whatever the input (dense Gaussian weights: a neuron sums many inputs);
+  * relay: the same shapes, neurons and stimulus, but fc1 and fc2 give each neuron ONE input (weight 1,
+    from a random source; every other weight 0) and fc3 stays dense: one input spike fires its neuron,
+    so every hidden layer fires at about the input's rate. It is not a model anyone would train; it
+    shows how the runtime's cost follows activity where a model's activity follows the input (sparse
+    excitatory fan-in), everything else (dense weight matrices, layer sizes, neurons) being the MLP's.
 Contenders, taking turns in every round so that they share the machine's background load:
   * `simulate(mode="float")` and `simulate(mode="fixed")`: whole calls. A fixed call includes one float
     run (calibration, also the reference for the agreement report), so its ratio to float is >= 1 plus
     the fixed run's own share;
   * the fixed run alone, given the plan (what the ratio above is made of beyond the float run), and the
-    float run alone (the same runtime call without a plan): the fair floor of the fixed run.
+    float run alone (the same runtime call without a plan): the fair floor of the fixed run. Both are
+    given the event-counted layers and the cost table once, as simulate() gives them to its runs;
+  * per layer: the fixed run timed between the executor's observer calls ("setup": building the runtime
+    and the input's conversion; "rest": what follows the last layer), for the floors of 5% / 40%:
+    the 5% run with fc1 costing nothing, and with every synaptic product costing nothing (what is left:
+    the neuron updates, which run every step whatever the activity, and the run outside the layers).
 Printed: medians and minimums of each, the ratios (median of per-round ratios and min/min) with their
-floors beside them, and the load average. Every fixed run's spikes and outputs are compared with the
-same run on plain float64 products (the simulator's reference arithmetic): any difference exits non-zero.
+floors beside them, the firing rates, and the load average. Every fixed run's spikes and outputs are compared with the
+same run on plain float64 products and step-by-step neurons (the reference arithmetic): any difference exits non-zero.
 
 Threading policy: OMP_WAIT_POLICY=PASSIVE (set before torch loads, unless already set) so that idle
 OpenMP workers sleep instead of spinning on a shared machine; `--threads` intra-op threads (default 1:
@@ -24,6 +35,7 @@ per-step neuron work is too small to split).
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import statistics
 import sys
@@ -37,7 +49,9 @@ import torch  # noqa: E402
 
 from talon import ir  # noqa: E402
 from talon.backend import get_backend  # noqa: E402
-from talon.backend.cpu.simulator import plan_for, run_instrumented  # noqa: E402
+from talon.backend.cpu import simulator  # noqa: E402
+from talon.backend.cpu.simulator import plan_for, run_instrumented, spike_driven_layers  # noqa: E402
+from talon.sdk.cost import graph_costs  # noqa: E402
 from talon.backend.stimulus import RateEncoder, make_stimulus  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -55,6 +69,58 @@ def mlp_graph(seed: int = 0) -> ir.Graph:
     g = ir.Graph(nodes)
     g.chain(*nodes)
     return g
+
+
+def relay_graph(seed: int = 0) -> ir.Graph:
+    """The MLP's shapes with one weight-1 input per hidden neuron (see the module docstring)."""
+    g = mlp_graph(seed)
+    rng = np.random.default_rng(seed + 1)
+    for name, n_in in (("fc1", 784), ("fc2", 512)):
+        w = np.zeros((512, n_in), np.float32)
+        w[np.arange(512), rng.permutation(n_in)[:512]] = 1.0
+        g.nodes[name] = g.nodes[name].replace(weight=w)
+    return g
+
+
+def run_alone(graph: ir.Graph) -> Callable[..., object]:
+    """run_instrumented as simulate() calls it: the event-counted layers and the cost table computed once."""
+    common = {"count_events": spike_driven_layers(graph), "costs": graph_costs(graph)}
+    return lambda stim, plan=None, **kw: run_instrumented(graph, stim, plan=plan, **common, **kw)
+
+
+def layer_times(run: Callable[[], object]) -> dict[str, float]:
+    """CLOCK seconds of one run per node, between the executor's observer calls; "setup" is the time
+    before the executor's first chunk starts (building it, converting the input)."""
+    marks: list[tuple[str, float]] = []
+    build = simulator.ir_to_torch
+
+    def timed(*a: object, observer: Callable | None = None, **k: object) -> object:
+        def obs(name: str, *rest: object) -> None:
+            observer(name, *rest)
+            marks.append((name, CLOCK()))
+        ex = build(*a, observer=obs, **k)
+        inner_run = ex.run
+        def run_marked(*ra: object, **rk: object) -> object:
+            marks.append(("setup", CLOCK()))
+            return inner_run(*ra, **rk)
+        ex.run = run_marked
+        return ex
+
+    simulator.ir_to_torch = timed
+    try:
+        t0 = CLOCK()
+        run()
+        t1 = CLOCK()
+    finally:
+        simulator.ir_to_torch = build
+    out: dict[str, float] = {}
+    prev = t0
+    for name, t in marks:
+        out[name] = out.get(name, 0.0) + t - prev
+        prev = t
+    out["rest"] = t1 - prev
+    out["total"] = t1 - t0
+    return out
 
 
 def load() -> str:
@@ -92,21 +158,32 @@ def check_exact(label: str, graph: ir.Graph, stim: object, plan: object) -> None
         from talon.backend.cpu import exact_products as xp
     except ImportError:  # a TALON without them: nothing to check
         return
+    try:
+        from talon.backend.cpu import fixed_lif_seq
+    except ImportError:  # a TALON without the fused neuron loop
+        fixed_lif_seq = None
     spiking = [n for n, node in graph.nodes.items() if node.spiking]
     fast = run_instrumented(graph, stim, plan=plan, record_spikes=spiking)
     saved = xp.SPARSE_BELOW, xp.float32_exact
     xp.SPARSE_BELOW, xp.float32_exact = 0.0, lambda *a, **k: False
+    if fixed_lif_seq is not None:
+        fixed_lif_seq.ENABLED = False
+    reference = copy.deepcopy(plan)  # without the decisions cached on the plan by the fast runs
+    for p in reference.nodes.values():
+        p.__dict__.pop("_derived_weights", None)
     try:
-        slow = run_instrumented(graph, stim, plan=plan, record_spikes=spiking)
+        slow = run_instrumented(graph, stim, plan=reference, record_spikes=spiking)
     finally:
         xp.SPARSE_BELOW, xp.float32_exact = saved
+        if fixed_lif_seq is not None:
+            fixed_lif_seq.ENABLED = True
     for n in spiking:
         if not torch.equal(fast.spikes[n], slow.spikes[n]):
             raise SystemExit(f"FAIL {label}: node {n!r} spikes of the fast fixed-point products differ from float64 products")
     for n in graph.output_names:
         if not torch.equal(fast.outputs[n], slow.outputs[n]):
             raise SystemExit(f"FAIL {label}: output {n!r} of the fast fixed-point products differs from float64 products")
-    print(f"  {label}: fixed-point spikes and outputs identical with float64 products")
+    print(f"  {label}: fixed-point spikes and outputs identical with float64 products and the step-by-step neurons")
 
 
 def main() -> None:
@@ -128,43 +205,86 @@ def main() -> None:
     g = hybrid_graph()
     stim = make_stimulus(None, {"input": (1, 28, 28)}, 200)
     plan, _ = plan_for(g, stim, None)
+    hybrid_alone = run_alone(g)
     print(f"\n== hybrid ANN-SNN, 200 steps, batch 1 ({load()})")
     check_exact("hybrid", g, stim, plan)
     times = interleaved({
         "simulate float": lambda: cpu.simulate(g, n_steps=200),
         "simulate fixed": lambda: cpu.simulate(g, n_steps=200, mode="fixed"),
-        "fixed run alone (plan given)": lambda: run_instrumented(g, stim, plan=plan),
-        "float run alone": lambda: run_instrumented(g, stim),
+        "fixed run alone (plan given)": lambda: hybrid_alone(stim, plan),
+        "float run alone": lambda: hybrid_alone(stim),
     }, args.repeats)
     show(times, [("fixed simulate / float simulate", "simulate fixed", "simulate float", 1.5),
                  ("fixed run alone / float run alone", "fixed run alone (plan given)", "float run alone", 1.5),
                  ("fixed run alone / float simulate", "fixed run alone (plan given)", "simulate float", None)])
     print(f"  after: {load()}")
 
-    g = mlp_graph()
+    activity("784-512-512-10 LIF MLP", mlp_graph(), args, whole_calls=True)
+    activity("relay MLP (hidden layers follow the input)", relay_graph(), args, whole_calls=False)
+
+
+LAYERS = ("setup", "fc1", "lif1", "fc2", "lif2", "fc3", "lif3", "rest")
+
+
+def activity(title: str, g: ir.Graph, args: argparse.Namespace, whole_calls: bool) -> None:
+    """How the fixed run's cost follows input activity (5% against 40%) on `g`, with its floors."""
+    cpu = get_backend("cpu")
+    alone = run_alone(g)
     fns: dict[str, Callable[[], object]] = {}
+    rates: dict[str, dict[str, float]] = {}
     for p in (0.05, 0.40):
         inputs = RateEncoder(torch.full((args.batch, 784), p), seed=1)
         res = cpu.simulate(g, inputs=inputs, n_steps=args.steps, mode="fixed")
         stim = make_stimulus(RateEncoder(torch.full((args.batch, 784), p), seed=1), {"input": (784,)}, args.steps)
         seq = torch.stack([stim.step(t)["input"] for t in range(args.steps)])  # encode once, outside the timing
-        check_exact(f"mlp at {p:.0%} (agreement with float: {min(res.agreement.values()):.3f})", g, make_stimulus(seq, {"input": (784,)}, None), res.fixed_point)
-        fns[f"float {p:.0%}"] = lambda seq=seq: cpu.simulate(g, inputs=seq)
-        fns[f"fixed {p:.0%}"] = lambda seq=seq: cpu.simulate(g, inputs=seq, mode="fixed")
         seq_stim = make_stimulus(seq, {"input": (784,)}, None)
-        fns[f"fixed run alone {p:.0%}"] = lambda s=seq_stim, pl=res.fixed_point: run_instrumented(g, s, plan=pl)
-        fns[f"float run alone {p:.0%}"] = lambda s=seq_stim: run_instrumented(g, s)
-    print(f"\n== 784-512-512-10 LIF MLP, {args.steps} steps, batch {args.batch}, Bernoulli spike input ({load()})")
-    times = interleaved(fns, args.repeats)
-    show(times, [
-        ("fixed simulate / float simulate, 40%", "fixed 40%", "float 40%", 1.5),
-        ("fixed simulate 5% / 40%", "fixed 5%", "fixed 40%", 0.5),
-        ("fixed run alone 5% / 40%", "fixed run alone 5%", "fixed run alone 40%", 0.5),
-        ("float simulate 5% / 40% (floor: dense, exact)", "float 5%", "float 40%", None),
-        ("fixed run alone / float run alone, 40%", "fixed run alone 40%", "float run alone 40%", 1.5),
-        ("fixed run alone / float run alone, 5%", "fixed run alone 5%", "float run alone 5%", None),
-        ("fixed run alone 40% / float simulate 40%", "fixed run alone 40%", "float 40%", None),
-    ])
+        check_exact(f"{title.split(' (')[0]} at {p:.0%} (agreement with float: {min(res.agreement.values()):.3f})", g, seq_stim, res.fixed_point)
+        rates[f"{p:.0%}"] = res.firing_rates
+        if whole_calls:
+            fns[f"float {p:.0%}"] = lambda seq=seq: cpu.simulate(g, inputs=seq)
+            fns[f"fixed {p:.0%}"] = lambda seq=seq: cpu.simulate(g, inputs=seq, mode="fixed")
+        fns[f"fixed run alone {p:.0%}"] = lambda s=seq_stim, pl=res.fixed_point: alone(s, pl)
+        fns[f"float run alone {p:.0%}"] = lambda s=seq_stim: alone(s)
+        fns[f"layers {p:.0%}"] = lambda s=seq_stim, pl=res.fixed_point: layer_times(lambda: alone(s, pl))
+    print(f"\n== {title}, {args.steps} steps, batch {args.batch}, Bernoulli spike input ({load()})")
+    for k, r in rates.items():
+        print(f"  firing rates at {k} input: " + ", ".join(f"{n} {v:.1%}" for n, v in r.items()))
+    layers: dict[str, list[dict[str, float]]] = {"5%": [], "40%": []}
+    for fn in fns.values():
+        fn()
+    times: dict[str, list[float]] = {k: [] for k in fns if not k.startswith("layers")}
+    for _ in range(args.repeats):
+        for k, fn in fns.items():
+            if k.startswith("layers"):
+                layers[k.split()[1]].append(fn())
+                continue
+            t0 = CLOCK()
+            fn()
+            times[k].append(CLOCK() - t0)
+    rows = [("fixed run alone 5% / 40%", "fixed run alone 5%", "fixed run alone 40%", 0.5),
+            ("fixed run alone / float run alone, 40%", "fixed run alone 40%", "float run alone 40%", 1.5),
+            ("fixed run alone / float run alone, 5%", "fixed run alone 5%", "float run alone 5%", None),
+            ("float run alone 5% / 40% (dense, exact)", "float run alone 5%", "float run alone 40%", None)]
+    if whole_calls:
+        rows = [("fixed simulate / float simulate, 40%", "fixed 40%", "float 40%", 1.5),
+                ("fixed simulate 5% / 40%", "fixed 5%", "fixed 40%", 0.5)] + rows
+    show(times, rows)
+    print(f"  per layer, {'CPU' if CLOCK is time.process_time else 'wall'} ms of the fixed run alone (medians of {args.repeats} interleaved rounds):")
+    print("    " + " ".join(f"{k:>6s}" for k in (*LAYERS, "total")))
+    med = {}
+    for k, runs in layers.items():
+        med[k] = {n: statistics.median(r.get(n, 0.0) for r in runs) for n in (*LAYERS, "total")}
+        print("    " + " ".join(f"{med[k][n] * 1e3:6.1f}" for n in (*LAYERS, "total")) + f"   ({k} input)")
+    products = ("fc1", "fc2", "fc3")
+    floors = {
+        "fc1 free": [(r5["total"] - r5["fc1"]) / r40["total"] for r5, r40 in zip(layers["5%"], layers["40%"])],
+        "every product free (neurons + outside the layers)": [
+            (r5["total"] - sum(r5[n] for n in products)) / r40["total"] for r5, r40 in zip(layers["5%"], layers["40%"])],
+    }
+    ratio = [r5["total"] / r40["total"] for r5, r40 in zip(layers["5%"], layers["40%"])]
+    print(f"  5% / 40% in these runs: {statistics.median(ratio):.2f}; floors, the 5% run with:")
+    for k, v in floors.items():
+        print(f"    {k:50s} {statistics.median(v):.2f}")
     print(f"  after: {load()}")
 
 
