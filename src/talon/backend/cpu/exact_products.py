@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from talon.backend.cpu.counting import _NUMPY_DTYPES
+from talon.backend.cpu.counting import _NUMPY_DTYPES, count_nonzero
 from talon.bridge.modules import AffineRuntime, ConvRuntime
 
 #: Event-driven products pay a pass that finds the non-zeros (``nonzero``, per input element) and then
@@ -131,7 +131,7 @@ class ExactSynaptic(nn.Module):
         if not (self.event_driven and self.sparse_below > 0 and x.dim() == 2 and x.numel() and x.layout == torch.strided):
             return False
         sample = x[:: SAMPLE_EVERY]
-        return int(torch.ne(sample, 0).sum()) < self.sparse_below * sample.numel()
+        return int(count_nonzero(sample)) < self.sparse_below * sample.numel()
 
     def forward(self, x: Tensor) -> Tensor:
         out_dtype = x.dtype
