@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from talon import ir
 from talon.errors import BackendError, MappingError, TalonError
@@ -98,7 +99,8 @@ def test_a_user_primitive_shows_exactly_the_concerns_it_registered(Gain):
     from talon.sdk import register_bounds
     from talon.sdk.cost import Counts, register_cost
 
-    missing = {"cost", "bounds", "fixed_point", "fpga_emitter", "hls4ml", "nir_export", "nir_import", "converters", "connectivity"}
+    missing = {"cost", "bounds", "fixed_point", "fpga_emitter", "hls4ml", "nir_export", "nir_import", "converters", "functional",
+               "connectivity"}
     assert _support(GAIN) == {"runtime": "registered", "mapping": "none", **{k: "missing" for k in missing}}
 
     register_cost(GAIN, lambda node, ins, outs: Counts(flops=int(np.prod(outs[0]))), formula="flops = n")
@@ -108,7 +110,7 @@ def test_a_user_primitive_shows_exactly_the_concerns_it_registered(Gain):
     register_converter(GainModule, lambda m, ctx: Gain(weight=m.weight.detach().numpy()), produces=(GAIN,))
     now = _support(GAIN)
     assert {k for k, v in now.items() if v == "registered"} == {"runtime", "cost", "bounds", "fixed_point", "nir_export", "converters"}
-    assert {k for k, v in now.items() if v == "missing"} == {"fpga_emitter", "hls4ml", "nir_import", "connectivity"}
+    assert {k for k, v in now.items() if v == "missing"} == {"fpga_emitter", "hls4ml", "nir_import", "functional", "connectivity"}
 
     code, out, _ = run_cli("primitives", GAIN, "--json")
     (info,) = json.loads(out)["primitives"]
@@ -216,3 +218,57 @@ def test_a_missing_concern_fails_by_name(Gain, tmp_path, where, run, error, regi
     msg = str(info.value)
     assert "'gain'" in msg and GAIN in msg and registry in msg, msg
     assert not (tmp_path / "prj").exists()  # nothing half-written
+
+
+# -- functional ops --------------------------------------------------------------------------------------
+
+class FunctionalNet(nn.Module):
+    """A user's model written with functional ops and Tensor methods rather than modules."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 2, 3, padding=1)
+        self.fc = nn.Linear(2 * 4 * 4, 6)
+        self.fc2 = nn.Linear(6, 6)
+
+    def forward(self, x):
+        x = F.relu(self.conv(x))
+        x = F.max_pool2d(x, 2)
+        x = x.view(x.size(0), -1)
+        h = torch.sigmoid(self.fc(x))
+        return torch.flatten(h + self.fc2(h), 1).detach()
+
+
+def test_the_matrix_lists_the_functional_ops_a_model_uses():
+    from talon.bridge import to_ir
+
+    g = to_ir(FunctionalNet(), torch.zeros(1, 1, 8, 8))
+    made = {type(node).__name__ for node in g.nodes.values()}
+    assert {"ReLU", "MaxPool2d", "Flatten", "Sigmoid", "Skip"} <= made
+    code, out, _ = run_cli("primitives", "--json")
+    doc = json.loads(out)
+    assert code == 0 and "functional" in doc["concerns"]
+    func = {p["name"]: p["support"]["functional"] for p in doc["primitives"]}
+    for type_name, op in (("ReLU", "F.relu"), ("MaxPool2d", "F.max_pool2d"), ("Flatten", "Tensor.view"), ("Flatten", "torch.flatten"),
+                          ("Sigmoid", "torch.sigmoid"), ("Skip", "operator.add")):
+        assert func[type_name]["status"] == "registered" and op in func[type_name]["detail"].split(", "), (type_name, op)
+    assert func["LIF"]["status"] == "missing" and func["Affine"]["status"] == "missing"
+    assert "Tensor.detach" in doc["identity_ops"] and any(op.startswith("Tensor.float ") for op in doc["identity_ops"])
+    code, out, _ = run_cli("primitives")
+    assert code == 0 and "func" in out and "identity (no node)" in out and "Tensor.detach" in out
+    code, out, _ = run_cli("primitives", "ReLU")
+    assert code == 0 and "F.relu" in out and "Tensor.relu" in out
+
+
+def test_the_functional_column_is_read_from_the_exporters_tables(monkeypatch):
+    """An op the exporter learns shows up in the matrix, with no list kept elsewhere; an op whose node is not
+    of a declared type stops the export."""
+    import talon.bridge.export as export
+    from talon.bridge import to_ir
+
+    monkeypatch.setitem(export._FUNCTION_OPS, torch.nn.functional.relu6, "relu")
+    code, out, _ = run_cli("primitives", "ReLU", "--json")
+    assert code == 0 and "F.relu6" in json.loads(out)["primitives"][0]["support"]["functional"]["detail"]
+    monkeypatch.setitem(export.OP_PRODUCES, "relu", ("Sigmoid",))
+    with pytest.raises(TalonError, match=r"'relu' made a ReLU node but OP_PRODUCES declares \['Sigmoid'\]"):
+        to_ir(FunctionalNet(), torch.zeros(1, 1, 8, 8))

@@ -22,12 +22,13 @@ def test_analyze(run_cli, snn_file):
     doc = _json(out)
     assert code == 0 and doc["schema"] == "talon.analyze/1"
     t = doc["totals"]
-    assert t["params"] == 16 * 8 + 16 + 4 * 16 + 4 + 4 * (16 + 4)
-    assert t["neuron_params"] == 4 * (16 + 4)  # the LIFs' four arrays: what torch's parameters() leaves out
+    assert t["params"] == 16 * 8 + 16 + 4 * 16 + 4 + 4 * 2
+    # the LIFs' four constants, equal over their neurons (one value each): what torch's parameters() leaves out
+    assert t["neuron_params"] == 4 * 2
     assert t["macs"] == 16 * 8 + 4 * 16 and t["neurons"] == 20 and t["depth"] == 5
     assert [layer["name"] for layer in doc["layers"]][:2] == ["inp", "fc1"]
     code, out, _ = run_cli("analyze", snn_file)
-    assert code == 0 and "fc1" in out and "total:" in out and "80 of them neuron constants" in out
+    assert code == 0 and "fc1" in out and "total:" in out and "8 of them neuron constants" in out
 
 
 def test_profile(run_cli, snn_file):

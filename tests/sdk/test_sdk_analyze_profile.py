@@ -16,10 +16,10 @@ f32 = np.float32
 
 def test_mlp_every_count():
     s = analyze_graph(build_mlp())
-    # fc1 12+3, lif1 4 arrays x 3, fc2 6+2, lif2 4 x 2
-    assert s.total_params == 43 and s.total_bytes == 172
-    assert s.neuron_params == 12 + 8  # what torch's parameters() would leave out: 43 - 20 = fc1 15 + fc2 8
-    assert "20 of them neuron constants" in s.summary()
+    # fc1 12+3, fc2 6+2; each LIF holds 4 arrays of equal values: 4 constants at the shape they vary over
+    assert s.total_params == 31 and s.total_bytes == 124
+    assert s.neuron_params == 4 + 4  # what torch's parameters() would leave out: 31 - 8 = fc1 15 + fc2 8
+    assert "8 of them neuron constants" in s.summary()
     assert s.total_macs == 18 and s.total_synapses == 18
     # 2*12 + 6*3 + 2*6 + 6*2
     assert s.total_flops == 66
@@ -35,7 +35,7 @@ def test_hybrid_matches_the_issue():
     s = analyze_graph(build_hybrid())
     assert s.total_macs == 314_240
     assert [s.layers[n].macs for n in ("conv1", "fc1", "fc2")] == [112_896, 200_704, 640]
-    assert s.total_params == 160 + 200_768 + 256 + 650
+    assert s.total_params == 160 + 200_768 + 4 + 650  # the LIF's four constants, equal over its 64 neurons
     assert s.total_bytes == 4 * s.total_params
     assert s.total_flops == 225_792 + 12_544 + 9_408 + 401_408 + 384 + 1_280
     assert s.depth == 8 and s.width == 1
@@ -76,7 +76,7 @@ def test_rejects_other_arguments():
 # -- profile -------------------------------------------------------------------------------------
 def test_hybrid_profile():
     p = profile_graph(build_hybrid())
-    assert p.weight_memory == 807_336
+    assert p.weight_memory == 806_328
     # peak: conv1 output and relu output live together, 2 * 12,544 float32
     assert p.activation_memory == 2 * 12_544 * 4 and p.peak_activation_node == "relu"
     assert p.state_memory == 64 * 4
@@ -85,18 +85,19 @@ def test_hybrid_profile():
     assert p.spike_events == 64
     assert p.spike_ops == 640 and p.spike_driven_layers == ["fc2"]  # 64 spiking neurons x fan-out 10
     assert p.largest_layer == "fc1" and p.largest_layer_params == 200_768
-    # 8-bit: weights packed 1 byte each + a 4-byte scale per tensor; biases and LIF constants as stored
-    w8 = (144 + 4) + 64 + (200_704 + 4) + 256 + 1024 + (640 + 4) + 40
+    # 8-bit: weights packed 1 byte each + a 4-byte scale per tensor; biases as stored, the LIF's constants
+    # at the shape they vary over (four float32 scalars)
+    w8 = (144 + 4) + 64 + (200_704 + 4) + 256 + 16 + (640 + 4) + 40
     assert p.quantized_weight_memory[8] == w8
-    assert p.quantized_weight_memory[4] == (72 + 4) + 64 + (100_352 + 4) + 256 + 1024 + (320 + 4) + 40
+    assert p.quantized_weight_memory[4] == (72 + 4) + 64 + (100_352 + 4) + 256 + 16 + (320 + 4) + 40
     assert p.quantized_total_memory[8] == w8 + p.activation_memory + p.state_memory
 
 
 def test_hybrid_recommendations_follow_from_the_numbers():
     recs = profile_graph(build_hybrid()).recommendations
     text = "\n".join(recs)
-    assert "'fc1' holds 99% of the parameters" in text
-    assert "807,336 to 202,884 bytes" in text
+    assert "'fc1' holds 100% of the parameters" in text
+    assert "806,328 to 201,876 bytes" in text
     assert "in place would save 50,176 bytes" in text
     assert "0.2% of MACs (640 of 314,240)" in text
     assert "'fc2'" in text and "convert_to_spiking" in text

@@ -254,7 +254,8 @@ class GraphExecutor(nn.Module):
         return out
 
     def _begin(self, state: Any, batch: int) -> StateDict:
-        """The state to start from: the caller's (return_state=True) or the kept one (re-zeroed on a new batch size)."""
+        """The state to start from: the caller's (return_state=True) or the kept one; either re-zeroed where
+        it holds another batch size, as snnTorch does."""
         if not self.return_state:
             if state is not _MISSING and state is not None:
                 raise BackendError("this executor keeps its own state (return_state=False); build it with return_state=True to pass state")
@@ -268,24 +269,19 @@ class GraphExecutor(nn.Module):
         if not self._state_keys.issuperset(state):
             unknown = set(state) - self._state_keys
             raise BackendError(f"state has entries {sorted(unknown)} for no stateful node of this graph; expected keys {sorted(self._state_keys)}")
-        self._check_batch(state, batch, "")
-        return state
+        return self._same_batch(state, batch)
 
-    def _check_batch(self, state: Mapping, batch: int, prefix: str) -> None:
-        """A state from another batch size would broadcast silently; refuse it by name."""
-        probes = self._batch_probes
+    def _same_batch(self, state: Mapping, batch: int) -> Mapping:
+        """`state` less the entries built for another batch size, which start from zeros: snnTorch replaces
+        every state whose shape is not the input's by zeros, passed in or hidden (docs/runtime.md)."""
+        kept: dict[str, Any] = {}
         for key, value in state.items():
-            if value is None:
-                continue
-            probe = probes.get(key)
-            if probe is None:
-                continue
+            probe = None if value is None else self._batch_probes.get(key)
             if isinstance(probe, GraphExecutor):  # a nested graph's state
-                probe._check_batch(value, batch, prefix + key + "/")
-                continue
-            got = probe(value)
-            if got is not None and got != batch:
-                raise BackendError(f"state[{prefix + key!r}] holds batch size {got}, but the input has batch size {batch}")
+                kept[key] = probe._same_batch(value, batch)
+            elif probe is None or probe(value) in (None, batch):
+                kept[key] = value
+        return state if len(kept) == len(state) and all(kept[k] is state[k] for k in kept) else kept
 
     def _finish(self, outs: list[Tensor], new_state: StateDict) -> Any:
         out = outs[0] if len(outs) == 1 else tuple(outs)

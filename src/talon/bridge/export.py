@@ -425,6 +425,39 @@ _METHOD_OPS = {
     "add": "add", "add_": "add", "mul": "mul", "mul_": "mul", "flatten": "flatten", "view": "reshape",
     "reshape": "reshape", "squeeze": "reshape", "unsqueeze": "reshape", "relu": "relu", "relu_": "relu", "sigmoid": "sigmoid", "tanh": "tanh", "softmax": "softmax",
 }
+#: Op -> the IR types its node may be (a reshape that changes nothing, and an alias, emit none). `talon
+#: primitives` lists the functional ops producing each type from this table, and _call_op stops with a
+#: TalonError when an op's node is of a type not declared here, so the table cannot drift from the code.
+OP_PRODUCES: dict[str, tuple[str, ...]] = {
+    "add": ("Skip",), "mul": ("Scale",), "cat": ("Concat",), "flatten": ("Flatten",), "reshape": ("Flatten",),
+    "relu": ("ReLU",), "leaky_relu": ("ReLU",), "sigmoid": ("Sigmoid",), "tanh": ("Tanh",), "softmax": ("Softmax",),
+    "gelu": ("GELU",), "elu": ("ELU",), "dropout": ("Dropout",), "max_pool2d": ("MaxPool2d",),
+    "avg_pool2d": ("AvgPool2d",), "adaptive_avg_pool2d": ("AvgPool2d",), "alias": (),
+}
+
+
+def _op_label(target: Any) -> str:
+    """How a user writes a traced callable: F.relu, torch.flatten, operator.add (`+`)."""
+    name = getattr(target, "__name__", str(target))
+    for label, namespace in (("F", F), ("torch", torch), ("operator", operator)):
+        if getattr(namespace, name, None) is target:
+            return f"{label}.{name}"
+    return f"{getattr(target, '__module__', '?')}.{name}"
+
+
+def functional_ops() -> dict[str, list[str]]:
+    """{IR type: the functional ops and Tensor methods the exporter traces into it}, from the exporter's own
+    tables (_FUNCTION_OPS, _METHOD_OPS, OP_PRODUCES); "" for those it exports as the identity (no node)."""
+    out: dict[str, list[str]] = {}
+    ops = [(_op_label(f), op) for f, op in _FUNCTION_OPS.items()] + [(f"Tensor.{m}", op) for m, op in _METHOD_OPS.items()]
+    ops += [(f"Tensor.{m}", "alias") for m in sorted(_ALIAS_METHODS)]
+    for label, op in ops:
+        if op not in OP_PRODUCES:  # getitem, getattr: they select or steer, they compute nothing
+            continue
+        for type_name in OP_PRODUCES[op] or ("",):
+            out.setdefault(type_name, []).append(label)
+    out.setdefault("", []).extend(f"Tensor.{m} (when it changes neither dtype nor device)" for m in sorted(_CONVERSIONS))
+    return out
 
 
 def _arg(n: fx.Node, index: int, name: str, default: Any = None) -> Any:
@@ -717,7 +750,7 @@ class _Builder:
             d = dim + full if dim < 0 else dim
             if d < 1:
                 raise UnsupportedModuleError(f"{where} concatenates along the batch dimension")
-            self.refs[n] = self._emit("cat", Concat(num_inputs=len(inputs), dim=dim if dim < 0 else dim - 1), inputs, shape, n.name)
+            self.refs[n] = self._emit_op("cat", Concat(num_inputs=len(inputs), dim=dim if dim < 0 else dim - 1), inputs, shape, n.name)
             return
         if op == "add":
             if n.kwargs.get("alpha", 1) != 1:
@@ -725,14 +758,14 @@ class _Builder:
             inputs = self._data_inputs(n, args[:2], where)
             if len(inputs) != 2 or not all(isinstance(self.values.get(a), torch.Tensor) and _shape_of(self.values[a]) == shape for a in args[:2]):
                 raise UnsupportedModuleError(f"{where} must add two computed tensors of the same shape (a residual connection); got shapes {[tuple(self.values[a].shape) if isinstance(a, fx.Node) else a for a in args[:2]]}")
-            self.refs[n] = self._emit("add", Skip(skip_type="residual"), inputs, shape, n.name)
+            self.refs[n] = self._emit_op("add", Skip(skip_type="residual"), inputs, shape, n.name)
             return
         if op == "mul":
             inputs = self._data_inputs(n, args[:2], where)
             scalars = [a for a in args[:2] if isinstance(a, (int, float)) and not isinstance(a, bool)]
             if len(inputs) != 1 or len(scalars) != 1:
                 raise UnsupportedModuleError(f"{where}: only a tensor times a Python number maps to the IR (Scale)")
-            self.refs[n] = self._emit("mul", Scale(scale=np.asarray(scalars[0], dtype=np.float32)), inputs, shape, n.name)
+            self.refs[n] = self._emit_op("mul", Scale(scale=np.asarray(scalars[0], dtype=np.float32)), inputs, shape, n.name)
             return
         src = self._single(n, where)
         in_value = self.values[args[0]] if args and isinstance(args[0], fx.Node) else None
@@ -788,7 +821,13 @@ class _Builder:
             node = _functional_pool(op, n, _shape_of(in_value), where)
         else:  # pragma: no cover - every op above is handled
             raise AssertionError(op)
-        self.refs[n] = self._emit(op, node, [src], shape, n.name)
+        self.refs[n] = self._emit_op(op, node, [src], shape, n.name)
+
+    def _emit_op(self, op: str, node: Node, inputs: list[str], shape: Shape, path: str) -> str:
+        if node.type_name not in OP_PRODUCES[op]:
+            raise TalonError(f"the exporter's functional op {op!r} made a {node.type_name} node but OP_PRODUCES declares "
+                             f"{list(OP_PRODUCES[op])}: declare it there (talon primitives lists it)")
+        return self._emit(op, node, inputs, shape, path)
 
     def _conversion(self, n: fx.Node, value: Any, label: str) -> None:
         """`.cpu()`, `.to(...)`, `.float()`, ...: the identity when they change neither dtype nor device (the

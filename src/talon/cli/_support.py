@@ -2,8 +2,9 @@
 
 Every answer is read from the registries themselves (docs/primitives.md), never from a list kept here:
 runtime, cost, value bounds, fixed-point rule, FPGA emitter, hls4ml layer, NIR export and import, the
-export converters that declare they produce the type, mapping connectivity, and the neurons mapping
-places (from the class's traits). Each concern is one entry `{"status": ..., "detail": ...}`:
+export converters that declare they produce the type, the functional ops and Tensor methods the exporter
+traces into it (talon.bridge.export.functional_ops, read from the exporter's own tables), mapping
+connectivity, and the neurons mapping places (from the class's traits). Each concern is one entry `{"status": ..., "detail": ...}`:
 
 - "registered": the type's own registration;
 - "traits": derived from the class's traits (a neuron's cost, spike bounds, mapping populations);
@@ -19,7 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 CONCERNS = ("runtime", "cost", "bounds", "fixed_point", "fpga_emitter", "hls4ml", "nir_export", "nir_import",
-            "converters", "connectivity", "mapping")
+            "converters", "functional", "connectivity", "mapping")
 
 TRAITS = ("stateful", "spiking", "state_fields", "has_current", "neurons_per_element", "ops_per_step", "grid_preserving",
           "sums_inputs", "min_inputs", "max_inputs")
@@ -64,6 +65,7 @@ def support(type_name: str) -> dict[str, dict[str, str]]:
     from talon.backend.fpga.emitters import emitter_types
     from talon.backend.fpga.hls4ml_config import hls4ml_layer_types
     from talon.bridge.converters import producers_of
+    from talon.bridge.export import functional_ops
     from talon.bridge.modules import RUNTIME_BUILDERS, _unsupported
     from talon.ir import get_node_class
     from talon.ir.nir_registry import nir_support
@@ -112,6 +114,8 @@ def support(type_name: str) -> dict[str, dict[str, str]]:
     producers = producers_of(type_name)
     s["converters"] = (_entry("registered", ", ".join(f"{t.__module__}.{t.__qualname__}" for t in producers)) if producers
                        else _entry("missing"))
+    ops = functional_ops().get(type_name)
+    s["functional"] = _entry("registered", ", ".join(ops)) if ops else _entry("missing")
 
     if cls.__dict__.get("type_name") == "Graph" or isinstance(cls.__dict__.get("stateful"), property):
         # a nested graph is no primitive of its own: cost sums its nodes, mapping wants it inlined
@@ -141,6 +145,13 @@ def support(type_name: str) -> dict[str, dict[str, str]]:
     return s
 
 
+def identity_ops() -> list[str]:
+    """The functional ops and Tensor methods the exporter traces as the identity (no node of their own)."""
+    from talon.bridge.export import functional_ops
+
+    return functional_ops().get("", [])
+
+
 def undeclared_converters() -> list[str]:
     """Module types with a registered converter that declares nothing it produces (listed apart)."""
     from talon.bridge.converters import undeclared_converters as undeclared
@@ -151,5 +162,5 @@ def undeclared_converters() -> list[str]:
 
 
 HEADERS = {"runtime": "run", "cost": "cost", "bounds": "bnds", "fixed_point": "fixed", "fpga_emitter": "fpga", "hls4ml": "hls4ml",
-           "nir_export": "nir out", "nir_import": "nir in", "converters": "conv", "connectivity": "conn", "mapping": "map"}
+           "nir_export": "nir out", "nir_import": "nir in", "converters": "conv", "functional": "func", "connectivity": "conn", "mapping": "map"}
 SHORT = {"registered": "yes", "traits": "traits", "refused": "refused", "missing": "-", "none": "n/a"}

@@ -202,7 +202,8 @@ def primitives(type_name: str | None, as_json: bool) -> None:
     infos = [primitive_info(n) for n in ([type_name] if type_name else names)]
     if as_json:
         emit_json("primitives", {"concerns": list(_support.CONCERNS), "primitives": infos,
-                                 "undeclared_converters": _support.undeclared_converters()})
+                                 "undeclared_converters": _support.undeclared_converters(),
+                                 "identity_ops": _support.identity_ops()})
         return
     from rich.table import Table
 
@@ -221,6 +222,7 @@ def primitives(type_name: str | None, as_json: bool) -> None:
         undeclared = _support.undeclared_converters()
         if undeclared:
             c.print(f"converters that declare no produced types (not in the matrix): {', '.join(undeclared)}", markup=False)
+        c.print(f"functional ops exported as the identity (no node): {', '.join(_support.identity_ops())}", markup=False)
         return
     p = infos[0]
     c.print(f"[bold]{p['name']}[/bold] ({p['module']})" + (" stateful" if p["stateful"] else "") + (" spiking" if p["spiking"] else ""))

@@ -9,7 +9,9 @@ Definitions (n = output elements of the node, k = number of inputs):
 - params / param_bytes: elements / bytes of every array field the node stores (weights, biases, neuron
   constants, batch-norm statistics), as a .t1c file stores them: at their dtype, or as the integers of
   their integer form (talon.ir._compact: quantized weights on a power-of-two grid, 1 byte each at 8
-  bits). Scalars (stride, reset mode) are free.
+  bits). Neuron constants count at the shape they vary over (`counted_arrays`), so a per-neuron array of
+  equal values costs what its scalar costs: every number is the same for every form of the same model
+  (exported, hand-built, read from a file, imported from NIR). Scalars (stride, reset mode) are free.
 - weight_elements: elements of the synaptic weight tensors (`CostEntry.weight_fields`): what weight
   quantization applies to.
 - macs: multiply-accumulates against stored synaptic weights (dense and convolutional layers only),
@@ -36,13 +38,13 @@ with `register_cost`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Iterable, overload
+from typing import Callable, Iterable, Iterator, overload
 
 import numpy as np
 
 from talon.errors import GraphValidationError, TalonUsageError
 from talon.ir import Graph, Node, get_node_class, list_primitives
-from talon.ir._compact import stored_nbytes
+from talon.ir._compact import smallest_broadcast, stored_nbytes
 from talon.sdk._graph import Shape, infer_shapes, numel
 from talon.sdk._load import GraphLike, as_graph
 
@@ -169,7 +171,7 @@ def node_cost(node: Node, input_shapes: list[Shape] | None = None, output_shapes
     weight_fields = entry.weight_fields if entry else ()
 
     params = param_bytes = weight_elements = 0
-    for name, arr in node.arrays():
+    for name, arr in counted_arrays(node, weight_fields):
         params += int(arr.size)
         param_bytes += stored_nbytes(arr)
         if name in weight_fields:
@@ -201,6 +203,16 @@ def node_cost(node: Node, input_shapes: list[Shape] | None = None, output_shapes
         weight_fields=weight_fields,
         modelled=entry is not None,
     )
+
+
+def counted_arrays(node: Node, weight_fields: Iterable[str] = ()) -> Iterator[tuple[str, np.ndarray]]:
+    """The node's array fields as the cost table counts them: a neuron constant (an array of a stateful or
+    spiking node that is no synaptic weight) at the shape it varies over (`smallest_broadcast`), so a
+    per-neuron array of equal values costs what its scalar costs, whichever form a graph, a file or an
+    importer holds; every other array as it is."""
+    neuron = bool(node.stateful or node.spiking)
+    for name, arr in node.arrays():
+        yield name, (smallest_broadcast(arr) if neuron and name not in weight_fields else arr)
 
 
 def graph_costs(graph: GraphLike) -> dict[str, NodeCost]:
@@ -393,7 +405,7 @@ def quantized_bytes(node: Node, bits: int) -> int:
     entry = cost_entry(node.type_name)
     weight_fields = entry.weight_fields if entry else ()
     total = 0
-    for name, arr in node.arrays():
+    for name, arr in counted_arrays(node, weight_fields):
         if name in weight_fields:
             total += -(-int(arr.size) * bits // 8) + 4
         else:

@@ -220,7 +220,8 @@ def profile_run(
             input_events=int(round(events)),
         )
 
-    tot = lambda attr: float(sum(getattr(lp, attr) for lp in layers.values()))  # noqa: E731
+    # exactly rounded sums (math.fsum): a total does not depend on the order of the layers or of the parts
+    tot = lambda attr: math.fsum(getattr(lp, attr) for lp in layers.values())  # noqa: E731
     parts = {k: tot(k) for k in ("mac_energy_uj", "spike_energy_uj", "neuron_energy_uj", "elementwise_energy_uj", "sram_energy_uj")}
     return ProfileResult(
         backend=sim.backend,
@@ -231,7 +232,7 @@ def profile_run(
         total_latency_us=total_cycles / latency.clock_mhz,
         total_cycles=int(total_cycles),
         clock_mhz=latency.clock_mhz,
-        energy_estimate_uj=sum(parts.values()),
+        energy_estimate_uj=math.fsum(parts.values()),
         peak_memory_bytes=int(peak),
         layers=layers,
         op_costs_pj={"mac": ops.mac, "ac": ops.ac, "add": ops.add, "mult": ops.mult},
