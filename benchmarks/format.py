@@ -10,8 +10,9 @@ Writes are timed twice: over the previous round's files (a checkpoint saved agai
 file atomically by rename, numpy.save truncates each .npy in place) and to new paths (a first save).
 Both should cost about the same: the writer reserves the new file's blocks before the rename (so ext4
 does not start writing it back inside `rename`) and closes the replaced file on a worker thread.
-The four operations are timed round after round (interleaved, so all see the same machine state); each
-timing is the minimum over `--repeats` rounds, and the median of the per-round ratios is printed too.
+The operations are timed round after round (interleaved, so all see the same machine state); each
+timing is the minimum over `--repeats` rounds, and the median of the per-round ratios is printed too,
+with the load average before and after (on a shared machine, compare runs only at similar load).
 Prints file size / raw array bytes and the write- and read-time ratios against numpy, with the targets:
 size <= 1.01 x raw + 16 KiB, each time ratio <= 1.5. With --profile it also breaks the time down
 (shape inference, content digest, HDF5 dataset creation, per-array checksums, array copies, ...).
@@ -22,6 +23,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import io
+import os
 import pstats
 import shutil
 import tempfile
@@ -153,6 +155,7 @@ def main() -> None:
         def prepare(r: int) -> None:  # untimed: pick (and clear) this round's fresh paths
             targets["t1c"], targets["npy"] = new_t1c(r), new_npy(r)
 
+        load_before = os.getloadavg()[0]
         rounds = interleaved({
             "write": lambda r: ir.write(path, graph),
             "save": lambda r: npy_save(npy_dir, arrays),
@@ -175,6 +178,7 @@ def main() -> None:
         size_limit = raw * SIZE_SLACK + SIZE_FIXED
 
         ok = lambda good: "OK" if good else "MISSED"  # noqa: E731
+        print(f"load average {load_before:.2f} before, {os.getloadavg()[0]:.2f} after the timed rounds ({os.cpu_count()} CPUs)")
         print(f"graph: {len(graph.nodes)} nodes, {params:,} parameters in {len(arrays)} arrays, {raw:,} raw bytes")
         print(f"file size      {size:>14,} bytes  = raw x {size / raw:.4f} (+{size - raw:,} B)   "
               f"target <= raw x {SIZE_SLACK} + {SIZE_FIXED // 1024} KiB: {ok(size <= size_limit)}   (.npy files: {npy_size:,} B)")

@@ -236,6 +236,7 @@ def _try_infer_shapes(graph: Graph) -> None:
 # a file holds one dataset per field. The settings are those h5py's high-level calls use (no object
 # timestamps, UTF-8 link names where needed), so files are the same.
 _TYPES: dict[Any, Any] = {}
+_ARRAY_TYPES: dict[Any, Any] = {}  # HDF5 types of indexed arrays, by dtype
 _DCPL = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
 _DCPL.set_obj_track_times(False)
 _DCPL_EARLY = _DCPL.copy()  # contiguous arrays: space allocated at creation, never filled by HDF5
@@ -290,7 +291,8 @@ def _write_str(group: h5py.Group, name: str, value: str) -> None:
 
 def _write_array(group: h5py.Group, name: str, arr: np.ndarray, opts: dict, inline_small: bool = False) -> Any:
     """Write one array; return its mirror encoding (None for compressed arrays, which have none)."""
-    arr = np.require(arr, requirements="C")
+    if not arr.flags.c_contiguous:  # (np.require costs more than the check)
+        arr = np.ascontiguousarray(arr)
     if arr.dtype.byteorder == ">":
         arr = arr.astype(arr.dtype.newbyteorder("<"))
     if arr.ndim == 0 or arr.size == 0 or (inline_small and arr.nbytes <= _INLINE_BYTES and not opts.get("compression")):
@@ -305,9 +307,13 @@ def _write_array(group: h5py.Group, name: str, arr: np.ndarray, opts: dict, inli
         opts["chunked"].append(group.create_dataset(name, data=arr, chunks=tuple(chunks), fletcher32=True, **kw).name)
         return None
     # Contiguous layout, as the existing SDK writes. The space is allocated now and the sink copies the
-    # bytes in while HDF5 builds the rest of the file: HDF5's own write path is about twice as slow.
+    # bytes in once HDF5 has closed the file (_integrity.ArraySink): HDF5's own write path is about
+    # twice as slow.
     bname, lcpl = _link_name(name)
-    dsid = h5py.h5d.create(group.id, bname, h5py.h5t.py_create(arr.dtype), h5py.h5s.create_simple(arr.shape), dcpl=_DCPL_EARLY, lcpl=lcpl)
+    tid = _ARRAY_TYPES.get(arr.dtype)
+    if tid is None:
+        tid = _ARRAY_TYPES[arr.dtype] = h5py.h5t.py_create(arr.dtype)
+    dsid = h5py.h5d.create(group.id, bname, tid, h5py.h5s.create_simple(arr.shape), dcpl=_DCPL_EARLY, lcpl=lcpl)
     path = f"{group.name}/{name}"
     opts["sink"].put(path, dsid.get_offset(), arr)
     return {"a": path}
@@ -512,8 +518,17 @@ class _Reader:
             self.context.pop()
 
     # -- primitive dataset readers -----------------------------------------------------------------
-    def dataset(self, group: h5py.Group, name: str) -> h5py.Dataset:
-        obj = group.get(name)
+    def child(self, group: h5py.Group, name: str, prefix: str | None = None) -> Any:
+        """group.get(name), from the datasets the census opened where it holds this one: h5py's lookup
+        by name costs some 50 us, a tenth of a small field's read. Only ASCII paths: the census names
+        objects with undecodable bytes replaced, which a non-ASCII name could coincide with."""
+        base = prefix if prefix is not None else group.name
+        path = f"{base}/{name}" if base != "/" else f"/{name}"
+        found = self.census.datasets.get(path) if path.isascii() else None
+        return h5py.Dataset(found[0]) if found is not None else group.get(name)
+
+    def dataset(self, group: h5py.Group, name: str, prefix: str | None = None) -> h5py.Dataset:
+        obj = self.child(group, name, prefix)
         if obj is None:
             raise self.fail(f"missing {name!r}")
         if not isinstance(obj, h5py.Dataset):
@@ -625,8 +640,8 @@ class _Reader:
             if arr is not None:
                 if arr.dtype.kind == "b":
                     raise self.fail(f"field {name!r} should be a numeric array, found booleans")
-                return self.integer_form(group[name], arr) if arr.dtype.kind in "iu" else arr
-        ds = self.dataset(group, name)
+                return self.integer_form(self.dataset(group, name, prefix), arr) if arr.dtype.kind in "iu" else arr
+        ds = self.dataset(group, name, prefix)
         kind, dt, shape = spec.kind, ds.dtype, ds.shape
         if kind == STR:
             return self.string(group, name, ds)
@@ -955,7 +970,7 @@ class _Reader:
             raise self.fail(f"malformed shapes table ({exc})") from None
 
     def node(self, ng: h5py.Group) -> Node:
-        type_ds = ng.get("type")
+        type_ds = self.child(ng, "type")
         if type_ds is None:
             raise self.fail("missing 'type'")
         if not isinstance(type_ds, h5py.Dataset):
