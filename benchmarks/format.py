@@ -14,7 +14,9 @@ The operations are timed round after round (interleaved, so all see the same mac
 timing is the minimum over `--repeats` rounds, and the median of the per-round ratios is printed too,
 with the load average before and after (on a shared machine, compare runs only at similar load).
 Prints file size / raw array bytes and the write- and read-time ratios against numpy, with the targets:
-size <= 1.01 x raw + 16 KiB, each time ratio <= 1.5. With --profile it also breaks the time down
+size <= 1.01 x raw + 16 KiB, each time ratio <= 1.5. As references (not targets), h5py on the same HDF5
+objects in the same rounds: creating them without the arrays' bytes, writing objects and arrays with
+HDF5's own write path, and reading every dataset and attribute. With --profile it also breaks the time down
 (shape inference, content digest, HDF5 dataset creation, per-array checksums, array copies, ...).
 """
 
