@@ -1089,9 +1089,10 @@ def _open(path: str | os.PathLike, prefetch: bool = False) -> Iterator["_Reader"
         index = _integrity.verify(mm, p.name)  # before HDF5 parses any byte
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="talon-t1c-read") if prefetch and index else None
         try:
-            reads = {} if pool is None else {path: _integrity.submit(pool, _read_unchecked, raw, entry)
-                                             for path, entry in sorted(index.items(), key=lambda item: item[1][0])
-                                             if entry[4] is not None and _PREFETCH_BYTES <= entry[1]}
+            reads: dict[str, Any] = {}
+            if pool is not None and index is not None:
+                reads = {path: _integrity.submit(pool, _read_unchecked, raw, entry) for path, entry in sorted(index.items(), key=lambda item: item[1][0])
+                         if entry[4] is not None and _PREFETCH_BYTES <= entry[1]}
             with _hdf5_safety.hdf5_file(raw, p) as f:
                 reader = _Reader(p, f, index, raw, size=len(mm))
                 reader.reads = reads
