@@ -10,10 +10,13 @@ Writes are timed twice: over the previous round's files (a checkpoint saved agai
 file atomically by rename, numpy.save truncates each .npy in place) and to new paths (a first save).
 Both should cost about the same: the writer reserves the new file's blocks before the rename (so ext4
 does not start writing it back inside `rename`) and closes the replaced file on a worker thread.
-The four operations are timed round after round (interleaved, so all see the same machine state); each
-timing is the minimum over `--repeats` rounds, and the median of the per-round ratios is printed too.
+The operations are timed round after round (interleaved, so all see the same machine state); each
+timing is the minimum over `--repeats` rounds, and the median of the per-round ratios is printed too,
+with the load average before and after (on a shared machine, compare runs only at similar load).
 Prints file size / raw array bytes and the write- and read-time ratios against numpy, with the targets:
-size <= 1.01 x raw + 16 KiB, each time ratio <= 1.5. With --profile it also breaks the time down
+size <= 1.01 x raw + 16 KiB, each time ratio <= 1.5. As references (not targets), h5py on the same HDF5
+objects in the same rounds: creating them without the arrays' bytes, writing objects and arrays with
+HDF5's own write path, and reading every dataset and attribute. With --profile it also breaks the time down
 (shape inference, content digest, HDF5 dataset creation, per-array checksums, array copies, ...).
 """
 
@@ -22,6 +25,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import io
+import os
 import pstats
 import shutil
 import tempfile
@@ -112,6 +116,57 @@ def npy_load(folder: Path, keys: list[str]) -> dict[str, np.ndarray]:
     return {key: np.load(folder / f"{key}.npy") for key in keys}
 
 
+def hdf5_layout(path: Path) -> list[tuple[str, object, dict]]:
+    """Every group and dataset of the HDF5 file at `path` (name, None for a group or (data, dtype), attributes),
+    in h5py's visit order: what the h5py reference timings below rebuild and read."""
+    import h5py
+
+    objects: list[tuple[str, object, dict]] = []
+    with h5py.File(path, "r") as f:
+        objects.append(("graph", None, dict(f["graph"].attrs)))
+
+        def visit(name: str, obj: object) -> None:
+            data = (obj[()], obj.dtype) if isinstance(obj, h5py.Dataset) else None
+            objects.append((name, data, dict(obj.attrs)))
+
+        f["graph"].visititems(lambda name, obj: visit(f"graph/{name}", obj))
+        objects.append(("version", (f["version"][()], f["version"].dtype), {}))
+    return objects
+
+
+def h5py_write(path: Path, objects: list[tuple[str, object, dict]], arrays: bool = True) -> None:
+    """The same objects written with h5py's own API (HDF5's write path, no seal, no rename); with
+    `arrays=False` the arrays' datasets are created without their bytes (HDF5's objects alone)."""
+    import h5py
+
+    with h5py.File(path, "w", libver=("v110", "latest")) as f:
+        for name, data, attrs in objects:
+            if data is None:
+                obj = f.create_group(name)
+            elif arrays or np.size(data[0]) < 1024:
+                obj = f.create_dataset(name, data=data[0], dtype=data[1])
+            else:
+                obj = f.create_dataset(name, shape=np.shape(data[0]), dtype=data[1])
+            for key, value in attrs.items():
+                obj.attrs[key] = value
+
+
+def h5py_read(path: Path) -> dict[str, object]:
+    """Every dataset and attribute of the file read with h5py, no checks: what any reader of these
+    objects through h5py spends."""
+    import h5py
+
+    out: dict[str, object] = {}
+    with h5py.File(path, "r") as f:
+        def visit(name: str, obj: object) -> None:
+            out.update({f"{name}@{k}": v for k, v in obj.attrs.items()})
+            if isinstance(obj, h5py.Dataset):
+                out[name] = obj[()]
+
+        f.visititems(visit)
+    return out
+
+
 def profile(label: str, fn: Callable[[], object], top: int = 18) -> None:
     prof = cProfile.Profile()
     prof.enable()
@@ -145,14 +200,19 @@ def main() -> None:
         fresh = work / "fresh"
         fresh.mkdir()
         new_t1c, new_npy = FreshPaths(fresh, "t1c"), FreshPaths(fresh, "npy")
+        new_h5o, new_h5w = FreshPaths(fresh, "h5o"), FreshPaths(fresh, "h5w")
         targets: dict[str, Path] = {}
+        ir.write(path, graph)
+        layout = hdf5_layout(path)
 
         def timed_new(kind: str, save: Callable[[Path], object]) -> Callable[[int], object]:
             return lambda r: save(targets[kind])  # the path `prepare` picked for this round
 
         def prepare(r: int) -> None:  # untimed: pick (and clear) this round's fresh paths
             targets["t1c"], targets["npy"] = new_t1c(r), new_npy(r)
+            targets["h5o"], targets["h5w"] = new_h5o(r), new_h5w(r)
 
+        load_before = os.getloadavg()[0]
         rounds = interleaved({
             "write": lambda r: ir.write(path, graph),
             "save": lambda r: npy_save(npy_dir, arrays),
@@ -161,12 +221,16 @@ def main() -> None:
             "prepare": prepare,
             "write_new": timed_new("t1c", lambda p: ir.write(p, graph)),
             "save_new": timed_new("npy", lambda p: npy_save(p, arrays)),
+            "h5py_objects": timed_new("h5o", lambda p: h5py_write(p, layout, arrays=False)),
+            "h5py_write": timed_new("h5w", lambda p: h5py_write(p, layout)),
+            "h5py_read": lambda r: h5py_read(path),
         }, args.repeats)
         times = {k: v for k, v in rounds.items() if k != "prepare"}
         best = {k: min(v) for k, v in times.items()}
         # Ratio of the same round's timings, median over rounds: a second view, robust to a noisy machine.
         med = lambda xs: float(np.median(xs))  # noqa: E731
-        paired = {(a, b): med([x / y for x, y in zip(times[a], times[b])]) for a, b in (("write", "save"), ("write_new", "save_new"), ("read", "load"))}
+        paired = {(a, b): med([x / y for x, y in zip(times[a], times[b])]) for a, b in (("write", "save"), ("write_new", "save_new"), ("read", "load"),
+                                                                                                  ("h5py_objects", "save_new"), ("h5py_write", "save_new"), ("h5py_read", "load"))}
 
         back = ir.read(path)
         assert back == graph, "round trip changed the graph"
@@ -175,6 +239,7 @@ def main() -> None:
         size_limit = raw * SIZE_SLACK + SIZE_FIXED
 
         ok = lambda good: "OK" if good else "MISSED"  # noqa: E731
+        print(f"load average {load_before:.2f} before, {os.getloadavg()[0]:.2f} after the timed rounds ({os.cpu_count()} CPUs)")
         print(f"graph: {len(graph.nodes)} nodes, {params:,} parameters in {len(arrays)} arrays, {raw:,} raw bytes")
         print(f"file size      {size:>14,} bytes  = raw x {size / raw:.4f} (+{size - raw:,} B)   "
               f"target <= raw x {SIZE_SLACK} + {SIZE_FIXED // 1024} KiB: {ok(size <= size_limit)}   (.npy files: {npy_size:,} B)")
@@ -183,6 +248,14 @@ def main() -> None:
             a, b = best[ours], best[theirs]
             print(f"{label:18s} {a * 1e3:8.1f} ms   {their_name} {b * 1e3:8.1f} ms   ratio {a / b:5.2f}   "
                   f"target <= {TIME_TARGET}: {ok(a / b <= TIME_TARGET)}   (median per-round ratio {paired[ours, theirs]:.2f})")
+
+        # References, not targets: the same HDF5 objects through h5py alone (docs/performance.md, "Floors").
+        print("h5py on the same objects (references: no seal, no digests, no checks, no atomic rename):")
+        for label, ours, theirs, their_name in (("objects, no array bytes (new path)", "h5py_objects", "save_new", "numpy.save"),
+                                                ("objects and arrays (new path)", "h5py_write", "save_new", "numpy.save"),
+                                                ("reading every dataset and attribute", "h5py_read", "load", "numpy.load")):
+            a, b = best[ours], best[theirs]
+            print(f"  {label:36s} {a * 1e3:8.1f} ms   ratio to {their_name} {a / b:5.2f}   (median per-round ratio {paired[ours, theirs]:.2f})")
 
         # Compression, for information (not a target).
         gz = work / "model_gzip.t1c"

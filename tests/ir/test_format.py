@@ -53,13 +53,14 @@ def read_from_hdf5_objects(path: Path) -> Graph:
 def read_from_mirror_only(path: Path) -> Graph:
     """Read `path` failing if the reader builds the graph from the HDF5 objects instead of the mirror
     (the reader also reads the objects, to check the mirror against them: that check is left out)."""
-    original, check = ir_format._Reader.graph, ir_format._Reader.check_mirror
+    original, objects, check = ir_format._Reader.graph, ir_format._Reader.objects_graph, ir_format._Reader.check_mirror
     ir_format._Reader.graph = lambda self, g: pytest.fail(f"{path.name}: read from the HDF5 objects, not the mirror")
-    ir_format._Reader.check_mirror = lambda self, graph, g: None
+    ir_format._Reader.objects_graph = lambda self, g: None
+    ir_format._Reader.check_mirror = lambda self, graph, objects: None
     try:
         return ir.read(path)
     finally:
-        ir_format._Reader.graph, ir_format._Reader.check_mirror = original, check
+        ir_format._Reader.graph, ir_format._Reader.objects_graph, ir_format._Reader.check_mirror = original, objects, check
 
 
 def round_trip(path: Path, graph: Graph, **kw) -> Graph:

@@ -67,29 +67,31 @@ class ArraySink:
     """Copies arrays into the contiguous ranges HDF5 allocated for them, once HDF5 has closed the file.
 
     The writer hands each array over as HDF5 allocates its space (no fill values, so HDF5 never
-    writes there). `entries` starts copying them all on a worker thread and computes their digests
-    here meanwhile; `finish` waits for the copies. That way round the two overlap on two cores: a file
-    write releases the GIL for its whole length, while xxh3 holds it.
+    writes there). `entries` copies them all on the writing thread while a worker thread computes
+    their digests. That way round the two overlap, on two cores: a file write releases the GIL for its
+    whole length, so the worker holds it for xxh3 while the writing thread is in the kernel, and the
+    copies start at once (the other way round, the worker would wait for the GIL before each copy
+    while xxh3 held it, and the seal's header writes would wait for the copies: the kernel serialises
+    writes to one file).
     """
 
     def __init__(self, path: Path) -> None:
         self.fd = os.open(path, os.O_RDWR)
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="talon-t1c-write")
         self.jobs: list[tuple[str, int, np.ndarray]] = []
-        self.copied: Any = None
 
     def put(self, name: str, offset: int, arr: np.ndarray) -> None:
         self.jobs.append((name, offset, arr))
 
     def entries(self) -> dict[str, list]:
-        """Start the copies; the index entries {hdf5 path: [offset, nbytes, dtype, shape, digest]}."""
-        self.copied = submit(self.pool, self._copy_all)
-        return {name: [offset, arr.nbytes, arr.dtype.str, list(arr.shape), array_digest(arr)] for name, offset, arr in self.jobs}
+        """Copy the arrays; return their index entries {hdf5 path: [offset, nbytes, dtype, shape, digest]}.
+        Raises what a copy raised (a full disk, say)."""
+        digests = submit(self.pool, self._entries)
+        self._copy_all()
+        return digests.result()
 
-    def finish(self) -> None:
-        """Wait for the copies `entries` started; raises what they raised (a full disk, say)."""
-        if self.copied is not None:
-            self.copied.result()
+    def _entries(self) -> dict[str, list]:
+        return {name: [offset, arr.nbytes, arr.dtype.str, list(arr.shape), array_digest(arr)] for name, offset, arr in self.jobs}
 
     def _copy_all(self) -> None:
         if not self.jobs:

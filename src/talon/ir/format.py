@@ -116,8 +116,7 @@ def write(path: str | os.PathLike, graph: Graph, *, compression: str | None = No
                 _write_str(f, "version", opts["version"])  # known once the arrays are written
                 if not compression:  # compressed arrays have no index entry to refer to: no mirror
                     root.attrs.create(_mirror.ATTR, data=_mirror.dumps(mirror), dtype=_STR)
-            _integrity.seal(tmp, block, sink.entries(), opts["chunked"])  # the arrays are copied meanwhile
-            sink.finish()
+            _integrity.seal(tmp, block, sink.entries(), opts["chunked"])  # entries() copies the arrays in
 
 
 def _check_extras(graph: Graph, where: str) -> None:
@@ -237,6 +236,7 @@ def _try_infer_shapes(graph: Graph) -> None:
 # a file holds one dataset per field. The settings are those h5py's high-level calls use (no object
 # timestamps, UTF-8 link names where needed), so files are the same.
 _TYPES: dict[Any, Any] = {}
+_ARRAY_TYPES: dict[Any, Any] = {}  # HDF5 types of indexed arrays, by dtype
 _DCPL = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
 _DCPL.set_obj_track_times(False)
 _DCPL_EARLY = _DCPL.copy()  # contiguous arrays: space allocated at creation, never filled by HDF5
@@ -291,7 +291,8 @@ def _write_str(group: h5py.Group, name: str, value: str) -> None:
 
 def _write_array(group: h5py.Group, name: str, arr: np.ndarray, opts: dict, inline_small: bool = False) -> Any:
     """Write one array; return its mirror encoding (None for compressed arrays, which have none)."""
-    arr = np.require(arr, requirements="C")
+    if not arr.flags.c_contiguous:  # (np.require costs more than the check)
+        arr = np.ascontiguousarray(arr)
     if arr.dtype.byteorder == ">":
         arr = arr.astype(arr.dtype.newbyteorder("<"))
     if arr.ndim == 0 or arr.size == 0 or (inline_small and arr.nbytes <= _INLINE_BYTES and not opts.get("compression")):
@@ -306,9 +307,13 @@ def _write_array(group: h5py.Group, name: str, arr: np.ndarray, opts: dict, inli
         opts["chunked"].append(group.create_dataset(name, data=arr, chunks=tuple(chunks), fletcher32=True, **kw).name)
         return None
     # Contiguous layout, as the existing SDK writes. The space is allocated now and the sink copies the
-    # bytes in while HDF5 builds the rest of the file: HDF5's own write path is about twice as slow.
+    # bytes in once HDF5 has closed the file (_integrity.ArraySink): HDF5's own write path is about
+    # twice as slow.
     bname, lcpl = _link_name(name)
-    dsid = h5py.h5d.create(group.id, bname, h5py.h5t.py_create(arr.dtype), h5py.h5s.create_simple(arr.shape), dcpl=_DCPL_EARLY, lcpl=lcpl)
+    tid = _ARRAY_TYPES.get(arr.dtype)
+    if tid is None:
+        tid = _ARRAY_TYPES[arr.dtype] = h5py.h5t.py_create(arr.dtype)
+    dsid = h5py.h5d.create(group.id, bname, tid, h5py.h5s.create_simple(arr.shape), dcpl=_DCPL_EARLY, lcpl=lcpl)
     path = f"{group.name}/{name}"
     opts["sink"].put(path, dsid.get_offset(), arr)
     return {"a": path}
@@ -495,6 +500,7 @@ class _Reader:
         self.context: list[str] = []
         self.census = _hdf5_safety.Census()
         self.arrays: dict[str, np.ndarray] = {}  # indexed arrays already read and checked (the mirror's)
+        self.reads: dict[str, Any] = {}  # indexed arrays being read by a worker thread (futures), not yet checked
         self.entries_checked: set[str] = set()
         self.depth = 0  # of nested graphs being read
         self.value_depth = 0  # of metadata groups being read
@@ -512,8 +518,17 @@ class _Reader:
             self.context.pop()
 
     # -- primitive dataset readers -----------------------------------------------------------------
-    def dataset(self, group: h5py.Group, name: str) -> h5py.Dataset:
-        obj = group.get(name)
+    def child(self, group: h5py.Group, name: str, prefix: str | None = None) -> Any:
+        """group.get(name), from the datasets the census opened where it holds this one: h5py's lookup
+        by name costs some 50 us, a tenth of a small field's read. Only ASCII paths: the census names
+        objects with undecodable bytes replaced, which a non-ASCII name could coincide with."""
+        base = prefix if prefix is not None else group.name
+        path = f"{base}/{name}" if base != "/" else f"/{name}"
+        found = self.census.datasets.get(path) if path.isascii() else None
+        return h5py.Dataset(found[0]) if found is not None else group.get(name)
+
+    def dataset(self, group: h5py.Group, name: str, prefix: str | None = None) -> h5py.Dataset:
+        obj = self.child(group, name, prefix)
         if obj is None:
             raise self.fail(f"missing {name!r}")
         if not isinstance(obj, h5py.Dataset):
@@ -534,6 +549,12 @@ class _Reader:
             if arr is not None:
                 return arr
         try:
+            if nbytes and (dtype.kind in "biufS" or (dtype.kind == "O" and h5py.check_string_dtype(dtype) is not None)):
+                # What ds[()] returns, through HDF5's read alone: h5py's selection machinery costs 2-4x
+                # more than the read itself for the small datasets a model file holds by the dozen.
+                out = np.empty(shape, dtype=dtype)
+                ds.id.read(h5py.h5s.ALL, h5py.h5s.ALL, out)
+                return out[()] if shape == () else out
             return ds[()]
         except OSError as exc:  # e.g. a Fletcher-32 mismatch in a compressed array
             raise self.fail(f"dataset {ds.name.rsplit('/', 1)[-1]!r} cannot be read, its data is corrupted ({exc})") from None
@@ -545,8 +566,25 @@ class _Reader:
         if entry is None or entry[4] is None:
             return None
         self.check_entry(path, entry)
+        return self.checked_array(path, entry)
+
+    def checked_array(self, path: str, entry: list) -> np.ndarray:
+        """The array of index entry `entry` (already checked against dataset `path`), its digest checked:
+        prefetched by _open's worker, or read here."""
         arr = self.arrays.get(path)
-        return arr if arr is not None else _integrity.read_array(self.raw, entry, self.fail)
+        if arr is not None:
+            return arr
+        if path in self.reads:
+            try:
+                arr = self.reads.pop(path).result()
+            except (_ArrayReadError, OSError) as exc:
+                raise self.fail(str(exc)) from None
+            if _integrity.array_digest(arr) != entry[4]:
+                raise self.fail("array data fails its checksum: the file is corrupted")
+        else:
+            arr = _integrity.read_array(self.raw, entry, self.fail)
+        self.arrays[path] = arr
+        return arr
 
     def check_entry(self, path: str, entry: list) -> None:
         """An index entry must give the offset, size, dtype and shape HDF5 has for the dataset: else
@@ -608,8 +646,8 @@ class _Reader:
             if arr is not None:
                 if arr.dtype.kind == "b":
                     raise self.fail(f"field {name!r} should be a numeric array, found booleans")
-                return self.integer_form(group[name], arr) if arr.dtype.kind in "iu" else arr
-        ds = self.dataset(group, name)
+                return self.integer_form(self.dataset(group, name, prefix), arr) if arr.dtype.kind in "iu" else arr
+        ds = self.dataset(group, name, prefix)
         kind, dt, shape = spec.kind, ds.dtype, ds.shape
         if kind == STR:
             return self.string(group, name, ds)
@@ -771,50 +809,44 @@ class _Reader:
             return None  # another mirror version: the HDF5 objects are the canonical content
         if _mirror.may_hold_surrogates(text) and not _encodable(doc):
             raise self.fail(f"attribute {_mirror.ATTR!r}: a name or string is not valid Unicode (a lone surrogate)")
-        # A worker thread reads the indexed arrays, in file order, while this one checks the digest of
-        # the array before (xxh3 holds the GIL, a read does not), so the checks cost little wall time.
-        # Every array is checked before the graph that holds it is returned.
+        # The indexed arrays are being read by a worker thread since the file was opened (_open), while
+        # this one reads the HDF5 objects (which the mirror must match, check_mirror) and checks each
+        # array's digest before the node that holds it is built: the reads release Python's GIL, the
+        # HDF5 calls and xxh3 hold it, so the two overlap. The mirror is decoded last, from arrays
+        # already checked.
         used: set[str] = set()
-        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="talon-t1c-read")
+        objects = self.objects_graph(g)
+
+        def array(path: str) -> np.ndarray:
+            # The writer refers to each array once; refusing repeats bounds what a hostile mirror can
+            # make us allocate by the file's own size.
+            if path in used:
+                raise self.fail(f"the content mirror refers to array {path!r} twice")
+            used.add(path)
+            entry = self.indexed_array_entry(path)
+            self.check_entry(path, entry)
+            return self.checked_array(path, entry)
+
+        decoder = _mirror.Decoder(array, self.fail, MAX_VALUE_DEPTH, lambda: value_depth_error(self.path.name), document=self.json_entry)
         try:
-            reads = {path: _integrity.submit(pool, _read_unchecked, self.raw, entry)
-                     for path, entry in sorted(self.index.items(), key=lambda item: item[1][0]) if entry[4] is not None}
-
-            def array(path: str) -> np.ndarray:
-                # The writer refers to each array once; refusing repeats bounds what a hostile mirror can
-                # make us allocate by the file's own size.
-                if path in used:
-                    raise self.fail(f"the content mirror refers to array {path!r} twice")
-                used.add(path)
-                entry = self.indexed_array_entry(path)
-                self.check_entry(path, entry)
-                try:
-                    arr = reads[path].result()
-                except (_ArrayReadError, OSError) as exc:
-                    raise self.fail(str(exc)) from None
-                if _integrity.array_digest(arr) != entry[4]:
-                    raise self.fail("array data fails its checksum: the file is corrupted")
-                self.arrays[path] = arr
-                return arr
-
-            decoder = _mirror.Decoder(array, self.fail, MAX_VALUE_DEPTH, lambda: value_depth_error(self.path.name), document=self.json_entry)
-            try:
-                graph = self.graph_from_mirror(doc["graph"], decoder)
-            except (KeyError, TypeError, ValueError, AttributeError, OverflowError, RecursionError) as exc:
-                raise self.fail(f"malformed content mirror ({type(exc).__name__}: {exc})") from None
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
-        self.check_mirror(graph, g)
+            graph = self.graph_from_mirror(doc["graph"], decoder)
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError, RecursionError) as exc:
+            raise self.fail(f"malformed content mirror ({type(exc).__name__}: {exc})") from None
+        self.check_mirror(graph, objects)
         return graph
 
-    def check_mirror(self, graph: Graph, g: h5py.Group) -> None:
+    def objects_graph(self, g: h5py.Group) -> Graph:
+        """The graph read from the HDF5 objects (what h5py and the existing SDK read), without the
+        warnings the mirror's reading gives anyway."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", TalonFormatWarning)
+            return self.graph(g)
+
+    def check_mirror(self, graph: Graph, objects: Graph) -> None:
         """The mirror must describe the HDF5 objects, which h5py and the existing SDK read: anyone can
         recompute a seal, so a file could otherwise hold one model for TALON and another for them. The
-        objects are read (their arrays are the ones just checked, by the index entries that describe
-        them) and compared."""
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", TalonFormatWarning)  # the mirror's reading has warned already
-            objects = self.graph(g)
+        objects' graph (objects_graph; its arrays are the ones checked, by the index entries that
+        describe them) must be identical."""
         diff = _difference(graph, objects)
         if diff:
             raise self.fail(f"the content mirror disagrees with the HDF5 objects ({diff}): h5py and the existing SDK "
@@ -944,7 +976,7 @@ class _Reader:
             raise self.fail(f"malformed shapes table ({exc})") from None
 
     def node(self, ng: h5py.Group) -> Node:
-        type_ds = ng.get("type")
+        type_ds = self.child(ng, "type")
         if type_ds is None:
             raise self.fail("missing 'type'")
         if not isinstance(type_ds, h5py.Dataset):
@@ -1040,8 +1072,14 @@ def _parse_version(text: str) -> tuple[int, ...] | None:
 
 
 @contextmanager
-def _open(path: str | os.PathLike) -> Iterator["_Reader"]:
-    """Open `path` once and check it (_hdf5_safety, _integrity) before any dataset is read from it."""
+def _open(path: str | os.PathLike, prefetch: bool = False) -> Iterator["_Reader"]:
+    """Open `path` once and check it (_hdf5_safety, _integrity) before any dataset is read from it.
+
+    With `prefetch`, a worker thread starts copying the large indexed arrays (in file order) as soon as the
+    seal is checked, so the copies overlap the checks and the reading of the HDF5 objects. Nothing
+    copied is used before the index entry is checked against its dataset and the bytes against their
+    digest (_Reader.indexed, checked_array); verify() has bounded the ranges by the file (no overlaps), so
+    a refused file costs at most its own size in memory."""
     p = Path(path)
     if not p.exists():
         raise TalonFileNotFoundError(f"{str(p)!r}: no such file")
@@ -1049,11 +1087,27 @@ def _open(path: str | os.PathLike) -> Iterator["_Reader"]:
         raise TalonFormatError(f"{str(p)!r} is a folder, not a .t1c file")
     with _hdf5_safety.opened(p) as (raw, mm):
         index = _integrity.verify(mm, p.name)  # before HDF5 parses any byte
-        with _hdf5_safety.hdf5_file(raw, p) as f:
-            reader = _Reader(p, f, index, raw, size=len(mm))
-            reader.census = _hdf5_safety.inspect(f, reader.fail)
-            _integrity.check_global_heaps(mm, p.name, reader.census.numeric_ranges)
-            yield reader
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="talon-t1c-read") if prefetch and index else None
+        try:
+            reads: dict[str, Any] = {}
+            if pool is not None and index is not None:
+                reads = {path: _integrity.submit(pool, _read_unchecked, raw, entry) for path, entry in sorted(index.items(), key=lambda item: item[1][0])
+                         if entry[4] is not None and _PREFETCH_BYTES <= entry[1]}
+            with _hdf5_safety.hdf5_file(raw, p) as f:
+                reader = _Reader(p, f, index, raw, size=len(mm))
+                reader.reads = reads
+                reader.census = _hdf5_safety.inspect(f, reader.fail)
+                _integrity.check_global_heaps(mm, p.name, reader.census.numeric_ranges)
+                yield reader
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)  # before the file closes
+
+
+#: Arrays of at least this many bytes are prefetched by _open's worker; smaller ones are read when needed.
+#: Each read on the worker takes the GIL back afterwards, which it waits for (up to the interpreter's 5 ms
+#: switch interval) while the reading thread runs: a few large reads overlap well, many small ones do not.
+_PREFETCH_BYTES = 64 * 1024
 
 
 def _version(reader: _Reader) -> str:
@@ -1086,7 +1140,7 @@ def read(path: str | os.PathLike) -> Graph:
         from talon.ir.nir import read_nir
 
         return read_nir(path)
-    with _open(path) as reader:
+    with _open(path, prefetch=True) as reader:
         f = reader.file
         try:
             if "graph" not in f and isinstance(f.get("node"), h5py.Group):  # NIR content under another name
