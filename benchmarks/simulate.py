@@ -1,19 +1,28 @@
 """Benchmark: the TALON runtime (talon.bridge executors) against the snnTorch model it reproduces.
 
-Run:  PYTHONPATH=src python benchmarks/simulate.py [--steps 200] [--batch 32] [--repeats 7] [--threads 2] [--no-compile]
+Run:  PYTHONPATH=src python benchmarks/simulate.py [--steps 200] [--batch 32] [--repeats 7] [--threads 2]
+                 [--no-compile] [--autograd] [--default-malloc] [--mlp-only | --conv-only]
 
 Two networks with the same weights on both sides: a 784-512-512-10 snn.Leaky MLP (beta 0.9) and a small
 conv SNN (Conv2d-Leaky-MaxPool-Linear-Leaky on 1x28x28). For each it times, under inference_mode:
-  * snnTorch: the usual explicit-state loop over T steps (also in default autograd mode), and the same
-    step compiled with torch.compile (checked spike for spike; skipped when the compiler is missing);
+  * snnTorch: the usual explicit-state loop over T steps (with --autograd also in default autograd mode),
+    and the same step compiled with torch.compile (stepped beside eager snnTorch first: the script says
+    whether it is bit-identical or only spike-identical, and refuses it when a spike differs);
   * the executor called once per step (return_state=True, state passed back in);
   * the executor's multi-step call run(x_seq) on the whole (T, B, ...) sequence;
-  * two floors: the model's own Linear/Conv/Pool calls replayed step by step (what a bit-exact per-step
-    runtime must spend) and the same calls batched over all T steps (what run() must spend on them).
+  * floors (benchmarks/snn_floors.py): the model's own product/pooling calls replayed on the inputs they
+    saw, per step and batched (over all T, and in run()'s chunks: the faster counts), and the "exact"
+    floors: those products plus the fewest bare-torch ops that reproduce each Leaky layer's bits,
+    replayed the same ways (checked bit for bit against snnTorch's membranes and spikes first).
 The contenders take turns in every round (`--repeats` rounds after a warm-up), so that on a shared
-machine they see the same background load. Every ratio is printed as the median of the per-round ratios
-and as minimum over minimum, with the floor it is measured against beside it. The load average is
-printed with the numbers. Any spike that differs from snnTorch's raises (a fast wrong runtime fails).
+machine they see the same background load. Wall and CPU seconds (this process, all threads) are both
+recorded; every ratio is printed as the median of the per-round ratios and as minimum over minimum, for
+both clocks, against both the products floor and the exact floor. Where even the products floor takes
+more than 0.65 x the compiled snnTorch loop, the script prints that the run() target is out of reach.
+The load average is printed with the numbers. Any spike that differs from snnTorch's raises.
+glibc's malloc is told to keep freed memory (`keep_freed_memory`; --default-malloc to leave it): by
+default it returns freed megabytes to the system and page-faults them back, which measured the order of
+allocations more than the work.
 
 Threading policy: per-step work on a (32, 512) tensor is microseconds long, so OpenMP workers that
 busy-wait between ops steal the cores other processes need (10-17x slower on a loaded 2-core machine).
@@ -24,8 +33,10 @@ intra-op threads (default 2).
 from __future__ import annotations
 
 import argparse
+import ctypes
 import os
 import statistics
+import sys
 import time
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads OpenMP (see the docstring)
@@ -38,6 +49,9 @@ import snntorch as snn
 
 from talon import ir
 from talon.bridge import ir_to_torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import snn_floors as floors  # noqa: E402
 
 def lif_node(beta: float, threshold: float = 1.0) -> ir.LIF:
     """snn.Leaky(beta) as an IR LIF: tau = dt/(1-beta) in float64 from the float32 beta, gain 1."""
@@ -131,23 +145,49 @@ class ConvSNN(nn.Module):
         return ir.Graph(nodes, list(zip(names, names[1:])))
 
 
-def interleaved(fns: dict[str, tuple[Callable[[], object], bool]], repeats: int) -> dict[str, list[float]]:
-    """Wall times of each fn over `repeats` rounds, the contenders taking turns in every round so that
-    they all see the same background load. The bool says whether to run under inference_mode."""
-    def timed(fn: Callable[[], object], inference: bool) -> float:
+def keep_freed_memory() -> str:
+    """glibc: keep freed blocks in the process (trim threshold 512 MiB; blocks up to 32 MiB from the heap,
+    not mmap). By default glibc returns the top of the heap to the system once 2x the largest freed block
+    is free there, so chunked runs and replays that allocate a few MiB per step or chunk keep getting fresh
+    pages: thousands of page faults per run, in amounts that depend on the order of allocations (measured
+    on the conv model, 100 steps: run() 1,900 faults, the exact chunked floor 24,000, 30% of its time).
+    The same setting applies to every contender; --default-malloc measures without it."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        m_trim_threshold, m_mmap_threshold = -1, -3  # glibc's mallopt parameter numbers
+        if libc.mallopt(m_trim_threshold, 512 << 20) == 1 and libc.mallopt(m_mmap_threshold, 32 << 20) == 1:
+            return "glibc malloc keeps freed memory (trim threshold 512 MiB, mmap threshold 32 MiB)"
+    except (OSError, AttributeError):
+        pass
+    return "default malloc (not glibc, or mallopt refused)"
+
+
+def interleaved(fns: dict[str, tuple[Callable[[], object], bool]], repeats: int) -> dict[str, dict[str, list[float]]]:
+    """Wall and CPU seconds of each fn over `repeats` rounds, the contenders taking turns in every round so
+    that they all see the same background load. The bool says whether to run under inference_mode.
+    CPU seconds are this process's (all its threads): on a shared machine wall time mostly measures the
+    other processes."""
+    def timed(fn: Callable[[], object], inference: bool) -> tuple[float, float]:
         ctx = torch.inference_mode() if inference else torch.enable_grad()
         with ctx:
-            t0 = time.perf_counter()
+            w0, c0 = time.perf_counter(), time.process_time()
             fn()
-            return time.perf_counter() - t0
+            return time.perf_counter() - w0, time.process_time() - c0
 
     for fn, inference in fns.values():  # warm-up: allocator, kernel selection
         timed(fn, inference)
-    times: dict[str, list[float]] = {name: [] for name in fns}
+    times: dict[str, dict[str, list[float]]] = {"wall": {n: [] for n in fns}, "cpu": {n: [] for n in fns}}
     for _ in range(repeats):
         for name, (fn, inference) in fns.items():
-            times[name].append(timed(fn, inference))
+            wall, cpu = timed(fn, inference)
+            times["wall"][name].append(wall)
+            times["cpu"][name].append(cpu)
     return times
+
+
+def best_of(times: dict[str, list[float]], names: list[str]) -> list[float]:
+    """Per round, the fastest of several floors (a runtime may pick whichever batching is faster)."""
+    return [min(row) for row in zip(*(times[n] for n in names))]
 
 
 def ratio(times: dict[str, list[float]], a: str, b: str) -> tuple[float, float]:
@@ -162,8 +202,9 @@ def load() -> str:
         return "load average unavailable"
 
 
-def compiled_snn(model: nn.Module, xs: torch.Tensor) -> Callable[[], torch.Tensor] | None:
-    """snnTorch's step under torch.compile (the loop over T stays in Python), or None without a compiler."""
+def compiled_snn(model: nn.Module, xs: torch.Tensor) -> tuple[Callable[[], torch.Tensor], Callable] | None:
+    """snnTorch's step under torch.compile (the loop over T stays in Python) and the compiled step, or None
+    without a compiler."""
     try:
         step = torch.compile(model.step, dynamic=False)
 
@@ -176,48 +217,33 @@ def compiled_snn(model: nn.Module, xs: torch.Tensor) -> Callable[[], torch.Tenso
 
         with torch.inference_mode():
             run()
-        return run
+        return run, step
     except Exception as exc:  # noqa: BLE001 - any compiler failure means "not measured", said aloud
         print(f"  (torch.compile unavailable here: {type(exc).__name__}: {str(exc).splitlines()[0][:120]})")
         return None
 
 
-def stateless_floor(model: nn.Module, xs: torch.Tensor) -> Callable[[], object]:
-    """Replay, step by step, only the model's synaptic/pooling calls on the inputs they saw.
-
-    Any runtime that reproduces snnTorch bit for bit must make these very calls (a different algorithm
-    would round differently), so their time is a floor under the per-step executor's time.
-    """
-    captured: list[tuple[nn.Module, torch.Tensor]] = []
-    kinds = (nn.Linear, nn.Conv2d, nn.MaxPool2d, nn.Flatten)
-    hooks = [m.register_forward_hook(lambda mod, inp, out: captured.append((mod, inp[0])))
-             for m in model.modules() if isinstance(m, kinds)]
+def compiled_agreement(model: nn.Module, step: Callable, xs: torch.Tensor) -> tuple[bool, str]:
+    """(spikes identical, description): steps eager and compiled snnTorch side by side and compares
+    every spike and every membrane."""
+    eager, comp = model.init_state(), model.init_state()
+    first_diff, worst = None, 0.0
     with torch.inference_mode():
-        model(xs)
-    for h in hooks:
-        h.remove()
-    return lambda: [mod(inp) for mod, inp in captured]
+        for t, x in enumerate(xs):
+            s_e, eager = model.step(x, eager)
+            s_c, comp = step(x, comp)
+            if not torch.equal(s_e, s_c):
+                return False, f"spikes differ from eager snnTorch at step {t}"
+            for a, b in zip(eager, comp):
+                if not torch.equal(a, b):
+                    first_diff = t if first_diff is None else first_diff
+                    worst = max(worst, float((a - b).abs().max()))
+    if first_diff is None:
+        return True, "bit-identical to eager snnTorch (every spike and every membrane, every step)"
+    return True, f"spike-identical only: membranes differ from eager snnTorch from step {first_diff} (largest |diff| {worst:.3g})"
 
 
-def batched_floor(model: nn.Module, xs: torch.Tensor) -> Callable[[], object]:
-    """The same synaptic/pooling calls, each applied once to all T steps stacked as one (T*B, ...) batch.
-
-    This is the least any runtime can spend on the dense products when it batches stateless stages
-    across time (as run() does): one big matrix product per layer, at the machine's peak rate.
-    """
-    per_module: dict[nn.Module, list[torch.Tensor]] = {}
-    kinds = (nn.Linear, nn.Conv2d, nn.MaxPool2d, nn.Flatten)
-    hooks = [m.register_forward_hook(lambda mod, inp, out: per_module.setdefault(mod, []).append(inp[0]))
-             for m in model.modules() if isinstance(m, kinds)]
-    with torch.inference_mode():
-        model(xs)
-    for h in hooks:
-        h.remove()
-    stacked = [(mod, torch.cat(inputs)) for mod, inputs in per_module.items()]
-    return lambda: [mod(inp) for mod, inp in stacked]
-
-
-def bench(label: str, model: nn.Module, xs: torch.Tensor, repeats: int, use_compile: bool) -> None:
+def bench(label: str, model: nn.Module, xs: torch.Tensor, repeats: int, use_compile: bool, autograd: bool) -> None:
     executor = ir_to_torch(model.graph(), return_state=True)
 
     def per_step() -> torch.Tensor:
@@ -237,42 +263,82 @@ def bench(label: str, model: nn.Module, xs: torch.Tensor, repeats: int, use_comp
         raise SystemExit(f"FAIL {label}: per-step spikes differ from snnTorch")
     if not torch.equal(got_seq, ref):
         raise SystemExit(f"FAIL {label}: multi-step spikes differ from snnTorch")
+    calls = floors.trace(model, xs)
+    floors.check_exact(calls)
+    T, B = xs.shape[0], xs.shape[1]
+    chunk = max(1, executor.chunk_bytes // max(1, B * executor._step_bytes))  # run()'s chunk of steps
     rate = float(ref.mean())
     fns = {
-        "snn_grad": (snn_default, False),
         "snn_inf": (snn_default, True),
         "step": (per_step, True),
         "seq": (lambda: executor.run(xs), True),
-        "floor": (stateless_floor(model, xs), True),
-        "floor_batched": (batched_floor(model, xs), True),
+        "floor": (floors.products_per_step(calls), True),
+        "exact": (floors.exact_per_step(calls), True),
+        "floor_T": (floors.products_batched(calls, T), True),
+        "exact_T": (floors.exact_batched(calls, T), True),
     }
+    if chunk < T:
+        fns["floor_chunk"] = (floors.products_batched(calls, chunk), True)
+        fns["exact_chunk"] = (floors.exact_batched(calls, chunk), True)
+    if autograd:
+        fns["snn_grad"] = (snn_default, False)
     compiled = compiled_snn(model, xs) if use_compile else None
+    agreement = None
     if compiled is not None:
-        with torch.inference_mode():
-            if not torch.equal(compiled(), ref):
-                raise SystemExit(f"FAIL {label}: torch.compile'd snnTorch spikes differ from eager snnTorch (not an exact contender)")
-        fns["snn_compiled"] = (compiled, True)
+        same_spikes, agreement = compiled_agreement(model, compiled[1], xs)
+        if not same_spikes:
+            raise SystemExit(f"FAIL {label}: torch.compile'd snnTorch {agreement} (not an exact contender)")
+        fns["snn_compiled"] = (compiled[0], True)
     before = load()
     times = interleaved(fns, repeats)
-    print(f"\n== {label}: T={xs.shape[0]}, B={xs.shape[1]}, output spike rate {rate:.3f}, spikes identical to snnTorch")
-    print(f"  {repeats} rounds; before: {before}; after: {load()}")
+    batched = ["floor_T"] + (["floor_chunk"] if chunk < T else [])
+    exact_batched = ["exact_T"] + (["exact_chunk"] if chunk < T else [])
+    for clock in times.values():
+        clock["floor_batched"] = best_of(clock, batched)
+        clock["exact_batched"] = best_of(clock, exact_batched)
+    print(f"\n== {label}: T={T}, B={B}, output spike rate {rate:.3f}, spikes identical to snnTorch")
+    print(f"  {repeats} rounds; before: {before}; after: {load()}; run() chunks of {chunk} steps")
+    if agreement:
+        print(f"  torch.compile'd snnTorch: {agreement}")
     names = {
         "snn_grad": "snnTorch loop, default (autograd) mode", "snn_inf": "snnTorch loop, inference_mode",
         "snn_compiled": "snnTorch step under torch.compile", "step": "executor, one call per step",
-        "seq": "executor, run(x_seq) multi-step", "floor": "floor: the model's products, per step",
-        "floor_batched": "floor: the same products batched over T",
+        "seq": "executor, run(x_seq) multi-step",
+        "floor": "floor: products, per step", "exact": "exact floor: products + exact neurons, per step",
+        "floor_T": "floor: products batched over all T", "floor_chunk": f"floor: products batched, {chunk}-step chunks",
+        "exact_T": "exact floor: batched over all T", "exact_chunk": f"exact floor: batched, {chunk}-step chunks",
     }
+    print(f"  {'':50s} {'wall median':>12s} {'wall min':>9s} {'CPU median':>11s} {'CPU min':>8s}  (ms)")
     for key, text in names.items():
-        if key in times:
-            print(f"  {text:42s} median {statistics.median(times[key]) * 1e3:8.1f} ms   min {min(times[key]) * 1e3:8.1f} ms")
-    rows = [("per-step / per-step floor", "step", "floor", 1.10), ("run() / batched floor", "seq", "floor_batched", 1.05)]
-    if "snn_compiled" in times:
-        rows.append(("run() / snnTorch compiled", "seq", "snn_compiled", 0.65))
+        if key in fns:
+            w, c = times["wall"][key], times["cpu"][key]
+            print(f"  {text:50s} {statistics.median(w) * 1e3:12.1f} {min(w) * 1e3:9.1f} {statistics.median(c) * 1e3:11.1f} {min(c) * 1e3:8.1f}")
+    rows = [
+        ("per-step / products floor, per step", "step", "floor", 1.10),
+        ("per-step / exact floor, per step", "step", "exact", 1.10),
+        ("run() / products floor, batched", "seq", "floor_batched", 1.05),
+        ("run() / exact floor, batched", "seq", "exact_batched", 1.05),
+    ]
+    if "snn_compiled" in fns:
+        rows += [("run() / snnTorch compiled", "seq", "snn_compiled", 0.65),
+                 ("products floor, batched / compiled", "floor_batched", "snn_compiled", None),
+                 ("exact floor, batched / compiled", "exact_batched", "snn_compiled", None)]
     rows += [("per-step / snnTorch inference", "step", "snn_inf", None), ("run() / snnTorch inference", "seq", "snn_inf", None)]
+    print(f"  {'ratio (median of per-round ratios, min/min)':40s} {'wall':>17s} {'CPU':>17s}")
     for text, a, b, target in rows:
-        med, mn = ratio(times, a, b)
-        goal = f"target <= {target}: {'met' if med <= target else 'NOT met'}" if target else "information"
-        print(f"  {text:32s} median {med:5.2f}   min/min {mn:5.2f}   ({goal})")
+        (wm, wmin), (cm, cmin) = ratio(times["wall"], a, b), ratio(times["cpu"], a, b)
+        goal = f"target <= {target}: wall {'met' if wm <= target else 'NOT met'}, CPU {'met' if cm <= target else 'NOT met'}" if target else "information"
+        print(f"  {text:40s} {wm:7.3f} ({wmin:6.3f}) {cm:7.3f} ({cmin:6.3f})   {goal}")
+    if "snn_compiled" in fns:
+        for clock, ts in times.items():
+            for floor, what in (("floor_batched", "any runtime that makes eager snnTorch's product calls: those calls alone,"),
+                                ("exact_batched", "any runtime built from eager torch ops: the products plus the exact neuron ops,")):
+                med = statistics.median(x / y for x, y in zip(ts[floor], ts["snn_compiled"]))
+                if med > 0.65:
+                    print(f"  PROOF ({clock}): run() <= 0.65 x snnTorch compiled is out of reach for {what} batched the "
+                          f"faster way in each round, take {med:.2f} x the compiled loop (medians "
+                          f"{statistics.median(ts[floor]) * 1e3:.1f} ms against {statistics.median(ts['snn_compiled']) * 1e3:.1f} ms)")
+                    break
 
 
 def main() -> None:
@@ -282,19 +348,25 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile contender")
+    parser.add_argument("--default-malloc", action="store_true", help="leave glibc's malloc trimming as it is (see keep_freed_memory)")
+    parser.add_argument("--autograd", action="store_true", help="also time snnTorch in default (autograd) mode")
     parser.add_argument("--mlp-only", action="store_true")
+    parser.add_argument("--conv-only", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {args.threads} intra-op threads, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}")
+    malloc = "default malloc (--default-malloc)" if args.default_malloc else keep_freed_memory()
+    print(f"torch {torch.__version__}, {args.threads} intra-op threads, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}, {malloc}")
+    print(f"started: {load()}")
     torch.manual_seed(0)
     mlp = MLP()
     xs = torch.rand(args.steps, args.batch, 784)
-    bench("784-512-512-10 Leaky MLP", mlp, xs, args.repeats, not args.no_compile)
+    if not args.conv_only:
+        bench("784-512-512-10 Leaky MLP", mlp, xs, args.repeats, not args.no_compile, args.autograd)
     if args.mlp_only:
         return
     conv = ConvSNN()
     xs = torch.rand(args.steps, args.batch, 1, 28, 28)
-    bench("Conv2d-Leaky-MaxPool-Linear-Leaky (1x28x28)", conv, xs, args.repeats, not args.no_compile)
+    bench("Conv2d-Leaky-MaxPool-Linear-Leaky (1x28x28)", conv, xs, args.repeats, not args.no_compile, args.autograd)
 
 
 if __name__ == "__main__":

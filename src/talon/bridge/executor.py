@@ -25,6 +25,7 @@ from torch import Tensor, nn
 from talon.errors import BackendError, GraphValidationError
 from talon.ir.graph import Graph
 from talon.ir.node import Node
+from talon.bridge._carry import disown
 from talon.bridge.modules import RuntimeContext, StatefulRuntime, build_runtime, is_stateful, register_runtime
 
 Observer = Callable[[str, Node, list, Any, Any], None]
@@ -370,7 +371,7 @@ class GraphExecutor(nn.Module):
                 o, cur = self._run_batched([x[t0 : t0 + chunk] for x in xs], cur)
                 pieces.append(o)
             outs = pieces[0] if len(pieces) == 1 else [torch.cat(p) for p in zip(*pieces)]
-            new_state = dict(cur)
+            new_state = disown(cur)  # runtimes may own their state between chunks, never after
         else:
             steps = []
             cur: Mapping = start
@@ -401,6 +402,8 @@ class GraphExecutor(nn.Module):
                         out, st = run_seq(args, st)
                     else:
                         out, st = StatefulRuntime.run_seq(c.module, args, st)
+                    if observer is not None:  # an observer may keep what it is shown: never step it in place
+                        st = disown(st)
                     new_state[c.name] = st
                 else:
                     flat = [a.reshape(T * B, *a.shape[2:]) for a in args]

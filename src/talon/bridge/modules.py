@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from talon.bridge._carry import Carried, owned_by
 from talon.bridge.converters import register_converter
 from talon.errors import BackendError, TalonUsageError
 from talon.ir import primitives as P
@@ -516,7 +517,8 @@ class LIFRuntime(_SpikingNeuron):
             reset = torch.gt(v_prev, thr, out=torch.empty_like(v_prev))
             v = self._membrane(v_prev, inputs)
             _subtract_reset(v, reset, self.v_threshold, thr)
-            spike = torch.gt(v, thr, out=torch.empty_like(v) if spike_out is None else spike_out)
+            # R is dead once subtracted: the spike takes its storage (one allocation less per step)
+            spike = torch.gt(v, thr, out=reset if spike_out is None else spike_out)
             if self.graded_spikes_factor is not None:
                 spike.mul_(self.graded_spikes_factor)
             return spike, (v,)
@@ -530,6 +532,10 @@ class LIFRuntime(_SpikingNeuron):
         never modified) and spikes land in the output; subtraction's reset mask of step t is step t-1's
         unscaled spike, which is exactly gt(v_{t-1}, threshold). Every op and operand is the one `step`
         uses, in the same order, so the results are bit for bit those of T `step` calls.
+
+        The state comes back as a `Carried` tuple owned by this runtime (talon.bridge._carry): given back
+        for run()'s next chunk, the membrane is stepped on in place and the last spike reused as the
+        reset mask, instead of a copy and a comparison per chunk.
         """
         mode = self.reset_mode
         if mode != "none" and not self.reset_delay:
@@ -538,8 +544,11 @@ class LIFRuntime(_SpikingNeuron):
         if gain is not None:  # elementwise: the same products the steps would take one by one
             inputs = [x * gain for x in inputs]
         out = torch.empty_like(inputs[0])
-        v = state[0].clone()
-        reset = torch.gt(v, thr, out=torch.empty_like(v)) if mode == "subtract" else None
+        owned = owned_by(state, self)
+        v = state[0] if owned else state[0].clone()
+        reset = None
+        if mode == "subtract":
+            reset = state.extra if owned and state.extra is not None else torch.gt(v, thr, out=torch.empty_like(v))
         keep = torch.empty_like(v) if mode in ("zero", "zero_post") else None
         steps = [x.unbind(0) for x in inputs]  # all per-step views at once: cheaper than x[t] in the loop
         for t, out_t in enumerate(out.unbind(0)):
@@ -562,7 +571,8 @@ class LIFRuntime(_SpikingNeuron):
             torch.gt(v, thr, out=out_t)
         if self.graded_spikes_factor is not None:
             out.mul_(self.graded_spikes_factor)
-        return out, (v,)
+            reset = None  # scaled in place with the output: no longer the 0/1 mask
+        return out, Carried.of(self, (v,), reset)
 
 
 class IFRuntime(LIFRuntime):
