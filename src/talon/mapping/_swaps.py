@@ -178,17 +178,19 @@ def _candidates(s: sp.csr_matrix, item_slot: np.ndarray, k: int, rows: int, cols
 
 
 def refine_swaps(s: sp.csr_matrix, slots: np.ndarray, rows: int, cols: int, *, max_rounds: int, deadline: float,
-                 min_gain: float = 0.0, now: Callable[[], float] = time.perf_counter) -> tuple[np.ndarray, int]:
+                 min_gain: float = 0.0, window: int = 1, now: Callable[[], float] = time.perf_counter) -> tuple[np.ndarray, int]:
     """Swap refinement of `slots` (the mesh slot of each of the k cores; s: k x k symmetric traffic).
-    Returns (slots, swaps applied). Stops when no candidate swap gains, after a round that lowers the
-    cost by less than `min_gain` of it (converged), after max_rounds, or at the deadline (read from
-    `now` within rounds)."""
+    Returns (slots, swaps applied). Stops when no candidate swap gains, when the last `window` rounds
+    together lowered the cost by less than window x `min_gain` of it (converged; judged from the
+    window-th round on: single rounds gain unevenly, a small gain is often followed by larger ones),
+    after max_rounds, or at the deadline (read from `now` within rounds)."""
     k, m = s.shape[0], rows * cols
     free = np.setdiff1d(np.arange(m), slots)
     item_slot = np.concatenate([slots, free]).astype(np.int64)
     s_ext = sp.csr_matrix((s.data, s.indices, np.concatenate([s.indptr, np.full(m - k, s.indptr[-1])])), shape=(m, m))
     coo = sp.triu(s_ext, k=1, format="coo")  # the cost reads each symmetric pair once
     current = items_cost(coo, item_slot, cols)
+    history = [current]  # the cost after each round
     total = 0
     expired = False
     for _ in range(max_rounds):
@@ -206,7 +208,7 @@ def refine_swaps(s: sp.csr_matrix, slots: np.ndarray, rows: int, cols: int, *, m
                 break
         p, q, gain = p[:done], q[:done], gain[:done]
         pairs = _pick(p, q, gain, k, m, threshold=-1e-9 * max(1.0, current), deadline=None if expired else deadline, now=now)
-        applied, before = 0, current
+        applied = 0
         # at most log2(batch) exact costs, each one pass over the traffic: not worth a clock reading
         while len(pairs):
             trial = item_slot.copy()
@@ -218,7 +220,8 @@ def refine_swaps(s: sp.csr_matrix, slots: np.ndarray, rows: int, cols: int, *, m
                 break
             pairs = pairs[: len(pairs) // 2]
         total += applied
-        if applied == 0 or before - current < min_gain * before:
+        history.append(current)
+        if applied == 0 or (len(history) > window and history[-1 - window] - current < window * min_gain * history[-1 - window]):
             break
     return item_slot[:k].copy(), total
 
