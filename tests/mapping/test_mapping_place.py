@@ -220,3 +220,13 @@ def test_swap_gains_from_dense_and_sorted_cost_tables_match_brute_force(cells, m
         swapped = slots.copy()
         swapped[p[e]], swapped[q[e]] = slots[q[e]], slots[p[e]]
         assert np.isclose(gain[e], place_mod.traffic_hops(s, swapped, cols) / 2 - base), (p[e], q[e])
+    # a dense table also gives the weighted medians of the partners' rows and columns (swap candidates)
+    medians = swaps_mod.CostTable(s, slots, cols).medians(n - 2)
+    if cells:
+        owner = np.repeat(np.arange(n), np.diff(s.indptr))
+        partner = slots[s.indices]
+        for got, coordinate in zip(medians, (partner // cols, partner % cols)):
+            want = swaps_mod._weighted_median(owner, coordinate, s.data, n)[: n - 2]
+            assert np.array_equal(got, want)
+    else:
+        assert medians is None

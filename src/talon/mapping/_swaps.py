@@ -64,10 +64,9 @@ class CostTable:
 
     def _axis(self, owner: np.ndarray, x: np.ndarray, w: np.ndarray, span: int):
         if self.n * span <= min(HISTOGRAM_CELLS, x.size):
-            key = owner * span + x
-            cw = np.cumsum(np.bincount(key, weights=w, minlength=self.n * span).reshape(self.n, span), axis=1)
-            cxw = np.cumsum(np.bincount(key, weights=w * x, minlength=self.n * span).reshape(self.n, span), axis=1)
-            return span, None, cw, cxw
+            table = np.bincount(owner * span + x, weights=w, minlength=self.n * span).reshape(self.n, span)
+            cxw = np.cumsum(table * np.arange(span), axis=1)  # a cell's entries all have coordinate x
+            return span, None, np.cumsum(table, axis=1), cxw
         span = int(x.max()) + 2 if x.size else 2
         key = owner * span + x
         order = np.argsort(key, kind="stable")
@@ -75,6 +74,20 @@ class CostTable:
         cw = np.concatenate([[0.0], np.cumsum(ws)])
         cxw = np.concatenate([[0.0], np.cumsum(ws * xs)])
         return span, key, cw, cxw
+
+    def medians(self, k: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """Per item < k, the weighted medians of its partners' rows and columns (-1 without partners),
+        read from the dense tables (None when they are not dense): the first coordinate at which the
+        cumulative weight reaches half the total, as _weighted_median gives for positive weights."""
+        if any(key is not None for _, key, _, _ in self.axes):
+            return None
+        out = []
+        for _, _, cw, _ in self.axes:
+            cum = cw[:k]
+            tot = cum[:, -1]
+            m = np.argmax(cum >= (tot / 2 - 1e-12 * tot)[:, None], axis=1)
+            out.append(np.where(tot > 0, m, -1))
+        return out[0], out[1]
 
     def cost(self, item: np.ndarray, slot: np.ndarray) -> np.ndarray:
         out = np.zeros(len(item))
@@ -138,8 +151,10 @@ def _weighted_median(group: np.ndarray, value: np.ndarray, weight: np.ndarray, n
     return out
 
 
-def _candidates(s: sp.csr_matrix, item_slot: np.ndarray, k: int, rows: int, cols: int) -> tuple[np.ndarray, np.ndarray]:
-    """(p, q) candidate swaps: p a core, q another item (see the module docstring)."""
+def _candidates(s: sp.csr_matrix, item_slot: np.ndarray, k: int, rows: int, cols: int,
+                table: CostTable | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(p, q) candidate swaps: p a core, q another item (see the module docstring). `table`, the
+    round's cost table, gives the ideal positions when its tables are dense."""
     m = len(item_slot)
     if k * m <= ALL_PAIRS:
         p = np.repeat(np.arange(k, dtype=np.int64), m)
@@ -152,11 +167,13 @@ def _candidates(s: sp.csr_matrix, item_slot: np.ndarray, k: int, rows: int, cols
     offsets = [(dr, dc) for dr in range(-LOCAL_RADIUS, LOCAL_RADIUS + 1) for dc in range(-LOCAL_RADIUS, LOCAL_RADIUS + 1)
                if 0 < abs(dr) + abs(dc) <= LOCAL_RADIUS]
     # the ideal position of each core: the weighted median of its partners' rows and columns
-    end = s.indptr[k]  # the entries of the first k rows, without copying them out
-    e = np.repeat(np.arange(k, dtype=np.int64), np.diff(s.indptr[: k + 1]))
-    partner = item_slot[s.indices[:end]]
-    mr = _weighted_median(e, partner // cols, s.data[:end], k)
-    mc = _weighted_median(e, partner % cols, s.data[:end], k)
+    medians = table.medians(k) if table is not None else None
+    if medians is None:
+        end = s.indptr[k]  # the entries of the first k rows, without copying them out
+        e = np.repeat(np.arange(k, dtype=np.int64), np.diff(s.indptr[: k + 1]))
+        partner = item_slot[s.indices[:end]]
+        medians = _weighted_median(e, partner // cols, s.data[:end], k), _weighted_median(e, partner % cols, s.data[:end], k)
+    mr, mc = medians
     centres = [(r0, c0, offsets)]
     has = mr >= 0
     centres.append((np.where(has, mr, r0), np.where(has, mc, c0), [(0, 0), (1, 0), (-1, 0), (0, 1), (0, -1)]))
@@ -196,9 +213,9 @@ def refine_swaps(s: sp.csr_matrix, slots: np.ndarray, rows: int, cols: int, *, m
     for _ in range(max_rounds):
         if expired or now() > deadline:
             break
-        p, q = _candidates(s_ext, item_slot, k, rows, cols)
-        gain = np.empty(len(p))
         table = CostTable(s_ext, item_slot, cols)
+        p, q = _candidates(s_ext, item_slot, k, rows, cols, table)
+        gain = np.empty(len(p))
         done = 0
         for lo in range(0, len(p), BLOCK):
             gain[lo : lo + BLOCK] = pair_gains(s_ext, item_slot, cols, p[lo : lo + BLOCK], q[lo : lo + BLOCK], table)
