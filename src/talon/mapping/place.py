@@ -51,11 +51,11 @@ LAP_SLOTS = 1024
 #: Swap refinement stops when the last GAIN_WINDOW rounds together lowered the cost by less than
 #: GAIN_WINDOW x MIN_GAIN of it. Single rounds gain unevenly (0.03 % and then 0.38 % on the benchmark's
 #: 1M network), hence the window. On the benchmark's 10M-neuron network (10,079 cores) this stops after
-#: 19 of the 78 rounds that run to the end, 0.38 % above the end's cost (7.4 % below the initial
-#: placement) in a quarter of the time; on its 1M network 0.13-0.19 % above, on --small at the end
-#: (docs/performance.md, "Third pass").
-MIN_GAIN = 5e-4
-GAIN_WINDOW = 5
+#: 27 of the 78 rounds that run to the end, 0.18 % above the end's cost, in a third of the time; on its
+#: 1M network 0.05-0.13 % above; on --small and on the test suite's networks it runs to the end
+#: (docs/performance.md, "Mapping at 10M neurons, third pass").
+MIN_GAIN = 3e-4
+GAIN_WINDOW = 10
 
 
 def _now() -> float:
