@@ -24,7 +24,7 @@ BLOCK = 1 << 14
 #: Swaps picked between two readings of the clock.
 PICK_CHECK = 256
 LOCAL_RADIUS = 2
-#: _weighted_median sums weights into a dense (groups x values) table up to this many cells.
+#: _weighted_median and CostTable sum weights into dense (items x coordinates) tables up to this many cells.
 HISTOGRAM_CELLS = 1 << 22  # 4M cells: about 100 MB of temporaries at most
 
 
