@@ -1,5 +1,7 @@
 """partition(): hand-checked splits, budgets always respected, fan-in/fan-out limits, algorithms."""
 
+import importlib
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -64,6 +66,22 @@ def test_metis_and_spectral_cut_less_traffic_than_greedy():
     greedy = packets(partition(ng, hw, "greedy"))
     assert packets(partition(ng, hw, "metis")) < greedy
     assert packets(partition(ng, hw, "spectral")) < greedy
+
+
+@pytest.mark.parametrize("kway_cores", [0, 1024])
+def test_metis_tries_k_way_only_up_to_kway_cores(kway_cores, monkeypatch):
+    """Beside the recursive bisection, k-way METIS is a candidate only up to KWAY_CORES cores; the
+    partition keeps every budget either way."""
+    part_mod = importlib.import_module("talon.mapping.partition")
+    monkeypatch.setattr(part_mod, "KWAY_CORES", kway_cores)
+    calls = []
+    real = part_mod._metis_kway
+    monkeypatch.setattr(part_mod, "_metis_kway", lambda *a: calls.append(a[3]) or real(*a))
+    ng = layered_small_world(4, 32, 32, group_size=16, seed=2, long_range=0.1)
+    hw = hw_small(mesh=(4, 4), neurons_per_core=256, weight_memory_bytes_per_core=1 << 16)
+    part = partition(ng, hw, "metis")
+    assert calls == ([] if kway_cores == 0 else [part.num_cores])
+    assert part.core_neurons().max() <= hw.neurons_per_core and part.num_cores <= hw.num_cores
 
 
 def test_metis_on_a_dense_graph_uses_the_fewest_cores():

@@ -162,3 +162,71 @@ def test_large_partitions_with_slots_skip_the_spectral_candidate(beside_hint, mo
     calls.clear()
     place_mod.initial_placement(greedy, hw)
     assert len(calls) == 1
+
+
+def _rounds(monkeypatch) -> list[int]:
+    """Counts the swap rounds (one candidate list per round)."""
+    calls: list[int] = []
+    real = swaps_mod._candidates
+    monkeypatch.setattr(swaps_mod, "_candidates", lambda *a: calls.append(1) or real(*a))
+    return calls
+
+
+def test_refinement_stops_when_its_rounds_stop_gaining(monkeypatch):
+    part, hw = _big_partition()
+    s = place_mod.symmetric_traffic(part.core_traffic())
+    start = np.random.default_rng(0).permutation(hw.num_cores)[: part.num_cores]
+    calls = _rounds(monkeypatch)
+    full, _ = swaps_mod.refine_swaps(s, start.copy(), hw.rows, hw.cols, max_rounds=1000, deadline=1e18, min_gain=0.0)
+    to_the_end = len(calls)
+    assert to_the_end > 6
+    # no window of 3 rounds gains 100 %: it stops after exactly 3 rounds, having applied them
+    calls.clear()
+    three, _ = swaps_mod.refine_swaps(s, start.copy(), hw.rows, hw.cols, max_rounds=1000, deadline=1e18, min_gain=1.0, window=3)
+    assert len(calls) == 3
+    cost = lambda sl: place_mod.traffic_hops(s, sl, hw.cols)  # noqa: E731
+    assert cost(full) <= cost(three) < cost(start)
+    # a threshold that the last rounds miss: it stops before the end
+    calls.clear()
+    swaps_mod.refine_swaps(s, start.copy(), hw.rows, hw.cols, max_rounds=1000, deadline=1e18, min_gain=0.01, window=2)
+    assert 2 <= len(calls) < to_the_end
+
+
+def test_converged_refinement_does_not_depend_on_the_clock(monkeypatch):
+    """Converging before the time limit, a placement is the same whatever the clock reads."""
+    part, hw = _big_partition()
+    got = []
+    for clock in (CountingClock(), place_mod._now):
+        monkeypatch.setattr(place_mod, "_now", clock)
+        got.append(place(part, hw, time_limit=1e6).slots)
+    assert np.array_equal(got[0], got[1])
+
+
+@pytest.mark.parametrize("cells", [0, 1 << 22])
+def test_swap_gains_from_dense_and_sorted_cost_tables_match_brute_force(cells, monkeypatch):
+    """The per-item cost table is a dense (items x coordinates) table when it is no larger than the
+    traffic, else sorted entries (HISTOGRAM_CELLS=0 forces the sort): both give the exact gains."""
+    monkeypatch.setattr(swaps_mod, "HISTOGRAM_CELLS", cells)
+    rng = np.random.default_rng(1)
+    n, rows, cols = 12, 4, 4
+    dense = np.triu(rng.random((n, n)) * (rng.random((n, n)) < 0.9), 1)  # many entries: the table is dense
+    s = sp.csr_matrix(dense + dense.T)
+    slots = rng.permutation(rows * cols)[:n]
+    assert (n * rows <= s.nnz) and (swaps_mod.CostTable(s, slots, cols).axes[0][1] is None) == (cells > 0)
+    base = place_mod.traffic_hops(s, slots, cols) / 2
+    p, q = np.divmod(np.arange(n * n), n)
+    gain = swaps_mod.pair_gains(s, slots, cols, p, q)
+    for e in range(n * n):
+        swapped = slots.copy()
+        swapped[p[e]], swapped[q[e]] = slots[q[e]], slots[p[e]]
+        assert np.isclose(gain[e], place_mod.traffic_hops(s, swapped, cols) / 2 - base), (p[e], q[e])
+    # a dense table also gives the weighted medians of the partners' rows and columns (swap candidates)
+    medians = swaps_mod.CostTable(s, slots, cols).medians(n - 2)
+    if cells:
+        owner = np.repeat(np.arange(n), np.diff(s.indptr))
+        partner = slots[s.indices]
+        for got, coordinate in zip(medians, (partner // cols, partner % cols)):
+            want = swaps_mod._weighted_median(owner, coordinate, s.data, n)[: n - 2]
+            assert np.array_equal(got, want)
+    else:
+        assert medians is None

@@ -24,7 +24,7 @@ BLOCK = 1 << 14
 #: Swaps picked between two readings of the clock.
 PICK_CHECK = 256
 LOCAL_RADIUS = 2
-#: _weighted_median sums weights into a dense (groups x values) table up to this many cells.
+#: _weighted_median and CostTable sum weights into dense (items x coordinates) tables up to this many cells.
 HISTOGRAM_CELLS = 1 << 22  # 4M cells: about 100 MB of temporaries at most
 
 
@@ -43,9 +43,13 @@ def pair_gains(s: sp.csr_matrix, item_slot: np.ndarray, cols: int, p: np.ndarray
 
 
 class CostTable:
-    """f_p(j) = sum_r S[p, r] hops(j, slot r) for any item p and slot j in O(log degree): hops are
-    |row| + |col| distances, so each axis is a weighted sum of |x - x_r| over p's partners, read from
-    prefix sums of their coordinates sorted per item (one sort of the traffic's entries per round)."""
+    """f_p(j) = sum_r S[p, r] hops(j, slot r) for any item p and slot j: hops are |row| + |col|
+    distances, so each axis is a weighted sum of |x - x_r| over p's partners, read from prefix sums of
+    their weights and weighted coordinates in coordinate order. Per axis these are a dense (items x
+    coordinates) table when it has no more cells than the traffic has entries, and at most
+    HISTOGRAM_CELLS (one bincount of the entries and a cumulative sum along each row; a lookup is two
+    reads), otherwise the entries sorted by (item, coordinate) with global prefix sums (one sort per
+    round; a lookup is a binary search). Both give the same sums up to rounding."""
 
     def __init__(self, s: sp.csr_matrix, item_slot: np.ndarray, cols: int) -> None:
         self.s, self.cols = s, cols
@@ -55,9 +59,14 @@ class CostTable:
         self.n = n
         self._tkey: np.ndarray | None = None
         self._tval: np.ndarray | None = None
-        self.axes = [self._axis(owner, partner // cols, s.data), self._axis(owner, partner % cols, s.data)]
+        rows = int(item_slot.max()) // cols + 1 if item_slot.size else 1
+        self.axes = [self._axis(owner, partner // cols, s.data, rows), self._axis(owner, partner % cols, s.data, cols)]
 
-    def _axis(self, owner: np.ndarray, x: np.ndarray, w: np.ndarray):
+    def _axis(self, owner: np.ndarray, x: np.ndarray, w: np.ndarray, span: int):
+        if self.n * span <= min(HISTOGRAM_CELLS, x.size):
+            table = np.bincount(owner * span + x, weights=w, minlength=self.n * span).reshape(self.n, span)
+            cxw = np.cumsum(table * np.arange(span), axis=1)  # a cell's entries all have coordinate x
+            return span, None, np.cumsum(table, axis=1), cxw
         span = int(x.max()) + 2 if x.size else 2
         key = owner * span + x
         order = np.argsort(key, kind="stable")
@@ -66,14 +75,31 @@ class CostTable:
         cxw = np.concatenate([[0.0], np.cumsum(ws * xs)])
         return span, key, cw, cxw
 
+    def medians(self, k: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """Per item < k, the weighted medians of its partners' rows and columns (-1 without partners),
+        read from the dense tables (None when they are not dense): the first coordinate at which the
+        cumulative weight reaches half the total, as _weighted_median gives for positive weights."""
+        if any(key is not None for _, key, _, _ in self.axes):
+            return None
+        out = []
+        for _, _, cw, _ in self.axes:
+            cum = cw[:k]
+            tot = cum[:, -1]
+            m = np.argmax(cum >= (tot / 2 - 1e-12 * tot)[:, None], axis=1)
+            out.append(np.where(tot > 0, m, -1))
+        return out[0], out[1]
+
     def cost(self, item: np.ndarray, slot: np.ndarray) -> np.ndarray:
-        lo, hi = self.s.indptr[item], self.s.indptr[item + 1]
         out = np.zeros(len(item))
         for (span, key, cw, cxw), x in zip(self.axes, (slot // self.cols, slot % self.cols)):
-            # entries of `item` with coordinate <= x are [lo, mid)
-            mid = np.searchsorted(key, item * span + np.minimum(x, span - 1), side="right")
-            w_le, xw_le = cw[mid] - cw[lo], cxw[mid] - cxw[lo]
-            w_gt, xw_gt = cw[hi] - cw[mid], cxw[hi] - cxw[mid]
+            if key is None:  # dense: row `item` of the table, coordinates <= x
+                w_le, xw_le = cw[item, x], cxw[item, x]
+                w_gt, xw_gt = cw[item, -1] - w_le, cxw[item, -1] - xw_le
+            else:  # entries of `item` with coordinate <= x are [lo, mid)
+                lo, hi = self.s.indptr[item], self.s.indptr[item + 1]
+                mid = np.searchsorted(key, item * span + np.minimum(x, span - 1), side="right")
+                w_le, xw_le = cw[mid] - cw[lo], cxw[mid] - cxw[lo]
+                w_gt, xw_gt = cw[hi] - cw[mid], cxw[hi] - cxw[mid]
             out += x * w_le - xw_le + xw_gt - x * w_gt
         return out
 
@@ -91,8 +117,9 @@ class CostTable:
 
 
 def items_cost(coo: sp.coo_matrix, item_slot: np.ndarray, cols: int) -> float:
+    """Traffic x hops of `coo` (one triangle of the symmetric traffic: the cost is twice its sum)."""
     sr, sc = item_slot[coo.row], item_slot[coo.col]
-    return float(np.dot(coo.data, np.abs(sr // cols - sc // cols) + np.abs(sr % cols - sc % cols)))
+    return 2.0 * float(np.dot(coo.data, np.abs(sr // cols - sc // cols) + np.abs(sr % cols - sc % cols)))
 
 
 def _weighted_median(group: np.ndarray, value: np.ndarray, weight: np.ndarray, n: int) -> np.ndarray:
@@ -124,8 +151,10 @@ def _weighted_median(group: np.ndarray, value: np.ndarray, weight: np.ndarray, n
     return out
 
 
-def _candidates(s: sp.csr_matrix, item_slot: np.ndarray, k: int, rows: int, cols: int) -> tuple[np.ndarray, np.ndarray]:
-    """(p, q) candidate swaps: p a core, q another item (see the module docstring)."""
+def _candidates(s: sp.csr_matrix, item_slot: np.ndarray, k: int, rows: int, cols: int,
+                table: CostTable | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(p, q) candidate swaps: p a core, q another item (see the module docstring). `table`, the
+    round's cost table, gives the ideal positions when its tables are dense."""
     m = len(item_slot)
     if k * m <= ALL_PAIRS:
         p = np.repeat(np.arange(k, dtype=np.int64), m)
@@ -138,11 +167,13 @@ def _candidates(s: sp.csr_matrix, item_slot: np.ndarray, k: int, rows: int, cols
     offsets = [(dr, dc) for dr in range(-LOCAL_RADIUS, LOCAL_RADIUS + 1) for dc in range(-LOCAL_RADIUS, LOCAL_RADIUS + 1)
                if 0 < abs(dr) + abs(dc) <= LOCAL_RADIUS]
     # the ideal position of each core: the weighted median of its partners' rows and columns
-    sk = s[:k]
-    e = np.repeat(np.arange(k, dtype=np.int64), np.diff(sk.indptr))
-    partner = item_slot[sk.indices]
-    mr = _weighted_median(e, partner // cols, sk.data, k)
-    mc = _weighted_median(e, partner % cols, sk.data, k)
+    medians = table.medians(k) if table is not None else None
+    if medians is None:
+        end = s.indptr[k]  # the entries of the first k rows, without copying them out
+        e = np.repeat(np.arange(k, dtype=np.int64), np.diff(s.indptr[: k + 1]))
+        partner = item_slot[s.indices[:end]]
+        medians = _weighted_median(e, partner // cols, s.data[:end], k), _weighted_median(e, partner % cols, s.data[:end], k)
+    mr, mc = medians
     centres = [(r0, c0, offsets)]
     has = mr >= 0
     centres.append((np.where(has, mr, r0), np.where(has, mc, c0), [(0, 0), (1, 0), (-1, 0), (0, 1), (0, -1)]))
@@ -164,23 +195,27 @@ def _candidates(s: sp.csr_matrix, item_slot: np.ndarray, k: int, rows: int, cols
 
 
 def refine_swaps(s: sp.csr_matrix, slots: np.ndarray, rows: int, cols: int, *, max_rounds: int, deadline: float,
-                 now: Callable[[], float] = time.perf_counter) -> tuple[np.ndarray, int]:
+                 min_gain: float = 0.0, window: int = 1, now: Callable[[], float] = time.perf_counter) -> tuple[np.ndarray, int]:
     """Swap refinement of `slots` (the mesh slot of each of the k cores; s: k x k symmetric traffic).
-    Returns (slots, swaps applied). Stops when no candidate swap gains, after max_rounds, or at the
-    deadline (read from `now` within rounds)."""
+    Returns (slots, swaps applied). Stops when no candidate swap gains, when the last `window` rounds
+    together lowered the cost by less than window x `min_gain` of it (converged; judged from the
+    window-th round on: single rounds gain unevenly, a small gain is often followed by larger ones),
+    after max_rounds, or at the deadline (read from `now` within rounds)."""
     k, m = s.shape[0], rows * cols
     free = np.setdiff1d(np.arange(m), slots)
     item_slot = np.concatenate([slots, free]).astype(np.int64)
     s_ext = sp.csr_matrix((s.data, s.indices, np.concatenate([s.indptr, np.full(m - k, s.indptr[-1])])), shape=(m, m))
-    coo = s_ext.tocoo()
+    coo = sp.triu(s_ext, k=1, format="coo")  # the cost reads each symmetric pair once
+    current = items_cost(coo, item_slot, cols)
+    history = [current]  # the cost after each round
     total = 0
     expired = False
     for _ in range(max_rounds):
         if expired or now() > deadline:
             break
-        p, q = _candidates(s_ext, item_slot, k, rows, cols)
-        gain = np.empty(len(p))
         table = CostTable(s_ext, item_slot, cols)
+        p, q = _candidates(s_ext, item_slot, k, rows, cols, table)
+        gain = np.empty(len(p))
         done = 0
         for lo in range(0, len(p), BLOCK):
             gain[lo : lo + BLOCK] = pair_gains(s_ext, item_slot, cols, p[lo : lo + BLOCK], q[lo : lo + BLOCK], table)
@@ -189,20 +224,21 @@ def refine_swaps(s: sp.csr_matrix, slots: np.ndarray, rows: int, cols: int, *, m
                 expired = True  # use the gains computed so far, then stop
                 break
         p, q, gain = p[:done], q[:done], gain[:done]
-        current = items_cost(coo, item_slot, cols)
         pairs = _pick(p, q, gain, k, m, threshold=-1e-9 * max(1.0, current), deadline=None if expired else deadline, now=now)
         applied = 0
         # at most log2(batch) exact costs, each one pass over the traffic: not worth a clock reading
         while len(pairs):
             trial = item_slot.copy()
             trial[pairs[:, 0]], trial[pairs[:, 1]] = item_slot[pairs[:, 1]], item_slot[pairs[:, 0]]
-            if items_cost(coo, trial, cols) < current - 1e-9 or len(pairs) == 1:
-                item_slot = trial
+            cost = items_cost(coo, trial, cols)
+            if cost < current - 1e-9 or len(pairs) == 1:
+                item_slot, current = trial, cost
                 applied = len(pairs)
                 break
             pairs = pairs[: len(pairs) // 2]
         total += applied
-        if applied == 0:
+        history.append(current)
+        if applied == 0 or (len(history) > window and history[-1 - window] - current < window * min_gain * history[-1 - window]):
             break
     return item_slot[:k].copy(), total
 

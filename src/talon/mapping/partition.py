@@ -10,9 +10,9 @@ must reach unit v, from the firing rates):
 - "metis": dual recursive bisection onto the mesh with METIS (pymetis) min-cut bisections: a block of
   the mesh and the units are split together, recursively, the units in proportion to each half's
   cores and sent to the half their outside traffic pulls them towards (as Scotch maps graphs onto
-  target architectures). METIS k-way partitioning into the same number of cores is also tried, and
-  the one whose best initial placement has less traffic x hops is kept (k-way wins on small, densely
-  connected graphs; the bisection on large, locally connected ones).
+  target architectures). Up to KWAY_CORES cores, METIS k-way partitioning into the same number of
+  cores is also tried, and the one whose best initial placement has less traffic x hops is kept (k-way
+  wins on small, densely connected graphs; the bisection on large, locally connected ones).
 - "spectral": the same dual recursive bisection, each split cutting the order of the Fiedler vector of
   the traffic graph (dense eigensolver for small pieces, LOBPCG for large ones).
 
@@ -50,6 +50,13 @@ from talon.mapping.place import initial_placement
 from talon.mapping.repair import over_budget, repair, repair_fan
 
 ALGORITHMS = ("greedy", "metis", "spectral")
+#: METIS k-way partitioning is tried beside the recursive bisection up to this many cores. Beyond, the
+#: bisection won on every network measured, by more as the mesh grows (k-way's cut ignores the mesh, and
+#: its cores must then be placed from scratch): 1.4-2.3x fewer packet-hops on the benchmark network from
+#: 64 to 2,514 cores, 1.02-1.17x with 16-80x its random long-range links (docs/performance.md, "Third
+#: pass"), while at 10,000 cores the k-way candidate cost about half of partitioning (its METIS call,
+#: spectral placement, reach and repair: 25-30 CPU seconds).
+KWAY_CORES = 1024
 
 
 def partition(
@@ -122,7 +129,7 @@ def _balanced(ng: NeuronGraph, hw: HardwareSpec, algorithm: str, *, cores: int |
         slots, unit_core = np.unique(unit_slot, return_inverse=True)
         part = Partition(ng, unit_core.astype(np.int64), len(slots), hw, algorithm, slots=slots.astype(np.int64))
         candidates.append(repair(part, hw, s, max_cores=max_cores))
-        if algorithm == "metis" and k > 1:
+        if algorithm == "metis" and 1 < k <= KWAY_CORES:
             # k-way METIS (min cut, no geometry) is better on small, densely connected graphs
             labels = _compact(_metis_kway(ng, hw, s, k, seed))
             kway = Partition(ng, labels, int(labels.max()) + 1, hw, algorithm)
