@@ -17,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+import h5py
 from hypothesis import HealthCheck, given, settings
 
 import talon.ir as ir
@@ -85,3 +86,16 @@ def test_random_graphs_give_the_same_bytes_in_another_process_later(tmp_path):
     for name, data in here.items():
         graph = pickle.loads((graphs / name.replace(".t1c", ".pkl")).read_bytes())
         assert data == there[name], f"{name} ({len(graph.nodes)} nodes, {len(graph.edges)} edges): {sum(a != b for a, b in zip(data, there[name]))} bytes differ"
+
+
+def test_no_object_in_a_written_file_tracks_times(tmp_path):
+    """Every group and dataset, the root included, is created without HDF5 timestamps (compressed arrays too)."""
+    for name, compression in (("simple_snn", None), ("composite", None), ("hybrid", "gzip")):
+        path = tmp_path / f"{name}.t1c"
+        ir.write(path, CASES[name](), compression=compression)
+        with h5py.File(path, "r") as f:
+            objects = {"/": f["/"]}
+            f.visititems(lambda key, obj: objects.__setitem__(key, obj))
+            assert len(objects) > 10
+            tracked = [key for key, obj in objects.items() if obj.id.get_create_plist().get_obj_track_times()]
+        assert tracked == [], f"{name}: {tracked}"
