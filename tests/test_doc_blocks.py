@@ -6,8 +6,6 @@ Blocks run in order in one namespace, in a fresh folder, with every registration
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from doc_blocks import DOCS, blocks, run_blocks
