@@ -52,8 +52,11 @@ def _estimate_links(plist: Any, names: list[bytes]) -> None:
 
 
 def group_plist(names: list[bytes], track_order: bool = False) -> Any:
-    """A group creation property list sized for links named `names` (the group's header holds them)."""
+    """A group creation property list sized for links named `names` (the group's header holds them),
+    without timestamps: HDF5 stamps every new group's header with four times (access, modification,
+    change, birth) unless told not to, so the same graph written a second later gave different bytes."""
     gcpl = h5py.h5p.create(h5py.h5p.GROUP_CREATE)
+    gcpl.set_obj_track_times(False)
     if track_order:  # as h5py's create_group(track_order=True)
         gcpl.set_link_creation_order(h5py.h5p.CRT_ORDER_TRACKED | h5py.h5p.CRT_ORDER_INDEXED)
     _estimate_links(gcpl, names)
