@@ -18,6 +18,7 @@ from talon.errors import BackendError
 from backend_graphs import (
     CUBA_RESETS, affine, build_cuba_mlp, build_mixed_conv, build_mlp, build_threshold_residual, chained, cuba, lif, lif_field, recurrent_cases,
 )  # fmt: skip
+from branches import side_by_side
 from fpga_helpers import (
     HAS_GXX, assert_hls4ml_output_is_the_simulators, assert_same_words, fpga_mod, hls4ml_build, kernel_calls, needs_gxx, top_source,
 )  # fmt: skip
@@ -91,17 +92,9 @@ def _variants():
 
 
 def _variants_graph() -> ir.Graph:
-    """Every case of _variants() as a branch of one graph, so that one C simulation build covers them all:
-    branch <label> is build_mlp(seed=2, neuron=n1, neuron2=n2), its nodes named <node>_<label>, all fed by
-    one Input (as build_cuba_mlp does for the CubaLIF resets)."""
-    nodes: dict = {"inp": ir.Input(shape=(4,))}
-    edges = []
-    for label, n1, n2 in _variants():
-        g = build_mlp(seed=2, neuron=n1, neuron2=n2)
-        name = {n: n if n == "inp" else f"{n}_{label}" for n in g.nodes}
-        nodes.update((name[n], node) for n, node in g.nodes.items() if n != "inp")
-        edges += [(name[a], name[b]) for a, b in g.edges]
-    return ir.Graph(nodes, edges)
+    """Every case of _variants() as a branch of one graph (tests/backend/branches.py): one C simulation build
+    covers them all; branch <label> is build_mlp(seed=2, neuron=n1, neuron2=n2)."""
+    return side_by_side({label: build_mlp(seed=2, neuron=n1, neuron2=n2) for label, n1, n2 in _variants()}, "inp")
 
 
 @needs_gxx
