@@ -195,16 +195,30 @@ def test_cubalif_every_reset_mode_is_bit_exact_over_120_steps(fpga, tmp_path):
     assert "k_current<" in top and "cur_n_c1_zero[k] = 0;" in top  # the current is state, cleared on reset
 
 
+def _recurrent_groups():
+    """recurrent_cases() as branches of one graph per input shape (tests/backend/branches.py: one C simulation
+    build per graph): (group, graph, inputs, labels of its cases)."""
+    groups: dict = {}
+    for label, g, x in recurrent_cases():
+        cases, x0 = groups.setdefault(tuple(x.shape), ({}, x))
+        assert torch.equal(x, x0)  # the cases of a group are fed the same inputs
+        cases[label] = g
+    for cases, x in groups.values():
+        yield "+".join(cases), side_by_side(cases, "inp"), x, list(cases)
+
+
 @needs_gxx
-@pytest.mark.parametrize("case", list(recurrent_cases()), ids=lambda c: c[0])
-def test_recurrent_graphs_are_bit_exact_over_120_steps(fpga, case, tmp_path):
-    label, g, x = case
+@pytest.mark.parametrize("group", list(_recurrent_groups()), ids=lambda c: c[0])
+def test_recurrent_graphs_are_bit_exact_over_120_steps(fpga, group, tmp_path):
+    _, g, x, labels = group
     rep = fpga.verify(g, x, n_steps=120, work_dir=tmp_path)
     assert rep.ok and rep.n_steps == 120, rep.summary()
-    assert int(rep.csim.spikes["rl"].sum()) > 0 and int(rep.csim.spikes["n2"].sum()) > 0
     top = top_source(rep.project)
-    # the recurrence reads rl's output of the previous step from a static buffer, cleared on reset
-    assert "(b_p_n_rl, w_n_rl_recurrent" in top and "b_p_n_rl[k] = 0;" in top and "b_p_n_rl[k] = b_n_rl[k];" in top
+    for label in labels:
+        assert int(rep.csim.spikes[f"rl_{label}"].sum()) > 0 and int(rep.csim.spikes[f"n2_{label}"].sum()) > 0, label
+        # the recurrence reads rl's output of the previous step from a static buffer, cleared on reset
+        rl = f"n_rl_{label}"
+        assert f"(b_p_{rl}, w_n_rl_recurrent_{label}" in top and f"b_p_{rl}[k] = 0;" in top and f"b_p_{rl}[k] = b_{rl}[k];" in top, label
 
 
 @needs_gxx
