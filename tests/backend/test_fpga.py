@@ -18,6 +18,7 @@ from talon.errors import BackendError
 from backend_graphs import (
     CUBA_RESETS, affine, build_cuba_mlp, build_mixed_conv, build_mlp, build_threshold_residual, chained, cuba, lif, lif_field, recurrent_cases,
 )  # fmt: skip
+from branches import side_by_side
 from fpga_helpers import (
     HAS_GXX, assert_hls4ml_output_is_the_simulators, assert_same_words, fpga_mod, hls4ml_build, kernel_calls, needs_gxx, top_source,
 )  # fmt: skip
@@ -90,13 +91,18 @@ def _variants():
     yield "integrator_out", lif(3), ir.Integrator(r=np.full(2, 0.5))
 
 
+def _variants_graph() -> ir.Graph:
+    """Every case of _variants() as a branch of one graph (tests/backend/branches.py): one C simulation build
+    covers them all; branch <label> is build_mlp(seed=2, neuron=n1, neuron2=n2)."""
+    return side_by_side({label: build_mlp(seed=2, neuron=n1, neuron2=n2) for label, n1, n2 in _variants()}, "inp")
+
+
 @needs_gxx
-@pytest.mark.parametrize("case", list(_variants()), ids=lambda c: c[0])
-def test_neuron_variants_are_bit_exact(fpga, case, tmp_path):
-    _, n1, n2 = case
-    g = build_mlp(seed=2, neuron=n1, neuron2=n2)
-    rep = fpga.verify(g, _mlp_inputs(T=100, seed=5), n_steps=100, work_dir=tmp_path)
+def test_neuron_variants_are_bit_exact(fpga, tmp_path):
+    rep = fpga.verify(_variants_graph(), _mlp_inputs(T=100, seed=5), n_steps=100, work_dir=tmp_path)
     assert rep.ok, rep.summary()
+    for label, _, _ in _variants():  # every branch was compared, its output and its first neuron's spikes
+        assert {f"outputs/out_{label}", f"spikes/n1_{label}"} <= set(rep.compared), label
 
 
 @needs_gxx
@@ -189,16 +195,30 @@ def test_cubalif_every_reset_mode_is_bit_exact_over_120_steps(fpga, tmp_path):
     assert "k_current<" in top and "cur_n_c1_zero[k] = 0;" in top  # the current is state, cleared on reset
 
 
+def _recurrent_groups():
+    """recurrent_cases() as branches of one graph per input shape (tests/backend/branches.py: one C simulation
+    build per graph): (group, graph, inputs, labels of its cases)."""
+    groups: dict = {}
+    for label, g, x in recurrent_cases():
+        cases, x0 = groups.setdefault(tuple(x.shape), ({}, x))
+        assert torch.equal(x, x0)  # the cases of a group are fed the same inputs
+        cases[label] = g
+    for cases, x in groups.values():
+        yield "+".join(cases), side_by_side(cases, "inp"), x, list(cases)
+
+
 @needs_gxx
-@pytest.mark.parametrize("case", list(recurrent_cases()), ids=lambda c: c[0])
-def test_recurrent_graphs_are_bit_exact_over_120_steps(fpga, case, tmp_path):
-    label, g, x = case
+@pytest.mark.parametrize("group", list(_recurrent_groups()), ids=lambda c: c[0])
+def test_recurrent_graphs_are_bit_exact_over_120_steps(fpga, group, tmp_path):
+    _, g, x, labels = group
     rep = fpga.verify(g, x, n_steps=120, work_dir=tmp_path)
     assert rep.ok and rep.n_steps == 120, rep.summary()
-    assert int(rep.csim.spikes["rl"].sum()) > 0 and int(rep.csim.spikes["n2"].sum()) > 0
     top = top_source(rep.project)
-    # the recurrence reads rl's output of the previous step from a static buffer, cleared on reset
-    assert "(b_p_n_rl, w_n_rl_recurrent" in top and "b_p_n_rl[k] = 0;" in top and "b_p_n_rl[k] = b_n_rl[k];" in top
+    for label in labels:
+        assert int(rep.csim.spikes[f"rl_{label}"].sum()) > 0 and int(rep.csim.spikes[f"n2_{label}"].sum()) > 0, label
+        # the recurrence reads rl's output of the previous step from a static buffer, cleared on reset
+        rl = f"n_rl_{label}"
+        assert f"(b_p_{rl}, w_n_rl_recurrent_{label}" in top and f"b_p_{rl}[k] = 0;" in top and f"b_p_{rl}[k] = b_{rl}[k];" in top, label
 
 
 @needs_gxx

@@ -2,7 +2,8 @@
 
 Sections 1-6 (export, files, import, round trip, hybrid model) need only the bridge and must pass.
 The full script also needs talon.sdk and talon.backend (sections 7-9); it is skipped while those are
-not importable. Each run is a fresh interpreter, started the way a user's script starts.
+not importable. Each run is a fresh interpreter, started the way a user's script starts; sections 1-6 are
+checked on the full script's run (the script runs top to bottom, so its first sections print the same).
 """
 
 from __future__ import annotations
@@ -27,16 +28,20 @@ SECTION_7_STARTS = "from talon import sdk\n"
 RUNNER = "import sys, runpy, _t1c_talon_snntorch; runpy.run_path(sys.argv[1], run_name='__main__')"
 
 
-def run_script(code: str, tmp_path: Path) -> str:
+def start_script(code: str, tmp_path: Path) -> subprocess.CompletedProcess:
     script = tmp_path / "tutorial.py"
     script.write_text(code, encoding="utf-8")
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(REPO / "src"), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     env["PYTHONIOENCODING"] = "utf-8"  # the script prints arrows and check marks
-    proc = subprocess.run([sys.executable, "-c", RUNNER, str(script)], capture_output=True, text=True, encoding="utf-8",
+    return subprocess.run([sys.executable, "-c", RUNNER, str(script)], capture_output=True, text=True, encoding="utf-8",
                           env=env, cwd=tmp_path, timeout=300)
-    assert proc.returncode == 0, f"tutorial failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
-    return proc.stdout
+
+
+@pytest.fixture(scope="module")
+def full_run(tmp_path_factory) -> subprocess.CompletedProcess:
+    """One run of the whole tutorial, shared by the tests of its sections (its exit status is checked by each)."""
+    return start_script(example_code(), tmp_path_factory.mktemp("tutorial"))
 
 
 def example_code() -> str:
@@ -53,9 +58,10 @@ def test_example_is_the_tutorial_verbatim():
     assert code[len(header):] == "\n".join(blocks)
 
 
-def test_sections_1_to_6(tmp_path):
-    code = example_code()
-    out = run_script(code[: code.index(SECTION_7_STARTS)], tmp_path)
+def test_sections_1_to_6(full_run):
+    # The output up to section 7's first print; a failure later in the script leaves these lines as they are.
+    out = full_run.stdout
+    assert SECTION_7_STARTS in example_code() and "Model parameters" in out, f"tutorial failed:\n{out[-3000:]}\n{full_run.stderr[-5000:]}"
     assert "Model parameters: 101,770" in out
     assert " Nodes: 6" in out and " Edges: 5" in out
     for name, kind in [("input", "Input"), ("fc1", "Affine"), ("lif1", "LIF"), ("fc2", "Affine"), ("lif2", "LIF"), ("output", "Output")]:
@@ -73,8 +79,9 @@ def test_sections_1_to_6(tmp_path):
         assert re.search(rf"^ {name} +→ {kind}$", out, re.M), (name, kind)
 
 
-def test_full_tutorial(tmp_path):
-    out = run_script(example_code(), tmp_path)
+def test_full_tutorial(full_run):
+    assert full_run.returncode == 0, f"tutorial failed:\n{full_run.stdout[-3000:]}\n{full_run.stderr[-5000:]}"
+    out = full_run.stdout
     assert "Nodes match: True" in out
     assert "=== Graph Analysis ===" in out and "=== Hardware Profile ===" in out
     assert "Lint issues:" in out and "Graph fingerprint:" in out

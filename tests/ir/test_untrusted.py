@@ -345,9 +345,13 @@ def test_reads_racing_atomic_replaces_see_one_whole_file(tmp_path):
             ir.write({str(p)!r}, graphs[i % 2]); i += 1
         print(i)
     """)
+    first = os.stat(p).st_ino
     proc = subprocess.Popen([sys.executable, "-c", writer], stdout=subprocess.PIPE, text=True)
     try:
-        time.sleep(1.0)
+        # The reads start once the writer is replacing the file (not after a fixed sleep it spins through).
+        deadline = time.monotonic() + 60
+        while os.stat(p).st_ino == first and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.005)
         for _ in range(150):
             g = ir.read(p)
             assert g == a or g == b
