@@ -132,16 +132,23 @@ class ExactSynaptic(nn.Module):
         sample = x[:: SAMPLE_EVERY]
         return int(torch.ne(sample, 0).sum()) < self.sparse_below * sample.numel()
 
+    #: Set (talon.backend.cpu.fixed_narrow) where the output may stay float32: its values fit float32
+    #: exactly and only exact consumers read it. Otherwise the output has `inner`'s dtype (the run's).
+    emit32 = False
+
     def forward(self, x: Tensor) -> Tensor:
-        out_dtype = x.dtype
-        mod = self._float32() if self.single and out_dtype == torch.float64 else self.inner
+        run_dtype = self.inner.weight.dtype
+        out_dtype = torch.float32 if self.emit32 else run_dtype
+        mod = self._float32() if self.single and run_dtype != torch.float32 else self.inner
         if self._sparse(x):
             y = sparse_linear(x, self._transposed(mod.weight), mod.bias)
         else:
+            # an input in another dtype holds the same values (float32 <-> float64 of on-grid values)
             y = mod(x if x.dtype == mod.weight.dtype else x.to(mod.weight.dtype))
         if self.post32 is not None and y.dtype == torch.float32:
             return self.post32(y).to(out_dtype)
-        return self.post(y.to(out_dtype))
+        y = self.post(y.to(run_dtype))
+        return y if y.dtype == out_dtype else y.to(out_dtype)
 
 
 def sparse_linear(x: Tensor, weight_t: Tensor, bias: Tensor | None) -> Tensor:

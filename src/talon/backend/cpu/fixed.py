@@ -110,14 +110,17 @@ def _synaptic_runtime(inner: nn.Module, p: NodePlan) -> nn.Module:
     post = lambda y, p=p: synaptic_output(y, p)  # noqa: E731
     if not exact_products.is_candidate(inner) or len(p.in_formats) != 1:
         return FixedStateless(inner, post)
-    fin = p.in_formats[0]
-    single = exact_products.float32_exact(p.ints, p.fracs, fin.bits, fin.frac, p.acc_frac)
-    post32 = None
-    if single:
-        bound = exact_products.accumulator_bound(p.ints, p.fracs, fin.bits, p.acc_frac)
-        post32 = exact_products.float32_post(bound, p.acc_bits, p.acc_frac, p.out_format.bits, p.out_format.frac)
     cache = p.__dict__.setdefault("_derived_weights", {})  # shared by every run of this plan
-    return exact_products.ExactSynaptic(inner, post, single, cache, post32)
+    choice = cache.get("float32")  # the proofs read every weight: once per plan, not per run
+    if choice is None:
+        fin = p.in_formats[0]
+        single = exact_products.float32_exact(p.ints, p.fracs, fin.bits, fin.frac, p.acc_frac)
+        post32 = None
+        if single:
+            bound = exact_products.accumulator_bound(p.ints, p.fracs, fin.bits, p.acc_frac)
+            post32 = exact_products.float32_post(bound, p.acc_bits, p.acc_frac, p.out_format.bits, p.out_format.frac)
+        choice = cache["float32"] = (single, post32)
+    return exact_products.ExactSynaptic(inner, post, choice[0], cache, choice[1])
 
 
 class FixedStateless(nn.Module):

@@ -22,6 +22,7 @@ from torch import nn
 
 from talon.backend.base import SimulationResult
 from talon.backend.cpu import fixed as fx
+from talon.backend.cpu.fixed_narrow import narrow_float32
 from talon.backend.spike_inputs import check_spikes as spike_check
 from talon.backend.spike_inputs import priced_spike_inputs, pricing_graph
 from talon.backend.stimulus import ConstantEncoder, Stimulus, make_stimulus
@@ -218,6 +219,7 @@ def run_instrumented(
     executor = ir_to_torch(run_graph, return_state=True, node_map=node_map, observer=observe)
     if plan is not None:
         executor = executor.double()
+        narrow_float32(executor, plan)  # float32 between exact layers where no value changes
 
     names = list(stim.shapes)
     in_fmts = [plan.format_of(n) for n in names] if plan is not None else None
