@@ -111,6 +111,10 @@ class ExactSynaptic(nn.Module):
         # Derived weights (float32 copy, transposed): a plain dict, so .to()/.double() do not touch it;
         # `cache` lets every executor built for one plan share them (the plan's weights never change).
         self._copy: dict[Any, Any] = {} if cache is None else cache
+        key = inner.weight.device
+        if single and inner.weight.dtype == torch.float32 and key not in self._copy:
+            # still float32 (the run converts it to float64 later): copied now, without a float64 detour
+            self._copy[key] = copy.deepcopy(inner)
 
     def _float32(self) -> nn.Module:
         key = self.inner.weight.device
