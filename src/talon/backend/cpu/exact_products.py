@@ -111,6 +111,9 @@ class ExactSynaptic(nn.Module):
         # Derived weights (float32 copy, transposed): a plain dict, so .to()/.double() do not touch it;
         # `cache` lets every executor built for one plan share them (the plan's weights never change).
         self._copy: dict[Any, Any] = {} if cache is None else cache
+        # Set by talon.backend.cpu.fixed_narrow where the output may stay float32 (its values fit float32
+        # exactly and only exact readers read it); otherwise the output has `inner`'s dtype (the run's).
+        self.emit32 = False
         key = inner.weight.device
         if single and inner.weight.dtype == torch.float32 and key not in self._copy:
             # still float32 (the run converts it to float64 later): copied now, without a float64 detour
@@ -135,10 +138,6 @@ class ExactSynaptic(nn.Module):
             return False
         sample = x[:: SAMPLE_EVERY]
         return int(torch.ne(sample, 0).sum()) < self.sparse_below * sample.numel()
-
-    #: Set (talon.backend.cpu.fixed_narrow) where the output may stay float32: its values fit float32
-    #: exactly and only exact consumers read it. Otherwise the output has `inner`'s dtype (the run's).
-    emit32 = False
 
     def forward(self, x: Tensor) -> Tensor:
         run_dtype = self.inner.weight.dtype

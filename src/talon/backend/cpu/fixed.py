@@ -111,16 +111,16 @@ def _synaptic_runtime(inner: nn.Module, p: NodePlan) -> nn.Module:
     if not exact_products.is_candidate(inner) or len(p.in_formats) != 1:
         return FixedStateless(inner, post)
     cache = p.__dict__.setdefault("_derived_weights", {})  # shared by every run of this plan
-    choice = cache.get("float32")  # the proofs read every weight: once per plan, not per run
-    if choice is None:
+    if "float32" not in cache:  # the plan's integers never change: decide once per plan
         fin = p.in_formats[0]
         single = exact_products.float32_exact(p.ints, p.fracs, fin.bits, fin.frac, p.acc_frac)
         post32 = None
         if single:
             bound = exact_products.accumulator_bound(p.ints, p.fracs, fin.bits, p.acc_frac)
             post32 = exact_products.float32_post(bound, p.acc_bits, p.acc_frac, p.out_format.bits, p.out_format.frac)
-        choice = cache["float32"] = (single, post32)
-    return exact_products.ExactSynaptic(inner, post, choice[0], cache, choice[1])
+        cache["float32"] = single, post32
+    single, post32 = cache["float32"]
+    return exact_products.ExactSynaptic(inner, post, single, cache, post32)
 
 
 class FixedStateless(nn.Module):

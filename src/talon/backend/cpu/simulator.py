@@ -146,8 +146,9 @@ def run_instrumented(
 ) -> RunRecord:
     """Run `graph` (or, with `plan`, its fixed-point realisation) on `stim` through the bridge runtime.
 
-    Spikes are counted for every spiking node (unless `count_spikes` is False); input events (non-zero inputs) for the nodes in
-    `count_events` (default: the synaptic layers fed by spikes, sdk.profile_graph's spike_driven_layers).
+    Spikes are counted for every spiking node (unless `count_spikes` is False); input events (non-zero
+    inputs) for the nodes in `count_events` (default: the synaptic layers fed by spikes,
+    sdk.profile_graph's spike_driven_layers).
     The inputs named in `check_spikes` (spike-declaring Inputs fed by a user's encoder) are refused as
     soon as a step holds a value other than 0 or 1 (talon.backend.spike_inputs).
     `agree_with` (node -> another run's (T, B, ...) outputs on the same stimulus): each node's outputs are
@@ -169,7 +170,7 @@ def run_instrumented(
     mem_rec: dict[str, list] = {n: [] for n in record_membranes}
     # calibration ranges: per node the (min, max) pairs of what it produced (torch.aminmax: one pass, no
     # copy), reduced to the largest magnitude max(-min, max) once at the end
-    max_out: dict[str, list] = {}
+    max_out: dict[str, Any] = {}
     max_state: dict[str, list] = {}
     max_cur: dict[str, list] = {}
     # a neuron with a synaptic current holds (current, ..., membrane): the fixed-point plan needs the current's range too
@@ -254,8 +255,8 @@ def run_instrumented(
                         spike_check(n, x, f" (from its encoder, steps {t0} to {t1 - 1})")
                 if calibrate:
                     for n, x in zip(names, xs):
-                        if x.numel():
-                            max_out.setdefault(n, []).append(torch.aminmax(x.detach()))
+                        m = x.detach().abs().max().to(torch.float64)
+                        max_out[n] = torch.maximum(max_out[n], m) if n in max_out else m
                 if in_fmts is not None:
                     xs = [fx.round_half_up_(x.to(torch.float64, copy=True), f) for x, f in zip(xs, in_fmts)]
                 for n, x in zip(names, xs):
@@ -284,8 +285,15 @@ def run_instrumented(
     )
 
 
-def _max_abs(pairs: list) -> float:
-    """The largest |x| over torch.aminmax results: max(-min, max), exactly max(|x|) (NaN stays NaN)."""
+def _agreement(reference: torch.Tensor, mismatches: int) -> float:
+    return (reference.numel() - mismatches) / reference.numel() if reference.numel() else 1.0
+
+
+def _max_abs(pairs: Any) -> float:
+    """The largest |x| over torch.aminmax results: max(-min, max), exactly max(|x|) (NaN stays NaN).
+    A graph input's range, taken once per chunk, is already that largest |x| (a 0-d tensor)."""
+    if isinstance(pairs, torch.Tensor):
+        return float(pairs)
     lo = torch.stack([p[0] for p in pairs]).min()
     hi = torch.stack([p[1] for p in pairs]).max()
     return float(torch.maximum(torch.neg(lo), hi).to(torch.float64))
@@ -340,7 +348,7 @@ def simulate_graph(
         run = run_instrumented(graph, stim, record_spikes=rec_spikes, record_membranes=rec_mems, plan=plan, agree_with=agree_with, **common)
         if compare:
             # the fraction of (step, sample, neuron) whose spike or silence is the float run's
-            agreement = {n: (v.numel() - run.mismatches[n]) / v.numel() if v.numel() else 1.0 for n, v in reference.spikes.items()}
+            agreement = {n: _agreement(reference.spikes[n], run.mismatches[n]) for n in spiking}
 
     T, B = run.steps, run.batch
     shapes = {n: _output_shape(costs[n], graph, n) for n in graph.output_names}
