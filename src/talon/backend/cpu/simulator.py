@@ -21,8 +21,8 @@ import torch
 from torch import nn
 
 from talon.backend.base import SimulationResult
-from talon.backend.cpu import fixed as fx
 from talon.backend.cpu.fixed_narrow import narrow_float32
+from talon.backend.cpu import fixed as fx
 from talon.backend.spike_inputs import check_spikes as spike_check
 from talon.backend.spike_inputs import priced_spike_inputs, pricing_graph
 from talon.backend.stimulus import ConstantEncoder, Stimulus, make_stimulus
