@@ -13,7 +13,7 @@ Contenders, taking turns in every round so that they share the machine's backgro
   * the fixed run alone, given the plan (what the ratio above is made of beyond the float run), and the
     float run alone (the same runtime call without a plan): the fair floor of the fixed run.
 Printed: medians and minimums of each, the ratios (median of per-round ratios and min/min) with their
-floors beside them (a whole fixed call's: 1 + fixed run alone / float run alone), and the load average. Every fixed run's spikes and outputs are compared with the
+floors beside them, and the load average. Every fixed run's spikes and outputs are compared with the
 same run on plain float64 products (the simulator's reference arithmetic): any difference exits non-zero.
 
 Threading policy: OMP_WAIT_POLICY=PASSIVE (set before torch loads, unless already set) so that idle
@@ -93,26 +93,19 @@ def show(times: dict[str, list[float]], rows: list[tuple]) -> None:
 
 
 def check_exact(label: str, graph: ir.Graph, stim: object, plan: object) -> None:
-    """The fast products (float32 / event-driven, float32 activations between exact layers) must give the very
-    bits of plain float64 products."""
+    """The fast products (float32 / event-driven) must give the very bits of plain float64 products."""
     try:
         from talon.backend.cpu import exact_products as xp
     except ImportError:  # a TALON without them: nothing to check
         return
     spiking = [n for n, node in graph.nodes.items() if node.spiking]
-    from talon.backend.cpu import simulator
-
     fast = run_instrumented(graph, stim, plan=plan, record_spikes=spiking)
-    saved = xp.SPARSE_BELOW, xp.float32_exact, getattr(simulator, "narrow_float32", None)
+    saved = xp.SPARSE_BELOW, xp.float32_exact
     xp.SPARSE_BELOW, xp.float32_exact = 0.0, lambda *a, **k: False
-    if saved[2] is not None:  # no float32 activations between layers either
-        simulator.narrow_float32 = lambda *a, **k: []
     try:
         slow = run_instrumented(graph, stim, plan=plan, record_spikes=spiking)
     finally:
-        xp.SPARSE_BELOW, xp.float32_exact = saved[:2]
-        if saved[2] is not None:
-            simulator.narrow_float32 = saved[2]
+        xp.SPARSE_BELOW, xp.float32_exact = saved
     for n in spiking:
         if not torch.equal(fast.spikes[n], slow.spikes[n]):
             raise SystemExit(f"FAIL {label}: node {n!r} spikes of the fast fixed-point products differ from float64 products")
