@@ -79,8 +79,8 @@ def interleaved(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str,
 #: A whole fixed call runs a float run (calibration and the agreement's reference) and a fixed run, so its
 #: ratio to the whole float call has the floor 1 + fixed run alone / float run alone: printed beside it.
 FLOORS = {
-    "simulate fixed": ("fixed run alone (plan given)", "float run alone"),
-    **{f"fixed {p}": (f"fixed run alone {p}", f"float run alone {p}") for p in ("5%", "40%")},
+    ("simulate fixed", "simulate float"): ("fixed run alone (plan given)", "float run alone"),
+    **{(f"fixed {p}", f"float {p}"): (f"fixed run alone {p}", f"float run alone {p}") for p in ("5%", "40%")},
 }
 
 
@@ -91,7 +91,7 @@ def show(times: dict[str, list[float]], rows: list[tuple[str, str, str, float | 
         med = statistics.median(x / y for x, y in zip(times[a], times[b]))
         mn = min(times[a]) / min(times[b])
         goal = f"target <= {target}: {'met' if med <= target else 'NOT met'}" if target else "information"
-        runs = FLOORS.get(a)
+        runs = FLOORS.get((a, b))
         if runs is not None and all(k in times for k in runs):
             floor = 1 + statistics.median(x / y for x, y in zip(times[runs[0]], times[runs[1]]))
             goal += f"; floor 1 + fixed run / float run = {floor:.2f}"
