@@ -164,7 +164,7 @@ def run_instrumented(
 
     # counters live as tensors (no host sync per step); converted once at the end
     zero = lambda: torch.zeros((), dtype=torch.int64)  # noqa: E731
-    spike_acc = {n: zero() for n in spiking}
+    spike_acc = {n: zero() for n in spiking} if count_spikes else {}
     event_acc = {n: zero() for n in synaptic}
     spike_rec: dict[str, list] = {n: [] for n in record_spikes}
     mem_rec: dict[str, list] = {n: [] for n in record_membranes}
