@@ -93,6 +93,10 @@ def test_narrowing_chooses_only_exact_readers_and_changes_no_bit(kind, float32_p
     # which outputs went float32, seen by the executor's observer
     ex = ir_to_torch(plan.graph, return_state=True, node_map=fx.fixed_node_map(plan)).double()
     assert set(narrow_float32(ex, plan)) == want
+    # a ReLU whose only input is a narrowed layer's fresh output, read by nothing else, runs in place
+    modules = dict(zip([n for n, node in g.nodes.items() if node.type_name != "Input"], ex.runtimes.values()))
+    in_place = {n for n, m in modules.items() if getattr(m, "kwargs", {}).get("inplace")}
+    assert in_place == {"relu", "relu2"} & set(g.nodes) if want else not in_place
     dtypes: dict[str, torch.dtype] = {}
     ex.observer = lambda name, node, args, out, st: dtypes.setdefault(name, out.dtype)
     with torch.inference_mode():

@@ -15,7 +15,10 @@ float32 instead when both hold:
   dtype of their products). A graph output, a neuron, a requantisation or any other reader keeps the
   float64 output, as does every producer of a graph with recurrent loops.
 
-So no value changes, only the bytes that carry it.
+So no value changes, only the bytes that carry it. For the same reason a zero-slope ReLU right after such
+a layer runs in place when it is that layer's only reader: the layer's output is a fresh tensor each call
+that nothing else reads (the simulator's observer has already seen it), so the ReLU need not allocate
+another of the same size.
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ def fits_float32(fmt: Format) -> bool:
 def _transparent(module: nn.Module) -> bool:
     if type(module) is Identity:
         return True
-    return type(module) is FunctionRuntime and module.fn in _TRANSPARENT_FUNCTIONS and not module.kwargs.get("inplace", False)
+    return type(module) is FunctionRuntime and module.fn in _TRANSPARENT_FUNCTIONS
 
 
 def narrow_float32(executor: nn.Module, plan: FixedPointPlan) -> list[str]:
@@ -82,4 +85,7 @@ def narrow_float32(executor: nn.Module, plan: FixedPointPlan) -> list[str]:
         if isinstance(mod, ExactSynaptic) and fits_float32(plan.nodes[name].out_format) and exact_readers(name):
             mod.emit32 = True
             chosen.append(name)
+            relu = by_name[consumers[name][0]] if len(consumers[name]) == 1 else None
+            if type(relu) is FunctionRuntime and relu.fn is F.relu and not relu.kwargs:
+                relu.kwargs = {"inplace": True}
     return chosen
