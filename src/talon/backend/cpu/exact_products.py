@@ -112,6 +112,13 @@ class ExactSynaptic(nn.Module):
         # Derived weights (float32 copy, transposed): a plain dict, so .to()/.double() do not touch it;
         # `cache` lets every executor built for one plan share them (the plan's weights never change).
         self._copy: dict[Any, Any] = {} if cache is None else cache
+        # Set by talon.backend.cpu.fixed_narrow where the output may stay float32 (its values fit float32
+        # exactly and only exact readers read it); otherwise the output has `inner`'s dtype (the run's).
+        self.emit32 = False
+        key = inner.weight.device
+        if single and inner.weight.dtype == torch.float32 and key not in self._copy:
+            # still float32 (the run converts it to float64 later): copied now, without a float64 detour
+            self._copy[key] = copy.deepcopy(inner)
 
     def _float32(self) -> nn.Module:
         key = self.inner.weight.device
@@ -134,15 +141,18 @@ class ExactSynaptic(nn.Module):
         return int(count_nonzero(sample)) < self.sparse_below * sample.numel()
 
     def forward(self, x: Tensor) -> Tensor:
-        out_dtype = x.dtype
-        mod = self._float32() if self.single and out_dtype == torch.float64 else self.inner
+        run_dtype = self.inner.weight.dtype
+        out_dtype = torch.float32 if self.emit32 else run_dtype
+        mod = self._float32() if self.single and run_dtype != torch.float32 else self.inner
         if self._sparse(x):
             y = sparse_linear(x, self._transposed(mod.weight), mod.bias)
         else:
+            # an input in another dtype holds the same values (float32 <-> float64 of on-grid values)
             y = mod(x if x.dtype == mod.weight.dtype else x.to(mod.weight.dtype))
         if self.post32 is not None and y.dtype == torch.float32:
             return self.post32(y).to(out_dtype)
-        return self.post(y.to(out_dtype))
+        y = self.post(y.to(run_dtype))
+        return y if y.dtype == out_dtype else y.to(out_dtype)
 
 
 def sparse_linear(x: Tensor, weight_t: Tensor, bias: Tensor | None) -> Tensor:

@@ -51,8 +51,9 @@ def check_supported(graph: Graph) -> None:
             )
 
 
-def plan_fixed_point(graph: Graph, calibration: Calibration, config: FixedPointConfig | None = None) -> FixedPointPlan:
-    """Assign formats and quantise every constant of `graph` (docs/fixed_point.md, "Plan")."""
+def plan_fixed_point(graph: Graph, calibration: Calibration, config: FixedPointConfig | None = None, *, costs: dict | None = None) -> FixedPointPlan:
+    """Assign formats and quantise every constant of `graph` (docs/fixed_point.md, "Plan"). `costs`:
+    graph_costs(graph), when the caller has it already."""
     config = config or FixedPointConfig()
     check_supported(graph)
     order = graph.topological_order()
@@ -72,7 +73,7 @@ def plan_fixed_point(graph: Graph, calibration: Calibration, config: FixedPointC
         fmts = rules[name].formats(name, node, config, calibration)
         if fmts is not None:
             neurons[name] = fmts
-    ctx = PlanContext(graph, config, calibration, float(graph.dt), Format(c + 2, c), graph_costs(graph), consumers, neurons)
+    ctx = PlanContext(graph, config, calibration, float(graph.dt), Format(c + 2, c), costs if costs is not None else graph_costs(graph), consumers, neurons)
 
     plans: dict[str, NodePlan] = {}
     new_nodes: dict[str, Node] = {}

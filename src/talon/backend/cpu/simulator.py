@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from talon.backend.base import SimulationResult
+from talon.backend.cpu.fixed_narrow import narrow_float32
 from talon.backend.cpu import fixed as fx
 from talon.backend.cpu.counting import count_nonzero
 from talon.backend.spike_inputs import check_spikes as spike_check
@@ -53,6 +54,8 @@ class RunRecord:
     max_abs_output: dict[str, float] = field(default_factory=dict)
     max_abs_state: dict[str, float] = field(default_factory=dict)
     max_abs_current: dict[str, float] = field(default_factory=dict)
+    #: per node of `agree_with`: the (step, sample, element) where one run fires and the other does not
+    mismatches: dict[str, int] = field(default_factory=dict)
 
 
 class _StateProbe(StatefulRuntime):
@@ -139,13 +142,19 @@ def run_instrumented(
     costs: dict | None = None,
     batch_time: bool = True,
     check_spikes: Iterable[str] = (),
+    count_spikes: bool = True,
+    agree_with: dict[str, torch.Tensor] | None = None,
 ) -> RunRecord:
     """Run `graph` (or, with `plan`, its fixed-point realisation) on `stim` through the bridge runtime.
 
-    Spikes are counted for every spiking node; input events (non-zero inputs) for the nodes in
-    `count_events` (default: the synaptic layers fed by spikes, sdk.profile_graph's spike_driven_layers).
+    Spikes are counted for every spiking node (unless `count_spikes` is False); input events (non-zero
+    inputs) for the nodes in `count_events` (default: the synaptic layers fed by spikes,
+    sdk.profile_graph's spike_driven_layers).
     The inputs named in `check_spikes` (spike-declaring Inputs fed by a user's encoder) are refused as
     soon as a step holds a value other than 0 or 1 (talon.backend.spike_inputs).
+    `agree_with` (node -> another run's (T, B, ...) outputs on the same stimulus): each node's outputs are
+    compared with them as they are produced, fired or not, and the disagreements counted (`mismatches`),
+    so that the agreement report needs no recording of this run.
     """
     check_spikes = set(check_spikes)
     record_spikes, record_membranes = set(record_spikes), set(record_membranes)
@@ -156,17 +165,22 @@ def run_instrumented(
 
     # counters live as tensors (no host sync per step); converted once at the end
     zero = lambda: torch.zeros((), dtype=torch.int64)  # noqa: E731
-    spike_acc = {n: zero() for n in spiking}
+    spike_acc = {n: zero() for n in spiking} if count_spikes else {}
     event_acc = {n: zero() for n in synaptic}
     spike_rec: dict[str, list] = {n: [] for n in record_spikes}
     mem_rec: dict[str, list] = {n: [] for n in record_membranes}
-    max_out: dict[str, torch.Tensor] = {}
-    max_state: dict[str, torch.Tensor] = {}
-    max_cur: dict[str, torch.Tensor] = {}
+    # calibration ranges: per node the (min, max) pairs of what it produced (torch.aminmax: one pass, no
+    # copy), reduced to the largest magnitude max(-min, max) once at the end
+    max_out: dict[str, Any] = {}
+    max_state: dict[str, list] = {}
+    max_cur: dict[str, list] = {}
     # a neuron with a synaptic current holds (current, ..., membrane): the fixed-point plan needs the current's range too
     with_current = {n for n, node in graph.nodes.items() if node.has_current}
-    watch_spikes, watch_events, outputs_set = set(spiking), set(synaptic), set(graph.output_names)
+    watch_spikes, watch_events, outputs_set = set(spiking) if count_spikes else set(), set(synaptic), set(graph.output_names)
     out_rec: dict[str, list] = {n: [] for n in graph.output_names}
+    agree = dict(agree_with or {})
+    mismatch_acc = {n: zero() for n in agree}
+    agreed_steps = dict.fromkeys(agree, 0)
 
     per_step = not batch_time  # the observer then sees (B, ...) tensors, one call per step
 
@@ -192,9 +206,12 @@ def run_instrumented(
             out = out.unsqueeze(0)
         if name in spike_rec:
             spike_rec[name].append(out)
+        if name in agree:
+            t0 = agreed_steps[name]
+            agreed_steps[name] = t1 = t0 + out.shape[0]
+            mismatch_acc[name] += torch.ne(torch.ne(agree[name][t0:t1], 0), torch.ne(out, 0)).sum()
         if calibrate and isinstance(out, torch.Tensor) and out.numel():
-            m = out.detach().abs().max().to(torch.float64)
-            max_out[name] = torch.maximum(max_out[name], m) if name in max_out else m
+            max_out.setdefault(name, []).append(torch.aminmax(out.detach()))
         if name in outputs_set:
             out_rec[name].append(out)
 
@@ -203,11 +220,9 @@ def run_instrumented(
         if name in mem_rec:
             mem_rec[name].append(v.unsqueeze(0))
         if calibrate and v.numel():
-            m = v.detach().abs().max().to(torch.float64)
-            max_state[name] = torch.maximum(max_state[name], m) if name in max_state else m
+            max_state.setdefault(name, []).append(torch.aminmax(v.detach()))
             if name in with_current:
-                m = st[0].detach().abs().max().to(torch.float64)
-                max_cur[name] = torch.maximum(max_cur[name], m) if name in max_cur else m
+                max_cur.setdefault(name, []).append(torch.aminmax(st[0].detach()))
 
     probe_names = set(record_membranes) | (set(neurons) if calibrate else set())
     if plan is not None:
@@ -219,6 +234,7 @@ def run_instrumented(
     executor = ir_to_torch(run_graph, return_state=True, node_map=node_map, observer=observe)
     if plan is not None:
         executor = executor.double()
+        narrow_float32(executor, plan)  # float32 between exact layers where no value changes
 
     names = list(stim.shapes)
     in_fmts = [plan.format_of(n) for n in names] if plan is not None else None
@@ -264,10 +280,25 @@ def run_instrumented(
         outputs={n: torch.cat(v) if len(v) > 1 else v[0] for n, v in out_rec.items()},
         spikes={n: torch.cat(v) if len(v) > 1 else v[0] for n, v in spike_rec.items() if v},
         membranes={n: torch.cat(v) for n, v in mem_rec.items() if v},
-        max_abs_output={n: float(v) for n, v in max_out.items()},
-        max_abs_state={n: float(v) for n, v in max_state.items()},
-        max_abs_current={n: float(v) for n, v in max_cur.items()},
+        max_abs_output={n: _max_abs(v) for n, v in max_out.items()},
+        max_abs_state={n: _max_abs(v) for n, v in max_state.items()},
+        max_abs_current={n: _max_abs(v) for n, v in max_cur.items()},
+        mismatches={n: int(v) for n, v in mismatch_acc.items()},
     )
+
+
+def _agreement(reference: torch.Tensor, mismatches: int) -> float:
+    return (reference.numel() - mismatches) / reference.numel() if reference.numel() else 1.0
+
+
+def _max_abs(pairs: Any) -> float:
+    """The largest |x| over torch.aminmax results: max(-min, max), exactly max(|x|) (NaN stays NaN).
+    A graph input's range, taken once per chunk, is already that largest |x| (a 0-d tensor)."""
+    if isinstance(pairs, torch.Tensor):
+        return float(pairs)
+    lo = torch.stack([p[0] for p in pairs]).min()
+    hi = torch.stack([p[1] for p in pairs]).max()
+    return float(torch.maximum(torch.neg(lo), hi).to(torch.float64))
 
 
 def _chunk_input(stim: Stimulus, name: str, t0: int, t1: int) -> torch.Tensor:
@@ -315,14 +346,11 @@ def simulate_graph(
         run = run_instrumented(graph, stim, record_spikes=rec_spikes, record_membranes=rec_mems, **common)
     else:
         plan, reference = plan_for(graph, stim, fixed_config, calibration_inputs, compare_spikes=spiking if compare else (), chunk_steps=chunk_steps, progress=progress, costs=costs)
-        want_spikes = rec_spikes | (set(spiking) if compare else set())
-        run = run_instrumented(graph, stim, record_spikes=want_spikes, record_membranes=rec_mems, plan=plan, **common)
+        agree_with = {n: reference.spikes[n] for n in spiking} if compare else None
+        run = run_instrumented(graph, stim, record_spikes=rec_spikes, record_membranes=rec_mems, plan=plan, agree_with=agree_with, **common)
         if compare:
-            agreement = {}
-            for n in spiking:
-                a, b = reference.spikes[n] != 0, run.spikes[n] != 0
-                agreement[n] = float((a == b).float().mean()) if a.numel() else 1.0
-            run.spikes = {n: v for n, v in run.spikes.items() if n in rec_spikes}
+            # the fraction of (step, sample, neuron) whose spike or silence is the float run's
+            agreement = {n: _agreement(reference.spikes[n], run.mismatches[n]) for n in spiking}
 
     T, B = run.steps, run.batch
     shapes = {n: _output_shape(costs[n], graph, n) for n in graph.output_names}
@@ -375,9 +403,10 @@ def plan_for(
     """Calibrate on a float run (of `calibration_inputs`, default: the simulation's own stimulus) and plan.
 
     Returns the plan and the float run on `stim` (for the agreement report: its spikes and ranges; these
-    runs count no input events). `costs`: graph_costs(graph), when the caller has it already."""
+    runs count no spikes and no input events). `costs`: graph_costs(graph), when the caller has it already."""
     fx.check_supported(graph)
-    common = {"chunk_steps": chunk_steps, "progress": progress, "count_events": (), "costs": costs if costs is not None else graph_costs(graph)}
+    common = {"chunk_steps": chunk_steps, "progress": progress, "count_events": (), "count_spikes": False,
+              "costs": costs if costs is not None else graph_costs(graph)}
     if calibration_inputs is not None:
         input_shapes = {n: tuple(graph.nodes[n].shape) for n in graph.input_names}
         cal_stim = make_stimulus(calibration_inputs, input_shapes, None, spike_inputs=spike_inputs(graph))
@@ -390,4 +419,4 @@ def plan_for(
     for n in graph.input_names:  # inputs: the range of what is fed
         cal.max_abs_output.setdefault(n, 0.0)
     calibration = fx.Calibration(cal.max_abs_output, cal.max_abs_state, f"float run, {cal.steps} steps: {description}", cal.max_abs_current)
-    return fx.plan_fixed_point(graph, calibration, config), reference
+    return fx.plan_fixed_point(graph, calibration, config, costs=common["costs"]), reference

@@ -1,0 +1,91 @@
+"""Which fixed-point activations may flow in float32 between synaptic layers (a speed choice only).
+
+A fixed-point run computes in float64 (talon.backend.cpu.fixed). A synaptic layer whose products and
+rounding run in float32 (talon.backend.cpu.exact_products) would convert its rounded output to float64,
+and the nodes between it and the next synaptic layer (ReLU, max pooling, flattening: in a convolutional
+front end, the largest tensors of the run) would then read and write twice the bytes. Its output may stay
+float32 instead when both hold:
+
+* every value it can produce is on its output grid, at most 24 significant bits (its format's `bits`)
+  within float32's exponent range: float32 holds each one exactly, and converting it to float64 later
+  gives the very value the float64 run would have had;
+* everything that reads it, directly or through such nodes, is exact on float32 as on float64: ReLU
+  (zero slope), max pooling and flattening only compare and move values, an identity only passes them
+  on; and the path ends in synaptic layers run by ExactSynaptic (which convert their input to the
+  dtype of their products). A graph output, a neuron, a requantisation or any other reader keeps the
+  float64 output, as does every producer of a graph with recurrent loops.
+
+So no value changes, only the bytes that carry it. For the same reason a zero-slope ReLU right after such
+a layer runs in place when it is that layer's only reader: the layer's output is a fresh tensor each call
+that nothing else reads (the simulator's observer has already seen it), so the ReLU need not allocate
+another of the same size.
+"""
+
+from __future__ import annotations
+
+import torch.nn.functional as F
+from torch import nn
+
+from talon.backend.cpu.exact_products import _FLOAT32_EXP, ExactSynaptic
+from talon.backend.cpu.fixed_format import FixedPointPlan, Format
+from talon.bridge.modules import FunctionRuntime, Identity, _flatten
+
+#: float32's significand (24 bits, the sign apart): a format of at most this many bits (sign included)
+#: holds integers below 2^23 in magnitude, all exact in float32.
+FLOAT32_BITS = 24
+#: Stateless runtimes that give the same values on float32 as on float64 inputs (they only compare,
+#: select and move values).
+_TRANSPARENT_FUNCTIONS = (F.relu, F.max_pool2d, _flatten)
+
+
+def fits_float32(fmt: Format) -> bool:
+    """True when every value of `fmt` (an integer of fmt.bits signed bits times 2^-frac) is a float32."""
+    return fmt.bits <= FLOAT32_BITS and abs(fmt.frac) <= _FLOAT32_EXP
+
+
+def _transparent(module: nn.Module) -> bool:
+    if type(module) is Identity:
+        return True
+    return type(module) is FunctionRuntime and module.fn in _TRANSPARENT_FUNCTIONS
+
+
+def narrow_float32(executor: nn.Module, plan: FixedPointPlan) -> list[str]:
+    """Let the synaptic layers of `executor` (built on plan.graph with fixed_node_map) whose outputs
+    qualify (module docstring) emit float32; returns their names."""
+    graph = plan.graph
+    if graph.cycles():
+        return []
+    names = [n for n, node in graph.nodes.items() if node.type_name != "Input"]
+    modules = list(executor.runtimes.values())
+    if len(modules) != len(names):  # pragma: no cover - GraphExecutor builds one runtime per non-Input node
+        return []
+    by_name = dict(zip(names, modules))
+    consumers: dict[str, list[str]] = {n: [] for n in graph.nodes}
+    fan_in: dict[str, int] = {n: 0 for n in graph.nodes}
+    for src, dst in graph.edges:
+        consumers[src].append(dst)
+        fan_in[dst] += 1
+    outputs = set(graph.output_names)
+
+    def exact_readers(name: str) -> bool:
+        if not consumers[name] or name in outputs:
+            return False
+        for d in consumers[name]:
+            mod = by_name.get(d)
+            if fan_in[d] != 1 or d in outputs:
+                return False
+            if isinstance(mod, ExactSynaptic):
+                continue
+            if not (_transparent(mod) and plan.nodes[d].kind == "pass" and exact_readers(d)):
+                return False
+        return True
+
+    chosen = []
+    for name, mod in by_name.items():
+        if isinstance(mod, ExactSynaptic) and fits_float32(plan.nodes[name].out_format) and exact_readers(name):
+            mod.emit32 = True
+            chosen.append(name)
+            relu = by_name[consumers[name][0]] if len(consumers[name]) == 1 else None
+            if type(relu) is FunctionRuntime and relu.fn is F.relu and not relu.kwargs:
+                relu.kwargs = {"inplace": True}
+    return chosen
