@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from talon.bridge.executor import CyclicGraphExecutor, GraphExecutor, ir_to_torch
+from talon.bridge.executor import CyclicGraphExecutor, GraphExecutor, TransientStateObserver, ir_to_torch
 from talon.bridge.modules import (
     RUNTIME_BUILDERS,
     RuntimeContext,
@@ -26,7 +26,7 @@ from talon.ir.nir_resets import register_reset_measure
 register_reset_measure(measure_reset_effect)
 
 __all__ = [
-    "ir_to_torch", "GraphExecutor", "CyclicGraphExecutor", "RUNTIME_BUILDERS", "register_runtime",
+    "ir_to_torch", "GraphExecutor", "CyclicGraphExecutor", "TransientStateObserver", "RUNTIME_BUILDERS", "register_runtime",
     "build_runtime", "RuntimeContext", "StatefulRuntime", "to_ir", "export_to_ir", "measure_reset_effect",
 ]
 

@@ -55,7 +55,10 @@ class GraphExecutor(nn.Module):
     ``forward(*inputs, state=None)``: inputs in ``graph.input_names`` order (or one dict by name), each
     (B, *Input.shape). Returns the output (a tuple when the graph has several Output nodes), and with
     ``return_state=True`` also the new state. ``run(x_seq)`` does a whole (T, B, ...) sequence.
-    ``observer(name, node, inputs, output, state)``, when set, is called after every node runs.
+    ``observer(name, node, inputs, output, state)``, when set, is called after every node runs. An
+    observer whose ``keeps_state`` attribute is False (see `TransientStateObserver`) lets ``run``
+    keep stepping neuron states in place across time chunks; any other observer is shown states that
+    are never modified afterwards.
     """
 
     #: run() processes this many bytes of activations per chunk of timesteps (tuned on a 2-core x86:
@@ -91,6 +94,7 @@ class GraphExecutor(nn.Module):
         self._state: StateDict | None = None
         self._batch: int | None = None
         self._observer: Observer | None = None
+        self._observer_keeps = True
         self.observer = observer
         self.register_buffer("_anchor", torch.zeros(()), persistent=False)  # follows .to(): input dtype
         self._input_dtype = self._anchor.dtype  # read on every call: a plain attribute, kept in step by _apply
@@ -197,6 +201,7 @@ class GraphExecutor(nn.Module):
     def observer(self, fn: Observer | None) -> None:
         """Set or clear the per-node hook; nested graphs report their nodes as "outer/inner"."""
         self._observer = fn
+        self._observer_keeps = _keeps_state(fn)
         for c in self._calls:
             if isinstance(c.module, _SubgraphMixin):
                 c.module.executor.observer = None if fn is None else _prefixed(fn, c.name + "/")
@@ -402,9 +407,11 @@ class GraphExecutor(nn.Module):
                         out, st = run_seq(args, st)
                     else:
                         out, st = StatefulRuntime.run_seq(c.module, args, st)
+                    new_state[c.name] = st
                     if observer is not None:  # an observer may keep what it is shown: never step it in place
                         st = disown(st)
-                    new_state[c.name] = st
+                        if self._observer_keeps:
+                            new_state[c.name] = st
                 else:
                     flat = [a.reshape(T * B, *a.shape[2:]) for a in args]
                     out = c.module(*flat)
@@ -561,11 +568,35 @@ def _map_tensors(fn: Callable, value: Any) -> Any:
     return value
 
 
+class TransientStateObserver:
+    """Wraps an observer that keeps no state object it is shown beyond its own call (it may read the
+    tensors, copy them or reduce them, but holds no reference to them).
+
+    ``run`` may then go on stepping those states in place in its next time chunks (talon.bridge._carry),
+    as it does without an observer; the observer still sees every chunk's values as they are at its
+    call. Any observer without ``keeps_state = False`` (a plain function) is shown states that are
+    never modified afterwards, at the cost of one state copy per neuron and chunk.
+    """
+
+    __slots__ = ("fn",)
+    keeps_state = False
+
+    def __init__(self, fn: Observer) -> None:
+        self.fn = fn
+
+    def __call__(self, name: str, node: Node, inputs: list, output: Any, state: Any) -> None:
+        self.fn(name, node, inputs, output, state)
+
+
+def _keeps_state(fn: Observer | None) -> bool:
+    return fn is not None and getattr(fn, "keeps_state", True) is not False
+
+
 def _prefixed(fn: Observer, prefix: str) -> Observer:
     def observe(name: str, node: Node, inputs: list, output: Any, state: Any) -> None:
         fn(prefix + name, node, inputs, output, state)
 
-    return observe
+    return observe if _keeps_state(fn) else TransientStateObserver(observe)
 
 
 def _module_key(name: str) -> str:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from talon.bridge.executor import ir_to_torch
+from talon.bridge.executor import TransientStateObserver, ir_to_torch
 from talon.ir.graph import Graph
 from talon.ir.nir_resets import reset_approximation
 
@@ -90,7 +90,7 @@ def _run(graph: Graph, xs: list[torch.Tensor], watch: list[str]) -> tuple[dict[s
         if name in seen:
             seen[name].append(output.detach().cpu().numpy())
 
-    ex = ir_to_torch(graph, observer=observe)
+    ex = ir_to_torch(graph, observer=TransientStateObserver(observe))  # keeps outputs (as numpy), never a state
     with torch.inference_mode():
         out = ex.run(*xs, batch_time=False)
     outs = [out] if isinstance(out, torch.Tensor) else list(out)

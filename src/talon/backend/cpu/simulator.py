@@ -27,7 +27,7 @@ from talon.backend.cpu.counting import count_nonzero
 from talon.backend.spike_inputs import check_spikes as spike_check
 from talon.backend.spike_inputs import priced_spike_inputs, pricing_graph
 from talon.backend.stimulus import ConstantEncoder, Stimulus, make_stimulus
-from talon.bridge.executor import ir_to_torch
+from talon.bridge.executor import TransientStateObserver, ir_to_torch
 from talon.bridge.modules import RUNTIME_BUILDERS, StatefulRuntime
 from talon.errors import BackendError
 from talon.ir import Graph, spike_inputs
@@ -231,7 +231,9 @@ def run_instrumented(
         node_map = {
             n: (lambda node, ctx, n=n: _StateProbe(RUNTIME_BUILDERS[node.type_name](node, ctx), n, on_state)) for n in probe_names
         }
-    executor = ir_to_torch(run_graph, return_state=True, node_map=node_map, observer=observe)
+    # observe never holds a state it is shown (membranes come through the probes): run() may keep
+    # stepping neuron states in place across its time chunks
+    executor = ir_to_torch(run_graph, return_state=True, node_map=node_map, observer=TransientStateObserver(observe))
     if plan is not None:
         executor = executor.double()
         narrow_float32(executor, plan)  # float32 between exact layers where no value changes
