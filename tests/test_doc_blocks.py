@@ -33,7 +33,7 @@ RUN_HERE = {
     "energy.md": 1,
     "fpga.md": 3,
     "performance.md": 1,
-    "runtime.md": 2,
+    "runtime.md": 3,
     "sdk.md": 1,
 }
 
