@@ -7,7 +7,8 @@ import pytest
 
 from talon import ir
 from talon.errors import GraphValidationError, TalonError
-from talon.sdk import analyze_graph, profile_graph
+from talon.sdk import analyze_graph, graph_costs, profile_graph
+from talon.sdk.profile import spike_driven_layers
 
 from sdk_graphs import affine, build_hybrid, build_mlp, lif
 
@@ -84,6 +85,7 @@ def test_hybrid_profile():
     assert p.mac_ops == 314_240
     assert p.spike_events == 64
     assert p.spike_ops == 640 and p.spike_driven_layers == ["fc2"]  # 64 spiking neurons x fan-out 10
+    assert spike_driven_layers(build_hybrid()) == ["fc2"]  # the same list without the rest of the profile
     assert p.largest_layer == "fc1" and p.largest_layer_params == 200_768
     # 8-bit: weights packed 1 byte each + a 4-byte scale per tensor; biases as stored, the LIF's constants
     # at the shape they vary over (four float32 scalars)
@@ -136,6 +138,7 @@ def test_recurrent_graph_profile():
     # at 'fc': that, the input and fc's output
     assert p.activation_memory == 9 * 4 and p.peak_activation_node == "fc"
     assert p.spike_ops == 9 and p.spike_driven_layers == ["rec"]
+    assert spike_driven_layers(g) == spike_driven_layers(g, graph_costs(g)) == ["rec"]
     assert p.state_memory == 12
     s = analyze_graph(g)
     assert (s.depth, s.width) == (3, 2)  # the delayed edge is not followed; input and rec share level 0

@@ -105,8 +105,7 @@ def profile_graph(
     qweights = {b: sum(quantized_bytes(node, b) for node in g.nodes.values()) for b in quantized_bits}
     qtotal = {b: m + activation_memory + state_memory for b, m in qweights.items()}
 
-    spike_valued = _spike_valued(g, topo, order, costs)
-    driven = [n for n, c in costs.items() if c.event_macs and topo.preds[n] and all(spike_valued[p] for p in topo.preds[n])]
+    driven = _driven(g, topo, order, costs)
     spike_ops = sum(costs[n].event_macs for n in driven)
     spike_events = sum(c.neurons for c in costs.values() if c.spiking) + sum(c.activation_elements for c in costs.values() if c.spike_source)
     mac_ops = sum(c.macs for c in costs.values())
@@ -182,6 +181,19 @@ def spike_valued_nodes(graph: GraphLike, costs: dict[str, NodeCost] | None = Non
     g = as_graph(graph)
     costs = costs if costs is not None else graph_costs(g)
     return _spike_valued(g, Topology.of(g), g.topological_order(), costs)
+
+
+def spike_driven_layers(graph: GraphLike, costs: dict[str, NodeCost] | None = None) -> list[str]:
+    """profile_graph(graph).spike_driven_layers without the rest of the profile (the simulator asks for it
+    on every call). `costs`: graph_costs(graph), when the caller has it already."""
+    g = as_graph(graph)
+    return _driven(g, Topology.of(g), g.topological_order(), costs if costs is not None else graph_costs(g))
+
+
+def _driven(g: Graph, topo: Topology, order: list[str], costs: dict[str, NodeCost]) -> list[str]:
+    """Layers with event-driven MACs whose inputs are all spikes."""
+    spike_valued = _spike_valued(g, topo, order, costs)
+    return [n for n, c in costs.items() if c.event_macs and topo.preds[n] and all(spike_valued[p] for p in topo.preds[n])]
 
 
 def _spike_valued(g: Graph, topo: Topology, order: list[str], costs: dict[str, NodeCost]) -> dict[str, bool]:

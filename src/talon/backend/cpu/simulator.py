@@ -32,7 +32,7 @@ from talon.bridge.modules import RUNTIME_BUILDERS, StatefulRuntime
 from talon.errors import BackendError
 from talon.ir import Graph, spike_inputs
 from talon.sdk.cost import cost_entry, graph_costs
-from talon.sdk.profile import profile_graph
+from talon.sdk.profile import spike_driven_layers as sdk_spike_driven_layers
 
 #: Runs of at least this many steps show a progress bar (when stderr is a terminal).
 PROGRESS_MIN_STEPS = 500
@@ -101,9 +101,11 @@ def _normalize_record(record: Any, graph: Graph) -> tuple[set[str], set[str]]:
     return chosen & (spiking | inputs), chosen & neurons
 
 
-def spike_driven_layers(graph: Graph) -> list[str]:
-    """Synaptic layers whose inputs are all spikes (from the sdk profile, i.e. the cost table)."""
-    return [n for n in profile_graph(graph).spike_driven_layers if (e := cost_entry(graph.nodes[n].type_name)) is not None and e.weight_fields]
+def spike_driven_layers(graph: Graph, costs: dict | None = None) -> list[str]:
+    """Synaptic layers whose inputs are all spikes (sdk profile_graph's spike_driven_layers, i.e. the cost
+    table). `costs`: graph_costs(graph), when the caller has it already."""
+    driven = sdk_spike_driven_layers(graph, costs)
+    return [n for n in driven if (e := cost_entry(graph.nodes[n].type_name)) is not None and e.weight_fields]
 
 
 def _chunk_steps(graph: Graph, batch: int, n_steps: int, requested: int | None, costs: dict | None = None) -> int:
@@ -160,7 +162,7 @@ def run_instrumented(
     record_spikes, record_membranes = set(record_spikes), set(record_membranes)
     run_graph = plan.graph if plan is not None else graph
     spiking = [n for n, node in graph.nodes.items() if node.spiking]
-    synaptic = list(spike_driven_layers(graph) if count_events is None else count_events)
+    synaptic = list(spike_driven_layers(graph, costs) if count_events is None else count_events)
     neurons = [n for n, node in graph.nodes.items() if node.state_fields]
 
     # counters live as tensors (no host sync per step); converted once at the end
@@ -339,7 +341,8 @@ def simulate_graph(
     rec_spikes, rec_mems = _normalize_record(record, graph)
     costs = graph_costs(graph)
     spiking = [n for n, node in graph.nodes.items() if node.spiking]
-    common = {"count_events": spike_driven_layers(pricing_graph(graph, priced)), "chunk_steps": chunk_steps, "progress": progress, "costs": costs,
+    priced_graph = pricing_graph(graph, priced)
+    common = {"count_events": spike_driven_layers(priced_graph, costs if priced_graph is graph else None), "chunk_steps": chunk_steps, "progress": progress, "costs": costs,
               "batch_time": batch_time, "check_spikes": unchecked}
 
     plan = None
