@@ -25,9 +25,10 @@ reset ops (LIFRuntime._reset_and_fire) in its order, on the scaled state: only t
 ``beta*w + S_t`` is regrouped (exact, as above), every other op is the step loop's op on operands scaled
 by 2^f, so it gives exactly the scaled result. The zero modes' keep mask ``v <= thr`` is taken from the
 rounded state each step, as the step loop does. In float32 those ops must be exact too: a zero reset
-gives v, +-0 or v_reset (on the membrane grid, inside the format) and the undelayed zero reset v, +-0 or
-2v, all exact; the undelayed subtraction adds one more threshold to a sum the bound above does not
-cover, so it runs in float64.
+gives v, +-0 or v_reset (on the membrane grid, inside the format, so beta*v_reset keeps the bound
+below) and the undelayed zero reset v, +-0 or 2v, all exact; the undelayed subtraction's
+``u - D*thr`` (D = spike - R in {-1, 0, 1}, D*thr exact) rounds once the exact value
+``beta*v + leak + S - spike*thr``, which has the same bound as the delayed update with R = spike.
 
 LIF and IF runtimes whose rule is NeuronRule's own step, without a state observer, take this path;
 everything else keeps the step loop. ENABLED = False turns it off (benchmarks/fixed_point.py compares
@@ -79,8 +80,6 @@ def fused_run_seq(inner: Any, plan: NodePlan, rule: Any) -> Callable[[Sequence[T
     single = coef_frac is not None and float32_update_exact(plan.membrane, plan.in_formats, coef_frac)
     if inner.reset_mode == "subtract" and inner.reset_delay:
         return lambda inputs, state: _run(inner, plan.membrane, single, inputs, state)
-    # v - D*thr (undelayed subtraction) is outside float32_update_exact's bound: float64 there
-    single = single and (inner.reset_delay or inner.reset_mode != "subtract")
     return lambda inputs, state: _run_modes(inner, plan.membrane, single, inputs, state)
 
 
