@@ -114,10 +114,11 @@ def _bits(t: torch.Tensor) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("single", [False, True])
+@pytest.mark.parametrize("one_beta", [False, True])
 @pytest.mark.parametrize("v_reset", [None, "uniform", "per neuron"])
 @pytest.mark.parametrize("delay", [True, False])
 @pytest.mark.parametrize("mode", ["subtract", "zero", "zero_post", "none"])
-def test_every_reset_mode_gives_the_step_loops_bits(mode, delay, v_reset, single):
+def test_every_reset_mode_gives_the_step_loops_bits(mode, delay, v_reset, one_beta, single):
     """Each reset mode, delayed or not, with v_reset on the grid or 0, thresholds on and off the grid,
     membranes driven into both ends of the format: spikes and final membranes bit for bit (signed zeros
     included), in float64 and on the narrow datapath (float32)."""
@@ -125,12 +126,12 @@ def test_every_reset_mode_gives_the_step_loops_bits(mode, delay, v_reset, single
     rng = np.random.default_rng(5)
     width = 12
     assert fl.float32_update_exact(mfmt, [mfmt], c) == single
-    beta_i = rng.integers(1 << (c - 2), 1 << c, width)
+    beta_i = np.full(width, 3 << (c - 2)) if one_beta else rng.integers(1 << (c - 2), 1 << c, width)
     thr = 2.0 + rng.integers(-8, 8, width) * math.ldexp(1.0, -mfmt.frac) + (np.arange(width) % 2) * math.ldexp(1.0, -mfmt.frac - 2)
     vr = None if v_reset is None else np.ldexp(rng.integers(-40, 20, 1 if v_reset == "uniform" else width).astype(np.float64), -mfmt.frac)
     vr = np.full(width, vr[0]) if v_reset == "uniform" else vr
     mod, plan = _neuron(width, beta_i, c, thr, mfmt, mfmt, reset_mode=mode, reset_delay=delay, v_reset=vr)
-    assert mod._fused is not None
+    assert mod._fused is not None and isinstance(mod.inner.beta, float) == one_beta
     xi = rng.integers(mfmt.lo, mfmt.hi + 1, (40, 3, width)) * (rng.random((40, 3, width)) < 0.3)
     x = torch.from_numpy(np.ldexp(xi.astype(np.float64), -mfmt.frac))
     v0 = torch.from_numpy(np.ldexp(rng.integers(mfmt.lo, mfmt.hi + 1, (3, width)).astype(np.float64), -mfmt.frac))

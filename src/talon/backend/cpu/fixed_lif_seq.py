@@ -24,7 +24,8 @@ The other reset modes (the IR's "zero", "zero_post" and "none"; delayed or not) 
 reset ops (LIFRuntime._reset_and_fire) in its order, on the scaled state: only the integration
 ``beta*w + S_t`` is regrouped (exact, as above), every other op is the step loop's op on operands scaled
 by 2^f, so it gives exactly the scaled result. The zero modes' keep mask ``v <= thr`` is taken from the
-rounded state each step, as the step loop does. In float32 those ops must be exact too: a zero reset
+rounded state each step, as the step loop does (a zero reset to 0 with one beta folds ``v*keep`` into
+the update: ``S_t + beta*v*keep`` in one op, every product exact, the sum exact as above). In float32 those ops must be exact too: a zero reset
 gives v, +-0 or v_reset (on the membrane grid, inside the format, so beta*v_reset keeps the bound
 below) and the undelayed zero reset v, +-0 or 2v, all exact; the undelayed subtraction's
 ``u - D*thr`` (D = spike - R in {-1, 0, 1}, D*thr exact) rounds once the exact value
@@ -156,14 +157,20 @@ def _run_modes(inner: Any, fmt: Format, single: bool, inputs: Sequence[Tensor], 
     beta_t = None if inner._op_beta is None or beta is not None else inner._op_beta.to(dtype)
     out = torch.empty(s.shape, dtype=dtype, device=s.device)
     mask = torch.empty_like(v)  # keep (zero modes) or R (subtraction) of this step
+    # zero reset to 0 with one beta (or none): beta*(v*keep) + S_t in one op, its products exact as the sum
+    fold = mode == "zero" and vr_s is None and beta_t is None
     for s_t, o in zip(s.unbind(0), out.unbind(0)):
         if mode == "subtract":
             torch.gt(v, thr_s, out=mask)
         elif mode != "none":
             torch.le(v, thr_s, out=mask)
-            if mode == "zero":
+            if fold:
+                torch.addcmul(s_t, v, mask, value=1.0 if beta is None else beta, out=v)
+            elif mode == "zero":
                 _zero(v, mask, vr_s)
-        if beta is not None:
+        if fold:  # integrated above
+            pass
+        elif beta is not None:
             torch.add(s_t, v, alpha=beta, out=v)
         elif beta_t is not None:
             v.mul_(beta_t).add_(s_t)
