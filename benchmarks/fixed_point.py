@@ -25,7 +25,8 @@ Contenders, taking turns in every round so that they share the machine's backgro
     the neuron updates, which run every step whatever the activity, and the run outside the layers).
 Printed: medians and minimums of each, the ratios (median of per-round ratios and min/min) with their
 floors beside them, the firing rates, and the load average. Every fixed run's spikes and outputs are compared with the
-same run on plain float64 products and step-by-step neurons (the reference arithmetic): any difference exits non-zero.
+same run on plain float64 products, float64 between every layer and step-by-step neurons (the reference
+arithmetic): any difference exits non-zero.
 
 Threading policy: OMP_WAIT_POLICY=PASSIVE (set before torch loads, unless already set) so that idle
 OpenMP workers sleep instead of spinning on a shared machine; `--threads` intra-op threads (default 1:
@@ -165,7 +166,8 @@ def show(times: dict[str, list[float]], rows: list[tuple[str, str, str, float | 
 
 
 def check_exact(label: str, graph: ir.Graph, stim: object, plan: object) -> None:
-    """The fast products (float32 / event-driven) must give the very bits of plain float64 products."""
+    """The fast products (float32 / event-driven / float32 between exact layers) must give the very bits of
+    plain float64 products everywhere, with step-by-step neurons."""
     try:
         from talon.backend.cpu import exact_products as xp
     except ImportError:  # a TALON without them: nothing to check
@@ -178,6 +180,9 @@ def check_exact(label: str, graph: ir.Graph, stim: object, plan: object) -> None
     fast = run_instrumented(graph, stim, plan=plan, record_spikes=spiking)
     saved = xp.SPARSE_BELOW, xp.float32_exact
     xp.SPARSE_BELOW, xp.float32_exact = 0.0, lambda *a, **k: False
+    narrow = getattr(simulator, "narrow_float32", None)  # float32 between exact layers (talon.backend.cpu.fixed_narrow)
+    if narrow is not None:
+        simulator.narrow_float32 = lambda *a, **k: []  # no layer narrowed: float64 everywhere
     if fixed_lif_seq is not None:
         fixed_lif_seq.ENABLED = False
     reference = copy.deepcopy(plan)  # without the decisions cached on the plan by the fast runs
@@ -187,6 +192,8 @@ def check_exact(label: str, graph: ir.Graph, stim: object, plan: object) -> None
         slow = run_instrumented(graph, stim, plan=reference, record_spikes=spiking)
     finally:
         xp.SPARSE_BELOW, xp.float32_exact = saved
+        if narrow is not None:
+            simulator.narrow_float32 = narrow
         if fixed_lif_seq is not None:
             fixed_lif_seq.ENABLED = True
     for n in spiking:

@@ -19,11 +19,13 @@ from talon.bridge.modules import LIFRuntime
 from backend_graphs import dense
 
 
-def _graph(seed: int, n_in: int, width: int, reset: str, per_neuron: bool, gsf: float, leak: bool, two_inputs: bool, neuron: str) -> ir.Graph:
+def _graph(seed: int, n_in: int, width: int, reset: str, per_neuron: bool, gsf: float, leak: bool, two_inputs: bool, neuron: str,
+           delay: bool = True, v_reset: bool = False) -> ir.Graph:
     rng = np.random.default_rng(seed)
     tau = rng.choice([1.6, 2.0, 4.0, 8.0], width) if per_neuron else np.full(width, 4.0)  # betas any coefficient grid holds
     thr = rng.uniform(0.2, 1.0, width) if per_neuron else np.full(width, 0.5)
-    common = {"v_threshold": thr, "reset_mode": reset, "graded_spikes_factor": gsf}
+    common = {"v_threshold": thr, "reset_mode": reset, "graded_spikes_factor": gsf, "reset_delay": delay,
+              "v_reset": rng.uniform(-0.4, 0.3, width) if v_reset else None}
     if neuron == "IF":
         n1 = ir.IF(r=np.full(width, 0.75), **common)
     else:
@@ -41,11 +43,14 @@ def _graph(seed: int, n_in: int, width: int, reset: str, per_neuron: bool, gsf: 
     return g
 
 
-@settings(max_examples=25, deadline=None)
-@given(st.integers(0, 2**16), st.sampled_from(["subtract", "zero"]), st.booleans(), st.sampled_from([1.0, 0.5, 2.0]), st.booleans(),
-       st.booleans(), st.sampled_from(["LIF", "IF"]), st.sampled_from([None, (10, 8), (16, 10), (24, 16)]), st.sampled_from([None, 3]))
-def test_fused_loop_equals_step_loop(seed, reset, per_neuron, gsf, leak, two_inputs, neuron, bits, chunk):
-    g = _graph(seed, 6, 5, reset, per_neuron, gsf, leak, two_inputs, neuron)
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 2**16), st.sampled_from(["subtract", "zero", "zero_post", "none"]), st.booleans(), st.sampled_from([1.0, 0.5, 2.0]),
+       st.booleans(), st.booleans(), st.sampled_from(["LIF", "IF"]), st.sampled_from([None, (10, 8), (16, 10), (24, 16)]),
+       st.sampled_from([None, 3]), st.booleans(), st.booleans())
+def test_fused_loop_equals_step_loop(seed, reset, per_neuron, gsf, leak, two_inputs, neuron, bits, chunk, delay, v_reset):
+    """Every reset mode, delayed or not, with and without v_reset: spikes and outputs (membranes carried
+    across chunks of 3 steps)."""
+    g = _graph(seed, 6, 5, reset, per_neuron, gsf, leak, two_inputs, neuron, delay, v_reset)
     x = torch.from_numpy(np.random.default_rng(seed + 1).normal(0.4, 0.8, (11, 4, 6)).astype(np.float32))
     cfg = fx.FixedPointConfig() if bits is None else fx.FixedPointConfig(membrane_bits=bits[0], coefficient_frac_bits=bits[1])
     cpu = get_backend("cpu")
@@ -67,12 +72,13 @@ def _both(fn):
         fl.ENABLED = saved
 
 
-def _neuron(width: int, beta_i: np.ndarray, c: int, thr: np.ndarray, mfmt: fx.Format, in_fmt: fx.Format, gain_i: np.ndarray | None = None):
+def _neuron(width: int, beta_i: np.ndarray, c: int, thr: np.ndarray, mfmt: fx.Format, in_fmt: fx.Format, gain_i: np.ndarray | None = None,
+            **reset):
     """A LIF runtime whose float64 beta (and gain) are exactly beta_i * 2^-c (the plan's own reproduction)."""
     beta_q = np.ldexp(beta_i.astype(np.float64), -c)
     gain_q = np.ones(width) if gain_i is None else np.ldexp(gain_i.astype(np.float64), -c)
     tau, r = fx.tau_and_r(beta_q, gain_q, 1.0)
-    node = ir.LIF(tau=tau, r=r, v_leak=np.zeros(width), v_threshold=thr, reset_mode="subtract")
+    node = ir.LIF(tau=tau, r=r, v_leak=np.zeros(width), v_threshold=thr, **({"reset_mode": "subtract"} | reset))
     inner = LIFRuntime(node, 1.0).double()
     plan = fx.NodePlan("n", "LIF", "neuron", fx.Format(2, 0), [in_fmt], {"gain": np.zeros(width, np.int64)}, {"gain": c}, membrane=mfmt)
     return fx.FixedNeuron(inner, plan, None, NeuronRule("tau")), plan
@@ -102,6 +108,40 @@ def test_fused_loop_saturates_and_resets_like_the_steps(thr_on_grid, per_neuron,
     assert float(stepped[1][0].abs().max()) * 2**mfmt.frac >= mfmt.hi  # the clamp was reached
 
 
+def _bits(t: torch.Tensor) -> torch.Tensor:
+    """The float64 bit patterns (torch.equal takes -0 for +0)."""
+    return t.to(torch.float64).contiguous().view(torch.int64)
+
+
+@pytest.mark.parametrize("single", [False, True])
+@pytest.mark.parametrize("one_beta", [False, True])
+@pytest.mark.parametrize("v_reset", [None, "uniform", "per neuron"])
+@pytest.mark.parametrize("delay", [True, False])
+@pytest.mark.parametrize("mode", ["subtract", "zero", "zero_post", "none"])
+def test_every_reset_mode_gives_the_step_loops_bits(mode, delay, v_reset, one_beta, single):
+    """Each reset mode, delayed or not, with v_reset on the grid or 0, thresholds on and off the grid,
+    membranes driven into both ends of the format: spikes and final membranes bit for bit (signed zeros
+    included), in float64 and on the narrow datapath (float32)."""
+    c, mfmt = (8, fx.Format(10, 4)) if single else (12, fx.Format(16, 8))
+    rng = np.random.default_rng(5)
+    width = 12
+    assert fl.float32_update_exact(mfmt, [mfmt], c) == single
+    beta_i = np.full(width, 3 << (c - 2)) if one_beta else rng.integers(1 << (c - 2), 1 << c, width)
+    thr = 2.0 + rng.integers(-8, 8, width) * math.ldexp(1.0, -mfmt.frac) + (np.arange(width) % 2) * math.ldexp(1.0, -mfmt.frac - 2)
+    vr = None if v_reset is None else np.ldexp(rng.integers(-40, 20, 1 if v_reset == "uniform" else width).astype(np.float64), -mfmt.frac)
+    vr = np.full(width, vr[0]) if v_reset == "uniform" else vr
+    mod, plan = _neuron(width, beta_i, c, thr, mfmt, mfmt, reset_mode=mode, reset_delay=delay, v_reset=vr)
+    assert mod._fused is not None and isinstance(mod.inner.beta, float) == one_beta
+    xi = rng.integers(mfmt.lo, mfmt.hi + 1, (40, 3, width)) * (rng.random((40, 3, width)) < 0.3)
+    x = torch.from_numpy(np.ldexp(xi.astype(np.float64), -mfmt.frac))
+    v0 = torch.from_numpy(np.ldexp(rng.integers(mfmt.lo, mfmt.hi + 1, (3, width)).astype(np.float64), -mfmt.frac))
+    fused, stepped = _both(lambda: mod.run_seq([x], (v0.clone(),)))
+    assert torch.equal(_bits(fused[0]), _bits(stepped[0]))
+    assert torch.equal(_bits(fused[1][0]), _bits(stepped[1][0]))
+    if mode != "none":
+        assert 0 < float(stepped[0].mean()) < 1  # some spikes, some resets
+
+
 def test_float32_update_bound():
     m = fx.Format(10, 6)
     # beta*v, leak, R*thr: 2^(mb+1) units of 2^-(f+c); an input in the membrane format: 2^mb more
@@ -118,14 +158,14 @@ def test_other_resets_and_observers_keep_the_step_loop():
     mod, plan = _neuron(width, np.full(width, 200), c, np.full(width, 1.0), mfmt, mfmt)
     assert mod._fused is not None
     assert fx.FixedNeuron(mod.inner, plan, lambda *a: None, NeuronRule("tau"))._fused is None  # membranes are recorded per step
-    mod.inner.reset_delay = False
+    mod.inner.reset_mode = "my_mode"  # a mode the fused loop does not know
     assert fl.fused_run_seq(mod.inner, plan, NeuronRule("tau")) is None
+    mod.inner.reset_mode = "subtract"
 
     class MyRule(NeuronRule):
         def step(self, inner, inputs, state, plan, rnd):
             return super().step(inner, inputs, state, plan, rnd)
 
-    mod.inner.reset_delay = True
     assert fl.fused_run_seq(mod.inner, plan, MyRule("tau")) is None  # a user's own step is never bypassed
 
 

@@ -20,9 +20,20 @@ Float32 instead of float64 where the update is provably exact in 24 bits (float3
 bound of every partial sum below 2^24 units of its finest grid); with the default 24-bit membranes and
 16-bit coefficients the product beta*v alone needs 42 bits, so that happens only for narrow datapaths.
 
-Only the default reset (subtraction, delayed, snnTorch Leaky's default) of LIF and IF runtimes whose
-rule is NeuronRule's own step, without a state observer, takes this path; everything else keeps the
-step loop. ENABLED = False turns it off (benchmarks/fixed_point.py compares both ways bit for bit).
+The other reset modes (the IR's "zero", "zero_post" and "none"; delayed or not) run the runtime's own
+reset ops (LIFRuntime._reset_and_fire) in its order, on the scaled state: only the integration
+``beta*w + S_t`` is regrouped (exact, as above), every other op is the step loop's op on operands scaled
+by 2^f, so it gives exactly the scaled result. The zero modes' keep mask ``v <= thr`` is taken from the
+rounded state each step, as the step loop does (a zero reset to 0 with one beta folds ``v*keep`` into
+the update: ``S_t + beta*v*keep`` in one op, every product exact, the sum exact as above). In float32 those ops must be exact too: a zero reset
+gives v, +-0 or v_reset (on the membrane grid, inside the format, so beta*v_reset keeps the bound
+below) and the undelayed zero reset v, +-0 or 2v, all exact; the undelayed subtraction's
+``u - D*thr`` (D = spike - R in {-1, 0, 1}, D*thr exact) rounds once the exact value
+``beta*v + leak + S - spike*thr``, which has the same bound as the delayed update with R = spike.
+
+LIF and IF runtimes whose rule is NeuronRule's own step, without a state observer, take this path;
+everything else keeps the step loop. ENABLED = False turns it off (benchmarks/fixed_point.py compares
+both ways bit for bit).
 """
 
 from __future__ import annotations
@@ -39,6 +50,8 @@ from talon.bridge.modules import IFRuntime, LIFRuntime
 
 #: Off: every fixed-point neuron runs the step loop (the reference the fused loop must equal).
 ENABLED = True
+#: The reset modes of LIFRuntime._reset_and_fire this module reproduces (delayed or not).
+RESET_MODES = ("subtract", "zero", "zero_post", "none")
 #: Exponent range where float32 scaling stays exact (its normal range is 2^-126 .. 2^127).
 _FLOAT32_EXP = 100
 
@@ -62,30 +75,42 @@ def fused_run_seq(inner: Any, plan: NodePlan, rule: Any) -> Callable[[Sequence[T
     """The fused run_seq of a fixed-point neuron, or None where it does not apply (see the docstring)."""
     if type(inner) not in (LIFRuntime, IFRuntime) or type(rule).step is not NeuronRule.step:
         return None
-    if plan.current is not None or plan.membrane is None or inner.reset_mode != "subtract" or not inner.reset_delay:
+    if plan.current is not None or plan.membrane is None or inner.reset_mode not in RESET_MODES:
         return None
     coef_frac = plan.fracs.get("gain")  # every coefficient's fractional bits (Q(c+2).c)
     single = coef_frac is not None and float32_update_exact(plan.membrane, plan.in_formats, coef_frac)
-    return lambda inputs, state: _run(inner, plan.membrane, single, inputs, state)
+    if inner.reset_mode == "subtract" and inner.reset_delay:
+        return lambda inputs, state: _run(inner, plan.membrane, single, inputs, state)
+    return lambda inputs, state: _run_modes(inner, plan.membrane, single, inputs, state)
 
 
-def _run(inner: Any, fmt: Format, single: bool, inputs: Sequence[Tensor], state: Any) -> tuple[Tensor, Any]:
-    v0 = state[0]
-    dtype = torch.float32 if single else v0.dtype
-    up, down = math.ldexp(1.0, fmt.frac), math.ldexp(1.0, -fmt.frac)
-    gain, leak, beta_op = inner._op_gain, inner._op_leak, inner._op_beta
-    # S = leak + sum_k gain*x_k, scaled: each gain*x_k is the runtime's own product, then scaled exactly
+def _scaled_inputs(inner: Any, up: float, dtype: torch.dtype, inputs: Sequence[Tensor]) -> Tensor:
+    """S = leak + sum_k gain*x_k for every step, scaled: each gain*x_k is the runtime's own product, then
+    scaled exactly."""
+    gain, leak = inner._op_gain, inner._op_leak
     s = None
     for x in inputs:
         term = torch.mul(x, gain).mul_(up) if gain is not None else torch.mul(x, up)
         s = term if s is None else s.add_(term)
     if leak is not None:
         s.add_(leak * up)
-    if s.dtype != dtype:
-        s = s.to(dtype)
+    return s.to(dtype) if s.dtype != dtype else s
+
+
+def _scaled(inner: Any, name: str, up: float, dtype: torch.dtype) -> Any:
+    """A runtime constant (a Python float or its tensor operand ``_op_<name>``) scaled by `up`."""
+    value = getattr(inner, name)
+    return value * up if isinstance(value, float) else (getattr(inner, "_op_" + name) * up).to(dtype)
+
+
+def _run(inner: Any, fmt: Format, single: bool, inputs: Sequence[Tensor], state: Any) -> tuple[Tensor, Any]:
+    v0 = state[0]
+    dtype = torch.float32 if single else v0.dtype
+    up, down = math.ldexp(1.0, fmt.frac), math.ldexp(1.0, -fmt.frac)
+    beta_op = inner._op_beta
+    s = _scaled_inputs(inner, up, dtype, inputs)
     v = torch.mul(v0, up).to(dtype)
-    thr = inner.v_threshold
-    thr_s: Any = thr * up if isinstance(thr, float) else (inner._op_v_threshold * up).to(dtype)
+    thr_s = _scaled(inner, "v_threshold", up, dtype)
     lo, hi = fmt.lo, fmt.hi
     # the spike is the next step's reset mask when thr is on the grid, inside [lo, hi) (module docstring)
     thr_t = torch.as_tensor(thr_s, dtype=torch.float64)
@@ -114,3 +139,73 @@ def _run(inner: Any, fmt: Format, single: bool, inputs: Sequence[Tensor], state:
     if inner.graded_spikes_factor is not None:
         out.mul_(inner.graded_spikes_factor)
     return out, (v.to(v0.dtype).mul_(down),)
+
+
+def _run_modes(inner: Any, fmt: Format, single: bool, inputs: Sequence[Tensor], state: Any) -> tuple[Tensor, Any]:
+    """The other reset modes: LIFRuntime._reset_and_fire's ops in its order on the scaled state, the
+    integration regrouped as ``beta*w + S_t`` (module docstring)."""
+    v0 = state[0]
+    dtype = torch.float32 if single else v0.dtype
+    up, down = math.ldexp(1.0, fmt.frac), math.ldexp(1.0, -fmt.frac)
+    s = _scaled_inputs(inner, up, dtype, inputs)
+    v = torch.mul(v0, up).to(dtype)
+    thr_s = _scaled(inner, "v_threshold", up, dtype)
+    v_reset = inner.v_reset
+    vr_s = None if v_reset is None else _scaled(inner, "v_reset", up, dtype)
+    mode, delay, lo, hi = inner.reset_mode, inner.reset_delay, fmt.lo, fmt.hi
+    beta = inner.beta if isinstance(inner.beta, float) else None
+    beta_t = None if inner._op_beta is None or beta is not None else inner._op_beta.to(dtype)
+    out = torch.empty(s.shape, dtype=dtype, device=s.device)
+    mask = torch.empty_like(v)  # keep (zero modes) or R (subtraction) of this step
+    # zero reset to 0 with one beta (or none): beta*(v*keep) + S_t in one op, its products exact as the sum
+    fold = mode == "zero" and vr_s is None and beta_t is None
+    for s_t, o in zip(s.unbind(0), out.unbind(0)):
+        if mode == "subtract":
+            torch.gt(v, thr_s, out=mask)
+        elif mode != "none":
+            torch.le(v, thr_s, out=mask)
+            if fold:
+                torch.addcmul(s_t, v, mask, value=1.0 if beta is None else beta, out=v)
+            elif mode == "zero":
+                _zero(v, mask, vr_s)
+        if fold:  # integrated above
+            pass
+        elif beta is not None:
+            torch.add(s_t, v, alpha=beta, out=v)
+        elif beta_t is not None:
+            v.mul_(beta_t).add_(s_t)
+        else:  # IF: no decay
+            v.add_(s_t)
+        if mode == "subtract":
+            _subtract(v, mask, thr_s)
+        elif mode == "zero_post":
+            _zero(v, mask, vr_s)
+        torch.gt(v, thr_s, out=o)
+        if not delay and mode != "none":
+            # the runtime's v - D*thr (subtraction) or v - D*v (zero modes), D = spike - R = spike - (1 - keep)
+            d = torch.sub(o, mask) if mode == "subtract" else o - torch.rsub(mask, 1.0)
+            v = v - d * (thr_s if mode == "subtract" else v)
+        v.ceil_().clamp_(lo, hi)
+    if out.dtype != v0.dtype:
+        out = out.to(v0.dtype)
+    if inner.graded_spikes_factor is not None:
+        out.mul_(inner.graded_spikes_factor)
+    return out, (v.to(v0.dtype).mul_(down),)
+
+
+def _zero(v: Tensor, keep: Tensor, v_reset: Any) -> None:
+    """_SpikingNeuron._zero in place on the scaled state: v*keep, then + (1 - keep)*v_reset."""
+    v.mul_(keep)
+    if v_reset is not None:
+        if isinstance(v_reset, float):
+            v.add_(torch.rsub(keep, 1.0), alpha=v_reset)
+        else:
+            v.addcmul_(torch.rsub(keep, 1.0), v_reset)
+
+
+def _subtract(v: Tensor, reset: Tensor, thr_s: Any) -> None:
+    """modules._subtract_reset on the scaled state."""
+    if isinstance(thr_s, float):
+        v.sub_(reset, alpha=thr_s)
+    else:
+        v.addcmul_(reset, thr_s, value=-1.0)
