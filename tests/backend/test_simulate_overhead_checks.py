@@ -4,6 +4,7 @@ sum in the input's own type."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
@@ -85,3 +86,34 @@ def test_finite_check_refuses_a_float32_nan():
     x[3, 2] = float("nan")
     with pytest.raises(BackendError, match=r"index \(3, 2\)"):
         stimulus.check_finite(x, "input 'x'")
+
+
+@pytest.mark.parametrize("executor_chunk", [None, 1])
+def test_event_counts_over_executor_chunks_are_the_recorded_spikes(monkeypatch, executor_chunk):
+    """One spike tensor feeding two layers is counted once per executor chunk; the cache of counted
+    tensors is dropped as each chunk starts, and the counts stay those of the recorded spikes."""
+    from talon import ir
+    from talon.backend import get_backend
+    from talon.bridge import GraphExecutor
+
+    if executor_chunk is not None:  # one step per executor chunk: many chunks within each simulate chunk
+        monkeypatch.setattr(GraphExecutor, "chunk_bytes", executor_chunk)
+    rng = np.random.default_rng(3)
+    n = 16
+    lif = lambda: ir.LIF(tau=np.full(n, 5.0), r=np.full(n, 5.0), v_leak=np.zeros(n), v_threshold=np.full(n, 0.5))  # noqa: E731
+    g = ir.Graph({
+        "input": ir.Input(shape=(8,)),
+        "fc0": ir.Affine(weight=rng.normal(0, 1.0, (n, 8)).astype(np.float32), bias=np.zeros(n, np.float32)),
+        "lif0": lif(),
+        "fa": ir.Affine(weight=rng.normal(0, 1.0, (n, n)).astype(np.float32), bias=np.zeros(n, np.float32)),
+        "fb": ir.Affine(weight=rng.normal(0, 1.0, (n, n)).astype(np.float32), bias=np.zeros(n, np.float32)),
+        "lifa": lif(), "lifb": lif(), "oa": ir.Output(), "ob": ir.Output(),
+    }, [("input", "fc0"), ("fc0", "lif0"), ("lif0", "fa"), ("lif0", "fb"), ("fa", "lifa"), ("fb", "lifb"),
+        ("lifa", "oa"), ("lifb", "ob")])
+    x = torch.rand(12, 3, 8) * 2
+    sim = get_backend("cpu").simulate(g, x, record="spikes", chunk_steps=5)
+    spikes = int(torch.count_nonzero(sim.spikes["lif0"]))
+    assert spikes > 0 and sim.spike_counts["lif0"] == spikes
+    assert sim.input_events["fa"] == sim.input_events["fb"] == spikes
+    for name in ("lifa", "lifb"):
+        assert sim.spike_counts[name] == int(torch.count_nonzero(sim.spikes[name]))
