@@ -7,7 +7,7 @@ fourth pass"). Both count what torch.count_nonzero counts: NaN yes, -0.0 no.
 numpy counts integers with SIMD but floats element by element, so a large float tensor is counted on
 its bits: every bit pattern but +0.0 and -0.0 is a non-zero float (NaN included), and -0.0 (the sign bit
 alone, the integer type's minimum) can only be there when the bits hold a negative integer, which one
-more SIMD pass (the minimum) rules out for spikes and other non-negative data. About 2.8 times faster
+more SIMD pass (the minimum) rules out for spikes and other non-negative data. Two to three times faster
 than counting the floats on a conv layer's spikes (docs/performance.md, "simulate's own overhead").
 """
 
