@@ -90,9 +90,21 @@ class RateEncoder:
         return f"RateEncoder(shape={tuple(self.rates.shape)}, seed={self.seed})"
 
 
+#: is_binary reads a tensor in blocks of this many elements, the first one short: data that is not
+#: binary (most real-valued inputs) is usually told apart in its first few values, not after a full pass.
+_BINARY_FIRST, _BINARY_BLOCK = 4096, 1 << 20
+
+
 def is_binary(x: Any) -> bool:
     """Every element of tensor `x` is 0 or 1 (an empty tensor counts as binary)."""
-    return bool(((x == 0) | (x == 1)).all())
+    flat = x.reshape(-1)
+    n, start, size = flat.numel(), 0, _BINARY_FIRST
+    while start < n:
+        block = flat[start : start + size]
+        if not bool(((block == 0) | (block == 1)).all()):
+            return False
+        start, size = start + size, _BINARY_BLOCK
+    return True
 
 
 def first_non_binary(x: Any) -> tuple[tuple[int, ...], float]:
@@ -108,10 +120,13 @@ def check_finite(x: Any, what: str) -> None:
 
     if not x.is_floating_point() and not x.is_complex():
         return
-    # One read of the data in the common case: a float64 sum is finite exactly when no element is NaN or
-    # ±inf (float32 or narrower values cannot overflow it). float64 data also needs the range check below.
-    if x.dtype != torch.float64 and x.is_floating_point() and bool(torch.isfinite(x.sum(dtype=torch.float64))):
-        return
+    # One read of the data in the common case: a sum is finite only when no element is NaN or ±inf. The sum
+    # in x's own type is several times faster than a float64 one (whose cast is slow) but may overflow:
+    # when it is not finite, the float64 sum decides (float32 or narrower values cannot overflow it).
+    # float64 data also needs the range check below.
+    if x.dtype != torch.float64 and x.is_floating_point():
+        if bool(torch.isfinite(x.sum())) or bool(torch.isfinite(x.sum(dtype=torch.float64))):
+            return
     finite = torch.isfinite(x)
     if x.dtype == torch.float64:
         finite &= x.abs() <= torch.finfo(torch.float32).max

@@ -187,8 +187,11 @@ def run_instrumented(
     per_step = not batch_time  # the observer then sees (B, ...) tensors, one call per step
 
     # A layer's input events are usually the spikes of the neuron before it, already counted: each tensor
-    # is counted once (by identity, the tensor kept alive beside its count; cleared every chunk).
+    # is counted once (by identity, the tensor kept alive beside its count). Cleared whenever the first
+    # node observed comes round again (the executor's next chunk of steps): kept longer, a chunk's
+    # tensors could not be freed and their memory reused by the next, as the bare executor's are.
     counted: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+    first_observed: list[str] = []
 
     def nonzeros(x: torch.Tensor) -> torch.Tensor:
         hit = counted.get(id(x))
@@ -199,6 +202,10 @@ def run_instrumented(
         return n
 
     def observe(name: str, node: Any, args: list, out: Any, state: Any) -> None:
+        if not first_observed:
+            first_observed.append(name)
+        elif name == first_observed[0]:
+            counted.clear()
         if name in watch_spikes:
             spike_acc[name] += nonzeros(out)
         if name in watch_events:
