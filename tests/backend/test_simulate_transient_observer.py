@@ -10,37 +10,13 @@ import math
 import numpy as np
 import pytest
 import torch
-import torch.nn as nn
 
 from talon.bridge import GraphExecutor, TransientStateObserver, _carry, modules
 
 from backend_graphs import build_hybrid, build_mlp
+from tutorial_models import SimpleSNN  # the tutorial's section 1 model, as a user writes it
 
 STEPS = 12
-
-
-class SimpleSNN(nn.Module):
-    """The tutorial's section 1 model, as a user writes it."""
-
-    def __init__(self):
-        import snntorch as snn
-
-        super().__init__()
-        self.fc1 = nn.Linear(784, 128)
-        self.lif1 = snn.Leaky(beta=0.9)
-        self.fc2 = nn.Linear(128, 10)
-        self.lif2 = snn.Leaky(beta=0.9)
-
-    def forward(self, x, mem1=None, mem2=None):
-        if mem1 is None:
-            mem1 = self.lif1.init_leaky()
-        if mem2 is None:
-            mem2 = self.lif2.init_leaky()
-        cur1 = self.fc1(x)
-        spk1, mem1 = self.lif1(cur1, mem1)
-        cur2 = self.fc2(spk1)
-        spk2, mem2 = self.lif2(cur2, mem2)
-        return spk2, mem1, mem2
 
 
 def _tutorial_mlp():
