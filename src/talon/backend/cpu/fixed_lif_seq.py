@@ -107,7 +107,6 @@ def _run(inner: Any, fmt: Format, single: bool, inputs: Sequence[Tensor], state:
     v0 = state[0]
     dtype = torch.float32 if single else v0.dtype
     up, down = math.ldexp(1.0, fmt.frac), math.ldexp(1.0, -fmt.frac)
-    beta_op = inner._op_beta
     s = _scaled_inputs(inner, up, dtype, inputs)
     v = torch.mul(v0, up).to(dtype)
     thr_s = _scaled(inner, "v_threshold", up, dtype)
@@ -115,30 +114,17 @@ def _run(inner: Any, fmt: Format, single: bool, inputs: Sequence[Tensor], state:
     # the spike is the next step's reset mask when thr is on the grid, inside [lo, hi) (module docstring)
     thr_t = torch.as_tensor(thr_s, dtype=torch.float64)
     spike_is_mask = bool(((thr_t == thr_t.floor()) & (thr_t >= lo) & (thr_t < hi)).all())
-    beta = inner.beta if isinstance(inner.beta, float) else None
-    beta_t = None if beta_op is None or beta is not None else beta_op.to(dtype)
+    beta, beta_t = _betas(inner, dtype)
     out = torch.empty(s.shape, dtype=dtype, device=s.device)
     reset = torch.gt(v, thr_s, out=torch.empty_like(v))
     spare = torch.empty_like(v) if not spike_is_mask else None
     for s_t, o in zip(s.unbind(0), out.unbind(0)):
-        if beta is not None:
-            torch.add(s_t, v, alpha=beta, out=v)
-        elif beta_t is not None:
-            v.mul_(beta_t).add_(s_t)
-        else:  # IF: no decay
-            v.add_(s_t)
-        if isinstance(thr_s, float):
-            v.sub_(reset, alpha=thr_s)
-        else:
-            v.addcmul_(reset, thr_s, value=-1.0)
+        _integrate(v, s_t, beta, beta_t)
+        _subtract(v, reset, thr_s)
         torch.gt(v, thr_s, out=o)
         v.ceil_().clamp_(lo, hi)
         reset = o if spike_is_mask else torch.gt(v, thr_s, out=spare)
-    if out.dtype != v0.dtype:
-        out = out.to(v0.dtype)
-    if inner.graded_spikes_factor is not None:
-        out.mul_(inner.graded_spikes_factor)
-    return out, (v.to(v0.dtype).mul_(down),)
+    return _result(inner, out, v, v0, down)
 
 
 def _run_modes(inner: Any, fmt: Format, single: bool, inputs: Sequence[Tensor], state: Any) -> tuple[Tensor, Any]:
@@ -153,8 +139,7 @@ def _run_modes(inner: Any, fmt: Format, single: bool, inputs: Sequence[Tensor], 
     v_reset = inner.v_reset
     vr_s = None if v_reset is None else _scaled(inner, "v_reset", up, dtype)
     mode, delay, lo, hi = inner.reset_mode, inner.reset_delay, fmt.lo, fmt.hi
-    beta = inner.beta if isinstance(inner.beta, float) else None
-    beta_t = None if inner._op_beta is None or beta is not None else inner._op_beta.to(dtype)
+    beta, beta_t = _betas(inner, dtype)
     out = torch.empty(s.shape, dtype=dtype, device=s.device)
     mask = torch.empty_like(v)  # keep (zero modes) or R (subtraction) of this step
     # zero reset to 0 with one beta (or none): beta*(v*keep) + S_t in one op, its products exact as the sum
@@ -168,14 +153,8 @@ def _run_modes(inner: Any, fmt: Format, single: bool, inputs: Sequence[Tensor], 
                 torch.addcmul(s_t, v, mask, value=1.0 if beta is None else beta, out=v)
             elif mode == "zero":
                 _zero(v, mask, vr_s)
-        if fold:  # integrated above
-            pass
-        elif beta is not None:
-            torch.add(s_t, v, alpha=beta, out=v)
-        elif beta_t is not None:
-            v.mul_(beta_t).add_(s_t)
-        else:  # IF: no decay
-            v.add_(s_t)
+        if not fold:  # a fold integrated above
+            _integrate(v, s_t, beta, beta_t)
         if mode == "subtract":
             _subtract(v, mask, thr_s)
         elif mode == "zero_post":
@@ -186,6 +165,28 @@ def _run_modes(inner: Any, fmt: Format, single: bool, inputs: Sequence[Tensor], 
             d = torch.sub(o, mask) if mode == "subtract" else o - torch.rsub(mask, 1.0)
             v = v - d * (thr_s if mode == "subtract" else v)
         v.ceil_().clamp_(lo, hi)
+    return _result(inner, out, v, v0, down)
+
+
+def _betas(inner: Any, dtype: torch.dtype) -> tuple[float | None, Tensor | None]:
+    """(beta as a Python float, or None; else its per-neuron tensor operand in `dtype`, or None for IF)."""
+    beta = inner.beta if isinstance(inner.beta, float) else None
+    beta_t = None if inner._op_beta is None or beta is not None else inner._op_beta.to(dtype)
+    return beta, beta_t
+
+
+def _integrate(v: Tensor, s_t: Tensor, beta: float | None, beta_t: Tensor | None) -> None:
+    """V = beta*V + S_t in place (exact in any order: module docstring)."""
+    if beta is not None:
+        torch.add(s_t, v, alpha=beta, out=v)
+    elif beta_t is not None:
+        v.mul_(beta_t).add_(s_t)
+    else:  # IF: no decay
+        v.add_(s_t)
+
+
+def _result(inner: Any, out: Tensor, v: Tensor, v0: Tensor, down: float) -> tuple[Tensor, Any]:
+    """The chunk's spikes in the state's dtype (graded by the runtime's factor) and the membrane unscaled."""
     if out.dtype != v0.dtype:
         out = out.to(v0.dtype)
     if inner.graded_spikes_factor is not None:
