@@ -103,13 +103,17 @@ def _scaled(inner: Any, name: str, up: float, dtype: torch.dtype) -> Any:
     return value * up if isinstance(value, float) else (getattr(inner, "_op_" + name) * up).to(dtype)
 
 
-def _run(inner: Any, fmt: Format, single: bool, inputs: Sequence[Tensor], state: Any) -> tuple[Tensor, Any]:
-    v0 = state[0]
+def _scaled_chunk(inner: Any, fmt: Format, single: bool, inputs: Sequence[Tensor], v0: Tensor) -> tuple[torch.dtype, float, float, Tensor, Tensor, Any]:
+    """(dtype, 2^f, 2^-f, the chunk's input terms S, the membrane and the threshold) scaled by 2^f."""
     dtype = torch.float32 if single else v0.dtype
     up, down = math.ldexp(1.0, fmt.frac), math.ldexp(1.0, -fmt.frac)
     s = _scaled_inputs(inner, up, dtype, inputs)
-    v = torch.mul(v0, up).to(dtype)
-    thr_s = _scaled(inner, "v_threshold", up, dtype)
+    return dtype, up, down, s, torch.mul(v0, up).to(dtype), _scaled(inner, "v_threshold", up, dtype)
+
+
+def _run(inner: Any, fmt: Format, single: bool, inputs: Sequence[Tensor], state: Any) -> tuple[Tensor, Any]:
+    v0 = state[0]
+    dtype, up, down, s, v, thr_s = _scaled_chunk(inner, fmt, single, inputs, v0)
     lo, hi = fmt.lo, fmt.hi
     # the spike is the next step's reset mask when thr is on the grid, inside [lo, hi) (module docstring)
     thr_t = torch.as_tensor(thr_s, dtype=torch.float64)
@@ -131,11 +135,7 @@ def _run_modes(inner: Any, fmt: Format, single: bool, inputs: Sequence[Tensor], 
     """The other reset modes: LIFRuntime._reset_and_fire's ops in its order on the scaled state, the
     integration regrouped as ``beta*w + S_t`` (module docstring)."""
     v0 = state[0]
-    dtype = torch.float32 if single else v0.dtype
-    up, down = math.ldexp(1.0, fmt.frac), math.ldexp(1.0, -fmt.frac)
-    s = _scaled_inputs(inner, up, dtype, inputs)
-    v = torch.mul(v0, up).to(dtype)
-    thr_s = _scaled(inner, "v_threshold", up, dtype)
+    dtype, up, down, s, v, thr_s = _scaled_chunk(inner, fmt, single, inputs, v0)
     v_reset = inner.v_reset
     vr_s = None if v_reset is None else _scaled(inner, "v_reset", up, dtype)
     mode, delay, lo, hi = inner.reset_mode, inner.reset_delay, fmt.lo, fmt.hi
