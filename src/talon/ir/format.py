@@ -108,15 +108,15 @@ def write(path: str | os.PathLike, graph: Graph, *, compression: str | None = No
     except RecursionError:
         raise TalonFormatError(f"write({str(path)!r}): metadata nested too deeply, or containing itself") from None
     with atomic_path(path, durable=durable) as tmp:
-        with _integrity.ArraySink(tmp) as sink:
-            opts["sink"] = sink
-            with _h5space.create_file(tmp, block, [b"graph", b"version"]) as f:
-                root = _group(f, "graph", _graph_links(graph))
-                mirror = _write_graph(root, graph, opts, where=str(path))
-                _write_str(f, "version", opts["version"])  # known once the arrays are written
-                if not compression:  # compressed arrays have no index entry to refer to: no mirror
-                    root.attrs.create(_mirror.ATTR, data=_mirror.dumps(mirror), dtype=_STR)
-            _integrity.seal(tmp, block, sink.entries(), opts["chunked"])  # entries() copies the arrays in
+        with _h5space.create_file(tmp, block, [b"graph", b"version"]) as f, _integrity.ArraySink(tmp) as sink:
+            opts["sink"] = sink  # copies the arrays in while the objects are built
+            root = _group(f, "graph", _graph_links(graph))
+            mirror = _write_graph(root, graph, opts, where=str(path))
+            _write_str(f, "version", opts["version"])  # known once the arrays are written
+            if not compression:  # compressed arrays have no index entry to refer to: no mirror
+                root.attrs.create(_mirror.ATTR, data=_mirror.dumps(mirror), dtype=_STR)
+            entries = sink.finish()  # before HDF5 writes its metadata: the kernel serialises writes to one file
+        _integrity.seal(tmp, block, entries, opts["chunked"])
 
 
 def _check_extras(graph: Graph, where: str) -> None:
