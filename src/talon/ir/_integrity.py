@@ -70,24 +70,20 @@ class ArraySink:
     of the file's objects.
 
     The writer hands each array over as HDF5 allocates its space (no fill values, so HDF5 never writes
-    there). An array of at least EAGER_BYTES goes at once to a copying thread: a file write releases
-    the GIL for its whole length, so on two cores it overlaps the building of HDF5 objects (which holds
-    the GIL). The copier needs the GIL between its system calls, and a thread waiting for the GIL gets
-    it only when the holder releases it (after the interpreter's 5 ms switch interval at the latest), so
-    the writing thread computes each large array's digest as soon as it has queued it: xxh3 runs
-    without the GIL, which lets the copier take the array and start its write meanwhile. Smaller arrays
-    are copied in one batch by `finish`, which waits for every copy and returns the index entries.
-
-    Open the sink after HDF5 has created the file: HDF5 truncates it (O_TRUNC), after which ext4's
-    auto_da_alloc starts writing back every dirty page of the file when the next descriptor on it is
-    closed. The sink closes one at once, while the file holds no array, so that closing HDF5's file
-    later does not start the write-back of every array copied in meanwhile (2-3 ms for 40 MB).
+    there, and it writes its own metadata only when the file is flushed or closed). An array of at least
+    EAGER_BYTES goes at once to a copying thread: a file write releases the GIL for its whole length, so
+    on two cores it overlaps the building of the HDF5 objects, which holds the GIL. The copier needs the
+    GIL between its system calls, and a thread waiting for the GIL gets it only when the holder releases
+    it (after the interpreter's 5 ms switch interval at the latest), so the writing thread computes each
+    large array's digest as soon as it has queued the array: xxh3 runs without the GIL, and the copier
+    takes the array and starts its write meanwhile. Smaller arrays are copied in one batch by `finish`,
+    which waits for every copy and returns the index entries; call it before HDF5 closes the file, or
+    HDF5's metadata writes wait for the copies (the kernel serialises writes to one file).
     """
 
     EAGER_BYTES = 1 << 20
 
     def __init__(self, path: Path) -> None:
-        os.close(os.open(path, os.O_RDONLY))
         self.fd = os.open(path, os.O_RDWR)
         self.jobs: list[tuple[str, int, np.ndarray]] = []
         self._digests: dict[str, str] = {}
@@ -96,6 +92,7 @@ class ArraySink:
         self._error: BaseException | None = None
         self._thread: threading.Thread | None = None
         self._started = False
+        self._finished = self._abandoned = False
 
     def put(self, name: str, offset: int, arr: np.ndarray) -> None:
         self.jobs.append((name, offset, arr))
@@ -122,7 +119,7 @@ class ArraySink:
             if batch is None:
                 return
             try:
-                if self._error is None:
+                if self._error is None and not self._abandoned:
                     _copy(self.fd, batch)
             except BaseException as exc:  # raised by finish()
                 self._error = exc
@@ -130,6 +127,7 @@ class ArraySink:
     def finish(self) -> dict[str, list]:
         """Copy what is left, wait for every copy; return the index entries
         {hdf5 path: [offset, nbytes, dtype, shape, digest]}. Raises what a copy raised (a full disk, say)."""
+        self._finished = True
         small, self._small = self._small, []
         if self._thread is not None:
             if small:
@@ -154,6 +152,7 @@ class ArraySink:
             self._thread = None
 
     def close(self) -> None:
+        self._abandoned = not self._finished  # the write failed: the copies still queued are not needed
         self._stop()
         os.close(self.fd)
 
