@@ -25,6 +25,14 @@ from talon.ir import Graph, _integrity
 from ._gen import assert_same_graph, random_graphs
 
 COPIER = "talon-t1c-write"
+_REAL_SPARE_CPU = _integrity.spare_cpu
+
+
+@pytest.fixture(autouse=True)
+def _spare_cpu(monkeypatch):
+    """The copying thread starts only where a CPU looks idle (_integrity.spare_cpu): here it always does,
+    whatever else the machine runs, except where a test says otherwise."""
+    monkeypatch.setattr(_integrity, "spare_cpu", lambda: True)
 
 
 class _Copies:
@@ -34,9 +42,9 @@ class _Copies:
         self.threads: list[tuple[str, int]] = []
         real = _integrity._copy
 
-        def copy(fd: int, batch: list) -> None:
+        def copy(fd: int, batch: list, reserved: bool = False) -> None:
             self.threads.append((threading.current_thread().name, sum(arr.nbytes for _, arr in batch)))
-            real(fd, batch)
+            real(fd, batch, reserved)
 
         monkeypatch.setattr(_integrity, "_copy", copy)
 
@@ -80,6 +88,25 @@ def test_large_arrays_are_copied_on_the_thread_and_the_bytes_do_not_change(tmp_p
     assert (tmp_path / "overlap.t1c").read_bytes() == (tmp_path / "one.t1c").read_bytes()
     assert_same_graph(ir.read(tmp_path / "overlap.t1c"), g)
     assert not [t for t in threading.enumerate() if t.name == COPIER]
+
+
+def test_without_a_spare_cpu_every_array_is_copied_on_the_writing_thread(tmp_path, monkeypatch):
+    g = _two_layer_graph()
+    _write_on_one_thread(tmp_path / "one.t1c", g, monkeypatch)
+    monkeypatch.setattr(_integrity, "spare_cpu", lambda: False)
+    copies = _Copies(monkeypatch)
+    ir.write(tmp_path / "busy.t1c", g)
+    assert copies.threads and {name for name, _ in copies.threads} == {threading.main_thread().name}
+    assert (tmp_path / "busy.t1c").read_bytes() == (tmp_path / "one.t1c").read_bytes()
+
+
+def test_spare_cpu_follows_the_cpus_and_the_load(monkeypatch):
+    for cpus, load, spare in ((2, 0.3, True), (2, 1.4, True), (2, 1.6, False), (2, 7.0, False), (1, 0.0, False), (16, 7.0, True)):
+        monkeypatch.setattr(os, "sched_getaffinity", lambda pid, cpus=cpus: set(range(cpus)), raising=False)
+        monkeypatch.setattr(os, "getloadavg", lambda load=load: (load, load, load))
+        assert _REAL_SPARE_CPU() is spare, (cpus, load)
+    monkeypatch.delattr(os, "getloadavg")  # Windows
+    assert _REAL_SPARE_CPU() is True
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])

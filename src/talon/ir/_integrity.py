@@ -93,18 +93,24 @@ class ArraySink:
         self._thread: threading.Thread | None = None
         self._started = False
         self._finished = self._abandoned = False
+        self._idle = False  # set by the copier while it waits for work
 
     def put(self, name: str, offset: int, arr: np.ndarray) -> None:
         self.jobs.append((name, offset, arr))
         if arr.nbytes < self.EAGER_BYTES or not self._start():
             self._small.append((offset, arr))
             return
-        self._queue.put([(offset, arr)])
+        reserved = self._idle  # (a hint) the copier is not writing, so reserving does not wait for its write
+        if reserved:
+            _reserve(self.fd, offset, arr.nbytes)
+        self._queue.put(([(offset, arr)], reserved))
         self._digests[name] = array_digest(arr)  # without the GIL: the copier takes the array meanwhile
 
     def _start(self) -> bool:
         if not self._started:
             self._started = True
+            if not spare_cpu():
+                return False
             thread = threading.Thread(target=self._run, name="talon-t1c-write", daemon=True)
             try:
                 thread.start()
@@ -115,12 +121,14 @@ class ArraySink:
 
     def _run(self) -> None:
         while True:
-            batch = self._queue.get()
-            if batch is None:
+            self._idle = True
+            job = self._queue.get()
+            self._idle = False
+            if job is None:
                 return
             try:
                 if self._error is None and not self._abandoned:
-                    _copy(self.fd, batch)
+                    _copy(self.fd, *job)
             except BaseException as exc:  # raised by finish()
                 self._error = exc
 
@@ -131,7 +139,7 @@ class ArraySink:
         small, self._small = self._small, []
         if self._thread is not None:
             if small:
-                self._queue.put(small)
+                self._queue.put((small, False))
             entries = self._entries()
             self._stop()
         else:
@@ -163,11 +171,30 @@ class ArraySink:
         self.close()
 
 
-def _copy(fd: int, batch: list[tuple[int, np.ndarray]]) -> None:
+def spare_cpu() -> bool:
+    """Whether a CPU is likely to be idle for a second thread of this process: the process may run on
+    two or more, and the load average (runnable tasks, this one included, over the last minute) leaves
+    at least half of one free. Where none is (a machine busy with other jobs), a copying thread only
+    adds GIL hand-offs, each a wake-up of a thread the scheduler may run late: measured 1.2-1.4x the
+    time of copying on the writing thread, against 0.8x on an idle machine (docs/performance.md)."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        cpus = os.cpu_count() or 1
+    if cpus < 2:
+        return False
+    try:
+        return os.getloadavg()[0] < cpus - 0.5
+    except (AttributeError, OSError):  # Windows: no load average
+        return True
+
+
+def _copy(fd: int, batch: list[tuple[int, np.ndarray]], reserved: bool = False) -> None:
     if not batch:
         return
-    start = min(offset for offset, _ in batch)
-    _reserve(fd, start, max(offset + arr.nbytes for offset, arr in batch) - start)
+    if not reserved:
+        start = min(offset for offset, _ in batch)
+        _reserve(fd, start, max(offset + arr.nbytes for offset, arr in batch) - start)
     for offset, arr in batch:
         _pwrite_all(fd, memoryview(arr).cast("B"), offset)
 
