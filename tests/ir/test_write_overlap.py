@@ -22,7 +22,7 @@ import talon.ir as ir
 from talon.errors import TalonFormatError
 from talon.ir import Graph, _integrity
 
-from ._gen import assert_same_graph, random_graphs
+from ._gen import assert_same_graph, metadata_dicts, random_graphs
 
 COPIER = "talon-t1c-write"
 _REAL_SPARE_CPU = _integrity.spare_cpu
@@ -165,3 +165,30 @@ def test_a_write_that_fails_while_arrays_are_being_copied_leaves_nothing(tmp_pat
     assert started and all(started)  # the weights had been handed to the copying thread
     assert list(tmp_path.iterdir()) == []
     assert not [t for t in threading.enumerate() if t.name == COPIER]
+
+
+def _h5py_attr(oid, name: str, data: np.ndarray) -> None:
+    """The reference for format._attr: h5py's own attribute creation, on the same object."""
+    import types
+
+    import h5py
+
+    h5py.AttributeManager(types.SimpleNamespace(id=oid)).create(name, data=data)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(md=metadata_dicts, g=random_graphs(max_ops=4))
+def test_attributes_are_the_bytes_h5py_writes(md, g, tmp_path, monkeypatch):
+    """The writer creates attributes with HDF5's calls directly (format._attr): the files are those
+    written through h5py's attrs.create, for graphs with any metadata (lists, tuples, None, 0-d arrays
+    and JSON entries carry kind attributes; integer-form arrays two more)."""
+    from talon.ir import format as ir_format
+
+    q = Graph({"input": ir.Input(shape=(300,)), "fc": ir.Affine(weight=np.full((2, 300), 0.25, np.float32), bias=np.zeros(2, np.float32)),
+               "output": ir.Output()}, [("input", "fc"), ("fc", "output")], metadata=md, extras={"cyclic_config": md})
+    for i, graph in enumerate((q, g)):
+        ir.write(tmp_path / f"direct{i}.t1c", graph)
+        with monkeypatch.context() as m:
+            m.setattr(ir_format, "_attr", _h5py_attr)
+            ir.write(tmp_path / f"h5py{i}.t1c", graph)
+        assert (tmp_path / f"direct{i}.t1c").read_bytes() == (tmp_path / f"h5py{i}.t1c").read_bytes()
