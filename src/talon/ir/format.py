@@ -237,6 +237,7 @@ def _try_infer_shapes(graph: Graph) -> None:
 # timestamps, UTF-8 link names where needed), so files are the same.
 _TYPES: dict[Any, Any] = {}
 _ARRAY_TYPES: dict[Any, Any] = {}  # HDF5 types of indexed arrays, by dtype
+_ATTR_TYPES: dict[Any, Any] = {}  # HDF5 types of attributes, by dtype (_attr; every string attribute is _STR)
 _DCPL = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
 _DCPL.set_obj_track_times(False)
 _DCPL_EARLY = _DCPL.copy()  # contiguous arrays: space allocated at creation, never filled by HDF5
@@ -256,9 +257,12 @@ def _attr(oid: Any, name: str, data: np.ndarray) -> None:
     `array_for_new_object` makes it: strings in the tagged `_STR` dtype, numbers as they are): the HDF5
     calls of h5py's `attrs.create`, so the same bytes, without its checks and conversions (and a lookup
     of the object by name), which cost some 3x the calls."""
-    attr = h5py.h5a.create(oid, name.encode("ascii"), h5py.h5t.py_create(data.dtype, logical=True), h5py.h5s.create_simple(data.shape))
+    types = _ATTR_TYPES.get(data.dtype)
+    if types is None:  # (the file's type, the memory type)
+        types = _ATTR_TYPES[data.dtype] = (h5py.h5t.py_create(data.dtype, logical=True), h5py.h5t.py_create(data.dtype))
+    attr = h5py.h5a.create(oid, name.encode("ascii"), types[0], h5py.h5s.create_simple(data.shape))
     try:
-        attr.write(data, mtype=h5py.h5t.py_create(data.dtype))
+        attr.write(data, mtype=types[1])
     finally:
         attr.close()
 
