@@ -84,6 +84,11 @@ class ArraySink:
     EAGER_BYTES = 1 << 20
 
     def __init__(self, path: Path) -> None:
+        # HDF5 has just created the file with O_TRUNC, after which ext4 (auto_da_alloc) starts writing back
+        # every dirty page of the file when a descriptor on it is next closed, if any of them still
+        # awaits allocation (HDF5's superblock does). Closing one now flushes that page alone; else the
+        # first close after the copies would start the write-back of all the arrays (1.4 ms for 40 MB).
+        os.close(os.open(path, os.O_RDONLY))
         self.fd = os.open(path, os.O_RDWR)
         self.jobs: list[tuple[str, int, np.ndarray]] = []
         self._digests: dict[str, str] = {}
