@@ -267,7 +267,7 @@ def main() -> None:
         ok = lambda good: "OK" if good else "MISSED"  # noqa: E731
         print(f"load average {load_before:.2f} before, {os.getloadavg()[0]:.2f} after the timed rounds ({os.cpu_count()} CPUs)")
         print(f"the writer copies arrays of 1 MiB and more on a second thread while it builds the HDF5 objects: "
-              f"{'yes' if _integrity.spare_cpu() else 'no, no CPU looks idle (load average >= CPUs - 0.5): all on one thread'} (talon.ir._integrity.spare_cpu)")
+              f"{'yes' if _integrity.spare_cpu() else 'no, no CPU looks idle (as many tasks runnable as CPUs): all on one thread'} (talon.ir._integrity.spare_cpu)")
         print(f"graph: {len(graph.nodes)} nodes, {params:,} parameters in {len(arrays)} arrays, {raw:,} raw bytes")
         print(f"file size      {size:>14,} bytes  = raw x {size / raw:.4f} (+{size - raw:,} B)   "
               f"target <= raw x {SIZE_SLACK} + {SIZE_FIXED // 1024} KiB: {ok(size <= size_limit)}   (.npy files: {npy_size:,} B)")

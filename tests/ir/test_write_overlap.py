@@ -101,12 +101,23 @@ def test_without_a_spare_cpu_every_array_is_copied_on_the_writing_thread(tmp_pat
 
 
 def test_spare_cpu_follows_the_cpus_and_the_load(monkeypatch):
-    for cpus, load, spare in ((2, 0.3, True), (2, 1.4, True), (2, 1.6, False), (2, 7.0, False), (1, 0.0, False), (16, 7.0, True)):
+    """Runnable tasks now (this one included) where the system says, else the load average."""
+    for cpus, running, load, spare in ((2, 1, 9.0, True), (2, 2, 0.1, False), (16, 9, 9.0, True), (1, 1, 0.0, False),
+                                       (2, None, 0.3, True), (2, None, 1.4, True), (2, None, 1.6, False), (16, None, 7.0, True)):
         monkeypatch.setattr(os, "sched_getaffinity", lambda pid, cpus=cpus: set(range(cpus)), raising=False)
+        monkeypatch.setattr(_integrity, "_running_tasks", lambda running=running: running)
         monkeypatch.setattr(os, "getloadavg", lambda load=load: (load, load, load))
-        assert _REAL_SPARE_CPU() is spare, (cpus, load)
+        assert _REAL_SPARE_CPU() is spare, (cpus, running, load)
     monkeypatch.delattr(os, "getloadavg")  # Windows
     assert _REAL_SPARE_CPU() is True
+
+
+def test_the_runnable_count_is_read_where_the_system_has_one():
+    running = _integrity._running_tasks()
+    if not os.path.exists("/proc/loadavg"):
+        assert running is None
+    else:
+        assert isinstance(running, int) and running >= 1  # this test's own thread is running
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])

@@ -177,21 +177,35 @@ class ArraySink:
 
 
 def spare_cpu() -> bool:
-    """Whether a CPU is likely to be idle for a second thread of this process: the process may run on
-    two or more, and the load average (runnable tasks, this one included, over the last minute) leaves
-    at least half of one free. Where none is (a machine busy with other jobs), a copying thread only
-    adds GIL hand-offs, each a wake-up of a thread the scheduler may run late: measured 1.2-1.4x the
-    time of copying on the writing thread, against 0.8x on an idle machine (docs/performance.md)."""
+    """Whether a CPU is likely to be idle for a second thread of this process: the process may run on two
+    or more, and fewer tasks are runnable right now than it has (Linux's count in /proc/loadavg, this
+    thread included), or, where that count is not available, the load average over the last minute
+    leaves at least half a CPU free. Where none is (a machine busy with other jobs), a copying thread only
+    adds GIL hand-offs, each a wake-up of a thread the scheduler may run late: measured 1.08-1.31x the
+    time of copying on the writing thread at load 2.6-8.5, against 0.80x the previous writer's time at
+    load 0.7 (docs/performance.md, ".t1c writes, fourth pass")."""
     try:
         cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # macOS, Windows
         cpus = os.cpu_count() or 1
     if cpus < 2:
         return False
+    running = _running_tasks()
+    if running is not None:
+        return running < cpus
     try:
         return os.getloadavg()[0] < cpus - 0.5
     except (AttributeError, OSError):  # Windows: no load average
         return True
+
+
+def _running_tasks() -> int | None:
+    """The number of runnable tasks on the machine now (Linux), or None where it cannot be read."""
+    try:
+        with open("/proc/loadavg", "rb") as f:
+            return int(f.read().split()[3].split(b"/")[0])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def _copy(fd: int, batch: list[tuple[int, np.ndarray]], reserved: bool = False) -> None:
