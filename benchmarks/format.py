@@ -208,8 +208,9 @@ def main() -> None:
     ap.add_argument("--overlap", choices=("auto", "on", "off"), default="auto",
                     help="copy the arrays on a second thread: where a CPU looks idle (auto, the writer's own choice), always, or never")
     args = ap.parse_args()
-    if args.overlap != "auto":
-        _integrity.spare_cpu = (lambda: True) if args.overlap == "on" else (lambda: False)
+    choices: list[bool] = []  # the writer's choice at each write (talon.ir._integrity.spare_cpu)
+    spare = {"auto": _integrity.spare_cpu, "on": lambda: True, "off": lambda: False}[args.overlap]
+    _integrity.spare_cpu = lambda: choices.append(spare()) or choices[-1]
 
     graph = build_graph()
     arrays = arrays_of(graph)
@@ -266,8 +267,8 @@ def main() -> None:
 
         ok = lambda good: "OK" if good else "MISSED"  # noqa: E731
         print(f"load average {load_before:.2f} before, {os.getloadavg()[0]:.2f} after the timed rounds ({os.cpu_count()} CPUs)")
-        print(f"the writer copies arrays of 1 MiB and more on a second thread while it builds the HDF5 objects: "
-              f"{'yes' if _integrity.spare_cpu() else 'no, no CPU looks idle (as many tasks runnable as CPUs): all on one thread'} (talon.ir._integrity.spare_cpu)")
+        print(f"the writer copied arrays of 1 MiB and more on a second thread, overlapping the HDF5 objects, in {sum(choices)} of {len(choices)} "
+              f"writes (--overlap {args.overlap}; in auto, where a CPU looked idle: fewer tasks runnable than CPUs, talon.ir._integrity.spare_cpu)")
         print(f"graph: {len(graph.nodes)} nodes, {params:,} parameters in {len(arrays)} arrays, {raw:,} raw bytes")
         print(f"file size      {size:>14,} bytes  = raw x {size / raw:.4f} (+{size - raw:,} B)   "
               f"target <= raw x {SIZE_SLACK} + {SIZE_FIXED // 1024} KiB: {ok(size <= size_limit)}   (.npy files: {npy_size:,} B)")
