@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from talon.backend.base import SimulationResult
+from talon.backend.cpu.fixed_events import mark_spike_inputs
 from talon.backend.cpu.fixed_narrow import narrow_float32
 from talon.backend.cpu import fixed as fx
 from talon.backend.cpu.counting import count_nonzero
@@ -243,11 +244,14 @@ def run_instrumented(
     # observe never holds a state it is shown (membranes come through the probes): run() may keep
     # stepping neuron states in place across its time chunks
     executor = ir_to_torch(run_graph, return_state=True, node_map=node_map, observer=TransientStateObserver(observe))
+    names = list(stim.shapes)
+    # graph inputs known to hold only 0 and 1 (checked per chunk below where the encoder is the user's)
+    binary = [stim.binary.get(n) is True or n in check_spikes for n in names]
     if plan is not None:
         executor = executor.double()
         narrow_float32(executor, plan)  # float32 between exact layers where no value changes
+        mark_spike_inputs(executor, plan, [n for n, b in zip(names, binary) if b])  # no value check of their events
 
-    names = list(stim.shapes)
     in_fmts = [plan.format_of(n) for n in names] if plan is not None else None
     T, B = stim.n_steps, stim.batch_size
     chunk = _chunk_steps(graph, B, T, chunk_steps, costs)
@@ -269,9 +273,8 @@ def run_instrumented(
                     for n, x in zip(names, xs):
                         m = x.detach().abs().max().to(torch.float64)
                         max_out[n] = torch.maximum(max_out[n], m) if n in max_out else m
-                if in_fmts is not None:
-                    spikes = [stim.binary.get(n) is True or n in check_spikes for n in names]  # checked just above
-                    xs = [fx.round_input(x, f, s) for x, f, s in zip(xs, in_fmts, spikes)]
+                if in_fmts is not None:  # `binary`: checked just above where the encoder is the user's
+                    xs = [fx.round_input(x, f, s) for x, f, s in zip(xs, in_fmts, binary)]
                 for n, x in zip(names, xs):
                     if n in spike_rec:  # after fixed-point rounding: what the graph actually sees
                         spike_rec[n].append(x)
