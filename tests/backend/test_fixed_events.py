@@ -95,8 +95,12 @@ def _chain(graded: float, reset: str, seed: int = 0) -> ir.Graph:
     sizes = [40, 30, 20]
     nodes: dict[str, ir.Node] = {"input": ir.Input(shape=(40,))}
     for k, (a, b) in enumerate(zip(sizes, sizes[1:]), 1):
-        nodes[f"fc{k}"] = ir.Affine(weight=rng.normal(0, 2.0 / np.sqrt(a), (b, a)).astype(np.float32), bias=np.zeros(b, np.float32))
-        nodes[f"lif{k}"] = ir.LIF(tau=np.full(b, 4.0), r=np.full(b, 4.0), v_leak=np.zeros(b), v_threshold=np.full(b, 0.4),
+        # fc1's excitatory weights make sums of several hundred weight units: times lif1's 16-bit gain, more
+        # than float32's 24 bits (a product taken in float32 would round)
+        mean = 1.0 / np.sqrt(a) if k == 1 else 0.0
+        nodes[f"fc{k}"] = ir.Affine(weight=rng.normal(mean, 2.0 / np.sqrt(a), (b, a)).astype(np.float32), bias=np.zeros(b, np.float32))
+        # lif1 with a gain (dt*r/tau = 0.825, 16 bits once quantised), lif2 without (r = tau)
+        nodes[f"lif{k}"] = ir.LIF(tau=np.full(b, 4.0), r=np.full(b, 3.3 if k == 1 else 4.0), v_leak=np.zeros(b), v_threshold=np.full(b, 0.4),
                                    reset_mode=reset, graded_spikes_factor=graded if k == 1 else 1.0)
     nodes["output"] = ir.Output()
     g = ir.Graph(nodes)
@@ -145,3 +149,55 @@ def test_spike_marked_runs_change_no_bit(reset, graded, batch):
 def test_a_neuron_outside_the_built_in_rule_is_not_a_spike_source():
     assert not fixed_events.zero_one_neuron(None)
     assert not fixed_events.zero_one_neuron(torch.nn.Identity())
+
+
+def _reference(graph, stim, plan, **kw):
+    """The run on the reference arithmetic: float64 products between every layer, no event shortcuts, the
+    step-by-step neurons."""
+    from talon.backend.cpu import fixed_lif_seq
+
+    saved = simulator.mark_spike_inputs, simulator.narrow_float32, xp.SPARSE_BELOW, xp.float32_exact
+    simulator.mark_spike_inputs = simulator.narrow_float32 = lambda *a, **k: []
+    xp.SPARSE_BELOW, xp.float32_exact = 0.0, (lambda *a, **k: False)
+    fixed_lif_seq.ENABLED = False
+    reference = fx.FixedPointPlan(plan.config, {n: _fresh(p) for n, p in plan.nodes.items()}, plan.order, plan.graph, plan.calibration)
+    try:
+        return simulator.run_instrumented(graph, stim, plan=reference, **kw)
+    finally:
+        simulator.mark_spike_inputs, simulator.narrow_float32, xp.SPARSE_BELOW, xp.float32_exact = saved
+        fixed_lif_seq.ENABLED = True
+
+
+def _fresh(p):
+    import copy
+
+    q = copy.copy(p)
+    q.__dict__ = {k: v for k, v in p.__dict__.items() if k != "_derived_weights"}  # no cached float32 decisions
+    return q
+
+
+@settings(max_examples=12, deadline=None)
+@given(st.integers(0, 2**16), st.sampled_from(["subtract", "zero", "zero_post", "none"]), st.sampled_from([1.0, 0.5]),
+       st.sampled_from([1, 4]), st.sampled_from([None, 2, 5]), st.sampled_from([0.05, 0.4]), st.booleans())
+def test_float32_chain_and_spike_marks_change_no_bit(seed, reset, graded, batch, chunk, rate, delay):
+    """Products -> fused neuron -> products in float32, spikes by construction unchecked, 8-bit rows: the
+    spikes (through the agreement count), outputs and counts of the reference arithmetic, bit for bit."""
+    from talon.backend.stimulus import make_stimulus
+
+    g = _chain(graded, reset, seed)
+    for n in ("lif1", "lif2"):
+        g.nodes[n] = g.nodes[n].replace(reset_delay=delay)
+    enc = lambda: RateEncoder(torch.full((batch, 40), rate), seed=seed)  # noqa: E731
+    plan = get_backend("cpu").simulate(g, inputs=enc(), n_steps=9, mode="fixed").fixed_point
+    stim = make_stimulus(enc(), {"input": (40,)}, 9)
+    slow = _reference(g, stim, plan, record_spikes=["lif1", "lif2"], chunk_steps=chunk)
+    saved = xp.SPARSE_BELOW
+    xp.SPARSE_BELOW = 2.0  # every layer event-driven
+    try:
+        fast = simulator.run_instrumented(g, stim, plan=plan, chunk_steps=chunk, agree_with=slow.spikes)
+    finally:
+        xp.SPARSE_BELOW = saved
+    assert fast.mismatches == {"lif1": 0, "lif2": 0}
+    assert torch.equal(fast.outputs["output"], slow.outputs["output"])
+    assert fast.outputs["output"].dtype == torch.float64
+    assert fast.spike_counts == slow.spike_counts and fast.input_events == slow.input_events

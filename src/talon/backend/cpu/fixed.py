@@ -184,17 +184,27 @@ class FixedNeuron(StatefulRuntime):
         self.rule = rule if rule is not None else fixed_rule_for(plan.type_name, plan.name)
         # whole chunks in one fused loop where that gives the step loop's bits (talon.backend.cpu.fixed_lif_seq)
         self._fused = fixed_lif_seq.fused_run_seq(inner, plan, self.rule) if on_state is None else None
+        # Set by talon.backend.cpu.fixed_narrow: inputs may come as float32 (widened to float64 here where
+        # the step loop runs; the fused loop takes them as they are), and the fused loop's spikes may be
+        # returned as float32 (the same values) to exact readers.
+        self.widen_inputs = False
+        self.emit32 = False
+
+    def _wide(self, inputs: Any) -> Any:
+        if not self.widen_inputs:
+            return inputs
+        return [x.to(torch.float64) if x.dtype == torch.float32 else x for x in inputs]
 
     def init_state(self, inputs: Any) -> Any:
-        return self.inner.init_state(inputs)
+        return self.inner.init_state(self._wide(inputs))
 
     def step(self, inputs: Any, state: Any) -> Any:
-        out, st = self.rule.step(self.inner, inputs, state, self.plan, ROUNDING)
+        out, st = self.rule.step(self.inner, self._wide(inputs), state, self.plan, ROUNDING)
         if self.on_state is not None:
             self.on_state(self.plan.name, st)
         return out, st
 
     def run_seq(self, inputs: Any, state: Any) -> Any:
         if self._fused is not None and fixed_lif_seq.ENABLED:
-            return self._fused(inputs, state)
-        return super().run_seq(inputs, state)
+            return self._fused(inputs, state, self.emit32)
+        return super().run_seq(self._wide(inputs), state)

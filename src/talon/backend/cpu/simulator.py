@@ -249,7 +249,7 @@ def run_instrumented(
     binary = [stim.binary.get(n) is True or n in check_spikes for n in names]
     if plan is not None:
         executor = executor.double()
-        narrow_float32(executor, plan)  # float32 between exact layers where no value changes
+        narrow_float32(executor, plan, keep=record_spikes)  # float32 between exact layers where no value changes
         mark_spike_inputs(executor, plan, [n for n, b in zip(names, binary) if b])  # no value check of their events
 
     in_fmts = [plan.format_of(n) for n in names] if plan is not None else None
