@@ -123,6 +123,10 @@ class ExactSynaptic(nn.Module):
         # Set by talon.backend.cpu.fixed_events where every non-zero input is 1 by construction (a plain
         # LIF/IF's spikes, a graph input checked binary): the event-driven sum then needs no value check.
         self.spikes_in = False
+        # (the input of the last event-driven call, its number of non-zeros): the simulator's event
+        # counter reads it instead of counting that input again (talon.backend.cpu.simulator)
+        self.last_events: tuple[Tensor, int] | None = None
+        self._seen: list[int] = []
         key = inner.weight.device
         if single and inner.weight.dtype == torch.float32 and key not in self._copy:
             # still float32 (the run converts it to float64 later): copied now, without a float64 detour
@@ -164,8 +168,10 @@ class ExactSynaptic(nn.Module):
         if self._sparse(x):
             wt = self._transposed(mod.weight)
             rows, bias_free = self._events(wt, mod.bias) if self.spikes_in else (None, False)
-            y = sparse_linear(x, wt, None if bias_free else mod.bias, spikes=self.spikes_in, rows=rows)
+            y = sparse_linear(x, wt, None if bias_free else mod.bias, spikes=self.spikes_in, rows=rows, seen=self._seen)
+            self.last_events = (x, self._seen.pop())
         else:
+            self.last_events = None
             # an input in another dtype holds the same values (float32 <-> float64 of on-grid values)
             y = mod(x if x.dtype == mod.weight.dtype else x.to(mod.weight.dtype))
         if self.post32 is not None and y.dtype == torch.float32:
@@ -174,19 +180,23 @@ class ExactSynaptic(nn.Module):
         return y if y.dtype == out_dtype else y.to(out_dtype)
 
 
-def sparse_linear(x: Tensor, weight_t: Tensor, bias: Tensor | None, spikes: bool = False, rows: "ByteRows | None" = None) -> Tensor:
+def sparse_linear(x: Tensor, weight_t: Tensor, bias: Tensor | None, spikes: bool = False, rows: "ByteRows | None" = None,
+                  seen: list[int] | None = None) -> Tensor:
     """x @ weight_t (+ bias) over the non-zero entries of the 2-D x only, in weight_t's dtype: each row
     of x is a bag of the rows of weight_t its non-zeros select (embedding_bag's sum, a tuned CPU kernel,
     faster here than a CSR product), weighted by their values unless all of them are 1 (spikes).
     Exact whenever every partial sum is (the caller's bound): the order of the terms is then free.
     `spikes`: the caller knows every non-zero of x is 1 (not checked again); `rows`: weight_t's rows
-    as 8-bit integers (ByteRows), used for such unweighted sums.
+    as 8-bit integers (ByteRows), used for such unweighted sums; `seen`: a list the number of non-zeros
+    of x is appended to.
 
     The non-zeros are found as flat positions (flat_nonzero), in row-major order: a row's bag starts at
     the first position at or past row * n_in, and a position's column is its remainder by n_in."""
     n_rows, n_in = x.shape
     flat = x.reshape(-1)
     idx = flat_nonzero(flat)
+    if seen is not None:
+        seen.append(idx.numel())
     if idx.numel():
         starts = torch.arange(0, n_rows * n_in, n_in, device=x.device)
         offsets = torch.searchsorted(idx, starts)

@@ -25,6 +25,7 @@ from talon.backend.cpu.fixed_events import mark_spike_inputs
 from talon.backend.cpu.fixed_narrow import narrow_float32
 from talon.backend.cpu import fixed as fx
 from talon.backend.cpu.counting import count_nonzero
+from talon.backend.cpu.exact_products import ExactSynaptic
 from talon.backend.spike_inputs import check_spikes as spike_check
 from talon.backend.spike_inputs import priced_spike_inputs, pricing_graph
 from talon.backend.stimulus import ConstantEncoder, Stimulus, make_stimulus
@@ -210,6 +211,13 @@ def run_instrumented(
         if name in watch_spikes:
             spike_acc[name] += nonzeros(out)
         if name in watch_events:
+            seen = event_driven.get(name)
+            last = seen.last_events if seen is not None else None
+            if last is not None and len(args) == 1:
+                # the event-driven product just found this input's non-zeros: their number, not a new count
+                seen.last_events = None
+                if _same_values(last[0], args[0]):
+                    counted[id(args[0])] = (args[0], last[1])
             for a in args:
                 event_acc[name] += nonzeros(a)
         if per_step and isinstance(out, torch.Tensor):
@@ -247,8 +255,11 @@ def run_instrumented(
     names = list(stim.shapes)
     # graph inputs known to hold only 0 and 1 (checked per chunk below where the encoder is the user's)
     binary = [stim.binary.get(n) is True or n in check_spikes for n in names]
+    event_driven: dict[str, ExactSynaptic] = {}
     if plan is not None:
         executor = executor.double()
+        event_driven = {n: m for n, m in zip([n for n, nd in run_graph.nodes.items() if nd.type_name != "Input"], executor.runtimes.values())
+                        if isinstance(m, ExactSynaptic) and n in watch_events}
         narrow_float32(executor, plan, keep=record_spikes)  # float32 between exact layers where no value changes
         mark_spike_inputs(executor, plan, [n for n, b in zip(names, binary) if b])  # no value check of their events
 
@@ -299,6 +310,13 @@ def run_instrumented(
         max_abs_current={n: _max_abs(v) for n, v in max_cur.items()},
         mismatches={n: int(v) for n, v in mismatch_acc.items()},
     )
+
+
+def _same_values(seen: torch.Tensor, arg: torch.Tensor) -> bool:
+    """True when `seen` (what a node's module was given) is `arg` (what the executor gave it) reshaped: the
+    same storage, start, number of elements and dtype, both contiguous."""
+    return (seen.data_ptr() == arg.data_ptr() and seen.numel() == arg.numel() and seen.dtype == arg.dtype
+            and seen.is_contiguous() and arg.is_contiguous())
 
 
 def _agreement(reference: torch.Tensor, mismatches: int) -> float:
