@@ -93,19 +93,15 @@ def fused_run_seq(inner: Any, plan: NodePlan, rule: Any) -> Callable[..., tuple[
 
 
 def _scaled_inputs(inner: Any, up: float, dtype: torch.dtype, inputs: Sequence[Tensor], wide: torch.dtype) -> Tensor:
-    """S = leak + sum_k gain*x_k for every step, scaled: each gain*x_k is the runtime's own product, then
-    scaled exactly. An input narrower than the state's dtype `wide` (float32 values handed over by
-    talon.backend.cpu.fixed_narrow) is multiplied by ``gain * 2^f`` in `wide` in one op: the exact product
-    the step loop takes in `wide` (the plan's bound), scaled by a power of two, so the same value."""
+    """S = leak + sum_k gain*x_k for every step, scaled, each term in one op as ``x_k * (gain * 2^f)``: the
+    runtime's own product gain*x_k is exact in the state's dtype `wide` (the plan's bound), so scaling it
+    by a power of two gives the same value as scaling gain first. An input narrower than `wide` (float32
+    values handed over by talon.backend.cpu.fixed_narrow) is converted to `wide` first (exact)."""
     gain, leak = inner._op_gain, inner._op_leak
+    factor = gain * up if gain is not None else up  # gain scaled by a power of two: exact
     s = None
     for x in inputs:
-        if x.dtype != wide:
-            # a 1-D operand (not 0-d) so that the product is taken in `wide`, not in x's dtype
-            factor = (gain * up if gain is not None else torch.tensor(up)).to(wide).reshape(-1)
-            term = torch.mul(x, factor)
-        else:
-            term = torch.mul(x, gain).mul_(up) if gain is not None else torch.mul(x, up)
+        term = torch.mul(x, factor) if x.dtype == wide else x.to(wide).mul_(factor)
         s = term if s is None else s.add_(term)
     if leak is not None:
         s.add_(leak * up)
@@ -137,12 +133,17 @@ def _run(inner: Any, fmt: Format, single: bool, inputs: Sequence[Tensor], state:
     out = torch.empty(s.shape, dtype=torch.float32 if spikes32 else dtype, device=s.device)
     reset = torch.gt(v, thr_s, out=torch.empty_like(v))
     spare = torch.empty_like(v) if not spike_is_mask else None
-    for s_t, o in zip(s.unbind(0), out.unbind(0)):
+    # float32 spikes from a float64 state: each step's spikes in the state's dtype first (ops that mix
+    # dtypes take a slower path), two buffers taking turns as this step's spikes and the last step's mask
+    pair = (torch.empty_like(v), torch.empty_like(v)) if out.dtype != v.dtype else None
+    for t, (s_t, o) in enumerate(zip(s.unbind(0), out.unbind(0))):
         _integrate(v, s_t, beta, beta_t)
         _subtract(v, reset, thr_s)
-        torch.gt(v, thr_s, out=o)
+        spike = torch.gt(v, thr_s, out=o if pair is None else pair[t & 1])
+        if pair is not None:
+            o.copy_(spike)
         v.ceil_().clamp_(lo, hi)
-        reset = o if spike_is_mask else torch.gt(v, thr_s, out=spare)
+        reset = spike if spike_is_mask else torch.gt(v, thr_s, out=spare)
     return _result(inner, out, v, v0, down, spikes32)
 
 
