@@ -187,6 +187,9 @@ def check_exact(label: str, graph: ir.Graph, stim: object, plan: object) -> None
     marks = getattr(simulator, "mark_spike_inputs", None)  # spikes by construction (talon.backend.cpu.fixed_events)
     if marks is not None:
         simulator.mark_spike_inputs = lambda *a, **k: []  # every event value checked, float32 weight rows
+    inputs32 = getattr(simulator, "float32_inputs", None)  # spike inputs passed in float32
+    if inputs32 is not None:
+        simulator.float32_inputs = lambda *a, **k: []
     if fixed_lif_seq is not None:
         fixed_lif_seq.ENABLED = False
     reference = copy.deepcopy(plan)  # without the decisions cached on the plan by the fast runs
@@ -200,6 +203,8 @@ def check_exact(label: str, graph: ir.Graph, stim: object, plan: object) -> None
             simulator.narrow_float32 = narrow
         if marks is not None:
             simulator.mark_spike_inputs = marks
+        if inputs32 is not None:
+            simulator.float32_inputs = inputs32
         if fixed_lif_seq is not None:
             fixed_lif_seq.ENABLED = True
     for n in spiking:

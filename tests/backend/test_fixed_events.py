@@ -156,15 +156,15 @@ def _reference(graph, stim, plan, **kw):
     step-by-step neurons."""
     from talon.backend.cpu import fixed_lif_seq
 
-    saved = simulator.mark_spike_inputs, simulator.narrow_float32, xp.SPARSE_BELOW, xp.float32_exact
-    simulator.mark_spike_inputs = simulator.narrow_float32 = lambda *a, **k: []
+    saved = simulator.mark_spike_inputs, simulator.narrow_float32, simulator.float32_inputs, xp.SPARSE_BELOW, xp.float32_exact
+    simulator.mark_spike_inputs = simulator.narrow_float32 = simulator.float32_inputs = lambda *a, **k: []
     xp.SPARSE_BELOW, xp.float32_exact = 0.0, (lambda *a, **k: False)
     fixed_lif_seq.ENABLED = False
     reference = fx.FixedPointPlan(plan.config, {n: _fresh(p) for n, p in plan.nodes.items()}, plan.order, plan.graph, plan.calibration)
     try:
         return simulator.run_instrumented(graph, stim, plan=reference, **kw)
     finally:
-        simulator.mark_spike_inputs, simulator.narrow_float32, xp.SPARSE_BELOW, xp.float32_exact = saved
+        simulator.mark_spike_inputs, simulator.narrow_float32, simulator.float32_inputs, xp.SPARSE_BELOW, xp.float32_exact = saved
         fixed_lif_seq.ENABLED = True
 
 
@@ -201,3 +201,37 @@ def test_float32_chain_and_spike_marks_change_no_bit(seed, reset, graded, batch,
     assert torch.equal(fast.outputs["output"], slow.outputs["output"])
     assert fast.outputs["output"].dtype == torch.float64
     assert fast.spike_counts == slow.spike_counts and fast.input_events == slow.input_events
+
+
+@pytest.mark.parametrize("negative_zero", [False, True])
+def test_spike_sequences_reach_their_products_in_float32_with_the_same_bits(negative_zero, monkeypatch):
+    """A binary sequence read only by synaptic layers goes to them as float32 (no float64 copy), -0.0
+    made +0.0 as round_input does; a recorded input stays float64."""
+    from talon.backend.stimulus import make_stimulus
+
+    g = _chain(1.0, "subtract", 4)
+    seq = (torch.rand((9, 2, 40), generator=torch.Generator().manual_seed(4)) < 0.3).float()
+    if negative_zero:
+        seq[seq == 0] = -0.0
+    kept = seq.clone()
+    plan = get_backend("cpu").simulate(g, inputs=seq, n_steps=None, mode="fixed").fixed_point
+    stim = make_stimulus(seq, {"input": (40,)}, None)
+    assert stim.binary["input"] is True
+    seen: list[torch.Tensor] = []
+    forward = xp.ExactSynaptic.forward
+
+    def spy(self, x):
+        if self.inner.weight.shape[1] == 40:
+            seen.append(x)
+        return forward(self, x)
+
+    monkeypatch.setattr(xp.ExactSynaptic, "forward", spy)
+    fast = simulator.run_instrumented(g, stim, plan=plan, chunk_steps=4)
+    assert seen and all(x.dtype == torch.float32 and not torch.signbit(x).any() for x in seen)
+    recorded = simulator.run_instrumented(g, stim, plan=plan, chunk_steps=4, record_spikes=["input"])
+    assert recorded.spikes["input"].dtype == torch.float64 and seen[-1].dtype == torch.float64
+    slow = _reference(g, stim, plan, chunk_steps=4)
+    for run in (fast, recorded):
+        assert torch.equal(run.outputs["output"], slow.outputs["output"])
+        assert run.spike_counts == slow.spike_counts and run.input_events == slow.input_events
+    assert torch.equal(seq, kept) and torch.equal(torch.signbit(seq), torch.signbit(kept))  # the caller's tensor is untouched

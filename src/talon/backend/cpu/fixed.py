@@ -69,6 +69,13 @@ def round_input(x: Any, fmt: Format, spikes: bool = False) -> Any:
     return round_half_up_(x.to(torch.float64, copy=True), fmt)
 
 
+def spike_input32(x: Any) -> Any:
+    """A float32 graph input of spikes as its readers may take it in float32 (talon.backend.cpu.fixed_narrow's
+    float32_inputs): round_input's values (0 and 1, -0.0 made +0.0), in float32. `x` itself where no sign
+    bit is set (it is never modified)."""
+    return x if _no_sign_bit(x) else torch.add(x, 0.0)
+
+
 def spikes_survive_rounding(fmt: Format) -> bool:
     """True when rounding to `fmt` leaves 0 and 1 as they are (the format holds 1: 2^frac within its
     range, frac >= 0); -0.0 becomes +0.0."""

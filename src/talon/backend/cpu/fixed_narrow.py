@@ -119,3 +119,20 @@ def narrow_float32(executor: nn.Module, plan: FixedPointPlan, keep: Iterable[str
         if isinstance(mod, ExactSynaptic) and type(relu) is FunctionRuntime and relu.fn is F.relu and not relu.kwargs:
             relu.kwargs = {"inplace": True}
     return chosen
+
+
+def float32_inputs(executor: nn.Module, plan: FixedPointPlan, spikes: Iterable[str]) -> list[str]:
+    """The graph inputs among `spikes` (known to hold only 0 and 1, in a format that holds 1) that every
+    reader takes exactly in float32 (ExactSynaptic layers, which convert their input to their products'
+    dtype); the run may pass them in float32 (fixed.spike_input32) instead of converting them to float64."""
+    graph = plan.graph
+    names = [n for n, node in graph.nodes.items() if node.type_name != "Input"]
+    modules = list(executor.runtimes.values())
+    if len(modules) != len(names):  # pragma: no cover - GraphExecutor builds one runtime per non-Input node
+        return []
+    by_name = dict(zip(names, modules))
+    readers: dict[str, list[str]] = {n: [] for n in graph.nodes}
+    for src, dst in graph.edges:
+        readers[src].append(dst)
+    outputs = set(graph.output_names)
+    return [n for n in spikes if readers[n] and n not in outputs and all(isinstance(by_name.get(d), ExactSynaptic) for d in readers[n])]

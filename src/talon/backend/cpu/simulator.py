@@ -22,7 +22,7 @@ from torch import nn
 
 from talon.backend.base import SimulationResult
 from talon.backend.cpu.fixed_events import mark_spike_inputs
-from talon.backend.cpu.fixed_narrow import narrow_float32
+from talon.backend.cpu.fixed_narrow import float32_inputs, narrow_float32
 from talon.backend.cpu import fixed as fx
 from talon.backend.cpu.counting import count_nonzero
 from talon.backend.cpu.exact_products import ExactSynaptic
@@ -256,12 +256,17 @@ def run_instrumented(
     # graph inputs known to hold only 0 and 1 (checked per chunk below where the encoder is the user's)
     binary = [stim.binary.get(n) is True or n in check_spikes for n in names]
     event_driven: dict[str, ExactSynaptic] = {}
+    as32: set[str] = set()
     if plan is not None:
         executor = executor.double()
         event_driven = {n: m for n, m in zip([n for n, nd in run_graph.nodes.items() if nd.type_name != "Input"], executor.runtimes.values())
                         if isinstance(m, ExactSynaptic) and n in watch_events}
         narrow_float32(executor, plan, keep=record_spikes)  # float32 between exact layers where no value changes
-        mark_spike_inputs(executor, plan, [n for n, b in zip(names, binary) if b])  # no value check of their events
+        spike_ins = [n for n, b in zip(names, binary) if b and fx.spikes_survive_rounding(plan.format_of(n))]
+        mark_spike_inputs(executor, plan, spike_ins)  # no value check of their events
+        # spikes read only by exact products stay float32 (0 and 1 either way): no float64 copy per chunk
+        as32 = {n for n in float32_inputs(executor, plan, spike_ins) if n not in spike_rec}
+        executor.kept_input_dtypes = dict.fromkeys(as32, torch.float32)
 
     in_fmts = [plan.format_of(n) for n in names] if plan is not None else None
     T, B = stim.n_steps, stim.batch_size
@@ -285,7 +290,8 @@ def run_instrumented(
                         m = x.detach().abs().max().to(torch.float64)
                         max_out[n] = torch.maximum(max_out[n], m) if n in max_out else m
                 if in_fmts is not None:  # `binary`: checked just above where the encoder is the user's
-                    xs = [fx.round_input(x, f, s) for x, f, s in zip(xs, in_fmts, binary)]
+                    xs = [fx.spike_input32(x) if n in as32 and x.dtype == torch.float32 else fx.round_input(x, f, s)
+                          for n, x, f, s in zip(names, xs, in_fmts, binary)]
                 for n, x in zip(names, xs):
                     if n in spike_rec:  # after fixed-point rounding: what the graph actually sees
                         spike_rec[n].append(x)
