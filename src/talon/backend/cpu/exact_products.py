@@ -123,10 +123,10 @@ class ExactSynaptic(nn.Module):
         # Set by talon.backend.cpu.fixed_events where every non-zero input is 1 by construction (a plain
         # LIF/IF's spikes, a graph input checked binary): the event-driven sum then needs no value check.
         self.spikes_in = False
-        # (the input of the last event-driven call, its number of non-zeros): the simulator's event
-        # counter reads it instead of counting that input again (talon.backend.cpu.simulator)
+        # With report_events set (by the simulator, whose event counter reads and clears it): the input of
+        # the last event-driven call and its number of non-zeros, so that it is not counted again.
+        self.report_events = False
         self.last_events: tuple[Tensor, int] | None = None
-        self._seen: list[int] = []
         key = inner.weight.device
         if single and inner.weight.dtype == torch.float32 and key not in self._copy:
             # still float32 (the run converts it to float64 later): copied now, without a float64 detour
@@ -168,8 +168,10 @@ class ExactSynaptic(nn.Module):
         if self._sparse(x):
             wt = self._transposed(mod.weight)
             rows, bias_free = self._events(wt, mod.bias) if self.spikes_in else (None, False)
-            y = sparse_linear(x, wt, None if bias_free else mod.bias, spikes=self.spikes_in, rows=rows, seen=self._seen)
-            self.last_events = (x, self._seen.pop())
+            seen: list[int] | None = [] if self.report_events else None
+            y = sparse_linear(x, wt, None if bias_free else mod.bias, spikes=self.spikes_in, rows=rows, seen=seen)
+            if seen:
+                self.last_events = (x, seen[0])
         else:
             self.last_events = None
             # an input in another dtype holds the same values (float32 <-> float64 of on-grid values)

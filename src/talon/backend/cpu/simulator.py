@@ -213,10 +213,10 @@ def run_instrumented(
         if name in watch_events:
             seen = event_driven.get(name)
             last = seen.last_events if seen is not None else None
-            if last is not None and len(args) == 1:
+            if last is not None:
                 # the event-driven product just found this input's non-zeros: their number, not a new count
                 seen.last_events = None
-                if _same_values(last[0], args[0]):
+                if len(args) == 1 and _same_values(last[0], args[0]):
                     counted[id(args[0])] = (args[0], last[1])
             for a in args:
                 event_acc[name] += nonzeros(a)
@@ -261,6 +261,8 @@ def run_instrumented(
         executor = executor.double()
         event_driven = {n: m for n, m in zip([n for n, nd in run_graph.nodes.items() if nd.type_name != "Input"], executor.runtimes.values())
                         if isinstance(m, ExactSynaptic) and n in watch_events}
+        for m in event_driven.values():
+            m.report_events = True
         narrow_float32(executor, plan, keep=record_spikes)  # float32 between exact layers where no value changes
         spike_ins = [n for n, b in zip(names, binary) if b and fx.spikes_survive_rounding(plan.format_of(n))]
         mark_spike_inputs(executor, plan, spike_ins)  # no value check of their events
