@@ -122,9 +122,24 @@ def _scaled_chunk(inner: Any, fmt: Format, single: bool, inputs: Sequence[Tensor
     return dtype, up, down, s, torch.mul(v0, up).to(dtype), _scaled(inner, "v_threshold", up, dtype)
 
 
+def _raw_input(inner: Any, single: bool, inputs: Sequence[Tensor], v0: Tensor) -> Tensor | None:
+    """The one input, when it is narrower than the state (float32 values handed over) and the update has
+    no gain and no leak: each step then adds it scaled in place (``V = beta*V; V += 2^f * x_t``, both
+    exact: the same two terms and the same sum as ``beta*V + S_t``), which costs less than converting
+    and scaling the whole chunk into S first."""
+    if single or len(inputs) != 1 or inputs[0].dtype == v0.dtype or inner._op_gain is not None or inner._op_leak is not None:
+        return None
+    return inputs[0]
+
+
 def _run(inner: Any, fmt: Format, single: bool, inputs: Sequence[Tensor], state: Any, spikes32: bool = False) -> tuple[Tensor, Any]:
     v0 = state[0]
-    dtype, up, down, s, v, thr_s = _scaled_chunk(inner, fmt, single, inputs, v0)
+    raw = _raw_input(inner, single, inputs, v0)
+    if raw is not None:
+        dtype, up, down = v0.dtype, math.ldexp(1.0, fmt.frac), math.ldexp(1.0, -fmt.frac)
+        s, v, thr_s = raw, torch.mul(v0, up), _scaled(inner, "v_threshold", up, v0.dtype)
+    else:
+        dtype, up, down, s, v, thr_s = _scaled_chunk(inner, fmt, single, inputs, v0)
     lo, hi = fmt.lo, fmt.hi
     # the spike is the next step's reset mask when thr is on the grid, inside [lo, hi) (module docstring)
     thr_t = torch.as_tensor(thr_s, dtype=torch.float64)
@@ -137,7 +152,11 @@ def _run(inner: Any, fmt: Format, single: bool, inputs: Sequence[Tensor], state:
     # dtypes take a slower path), two buffers taking turns as this step's spikes and the last step's mask
     pair = (torch.empty_like(v), torch.empty_like(v)) if out.dtype != v.dtype else None
     for t, (s_t, o) in enumerate(zip(s.unbind(0), out.unbind(0))):
-        _integrate(v, s_t, beta, beta_t)
+        if raw is None:
+            _integrate(v, s_t, beta, beta_t)
+        else:
+            _integrate(v, None, beta, beta_t)
+            v.add_(s_t, alpha=up)
         _subtract(v, reset, thr_s)
         spike = torch.gt(v, thr_s, out=o if pair is None else pair[t & 1])
         if pair is not None:
@@ -191,9 +210,14 @@ def _betas(inner: Any, dtype: torch.dtype) -> tuple[float | None, Tensor | None]
     return beta, beta_t
 
 
-def _integrate(v: Tensor, s_t: Tensor, beta: float | None, beta_t: Tensor | None) -> None:
-    """V = beta*V + S_t in place (exact in any order: module docstring)."""
-    if beta is not None:
+def _integrate(v: Tensor, s_t: Tensor | None, beta: float | None, beta_t: Tensor | None) -> None:
+    """V = beta*V + S_t in place (exact in any order: module docstring); V = beta*V alone without S_t."""
+    if s_t is None:
+        if beta is not None:
+            v.mul_(beta)
+        elif beta_t is not None:
+            v.mul_(beta_t)
+    elif beta is not None:
         torch.add(s_t, v, alpha=beta, out=v)
     elif beta_t is not None:
         v.mul_(beta_t).add_(s_t)
