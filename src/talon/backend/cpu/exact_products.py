@@ -206,13 +206,27 @@ def sparse_linear(x: Tensor, weight_t: Tensor, bias: Tensor | None, spikes: bool
         if not spikes:
             vals = flat.index_select(0, idx)
             weights = None if bool(torch.eq(vals, 1).all()) else vals.to(weight_t.dtype)
+        columns = _columns(idx, n_in)
         if weights is None and rows is not None:
-            y = rows.bags(idx.remainder_(n_in), offsets)
+            y = rows.bags(columns, offsets)
         else:
-            y = F.embedding_bag(idx.remainder_(n_in), weight_t, offsets, mode="sum", per_sample_weights=weights)
+            y = F.embedding_bag(columns, weight_t, offsets, mode="sum", per_sample_weights=weights)
     else:  # an all-zero input: every bag is empty
         y = weight_t.new_zeros((n_rows, weight_t.shape[1]))
     return y if bias is None else y.add_(bias)
+
+
+def _columns(idx: Tensor, n_in: int) -> Tensor:
+    """The columns of flat positions in rows of n_in (their remainders), in place where that is cheap: a
+    mask for a power of two, numpy's floor division by a constant (which multiplies by a reciprocal)
+    on the CPU, a remainder (one integer division per position) elsewhere."""
+    if n_in & (n_in - 1) == 0:
+        return idx.bitwise_and_(n_in - 1)
+    if idx.device.type == "cpu":
+        a = idx.numpy()
+        a -= (a // n_in) * n_in
+        return idx
+    return idx.remainder_(n_in)
 
 
 class ByteRows:
