@@ -236,8 +236,6 @@ class ByteRows:
     the weight itself, and it sums the terms in float32 like the float32 rows: the same bits wherever
     the caller's bound makes every partial sum exact (an empty bag is +0, as is every term of weight 0)."""
 
-    _op = getattr(getattr(torch.ops, "quantized", None), "embedding_bag_byte_rowwise_offsets", None)
-
     def __init__(self, packed: Tensor) -> None:
         self.packed = packed
 
@@ -251,7 +249,7 @@ class ByteRows:
 
     def bags(self, columns: Tensor, offsets: Tensor) -> Tensor:
         """The float32 sum of each bag's rows (embedding_bag's mode="sum" without weights)."""
-        return self._op(self.packed, columns, offsets, False, 0, False, None, None, False)
+        return _BYTE_OP[0](self.packed, columns, offsets, False, 0, False, None, None, False)
 
 
 def _pack_bytes(w32: np.ndarray) -> Tensor | None:
@@ -276,13 +274,18 @@ def _pack_bytes(w32: np.ndarray) -> Tensor | None:
 
 
 _BYTE_KERNEL: list[bool] = []
+_BYTE_OP: list[Any] = []  # the kernel, looked up on first use (not at import)
 
 
 def _has_byte_kernel() -> bool:
     """The 8-bit embedding bag exists in this torch build (fbgemm) and sums as expected (checked once)."""
     if not _BYTE_KERNEL:
         ok = False
-        if ByteRows._op is not None:
+        try:
+            _BYTE_OP.append(torch.ops.quantized.embedding_bag_byte_rowwise_offsets)
+        except (AttributeError, RuntimeError):
+            _BYTE_OP.clear()
+        if _BYTE_OP:
             try:
                 rows = ByteRows(_pack_bytes(np.array([[1.0, -2.0], [0.5, 0.0]], np.float32)))
                 got = rows.bags(torch.tensor([0, 1, 1]), torch.tensor([0, 2]))

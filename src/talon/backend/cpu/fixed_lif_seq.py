@@ -31,6 +31,12 @@ below) and the undelayed zero reset v, +-0 or 2v, all exact; the undelayed subtr
 ``u - D*thr`` (D = spike - R in {-1, 0, 1}, D*thr exact) rounds once the exact value
 ``beta*v + leak + S - spike*thr``, which has the same bound as the delayed update with R = spike.
 
+Inputs may come as float32 (values handed over by talon.backend.cpu.fixed_narrow): each is scaled into
+S in float64 (the same exact products), or, for the delayed subtraction with one input and no gain or
+leak, added per step in place (``V = beta*V; V += 2^f * x_t``: the same two exact terms and sum).
+The spikes may be returned as float32 (spikes32, the same values); the loop then keeps each step's
+spikes in float64 buffers first, since ops that mix dtypes take a slower path.
+
 LIF and IF runtimes whose rule is NeuronRule's own step, without a state observer, take this path;
 everything else keeps the step loop. ENABLED = False turns it off (benchmarks/fixed_point.py compares
 both ways bit for bit).
