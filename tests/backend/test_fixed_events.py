@@ -108,22 +108,25 @@ def _chain(graded: float, reset: str, seed: int = 0) -> ir.Graph:
     return g
 
 
-def _run(graph, stim, plan, events: bool):
-    """The fixed run with the event shortcuts (spike marks) on or off; events forced event-driven."""
+def _run(graph, stim, plan, events: bool, membranes: bool = False):
+    """The fixed run with the event shortcuts (spike marks) on or off; events forced event-driven; with
+    `membranes` recorded, every neuron steps one step at a time."""
     saved_mark, saved_below = simulator.mark_spike_inputs, xp.SPARSE_BELOW
     xp.SPARSE_BELOW = 2.0
     if not events:
         simulator.mark_spike_inputs = lambda *a, **k: []
     try:
-        return simulator.run_instrumented(graph, stim, plan=plan, record_spikes=["lif1", "lif2"], chunk_steps=3)
+        return simulator.run_instrumented(graph, stim, plan=plan, record_spikes=["lif1", "lif2"], chunk_steps=3,
+                                          record_membranes=["lif1", "lif2"] if membranes else ())
     finally:
         simulator.mark_spike_inputs, xp.SPARSE_BELOW = saved_mark, saved_below
 
 
+@pytest.mark.parametrize("membranes", [False, True])
 @pytest.mark.parametrize("reset", ["subtract", "zero", "none"])
 @pytest.mark.parametrize("graded", [1.0, 0.5])
 @pytest.mark.parametrize("batch", [1, 3])
-def test_spike_marked_runs_change_no_bit(reset, graded, batch):
+def test_spike_marked_runs_change_no_bit(reset, graded, batch, membranes):
     from talon.backend.stimulus import make_stimulus
 
     g = _chain(graded, reset)
@@ -134,14 +137,16 @@ def test_spike_marked_runs_change_no_bit(reset, graded, batch):
     saved = simulator.mark_spike_inputs
     simulator.mark_spike_inputs = lambda *a: marked.extend(saved(*a)) or marked
     try:
-        fast = _run(g, stim, plan, events=True)
+        fast = _run(g, stim, plan, events=True, membranes=membranes)
     finally:
         simulator.mark_spike_inputs = saved
-    # the rate-coded input's layer always; lif1's reader only where lif1's spikes are 0/1
+    # the rate-coded input's layer always; lif1's reader only where lif1's spikes are 0/1 (stepped or fused)
     assert marked == (["fc1", "fc2"] if graded == 1.0 else ["fc1"])
-    slow = _run(g, stim, plan, events=False)
+    slow = _run(g, stim, plan, events=False, membranes=membranes)
     for n in ("lif1", "lif2"):
         assert torch.equal(fast.spikes[n], slow.spikes[n])
+        if membranes:
+            assert torch.equal(fast.membranes[n], slow.membranes[n])
     assert torch.equal(fast.outputs["output"], slow.outputs["output"])
     assert fast.spike_counts == slow.spike_counts and fast.input_events == slow.input_events
 
