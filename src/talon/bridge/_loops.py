@@ -604,6 +604,14 @@ def find_time_loop(
                               "times: a branch on the step (`if step > 0:`, `if step % 2 == 0:`) skips it in some steps, "
                               "and the IR graph is one step in which every layer runs. Call every neuron once in every "
                               "step (and keep the branch out of forward)")
+        per_step = _per_step_layers(loop, count)
+        if per_step is not None:
+            first = per_step[0]
+            raise unsupported(first, gm.get_submodule(first), f"the time loop calls a different module in each step "
+                              f"({', '.join(repr(q) for q in per_step[:3])}{', ...' if len(per_step) > 3 else ''}: one "
+                              f"per step, such as snn.BatchNormTT1d/BatchNormTT2d indexed by the step), while the IR graph "
+                              "is one time step that every step repeats with the same layers; use one layer for every "
+                              "step (e.g. nn.BatchNorm1d instead of snn.BatchNormTT1d)")
         best = min(reasons) if reasons else None
         if best is not None and -best[0] // best[1] >= 3:
             raise unsupported(path, module, f"it is called {count} times in one forward, in a loop over time whose steps "
@@ -637,6 +645,20 @@ def _in_a_later_loop(loop: _Loop, path: str) -> str | None:
     for p, _ in _repeated_neurons(loop):
         if p != path and min(i for i, q in calls if q == p) > last:
             return p
+    return None
+
+
+def _per_step_layers(loop: _Loop, count: int) -> list[str] | None:
+    """The items of one module list (`bn.0`, `bn.1`, ...) called once each, `count` of them, in a loop of `count` steps:
+    a layer per step (`self.bn[step](cur)`, snnTorch's BatchNormTT), in call order; None when there is none."""
+    items: dict[str, list[str]] = {}
+    for n in loop.calls:
+        parent, _, index = str(n.target).rpartition(".")
+        if parent and index.isdigit():
+            items.setdefault(parent, []).append(str(n.target))
+    for paths in items.values():
+        if len(paths) == count and len(set(paths)) == count:
+            return paths
     return None
 
 

@@ -76,6 +76,10 @@ def _no_converter_reason(module: nn.Module) -> str:
         return (f"no converter for this module type: {library} neurons are not converted by to_ir; export the model "
                 f"to NIR with {exporter}, then import that with talon.ir.from_nir(nir_graph) or "
                 "talon.ir.nir.read_nir('model.nir') (see docs/nir.md)")
+    bridge = _snn_bridge() if type(module).__module__.startswith("snntorch") else None
+    hint = bridge.no_converter_hint(module) if bridge is not None else None
+    if hint is not None:
+        return f"no converter for this module type: {hint}"
     if isinstance(module, (nn.RNNBase, nn.RNNCellBase)):
         return ("no converter for this module type: recurrent layers (RNN, LSTM, GRU and their cells) have no IR "
                 "equivalent; for spiking recurrence use snnTorch's RLeaky or RSynaptic")
@@ -212,7 +216,7 @@ class _Tracer(fx.Tracer):
         if (self.converters.find(qualname, m) is not None or isinstance(m, NO_IR_EQUIVALENT)
                 or _foreign_snn(m) is not None):
             return True
-        if self.snn_bridge is not None and self.snn_bridge.is_neuron(m):
+        if self.snn_bridge is not None and self.snn_bridge.is_snntorch_layer(m):
             return True
         return super().is_leaf_module(m, qualname)
 
@@ -464,6 +468,12 @@ def _arg(n: fx.Node, index: int, name: str, default: Any = None) -> Any:
     if len(n.args) > index:
         return n.args[index]
     return n.kwargs.get(name, default)
+
+
+def _operands(n: fx.Node) -> list[Any]:
+    """The two operands of a binary op however they were passed: `a + b`, `torch.add(a, b)`, `torch.add(input=a,
+    other=b)`, `a.add(other=b)` (a method's self is its first argument)."""
+    return [_arg(n, 0, "input" if n.op == "call_function" else "self"), _arg(n, 1, "other")]
 
 
 def _shape_of(value: Any) -> Shape:
@@ -752,6 +762,8 @@ class _Builder:
                 raise UnsupportedModuleError(f"{where} concatenates along the batch dimension")
             self.refs[n] = self._emit_op("cat", Concat(num_inputs=len(inputs), dim=dim if dim < 0 else dim - 1), inputs, shape, n.name)
             return
+        if op in ("add", "mul"):
+            args = _operands(n)  # torch.add(input=a, other=b) and a.add(other=b) as well as a + b
         if op == "add":
             if n.kwargs.get("alpha", 1) != 1:
                 raise UnsupportedModuleError(f"{where} with alpha != 1 has no IR equivalent")

@@ -20,11 +20,13 @@ import snntorch as snn
 import torch
 import torch.nn as nn
 
-from talon.bridge.converters import ConverterResult, ExportContext, converter_for, output_names, register_converter
+from talon.bridge.converters import (
+    MODULE_CONVERTERS, ConverterResult, ExportContext, converter_for, output_names, register_converter,
+)
 from talon.ir import IF, LI, LIF, CubaLIF, Graph, Input, Integrator, Node, Output, Scale, Threshold
 from talon.ir._compact import float32_if_exact, smallest_broadcast
 
-__all__ = ["CONVERTERS", "is_neuron", "state_index", "memoryless", "membrane_readout", "convert_leaky", "convert_synaptic", "convert_rleaky", "convert_rsynaptic",
+__all__ = ["CONVERTERS", "is_neuron", "is_snntorch_layer", "no_converter_hint", "state_index", "memoryless", "membrane_readout", "convert_leaky", "convert_synaptic", "convert_rleaky", "convert_rsynaptic",
            "convert_lapicque"]
 
 Shape = tuple[int, ...]
@@ -36,6 +38,21 @@ _STATE_FUNCTIONS = {"_base_sub": (0, "subtract"), "_base_zero": (1, "zero"), "_b
 
 def is_neuron(module: nn.Module) -> bool:
     return isinstance(module, snn.SpikingNeuron)
+
+
+def is_snntorch_layer(module: nn.Module) -> bool:
+    """A module of snnTorch's neuron package, SpikingNeuron or not (LeakyParallel wraps an nn.RNN): a leaf of the
+    trace, so an unconverted one is refused by its own path and type, not by the torch layer inside it."""
+    return is_neuron(module) or type(module).__module__.startswith("snntorch._neurons")
+
+
+def no_converter_hint(module: nn.Module) -> str | None:
+    """For an snnTorch neuron without a converter: the neurons that have one, as the way forward."""
+    if not is_snntorch_layer(module) or converter_for(module) is not None:
+        return None
+    known = sorted(t.__name__ for t in MODULE_CONVERTERS if t.__module__.startswith("snntorch."))
+    return (f"snnTorch's {type(module).__name__} has no IR equivalent; the snnTorch neurons to_ir converts are "
+            f"{', '.join(known)} (stepped one time step per call): build the layer from one of them")
 
 
 # What each neuron's forward returns, by name: a state argument `mem` is carried over when it is output `mem`.
