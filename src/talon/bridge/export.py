@@ -416,6 +416,7 @@ _SHAPE_ONLY = {torch.zeros_like, torch.ones_like, torch.empty_like, torch.full_l
 _FUNCTION_OPS: dict[Any, str] = {
     operator.add: "add", operator.iadd: "add", torch.add: "add",
     operator.mul: "mul", operator.imul: "mul", torch.mul: "mul",
+    operator.truediv: "div", torch.div: "div", torch.true_divide: "div",
     torch.flatten: "flatten", torch.reshape: "reshape", torch.squeeze: "reshape", torch.unsqueeze: "reshape",
     torch.relu: "relu", F.relu: "relu", F.leaky_relu: "leaky_relu",
     torch.sigmoid: "sigmoid", F.sigmoid: "sigmoid", torch.tanh: "tanh", F.tanh: "tanh",
@@ -426,14 +427,15 @@ _FUNCTION_OPS: dict[Any, str] = {
     operator.getitem: "getitem", builtins.getattr: "getattr",
 }
 _METHOD_OPS = {
-    "add": "add", "add_": "add", "mul": "mul", "mul_": "mul", "flatten": "flatten", "view": "reshape",
+    "add": "add", "add_": "add", "mul": "mul", "mul_": "mul", "div": "div", "true_divide": "div",
+    "flatten": "flatten", "view": "reshape",
     "reshape": "reshape", "squeeze": "reshape", "unsqueeze": "reshape", "relu": "relu", "relu_": "relu", "sigmoid": "sigmoid", "tanh": "tanh", "softmax": "softmax",
 }
 #: Op -> the IR types its node may be (a reshape that changes nothing, and an alias, emit none). `talon
 #: primitives` lists the functional ops producing each type from this table, and _call_op stops with a
 #: TalonError when an op's node is of a type not declared here, so the table cannot drift from the code.
 OP_PRODUCES: dict[str, tuple[str, ...]] = {
-    "add": ("Skip",), "mul": ("Scale",), "cat": ("Concat",), "flatten": ("Flatten",), "reshape": ("Flatten",),
+    "add": ("Skip",), "mul": ("Scale",), "div": ("Scale",), "cat": ("Concat",), "flatten": ("Flatten",), "reshape": ("Flatten",),
     "relu": ("ReLU",), "leaky_relu": ("ReLU",), "sigmoid": ("Sigmoid",), "tanh": ("Tanh",), "softmax": ("Softmax",),
     "gelu": ("GELU",), "elu": ("ELU",), "dropout": ("Dropout",), "max_pool2d": ("MaxPool2d",),
     "avg_pool2d": ("AvgPool2d",), "adaptive_avg_pool2d": ("AvgPool2d",), "alias": (),
@@ -474,6 +476,22 @@ def _operands(n: fx.Node) -> list[Any]:
     """The two operands of a binary op however they were passed: `a + b`, `torch.add(a, b)`, `torch.add(input=a,
     other=b)`, `a.add(other=b)` (a method's self is its first argument)."""
     return [_arg(n, 0, "input" if n.op == "call_function" else "self"), _arg(n, 1, "other")]
+
+
+def _exact_reciprocal(n: fx.Node, divisor: Any, where: str) -> np.ndarray:
+    """1/c for `x / c`, where that multiplication gives the same bits as the division: c = ±2^k, whose float32
+    reciprocal is exact (both are then the one correctly rounded value of x/c). Any other divisor is refused."""
+    if n.kwargs.get("rounding_mode") is not None:
+        raise UnsupportedModuleError(f"{where} with rounding_mode={n.kwargs['rounding_mode']!r} has no IR equivalent")
+    if isinstance(divisor, (fx.Node, bool)) or not isinstance(divisor, (int, float)):
+        raise UnsupportedModuleError(f"{where}: only a computed tensor divided by a Python number maps to the IR (Scale)")
+    mantissa, exponent = math.frexp(float(divisor))
+    if abs(mantissa) != 0.5 or not -125 <= exponent - 1 <= 126:
+        raise UnsupportedModuleError(
+            f"{where} divides by {divisor!r}; the IR scales by a multiplication, and x * (1/{divisor!r}) rounds "
+            f"differently from x / {divisor!r} unless the divisor is a power of two; write the multiplication "
+            f"(x * {1 / float(divisor)!r}) if that is what the model should compute")
+    return np.asarray(1.0 / float(divisor), dtype=np.float32)
 
 
 def _shape_of(value: Any) -> Shape:
@@ -762,7 +780,7 @@ class _Builder:
                 raise UnsupportedModuleError(f"{where} concatenates along the batch dimension")
             self.refs[n] = self._emit_op("cat", Concat(num_inputs=len(inputs), dim=dim if dim < 0 else dim - 1), inputs, shape, n.name)
             return
-        if op in ("add", "mul"):
+        if op in ("add", "mul", "div"):
             args = _operands(n)  # torch.add(input=a, other=b) and a.add(other=b) as well as a + b
         if op == "add":
             if n.kwargs.get("alpha", 1) != 1:
@@ -778,6 +796,12 @@ class _Builder:
             if len(inputs) != 1 or len(scalars) != 1:
                 raise UnsupportedModuleError(f"{where}: only a tensor times a Python number maps to the IR (Scale)")
             self.refs[n] = self._emit_op("mul", Scale(scale=np.asarray(scalars[0], dtype=np.float32)), inputs, shape, n.name)
+            return
+        if op == "div":
+            inputs = self._data_inputs(n, args[:1], where)
+            if len(inputs) != 1:
+                raise UnsupportedModuleError(f"{where}: only a computed tensor divided by a Python number maps to the IR (Scale)")
+            self.refs[n] = self._emit_op("div", Scale(scale=_exact_reciprocal(n, args[1], where)), inputs, shape, n.name)
             return
         src = self._single(n, where)
         in_value = self.values[args[0]] if args and isinstance(args[0], fx.Node) else None
@@ -1095,6 +1119,8 @@ def _export(module: nn.Module, sample: torch.Tensor, custom_map: Mapping[Any, Co
                                            "output": "last" if loop.last_only else "stacked"}
             if loop.step_inputs:
                 graph.metadata["time_loop"]["time_dim"] = loop.time_dim
+            if loop.stack_dim:
+                graph.metadata["time_loop"]["stack_dim"] = loop.stack_dim
         return graph
 
 
