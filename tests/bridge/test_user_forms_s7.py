@@ -21,6 +21,7 @@ from typing import Callable
 import pytest
 import torch
 import torch.nn as nn
+import torch.nn.utils.prune  # noqa: F401 - torch.nn.utils.prune is a submodule to import
 
 snn = pytest.importorskip("snntorch")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
@@ -575,3 +576,122 @@ def test_division_by_a_power_of_two_is_bit_exact(k, negative, values, scale):
         want = model(x)
         got = ir_to_torch(graph)(x)
     assert torch.equal(got.view(torch.int32), want.view(torch.int32))  # bits, signed zeros included
+
+
+# ------------------------------------------------------------------------------------------------
+# forward hooks (fx traces forward, not the hooks __call__ runs) and torch's weight reparametrisations
+# ------------------------------------------------------------------------------------------------
+
+def _mlp() -> nn.Module:
+    return nn.Sequential(nn.Linear(12, 8), L(), nn.Linear(8, 4), L())
+
+
+def _double(module, args, output):
+    return output * 2
+
+
+def _double_input(module, args):
+    return (args[0] * 2,)
+
+
+def _double_in_place(module, args, output):
+    output.mul_(2)
+
+
+class Block(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(12, 8)
+        self.lif = L()
+
+    def forward(self, x):
+        return self.lif(self.fc(x))
+
+
+HOOKED: dict[str, tuple[Callable[[nn.Module], object], tuple[str, ...]]] = {
+    "linear_forward_hook": (lambda m: m[0].register_forward_hook(_double),
+                            ("forward hook _double", "module '0'", "returns another output", "handle.remove()")),
+    "linear_pre_hook": (lambda m: m[0].register_forward_pre_hook(_double_input),
+                        ("pre-forward hook _double_input", "module '0'", "returns another input")),
+    "neuron_forward_hook": (lambda m: m[1].register_forward_hook(_double), ("module '1'", "returns another output")),
+    "in_place_hook": (lambda m: m[2].register_forward_hook(_double_in_place),
+                      ("_double_in_place", "module '2'", "writes to the output in place")),
+    "model_forward_hook": (lambda m: m.register_forward_hook(_double), ("the model itself", "returns another output")),
+    "kwargs_pre_hook": (lambda m: m.register_forward_pre_hook(lambda mod, args, kwargs: ((args[0] + 1,), kwargs),
+                                                              with_kwargs=True), ("the model itself", "returns another input")),
+}
+
+
+@pytest.mark.parametrize("name", list(HOOKED))
+def test_a_hook_that_changes_a_value_is_refused_not_dropped(name):
+    """Before session 7 the export silently left such hooks out: the graph differed from the model."""
+    register, fragments = HOOKED[name]
+    model = boost(_mlp())
+    handle = register(model)
+    with pytest.raises(UnsupportedModuleError) as info:
+        export(model, SEQ[0])
+    msg = str(info.value)
+    for fragment in fragments:
+        assert fragment in msg, msg
+    handle.remove()
+    export(model, SEQ[0])  # the way forward: without the hook it exports
+    assert not any(m._forward_hooks or m._forward_pre_hooks for m in model.modules())  # hooks put back
+
+
+def test_a_global_hook_that_changes_outputs_is_refused():
+    from torch.nn.modules.module import register_module_forward_hook
+    handle = register_module_forward_hook(lambda m, args, out: out + 1 if isinstance(out, torch.Tensor) else None)
+    try:
+        with pytest.raises(UnsupportedModuleError, match="a global hook"):
+            export(_mlp(), SEQ[0])
+    finally:
+        handle.remove()
+
+
+def test_hooks_that_only_record_keep_the_export_exact(tmp_path):
+    """The usual hook records activations: it changes nothing, so the export goes ahead and stays exact; a hook on
+    a module the trace goes through (not a leaf) is traced with it and exported too."""
+    model = boost(nn.Sequential(Block(), nn.Linear(8, 4), L()))
+    seen: list[torch.Tensor] = []
+    for m in (model[0].fc, model[0].lif, model[1]):
+        m.register_forward_hook(lambda mod, args, out: seen.append(out))
+    model.register_forward_hook(lambda mod, args, out: seen.append(out))
+    model[0].register_forward_hook(lambda mod, args, out: out * 0.5)  # traced with Block: a Scale node
+    graph = roundtrip(export(model, SEQ[0]), tmp_path)
+    assert "Scale" in [type(n).__name__ for n in graph.nodes.values()]
+    assert seen, "the recording hooks ran on the sample"
+    ex = ir_to_torch(graph)
+    utils.reset(model)
+    with torch.no_grad():
+        want = torch.stack([model(x) for x in SEQ])
+        got = torch.stack([ex(x) for x in SEQ])
+    assert torch.equal(got, want)
+    assert 0.02 <= float(want.mean()) <= 0.98
+
+
+REPARAMETRISED: dict[str, Callable[[nn.Module], object]] = {
+    "parametrizations_weight_norm": lambda m: nn.utils.parametrizations.weight_norm(m),
+    "parametrizations_spectral_norm": lambda m: nn.utils.parametrizations.spectral_norm(m),
+    "parametrizations_orthogonal": lambda m: nn.utils.parametrizations.orthogonal(m),
+    "prune_l1_unstructured": lambda m: torch.nn.utils.prune.l1_unstructured(m, "weight", 0.5),
+}
+
+
+@pytest.mark.parametrize("name", list(REPARAMETRISED))
+def test_reparametrised_weights_export_as_computed(name, tmp_path):
+    """torch.nn.utils.parametrizations re-classes a layer as Parametrized<Layer> (it used to be refused with "no
+    converter"); the weight it computes is the layer's weight, exported bit for bit."""
+    model = boost(nn.Sequential(nn.Linear(12, 8), L(threshold=0.1), nn.Conv1d(1, 2, 3), L(threshold=0.1), nn.Flatten()),
+                  4.0, layers=LAYERS)
+    for layer in (model[0], model[2]):
+        REPARAMETRISED[name](layer)
+    model.eval()
+    graph = roundtrip(export(model, SEQ[0].unsqueeze(1)), tmp_path)
+    assert [type(n).__name__ for n in graph.nodes.values()][1:3] == ["Affine", "LIF"]
+    ex = ir_to_torch(graph)
+    utils.reset(model)
+    with torch.no_grad():
+        want = torch.stack([model(x.unsqueeze(1)) for x in SEQ])
+        got = torch.stack([ex(x.unsqueeze(1)) for x in SEQ])
+    assert torch.equal(got, want)
+    assert 0.02 <= float(want.mean()) <= 0.98

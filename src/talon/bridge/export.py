@@ -27,7 +27,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from talon.bridge._inplace import check_inplace
-from talon.bridge import _attr_state, _state_args, _state_writes
+from talon.bridge import _attr_state, _hooks, _state_args, _state_writes
 from talon.bridge._loops import STEP_FORMS, TimeLoop, find_time_loop
 from talon.bridge._source import META_KEY as SOURCE_KEY
 from talon.bridge._source import at, exception_line, index_expr, source_line, user_frame
@@ -1101,12 +1101,17 @@ def _export(module: nn.Module, sample: torch.Tensor, custom_map: Mapping[Any, Co
                     raise unsupported(str(n.target), sub, _no_converter_reason(sub), api)
         check_inplace(gm, is_neuron, api)
         recorder = _Recorder(gm)
+        leaves = {str(n.target): gm.get_submodule(str(n.target)) for n in fx_graph.nodes if n.op == "call_module"}
         try:
-            recorder.run(sample)
+            with _hooks.watched(root, leaves) as hooks:
+                output = recorder.run(sample)
         except Exception as exc:  # the user's sample does not fit the model: say so in TALON's terms
             if _runs_eagerly(module, sample):
                 raise UnsupportedModuleError(_replay_error(module, sample, gm, recorder, exc, api)) from exc
             raise TalonUsageError(_sample_error(module, sample, gm, recorder, exc, api)) from exc
+        if root is module:  # a single-layer model is a leaf: its hooks ran with the sample
+            _hooks.call_model_hooks(hooks, module, sample, output)
+        hooks.refuse(api)
         loop = _time_loop(gm, recorder.values, snn_bridge, api, converters)
         _state_writes.check(state_writes, gm, loop is not None, api)
         builder = _Builder(gm, recorder.values, converters, snn_bridge, api=api, loop=loop, takes_state=_takes_state(root))
