@@ -522,8 +522,17 @@ REFUSED: dict[str, tuple[Callable[[], nn.Module], torch.Tensor, tuple[str, ...]]
 }
 
 
+@pytest.fixture
+def forget_neurons():
+    """snnTorch keeps every neuron ever built in SpikingNeuron.instances, and utils.reset resets all of them: a
+    DeltaLeaky built and never run (mem None) would break every later utils.reset in the suite."""
+    before = list(snn.SpikingNeuron.instances)
+    yield
+    snn.SpikingNeuron.instances[:] = before
+
+
 @pytest.mark.parametrize("name", list(REFUSED))
-def test_refused_with_the_module_named_and_a_way_forward(name):
+def test_refused_with_the_module_named_and_a_way_forward(name, forget_neurons):
     build, sample, fragments = REFUSED[name]
     model = build().eval()
     with pytest.raises(UnsupportedModuleError) as info:
