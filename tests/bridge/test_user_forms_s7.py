@@ -704,3 +704,82 @@ def test_reparametrised_weights_export_as_computed(name, tmp_path):
         got = torch.stack([ex(x.unsqueeze(1)) for x in SEQ])
     assert torch.equal(got, want)
     assert 0.02 <= float(want.mean()) <= 0.98
+
+
+# ------------------------------------------------------------------------------------------------
+# wrapped and patched models: TorchScript, torch.compile, DataParallel, a forward assigned on an instance
+# ------------------------------------------------------------------------------------------------
+
+class TwoLayer(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(12, 8)
+        self.lif = L()
+
+    def forward(self, x):
+        return self.lif(self.fc(x))
+
+
+def _scripted_layer() -> nn.Module:
+    model = TwoLayer()
+    model.fc = torch.jit.script(nn.Linear(12, 8))
+    return model
+
+
+def _patched(root: bool) -> nn.Module:
+    model = TwoLayer()
+    if root:
+        model.forward = lambda x: model.lif(model.fc(x) * 2)
+    else:
+        inner = model.fc.forward
+        model.fc.forward = lambda x: inner(x) * 2
+    return model
+
+
+WRAPPED: dict[str, tuple[Callable[[], nn.Module], tuple[str, ...]]] = {
+    "jit_script_model": (lambda: torch.jit.script(nn.Sequential(nn.Linear(12, 8), nn.ReLU())),
+                         ("the model (torch.jit", "TorchScript", "export the nn.Module it was made from")),
+    "jit_trace_layer": (lambda: nn.Sequential(torch.jit.trace(nn.Linear(12, 8), SEQ[0]), L()),
+                        ("module '0'", "TorchScript")),
+    "jit_script_layer": (_scripted_layer, ("module 'fc'", "TorchScript")),
+    "torch_compile": (lambda: torch.compile(TwoLayer()), ("OptimizedModule", "model._orig_mod")),
+    "data_parallel": (lambda: nn.DataParallel(TwoLayer()), ("DataParallel wrapper", "model.module")),
+    "forward_assigned_on_the_model": (lambda: _patched(root=True), ("the model (", "forward replaced on the instance")),
+    "forward_assigned_on_a_layer": (lambda: _patched(root=False), ("module 'fc' (torch.nn.modules.linear.Linear)",
+                                                                   "forward replaced on the instance", "subclass")),
+}
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch.jit is deprecated; users still have it
+@pytest.mark.parametrize("name", list(WRAPPED))
+def test_wrapped_or_patched_models_are_refused_by_path(name):
+    """These used to crash with an AttributeError (TorchScript), blame torch.fx (torch.compile), say "no converter"
+    (DataParallel), or export the class's forward instead of the one the instance runs (a silent divergence)."""
+    build, fragments = WRAPPED[name]
+    with pytest.raises(UnsupportedModuleError) as info:
+        export(build(), SEQ[0])
+    msg = str(info.value)
+    for fragment in fragments:
+        assert fragment in msg, msg
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_a_scripted_layer_with_a_custom_converter_exports(tmp_path):
+    """custom_map is the way forward for a layer TALON cannot trace: the converter decides, and the model (buffers,
+    train flags) is left as it was."""
+    model = boost(_scripted_layer(), layers=(nn.Linear,))
+    model.fc = torch.jit.script(boost(nn.Linear(12, 8), layers=(nn.Linear,)))
+    model.train()
+
+    def affine(module, ctx):
+        return ir.Affine(weight=module.weight.detach().numpy(), bias=module.bias.detach().numpy())
+
+    graph = roundtrip(to_ir(model, SEQ[0], custom_map={"fc": affine}), tmp_path)
+    assert model.training and model.fc.training
+    ex = ir_to_torch(graph)
+    utils.reset(model)
+    with torch.no_grad():
+        want = torch.stack([model(x) for x in SEQ])
+        got = torch.stack([ex(x) for x in SEQ])
+    assert torch.equal(got, want)
+    assert 0.02 <= float(want.mean()) <= 0.98

@@ -27,7 +27,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from talon.bridge._inplace import check_inplace
-from talon.bridge import _attr_state, _hooks, _state_args, _state_writes
+from talon.bridge import _attr_state, _hooks, _state_args, _state_writes, _wrappers
 from talon.bridge._loops import STEP_FORMS, TimeLoop, find_time_loop
 from talon.bridge._source import META_KEY as SOURCE_KEY
 from talon.bridge._source import at, exception_line, index_expr, source_line, user_frame
@@ -245,7 +245,11 @@ def _preserved(model: nn.Module) -> Iterator[None]:
     trace in the user's model (a later snnTorch run must start from the state it had).
     """
     saved = []
+    scripted = []  # TorchScript modules (converted through custom_map): only their train flag is ours to restore
     for m in model.modules():
+        if isinstance(m, torch.jit.ScriptModule):
+            scripted.append((m, m.training))
+            continue
         buffers = {k: (v, v.detach().clone()) for k, v in m._buffers.items() if v is not None}
         tensors = {k: v for k, v in vars(m).items() if isinstance(v, torch.Tensor) and not k.startswith("_")}
         saved.append((m, m.training, dict(m._buffers), buffers, tensors, dict(vars(m))))
@@ -272,6 +276,8 @@ def _preserved(model: nn.Module) -> Iterator[None]:
                         delattr(m, k)
                 for k, v in tensors.items():
                     setattr(m, k, v)
+            for m, training in scripted:
+                m.train(training)
 
 
 class _Recorder(fx.Interpreter):
@@ -1074,6 +1080,7 @@ def _export(module: nn.Module, sample: torch.Tensor, custom_map: Mapping[Any, Co
         raise TalonUsageError(f"{api}: the sample has shape {tuple(sample.shape)}, with no dimension after the batch; the sample "
                               f"must be batch-first: add the batch dimension, e.g. sample.unsqueeze(0) of shape {(1, *sample.shape)}")
     converters = _Converters(custom_map)
+    _wrappers.check_wrapped(module, api, lambda path, m: converters.custom(path, m) is not None)
     snn_bridge = _snn_bridge()
     training = _training_layers(module)
     with _preserved(module):
