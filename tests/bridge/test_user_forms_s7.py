@@ -30,6 +30,7 @@ from snntorch import spikegen, utils  # noqa: E402
 from snntorch.functional import quant  # noqa: E402
 
 from talon import ir  # noqa: E402
+from talon.backend import get_backend  # noqa: E402
 from talon.bridge.executor import ir_to_torch  # noqa: E402
 from talon.bridge.export import export_to_ir, to_ir  # noqa: E402
 from talon.errors import TalonUsageError, UnsupportedModuleError  # noqa: E402
@@ -204,6 +205,7 @@ def test_stepped_model_matches_snntorch_in_every_output_and_state(name, tmp_path
     ex = ir_to_torch(graph, return_state=True)
     utils.reset(model)
     state, active, compared = None, 0.0, 0
+    outputs, membranes = [], {path: [] for path in neurons}
     with torch.no_grad():
         for t, x in enumerate(data):
             want = first(model(x))
@@ -211,14 +213,21 @@ def test_stepped_model_matches_snntorch_in_every_output_and_state(name, tmp_path
             assert got.shape == want.shape
             assert torch.equal(got, want), f"step {t}: {int((got != want).sum())} of {want.numel()} outputs differ"
             active += float((want != 0).float().mean())
+            outputs.append(want)
             for path, neuron in neurons.items():
                 ours, theirs = ir_states(state, path), snn_states(neuron)
                 assert len(ours) == len(theirs), path
                 for k, (a, b) in enumerate(zip(ours, theirs)):
                     assert torch.equal(a, b), f"step {t}: state {k} of {path!r} differs by {(a - b).abs().max()}"
                     compared += 1
+                membranes[path].append(theirs[-1].clone())
     assert compared >= len(data), "no neuron state was compared"
     assert 0.02 <= active / len(data) <= 0.98, f"activity {active / len(data):.3f} proves little"
+    # the CPU backend runs the same runtime: its recorded membranes and output are snnTorch's too
+    sim = get_backend("cpu").simulate(graph, inputs=data, record=True, batch_time=False)
+    assert torch.equal(torch.as_tensor(sim.output), torch.stack(outputs))
+    for path, mems in membranes.items():
+        assert torch.equal(torch.as_tensor(sim.membranes[path]), torch.stack(mems)), path
 
 
 # ------------------------------------------------------------------------------------------------
