@@ -496,6 +496,8 @@ class Arith(nn.Module):
             return self.lif(torch.div(a, 2, rounding_mode="floor"))
         if self.form == "tensor":
             return self.lif(a / self.fb(x))
+        if self.form == "softmax_float64":  # the dtype= argument used to be dropped: a float32 graph, silently
+            return self.lif(torch.softmax(a, dim=1, dtype=torch.float64))
         return self.lif(torch.add(a, self.fb(x), alpha=2))
 
 
@@ -528,6 +530,9 @@ REFUSED: dict[str, tuple[Callable[[], nn.Module], torch.Tensor, tuple[str, ...]]
     "divide_with_rounding_mode": (lambda: Arith("floor"), SEQ[0], ("rounding_mode='floor'", "no IR equivalent")),
     "divide_by_a_tensor": (lambda: Arith("tensor"), SEQ[0], ("a / self.fb(x)", "divided by a Python number")),
     "add_with_alpha": (lambda: Arith("alpha"), SEQ[0], ("torch.add(a, self.fb(x), alpha=2)", "alpha != 1")),
+    "softmax_with_dtype": (lambda: Arith("softmax_float64"), SEQ[0], ("functional op softmax", "dtype=torch.float64",
+                                                                     "turns torch.float32 into torch.float64",
+                                                                     "drop the dtype argument")),
 }
 
 

@@ -500,6 +500,12 @@ def _exact_reciprocal(n: fx.Node, divisor: Any, where: str) -> np.ndarray:
     return np.asarray(1.0 / float(divisor), dtype=np.float32)
 
 
+def _reads_of(n: fx.Node) -> list[fx.Node]:
+    found: list[fx.Node] = []
+    fx.node.map_arg((n.args, n.kwargs), found.append)
+    return found
+
+
 def _shape_of(value: Any) -> Shape:
     return tuple(int(d) for d in value.shape[1:])
 
@@ -769,6 +775,12 @@ class _Builder:
                 f"{where} has no IR equivalent (the functional ops TALON exports are listed in docs/bridge.md); do it "
                 "outside the model, on the executor's outputs, or wrap it in an nn.Module of your own and pass a converter: "
                 f"{self.api}(model, sample, custom_map={{YourModule: fn}})")
+        changed = self._dtype_change(n, value)
+        if changed is not None:
+            raise UnsupportedModuleError(
+                f"{where} turns {changed} into {value.dtype} (e.g. its dtype= argument); the IR computes every op in the "
+                "dtype of its input, float32, so the graph would compute something else: drop the dtype argument, or "
+                "convert outside the model")
         shape = _shape_of(value)
         args = list(n.args)
         if op == "alias":
@@ -864,6 +876,18 @@ class _Builder:
         else:  # pragma: no cover - every op above is handled
             raise AssertionError(op)
         self.refs[n] = self._emit_op(op, node, [src], shape, n.name)
+
+    def _dtype_change(self, n: fx.Node, value: torch.Tensor) -> torch.dtype | None:
+        """The floating dtype of a data input that op `n` returns in another dtype (`F.softmax(x, 1,
+        dtype=torch.float64)`), else None."""
+        if not value.is_floating_point():
+            return None
+        for a in _reads_of(n):
+            v = self.values.get(a)
+            data = not isinstance(self.refs.get(a, META), _Meta)
+            if data and isinstance(v, torch.Tensor) and v.is_floating_point() and v.dtype != value.dtype:
+                return v.dtype
+        return None
 
     def _emit_op(self, op: str, node: Node, inputs: list[str], shape: Shape, path: str) -> str:
         if node.type_name not in OP_PRODUCES[op]:
