@@ -521,6 +521,8 @@ REFUSED: dict[str, tuple[Callable[[], nn.Module], torch.Tensor, tuple[str, ...]]
                           ("'2'", "Flatten", "merges the batch dimension")),
     "unflatten": (lambda: nn.Sequential(nn.Linear(12, 8), nn.Unflatten(1, (2, 4)), L(), nn.Flatten()), SEQ[0],
                   ("'1'", "Unflatten", "no converter", "custom_map")),
+    "lazy_linear_never_run": (lambda: nn.Sequential(nn.LazyLinear(8), L()), SEQ[0],
+                              ("'0'", "LazyLinear", "not initialised yet", "model(sample)", "becomes nn.Linear")),
     "batchnormtt_one_per_step": (lambda: BNTT(per_step=True), STATIC,
                                  ("'bn1.0'", "'bn1.1'", "a different module in each step", "BatchNormTT1d",
                                   "use one layer for every step")),
@@ -555,6 +557,18 @@ def test_refused_with_the_module_named_and_a_way_forward(name, forget_neurons):
     for fragment in fragments:
         assert fragment in msg, msg
     assert "getitem" not in msg, msg  # the user's code, not torch.fx's names
+
+
+def test_a_lazy_layer_run_once_exports_exactly(tmp_path):
+    """The way forward of the refusal above: once run, LazyLinear is an nn.Linear."""
+    model = nn.Sequential(nn.LazyLinear(8), L())
+    model(SEQ[0])
+    model = boost(model).eval()
+    graph = roundtrip(export(model, SEQ[0]), tmp_path)
+    ex = ir_to_torch(graph)
+    utils.reset(model)
+    with torch.no_grad():
+        assert torch.equal(torch.stack([ex(x) for x in SEQ]), torch.stack([model(x) for x in SEQ]))
 
 
 def test_a_float64_snntorch_model_that_snntorch_cannot_run_is_a_usage_error_naming_the_layer():

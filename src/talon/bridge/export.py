@@ -70,6 +70,10 @@ def _foreign_snn(module: nn.Module) -> tuple[str, str] | None:
 
 
 def _no_converter_reason(module: nn.Module) -> str:
+    if isinstance(module, nn.modules.lazy.LazyModuleMixin) and module.has_uninitialized_params():
+        return ("it is a lazy module whose parameters are not initialised yet; run the model once on a sample "
+                f"(model(sample)), which makes it an ordinary layer ({type(module).__name__} becomes "
+                f"nn.{type(module).cls_to_become.__name__}), then export")
     foreign = _foreign_snn(module)
     if foreign is not None:
         library, exporter = foreign
