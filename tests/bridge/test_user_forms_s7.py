@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections import OrderedDict
+from collections import OrderedDict, namedtuple
 from typing import Callable
 
 import pytest
@@ -411,6 +411,30 @@ class BNTT(nn.Module):
         return torch.stack(spk_rec), torch.stack(mem_rec)
 
 
+Records = namedtuple("Records", "spk mem")
+
+
+class NamedRecords(nn.Module):
+    """The records returned as a namedtuple, positionally or by field name (fx records a call of its class)."""
+
+    def __init__(self, by_name: bool, reset: str = "subtract"):
+        super().__init__()
+        self.by_name = by_name
+        self.fc1 = nn.Linear(12, 8)
+        self.lif1 = snn.Leaky(beta=beta, reset_mechanism=reset)
+
+    def forward(self, x):
+        mem1 = self.lif1.init_leaky()
+        spk_rec, mem_rec = [], []
+        for step in range(num_steps):
+            spk1, mem1 = self.lif1(self.fc1(x[step]), mem1)
+            spk_rec.append(spk1)
+            mem_rec.append(mem1)
+        if self.by_name:
+            return Records(mem=torch.stack(mem_rec), spk=torch.stack(spk_rec))
+        return Records(torch.stack(spk_rec), torch.stack(mem_rec))
+
+
 LOOPS: dict[str, tuple[Callable[[], nn.Module], torch.Tensor, str]] = {  # name: (model, input, neuron of mem_rec)
     **{f"reset_{how}_before_loop": (lambda how=how: ResetThenLoop(how), SEQ, "lif1")
        for how in ("reset_hidden", "detach_hidden", "reset_mem", "utils_reset")},
@@ -425,6 +449,8 @@ LOOPS: dict[str, tuple[Callable[[], nn.Module], torch.Tensor, str]] = {  # name:
     "regression2_V_attribute_set_after_init": (lambda: Regression2("attribute"), STATIC, "rlif1"),
     "regression2_V_changed_in_place": (lambda: Regression2("in_place"), STATIC, "rlif1"),
     "batchnormtt_one_layer_for_every_step": (lambda: BNTT(per_step=False), STATIC, "lif1"),
+    "namedtuple_records": (lambda: NamedRecords(by_name=False), SEQ, "lif1"),
+    "namedtuple_records_by_field_name": (lambda: NamedRecords(by_name=True), SEQ, "lif1"),
 }
 
 

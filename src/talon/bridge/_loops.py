@@ -29,6 +29,7 @@ import torch
 import torch.fx as fx
 import torch.nn as nn
 
+from talon.bridge._results import is_namedtuple_of_result, namedtuple_items
 from talon.bridge._source import index_expr, source_line
 from talon.errors import UnsupportedModuleError
 
@@ -482,6 +483,8 @@ class _Loop:
         returned record along which the steps are stacked)."""
         out = next(n for n in self.nodes if n.op == "output")
         result = out.args[0]
+        if is_namedtuple_of_result(result):
+            result = namedtuple_items(result)
         first = result[0] if isinstance(result, tuple) and result else result
         if isinstance(first, dict):
             raise _NotALoop("forward returns a dict; return the record (torch.stack(spk_rec, dim=0)) first, as a tensor "

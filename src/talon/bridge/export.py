@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from talon.bridge._inplace import check_inplace
 from talon.bridge import _attr_state, _hooks, _state_args, _state_writes, _wrappers
 from talon.bridge._loops import STEP_FORMS, TimeLoop, find_time_loop
+from talon.bridge._results import is_namedtuple_of_result, namedtuple_items
 from talon.bridge._source import META_KEY as SOURCE_KEY
 from talon.bridge._source import at, exception_line, index_expr, source_line, user_frame
 from talon.bridge.converters import (
@@ -745,6 +746,9 @@ class _Builder:
 
     def _call_op(self, n: fx.Node) -> None:
         value = self.values.get(n)
+        if is_namedtuple_of_result(n):
+            self.refs[n] = META  # the returned namedtuple: its first item is the output (_first_result)
+            return
         if n.op == "call_function":
             op = _FUNCTION_OPS.get(n.target)
             label = getattr(n.target, "__name__", str(n.target))
@@ -1039,9 +1043,11 @@ def _functional_pool(op: str, n: fx.Node, in_shape: Shape, where: str) -> Node:
 
 
 def _first_result(n: fx.Node) -> Any:
-    """The first value an fx output node returns (tuples unpacked); _EMPTY for an empty tuple."""
+    """The first value an fx output node returns (tuples and namedtuples unpacked); _EMPTY for an empty tuple."""
     result = n.args[0]
-    while isinstance(result, (tuple, list)):
+    while isinstance(result, (tuple, list)) or is_namedtuple_of_result(result):
+        if isinstance(result, fx.Node):
+            result = namedtuple_items(result)
         if not result:
             return _EMPTY
         result = result[0]
