@@ -22,7 +22,7 @@ from torch.nn.modules import module as torch_module
 
 from talon.errors import UnsupportedModuleError
 
-__all__ = ["watched", "HookWatch"]
+__all__ = ["watched", "call_model_hooks", "HookWatch"]
 
 
 def _tensors(value: Any) -> list[torch.Tensor]:
@@ -126,7 +126,7 @@ def _wrap(hooks: dict, make: Callable[[Callable], Callable], saved: list) -> Non
 
 
 @contextmanager
-def watched(model: nn.Module, leaves: dict[str, nn.Module]) -> Iterator[HookWatch]:
+def watched(leaves: dict[str, nn.Module]) -> Iterator[HookWatch]:
     """Wrap the hooks of `leaves` (module path -> module) and torch's global module hooks while the block runs
     the sample; `call_model_hooks` then runs the model's own. Every hook is put back afterwards."""
     watch = HookWatch()
@@ -145,26 +145,24 @@ def watched(model: nn.Module, leaves: dict[str, nn.Module]) -> Iterator[HookWatc
 
 def call_model_hooks(watch: HookWatch, model: nn.Module, sample: torch.Tensor, output: Any) -> None:
     """The model's own forward hooks (and torch's global ones), which its `__call__` runs and the trace of its
-    forward does not, called once on the sample and forward's output."""
-    if not (model._forward_pre_hooks or model._forward_hooks or torch_module._global_forward_pre_hooks
-            or torch_module._global_forward_hooks):
-        return
+    forward does not, called once on (a copy of) the sample and forward's output."""
+    pre = [(h, False) for h in torch_module._global_forward_pre_hooks.values()]
+    pre += [(h, k in model._forward_pre_hooks_with_kwargs) for k, h in model._forward_pre_hooks.items()]
+    post = [(h, k in torch_module._global_forward_hooks_with_kwargs) for k, h in torch_module._global_forward_hooks.items()]
+    post += [(h, k in model._forward_hooks_with_kwargs) for k, h in model._forward_hooks.items()]
     args = (sample.detach().clone(),)
-    pre = [(k, h, k in model._forward_pre_hooks_with_kwargs) for k, h in model._forward_pre_hooks.items()]
-    post = [(k, h, k in model._forward_hooks_with_kwargs) for k, h in model._forward_hooks.items()]
     with torch.no_grad():
-        for _, hook, kw in [(k, h, False) for k, h in torch_module._global_forward_pre_hooks.items()] + pre:
-            watch._pre("", hook)(model, args, {}) if kw else watch._pre("", hook)(model, args)
-        glob = [(k, h, k in torch_module._global_forward_hooks_with_kwargs)
-                for k, h in torch_module._global_forward_hooks.items()]
-        for _, hook, kw in glob + post:
-            copy = _copy(output)
-            watch._post("", hook)(model, args, {}, copy) if kw else watch._post("", hook)(model, args, copy)
+        for hook, with_kwargs in pre:
+            watch._pre("", hook)(model, args, *([{}] if with_kwargs else []))
+        for hook, with_kwargs in post:
+            watch._post("", hook)(model, args, *([{}] if with_kwargs else []), _copy(output))
 
 
 def _copy(value: Any) -> Any:
     if isinstance(value, torch.Tensor):
         return value.detach().clone()
+    if isinstance(value, tuple) and hasattr(value, "_fields"):
+        return type(value)(*(_copy(v) for v in value))
     if isinstance(value, (tuple, list)):
         return type(value)(_copy(v) for v in value)
     return value

@@ -1144,7 +1144,7 @@ def _export(module: nn.Module, sample: torch.Tensor, custom_map: Mapping[Any, Co
         recorder = _Recorder(gm)
         leaves = {str(n.target): gm.get_submodule(str(n.target)) for n in fx_graph.nodes if n.op == "call_module"}
         try:
-            with _hooks.watched(root, leaves) as hooks:
+            with _hooks.watched(leaves) as hooks:
                 output = recorder.run(sample)
         except Exception as exc:  # the user's sample does not fit the model: say so in TALON's terms
             if _runs_eagerly(module, sample):
