@@ -837,3 +837,49 @@ def test_a_scripted_layer_with_a_custom_converter_exports(tmp_path):
         got = torch.stack([ex(x) for x in SEQ])
     assert torch.equal(got, want)
     assert 0.02 <= float(want.mean()) <= 0.98
+
+
+# ------------------------------------------------------------------------------------------------
+# property: any layout, record dim and return container of a tutorial loop reproduces forward's record
+# ------------------------------------------------------------------------------------------------
+
+class AnyRecord(nn.Module):
+    def __init__(self, steps: int, batch_first: bool, stack_dim: int, container: str, synaptic: bool):
+        super().__init__()
+        self.steps, self.batch_first, self.stack_dim, self.container = steps, batch_first, stack_dim, container
+        self.fc1 = nn.Linear(6, 5)
+        self.lif1 = snn.Synaptic(alpha=0.7, beta=0.85) if synaptic else snn.Leaky(beta=0.85, threshold=0.8)
+
+    def forward(self, x):
+        synaptic = isinstance(self.lif1, snn.Synaptic)
+        syn1, mem1 = self.lif1.init_synaptic() if synaptic else (None, self.lif1.init_leaky())
+        spk_rec, mem_rec = [], []
+        for step in range(self.steps):
+            cur1 = self.fc1(x[:, step] if self.batch_first else x[step])
+            if synaptic:
+                spk1, syn1, mem1 = self.lif1(cur1, syn1, mem1)
+            else:
+                spk1, mem1 = self.lif1(cur1, mem1)
+            spk_rec.append(spk1)
+            mem_rec.append(mem1)
+        spk, mem = torch.stack(spk_rec, dim=self.stack_dim), torch.stack(mem_rec, dim=self.stack_dim)
+        if self.container == "namedtuple":
+            return Records(spk, mem)
+        return (spk, mem) if self.container == "tuple" else spk
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(steps=st.integers(2, 9), batch_first=st.booleans(), stack_dim=st.sampled_from([0, 1, -2]),
+       container=st.sampled_from(["tensor", "tuple", "namedtuple"]), synaptic=st.booleans(), seed=st.integers(0, 2**16))
+def test_any_record_layout_is_exact(steps, batch_first, stack_dim, container, synaptic, seed):
+    torch.manual_seed(seed)
+    model = boost(AnyRecord(steps, batch_first, stack_dim, container, synaptic), 4.0, layers=(nn.Linear,)).eval()
+    x = torch.rand(3, steps, 6) if batch_first else torch.rand(steps, 3, 6)
+    graph = to_ir(model, x)
+    loop = graph.metadata["time_loop"]
+    assert loop.get("stack_dim", 0) == stack_dim % 3 and loop.get("time_dim", 0) == int(batch_first)
+    with torch.no_grad():
+        want = first(model(x))
+        ex = ir_to_torch(graph)
+        got = torch.stack([ex(xt) for xt in x.unbind(int(batch_first))], dim=stack_dim % 3)
+    assert torch.equal(got, want)
