@@ -112,6 +112,11 @@ class KeywordOps(nn.Module):
 
 
 STEPPED: dict[str, tuple[Callable[[], nn.Module], torch.Tensor]] = {
+    # surrogates: a hand-written one whose forward is the step, and snnTorch's own (their forward is the step)
+    "spike_grad_custom_step": (lambda: seq(L(spike_grad=lambda x: (x > 0).float())), SEQ),
+    "spike_grad_custom_surrogate": (lambda: seq(L(spike_grad=snn.surrogate.custom_surrogate(
+        lambda input_, grad_input, spikes: grad_input))), SEQ),
+    "spike_grad_sparse_fast_sigmoid": (lambda: seq(L(spike_grad=snn.surrogate.SFS(slope=25, B=1))), SEQ),
     # Leaky: every reset with reset_delay=False, graded spikes with each reset, constants as users pass them
     "leaky_zero_no_delay": (lambda: seq(L(reset_mechanism="zero", reset_delay=False)), SEQ),
     "leaky_none_no_delay": (lambda: seq(L(reset_mechanism="none", reset_delay=False)), SEQ),
@@ -507,6 +512,18 @@ class Reduced(nn.Module):
         return torch.stack(spk_rec, dim=2)
 
 
+class GreaterOrEqual(torch.autograd.Function):
+    """A surrogate written by hand whose forward fires at mem == threshold too (snnTorch's step: mem > threshold)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return (x >= 0).float()
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad
+
+
 class Arith(nn.Module):
     def __init__(self, form: str):
         super().__init__()
@@ -543,6 +560,11 @@ REFUSED: dict[str, tuple[Callable[[], nn.Module], torch.Tensor, tuple[str, ...]]
                                ("'0'", "LinearLeaky", "has no IR equivalent", "custom_map")),
     "no_ir_form_SConv2dLSTM": (lambda: nn.Sequential(snn.SConv2dLSTM(1, 4, 3, init_hidden=True), nn.Flatten()), IMG[0],
                                ("'0'", "SConv2dLSTM", "has no IR equivalent", "custom_map")),
+    "spike_grad_soft_forward": (lambda: seq(L(spike_grad=lambda x: torch.sigmoid(5 * x))), SEQ[0],
+                                ("'1'", "its spike_grad", "computes, in the forward pass", "snntorch.surrogate")),
+    "spike_grad_greater_or_equal": (lambda: seq(snn.Synaptic(alpha=0.8, beta=0.9, spike_grad=GreaterOrEqual.apply,
+                                                             init_hidden=True)), SEQ[0],
+                                    ("'1'", "Synaptic", "spike_grad GreaterOrEqual.apply", "(x > 0).float()")),
     "flatten_batch_dim": (lambda: nn.Sequential(nn.Conv2d(1, 4, 3), L(), nn.Flatten(0)), IMG[0],
                           ("'2'", "Flatten", "merges the batch dimension")),
     "unflatten": (lambda: nn.Sequential(nn.Linear(12, 8), nn.Unflatten(1, (2, 4)), L(), nn.Flatten()), SEQ[0],

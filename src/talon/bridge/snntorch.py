@@ -162,8 +162,36 @@ def _per_dt(tau: np.ndarray, dt: float) -> np.ndarray:
     return float32_if_exact(np.asarray(tau, dtype=np.float64) / dt)
 
 
+#: Membranes minus threshold at and around the step: every snnTorch surrogate's forward is (x > 0).float() on them.
+_STEP_PROBE = torch.tensor([[-float("inf"), -3.0e38, -1.0, -1e-3, -1e-45, -0.0, 0.0, 1e-45, 1e-3, 1.0, 3.0e38,
+                             float("inf")]], dtype=torch.float32)
+
+
+def _check_spike_function(m: nn.Module, ctx: ExportContext) -> None:
+    """snnTorch fires and resets through `spike_grad(mem - threshold)`; the IR neurons through the step x > 0, which
+    is the forward of every snntorch.surrogate function. A spike_grad of the user's own must compute that step too."""
+    fn = getattr(m, "spike_grad", None)
+    if fn is None or getattr(m, "surrogate_disable", False):
+        return
+    owner = getattr(fn, "__self__", None)  # MySpike.apply of a torch.autograd.Function
+    name = f"{owner.__qualname__}.{fn.__name__}" if isinstance(owner, type) else getattr(fn, "__qualname__", type(fn).__qualname__)
+    fix = ("TALON's neurons fire when the membrane exceeds the threshold (the step x > 0, the forward pass of every "
+           "snntorch.surrogate function); use one of those, or give spike_grad a forward that returns (x > 0).float()")
+    try:
+        with torch.no_grad():
+            got = fn(_STEP_PROBE.clone())
+    except Exception as exc:  # noqa: BLE001 - the user's function: say that it could not be checked, and why
+        raise ctx.unsupported(m, f"its spike_grad {name} could not be checked on a probe of membranes ({exc}); {fix}") from exc
+    want = (_STEP_PROBE > 0).float()
+    if not isinstance(got, torch.Tensor) or got.shape != want.shape or not torch.equal(got.float(), want):
+        shown = got.flatten().tolist() if isinstance(got, torch.Tensor) and got.numel() == want.numel() else got
+        raise ctx.unsupported(m, f"its spike_grad {name} computes, in the forward pass, {shown} for mem - threshold = "
+                              f"{_STEP_PROBE.flatten().tolist()} where snnTorch's step gives {want.flatten().tolist()}; {fix}")
+
+
 def _check_common(m: nn.Module, ctx: ExportContext) -> tuple[str, float]:
     """Refuse options with no IR equivalent; return (snnTorch reset mechanism, graded spike factor)."""
+    _check_spike_function(m, ctx)
     if getattr(m, "inhibition", False):
         raise ctx.unsupported(m, "inhibition=True (only the neuron with the largest membrane per sample fires) has no IR equivalent")
     if getattr(m, "state_quant", False):
