@@ -905,3 +905,32 @@ def test_any_record_layout_is_exact(steps, batch_first, stack_dim, container, sy
         ex = ir_to_torch(graph)
         got = torch.stack([ex(xt) for xt in x.unbind(int(batch_first))], dim=stack_dim % 3)
     assert torch.equal(got, want)
+
+
+def _rleaky() -> nn.Module:
+    return boost(nn.Sequential(nn.Linear(12, 8), snn.RLeaky(beta=0.9, linear_features=8, init_hidden=True))).eval()
+
+
+def test_a_hook_inside_a_neuron_is_watched_too():
+    """RLeaky calls its recurrent layer inside its own forward: a hook there changes snnTorch's feedback."""
+    model = _rleaky()
+    model[1].recurrent.register_forward_hook(_double)
+    with pytest.raises(UnsupportedModuleError, match=r"forward hook _double .* of module '1.recurrent' returns another output"):
+        export(model, SEQ[0])
+
+
+@pytest.mark.parametrize("recurrent", ["weight_norm", "no_bias"])
+def test_a_recurrent_layer_set_by_hand_exports_exactly(recurrent, tmp_path):
+    model = _rleaky()
+    if recurrent == "weight_norm":
+        nn.utils.parametrizations.weight_norm(model[1].recurrent)
+    else:
+        model[1].recurrent = boost(nn.Linear(8, 8, bias=False))
+    graph = roundtrip(export(model, SEQ[0]), tmp_path)
+    ex = ir_to_torch(graph)
+    utils.reset(model)
+    with torch.no_grad():
+        want = torch.stack([model(x) for x in SEQ])
+        got = torch.stack([ex(x) for x in SEQ])
+    assert torch.equal(got, want)
+    assert 0.02 <= float(want.mean()) <= 0.98

@@ -1142,7 +1142,11 @@ def _export(module: nn.Module, sample: torch.Tensor, custom_map: Mapping[Any, Co
                     raise unsupported(str(n.target), sub, _no_converter_reason(sub), api)
         check_inplace(gm, is_neuron, api)
         recorder = _Recorder(gm)
-        leaves = {str(n.target): gm.get_submodule(str(n.target)) for n in fx_graph.nodes if n.op == "call_module"}
+        leaves = {}  # every module the traced graph calls, and what it calls inside (RLeaky's recurrent layer)
+        for n in fx_graph.nodes:
+            if n.op == "call_module":
+                for sub_path, sub in gm.get_submodule(str(n.target)).named_modules(prefix=str(n.target)):
+                    leaves.setdefault(sub_path, sub)
         try:
             with _hooks.watched(leaves) as hooks:
                 output = recorder.run(sample)

@@ -21,7 +21,7 @@ import torch
 import torch.nn as nn
 
 from talon.bridge.converters import (
-    MODULE_CONVERTERS, ConverterResult, ExportContext, converter_for, output_names, register_converter,
+    MODULE_CONVERTERS, ConverterResult, ExportContext, converter_for, output_names, register_converter, registered_type,
 )
 from talon.ir import IF, LI, LIF, CubaLIF, Graph, Input, Integrator, Node, Output, Scale, Threshold
 from talon.ir._compact import float32_if_exact, smallest_broadcast
@@ -242,7 +242,7 @@ def _recurrent(m: nn.Module, ctx: ExportContext) -> Node:
     """The recurrent connection of RLeaky/RSynaptic: Affine (linear), Conv2d, or Scale (one-to-one V)."""
     rec = m.recurrent
     rec_ctx = ExportContext(path=f"{ctx.path}.recurrent", input_shapes=(ctx.output_shape,), output_shape=ctx.output_shape, dt=ctx.dt)
-    if type(rec) in (nn.Linear, nn.Conv2d):
+    if registered_type(rec) in (nn.Linear, nn.Conv2d):  # a weight_norm'd (parametrized) one too
         convert = converter_for(rec)
         assert convert is not None
         node = convert(rec, rec_ctx)
