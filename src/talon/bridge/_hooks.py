@@ -116,7 +116,7 @@ class HookWatch:
             f"{api}: the {kind} hook {_hook_name(hook)} of {where} {how}; torch.fx traces forward, not "
             "the hooks around it, so the exported graph would compute without it. Put what the hook computes into "
             "forward (or into a module of your own with a converter, custom_map), or remove the hook "
-            "(handle.remove()) before exporting; hooks that only record values are fine")
+            "(handle.remove()) before exporting; hooks that only record values (and return None) are fine")
 
 
 def _wrap(hooks: dict, make: Callable[[Callable], Callable], saved: list) -> None:
