@@ -142,6 +142,10 @@ STEPPED: dict[str, tuple[Callable[[], nn.Module], torch.Tensor]] = {
     "alpha_none": (lambda: seq(snn.Alpha(alpha=0.9, beta=0.8, init_hidden=True, reset_mechanism="none")), SEQ),
     "alpha_learnable_per_neuron_threshold": (lambda: seq(snn.Alpha(
         alpha=0.9, beta=0.8, threshold=torch.linspace(0.3, 1.2, 8), learn_threshold=True, init_hidden=True)), SEQ),
+    "alpha_output_true": (lambda: seq(snn.Alpha(alpha=0.9, beta=0.8, init_hidden=True, output=True)), SEQ),
+    "lapicque_beta_output_true": (lambda: seq(snn.Lapicque(beta=0.5, threshold=0.3, init_hidden=True, output=True)), SEQ),
+    "rsynaptic_output_true": (lambda: seq(snn.RSynaptic(alpha=0.8, beta=0.9, linear_features=8, init_hidden=True,
+                                                        output=True)), SEQ),
     # RLeaky / RSynaptic: the recurrence forms of snnTorch's docs and the regression tutorial
     "rleaky_one_to_one_default_V": (lambda: seq(snn.RLeaky(beta=0.9, all_to_all=False, init_hidden=True)), SEQ),
     "rleaky_one_to_one_scalar_V": (lambda: seq(snn.RLeaky(beta=0.9, all_to_all=False, V=0.5, init_hidden=True)), SEQ),
