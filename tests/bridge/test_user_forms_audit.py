@@ -409,8 +409,8 @@ class Unsupported(nn.Module):
             spk_rec.append(spk1)
         if self.form == "sum0":
             return torch.stack(spk_rec).sum(0)
-        if self.form == "stack_dim1":
-            return torch.stack(spk_rec, dim=1)
+        if self.form == "stack_dim2":  # (B, n, T): dim 1 (batch-first) exports since session 7, test_user_forms_s7.py
+            return torch.stack(spk_rec, dim=2)
         if self.form == "lists":
             return spk_rec, mem1
         return torch.stack(spk_rec)
@@ -960,8 +960,8 @@ CASES = [
     Case("for_x_t_in_x_last_step", IterSteps, _SEQ, gain=6.0),
     Case("stack_sum0_readout", lambda: Unsupported("sum0"), _STATIC,
          refused=("'lif1'", "torch.stack(record, dim=0)", ".sum(0)", "outside")),
-    Case("stack_dim1", lambda: Unsupported("stack_dim1"), _STATIC,
-         refused=("'lif1'", "torch.stack(spk_rec, dim=1)", "along dim 0")),
+    Case("stack_dim2", lambda: Unsupported("stack_dim2"), _STATIC,
+         refused=("'lif1'", "torch.stack(spk_rec, dim=2)", "along dim 0 (time-major) or dim 1 (batch-first)")),
     Case("return_list_of_steps", lambda: Unsupported("lists"), _STATIC,
          refused=("'lif1'", "Python list of per-step values", "torch.stack(spk_rec, dim=0)")),
     Case("slice_features", lambda: Unsupported("slice_features"), torch.rand(B, 14),

@@ -12,9 +12,9 @@ Loop forms recognised: a static input `x` (B, ...) read in every iteration (ops 
 the prologue, recomputed each step from the same input), or a (T, B, ...) input read as `x[step]` / a
 (B, T, ...) one read as `x[:, step]` (also through `x.transpose(0, 1)` or an identity `x.float()` taken
 before the loop); zero states made lazily inside the loop (`if mem is None: mem = torch.zeros_like(cur)`)
-are the start of the sequence. The first returned value is `torch.stack(rec, dim=0)` of one per-step
-value, the last iteration's value, or ops after the loop on the last iteration alone (`self.fc_out(spk)`),
-which join the step. Refusals quote the user's line (talon.bridge._source), not fx's node names.
+are the start of the sequence. The first returned value is `torch.stack(rec, dim=0)` (or `dim=1`, batch-first)
+of one per-step value, the last iteration's value, or ops after the loop on the last iteration alone
+(`self.fc_out(spk)`), which join the step. Refusals quote the user's line (talon.bridge._source), not fx's node names.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ import torch
 import torch.fx as fx
 import torch.nn as nn
 
+from talon.bridge._results import is_namedtuple_of_result, namedtuple_items
 from talon.bridge._source import index_expr, source_line
 from talon.errors import UnsupportedModuleError
 
@@ -59,6 +60,9 @@ class TimeLoop:
     #: For ops after the loop that read the last step (`return self.fc_out(spk)`): each last-step node they read,
     #: mapped to the same node of the first step, which the step graph holds.
     last_alias: dict = field(default_factory=dict)
+    #: The dim of forward's record along which the steps are stacked: 0 (T, B, ...) or 1 (B, T, ...), a batch-first
+    #: `torch.stack(spk_rec, dim=1)`; the step graph is the same either way.
+    stack_dim: int = 0
 
 
 def _indexes_input(n: fx.Node, views: dict[fx.Node, bool]) -> bool:
@@ -314,12 +318,13 @@ class _Loop:
                             "graph's input is one step along one time dimension; read it one way")
         self._check_prologue(it, bool(step_inputs))
         self._check_whole_input(first, step_inputs)
-        output, last_only = self._output(it, body, rel, T)
+        output, last_only, stack_dim = self._output(it, body, rel, T)
         tail = self._last_step_tail(output, it, T) if it.get(output) == EPILOGUE else []
         nodes = [n for n in self.nodes if it[n] in (PROLOGUE, 0)] + tail
         last_alias = {n: body[0][rel[n]] for t in tail for n in _reads(t) if it.get(n) == T - 1 and n in rel}
         views = frozenset(v for v in self.views if v is not self.placeholder) if step_inputs else frozenset()
         return TimeLoop(num_steps=T, nodes=nodes, step_inputs=step_inputs, output=output, last_only=last_only,
+                        stack_dim=stack_dim,
                         time_dim=dims.pop() if dims else 0, input_views=views, last_alias=last_alias)
 
     def _last_step_tail(self, result: fx.Node, it: dict, T: int) -> list[fx.Node]:
@@ -473,9 +478,13 @@ class _Loop:
         fx.node.map_arg((n.args, n.kwargs), found.append)
         return any(f in self.views for f in found)
 
-    def _output(self, it: dict, body: list[list[fx.Node]], rel: dict, T: int) -> tuple[fx.Node, bool]:
+    def _output(self, it: dict, body: list[list[fx.Node]], rel: dict, T: int) -> tuple[fx.Node, bool, int]:
+        """(the first step's node whose value forward returns, only the last step's value is returned, the dim of the
+        returned record along which the steps are stacked)."""
         out = next(n for n in self.nodes if n.op == "output")
         result = out.args[0]
+        if is_namedtuple_of_result(result):
+            result = namedtuple_items(result)
         first = result[0] if isinstance(result, tuple) and result else result
         if isinstance(first, dict):
             raise _NotALoop("forward returns a dict; return the record (torch.stack(spk_rec, dim=0)) first, as a tensor "
@@ -486,18 +495,21 @@ class _Loop:
         while isinstance(result, (tuple, list)) and result:
             result = result[0]
         if isinstance(result, fx.Node) and it.get(result) == T - 1:
-            return body[0][rel[result]], True
+            return body[0][rel[result]], True, 0
         if (isinstance(result, fx.Node) and result.op == "call_function" and result.target is torch.stack
                 and isinstance(result.args[0], (list, tuple))):
             items = list(result.args[0])
             dim = result.args[1] if len(result.args) > 1 else result.kwargs.get("dim", 0)
-            if (dim == 0 and len(items) == T and all(isinstance(v, fx.Node) for v in items)
+            stacked = self.values.get(result)
+            if type(dim) is int and isinstance(stacked, torch.Tensor) and dim < 0:
+                dim += stacked.dim()  # torch.stack(rec, dim=-2): a dim of the stacked record
+            if (type(dim) is int and 0 <= dim <= 1 and len(items) == T and all(isinstance(v, fx.Node) for v in items)
                     and all(it[v] == k for k, v in enumerate(items)) and len({rel[v] for v in items}) == 1):
-                return body[0][rel[items[0]]], False
+                return body[0][rel[items[0]]], False, dim
             raise _NotALoop(f"forward returns {_what(result)}, a torch.stack that is not one value per step stacked "
-                            "along dim 0 in step order")
+                            "along dim 0 (time-major) or dim 1 (batch-first) in step order")
         if isinstance(result, fx.Node) and it.get(result) == EPILOGUE and result.target is not torch.stack:
-            return result, True  # a function of the last step, checked by _last_step_tail
+            return result, True, 0  # a function of the last step, checked by _last_step_tail
         name = _what(result) if isinstance(result, fx.Node) else repr(result)
         raise _NotALoop(_neither(name))
 
@@ -604,6 +616,14 @@ def find_time_loop(
                               "times: a branch on the step (`if step > 0:`, `if step % 2 == 0:`) skips it in some steps, "
                               "and the IR graph is one step in which every layer runs. Call every neuron once in every "
                               "step (and keep the branch out of forward)")
+        per_step = _per_step_layers(loop, count)
+        if per_step is not None:
+            first = per_step[0]
+            raise unsupported(first, gm.get_submodule(first), f"the time loop calls a different module in each step "
+                              f"({', '.join(repr(q) for q in per_step[:3])}{', ...' if len(per_step) > 3 else ''}: one "
+                              f"per step, such as snn.BatchNormTT1d/BatchNormTT2d indexed by the step), while the IR graph "
+                              "is one time step that every step repeats with the same layers; use one layer for every "
+                              "step (e.g. nn.BatchNorm1d instead of snn.BatchNormTT1d)")
         best = min(reasons) if reasons else None
         if best is not None and -best[0] // best[1] >= 3:
             raise unsupported(path, module, f"it is called {count} times in one forward, in a loop over time whose steps "
@@ -637,6 +657,20 @@ def _in_a_later_loop(loop: _Loop, path: str) -> str | None:
     for p, _ in _repeated_neurons(loop):
         if p != path and min(i for i, q in calls if q == p) > last:
             return p
+    return None
+
+
+def _per_step_layers(loop: _Loop, count: int) -> list[str] | None:
+    """The items of one module list (`bn.0`, `bn.1`, ...) called once each, `count` of them, in a loop of `count` steps:
+    a layer per step (`self.bn[step](cur)`, snnTorch's BatchNormTT), in call order; None when there is none."""
+    items: dict[str, list[str]] = {}
+    for n in loop.calls:
+        parent, _, index = str(n.target).rpartition(".")
+        if parent and index.isdigit():
+            items.setdefault(parent, []).append(str(n.target))
+    for paths in items.values():
+        if len(paths) == count and len(set(paths)) == count:
+            return paths
     return None
 
 

@@ -19,6 +19,7 @@ from typing import Any, Callable, Iterable, Union
 import numpy as np
 import torch
 import torch.nn as nn
+from torch.nn.utils import parametrize
 
 from talon.errors import TalonError, TalonUsageError, UnsupportedModuleError
 from talon.ir import (
@@ -190,10 +191,21 @@ def unregister_converter(module_type: type | str) -> None:
     _OUTPUT_NAMES.pop(module_type, None)
 
 
+def registered_type(module: nn.Module) -> type:
+    """The type a module's converter is registered under: its own, except for a module that
+    torch.nn.utils.parametrize (parametrizations.weight_norm, spectral_norm, ...) re-classed as
+    `Parametrized<Class>`, a subclass that only computes the parametrized tensors on access and keeps the
+    forward of `<Class>`, whose converter then reads those tensors."""
+    t = type(module)
+    if t not in MODULE_CONVERTERS and parametrize.is_parametrized(module) and t.__module__ == parametrize.__name__:
+        return t.__bases__[0]
+    return t
+
+
 def converter_for(module: nn.Module) -> Converter | None:
-    """The converter registered for `type(module)` exactly, or None."""
+    """The converter registered for `type(module)` exactly (a parametrized module: its original class), or None."""
     _resolve_pending()
-    return MODULE_CONVERTERS.get(type(module))
+    return MODULE_CONVERTERS.get(registered_type(module))
 
 
 def output_names(module_type: type) -> tuple[str, ...] | None:
@@ -223,7 +235,7 @@ def undeclared_converters() -> list[type]:
 def check_produced(module: nn.Module, path: str, result: Any) -> None:
     """Stop when the registered converter of `type(module)` returned an IR type it did not declare."""
     _resolve_pending()
-    declared = _PRODUCES.get(type(module))
+    declared = _PRODUCES.get(registered_type(module))
     if declared is None:
         return
     nodes = result if isinstance(result, tuple) else (result,)

@@ -27,8 +27,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from talon.bridge._inplace import check_inplace
-from talon.bridge import _attr_state, _state_args, _state_writes
+from talon.bridge import _attr_state, _hooks, _state_args, _state_writes, _wrappers
 from talon.bridge._loops import STEP_FORMS, TimeLoop, find_time_loop
+from talon.bridge._results import is_namedtuple_of_result, namedtuple_items
 from talon.bridge._source import META_KEY as SOURCE_KEY
 from talon.bridge._source import at, exception_line, index_expr, source_line, user_frame
 from talon.bridge.converters import (
@@ -70,12 +71,20 @@ def _foreign_snn(module: nn.Module) -> tuple[str, str] | None:
 
 
 def _no_converter_reason(module: nn.Module) -> str:
+    if isinstance(module, nn.modules.lazy.LazyModuleMixin) and module.has_uninitialized_params():
+        return ("it is a lazy module whose parameters are not initialised yet; run the model once on a sample "
+                f"(model(sample)), which makes it an ordinary layer ({type(module).__name__} becomes "
+                f"nn.{type(module).cls_to_become.__name__}), then export")
     foreign = _foreign_snn(module)
     if foreign is not None:
         library, exporter = foreign
         return (f"no converter for this module type: {library} neurons are not converted by to_ir; export the model "
                 f"to NIR with {exporter}, then import that with talon.ir.from_nir(nir_graph) or "
                 "talon.ir.nir.read_nir('model.nir') (see docs/nir.md)")
+    bridge = _snn_bridge() if type(module).__module__.startswith("snntorch") else None
+    hint = bridge.no_converter_hint(module) if bridge is not None else None
+    if hint is not None:
+        return f"no converter for this module type: {hint}"
     if isinstance(module, (nn.RNNBase, nn.RNNCellBase)):
         return ("no converter for this module type: recurrent layers (RNN, LSTM, GRU and their cells) have no IR "
                 "equivalent; for spiking recurrence use snnTorch's RLeaky or RSynaptic")
@@ -212,7 +221,7 @@ class _Tracer(fx.Tracer):
         if (self.converters.find(qualname, m) is not None or isinstance(m, NO_IR_EQUIVALENT)
                 or _foreign_snn(m) is not None):
             return True
-        if self.snn_bridge is not None and self.snn_bridge.is_neuron(m):
+        if self.snn_bridge is not None and self.snn_bridge.is_snntorch_layer(m):
             return True
         return super().is_leaf_module(m, qualname)
 
@@ -241,7 +250,11 @@ def _preserved(model: nn.Module) -> Iterator[None]:
     trace in the user's model (a later snnTorch run must start from the state it had).
     """
     saved = []
+    scripted = []  # TorchScript modules (converted through custom_map): only their train flag is ours to restore
     for m in model.modules():
+        if isinstance(m, torch.jit.ScriptModule):
+            scripted.append((m, m.training))
+            continue
         buffers = {k: (v, v.detach().clone()) for k, v in m._buffers.items() if v is not None}
         tensors = {k: v for k, v in vars(m).items() if isinstance(v, torch.Tensor) and not k.startswith("_")}
         saved.append((m, m.training, dict(m._buffers), buffers, tensors, dict(vars(m))))
@@ -268,6 +281,8 @@ def _preserved(model: nn.Module) -> Iterator[None]:
                         delattr(m, k)
                 for k, v in tensors.items():
                     setattr(m, k, v)
+            for m, training in scripted:
+                m.train(training)
 
 
 class _Recorder(fx.Interpreter):
@@ -412,6 +427,7 @@ _SHAPE_ONLY = {torch.zeros_like, torch.ones_like, torch.empty_like, torch.full_l
 _FUNCTION_OPS: dict[Any, str] = {
     operator.add: "add", operator.iadd: "add", torch.add: "add",
     operator.mul: "mul", operator.imul: "mul", torch.mul: "mul",
+    operator.truediv: "div", torch.div: "div", torch.true_divide: "div",
     torch.flatten: "flatten", torch.reshape: "reshape", torch.squeeze: "reshape", torch.unsqueeze: "reshape",
     torch.relu: "relu", F.relu: "relu", F.leaky_relu: "leaky_relu",
     torch.sigmoid: "sigmoid", F.sigmoid: "sigmoid", torch.tanh: "tanh", F.tanh: "tanh",
@@ -422,14 +438,15 @@ _FUNCTION_OPS: dict[Any, str] = {
     operator.getitem: "getitem", builtins.getattr: "getattr",
 }
 _METHOD_OPS = {
-    "add": "add", "add_": "add", "mul": "mul", "mul_": "mul", "flatten": "flatten", "view": "reshape",
+    "add": "add", "add_": "add", "mul": "mul", "mul_": "mul", "div": "div", "true_divide": "div",
+    "flatten": "flatten", "view": "reshape",
     "reshape": "reshape", "squeeze": "reshape", "unsqueeze": "reshape", "relu": "relu", "relu_": "relu", "sigmoid": "sigmoid", "tanh": "tanh", "softmax": "softmax",
 }
 #: Op -> the IR types its node may be (a reshape that changes nothing, and an alias, emit none). `talon
 #: primitives` lists the functional ops producing each type from this table, and _call_op stops with a
 #: TalonError when an op's node is of a type not declared here, so the table cannot drift from the code.
 OP_PRODUCES: dict[str, tuple[str, ...]] = {
-    "add": ("Skip",), "mul": ("Scale",), "cat": ("Concat",), "flatten": ("Flatten",), "reshape": ("Flatten",),
+    "add": ("Skip",), "mul": ("Scale",), "div": ("Scale",), "cat": ("Concat",), "flatten": ("Flatten",), "reshape": ("Flatten",),
     "relu": ("ReLU",), "leaky_relu": ("ReLU",), "sigmoid": ("Sigmoid",), "tanh": ("Tanh",), "softmax": ("Softmax",),
     "gelu": ("GELU",), "elu": ("ELU",), "dropout": ("Dropout",), "max_pool2d": ("MaxPool2d",),
     "avg_pool2d": ("AvgPool2d",), "adaptive_avg_pool2d": ("AvgPool2d",), "alias": (),
@@ -464,6 +481,34 @@ def _arg(n: fx.Node, index: int, name: str, default: Any = None) -> Any:
     if len(n.args) > index:
         return n.args[index]
     return n.kwargs.get(name, default)
+
+
+def _operands(n: fx.Node) -> list[Any]:
+    """The two operands of a binary op however they were passed: `a + b`, `torch.add(a, b)`, `torch.add(input=a,
+    other=b)`, `a.add(other=b)` (a method's self is its first argument)."""
+    return [_arg(n, 0, "input" if n.op == "call_function" else "self"), _arg(n, 1, "other")]
+
+
+def _exact_reciprocal(n: fx.Node, divisor: Any, where: str) -> np.ndarray:
+    """1/c for `x / c`, where that multiplication gives the same bits as the division: c = ±2^k, whose float32
+    reciprocal is exact (both are then the one correctly rounded value of x/c). Any other divisor is refused."""
+    if n.kwargs.get("rounding_mode") is not None:
+        raise UnsupportedModuleError(f"{where} with rounding_mode={n.kwargs['rounding_mode']!r} has no IR equivalent")
+    if isinstance(divisor, (fx.Node, bool)) or not isinstance(divisor, (int, float)):
+        raise UnsupportedModuleError(f"{where}: only a computed tensor divided by a Python number maps to the IR (Scale)")
+    mantissa, exponent = math.frexp(float(divisor))
+    if abs(mantissa) != 0.5 or not -125 <= exponent - 1 <= 126:
+        raise UnsupportedModuleError(
+            f"{where} divides by {divisor!r}; the IR scales by a multiplication, and x * (1/{divisor!r}) rounds "
+            f"differently from x / {divisor!r} unless the divisor is a power of two; write the multiplication "
+            f"(x * {1 / float(divisor)!r}) if that is what the model should compute")
+    return np.asarray(1.0 / float(divisor), dtype=np.float32)
+
+
+def _reads_of(n: fx.Node) -> list[fx.Node]:
+    found: list[fx.Node] = []
+    fx.node.map_arg((n.args, n.kwargs), found.append)
+    return found
 
 
 def _shape_of(value: Any) -> Shape:
@@ -701,6 +746,9 @@ class _Builder:
 
     def _call_op(self, n: fx.Node) -> None:
         value = self.values.get(n)
+        if is_namedtuple_of_result(n):
+            self.refs[n] = META  # the returned namedtuple: its first item is the output (_first_result)
+            return
         if n.op == "call_function":
             op = _FUNCTION_OPS.get(n.target)
             label = getattr(n.target, "__name__", str(n.target))
@@ -735,6 +783,12 @@ class _Builder:
                 f"{where} has no IR equivalent (the functional ops TALON exports are listed in docs/bridge.md); do it "
                 "outside the model, on the executor's outputs, or wrap it in an nn.Module of your own and pass a converter: "
                 f"{self.api}(model, sample, custom_map={{YourModule: fn}})")
+        changed = self._dtype_change(n, value)
+        if changed is not None:
+            raise UnsupportedModuleError(
+                f"{where} turns {changed} into {value.dtype} (e.g. its dtype= argument); the IR computes every op in the "
+                "dtype of its input, float32, so the graph would compute something else: drop the dtype argument, or "
+                "convert outside the model")
         shape = _shape_of(value)
         args = list(n.args)
         if op == "alias":
@@ -752,6 +806,8 @@ class _Builder:
                 raise UnsupportedModuleError(f"{where} concatenates along the batch dimension")
             self.refs[n] = self._emit_op("cat", Concat(num_inputs=len(inputs), dim=dim if dim < 0 else dim - 1), inputs, shape, n.name)
             return
+        if op in ("add", "mul", "div"):
+            args = _operands(n)  # torch.add(input=a, other=b) and a.add(other=b) as well as a + b
         if op == "add":
             if n.kwargs.get("alpha", 1) != 1:
                 raise UnsupportedModuleError(f"{where} with alpha != 1 has no IR equivalent")
@@ -766,6 +822,12 @@ class _Builder:
             if len(inputs) != 1 or len(scalars) != 1:
                 raise UnsupportedModuleError(f"{where}: only a tensor times a Python number maps to the IR (Scale)")
             self.refs[n] = self._emit_op("mul", Scale(scale=np.asarray(scalars[0], dtype=np.float32)), inputs, shape, n.name)
+            return
+        if op == "div":
+            inputs = self._data_inputs(n, args[:1], where)
+            if len(inputs) != 1:
+                raise UnsupportedModuleError(f"{where}: only a computed tensor divided by a Python number maps to the IR (Scale)")
+            self.refs[n] = self._emit_op("div", Scale(scale=_exact_reciprocal(n, args[1], where)), inputs, shape, n.name)
             return
         src = self._single(n, where)
         in_value = self.values[args[0]] if args and isinstance(args[0], fx.Node) else None
@@ -822,6 +884,18 @@ class _Builder:
         else:  # pragma: no cover - every op above is handled
             raise AssertionError(op)
         self.refs[n] = self._emit_op(op, node, [src], shape, n.name)
+
+    def _dtype_change(self, n: fx.Node, value: torch.Tensor) -> torch.dtype | None:
+        """The floating dtype of a data input that op `n` returns in another dtype (`F.softmax(x, 1,
+        dtype=torch.float64)`), else None."""
+        if not value.is_floating_point():
+            return None
+        for a in _reads_of(n):
+            v = self.values.get(a)
+            data = not isinstance(self.refs.get(a, META), _Meta)
+            if data and isinstance(v, torch.Tensor) and v.is_floating_point() and v.dtype != value.dtype:
+                return v.dtype
+        return None
 
     def _emit_op(self, op: str, node: Node, inputs: list[str], shape: Shape, path: str) -> str:
         if node.type_name not in OP_PRODUCES[op]:
@@ -969,9 +1043,11 @@ def _functional_pool(op: str, n: fx.Node, in_shape: Shape, where: str) -> Node:
 
 
 def _first_result(n: fx.Node) -> Any:
-    """The first value an fx output node returns (tuples unpacked); _EMPTY for an empty tuple."""
+    """The first value an fx output node returns (tuples and namedtuples unpacked); _EMPTY for an empty tuple."""
     result = n.args[0]
-    while isinstance(result, (tuple, list)):
+    while isinstance(result, (tuple, list)) or is_namedtuple_of_result(result):
+        if isinstance(result, fx.Node):
+            result = namedtuple_items(result)
         if not result:
             return _EMPTY
         result = result[0]
@@ -1038,6 +1114,7 @@ def _export(module: nn.Module, sample: torch.Tensor, custom_map: Mapping[Any, Co
         raise TalonUsageError(f"{api}: the sample has shape {tuple(sample.shape)}, with no dimension after the batch; the sample "
                               f"must be batch-first: add the batch dimension, e.g. sample.unsqueeze(0) of shape {(1, *sample.shape)}")
     converters = _Converters(custom_map)
+    _wrappers.check_wrapped(module, api, lambda path, m: converters.custom(path, m) is not None)
     snn_bridge = _snn_bridge()
     training = _training_layers(module)
     with _preserved(module):
@@ -1065,12 +1142,21 @@ def _export(module: nn.Module, sample: torch.Tensor, custom_map: Mapping[Any, Co
                     raise unsupported(str(n.target), sub, _no_converter_reason(sub), api)
         check_inplace(gm, is_neuron, api)
         recorder = _Recorder(gm)
+        leaves = {}  # every module the traced graph calls, and what it calls inside (RLeaky's recurrent layer)
+        for n in fx_graph.nodes:
+            if n.op == "call_module":
+                for sub_path, sub in gm.get_submodule(str(n.target)).named_modules(prefix=str(n.target)):
+                    leaves.setdefault(sub_path, sub)
         try:
-            recorder.run(sample)
+            with _hooks.watched(leaves) as hooks:
+                output = recorder.run(sample)
         except Exception as exc:  # the user's sample does not fit the model: say so in TALON's terms
             if _runs_eagerly(module, sample):
                 raise UnsupportedModuleError(_replay_error(module, sample, gm, recorder, exc, api)) from exc
             raise TalonUsageError(_sample_error(module, sample, gm, recorder, exc, api)) from exc
+        if root is module:  # a single-layer model is a leaf: its hooks ran with the sample
+            _hooks.call_model_hooks(hooks, module, sample, output)
+        hooks.refuse(api)
         loop = _time_loop(gm, recorder.values, snn_bridge, api, converters)
         _state_writes.check(state_writes, gm, loop is not None, api)
         builder = _Builder(gm, recorder.values, converters, snn_bridge, api=api, loop=loop, takes_state=_takes_state(root))
@@ -1083,6 +1169,8 @@ def _export(module: nn.Module, sample: torch.Tensor, custom_map: Mapping[Any, Co
                                            "output": "last" if loop.last_only else "stacked"}
             if loop.step_inputs:
                 graph.metadata["time_loop"]["time_dim"] = loop.time_dim
+            if loop.stack_dim:
+                graph.metadata["time_loop"]["stack_dim"] = loop.stack_dim
         return graph
 
 

@@ -20,11 +20,13 @@ import snntorch as snn
 import torch
 import torch.nn as nn
 
-from talon.bridge.converters import ConverterResult, ExportContext, converter_for, output_names, register_converter
+from talon.bridge.converters import (
+    MODULE_CONVERTERS, ConverterResult, ExportContext, converter_for, output_names, register_converter, registered_type,
+)
 from talon.ir import IF, LI, LIF, CubaLIF, Graph, Input, Integrator, Node, Output, Scale, Threshold
 from talon.ir._compact import float32_if_exact, smallest_broadcast
 
-__all__ = ["CONVERTERS", "is_neuron", "state_index", "memoryless", "membrane_readout", "convert_leaky", "convert_synaptic", "convert_rleaky", "convert_rsynaptic",
+__all__ = ["CONVERTERS", "is_neuron", "is_snntorch_layer", "no_converter_hint", "state_index", "memoryless", "membrane_readout", "convert_leaky", "convert_synaptic", "convert_rleaky", "convert_rsynaptic",
            "convert_lapicque"]
 
 Shape = tuple[int, ...]
@@ -36,6 +38,21 @@ _STATE_FUNCTIONS = {"_base_sub": (0, "subtract"), "_base_zero": (1, "zero"), "_b
 
 def is_neuron(module: nn.Module) -> bool:
     return isinstance(module, snn.SpikingNeuron)
+
+
+def is_snntorch_layer(module: nn.Module) -> bool:
+    """A module of snnTorch's neuron package, SpikingNeuron or not (LeakyParallel wraps an nn.RNN): a leaf of the
+    trace, so an unconverted one is refused by its own path and type, not by the torch layer inside it."""
+    return is_neuron(module) or type(module).__module__.startswith("snntorch._neurons")
+
+
+def no_converter_hint(module: nn.Module) -> str | None:
+    """For an snnTorch neuron without a converter: the neurons that have one, as the way forward."""
+    if not is_snntorch_layer(module) or converter_for(module) is not None:
+        return None
+    known = sorted(t.__name__ for t in MODULE_CONVERTERS if t.__module__.startswith("snntorch."))
+    return (f"snnTorch's {type(module).__name__} has no IR equivalent; the snnTorch neurons to_ir converts are "
+            f"{', '.join(known)} (stepped one time step per call): build the layer from one of them")
 
 
 # What each neuron's forward returns, by name: a state argument `mem` is carried over when it is output `mem`.
@@ -145,8 +162,36 @@ def _per_dt(tau: np.ndarray, dt: float) -> np.ndarray:
     return float32_if_exact(np.asarray(tau, dtype=np.float64) / dt)
 
 
+#: Membranes minus threshold at and around the step: every snnTorch surrogate's forward is (x > 0).float() on them.
+_STEP_PROBE = torch.tensor([[-float("inf"), -3.0e38, -1.0, -1e-3, -1e-45, -0.0, 0.0, 1e-45, 1e-3, 1.0, 3.0e38,
+                             float("inf")]], dtype=torch.float32)
+
+
+def _check_spike_function(m: nn.Module, ctx: ExportContext) -> None:
+    """snnTorch fires and resets through `spike_grad(mem - threshold)`; the IR neurons through the step x > 0, which
+    is the forward of every snntorch.surrogate function. A spike_grad of the user's own must compute that step too."""
+    fn = getattr(m, "spike_grad", None)
+    if fn is None or getattr(m, "surrogate_disable", False):
+        return
+    owner = getattr(fn, "__self__", None)  # MySpike.apply of a torch.autograd.Function
+    name = f"{owner.__qualname__}.{fn.__name__}" if isinstance(owner, type) else getattr(fn, "__qualname__", type(fn).__qualname__)
+    fix = ("TALON's neurons fire when the membrane exceeds the threshold (the step x > 0, the forward pass of every "
+           "snntorch.surrogate function); use one of those, or give spike_grad a forward that returns (x > 0).float()")
+    try:
+        with torch.no_grad():
+            got = fn(_STEP_PROBE.clone())
+    except Exception as exc:  # noqa: BLE001 - the user's function: say that it could not be checked, and why
+        raise ctx.unsupported(m, f"its spike_grad {name} could not be checked on a probe of membranes ({exc}); {fix}") from exc
+    want = (_STEP_PROBE > 0).float()
+    if not isinstance(got, torch.Tensor) or got.shape != want.shape or not torch.equal(got.float(), want):
+        shown = got.flatten().tolist() if isinstance(got, torch.Tensor) and got.numel() == want.numel() else got
+        raise ctx.unsupported(m, f"its spike_grad {name} computes, in the forward pass, {shown} for mem - threshold = "
+                              f"{_STEP_PROBE.flatten().tolist()} where snnTorch's step gives {want.flatten().tolist()}; {fix}")
+
+
 def _check_common(m: nn.Module, ctx: ExportContext) -> tuple[str, float]:
     """Refuse options with no IR equivalent; return (snnTorch reset mechanism, graded spike factor)."""
+    _check_spike_function(m, ctx)
     if getattr(m, "inhibition", False):
         raise ctx.unsupported(m, "inhibition=True (only the neuron with the largest membrane per sample fires) has no IR equivalent")
     if getattr(m, "state_quant", False):
@@ -197,7 +242,7 @@ def _recurrent(m: nn.Module, ctx: ExportContext) -> Node:
     """The recurrent connection of RLeaky/RSynaptic: Affine (linear), Conv2d, or Scale (one-to-one V)."""
     rec = m.recurrent
     rec_ctx = ExportContext(path=f"{ctx.path}.recurrent", input_shapes=(ctx.output_shape,), output_shape=ctx.output_shape, dt=ctx.dt)
-    if type(rec) in (nn.Linear, nn.Conv2d):
+    if registered_type(rec) in (nn.Linear, nn.Conv2d):  # a weight_norm'd (parametrized) one too
         convert = converter_for(rec)
         assert convert is not None
         node = convert(rec, rec_ctx)
