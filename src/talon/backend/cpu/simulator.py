@@ -23,6 +23,7 @@ from torch import nn
 from talon.backend.base import SimulationResult
 from talon.backend.cpu.fixed_narrow import narrow_float32
 from talon.backend.cpu import fixed as fx
+from talon.backend.cpu import graph_memo
 from talon.backend.cpu.counting import count_nonzero
 from talon.backend.spike_inputs import check_spikes as spike_check
 from talon.backend.spike_inputs import priced_spike_inputs, pricing_graph
@@ -346,10 +347,11 @@ def simulate_graph(
     priced = priced_spike_inputs(graph, stim)
     unchecked = [n for n in priced if stim.binary.get(n) is None]
     rec_spikes, rec_mems = _normalize_record(record, graph)
-    costs = graph_costs(graph)
+    memo = graph_memo.derived(graph)  # what depends on the graph alone, kept while its content is unchanged
+    costs = _memoised(memo, "costs", lambda: graph_costs(graph))
     spiking = [n for n, node in graph.nodes.items() if node.spiking]
-    priced_graph = pricing_graph(graph, priced)
-    common = {"count_events": spike_driven_layers(priced_graph, costs if priced_graph is graph else None), "chunk_steps": chunk_steps, "progress": progress, "costs": costs,
+    driven = _memoised(memo, ("spike_driven_layers", tuple(priced)), lambda: _priced_driven_layers(graph, priced, costs))
+    common = {"count_events": driven, "chunk_steps": chunk_steps, "progress": progress, "costs": costs,
               "batch_time": batch_time, "check_spikes": unchecked}
 
     plan = None
@@ -393,6 +395,20 @@ def simulate_graph(
         wall_time_s=time.perf_counter() - started,
         spike_inputs=priced,
     )
+
+
+def _memoised(memo: dict, key: Any, compute: Any) -> Any:
+    try:
+        return memo[key]
+    except KeyError:
+        value = memo[key] = compute()
+        return value
+
+
+def _priced_driven_layers(graph: Graph, priced: dict[str, str], costs: dict) -> list[str]:
+    """The synaptic layers fed by spikes when the Inputs of `priced` count as spike sources."""
+    priced_graph = pricing_graph(graph, priced)
+    return spike_driven_layers(priced_graph, costs if priced_graph is graph else None)
 
 
 def _output_shape(cost: Any, graph: Graph, name: str) -> tuple[int, ...]:
