@@ -166,10 +166,11 @@ def run_instrumented(
     synaptic = list(spike_driven_layers(graph, costs) if count_events is None else count_events)
     neurons = [n for n, node in graph.nodes.items() if node.state_fields]
 
-    # counters live as tensors (no host sync per step); converted once at the end
+    # counters: Python ints on the CPU (count_nonzero's result), 0-d tensors elsewhere (no host sync per
+    # step); converted once at the end
     zero = lambda: torch.zeros((), dtype=torch.int64)  # noqa: E731
-    spike_acc = {n: zero() for n in spiking} if count_spikes else {}
-    event_acc = {n: zero() for n in synaptic}
+    spike_acc: dict[str, Any] = {n: 0 for n in spiking} if count_spikes else {}
+    event_acc: dict[str, Any] = {n: 0 for n in synaptic}
     spike_rec: dict[str, list] = {n: [] for n in record_spikes}
     mem_rec: dict[str, list] = {n: [] for n in record_membranes}
     # calibration ranges: per node the (min, max) pairs of what it produced (torch.aminmax: one pass, no
@@ -242,8 +243,10 @@ def run_instrumented(
             n: (lambda node, ctx, n=n: _StateProbe(RUNTIME_BUILDERS[node.type_name](node, ctx), n, on_state)) for n in probe_names
         }
     # observe never holds a state it is shown (membranes come through the probes): run() may keep
-    # stepping neuron states in place across its time chunks
-    executor = ir_to_torch(run_graph, return_state=True, node_map=node_map, observer=TransientStateObserver(observe))
+    # stepping neuron states in place across its time chunks. It is shown only the nodes it reads
+    # (calibration reads every node's range).
+    shown = None if calibrate else watch_spikes | watch_events | outputs_set | set(spike_rec) | set(agree)
+    executor = ir_to_torch(run_graph, return_state=True, node_map=node_map, observer=TransientStateObserver(observe, shown))
     if plan is not None:
         executor = executor.double()
         narrow_float32(executor, plan)  # float32 between exact layers where no value changes
