@@ -26,8 +26,11 @@ import numpy as np
 import xxhash
 
 from talon.ir import Graph, get_node_class
+from talon.ir.node import ARRAY
 from talon.sdk.cost import registered_cost
 
+#: node class -> the names of its array fields
+_ARRAY_FIELDS: dict[type, tuple[str, ...]] = {}
 #: id(graph) -> (weak reference to the graph, content key, derived values)
 _MEMO: dict[int, tuple[weakref.ref, tuple, dict]] = {}
 
@@ -60,13 +63,24 @@ def content_key(graph: Graph) -> tuple | None:
     types: dict[str, None] = {}
     for node in _nodes(graph):
         types[node.type_name] = None
-        for _, arr in node.arrays():
+        for name in _array_fields(type(node)):
+            arr = getattr(node, name)
+            if arr is None:
+                continue
             if not isinstance(arr, np.ndarray) or arr.dtype.hasobject:
                 return None
             digests.append(xxhash.xxh3_128_intdigest(np.ascontiguousarray(arr).reshape(-1).view(np.uint8)))
     registry = tuple((t, registered_cost(t), get_node_class(t)) for t in types)
     # the graph's own structure-and-fields key (the one its shape cache uses)
     return (graph._shape_key(), tuple(digests), registry)
+
+
+def _array_fields(cls: type) -> tuple[str, ...]:
+    """The names of the array fields of a node class (what `Node.arrays` walks), looked up once."""
+    fields = _ARRAY_FIELDS.get(cls)
+    if fields is None:
+        fields = _ARRAY_FIELDS[cls] = tuple(n for n, spec in cls.field_specs().items() if spec.kind == ARRAY)
+    return fields
 
 
 def _nodes(graph: Graph) -> Iterator[Any]:

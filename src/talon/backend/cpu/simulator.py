@@ -12,6 +12,7 @@ progress bar shows chunk progress when stderr is a terminal and the run is long.
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from dataclasses import dataclass, field
@@ -39,6 +40,8 @@ from talon.sdk.profile import spike_driven_layers as sdk_spike_driven_layers
 PROGRESS_MIN_STEPS = 500
 #: Activation memory budget of one chunk of steps (bytes), which sets the chunk length.
 CHUNK_BYTES = 64 * 1024 * 1024
+#: Spike and event tensors below this many elements are counted when the chunk's executor run returns.
+DEFER_COUNT_BELOW = 1 << 14
 
 
 @dataclass
@@ -180,8 +183,9 @@ def run_instrumented(
     max_cur: dict[str, list] = {}
     # a neuron with a synaptic current holds (current, ..., membrane): the fixed-point plan needs the current's range too
     with_current = {n for n, node in graph.nodes.items() if node.has_current}
-    watch_spikes, watch_events, outputs_set = set(spiking) if count_spikes else set(), set(synaptic), set(graph.output_names)
-    out_rec: dict[str, list] = {n: [] for n in graph.output_names}
+    watch_spikes, watch_events = set(spiking) if count_spikes else set(), set(synaptic)
+    # the graph's outputs: what executor.run returns, per chunk of steps
+    out_rec: dict[str, list] = {n: [] for n in run_graph.output_names}
     agree = dict(agree_with or {})
     mismatch_acc = {n: zero() for n in agree}
     agreed_steps = dict.fromkeys(agree, 0)
@@ -203,16 +207,35 @@ def run_instrumented(
         counted[id(x)] = (x, n)
         return n
 
+    # A small tensor (a spike chunk of a small layer) is counted when executor.run returns, with the
+    # chunk's other small tensors: the first count after the runtime's kernels costs several times what
+    # the next ones cost (code and data gone cold), and holding a small tensor a little longer keeps no
+    # memory worth reusing. Large ones are counted at once, so that their memory can be reused.
+    deferred: list[tuple[dict, str, torch.Tensor]] = []
+    defer_below = 0 if per_step else DEFER_COUNT_BELOW
+
+    def tally(acc: dict, name: str, x: torch.Tensor) -> None:
+        if x.numel() < defer_below:
+            deferred.append((acc, name, x))
+        else:
+            acc[name] += nonzeros(x)
+
+    def count_deferred() -> None:
+        for acc, name, x in deferred:
+            acc[name] += nonzeros(x)
+        deferred.clear()
+        counted.clear()
+
     def observe(name: str, node: Any, args: list, out: Any, state: Any) -> None:
         if not first_observed:
             first_observed.append(name)
         elif name == first_observed[0]:
             counted.clear()
         if name in watch_spikes:
-            spike_acc[name] += nonzeros(out)
+            tally(spike_acc, name, out)
         if name in watch_events:
             for a in args:
-                event_acc[name] += nonzeros(a)
+                tally(event_acc, name, a)
         if per_step and isinstance(out, torch.Tensor):
             out = out.unsqueeze(0)
         if name in spike_rec:
@@ -223,8 +246,6 @@ def run_instrumented(
             mismatch_acc[name] += torch.ne(torch.ne(agree[name][t0:t1], 0), torch.ne(out, 0)).sum()
         if calibrate and isinstance(out, torch.Tensor) and out.numel():
             max_out.setdefault(name, []).append(torch.aminmax(out.detach()))
-        if name in outputs_set:
-            out_rec[name].append(out)
 
     def on_state(name: str, st: Any) -> None:
         v = st[-1]
@@ -245,7 +266,7 @@ def run_instrumented(
     # observe never holds a state it is shown (membranes come through the probes): run() may keep
     # stepping neuron states in place across its time chunks. It is shown only the nodes it reads
     # (calibration reads every node's range).
-    shown = None if calibrate else watch_spikes | watch_events | outputs_set | set(spike_rec) | set(agree)
+    shown = None if calibrate else watch_spikes | watch_events | set(spike_rec) | set(agree)
     executor = ir_to_torch(run_graph, return_state=True, node_map=node_map, observer=TransientStateObserver(observe, shown))
     if plan is not None:
         executor = executor.double()
@@ -279,8 +300,10 @@ def run_instrumented(
                 for n, x in zip(names, xs):
                     if n in spike_rec:  # after fixed-point rounding: what the graph actually sees
                         spike_rec[n].append(x)
-                _, state = executor.run(*xs, state=state, batch_time=batch_time)
-                counted.clear()
+                outs, state = executor.run(*xs, state=state, batch_time=batch_time)
+                count_deferred()
+                for n, out in zip(out_rec, outs if isinstance(outs, tuple) else (outs,)):
+                    out_rec[n].append(out)
                 if bar is not None:
                     bar.update(task, completed=t1)
         finally:
@@ -375,7 +398,7 @@ def simulate_graph(
     for name in graph.output_names:
         out = run.outputs[name]
         want = (T, B, *shapes[name])
-        if not isinstance(out, torch.Tensor) or tuple(out.shape) != want or not bool(torch.isfinite(out).all()):
+        if not isinstance(out, torch.Tensor) or tuple(out.shape) != want or not _all_finite(out):
             valid = False
     neurons = {n: costs[n].activation_elements for n in spiking}
     rates = {n: run.spike_counts[n] / (neurons[n] * T * B) if neurons[n] else 0.0 for n in spiking}
@@ -398,6 +421,14 @@ def simulate_graph(
         wall_time_s=time.perf_counter() - started,
         spike_inputs=priced,
     )
+
+
+def _all_finite(x: torch.Tensor) -> bool:
+    """torch.isfinite(x).all(), in one read where it holds: a sum is finite only when no element is NaN or
+    ±inf (a finite sum decides; one that overflowed, or any doubt, goes to the element-wise check)."""
+    if x.is_floating_point() and math.isfinite(float(x.sum())):
+        return True
+    return bool(torch.isfinite(x).all())
 
 
 def _memoised(memo: dict, key: Any, compute: Any) -> Any:
