@@ -63,11 +63,18 @@ class RunRecord:
 
 
 class _StateProbe(StatefulRuntime):
-    """Wraps a neuron runtime to report its state after every step (instrumentation only)."""
+    """Wraps a neuron runtime to report its state after every step (instrumentation only).
 
-    def __init__(self, inner: nn.Module, name: str, sink: Any) -> None:
+    A runtime whose run_seq traces its membrane (`traces_membrane`, talon.bridge.modules.LIFRuntime)
+    runs whole chunks in its fused loop and hands `seq_sink` the chunk's (T, B, ...) membranes, the
+    states its steps would have returned; any other runtime, or one whose other state fields are wanted
+    (`whole_state`), is stepped one step at a time, each state going to `sink`.
+    """
+
+    def __init__(self, inner: nn.Module, name: str, sink: Any, seq_sink: Any = None, whole_state: bool = False) -> None:
         super().__init__()
         self.inner, self.name, self.sink = inner, name, sink
+        self.seq_sink = seq_sink if getattr(inner, "traces_membrane", False) and not whole_state else None
 
     def init_state(self, inputs: Any) -> Any:
         return self.inner.init_state(inputs)
@@ -75,6 +82,15 @@ class _StateProbe(StatefulRuntime):
     def step(self, inputs: Any, state: Any) -> Any:
         out, st = self.inner.step(inputs, state)
         self.sink(self.name, st)
+        return out, st
+
+    def run_seq(self, inputs: Any, state: Any) -> Any:
+        if self.seq_sink is None:
+            return super().run_seq(inputs, state)
+        v = state[-1]
+        trace = v.new_empty((inputs[0].shape[0], *v.shape))
+        out, st = self.inner.run_seq(inputs, state, trace=trace)
+        self.seq_sink(self.name, trace)
         return out, st
 
 
@@ -256,12 +272,19 @@ def run_instrumented(
             if name in with_current:
                 max_cur.setdefault(name, []).append(torch.aminmax(st[0].detach()))
 
+    def on_states(name: str, vs: torch.Tensor) -> None:  # a chunk's (T, B, ...) membranes, in one piece
+        if name in mem_rec:
+            mem_rec[name].append(vs)
+        if calibrate and vs.numel():
+            max_state.setdefault(name, []).extend(_chunk_ranges(vs))
+
     probe_names = set(record_membranes) | (set(neurons) if calibrate else set())
     if plan is not None:
         node_map = fx.fixed_node_map(plan, on_state if probe_names else None)
     else:
         node_map = {
-            n: (lambda node, ctx, n=n: _StateProbe(RUNTIME_BUILDERS[node.type_name](node, ctx), n, on_state)) for n in probe_names
+            n: (lambda node, ctx, n=n: _StateProbe(RUNTIME_BUILDERS[node.type_name](node, ctx), n, on_state, on_states, calibrate and n in with_current))
+            for n in probe_names
         }
     # observe never holds a state it is shown (membranes come through the probes): run() may keep
     # stepping neuron states in place across its time chunks. It is shown only the nodes it reads
@@ -327,6 +350,18 @@ def run_instrumented(
 
 def _agreement(reference: torch.Tensor, mismatches: int) -> float:
     return (reference.numel() - mismatches) / reference.numel() if reference.numel() else 1.0
+
+
+def _chunk_ranges(vs: torch.Tensor) -> list:
+    """The (min, max) pairs a chunk of per-step values (T, ...) adds to a calibration range: one pair
+    for the whole chunk, which `_max_abs` reduces to exactly the value the T per-step pairs give, unless
+    the chunk holds only zeros or a NaN, where the per-step pairs are kept (which zero's sign, or which
+    NaN, the reductions return depends on how they are grouped)."""
+    lo, hi = torch.aminmax(vs)
+    low, high = float(lo), float(hi)
+    if (low == 0.0 and high == 0.0) or math.isnan(low) or math.isnan(high):
+        return [torch.aminmax(v) for v in vs]
+    return [(lo, hi)]
 
 
 def _max_abs(pairs: Any) -> float:
