@@ -166,8 +166,9 @@ def show(times: dict[str, list[float]], rows: list[tuple[str, str, str, float | 
 
 
 def check_exact(label: str, graph: ir.Graph, stim: object, plan: object) -> None:
-    """The fast products (float32 / event-driven / float32 between exact layers) must give the very bits of
-    plain float64 products everywhere, with step-by-step neurons."""
+    """The fast products (float32 / event-driven / float32 between exact layers / spikes by construction
+    summed from 8-bit rows) must give the very bits of plain float64 products everywhere, with
+    step-by-step neurons."""
     try:
         from talon.backend.cpu import exact_products as xp
     except ImportError:  # a TALON without them: nothing to check
@@ -183,6 +184,12 @@ def check_exact(label: str, graph: ir.Graph, stim: object, plan: object) -> None
     narrow = getattr(simulator, "narrow_float32", None)  # float32 between exact layers (talon.backend.cpu.fixed_narrow)
     if narrow is not None:
         simulator.narrow_float32 = lambda *a, **k: []  # no layer narrowed: float64 everywhere
+    marks = getattr(simulator, "mark_spike_inputs", None)  # spikes by construction (talon.backend.cpu.fixed_events)
+    if marks is not None:
+        simulator.mark_spike_inputs = lambda *a, **k: []  # every event value checked, float32 weight rows
+    inputs32 = getattr(simulator, "float32_inputs", None)  # spike inputs passed in float32
+    if inputs32 is not None:
+        simulator.float32_inputs = lambda *a, **k: []
     if fixed_lif_seq is not None:
         fixed_lif_seq.ENABLED = False
     reference = copy.deepcopy(plan)  # without the decisions cached on the plan by the fast runs
@@ -194,6 +201,10 @@ def check_exact(label: str, graph: ir.Graph, stim: object, plan: object) -> None
         xp.SPARSE_BELOW, xp.float32_exact = saved
         if narrow is not None:
             simulator.narrow_float32 = narrow
+        if marks is not None:
+            simulator.mark_spike_inputs = marks
+        if inputs32 is not None:
+            simulator.float32_inputs = inputs32
         if fixed_lif_seq is not None:
             fixed_lif_seq.ENABLED = True
     for n in spiking:

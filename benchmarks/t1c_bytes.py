@@ -165,26 +165,11 @@ def write_demo(out: str) -> tuple[str, str]:
     """The demo's float and 8-bit graph files (examples/end_to_end.py's model and pipeline), untrained."""
     import importlib.util
 
-    import torch
-
-    from talon.bridge import to_ir
-    from talon.mapping import HardwareSpec
-    from talon.pipeline import run_pipeline
-    from talon.sdk import stamp_graph
-
     spec = importlib.util.spec_from_file_location("end_to_end", ROOT / "examples" / "end_to_end.py")
     demo = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(demo)
-    torch.manual_seed(0)
-    _, x_test, _, y_test = demo.load_digits_split(0)
-    model = demo.build_model(128, 0.9).eval()
-    graph = stamp_graph(to_ir(model, torch.zeros(1, 64), spiking_input=True), notes="examples/end_to_end.py: snnTorch digits SNN",
-                        metadata={"dataset": "sklearn digits", "epochs": 10, "steps": 20, "hidden": 128, "seed": 0})
-    spikes = demo.rate_code(torch.as_tensor(x_test[:4]), 4, torch.Generator().manual_seed(1))
-    hardware = HardwareSpec(mesh=(4, 4), neurons_per_core=64, name="4x4 mesh, 64 neurons/core")
-    run_pipeline(graph, out, name="digits_snn", inputs=spikes, labels=y_test[:4], weight_bits=8, hardware=hardware,
-                 plots=False, html=False, log=lambda msg: None)
-    return os.path.join(out, "digits_snn.t1c"), os.path.join(out, "digits_snn_int8.t1c")
+    _, float_file, int8_file = demo.write_untrained_files(out)
+    return float_file, int8_file
 
 
 def main(argv: list[str] | None = None) -> int:

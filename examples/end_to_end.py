@@ -157,6 +157,43 @@ def snntorch_accuracy(model, spikes, labels) -> float:
     return float((counts.argmax(-1).numpy() == labels).mean())
 
 
+def export_graph(model, *, epochs: int, steps: int, hidden: int, seed: int):
+    """The demo's stamped TALON graph of `model`, fed rate-coded spikes (so fc1 is priced per spike)."""
+    import torch
+
+    from talon.bridge import to_ir
+    from talon.sdk import stamp_graph
+
+    graph = to_ir(model, torch.zeros(1, 64), spiking_input=True)
+    return stamp_graph(graph, notes="examples/end_to_end.py: snnTorch digits SNN", metadata={
+        "dataset": "sklearn digits", "epochs": epochs, "steps": steps, "hidden": hidden, "seed": seed,
+    })
+
+
+def demo_hardware(neurons_per_core: int = 64):
+    """The demo's target: a 4x4 mesh."""
+    from talon.mapping import HardwareSpec
+
+    return HardwareSpec(mesh=(4, 4), neurons_per_core=neurons_per_core, name=f"4x4 mesh, {neurons_per_core} neurons/core")
+
+
+def write_untrained_files(out: str | os.PathLike):
+    """The demo's float and 8-bit graph files from its model untrained, through the same export, stamp and
+    pipeline as main(), on 4 test images of 4 steps: every stored array keeps its dtype and shape whatever the
+    training, so their sizes are the trained demo's to a few bytes. Returns (graph, float file, 8-bit file)."""
+    import torch
+
+    from talon.pipeline import run_pipeline
+
+    torch.manual_seed(0)
+    _, x_test, _, y_test = load_digits_split(0)
+    graph = export_graph(build_model(128, 0.9).eval(), epochs=10, steps=20, hidden=128, seed=0)
+    spikes = rate_code(torch.as_tensor(x_test[:4]), 4, torch.Generator().manual_seed(1))
+    run_pipeline(graph, out, name="digits_snn", inputs=spikes, labels=y_test[:4], weight_bits=8, hardware=demo_hardware(64),
+                 plots=False, html=False, log=lambda msg: None)
+    return graph, os.path.join(out, "digits_snn.t1c"), os.path.join(out, "digits_snn_int8.t1c")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     started = time.perf_counter()
@@ -167,10 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     import numpy as np
     import torch
 
-    from talon.bridge import to_ir
-    from talon.mapping import HardwareSpec
     from talon.pipeline import run_pipeline
-    from talon.sdk import stamp_graph
 
     torch.manual_seed(args.seed)
     x_train, x_test, y_train, y_test = load_digits_split(args.seed)
@@ -189,16 +223,12 @@ def main(argv: list[str] | None = None) -> int:
     acc_snntorch = snntorch_accuracy(model, test_spikes, y_test)
     log(f"train: done in {time.perf_counter() - t0:.1f} s; snnTorch test accuracy {acc_snntorch:.2%}")
 
-    graph = to_ir(model, torch.zeros(1, 64), spiking_input=True)  # it is fed rate-coded spikes: price fc1 per spike
-    graph = stamp_graph(graph, notes="examples/end_to_end.py: snnTorch digits SNN", metadata={
-        "dataset": "sklearn digits", "epochs": args.epochs, "steps": args.steps, "hidden": args.hidden, "seed": args.seed,
-    })
+    graph = export_graph(model, epochs=args.epochs, steps=args.steps, hidden=args.hidden, seed=args.seed)
     log(f"export: {len(graph.nodes)} nodes ({', '.join(n.type_name for n in graph.nodes.values())})")
 
-    spec = HardwareSpec(mesh=(4, 4), neurons_per_core=args.neurons_per_core, name=f"4x4 mesh, {args.neurons_per_core} neurons/core")
     summary = run_pipeline(
         graph, args.out, name="digits_snn", inputs=test_spikes, labels=y_test, calibration_inputs=calib_spikes,
-        weight_bits=args.bits, hardware=spec, plots=not args.no_plots, html=not args.no_plots, log=log,
+        weight_bits=args.bits, hardware=demo_hardware(args.neurons_per_core), plots=not args.no_plots, html=not args.no_plots, log=log,
     )
     acc = summary["accuracy"]
     energy = summary["energy"]

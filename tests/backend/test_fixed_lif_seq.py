@@ -190,3 +190,43 @@ def test_threshold_off_the_grid_resets_from_the_rounded_membrane(single):
         s, v = mod.step([x[t]], v)
         differs += int((torch.gt(v[0], thr) != (s != 0)).sum())
     assert differs > 0
+
+
+@pytest.mark.parametrize("gain", [True, False])
+@pytest.mark.parametrize("gsf", [None, 0.5])
+@pytest.mark.parametrize("delay", [True, False])
+@pytest.mark.parametrize("mode", ["subtract", "zero", "zero_post", "none"])
+def test_float32_inputs_and_spikes_give_the_float64_bits(mode, delay, gsf, gain):
+    """Inputs handed over as float32 (talon.backend.cpu.fixed_narrow) with a 16-bit gain, whose products
+    need up to 40 bits (a product taken in float32 would round), or without a gain (the delayed
+    subtraction then adds each step's input in place): the fused loop (spikes returned as float32) and
+    the step loop (inputs widened) give the bits of the step loop on float64 inputs."""
+    c, mfmt, in_fmt = 16, fx.Format(24, 10), fx.Format(24, 12)
+    rng = np.random.default_rng(13)
+    width = 10
+    beta_i = np.full(width, 3 << (c - 2))
+    # odd 16-bit gains (every bit counts) that tau_and_r reproduces exactly with beta 0.75
+    gain_i = np.array([48273, 49539, 57513, 63913, 33911, 37491, 59735, 63853, 40935, 42987])
+    thr = np.full(width, 200.0) + rng.integers(-8, 8, width)
+    mod, _ = _neuron(width, beta_i, c, thr, mfmt, in_fmt, gain_i if gain else None, reset_mode=mode, reset_delay=delay)
+    assert (mod.inner._op_gain is None) == (not gain)
+    if gsf is not None:
+        mod.inner.graded_spikes_factor = gsf
+    assert mod._fused is not None and fl.spikes_fit_float32(mod.inner)
+    xi = rng.integers(-(1 << 20), 1 << 20, (30, 3, width)) * (rng.random((30, 3, width)) < 0.5)
+    x64 = torch.from_numpy(np.ldexp(xi.astype(np.float64), -in_fmt.frac))
+    x32 = x64.float()
+    assert torch.equal(x32.double(), x64)  # the values float32 carries
+    if gain:
+        assert not torch.equal((x32 * mod.inner._op_gain.float()).double(), x64 * mod.inner._op_gain)  # float32 products would round
+    v0 = torch.from_numpy(np.ldexp(rng.integers(-(1 << 18), 1 << 18, (3, width)).astype(np.float64), -mfmt.frac))
+    _, want = _both(lambda: mod.run_seq([x64], (v0.clone(),)))
+    mod.widen_inputs = mod.emit32 = True
+    fused, stepped = _both(lambda: mod.run_seq([x32], (v0.clone(),)))
+    assert fused[0].dtype == torch.float32 and stepped[0].dtype == torch.float64
+    for got in (fused, stepped):
+        assert torch.equal(_bits(got[0]), _bits(want[0]))
+        assert got[1][0].dtype == torch.float64 and torch.equal(_bits(got[1][0]), _bits(want[1][0]))
+    assert torch.equal(_bits(mod.init_state([x32[0]])[0]), _bits(torch.zeros(3, width, dtype=torch.float64)))
+    if mode != "none":
+        assert 0 < float(want[0].ne(0).double().mean()) < 1

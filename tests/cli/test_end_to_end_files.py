@@ -1,6 +1,6 @@
 """The end-to-end demo's two graph files (examples/end_to_end.py through talon.pipeline): their sizes.
 
-The model is the demo's own (build_model, rate_code, the same export, stamp and pipeline call), untrained:
+The files are written by the demo's own `write_untrained_files` (its model, export, stamp and pipeline), untrained:
 every stored array keeps its dtype and shape whatever the training, so the sizes are those of the trained
 demo to a few bytes (only the compressed JSON of the mapping varies). docs/format.md breaks both files down
 (benchmarks/t1c_bytes.py --demo --sdk-floor prints the table).
@@ -17,13 +17,7 @@ import pytest
 
 pytest.importorskip("snntorch")
 
-import torch  # noqa: E402
-
 from talon import ir  # noqa: E402
-from talon.bridge import to_ir  # noqa: E402
-from talon.mapping import HardwareSpec  # noqa: E402
-from talon.pipeline import run_pipeline  # noqa: E402
-from talon.sdk import stamp_graph  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 ISSUE_FLOAT_FILE = 70_456  # the demo's float graph file when the 0.35 target was set (issue 15)
@@ -38,18 +32,8 @@ def _demo():
 
 @pytest.fixture(scope="module")
 def demo_files(tmp_path_factory):
-    demo = _demo()
-    torch.manual_seed(0)
-    _, x_test, _, y_test = demo.load_digits_split(0)
-    model = demo.build_model(128, 0.9).eval()
-    graph = stamp_graph(to_ir(model, torch.zeros(1, 64), spiking_input=True), notes="examples/end_to_end.py: snnTorch digits SNN",
-                        metadata={"dataset": "sklearn digits", "epochs": 10, "steps": 20, "hidden": 128, "seed": 0})
-    spikes = demo.rate_code(torch.as_tensor(x_test[:4]), 4, torch.Generator().manual_seed(1))
-    out = tmp_path_factory.mktemp("demo")
-    run_pipeline(graph, out, name="digits_snn", inputs=spikes, labels=y_test[:4], weight_bits=8,
-                 hardware=HardwareSpec(mesh=(4, 4), neurons_per_core=64, name="4x4 mesh, 64 neurons/core"),
-                 plots=False, html=False, log=lambda msg: None)
-    return graph, out / "digits_snn.t1c", out / "digits_snn_int8.t1c"
+    graph, float_file, int8_file = _demo().write_untrained_files(tmp_path_factory.mktemp("demo"))
+    return graph, Path(float_file), Path(int8_file)
 
 
 def _array_bytes(path: Path) -> int:

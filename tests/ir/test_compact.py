@@ -138,6 +138,31 @@ def test_the_sample_check_refuses_only_arrays_without_an_integer_form(k, f, bad,
         assert got[1] == full[1] and got[0].dtype == full[0].dtype and np.array_equal(got[0], full[0])
 
 
+@settings(max_examples=150, deadline=None)
+@given(data=st.data(), dtype=st.sampled_from([np.float16, np.float32, np.float64]), n=st.integers(256, 300))
+def test_the_first_values_refuse_only_arrays_without_an_integer_form(data, dtype, n):
+    """integer_form refuses from its first few values as Python floats (_off_every_grid) before any sample
+    check: whatever their bits (subnormals, -0.0, NaN, infinities, values on a grid or just off one), its
+    answer equals the full check's on the whole array."""
+    bits = {np.float16: np.uint16, np.float32: np.uint32, np.float64: np.uint64}[dtype]
+    width = 8 * np.dtype(dtype).itemsize
+    head = np.array(data.draw(st.lists(st.integers(0, 2**width - 1), min_size=4, max_size=4), label="first bits"), dtype=bits).view(dtype)
+    k = data.draw(st.integers(-127, 127), label="k")
+    f = data.draw(st.integers(-20, 30), label="f")  # f < 0: values with large powers of two
+    with np.errstate(over="ignore"):  # float16 overflows to inf: an array without an integer form
+        grid = np.full(n, np.ldexp(float(k), -f), dtype=dtype)  # the rest: one value on a grid
+    if data.draw(st.booleans(), label="head on the grid"):
+        with np.errstate(over="ignore"):  # float16 overflows to inf: one more value without an integer form
+            ks = st.lists(st.integers(-127, 127), min_size=4, max_size=4) | st.lists(st.integers(-2**31 + 1, 2**31 - 1), min_size=4, max_size=4)
+            head = (np.ldexp(np.array(data.draw(ks, label="head k"), np.float64), -f)).astype(dtype)
+    arr = np.concatenate([head, grid[4:]])
+    with np.errstate(all="ignore"):
+        got, full = integer_form(arr), _grid(arr, arr.dtype.itemsize)
+    assert (got is None) == (full is None)
+    if got is not None:
+        assert got[1] == full[1] and np.array_equal(got[0], full[0]) and got[0].dtype == full[0].dtype
+
+
 def test_a_damaged_integer_form_is_a_format_error(tmp_path):
     w = np.ldexp(np.arange(-150, 150, dtype=np.float64), -5).astype(np.float32).reshape(10, 30)
     path = tmp_path / "g.t1c"

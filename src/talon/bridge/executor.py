@@ -100,6 +100,9 @@ class GraphExecutor(nn.Module):
         self.observer = observer
         self.register_buffer("_anchor", torch.zeros(()), persistent=False)  # follows .to(): input dtype
         self._input_dtype = self._anchor.dtype  # read on every call: a plain attribute, kept in step by _apply
+        #: Inputs passed on in their own dtype when it is the one named here, instead of being converted to
+        #: the executor's (a caller whose readers of that input compute on it exactly, e.g. fixed-point runs).
+        self.kept_input_dtypes: dict[str, torch.dtype] = {}
 
     # -- plan ---------------------------------------------------------------------------------------
     def _compile(self, runtimes: dict[str, nn.Module]) -> None:
@@ -253,7 +256,7 @@ class GraphExecutor(nn.Module):
             if x.dim() != len(shape) + lead or x.shape[lead:] != shape:
                 want = ("(T, B, " if seq else "(B, ") + ", ".join(map(str, shape)) + ")"
                 raise BackendError(f"input {name!r} expects shape {want}, got {tuple(x.shape)}")
-            if x.dtype != dtype:
+            if x.dtype != dtype and self.kept_input_dtypes.get(name) != x.dtype:
                 x = x.to(dtype)
             out.append(x)
         if len(out) > 1:

@@ -22,7 +22,9 @@ import json
 import math
 import mmap
 import os
+import queue
 import struct
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Sequence
@@ -64,51 +66,107 @@ def _covered(view: memoryview, block: int, ranges: list[tuple[int, int]]) -> Any
 
 
 class ArraySink:
-    """Copies arrays into the contiguous ranges HDF5 allocated for them, once HDF5 has closed the file.
+    """Copies arrays into the contiguous ranges HDF5 allocated for them while the writer builds the rest
+    of the file's objects.
 
-    The writer hands each array over as HDF5 allocates its space (no fill values, so HDF5 never
-    writes there). `entries` copies them all on the writing thread while a worker thread computes
-    their digests. That way round the two overlap, on two cores: a file write releases the GIL for its
-    whole length, so the worker holds it for xxh3 while the writing thread is in the kernel, and the
-    copies start at once (the other way round, the worker would wait for the GIL before each copy
-    while xxh3 held it, and the seal's header writes would wait for the copies: the kernel serialises
-    writes to one file).
+    The writer hands each array over as HDF5 allocates its space (no fill values, so HDF5 never writes
+    there, and it writes its own metadata only when the file is flushed or closed). An array of at least
+    EAGER_BYTES goes at once to a copying thread: a file write releases the GIL for its whole length, so
+    on two cores it overlaps the building of the HDF5 objects, which holds the GIL. The copier needs the
+    GIL between its system calls, and a thread waiting for the GIL gets it only when the holder releases
+    it (after the interpreter's 5 ms switch interval at the latest), so the writing thread computes each
+    large array's digest as soon as it has queued the array: xxh3 runs without the GIL, and the copier
+    takes the array and starts its write meanwhile. Smaller arrays are copied in one batch by `finish`,
+    which waits for every copy and returns the index entries; call it before HDF5 closes the file, or
+    HDF5's metadata writes wait for the copies (the kernel serialises writes to one file).
     """
 
+    EAGER_BYTES = 1 << 20
+
     def __init__(self, path: Path) -> None:
+        # HDF5 has just created the file with O_TRUNC, after which ext4 (auto_da_alloc) starts writing back
+        # every dirty page of the file when a descriptor on it is next closed, if any of them still
+        # awaits allocation (HDF5's superblock does). Closing one now flushes that page alone; else the
+        # first close after the copies would start the write-back of all the arrays (1.4 ms for 40 MB).
+        os.close(os.open(path, os.O_RDONLY))
         self.fd = os.open(path, os.O_RDWR)
-        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="talon-t1c-write")
         self.jobs: list[tuple[str, int, np.ndarray]] = []
+        self._digests: dict[str, str] = {}
+        self._small: list[tuple[int, np.ndarray]] = []
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+        self._started = False
+        self._finished = self._abandoned = False
+        self._idle = False  # set by the copier while it waits for work
 
     def put(self, name: str, offset: int, arr: np.ndarray) -> None:
         self.jobs.append((name, offset, arr))
+        if arr.nbytes < self.EAGER_BYTES or not self._start():
+            self._small.append((offset, arr))
+            return
+        reserved = self._idle  # (a hint) the copier is not writing, so reserving does not wait for its write
+        if reserved:
+            _reserve(self.fd, offset, arr.nbytes)
+        self._queue.put(([(offset, arr)], reserved))
+        self._digests[name] = array_digest(arr)  # without the GIL: the copier takes the array meanwhile
 
-    def entries(self) -> dict[str, list]:
-        """Copy the arrays; return their index entries {hdf5 path: [offset, nbytes, dtype, shape, digest]}.
-        Raises what a copy raised (a full disk, say)."""
-        digests = submit(self.pool, self._entries)
-        self._copy_all()
-        return digests.result()
+    def _start(self) -> bool:
+        if not self._started:
+            self._started = True
+            if not spare_cpu():
+                return False
+            thread = threading.Thread(target=self._run, name="talon-t1c-write", daemon=True)
+            try:
+                thread.start()
+            except RuntimeError:  # interpreter shutdown (a model saved from an atexit handler): copy here
+                return False
+            self._thread = thread
+        return self._thread is not None
+
+    def _run(self) -> None:
+        while True:
+            self._idle = True
+            job = self._queue.get()
+            self._idle = False
+            if job is None:
+                return
+            try:
+                if self._error is None and not self._abandoned:
+                    _copy(self.fd, *job)
+            except BaseException as exc:  # raised by finish()
+                self._error = exc
+
+    def finish(self) -> dict[str, list]:
+        """Copy what is left, wait for every copy; return the index entries
+        {hdf5 path: [offset, nbytes, dtype, shape, digest]}. Raises what a copy raised (a full disk, say)."""
+        self._finished = True
+        small, self._small = self._small, []
+        if self._thread is not None:
+            if small:
+                self._queue.put((small, False))
+            entries = self._entries()
+            self._stop()
+        else:
+            _copy(self.fd, small)
+            entries = self._entries()
+        if self._error is not None:
+            raise self._error
+        return entries
 
     def _entries(self) -> dict[str, list]:
-        return {name: [offset, arr.nbytes, arr.dtype.str, list(arr.shape), array_digest(arr)] for name, offset, arr in self.jobs}
+        return {name: [offset, arr.nbytes, arr.dtype.str, list(arr.shape), self._digests.get(name) or array_digest(arr)]
+                for name, offset, arr in self.jobs}
 
-    def _copy_all(self) -> None:
-        if not self.jobs:
-            return
-        # Reserving the blocks first makes the copies below about a third faster on ext4 than
-        # filling the holes HDF5 left (no delayed allocation per write).
-        start = min(job[1] for job in self.jobs)
-        end = max(job[1] + job[2].nbytes for job in self.jobs)
-        try:
-            os.posix_fallocate(self.fd, start, end - start)
-        except (OSError, AttributeError):
-            pass  # no fallocate (file system, or macOS/Windows): the writes allocate as they go
-        for _, offset, arr in self.jobs:
-            _pwrite_all(self.fd, memoryview(arr).cast("B"), offset)
+    def _stop(self) -> None:
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
 
     def close(self) -> None:
-        self.pool.shutdown(wait=True, cancel_futures=True)
+        self._abandoned = not self._finished  # the write failed: the copies still queued are not needed
+        self._stop()
         os.close(self.fd)
 
     def __enter__(self) -> "ArraySink":
@@ -116,6 +174,57 @@ class ArraySink:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+def spare_cpu() -> bool:
+    """Whether a CPU is likely to be idle for a second thread of this process: the process may run on two
+    or more, and fewer tasks are runnable right now than it has (Linux's count in /proc/loadavg, this
+    thread included), or, where that count is not available, the load average over the last minute
+    leaves at least half a CPU free. Where none is (a machine busy with other jobs), a copying thread only
+    adds GIL hand-offs, each a wake-up of a thread the scheduler may run late: measured 1.08-1.31x the
+    time of copying on the writing thread at load 2.6-8.5, against 0.80x the previous writer's time at
+    load 0.7 (docs/performance.md, ".t1c writes, fourth pass")."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        cpus = os.cpu_count() or 1
+    if cpus < 2:
+        return False
+    running = _running_tasks()
+    if running is not None:
+        return running < cpus
+    try:
+        return os.getloadavg()[0] < cpus - 0.5
+    except (AttributeError, OSError):  # Windows: no load average
+        return True
+
+
+def _running_tasks() -> int | None:
+    """The number of runnable tasks on the machine now (Linux), or None where it cannot be read."""
+    try:
+        with open("/proc/loadavg", "rb") as f:
+            return int(f.read().split()[3].split(b"/")[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _copy(fd: int, batch: list[tuple[int, np.ndarray]], reserved: bool = False) -> None:
+    if not batch:
+        return
+    if not reserved:
+        start = min(offset for offset, _ in batch)
+        _reserve(fd, start, max(offset + arr.nbytes for offset, arr in batch) - start)
+    for offset, arr in batch:
+        _pwrite_all(fd, memoryview(arr).cast("B"), offset)
+
+
+def _reserve(fd: int, offset: int, nbytes: int) -> None:
+    """Reserve the blocks before the copy: about a third faster on ext4 than filling the holes HDF5
+    left (no delayed allocation per write)."""
+    try:
+        os.posix_fallocate(fd, offset, nbytes)
+    except (OSError, AttributeError):
+        pass  # no fallocate (file system, or macOS/Windows): the writes allocate as they go
 
 
 def _pwrite_all(fd: int, data: Any, offset: int) -> None:

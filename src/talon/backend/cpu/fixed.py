@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -61,9 +62,36 @@ def round_input(x: Any, fmt: Format, spikes: bool = False) -> Any:
     Where the format holds 1 exactly (2^frac within its range, frac >= 0), rounding then changes only
     -0.0, into +0.0 (floor(-0.0 + 1/2) = +0), which adding +0.0 does too: one pass instead of a copy and
     five passes."""
-    if spikes and fmt.frac >= 0 and (1 << fmt.frac) <= fmt.hi:
-        return torch.add(x, 0.0, out=torch.empty(x.shape, dtype=torch.float64, device=x.device))
+    if spikes and spikes_survive_rounding(fmt):
+        out = torch.empty(x.shape, dtype=torch.float64, device=x.device)
+        # a plain conversion (a third of the add's time) where no sign bit is set: no -0.0 to change
+        return out.copy_(x) if _no_sign_bit(x) else torch.add(x, 0.0, out=out)
     return round_half_up_(x.to(torch.float64, copy=True), fmt)
+
+
+def spike_input32(x: Any) -> Any:
+    """A float32 graph input of spikes as its readers may take it in float32 (talon.backend.cpu.fixed_narrow's
+    float32_inputs): round_input's values (0 and 1, -0.0 made +0.0), in float32. `x` itself where no sign
+    bit is set (it is never modified)."""
+    return x if _no_sign_bit(x) else torch.add(x, 0.0)
+
+
+def spikes_survive_rounding(fmt: Format) -> bool:
+    """True when rounding to `fmt` leaves 0 and 1 as they are (the format holds 1: 2^frac within its
+    range, frac >= 0); -0.0 becomes +0.0."""
+    return fmt.frac >= 0 and (1 << fmt.frac) <= fmt.hi
+
+
+def _no_sign_bit(x: Any) -> bool:
+    """True when no element of the CPU float tensor `x` has its sign bit set (one SIMD minimum over its
+    bits as integers); False where that cannot be told cheaply."""
+    bits = _SIGNED_BITS.get(x.dtype)
+    if bits is None or x.device.type != "cpu" or x.is_neg() or not x.numel():
+        return False
+    return bool(x.detach().numpy().view(bits).min() >= 0)
+
+
+_SIGNED_BITS = {torch.float64: np.int64, torch.float32: np.int32, torch.float16: np.int16}
 
 
 def _round_half_up_(scaled: Any, fmt: Format) -> Any:
@@ -163,17 +191,27 @@ class FixedNeuron(StatefulRuntime):
         self.rule = rule if rule is not None else fixed_rule_for(plan.type_name, plan.name)
         # whole chunks in one fused loop where that gives the step loop's bits (talon.backend.cpu.fixed_lif_seq)
         self._fused = fixed_lif_seq.fused_run_seq(inner, plan, self.rule) if on_state is None else None
+        # Set by talon.backend.cpu.fixed_narrow: inputs may come as float32 (widened to float64 here where
+        # the step loop runs; the fused loop takes them as they are), and the fused loop's spikes may be
+        # returned as float32 (the same values) to exact readers.
+        self.widen_inputs = False
+        self.emit32 = False
+
+    def _wide(self, inputs: Any) -> Any:
+        if not self.widen_inputs:
+            return inputs
+        return [x.to(torch.float64) if x.dtype == torch.float32 else x for x in inputs]
 
     def init_state(self, inputs: Any) -> Any:
-        return self.inner.init_state(inputs)
+        return self.inner.init_state(self._wide(inputs))
 
     def step(self, inputs: Any, state: Any) -> Any:
-        out, st = self.rule.step(self.inner, inputs, state, self.plan, ROUNDING)
+        out, st = self.rule.step(self.inner, self._wide(inputs), state, self.plan, ROUNDING)
         if self.on_state is not None:
             self.on_state(self.plan.name, st)
         return out, st
 
     def run_seq(self, inputs: Any, state: Any) -> Any:
         if self._fused is not None and fixed_lif_seq.ENABLED:
-            return self._fused(inputs, state)
-        return super().run_seq(inputs, state)
+            return self._fused(inputs, state, self.emit32)
+        return super().run_seq(self._wide(inputs), state)

@@ -31,6 +31,12 @@ below) and the undelayed zero reset v, +-0 or 2v, all exact; the undelayed subtr
 ``u - D*thr`` (D = spike - R in {-1, 0, 1}, D*thr exact) rounds once the exact value
 ``beta*v + leak + S - spike*thr``, which has the same bound as the delayed update with R = spike.
 
+Inputs may come as float32 (values handed over by talon.backend.cpu.fixed_narrow): each is scaled into
+S in float64 (the same exact products), or, for the delayed subtraction with one input and no gain or
+leak, added per step in place (``V = beta*V; V += 2^f * x_t``: the same two exact terms and sum).
+The spikes may be returned as float32 (spikes32, the same values); the loop then keeps each step's
+spikes in float64 buffers first, since ops that mix dtypes take a slower path.
+
 LIF and IF runtimes whose rule is NeuronRule's own step, without a state observer, take this path;
 everything else keeps the step loop. ENABLED = False turns it off (benchmarks/fixed_point.py compares
 both ways bit for bit).
@@ -41,6 +47,7 @@ from __future__ import annotations
 import math
 from typing import Any, Callable, Sequence
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -71,8 +78,15 @@ def float32_update_exact(membrane: Format, in_formats: Sequence[Format], coef_fr
     return (units << coef_frac) <= (1 << 24)
 
 
-def fused_run_seq(inner: Any, plan: NodePlan, rule: Any) -> Callable[[Sequence[Tensor], Any], tuple[Tensor, Any]] | None:
-    """The fused run_seq of a fixed-point neuron, or None where it does not apply (see the docstring)."""
+def spikes_fit_float32(inner: Any) -> bool:
+    """True when every spike the runtime emits (0, 1 or its graded factor) is a float32 value."""
+    gsf = inner.graded_spikes_factor
+    return gsf is None or float(np.float32(gsf)) == gsf
+
+
+def fused_run_seq(inner: Any, plan: NodePlan, rule: Any) -> Callable[..., tuple[Tensor, Any]] | None:
+    """The fused run_seq of a fixed-point neuron, or None where it does not apply (see the docstring).
+    It takes (inputs, state, spikes32=False): spikes32 returns the spikes as float32 (the same values)."""
     if type(inner) not in (LIFRuntime, IFRuntime) or type(rule).step is not NeuronRule.step:
         return None
     if plan.current is not None or plan.membrane is None or inner.reset_mode not in RESET_MODES:
@@ -80,17 +94,20 @@ def fused_run_seq(inner: Any, plan: NodePlan, rule: Any) -> Callable[[Sequence[T
     coef_frac = plan.fracs.get("gain")  # every coefficient's fractional bits (Q(c+2).c)
     single = coef_frac is not None and float32_update_exact(plan.membrane, plan.in_formats, coef_frac)
     if inner.reset_mode == "subtract" and inner.reset_delay:
-        return lambda inputs, state: _run(inner, plan.membrane, single, inputs, state)
-    return lambda inputs, state: _run_modes(inner, plan.membrane, single, inputs, state)
+        return lambda inputs, state, spikes32=False: _run(inner, plan.membrane, single, inputs, state, spikes32)
+    return lambda inputs, state, spikes32=False: _run_modes(inner, plan.membrane, single, inputs, state, spikes32)
 
 
-def _scaled_inputs(inner: Any, up: float, dtype: torch.dtype, inputs: Sequence[Tensor]) -> Tensor:
-    """S = leak + sum_k gain*x_k for every step, scaled: each gain*x_k is the runtime's own product, then
-    scaled exactly."""
+def _scaled_inputs(inner: Any, up: float, dtype: torch.dtype, inputs: Sequence[Tensor], wide: torch.dtype) -> Tensor:
+    """S = leak + sum_k gain*x_k for every step, scaled, each term in one op as ``x_k * (gain * 2^f)``: the
+    runtime's own product gain*x_k is exact in the state's dtype `wide` (the plan's bound), so scaling it
+    by a power of two gives the same value as scaling gain first. An input narrower than `wide` (float32
+    values handed over by talon.backend.cpu.fixed_narrow) is converted to `wide` first (exact)."""
     gain, leak = inner._op_gain, inner._op_leak
+    factor = gain * up if gain is not None else up  # gain scaled by a power of two: exact
     s = None
     for x in inputs:
-        term = torch.mul(x, gain).mul_(up) if gain is not None else torch.mul(x, up)
+        term = torch.mul(x, factor) if x.dtype == wide else x.to(wide).mul_(factor)
         s = term if s is None else s.add_(term)
     if leak is not None:
         s.add_(leak * up)
@@ -107,31 +124,55 @@ def _scaled_chunk(inner: Any, fmt: Format, single: bool, inputs: Sequence[Tensor
     """(dtype, 2^f, 2^-f, the chunk's input terms S, the membrane and the threshold) scaled by 2^f."""
     dtype = torch.float32 if single else v0.dtype
     up, down = math.ldexp(1.0, fmt.frac), math.ldexp(1.0, -fmt.frac)
-    s = _scaled_inputs(inner, up, dtype, inputs)
+    s = _scaled_inputs(inner, up, dtype, inputs, v0.dtype)
     return dtype, up, down, s, torch.mul(v0, up).to(dtype), _scaled(inner, "v_threshold", up, dtype)
 
 
-def _run(inner: Any, fmt: Format, single: bool, inputs: Sequence[Tensor], state: Any) -> tuple[Tensor, Any]:
+def _raw_input(inner: Any, single: bool, inputs: Sequence[Tensor], v0: Tensor) -> Tensor | None:
+    """The one input, when it is narrower than the state (float32 values handed over) and the update has
+    no gain and no leak: each step then adds it scaled in place (``V = beta*V; V += 2^f * x_t``, both
+    exact: the same two terms and the same sum as ``beta*V + S_t``), which costs less than converting
+    and scaling the whole chunk into S first."""
+    if single or len(inputs) != 1 or inputs[0].dtype == v0.dtype or inner._op_gain is not None or inner._op_leak is not None:
+        return None
+    return inputs[0]
+
+
+def _run(inner: Any, fmt: Format, single: bool, inputs: Sequence[Tensor], state: Any, spikes32: bool = False) -> tuple[Tensor, Any]:
     v0 = state[0]
-    dtype, up, down, s, v, thr_s = _scaled_chunk(inner, fmt, single, inputs, v0)
+    raw = _raw_input(inner, single, inputs, v0)
+    if raw is not None:
+        dtype, up, down = v0.dtype, math.ldexp(1.0, fmt.frac), math.ldexp(1.0, -fmt.frac)
+        s, v, thr_s = raw, torch.mul(v0, up), _scaled(inner, "v_threshold", up, v0.dtype)
+    else:
+        dtype, up, down, s, v, thr_s = _scaled_chunk(inner, fmt, single, inputs, v0)
     lo, hi = fmt.lo, fmt.hi
     # the spike is the next step's reset mask when thr is on the grid, inside [lo, hi) (module docstring)
     thr_t = torch.as_tensor(thr_s, dtype=torch.float64)
     spike_is_mask = bool(((thr_t == thr_t.floor()) & (thr_t >= lo) & (thr_t < hi)).all())
     beta, beta_t = _betas(inner, dtype)
-    out = torch.empty(s.shape, dtype=dtype, device=s.device)
+    out = torch.empty(s.shape, dtype=torch.float32 if spikes32 else dtype, device=s.device)
     reset = torch.gt(v, thr_s, out=torch.empty_like(v))
     spare = torch.empty_like(v) if not spike_is_mask else None
-    for s_t, o in zip(s.unbind(0), out.unbind(0)):
-        _integrate(v, s_t, beta, beta_t)
+    # float32 spikes from a float64 state: each step's spikes in the state's dtype first (ops that mix
+    # dtypes take a slower path), two buffers taking turns as this step's spikes and the last step's mask
+    pair = (torch.empty_like(v), torch.empty_like(v)) if out.dtype != v.dtype else None
+    for t, (s_t, o) in enumerate(zip(s.unbind(0), out.unbind(0))):
+        if raw is None:
+            _integrate(v, s_t, beta, beta_t)
+        else:
+            _integrate(v, None, beta, beta_t)
+            v.add_(s_t, alpha=up)
         _subtract(v, reset, thr_s)
-        torch.gt(v, thr_s, out=o)
+        spike = torch.gt(v, thr_s, out=o if pair is None else pair[t & 1])
+        if pair is not None:
+            o.copy_(spike)
         v.ceil_().clamp_(lo, hi)
-        reset = o if spike_is_mask else torch.gt(v, thr_s, out=spare)
-    return _result(inner, out, v, v0, down)
+        reset = spike if spike_is_mask else torch.gt(v, thr_s, out=spare)
+    return _result(inner, out, v, v0, down, spikes32)
 
 
-def _run_modes(inner: Any, fmt: Format, single: bool, inputs: Sequence[Tensor], state: Any) -> tuple[Tensor, Any]:
+def _run_modes(inner: Any, fmt: Format, single: bool, inputs: Sequence[Tensor], state: Any, spikes32: bool = False) -> tuple[Tensor, Any]:
     """The other reset modes: LIFRuntime._reset_and_fire's ops in its order on the scaled state, the
     integration regrouped as ``beta*w + S_t`` (module docstring)."""
     v0 = state[0]
@@ -140,7 +181,7 @@ def _run_modes(inner: Any, fmt: Format, single: bool, inputs: Sequence[Tensor], 
     vr_s = None if v_reset is None else _scaled(inner, "v_reset", up, dtype)
     mode, delay, lo, hi = inner.reset_mode, inner.reset_delay, fmt.lo, fmt.hi
     beta, beta_t = _betas(inner, dtype)
-    out = torch.empty(s.shape, dtype=dtype, device=s.device)
+    out = torch.empty(s.shape, dtype=torch.float32 if spikes32 else dtype, device=s.device)
     mask = torch.empty_like(v)  # keep (zero modes) or R (subtraction) of this step
     # zero reset to 0 with one beta (or none): beta*(v*keep) + S_t in one op, its products exact as the sum
     fold = mode == "zero" and vr_s is None and beta_t is None
@@ -165,7 +206,7 @@ def _run_modes(inner: Any, fmt: Format, single: bool, inputs: Sequence[Tensor], 
             d = torch.sub(o, mask) if mode == "subtract" else o - torch.rsub(mask, 1.0)
             v = v - d * (thr_s if mode == "subtract" else v)
         v.ceil_().clamp_(lo, hi)
-    return _result(inner, out, v, v0, down)
+    return _result(inner, out, v, v0, down, spikes32)
 
 
 def _betas(inner: Any, dtype: torch.dtype) -> tuple[float | None, Tensor | None]:
@@ -175,9 +216,14 @@ def _betas(inner: Any, dtype: torch.dtype) -> tuple[float | None, Tensor | None]
     return beta, beta_t
 
 
-def _integrate(v: Tensor, s_t: Tensor, beta: float | None, beta_t: Tensor | None) -> None:
-    """V = beta*V + S_t in place (exact in any order: module docstring)."""
-    if beta is not None:
+def _integrate(v: Tensor, s_t: Tensor | None, beta: float | None, beta_t: Tensor | None) -> None:
+    """V = beta*V + S_t in place (exact in any order: module docstring); V = beta*V alone without S_t."""
+    if s_t is None:
+        if beta is not None:
+            v.mul_(beta)
+        elif beta_t is not None:
+            v.mul_(beta_t)
+    elif beta is not None:
         torch.add(s_t, v, alpha=beta, out=v)
     elif beta_t is not None:
         v.mul_(beta_t).add_(s_t)
@@ -185,9 +231,10 @@ def _integrate(v: Tensor, s_t: Tensor, beta: float | None, beta_t: Tensor | None
         v.add_(s_t)
 
 
-def _result(inner: Any, out: Tensor, v: Tensor, v0: Tensor, down: float) -> tuple[Tensor, Any]:
-    """The chunk's spikes in the state's dtype (graded by the runtime's factor) and the membrane unscaled."""
-    if out.dtype != v0.dtype:
+def _result(inner: Any, out: Tensor, v: Tensor, v0: Tensor, down: float, spikes32: bool = False) -> tuple[Tensor, Any]:
+    """The chunk's spikes in the state's dtype, or float32 (spikes32), graded by the runtime's factor (a
+    float32 value: exact either way), and the membrane unscaled."""
+    if out.dtype != v0.dtype and not spikes32:
         out = out.to(v0.dtype)
     if inner.graded_spikes_factor is not None:
         out.mul_(inner.graded_spikes_factor)

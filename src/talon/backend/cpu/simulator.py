@@ -22,10 +22,12 @@ import torch
 from torch import nn
 
 from talon.backend.base import SimulationResult
-from talon.backend.cpu.fixed_narrow import narrow_float32
+from talon.backend.cpu.fixed_events import mark_spike_inputs
+from talon.backend.cpu.fixed_narrow import float32_inputs, narrow_float32
 from talon.backend.cpu import fixed as fx
 from talon.backend.cpu import graph_memo
 from talon.backend.cpu.counting import count_nonzero
+from talon.backend.cpu.exact_products import ExactSynaptic
 from talon.backend.spike_inputs import check_spikes as spike_check
 from talon.backend.spike_inputs import priced_spike_inputs, pricing_graph
 from talon.backend.stimulus import ConstantEncoder, Stimulus, make_stimulus
@@ -231,7 +233,10 @@ def run_instrumented(
     defer_below = 0 if per_step else DEFER_COUNT_BELOW
 
     def tally(acc: dict, name: str, x: torch.Tensor) -> None:
-        if x.numel() < defer_below:
+        hit = counted.get(id(x))
+        if hit is not None and hit[0] is x:  # counted already, or its count given by an event-driven product
+            acc[name] += hit[1]
+        elif x.numel() < defer_below:
             deferred.append((acc, name, x))
         else:
             acc[name] += nonzeros(x)
@@ -250,6 +255,13 @@ def run_instrumented(
         if name in watch_spikes:
             tally(spike_acc, name, out)
         if name in watch_events:
+            seen = event_driven.get(name)
+            last = seen.last_events if seen is not None else None
+            if last is not None:
+                # the event-driven product just found this input's non-zeros: their number, not a new count
+                seen.last_events = None
+                if len(args) == 1 and _same_values(last[0], args[0]):
+                    counted[id(args[0])] = (args[0], last[1])
             for a in args:
                 tally(event_acc, name, a)
         if per_step and isinstance(out, torch.Tensor):
@@ -291,11 +303,24 @@ def run_instrumented(
     # (calibration reads every node's range).
     shown = None if calibrate else watch_spikes | watch_events | set(spike_rec) | set(agree)
     executor = ir_to_torch(run_graph, return_state=True, node_map=node_map, observer=TransientStateObserver(observe, shown))
+    names = list(stim.shapes)
+    # graph inputs known to hold only 0 and 1 (checked per chunk below where the encoder is the user's)
+    binary = [stim.binary.get(n) is True or n in check_spikes for n in names]
+    event_driven: dict[str, ExactSynaptic] = {}
+    as32: set[str] = set()
     if plan is not None:
         executor = executor.double()
-        narrow_float32(executor, plan)  # float32 between exact layers where no value changes
+        event_driven = {n: m for n, m in zip([n for n, nd in run_graph.nodes.items() if nd.type_name != "Input"], executor.runtimes.values())
+                        if isinstance(m, ExactSynaptic) and n in watch_events}
+        for m in event_driven.values():
+            m.report_events = True
+        narrow_float32(executor, plan, keep=record_spikes)  # float32 between exact layers where no value changes
+        spike_ins = [n for n, b in zip(names, binary) if b and fx.spikes_survive_rounding(plan.format_of(n))]
+        mark_spike_inputs(executor, plan, spike_ins)  # no value check of their events
+        # spikes read only by exact products stay float32 (0 and 1 either way): no float64 copy per chunk
+        as32 = {n for n in float32_inputs(executor, plan, spike_ins) if n not in spike_rec}
+        executor.kept_input_dtypes = dict.fromkeys(as32, torch.float32)
 
-    names = list(stim.shapes)
     in_fmts = [plan.format_of(n) for n in names] if plan is not None else None
     T, B = stim.n_steps, stim.batch_size
     chunk = _chunk_steps(graph, B, T, chunk_steps, costs)
@@ -317,9 +342,9 @@ def run_instrumented(
                     for n, x in zip(names, xs):
                         m = x.detach().abs().max().to(torch.float64)
                         max_out[n] = torch.maximum(max_out[n], m) if n in max_out else m
-                if in_fmts is not None:
-                    spikes = [stim.binary.get(n) is True or n in check_spikes for n in names]  # checked just above
-                    xs = [fx.round_input(x, f, s) for x, f, s in zip(xs, in_fmts, spikes)]
+                if in_fmts is not None:  # `binary`: checked just above where the encoder is the user's
+                    xs = [fx.spike_input32(x) if n in as32 and x.dtype == torch.float32 else fx.round_input(x, f, s)
+                          for n, x, f, s in zip(names, xs, in_fmts, binary)]
                 for n, x in zip(names, xs):
                     if n in spike_rec:  # after fixed-point rounding: what the graph actually sees
                         spike_rec[n].append(x)
@@ -346,6 +371,13 @@ def run_instrumented(
         max_abs_current={n: _max_abs(v) for n, v in max_cur.items()},
         mismatches={n: int(v) for n, v in mismatch_acc.items()},
     )
+
+
+def _same_values(seen: torch.Tensor, arg: torch.Tensor) -> bool:
+    """True when `seen` (what a node's module was given) is `arg` (what the executor gave it) reshaped: the
+    same storage, start, number of elements and dtype, both contiguous."""
+    return (seen.data_ptr() == arg.data_ptr() and seen.numel() == arg.numel() and seen.dtype == arg.dtype
+            and seen.is_contiguous() and arg.is_contiguous())
 
 
 def _agreement(reference: torch.Tensor, mismatches: int) -> float:
