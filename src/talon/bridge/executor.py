@@ -17,7 +17,7 @@ from __future__ import annotations
 import collections.abc
 import math
 import os
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -41,12 +41,13 @@ _OUTPUT_KEY = "/output"  # '/' never occurs in node names, so these keys cannot 
 class _Call:
     """One node's precomputed call: where its inputs are read from and where its outputs go."""
 
-    __slots__ = ("name", "node", "module", "stateful", "inputs", "out", "n_out")
+    __slots__ = ("name", "node", "module", "stateful", "inputs", "out", "n_out", "observed")
 
     def __init__(self, name: str, node: Node, module: nn.Module, inputs: list[int], out: int, n_out: int) -> None:
         self.name, self.node, self.module = name, node, module
         self.stateful = is_stateful(module)
         self.inputs, self.out, self.n_out = tuple(inputs), out, n_out
+        self.observed = False  # whether the observer (when set) is shown this node: set with the observer
 
 
 class GraphExecutor(nn.Module):
@@ -58,7 +59,8 @@ class GraphExecutor(nn.Module):
     ``observer(name, node, inputs, output, state)``, when set, is called after every node runs. An
     observer whose ``keeps_state`` attribute is False (see `TransientStateObserver`) lets ``run``
     keep stepping neuron states in place across time chunks; any other observer is shown states that
-    are never modified afterwards.
+    are never modified afterwards. An observer with a ``nodes`` attribute (a collection of names, see
+    `TransientStateObserver`) is called for those nodes only.
     """
 
     #: run() processes this many bytes of activations per chunk of timesteps (tuned on a 2-core x86:
@@ -205,7 +207,9 @@ class GraphExecutor(nn.Module):
         """Set or clear the per-node hook; nested graphs report their nodes as "outer/inner"."""
         self._observer = fn
         self._observer_keeps = _keeps_state(fn)
+        nodes = _observed_nodes(fn)
         for c in self._calls:
+            c.observed = fn is not None and (nodes is None or c.name in nodes)
             if isinstance(c.module, _SubgraphMixin):
                 c.module.executor.observer = None if fn is None else _prefixed(fn, c.name + "/")
 
@@ -345,7 +349,7 @@ class GraphExecutor(nn.Module):
                 values[c.out] = out
             else:
                 _store_outputs(c, values, out)
-            if observer is not None:
+            if observer is not None and c.observed:
                 observer(c.name, c.node, args, out, st)
 
     # -- whole sequences ----------------------------------------------------------------------------
@@ -411,7 +415,7 @@ class GraphExecutor(nn.Module):
                     else:
                         out, st = StatefulRuntime.run_seq(c.module, args, st)
                     new_state[c.name] = st
-                    if observer is not None:  # an observer may keep what it is shown: never step it in place
+                    if observer is not None and c.observed:  # an observer may keep what it is shown: never step it in place
                         st = disown(st)
                         if self._observer_keeps:
                             new_state[c.name] = st
@@ -423,7 +427,7 @@ class GraphExecutor(nn.Module):
                     seq[c.out] = out
                 else:
                     _store_outputs(c, seq, out)
-                if observer is not None:
+                if observer is not None and c.observed:
                     observer(c.name, c.node, args, out, st)
             else:
                 self._run_cycle(block, seq, state, new_state, T)
@@ -493,6 +497,8 @@ class CyclicGraphExecutor(GraphExecutor):
         new_state.update(cur)
         if observer is not None:
             for c in block:
+                if not c.observed:
+                    continue
                 steps = seen[c.name]
                 args = [torch.stack(a) for a in zip(*(a for a, _ in steps))]
                 out = seq[c.out] if c.n_out == 1 else tuple(seq[c.out : c.out + c.n_out])
@@ -581,11 +587,13 @@ class TransientStateObserver:
     never modified afterwards, at the cost of one state copy per neuron and chunk.
     """
 
-    __slots__ = ("fn",)
+    __slots__ = ("fn", "nodes")
     keeps_state = False
 
-    def __init__(self, fn: Observer) -> None:
+    def __init__(self, fn: Observer, nodes: Iterable[str] | None = None) -> None:
         self.fn = fn
+        #: the node names it is shown (nested graphs' as "outer/inner"); None: every node
+        self.nodes = None if nodes is None else frozenset(nodes)
 
     def __call__(self, name: str, node: Node, inputs: list, output: Any, state: Any) -> None:
         self.fn(name, node, inputs, output, state)
@@ -595,11 +603,23 @@ def _keeps_state(fn: Observer | None) -> bool:
     return fn is not None and getattr(fn, "keeps_state", True) is not False
 
 
+def _observed_nodes(fn: Observer | None) -> frozenset | None:
+    nodes = getattr(fn, "nodes", None)
+    return None if nodes is None else frozenset(nodes)
+
+
 def _prefixed(fn: Observer, prefix: str) -> Observer:
     def observe(name: str, node: Node, inputs: list, output: Any, state: Any) -> None:
         fn(prefix + name, node, inputs, output, state)
 
-    return observe if _keeps_state(fn) else TransientStateObserver(observe)
+    nodes = _observed_nodes(fn)
+    if nodes is not None:  # the nested graph's share of the names, without the prefix
+        nodes = frozenset(n[len(prefix) :] for n in nodes if n.startswith(prefix))
+    if _keeps_state(fn):
+        if nodes is not None:
+            observe.nodes = nodes  # type: ignore[attr-defined]
+        return observe
+    return TransientStateObserver(observe, nodes)
 
 
 def _module_key(name: str) -> str:

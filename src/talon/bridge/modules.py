@@ -525,7 +525,10 @@ class LIFRuntime(_SpikingNeuron):
         spike, v = self._reset_and_fire(state[0], lambda v: self._membrane(v, inputs), spike_out)
         return spike, (v,)
 
-    def run_seq(self, inputs: Sequence[Tensor], state: tuple[Tensor]) -> tuple[Tensor, tuple[Tensor]]:
+    #: run_seq takes `trace=`: a (T, B, ...) tensor that receives the membrane after every step
+    traces_membrane = True
+
+    def run_seq(self, inputs: Sequence[Tensor], state: tuple[Tensor], trace: Tensor | None = None) -> tuple[Tensor, tuple[Tensor]]:
         """The step loop fused for the delayed reset (snnTorch's default; any reset mode).
 
         One membrane tensor is updated in place across the steps (the caller's state is copied once,
@@ -536,10 +539,19 @@ class LIFRuntime(_SpikingNeuron):
         The state comes back as a `Carried` tuple owned by this runtime (talon.bridge._carry): given back
         for run()'s next chunk, the membrane is stepped on in place and the last spike reused as the
         reset mask, instead of a copy and a comparison per chunk.
+
+        `trace`, when given, receives each step's membrane (the state `step` returns) as the step ends:
+        for instruments (the fixed-point calibration) that need every step's membrane.
         """
         mode = self.reset_mode
         if mode != "none" and not self.reset_delay:
-            return super().run_seq(inputs, state)
+            if trace is None:
+                return super().run_seq(inputs, state)
+            out = torch.empty_like(inputs[0])
+            for t in range(out.shape[0]):
+                _, state = self.step([x[t] for x in inputs], state, out[t])
+                trace[t].copy_(state[0])
+            return out, state
         beta, leak, gain, thr = self._op_beta, self._op_leak, self._op_gain, self._op_v_threshold
         if gain is not None:  # elementwise: the same products the steps would take one by one
             inputs = [x * gain for x in inputs]
@@ -551,6 +563,7 @@ class LIFRuntime(_SpikingNeuron):
             reset = state.extra if owned and state.extra is not None else torch.gt(v, thr, out=torch.empty_like(v))
         keep = torch.empty_like(v) if mode in ("zero", "zero_post") else None
         steps = [x.unbind(0) for x in inputs]  # all per-step views at once: cheaper than x[t] in the loop
+        traced = trace.unbind(0) if trace is not None else None
         for t, out_t in enumerate(out.unbind(0)):
             if keep is not None:
                 torch.le(v, thr, out=keep)
@@ -565,10 +578,12 @@ class LIFRuntime(_SpikingNeuron):
             if reset is not None:
                 _subtract_reset(v, reset, self.v_threshold, thr)
                 reset = torch.gt(v, thr, out=out_t)
-                continue
-            if mode == "zero_post":
-                self._zero(v, keep, in_place=True)
-            torch.gt(v, thr, out=out_t)
+            else:
+                if mode == "zero_post":
+                    self._zero(v, keep, in_place=True)
+                torch.gt(v, thr, out=out_t)
+            if traced is not None:
+                traced[t].copy_(v)
         if self.graded_spikes_factor is not None:
             out.mul_(self.graded_spikes_factor)
             reset = None  # scaled in place with the output: no longer the 0/1 mask

@@ -139,6 +139,12 @@ def cost_entry(type_name: str) -> CostEntry | None:
     return entry if entry is not None else _neuron_entry(type_name)
 
 
+def registered_cost(type_name: str) -> CostEntry | None:
+    """The entry `register_cost` holds for `type_name` (None where none is registered; a neuron class's
+    traits may still define one, see `cost_entry`): the same object until it is replaced."""
+    return _TABLE.get(type_name)
+
+
 def cost_table() -> dict[str, CostEntry]:
     """A copy of the table, in registration order, then the entries neuron classes' traits define."""
     table = dict(_TABLE)

@@ -43,8 +43,18 @@ def quantize_to_ints(x: np.ndarray, bits: int, frac: int | np.ndarray) -> np.nda
     quantised tensor (or planning a graph quantised this way) changes no integer. -2**(bits-1) would
     be a power of two, one grid step coarser."""
     hi = (1 << (bits - 1)) - 1
-    scaled = np.ldexp(np.asarray(x, dtype=np.float64), np.asarray(frac, dtype=np.int64))
+    scaled = scale_pow2(np.asarray(x, dtype=np.float64), frac)
     return np.clip(np.rint(scaled), -hi, hi).astype(np.int64)
+
+
+def scale_pow2(x: np.ndarray, frac: int | np.ndarray) -> np.ndarray:
+    """x * 2**frac for float64 `x`: exactly np.ldexp(x, frac). A product by a power of two that is itself a
+    normal float64 (-1022 <= frac <= 1023) is the exact value correctly rounded, as ldexp's result is
+    (subnormal and overflowing results included), and costs a fraction of np.ldexp's int64-exponent
+    loop; any other frac (an array: per-channel formats) goes through np.ldexp."""
+    if isinstance(frac, (int, np.integer)) and -1022 <= frac <= 1023:
+        return x * math.ldexp(1.0, int(frac))
+    return np.ldexp(x, np.asarray(frac, dtype=np.int64))
 
 
 def exact_sum_bits(in_bits: int, weight_bits: int, fan_in: float) -> int:

@@ -13,7 +13,7 @@ import numpy as np
 
 from talon.errors import BackendError
 from talon.ir import Graph
-from talon.sdk.fixed_point import DEFAULT_BITS, quantize_to_ints
+from talon.sdk.fixed_point import DEFAULT_BITS, quantize_to_ints, scale_pow2
 
 # The version of these rules is talon.backend.descriptor.FIXED_POINT_VERSION (every descriptor records
 # it, whatever backend wrote it): bump it with any change here, in the fixed-point rules or in
@@ -89,7 +89,7 @@ def quantize_array(x: np.ndarray, fmt: Format) -> np.ndarray:
 
 
 def dequantize(ints: np.ndarray, frac: int, dtype: Any = np.float64) -> np.ndarray:
-    return np.ldexp(np.asarray(ints, dtype=np.float64), -frac).astype(dtype)
+    return scale_pow2(np.asarray(ints, dtype=np.float64), -frac).astype(dtype)
 
 
 @dataclass

@@ -12,6 +12,7 @@ progress bar shows chunk progress when stderr is a terminal and the run is long.
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from talon.backend.base import SimulationResult
 from talon.backend.cpu.fixed_events import mark_spike_inputs
 from talon.backend.cpu.fixed_narrow import float32_inputs, narrow_float32
 from talon.backend.cpu import fixed as fx
+from talon.backend.cpu import graph_memo
 from talon.backend.cpu.counting import count_nonzero
 from talon.backend.cpu.exact_products import ExactSynaptic
 from talon.backend.spike_inputs import check_spikes as spike_check
@@ -40,6 +42,8 @@ from talon.sdk.profile import spike_driven_layers as sdk_spike_driven_layers
 PROGRESS_MIN_STEPS = 500
 #: Activation memory budget of one chunk of steps (bytes), which sets the chunk length.
 CHUNK_BYTES = 64 * 1024 * 1024
+#: Spike and event tensors below this many elements are counted when the chunk's executor run returns.
+DEFER_COUNT_BELOW = 1 << 14
 
 
 @dataclass
@@ -61,11 +65,18 @@ class RunRecord:
 
 
 class _StateProbe(StatefulRuntime):
-    """Wraps a neuron runtime to report its state after every step (instrumentation only)."""
+    """Wraps a neuron runtime to report its state after every step (instrumentation only).
 
-    def __init__(self, inner: nn.Module, name: str, sink: Any) -> None:
+    A runtime whose run_seq traces its membrane (`traces_membrane`, talon.bridge.modules.LIFRuntime)
+    runs whole chunks in its fused loop and hands `seq_sink` the chunk's (T, B, ...) membranes, the
+    states its steps would have returned; any other runtime, or one whose other state fields are wanted
+    (`whole_state`), is stepped one step at a time, each state going to `sink`.
+    """
+
+    def __init__(self, inner: nn.Module, name: str, sink: Any, seq_sink: Any = None, whole_state: bool = False) -> None:
         super().__init__()
         self.inner, self.name, self.sink = inner, name, sink
+        self.seq_sink = seq_sink if getattr(inner, "traces_membrane", False) and not whole_state else None
 
     def init_state(self, inputs: Any) -> Any:
         return self.inner.init_state(inputs)
@@ -73,6 +84,15 @@ class _StateProbe(StatefulRuntime):
     def step(self, inputs: Any, state: Any) -> Any:
         out, st = self.inner.step(inputs, state)
         self.sink(self.name, st)
+        return out, st
+
+    def run_seq(self, inputs: Any, state: Any) -> Any:
+        if self.seq_sink is None:
+            return super().run_seq(inputs, state)
+        v = state[-1]
+        trace = v.new_empty((inputs[0].shape[0], *v.shape))
+        out, st = self.inner.run_seq(inputs, state, trace=trace)
+        self.seq_sink(self.name, trace)
         return out, st
 
 
@@ -167,10 +187,11 @@ def run_instrumented(
     synaptic = list(spike_driven_layers(graph, costs) if count_events is None else count_events)
     neurons = [n for n, node in graph.nodes.items() if node.state_fields]
 
-    # counters live as tensors (no host sync per step); converted once at the end
+    # counters: Python ints on the CPU (count_nonzero's result), 0-d tensors elsewhere (no host sync per
+    # step); converted once at the end
     zero = lambda: torch.zeros((), dtype=torch.int64)  # noqa: E731
-    spike_acc = {n: zero() for n in spiking} if count_spikes else {}
-    event_acc = {n: zero() for n in synaptic}
+    spike_acc: dict[str, Any] = {n: 0 for n in spiking} if count_spikes else {}
+    event_acc: dict[str, Any] = {n: 0 for n in synaptic}
     spike_rec: dict[str, list] = {n: [] for n in record_spikes}
     mem_rec: dict[str, list] = {n: [] for n in record_membranes}
     # calibration ranges: per node the (min, max) pairs of what it produced (torch.aminmax: one pass, no
@@ -180,8 +201,9 @@ def run_instrumented(
     max_cur: dict[str, list] = {}
     # a neuron with a synaptic current holds (current, ..., membrane): the fixed-point plan needs the current's range too
     with_current = {n for n, node in graph.nodes.items() if node.has_current}
-    watch_spikes, watch_events, outputs_set = set(spiking) if count_spikes else set(), set(synaptic), set(graph.output_names)
-    out_rec: dict[str, list] = {n: [] for n in graph.output_names}
+    watch_spikes, watch_events = set(spiking) if count_spikes else set(), set(synaptic)
+    # the graph's outputs: what executor.run returns, per chunk of steps
+    out_rec: dict[str, list] = {n: [] for n in run_graph.output_names}
     agree = dict(agree_with or {})
     mismatch_acc = {n: zero() for n in agree}
     agreed_steps = dict.fromkeys(agree, 0)
@@ -203,13 +225,35 @@ def run_instrumented(
         counted[id(x)] = (x, n)
         return n
 
+    # A small tensor (a spike chunk of a small layer) is counted when executor.run returns, with the
+    # chunk's other small tensors: the first count after the runtime's kernels costs several times what
+    # the next ones cost (code and data gone cold), and holding a small tensor a little longer keeps no
+    # memory worth reusing. Large ones are counted at once, so that their memory can be reused.
+    deferred: list[tuple[dict, str, torch.Tensor]] = []
+    defer_below = 0 if per_step else DEFER_COUNT_BELOW
+
+    def tally(acc: dict, name: str, x: torch.Tensor) -> None:
+        hit = counted.get(id(x))
+        if hit is not None and hit[0] is x:  # counted already, or its count given by an event-driven product
+            acc[name] += hit[1]
+        elif x.numel() < defer_below:
+            deferred.append((acc, name, x))
+        else:
+            acc[name] += nonzeros(x)
+
+    def count_deferred() -> None:
+        for acc, name, x in deferred:
+            acc[name] += nonzeros(x)
+        deferred.clear()
+        counted.clear()
+
     def observe(name: str, node: Any, args: list, out: Any, state: Any) -> None:
         if not first_observed:
             first_observed.append(name)
         elif name == first_observed[0]:
             counted.clear()
         if name in watch_spikes:
-            spike_acc[name] += nonzeros(out)
+            tally(spike_acc, name, out)
         if name in watch_events:
             seen = event_driven.get(name)
             last = seen.last_events if seen is not None else None
@@ -219,7 +263,7 @@ def run_instrumented(
                 if len(args) == 1 and _same_values(last[0], args[0]):
                     counted[id(args[0])] = (args[0], last[1])
             for a in args:
-                event_acc[name] += nonzeros(a)
+                tally(event_acc, name, a)
         if per_step and isinstance(out, torch.Tensor):
             out = out.unsqueeze(0)
         if name in spike_rec:
@@ -230,8 +274,6 @@ def run_instrumented(
             mismatch_acc[name] += torch.ne(torch.ne(agree[name][t0:t1], 0), torch.ne(out, 0)).sum()
         if calibrate and isinstance(out, torch.Tensor) and out.numel():
             max_out.setdefault(name, []).append(torch.aminmax(out.detach()))
-        if name in outputs_set:
-            out_rec[name].append(out)
 
     def on_state(name: str, st: Any) -> None:
         v = st[-1]
@@ -242,16 +284,25 @@ def run_instrumented(
             if name in with_current:
                 max_cur.setdefault(name, []).append(torch.aminmax(st[0].detach()))
 
+    def on_states(name: str, vs: torch.Tensor) -> None:  # a chunk's (T, B, ...) membranes, in one piece
+        if name in mem_rec:
+            mem_rec[name].append(vs)
+        if calibrate and vs.numel():
+            max_state.setdefault(name, []).extend(_chunk_ranges(vs))
+
     probe_names = set(record_membranes) | (set(neurons) if calibrate else set())
     if plan is not None:
         node_map = fx.fixed_node_map(plan, on_state if probe_names else None)
     else:
         node_map = {
-            n: (lambda node, ctx, n=n: _StateProbe(RUNTIME_BUILDERS[node.type_name](node, ctx), n, on_state)) for n in probe_names
+            n: (lambda node, ctx, n=n: _StateProbe(RUNTIME_BUILDERS[node.type_name](node, ctx), n, on_state, on_states, calibrate and n in with_current))
+            for n in probe_names
         }
     # observe never holds a state it is shown (membranes come through the probes): run() may keep
-    # stepping neuron states in place across its time chunks
-    executor = ir_to_torch(run_graph, return_state=True, node_map=node_map, observer=TransientStateObserver(observe))
+    # stepping neuron states in place across its time chunks. It is shown only the nodes it reads
+    # (calibration reads every node's range).
+    shown = None if calibrate else watch_spikes | watch_events | set(spike_rec) | set(agree)
+    executor = ir_to_torch(run_graph, return_state=True, node_map=node_map, observer=TransientStateObserver(observe, shown))
     names = list(stim.shapes)
     # graph inputs known to hold only 0 and 1 (checked per chunk below where the encoder is the user's)
     binary = [stim.binary.get(n) is True or n in check_spikes for n in names]
@@ -297,8 +348,10 @@ def run_instrumented(
                 for n, x in zip(names, xs):
                     if n in spike_rec:  # after fixed-point rounding: what the graph actually sees
                         spike_rec[n].append(x)
-                _, state = executor.run(*xs, state=state, batch_time=batch_time)
-                counted.clear()
+                outs, state = executor.run(*xs, state=state, batch_time=batch_time)
+                count_deferred()
+                for n, out in zip(out_rec, outs if isinstance(outs, tuple) else (outs,)):
+                    out_rec[n].append(out)
                 if bar is not None:
                     bar.update(task, completed=t1)
         finally:
@@ -329,6 +382,18 @@ def _same_values(seen: torch.Tensor, arg: torch.Tensor) -> bool:
 
 def _agreement(reference: torch.Tensor, mismatches: int) -> float:
     return (reference.numel() - mismatches) / reference.numel() if reference.numel() else 1.0
+
+
+def _chunk_ranges(vs: torch.Tensor) -> list:
+    """The (min, max) pairs a chunk of per-step values (T, ...) adds to a calibration range: one pair
+    for the whole chunk, which `_max_abs` reduces to exactly the value the T per-step pairs give, unless
+    the chunk holds only zeros or a NaN, where the per-step pairs are kept (which zero's sign, or which
+    NaN, the reductions return depends on how they are grouped)."""
+    lo, hi = torch.aminmax(vs)
+    low, high = float(lo), float(hi)
+    if (low == 0.0 and high == 0.0) or math.isnan(low) or math.isnan(high):
+        return [torch.aminmax(v) for v in vs]
+    return [(lo, hi)]
 
 
 def _max_abs(pairs: Any) -> float:
@@ -375,10 +440,11 @@ def simulate_graph(
     priced = priced_spike_inputs(graph, stim)
     unchecked = [n for n in priced if stim.binary.get(n) is None]
     rec_spikes, rec_mems = _normalize_record(record, graph)
-    costs = graph_costs(graph)
+    memo = graph_memo.derived(graph)  # what depends on the graph alone, kept while its content is unchanged
+    costs = _memoised(memo, "costs", lambda: graph_costs(graph))
     spiking = [n for n, node in graph.nodes.items() if node.spiking]
-    priced_graph = pricing_graph(graph, priced)
-    common = {"count_events": spike_driven_layers(priced_graph, costs if priced_graph is graph else None), "chunk_steps": chunk_steps, "progress": progress, "costs": costs,
+    driven = _memoised(memo, ("spike_driven_layers", tuple(priced)), lambda: _priced_driven_layers(graph, priced, costs))
+    common = {"count_events": driven, "chunk_steps": chunk_steps, "progress": progress, "costs": costs,
               "batch_time": batch_time, "check_spikes": unchecked}
 
     plan = None
@@ -399,7 +465,7 @@ def simulate_graph(
     for name in graph.output_names:
         out = run.outputs[name]
         want = (T, B, *shapes[name])
-        if not isinstance(out, torch.Tensor) or tuple(out.shape) != want or not bool(torch.isfinite(out).all()):
+        if not isinstance(out, torch.Tensor) or tuple(out.shape) != want or not _all_finite(out):
             valid = False
     neurons = {n: costs[n].activation_elements for n in spiking}
     rates = {n: run.spike_counts[n] / (neurons[n] * T * B) if neurons[n] else 0.0 for n in spiking}
@@ -422,6 +488,28 @@ def simulate_graph(
         wall_time_s=time.perf_counter() - started,
         spike_inputs=priced,
     )
+
+
+def _all_finite(x: torch.Tensor) -> bool:
+    """torch.isfinite(x).all(), in one read where it holds: a sum is finite only when no element is NaN or
+    ±inf (a finite sum decides; one that overflowed, or any doubt, goes to the element-wise check)."""
+    if x.is_floating_point() and math.isfinite(float(x.sum())):
+        return True
+    return bool(torch.isfinite(x).all())
+
+
+def _memoised(memo: dict, key: Any, compute: Any) -> Any:
+    try:
+        return memo[key]
+    except KeyError:
+        value = memo[key] = compute()
+        return value
+
+
+def _priced_driven_layers(graph: Graph, priced: dict[str, str], costs: dict) -> list[str]:
+    """The synaptic layers fed by spikes when the Inputs of `priced` count as spike sources."""
+    priced_graph = pricing_graph(graph, priced)
+    return spike_driven_layers(priced_graph, costs if priced_graph is graph else None)
 
 
 def _output_shape(cost: Any, graph: Graph, name: str) -> tuple[int, ...]:
