@@ -104,6 +104,10 @@ class GraphExecutor(nn.Module):
         #: the executor's (a caller whose readers of that input compute on it exactly, e.g. fixed-point runs).
         self.kept_input_dtypes: dict[str, torch.dtype] = {}
 
+    def runtime_of(self, name: str) -> nn.Module:
+        """The runtime module built for node `name` (any node but an Input)."""
+        return self.runtimes[_module_key(name)]
+
     # -- plan ---------------------------------------------------------------------------------------
     def _compile(self, runtimes: dict[str, nn.Module]) -> None:
         g = self.graph

@@ -26,6 +26,7 @@ from torch import nn
 from talon.backend.cpu.exact_products import ExactSynaptic
 from talon.backend.cpu.fixed import FixedNeuron, spikes_survive_rounding
 from talon.backend.cpu.fixed_format import FixedPointPlan
+from talon.backend.cpu.fixed_narrow import runtimes_by_name
 from talon.backend.cpu.fixed_rules import NeuronRule
 from talon.bridge.modules import IFRuntime, LIFRuntime
 
@@ -42,11 +43,7 @@ def mark_spike_inputs(executor: nn.Module, plan: FixedPointPlan, binary_inputs: 
     is spikes by construction; `binary_inputs`: the graph inputs known to hold only 0 and 1. Returns
     the marked layers' names."""
     graph = plan.graph
-    names = [n for n, node in graph.nodes.items() if node.type_name != "Input"]
-    modules = list(executor.runtimes.values())
-    if len(modules) != len(names):  # pragma: no cover - GraphExecutor builds one runtime per non-Input node
-        return []
-    by_name = dict(zip(names, modules))
+    by_name = runtimes_by_name(executor, graph)
     sources: dict[str, list[str]] = {n: [] for n in graph.nodes}
     for src, dst in graph.edges:
         sources[dst].append(src)

@@ -43,6 +43,7 @@ from talon.backend.cpu.exact_products import _FLOAT32_EXP, ExactSynaptic
 from talon.backend.cpu.fixed import FixedNeuron
 from talon.backend.cpu.fixed_format import FixedPointPlan, Format
 from talon.bridge.modules import FunctionRuntime, Identity, _flatten
+from talon.ir import Graph
 
 #: float32's significand (24 bits, the sign apart): a format of at most this many bits (sign included)
 #: holds integers below 2^23 in magnitude, all exact in float32.
@@ -68,6 +69,11 @@ def _fused_neuron(module: nn.Module) -> bool:
     return isinstance(module, FixedNeuron) and module._fused is not None
 
 
+def runtimes_by_name(executor: nn.Module, graph: Graph) -> dict[str, nn.Module]:
+    """{node name: the runtime `executor` built for it} for every node of `graph` but its Inputs."""
+    return {n: executor.runtime_of(n) for n, node in graph.nodes.items() if node.type_name != "Input"}
+
+
 def narrow_float32(executor: nn.Module, plan: FixedPointPlan, keep: Iterable[str] = ()) -> list[str]:
     """Let the synaptic layers and fused neurons of `executor` (built on plan.graph with fixed_node_map)
     whose outputs qualify (module docstring) emit float32; returns their names. `keep`: nodes whose
@@ -75,11 +81,7 @@ def narrow_float32(executor: nn.Module, plan: FixedPointPlan, keep: Iterable[str
     graph = plan.graph
     if graph.cycles():
         return []
-    names = [n for n, node in graph.nodes.items() if node.type_name != "Input"]
-    modules = list(executor.runtimes.values())
-    if len(modules) != len(names):  # pragma: no cover - GraphExecutor builds one runtime per non-Input node
-        return []
-    by_name = dict(zip(names, modules))
+    by_name = runtimes_by_name(executor, graph)
     consumers: dict[str, list[str]] = {n: [] for n in graph.nodes}
     fan_in: dict[str, int] = {n: 0 for n in graph.nodes}
     for src, dst in graph.edges:
@@ -126,11 +128,7 @@ def float32_inputs(executor: nn.Module, plan: FixedPointPlan, spikes: Iterable[s
     reader takes exactly in float32 (ExactSynaptic layers, which convert their input to their products'
     dtype); the run may pass them in float32 (fixed.spike_input32) instead of converting them to float64."""
     graph = plan.graph
-    names = [n for n, node in graph.nodes.items() if node.type_name != "Input"]
-    modules = list(executor.runtimes.values())
-    if len(modules) != len(names):  # pragma: no cover - GraphExecutor builds one runtime per non-Input node
-        return []
-    by_name = dict(zip(names, modules))
+    by_name = runtimes_by_name(executor, graph)
     readers: dict[str, list[str]] = {n: [] for n in graph.nodes}
     for src, dst in graph.edges:
         readers[src].append(dst)

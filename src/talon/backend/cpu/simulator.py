@@ -23,7 +23,7 @@ from torch import nn
 
 from talon.backend.base import SimulationResult
 from talon.backend.cpu.fixed_events import mark_spike_inputs
-from talon.backend.cpu.fixed_narrow import float32_inputs, narrow_float32
+from talon.backend.cpu.fixed_narrow import float32_inputs, narrow_float32, runtimes_by_name
 from talon.backend.cpu import fixed as fx
 from talon.backend.cpu import graph_memo
 from talon.backend.cpu.counting import count_nonzero
@@ -310,8 +310,7 @@ def run_instrumented(
     as32: set[str] = set()
     if plan is not None:
         executor = executor.double()
-        event_driven = {n: m for n, m in zip([n for n, nd in run_graph.nodes.items() if nd.type_name != "Input"], executor.runtimes.values())
-                        if isinstance(m, ExactSynaptic) and n in watch_events}
+        event_driven = {n: m for n, m in runtimes_by_name(executor, run_graph).items() if isinstance(m, ExactSynaptic) and n in watch_events}
         for m in event_driven.values():
             m.report_events = True
         narrow_float32(executor, plan, keep=record_spikes)  # float32 between exact layers where no value changes
