@@ -227,3 +227,28 @@ def test_the_kept_plan_is_reused_and_follows_every_change(cpu):
     dt = cpu.simulate(g, x, mode="fixed", calibration=cal)
     assert dt.fixed_point is not meta.fixed_point and float(dt.fixed_point.graph.dt) == float(g.dt)
     assert_same_plan(dt.fixed_point, simulator.fx.plan_fixed_point(g, cal))
+
+
+def test_evaluate_and_sweep_shards_calibrate_once_for_all_batches(cpu, monkeypatch):
+    from talon.backend.cpu.backend import CPUBackend
+    from talon.eval import evaluate
+    from talon.sweep.point import run_shard
+
+    g = build_mlp(4)
+    rng = np.random.default_rng(0)
+    x = rng.random((10, 5, 4)).astype(np.float32)  # (N, T, *S)
+    y = rng.integers(0, 2, 10)
+    calls: list[int] = []
+    inner = CPUBackend.calibrate
+    monkeypatch.setattr(CPUBackend, "calibrate", lambda self, *a, **k: calls.append(1) or inner(self, *a, **k))
+    res = evaluate(g, (x, y), mode="fixed", batch_size=3, progress=False)
+    assert len(calls) == 1  # four batches, one calibration (on the first batch)
+    seq = torch.from_numpy(np.ascontiguousarray(x.transpose(1, 0, 2)))
+    want = np.concatenate([cpu.simulate(g, seq[:, i : i + 3], mode="fixed", calibration_inputs=seq[:, :3], compare=False).output.sum(0).argmax(-1).numpy()
+                           for i in range(0, 10, 3)])
+    np.testing.assert_array_equal(res.scores["fixed"].predictions, want)
+    calls.clear()
+    shard = run_shard(g, seq.numpy(), "fixed", batch_size=4, readout=lambda o: o.sum(0).argmax(-1), output=g.output_names[0], calibration=seq[:, :2].numpy())
+    assert len(calls) == 1
+    by_call = [cpu.simulate(g, seq[:, i : i + 4], 5, mode="fixed", calibration_inputs=seq[:, :2].numpy(), compare=False) for i in range(0, 10, 4)]
+    assert shard.spike_counts == {n: sum(s.spike_counts[n] for s in by_call) for n in shard.spike_counts}
