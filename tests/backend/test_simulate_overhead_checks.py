@@ -141,6 +141,8 @@ def test_large_spike_stimulus_binary_and_non_finite_refused(dtype):
     x = (torch.rand(40, 8, 784, generator=g) < 0.05).to(dtype)  # blocks above _BINARY_NUMPY_FROM
     stim = stimulus.make_stimulus(x, {"x": (784,)}, None)
     assert stim.binary["x"] is True
+    for silent in (torch.zeros_like(x), torch.full_like(x, -0.0)):  # all zeros is no evidence of spikes
+        assert stimulus.make_stimulus(silent, {"x": (784,)}, None).binary["x"] is False
     x[39, 7, 700] = -0.0
     assert stimulus.make_stimulus(x, {"x": (784,)}, None).binary["x"] is True
     x[39, 7, 701] = 1.0 - 2**-24 if dtype == torch.float32 else 1.0 - 2**-53

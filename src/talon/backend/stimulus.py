@@ -116,10 +116,16 @@ def _binary_block(block: Any) -> bool:
             and not block.is_neg():
         import numpy as np
 
-        from talon.backend.cpu.counting import count_nonzero
-
-        return count_nonzero(block) == int(np.count_nonzero(block.detach().numpy() == 1))
+        return _count_nonzero(block) == int(np.count_nonzero(block.detach().numpy() == 1))
     return bool(((block == 0) | (block == 1)).all())
+
+
+def _count_nonzero(x: Any) -> Any:
+    """torch.count_nonzero(x), a large float CPU tensor counted on its bits (talon.backend.cpu.counting:
+    several times cheaper than torch's count or `any`, which go through a bool cast)."""
+    from talon.backend.cpu.counting import count_nonzero
+
+    return count_nonzero(x)
 
 
 #: blocks of at least this many elements are checked by two numpy counts (below: torch's comparison,
@@ -273,7 +279,7 @@ def make_stimulus(inputs: Any, input_shapes: dict[str, tuple[int, ...]], n_steps
         zeros_and_ones = is_binary(x)
         if not zeros_and_ones:  # 0 and 1 are finite: only other values need the check
             check_finite(x, f"input {name!r}")  # once, here: the encoders below do not check again
-        binary[name] = zeros_and_ones and bool(x.any())  # all zeros is no evidence of spikes
+        binary[name] = zeros_and_ones and bool(_count_nonzero(x))  # all zeros is no evidence of spikes
         lead = x.dim() - len(shape)
         if lead == 0:
             x = x.unsqueeze(0)
