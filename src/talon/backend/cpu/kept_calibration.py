@@ -71,7 +71,7 @@ def check_calibration(graph: Graph, calibration: Any) -> None:
 
 
 def plan_from_calibration(graph: Graph, calibration: Calibration, config: FixedPointConfig | None = None, *,
-                          costs: dict | None = None) -> FixedPointPlan:
+                          costs: dict | None = None, memo: dict | None = None) -> FixedPointPlan:
     """The fixed-point plan of `graph` on a kept calibration, checked against the graph first.
 
     The plan is kept with the graph (talon.backend.cpu.graph_memo: the graph's structure, fields and
@@ -79,11 +79,14 @@ def plan_from_calibration(graph: Graph, calibration: Calibration, config: FixedP
     config, the graph's dt, its metadata and its nodes' dict fields (copied into the plan's graph), and
     the fixed-point rule of each node type. Any change to one of them makes a new plan; the last
     `KEPT_PLANS` plans of a graph are kept. A kept plan is shared by the results of the calls that use
-    it (`result.fixed_point`): read it, never change it."""
+    it (`result.fixed_point`): read it, never change it. `memo`: graph_memo.derived(graph), when the
+    caller has it already."""
     check_calibration(graph, calibration)
     config = config or FixedPointConfig()
     key = _plan_key(graph, calibration, config)
-    plans = graph_memo.derived(graph).setdefault("kept_calibration_plans", {}) if key is not None else {}
+    if memo is None:
+        memo = graph_memo.derived(graph)
+    plans = memo.setdefault("kept_calibration_plans", {}) if key is not None else {}
     hit = plans.get(key)
     if hit is not None:
         return hit

@@ -459,7 +459,7 @@ def simulate_graph(
         if calibration is None:
             plan, reference = plan_for(graph, stim, fixed_config, calibration_inputs, compare_spikes=spiking if compare else (), chunk_steps=chunk_steps, progress=progress, costs=costs)
         else:  # a kept calibration: no calibration run; the float run of the stimulus only for the agreement
-            plan = plan_from_calibration(graph, calibration, fixed_config, costs=costs)
+            plan = plan_from_calibration(graph, calibration, fixed_config, costs=costs, memo=memo)
             reference = run_instrumented(graph, stim, record_spikes=spiking, **_reference_kw(chunk_steps, progress, costs)) if compare else None
         agree_with = {n: reference.spikes[n] for n in spiking} if compare else None
         run = run_instrumented(graph, stim, record_spikes=rec_spikes, record_membranes=rec_mems, plan=plan, agree_with=agree_with, **common)
