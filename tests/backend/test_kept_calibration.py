@@ -252,3 +252,16 @@ def test_evaluate_and_sweep_shards_calibrate_once_for_all_batches(cpu, monkeypat
     assert len(calls) == 1
     by_call = [cpu.simulate(g, seq[:, i : i + 4], 5, mode="fixed", calibration_inputs=seq[:, :2].numpy(), compare=False) for i in range(0, 10, 4)]
     assert shard.spike_counts == {n: sum(s.spike_counts[n] for s in by_call) for n in shard.spike_counts}
+
+
+def test_numpy_ranges_and_an_unhashable_description_plan_as_plain_floats(cpu):
+    g = build_mlp(5)
+    x = torch.rand(3, 2, 4)
+    cal = cpu.calibrate(g, x)
+    as_numpy = Calibration({k: np.float32(v) if np.float32(v) == v else v for k, v in cal.max_abs_output.items()},
+                           dict(cal.max_abs_state), ["a", "list"], dict(cal.max_abs_current))  # type: ignore[arg-type]
+    a = cpu.simulate(g, x, mode="fixed", calibration=as_numpy, compare=False)
+    b = cpu.simulate(g, x, mode="fixed", calibration=as_numpy, compare=False)
+    assert a.fixed_point is not b.fixed_point  # no key: planned afresh, the same plan
+    assert_same_plan(a.fixed_point, b.fixed_point)
+    assert a.fixed_point.summary() == cpu.simulate(g, x, mode="fixed", calibration=cal, compare=False).fixed_point.summary()

@@ -11,6 +11,7 @@ plans it made per graph content (talon.backend.cpu.graph_memo). numpy only.
 from __future__ import annotations
 
 import math
+import numbers
 import pickle
 from typing import Any
 
@@ -66,7 +67,7 @@ def check_calibration(graph: Graph, calibration: Any) -> None:
             raise BackendError(f"calibration does not match the graph: it holds a {what} range for {extra[0]!r}, but {where} "
                                f"of that name (the calibration was made for another graph); {_HOW}")
         for n, v in ranges.items():
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not (math.isnan(v) or v >= 0):
+            if isinstance(v, bool) or not isinstance(v, numbers.Real) or not (math.isnan(v) or v >= 0):
                 raise BackendError(f"calibration: the {what} range of node {n!r} must be a largest |value| (a float >= 0), got {v!r}")
 
 
@@ -109,7 +110,7 @@ def _plan_key(graph: Graph, calibration: Calibration, config: FixedPointConfig) 
     type without a fixed-point rule, which planning refuses, or dict fields that cannot be pickled)."""
     try:
         rules = tuple(fixed_rule_for(node.type_name) for node in graph.nodes.values())
-    except BackendError:
+    except (BackendError, AttributeError):  # no rule, or a nested graph: planning refuses it by name
         return None
     try:
         dicts = pickle.dumps((graph.metadata, [[getattr(node, f) for f in _dict_fields(type(node))] for node in graph.nodes.values()]), protocol=5)
@@ -117,7 +118,12 @@ def _plan_key(graph: Graph, calibration: Calibration, config: FixedPointConfig) 
         return None
     ranges = tuple(tuple(d.items()) for d in (calibration.max_abs_output, calibration.max_abs_state, calibration.max_abs_current))
     # the rules themselves (not their ids) are held in the key, so that a replaced rule's id cannot be reused
-    return (calibration.description, ranges, config, repr(graph.dt), dicts, rules)
+    key = (calibration.description, ranges, config, repr(graph.dt), dicts, rules)
+    try:
+        hash(key)
+    except TypeError:  # a description or range of a type without a hash: the plan is made afresh
+        return None
+    return key
 
 
 def _dict_fields(cls: type) -> tuple[str, ...]:
