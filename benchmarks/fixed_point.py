@@ -16,6 +16,10 @@ Contenders, taking turns in every round so that they share the machine's backgro
   * `simulate(mode="float")` and `simulate(mode="fixed")`: whole calls. A fixed call includes one float
     run (calibration, also the reference for the agreement report), so its ratio to float is >= 1 plus
     the fixed run's own share;
+  * `simulate(mode="fixed", calibration=kept, compare=False)`: a whole call with a calibration kept from
+    an earlier call (`result.fixed_point.calibration`, the same ranges, so the same plan and bits): no
+    float run, so its floor is the fixed run alone against the float run alone; with compare=True
+    (hybrid, information) it runs the float run of the stimulus for the agreement;
   * the fixed run alone, given the plan (what the ratio above is made of beyond the float run), and the
     float run alone (the same runtime call without a plan): the fair floor of the fixed run. Both are
     given the event-counted layers and the cost table once, as simulate() gives them to its runs;
@@ -145,24 +149,32 @@ def interleaved(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str,
 
 #: A whole fixed call runs a float run (calibration and the agreement's reference) and a fixed run, so its
 #: ratio to the whole float call has the floor 1 + fixed run alone / float run alone: printed beside it.
+#: A fixed call with a kept calibration (`calibration=`, compare=False) runs no float run: its floor is the
+#: fixed run alone against the float run alone (0 + ...), and its 5% / 40% floor that of the fixed runs alone.
+#: With compare=True it runs the float run of the stimulus (the agreement's reference): 1 + ... again.
 FLOORS = {
-    ("simulate fixed", "simulate float"): ("fixed run alone (plan given)", "float run alone"),
-    **{(f"fixed {p}", f"float {p}"): (f"fixed run alone {p}", f"float run alone {p}") for p in ("5%", "40%")},
+    ("simulate fixed", "simulate float"): ("fixed run alone (plan given)", "float run alone", 1),
+    **{(f"fixed {p}", f"float {p}"): (f"fixed run alone {p}", f"float run alone {p}", 1) for p in ("5%", "40%")},
+    ("simulate fixed, kept calibration", "simulate float"): ("fixed run alone (plan given)", "float run alone", 0),
+    ("simulate fixed, kept calibration, compare", "simulate float"): ("fixed run alone (plan given)", "float run alone", 1),
+    ("fixed kept 40%", "float 40%"): ("fixed run alone 40%", "float run alone 40%", 0),
+    ("fixed kept 5%", "fixed kept 40%"): ("fixed run alone 5%", "fixed run alone 40%", 0),
 }
 
 
 def show(times: dict[str, list[float]], rows: list[tuple[str, str, str, float | None]]) -> None:
     for k, ts in times.items():
-        print(f"  {k:28s} median {statistics.median(ts) * 1e3:8.1f} ms   min {min(ts) * 1e3:8.1f} ms")
+        print(f"  {k:42s} median {statistics.median(ts) * 1e3:8.1f} ms   min {min(ts) * 1e3:8.1f} ms")
     for text, a, b, target in rows:
         med = statistics.median(x / y for x, y in zip(times[a], times[b]))
         mn = min(times[a]) / min(times[b])
         goal = f"target <= {target}: {'met' if med <= target else 'NOT met'}" if target else "information"
         runs = FLOORS.get((a, b))
-        if runs is not None and all(k in times for k in runs):
-            floor = 1 + statistics.median(x / y for x, y in zip(times[runs[0]], times[runs[1]]))
-            goal += f"; floor 1 + fixed run / float run = {floor:.2f}"
-        print(f"  {text:44s} median {med:5.2f}   min/min {mn:5.2f}   ({goal})")
+        if runs is not None and all(k in times for k in runs[:2]):
+            floor = runs[2] + statistics.median(x / y for x, y in zip(times[runs[0]], times[runs[1]]))
+            what = "fixed run / float run" if "float" in runs[1] else "fixed run 5% / fixed run 40%"
+            goal += f"; floor {'1 + ' if runs[2] else ''}{what} = {floor:.2f}"
+        print(f"  {text:62s} median {med:5.2f}   min/min {mn:5.2f}   ({goal})")
 
 
 def check_exact(label: str, graph: ir.Graph, stim: object, plan: object) -> None:
@@ -216,6 +228,16 @@ def check_exact(label: str, graph: ir.Graph, stim: object, plan: object) -> None
     print(f"  {label}: fixed-point spikes and outputs identical with float64 products and the step-by-step neurons")
 
 
+def check_kept(label: str, full: object, kept: object) -> None:
+    """A call with the kept calibration must give the very bits of the call that calibrates."""
+    same = (full.spike_counts == kept.spike_counts and full.agreement == kept.agreement
+            and full.fixed_point.summary() == kept.fixed_point.summary()
+            and all(torch.equal(full.outputs[n], kept.outputs[n]) for n in full.outputs))
+    if not same:
+        raise SystemExit(f"FAIL {label}: simulate with the kept calibration differs from simulate calibrating in the call")
+    print(f"  {label}: simulate with the kept calibration identical with the call that calibrates (counts, outputs, agreement, formats)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=100)
@@ -235,16 +257,22 @@ def main() -> None:
     g = hybrid_graph()
     stim = make_stimulus(None, {"input": (1, 28, 28)}, 200)
     plan, _ = plan_for(g, stim, None)
+    kept = plan.calibration  # what a user keeps from a first fixed call (result.fixed_point.calibration)
     hybrid_alone = run_alone(g)
     print(f"\n== hybrid ANN-SNN, 200 steps, batch 1 ({load()})")
     check_exact("hybrid", g, stim, plan)
+    check_kept("hybrid", cpu.simulate(g, n_steps=200, mode="fixed"), cpu.simulate(g, n_steps=200, mode="fixed", calibration=kept))
     times = interleaved({
         "simulate float": lambda: cpu.simulate(g, n_steps=200),
         "simulate fixed": lambda: cpu.simulate(g, n_steps=200, mode="fixed"),
+        "simulate fixed, kept calibration": lambda: cpu.simulate(g, n_steps=200, mode="fixed", calibration=kept, compare=False),
+        "simulate fixed, kept calibration, compare": lambda: cpu.simulate(g, n_steps=200, mode="fixed", calibration=kept),
         "fixed run alone (plan given)": lambda: hybrid_alone(stim, plan),
         "float run alone": lambda: hybrid_alone(stim),
     }, args.repeats)
     show(times, [("fixed simulate / float simulate", "simulate fixed", "simulate float", 1.5),
+                 ("fixed simulate with a kept calibration / float simulate", "simulate fixed, kept calibration", "simulate float", 1.5),
+                 ("  the same with compare=True (float reference run)", "simulate fixed, kept calibration, compare", "simulate float", None),
                  ("fixed run alone / float run alone", "fixed run alone (plan given)", "float run alone", 1.5),
                  ("fixed run alone / float simulate", "fixed run alone (plan given)", "simulate float", None)])
     print(f"  after: {load()}")
@@ -271,8 +299,13 @@ def activity(title: str, g: ir.Graph, args: argparse.Namespace, whole_calls: boo
         check_exact(f"{title.split(' (')[0]} at {p:.0%} (agreement with float: {min(res.agreement.values()):.3f})", g, seq_stim, res.fixed_point)
         rates[f"{p:.0%}"] = res.firing_rates
         if whole_calls:
+            check_kept(f"{title.split(' (')[0]} at {p:.0%}", cpu.simulate(g, inputs=seq, mode="fixed"),
+                       cpu.simulate(g, inputs=seq, mode="fixed", calibration=res.fixed_point.calibration))
+        if whole_calls:
             fns[f"float {p:.0%}"] = lambda seq=seq: cpu.simulate(g, inputs=seq)
             fns[f"fixed {p:.0%}"] = lambda seq=seq: cpu.simulate(g, inputs=seq, mode="fixed")
+            # calibrated once (the same calibration as the call above: its result's), then evaluated
+            fns[f"fixed kept {p:.0%}"] = lambda seq=seq, c=res.fixed_point.calibration: cpu.simulate(g, inputs=seq, mode="fixed", calibration=c, compare=False)
         fns[f"fixed run alone {p:.0%}"] = lambda s=seq_stim, pl=res.fixed_point: alone(s, pl)
         fns[f"float run alone {p:.0%}"] = lambda s=seq_stim: alone(s)
         fns[f"layers {p:.0%}"] = lambda s=seq_stim, pl=res.fixed_point: layer_times(lambda: alone(s, pl))
@@ -297,7 +330,9 @@ def activity(title: str, g: ir.Graph, args: argparse.Namespace, whole_calls: boo
             ("float run alone 5% / 40% (dense, exact)", "float run alone 5%", "float run alone 40%", None)]
     if whole_calls:
         rows = [("fixed simulate / float simulate, 40%", "fixed 40%", "float 40%", 1.5),
-                ("fixed simulate 5% / 40%", "fixed 5%", "fixed 40%", 0.5)] + rows
+                ("fixed simulate 5% / 40%", "fixed 5%", "fixed 40%", 0.5),
+                ("fixed simulate with a kept calibration / float simulate, 40%", "fixed kept 40%", "float 40%", 1.5),
+                ("fixed simulate with a kept calibration 5% / 40%", "fixed kept 5%", "fixed kept 40%", 0.5)] + rows
     show(times, rows)
     print(f"  per layer, {'CPU' if CLOCK is time.process_time else 'wall'} ms of the fixed run alone (medians of {args.repeats} interleaved rounds):")
     print("    " + " ".join(f"{k:>6s}" for k in (*LAYERS, "total")))

@@ -280,3 +280,4 @@ def test_the_fixed_point_docs_examples_run(capsys):
     out = capsys.readouterr().out
     assert "CONSTANT_SATURATES (fc): node 'fc' bias 5 saturates in hardware" in out
     assert "fixed-point mode: node 'fc' bias 5 saturates in hardware" in out
+    assert "kept calibration: float run, 20 steps:" in out

@@ -117,3 +117,40 @@ def test_event_counts_over_executor_chunks_are_the_recorded_spikes(monkeypatch, 
     assert sim.input_events["fa"] == sim.input_events["fb"] == spikes
     for name in ("lifa", "lifb"):
         assert sim.spike_counts[name] == int(torch.count_nonzero(sim.spikes[name]))
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.sampled_from(SPECIAL + [1.0 - 2**-24, 1.0 + 2**-23, 2.0]), min_size=0, max_size=40), st.sampled_from(FLOATS),
+       st.integers(1, 4), st.integers(1, 6), st.booleans())
+def test_binary_check_by_numpy_counts_is_the_whole_check(values, dtype, first, block, small_counts):
+    """The large-block path (two numpy counts, floats counted on their bits) decides as torch's comparison."""
+    old = stimulus._BINARY_FIRST, stimulus._BINARY_BLOCK, stimulus._BINARY_NUMPY_FROM, counting._BITS_FROM
+    stimulus._BINARY_FIRST, stimulus._BINARY_BLOCK, stimulus._BINARY_NUMPY_FROM = first, block, 0
+    counting._BITS_FROM = 1 << 30 if small_counts else 0  # torch's count or the bit count inside
+    try:
+        x = torch.tensor(values, dtype=torch.float64).to(dtype)
+        for v in (x, x[::2], x.reshape(-1, 1).expand(-1, 3), torch.neg(x), x.neg().neg()):
+            assert stimulus.is_binary(v) == bool(((v == 0) | (v == 1)).all()), v
+    finally:
+        stimulus._BINARY_FIRST, stimulus._BINARY_BLOCK, stimulus._BINARY_NUMPY_FROM, counting._BITS_FROM = old
+
+
+@pytest.mark.parametrize("dtype", (torch.float32, torch.float64))
+def test_large_spike_stimulus_binary_and_non_finite_refused(dtype):
+    g = torch.Generator().manual_seed(0)
+    x = (torch.rand(40, 8, 784, generator=g) < 0.05).to(dtype)  # blocks above _BINARY_NUMPY_FROM
+    stim = stimulus.make_stimulus(x, {"x": (784,)}, None)
+    assert stim.binary["x"] is True
+    for silent in (torch.zeros_like(x), torch.full_like(x, -0.0)):  # all zeros is no evidence of spikes
+        assert stimulus.make_stimulus(silent, {"x": (784,)}, None).binary["x"] is False
+    x[39, 7, 700] = -0.0
+    assert stimulus.make_stimulus(x, {"x": (784,)}, None).binary["x"] is True
+    x[39, 7, 701] = 1.0 - 2**-24 if dtype == torch.float32 else 1.0 - 2**-53
+    assert stimulus.make_stimulus(x, {"x": (784,)}, None).binary["x"] is False
+    x[39, 7, 702] = float("nan")  # not binary, so the finite check runs and names it
+    with pytest.raises(BackendError, match="non-finite"):
+        stimulus.make_stimulus(x, {"x": (784,)}, None)
+    x[39, 7, 701:703] = 1.0
+    x[39, 7, 703] = float("inf")
+    with pytest.raises(BackendError, match="non-finite"):
+        stimulus.make_stimulus(x, {"x": (784,)}, None)

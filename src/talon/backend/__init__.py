@@ -5,6 +5,8 @@
     sim = cpu.simulate(graph, n_steps=10)                  # SimulationResult
     prof = cpu.profile(graph, n_steps=10, energy_preset="45nm_cmos")   # ProfileResult
     desc = cpu.compile(graph)                              # HardwareDescriptor (JSON / binary)
+    cal = cpu.calibrate(graph, calibration_inputs)         # Calibration: fixed point without recalibrating
+    sim = cpu.simulate(graph, x, mode="fixed", calibration=cal, compare=False)
 
 Importing this package does not import torch: backends load on first `get_backend`.
 docs/backend.md, docs/energy.md and docs/fixed_point.md are the reference.

@@ -100,11 +100,37 @@ def is_binary(x: Any) -> bool:
     flat = x.reshape(-1)
     n, start, size = flat.numel(), 0, _BINARY_FIRST
     while start < n:
-        block = flat[start : start + size]
-        if not bool(((block == 0) | (block == 1)).all()):
+        if not _binary_block(flat[start : start + size]):
             return False
         start, size = start + size, _BINARY_BLOCK
     return True
+
+
+def _binary_block(block: Any) -> bool:
+    """((block == 0) | (block == 1)).all(), for a large float CPU block in two vectorised counts: every
+    non-zero element is 1 exactly when the non-zeros (NaN counted, -0.0 not: torch's count) are as many
+    as the elements equal to 1 (three times faster than torch's three passes and bool tensors)."""
+    import torch
+
+    if block.device.type == "cpu" and block.dtype in (torch.float32, torch.float64) and block.numel() >= _BINARY_NUMPY_FROM \
+            and not block.is_neg():
+        import numpy as np
+
+        return _count_nonzero(block) == int(np.count_nonzero(block.detach().numpy() == 1))
+    return bool(((block == 0) | (block == 1)).all())
+
+
+def _count_nonzero(x: Any) -> Any:
+    """torch.count_nonzero(x), a large float CPU tensor counted on its bits (talon.backend.cpu.counting:
+    several times cheaper than torch's count or `any`, which go through a bool cast)."""
+    from talon.backend.cpu.counting import count_nonzero
+
+    return count_nonzero(x)
+
+
+#: blocks of at least this many elements are checked by two numpy counts (below: torch's comparison,
+#: fewer steps for a short block)
+_BINARY_NUMPY_FROM = 1 << 14
 
 
 def first_non_binary(x: Any) -> tuple[tuple[int, ...], float]:
@@ -250,8 +276,10 @@ def make_stimulus(inputs: Any, input_shapes: dict[str, tuple[int, ...]], n_steps
             x = x.to(torch.float32)
         if tuple(x.shape[-len(shape):] if shape else ()) != shape:
             raise BackendError(f"input {name!r} has shape {tuple(x.shape)}; its trailing dimensions must be the Input shape {shape}")
-        check_finite(x, f"input {name!r}")  # once, here: the encoders below do not check again
-        binary[name] = is_binary(x) and bool(x.any())  # all zeros is no evidence of spikes
+        zeros_and_ones = is_binary(x)
+        if not zeros_and_ones:  # 0 and 1 are finite: only other values need the check
+            check_finite(x, f"input {name!r}")  # once, here: the encoders below do not check again
+        binary[name] = zeros_and_ones and bool(_count_nonzero(x))  # all zeros is no evidence of spikes
         lead = x.dim() - len(shape)
         if lead == 0:
             x = x.unsqueeze(0)

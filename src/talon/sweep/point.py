@@ -100,6 +100,7 @@ def run_shard(graph: Any, x: np.ndarray, mode: str, *, batch_size: int, readout:
     """Simulate the (T, N, *S) shard `x` on `graph` in `mode`, `batch_size` samples at a time: the
     predictions and the activity counts (integers, so that any cut of the data set sums to the same)."""
     from talon.backend import get_backend
+    from talon.eval import kept_calibration
 
     be = get_backend(backend)
     T, N = x.shape[:2]
@@ -108,7 +109,9 @@ def run_shard(graph: Any, x: np.ndarray, mode: str, *, batch_size: int, readout:
     events: dict[str, int] = {}
     spike_inputs: dict[str, str] | None = None
     neurons: dict[str, int] = {}
-    kw = {"calibration_inputs": calibration, "compare": False, "fixed_config": config} if mode == "fixed" else {}
+    kw = {"compare": False, "fixed_config": config} if mode == "fixed" else {}
+    if mode == "fixed" and calibration is not None:  # calibrated once for every batch (else each batch on itself)
+        kw.update(kept_calibration(be, graph, calibration))
     for i in range(0, N, batch_size):
         xb = x[:, i : i + batch_size]
         B = xb.shape[1]

@@ -11,13 +11,14 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from talon.backend.cpu.backend import CPUBackend
-    from talon.backend.cpu.fixed import FixedPointConfig, FixedPointPlan, plan_fixed_point
+    from talon.backend.cpu.fixed import Calibration, FixedPointConfig, FixedPointPlan, plan_fixed_point
     from talon.backend.cpu.profiler import LatencyModel
 
-__all__ = ["CPUBackend", "FixedPointConfig", "FixedPointPlan", "LatencyModel", "plan_fixed_point"]
+__all__ = ["CPUBackend", "Calibration", "FixedPointConfig", "FixedPointPlan", "LatencyModel", "plan_fixed_point"]
 
 _HOMES = {
     "CPUBackend": "talon.backend.cpu.backend",
+    "Calibration": "talon.backend.cpu.fixed",
     "FixedPointConfig": "talon.backend.cpu.fixed",
     "FixedPointPlan": "talon.backend.cpu.fixed",
     "plan_fixed_point": "talon.backend.cpu.fixed",

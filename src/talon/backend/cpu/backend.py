@@ -7,9 +7,10 @@ from typing import Any
 import numpy as np
 
 from talon.backend.base import Backend, Capabilities, load_graph, ProfileResult, SimulationResult
-from talon.backend.cpu.fixed import FixedPointConfig
+from talon.backend.cpu.fixed import Calibration, FixedPointConfig
+from talon.backend.cpu.kept_calibration import check_kept_calibration_use, plan_from_calibration
 from talon.backend.cpu.profiler import LatencyModel, add_noc, noc_record_names, profile_run, resolve_mapping
-from talon.backend.cpu.simulator import plan_for, simulate_graph
+from talon.backend.cpu.simulator import calibrate_run, calibration_stimulus, plan_for, simulate_graph
 from talon.backend.descriptor import HardwareDescriptor, smallest_int_dtype
 from talon.backend.energy import EnergyPreset
 from talon.errors import BackendError
@@ -46,6 +47,7 @@ class CPUBackend(Backend):
         chunk_steps: int | None = None,
         progress: bool | None = None,
         batch_time: bool = True,
+        calibration: Calibration | None = None,
     ) -> SimulationResult:
         """Simulate `graph` (a Graph or .t1c path) for `n_steps` steps (default: the length of a
         sequence input, else 10).
@@ -53,7 +55,11 @@ class CPUBackend(Backend):
         inputs: see talon.backend.stimulus (tensor, (T, B, ...) sequence, encoder, dict per Input, or
         None for the documented default stimulus). mode "fixed" runs the hardware numerics of
         docs/fixed_point.md, calibrated on a float run of `calibration_inputs` (default: `inputs`), and,
-        with compare=True, reports the per-layer spike agreement with that float run. record: True,
+        with compare=True, reports the per-layer spike agreement with that float run. `calibration` (a
+        Calibration kept from `calibrate` or a fixed result's `fixed_point.calibration`) replaces the
+        calibration run: the same formats, bits and results as calibrating on the same data in the call;
+        with compare=False no float run at all, with compare=True only the float run of `inputs` the
+        agreement is measured against. record: True,
         "spikes", "membranes" or node names. batch_time=False steps stateless layers one step at a
         time (slower; bit-identical to per-step executor calls at every batch size, see docs/runtime.md).
         """
@@ -61,8 +67,27 @@ class CPUBackend(Backend):
         return simulate_graph(
             load_graph(graph), inputs, n_steps, mode, record,
             fixed_config=fixed_config, calibration_inputs=calibration_inputs, compare=compare,
-            chunk_steps=chunk_steps, progress=progress, batch_time=batch_time, backend=self.name,
+            chunk_steps=chunk_steps, progress=progress, batch_time=batch_time, backend=self.name, calibration=calibration,
         )  # fmt: skip
+
+    def calibrate(
+        self,
+        graph: Any,
+        calibration_inputs: Any = None,
+        n_steps: int | None = None,
+        *,
+        chunk_steps: int | None = None,
+        progress: bool | None = None,
+    ) -> Calibration:
+        """The fixed-point calibration of `graph` (a Graph or .t1c path) on a float run of
+        `calibration_inputs` (as `simulate` reads inputs; default: the default stimulus) for `n_steps`
+        steps (default: the length of a sequence, else 10): the ranges every format is fitted to. Pass it
+        as `calibration=` to `simulate`, `profile` or `compile` to run fixed point without calibrating
+        again; `simulate(x, mode="fixed", calibration_inputs=c)` equals
+        `simulate(x, mode="fixed", calibration=calibrate(graph, c))` bit for bit."""
+        g = load_graph(graph)
+        calibration, _ = calibrate_run(g, calibration_stimulus(g, calibration_inputs, n_steps), chunk_steps=chunk_steps, progress=progress)
+        return calibration
 
     def profile(
         self,
@@ -78,13 +103,20 @@ class CPUBackend(Backend):
         progress: bool | None = None,
         mapping: Any = None,
         calibration_inputs: Any = None,
+        calibration: Calibration | None = None,
     ) -> ProfileResult:
         """Latency, energy (and its parts) and peak memory of running `graph` for `n_steps` steps,
         per sample. Spike-driven work is priced from the actual spikes of a simulation (run here, or
         pass `simulation=` to reuse one). `mapping` (a talon.mapping.MappingResult; default: the one
         stored in the graph, if any) adds network-on-chip hop energy and latency. docs/energy.md derives
-        every number. mode "fixed" calibrates its formats on `calibration_inputs` (default: `inputs`)."""
+        every number. mode "fixed" calibrates its formats on `calibration_inputs` (default: `inputs`), or
+        takes them from a kept `calibration` (see `simulate`)."""
         self.check_mode(mode)
+        if calibration is not None:
+            check_kept_calibration_use(mode, calibration_inputs)
+            if simulation is not None:
+                raise BackendError("profile: calibration= sets up the simulation profile would run; with simulation= given "
+                                   "nothing is simulated: pass one or the other")
         g = load_graph(graph)
         mp = resolve_mapping(g, mapping)
         sim = simulation
@@ -96,7 +128,7 @@ class CPUBackend(Backend):
                 stim = make_stimulus(inputs, {n: tuple(g.nodes[n].shape) for n in g.input_names}, n_steps)
                 record = noc_record_names(g, mp, stim.n_steps, stim.batch_size) or None
             sim = self.simulate(g, inputs, n_steps, mode, record=record, fixed_config=fixed_config, compare=False, progress=progress,
-                                calibration_inputs=calibration_inputs)
+                                calibration_inputs=calibration_inputs, calibration=calibration)
         elif sim.mode != mode:
             raise BackendError(f"simulation was run in mode {sim.mode!r} but the profile asks for {mode!r}")
         cfg = None
@@ -113,6 +145,7 @@ class CPUBackend(Backend):
         calibration_inputs: Any = None,
         n_steps: int | None = None,
         mapping: Any = None,
+        calibration: Calibration | None = None,
     ) -> HardwareDescriptor:
         """The fixed-point hardware descriptor of `graph` (docs/backend.md), calibrated on a float run
         of `calibration_inputs` (default: the default stimulus) for `n_steps` steps (default 10).
@@ -120,7 +153,8 @@ class CPUBackend(Backend):
         layer's core assignment (core, row, col and the flat neuron slice [start, stop) per run) and
         `routes`: the hardware, algorithm, layer list (routing `layer` indexes it), metrics and the names
         of the arrays `mapping/routing/<field>` (per-core routing tables), `mapping/cores/<field>` (core
-        positions and loads) and `mapping/flows/<field>` (core-to-core flows: packets per step, hops)."""
+        positions and loads) and `mapping/flows/<field>` (core-to-core flows: packets per step, hops).
+        A kept `calibration` (see `calibrate`) replaces the calibration run."""
         from talon.backend.compile import build_descriptor, scalar_params
         from talon.backend.stimulus import make_stimulus
 
@@ -131,9 +165,15 @@ class CPUBackend(Backend):
         g.validate()
         for name, node in g.nodes.items():  # refuse a non-finite field before the calibration run
             scalar_params(name, node)
-        input_shapes = {n: tuple(g.nodes[n].shape) for n in g.input_names}
-        stim = make_stimulus(calibration_inputs, input_shapes, n_steps, spike_inputs=spike_inputs(g))
-        plan, _ = plan_for(g, stim, fixed_config)
+        if calibration is not None:
+            check_kept_calibration_use("fixed", calibration_inputs)
+            if n_steps is not None:
+                raise BackendError("compile: n_steps sets the length of the calibration run, and with calibration= there is none: drop n_steps")
+            plan = plan_from_calibration(g, calibration, fixed_config)
+        else:
+            input_shapes = {n: tuple(g.nodes[n].shape) for n in g.input_names}
+            stim = make_stimulus(calibration_inputs, input_shapes, n_steps, spike_inputs=spike_inputs(g))
+            plan, _ = plan_for(g, stim, fixed_config)
         mp = resolve_mapping(g, mapping)
         if mp is None:
             return build_descriptor(g, plan)

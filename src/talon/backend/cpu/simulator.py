@@ -26,6 +26,7 @@ from talon.backend.cpu.fixed_events import mark_spike_inputs
 from talon.backend.cpu.fixed_narrow import float32_inputs, narrow_float32, runtimes_by_name
 from talon.backend.cpu import fixed as fx
 from talon.backend.cpu import graph_memo
+from talon.backend.cpu.kept_calibration import check_kept_calibration_use, plan_from_calibration
 from talon.backend.cpu.counting import count_nonzero
 from talon.backend.cpu.exact_products import ExactSynaptic
 from talon.backend.spike_inputs import check_spikes as spike_check
@@ -429,10 +430,13 @@ def simulate_graph(
     progress: bool | None = None,
     batch_time: bool = True,
     backend: str = "cpu",
+    calibration: fx.Calibration | None = None,
 ) -> SimulationResult:
     """See CPUBackend.simulate."""
     if mode not in ("float", "fixed"):
         raise BackendError(f"mode must be 'float' or 'fixed', got {mode!r}")
+    if calibration is not None:
+        check_kept_calibration_use(mode, calibration_inputs)
     started = time.perf_counter()
     input_shapes = {n: tuple(graph.nodes[n].shape) for n in graph.input_names}
     stim = make_stimulus(inputs, input_shapes, n_steps, spike_inputs=spike_inputs(graph))
@@ -451,7 +455,11 @@ def simulate_graph(
     if mode == "float":
         run = run_instrumented(graph, stim, record_spikes=rec_spikes, record_membranes=rec_mems, **common)
     else:
-        plan, reference = plan_for(graph, stim, fixed_config, calibration_inputs, compare_spikes=spiking if compare else (), chunk_steps=chunk_steps, progress=progress, costs=costs)
+        if calibration is None:
+            plan, reference = plan_for(graph, stim, fixed_config, calibration_inputs, compare_spikes=spiking if compare else (), chunk_steps=chunk_steps, progress=progress, costs=costs)
+        else:  # a kept calibration: no calibration run; the float run of the stimulus only for the agreement
+            plan = plan_from_calibration(graph, calibration, fixed_config, costs=costs, memo=memo)
+            reference = run_instrumented(graph, stim, record_spikes=spiking, **_reference_kw(chunk_steps, progress, costs)) if compare else None
         agree_with = {n: reference.spikes[n] for n in spiking} if compare else None
         run = run_instrumented(graph, stim, record_spikes=rec_spikes, record_membranes=rec_mems, plan=plan, agree_with=agree_with, **common)
         if compare:
@@ -517,6 +525,32 @@ def _output_shape(cost: Any, graph: Graph, name: str) -> tuple[int, ...]:
     return tuple(shape) if shape is not None else tuple(graph.infer_shapes()[name][0])
 
 
+def _reference_kw(chunk_steps: int | None, progress: bool | None, costs: dict) -> dict[str, Any]:
+    """The options of the float runs behind a plan (calibration, agreement reference): no counting."""
+    return {"chunk_steps": chunk_steps, "progress": progress, "count_events": (), "count_spikes": False, "costs": costs}
+
+
+def calibration_stimulus(graph: Graph, calibration_inputs: Any, n_steps: int | None = None) -> Stimulus:
+    """The stimulus a calibration run is fed: `calibration_inputs` as simulate reads them."""
+    input_shapes = {n: tuple(graph.nodes[n].shape) for n in graph.input_names}
+    return make_stimulus(calibration_inputs, input_shapes, n_steps, spike_inputs=spike_inputs(graph))
+
+
+def calibrate_run(
+    graph: Graph, stim: Stimulus, *, record_spikes: Iterable[str] = (), chunk_steps: int | None = None,
+    progress: bool | None = None, costs: dict | None = None,
+) -> tuple[fx.Calibration, RunRecord]:
+    """The calibration of `graph` on a float run of `stim` (the ranges every fixed-point format is fitted
+    to), and that run (recording the spikes of `record_spikes`)."""
+    fx.check_supported(graph)
+    kw = _reference_kw(chunk_steps, progress, costs if costs is not None else graph_costs(graph))
+    cal = run_instrumented(graph, stim, record_spikes=record_spikes, calibrate=True, **kw)
+    for n in graph.input_names:  # inputs: the range of what is fed
+        cal.max_abs_output.setdefault(n, 0.0)
+    calibration = fx.Calibration(cal.max_abs_output, cal.max_abs_state, f"float run, {cal.steps} steps: {stim.description}", cal.max_abs_current)
+    return calibration, cal
+
+
 def plan_for(
     graph: Graph,
     stim: Stimulus,
@@ -532,19 +566,11 @@ def plan_for(
 
     Returns the plan and the float run on `stim` (for the agreement report: its spikes and ranges; these
     runs count no spikes and no input events). `costs`: graph_costs(graph), when the caller has it already."""
-    fx.check_supported(graph)
-    common = {"chunk_steps": chunk_steps, "progress": progress, "count_events": (), "count_spikes": False,
-              "costs": costs if costs is not None else graph_costs(graph)}
+    costs = costs if costs is not None else graph_costs(graph)
+    kw = {"chunk_steps": chunk_steps, "progress": progress, "costs": costs}
     if calibration_inputs is not None:
-        input_shapes = {n: tuple(graph.nodes[n].shape) for n in graph.input_names}
-        cal_stim = make_stimulus(calibration_inputs, input_shapes, None, spike_inputs=spike_inputs(graph))
-        cal = run_instrumented(graph, cal_stim, calibrate=True, **common)
-        reference = run_instrumented(graph, stim, record_spikes=compare_spikes, **common) if compare_spikes else cal
-        description = cal_stim.description
+        calibration, cal = calibrate_run(graph, calibration_stimulus(graph, calibration_inputs), **kw)
+        reference = run_instrumented(graph, stim, record_spikes=compare_spikes, **_reference_kw(**kw)) if compare_spikes else cal
     else:
-        cal = reference = run_instrumented(graph, stim, record_spikes=compare_spikes, calibrate=True, **common)
-        description = stim.description
-    for n in graph.input_names:  # inputs: the range of what is fed
-        cal.max_abs_output.setdefault(n, 0.0)
-    calibration = fx.Calibration(cal.max_abs_output, cal.max_abs_state, f"float run, {cal.steps} steps: {description}", cal.max_abs_current)
-    return fx.plan_fixed_point(graph, calibration, config, costs=common["costs"]), reference
+        calibration, reference = calibrate_run(graph, stim, record_spikes=compare_spikes, **kw)
+    return fx.plan_fixed_point(graph, calibration, config, costs=costs), reference
