@@ -353,7 +353,11 @@ def _stages(graph: Any, out: str, name: str, summary: dict[str, Any], files: dic
     summary["backends"] = {"compile": plan.compiler.name, "simulate": be.name, "profile": be.name}
     # compile
     with stage("compile"):
-        built = plan.compiler.compile(hw_graph, calibration_inputs=cal, n_steps=n_steps, **plan.compile_kw)
+        # one calibration, of `n_steps` steps as the descriptor's: hardware.json's formats are those of the
+        # fixed-point simulation reported below (a constant input calibrated separately ran its default 10)
+        kept = be.calibrate(hw_graph, cal, n_steps) if hasattr(be, "calibrate") else None
+        compile_cal = {"calibration": kept} if plan.compiler is be and kept is not None else {"calibration_inputs": cal, "n_steps": n_steps}
+        built = plan.compiler.compile(hw_graph, **compile_cal, **plan.compile_kw)
         desc = built if isinstance(built, HardwareDescriptor) else getattr(built, "descriptor", None)
         if desc is not None:
             desc.save(path("hardware.json", "descriptor"), format="json")
@@ -376,7 +380,8 @@ def _stages(graph: Any, out: str, name: str, summary: dict[str, Any], files: dic
         from talon.backend.cpu.profiler import noc_record_names
 
         record = noc_record_names(hw_graph, mapping, sim_float.timesteps_run, max(sim_float.batch_size, 1)) or None
-        sim_fixed = be.simulate(hw_graph, inputs, n_steps, mode="fixed", calibration_inputs=cal, record=record)
+        sim_fixed = be.simulate(hw_graph, inputs, n_steps, mode="fixed", record=record,
+                                 **({"calibration": kept} if kept is not None else {"calibration_inputs": cal}))
         for key, sim in (("simulate_float", sim_float), ("simulate_fixed", sim_fixed)):
             write_document(path(f"{key}.json", key), "simulate", {"file": files["graph" if sim is sim_float else "hardware_graph"], **simulation_payload(sim), "plots": {}})
         summary["simulation"] = {

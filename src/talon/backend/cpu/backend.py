@@ -14,7 +14,7 @@ from talon.backend.cpu.simulator import calibrate_run, calibration_stimulus, pla
 from talon.backend.descriptor import HardwareDescriptor, smallest_int_dtype
 from talon.backend.energy import EnergyPreset
 from talon.errors import BackendError
-from talon.ir import Graph, spike_inputs
+from talon.ir import Graph
 
 __all__ = ["CPUBackend"]
 
@@ -54,7 +54,8 @@ class CPUBackend(Backend):
 
         inputs: see talon.backend.stimulus (tensor, (T, B, ...) sequence, encoder, dict per Input, or
         None for the documented default stimulus). mode "fixed" runs the hardware numerics of
-        docs/fixed_point.md, calibrated on a float run of `calibration_inputs` (default: `inputs`), and,
+        docs/fixed_point.md, calibrated on a float run of `calibration_inputs` (default: `inputs`; a
+        constant or encoded calibration input runs the simulation's steps, a sequence its own), and,
         with compare=True, reports the per-layer spike agreement with that float run. `calibration` (a
         Calibration kept from `calibrate` or a fixed result's `fixed_point.calibration`) replaces the
         calibration run: the same formats, bits and results as calibrating on the same data in the call;
@@ -83,8 +84,9 @@ class CPUBackend(Backend):
         `calibration_inputs` (as `simulate` reads inputs; default: the default stimulus) for `n_steps`
         steps (default: the length of a sequence, else 10): the ranges every format is fitted to. Pass it
         as `calibration=` to `simulate`, `profile` or `compile` to run fixed point without calibrating
-        again; `simulate(x, mode="fixed", calibration_inputs=c)` equals
-        `simulate(x, mode="fixed", calibration=calibrate(graph, c))` bit for bit."""
+        again; `simulate(x, n, mode="fixed", calibration_inputs=c)` equals
+        `simulate(x, n, mode="fixed", calibration=calibrate(graph, c, n))` bit for bit (`n` may be left
+        out of `calibrate` where `c` is a sequence)."""
         g = load_graph(graph)
         calibration, _ = calibrate_run(g, calibration_stimulus(g, calibration_inputs, n_steps), chunk_steps=chunk_steps, progress=progress)
         return calibration
@@ -156,7 +158,6 @@ class CPUBackend(Backend):
         positions and loads) and `mapping/flows/<field>` (core-to-core flows: packets per step, hops).
         A kept `calibration` (see `calibrate`) replaces the calibration run."""
         from talon.backend.compile import build_descriptor, scalar_params
-        from talon.backend.stimulus import make_stimulus
 
         # Validation, the calibration run's executor and shape inference write inferred shapes onto the
         # graph's nodes: work on a private copy so the caller's graph is left exactly as it was (a graph
@@ -171,9 +172,7 @@ class CPUBackend(Backend):
                 raise BackendError("compile: n_steps sets the length of the calibration run, and with calibration= there is none: drop n_steps")
             plan = plan_from_calibration(g, calibration, fixed_config)
         else:
-            input_shapes = {n: tuple(g.nodes[n].shape) for n in g.input_names}
-            stim = make_stimulus(calibration_inputs, input_shapes, n_steps, spike_inputs=spike_inputs(g))
-            plan, _ = plan_for(g, stim, fixed_config)
+            plan, _ = plan_for(g, calibration_stimulus(g, calibration_inputs, n_steps), fixed_config)
         mp = resolve_mapping(g, mapping)
         if mp is None:
             return build_descriptor(g, plan)

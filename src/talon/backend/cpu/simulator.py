@@ -530,10 +530,11 @@ def _reference_kw(chunk_steps: int | None, progress: bool | None, costs: dict) -
     return {"chunk_steps": chunk_steps, "progress": progress, "count_events": (), "count_spikes": False, "costs": costs}
 
 
-def calibration_stimulus(graph: Graph, calibration_inputs: Any, n_steps: int | None = None) -> Stimulus:
-    """The stimulus a calibration run is fed: `calibration_inputs` as simulate reads them."""
+def calibration_stimulus(graph: Graph, calibration_inputs: Any, n_steps: int | None = None, default_steps: int = 10) -> Stimulus:
+    """The stimulus a calibration run is fed: `calibration_inputs` as simulate reads them, for `n_steps`
+    steps (default: a sequence's own length, else `default_steps`)."""
     input_shapes = {n: tuple(graph.nodes[n].shape) for n in graph.input_names}
-    return make_stimulus(calibration_inputs, input_shapes, n_steps, spike_inputs=spike_inputs(graph))
+    return make_stimulus(calibration_inputs, input_shapes, n_steps, default_steps, spike_inputs=spike_inputs(graph))
 
 
 def calibrate_run(
@@ -562,14 +563,17 @@ def plan_for(
     progress: bool | None = None,
     costs: dict | None = None,
 ) -> tuple[fx.FixedPointPlan, RunRecord]:
-    """Calibrate on a float run (of `calibration_inputs`, default: the simulation's own stimulus) and plan.
+    """Calibrate on a float run (of `calibration_inputs` for the simulation's steps unless they are a sequence,
+    default: the simulation's own stimulus) and plan.
 
     Returns the plan and the float run on `stim` (for the agreement report: its spikes and ranges; these
     runs count no spikes and no input events). `costs`: graph_costs(graph), when the caller has it already."""
     costs = costs if costs is not None else graph_costs(graph)
     kw = {"chunk_steps": chunk_steps, "progress": progress, "costs": costs}
     if calibration_inputs is not None:
-        calibration, cal = calibrate_run(graph, calibration_stimulus(graph, calibration_inputs), **kw)
+        # a constant or encoded calibration input runs as long as the simulation (a sequence, its own length),
+        # as compile(calibration_inputs=c, n_steps=n) does: the same formats for the same n
+        calibration, cal = calibrate_run(graph, calibration_stimulus(graph, calibration_inputs, default_steps=stim.n_steps), **kw)
         reference = run_instrumented(graph, stim, record_spikes=compare_spikes, **_reference_kw(**kw)) if compare_spikes else cal
     else:
         calibration, reference = calibrate_run(graph, stim, record_spikes=compare_spikes, **kw)
