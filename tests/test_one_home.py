@@ -47,7 +47,7 @@ def _registers(node: ast.AST) -> bool:
 def type_name_lists(path: Path, types: set[str]) -> list[tuple[int, list[str]]]:
     """(line, type names) of every literal collection naming two or more primitive types outside a registration."""
     tree = ast.parse(path.read_text(), str(path))
-    parents = {c: p for p in ast.walk(tree) for c in ast.iter_child_nodes(p)}
+    parents: dict | None = None  # built on the first candidate: most files name no two types together
     found = []
     for node in ast.walk(tree):
         if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
@@ -59,6 +59,8 @@ def type_name_lists(path: Path, types: set[str]) -> list[tuple[int, list[str]]]:
         names = [e.value for e in items if isinstance(e, ast.Constant) and isinstance(e.value, str) and e.value in types]
         if len(names) < 2:
             continue
+        if parents is None:
+            parents = {c: p for p in ast.walk(tree) for c in ast.iter_child_nodes(p)}
         child, ok = node, False
         while child in parents and not ok:
             parent = parents[child]

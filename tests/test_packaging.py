@@ -67,8 +67,15 @@ def build_and_unpack(build, tmp_path: Path, monkeypatch) -> Path:
     return root
 
 
-def test_wheel_ships_talon_and_snntorch_shim(tmp_path, monkeypatch):
-    root = build_and_unpack(hatchling_build.build_wheel, tmp_path, monkeypatch)
+@pytest.fixture(scope="module")
+def wheel_root(tmp_path_factory) -> Path:
+    """The regular wheel, built and unpacked once for the tests that read it."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        return build_and_unpack(hatchling_build.build_wheel, tmp_path_factory.mktemp("wheel"), monkeypatch)
+
+
+def test_wheel_ships_talon_and_snntorch_shim(wheel_root):
+    root = wheel_root
     talon_file, shim_file = run_with_sites([root, *site.getsitepackages()], ALIAS_CHECK)[-2:]
     assert Path(talon_file).is_relative_to(root)
     assert Path(shim_file).parent == root
@@ -93,10 +100,10 @@ def test_shim_costs_nothing_at_startup():
     assert out == ["[]", "1"]
 
 
-def test_wheel_ships_the_fpga_templates(tmp_path, monkeypatch):
+def test_wheel_ships_the_fpga_templates(wheel_root):
     """The C++ kernels are package data: every template in the source tree is in the wheel, and the
     installed backend reads them from there (not from the source tree)."""
-    root = build_and_unpack(hatchling_build.build_wheel, tmp_path, monkeypatch)
+    root = wheel_root
     src = REPO / "src" / "talon" / "backend" / "fpga" / "templates"
     want = sorted(p.relative_to(src).as_posix() for p in src.rglob("*") if p.is_file())
     assert "kernels/affine.h" in want and "talon_fixed.h" in want

@@ -2,6 +2,7 @@
 
     python tests/ir/_write_worker.py OUT_DIR CASE [CASE ...]   writes OUT_DIR/CASE.t1c for each named case
     python tests/ir/_write_worker.py OUT_DIR --pickles DIR     writes OUT_DIR/X.t1c for each DIR/X.pkl graph
+    python tests/ir/_write_worker.py OUT_DIR CASE ... --pickles DIR   both, in one process
 
 Each run also writes OUT_DIR/control.h5, a group with timestamps on: the control that
 shows the runs were far enough apart for HDF5's one-second clock to tell them apart.
@@ -56,13 +57,15 @@ CASES = {"hybrid": build_hybrid, "simple_snn": simple_snn, "fixed_point": fixed_
 
 
 def main(argv: list[str]) -> None:
-    out = Path(argv[0])
-    if argv[1:2] == ["--pickles"]:
-        for pkl in sorted(Path(argv[2]).glob("*.pkl")):
-            ir.write(out / f"{pkl.stem}.t1c", pickle.loads(pkl.read_bytes()))
-    else:
-        for name in argv[1:]:
-            ir.write(out / f"{name}.t1c", CASES[name]())
+    out, args = Path(argv[0]), argv[1:]
+    pickles = None
+    if "--pickles" in args:
+        at = args.index("--pickles")
+        pickles, args = Path(args[at + 1]), args[:at] + args[at + 2:]
+    for name in args:
+        ir.write(out / f"{name}.t1c", CASES[name]())
+    for pkl in sorted(pickles.glob("*.pkl")) if pickles is not None else ():
+        ir.write(out / f"{pkl.stem}.t1c", pickle.loads(pkl.read_bytes()))
     write_control(out / "control.h5")
 
 

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import h5py
+import pytest
 from hypothesis import HealthCheck, given, settings
 
 import talon.ir as ir
@@ -39,32 +40,16 @@ def _files(folder: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(folder.glob("*.t1c"))}
 
 
-def _write_twice(tmp_path: Path, args: list[str]) -> tuple[dict[str, bytes], dict[str, bytes]]:
-    _write_in_fresh_process(tmp_path / "first", args, hash_seed=1)
-    time.sleep(_GAP_S)
-    _write_in_fresh_process(tmp_path / "second", args, hash_seed=2)
-    control = [(tmp_path / run / "control.h5").read_bytes() for run in ("first", "second")]
-    assert control[0] != control[1], "the two runs were too close together for HDF5's clock: the test would miss timestamps"
-    return _files(tmp_path / "first"), _files(tmp_path / "second")
-
-
-def test_tutorial_and_fixed_point_graphs_give_the_same_bytes_in_another_process_later(tmp_path):
-    first, second = _write_twice(tmp_path, list(CASES))
-    assert sorted(first) == sorted(f"{name}.t1c" for name in CASES)
-    for name, data in first.items():
-        assert data == second[name], f"{name}: {sum(a != b for a, b in zip(data, second[name]))} bytes differ"
-        graph = CASES[name.removesuffix(".t1c")]()
-        graph.infer_shapes()  # as the writer does
-        assert_same_graph(ir.read(tmp_path / "second" / name), graph)
-
-
-def test_random_graphs_give_the_same_bytes_in_another_process_later(tmp_path):
-    """A property over random graphs: each written here, then pickled and written again in a fresh process
-    with another hash seed, started more than a second after the last write here."""
-    graphs = tmp_path / "graphs"
-    first = tmp_path / "first"
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> dict:
+    """The writes both tests compare, made once: the named cases in a fresh process (hash seed 1), random
+    graphs here, then, more than a second after both, the cases and the pickled random graphs again in one
+    fresh process with another hash seed (2)."""
+    tmp = tmp_path_factory.mktemp("reproducible")
+    graphs, here = tmp / "graphs", tmp / "here"
     graphs.mkdir()
-    first.mkdir()
+    here.mkdir()
+    _write_in_fresh_process(tmp / "first", list(CASES), hash_seed=1)
     count = 0
 
     @settings(max_examples=25, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
@@ -74,17 +59,37 @@ def test_random_graphs_give_the_same_bytes_in_another_process_later(tmp_path):
         name = f"g{count:03d}"
         count += 1
         (graphs / f"{name}.pkl").write_bytes(pickle.dumps(g))
-        ir.write(first / f"{name}.t1c", g)
+        ir.write(here / f"{name}.t1c", g)
 
     write_here()
-    write_control(first / "control.h5")
+    write_control(here / "control.h5")
     time.sleep(_GAP_S)
-    _write_in_fresh_process(tmp_path / "second", ["--pickles", str(graphs)], hash_seed=2)
-    assert (first / "control.h5").read_bytes() != (tmp_path / "second" / "control.h5").read_bytes()
-    here, there = _files(first), _files(tmp_path / "second")
+    _write_in_fresh_process(tmp / "second", [*CASES, "--pickles", str(graphs)], hash_seed=2)
+    control = {run: (tmp / run / "control.h5").read_bytes() for run in ("first", "here", "second")}
+    return {"tmp": tmp, "graphs": graphs, "count": count, "control": control,
+            "first": _files(tmp / "first"), "here": _files(here), "second": _files(tmp / "second")}
+
+
+def test_tutorial_and_fixed_point_graphs_give_the_same_bytes_in_another_process_later(runs):
+    first, second = runs["first"], runs["second"]
+    assert runs["control"]["first"] != runs["control"]["second"], "the two runs were too close together for HDF5's clock: the test would miss timestamps"
+    assert sorted(first) == sorted(f"{name}.t1c" for name in CASES)
+    for name, data in first.items():
+        assert data == second[name], f"{name}: {sum(a != b for a, b in zip(data, second[name]))} bytes differ"
+        graph = CASES[name.removesuffix(".t1c")]()
+        graph.infer_shapes()  # as the writer does
+        assert_same_graph(ir.read(runs["tmp"] / "second" / name), graph)
+
+
+def test_random_graphs_give_the_same_bytes_in_another_process_later(runs):
+    """A property over random graphs: each written here, then pickled and written again in a fresh process
+    with another hash seed, started more than a second after the last write here."""
+    assert runs["control"]["here"] != runs["control"]["second"]
+    here, count = runs["here"], runs["count"]
+    there = {name: data for name, data in runs["second"].items() if name.removesuffix(".t1c") not in CASES}
     assert len(here) == count > 0 and sorted(here) == sorted(there)
     for name, data in here.items():
-        graph = pickle.loads((graphs / name.replace(".t1c", ".pkl")).read_bytes())
+        graph = pickle.loads((runs["graphs"] / name.replace(".t1c", ".pkl")).read_bytes())
         assert data == there[name], f"{name} ({len(graph.nodes)} nodes, {len(graph.edges)} edges): {sum(a != b for a, b in zip(data, there[name]))} bytes differ"
 
 

@@ -187,7 +187,7 @@ def _h5py_attr(oid, name: str, data: np.ndarray) -> None:
     h5py.AttributeManager(types.SimpleNamespace(id=oid)).create(name, data=data)
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(md=metadata_dicts, g=random_graphs(max_ops=4))
 def test_attributes_are_the_bytes_h5py_writes(md, g, tmp_path, monkeypatch):
     """The writer creates attributes with HDF5's calls directly (format._attr): the files are those
