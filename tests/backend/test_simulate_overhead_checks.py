@@ -57,6 +57,7 @@ def test_blocked_binary_check_is_the_whole_check(values, first, block):
     try:
         x = torch.tensor(values)
         assert stimulus.is_binary(x) == bool(((x == 0) | (x == 1)).all())
+        assert stimulus.binary_ones(x) == (int((x == 1).sum()) if stimulus.is_binary(x) else None)
     finally:
         stimulus._BINARY_FIRST, stimulus._BINARY_BLOCK = old
 
@@ -130,7 +131,9 @@ def test_binary_check_by_numpy_counts_is_the_whole_check(values, dtype, first, b
     try:
         x = torch.tensor(values, dtype=torch.float64).to(dtype)
         for v in (x, x[::2], x.reshape(-1, 1).expand(-1, 3), torch.neg(x), x.neg().neg()):
-            assert stimulus.is_binary(v) == bool(((v == 0) | (v == 1)).all()), v
+            binary = bool(((v == 0) | (v == 1)).all())
+            assert stimulus.is_binary(v) == binary, v
+            assert stimulus.binary_ones(v) == (int((v == 1).sum()) if binary else None), v
     finally:
         stimulus._BINARY_FIRST, stimulus._BINARY_BLOCK, stimulus._BINARY_NUMPY_FROM, counting._BITS_FROM = old
 

@@ -97,27 +97,38 @@ _BINARY_FIRST, _BINARY_BLOCK = 4096, 1 << 20
 
 def is_binary(x: Any) -> bool:
     """Every element of tensor `x` is 0 or 1 (an empty tensor counts as binary)."""
+    return binary_ones(x) is not None
+
+
+def binary_ones(x: Any) -> int | None:
+    """The number of ones of tensor `x` when every element is 0 or 1, else None (found in the same
+    passes as the check, so a caller that needs both reads `x` once)."""
     flat = x.reshape(-1)
-    n, start, size = flat.numel(), 0, _BINARY_FIRST
+    n, start, size, ones = flat.numel(), 0, _BINARY_FIRST, 0
     while start < n:
-        if not _binary_block(flat[start : start + size]):
-            return False
-        start, size = start + size, _BINARY_BLOCK
-    return True
+        block = _binary_block_ones(flat[start : start + size])
+        if block is None:
+            return None
+        ones, start, size = ones + block, start + size, _BINARY_BLOCK
+    return ones
 
 
-def _binary_block(block: Any) -> bool:
-    """((block == 0) | (block == 1)).all(), for a large float CPU block in two vectorised counts: every
-    non-zero element is 1 exactly when the non-zeros (NaN counted, -0.0 not: torch's count) are as many
-    as the elements equal to 1 (three times faster than torch's three passes and bool tensors)."""
+def _binary_block_ones(block: Any) -> int | None:
+    """The ones of `block` if ((block == 0) | (block == 1)).all(), else None. A large float CPU block
+    takes two vectorised counts: every non-zero element is 1 exactly when the non-zeros (NaN counted,
+    -0.0 not: torch's count) are as many as the elements equal to 1 (three times faster than torch's
+    three passes and bool tensors)."""
     import torch
 
     if block.device.type == "cpu" and block.dtype in (torch.float32, torch.float64) and block.numel() >= _BINARY_NUMPY_FROM \
             and not block.is_neg():
         import numpy as np
 
-        return _count_nonzero(block) == int(np.count_nonzero(block.detach().numpy() == 1))
-    return bool(((block == 0) | (block == 1)).all())
+        ones = int(np.count_nonzero(block.detach().numpy() == 1))
+        return ones if int(_count_nonzero(block)) == ones else None
+    if not bool(((block == 0) | (block == 1)).all()):
+        return None
+    return int(torch.count_nonzero(block))
 
 
 def _count_nonzero(x: Any) -> Any:
@@ -276,10 +287,10 @@ def make_stimulus(inputs: Any, input_shapes: dict[str, tuple[int, ...]], n_steps
             x = x.to(torch.float32)
         if tuple(x.shape[-len(shape):] if shape else ()) != shape:
             raise BackendError(f"input {name!r} has shape {tuple(x.shape)}; its trailing dimensions must be the Input shape {shape}")
-        zeros_and_ones = is_binary(x)
-        if not zeros_and_ones:  # 0 and 1 are finite: only other values need the check
+        ones = binary_ones(x)
+        if ones is None:  # 0 and 1 are finite: only other values need the check
             check_finite(x, f"input {name!r}")  # once, here: the encoders below do not check again
-        binary[name] = zeros_and_ones and bool(_count_nonzero(x))  # all zeros is no evidence of spikes
+        binary[name] = bool(ones)  # all zeros is no evidence of spikes
         lead = x.dim() - len(shape)
         if lead == 0:
             x = x.unsqueeze(0)
