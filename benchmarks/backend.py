@@ -13,7 +13,10 @@ that load from other processes hits both alike; the headline ratio is the median
 ratios (robust to load that drifts during the run); best over best is printed too. Also printed: fixed mode over float mode (information only: fixed
 mode runs a float calibration run plus a float64 run) and profile over simulate.
 Fails (exit status 1) when simulate's output differs from the bare executor's.
-Run: python benchmarks/backend.py [n_steps]
+glibc's malloc is told to keep freed memory (benchmarks/malloc_policy.py; --default-malloc to leave it):
+otherwise a fresh run faults in thousands of pages or none, depending on the heap's state, which may differ
+between the two contenders (about 10 ms of a 25-30 ms call).
+Run: python benchmarks/backend.py [n_steps] [--default-malloc]
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ from talon import ir
 from talon.backend import get_backend
 from talon.backend.stimulus import default_stimulus
 from talon.bridge.executor import ir_to_torch
+
+from malloc_policy import keep_freed_memory
 
 N_STEPS = 200  # main() takes another from the command line
 REPEATS = 41
@@ -67,10 +72,12 @@ def best(fn, repeats: int = REPEATS) -> float:
 
 def main() -> None:
     global N_STEPS
-    if len(sys.argv) > 1:
-        N_STEPS = int(sys.argv[1])
+    args = [a for a in sys.argv[1:] if a != "--default-malloc"]
+    if args:
+        N_STEPS = int(args[0])
+    malloc = "default malloc (--default-malloc)" if "--default-malloc" in sys.argv[1:] else keep_freed_memory()
     torch.set_num_threads(max(1, torch.get_num_threads()))
-    print(f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}; load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    print(f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}; {malloc}; load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     g = hybrid_graph()
     cpu = get_backend("cpu")
     x = default_stimulus((1, 28, 28))

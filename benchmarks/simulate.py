@@ -33,7 +33,6 @@ intra-op threads (default 2).
 from __future__ import annotations
 
 import argparse
-import ctypes
 import os
 import statistics
 import sys
@@ -52,6 +51,7 @@ from talon.bridge import ir_to_torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import snn_floors as floors  # noqa: E402
+from malloc_policy import keep_freed_memory  # noqa: E402
 
 def lif_node(beta: float, threshold: float = 1.0) -> ir.LIF:
     """snn.Leaky(beta) as an IR LIF: tau = dt/(1-beta) in float64 from the float32 beta, gain 1."""
@@ -145,21 +145,6 @@ class ConvSNN(nn.Module):
         return ir.Graph(nodes, list(zip(names, names[1:])))
 
 
-def keep_freed_memory() -> str:
-    """glibc: keep freed blocks in the process (trim threshold 512 MiB; blocks up to 32 MiB from the heap,
-    not mmap). By default glibc returns the top of the heap to the system once 2x the largest freed block
-    is free there, so chunked runs and replays that allocate a few MiB per step or chunk keep getting fresh
-    pages: thousands of page faults per run, in amounts that depend on the order of allocations (measured
-    on the conv model, 100 steps: run() 1,900 faults, the exact chunked floor 24,000, 30% of its time).
-    The same setting applies to every contender; --default-malloc measures without it."""
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        m_trim_threshold, m_mmap_threshold = -1, -3  # glibc's mallopt parameter numbers
-        if libc.mallopt(m_trim_threshold, 512 << 20) == 1 and libc.mallopt(m_mmap_threshold, 32 << 20) == 1:
-            return "glibc malloc keeps freed memory (trim threshold 512 MiB, mmap threshold 32 MiB)"
-    except (OSError, AttributeError):
-        pass
-    return "default malloc (not glibc, or mallopt refused)"
 
 
 def interleaved(fns: dict[str, tuple[Callable[[], object], bool]], repeats: int) -> dict[str, dict[str, list[float]]]:
