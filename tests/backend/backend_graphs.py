@@ -34,6 +34,23 @@ def lif_field(shape: int | tuple[int, ...], threshold: float = 0.5, **kw) -> ir.
     return ir.LIF(tau=tau, r=tau.copy(), v_leak=np.zeros(shape, np.float32), v_threshold=np.full(shape, threshold, np.float32), **kw)
 
 
+def build_conv_snn(seed: int = 0, side: int = 10, n_out: int = 5, conv_scale: float = 0.8, fc_scale: float = 0.4) -> ir.Graph:
+    """benchmarks/simulate.py's conv SNN, small: Conv2d -> LIF (4, side, side) -> MaxPool -> Flatten ->
+    Affine -> LIF -> Output (nodes x, conv, l1, pool, flat, fc, l2, y)."""
+    rng = np.random.default_rng(seed)
+    flat = 4 * (side // 2) ** 2
+    return chained({
+        "x": ir.Input(shape=(1, side, side)),
+        "conv": conv2d(4, 1, rng, conv_scale, padding=(1, 1)),
+        "l1": lif_field((4, side, side)),
+        "pool": ir.MaxPool2d(kernel_size=(2, 2), stride=(2, 2)),
+        "flat": ir.Flatten(),
+        "fc": ir.Affine(weight=rng.normal(0, fc_scale, (n_out, flat)).astype(np.float32), bias=np.zeros(n_out, np.float32)),
+        "l2": lif_field(n_out),
+        "y": ir.Output(),
+    })
+
+
 def build_mlp(seed: int = 0, neuron=None, neuron2=None, n_in: int = 4) -> ir.Graph:
     """Input(n_in) -> Affine(3) -> neuron(3) -> Affine(2) -> neuron2(2) -> Output."""
     rng = np.random.default_rng(seed)

@@ -20,26 +20,8 @@ from talon.backend.cpu import simulator
 from talon.backend.stimulus import make_stimulus
 from talon.bridge import GraphExecutor, modules
 
-from backend_graphs import build_cuba_mlp, build_hybrid, build_mlp, conv2d, lif, lif_field
+from backend_graphs import build_conv_snn, build_cuba_mlp, build_hybrid, build_mlp, lif
 from test_simulate_transient_observer import _same, _tutorial_mlp
-
-
-def _conv_snn(seed: int = 0) -> ir.Graph:
-    """benchmarks/simulate.py's conv SNN, small: Conv2d -> LIF -> MaxPool -> Flatten -> Affine -> LIF."""
-    rng = np.random.default_rng(seed)
-    nodes = {
-        "x": ir.Input(shape=(1, 10, 10)),
-        "conv": conv2d(4, 1, rng, 0.8, padding=(1, 1)),
-        "l1": lif_field((4, 10, 10)),
-        "pool": ir.MaxPool2d(kernel_size=(2, 2), stride=(2, 2)),
-        "flat": ir.Flatten(),
-        "fc": ir.Affine(weight=rng.normal(0, 0.4, (5, 100)).astype(np.float32), bias=np.zeros(5, np.float32)),
-        "l2": lif_field(5),
-        "y": ir.Output(),
-    }
-    g = ir.Graph(nodes)
-    g.chain(*nodes)
-    return g
 
 
 def _mlp_mode(mode: str, delay: bool = True, gsf: float = 1.0, v_reset: float | None = None, neuron: str = "LIF"):
@@ -56,7 +38,7 @@ def _mlp_mode(mode: str, delay: bool = True, gsf: float = 1.0, v_reset: float | 
 BUILDS = {
     "tutorial_mlp": _tutorial_mlp,
     "hybrid": build_hybrid,
-    "conv": _conv_snn,
+    "conv": build_conv_snn,
     "subtract": _mlp_mode("subtract"),
     "zero": _mlp_mode("zero"),
     "zero_post": _mlp_mode("zero_post", v_reset=0.125),

@@ -17,26 +17,15 @@ from talon import ir
 from talon.backend.cpu import simulator
 from talon.bridge import GraphExecutor, ir_to_torch
 
-from backend_graphs import build_hybrid, build_mlp, conv2d, lif_field
+from backend_graphs import build_conv_snn, build_hybrid, build_mlp
 from test_simulate_transient_observer import _same
 
 
 def _conv_snn(seed: int) -> ir.Graph:
-    """Conv2d -> LIF (4, 8, 8) -> MaxPool -> Flatten -> Affine -> LIF -> two Outputs: spike chunks of
-    both sizes, a spike tensor read by two layers, an Output on a neuron."""
-    rng = np.random.default_rng(seed)
-    nodes = {
-        "x": ir.Input(shape=(1, 8, 8)),
-        "conv": conv2d(4, 1, rng, 1.0, padding=(1, 1)),
-        "lc": lif_field((4, 8, 8)),
-        "pool": ir.MaxPool2d(kernel_size=(2, 2), stride=(2, 2)),
-        "flat": ir.Flatten(),
-        "fc": ir.Affine(weight=rng.normal(0, 0.5, (6, 64)).astype(np.float32), bias=np.zeros(6, np.float32)),
-        "lf": lif_field(6),
-        "y": ir.Output(),
-    }
-    g = ir.Graph(nodes)
-    g.chain(*nodes)
+    """The conv SNN with a second reader of the flattened spikes and two Outputs: spike chunks of both
+    sizes, a spike tensor read by two layers, an Output on a neuron."""
+    rng = np.random.default_rng(seed + 1000)
+    g = build_conv_snn(seed, side=8, n_out=6, conv_scale=1.0, fc_scale=0.5)
     g.add_node("fc_b", ir.Affine(weight=rng.normal(0, 0.5, (3, 64)).astype(np.float32), bias=np.zeros(3, np.float32)))
     g.add_node("yb", ir.Output())
     g.add_edge("flat", "fc_b")
@@ -102,12 +91,12 @@ def test_the_observer_is_shown_only_what_simulate_reads(cpu, monkeypatch):
     monkeypatch.setattr(simulator, "TransientStateObserver", spy)
     g = _conv_snn(0)
     cpu.simulate(g, n_steps=3)
-    assert shown[-1] == {"lc", "lf", "fc", "fc_b"}  # spiking nodes and the layers they feed
+    assert shown[-1] == {"l1", "l2", "fc", "fc_b"}  # spiking nodes and the layers they feed
     cpu.simulate(g, n_steps=3, record=["pool"])
-    assert shown[-1] == {"lc", "lf", "fc", "fc_b"}  # pool is no spiking node: recorded as nothing
+    assert shown[-1] == {"l1", "l2", "fc", "fc_b"}  # pool is no spiking node: recorded as nothing
     cpu.simulate(g, n_steps=3, mode="fixed")
     assert shown[-2] is None  # the calibration run reads every node's range
-    assert shown[-1] == {"lc", "lf", "fc", "fc_b"}  # the fixed run: counts and agreement
+    assert shown[-1] == {"l1", "l2", "fc", "fc_b"}  # the fixed run: counts and agreement
 
 
 VALUES = [0.0, -0.0, 1.0, -2.5, 6e4, -6e4, 3e38, -3e38, 1e308, float("nan"), float("inf"), -float("inf")]
