@@ -26,6 +26,8 @@ spikes), and for RateEncoder; False for other arrays and the uniform default; No
 
 from __future__ import annotations
 
+import math
+
 from typing import Any, Callable
 
 from talon.errors import BackendError
@@ -162,7 +164,7 @@ def check_finite(x: Any, what: str) -> None:
     # when it is not finite, the float64 sum decides (float32 or narrower values cannot overflow it).
     # float64 data also needs the range check below.
     if x.dtype != torch.float64 and x.is_floating_point():
-        if bool(torch.isfinite(x.sum())) or bool(torch.isfinite(x.sum(dtype=torch.float64))):
+        if math.isfinite(float(x.sum())) or math.isfinite(float(x.sum(dtype=torch.float64))):  # float(): no tensor op
             return
     finite = torch.isfinite(x)
     if x.dtype == torch.float64:
