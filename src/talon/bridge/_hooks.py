@@ -83,26 +83,21 @@ class HookWatch:
         self.changed: list[tuple[str, str, Callable, str]] = []
 
     def _pre(self, path: str, hook: Callable) -> Callable:
-        def watch(module: nn.Module, args: Any, *rest: Any) -> Any:
-            before = _snapshot((args, *rest))
-            values = _copies(before)
-            result = hook(module, args, *rest)
-            if result is not None and _replaced(result, before):
-                self.changed.append((path, "pre-forward", hook, "returns another input"))
-            elif _written(before, values):
-                self.changed.append((path, "pre-forward", hook, "writes to the input in place"))
-            return result
-        return watch
+        return self._watcher(path, hook, "pre-forward", "input", lambda args: args)
 
     def _post(self, path: str, hook: Callable) -> Callable:
+        return self._watcher(path, hook, "forward", "output", lambda args: args[-1])
+
+    def _watcher(self, path: str, hook: Callable, kind: str, noun: str, given: Callable[[tuple], Any]) -> Callable:
+        """`hook` wrapped to note whether it changed what it was `given` (its arguments after the module)."""
         def watch(module: nn.Module, *args: Any) -> Any:
-            before = _snapshot(args[-1])
+            before = _snapshot(given(args))
             values = _copies(before)
             result = hook(module, *args)
             if result is not None and _replaced(result, before):
-                self.changed.append((path, "forward", hook, "returns another output"))
+                self.changed.append((path, kind, hook, f"returns another {noun}"))
             elif _written(before, values):
-                self.changed.append((path, "forward", hook, "writes to the output in place"))
+                self.changed.append((path, kind, hook, f"writes to the {noun} in place"))
             return result
         return watch
 
