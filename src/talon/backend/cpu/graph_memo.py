@@ -29,8 +29,8 @@ from talon.ir import Graph, get_node_class
 from talon.ir.node import ARRAY
 from talon.sdk.cost import registered_cost
 
-#: node class -> the names of its array fields
-_ARRAY_FIELDS: dict[type, tuple[str, ...]] = {}
+#: (node class, field kind) -> the names of its fields of that kind
+_FIELDS: dict[tuple[type, Any], tuple[str, ...]] = {}
 #: id(graph) -> (weak reference to the graph, content key, derived values)
 _MEMO: dict[int, tuple[weakref.ref, tuple, dict]] = {}
 
@@ -63,7 +63,7 @@ def content_key(graph: Graph) -> tuple | None:
     types: dict[str, None] = {}
     for node in _nodes(graph):
         types[node.type_name] = None
-        for name in _array_fields(type(node)):
+        for name in fields_of_kind(type(node), ARRAY):
             arr = getattr(node, name)
             if arr is None:
                 continue
@@ -75,11 +75,11 @@ def content_key(graph: Graph) -> tuple | None:
     return (graph._shape_key(), tuple(digests), registry)
 
 
-def _array_fields(cls: type) -> tuple[str, ...]:
-    """The names of the array fields of a node class (what `Node.arrays` walks), looked up once."""
-    fields = _ARRAY_FIELDS.get(cls)
+def fields_of_kind(cls: type, kind: Any) -> tuple[str, ...]:
+    """The names of the fields of node class `cls` of `kind` (ARRAY, DICT, ...), looked up once per class."""
+    fields = _FIELDS.get((cls, kind))
     if fields is None:
-        fields = _ARRAY_FIELDS[cls] = tuple(n for n, spec in cls.field_specs().items() if spec.kind == ARRAY)
+        fields = _FIELDS[(cls, kind)] = tuple(n for n, spec in cls.field_specs().items() if spec.kind == kind)
     return fields
 
 

@@ -113,7 +113,7 @@ def _plan_key(graph: Graph, calibration: Calibration, config: FixedPointConfig) 
     except (BackendError, AttributeError):  # no rule, or a nested graph: planning refuses it by name
         return None
     try:
-        dicts = pickle.dumps((graph.metadata, [[getattr(node, f) for f in _dict_fields(type(node))] for node in graph.nodes.values()]), protocol=5)
+        dicts = pickle.dumps((graph.metadata, [[getattr(node, f) for f in graph_memo.fields_of_kind(type(node), DICT)] for node in graph.nodes.values()]), protocol=5)
     except Exception:  # noqa: BLE001  (any object pickle refuses: no key, the plan is made afresh)
         return None
     ranges = tuple(tuple(d.items()) for d in (calibration.max_abs_output, calibration.max_abs_state, calibration.max_abs_current))
@@ -126,11 +126,3 @@ def _plan_key(graph: Graph, calibration: Calibration, config: FixedPointConfig) 
     return key
 
 
-def _dict_fields(cls: type) -> tuple[str, ...]:
-    fields = _DICT_FIELDS.get(cls)
-    if fields is None:
-        fields = _DICT_FIELDS[cls] = tuple(n for n, spec in cls.field_specs().items() if spec.kind == DICT)
-    return fields
-
-
-_DICT_FIELDS: dict[type, tuple[str, ...]] = {}
