@@ -152,6 +152,15 @@ def first_non_binary(x: Any) -> tuple[tuple[int, ...], float]:
     return tuple(int(i) for i in _unravel(flat, tuple(x.shape))), float(x.reshape(-1)[flat])
 
 
+def sum_is_finite(x: Any) -> bool:
+    """The sum of float tensor `x` is finite, in its own type or else in float64: then no element is NaN or
+    ±inf (one read of the data; False leaves the element-wise check to the caller). Read as a Python float:
+    no tensor op per call."""
+    import torch
+
+    return math.isfinite(float(x.sum())) or math.isfinite(float(x.sum(dtype=torch.float64)))
+
+
 def check_finite(x: Any, what: str) -> None:
     """Raise BackendError unless every element of tensor `x` is finite, and within float32's range (a
     float64 value beyond it becomes inf in a float32 run); `what` names it ("input 'x'")."""
@@ -163,9 +172,8 @@ def check_finite(x: Any, what: str) -> None:
     # in x's own type is several times faster than a float64 one (whose cast is slow) but may overflow:
     # when it is not finite, the float64 sum decides (float32 or narrower values cannot overflow it).
     # float64 data also needs the range check below.
-    if x.dtype != torch.float64 and x.is_floating_point():
-        if math.isfinite(float(x.sum())) or math.isfinite(float(x.sum(dtype=torch.float64))):  # float(): no tensor op
-            return
+    if x.dtype != torch.float64 and x.is_floating_point() and sum_is_finite(x):
+        return
     finite = torch.isfinite(x)
     if x.dtype == torch.float64:
         finite &= x.abs() <= torch.finfo(torch.float32).max

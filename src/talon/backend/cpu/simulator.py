@@ -31,7 +31,7 @@ from talon.backend.cpu.counting import count_nonzero
 from talon.backend.cpu.exact_products import ExactSynaptic
 from talon.backend.spike_inputs import check_spikes as spike_check
 from talon.backend.spike_inputs import priced_spike_inputs, pricing_graph
-from talon.backend.stimulus import ConstantEncoder, Stimulus, make_stimulus
+from talon.backend.stimulus import ConstantEncoder, Stimulus, make_stimulus, sum_is_finite
 from talon.bridge.executor import TransientStateObserver, ir_to_torch
 from talon.bridge.modules import RUNTIME_BUILDERS, StatefulRuntime
 from talon.errors import BackendError
@@ -500,7 +500,7 @@ def simulate_graph(
 def _all_finite(x: torch.Tensor) -> bool:
     """torch.isfinite(x).all(), in one read where it holds: a sum is finite only when no element is NaN or
     ±inf (a finite sum decides; one that overflowed, or any doubt, goes to the element-wise check)."""
-    if x.is_floating_point() and math.isfinite(float(x.sum())):
+    if x.is_floating_point() and sum_is_finite(x):
         return True
     return bool(torch.isfinite(x).all())
 
