@@ -98,9 +98,14 @@ def main(argv: list[str] | None = None) -> Any:
     The command line is a program, so it chooses a threading policy (docs/performance.md): OpenMP
     workers sleep when idle (OMP_WAIT_POLICY=PASSIVE) unless the user set the variable; busy-waiting
     workers made per-step simulation 10-17x slower on a loaded 2-core machine. Commands import torch
-    only after this point, so the setting takes effect; the library itself never sets it.
+    only after this point, so the setting takes effect; the library itself never sets it. OpenBLAS
+    (numpy's and scipy's BLAS) likewise: its idle workers spin for 2**28 TSC cycles (about 0.1 s)
+    after starting and after every call before they sleep, which cost `talon analyze` about 100 ms of
+    CPU on another core for no work; 2**20 cycles (under 1 ms) keeps them warm between the calls of
+    one computation. Commands import numpy only after this point too.
     """
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "20")
     return cli.main(args=argv, prog_name="talon")
 
 
