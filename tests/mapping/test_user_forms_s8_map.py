@@ -305,7 +305,7 @@ def test_hardware_json_as_users_write_it(tmp_path):
 
 @pytest.mark.parametrize(
     "mesh, match",
-    [([2.5, 2], "integer, got 2.5"), ([True, 2], "integer, got True"), ("4x4", r"\[rows, cols\]"),
+    [([2.5, 2], r"mesh\[0\] must be an integer, got 2.5"), ([2, True], r"mesh\[1\] must be an integer, got True"), ("4x4", r"\[rows, cols\]"),
      (4, r"\[rows, cols\]"), (None, r"\[rows, cols\]"), ({"rows": 2, "cols": 2}, r"\[rows, cols\]")],
 )
 def test_hardware_dict_mesh_is_refused_not_truncated(mesh, match):

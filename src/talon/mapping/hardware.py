@@ -52,7 +52,7 @@ class HardwareSpec:
         mesh = self.mesh
         if isinstance(mesh, (str, bytes, dict)) or not hasattr(mesh, "__len__") or len(mesh) != 2:
             raise HardwareSpecError(f"HardwareSpec.mesh must be (rows, cols), two integers (in JSON: [rows, cols]), got {mesh!r}")
-        rows, cols = (_int("mesh", v, minimum=1) for v in mesh)
+        rows, cols = (_int(f"mesh[{i}]", v, minimum=1) for i, v in enumerate(mesh))
         if rows > MAX_MESH_SIDE or cols > MAX_MESH_SIDE or rows * cols > MAX_CORES:
             raise HardwareSpecError(
                 f"HardwareSpec.mesh {rows}x{cols} is too large (at most {MAX_MESH_SIDE} per side and {MAX_CORES} cores)"

@@ -15,7 +15,7 @@ import numpy as np
 
 from talon.errors import GraphValidationError, TalonUsageError
 from talon.ir import Affine, Graph, SpikingAffine
-from talon.sdk import _bounds
+from talon.sdk import _args, _bounds
 from talon.sdk._graph import Shape, Topology, infer_shapes
 from talon.sdk._load import GraphLike, as_graph
 from talon.sdk.cost import cost_entry
@@ -219,7 +219,7 @@ def _bypass(graph: Graph, name: str) -> None:
 def _check_names(graph: Graph, names: Iterable[str] | None, allowed: tuple[str, ...], what: str) -> list[str]:
     if names is None:
         return [n for n, node in graph.nodes.items() if node.type_name in allowed]
-    names = list(names)
+    names = _args.names(names, f"{what}: nodes")
     for n in names:
         if n not in graph.nodes:
             raise TalonUsageError(f"{what}: no node named {n!r}")
