@@ -391,3 +391,85 @@ def test_result_indices_off_the_model_are_refused(skip):
         r.routing_table(2, 0)
     unused = {(0, 0), (0, 1), (1, 0), (1, 1)} - set(zip(r.cores["row"].tolist(), r.cores["col"].tolist()))
     assert all(r.routing_table(*p) == [] for p in unused)  # a core on the mesh holding nothing
+
+
+# --------------------------------------------------------------------------------------------------
+# talon.sdk on the same exported models.
+# --------------------------------------------------------------------------------------------------
+def test_analyze_and_profile_of_the_csnn_against_the_torch_model_and_hand_counts(csnn):
+    from talon import sdk
+
+    st = sdk.analyze_graph(csnn)
+    # snnTorch's own parameter count is the synaptic part (beta and threshold are not learnable here)
+    torch_params = (4 * 9 + 4) + (8 * 4 * 9 + 8) + (8 * 10 + 10)
+    assert st.total_params - st.neuron_params == torch_params
+    assert st.total_macs == st.total_synapses == 3600 + 8 * 3 * 3 * 4 * 9 + 80  # conv2 computes all 3x3 outputs
+    assert st.num_neurons == 100 + 8 + 10 and st.num_spiking_layers == 3
+    prof = sdk.profile_graph(csnn, quantized_bits=8)  # one width given as a number
+    # 8-bit weights: one byte per weight plus a float32 scale per tensor; the rest as stored
+    assert prof.quantized_weight_memory == {8: (36 + 4) + (288 + 4) + (80 + 4) + 4 * (4 + 8 + 10) + (st.total_bytes - 4 * (torch_params))}
+    assert prof.weight_memory == st.total_bytes
+    assert sdk.profile_graph(csnn, activation_bytes=2.0).activation_memory == prof.activation_memory // 2
+
+
+def test_fold_batchnorm_of_an_snntorch_model_keeps_its_spikes():
+    """Conv2d -> BatchNorm2d -> Leaky and Linear -> BatchNorm1d -> Leaky in eval mode with trained-looking
+    statistics: the folded graph spikes as snnTorch does, step for step."""
+    from talon import sdk
+    from talon.backend import get_backend
+
+    torch.manual_seed(5)
+    net = nn.Sequential(nn.Conv2d(1, 3, 3), nn.BatchNorm2d(3), snn.Leaky(beta=0.8, init_hidden=True),
+                        nn.Flatten(), nn.Linear(3 * 4 * 4, 5), nn.BatchNorm1d(5), snn.Leaky(beta=0.8, init_hidden=True))
+    for bn in (net[1], net[5]):
+        bn.running_mean.uniform_(-0.5, 0.5)
+        bn.running_var.uniform_(0.5, 2.0)
+        bn.weight.data.uniform_(0.5, 1.5)
+        bn.bias.data.uniform_(-0.2, 0.4)
+    net.eval()
+    g = _export(net, torch.rand(2, 1, 6, 6))
+    assert [i.code for i in sdk.lint_graph(g).issues].count("FOLDABLE_BATCHNORM") == 2
+    folded = sdk.fold_batchnorm(g)
+    assert not any(n.type_name.startswith("BatchNorm") for n in folded.nodes.values())
+    assert "FOLDABLE_BATCHNORM" not in [i.code for i in sdk.lint_graph(folded).issues]
+    T, B = 6, 2
+    x = torch.rand(T, B, 1, 6, 6) * 3
+    with torch.no_grad():
+        from snntorch import utils
+
+        utils.reset(net)
+        ref = torch.stack([net(x[t]) for t in range(T)])
+    sim = get_backend("cpu").simulate(folded, inputs={"input": x.numpy()}, n_steps=T)
+    out = torch.as_tensor(np.asarray(next(iter(sim.outputs.values()))))
+    assert ref.sum() > 0 and torch.equal(out.float(), ref.float())
+
+
+def test_sdk_arguments_as_users_pass_them(hybrid):
+    from talon import sdk
+    from talon.errors import TalonUsageError
+
+    # one name where a list is expected is that name, not its characters
+    assert sdk.convert_to_spiking(hybrid, nodes="fc2").nodes["fc2"].type_name == "SpikingAffine"
+    assert sdk.convert_to_spiking(hybrid, nodes="fc2").nodes["fc1"].type_name == "Affine"
+    assert [i.code for i in sdk.lint_graph(hybrid, ignore="FOLDABLE_BATCHNORM").issues] == []
+    assert sdk.compare_graphs(hybrid, hybrid, tolerance=np.float32(0.5)).identical
+    assert sdk.compare_graphs(hybrid, sdk.fold_batchnorm(hybrid), tolerance=float("inf")).nodes_removed == ["bn"]
+    for call, match in [
+        (lambda: sdk.compare_graphs(hybrid, hybrid, tolerance="0.1"), "tolerance must be a number >= 0, got '0.1'"),
+        (lambda: sdk.profile_graph(hybrid, memory_budget="1KB"), r"memory_budget \(bytes; e.g. 64 \* 1024\) must be a whole number"),
+        (lambda: sdk.profile_graph(hybrid, memory_budget=-1), "memory_budget"),
+        (lambda: sdk.profile_graph(hybrid, activation_bytes=2.5), "activation_bytes must be a whole number >= 1, got 2.5"),
+        (lambda: sdk.profile_graph(hybrid, state_bytes=0), "state_bytes must be a whole number >= 1"),
+        (lambda: sdk.convert_to_spiking(hybrid, nodes=5), "nodes must be a name or a list of names"),
+    ]:
+        with pytest.raises(TalonUsageError, match=match):
+            call()
+
+
+def test_a_t1c_file_named_nir_says_so(skip, tmp_path):
+    from talon.errors import TalonFormatError
+
+    ir.write(tmp_path / "model.t1c", skip)
+    (tmp_path / "model.nir").write_bytes((tmp_path / "model.t1c").read_bytes())
+    with pytest.raises(TalonFormatError, match=r"model.nir: it holds a TALON graph .* name it .t1c"):
+        ir.read(tmp_path / "model.nir")
