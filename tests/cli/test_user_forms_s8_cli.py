@@ -100,6 +100,7 @@ def test_hardware_file_mistakes_are_one_line_naming_file_and_field(run_cli, file
     assert __import__("re").search(match, err), err
 
 
+@pytest.mark.filterwarnings("ignore:the NIR graph does not say")
 def test_a_nir_file_written_by_nir_works_where_a_t1c_is_expected(run_cli, tmp_path):
     nir = pytest.importorskip("nir")
     w = np.arange(12, dtype=np.float32).reshape(4, 3) / 10

@@ -284,6 +284,13 @@ def test_input_feeding_two_layers_and_an_unconnected_node():
     assert r.metrics["spike_packets_per_step"] == pytest.approx(1.5 * 2)
     assert r.metrics["packet_hops_per_step"] == pytest.approx(1.5 * (hops["la"] + hops["lb"]))
     assert r.cores["synapses"].tolist() == [0, 16, 16]  # the Affine's synapses are its weight's elements
+    # an Input that feeds nothing (an unused forward argument) sends nothing: it takes no core slot, and is
+    # listed off the cores; before, its 5 elements were placed and could make the graph "not fit"
+    g3 = g.copy()
+    g3.add_node("unused", ir.Input(shape=(5,)))
+    r3 = tm.map_graph(g3, tm.HardwareSpec(mesh=(1, 3), neurons_per_core=4), "greedy")
+    assert r3.layers == ["x", "la", "lb"] and r3.unmapped == ["unused"] and r3.metrics["neurons"] == 12
+    assert "inputs feeding nothing): ['unused']" in r3.summary()
     # a node fed by nothing is a graph error that names it, not a crash deep inside mapping
     g2 = g.copy()
     g2.add_node("lost", lif())

@@ -135,7 +135,8 @@ def prepare(graph: Graph) -> tuple[Graph, dict, list[str], list[str], dict, dict
     for name, node in g.nodes.items():
         _check_neurons_counted(name, node, costs[name])
     order = g.topological_order()
-    pops = [n for n in order if g.nodes[n].type_name == "Input" or costs[n].neurons > 0]
+    idle = set(idle_inputs(g))  # they send nothing: nothing of them is placed (NeuronGraph.unmapped lists them)
+    pops = [n for n in order if (g.nodes[n].type_name == "Input" and n not in idle) or costs[n].neurons > 0]
     if not pops:
         raise MappingError("the graph has no neuron layers and no inputs to map")
     pop_size = {n: (costs[n].activation_elements if g.nodes[n].type_name == "Input" else costs[n].neurons) for n in pops}
@@ -146,6 +147,12 @@ def prepare(graph: Graph) -> tuple[Graph, dict, list[str], list[str], dict, dict
     for (s, d), k in zip(g.edges, g.edge_output_index()):
         in_edges[d].append((s, k))
     return g, costs, order, pops, pop_size, in_edges
+
+
+def idle_inputs(g: Graph) -> list[str]:
+    """Input nodes that feed no node (e.g. an unused argument of the exported forward)."""
+    feeding = {s for s, _ in g.edges}
+    return [n for n, node in g.nodes.items() if node.type_name == "Input" and n not in feeding]
 
 
 def _check_neurons_counted(name: str, node: Node, cost: Any) -> None:
@@ -247,6 +254,7 @@ def _build(g: Graph, pops: list[str], pop_size: dict, sizes: dict, in_edges, is_
 
     unit_layer = np.searchsorted(layer_start, unit_start[:-1], side="right") - 1
     layer_syn, unmapped = charged_synapses(g, pops, costs, synaptic_reach, unit_layer)
+    unmapped = idle_inputs(g) + unmapped
     unit_syn = np.zeros(num_units, dtype=np.int64)
     for i, n in enumerate(pops):
         lo, hi = layer_units[i], layer_units[i + 1]

@@ -145,7 +145,7 @@ class MappingResult:
             f"NoC energy/step {m['noc_energy_per_step']:.3g} J, spike latency avg {m['average_spike_latency']:.3g} s max {m['max_spike_latency']:.3g} s",
         ]
         if self.unmapped:
-            lines.append(f"off-core synaptic nodes (feed no neuron layer): {self.unmapped}")
+            lines.append(f"off the cores (synaptic nodes feeding no neuron layer, inputs feeding nothing): {self.unmapped}")
         return "\n".join(lines)
 
     __str__ = summary
