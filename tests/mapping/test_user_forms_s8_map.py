@@ -480,3 +480,14 @@ def test_a_t1c_file_named_nir_says_so(skip, tmp_path):
     (tmp_path / "model.nir").write_bytes((tmp_path / "model.t1c").read_bytes())
     with pytest.raises(TalonFormatError, match=r"model.nir: it holds a TALON graph .* name it .t1c"):
         ir.read(tmp_path / "model.nir")
+
+
+def test_patterns_in_snntorch_or_pytorch_spelling_say_the_ir_type(csnn):
+    from talon import sdk
+    from talon.errors import TalonUsageError
+
+    assert sdk.find_pattern(csnn, "Conv2d -> MaxPool2d -> LIF") == [("0", "1", "2"), ("3", "4", "5")]
+    with pytest.raises(TalonUsageError, match=r"\['Leaky', 'conv2d'\].*'Leaky' -> 'LIF', 'conv2d' -> 'Conv2d'"):
+        sdk.find_pattern(csnn, "conv2d -> MaxPool2d -> Leaky")
+    with pytest.raises(TalonUsageError, match="'talon primitives' lists the type names"):
+        sdk.find_pattern(csnn, "Conv2d -> Spiky")

@@ -175,21 +175,28 @@ def find_pattern(graph: GraphLike, pattern: str) -> list[tuple[str, ...]]:
     return found
 
 
+#: snnTorch neuron classes by the IR type they export to (docs/bridge.md), for patterns written in snnTorch's names.
+_SNNTORCH_TYPES = {"Leaky": "LIF", "RLeaky": "LIF", "Synaptic": "CubaLIF", "RSynaptic": "CubaLIF"}
+
+
+def _type_hint(name: str, known: set[str]) -> str | None:
+    """The IR type a mistyped or snnTorch-named pattern step most likely means."""
+    if name in _SNNTORCH_TYPES:
+        return _SNNTORCH_TYPES[name]
+    return next((k for k in sorted(known) if k.lower() == name.lower()), None)
+
+
 def _parse_pattern(pattern: str) -> list[frozenset[str] | None]:
     parts = [p.strip() for p in re.split(r"->", pattern)]
     if not pattern.strip() or any(not p for p in parts):
         raise TalonUsageError(f"find_pattern: malformed pattern {pattern!r}; write e.g. 'Conv2d->LIF' or 'Affine|Linear->*'")
     known = set(list_primitives())
-    steps: list[frozenset[str] | None] = []
-    for p in parts:
-        if p == "*":
-            steps.append(None)
-            continue
-        names = frozenset(x.strip() for x in p.split("|"))
-        unknown = sorted(n for n in names if n not in known)
-        if unknown:
-            raise TalonUsageError(f"find_pattern: unknown node type(s) {unknown} in {pattern!r}")
-        steps.append(names)
+    steps = [None if p == "*" else frozenset(x.strip() for x in p.split("|")) for p in parts]
+    unknown = sorted({n for names in steps if names for n in names if n not in known})
+    if unknown:
+        hints = [f"{n!r} -> {_type_hint(n, known)!r}" for n in unknown if _type_hint(n, known)]
+        hint = f" (IR type names: {', '.join(hints)})" if hints else "; 'talon primitives' lists the type names"
+        raise TalonUsageError(f"find_pattern: unknown node type(s) {unknown} in {pattern!r}{hint}")
     return steps
 
 
