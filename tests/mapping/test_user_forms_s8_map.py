@@ -491,3 +491,14 @@ def test_patterns_in_snntorch_or_pytorch_spelling_say_the_ir_type(csnn):
         sdk.find_pattern(csnn, "conv2d -> MaxPool2d -> Leaky")
     with pytest.raises(TalonUsageError, match="'talon primitives' lists the type names"):
         sdk.find_pattern(csnn, "Conv2d -> Spiky")
+
+
+def test_rates_from_a_simulation_as_users_take_them(skip):
+    from talon.backend import get_backend
+
+    sim = get_backend("cpu").simulate(skip, n_steps=4)
+    hw = tm.HardwareSpec(mesh=(2, 2), neurons_per_core=8)
+    r = tm.map_graph(skip, hw, "greedy", rates=sim.firing_rates)  # {layer: mean rate}; the input at 1.0
+    assert r.metrics["spikes_per_step"] == pytest.approx(8 + 8 * sim.firing_rates["l1"] + 8 * sim.firing_rates["l2"])
+    with pytest.raises(MappingError, match=r"rates=sim.firing_rates"):
+        tm.map_graph(skip, hw, "greedy", rates=sim)

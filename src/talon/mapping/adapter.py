@@ -316,8 +316,9 @@ def _rates(rates: RatesLike, pops: list[str], pop_size: dict, g: Graph, default_
         value = default_rate if rates is None else check_rate(rates, "rates")
         return rates_array(value, sum(pop_size.values()))
     if not isinstance(rates, Mapping):
+        hint = " (a simulation's: rates=sim.firing_rates)" if hasattr(rates, "firing_rates") else ""
         raise MappingError(
-            f"rates must be a number or a dict {{layer name: number or array of the layer's shape}}, got "
+            f"rates must be a number or a dict {{layer name: number or array of the layer's shape}}{hint}, got "
             f"{type(rates).__name__}; layers: {pops}"
         )
     unknown = set(rates) - set(pops)
