@@ -19,7 +19,6 @@ from typing import Any
 
 import numpy as np
 
-from talon.errors import TalonUsageError
 from talon.ir import Graph, Node
 from talon.ir.node import values_equal
 from talon.sdk._args import real

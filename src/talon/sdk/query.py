@@ -175,14 +175,8 @@ def find_pattern(graph: GraphLike, pattern: str) -> list[tuple[str, ...]]:
     return found
 
 
-#: snnTorch neuron classes by the IR type they export to (docs/bridge.md), for patterns written in snnTorch's names.
-_SNNTORCH_TYPES = {"Leaky": "LIF", "RLeaky": "LIF", "Synaptic": "CubaLIF", "RSynaptic": "CubaLIF"}
-
-
 def _type_hint(name: str, known: set[str]) -> str | None:
-    """The IR type a mistyped or snnTorch-named pattern step most likely means."""
-    if name in _SNNTORCH_TYPES:
-        return _SNNTORCH_TYPES[name]
+    """The IR type a pattern step spelled in another case most likely means ('conv2d' -> 'Conv2d')."""
     return next((k for k in sorted(known) if k.lower() == name.lower()), None)
 
 
@@ -195,7 +189,9 @@ def _parse_pattern(pattern: str) -> list[frozenset[str] | None]:
     unknown = sorted({n for names in steps if names for n in names if n not in known})
     if unknown:
         hints = [f"{n!r} -> {_type_hint(n, known)!r}" for n in unknown if _type_hint(n, known)]
-        hint = f" (IR type names: {', '.join(hints)})" if hints else "; 'talon primitives' lists the type names"
+        hint = f" (IR type names: {', '.join(hints)})" if hints else ""
+        hint += ("; these are IR type names, which 'talon primitives' lists (snnTorch's and PyTorch's classes "
+                 "export to them: docs/bridge.md)")
         raise TalonUsageError(f"find_pattern: unknown node type(s) {unknown} in {pattern!r}{hint}")
     return steps
 
