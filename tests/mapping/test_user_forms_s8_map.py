@@ -350,6 +350,8 @@ def test_rates_as_users_give_them(skip):
     assert spikes({"l1": np.full((1, 8), 0.5)}) == 20  # a batch of one, as spk.mean(0) gives
     assert spikes({"l1": None}) == 24  # None: the default, like rates=None
     assert spikes({"l1": torch.full((8,), 0.5)}) == 20
+    with pytest.raises(MappingError, match=r"got Tensor .*detach\(\)"):  # straight from a training loop
+        spikes({"l1": torch.full((8,), 0.5, requires_grad=True)})
 
 
 @pytest.mark.parametrize(

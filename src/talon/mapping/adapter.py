@@ -338,8 +338,12 @@ def _layer_rates(value: Any, name: str, size: int, shape: tuple) -> np.ndarray:
         return rates_array(check_rate(value, f"rates[{name!r}]"), size)
     try:
         arr = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise MappingError(f"rates[{name!r}] must be a number or an array of the layer's shape {shape}, got {value!r}") from None
+    except (TypeError, ValueError, RuntimeError) as exc:  # RuntimeError: a torch tensor that requires grad
+        shown = repr(value) if isinstance(value, str) else type(value).__name__
+        raise MappingError(
+            f"rates[{name!r}] must be a number or an array of the layer's shape {shape}, got {shown} ({exc}); "
+            "a torch tensor: pass tensor.detach().cpu().numpy()"
+        ) from None
     if arr.ndim == 0:
         return rates_array(check_rate(float(arr), f"rates[{name!r}]"), size)
     if not (arr.ndim == 1 and arr.size == size):
