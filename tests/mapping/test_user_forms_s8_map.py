@@ -461,6 +461,9 @@ def test_sdk_arguments_as_users_pass_them(hybrid):
     assert sdk.convert_to_spiking(hybrid, nodes="fc2").nodes["fc2"].type_name == "SpikingAffine"
     assert sdk.convert_to_spiking(hybrid, nodes="fc2").nodes["fc1"].type_name == "Affine"
     assert [i.code for i in sdk.lint_graph(hybrid, ignore="FOLDABLE_BATCHNORM").issues] == []
+    q = sdk.quantize_weights(hybrid, bits=np.int64(4), nodes="fc1")  # a numpy int, as from a sweep's grid
+    assert np.array_equal(q.nodes["fc2"].weight, hybrid.nodes["fc2"].weight) and not np.array_equal(q.nodes["fc1"].weight, hybrid.nodes["fc1"].weight)
+    assert list(sdk.extract_subgraph(hybrid, nodes="fc1", add_io=False).nodes) == ["fc1"]
     assert sdk.compare_graphs(hybrid, hybrid, tolerance=np.float32(0.5)).identical
     assert sdk.compare_graphs(hybrid, sdk.fold_batchnorm(hybrid), tolerance=float("inf")).nodes_removed == ["bn"]
     for call, match in [

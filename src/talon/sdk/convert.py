@@ -8,6 +8,7 @@ says otherwise. The helpers that decide what can be folded or fused are shared w
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
@@ -314,11 +315,12 @@ def quantize_weights(
     Nested graphs are quantized too ("outer/inner" in the report). With `return_report`, returns
     (graph, QuantizationReport) giving each tensor's scale and error.
     """
-    if not isinstance(bits, int) or not 2 <= bits <= 32:
+    if isinstance(bits, bool) or not isinstance(bits, numbers.Integral) or not 2 <= bits <= 32:  # numpy ints too
         raise TalonUsageError(f"quantize_weights: bits must be an integer from 2 to 32, got {bits!r}")
+    bits = int(bits)
     g = as_graph(graph).copy()
     report = QuantizationReport(bits, per_channel)
-    selected = None if nodes is None else set(nodes)
+    selected = None if nodes is None else set(_args.names(nodes, "quantize_weights: nodes"))
     if selected is not None:
         missing = selected - set(g.nodes)
         if missing:

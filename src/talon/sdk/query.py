@@ -11,6 +11,7 @@ import numpy as np
 
 from talon.errors import GraphValidationError, TalonUsageError
 from talon.ir import Graph, Input, Output, list_primitives
+from talon.sdk import _args
 from talon.sdk._graph import Shape, Topology, infer_shapes
 from talon.sdk._load import GraphLike, as_graph
 from talon.sdk.cost import NodeCost, node_cost
@@ -215,7 +216,7 @@ def extract_subgraph(
     if nodes is not None:
         if start is not None or end is not None:
             raise TalonUsageError("extract_subgraph: give either nodes or start/end, not both")
-        keep = list(dict.fromkeys(nodes))
+        keep = list(dict.fromkeys(_args.names(nodes, "extract_subgraph: nodes")))
         for n in keep:
             _node(g, n)
     else:
