@@ -59,7 +59,8 @@ def test_routing_table_view(mapped):
     entries = [e for k in range(len(res.cores["row"])) for e in res.routing_table(int(res.cores["row"][k]), int(res.cores["col"][k]))]
     assert entries and all(e["layer"] in ("inp", "lif0") for e in entries)
     assert sum(e["stop"] - e["start"] for e in entries if e["layer"] == "inp") == 100
-    assert res.routing_table(99, 99) == []
+    with pytest.raises(MappingError, match="outside"):  # off the mesh is a mistake, not an empty core
+        res.routing_table(99, 99)
 
 
 def test_round_trip_through_a_t1c_file(mapped, tmp_path):

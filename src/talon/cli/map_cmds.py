@@ -44,7 +44,7 @@ def hardware_options(fn: Callable) -> Callable:
 
 def build_hardware(hardware_file: str | None, hw_preset: str | None, mesh: str | None, neurons_per_core: int | None, weight_memory: int | None, hw_weight_bits: int | None) -> Any:
     from talon.errors import TalonError
-    from talon.mapping import HardwareSpec, preset
+    from talon.mapping import HardwareSpec, HardwareSpecError, preset
 
     if hardware_file and hw_preset:
         raise click.UsageError("give --hardware or --hw-preset, not both")
@@ -59,6 +59,8 @@ def build_hardware(hardware_file: str | None, hw_preset: str | None, mesh: str |
         doc = doc.get("hardware", doc) if isinstance(doc, dict) else doc  # also accepts a mapping.json
         try:
             spec = HardwareSpec.from_dict(doc)
+        except HardwareSpecError as exc:  # name the file: the message alone names only the field
+            raise HardwareSpecError(f"{hardware_file}: {exc}") from None
         except TalonError:
             raise
         except (TypeError, ValueError, KeyError, AttributeError, RecursionError) as exc:

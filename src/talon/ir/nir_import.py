@@ -456,6 +456,8 @@ def _nir_read(nir: Any, f: Any) -> Any:
                 no_check(child)
 
     if not isinstance(f.get("node"), h5py.Group):
+        if isinstance(f.get("graph"), h5py.Group):  # a .t1c file under a .nir name
+            raise TalonFormatError("it holds a TALON graph (/graph), not NIR content (/node): name it .t1c to read it as one")
         raise ValueError("no top-level 'node' group")
     data = hdf2dict(f["node"])
     if _nir_depth(data) > MAX_GRAPH_DEPTH:

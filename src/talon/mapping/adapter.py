@@ -15,6 +15,8 @@
 
 from __future__ import annotations
 
+import numbers
+import os
 from collections import defaultdict
 from typing import Any, Mapping
 
@@ -23,6 +25,7 @@ import scipy.sparse as sp
 
 from talon.errors import GraphValidationError, MappingError, TalonError
 from talon.ir import Graph, Node
+from talon.mapping._inputs import as_graph, check_index, check_rate
 from talon.mapping.connectivity import binarize, connectivity_rule, numel
 from talon.mapping.hardware import HardwareSpec
 from talon.mapping.neurons import NeuronGraph, rates_array
@@ -56,9 +59,10 @@ def _shaped_copy(graph: Graph) -> Graph:
 
 def group_size_for(hw: HardwareSpec | None, group_size: int | None = None) -> int:
     if group_size is not None:
-        if int(group_size) < 1:
+        size = check_index(group_size, "group_size")
+        if size < 1:
             raise MappingError(f"group_size must be >= 1, got {group_size}")
-        return int(group_size)
+        return size
     if hw is None:
         return DEFAULT_GROUP_SIZE
     return max(1, hw.neurons_per_core // UNITS_PER_CORE)
@@ -80,8 +84,10 @@ def from_graph(
     `group_size`: neurons per unit (default: hw.neurons_per_core // 16, smaller for layers whose
     neurons carry many synapses so that a unit uses at most 1/16 of a core's weight memory).
     """
+    if isinstance(graph, (str, os.PathLike)):
+        graph = as_graph(graph, "from_graph")
     if not isinstance(graph, Graph):
-        raise MappingError(f"from_graph expects a talon.ir.Graph, got {type(graph).__name__}")
+        raise MappingError(f"from_graph expects a talon.ir.Graph or the path of a .t1c file, got {type(graph).__name__}")
     g, costs, order, pops, pop_size, in_edges = prepare(graph)
     is_pop = set(pops)
 
@@ -129,7 +135,8 @@ def prepare(graph: Graph) -> tuple[Graph, dict, list[str], list[str], dict, dict
     for name, node in g.nodes.items():
         _check_neurons_counted(name, node, costs[name])
     order = g.topological_order()
-    pops = [n for n in order if g.nodes[n].type_name == "Input" or costs[n].neurons > 0]
+    idle = set(idle_inputs(g))  # they send nothing: nothing of them is placed (NeuronGraph.unmapped lists them)
+    pops = [n for n in order if (g.nodes[n].type_name == "Input" and n not in idle) or costs[n].neurons > 0]
     if not pops:
         raise MappingError("the graph has no neuron layers and no inputs to map")
     pop_size = {n: (costs[n].activation_elements if g.nodes[n].type_name == "Input" else costs[n].neurons) for n in pops}
@@ -140,6 +147,12 @@ def prepare(graph: Graph) -> tuple[Graph, dict, list[str], list[str], dict, dict
     for (s, d), k in zip(g.edges, g.edge_output_index()):
         in_edges[d].append((s, k))
     return g, costs, order, pops, pop_size, in_edges
+
+
+def idle_inputs(g: Graph) -> list[str]:
+    """Input nodes that feed no node (e.g. an unused argument of the exported forward)."""
+    feeding = {s for s, _ in g.edges}
+    return [n for n, node in g.nodes.items() if node.type_name == "Input" and n not in feeding]
 
 
 def _check_neurons_counted(name: str, node: Node, cost: Any) -> None:
@@ -241,6 +254,7 @@ def _build(g: Graph, pops: list[str], pop_size: dict, sizes: dict, in_edges, is_
 
     unit_layer = np.searchsorted(layer_start, unit_start[:-1], side="right") - 1
     layer_syn, unmapped = charged_synapses(g, pops, costs, synaptic_reach, unit_layer)
+    unmapped = idle_inputs(g) + unmapped
     unit_syn = np.zeros(num_units, dtype=np.int64)
     for i, n in enumerate(pops):
         lo, hi = layer_units[i], layer_units[i + 1]
@@ -297,24 +311,55 @@ def _upstream_synaptic(pop: str, in_edges, is_pop, costs) -> set[str]:
 
 
 def _rates(rates: RatesLike, pops: list[str], pop_size: dict, g: Graph, default_rate: float) -> np.ndarray:
-    if default_rate < 0 or not np.isfinite(default_rate):
-        raise MappingError(f"default_rate must be finite and >= 0, got {default_rate}")
-    if rates is None or isinstance(rates, (int, float, np.floating, np.integer)):
-        value = default_rate if rates is None else float(rates)
+    default_rate = check_rate(default_rate, "default_rate")
+    if rates is None or isinstance(rates, numbers.Real):
+        value = default_rate if rates is None else check_rate(rates, "rates")
         return rates_array(value, sum(pop_size.values()))
     if not isinstance(rates, Mapping):
-        raise MappingError(f"rates must be a number or a dict {{layer name: rates}}, got {type(rates).__name__}")
+        hint = " (a simulation's: rates=sim.firing_rates)" if hasattr(rates, "firing_rates") else ""
+        raise MappingError(
+            f"rates must be a number or a dict {{layer name: number or array of the layer's shape}}{hint}, got "
+            f"{type(rates).__name__}; layers: {pops}"
+        )
     unknown = set(rates) - set(pops)
     if unknown:
-        raise MappingError(f"rates given for {sorted(unknown)}, which are not neuron layers or inputs (layers: {pops})")
-    parts = []
-    for n in pops:
-        v = rates.get(n, default_rate)
-        arr = np.asarray(v, dtype=np.float64)
-        if arr.ndim and arr.size != pop_size[n]:
-            try:
-                arr = np.broadcast_to(arr, g.nodes[n].output_shapes[0])
-            except ValueError:
-                raise MappingError(f"rates[{n!r}] has shape {arr.shape}, layer {n!r} has {pop_size[n]} neurons (shape {g.nodes[n].output_shapes[0]})") from None
-        parts.append(rates_array(arr if arr.ndim else float(arr), pop_size[n]))
+        raise MappingError(f"rates given for {sorted(unknown, key=str)}, which are not neuron layers or inputs (layers: {pops})")
+    # a layer left out, or given None (as rates=None for the whole graph), gets default_rate
+    parts = [_layer_rates(rates[n], n, pop_size[n], g.nodes[n].output_shapes[0]) if rates.get(n) is not None
+             else rates_array(default_rate, pop_size[n]) for n in pops]
     return np.concatenate(parts)
+
+
+def _layer_rates(value: Any, name: str, size: int, shape: tuple) -> np.ndarray:
+    """One layer's rates: a number, `size` flat per-neuron values, or an array that broadcasts to the
+    layer's shape (leading axes of length 1, e.g. a batch of one, are dropped). Other shapes are refused,
+    not reinterpreted: a (4, 4) array for a 16-neuron layer does not say which value is which neuron's."""
+    if isinstance(value, numbers.Real):
+        return rates_array(check_rate(value, f"rates[{name!r}]"), size)
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError, RuntimeError) as exc:  # RuntimeError: a torch tensor that requires grad
+        shown = repr(value) if isinstance(value, str) else type(value).__name__
+        raise MappingError(
+            f"rates[{name!r}] must be a number or an array of the layer's shape {shape}, got {shown} ({exc}); "
+            "a torch tensor: pass tensor.detach().cpu().numpy()"
+        ) from None
+    if arr.ndim == 0:
+        return rates_array(check_rate(float(arr), f"rates[{name!r}]"), size)
+    if not (arr.ndim == 1 and arr.size == size):
+        while arr.ndim > len(shape) and arr.shape[0] == 1:
+            arr = arr[0]
+        try:
+            arr = np.broadcast_to(arr, shape)
+        except ValueError:
+            batch = " (rates of a batch: average them over the batch axis first)" if arr.ndim > len(shape) else ""
+            raise MappingError(
+                f"rates[{name!r}] has shape {np.shape(value)}, layer {name!r} has {size} neurons (shape {shape}): "
+                f"give a number, {size} values in the layer's order, or an array of shape {shape}{batch}"
+            ) from None
+    if not (np.all(np.isfinite(arr)) and np.all((arr >= 0) & (arr <= 1))):
+        raise MappingError(
+            f"rates[{name!r}] must be in [0, 1] spikes per neuron per step (a neuron sends at most one spike a "
+            f"step), got values from {np.nanmin(arr):g} to {np.nanmax(arr):g}; for spike counts over T steps, divide by T"
+        )
+    return rates_array(arr, size)

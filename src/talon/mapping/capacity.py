@@ -25,12 +25,15 @@ import scipy.sparse as sp
 
 from talon.errors import MappingError
 from talon.ir import Graph
+from talon.mapping._inputs import as_graph, check_hardware
 from talon.mapping.hardware import HardwareSpec, smallest_mesh
 from talon.mapping.neurons import NeuronGraph
 
 
 def check_capacity(graph: Graph | NeuronGraph, hw: HardwareSpec) -> None:
     """Raise MappingError when `graph` cannot fit `hw`'s mesh under any partition (see the module docstring)."""
+    hw = check_hardware(hw, "check_capacity")
+    graph = as_graph(graph, "check_capacity")
     need = _needs_of_neuron_graph(graph, hw) if isinstance(graph, NeuronGraph) else _needs_of_ir_graph(graph)
     problems = _problems(need, hw)
     if problems:

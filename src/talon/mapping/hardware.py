@@ -50,9 +50,9 @@ class HardwareSpec:
 
     def __post_init__(self) -> None:
         mesh = self.mesh
-        if isinstance(mesh, (str, bytes)) or not hasattr(mesh, "__len__") or len(mesh) != 2:
-            raise HardwareSpecError(f"HardwareSpec.mesh must be (rows, cols), got {mesh!r}")
-        rows, cols = (_int("mesh", v, minimum=1) for v in mesh)
+        if isinstance(mesh, (str, bytes, dict)) or not hasattr(mesh, "__len__") or len(mesh) != 2:
+            raise HardwareSpecError(f"HardwareSpec.mesh must be (rows, cols), two integers (in JSON: [rows, cols]), got {mesh!r}")
+        rows, cols = (_int(f"mesh[{i}]", v, minimum=1) for i, v in enumerate(mesh))
         if rows > MAX_MESH_SIDE or cols > MAX_MESH_SIDE or rows * cols > MAX_CORES:
             raise HardwareSpecError(
                 f"HardwareSpec.mesh {rows}x{cols} is too large (at most {MAX_MESH_SIDE} per side and {MAX_CORES} cores)"
@@ -144,14 +144,10 @@ class HardwareSpec:
     def from_dict(cls, d: dict) -> "HardwareSpec":
         if not isinstance(d, dict):
             raise HardwareSpecError(f"a hardware description must be a dict, got {type(d).__name__}")
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise HardwareSpecError(f"unknown HardwareSpec fields {sorted(unknown)}")
-        kw = dict(d)
-        if "mesh" in kw:
-            kw["mesh"] = tuple(int(v) for v in kw["mesh"])
-        return cls(**kw)
+        _check_field_names(d, "in the hardware description")
+        # mesh is validated by the constructor as given (a JSON list of two integers): no int() here,
+        # which would turn 2.5 into 2 and True into 1
+        return cls(**d)
 
     def describe(self) -> str:
         fan = []
@@ -237,11 +233,22 @@ PRESETS: dict[str, HardwareSpec] = {
 
 def preset(name: str, **overrides: Any) -> HardwareSpec:
     """A named preset, optionally with fields overridden: `preset("loihi-like", mesh=(4, 4))`."""
-    try:
-        spec = PRESETS[name]
-    except KeyError:
-        raise HardwareSpecError(f"unknown hardware preset {name!r}; known: {sorted(PRESETS)}") from None
-    return replace(spec, **overrides) if overrides else spec
+    spec = PRESETS.get(name) if isinstance(name, str) else None
+    if spec is None:
+        raise HardwareSpecError(f"unknown hardware preset {name!r}; known: {sorted(PRESETS)}")
+    if not overrides:
+        return spec
+    _check_field_names(overrides, f"overriding preset {name!r}")
+    return replace(spec, **overrides)
+
+
+def _check_field_names(given: Any, where: str) -> None:
+    """Refuse names that are not HardwareSpec fields, listing the fields there are."""
+    known = [f.name for f in fields(HardwareSpec)]
+    unknown = sorted(str(k) for k in given if k not in known)
+    if unknown:
+        hint = " (the mesh is one field: mesh=[rows, cols])" if {"rows", "cols"} & set(unknown) else ""
+        raise HardwareSpecError(f"unknown HardwareSpec fields {unknown} {where}{hint}; the fields are {known}")
 
 
 def smallest_mesh(cores: int) -> tuple[int, int]:

@@ -34,7 +34,7 @@ class NeuronGraph:
     layer_start: np.ndarray  # (L + 1,) int64 neuron boundaries of the layers
     layer_names: list[str]
     layer_shapes: list[tuple[int, ...]] = field(default_factory=list)  # per layer (IR output shape), optional
-    unmapped: list[str] = field(default_factory=list)  # IR nodes with weights that feed no neuron layer
+    unmapped: list[str] = field(default_factory=list)  # IR nodes with weights that feed no neuron layer; Inputs feeding nothing
 
     def __post_init__(self) -> None:
         self.reach = sp.csr_matrix(self.reach)

@@ -38,6 +38,7 @@ import scipy.sparse as sp
 
 from talon.errors import MappingError
 from talon.ir import Graph
+from talon.mapping._inputs import as_graph, check_hardware
 from talon.mapping._spectral import fiedler, symmetric_traffic
 from talon.mapping.adapter import RatesLike, from_graph
 from talon.mapping.assignment import Partition, core_reach, halve_region, mesh_block, region_pull  # noqa: F401  (re-exported)
@@ -77,8 +78,8 @@ def partition(
     `fill` occupancy, growing when the repair pass cannot meet a budget). `rates`, `default_rate` and
     `group_size` are passed to `from_graph` for IR graphs. Raises MappingError when it does not fit.
     """
-    if not isinstance(hw, HardwareSpec):
-        raise MappingError(f"hw must be a HardwareSpec, got {type(hw).__name__}")
+    hw = check_hardware(hw, "partition")
+    graph = as_graph(graph, "partition")
     if algorithm not in ALGORITHMS:
         raise MappingError(f"unknown partition algorithm {algorithm!r}; choose one of {list(ALGORITHMS)}")
     if not 0.1 <= fill <= 1.0:

@@ -26,6 +26,8 @@ Heuristic ("auto", the default; docs/mapping.md has the details):
 
 from __future__ import annotations
 
+import numbers
+
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -115,6 +117,8 @@ def place(
     """
     t0 = _now()
     hw = hw or partition.hardware
+    if isinstance(time_limit, bool) or not isinstance(time_limit, numbers.Real) or not time_limit >= 0:  # also NaN: a negative limit would silently skip the refinement
+        raise MappingError(f"time_limit must be >= 0 seconds, got {time_limit!r}")
     if method not in METHODS:
         raise MappingError(f"unknown placement method {method!r}; choose one of {list(METHODS)}")
     k, m = partition.num_cores, hw.num_cores

@@ -16,6 +16,7 @@ import numpy as np
 
 from talon.errors import MappingError
 from talon.ir import Graph
+from talon.mapping._inputs import as_graph, check_hardware, check_index
 from talon.mapping.adapter import RatesLike
 from talon.mapping.allocate import allocate, memory_utilisation, neuron_utilisation
 from talon.mapping.hardware import HardwareSpec, HardwareSpecError
@@ -72,6 +73,7 @@ class MappingResult:
 
     def position_of(self, name: str, index: int) -> tuple[int, int]:
         """Mesh position of neuron `index` (flat) of layer `name`."""
+        index = check_index(index, "position_of: the neuron index")
         for pos, s, e in self.node_assignment(name):
             if s <= index < e:
                 return pos
@@ -79,6 +81,7 @@ class MappingResult:
 
     def routing_table(self, row: int, col: int) -> list[dict]:
         """Routing entries of the core at (row, col): layer, neuron range and destination positions."""
+        self.hardware.core_index(check_index(row, "routing_table: row"), check_index(col, "routing_table: col"))  # off the mesh: MappingError
         k = np.flatnonzero((self.cores["row"] == row) & (self.cores["col"] == col))
         if k.size == 0:
             return []
@@ -142,7 +145,7 @@ class MappingResult:
             f"NoC energy/step {m['noc_energy_per_step']:.3g} J, spike latency avg {m['average_spike_latency']:.3g} s max {m['max_spike_latency']:.3g} s",
         ]
         if self.unmapped:
-            lines.append(f"off-core synaptic nodes (feed no neuron layer): {self.unmapped}")
+            lines.append(f"off the cores (synaptic nodes feeding no neuron layer, inputs feeding nothing): {self.unmapped}")
         return "\n".join(lines)
 
     __str__ = summary
@@ -285,6 +288,13 @@ def map_graph(
     in graph.metadata["talon_mapping"]. `progress`, if given, is called with a short description of
     each step as it starts (the CLI shows it on a terminal).
     """
+    if attach and not isinstance(graph, Graph):
+        raise MappingError(
+            "attach=True needs an IR Graph to store the mapping in: read the file first (graph = "
+            "talon.ir.read(path)), map it with attach=True, then talon.ir.write(path, graph)"
+        )
+    hw = check_hardware(hw, "map_graph")
+    graph = as_graph(graph, "map_graph")
     if algorithm not in (*ALGORITHMS, "auto"):
         raise MappingError(f"unknown mapping algorithm {algorithm!r}; choose one of {[*ALGORITHMS, 'auto']}")
     if algorithm == "auto":

@@ -19,9 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from talon.errors import TalonUsageError
 from talon.ir import Graph, Node
 from talon.ir.node import values_equal
+from talon.sdk._args import real
 from talon.sdk._load import GraphLike, as_graph
 from talon.sdk.fingerprint import EXCLUDED_FIELDS
 
@@ -108,8 +108,7 @@ class GraphDiff:
 def compare_graphs(a: GraphLike, b: GraphLike, tolerance: float = 0.0) -> GraphDiff:
     """Differences from `a` to `b` (Graphs or .t1c paths): added/removed/modified nodes, edges, dt."""
     ga, gb = as_graph(a), as_graph(b)
-    if not tolerance >= 0:
-        raise TalonUsageError(f"compare_graphs: tolerance must be >= 0, got {tolerance}")
+    tolerance = real(tolerance, "compare_graphs: tolerance")
     added = [n for n in gb.nodes if n not in ga.nodes]
     removed = [n for n in ga.nodes if n not in gb.nodes]
     modified: dict[str, NodeDiff] = {}

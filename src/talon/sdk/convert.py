@@ -8,6 +8,7 @@ says otherwise. The helpers that decide what can be folded or fused are shared w
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
@@ -15,7 +16,7 @@ import numpy as np
 
 from talon.errors import GraphValidationError, TalonUsageError
 from talon.ir import Affine, Graph, SpikingAffine
-from talon.sdk import _bounds
+from talon.sdk import _args, _bounds
 from talon.sdk._graph import Shape, Topology, infer_shapes
 from talon.sdk._load import GraphLike, as_graph
 from talon.sdk.cost import cost_entry
@@ -219,7 +220,7 @@ def _bypass(graph: Graph, name: str) -> None:
 def _check_names(graph: Graph, names: Iterable[str] | None, allowed: tuple[str, ...], what: str) -> list[str]:
     if names is None:
         return [n for n, node in graph.nodes.items() if node.type_name in allowed]
-    names = list(names)
+    names = _args.names(names, f"{what}: nodes")
     for n in names:
         if n not in graph.nodes:
             raise TalonUsageError(f"{what}: no node named {n!r}")
@@ -314,11 +315,12 @@ def quantize_weights(
     Nested graphs are quantized too ("outer/inner" in the report). With `return_report`, returns
     (graph, QuantizationReport) giving each tensor's scale and error.
     """
-    if not isinstance(bits, int) or not 2 <= bits <= 32:
+    if isinstance(bits, bool) or not isinstance(bits, numbers.Integral) or not 2 <= bits <= 32:  # numpy ints too
         raise TalonUsageError(f"quantize_weights: bits must be an integer from 2 to 32, got {bits!r}")
+    bits = int(bits)
     g = as_graph(graph).copy()
     report = QuantizationReport(bits, per_channel)
-    selected = None if nodes is None else set(nodes)
+    selected = None if nodes is None else set(_args.names(nodes, "quantize_weights: nodes"))
     if selected is not None:
         missing = selected - set(g.nodes)
         if missing:

@@ -19,6 +19,7 @@ import numpy as np
 from talon.errors import GraphValidationError, TalonError, TalonUsageError
 from talon.ir import Graph
 from talon.sdk import _bounds
+from talon.sdk._args import names
 from talon.sdk._hardware_constants import saturating_constants
 from talon.sdk._graph import Shape, Topology, infer_shapes, shallow_copy
 from talon.sdk._load import GraphLike, as_graph
@@ -150,7 +151,7 @@ def lint_graph(
     weights would round to zero on the hardware's per-tensor int8 grid (talon.sdk.fixed_point).
     """
     g = as_graph(graph)
-    skip = set(ignore)
+    skip = set(names(ignore, "lint_graph: ignore"))
     unknown = skip - set(CODES)
     if unknown:
         raise TalonUsageError(f"lint_graph: unknown codes in ignore: {sorted(unknown)}")

@@ -25,9 +25,11 @@ Definitions (per sample, per timestep; docs/cost_model.md has the worked example
 from __future__ import annotations
 
 import dataclasses
+import numbers
 from dataclasses import dataclass, field
 
 from talon.ir import Graph
+from talon.sdk._args import whole
 from talon.sdk._graph import Topology, infer_shapes
 from talon.sdk._load import GraphLike, as_graph
 from talon.sdk.convert import BATCHNORMS, SPIKING_CONVERTIBLE
@@ -91,6 +93,12 @@ def profile_graph(
 
     `memory_budget` (bytes), if given, adds recommendations about fitting into it.
     """
+    activation_bytes = whole(activation_bytes, "profile_graph: activation_bytes", minimum=1)
+    state_bytes = whole(state_bytes, "profile_graph: state_bytes", minimum=1)
+    quantized_bits = tuple(whole(b, "profile_graph: quantized_bits", minimum=1)
+                           for b in ((quantized_bits,) if isinstance(quantized_bits, numbers.Real) else quantized_bits))
+    if memory_budget is not None:
+        memory_budget = whole(memory_budget, "profile_graph: memory_budget (bytes; e.g. 64 * 1024)", minimum=0)
     g = as_graph(graph)
     shapes = infer_shapes(g)
     costs = {name: node_cost(node, *shapes[name]) for name, node in g.nodes.items()}

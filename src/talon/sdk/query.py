@@ -11,6 +11,7 @@ import numpy as np
 
 from talon.errors import GraphValidationError, TalonUsageError
 from talon.ir import Graph, Input, Output, list_primitives
+from talon.sdk import _args
 from talon.sdk._graph import Shape, Topology, infer_shapes
 from talon.sdk._load import GraphLike, as_graph
 from talon.sdk.cost import NodeCost, node_cost
@@ -175,21 +176,24 @@ def find_pattern(graph: GraphLike, pattern: str) -> list[tuple[str, ...]]:
     return found
 
 
+def _type_hint(name: str, known: set[str]) -> str | None:
+    """The IR type a pattern step spelled in another case most likely means ('conv2d' -> 'Conv2d')."""
+    return next((k for k in sorted(known) if k.lower() == name.lower()), None)
+
+
 def _parse_pattern(pattern: str) -> list[frozenset[str] | None]:
     parts = [p.strip() for p in re.split(r"->", pattern)]
     if not pattern.strip() or any(not p for p in parts):
         raise TalonUsageError(f"find_pattern: malformed pattern {pattern!r}; write e.g. 'Conv2d->LIF' or 'Affine|Linear->*'")
     known = set(list_primitives())
-    steps: list[frozenset[str] | None] = []
-    for p in parts:
-        if p == "*":
-            steps.append(None)
-            continue
-        names = frozenset(x.strip() for x in p.split("|"))
-        unknown = sorted(n for n in names if n not in known)
-        if unknown:
-            raise TalonUsageError(f"find_pattern: unknown node type(s) {unknown} in {pattern!r}")
-        steps.append(names)
+    steps = [None if p == "*" else frozenset(x.strip() for x in p.split("|")) for p in parts]
+    unknown = sorted({n for names in steps if names for n in names if n not in known})
+    if unknown:
+        hints = [f"{n!r} -> {_type_hint(n, known)!r}" for n in unknown if _type_hint(n, known)]
+        hint = f" (IR type names: {', '.join(hints)})" if hints else ""
+        hint += ("; these are IR type names, which 'talon primitives' lists (snnTorch's and PyTorch's classes "
+                 "export to them: docs/bridge.md)")
+        raise TalonUsageError(f"find_pattern: unknown node type(s) {unknown} in {pattern!r}{hint}")
     return steps
 
 
@@ -212,7 +216,7 @@ def extract_subgraph(
     if nodes is not None:
         if start is not None or end is not None:
             raise TalonUsageError("extract_subgraph: give either nodes or start/end, not both")
-        keep = list(dict.fromkeys(nodes))
+        keep = list(dict.fromkeys(_args.names(nodes, "extract_subgraph: nodes")))
         for n in keep:
             _node(g, n)
     else:
