@@ -29,6 +29,7 @@ import torch
 import torch.fx as fx
 import torch.nn as nn
 
+from talon.bridge._records import record_of, stacks
 from talon.bridge._results import is_namedtuple_of_result, namedtuple_items
 from talon.bridge._source import index_expr, source_line
 from talon.errors import UnsupportedModuleError
@@ -318,9 +319,9 @@ class _Loop:
                             "graph's input is one step along one time dimension; read it one way")
         self._check_prologue(it, bool(step_inputs))
         self._check_whole_input(first, step_inputs)
-        output, last_only, stack_dim = self._output(it, body, rel, T)
+        output, last_only, stack_dim, layout = self._output(it, body, rel, T)
         tail = self._last_step_tail(output, it, T) if it.get(output) == EPILOGUE else []
-        nodes = [n for n in self.nodes if it[n] in (PROLOGUE, 0)] + tail
+        nodes = [n for n in self.nodes if it[n] in (PROLOGUE, 0) and n not in layout] + tail
         last_alias = {n: body[0][rel[n]] for t in tail for n in _reads(t) if it.get(n) == T - 1 and n in rel}
         views = frozenset(v for v in self.views if v is not self.placeholder) if step_inputs else frozenset()
         return TimeLoop(num_steps=T, nodes=nodes, step_inputs=step_inputs, output=output, last_only=last_only,
@@ -478,9 +479,9 @@ class _Loop:
         fx.node.map_arg((n.args, n.kwargs), found.append)
         return any(f in self.views for f in found)
 
-    def _output(self, it: dict, body: list[list[fx.Node]], rel: dict, T: int) -> tuple[fx.Node, bool, int]:
+    def _output(self, it: dict, body: list[list[fx.Node]], rel: dict, T: int) -> tuple[fx.Node, bool, int, frozenset]:
         """(the first step's node whose value forward returns, only the last step's value is returned, the dim of the
-        returned record along which the steps are stacked)."""
+        returned record along which the steps are stacked, the nodes that only lay the steps out for the record)."""
         out = next(n for n in self.nodes if n.op == "output")
         result = out.args[0]
         if is_namedtuple_of_result(result):
@@ -495,21 +496,17 @@ class _Loop:
         while isinstance(result, (tuple, list)) and result:
             result = result[0]
         if isinstance(result, fx.Node) and it.get(result) == T - 1:
-            return body[0][rel[result]], True, 0
-        if (isinstance(result, fx.Node) and result.op == "call_function" and result.target is torch.stack
-                and isinstance(result.args[0], (list, tuple))):
-            items = list(result.args[0])
-            dim = result.args[1] if len(result.args) > 1 else result.kwargs.get("dim", 0)
-            stacked = self.values.get(result)
-            if type(dim) is int and isinstance(stacked, torch.Tensor) and dim < 0:
-                dim += stacked.dim()  # torch.stack(rec, dim=-2): a dim of the stacked record
+            return body[0][rel[result]], True, 0, frozenset()
+        record = record_of(result, self.values)
+        if record is not None or stacks(result):
+            items, dim = (record.items, record.dim) if record is not None else ([], None)
             if (type(dim) is int and 0 <= dim <= 1 and len(items) == T and all(isinstance(v, fx.Node) for v in items)
-                    and all(it[v] == k for k, v in enumerate(items)) and len({rel[v] for v in items}) == 1):
-                return body[0][rel[items[0]]], False, dim
-            raise _NotALoop(f"forward returns {_what(result)}, a torch.stack that is not one value per step stacked "
+                    and all(it.get(v) == k for k, v in enumerate(items)) and len({rel[v] for v in items}) == 1):
+                return body[0][rel[items[0]]], False, dim, frozenset(record.wrappers)
+            raise _NotALoop(f"forward returns {_what(result)}, a record that is not one value per step stacked "
                             "along dim 0 (time-major) or dim 1 (batch-first) in step order")
-        if isinstance(result, fx.Node) and it.get(result) == EPILOGUE and result.target is not torch.stack:
-            return result, True, 0  # a function of the last step, checked by _last_step_tail
+        if isinstance(result, fx.Node) and it.get(result) == EPILOGUE and not stacks(result):
+            return result, True, 0, frozenset()  # a function of the last step, checked by _last_step_tail
         name = _what(result) if isinstance(result, fx.Node) else repr(result)
         raise _NotALoop(_neither(name))
 

@@ -27,7 +27,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from talon.bridge._inplace import check_inplace
-from talon.bridge import _attr_state, _hooks, _state_args, _state_writes, _wrappers
+from talon.bridge import _attr_state, _hooks, _sample_views, _state_args, _state_writes, _wrappers
 from talon.bridge._loops import STEP_FORMS, TimeLoop, find_time_loop
 from talon.bridge._results import is_namedtuple_of_result, namedtuple_items
 from talon.bridge._source import META_KEY as SOURCE_KEY
@@ -183,6 +183,18 @@ class _SampleProxy(_Proxy):
     def __iter__(self) -> Iterator[fx.Proxy]:
         # `for x_t in x:` over a time-major input: the steps x[0], x[1], ... (fx cannot iterate a proxy)
         return (self[i] for i in range(self._sample_shape[0]))
+
+    def __getattr__(self, name: str) -> Any:
+        if name in _sample_views.VIEWS:  # x.transpose(0, 1), x.float(), x.unbind(1): still sized like the sample
+            return lambda *args, **kwargs: _sample_views.call(self, name, args, kwargs)
+        return super().__getattr__(name)
+
+    @classmethod
+    def __torch_function__(cls, orig_method: Any, types: Any, args: Any = None, kwargs: Any = None) -> Any:
+        name = _sample_views.torch_view(orig_method, args)
+        if name is not None:  # torch.unbind(x, dim=1), torch.transpose(x, 0, 1) as their method forms
+            return _sample_views.call(args[0], name, tuple(args[1:]), kwargs or {})
+        return super().__torch_function__(orig_method, types, args, kwargs)
 
 
 class _Tracer(fx.Tracer):
@@ -796,7 +808,7 @@ class _Builder:
             return
         if op == "cat":
             tensors = _arg(n, 0, "tensors")
-            dim = _arg(n, 1, "dim", 0)
+            dim = _arg(n, 1, "dim", n.kwargs.get("axis", 0))  # torch.cat(xs, axis=1) is numpy's spelling of dim
             inputs = self._data_inputs(n, tensors, where)
             if len(inputs) != len(tensors):
                 raise UnsupportedModuleError(f"{where} concatenates a tensor that is not computed from the input")
