@@ -1,0 +1,391 @@
+"""Session 8's trust audit of the snnTorch export: forms the earlier audits (test_user_forms_s7.py,
+test_user_forms_audit.py, test_tutorial_forms.py, test_independent_audit.py, test_inplace_forms.py) did not try.
+
+The references are snnTorch itself: each model is exported with `export_to_ir` (snnTorch's name), written to a
+.t1c file and read back, and the executor, stepped over the same inputs, must give forward's record **and the
+membrane record** bit for bit. Found in this session:
+
+* `torch.stack(rec, axis=1)` (numpy's spelling, which torch accepts) was read as dim 0: the metadata said the
+  record was time-major while forward returned it batch-first (a silent divergence); `torch.stack(tensors=rec)`
+  crashed with an IndexError; `torch.cat([a, b], axis=1)` was refused as "concatenates along the batch dimension".
+* Records laid out in the other ways users write them were refused: `torch.cat` / `vstack` / `hstack` of
+  `spk.unsqueeze(0)` or `spk[None]`, and `torch.stack(rec).transpose(0, 1)` / `.permute(1, 0, 2)`.
+* An input view taken before the loop lost the sample's sizes, so `x = x.permute(1, 0, 2); for x_t in x`,
+  `x = x.float(); range(x.size(0))` and `for x_t in x.unbind(1)` / `torch.unbind(x, dim=1)` failed in torch.fx.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from typing import Callable
+
+import pytest
+import torch
+import torch.nn as nn
+
+snn = pytest.importorskip("snntorch")
+from snntorch import utils  # noqa: E402
+from snntorch.export_talonir import export_to_ir  # noqa: E402
+from snntorch.import_talonir import import_from_ir  # noqa: E402
+
+from talon import ir  # noqa: E402
+from talon.errors import UnsupportedModuleError  # noqa: E402
+
+from firing import boost  # noqa: E402
+
+T, B = 6, 3
+_gen = torch.Generator().manual_seed(8)
+SEQ = torch.rand(T, B, 12, generator=_gen)          # time-major (T, B, F)
+BATCH_FIRST = SEQ.transpose(0, 1).contiguous()       # (B, T, F)
+IMG = torch.rand(T, B, 2, 8, 8, generator=_gen)
+LAYERS = (nn.Linear, nn.Conv2d)
+
+
+def roundtrip(model: nn.Module, sample: torch.Tensor, tmp_path) -> ir.Graph:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        graph = export_to_ir(model, sample)
+    path = tmp_path / "m.t1c"
+    ir.write(path, graph)
+    loaded = ir.read(path)
+    assert loaded == graph
+    return loaded
+
+
+# ------------------------------------------------------------------------------------------------
+# time loops: the record forward returns, laid out as users write it
+# ------------------------------------------------------------------------------------------------
+
+def _record(form: str, rec: list, mrec: list):
+    """forward's return value for each record form: (spikes, membranes) in the same layout."""
+    return {
+        "stack_tensors_keyword": lambda r: torch.stack(tensors=r, dim=0),
+        "stack_axis_0": lambda r: torch.stack(r, axis=0),
+        "stack_axis_1": lambda r: torch.stack(r, axis=1),
+        "cat_of_unsqueezed": lambda r: torch.cat([s.unsqueeze(0) for s in r]),
+        "concat_of_none_index": lambda r: torch.concat([s[None] for s in r], dim=0),
+        "vstack_of_unsqueezed": lambda r: torch.vstack([torch.unsqueeze(s, 0) for s in r]),
+        "cat_batch_first": lambda r: torch.cat([s.unsqueeze(1) for s in r], dim=1),
+        "hstack_batch_first": lambda r: torch.hstack([s[:, None] for s in r]),
+        "stack_then_transpose": lambda r: torch.stack(r).transpose(0, 1),
+        "stack_then_permute": lambda r: torch.stack(r).permute(1, 0, 2),
+        "stack_then_torch_transpose": lambda r: torch.transpose(torch.stack(r), 0, 1),
+        "stack_then_swapaxes": lambda r: torch.stack(r, dim=0).swapaxes(1, 0),
+        "stack_batch_first_then_back": lambda r: torch.stack(r, dim=1).transpose(1, 0),
+        "stack_then_negative_permute": lambda r: torch.stack(r).permute(-2, -3, -1),
+    }[form](rec), torch.stack(mrec)
+
+
+class RecordForms(nn.Module):
+    """Tutorial 5's two-layer net, with the record built in `form`; the membrane record is time-major."""
+
+    def __init__(self, form: str, appended: str = ""):
+        super().__init__()
+        self.form, self.appended = form, appended
+        self.fc1 = nn.Linear(12, 10)
+        self.lif1 = snn.Leaky(beta=0.9)
+        self.fc2 = nn.Linear(10, 4)
+        self.lif2 = snn.Leaky(beta=0.8, reset_mechanism="zero")
+
+    def forward(self, x):
+        mem1 = self.lif1.init_leaky()
+        mem2 = self.lif2.init_leaky()
+        spk_rec, mem_rec = [], []
+        for step in range(x.size(0)):
+            spk1, mem1 = self.lif1(self.fc1(x[step]), mem1)
+            spk2, mem2 = self.lif2(self.fc2(spk1), mem2)
+            # the unsqueeze written in the loop, as some scripts do
+            if self.appended == "unsqueeze":
+                spk_rec.append(spk2.unsqueeze(0))
+            elif self.appended == "none":
+                spk_rec.append(spk2[None])
+            else:
+                spk_rec.append(spk2)
+            mem_rec.append(mem2)
+        if self.appended:
+            return torch.cat(spk_rec, dim=0), torch.stack(mem_rec)
+        return _record(self.form, spk_rec, mem_rec)
+
+
+RECORDS: dict[str, tuple[Callable[[], nn.Module], int]] = {
+    form: (lambda form=form: RecordForms(form), dim) for form, dim in [
+        ("stack_tensors_keyword", 0), ("stack_axis_0", 0), ("stack_axis_1", 1), ("cat_of_unsqueezed", 0),
+        ("concat_of_none_index", 0), ("vstack_of_unsqueezed", 0), ("cat_batch_first", 1),
+        ("hstack_batch_first", 1), ("stack_then_transpose", 1), ("stack_then_permute", 1),
+        ("stack_then_torch_transpose", 1), ("stack_then_swapaxes", 1), ("stack_batch_first_then_back", 0),
+        ("stack_then_negative_permute", 1)]
+}
+RECORDS["append_unsqueeze_then_cat"] = (lambda: RecordForms("", appended="unsqueeze"), 0)
+RECORDS["append_none_index_then_cat"] = (lambda: RecordForms("", appended="none"), 0)
+
+
+def _run_loop(graph: ir.Graph, steps: list[torch.Tensor], neuron: str) -> tuple[list, list]:
+    ex = import_from_ir(graph, return_state=True)
+    outs, mems, state = [], [], None
+    with torch.no_grad():
+        for x in steps:
+            out, state = ex(x, state)
+            outs.append(out)
+            value = state[neuron]
+            mems.append(value[-1] if isinstance(value, tuple) else value)  # (..., mem): the membrane is last
+    return outs, mems
+
+
+@pytest.mark.parametrize("name", list(RECORDS))
+def test_record_forms_match_snntorch(name, tmp_path):
+    build, dim = RECORDS[name]
+    model = boost(build(), 8.0, layers=LAYERS).eval()
+    graph = roundtrip(model, SEQ, tmp_path)
+    assert graph.metadata["time_loop"].get("stack_dim", 0) == dim
+    with torch.no_grad():
+        spk_rec, mem_rec = model(SEQ)
+    outs, mems = _run_loop(graph, list(SEQ), "lif2")
+    got = torch.stack(outs, dim=dim)  # the layout the metadata gives
+    assert got.shape == spk_rec.shape
+    assert torch.equal(got, spk_rec), f"{int((got != spk_rec).sum())} of {spk_rec.numel()} spikes differ"
+    assert torch.equal(torch.stack(mems), mem_rec)
+    assert 0.05 <= float(spk_rec.mean()) <= 0.95, "the comparison needs spikes"
+
+
+class LIReadout(nn.Module):
+    """The regression tutorial's reset-free readout, its membrane record returned batch-first by a permute."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(12, 10)
+        self.lif1 = snn.Leaky(beta=0.9)
+        self.fc2 = nn.Linear(10, 2)
+        self.li = snn.Leaky(beta=0.7, reset_mechanism="none")
+
+    def forward(self, x):
+        mem1, mem2 = self.lif1.init_leaky(), self.li.init_leaky()
+        mem_rec = []
+        for step in range(x.size(0)):
+            spk1, mem1 = self.lif1(self.fc1(x[step]), mem1)
+            _, mem2 = self.li(self.fc2(spk1), mem2)
+            mem_rec.append(mem2)
+        return torch.stack(mem_rec).permute(1, 0, 2)
+
+
+def test_membrane_readout_permuted_batch_first_is_exact(tmp_path):
+    model = boost(LIReadout(), 4.0, layers=LAYERS).eval()
+    graph = roundtrip(model, SEQ, tmp_path)
+    assert type(graph.nodes["li"]).__name__ == "LI"
+    assert graph.metadata["time_loop"]["stack_dim"] == 1
+    with torch.no_grad():
+        want = model(SEQ)
+    outs, _ = _run_loop(graph, list(SEQ), "lif1")
+    assert torch.equal(torch.stack(outs, dim=1), want)
+
+
+class RefusedRecord(nn.Module):
+    def __init__(self, form: str):
+        super().__init__()
+        self.form = form
+        self.fc = nn.Linear(12, 4)
+        self.lif = snn.Leaky(beta=0.9)
+
+    def forward(self, x):
+        mem = self.lif.init_leaky()
+        rec = []
+        for step in range(x.size(0)):
+            spk, mem = self.lif(self.fc(x[step]), mem)
+            rec.append(spk)
+        if self.form == "time_last":
+            return torch.cat([s.unsqueeze(-1) for s in rec], dim=-1)
+        if self.form == "unsqueeze_0_cat_1":
+            return torch.cat([s.unsqueeze(0) for s in rec], dim=1)
+        return torch.stack(rec, axis=2)
+
+
+@pytest.mark.parametrize("form, fragments", [
+    ("time_last", ("'lif'", "torch.cat([s.unsqueeze(-1) for s in rec], dim=-1)", "dim 0 (time-major) or dim 1")),
+    ("unsqueeze_0_cat_1", ("'lif'", "torch.cat([s.unsqueeze(0) for s in rec], dim=1)", "reduce it")),
+    ("stack_axis_2", ("'lif'", "torch.stack(rec, axis=2)", "dim 0 (time-major) or dim 1")),
+])
+def test_records_no_stepping_returns_are_refused_by_line(form, fragments):
+    """A record with the steps along a feature dim (or joined into the batch) is what no stepping returns."""
+    with pytest.raises(UnsupportedModuleError) as info:
+        export_to_ir(RefusedRecord(form), SEQ)
+    for fragment in fragments:
+        assert fragment in str(info.value), str(info.value)
+
+
+# ------------------------------------------------------------------------------------------------
+# time loops: the input read one step at a time through a view or unbind
+# ------------------------------------------------------------------------------------------------
+
+class InputForms(nn.Module):
+    """A (B, T, F) input (or (T, B, F) for the `_time_major` forms) read step by step as `form` writes it."""
+
+    def __init__(self, form: str):
+        super().__init__()
+        self.form = form
+        self.fc1 = nn.Linear(12, 8)
+        self.lif1 = snn.Synaptic(alpha=0.8, beta=0.9)
+
+    def steps(self, x):
+        f = self.form
+        if f == "unbind_1":
+            return x.unbind(1)
+        if f == "unbind_dim_keyword":
+            return x.unbind(dim=1)
+        if f == "torch_unbind_1":
+            return torch.unbind(x, dim=1)
+        if f == "unbind_0_time_major":
+            return x.unbind(0)
+        if f == "permute_then_iterate":
+            return x.permute(1, 0, 2)
+        if f == "torch_transpose_then_iterate":
+            return torch.transpose(x, 0, 1)
+        if f == "swapaxes_then_index":
+            x = x.swapaxes(0, 1)
+            return [x[step] for step in range(len(x))]
+        if f == "float_then_size_time_major":
+            x = x.float()
+            return [x[step] for step in range(x.size(0))]
+        raise AssertionError(f)
+
+    def forward(self, x):
+        syn, mem = self.lif1.init_synaptic()
+        spk_rec, mem_rec = [], []
+        for x_t in self.steps(x):
+            spk, syn, mem = self.lif1(self.fc1(x_t), syn, mem)
+            spk_rec.append(spk)
+            mem_rec.append(mem)
+        return torch.stack(spk_rec), torch.stack(mem_rec)
+
+
+INPUTS = ["unbind_1", "unbind_dim_keyword", "torch_unbind_1", "unbind_0_time_major", "permute_then_iterate",
+          "torch_transpose_then_iterate", "swapaxes_then_index", "float_then_size_time_major"]
+
+
+@pytest.mark.parametrize("form", INPUTS)
+def test_input_read_through_a_view_or_unbind_matches_snntorch(form, tmp_path):
+    data = SEQ if form.endswith("time_major") else BATCH_FIRST
+    model = boost(InputForms(form), 4.0, layers=LAYERS).eval()
+    graph = roundtrip(model, data, tmp_path)
+    time_dim = 0 if form.endswith("time_major") else 1
+    assert graph.metadata["time_loop"]["time_dim"] == time_dim
+    with torch.no_grad():
+        spk_rec, mem_rec = model(data)
+    outs, states = _run_loop(graph, list(data.unbind(time_dim)), "lif1")
+    assert torch.equal(torch.stack(outs), spk_rec)
+    assert torch.equal(torch.stack(states), mem_rec)
+    assert 0.05 <= float(spk_rec.mean()) <= 0.95
+
+
+def test_unbind_along_a_feature_dim_is_refused_by_line():
+    class FeatureSteps(InputForms):
+        def steps(self, x):
+            return x.unbind(2)
+
+    with pytest.raises(UnsupportedModuleError) as info:
+        export_to_ir(FeatureSteps("unbind_2"), torch.rand(B, 12, 12))
+    msg = str(info.value)
+    assert "x.unbind(2)" in msg and "x[step]" in msg, msg
+    assert "getitem" not in msg, msg
+
+
+# ------------------------------------------------------------------------------------------------
+# one-step models stepped by the caller (utils.reset between sequences), every state compared
+# ------------------------------------------------------------------------------------------------
+
+class CatAxis(nn.Module):
+    """Two branches joined by torch.cat(..., axis=1): numpy's spelling, which torch accepts."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Linear(12, 4), nn.Linear(12, 4)
+        self.lif = snn.Leaky(beta=0.9, init_hidden=True)
+
+    def forward(self, x):
+        return self.lif(torch.cat([self.a(x), self.b(x)], axis=1))
+
+
+def _lif(**kw) -> nn.Module:
+    return snn.Leaky(beta=kw.pop("beta", 0.9), init_hidden=True, **kw)
+
+
+STEPPED: dict[str, tuple[Callable[[], nn.Module], torch.Tensor]] = {
+    "cat_axis_keyword": (CatAxis, SEQ),
+    "beta_and_threshold_shaped_1_by_n": (lambda: nn.Sequential(nn.Linear(12, 8), _lif(
+        beta=torch.linspace(0.5, 0.95, 8).reshape(1, 8), threshold=torch.linspace(0.6, 1.2, 8).reshape(1, 8))), SEQ),
+    "learn_graded_spikes_factor": (lambda: nn.Sequential(nn.Linear(12, 8), _lif(
+        graded_spikes_factor=2.5, learn_graded_spikes_factor=True)), SEQ),
+    "beta_passed_as_parameter": (lambda: nn.Sequential(nn.Linear(12, 8), _lif(
+        beta=nn.Parameter(torch.tensor(0.8)))), SEQ),
+    "linear_on_a_sequence_of_tokens": (lambda: nn.Sequential(nn.Linear(12, 8), _lif()), torch.rand(T, B, 5, 12)),
+    "alpha_after_a_conv_per_channel_threshold": (lambda: nn.Sequential(
+        nn.Conv2d(2, 4, 3), snn.Alpha(alpha=0.9, beta=0.8, threshold=torch.linspace(0.1, 0.3, 4).reshape(4, 1, 1),
+                                      init_hidden=True), nn.Flatten(), nn.Linear(144, 4), _lif()), IMG),
+    "lapicque_zero_learn_beta": (lambda: nn.Sequential(nn.Linear(12, 8), snn.Lapicque(
+        beta=0.7, threshold=0.5, reset_mechanism="zero", learn_beta=True, init_hidden=True)), SEQ),
+    "rsynaptic_per_neuron_alpha_none": (lambda: nn.Sequential(nn.Linear(12, 8), snn.RSynaptic(
+        alpha=torch.linspace(0.3, 0.9, 8), beta=0.9, linear_features=8, reset_mechanism="none", init_hidden=True)), SEQ),
+    "channels_last_conv_net": (lambda: nn.Sequential(nn.Conv2d(2, 4, 3), _lif(), nn.Flatten(), nn.Linear(144, 4),
+                                                     _lif()).to(memory_format=torch.channels_last), IMG),
+}
+GAIN = {"alpha_after_a_conv_per_channel_threshold": 12.0, "lapicque_zero_learn_beta": 6.0, "channels_last_conv_net": 6.0}
+
+
+def _states(neuron: nn.Module) -> list[torch.Tensor]:
+    names = [a for a in ("syn_exc", "syn_inh", "syn", "mem") if isinstance(getattr(neuron, a, None), torch.Tensor)]
+    return [getattr(neuron, a) for a in names]
+
+
+def _compare_stepped(model: nn.Module, graph: ir.Graph, data: torch.Tensor) -> None:
+    neurons = {n: m for n, m in model.named_modules() if isinstance(m, snn.SpikingNeuron)}
+    ex = import_from_ir(graph, return_state=True)
+    utils.reset(model)
+    state, active = None, 0.0
+    with torch.no_grad():
+        for t, x in enumerate(data):
+            want = model(x)
+            want = want[0] if isinstance(want, tuple) else want
+            got, state = ex(x, state)
+            assert torch.equal(got, want), f"step {t}: {int((got != want).sum())} outputs differ"
+            active += float((want != 0).float().mean())
+            for path, neuron in neurons.items():
+                ours = state[path] if isinstance(state[path], tuple) else (state[path],)
+                for a, b in zip(ours, _states(neuron), strict=True):
+                    assert torch.equal(a, b), f"step {t}: a state of {path!r} differs"
+    assert 0.02 <= active / len(data) <= 0.98, f"activity {active / len(data):.3f} proves little"
+
+
+@pytest.mark.parametrize("name", list(STEPPED))
+def test_stepped_forms_match_snntorch_in_every_state(name, tmp_path):
+    build, data = STEPPED[name]
+    model = boost(build(), GAIN.get(name, 3.0), layers=LAYERS).eval()
+    _compare_stepped(model, roundtrip(model, data[0], tmp_path), data)
+
+
+def test_a_model_loaded_from_a_state_dict_exports_its_trained_constants(tmp_path):
+    """Train-then-save-then-load: the learnt β and θ come back through load_state_dict, and the export reads them."""
+    def make() -> nn.Module:
+        return nn.Sequential(nn.Linear(12, 8), _lif(beta=torch.full((8,), 0.5), learn_beta=True, learn_threshold=True),
+                             nn.Linear(8, 4), _lif(output=True))
+
+    trained = boost(make(), 6.0)
+    with torch.no_grad():
+        trained[1].beta.copy_(torch.linspace(0.6, 0.95, 8))
+        trained[1].threshold.add_(0.25)
+    buffer = io.BytesIO()
+    torch.save(trained.state_dict(), buffer)
+    buffer.seek(0)
+    model = make()
+    model.load_state_dict(torch.load(buffer))
+    model.eval()
+    graph = roundtrip(model, SEQ[0], tmp_path)
+    assert float(graph.nodes["1"].v_threshold.max()) == pytest.approx(1.25)
+    _compare_stepped(model, graph, SEQ)
+
+
+def test_export_inside_inference_mode_and_with_a_grad_sample(tmp_path):
+    """Users export inside `torch.inference_mode()` or with a sample that requires grad: same graph, model intact."""
+    model = boost(nn.Sequential(nn.Linear(12, 8), _lif(), nn.Linear(8, 4), _lif(output=True)), 3.0).eval()
+    with torch.inference_mode():
+        graph = roundtrip(model, SEQ[0], tmp_path)
+    assert roundtrip(model, SEQ[0].clone().requires_grad_(), tmp_path) == graph
+    _compare_stepped(model, graph, SEQ)
