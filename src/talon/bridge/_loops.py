@@ -12,7 +12,8 @@ Loop forms recognised: a static input `x` (B, ...) read in every iteration (ops 
 the prologue, recomputed each step from the same input), or a (T, B, ...) input read as `x[step]` / a
 (B, T, ...) one read as `x[:, step]` (also through `x.transpose(0, 1)` or an identity `x.float()` taken
 before the loop); zero states made lazily inside the loop (`if mem is None: mem = torch.zeros_like(cur)`)
-are the start of the sequence. The first returned value is `torch.stack(rec, dim=0)` (or `dim=1`, batch-first)
+are the start of the sequence. The first returned value is `torch.stack(rec, dim=0)` (or `dim=1`, batch-first;
+the other ways of writing that record are read by talon.bridge._records)
 of one per-step value, the last iteration's value, or ops after the loop on the last iteration alone
 (`self.fc_out(spk)`), which join the step. Refusals quote the user's line (talon.bridge._source), not fx's node names.
 """
