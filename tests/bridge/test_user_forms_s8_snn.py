@@ -389,3 +389,69 @@ def test_export_inside_inference_mode_and_with_a_grad_sample(tmp_path):
         graph = roundtrip(model, SEQ[0], tmp_path)
     assert roundtrip(model, SEQ[0].clone().requires_grad_(), tmp_path) == graph
     _compare_stepped(model, graph, SEQ)
+
+
+# ------------------------------------------------------------------------------------------------
+# a layer's forward called directly: `self.fc.forward(x)`, `self.lif.forward(cur, mem)`
+# ------------------------------------------------------------------------------------------------
+
+class DirectForward(nn.Module):
+    """Every layer called through `.forward(...)`; before session 8 the neuron's failed in torch.fx ("symbolically
+    traced variables cannot be used as inputs to control flow") and nn.Linear's was refused as `F.linear`."""
+
+    def __init__(self, neuron: str):
+        super().__init__()
+        self.neuron = neuron
+        self.fc1 = nn.Linear(12, 8)
+        self.lif1 = {"leaky": lambda: snn.Leaky(beta=0.9), "synaptic": lambda: snn.Synaptic(alpha=0.8, beta=0.9),
+                     "rleaky": lambda: snn.RLeaky(beta=0.9, linear_features=8)}[neuron]()
+
+    def forward(self, x):
+        if self.neuron == "leaky":
+            mem = self.lif1.init_leaky()
+        elif self.neuron == "synaptic":
+            syn, mem = self.lif1.init_synaptic()
+        else:
+            spk, mem = self.lif1.init_rleaky()
+        spk_rec, mem_rec = [], []
+        for step in range(x.size(0)):
+            cur = self.fc1.forward(x[step])
+            if self.neuron == "leaky":
+                spk, mem = self.lif1.forward(cur, mem)
+            elif self.neuron == "synaptic":
+                spk, syn, mem = self.lif1.forward(cur, syn, mem)
+            else:
+                spk, mem = self.lif1.forward(cur, spk, mem)
+            spk_rec.append(spk)
+            mem_rec.append(mem)
+        return torch.stack(spk_rec), torch.stack(mem_rec)
+
+
+@pytest.mark.parametrize("neuron", ["leaky", "synaptic", "rleaky"])
+def test_layers_called_through_forward_export_as_the_calls(neuron, tmp_path):
+    model = boost(DirectForward(neuron), 4.0, layers=LAYERS).eval()
+    graph = roundtrip(model, SEQ, tmp_path)
+    assert "fc1" in graph.nodes and "lif1" in graph.nodes
+    assert not any("forward" in vars(m) for m in model.modules())  # the export leaves the instances as they were
+    with torch.no_grad():
+        spk_rec, mem_rec = model(SEQ)
+    outs, mems = _run_loop(graph, list(SEQ), "lif1")
+    assert torch.equal(torch.stack(outs), spk_rec)
+    assert torch.equal(torch.stack(mems), mem_rec)
+    assert 0.05 <= float(spk_rec.mean()) <= 0.95
+
+
+def test_an_init_hidden_neuron_called_through_forward_in_a_sequence_of_layers(tmp_path):
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fcs = nn.ModuleList([nn.Linear(12, 10), nn.Linear(10, 4)])
+            self.lifs = nn.ModuleList([_lif(), _lif()])
+
+        def forward(self, x):
+            for fc, lif in zip(self.fcs, self.lifs):
+                x = lif.forward(fc(x))
+            return x
+
+    model = boost(Net(), 6.0).eval()
+    _compare_stepped(model, roundtrip(model, SEQ[0], tmp_path), SEQ)

@@ -27,7 +27,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from talon.bridge._inplace import check_inplace
-from talon.bridge import _attr_state, _hooks, _sample_views, _state_args, _state_writes, _wrappers
+from talon.bridge import _attr_state, _direct_forward, _hooks, _sample_views, _state_args, _state_writes, _wrappers
 from talon.bridge._loops import STEP_FORMS, TimeLoop, find_time_loop
 from talon.bridge._results import is_namedtuple_of_result, namedtuple_items
 from talon.bridge._source import META_KEY as SOURCE_KEY
@@ -206,6 +206,12 @@ class _Tracer(fx.Tracer):
         self._first_placeholder = True
         #: The path of the innermost module whose forward was being traced when tracing failed.
         self.failed_path: str | None = None
+
+    def trace(self, root: Any, concrete_args: dict[str, Any] | None = None) -> fx.Graph:
+        if not isinstance(root, nn.Module):
+            return super().trace(root, concrete_args)
+        with _direct_forward.traced_as_calls(root, self.is_leaf_module):  # self.fc.forward(x) as self.fc(x)
+            return super().trace(root, concrete_args)
 
     def create_node(self, *args: Any, **kwargs: Any) -> fx.Node:
         node = super().create_node(*args, **kwargs)
