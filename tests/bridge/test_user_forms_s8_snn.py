@@ -455,3 +455,59 @@ def test_an_init_hidden_neuron_called_through_forward_in_a_sequence_of_layers(tm
 
     model = boost(Net(), 6.0).eval()
     _compare_stepped(model, roundtrip(model, SEQ[0], tmp_path), SEQ)
+
+
+# ------------------------------------------------------------------------------------------------
+# the last step picked out of the record
+# ------------------------------------------------------------------------------------------------
+
+class LastOfRecord(nn.Module):
+    """A classifier that reads the last step of its record (refused before session 8 as "neither the record nor
+    the last step's value")."""
+
+    def __init__(self, form: str):
+        super().__init__()
+        self.form = form
+        self.fc1 = nn.Linear(12, 8)
+        self.lif1 = snn.Leaky(beta=0.9)
+        self.fc_out = nn.Linear(8, 3)
+
+    def forward(self, x):
+        mem1 = self.lif1.init_leaky()
+        spk_rec = []
+        for step in range(x.size(0)):
+            spk1, mem1 = self.lif1(self.fc1(x[step]), mem1)
+            spk_rec.append(spk1)
+        return {"stack_minus_1": lambda: torch.stack(spk_rec)[-1],
+                "stack_T_minus_1_ellipsis": lambda: torch.stack(spk_rec)[x.size(0) - 1, ...],
+                "batch_first_minus_1": lambda: torch.stack(spk_rec, dim=1)[:, -1],
+                "readout_of_stack_minus_1": lambda: self.fc_out(torch.stack(spk_rec)[-1])}[self.form]()
+
+
+@pytest.mark.parametrize("form", ["stack_minus_1", "stack_T_minus_1_ellipsis", "batch_first_minus_1",
+                                  "readout_of_stack_minus_1"])
+def test_the_last_step_of_the_record_is_the_last_output(form, tmp_path):
+    model = boost(LastOfRecord(form), 4.0, layers=LAYERS).eval()
+    graph = roundtrip(model, SEQ, tmp_path)
+    assert graph.metadata["time_loop"]["output"] == "last"
+    with torch.no_grad():
+        want = model(SEQ)
+    outs, _ = _run_loop(graph, list(SEQ), "lif1")
+    assert torch.equal(outs[-1], want)
+    if form != "readout_of_stack_minus_1":
+        assert 0.05 <= float(want.mean()) <= 0.95
+
+
+def test_another_step_of_the_record_is_refused():
+    class FirstStep(LastOfRecord):
+        def forward(self, x):
+            mem1 = self.lif1.init_leaky()
+            spk_rec = []
+            for step in range(x.size(0)):
+                spk1, mem1 = self.lif1(self.fc1(x[step]), mem1)
+                spk_rec.append(spk1)
+            return torch.stack(spk_rec)[0]
+
+    with pytest.raises(UnsupportedModuleError) as info:
+        export_to_ir(FirstStep("first"), SEQ)
+    assert "torch.stack(spk_rec)[0]" in str(info.value) and "'lif1'" in str(info.value)

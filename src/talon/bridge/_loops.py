@@ -30,7 +30,7 @@ import torch
 import torch.fx as fx
 import torch.nn as nn
 
-from talon.bridge._records import record_of, stacks
+from talon.bridge._records import last_of, record_of, stacks
 from talon.bridge._results import is_namedtuple_of_result, namedtuple_items
 from talon.bridge._source import index_expr, source_line
 from talon.errors import UnsupportedModuleError
@@ -321,18 +321,21 @@ class _Loop:
         self._check_prologue(it, bool(step_inputs))
         self._check_whole_input(first, step_inputs)
         output, last_only, stack_dim, layout = self._output(it, body, rel, T)
-        tail = self._last_step_tail(output, it, T) if it.get(output) == EPILOGUE else []
+        picked: dict[fx.Node, fx.Node] = {}
+        tail = self._last_step_tail(output, it, T, picked) if it.get(output) == EPILOGUE else []
         nodes = [n for n in self.nodes if it[n] in (PROLOGUE, 0) and n not in layout] + tail
         last_alias = {n: body[0][rel[n]] for t in tail for n in _reads(t) if it.get(n) == T - 1 and n in rel}
+        last_alias.update({n: body[0][rel[last]] for n, last in picked.items()})
         views = frozenset(v for v in self.views if v is not self.placeholder) if step_inputs else frozenset()
         return TimeLoop(num_steps=T, nodes=nodes, step_inputs=step_inputs, output=output, last_only=last_only,
                         stack_dim=stack_dim,
                         time_dim=dims.pop() if dims else 0, input_views=views, last_alias=last_alias)
 
-    def _last_step_tail(self, result: fx.Node, it: dict, T: int) -> list[fx.Node]:
+    def _last_step_tail(self, result: fx.Node, it: dict, T: int, picked: dict) -> list[fx.Node]:
         """The ops after the loop that compute forward's result from the last step alone (`return self.fc_out(spk)`),
         in graph order; they join the step graph, whose output at the last step is then that result. Anything
-        else they read (the record, an earlier step, a neuron called after the loop) is refused."""
+        else they read (the record, an earlier step, a neuron called after the loop) is refused. `picked` gets
+        the last step picked out of a record (`self.fc_out(torch.stack(rec)[-1])`): node -> that step's value."""
         tail: set[fx.Node] = set()
         stack = [result]
         while stack:
@@ -346,7 +349,10 @@ class _Loop:
                 raise _NotALoop(f"forward returns {_what(result)}, which the IR graph cannot compute from one step")
             tail.add(n)
             for a in _reads(n):
-                if it.get(a) == EPILOGUE:
+                last = last_of(a, self.values, T)
+                if isinstance(last, fx.Node) and it.get(last) == T - 1:
+                    picked[a] = last
+                elif it.get(a) == EPILOGUE:
                     stack.append(a)
                 elif it.get(a) not in (PROLOGUE, T - 1):
                     raise _NotALoop(_neither(_what(result)) + f"; it reads {_what(a)} of an earlier step")
@@ -498,6 +504,9 @@ class _Loop:
             result = result[0]
         if isinstance(result, fx.Node) and it.get(result) == T - 1:
             return body[0][rel[result]], True, 0, frozenset()
+        last = last_of(result, self.values, T)
+        if isinstance(last, fx.Node) and it.get(last) == T - 1:
+            return body[0][rel[last]], True, 0, frozenset()  # torch.stack(rec)[-1]: the last step's value
         record = record_of(result, self.values)
         if record is not None or stacks(result):
             items, dim = (record.items, record.dim) if record is not None else ([], None)

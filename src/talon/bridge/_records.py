@@ -133,6 +133,26 @@ def record_of(result: Any, values: dict) -> Record | None:
     return _stacked(result, values)
 
 
+def last_of(result: Any, values: dict, steps: int) -> Any:
+    """The last step's item when `result` picks it out of a record (`torch.stack(rec)[-1]`,
+    `torch.stack(rec, dim=1)[:, -1]`); None otherwise."""
+    if not (isinstance(result, fx.Node) and result.target is operator.getitem and len(result.args) == 2):
+        return None
+    record = record_of(result.args[0], values)
+    if record is None or record.dim not in (0, 1) or not record.items:
+        return None
+    index = result.args[1] if isinstance(result.args[1], tuple) else (result.args[1],)
+    if record.dim == 1:
+        if not index or index[0] != slice(None):
+            return None
+        index = index[1:]
+    if not index or type(index[0]) is not int or index[0] not in (-1, steps - 1):
+        return None
+    if not all(i is Ellipsis or i == slice(None) for i in index[1:]):
+        return None
+    return record.items[-1]
+
+
 def stacks(result: Any) -> bool:
     """`result` is a torch.stack call (checked further by the caller, which refuses a malformed one)."""
     return isinstance(result, fx.Node) and result.op == "call_function" and result.target in _STACKS
