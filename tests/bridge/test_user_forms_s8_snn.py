@@ -42,6 +42,14 @@ IMG = torch.rand(T, B, 2, 8, 8, generator=_gen)
 LAYERS = (nn.Linear, nn.Conv2d)
 
 
+@pytest.fixture
+def forget_neurons():
+    """utils.reset resets every neuron snnTorch ever built (SpikingNeuron.instances): forget this test's."""
+    before = list(snn.SpikingNeuron.instances)
+    yield
+    snn.SpikingNeuron.instances[:] = before
+
+
 def roundtrip(model: nn.Module, sample: torch.Tensor, tmp_path) -> ir.Graph:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -511,3 +519,123 @@ def test_another_step_of_the_record_is_refused():
     with pytest.raises(UnsupportedModuleError) as info:
         export_to_ir(FirstStep("first"), SEQ)
     assert "torch.stack(spk_rec)[0]" in str(info.value) and "'lif1'" in str(info.value)
+
+
+# ------------------------------------------------------------------------------------------------
+# truncated BPTT: the state handed on detached (or cloned), which changes no value
+# ------------------------------------------------------------------------------------------------
+
+class Detached(nn.Module):
+    """States detached between steps, as truncated-BPTT training scripts write it (refused before session 8:
+    "its state argument 'mem' is not its own mem from the previous step")."""
+
+    def __init__(self, form: str):
+        super().__init__()
+        self.form = form
+        self.fc1 = nn.Linear(12, 8)
+        self.lif1 = {"synaptic": lambda: snn.Synaptic(alpha=0.8, beta=0.9),
+                     "rleaky": lambda: snn.RLeaky(beta=0.9, linear_features=8)}.get(form, lambda: snn.Leaky(beta=0.9))()
+
+    def forward(self, x):
+        if self.form == "synaptic":
+            syn, mem = self.lif1.init_synaptic()
+        elif self.form == "rleaky":
+            spk, mem = self.lif1.init_rleaky()
+        else:
+            mem = self.lif1.init_leaky()
+        spk_rec, mem_rec = [], []
+        for step in range(x.size(0)):
+            cur = self.fc1(x[step])
+            if self.form == "argument":
+                spk, mem = self.lif1(cur, mem.detach())
+            elif self.form == "after_the_call":
+                spk, mem = self.lif1(cur, mem)
+                mem = mem.detach()
+            elif self.form == "torch_detach_clone":
+                spk, mem = self.lif1(cur, torch.clone(torch.detach(mem)))
+            elif self.form == "synaptic":
+                spk, syn, mem = self.lif1(cur, syn.detach(), mem.detach())
+            else:
+                spk, mem = self.lif1(cur, spk.detach(), mem.detach().clone())
+            spk_rec.append(spk)
+            mem_rec.append(mem)
+        return torch.stack(spk_rec), torch.stack(mem_rec)
+
+
+@pytest.mark.parametrize("form", ["argument", "after_the_call", "torch_detach_clone", "synaptic", "rleaky"])
+def test_detached_states_are_the_neurons_own(form, tmp_path):
+    model = boost(Detached(form), 4.0, layers=LAYERS).eval()
+    graph = roundtrip(model, SEQ, tmp_path)
+    with torch.no_grad():
+        spk_rec, mem_rec = model(SEQ)
+    outs, mems = _run_loop(graph, list(SEQ), "lif1")
+    assert torch.equal(torch.stack(outs), spk_rec)
+    assert torch.equal(torch.stack(mems), mem_rec)
+    assert 0.05 <= float(spk_rec.mean()) <= 0.95
+
+
+class HiddenDetached(nn.Module):
+    """init_hidden neurons detached in the loop: `self.lif1.mem = self.lif1.mem.detach()` or `detach_hidden()`."""
+
+    def __init__(self, form: str):
+        super().__init__()
+        self.form = form
+        self.fc1 = nn.Linear(12, 8)
+        self.lif1 = _lif()
+
+    def forward(self, x):
+        utils.reset(self)
+        spk_rec = []
+        for step in range(x.size(0)):
+            spk_rec.append(self.lif1(self.fc1(x[step])))
+            if self.form == "attribute":
+                self.lif1.mem = self.lif1.mem.detach()
+            elif self.form == "detach_hidden":
+                self.lif1.detach_hidden()
+            else:  # a reset inside the loop: still refused
+                self.lif1.mem = torch.zeros_like(self.lif1.mem)
+        return torch.stack(spk_rec)
+
+
+@pytest.mark.parametrize("form", ["attribute", "detach_hidden"])
+def test_an_init_hidden_state_detached_in_the_loop_is_exact(form, forget_neurons, tmp_path):
+    model = boost(HiddenDetached(form), 4.0, layers=LAYERS).eval()
+    graph = roundtrip(model, SEQ, tmp_path)
+    with torch.no_grad():
+        want = model(SEQ)
+    outs, _ = _run_loop(graph, list(SEQ), "lif1")
+    assert torch.equal(torch.stack(outs), want)
+    assert 0.05 <= float(want.mean()) <= 0.95
+
+
+def test_a_reset_written_into_the_state_inside_the_loop_is_still_refused(forget_neurons):
+    with pytest.raises(UnsupportedModuleError) as info:
+        export_to_ir(HiddenDetached("zeros"), SEQ)
+    assert "'lif1'" in str(info.value) and "inside the time loop" in str(info.value)
+
+
+def test_a_returned_state_copy_is_dropped_like_the_state(tmp_path):
+    """`return spk, mem.clone()` was refused as "uses state output 1 as a value" while `return spk, mem` exports."""
+    class OneStep(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc1 = nn.Linear(12, 8)
+            self.lif1 = snn.Leaky(beta=0.9)
+
+        def forward(self, x, mem=None):
+            if mem is None:
+                mem = self.lif1.init_leaky()
+            spk, mem = self.lif1(self.fc1(x), mem.detach())
+            return spk.detach(), mem.clone()
+
+    model = boost(OneStep(), 4.0).eval()
+    ex = import_from_ir(roundtrip(model, SEQ[0], tmp_path), return_state=True)
+    mem, state, active = None, None, 0.0
+    with torch.no_grad():
+        for x in SEQ:
+            spk, mem = model(x, mem)
+            got, state = ex(x, state)
+            assert torch.equal(got, spk)
+            assert torch.equal(state["lif1"][-1], mem)
+            active += float(spk.mean())
+    assert active > 0

@@ -32,6 +32,7 @@ import torch.nn as nn
 
 from talon.bridge._records import last_of, record_of, stacks
 from talon.bridge._results import is_namedtuple_of_result, namedtuple_items
+from talon.bridge._state_aliases import drop_state_copies
 from talon.bridge._source import index_expr, source_line
 from talon.errors import UnsupportedModuleError
 
@@ -588,6 +589,7 @@ def find_time_loop(
     include a neuron but do not form a loop whose steps are all the same, rather than exporting the
     unrolled copies as separate layers.
     """
+    drop_state_copies(gm, is_neuron)  # mem = mem.detach(): the neuron's own state still
     loop = _Loop(gm, values, state_index, is_neuron)
     if loop.placeholder is None:
         return None
