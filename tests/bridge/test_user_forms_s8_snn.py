@@ -639,3 +639,105 @@ def test_a_returned_state_copy_is_dropped_like_the_state(tmp_path):
             assert torch.equal(state["lif1"][-1], mem)
             active += float(spk.mean())
     assert active > 0
+
+
+# ------------------------------------------------------------------------------------------------
+# zero states made before the loop from the input's sizes, device and dtype
+# ------------------------------------------------------------------------------------------------
+
+class ZerosFromInput(nn.Module):
+    """A model found in the wild: a (B, T, F) input, `B, T, _ = x.shape`, an assert on T, zero states made with
+    `torch.zeros(B, n, device=x.device)` before the loop, records returned batch-first through `.permute(1, 0, 2)`.
+    Before session 8 the zeros were refused as "computes on the whole (T, B, ...) input before the loop"."""
+
+    def __init__(self, form: str):
+        super().__init__()
+        self.form = form
+        self.fc0, self.lif0 = nn.Linear(12, 12), snn.Leaky(beta=0.9)
+        self.fc1, self.lif1 = nn.Linear(12, 4), snn.Leaky(beta=0.8)
+        self.num_steps = T
+
+    def forward(self, x):
+        if self.form == "to_device":
+            x = x.to("cpu")
+        elif self.form == "float":
+            x = x.float()
+        B, steps, _ = x.shape
+        assert steps == self.num_steps, f"time dim {steps} != num_steps {self.num_steps}"
+        mem0 = torch.zeros(B, self.fc0.out_features, device=x.device)
+        mem1 = torch.zeros(B, self.fc1.out_features, device=x.device, dtype=x.dtype)
+        spk_rec, mem_rec = [], []
+        for step in range(steps):
+            spk0, mem0 = self.lif0(self.fc0(x[:, step, :]), mem0)
+            spk1, mem1 = self.lif1(self.fc1(spk0), mem1)
+            spk_rec.append(spk1)
+            mem_rec.append(mem1)
+        return torch.stack(spk_rec, dim=0).permute(1, 0, 2), torch.stack(mem_rec, dim=0).permute(1, 0, 2)
+
+
+@pytest.mark.parametrize("form", ["as_given", "to_device", "float"])
+def test_zero_states_from_the_inputs_device_and_dtype(form, tmp_path):
+    model = boost(ZerosFromInput(form), 4.0, layers=LAYERS).eval()
+    graph = roundtrip(model, BATCH_FIRST, tmp_path)
+    assert graph.metadata["time_loop"] == {"input": "indexed", "output": "stacked", "time_dim": 1, "stack_dim": 1}
+    with torch.no_grad():
+        spk_rec, mem_rec = model(BATCH_FIRST)
+    outs, mems = _run_loop(graph, list(BATCH_FIRST.unbind(1)), "lif1")
+    assert torch.equal(torch.stack(outs, dim=1), spk_rec)
+    assert torch.equal(torch.stack(mems, dim=1), mem_rec)
+    assert 0.05 <= float(spk_rec.mean()) <= 0.95
+
+
+# ------------------------------------------------------------------------------------------------
+# state kept between calls inside a container attribute: refused, and the model left as it was
+# ------------------------------------------------------------------------------------------------
+
+class ContainerState(nn.Module):
+    """The membrane carried between calls in a list or dict attribute. Before session 8 this exported (as a
+    memoryless Threshold, with a warning that snnTorch restarts the neuron, which it does not) and left fx proxies
+    in `self.states`, so the next snnTorch call of the model failed inside torch.fx."""
+
+    def __init__(self, form: str):
+        super().__init__()
+        self.form = form
+        self.fc1 = nn.Linear(12, 8)
+        self.lif1 = snn.Leaky(beta=0.9)
+        self.states = {"list_item": [None], "dict_item": {"mem": None}}.get(form)
+        self.key = {"list_item": 0, "dict_item": "mem"}.get(form)
+        self.mems = None
+        self.recordings = {}
+
+    def forward(self, x):
+        if self.form == "new_list":
+            mem = self.lif1.init_leaky() if self.mems is None else self.mems[0]
+        elif self.form == "recordings":
+            mem = self.lif1.init_leaky()
+        else:
+            mem = self.states[self.key]
+            if mem is None:
+                mem = self.lif1.init_leaky()
+        spk, mem = self.lif1(self.fc1(x), mem)
+        if self.form == "new_list":
+            self.mems = [mem]
+        elif self.form == "recordings":
+            self.recordings = {"mem1": mem.detach().cpu()}
+        else:
+            self.states[self.key] = mem
+        return spk
+
+
+@pytest.mark.parametrize("form, where", [("list_item", "self.states[0]"), ("dict_item", "self.states['mem']"),
+                                         ("new_list", "self.mems[0]"), ("recordings", "self.recordings['mem1']")])
+def test_a_state_kept_in_a_container_attribute_is_refused_and_the_model_left_intact(form, where):
+    model = ContainerState(form).eval()
+    states = model.states
+    with pytest.raises(UnsupportedModuleError) as info:
+        export_to_ir(model, SEQ[0])
+    msg = str(info.value)
+    assert where in msg and "reads back" in msg and "remove the assignment" in msg, msg
+    assert model.states is states and model.states == {"list_item": [None], "dict_item": {"mem": None}}.get(form)
+    assert model.mems is None and model.recordings == {}
+    with torch.no_grad():  # snnTorch still runs the model: no fx proxy was left in it
+        first = model(SEQ[0])
+        second = model(SEQ[1])
+    assert first.shape == second.shape == (B, 8)

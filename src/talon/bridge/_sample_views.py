@@ -1,7 +1,7 @@
 """Views of the model input while tracing: they keep the sample's sizes, so a time loop over them unrolls.
 
-The traced input knows the sample's shape (export's `_SampleProxy`), which is what makes `range(x.size(0))`,
-`len(x)` and `for x_t in x` unroll. A view taken before the loop used to lose that: `x = x.permute(1, 0, 2)` then
+The traced input knows the sample's shape, device and dtype (export's `_SampleProxy`), which is what makes
+`range(x.size(0))`, `len(x)` and `for x_t in x` unroll, and `torch.zeros(B, n, device=x.device)` a constant. A view taken before the loop used to lose that: `x = x.permute(1, 0, 2)` then
 `for x_t in x`, `x = x.float()` then `range(x.size(0))`, and `for x_t in x.unbind(1)` (or `torch.unbind(x, 1)`)
 failed in torch.fx ("Proxy object cannot be iterated"). Here the layout-only views (identity conversions and
 swaps of two dims) return a proxy sized like the view, and `unbind(d)` returns the steps `x[i]` / `x[:, i]`, which
@@ -64,4 +64,24 @@ def call(proxy: Any, name: str, args: tuple, kwargs: dict) -> Any:
             shape = getattr(torch.empty(shape, device="meta"), name)(*args, **kwargs).shape
         except (RuntimeError, TypeError, IndexError):
             return traced  # torch's own error is raised when the sample runs
-    return type(proxy)(traced.node, proxy.tracer, shape)
+    return type(proxy)(traced.node, proxy.tracer, shape, *_meta(proxy, name, args, kwargs))
+
+
+def _meta(proxy: Any, name: str, args: tuple, kwargs: dict) -> tuple[Any, Any]:
+    """The (device, dtype) of the view, None where it cannot be known while tracing."""
+    device, dtype = proxy._sample_device, proxy._sample_dtype
+    if name == "float":
+        return device, torch.float32
+    if name == "cpu":
+        return torch.device("cpu"), dtype
+    if name == "type_as":
+        return device, None
+    if name == "to":
+        for a in (*args, *kwargs.values()):
+            if isinstance(a, torch.dtype):
+                dtype = a
+            elif isinstance(a, (str, torch.device)):
+                device = torch.device(a)
+            elif a is not None and not isinstance(a, bool):
+                return None, None  # x.to(other): the other tensor's
+    return device, dtype

@@ -163,9 +163,19 @@ class _SampleProxy(_Proxy):
     `range(len(x))`, `x.shape[0]` and `for x_t in x` unroll a time loop as `range(num_steps)` does (fx's
     own proxies would make them symbolic, and `range` of a symbol cannot be traced)."""
 
-    def __init__(self, node: fx.Node, tracer: fx.Tracer, shape: torch.Size) -> None:
+    def __init__(self, node: fx.Node, tracer: fx.Tracer, shape: torch.Size, device: Any = None, dtype: Any = None) -> None:
         super().__init__(node, tracer)
         self._sample_shape = shape
+        self._sample_device, self._sample_dtype = device, dtype  # None where a view made them unknown
+
+    @property
+    def device(self) -> Any:
+        # torch.zeros(B, n, device=x.device) before the loop: a constant zero state, as with the sample's sizes
+        return self._sample_device if self._sample_device is not None else fx.Proxy.__getattr__(self, "device")
+
+    @property
+    def dtype(self) -> Any:
+        return self._sample_dtype if self._sample_dtype is not None else fx.Proxy.__getattr__(self, "dtype")
 
     def size(self, dim: int | None = None) -> Any:
         return self._sample_shape if dim is None else self._sample_shape[dim]
@@ -198,11 +208,13 @@ class _SampleProxy(_Proxy):
 
 
 class _Tracer(fx.Tracer):
-    def __init__(self, converters: _Converters, snn_bridge: Any, sample_shape: torch.Size | None = None) -> None:
+    def __init__(self, converters: _Converters, snn_bridge: Any, sample_shape: torch.Size | None = None,
+                 sample_meta: tuple[Any, Any] = (None, None)) -> None:
         super().__init__()
         self.converters = converters
         self.snn_bridge = snn_bridge
         self.sample_shape = sample_shape
+        self.sample_meta = sample_meta  # the sample's (device, dtype)
         self._first_placeholder = True
         #: The path of the innermost module whose forward was being traced when tracing failed.
         self.failed_path: str | None = None
@@ -232,7 +244,7 @@ class _Tracer(fx.Tracer):
     def proxy(self, node: fx.Node) -> fx.Proxy:
         if node.op == "placeholder" and self._first_placeholder and self.sample_shape is not None:
             self._first_placeholder = False
-            return _SampleProxy(node, self, self.sample_shape)
+            return _SampleProxy(node, self, self.sample_shape, *self.sample_meta)
         return _Proxy(node, self)
 
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
@@ -275,7 +287,7 @@ def _preserved(model: nn.Module) -> Iterator[None]:
             continue
         buffers = {k: (v, v.detach().clone()) for k, v in m._buffers.items() if v is not None}
         tensors = {k: v for k, v in vars(m).items() if isinstance(v, torch.Tensor) and not k.startswith("_")}
-        saved.append((m, m.training, dict(m._buffers), buffers, tensors, dict(vars(m))))
+        saved.append((m, m.training, dict(m._buffers), buffers, tensors, _attr_state.snapshot(m)))
     model.eval()
     try:
         with torch.no_grad():
@@ -1136,7 +1148,7 @@ def _export(module: nn.Module, sample: torch.Tensor, custom_map: Mapping[Any, Co
     snn_bridge = _snn_bridge()
     training = _training_layers(module)
     with _preserved(module):
-        tracer = _Tracer(converters, snn_bridge, sample.shape)
+        tracer = _Tracer(converters, snn_bridge, sample.shape, (sample.device, sample.dtype))
         # A model that is itself one layer is traced as a call of that layer (named after its type).
         root = _Root(type(module).__name__.lower(), module) if tracer.is_leaf_module(module, "") else module
         is_neuron = snn_bridge.is_neuron if snn_bridge is not None else (lambda m: False)
@@ -1150,7 +1162,8 @@ def _export(module: nn.Module, sample: torch.Tensor, custom_map: Mapping[Any, Co
             raise UnsupportedModuleError(_trace_error(module, root, tracer, exc, api)) from exc
         _attr_state.check(root, before, is_neuron, api)
         if snn_bridge is not None:
-            _state_args.check(root, _Tracer(converters, snn_bridge, sample.shape), _concrete_args(root, api), is_neuron,
+            _state_args.check(root, _Tracer(converters, snn_bridge, sample.shape, (sample.device, sample.dtype)),
+                              _concrete_args(root, api), is_neuron,
                               snn_bridge.state_index, api)
         gm = fx.GraphModule(tracer.root, fx_graph)
         for n in fx_graph.nodes:  # a layer nothing converts: say so before running anything
