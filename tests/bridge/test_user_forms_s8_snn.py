@@ -82,6 +82,8 @@ def _record(form: str, rec: list, mrec: list):
         "stack_then_swapaxes": lambda r: torch.stack(r, dim=0).swapaxes(1, 0),
         "stack_batch_first_then_back": lambda r: torch.stack(r, dim=1).transpose(1, 0),
         "stack_then_negative_permute": lambda r: torch.stack(r).permute(-2, -3, -1),
+        "stack_detach_cpu": lambda r: torch.stack(r).detach().cpu(),
+        "transpose_contiguous_clone": lambda r: torch.stack(r).transpose(0, 1).contiguous().clone(),
     }[form](rec), torch.stack(mrec)
 
 
@@ -122,7 +124,7 @@ RECORDS: dict[str, tuple[Callable[[], nn.Module], int]] = {
         ("concat_of_none_index", 0), ("vstack_of_unsqueezed", 0), ("cat_batch_first", 1),
         ("hstack_batch_first", 1), ("stack_then_transpose", 1), ("stack_then_permute", 1),
         ("stack_then_torch_transpose", 1), ("stack_then_swapaxes", 1), ("stack_batch_first_then_back", 0),
-        ("stack_then_negative_permute", 1)]
+        ("stack_then_negative_permute", 1), ("stack_detach_cpu", 0), ("transpose_contiguous_clone", 1)]
 }
 RECORDS["append_unsqueeze_then_cat"] = (lambda: RecordForms("", appended="unsqueeze"), 0)
 RECORDS["append_none_index_then_cat"] = (lambda: RecordForms("", appended="none"), 0)

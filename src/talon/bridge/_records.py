@@ -9,7 +9,8 @@ dim 1 (batch-first):
   dim d, and `torch.vstack` (d = 0) / `torch.hstack` (d = 1) of them, the unsqueeze written in the loop
   (`rec.append(spk.unsqueeze(0))`) or after it (`[r.unsqueeze(0) for r in rec]`);
 * any of these followed by `.transpose(0, 1)`, `.swapaxes(0, 1)`, `.swapdims(0, 1)`, `.permute(1, 0, ...)` or
-  the torch functions of the same names, which turn a time-major record into a batch-first one and back.
+  the torch functions of the same names, which turn a time-major record into a batch-first one and back, or by
+  copies that change no value (`.detach()`, `.cpu()`, `.clone()`, `.contiguous()`, `.float()` of float32).
 
 `record_of` only reads the form; `_loops` checks that the items are one value per step in step order.
 """
@@ -120,10 +121,32 @@ def _swaps_time_and_batch(n: fx.Node, values: dict) -> fx.Node | None:
     return None
 
 
+_IDENTITY_METHODS = {"detach", "clone", "contiguous", "cpu", "float", "to", "type", "type_as"}
+_IDENTITY_FUNCTIONS = {torch.detach, torch.clone}
+
+
+def _unchanged(n: fx.Node, values: dict) -> fx.Node | None:
+    """The tensor `n` copies without changing a value, dtype, device or shape (`rec.detach().cpu()`), or None."""
+    if not n.args or not isinstance(n.args[0], fx.Node):
+        return None
+    if not ((n.op == "call_method" and n.target in _IDENTITY_METHODS)
+            or (n.op == "call_function" and n.target in _IDENTITY_FUNCTIONS)):
+        return None
+    after, before = values.get(n), values.get(n.args[0])
+    if not (isinstance(after, torch.Tensor) and isinstance(before, torch.Tensor)):
+        return None
+    same = after.dtype == before.dtype and after.device == before.device and after.shape == before.shape
+    return n.args[0] if same else None
+
+
 def record_of(result: Any, values: dict) -> Record | None:
     """The record `result` is, in one of the forms above; None when it is none of them."""
     if not isinstance(result, fx.Node) or result.op not in ("call_function", "call_method"):
         return None
+    copied = _unchanged(result, values)
+    if copied is not None:  # torch.stack(rec).detach().cpu(): the record itself
+        record = record_of(copied, values)
+        return None if record is None else Record(record.items, record.dim, result, record.wrappers)
     inner = _swaps_time_and_batch(result, values)
     if inner is not None:
         record = record_of(inner, values)
