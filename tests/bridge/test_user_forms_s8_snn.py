@@ -11,7 +11,17 @@ membrane record** bit for bit. Found in this session:
 * Records laid out in the other ways users write them were refused: `torch.cat` / `vstack` / `hstack` of
   `spk.unsqueeze(0)` or `spk[None]`, and `torch.stack(rec).transpose(0, 1)` / `.permute(1, 0, 2)`.
 * An input view taken before the loop lost the sample's sizes, so `x = x.permute(1, 0, 2); for x_t in x`,
-  `x = x.float(); range(x.size(0))` and `for x_t in x.unbind(1)` / `torch.unbind(x, dim=1)` failed in torch.fx.
+  `x = x.float(); range(x.size(0))` and `for x_t in x.unbind(1)` / `torch.unbind(x, dim=1)` failed in torch.fx;
+  `torch.zeros(B, n, device=x.device)` before a loop over `x[:, step]` was refused as computed from the input.
+* `self.fc.forward(x)` / `self.lif.forward(cur, mem)` (a layer's forward called directly) failed in torch.fx or
+  was refused as `F.linear`.
+* `torch.stack(rec)[-1]` (and `self.fc_out(torch.stack(rec)[-1])`) was refused; `torch.stack(rec).detach().cpu()`
+  was refused.
+* Truncated BPTT (`mem.detach()` as the state, `mem = mem.detach()`, `self.lif.mem = self.lif.mem.detach()`)
+  was refused as "not its own mem"; `return spk, mem.clone()` was refused while `return spk, mem` exports.
+* A state kept in a list or dict attribute (`self.states[0] = mem`) exported as a memoryless Threshold (a silent
+  divergence) and left fx proxies in the user's model, which then failed in snnTorch: now refused by item, with
+  the model's containers put back.
 """
 
 from __future__ import annotations
@@ -743,3 +753,64 @@ def test_a_state_kept_in_a_container_attribute_is_refused_and_the_model_left_int
         first = model(SEQ[0])
         second = model(SEQ[1])
     assert first.shape == second.shape == (B, 8)
+
+
+# ------------------------------------------------------------------------------------------------
+# neuron states passed by keyword, as snnTorch's signatures name them
+# ------------------------------------------------------------------------------------------------
+
+class KeywordStates(nn.Module):
+    """`self.lif1(cur, mem=mem)`, `self.lif1(input_=cur, mem=mem)`, `syn=`, `spk=`, `syn_exc=`/`syn_inh=`."""
+
+    def __init__(self, kind: str):
+        super().__init__()
+        self.kind = kind
+        self.fc1 = nn.Linear(12, 8)
+        self.lif1 = {"leaky": lambda: snn.Leaky(beta=0.9), "leaky_input": lambda: snn.Leaky(beta=0.9),
+                     "synaptic": lambda: snn.Synaptic(alpha=0.8, beta=0.9),
+                     "rleaky": lambda: snn.RLeaky(beta=0.9, linear_features=8),
+                     "rsynaptic": lambda: snn.RSynaptic(alpha=0.8, beta=0.9, linear_features=8),
+                     "alpha": lambda: snn.Alpha(alpha=0.9, beta=0.8, threshold=0.5)}[kind]()
+
+    def forward(self, x):
+        k, lif = self.kind, self.lif1
+        if k in ("leaky", "leaky_input"):
+            mem = lif.init_leaky()
+        elif k == "synaptic":
+            syn, mem = lif.init_synaptic()
+        elif k == "rleaky":
+            spk, mem = lif.init_rleaky()
+        elif k == "rsynaptic":
+            spk, syn, mem = lif.init_rsynaptic()
+        else:
+            syn_exc, syn_inh, mem = lif.init_alpha()
+        spk_rec, mem_rec = [], []
+        for step in range(x.size(0)):
+            cur = self.fc1(x[step])
+            if k == "leaky":
+                spk, mem = lif(cur, mem=mem)
+            elif k == "leaky_input":
+                spk, mem = lif(input_=cur, mem=mem)
+            elif k == "synaptic":
+                spk, syn, mem = lif(cur, syn=syn, mem=mem)
+            elif k == "rleaky":
+                spk, mem = lif(cur, spk=spk, mem=mem)
+            elif k == "rsynaptic":
+                spk, syn, mem = lif(cur, spk=spk, syn=syn, mem=mem)
+            else:
+                spk, syn_exc, syn_inh, mem = lif(cur, syn_exc=syn_exc, syn_inh=syn_inh, mem=mem)
+            spk_rec.append(spk)
+            mem_rec.append(mem)
+        return torch.stack(spk_rec), torch.stack(mem_rec)
+
+
+@pytest.mark.parametrize("kind", ["leaky", "leaky_input", "synaptic", "rleaky", "rsynaptic", "alpha"])
+def test_states_passed_by_keyword_match_snntorch(kind, tmp_path):
+    model = boost(KeywordStates(kind), 4.0, layers=LAYERS).eval()
+    graph = roundtrip(model, SEQ, tmp_path)
+    with torch.no_grad():
+        spk_rec, mem_rec = model(SEQ)
+    outs, mems = _run_loop(graph, list(SEQ), "lif1")
+    assert torch.equal(torch.stack(outs), spk_rec)
+    assert torch.equal(torch.stack(mems), mem_rec)
+    assert 0.02 <= float(spk_rec.mean()) <= 0.95
