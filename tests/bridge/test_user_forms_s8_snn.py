@@ -814,3 +814,29 @@ def test_states_passed_by_keyword_match_snntorch(kind, tmp_path):
     assert torch.equal(torch.stack(outs), spk_rec)
     assert torch.equal(torch.stack(mems), mem_rec)
     assert 0.02 <= float(spk_rec.mean()) <= 0.95
+
+
+def test_a_reset_inside_the_loop_is_placed_among_the_calls_with_detached_states_removed(forget_neurons):
+    """The detached copies are removed from the traced graph before the state writes are placed among the neuron's
+    calls: the write is still found inside the loop (after call 6 of 8), not after it."""
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc1, self.lif1 = nn.Linear(12, 8), snn.Leaky(beta=0.9)
+            self.fc2, self.lif2 = nn.Linear(8, 4), _lif()
+
+        def forward(self, x):
+            mem1 = self.lif1.init_leaky()
+            utils.reset(self.lif2)
+            spk_rec = []
+            for step in range(x.size(0)):
+                spk1, mem1 = self.lif1(self.fc1(x[step]), mem1)
+                spk1, mem1 = spk1.detach(), mem1.detach()
+                spk_rec.append(self.lif2(self.fc2(spk1)))
+                if step == 5:
+                    self.lif2.mem = torch.zeros_like(self.lif2.mem)
+            return torch.stack(spk_rec)
+
+    with pytest.raises(UnsupportedModuleError) as info:
+        export_to_ir(Net(), torch.rand(8, B, 12))
+    assert "'lif2'" in str(info.value) and "inside the time loop (after call 6 of 8)" in str(info.value)

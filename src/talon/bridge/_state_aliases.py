@@ -34,8 +34,15 @@ def _neuron_output(n: Any, gm: fx.GraphModule, is_neuron: Callable[[nn.Module], 
             and is_neuron(gm.get_submodule(str(n.args[0].target))))
 
 
+#: node.meta key: the node's position in the traced graph before copies were removed, which the state-write check
+#: (talon.bridge._state_writes) compares with the node count it recorded at each write during the trace.
+TRACE_INDEX = "talon_trace_index"
+
+
 def drop_state_copies(gm: fx.GraphModule, is_neuron: Callable[[nn.Module], bool]) -> None:
     """Replace every `.detach()` / `.clone()` / `.contiguous()` of a neuron's output by that output (in place)."""
+    for i, n in enumerate(gm.graph.nodes):
+        n.meta.setdefault(TRACE_INDEX, i)
     for n in list(gm.graph.nodes):
         if _is_copy(n) and _neuron_output(n.args[0], gm, is_neuron):
             n.replace_all_uses_with(n.args[0])

@@ -21,6 +21,7 @@ import torch
 import torch.fx as fx
 import torch.nn as nn
 
+from talon.bridge._state_aliases import TRACE_INDEX
 from talon.bridge.converters import unsupported
 
 _STATES = ("mem", "syn", "spk", "syn_exc", "syn_inh")
@@ -91,7 +92,7 @@ def _passes(n: fx.Node, module: nn.Module, attr: str) -> bool:
 
 def check(writes: list[StateWrite], gm: fx.GraphModule, has_loop: bool, api: str) -> None:
     """Raise UnsupportedModuleError for the first state write that the IR neuron would not see."""
-    order = {n: i for i, n in enumerate(gm.graph.nodes)}
+    order = {n: n.meta.get(TRACE_INDEX, i) for i, n in enumerate(gm.graph.nodes)}  # positions as traced
     for w in writes:
         calls = [n for n in gm.graph.nodes if n.op == "call_module" and str(n.target) == w.path]
         if not calls:
