@@ -259,6 +259,10 @@ class InputForms(nn.Module):
             return x.permute(1, 0, 2)
         if f == "torch_transpose_then_iterate":
             return torch.transpose(x, 0, 1)
+        if f == "permute_dims_keyword":
+            return x.permute(dims=(1, 0, 2))
+        if f == "transpose_negative_dims":
+            return x.transpose(-3, -2)
         if f == "swapaxes_then_index":
             x = x.swapaxes(0, 1)
             return [x[step] for step in range(len(x))]
@@ -278,7 +282,8 @@ class InputForms(nn.Module):
 
 
 INPUTS = ["unbind_1", "unbind_dim_keyword", "torch_unbind_1", "unbind_0_time_major", "permute_then_iterate",
-          "torch_transpose_then_iterate", "swapaxes_then_index", "float_then_size_time_major"]
+          "torch_transpose_then_iterate", "permute_dims_keyword", "transpose_negative_dims", "swapaxes_then_index",
+          "float_then_size_time_major"]
 
 
 @pytest.mark.parametrize("form", INPUTS)

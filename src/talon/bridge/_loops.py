@@ -114,13 +114,21 @@ def _input_views(nodes: list[fx.Node], values: dict[fx.Node, Any]) -> dict[fx.No
         same = value.shape == before.shape and value.dtype == before.dtype and value.device == before.device
         if name in _IDENTITY_METHODS and same:
             views[n] = views[src]
-        elif name in ("transpose", "swapaxes", "swapdims") and sorted(n.args[1:3]) == [0, 1]:
+        elif name in ("transpose", "swapaxes", "swapdims") and _swaps_time_and_batch(n, value.dim()):
             views[n] = not views[src]
         elif name == "permute":
             dims = n.args[1] if len(n.args) == 2 and isinstance(n.args[1], (tuple, list)) else n.args[1:]
-            if list(dims) == [1, 0, *range(2, value.dim())]:
+            dims = dims or n.kwargs.get("dims", ())  # x.permute(dims=(1, 0, 2))
+            if [d % value.dim() if type(d) is int else d for d in dims] == [1, 0, *range(2, value.dim())]:
                 views[n] = not views[src]
     return views
+
+
+def _swaps_time_and_batch(n: fx.Node, ndim: int) -> bool:
+    """`x.transpose(0, 1)`, `x.swapaxes(1, 0)`, `x.transpose(-3, -2)` of a 3-D x, `dim0=`/`dim1=` by name."""
+    dims = [n.args[i] if len(n.args) > i else n.kwargs.get(k, n.kwargs.get(a)) for i, k, a in ((1, "dim0", "axis0"),
+                                                                                                (2, "dim1", "axis1"))]
+    return all(type(d) is int for d in dims) and sorted(d % ndim for d in dims) == [0, 1]
 
 
 def _at(n: fx.Node) -> str:
