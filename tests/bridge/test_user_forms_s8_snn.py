@@ -845,3 +845,34 @@ def test_a_reset_inside_the_loop_is_placed_among_the_calls_with_detached_states_
     with pytest.raises(UnsupportedModuleError) as info:
         export_to_ir(Net(), torch.rand(8, B, 12))
     assert "'lif2'" in str(info.value) and "inside the time loop (after call 6 of 8)" in str(info.value)
+
+
+class NeuroBenchStyle(nn.Module):
+    """NeuroBench's snnTorch wrapper loop, as a module: a (B, T, ...) input read as `data[:, step, ...]`, an
+    init_hidden `nn.Sequential` whose last neuron has `output=True`, `utils.reset` before the loop, and the record
+    made batch-first by `torch.stack(spikes).transpose(0, 1)` (refused before session 8)."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(nn.Conv2d(2, 4, 3), nn.MaxPool2d(2), _lif(), nn.Flatten(), nn.Linear(36, 4),
+                                 _lif(output=True))
+
+    def forward(self, data):
+        utils.reset(self.net)
+        spikes = []
+        for step in range(data.shape[1]):
+            spk_out, _ = self.net(data[:, step, ...])
+            spikes.append(spk_out)
+        return torch.stack(spikes).transpose(0, 1)
+
+
+def test_the_neurobench_wrapper_loop_exports_batch_first(forget_neurons, tmp_path):
+    model = boost(NeuroBenchStyle(), 6.0, layers=LAYERS).eval()
+    data = IMG.transpose(0, 1).contiguous()  # (B, T, C, H, W)
+    graph = roundtrip(model, data, tmp_path)
+    assert graph.metadata["time_loop"] == {"input": "indexed", "output": "stacked", "time_dim": 1, "stack_dim": 1}
+    with torch.no_grad():
+        want = model(data)
+    outs, _ = _run_loop(graph, list(data.unbind(1)), "net.5")
+    assert torch.equal(torch.stack(outs, dim=1), want)
+    assert 0.02 <= float(want.mean()) <= 0.95
