@@ -876,3 +876,35 @@ def test_the_neurobench_wrapper_loop_exports_batch_first(forget_neurons, tmp_pat
     outs, _ = _run_loop(graph, list(data.unbind(1)), "net.5")
     assert torch.equal(torch.stack(outs, dim=1), want)
     assert 0.02 <= float(want.mean()) <= 0.95
+
+
+# ------------------------------------------------------------------------------------------------
+# `a /= c`: in place in PyTorch, like `a += b` and `a *= c`
+# ------------------------------------------------------------------------------------------------
+
+class InPlaceDivide(nn.Module):
+    def __init__(self, aliased: bool):
+        super().__init__()
+        self.aliased = aliased
+        self.fa, self.fb = nn.Linear(12, 8), nn.Linear(12, 8)
+        self.lif1 = _lif()
+
+    def forward(self, x):
+        a = self.fa(x)
+        kept = a
+        a /= 4.0
+        return self.lif1((kept if self.aliased else a) + self.fb(x))
+
+
+def test_an_aliased_in_place_division_is_refused():
+    """`kept = a; a /= 4.0; use(kept)`: PyTorch divides `kept` too (one tensor). Before session 8 torch.fx recorded
+    `a / 4.0` as a new value, so the graph read the undivided `kept`: a silent divergence."""
+    with pytest.raises(UnsupportedModuleError) as info:
+        export_to_ir(InPlaceDivide(aliased=True), SEQ[0])
+    msg = str(info.value)
+    assert "a /= b" in msg and "a /= 4.0" in msg and "a = a / b" in msg, msg
+
+
+def test_an_in_place_division_of_a_fresh_tensor_is_exact(tmp_path):
+    model = boost(InPlaceDivide(aliased=False), 6.0).eval()
+    _compare_stepped(model, roundtrip(model, SEQ[0], tmp_path), SEQ)

@@ -148,14 +148,19 @@ class _Converters:
 
 
 class _Proxy(fx.Proxy):
-    """fx's proxy, but `a += b` and `a *= b` are traced as operator.iadd / imul (fx records them as `a + b`),
-    so that the export can check that the overwritten tensor is read nowhere else (talon.bridge._inplace)."""
+    """fx's proxy, but `a += b`, `a *= b` and `a /= b` are traced as operator.iadd / imul / itruediv (fx records
+    them as `a + b`), so that the export can check that the overwritten tensor is read nowhere else
+    (talon.bridge._inplace)."""
 
     def __iadd__(self, other: Any) -> fx.Proxy:
         return self.tracer.create_proxy("call_function", operator.iadd, (self, other), {})
 
     def __imul__(self, other: Any) -> fx.Proxy:
         return self.tracer.create_proxy("call_function", operator.imul, (self, other), {})
+
+    def __itruediv__(self, other: Any) -> fx.Proxy:
+        # `kept = a; a /= 2`: recorded as `a / 2` before session 8, so `kept` kept the undivided value
+        return self.tracer.create_proxy("call_function", operator.itruediv, (self, other), {})
 
 
 class _SampleProxy(_Proxy):
@@ -457,7 +462,7 @@ _SHAPE_ONLY = {torch.zeros_like, torch.ones_like, torch.empty_like, torch.full_l
 _FUNCTION_OPS: dict[Any, str] = {
     operator.add: "add", operator.iadd: "add", torch.add: "add",
     operator.mul: "mul", operator.imul: "mul", torch.mul: "mul",
-    operator.truediv: "div", torch.div: "div", torch.true_divide: "div",
+    operator.truediv: "div", operator.itruediv: "div", torch.div: "div", torch.true_divide: "div",
     torch.flatten: "flatten", torch.reshape: "reshape", torch.squeeze: "reshape", torch.unsqueeze: "reshape",
     torch.relu: "relu", F.relu: "relu", F.leaky_relu: "leaky_relu",
     torch.sigmoid: "sigmoid", F.sigmoid: "sigmoid", torch.tanh: "tanh", F.tanh: "tanh",
