@@ -989,8 +989,8 @@ CASES = [
     Case("mean0_readout", lambda: Records("mean0"), _STATIC, refused=("torch.stack(spk_rec).mean(0)", "outside the model")),
     Case("cat_record", lambda: Records("cat"), _STATIC, refused=("torch.cat(spk_rec)", "torch.stack(record, dim=0)")),
     Case("dict_output", lambda: Records("dict"), _STATIC, refused=("returns a dict", "torch.stack(spk_rec, dim=0)")),
-    Case("stack_then_index_last", lambda: Records("stack_last"), _STATIC,
-         refused=("torch.stack(spk_rec)[-1]", "last step's value")),
+    # refused before session 8; the last step picked out of the record is the last step's value, and now exports
+    Case("stack_then_index_last", lambda: Records("stack_last"), _STATIC),
     Case("inhibition", lambda: OtherNeurons("inhibition"), _STATIC, refused=("'lif1'", "inhibition=True", "custom_map")),
     Case("alpha_neuron", lambda: OtherNeurons("alpha"), _STATIC),  # exported exactly since issue 16 (docs/neurons/alpha.md)
     Case("slstm_neuron", lambda: OtherNeurons("slstm"), _STATIC, refused=("'lif1'", "SLSTM", "no converter", "custom_map")),
@@ -1009,8 +1009,8 @@ CASES = [
     Case("residual_and_cat_per_step", ResidualCat, _STATIC),
     Case("synaptic_membrane_readout", SynapticReadout, _STATIC,
          refused=("'syn1'", "returns its state 'mem'", "reset_mechanism='none'", "return the spikes")),
-    Case("unsqueeze_then_cat_record", lambda: SynapticReadout(unsqueeze_cat=True), _STATIC,
-         refused=("torch.cat(rec, dim=0)", "torch.stack(record, dim=0)")),
+    # refused before session 8; torch.cat of unsqueezed steps is the record torch.stack builds, and now exports
+    Case("unsqueeze_then_cat_record", lambda: SynapticReadout(unsqueeze_cat=True), _STATIC),
     Case("rleaky_reset_zero", lambda: NeuronVariant(lambda: snn.RLeaky(beta=beta, linear_features=8,
                                                                         reset_mechanism="zero")), _STATIC),
     Case("rleaky_conv2d_channels", lambda: NeuronVariant(lambda: snn.RLeaky(beta=beta, conv2d_channels=4, kernel_size=3),

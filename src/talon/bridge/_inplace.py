@@ -80,8 +80,9 @@ _ALIAS_FUNCTIONS = {operator.getitem, torch.flatten, torch.reshape, torch.squeez
 _ALIAS_METHODS = {"view", "view_as", "reshape", "reshape_as", "flatten", "unflatten", "contiguous", "detach", "expand",
                   "expand_as", "permute", "transpose", "t", "squeeze", "unsqueeze", "narrow", "select", "as_strided",
                   "__getitem__", "type_as", "to", "float"}
-#: `a += b` and `a *= b`: torch.fx records them as operator.iadd / imul, which the export maps to Add / Scale.
-_AUGMENTED = {operator.iadd: "+=", operator.imul: "*="}
+#: `a += b`, `a *= b`, `a /= b`: torch.fx records them as operator.iadd / imul / itruediv (export's proxy), which the
+#: export maps to Add / Scale.
+_AUGMENTED = {operator.iadd: "+=", operator.imul: "*=", operator.itruediv: "/="}
 
 
 def _augmented_exact(n: fx.Node, gm: fx.GraphModule, is_neuron: Callable[[nn.Module], bool]) -> bool:

@@ -12,7 +12,8 @@ Loop forms recognised: a static input `x` (B, ...) read in every iteration (ops 
 the prologue, recomputed each step from the same input), or a (T, B, ...) input read as `x[step]` / a
 (B, T, ...) one read as `x[:, step]` (also through `x.transpose(0, 1)` or an identity `x.float()` taken
 before the loop); zero states made lazily inside the loop (`if mem is None: mem = torch.zeros_like(cur)`)
-are the start of the sequence. The first returned value is `torch.stack(rec, dim=0)` (or `dim=1`, batch-first)
+are the start of the sequence. The first returned value is `torch.stack(rec, dim=0)` (or `dim=1`, batch-first;
+the other ways of writing that record are read by talon.bridge._records)
 of one per-step value, the last iteration's value, or ops after the loop on the last iteration alone
 (`self.fc_out(spk)`), which join the step. Refusals quote the user's line (talon.bridge._source), not fx's node names.
 """
@@ -29,7 +30,9 @@ import torch
 import torch.fx as fx
 import torch.nn as nn
 
+from talon.bridge._records import last_of, record_of, stacks
 from talon.bridge._results import is_namedtuple_of_result, namedtuple_items
+from talon.bridge._state_aliases import drop_state_copies
 from talon.bridge._source import index_expr, source_line
 from talon.errors import UnsupportedModuleError
 
@@ -111,13 +114,21 @@ def _input_views(nodes: list[fx.Node], values: dict[fx.Node, Any]) -> dict[fx.No
         same = value.shape == before.shape and value.dtype == before.dtype and value.device == before.device
         if name in _IDENTITY_METHODS and same:
             views[n] = views[src]
-        elif name in ("transpose", "swapaxes", "swapdims") and sorted(n.args[1:3]) == [0, 1]:
+        elif name in ("transpose", "swapaxes", "swapdims") and _swaps_time_and_batch(n, value.dim()):
             views[n] = not views[src]
         elif name == "permute":
             dims = n.args[1] if len(n.args) == 2 and isinstance(n.args[1], (tuple, list)) else n.args[1:]
-            if list(dims) == [1, 0, *range(2, value.dim())]:
+            dims = dims or n.kwargs.get("dims", ())  # x.permute(dims=(1, 0, 2))
+            if [d % value.dim() if type(d) is int else d for d in dims] == [1, 0, *range(2, value.dim())]:
                 views[n] = not views[src]
     return views
+
+
+def _swaps_time_and_batch(n: fx.Node, ndim: int) -> bool:
+    """`x.transpose(0, 1)`, `x.swapaxes(1, 0)`, `x.transpose(-3, -2)` of a 3-D x, `dim0=`/`dim1=` by name."""
+    dims = [n.args[i] if len(n.args) > i else n.kwargs.get(k, n.kwargs.get(a)) for i, k, a in ((1, "dim0", "axis0"),
+                                                                                                (2, "dim1", "axis1"))]
+    return all(type(d) is int for d in dims) and sorted(d % ndim for d in dims) == [0, 1]
 
 
 def _at(n: fx.Node) -> str:
@@ -318,19 +329,22 @@ class _Loop:
                             "graph's input is one step along one time dimension; read it one way")
         self._check_prologue(it, bool(step_inputs))
         self._check_whole_input(first, step_inputs)
-        output, last_only, stack_dim = self._output(it, body, rel, T)
-        tail = self._last_step_tail(output, it, T) if it.get(output) == EPILOGUE else []
-        nodes = [n for n in self.nodes if it[n] in (PROLOGUE, 0)] + tail
+        output, last_only, stack_dim, layout = self._output(it, body, rel, T)
+        picked: dict[fx.Node, fx.Node] = {}
+        tail = self._last_step_tail(output, it, T, picked) if it.get(output) == EPILOGUE else []
+        nodes = [n for n in self.nodes if it[n] in (PROLOGUE, 0) and n not in layout] + tail
         last_alias = {n: body[0][rel[n]] for t in tail for n in _reads(t) if it.get(n) == T - 1 and n in rel}
+        last_alias.update({n: body[0][rel[last]] for n, last in picked.items()})
         views = frozenset(v for v in self.views if v is not self.placeholder) if step_inputs else frozenset()
         return TimeLoop(num_steps=T, nodes=nodes, step_inputs=step_inputs, output=output, last_only=last_only,
                         stack_dim=stack_dim,
                         time_dim=dims.pop() if dims else 0, input_views=views, last_alias=last_alias)
 
-    def _last_step_tail(self, result: fx.Node, it: dict, T: int) -> list[fx.Node]:
+    def _last_step_tail(self, result: fx.Node, it: dict, T: int, picked: dict) -> list[fx.Node]:
         """The ops after the loop that compute forward's result from the last step alone (`return self.fc_out(spk)`),
         in graph order; they join the step graph, whose output at the last step is then that result. Anything
-        else they read (the record, an earlier step, a neuron called after the loop) is refused."""
+        else they read (the record, an earlier step, a neuron called after the loop) is refused. `picked` gets
+        the last step picked out of a record (`self.fc_out(torch.stack(rec)[-1])`): node -> that step's value."""
         tail: set[fx.Node] = set()
         stack = [result]
         while stack:
@@ -344,7 +358,10 @@ class _Loop:
                 raise _NotALoop(f"forward returns {_what(result)}, which the IR graph cannot compute from one step")
             tail.add(n)
             for a in _reads(n):
-                if it.get(a) == EPILOGUE:
+                last = last_of(a, self.values, T)
+                if isinstance(last, fx.Node) and it.get(last) == T - 1:
+                    picked[a] = last
+                elif it.get(a) == EPILOGUE:
                     stack.append(a)
                 elif it.get(a) not in (PROLOGUE, T - 1):
                     raise _NotALoop(_neither(_what(result)) + f"; it reads {_what(a)} of an earlier step")
@@ -478,9 +495,9 @@ class _Loop:
         fx.node.map_arg((n.args, n.kwargs), found.append)
         return any(f in self.views for f in found)
 
-    def _output(self, it: dict, body: list[list[fx.Node]], rel: dict, T: int) -> tuple[fx.Node, bool, int]:
+    def _output(self, it: dict, body: list[list[fx.Node]], rel: dict, T: int) -> tuple[fx.Node, bool, int, frozenset]:
         """(the first step's node whose value forward returns, only the last step's value is returned, the dim of the
-        returned record along which the steps are stacked)."""
+        returned record along which the steps are stacked, the nodes that only lay the steps out for the record)."""
         out = next(n for n in self.nodes if n.op == "output")
         result = out.args[0]
         if is_namedtuple_of_result(result):
@@ -495,21 +512,20 @@ class _Loop:
         while isinstance(result, (tuple, list)) and result:
             result = result[0]
         if isinstance(result, fx.Node) and it.get(result) == T - 1:
-            return body[0][rel[result]], True, 0
-        if (isinstance(result, fx.Node) and result.op == "call_function" and result.target is torch.stack
-                and isinstance(result.args[0], (list, tuple))):
-            items = list(result.args[0])
-            dim = result.args[1] if len(result.args) > 1 else result.kwargs.get("dim", 0)
-            stacked = self.values.get(result)
-            if type(dim) is int and isinstance(stacked, torch.Tensor) and dim < 0:
-                dim += stacked.dim()  # torch.stack(rec, dim=-2): a dim of the stacked record
+            return body[0][rel[result]], True, 0, frozenset()
+        last = last_of(result, self.values, T)
+        if isinstance(last, fx.Node) and it.get(last) == T - 1:
+            return body[0][rel[last]], True, 0, frozenset()  # torch.stack(rec)[-1]: the last step's value
+        record = record_of(result, self.values)
+        if record is not None or stacks(result):
+            items, dim = (record.items, record.dim) if record is not None else ([], None)
             if (type(dim) is int and 0 <= dim <= 1 and len(items) == T and all(isinstance(v, fx.Node) for v in items)
-                    and all(it[v] == k for k, v in enumerate(items)) and len({rel[v] for v in items}) == 1):
-                return body[0][rel[items[0]]], False, dim
-            raise _NotALoop(f"forward returns {_what(result)}, a torch.stack that is not one value per step stacked "
+                    and all(it.get(v) == k for k, v in enumerate(items)) and len({rel[v] for v in items}) == 1):
+                return body[0][rel[items[0]]], False, dim, frozenset(record.wrappers)
+            raise _NotALoop(f"forward returns {_what(result)}, a record that is not one value per step stacked "
                             "along dim 0 (time-major) or dim 1 (batch-first) in step order")
-        if isinstance(result, fx.Node) and it.get(result) == EPILOGUE and result.target is not torch.stack:
-            return result, True, 0  # a function of the last step, checked by _last_step_tail
+        if isinstance(result, fx.Node) and it.get(result) == EPILOGUE and not stacks(result):
+            return result, True, 0, frozenset()  # a function of the last step, checked by _last_step_tail
         name = _what(result) if isinstance(result, fx.Node) else repr(result)
         raise _NotALoop(_neither(name))
 
@@ -581,6 +597,7 @@ def find_time_loop(
     include a neuron but do not form a loop whose steps are all the same, rather than exporting the
     unrolled copies as separate layers.
     """
+    drop_state_copies(gm, is_neuron)  # mem = mem.detach(): the neuron's own state still
     loop = _Loop(gm, values, state_index, is_neuron)
     if loop.placeholder is None:
         return None

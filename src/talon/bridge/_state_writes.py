@@ -5,7 +5,8 @@ attribute writes that torch.fx does not record. While tracing, every write of a 
 (`mem`, `syn`, `spk`) is recorded with the number of fx nodes traced so far, so that it can be placed among
 the neuron's calls. A write is exact when the IR neuron sees the same thing: a zero state before the
 neuron's first call of a time loop in forward (tutorial 7's `utils.reset(net)` before the loop), a write the
-next call overrides with an explicit state argument, or one after the loop's last call. Anything else (a
+next call overrides with an explicit state argument, one after the loop's last call, or the state's own tensor
+written back (`self.lif.mem = self.lif.mem.detach()`, truncated BPTT). Anything else (a
 reset inside the loop, a non-zero start, a reset in a one-step forward that the caller steps) is refused.
 """
 
@@ -20,6 +21,7 @@ import torch
 import torch.fx as fx
 import torch.nn as nn
 
+from talon.bridge._state_aliases import TRACE_INDEX
 from talon.bridge.converters import unsupported
 
 _STATES = ("mem", "syn", "spk", "syn_exc", "syn_inh")
@@ -31,6 +33,9 @@ class StateWrite:
     attr: str
     nodes_before: int
     zero: bool
+    #: The value is the attribute's own tensor again (`self.lif.mem = self.lif.mem.detach()`, truncated BPTT):
+    #: the same storage, shape and strides, so the same values whatever they are when the model runs.
+    same: bool = False
 
 
 @contextlib.contextmanager
@@ -48,7 +53,8 @@ def recording(root: nn.Module, tracer: fx.Tracer, is_neuron: Callable[[nn.Module
             if name in _STATES and id(self) in paths:
                 graph = getattr(tracer, "graph", None)
                 zero = isinstance(value, torch.Tensor) and not isinstance(value, fx.Proxy) and not bool(torch.any(value != 0))
-                writes.append(StateWrite(paths[id(self)], name, len(graph.nodes) if graph is not None else 0, zero))
+                writes.append(StateWrite(paths[id(self)], name, len(graph.nodes) if graph is not None else 0, zero,
+                                         _same_tensor(value, getattr(self, name, None))))
             inner(self, name, value)
         return setattr_
 
@@ -64,6 +70,15 @@ def recording(root: nn.Module, tracer: fx.Tracer, is_neuron: Callable[[nn.Module
                 cls.__setattr__ = original
 
 
+def _same_tensor(value: Any, current: Any) -> bool:
+    real = [isinstance(t, torch.Tensor) and not isinstance(t, fx.Proxy) for t in (value, current)]
+    if not all(real):
+        return False
+    return (value.untyped_storage()._cdata == current.untyped_storage()._cdata and value.shape == current.shape
+            and value.stride() == current.stride() and value.storage_offset() == current.storage_offset()
+            and value.dtype == current.dtype)
+
+
 def _passes(n: fx.Node, module: nn.Module, attr: str) -> bool:
     """The neuron call `n` hands `attr` (e.g. mem) in as an argument, which overrides the attribute."""
     try:
@@ -77,7 +92,7 @@ def _passes(n: fx.Node, module: nn.Module, attr: str) -> bool:
 
 def check(writes: list[StateWrite], gm: fx.GraphModule, has_loop: bool, api: str) -> None:
     """Raise UnsupportedModuleError for the first state write that the IR neuron would not see."""
-    order = {n: i for i, n in enumerate(gm.graph.nodes)}
+    order = {n: n.meta.get(TRACE_INDEX, i) for i, n in enumerate(gm.graph.nodes)}  # positions as traced
     for w in writes:
         calls = [n for n in gm.graph.nodes if n.op == "call_module" and str(n.target) == w.path]
         if not calls:
@@ -90,6 +105,8 @@ def check(writes: list[StateWrite], gm: fx.GraphModule, has_loop: bool, api: str
             continue  # after the loop: the next sequence starts where the caller resets it
         if before == 0 and has_loop and w.zero:
             continue  # zero before the loop: the IR neuron starts from zero too
+        if w.same:
+            continue  # self.lif.mem = self.lif.mem.detach(): the state, unchanged
         if before == 0 and has_loop:
             why = f"forward sets its state {w.attr!r} to a non-zero value before the time loop"
         elif has_loop:

@@ -27,7 +27,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from talon.bridge._inplace import check_inplace
-from talon.bridge import _attr_state, _hooks, _state_args, _state_writes, _wrappers
+from talon.bridge import _attr_state, _direct_forward, _hooks, _sample_views, _state_args, _state_writes, _wrappers
 from talon.bridge._loops import STEP_FORMS, TimeLoop, find_time_loop
 from talon.bridge._results import is_namedtuple_of_result, namedtuple_items
 from talon.bridge._source import META_KEY as SOURCE_KEY
@@ -148,8 +148,9 @@ class _Converters:
 
 
 class _Proxy(fx.Proxy):
-    """fx's proxy, but `a += b` and `a *= b` are traced as operator.iadd / imul (fx records them as `a + b`),
-    so that the export can check that the overwritten tensor is read nowhere else (talon.bridge._inplace)."""
+    """fx's proxy, but `a += b`, `a *= b` and `a /= b` are traced as operator.iadd / imul / itruediv (fx records
+    them as `a + b`), so that the export can check that the overwritten tensor is read nowhere else
+    (talon.bridge._inplace)."""
 
     def __iadd__(self, other: Any) -> fx.Proxy:
         return self.tracer.create_proxy("call_function", operator.iadd, (self, other), {})
@@ -157,15 +158,29 @@ class _Proxy(fx.Proxy):
     def __imul__(self, other: Any) -> fx.Proxy:
         return self.tracer.create_proxy("call_function", operator.imul, (self, other), {})
 
+    def __itruediv__(self, other: Any) -> fx.Proxy:
+        # `kept = a; a /= 2`: recorded as `a / 2` before session 8, so `kept` kept the undivided value
+        return self.tracer.create_proxy("call_function", operator.itruediv, (self, other), {})
+
 
 class _SampleProxy(_Proxy):
     """The model's input during tracing: its sizes are the sample's, so `for step in range(x.size(0))`,
     `range(len(x))`, `x.shape[0]` and `for x_t in x` unroll a time loop as `range(num_steps)` does (fx's
     own proxies would make them symbolic, and `range` of a symbol cannot be traced)."""
 
-    def __init__(self, node: fx.Node, tracer: fx.Tracer, shape: torch.Size) -> None:
+    def __init__(self, node: fx.Node, tracer: fx.Tracer, shape: torch.Size, device: Any = None, dtype: Any = None) -> None:
         super().__init__(node, tracer)
         self._sample_shape = shape
+        self._sample_device, self._sample_dtype = device, dtype  # None where a view made them unknown
+
+    @property
+    def device(self) -> Any:
+        # torch.zeros(B, n, device=x.device) before the loop: a constant zero state, as with the sample's sizes
+        return self._sample_device if self._sample_device is not None else fx.Proxy.__getattr__(self, "device")
+
+    @property
+    def dtype(self) -> Any:
+        return self._sample_dtype if self._sample_dtype is not None else fx.Proxy.__getattr__(self, "dtype")
 
     def size(self, dim: int | None = None) -> Any:
         return self._sample_shape if dim is None else self._sample_shape[dim]
@@ -184,16 +199,36 @@ class _SampleProxy(_Proxy):
         # `for x_t in x:` over a time-major input: the steps x[0], x[1], ... (fx cannot iterate a proxy)
         return (self[i] for i in range(self._sample_shape[0]))
 
+    def __getattr__(self, name: str) -> Any:
+        if name in _sample_views.VIEWS:  # x.transpose(0, 1), x.float(), x.unbind(1): still sized like the sample
+            return lambda *args, **kwargs: _sample_views.call(self, name, args, kwargs)
+        return super().__getattr__(name)
+
+    @classmethod
+    def __torch_function__(cls, orig_method: Any, types: Any, args: Any = None, kwargs: Any = None) -> Any:
+        name = _sample_views.torch_view(orig_method, args)
+        if name is not None:  # torch.unbind(x, dim=1), torch.transpose(x, 0, 1) as their method forms
+            return _sample_views.call(args[0], name, tuple(args[1:]), kwargs or {})
+        return super().__torch_function__(orig_method, types, args, kwargs)
+
 
 class _Tracer(fx.Tracer):
-    def __init__(self, converters: _Converters, snn_bridge: Any, sample_shape: torch.Size | None = None) -> None:
+    def __init__(self, converters: _Converters, snn_bridge: Any, sample_shape: torch.Size | None = None,
+                 sample_meta: tuple[Any, Any] = (None, None)) -> None:
         super().__init__()
         self.converters = converters
         self.snn_bridge = snn_bridge
         self.sample_shape = sample_shape
+        self.sample_meta = sample_meta  # the sample's (device, dtype)
         self._first_placeholder = True
         #: The path of the innermost module whose forward was being traced when tracing failed.
         self.failed_path: str | None = None
+
+    def trace(self, root: Any, concrete_args: dict[str, Any] | None = None) -> fx.Graph:
+        if not isinstance(root, nn.Module):
+            return super().trace(root, concrete_args)
+        with _direct_forward.traced_as_calls(root, self.is_leaf_module):  # self.fc.forward(x) as self.fc(x)
+            return super().trace(root, concrete_args)
 
     def create_node(self, *args: Any, **kwargs: Any) -> fx.Node:
         node = super().create_node(*args, **kwargs)
@@ -214,7 +249,7 @@ class _Tracer(fx.Tracer):
     def proxy(self, node: fx.Node) -> fx.Proxy:
         if node.op == "placeholder" and self._first_placeholder and self.sample_shape is not None:
             self._first_placeholder = False
-            return _SampleProxy(node, self, self.sample_shape)
+            return _SampleProxy(node, self, self.sample_shape, *self.sample_meta)
         return _Proxy(node, self)
 
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
@@ -257,7 +292,7 @@ def _preserved(model: nn.Module) -> Iterator[None]:
             continue
         buffers = {k: (v, v.detach().clone()) for k, v in m._buffers.items() if v is not None}
         tensors = {k: v for k, v in vars(m).items() if isinstance(v, torch.Tensor) and not k.startswith("_")}
-        saved.append((m, m.training, dict(m._buffers), buffers, tensors, dict(vars(m))))
+        saved.append((m, m.training, dict(m._buffers), buffers, tensors, _attr_state.snapshot(m)))
     model.eval()
     try:
         with torch.no_grad():
@@ -427,7 +462,7 @@ _SHAPE_ONLY = {torch.zeros_like, torch.ones_like, torch.empty_like, torch.full_l
 _FUNCTION_OPS: dict[Any, str] = {
     operator.add: "add", operator.iadd: "add", torch.add: "add",
     operator.mul: "mul", operator.imul: "mul", torch.mul: "mul",
-    operator.truediv: "div", torch.div: "div", torch.true_divide: "div",
+    operator.truediv: "div", operator.itruediv: "div", torch.div: "div", torch.true_divide: "div",
     torch.flatten: "flatten", torch.reshape: "reshape", torch.squeeze: "reshape", torch.unsqueeze: "reshape",
     torch.relu: "relu", F.relu: "relu", F.leaky_relu: "leaky_relu",
     torch.sigmoid: "sigmoid", F.sigmoid: "sigmoid", torch.tanh: "tanh", F.tanh: "tanh",
@@ -796,7 +831,7 @@ class _Builder:
             return
         if op == "cat":
             tensors = _arg(n, 0, "tensors")
-            dim = _arg(n, 1, "dim", 0)
+            dim = _arg(n, 1, "dim", n.kwargs.get("axis", 0))  # torch.cat(xs, axis=1) is numpy's spelling of dim
             inputs = self._data_inputs(n, tensors, where)
             if len(inputs) != len(tensors):
                 raise UnsupportedModuleError(f"{where} concatenates a tensor that is not computed from the input")
@@ -1118,7 +1153,7 @@ def _export(module: nn.Module, sample: torch.Tensor, custom_map: Mapping[Any, Co
     snn_bridge = _snn_bridge()
     training = _training_layers(module)
     with _preserved(module):
-        tracer = _Tracer(converters, snn_bridge, sample.shape)
+        tracer = _Tracer(converters, snn_bridge, sample.shape, (sample.device, sample.dtype))
         # A model that is itself one layer is traced as a call of that layer (named after its type).
         root = _Root(type(module).__name__.lower(), module) if tracer.is_leaf_module(module, "") else module
         is_neuron = snn_bridge.is_neuron if snn_bridge is not None else (lambda m: False)
@@ -1132,7 +1167,8 @@ def _export(module: nn.Module, sample: torch.Tensor, custom_map: Mapping[Any, Co
             raise UnsupportedModuleError(_trace_error(module, root, tracer, exc, api)) from exc
         _attr_state.check(root, before, is_neuron, api)
         if snn_bridge is not None:
-            _state_args.check(root, _Tracer(converters, snn_bridge, sample.shape), _concrete_args(root, api), is_neuron,
+            _state_args.check(root, _Tracer(converters, snn_bridge, sample.shape, (sample.device, sample.dtype)),
+                              _concrete_args(root, api), is_neuron,
                               snn_bridge.state_index, api)
         gm = fx.GraphModule(tracer.root, fx_graph)
         for n in fx_graph.nodes:  # a layer nothing converts: say so before running anything
