@@ -77,7 +77,10 @@ def _export_linear(node: Node, ctx: NIRExportContext) -> Any:
 
 
 def _affine_fields(nn: Any, ctx: NIRImportContext) -> dict:
-    return {"weight": _weight(nn, ctx), "bias": ctx.get(nn, "bias")}
+    w, b = _weight(nn, ctx), ctx.get(nn, "bias")
+    if b.size == 1 and b.ndim <= 1:  # one bias for every output: NIR's W·x + b broadcasts it
+        b = np.full(w.shape[0], b.reshape(-1)[0], dtype=b.dtype)
+    return {"weight": w, "bias": b}
 
 
 for _t in ("Affine", "SpikingAffine"):
