@@ -21,7 +21,7 @@ import numpy as np
 from talon.errors import GraphValidationError, PrimitiveError
 from talon.ir import primitives as P
 from talon.ir.graph import Graph
-from talon.ir.nir_common import HINT_KEY, declared_shape, warn_nir
+from talon.ir.nir_common import HINT_KEY, NIRConversionError, declared_shape, warn_nir
 from talon.ir.node import Node
 
 __all__ = ["fit_foreign_shapes"]
@@ -63,11 +63,24 @@ def _has_hint(nn: Any) -> bool:
 
 
 def _fit_node(node: Node, nn: Any, in_shape: tuple, where: str) -> Node | None:
+    _refuse_transposed(nn, in_shape, where)
     if isinstance(node, Graph):
         return _fit_scalar_subgraph(node, in_shape, where)
     if type(nn).__name__ in _ELEMENTWISE:
         return _drop_leading_ones(node, in_shape, where)
     return None
+
+
+def _refuse_transposed(nn: Any, in_shape: tuple, where: str) -> None:
+    """A dense weight stored (in, out) (haiku/Spyx) fails on its input's size: say so rather than only that it fails."""
+    w = getattr(nn, "weight", None)
+    if type(nn).__name__ not in ("Linear", "Affine") or w is None or len(getattr(w, "shape", ())) != 2 or not in_shape:
+        return
+    rows, cols = (int(d) for d in w.shape)
+    if in_shape[-1] == rows != cols:
+        raise NIRConversionError(f"{where}: {type(nn).__name__} weight {(rows, cols)} receives inputs of size {in_shape[-1]}: the "
+                                 "weight is stored (in, out), as haiku/Spyx keep it, but NIR's weight is (out, in); transpose "
+                                 "it in the exporter (or the NIR graph) before reading it")
 
 
 def _shapes_ok(node: Node, in_shape: tuple) -> bool:
