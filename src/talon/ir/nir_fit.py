@@ -9,6 +9,9 @@
 * A Flatten whose declared input type is a placeholder of zeros one rank longer than its input (sinabs writes
   `Flatten(input_type=[0, 0, 0, 0], start_dim=1)` from `nn.Flatten()`): its dimensions count the batch.
 
+A dense weight stored (in, out) (haiku/Spyx) is no such form: it contradicts NIR's (out, in), so a node whose
+input size matches only the transposed weight is refused, naming the transposition.
+
 Only nodes that carry no TALON hint are touched (files from other tools); TALON's own files read back exactly.
 """
 
@@ -40,16 +43,19 @@ def fit_foreign_shapes(g: Graph, nodes_in: dict, where: str) -> None:
             g.infer_shapes(failures=failures)
         except GraphValidationError:
             return  # a structural problem: validate() reports it
-        changed = _fit_flattens(g, nodes_in, where, flattened)
-        for name, (in_shapes, _) in failures.items():
-            nn = nodes_in.get(name)
-            if nn is None or _has_hint(nn) or len(in_shapes) != 1:
-                continue
-            new = _fit_node(g.nodes[name], nn, tuple(in_shapes[0]), _here(where, name))
+        if _fit_flattens(g, nodes_in, where, flattened):
+            continue  # what follows a Flatten is judged on its new shape
+        foreign = {name: (nodes_in[name], tuple(ins[0])) for name, (ins, _) in failures.items()
+                   if name in nodes_in and not _has_hint(nodes_in[name]) and len(ins) == 1}
+        changed = False
+        for name, (nn, in_shape) in foreign.items():
+            new = _fit_node(g.nodes[name], nn, in_shape, _here(where, name))
             if new is not None:
                 g.nodes[name] = new
                 changed = True
         if not changed:
+            for name, (nn, in_shape) in foreign.items():
+                _refuse_transposed(nn, in_shape, _here(where, name))
             return
 
 
@@ -63,7 +69,6 @@ def _has_hint(nn: Any) -> bool:
 
 
 def _fit_node(node: Node, nn: Any, in_shape: tuple, where: str) -> Node | None:
-    _refuse_transposed(nn, in_shape, where)
     if isinstance(node, Graph):
         return _fit_scalar_subgraph(node, in_shape, where)
     if type(nn).__name__ in _ELEMENTWISE:
