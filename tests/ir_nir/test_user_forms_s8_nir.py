@@ -339,3 +339,21 @@ def test_unknown_or_unbuildable_node_in_a_file_is_named(tmp_path):
         ir.read(tmp_path / "broken.nir")
     with pytest.raises(TalonError):
         ir.read(tmp_path / "broken.nir")
+
+
+def test_nested_metadata_from_other_tools_is_kept_both_ways(tmp_path):
+    """nir writes nested metadata dicts as HDF5 groups (a tool's version record, training settings)."""
+    n = 3
+    ng = nir.NIRGraph.from_list(nir.LIF(tau=np.full(n, 1e-3), r=np.ones(n), v_leak=np.zeros(n), v_threshold=np.ones(n)))
+    ng.metadata = {"dt": 1e-3, "producer": {"name": "spyx", "version": 2, "input_shape": np.array([1, 3])}}
+    ng.nodes["lif"].metadata = {"training": {"lr": 0.01, "surrogate": "arctan"}}
+    nir.write(tmp_path / "m.nir", ng)
+    g = quiet(read_nir, tmp_path / "m.nir")
+    producer = g.metadata["nir_metadata"]["producer"]
+    assert producer["name"] == "spyx" and producer["version"] == 2 and producer["input_shape"].tolist() == [1, 3]
+    assert g.nodes["lif"].metadata == {"nir_metadata": {"training": {"lr": 0.01, "surrogate": "arctan"}}}
+    ir.write(tmp_path / "m.t1c", g)
+    assert ir.read(tmp_path / "m.t1c") == g
+    write_nir(tmp_path / "back.nir", g)
+    back = nir.read(tmp_path / "back.nir")
+    assert back.metadata["producer"]["name"] == "spyx" and float(back.nodes["lif"].metadata["training"]["lr"]) == 0.01

@@ -219,37 +219,60 @@ def read_hint(metadata: Any, where: str) -> dict | None:
 
 
 def foreign_metadata(metadata: Any, where: str) -> dict:
-    """NIR metadata entries other than our hint, as values a .t1c file can store."""
-    out: dict = {}
+    """NIR metadata entries other than our hint, as values a .t1c file can store (nested dicts kept: nir
+    writes them as HDF5 groups, e.g. a training record {"training": {"lr": 0.01}})."""
     if not isinstance(metadata, dict):
-        return out
-    for k, v in metadata.items():
-        if k == HINT_KEY or not isinstance(k, str):
+        return {}
+    return _storable_dict({k: v for k, v in metadata.items() if k != HINT_KEY}, where, "")
+
+
+_DROP = object()
+
+
+def _storable_dict(d: dict, where: str, prefix: str) -> dict:
+    out: dict = {}
+    for k, v in d.items():
+        if not isinstance(k, str):
             continue
-        if hasattr(v, "detach") and hasattr(v, "cpu"):
-            v = v.detach().cpu().numpy()
-        if isinstance(v, bytes):
-            v = v.decode("utf-8", "replace")
-        if isinstance(v, np.ndarray) and v.shape == ():
-            v = v.item()
-        if isinstance(v, np.generic):
-            v = v.item()
-        if isinstance(v, bytes):
-            v = v.decode("utf-8", "replace")
-        if isinstance(v, (str, bool, int, float)) or (isinstance(v, np.ndarray) and v.dtype.kind in "biuf"):
-            out[k] = v
-        else:
-            warn_nir(f"{where}: NIR metadata entry {k!r} ({type(v).__name__}) is not kept")
+        kept = _storable(v, where, f"{prefix}{k}")
+        if kept is not _DROP:
+            out[k] = kept
     return out
+
+
+def _storable(v: Any, where: str, key: str) -> Any:
+    if hasattr(v, "detach") and hasattr(v, "cpu"):
+        v = v.detach().cpu().numpy()
+    if isinstance(v, np.ndarray) and v.shape == ():
+        v = v.item()
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, bytes):
+        v = v.decode("utf-8", "replace")
+    if isinstance(v, (str, bool, int, float)) or (isinstance(v, np.ndarray) and v.dtype.kind in "biuf"):
+        return v
+    if isinstance(v, dict):
+        return _storable_dict(v, where, f"{key}.")
+    warn_nir(f"{where}: NIR metadata entry {key!r} ({type(v).__name__}) is not kept")
+    return _DROP
 
 
 def nir_metadata_out(metadata: dict | None) -> dict:
     """The entries of metadata["nir_metadata"] that NIR's writer can store, for the way back."""
     src = (metadata or {}).get("nir_metadata")
-    if not isinstance(src, dict):
-        return {}
-    return {k: v for k, v in src.items() if isinstance(k, str) and k != HINT_KEY and (
-        isinstance(v, (str, bool, int, float)) or (isinstance(v, np.ndarray) and v.dtype.kind in "biuf"))}
+    return _writable({k: v for k, v in src.items() if k != HINT_KEY}) if isinstance(src, dict) else {}
+
+
+def _writable(d: dict) -> dict:
+    out: dict = {}
+    for k, v in d.items():
+        if not isinstance(k, str):
+            continue
+        if isinstance(v, dict):
+            out[k] = _writable(v)
+        elif isinstance(v, (str, bool, int, float)) or (isinstance(v, np.ndarray) and v.dtype.kind in "biuf"):
+            out[k] = v
+    return out
 
 
 
