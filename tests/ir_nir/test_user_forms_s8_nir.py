@@ -357,3 +357,13 @@ def test_nested_metadata_from_other_tools_is_kept_both_ways(tmp_path):
     write_nir(tmp_path / "back.nir", g)
     back = nir.read(tmp_path / "back.nir")
     assert back.metadata["producer"]["name"] == "spyx" and float(back.nodes["lif"].metadata["training"]["lr"]) == 0.01
+
+
+def test_flattened_neuron_parameters_on_a_feature_map_are_refused_naming_the_layout():
+    """One value per neuron, but flattened (C*H*W,) behind a (C, H, W) map: the layout is the exporter's."""
+    ng = nir.NIRGraph(nodes={"input": nir.Input(np.array([2, 2, 2])),
+                             "lif": nir.LIF(tau=np.full(8, 1e-3), r=np.ones(8), v_leak=np.zeros(8), v_threshold=np.ones(8)),
+                             "output": nir.Output(np.array([8]))},
+                      edges=[("input", "lif"), ("lif", "output")], type_check=False)
+    with pytest.raises(NIRConversionError, match=r"lif: LIF parameters .*\(8,\).* input \(2, 2, 2\).*layout"):
+        from_nir(ng, dt=1e-4)

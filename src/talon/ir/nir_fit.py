@@ -56,6 +56,7 @@ def fit_foreign_shapes(g: Graph, nodes_in: dict, where: str) -> None:
         if not changed:
             for name, (nn, in_shape) in foreign.items():
                 _refuse_transposed(nn, in_shape, _here(where, name))
+                _refuse_reshaped(g.nodes[name], nn, in_shape, _here(where, name))
             return
 
 
@@ -86,6 +87,20 @@ def _refuse_transposed(nn: Any, in_shape: tuple, where: str) -> None:
         raise NIRConversionError(f"{where}: {type(nn).__name__} weight {(rows, cols)} receives inputs of size {in_shape[-1]}: the "
                                  "weight is stored (in, out), as haiku/Spyx keep it, but NIR's weight is (out, in); transpose "
                                  "it in the exporter (or the NIR graph) before reading it")
+
+
+def _refuse_reshaped(node: Node, nn: Any, in_shape: tuple, where: str) -> None:
+    """Per-element parameters with as many values as the input has elements, in another shape (flattened, or
+    another layout): which value belongs to which element is the exporter's convention, so say that."""
+    if type(nn).__name__ not in _ELEMENTWISE or not in_shape:
+        return
+    size = int(np.prod(in_shape))
+    odd = {k: a.shape for k, a in node.arrays() if a.size == size and a.shape != tuple(in_shape)}
+    if odd:
+        raise NIRConversionError(f"{where}: {type(nn).__name__} parameters {odd} hold one value per element of its input "
+                                 f"{tuple(in_shape)} but in another shape, so which value belongs to which element is the "
+                                 f"exporter's layout convention; reshape them to {tuple(in_shape)} in that layout (or put a "
+                                 "Flatten before the node) before reading the graph")
 
 
 def _shapes_ok(node: Node, in_shape: tuple) -> bool:
