@@ -367,3 +367,29 @@ def test_flattened_neuron_parameters_on_a_feature_map_are_refused_naming_the_lay
                       edges=[("input", "lif"), ("lif", "output")], type_check=False)
     with pytest.raises(NIRConversionError, match=r"lif: LIF parameters .*\(8,\).* input \(2, 2, 2\).*layout"):
         from_nir(ng, dt=1e-4)
+
+
+def test_lava_netx_graph_with_integer_edges_and_infinite_time_constants(tmp_path):
+    """Lava's netx exporter names nodes "0", "1", ..., writes integer edges, scalar CubaLIF parameters, and
+    tau = inf for a decay of 0 (with w_in = tau_syn, so w_in = inf for a current that never decays)."""
+    w = np.random.default_rng(17).uniform(0, 1, (4, 3)).astype(np.float32)
+
+    def graph(tau_syn, w_in):
+        return nir.NIRGraph(nodes={"0": nir.Input(np.array([3])), "1": nir.Linear(weight=w),
+                                   "2": nir.CubaLIF(tau_syn=np.array(tau_syn), tau_mem=np.array(np.inf), r=np.array(1.0), v_leak=np.array(0.0),
+                                                    v_threshold=np.array(1.0), w_in=np.array(w_in)),
+                                   "3": nir.Output(np.array([4]))},
+                            edges=[(0, 1), (1, 2), (2, 3)], type_check=False)
+
+    nir.write(tmp_path / "lava.nir", graph(2.0, 2.0), compression=None)  # nir gzips arrays, which 0-d ones refuse
+    g = quiet(read_nir, tmp_path / "lava.nir", dt=1.0)
+    assert g.edges == [("0", "1"), ("1", "2"), ("2", "3")]
+    xs = stimulus(18, 3)
+    syn = li_steps(xs.astype(np.float64) @ w.T.astype(np.float64), 2.0, 2.0, 0.0, 1.0)
+    # tau_mem = inf: dv/dt = (v_leak - v + r*I)/inf = 0, so the membrane never moves and nothing fires
+    np.testing.assert_array_equal(run(g, xs), np.zeros_like(syn))
+    with pytest.raises(NIRConversionError, match=r"^2\.w_in is infinite.*Lava"):
+        from_nir(graph(np.inf, np.inf), dt=1.0)
+    nan = nir.NIRGraph.from_list(nir.LI(tau=np.ones(2), r=np.array([1.0, np.nan]), v_leak=np.zeros(2)))
+    with pytest.raises(NIRConversionError, match=r"li\.r is NaN"):
+        from_nir(nan, dt=1.0)

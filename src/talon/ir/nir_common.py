@@ -91,6 +91,22 @@ def array_of(value: Any, where: str) -> np.ndarray:
     return out
 
 
+#: Parameters that may be infinite: a time constant (no leak, no input through it) or a threshold (never fires).
+INFINITE_OK = ("tau", "tau_mem", "tau_syn", "v_threshold", "threshold")
+
+
+def finite_parameter(a: np.ndarray, attr: str, where: str) -> np.ndarray:
+    """`a`, refused when NaN, or infinite outside INFINITE_OK: NIR's equations are undefined there (Lava's netx
+    writes tau_syn = w_in = inf for a current decay of 0, meaning w_in/tau_syn = 1; NIR's inf/inf is no number)."""
+    if a.dtype.kind != "f" or np.all(np.isfinite(a)) or (attr in INFINITE_OK and not np.any(np.isnan(a))):
+        return a
+    bad = "NaN" if np.any(np.isnan(a)) else "infinite"
+    lava = (" (Lava's netx writes w_in = tau_syn = inf for a current that never decays; exported with large, equal finite "
+            "values instead, w_in/tau_syn is 1)" if attr == "w_in" and bad == "infinite" else "")
+    raise NIRConversionError(f"{where} is {bad} (at {int(np.sum(~np.isfinite(a)))} of {a.size} values), where NIR's equations "
+                             f"give no number; write finite values in the exporter{lava}")
+
+
 def int_of(value: Any, where: str) -> int:
     a = array_of(value, where).reshape(-1)
     if a.size != 1 or (a.dtype.kind == "f" and not float(a[0]).is_integer()):

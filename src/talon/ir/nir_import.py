@@ -489,10 +489,15 @@ def _nir_read(nir: Any, f: Any) -> Any:
 
 def _check_nodes(nir: Any, d: dict, where: str) -> None:
     """Name the node of a NIR file that `nir` cannot build (its own errors name none: a bare AssertionError for an
-    unknown type), and fill in what older nir did not write: convolutions without `input_shape` (nir < 1.0)."""
+    unknown type), and fill in what older nir did not write: convolutions without `input_shape` (nir < 1.0);
+    read integer edges as the names of index-named nodes."""
     nodes = d.get("nodes")
     if not isinstance(nodes, dict):
         raise NIRConversionError(f"{where or 'the top-level graph'}: a NIRGraph without a 'nodes' group")
+    edges = d.get("edges")
+    if isinstance(edges, np.ndarray) and edges.dtype.kind in "iu":
+        # nodes named by their index, edges written as integers (Lava's netx exporter); nir reads only names
+        d["edges"] = [(str(int(a)), str(int(b))) for a, b in edges.reshape(-1, 2)]
     for name, child in nodes.items():
         here = f"{where}/{name}" if where else str(name)
         kind = child.get("type") if isinstance(child, dict) else None
