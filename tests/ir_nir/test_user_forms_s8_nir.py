@@ -393,3 +393,21 @@ def test_lava_netx_graph_with_integer_edges_and_infinite_time_constants(tmp_path
     nan = nir.NIRGraph.from_list(nir.LI(tau=np.ones(2), r=np.array([1.0, np.nan]), v_leak=np.zeros(2)))
     with pytest.raises(NIRConversionError, match=r"li\.r is NaN"):
         from_nir(nan, dt=1.0)
+
+
+def test_nirtorch_input_without_a_type_takes_its_successors_shape():
+    """nirtorch's torch_to_nir writes Input(input_type=None) and Output(output_type=None), then copies the
+    first layer's input type into the Input, which a Conv2d without input_shape does not have."""
+    w = np.random.default_rng(19).normal(0, 1, (3, 5)).astype(np.float32)
+    ng = nir.NIRGraph(nodes={"x": nir.Input(input_type=None), "linear": nir.Linear(w), "output": nir.Output(output_type=None)},
+                      edges=[("x", "linear"), ("linear", "output")], type_check=False)
+    with pytest.warns(NIRConversionWarning, match=r"x: the NIR Input declares no shape; using \(5,\)"):
+        g = from_nir(ng, dt=1e-3)
+    xs = stimulus(20, 5)
+    np.testing.assert_allclose(run(g, xs), xs.astype(np.float64) @ w.T.astype(np.float64), rtol=1e-5, atol=1e-6)
+    conv = nir.Conv2d(input_shape=None, weight=np.ones((3, 2, 3, 3), np.float32), stride=1, padding=0, dilation=1, groups=1,
+                      bias=np.zeros(3, np.float32))
+    ng = nir.NIRGraph(nodes={"x": nir.Input(input_type=None), "conv": conv, "output": nir.Output(output_type=None)},
+                      edges=[("x", "conv"), ("conv", "output")], type_check=False)
+    with pytest.raises(NIRConversionError, match=r"x: the NIR Input declares no shape.*input_type = "):
+        from_nir(ng, dt=1e-3)

@@ -191,6 +191,20 @@ def _input_successors(edges: list[tuple[str, str]], nodes_in: dict) -> dict[str,
     return succ
 
 
+def _shape_from_successors(successors: list, where: str) -> tuple[int, ...]:
+    """The shape of an Input that declares none (nirtorch writes Input(input_type=None) and copies its successor's
+    type, which a Conv2d without input_shape does not have): the one its successors all declare."""
+    declared = {_nir_in_shape(s) for s in successors if s is not None}
+    if len(declared) == 1 and None not in declared:
+        shape = declared.pop()
+        warn_nir(f"{where}: the NIR Input declares no shape; using {shape}, the input shape its successors declare")
+        return shape
+    raise NIRConversionError(
+        f"{where}: the NIR Input declares no shape and its successors do not settle one (nirtorch writes Input(input_type=None) "
+        "when the first layer, such as a Conv2d without input_shape, declares none); set it before reading, e.g. "
+        f"graph.nodes[{where.rsplit('/', 1)[-1]!r}].input_type = {{'input': np.array(shape)}}")
+
+
 def _batch_leak(shape: tuple, successors: list) -> bool:
     """Does the Input's first dimension look like a batch dimension the exporter forgot to drop?"""
     if not shape:
@@ -235,7 +249,10 @@ def _import_graph(nir: Any, ng: Any, dt: float, opts: dict, *, top: bool, where:
         except GraphValidationError as exc:
             raise NIRConversionError(f"{label}: {exc}") from None
         here = f"{where}/{name}" if where else name
-        node = _import_node(nir, name, nn, dt, opts, here)
+        if type(nn).__name__ == "Input" and declared_shape(getattr(nn, "input_type", None), "input_type") is None:
+            node = P.Input(shape=_shape_from_successors(succ.get(name, []), here))
+        else:
+            node = _import_node(nir, name, nn, dt, opts, here)
         if isinstance(node, P.Input):
             strip = opts["strip_batch"]
             leak = _batch_leak(tuple(node.shape), succ.get(name, []))
