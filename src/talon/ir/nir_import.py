@@ -195,8 +195,8 @@ def _shape_from_successors(successors: list, where: str) -> tuple[int, ...]:
     """The shape of an Input that declares none (nirtorch writes Input(input_type=None) and copies its successor's
     type, which a Conv2d without input_shape does not have): the one its successors all declare."""
     declared = {_nir_in_shape(s) for s in successors if s is not None}
-    if len(declared) == 1 and None not in declared:
-        shape = declared.pop()
+    shape = declared.pop() if len(declared) == 1 else None
+    if shape is not None:
         warn_nir(f"{where}: the NIR Input declares no shape; using {shape}, the input shape its successors declare")
         return shape
     raise NIRConversionError(
@@ -249,6 +249,7 @@ def _import_graph(nir: Any, ng: Any, dt: float, opts: dict, *, top: bool, where:
         except GraphValidationError as exc:
             raise NIRConversionError(f"{label}: {exc}") from None
         here = f"{where}/{name}" if where else name
+        node: Node
         if type(nn).__name__ == "Input" and declared_shape(getattr(nn, "input_type", None), "input_type") is None:
             node = P.Input(shape=_shape_from_successors(succ.get(name, []), here))
         else:
