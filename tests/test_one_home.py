@@ -23,6 +23,7 @@ ALLOWED = {
     "talon.ir.nir_layers": "NIR class names of the nested graphs it reads",
     "talon.ir.nir_neurons": "NIR class names, beside each TALON neuron in its registration table",
     "talon.ir.nir_units": "NIR class names of the neurons whose time constants it rescales",
+    "talon.ir.nir_fit": "NIR class names of the nodes whose parameters are per element, or dense weights",
     "talon.sdk.convert": "the transforms' own scope: which layers each rewrites, with the weight layout of each written out",
     "talon.sdk.lint": "the canonical node names TALON gives Input and Output nodes",
 }

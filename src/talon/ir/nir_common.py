@@ -91,6 +91,22 @@ def array_of(value: Any, where: str) -> np.ndarray:
     return out
 
 
+#: Parameters that may be infinite: a time constant (no leak, no input through it) or a threshold (never fires).
+INFINITE_OK = ("tau", "tau_mem", "tau_syn", "v_threshold", "threshold")
+
+
+def finite_parameter(a: np.ndarray, attr: str, where: str) -> np.ndarray:
+    """`a`, refused when NaN, or infinite outside INFINITE_OK: NIR's equations are undefined there (Lava's netx
+    writes tau_syn = w_in = inf for a current decay of 0, meaning w_in/tau_syn = 1; NIR's inf/inf is no number)."""
+    if a.dtype.kind != "f" or np.all(np.isfinite(a)) or (attr in INFINITE_OK and not np.any(np.isnan(a))):
+        return a
+    bad = "NaN" if np.any(np.isnan(a)) else "infinite"
+    lava = (" (Lava's netx writes w_in = tau_syn = inf for a current that never decays; exported with large, equal finite "
+            "values instead, w_in/tau_syn is 1)" if attr == "w_in" and bad == "infinite" else "")
+    raise NIRConversionError(f"{where} is {bad} (at {int(np.sum(~np.isfinite(a)))} of {a.size} values), where NIR's equations "
+                             f"give no number; write finite values in the exporter{lava}")
+
+
 def int_of(value: Any, where: str) -> int:
     a = array_of(value, where).reshape(-1)
     if a.size != 1 or (a.dtype.kind == "f" and not float(a[0]).is_integer()):
@@ -219,37 +235,60 @@ def read_hint(metadata: Any, where: str) -> dict | None:
 
 
 def foreign_metadata(metadata: Any, where: str) -> dict:
-    """NIR metadata entries other than our hint, as values a .t1c file can store."""
-    out: dict = {}
+    """NIR metadata entries other than our hint, as values a .t1c file can store (nested dicts kept: nir
+    writes them as HDF5 groups, e.g. a training record {"training": {"lr": 0.01}})."""
     if not isinstance(metadata, dict):
-        return out
-    for k, v in metadata.items():
-        if k == HINT_KEY or not isinstance(k, str):
+        return {}
+    return _storable_dict({k: v for k, v in metadata.items() if k != HINT_KEY}, where, "")
+
+
+_DROP = object()
+
+
+def _storable_dict(d: dict, where: str, prefix: str) -> dict:
+    out: dict = {}
+    for k, v in d.items():
+        if not isinstance(k, str):
             continue
-        if hasattr(v, "detach") and hasattr(v, "cpu"):
-            v = v.detach().cpu().numpy()
-        if isinstance(v, bytes):
-            v = v.decode("utf-8", "replace")
-        if isinstance(v, np.ndarray) and v.shape == ():
-            v = v.item()
-        if isinstance(v, np.generic):
-            v = v.item()
-        if isinstance(v, bytes):
-            v = v.decode("utf-8", "replace")
-        if isinstance(v, (str, bool, int, float)) or (isinstance(v, np.ndarray) and v.dtype.kind in "biuf"):
-            out[k] = v
-        else:
-            warn_nir(f"{where}: NIR metadata entry {k!r} ({type(v).__name__}) is not kept")
+        kept = _storable(v, where, f"{prefix}{k}")
+        if kept is not _DROP:
+            out[k] = kept
     return out
+
+
+def _storable(v: Any, where: str, key: str) -> Any:
+    if hasattr(v, "detach") and hasattr(v, "cpu"):
+        v = v.detach().cpu().numpy()
+    if isinstance(v, np.ndarray) and v.shape == ():
+        v = v.item()
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, bytes):
+        v = v.decode("utf-8", "replace")
+    if isinstance(v, (str, bool, int, float)) or (isinstance(v, np.ndarray) and v.dtype.kind in "biuf"):
+        return v
+    if isinstance(v, dict):
+        return _storable_dict(v, where, f"{key}.")
+    warn_nir(f"{where}: NIR metadata entry {key!r} ({type(v).__name__}) is not kept")
+    return _DROP
 
 
 def nir_metadata_out(metadata: dict | None) -> dict:
     """The entries of metadata["nir_metadata"] that NIR's writer can store, for the way back."""
     src = (metadata or {}).get("nir_metadata")
-    if not isinstance(src, dict):
-        return {}
-    return {k: v for k, v in src.items() if isinstance(k, str) and k != HINT_KEY and (
-        isinstance(v, (str, bool, int, float)) or (isinstance(v, np.ndarray) and v.dtype.kind in "biuf"))}
+    return _writable({k: v for k, v in src.items() if k != HINT_KEY}) if isinstance(src, dict) else {}
+
+
+def _writable(d: dict) -> dict:
+    out: dict = {}
+    for k, v in d.items():
+        if not isinstance(k, str):
+            continue
+        if isinstance(v, dict):
+            out[k] = _writable(v)
+        elif isinstance(v, (str, bool, int, float)) or (isinstance(v, np.ndarray) and v.dtype.kind in "biuf"):
+            out[k] = v
+    return out
 
 
 

@@ -23,6 +23,7 @@ from talon.ir.nir_common import (
     reduce_to, require_nir, warn_nir,
 )
 from talon.ir.nir_export import coerced_fields, export_node, imported_fields
+from talon.ir.nir_fit import fit_foreign_shapes
 from talon.ir.nir_registry import NIRImportContext, nir_default_type, nir_import_classes, nir_importer
 from talon.ir.nir_units import TimeUnitAdvice, advise_dt
 from talon.ir.node import Node, get_node_class, node_sums_inputs
@@ -161,11 +162,47 @@ def _restore(nir: Any, nn: Any, hint: dict, ttype: str, dt: float, where: str) -
         return None
 
 
-def _input_successors(nn_graph: Any) -> dict[str, list]:
+def _edge_end(end: str, nodes_in: dict, port: str, what: str) -> str:
+    """The node an edge end names: a node of this graph, or "sub.<its Input>" / "sub.<its Output>" for a nested
+    graph `sub` (the dotted form NIR's discussions use for the ports of a subgraph), which is `sub` itself when
+    it has exactly one such port."""
+    if end in nodes_in:
+        return end
+    for i, ch in enumerate(end):
+        if ch != "." or end[:i] not in nodes_in or type(nodes_in[end[:i]]).__name__ != "NIRGraph":
+            continue
+        sub, inner = end[:i], end[i + 1:]
+        ports = [k for k, v in nodes_in[sub].nodes.items() if type(v).__name__ == port]
+        if inner not in ports:
+            raise NIRConversionError(f"{what} refers to {inner!r} inside the nested graph {sub!r}, which is not one of its "
+                                     f"{port} nodes {sorted(ports)}; an edge may only enter a nested graph at an Input and "
+                                     "leave it at an Output")
+        if len(ports) != 1:
+            raise NIRConversionError(f"{what} addresses {port} {inner!r} of the nested graph {sub!r}, which has "
+                                     f"{len(ports)} {port} nodes; TALON's nested graphs have one Input and one Output")
+        return sub
+    raise NIRConversionError(f"{what} refers to unknown node {end!r}")
+
+
+def _input_successors(edges: list[tuple[str, str]], nodes_in: dict) -> dict[str, list]:
     succ: dict[str, list] = {}
-    for s, d in nn_graph.edges:
-        succ.setdefault(str(s), []).append(nn_graph.nodes.get(str(d)))
+    for s, d in edges:
+        succ.setdefault(s, []).append(nodes_in.get(d))
     return succ
+
+
+def _shape_from_successors(successors: list, where: str) -> tuple[int, ...]:
+    """The shape of an Input that declares none (nirtorch writes Input(input_type=None) and copies its successor's
+    type, which a Conv2d without input_shape does not have): the one its successors all declare."""
+    declared = {_nir_in_shape(s) for s in successors if s is not None}
+    shape = declared.pop() if len(declared) == 1 else None
+    if shape is not None:
+        warn_nir(f"{where}: the NIR Input declares no shape; using {shape}, the input shape its successors declare")
+        return shape
+    raise NIRConversionError(
+        f"{where}: the NIR Input declares no shape and its successors do not settle one (nirtorch writes Input(input_type=None) "
+        "when the first layer, such as a Conv2d without input_shape, declares none); set it before reading, e.g. "
+        f"graph.nodes[{where.rsplit('/', 1)[-1]!r}].input_type = {{'input': np.array(shape)}}")
 
 
 def _batch_leak(shape: tuple, successors: list) -> bool:
@@ -197,16 +234,14 @@ def _import_graph(nir: Any, ng: Any, dt: float, opts: dict, *, top: bool, where:
             s, d = (x.decode() if isinstance(x, bytes) else str(x) for x in e)
         except Exception:
             raise NIRConversionError(f"{label}: malformed edge {e!r}") from None
-        for end in (s, d):
-            if end not in nodes_in:
-                raise NIRConversionError(f"{label}: edge {s!r} -> {d!r} refers to unknown node {end!r}")
+        s, d = _edge_end(s, nodes_in, "Output", f"{label}: edge {s!r} -> {d!r}"), _edge_end(d, nodes_in, "Input", f"{label}: edge {s!r} -> {d!r}")
         if (s, d) in seen:
             raise NIRConversionError(f"{label}: duplicate edge {s!r} -> {d!r} (NIR forbids them; its simulators disagree on their meaning)")
         seen.add((s, d))
         edges.append((s, d))
 
     nodes: dict[str, Node] = {}
-    succ = _input_successors(ng)
+    succ = _input_successors(edges, nodes_in)
     for name, nn in nodes_in.items():
         name = str(name)
         try:
@@ -214,7 +249,11 @@ def _import_graph(nir: Any, ng: Any, dt: float, opts: dict, *, top: bool, where:
         except GraphValidationError as exc:
             raise NIRConversionError(f"{label}: {exc}") from None
         here = f"{where}/{name}" if where else name
-        node = _import_node(nir, name, nn, dt, opts, here)
+        node: Node
+        if type(nn).__name__ == "Input" and declared_shape(getattr(nn, "input_type", None), "input_type") is None:
+            node = P.Input(shape=_shape_from_successors(succ.get(name, []), here))
+        else:
+            node = _import_node(nir, name, nn, dt, opts, here)
         if isinstance(node, P.Input):
             strip = opts["strip_batch"]
             leak = _batch_leak(tuple(node.shape), succ.get(name, []))
@@ -284,6 +323,7 @@ def _import_graph(nir: Any, ng: Any, dt: float, opts: dict, *, top: bool, where:
     try:
         g = Graph({n: nodes[n] for n in (order or nodes)}, edges, dt=own_dt if own_dt > 0 else dt, metadata=metadata, extras=extras)
         check_cycles(g, label)
+        fit_foreign_shapes(g, {str(k): v for k, v in nodes_in.items()}, where)
         if order is None and (sums or opts.get("reorder")):
             g = Graph({n: g.nodes[n] for n in _pretty_order(g, sums, opts.get("reorder", False))}, edges, dt=g.dt,
                       metadata=metadata, extras=extras)
@@ -463,7 +503,38 @@ def _nir_read(nir: Any, f: Any) -> Any:
     if _nir_depth(data) > MAX_GRAPH_DEPTH:
         raise TalonFormatError(f"graphs nested more than {MAX_GRAPH_DEPTH} levels deep (the limit, see docs/format.md)")
     no_check(data)
+    _check_nodes(nir, data, "")
     return nir.dict2NIRNode(data)
+
+
+def _check_nodes(nir: Any, d: dict, where: str) -> None:
+    """Name the node of a NIR file that `nir` cannot build (its own errors name none: a bare AssertionError for an
+    unknown type), and fill in what older nir did not write: convolutions without `input_shape` (nir < 1.0);
+    read integer edges as the names of index-named nodes."""
+    nodes = d.get("nodes")
+    if not isinstance(nodes, dict):
+        raise NIRConversionError(f"{where or 'the top-level graph'}: a NIRGraph without a 'nodes' group")
+    edges = d.get("edges")
+    if isinstance(edges, np.ndarray) and edges.dtype.kind in "iu":
+        # nodes named by their index, edges written as integers (Lava's netx exporter); nir reads only names
+        d["edges"] = [(str(int(a)), str(int(b))) for a, b in edges.reshape(-1, 2)]
+    for name, child in nodes.items():
+        here = f"{where}/{name}" if where else str(name)
+        kind = child.get("type") if isinstance(child, dict) else None
+        if kind in ("NIRGraph", b"NIRGraph"):
+            _check_nodes(nir, child, here)
+            continue
+        if kind in ("Conv1d", "Conv2d") and "input_shape" not in child:
+            child["input_shape"] = None  # nir < 1.0 did not record it; TALON infers shapes itself
+        try:
+            nir.dict2NIRNode(dict(child))
+        except AssertionError:
+            known = ", ".join(sorted([*nir_import_classes(), "NIRGraph"]))
+            raise NIRConversionError(f"node {here!r} has type {kind!r}, which nir {getattr(nir, '__version__', '')} does not "
+                                     f"define (TALON reads: {known}); the file needs a newer nir or comes from a tool's own "
+                                     "extension of NIR") from None
+        except Exception as exc:
+            raise NIRConversionError(f"node {here!r} ({kind}) cannot be built by nir: {type(exc).__name__}: {exc}") from None
 
 
 def _nir_depth(d: Any, limit: int = MAX_GRAPH_DEPTH + 1) -> int:
@@ -504,7 +575,7 @@ def read_nir_hdf5(f: Any, p: Path, census: Any, size: int, *, dt: float | None =
     try:
         ng = _nir_read(nir, f)
     except TalonFormatError as exc:
-        raise TalonFormatError(f"{p.name}: {exc}") from None
+        raise type(exc)(f"{p.name}: {exc}") from None
     except Exception as exc:
         raise TalonFormatError(f"cannot read {p.name} as a NIR file: {type(exc).__name__}: {exc}") from None
     try:

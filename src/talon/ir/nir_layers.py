@@ -77,7 +77,14 @@ def _export_linear(node: Node, ctx: NIRExportContext) -> Any:
 
 
 def _affine_fields(nn: Any, ctx: NIRImportContext) -> dict:
-    return {"weight": _weight(nn, ctx), "bias": ctx.get(nn, "bias")}
+    w, b = _weight(nn, ctx), ctx.get(nn, "bias")
+    if b.size == 1 and b.ndim <= 1:  # one bias for every output: NIR's W·x + b broadcasts it
+        b = np.full(w.shape[0], b.reshape(-1)[0], dtype=b.dtype)
+    if b.shape == (w.shape[1],) and w.shape[0] != w.shape[1]:
+        raise NIRConversionError(f"{ctx.where}: Affine weight {w.shape} with bias {b.shape}: the weight is stored (in, out), as "
+                                 "haiku/Spyx keep it, but NIR's Affine weight is (out, in); transpose the weight in the "
+                                 "exporter (or the NIR graph) before reading it")
+    return {"weight": w, "bias": b}
 
 
 for _t in ("Affine", "SpikingAffine"):
@@ -122,7 +129,7 @@ def _export_sepconv2d(node: Node, ctx: NIRExportContext) -> Any:
 
 def _conv_padding(value: Any, kernel: tuple, stride: tuple, dilation: tuple, where: str) -> tuple[int, ...]:
     if isinstance(value, (str, bytes, np.str_)):
-        mode = value.decode() if isinstance(value, bytes) else str(value)
+        mode = (value.decode() if isinstance(value, bytes) else str(value)).lower()  # "SAME"/"VALID": TensorFlow/haiku spelling
         if mode == "valid":
             return (0,) * len(kernel)
         if mode == "same":

@@ -24,7 +24,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 
 from talon.errors import TalonUsageError
-from talon.ir.nir_common import NIRConversionError, array_of, broadcast_full
+from talon.ir.nir_common import NIRConversionError, array_of, broadcast_full, finite_parameter
 
 __all__ = [
     "NIRExportContext", "NIRImportContext", "register_nir_export", "register_nir_import", "refuse_nir_export",
@@ -78,8 +78,9 @@ class NIRImportContext:
     natural: bool = False
 
     def get(self, nn: Any, attr: str) -> np.ndarray:
-        """NIR node `nn`'s parameter `attr` as a numpy array (NIRConversionError naming it when missing)."""
-        return array_of(getattr(nn, attr, None), f"{self.where}.{attr}")
+        """NIR node `nn`'s parameter `attr` as a numpy array (NIRConversionError naming it when missing, or
+        non-finite where NIR's equations are then undefined)."""
+        return finite_parameter(array_of(getattr(nn, attr, None), f"{self.where}.{attr}"), attr, f"{self.where}.{attr}")
 
     def fields(self, nn: Any, type_name: str, where: str) -> dict | None:
         """The fields NIR node `nn` (a part of this one, at path `where`) determines for `type_name`."""
