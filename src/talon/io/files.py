@@ -39,8 +39,13 @@ def detect_format(path: str | os.PathLike) -> str:
         return "aedat4"
     if head.startswith(_HDF5_MAGIC):
         return "hdf5"
+    if not head:
+        raise TalonError(f"{path}: the file is empty (0 bytes); an event file starts with its header: the recording was not saved, or was cut off")
     if head.startswith(b"%"):
         found = prophesee.sniff(prophesee.header(path)[0])
+        if found in prophesee.UNSUPPORTED:
+            raise TalonError(f"{path}: a Prophesee {prophesee.UNSUPPORTED[found]} recording, which talon.io does not decode (it reads EVT 2.0, "
+                             "EVT 3.0 and DAT); convert it to EVT 3.0 or to HDF5 with the Metavision SDK first")
         if found is not None:
             return found
         if path.lower().endswith(".dat"):
