@@ -137,3 +137,123 @@ def test_evt21_is_refused_not_read_as_evt2(tmp_path, line):
     path.write_bytes(b"% camera_integrator_name Prophesee\n" + line + b"% end\n" + np.array([0x1 << 60 | 0xFF], "<u8").tobytes())
     with pytest.raises(TalonError, match=r"imx636\.raw: a Prophesee EVT 2\.1 recording, which talon\.io does not decode"):
         io.read_events(path)
+
+
+# --- N-MNIST / N-Caltech101 .bin (ATIS 40-bit events), against tonic's reader --------------------------------
+
+
+def atis_bytes(events):
+    """5 bytes per (x, y, t, p) as Orchard et al.'s data sets store them (y = 240: a timestamp overflow marker)."""
+    out = bytearray()
+    for x, y, t, p in events:
+        out += bytes([x, y, (p << 7) | (t >> 16) & 0x7F, (t >> 8) & 0xFF, t & 0xFF])
+    return bytes(out)
+
+
+def tonic_rows(path):
+    import tonic
+
+    ev = tonic.io.read_mnist_file(str(path), dtype=tonic.io.events_struct)
+    return [(int(e["x"]), int(e["y"]), int(e["t"]), int(e["p"])) for e in ev]
+
+
+def test_nmnist_bin_reads_as_tonic_reads_it(tmp_path):
+    rng = np.random.default_rng(5)
+    n = 300
+    t = np.sort(rng.integers(0, 300_000, n))
+    ev = [(int(x), int(y), int(tt), int(p)) for x, y, tt, p in zip(rng.integers(0, 34, n), rng.integers(0, 34, n), t, rng.integers(0, 2, n))]
+    ev[0] = (37, 5, 12, 1)  # the file starts with the byte '%': not a Prophesee header
+    marked = ev[:100] + [(0, 240, 0, 0)] + ev[100:]  # an overflow marker: later timestamps gain 2^13 µs
+    path = tmp_path / "00002.bin"
+    path.write_bytes(atis_bytes(marked))
+    rec = io.read_events(path)
+    assert rec.format == "atis" and rec.sensor_size is None
+    want = tonic_rows(path)
+    assert rows(rec.events) == want and len(want) == n and want[100][2] == ev[100][2] + 2**13
+    assert rows(np.concatenate(list(io.iter_events(path, chunk_size=7)))) == want  # the marker's effect carries across chunks
+
+
+def test_nmnist_bin_cut_short_is_refused(tmp_path):
+    path = tmp_path / "cut.bin"
+    path.write_bytes(atis_bytes([(1, 2, 3, 1), (4, 5, 6, 0)])[:-2])
+    with pytest.raises(TalonError, match=r"cut\.bin: 8 bytes, not a whole number of 5-byte ATIS events .*truncated by 3 bytes"):
+        io.read_events(path)
+
+
+def test_nmnist_folder_as_tonic_extracts_it(tmp_path):
+    # tonic.datasets.NMNIST unpacks to NMNIST/Train/<digit>/<id>.bin
+    root = tmp_path / "NMNIST" / "Train"
+    want = {}
+    for digit in (0, 3, 7):
+        (root / str(digit)).mkdir(parents=True)
+        for k in range(2):
+            ev = [(digit + k, 2 * digit, 1000 * (i + 1), i % 2) for i in range(5)]
+            path = root / str(digit) / f"{10 * digit + k:05d}.bin"
+            path.write_bytes(atis_bytes(ev))
+            want[str(path)] = (tonic_rows(path), digit)
+    ds = io.EventFolder(root)
+    assert ds.classes == ["0", "3", "7"] and len(ds) == 6
+    for i, f in enumerate(ds.files):
+        events, label = ds[i]
+        assert (rows(events), label) == want[f]
+
+
+# --- AEDAT 3.1 (jAER / cAER; DVS Gesture) ---------------------------------------------------------------------
+
+
+def aedat31(packets, source="DVS128"):
+    """An AEDAT 3.1 file as cAER writes it: the text header, then (type, events, overflow) packets."""
+    head = (f"#!AER-DAT3.1\r\n#Format: RAW\r\n#Source 1: {source}\r\n#Start-Time: 2017-05-03 14:21:59 (TZ+0200)\r\n"
+            "#!END-HEADER\r\n").encode()
+    body = b""
+    for typ, data, overflow in packets:
+        size = 8
+        n = len(data) // size
+        body += np.array([(typ, 1, size, 4, overflow, n, n, n)], dtype=[("a", "<i2"), ("b", "<i2")] + [(c, "<i4") for c in "cdefgh"]).tobytes() + data
+    return head + body
+
+
+def polarity(events, valid=None):
+    """8-byte AEDAT 3.1 polarity events: data = x << 17 | y << 2 | p << 1 | valid, then the int32 timestamp."""
+    valid = [1] * len(events) if valid is None else valid
+    return np.array([((x << 17) | (y << 2) | (p << 1) | v, t) for (x, y, t, p), v in zip(events, valid)], dtype=[("d", "<u4"), ("t", "<i4")]).tobytes()
+
+
+def test_aedat31_dvs_gesture_file_reads_as_tonic_reads_it(tmp_path):
+    import tonic
+
+    rng = np.random.default_rng(8)
+    n = 200
+    ev = [(int(x), int(y), int(t), int(p)) for x, y, t, p in zip(rng.integers(0, 128, n), rng.integers(0, 128, n), np.sort(rng.integers(0, 10**6, n)), rng.integers(0, 2, n))]
+    path = tmp_path / "user01_fluorescent.aedat"
+    path.write_bytes(aedat31([(1, polarity(ev[:120]), 0), (1, polarity(ev[120:]), 0)]))
+    rec = io.read_events(path)
+    assert rec.format == "aedat3" and rec.sensor_size == (128, 128, 2)
+    version, start, _ = tonic.io.read_aedat_header_from_file(str(path))
+    raw = tonic.io.get_aer_events_from_file(str(path), version, start)
+    a = raw["address"].astype(np.int64)  # decoded as tonic.io.read_dvs_ibm does
+    ref = list(zip(((a >> 17) & 0x1FFF).tolist(), ((a >> 2) & 0x1FFF).tolist(), raw["timeStamp"].astype(int).tolist(), ((a >> 1) & 1).tolist()))
+    assert rows(rec.events) == ref == ev
+    assert rows(np.concatenate(list(io.iter_events(path, chunk_size=50)))) == ev
+
+
+def test_aedat31_with_special_packets_invalid_events_and_overflow(tmp_path):
+    # what tonic's generic reader gets wrong, by the specification: a special-event packet (type 0) is
+    # no polarity event, an invalid event (bit 0 clear) is dropped, eventTSOverflow adds 2^31 µs
+    ev = [(1, 2, 10, 1), (3, 4, 20, 0), (5, 6, 30, 1)]
+    special = np.array([(1 << 1 | 1, 0)], dtype=[("d", "<u4"), ("t", "<i4")]).tobytes()  # a timestamp reset
+    path = tmp_path / "davis.aedat"
+    path.write_bytes(aedat31([(0, special, 0), (1, polarity(ev, valid=[1, 0, 1]), 0), (1, polarity([(7, 8, 5, 0)]), 2)], source="DAVIS346B"))
+    rec = io.read_events(path)
+    assert rows(rec.events) == [(1, 2, 10, 1), (5, 6, 30, 1), (7, 8, 2 * 2**31 + 5, 0)] and rec.sensor_size == (346, 260, 2)
+
+
+def test_aedat31_cut_short_and_aedat2_are_refused_with_the_way_forward(tmp_path):
+    data = aedat31([(1, polarity([(1, 2, 10, 1), (3, 4, 20, 0)]), 0)])
+    (tmp_path / "cut.aedat").write_bytes(data[:-5])
+    with pytest.raises(TalonError, match=r"cut\.aedat: the packet at byte \d+ holds 2 events of 8 bytes, beyond the end of the file"):
+        io.read_events(tmp_path / "cut.aedat")
+    jaer = b"#!AER-DAT2.0\r\n# This is a raw AE data file created by jAER\r\n" + np.array([(0x0102, 10)], dtype=">u4").tobytes()
+    (tmp_path / "jaer.aedat").write_bytes(jaer)
+    with pytest.raises(TalonError, match=r"jaer\.aedat: an AEDAT 2\.0 file \(jAER\), whose event addresses are laid out per sensor.*format='hdf5'"):
+        io.read_events(tmp_path / "jaer.aedat")
