@@ -19,7 +19,7 @@ from talon.errors import TalonError
 from talon.io import aedat3, aedat4, atis, hdf5, prophesee
 from talon.io.events import EVENT_DTYPE, EventRecording
 
-FORMATS = ("evt2", "evt3", "dat", "aedat4", "aedat3", "hdf5", "atis")
+FORMATS = ("evt2", "evt3", "dat", "aedat4", "hdf5", "aedat3", "atis")
 WRITABLE = ("evt2", "evt3", "dat", "hdf5")
 #: Suffixes of files a folder data set treats as event files.
 EVENT_SUFFIXES = (".raw", ".dat", ".aedat4", ".aedat", ".h5", ".hdf5", ".bin")
