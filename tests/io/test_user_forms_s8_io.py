@@ -257,3 +257,61 @@ def test_aedat31_cut_short_and_aedat2_are_refused_with_the_way_forward(tmp_path)
     (tmp_path / "jaer.aedat").write_bytes(jaer)
     with pytest.raises(TalonError, match=r"jaer\.aedat: an AEDAT 2\.0 file \(jAER\), whose event addresses are laid out per sensor.*format='hdf5'"):
         io.read_events(tmp_path / "jaer.aedat")
+
+
+# --- HDF5 as users and tools write it -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("order", [("x", "y", "t", "p"), ("t", "x", "y", "p")])
+def test_a_tonic_event_array_saved_with_h5py_reads_back(tmp_path, order):
+    import h5py
+
+    rng = np.random.default_rng(2)
+    n = 500
+    kinds = {"x": np.int16, "y": np.int16, "t": np.int64, "p": bool}
+    ev = np.empty(n, dtype=[(k, kinds[k]) for k in order])
+    ev["x"], ev["y"], ev["t"], ev["p"] = rng.integers(0, 34, n), rng.integers(0, 34, n), np.sort(rng.integers(0, 10**6, n)), rng.integers(0, 2, n)
+    with h5py.File(tmp_path / "sample.h5", "w") as f:
+        f.create_dataset("events", data=ev)  # the way a user saves tonic's array
+        f["events"].attrs["width"], f["events"].attrs["height"] = 34, 34
+    rec = io.read_events(tmp_path / "sample.h5")
+    want = [(int(e["x"]), int(e["y"]), int(e["t"]), int(e["p"])) for e in ev]
+    assert rows(rec.events) == want and rec.sensor_size == (34, 34, 2)
+    assert rows(np.concatenate(list(io.iter_events(tmp_path / "sample.h5", chunk_size=64)))) == want
+
+
+def test_a_plain_event_table_in_hdf5_is_refused_naming_the_missing_column_order(tmp_path):
+    import h5py
+
+    with h5py.File(tmp_path / "table.h5", "w") as f:
+        f.create_dataset("events", data=np.array([[10, 1, 2, 1], [20, 3, 4, 0]]))  # t, x, y, p? x, y, t, p?
+    with pytest.raises(TalonError, match=r"table\.h5: /events is a plain int64 array of shape \(2, 4\), which does not say which column is x, y, t or p"):
+        io.read_events(tmp_path / "table.h5")
+
+
+def test_minus_one_plus_one_polarities_are_refused_with_the_mapping(tmp_path):
+    import h5py
+
+    with h5py.File(tmp_path / "ncars.h5", "w") as f:
+        g = f.create_group("events")
+        g["x"], g["y"], g["t"], g["p"] = [1, 2], [3, 4], [10, 20], np.array([-1, 1], np.int8)
+    with pytest.raises(TalonError, match=r"polarity 'p' holds values \[-1\].*\(-1/\+1 polarities: p = \(p > 0\)\)"):
+        io.read_events(tmp_path / "ncars.h5")
+
+
+# --- framing against tonic.transforms.ToFrame -----------------------------------------------------------------
+
+
+def test_tonic_n_time_bins_is_reproduced_by_its_window_and_steps_count_every_event():
+    import tonic.transforms as T
+
+    rng = np.random.default_rng(1)
+    for _ in range(5):
+        n = 500
+        ev = io.make_events(x=rng.integers(0, 16, n), y=rng.integers(0, 12, n), t=np.sort(rng.integers(1000, 51_337, n)), p=rng.integers(0, 2, n))
+        steps = int(rng.integers(2, 13))
+        ref = T.ToFrame(sensor_size=(16, 12, 2), n_time_bins=steps)(ev)
+        # tonic's bins are (t_last - t_first) // steps wide: the events after the last bin (the last one at least) are left out
+        window = (int(ev["t"][-1]) - int(ev["t"][0])) // steps
+        np.testing.assert_array_equal(io.events_to_frames(ev, (16, 12), dt=window, steps=steps), ref)
+        assert ref.sum() < n and io.events_to_frames(ev, (16, 12), steps=steps).sum() == n  # talon.io's steps-only bins keep every event
