@@ -315,3 +315,27 @@ def test_tonic_n_time_bins_is_reproduced_by_its_window_and_steps_count_every_eve
         window = (int(ev["t"][-1]) - int(ev["t"][0])) // steps
         np.testing.assert_array_equal(io.events_to_frames(ev, (16, 12), dt=window, steps=steps), ref)
         assert ref.sum() < n and io.events_to_frames(ev, (16, 12), steps=steps).sum() == n  # talon.io's steps-only bins keep every event
+
+
+# --- DAT as Prophesee's data sets ship it ---------------------------------------------------------------------
+
+
+def dat_bytes(events, typ=0x0C, size=8):
+    """DAT events: uint32 timestamp, then x (bits 0..13), y (bits 14..27), polarity (bits 28..31)."""
+    return bytes([typ, size]) + np.array([(t, x | y << 14 | p << 28) for x, y, t, p in events], dtype=[("t", "<u4"), ("w", "<u4")]).tobytes()
+
+
+def test_ncars_dat_with_2d_event_type_and_no_size_lines(tmp_path):
+    # N-CARS ships DAT files with event type 0x00 and a header of "% Date" and "% Version 2" only
+    ev = [(5, 7, 100, 1), (119, 99, 250, 0), (0, 0, 251, 1)]
+    path = tmp_path / "obj_004396_td.dat"
+    path.write_bytes(b"% Date 2016-11-17 15:39:15\n% Version 2\n" + dat_bytes(ev, typ=0x00))
+    rec = io.read_events(path)
+    assert rec.format == "dat" and rec.sensor_size is None and rows(rec.events) == ev
+
+
+def test_a_dat_file_of_trigger_events_is_refused_not_read_as_cd(tmp_path):
+    path = tmp_path / "triggers.dat"
+    path.write_bytes(b"% Data file containing EXT_TRIGGER events.\n% Version 2\n" + dat_bytes([(1, 0, 10, 1)], typ=0x0E))
+    with pytest.raises(TalonError, match=r"triggers\.dat: a DAT file of event type 0x0E with 8-byte events; talon\.io reads DAT files of CD events"):
+        io.read_events(path)

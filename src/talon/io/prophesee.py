@@ -93,11 +93,28 @@ def _check(path: str, encoding: str) -> None:
     payload = os.path.getsize(path) - start - (2 if encoding == "dat" else 0)  # DAT: event type and size bytes
     if encoding == "dat" and payload == -2:  # a header and nothing else: a recording without events
         return
+    if encoding == "dat" and payload >= 0:
+        _check_dat_type(path, start)
     if payload < 0 or payload % WORD_BYTES[encoding]:
         raise TalonError(
             f"{path}: the {encoding.upper()} payload is {payload} bytes, not a whole number of {WORD_BYTES[encoding]}-byte words: "
             f"the file is truncated or not {encoding.upper()}; re-export it from the camera software"
         )
+
+
+#: DAT event types holding CD events in 8 bytes: 0x00 (2D events: N-CARS, Gen1) and 0x0C (CD events, Metavision).
+DAT_CD_TYPES = (0x00, 0x0C)
+
+
+def _check_dat_type(path: str, start: int) -> None:
+    """The event type and size bytes after a DAT header: CD events of 8 bytes, else the file holds another
+    kind (triggers 0x0E, ...) that would decode to made-up CD events."""
+    with open(path, "rb") as fh:
+        fh.seek(start)
+        typ, size = fh.read(2)
+    if typ not in DAT_CD_TYPES or size != 8:
+        raise TalonError(f"{path}: a DAT file of event type 0x{typ:02X} with {size}-byte events; talon.io reads DAT files of CD events "
+                         "(type 0x00 or 0x0C, 8 bytes): this one holds other events (0x0E: external triggers); read the CD recording instead")
 
 
 def _wizard(path: str, encoding: str, chunk_size: int | None = None) -> Any:
