@@ -339,3 +339,12 @@ def test_a_dat_file_of_trigger_events_is_refused_not_read_as_cd(tmp_path):
     path.write_bytes(b"% Data file containing EXT_TRIGGER events.\n% Version 2\n" + dat_bytes([(1, 0, 10, 1)], typ=0x0E))
     with pytest.raises(TalonError, match=r"triggers\.dat: a DAT file of event type 0x0E with 8-byte events; talon\.io reads DAT files of CD events"):
         io.read_events(path)
+
+
+def test_a_dvs_gesture_cache_folder_says_to_pass_the_tonic_data_set(tmp_path):
+    # tonic.datasets.DVSGesture caches ibmGestureTrain/<user>_<lighting>/<label>.npy: labels are file names
+    folder = tmp_path / "ibmGestureTrain" / "user01_fluorescent"
+    folder.mkdir(parents=True)
+    np.save(folder / "0.npy", np.array([[1, 2, 1, 0.5]]))
+    with pytest.raises(TalonError, match=r"hold no event files .*\.npy files, as tonic's own data sets cache them .*tonic\.datasets\.DVSGesture"):
+        io.EventFolder(tmp_path / "ibmGestureTrain")

@@ -52,7 +52,7 @@ class EventFolder:
                         self.files.append(os.path.join(path, f))
                         self.targets.append(label)
         if not self.files:
-            raise TalonError(f"{self.root}: the class folders {self.classes[:5]} hold no event files ({', '.join(EVENT_SUFFIXES)})")
+            raise TalonError(f"{self.root}: the class folders {self.classes[:5]} hold no event files ({', '.join(EVENT_SUFFIXES)}){_npy_hint(self.root)}")
         self.class_names = {(int(c) if numeric else i): c for i, c in enumerate(self.classes)}
 
     def __len__(self) -> int:
@@ -72,3 +72,14 @@ class EventFolder:
     def __repr__(self) -> str:
         counts = np.bincount(np.asarray(self.targets) - min(self.targets)).tolist()
         return f"EventFolder({self.root!r}, {len(self)} files, classes {self.classes}, per class {counts})"
+
+
+def _npy_hint(root: str) -> str:
+    """tonic's DVSGesture cache (<user_lighting>/<label>.npy: the label is the file name, not the folder)."""
+    for _, _, files in os.walk(root):
+        if any(f.endswith(".npy") for f in files):
+            return ("; it holds .npy files, as tonic's own data sets cache them (DVSGesture: <user>/<label>.npy): pass the tonic data set "
+                    "itself (tonic.datasets.DVSGesture(save_to, train=...)) as the data, or write each recording to its class folder "
+                    "with talon.io.write_events")
+    return ""
+
