@@ -110,10 +110,10 @@ def test_truncated_prophesee_file_is_refused(tmp_path, events, fmt):
 
 
 def test_prophesee_suffix_rule(tmp_path, events):
-    io.write_events(tmp_path / "r.raw", events, format="evt3")
-    os.rename(tmp_path / "r.raw", tmp_path / "r.evt3")
-    with pytest.raises(TalonError, match=r"r\.evt3: expelliarmus reads EVT3 only from files named \*\.raw"):
-        io.read_events(tmp_path / "r.evt3")
+    io.write_events(tmp_path / "r.dat", events, format="dat")
+    os.rename(tmp_path / "r.dat", tmp_path / "r.td")
+    with pytest.raises(TalonError, match=r"r\.td: expelliarmus reads DAT only from files named \*\.dat"):
+        io.read_events(tmp_path / "r.td", format="dat")
     with pytest.raises(TalonError, match="must be named"):
         io.write_events(tmp_path / "x.evt", events, format="evt2")
 

@@ -348,3 +348,13 @@ def test_a_dvs_gesture_cache_folder_says_to_pass_the_tonic_data_set(tmp_path):
     np.save(folder / "0.npy", np.array([[1, 2, 1, 0.5]]))
     with pytest.raises(TalonError, match=r"hold no event files .*\.npy files, as tonic's own data sets cache them .*tonic\.datasets\.DVSGesture"):
         io.EventFolder(tmp_path / "ibmGestureTrain")
+
+
+@pytest.mark.parametrize("fmt", ["evt2", "evt3"])
+def test_raw_recordings_under_any_file_name_read(tmp_path, fmt):
+    # EVT2/EVT3 are decoded by talon.io itself: the *.raw rule of expelliarmus no longer applies to reading
+    ev = [(3, 4, 10, 1), (600, 400, 9000, 0)]
+    words = evt2_words(ev, vendor=False) if fmt == "evt2" else np.array([0x8000, 0x600A, 4, 0x2000 | 1 << 11 | 3, 0x8002, 0x6000 | 9000 & 0xFFF, 400, 0x2000 | 600], "<u2")
+    path = tmp_path / "cam0_events"
+    path.write_bytes(f"% evt {fmt[-1]}.0\n% end\n".encode() + words.tobytes())
+    assert rows(io.read_events(path).events) == ev

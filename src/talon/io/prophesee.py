@@ -85,7 +85,8 @@ def sensor_size(lines: list[str]) -> tuple[int, int, int] | None:
 
 
 def _check(path: str, encoding: str) -> None:
-    if os.path.splitext(path)[1].lower() != SUFFIX[encoding]:
+    # EVT2 / EVT3 are decoded here (any file name); DAT goes through expelliarmus, which wants *.dat
+    if encoding == "dat" and os.path.splitext(path)[1].lower() != SUFFIX[encoding]:
         raise TalonError(
             f"{path}: expelliarmus reads {encoding.upper()} only from files named *{SUFFIX[encoding]}; rename or link the file with that suffix"
         )
