@@ -358,3 +358,15 @@ def test_raw_recordings_under_any_file_name_read(tmp_path, fmt):
     path = tmp_path / "cam0_events"
     path.write_bytes(f"% evt {fmt[-1]}.0\n% end\n".encode() + words.tobytes())
     assert rows(io.read_events(path).events) == ev
+
+
+def test_tonic_time_window_default_leaves_the_partial_last_bin_out():
+    import tonic.transforms as T
+
+    rng = np.random.default_rng(4)
+    n = 800
+    ev = io.make_events(x=rng.integers(0, 8, n), y=rng.integers(0, 6, n), t=np.sort(rng.integers(0, 95_000, n)), p=rng.integers(0, 2, n))
+    ours = io.events_to_frames(ev, (8, 6), dt=10_000)
+    ref = T.ToFrame(sensor_size=(8, 6, 2), time_window=10_000)(ev)  # tonic's default: include_incomplete=False
+    assert ours.shape[0] == ref.shape[0] + 1 and ours.sum() == n
+    np.testing.assert_array_equal(ours[:-1], ref)
