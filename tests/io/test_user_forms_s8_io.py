@@ -370,3 +370,27 @@ def test_tonic_time_window_default_leaves_the_partial_last_bin_out():
     ref = T.ToFrame(sensor_size=(8, 6, 2), time_window=10_000)(ev)  # tonic's default: include_incomplete=False
     assert ours.shape[0] == ref.shape[0] + 1 and ours.sum() == n
     np.testing.assert_array_equal(ours[:-1], ref)
+
+
+def test_an_nmnist_folder_unzipped_on_macos_skips_its_resource_forks(tmp_path):
+    # a zip made on macOS unpacks with __MACOSX/ and "._<file>" AppleDouble files next to the recordings
+    root = tmp_path / "Train"
+    (root / "0").mkdir(parents=True)
+    (root / "__MACOSX" / "0").mkdir(parents=True)
+    (root / "0" / "00002.bin").write_bytes(atis_bytes([(1, 2, 3, 1)]))
+    fork = b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        " + b"\x00" * 16  # 40 bytes: it would decode to 8 made-up events
+    (root / "0" / "._00002.bin").write_bytes(fork)
+    (root / "__MACOSX" / "0" / "._00002.bin").write_bytes(fork)
+    ds = io.EventFolder(root)
+    assert ds.classes == ["0"] and [f.rsplit("/", 1)[1] for f in ds.files] == ["00002.bin"]
+    assert rows(ds[0][0]) == [(1, 2, 3, 1)]
+
+
+def test_one_polarity_frames_equal_tonic_merge_polarities_then_to_frame():
+    import tonic.transforms as T
+
+    rng = np.random.default_rng(1)
+    n = 500
+    ev = io.make_events(x=rng.integers(0, 16, n), y=rng.integers(0, 12, n), t=np.sort(rng.integers(0, 50_000, n)), p=rng.integers(0, 2, n))
+    ref = T.ToFrame(sensor_size=(16, 12, 1), time_window=10_000, include_incomplete=True)(T.MergePolarities()(ev))
+    np.testing.assert_array_equal(io.events_to_frames(ev, (16, 12), dt=10_000, polarity=False), ref)
