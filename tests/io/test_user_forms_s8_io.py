@@ -394,3 +394,18 @@ def test_one_polarity_frames_equal_tonic_merge_polarities_then_to_frame():
     ev = io.make_events(x=rng.integers(0, 16, n), y=rng.integers(0, 12, n), t=np.sort(rng.integers(0, 50_000, n)), p=rng.integers(0, 2, n))
     ref = T.ToFrame(sensor_size=(16, 12, 1), time_window=10_000, include_incomplete=True)(T.MergePolarities()(ev))
     np.testing.assert_array_equal(io.events_to_frames(ev, (16, 12), dt=10_000, polarity=False), ref)
+
+
+# --- numpy .npy, as users save tonic's arrays -----------------------------------------------------------------
+
+
+def test_a_tonic_array_saved_with_np_save_reads_and_a_plain_table_is_refused(tmp_path):
+    # tonic's DVSGesture items have fields x, y, p, t (in that order)
+    ev = np.array([(1, 3, False, 5), (2, 4, True, 6), (33, 7, True, 90)], dtype=[("x", np.int16), ("y", np.int16), ("p", bool), ("t", np.int64)])
+    np.save(tmp_path / "sample.npy", ev)
+    rec = io.read_events(tmp_path / "sample.npy")
+    assert rec.format == "npy" and rows(rec.events) == [(1, 3, 5, 0), (2, 4, 6, 1), (33, 7, 90, 1)]
+    assert rows(np.concatenate(list(io.iter_events(tmp_path / "sample.npy", chunk_size=2)))) == rows(rec.events)
+    np.save(tmp_path / "0.npy", np.array([[1.0, 3.0, 0.0, 0.005]]))  # DVSGesture's cache: x, y, p, t (ms)
+    with pytest.raises(TalonError, match=r"0\.npy: a plain float64 array of shape \(1, 4\), which does not say which column is x, y, t or p.*DVSGesture"):
+        io.read_events(tmp_path / "0.npy")

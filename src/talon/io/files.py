@@ -1,7 +1,7 @@
 """Event files: which format a file holds, and reading (whole or in chunks) and writing any of them.
 
 Formats: "evt2", "evt3", "dat" (Prophesee), "aedat4" (iniVation, via aedat), "aedat3" (AEDAT 3.1,
-talon.io.aedat3), "hdf5" (event HDF5,
+talon.io.aedat3), "npy" (a structured event array saved with numpy), "hdf5" (event HDF5,
 talon.io.hdf5's layout) and "atis" (N-MNIST / N-Caltech101 `.bin`, talon.io.atis). The format is told by
 the file's first bytes (AEDAT4 and HDF5 magic numbers, the Prophesee ASCII header); only the headerless
 ATIS files are told by their suffix `.bin`; `format=` overrides.
@@ -16,10 +16,10 @@ import numpy as np
 
 from talon._text import plain
 from talon.errors import TalonError
-from talon.io import aedat3, aedat4, atis, hdf5, prophesee
+from talon.io import aedat3, aedat4, atis, hdf5, npy, prophesee
 from talon.io.events import EVENT_DTYPE, EventRecording
 
-FORMATS = ("evt2", "evt3", "dat", "aedat4", "hdf5", "aedat3", "atis")
+FORMATS = ("evt2", "evt3", "dat", "aedat4", "hdf5", "aedat3", "atis", "npy")
 WRITABLE = ("evt2", "evt3", "dat", "hdf5")
 #: Suffixes of files a folder data set treats as event files.
 EVENT_SUFFIXES = (".raw", ".dat", ".aedat4", ".aedat", ".h5", ".hdf5", ".bin")
@@ -41,6 +41,8 @@ def detect_format(path: str | os.PathLike) -> str:
         return "aedat4"
     if head.startswith(_HDF5_MAGIC):
         return "hdf5"
+    if head.startswith(npy.MAGIC):
+        return "npy"
     if head.startswith(aedat3.MAGIC):
         aedat3.check_version(path)  # AEDAT 2.0 and others: refused with the way forward
         return "aedat3"
@@ -87,6 +89,8 @@ def iter_events(path: str | os.PathLike, *, format: str | None = None, chunk_siz
         yield from atis.iter_chunks(path, chunk_size)
     elif fmt == "aedat3":
         yield from aedat3.iter_chunks(path, chunk_size)
+    elif fmt == "npy":
+        yield from npy.iter_chunks(path, chunk_size)
     else:
         yield from prophesee.iter_chunks(path, fmt, chunk_size)
 
@@ -106,7 +110,7 @@ def sensor_size(path: str | os.PathLike, *, format: str | None = None, stream: i
         return hdf5.sensor_size(path)
     if fmt == "aedat4":
         return aedat4.sensor_size(path, stream)
-    if fmt == "atis":
+    if fmt in ("atis", "npy"):
         return None  # the files state none
     if fmt == "aedat3":
         return aedat3.sensor_size(path)
