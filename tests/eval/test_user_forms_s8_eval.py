@@ -8,7 +8,7 @@ import torch
 from click.testing import CliRunner
 
 from eval_models import conv_snn, snntorch_counts
-from talon import io, ir
+from talon import ir
 from talon.cli import cli
 from talon.eval import evaluate
 
