@@ -409,3 +409,17 @@ def test_a_tonic_array_saved_with_np_save_reads_and_a_plain_table_is_refused(tmp
     np.save(tmp_path / "0.npy", np.array([[1.0, 3.0, 0.0, 0.005]]))  # DVSGesture's cache: x, y, p, t (ms)
     with pytest.raises(TalonError, match=r"0\.npy: a plain float64 array of shape \(1, 4\), which does not say which column is x, y, t or p.*DVSGesture"):
         io.read_events(tmp_path / "0.npy")
+
+
+def test_event_utils_xs_ys_ts_ps_layout(tmp_path):
+    import h5py
+
+    with h5py.File(tmp_path / "us.h5", "w") as f:
+        g = f.create_group("events")
+        g["xs"], g["ys"], g["ts"], g["ps"] = [1, 2], [3, 4], np.array([10, 20], np.int64), np.array([0, 1], np.uint8)
+    assert rows(io.read_events(tmp_path / "us.h5").events) == [(1, 3, 10, 0), (2, 4, 20, 1)]
+    with h5py.File(tmp_path / "sec.h5", "w") as f:  # e2vid writes ts in float seconds
+        g = f.create_group("events")
+        g["xs"], g["ys"], g["ts"], g["ps"] = [1, 2], [3, 4], np.array([0.0, 1.0]), np.array([0, 1], np.uint8)  # whole seconds: not µs
+    with pytest.raises(TalonError, match=r"sec\.h5: /events/ts holds float64 values, the float seconds of event_utils' files"):
+        io.read_events(tmp_path / "sec.h5")

@@ -10,6 +10,9 @@ of its own):
     /events/@width, /events/@height    sensor size (optional; written by talon.io)
     /t_offset   scalar integer          added to every t (optional; DSEC writes it)
 
+/events/xs, ys, ts, ps (event_utils' and e2vid's names) read as x, y, t, p; their ts in float seconds
+is refused (timestamps are whole microseconds), never rounded nor read as microseconds.
+
 A tonic event array saved as it is (`f.create_dataset("events", data=events)`: one compound dataset
 /events with fields x, y, t, p in any order) reads too. Metavision's layout, a compound dataset
 /CD/events with fields x, y, p, t (and the root attribute
@@ -65,10 +68,16 @@ def _columns(f: Any, path: str) -> tuple[dict[str, Any], int]:
         return _dataset_columns(group, path)
     if group is None or not hasattr(group, "keys"):
         raise TalonError(f"{path}: an HDF5 file without an 'events' group (it holds {sorted(f.keys())}); talon.io reads /events/x, y, t, p (docs/io.md)")
-    missing = [k for k in FIELDS if k not in group]
+    names = {k: k for k in FIELDS}
+    if all(k + "s" in group for k in FIELDS) and not any(k in group for k in FIELDS):
+        names = {k: k + "s" for k in FIELDS}  # /events/xs, ys, ts, ps (event_utils / e2vid's layout)
+    missing = [k for k in FIELDS if names[k] not in group]
     if missing:
         raise TalonError(f"{path}: /events lacks {missing} (it holds {sorted(group.keys())}); event HDF5 files hold /events/x, y, t, p")
-    cols = {k: group[k] for k in FIELDS}
+    cols = {k: group[names[k]] for k in FIELDS}
+    if names["t"] == "ts" and cols["t"].dtype.kind == "f":
+        raise TalonError(f"{path}: /events/ts holds {cols['t'].dtype} values, the float seconds of event_utils' files; timestamps are whole "
+                         "microseconds: store round(ts * 1e6) as integers (or write the events with talon.io.write_events)")
     lengths = {k: c.shape for k, c in cols.items()}
     if any(len(s) != 1 for s in lengths.values()) or len({s[0] for s in lengths.values()}) != 1:
         raise TalonError(f"{path}: /events/x, y, t, p must be 1-D and of equal length, got shapes {lengths}")
