@@ -108,7 +108,8 @@ def as_events(array: Any, *, what: str = "events") -> np.ndarray:
     p = arr[pol]
     if p.dtype != bool and p.size and not np.isin(p, (0, 1)).all():
         bad = np.unique(p[~np.isin(p, (0, 1))])[:5]
-        raise TalonError(f"{what}: polarity {pol!r} holds values {plain(bad)}; polarities are 0 (off) or 1 (on): map them first")
+        hint = " (-1/+1 polarities: p = (p > 0))" if (bad == -1).any() else ""
+        raise TalonError(f"{what}: polarity {pol!r} holds values {plain(bad)}; polarities are 0 (off) or 1 (on): map them first{hint}")
     out["p"] = p.astype(bool)
     return out
 

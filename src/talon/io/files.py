@@ -1,8 +1,10 @@
 """Event files: which format a file holds, and reading (whole or in chunks) and writing any of them.
 
-Formats: "evt2", "evt3", "dat" (Prophesee, via expelliarmus), "aedat4" (iniVation, via aedat) and "hdf5"
-(event HDF5, talon.io.hdf5's layout). The format is told by the file's first bytes (AEDAT4 and HDF5
-magic numbers, the Prophesee ASCII header), never by the suffix alone; `format=` overrides.
+Formats: "evt2", "evt3", "dat" (Prophesee), "aedat4" (iniVation, via aedat), "aedat3" (AEDAT 3.1,
+talon.io.aedat3), "npy" (a structured event array saved with numpy), "hdf5" (event HDF5,
+talon.io.hdf5's layout) and "atis" (N-MNIST / N-Caltech101 `.bin`, talon.io.atis). The format is told by
+the file's first bytes (AEDAT4 and HDF5 magic numbers, the Prophesee ASCII header); only the headerless
+ATIS files are told by their suffix `.bin`; `format=` overrides.
 """
 
 from __future__ import annotations
@@ -14,13 +16,13 @@ import numpy as np
 
 from talon._text import plain
 from talon.errors import TalonError
-from talon.io import aedat4, hdf5, prophesee
+from talon.io import aedat3, aedat4, atis, hdf5, npy, prophesee
 from talon.io.events import EVENT_DTYPE, EventRecording
 
-FORMATS = ("evt2", "evt3", "dat", "aedat4", "hdf5")
+FORMATS = ("evt2", "evt3", "dat", "aedat4", "hdf5", "aedat3", "atis", "npy")
 WRITABLE = ("evt2", "evt3", "dat", "hdf5")
 #: Suffixes of files a folder data set treats as event files.
-EVENT_SUFFIXES = (".raw", ".dat", ".aedat4", ".h5", ".hdf5")
+EVENT_SUFFIXES = (".raw", ".dat", ".aedat4", ".aedat", ".h5", ".hdf5", ".bin")
 DEFAULT_CHUNK = 1 << 20
 
 _AEDAT4_MAGIC = b"#!AER-DAT4.0"
@@ -39,8 +41,20 @@ def detect_format(path: str | os.PathLike) -> str:
         return "aedat4"
     if head.startswith(_HDF5_MAGIC):
         return "hdf5"
+    if head.startswith(npy.MAGIC):
+        return "npy"
+    if head.startswith(aedat3.MAGIC):
+        aedat3.check_version(path)  # AEDAT 2.0 and others: refused with the way forward
+        return "aedat3"
+    if path.lower().endswith(".bin"):  # headerless (0 bytes: no events); before the '%' test: an event at x = 37 starts with it
+        return "atis"
+    if not head:
+        raise TalonError(f"{path}: the file is empty (0 bytes); an event file starts with its header: the recording was not saved, or was cut off")
     if head.startswith(b"%"):
         found = prophesee.sniff(prophesee.header(path)[0])
+        if found in prophesee.UNSUPPORTED:
+            raise TalonError(f"{path}: a Prophesee {prophesee.UNSUPPORTED[found]} recording, which talon.io does not decode (it reads EVT 2.0, "
+                             "EVT 3.0 and DAT); convert it to EVT 3.0 or to HDF5 with the Metavision SDK first")
         if found is not None:
             return found
         if path.lower().endswith(".dat"):
@@ -71,6 +85,12 @@ def iter_events(path: str | os.PathLike, *, format: str | None = None, chunk_siz
         yield from hdf5.iter_chunks(path, chunk_size)
     elif fmt == "aedat4":
         yield from aedat4.iter_chunks(path, chunk_size, stream)
+    elif fmt == "atis":
+        yield from atis.iter_chunks(path, chunk_size)
+    elif fmt == "aedat3":
+        yield from aedat3.iter_chunks(path, chunk_size)
+    elif fmt == "npy":
+        yield from npy.iter_chunks(path, chunk_size)
     else:
         yield from prophesee.iter_chunks(path, fmt, chunk_size)
 
@@ -90,6 +110,10 @@ def sensor_size(path: str | os.PathLike, *, format: str | None = None, stream: i
         return hdf5.sensor_size(path)
     if fmt == "aedat4":
         return aedat4.sensor_size(path, stream)
+    if fmt in ("atis", "npy"):
+        return None  # the files state none
+    if fmt == "aedat3":
+        return aedat3.sensor_size(path)
     return prophesee.sensor_size(prophesee.header(path)[0])
 
 

@@ -10,7 +10,12 @@ of its own):
     /events/@width, /events/@height    sensor size (optional; written by talon.io)
     /t_offset   scalar integer          added to every t (optional; DSEC writes it)
 
-Metavision's layout, a compound dataset /CD/events with fields x, y, p, t (and the root attribute
+/events/xs, ys, ts, ps (event_utils' and e2vid's names) read as x, y, t, p; their ts in float seconds
+is refused (timestamps are whole microseconds), never rounded nor read as microseconds.
+
+A tonic event array saved as it is (`f.create_dataset("events", data=events)`: one compound dataset
+/events with fields x, y, t, p in any order) reads too. Metavision's layout, a compound dataset
+/CD/events with fields x, y, p, t (and the root attribute
 `geometry`, "WxH"), reads too when h5py can decompress it (its ECF codec is an HDF5 plugin).
 Reading accepts any dtype that holds the values exactly (checked by talon.io.events.as_events). Writing
 stores x, y as uint16, t as int64, p as uint8, chunked and gzip-compressed, atomically.
@@ -59,16 +64,40 @@ def _columns(f: Any, path: str) -> tuple[dict[str, Any], int]:
             raise TalonError(f"{path}: /CD/events has fields {list(cd.dtype.names)}, missing {missing}")
         return {k: _Field(cd, k) for k in FIELDS}, int(cd.shape[0])
     group = f.get("events")
+    if group is not None and not hasattr(group, "keys"):
+        return _dataset_columns(group, path)
     if group is None or not hasattr(group, "keys"):
         raise TalonError(f"{path}: an HDF5 file without an 'events' group (it holds {sorted(f.keys())}); talon.io reads /events/x, y, t, p (docs/io.md)")
-    missing = [k for k in FIELDS if k not in group]
+    names = {k: k for k in FIELDS}
+    if all(k + "s" in group for k in FIELDS) and not any(k in group for k in FIELDS):
+        names = {k: k + "s" for k in FIELDS}  # /events/xs, ys, ts, ps (event_utils / e2vid's layout)
+    missing = [k for k in FIELDS if names[k] not in group]
     if missing:
         raise TalonError(f"{path}: /events lacks {missing} (it holds {sorted(group.keys())}); event HDF5 files hold /events/x, y, t, p")
-    cols = {k: group[k] for k in FIELDS}
+    cols = {k: group[names[k]] for k in FIELDS}
+    if names["t"] == "ts" and cols["t"].dtype.kind == "f":
+        raise TalonError(f"{path}: /events/ts holds {cols['t'].dtype} values, the float seconds of event_utils' files; timestamps are whole "
+                         "microseconds: store round(ts * 1e6) as integers (or write the events with talon.io.write_events)")
     lengths = {k: c.shape for k, c in cols.items()}
     if any(len(s) != 1 for s in lengths.values()) or len({s[0] for s in lengths.values()}) != 1:
         raise TalonError(f"{path}: /events/x, y, t, p must be 1-D and of equal length, got shapes {lengths}")
     return cols, int(cols["t"].shape[0])
+
+
+def _dataset_columns(ds: Any, path: str) -> tuple[dict[str, Any], int]:
+    """/events as one dataset: a compound one (a tonic event array saved with h5py) reads field by field;
+    a plain (N, 4) table states no column order (x, y, t, p? t, x, y, p?) and is refused."""
+    names = getattr(ds.dtype, "names", None)
+    if names:
+        pol = "p" if "p" in names else "on" if "on" in names else None
+        missing = [k for k in ("x", "y", "t") if k not in names] + ([] if pol else ["p"])
+        if missing or len(ds.shape) != 1:
+            raise TalonError(f"{path}: /events is a compound dataset of shape {ds.shape} with fields {list(names)}; events need a 1-D one with "
+                             f"x, y, t and p{f' (missing {missing})' if missing else ''}")
+        return {k: _Field(ds, pol if k == "p" else k) for k in FIELDS}, int(ds.shape[0])
+    raise TalonError(f"{path}: /events is a plain {ds.dtype} array of shape {ds.shape}, which does not say which column is x, y, t or p; "
+                     "store the events as /events/x, y, t, p (talon.io.write_events(path, events, format='hdf5')) or as one compound "
+                     "dataset with named fields (h5py: f.create_dataset('events', data=events) for a tonic event array)")
 
 
 def _offset(f: Any, path: str) -> int:

@@ -1,4 +1,5 @@
-"""Prophesee event files (EVT2 and EVT3 `.raw`, `.dat`) through expelliarmus.
+"""Prophesee event files (EVT2 and EVT3 `.raw`, `.dat`): read and written with expelliarmus, EVT2 and
+EVT3 decoded by talon.io.evt2 / evt3 (the specification's codecs; see there why).
 
 expelliarmus decodes and encodes the three formats; it wants the file suffix `.raw` (EVT2/EVT3) or `.dat`,
 and on a damaged file prints to stderr and returns None instead of raising. This module adds what a
@@ -18,7 +19,7 @@ import numpy as np
 
 from talon.errors import TalonError
 from talon.io._deps import require
-from talon.io import evt3
+from talon.io import evt2, evt3
 from talon.io.events import EVENT_DTYPE, as_events, check_sensor_size
 
 ENCODINGS = ("evt2", "evt3", "dat")
@@ -27,13 +28,19 @@ SUFFIX = {"evt2": ".raw", "evt3": ".raw", "dat": ".dat"}
 WORD_BYTES = {"evt2": 4, "evt3": 2, "dat": 8}
 
 
+def _is_text_line(line: bytes) -> bool:
+    """A header line: '%', text, a newline. A payload that happens to begin with the byte '%' (files
+    without "% end") holds control bytes or no newline, and is not taken for header."""
+    return line.startswith(b"%") and line.endswith(b"\n") and not any(b < 0x20 and b not in (9, 10, 13) or b == 0x7F for b in line)
+
+
 def header(path: str) -> tuple[list[str], int]:
     """The ASCII header lines ("% key value") and the byte offset where the payload starts."""
     lines, pos = [], 0
     with open(path, "rb") as fh:
         while True:
             line = fh.readline()
-            if not line.startswith(b"%"):
+            if not _is_text_line(line):
                 break
             pos += len(line)
             lines.append(line[1:].strip().decode("latin-1"))
@@ -42,12 +49,22 @@ def header(path: str) -> tuple[list[str], int]:
     return lines, pos
 
 
+#: Prophesee encodings a header may name that talon.io does not decode: named in the error, never misread.
+UNSUPPORTED = {"evt21": "EVT 2.1", "evt4": "EVT 4.0"}
+
+
 def sniff(lines: list[str]) -> str | None:
-    """'evt2', 'evt3' or 'dat' from a header, or None when it does not say."""
+    """'evt2', 'evt3' or 'dat' from a header ('evt21' / 'evt4' for the encodings of UNSUPPORTED), or None
+    when it does not say. "% format EVT21;..." (EVT 2.1) must not read as EVT2: its 64-bit words would
+    decode to made-up events."""
     text = "\n".join(lines).lower()
+    if re.search(r"^evt 2\.1|format evt2\.?1\b", text, re.M):
+        return "evt21"
+    if re.search(r"^evt 4\.0|format evt4", text, re.M):
+        return "evt4"
     if re.search(r"^evt 3\.0|format evt3", text, re.M):
         return "evt3"
-    if re.search(r"^evt 2\.0|format evt2", text, re.M):
+    if re.search(r"^evt 2\.0|format evt2(?:\.0)?\b", text, re.M):
         return "evt2"
     if "data file containing cd events" in text:
         return "dat"
@@ -68,17 +85,37 @@ def sensor_size(lines: list[str]) -> tuple[int, int, int] | None:
 
 
 def _check(path: str, encoding: str) -> None:
-    if os.path.splitext(path)[1].lower() != SUFFIX[encoding]:
+    # EVT2 / EVT3 are decoded here (any file name); DAT goes through expelliarmus, which wants *.dat
+    if encoding == "dat" and os.path.splitext(path)[1].lower() != SUFFIX[encoding]:
         raise TalonError(
             f"{path}: expelliarmus reads {encoding.upper()} only from files named *{SUFFIX[encoding]}; rename or link the file with that suffix"
         )
     _, start = header(path)
     payload = os.path.getsize(path) - start - (2 if encoding == "dat" else 0)  # DAT: event type and size bytes
+    if encoding == "dat" and payload == -2:  # a header and nothing else: a recording without events
+        return
+    if encoding == "dat" and payload >= 0:
+        _check_dat_type(path, start)
     if payload < 0 or payload % WORD_BYTES[encoding]:
         raise TalonError(
             f"{path}: the {encoding.upper()} payload is {payload} bytes, not a whole number of {WORD_BYTES[encoding]}-byte words: "
             f"the file is truncated or not {encoding.upper()}; re-export it from the camera software"
         )
+
+
+#: DAT event types holding CD events in 8 bytes: 0x00 (2D events: N-CARS, Gen1) and 0x0C (CD events, Metavision).
+DAT_CD_TYPES = (0x00, 0x0C)
+
+
+def _check_dat_type(path: str, start: int) -> None:
+    """The event type and size bytes after a DAT header: CD events of 8 bytes, else the file holds another
+    kind (triggers 0x0E, ...) that would decode to made-up CD events."""
+    with open(path, "rb") as fh:
+        fh.seek(start)
+        typ, size = fh.read(2)
+    if typ not in DAT_CD_TYPES or size != 8:
+        raise TalonError(f"{path}: a DAT file of event type 0x{typ:02X} with {size}-byte events; talon.io reads DAT files of CD events "
+                         "(type 0x00 or 0x0C, 8 bytes): this one holds other events (0x0E: external triggers); read the CD recording instead")
 
 
 def _wizard(path: str, encoding: str, chunk_size: int | None = None) -> Any:
@@ -94,21 +131,33 @@ def _checked(arr: Any, path: str, encoding: str) -> np.ndarray:
     return as_events(arr, what=path)
 
 
+_DECODERS = {"evt2": evt2.iter_decode, "evt3": evt3.iter_decode}
+
+
+def _no_events(path: str) -> bool:
+    """A DAT file with a header and at most its event type and size bytes: expelliarmus returns None."""
+    return os.path.getsize(path) - header(path)[1] <= 2
+
+
 def read(path: str, encoding: str) -> np.ndarray:
     _check(path, encoding)
-    if encoding == "evt3":
-        chunks = list(evt3.iter_decode(path, header(path)[1], 1 << 22))
+    if encoding in _DECODERS:
+        chunks = list(_DECODERS[encoding](path, header(path)[1], 1 << 22))
         return np.concatenate(chunks) if chunks else np.empty(0, EVENT_DTYPE)
+    if _no_events(path):
+        return np.empty(0, EVENT_DTYPE)
     return _checked(_wizard(path, encoding).read(path), path, encoding)
 
 
 def iter_chunks(path: str, encoding: str, chunk_size: int) -> Iterator[np.ndarray]:
-    """Events `chunk_size` at a time (expelliarmus may return up to 12 more per chunk)."""
+    """Events `chunk_size` at a time."""
     _check(path, encoding)
-    if encoding == "evt3":  # a vector word holds up to 12 events: chunks are cut to chunk_size events
-        for block in evt3.iter_decode(path, header(path)[1], chunk_size):
+    if encoding in _DECODERS:  # an EVT3 vector word holds up to 12 events: chunks are cut to chunk_size events
+        for block in _DECODERS[encoding](path, header(path)[1], chunk_size):
             for i in range(0, len(block), chunk_size):
                 yield block[i : i + chunk_size]
+        return
+    if _no_events(path):
         return
     wizard = _wizard(path, encoding, chunk_size)
     for chunk in wizard.read_chunk():
@@ -117,7 +166,7 @@ def iter_chunks(path: str, encoding: str, chunk_size: int) -> Iterator[np.ndarra
 
 #: What expelliarmus' encoders hold exactly (measured by round trips; the write check below is the rule).
 LIMITS = {
-    "evt2": "x, y <= 2047 and t < 2**32 us (and even then its encoder fails on about 1 recording in 60 of random events: every write is checked)",
+    "evt2": "x, y <= 2047 and t < 2**32 us",
     "evt3": "x, y <= 2047 (any timestamps; long silences cost a TIME_HIGH word per 8 x 4096 us)",
     "dat": "x, y <= 16383 and less than 2**32 us between consecutive events",
 }
@@ -153,8 +202,8 @@ def write(path: str | os.PathLike, events: Any, encoding: str, sensor_size: Any 
                 fh.write(b"% evt 3.0\n% end\n" + evt3.encode(ev, f"events for {path}").tobytes())
         else:
             Wizard(encoding=encoding).save(tmp, arr)
-        if size is not None:
-            _add_header_lines(tmp, geometry_lines(encoding, size[0], size[1]))
+        if size is not None or encoding == "evt2":  # expelliarmus' EVT2 header has no "% end": added, as Metavision writes it
+            _add_header_lines(tmp, [] if size is None else geometry_lines(encoding, size[0], size[1]), end=encoding != "dat")
         _verify(tmp, ev, encoding, path)
         if sensor_size_of(tmp) != size:
             raise TalonError(f"{path}: the sensor size {size} written into the {encoding.upper()} header reads back as {sensor_size_of(tmp)}")
@@ -178,16 +227,17 @@ def sensor_size_of(path: str) -> tuple[int, int, int] | None:
     return sensor_size(header(path)[0])
 
 
-def _add_header_lines(path: str, lines: list[str]) -> None:
-    """Insert `lines` at the end of the ASCII header of `path` (before any "% end"), payload untouched."""
+def _add_header_lines(path: str, lines: list[str], end: bool = False) -> None:
+    """Insert `lines` at the end of the ASCII header of `path` (before any "% end"; with `end`, a "% end"
+    line closes the header in any case), payload untouched."""
     old, start = header(path)
     with open(path, "rb") as fh:
         data = fh.read()
     head = data[:start]
-    end = b"% end\n"
-    body = head[: -len(end)] if head.endswith(end) else head
+    marker = b"% end\n"
+    body = head[: -len(marker)] if head.endswith(marker) else head
     with open(path, "wb") as fh:
-        fh.write(body + "".join(line + "\n" for line in lines).encode("ascii") + (end if head.endswith(end) else b"") + data[start:])
+        fh.write(body + "".join(line + "\n" for line in lines).encode("ascii") + (marker if end or head.endswith(marker) else b"") + data[start:])
 
 
 def _verify(tmp: str, ev: np.ndarray, encoding: str, path: str) -> None:
@@ -212,7 +262,7 @@ def _verify(tmp: str, ev: np.ndarray, encoding: str, path: str) -> None:
 
 
 def _read_back(path: str, encoding: str) -> Any:
-    if encoding == "evt3":
+    if encoding in _DECODERS:
         return read(path, encoding)
     Wizard = require("expelliarmus", f"reading {encoding.upper()}").Wizard
     return Wizard(encoding=encoding).read(path)
