@@ -93,11 +93,18 @@ def write(path: str | os.PathLike, graph: Graph, *, compression: str | None = No
     if not isinstance(graph, Graph):
         raise TalonFormatError(f"write({str(path)!r}): expected a talon.ir.Graph, got {type(graph).__name__}")
     if Path(path).suffix.lower() == ".nir":  # NIR interop (optional `nir` package), see talon.ir.nir
+        if compression_level is not None:
+            raise TalonFormatError(f"write({str(path)!r}): compression_level is not supported for .nir files (NIR's writer "
+                                   "uses its own level); leave it out")
         from talon.ir.nir import write_nir
 
         return write_nir(path, graph, compression=compression, durable=durable)
     if compression not in (None, "gzip", "lzf"):
         raise TalonFormatError(f"write({str(path)!r}): compression must be None, 'gzip' or 'lzf', got {compression!r}")
+    if compression_level is not None and (compression != "gzip" or isinstance(compression_level, bool)
+                                          or not isinstance(compression_level, (int, np.integer)) or not 0 <= compression_level <= 9):
+        raise TalonFormatError(f"write({str(path)!r}): compression_level is an integer 0-9, for compression='gzip' only "
+                               f"(got {compression_level!r} with compression={compression!r})")
     _check_extras(graph, str(path))
     _check_depth(graph, str(path))
     _try_infer_shapes(graph)
@@ -1199,6 +1206,8 @@ def _open(path: str | os.PathLike, prefetch: bool = False) -> Iterator["_Reader"
     if p.is_dir():
         raise TalonFormatError(f"{str(p)!r} is a folder, not a .t1c file")
     with _hdf5_safety.opened(p) as (raw, mm):
+        if not len(mm):
+            raise TalonFormatError(f"{p.name} is empty (0 bytes), not an HDF5 model file (an interrupted copy or download?)")
         index = _integrity.verify(mm, p.name)  # before HDF5 parses any byte
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="talon-t1c-read") if prefetch and index else None
         try:
@@ -1225,6 +1234,10 @@ _PREFETCH_BYTES = 64 * 1024
 
 def _version(reader: _Reader) -> str:
     if "version" not in reader.file:
+        if "graph" not in reader.file:
+            found = sorted(reader.file)[:5]
+            raise reader.fail(f"an HDF5 file, but not a TALON model: it has neither '/version' nor '/graph' "
+                              f"(its top-level objects: {', '.join(map(repr, found)) or 'none'}); give a .t1c or .nir file")
         raise reader.fail("invalid TALON IR file: missing 'version'")
     text = reader.string(reader.file, "version")
     parsed = _parse_version(text)
