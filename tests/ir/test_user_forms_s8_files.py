@@ -291,6 +291,22 @@ def test_a_compression_level_that_would_be_ignored_or_is_invalid_is_refused(kw, 
     assert list(tmp_path.iterdir()) == []
 
 
+@needs_compat
+def test_read_version_of_a_nir_file_under_any_name_says_nir(tmp_path):
+    pytest.importorskip("nir")
+    g = ir.read(COMPAT / "mlp_lif.t1c")
+    p = tmp_path / "m.nir"
+    ir.write(p, g)
+    with h5py.File(p, "r") as f:
+        version = f["version"][()].decode()
+    shutil.copy(p, tmp_path / "renamed.t1c")
+    for path in (p, tmp_path / "renamed.t1c"):
+        assert ir.read_version(path) == f"NIR {version}"
+        assert ir.read(path) == ir.read(p)
+    code, out, err = _cli("info", tmp_path / "renamed.t1c")
+    assert code == 0 and f"format NIR {version}" in out, err
+
+
 def test_writing_below_a_file_names_the_file_not_a_missing_folder(tmp_path):
     (tmp_path / "notes.txt").write_text("x")
     g = ir.Graph({"input": ir.Input(shape=(2,)), "output": ir.Output()}, [("input", "output")])

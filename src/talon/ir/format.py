@@ -1247,9 +1247,12 @@ def _version(reader: _Reader) -> str:
 
 
 def read_version(path: str | os.PathLike) -> str:
-    """The format version string stored in a .t1c file."""
+    """The format version string stored in a .t1c file; for a NIR file (any name), "NIR " and its NIR
+    version, which is no .t1c format version."""
     with _open(path) as reader:
         try:
+            if "graph" not in reader.file and isinstance(reader.file.get("node"), h5py.Group):
+                return f"NIR {_version(reader)}"
             return _version(reader)
         except TalonError:
             raise
