@@ -10,6 +10,7 @@ References are h5py's and nir's readings of the same bytes, never TALON's.
 
 from __future__ import annotations
 
+import os
 import shutil
 import warnings
 from pathlib import Path
@@ -289,6 +290,20 @@ def test_a_compression_level_that_would_be_ignored_or_is_invalid_is_refused(kw, 
         with pytest.raises(TalonFormatError, match="compression_level"):
             ir.write(tmp_path / name, g, **kw)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root reads files whatever their mode")
+def test_a_file_without_read_permission_is_a_format_error(tmp_path):
+    p = tmp_path / "locked.t1c"
+    ir.write(p, ir.Graph({"input": ir.Input(shape=(2,)), "output": ir.Output()}, [("input", "output")]))
+    p.chmod(0)
+    try:
+        with pytest.raises(TalonFormatError, match="cannot read locked.t1c.*Permission denied"):
+            ir.read(p)
+        code, _, err = _cli("analyze", p)
+        _one_line_error(code, err)
+    finally:
+        p.chmod(0o644)
 
 
 @needs_compat
