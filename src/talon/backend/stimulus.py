@@ -201,7 +201,11 @@ def _unravel(flat: int, shape: tuple[int, ...]) -> list[int]:
 def default_stimulus(shape: tuple[int, ...], index: int = 0) -> Any:
     import torch
 
-    return torch.rand((1, *shape), generator=torch.Generator().manual_seed(DEFAULT_SEED + index), dtype=torch.float32)
+    try:
+        return torch.rand((1, *shape), generator=torch.Generator().manual_seed(DEFAULT_SEED + index), dtype=torch.float32)
+    except (RuntimeError, MemoryError) as exc:  # a shape from a file can ask for terabytes, or overflow the size
+        raise BackendError(f"the default stimulus of Input #{index} (shape {tuple(shape)}: {math.prod(shape):,} values) cannot be "
+                           f"allocated ({str(exc).splitlines()[0][:160]}); check the Input's shape") from None
 
 
 class Stimulus:

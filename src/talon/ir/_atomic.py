@@ -201,7 +201,8 @@ def atomic_path(path: str | os.PathLike, *, durable: bool = False, inputs: Itera
     target = Path(path)
     folder = target.parent if str(target.parent) else Path(".")
     if not folder.is_dir():
-        raise TalonFormatError(f"cannot write {str(target)!r}: folder {str(folder)!r} does not exist")
+        what = "is a file, not a folder" if folder.exists() else "does not exist"
+        raise TalonFormatError(f"cannot write {str(target)!r}: folder {str(folder)!r} {what}")
     inputs = list(inputs)
     check_target(target, inputs)
     remove_stale_temporaries(folder)

@@ -174,6 +174,9 @@ class Census:
 
     datasets: dict[str, tuple[Any, int]] = field(default_factory=dict)  # path -> (low-level DatasetID, layout)
     numeric_ranges: list[tuple[int, int]] = field(default_factory=list)  # (offset, nbytes), sorted
+    # Datasets whose HDF5 type is an enum other than h5py's bool, or a bitfield: h5py hands them over as
+    # plain integers, but they hold labels or bit patterns, not numbers (_labels).
+    labelled: dict[str, str] = field(default_factory=dict)  # path -> "enum {names}" or "bitfield"
 
 
 def inspect(file: h5py.File, fail: Callable[[str], Exception]) -> Census:
@@ -242,7 +245,12 @@ def _check_dataset(dsid: Any, name: str, fail: Callable[[str], Exception], censu
                 raise fail(f"dataset {name!r} uses filter {code}, which is not built into HDF5: refused "
                            f"(allowed: {', '.join(sorted(BUILTIN_FILTERS.values()))}); TALON loads no HDF5 plugins")
         census.datasets[name] = (dsid, layout)
-        if dsid.get_type().get_class() not in (h5py.h5t.INTEGER, h5py.h5t.FLOAT, h5py.h5t.ENUM):
+        type_class = dsid.get_type().get_class()
+        if type_class in (h5py.h5t.ENUM, h5py.h5t.BITFIELD):
+            label = _labels(dsid, type_class)
+            if label:
+                census.labelled[name] = label
+        if type_class not in (h5py.h5t.INTEGER, h5py.h5t.FLOAT, h5py.h5t.ENUM):
             return  # strings: their heap references are the bytes the heap check must not skip
         if layout == h5py.h5d.CONTIGUOUS:
             offset = dsid.get_offset()
@@ -256,3 +264,14 @@ def _check_dataset(dsid: Any, name: str, fail: Callable[[str], Exception], censu
         raise
     except Exception as exc:
         raise fail(f"cannot inspect dataset {name!r} ({type(exc).__name__}: {exc})") from None
+
+
+def _labels(dsid: Any, type_class: int) -> str | None:
+    """How to name the non-numeric integer type of `dsid` (None for h5py's bool, an enum FALSE/TRUE)."""
+    if type_class == h5py.h5t.BITFIELD:
+        return "a bitfield"
+    members = h5py.check_enum_dtype(dsid.dtype) or {}
+    if dsid.dtype.kind == "b":
+        return None
+    names = ", ".join(sorted(members)[:8]) + (", ..." if len(members) > 8 else "")
+    return f"an enum ({names})"

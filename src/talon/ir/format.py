@@ -37,7 +37,7 @@ from talon.errors import PrimitiveError, TalonError, TalonFormatError
 from talon.ir import _compact, _h5space, _hdf5_safety, _integrity, _metajson, _mirror
 from talon.ir._atomic import atomic_path
 from talon.ir.graph import Graph, back_edges
-from talon.ir.node import ARRAY, BOOL, DICT, FLOAT, INT, INTS, NUMBER, STR, Node, get_node_class, list_primitives, values_equal
+from talon.ir.node import ANY_FLOAT, ARRAY, BOOL, DICT, FLOAT, INT, INTS, NUMBER, STR, Node, get_node_class, list_primitives, values_equal
 
 FORMAT_VERSION = "0.1.0"
 #: written instead of FORMAT_VERSION by files holding integer-form arrays (_compact) or JSON metadata
@@ -93,11 +93,18 @@ def write(path: str | os.PathLike, graph: Graph, *, compression: str | None = No
     if not isinstance(graph, Graph):
         raise TalonFormatError(f"write({str(path)!r}): expected a talon.ir.Graph, got {type(graph).__name__}")
     if Path(path).suffix.lower() == ".nir":  # NIR interop (optional `nir` package), see talon.ir.nir
+        if compression_level is not None:
+            raise TalonFormatError(f"write({str(path)!r}): compression_level is not supported for .nir files (NIR's writer "
+                                   "uses its own level); leave it out")
         from talon.ir.nir import write_nir
 
         return write_nir(path, graph, compression=compression, durable=durable)
     if compression not in (None, "gzip", "lzf"):
         raise TalonFormatError(f"write({str(path)!r}): compression must be None, 'gzip' or 'lzf', got {compression!r}")
+    if compression_level is not None and (compression != "gzip" or isinstance(compression_level, bool)
+                                          or not isinstance(compression_level, (int, np.integer)) or not 0 <= compression_level <= 9):
+        raise TalonFormatError(f"write({str(path)!r}): compression_level is an integer 0-9, for compression='gzip' only "
+                               f"(got {compression_level!r} with compression={compression!r})")
     _check_extras(graph, str(path))
     _check_depth(graph, str(path))
     _try_infer_shapes(graph)
@@ -657,12 +664,14 @@ class _Reader:
             if not isinstance(obj, h5py.Group):
                 raise self.fail(f"field {name!r} should be a group (a dict)")
             return self.value(obj)
+        path = f"{prefix if prefix is not None else group.name}/{name}"
+        self.check_numbers(path, name)
         if spec.kind == ARRAY and self.index:
-            arr = self.indexed(f"{prefix if prefix is not None else group.name}/{name}")
+            arr = self.indexed(path)
             if arr is not None:
                 if arr.dtype.kind == "b":
                     raise self.fail(f"field {name!r} should be a numeric array, found booleans")
-                return self.integer_form(self.dataset(group, name, prefix), arr) if arr.dtype.kind in "iu" else arr
+                return self.exact(name, spec, self.integer_form(self.dataset(group, name, prefix), arr) if arr.dtype.kind in "iu" else arr)
         ds = self.dataset(group, name, prefix)
         kind, dt, shape = spec.kind, ds.dtype, ds.shape
         if kind == STR:
@@ -673,11 +682,14 @@ class _Reader:
         if kind == ARRAY:
             if dt.kind == "b":
                 raise self.fail(f"field {name!r} should be a numeric array, found booleans")
-            return self.integer_form(ds, np.asarray(data)) if dt.kind in "iu" else np.asarray(data)
+            return self.exact(name, spec, self.integer_form(ds, np.asarray(data)) if dt.kind in "iu" else np.asarray(data))
         if kind == INTS:
             if dt.kind not in "iu" or len(shape) > 1:
                 raise self.fail(f"field {name!r} should be integers, found {dt} {shape}")
-            return tuple(int(v) for v in np.atleast_1d(data))
+            values = tuple(int(v) for v in np.atleast_1d(data))
+            if any(v >= 2**63 for v in values):  # uint64: no int64 holds it, so it could not be written back
+                raise self.fail(f"field {name!r} holds {max(values)}, which does not fit in a signed 64-bit integer")
+            return values
         if shape not in ((), (1,)):
             raise self.fail(f"field {name!r} should be a single {kind}, found shape {shape}")
         scalar = np.asarray(data).reshape(()).item()
@@ -690,6 +702,29 @@ class _Reader:
         if kind == INT and dt.kind == "f":
             raise self.fail(f"field {name!r} should be an integer, found {dt}")
         return scalar
+
+    def exact(self, name: str, spec: Any, arr: np.ndarray) -> np.ndarray:
+        """`arr`, with a warning when the field's dtype (which the node converts it to) cannot hold every
+        value exactly: float64 or long double weights for a float32 field, int64 beyond 2**24, ..."""
+        target = _field_dtype(spec, arr)
+        if arr.dtype == target or arr.size == 0 or arr.dtype.kind not in "iuf":
+            return arr  # (other dtypes are refused by the node)
+        with np.errstate(all="ignore"):
+            back = arr.astype(target).astype(arr.dtype)
+            same = np.array_equal(back, arr, equal_nan=arr.dtype.kind == "f")
+            if not same:
+                change = np.nanmax(np.abs(back.astype(np.float64) - arr.astype(np.float64)), initial=0.0)
+        if not same:
+            warnings.warn(f"{self.path.name}: {' '.join(self.context)}: {arr.dtype} values do not all fit {target} exactly, the dtype of "
+                          f"{name!r}: TALON computes with them rounded (largest change {change:.3g})", TalonFormatWarning, stacklevel=6)
+        return arr
+
+    def check_numbers(self, path: str, name: str) -> None:
+        """Enums (other than h5py's bool) and bitfields read as integers in h5py, but hold labels or bit
+        patterns: refused where a number is expected rather than taken for their codes."""
+        label = self.census.labelled.get(path)
+        if label is not None:
+            raise self.fail(f"{name!r} is {label}, not numbers: store the values as an integer or float dataset")
 
     def integer_form(self, ds: h5py.Dataset, ints: np.ndarray) -> np.ndarray:
         """An integer array field, or the floats it stands for when it is an integer form (_compact)."""
@@ -743,6 +778,7 @@ class _Reader:
             return tuple(out) if kind == "tuple" else out
         if obj.dtype.kind not in "biuf":
             raise self.fail(f"{obj.name!r} has unsupported dtype {obj.dtype}")
+        self.check_numbers(obj.name, obj.name)
         data = self.load(obj)
         if kind in ("list", "tuple"):
             items = np.asarray(data).tolist()
@@ -797,9 +833,28 @@ class _Reader:
         if "talon_dt" in g.attrs:
             with self.at("attribute 'talon_dt'"):
                 dt = self.attr_scalar(g, "talon_dt")
-        metadata = self.value(g["metadata"]) if isinstance(g.get("metadata"), h5py.Group) else {}
+        metadata = self.metadata(g)
+        self.allow_cycles(g)
         extras = {k: self.value(g[k]) for k in g if k not in _GRAPH_KNOWN}
         return self.make_graph({n: nodes[n] for n in order}, list(zip(src, dst)), dt, metadata, extras)
+
+    def metadata(self, g: h5py.Group) -> Any:
+        obj = g.get("metadata")
+        if obj is None:
+            return {}
+        if not isinstance(obj, h5py.Group):
+            raise self.fail("'metadata' should be a group (a dict of entries), found a dataset")
+        return self.value(obj)
+
+    def allow_cycles(self, g: h5py.Group) -> None:
+        """`allow_cycles`, when present, is a single bool (TALON's Graph finds the cycles from the edges)."""
+        obj = g.get("allow_cycles")
+        if obj is None:
+            return
+        with self.at("'allow_cycles'"):
+            if not isinstance(obj, h5py.Dataset) or obj.shape != () or obj.dtype.kind != "b":
+                found = "a group" if isinstance(obj, h5py.Group) else f"{obj.dtype} {obj.shape}"
+                raise self.fail(f"should be a single bool, found {found}")
 
     def make_graph(self, nodes: dict[str, Node], edges: list, dt: Any, metadata: Any, extras: dict) -> Graph:
         if isinstance(dt, bool) or not isinstance(dt, (int, float)) or not (np.isfinite(dt) and dt > 0):
@@ -977,6 +1032,8 @@ class _Reader:
                 table = json.loads(self.decode(g.attrs["talon_shapes"], "talon_shapes"))
             except ValueError as exc:
                 raise self.fail(f"malformed ({exc})") from None
+            except RecursionError:
+                raise self.fail("malformed (JSON nested too deeply)") from None
             self.apply_shapes(table, nodes)
 
     def apply_shapes(self, table: Any, nodes: dict[str, Node]) -> None:
@@ -986,8 +1043,8 @@ class _Reader:
                 if not all(s is None or (isinstance(s, list) and all(isinstance(x, list) for x in s)) for s in (ins, outs)):
                     raise TypeError(f"shapes of {name!r} should be lists of lists")
                 node = nodes[name]
-                node.input_shapes = None if ins is None else [tuple(int(d) for d in s) for s in ins]
-                node.output_shapes = None if outs is None else [tuple(int(d) for d in s) for s in outs]
+                node.input_shapes = None if ins is None else [_stored_shape(s) for s in ins]
+                node.output_shapes = None if outs is None else [_stored_shape(s) for s in outs]
         except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
             raise self.fail(f"malformed shapes table ({exc})") from None
 
@@ -1033,6 +1090,52 @@ class _Reader:
             return cls(**values)
         except PrimitiveError as exc:
             raise self.fail(str(exc)) from None
+
+
+def _check_stored_shapes(graph: Graph, where: str) -> None:
+    """Stored shapes (a cache: the fields and edges are the content) are replaced, with a warning, by the
+    shapes the fields and edges give when they disagree: another tool (the existing SDK, h5py) may have
+    edited a field without knowing the talon_shapes attribute. A graph that cannot be shaped keeps them."""
+    stored = {}
+
+    def snapshot(g: Graph, prefix: str) -> None:
+        for name, node in g.nodes.items():
+            stored[prefix + name] = (node, node.input_shapes, node.output_shapes)
+            if isinstance(node, Graph):
+                snapshot(node, f"{prefix}{name}/")
+
+    snapshot(graph, "")
+    if all(ins is None and outs is None for _, ins, outs in stored.values()):
+        return
+    own = (graph.input_shapes, graph.output_shapes)
+    try:
+        graph.infer_shapes()
+    except TalonError:  # write() stores such graphs too
+        for node, ins, outs in stored.values():
+            node.input_shapes, node.output_shapes = ins, outs
+        graph.input_shapes, graph.output_shapes = own
+        return
+    for name, (node, ins, outs) in stored.items():
+        if (ins is not None and ins != node.input_shapes) or (outs is not None and outs != node.output_shapes):
+            warnings.warn(f"{where}: node {name!r}: stored shapes {ins} -> {outs} disagree with those its fields and inputs give, "
+                          f"{node.input_shapes} -> {node.output_shapes} (the file was edited by a tool that does not update them); "
+                          "using the latter", TalonFormatWarning, stacklevel=3)
+            break
+
+
+def _field_dtype(spec: Any, arr: np.ndarray) -> np.dtype:
+    """The dtype a node keeps an array field in (node._coerce): the spec's, or for ANY_FLOAT float32 and
+    float64 as given, anything else as float64."""
+    if spec.dtype != ANY_FLOAT:
+        return np.dtype(spec.dtype)
+    return arr.dtype if arr.dtype in (np.float32, np.float64) else np.dtype(np.float64)
+
+
+def _stored_shape(dims: list) -> tuple[int, ...]:
+    """One stored shape: non-negative integers (JSON floats such as 4.0 or 1e400 are not dimensions)."""
+    if not all(isinstance(d, int) and not isinstance(d, bool) and 0 <= d < 2**63 for d in dims):
+        raise ValueError(f"a shape holds {dims!r}; dimensions are non-negative integers")
+    return tuple(dims)
 
 
 def _encodable(value: Any) -> bool:
@@ -1082,7 +1185,8 @@ _FLOAT_SPEC = _FieldSpec(FLOAT)
 
 def _parse_version(text: str) -> tuple[int, ...] | None:
     parts = text.strip().split(".")
-    if not 1 <= len(parts) <= 3 or not all(p.isdigit() for p in parts):
+    # ASCII digits only (str.isdigit also takes "０" and "²"), and few of them: int() of thousands refuses
+    if not 1 <= len(parts) <= 3 or not all(p.isascii() and p.isdigit() and len(p) <= 18 for p in parts):
         return None
     return tuple(int(p) for p in parts)
 
@@ -1102,6 +1206,8 @@ def _open(path: str | os.PathLike, prefetch: bool = False) -> Iterator["_Reader"
     if p.is_dir():
         raise TalonFormatError(f"{str(p)!r} is a folder, not a .t1c file")
     with _hdf5_safety.opened(p) as (raw, mm):
+        if not len(mm):
+            raise TalonFormatError(f"{p.name} is empty (0 bytes), not an HDF5 model file (an interrupted copy or download?)")
         index = _integrity.verify(mm, p.name)  # before HDF5 parses any byte
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="talon-t1c-read") if prefetch and index else None
         try:
@@ -1128,18 +1234,25 @@ _PREFETCH_BYTES = 64 * 1024
 
 def _version(reader: _Reader) -> str:
     if "version" not in reader.file:
+        if "graph" not in reader.file:
+            found = sorted(reader.file)[:5]
+            raise reader.fail(f"an HDF5 file, but not a TALON model: it has neither '/version' nor '/graph' "
+                              f"(its top-level objects: {', '.join(map(repr, found)) or 'none'}); give a .t1c or .nir file")
         raise reader.fail("invalid TALON IR file: missing 'version'")
     text = reader.string(reader.file, "version")
     parsed = _parse_version(text)
     if parsed is None:
-        raise reader.fail(f"invalid format version {text!r}")
+        raise reader.fail(f"invalid format version {text[:40] + '...' if len(text) > 40 else text!r}")
     return text
 
 
 def read_version(path: str | os.PathLike) -> str:
-    """The format version string stored in a .t1c file."""
+    """The format version string stored in a .t1c file; for a NIR file (any name), "NIR " and its NIR
+    version, which is no .t1c format version."""
     with _open(path) as reader:
         try:
+            if "graph" not in reader.file and isinstance(reader.file.get("node"), h5py.Group):
+                return f"NIR {_version(reader)}"
             return _version(reader)
         except TalonError:
             raise
@@ -1178,6 +1291,7 @@ def read(path: str | os.PathLike) -> Graph:
                 graph = reader.graph(g)
                 if "talon_node_order" not in g.attrs:  # the existing SDK's file: flat per-neuron arrays
                     _compact.adopt_flat_neuron_layouts(graph)
+            _check_stored_shapes(graph, reader.path.name)
             return graph
         except TalonError:
             raise

@@ -25,11 +25,9 @@ def conv_out(size: int, kernel: int, stride: int, padding: int, dilation: int = 
 
 def check_broadcast(owner: str, field: str, param: np.ndarray, shape: tuple[int, ...]) -> None:
     """Raise unless a per-neuron parameter array broadcasts to the neuron shape without growing it."""
-    try:
-        out = np.broadcast_shapes(param.shape, shape)
-    except ValueError:
-        out = None
-    if out != tuple(shape):
+    # By the rule itself: np.broadcast_shapes refuses shapes of more elements than memory can address.
+    grows = len(param.shape) > len(shape) or any(p not in (1, s) for p, s in zip(reversed(param.shape), reversed(tuple(shape))))
+    if grows:
         raise PrimitiveError(f"{owner}.{field} has shape {param.shape}, which does not broadcast to the neuron shape {tuple(shape)}")
 
 
