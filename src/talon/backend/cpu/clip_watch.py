@@ -1,0 +1,156 @@
+"""Saying so where fixed-point simulation saturates a value (docs/fixed_point.md section 2).
+
+Saturation is part of the hardware rule, but a value the calibrated formats cannot hold is a value the
+chip would change: the user has to know. While a fixed-point run is watched (`watching()`), every site
+that saturates (graph inputs, synaptic accumulators and outputs, requantising nodes, neuron membranes
+and synaptic currents) reports the extremes of the values it was about to clamp, and at the end of the
+run one `FixedPointSaturationWarning` names every node and value that left its format, with the
+furthest value reached and the format's range.
+
+What the rule itself allows is not reported: with the power-of-two rule (section 5) the calibrated
+largest activation may round half up to exactly `2^(b-1)`, one LSB past the top, and saturate to
+`2^(b-1) - 1`; so a value rounded half up is reported only beyond that, while an accumulator or a
+membrane (rounded up) is reported at any saturation. Only extremes (one `aminmax` per tensor) are kept,
+as 0-d tensors, read once when the run ends.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any, Iterator
+
+import torch
+
+from talon.backend.cpu.fixed_format import Format
+
+__all__ = ["FixedPointSaturationWarning", "ClipLog", "watching", "active", "note_pair", "note_input", "note_half_up",
+           "note_ceil", "note_synaptic"]  # fmt: skip
+
+
+class FixedPointSaturationWarning(UserWarning):
+    """A fixed-point simulation saturated values its formats could not hold (talon.backend.cpu.clip_watch)."""
+
+
+class ClipLog:
+    """The extremes each watched (node, value) reached, in integer units of its format: (node, what) ->
+    [format, lowest allowed, highest allowed, [(min, max) 0-d tensors]]."""
+
+    def __init__(self) -> None:
+        self.seen: dict[tuple[str, str], list[Any]] = {}
+
+    def add(self, node: str, what: str, fmt: Format, lo: float, hi: float, pair: Any) -> None:
+        entry = self.seen.get((node, what))
+        if entry is None:
+            entry = self.seen[(node, what)] = [fmt, lo, hi, []]
+        entry[3].append(pair)
+
+    def clipped(self) -> list[tuple[str, str, Format, float]]:
+        """(node, what, format, furthest value reached, in real units) of every value that saturated."""
+        out = []
+        for (node, what), (fmt, lo, hi, pairs) in self.seen.items():
+            low = float(torch.stack([p[0].to(torch.float64) for p in pairs]).min())
+            high = float(torch.stack([p[1].to(torch.float64) for p in pairs]).max())
+            if high > hi or low < lo:  # NaN compares False: a NaN is refused elsewhere, not reported here
+                far = high if high - hi >= lo - low else low
+                out.append((node, what, fmt, math.ldexp(far, -fmt.frac)))
+        return out
+
+    def warn(self, stacklevel: int = 2) -> None:
+        """One FixedPointSaturationWarning naming every value that saturated (nothing when none did)."""
+        clipped = self.clipped()
+        if not clipped:
+            return
+        parts = []
+        for node, what, fmt, far in clipped:
+            lo, hi = math.ldexp(fmt.lo, -fmt.frac), math.ldexp(fmt.hi, -fmt.frac)
+            parts.append(f"node {node!r} {what} reached {far:.6g}, outside its format {fmt} range [{lo:.6g}, {hi:.6g}]")
+        warnings.warn(
+            "fixed-point simulation saturated values its formats cannot hold (the hardware would clip them the same way): "
+            + "; ".join(parts)
+            + ". Calibrate on data that reaches these values (calibration_inputs= or calibrate(graph, data)), or widen "
+            "the format (FixedPointConfig: accumulator_bits for an accumulator, membrane_headroom_bits or membrane_bits "
+            "for a membrane or current, activation_bits otherwise)",
+            FixedPointSaturationWarning,
+            stacklevel=stacklevel,
+        )
+
+
+_LOG: ContextVar[ClipLog | None] = ContextVar("talon_clip_log", default=None)
+
+
+@contextmanager
+def watching() -> Iterator[ClipLog]:
+    """Watch every saturation of the fixed-point runs inside the block into the yielded ClipLog."""
+    log = ClipLog()
+    token = _LOG.set(log)
+    try:
+        yield log
+    finally:
+        _LOG.reset(token)
+
+
+def active() -> ClipLog | None:
+    """The ClipLog of the run in progress, or None when no run is watched."""
+    return _LOG.get()
+
+
+def note_pair(node: str, what: str, fmt: Format, pair: Any) -> None:
+    """Record (min, max) of values in integer units of `fmt`, before their saturation to it."""
+    log = _LOG.get()
+    if log is not None:
+        log.add(node, what, fmt, fmt.lo, fmt.hi, pair)
+
+
+def _scaled_extremes(x: Any, frac: int) -> tuple[Any, Any] | None:
+    if not isinstance(x, torch.Tensor) or not x.numel():
+        return None
+    lo, hi = torch.aminmax(x.detach())
+    up = math.ldexp(1.0, frac)
+    return lo.to(torch.float64) * up, hi.to(torch.float64) * up
+
+
+def note_half_up(node: str, what: str, x: Any, fmt: Format) -> None:
+    """A value rounded half up to `fmt` (real units): saturated beyond the rule's one LSB at the top."""
+    log = _LOG.get()
+    if log is None:
+        return
+    ext = _scaled_extremes(x, fmt.frac)
+    if ext is not None:  # rounding is monotone: the extremes' rounded values are the rounded extremes
+        log.add(node, what, fmt, fmt.lo, fmt.hi + 1, (torch.floor(ext[0] + 0.5), torch.floor(ext[1] + 0.5)))
+
+
+def note_ceil(node: str, what: str, x: Any, fmt: Format) -> None:
+    """A value rounded up to `fmt` (real units): any saturation is reported."""
+    log = _LOG.get()
+    if log is None:
+        return
+    ext = _scaled_extremes(x, fmt.frac)
+    if ext is not None:
+        log.add(node, what, fmt, fmt.lo, fmt.hi, (torch.ceil(ext[0]), torch.ceil(ext[1])))
+
+
+def note_input(node: str, x: Any, fmt: Format) -> None:
+    """A graph input rounded half up to its format."""
+    note_half_up(node, "input", x, fmt)
+
+
+def note_synaptic(plan: Any, acc: Any) -> None:
+    """A synaptic layer's exact accumulator value (real units), before saturation to acc_bits and rounding
+    to its output format."""
+    log = _LOG.get()
+    if log is None or plan.acc_bits is None or plan.acc_frac is None:
+        return
+    ext = _scaled_extremes(acc, plan.acc_frac)
+    if ext is None:
+        return
+    acc_fmt = Format(plan.acc_bits, plan.acc_frac)
+    log.add(plan.name, "accumulator", acc_fmt, acc_fmt.lo, acc_fmt.hi, ext)
+    # the output rounds the saturated accumulator half up: its extremes are those of the clamped extremes
+    fmt = plan.out_format
+    lo = torch.clamp(ext[0], acc_fmt.lo, acc_fmt.hi)
+    hi = torch.clamp(ext[1], acc_fmt.lo, acc_fmt.hi)
+    shift = math.ldexp(1.0, fmt.frac - plan.acc_frac)
+    log.add(plan.name, "output", fmt, fmt.lo, fmt.hi + 1, (torch.floor(lo * shift + 0.5), torch.floor(hi * shift + 0.5)))
