@@ -7,16 +7,19 @@ and synaptic currents) reports the extremes of the values it was about to clamp,
 run one `FixedPointSaturationWarning` names every node and value that left its format, with the
 furthest value reached and the format's range.
 
-What the rule itself allows is not reported: with the power-of-two rule (section 5) the calibrated
-largest activation may round half up to exactly `2^(b-1)`, one LSB past the top, and saturate to
-`2^(b-1) - 1`; so a value rounded half up is reported only beyond that, while an accumulator or a
-membrane (rounded up) is reported at any saturation. Only extremes (one `aminmax` per tensor) are kept,
+What the rule itself allows is not reported: with the power-of-two rule (section 5) a calibrated
+activation lies below `2^(b-1)` in integer units and may round half up to exactly `2^(b-1)`, one LSB past
+the top, and saturate to `2^(b-1) - 1`; so a value rounded half up is reported when it reaches
+`2^(b-1)` before rounding (beyond any calibrated range) or rounds below `-2^(b-1)`, while an accumulator
+or a membrane (rounded up) is reported at any saturation. Only extremes (one `aminmax` per tensor) are kept,
 as 0-d tensors, read once when the run ends.
 """
 
 from __future__ import annotations
 
 import math
+import os
+import sys
 import warnings
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -58,8 +61,9 @@ class ClipLog:
                 out.append((node, what, fmt, math.ldexp(far, -fmt.frac)))
         return out
 
-    def warn(self, stacklevel: int = 2) -> None:
-        """One FixedPointSaturationWarning naming every value that saturated (nothing when none did)."""
+    def warn(self) -> None:
+        """One FixedPointSaturationWarning naming every value that saturated (nothing when none did),
+        attributed to the first caller outside the talon package (the user's simulate/profile call)."""
         clipped = self.clipped()
         if not clipped:
             return
@@ -74,8 +78,19 @@ class ClipLog:
             "the format (FixedPointConfig: accumulator_bits for an accumulator, membrane_headroom_bits or membrane_bits "
             "for a membrane or current, activation_bits otherwise)",
             FixedPointSaturationWarning,
-            stacklevel=stacklevel,
+            stacklevel=_user_stacklevel(),
         )
+
+
+_PACKAGE = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # .../talon
+
+
+def _user_stacklevel() -> int:
+    """The stacklevel of warnings.warn, called from ClipLog.warn, that names the first frame outside talon."""
+    frame, level = sys._getframe(1), 1  # ClipLog.warn's frame is level 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE + os.sep):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 _LOG: ContextVar[ClipLog | None] = ContextVar("talon_clip_log", default=None)
@@ -119,7 +134,7 @@ def note_half_up(node: str, what: str, x: Any, fmt: Format) -> None:
         return
     ext = _scaled_extremes(x, fmt.frac)
     if ext is not None:  # rounding is monotone: the extremes' rounded values are the rounded extremes
-        log.add(node, what, fmt, fmt.lo, fmt.hi + 1, (torch.floor(ext[0] + 0.5), torch.floor(ext[1] + 0.5)))
+        log.add(node, what, fmt, fmt.lo, _BELOW_TOP(fmt), (torch.floor(ext[0] + 0.5), ext[1]))
 
 
 def note_ceil(node: str, what: str, x: Any, fmt: Format) -> None:
@@ -153,4 +168,11 @@ def note_synaptic(plan: Any, acc: Any) -> None:
     lo = torch.clamp(ext[0], acc_fmt.lo, acc_fmt.hi)
     hi = torch.clamp(ext[1], acc_fmt.lo, acc_fmt.hi)
     shift = math.ldexp(1.0, fmt.frac - plan.acc_frac)
-    log.add(plan.name, "output", fmt, fmt.lo, fmt.hi + 1, (torch.floor(lo * shift + 0.5), torch.floor(hi * shift + 0.5)))
+    log.add(plan.name, "output", fmt, fmt.lo, _BELOW_TOP(fmt), (torch.floor(lo * shift + 0.5), hi * shift))
+
+
+def _BELOW_TOP(fmt: Format) -> float:  # noqa: N802
+    """The largest value (integer units, before rounding half up) the rule lets saturate silently: below
+    2^(b-1), which a calibrated range never reaches (section 5), a value may round up to 2^(b-1) and
+    saturate by one LSB; a value at or past 2^(b-1) lies beyond the calibrated range."""
+    return math.nextafter(float(fmt.hi + 1), -math.inf)

@@ -364,7 +364,7 @@ def run_instrumented(
             if bar is not None:
                 bar.stop()
     if clip_log is not None:
-        clip_log.warn(stacklevel=4)
+        clip_log.warn()
 
     return RunRecord(
         steps=T,
