@@ -20,6 +20,7 @@ from talon.backend import get_backend
 from talon.backend.compile import build_descriptor
 from talon.backend.cpu import FixedPointConfig
 from talon.backend.cpu.clip_watch import FixedPointSaturationWarning
+from talon.backend.saturation_report import FixedPointSaturationWarning as SharedWarning
 from talon.backend.descriptor import HardwareDescriptor
 from talon.errors import BackendError
 
@@ -122,6 +123,23 @@ def test_fpga_csim_and_verify_on_a_kept_calibration(cpu, fpga, tmp_path):
     cs = fpga.csim(g, x, calibration=cal, work_dir=tmp_path / "c")
     lif2 = sim.spikes["lif2"].numpy()
     assert np.array_equal(cs.value("spikes", "lif2"), lif2.astype(np.float64))
+
+
+@needs_gxx
+def test_csim_of_a_project_says_when_its_inputs_saturate(cpu, fpga, tmp_path):
+    """A project calibrated on small inputs, then run in C on larger ones: the testbench quantises them by
+    the Input rule (saturating); csim says so, naming the input, and the words are the cpu simulation's."""
+    assert SharedWarning is FixedPointSaturationWarning
+    g = mlp_graph(seed=6)
+    cal = cpu.calibrate(g, 0.25 * torch.rand(6, 2, 8, generator=torch.Generator().manual_seed(0)))
+    prj = fpga.compile(g, tmp_path / "p", calibration=cal)
+    x = 2 * torch.rand(5, 2, 8, generator=torch.Generator().manual_seed(1)) - 1
+    with pytest.warns(FixedPointSaturationWarning, match=r"node 'inp' input reached -?0\.9"):
+        cs = fpga.csim(prj, x)
+    with pytest.warns(FixedPointSaturationWarning, match=r"node 'inp' input reached"):
+        sim = cpu.simulate(g, x, mode="fixed", calibration=cal, record=True, compare=False)
+    assert np.array_equal(cs.value("spikes", "lif2"), sim.spikes["lif2"].double().numpy())
+    _quiet(fpga.csim, prj, 0.2 * torch.rand(5, 2, 8))  # inside the calibrated range: silent
 
 
 # -- Part B: snnTorch models with edge numerics against the integer reference ------------------------------

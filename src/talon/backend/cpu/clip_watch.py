@@ -28,13 +28,10 @@ from typing import Any, Iterator
 import torch
 
 from talon.backend.cpu.fixed_format import Format
+from talon.backend.saturation_report import FixedPointSaturationWarning, describe, message
 
 __all__ = ["FixedPointSaturationWarning", "ClipLog", "watching", "active", "note_pair", "note_input", "note_half_up",
            "note_ceil", "note_synaptic"]  # fmt: skip
-
-
-class FixedPointSaturationWarning(UserWarning):
-    """A fixed-point simulation saturated values its formats could not hold (talon.backend.cpu.clip_watch)."""
 
 
 class ClipLog:
@@ -67,19 +64,8 @@ class ClipLog:
         clipped = self.clipped()
         if not clipped:
             return
-        parts = []
-        for node, what, fmt, far in clipped:
-            lo, hi = math.ldexp(fmt.lo, -fmt.frac), math.ldexp(fmt.hi, -fmt.frac)
-            parts.append(f"node {node!r} {what} reached {far:.6g}, outside its format {fmt} range [{lo:.6g}, {hi:.6g}]")
-        warnings.warn(
-            "fixed-point simulation saturated values its formats cannot hold (the hardware would clip them the same way): "
-            + "; ".join(parts)
-            + ". Calibrate on data that reaches these values (calibration_inputs= or calibrate(graph, data)), or widen "
-            "the format (FixedPointConfig: accumulator_bits for an accumulator, membrane_headroom_bits or membrane_bits "
-            "for a membrane or current, activation_bits otherwise)",
-            FixedPointSaturationWarning,
-            stacklevel=_user_stacklevel(),
-        )
+        parts = [describe(node, what, fmt.bits, fmt.frac, far) for node, what, fmt, far in clipped]
+        warnings.warn(message(parts), FixedPointSaturationWarning, stacklevel=_user_stacklevel())
 
 
 _PACKAGE = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # .../talon
