@@ -405,3 +405,49 @@ def test_fixed_mode_spike_energy_is_events_times_fan_out_and_falls_with_activity
             assert layer.spike_energy_uj == pytest.approx(events / B * 4 * 0.1e-6, rel=1e-9), name
     assert res["none"][0].layers["fc"].spike_energy_uj == 0
     assert res["sparse"][0].energy_estimate_uj < res["dense"][0].energy_estimate_uj
+
+
+def test_alpha_traces_and_alif_states_past_a_short_calibration_warn(cpu):
+    """snnTorch Alpha (its traces round half up, and clamp after the reset) and ALIF (Lava-DL style states,
+    saturated to the state format) driven harder and longer than calibrated: named in the warning."""
+
+    class A(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(3, 4)
+            self.a = snn.Alpha(alpha=0.9, beta=0.8, threshold=0.5)
+
+        def forward(self, x):
+            se, si, m = self.a.init_alpha()
+            out = []
+            for step in range(x.shape[0]):
+                spk, se, si, m = self.a(self.fc(x[step]), se, si, m)
+                out.append(spk)
+            return torch.stack(out)
+
+    torch.manual_seed(0)
+    g = to_ir(A(), torch.zeros(2, 1, 3))
+    cal = cpu.calibrate(g, 0.05 * torch.ones(3, 1, 3))
+    with pytest.warns(FixedPointSaturationWarning, match=r"node 'a' (trace|membrane) reached"):
+        cpu.simulate(g, 0.05 * torch.ones(60, 1, 3), mode="fixed", calibration=cal, compare=False)
+
+    from talon.bridge.modules import ALIF
+
+    class L(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(3, 4)
+            self.alif = ALIF(threshold=50.0, threshold_step=0.3, current_decay=0.1, voltage_decay=0.05, threshold_decay=0.1,
+                             refractory_decay=0.3)  # fmt: skip
+
+        def forward(self, x):
+            return self.alif(self.fc(x))
+
+    torch.manual_seed(1)
+    net = L()
+    with torch.no_grad():
+        net.fc.weight.fill_(1.0)
+    g = to_ir(net, torch.zeros(1, 3))
+    cal = cpu.calibrate(g, 0.1 * torch.ones(2, 1, 3))
+    with pytest.warns(FixedPointSaturationWarning, match=r"node 'alif' (state|input sum) reached"):
+        cpu.simulate(g, 5 * torch.ones(40, 1, 3), mode="fixed", calibration=cal, compare=False)
