@@ -354,7 +354,7 @@ def test_membranes_drifting_past_a_short_calibration_warn_in_both_neuron_paths(c
     g = ir.Graph({"x": ir.Input(shape=(2,)), "n": ir.IF(r=[1.0, 1.0], v_threshold=[20.0, 20.0]), "y": ir.Output()})
     g.chain("x", "n", "y")
     cal = cpu.calibrate(g, -torch.ones(10, 1, 2))
-    long = -torch.ones(100, 1, 2)
+    long = -torch.ones(700, 1, 2)  # more steps than the watch keeps per value before folding them
     with pytest.warns(FixedPointSaturationWarning, match=r"node 'n' membrane reached -6"):
         cpu.simulate(g, long, mode="fixed", calibration=cal, compare=False)  # fused loop
     with pytest.warns(FixedPointSaturationWarning, match=r"node 'n' membrane reached -6"):

@@ -45,14 +45,16 @@ class ClipLog:
         entry = self.seen.get((node, what))
         if entry is None:
             entry = self.seen[(node, what)] = [fmt, lo, hi, []]
-        entry[3].append(pair)
+        pairs = entry[3]
+        pairs.append(pair)
+        if len(pairs) >= _FOLD_AT:  # a long run keeps one pair per value, not one per step
+            pairs[:] = [_fold(pairs)]
 
     def clipped(self) -> list[tuple[str, str, Format, float]]:
         """(node, what, format, furthest value reached, in real units) of every value that saturated."""
         out = []
         for (node, what), (fmt, lo, hi, pairs) in self.seen.items():
-            low = float(torch.stack([p[0].to(torch.float64) for p in pairs]).min())
-            high = float(torch.stack([p[1].to(torch.float64) for p in pairs]).max())
+            low, high = (float(v) for v in _fold(pairs))
             if high > hi or low < lo:  # NaN compares False: a NaN is refused elsewhere, not reported here
                 far = high if high - hi >= lo - low else low
                 out.append((node, what, fmt, math.ldexp(far, -fmt.frac)))
@@ -66,6 +68,15 @@ class ClipLog:
             return
         parts = [describe(node, what, fmt.bits, fmt.frac, far) for node, what, fmt, far in clipped]
         warnings.warn(message(parts), FixedPointSaturationWarning, stacklevel=_user_stacklevel())
+
+
+#: pairs kept per watched value before they are folded into one
+_FOLD_AT = 256
+
+
+def _fold(pairs: list) -> tuple[Any, Any]:
+    """One (min, max) pair, float64 0-d tensors, for a list of them."""
+    return (torch.stack([p[0].to(torch.float64) for p in pairs]).min(), torch.stack([p[1].to(torch.float64) for p in pairs]).max())
 
 
 _PACKAGE = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # .../talon
