@@ -387,7 +387,7 @@ def test_a_requantising_pool_beyond_its_calibration_warns(cpu):
 
 
 def test_fixed_mode_spike_energy_is_events_times_fan_out_and_falls_with_activity(cpu):
-    g = ir.Graph({"x": ir.Input(shape=(6,), spikes=True) if "spikes" in ir.Input.__dataclass_fields__ else ir.Input(shape=(6,)),
+    g = ir.Graph({"x": ir.Input(shape=(6,), spikes=True),
                   "fc": ir.Affine(weight=np.linspace(-1, 1, 24, dtype=np.float32).reshape(4, 6), bias=np.zeros(4, np.float32)),
                   "lif": ir.LIF(tau=[5.0] * 4, r=[5.0] * 4, v_leak=[0.0] * 4, v_threshold=[0.3] * 4), "y": ir.Output()})  # fmt: skip
     g.chain("x", "fc", "lif", "y")
@@ -401,10 +401,14 @@ def test_fixed_mode_spike_energy_is_events_times_fan_out_and_falls_with_activity
         res[name] = (p, int(x.count_nonzero()))
     for name, (p, events) in res.items():
         layer = p.layers["fc"]
-        if layer.spike_energy_uj or events == 0:  # a spike-fed layer (docs/energy.md): events * fan_out * E_AC
-            assert layer.spike_energy_uj == pytest.approx(events / B * 4 * 0.1e-6, rel=1e-9), name
+        assert layer.event_driven and layer.macs == 0, name  # a spike-fed layer: no dense MACs
+        # docs/energy.md: input_events * fan_out accumulates at E_AC (fixed mode: int32_add, 0.1 pJ), per sample
+        assert layer.accumulates * B == events * 4, name
+        assert layer.spike_energy_uj == pytest.approx(events / B * 4 * 0.1e-6, rel=1e-9), name
     assert res["none"][0].layers["fc"].spike_energy_uj == 0
     assert res["sparse"][0].energy_estimate_uj < res["dense"][0].energy_estimate_uj
+    # latency: the ACs' share falls with activity too (ceil(ACs per step / 64 units) cycles)
+    assert res["none"][0].layers["fc"].cycles <= res["sparse"][0].layers["fc"].cycles <= res["dense"][0].layers["fc"].cycles
 
 
 def test_alpha_traces_and_alif_states_past_a_short_calibration_warn(cpu):
