@@ -189,14 +189,10 @@ class FixedStateless(nn.Module):
 ROUNDING = Rounding(half_up=round_half_up, ceil=round_ceil)
 
 
-#: what a neuron type's rule rounds half up (default: a synaptic current)
-_HALF_UP_NAMES = {"Alpha": "trace", "ALIF": "input sum"}
-
-
-def _watched_rounding(name: str, type_name: str = "") -> Rounding:
+def _watched_rounding(name: str, rule: FixedRule) -> Rounding:
     """ROUNDING that also reports saturation of node `name`'s states (talon.backend.cpu.clip_watch): a
-    state rounded up is its membrane, one rounded half up its synaptic current (Alpha: a trace)."""
-    what = _HALF_UP_NAMES.get(type_name, "synaptic current")
+    state rounded up is its membrane, one rounded half up the rule's `half_up_state`."""
+    what = getattr(rule, "half_up_state", "synaptic current")
 
     def half_up(x: Any, fmt: Format) -> Any:
         clip_watch.note_half_up(name, what, x, fmt)
@@ -218,7 +214,7 @@ class FixedNeuron(StatefulRuntime):
         super().__init__()
         self.inner, self.plan, self.on_state = inner, plan, on_state
         self.rule = rule if rule is not None else fixed_rule_for(plan.type_name, plan.name)
-        self.rounding = _watched_rounding(plan.name, plan.type_name)
+        self.rounding = _watched_rounding(plan.name, self.rule)
         # whole chunks in one fused loop where that gives the step loop's bits (talon.backend.cpu.fixed_lif_seq)
         self._fused = fixed_lif_seq.fused_run_seq(inner, plan, self.rule) if on_state is None else None
         # Set by talon.backend.cpu.fixed_narrow: inputs may come as float32 (widened to float64 here where

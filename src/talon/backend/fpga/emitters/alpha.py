@@ -132,6 +132,8 @@ class AlphaRule(FixedRule):
     node, and the step: the bridge's AlphaRuntime with the traces rounded half up (and saturated) between
     its halves `traces` and `fire`, the membrane rounded up after."""
 
+    half_up_state = "trace"
+
     carries_loops = True
 
     def check(self, name: str, node: Node, dt: float) -> None:

@@ -194,6 +194,7 @@ class ALIFRule(FixedRule):
     """The fixed-point rule of ALIF (talon.backend.cpu.fixed_registry's contract)."""
 
     carries_loops = True  # its formats follow from its parameters and the calibration alone
+    half_up_state = "input sum"
 
     def formats(self, name: str, node: ALIF, config: FixedPointConfig, calibration: Calibration) -> NeuronFormats:
         sfmt = state_format(name, node, calibration.max_abs_state.get(name, 0.0), calibration.max_abs_current.get(name, 0.0), config)
