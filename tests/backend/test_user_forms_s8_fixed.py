@@ -117,10 +117,10 @@ def test_fpga_csim_and_verify_on_a_kept_calibration(cpu, fpga, tmp_path):
     train = torch.rand(10, 4, 8, generator=gen)
     x = torch.rand(6, 2, 8, generator=gen) * 0.9  # inside the calibrated range: no saturation
     cal = cpu.calibrate(g, train)
-    rep = _quiet(fpga.verify, g, x, calibration=cal, work_dir=tmp_path / "v")
+    rep = _quiet(fpga.verify, g, x, calibration=cal, work_dir=tmp_path / "v", use_ap_types=False)  # plain C++: a faster build
     assert rep.ok, rep.summary()
     sim = cpu.simulate(g, x, mode="fixed", calibration=cal, record=True, compare=False)
-    cs = fpga.csim(g, x, calibration=cal, work_dir=tmp_path / "c")
+    cs = fpga.csim(g, x, calibration=cal, work_dir=tmp_path / "v", use_ap_types=False)  # the same project: g++'s build is reused
     lif2 = sim.spikes["lif2"].numpy()
     assert np.array_equal(cs.value("spikes", "lif2"), lif2.astype(np.float64))
 
@@ -135,11 +135,11 @@ def test_csim_of_a_project_says_when_its_inputs_saturate(cpu, fpga, tmp_path):
     prj = fpga.compile(g, tmp_path / "p", calibration=cal)
     x = 2 * torch.rand(5, 2, 8, generator=torch.Generator().manual_seed(1)) - 1
     with pytest.warns(FixedPointSaturationWarning, match=r"node 'inp' input reached -?0\.9"):
-        cs = fpga.csim(prj, x)
+        cs = fpga.csim(prj, x, use_ap_types=False)
     with pytest.warns(FixedPointSaturationWarning, match=r"node 'inp' input reached"):
         sim = cpu.simulate(g, x, mode="fixed", calibration=cal, record=True, compare=False)
     assert np.array_equal(cs.value("spikes", "lif2"), sim.spikes["lif2"].double().numpy())
-    _quiet(fpga.csim, prj, 0.2 * torch.rand(5, 2, 8))  # inside the calibrated range: silent
+    _quiet(fpga.csim, prj, 0.2 * torch.rand(5, 2, 8), use_ap_types=False)  # inside the calibrated range: silent
 
 
 # -- Part B: snnTorch models with edge numerics against the integer reference ------------------------------
