@@ -31,7 +31,7 @@ RUN_HERE = {
     "backend.md": 1,
     "cost_model.md": 3,
     "energy.md": 1,
-    "fpga.md": 3,
+    "fpga.md": 4,
     "performance.md": 1,
     "runtime.md": 3,
     "sdk.md": 1,

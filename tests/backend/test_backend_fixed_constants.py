@@ -281,3 +281,4 @@ def test_the_fixed_point_docs_examples_run(capsys):
     assert "CONSTANT_SATURATES (fc): node 'fc' bias 5 saturates in hardware" in out
     assert "fixed-point mode: node 'fc' bias 5 saturates in hardware" in out
     assert "kept calibration: float run, 20 steps:" in out
+    assert "node 'n' membrane reached -65, outside its format Q24.17" in out

@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from talon.backend.cpu import clip_watch
 from talon.backend.cpu.counting import _NUMPY_DTYPES, count_nonzero
 from talon.bridge.modules import AffineRuntime, ConvRuntime
 
@@ -120,6 +121,8 @@ class ExactSynaptic(nn.Module):
         # Set by talon.backend.cpu.fixed_narrow where the output may stay float32 (its values fit float32
         # exactly and only exact readers read it); otherwise the output has `inner`'s dtype (the run's).
         self.emit32 = False
+        # Set by talon.backend.cpu.fixed: the NodePlan whose saturation post32's path reports (clip_watch)
+        self.watch_plan: Any = None
         # Set by talon.backend.cpu.fixed_events where every non-zero input is 1 by construction (a plain
         # LIF/IF's spikes, a graph input checked binary): the event-driven sum then needs no value check.
         self.spikes_in = False
@@ -177,6 +180,8 @@ class ExactSynaptic(nn.Module):
             # an input in another dtype holds the same values (float32 <-> float64 of on-grid values)
             y = mod(x if x.dtype == mod.weight.dtype else x.to(mod.weight.dtype))
         if self.post32 is not None and y.dtype == torch.float32:
+            if self.watch_plan is not None:
+                clip_watch.note_synaptic(self.watch_plan, y)
             return self.post32(y).to(out_dtype)
         y = self.post(y.to(run_dtype))
         return y if y.dtype == out_dtype else y.to(out_dtype)

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from talon.backend.cpu import exact_products, fixed_lif_seq
+from talon.backend.cpu import clip_watch, exact_products, fixed_lif_seq
 from talon.backend.cpu.fixed_format import (
     Calibration, FixedPointConfig, FixedPointPlan, Format, NodePlan, dequantize, quantize_array,
 )
@@ -113,6 +113,7 @@ def saturate_accumulator(x: Any, frac: int, bits: int) -> Any:
 
 def synaptic_output(x: Any, plan: NodePlan) -> Any:
     """Accumulator saturation then rounding to the output format (docs: "Synaptic layers")."""
+    clip_watch.note_synaptic(plan, x)
     lim = math.ldexp(1.0, plan.acc_bits - 1 - plan.acc_frac)
     fmt = plan.out_format
     # clamp allocates; scaling and rounding then run in place on that fresh tensor
@@ -138,10 +139,16 @@ def fixed_node_map(plan: FixedPointPlan, on_state: Any = None) -> dict[str, Any]
         if p.kind == "synaptic":
             out[name] = lambda node, ctx, p=p: _synaptic_runtime(default(node, ctx), p)
         elif p.kind == "requant":
-            out[name] = lambda node, ctx, p=p: FixedStateless(default(node, ctx), lambda y, f=p.out_format: round_half_up(y, f))
+            out[name] = lambda node, ctx, p=p: FixedStateless(default(node, ctx), lambda y, p=p: _requant(y, p))
         elif p.kind == "neuron":
             out[name] = lambda node, ctx, p=p: FixedNeuron(default(node, ctx), p, on_state, fixed_rule_for(p.type_name, p.name))
     return out
+
+
+def _requant(y: Any, p: NodePlan) -> Any:
+    """A requantising node's exact result rounded half up to its format (saturation watched)."""
+    clip_watch.note_half_up(p.name, "output", y, p.out_format)
+    return round_half_up(y, p.out_format)
 
 
 def _synaptic_runtime(inner: nn.Module, p: NodePlan) -> nn.Module:
@@ -160,7 +167,9 @@ def _synaptic_runtime(inner: nn.Module, p: NodePlan) -> nn.Module:
             post32 = exact_products.float32_post(bound, p.acc_bits, p.acc_frac, p.out_format.bits, p.out_format.frac)
         cache["float32"] = single, post32
     single, post32 = cache["float32"]
-    return exact_products.ExactSynaptic(inner, post, single, cache, post32)
+    mod = exact_products.ExactSynaptic(inner, post, single, cache, post32)
+    mod.watch_plan = p  # its float32 rounding path reports saturation under the node's name
+    return mod
 
 
 class FixedStateless(nn.Module):
@@ -180,6 +189,22 @@ class FixedStateless(nn.Module):
 ROUNDING = Rounding(half_up=round_half_up, ceil=round_ceil)
 
 
+def _watched_rounding(name: str, rule: FixedRule) -> Rounding:
+    """ROUNDING that also reports saturation of node `name`'s states (talon.backend.cpu.clip_watch): a
+    state rounded up is its membrane, one rounded half up the rule's `half_up_state`."""
+    what = getattr(rule, "half_up_state", "synaptic current")
+
+    def half_up(x: Any, fmt: Format) -> Any:
+        clip_watch.note_half_up(name, what, x, fmt)
+        return round_half_up(x, fmt)
+
+    def ceil(x: Any, fmt: Format) -> Any:
+        clip_watch.note_ceil(name, "membrane", x, fmt)
+        return round_ceil(x, fmt)
+
+    return Rounding(half_up=half_up, ceil=ceil)
+
+
 class FixedNeuron(StatefulRuntime):
     """A neuron runtime run by its fixed-point rule's integer step (for the built-in neurons: the stored
     membrane rounded up (ceil) to its format after every step, integrating neurons outputting it, and a
@@ -189,6 +214,7 @@ class FixedNeuron(StatefulRuntime):
         super().__init__()
         self.inner, self.plan, self.on_state = inner, plan, on_state
         self.rule = rule if rule is not None else fixed_rule_for(plan.type_name, plan.name)
+        self.rounding = _watched_rounding(plan.name, self.rule)
         # whole chunks in one fused loop where that gives the step loop's bits (talon.backend.cpu.fixed_lif_seq)
         self._fused = fixed_lif_seq.fused_run_seq(inner, plan, self.rule) if on_state is None else None
         # Set by talon.backend.cpu.fixed_narrow: inputs may come as float32 (widened to float64 here where
@@ -206,7 +232,7 @@ class FixedNeuron(StatefulRuntime):
         return self.inner.init_state(self._wide(inputs))
 
     def step(self, inputs: Any, state: Any) -> Any:
-        out, st = self.rule.step(self.inner, self._wide(inputs), state, self.plan, ROUNDING)
+        out, st = self.rule.step(self.inner, self._wide(inputs), state, self.plan, self.rounding if clip_watch.active() else ROUNDING)
         if self.on_state is not None:
             self.on_state(self.plan.name, st)
         return out, st

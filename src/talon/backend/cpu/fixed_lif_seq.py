@@ -51,6 +51,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from talon.backend.cpu import clip_watch
 from talon.backend.cpu.fixed_format import Format, NodePlan
 from talon.backend.cpu.fixed_rules import NeuronRule
 from talon.bridge.modules import IFRuntime, LIFRuntime
@@ -93,9 +94,16 @@ def fused_run_seq(inner: Any, plan: NodePlan, rule: Any) -> Callable[..., tuple[
         return None
     coef_frac = plan.fracs.get("gain")  # every coefficient's fractional bits (Q(c+2).c)
     single = coef_frac is not None and float32_update_exact(plan.membrane, plan.in_formats, coef_frac)
-    if inner.reset_mode == "subtract" and inner.reset_delay:
-        return lambda inputs, state, spikes32=False: _run(inner, plan.membrane, single, inputs, state, spikes32)
-    return lambda inputs, state, spikes32=False: _run_modes(inner, plan.membrane, single, inputs, state, spikes32)
+    run = _run if inner.reset_mode == "subtract" and inner.reset_delay else _run_modes
+
+    def fused(inputs: Sequence[Tensor], state: Any, spikes32: bool = False) -> tuple[Tensor, Any]:
+        seen: list | None = [] if clip_watch.active() is not None else None
+        out = run(inner, plan.membrane, single, inputs, state, spikes32, seen)
+        for pair in seen or ():  # each step's membrane extremes before saturation, scaled: integer units
+            clip_watch.note_pair(plan.name, "membrane", plan.membrane, pair)
+        return out
+
+    return fused
 
 
 def _scaled_inputs(inner: Any, up: float, dtype: torch.dtype, inputs: Sequence[Tensor], wide: torch.dtype) -> Tensor:
@@ -138,7 +146,8 @@ def _raw_input(inner: Any, single: bool, inputs: Sequence[Tensor], v0: Tensor) -
     return inputs[0]
 
 
-def _run(inner: Any, fmt: Format, single: bool, inputs: Sequence[Tensor], state: Any, spikes32: bool = False) -> tuple[Tensor, Any]:
+def _run(inner: Any, fmt: Format, single: bool, inputs: Sequence[Tensor], state: Any, spikes32: bool = False,
+         seen: list | None = None) -> tuple[Tensor, Any]:
     v0 = state[0]
     raw = _raw_input(inner, single, inputs, v0)
     if raw is not None:
@@ -167,12 +176,16 @@ def _run(inner: Any, fmt: Format, single: bool, inputs: Sequence[Tensor], state:
         spike = torch.gt(v, thr_s, out=o if pair is None else pair[t & 1])
         if pair is not None:
             o.copy_(spike)
-        v.ceil_().clamp_(lo, hi)
+        v.ceil_()
+        if seen is not None:  # saturation watched (talon.backend.cpu.clip_watch)
+            seen.append(torch.aminmax(v))
+        v.clamp_(lo, hi)
         reset = spike if spike_is_mask else torch.gt(v, thr_s, out=spare)
     return _result(inner, out, v, v0, down, spikes32)
 
 
-def _run_modes(inner: Any, fmt: Format, single: bool, inputs: Sequence[Tensor], state: Any, spikes32: bool = False) -> tuple[Tensor, Any]:
+def _run_modes(inner: Any, fmt: Format, single: bool, inputs: Sequence[Tensor], state: Any, spikes32: bool = False,
+               seen: list | None = None) -> tuple[Tensor, Any]:
     """The other reset modes: LIFRuntime._reset_and_fire's ops in its order on the scaled state, the
     integration regrouped as ``beta*w + S_t`` (module docstring)."""
     v0 = state[0]
@@ -205,7 +218,10 @@ def _run_modes(inner: Any, fmt: Format, single: bool, inputs: Sequence[Tensor], 
             # the runtime's v - D*thr (subtraction) or v - D*v (zero modes), D = spike - R = spike - (1 - keep)
             d = torch.sub(o, mask) if mode == "subtract" else o - torch.rsub(mask, 1.0)
             v = v - d * (thr_s if mode == "subtract" else v)
-        v.ceil_().clamp_(lo, hi)
+        v.ceil_()
+        if seen is not None:  # saturation watched (talon.backend.cpu.clip_watch)
+            seen.append(torch.aminmax(v))
+        v.clamp_(lo, hi)
     return _result(inner, out, v, v0, down, spikes32)
 
 

@@ -69,6 +69,10 @@ class FixedRule:
     #: recurrent loop, whose every format must be known before the loop is planned.
     carries_loops: bool = False
 
+    #: What its step rounds half up (Rounding.half_up), named so in saturation warnings
+    #: (talon.backend.cpu.clip_watch); what it rounds up (Rounding.ceil) is its membrane.
+    half_up_state: str = "synaptic current"
+
     def check(self, name: str, node: Node, dt: float) -> None:
         """Refuse, by name, what has no fixed-point value (before calibration runs). The default refuses
         NaN or Inf in any numeric field."""

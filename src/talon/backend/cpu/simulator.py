@@ -12,6 +12,7 @@ progress bar shows chunk progress when stderr is a terminal and the run is long.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
 import time
@@ -25,7 +26,7 @@ from talon.backend.base import SimulationResult
 from talon.backend.cpu.fixed_events import mark_spike_inputs
 from talon.backend.cpu.fixed_narrow import float32_inputs, narrow_float32, runtimes_by_name
 from talon.backend.cpu import fixed as fx
-from talon.backend.cpu import graph_memo
+from talon.backend.cpu import clip_watch, graph_memo
 from talon.backend.cpu.kept_calibration import check_kept_calibration_use, plan_from_calibration
 from talon.backend.cpu.counting import count_nonzero
 from talon.backend.cpu.exact_products import ExactSynaptic
@@ -326,7 +327,9 @@ def run_instrumented(
     chunk = _chunk_steps(graph, B, T, chunk_steps, costs)
     bar = _progress(T, progress)
     state = None
-    with torch.inference_mode():
+    # a fixed-point run says where it saturated (talon.backend.cpu.clip_watch)
+    watch = clip_watch.watching() if plan is not None else contextlib.nullcontext()
+    with torch.inference_mode(), watch as clip_log:
         task = None
         if bar is not None:
             bar.start()
@@ -343,6 +346,9 @@ def run_instrumented(
                         m = x.detach().abs().max().to(torch.float64)
                         max_out[n] = torch.maximum(max_out[n], m) if n in max_out else m
                 if in_fmts is not None:  # `binary`: checked just above where the encoder is the user's
+                    for n, x, f, b in zip(names, xs, in_fmts, binary):
+                        if not (b and fx.spikes_survive_rounding(f)):  # 0 and 1 fit such a format
+                            clip_watch.note_input(n, x, f)
                     xs = [fx.spike_input32(x) if n in as32 and x.dtype == torch.float32 else fx.round_input(x, f, s)
                           for n, x, f, s in zip(names, xs, in_fmts, binary)]
                 for n, x in zip(names, xs):
@@ -357,6 +363,8 @@ def run_instrumented(
         finally:
             if bar is not None:
                 bar.stop()
+    if clip_log is not None:
+        clip_log.warn()
 
     return RunRecord(
         steps=T,

@@ -23,6 +23,7 @@ from talon.backend.fpga.csim import CSimResult, find_ap_types, find_compiler, ru
 from talon.backend.fpga.estimate import Estimates, estimate_descriptor
 from talon.backend.fpga.hls import MANIFEST, SUPPORTED, FPGAProject, generate
 from talon.backend.fpga.parts import PARTS, PartPreset, resolve_part
+from talon.backend.fpga.plan_options import check_no_plan_options
 from talon.errors import BackendError
 from talon.ir import spike_inputs
 
@@ -85,13 +86,17 @@ class FPGABackend(Backend):
         description="Vitis/Vivado HLS C++ project from the quantised graph; g++ C simulation bit-exact with cpu mode='fixed'",
     )
 
-    def descriptor(self, graph: Any, *, fixed_config: Any = None, calibration_inputs: Any = None, n_steps: int | None = None) -> HardwareDescriptor:
-        """The hardware descriptor the project is generated from (cpu backend's `compile`)."""
+    def descriptor(self, graph: Any, *, fixed_config: Any = None, calibration_inputs: Any = None, n_steps: int | None = None,
+                   calibration: Any = None) -> HardwareDescriptor:  # fmt: skip
+        """The hardware descriptor the project is generated from (cpu backend's `compile`, which takes a
+        kept `calibration` from `get_backend("cpu").calibrate` in place of a calibration run)."""
         if isinstance(graph, HardwareDescriptor):
+            check_no_plan_options(fixed_config=fixed_config, calibration_inputs=calibration_inputs, n_steps=n_steps, calibration=calibration)
             return graph
         from talon.backend.registry import get_backend
 
-        return get_backend("cpu").compile(load_graph(graph), fixed_config=fixed_config, calibration_inputs=calibration_inputs, n_steps=n_steps)
+        return get_backend("cpu").compile(load_graph(graph), fixed_config=fixed_config, calibration_inputs=calibration_inputs,
+                                          n_steps=n_steps, calibration=calibration)  # fmt: skip
 
     def compile(
         self,
@@ -105,15 +110,17 @@ class FPGABackend(Backend):
         fixed_config: Any = None,
         calibration_inputs: Any = None,
         n_steps: int | None = None,
+        calibration: Any = None,
     ) -> FPGAProject:
         """Write the HLS project of `graph` (Graph, .t1c path or HardwareDescriptor) into `out_dir`.
 
         The graph is quantised by the cpu backend's plan (docs/fixed_point.md section 5), calibrated on
-        `calibration_inputs` (default: the default stimulus) for `n_steps` steps. part: "zynq7020"
-        (default), "zu9eg" or a part string of either."""
+        `calibration_inputs` (default: the default stimulus) for `n_steps` steps, or on a kept
+        `calibration` (`get_backend("cpu").calibrate(graph, data)`: no calibration run, the same project
+        as calibrating on that data here). part: "zynq7020" (default), "zu9eg" or a part string of either."""
         if out_dir is None:
             raise BackendError("fpga compile needs out_dir (the folder to write the HLS project into)")
-        desc = self.descriptor(graph, fixed_config=fixed_config, calibration_inputs=calibration_inputs, n_steps=n_steps)
+        desc = self.descriptor(graph, fixed_config=fixed_config, calibration_inputs=calibration_inputs, n_steps=n_steps, calibration=calibration)
         return generate(desc, out_dir, part=part, top=top, reuse_factor=reuse_factor, clock_mhz=clock_mhz)
 
     def estimate(self, graph: Any, part: str | PartPreset | None = "zynq7020", *, reuse_factor: int | str = "auto",
@@ -133,12 +140,14 @@ class FPGABackend(Backend):
         fixed_config: Any = None,
         work_dir: str | os.PathLike | None = None,
         part: str | PartPreset | None = "zynq7020",
+        calibration: Any = None,
     ) -> CSimResult:
         """Compile the project's C++ with g++ and run its testbench on `inputs` (see
         talon.backend.stimulus; default: the default stimulus) for `n_steps` steps.
 
         project_or_graph: an FPGAProject, a project folder, or a Graph/.t1c path/HardwareDescriptor (then a
-        project calibrated on these inputs is generated in `work_dir`, default a temporary folder).
+        project calibrated on these inputs, or on a kept `calibration`, is generated in `work_dir`,
+        default a temporary folder).
         use_ap_types: "auto" (use the ap_types headers when found), True (require them), False."""
         if isinstance(project_or_graph, FPGAProject):
             path = project_or_graph.path
@@ -147,6 +156,7 @@ class FPGABackend(Backend):
         else:
             path = None
         if path is not None:
+            check_no_plan_options(fixed_config=fixed_config, calibration=calibration)
             import json
 
             with open(os.path.join(path, MANIFEST), encoding="utf-8") as f:
@@ -154,7 +164,12 @@ class FPGABackend(Backend):
             shapes = {p["name"]: tuple(p["shape"]) for p in ports}
             seqs, T = _sequences(inputs, shapes, n_steps)
             return run_csim(path, seqs, T, use_ap_types=use_ap_types)
-        desc = self.descriptor(project_or_graph, fixed_config=fixed_config, calibration_inputs=inputs, n_steps=n_steps)
+        if isinstance(project_or_graph, HardwareDescriptor):  # already planned: the inputs are only run
+            desc = self.descriptor(project_or_graph, fixed_config=fixed_config, calibration=calibration)
+        elif calibration is not None:  # the kept calibration's plan; the inputs are only run
+            desc = self.descriptor(project_or_graph, fixed_config=fixed_config, calibration=calibration)
+        else:
+            desc = self.descriptor(project_or_graph, fixed_config=fixed_config, calibration_inputs=inputs, n_steps=n_steps)
         shapes = {n["name"]: tuple(n["output_shape"]) for n in desc.meta["nodes"] if n["type"] == "Input"}
         spiking = [n["name"] for n in desc.meta["nodes"] if n["type"] == "Input" and n["params"].get("spikes")]
         seqs, T = _sequences(inputs, shapes, n_steps, spiking)
@@ -175,10 +190,11 @@ class FPGABackend(Backend):
         use_ap_types: bool | str = "auto",
         work_dir: str | os.PathLike | None = None,
         part: str | PartPreset | None = "zynq7020",
+        calibration: Any = None,
     ) -> VerifyResult:
         """Run `graph` (n_steps: default the length of a (T, B, ...) input sequence, else 100) with `get_backend("cpu").simulate(..., mode="fixed", record=True)` and with the C
         simulation of the project generated from that same plan; compare every spike, membrane and output
-        bit for bit."""
+        bit for bit. `calibration`: a kept Calibration for both (see `compile`)."""
         from talon.backend.compile import build_descriptor
         from talon.backend.registry import get_backend
 
@@ -186,7 +202,8 @@ class FPGABackend(Backend):
         shapes = {n: tuple(g.nodes[n].shape) for n in g.input_names}
         if n_steps is None:  # the length of a sequence input, else 100
             n_steps = None if _sequences_len(inputs, shapes) else 100
-        sim = get_backend("cpu").simulate(g, inputs, n_steps, mode="fixed", record=True, fixed_config=fixed_config, compare=False)
+        sim = get_backend("cpu").simulate(g, inputs, n_steps, mode="fixed", record=True, fixed_config=fixed_config, compare=False,
+                                        calibration=calibration)  # fmt: skip
         desc = build_descriptor(g, sim.fixed_point)
         seqs, T = _sequences(inputs, shapes, sim.timesteps_run, spike_inputs(g))
 

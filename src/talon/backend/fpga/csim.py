@@ -9,10 +9,12 @@ import os
 import shutil
 import subprocess
 import tempfile
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from talon.backend.saturation_report import FixedPointSaturationWarning, describe, half_up_clip, message
 from talon.errors import BackendError
 
 AP_TYPES_HINT = (
@@ -116,6 +118,7 @@ def run_csim(project: str, stimulus_seqs: dict[str, np.ndarray], n_steps: int, *
         raise BackendError(f"use_ap_types must be True, False or 'auto', got {use_ap_types!r}")
     exe, log = _build(project, manifest, ap_dir)
     batch = None
+    clipped: list[str] = []
     with tempfile.TemporaryDirectory(prefix="talon-csim-") as data:
         for p in manifest["inputs"]:
             if p["name"] not in stimulus_seqs:
@@ -126,7 +129,12 @@ def run_csim(project: str, stimulus_seqs: dict[str, np.ndarray], n_steps: int, *
             if batch is not None and x.shape[1] != batch:
                 raise BackendError("csim: every input must have the same batch size")
             batch = int(x.shape[1])
+            far = half_up_clip(x[:n_steps], *p["format"])  # the testbench saturates it: say so
+            if far is not None:
+                clipped.append(describe(p["name"], "input", *p["format"], far))
             np.ascontiguousarray(x[:n_steps], dtype="<f8").tofile(os.path.join(data, f"{p['port']}.bin"))
+        if clipped:
+            warnings.warn(message(clipped), FixedPointSaturationWarning, stacklevel=3)
         proc = subprocess.run([exe, data, str(n_steps), str(batch)], capture_output=True, text=True, timeout=timeout)
         if proc.returncode != 0:
             raise BackendError(f"the C testbench failed (exit {proc.returncode}): {proc.stderr[-2000:]}")

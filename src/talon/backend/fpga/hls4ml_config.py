@@ -109,9 +109,9 @@ def _chain(desc: HardwareDescriptor) -> list[dict]:
 
 
 def _descriptor(graph: Any, **kw: Any) -> HardwareDescriptor:
-    if isinstance(graph, HardwareDescriptor):
+    if isinstance(graph, HardwareDescriptor) and not any(v is not None for v in kw.values()):
         return graph
-    from talon.backend.registry import get_backend
+    from talon.backend.registry import get_backend  # refuses plan options beside a HardwareDescriptor
 
     return get_backend("fpga").descriptor(graph, **kw)
 

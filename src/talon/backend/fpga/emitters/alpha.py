@@ -132,6 +132,8 @@ class AlphaRule(FixedRule):
     node, and the step: the bridge's AlphaRuntime with the traces rounded half up (and saturated) between
     its halves `traces` and `fire`, the membrane rounded up after."""
 
+    half_up_state = "trace"
+
     carries_loops = True
 
     def check(self, name: str, node: Node, dt: float) -> None:
@@ -151,6 +153,9 @@ class AlphaRule(FixedRule):
         e, n = rnd.half_up(e, plan.current), rnd.half_up(n, plan.current)
         spike, (e, n, u) = inner.fire(e, n, state)
         t = plan.current
+        from talon.backend.cpu import clip_watch  # torch-side: only a simulation steps a rule
+
+        clip_watch.note_ceil(plan.name, "trace", e, t)  # on the grid already: reports exactly the clamped values
         e = e.clamp(math.ldexp(t.lo, -t.frac), math.ldexp(t.hi, -t.frac))  # E - R*Θ may leave the range
         return spike, (e, n, rnd.ceil(u, plan.membrane))
 

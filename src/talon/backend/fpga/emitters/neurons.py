@@ -168,11 +168,14 @@ def plan_alif(name: str, node: ALIF, in_fmts: list[Format], sfmt: Format, config
 
 
 def fixed_step(inner: "ALIFRuntime", inputs: Sequence["Tensor"], state: Any, fmt: Format,
-               half_up: Callable[[Any, Format], Any]) -> tuple["Tensor", Any]:
+               half_up: Callable[[Any, Format], Any], name: str | None = None) -> tuple["Tensor", Any]:
     """The fixed-point step: talon.bridge.modules' ALIF one update (`inner`, built for the on-grid node, run in
     float64) on the input sum rounded half up to the state grid (`half_up`, the simulator's rounding),
     with Lava-DL's decay rstz(S * (4096 - D)) and saturation to the state format. Every value is an integer
-    times 2^-f and every product is exact."""
+    times 2^-f and every product is exact. `name`: the node whose saturated states are reported
+    (talon.backend.cpu.clip_watch)."""
+    from talon.backend.cpu import clip_watch  # torch-side: only a simulation steps a rule
+
     up, down = math.ldexp(1.0, fmt.frac), math.ldexp(1.0, -fmt.frac)
     lo, hi = fmt.lo * down, fmt.hi * down
 
@@ -180,6 +183,8 @@ def fixed_step(inner: "ALIFRuntime", inputs: Sequence["Tensor"], state: Any, fmt
         return s.mul(keep).mul_(up).trunc_().mul_(down)  # S*K/4096 towards zero, on the grid
 
     def sat(s: "Tensor") -> "Tensor":
+        if name is not None:  # on the grid already: reports exactly the clamped values
+            clip_watch.note_ceil(name, "state", s, fmt)
         return s.clamp(lo, hi)
 
     return inner.advance(half_up(inner.sum_inputs(inputs), fmt), state, decay=decay, sat=sat)
@@ -189,6 +194,7 @@ class ALIFRule(FixedRule):
     """The fixed-point rule of ALIF (talon.backend.cpu.fixed_registry's contract)."""
 
     carries_loops = True  # its formats follow from its parameters and the calibration alone
+    half_up_state = "input sum"
 
     def formats(self, name: str, node: ALIF, config: FixedPointConfig, calibration: Calibration) -> NeuronFormats:
         sfmt = state_format(name, node, calibration.max_abs_state.get(name, 0.0), calibration.max_abs_current.get(name, 0.0), config)
@@ -198,7 +204,7 @@ class ALIFRule(FixedRule):
         return plan_alif(name, node, in_fmts, ctx.neurons[name].membrane, ctx.config)
 
     def step(self, inner: Any, inputs: Any, state: Any, plan: NodePlan, rnd: Rounding) -> tuple[Any, Any]:
-        return fixed_step(inner, inputs, state, plan.membrane, rnd.half_up)
+        return fixed_step(inner, inputs, state, plan.membrane, rnd.half_up, plan.name)
 
 
 register_fixed_rule("ALIF", ALIFRule())
