@@ -30,7 +30,7 @@ import torch
 from talon.backend.cpu.fixed_format import Format
 from talon.backend.saturation_report import FixedPointSaturationWarning, describe, message
 
-__all__ = ["FixedPointSaturationWarning", "ClipLog", "watching", "active", "note_pair", "note_input", "note_half_up",
+__all__ = ["FixedPointSaturationWarning", "ClipLog", "watching", "active", "fold", "note_pair", "note_input", "note_half_up",
            "note_ceil", "note_synaptic"]  # fmt: skip
 
 
@@ -48,13 +48,13 @@ class ClipLog:
         pairs = entry[3]
         pairs.append(pair)
         if len(pairs) >= _FOLD_AT:  # a long run keeps one pair per value, not one per step
-            pairs[:] = [_fold(pairs)]
+            pairs[:] = [fold(pairs)]
 
     def clipped(self) -> list[tuple[str, str, Format, float]]:
         """(node, what, format, furthest value reached, in real units) of every value that saturated."""
         out = []
         for (node, what), (fmt, lo, hi, pairs) in self.seen.items():
-            low, high = (float(v) for v in _fold(pairs))
+            low, high = (float(v) for v in fold(pairs))
             if high > hi or low < lo:  # NaN compares False: a NaN is refused elsewhere, not reported here
                 far = high if high - hi >= lo - low else low
                 out.append((node, what, fmt, math.ldexp(far, -fmt.frac)))
@@ -74,9 +74,13 @@ class ClipLog:
 _FOLD_AT = 256
 
 
-def _fold(pairs: list) -> tuple[Any, Any]:
-    """One (min, max) pair, float64 0-d tensors, for a list of them."""
-    return (torch.stack([p[0].to(torch.float64) for p in pairs]).min(), torch.stack([p[1].to(torch.float64) for p in pairs]).max())
+def fold(pairs: list) -> tuple[Any, Any]:
+    """One (min, max) pair, float64 0-d tensors, for a list of them (one stack per side: a conversion per
+    element only where the pairs' dtypes differ)."""
+    lows, highs = [p[0] for p in pairs], [p[1] for p in pairs]
+    if len({t.dtype for t in lows} | {t.dtype for t in highs}) > 1:
+        lows, highs = [t.to(torch.float64) for t in lows], [t.to(torch.float64) for t in highs]
+    return torch.stack(lows).min().to(torch.float64), torch.stack(highs).max().to(torch.float64)
 
 
 _PACKAGE = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # .../talon

@@ -99,8 +99,8 @@ def fused_run_seq(inner: Any, plan: NodePlan, rule: Any) -> Callable[..., tuple[
     def fused(inputs: Sequence[Tensor], state: Any, spikes32: bool = False) -> tuple[Tensor, Any]:
         seen: list | None = [] if clip_watch.active() is not None else None
         out = run(inner, plan.membrane, single, inputs, state, spikes32, seen)
-        for pair in seen or ():  # each step's membrane extremes before saturation, scaled: integer units
-            clip_watch.note_pair(plan.name, "membrane", plan.membrane, pair)
+        if seen:  # the chunk's membrane extremes before saturation, scaled: integer units
+            clip_watch.note_pair(plan.name, "membrane", plan.membrane, clip_watch.fold(seen))
         return out
 
     return fused
