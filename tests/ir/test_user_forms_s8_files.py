@@ -245,6 +245,21 @@ def test_shapes_left_stale_by_another_tool_are_recomputed_with_a_warning(tmp_pat
     assert back.nodes["fc"].output_shapes == [(5,)] and back.nodes["output"].input_shapes == [(5,)]
 
 
+def test_a_sealed_file_is_read_without_shape_inference(tmp_path, monkeypatch):
+    # the seal covers the stored shapes as TALON wrote them: reading trusts them (the cache's purpose)
+    g = ir.Graph({"input": ir.Input(shape=(4,)), "fc": ir.Affine(weight=np.ones((3, 4), np.float32), bias=np.zeros(3, np.float32)),
+                  "output": ir.Output()}, [("input", "fc"), ("fc", "output")])
+    p = tmp_path / "s.t1c"
+    ir.write(p, g)
+
+    def no_inference(self, *a, **k):
+        raise AssertionError("shapes inferred on reading a sealed file")
+
+    monkeypatch.setattr(ir.Graph, "infer_shapes", no_inference)
+    back = ir.read(p)
+    assert back.nodes["fc"].output_shapes == [(3,)] and back.nodes["output"].input_shapes == [(3,)]
+
+
 def test_stored_shapes_of_a_graph_that_cannot_be_shaped_are_kept(tmp_path):
     g = ir.Graph({"input": ir.Input(shape=(4,)), "fc": ir.Affine(weight=np.ones((3, 5), np.float32), bias=np.zeros(3, np.float32)),
                   "output": ir.Output()}, [("input", "fc"), ("fc", "output")])

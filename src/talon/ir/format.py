@@ -1095,7 +1095,9 @@ class _Reader:
 def _check_stored_shapes(graph: Graph, where: str) -> None:
     """Stored shapes (a cache: the fields and edges are the content) are replaced, with a warning, by the
     shapes the fields and edges give when they disagree: another tool (the existing SDK, h5py) may have
-    edited a field without knowing the talon_shapes attribute. A graph that cannot be shaped keeps them."""
+    edited a field without knowing the talon_shapes attribute. A graph that cannot be shaped keeps them.
+    Only unsealed files are checked: a seal covers every byte TALON's writer wrote, shapes included, so
+    a sealed file that verifies needs no shape inference on read (the cache's purpose)."""
     stored = {}
 
     def snapshot(g: Graph, prefix: str) -> None:
@@ -1291,7 +1293,8 @@ def read(path: str | os.PathLike) -> Graph:
                 graph = reader.graph(g)
                 if "talon_node_order" not in g.attrs:  # the existing SDK's file: flat per-neuron arrays
                     _compact.adopt_flat_neuron_layouts(graph)
-            _check_stored_shapes(graph, reader.path.name)
+            if not reader.sealed:  # a sealed file's shapes are the writer's, every byte checked since
+                _check_stored_shapes(graph, reader.path.name)
             return graph
         except TalonError:
             raise
