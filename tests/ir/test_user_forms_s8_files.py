@@ -101,11 +101,6 @@ def test_sample_exports_to_nir_as_the_nir_package_reads_it_or_names_the_node(nam
         assert not p.exists() and list(tmp_path.iterdir()) == []  # nothing half-written
         return
     ir.write(p, g)
-    if name == "sepconv":
-        # nir 1.0.8 types a Conv2d's input as (weight.shape[1], ...), C_in/groups, and checks the types of
-        # a nested graph whatever type_check says: its reader refuses the depthwise half of a SepConv2d
-        # (talon.ir.nir_layers._grouped sets the right type in memory, which a file cannot carry).
-        pytest.xfail("nir 1.0.8 cannot read a grouped Conv2d inside a nested graph (see the report)")
     ng = nir.read(p)  # the NIR package's own reader
     with h5py.File(COMPAT / f"{name}.t1c", "r") as src:
         for node, grp in src["graph/nodes"].items():

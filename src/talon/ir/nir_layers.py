@@ -112,12 +112,37 @@ def _export_conv2d(node: Node, ctx: NIRExportContext) -> Any:
                                    bias=node.bias.copy()), shape)
 
 
+def _dense_depthwise(w: np.ndarray) -> np.ndarray:
+    """The (C, C, kh, kw) groups=1 weight computing the depthwise (C, 1, kh, kw) one: zero off the diagonal."""
+    c = w.shape[0]
+    out = np.zeros((c, c) + w.shape[2:], dtype=w.dtype)
+    out[np.arange(c), np.arange(c)] = w[:, 0]
+    return out
+
+
+def _depthwise_of(fields: dict) -> np.ndarray | None:
+    """The (C, 1, kh, kw) depthwise weight a NIR Conv2d computes: its own when groups = C, the diagonal of a
+    groups=1 (C, C, kh, kw) weight that is exactly zero elsewhere (how TALON writes it), else None."""
+    w, groups = fields["weight"], fields["groups"]
+    if w.ndim != 4:
+        return None
+    if w.shape[1] == 1 and groups == w.shape[0]:
+        return w
+    if groups != 1 or w.shape[0] != w.shape[1]:
+        return None
+    c = w.shape[0]
+    diag = np.ascontiguousarray(w[np.arange(c), np.arange(c)][:, None])
+    return diag if np.array_equal(_dense_depthwise(diag), w) else None
+
+
 def _export_sepconv2d(node: Node, ctx: NIRExportContext) -> Any:
-    """A depthwise then a pointwise NIR Conv2d, as a small NIRGraph."""
+    """A depthwise then a pointwise NIR Conv2d, as a small NIRGraph. The depthwise stage is written as a groups=1
+    Conv2d whose (C, C, kh, kw) weight is zero off the diagonal: the same convolution by NIR's equations, and one
+    nir's own reader accepts (nir <= 1.0.8 types a grouped Conv2d's input as C/groups and type-checks nested graphs
+    whatever type_check says, so it refuses groups=C there). The file is C times larger in that weight."""
     nir, shape = ctx.nir, ctx.need(3, "Conv2d")
-    c = int(node.depthwise_weight.shape[0])
-    dw = _grouped(nir.Conv2d(input_shape=tuple(shape[1:]), weight=node.depthwise_weight.copy(), stride=tuple(node.stride),
-                             padding=tuple(node.padding), dilation=tuple(node.dilation), groups=c, bias=node.depthwise_bias.copy()), shape)
+    dw = nir.Conv2d(input_shape=tuple(int(s) for s in shape[1:]), weight=_dense_depthwise(node.depthwise_weight), stride=tuple(node.stride),
+                    padding=tuple(node.padding), dilation=tuple(node.dilation), groups=1, bias=node.depthwise_bias.copy())
     mid = tuple(int(s) for s in dw.output_type["output"][1:])
     pw = nir.Conv2d(input_shape=mid, weight=node.pointwise_weight.copy(), stride=(1, 1), padding=(0, 0), dilation=(1, 1),
                     groups=1, bias=node.pointwise_bias.copy())
@@ -171,7 +196,10 @@ def _sepconv2d_fields(nn: Any, ctx: NIRImportContext) -> dict | None:
     pw = ctx.fields(inner["pointwise"], "Conv2d", f"{ctx.where}/pointwise")
     if dw is None or pw is None:
         return None
-    return {"depthwise_weight": dw["weight"], "depthwise_bias": dw["bias"], "pointwise_weight": pw["weight"],
+    depthwise = _depthwise_of(dw)
+    if depthwise is None or pw["groups"] != 1:
+        return None
+    return {"depthwise_weight": depthwise, "depthwise_bias": dw["bias"], "pointwise_weight": pw["weight"],
             "pointwise_bias": pw["bias"], "stride": dw["stride"], "padding": dw["padding"], "dilation": dw["dilation"]}
 
 
