@@ -24,6 +24,7 @@ from talon.ir.nir_common import (
 )
 from talon.ir.nir_export import coerced_fields, export_node, imported_fields
 from talon.ir.nir_fit import fit_foreign_shapes
+from talon.ir.nir_layers import same_depthwise
 from talon.ir.nir_registry import NIRImportContext, nir_default_type, nir_import_classes, nir_importer
 from talon.ir.nir_units import TimeUnitAdvice, advise_dt
 from talon.ir.node import Node, get_node_class, node_sums_inputs
@@ -63,6 +64,8 @@ def _nir_equal(a: Any, b: Any) -> bool:
     """Do two NIR nodes describe the same computation (metadata and derived types aside)?"""
     if type(a) is not type(b):
         return False
+    if same_depthwise(a, b):  # a SepConv2d's depthwise stage, in the grouped or the block-diagonal form
+        return True
     if type(a).__name__ == "NIRGraph":
         # Node order is not part of a NIR graph (HDF5 files return it sorted); edge order is kept.
         return (set(a.nodes) == set(b.nodes) and [tuple(map(str, e)) for e in a.edges] == [tuple(map(str, e)) for e in b.edges]

@@ -135,6 +135,30 @@ def _depthwise_of(fields: dict) -> np.ndarray | None:
     return diag if np.array_equal(_dense_depthwise(diag), w) else None
 
 
+def same_depthwise(a: Any, b: Any) -> bool:
+    """Are NIR Conv2d nodes `a` and `b` the same depthwise convolution, one written groups=C (C, 1, kh, kw) and the
+    other groups=1 with the block-diagonal (C, C, kh, kw) weight (TALON's form since nir's reader refuses the first
+    inside a nested graph)? Bit for bit: weights, bias, stride, padding, dilation, input_shape."""
+    if type(a).__name__ != "Conv2d" or type(b).__name__ != "Conv2d":
+        return False
+    try:
+        fa, fb = ({"weight": np.asarray(n.weight), "groups": int(np.asarray(n.groups))} for n in (a, b))
+        wa, wb = _depthwise_of(fa), _depthwise_of(fb)
+        if wa is None or wb is None or wa.dtype != wb.dtype or wa.shape != wb.shape or wa.tobytes() != wb.tobytes():
+            return False
+        for key in ("bias", "stride", "padding", "dilation", "input_shape"):
+            x, y = getattr(a, key, None), getattr(b, key, None)
+            if (x is None) != (y is None):
+                return False
+            if x is not None:
+                xa, ya = np.asarray(x), np.asarray(y)
+                if (key == "bias" and xa.dtype != ya.dtype) or xa.shape != ya.shape or not np.array_equal(xa, ya):
+                    return False
+        return True
+    except (TypeError, ValueError):
+        return False
+
+
 def _export_sepconv2d(node: Node, ctx: NIRExportContext) -> Any:
     """A depthwise then a pointwise NIR Conv2d, as a small NIRGraph. The depthwise stage is written as a groups=1
     Conv2d whose (C, C, kh, kw) weight is zero off the diagonal: the same convolution by NIR's equations, and one
