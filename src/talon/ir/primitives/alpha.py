@@ -33,6 +33,7 @@ from talon.errors import PrimitiveError
 from talon.ir.nir_registry import refuse_nir_export
 from talon.ir.node import ANY_FLOAT, Node, Shape, array, primitive, real, string
 from talon.ir.primitives._shapes import check_broadcast, same_shapes
+from talon.ir.primitives._ranges import check_range
 
 ALPHA_RESET_MODES = ("subtract", "zero", "none")
 
@@ -69,8 +70,7 @@ class Alpha(Node):
 
     def check(self) -> None:
         for name in ("tau_exc", "tau_inh"):
-            if np.any(getattr(self, name) <= 0):
-                raise PrimitiveError(f"Alpha.{name} must be > 0 everywhere")
+            check_range("Alpha", name, getattr(self, name), "must be > 0 everywhere", low=0.0, low_open=True)
         tau_exc = np.asarray(self.tau_exc, np.float64)
         tau_inh = np.asarray(self.tau_inh, np.float64)
         if not np.all(np.isfinite(tau_inh)):

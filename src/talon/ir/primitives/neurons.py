@@ -33,6 +33,7 @@ from talon.errors import PrimitiveError
 from talon.ir.node import ANY_FLOAT, Node, Shape, array, boolean, primitive, real, string
 from talon.ir.nir_registry import refuse_nir_export
 from talon.ir.primitives._shapes import check_broadcast, same_shapes
+from talon.ir.primitives._ranges import check_range
 
 RESET_MODES = ("subtract", "zero", "zero_post", "none")
 
@@ -101,9 +102,7 @@ class _Neuron(Node):
 
     def _positive(self, *names: str) -> None:
         for name in names:
-            value = getattr(self, name)
-            if value is not None and np.any(value <= 0):
-                raise PrimitiveError(f"{self.type_name}.{name} must be > 0 everywhere")
+            check_range(self.type_name, name, getattr(self, name), "must be > 0 everywhere", low=0.0, low_open=True)
 
 
 @primitive
@@ -310,9 +309,7 @@ class ALIF(Node):
 
     def check(self) -> None:
         for name in DECAYS:
-            value = getattr(self, name)
-            if not np.all((value >= 0) & (value <= 1)):
-                raise PrimitiveError(f"ALIF.{name} must lie in [0, 1] (a fraction of decay per step), got {value.min()}..{value.max()}")
+            check_range("ALIF", name, getattr(self, name), "must lie in [0, 1] (a fraction of decay per step)", low=0.0, high=1.0)
 
     def infer_output_shapes(self, input_shapes: list[Shape]) -> list[Shape]:
         shape = same_shapes(self.type_name, input_shapes)

@@ -10,6 +10,7 @@ import numpy as np
 
 from talon.errors import PrimitiveError
 from talon.ir.node import Node, Shape, array, integer, ints, primitive, real
+from talon.ir.primitives._ranges import check_range
 
 
 class _BatchNorm(Node):
@@ -20,8 +21,7 @@ class _BatchNorm(Node):
         for name in ("weight", "bias", "running_mean", "running_var"):
             if getattr(self, name).shape != (n,):
                 raise PrimitiveError(f"{self.type_name}.{name} must have shape ({n},), got {getattr(self, name).shape}")
-        if np.any(self.running_var < 0):
-            raise PrimitiveError(f"{self.type_name}.running_var must be >= 0")
+        check_range(self.type_name, "running_var", self.running_var, "must be >= 0", low=0.0)
 
     def output_shape_for(self, shape: Shape) -> Shape:
         if len(shape) not in self.ranks or shape[0] != self.num_features:

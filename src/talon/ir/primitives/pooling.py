@@ -5,6 +5,7 @@ from __future__ import annotations
 from talon.errors import PrimitiveError
 from talon.ir.node import Node, Shape, boolean, ints, number, primitive, string
 from talon.ir.primitives._shapes import conv_out
+from talon.ir.primitives._ranges import check_range
 
 
 class _Pool2d(Node):
@@ -73,8 +74,11 @@ class Upsample(Node):
     align_corners: bool = boolean(False)
 
     def check(self) -> None:
-        if self.size is None and (self.scale_factor is None or self.scale_factor <= 0):
-            raise PrimitiveError(f"Upsample needs a positive scale_factor or a size, got scale_factor={self.scale_factor}")
+        if self.size is None and self.scale_factor is None:
+            raise PrimitiveError("Upsample needs a positive scale_factor or a size, got scale_factor=None")
+        if self.size is None:
+            check_range("Upsample", "scale_factor", self.scale_factor, "must be positive (Upsample needs a positive scale_factor or a size)",
+                        low=0.0, low_open=True)
         if self.size is not None and min(self.size) < 1:
             raise PrimitiveError(f"Upsample.size must be positive, got {self.size}")
 
