@@ -250,8 +250,7 @@ class Delay(Node):
     stateful = True
 
     def check(self) -> None:
-        if np.any(self.delay < 0) or np.any(self.delay > 1_000_000):
-            raise PrimitiveError("Delay.delay must be between 0 and 1,000,000 steps")
+        check_range("Delay", "delay", self.delay, "must be between 0 and 1,000,000 steps", low=0, high=1_000_000)
 
     def output_shape_for(self, shape: Shape) -> Shape:
         check_broadcast("Delay", "delay", self.delay, shape)
