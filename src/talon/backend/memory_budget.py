@@ -67,16 +67,19 @@ class RunFootprint:
 
     step_elements: int  # outputs of every node that is no view, held for a chunk
     state_elements: int  # state of every node, held across the run
+    widest_output: int  # the most output elements of one node
+    widest_state: int  # the most state elements of one node
     costs: Mapping[str, Any]  # the cost table it was summed from (named in the error)
 
     @classmethod
     def of(cls, costs: Mapping[str, Any]) -> "RunFootprint":
-        step = state = 0
+        step = state = wide_out = wide_state = 0
         for c in costs.values():
             if not c.view:
                 step += c.activation_elements
             state += c.state_elements
-        return cls(step, state, costs)
+            wide_out, wide_state = max(wide_out, c.activation_elements), max(wide_state, c.state_elements)
+        return cls(step, state, wide_out, wide_state, costs)
 
     def need(self, *, batch: int, chunk: int, n_steps: int, dtype_bytes: int, recorded: int = 0, traced: int = 0) -> int:
         """Bytes of a run of `n_steps` steps in chunks of `chunk`: `recorded` elements per sample and step
@@ -117,15 +120,11 @@ def check_run(
     rec = sum(costs[n].activation_elements for n in recorded if n in costs)
     tr = sum(costs[n].activation_elements for n in traced if n in costs)
     need = footprint.need(batch=batch, chunk=chunk, n_steps=n_steps, dtype_bytes=dtype_bytes, recorded=rec, traced=tr)
-    kept = [costs[n].activation_elements for n in (*recorded, *traced) if n in costs]
-    widest = batch * max(
-        max((max(c.activation_elements * chunk, c.state_elements) for c in costs.values()), default=0),
-        max(kept, default=0) * n_steps,
-    )
-    if widest > TORCH_MAX_ELEMENTS:
-        raise BackendError(f"{what} cannot run: {_largest_nodes(graph, costs, batch, dtype_bytes)} ask for tensors of "
-                           f"{widest:,} elements, more than torch can index ({TORCH_MAX_ELEMENTS:,}); check those nodes' "
-                           f"shapes (a file's Upsample scale or Input shape)")
+    widest = batch * max(footprint.widest_output * chunk, footprint.widest_state)  # the largest tensor of one chunk
+    if widest > TORCH_MAX_ELEMENTS or need // dtype_bytes > TORCH_MAX_ELEMENTS:
+        raise BackendError(f"{what} cannot run: {_largest_nodes(graph, costs, batch, dtype_bytes)}: the run asks for "
+                           f"{need // dtype_bytes:,} values (one tensor of {widest:,}), more than torch can index "
+                           f"({TORCH_MAX_ELEMENTS:,}); check those nodes' shapes (a file's Upsample scale or Input shape)")
     if need <= UNCHECKED_BYTES:
         return
     avail = available_bytes()
