@@ -186,3 +186,14 @@ def run_cli_inproc():
         return result.exit_code, result.stdout, result.stderr
 
     return run
+
+
+def test_a_billion_steps_of_a_small_model_are_refused_up_front(cpu, tmp_path, monkeypatch):
+    """`n_steps=10**9`: the outputs kept over all steps (2 values a step, 4 bytes each, joined from chunks:
+    held twice) need 16 GB; refused before the first step, not after hours."""
+    _fake_available(monkeypatch, tmp_path, GIB)
+    with pytest.raises(BackendError) as err:
+        cpu.simulate(build_mlp(), n_steps=10**9)
+    msg = str(err.value)
+    assert f"{2 * 10**9 * 4 / 1e9:.3g} GB of outputs kept over all steps" in msg
+    assert "fewer steps (now 1000000000)" in msg

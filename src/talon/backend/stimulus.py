@@ -16,6 +16,8 @@ Default stimulus (deterministic, documented): for the k-th Input node (graph ord
 x = torch.rand((1, *S), generator=torch.Generator().manual_seed(k)) in float32, i.e. uniform in [0, 1)
 with seed k, presented unchanged on every step (a static image shown for n_steps steps, batch 1).
 An Input that declares spikes (`Input.spikes`) gets that x rate-coded instead: RateEncoder(x, seed=k).
+A default stimulus that cannot fit the machine's memory (a file's Input shape can ask for terabytes) is
+refused before it is drawn (talon.backend.memory_budget).
 
 Spikes: `Stimulus.binary[name]` says whether input `name` is known to be spikes (every value 0 or 1):
 True for arrays and sequences whose values are all 0 or 1, some of them 1 (all zeros is no evidence of
