@@ -95,7 +95,7 @@ def test_huge_input_shape_default_stimulus_is_refused(cpu, tmp_path, monkeypatch
     with pytest.raises(BackendError) as err:
         cpu.simulate(g, n_steps=1)
     msg = str(err.value)
-    assert "Input 'x', shape (64, 100000, 100000)" in msg and "2.56 TB" in msg  # 64e10 values x 4 bytes
+    assert "Input #0 'x', shape (64, 100000, 100000)" in msg and "2.56 TB" in msg  # 64e10 values x 4 bytes
     assert "1.07 GB available" in msg
 
 
@@ -103,7 +103,7 @@ def test_input_beyond_torch_indexing_is_refused_even_without_a_memory_figure(cpu
     monkeypatch.setattr(memory_budget, "available_bytes", lambda: None)  # no /proc/meminfo, no psutil
     g = ir.Graph({"x": ir.Input(shape=(4, 2**31, 2**31)), "y": ir.Output()})
     g.chain("x", "y")
-    with pytest.raises(BackendError, match=r"Input 'x' \(shape \(4, 2147483648, 2147483648\)\).*more than torch can index"):
+    with pytest.raises(BackendError, match=r"Input #0 'x' \(shape \(4, 2147483648, 2147483648\)\).*more than torch can index"):
         cpu.simulate(g, n_steps=1)
 
 
@@ -197,3 +197,11 @@ def test_a_billion_steps_of_a_small_model_are_refused_up_front(cpu, tmp_path, mo
     msg = str(err.value)
     assert f"{2 * 10**9 * 4 / 1e9:.3g} GB of outputs kept over all steps" in msg
     assert "fewer steps (now 1000000000)" in msg
+
+
+def test_the_huge_one_of_two_inputs_is_named(cpu, tmp_path, monkeypatch):
+    g = ir.Graph({"a": ir.Input(shape=(3,)), "b": ir.Input(shape=(10**12,)), "cat": ir.Concat(), "y": ir.Output()},
+                 [("a", "cat"), ("b", "cat"), ("cat", "y")])
+    _fake_available(monkeypatch, tmp_path, GIB)
+    with pytest.raises(BackendError, match=r"Input #1 'b', shape \(1000000000000,\): 4 TB"):
+        cpu.simulate(g, n_steps=1)

@@ -198,20 +198,23 @@ def _halvings(chunk: int) -> list[int]:
 
 
 def check_default_stimulus(shapes: Mapping[str, tuple[int, ...]], dtype_bytes: int = 4) -> None:
-    """Raise BackendError when the default stimulus of the Inputs of `shapes` (one sample each) cannot be
-    allocated: more elements than torch can index, or more bytes than the machine has available."""
-    sizes = {n: math.prod(int(d) for d in s) for n, s in shapes.items()}
-    name = max(sizes, key=sizes.__getitem__, default=None)
-    if name is None:
+    """Raise BackendError when the default stimulus of the Inputs of `shapes` (one sample each; Input #k is
+    the k-th) cannot be allocated: more elements than torch can index, or more bytes than the machine has
+    available."""
+    sizes = [math.prod(int(d) for d in s) for s in shapes.values()]
+    if not sizes:
         return
-    if sizes[name] > TORCH_MAX_ELEMENTS:
-        raise BackendError(f"the default stimulus of Input {name!r} (shape {tuple(shapes[name])}) would hold {sizes[name]:,} values, "
-                           f"more than torch can index; check the Input's shape")
-    need = sum(sizes.values()) * dtype_bytes
+    k = max(range(len(sizes)), key=sizes.__getitem__)
+    name, shape = list(shapes)[k], tuple(list(shapes.values())[k])
+    which = f"Input #{k} {name!r}"
+    if sizes[k] > TORCH_MAX_ELEMENTS:
+        raise BackendError(f"the default stimulus of {which} (shape {shape}) would hold {sizes[k]:,} values, more than torch "
+                           f"can index; check the Input's shape")
+    need = sum(sizes) * dtype_bytes
     if need <= UNCHECKED_BYTES:
         return
     avail = available_bytes()
     if avail is not None and need > avail:
-        raise BackendError(f"the default stimulus needs {human_bytes(need)} (Input {name!r}, shape {tuple(shapes[name])}: "
-                           f"{human_bytes(sizes[name] * dtype_bytes)}) but this machine has {human_bytes(avail)} available; "
+        raise BackendError(f"the default stimulus needs {human_bytes(need)} ({which}, shape {shape}: "
+                           f"{human_bytes(sizes[k] * dtype_bytes)}) but this machine has {human_bytes(avail)} available; "
                            f"check the Input's shape, or run on a machine with more memory")
