@@ -28,6 +28,7 @@ def _fake_available(monkeypatch, tmp_path, nbytes: int) -> None:
     path = tmp_path / "meminfo"
     path.write_text(f"MemTotal:       65536000 kB\nMemFree:          100000 kB\nMemAvailable:   {nbytes // 1024:>10} kB\n")
     monkeypatch.setattr(memory_budget, "_MEMINFO", str(path))
+    monkeypatch.setattr(memory_budget, "_CGROUP_FILES", ())
 
 
 def _upsample_file(tmp_path, channels: int = 2, scale: int = 8192) -> str:
@@ -167,11 +168,27 @@ def test_small_runs_never_read_the_memory_figure_and_results_are_unchanged(cpu, 
 
 
 def test_meminfo_reading(tmp_path, monkeypatch):
+    monkeypatch.setattr(memory_budget, "_CGROUP_FILES", ())
     _fake_available(monkeypatch, tmp_path, 3 * GIB)
     assert memory_budget.available_bytes() == 3 * GIB
     monkeypatch.setattr(memory_budget, "_MEMINFO", str(tmp_path / "absent"))
     monkeypatch.setitem(sys.modules, "psutil", None)  # not installed
     assert memory_budget.available_bytes() is None
+
+
+@pytest.mark.parametrize("limit, usage, expected", [
+    ("2147483648\n", "536870912\n", 3 * GIB // 2),  # a container limited to 2 GiB, 512 MiB used
+    ("max\n", "536870912\n", 3 * GIB),  # cgroup v2 without a limit: the machine's figure
+    ("9223372036854771712\n", "536870912\n", 3 * GIB),  # cgroup v1's "no limit"
+    ("8589934592\n", "0\n", 3 * GIB),  # a limit above what the machine has available
+])
+def test_a_container_limit_caps_the_available_memory(tmp_path, monkeypatch, limit, usage, expected):
+    _fake_available(monkeypatch, tmp_path, 3 * GIB)
+    (tmp_path / "max").write_text(limit)
+    (tmp_path / "current").write_text(usage)
+    monkeypatch.setattr(memory_budget, "_CGROUP_FILES", ((str(tmp_path / "absent"), str(tmp_path / "absent")),
+                                                         (str(tmp_path / "max"), str(tmp_path / "current"))))
+    assert memory_budget.available_bytes() == expected
 
 
 @pytest.fixture

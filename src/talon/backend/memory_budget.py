@@ -14,7 +14,8 @@ The estimate of one run (`RunFootprint.need`), in bytes of `dtype_bytes` per val
   spikes and outputs are the chunk's own tensors, membranes extra; with several chunks the pieces are
   kept and joined at the end, which holds them twice.
 It is compared with the memory available (`available_bytes`: MemAvailable of /proc/meminfo, else
-psutil's, else unknown and only the fixed ceiling below applies). Runs whose estimate is at most
+psutil's, at most a container's memory cgroup limit less its usage; else unknown and only the fixed
+ceiling below applies). Runs whose estimate is at most
 `UNCHECKED_BYTES` are not checked (any machine running torch has that much; reading the memory figure
 would cost more than such a run's bookkeeping). Independent of the machine, a tensor of more elements
 than torch can index (2**63 - 1) is refused.
@@ -35,9 +36,32 @@ TORCH_MAX_ELEMENTS = 2**63 - 1
 _MEMINFO = "/proc/meminfo"
 
 
+#: (limit, usage) files of the container's memory cgroup: v2, then v1
+_CGROUP_FILES = (
+    ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+    ("/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.usage_in_bytes"),
+)
+
+
 def available_bytes() -> int | None:
     """The memory the machine can give now (bytes): MemAvailable of /proc/meminfo, else psutil's
-    `virtual_memory().available` if psutil is installed, else None (unknown)."""
+    `virtual_memory().available` if psutil is installed, else None (unknown); in a container whose memory
+    cgroup sets a limit, at most that limit less what the container uses (beyond it the OOM killer acts,
+    whatever the machine has free)."""
+    machine = _meminfo_available()
+    if machine is None:
+        try:
+            import psutil  # type: ignore[import-not-found]
+        except ImportError:
+            psutil = None
+        machine = int(psutil.virtual_memory().available) if psutil is not None else None
+    container = _cgroup_available()
+    if container is None:
+        return machine
+    return container if machine is None else min(machine, container)
+
+
+def _meminfo_available() -> int | None:
     try:
         with open(_MEMINFO, "rb") as f:
             for line in f:
@@ -45,11 +69,23 @@ def available_bytes() -> int | None:
                     return int(line.split()[1]) * 1024
     except (OSError, ValueError, IndexError):
         pass
-    try:
-        import psutil  # type: ignore[import-not-found]
-    except ImportError:
-        return None
-    return int(psutil.virtual_memory().available)
+    return None
+
+
+def _cgroup_available() -> int | None:
+    """The memory cgroup's limit less its usage, where a limit is set (None: no cgroup file, or no limit)."""
+    for limit_path, usage_path in _CGROUP_FILES:
+        try:
+            with open(limit_path, "rb") as f:
+                limit = f.read().strip()
+            with open(usage_path, "rb") as f:
+                usage = int(f.read().strip())
+        except (OSError, ValueError):
+            continue
+        if limit == b"max" or not limit.isdigit() or int(limit) >= 1 << 60:  # v1 writes "no limit" as ~2**63
+            return None
+        return max(0, int(limit) - usage)
+    return None
 
 
 def human_bytes(n: int | float) -> str:
