@@ -16,6 +16,8 @@ Default stimulus (deterministic, documented): for the k-th Input node (graph ord
 x = torch.rand((1, *S), generator=torch.Generator().manual_seed(k)) in float32, i.e. uniform in [0, 1)
 with seed k, presented unchanged on every step (a static image shown for n_steps steps, batch 1).
 An Input that declares spikes (`Input.spikes`) gets that x rate-coded instead: RateEncoder(x, seed=k).
+A default stimulus that cannot fit the machine's memory (a file's Input shape can ask for terabytes) is
+refused before it is drawn (talon.backend.memory_budget).
 
 Spikes: `Stimulus.binary[name]` says whether input `name` is known to be spikes (every value 0 or 1):
 True for arrays and sequences whose values are all 0 or 1, some of them 1 (all zeros is no evidence of
@@ -265,6 +267,9 @@ def make_stimulus(inputs: Any, input_shapes: dict[str, tuple[int, ...]], n_steps
         steps = default_steps if n_steps is None else n_steps
         _check_steps(steps)
         spiking = set(spike_inputs)
+        from talon.backend.memory_budget import check_default_stimulus
+
+        check_default_stimulus(input_shapes)  # before allocating: a file's Input shape can ask for terabytes
         defaults: dict[str, Callable[[int], Any]] = {}
         for i, (n, s) in enumerate(input_shapes.items()):
             x = default_stimulus(s, i)

@@ -27,6 +27,7 @@ from talon.backend.cpu.fixed_events import mark_spike_inputs
 from talon.backend.cpu.fixed_narrow import float32_inputs, narrow_float32, runtimes_by_name
 from talon.backend.cpu import fixed as fx
 from talon.backend.cpu import clip_watch, graph_memo
+from talon.backend import memory_budget
 from talon.backend.cpu.kept_calibration import check_kept_calibration_use, plan_from_calibration
 from talon.backend.cpu.counting import count_nonzero
 from talon.backend.cpu.exact_products import ExactSynaptic
@@ -185,6 +186,15 @@ def run_instrumented(
     check_spikes = set(check_spikes)
     record_spikes, record_membranes = set(record_spikes), set(record_membranes)
     run_graph = plan.graph if plan is not None else graph
+    costs = costs if costs is not None else graph_costs(graph)
+    T, B = stim.n_steps, stim.batch_size
+    chunk = _chunk_steps(graph, B, T, chunk_steps, costs)
+    # refused before anything is allocated when it cannot fit the machine (talon.backend.memory_budget)
+    memory_budget.check_run(
+        graph, memory_budget.footprint_for(costs), batch=B, chunk=chunk, n_steps=T, dtype_bytes=8 if plan is not None else 4,
+        recorded=(*graph.output_names, *record_spikes), traced=record_membranes, chunk_given=chunk_steps is not None,
+        what="the calibration run" if calibrate else ("the fixed-point simulation" if plan is not None else "the simulation"),
+    )
     spiking = [n for n, node in graph.nodes.items() if node.spiking]
     synaptic = list(spike_driven_layers(graph, costs) if count_events is None else count_events)
     neurons = [n for n, node in graph.nodes.items() if node.state_fields]
@@ -323,8 +333,6 @@ def run_instrumented(
         executor.kept_input_dtypes = dict.fromkeys(as32, torch.float32)
 
     in_fmts = [plan.format_of(n) for n in names] if plan is not None else None
-    T, B = stim.n_steps, stim.batch_size
-    chunk = _chunk_steps(graph, B, T, chunk_steps, costs)
     bar = _progress(T, progress)
     state = None
     # a fixed-point run says where it saturated (talon.backend.cpu.clip_watch)
