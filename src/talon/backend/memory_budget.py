@@ -130,19 +130,6 @@ class RunFootprint:
         return total * dtype_bytes
 
 
-_LAST: list = []  # [(cost table, its RunFootprint)]: the last one summed
-
-
-def footprint_for(costs: Mapping[str, Any]) -> RunFootprint:
-    """`RunFootprint.of(costs)`, summed once for the same cost table object (the simulator's is memoised
-    per graph by talon.backend.cpu.graph_memo, so a graph is summed once while it is unchanged)."""
-    if _LAST and _LAST[0][0] is costs:
-        return _LAST[0][1]
-    fp = RunFootprint.of(costs)
-    _LAST[:] = [(costs, fp)]
-    return fp
-
-
 def check_run(
     graph: Any, footprint: RunFootprint, *, batch: int, chunk: int, n_steps: int, dtype_bytes: int,
     recorded: Iterable[str] = (), traced: Iterable[str] = (), chunk_given: bool = False, what: str = "the simulation",

@@ -34,6 +34,12 @@ def message(parts: list[str]) -> str:
     return "fixed-point simulation saturated values its formats cannot hold (the hardware would clip them the same way): " + "; ".join(parts) + ". " + HOW
 
 
+def silent_top(bits: int) -> float:
+    """The largest value (integer units, before rounding half up) whose saturation the rule leaves unsaid:
+    just below 2^(b-1), which may round up to 2^(b-1) and lose one LSB."""
+    return math.nextafter(float(1 << (bits - 1)), -math.inf)
+
+
 def half_up_clip(x: Any, bits: int, frac: int) -> float | None:
     """The furthest value of the float array `x` that rounding half up to Q`bits`.`frac` saturates beyond
     the rule's one LSB (real units), or None when none does."""
@@ -42,7 +48,7 @@ def half_up_clip(x: Any, bits: int, frac: int) -> float | None:
         return None
     low, high = float(np.min(a)), float(np.max(a))
     top = (1 << (bits - 1))
-    hi_over = math.ldexp(high, frac) >= top
+    hi_over = math.ldexp(high, frac) > silent_top(bits)
     lo_over = math.floor(math.ldexp(low, frac) + 0.5) < -top
     if not (hi_over or lo_over):
         return None

@@ -32,6 +32,7 @@ import math
 
 from typing import Any, Callable
 
+from talon.backend.memory_budget import check_default_stimulus
 from talon.errors import BackendError
 
 DEFAULT_SEED = 0
@@ -267,8 +268,6 @@ def make_stimulus(inputs: Any, input_shapes: dict[str, tuple[int, ...]], n_steps
         steps = default_steps if n_steps is None else n_steps
         _check_steps(steps)
         spiking = set(spike_inputs)
-        from talon.backend.memory_budget import check_default_stimulus
-
         check_default_stimulus(input_shapes)  # before allocating: a file's Input shape can ask for terabytes
         defaults: dict[str, Callable[[int], Any]] = {}
         for i, (n, s) in enumerate(input_shapes.items()):

@@ -28,7 +28,7 @@ from typing import Any, Iterator
 import torch
 
 from talon.backend.cpu.fixed_format import Format
-from talon.backend.saturation_report import FixedPointSaturationWarning, describe, message
+from talon.backend.saturation_report import FixedPointSaturationWarning, describe, message, silent_top
 
 __all__ = ["FixedPointSaturationWarning", "ClipLog", "watching", "active", "fold", "note_pair", "note_input", "note_half_up",
            "note_ceil", "note_synaptic"]  # fmt: skip
@@ -173,7 +173,6 @@ def note_synaptic(plan: Any, acc: Any) -> None:
 
 
 def _BELOW_TOP(fmt: Format) -> float:  # noqa: N802
-    """The largest value (integer units, before rounding half up) the rule lets saturate silently: below
-    2^(b-1), which a calibrated range never reaches (section 5), a value may round up to 2^(b-1) and
-    saturate by one LSB; a value at or past 2^(b-1) lies beyond the calibrated range."""
-    return math.nextafter(float(fmt.hi + 1), -math.inf)
+    """The largest value (integer units, before rounding half up) the rule lets saturate silently
+    (talon.backend.saturation_report.silent_top: below 2^(b-1), which a calibrated range never reaches)."""
+    return silent_top(fmt.bits)

@@ -191,7 +191,7 @@ def run_instrumented(
     chunk = _chunk_steps(graph, B, T, chunk_steps, costs)
     # refused before anything is allocated when it cannot fit the machine (talon.backend.memory_budget)
     memory_budget.check_run(
-        graph, memory_budget.footprint_for(costs), batch=B, chunk=chunk, n_steps=T, dtype_bytes=8 if plan is not None else 4,
+        graph, memory_budget.RunFootprint.of(costs), batch=B, chunk=chunk, n_steps=T, dtype_bytes=8 if plan is not None else 4,
         recorded=(*graph.output_names, *record_spikes), traced=record_membranes, chunk_given=chunk_steps is not None,
         what="the calibration run" if calibrate else ("the fixed-point simulation" if plan is not None else "the simulation"),
     )
