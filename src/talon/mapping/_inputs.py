@@ -11,6 +11,7 @@ import numbers
 import os
 from typing import Any
 
+from talon._numbers import whole_number
 from talon.errors import MappingError
 from talon.ir import Graph, read
 from talon.mapping.hardware import HardwareSpec
@@ -56,11 +57,7 @@ def check_rate(value: Any, what: str) -> float:
 
 def check_index(value: Any, what: str) -> int:
     """A whole number (Python or numpy integer, or an integral float), else MappingError."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+    out = whole_number(value)
+    if out is None:
         raise MappingError(f"{what} must be an integer, got {value!r}")
-    if isinstance(value, numbers.Integral):
-        return int(value)
-    f = float(value)
-    if not (math.isfinite(f) and f.is_integer()):
-        raise MappingError(f"{what} must be an integer, got {value!r}")
-    return int(f)
+    return out

@@ -27,7 +27,6 @@ Heuristic ("auto", the default; docs/mapping.md has the details):
 from __future__ import annotations
 
 import numbers
-
 import time
 from collections import deque
 from dataclasses import dataclass

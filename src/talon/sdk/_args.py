@@ -6,10 +6,10 @@ never a bare TypeError from a comparison deep inside, nor a silently fractional 
 
 from __future__ import annotations
 
-import math
 import numbers
 from typing import Any, Iterable
 
+from talon._numbers import whole_number
 from talon.errors import TalonUsageError
 
 
@@ -25,10 +25,10 @@ def names(value: Iterable[str] | str, where: str) -> list[str]:
 
 def whole(value: Any, where: str, *, minimum: int = 0) -> int:
     """A whole number >= minimum (an integral float such as 4.0 is accepted, 2.5 is not)."""
-    ok = not isinstance(value, bool) and isinstance(value, numbers.Real) and math.isfinite(float(value)) and float(value).is_integer()
-    if not ok or int(value) < minimum:
+    out = whole_number(value)
+    if out is None or out < minimum:
         raise TalonUsageError(f"{where} must be a whole number >= {minimum}, got {value!r}")
-    return int(value)
+    return out
 
 
 def real(value: Any, where: str, *, minimum: float = 0.0) -> float:
