@@ -9,7 +9,7 @@ other libraries (expelliarmus' t/x/y/p, aedat's t/x/y/on) and refuses anything i
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 
@@ -124,3 +124,20 @@ def make_events(x: Any, y: Any, t: Any, p: Any) -> np.ndarray:
         tmp[name] = c
     return as_events(tmp)
 
+
+
+def rechunk(blocks: Iterable[np.ndarray], chunk_size: int) -> Iterator[np.ndarray]:
+    """The events of `blocks` (a file's packets, of any sizes) regrouped `chunk_size` at a time; the last
+    chunk holds what is left."""
+    pending: list[np.ndarray] = []
+    held = 0
+    for ev in blocks:
+        pending.append(ev)
+        held += len(ev)
+        while held >= chunk_size:
+            block = np.concatenate(pending)
+            yield block[:chunk_size]
+            rest = block[chunk_size:]
+            pending, held = ([rest] if len(rest) else []), len(rest)
+    if held:
+        yield np.concatenate(pending)
