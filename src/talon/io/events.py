@@ -74,6 +74,13 @@ def _check_finite_whole(v: np.ndarray, field: str, what: str) -> None:
         raise TalonError(f"{what}: {field} holds the fractional value {float(v[i]):g} at event {i}; coordinates are whole pixels")
 
 
+def event_fields(names: Any) -> tuple[str | None, list[str]]:
+    """The polarity field among the field `names` of a structured array ("p", or aedat's "on"; None when
+    neither), and which of x, y, t, p it lacks."""
+    pol = "p" if "p" in names else "on" if "on" in names else None
+    return pol, [f for f in ("x", "y", "t") if f not in names] + ([] if pol else ["p"])
+
+
 def as_events(array: Any, *, what: str = "events") -> np.ndarray:
     """`array` (any structured array with fields x, y, t and p or on) as an EVENT_DTYPE array.
 
@@ -83,8 +90,7 @@ def as_events(array: Any, *, what: str = "events") -> np.ndarray:
     names = arr.dtype.names
     if names is None:
         raise TalonError(f"{what}: expected a structured array with fields x, y, t, p (tonic's layout), got a plain {arr.dtype} array of shape {arr.shape}")
-    pol = "p" if "p" in names else "on" if "on" in names else None
-    missing = [f for f in ("x", "y", "t") if f not in names] + ([] if pol else ["p"])
+    pol, missing = event_fields(names)
     if missing:
         raise TalonError(f"{what}: the structured array has fields {list(names)}, missing {missing}; events need x, y, t and p (polarity)")
     arr = arr.reshape(-1)
