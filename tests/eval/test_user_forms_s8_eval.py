@@ -7,18 +7,11 @@ import numpy as np
 import torch
 from click.testing import CliRunner
 
+from atis_files import atis_bytes
 from eval_models import conv_snn, snntorch_counts
 from talon import ir
 from talon.cli import cli
 from talon.eval import evaluate
-
-
-def atis_bytes(events):
-    """N-MNIST's 40-bit ATIS events: x, y, polarity bit 7 + time bits 22..16, time bits 15..0."""
-    out = bytearray()
-    for x, y, t, p in events:
-        out += bytes([x, y, (p << 7) | (t >> 16) & 0x7F, (t >> 8) & 0xFF, t & 0xFF])
-    return bytes(out)
 
 
 def test_talon_eval_on_an_nmnist_folder_as_tonic_extracts_it(tmp_path):

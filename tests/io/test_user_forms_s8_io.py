@@ -7,6 +7,7 @@ readers the field uses (expelliarmus, tonic), never talon.io itself.
 import numpy as np
 import pytest
 
+from atis_files import atis_bytes
 from talon import io
 from talon.errors import TalonError
 
@@ -140,14 +141,6 @@ def test_evt21_is_refused_not_read_as_evt2(tmp_path, line):
 
 
 # --- N-MNIST / N-Caltech101 .bin (ATIS 40-bit events), against tonic's reader --------------------------------
-
-
-def atis_bytes(events):
-    """5 bytes per (x, y, t, p) as Orchard et al.'s data sets store them (y = 240: a timestamp overflow marker)."""
-    out = bytearray()
-    for x, y, t, p in events:
-        out += bytes([x, y, (p << 7) | (t >> 16) & 0x7F, (t >> 8) & 0xFF, t & 0xFF])
-    return bytes(out)
 
 
 def tonic_rows(path):

@@ -25,7 +25,7 @@ from typing import Iterator
 import numpy as np
 
 from talon.errors import TalonError
-from talon.io.events import EVENT_DTYPE, as_events
+from talon.io.events import EVENT_DTYPE, as_events, rechunk
 
 MAGIC = b"#!AER-DAT"
 _END = b"#!END-HEADER"
@@ -53,10 +53,11 @@ def header(path: str) -> tuple[str, list[str], int]:
     return (m.group(1) if m else "?"), lines, pos
 
 
-def check_version(path: str) -> None:
-    version, _, _ = header(path)
+def check_version(path: str) -> int:
+    """The byte offset of the first packet of an AEDAT 3.1 file; other versions are refused with the way forward."""
+    version, _, pos = header(path)
     if version == "3.1":
-        return
+        return pos
     if version.startswith("2."):
         raise TalonError(
             f"{path}: an AEDAT {version} file (jAER), whose event addresses are laid out per sensor; talon.io reads AEDAT 3.1 and AEDAT4: "
@@ -79,12 +80,13 @@ def sensor_size(path: str) -> tuple[int, int, int] | None:
 
 
 def iter_chunks(path: str, chunk_size: int) -> Iterator[np.ndarray]:
-    """The polarity events of `path`, at most `chunk_size` at a time (packet by packet)."""
-    check_version(path)
-    _, _, pos = header(path)
+    """The polarity events of `path`, at most `chunk_size` at a time."""
+    yield from rechunk(_packets(path, check_version(path)), chunk_size)
+
+
+def _packets(path: str, pos: int) -> Iterator[np.ndarray]:
+    """The polarity events of each packet from byte `pos` on, in file order."""
     end = os.path.getsize(path)
-    pending: list[np.ndarray] = []
-    held = 0
     with open(path, "rb") as fh:
         fh.seek(pos)
         while pos < end:
@@ -104,15 +106,7 @@ def iter_chunks(path: str, chunk_size: int) -> Iterator[np.ndarray]:
             if size != 8:
                 raise TalonError(f"{path}: a polarity packet at byte {pos - nbytes - _PACKET.itemsize} with {size}-byte events; AEDAT 3.1 "
                                  "polarity events are 8 bytes")
-            ev = as_events(_polarity(np.frombuffer(body, dtype=[("data", "<u4"), ("t", "<i4")]), int(h["overflow"])), what=path)
-            pending.append(ev)
-            held += len(ev)
-            while held >= chunk_size:
-                block = np.concatenate(pending)
-                yield block[:chunk_size]
-                pending, held = [block[chunk_size:]], len(block) - chunk_size
-    if held:
-        yield np.concatenate(pending)
+            yield as_events(_polarity(np.frombuffer(body, dtype=[("data", "<u4"), ("t", "<i4")]), int(h["overflow"])), what=path)
 
 
 def _polarity(raw: np.ndarray, overflow: int) -> np.ndarray:

@@ -13,7 +13,7 @@ import numpy as np
 
 from talon.errors import TalonError
 from talon.io._deps import require
-from talon.io.events import as_events
+from talon.io.events import as_events, rechunk
 
 
 def _decoder(path: str) -> Any:
@@ -46,24 +46,20 @@ def iter_chunks(path: str, chunk_size: int, stream: int | None = None) -> Iterat
     """Events of `stream` (default: the first event stream), about `chunk_size` at a time."""
     decoder = _decoder(path)
     sid, _ = _event_stream(decoder, path, stream)
-    pending: list[np.ndarray] = []
-    held = read = 0
+    yield from rechunk(_packets(decoder, sid, path), chunk_size)
+
+
+def _packets(decoder: Any, sid: int, path: str) -> Iterator[np.ndarray]:
+    """The events of each packet of stream `sid`, in file order."""
+    read = 0
     try:
         for packet in decoder:
             if packet["stream_id"] != sid or "events" not in packet:
                 continue
             ev = as_events(packet["events"], what=path)
-            pending.append(ev)
-            held += len(ev)
             read += len(ev)
-            while held >= chunk_size:
-                block = np.concatenate(pending)
-                yield block[:chunk_size]
-                rest = block[chunk_size:]
-                pending, held = ([rest] if len(rest) else []), len(rest)
+            yield ev
     except TalonError:
         raise
     except Exception as exc:  # noqa: BLE001 - a truncated or corrupt packet
         raise TalonError(f"{path}: damaged AEDAT4 data after {read} events ({exc}); the file is truncated or corrupt") from None
-    if held:
-        yield np.concatenate(pending)

@@ -19,6 +19,7 @@ from typing import Iterator
 import numpy as np
 
 from talon.errors import TalonError
+from talon.io._words import payload
 from talon.io.events import EVENT_DTYPE
 
 EVENT_BYTES = 5
@@ -51,7 +52,7 @@ def decode(raw: np.ndarray, overflows_before: int = 0) -> tuple[np.ndarray, int]
 def iter_chunks(path: str, chunk_size: int) -> Iterator[np.ndarray]:
     """The events of `path`, at most `chunk_size` at a time."""
     n = _check(path)
-    data = np.memmap(path, dtype=np.uint8, mode="r") if n else np.zeros(0, np.uint8)
+    data = payload(path, 0, np.uint8)
     overflows = 0
     for start in range(0, n, chunk_size):
         ev, overflows = decode(np.asarray(data[start * EVENT_BYTES : min(n, start + chunk_size) * EVENT_BYTES]), overflows)

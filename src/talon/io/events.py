@@ -9,7 +9,7 @@ other libraries (expelliarmus' t/x/y/p, aedat's t/x/y/on) and refuses anything i
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 
@@ -74,6 +74,13 @@ def _check_finite_whole(v: np.ndarray, field: str, what: str) -> None:
         raise TalonError(f"{what}: {field} holds the fractional value {float(v[i]):g} at event {i}; coordinates are whole pixels")
 
 
+def event_fields(names: Any) -> tuple[str | None, list[str]]:
+    """The polarity field among the field `names` of a structured array ("p", or aedat's "on"; None when
+    neither), and which of x, y, t, p it lacks."""
+    pol = "p" if "p" in names else "on" if "on" in names else None
+    return pol, [f for f in ("x", "y", "t") if f not in names] + ([] if pol else ["p"])
+
+
 def as_events(array: Any, *, what: str = "events") -> np.ndarray:
     """`array` (any structured array with fields x, y, t and p or on) as an EVENT_DTYPE array.
 
@@ -83,8 +90,7 @@ def as_events(array: Any, *, what: str = "events") -> np.ndarray:
     names = arr.dtype.names
     if names is None:
         raise TalonError(f"{what}: expected a structured array with fields x, y, t, p (tonic's layout), got a plain {arr.dtype} array of shape {arr.shape}")
-    pol = "p" if "p" in names else "on" if "on" in names else None
-    missing = [f for f in ("x", "y", "t") if f not in names] + ([] if pol else ["p"])
+    pol, missing = event_fields(names)
     if missing:
         raise TalonError(f"{what}: the structured array has fields {list(names)}, missing {missing}; events need x, y, t and p (polarity)")
     arr = arr.reshape(-1)
@@ -124,3 +130,20 @@ def make_events(x: Any, y: Any, t: Any, p: Any) -> np.ndarray:
         tmp[name] = c
     return as_events(tmp)
 
+
+
+def rechunk(blocks: Iterable[np.ndarray], chunk_size: int) -> Iterator[np.ndarray]:
+    """The events of `blocks` (a file's packets, of any sizes) regrouped `chunk_size` at a time; the last
+    chunk holds what is left."""
+    pending: list[np.ndarray] = []
+    held = 0
+    for ev in blocks:
+        pending.append(ev)
+        held += len(ev)
+        while held >= chunk_size:
+            block = np.concatenate(pending)
+            yield block[:chunk_size]
+            rest = block[chunk_size:]
+            pending, held = ([rest] if len(rest) else []), len(rest)
+    if held:
+        yield np.concatenate(pending)

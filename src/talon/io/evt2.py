@@ -16,12 +16,12 @@ wraps every 2^34 µs (4.8 hours): a TIME_HIGH that falls by half its range or mo
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Iterator
 
 import numpy as np
 
+from talon.io._words import iter_words, last_index
 from talon.io.events import EVENT_DTYPE
 
 _HIGH_BITS = 28
@@ -47,7 +47,7 @@ def decode(words: np.ndarray, state: State) -> np.ndarray:
     loops = state.loops + np.cumsum((prev >= 0) & (prev - hv >= _WRAP_DROP))
     high = np.full(w.size, -1, np.int64)
     high[is_th] = loops * _LOOP + (hv << 6)
-    last = np.maximum.accumulate(np.where(is_th, np.arange(w.size), -1)) if w.size else np.zeros(0, np.int64)
+    last = last_index(is_th)
     before = state.loops * _LOOP + (max(state.high_raw, 0) << 6)
     base = np.where(last >= 0, high[np.maximum(last, 0)], before)
     cd = np.flatnonzero(typ <= 0x1)
@@ -64,10 +64,4 @@ def decode(words: np.ndarray, state: State) -> np.ndarray:
 
 def iter_decode(path: str, offset: int, words_per_chunk: int) -> Iterator[np.ndarray]:
     """The events of the EVT2 payload of `path` from byte `offset`, `words_per_chunk` words at a time."""
-    size = os.path.getsize(path) - offset
-    data = np.memmap(path, dtype="<u4", mode="r", offset=offset) if size >= 4 else np.zeros(0, "<u4")
-    state = State()
-    for i in range(0, data.size, words_per_chunk):
-        ev = decode(np.asarray(data[i : i + words_per_chunk]), state)
-        if ev.size:
-            yield ev
+    return iter_words(path, offset, "<u4", words_per_chunk, decode, State())

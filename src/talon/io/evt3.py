@@ -29,6 +29,7 @@ from typing import Iterator
 import numpy as np
 
 from talon.errors import TalonError
+from talon.io._words import iter_words, last_index
 from talon.io.events import EVENT_DTYPE
 
 _LOOP = 1 << 24
@@ -52,11 +53,6 @@ class State:
     vect_p: int = 0
 
 
-def _last(mask: np.ndarray) -> np.ndarray:
-    """For every word, the index of the last word <= it where mask holds (-1: none)."""
-    return np.maximum.accumulate(np.where(mask, np.arange(mask.size), -1)) if mask.size else np.zeros(0, np.int64)
-
-
 def decode(words: np.ndarray, state: State) -> np.ndarray:
     """The CD events of `words` (uint16), in order; `state` is updated to the end of the words."""
     w = np.asarray(words, dtype=np.uint16).astype(np.int64)
@@ -71,7 +67,7 @@ def decode(words: np.ndarray, state: State) -> np.ndarray:
     full = np.zeros(n, np.int64)
     full[is_th] = (loops * _LOOP) + (hv << 12)
     lows = np.where(is_tl, val, 0)
-    th, tl = _last(is_th), _last(is_tl)
+    th, tl = last_index(is_th), last_index(is_tl)
     base = np.where(th >= 0, full[np.maximum(th, 0)], state.base)
     low = np.where(tl > th, lows[np.maximum(tl, 0)], np.where(th >= 0, 0, state.low))
     # A TIME_LOW below the previous one with no TIME_HIGH between them cannot happen in a camera's file
@@ -90,14 +86,14 @@ def decode(words: np.ndarray, state: State) -> np.ndarray:
     wraps = np.where(th >= 0, c - c[np.maximum(th, 0)], state.seg_wraps + c)
     t = base + low + (wraps << 12)
     is_y = typ == 0x0
-    ys = _last(is_y)
+    ys = last_index(is_y)
     y = np.where(ys >= 0, (val & 0x7FF)[np.maximum(ys, 0)], state.y)
     # vectors: base x from VECT_BASE_X, advanced by 12 / 8 by each VECT_12 / VECT_8
     is_vb = typ == 0x3
     inc = np.where(typ == 0x4, 12, np.where(typ == 0x5, 8, 0))
     cinc = np.cumsum(inc)
     before = cinc - inc
-    vb = _last(is_vb)
+    vb = last_index(is_vb)
     vbi = np.maximum(vb, 0)
     vx = np.where(vb >= 0, (val & 0x7FF)[vbi] + before - before[vbi], state.vect_x + before)
     vp = np.where(vb >= 0, (val >> 11)[vbi], state.vect_p)
@@ -132,18 +128,7 @@ def decode(words: np.ndarray, state: State) -> np.ndarray:
 
 def iter_decode(path: str, offset: int, words_per_chunk: int) -> Iterator[np.ndarray]:
     """The events of the EVT3 payload of `path` from byte `offset`, `words_per_chunk` words at a time."""
-    data = np.memmap(path, dtype="<u2", mode="r", offset=offset) if _payload_bytes(path, offset) else np.zeros(0, "<u2")
-    state = State()
-    for i in range(0, data.size, words_per_chunk):
-        ev = decode(np.asarray(data[i : i + words_per_chunk]), state)
-        if ev.size:
-            yield ev
-
-
-def _payload_bytes(path: str, offset: int) -> int:
-    import os
-
-    return os.path.getsize(path) - offset
+    return iter_words(path, offset, "<u2", words_per_chunk, decode, State())
 
 
 def encode(ev: np.ndarray, what: str) -> np.ndarray:

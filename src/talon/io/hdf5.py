@@ -29,7 +29,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from talon.errors import TalonError
-from talon.io.events import as_events, check_sensor_size
+from talon.io.events import as_events, check_sensor_size, event_fields
 
 FIELDS = ("x", "y", "t", "p")
 _INT64_MAX = int(np.iinfo(np.int64).max)
@@ -66,7 +66,7 @@ def _columns(f: Any, path: str) -> tuple[dict[str, Any], int]:
     group = f.get("events")
     if group is not None and not hasattr(group, "keys"):
         return _dataset_columns(group, path)
-    if group is None or not hasattr(group, "keys"):
+    if group is None:
         raise TalonError(f"{path}: an HDF5 file without an 'events' group (it holds {sorted(f.keys())}); talon.io reads /events/x, y, t, p (docs/io.md)")
     names = {k: k for k in FIELDS}
     if all(k + "s" in group for k in FIELDS) and not any(k in group for k in FIELDS):
@@ -89,8 +89,7 @@ def _dataset_columns(ds: Any, path: str) -> tuple[dict[str, Any], int]:
     a plain (N, 4) table states no column order (x, y, t, p? t, x, y, p?) and is refused."""
     names = getattr(ds.dtype, "names", None)
     if names:
-        pol = "p" if "p" in names else "on" if "on" in names else None
-        missing = [k for k in ("x", "y", "t") if k not in names] + ([] if pol else ["p"])
+        pol, missing = event_fields(names)
         if missing or len(ds.shape) != 1:
             raise TalonError(f"{path}: /events is a compound dataset of shape {ds.shape} with fields {list(names)}; events need a 1-D one with "
                              f"x, y, t and p{f' (missing {missing})' if missing else ''}")

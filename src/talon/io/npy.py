@@ -14,7 +14,7 @@ import numpy as np
 from talon.errors import TalonError
 from talon.io.events import as_events
 
-MAGIC = b"\x93NUMPY"
+MAGIC = np.lib.format.MAGIC_PREFIX  # numpy's own: b"\x93NUMPY"
 
 
 def _load(path: str) -> np.ndarray:

@@ -84,7 +84,8 @@ def sensor_size(lines: list[str]) -> tuple[int, int, int] | None:
     return None
 
 
-def _check(path: str, encoding: str) -> None:
+def _check(path: str, encoding: str) -> int:
+    """The byte offset where the payload starts, once the payload is checked whole."""
     # EVT2 / EVT3 are decoded here (any file name); DAT goes through expelliarmus, which wants *.dat
     if encoding == "dat" and os.path.splitext(path)[1].lower() != SUFFIX[encoding]:
         raise TalonError(
@@ -93,7 +94,7 @@ def _check(path: str, encoding: str) -> None:
     _, start = header(path)
     payload = os.path.getsize(path) - start - (2 if encoding == "dat" else 0)  # DAT: event type and size bytes
     if encoding == "dat" and payload == -2:  # a header and nothing else: a recording without events
-        return
+        return start
     if encoding == "dat" and payload >= 0:
         _check_dat_type(path, start)
     if payload < 0 or payload % WORD_BYTES[encoding]:
@@ -101,6 +102,7 @@ def _check(path: str, encoding: str) -> None:
             f"{path}: the {encoding.upper()} payload is {payload} bytes, not a whole number of {WORD_BYTES[encoding]}-byte words: "
             f"the file is truncated or not {encoding.upper()}; re-export it from the camera software"
         )
+    return start
 
 
 #: DAT event types holding CD events in 8 bytes: 0x00 (2D events: N-CARS, Gen1) and 0x0C (CD events, Metavision).
@@ -134,30 +136,30 @@ def _checked(arr: Any, path: str, encoding: str) -> np.ndarray:
 _DECODERS = {"evt2": evt2.iter_decode, "evt3": evt3.iter_decode}
 
 
-def _no_events(path: str) -> bool:
+def _no_events(path: str, start: int) -> bool:
     """A DAT file with a header and at most its event type and size bytes: expelliarmus returns None."""
-    return os.path.getsize(path) - header(path)[1] <= 2
+    return os.path.getsize(path) - start <= 2
 
 
 def read(path: str, encoding: str) -> np.ndarray:
-    _check(path, encoding)
+    start = _check(path, encoding)
     if encoding in _DECODERS:
-        chunks = list(_DECODERS[encoding](path, header(path)[1], 1 << 22))
+        chunks = list(_DECODERS[encoding](path, start, 1 << 22))
         return np.concatenate(chunks) if chunks else np.empty(0, EVENT_DTYPE)
-    if _no_events(path):
+    if _no_events(path, start):
         return np.empty(0, EVENT_DTYPE)
     return _checked(_wizard(path, encoding).read(path), path, encoding)
 
 
 def iter_chunks(path: str, encoding: str, chunk_size: int) -> Iterator[np.ndarray]:
     """Events `chunk_size` at a time."""
-    _check(path, encoding)
+    start = _check(path, encoding)
     if encoding in _DECODERS:  # an EVT3 vector word holds up to 12 events: chunks are cut to chunk_size events
-        for block in _DECODERS[encoding](path, header(path)[1], chunk_size):
+        for block in _DECODERS[encoding](path, start, chunk_size):
             for i in range(0, len(block), chunk_size):
                 yield block[i : i + chunk_size]
         return
-    if _no_events(path):
+    if _no_events(path, start):
         return
     wizard = _wizard(path, encoding, chunk_size)
     for chunk in wizard.read_chunk():
