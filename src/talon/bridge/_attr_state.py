@@ -33,12 +33,17 @@ def attributes(root: nn.Module) -> dict[int, set[str]]:
     return {id(m): set(vars(m)) for m in root.modules()}
 
 
+def _searched(value: Any, depth: int) -> bool:
+    """`value` is a container whose items are searched for proxies and saved for `restore`."""
+    return depth < _DEPTH and isinstance(value, (list, tuple, dict)) and len(value) <= _ITEMS
+
+
 def _proxies(value: Any, where: str, depth: int = 0) -> Iterator[tuple[str, fx.Proxy]]:
     """(`where` extended by the index or key, proxy) for every fx proxy in `value` and the containers it holds."""
     if isinstance(value, fx.Proxy):
         yield where, value
         return
-    if depth >= _DEPTH or not isinstance(value, (list, tuple, dict)) or len(value) > _ITEMS:
+    if not _searched(value, depth):
         return
     items = value.items() if isinstance(value, dict) else enumerate(value)
     for key, item in items:
@@ -74,7 +79,7 @@ def snapshot(m: nn.Module) -> dict[str, tuple]:
 
 
 def _snap(value: Any, depth: int = 0) -> tuple:
-    if depth >= _DEPTH or not isinstance(value, (list, tuple, dict)) or len(value) > _ITEMS:
+    if not _searched(value, depth):
         return value, None
     if isinstance(value, dict):
         return value, {k: _snap(v, depth + 1) for k, v in value.items()}
