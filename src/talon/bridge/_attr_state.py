@@ -105,7 +105,8 @@ def restore(m: nn.Module, saved: dict[str, tuple]) -> None:
     """Put back (or remove) the attributes of `m` that tracing left holding fx proxies, at any depth of their
     containers; `saved` is `snapshot(m)` taken before tracing."""
     for name, value in list(vars(m).items()):
-        if next(_proxies(value, name), None) is None and not (name in saved and _changed_inside(saved[name])):
+        # a proxy stored in the attribute, or into the container it held before (`self.states[0] = mem`)
+        if not _holds_proxy(value) and not (name in saved and _holds_proxy(saved[name][0])):
             continue
         if name in saved:
             m.__dict__[name] = _put_back(saved[name])
@@ -113,10 +114,8 @@ def restore(m: nn.Module, saved: dict[str, tuple]) -> None:
             del m.__dict__[name]
 
 
-def _changed_inside(saved: tuple) -> bool:
-    """A container saved before tracing now holds a proxy (mutated in place: `self.states[0] = mem`)."""
-    value, contents = saved
-    return contents is not None and next(_proxies(value, ""), None) is not None
+def _holds_proxy(value: Any) -> bool:
+    return next(_proxies(value, ""), None) is not None
 
 
 __all__ = ["attributes", "check", "restore", "snapshot"]
