@@ -33,12 +33,17 @@ def attributes(root: nn.Module) -> dict[int, set[str]]:
     return {id(m): set(vars(m)) for m in root.modules()}
 
 
+def _searched(value: Any, depth: int) -> bool:
+    """`value` is a container whose items are searched for proxies and saved for `restore`."""
+    return depth < _DEPTH and isinstance(value, (list, tuple, dict)) and len(value) <= _ITEMS
+
+
 def _proxies(value: Any, where: str, depth: int = 0) -> Iterator[tuple[str, fx.Proxy]]:
     """(`where` extended by the index or key, proxy) for every fx proxy in `value` and the containers it holds."""
     if isinstance(value, fx.Proxy):
         yield where, value
         return
-    if depth >= _DEPTH or not isinstance(value, (list, tuple, dict)) or len(value) > _ITEMS:
+    if not _searched(value, depth):
         return
     items = value.items() if isinstance(value, dict) else enumerate(value)
     for key, item in items:
@@ -74,7 +79,7 @@ def snapshot(m: nn.Module) -> dict[str, tuple]:
 
 
 def _snap(value: Any, depth: int = 0) -> tuple:
-    if depth >= _DEPTH or not isinstance(value, (list, tuple, dict)) or len(value) > _ITEMS:
+    if not _searched(value, depth):
         return value, None
     if isinstance(value, dict):
         return value, {k: _snap(v, depth + 1) for k, v in value.items()}
@@ -100,7 +105,8 @@ def restore(m: nn.Module, saved: dict[str, tuple]) -> None:
     """Put back (or remove) the attributes of `m` that tracing left holding fx proxies, at any depth of their
     containers; `saved` is `snapshot(m)` taken before tracing."""
     for name, value in list(vars(m).items()):
-        if next(_proxies(value, name), None) is None and not (name in saved and _changed_inside(saved[name])):
+        # a proxy stored in the attribute, or into the container it held before (`self.states[0] = mem`)
+        if not _holds_proxy(value) and not (name in saved and _holds_proxy(saved[name][0])):
             continue
         if name in saved:
             m.__dict__[name] = _put_back(saved[name])
@@ -108,10 +114,8 @@ def restore(m: nn.Module, saved: dict[str, tuple]) -> None:
             del m.__dict__[name]
 
 
-def _changed_inside(saved: tuple) -> bool:
-    """A container saved before tracing now holds a proxy (mutated in place: `self.states[0] = mem`)."""
-    value, contents = saved
-    return contents is not None and next(_proxies(value, ""), None) is not None
+def _holds_proxy(value: Any) -> bool:
+    return next(_proxies(value, ""), None) is not None
 
 
 __all__ = ["attributes", "check", "restore", "snapshot"]

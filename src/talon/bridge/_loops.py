@@ -30,7 +30,7 @@ import torch
 import torch.fx as fx
 import torch.nn as nn
 
-from talon.bridge._records import last_of, record_of, stacks
+from talon.bridge._records import IDENTITY_METHODS, last_of, record_of, stacks, swaps_time_and_batch
 from talon.bridge._results import is_namedtuple_of_result, namedtuple_items
 from talon.bridge._state_aliases import drop_state_copies
 from talon.bridge._source import index_expr, source_line
@@ -91,10 +91,6 @@ def _is_step_index(n: fx.Node, views: dict[fx.Node, bool], k: int) -> bool:
     return _step_dim(n, views, k) is not None
 
 
-#: Tensor methods that leave a float32 input as it is (checked on the traced values).
-_IDENTITY_METHODS = {"detach", "clone", "contiguous", "float", "to", "cpu", "type", "type_as"}
-
-
 def _input_views(nodes: list[fx.Node], values: dict[fx.Node, Any]) -> dict[fx.Node, bool]:
     """The model input and the views of it that forward indexes per step: identity conversions (`x.float()`,
     `x.to(device)`) keep its layout; `x.transpose(0, 1)`, `x.permute(1, 0, ...)`, `x.swapaxes(0, 1)` swap time
@@ -112,23 +108,11 @@ def _input_views(nodes: list[fx.Node], values: dict[fx.Node, Any]) -> dict[fx.No
             continue
         name = n.target if n.op == "call_method" else getattr(n.target, "__name__", "")
         same = value.shape == before.shape and value.dtype == before.dtype and value.device == before.device
-        if name in _IDENTITY_METHODS and same:
+        if name in IDENTITY_METHODS and same:
             views[n] = views[src]
-        elif name in ("transpose", "swapaxes", "swapdims") and _swaps_time_and_batch(n, value.dim()):
+        elif swaps_time_and_batch(n, values) is src:
             views[n] = not views[src]
-        elif name == "permute":
-            dims = n.args[1] if len(n.args) == 2 and isinstance(n.args[1], (tuple, list)) else n.args[1:]
-            dims = dims or n.kwargs.get("dims", ())  # x.permute(dims=(1, 0, 2))
-            if [d % value.dim() if type(d) is int else d for d in dims] == [1, 0, *range(2, value.dim())]:
-                views[n] = not views[src]
     return views
-
-
-def _swaps_time_and_batch(n: fx.Node, ndim: int) -> bool:
-    """`x.transpose(0, 1)`, `x.swapaxes(1, 0)`, `x.transpose(-3, -2)` of a 3-D x, `dim0=`/`dim1=` by name."""
-    dims = [n.args[i] if len(n.args) > i else n.kwargs.get(k, n.kwargs.get(a)) for i, k, a in ((1, "dim0", "axis0"),
-                                                                                                (2, "dim1", "axis1"))]
-    return all(type(d) is int for d in dims) and sorted(d % ndim for d in dims) == [0, 1]
 
 
 def _at(n: fx.Node) -> str:
@@ -282,7 +266,7 @@ class _Loop:
                 src = n.args[0] if n.args else None
                 # zeros_like(cur), or a conversion of a constant start (`self.lif.init_leaky().to(x.device)`)
                 made = n.target in _ZERO_MAKERS or (
-                    n.op == "call_method" and n.target in _IDENTITY_METHODS and isinstance(src, fx.Node)
+                    n.op == "call_method" and n.target in IDENTITY_METHODS and isinstance(src, fx.Node)
                     and (src.op == "get_attr" or src in lazy_sources))
                 if not made or bool(torch.any(value != 0)):
                     continue

@@ -104,8 +104,10 @@ def _stacked(n: fx.Node, values: dict) -> Record | None:
     return None
 
 
-def _swaps_time_and_batch(n: fx.Node, values: dict) -> fx.Node | None:
-    """The tensor `n` transposes dims 0 and 1 of (and nothing else), or None."""
+def swaps_time_and_batch(n: fx.Node, values: dict) -> fx.Node | None:
+    """The tensor `n` transposes dims 0 and 1 of (and nothing else), or None: `x.transpose(0, 1)`,
+    `x.swapaxes(1, 0)`, `x.transpose(-3, -2)` of a 3-D x, `dim0=`/`dim1=` by name, `x.permute(1, 0, 2)`,
+    `x.permute(dims=(1, 0, 2))`, and the torch functions of the same names."""
     if n.op not in ("call_method", "call_function") or not n.args or not isinstance(n.args[0], fx.Node):
         return None
     name, ndim = _name(n), _ndim(values, n)
@@ -121,7 +123,8 @@ def _swaps_time_and_batch(n: fx.Node, values: dict) -> fx.Node | None:
     return None
 
 
-_IDENTITY_METHODS = {"detach", "clone", "contiguous", "cpu", "float", "to", "type", "type_as"}
+#: Tensor methods that leave a float32 tensor as it is (checked on the traced values); also read by talon.bridge._loops.
+IDENTITY_METHODS = {"detach", "clone", "contiguous", "float", "to", "cpu", "type", "type_as"}
 _IDENTITY_FUNCTIONS = {torch.detach, torch.clone}
 
 
@@ -129,7 +132,7 @@ def _unchanged(n: fx.Node, values: dict) -> fx.Node | None:
     """The tensor `n` copies without changing a value, dtype, device or shape (`rec.detach().cpu()`), or None."""
     if not n.args or not isinstance(n.args[0], fx.Node):
         return None
-    if not ((n.op == "call_method" and n.target in _IDENTITY_METHODS)
+    if not ((n.op == "call_method" and n.target in IDENTITY_METHODS)
             or (n.op == "call_function" and n.target in _IDENTITY_FUNCTIONS)):
         return None
     after, before = values.get(n), values.get(n.args[0])
@@ -147,7 +150,7 @@ def record_of(result: Any, values: dict) -> Record | None:
     if copied is not None:  # torch.stack(rec).detach().cpu(): the record itself
         record = record_of(copied, values)
         return None if record is None else Record(record.items, record.dim, result, record.wrappers)
-    inner = _swaps_time_and_batch(result, values)
+    inner = swaps_time_and_batch(result, values)
     if inner is not None:
         record = record_of(inner, values)
         if record is None or record.dim not in (0, 1):

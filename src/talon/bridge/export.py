@@ -213,13 +213,11 @@ class _SampleProxy(_Proxy):
 
 
 class _Tracer(fx.Tracer):
-    def __init__(self, converters: _Converters, snn_bridge: Any, sample_shape: torch.Size | None = None,
-                 sample_meta: tuple[Any, Any] = (None, None)) -> None:
+    def __init__(self, converters: _Converters, snn_bridge: Any, sample: torch.Tensor | None = None) -> None:
         super().__init__()
         self.converters = converters
         self.snn_bridge = snn_bridge
-        self.sample_shape = sample_shape
-        self.sample_meta = sample_meta  # the sample's (device, dtype)
+        self.sample = sample  # the first input's proxy is sized like it (_SampleProxy)
         self._first_placeholder = True
         #: The path of the innermost module whose forward was being traced when tracing failed.
         self.failed_path: str | None = None
@@ -247,9 +245,9 @@ class _Tracer(fx.Tracer):
             raise
 
     def proxy(self, node: fx.Node) -> fx.Proxy:
-        if node.op == "placeholder" and self._first_placeholder and self.sample_shape is not None:
+        if node.op == "placeholder" and self._first_placeholder and self.sample is not None:
             self._first_placeholder = False
-            return _SampleProxy(node, self, self.sample_shape, *self.sample_meta)
+            return _SampleProxy(node, self, self.sample.shape, self.sample.device, self.sample.dtype)
         return _Proxy(node, self)
 
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
@@ -1153,7 +1151,7 @@ def _export(module: nn.Module, sample: torch.Tensor, custom_map: Mapping[Any, Co
     snn_bridge = _snn_bridge()
     training = _training_layers(module)
     with _preserved(module):
-        tracer = _Tracer(converters, snn_bridge, sample.shape, (sample.device, sample.dtype))
+        tracer = _Tracer(converters, snn_bridge, sample)
         # A model that is itself one layer is traced as a call of that layer (named after its type).
         root = _Root(type(module).__name__.lower(), module) if tracer.is_leaf_module(module, "") else module
         is_neuron = snn_bridge.is_neuron if snn_bridge is not None else (lambda m: False)
@@ -1167,8 +1165,7 @@ def _export(module: nn.Module, sample: torch.Tensor, custom_map: Mapping[Any, Co
             raise UnsupportedModuleError(_trace_error(module, root, tracer, exc, api)) from exc
         _attr_state.check(root, before, is_neuron, api)
         if snn_bridge is not None:
-            _state_args.check(root, _Tracer(converters, snn_bridge, sample.shape, (sample.device, sample.dtype)),
-                              _concrete_args(root, api), is_neuron,
+            _state_args.check(root, _Tracer(converters, snn_bridge, sample), _concrete_args(root, api), is_neuron,
                               snn_bridge.state_index, api)
         gm = fx.GraphModule(tracer.root, fx_graph)
         for n in fx_graph.nodes:  # a layer nothing converts: say so before running anything
